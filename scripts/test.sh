@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what is needed, builds, and runs every test: unit and integration tests on the
+# release build, the same again under ASan+UBSan, and the request-parser fuzzer for a bounded time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FUZZ_SECONDS=${FUZZ_SECONDS:-120}
+PY=/usr/bin/python3
+
+scripts/install-deps.sh
+
+echo "== release build"
+scripts/build.sh release
+echo "== unit tests (release)"
+ctest --test-dir build --output-on-failure -j2
+echo "== integration tests (release)"
+PORTICO_BIN="$PWD/build/portico" $PY -m pytest -q -p no:cacheprovider tests/integration
+
+echo "== ASan+UBSan build"
+scripts/build.sh asan
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+echo "== unit tests (ASan+UBSan)"
+ctest --test-dir build-asan --output-on-failure -j2
+echo "== integration tests (ASan+UBSan)"
+PORTICO_BIN="$PWD/build-asan/portico" PORTICO_SANITIZED=1 $PY -m pytest -q -p no:cacheprovider tests/integration
+unset ASAN_OPTIONS UBSAN_OPTIONS
+
+echo "== fuzzing the request parser for ${FUZZ_SECONDS}s"
+scripts/build.sh fuzz
+mkdir -p build-fuzz/corpus
+build-fuzz/tests/fuzz/parser_fuzz -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
+  -print_final_stats=1 build-fuzz/corpus tests/fuzz/corpus/parser 2>&1 | tail -n 15
+echo "== all tests passed"

@@ -1,0 +1,862 @@
+#include "config/cli.h"
+
+#include <arpa/inet.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <limits>
+#include <optional>
+#include <string_view>
+
+#include "config/version.h"
+
+namespace portico::config {
+namespace {
+
+// gunicorn's caps (gunicorn/http/message.py): a request line limit of 0 means "unlimited" and
+// values of 8190 or more are clamped to 8190; a field count of 0 or above 32768 means 32768.
+constexpr int64_t kMaxRequestLine = 8190;
+constexpr int64_t kMaxRequestFields = 32768;
+// What "unlimited" (0) becomes for line and field sizes: the parser still needs a bound.
+constexpr size_t kUnlimitedHeaderSize = 1024 * 1024;
+constexpr std::string_view kDefaultPort = "8000";
+
+enum class OptionId {
+  kHelp,
+  kVersion,
+  kBind,
+  kBacklog,
+  kTimeout,
+  kKeepAlive,
+  kLimitRequestLine,
+  kLimitRequestFields,
+  kLimitRequestFieldSize,
+  kAccessLogFile,
+  kAccessLogFormat,
+  kErrorLogFile,
+  kLogLevel,
+  kPid,
+  kChdir,
+  kStatic,
+  kLimitRequestBody,
+  kHeaderTimeout,
+  kBodyTimeout,
+  kSendTimeout,
+  kNoServerHeader,
+  kUnsupported,  // a gunicorn option portico rejects rather than silently ignores
+};
+
+// One command-line option: its spellings, whether it takes a value, and its help line.
+struct OptionSpec {
+  OptionId id;
+  char shortName;               // 0 if none
+  std::string_view longName;
+  std::string_view aliasName;   // a second long spelling, or empty
+  std::string_view meta;        // value placeholder; empty for flags without a value
+  std::string_view help;        // one line for --help
+  std::string_view defaultText; // shown as [default]; empty: not shown
+  bool portico = false;         // a portico extension (listed in its own help section)
+};
+
+constexpr OptionSpec kOptions[] = {
+    {OptionId::kHelp, 'h', "--help", "", "", "Show this help message and exit.", ""},
+    {OptionId::kVersion, 'v', "--version", "", "", "Show the program's version number and exit.",
+     ""},
+    {OptionId::kBind, 'b', "--bind", "", "ADDRESS",
+     "The socket to bind: HOST, HOST:PORT, [IPV6]:PORT or unix:PATH; repeatable.",
+     "127.0.0.1:8000"},
+    {OptionId::kBacklog, 0, "--backlog", "", "INT", "The maximum number of pending connections.",
+     "2048"},
+    {OptionId::kTimeout, 't', "--timeout", "", "INT",
+     "Workers silent for more than this many seconds are killed and restarted; 0 disables.", "30"},
+    {OptionId::kKeepAlive, 0, "--keep-alive", "", "INT",
+     "The number of seconds to wait for requests on a Keep-Alive connection.", "2"},
+    {OptionId::kLimitRequestLine, 0, "--limit-request-line", "", "INT",
+     "The maximum size of HTTP request line in bytes (0 = unlimited, max 8190).", "4094"},
+    {OptionId::kLimitRequestFields, 0, "--limit-request-fields", "", "INT",
+     "Limit the number of HTTP headers fields in a request (max 32768).", "100"},
+    {OptionId::kLimitRequestFieldSize, 0, "--limit-request-field_size",
+     "--limit-request-field-size", "INT",
+     "Limit the allowed size of an HTTP request header field (0 = unlimited).", "8190"},
+    {OptionId::kAccessLogFile, 0, "--access-logfile", "", "FILE",
+     "The Access log file to write to ('-' means stdout).", "None"},
+    {OptionId::kAccessLogFormat, 0, "--access-logformat", "", "STRING",
+     "The access log format, with gunicorn %(h)s atoms.", "nginx combined"},
+    {OptionId::kErrorLogFile, 0, "--error-logfile", "--log-file", "FILE",
+     "The Error log file to write to ('-' means stderr).", "-"},
+    {OptionId::kLogLevel, 0, "--log-level", "", "LEVEL",
+     "The granularity of Error log outputs: debug, info, warning, error, critical.", "info"},
+    {OptionId::kPid, 'p', "--pid", "", "FILE", "A filename to use for the PID file.", "None"},
+    {OptionId::kChdir, 0, "--chdir", "", "CHDIR",
+     "Change directory to specified directory before serving.", "."},
+    {OptionId::kStatic, 0, "--static", "", "PREFIX=DIR",
+     "Serve URLs under PREFIX from DIR, like nginx `location PREFIX { alias DIR/; }`; "
+     "repeatable.",
+     "", true},
+    {OptionId::kLimitRequestBody, 0, "--limit-request-body", "", "SIZE",
+     "Largest request body accepted, like nginx client_max_body_size (k/m/g suffixes; "
+     "0 = unlimited).",
+     "1m", true},
+    {OptionId::kHeaderTimeout, 0, "--header-timeout", "", "SECONDS",
+     "Time allowed to receive a request head (nginx client_header_timeout).", "60", true},
+    {OptionId::kBodyTimeout, 0, "--body-timeout", "", "SECONDS",
+     "Time allowed between two reads of a request body (nginx client_body_timeout).", "60",
+     true},
+    {OptionId::kSendTimeout, 0, "--send-timeout", "", "SECONDS",
+     "Time allowed between two writes of a response (nginx send_timeout).", "60", true},
+    {OptionId::kNoServerHeader, 0, "--no-server-header", "", "",
+     "Do not send the `Server: portico` response header.", "", true},
+
+    // gunicorn options that are recognised (so nothing is silently ignored) but not implemented.
+    {OptionId::kUnsupported, 'c', "--config", "", "", "", ""},
+    {OptionId::kUnsupported, 'w', "--workers", "", "", "", ""},
+    {OptionId::kUnsupported, 'k', "--worker-class", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--threads", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--worker-connections", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--max-requests", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--max-requests-jitter", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--graceful-timeout", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--reload", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--reload-engine", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--reload-extra-file", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--spew", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--check-config", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--print-config", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--preload", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--no-sendfile", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--reuse-port", "", "", "", ""},
+    {OptionId::kUnsupported, 'D', "--daemon", "", "", "", ""},
+    {OptionId::kUnsupported, 'e', "--env", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--worker-tmp-dir", "", "", "", ""},
+    {OptionId::kUnsupported, 'u', "--user", "", "", "", ""},
+    {OptionId::kUnsupported, 'g', "--group", "", "", "", ""},
+    {OptionId::kUnsupported, 'm', "--umask", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--initgroups", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--forwarded-allow-ips", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--forwarder-headers", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--header-map", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--disable-redirect-access-to-syslog", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--capture-output", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--logger-class", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--log-config", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--log-config-json", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--log-syslog-to", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--log-syslog", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--log-syslog-prefix", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--log-syslog-facility", "", "", "", ""},
+    {OptionId::kUnsupported, 'R', "--enable-stdio-inheritance", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--statsd-host", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--dogstatsd-tags", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--statsd-prefix", "", "", "", ""},
+    {OptionId::kUnsupported, 'n', "--name", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--pythonpath", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--paste", "--paster", "", "", ""},
+    {OptionId::kUnsupported, 0, "--paste-global", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--proxy-protocol", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--proxy-allow-from", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--keyfile", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--certfile", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--ssl-version", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--cert-reqs", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--ca-certs", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--suppress-ragged-eofs", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--do-handshake-on-connect", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--ciphers", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--strip-header-spaces", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--permit-unconventional-http-method", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--permit-unconventional-http-version", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--permit-obsolete-folding", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--casefold-http-method", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--tolerate-dangerous-framing", "", "", "", ""},
+};
+
+bool takesValue(const OptionSpec& spec) { return !spec.meta.empty(); }
+
+// argparse names an option by all its spellings: "-b/--bind", "--error-logfile/--log-file".
+std::string displayName(const OptionSpec& spec) {
+  std::string name;
+  if (spec.shortName != 0) {
+    name += '-';
+    name += spec.shortName;
+    name += '/';
+  }
+  name += spec.longName;
+  if (!spec.aliasName.empty()) {
+    name += '/';
+    name += spec.aliasName;
+  }
+  return name;
+}
+
+// Python's repr() of a str, near enough: single quotes, control bytes escaped so the
+// message stays on one line.
+std::string quoted(std::string_view value) {
+  std::string out = "'";
+  for (unsigned char c : value) {
+    if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else if (c == '\'' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  out += '\'';
+  return out;
+}
+
+// Python's str.strip(): gunicorn strips every string setting.
+std::string_view strip(std::string_view s) {
+  constexpr std::string_view kSpace = " \t\n\r\f\v";
+  size_t begin = s.find_first_not_of(kSpace);
+  if (begin == std::string_view::npos) return {};
+  size_t end = s.find_last_not_of(kSpace);
+  return s.substr(begin, end - begin + 1);
+}
+
+bool isDigit(char c) { return c >= '0' && c <= '9'; }
+
+// Python's int(text): optional surrounding whitespace and sign, decimal digits with single
+// underscores between them.
+bool parsePythonInt(std::string_view text, int64_t& out) {
+  std::string_view s = strip(text);
+  bool negative = false;
+  if (!s.empty() && (s[0] == '+' || s[0] == '-')) {
+    negative = s[0] == '-';
+    s.remove_prefix(1);
+  }
+  if (s.empty() || !isDigit(s.front()) || !isDigit(s.back())) return false;
+  int64_t value = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (c == '_') {
+      if (!isDigit(s[i + 1])) return false;  // s.back() is a digit, so i + 1 is in range
+      continue;
+    }
+    if (!isDigit(c)) return false;
+    if (value > (std::numeric_limits<int64_t>::max() - (c - '0')) / 10) return false;
+    value = value * 10 + (c - '0');
+  }
+  out = negative ? -value : value;
+  return true;
+}
+
+// Seconds as a decimal number, optionally with an nginx time unit (ms, s, m, h, d).
+bool parseSeconds(std::string_view text, double& out) {
+  std::string_view s = strip(text);
+  if (s.empty() || s[0] == '-' || s[0] == '+') return false;
+  double value = 0;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+  if (ec != std::errc() || !std::isfinite(value)) return false;
+  std::string_view unit(ptr, static_cast<size_t>(s.data() + s.size() - ptr));
+  double scale = 1;
+  if (unit.empty() || unit == "s") {
+    scale = 1;
+  } else if (unit == "ms") {
+    scale = 0.001;
+  } else if (unit == "m") {
+    scale = 60;
+  } else if (unit == "h") {
+    scale = 3600;
+  } else if (unit == "d") {
+    scale = 86400;
+  } else {
+    return false;
+  }
+  out = value * scale;
+  return std::isfinite(out);
+}
+
+// nginx's size syntax (ngx_parse_offset): digits with an optional k/K, m/M or g/G suffix.
+bool parseSize(std::string_view text, uint64_t& out) {
+  std::string_view s = strip(text);
+  uint64_t scale = 1;
+  if (!s.empty()) {
+    switch (s.back()) {
+      case 'k': case 'K': scale = uint64_t{1} << 10; break;
+      case 'm': case 'M': scale = uint64_t{1} << 20; break;
+      case 'g': case 'G': scale = uint64_t{1} << 30; break;
+      default: break;
+    }
+    if (scale != 1) s.remove_suffix(1);
+  }
+  if (s.empty()) return false;
+  uint64_t value = 0;
+  for (char c : s) {
+    if (!isDigit(c)) return false;
+    if (value > (std::numeric_limits<uint64_t>::max() - (c - '0')) / 10) return false;
+    value = value * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (value > std::numeric_limits<uint64_t>::max() / scale) return false;
+  out = value * scale;
+  return true;
+}
+
+bool validHostChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || isDigit(c) || c == '.' || c == '-' ||
+         c == '_';
+}
+
+// gunicorn's util.parse_address, stricter: returns an error detail, or nullopt on success.
+std::optional<std::string> parseBind(std::string_view raw, BindAddress& out) {
+  std::string_view spec = strip(raw);
+  out = BindAddress{};
+  out.spec = std::string(spec);
+  auto invalid = [&](std::string_view why) {
+    return "invalid address " + quoted(spec) + ": " + std::string(why);
+  };
+
+  if (spec.starts_with("unix:")) {
+    std::string_view path = spec.substr(5);
+    if (path.starts_with("//")) path.remove_prefix(2);  // gunicorn accepts unix://PATH too
+    if (path.empty()) return invalid("the unix socket path is empty");
+    if (path.size() >= sizeof(sockaddr_un::sun_path)) {
+      return invalid("the unix socket path is longer than " +
+                     std::to_string(sizeof(sockaddr_un::sun_path) - 1) + " bytes");
+    }
+    out.kind = BindAddress::Kind::kUnix;
+    out.path = std::string(path);
+    return std::nullopt;
+  }
+  if (spec.starts_with("fd://")) {
+    return invalid("binding to an inherited file descriptor (fd://) is not supported");
+  }
+  std::string_view rest = spec;
+  if (rest.starts_with("tcp://")) rest.remove_prefix(6);
+
+  std::string_view host;
+  std::string_view port = kDefaultPort;
+  if (rest.empty()) {
+    host = "0.0.0.0";  // gunicorn: an empty address means every IPv4 interface
+  } else if (rest.front() == '[') {
+    size_t close = rest.find(']');
+    if (close == std::string_view::npos) return invalid("missing ']'");
+    host = rest.substr(1, close - 1);
+    std::string_view after = rest.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') return invalid("expected ':PORT' after ']'");
+      port = after.substr(1);
+    }
+    std::string literal(host.substr(0, host.find('%')));  // allow a zone: [fe80::1%eth0]
+    in6_addr addr{};
+    if (literal.empty() || inet_pton(AF_INET6, literal.c_str(), &addr) != 1) {
+      return invalid("not an IPv6 address between '[' and ']'");
+    }
+  } else {
+    size_t colon = rest.find(':');
+    if (colon != std::string_view::npos) {
+      if (rest.find(':', colon + 1) != std::string_view::npos) {
+        return invalid("write IPv6 addresses in brackets, e.g. [::1]:8000");
+      }
+      host = rest.substr(0, colon);  // may be empty: ":8000" is every interface, as gunicorn
+      port = rest.substr(colon + 1);
+    } else {
+      host = rest;
+    }
+    for (char c : host) {
+      if (!validHostChar(c)) return invalid("the host may hold only letters, digits, '.', '-', '_'");
+    }
+  }
+  int64_t portNumber = -1;
+  if (!parsePythonInt(port, portNumber) || portNumber < 0 || portNumber > 65535) {
+    return invalid("the port must be a number from 0 to 65535");
+  }
+  out.kind = BindAddress::Kind::kTcp;
+  out.host.reserve(host.size());
+  for (char c : host) out.host += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  out.port = static_cast<uint16_t>(portNumber);
+  return std::nullopt;
+}
+
+// argparse's test for a value that looks like an option and so cannot be one's argument.
+bool looksLikeNegativeNumber(std::string_view s) {
+  if (s.size() < 2 || s[0] != '-') return false;
+  s.remove_prefix(1);
+  size_t dot = s.find('.');
+  std::string_view intPart = s.substr(0, dot);
+  std::string_view fracPart = dot == std::string_view::npos ? std::string_view{} : s.substr(dot + 1);
+  for (char c : intPart) {
+    if (!isDigit(c)) return false;
+  }
+  if (dot == std::string_view::npos) return !intPart.empty();
+  if (fracPart.empty()) return false;
+  for (char c : fracPart) {
+    if (!isDigit(c)) return false;
+  }
+  return true;
+}
+
+bool canBeValue(std::string_view arg) {
+  return arg.empty() || arg[0] != '-' || arg == "-" || looksLikeNegativeNumber(arg);
+}
+
+const OptionSpec* findShort(char c) {
+  for (const auto& spec : kOptions) {
+    if (spec.shortName == c) return &spec;
+  }
+  return nullptr;
+}
+
+void appendWrapped(std::string& out, std::string_view text, size_t indent, size_t width) {
+  // Greedy word wrap, as argparse does for help lines.
+  size_t column = indent;
+  bool first = true;
+  while (!text.empty()) {
+    size_t space = text.find(' ');
+    std::string_view word = text.substr(0, space);
+    text = space == std::string_view::npos ? std::string_view{} : text.substr(space + 1);
+    if (word.empty()) continue;
+    if (!first && column + 1 + word.size() > width) {
+      out += '\n';
+      out.append(indent, ' ');
+      column = indent;
+      first = true;
+    }
+    if (!first) {
+      out += ' ';
+      ++column;
+    }
+    out += word;
+    column += word.size();
+    first = false;
+  }
+}
+
+void appendOptionHelp(std::string& out, const OptionSpec& spec) {
+  constexpr size_t kHelpColumn = 24;
+  constexpr size_t kWidth = 79;
+  std::string invocation = "  ";
+  auto withMeta = [&](std::string_view name) {
+    std::string s(name);
+    if (!spec.meta.empty()) {
+      s += ' ';
+      s += spec.meta;
+    }
+    return s;
+  };
+  if (spec.shortName != 0) {
+    invocation += withMeta(std::string{'-', spec.shortName}) + ", ";
+  }
+  invocation += withMeta(spec.longName);
+  if (!spec.aliasName.empty()) invocation += ", " + withMeta(spec.aliasName);
+  out += invocation;
+  if (invocation.size() + 2 > kHelpColumn) {
+    out += '\n';
+    out.append(kHelpColumn, ' ');
+  } else {
+    out.append(kHelpColumn - invocation.size(), ' ');
+  }
+  std::string text(spec.help);
+  if (!spec.defaultText.empty()) text += " [" + std::string(spec.defaultText) + "]";
+  appendWrapped(out, text, kHelpColumn, kWidth);
+  out += '\n';
+}
+
+std::string helpText() {
+  std::string out =
+      "usage: portico [OPTIONS]\n"
+      "\n"
+      "portico serves HTTP/1.1 with gunicorn's command line and nginx's static file handling.\n"
+      "Options take a value as `--flag VALUE` or `--flag=VALUE` (short: `-b ADDR` or `-bADDR`).\n"
+      "\n"
+      "options:\n";
+  for (const auto& spec : kOptions) {
+    if (spec.id != OptionId::kUnsupported && !spec.portico) appendOptionHelp(out, spec);
+  }
+  out += "\nportico options (not in gunicorn):\n";
+  for (const auto& spec : kOptions) {
+    if (spec.portico) appendOptionHelp(out, spec);
+  }
+  out += "\ngunicorn options not supported yet (rejected with an error):\n  ";
+  std::string names;
+  for (const auto& spec : kOptions) {
+    if (spec.id != OptionId::kUnsupported) continue;
+    if (!names.empty()) names += ", ";
+    names += displayName(spec);
+  }
+  appendWrapped(out, names, 2, 79);
+  return out;  // no trailing newline: main prints every message with one
+}
+
+// One pass over argv, in argparse's order: value errors, --help and --version act at once;
+// unrecognized arguments and the APP_MODULE are reported after the whole line is read.
+class Parser {
+ public:
+  explicit Parser(const std::vector<std::string>& args) : args_(args) {}
+
+  CliResult run() {
+    bool optionsEnded = false;
+    for (index_ = 1; index_ < args_.size() && !done_; ++index_) {
+      const std::string& arg = args_[index_];
+      if (optionsEnded || canBeValue(arg)) {
+        positional(arg);
+      } else if (arg == "--") {
+        optionsEnded = true;
+      } else if (arg.starts_with("--")) {
+        longOption(arg);
+      } else {
+        shortOptions(arg);
+      }
+    }
+    if (done_) return std::move(result_);
+    if (!unrecognized_.empty()) {
+      return fail("unrecognized arguments: " + unrecognized_);
+    }
+    if (hasAppModule_) {
+      return fail("running a WSGI app (" + appModule_ + ") is not supported yet");
+    }
+    resolvePaths();
+    return std::move(result_);
+  }
+
+ private:
+  CliResult fail(std::string message) {
+    error(std::move(message));
+    return std::move(result_);
+  }
+
+  void error(std::string message) {
+    result_.action = CliResult::Action::kError;
+    result_.message = "portico: error: " + std::move(message);
+    done_ = true;
+  }
+
+  void argumentError(const OptionSpec& spec, std::string detail) {
+    error("argument " + displayName(spec) + ": " + std::move(detail));
+  }
+
+  void unrecognized(std::string_view arg) {
+    if (!unrecognized_.empty()) unrecognized_ += ' ';
+    unrecognized_ += arg;
+  }
+
+  void positional(const std::string& arg) {
+    // argparse gives the first positional to APP_MODULE; any others are unrecognized.
+    if (!hasAppModule_) {
+      hasAppModule_ = true;
+      appModule_ = arg;
+    } else {
+      unrecognized(arg);
+    }
+  }
+
+  void longOption(const std::string& arg) {
+    std::string_view name = arg;
+    std::optional<std::string_view> explicitValue;
+    if (size_t eq = name.find('='); eq != std::string_view::npos) {
+      explicitValue = name.substr(eq + 1);
+      name = name.substr(0, eq);
+    }
+    if (name.size() <= 2) {  // "--=x": no option name at all
+      unrecognized(arg);
+      return;
+    }
+    const OptionSpec* match = nullptr;
+    for (const auto& spec : kOptions) {
+      if (spec.longName == name || (!spec.aliasName.empty() && spec.aliasName == name)) {
+        match = &spec;
+        break;
+      }
+    }
+    if (match == nullptr) {
+      // argparse accepts any unambiguous prefix of a long option (allow_abbrev).
+      std::string candidates;
+      int count = 0;
+      for (const auto& spec : kOptions) {
+        bool hit = spec.longName.starts_with(name) ||
+                   (!spec.aliasName.empty() && spec.aliasName.starts_with(name));
+        if (!hit) continue;
+        match = &spec;
+        ++count;
+        if (!candidates.empty()) candidates += ", ";
+        candidates += spec.aliasName.starts_with(name) && !spec.longName.starts_with(name)
+                          ? spec.aliasName
+                          : spec.longName;
+      }
+      if (count > 1) {
+        error("ambiguous option: " + arg + " could match " + candidates);
+        return;
+      }
+      if (count == 0) {
+        unrecognized(arg);
+        return;
+      }
+    }
+    apply(*match, explicitValue);
+  }
+
+  void shortOptions(const std::string& arg) {
+    // A cluster such as "-vb ADDR": flags without a value may be followed by more options.
+    std::string_view rest = std::string_view(arg).substr(1);
+    while (!rest.empty() && !done_) {
+      const OptionSpec* spec = findShort(rest[0]);
+      if (spec == nullptr) {
+        unrecognized(arg);
+        return;
+      }
+      std::string_view tail = rest.substr(1);
+      if (takesValue(*spec) || spec->id == OptionId::kUnsupported) {
+        std::optional<std::string_view> explicitValue;
+        if (!tail.empty()) explicitValue = tail.front() == '=' ? tail.substr(1) : tail;
+        apply(*spec, explicitValue);
+        return;
+      }
+      if (!tail.empty() && tail.front() == '=') {
+        apply(*spec, tail.substr(1));
+        return;
+      }
+      if (!tail.empty() && findShort(tail.front()) == nullptr) {
+        apply(*spec, tail);  // reported as an ignored explicit argument
+        return;
+      }
+      apply(*spec, std::nullopt);
+      rest = tail;
+    }
+  }
+
+  void apply(const OptionSpec& spec, std::optional<std::string_view> explicitValue) {
+    if (spec.id == OptionId::kUnsupported) {
+      argumentError(spec, "not supported yet");
+      return;
+    }
+    if (!takesValue(spec)) {
+      if (explicitValue) {
+        argumentError(spec, "ignored explicit argument " + quoted(*explicitValue));
+        return;
+      }
+      flag(spec);
+      return;
+    }
+    std::string_view value;
+    if (explicitValue) {
+      value = *explicitValue;
+    } else if (index_ + 1 < args_.size() && canBeValue(args_[index_ + 1])) {
+      value = args_[++index_];
+    } else {
+      argumentError(spec, "expected one argument");
+      return;
+    }
+    withValue(spec, value);
+  }
+
+  void flag(const OptionSpec& spec) {
+    switch (spec.id) {
+      case OptionId::kHelp:
+        result_.action = CliResult::Action::kHelp;
+        result_.message = helpText();
+        done_ = true;
+        break;
+      case OptionId::kVersion:
+        result_.action = CliResult::Action::kVersion;
+        result_.message = std::string("portico ") + kPorticoVersion;
+        done_ = true;
+        break;
+      case OptionId::kNoServerHeader:
+        result_.config.serverHeader = false;
+        break;
+      default:
+        break;
+    }
+  }
+
+  // Reads an int option; false (with the error set) when malformed or below `minimum`.
+  bool intValue(const OptionSpec& spec, std::string_view value, int64_t minimum, int64_t& out) {
+    if (!parsePythonInt(value, out)) {
+      argumentError(spec, "invalid int value: " + quoted(value));
+      return false;
+    }
+    if (out < minimum) {
+      argumentError(spec, "invalid value: " + quoted(value) + " (must be " +
+                              (minimum == 0 ? std::string("0 or more") : ">= " + std::to_string(minimum)) +
+                              ")");
+      return false;
+    }
+    if (out > std::numeric_limits<int>::max()) {
+      argumentError(spec, "invalid value: " + quoted(value) + " (too large)");
+      return false;
+    }
+    return true;
+  }
+
+  bool secondsValue(const OptionSpec& spec, std::string_view value, double& out) {
+    if (!parseSeconds(value, out)) {
+      argumentError(spec, "invalid time value: " + quoted(value) +
+                              " (seconds, or a number with an ms/s/m/h/d unit)");
+      return false;
+    }
+    return true;
+  }
+
+  void withValue(const OptionSpec& spec, std::string_view raw) {
+    Config& config = result_.config;
+    std::string_view value = strip(raw);
+    int64_t number = 0;
+    switch (spec.id) {
+      case OptionId::kBind: {
+        BindAddress bind;
+        if (auto problem = parseBind(raw, bind)) {
+          argumentError(spec, *problem);
+          return;
+        }
+        config.binds.push_back(std::move(bind));
+        break;
+      }
+      case OptionId::kBacklog:
+        if (intValue(spec, raw, 1, number)) config.backlog = static_cast<int>(number);
+        break;
+      case OptionId::kTimeout:
+        secondsValue(spec, raw, config.timeoutSeconds);
+        break;
+      case OptionId::kKeepAlive:
+        secondsValue(spec, raw, config.keepAliveSeconds);
+        break;
+      case OptionId::kHeaderTimeout:
+        secondsValue(spec, raw, config.headerTimeoutSeconds);
+        break;
+      case OptionId::kBodyTimeout:
+        secondsValue(spec, raw, config.bodyTimeoutSeconds);
+        break;
+      case OptionId::kSendTimeout:
+        secondsValue(spec, raw, config.sendTimeoutSeconds);
+        break;
+      case OptionId::kLimitRequestLine:
+        if (intValue(spec, raw, 0, number)) {
+          config.limitRequestLine = number == 0 ? kUnlimitedHeaderSize
+                                                : static_cast<size_t>(std::min(number, kMaxRequestLine));
+        }
+        break;
+      case OptionId::kLimitRequestFields:
+        if (intValue(spec, raw, 0, number)) {
+          config.limitRequestFields =
+              number == 0 ? kMaxRequestFields : static_cast<size_t>(std::min(number, kMaxRequestFields));
+        }
+        break;
+      case OptionId::kLimitRequestFieldSize:
+        if (intValue(spec, raw, 0, number)) {
+          config.limitRequestFieldSize =
+              number == 0 ? kUnlimitedHeaderSize : static_cast<size_t>(number);
+        }
+        break;
+      case OptionId::kLimitRequestBody: {
+        uint64_t size = 0;
+        if (!parseSize(raw, size)) {
+          argumentError(spec, "invalid size value: " + quoted(raw) +
+                                  " (bytes, or a number with a k, m or g suffix)");
+          return;
+        }
+        config.limitRequestBody = size;
+        break;
+      }
+      case OptionId::kAccessLogFile:
+        config.accessLogFile = std::string(value);
+        break;
+      case OptionId::kAccessLogFormat:
+        config.accessLogFormat = std::string(value);
+        break;
+      case OptionId::kErrorLogFile:
+        config.errorLogFile = std::string(value);
+        break;
+      case OptionId::kLogLevel:
+        if (!parseLogLevel(value, config.logLevel)) {
+          argumentError(spec, "invalid choice: " + quoted(raw) +
+                                  " (choose from 'debug', 'info', 'warning', 'error', 'critical')");
+        }
+        break;
+      case OptionId::kPid:
+        config.pidFile = std::string(value);
+        break;
+      case OptionId::kChdir:
+        if (value.empty()) {
+          argumentError(spec, "invalid value: " + quoted(raw) + " (expected a directory)");
+          return;
+        }
+        config.chdir = std::string(value);
+        break;
+      case OptionId::kStatic:
+        staticMount(spec, value);
+        break;
+      default:
+        break;
+    }
+  }
+
+  void staticMount(const OptionSpec& spec, std::string_view value) {
+    size_t eq = value.find('=');
+    auto bad = [&](std::string_view why) {
+      argumentError(spec, "invalid value: " + quoted(value) + " (" + std::string(why) + ")");
+    };
+    if (eq == std::string_view::npos) {
+      bad("expected PREFIX=DIR, e.g. /static/=./staticfiles/");
+      return;
+    }
+    std::string prefix(strip(value.substr(0, eq)));
+    std::string directory(strip(value.substr(eq + 1)));
+    if (prefix.empty() || prefix.front() != '/') {
+      bad("PREFIX must start with '/'");
+      return;
+    }
+    if (directory.empty()) {
+      bad("DIR is empty");
+      return;
+    }
+    if (prefix.back() != '/') prefix += '/';
+    for (const auto& mount : result_.config.statics) {
+      if (mount.prefix == prefix) {
+        bad("PREFIX " + prefix + " is already mounted");
+        return;
+      }
+    }
+    // The directory stays relative until the whole line is read: --chdir may come later.
+    result_.config.statics.push_back({std::move(prefix), std::move(directory)});
+  }
+
+  void resolvePaths() {
+    Config& config = result_.config;
+    namespace fs = std::filesystem;
+    bool needCwd = (!config.chdir.empty() && config.chdir.front() != '/');
+    for (const auto& mount : config.statics) needCwd |= mount.directory.front() != '/';
+    fs::path cwd;
+    if (needCwd) {
+      std::error_code ec;
+      cwd = fs::current_path(ec);
+      if (ec) {
+        error("cannot determine the current directory: " + ec.message());
+        return;
+      }
+    }
+    fs::path base = cwd;
+    if (!config.chdir.empty()) {
+      base = (cwd / config.chdir).lexically_normal();
+      std::string chdir = base.string();
+      if (chdir.size() > 1 && chdir.back() == '/') chdir.pop_back();
+      config.chdir = chdir;
+      base = chdir;
+    }
+    for (auto& mount : config.statics) {
+      std::string directory = (base / mount.directory).lexically_normal().string();
+      if (directory.back() != '/') directory += '/';
+      mount.directory = std::move(directory);
+    }
+  }
+
+  const std::vector<std::string>& args_;
+  size_t index_ = 1;
+  bool done_ = false;
+  CliResult result_;
+  std::string unrecognized_;
+  bool hasAppModule_ = false;
+  std::string appModule_;
+};
+
+}  // namespace
+
+CliResult parseCommandLine(const std::vector<std::string>& args) { return Parser(args).run(); }
+
+}  // namespace portico::config

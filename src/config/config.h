@@ -1,0 +1,51 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/log.h"
+
+namespace portico::config {
+
+// Where to listen: a TCP host:port (IPv4 or IPv6) or a unix socket path.
+struct BindAddress {
+  enum class Kind { kTcp, kUnix };
+  Kind kind = Kind::kTcp;
+  std::string host;  // numeric or a name; "" or "0.0.0.0" for any IPv4, "::" for any IPv6
+  uint16_t port = 0;
+  std::string path;  // unix socket path
+  std::string spec;  // as the user wrote it, for messages
+};
+
+// A URL prefix served from a directory, with nginx's `location PREFIX { alias DIR/; }` meaning.
+struct StaticMount {
+  std::string prefix;     // e.g. "/static/"
+  std::string directory;  // absolute path after --chdir, e.g. "/srv/app/staticfiles/"
+};
+
+// The one typed configuration model; filled by the gunicorn-style command line (and later by the
+// nginx-style file). Read-only once the server starts.
+struct Config {
+  std::vector<BindAddress> binds;  // empty → 127.0.0.1:8000, as gunicorn
+  int backlog = 2048;
+  double keepAliveSeconds = 2.0;   // gunicorn --keep-alive: idle keep-alive timeout
+  double timeoutSeconds = 30.0;    // gunicorn --timeout: worker silence before it is killed
+  double headerTimeoutSeconds = 60.0;  // nginx client_header_timeout
+  double bodyTimeoutSeconds = 60.0;    // nginx client_body_timeout (between two reads)
+  double sendTimeoutSeconds = 60.0;    // nginx send_timeout (between two writes)
+  size_t limitRequestLine = 4094;
+  size_t limitRequestFields = 100;
+  size_t limitRequestFieldSize = 8190;
+  uint64_t limitRequestBody = 1024 * 1024;  // nginx client_max_body_size; 0 = unlimited
+  std::string accessLogFile;       // empty = no access log; "-" = stdout
+  std::string accessLogFormat;     // empty = nginx combined; else gunicorn %(x)s atoms
+  std::string errorLogFile = "-";  // "-" = stderr
+  LogLevel logLevel = LogLevel::kInfo;
+  std::string pidFile;
+  std::string chdir;
+  bool serverHeader = true;        // "Server: portico"
+  std::vector<StaticMount> statics;
+};
+
+}  // namespace portico::config

@@ -1,0 +1,135 @@
+#include "core/log.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+namespace portico {
+
+bool parseLogLevel(std::string_view name, LogLevel& out) {
+  struct Entry {
+    std::string_view name;
+    LogLevel level;
+  };
+  static constexpr Entry kLevels[] = {{"debug", LogLevel::kDebug},     {"info", LogLevel::kInfo},
+                                      {"warning", LogLevel::kWarning}, {"warn", LogLevel::kWarning},
+                                      {"error", LogLevel::kError},     {"critical", LogLevel::kCritical}};
+  for (const auto& e : kLevels) {
+    if (e.name.size() != name.size()) continue;
+    bool same = true;
+    for (size_t i = 0; i < name.size(); ++i) {
+      char c = name[i];
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+      if (c != e.name[i]) same = false;
+    }
+    if (same) {
+      out = e.level;
+      return true;
+    }
+  }
+  return false;
+}
+
+LogFile::~LogFile() {
+  if (file_ && owned_) std::fclose(file_);
+}
+
+bool LogFile::open(const std::string& path, FILE* dash, std::string& error) {
+  std::lock_guard lock(mutex_);
+  path_ = path;
+  dash_ = dash;
+  if (path == "-") {
+    if (file_ && owned_) std::fclose(file_);
+    file_ = dash;
+    owned_ = false;
+    return true;
+  }
+  FILE* f = std::fopen(path.c_str(), "ae");
+  if (!f) {
+    error = "cannot open log file " + path + ": " + std::strerror(errno);
+    return false;
+  }
+  if (file_ && owned_) std::fclose(file_);
+  file_ = f;
+  owned_ = true;
+  return true;
+}
+
+bool LogFile::reopen(std::string& error) {
+  std::lock_guard lock(mutex_);
+  if (!owned_) return true;
+  FILE* f = std::fopen(path_.c_str(), "ae");
+  if (!f) {
+    error = "cannot reopen log file " + path_ + ": " + std::strerror(errno);
+    return false;
+  }
+  std::fclose(file_);
+  file_ = f;
+  return true;
+}
+
+void LogFile::writeLine(std::string_view line) {
+  std::lock_guard lock(mutex_);
+  if (!file_) return;
+  std::string out;
+  out.reserve(line.size() + 1);
+  out.append(line);
+  out.push_back('\n');
+  // One write(2) per line so concurrent processes appending to one file never interleave lines.
+  std::fflush(file_);
+  const char* p = out.data();
+  size_t left = out.size();
+  int fd = fileno(file_);
+  while (left > 0) {
+    ssize_t n = ::write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+}
+
+ErrorLog& ErrorLog::instance() {
+  static ErrorLog log;
+  static bool init = [] {
+    std::string ignored;
+    log.file_.open("-", stderr, ignored);
+    return true;
+  }();
+  (void)init;
+  return log;
+}
+
+bool ErrorLog::configure(const std::string& path, LogLevel level, std::string& error) {
+  level_ = level;
+  return file_.open(path, stderr, error);
+}
+
+void ErrorLog::write(LogLevel level, std::string_view message) {
+  if (!enabled(level)) return;
+  static constexpr const char* kNames[] = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"};
+  std::time_t now = std::time(nullptr);
+  struct tm tmv;
+  localtime_r(&now, &tmv);
+  char stamp[64];
+  std::strftime(stamp, sizeof stamp, "[%Y-%m-%d %H:%M:%S %z]", &tmv);
+  std::string line;
+  line.reserve(message.size() + 64);
+  line.append(stamp);
+  line.append(" [").append(std::to_string(::getpid())).append("] [");
+  line.append(kNames[static_cast<int>(level)]).append("] ");
+  line.append(message);
+  file_.writeLine(line);
+}
+
+void logDebug(std::string_view m) { ErrorLog::instance().write(LogLevel::kDebug, m); }
+void logInfo(std::string_view m) { ErrorLog::instance().write(LogLevel::kInfo, m); }
+void logWarning(std::string_view m) { ErrorLog::instance().write(LogLevel::kWarning, m); }
+void logError(std::string_view m) { ErrorLog::instance().write(LogLevel::kError, m); }
+void logCritical(std::string_view m) { ErrorLog::instance().write(LogLevel::kCritical, m); }
+
+}  // namespace portico

@@ -1,0 +1,60 @@
+#pragma once
+
+#include <cstdio>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+namespace portico {
+
+enum class LogLevel { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3, kCritical = 4 };
+
+// Parses gunicorn's level names (debug, info, warning, error, critical); false if unknown.
+bool parseLogLevel(std::string_view name, LogLevel& out);
+
+// A log destination: "-" means stdout for access logs and stderr for error logs, anything else a
+// file opened for append. reopen() (SIGUSR1) re-opens the path; safe from any thread.
+class LogFile {
+ public:
+  LogFile() = default;
+  ~LogFile();
+  LogFile(const LogFile&) = delete;
+  LogFile& operator=(const LogFile&) = delete;
+
+  // Opens `path` ("-" → `dash`); returns false and fills `error` on failure.
+  bool open(const std::string& path, FILE* dash, std::string& error);
+  bool reopen(std::string& error);
+  bool isOpen() const { return file_ != nullptr; }
+  // Writes one whole line (a '\n' is appended) with a single write.
+  void writeLine(std::string_view line);
+
+ private:
+  std::mutex mutex_;
+  std::string path_;
+  FILE* dash_ = nullptr;
+  FILE* file_ = nullptr;
+  bool owned_ = false;
+};
+
+// The process-wide error log, gunicorn's format: "[2026-11-22 13:16:46 +0000] [pid] [LEVEL] msg".
+// Defaults to stderr at info level until configured. Thread-safe.
+class ErrorLog {
+ public:
+  static ErrorLog& instance();
+  bool configure(const std::string& path, LogLevel level, std::string& error);
+  bool reopen(std::string& error) { return file_.reopen(error); }
+  bool enabled(LogLevel level) const { return level >= level_; }
+  void write(LogLevel level, std::string_view message);
+
+ private:
+  LogFile file_;
+  LogLevel level_ = LogLevel::kInfo;
+};
+
+void logDebug(std::string_view message);
+void logInfo(std::string_view message);
+void logWarning(std::string_view message);
+void logError(std::string_view message);
+void logCritical(std::string_view message);
+
+}  // namespace portico

@@ -1,0 +1,153 @@
+#include "event/event_loop.h"
+
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "core/log.h"
+
+namespace portico::event {
+
+// Wakes the loop from other threads (post) through an eventfd; owned by the loop.
+class EventLoop::Waker : public IoWatcher {
+ public:
+  explicit Waker(EventLoop& loop) : loop_(loop), fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+  int fd() const { return fd_.get(); }
+  void wake() {
+    uint64_t one = 1;
+    ssize_t n = ::write(fd_.get(), &one, sizeof one);
+    (void)n;  // EAGAIN means a wake-up is already pending: fine.
+  }
+  void onIoEvent(uint32_t) override {
+    uint64_t value;
+    while (::read(fd_.get(), &value, sizeof value) > 0) {
+    }
+    std::vector<std::function<void()>> work;
+    {
+      std::lock_guard lock(loop_.postMutex_);
+      work.swap(loop_.posted_);
+    }
+    for (auto& fn : work) fn();
+  }
+
+ private:
+  EventLoop& loop_;
+  UniqueFd fd_;
+};
+
+EventLoop::EventLoop() : epoll_(::epoll_create1(EPOLL_CLOEXEC)) {
+  if (!epoll_) throw std::runtime_error(std::string("epoll_create1: ") + std::strerror(errno));
+  waker_ = std::make_unique<Waker>(*this);
+  if (waker_->fd() < 0 || !add(waker_->fd(), EPOLLIN, waker_.get())) {
+    throw std::runtime_error(std::string("eventfd: ") + std::strerror(errno));
+  }
+  updateTime();
+}
+
+EventLoop::~EventLoop() = default;
+
+bool EventLoop::add(int fd, uint32_t events, IoWatcher* watcher) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.ptr = watcher;
+  return ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) == 0;
+}
+
+bool EventLoop::modify(int fd, uint32_t events, IoWatcher* watcher) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.ptr = watcher;
+  return ::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, fd, &ev) == 0;
+}
+
+void EventLoop::remove(int fd) { ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr); }
+
+void EventLoop::updateTime() {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  nowMs_ = static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+}
+
+TimerId EventLoop::addTimer(uint64_t delayMs, std::function<void()> callback) {
+  TimerId id{nowMs_ + delayMs, ++timerSeq_};
+  timers_.emplace(id, std::move(callback));
+  return id;
+}
+
+void EventLoop::cancelTimer(TimerId& id) {
+  if (id.second != 0) timers_.erase(id);
+  id = {0, 0};
+}
+
+void EventLoop::defer(std::function<void()> fn) { deferred_.push_back(std::move(fn)); }
+
+void EventLoop::deferDelete(std::unique_ptr<Deferrable> object) {
+  graveyard_.push_back(std::move(object));
+}
+
+void EventLoop::post(std::function<void()> fn) {
+  {
+    std::lock_guard lock(postMutex_);
+    posted_.push_back(std::move(fn));
+  }
+  waker_->wake();
+}
+
+void EventLoop::stop() {
+  stop_ = true;
+  if (waker_) waker_->wake();
+}
+
+int EventLoop::nextTimeoutMs() const {
+  if (!deferred_.empty()) return 0;
+  if (timers_.empty()) return -1;
+  uint64_t due = timers_.begin()->first.first;
+  if (due <= nowMs_) return 0;
+  uint64_t wait = due - nowMs_;
+  return wait > 60000 ? 60000 : static_cast<int>(wait);
+}
+
+void EventLoop::runTimers() {
+  while (!timers_.empty() && timers_.begin()->first.first <= nowMs_) {
+    auto node = timers_.extract(timers_.begin());
+    node.mapped()();
+  }
+}
+
+void EventLoop::runDeferred() {
+  // Deferred work may defer more work; run until quiet, then bury the dead.
+  while (!deferred_.empty()) {
+    std::vector<std::function<void()>> batch;
+    batch.swap(deferred_);
+    for (auto& fn : batch) fn();
+  }
+  graveyard_.clear();
+}
+
+void EventLoop::run() {
+  constexpr int kMaxEvents = 256;
+  epoll_event events[kMaxEvents];
+  while (!stop_) {
+    int n = ::epoll_wait(epoll_.get(), events, kMaxEvents, nextTimeoutMs());
+    updateTime();
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      logCritical(std::string("epoll_wait: ") + std::strerror(errno));
+      break;
+    }
+    for (int i = 0; i < n; ++i) {
+      static_cast<IoWatcher*>(events[i].data.ptr)->onIoEvent(events[i].events);
+    }
+    runDeferred();
+    runTimers();
+    runDeferred();
+  }
+  runDeferred();
+}
+
+}  // namespace portico::event

@@ -1,0 +1,86 @@
+#pragma once
+
+#include <sys/epoll.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+#include "core/unique_fd.h"
+
+namespace portico::event {
+
+// Receives readiness events for one descriptor registered with an EventLoop.
+class IoWatcher {
+ public:
+  virtual ~IoWatcher() = default;
+  virtual void onIoEvent(uint32_t events) = 0;
+};
+
+// An object whose destruction the loop defers to the end of the current iteration, so a
+// callback may close and "delete" its own connection while later events of the same epoll
+// batch still find a live (closed-flagged) object.
+class Deferrable {
+ public:
+  virtual ~Deferrable() = default;
+};
+
+// Identifies a scheduled timer; {0,0} is "none".
+using TimerId = std::pair<uint64_t, uint64_t>;
+
+// An epoll event loop with timers, deferred work and a thread-safe post(). One per worker
+// process; everything but post() and stop() must be called on the loop's own thread.
+class EventLoop {
+ public:
+  EventLoop();
+  ~EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  // Registration; `events` are EPOLLIN/EPOLLOUT/EPOLLRDHUP... (edge-triggered when EPOLLET).
+  bool add(int fd, uint32_t events, IoWatcher* watcher);
+  bool modify(int fd, uint32_t events, IoWatcher* watcher);
+  void remove(int fd);
+
+  // Runs until stop(); returns after the iteration in which stop() was called.
+  void run();
+  void stop();
+  bool stopping() const { return stop_; }
+
+  // Milliseconds of CLOCK_MONOTONIC, cached once per iteration.
+  uint64_t nowMs() const { return nowMs_; }
+  void updateTime();
+
+  TimerId addTimer(uint64_t delayMs, std::function<void()> callback);
+  void cancelTimer(TimerId& id);  // resets id to {0,0}; safe on a fired or empty id
+
+  // Runs `fn` on this thread after the current batch of events (in order of calls).
+  void defer(std::function<void()> fn);
+  // Deletes `object` after the current batch of events.
+  void deferDelete(std::unique_ptr<Deferrable> object);
+  // Thread-safe: runs `fn` on the loop thread soon (wakes the loop through an eventfd).
+  void post(std::function<void()> fn);
+
+ private:
+  class Waker;
+  void runTimers();
+  void runDeferred();
+  int nextTimeoutMs() const;
+
+  UniqueFd epoll_;
+  std::unique_ptr<Waker> waker_;
+  bool stop_ = false;
+  uint64_t nowMs_ = 0;
+  uint64_t timerSeq_ = 0;
+  std::map<TimerId, std::function<void()>> timers_;
+  std::vector<std::function<void()>> deferred_;
+  std::vector<std::unique_ptr<Deferrable>> graveyard_;
+  std::mutex postMutex_;
+  std::vector<std::function<void()>> posted_;
+};
+
+}  // namespace portico::event

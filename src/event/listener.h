@@ -1,0 +1,46 @@
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "core/unique_fd.h"
+#include "event/event_loop.h"
+
+namespace portico::event {
+
+// Opens a non-blocking TCP listening socket on host:port (IPv4 or IPv6, numeric or a name;
+// "" means 0.0.0.0). IPv6 sockets are IPv6-only, as nginx's. Fills `error` on failure.
+UniqueFd listenTcp(const std::string& host, uint16_t port, int backlog, std::string& error);
+// Opens a non-blocking unix-domain listening socket at `path`, replacing a stale socket file.
+UniqueFd listenUnix(const std::string& path, int backlog, std::string& error);
+// The port a TCP listener is bound to (useful with port 0), 0 for unix sockets.
+uint16_t boundPort(int fd);
+
+// Formats a peer address as text and port ("" and 0 for unix-domain peers).
+void describeAddress(const sockaddr_storage& addr, std::string& host, uint16_t& port);
+
+// Accepts connections on one listening socket and hands each to a callback. Owned by the
+// server; event-loop thread. Pauses itself briefly when the process runs out of descriptors.
+class Listener : public IoWatcher {
+ public:
+  using AcceptCallback = std::function<void(UniqueFd fd, const sockaddr_storage& peer)>;
+  Listener(EventLoop& loop, UniqueFd fd, AcceptCallback onAccept);
+  ~Listener() override;
+
+  bool start();
+  void stop();  // stops accepting and closes the socket
+  int fd() const { return fd_.get(); }
+  void onIoEvent(uint32_t events) override;
+
+ private:
+  EventLoop& loop_;
+  UniqueFd fd_;
+  AcceptCallback onAccept_;
+  bool active_ = false;
+  TimerId resumeTimer_{0, 0};
+};
+
+}  // namespace portico::event

@@ -1,0 +1,43 @@
+#pragma once
+
+#include <cstdint>
+#include <ctime>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "http/exchange.h"
+#include "http/request.h"
+
+namespace portico::http {
+
+// Everything one access-log line may mention, gathered by the connection when a response ends.
+struct AccessLogEntry {
+  const Request* request = nullptr;
+  const ConnectionInfo* connection = nullptr;
+  int status = 0;
+  uint64_t bodyBytesSent = 0;              // body bytes written (not headers)
+  const std::vector<Header>* responseHeaders = nullptr;  // may be null
+  std::time_t startTime = 0;               // wall clock when the request head was complete
+  uint64_t durationMicros = 0;
+};
+
+// Formats access-log lines: nginx's `combined` by default, or a gunicorn --access-logformat
+// string with %(h)s-style atoms. Immutable after construction; any thread.
+class AccessLogFormatter {
+ public:
+  // Empty format → combined. Returns false from valid() with error() for a bad format.
+  explicit AccessLogFormatter(std::string format = {});
+  bool valid() const { return error_.empty(); }
+  const std::string& error() const { return error_; }
+  std::string format(const AccessLogEntry& entry) const;
+
+ private:
+  // The implementation may add any private members it needs.
+  struct Compiled;  // the format parsed once into segments; defined in access_log.cpp
+  std::string format_;
+  std::string error_;
+  std::shared_ptr<const Compiled> compiled_;
+};
+
+}  // namespace portico::http

@@ -1,0 +1,688 @@
+#include "http/connection.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+
+#include "http/http_date.h"
+
+namespace portico::http {
+
+namespace {
+
+constexpr size_t kReadSize = 16 * 1024;
+constexpr uint64_t kHighWatermark = 256 * 1024;
+constexpr uint64_t kLowWatermark = 64 * 1024;
+constexpr size_t kPipelinePrefetch = 16 * 1024;  // bytes read ahead while a response is pending
+constexpr uint64_t kLingerTimeoutMs = 5000;       // nginx lingering_timeout
+constexpr uint64_t kLingerTotalMs = 30000;        // nginx lingering_time
+constexpr int kMaxIov = 64;
+
+void appendDecimal(std::string& out, uint64_t v) {
+  char buf[24];
+  char* p = buf + sizeof buf;
+  do {
+    *--p = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v);
+  out.append(p, static_cast<size_t>(buf + sizeof buf - p));
+}
+
+std::string hexSize(uint64_t v) {
+  static const char kDigits[] = "0123456789abcdef";
+  char buf[20];
+  char* p = buf + sizeof buf;
+  do {
+    *--p = kDigits[v & 15];
+    v >>= 4;
+  } while (v);
+  std::string out(p, static_cast<size_t>(buf + sizeof buf - p));
+  out.append("\r\n");
+  return out;
+}
+
+// Headers the connection owns: a handler's copies are dropped so framing can never be split.
+bool isFramingHeader(std::string_view name) {
+  return iequals(name, "Content-Length") || iequals(name, "Transfer-Encoding") ||
+         iequals(name, "Connection") || iequals(name, "Date") || iequals(name, "Server") ||
+         iequals(name, "Keep-Alive");
+}
+
+}  // namespace
+
+Connection::Connection(event::EventLoop& loop, UniqueFd fd, ConnectionInfo info,
+                       const ConnectionSettings& settings, ConnectionOwner& owner)
+    : loop_(loop),
+      fd_(std::move(fd)),
+      info_(std::move(info)),
+      settings_(settings),
+      owner_(owner),
+      parser_(settings.limits) {}
+
+Connection::~Connection() { loop_.cancelTimer(timer_); }
+
+void Connection::start() {
+  if (!info_.isUnix) {
+    // Responses are written whole, so Nagle only adds latency (nginx's tcp_nodelay on).
+    int one = 1;
+    ::setsockopt(fd_.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  if (!loop_.add(fd_.get(), EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, this)) {
+    logError(std::string("epoll_ctl: ") + std::strerror(errno));
+    closeNow();
+    return;
+  }
+  idleSinceMs_ = loop_.nowMs();
+  updateTimer();
+}
+
+void Connection::drain() {
+  draining_ = true;
+  if (state_ == State::kReadingHead && requestStartMs_ == 0 && out_.empty()) closeNow();
+}
+
+void Connection::onIoEvent(uint32_t events) {
+  if (state_ == State::kClosed) return;
+  if (events & EPOLLOUT) {
+    canWrite_ = true;
+    flush();
+    if (state_ == State::kClosed) return;
+  }
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+    canRead_ = true;
+    pump();
+  }
+  if (state_ != State::kClosed) updateTimer();
+}
+
+bool Connection::wantRead() const {
+  switch (state_) {
+    case State::kReadingHead:
+      return in_.size() < settings_.limits.maxHeaderTotal + kReadSize;
+    case State::kActive:
+      if (!requestComplete_) return true;
+      return in_.size() < kPipelinePrefetch;
+    case State::kLingering:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Reads once into the input buffer; false when nothing more can be read now.
+bool Connection::readSome() {
+  char* dst = in_.prepare(kReadSize);
+  size_t room = in_.writable();
+  ssize_t n = ::recv(fd_.get(), dst, room, 0);
+  if (n > 0) {
+    in_.commit(static_cast<size_t>(n));
+    lastReadMs_ = loop_.nowMs();
+    if (static_cast<size_t>(n) < room) canRead_ = false;  // drained the socket (a hint only)
+    return true;
+  }
+  if (n == 0) {
+    readEof_ = true;
+    canRead_ = false;
+    return false;
+  }
+  if (errno == EAGAIN || errno == EWOULDBLOCK) {
+    canRead_ = false;
+    return false;
+  }
+  if (errno == EINTR) return true;
+  readEof_ = true;  // ECONNRESET and friends: the peer is gone
+  canRead_ = false;
+  return false;
+}
+
+void Connection::pump() {
+  if (processing_) return;
+  for (;;) {
+    processInput();
+    if (state_ == State::kClosed) return;
+    if (state_ == State::kLingering) {
+      // Discard whatever the client still sends until it closes or lingering times out.
+      while (canRead_ && readSome()) in_.consume(in_.size());
+      if (readEof_) closeNow();
+      return;
+    }
+    if (!canRead_ || !wantRead()) break;
+    if (!readSome()) break;
+  }
+  if (state_ == State::kClosed) return;
+  if (readEof_) {
+    // The client closed its side. Requests already read are still answered (a half-closed
+    // client may be waiting for them); anything incomplete is abandoned.
+    if (state_ == State::kReadingHead) {
+      // Answers already queued still go out; a partial request is abandoned.
+      state_ = State::kClosing;
+      if (out_.empty()) closeNow();
+    } else if (state_ == State::kActive && !requestComplete_) {
+      closeNow();
+    } else if (state_ == State::kActive) {
+      closeAfterResponse_ = true;
+    }
+  }
+  if (state_ == State::kReadingHead || state_ == State::kActive) {
+    if (in_.empty() && !exchangeActive_) in_.releaseIfEmpty();
+  }
+}
+
+void Connection::processInput() {
+  if (processing_) return;
+  processing_ = true;
+  while (state_ == State::kReadingHead || state_ == State::kActive) {
+    if (state_ == State::kActive && requestComplete_) break;  // wait for the response
+    if (state_ == State::kReadingHead && in_.empty()) break;
+    if (state_ == State::kReadingHead && requestStartMs_ == 0) {
+      requestStartMs_ = loop_.nowMs();  // the header timeout runs from a request's first byte
+    }
+    size_t consumed = 0;
+    ParseEvent ev = parser_.parse(in_.view(), consumed);
+    switch (ev) {
+      case ParseEvent::kNeedMore:
+        in_.consume(consumed);
+        processing_ = false;
+        return;
+      case ParseEvent::kHeadComplete:
+        in_.consume(consumed);
+        onHeadComplete();
+        break;
+      case ParseEvent::kBodyData: {
+        std::string_view data = parser_.bodyData();
+        requestBodyBytes_ += data.size();
+        if (settings_.maxBodySize && requestBodyBytes_ > settings_.maxBodySize) {
+          in_.consume(consumed);
+          failRequest(413);
+          break;
+        }
+        if (bodyReader_) bodyReader_->onBodyData(data);
+        in_.consume(consumed);
+        break;
+      }
+      case ParseEvent::kMessageComplete:
+        in_.consume(consumed);
+        onMessageComplete();
+        break;
+      case ParseEvent::kError:
+        failRequest(parser_.errorStatus());
+        break;
+    }
+  }
+  processing_ = false;
+}
+
+void Connection::onHeadComplete() {
+  state_ = State::kActive;
+  exchangeActive_ = true;
+  sawFirstRequest_ = true;
+  startMs_ = loop_.nowMs();
+  startWall_ = std::time(nullptr);
+  lastReadMs_ = startMs_;
+  const Request& req = parser_.request();
+  if (!req.keepAlive || draining_) closeAfterResponse_ = true;
+
+  // The body limit is checked before a byte of the body is read (nginx's 413).
+  if (settings_.maxBodySize && req.contentLength && *req.contentLength > settings_.maxBodySize) {
+    failRequest(413);
+    return;
+  }
+  // "100 Continue" is sent lazily: when the body is wanted (readBody), or before a final
+  // response that keeps the connection (the body is then read and discarded).
+  std::string normalized;
+  Handler* handler = nullptr;
+  if (!req.path.empty() && req.path[0] == '/' && normalizePath(req.path, normalized)) {
+    handler = settings_.router ? settings_.router->route(normalized) : nullptr;
+  }
+  if (!handler) {
+    respondError(404);
+    return;
+  }
+  handler->handle(*this);
+}
+
+void Connection::onMessageComplete() {
+  requestComplete_ = true;
+  if (bodyReader_) {
+    BodyReader* reader = bodyReader_;
+    bodyReader_ = nullptr;
+    reader->onBodyEnd();
+  }
+  if (responseFinished_) completeExchange();
+}
+
+void Connection::failRequest(int status) {
+  // Bad input: answer with the status (if nothing was sent yet) and close, lingering so the
+  // client can read the answer even if it is still sending.
+  closeAfterResponse_ = true;
+  lingerNeeded_ = true;
+  if (!exchangeActive_) {
+    exchangeActive_ = true;
+    state_ = State::kActive;
+    startMs_ = loop_.nowMs();
+    startWall_ = std::time(nullptr);
+  }
+  requestComplete_ = true;  // nothing more will be parsed on this connection
+  bodyReader_ = nullptr;
+  if (headSent_) {
+    if (!responseFinished_) {
+      closeNow();
+      return;
+    }
+    completeExchange();
+    return;
+  }
+  respondError(status);
+}
+
+void Connection::queue(BodyChunk chunk) {
+  if (out_.empty()) lastWriteMs_ = loop_.nowMs();  // the send timeout counts from here
+  if (!chunk.isFile()) outMemBytes_ += chunk.size();
+  out_.push_back(std::move(chunk));
+  if (!flushScheduled_) {
+    // Coalesce everything produced in this loop iteration (pipelined responses) into one write.
+    flushScheduled_ = true;
+    loop_.defer([this] {
+      flushScheduled_ = false;
+      if (state_ != State::kClosed) {
+        flush();
+        if (state_ != State::kClosed) updateTimer();
+      }
+    });
+  }
+}
+
+void Connection::queueContinue() {
+  if (continueSent_) return;
+  continueSent_ = true;
+  queue(BodyChunk(std::string("HTTP/1.1 100 Continue\r\n\r\n")));
+}
+
+void Connection::sendHead(ResponseHead head) {
+  if (!exchangeActive_ || headSent_ || state_ == State::kClosed) return;
+  const Request& req = parser_.request();
+  headSent_ = true;
+  status_ = head.status;
+  if (head.close || draining_) closeAfterResponse_ = true;
+  dropBody_ = req.isHead() || statusHasNoBody(head.status);
+  declaredLength_ = head.contentLength;
+  bool noFraming = (head.status >= 100 && head.status < 200) || head.status == 204;
+  bool bodyPending = !requestComplete_ && req.hasBody();
+
+  if (!noFraming && !head.contentLength && !dropBody_) {
+    if (req.versionMinor == 1) {
+      chunkedResponse_ = true;
+    } else {
+      closeAfterResponse_ = true;  // HTTP/1.0: the end of the body is the close
+    }
+  }
+  if (bodyPending && req.expectContinue && req.versionMinor == 1 && !closeAfterResponse_) {
+    // The client waits for 100 before it sends the body we must read to keep the connection.
+    queueContinue();
+  }
+
+  std::string out;
+  out.reserve(256 + head.headers.size() * 48);
+  out.append("HTTP/1.1 ");
+  appendDecimal(out, static_cast<uint64_t>(head.status));
+  out.push_back(' ');
+  out.append(reasonPhrase(head.status));
+  out.append("\r\n");
+  if (settings_.serverHeader) out.append("Server: portico\r\n");
+  out.append("Date: ");
+  out.append(cachedHttpDate(std::time(nullptr)));
+  out.append("\r\n");
+  for (const auto& h : head.headers) {
+    if (isFramingHeader(h.name)) continue;
+    out.append(h.name);
+    out.append(": ");
+    out.append(h.value);
+    out.append("\r\n");
+  }
+  if (!noFraming && head.status != 304) {
+    if (head.contentLength) {
+      out.append("Content-Length: ");
+      appendDecimal(out, *head.contentLength);
+      out.append("\r\n");
+    } else if (chunkedResponse_) {
+      out.append("Transfer-Encoding: chunked\r\n");
+    }
+  }
+  out.append(closeAfterResponse_ ? "Connection: close\r\n\r\n" : "Connection: keep-alive\r\n\r\n");
+  if (settings_.accessLog) responseHeaders_ = std::move(head.headers);
+  queue(BodyChunk(std::move(out)));
+}
+
+void Connection::sendBody(BodyChunk chunk) {
+  if (!headSent_ || responseFinished_ || state_ == State::kClosed) return;
+  uint64_t size = chunk.size();
+  if (size == 0) return;
+  if (declaredLength_) {
+    // Never send more than the declared length: the excess would be read as a next response.
+    uint64_t room = *declaredLength_ > bodyBytes_ ? *declaredLength_ - bodyBytes_ : 0;
+    if (size > room) {
+      logError("response body longer than its Content-Length; truncated");
+      closeAfterResponse_ = true;
+      if (room == 0) return;
+      if (auto* s = std::get_if<std::string>(&chunk.data)) {
+        s->resize(room);
+      } else {
+        std::get<FileRange>(chunk.data).length = room;
+      }
+      size = room;
+    }
+  }
+  bodyBytes_ += size;
+  if (dropBody_) return;
+  if (chunkedResponse_) {
+    queue(BodyChunk(hexSize(size)));
+    queue(std::move(chunk));
+    queue(BodyChunk(std::string("\r\n")));
+  } else {
+    queue(std::move(chunk));
+  }
+}
+
+void Connection::finish() {
+  if (!headSent_ || responseFinished_ || state_ == State::kClosed) return;
+  responseFinished_ = true;
+  if (chunkedResponse_ && !dropBody_) queue(BodyChunk(std::string("0\r\n\r\n")));
+  if (declaredLength_ && bodyBytes_ < *declaredLength_ && !dropBody_) {
+    // The handler sent less than it promised; the client can only tell from a close.
+    logError("response body shorter than its Content-Length; closing the connection");
+    closeAfterResponse_ = true;
+    lingerNeeded_ = true;
+  }
+  if (requestComplete_ || closeAfterResponse_) {
+    completeExchange();
+  } else if (!processing_) {
+    // The rest of the request body is read and discarded before the next request.
+    loop_.defer([this] {
+      if (state_ != State::kClosed) {
+        pump();
+        if (state_ != State::kClosed) updateTimer();
+      }
+    });
+  }
+}
+
+bool Connection::writable() const { return outMemBytes_ < kHighWatermark; }
+
+void Connection::onWritable(std::function<void()> callback) { onWritable_ = std::move(callback); }
+
+void Connection::readBody(BodyReader* reader) {
+  bodyReader_ = reader;
+  const Request& req = parser_.request();
+  if (req.expectContinue && req.versionMinor == 1 && req.hasBody() && !requestComplete_) {
+    queueContinue();
+  }
+  if (requestComplete_ && reader) {
+    bodyReader_ = nullptr;
+    reader->onBodyEnd();
+  }
+}
+
+void Connection::onAbort(std::function<void()> callback) { onAbort_ = std::move(callback); }
+
+void Connection::writeAccessLog() {
+  if (!settings_.accessLog) return;
+  AccessLogEntry entry;
+  entry.request = &parser_.request();
+  entry.connection = &info_;
+  entry.status = status_;
+  entry.bodyBytesSent = dropBody_ ? 0 : bodyBytes_;
+  entry.responseHeaders = &responseHeaders_;
+  entry.startTime = startWall_;
+  entry.durationMicros = (loop_.nowMs() - startMs_) * 1000;
+  settings_.accessLog->file.writeLine(settings_.accessLog->formatter.format(entry));
+}
+
+void Connection::resetExchange() {
+  exchangeActive_ = false;
+  headSent_ = false;
+  responseFinished_ = false;
+  requestComplete_ = false;
+  continueSent_ = false;
+  chunkedResponse_ = false;
+  dropBody_ = false;
+  status_ = 0;
+  declaredLength_.reset();
+  bodyBytes_ = 0;
+  requestBodyBytes_ = 0;
+  responseHeaders_.clear();
+  bodyReader_ = nullptr;
+  onWritable_ = nullptr;
+  onAbort_ = nullptr;
+}
+
+void Connection::completeExchange() {
+  writeAccessLog();
+  bool close = closeAfterResponse_ || draining_;
+  if (close && !requestComplete_) lingerNeeded_ = true;  // unread body may still arrive
+  resetExchange();
+  if (close) {
+    state_ = State::kClosing;
+    if (out_.empty()) afterDrained();
+    return;
+  }
+  state_ = State::kReadingHead;
+  idleSinceMs_ = loop_.nowMs();
+  requestStartMs_ = in_.empty() ? 0 : loop_.nowMs();
+  if (!processing_) {
+    // Asynchronous completion: continue with pipelined input once this callback unwinds.
+    loop_.defer([this] {
+      if (state_ != State::kClosed) {
+        pump();
+        if (state_ != State::kClosed) updateTimer();
+      }
+    });
+  }
+}
+
+void Connection::flush() {
+  while (!out_.empty() && canWrite_) {
+    ssize_t n;
+    BodyChunk& front = out_.front();
+    if (front.isFile()) {
+      FileRange& range = std::get<FileRange>(front.data);
+      off_t offset = static_cast<off_t>(range.offset + outOffset_);
+      uint64_t left = range.length - outOffset_;
+      size_t count = left > (1u << 30) ? (1u << 30) : static_cast<size_t>(left);
+      n = ::sendfile(fd_.get(), range.file->get(), &offset, count);
+      if (n == 0 && count > 0) {
+        // The file shrank under us: the promised length can no longer be met.
+        logError("file truncated while being sent; closing the connection");
+        closeNow();
+        return;
+      }
+    } else {
+      iovec iov[kMaxIov];
+      int cnt = 0;
+      bool fileFollows = false;
+      uint64_t skip = outOffset_;
+      for (auto it = out_.begin(); it != out_.end() && cnt < kMaxIov; ++it) {
+        if (it->isFile()) {
+          fileFollows = true;
+          break;
+        }
+        auto& s = std::get<std::string>(it->data);
+        iov[cnt].iov_base = const_cast<char*>(s.data()) + skip;
+        iov[cnt].iov_len = s.size() - skip;
+        skip = 0;
+        ++cnt;
+      }
+      msghdr msg{};
+      msg.msg_iov = iov;
+      msg.msg_iovlen = static_cast<size_t>(cnt);
+      // MSG_MORE holds headers back until the file data joins them in one segment, as
+      // nginx's tcp_nopush does with TCP_CORK, without two extra setsockopt calls.
+      n = ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL | (fileFollows ? MSG_MORE : 0));
+    }
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        canWrite_ = false;
+        break;
+      }
+      if (errno == EINTR) continue;
+      closeNow();  // EPIPE, ECONNRESET: the client is gone
+      return;
+    }
+    lastWriteMs_ = loop_.nowMs();
+    uint64_t written = static_cast<uint64_t>(n);
+    while (written > 0 && !out_.empty()) {
+      BodyChunk& c = out_.front();
+      uint64_t left = c.size() - outOffset_;
+      if (written >= left) {
+        written -= left;
+        if (!c.isFile()) outMemBytes_ -= c.size();
+        out_.pop_front();
+        outOffset_ = 0;
+      } else {
+        outOffset_ += written;
+        written = 0;
+      }
+    }
+  }
+  if (onWritable_ && outMemBytes_ < kLowWatermark) {
+    auto callback = std::move(onWritable_);
+    onWritable_ = nullptr;
+    callback();
+    if (state_ == State::kClosed) return;
+  }
+  if (out_.empty()) afterDrained();
+}
+
+void Connection::afterDrained() {
+  if (state_ == State::kClosing) beginClose();
+}
+
+void Connection::beginClose() {
+  if (!lingerNeeded_ && in_.empty()) {
+    closeNow();
+    return;
+  }
+  // Closing with unread input would make the kernel send RST and could destroy the response
+  // before the client reads it; half-close and discard input for a while instead (nginx's
+  // lingering close).
+  ::shutdown(fd_.get(), SHUT_WR);
+  in_.consume(in_.size());
+  state_ = State::kLingering;
+  lingerStartMs_ = loop_.nowMs();
+  lastReadMs_ = lingerStartMs_;
+  if (readEof_) {
+    closeNow();
+    return;
+  }
+  canRead_ = true;
+  pump();
+}
+
+void Connection::closeNow() {
+  if (state_ == State::kClosed) return;
+  bool aborted = exchangeActive_ && !responseFinished_;
+  state_ = State::kClosed;
+  loop_.cancelTimer(timer_);
+  if (aborted && onAbort_) {
+    auto callback = std::move(onAbort_);
+    onAbort_ = nullptr;
+    callback();
+  }
+  if (exchangeActive_ && headSent_ && !responseFinished_) writeAccessLog();
+  loop_.remove(fd_.get());
+  fd_.reset();
+  out_.clear();
+  owner_.connectionClosed(this);
+}
+
+Connection::TimerKind Connection::currentTimer(uint64_t& deadline) const {
+  switch (state_) {
+    case State::kReadingHead:
+      if (requestStartMs_ == 0) {
+        // Nothing of a request yet: a new connection gets the header timeout, a kept-alive one
+        // the keep-alive timeout; either way it is closed silently, as nginx does.
+        deadline = idleSinceMs_ +
+                   (sawFirstRequest_ ? settings_.keepAliveTimeoutMs : settings_.headerTimeoutMs);
+        return TimerKind::kKeepAlive;
+      }
+      deadline = requestStartMs_ + settings_.headerTimeoutMs;
+      return TimerKind::kHeader;
+    case State::kActive:
+      if (!out_.empty() && !canWrite_) {
+        deadline = lastWriteMs_ + settings_.sendTimeoutMs;
+        return TimerKind::kSend;
+      }
+      if (!requestComplete_ && parser_.request().hasBody()) {
+        deadline = lastReadMs_ + settings_.bodyTimeoutMs;
+        return TimerKind::kBody;
+      }
+      return TimerKind::kNone;  // a handler at work has no client timeout
+    case State::kClosing:
+      if (out_.empty()) return TimerKind::kNone;  // closing is already under way
+      deadline = lastWriteMs_ + settings_.sendTimeoutMs;
+      return TimerKind::kSend;
+    case State::kLingering: {
+      uint64_t a = lastReadMs_ + kLingerTimeoutMs;
+      uint64_t b = lingerStartMs_ + kLingerTotalMs;
+      deadline = a < b ? a : b;
+      return TimerKind::kLinger;
+    }
+    case State::kClosed:
+      return TimerKind::kNone;
+  }
+  return TimerKind::kNone;
+}
+
+void Connection::updateTimer() {
+  uint64_t deadline = 0;
+  TimerKind kind = currentTimer(deadline);
+  if (kind == TimerKind::kNone) {
+    loop_.cancelTimer(timer_);
+    return;
+  }
+  // Lazy re-arming: a timer already due earlier simply re-checks when it fires.
+  if (timer_.second != 0 && timerDue_ <= deadline) return;
+  loop_.cancelTimer(timer_);
+  timerDue_ = deadline;
+  uint64_t now = loop_.nowMs();
+  timer_ = loop_.addTimer(deadline > now ? deadline - now : 0, [this] {
+    timer_ = {0, 0};
+    onTimer();
+  });
+}
+
+void Connection::onTimer() {
+  if (state_ == State::kClosed) return;
+  uint64_t deadline = 0;
+  TimerKind kind = currentTimer(deadline);
+  if (kind == TimerKind::kNone) return;
+  if (loop_.nowMs() < deadline) {
+    updateTimer();
+    return;
+  }
+  switch (kind) {
+    case TimerKind::kHeader:
+    case TimerKind::kBody:
+      if (!headSent_) {
+        // Part of a request arrived too slowly: say so (408) and close, as nginx logs it.
+        failRequest(408);
+        if (state_ != State::kClosed) updateTimer();
+        return;
+      }
+      closeNow();
+      return;
+    case TimerKind::kKeepAlive:
+    case TimerKind::kSend:
+    case TimerKind::kLinger:
+    case TimerKind::kNone:
+      closeNow();
+      return;
+  }
+}
+
+}  // namespace portico::http

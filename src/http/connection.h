@@ -1,0 +1,156 @@
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "core/body_chunk.h"
+#include "core/byte_buffer.h"
+#include "core/log.h"
+#include "core/unique_fd.h"
+#include "event/event_loop.h"
+#include "http/access_log.h"
+#include "http/exchange.h"
+#include "http/parser.h"
+#include "http/router.h"
+
+namespace portico::http {
+
+// The access log as the connection sees it: a formatter and where its lines go.
+struct AccessLog {
+  explicit AccessLog(std::string format) : formatter(std::move(format)) {}
+  AccessLogFormatter formatter;
+  LogFile file;
+};
+
+// Per-listener settings every connection reads; owned by the server, read-only while serving.
+struct ConnectionSettings {
+  ParserLimits limits;
+  uint64_t maxBodySize = 1024 * 1024;  // 0 = unlimited
+  uint64_t headerTimeoutMs = 60000;
+  uint64_t bodyTimeoutMs = 60000;
+  uint64_t sendTimeoutMs = 60000;
+  uint64_t keepAliveTimeoutMs = 2000;
+  bool serverHeader = true;
+  const Router* router = nullptr;
+  AccessLog* accessLog = nullptr;  // null: no access log
+};
+
+class Connection;
+
+// Told when a connection has closed, so it can be unlinked and deleted (deferred).
+class ConnectionOwner {
+ public:
+  virtual ~ConnectionOwner() = default;
+  virtual void connectionClosed(Connection* connection) = 0;
+};
+
+// One HTTP/1.x client connection: reads and parses requests, runs them one at a time through
+// the router's handlers (it is their Exchange), and writes responses in order with writev or
+// sendfile. Owned by the server; event-loop thread only; deleted through the loop's deferred
+// delete so callbacks may close it from anywhere.
+class Connection : public event::IoWatcher, public event::Deferrable, public Exchange {
+ public:
+  Connection(event::EventLoop& loop, UniqueFd fd, ConnectionInfo info,
+             const ConnectionSettings& settings, ConnectionOwner& owner);
+  ~Connection() override;
+
+  void start();
+  // Graceful stop: idle connections close now, busy ones after their current response.
+  void drain();
+  // Immediate stop (the server is going away).
+  void close() { closeNow(); }
+
+  void onIoEvent(uint32_t events) override;
+
+  // Exchange
+  const Request& request() const override { return parser_.request(); }
+  const ConnectionInfo& connection() const override { return info_; }
+  void sendHead(ResponseHead head) override;
+  void sendBody(BodyChunk chunk) override;
+  void finish() override;
+  bool writable() const override;
+  void onWritable(std::function<void()> callback) override;
+  void readBody(BodyReader* reader) override;
+  void onAbort(std::function<void()> callback) override;
+
+ private:
+  enum class State { kReadingHead, kActive, kClosing, kLingering, kClosed };
+  enum class TimerKind { kNone, kHeader, kKeepAlive, kBody, kSend, kLinger };
+
+  void pump();
+  bool wantRead() const;
+  bool readSome();
+  void processInput();
+  void onHeadComplete();
+  void onMessageComplete();
+  void completeExchange();
+  void failRequest(int status);
+  void queue(BodyChunk chunk);
+  void queueContinue();
+  void flush();
+  void afterDrained();
+  void beginClose();
+  void closeNow();
+  void updateTimer();
+  void onTimer();
+  TimerKind currentTimer(uint64_t& deadline) const;
+  void writeAccessLog();
+  void resetExchange();
+
+  event::EventLoop& loop_;
+  UniqueFd fd_;
+  ConnectionInfo info_;
+  const ConnectionSettings& settings_;
+  ConnectionOwner& owner_;
+  RequestParser parser_;
+  State state_ = State::kReadingHead;
+
+  ByteBuffer in_;
+  std::deque<BodyChunk> out_;
+  uint64_t outOffset_ = 0;    // bytes of out_.front() already written
+  uint64_t outMemBytes_ = 0;  // in-memory bytes queued (the backpressure measure)
+  bool canRead_ = false;
+  bool canWrite_ = true;
+  bool readEof_ = false;
+  bool draining_ = false;
+  bool processing_ = false;
+  bool flushScheduled_ = false;
+
+  // The exchange in flight.
+  bool exchangeActive_ = false;
+  bool headSent_ = false;
+  bool responseFinished_ = false;
+  bool requestComplete_ = false;
+  bool continueSent_ = false;
+  bool chunkedResponse_ = false;
+  bool dropBody_ = false;
+  bool closeAfterResponse_ = false;
+  bool lingerNeeded_ = false;
+  int status_ = 0;
+  std::optional<uint64_t> declaredLength_;
+  uint64_t bodyBytes_ = 0;
+  uint64_t requestBodyBytes_ = 0;
+  std::vector<Header> responseHeaders_;  // kept only for the access log
+  BodyReader* bodyReader_ = nullptr;
+  std::function<void()> onWritable_;
+  std::function<void()> onAbort_;
+  std::time_t startWall_ = 0;
+  uint64_t startMs_ = 0;
+
+  // Timeouts: one loop timer, re-armed lazily from the deadline the state implies.
+  event::TimerId timer_{0, 0};
+  uint64_t timerDue_ = 0;
+  uint64_t requestStartMs_ = 0;  // first byte of the current head
+  uint64_t idleSinceMs_ = 0;
+  uint64_t lastReadMs_ = 0;
+  uint64_t lastWriteMs_ = 0;
+  uint64_t lingerStartMs_ = 0;
+  bool sawFirstRequest_ = false;
+};
+
+}  // namespace portico::http

@@ -1,0 +1,82 @@
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "core/body_chunk.h"
+#include "http/request.h"
+#include "http/response.h"
+
+namespace portico::http {
+
+// Facts about the connection a request arrived on, for handlers and logs.
+struct ConnectionInfo {
+  std::string peerAddress;   // "127.0.0.1", "::1", or "" for unix sockets
+  uint16_t peerPort = 0;
+  std::string localAddress;  // address the listener is bound to (or the unix path)
+  uint16_t localPort = 0;
+  bool isUnix = false;
+  std::string scheme = "http";
+};
+
+// Receives the request body as it arrives (already de-chunked); set with Exchange::readBody.
+class BodyReader {
+ public:
+  virtual ~BodyReader() = default;
+  virtual void onBodyData(std::string_view data) = 0;
+  virtual void onBodyEnd() = 0;
+};
+
+// One request/response in flight on a connection: the handler's only view of the transport.
+// Owned by the connection; valid from Handler::handle until finish() (or until onAbort fires).
+// Event-loop thread only. The response goes: sendHead once, sendBody any number of times,
+// finish once — or respond() for the whole thing. Bodies of HEAD requests and of 204/304
+// responses are dropped by the connection, so handlers need not special-case them.
+class Exchange {
+ public:
+  virtual ~Exchange() = default;
+
+  virtual const Request& request() const = 0;
+  virtual const ConnectionInfo& connection() const = 0;
+
+  virtual void sendHead(ResponseHead head) = 0;
+  virtual void sendBody(BodyChunk chunk) = 0;
+  virtual void finish() = 0;
+
+  // Backpressure: false once the queued output passes the high watermark. onWritable's
+  // callback runs (once per registration) when the queue has drained below the low one.
+  virtual bool writable() const = 0;
+  virtual void onWritable(std::function<void()> callback) = 0;
+
+  // Streams the request body to `reader` (sending "100 Continue" first if the client asked).
+  // Without this call the connection discards the body after the response.
+  virtual void readBody(BodyReader* reader) = 0;
+
+  // Called if the client goes away before finish(); the exchange dies right after.
+  virtual void onAbort(std::function<void()> callback) = 0;
+
+  // Convenience: a whole response at once (contentLength set from the body).
+  void respond(ResponseHead head, std::string body) {
+    head.contentLength = body.size();
+    sendHead(std::move(head));
+    if (!body.empty()) sendBody(BodyChunk(std::move(body)));
+    finish();
+  }
+  // An nginx-style HTML error response for `status`.
+  void respondError(int status) {
+    ResponseHead head;
+    head.status = status;
+    head.add("Content-Type", "text/html");
+    respond(std::move(head), errorPageBody(status));
+  }
+};
+
+// Produces responses for requests routed to it. Handlers are created once per worker by the
+// composition root, outlive every connection, and run on the event-loop thread.
+class Handler {
+ public:
+  virtual ~Handler() = default;
+  virtual void handle(Exchange& exchange) = 0;
+};
+
+}  // namespace portico::http

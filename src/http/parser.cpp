@@ -1,0 +1,654 @@
+#include "http/parser.h"
+
+#include <cstring>
+#include <limits>
+#include <utility>
+
+namespace portico::http {
+
+namespace {
+
+// Parser states (RequestParser::state_ is a plain int so the header stays implementation-free).
+enum State : int {
+  kStateRequestLine = 0,
+  kStateHeaders,
+  kStateBodyStart,   // head delivered; the next call decides how the body is framed
+  kStateBodyLength,  // Content-Length body
+  kStateChunkSize,
+  kStateChunkData,
+  kStateChunkDataEnd,  // the CRLF after chunk data
+  kStateTrailers,
+  kStateMessageDone,   // body delivered; the next call reports kMessageComplete
+  kStateFailed,
+};
+
+constexpr size_t kNpos = std::string_view::npos;
+// Longest chunk extension we accept; real clients send none, so this only bounds abuse.
+constexpr size_t kMaxChunkExt = 4096;
+constexpr size_t kMaxChunkSizeDigits = 16;
+constexpr uint64_t kMaxContentLength = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+
+struct CharTables {
+  bool tchar[256] = {};
+  bool fieldValue[256] = {};
+  bool target[256] = {};
+  bool authority[256] = {};
+  signed char hex[256] = {};
+};
+
+constexpr CharTables makeTables() {
+  CharTables t;
+  for (int c = 0; c < 256; ++c) {
+    t.hex[c] = -1;
+    bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    if (alnum) {
+      t.tchar[c] = true;
+      t.authority[c] = true;
+    }
+    // Field values: VCHAR, SP, HTAB and obs-text; every other CTL (NUL, CR, LF, DEL) is out.
+    t.fieldValue[c] = c == '\t' || (c >= 0x20 && c != 0x7F);
+    t.target[c] = c >= 0x21 && c <= 0x7E && c != '#';
+  }
+  for (const char* p = "!#$%&'*+-.^_`|~"; *p; ++p) t.tchar[static_cast<unsigned char>(*p)] = true;
+  // RFC 3986 unreserved, sub-delims, ':' and IP-literal brackets, '%' for pct-encoded.
+  for (const char* p = "-._~!$&'()*+,;=:[]%"; *p; ++p) {
+    t.authority[static_cast<unsigned char>(*p)] = true;
+  }
+  for (int c = '0'; c <= '9'; ++c) t.hex[c] = static_cast<signed char>(c - '0');
+  for (int c = 'a'; c <= 'f'; ++c) t.hex[c] = static_cast<signed char>(c - 'a' + 10);
+  for (int c = 'A'; c <= 'F'; ++c) t.hex[c] = static_cast<signed char>(c - 'A' + 10);
+  return t;
+}
+
+constexpr CharTables kTables = makeTables();
+
+inline unsigned char u8(char c) { return static_cast<unsigned char>(c); }
+inline bool isTchar(char c) { return kTables.tchar[u8(c)]; }
+inline bool isOws(char c) { return c == ' ' || c == '\t'; }
+
+bool isToken(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (!isTchar(c)) return false;
+  }
+  return true;
+}
+
+bool startsWithNoCase(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+}
+
+std::string_view trimOws(std::string_view s) {
+  while (!s.empty() && isOws(s.front())) s.remove_prefix(1);
+  while (!s.empty() && isOws(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+// Calls fn(element) for each OWS-trimmed element of a comma-separated list (empty ones too).
+template <typename Fn>
+bool forEachListElement(std::string_view value, Fn&& fn) {
+  for (;;) {
+    size_t comma = value.find(',');
+    if (!fn(trimOws(value.substr(0, comma)))) return false;
+    if (comma == kNpos) return true;
+    value.remove_prefix(comma + 1);
+  }
+}
+
+// True if every byte is allowed in a field value. Header values are the bulk of a request
+// head, so eight bytes are screened at a time for the rare CTL/DEL before looking closer.
+bool validFieldValue(std::string_view v) {
+  constexpr uint64_t kOnes = 0x0101010101010101ull;
+  constexpr uint64_t kHighs = 0x8080808080808080ull;
+  size_t i = 0;
+  for (; i + 8 <= v.size(); i += 8) {
+    uint64_t x;
+    std::memcpy(&x, v.data() + i, 8);
+    uint64_t below20 = (x - kOnes * 0x20) & ~x & kHighs;  // some byte < 0x20
+    uint64_t y = x ^ (kOnes * 0x7F);
+    uint64_t isDel = (y - kOnes) & ~y & kHighs;  // some byte == 0x7F
+    if ((below20 | isDel) == 0) continue;
+    for (size_t k = i; k < i + 8; ++k) {
+      if (!kTables.fieldValue[u8(v[k])]) return false;
+    }
+  }
+  for (; i < v.size(); ++i) {
+    if (!kTables.fieldValue[u8(v[i])]) return false;
+  }
+  return true;
+}
+
+// Swaps member by member: std::swap on the struct would move every string three times.
+void swapRequests(Request& a, Request& b) {
+  a.method.swap(b.method);
+  a.target.swap(b.target);
+  a.rawPath.swap(b.rawPath);
+  a.path.swap(b.path);
+  a.query.swap(b.query);
+  a.authority.swap(b.authority);
+  std::swap(a.versionMajor, b.versionMajor);
+  std::swap(a.versionMinor, b.versionMinor);
+  a.headers.swap(b.headers);
+  a.host.swap(b.host);
+  std::swap(a.keepAlive, b.keepAlive);
+  std::swap(a.expectContinue, b.expectContinue);
+  std::swap(a.chunked, b.chunked);
+  std::swap(a.contentLength, b.contentLength);
+}
+
+bool validAuthority(std::string_view a) {
+  for (char c : a) {
+    if (!kTables.authority[u8(c)]) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+ParseEvent RequestParser::fail(int status, std::string reason) {
+  state_ = kStateFailed;
+  errorStatus_ = status;
+  errorReason_ = std::move(reason);
+  return ParseEvent::kError;
+}
+
+void RequestParser::reset() {
+  request_ = Request{};
+  next_ = Request{};
+  trailers_.clear();
+  body_ = {};
+  remaining_ = 0;
+  errorStatus_ = 0;
+  errorReason_.clear();
+  state_ = kStateRequestLine;
+  headBytes_ = 0;
+  chunkRemaining_ = 0;
+  leadingEmptyLines_ = 0;
+  scanFrom_ = 0;
+  trailerBytes_ = 0;
+  hostCount_ = 0;
+  teCodings_ = 0;
+  hostFromTarget_ = false;
+  connClose_ = connKeepAlive_ = expect100_ = false;
+}
+
+size_t RequestParser::findLineEnd(std::string_view data, size_t pos) {
+  // scanFrom_ is only non-zero while the pending partial line starts at data[0].
+  size_t from = pos + scanFrom_;
+  if (from > data.size()) from = pos;
+  const void* lf = nullptr;
+  if (from < data.size()) lf = std::memchr(data.data() + from, '\n', data.size() - from);
+  if (lf == nullptr) {
+    scanFrom_ = data.size() - pos;
+    return kNpos;
+  }
+  scanFrom_ = 0;
+  return static_cast<size_t>(static_cast<const char*>(lf) - data.data());
+}
+
+void RequestParser::beginRequest() {
+  // Keep the old header objects so their buffers serve the next request's fields.
+  for (auto& h : next_.headers) spare_.push_back(std::move(h));
+  next_.headers.clear();
+  next_.method.clear();
+  next_.target.clear();
+  next_.rawPath.clear();
+  next_.path.clear();
+  next_.query.clear();
+  next_.authority.clear();
+  next_.host.clear();
+  next_.versionMajor = 1;
+  next_.versionMinor = 1;
+  next_.keepAlive = true;
+  next_.expectContinue = false;
+  next_.chunked = false;
+  next_.contentLength.reset();
+  chunkRemaining_ = 0;
+  trailerBytes_ = 0;
+  hostCount_ = 0;
+  teCodings_ = 0;
+  hostFromTarget_ = false;
+  connClose_ = connKeepAlive_ = expect100_ = false;
+}
+
+void RequestParser::finishMessage() {
+  state_ = kStateRequestLine;
+  leadingEmptyLines_ = 0;
+  headBytes_ = 0;
+}
+
+bool RequestParser::onRequestLine(std::string_view line) {
+  beginRequest();
+  size_t sp1 = line.find(' ');
+  if (sp1 == kNpos || sp1 == 0) return failB(400, "malformed request line");
+  std::string_view method = line.substr(0, sp1);
+  if (!isToken(method)) return failB(400, "invalid method");
+  std::string_view rest = line.substr(sp1 + 1);
+  size_t sp2 = rest.find(' ');
+  if (sp2 == kNpos || sp2 == 0) return failB(400, "malformed request line");
+  std::string_view target = rest.substr(0, sp2);
+  std::string_view version = rest.substr(sp2 + 1);
+
+  auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  if (version.size() != 8 || version.substr(0, 5) != "HTTP/" || !digit(version[5]) ||
+      version[6] != '.' || !digit(version[7])) {
+    return failB(400, "malformed HTTP version");
+  }
+  int major = version[5] - '0';
+  int minor = version[7] - '0';
+  if (major != 1 || minor > 1) return failB(505, "unsupported HTTP version");
+  next_.versionMajor = major;
+  next_.versionMinor = minor;
+  next_.method.assign(method);
+  return onTarget(target, method == "CONNECT", method == "OPTIONS");
+}
+
+bool RequestParser::onTarget(std::string_view target, bool isConnect, bool isOptions) {
+  for (char c : target) {
+    if (!kTables.target[u8(c)]) return failB(400, "invalid character in request target");
+  }
+  next_.target.assign(target);
+
+  std::string_view pathAndQuery;
+  if (target.front() == '/') {
+    if (isConnect) return failB(400, "CONNECT requires authority-form");
+    pathAndQuery = target;
+  } else if (target == "*") {
+    if (!isOptions) return failB(400, "asterisk-form is only for OPTIONS");
+    next_.rawPath.assign(target);
+    next_.path.assign(target);
+    return true;
+  } else if (startsWithNoCase(target, "http://") || startsWithNoCase(target, "https://")) {
+    if (isConnect) return failB(400, "CONNECT requires authority-form");
+    std::string_view rest = target.substr(target.find(':') + 3);
+    size_t end = rest.find_first_of("/?");
+    std::string_view authority = rest.substr(0, end);
+    if (authority.empty() || !validAuthority(authority)) {
+      return failB(400, "invalid authority in absolute-form target");
+    }
+    next_.authority.assign(authority);
+    next_.host.assign(authority);
+    hostFromTarget_ = true;
+    pathAndQuery = end == kNpos ? std::string_view() : rest.substr(end);
+  } else if (isConnect) {
+    size_t colon = target.rfind(':');
+    if (colon == kNpos || colon == 0 || colon + 1 == target.size() || !validAuthority(target)) {
+      return failB(400, "invalid authority-form target");
+    }
+    for (size_t i = colon + 1; i < target.size(); ++i) {
+      if (target[i] < '0' || target[i] > '9') return failB(400, "invalid port in target");
+    }
+    next_.authority.assign(target);
+    next_.host.assign(target);
+    hostFromTarget_ = true;
+    return true;
+  } else {
+    return failB(400, "malformed request target");
+  }
+
+  size_t q = pathAndQuery.find('?');
+  std::string_view rawPath = pathAndQuery.substr(0, q);
+  if (q != kNpos) next_.query.assign(pathAndQuery.substr(q + 1));
+  if (rawPath.empty()) rawPath = "/";
+  next_.rawPath.assign(rawPath);
+  if (!percentDecode(rawPath, next_.path)) return failB(400, "bad percent-encoding in path");
+  return true;
+}
+
+bool RequestParser::onFieldLine(std::string_view line, bool trailer) {
+  if (isOws(line.front())) return failB(400, "obsolete line folding");
+  const void* colonPtr = std::memchr(line.data(), ':', line.size());
+  size_t colon = colonPtr ? static_cast<size_t>(static_cast<const char*>(colonPtr) - line.data())
+                          : line.size();
+  // Branch-free accumulation: names are short and the early-exit loop mispredicts a lot.
+  bool nameOk = colon > 0 && colon < line.size();
+  for (size_t i = 0; i < colon; ++i) nameOk &= isTchar(line[i]);
+  if (!nameOk) return failB(400, "invalid header field name");
+  std::string_view name = line.substr(0, colon);
+  std::string_view value = trimOws(line.substr(colon + 1));
+  if (!validFieldValue(value)) return failB(400, "invalid character in header value");
+  std::vector<Header>& fields = trailer ? trailers_ : next_.headers;
+  if (fields.size() >= limits_.maxHeaderCount) return failB(431, "too many header fields");
+  if (!spare_.empty()) {
+    fields.push_back(std::move(spare_.back()));
+    spare_.pop_back();
+  } else {
+    fields.emplace_back();
+  }
+  fields.back().name.assign(name);
+  fields.back().value.assign(value);
+  // Trailers never change framing or routing; they are only recorded.
+  return trailer || onSpecialHeader(name, value);
+}
+
+bool RequestParser::onSpecialHeader(std::string_view name, std::string_view value) {
+  switch (name.size()) {
+    case 4:
+      if (iequals(name, "host")) {
+        if (++hostCount_ > 1) return failB(400, "more than one Host header");
+        for (char c : value) {
+          if (c == '/' || c == '\\' || isOws(c)) return failB(400, "invalid Host header");
+        }
+        if (!hostFromTarget_) next_.host.assign(value);
+      }
+      return true;
+    case 6:
+      if (iequals(name, "expect")) expect100_ = iequals(value, "100-continue");
+      return true;
+    case 10:
+      if (iequals(name, "connection")) onConnection(value);
+      return true;
+    case 14:
+      if (iequals(name, "content-length")) return onContentLength(value);
+      return true;
+    case 17:
+      if (iequals(name, "transfer-encoding")) return onTransferEncoding(value);
+      return true;
+    default:
+      return true;
+  }
+}
+
+bool RequestParser::onContentLength(std::string_view value) {
+  // Repeated identical values ("5, 5" or two headers) are one value (RFC 9110 §8.6).
+  return forEachListElement(value, [this](std::string_view element) {
+    if (element.empty()) return failB(400, "invalid Content-Length");
+    uint64_t n = 0;
+    for (char c : element) {
+      if (c < '0' || c > '9') return failB(400, "invalid Content-Length");
+      uint64_t d = static_cast<uint64_t>(c - '0');
+      if (n > (kMaxContentLength - d) / 10) return failB(400, "Content-Length too large");
+      n = n * 10 + d;
+    }
+    if (next_.contentLength && *next_.contentLength != n) {
+      return failB(400, "conflicting Content-Length values");
+    }
+    next_.contentLength = n;
+    return true;
+  });
+}
+
+bool RequestParser::onTransferEncoding(std::string_view value) {
+  // Only a single "chunked" coding is supported; anything else could desynchronise framing.
+  return forEachListElement(value, [this](std::string_view element) {
+    if (!iequals(element, "chunked") || ++teCodings_ > 1) {
+      return failB(400, "unsupported Transfer-Encoding");
+    }
+    return true;
+  });
+}
+
+void RequestParser::onConnection(std::string_view value) {
+  forEachListElement(value, [this](std::string_view token) {
+    if (iequals(token, "close")) {
+      connClose_ = true;
+    } else if (iequals(token, "keep-alive")) {
+      connKeepAlive_ = true;
+    }
+    return true;
+  });
+}
+
+bool RequestParser::onHeadComplete() {
+  Request& r = next_;
+  bool http11 = r.versionMinor == 1;
+  if (http11 && hostCount_ == 0) return failB(400, "missing Host header");
+  if (teCodings_ > 0) {
+    if (!http11) return failB(400, "Transfer-Encoding in an HTTP/1.0 request");
+    if (r.contentLength) return failB(400, "both Content-Length and Transfer-Encoding");
+    r.chunked = true;
+  }
+  r.keepAlive = http11 ? !connClose_ : (connKeepAlive_ && !connClose_);
+  r.expectContinue = http11 && expect100_;
+  // Publish the new head; the previous one stayed intact while this one was being parsed.
+  swapRequests(request_, next_);
+  trailers_.clear();
+  remaining_ = request_.contentLength.value_or(0);
+  return true;
+}
+
+bool RequestParser::onChunkSizeLine(std::string_view line) {
+  size_t i = 0;
+  uint64_t size = 0;
+  for (; i < line.size(); ++i) {
+    int h = kTables.hex[u8(line[i])];
+    if (h < 0) break;
+    if (i >= kMaxChunkSizeDigits) return failB(400, "chunk size too large");
+    size = (size << 4) | static_cast<uint64_t>(h);
+  }
+  if (i == 0) return failB(400, "invalid chunk size");
+  if (line.size() - i > kMaxChunkExt) return failB(400, "chunk extension too long");
+  // chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] )
+  auto skipBws = [&] {
+    while (i < line.size() && isOws(line[i])) ++i;
+  };
+  auto token = [&] {
+    size_t start = i;
+    while (i < line.size() && isTchar(line[i])) ++i;
+    return i > start;
+  };
+  while (i < line.size()) {
+    skipBws();
+    if (i == line.size() || line[i] != ';') return failB(400, "invalid chunk extension");
+    ++i;
+    skipBws();
+    if (!token()) return failB(400, "invalid chunk extension");
+    size_t afterName = i;
+    skipBws();
+    if (i < line.size() && line[i] == '=') {
+      ++i;
+      skipBws();
+      if (i < line.size() && line[i] == '"') {
+        ++i;
+        bool closed = false;
+        while (i < line.size()) {
+          unsigned char c = u8(line[i]);
+          if (c == '"') {
+            closed = true;
+            ++i;
+            break;
+          }
+          if (c == '\\') {
+            if (++i == line.size()) break;
+            c = u8(line[i]);
+          }
+          if (!kTables.fieldValue[c]) break;
+          ++i;
+        }
+        if (!closed) return failB(400, "invalid chunk extension");
+      } else if (!token()) {
+        return failB(400, "invalid chunk extension");
+      }
+    } else {
+      i = afterName;
+    }
+  }
+  chunkRemaining_ = size;
+  return true;
+}
+
+bool RequestParser::lineWithinLimits(size_t len, size_t raw) {
+  switch (state_) {
+    case kStateRequestLine:
+      if (len > limits_.maxRequestLine) return failB(414, "request line too long");
+      if (raw > limits_.maxHeaderTotal) return failB(431, "request head too large");
+      return true;
+    case kStateHeaders:
+      if (len > limits_.maxHeaderFieldSize) return failB(431, "header field too large");
+      if (headBytes_ + raw > limits_.maxHeaderTotal) return failB(431, "request head too large");
+      return true;
+    case kStateTrailers:
+      if (len > limits_.maxHeaderFieldSize) return failB(431, "trailer field too large");
+      if (trailerBytes_ + raw > limits_.maxHeaderTotal) return failB(431, "trailers too large");
+      return true;
+    default:
+      if (len > kMaxChunkSizeDigits + kMaxChunkExt) return failB(400, "chunk size line too long");
+      return true;
+  }
+}
+
+ParseEvent RequestParser::parse(std::string_view data, size_t& consumed) {
+  consumed = 0;
+  if (state_ == kStateFailed) return ParseEvent::kError;
+  if (scanFrom_ > data.size()) scanFrom_ = 0;
+  size_t pos = 0;
+  for (;;) {
+    switch (state_) {
+      case kStateRequestLine:
+      case kStateHeaders:
+      case kStateChunkSize:
+      case kStateTrailers: {
+        size_t lf = findLineEnd(data, pos);
+        // The limits are checked before anything else, on partial lines too, so an endless
+        // line cannot grow the caller's buffer and the verdict does not depend on how the
+        // bytes were split.
+        size_t end = lf == kNpos ? data.size() : lf;
+        size_t raw = lf == kNpos ? end - pos : end + 1 - pos;
+        size_t len = end - pos - (end > pos && data[end - 1] == '\r' ? 1 : 0);
+        if (!lineWithinLimits(len, raw)) return ParseEvent::kError;
+        if (lf == kNpos) {
+          consumed = pos;
+          return ParseEvent::kNeedMore;
+        }
+        if (lf == pos || data[lf - 1] != '\r') return fail(400, "bare LF line ending");
+        std::string_view line = data.substr(pos, lf - 1 - pos);
+        size_t lineBytes = raw;
+        pos = lf + 1;
+
+        if (state_ == kStateRequestLine) {
+          if (line.empty()) {
+            if (++leadingEmptyLines_ > 2) return fail(400, "too many empty lines");
+            continue;
+          }
+          headBytes_ = lineBytes;
+          if (!onRequestLine(line)) return ParseEvent::kError;
+          state_ = kStateHeaders;
+        } else if (state_ == kStateHeaders) {
+          headBytes_ += lineBytes;
+          if (line.empty()) {
+            if (!onHeadComplete()) return ParseEvent::kError;
+            state_ = kStateBodyStart;
+            consumed = pos;
+            return ParseEvent::kHeadComplete;
+          }
+          if (!onFieldLine(line, false)) return ParseEvent::kError;
+        } else if (state_ == kStateTrailers) {
+          trailerBytes_ += lineBytes;
+          if (line.empty()) {
+            finishMessage();
+            consumed = pos;
+            return ParseEvent::kMessageComplete;
+          }
+          if (!onFieldLine(line, true)) return ParseEvent::kError;
+        } else {
+          if (!onChunkSizeLine(line)) return ParseEvent::kError;
+          state_ = chunkRemaining_ == 0 ? kStateTrailers : kStateChunkData;
+        }
+        continue;
+      }
+
+      case kStateBodyStart:
+        if (request_.chunked) {
+          state_ = kStateChunkSize;
+        } else if (remaining_ > 0) {
+          state_ = kStateBodyLength;
+        } else {
+          finishMessage();
+          consumed = pos;
+          return ParseEvent::kMessageComplete;
+        }
+        continue;
+
+      case kStateBodyLength:
+      case kStateChunkData: {
+        if (pos == data.size()) {
+          consumed = pos;
+          return ParseEvent::kNeedMore;
+        }
+        uint64_t& left = state_ == kStateBodyLength ? remaining_ : chunkRemaining_;
+        size_t n = data.size() - pos;
+        if (left < n) n = static_cast<size_t>(left);
+        body_ = data.substr(pos, n);
+        left -= n;
+        pos += n;
+        if (left == 0) state_ = state_ == kStateBodyLength ? kStateMessageDone : kStateChunkDataEnd;
+        consumed = pos;
+        return ParseEvent::kBodyData;
+      }
+
+      case kStateChunkDataEnd: {
+        size_t avail = data.size() - pos;
+        if (avail > 0 && data[pos] != '\r') return fail(400, "missing CRLF after chunk data");
+        if (avail > 1 && data[pos + 1] != '\n') return fail(400, "missing CRLF after chunk data");
+        if (avail < 2) {
+          consumed = pos;
+          return ParseEvent::kNeedMore;
+        }
+        pos += 2;
+        state_ = kStateChunkSize;
+        continue;
+      }
+
+      case kStateMessageDone:
+        finishMessage();
+        consumed = pos;
+        return ParseEvent::kMessageComplete;
+
+      default:
+        return ParseEvent::kError;
+    }
+  }
+}
+
+bool percentDecode(std::string_view in, std::string& out) {
+  out.clear();
+  out.reserve(in.size());
+  size_t i = 0;
+  while (i < in.size()) {
+    const void* pct = std::memchr(in.data() + i, '%', in.size() - i);
+    size_t next = pct ? static_cast<size_t>(static_cast<const char*>(pct) - in.data()) : in.size();
+    out.append(in.data() + i, next - i);
+    if (next == in.size()) break;
+    if (next + 2 >= in.size()) return false;
+    int hi = kTables.hex[u8(in[next + 1])];
+    int lo = kTables.hex[u8(in[next + 2])];
+    if (hi < 0 || lo < 0) return false;
+    out.push_back(static_cast<char>((hi << 4) | lo));
+    i = next + 3;
+  }
+  return true;
+}
+
+bool normalizePath(std::string_view in, std::string& out) {
+  out.clear();
+  if (in.empty() || in.front() != '/') return false;
+  out.reserve(in.size());
+  bool trailingSlash = false;
+  size_t i = 0;
+  while (i < in.size()) {
+    while (i < in.size() && in[i] == '/') ++i;
+    if (i == in.size()) {
+      trailingSlash = true;
+      break;
+    }
+    size_t end = in.find('/', i);
+    if (end == kNpos) end = in.size();
+    std::string_view seg = in.substr(i, end - i);
+    i = end;
+    if (seg == ".") {
+      trailingSlash = true;
+    } else if (seg == "..") {
+      if (out.empty()) return false;
+      out.resize(out.rfind('/'));
+      trailingSlash = true;
+    } else {
+      out.push_back('/');
+      out.append(seg);
+      trailingSlash = false;
+    }
+  }
+  if (out.empty() || trailingSlash) out.push_back('/');
+  return true;
+}
+
+}  // namespace portico::http

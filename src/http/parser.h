@@ -1,0 +1,125 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "http/request.h"
+
+namespace portico::http {
+
+// Size limits enforced while parsing; defaults are gunicorn's.
+struct ParserLimits {
+  size_t maxRequestLine = 4094;     // request line without CRLF; over → 414
+  size_t maxHeaderCount = 100;      // over → 431
+  size_t maxHeaderFieldSize = 8190; // one "name: value" line without CRLF; over → 431
+  size_t maxHeaderTotal = 64 * 1024; // whole head incl. request line; over → 431
+};
+
+// What the parser produced from the bytes it was given.
+enum class ParseEvent {
+  kNeedMore,        // consumed everything it could; feed more bytes
+  kHeadComplete,    // request() holds a full request head; body (if any) follows
+  kBodyData,        // bodyData() holds a piece of decoded body (valid until next call)
+  kMessageComplete, // the request, body and trailers included, is finished
+  kError,           // errorStatus()/errorReason() say why; the connection must be closed
+};
+
+// A pure, incremental HTTP/1.1 request parser (RFC 9112): bytes in, events out, no I/O.
+// One instance per connection, reused for each pipelined request; single-threaded.
+//
+// Usage: call parse(data) repeatedly; it returns one event and how many bytes it consumed
+// (`consumed`). The caller drops the consumed bytes and calls again with the rest (possibly
+// empty) until kNeedMore. After kMessageComplete the parser is ready for the next request.
+// After kError no further parsing is possible (call reset() only for a fresh connection).
+//
+// Strictness, answered with kError and the status in errorStatus():
+//  - 400: obs-fold, bad token/field characters, bare CR/LF where CRLF is required, whitespace
+//    between field name and colon, Content-Length together with Transfer-Encoding, differing or
+//    invalid Content-Length values, any Transfer-Encoding other than a final single "chunked",
+//    bad chunk size/extension/terminator, missing Host on HTTP/1.1 or more than one Host,
+//    a malformed request-target (it must be origin-form "/..", absolute-form "http(s)://..",
+//    "*" only for OPTIONS, authority-form only for CONNECT), bad percent-encoding in the path.
+//  - 414: request line longer than maxRequestLine.  431: header count, field or head too large.
+//  - 505: an HTTP version other than 1.0 or 1.1 (a well-formed "HTTP/x.y" that is not 1.x);
+//    a malformed version string is 400.
+// Up to 2 empty lines (CRLF) before a request line are tolerated (RFC 9112 §2.2).
+class RequestParser {
+ public:
+  explicit RequestParser(ParserLimits limits = {}) : limits_(limits) {}
+
+  ParseEvent parse(std::string_view data, size_t& consumed);
+  void reset();  // back to expecting a request line, clears all state
+
+  // Valid after kHeadComplete until the next kHeadComplete / reset().
+  Request& request() { return request_; }
+  const Request& request() const { return request_; }
+  std::string_view bodyData() const { return body_; }
+  // Trailer fields of a chunked body (valid after kMessageComplete).
+  const std::vector<Header>& trailers() const { return trailers_; }
+  // Bytes of body still expected for a Content-Length body (0 for chunked/none).
+  uint64_t remainingContentLength() const { return remaining_; }
+
+  int errorStatus() const { return errorStatus_; }
+  const std::string& errorReason() const { return errorReason_; }
+
+ private:
+  // The implementation may add any private members it needs.
+  ParseEvent fail(int status, std::string reason);
+
+  ParserLimits limits_;
+  Request request_;
+  std::vector<Header> trailers_;
+  std::string_view body_;
+  uint64_t remaining_ = 0;
+  int errorStatus_ = 0;
+  std::string errorReason_;
+  int state_ = 0;
+  size_t headBytes_ = 0;
+  uint64_t chunkRemaining_ = 0;
+  int leadingEmptyLines_ = 0;
+
+  // Implementation details (parser.cpp).
+  size_t findLineEnd(std::string_view data, size_t pos);
+  void beginRequest();
+  void finishMessage();
+  bool onRequestLine(std::string_view line);
+  bool onTarget(std::string_view target, bool isConnect, bool isOptions);
+  bool onFieldLine(std::string_view line, bool trailer);
+  bool onSpecialHeader(std::string_view name, std::string_view value);
+  bool onContentLength(std::string_view value);
+  bool onTransferEncoding(std::string_view value);
+  void onConnection(std::string_view value);
+  bool onHeadComplete();
+  bool onChunkSizeLine(std::string_view line);
+  bool lineWithinLimits(size_t len, size_t raw);
+  bool failB(int status, const char* reason) {
+    fail(status, reason);
+    return false;
+  }
+
+  // Bytes at the start of the pending partial line already searched for LF, so feeding a
+  // long line byte by byte is not quadratic.
+  size_t scanFrom_ = 0;
+  size_t trailerBytes_ = 0;
+  int hostCount_ = 0;
+  int teCodings_ = 0;
+  bool hostFromTarget_ = false;
+  bool connClose_ = false;
+  bool connKeepAlive_ = false;
+  bool expect100_ = false;
+  // The head being parsed; swapped into request_ when complete so request() stays valid.
+  Request next_;
+  // Header objects from earlier requests, kept to reuse their string buffers.
+  std::vector<Header> spare_;
+};
+
+// Percent-decodes `in` into `out`; false on a malformed escape ("%G1", "%4", a lone "%").
+bool percentDecode(std::string_view in, std::string& out);
+
+// RFC 3986 remove_dot_segments on a decoded absolute path, also merging repeated slashes (as
+// nginx's merge_slashes). Returns false if the path would climb above "/".
+bool normalizePath(std::string_view in, std::string& out);
+
+}  // namespace portico::http

@@ -1,0 +1,46 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace portico::http {
+
+// One header field as received (name case preserved, value with surrounding whitespace trimmed).
+struct Header {
+  std::string name;
+  std::string value;
+};
+
+// ASCII case-insensitive comparison, for header names and tokens.
+bool iequals(std::string_view a, std::string_view b);
+
+// The head of one HTTP/1.x request, produced by RequestParser; owned by the connection.
+struct Request {
+  std::string method;          // e.g. "GET"; any valid token
+  std::string target;          // the raw request-target, exactly as received
+  std::string rawPath;         // path part of the target, still percent-encoded
+  std::string path;            // rawPath percent-decoded (may contain any byte, even NUL)
+  std::string query;           // raw query string without '?', empty when absent
+  std::string authority;       // host[:port] of an absolute-form target, else empty
+  int versionMajor = 1;
+  int versionMinor = 1;
+  std::vector<Header> headers;
+  std::string host;            // authority if absolute-form, else the Host header value
+  bool keepAlive = true;       // persistence per RFC 9112 §9.3 (1.1 default, 1.0 keep-alive)
+  bool expectContinue = false; // Expect: 100-continue
+  bool chunked = false;        // Transfer-Encoding: chunked
+  std::optional<uint64_t> contentLength;  // Content-Length, when present
+
+  bool isHead() const { return method == "HEAD"; }
+  bool hasBody() const { return chunked || (contentLength && *contentLength > 0); }
+  // First value of a header, case-insensitive; nullptr when absent.
+  const std::string* header(std::string_view name) const;
+  std::string_view versionString() const {
+    return versionMinor == 0 ? "HTTP/1.0" : "HTTP/1.1";
+  }
+};
+
+}  // namespace portico::http

@@ -1,0 +1,40 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "http/request.h"
+
+namespace portico::http {
+
+// The head of a response as a handler describes it. The connection adds Date, Server,
+// Connection and framing (Content-Length or Transfer-Encoding) itself; handlers must not.
+struct ResponseHead {
+  int status = 200;
+  std::vector<Header> headers;
+  // The body's length when known (also for HEAD: the length a GET would have sent).
+  // nullopt: unknown → chunked on HTTP/1.1, close-delimited on HTTP/1.0.
+  std::optional<uint64_t> contentLength;
+  // Ask the connection to close after this response.
+  bool close = false;
+
+  void add(std::string name, std::string value) {
+    headers.push_back({std::move(name), std::move(value)});
+  }
+};
+
+// The standard reason phrase for a status code ("Unknown" if none).
+std::string_view reasonPhrase(int status);
+
+// True for statuses that never carry a body (1xx, 204, 304).
+inline bool statusHasNoBody(int status) {
+  return (status >= 100 && status < 200) || status == 204 || status == 304;
+}
+
+// The small HTML body nginx sends for an error status.
+std::string errorPageBody(int status);
+
+}  // namespace portico::http

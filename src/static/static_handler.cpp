@@ -1,0 +1,585 @@
+#include "static/static_handler.h"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <random>
+#include <utility>
+
+#include "core/log.h"
+#include "http/http_date.h"
+#include "http/parser.h"
+#include "static/range.h"
+
+#ifndef SYS_openat2
+#define SYS_openat2 437  // same number on every Linux architecture
+#endif
+
+namespace portico::staticfiles {
+
+namespace {
+
+std::atomic<bool> forceFallback{false};
+
+bool isHexPair(char hi, char lo, char wantHi, char wantLo) {
+  auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; };
+  return lower(hi) == wantHi && lower(lo) == wantLo;
+}
+
+// Encoded '/', '\' and NUL smuggle separators or terminators past decoding; nginx-with-alias
+// setups are routinely probed with them, so such URLs never reach the file system.
+bool hasForbiddenEscape(std::string_view raw) {
+  for (size_t i = raw.find('%'); i != std::string_view::npos && i + 2 < raw.size();
+       i = raw.find('%', i + 1)) {
+    char hi = raw[i + 1];
+    char lo = raw[i + 2];
+    if (isHexPair(hi, lo, '2', 'f') || isHexPair(hi, lo, '5', 'c') || isHexPair(hi, lo, '0', '0')) {
+      return true;
+    }
+  }
+  return false;
+}
+
+bool hasDotDotSegment(std::string_view path) {
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t slash = path.find('/', start);
+    size_t end = slash == std::string_view::npos ? path.size() : slash;
+    if (path.substr(start, end - start) == "..") return true;
+    if (slash == std::string_view::npos) break;
+    start = slash + 1;
+  }
+  return false;
+}
+
+bool isOws(char c) { return c == ' ' || c == '\t'; }
+
+std::string_view trimOws(std::string_view s) {
+  while (!s.empty() && isOws(s.front())) s.remove_prefix(1);
+  while (!s.empty() && isOws(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+// nginx's ETag: hex mtime and size, e.g. "5f5e1000-d".
+std::string makeEtag(const struct stat& st) {
+  char buffer[48];
+  int n = std::snprintf(buffer, sizeof(buffer), "\"%llx-%llx\"",
+                        static_cast<unsigned long long>(st.st_mtime),
+                        static_cast<unsigned long long>(st.st_size));
+  return std::string(buffer, static_cast<size_t>(n));
+}
+
+// Whether any entity-tag listed in any `name` header matches `etag` (a strong tag, quotes
+// included). "*" matches, since the representation exists. Parsing stops at a malformed element.
+bool etagListMatches(const http::Request& request, std::string_view name, std::string_view etag,
+                     bool strongComparison) {
+  for (const http::Header& header : request.headers) {
+    if (!http::iequals(header.name, name)) continue;
+    std::string_view list = header.value;
+    while (true) {
+      while (!list.empty() && (isOws(list.front()) || list.front() == ',')) list.remove_prefix(1);
+      if (list.empty()) break;
+      if (list.front() == '*') return true;
+      bool weak = false;
+      if (list.size() >= 2 && list[0] == 'W' && list[1] == '/') {
+        weak = true;
+        list.remove_prefix(2);
+      }
+      if (list.empty() || list.front() != '"') break;
+      size_t close = list.find('"', 1);
+      if (close == std::string_view::npos) break;
+      std::string_view tag = list.substr(0, close + 1);
+      list.remove_prefix(close + 1);
+      if (tag == etag && !(strongComparison && weak)) return true;
+    }
+  }
+  return false;
+}
+
+// A qvalue (RFC 9110 §12.4.2) in thousandths; nullopt when malformed.
+std::optional<int> parseQuality(std::string_view v) {
+  if (v.empty() || (v[0] != '0' && v[0] != '1')) return std::nullopt;
+  int value = (v[0] - '0') * 1000;
+  if (v.size() == 1) return value;
+  if (v[1] != '.' || v.size() > 5) return std::nullopt;
+  int scale = 100;
+  for (size_t i = 2; i < v.size(); ++i, scale /= 10) {
+    if (v[i] < '0' || v[i] > '9') return std::nullopt;
+    value += (v[i] - '0') * scale;
+  }
+  if (value > 1000) return std::nullopt;
+  return value;
+}
+
+// Whether Accept-Encoding allows gzip: an explicit "gzip"/"x-gzip" decides, else "*" does;
+// q=0 (or a malformed q) refuses.
+bool acceptsGzip(const http::Request& request) {
+  std::optional<bool> gzip;
+  std::optional<bool> any;
+  for (const http::Header& header : request.headers) {
+    if (!http::iequals(header.name, "Accept-Encoding")) continue;
+    std::string_view list = header.value;
+    while (!list.empty()) {
+      size_t comma = list.find(',');
+      std::string_view element = list.substr(0, comma);
+      list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+      size_t semicolon = element.find(';');
+      std::string_view coding = trimOws(element.substr(0, semicolon));
+      if (coding.empty()) continue;
+      int quality = 1000;
+      while (semicolon != std::string_view::npos) {
+        element.remove_prefix(semicolon + 1);
+        semicolon = element.find(';');
+        std::string_view param = trimOws(element.substr(0, semicolon));
+        size_t equals = param.find('=');
+        if (equals == std::string_view::npos) continue;
+        if (!http::iequals(trimOws(param.substr(0, equals)), "q")) continue;
+        quality = parseQuality(trimOws(param.substr(equals + 1))).value_or(0);
+      }
+      if (http::iequals(coding, "gzip") || http::iequals(coding, "x-gzip")) {
+        gzip = gzip.value_or(false) || quality > 0;
+      } else if (coding == "*") {
+        any = quality > 0;
+      }
+    }
+  }
+  if (gzip) return *gzip;
+  return any.value_or(false);
+}
+
+// If-Range (RFC 9110 §13.1.5): a strong ETag match, or a date equal to Last-Modified.
+bool ifRangeMatches(std::string_view value, std::string_view etag, std::time_t mtime) {
+  value = trimOws(value);
+  if (value.starts_with("W/")) return false;
+  if (value.starts_with('"')) return value == etag;
+  std::optional<std::time_t> date = http::parseHttpDate(value);
+  return date && *date == mtime;
+}
+
+bool isHostChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '.' || c == ':' || c == '[' || c == ']' || c == '_';
+}
+
+// Appends `path` percent-encoding everything but RFC 3986 pchar and '/', so a decoded path
+// (which may hold CR, LF, '?', '%' ...) can never break out of the Location header or its URL.
+void appendEscapedPath(std::string& out, std::string_view path) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (char ch : path) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 std::strchr("-._~!$&'()*+,;=:@/", c) != nullptr;
+    if (plain && c != 0) {
+      out.push_back(ch);
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xf]);
+    }
+  }
+}
+
+// The query is still raw; only bytes that cannot appear in a header line are escaped.
+void appendEscapedQuery(std::string& out, std::string_view query) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (char ch : query) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    if (c > 0x20 && c < 0x7f && c != '#') {
+      out.push_back(ch);
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xf]);
+    }
+  }
+}
+
+// multipart/byteranges boundaries, 20 digits as nginx; randomly seeded so that file contents
+// cannot predict them.
+std::string nextBoundary() {
+  static std::atomic<uint64_t> counter{[] {
+    std::random_device device;
+    return (static_cast<uint64_t>(device()) << 32 | device()) % 10000000000000000000ULL;
+  }()};
+  char buffer[24];
+  int n = std::snprintf(buffer, sizeof(buffer), "%020llu",
+                        static_cast<unsigned long long>(counter.fetch_add(1)));
+  return std::string(buffer, static_cast<size_t>(n));
+}
+
+void respondStatus(http::Exchange& exchange, int status) { exchange.respondError(status); }
+
+}  // namespace
+
+void StaticHandler::forceResolveFallbackForTesting(bool force) { forceFallback = force; }
+
+StaticHandler::StaticHandler(config::StaticMount mount, const MimeTypes& mimes)
+    : mount_(std::move(mount)), mimes_(mimes) {
+  int fd = ::open(mount_.directory.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    rootError_ = errno;
+    logError("static: cannot open directory \"" + mount_.directory + "\" for \"" + mount_.prefix +
+             "\": " + std::strerror(rootError_));
+    return;
+  }
+  root_.reset(fd);
+  char resolved[PATH_MAX];
+  int realpathError = 0;
+  if (::realpath(mount_.directory.c_str(), resolved) != nullptr) {
+    rootReal_ = resolved;
+  } else {
+    realpathError = errno;
+  }
+
+  // Probe once: old kernels say ENOSYS, and some container seccomp profiles say EPERM.
+  useOpenat2_ = !forceFallback;
+  if (useOpenat2_) {
+    struct open_how how {};
+    how.flags = O_PATH | O_CLOEXEC;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+    long probe = ::syscall(SYS_openat2, root_.get(), ".", &how, sizeof(how));
+    if (probe >= 0) {
+      ::close(static_cast<int>(probe));
+    } else if (errno == ENOSYS || errno == EPERM) {
+      useOpenat2_ = false;
+      logWarning("static: openat2 unavailable, resolving \"" + mount_.directory +
+                 "\" with realpath() checks instead");
+    }
+  }
+  if (!useOpenat2_ && rootReal_.empty()) {
+    rootError_ = realpathError;
+    root_.reset();
+  }
+}
+
+StaticHandler::Opened StaticHandler::open(const std::string& relative, bool pathOnly) const {
+  Opened result;
+  // O_NONBLOCK: opening a FIFO for reading must not stall the event loop. openat2 rejects
+  // any flag but O_CLOEXEC/O_DIRECTORY/O_NOFOLLOW next to O_PATH (EINVAL).
+  int flags = pathOnly ? (O_PATH | O_CLOEXEC) : (O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  int fd;
+  if (useOpenat2_) {
+    struct open_how how {};
+    how.flags = static_cast<uint64_t>(flags);
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+    const char* path = relative.empty() ? "." : relative.c_str();
+    fd = static_cast<int>(::syscall(SYS_openat2, root_.get(), path, &how, sizeof(how)));
+  } else {
+    fd = openFallback(relative, flags);
+  }
+  if (fd < 0) {
+    result.error = errno;
+    return result;
+  }
+  result.fd.reset(fd);
+  if (::fstat(fd, &result.st) != 0) {
+    result.error = errno;
+    result.fd.reset();
+  }
+  return result;
+}
+
+// Without openat2 the check is realpath() then open() of the resolved name: racy against a
+// concurrent symlink swap inside the directory, but never follows a link on the final open.
+int StaticHandler::openFallback(const std::string& relative, int flags) const {
+  std::string full = rootReal_;
+  full += '/';
+  full += relative;
+  char resolved[PATH_MAX];
+  if (::realpath(full.c_str(), resolved) == nullptr) return -1;
+  std::string_view target(resolved);
+  bool inside = target == rootReal_ ||
+                (target.starts_with(rootReal_) &&
+                 (rootReal_ == "/" || target[rootReal_.size()] == '/'));
+  if (!inside) {
+    errno = EXDEV;
+    return -1;
+  }
+  if (!relative.empty() && relative.back() == '/') flags |= O_DIRECTORY;
+  return ::open(resolved, flags | O_NOFOLLOW);
+}
+
+void StaticHandler::respondErrno(http::Exchange& exchange, int error,
+                                 std::string_view relative) const {
+  switch (error) {
+    case ENOENT:
+    case ENOTDIR:
+    case ENAMETOOLONG:
+      respondStatus(exchange, 404);
+      return;
+    case EXDEV:  // RESOLVE_BENEATH: the path (through a symlink or "..") leaves the directory
+    case ELOOP:
+    case EACCES:
+    case EPERM:
+      respondStatus(exchange, 403);
+      return;
+    default:
+      logError("static: open \"" + mount_.directory + std::string(relative) +
+               "\" failed: " + std::strerror(error));
+      respondStatus(exchange, 500);
+      return;
+  }
+}
+
+void StaticHandler::handle(http::Exchange& exchange) {
+  const http::Request& request = exchange.request();
+  if (request.method != "GET" && request.method != "HEAD") {
+    http::ResponseHead head;
+    head.status = 405;
+    head.add("Content-Type", "text/html");
+    head.add("Allow", "GET, HEAD");
+    exchange.respond(std::move(head), http::errorPageBody(405));
+    return;
+  }
+
+  std::string normalized;
+  if (hasForbiddenEscape(request.rawPath) ||
+      request.path.find('\0') != std::string::npos ||
+      !http::normalizePath(request.path, normalized) ||
+      !std::string_view(normalized).starts_with(mount_.prefix)) {
+    respondStatus(exchange, 404);
+    return;
+  }
+  std::string_view relative = std::string_view(normalized).substr(mount_.prefix.size());
+  while (!relative.empty() && relative.front() == '/') relative.remove_prefix(1);
+  // A prefix without a trailing slash ("/static") maps "/static../x" to DIR/../x, nginx's
+  // classic alias traversal; RESOLVE_BENEATH would stop it too, but refuse it outright.
+  if (hasDotDotSegment(relative)) {
+    respondStatus(exchange, 404);
+    return;
+  }
+  if (!root_) {
+    respondErrno(exchange, rootError_, relative);
+    return;
+  }
+
+  // As nginx, the URL decides: "/static/" asks for an index, "/static" (prefix "/static")
+  // names the directory itself and is redirected.
+  bool directoryRequest = normalized.back() == '/';
+  bool wantsGzip = acceptsGzip(request);
+  std::string name;
+  name.reserve(relative.size() + sizeof("index.html.gz"));
+  name = relative;
+  if (directoryRequest) name += "index.html";
+  const size_t nameLength = name.size();
+
+  // gzip_static: a regular "<name>.gz" wins for clients that take gzip.
+  if (wantsGzip && !name.empty()) {
+    name += ".gz";
+    Opened gz = open(name, false);
+    name.resize(nameLength);
+    if (gz.error == 0 && S_ISREG(gz.st.st_mode)) {
+      serveFile(exchange, std::move(gz), name, true, true);
+      return;
+    }
+  }
+
+  Opened file = open(name, false);
+  if (file.error != 0) {
+    if (directoryRequest && file.error == ENOENT) {
+      // No index.html: 403 for an existing directory (nginx without autoindex), else 404.
+      Opened directory = open(std::string(relative), true);
+      if (directory.error != 0) {
+        respondErrno(exchange, directory.error, relative);
+      } else {
+        respondStatus(exchange, S_ISDIR(directory.st.st_mode) ? 403 : 404);
+      }
+      return;
+    }
+    respondErrno(exchange, file.error, name);
+    return;
+  }
+  if (S_ISDIR(file.st.st_mode)) {
+    if (directoryRequest) {
+      respondStatus(exchange, 403);  // "index.html" is itself a directory
+    } else {
+      redirectToDirectory(exchange, normalized);
+    }
+    return;
+  }
+  if (!S_ISREG(file.st.st_mode)) {
+    respondStatus(exchange, 404);  // devices, FIFOs, sockets: as nginx, not a file to serve
+    return;
+  }
+
+  // gzip_vary: say Vary whenever a compressed sibling exists, also to clients without gzip.
+  bool vary = false;
+  if (!wantsGzip && !name.empty()) {
+    name += ".gz";
+    Opened gz = open(name, true);
+    name.resize(nameLength);
+    vary = gz.error == 0 && S_ISREG(gz.st.st_mode);
+  }
+  serveFile(exchange, std::move(file), name, false, vary);
+}
+
+void StaticHandler::redirectToDirectory(http::Exchange& exchange,
+                                        std::string_view normalizedPath) const {
+  const http::Request& request = exchange.request();
+  const http::ConnectionInfo& connection = exchange.connection();
+  std::string location = connection.scheme.empty() ? "http" : connection.scheme;
+  location += "://";
+  bool hostUsable = !request.host.empty();
+  for (char c : request.host) hostUsable = hostUsable && isHostChar(c);
+  if (hostUsable) {
+    location += request.host;
+  } else if (connection.isUnix || connection.localAddress.empty()) {
+    location += "localhost";
+  } else {
+    bool ipv6 = connection.localAddress.find(':') != std::string::npos;
+    if (ipv6) location += '[';
+    location += connection.localAddress;
+    if (ipv6) location += ']';
+    bool defaultPort = (connection.localPort == 80 && location.starts_with("http:")) ||
+                       (connection.localPort == 443 && location.starts_with("https:"));
+    if (!defaultPort && connection.localPort != 0) {
+      location += ':';
+      location += std::to_string(connection.localPort);
+    }
+  }
+  appendEscapedPath(location, normalizedPath);
+  location += '/';
+  if (!request.query.empty()) {
+    location += '?';
+    appendEscapedQuery(location, request.query);
+  }
+  http::ResponseHead head;
+  head.status = 301;
+  head.add("Content-Type", "text/html");
+  head.add("Location", std::move(location));
+  exchange.respond(std::move(head), http::errorPageBody(301));
+}
+
+void StaticHandler::serveFile(http::Exchange& exchange, Opened file, std::string_view typeName,
+                              bool gzip, bool vary) const {
+  const http::Request& request = exchange.request();
+  const uint64_t size = static_cast<uint64_t>(file.st.st_size);
+  const std::time_t mtime = file.st.st_mtime;
+  const std::string etag = makeEtag(file.st);
+  std::string lastModified = http::formatHttpDate(mtime);
+
+  // RFC 9110 §13.2.2: If-Match, else If-Unmodified-Since; then If-None-Match, else
+  // If-Modified-Since; Range (with If-Range) last. Unparsable dates are ignored.
+  bool failed = false;
+  if (request.header("If-Match") != nullptr) {
+    failed = !etagListMatches(request, "If-Match", etag, true);
+  } else if (const std::string* value = request.header("If-Unmodified-Since")) {
+    std::optional<std::time_t> date = http::parseHttpDate(*value);
+    failed = date && mtime > *date;
+  }
+  if (failed) {
+    respondStatus(exchange, 412);
+    return;
+  }
+  bool notModified = false;
+  if (request.header("If-None-Match") != nullptr) {
+    notModified = etagListMatches(request, "If-None-Match", etag, false);
+  } else if (const std::string* value = request.header("If-Modified-Since")) {
+    std::optional<std::time_t> date = http::parseHttpDate(*value);
+    notModified = date && mtime <= *date;
+  }
+  if (notModified) {
+    http::ResponseHead head;
+    head.status = 304;
+    head.contentLength = std::nullopt;
+    head.add("Last-Modified", std::move(lastModified));
+    head.add("ETag", etag);
+    if (vary) head.add("Vary", "Accept-Encoding");
+    exchange.sendHead(std::move(head));
+    exchange.finish();
+    return;
+  }
+
+  // Range is defined for GET only (RFC 9110 §14.2); HEAD gets the 200 headers.
+  RangeResult ranges = RangeIgnored{};
+  if (!request.isHead()) {
+    if (const std::string* range = request.header("Range")) {
+      const std::string* ifRange = request.header("If-Range");
+      if (ifRange == nullptr || ifRangeMatches(*ifRange, etag, mtime)) {
+        ranges = parseRange(*range, size);
+      }
+    }
+  }
+  if (std::holds_alternative<RangeUnsatisfiable>(ranges)) {
+    http::ResponseHead head;
+    head.status = 416;
+    head.add("Content-Type", "text/html");
+    head.add("Content-Range", "bytes */" + std::to_string(size));
+    if (vary) head.add("Vary", "Accept-Encoding");
+    exchange.respond(std::move(head), http::errorPageBody(416));
+    return;
+  }
+
+  const std::string_view type = mimes_.lookup(typeName);
+  const ByteRanges* parts = std::get_if<ByteRanges>(&ranges);
+  const bool multipart = parts != nullptr && parts->size() > 1;
+  std::string boundary;
+
+  http::ResponseHead head;
+  head.status = parts != nullptr ? 206 : 200;
+  if (multipart) {
+    boundary = nextBoundary();
+    head.add("Content-Type", "multipart/byteranges; boundary=" + boundary);
+  } else {
+    head.add("Content-Type", std::string(type));
+  }
+  head.add("Last-Modified", std::move(lastModified));
+  head.add("ETag", etag);
+  if (gzip) head.add("Content-Encoding", "gzip");
+  if (vary) head.add("Vary", "Accept-Encoding");
+  head.add("Accept-Ranges", "bytes");
+
+  auto shared = std::make_shared<const UniqueFd>(std::move(file.fd));
+  const std::string sizeText = std::to_string(size);
+  if (parts == nullptr) {
+    head.contentLength = size;
+    exchange.sendHead(std::move(head));
+    if (!request.isHead() && size > 0) exchange.sendBody(BodyChunk(FileRange{shared, 0, size}));
+    exchange.finish();
+    return;
+  }
+  if (!multipart) {
+    const ByteRange& range = parts->front();
+    head.add("Content-Range", "bytes " + std::to_string(range.offset) + "-" +
+                                  std::to_string(range.last()) + "/" + sizeText);
+    head.contentLength = range.length;
+    exchange.sendHead(std::move(head));
+    exchange.sendBody(BodyChunk(FileRange{shared, range.offset, range.length}));
+    exchange.finish();
+    return;
+  }
+
+  // multipart/byteranges laid out as nginx does: each part "CRLF--boundary CRLF headers CRLF
+  // CRLF data", then "CRLF--boundary--CRLF"; the length is known before anything is sent.
+  std::vector<std::string> partHeads;
+  partHeads.reserve(parts->size());
+  uint64_t length = 0;
+  for (const ByteRange& range : *parts) {
+    std::string part = "\r\n--" + boundary + "\r\nContent-Type: " + std::string(type) +
+                       "\r\nContent-Range: bytes " + std::to_string(range.offset) + "-" +
+                       std::to_string(range.last()) + "/" + sizeText + "\r\n\r\n";
+    length += part.size() + range.length;
+    partHeads.push_back(std::move(part));
+  }
+  std::string tail = "\r\n--" + boundary + "--\r\n";
+  length += tail.size();
+  head.contentLength = length;
+  exchange.sendHead(std::move(head));
+  for (size_t i = 0; i < parts->size(); ++i) {
+    exchange.sendBody(BodyChunk(std::move(partHeads[i])));
+    exchange.sendBody(BodyChunk(FileRange{shared, (*parts)[i].offset, (*parts)[i].length}));
+  }
+  exchange.sendBody(BodyChunk(std::move(tail)));
+  exchange.finish();
+}
+
+}  // namespace portico::staticfiles

@@ -1,0 +1,58 @@
+#pragma once
+
+#include <sys/stat.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "config/config.h"
+#include "core/unique_fd.h"
+#include "http/exchange.h"
+#include "static/mime_types.h"
+
+namespace portico::staticfiles {
+
+// Serves files under one StaticMount with nginx's `location PREFIX { alias DIR/; }` semantics
+// (plus `gzip_static on; gzip_vary on;`): GET/HEAD, conditional requests, byte ranges, index.html,
+// precompressed ".gz" siblings. Every lookup is confined to DIR by openat2(RESOLVE_BENEATH).
+// Created once per worker by the composition root; handle() runs on the event-loop thread.
+class StaticHandler : public http::Handler {
+ public:
+  // `mimes` must outlive the handler. A directory that cannot be opened is logged, and every
+  // request then gets 404 (or 403 when access was denied), as nginx would.
+  StaticHandler(config::StaticMount mount, const MimeTypes& mimes);
+
+  void handle(http::Exchange& exchange) override;
+
+  const config::StaticMount& mount() const { return mount_; }
+
+  // Tests only: pretend the kernel lacks openat2 so the realpath() fallback is exercised.
+  static void forceResolveFallbackForTesting(bool force);
+
+ private:
+  // An opened candidate file; `error` is an errno value when opening failed.
+  struct Opened {
+    UniqueFd fd;
+    struct stat st {};
+    int error = 0;
+  };
+
+  // Opens `relative` (no leading '/') beneath the mount root; never escapes it.
+  Opened open(const std::string& relative, bool pathOnly) const;
+  int openFallback(const std::string& relative, int flags) const;
+
+  void serveFile(http::Exchange& exchange, Opened file, std::string_view typeName, bool gzip,
+                 bool vary) const;
+  void redirectToDirectory(http::Exchange& exchange, std::string_view normalizedPath) const;
+  void respondErrno(http::Exchange& exchange, int error, std::string_view relative) const;
+
+  config::StaticMount mount_;
+  const MimeTypes& mimes_;
+  UniqueFd root_;           // O_PATH|O_DIRECTORY descriptor of mount_.directory
+  int rootError_ = 0;       // errno of opening the root, 0 when root_ is valid
+  std::string rootReal_;    // realpath of the root, for the fallback resolver
+  bool useOpenat2_ = true;  // false: the kernel (or seccomp) refuses openat2
+};
+
+}  // namespace portico::staticfiles

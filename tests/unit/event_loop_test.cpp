@@ -1,0 +1,141 @@
+#include "event/event_loop.h"
+
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <thread>
+#include <vector>
+
+#include "event/listener.h"
+
+namespace portico::event {
+namespace {
+
+TEST(EventLoopTest, TimersFireInDeadlineOrderAndCancelWorks) {
+  EventLoop loop;
+  std::vector<int> fired;
+  loop.addTimer(30, [&] { fired.push_back(3); });
+  loop.addTimer(10, [&] { fired.push_back(1); });
+  TimerId cancelled = loop.addTimer(20, [&] { fired.push_back(99); });
+  loop.addTimer(20, [&] { fired.push_back(2); });
+  loop.addTimer(40, [&] { loop.stop(); });
+  loop.cancelTimer(cancelled);
+  EXPECT_EQ(cancelled, (TimerId{0, 0}));
+  loop.cancelTimer(cancelled);  // cancelling twice is harmless
+  loop.run();
+  EXPECT_EQ(fired, (std::vector<int>{1, 2, 3}));
+}
+
+TEST(EventLoopTest, DeferredWorkRunsInOrderAndMayDeferMore) {
+  EventLoop loop;
+  std::vector<int> order;
+  loop.defer([&] {
+    order.push_back(1);
+    loop.defer([&] {
+      order.push_back(3);
+      loop.stop();
+    });
+  });
+  loop.defer([&] { order.push_back(2); });
+  loop.run();
+  EXPECT_EQ(order, (std::vector<int>{1, 2, 3}));
+}
+
+struct Tracked : Deferrable {
+  explicit Tracked(bool& flag) : deleted(flag) {}
+  ~Tracked() override { deleted = true; }
+  bool& deleted;
+};
+
+TEST(EventLoopTest, DeferredDeleteHappensAfterTheBatch) {
+  EventLoop loop;
+  bool deleted = false;
+  bool seenAlive = false;
+  loop.defer([&] {
+    loop.deferDelete(std::make_unique<Tracked>(deleted));
+    loop.defer([&] { seenAlive = !deleted; });  // same batch: still alive
+  });
+  loop.addTimer(5, [&] { loop.stop(); });
+  loop.run();
+  EXPECT_TRUE(seenAlive);
+  EXPECT_TRUE(deleted);
+}
+
+TEST(EventLoopTest, PostFromAnotherThreadWakesTheLoop) {
+  EventLoop loop;
+  int value = 0;
+  std::thread other([&] {
+    loop.post([&] {
+      value = 42;
+      loop.stop();
+    });
+  });
+  loop.addTimer(5000, [&] { loop.stop(); });  // safety net
+  loop.run();
+  other.join();
+  EXPECT_EQ(value, 42);
+}
+
+struct Reader : IoWatcher {
+  void onIoEvent(uint32_t events) override { seen |= events; }
+  uint32_t seen = 0;
+};
+
+TEST(EventLoopTest, ReportsReadiness) {
+  EventLoop loop;
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds), 0);
+  UniqueFd a(fds[0]), b(fds[1]);
+  Reader reader;
+  ASSERT_TRUE(loop.add(a.get(), EPOLLIN, &reader));
+  ASSERT_EQ(::write(b.get(), "x", 1), 1);
+  loop.addTimer(20, [&] { loop.stop(); });
+  loop.run();
+  EXPECT_TRUE(reader.seen & EPOLLIN);
+  loop.remove(a.get());
+}
+
+TEST(ListenerTest, TcpPortZeroGetsAPortAndAccepts) {
+  EventLoop loop;
+  std::string error;
+  UniqueFd fd = listenTcp("127.0.0.1", 0, 16, error);
+  ASSERT_TRUE(fd) << error;
+  uint16_t port = boundPort(fd.get());
+  ASSERT_NE(port, 0);
+  int accepted = 0;
+  std::string peerHost;
+  Listener listener(loop, std::move(fd), [&](UniqueFd client, const sockaddr_storage& peer) {
+    ++accepted;
+    uint16_t peerPort;
+    describeAddress(peer, peerHost, peerPort);
+    loop.stop();
+  });
+  ASSERT_TRUE(listener.start());
+  std::thread client([port] {
+    int s = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    ::close(s);
+  });
+  loop.addTimer(5000, [&] { loop.stop(); });
+  loop.run();
+  client.join();
+  EXPECT_EQ(accepted, 1);
+  EXPECT_EQ(peerHost, "127.0.0.1");
+}
+
+TEST(ListenerTest, BadAddressesFailWithAMessage) {
+  std::string error;
+  EXPECT_FALSE(listenTcp("256.1.1.1", 80, 16, error));
+  EXPECT_FALSE(error.empty());
+  error.clear();
+  EXPECT_FALSE(listenUnix(std::string(200, 'x'), 16, error));
+  EXPECT_NE(error.find("too long"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace portico::event
