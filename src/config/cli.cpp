@@ -53,13 +53,13 @@ enum class OptionId {
 // One command-line option: its spellings, whether it takes a value, and its help line.
 struct OptionSpec {
   OptionId id;
-  char shortName;               // 0 if none
+  char shortName;  // 0 if none
   std::string_view longName;
-  std::string_view aliasName;   // a second long spelling, or empty
-  std::string_view meta;        // value placeholder; empty for flags without a value
-  std::string_view help;        // one line for --help
-  std::string_view defaultText; // shown as [default]; empty: not shown
-  bool portico = false;         // a portico extension (listed in its own help section)
+  std::string_view aliasName;    // a second long spelling, or empty
+  std::string_view meta;         // value placeholder; empty for flags without a value
+  std::string_view help;         // one line for --help
+  std::string_view defaultText;  // shown as [default]; empty: not shown
+  bool portico = false;          // a portico extension (listed in its own help section)
 };
 
 constexpr OptionSpec kOptions[] = {
@@ -104,8 +104,7 @@ constexpr OptionSpec kOptions[] = {
     {OptionId::kHeaderTimeout, 0, "--header-timeout", "", "SECONDS",
      "Time allowed to receive a request head (nginx client_header_timeout).", "60", true},
     {OptionId::kBodyTimeout, 0, "--body-timeout", "", "SECONDS",
-     "Time allowed between two reads of a request body (nginx client_body_timeout).", "60",
-     true},
+     "Time allowed between two reads of a request body (nginx client_body_timeout).", "60", true},
     {OptionId::kSendTimeout, 0, "--send-timeout", "", "SECONDS",
      "Time allowed between two writes of a response (nginx send_timeout).", "60", true},
     {OptionId::kNoServerHeader, 0, "--no-server-header", "", "",
@@ -280,10 +279,20 @@ bool parseSize(std::string_view text, uint64_t& out) {
   uint64_t scale = 1;
   if (!s.empty()) {
     switch (s.back()) {
-      case 'k': case 'K': scale = uint64_t{1} << 10; break;
-      case 'm': case 'M': scale = uint64_t{1} << 20; break;
-      case 'g': case 'G': scale = uint64_t{1} << 30; break;
-      default: break;
+      case 'k':
+      case 'K':
+        scale = uint64_t{1} << 10;
+        break;
+      case 'm':
+      case 'M':
+        scale = uint64_t{1} << 20;
+        break;
+      case 'g':
+      case 'G':
+        scale = uint64_t{1} << 30;
+        break;
+      default:
+        break;
     }
     if (scale != 1) s.remove_suffix(1);
   }
@@ -361,7 +370,8 @@ std::optional<std::string> parseBind(std::string_view raw, BindAddress& out) {
       host = rest;
     }
     for (char c : host) {
-      if (!validHostChar(c)) return invalid("the host may hold only letters, digits, '.', '-', '_'");
+      if (!validHostChar(c))
+        return invalid("the host may hold only letters, digits, '.', '-', '_'");
     }
   }
   int64_t portNumber = -1;
@@ -381,7 +391,8 @@ bool looksLikeNegativeNumber(std::string_view s) {
   s.remove_prefix(1);
   size_t dot = s.find('.');
   std::string_view intPart = s.substr(0, dot);
-  std::string_view fracPart = dot == std::string_view::npos ? std::string_view{} : s.substr(dot + 1);
+  std::string_view fracPart =
+      dot == std::string_view::npos ? std::string_view{} : s.substr(dot + 1);
   for (char c : intPart) {
     if (!isDigit(c)) return false;
   }
@@ -673,9 +684,10 @@ class Parser {
       return false;
     }
     if (out < minimum) {
-      argumentError(spec, "invalid value: " + quoted(value) + " (must be " +
-                              (minimum == 0 ? std::string("0 or more") : ">= " + std::to_string(minimum)) +
-                              ")");
+      argumentError(
+          spec, "invalid value: " + quoted(value) + " (must be " +
+                    (minimum == 0 ? std::string("0 or more") : ">= " + std::to_string(minimum)) +
+                    ")");
       return false;
     }
     if (out > std::numeric_limits<int>::max()) {
@@ -728,14 +740,16 @@ class Parser {
         break;
       case OptionId::kLimitRequestLine:
         if (intValue(spec, raw, 0, number)) {
-          config.limitRequestLine = number == 0 ? kUnlimitedHeaderSize
-                                                : static_cast<size_t>(std::min(number, kMaxRequestLine));
+          config.limitRequestLine = number == 0
+                                        ? kUnlimitedHeaderSize
+                                        : static_cast<size_t>(std::min(number, kMaxRequestLine));
         }
         break;
       case OptionId::kLimitRequestFields:
         if (intValue(spec, raw, 0, number)) {
           config.limitRequestFields =
-              number == 0 ? kMaxRequestFields : static_cast<size_t>(std::min(number, kMaxRequestFields));
+              number == 0 ? kMaxRequestFields
+                          : static_cast<size_t>(std::min(number, kMaxRequestFields));
         }
         break;
       case OptionId::kLimitRequestFieldSize:

@@ -52,7 +52,7 @@ struct Segment {
   int precision = -1;  // %.Ns truncates strings
   bool leftAlign = false;
   bool zeroPad = false;
-  bool repr = false;   // %r / %a: Python repr() of strings, in single quotes
+  bool repr = false;  // %r / %a: Python repr() of strings, in single quotes
 };
 
 constexpr std::string_view kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
@@ -99,9 +99,12 @@ constexpr EscapeTables kEscapeTables;
 
 bool needsEscape(unsigned char c, Escape escape) {
   switch (escape) {
-    case Escape::kNone: return false;
-    case Escape::kNginx: return kEscapeTables.nginx[c];
-    case Escape::kGunicorn: return kEscapeTables.gunicorn[c];
+    case Escape::kNone:
+      return false;
+    case Escape::kNginx:
+      return kEscapeTables.nginx[c];
+    case Escape::kGunicorn:
+      return kEscapeTables.gunicorn[c];
   }
   return false;
 }
@@ -187,8 +190,8 @@ std::string_view localTimeText(std::time_t t) {
     char sign = offset < 0 ? '-' : '+';
     if (offset < 0) offset = -offset;
     int n = std::snprintf(cached, sizeof cached, "%02d/%s/%04d:%02d:%02d:%02d %c%02ld%02ld",
-                          tm.tm_mday, kMonths[tm.tm_mon % 12].data(), tm.tm_year + 1900,
-                          tm.tm_hour, tm.tm_min, tm.tm_sec, sign, offset / 60, offset % 60);
+                          tm.tm_mday, kMonths[tm.tm_mon % 12].data(), tm.tm_year + 1900, tm.tm_hour,
+                          tm.tm_min, tm.tm_sec, sign, offset / 60, offset % 60);
     cachedSize = n > 0 ? static_cast<size_t>(n) : 0;
     cachedTime = t;
   }
@@ -237,9 +240,9 @@ std::optional<std::string> cgiVariable(std::string_view name, const AccessLogEnt
 
 bool isCgiName(std::string_view name) {
   constexpr std::string_view kNames[] = {
-      "remote_addr",  "remote_port",     "server_port", "wsgi.url_scheme", "request_method",
-      "raw_uri",      "path_info",       "query_string", "script_name",    "server_protocol",
-      "server_name",  "content_type",    "content_length"};
+      "remote_addr", "remote_port",  "server_port",   "wsgi.url_scheme", "request_method",
+      "raw_uri",     "path_info",    "query_string",  "script_name",     "server_protocol",
+      "server_name", "content_type", "content_length"};
   for (auto known : kNames) {
     if (name == known) return true;
   }
@@ -253,20 +256,45 @@ Segment atomSegment(std::string_view key) {
   seg.escape = Escape::kGunicorn;
   if (key.size() == 1) {
     switch (key[0]) {
-      case 'h': seg.atom = Atom::kRemoteAddr; return seg;
-      case 'l': seg.atom = Atom::kConstant; seg.text = "-"; return seg;
-      case 'u': seg.atom = Atom::kRemoteUser; return seg;
-      case 't': seg.atom = Atom::kTimeBracketed; return seg;
-      case 'r': seg.atom = Atom::kRequestLine; return seg;
-      case 'm': seg.atom = Atom::kMethod; return seg;
-      case 'U': seg.atom = Atom::kPath; return seg;
-      case 'q': seg.atom = Atom::kQuery; return seg;
-      case 'H': seg.atom = Atom::kProtocol; return seg;
-      case 's': seg.atom = Atom::kStatus; return seg;
-      case 'B': seg.atom = Atom::kBytes; return seg;
+      case 'h':
+        seg.atom = Atom::kRemoteAddr;
+        return seg;
+      case 'l':
+        seg.atom = Atom::kConstant;
+        seg.text = "-";
+        return seg;
+      case 'u':
+        seg.atom = Atom::kRemoteUser;
+        return seg;
+      case 't':
+        seg.atom = Atom::kTimeBracketed;
+        return seg;
+      case 'r':
+        seg.atom = Atom::kRequestLine;
+        return seg;
+      case 'm':
+        seg.atom = Atom::kMethod;
+        return seg;
+      case 'U':
+        seg.atom = Atom::kPath;
+        return seg;
+      case 'q':
+        seg.atom = Atom::kQuery;
+        return seg;
+      case 'H':
+        seg.atom = Atom::kProtocol;
+        return seg;
+      case 's':
+        seg.atom = Atom::kStatus;
+        return seg;
+      case 'B':
+        seg.atom = Atom::kBytes;
+        return seg;
       // gunicorn's b is "-" only when nothing was ever counted; its counter starts at 0, so in
       // practice it prints the number, 0 included.
-      case 'b': seg.atom = Atom::kBytes; return seg;
+      case 'b':
+        seg.atom = Atom::kBytes;
+        return seg;
       case 'f':
         seg.atom = Atom::kRequestHeader;
         seg.text = "referer";
@@ -275,12 +303,23 @@ Segment atomSegment(std::string_view key) {
         seg.atom = Atom::kRequestHeader;
         seg.text = "user-agent";
         return seg;
-      case 'T': seg.atom = Atom::kSeconds; return seg;
-      case 'M': seg.atom = Atom::kMillis; return seg;
-      case 'D': seg.atom = Atom::kMicros; return seg;
-      case 'L': seg.atom = Atom::kDecimalSeconds; return seg;
-      case 'p': seg.atom = Atom::kPid; return seg;
-      default: break;
+      case 'T':
+        seg.atom = Atom::kSeconds;
+        return seg;
+      case 'M':
+        seg.atom = Atom::kMillis;
+        return seg;
+      case 'D':
+        seg.atom = Atom::kMicros;
+        return seg;
+      case 'L':
+        seg.atom = Atom::kDecimalSeconds;
+        return seg;
+      case 'p':
+        seg.atom = Atom::kPid;
+        return seg;
+      default:
+        break;
     }
   }
   if (key.size() >= 3 && key.front() == '{') {
@@ -339,7 +378,9 @@ namespace {
 // nginx's predefined `combined` format.
 std::vector<Segment> combinedSegments() {
   std::vector<Segment> segs;
-  auto literal = [&](std::string_view text) { segs.push_back({Atom::kLiteral, Escape::kNone, std::string(text)}); };
+  auto literal = [&](std::string_view text) {
+    segs.push_back({Atom::kLiteral, Escape::kNone, std::string(text)});
+  };
   auto atom = [&](Atom a, std::string_view text = {}) {
     segs.push_back({a, Escape::kNginx, std::string(text)});
   };
@@ -403,7 +444,8 @@ std::string compileGunicorn(std::string_view format, std::vector<Segment>& segs)
     if (depth != 0) return "incomplete format key at offset " + std::to_string(at);
     std::string_view key = format.substr(keyStart, i - 1 - keyStart);
     Segment seg = atomSegment(key);
-    while (i < format.size() && std::string_view("#0- +").find(format[i]) != std::string_view::npos) {
+    while (i < format.size() &&
+           std::string_view("#0- +").find(format[i]) != std::string_view::npos) {
       if (format[i] == '-') seg.leftAlign = true;
       if (format[i] == '0') seg.zeroPad = true;
       ++i;
@@ -578,8 +620,7 @@ void appendSegment(std::string& out, const Segment& seg, const AccessLogEntry& e
     size_t start = out.size();
     appendAtomValue(out, seg, entry);
     if (seg.escape == Escape::kNone) return;
-    const bool* table =
-        seg.escape == Escape::kNginx ? kEscapeTables.nginx : kEscapeTables.gunicorn;
+    const bool* table = seg.escape == Escape::kNginx ? kEscapeTables.nginx : kEscapeTables.gunicorn;
     for (size_t i = start; i < out.size(); ++i) {
       if (table[static_cast<unsigned char>(out[i])]) {
         std::string raw = out.substr(i);

@@ -96,6 +96,7 @@ void Connection::onIoEvent(uint32_t events) {
   }
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
     canRead_ = true;
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) peerHungUp_ = true;
     pump();
   }
   if (state_ != State::kClosed) updateTimer();
@@ -123,7 +124,9 @@ bool Connection::readSome() {
   if (n > 0) {
     in_.commit(static_cast<size_t>(n));
     lastReadMs_ = loop_.nowMs();
-    if (static_cast<size_t>(n) < room) canRead_ = false;  // drained the socket (a hint only)
+    // A short read drained the socket (edge-triggered: no need to see EAGAIN) — unless the
+    // peer also closed, whose EOF only a further recv() reports.
+    if (static_cast<size_t>(n) < room && !peerHungUp_) canRead_ = false;
     return true;
   }
   if (n == 0) {
@@ -188,6 +191,7 @@ void Connection::processInput() {
     switch (ev) {
       case ParseEvent::kNeedMore:
         in_.consume(consumed);
+        if (pendingHandler_) dispatchPending();
         processing_ = false;
         return;
       case ParseEvent::kHeadComplete:
@@ -208,9 +212,15 @@ void Connection::processInput() {
       }
       case ParseEvent::kMessageComplete:
         in_.consume(consumed);
-        onMessageComplete();
+        if (pendingHandler_) {
+          requestComplete_ = true;
+          dispatchPending();
+        } else {
+          onMessageComplete();
+        }
         break;
       case ParseEvent::kError:
+        pendingHandler_ = nullptr;
         failRequest(parser_.errorStatus());
         break;
     }
@@ -244,6 +254,16 @@ void Connection::onHeadComplete() {
     respondError(404);
     return;
   }
+  if (req.hasBody() && !handler->readsBody()) {
+    pendingHandler_ = handler;  // dispatched when the buffered part of the body is parsed
+    return;
+  }
+  handler->handle(*this);
+}
+
+void Connection::dispatchPending() {
+  Handler* handler = pendingHandler_;
+  pendingHandler_ = nullptr;
   handler->handle(*this);
 }
 
@@ -270,6 +290,7 @@ void Connection::failRequest(int status) {
   }
   requestComplete_ = true;  // nothing more will be parsed on this connection
   bodyReader_ = nullptr;
+  pendingHandler_ = nullptr;
   if (headSent_) {
     if (!responseFinished_) {
       closeNow();
@@ -457,6 +478,7 @@ void Connection::resetExchange() {
   requestBodyBytes_ = 0;
   responseHeaders_.clear();
   bodyReader_ = nullptr;
+  pendingHandler_ = nullptr;
   onWritable_ = nullptr;
   onAbort_ = nullptr;
 }

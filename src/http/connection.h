@@ -88,6 +88,7 @@ class Connection : public event::IoWatcher, public event::Deferrable, public Exc
   void processInput();
   void onHeadComplete();
   void onMessageComplete();
+  void dispatchPending();
   void completeExchange();
   void failRequest(int status);
   void queue(BodyChunk chunk);
@@ -117,6 +118,7 @@ class Connection : public event::IoWatcher, public event::Deferrable, public Exc
   bool canRead_ = false;
   bool canWrite_ = true;
   bool readEof_ = false;
+  bool peerHungUp_ = false;  // EPOLLRDHUP seen: read on until recv() reports the EOF
   bool draining_ = false;
   bool processing_ = false;
   bool flushScheduled_ = false;
@@ -137,6 +139,7 @@ class Connection : public event::IoWatcher, public event::Deferrable, public Exc
   uint64_t requestBodyBytes_ = 0;
   std::vector<Header> responseHeaders_;  // kept only for the access log
   BodyReader* bodyReader_ = nullptr;
+  Handler* pendingHandler_ = nullptr;  // runs once the buffered body bytes are discarded
   std::function<void()> onWritable_;
   std::function<void()> onAbort_;
   std::time_t startWall_ = 0;

@@ -77,6 +77,10 @@ class Handler {
  public:
   virtual ~Handler() = default;
   virtual void handle(Exchange& exchange) = 0;
+  // False for handlers that never read a request body (static files): the connection then
+  // parses and discards the body bytes already received before calling handle(), as nginx's
+  // discard_request_body does, so a malformed body is answered with 400 instead of a response.
+  virtual bool readsBody() const { return true; }
 };
 
 }  // namespace portico::http

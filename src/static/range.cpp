@@ -59,7 +59,6 @@ RangeResult parseRange(std::string_view header, uint64_t size) {
 
   ByteRanges ranges;
   size_t specs = 0;
-  uint64_t total = 0;
   while (true) {
     size_t comma = rest.find(',');
     std::string_view spec = trimOws(rest.substr(0, comma));
@@ -95,6 +94,7 @@ RangeResult parseRange(std::string_view header, uint64_t size) {
   if (specs == 0) return RangeIgnored{};
   if (ranges.empty()) return RangeUnsatisfiable{};
   // As nginx: asking for more bytes than the whole file (overlaps) is not worth honouring.
+  uint64_t total = 0;
   for (const ByteRange& range : ranges) {
     if (range.length > size - total) return RangeIgnored{};
     total += range.length;

@@ -28,7 +28,7 @@ namespace portico::staticfiles {
 
 namespace {
 
-std::atomic<bool> forceFallback{false};
+std::atomic<bool> forceFallbackForTesting{false};
 
 bool isHexPair(char hi, char lo, char wantHi, char wantLo) {
   auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; };
@@ -216,11 +216,11 @@ std::string nextBoundary() {
   return std::string(buffer, static_cast<size_t>(n));
 }
 
-void respondStatus(http::Exchange& exchange, int status) { exchange.respondError(status); }
-
 }  // namespace
 
-void StaticHandler::forceResolveFallbackForTesting(bool force) { forceFallback = force; }
+void StaticHandler::forceResolveFallbackForTesting(bool force) {
+  forceFallbackForTesting = force;
+}
 
 StaticHandler::StaticHandler(config::StaticMount mount, const MimeTypes& mimes)
     : mount_(std::move(mount)), mimes_(mimes) {
@@ -241,7 +241,7 @@ StaticHandler::StaticHandler(config::StaticMount mount, const MimeTypes& mimes)
   }
 
   // Probe once: old kernels say ENOSYS, and some container seccomp profiles say EPERM.
-  useOpenat2_ = !forceFallback;
+  useOpenat2_ = !forceFallbackForTesting;
   if (useOpenat2_) {
     struct open_how how {};
     how.flags = O_PATH | O_CLOEXEC;
@@ -314,18 +314,18 @@ void StaticHandler::respondErrno(http::Exchange& exchange, int error,
     case ENOENT:
     case ENOTDIR:
     case ENAMETOOLONG:
-      respondStatus(exchange, 404);
+      exchange.respondError(404);
       return;
     case EXDEV:  // RESOLVE_BENEATH: the path (through a symlink or "..") leaves the directory
     case ELOOP:
     case EACCES:
     case EPERM:
-      respondStatus(exchange, 403);
+      exchange.respondError(403);
       return;
     default:
       logError("static: open \"" + mount_.directory + std::string(relative) +
                "\" failed: " + std::strerror(error));
-      respondStatus(exchange, 500);
+      exchange.respondError(500);
       return;
   }
 }
@@ -346,7 +346,7 @@ void StaticHandler::handle(http::Exchange& exchange) {
       request.path.find('\0') != std::string::npos ||
       !http::normalizePath(request.path, normalized) ||
       !std::string_view(normalized).starts_with(mount_.prefix)) {
-    respondStatus(exchange, 404);
+    exchange.respondError(404);
     return;
   }
   std::string_view relative = std::string_view(normalized).substr(mount_.prefix.size());
@@ -354,7 +354,7 @@ void StaticHandler::handle(http::Exchange& exchange) {
   // A prefix without a trailing slash ("/static") maps "/static../x" to DIR/../x, nginx's
   // classic alias traversal; RESOLVE_BENEATH would stop it too, but refuse it outright.
   if (hasDotDotSegment(relative)) {
-    respondStatus(exchange, 404);
+    exchange.respondError(404);
     return;
   }
   if (!root_) {
@@ -391,7 +391,7 @@ void StaticHandler::handle(http::Exchange& exchange) {
       if (directory.error != 0) {
         respondErrno(exchange, directory.error, relative);
       } else {
-        respondStatus(exchange, S_ISDIR(directory.st.st_mode) ? 403 : 404);
+        exchange.respondError(S_ISDIR(directory.st.st_mode) ? 403 : 404);
       }
       return;
     }
@@ -400,14 +400,14 @@ void StaticHandler::handle(http::Exchange& exchange) {
   }
   if (S_ISDIR(file.st.st_mode)) {
     if (directoryRequest) {
-      respondStatus(exchange, 403);  // "index.html" is itself a directory
+      exchange.respondError(403);  // "index.html" is itself a directory
     } else {
       redirectToDirectory(exchange, normalized);
     }
     return;
   }
   if (!S_ISREG(file.st.st_mode)) {
-    respondStatus(exchange, 404);  // devices, FIFOs, sockets: as nginx, not a file to serve
+    exchange.respondError(404);  // devices, FIFOs, sockets: as nginx, not a file to serve
     return;
   }
 
@@ -477,7 +477,7 @@ void StaticHandler::serveFile(http::Exchange& exchange, Opened file, std::string
     failed = date && mtime > *date;
   }
   if (failed) {
-    respondStatus(exchange, 412);
+    exchange.respondError(412);
     return;
   }
   bool notModified = false;

@@ -24,6 +24,7 @@ class StaticHandler : public http::Handler {
   StaticHandler(config::StaticMount mount, const MimeTypes& mimes);
 
   void handle(http::Exchange& exchange) override;
+  bool readsBody() const override { return false; }
 
   const config::StaticMount& mount() const { return mount_; }
 

@@ -1,4 +1,8 @@
-"""Shared fixtures: the static site on disk, portico launchers, the nginx oracle and a per-test alarm."""
+"""Shared fixtures: the static site on disk, portico launchers, the nginx oracle and a per-test alarm.
+
+Run with Debian's python: `/usr/bin/python3 -m pytest tests/integration` (PORTICO_BIN overrides the
+binary, default /work/main/build/portico). nginx-based differential tests skip when nginx is absent.
+"""
 
 import gzip
 import os

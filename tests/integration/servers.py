@@ -158,7 +158,7 @@ class PorticoServer:
         code = self.stop()
         assert was_alive, "portico died during the tests (exit %r); stderr:\n%s" % (
             self.proc.returncode, self.stderr())
-        assert code == 0, "portico exit code after SIGTERM was %r (None = ignored SIGTERM); stderr:\n%s" % (
+        assert code == 0, "portico exit code after SIGTERM was %r (None = still running 10 s after SIGTERM, killed); stderr:\n%s" % (
             code, self.stderr())
 
 

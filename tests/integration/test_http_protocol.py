@@ -154,6 +154,16 @@ def test_expect_continue_on_post_gets_405(server, site):
             assert follow.body == site.files["b.txt"]
 
 
+def test_no_100_continue_for_http10(server, site):
+    # RFC 9110 10.1.1: a server must not send 100 Continue to an HTTP/1.0 client.
+    with server.connect() as conn:
+        conn.send(build_request("GET", "/static/a.txt", version="HTTP/1.0",
+                                headers=[("Expect", "100-continue")], body=b"hello"))
+        response = conn.read_response(return_interim=True)
+    assert response.status == 200, response
+    assert response.body == site.files["a.txt"]
+
+
 # --- request bodies on GET --------------------------------------------------------------------
 
 def test_chunked_body_with_extensions_and_trailers_is_discarded(server, site):

@@ -102,6 +102,16 @@ def test_two_tcp_binds_both_serve(launch, site):
         assert response.body == site.files["a.txt"]
 
 
+@pytest.mark.parametrize("form", ["-b ADDR", "--bind=ADDR", "-bADDR"])
+def test_bind_flag_spellings(launch, site, form):
+    extra = free_port()
+    address = "127.0.0.1:%d" % extra
+    args = form.replace("ADDR", address).split(" ")
+    launch.start(args, extra_ready=[(socket.AF_INET, ("127.0.0.1", extra))])
+    with Connection.tcp("127.0.0.1", extra) as conn:
+        assert conn.request("GET", "/static/a.txt").body == site.files["a.txt"]
+
+
 def test_tcp_and_unix_binds_together(launch, site, tmp_path):
     path = str(tmp_path / "both.sock")
     port = free_port()

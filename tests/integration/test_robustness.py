@@ -157,3 +157,19 @@ def test_half_closed_client_still_gets_response(robust, site):
         response = conn.read_response()
     assert response.status == 200
     assert response.body == site.files["a.txt"]
+
+
+@pytest.mark.parametrize("payload", [
+    b"GET /static/a.txt HTTP/1.1\r\nHost: x\r\n",  # mid-head
+    build_request("GET", "/static/a.txt"),         # complete, then idle keep-alive
+    build_request("GET", "/static/a.txt", headers=[("Content-Length", "50")]) + b"partial",
+], ids=["mid_head", "idle_keep_alive", "mid_body"])
+def test_client_eof_releases_connection_promptly(launch, payload):
+    # With long timeouts, a peer that has gone away must not pin a connection (and its fd) until the
+    # timer fires: EOF from the client ends the connection once nothing is left to send.
+    server = launch.start(["--keep-alive", "30", "--header-timeout", "30", "--body-timeout", "30"])
+    with server.connect() as conn:
+        conn.send(payload)
+        conn.sock.shutdown(socket.SHUT_WR)
+        closed, elapsed, _received = conn.wait_closed(3)
+    assert closed and elapsed < 1.0, "server held a half-closed connection for %.1f s" % elapsed

@@ -108,11 +108,11 @@ TEST_F(AccessLogTest, BasicAuthUserEdgeCases) {
   const std::vector<Case> cases = {
       {"Basic YWxpY2U6c2VjcmV0", "alice"},
       {"basic   YWxpY2U6c2VjcmV0  ", "alice"},
-      {"Basic Ym9iOg==", "bob"},            // bob: (empty password)
-      {"Basic Ym9i", "-"},                  // no ':'
-      {"Basic OnB3", "-"},                  // empty user
-      {"Basic !!!!", "-"},                  // not base64
-      {"Basic YWxpY2U6c2VjcmV0=", "-"},     // bad length
+      {"Basic Ym9iOg==", "bob"},         // bob: (empty password)
+      {"Basic Ym9i", "-"},               // no ':'
+      {"Basic OnB3", "-"},               // empty user
+      {"Basic !!!!", "-"},               // not base64
+      {"Basic YWxpY2U6c2VjcmV0=", "-"},  // bad length
       {"Bearer YWxpY2U6c2VjcmV0", "-"},
       {"Basic", "-"},
   };
@@ -242,15 +242,18 @@ TEST_F(AccessLogTest, InvalidFormats) {
     std::string error;
   };
   const std::vector<Case> cases = {
-      {"100%", "invalid access log format: incomplete format: a lone '%' at the end (write %% "
-               "for '%')"},
-      {"%s", "invalid access log format: format requires a mapping key at offset 0: write atoms "
-             "as %(h)s, and '%' as %%"},
+      {"100%",
+       "invalid access log format: incomplete format: a lone '%' at the end (write %% "
+       "for '%')"},
+      {"%s",
+       "invalid access log format: format requires a mapping key at offset 0: write atoms "
+       "as %(h)s, and '%' as %%"},
       {"a %(h", "invalid access log format: incomplete format key at offset 2"},
       {"%(h)", "invalid access log format: incomplete format at offset 0"},
       {"%(h)-", "invalid access log format: incomplete format at offset 0"},
-      {"%(h)x", "invalid access log format: unsupported format character 'x' at offset 4 "
-                "(portico supports %(key)s, %(key)d and %(key)r)"},
+      {"%(h)x",
+       "invalid access log format: unsupported format character 'x' at offset 4 "
+       "(portico supports %(key)s, %(key)d and %(key)r)"},
       {"%(h)*s", "invalid access log format: '*' width cannot be used with %(key)"},
       {"%(h).*s", "invalid access log format: '*' precision cannot be used with %(key)"},
   };

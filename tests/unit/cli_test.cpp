@@ -128,7 +128,8 @@ TEST(CliTest, EveryOptionInEverySpelling) {
        [](const Config& c) { EXPECT_EQ(c.accessLogFormat, "%(h)s %(r)s"); }},
       {{"--access-logformat=%(s)s=%(b)s"},
        [](const Config& c) { EXPECT_EQ(c.accessLogFormat, "%(s)s=%(b)s"); }},
-      {{"--error-logfile", "err.log"}, [](const Config& c) { EXPECT_EQ(c.errorLogFile, "err.log"); }},
+      {{"--error-logfile", "err.log"},
+       [](const Config& c) { EXPECT_EQ(c.errorLogFile, "err.log"); }},
       {{"--error-logfile=-"}, [](const Config& c) { EXPECT_EQ(c.errorLogFile, "-"); }},
       {{"--log-file", "x.log"}, [](const Config& c) { EXPECT_EQ(c.errorLogFile, "x.log"); }},
       {{"--log-file=y.log"}, [](const Config& c) { EXPECT_EQ(c.errorLogFile, "y.log"); }},
@@ -228,8 +229,8 @@ TEST(CliTest, BindIsRepeatableAndKeepsOrder) {
 }
 
 TEST(CliTest, StaticMountsResolveAgainstChdirGivenLater) {
-  CliResult r = parse({"--static", "/static/=./staticfiles/", "--static=/media=media",
-                       "--static", "/abs/=/var/www/abs", "--chdir", "/srv/app"});
+  CliResult r = parse({"--static", "/static/=./staticfiles/", "--static=/media=media", "--static",
+                       "/abs/=/var/www/abs", "--chdir", "/srv/app"});
   ASSERT_EQ(r.action, Action::kRun) << r.message;
   ASSERT_EQ(r.config.statics.size(), 3u);
   EXPECT_EQ(r.config.statics[0].prefix, "/static/");
@@ -263,17 +264,42 @@ TEST(CliTest, HelpListsEveryOptionWithDefaults) {
     ASSERT_EQ(r.action, Action::kHelp);
     const std::string& h = r.message;
     EXPECT_TRUE(h.starts_with("usage: portico [OPTIONS]\n"));
-    for (const char* needle :
-         {"-h, --help", "-v, --version", "-b ADDRESS, --bind ADDRESS", "[127.0.0.1:8000]",
-          "--backlog INT", "[2048]", "-t INT, --timeout INT", "[30]", "--keep-alive INT", "[2]",
-          "--limit-request-line INT", "[4094]", "--limit-request-fields INT", "[100]",
-          "--limit-request-field_size INT", "--limit-request-field-size INT", "[8190]",
-          "--access-logfile FILE", "--access-logformat STRING", "--error-logfile FILE",
-          "--log-file FILE", "--log-level LEVEL", "[info]", "-p FILE, --pid FILE",
-          "--chdir CHDIR", "--static PREFIX=DIR", "--limit-request-body SIZE", "[1m]",
-          "--header-timeout SECONDS", "--body-timeout SECONDS", "--send-timeout SECONDS", "[60]",
-          "--no-server-header", "portico options (not in gunicorn)", "-w/--workers",
-          "--certfile"}) {
+    for (const char* needle : {"-h, --help",
+                               "-v, --version",
+                               "-b ADDRESS, --bind ADDRESS",
+                               "[127.0.0.1:8000]",
+                               "--backlog INT",
+                               "[2048]",
+                               "-t INT, --timeout INT",
+                               "[30]",
+                               "--keep-alive INT",
+                               "[2]",
+                               "--limit-request-line INT",
+                               "[4094]",
+                               "--limit-request-fields INT",
+                               "[100]",
+                               "--limit-request-field_size INT",
+                               "--limit-request-field-size INT",
+                               "[8190]",
+                               "--access-logfile FILE",
+                               "--access-logformat STRING",
+                               "--error-logfile FILE",
+                               "--log-file FILE",
+                               "--log-level LEVEL",
+                               "[info]",
+                               "-p FILE, --pid FILE",
+                               "--chdir CHDIR",
+                               "--static PREFIX=DIR",
+                               "--limit-request-body SIZE",
+                               "[1m]",
+                               "--header-timeout SECONDS",
+                               "--body-timeout SECONDS",
+                               "--send-timeout SECONDS",
+                               "[60]",
+                               "--no-server-header",
+                               "portico options (not in gunicorn)",
+                               "-w/--workers",
+                               "--certfile"}) {
       EXPECT_NE(h.find(needle), std::string::npos) << needle;
     }
     EXPECT_NE(h.back(), '\n');
@@ -369,7 +395,8 @@ TEST(CliTest, ErrorMessages) {
       {{"--log-level", "bogus"},
        "portico: error: argument --log-level: invalid choice: 'bogus' (choose from 'debug', "
        "'info', 'warning', 'error', 'critical')"},
-      {{"--chdir", ""}, "portico: error: argument --chdir: invalid value: '' (expected a directory)"},
+      {{"--chdir", ""},
+       "portico: error: argument --chdir: invalid value: '' (expected a directory)"},
       {{"--static", "static"},
        "portico: error: argument --static: invalid value: 'static' (expected PREFIX=DIR, e.g. "
        "/static/=./staticfiles/)"},
@@ -423,8 +450,9 @@ TEST(CliTest, ErrorMessages) {
       {{"--limit"},
        "portico: error: ambiguous option: --limit could match --limit-request-line, "
        "--limit-request-fields, --limit-request-field_size, --limit-request-body"},
-      {{"--b=1"}, "portico: error: ambiguous option: --b=1 could match --bind, --backlog, "
-                  "--body-timeout"},
+      {{"--b=1"},
+       "portico: error: ambiguous option: --b=1 could match --bind, --backlog, "
+       "--body-timeout"},
       // Errors inside a value are reported before unrecognized arguments, as argparse does.
       {{"--frob", "--backlog", "x"}, "portico: error: argument --backlog: invalid int value: 'x'"},
       // Control characters never break the one-line message.

@@ -1,4 +1,5 @@
 #include "http/parser.h"
+#include "http/response.h"
 
 #include <gtest/gtest.h>
 
@@ -551,6 +552,24 @@ TEST(ParserMalformed, ByteAtATime) {
   }
 }
 
+TEST(ParserMalformed, ControlByteAnywhereInLongValue) {
+  // Long values are screened several bytes at a time; a bad byte must be found at any offset.
+  for (size_t at = 0; at < 21; ++at) {
+    for (unsigned char bad : {0x00, 0x01, 0x0b, 0x0d, 0x1f, 0x7f}) {
+      std::string value(21, 'v');
+      value[at] = static_cast<char>(bad);
+      std::string in = "GET / HTTP/1.1\r\nHost: h\r\nX: " + value + "\r\n\r\n";
+      EXPECT_EQ(feed(in, 0).errorStatus, 400) << "offset " << at << " byte " << int(bad);
+    }
+    for (unsigned char good : {0x09, 0x20, 0x7e, 0x80, 0xff}) {
+      std::string value(21, 'v');
+      value[at] = static_cast<char>(good);
+      std::string in = "GET / HTTP/1.1\r\nHost: h\r\nX: " + value + "\r\n\r\n";
+      EXPECT_EQ(feed(in, 0).errorStatus, 0) << "offset " << at << " byte " << int(good);
+    }
+  }
+}
+
 TEST(ParserLimits, ExactBoundariesAccepted) {
   ParserLimits limits;
   limits.maxRequestLine = 20;
@@ -713,6 +732,44 @@ TEST(Iequals, Basics) {
   EXPECT_FALSE(iequals("abc", "abd"));
   EXPECT_FALSE(iequals("abc", "ab"));
   EXPECT_FALSE(iequals("\xC3", "\xE3"));  // no case folding outside ASCII
+}
+
+}  // namespace
+}  // namespace portico::http
+
+// The small response helpers live next to the parser (no separate test file owns them).
+namespace portico::http {
+namespace {
+
+TEST(ResponseHelpers, ReasonPhrases) {
+  struct {
+    int status;
+    const char* phrase;
+  } cases[] = {{100, "Continue"},          {101, "Switching Protocols"},
+               {200, "OK"},                {206, "Partial Content"},
+               {304, "Not Modified"},      {308, "Permanent Redirect"},
+               {400, "Bad Request"},       {413, "Content Too Large"},
+               {414, "URI Too Long"},      {418, "I'm a teapot"},
+               {431, "Request Header Fields Too Large"},
+               {451, "Unavailable For Legal Reasons"},
+               {505, "HTTP Version Not Supported"},
+               {511, "Network Authentication Required"},
+               {299, "Unknown"},           {0, "Unknown"}};
+  for (const auto& c : cases) EXPECT_EQ(reasonPhrase(c.status), c.phrase) << c.status;
+  for (int s : {100, 101, 200, 201, 202, 203, 204, 205, 206, 300, 301, 302, 303, 304, 305, 307,
+                308, 421, 422, 425, 426, 428, 429, 431, 451, 500, 501, 502, 503, 504, 505, 507,
+                508, 511}) {
+    EXPECT_NE(reasonPhrase(s), "Unknown") << s;
+  }
+  for (int s = 400; s <= 418; ++s) EXPECT_NE(reasonPhrase(s), "Unknown") << s;
+}
+
+TEST(ResponseHelpers, ErrorPageBody) {
+  EXPECT_EQ(errorPageBody(404),
+            "<html>\r\n<head><title>404 Not Found</title></head>\r\n<body>\r\n"
+            "<center><h1>404 Not Found</h1></center>\r\n<hr><center>portico</center>\r\n"
+            "</body>\r\n</html>\r\n");
+  EXPECT_NE(errorPageBody(502).find("<h1>502 Bad Gateway</h1>"), std::string::npos);
 }
 
 }  // namespace

@@ -96,7 +96,9 @@ TEST(RangeTest, TableOfHeaders) {
 
 TEST(RangeTest, ManyRangesAreIgnoredPastTheLimit) {
   std::string header = "bytes=";
-  for (size_t i = 0; i < kMaxRanges; ++i) header += std::to_string(i) + "-" + std::to_string(i) + ",";
+  for (size_t i = 0; i < kMaxRanges; ++i) {
+    header += std::to_string(i) + "-" + std::to_string(i) + ",";
+  }
   RangeResult atLimit = parseRange(header, 1000);
   ASSERT_TRUE(std::holds_alternative<ByteRanges>(atLimit));
   EXPECT_EQ(std::get<ByteRanges>(atLimit).size(), kMaxRanges);
