@@ -3,6 +3,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -60,7 +61,12 @@ int main(int argc, char** argv) {
     case CliResult::Action::kRun:
       break;
   }
-  const portico::config::Config& config = cli.config;
+  portico::config::Config& config = cli.config;
+  if (config.virtualenv.empty()) {
+    // As activating it would: gunicorn users run it from an activated virtualenv.
+    if (const char* venv = std::getenv("VIRTUAL_ENV"); venv && *venv) config.virtualenv = venv;
+  }
+  for (const auto& [key, value] : config.env) ::setenv(key.c_str(), value.c_str(), 1);
 
   std::string error;
   if (!portico::ErrorLog::instance().configure(config.errorLogFile, config.logLevel, error)) {

@@ -4,6 +4,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -30,6 +31,7 @@ enum class OptionId {
   kVersion,
   kBind,
   kBacklog,
+  kThreads,
   kTimeout,
   kKeepAlive,
   kLimitRequestLine,
@@ -41,6 +43,9 @@ enum class OptionId {
   kLogLevel,
   kPid,
   kChdir,
+  kPythonPath,
+  kEnv,
+  kVirtualenv,
   kStatic,
   kLimitRequestBody,
   kHeaderTimeout,
@@ -48,6 +53,33 @@ enum class OptionId {
   kSendTimeout,
   kNoServerHeader,
   kUnsupported,  // a gunicorn option portico rejects rather than silently ignores
+};
+
+// The --help group an option is listed under: gunicorn's settings sections, then portico's own.
+enum class Section {
+  kGeneral,
+  kServerSocket,
+  kWorkerProcesses,
+  kSecurity,
+  kLogging,
+  kServerMechanics,
+  kPortico,
+};
+
+// The heading --help prints above one Section.
+struct SectionTitle {
+  Section section;
+  std::string_view title;
+};
+
+constexpr SectionTitle kSections[] = {
+    {Section::kGeneral, "options"},
+    {Section::kServerSocket, "server socket"},
+    {Section::kWorkerProcesses, "worker processes"},
+    {Section::kSecurity, "security"},
+    {Section::kLogging, "logging"},
+    {Section::kServerMechanics, "server mechanics"},
+    {Section::kPortico, "portico options (not in gunicorn)"},
 };
 
 // One command-line option: its spellings, whether it takes a value, and its help line.
@@ -59,62 +91,86 @@ struct OptionSpec {
   std::string_view meta;         // value placeholder; empty for flags without a value
   std::string_view help;         // one line for --help
   std::string_view defaultText;  // shown as [default]; empty: not shown
-  bool portico = false;          // a portico extension (listed in its own help section)
+  Section section = Section::kGeneral;
 };
 
+// The order here is the order of --help within a section and of "could match" candidates.
 constexpr OptionSpec kOptions[] = {
     {OptionId::kHelp, 'h', "--help", "", "", "Show this help message and exit.", ""},
     {OptionId::kVersion, 'v', "--version", "", "", "Show the program's version number and exit.",
      ""},
     {OptionId::kBind, 'b', "--bind", "", "ADDRESS",
-     "The socket to bind: HOST, HOST:PORT, [IPV6]:PORT or unix:PATH; repeatable.",
-     "127.0.0.1:8000"},
+     "The socket to bind: HOST, HOST:PORT, [IPV6]:PORT or unix:PATH; repeatable.", "127.0.0.1:8000",
+     Section::kServerSocket},
     {OptionId::kBacklog, 0, "--backlog", "", "INT", "The maximum number of pending connections.",
-     "2048"},
+     "2048", Section::kServerSocket},
+    {OptionId::kThreads, 0, "--threads", "", "INT",
+     "The number of Python threads per worker for handling requests.", "1",
+     Section::kWorkerProcesses},
     {OptionId::kTimeout, 't', "--timeout", "", "INT",
-     "Workers silent for more than this many seconds are killed and restarted; 0 disables.", "30"},
+     "Workers silent for more than this many seconds are killed and restarted; 0 disables.", "30",
+     Section::kWorkerProcesses},
     {OptionId::kKeepAlive, 0, "--keep-alive", "", "INT",
-     "The number of seconds to wait for requests on a Keep-Alive connection.", "2"},
+     "The number of seconds to wait for requests on a Keep-Alive connection.", "2",
+     Section::kWorkerProcesses},
     {OptionId::kLimitRequestLine, 0, "--limit-request-line", "", "INT",
-     "The maximum size of HTTP request line in bytes (0 = unlimited, max 8190).", "4094"},
+     "The maximum size of HTTP request line in bytes (0 = unlimited, max 8190).", "4094",
+     Section::kSecurity},
     {OptionId::kLimitRequestFields, 0, "--limit-request-fields", "", "INT",
-     "Limit the number of HTTP headers fields in a request (max 32768).", "100"},
+     "Limit the number of HTTP headers fields in a request (max 32768).", "100",
+     Section::kSecurity},
     {OptionId::kLimitRequestFieldSize, 0, "--limit-request-field_size",
      "--limit-request-field-size", "INT",
-     "Limit the allowed size of an HTTP request header field (0 = unlimited).", "8190"},
+     "Limit the allowed size of an HTTP request header field (0 = unlimited).", "8190",
+     Section::kSecurity},
     {OptionId::kAccessLogFile, 0, "--access-logfile", "", "FILE",
-     "The Access log file to write to ('-' means stdout).", "None"},
+     "The Access log file to write to ('-' means stdout).", "None", Section::kLogging},
     {OptionId::kAccessLogFormat, 0, "--access-logformat", "", "STRING",
-     "The access log format, with gunicorn %(h)s atoms.", "nginx combined"},
+     "The access log format, with gunicorn %(h)s atoms.", "nginx combined", Section::kLogging},
     {OptionId::kErrorLogFile, 0, "--error-logfile", "--log-file", "FILE",
-     "The Error log file to write to ('-' means stderr).", "-"},
+     "The Error log file to write to ('-' means stderr).", "-", Section::kLogging},
     {OptionId::kLogLevel, 0, "--log-level", "", "LEVEL",
-     "The granularity of Error log outputs: debug, info, warning, error, critical.", "info"},
-    {OptionId::kPid, 'p', "--pid", "", "FILE", "A filename to use for the PID file.", "None"},
+     "The granularity of Error log outputs: debug, info, warning, error, critical.", "info",
+     Section::kLogging},
+    {OptionId::kPid, 'p', "--pid", "", "FILE", "A filename to use for the PID file.", "None",
+     Section::kServerMechanics},
     {OptionId::kChdir, 0, "--chdir", "", "CHDIR",
-     "Change directory to specified directory before serving.", "."},
+     "Change directory to specified directory before loading apps.", ".",
+     Section::kServerMechanics},
+    {OptionId::kPythonPath, 0, "--pythonpath", "", "STRING",
+     "A comma-separated list of directories to add to the Python path, e.g. 'src,../lib'; "
+     "repeatable. Relative to --chdir.",
+     "None", Section::kServerMechanics},
+    {OptionId::kEnv, 'e', "--env", "", "ENV",
+     "Set an environment variable in the execution environment, as KEY=VALUE; repeatable.", "",
+     Section::kServerMechanics},
+    {OptionId::kVirtualenv, 0, "--virtualenv", "", "DIR",
+     "The Python virtual environment whose site-packages the app uses.", "$VIRTUAL_ENV",
+     Section::kPortico},
     {OptionId::kStatic, 0, "--static", "", "PREFIX=DIR",
      "Serve URLs under PREFIX from DIR, like nginx `location PREFIX { alias DIR/; }`; "
      "repeatable.",
-     "", true},
+     "", Section::kPortico},
     {OptionId::kLimitRequestBody, 0, "--limit-request-body", "", "SIZE",
      "Largest request body accepted, like nginx client_max_body_size (k/m/g suffixes; "
      "0 = unlimited).",
-     "1m", true},
+     "1m", Section::kPortico},
     {OptionId::kHeaderTimeout, 0, "--header-timeout", "", "SECONDS",
-     "Time allowed to receive a request head (nginx client_header_timeout).", "60", true},
+     "Time allowed to receive a request head (nginx client_header_timeout).", "60",
+     Section::kPortico},
     {OptionId::kBodyTimeout, 0, "--body-timeout", "", "SECONDS",
-     "Time allowed between two reads of a request body (nginx client_body_timeout).", "60", true},
+     "Time allowed between two reads of a request body (nginx client_body_timeout).", "60",
+     Section::kPortico},
     {OptionId::kSendTimeout, 0, "--send-timeout", "", "SECONDS",
-     "Time allowed between two writes of a response (nginx send_timeout).", "60", true},
+     "Time allowed between two writes of a response (nginx send_timeout).", "60",
+     Section::kPortico},
     {OptionId::kNoServerHeader, 0, "--no-server-header", "", "",
-     "Do not send the `Server: portico` response header.", "", true},
+     "Do not send the `Server: portico` response header.", "", Section::kPortico},
 
     // gunicorn options that are recognised (so nothing is silently ignored) but not implemented.
     {OptionId::kUnsupported, 'c', "--config", "", "", "", ""},
     {OptionId::kUnsupported, 'w', "--workers", "", "", "", ""},
     {OptionId::kUnsupported, 'k', "--worker-class", "", "", "", ""},
-    {OptionId::kUnsupported, 0, "--threads", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--worker-connections", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--max-requests", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--max-requests-jitter", "", "", "", ""},
@@ -129,7 +185,6 @@ constexpr OptionSpec kOptions[] = {
     {OptionId::kUnsupported, 0, "--no-sendfile", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--reuse-port", "", "", "", ""},
     {OptionId::kUnsupported, 'D', "--daemon", "", "", "", ""},
-    {OptionId::kUnsupported, 'e', "--env", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--worker-tmp-dir", "", "", "", ""},
     {OptionId::kUnsupported, 'u', "--user", "", "", "", ""},
     {OptionId::kUnsupported, 'g', "--group", "", "", "", ""},
@@ -152,7 +207,6 @@ constexpr OptionSpec kOptions[] = {
     {OptionId::kUnsupported, 0, "--dogstatsd-tags", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--statsd-prefix", "", "", "", ""},
     {OptionId::kUnsupported, 'n', "--name", "", "", "", ""},
-    {OptionId::kUnsupported, 0, "--pythonpath", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--paste", "--paster", "", "", ""},
     {OptionId::kUnsupported, 0, "--paste-global", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--proxy-protocol", "", "", "", ""},
@@ -472,18 +526,25 @@ void appendOptionHelp(std::string& out, const OptionSpec& spec) {
 
 std::string helpText() {
   std::string out =
-      "usage: portico [OPTIONS]\n"
+      "usage: portico [OPTIONS] [APP_MODULE]\n"
       "\n"
       "portico serves HTTP/1.1 with gunicorn's command line and nginx's static file handling.\n"
       "Options take a value as `--flag VALUE` or `--flag=VALUE` (short: `-b ADDR` or `-bADDR`).\n"
       "\n"
-      "options:\n";
-  for (const auto& spec : kOptions) {
-    if (spec.id != OptionId::kUnsupported && !spec.portico) appendOptionHelp(out, spec);
-  }
-  out += "\nportico options (not in gunicorn):\n";
-  for (const auto& spec : kOptions) {
-    if (spec.portico) appendOptionHelp(out, spec);
+      "positional arguments:\n"
+      "  APP_MODULE            A WSGI application as MODULE:CALLABLE, e.g.\n"
+      "                        myapp.wsgi:application; MODULE alone means\n"
+      "                        MODULE:application. Without it only --static files are\n"
+      "                        served.\n";
+  for (const auto& section : kSections) {
+    out += '\n';
+    out += section.title;
+    out += ":\n";
+    for (const auto& spec : kOptions) {
+      if (spec.id != OptionId::kUnsupported && spec.section == section.section) {
+        appendOptionHelp(out, spec);
+      }
+    }
   }
   out += "\ngunicorn options not supported yet (rejected with an error):\n  ";
   std::string names;
@@ -494,6 +555,36 @@ std::string helpText() {
   }
   appendWrapped(out, names, 2, 79);
   return out;  // no trailing newline: main prints every message with one
+}
+
+bool isIdentifierStart(unsigned char c) {
+  // Bytes of a UTF-8 sequence count as letters: Python 3 module names may be non-ASCII.
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80;
+}
+
+// Python's importlib needs MODULE to be dotted identifiers; CALLABLE may be any expression
+// (gunicorn accepts `module:create_app("x")`), so only its presence is checked here.
+std::optional<std::string> checkAppModule(std::string_view app) {
+  if (app.empty()) return "expected MODULE:CALLABLE, e.g. myapp.wsgi:application";
+  size_t colon = app.find(':');
+  std::string_view module = app.substr(0, colon);
+  bool atStart = true;
+  for (unsigned char c : module) {
+    if (c == '.') {
+      if (atStart) break;
+      atStart = true;
+    } else if (isIdentifierStart(c) || (!atStart && isDigit(static_cast<char>(c)))) {
+      atStart = false;
+    } else {
+      atStart = true;
+      break;
+    }
+  }
+  if (atStart) return "MODULE must be a dotted Python module name, e.g. myapp.wsgi";
+  if (colon != std::string_view::npos && strip(app.substr(colon + 1)).empty()) {
+    return "CALLABLE after ':' is empty";
+  }
+  return std::nullopt;
 }
 
 // One pass over argv, in argparse's order: value errors, --help and --version act at once;
@@ -519,9 +610,6 @@ class Parser {
     if (done_) return std::move(result_);
     if (!unrecognized_.empty()) {
       return fail("unrecognized arguments: " + unrecognized_);
-    }
-    if (hasAppModule_) {
-      return fail("running a WSGI app (" + appModule_ + ") is not supported yet");
     }
     resolvePaths();
     return std::move(result_);
@@ -550,12 +638,18 @@ class Parser {
 
   void positional(const std::string& arg) {
     // argparse gives the first positional to APP_MODULE; any others are unrecognized.
-    if (!hasAppModule_) {
-      hasAppModule_ = true;
-      appModule_ = arg;
-    } else {
+    if (hasAppModule_) {
       unrecognized(arg);
+      return;
     }
+    hasAppModule_ = true;
+    std::string_view app = strip(arg);
+    if (auto problem = checkAppModule(app)) {
+      error("argument APP_MODULE: invalid value: " + quoted(std::string_view(arg)) + " (" +
+            *problem + ")");
+      return;
+    }
+    result_.config.wsgiApp = std::string(app);
   }
 
   void longOption(const std::string& arg) {
@@ -723,6 +817,9 @@ class Parser {
       case OptionId::kBacklog:
         if (intValue(spec, raw, 1, number)) config.backlog = static_cast<int>(number);
         break;
+      case OptionId::kThreads:
+        if (intValue(spec, raw, 1, number)) config.threads = static_cast<int>(number);
+        break;
       case OptionId::kTimeout:
         secondsValue(spec, raw, config.timeoutSeconds);
         break;
@@ -793,6 +890,33 @@ class Parser {
         }
         config.chdir = std::string(value);
         break;
+      case OptionId::kPythonPath:
+        // Kept relative until the whole line is read, as --static directories.
+        for (size_t begin = 0; begin <= value.size();) {
+          size_t comma = std::min(value.find(',', begin), value.size());
+          std::string_view path = strip(value.substr(begin, comma - begin));
+          if (!path.empty()) config.pythonPath.emplace_back(path);
+          begin = comma + 1;
+        }
+        break;
+      case OptionId::kEnv: {
+        size_t eq = value.find('=');
+        if (eq == std::string_view::npos || eq == 0) {
+          argumentError(spec, "invalid value: " + quoted(raw) +
+                                  (eq == 0 ? " (KEY is empty)" : " (expected KEY=VALUE)"));
+          return;
+        }
+        config.env.emplace_back(std::string(value.substr(0, eq)),
+                                std::string(value.substr(eq + 1)));
+        break;
+      }
+      case OptionId::kVirtualenv:
+        if (value.empty()) {
+          argumentError(spec, "invalid value: " + quoted(raw) + " (expected a directory)");
+          return;
+        }
+        config.virtualenv = std::string(value);
+        break;
       case OptionId::kStatic:
         staticMount(spec, value);
         break;
@@ -834,8 +958,11 @@ class Parser {
   void resolvePaths() {
     Config& config = result_.config;
     namespace fs = std::filesystem;
-    bool needCwd = (!config.chdir.empty() && config.chdir.front() != '/');
-    for (const auto& mount : config.statics) needCwd |= mount.directory.front() != '/';
+    auto relative = [](const std::string& path) { return path.front() != '/'; };
+    bool needCwd = !config.chdir.empty() && relative(config.chdir);
+    for (const auto& mount : config.statics) needCwd |= relative(mount.directory);
+    for (const auto& path : config.pythonPath) needCwd |= relative(path);
+    needCwd |= !config.virtualenv.empty() && relative(config.virtualenv);
     fs::path cwd;
     if (needCwd) {
       std::error_code ec;
@@ -845,19 +972,32 @@ class Parser {
         return;
       }
     }
+    // Like Python's os.path.abspath: normalized, no trailing '/' (except the root itself).
+    auto absolute = [](const fs::path& base, const std::string& path) {
+      std::string out = (base / path).lexically_normal().string();
+      if (out.size() > 1 && out.back() == '/') out.pop_back();
+      return out;
+    };
     fs::path base = cwd;
     if (!config.chdir.empty()) {
-      base = (cwd / config.chdir).lexically_normal();
-      std::string chdir = base.string();
-      if (chdir.size() > 1 && chdir.back() == '/') chdir.pop_back();
-      config.chdir = chdir;
-      base = chdir;
+      config.chdir = absolute(cwd, config.chdir);
+      base = config.chdir;
     }
     for (auto& mount : config.statics) {
-      std::string directory = (base / mount.directory).lexically_normal().string();
+      std::string directory = absolute(base, mount.directory);
       if (directory.back() != '/') directory += '/';
       mount.directory = std::move(directory);
     }
+    // gunicorn adds a directory to sys.path only once; the first mention keeps its place.
+    std::vector<std::string> pythonPath;
+    for (const auto& path : config.pythonPath) {
+      std::string resolved = absolute(base, path);
+      if (std::find(pythonPath.begin(), pythonPath.end(), resolved) == pythonPath.end()) {
+        pythonPath.push_back(std::move(resolved));
+      }
+    }
+    config.pythonPath = std::move(pythonPath);
+    if (!config.virtualenv.empty()) config.virtualenv = absolute(base, config.virtualenv);
   }
 
   const std::vector<std::string>& args_;
@@ -866,7 +1006,6 @@ class Parser {
   CliResult result_;
   std::string unrecognized_;
   bool hasAppModule_ = false;
-  std::string appModule_;
 };
 
 }  // namespace

@@ -18,7 +18,8 @@ struct CliResult {
 };
 
 // Parses argv (argv[0] is the program name) into a Config. Pure: no files opened, no chdir.
-// Relative --static directories are resolved against --chdir (if given) or the current directory.
+// Relative --static, --pythonpath and --virtualenv paths are resolved against --chdir (if given)
+// or the current directory.
 CliResult parseCommandLine(const std::vector<std::string>& args);
 
 }  // namespace portico::config

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/log.h"
@@ -46,6 +47,15 @@ struct Config {
   std::string chdir;
   bool serverHeader = true;        // "Server: portico"
   std::vector<StaticMount> statics;
+
+  // The WSGI app (gunicorn's APP_MODULE): "module:callable", "module" meaning
+  // "module:application". Empty: no app, only static files are served.
+  std::string wsgiApp;
+  std::string wsgiMount = "/";           // URL prefix the app answers (SCRIPT_NAME = it, less '/')
+  std::vector<std::string> pythonPath;   // --pythonpath, in order, before the app's directory
+  std::vector<std::pair<std::string, std::string>> env;  // -e/--env KEY=VALUE
+  std::string virtualenv;                // --virtualenv DIR, else $VIRTUAL_ENV
+  int threads = 1;                       // --threads: Python threads per worker
 };
 
 }  // namespace portico::config

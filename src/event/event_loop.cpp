@@ -91,11 +91,15 @@ void EventLoop::deferDelete(std::unique_ptr<Deferrable> object) {
 }
 
 void EventLoop::post(std::function<void()> fn) {
+  bool wasEmpty;
   {
     std::lock_guard lock(postMutex_);
+    wasEmpty = posted_.empty();
     posted_.push_back(std::move(fn));
   }
-  waker_->wake();
+  // A non-empty queue already has a wake-up on its way (the loop swaps the whole queue under
+  // the lock), so only the first post of a batch pays for the eventfd write.
+  if (wasEmpty) waker_->wake();
 }
 
 void EventLoop::stop() {

@@ -451,6 +451,11 @@ void Connection::readBody(BodyReader* reader) {
 
 void Connection::onAbort(std::function<void()> callback) { onAbort_ = std::move(callback); }
 
+void Connection::abort() {
+  onAbort_ = nullptr;  // the handler asked for this; it needs no notice
+  closeNow();
+}
+
 void Connection::writeAccessLog() {
   if (!settings_.accessLog) return;
   AccessLogEntry entry;

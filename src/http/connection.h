@@ -77,6 +77,7 @@ class Connection : public event::IoWatcher, public event::Deferrable, public Exc
   void onWritable(std::function<void()> callback) override;
   void readBody(BodyReader* reader) override;
   void onAbort(std::function<void()> callback) override;
+  void abort() override;
 
  private:
   enum class State { kReadingHead, kActive, kClosing, kLingering, kClosed };

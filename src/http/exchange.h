@@ -55,6 +55,10 @@ class Exchange {
   // Called if the client goes away before finish(); the exchange dies right after.
   virtual void onAbort(std::function<void()> callback) = 0;
 
+  // Gives up on the response (an app failed after its head went out): the connection is
+  // closed so the client sees a truncated response, never a wrong one. The exchange dies.
+  virtual void abort() = 0;
+
   // Convenience: a whole response at once (contentLength set from the body).
   void respond(ResponseHead head, std::string body) {
     head.contentLength = body.size();

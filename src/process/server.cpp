@@ -55,8 +55,14 @@ Server::Server(const config::Config& config) : config_(config) {
 }
 
 Server::~Server() {
-  for (auto& [ptr, conn] : connections_) conn->close();
-  connections_.clear();
+  std::vector<http::Connection*> rest;
+  for (auto& [ptr, conn] : connections_) rest.push_back(ptr);
+  for (auto* c : rest) {
+    if (connections_.count(c)) c->close();
+  }
+  loop_.stop();
+  loop_.run();  // one pass that buries the closed connections
+  wsgi_.reset();  // joins the Python threads while the loop still exists
 }
 
 bool Server::open(std::string& error) {
@@ -82,6 +88,15 @@ bool Server::open(std::string& error) {
         std::make_unique<staticfiles::StaticHandler>(mount, staticfiles::MimeTypes::builtin());
     router_.addPrefix(mount.prefix, handler.get());
     handlers_.push_back(std::move(handler));
+  }
+
+  if (!config_.wsgiApp.empty()) {
+    wsgi_ = python::WsgiRuntime::start(config_, loop_, error);
+    if (!wsgi_) {
+      error = "Failed to load the WSGI app " + config_.wsgiApp + ":\n" + error;
+      return false;
+    }
+    router_.addPrefix(config_.wsgiMount, &wsgi_->handler());
   }
 
   std::vector<config::BindAddress> binds = config_.binds;

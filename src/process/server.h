@@ -11,6 +11,7 @@
 #include "event/listener.h"
 #include "http/connection.h"
 #include "http/router.h"
+#include "python/wsgi_runtime.h"
 #include "static/mime_types.h"
 #include "static/static_handler.h"
 
@@ -24,7 +25,8 @@ class Server : public http::ConnectionOwner {
   explicit Server(const config::Config& config);
   ~Server() override;
 
-  // Checks the configuration against the file system and opens every listener.
+  // Checks the configuration against the file system, starts Python and imports the app (if
+  // one is configured), and opens every listener.
   bool open(std::string& error);
   // Serves until SIGTERM/SIGQUIT (graceful) or SIGINT (fast); returns the exit code.
   int run();
@@ -55,6 +57,7 @@ class Server : public http::ConnectionOwner {
   std::vector<std::string> listenerNames_;
   std::unordered_map<http::Connection*, std::unique_ptr<http::Connection>> connections_;
   std::unique_ptr<SignalWatcher> signals_;
+  std::unique_ptr<python::WsgiRuntime> wsgi_;  // after loop_: destroyed before it
   bool stopping_ = false;
   event::TimerId gracefulTimer_{0, 0};
 };

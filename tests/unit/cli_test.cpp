@@ -28,6 +28,9 @@ std::string joined(const std::vector<std::string>& args) {
 
 std::string cwd() { return std::filesystem::current_path().string(); }
 
+using EnvList = std::vector<std::pair<std::string, std::string>>;
+using Paths = std::vector<std::string>;
+
 TEST(CliTest, NoArgumentsGivesDefaults) {
   CliResult r = parse({});
   ASSERT_EQ(r.action, Action::kRun) << r.message;
@@ -51,6 +54,12 @@ TEST(CliTest, NoArgumentsGivesDefaults) {
   EXPECT_EQ(c.chdir, "");
   EXPECT_TRUE(c.serverHeader);
   EXPECT_TRUE(c.statics.empty());
+  EXPECT_EQ(c.wsgiApp, "");
+  EXPECT_EQ(c.wsgiMount, "/");
+  EXPECT_TRUE(c.pythonPath.empty());
+  EXPECT_TRUE(c.env.empty());
+  EXPECT_EQ(c.virtualenv, "");  // main falls back to $VIRTUAL_ENV; the parser reads no env
+  EXPECT_EQ(c.threads, 1);
   EXPECT_TRUE(r.message.empty());
 }
 
@@ -149,6 +158,72 @@ TEST(CliTest, EveryOptionInEverySpelling) {
       {{"--chdir", "/srv/x/../app"}, [](const Config& c) { EXPECT_EQ(c.chdir, "/srv/app"); }},
       {{"--chdir", "sub"}, [](const Config& c) { EXPECT_EQ(c.chdir, cwd() + "/sub"); }},
       {{"--no-server-header"}, [](const Config& c) { EXPECT_FALSE(c.serverHeader); }},
+      {{"--threads", "4"}, [](const Config& c) { EXPECT_EQ(c.threads, 4); }},
+      {{"--threads=1"}, [](const Config& c) { EXPECT_EQ(c.threads, 1); }},
+      {{"--threads", " 16 "}, [](const Config& c) { EXPECT_EQ(c.threads, 16); }},
+      {{"--thr", "2"}, [](const Config& c) { EXPECT_EQ(c.threads, 2); }},
+      {{"-e", "A=1"},
+       [](const Config& c) {
+         EXPECT_EQ(c.env, (EnvList{{"A", "1"}}));
+       }},
+      {{"-eA=1"},
+       [](const Config& c) {
+         EXPECT_EQ(c.env, (EnvList{{"A", "1"}}));
+       }},
+      {{"-e=A=1"},
+       [](const Config& c) {
+         EXPECT_EQ(c.env, (EnvList{{"A", "1"}}));
+       }},
+      {{"--env", "A=1"},
+       [](const Config& c) {
+         EXPECT_EQ(c.env, (EnvList{{"A", "1"}}));
+       }},
+      {{"--env=A=1"},
+       [](const Config& c) {
+         EXPECT_EQ(c.env, (EnvList{{"A", "1"}}));
+       }},
+      {{"--env", "URL=a=b&c=d"},  // only the first '=' separates KEY from VALUE
+       [](const Config& c) {
+         EXPECT_EQ(c.env, (EnvList{{"URL", "a=b&c=d"}}));
+       }},
+      {{"--env", "EMPTY="},
+       [](const Config& c) {
+         EXPECT_EQ(c.env, (EnvList{{"EMPTY", ""}}));
+       }},
+      {{"--env", " A=x y "},  // gunicorn strips the whole setting, not inside it
+       [](const Config& c) {
+         EXPECT_EQ(c.env, (EnvList{{"A", "x y"}}));
+       }},
+      {{"-e", "A=1", "--env", "B=2", "-eA=3"},  // order kept; main applies them in turn
+       [](const Config& c) {
+         EXPECT_EQ(c.env, (EnvList{{"A", "1"}, {"B", "2"}, {"A", "3"}}));
+       }},
+      {{"--pythonpath", "/opt/lib"},
+       [](const Config& c) { EXPECT_EQ(c.pythonPath, (Paths{"/opt/lib"})); }},
+      {{"--pythonpath=/a,/b/"},
+       [](const Config& c) {
+         EXPECT_EQ(c.pythonPath, (Paths{"/a", "/b"}));
+       }},
+      {{"--pythonpath", "/a, /b ,,/c", "--pythonpath", "/d"},
+       [](const Config& c) {
+         EXPECT_EQ(c.pythonPath, (Paths{"/a", "/b", "/c", "/d"}));
+       }},
+      {{"--pythonpath", "/a,/x/../a/,/b", "--pythonpath=/a"},  // each directory once
+       [](const Config& c) {
+         EXPECT_EQ(c.pythonPath, (Paths{"/a", "/b"}));
+       }},
+      {{"--pythonpath", "lib"},
+       [](const Config& c) { EXPECT_EQ(c.pythonPath, Paths{cwd() + "/lib"}); }},
+      {{"--pythonpath", ""}, [](const Config& c) { EXPECT_TRUE(c.pythonPath.empty()); }},
+      {{"--pythonpath", ","}, [](const Config& c) { EXPECT_TRUE(c.pythonPath.empty()); }},
+      {{"--virtualenv", "/srv/venv/"},
+       [](const Config& c) { EXPECT_EQ(c.virtualenv, "/srv/venv"); }},
+      {{"--virtualenv=/srv/venv"}, [](const Config& c) { EXPECT_EQ(c.virtualenv, "/srv/venv"); }},
+      {{"--virtualenv", ".venv"},
+       [](const Config& c) { EXPECT_EQ(c.virtualenv, cwd() + "/.venv"); }},
+      {{"--virtualenv", "/a", "--virtualenv", "/b"},
+       [](const Config& c) { EXPECT_EQ(c.virtualenv, "/b"); }},
+      {{"--virt", "/v"}, [](const Config& c) { EXPECT_EQ(c.virtualenv, "/v"); }},
       // gunicorn strips string settings.
       {{"--pid", " p.pid "}, [](const Config& c) { EXPECT_EQ(c.pidFile, "p.pid"); }},
       // argparse accepts unambiguous prefixes of long options.
@@ -256,6 +331,71 @@ TEST(CliTest, StaticMountsResolveAgainstRelativeChdir) {
   EXPECT_EQ(r.config.statics[0].directory, cwd() + "/app/static/");
 }
 
+struct AppCase {
+  std::vector<std::string> args;
+  std::string wsgiApp;
+};
+
+TEST(CliTest, AppModuleIsThePositionalArgument) {
+  const std::vector<AppCase> cases = {
+      {{"myapp.wsgi:application"}, "myapp.wsgi:application"},
+      {{"--bind", "0.0.0.0:8000", "myapp.wsgi:application"}, "myapp.wsgi:application"},
+      {{"myapp.wsgi:application", "--bind", "0.0.0.0:8000"}, "myapp.wsgi:application"},
+      {{"-b", "0.0.0.0:8000", "app:app", "--threads", "2"}, "app:app"},
+      {{"myapp"}, "myapp"},  // kept as given: the loader reads it as myapp:application
+      {{"pkg.sub.mod"}, "pkg.sub.mod"},
+      {{"_private9.x_1:app"}, "_private9.x_1:app"},
+      {{"app:create_app()"}, "app:create_app()"},
+      {{"app:create_app('a:b', x=1)"}, "app:create_app('a:b', x=1)"},
+      {{"caf\xc3\xa9:app"}, "caf\xc3\xa9:app"},  // non-ASCII identifiers are Python 3 names
+      {{" app:app "}, "app:app"},
+      {{"--", "app:app"}, "app:app"},
+      {{"--no-server-header", "app:app"}, "app:app"},  // a flag takes no value
+      {{"--access-logfile", "-", "app:app"}, "app:app"},
+  };
+  for (const auto& tc : cases) {
+    SCOPED_TRACE(joined(tc.args));
+    CliResult r = parse(tc.args);
+    ASSERT_EQ(r.action, Action::kRun) << r.message;
+    EXPECT_EQ(r.config.wsgiApp, tc.wsgiApp);
+  }
+}
+
+TEST(CliTest, GunicornStyleWsgiCommandLine) {
+  CliResult r =
+      parse({"--bind", "0.0.0.0:8000", "--chdir", "/srv/site", "--pythonpath", "src,../lib", "-e",
+             "DJANGO_SETTINGS_MODULE=site.settings", "--env", "DEBUG=0", "--threads", "8",
+             "--virtualenv", "venv", "--static", "/static/=staticfiles", "site.wsgi:application"});
+  ASSERT_EQ(r.action, Action::kRun) << r.message;
+  const Config& c = r.config;
+  ASSERT_EQ(c.binds.size(), 1u);
+  EXPECT_EQ(c.binds[0].host, "0.0.0.0");
+  EXPECT_EQ(c.binds[0].port, 8000);
+  EXPECT_EQ(c.wsgiApp, "site.wsgi:application");
+  EXPECT_EQ(c.chdir, "/srv/site");
+  EXPECT_EQ(c.pythonPath, (Paths{"/srv/site/src", "/srv/lib"}));
+  EXPECT_EQ(c.env, (EnvList{{"DJANGO_SETTINGS_MODULE", "site.settings"}, {"DEBUG", "0"}}));
+  EXPECT_EQ(c.threads, 8);
+  EXPECT_EQ(c.virtualenv, "/srv/site/venv");
+  ASSERT_EQ(c.statics.size(), 1u);
+  EXPECT_EQ(c.statics[0].directory, "/srv/site/staticfiles/");
+}
+
+TEST(CliTest, PythonPathAndVirtualenvResolveAgainstChdirGivenLater) {
+  CliResult r = parse({"--pythonpath", "a,/abs/b", "--virtualenv", "./env/", "--pythonpath=c/..",
+                       "--chdir", "/srv/app"});
+  ASSERT_EQ(r.action, Action::kRun) << r.message;
+  EXPECT_EQ(r.config.pythonPath, (Paths{"/srv/app/a", "/abs/b", "/srv/app"}));
+  EXPECT_EQ(r.config.virtualenv, "/srv/app/env");
+}
+
+TEST(CliTest, PythonPathAndVirtualenvResolveAgainstRelativeChdir) {
+  CliResult r = parse({"--chdir", "app", "--pythonpath", "lib", "--virtualenv", "../venv"});
+  ASSERT_EQ(r.action, Action::kRun) << r.message;
+  EXPECT_EQ(r.config.pythonPath, Paths{cwd() + "/app/lib"});
+  EXPECT_EQ(r.config.virtualenv, cwd() + "/venv");
+}
+
 TEST(CliTest, HelpListsEveryOptionWithDefaults) {
   for (const auto& args : std::vector<std::vector<std::string>>{
            {"-h"}, {"--help"}, {"--hel"}, {"--backlog", "5", "-h", "--frobnicate"}, {"-hv"}}) {
@@ -263,7 +403,7 @@ TEST(CliTest, HelpListsEveryOptionWithDefaults) {
     CliResult r = parse(args);
     ASSERT_EQ(r.action, Action::kHelp);
     const std::string& h = r.message;
-    EXPECT_TRUE(h.starts_with("usage: portico [OPTIONS]\n"));
+    EXPECT_TRUE(h.starts_with("usage: portico [OPTIONS] [APP_MODULE]\n"));
     for (const char* needle : {"-h, --help",
                                "-v, --version",
                                "-b ADDRESS, --bind ADDRESS",
@@ -298,9 +438,42 @@ TEST(CliTest, HelpListsEveryOptionWithDefaults) {
                                "[60]",
                                "--no-server-header",
                                "portico options (not in gunicorn)",
+                               "positional arguments:\n  APP_MODULE",
+                               "MODULE:CALLABLE",
+                               "\noptions:\n",
+                               "\nserver socket:\n",
+                               "\nworker processes:\n",
+                               "\nsecurity:\n",
+                               "\nlogging:\n",
+                               "\nserver mechanics:\n",
+                               "--threads INT",
+                               "--pythonpath STRING",
+                               "-e ENV, --env ENV",
+                               "--virtualenv DIR",
+                               "[$VIRTUAL_ENV]",
                                "-w/--workers",
                                "--certfile"}) {
       EXPECT_NE(h.find(needle), std::string::npos) << needle;
+    }
+    // Sections in gunicorn's order, portico's own after them.
+    size_t socket = h.find("\nserver socket:\n");
+    size_t workers = h.find("\nworker processes:\n");
+    size_t mechanics = h.find("\nserver mechanics:\n");
+    size_t ours = h.find("\nportico options (not in gunicorn):\n");
+    size_t unsupported = h.find("gunicorn options not supported yet");
+    ASSERT_NE(unsupported, std::string::npos);
+    EXPECT_LT(socket, workers);
+    EXPECT_LT(workers, mechanics);
+    EXPECT_LT(mechanics, ours);
+    EXPECT_LT(ours, unsupported);
+    EXPECT_LT(h.find("--bind ADDRESS"), workers);
+    EXPECT_GT(h.find("--threads INT"), workers);
+    EXPECT_GT(h.find("--env ENV"), mechanics);
+    EXPECT_GT(h.find("--virtualenv DIR"), ours);
+    // Supported options are no longer in the "not supported" list.
+    std::string rejected = h.substr(unsupported);
+    for (const char* name : {"--threads", "--env", "--pythonpath", "--virtualenv", "--bind"}) {
+      EXPECT_EQ(rejected.find(name), std::string::npos) << name;
     }
     EXPECT_NE(h.back(), '\n');
   }
@@ -337,9 +510,61 @@ TEST(CliTest, ErrorMessages) {
       {{"--=x"}, "portico: error: unrecognized arguments: --=x"},
       {{"--frob", "value"}, "portico: error: unrecognized arguments: --frob"},
       {{"app:one", "two"}, "portico: error: unrecognized arguments: two"},
-      {{"myapp.wsgi:application"},
-       "portico: error: running a WSGI app (myapp.wsgi:application) is not supported yet"},
-      {{"--", "-b"}, "portico: error: running a WSGI app (-b) is not supported yet"},
+      {{"app:one", "two", "three"}, "portico: error: unrecognized arguments: two three"},
+      {{"app:one", "--frob", "two"}, "portico: error: unrecognized arguments: --frob two"},
+      {{"--", "app:one", "-b"}, "portico: error: unrecognized arguments: -b"},
+      {{""},
+       "portico: error: argument APP_MODULE: invalid value: '' (expected MODULE:CALLABLE, e.g. "
+       "myapp.wsgi:application)"},
+      {{"--", "-b"},
+       "portico: error: argument APP_MODULE: invalid value: '-b' (MODULE must be a dotted Python "
+       "module name, e.g. myapp.wsgi)"},
+      {{":app"},
+       "portico: error: argument APP_MODULE: invalid value: ':app' (MODULE must be a dotted "
+       "Python module name, e.g. myapp.wsgi)"},
+      {{"my-app:app"},
+       "portico: error: argument APP_MODULE: invalid value: 'my-app:app' (MODULE must be a "
+       "dotted Python module name, e.g. myapp.wsgi)"},
+      {{"myapp/wsgi.py"},
+       "portico: error: argument APP_MODULE: invalid value: 'myapp/wsgi.py' (MODULE must be a "
+       "dotted Python module name, e.g. myapp.wsgi)"},
+      {{"9app"},
+       "portico: error: argument APP_MODULE: invalid value: '9app' (MODULE must be a dotted "
+       "Python module name, e.g. myapp.wsgi)"},
+      {{".app"},
+       "portico: error: argument APP_MODULE: invalid value: '.app' (MODULE must be a dotted "
+       "Python module name, e.g. myapp.wsgi)"},
+      {{"a..b:app"},
+       "portico: error: argument APP_MODULE: invalid value: 'a..b:app' (MODULE must be a dotted "
+       "Python module name, e.g. myapp.wsgi)"},
+      {{"app.:app"},
+       "portico: error: argument APP_MODULE: invalid value: 'app.:app' (MODULE must be a dotted "
+       "Python module name, e.g. myapp.wsgi)"},
+      {{"app:"},
+       "portico: error: argument APP_MODULE: invalid value: 'app:' (CALLABLE after ':' is empty)"},
+      {{"--threads"}, "portico: error: argument --threads: expected one argument"},
+      {{"--threads", "0"}, "portico: error: argument --threads: invalid value: '0' (must be >= 1)"},
+      {{"--threads", "-2"},
+       "portico: error: argument --threads: invalid value: '-2' (must be >= 1)"},
+      {{"--threads=two"}, "portico: error: argument --threads: invalid int value: 'two'"},
+      {{"--threads", "99999999999"},
+       "portico: error: argument --threads: invalid value: '99999999999' (too large)"},
+      {{"-e"}, "portico: error: argument -e/--env: expected one argument"},
+      {{"--env", "FOO"},
+       "portico: error: argument -e/--env: invalid value: 'FOO' (expected KEY=VALUE)"},
+      {{"-eFOO"}, "portico: error: argument -e/--env: invalid value: 'FOO' (expected KEY=VALUE)"},
+      {{"--env", ""}, "portico: error: argument -e/--env: invalid value: '' (expected KEY=VALUE)"},
+      {{"--env", "=x"}, "portico: error: argument -e/--env: invalid value: '=x' (KEY is empty)"},
+      {{"--env", " =x"}, "portico: error: argument -e/--env: invalid value: ' =x' (KEY is empty)"},
+      {{"--env=="}, "portico: error: argument -e/--env: invalid value: '=' (KEY is empty)"},
+      {{"--pythonpath"}, "portico: error: argument --pythonpath: expected one argument"},
+      {{"--virtualenv"}, "portico: error: argument --virtualenv: expected one argument"},
+      {{"--virtualenv", " "},
+       "portico: error: argument --virtualenv: invalid value: ' ' (expected a directory)"},
+      {{"--v"}, "portico: error: ambiguous option: --v could match --version, --virtualenv"},
+      {{"--t", "1"},
+       "portico: error: ambiguous option: --t could match --threads, --timeout, "
+       "--tolerate-dangerous-framing"},
       {{"-b"}, "portico: error: argument -b/--bind: expected one argument"},
       {{"--bind"}, "portico: error: argument -b/--bind: expected one argument"},
       {{"-b", "-v"}, "portico: error: argument -b/--bind: expected one argument"},
@@ -473,7 +698,6 @@ TEST(CliTest, UnsupportedGunicornOptionsAreRejected) {
       {{"-w4"}, "-w/--workers"},
       {{"--workers", "4"}, "-w/--workers"},
       {{"--workers=4"}, "-w/--workers"},
-      {{"--threads", "2"}, "--threads"},
       {{"-k", "gevent"}, "-k/--worker-class"},
       {{"--worker-class=sync"}, "-k/--worker-class"},
       {{"--preload"}, "--preload"},
@@ -482,9 +706,6 @@ TEST(CliTest, UnsupportedGunicornOptionsAreRejected) {
       {{"--keyfile", "k.pem"}, "--keyfile"},
       {{"--max-requests", "10"}, "--max-requests"},
       {{"--graceful-timeout", "10"}, "--graceful-timeout"},
-      {{"-e", "A=B"}, "-e/--env"},
-      {{"--env", "A=B"}, "-e/--env"},
-      {{"--pythonpath", "."}, "--pythonpath"},
       {{"-c", "gunicorn.conf.py"}, "-c/--config"},
       {{"--config", "x"}, "-c/--config"},
       {{"-D"}, "-D/--daemon"},

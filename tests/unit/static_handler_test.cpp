@@ -58,6 +58,7 @@ class FakeExchange : public http::Exchange {
   void onWritable(std::function<void()> callback) override { callback(); }
   void readBody(http::BodyReader*) override {}
   void onAbort(std::function<void()>) override {}
+  void abort() override {}
 
   int status() const { return head ? head->status : 0; }
   // The value of a response header, nullopt when absent; fails the test if repeated.

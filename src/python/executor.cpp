@@ -1,0 +1,87 @@
+#include "python/executor.h"
+
+#include "python/py_ref.h"
+
+namespace portico::python {
+
+Executor::Executor(WsgiApp& app, int threads) : app_(app) {
+  if (threads < 1) threads = 1;
+  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { threadMain(); });
+}
+
+Executor::~Executor() { stop(); }
+
+void Executor::submit(WsgiJob job) {
+  bool wake;
+  {
+    std::lock_guard lock(mutex_);
+    queue_.push_back(std::move(job));
+    wake = idle_ > 0;
+  }
+  if (wake) wake_.notify_one();  // a busy thread finds the job without a futex call
+}
+
+bool Executor::stop(int timeoutMs) {
+  {
+    std::unique_lock lock(mutex_);
+    if (threads_.empty()) return !abandoned_;
+    stopping_ = true;
+    wake_.notify_all();
+    size_t count = threads_.size();
+    bool done = exitedCond_.wait_for(lock, std::chrono::milliseconds(timeoutMs),
+                                     [&] { return static_cast<size_t>(exited_) == count; });
+    if (!done) abandoned_ = true;
+  }
+  for (auto& t : threads_) {
+    if (abandoned_) {
+      t.detach();
+    } else {
+      t.join();
+    }
+  }
+  threads_.clear();
+  return !abandoned_;
+}
+
+void Executor::threadMain() {
+  {
+    GilGuard gil;  // this thread's Python state, kept for its whole life
+    serve();
+  }
+  std::lock_guard lock(mutex_);
+  ++exited_;
+  exitedCond_.notify_all();
+}
+
+void Executor::serve() {
+  for (;;) {
+    WsgiJob job;
+    bool have = false;
+    {
+      // Taking the queue lock with the GIL held cannot deadlock: the loop thread, the only
+      // other user of the lock that is not a Python thread, never takes the GIL, and no
+      // Python thread waits for the GIL while holding the lock (see below).
+      std::lock_guard lock(mutex_);
+      if (!queue_.empty()) {
+        job = std::move(queue_.front());
+        queue_.pop_front();
+        have = true;
+      } else if (stopping_) {
+        return;
+      }
+    }
+    if (!have) {
+      GilRelease nogil;  // waiting for work: let the other Python threads run
+      std::unique_lock lock(mutex_);
+      ++idle_;
+      wake_.wait(lock, [this] { return !queue_.empty() || stopping_; });
+      --idle_;
+      if (queue_.empty()) return;  // stopping, nothing left; the lock goes before the GIL returns
+      job = std::move(queue_.front());
+      queue_.pop_front();
+    }  // the lock is released before `nogil` takes the GIL back
+    app_.run(job);
+  }
+}
+
+}  // namespace portico::python

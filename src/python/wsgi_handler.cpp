@@ -1,0 +1,271 @@
+#include "python/wsgi_handler.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+
+#include "core/log.h"
+#include "core/unique_fd.h"
+
+namespace portico::python {
+
+namespace {
+
+constexpr uint64_t kMaxInFlight = 1024 * 1024;  // body bytes handed over but not yet queued
+
+// A body held in memory.
+class MemoryBody : public RequestBody {
+ public:
+  explicit MemoryBody(std::string data) : data_(std::move(data)) {}
+  uint64_t size() const override { return data_.size(); }
+  size_t read(uint64_t offset, char* dst, size_t n) const override {
+    if (offset >= data_.size()) return 0;
+    size_t count = std::min<uint64_t>(n, data_.size() - offset);
+    std::memcpy(dst, data_.data() + offset, count);
+    return count;
+  }
+  bool fileBacked() const override { return false; }
+
+ private:
+  std::string data_;
+};
+
+// A body spilled to an unlinked temporary file (nginx's client_body_temp_path).
+class FileBody : public RequestBody {
+ public:
+  FileBody(UniqueFd fd, uint64_t size) : fd_(std::move(fd)), size_(size) {}
+  uint64_t size() const override { return size_; }
+  size_t read(uint64_t offset, char* dst, size_t n) const override {
+    if (offset >= size_) return 0;
+    size_t want = std::min<uint64_t>(n, size_ - offset);
+    for (;;) {
+      ssize_t got = ::pread(fd_.get(), dst, want, static_cast<off_t>(offset));
+      if (got >= 0) return static_cast<size_t>(got);
+      if (errno != EINTR) return 0;
+    }
+  }
+  bool fileBacked() const override { return true; }
+
+ private:
+  UniqueFd fd_;
+  uint64_t size_;
+};
+
+// The channel between one job's Python thread and its exchange on the loop thread. Loop-side
+// state (exchange_) is touched only on the loop thread; the rest is atomic or under mutex_.
+class LoopChannel : public ResponseChannel, public std::enable_shared_from_this<LoopChannel> {
+ public:
+  LoopChannel(event::EventLoop& loop, http::Exchange& exchange)
+      : loop_(loop), exchange_(&exchange) {}
+
+  // Loop thread: the client went away.
+  void detach() {
+    exchange_ = nullptr;
+    gone_.store(true);
+    std::lock_guard lock(mutex_);
+    cond_.notify_all();
+  }
+
+  bool sendHead(http::ResponseHead head) override {
+    loop_.post([self = shared_from_this(), head = std::move(head)]() mutable {
+      if (self->exchange_) self->exchange_->sendHead(std::move(head));
+    });
+    return !gone_.load();
+  }
+
+  bool sendBody(BodyChunk chunk) override {
+    uint64_t size = chunk.isFile() ? 0 : chunk.size();
+    {
+      std::unique_lock lock(mutex_);
+      cond_.wait(lock, [this] { return gone_.load() || (!blocked_ && inFlight_ < kMaxInFlight); });
+      if (gone_.load()) return false;
+      inFlight_ += size;
+    }
+    loop_.post([self = shared_from_this(), chunk = std::move(chunk), size]() mutable {
+      self->deliver(std::move(chunk), size);
+    });
+    return !gone_.load();
+  }
+
+  bool sendWhole(http::ResponseHead head, std::string body) override {
+    loop_.post([self = shared_from_this(), head = std::move(head), body = std::move(body)]() mutable {
+      http::Exchange* ex = self->exchange_;
+      if (!ex) return;
+      self->exchange_ = nullptr;
+      ex->sendHead(std::move(head));
+      if (!body.empty()) ex->sendBody(BodyChunk(std::move(body)));
+      ex->finish();
+    });
+    return !gone_.load();
+  }
+
+  void finish() override {
+    loop_.post([self = shared_from_this()] {
+      http::Exchange* ex = self->exchange_;
+      if (!ex) return;
+      self->exchange_ = nullptr;
+      ex->finish();
+    });
+  }
+
+  void abortConnection() override {
+    loop_.post([self = shared_from_this()] {
+      http::Exchange* ex = self->exchange_;
+      if (!ex) return;
+      self->exchange_ = nullptr;
+      ex->abort();
+    });
+  }
+
+  bool clientGone() const override { return gone_.load(); }
+
+ private:
+  // Loop thread: queue a chunk and apply backpressure from the connection's watermark.
+  void deliver(BodyChunk chunk, uint64_t size) {
+    http::Exchange* ex = exchange_;
+    bool block = false;
+    if (ex) {
+      ex->sendBody(std::move(chunk));
+      block = exchange_ && !ex->writable();
+    }
+    {
+      std::lock_guard lock(mutex_);
+      inFlight_ -= size;
+      blocked_ = block;
+    }
+    if (block) {
+      ex->onWritable([self = shared_from_this()] {
+        std::lock_guard lock(self->mutex_);
+        self->blocked_ = false;
+        self->cond_.notify_all();
+      });
+    } else {
+      cond_.notify_all();
+    }
+  }
+
+  event::EventLoop& loop_;
+  http::Exchange* exchange_;  // loop thread only; null once finished, aborted or detached
+  std::atomic<bool> gone_{false};
+  std::mutex mutex_;
+  std::condition_variable cond_;
+  bool blocked_ = false;
+  uint64_t inFlight_ = 0;
+};
+
+// Collects the request body on the loop thread, then submits the job.
+class BodyCollector : public http::BodyReader {
+ public:
+  BodyCollector(Executor& executor, WsgiJob job, std::string tempDirectory)
+      : executor_(executor), job_(std::move(job)), tempDirectory_(std::move(tempDirectory)) {}
+
+  void onBodyData(std::string_view data) override {
+    if (failed_) return;
+    size_ += data.size();
+    if (!file_ && memory_.size() + data.size() <= WsgiHandler::kMemoryBodyLimit) {
+      memory_.append(data);
+      return;
+    }
+    if (!file_) {
+      file_ = UniqueFd(::open(tempDirectory_.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+      if (!file_) {
+        logError("cannot create a temporary file for a request body in " + tempDirectory_ +
+                 ": " + std::strerror(errno));
+        failed_ = true;
+        return;
+      }
+      if (!writeAll(memory_)) return;
+      memory_.clear();
+      memory_.shrink_to_fit();
+    }
+    writeAll(data);
+  }
+
+  void onBodyEnd() override {
+    if (failed_) {
+      job_.channel->sendWhole(errorHead(), http::errorPageBody(500));
+      return;
+    }
+    if (file_) {
+      job_.body = std::make_shared<FileBody>(std::move(file_), size_);
+    } else {
+      job_.body = std::make_shared<MemoryBody>(std::move(memory_));
+    }
+    executor_.submit(std::move(job_));
+  }
+
+ private:
+  static http::ResponseHead errorHead() {
+    http::ResponseHead head;
+    head.status = 500;
+    head.add("Content-Type", "text/html");
+    head.contentLength = http::errorPageBody(500).size();
+    return head;
+  }
+  bool writeAll(std::string_view data) {
+    while (!data.empty()) {
+      ssize_t n = ::write(file_.get(), data.data(), data.size());
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        logError(std::string("cannot write a request body to its temporary file: ") +
+                 std::strerror(errno));
+        failed_ = true;
+        return false;
+      }
+      data.remove_prefix(static_cast<size_t>(n));
+    }
+    return true;
+  }
+
+  Executor& executor_;
+  WsgiJob job_;
+  std::string tempDirectory_;
+  std::string memory_;
+  UniqueFd file_;
+  uint64_t size_ = 0;
+  bool failed_ = false;
+};
+
+}  // namespace
+
+WsgiHandler::WsgiHandler(event::EventLoop& loop, Executor& executor, std::string mountPrefix,
+                         std::string tempDirectory)
+    : loop_(loop), executor_(executor), tempDirectory_(std::move(tempDirectory)) {
+  scriptName_ = std::move(mountPrefix);
+  while (!scriptName_.empty() && scriptName_.back() == '/') scriptName_.pop_back();
+}
+
+void WsgiHandler::handle(http::Exchange& exchange) {
+  const http::Request& request = exchange.request();
+  auto channel = std::make_shared<LoopChannel>(loop_, exchange);
+  WsgiJob job;
+  job.snapshot.request = request;
+  job.snapshot.connection = exchange.connection();
+  job.snapshot.scriptName = scriptName_;
+  std::string_view path = request.path;
+  if (!scriptName_.empty() && path.substr(0, scriptName_.size()) == scriptName_) {
+    path.remove_prefix(scriptName_.size());
+  }
+  job.snapshot.pathInfo.assign(path);
+  job.channel = channel;
+
+  if (!request.hasBody()) {
+    // The client may leave at any time: the channel then tells the Python thread to stop.
+    exchange.onAbort([channel] { channel->detach(); });
+    static const auto kEmpty = std::make_shared<const MemoryBody>(std::string());
+    job.body = kEmpty;
+    executor_.submit(std::move(job));
+    return;
+  }
+  // The abort callback also keeps the collector alive while the exchange lasts.
+  auto collector = std::make_shared<BodyCollector>(executor_, std::move(job), tempDirectory_);
+  exchange.onAbort([channel, collector] { channel->detach(); });
+  exchange.readBody(collector.get());
+}
+
+}  // namespace portico::python

@@ -1,0 +1,63 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/body_chunk.h"
+#include "http/exchange.h"
+#include "http/request.h"
+#include "http/response.h"
+
+namespace portico::python {
+
+// What the app may know of a request: a copy taken on the loop thread, so the Python thread
+// never touches connection state. Immutable once the job is submitted.
+struct RequestSnapshot {
+  http::Request request;          // method, target, rawPath, path, query, version, headers...
+  http::ConnectionInfo connection;
+  std::string scriptName;         // the mount prefix without its trailing '/' ("" for "/")
+  std::string pathInfo;           // decoded path below scriptName (latin-1 bytes), e.g. "/a/b"
+};
+
+// The whole request body, read by the loop thread before the app runs (nginx's request
+// buffering: a slow client never holds a Python thread). Small bodies stay in memory, larger ones
+// go to an unlinked temporary file. Read-only once complete; safe from any thread.
+class RequestBody {
+ public:
+  virtual ~RequestBody() = default;
+  virtual uint64_t size() const = 0;
+  // Copies up to `n` bytes at `offset` into `dst`; returns the count (0 at the end). Callers on
+  // a Python thread release the GIL around reads of file-backed bodies (they may block on disk).
+  virtual size_t read(uint64_t offset, char* dst, size_t n) const = 0;
+  virtual bool fileBacked() const = 0;
+};
+
+// The Python thread's handle on the response: each call is handed to the loop thread, which
+// writes it to the connection. Thread-safe. Methods return false once the client is gone (the
+// app should stop producing; close() is still called).
+class ResponseChannel {
+ public:
+  virtual ~ResponseChannel() = default;
+  virtual bool sendHead(http::ResponseHead head) = 0;
+  // May block until the connection has drained below its watermark (backpressure): call it
+  // with the GIL released.
+  virtual bool sendBody(BodyChunk chunk) = 0;
+  // Head + optional body + finish in one hand-off (the one-item-list fast path).
+  virtual bool sendWhole(http::ResponseHead head, std::string body) = 0;
+  virtual void finish() = 0;
+  // The response cannot be completed (an exception after the head was sent): close the
+  // connection so the client sees a truncated response rather than a wrong one.
+  virtual void abortConnection() = 0;
+  virtual bool clientGone() const = 0;
+};
+
+// One request for the app.
+struct WsgiJob {
+  RequestSnapshot snapshot;
+  std::shared_ptr<const RequestBody> body;  // never null (an empty body for none)
+  std::shared_ptr<ResponseChannel> channel;
+};
+
+}  // namespace portico::python

@@ -1,0 +1,149 @@
+"""Loading the WSGI app: MODULE[:CALLABLE], --pythonpath, --chdir, -e, and clear, fast failures."""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from servers import free_port, portico_binary
+from wsgi_support import APPS_DIR, start_wsgi
+
+FAIL_WITHIN = 8.0  # seconds: an unloadable app must make portico exit at least this fast
+
+
+def _run_expecting_failure(tmp_path, app, extra=()):
+    """Runs portico in an unrelated directory; returns (exit code, stderr + error log text)."""
+    error_log = tmp_path / "error.log"
+    command = [portico_binary(), "--bind", "127.0.0.1:%d" % free_port(),
+               "--error-logfile", str(error_log)] + list(extra) + [app]
+    try:
+        done = subprocess.run(command, cwd=str(tmp_path), stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=FAIL_WITHIN)
+    except subprocess.TimeoutExpired:
+        pytest.fail("portico still running %.0f s after being given the unloadable app %r" % (FAIL_WITHIN, app))
+    log = error_log.read_text("utf-8", "replace") if error_log.exists() else ""
+    return done.returncode, done.stderr.decode("utf-8", "replace") + "\n" + log
+
+
+def _body(server, target):
+    with server.connect() as conn:
+        response = conn.request("GET", target)
+    assert response.status == 200, response
+    return response.body
+
+
+def test_missing_module_fails_fast(tmp_path):
+    code, output = _run_expecting_failure(tmp_path, "no_such_module_4c1d:application",
+                                          ["--pythonpath", APPS_DIR])
+    assert code != 0
+    assert "no_such_module_4c1d" in output, output
+
+
+def test_module_raising_at_import_fails_fast(tmp_path):
+    code, output = _run_expecting_failure(tmp_path, "broken_import", ["--pythonpath", APPS_DIR])
+    assert code != 0
+    assert "marker-broken-import-0d4e" in output, output
+    assert "Traceback" in output or "RuntimeError" in output, output
+
+
+def test_syntax_error_in_module_fails_fast(tmp_path):
+    (tmp_path / "bad_syntax_mod.py").write_text("def application(:\n    pass\n")
+    code, output = _run_expecting_failure(tmp_path, "bad_syntax_mod", ["--pythonpath", str(tmp_path)])
+    assert code != 0
+    assert "SyntaxError" in output, output
+
+
+def test_missing_attribute_fails_fast(tmp_path):
+    code, output = _run_expecting_failure(tmp_path, "introspect:does_not_exist_77",
+                                          ["--pythonpath", APPS_DIR])
+    assert code != 0
+    assert "does_not_exist_77" in output, output
+
+
+def test_not_callable_fails_fast(tmp_path):
+    code, output = _run_expecting_failure(tmp_path, "introspect:NOT_CALLABLE", ["--pythonpath", APPS_DIR])
+    assert code != 0
+    assert "NOT_CALLABLE" in output or "callable" in output.lower(), output
+
+
+def test_module_not_on_path_without_pythonpath(tmp_path):
+    code, output = _run_expecting_failure(tmp_path, "introspect")
+    assert code != 0
+    assert "introspect" in output, output
+
+
+def test_module_alone_means_application(launch):
+    server = start_wsgi(launch, app="tiny")
+    assert _body(server, "/") == b"tiny app\n"
+
+
+def test_module_and_callable(launch):
+    server = start_wsgi(launch, app="introspect:alt_application")
+    assert _body(server, "/anything") == b"alt app\n"
+
+
+def test_dotted_package_module(launch, tmp_path):
+    package = tmp_path / "pkg_a1" / "sub"
+    package.mkdir(parents=True)
+    (tmp_path / "pkg_a1" / "__init__.py").write_text("")
+    (package / "__init__.py").write_text("")
+    (package / "wsgi.py").write_text(
+        "def application(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+        "    return [b'dotted package\\n']\n")
+    server = start_wsgi(launch, app="pkg_a1.sub.wsgi:application", pythonpath=False,
+                        args=["--pythonpath", str(tmp_path)])
+    assert _body(server, "/") == b"dotted package\n"
+
+
+def test_pythonpath_comma_list(launch, tmp_path):
+    (tmp_path / "other_mod_b2.py").write_text("X = 1\n")
+    (tmp_path / "uses_both_b2.py").write_text(
+        "import other_mod_b2\n"
+        "import introspect\n"
+        "application = introspect.application\n")
+    server = start_wsgi(launch, app="uses_both_b2", pythonpath=False,
+                        args=["--pythonpath", "%s,%s" % (tmp_path, APPS_DIR)])
+    assert _body(server, "/hello?i=c") == b"hello c\n"
+
+
+def test_env_option_visible_in_os_environ(launch):
+    server = start_wsgi(launch, args=["-e", "PORTICO_TEST_VAR=hello world",
+                                      "--env", "PORTICO_TEST_EQ=a=b=c"])
+    first = json.loads(_body(server, "/osenv?key=PORTICO_TEST_VAR"))
+    assert first["value"] == "hello world"
+    second = json.loads(_body(server, "/osenv?key=PORTICO_TEST_EQ"))
+    assert second["value"] == "a=b=c"
+
+
+def test_env_option_visible_at_import_time(launch, tmp_path):
+    (tmp_path / "env_at_import_c3.py").write_text(
+        "import os\n"
+        "VALUE = os.environ.get('PORTICO_IMPORT_VAR', 'unset').encode()\n"
+        "def application(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+        "    return [VALUE]\n")
+    server = start_wsgi(launch, app="env_at_import_c3", pythonpath=False,
+                        args=["--pythonpath", str(tmp_path), "-e", "PORTICO_IMPORT_VAR=seen"])
+    assert _body(server, "/") == b"seen"
+
+
+def test_chdir_makes_app_importable(launch):
+    server = start_wsgi(launch, pythonpath=False, args=["--chdir", APPS_DIR])
+    info = json.loads(_body(server, "/osenv?key=HOME"))
+    assert os.path.realpath(info["cwd"]) == os.path.realpath(APPS_DIR)
+    assert os.path.dirname(info["module_file"]) == APPS_DIR
+
+
+def test_relative_pythonpath_after_chdir(launch):
+    parent = os.path.dirname(APPS_DIR)
+    server = start_wsgi(launch, pythonpath=False, args=["--chdir", parent, "--pythonpath", "apps"])
+    assert _body(server, "/hello?i=rel") == b"hello rel\n"
+
+
+def test_app_and_static_together(launch, site):
+    server = start_wsgi(launch, app="tiny")
+    with server.connect() as conn:
+        assert conn.request("GET", "/static/a.txt").body == site.files["a.txt"]
+        assert conn.request("GET", "/x").body == b"tiny app\n"
