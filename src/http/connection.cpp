@@ -353,7 +353,7 @@ void Connection::sendHead(ResponseHead head) {
   out.append("HTTP/1.1 ");
   appendDecimal(out, static_cast<uint64_t>(head.status));
   out.push_back(' ');
-  out.append(reasonPhrase(head.status));
+  out.append(head.reason.empty() ? reasonPhrase(head.status) : std::string_view(head.reason));
   out.append("\r\n");
   if (settings_.serverHeader) out.append("Server: portico\r\n");
   out.append("Date: ");
@@ -453,7 +453,16 @@ void Connection::onAbort(std::function<void()> callback) { onAbort_ = std::move(
 
 void Connection::abort() {
   onAbort_ = nullptr;  // the handler asked for this; it needs no notice
-  closeNow();
+  if (!headSent_ || !exchangeActive_) {
+    closeNow();
+    return;
+  }
+  // What the app produced before it failed still goes out; the close (with no chunked
+  // terminator, or short of Content-Length) then tells the client the response is truncated.
+  responseFinished_ = true;
+  closeAfterResponse_ = true;
+  lingerNeeded_ = true;
+  completeExchange();
 }
 
 void Connection::writeAccessLog() {

@@ -14,6 +14,7 @@ namespace portico::http {
 // Connection and framing (Content-Length or Transfer-Encoding) itself; handlers must not.
 struct ResponseHead {
   int status = 200;
+  std::string reason;  // the reason phrase; empty: the standard one for `status`
   std::vector<Header> headers;
   // The body's length when known (also for HEAD: the length a GET would have sent).
   // nullopt: unknown → chunked on HTTP/1.1, close-delimited on HTTP/1.0.

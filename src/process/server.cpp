@@ -34,7 +34,20 @@ class Server::SignalWatcher : public event::IoWatcher {
   UniqueFd fd_;
 };
 
+namespace {
+sigset_t serverSignals() {
+  sigset_t mask;
+  sigemptyset(&mask);
+  for (int s : {SIGTERM, SIGQUIT, SIGINT, SIGUSR1, SIGHUP}) sigaddset(&mask, s);
+  return mask;
+}
+}  // namespace
+
 Server::Server(const config::Config& config) : config_(config) {
+  // Blocked before any thread starts (Python threads inherit the mask), so the signals reach
+  // only the loop's signalfd and never kill the process from another thread.
+  sigset_t mask = serverSignals();
+  ::pthread_sigmask(SIG_BLOCK, &mask, nullptr);
   settings_.limits.maxRequestLine = config.limitRequestLine;
   settings_.limits.maxHeaderCount = config.limitRequestFields;
   settings_.limits.maxHeaderFieldSize = config.limitRequestFieldSize;
@@ -216,13 +229,7 @@ void Server::onSignal(int signo) {
 }
 
 int Server::run() {
-  sigset_t mask;
-  sigemptyset(&mask);
-  for (int s : {SIGTERM, SIGQUIT, SIGINT, SIGUSR1, SIGHUP}) sigaddset(&mask, s);
-  if (::sigprocmask(SIG_BLOCK, &mask, nullptr) != 0) {
-    logCritical(std::string("sigprocmask: ") + std::strerror(errno));
-    return 1;
-  }
+  sigset_t mask = serverSignals();
   int sfd = ::signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
   if (sfd < 0) {
     logCritical(std::string("signalfd: ") + std::strerror(errno));

@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
+#include <optional>
 
 #include "core/log.h"
 #include "core/unique_fd.h"
@@ -17,6 +18,10 @@ namespace portico::python {
 namespace {
 
 constexpr uint64_t kMaxInFlight = 1024 * 1024;  // body bytes handed over but not yet queued
+// Past the connection's watermark a response spills to a temporary file, as nginx buffers an
+// upstream's response for a slow client (proxy_max_temp_file_size's default), so the Python
+// thread is free again at once; beyond this the app waits for the client.
+constexpr uint64_t kMaxSpill = 1024ull * 1024 * 1024;
 
 // A body held in memory.
 class MemoryBody : public RequestBody {
@@ -60,8 +65,8 @@ class FileBody : public RequestBody {
 // state (exchange_) is touched only on the loop thread; the rest is atomic or under mutex_.
 class LoopChannel : public ResponseChannel, public std::enable_shared_from_this<LoopChannel> {
  public:
-  LoopChannel(event::EventLoop& loop, http::Exchange& exchange)
-      : loop_(loop), exchange_(&exchange) {}
+  LoopChannel(event::EventLoop& loop, http::Exchange& exchange, const std::string& tempDirectory)
+      : loop_(loop), exchange_(&exchange), tempDirectory_(tempDirectory) {}
 
   // Loop thread: the client went away.
   void detach() {
@@ -80,11 +85,29 @@ class LoopChannel : public ResponseChannel, public std::enable_shared_from_this<
 
   bool sendBody(BodyChunk chunk) override {
     uint64_t size = chunk.isFile() ? 0 : chunk.size();
+    bool spill = false;
     {
       std::unique_lock lock(mutex_);
-      cond_.wait(lock, [this] { return gone_.load() || (!blocked_ && inFlight_ < kMaxInFlight); });
       if (gone_.load()) return false;
-      inFlight_ += size;
+      bool flowing = !blocked_ && inFlight_ < kMaxInFlight;
+      if (!flowing && size > 0 && spilled_ + size <= kMaxSpill && !spillFailed_) {
+        spill = true;
+      } else {
+        cond_.wait(lock,
+                   [this] { return gone_.load() || (!blocked_ && inFlight_ < kMaxInFlight); });
+        if (gone_.load()) return false;
+        inFlight_ += size;
+      }
+    }
+    if (spill) {
+      // The client is slower than the app: park the bytes in the file and hand the loop a
+      // file range instead, sent with sendfile when the client catches up.
+      std::optional<FileRange> range = spillToFile(std::get<std::string>(chunk.data));
+      if (!range) return sendBody(std::move(chunk));  // no file: wait for the client instead
+      loop_.post([self = shared_from_this(), range = std::move(*range)]() mutable {
+        self->deliver(BodyChunk(std::move(range)), 0);
+      });
+      return !gone_.load();
     }
     loop_.post([self = shared_from_this(), chunk = std::move(chunk), size]() mutable {
       self->deliver(std::move(chunk), size);
@@ -149,8 +172,48 @@ class LoopChannel : public ResponseChannel, public std::enable_shared_from_this<
     }
   }
 
+  // Python thread only (one thread runs a job): appends to the response's spill file.
+  std::optional<FileRange> spillToFile(const std::string& bytes) {
+    if (!spillFile_) {
+      UniqueFd fd(::open(tempDirectory_.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+      if (!fd) {
+        logError("cannot create a temporary file for a response in " + tempDirectory_ + ": " +
+                 std::strerror(errno));
+        std::lock_guard lock(mutex_);
+        spillFailed_ = true;
+        return std::nullopt;
+      }
+      spillFile_ = std::make_shared<const UniqueFd>(std::move(fd));
+    }
+    uint64_t offset = spilled_;
+    const char* p = bytes.data();
+    size_t left = bytes.size();
+    while (left > 0) {
+      ssize_t n = ::pwrite(spillFile_->get(), p, left, static_cast<off_t>(offset + (p - bytes.data())));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        logError(std::string("cannot write a response to its temporary file: ") +
+                 std::strerror(errno));
+        std::lock_guard lock(mutex_);
+        spillFailed_ = true;
+        return std::nullopt;  // nothing was posted for this chunk: it is sent from memory
+      }
+      p += n;
+      left -= static_cast<size_t>(n);
+    }
+    {
+      std::lock_guard lock(mutex_);
+      spilled_ += bytes.size();
+    }
+    return FileRange{spillFile_, offset, bytes.size()};
+  }
+
   event::EventLoop& loop_;
   http::Exchange* exchange_;  // loop thread only; null once finished, aborted or detached
+  std::string tempDirectory_;
+  std::shared_ptr<const UniqueFd> spillFile_;  // Python thread only
+  uint64_t spilled_ = 0;                       // bytes written to spillFile_
+  bool spillFailed_ = false;
   std::atomic<bool> gone_{false};
   std::mutex mutex_;
   std::condition_variable cond_;
@@ -242,7 +305,7 @@ WsgiHandler::WsgiHandler(event::EventLoop& loop, Executor& executor, std::string
 
 void WsgiHandler::handle(http::Exchange& exchange) {
   const http::Request& request = exchange.request();
-  auto channel = std::make_shared<LoopChannel>(loop_, exchange);
+  auto channel = std::make_shared<LoopChannel>(loop_, exchange, tempDirectory_);
   WsgiJob job;
   job.snapshot.request = request;
   job.snapshot.connection = exchange.connection();

@@ -98,12 +98,12 @@ bool parseSize(PyObject* const* args, Py_ssize_t nargs, const char* name, int64_
     return false;
   }
   if (nargs == 0 || args[0] == Py_None) return true;
-  if (!PyLong_Check(args[0])) {
+  if (!PyIndex_Check(args[0])) {
     PyErr_Format(PyExc_TypeError, "%s() argument must be int or None, not %.100s", name,
                  Py_TYPE(args[0])->tp_name);
     return false;
   }
-  long long value = PyLong_AsLongLong(args[0]);
+  Py_ssize_t value = PyNumber_AsSsize_t(args[0], nullptr);  // huge values clamp
   if (value == -1 && PyErr_Occurred()) return false;
   size = value;
   return true;
@@ -508,7 +508,7 @@ bool isTchar(unsigned char c) {
   return c != 0 && std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
 }
 
-bool parseStatus(PyObject* status, int& code) {
+bool parseStatus(PyObject* status, int& code, std::string& reason) {
   if (!PyUnicode_Check(status)) {
     PyErr_Format(PyExc_TypeError, "status must be a str, not %.100s", Py_TYPE(status)->tp_name);
     return false;
@@ -535,6 +535,8 @@ bool parseStatus(PyObject* status, int& code) {
     PyErr_Format(PyExc_ValueError, "status code must be in 200..599, got %R", status);
     return false;
   }
+  // The app's own reason phrase goes out as given (gunicorn does the same).
+  reason.assign(s.substr(4));
   return true;
 }
 
@@ -707,7 +709,8 @@ PyObject* startResponseCall(PyObject* callable, PyObject* const* args, size_t na
   }
   http::ResponseHead head;
   bool appLength = false;
-  if (!parseStatus(slot[0], head.status) || !parseHeaders(slot[1], head, appLength)) {
+  if (!parseStatus(slot[0], head.status, head.reason) ||
+      !parseHeaders(slot[1], head, appLength)) {
     return nullptr;
   }
   st.head = std::move(head);

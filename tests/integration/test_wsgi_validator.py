@@ -59,7 +59,6 @@ def test_environ(app, target):
         response = conn.request("GET", target, headers=[("Cookie", "a=1"), ("Cookie", "b=2"),
                                                         ("X-Thing", "1")])
         assert response.status == 200, response
-    response10 = None
     with app.connect() as conn:
         conn.send(b"GET /environ HTTP/1.0\r\n\r\n")
         response10 = conn.read_response()

@@ -2,11 +2,8 @@
 reading its error log with a bounded wait, and a few request shorthands."""
 
 import json
-import os
 import time
 from pathlib import Path
-
-from http_client import build_request
 
 APPS_DIR = str(Path(__file__).resolve().parents[1] / "apps")
 
@@ -66,10 +63,6 @@ def environ_of(server, target="/environ", **kwargs):
     return get_json(server, target, **kwargs)
 
 
-def request_bytes(method, target, headers=None, body=b"", version="HTTP/1.1"):
-    return build_request(method, target, headers, body, version)
-
-
 def wait_until(predicate, timeout, interval=0.05):
     """Polls predicate() until it is truthy or timeout passes; returns its last value."""
     deadline = time.monotonic() + timeout
@@ -78,7 +71,3 @@ def wait_until(predicate, timeout, interval=0.05):
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)
-
-
-def apps_file(name):
-    return os.path.join(APPS_DIR, name)

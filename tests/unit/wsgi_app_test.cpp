@@ -13,6 +13,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/log.h"
@@ -459,6 +460,8 @@ TEST(WsgiInput, ReadVariants) {
               "err(lambda: inp.read(1, 2))]",
        "['TypeError', 'TypeError', 'TypeError']"},
       {"abc", "iter(inp) is inp", "True"},
+      {"abcdef", "[inp.read(True), inp.read(2**70), inp.read(-2**70)]",
+       "[b'a', b'bcdef', b'']"},
   };
   LoadedApp t = loadApp(kInputApp);
   for (bool fileBacked : {false, true}) {
@@ -1474,6 +1477,55 @@ def app(environ, start_response):
   }
   std::string error;
   ErrorLog::instance().configure(gLogPath, LogLevel::kDebug, error);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Executor threads: several threads run requests at once, handing the GIL back and forth at
+// every channel call; the shared caches and the callables must hold up.
+
+TEST(WsgiThreads, ConcurrentRequests) {
+  LoadedApp t = loadApp(R"(
+def app(environ, start_response):
+    n = environ['PATH_INFO'][1:]
+    data = environ['wsgi.input'].read()
+    if n.endswith('0'):
+        start_response('200 OK', [('X-N', n)])
+        return [data, n.encode()]
+    write = start_response('200 OK', [('X-N', n)])
+    write(data)
+    def gen():
+        yield n.encode()
+    return gen()
+)");
+  constexpr int kThreads = 4;
+  constexpr int kRequests = 300;
+  std::atomic<int> failures{0};
+  {
+    GilRelease release;  // let the worker threads take the GIL
+    std::vector<std::thread> threads;
+    for (int k = 0; k < kThreads; ++k) {
+      threads.emplace_back([&, k] {
+        for (int i = 0; i < kRequests; ++i) {
+          std::string n = std::to_string(k * 1000 + i);
+          RequestSpec spec;
+          spec.method = "POST";
+          spec.target = "/" + n;
+          spec.body = "body" + n + ":";
+          spec.fileBacked = (i % 3 == 0);
+          spec.headers = {{"Host", "host" + std::to_string(k) + ":80" + std::to_string(i % 7)},
+                          {"X-Thread-" + std::to_string(k), n}};
+          GilGuard gil;
+          auto ch = run(*t.app, spec);
+          const std::string* header = ch->header("X-N");
+          if (ch->status() != 200 || !header || *header != n || ch->body != spec.body + n) {
+            ++failures;
+          }
+        }
+      });
+    }
+    for (auto& thread : threads) thread.join();
+  }
+  EXPECT_EQ(failures.load(), 0);
 }
 
 }  // namespace
