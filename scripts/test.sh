@@ -19,11 +19,12 @@ echo "== ASan+UBSan build"
 scripts/build.sh asan
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0
 echo "== unit tests (ASan+UBSan)"
 ctest --test-dir build-asan --output-on-failure -j2
 echo "== integration tests (ASan+UBSan)"
 PORTICO_BIN="$PWD/build-asan/portico" PORTICO_SANITIZED=1 $PY -m pytest -q -p no:cacheprovider tests/integration
-unset ASAN_OPTIONS UBSAN_OPTIONS
+unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
 
 echo "== fuzzing the request parser for ${FUZZ_SECONDS}s"
 scripts/build.sh fuzz
