@@ -147,3 +147,48 @@ def test_app_and_static_together(launch, site):
     with server.connect() as conn:
         assert conn.request("GET", "/static/a.txt").body == site.files["a.txt"]
         assert conn.request("GET", "/x").body == b"tiny app\n"
+
+
+def _make_virtualenv(root):
+    """A virtualenv-shaped directory (what `python3 -m venv` lays out) holding one package."""
+    site = root / "lib" / "python3.11" / "site-packages"
+    site.mkdir(parents=True)
+    (root / "pyvenv.cfg").write_text("home = /usr/bin\ninclude-system-site-packages = false\n")
+    (site / "venv_only_pkg_5e.py").write_text("MARK = b'from-the-virtualenv'\n")
+    (site / "venv_extra.pth").write_text(str(root / "extra") + "\n")
+    (root / "extra").mkdir()
+    (root / "extra" / "pth_only_mod_5e.py").write_text("MARK = b'+pth'\n")
+    app_dir = root.parent / "venvapp"
+    app_dir.mkdir()
+    (app_dir / "venv_app_5e.py").write_text(
+        "import venv_only_pkg_5e, pth_only_mod_5e\n"
+        "def application(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+        "    return [venv_only_pkg_5e.MARK + pth_only_mod_5e.MARK]\n")
+    return app_dir
+
+
+def test_virtualenv_flag_adds_its_site_packages(launch, tmp_path):
+    app_dir = _make_virtualenv(tmp_path / "venv")
+    server = start_wsgi(launch, app="venv_app_5e", pythonpath=False,
+                        args=["--chdir", str(app_dir), "--virtualenv", str(tmp_path / "venv")])
+    assert _body(server, "/") == b"from-the-virtualenv+pth"
+
+
+def test_virtual_env_variable_is_honoured(launch, tmp_path):
+    app_dir = _make_virtualenv(tmp_path / "venv")
+    env = dict(os.environ, VIRTUAL_ENV=str(tmp_path / "venv"))
+    server = start_wsgi(launch, app="venv_app_5e", pythonpath=False,
+                        args=["--chdir", str(app_dir)], env=env)
+    assert _body(server, "/") == b"from-the-virtualenv+pth"
+
+
+def test_without_the_virtualenv_the_import_fails(tmp_path):
+    app_dir = _make_virtualenv(tmp_path / "venv")
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    done = subprocess.run([portico_binary(), "--bind", "127.0.0.1:%d" % free_port(),
+                           "--chdir", str(app_dir), "venv_app_5e"],
+                          env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, timeout=FAIL_WITHIN)
+    assert done.returncode != 0
+    assert b"venv_only_pkg_5e" in done.stderr
