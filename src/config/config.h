@@ -56,6 +56,15 @@ struct Config {
   std::vector<std::pair<std::string, std::string>> env;  // -e/--env KEY=VALUE
   std::string virtualenv;                // --virtualenv DIR, else $VIRTUAL_ENV
   int threads = 1;                       // --threads: Python threads per worker
+
+  // The master and its workers.
+  int workers = 1;                       // -w/--workers; 0 means "auto" (one per core)
+  bool preload = false;                  // --preload: import the app in the master before forking
+  uint64_t maxRequests = 0;              // --max-requests: recycle a worker after N (0 = never)
+  uint64_t maxRequestsJitter = 0;        // --max-requests-jitter: + random 0..N per worker
+  uint64_t maxWorkerMemoryMb = 0;        // --max-worker-memory: recycle past this RSS (0 = never)
+  double gracefulTimeoutSeconds = 30.0;  // --graceful-timeout: drain time on stop/reload
+  std::string signalCommand;             // -s stop|quit|reload|reopen: signal the running master
 };
 
 }  // namespace portico::config

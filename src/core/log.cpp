@@ -70,6 +70,11 @@ bool LogFile::reopen(std::string& error) {
   return true;
 }
 
+int LogFile::fileno() {
+  std::lock_guard lock(mutex_);
+  return file_ ? ::fileno(file_) : -1;
+}
+
 void LogFile::writeLine(std::string_view line) {
   std::lock_guard lock(mutex_);
   if (!file_) return;
@@ -81,7 +86,7 @@ void LogFile::writeLine(std::string_view line) {
   std::fflush(file_);
   const char* p = out.data();
   size_t left = out.size();
-  int fd = fileno(file_);
+  int fd = ::fileno(file_);
   while (left > 0) {
     ssize_t n = ::write(fd, p, left);
     if (n < 0) {

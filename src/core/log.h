@@ -25,6 +25,7 @@ class LogFile {
   bool open(const std::string& path, FILE* dash, std::string& error);
   bool reopen(std::string& error);
   bool isOpen() const { return file_ != nullptr; }
+  int fileno();  // the descriptor lines go to, -1 when closed
   // Writes one whole line (a '\n' is appended) with a single write.
   void writeLine(std::string_view line);
 
@@ -44,6 +45,7 @@ class ErrorLog {
   bool configure(const std::string& path, LogLevel level, std::string& error);
   bool reopen(std::string& error) { return file_.reopen(error); }
   bool enabled(LogLevel level) const { return level >= level_; }
+  int fileno() { return file_.fileno(); }
   void write(LogLevel level, std::string_view message);
 
  private:

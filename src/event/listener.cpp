@@ -113,7 +113,8 @@ Listener::~Listener() {
 
 bool Listener::start() {
   if (active_ || !fd_) return active_;
-  active_ = loop_.add(fd_.get(), EPOLLIN, this);
+  // EPOLLEXCLUSIVE: with several workers on one socket, a connection wakes one of them, not all.
+  active_ = loop_.add(fd_.get(), EPOLLIN | EPOLLEXCLUSIVE, this);
   return active_;
 }
 

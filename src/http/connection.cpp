@@ -83,8 +83,12 @@ void Connection::start() {
 }
 
 void Connection::drain() {
+  // An idle kept-alive connection is not closed at once: its client may be sending a request
+  // right now, and a close would race it (a failed request on reload). It gets one more
+  // response, marked "Connection: close", or closes when its keep-alive time runs out.
   draining_ = true;
-  if (state_ == State::kReadingHead && requestStartMs_ == 0 && out_.empty()) closeNow();
+  drainDeadlineMs_ = loop_.nowMs() + settings_.keepAliveTimeoutMs;
+  if (state_ != State::kClosed) updateTimer();
 }
 
 void Connection::onIoEvent(uint32_t events) {
@@ -499,6 +503,7 @@ void Connection::resetExchange() {
 
 void Connection::completeExchange() {
   writeAccessLog();
+  if (settings_.onRequestDone) settings_.onRequestDone();
   bool close = closeAfterResponse_ || draining_;
   if (close && !requestComplete_) lingerNeeded_ = true;  // unread body may still arrive
   resetExchange();
@@ -644,6 +649,7 @@ Connection::TimerKind Connection::currentTimer(uint64_t& deadline) const {
         // the keep-alive timeout; either way it is closed silently, as nginx does.
         deadline = idleSinceMs_ +
                    (sawFirstRequest_ ? settings_.keepAliveTimeoutMs : settings_.headerTimeoutMs);
+        if (draining_ && drainDeadlineMs_ < deadline) deadline = drainDeadlineMs_;
         return TimerKind::kKeepAlive;
       }
       deadline = requestStartMs_ + settings_.headerTimeoutMs;

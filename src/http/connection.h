@@ -38,6 +38,7 @@ struct ConnectionSettings {
   bool serverHeader = true;
   const Router* router = nullptr;
   AccessLog* accessLog = nullptr;  // null: no access log
+  std::function<void()> onRequestDone;  // after each response (worker accounting), may be empty
 };
 
 class Connection;
@@ -121,6 +122,7 @@ class Connection : public event::IoWatcher, public event::Deferrable, public Exc
   bool readEof_ = false;
   bool peerHungUp_ = false;  // EPOLLRDHUP seen: read on until recv() reports the EOF
   bool draining_ = false;
+  uint64_t drainDeadlineMs_ = 0;
   bool processing_ = false;
   bool flushScheduled_ = false;
 

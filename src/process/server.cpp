@@ -7,17 +7,39 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <random>
 
 #include "core/log.h"
 
 namespace portico::process {
 
 namespace {
-constexpr uint64_t kGracefulTimeoutMs = 30000;  // gunicorn's --graceful-timeout default
+
+sigset_t workerSignals() {
+  sigset_t mask;
+  sigemptyset(&mask);
+  for (int s : {SIGTERM, SIGQUIT, SIGINT, SIGUSR1, SIGHUP, SIGTTIN, SIGTTOU, SIGCHLD}) {
+    sigaddset(&mask, s);
+  }
+  return mask;
 }
 
-// Turns SIGTERM/SIGQUIT/SIGINT/SIGUSR1/SIGHUP into loop events through a signalfd; owned by
-// the server, event-loop thread.
+// Resident set size in MiB, from /proc/self/statm.
+uint64_t residentMb() {
+  std::ifstream statm("/proc/self/statm");
+  uint64_t size = 0, resident = 0;
+  if (!(statm >> size >> resident)) return 0;
+  return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)) / (1024 * 1024);
+}
+
+constexpr uint64_t kHeartbeatMs = 1000;
+constexpr uint64_t kMemoryCheckMs = 100;
+
+}  // namespace
+
+// Turns the worker's signals into loop events through a signalfd; owned by the server,
+// event-loop thread.
 class Server::SignalWatcher : public event::IoWatcher {
  public:
   SignalWatcher(Server& server, int fd) : server_(server), fd_(fd) {}
@@ -34,20 +56,13 @@ class Server::SignalWatcher : public event::IoWatcher {
   UniqueFd fd_;
 };
 
-namespace {
-sigset_t serverSignals() {
-  sigset_t mask;
-  sigemptyset(&mask);
-  for (int s : {SIGTERM, SIGQUIT, SIGINT, SIGUSR1, SIGHUP}) sigaddset(&mask, s);
-  return mask;
-}
-}  // namespace
-
-Server::Server(const config::Config& config) : config_(config) {
+Server::Server(const config::Config& config, WorkerStatus* status, std::atomic<uint64_t>* busy)
+    : config_(config), status_(status), busy_(busy) {
   // Blocked before any thread starts (Python threads inherit the mask), so the signals reach
   // only the loop's signalfd and never kill the process from another thread.
-  sigset_t mask = serverSignals();
+  sigset_t mask = workerSignals();
   ::pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+
   settings_.limits.maxRequestLine = config.limitRequestLine;
   settings_.limits.maxHeaderCount = config.limitRequestFields;
   settings_.limits.maxHeaderFieldSize = config.limitRequestFieldSize;
@@ -65,6 +80,16 @@ Server::Server(const config::Config& config) : config_(config) {
   settings_.keepAliveTimeoutMs = ms(config.keepAliveSeconds);
   settings_.serverHeader = config.serverHeader;
   settings_.router = &router_;
+  settings_.onRequestDone = [this] { onRequestDone(); };
+
+  if (config.maxRequests > 0) {
+    // Jitter spreads the recycling of workers started together (gunicorn's meaning).
+    std::random_device rd;
+    uint64_t jitter = config.maxRequestsJitter
+                          ? std::uniform_int_distribution<uint64_t>(0, config.maxRequestsJitter)(rd)
+                          : 0;
+    maxRequests_ = config.maxRequests + jitter;
+  }
 }
 
 Server::~Server() {
@@ -74,11 +99,12 @@ Server::~Server() {
     if (connections_.count(c)) c->close();
   }
   loop_.stop();
-  loop_.run();  // one pass that buries the closed connections
+  loop_.run();    // one pass that buries the closed connections
   wsgi_.reset();  // joins the Python threads while the loop still exists
 }
 
-bool Server::open(std::string& error) {
+bool Server::open(std::vector<BoundListener> listeners,
+                  std::unique_ptr<python::WsgiRuntime> preloaded, std::string& error) {
   if (!config_.accessLogFile.empty()) {
     accessLog_ = std::make_unique<http::AccessLog>(config_.accessLogFormat);
     if (!accessLog_->formatter.valid()) {
@@ -91,10 +117,10 @@ bool Server::open(std::string& error) {
 
   for (const auto& mount : config_.statics) {
     struct stat st;
+    errno = 0;
     if (::stat(mount.directory.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
       error = "--static " + mount.prefix + "=" + mount.directory + ": " +
-              (errno == 0 || S_ISDIR(st.st_mode) ? std::string("not a directory")
-                                                 : std::string(std::strerror(errno)));
+              (errno == 0 ? std::string("not a directory") : std::string(std::strerror(errno)));
       return false;
     }
     auto handler =
@@ -104,57 +130,34 @@ bool Server::open(std::string& error) {
   }
 
   if (!config_.wsgiApp.empty()) {
-    wsgi_ = python::WsgiRuntime::start(config_, loop_, error);
+    wsgi_ = std::move(preloaded);
+    if (!wsgi_) wsgi_ = python::WsgiRuntime::load(config_, error);
     if (!wsgi_) {
       error = "Failed to load the WSGI app " + config_.wsgiApp + ":\n" + error;
       return false;
     }
+    // SIGUSR2 from the master (a request past --timeout): every Python thread's stack goes to
+    // the error log before the master kills this worker.
+    int logFd = ErrorLog::instance().fileno();
+    if (logFd >= 0) wsgi_->dumpStacksOn(SIGUSR2, logFd);
+    wsgi_->startServing(loop_, busy_);
     router_.addPrefix(config_.wsgiMount, &wsgi_->handler());
   }
 
-  std::vector<config::BindAddress> binds = config_.binds;
-  if (binds.empty()) {
-    config::BindAddress def;
-    def.host = "127.0.0.1";
-    def.port = 8000;
-    def.spec = "127.0.0.1:8000";
-    binds.push_back(def);
-  }
-  for (const auto& bind : binds) {
-    ListenerSlot slot;
-    UniqueFd fd;
-    std::string name;
-    if (bind.kind == config::BindAddress::Kind::kUnix) {
-      fd = event::listenUnix(bind.path, config_.backlog, error);
-      slot.local.isUnix = true;
-      slot.local.localAddress = bind.path;
-      name = "unix:" + bind.path;
-    } else {
-      fd = event::listenTcp(bind.host, bind.port, config_.backlog, error);
-      slot.local.localAddress = bind.host.empty() ? "0.0.0.0" : bind.host;
-      if (fd) slot.local.localPort = event::boundPort(fd.get());
-      bool v6 = slot.local.localAddress.find(':') != std::string::npos;
-      name = "http://" + (v6 ? "[" + slot.local.localAddress + "]" : slot.local.localAddress) +
-             ":" + std::to_string(slot.local.localPort);
-    }
-    if (!fd) {
-      error = "cannot listen on " + bind.spec + ": " + error;
-      return false;
-    }
-    listenerNames_.push_back(name);
-    size_t index = listeners_.size();
-    slot.listener = std::make_unique<event::Listener>(
-        loop_, std::move(fd), [this, index](UniqueFd client, const sockaddr_storage& peer) {
-          accept(listeners_[index], std::move(client), peer);
-        });
-    listeners_.push_back(std::move(slot));
+  bound_ = std::move(listeners);
+  for (size_t i = 0; i < bound_.size(); ++i) {
+    listeners_.push_back(std::make_unique<event::Listener>(
+        loop_, UniqueFd(::dup(bound_[i].fd.get())),
+        [this, i](UniqueFd client, const sockaddr_storage& peer) {
+          accept(bound_[i], std::move(client), peer);
+        }));
   }
   return true;
 }
 
-void Server::accept(const ListenerSlot& slot, UniqueFd fd, const sockaddr_storage& peer) {
+void Server::accept(const BoundListener& local, UniqueFd fd, const sockaddr_storage& peer) {
   if (stopping_) return;
-  http::ConnectionInfo info = slot.local;
+  http::ConnectionInfo info = local.local;
   if (!info.isUnix) event::describeAddress(peer, info.peerAddress, info.peerPort);
   auto conn = std::make_unique<http::Connection>(loop_, std::move(fd), std::move(info),
                                                  settings_, *this);
@@ -171,10 +174,32 @@ void Server::connectionClosed(http::Connection* connection) {
   if (stopping_ && connections_.empty()) loop_.stop();
 }
 
-void Server::beginGracefulStop() {
+void Server::onRequestDone() {
+  ++requests_;
+  if (status_) status_->requests.store(requests_, std::memory_order_relaxed);
   if (stopping_) return;
+  if (maxRequests_ && requests_ >= maxRequests_) {
+    beginGracefulStop("Autorestarting worker after current request (" +
+                      std::to_string(requests_) + " requests, --max-requests).");
+    return;
+  }
+  if (config_.maxWorkerMemoryMb && loop_.nowMs() - lastMemoryCheckMs_ >= kMemoryCheckMs) {
+    lastMemoryCheckMs_ = loop_.nowMs();
+    uint64_t rss = residentMb();
+    if (rss > config_.maxWorkerMemoryMb) {
+      beginGracefulStop("Autorestarting worker: resident memory " + std::to_string(rss) +
+                        " MB is over --max-worker-memory " +
+                        std::to_string(config_.maxWorkerMemoryMb) + " MB.");
+    }
+  }
+}
+
+void Server::beginGracefulStop(const std::string& why) {
+  if (stopping_) return;
+  logInfo(why);
   stopping_ = true;
-  for (auto& slot : listeners_) slot.listener->stop();
+  if (status_) status_->state = static_cast<uint32_t>(WorkerState::kDraining);
+  for (auto& l : listeners_) l->stop();
   // drain() may close (and unlink) connections, so walk a snapshot.
   std::vector<http::Connection*> snapshot;
   for (auto& [ptr, conn] : connections_) snapshot.push_back(ptr);
@@ -185,7 +210,8 @@ void Server::beginGracefulStop() {
     loop_.stop();
     return;
   }
-  gracefulTimer_ = loop_.addTimer(kGracefulTimeoutMs, [this] {
+  auto graceMs = static_cast<uint64_t>(config_.gracefulTimeoutSeconds * 1000.0);
+  gracefulTimer_ = loop_.addTimer(graceMs, [this] {
     gracefulTimer_ = {0, 0};
     logWarning("graceful timeout reached; closing " + std::to_string(connections_.size()) +
                " connection(s)");
@@ -202,34 +228,34 @@ void Server::onSignal(int signo) {
   switch (signo) {
     case SIGTERM:
     case SIGQUIT:
-      logInfo(std::string("Handling signal: ") + (signo == SIGTERM ? "term" : "quit") +
-              "; finishing in-flight requests");
-      beginGracefulStop();
+      beginGracefulStop("Worker exiting (pid: " + std::to_string(::getpid()) + ")");
       break;
     case SIGINT:
-      logInfo("Handling signal: int; stopping now");
       stopping_ = true;
-      for (auto& slot : listeners_) slot.listener->stop();
+      for (auto& l : listeners_) l->stop();
       loop_.stop();
       break;
     case SIGUSR1: {
-      logInfo("Handling signal: usr1; reopening log files");
       std::string error;
       if (!ErrorLog::instance().reopen(error)) logError(error);
       if (accessLog_ && !accessLog_->file.reopen(error)) logError(error);
       break;
     }
-    case SIGHUP:
-      logWarning("Handling signal: hup; reload needs the master process, which is not part of "
-                 "this release: ignored");
-      break;
     default:
-      break;
+      break;  // HUP, TTIN, TTOU are the master's; a worker ignores them
   }
 }
 
+void Server::heartbeat() {
+  if (status_) status_->heartbeatMs.store(monotonicMs(), std::memory_order_relaxed);
+  heartbeatTimer_ = loop_.addTimer(kHeartbeatMs, [this] {
+    heartbeatTimer_ = {0, 0};
+    heartbeat();
+  });
+}
+
 int Server::run() {
-  sigset_t mask = serverSignals();
+  sigset_t mask = workerSignals();
   int sfd = ::signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
   if (sfd < 0) {
     logCritical(std::string("signalfd: ") + std::strerror(errno));
@@ -239,25 +265,24 @@ int Server::run() {
   loop_.add(signals_->fd(), EPOLLIN, signals_.get());
   ::signal(SIGPIPE, SIG_IGN);
 
-  for (auto& slot : listeners_) {
-    if (!slot.listener->start()) {
+  for (auto& l : listeners_) {
+    if (!l->start()) {
       logCritical(std::string("cannot watch a listener: ") + std::strerror(errno));
       return 1;
     }
   }
+  if (status_) status_->state = static_cast<uint32_t>(WorkerState::kReady);
+  heartbeat();
   loop_.run();
   loop_.cancelTimer(gracefulTimer_);
-  for (auto& slot : listeners_) slot.listener->stop();
+  loop_.cancelTimer(heartbeatTimer_);
+  for (auto& l : listeners_) l->stop();
   std::vector<http::Connection*> rest;
   for (auto& [ptr, conn] : connections_) rest.push_back(ptr);
   for (auto* c : rest) {
     if (connections_.count(c)) c->close();
   }
   loop_.run();  // one pass to bury closed connections (stop flag makes it return at once)
-  for (const auto& bind : config_.binds) {
-    if (bind.kind == config::BindAddress::Kind::kUnix) ::unlink(bind.path.c_str());
-  }
-  logInfo("Shutting down: Master");
   return 0;
 }
 

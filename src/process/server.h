@@ -1,8 +1,9 @@
 #pragma once
 
+#include <algorithm>
+#include <atomic>
 #include <memory>
 #include <string>
-#include <algorithm>
 #include <unordered_map>
 #include <vector>
 
@@ -11,55 +12,61 @@
 #include "event/listener.h"
 #include "http/connection.h"
 #include "http/router.h"
+#include "process/listeners.h"
+#include "process/worker_status.h"
 #include "python/wsgi_runtime.h"
 #include "static/mime_types.h"
 #include "static/static_handler.h"
 
 namespace portico::process {
 
-// The composition root of a serving process: builds the handlers and the router from the
-// configuration, owns the listeners and every connection, and runs the event loop until a
-// signal stops it. One per process; event-loop thread only.
+// The composition root of a worker process: builds the handlers and the router from the
+// configuration, serves on the listeners the master opened, owns every connection, reports to
+// its status slot, and runs the event loop until a signal (or recycling) stops it. One per
+// worker; event-loop thread only.
 class Server : public http::ConnectionOwner {
  public:
-  explicit Server(const config::Config& config);
+  // `status`/`busy` are the worker's slot on the master's board (null when unsupervised).
+  Server(const config::Config& config, WorkerStatus* status, std::atomic<uint64_t>* busy);
   ~Server() override;
 
-  // Checks the configuration against the file system, starts Python and imports the app (if
-  // one is configured), and opens every listener.
-  bool open(std::string& error);
-  // Serves until SIGTERM/SIGQUIT (graceful) or SIGINT (fast); returns the exit code.
+  // Checks the configuration against the file system, imports the app (unless `preloaded`
+  // brings it from the master) and takes over the listeners.
+  bool open(std::vector<BoundListener> listeners, std::unique_ptr<python::WsgiRuntime> preloaded,
+            std::string& error);
+  // Serves until SIGTERM/SIGQUIT (graceful), SIGINT (fast) or recycling; returns the exit code.
   int run();
-
-  // "http://127.0.0.1:8000" or "unix:/path" for each listener, in --bind order.
-  const std::vector<std::string>& listenerNames() const { return listenerNames_; }
 
   void connectionClosed(http::Connection* connection) override;
 
  private:
-  struct ListenerSlot {
-    std::unique_ptr<event::Listener> listener;
-    http::ConnectionInfo local;  // local half, copied into each accepted connection's info
-  };
   class SignalWatcher;
 
-  void accept(const ListenerSlot& slot, UniqueFd fd, const sockaddr_storage& peer);
+  void accept(const BoundListener& local, UniqueFd fd, const sockaddr_storage& peer);
   void onSignal(int signo);
-  void beginGracefulStop();
+  void onRequestDone();
+  void beginGracefulStop(const std::string& why);
+  void heartbeat();
 
   const config::Config& config_;
+  WorkerStatus* status_;
+  std::atomic<uint64_t>* busy_;
   event::EventLoop loop_;
   http::ConnectionSettings settings_;
   http::Router router_;
   std::unique_ptr<http::AccessLog> accessLog_;
   std::vector<std::unique_ptr<http::Handler>> handlers_;
-  std::vector<ListenerSlot> listeners_;
-  std::vector<std::string> listenerNames_;
+  std::vector<BoundListener> bound_;
+  std::vector<std::unique_ptr<event::Listener>> listeners_;
   std::unordered_map<http::Connection*, std::unique_ptr<http::Connection>> connections_;
   std::unique_ptr<SignalWatcher> signals_;
   std::unique_ptr<python::WsgiRuntime> wsgi_;  // after loop_: destroyed before it
   bool stopping_ = false;
   event::TimerId gracefulTimer_{0, 0};
+  event::TimerId heartbeatTimer_{0, 0};
+  uint64_t requests_ = 0;
+  uint64_t maxRequests_ = 0;  // with jitter; 0 = never recycle
+  uint64_t lastMemoryCheckMs_ = 0;
 };
 
 }  // namespace portico::process

@@ -1,13 +1,24 @@
 #include "python/executor.h"
 
+#include <time.h>
+
 #include "python/py_ref.h"
 
 namespace portico::python {
 
-Executor::Executor(WsgiApp& app, int threads) : app_(app) {
+Executor::Executor(WsgiApp& app, int threads, std::atomic<uint64_t>* busy)
+    : app_(app), busy_(busy) {
   if (threads < 1) threads = 1;
-  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { threadMain(); });
+  for (int i = 0; i < threads; ++i) threads_.emplace_back([this, i] { threadMain(i); });
 }
+
+namespace {
+uint64_t nowMs() {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+}
+}  // namespace
 
 Executor::~Executor() { stop(); }
 
@@ -43,17 +54,17 @@ bool Executor::stop(int timeoutMs) {
   return !abandoned_;
 }
 
-void Executor::threadMain() {
+void Executor::threadMain(int index) {
   {
     GilGuard gil;  // this thread's Python state, kept for its whole life
-    serve();
+    serve(index);
   }
   std::lock_guard lock(mutex_);
   ++exited_;
   exitedCond_.notify_all();
 }
 
-void Executor::serve() {
+void Executor::serve(int index) {
   for (;;) {
     WsgiJob job;
     bool have = false;
@@ -80,7 +91,9 @@ void Executor::serve() {
       job = std::move(queue_.front());
       queue_.pop_front();
     }  // the lock is released before `nogil` takes the GIL back
+    if (busy_) busy_[index].store(nowMs(), std::memory_order_relaxed);
     app_.run(job);
+    if (busy_) busy_[index].store(0, std::memory_order_relaxed);
   }
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -17,7 +18,9 @@ namespace portico::python {
 // calls. Owned by WsgiRuntime; submit() is called from the loop thread, never blocks on Python.
 class Executor {
  public:
-  Executor(WsgiApp& app, int threads);
+  // `busy`, when given, has one slot per thread: the CLOCK_MONOTONIC ms at which the thread's
+  // current request started, 0 while idle (the master reads it to enforce --timeout).
+  Executor(WsgiApp& app, int threads, std::atomic<uint64_t>* busy = nullptr);
   ~Executor();  // stop() and join
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
@@ -29,10 +32,11 @@ class Executor {
   bool stop(int timeoutMs = 30000);
 
  private:
-  void threadMain();
-  void serve();
+  void threadMain(int index);
+  void serve(int index);
 
   WsgiApp& app_;
+  std::atomic<uint64_t>* busy_;
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<WsgiJob> queue_;

@@ -13,9 +13,9 @@
 
 namespace portico::python {
 
-std::unique_ptr<WsgiRuntime> WsgiRuntime::start(const config::Config& config,
-                                                event::EventLoop& loop, std::string& error) {
+std::unique_ptr<WsgiRuntime> WsgiRuntime::load(const config::Config& config, std::string& error) {
   std::unique_ptr<WsgiRuntime> runtime(new WsgiRuntime());
+  runtime->config_ = &config;
   InterpreterOptions options;
   options.pythonPath = config.pythonPath;
   char cwd[4096];
@@ -28,17 +28,20 @@ std::unique_ptr<WsgiRuntime> WsgiRuntime::start(const config::Config& config,
   }
   WsgiSettings settings;
   settings.multithread = config.threads > 1;
-  settings.multiprocess = false;
+  settings.multiprocess = config.workers != 1;
   {
     GilGuard gil;
     runtime->app_ = WsgiApp::load(config.wsgiApp, settings, error);
   }
   if (!runtime->app_) return nullptr;
-  runtime->executor_ = std::make_unique<Executor>(*runtime->app_, config.threads);
-  const char* tmp = std::getenv("TMPDIR");
-  runtime->handler_ = std::make_unique<WsgiHandler>(loop, *runtime->executor_, config.wsgiMount,
-                                                    tmp && *tmp ? tmp : "/tmp");
   return runtime;
+}
+
+void WsgiRuntime::startServing(event::EventLoop& loop, std::atomic<uint64_t>* busy) {
+  executor_ = std::make_unique<Executor>(*app_, config_->threads, busy);
+  const char* tmp = std::getenv("TMPDIR");
+  handler_ = std::make_unique<WsgiHandler>(loop, *executor_, config_->wsgiMount,
+                                           tmp && *tmp ? tmp : "/tmp");
 }
 
 WsgiRuntime::~WsgiRuntime() {
@@ -62,8 +65,31 @@ WsgiRuntime::~WsgiRuntime() {
 
 http::Handler& WsgiRuntime::handler() { return *handler_; }
 
-void WsgiRuntime::stopThreads() {
-  if (executor_) executor_->stop();
+void WsgiRuntime::beforeFork() {
+  PyGILState_STATE state = PyGILState_Ensure();
+  forkGilState_ = static_cast<int>(state);
+  PyOS_BeforeFork();
+}
+
+void WsgiRuntime::afterForkInParent() {
+  PyOS_AfterFork_Parent();
+  PyGILState_Release(static_cast<PyGILState_STATE>(forkGilState_));
+}
+
+void WsgiRuntime::afterForkInChild() {
+  PyOS_AfterFork_Child();
+  PyGILState_Release(static_cast<PyGILState_STATE>(forkGilState_));
+}
+
+void WsgiRuntime::dumpStacksOn(int signo, int fd) {
+  GilGuard gil;
+  PyRef faulthandler = PyRef::steal(PyImport_ImportModule("faulthandler"));
+  PyRef result;
+  if (faulthandler) {
+    result = PyRef::steal(PyObject_CallMethod(faulthandler.get(), "register", "iiii", signo, fd,
+                                              1 /* all_threads */, 0 /* chain */));
+  }
+  if (!result) logWarning("cannot install the stack dump for timeouts: " + Interpreter::takeTraceback());
 }
 
 }  // namespace portico::python

@@ -1,0 +1,432 @@
+#include "process/master.h"
+
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/log.h"
+#include "process/process_title.h"
+#include "process/server.h"
+
+namespace portico::process {
+
+namespace {
+
+constexpr int kWorkerBootError = 3;       // gunicorn's WORKER_BOOT_ERROR
+constexpr int kStackDumpSignal = SIGUSR2;  // handled by faulthandler in the worker
+constexpr uint64_t kTickMs = 200;
+constexpr uint64_t kTimeoutKillGraceMs = 1000;  // time for the stack dump before SIGKILL
+constexpr uint64_t kQuickDeathMs = 1000;  // a worker dying this soon counts toward a crash loop
+constexpr uint64_t kMaxBackoffMs = 10000;
+constexpr uint64_t kStatusEveryMs = 5000;
+
+sigset_t masterSignals() {
+  sigset_t mask;
+  sigemptyset(&mask);
+  for (int s : {SIGTERM, SIGQUIT, SIGINT, SIGUSR1, SIGHUP, SIGTTIN, SIGTTOU, SIGCHLD}) {
+    sigaddset(&mask, s);
+  }
+  return mask;
+}
+
+std::string signalName(int signo) {
+  const char* abbrev = ::sigabbrev_np(signo);
+  return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(signo);
+}
+
+int resolveWorkers(int workers) {
+  if (workers > 0) return workers;
+  long cores = ::sysconf(_SC_NPROCESSORS_ONLN);
+  return cores > 0 ? static_cast<int>(cores) : 1;
+}
+
+}  // namespace
+
+// Turns the master's signals (and SIGCHLD) into loop events through a signalfd.
+class Master::SignalWatcher : public event::IoWatcher {
+ public:
+  SignalWatcher(Master& master, int fd) : master_(master), fd_(fd) {}
+  int fd() const { return fd_.get(); }
+  void onIoEvent(uint32_t) override {
+    signalfd_siginfo info;
+    while (::read(fd_.get(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+      master_.onSignal(static_cast<int>(info.ssi_signo));
+    }
+  }
+
+ private:
+  Master& master_;
+  UniqueFd fd_;
+};
+
+Master::Master(config::Config config, Reloader reload)
+    : config_(std::move(config)), reload_(std::move(reload)) {
+  target_ = resolveWorkers(config_.workers);
+  // Blocked from the start: the signals are read from a signalfd, and every child (and every
+  // thread a preloaded app might start) inherits the mask.
+  sigset_t mask = masterSignals();
+  ::pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+}
+
+Master::~Master() {
+  for (const auto& l : listeners_) {
+    if (!l.unixPath.empty()) ::unlink(l.unixPath.c_str());
+  }
+}
+
+bool Master::open(std::string& error) {
+  if (!openListeners(config_, listeners_, error)) return false;
+  if (!config_.wsgiApp.empty() && config_.preload) {
+    preloaded_ = python::WsgiRuntime::load(config_, error);
+    if (!preloaded_) {
+      error = "Failed to load the WSGI app " + config_.wsgiApp + ":\n" + error;
+      return false;
+    }
+  }
+  // Room for reloads and TTIN: twice the workers plus headroom, at least 64 slots.
+  size_t slots = std::max<size_t>(64, static_cast<size_t>(target_) * 4);
+  board_ = std::make_unique<StatusBoard>(slots, config_.threads);
+  if (!board_->ok()) {
+    error = std::string("cannot map the worker status board: ") + std::strerror(errno);
+    return false;
+  }
+  return true;
+}
+
+int Master::run() {
+  sigset_t mask = masterSignals();
+  int sfd = ::signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (sfd < 0) {
+    logCritical(std::string("signalfd: ") + std::strerror(errno));
+    return 1;
+  }
+  signals_ = std::make_unique<SignalWatcher>(*this, sfd);
+  loop_.add(signals_->fd(), EPOLLIN, signals_.get());
+  setProcessTitle("portico: master" + (config_.wsgiApp.empty() ? "" : " [" + config_.wsgiApp + "]"));
+  for (const auto& l : listeners_) {
+    logInfo("Listening at: " + l.name + " (" + std::to_string(::getpid()) + ")");
+  }
+  manageWorkers();
+  tick();
+  loop_.run();
+  loop_.cancelTimer(tickTimer_);
+  logInfo("Shutting down: Master");
+  return exitCode_;
+}
+
+size_t Master::activeWorkers() const {
+  size_t n = 0;
+  for (const auto& w : workers_) {
+    if (w.retiring || w.generation != generation_) continue;
+    // A worker recycling itself (max requests, memory) is replaced before it is gone.
+    if (board_->slot(w.slot).state.load() == static_cast<uint32_t>(WorkerState::kDraining)) continue;
+    ++n;
+  }
+  return n;
+}
+
+void Master::manageWorkers() {
+  if (stopping_) return;
+  uint64_t now = monotonicMs();
+  while (activeWorkers() < static_cast<size_t>(target_)) {
+    if (now < nextSpawnMs_) return;  // backing off after a crash loop
+    if (!spawn()) return;
+  }
+  // TTOU or a smaller reload: the oldest current workers go first (as gunicorn).
+  while (activeWorkers() > static_cast<size_t>(target_)) {
+    auto oldest = workers_.end();
+    for (auto it = workers_.begin(); it != workers_.end(); ++it) {
+      if (it->retiring || it->generation != generation_) continue;
+      if (oldest == workers_.end() || it->startedMs < oldest->startedMs) oldest = it;
+    }
+    if (oldest == workers_.end()) break;
+    oldest->retiring = true;
+    oldest->killAtMs = now + static_cast<uint64_t>(config_.gracefulTimeoutSeconds * 1000.0) + 1000;
+    ::kill(oldest->pid, SIGTERM);
+  }
+}
+
+bool Master::spawn() {
+  size_t slot = board_->claim();
+  if (slot == SIZE_MAX) {
+    logError("no free worker slot; not spawning");
+    return false;
+  }
+  if (preloaded_) preloaded_->beforeFork();
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    if (preloaded_) preloaded_->afterForkInChild();
+    runWorker(slot);
+  }
+  if (preloaded_) preloaded_->afterForkInParent();
+  if (pid < 0) {
+    logError(std::string("fork: ") + std::strerror(errno));
+    board_->slot(slot).state = static_cast<uint32_t>(WorkerState::kFree);
+    return false;
+  }
+  Worker w;
+  w.pid = pid;
+  w.slot = slot;
+  w.generation = generation_;
+  w.startedMs = monotonicMs();
+  board_->slot(slot).pid = pid;
+  workers_.push_back(w);
+  logInfo("Booting worker with pid: " + std::to_string(pid));
+  return true;
+}
+
+void Master::runWorker(size_t slot) {
+  int code;
+  {
+    setProcessTitle("portico: worker" + (config_.wsgiApp.empty() ? "" : " [" + config_.wsgiApp + "]"));
+    signals_.reset();  // the master's signalfd is no business of the worker's
+    std::vector<BoundListener> listeners;
+    for (const auto& l : listeners_) {
+      BoundListener copy;
+      copy.fd = UniqueFd(::dup(l.fd.get()));
+      copy.local = l.local;
+      copy.name = l.name;
+      listeners.push_back(std::move(copy));
+    }
+    WorkerStatus& status = board_->slot(slot);
+    status.pid = ::getpid();
+    Server server(config_, &status, board_->busy(slot));
+    std::string error;
+    if (!server.open(std::move(listeners), std::move(preloaded_), error)) {
+      logCritical(error);
+      code = kWorkerBootError;
+    } else {
+      code = server.run();
+    }
+  }
+  std::fflush(nullptr);
+  std::exit(code);
+}
+
+void Master::onSignal(int signo) {
+  switch (signo) {
+    case SIGCHLD:
+      reap();
+      manageWorkers();
+      break;
+    case SIGTERM:
+    case SIGQUIT:
+      logInfo("Handling signal: " + std::string(signo == SIGTERM ? "term" : "quit"));
+      stop(true);
+      break;
+    case SIGINT:
+      logInfo("Handling signal: int");
+      stop(false);
+      break;
+    case SIGHUP:
+      logInfo("Handling signal: hup");
+      reload();
+      break;
+    case SIGTTIN:
+      ++target_;
+      logInfo("Handling signal: ttin; workers: " + std::to_string(target_));
+      manageWorkers();
+      break;
+    case SIGTTOU:
+      if (target_ > 1) --target_;
+      logInfo("Handling signal: ttou; workers: " + std::to_string(target_));
+      manageWorkers();
+      break;
+    case SIGUSR1: {
+      logInfo("Handling signal: usr1; reopening log files");
+      std::string error;
+      if (!ErrorLog::instance().reopen(error)) logError(error);
+      for (const auto& w : workers_) ::kill(w.pid, SIGUSR1);
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+void Master::reload() {
+  if (stopping_) return;
+  config::Config fresh;
+  std::string error;
+  if (reload_ && !reload_(fresh, error)) {
+    logError("reload failed, keeping the running configuration: " + error);
+    return;
+  }
+  if (reload_) {
+    // Listeners stay (they are what keeps connections from being refused); settings that
+    // only take effect at start-up are kept and said so.
+    bool bindsChanged = fresh.binds.size() != config_.binds.size();
+    for (size_t i = 0; !bindsChanged && i < fresh.binds.size(); ++i) {
+      bindsChanged = fresh.binds[i].spec != config_.binds[i].spec;
+    }
+    if (bindsChanged) logWarning("reload: --bind changes need a restart; keeping the listeners");
+    fresh.preload = config_.preload;
+    int oldThreads = config_.threads;
+    config_ = std::move(fresh);
+    if (config_.threads != oldThreads) {
+      logWarning("reload: --threads changes need a restart; keeping " + std::to_string(oldThreads));
+      config_.threads = oldThreads;
+    }
+    target_ = resolveWorkers(config_.workers);
+  }
+  if (preloaded_) {
+    logInfo("reload: the app was preloaded in the master; new workers fork from it (as gunicorn,"
+            " the code is not re-imported)");
+  }
+  // New workers first, then the old ones drain: the listeners never stop accepting.
+  ++generation_;
+  crashStreak_ = 0;
+  nextSpawnMs_ = 0;
+  manageWorkers();
+  uint64_t now = monotonicMs();
+  for (auto& w : workers_) {
+    if (w.generation == generation_ || w.retiring) continue;
+    w.retiring = true;
+    w.killAtMs = now + static_cast<uint64_t>(config_.gracefulTimeoutSeconds * 1000.0) + 1000;
+    ::kill(w.pid, SIGTERM);
+  }
+}
+
+void Master::stop(bool graceful) {
+  if (stopping_ && graceful) return;
+  stopping_ = true;
+  uint64_t now = monotonicMs();
+  uint64_t grace = graceful ? static_cast<uint64_t>(config_.gracefulTimeoutSeconds * 1000.0) + 1000
+                            : 2000;
+  stopDeadlineMs_ = now + grace;
+  for (auto& w : workers_) {
+    w.retiring = true;
+    w.killAtMs = stopDeadlineMs_;
+    ::kill(w.pid, graceful ? SIGTERM : SIGINT);
+  }
+  if (workers_.empty()) loop_.stop();
+}
+
+void Master::reap() {
+  for (;;) {
+    int status = 0;
+    pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    if (pid <= 0) {
+      if (stopping_ && workers_.empty()) loop_.stop();
+      return;
+    }
+    auto it = std::find_if(workers_.begin(), workers_.end(),
+                           [pid](const Worker& w) { return w.pid == pid; });
+    if (it == workers_.end()) continue;
+    Worker w = *it;
+    workers_.erase(it);
+    board_->slot(w.slot).state = static_cast<uint32_t>(WorkerState::kFree);
+    uint64_t lived = monotonicMs() - w.startedMs;
+    bool abnormal = false;
+    if (WIFEXITED(status)) {
+      int code = WEXITSTATUS(status);
+      if (code == kWorkerBootError) {
+        logCritical("Worker (pid:" + std::to_string(pid) + ") failed to boot; shutting down");
+        exitCode_ = kWorkerBootError;
+        stop(true);
+      } else if (code != 0) {
+        logError("Worker (pid:" + std::to_string(pid) + ") exited with code " +
+                 std::to_string(code));
+        abnormal = true;
+      } else {
+        logInfo("Worker exiting (pid: " + std::to_string(pid) + ")");
+      }
+    } else if (WIFSIGNALED(status)) {
+      int sig = WTERMSIG(status);
+      std::string how = "Worker (pid:" + std::to_string(pid) + ") was sent " + signalName(sig);
+      if (WCOREDUMP(status)) how += " (core dumped)";
+      if (w.killAtMs != 0 && !stopping_ && !w.retiring) how += " after a timeout";
+      if (w.retiring || stopping_) {
+        logWarning(how);
+      } else {
+        logError(how + "!");
+        abnormal = true;
+      }
+    }
+    if (abnormal && lived < kQuickDeathMs) {
+      ++crashStreak_;
+      uint64_t delay = std::min<uint64_t>(kMaxBackoffMs, 100ull << std::min(crashStreak_, 7));
+      nextSpawnMs_ = monotonicMs() + delay;
+      logWarning("workers are dying at start-up (" + std::to_string(crashStreak_) +
+                 " in a row); next spawn in " + std::to_string(delay) + " ms");
+    } else if (!abnormal || lived >= kQuickDeathMs) {
+      crashStreak_ = 0;
+    }
+  }
+}
+
+void Master::checkTimeouts(Worker& w, uint64_t now) {
+  if (w.killAtMs != 0 || config_.timeoutSeconds <= 0) return;
+  auto timeoutMs = static_cast<uint64_t>(config_.timeoutSeconds * 1000.0);
+  WorkerStatus& status = board_->slot(w.slot);
+  std::string why;
+  std::atomic<uint64_t>* busy = board_->busy(w.slot);
+  for (int t = 0; t < board_->threads(); ++t) {
+    uint64_t since = busy[t].load(std::memory_order_relaxed);
+    if (since != 0 && now > since && now - since > timeoutMs) {
+      why = "a request has run for " + std::to_string((now - since) / 1000) + " s";
+      break;
+    }
+  }
+  uint64_t beat = status.heartbeatMs.load(std::memory_order_relaxed);
+  if (why.empty() && status.state.load() == static_cast<uint32_t>(WorkerState::kReady) &&
+      now > beat && now - beat > std::max<uint64_t>(timeoutMs, 5000)) {
+    why = "its event loop has not answered for " + std::to_string((now - beat) / 1000) + " s";
+  }
+  if (why.empty()) return;
+  logCritical("WORKER TIMEOUT (pid:" + std::to_string(w.pid) + "): " + why +
+              " (--timeout " + std::to_string(static_cast<long>(config_.timeoutSeconds)) +
+              "); its Python threads' stacks follow");
+  // SIGUSR2 makes the worker's faulthandler write every Python thread's stack to the error
+  // log (it works even while a thread holds the GIL); SIGKILL follows shortly.
+  ::kill(w.pid, kStackDumpSignal);
+  w.killAtMs = now + kTimeoutKillGraceMs;
+}
+
+void Master::logStatus() {
+  if (!ErrorLog::instance().enabled(LogLevel::kDebug)) return;
+  for (const auto& w : workers_) {
+    WorkerStatus& s = board_->slot(w.slot);
+    bool busy = false;
+    for (int t = 0; t < board_->threads(); ++t) busy |= board_->busy(w.slot)[t].load() != 0;
+    static constexpr const char* kStates[] = {"free", "booting", "ready", "draining"};
+    uint32_t state = s.state.load();
+    logDebug("worker pid=" + std::to_string(w.pid) + " requests=" +
+             std::to_string(s.requests.load()) + " state=" +
+             (state < 4 ? kStates[state] : "unknown") + (busy ? " busy" : " idle") +
+             (w.retiring ? " retiring" : ""));
+  }
+}
+
+void Master::tick() {
+  uint64_t now = monotonicMs();
+  for (auto& w : workers_) {
+    checkTimeouts(w, now);
+    if (w.killAtMs != 0 && now >= w.killAtMs) {
+      ::kill(w.pid, SIGKILL);
+      w.killAtMs = now + 60000;  // do not repeat every tick
+    }
+  }
+  if (!stopping_) manageWorkers();
+  if (stopping_ && workers_.empty()) {
+    loop_.stop();
+    return;
+  }
+  if (now - lastStatusMs_ >= kStatusEveryMs) {
+    lastStatusMs_ = now;
+    logStatus();
+  }
+  tickTimer_ = loop_.addTimer(kTickMs, [this] {
+    tickTimer_ = {0, 0};
+    tick();
+  });
+}
+
+}  // namespace portico::process

@@ -1,0 +1,80 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "event/event_loop.h"
+#include "process/listeners.h"
+#include "process/worker_status.h"
+#include "python/wsgi_runtime.h"
+
+namespace portico::process {
+
+// The supervising process (gunicorn's arbiter, nginx's master): opens the listeners, forks the
+// workers and keeps the wanted number alive — respawning the dead (with back-off on a crash
+// loop), killing a worker stuck in one request past --timeout after its Python stacks were
+// logged, replacing workers that recycle themselves — and turns signals into graceful stop,
+// fast stop, reload (HUP), more or fewer workers (TTIN/TTOU) and log reopening (USR1). It never
+// serves a request. One per run; single-threaded.
+class Master {
+ public:
+  // `reload` re-reads the settings for HUP (the command line, later the config file); it
+  // returns false with a message when they are broken, and the old settings stay.
+  using Reloader = std::function<bool(config::Config& out, std::string& error)>;
+  Master(config::Config config, Reloader reload);
+  ~Master();
+
+  // Opens the listeners and (with --preload) imports the app; false with a message.
+  bool open(std::string& error);
+  // Supervises until stopped; returns the exit code (3 when a worker could not boot).
+  int run();
+  const std::vector<BoundListener>& listeners() const { return listeners_; }
+
+ private:
+  struct Worker {
+    pid_t pid = 0;
+    size_t slot = 0;
+    uint64_t generation = 0;
+    uint64_t startedMs = 0;
+    bool retiring = false;        // told to stop (reload, TTOU, shutdown)
+    uint64_t killAtMs = 0;        // SIGKILL deadline once a stop or timeout kill is under way
+  };
+  class SignalWatcher;
+
+  void onSignal(int signo);
+  void tick();
+  void reap();
+  void manageWorkers();
+  bool spawn();
+  [[noreturn]] void runWorker(size_t slot);
+  void stop(bool graceful);
+  void reload();
+  void checkTimeouts(Worker& w, uint64_t now);
+  void logStatus();
+  size_t activeWorkers() const;
+
+  config::Config config_;
+  Reloader reload_;
+  event::EventLoop loop_;
+  std::vector<BoundListener> listeners_;
+  std::unique_ptr<python::WsgiRuntime> preloaded_;
+  std::unique_ptr<StatusBoard> board_;
+  std::unique_ptr<SignalWatcher> signals_;
+  std::vector<Worker> workers_;
+  int target_ = 1;
+  uint64_t generation_ = 1;
+  bool stopping_ = false;
+  int exitCode_ = 0;
+  uint64_t stopDeadlineMs_ = 0;
+  int crashStreak_ = 0;
+  uint64_t nextSpawnMs_ = 0;  // back-off: no spawn before this
+  uint64_t lastStatusMs_ = 0;
+  event::TimerId tickTimer_{0, 0};
+};
+
+}  // namespace portico::process
