@@ -52,6 +52,13 @@ enum class OptionId {
   kBodyTimeout,
   kSendTimeout,
   kNoServerHeader,
+  kWorkers,
+  kPreload,
+  kMaxRequests,
+  kMaxRequestsJitter,
+  kMaxWorkerMemory,
+  kGracefulTimeout,
+  kSignal,
   kUnsupported,  // a gunicorn option portico rejects rather than silently ignores
 };
 
@@ -104,6 +111,19 @@ constexpr OptionSpec kOptions[] = {
      Section::kServerSocket},
     {OptionId::kBacklog, 0, "--backlog", "", "INT", "The maximum number of pending connections.",
      "2048", Section::kServerSocket},
+    {OptionId::kWorkers, 'w', "--workers", "", "INT",
+     "The number of worker processes for handling requests ('auto': one per core).", "1",
+     Section::kWorkerProcesses},
+    {OptionId::kMaxRequests, 0, "--max-requests", "", "INT",
+     "The maximum number of requests a worker will process before restarting; 0 disables.", "0",
+     Section::kWorkerProcesses},
+    {OptionId::kMaxRequestsJitter, 0, "--max-requests-jitter", "", "INT",
+     "The maximum jitter to add to the max_requests setting.", "0", Section::kWorkerProcesses},
+    {OptionId::kGracefulTimeout, 0, "--graceful-timeout", "", "INT",
+     "Timeout for graceful workers restart and stop.", "30", Section::kWorkerProcesses},
+    {OptionId::kPreload, 0, "--preload", "", "",
+     "Load application code before the worker processes are forked.", "False",
+     Section::kServerMechanics},
     {OptionId::kThreads, 0, "--threads", "", "INT",
      "The number of Python threads per worker for handling requests.", "1",
      Section::kWorkerProcesses},
@@ -166,22 +186,24 @@ constexpr OptionSpec kOptions[] = {
      Section::kPortico},
     {OptionId::kNoServerHeader, 0, "--no-server-header", "", "",
      "Do not send the `Server: portico` response header.", "", Section::kPortico},
+    {OptionId::kMaxWorkerMemory, 0, "--max-worker-memory", "", "MB",
+     "Recycle a worker after its current request once its resident memory passes MB; 0 disables.",
+     "0", Section::kPortico},
+    {OptionId::kSignal, 's', "", "", "SIGNAL",
+     "Send a signal to the running master named in --pid (nginx's -s): stop, quit, reload, "
+     "reopen.",
+     "", Section::kPortico},
 
     // gunicorn options that are recognised (so nothing is silently ignored) but not implemented.
     {OptionId::kUnsupported, 'c', "--config", "", "", "", ""},
-    {OptionId::kUnsupported, 'w', "--workers", "", "", "", ""},
     {OptionId::kUnsupported, 'k', "--worker-class", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--worker-connections", "", "", "", ""},
-    {OptionId::kUnsupported, 0, "--max-requests", "", "", "", ""},
-    {OptionId::kUnsupported, 0, "--max-requests-jitter", "", "", "", ""},
-    {OptionId::kUnsupported, 0, "--graceful-timeout", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--reload", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--reload-engine", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--reload-extra-file", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--spew", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--check-config", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--print-config", "", "", "", ""},
-    {OptionId::kUnsupported, 0, "--preload", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--no-sendfile", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--reuse-port", "", "", "", ""},
     {OptionId::kUnsupported, 'D', "--daemon", "", "", "", ""},
@@ -235,7 +257,7 @@ std::string displayName(const OptionSpec& spec) {
   if (spec.shortName != 0) {
     name += '-';
     name += spec.shortName;
-    name += '/';
+    if (!spec.longName.empty()) name += '/';
   }
   name += spec.longName;
   if (!spec.aliasName.empty()) {
@@ -507,9 +529,10 @@ void appendOptionHelp(std::string& out, const OptionSpec& spec) {
     return s;
   };
   if (spec.shortName != 0) {
-    invocation += withMeta(std::string{'-', spec.shortName}) + ", ";
+    invocation += withMeta(std::string{'-', spec.shortName});
+    if (!spec.longName.empty()) invocation += ", ";
   }
-  invocation += withMeta(spec.longName);
+  if (!spec.longName.empty()) invocation += withMeta(spec.longName);
   if (!spec.aliasName.empty()) invocation += ", " + withMeta(spec.aliasName);
   out += invocation;
   if (invocation.size() + 2 > kHelpColumn) {
@@ -766,6 +789,9 @@ class Parser {
       case OptionId::kNoServerHeader:
         result_.config.serverHeader = false;
         break;
+      case OptionId::kPreload:
+        result_.config.preload = true;
+        break;
       default:
         break;
     }
@@ -819,6 +845,37 @@ class Parser {
         break;
       case OptionId::kThreads:
         if (intValue(spec, raw, 1, number)) config.threads = static_cast<int>(number);
+        break;
+      case OptionId::kWorkers:
+        if (raw == "auto") {
+          config.workers = 0;  // the master resolves it to the number of cores
+        } else if (intValue(spec, raw, 1, number)) {
+          config.workers = static_cast<int>(number);
+        }
+        break;
+      case OptionId::kMaxRequests:
+        if (intValue(spec, raw, 0, number)) config.maxRequests = static_cast<uint64_t>(number);
+        break;
+      case OptionId::kMaxRequestsJitter:
+        if (intValue(spec, raw, 0, number)) {
+          config.maxRequestsJitter = static_cast<uint64_t>(number);
+        }
+        break;
+      case OptionId::kMaxWorkerMemory:
+        if (intValue(spec, raw, 0, number)) {
+          config.maxWorkerMemoryMb = static_cast<uint64_t>(number);
+        }
+        break;
+      case OptionId::kGracefulTimeout:
+        secondsValue(spec, raw, config.gracefulTimeoutSeconds);
+        break;
+      case OptionId::kSignal:
+        if (raw == "stop" || raw == "quit" || raw == "reload" || raw == "reopen") {
+          config.signalCommand = std::string(raw);
+        } else {
+          argumentError(spec, "invalid choice: " + quoted(raw) +
+                                  " (choose from 'stop', 'quit', 'reload', 'reopen')");
+        }
         break;
       case OptionId::kTimeout:
         secondsValue(spec, raw, config.timeoutSeconds);

@@ -113,8 +113,10 @@ Listener::~Listener() {
 
 bool Listener::start() {
   if (active_ || !fd_) return active_;
-  // EPOLLEXCLUSIVE: with several workers on one socket, a connection wakes one of them, not all.
-  active_ = loop_.add(fd_.get(), EPOLLIN | EPOLLEXCLUSIVE, this);
+  // Not EPOLLEXCLUSIVE: it always wakes the worker that registered first while that one is
+  // idle, so a newly started worker would get no connections at all. Every worker waking and
+  // racing for accept4 spreads connections, at the cost of a few EAGAINs.
+  active_ = loop_.add(fd_.get(), EPOLLIN, this);
   return active_;
 }
 

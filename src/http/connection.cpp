@@ -5,6 +5,7 @@
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -85,9 +86,11 @@ void Connection::start() {
 void Connection::drain() {
   // An idle kept-alive connection is not closed at once: its client may be sending a request
   // right now, and a close would race it (a failed request on reload). It gets one more
-  // response, marked "Connection: close", or closes when its keep-alive time runs out.
+  // response, marked "Connection: close", or closes when its drain grace runs out.
   draining_ = true;
-  drainDeadlineMs_ = loop_.nowMs() + settings_.keepAliveTimeoutMs;
+  // At most a second: long enough for a request already on its way, short enough that a stop
+  // with idle keep-alive connections is prompt.
+  drainDeadlineMs_ = loop_.nowMs() + std::min<uint64_t>(settings_.keepAliveTimeoutMs, 1000);
   if (state_ != State::kClosed) updateTimer();
 }
 

@@ -183,14 +183,17 @@ void Server::onRequestDone() {
                       std::to_string(requests_) + " requests, --max-requests).");
     return;
   }
-  if (config_.maxWorkerMemoryMb && loop_.nowMs() - lastMemoryCheckMs_ >= kMemoryCheckMs) {
-    lastMemoryCheckMs_ = loop_.nowMs();
-    uint64_t rss = residentMb();
-    if (rss > config_.maxWorkerMemoryMb) {
-      beginGracefulStop("Autorestarting worker: resident memory " + std::to_string(rss) +
-                        " MB is over --max-worker-memory " +
-                        std::to_string(config_.maxWorkerMemoryMb) + " MB.");
-    }
+  if (loop_.nowMs() - lastMemoryCheckMs_ >= kMemoryCheckMs) checkMemory();
+}
+
+void Server::checkMemory() {
+  if (!config_.maxWorkerMemoryMb || stopping_) return;
+  lastMemoryCheckMs_ = loop_.nowMs();
+  uint64_t rss = residentMb();
+  if (rss > config_.maxWorkerMemoryMb) {
+    beginGracefulStop("Autorestarting worker: resident memory " + std::to_string(rss) +
+                      " MB is over --max-worker-memory " +
+                      std::to_string(config_.maxWorkerMemoryMb) + " MB.");
   }
 }
 
@@ -248,6 +251,9 @@ void Server::onSignal(int signo) {
 
 void Server::heartbeat() {
   if (status_) status_->heartbeatMs.store(monotonicMs(), std::memory_order_relaxed);
+  // Also between requests: the response that crossed the limit may have been the last one
+  // within a rate-limited check.
+  checkMemory();
   heartbeatTimer_ = loop_.addTimer(kHeartbeatMs, [this] {
     heartbeatTimer_ = {0, 0};
     heartbeat();

@@ -45,6 +45,7 @@ class Server : public http::ConnectionOwner {
   void accept(const BoundListener& local, UniqueFd fd, const sockaddr_storage& peer);
   void onSignal(int signo);
   void onRequestDone();
+  void checkMemory();
   void beginGracefulStop(const std::string& why);
   void heartbeat();
 

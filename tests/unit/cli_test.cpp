@@ -70,174 +70,174 @@ struct ValueCase {
 
 TEST(CliTest, EveryOptionInEverySpelling) {
   const std::vector<ValueCase> cases = {
-      {{"--backlog", "64"}, [](const Config& c) { EXPECT_EQ(c.backlog, 64); }},
-      {{"--backlog=64"}, [](const Config& c) { EXPECT_EQ(c.backlog, 64); }},
-      {{"--backlog", " 1_024 "}, [](const Config& c) { EXPECT_EQ(c.backlog, 1024); }},
-      {{"--backlog", "+7"}, [](const Config& c) { EXPECT_EQ(c.backlog, 7); }},
-      {{"--keep-alive", "5"}, [](const Config& c) { EXPECT_DOUBLE_EQ(c.keepAliveSeconds, 5); }},
-      {{"--keep-alive=0.5"}, [](const Config& c) { EXPECT_DOUBLE_EQ(c.keepAliveSeconds, 0.5); }},
-      {{"--keep-alive", "0"}, [](const Config& c) { EXPECT_DOUBLE_EQ(c.keepAliveSeconds, 0); }},
-      {{"--timeout", "0"}, [](const Config& c) { EXPECT_DOUBLE_EQ(c.timeoutSeconds, 0); }},
-      {{"-t", "90"}, [](const Config& c) { EXPECT_DOUBLE_EQ(c.timeoutSeconds, 90); }},
-      {{"-t90"}, [](const Config& c) { EXPECT_DOUBLE_EQ(c.timeoutSeconds, 90); }},
-      {{"-t=90"}, [](const Config& c) { EXPECT_DOUBLE_EQ(c.timeoutSeconds, 90); }},
-      {{"--timeout=2.5"}, [](const Config& c) { EXPECT_DOUBLE_EQ(c.timeoutSeconds, 2.5); }},
+      {{"--backlog", "64"}, [](const portico::config::Config& c) { EXPECT_EQ(c.backlog, 64); }},
+      {{"--backlog=64"}, [](const portico::config::Config& c) { EXPECT_EQ(c.backlog, 64); }},
+      {{"--backlog", " 1_024 "}, [](const portico::config::Config& c) { EXPECT_EQ(c.backlog, 1024); }},
+      {{"--backlog", "+7"}, [](const portico::config::Config& c) { EXPECT_EQ(c.backlog, 7); }},
+      {{"--keep-alive", "5"}, [](const portico::config::Config& c) { EXPECT_DOUBLE_EQ(c.keepAliveSeconds, 5); }},
+      {{"--keep-alive=0.5"}, [](const portico::config::Config& c) { EXPECT_DOUBLE_EQ(c.keepAliveSeconds, 0.5); }},
+      {{"--keep-alive", "0"}, [](const portico::config::Config& c) { EXPECT_DOUBLE_EQ(c.keepAliveSeconds, 0); }},
+      {{"--timeout", "0"}, [](const portico::config::Config& c) { EXPECT_DOUBLE_EQ(c.timeoutSeconds, 0); }},
+      {{"-t", "90"}, [](const portico::config::Config& c) { EXPECT_DOUBLE_EQ(c.timeoutSeconds, 90); }},
+      {{"-t90"}, [](const portico::config::Config& c) { EXPECT_DOUBLE_EQ(c.timeoutSeconds, 90); }},
+      {{"-t=90"}, [](const portico::config::Config& c) { EXPECT_DOUBLE_EQ(c.timeoutSeconds, 90); }},
+      {{"--timeout=2.5"}, [](const portico::config::Config& c) { EXPECT_DOUBLE_EQ(c.timeoutSeconds, 2.5); }},
       {{"--header-timeout", "10"},
-       [](const Config& c) { EXPECT_DOUBLE_EQ(c.headerTimeoutSeconds, 10); }},
+       [](const portico::config::Config& c) { EXPECT_DOUBLE_EQ(c.headerTimeoutSeconds, 10); }},
       {{"--header-timeout=1m"},
-       [](const Config& c) { EXPECT_DOUBLE_EQ(c.headerTimeoutSeconds, 60); }},
+       [](const portico::config::Config& c) { EXPECT_DOUBLE_EQ(c.headerTimeoutSeconds, 60); }},
       {{"--body-timeout", "500ms"},
-       [](const Config& c) { EXPECT_DOUBLE_EQ(c.bodyTimeoutSeconds, 0.5); }},
-      {{"--body-timeout=30s"}, [](const Config& c) { EXPECT_DOUBLE_EQ(c.bodyTimeoutSeconds, 30); }},
+       [](const portico::config::Config& c) { EXPECT_DOUBLE_EQ(c.bodyTimeoutSeconds, 0.5); }},
+      {{"--body-timeout=30s"}, [](const portico::config::Config& c) { EXPECT_DOUBLE_EQ(c.bodyTimeoutSeconds, 30); }},
       {{"--send-timeout", "1h"},
-       [](const Config& c) { EXPECT_DOUBLE_EQ(c.sendTimeoutSeconds, 3600); }},
+       [](const portico::config::Config& c) { EXPECT_DOUBLE_EQ(c.sendTimeoutSeconds, 3600); }},
       {{"--send-timeout=1d"},
-       [](const Config& c) { EXPECT_DOUBLE_EQ(c.sendTimeoutSeconds, 86400); }},
+       [](const portico::config::Config& c) { EXPECT_DOUBLE_EQ(c.sendTimeoutSeconds, 86400); }},
       {{"--limit-request-line", "1000"},
-       [](const Config& c) { EXPECT_EQ(c.limitRequestLine, 1000u); }},
+       [](const portico::config::Config& c) { EXPECT_EQ(c.limitRequestLine, 1000u); }},
       {{"--limit-request-line=8190"},
-       [](const Config& c) { EXPECT_EQ(c.limitRequestLine, 8190u); }},
+       [](const portico::config::Config& c) { EXPECT_EQ(c.limitRequestLine, 8190u); }},
       {{"--limit-request-line", "9000"},  // gunicorn clamps to 8190
-       [](const Config& c) { EXPECT_EQ(c.limitRequestLine, 8190u); }},
+       [](const portico::config::Config& c) { EXPECT_EQ(c.limitRequestLine, 8190u); }},
       {{"--limit-request-line", "0"},  // unlimited
-       [](const Config& c) { EXPECT_EQ(c.limitRequestLine, 1024u * 1024u); }},
+       [](const portico::config::Config& c) { EXPECT_EQ(c.limitRequestLine, 1024u * 1024u); }},
       {{"--limit-request-fields", "50"},
-       [](const Config& c) { EXPECT_EQ(c.limitRequestFields, 50u); }},
+       [](const portico::config::Config& c) { EXPECT_EQ(c.limitRequestFields, 50u); }},
       {{"--limit-request-fields=40000"},
-       [](const Config& c) { EXPECT_EQ(c.limitRequestFields, 32768u); }},
+       [](const portico::config::Config& c) { EXPECT_EQ(c.limitRequestFields, 32768u); }},
       {{"--limit-request-fields", "0"},
-       [](const Config& c) { EXPECT_EQ(c.limitRequestFields, 32768u); }},
+       [](const portico::config::Config& c) { EXPECT_EQ(c.limitRequestFields, 32768u); }},
       {{"--limit-request-field_size", "100"},
-       [](const Config& c) { EXPECT_EQ(c.limitRequestFieldSize, 100u); }},
+       [](const portico::config::Config& c) { EXPECT_EQ(c.limitRequestFieldSize, 100u); }},
       {{"--limit-request-field-size=200"},
-       [](const Config& c) { EXPECT_EQ(c.limitRequestFieldSize, 200u); }},
+       [](const portico::config::Config& c) { EXPECT_EQ(c.limitRequestFieldSize, 200u); }},
       {{"--limit-request-field_size=0"},
-       [](const Config& c) { EXPECT_EQ(c.limitRequestFieldSize, 1024u * 1024u); }},
+       [](const portico::config::Config& c) { EXPECT_EQ(c.limitRequestFieldSize, 1024u * 1024u); }},
       {{"--limit-request-field_size", "20000"},
-       [](const Config& c) { EXPECT_EQ(c.limitRequestFieldSize, 20000u); }},
+       [](const portico::config::Config& c) { EXPECT_EQ(c.limitRequestFieldSize, 20000u); }},
       {{"--limit-request-body", "100"},
-       [](const Config& c) { EXPECT_EQ(c.limitRequestBody, 100u); }},
-      {{"--limit-request-body=0"}, [](const Config& c) { EXPECT_EQ(c.limitRequestBody, 0u); }},
+       [](const portico::config::Config& c) { EXPECT_EQ(c.limitRequestBody, 100u); }},
+      {{"--limit-request-body=0"}, [](const portico::config::Config& c) { EXPECT_EQ(c.limitRequestBody, 0u); }},
       {{"--limit-request-body", "8k"},
-       [](const Config& c) { EXPECT_EQ(c.limitRequestBody, 8192u); }},
+       [](const portico::config::Config& c) { EXPECT_EQ(c.limitRequestBody, 8192u); }},
       {{"--limit-request-body", "8K"},
-       [](const Config& c) { EXPECT_EQ(c.limitRequestBody, 8192u); }},
+       [](const portico::config::Config& c) { EXPECT_EQ(c.limitRequestBody, 8192u); }},
       {{"--limit-request-body", "10m"},
-       [](const Config& c) { EXPECT_EQ(c.limitRequestBody, 10u << 20); }},
+       [](const portico::config::Config& c) { EXPECT_EQ(c.limitRequestBody, 10u << 20); }},
       {{"--limit-request-body", "10M"},
-       [](const Config& c) { EXPECT_EQ(c.limitRequestBody, 10u << 20); }},
+       [](const portico::config::Config& c) { EXPECT_EQ(c.limitRequestBody, 10u << 20); }},
       {{"--limit-request-body", "2g"},
-       [](const Config& c) { EXPECT_EQ(c.limitRequestBody, uint64_t{2} << 30); }},
+       [](const portico::config::Config& c) { EXPECT_EQ(c.limitRequestBody, uint64_t{2} << 30); }},
       {{"--limit-request-body", "2G"},
-       [](const Config& c) { EXPECT_EQ(c.limitRequestBody, uint64_t{2} << 30); }},
-      {{"--access-logfile", "-"}, [](const Config& c) { EXPECT_EQ(c.accessLogFile, "-"); }},
+       [](const portico::config::Config& c) { EXPECT_EQ(c.limitRequestBody, uint64_t{2} << 30); }},
+      {{"--access-logfile", "-"}, [](const portico::config::Config& c) { EXPECT_EQ(c.accessLogFile, "-"); }},
       {{"--access-logfile=/var/log/a.log"},
-       [](const Config& c) { EXPECT_EQ(c.accessLogFile, "/var/log/a.log"); }},
+       [](const portico::config::Config& c) { EXPECT_EQ(c.accessLogFile, "/var/log/a.log"); }},
       {{"--access-logformat", "%(h)s %(r)s"},
-       [](const Config& c) { EXPECT_EQ(c.accessLogFormat, "%(h)s %(r)s"); }},
+       [](const portico::config::Config& c) { EXPECT_EQ(c.accessLogFormat, "%(h)s %(r)s"); }},
       {{"--access-logformat=%(s)s=%(b)s"},
-       [](const Config& c) { EXPECT_EQ(c.accessLogFormat, "%(s)s=%(b)s"); }},
+       [](const portico::config::Config& c) { EXPECT_EQ(c.accessLogFormat, "%(s)s=%(b)s"); }},
       {{"--error-logfile", "err.log"},
-       [](const Config& c) { EXPECT_EQ(c.errorLogFile, "err.log"); }},
-      {{"--error-logfile=-"}, [](const Config& c) { EXPECT_EQ(c.errorLogFile, "-"); }},
-      {{"--log-file", "x.log"}, [](const Config& c) { EXPECT_EQ(c.errorLogFile, "x.log"); }},
-      {{"--log-file=y.log"}, [](const Config& c) { EXPECT_EQ(c.errorLogFile, "y.log"); }},
-      {{"--log-level", "debug"}, [](const Config& c) { EXPECT_EQ(c.logLevel, LogLevel::kDebug); }},
-      {{"--log-level=info"}, [](const Config& c) { EXPECT_EQ(c.logLevel, LogLevel::kInfo); }},
+       [](const portico::config::Config& c) { EXPECT_EQ(c.errorLogFile, "err.log"); }},
+      {{"--error-logfile=-"}, [](const portico::config::Config& c) { EXPECT_EQ(c.errorLogFile, "-"); }},
+      {{"--log-file", "x.log"}, [](const portico::config::Config& c) { EXPECT_EQ(c.errorLogFile, "x.log"); }},
+      {{"--log-file=y.log"}, [](const portico::config::Config& c) { EXPECT_EQ(c.errorLogFile, "y.log"); }},
+      {{"--log-level", "debug"}, [](const portico::config::Config& c) { EXPECT_EQ(c.logLevel, LogLevel::kDebug); }},
+      {{"--log-level=info"}, [](const portico::config::Config& c) { EXPECT_EQ(c.logLevel, LogLevel::kInfo); }},
       {{"--log-level", "warning"},
-       [](const Config& c) { EXPECT_EQ(c.logLevel, LogLevel::kWarning); }},
-      {{"--log-level", "ERROR"}, [](const Config& c) { EXPECT_EQ(c.logLevel, LogLevel::kError); }},
+       [](const portico::config::Config& c) { EXPECT_EQ(c.logLevel, LogLevel::kWarning); }},
+      {{"--log-level", "ERROR"}, [](const portico::config::Config& c) { EXPECT_EQ(c.logLevel, LogLevel::kError); }},
       {{"--log-level", "critical"},
-       [](const Config& c) { EXPECT_EQ(c.logLevel, LogLevel::kCritical); }},
-      {{"--pid", "/run/p.pid"}, [](const Config& c) { EXPECT_EQ(c.pidFile, "/run/p.pid"); }},
-      {{"--pid=p.pid"}, [](const Config& c) { EXPECT_EQ(c.pidFile, "p.pid"); }},
-      {{"-p", "q.pid"}, [](const Config& c) { EXPECT_EQ(c.pidFile, "q.pid"); }},
-      {{"-pq.pid"}, [](const Config& c) { EXPECT_EQ(c.pidFile, "q.pid"); }},
-      {{"--chdir", "/srv/app"}, [](const Config& c) { EXPECT_EQ(c.chdir, "/srv/app"); }},
-      {{"--chdir=/srv/app/"}, [](const Config& c) { EXPECT_EQ(c.chdir, "/srv/app"); }},
-      {{"--chdir", "/srv/x/../app"}, [](const Config& c) { EXPECT_EQ(c.chdir, "/srv/app"); }},
-      {{"--chdir", "sub"}, [](const Config& c) { EXPECT_EQ(c.chdir, cwd() + "/sub"); }},
-      {{"--no-server-header"}, [](const Config& c) { EXPECT_FALSE(c.serverHeader); }},
-      {{"--threads", "4"}, [](const Config& c) { EXPECT_EQ(c.threads, 4); }},
-      {{"--threads=1"}, [](const Config& c) { EXPECT_EQ(c.threads, 1); }},
-      {{"--threads", " 16 "}, [](const Config& c) { EXPECT_EQ(c.threads, 16); }},
-      {{"--thr", "2"}, [](const Config& c) { EXPECT_EQ(c.threads, 2); }},
+       [](const portico::config::Config& c) { EXPECT_EQ(c.logLevel, LogLevel::kCritical); }},
+      {{"--pid", "/run/p.pid"}, [](const portico::config::Config& c) { EXPECT_EQ(c.pidFile, "/run/p.pid"); }},
+      {{"--pid=p.pid"}, [](const portico::config::Config& c) { EXPECT_EQ(c.pidFile, "p.pid"); }},
+      {{"-p", "q.pid"}, [](const portico::config::Config& c) { EXPECT_EQ(c.pidFile, "q.pid"); }},
+      {{"-pq.pid"}, [](const portico::config::Config& c) { EXPECT_EQ(c.pidFile, "q.pid"); }},
+      {{"--chdir", "/srv/app"}, [](const portico::config::Config& c) { EXPECT_EQ(c.chdir, "/srv/app"); }},
+      {{"--chdir=/srv/app/"}, [](const portico::config::Config& c) { EXPECT_EQ(c.chdir, "/srv/app"); }},
+      {{"--chdir", "/srv/x/../app"}, [](const portico::config::Config& c) { EXPECT_EQ(c.chdir, "/srv/app"); }},
+      {{"--chdir", "sub"}, [](const portico::config::Config& c) { EXPECT_EQ(c.chdir, cwd() + "/sub"); }},
+      {{"--no-server-header"}, [](const portico::config::Config& c) { EXPECT_FALSE(c.serverHeader); }},
+      {{"--threads", "4"}, [](const portico::config::Config& c) { EXPECT_EQ(c.threads, 4); }},
+      {{"--threads=1"}, [](const portico::config::Config& c) { EXPECT_EQ(c.threads, 1); }},
+      {{"--threads", " 16 "}, [](const portico::config::Config& c) { EXPECT_EQ(c.threads, 16); }},
+      {{"--thr", "2"}, [](const portico::config::Config& c) { EXPECT_EQ(c.threads, 2); }},
       {{"-e", "A=1"},
-       [](const Config& c) {
+       [](const portico::config::Config& c) {
          EXPECT_EQ(c.env, (EnvList{{"A", "1"}}));
        }},
       {{"-eA=1"},
-       [](const Config& c) {
+       [](const portico::config::Config& c) {
          EXPECT_EQ(c.env, (EnvList{{"A", "1"}}));
        }},
       {{"-e=A=1"},
-       [](const Config& c) {
+       [](const portico::config::Config& c) {
          EXPECT_EQ(c.env, (EnvList{{"A", "1"}}));
        }},
       {{"--env", "A=1"},
-       [](const Config& c) {
+       [](const portico::config::Config& c) {
          EXPECT_EQ(c.env, (EnvList{{"A", "1"}}));
        }},
       {{"--env=A=1"},
-       [](const Config& c) {
+       [](const portico::config::Config& c) {
          EXPECT_EQ(c.env, (EnvList{{"A", "1"}}));
        }},
       {{"--env", "URL=a=b&c=d"},  // only the first '=' separates KEY from VALUE
-       [](const Config& c) {
+       [](const portico::config::Config& c) {
          EXPECT_EQ(c.env, (EnvList{{"URL", "a=b&c=d"}}));
        }},
       {{"--env", "EMPTY="},
-       [](const Config& c) {
+       [](const portico::config::Config& c) {
          EXPECT_EQ(c.env, (EnvList{{"EMPTY", ""}}));
        }},
       {{"--env", " A=x y "},  // gunicorn strips the whole setting, not inside it
-       [](const Config& c) {
+       [](const portico::config::Config& c) {
          EXPECT_EQ(c.env, (EnvList{{"A", "x y"}}));
        }},
       {{"-e", "A=1", "--env", "B=2", "-eA=3"},  // order kept; main applies them in turn
-       [](const Config& c) {
+       [](const portico::config::Config& c) {
          EXPECT_EQ(c.env, (EnvList{{"A", "1"}, {"B", "2"}, {"A", "3"}}));
        }},
       {{"--pythonpath", "/opt/lib"},
-       [](const Config& c) { EXPECT_EQ(c.pythonPath, (Paths{"/opt/lib"})); }},
+       [](const portico::config::Config& c) { EXPECT_EQ(c.pythonPath, (Paths{"/opt/lib"})); }},
       {{"--pythonpath=/a,/b/"},
-       [](const Config& c) {
+       [](const portico::config::Config& c) {
          EXPECT_EQ(c.pythonPath, (Paths{"/a", "/b"}));
        }},
       {{"--pythonpath", "/a, /b ,,/c", "--pythonpath", "/d"},
-       [](const Config& c) {
+       [](const portico::config::Config& c) {
          EXPECT_EQ(c.pythonPath, (Paths{"/a", "/b", "/c", "/d"}));
        }},
       {{"--pythonpath", "/a,/x/../a/,/b", "--pythonpath=/a"},  // each directory once
-       [](const Config& c) {
+       [](const portico::config::Config& c) {
          EXPECT_EQ(c.pythonPath, (Paths{"/a", "/b"}));
        }},
       {{"--pythonpath", "lib"},
-       [](const Config& c) { EXPECT_EQ(c.pythonPath, Paths{cwd() + "/lib"}); }},
-      {{"--pythonpath", ""}, [](const Config& c) { EXPECT_TRUE(c.pythonPath.empty()); }},
-      {{"--pythonpath", ","}, [](const Config& c) { EXPECT_TRUE(c.pythonPath.empty()); }},
+       [](const portico::config::Config& c) { EXPECT_EQ(c.pythonPath, Paths{cwd() + "/lib"}); }},
+      {{"--pythonpath", ""}, [](const portico::config::Config& c) { EXPECT_TRUE(c.pythonPath.empty()); }},
+      {{"--pythonpath", ","}, [](const portico::config::Config& c) { EXPECT_TRUE(c.pythonPath.empty()); }},
       {{"--virtualenv", "/srv/venv/"},
-       [](const Config& c) { EXPECT_EQ(c.virtualenv, "/srv/venv"); }},
-      {{"--virtualenv=/srv/venv"}, [](const Config& c) { EXPECT_EQ(c.virtualenv, "/srv/venv"); }},
+       [](const portico::config::Config& c) { EXPECT_EQ(c.virtualenv, "/srv/venv"); }},
+      {{"--virtualenv=/srv/venv"}, [](const portico::config::Config& c) { EXPECT_EQ(c.virtualenv, "/srv/venv"); }},
       {{"--virtualenv", ".venv"},
-       [](const Config& c) { EXPECT_EQ(c.virtualenv, cwd() + "/.venv"); }},
+       [](const portico::config::Config& c) { EXPECT_EQ(c.virtualenv, cwd() + "/.venv"); }},
       {{"--virtualenv", "/a", "--virtualenv", "/b"},
-       [](const Config& c) { EXPECT_EQ(c.virtualenv, "/b"); }},
-      {{"--virt", "/v"}, [](const Config& c) { EXPECT_EQ(c.virtualenv, "/v"); }},
+       [](const portico::config::Config& c) { EXPECT_EQ(c.virtualenv, "/b"); }},
+      {{"--virt", "/v"}, [](const portico::config::Config& c) { EXPECT_EQ(c.virtualenv, "/v"); }},
       // gunicorn strips string settings.
-      {{"--pid", " p.pid "}, [](const Config& c) { EXPECT_EQ(c.pidFile, "p.pid"); }},
+      {{"--pid", " p.pid "}, [](const portico::config::Config& c) { EXPECT_EQ(c.pidFile, "p.pid"); }},
       // argparse accepts unambiguous prefixes of long options.
-      {{"--back", "12"}, [](const Config& c) { EXPECT_EQ(c.backlog, 12); }},
-      {{"--keep=3"}, [](const Config& c) { EXPECT_DOUBLE_EQ(c.keepAliveSeconds, 3); }},
-      {{"--no-server"}, [](const Config& c) { EXPECT_FALSE(c.serverHeader); }},
+      {{"--back", "12"}, [](const portico::config::Config& c) { EXPECT_EQ(c.backlog, 12); }},
+      {{"--keep=3"}, [](const portico::config::Config& c) { EXPECT_DOUBLE_EQ(c.keepAliveSeconds, 3); }},
+      {{"--no-server"}, [](const portico::config::Config& c) { EXPECT_FALSE(c.serverHeader); }},
       // A lone "-" and negative numbers are values, not options.
       {{"--access-logfile", "-", "--backlog", "3"},
-       [](const Config& c) {
+       [](const portico::config::Config& c) {
          EXPECT_EQ(c.accessLogFile, "-");
          EXPECT_EQ(c.backlog, 3);
        }},
       // The last occurrence wins for single-valued options.
-      {{"--backlog", "1", "--backlog", "2"}, [](const Config& c) { EXPECT_EQ(c.backlog, 2); }},
+      {{"--backlog", "1", "--backlog", "2"}, [](const portico::config::Config& c) { EXPECT_EQ(c.backlog, 2); }},
   };
   for (const auto& tc : cases) {
     SCOPED_TRACE(joined(tc.args));
@@ -451,7 +451,13 @@ TEST(CliTest, HelpListsEveryOptionWithDefaults) {
                                "-e ENV, --env ENV",
                                "--virtualenv DIR",
                                "[$VIRTUAL_ENV]",
-                               "-w/--workers",
+                               "-w INT, --workers INT",
+                               "--max-requests INT",
+                               "--max-requests-jitter INT",
+                               "--graceful-timeout INT",
+                               "--preload",
+                               "--max-worker-memory MB",
+                               "-s SIGNAL",
                                "--certfile"}) {
       EXPECT_NE(h.find(needle), std::string::npos) << needle;
     }
@@ -694,18 +700,11 @@ TEST(CliTest, ErrorMessages) {
 
 TEST(CliTest, UnsupportedGunicornOptionsAreRejected) {
   const std::vector<ErrorCase> cases = {
-      {{"-w", "4"}, "-w/--workers"},
-      {{"-w4"}, "-w/--workers"},
-      {{"--workers", "4"}, "-w/--workers"},
-      {{"--workers=4"}, "-w/--workers"},
       {{"-k", "gevent"}, "-k/--worker-class"},
       {{"--worker-class=sync"}, "-k/--worker-class"},
-      {{"--preload"}, "--preload"},
       {{"--reload"}, "--reload"},
       {{"--certfile", "c.pem"}, "--certfile"},
       {{"--keyfile", "k.pem"}, "--keyfile"},
-      {{"--max-requests", "10"}, "--max-requests"},
-      {{"--graceful-timeout", "10"}, "--graceful-timeout"},
       {{"-c", "gunicorn.conf.py"}, "-c/--config"},
       {{"--config", "x"}, "-c/--config"},
       {{"-D"}, "-D/--daemon"},
@@ -729,6 +728,61 @@ TEST(CliTest, UnsupportedGunicornOptionsAreRejected) {
     EXPECT_EQ(r.message, "portico: error: argument " + tc.message + ": not supported yet");
   }
 }
+
+TEST(CliProcessModelTest, WorkerAndMasterOptions) {
+  struct Case {
+    std::vector<std::string> args;
+    std::function<bool(const portico::config::Config&)> check;
+  };
+  const std::vector<Case> cases = {
+      {{}, [](const portico::config::Config& c) {
+         return c.workers == 1 && !c.preload && c.maxRequests == 0 && c.maxRequestsJitter == 0 &&
+                c.maxWorkerMemoryMb == 0 && c.gracefulTimeoutSeconds == 30.0 &&
+                c.signalCommand.empty();
+       }},
+      {{"-w", "4"}, [](const portico::config::Config& c) { return c.workers == 4; }},
+      {{"-w4"}, [](const portico::config::Config& c) { return c.workers == 4; }},
+      {{"--workers=3"}, [](const portico::config::Config& c) { return c.workers == 3; }},
+      {{"--workers", "auto"}, [](const portico::config::Config& c) { return c.workers == 0; }},
+      {{"--preload"}, [](const portico::config::Config& c) { return c.preload; }},
+      {{"--max-requests", "100", "--max-requests-jitter=10"},
+       [](const portico::config::Config& c) { return c.maxRequests == 100 && c.maxRequestsJitter == 10; }},
+      {{"--max-worker-memory", "512"}, [](const portico::config::Config& c) { return c.maxWorkerMemoryMb == 512; }},
+      {{"--graceful-timeout", "2.5"},
+       [](const portico::config::Config& c) { return c.gracefulTimeoutSeconds == 2.5; }},
+      {{"-s", "reload", "--pid", "/tmp/x.pid"},
+       [](const portico::config::Config& c) { return c.signalCommand == "reload" && c.pidFile == "/tmp/x.pid"; }},
+      {{"-squit"}, [](const portico::config::Config& c) { return c.signalCommand == "quit"; }},
+      {{"-s", "stop"}, [](const portico::config::Config& c) { return c.signalCommand == "stop"; }},
+      {{"-s", "reopen"}, [](const portico::config::Config& c) { return c.signalCommand == "reopen"; }},
+  };
+  for (const auto& tc : cases) {
+    SCOPED_TRACE(joined(tc.args));
+    CliResult r = parse(tc.args);
+    ASSERT_EQ(r.action, Action::kRun) << r.message;
+    EXPECT_TRUE(tc.check(r.config));
+  }
+}
+
+TEST(CliProcessModelTest, BadValuesAreOneLineErrors) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"-w", "0"}, "portico: error: argument -w/--workers: invalid value: '0' (must be >= 1)"},
+      {{"-w", "many"}, "portico: error: argument -w/--workers: invalid int value: 'many'"},
+      {{"--max-requests", "-1"},
+       "portico: error: argument --max-requests: invalid value: '-1' (must be 0 or more)"},
+      {{"-s", "restart"},
+       "portico: error: argument -s: invalid choice: 'restart' (choose from 'stop', 'quit', "
+       "'reload', 'reopen')"},
+      {{"-s"}, "portico: error: argument -s: expected one argument"},
+  };
+  for (const auto& [args, message] : cases) {
+    SCOPED_TRACE(joined(args));
+    CliResult r = parse(args);
+    EXPECT_EQ(r.action, Action::kError);
+    EXPECT_EQ(r.message, message);
+  }
+}
+
 
 }  // namespace
 }  // namespace portico::config

@@ -1,0 +1,101 @@
+"""The master with -w N: it forks N workers, never serves a request itself, names its processes,
+imports the app per worker (or once in the master with --preload, reseeding `random`), and
+logs a status line per worker at --log-level debug."""
+
+import json
+import os
+import re
+
+import pytest
+
+from master_support import (boot_pids, cmdline, fetch, pid_of, pin_connections, start_master,
+                            wait_for_log_match, wait_for_workers, workers)
+from wsgi_support import wait_until
+
+
+def test_master_forks_workers_and_never_serves(launch):
+    server = start_master(launch, workers=3)
+    master = server.proc.pid
+    pids = wait_for_workers(server, 3)
+    assert len(pids) == 3, "master %d has children %r, wanted 3 workers" % (master, pids)
+    served = set()
+    for _ in range(30):
+        response, conn, _retried = fetch(server, "/pid")
+        if conn is not None:
+            conn.close()
+        assert response.status == 200, response
+        served.add(pid_of(response))
+    assert master not in served, "the master (pid %d) served a request itself" % master
+    assert served <= pids, "requests served by %r, not all among the master's workers %r" % (served, pids)
+    # Without --preload every worker imports the app after the fork; the master never does.
+    assert wait_until(lambda: set(boot_pids(server)) >= pids, 3.0), (boot_pids(server), pids)
+    assert master not in boot_pids(server), "the master imported the app without --preload"
+
+
+def test_process_titles_name_master_and_workers(launch):
+    server = start_master(launch, workers=2)
+    pids = wait_for_workers(server, 2)
+    assert len(pids) == 2, pids
+    master_title = cmdline(server.proc.pid)
+    assert re.search(r"\bmaster\b", master_title), "master's title is %r" % master_title
+    for pid in pids:
+        title = cmdline(pid)
+        # \b: the app's module name (master_apps) must not count as the word "master".
+        assert re.search(r"\bworker\b", title) and not re.search(r"\bmaster\b", title), (
+            "worker %d's title is %r" % (pid, title))
+
+
+def test_workers_auto_means_one_per_core(launch):
+    server = launch.start(["-w", "auto"])  # static only: cheap workers
+    cores = {os.cpu_count(), len(os.sched_getaffinity(0))}
+    assert wait_until(lambda: len(workers(server)) in cores, 5.0), (
+        "-w auto started %d workers; cores: %r" % (len(workers(server)), cores))
+    with server.connect() as conn:
+        assert conn.request("GET", "/static/a.txt").body == b"alpha\n"
+
+
+def test_preload_imports_once_in_master_and_reseeds_random(launch):
+    server = start_master(launch, workers=2, args=["--preload"])
+    master = server.proc.pid
+    pids = wait_for_workers(server, 2)
+    assert len(pids) == 2, pids
+    assert boot_pids(server) == [master], (
+        "with --preload the app must be imported once, in the master (pid %d); imported by %r"
+        % (master, boot_pids(server)))
+    pinned = pin_connections(server, 2)
+    try:
+        draws = {}
+        for pid, conn in pinned.items():
+            response = conn.request("GET", "/random")
+            assert response.status == 200, response
+            data = json.loads(response.body)
+            assert data["pid"] == pid and pid != master
+            draws[pid] = data["draws"]
+    finally:
+        for conn in pinned.values():
+            conn.close()
+    first, second = draws.values()
+    assert first != second, ("two workers forked from a preloaded master drew the same random"
+                             " numbers %r: `random` was not reseeded after fork" % first)
+
+
+@pytest.mark.time_budget(20)
+def test_debug_status_lists_each_worker(launch):
+    server = start_master(launch, workers=2, args=["--log-level", "debug"])
+    pids = wait_for_workers(server, 2)
+    assert len(pids) == 2, pids
+    pinned = pin_connections(server, 1)
+    (busy_pid, conn), = pinned.items()
+    with conn:
+        for _ in range(5):
+            assert conn.request("GET", "/pid").status == 200
+    # A line naming the pid and a request count of at least 5 (any reasonable wording).
+    pattern = r"^.*\b%d\b.*\brequests?\b\D{0,3}([5-9]|\d\d+)\b.*$|^.*\b%d\b.*\b([5-9]|\d\d+) requests?\b.*$" % (
+        busy_pid, busy_pid)
+    match, text = wait_for_log_match(server, pattern, timeout=12.0, flags=re.MULTILINE | re.IGNORECASE)
+    assert match, "no debug status line shows worker %d with its 5 requests:\n%s" % (busy_pid, text[-3000:])
+    assert re.search(r"state|ready|idle|busy|active|draining", match.group(0), re.IGNORECASE), (
+        "the status line has no worker state: %r" % match.group(0))
+    for pid in pids - {busy_pid}:
+        line = re.search(r"^.*\b%d\b.*request.*$" % pid, text, re.MULTILINE | re.IGNORECASE)
+        assert line, "no debug status line for worker %d:\n%s" % (pid, text[-3000:])

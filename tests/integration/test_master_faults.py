@@ -1,0 +1,82 @@
+"""The issue's fault tests under continuous load: SIGKILL of a worker fails only its in-flight
+requests, HUP fails none, TERM completes every request that was accepted."""
+
+import os
+import signal
+import time
+
+import pytest
+
+from master_support import (Load, send_signal, start_master, wait_exit, wait_for_workers)
+
+
+@pytest.mark.time_budget(20)
+def test_sigkill_of_a_worker_under_load_fails_only_its_in_flight_requests(launch):
+    server = start_master(launch, workers=2, threads=2)
+    before = wait_for_workers(server, 2)
+    assert len(before) == 2
+    load = Load(server, "/sleep?ms=20", keepalive=3, new=3, max_seconds=8.0).start()
+    try:
+        time.sleep(0.8)
+        victim = min(before)
+        killed_at = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        after = wait_for_workers(server, 2, timeout=1.0, exclude={victim})
+        replaced_in = time.monotonic() - killed_at
+        time.sleep(1.5)
+    finally:
+        load.stop()
+    assert len(after) == 2 and victim not in after, (
+        "1 s after SIGKILL of worker %d the workers are %r" % (victim, after))
+    new = (after - before).pop()
+    late = [r for r in load.failures() if r[0] >= killed_at]
+    assert not late, "requests started after the kill failed: %s" % load.summary()
+    assert len(load.failures()) <= len(load.threads), load.summary()
+    served_by_new = [r for r in load.records if r[4] == new]
+    assert served_by_new, "the replacement worker %d served nothing in 1.5 s of load (%s)" % (new, load.summary())
+    first_served = min(r[1] for r in served_by_new) - killed_at
+    assert first_served < 1.0 + 0.5, (
+        "the replacement worker first answered %.2f s after the kill (spawned after %.2f s)" % (
+            first_served, replaced_in))
+
+
+@pytest.mark.time_budget(20)
+def test_hup_under_load_fails_no_request(launch):
+    server = start_master(launch, workers=2, args=["--graceful-timeout", "5"])
+    before = wait_for_workers(server, 2)
+    assert len(before) == 2
+    load = Load(server, "/pid", keepalive=3, new=3, max_seconds=8.0).start()
+    try:
+        for _ in range(3):
+            time.sleep(0.9)
+            send_signal(server, signal.SIGHUP)
+        time.sleep(0.9)
+    finally:
+        load.stop()
+    assert server.alive(), server.stderr()
+    assert not load.failures(), "requests failed while the master reloaded: %s" % load.summary()
+    assert len(load.records) > 100, load.summary()
+    after = wait_for_workers(server, 2, timeout=5.0)
+    assert len(after) == 2 and not (after & before), (
+        "after three HUPs the workers are %r (initially %r)" % (after, before))
+    generations = {r[4] for r in load.records}
+    assert len(generations) >= 4, "only %d distinct workers served during 3 reloads" % len(generations)
+
+
+@pytest.mark.time_budget(20)
+def test_term_under_load_completes_every_accepted_request(launch):
+    server = start_master(launch, workers=2, threads=2)
+    assert len(wait_for_workers(server, 2)) == 2
+    load = Load(server, "/sleep?ms=250", keepalive=2, new=4, max_seconds=8.0).start()
+    try:
+        time.sleep(0.8)
+        term_at = time.monotonic()
+        send_signal(server, signal.SIGTERM)
+        code = wait_exit(server, 8.0)
+    finally:
+        load.stop()
+    early = [r for r in load.records if r[0] < term_at - 0.05]
+    assert early, load.summary()
+    lost = [r for r in early if not r[2]]
+    assert not lost, "requests sent before SIGTERM did not complete: %r (%s)" % (lost[:5], load.summary())
+    assert code == 0, "exit code %r after SIGTERM under load; stderr:\n%s" % (code, server.stderr())
