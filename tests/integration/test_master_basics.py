@@ -2,13 +2,15 @@
 imports the app per worker (or once in the master with --preload, reseeding `random`), and
 logs a status line per worker at --log-level debug."""
 
+import collections
 import json
 import os
 import re
+import time
 
 import pytest
 
-from master_support import (boot_pids, cmdline, fetch, pid_of, pin_connections, start_master,
+from master_support import (Load, boot_pids, cmdline, fetch, pid_of, pin_connections, start_master,
                             wait_for_log_match, wait_for_workers, workers)
 from wsgi_support import wait_until
 
@@ -99,3 +101,21 @@ def test_debug_status_lists_each_worker(launch):
     for pid in pids - {busy_pid}:
         line = re.search(r"^.*\b%d\b.*request.*$" % pid, text, re.MULTILINE | re.IGNORECASE)
         assert line, "no debug status line for worker %d:\n%s" % (pid, text[-3000:])
+
+
+def test_concurrent_slow_requests_are_spread_over_the_workers(launch):
+    # Two single-threaded workers, four clients of 100 ms requests on new connections: a worker
+    # whose Python thread is busy must leave new connections to its idle sibling (as gunicorn's
+    # sync workers do by not accepting), or -w 2 serves no faster than -w 1.
+    server = start_master(launch, workers=2, threads=1)
+    pids = wait_for_workers(server, 2)
+    assert len(pids) == 2
+    load = Load(server, "/sleep?ms=100", keepalive=0, new=4, max_seconds=2.5, pause=0).start()
+    time.sleep(2.0)
+    load.stop()
+    assert not load.failures(), load.summary()
+    per_worker = collections.Counter(r[4] for r in load.records)
+    total = len(load.records)
+    assert total >= 30, "%d requests of 100 ms in 2 s with 2 workers: no parallelism (%r)" % (total, per_worker)
+    assert all(per_worker[pid] >= total * 0.2 for pid in pids), (
+        "one worker took nearly every connection while its sibling idled: %r" % per_worker)

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from master_support import (Load, send_signal, start_master, wait_exit, wait_for_workers)
+from master_support import (Load, send_signal, start_master, wait_exit, wait_for_workers,
+                            wait_served_by)
 
 
 @pytest.mark.time_budget(20)
@@ -15,29 +16,29 @@ def test_sigkill_of_a_worker_under_load_fails_only_its_in_flight_requests(launch
     server = start_master(launch, workers=2, threads=2)
     before = wait_for_workers(server, 2)
     assert len(before) == 2
-    load = Load(server, "/sleep?ms=20", keepalive=3, new=3, max_seconds=8.0).start()
+    load = Load(server, "/sleep?ms=5", keepalive=3, new=3, max_seconds=8.0).start()
     try:
         time.sleep(0.8)
         victim = min(before)
         killed_at = time.monotonic()
         os.kill(victim, signal.SIGKILL)
         after = wait_for_workers(server, 2, timeout=1.0, exclude={victim})
-        replaced_in = time.monotonic() - killed_at
-        time.sleep(1.5)
+        spawned = time.monotonic() - killed_at
+        new = (after - before).pop() if len(after - before) == 1 else None
+        serving = None
+        if new is not None and wait_served_by(server, new, 2.0) is not None:
+            serving = time.monotonic() - killed_at
+        time.sleep(0.5)
     finally:
         load.stop()
     assert len(after) == 2 and victim not in after, (
         "1 s after SIGKILL of worker %d the workers are %r" % (victim, after))
-    new = (after - before).pop()
-    late = [r for r in load.failures() if r[0] >= killed_at]
+    late = [r for r in load.failures() if r[0] >= killed_at + 0.02]
     assert not late, "requests started after the kill failed: %s" % load.summary()
     assert len(load.failures()) <= len(load.threads), load.summary()
-    served_by_new = [r for r in load.records if r[4] == new]
-    assert served_by_new, "the replacement worker %d served nothing in 1.5 s of load (%s)" % (new, load.summary())
-    first_served = min(r[1] for r in served_by_new) - killed_at
-    assert first_served < 1.0 + 0.5, (
-        "the replacement worker first answered %.2f s after the kill (spawned after %.2f s)" % (
-            first_served, replaced_in))
+    assert serving is not None and serving < 1.5, (
+        "the replacement worker %d (spawned %.2f s after the kill) first served after %r s" % (
+            new, spawned, serving))
 
 
 @pytest.mark.time_budget(20)
