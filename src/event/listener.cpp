@@ -120,6 +120,12 @@ bool Listener::start() {
   return active_;
 }
 
+void Listener::pause() {
+  loop_.cancelTimer(resumeTimer_);
+  if (active_) loop_.remove(fd_.get());
+  active_ = false;
+}
+
 void Listener::stop() {
   loop_.cancelTimer(resumeTimer_);
   if (active_) loop_.remove(fd_.get());

@@ -31,7 +31,8 @@ class Listener : public IoWatcher {
   ~Listener() override;
 
   bool start();
-  void stop();  // stops accepting and closes the socket
+  void stop();   // stops accepting and closes the socket
+  void pause();  // stops accepting for now; start() resumes
   int fd() const { return fd_.get(); }
   void onIoEvent(uint32_t events) override;
 

@@ -1,7 +1,6 @@
 #include "process/master.h"
 
 #include <signal.h>
-#include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,6 +10,7 @@
 #include <cstring>
 
 #include "core/log.h"
+#include "event/signal_watcher.h"
 #include "process/process_title.h"
 #include "process/server.h"
 
@@ -26,15 +26,6 @@ constexpr uint64_t kQuickDeathMs = 1000;  // a worker dying this soon counts tow
 constexpr uint64_t kMaxBackoffMs = 10000;
 constexpr uint64_t kStatusEveryMs = 5000;
 
-sigset_t masterSignals() {
-  sigset_t mask;
-  sigemptyset(&mask);
-  for (int s : {SIGTERM, SIGQUIT, SIGINT, SIGUSR1, SIGHUP, SIGTTIN, SIGTTOU, SIGCHLD}) {
-    sigaddset(&mask, s);
-  }
-  return mask;
-}
-
 std::string signalName(int signo) {
   const char* abbrev = ::sigabbrev_np(signo);
   return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(signo);
@@ -48,30 +39,12 @@ int resolveWorkers(int workers) {
 
 }  // namespace
 
-// Turns the master's signals (and SIGCHLD) into loop events through a signalfd.
-class Master::SignalWatcher : public event::IoWatcher {
- public:
-  SignalWatcher(Master& master, int fd) : master_(master), fd_(fd) {}
-  int fd() const { return fd_.get(); }
-  void onIoEvent(uint32_t) override {
-    signalfd_siginfo info;
-    while (::read(fd_.get(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
-      master_.onSignal(static_cast<int>(info.ssi_signo));
-    }
-  }
-
- private:
-  Master& master_;
-  UniqueFd fd_;
-};
-
 Master::Master(config::Config config, Reloader reload)
     : config_(std::move(config)), reload_(std::move(reload)) {
   target_ = resolveWorkers(config_.workers);
   // Blocked from the start: the signals are read from a signalfd, and every child (and every
   // thread a preloaded app might start) inherits the mask.
-  sigset_t mask = masterSignals();
-  ::pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+  event::blockHandledSignals();
   ::signal(SIGPIPE, SIG_IGN);
 }
 
@@ -101,14 +74,8 @@ bool Master::open(std::string& error) {
 }
 
 int Master::run() {
-  sigset_t mask = masterSignals();
-  int sfd = ::signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-  if (sfd < 0) {
-    logCritical(std::string("signalfd: ") + std::strerror(errno));
-    return 1;
-  }
-  signals_ = std::make_unique<SignalWatcher>(*this, sfd);
-  loop_.add(signals_->fd(), EPOLLIN, signals_.get());
+  signals_ = std::make_unique<event::SignalWatcher>(loop_, [this](int signo) { onSignal(signo); });
+  if (!signals_->ok()) return 1;
   setProcessTitle("portico: master" + (config_.wsgiApp.empty() ? "" : " [" + config_.wsgiApp + "]"));
   for (const auto& l : listeners_) {
     logInfo("Listening at: " + l.name + " (" + std::to_string(::getpid()) + ")");
@@ -186,7 +153,10 @@ void Master::runWorker(size_t slot) {
   int code;
   {
     setProcessTitle("portico: worker" + (config_.wsgiApp.empty() ? "" : " [" + config_.wsgiApp + "]"));
-    signals_.reset();  // the master's signalfd is no business of the worker's
+    // The master's epoll instance is shared with this child (fork copies the descriptor, not
+    // the instance): deregistering anything from it here would deregister it for the master
+    // too. The inherited objects are simply left alone.
+    (void)signals_.release();
     std::vector<BoundListener> listeners;
     for (const auto& l : listeners_) {
       BoundListener copy;

@@ -9,6 +9,7 @@
 
 #include "config/config.h"
 #include "event/event_loop.h"
+#include "event/signal_watcher.h"
 #include "process/listeners.h"
 #include "process/worker_status.h"
 #include "python/wsgi_runtime.h"
@@ -44,7 +45,6 @@ class Master {
     bool retiring = false;        // told to stop (reload, TTOU, shutdown)
     uint64_t killAtMs = 0;        // SIGKILL deadline once a stop or timeout kill is under way
   };
-  class SignalWatcher;
 
   void onSignal(int signo);
   void tick();
@@ -64,7 +64,7 @@ class Master {
   std::vector<BoundListener> listeners_;
   std::unique_ptr<python::WsgiRuntime> preloaded_;
   std::unique_ptr<StatusBoard> board_;
-  std::unique_ptr<SignalWatcher> signals_;
+  std::unique_ptr<event::SignalWatcher> signals_;
   std::vector<Worker> workers_;
   int target_ = 1;
   uint64_t generation_ = 1;

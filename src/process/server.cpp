@@ -1,7 +1,6 @@
 #include "process/server.h"
 
 #include <signal.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,19 +10,11 @@
 #include <random>
 
 #include "core/log.h"
+#include "event/signal_watcher.h"
 
 namespace portico::process {
 
 namespace {
-
-sigset_t workerSignals() {
-  sigset_t mask;
-  sigemptyset(&mask);
-  for (int s : {SIGTERM, SIGQUIT, SIGINT, SIGUSR1, SIGHUP, SIGTTIN, SIGTTOU, SIGCHLD}) {
-    sigaddset(&mask, s);
-  }
-  return mask;
-}
 
 // Resident set size in MiB, from /proc/self/statm.
 uint64_t residentMb() {
@@ -38,30 +29,11 @@ constexpr uint64_t kMemoryCheckMs = 100;
 
 }  // namespace
 
-// Turns the worker's signals into loop events through a signalfd; owned by the server,
-// event-loop thread.
-class Server::SignalWatcher : public event::IoWatcher {
- public:
-  SignalWatcher(Server& server, int fd) : server_(server), fd_(fd) {}
-  int fd() const { return fd_.get(); }
-  void onIoEvent(uint32_t) override {
-    signalfd_siginfo info;
-    while (::read(fd_.get(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
-      server_.onSignal(static_cast<int>(info.ssi_signo));
-    }
-  }
-
- private:
-  Server& server_;
-  UniqueFd fd_;
-};
-
 Server::Server(const config::Config& config, WorkerStatus* status, std::atomic<uint64_t>* busy)
     : config_(config), status_(status), busy_(busy) {
   // Blocked before any thread starts (Python threads inherit the mask), so the signals reach
   // only the loop's signalfd and never kill the process from another thread.
-  sigset_t mask = workerSignals();
-  ::pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+  event::blockHandledSignals();
 
   settings_.limits.maxRequestLine = config.limitRequestLine;
   settings_.limits.maxHeaderCount = config.limitRequestFields;
@@ -141,6 +113,20 @@ bool Server::open(std::vector<BoundListener> listeners,
     int logFd = ErrorLog::instance().fileno();
     if (logFd >= 0) wsgi_->dumpStacksOn(SIGUSR2, logFd);
     wsgi_->startServing(loop_, busy_);
+    if (config_.workers != 1) {
+      // Among several workers, one whose Python threads are all busy leaves new connections
+      // to its siblings; the kernel queues them if every worker is busy.
+      wsgi_->onSaturation([this](bool saturated) {
+        if (stopping_) return;
+        for (auto& l : listeners_) {
+          if (saturated) {
+            l->pause();
+          } else {
+            l->start();
+          }
+        }
+      });
+    }
     router_.addPrefix(config_.wsgiMount, &wsgi_->handler());
   }
 
@@ -261,14 +247,8 @@ void Server::heartbeat() {
 }
 
 int Server::run() {
-  sigset_t mask = workerSignals();
-  int sfd = ::signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-  if (sfd < 0) {
-    logCritical(std::string("signalfd: ") + std::strerror(errno));
-    return 1;
-  }
-  signals_ = std::make_unique<SignalWatcher>(*this, sfd);
-  loop_.add(signals_->fd(), EPOLLIN, signals_.get());
+  signals_ = std::make_unique<event::SignalWatcher>(loop_, [this](int signo) { onSignal(signo); });
+  if (!signals_->ok()) return 1;
   ::signal(SIGPIPE, SIG_IGN);
 
   for (auto& l : listeners_) {

@@ -10,6 +10,7 @@
 #include "config/config.h"
 #include "event/event_loop.h"
 #include "event/listener.h"
+#include "event/signal_watcher.h"
 #include "http/connection.h"
 #include "http/router.h"
 #include "process/listeners.h"
@@ -40,8 +41,6 @@ class Server : public http::ConnectionOwner {
   void connectionClosed(http::Connection* connection) override;
 
  private:
-  class SignalWatcher;
-
   void accept(const BoundListener& local, UniqueFd fd, const sockaddr_storage& peer);
   void onSignal(int signo);
   void onRequestDone();
@@ -60,7 +59,7 @@ class Server : public http::ConnectionOwner {
   std::vector<BoundListener> bound_;
   std::vector<std::unique_ptr<event::Listener>> listeners_;
   std::unordered_map<http::Connection*, std::unique_ptr<http::Connection>> connections_;
-  std::unique_ptr<SignalWatcher> signals_;
+  std::unique_ptr<event::SignalWatcher> signals_;
   std::unique_ptr<python::WsgiRuntime> wsgi_;  // after loop_: destroyed before it
   bool stopping_ = false;
   event::TimerId gracefulTimer_{0, 0};

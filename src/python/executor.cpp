@@ -9,6 +9,7 @@ namespace portico::python {
 Executor::Executor(WsgiApp& app, int threads, std::atomic<uint64_t>* busy)
     : app_(app), busy_(busy) {
   if (threads < 1) threads = 1;
+  threadCount_ = threads;
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this, i] { threadMain(i); });
 }
 
@@ -22,7 +23,18 @@ uint64_t nowMs() {
 
 Executor::~Executor() { stop(); }
 
+void Executor::setSaturationHook(event::EventLoop& loop, std::function<void(bool)> hook) {
+  hookLoop_ = &loop;
+  saturationHook_ = std::move(hook);
+}
+
 void Executor::submit(WsgiJob job) {
+  if (inFlight_.fetch_add(1) + 1 >= threadCount_ && saturationHook_ && !saturated_.exchange(true)) {
+    saturationHook_(true);
+    // A job may have finished between the count and the flag, unseen by its thread (which
+    // only posts while the flag is set): look again now that the flag is visible.
+    if (inFlight_.load() < threadCount_ && saturated_.exchange(false)) saturationHook_(false);
+  }
   bool wake;
   {
     std::lock_guard lock(mutex_);
@@ -94,6 +106,15 @@ void Executor::serve(int index) {
     if (busy_) busy_[index].store(nowMs(), std::memory_order_relaxed);
     app_.run(job);
     if (busy_) busy_[index].store(0, std::memory_order_relaxed);
+    if (inFlight_.fetch_sub(1) - 1 < threadCount_ && saturated_.load() && hookLoop_) {
+      // Only while saturated does a finished job cost a message to the loop.
+      hookLoop_->post([this] {
+        if (saturated_.load() && inFlight_.load() < threadCount_) {
+          saturated_.store(false);
+          saturationHook_(false);
+        }
+      });
+    }
   }
 }
 

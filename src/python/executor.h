@@ -4,10 +4,12 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
 
+#include "event/event_loop.h"
 #include "python/wsgi_app.h"
 #include "python/wsgi_job.h"
 
@@ -26,6 +28,11 @@ class Executor {
   Executor& operator=(const Executor&) = delete;
 
   void submit(WsgiJob job);
+
+  // Called on `loop`'s thread with true when every Python thread is busy (a new request would
+  // wait) and with false when one is free again: a worker among several then stops accepting,
+  // so its idle siblings take new connections (as gunicorn's sync workers do by not accepting).
+  void setSaturationHook(event::EventLoop& loop, std::function<void(bool)> hook);
   // Lets the threads finish the queued jobs and joins them; a thread still busy after
   // `timeoutMs` (an app stuck forever) is abandoned, and false is returned: the process must
   // then exit without finalizing Python.
@@ -37,6 +44,11 @@ class Executor {
 
   WsgiApp& app_;
   std::atomic<uint64_t>* busy_;
+  int threadCount_ = 0;
+  std::atomic<int> inFlight_{0};     // queued + running jobs
+  std::atomic<bool> saturated_{false};
+  event::EventLoop* hookLoop_ = nullptr;
+  std::function<void(bool)> saturationHook_;  // loop thread only
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<WsgiJob> queue_;

@@ -38,6 +38,7 @@ std::unique_ptr<WsgiRuntime> WsgiRuntime::load(const config::Config& config, std
 }
 
 void WsgiRuntime::startServing(event::EventLoop& loop, std::atomic<uint64_t>* busy) {
+  loop_ = &loop;
   executor_ = std::make_unique<Executor>(*app_, config_->threads, busy);
   const char* tmp = std::getenv("TMPDIR");
   handler_ = std::make_unique<WsgiHandler>(loop, *executor_, config_->wsgiMount,
@@ -64,6 +65,10 @@ WsgiRuntime::~WsgiRuntime() {
 }
 
 http::Handler& WsgiRuntime::handler() { return *handler_; }
+
+void WsgiRuntime::onSaturation(std::function<void(bool)> hook) {
+  executor_->setSaturationHook(*loop_, std::move(hook));
+}
 
 void WsgiRuntime::beforeFork() {
   PyGILState_STATE state = PyGILState_Ensure();

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -31,6 +32,8 @@ class WsgiRuntime {
   // slot per thread for the master's timeout watch.
   void startServing(event::EventLoop& loop, std::atomic<uint64_t>* busy);
   http::Handler& handler();
+  // See Executor::setSaturationHook; call after startServing().
+  void onSaturation(std::function<void(bool)> hook);
 
   // Around fork() when the app was preloaded: CPython's own hooks (os.register_at_fork
   // callbacks run in the child; `random` reseeds itself there).
@@ -45,6 +48,7 @@ class WsgiRuntime {
  private:
   WsgiRuntime() = default;
   const config::Config* config_ = nullptr;
+  event::EventLoop* loop_ = nullptr;
   std::unique_ptr<Interpreter> interpreter_;
   std::unique_ptr<WsgiApp> app_;
   std::unique_ptr<Executor> executor_;

