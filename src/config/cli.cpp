@@ -70,6 +70,7 @@ enum class Section {
   kSecurity,
   kLogging,
   kServerMechanics,
+  kControl,
   kPortico,
 };
 
@@ -86,6 +87,7 @@ constexpr SectionTitle kSections[] = {
     {Section::kSecurity, "security"},
     {Section::kLogging, "logging"},
     {Section::kServerMechanics, "server mechanics"},
+    {Section::kControl, "control (nginx's -s)"},
     {Section::kPortico, "portico options (not in gunicorn)"},
 };
 
@@ -190,9 +192,9 @@ constexpr OptionSpec kOptions[] = {
      "Recycle a worker after its current request once its resident memory passes MB; 0 disables.",
      "0", Section::kPortico},
     {OptionId::kSignal, 's', "", "", "SIGNAL",
-     "Send a signal to the running master named in --pid (nginx's -s): stop, quit, reload, "
-     "reopen.",
-     "", Section::kPortico},
+     "Signal the master whose pid is in --pid FILE, then exit: stop (SIGTERM), quit (SIGQUIT), "
+     "reload (SIGHUP: fresh workers replace the old), reopen (SIGUSR1: reopen log files).",
+     "", Section::kControl},
 
     // gunicorn options that are recognised (so nothing is silently ignored) but not implemented.
     {OptionId::kUnsupported, 'c', "--config", "", "", "", ""},
@@ -847,7 +849,7 @@ class Parser {
         if (intValue(spec, raw, 1, number)) config.threads = static_cast<int>(number);
         break;
       case OptionId::kWorkers:
-        if (raw == "auto") {
+        if (value == "auto") {
           config.workers = 0;  // the master resolves it to the number of cores
         } else if (intValue(spec, raw, 1, number)) {
           config.workers = static_cast<int>(number);

@@ -36,11 +36,13 @@ SignalWatcher::SignalWatcher(EventLoop& loop, std::function<void(int)> onSignal)
   if (!loop_.add(fd_.get(), EPOLLIN, this)) {
     logCritical(std::string("epoll_ctl(signalfd): ") + std::strerror(errno));
     fd_.reset();
+    return;
   }
+  registered_ = true;
 }
 
 SignalWatcher::~SignalWatcher() {
-  if (fd_) loop_.remove(fd_.get());
+  if (registered_) loop_.remove(fd_.get());
 }
 
 void SignalWatcher::onIoEvent(uint32_t) {

@@ -23,12 +23,16 @@ class SignalWatcher : public IoWatcher {
   SignalWatcher(EventLoop& loop, std::function<void(int)> onSignal);
   ~SignalWatcher() override;
   bool ok() const { return static_cast<bool>(fd_); }
+  // In a forked child: the loop's epoll instance is shared with the parent, so the destructor
+  // must not deregister from it (that would deregister the parent's watcher too).
+  void forgetLoop() { registered_ = false; }
   void onIoEvent(uint32_t events) override;
 
  private:
   EventLoop& loop_;
   std::function<void(int)> onSignal_;
   UniqueFd fd_;
+  bool registered_ = false;
 };
 
 }  // namespace portico::event

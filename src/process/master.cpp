@@ -154,9 +154,10 @@ void Master::runWorker(size_t slot) {
   {
     setProcessTitle("portico: worker" + (config_.wsgiApp.empty() ? "" : " [" + config_.wsgiApp + "]"));
     // The master's epoll instance is shared with this child (fork copies the descriptor, not
-    // the instance): deregistering anything from it here would deregister it for the master
-    // too. The inherited objects are simply left alone.
-    (void)signals_.release();
+    // the instance): deregistering from it here would deregister the master's watcher too.
+    // Closing the child's copy of the signalfd is harmless.
+    signals_->forgetLoop();
+    signals_.reset();
     std::vector<BoundListener> listeners;
     for (const auto& l : listeners_) {
       BoundListener copy;
