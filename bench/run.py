@@ -1,0 +1,908 @@
+#!/usr/bin/python3
+"""portico's benchmark harness: portico (one worker, core 0) against gunicorn, uWSGI and nginx on the
+same core, wrk on core 1, interleaved rounds; writes bench/results/latest.json, docs/benchmarks.md
+and docs/benchmarks.png.
+
+    /usr/bin/python3 bench/run.py [--quick] [--scenarios a,b] [--rounds N] [--duration S]
+"""
+
+import argparse
+import datetime
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "bench")
+APPS = os.path.join(BENCH, "apps")
+PORTICO = os.path.join(ROOT, "build", "portico")
+PYTHON = "/usr/bin/python3"
+HOST = "127.0.0.1"
+SERVER_CORE = "0"
+CLIENT_CORE = "1"
+
+# Packages the harness needs, by the binary that proves they are installed.
+APT_PACKAGES = {
+    "/usr/sbin/nginx": "nginx",
+    "/usr/bin/gunicorn": "gunicorn",
+    "/usr/bin/uwsgi": "uwsgi",
+    "/usr/lib/uwsgi/plugins/python3_plugin.so": "uwsgi-plugin-python3",
+    "/usr/bin/wrk": "wrk",
+}
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def raiseNofile():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def run(cmd, timeout=600, **kw):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+
+
+# ---------------------------------------------------------------------------------------------
+# Installation and environment
+
+
+def install():
+    missing = [pkg for path, pkg in APT_PACKAGES.items() if not os.path.exists(path)]
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        missing.append("python3-matplotlib")
+    if missing:
+        sudo = [] if os.geteuid() == 0 else ["sudo"]
+        log(f"installing {' '.join(missing)} with apt-get")
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        r = run(sudo + ["apt-get", "install", "-y"] + missing, env=env)
+        if r.returncode != 0:
+            run(sudo + ["apt-get", "update"], env=env)
+            r = run(sudo + ["apt-get", "install", "-y"] + missing, env=env)
+        if r.returncode != 0:
+            log(f"apt-get failed (continuing, missing servers are skipped): {r.stderr.strip()[-300:]}")
+    if not os.access(PORTICO, os.X_OK):
+        log("building portico (release)")
+        build = os.path.join(ROOT, "build")
+        subprocess.run(["cmake", "-S", ROOT, "-B", build, "-G", "Ninja",
+                        "-DCMAKE_BUILD_TYPE=RelWithDebInfo"], check=True)
+        subprocess.run(["ninja", "-C", build, "portico"], check=True)
+
+
+def machineInfo():
+    info = {"model": "?", "cores": os.cpu_count(), "kernel": os.uname().release}
+    try:
+        for line in run(["lscpu"]).stdout.splitlines():
+            if line.startswith("Model name:"):
+                info["model"] = line.split(":", 1)[1].strip()
+    except Exception:
+        pass
+    return info
+
+
+def versions():
+    def first(cmd):
+        try:
+            r = run(cmd, timeout=20)
+            return (r.stdout + r.stderr).strip().splitlines()[0]
+        except Exception:
+            return "not installed"
+    return {
+        "portico": first([PORTICO, "--version"]),
+        "nginx": first(["nginx", "-v"]),
+        "gunicorn": first(["gunicorn", "--version"]),
+        "uwsgi": first(["uwsgi", "--version"]),
+        "python": first([PYTHON, "--version"]),
+        "wrk": first(["wrk", "--version"]),
+    }
+
+
+def freePort():
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory: RSS and PSS summed over every process of a server
+
+
+def processTree(roots):
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+            ppid = int(stat[stat.rfind(")") + 2:].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+        except (OSError, ValueError, IndexError):
+            continue
+    out, todo = [], list(roots)
+    while todo:
+        pid = todo.pop()
+        if pid in out:
+            continue
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def memory(roots):
+    rss = pss = 0
+    pids = processTree(roots)
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Rss:"):
+                        rss += int(line.split()[1])
+                    elif line.startswith("Pss:"):
+                        pss += int(line.split()[1])
+        except OSError:
+            continue
+    return {"rss_kb": rss, "pss_kb": pss, "processes": len(pids)}
+
+
+class MemorySampler:
+    """Samples a server's process-tree memory on a harness thread while wrk runs; keeps the peak."""
+
+    def __init__(self, roots, interval=0.25):
+        self.roots_ = roots
+        self.interval_ = interval
+        self.peak_ = {"rss_kb": 0, "pss_kb": 0, "processes": 0}
+        self.stop_ = threading.Event()
+        self.thread_ = threading.Thread(target=self.loop, daemon=True)
+
+    def loop(self):
+        while not self.stop_.is_set():
+            m = memory(self.roots_)
+            for k in ("rss_kb", "pss_kb", "processes"):
+                self.peak_[k] = max(self.peak_[k], m[k])
+            self.stop_.wait(self.interval_)
+
+    def __enter__(self):
+        self.thread_.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_.set()
+        self.thread_.join()
+
+
+# ---------------------------------------------------------------------------------------------
+# Servers
+
+
+def preexec():
+    raiseNofile()
+    os.setsid()
+
+
+class Server:
+    """One server under test (one or more processes, e.g. nginx and its backend); owned by the
+    harness's main thread, started on core 0 and always stopped."""
+
+    def __init__(self, key, label, path, workdir):
+        self.key = key
+        self.label = label
+        self.path = path
+        self.port = freePort()
+        self.workdir = os.path.join(workdir, key)
+        os.makedirs(self.workdir, exist_ok=True)
+        self.commands = []   # (argv, cwd) in start order
+        self.configs = {}    # name -> text, for the report
+        self.procs = []
+
+    @property
+    def url(self):
+        return f"http://{HOST}:{self.port}{self.path}"
+
+    def add(self, argv, cwd=None):
+        self.commands.append((argv, cwd))
+
+    def start(self, timeout=60):
+        for i, (argv, cwd) in enumerate(self.commands):
+            logf = open(os.path.join(self.workdir, f"proc{i}.log"), "ab")
+            self.procs.append(subprocess.Popen(["taskset", "-c", SERVER_CORE] + argv, cwd=cwd,
+                                               stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                                               preexec_fn=preexec))
+            logf.close()
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            for p in self.procs:
+                if p.poll() is not None:
+                    raise RuntimeError(f"{self.label} exited with {p.returncode}; see {self.workdir}")
+            try:
+                req = urllib.request.Request(self.url, method="GET")
+                with urllib.request.urlopen(req, timeout=5) as r:
+                    if r.status == 200:
+                        return
+            except Exception as e:  # not listening yet
+                last = e
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.label} not ready after {timeout}s ({last}); see {self.workdir}")
+
+    def roots(self):
+        return [p.pid for p in self.procs]
+
+    def stop(self):
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + 5
+        for p in self.procs:
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        for p in self.procs:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)  # also reaps stray workers of the group
+            except ProcessLookupError:
+                pass
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        self.procs = []
+
+    def describe(self):
+        return {"commands": [" ".join(["taskset", "-c", SERVER_CORE] + a) for a, _ in self.commands],
+                "configs": self.configs}
+
+
+class Context:
+    """What server builders need: the temporary tree, the apps and the static files."""
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.django = None
+        self.static = None
+
+    def staticDir(self):
+        if self.static is None:
+            self.static = os.path.join(self.workdir, "static")
+            os.makedirs(self.static, exist_ok=True)
+            with open(os.path.join(self.static, "13b.txt"), "wb") as f:
+                f.write(b"Hello, world!")
+            for name, size in (("100k.bin", 100 * 1024), ("1m.bin", 1024 * 1024)):
+                with open(os.path.join(self.static, name), "wb") as f:
+                    f.write(os.urandom(size))
+        return self.static
+
+    def djangoDir(self):
+        if self.django is None:
+            target = os.path.join(self.workdir, "django")
+            shutil.copytree(os.path.join(ROOT, "examples", "django"), target,
+                            ignore=shutil.ignore_patterns("db.sqlite3", "staticfiles", "__pycache__"))
+            log("setting up the example Django site (migrate, seed, collectstatic)")
+            r = run(["sh", os.path.join(target, "setup.sh")], timeout=300,
+                    env=dict(os.environ, PYTHON=PYTHON))
+            if r.returncode != 0:
+                raise RuntimeError(f"django setup failed: {r.stderr[-500:]}")
+            self.django = target
+        return self.django
+
+
+# app: (chdir, wsgi module:callable, wsgi file for uWSGI, url path)
+def appSpec(ctx, app):
+    if app == "hello":
+        return APPS, "hello:application", "hello.py", "/"
+    if app == "upload":
+        return APPS, "upload:application", "upload.py", "/"
+    if app == "django":
+        return ctx.djangoDir(), "mysite.wsgi:application", None, "/api/books/"
+    raise ValueError(app)
+
+
+def nginxConf(server, body, static_alias=None):
+    w = server.workdir
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    conf = f"""{user}daemon off;
+master_process on;
+worker_processes 1;
+worker_rlimit_nofile 20000;
+pid {w}/nginx.pid;
+error_log {w}/error.log warn;
+events {{ worker_connections 20000; }}
+http {{
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_timeout 75;
+    keepalive_requests 1000000;
+    client_max_body_size 0;
+    client_body_temp_path {w}/client_body;
+    proxy_temp_path {w}/proxy;
+    fastcgi_temp_path {w}/fastcgi;
+    uwsgi_temp_path {w}/uwsgi;
+    scgi_temp_path {w}/scgi;
+{body}
+}}
+"""
+    path = os.path.join(w, "nginx.conf")
+    with open(path, "w") as f:
+        f.write(conf)
+    server.configs["nginx.conf"] = conf
+    server.add(["nginx", "-c", path, "-p", w + "/", "-e", f"{w}/error.log"])
+
+
+def makeServer(ctx, kind, app):
+    """kind: portico, gunicorn-sync, gunicorn-gthread, uwsgi-http, nginx-gunicorn, nginx-uwsgi,
+    nginx-static, nginx-return. app: hello, django, upload, or static:FILE."""
+    key = f"{kind}.{app.replace(':', '-')}"
+    workdir = ctx.workdir
+    if app.startswith("static:"):
+        path = "/" + app.split(":", 1)[1]
+        s = Server(key, kind, path, workdir)
+        d = ctx.staticDir()
+        if kind == "portico":
+            s.add([PORTICO, "--bind", f"{HOST}:{s.port}", "-w", "1", "--keep-alive", "75",
+                   "--static", f"/={d}"])
+        elif kind == "nginx-static":
+            nginxConf(s, f"    server {{\n        listen {HOST}:{s.port} backlog=4096;\n"
+                         f"        location / {{ root {d}; }}\n    }}")
+        else:
+            raise ValueError(kind)
+        return s
+    if kind == "nginx-return":
+        s = Server(key, kind, "/", workdir)
+        nginxConf(s, f"    server {{\n        listen {HOST}:{s.port} backlog=4096;\n"
+                     f"        location / {{ default_type text/plain; return 200 \"Hello, world!\"; }}\n    }}")
+        return s
+    chdir, module, wsgi_file, path = appSpec(ctx, app)
+    s = Server(key, kind, path, workdir)
+    uwsgi_app = ["--wsgi-file", wsgi_file] if wsgi_file else ["--module", module]
+    static_extra = []
+    if kind == "portico":
+        argv = [PORTICO, "--bind", f"{HOST}:{s.port}", "-w", "1", "--keep-alive", "75",
+                "--chdir", chdir]
+        if app == "django":
+            argv += ["--static", "/static/=staticfiles/"]
+        if app == "upload":
+            argv += ["--limit-request-body", "0"]
+        s.add(argv + [module])
+    elif kind == "gunicorn-sync":
+        s.add(["gunicorn", "-w", "1", "--bind", f"{HOST}:{s.port}", "--chdir", chdir, module])
+    elif kind == "gunicorn-gthread":
+        s.add(["gunicorn", "-w", "1", "-k", "gthread", "--threads", "4", "--bind", f"{HOST}:{s.port}",
+               "--chdir", chdir, module])
+    elif kind == "uwsgi-http":
+        s.add(["uwsgi", "--plugin", "python3", "--http11-socket", f"{HOST}:{s.port}", "--chdir", chdir]
+              + uwsgi_app + ["--processes", "1", "--disable-logging", "--listen", "1024"])
+    elif kind == "nginx-gunicorn":
+        backend = freePort()
+        s.add(["gunicorn", "-w", "1", "--bind", f"{HOST}:{backend}", "--chdir", chdir, module])
+        if app == "django":
+            static_extra = [f"        location /static/ {{ alias {chdir}/staticfiles/; }}"]
+        nginxConf(s, "\n".join([
+            f"    upstream backend {{ server {HOST}:{backend}; keepalive 16; }}",
+            f"    server {{\n        listen {HOST}:{s.port} backlog=4096;"] + static_extra + [
+            "        location / {",
+            "            proxy_pass http://backend;",
+            "            proxy_http_version 1.1;",
+            "            proxy_set_header Connection \"\";",
+            "            proxy_set_header Host $host;",
+            "        }\n    }"]))
+    elif kind == "nginx-uwsgi":
+        sock = os.path.join(s.workdir, "uwsgi.sock")
+        s.add(["uwsgi", "--plugin", "python3", "--socket", sock, "--chmod-socket=666", "--chdir", chdir]
+              + uwsgi_app + ["--processes", "1", "--disable-logging", "--listen", "1024"])
+        if app == "django":
+            static_extra = [f"        location /static/ {{ alias {chdir}/staticfiles/; }}"]
+        nginxConf(s, "\n".join([
+            f"    upstream backend {{ server unix:{sock}; }}",
+            f"    server {{\n        listen {HOST}:{s.port} backlog=4096;"] + static_extra + [
+            "        location / {",
+            "            include /etc/nginx/uwsgi_params;",
+            "            uwsgi_pass backend;",
+            "        }\n    }"]))
+    else:
+        raise ValueError(kind)
+    return s
+
+
+def available(kind):
+    need = {"portico": [PORTICO], "gunicorn-sync": ["gunicorn"], "gunicorn-gthread": ["gunicorn"],
+            "uwsgi-http": ["uwsgi"], "nginx-gunicorn": ["nginx", "gunicorn"],
+            "nginx-uwsgi": ["nginx", "uwsgi"], "nginx-static": ["nginx"], "nginx-return": ["nginx"]}
+    for b in need[kind]:
+        if not (shutil.which(b) or os.access(b, os.X_OK)):
+            return False
+    if "uwsgi" in kind and not os.path.exists("/usr/lib/uwsgi/plugins/python3_plugin.so"):
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Scenarios: contenders are (kind, app, connections); portico's contenders have kind "portico".
+
+APP_INCUMBENTS = ["gunicorn-sync", "gunicorn-gthread", "uwsgi-http", "nginx-gunicorn", "nginx-uwsgi"]
+SCENARIOS = {
+    "hello64": {"title": "hello (13 B WSGI app), 64 connections",
+                "contenders": [("portico", "hello", 64)] + [(k, "hello", 64) for k in APP_INCUMBENTS]
+                + [("nginx-return", "hello", 64)]},
+    "hello1": {"title": "hello (13 B WSGI app), 1 connection",
+               "contenders": [("portico", "hello", 1)] + [(k, "hello", 1) for k in APP_INCUMBENTS]
+               + [("nginx-return", "hello", 1)]},
+    "django": {"title": "Django JSON view /api/books/ (SQLite), 64 connections",
+               "contenders": [("portico", "django", 64)] + [(k, "django", 64) for k in APP_INCUMBENTS]},
+    "static13b": {"title": "static file, 13 B, 64 connections",
+                  "contenders": [("portico", "static:13b.txt", 64), ("nginx-static", "static:13b.txt", 64)]},
+    "static100k": {"title": "static file, 100 KB, 64 connections",
+                   "contenders": [("portico", "static:100k.bin", 64), ("nginx-static", "static:100k.bin", 64)]},
+    "static1m": {"title": "static file, 1 MB, 64 connections",
+                 "contenders": [("portico", "static:1m.bin", 64), ("nginx-static", "static:1m.bin", 64)]},
+    "conns1000": {"title": "hello at 1,000 vs 64 keep-alive connections",
+                  "contenders": [("portico", "hello", 64), ("portico", "hello", 1000),
+                                 ("nginx-return", "hello", 64), ("nginx-return", "hello", 1000)]},
+    "idle10k": {"title": "10,000 idle keep-alive connections (memory)", "idle": 10000,
+                "contenders": [("portico", "hello", 0), ("nginx-return", "hello", 0)]},
+    "upload": {"title": "10 MB POST read through wsgi.input, 8 connections", "script": "post10m.lua",
+               "contenders": [("portico", "upload", 8), ("gunicorn-sync", "upload", 8),
+                              ("uwsgi-http", "upload", 8), ("nginx-gunicorn", "upload", 8),
+                              ("nginx-uwsgi", "upload", 8)]},
+}
+QUICK_SCENARIOS = ["hello64", "static100k"]
+
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+def parseWrk(text):
+    out = {"rps": None, "p50_ms": None, "p99_ms": None, "errors": 0, "non2xx": 0}
+    m = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    if m:
+        out["rps"] = float(m.group(1))
+    for pct, key in (("50", "p50_ms"), ("99", "p99_ms")):
+        m = re.search(rf"^\s+{pct}(?:\.000)?%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M)
+        if m:
+            out[key] = float(m.group(1)) * UNITS[m.group(2)]
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    if m:
+        out["errors"] = sum(int(x) for x in m.groups())
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    if m:
+        out["non2xx"] = int(m.group(1))
+    return out
+
+
+def wrk(url, conns, duration, script=None):
+    cmd = ["taskset", "-c", CLIENT_CORE, "wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency",
+           "--timeout", "10s"]
+    if script:
+        cmd += ["-s", os.path.join(BENCH, script)]
+    cmd.append(url)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60, preexec_fn=raiseNofile)
+    res = parseWrk(r.stdout)
+    res["command"] = " ".join(cmd)
+    if res["rps"] is None:
+        res["stderr"] = (r.stderr or r.stdout)[-300:]
+    return res
+
+
+def contenderLabel(kind, conns, scenario):
+    if len({c for _, _, c in scenario["contenders"]}) > 1:
+        return f"{kind} @{conns}"
+    return kind
+
+
+def runIdle(server, count):
+    base = memory(server.roots())
+    helper = subprocess.Popen(["taskset", "-c", CLIENT_CORE, PYTHON, os.path.join(BENCH, "idle_conns.py"),
+                               HOST, str(server.port), str(count), server.path],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                              preexec_fn=raiseNofile)
+    try:
+        line = ""
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline and not line:
+            line = helper.stdout.readline().strip()
+            if helper.poll() is not None:
+                break
+        opened = int(line.split()[1]) if line.startswith("open") else 0
+        time.sleep(1)
+        loaded = memory(server.roots())
+        helper.stdin.write("close\n")
+        helper.stdin.flush()
+        helper.wait(timeout=60)
+    finally:
+        if helper.poll() is None:
+            helper.kill()
+            helper.wait()
+    time.sleep(1)
+    after = memory(server.roots())
+    return {"connections": opened, "idle": base, "with_connections": loaded, "after_close": after,
+            "rss_growth_kb": loaded["rss_kb"] - base["rss_kb"],
+            "pss_growth_kb": loaded["pss_kb"] - base["pss_kb"]}
+
+
+def runScenario(name, ctx, rounds, duration, warmup, notes):
+    sc = SCENARIOS[name]
+    log(f"scenario {name}: {sc['title']}")
+    servers, contenders = {}, []
+    result = {"title": sc["title"], "contenders": [], "servers": {}}
+    try:
+        for kind, app, conns in sc["contenders"]:
+            if not available(kind):
+                notes.append(f"{name}: {kind} skipped (not installed)")
+                log(f"  skip {kind}: not installed")
+                continue
+            skey = (kind, app)
+            if skey not in servers:
+                s = makeServer(ctx, kind, app)
+                log(f"  start {kind} on :{s.port}")
+                try:
+                    s.start()
+                except Exception as e:
+                    notes.append(f"{name}: {kind} failed to start: {e}")
+                    log(f"  {kind} failed to start: {e}")
+                    s.stop()
+                    continue
+                servers[skey] = s
+                result["servers"][kind] = dict(s.describe(), idle_memory=memory(s.roots()))
+            contenders.append({"kind": kind, "app": app, "conns": conns, "server": servers[skey],
+                               "label": contenderLabel(kind, conns, sc), "rounds": []})
+        if sc.get("idle"):
+            for c in contenders:
+                log(f"  {c['label']}: opening {sc['idle']} idle keep-alive connections")
+                c["idle"] = runIdle(c["server"], sc["idle"])
+                log(f"    {c['idle']['connections']} open; RSS +{c['idle']['rss_growth_kb'] / 1024:.1f} MB")
+        else:
+            for c in contenders:
+                log(f"  warm-up {c['label']} ({warmup:g} s)")
+                wrk(c["server"].url, min(c["conns"], 64) or 1, warmup, sc.get("script"))
+            for r in range(rounds):
+                for c in contenders:
+                    with MemorySampler(c["server"].roots()) as sampler:
+                        res = wrk(c["server"].url, c["conns"], duration, sc.get("script"))
+                    res["memory_peak"] = dict(sampler.peak_)
+                    c["rounds"].append(res)
+                    rps = f"{res['rps']:.0f}" if res["rps"] is not None else "FAILED"
+                    log(f"  round {r + 1}/{rounds} {c['label']:<24} {rps:>9} req/s  "
+                        f"p99 {fmtMs(res['p99_ms'])} ms  RSS {res['memory_peak']['rss_kb'] / 1024:.1f} MB"
+                        + (f"  errors {res['errors']}" if res["errors"] else "")
+                        + (f"  non-2xx {res['non2xx']}" if res["non2xx"] else ""))
+    finally:
+        for s in servers.values():
+            s.stop()
+    for c in contenders:
+        entry = {k: c[k] for k in ("kind", "app", "conns", "label")}
+        if "idle" in c:
+            entry["idle"] = c["idle"]
+        else:
+            ok = [r for r in c["rounds"] if r["rps"] is not None]
+            entry["rounds"] = c["rounds"]
+            if ok:
+                rps = [r["rps"] for r in ok]
+                entry.update(rps_median=statistics.median(rps), rps_min=min(rps), rps_max=max(rps),
+                             p50_ms=statistics.median(r["p50_ms"] for r in ok),
+                             p99_ms=statistics.median(r["p99_ms"] for r in ok),
+                             rss_kb=max(r["memory_peak"]["rss_kb"] for r in ok),
+                             pss_kb=max(r["memory_peak"]["pss_kb"] for r in ok),
+                             processes=max(r["memory_peak"]["processes"] for r in ok),
+                             errors=sum(r["errors"] for r in ok), non2xx=sum(r["non2xx"] for r in ok))
+        result["contenders"].append(entry)
+    if any(c["kind"] == "uwsgi-http" and c["conns"] > 1 for c in contenders):
+        notes.append(f"{name}: uWSGI --http11-socket with one non-threaded process serves one keep-alive "
+                     "connection at a time (the others wait un-accepted in the listen queue: `ss -ltn` shows "
+                     "Recv-Q = conns − 1), and wrk's latency counts only answered requests, so uWSGI's p50/p99 "
+                     "describe a single client; its req/s is that one connection's.")
+    # portico / incumbent, pairing contenders by connection count.
+    ratios = []
+    for inc in result["contenders"]:
+        if inc["kind"] == "portico" or "rps_median" not in inc:
+            continue
+        for p in result["contenders"]:
+            if p["kind"] == "portico" and p["conns"] == inc["conns"] and "rps_median" in p:
+                ratios.append({"incumbent": inc["label"], "conns": inc["conns"],
+                               "ratio": p["rps_median"] / inc["rps_median"]})
+    result["ratios"] = ratios
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Targets
+
+
+def find(results, scenario, kind, conns=None):
+    for c in results.get(scenario, {}).get("contenders", []):
+        if c["kind"] == kind and (conns is None or c["conns"] == conns):
+            return c
+    return None
+
+
+def targets(results):
+    out = []
+
+    def ratioTarget(scenario, incumbent, goal, label, conns=None):
+        p, i = find(results, scenario, "portico", conns), find(results, scenario, incumbent, conns)
+        if p and i and "rps_median" in p and "rps_median" in i:
+            v = p["rps_median"] / i["rps_median"]
+            out.append({"target": label, "scenario": scenario, "incumbent": incumbent, "goal": goal,
+                        "value": v, "shown": f"{v:.2f}×", "met": v >= goal})
+
+    ratioTarget("hello64", "uwsgi-http", 2.0, "hello @64 ≥ 2.0× uWSGI --http11-socket")
+    ratioTarget("hello64", "gunicorn-sync", 6.0, "hello @64 ≥ 6× gunicorn sync")
+    p, u = find(results, "hello64", "portico"), find(results, "hello64", "uwsgi-http")
+    if p and u and "p99_ms" in p and "p99_ms" in u:
+        out.append({"target": "hello @64 p99 ≤ uWSGI's p99", "scenario": "hello64", "goal": None,
+                    "value": p["p99_ms"], "shown": f"{p['p99_ms']:.2f} ms vs {u['p99_ms']:.2f} ms",
+                    "met": p["p99_ms"] <= u["p99_ms"]})
+    ratioTarget("django", "nginx-uwsgi", 1.15, "Django JSON ≥ 1.15× nginx→uWSGI")
+    ratioTarget("django", "nginx-gunicorn", 1.25, "Django JSON ≥ 1.25× nginx→gunicorn")
+    for sc, size in (("static13b", "13 B"), ("static100k", "100 KB"), ("static1m", "1 MB")):
+        ratioTarget(sc, "nginx-static", 1.0, f"static {size} ≥ 1.0× nginx")
+    p = find(results, "idle10k", "portico")
+    if p and "idle" in p:
+        g = p["idle"]["rss_growth_kb"] / 1024
+        n = p["idle"]["connections"]
+        out.append({"target": "10k idle keep-alive: ≤ 64 MB more RSS than idle", "scenario": "idle10k",
+                    "goal": 64, "value": g, "shown": f"+{g:.1f} MB ({n} connections)",
+                    "met": g <= 64 and n >= 10000})
+    p64, p1k = find(results, "conns1000", "portico", 64), find(results, "conns1000", "portico", 1000)
+    if p64 and p1k and "rps_median" in p64 and "rps_median" in p1k:
+        v = p1k["rps_median"] / p64["rps_median"]
+        out.append({"target": "req/s at 1,000 conns ≥ 0.8× at 64", "scenario": "conns1000", "goal": 0.8,
+                    "value": v, "shown": f"{v:.2f}×", "met": v >= 0.8})
+    p, n = find(results, "django", "portico"), find(results, "django", "nginx-uwsgi")
+    if p and n and "pss_kb" in p and "pss_kb" in n:
+        out.append({"target": "example site: portico PSS < nginx + uWSGI PSS", "scenario": "django",
+                    "goal": None, "value": p["pss_kb"] / 1024,
+                    "shown": f"{p['pss_kb'] / 1024:.1f} MB vs {n['pss_kb'] / 1024:.1f} MB",
+                    "met": p["pss_kb"] < n["pss_kb"]})
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Reports
+
+
+TARGET_GOALS = {("hello64", "uwsgi-http"): 2.0, ("hello64", "gunicorn-sync"): 6.0,
+                ("django", "nginx-uwsgi"): 1.15, ("django", "nginx-gunicorn"): 1.25,
+                ("static13b", "nginx-static"): 1.0, ("static100k", "nginx-static"): 1.0,
+                ("static1m", "nginx-static"): 1.0}
+
+
+def chart(data, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401
+    bars = []
+    for name, sc in data["scenarios"].items():
+        for r in sc.get("ratios", []):
+            bars.append((f"{name}: vs {r['incumbent']}", r["ratio"],
+                         TARGET_GOALS.get((name, r["incumbent"].split(" @")[0]))))
+    if not bars:
+        return
+    bars.reverse()
+    fig, ax = plt.subplots(figsize=(10, 0.38 * len(bars) + 1.6))
+    ys = range(len(bars))
+    colors = []
+    for _, v, goal in bars:
+        colors.append("#2a9d8f" if (v >= (goal or 1.0)) else "#e76f51")
+    ax.barh(list(ys), [b[1] for b in bars], color=colors, height=0.7)
+    ax.axvline(1.0, color="black", linewidth=1)
+    for y, (_, v, goal) in zip(ys, bars):
+        ax.text(v, y, f" {v:.2f}×", va="center", fontsize=8)
+        if goal is not None:
+            ax.plot([goal, goal], [y - 0.45, y + 0.45], color="#264653", linestyle="--", linewidth=1.5)
+    ax.set_yticks(list(ys))
+    ax.set_yticklabels([b[0] for b in bars], fontsize=8)
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}×"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xticks([0.25, 0.5, 1, 2, 4, 6, 10, 20, 40])
+    ax.set_xlabel("portico req/s ÷ incumbent req/s (log scale; black line = 1.0, dashed = target)")
+    ax.set_title("portico (1 worker, 1 core) vs incumbents — green: target met / ≥ 1.0")
+    ax.set_xlim(left=min(0.5, min(b[1] for b in bars) * 0.8), right=max(b[1] for b in bars) * 1.6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def fmtMs(v):
+    return "—" if v is None else (f"{v:.3f}" if v < 1 else f"{v:.2f}")
+
+
+def markdown(data):
+    m = data["machine"]
+    L = ["# portico benchmarks", "",
+         f"Generated by `{data['command']}` on {data['date']} (do not edit; re-run the harness).", "",
+         "Every server runs on core 0 (`taskset -c 0`; a proxy shares core 0 with its backend), wrk "
+         "on core 1 (`taskset -c 1 wrk -t1 -cN -dS --latency`). Rounds are interleaved (A B C A B C …) "
+         f"after a warm-up; {data['rounds']} rounds × {data['duration']} s. req/s is the median "
+         "(min–max) over rounds, latency the median of the rounds' p50/p99, RSS/PSS the peak sum over "
+         "the server's whole process tree (`/proc/PID/smaps_rollup`, sampled every 0.25 s during the "
+         "rounds). Access logs are off everywhere. ratio = portico req/s ÷ incumbent req/s in the same run. "
+         "gunicorn's sync worker closes every connection (no keep-alive): wrk reconnects, and its latency "
+         "excludes connect and accept-queue time, as it does for connections uWSGI leaves un-accepted.",
+         "", "## Machine", "",
+         f"- CPU: {m['model']}, {m['cores']} cores; kernel {m['kernel']}", ""]
+    L += ["## Versions", ""] + [f"- {k}: `{v}`" for k, v in data["versions"].items()] + [""]
+    tg = data["targets"]
+    L += ["## Targets (portico, one worker, one core)", "", "| target | result | met |", "|---|---|---|"]
+    for t in tg:
+        L.append(f"| {t['target']} | {t['shown']} | {'✅ met' if t['met'] else '❌ missed'} |")
+    if not tg:
+        L.append("| (no target scenario in this run) | | |")
+    L += ["", "![portico / incumbent](benchmarks.png)", ""]
+    for name, sc in data["scenarios"].items():
+        L += [f"## {name}: {sc['title']}", ""]
+        if any("idle" in c for c in sc["contenders"]):
+            L += ["| server | connections held | RSS idle | RSS with connections | growth | PSS growth |",
+                  "|---|---|---|---|---|---|"]
+            for c in sc["contenders"]:
+                i = c["idle"]
+                L.append(f"| {c['label']} | {i['connections']} | {i['idle']['rss_kb'] / 1024:.1f} MB | "
+                         f"{i['with_connections']['rss_kb'] / 1024:.1f} MB | +{i['rss_growth_kb'] / 1024:.1f} MB | "
+                         f"+{i['pss_growth_kb'] / 1024:.1f} MB |")
+        else:
+            ratios = {r["incumbent"]: r["ratio"] for r in sc.get("ratios", [])}
+            L += ["| server | conns | req/s median (min–max) | p50 ms | p99 ms | RSS idle → peak | PSS peak | procs | portico ÷ this |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+            for c in sc["contenders"]:
+                if "rps_median" not in c:
+                    L.append(f"| {c['label']} | {c['conns']} | failed | | | | | | |")
+                    continue
+                idle = sc["servers"].get(c["kind"], {}).get("idle_memory", {}).get("rss_kb", 0) / 1024
+                err = f" ({c['errors']} socket errors)" if c["errors"] else ""
+                err += f" ({c['non2xx']} non-2xx)" if c["non2xx"] else ""
+                r = ratios.get(c["label"])
+                L.append(f"| {c['label']} | {c['conns']} | {c['rps_median']:,.0f} ({c['rps_min']:,.0f}–{c['rps_max']:,.0f}){err} | "
+                         f"{fmtMs(c['p50_ms'])} | {fmtMs(c['p99_ms'])} | {idle:.1f} → {c['rss_kb'] / 1024:.1f} MB | "
+                         f"{c['pss_kb'] / 1024:.1f} MB | {c['processes']} | {'' if r is None else f'{r:.2f}×'} |")
+        L.append("")
+    notes = {}  # identical notes from several scenarios are shown once, with the scenario names
+    for n in data["notes"]:
+        scen, _, text = n.partition(": ")
+        if scen in data["scenarios"] or scen in SCENARIOS:
+            notes.setdefault(text, []).append(scen)
+        else:
+            notes.setdefault(n, [])
+    for name, sc in data["scenarios"].items():
+        for c in sc["contenders"]:
+            if c.get("rps_median") and (c["rps_max"] - c["rps_min"]) > 0.25 * c["rps_median"]:
+                notes.setdefault("rounds spread by more than 25 % of the median (a noisy machine: "
+                                 "compare ratios, not absolute figures, and prefer more rounds)", []).append(
+                                     f"{name}/{c['label']}")
+    if notes:
+        L += ["## Notes", ""] + [f"- {t}" + (f" ({', '.join(w)})" if w else "") for t, w in notes.items()] + [""]
+    L += ["## Exact commands", "",
+          "Ports are picked free at start; paths are the run's temporary directory "
+          "(the Django site is a copy of `examples/django` set up with its `setup.sh`).", ""]
+    shown = set()  # each nginx.conf shape once: later ones differ only in ports, paths and the app
+    for name, sc in data["scenarios"].items():
+        for kind, desc in sc["servers"].items():
+            L += [f"### {name} / {kind}", "", "```sh"] + desc["commands"] + ["```", ""]
+            for cname, text in desc["configs"].items():
+                if kind in shown:
+                    L += [f"({cname}: as for {kind} above, with this run's port and paths.)", ""]
+                    continue
+                shown.add(kind)
+                L += ["<details><summary>" + cname + "</summary>", "", "```nginx", text.rstrip(), "```",
+                      "", "</details>", ""]
+        cmds = sorted({r.get("command", "") for c in sc["contenders"] for r in c.get("rounds", [])})
+        if cmds:
+            L += [f"Load for {name}:", "", "```sh"] + cmds + ["```", ""]
+    return "\n".join(L)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="seconds-long smoke: 1 round, 1 s, two scenarios")
+    ap.add_argument("--scenarios", help="comma-separated subset of: " + ",".join(SCENARIOS))
+    ap.add_argument("--rounds", type=int)
+    ap.add_argument("--duration", type=float)
+    ap.add_argument("--no-install", action="store_true", help="do not apt-get missing incumbents")
+    ap.add_argument("--report-only", action="store_true",
+                    help="regenerate docs/benchmarks.md and .png from bench/results/latest.json")
+    args = ap.parse_args()
+    if args.report_only:
+        with open(os.path.join(BENCH, "results", "latest.json")) as f:
+            data = json.load(f)
+        data["targets"] = targets(data["scenarios"])
+        writeReports(data)
+        return 0
+    names = args.scenarios.split(",") if args.scenarios else (QUICK_SCENARIOS if args.quick else list(SCENARIOS))
+    for n in names:
+        if n not in SCENARIOS:
+            ap.error(f"unknown scenario {n!r}; known: {', '.join(SCENARIOS)}")
+    rounds = args.rounds or (1 if args.quick else 3)
+    duration = args.duration or (1 if args.quick else 5)
+    duration = max(1, int(round(duration)))
+    warmup = 1 if args.quick else 2
+
+    # Started in the background by a shell, SIGINT arrives ignored: restore Ctrl-C, and make TERM act alike.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    raiseNofile()
+    notes = []
+    if not args.no_install:
+        install()
+    if (os.cpu_count() or 1) < 2:
+        global CLIENT_CORE
+        CLIENT_CORE = "0"
+        notes.append("only one CPU: wrk shares core 0 with the servers")
+    else:
+        os.sched_setaffinity(0, {int(CLIENT_CORE)})  # the harness's own sampling stays off core 0
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < 12000 and any(n in ("idle10k", "conns1000") for n in names):
+        notes.append(f"RLIMIT_NOFILE is only {resource.getrlimit(resource.RLIMIT_NOFILE)[0]}")
+
+    data = {"command": " ".join(["/usr/bin/python3", "bench/run.py"] + sys.argv[1:]),
+            "date": datetime.datetime.now().isoformat(timespec="seconds"),
+            "machine": machineInfo(), "versions": versions(), "rounds": rounds, "duration": duration,
+            "scenarios": {}, "notes": notes}
+    started = time.monotonic()
+    workdir = tempfile.mkdtemp(prefix="portico-bench-")
+    os.chmod(workdir, 0o755)
+    ctx = Context(workdir)
+    interrupted = False
+    try:
+        for n in names:
+            try:
+                data["scenarios"][n] = runScenario(n, ctx, rounds, duration, warmup, notes)
+            except KeyboardInterrupt:
+                raise
+            except Exception as e:
+                notes.append(f"{n}: failed: {e}")
+                log(f"scenario {n} failed: {e}")
+    except KeyboardInterrupt:
+        interrupted = True
+        log("interrupted: servers stopped, writing partial results")
+        notes.append("run interrupted; partial results")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    data["elapsed_s"] = round(time.monotonic() - started, 1)
+    data["targets"] = targets(data["scenarios"])
+
+    os.makedirs(os.path.join(BENCH, "results"), exist_ok=True)
+    out_json = os.path.join(BENCH, "results", "latest.json")
+    with open(out_json, "w") as f:
+        json.dump(data, f, indent=1, default=str)
+    md = writeReports(data)
+    log(f"done in {data['elapsed_s']} s: {out_json}, {md}")
+    for t in data["targets"]:
+        log(f"  {'MET   ' if t['met'] else 'MISSED'} {t['target']}: {t['shown']}")
+    return 130 if interrupted else 0
+
+
+def writeReports(data):
+    md = os.path.join(ROOT, "docs", "benchmarks.md")
+    with open(md, "w") as f:
+        f.write(markdown(data))
+    try:
+        chart(data, os.path.join(ROOT, "docs", "benchmarks.png"))
+    except ImportError:
+        log("matplotlib missing: no chart")
+    return md
+
+
+if __name__ == "__main__":
+    sys.exit(main())
