@@ -68,6 +68,16 @@ struct ValueCase {
   std::function<void(const Config&)> check;
 };
 
+// Each case must parse (kRun) and pass its check; stops at the first that does not parse.
+void expectParsed(const std::vector<ValueCase>& cases) {
+  for (const auto& tc : cases) {
+    SCOPED_TRACE(joined(tc.args));
+    CliResult r = parse(tc.args);
+    ASSERT_EQ(r.action, Action::kRun) << r.message;
+    tc.check(r.config);
+  }
+}
+
 TEST(CliTest, EveryOptionInEverySpelling) {
   const std::vector<ValueCase> cases = {
       {{"--backlog", "64"}, [](const portico::config::Config& c) { EXPECT_EQ(c.backlog, 64); }},
@@ -239,12 +249,7 @@ TEST(CliTest, EveryOptionInEverySpelling) {
       // The last occurrence wins for single-valued options.
       {{"--backlog", "1", "--backlog", "2"}, [](const portico::config::Config& c) { EXPECT_EQ(c.backlog, 2); }},
   };
-  for (const auto& tc : cases) {
-    SCOPED_TRACE(joined(tc.args));
-    CliResult r = parse(tc.args);
-    ASSERT_EQ(r.action, Action::kRun) << r.message;
-    tc.check(r.config);
-  }
+  expectParsed(cases);
 }
 
 struct BindCase {
@@ -808,12 +813,7 @@ TEST(CliProcessModelTest, WorkerOptionsInEverySpelling) {
          EXPECT_EQ(c.signalCommand, "");
        }},
   };
-  for (const auto& tc : cases) {
-    SCOPED_TRACE(joined(tc.args));
-    CliResult r = parse(tc.args);
-    ASSERT_EQ(r.action, Action::kRun) << r.message;
-    tc.check(r.config);
-  }
+  expectParsed(cases);
 }
 
 TEST(CliProcessModelTest, SignalCommand) {
@@ -845,12 +845,7 @@ TEST(CliProcessModelTest, SignalCommand) {
          EXPECT_EQ(c.wsgiApp, "app:application");
        }},
   };
-  for (const auto& tc : cases) {
-    SCOPED_TRACE(joined(tc.args));
-    CliResult r = parse(tc.args);
-    ASSERT_EQ(r.action, Action::kRun) << r.message;
-    tc.check(r.config);
-  }
+  expectParsed(cases);
 }
 
 TEST(CliProcessModelTest, GunicornStyleProductionLine) {
