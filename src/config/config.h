@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "config/site.h"
 #include "core/log.h"
 
 namespace portico::config {
@@ -65,6 +66,19 @@ struct Config {
   uint64_t maxWorkerMemoryMb = 0;        // --max-worker-memory: recycle past this RSS (0 = never)
   double gracefulTimeoutSeconds = 30.0;  // --graceful-timeout: drain time on stop/reload
   std::string signalCommand;             // -s stop|quit|reload|reopen: signal the running master
+
+  // The nginx-style file (-c FILE) and what only it can say.
+  std::string confFile;                  // absolute path of the file read; empty: flags only
+  std::string prefix;                    // -p PREFIX: relative paths in the file resolve here
+  std::string user;                      // `user NAME [GROUP]`: workers drop to it when root
+  std::string group;
+  int workerConnections = 512;           // events { worker_connections }
+  bool multiAccept = false;              // events { multi_accept }
+
+  // The HTTP model every worker serves: virtual servers and their locations. The nginx-style
+  // file fills it; the gunicorn-style flags become one server (--bind listens, --static
+  // locations with alias, `location /` running the app).
+  HttpSite site;
 };
 
 }  // namespace portico::config

@@ -1,0 +1,181 @@
+#pragma once
+
+// The HTTP part of the typed configuration model: virtual servers, their locations and the
+// settings nginx lets each level inherit. Filled by the nginx-style file (conf_builder) and by the
+// gunicorn-style flags (one server built from --bind, --static and the app). Pure data: no I/O,
+// no compiled regexes (the runtime compiles them). Read-only once the server starts.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace portico::config {
+
+// Where a directive came from, for messages ("in /etc/portico/site.conf:12").
+struct SourceRef {
+  std::string file;
+  int line = 0;
+};
+
+// One `listen` directive (nginx: address:port, port, address, [::]:port, unix:PATH).
+struct ListenSpec {
+  // TCP host ("" = any IPv4, "::" = any IPv6) and port, or a unix path.
+  bool isUnix = false;
+  std::string host;
+  uint16_t port = 80;
+  std::string path;
+  std::string spec;           // as written, for messages
+  bool defaultServer = false; // `default_server` (or `default`)
+  bool reuseport = false;
+  int backlog = -1;           // -1 = the process default (nginx: 511; portico: --backlog)
+  SourceRef source;
+};
+
+// `add_header NAME VALUE [always];` — VALUE may hold $variables, expanded per response.
+struct AddHeader {
+  std::string name;
+  std::string value;
+  bool always = false;  // without it: only for 200, 201, 204, 206, 301, 302, 303, 304, 307, 308
+};
+
+// `error_page CODE... [=[RESPONSE]] URI;`
+struct ErrorPage {
+  std::vector<int> codes;
+  // 0: keep the original status; -1: `=` alone (the status of the redirected request);
+  // otherwise the status to answer with.
+  int overrideStatus = 0;
+  std::string uri;  // "/50x.html", "@named", or an absolute URL (then a 302 unless overridden)
+};
+
+// `return CODE [TEXT|URL];` or `return URL;` (302).
+struct ReturnSpec {
+  int code = 0;
+  std::string text;  // body text (for non-redirect codes) or URL (301, 302, 303, 307, 308); may hold $vars
+  bool hasText = false;
+};
+
+// `try_files FILE... FALLBACK;` — files may hold $uri and other variables; a file ending in '/'
+// tests for a directory. The fallback is "=CODE", a URI ("/index.php?$args") or "@named".
+struct TryFiles {
+  std::vector<std::string> files;
+  std::string fallback;
+};
+
+// `expires` — off, epoch, max, or a time (possibly negative; `modified` not supported → error).
+struct Expires {
+  enum class Kind { kOff, kEpoch, kMax, kAfter };
+  Kind kind = Kind::kOff;
+  int64_t seconds = 0;  // for kAfter; negative → "Cache-Control: no-cache"
+};
+
+// The gzip module's settings (ngx_http_gzip_module, ngx_http_gzip_static_module).
+struct GzipSettings {
+  bool enabled = false;                          // gzip on|off
+  std::vector<std::string> types{"text/html"};   // gzip_types; "*" matches any; text/html always
+  int level = 1;                                 // gzip_comp_level 1..9
+  int64_t minLength = 20;                        // gzip_min_length (by Content-Length when known)
+  bool vary = false;                             // gzip_vary
+  // gzip_proxied: off | any of expired no-cache no-store private no_last_modified no_etag auth any
+  std::vector<std::string> proxied{"off"};
+  std::vector<std::string> disable;              // gzip_disable regexes ("msie6" is special)
+  int buffersNumber = 32;                        // gzip_buffers NUMBER SIZE
+  int64_t buffersSize = 4096;
+  int httpVersionMinor = 1;                      // gzip_http_version 1.0|1.1
+  enum class Static { kOff, kOn, kAlways };
+  Static staticMode = Static::kOff;              // gzip_static
+};
+
+// `log_format NAME [escape=default|json|none] STRING...;` (http level only).
+struct LogFormat {
+  std::string name;
+  std::string escape = "default";
+  std::string format;  // the strings concatenated, nginx $variables inside
+};
+
+// One `access_log PATH [FORMAT] [buffer=..] [flush=..] [if=..];`, or `access_log off;` (empty list).
+struct AccessLogSpec {
+  std::string path;            // absolute after the prefix is applied; "/dev/stdout" allowed
+  std::string format = "combined";
+};
+
+// The WSGI app a location runs (portico's content directive, in place of proxy_pass/uwsgi_pass).
+struct WsgiSpec {
+  std::string app;                      // wsgi_app module:callable
+  std::vector<std::string> pythonPath;  // wsgi_pythonpath DIR...;
+  std::string virtualenv;               // wsgi_virtualenv DIR;
+  std::string chdir;                    // wsgi_chdir DIR; (the app's working directory)
+  int threads = 1;                      // wsgi_threads N;
+  std::vector<std::pair<std::string, std::string>> env;  // wsgi_env KEY VALUE;
+  std::string scriptName;               // SCRIPT_NAME: the location prefix less a trailing '/'
+  SourceRef source;
+};
+
+// Everything a location (or the server, or http) may set, already merged from the enclosing
+// levels as nginx merges: a location holds its effective values.
+struct LocationSettings {
+  std::string root = "html";            // root, absolute after the prefix is applied
+  std::optional<std::string> alias;     // alias (location only; never inherited)
+  std::vector<std::string> index{"index.html"};
+  std::optional<TryFiles> tryFiles;     // not inherited
+  std::optional<ReturnSpec> returnSpec; // not inherited (a server-level return runs first)
+  std::vector<ErrorPage> errorPages;    // inherited only when the level sets none
+  std::vector<AddHeader> addHeaders;    // inherited only when the level sets none
+  Expires expires;
+  std::string defaultType = "text/plain";
+  // `types { ... }`: extension (lower case, no dot) → MIME type; nullopt = the shipped table.
+  std::optional<std::map<std::string, std::string>> types;
+  GzipSettings gzip;
+  uint64_t clientMaxBodySize = 1024 * 1024;   // 0 = unlimited
+  uint64_t clientBodyBufferSize = 16 * 1024;
+  bool sendfile = false;                      // nginx's default is off
+  bool tcpNopush = false;
+  bool tcpNodelay = true;
+  double keepaliveTimeoutSeconds = 75.0;      // keepalive_timeout (second argument: header value)
+  std::optional<double> keepaliveHeaderSeconds;
+  uint64_t keepaliveRequests = 1000;
+  double sendTimeoutSeconds = 60.0;
+  double clientBodyTimeoutSeconds = 60.0;
+  bool serverTokens = true;                   // "Server: portico/VERSION" vs "Server: portico"
+  bool absoluteRedirect = true;
+  bool serverNameInRedirect = false;
+  bool portInRedirect = true;
+  std::vector<AccessLogSpec> accessLogs{{"logs/access.log", "combined"}};  // empty = off
+  std::optional<WsgiSpec> wsgi;               // not inherited: only where wsgi_app is written
+};
+
+// One `location` block, with its nested locations in file order.
+struct Location {
+  enum class Match { kPrefix, kPrefixNoRegex /* ^~ */, kExact /* = */, kRegex /* ~ */,
+                     kRegexCaseless /* ~* */, kNamed /* @name */ };
+  Match match = Match::kPrefix;
+  std::string pattern;  // the prefix, exact URI, regex source, or "@name"
+  LocationSettings settings;
+  std::vector<Location> children;
+  SourceRef source;
+};
+
+// One `server` block.
+struct VirtualServer {
+  std::vector<ListenSpec> listens;        // none written → *:80 (portico: 0.0.0.0:80 as nginx)
+  // server_name entries as written: "example.com", "*.example.com", ".example.com",
+  // "www.example.*", "~^(?<sub>.+)\.example\.net$", "" (no Host), "_" (matches nothing special).
+  std::vector<std::string> serverNames{""};
+  LocationSettings settings;              // the server level's own effective settings
+  std::vector<Location> locations;
+  double clientHeaderTimeoutSeconds = 60.0;
+  size_t largeHeaderBuffersNumber = 4;    // large_client_header_buffers 4 8k
+  size_t largeHeaderBuffersSize = 8 * 1024;
+  SourceRef source;
+};
+
+// The `http` block: what it holds beyond the servers.
+struct HttpSite {
+  std::vector<VirtualServer> servers;
+  std::map<std::string, LogFormat> logFormats;  // "combined" always present
+  size_t typesHashMaxSize = 1024;
+  size_t serverNamesHashBucketSize = 64;
+};
+
+}  // namespace portico::config
