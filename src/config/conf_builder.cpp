@@ -290,10 +290,6 @@ class Builder {
   [[noreturn]] void directiveError(const ConfDirective& d, const std::string& text) {
     emerg(d, quote(d.name) + " directive " + text);
   }
-  // nginx logs some value errors at [warn] level and still fails (enum and bitmask slots).
-  [[noreturn]] void warnFailure(const ConfDirective& d, const std::string& text) {
-    throw ConfFailure{"[warn] " + text + " in " + describeSource(d.source)};
-  }
   void warn(const ConfDirective& d, const std::string& text) {
     result_.messages.push_back("[warn] " + text + " in " + describeSource(d.source));
   }
@@ -385,7 +381,7 @@ class Builder {
       if (iequals(d.args[0], c)) return i;
       ++i;
     }
-    warnFailure(d, "invalid value " + quote(d.args[0]));
+    emerg(d, "invalid value " + quote(d.args[0]));
   }
   std::pair<int, int64_t> bufs(const ConfDirective& d) {
     auto n = parseNginxNumber(d.args[0]);
@@ -396,9 +392,20 @@ class Builder {
   }
   void compileRegex(const ConfDirective& d, const std::string& pattern, bool caseless) {
     std::string error;
-    if (!Regex::compile(pattern, caseless, error)) {
-      emerg(d, "pcre2_compile() failed: " + error + " in " + quote(pattern));
+    if (Regex::compile(pattern, caseless, error)) return;
+    // Regex says "REASON at offset N"; nginx says `REASON in "PATTERN" at "REST"` (the "at"
+    // part only when the offset is inside the pattern).
+    std::string message = "pcre2_compile() failed: ";
+    size_t at = error.rfind(" at offset ");
+    std::string reason = at == std::string::npos ? error : error.substr(0, at);
+    message += reason + " in " + quote(pattern);
+    if (at != std::string::npos) {
+      auto offset = parseNginxNumber(std::string_view(error).substr(at + 11));
+      if (offset && static_cast<size_t>(*offset) < pattern.size()) {
+        message += " at " + quote(pattern.substr(static_cast<size_t>(*offset)));
+      }
     }
+    emerg(d, message);
   }
 
   // ---- main context ----
@@ -506,9 +513,9 @@ class Builder {
   void workerConnections(const ConfDirective& d, Frame&) {
     if (workerConnectionsSet_) directiveError(d, "is duplicate");
     workerConnectionsSet_ = true;
-    int64_t n = number(d, d.args[0]);
-    if (n > 1 << 24) directiveError(d, "invalid number");
-    config_.workerConnections = static_cast<int>(n);
+    auto n = parseNginxNumber(d.args[0]);
+    if (!n || *n > 1 << 24) emerg(d, "invalid number " + quote(d.args[0]));
+    config_.workerConnections = static_cast<int>(*n);
   }
 
   void multiAccept(const ConfDirective& d, Frame&) {
@@ -737,7 +744,7 @@ class Builder {
                                                   "auth", "any"};
     if (!f.level->gzipProxied) f.level->gzipProxied.emplace();
     for (const std::string& v : d.args) {
-      if (!kValues.count(v)) warnFailure(d, "invalid value " + quote(v));
+      if (!kValues.count(v)) emerg(d, "invalid value " + quote(v));
       auto& list = *f.level->gzipProxied;
       if (std::find(list.begin(), list.end(), v) != list.end()) {
         warn(d, "duplicate value " + quote(v));
@@ -825,7 +832,7 @@ class Builder {
     spec.fallback = d.args.back();
     if (spec.fallback[0] == '=') {
       auto code = parseNginxNumber(std::string_view(spec.fallback).substr(1));
-      if (!code || *code > 999) emerg(d, "invalid code " + quote(spec.fallback.substr(1)));
+      if (!code || *code > 999) emerg(d, "invalid code " + quote(spec.fallback));
     }
     f.level->tryFiles = spec;
   }
@@ -1047,7 +1054,7 @@ class Builder {
         optionsSet = true;
       } else if (startsWith(p, "backlog=")) {
         auto n = parseNginxNumber(std::string_view(p).substr(8));
-        if (!n || *n == 0 || *n > 65535) emerg(d, "invalid backlog " + quote(p.substr(8)));
+        if (!n || *n == 0 || *n > 65535) emerg(d, "invalid backlog " + quote(p));
         spec.backlog = static_cast<int>(*n);
         optionsSet = true;
       } else if (kNotYet.count(p.substr(0, p.find('=')))) {
@@ -1261,12 +1268,12 @@ class Builder {
   // reported at the later one, as ngx_http_join_exact_locations does.
   void checkDuplicates(const std::vector<LocationDraft>& locations) {
     using Match = Location::Match;
-    std::map<std::string, const LocationDraft*> exact, inclusive, named;
+    // Named locations may repeat (nginx accepts it; the first one is used).
+    std::map<std::string, const LocationDraft*> exact, inclusive;
     for (const LocationDraft& loc : locations) {
       std::map<std::string, const LocationDraft*>* seen = nullptr;
       if (loc.match == Match::kExact) seen = &exact;
       if (loc.match == Match::kPrefix || loc.match == Match::kPrefixNoRegex) seen = &inclusive;
-      if (loc.match == Match::kNamed) seen = &named;
       if (seen) {
         if (seen->count(loc.pattern)) {
           throw ConfFailure{"[emerg] duplicate location " + quote(loc.pattern) + " in " +
@@ -1342,8 +1349,28 @@ class Builder {
     return loc;
   }
 
+  // nginx's ngx_http_server_names: the same name twice on one address is a warning, and the
+  // first server keeps it.
+  void warnConflictingNames() {
+    for (const auto& [addr, state] : addresses_) {
+      std::set<std::string> seen;
+      std::set<const ServerDraft*> visited;
+      for (const ServerDraft* draft : state.servers) {
+        if (!visited.insert(draft).second) continue;
+        for (const std::string& name : draft->server.serverNames) {
+          if (!name.empty() && name[0] == '~') continue;
+          if (!seen.insert(name).second) {
+            result_.messages.push_back("[warn] conflicting server name " + quote(name) + " on " +
+                                       addr + ", ignored");
+          }
+        }
+      }
+    }
+  }
+
   void finishHttp() {
     for (ServerDraft& draft : servers_) checkDuplicates(draft.locations);
+    warnConflictingNames();
     for (ServerDraft& draft : servers_) {
       mergeFrom(draft.partial, http_);
       VirtualServer vs = std::move(draft.server);
