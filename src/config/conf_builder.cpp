@@ -265,6 +265,7 @@ class Builder {
     if (!loader_.readFile(options_.confFile, text, error)) throw ConfFailure{"[emerg] " + error};
     walk(parseConf(text, options_.confFile), main);
     if (!eventsSeen_) throw ConfFailure{"[emerg] no \"events\" section in configuration"};
+    if (!errorLogSet_ && !options_.errorLog.empty()) config_.errorLogFile = options_.errorLog;
   }
 
  private:

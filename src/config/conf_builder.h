@@ -17,6 +17,7 @@ struct ConfLoadOptions {
   std::string confFile;          // absolute path of the main file
   std::string prefix;            // absolute, ending in '/': relative root, alias, logs, pid
   std::string globalDirectives;  // -g "DIRECTIVES": main-context text read before the file
+  std::string errorLog;          // -e: the error log when the file has no error_log ("-" stderr)
 };
 
 // The outcome of one load. `messages` holds nginx-shaped lines without the program name:

@@ -125,6 +125,7 @@ std::optional<int64_t> parseNginxTime(std::string_view text, bool seconds) {
     if (total > kMax - value) return std::nullopt;
     total += value;
     value = 0;
+    while (i < text.size() && text[i] == ' ') ++i;  // "1y 2M": spaces after a unit
   }
   if (!valid) return std::nullopt;
   if (!seconds) {

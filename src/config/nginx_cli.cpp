@@ -254,11 +254,8 @@ ConfLoadResult loadNginxConfig(const NginxCommandLine& cli, ConfLoader& loader) 
   options.confFile = cli.confFile;
   options.prefix = cli.prefix;
   options.globalDirectives = cli.globalDirectives;
+  options.errorLog = cli.errorLog;  // nginx: the startup log, and the log if the file sets none
   ConfLoadResult result = loadConf(options, loader);
-  // -e is the log until the file says otherwise (nginx: the startup log and the default).
-  if (result.ok && !cli.errorLog.empty() && result.config.errorLogFile == "-") {
-    result.config.errorLogFile = cli.errorLog;
-  }
   return result;
 }
 
