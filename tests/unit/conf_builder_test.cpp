@@ -19,7 +19,7 @@ ConfLoadResult load(const std::string& text, const std::map<std::string, std::st
   ConfLoader loader;
   loader.addMemoryFile(kConf, text);
   for (const auto& [path, body] : files) loader.addMemoryFile(path, body);
-  ConfLoadOptions options{kConf, kPrefix, globals};
+  ConfLoadOptions options{kConf, kPrefix, globals, ""};
   return loadConf(options, loader);
 }
 
