@@ -128,6 +128,30 @@ void applyEnvironment(portico::config::Config& out) {
   for (const auto& [key, value] : out.env) ::setenv(key.c_str(), value.c_str(), 1);
 }
 
+// The sockets the Master opens come from Config::binds; with a file they are the servers'
+// `listen`s (each address once). A bridge until the server reads them from the site itself.
+void bindsFromListens(portico::config::Config& config) {
+  using portico::config::BindAddress;
+  config.binds.clear();
+  for (const auto& server : config.site.servers) {
+    for (const auto& listen : server.listens) {
+      BindAddress bind;
+      bind.kind = listen.isUnix ? BindAddress::Kind::kUnix : BindAddress::Kind::kTcp;
+      bind.host = listen.host.empty() ? "0.0.0.0" : listen.host;
+      bind.port = listen.port;
+      bind.path = listen.path;
+      bind.spec = listen.spec;
+      bool seen = false;
+      for (const BindAddress& other : config.binds) {
+        seen |= other.kind == bind.kind && other.host == bind.host && other.port == bind.port &&
+                other.path == bind.path;
+      }
+      if (!seen) config.binds.push_back(bind);
+      if (listen.backlog > 0) config.backlog = listen.backlog;
+    }
+  }
+}
+
 // nginx's way: -c FILE (with -t, -T, -q, -s, -p, -g, -e, -v, -V).
 int nginxMain(const std::vector<std::string>& args, int argc, char** argv) {
   namespace cfg = portico::config;
@@ -193,9 +217,11 @@ int nginxMain(const std::vector<std::string>& args, int argc, char** argv) {
       return false;
     }
     out = std::move(result.config);
+    bindsFromListens(out);
     applyEnvironment(out);
     return true;
   };
+  bindsFromListens(config);
   return runMaster(config, reload, argc, argv);
 }
 
