@@ -1,6 +1,7 @@
 #include "config/nginx_cli.h"
 
 #include <cctype>
+#include <string_view>
 
 #include "config/version.h"
 
@@ -101,6 +102,9 @@ CommandLineMode chooseCommandLineMode(const std::vector<std::string>& args) {
         break;
       }
       if (c == 'v' || c == 'h') continue;
+      // gunicorn's other short options; a letter neither program knows decides nothing (the
+      // chosen parser reports it).
+      if (std::string_view("bwkDumnR").find(c) == std::string_view::npos) continue;
       if (gunicornOption.empty()) gunicornOption = flag;
       if (gunicornTakesValue(c)) {
         value();
