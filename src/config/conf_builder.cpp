@@ -446,7 +446,7 @@ class Builder {
   void pid(const ConfDirective& d, Frame&) {
     if (pidSet_) directiveError(d, "is duplicate");
     pidSet_ = true;
-    config_.pidFile = d.args[0] == "off" ? "" : fullName(d.args[0]);
+    config_.pidFile = fullName(d.args[0]);
   }
 
   void daemon(const ConfDirective& d, Frame&) {
