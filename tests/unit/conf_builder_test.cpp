@@ -61,7 +61,7 @@ TEST(ConfBuilder, MainAndEvents) {
   EXPECT_EQ(c.prefix, kPrefix);
   EXPECT_TRUE(c.site.servers.empty());
 
-  Config d = loadOk("worker_processes auto;\nerror_log stderr;\nevents {}\n");
+  Config d = loadOk("worker_processes auto;\nerror_log stderr;\ndaemon off;\nevents {}\n");
   EXPECT_EQ(d.workers, 0);
   EXPECT_EQ(d.errorLogFile, "-");
   EXPECT_EQ(d.logLevel, LogLevel::kError);  // nginx's default level

@@ -103,6 +103,13 @@ TEST(ConfParser, MalformedInputsGiveNginxMessages) {
   };
   for (const Case& c : cases) {
     EXPECT_EQ(firstError(parseConf(c.text, kFile)), c.error) << c.text;
+    // Every truncation of a malformed input parses to something (a tree or an error).
+    for (size_t n = 0; n < c.text.size(); ++n) {
+      auto tree = parseConf(c.text.substr(0, n), kFile);
+      if (n > 0 && c.text.find_first_not_of(" \n", 0) < n) {
+        EXPECT_FALSE(tree.empty()) << c.text.substr(0, n);
+      }
+    }
   }
 }
 
