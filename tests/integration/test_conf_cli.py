@@ -367,3 +367,34 @@ def test_nginx_accepts_the_tutorials_without_the_wsgi_lines(tmp_path, name):
     portico_code, portico_lines = _portico_t(str(confs), conf)
     assert nginx_code == 0, nginx_lines
     assert portico_code == 0, portico_lines
+
+
+@pytest.mark.skipif(NGINX is None or os.geteuid() != 0,
+                    reason="needs Debian's nginx, run as root (user, log files)")
+@pytest.mark.parametrize("directives", ["frob;", "daemon off", "events {}", "pid /a;",
+                                        "worker_processes x;", "worker_connections 1;",
+                                        "worker_processes 2;"])
+def test_g_messages_match_nginx(tmp_path, directives):
+    conf = write(tmp_path, "site.conf", "events {}\npid %s/b.pid;\n" % tmp_path)
+    nginx = subprocess.run([NGINX, "-t", "-q", "-e", str(tmp_path / "e.log"), "-p", str(tmp_path) + "/",
+                            "-c", conf, "-g", directives], capture_output=True, text=True, timeout=20)
+    code, _out, err = run(["-t", "-q", "-p", str(tmp_path) + "/", "-c", conf, "-g", directives])
+    assert code == nginx.returncode
+    assert err.replace("portico: ", "nginx: ") == nginx.stderr
+
+
+@pytest.mark.skipif(NGINX is None or os.geteuid() != 0,
+                    reason="needs Debian's nginx, run as root (user, log files)")
+def test_T_output_matches_nginx(tmp_path):
+    os.makedirs(str(tmp_path / "logs"))
+    main = write(tmp_path, "main.conf", "events {}\nhttp {\n include conf.d/*.conf;\n"
+                                        " include conf.d/*.conf;\n include mime.types;\n}")
+    write(tmp_path, "conf.d/a.conf", "server { listen 8081; }\n")
+    write(tmp_path, "conf.d/b.conf", "# no newline at the end")
+    shutil.copy(MIME_TYPES, str(tmp_path / "mime.types"))
+    nginx = subprocess.run([NGINX, "-T", "-e", str(tmp_path / "e.log"), "-p", str(tmp_path) + "/",
+                            "-c", main], capture_output=True, text=True, timeout=20)
+    code, out, err = run(["-T", "-p", str(tmp_path) + "/", "-c", main])
+    assert (code, nginx.returncode) == (0, 0)
+    assert out == nginx.stdout
+    assert err.replace("portico: ", "nginx: ") == nginx.stderr
