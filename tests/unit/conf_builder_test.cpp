@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <map>
+#include <random>
 #include <string>
 
 #include "config/conf_values.h"
@@ -505,6 +506,38 @@ TEST(ConfBuilder, UnsupportedListCoversCommonDirectives) {
   }
   EXPECT_FALSE(isUnsupportedNginxDirective("frobnicate"));
   EXPECT_FALSE(isUnsupportedNginxDirective("root"));
+}
+
+TEST(ConfBuilder, MutatedFilesNeverCrash) {
+  // No `listen` in the sample: a mutated host name would be a DNS lookup.
+  const std::string sample =
+      "user www-data;\nworker_processes auto;\nevents { worker_connections 64; }\nhttp {\n"
+      " include mime.types;\n log_format main '$remote_addr \"$request\"';\n gzip on;\n"
+      " gzip_types text/css;\n server {\n  server_name a.example ~^b;\n  root /srv;\n"
+      "  error_page 404 =200 /e;\n  location = / { return 200 ok; }\n"
+      "  location ~* \\.(png)$ { expires 30d; add_header X y always; }\n"
+      "  location /app/ { wsgi_app app:application; wsgi_threads 2; location /app/s/ { } }\n"
+      "  location @f { try_files $uri =404; }\n }\n}\n";
+  const std::map<std::string, std::string> files = {
+      {"/etc/p/mime.types", "types { text/html html; }"}};
+  std::mt19937 rng(7);
+  int accepted = 0;
+  for (int round = 0; round < 3000; ++round) {
+    std::string text = sample;
+    int edits = 1 + static_cast<int>(rng() % 3);
+    for (int e = 0; e < edits; ++e) {
+      static const char kBytes[] = "{};'\"\\#$ \n=~@*xa0/";
+      text[rng() % text.size()] = kBytes[rng() % (sizeof kBytes - 1)];
+    }
+    ConfLoadResult r = load(text.substr(0, rng() % (text.size() + 1)), files);
+    if (r.ok) {
+      ++accepted;
+    } else {
+      ASSERT_FALSE(r.messages.empty());
+      EXPECT_EQ(r.messages.back().rfind("[emerg] ", 0), 0u) << r.messages.back();
+    }
+  }
+  EXPECT_GT(accepted, 0);
 }
 
 TEST(ConfValues, NginxTimeSizeAndNumber) {
