@@ -191,41 +191,41 @@ bool startsWith(std::string_view s, std::string_view p) { return s.substr(0, p.s
 // The directives of nginx (and its common modules) that portico does not implement yet, and the
 // prefixes of whole families of them.
 constexpr std::string_view kUnsupportedPrefixes[] = {
-    "proxy_",   "uwsgi_",      "fastcgi_",   "scgi_",        "grpc_",      "memcached_",
-    "ssl_",     "auth_basic",  "auth_request", "limit_req",  "limit_conn", "sub_filter",
-    "real_ip_", "autoindex",   "open_file_cache", "ssi",     "charset",    "secure_link",
-    "image_filter", "xslt_",   "perl",       "mp4",          "hls",        "userid",
-    "gunzip",   "geoip_",      "slice",      "mirror",       "dav_",       "js_",
-    "quic_",    "http2_",      "http3_",     "spdy_",        "lua",        "more_set_",
-    "brotli",   "zstd",        "keyval",     "health_check", "sticky",     "ssl",
+    "proxy_",     "uwsgi_",       "fastcgi_",        "scgi_",    "grpc_",        "memcached_",
+    "ssl",        "auth_basic",   "auth_request",    "auth_jwt", "limit_req",    "limit_conn",
+    "limit_rate", "sub_filter",   "real_ip_",        "autoindex", "open_file_cache", "ssi",
+    "charset",    "secure_link",  "image_filter",    "xslt_",    "perl",         "mp4",
+    "hls",        "userid",       "gunzip",          "geoip_",   "slice",        "mirror",
+    "dav_",       "js_",          "quic_",           "http2_",   "http3_",       "lua",
+    "more_set_",  "more_clear_",  "brotli",          "zstd",     "health_check", "sticky",
+    "add_trailer", "referer_hash_", "variables_hash_", "lingering_",
 };
 constexpr std::string_view kUnsupportedNames[] = {
-    "http2", "http3", "rewrite", "if", "set", "map", "upstream", "geo", "split_clients",
-    "stream", "mail", "break", "allow", "deny", "satisfy", "resolver", "resolver_timeout",
+    // http
+    "http2", "http3", "rewrite", "rewrite_log", "if", "set", "map", "map_hash_bucket_size",
+    "map_hash_max_size", "upstream", "geo", "split_clients", "break",
+    "uninitialized_variable_warn", "allow", "deny", "satisfy", "resolver", "resolver_timeout",
     "set_real_ip_from", "internal", "limit_except", "aio", "aio_write", "directio",
     "directio_alignment", "output_buffers", "postpone_output", "client_body_temp_path",
-    "client_body_in_file_only", "client_body_in_single_buffer", "lingering_close",
-    "lingering_time", "lingering_timeout", "reset_timedout_connection", "merge_slashes",
+    "client_body_in_file_only", "client_body_in_single_buffer", "client_header_buffer_size",
+    "connection_pool_size", "request_pool_size", "reset_timedout_connection", "merge_slashes",
     "underscores_in_headers", "ignore_invalid_headers", "recursive_error_pages",
-    "log_subrequest", "etag", "if_modified_since", "chunked_transfer_encoding",
-    "disable_symlinks", "msie_padding", "msie_refresh", "max_ranges",
-    "server_names_hash_max_size", "types_hash_bucket_size", "variables_hash_max_size",
-    "variables_hash_bucket_size", "worker_rlimit_nofile", "worker_rlimit_core",
-    "worker_cpu_affinity", "worker_priority", "worker_shutdown_timeout", "working_directory",
-    "env", "load_module", "pcre_jit", "thread_pool", "timer_resolution", "lock_file",
-    "master_process", "debug_points", "accept_mutex", "accept_mutex_delay", "debug_connection",
-    "worker_aio_requests", "sendfile_max_chunk", "send_lowat", "open_log_file_cache",
-    "add_trailer", "flv", "stub_status", "empty_gif", "random_index", "create_full_put_path",
-    "min_delete_depth", "read_ahead", "subrequest_output_buffer_size", "connection_pool_size",
-    "request_pool_size", "client_header_buffer_size", "server_name_in_redirect_off",
-    "keepalive_time", "keepalive_disable", "limit_rate", "limit_rate_after", "auth_jwt",
-    "error_page_default", "uninitialized_variable_warn", "rewrite_log", "return_default",
-    "log_format_default", "default_server", "server_tokens_build", "ancient_browser",
-    "modern_browser", "valid_referers", "referer_hash_bucket_size", "referer_hash_max_size",
-    "addition_types", "add_before_body", "add_after_body", "index_default", "gzip_window",
-    "gzip_hash", "gzip_no_buffer", "postpone_gzipping", "zone", "hash", "ip_hash",
-    "least_conn", "keepalive", "keepalive_timeout_upstream", "proxy", "ssl", "listen_ssl",
-    "tcp_nodelay_off", "absolute_redirect_off", "output_filter", "ssl_certificate",
+    "log_subrequest", "open_log_file_cache", "etag", "if_modified_since",
+    "chunked_transfer_encoding", "disable_symlinks", "msie_padding", "msie_refresh",
+    "max_ranges", "server_names_hash_max_size", "types_hash_bucket_size", "sendfile_max_chunk",
+    "send_lowat", "keepalive_time", "keepalive_disable", "flv", "stub_status", "empty_gif",
+    "random_index", "create_full_put_path", "min_delete_depth", "read_ahead",
+    "subrequest_output_buffer_size", "ancient_browser", "ancient_browser_value",
+    "modern_browser", "modern_browser_value", "valid_referers", "addition_types",
+    "add_before_body", "add_after_body", "gzip_window", "gzip_hash", "gzip_no_buffer",
+    "postpone_gzipping", "zone", "hash", "ip_hash", "least_conn", "random", "keepalive",
+    "stream", "mail",
+    // main and events
+    "worker_rlimit_nofile", "worker_rlimit_core", "worker_cpu_affinity", "worker_priority",
+    "worker_shutdown_timeout", "working_directory", "env", "load_module", "pcre_jit",
+    "thread_pool", "timer_resolution", "lock_file", "master_process", "debug_points",
+    "accept_mutex", "accept_mutex_delay", "debug_connection", "worker_aio_requests",
+    "google_perftools_profiles",
 };
 
 }  // namespace
@@ -266,6 +266,13 @@ class Builder {
     walk(parseConf(text, options_.confFile), main);
     if (!eventsSeen_) throw ConfFailure{"[emerg] no \"events\" section in configuration"};
     if (!errorLogSet_ && !options_.errorLog.empty()) config_.errorLogFile = options_.errorLog;
+    // nginx's predefined format, present whether or not the file has an http block.
+    LogFormat combined;
+    combined.name = "combined";
+    combined.format =
+        "$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent "
+        "\"$http_referer\" \"$http_user_agent\"";
+    config_.site.logFormats["combined"] = combined;
   }
 
  private:
@@ -1388,12 +1395,6 @@ class Builder {
       }
       site_.servers.push_back(std::move(vs));
     }
-    LogFormat combined;
-    combined.name = "combined";
-    combined.format =
-        "$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent "
-        "\"$http_referer\" \"$http_user_agent\"";
-    site_.logFormats["combined"] = combined;
     config_.site = std::move(site_);
   }
 

@@ -61,6 +61,9 @@ TEST(ConfBuilder, MainAndEvents) {
   EXPECT_EQ(c.confFile, kConf);
   EXPECT_EQ(c.prefix, kPrefix);
   EXPECT_TRUE(c.site.servers.empty());
+  EXPECT_EQ(c.site.logFormats.at("combined").format,
+            "$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent "
+            "\"$http_referer\" \"$http_user_agent\"");
 
   Config d = loadOk("worker_processes auto;\nerror_log stderr;\ndaemon off;\nevents {}\n");
   EXPECT_EQ(d.workers, 0);
