@@ -262,7 +262,10 @@ class Builder {
       walk(tree, main);
     }
     std::string text, error;
-    if (!loader_.readFile(options_.confFile, text, error)) throw ConfFailure{"[emerg] " + error};
+    bool readFailed = false;
+    if (!loader_.readFile(options_.confFile, text, error, &readFailed)) {
+      throw ConfFailure{(readFailed ? "[crit] " : "[emerg] ") + error};
+    }
     walk(parseConf(text, options_.confFile), main);
     if (!eventsSeen_) throw ConfFailure{"[emerg] no \"events\" section in configuration"};
     if (!errorLogSet_ && !options_.errorLog.empty()) config_.errorLogFile = options_.errorLog;
@@ -503,7 +506,11 @@ class Builder {
     if (!loader_.expandInclude(d.args[0], confPrefix_, paths, error)) emerg(d, error);
     for (const std::string& path : paths) {
       std::string text;
-      if (!loader_.readFile(path, text, error)) emerg(d, error);
+      bool readFailed = false;
+      if (!loader_.readFile(path, text, error, &readFailed)) {
+        if (readFailed) throw ConfFailure{"[crit] " + error};
+        emerg(d, error);
+      }
       ++includeDepth_;
       walk(parseConf(text, path), frame);
       --includeDepth_;

@@ -24,7 +24,9 @@ void ConfLoader::addMemoryFile(const std::string& path, std::string text) {
   memoryFiles_[path] = std::move(text);
 }
 
-bool ConfLoader::readFile(const std::string& path, std::string& text, std::string& error) {
+bool ConfLoader::readFile(const std::string& path, std::string& text, std::string& error,
+                          bool* readFailed) {
+  if (readFailed) *readFailed = false;
   if (memory_) {
     auto it = memoryFiles_.find(path);
     if (it == memoryFiles_.end()) {
@@ -39,8 +41,9 @@ bool ConfLoader::readFile(const std::string& path, std::string& text, std::strin
       return false;
     }
     if (S_ISDIR(st.st_mode)) {
-      // nginx opens it fine and fails on read().
-      error = "read() \"" + path + "\" failed " + errnoText(EISDIR);
+      // nginx opens it fine and fails on pread().
+      error = "pread() \"" + path + "\" failed " + errnoText(EISDIR);
+      if (readFailed) *readFailed = true;
       return false;
     }
     std::ifstream in(path, std::ios::binary);

@@ -26,8 +26,10 @@ class ConfLoader {
   void addMemoryFile(const std::string& path, std::string text);
 
   // Reads `path` (absolute) and records it for -T. False with nginx's message, e.g.
-  // `open() "/x.conf" failed (2: No such file or directory)`.
-  bool readFile(const std::string& path, std::string& text, std::string& error);
+  // `open() "/x.conf" failed (2: No such file or directory)`; `readFailed` is set when the file
+  // opened but could not be read (a directory): nginx reports that at [crit], without "in".
+  bool readFile(const std::string& path, std::string& text, std::string& error,
+                bool* readFailed = nullptr);
 
   // nginx's `include ARG`: ARG relative to `confPrefix` (the main file's directory, ending in
   // '/'); a pattern with * ? [ is a glob whose matches come back sorted (none is fine), anything

@@ -208,3 +208,7 @@ REJECTED += [
     ('more_55', S("location /x { return /relative; }")),
     ('more_56', H("expires -1h;\nexpires +1h;")),
 ]
+
+REJECTED += [
+    ("include_directory", H("include /;")),
+]

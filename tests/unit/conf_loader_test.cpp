@@ -51,8 +51,10 @@ TEST(ConfLoader, MissingFileAndDirectoryMessages) {
   std::string text, error;
   EXPECT_FALSE(loader.readFile(dir.path() + "/nope.conf", text, error));
   EXPECT_EQ(error, "open() \"" + dir.path() + "/nope.conf\" failed (2: No such file or directory)");
-  EXPECT_FALSE(loader.readFile(dir.path(), text, error));
-  EXPECT_EQ(error, "read() \"" + dir.path() + "\" failed (21: Is a directory)");
+  bool readFailed = false;
+  EXPECT_FALSE(loader.readFile(dir.path(), text, error, &readFailed));
+  EXPECT_EQ(error, "pread() \"" + dir.path() + "\" failed (21: Is a directory)");
+  EXPECT_TRUE(readFailed);
   EXPECT_TRUE(loader.files().empty());
 }
 
