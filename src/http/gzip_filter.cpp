@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 #include <utility>
@@ -29,7 +30,9 @@ GzipEncoder::GzipEncoder(int level, std::optional<uint64_t> lengthHint)
   int windowBits = MAX_WBITS;
   int memLevel = MAX_MEM_LEVEL - 1;
   if (lengthHint && *lengthHint > 0) {
-    while (*lengthHint < (uint64_t{1} << (windowBits - 1)) - 262) {
+    // Signed, as nginx's off_t: below 2^8 - 262 the bound is negative and the loop stops at 9.
+    const int64_t length = static_cast<int64_t>(std::min<uint64_t>(*lengthHint, INT64_MAX));
+    while (length < (int64_t{1} << (windowBits - 1)) - 262) {
       --windowBits;
       --memLevel;
     }
