@@ -6,8 +6,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
+#include <map>
+#include <sstream>
 #include <optional>
 #include <random>
 #include <string>
@@ -600,6 +604,161 @@ TEST(GzipHeaders, NothingChangesWhenNotGzipable) {
   EXPECT_FALSE(maybeCompress(policy, request, head));
   ASSERT_EQ(head.headers.size(), before.size());
   EXPECT_EQ(head.contentLength, 5000u);
+}
+
+// ---- the table nginx answered (tests/data/gzip_nginx_cases.tsv) ----------------------------
+
+std::vector<std::string> split(std::string_view s, std::string_view sep) {
+  std::vector<std::string> out;
+  while (true) {
+    size_t at = s.find(sep);
+    out.emplace_back(s.substr(0, at));
+    if (at == std::string_view::npos) return out;
+    s.remove_prefix(at + sep.size());
+  }
+}
+
+std::string percentDecode(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size()) {
+      out.push_back(static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16)));
+      i += 2;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+// The server of tests/integration/test_gzip_nginx.py, location by location.
+struct TableLocation {
+  std::string prefix;
+  GzipSource source;
+  std::function<void(config::GzipSettings&)> settings;
+};
+
+const std::vector<TableLocation>& tableLocations() {
+  static const std::vector<TableLocation> locations = {
+      {"/dis/", GzipSource::kStaticFile, [](auto& s) { s.disable = {"curl", "msie6"}; }},
+      {"/v10/", GzipSource::kStaticFile, [](auto& s) { s.httpVersionMinor = 0; }},
+      {"/nlm/", GzipSource::kStaticFile, proxied({"no_last_modified"})},
+      {"/netag/", GzipSource::kStaticFile, proxied({"no_etag"})},
+      {"/up-any/", GzipSource::kUpstream, proxied({"any"})},
+      {"/up-off/", GzipSource::kUpstream, proxied({"off"})},
+      {"/up-exp/", GzipSource::kUpstream, proxied({"expired"})},
+      {"/up-cache/", GzipSource::kUpstream, proxied({"no-cache", "no-store", "private"})},
+      {"/up-nlm/", GzipSource::kUpstream, proxied({"no_last_modified"})},
+      {"/up-netag/", GzipSource::kUpstream, proxied({"no_etag"})},
+      {"/up-auth/", GzipSource::kUpstream, proxied({"auth"})},
+      {"/", GzipSource::kStaticFile, {}},
+  };
+  return locations;
+}
+
+// The head portico's static handler gives `name` (before any Range), as the table's files are.
+ResponseHead staticHead(const std::string& name, int expectedStatus) {
+  ResponseHead head;
+  if (expectedStatus == 404) {
+    head.status = 404;
+    head.headers = {{"Content-Type", "text/html"}};
+    head.contentLength = errorPageBody(404).size();
+    return head;
+  }
+  static const std::map<std::string, std::pair<const char*, uint64_t>> files = {
+      {"a.txt", {"text/plain", 3800}}, {"a.html", {"text/html", 3800}},
+      {"a.css", {"text/css", 3800}},   {"a.bin", {"application/octet-stream", 3800}},
+      {"small.txt", {"text/plain", 4}}, {"empty.txt", {"text/plain", 0}}};
+  auto file = files.at(name);
+  head.headers = {{"Content-Type", file.first},
+                  {"Last-Modified", "Mon, 30 Nov 2026 13:08:54 GMT"},
+                  {"ETag", "\"6b0d7566-ed8\""}};
+  if (expectedStatus == 304) {
+    head.status = 304;
+    return head;
+  }
+  head.headers.push_back({"Accept-Ranges", "bytes"});
+  head.contentLength = file.second;
+  return head;
+}
+
+TEST(GzipNginxTable, PorticoDecidesAsNginxAnswered) {
+  std::ifstream table(PORTICO_SOURCE_DIR "/tests/data/gzip_nginx_cases.tsv");
+  ASSERT_TRUE(table.good());
+  std::string line;
+  int rows = 0;
+  while (std::getline(table, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    std::vector<std::string> cols = split(line, "\t");
+    ASSERT_EQ(cols.size(), 5u) << line;
+    std::vector<std::string> expected = split(cols[4], " ");
+    ASSERT_EQ(expected.size(), 6u) << line;
+    const int expectedStatus = std::stoi(expected[0]);
+    ++rows;
+
+    Request request;
+    request.method = cols[0];
+    request.target = cols[1];
+    request.versionMinor = cols[2] == "1.0" ? 0 : 1;
+    if (cols[3] != "-") {
+      for (const std::string& h : split(cols[3], " | ")) {
+        size_t colon = h.find(": ");
+        request.headers.push_back({h.substr(0, colon), h.substr(colon + 2)});
+      }
+    }
+    const TableLocation* location = nullptr;
+    for (const TableLocation& l : tableLocations()) {
+      if (cols[1].starts_with(l.prefix)) {
+        location = &l;
+        break;
+      }
+    }
+    config::GzipSettings settings = baseSettings();
+    if (location->settings) location->settings(settings);
+    GzipPolicy policy = compilePolicy(settings);
+
+    ResponseHead head;
+    if (location->source == GzipSource::kStaticFile) {
+      head = staticHead(cols[1].substr(location->prefix.size()), expectedStatus);
+    } else {
+      head.contentLength = 3800;
+      std::string query = cols[1].substr(cols[1].find('?') + 1);
+      for (const std::string& pair : split(query, "&")) {
+        size_t eq = pair.find('=');
+        std::string name = percentDecode(pair.substr(0, eq));
+        std::string value = percentDecode(pair.substr(eq + 1));
+        if (name == "status") {
+          head.status = std::stoi(value);
+        } else {
+          head.headers.push_back({name, value});
+        }
+      }
+    }
+
+    if (request.header("Range") != nullptr) {
+      // The static handler asks before honouring Range: compress means the whole file, gzipped
+      // (nginx's 200); otherwise its 206 carries Vary when the decision says so.
+      GzipDecision d = policy.decide(request, head, location->source);
+      EXPECT_EQ(d.compress, expected[1] == "gzip") << line;
+      EXPECT_EQ(d.vary, expected[2] == "vary") << line;
+      EXPECT_EQ(d.compress ? 200 : 206, expectedStatus) << line;
+      continue;
+    }
+    bool compress = maybeCompress(policy, request, head, location->source);
+    std::vector<std::string> etags = values(head, "ETag");
+    std::vector<std::string> varies = values(head, "Vary");
+    std::vector<std::string> got = {
+        std::to_string(head.status),
+        compress && values(head, "Content-Encoding") == std::vector<std::string>{"gzip"} ? "gzip"
+                                                                                           : "-",
+        std::find(varies.begin(), varies.end(), "Accept-Encoding") != varies.end() ? "vary" : "-",
+        etags.empty() ? "none" : etags[0].starts_with("W/") ? "weak" : "strong",
+        head.contentLength ? "length" : "-",
+        values(head, "Accept-Ranges").empty() ? "-" : "ranges",
+    };
+    EXPECT_EQ(got, expected) << line;
+  }
+  EXPECT_GE(rows, 60);
 }
 
 // ---- the Exchange decorator ------------------------------------------------------------------
