@@ -577,19 +577,19 @@ void GzipExchange::fireHandlerWritable() {
 
 void GzipExchange::onInnerAbort() {
   // The client is gone; the inner exchange dies right after this callback.
-  bool tellHandler = !handlerFinished_;
-  done_ = true;
-  handlerFinished_ = true;
-  if (tellHandler && handlerAbort_) {
-    auto callback = std::move(handlerAbort_);
-    handlerAbort_ = nullptr;
-    callback();
-  }
+  stopEarly();
   complete();
 }
 
 void GzipExchange::fail(const std::string& message) {
   logError(message);
+  stopEarly();
+  inner_.abort();  // a truncated response, never a wrong one
+  complete();
+}
+
+// Nothing more goes out; a handler still producing hears it as its exchange's abort.
+void GzipExchange::stopEarly() {
   bool tellHandler = !handlerFinished_;
   done_ = true;
   handlerFinished_ = true;
@@ -598,8 +598,6 @@ void GzipExchange::fail(const std::string& message) {
     handlerAbort_ = nullptr;
     callback();
   }
-  inner_.abort();  // a truncated response, never a wrong one
-  complete();
 }
 
 void GzipExchange::complete() {

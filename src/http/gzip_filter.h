@@ -172,6 +172,7 @@ class GzipExchange : public Exchange, public event::Deferrable {
   void continueLater();
   void fireHandlerWritable();
   void fail(const std::string& message);
+  void stopEarly();
   void complete();
 
   Exchange& inner_;
