@@ -205,6 +205,8 @@ class GzipHandler : public Handler {
   ~GzipHandler() override;
   void handle(Exchange& exchange) override;
   bool readsBody() const override { return inner_.readsBody(); }
+  // Responses still being compressed (their exchanges not yet handed to the deferred delete).
+  size_t inFlight() const { return live_.size(); }
 
  private:
   Handler& inner_;
