@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include "gunzip_support.h"
+
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -25,26 +27,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::optional<std::string> gunzip(std::string_view data) {
-  z_stream z{};
-  inflateInit2(&z, 31);
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
-  z.avail_in = static_cast<uInt>(data.size());
-  std::string out;
-  int rc = Z_OK;
-  while (rc == Z_OK) {
-    char buffer[65536];
-    z.next_out = reinterpret_cast<Bytef*>(buffer);
-    z.avail_out = sizeof buffer;
-    rc = inflate(&z, Z_NO_FLUSH);
-    out.append(buffer, sizeof buffer - z.avail_out);
-    if (rc == Z_BUF_ERROR) break;
-  }
-  bool complete = rc == Z_STREAM_END && z.avail_in == 0;
-  inflateEnd(&z);
-  if (!complete) return std::nullopt;
-  return out;
-}
+using portico::testing::gunzip;
 
 // Decodes a chunked body; nullopt when the framing is broken or incomplete.
 std::optional<std::string> dechunk(std::string_view body) {
@@ -120,27 +103,37 @@ class GzipConnectionTest : public ::testing::Test {
     return received;
   }
 
+  // /static/ served from dir_ by a StaticHandler wrapped in a GzipHandler (gzip on for
+  // text/plain), as the server plugs them.
+  GzipHandler& serveStatic(bool vary) {
+    config::GzipSettings gz;
+    gz.enabled = true;
+    gz.types = {"text/plain"};
+    gz.vary = vary;
+    std::string error;
+    policy_ = GzipPolicy::compile(gz, error);
+    EXPECT_TRUE(policy_) << error;
+    files_ = std::make_unique<staticfiles::StaticHandler>(
+        config::StaticMount{"/static/", dir_.string() + "/"}, staticfiles::MimeTypes::builtin());
+    gzip_ = std::make_unique<GzipHandler>(*files_, *policy_, loop_, GzipSource::kStaticFile);
+    router_.addPrefix("/static/", gzip_.get());
+    settings_.router = &router_;
+    return *gzip_;
+  }
+
   fs::path dir_;
   std::string text_;
+  std::optional<GzipPolicy> policy_;
+  std::unique_ptr<staticfiles::StaticHandler> files_;
+  std::unique_ptr<GzipHandler> gzip_;
+  Router router_;
   event::EventLoop loop_;
   Owner owner_{loop_};
   ConnectionSettings settings_;
 };
 
 TEST_F(GzipConnectionTest, StaticFileIsCompressedThroughARealConnection) {
-  config::GzipSettings gz;
-  gz.enabled = true;
-  gz.types = {"text/plain"};
-  gz.vary = true;
-  std::string error;
-  std::optional<GzipPolicy> policy = GzipPolicy::compile(gz, error);
-  ASSERT_TRUE(policy) << error;
-  staticfiles::StaticHandler files({"/static/", dir_.string() + "/"},
-                                   staticfiles::MimeTypes::builtin());
-  GzipHandler handler(files, *policy, loop_, GzipSource::kStaticFile);
-  Router router;
-  router.addPrefix("/static/", &handler);
-  settings_.router = &router;
+  GzipHandler& handler = serveStatic(true);
 
   std::string response = exchange(
       "GET /static/big.txt HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n",
@@ -159,7 +152,7 @@ TEST_F(GzipConnectionTest, StaticFileIsCompressedThroughARealConnection) {
   ASSERT_TRUE(body);
   EXPECT_EQ(gunzip(*body), text_);
   // nginx's bytes: the encoder sized for the file, fed in any pieces.
-  GzipEncoder encoder(gz.level, text_.size());
+  GzipEncoder encoder(1, text_.size());
   std::string expected;
   encoder.write(text_, expected);
   encoder.finish(expected);
@@ -168,18 +161,7 @@ TEST_F(GzipConnectionTest, StaticFileIsCompressedThroughARealConnection) {
 }
 
 TEST_F(GzipConnectionTest, ClientLeavingMidFileReleasesTheExchange) {
-  config::GzipSettings gz;
-  gz.enabled = true;
-  gz.types = {"text/plain"};
-  std::string error;
-  std::optional<GzipPolicy> policy = GzipPolicy::compile(gz, error);
-  ASSERT_TRUE(policy) << error;
-  staticfiles::StaticHandler files({"/static/", dir_.string() + "/"},
-                                   staticfiles::MimeTypes::builtin());
-  GzipHandler handler(files, *policy, loop_, GzipSource::kStaticFile);
-  Router router;
-  router.addPrefix("/static/", &handler);
-  settings_.router = &router;
+  GzipHandler& handler = serveStatic(false);
 
   std::string response = exchange(
       "GET /static/big.txt HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n", 4096, 20000);

@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include "gunzip_support.h"
+
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
@@ -24,27 +26,7 @@ namespace {
 
 // ---- helpers ---------------------------------------------------------------------------------
 
-// Decompresses a whole gzip member with zlib's inflate; nullopt when it is not valid gzip.
-std::optional<std::string> gunzip(std::string_view data) {
-  z_stream z{};
-  if (inflateInit2(&z, 31) != Z_OK) return std::nullopt;
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
-  z.avail_in = static_cast<uInt>(data.size());
-  std::string out;
-  int rc = Z_OK;
-  while (rc == Z_OK) {
-    char buffer[65536];
-    z.next_out = reinterpret_cast<Bytef*>(buffer);
-    z.avail_out = sizeof buffer;
-    rc = inflate(&z, Z_NO_FLUSH);
-    out.append(buffer, sizeof buffer - z.avail_out);
-    if (rc == Z_BUF_ERROR && z.avail_in == 0) break;  // truncated input
-  }
-  bool complete = rc == Z_STREAM_END && z.avail_in == 0;
-  inflateEnd(&z);
-  if (!complete) return std::nullopt;
-  return out;
-}
+using portico::testing::gunzip;
 
 // How many bytes a (possibly incomplete) gzip stream decodes to so far.
 size_t gunzippedSoFar(std::string_view data) {
