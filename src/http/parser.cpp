@@ -1,5 +1,6 @@
 #include "http/parser.h"
 
+#include <atomic>
 #include <cstring>
 #include <limits>
 #include <utility>
@@ -152,8 +153,20 @@ ParseEvent RequestParser::fail(int status, std::string reason) {
   return ParseEvent::kError;
 }
 
+// Makes request_ an object this parser alone owns, ready to be overwritten.
+void RequestParser::reclaimRequest() {
+  if (request_.use_count() == 1) {
+    // The last other owner (a Python thread done with its job) released its reference with a
+    // release decrement; this fence orders its reads of the old head before our writes.
+    std::atomic_thread_fence(std::memory_order_acquire);
+  } else {
+    request_ = std::make_shared<Request>();  // still read elsewhere: leave it to its owners
+  }
+}
+
 void RequestParser::reset() {
-  request_ = Request{};
+  reclaimRequest();
+  *request_ = Request{};
   next_ = Request{};
   trailers_.clear();
   body_ = {};
@@ -401,9 +414,10 @@ bool RequestParser::onHeadComplete() {
   r.keepAlive = http11 ? !connClose_ : (connKeepAlive_ && !connClose_);
   r.expectContinue = http11 && expect100_;
   // Publish the new head; the previous one stayed intact while this one was being parsed.
-  swapRequests(request_, next_);
+  reclaimRequest();
+  swapRequests(*request_, next_);
   trailers_.clear();
-  remaining_ = request_.contentLength.value_or(0);
+  remaining_ = request_->contentLength.value_or(0);
   return true;
 }
 
@@ -548,7 +562,7 @@ ParseEvent RequestParser::parse(std::string_view data, size_t& consumed) {
       }
 
       case kStateBodyStart:
-        if (request_.chunked) {
+        if (request_->chunked) {
           state_ = kStateChunkSize;
         } else if (remaining_ > 0) {
           state_ = kStateBodyLength;

@@ -163,7 +163,7 @@ bool WsgiAppImpl::requireStarted(const ResponseState& st) {
 }
 
 void WsgiAppImpl::logRequestError(const WsgiJob& job, const std::string& traceback) {
-  const http::Request& req = job.snapshot.request;
+  const http::Request& req = *job.snapshot.request;
   std::string message = "Error handling request ";
   message.append(req.method).append(" ").append(req.target).append("\n").append(traceback);
   logError(message);
@@ -366,7 +366,7 @@ Outcome WsgiAppImpl::respond(PyObject* result, ResponseState& st) {
 void WsgiAppImpl::run(WsgiJob& job) {
   try {
     const RequestSnapshot& snapshot = job.snapshot;
-    PyRef startResponse = types_.newStartResponse(job.channel, snapshot.request.isHead());
+    PyRef startResponse = types_.newStartResponse(job.channel, snapshot.request->isHead());
     if (!startResponse) {  // out of memory
       logRequestError(job, takePythonError(formatException_.get()));
       ResponseState bare;
@@ -410,8 +410,8 @@ void WsgiAppImpl::run(WsgiJob& job) {
       case Outcome::kError:
         if (st.clientGone) {
           // The app saw its write() fail because the client left: nothing worth an error.
-          logDebug("client went away during " + snapshot.request.method + " " +
-                   snapshot.request.target);
+          logDebug("client went away during " + snapshot.request->method + " " +
+                   snapshot.request->target);
           GilRelease release;
           job.channel->finish();
         } else if (!st.headSent) {

@@ -138,7 +138,7 @@ PyRef EnvironBuilder::headerKey(const std::string& name) {
 
 PyRef EnvironBuilder::build(const RequestSnapshot& snapshot, uint64_t bodySize, PyObject* input,
                             PyObject* errors) {
-  const http::Request& req = snapshot.request;
+  const http::Request& req = *snapshot.request;
   const http::ConnectionInfo& conn = snapshot.connection;
   PyRef env = PyRef::steal(PyDict_Copy(template_.get()));
   if (!env) return {};

@@ -304,17 +304,17 @@ WsgiHandler::WsgiHandler(event::EventLoop& loop, Executor& executor, std::string
 }
 
 void WsgiHandler::handle(http::Exchange& exchange) {
-  const http::Request& request = exchange.request();
   auto channel = std::make_shared<LoopChannel>(loop_, exchange, tempDirectory_);
   WsgiJob job;
-  job.snapshot.request = request;
+  job.snapshot.request = exchange.sharedRequest();
+  const http::Request& request = *job.snapshot.request;
   job.snapshot.connection = exchange.connection();
   job.snapshot.scriptName = scriptName_;
   std::string_view path = request.path;
   if (!scriptName_.empty() && path.substr(0, scriptName_.size()) == scriptName_) {
     path.remove_prefix(scriptName_.size());
   }
-  job.snapshot.pathInfo.assign(path);
+  job.snapshot.pathInfo = path;
   job.channel = channel;
 
   if (!request.hasBody()) {

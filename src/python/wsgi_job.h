@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/body_chunk.h"
@@ -12,13 +13,16 @@
 
 namespace portico::python {
 
-// What the app may know of a request: a copy taken on the loop thread, so the Python thread
-// never touches connection state. Immutable once the job is submitted.
+// What the app may know of a request, handed to a Python thread, which never touches
+// connection state. The head is the parser's own object, shared rather than copied: nobody
+// modifies it while the snapshot holds it (the parser publishes the next head elsewhere).
+// Immutable once the job is submitted.
 struct RequestSnapshot {
-  http::Request request;          // method, target, rawPath, path, query, version, headers...
+  std::shared_ptr<const http::Request> request;  // never null once submitted
   http::ConnectionInfo connection;
-  std::string scriptName;         // the mount prefix without its trailing '/' ("" for "/")
-  std::string pathInfo;           // decoded path below scriptName (latin-1 bytes), e.g. "/a/b"
+  std::string scriptName;    // the mount prefix without its trailing '/' ("" for "/")
+  std::string_view pathInfo; // decoded path below scriptName (latin-1 bytes), e.g. "/a/b";
+                             // a view into request->path
 };
 
 // The whole request body, read by the loop thread before the app runs (nginx's request

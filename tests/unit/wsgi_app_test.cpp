@@ -163,7 +163,9 @@ struct RequestSpec {
 
 RequestSnapshot makeSnapshot(const RequestSpec& spec) {
   RequestSnapshot snap;
-  http::Request& req = snap.request;
+  auto shared = std::make_shared<http::Request>();
+  snap.request = shared;
+  http::Request& req = *shared;
   req.method = spec.method;
   req.target = spec.target;
   size_t q = spec.target.find('?');
