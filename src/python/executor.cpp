@@ -28,6 +28,24 @@ void Executor::setSaturationHook(event::EventLoop& loop, std::function<void(bool
   saturationHook_ = std::move(hook);
 }
 
+void Executor::push(WsgiJob job) {
+  if (queued_ == ring_.size()) {
+    std::vector<WsgiJob> grown(ring_.empty() ? 16 : ring_.size() * 2);
+    for (size_t i = 0; i < queued_; ++i) grown[i] = std::move(ring_[(head_ + i) % ring_.size()]);
+    ring_.swap(grown);
+    head_ = 0;
+  }
+  ring_[(head_ + queued_) % ring_.size()] = std::move(job);
+  ++queued_;
+}
+
+WsgiJob Executor::pop() {
+  WsgiJob job = std::move(ring_[head_]);
+  head_ = (head_ + 1) % ring_.size();
+  --queued_;
+  return job;
+}
+
 void Executor::submit(WsgiJob job) {
   if (inFlight_.fetch_add(1) + 1 >= threadCount_ && saturationHook_ && !saturated_.exchange(true)) {
     saturationHook_(true);
@@ -38,7 +56,7 @@ void Executor::submit(WsgiJob job) {
   bool wake;
   {
     std::lock_guard lock(mutex_);
-    queue_.push_back(std::move(job));
+    push(std::move(job));
     wake = idle_ > 0;
   }
   if (wake) wake_.notify_one();  // a busy thread finds the job without a futex call
@@ -85,9 +103,8 @@ void Executor::serve(int index) {
       // other user of the lock that is not a Python thread, never takes the GIL, and no
       // Python thread waits for the GIL while holding the lock (see below).
       std::lock_guard lock(mutex_);
-      if (!queue_.empty()) {
-        job = std::move(queue_.front());
-        queue_.pop_front();
+      if (queued_ > 0) {
+        job = pop();
         have = true;
       } else if (stopping_) {
         return;
@@ -97,11 +114,10 @@ void Executor::serve(int index) {
       GilRelease nogil;  // waiting for work: let the other Python threads run
       std::unique_lock lock(mutex_);
       ++idle_;
-      wake_.wait(lock, [this] { return !queue_.empty() || stopping_; });
+      wake_.wait(lock, [this] { return queued_ > 0 || stopping_; });
       --idle_;
-      if (queue_.empty()) return;  // stopping, nothing left; the lock goes before the GIL returns
-      job = std::move(queue_.front());
-      queue_.pop_front();
+      if (queued_ == 0) return;  // stopping, nothing left; the lock goes before the GIL returns
+      job = pop();
     }  // the lock is released before `nogil` takes the GIL back
     if (busy_) busy_[index].store(nowMs(), std::memory_order_relaxed);
     app_.run(job);

@@ -3,7 +3,6 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <deque>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -40,6 +39,8 @@ class Executor {
 
  private:
   void threadMain(int index);
+  void push(WsgiJob job);  // under mutex_
+  WsgiJob pop();           // under mutex_, queued_ > 0
   void serve(int index);
 
   WsgiApp& app_;
@@ -51,7 +52,10 @@ class Executor {
   std::function<void(bool)> saturationHook_;  // loop thread only
   std::mutex mutex_;
   std::condition_variable wake_;
-  std::deque<WsgiJob> queue_;
+  // FIFO ring of jobs (a deque would allocate a node every other job: jobs are large).
+  std::vector<WsgiJob> ring_;
+  size_t head_ = 0;   // index of the oldest job
+  size_t queued_ = 0; // jobs in the ring
   int idle_ = 0;
   int exited_ = 0;
   bool stopping_ = false;
