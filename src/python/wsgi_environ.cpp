@@ -66,6 +66,7 @@ bool EnvironBuilder::init(const WsgiSettings& settings, PyObject* fileWrapperTyp
     }
   }
   cookieKey_ = PyRef::steal(PyUnicode_InternFromString("HTTP_COOKIE"));
+  hostKey_ = PyRef::steal(PyUnicode_InternFromString("HTTP_HOST"));
   commaSep_ = PyRef::steal(PyUnicode_FromString(", "));
   semicolonSep_ = PyRef::steal(PyUnicode_FromString("; "));
   serverName_ = settings.serverName;
@@ -73,7 +74,7 @@ bool EnvironBuilder::init(const WsgiSettings& settings, PyObject* fileWrapperTyp
   template_ = PyRef::steal(_PyDict_NewPresized(kPresize));
   PyRef version = PyRef::steal(Py_BuildValue("(ii)", 1, 0));
   PyRef software = PyRef::steal(PyUnicode_FromString((std::string("portico/") + kPorticoVersion).c_str()));
-  if (!cookieKey_ || !commaSep_ || !semicolonSep_ || !template_ || !version || !software) {
+  if (!cookieKey_ || !hostKey_ || !commaSep_ || !semicolonSep_ || !template_ || !version || !software) {
     error = takePythonError(nullptr);
     return false;
   }
@@ -107,6 +108,19 @@ PyRef EnvironBuilder::cachedValue(MemoField field, std::string_view bytes) {
   memo.bytes.assign(bytes);
   memo.value = value;
   return value;
+}
+
+bool EnvironBuilder::setRepeating(PyObject* dict, Key key, MemoField field,
+                                  std::string_view bytes) {
+  Memo& memo = memos_[field];
+  if (memo.value && memo.bytes == bytes) return true;  // the copy of the template has it
+  PyRef value = PyRef::steal(latin1(bytes));
+  if (!value || PyDict_SetItem(dict, keys_[key].get(), value.get()) < 0) return false;
+  // Adopt it as the template's value: the next request with these bytes sets nothing.
+  if (PyDict_SetItem(template_.get(), keys_[key].get(), value.get()) < 0) return false;
+  memo.bytes.assign(bytes);
+  memo.value = std::move(value);
+  return true;
 }
 
 PyRef EnvironBuilder::headerKey(const std::string& name) {
@@ -147,13 +161,13 @@ PyRef EnvironBuilder::build(const RequestSnapshot& snapshot, uint64_t bodySize, 
     return value && PyDict_SetItem(dict, keys_[key].get(), value.get()) == 0;
   };
 
-  if (!set(kRequestMethod, cachedValue(kMemoMethod, req.method)) ||
-      !set(kScriptName, cachedValue(kMemoScriptName, snapshot.scriptName)) ||
+  if (!setRepeating(dict, kRequestMethod, kMemoMethod, req.method) ||
+      !setRepeating(dict, kScriptName, kMemoScriptName, snapshot.scriptName) ||
       !set(kPathInfo, PyRef::steal(latin1(snapshot.pathInfo))) ||
-      !set(kQueryString, cachedValue(kMemoQuery, req.query)) ||
-      !set(kServerProtocol, cachedValue(kMemoProtocol, req.versionString())) ||
-      !set(kRemoteAddr, cachedValue(kMemoRemoteAddr, conn.peerAddress)) ||
-      !set(kWsgiUrlScheme, cachedValue(kMemoScheme, conn.scheme)) ||
+      !setRepeating(dict, kQueryString, kMemoQuery, req.query) ||
+      !setRepeating(dict, kServerProtocol, kMemoProtocol, req.versionString()) ||
+      !setRepeating(dict, kRemoteAddr, kMemoRemoteAddr, conn.peerAddress) ||
+      !setRepeating(dict, kWsgiUrlScheme, kMemoScheme, conn.scheme) ||
       PyDict_SetItem(dict, keys_[kWsgiInput].get(), input) < 0 ||
       PyDict_SetItem(dict, keys_[kWsgiErrors].get(), errors) < 0) {
     return {};
@@ -184,7 +198,10 @@ PyRef EnvironBuilder::build(const RequestSnapshot& snapshot, uint64_t bodySize, 
       port = localPort;
     }
   }
-  if (!set(kServerName, cachedValue(kMemoServerName, name)) || !set(kServerPort, cachedValue(kMemoServerPort, port))) return {};
+  if (!setRepeating(dict, kServerName, kMemoServerName, name) ||
+      !setRepeating(dict, kServerPort, kMemoServerPort, port)) {
+    return {};
+  }
 
   bool haveContentType = false;
   for (const http::Header& h : req.headers) {
@@ -200,7 +217,8 @@ PyRef EnvironBuilder::build(const RequestSnapshot& snapshot, uint64_t bodySize, 
       if (PyErr_Occurred()) return {};
       continue;
     }
-    PyRef value = PyRef::steal(latin1(h.value));
+    PyRef value = key.get() == hostKey_.get() ? cachedValue(kMemoHost, h.value)
+                                              : PyRef::steal(latin1(h.value));
     if (!value) return {};
     PyObject* existing = PyDict_SetDefault(dict, key.get(), value.get());
     if (!existing) return {};

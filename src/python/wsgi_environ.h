@@ -15,9 +15,10 @@
 namespace portico::python {
 
 // Builds each request's environ. Owned by the WsgiApp and created with the GIL held at load;
-// build() runs on executor threads with the GIL held, which also guards the caches. The constant
-// keys are interned once and the constant entries live in a presized template dict that each
-// request copies, so a request costs one dict clone plus the variable entries.
+// build() runs on executor threads with the GIL held, which also guards the caches. The keys are
+// interned once; the constant entries, and the last value of each field that usually repeats,
+// live in a presized template dict that each request copies, so a request costs one dict clone
+// plus the entries that differ from the template (path, URI, port, headers).
 class EnvironBuilder {
  public:
   bool init(const WsgiSettings& settings, PyObject* fileWrapperType, std::string& error);
@@ -57,19 +58,24 @@ class EnvironBuilder {
   // The "HTTP_..." key for a request header name (new reference); an empty PyRef without an
   // exception means the header is not passed (its name contains '_').
   PyRef headerKey(const std::string& name);
-  // The str for a value that usually repeats from one request to the next (method, host,
-  // address...): remembers the last one per field, so the common case is one short compare.
+  // The last value of a field that usually repeats from one request to the next (method,
+  // address, Host...), so the common case is one short compare instead of a new str.
   struct Memo {
     std::string bytes;
     PyRef value;
   };
   enum MemoField { kMemoMethod, kMemoScriptName, kMemoProtocol, kMemoRemoteAddr, kMemoScheme,
-                   kMemoServerName, kMemoServerPort, kMemoQuery, kMemoCount };
+                   kMemoServerName, kMemoServerPort, kMemoQuery, kMemoHost, kMemoCount };
   PyRef cachedValue(MemoField field, std::string_view bytes);
+  // Sets a field every environ has and whose value usually repeats. The template holds the
+  // field's last value (memo.value, when set, is always the template's), so a request with the
+  // same bytes finds it in its copy and costs no dict insertion at all.
+  bool setRepeating(PyObject* dict, Key key, MemoField field, std::string_view bytes);
 
   PyRef keys_[kKeyCount];
   PyRef template_;
   PyRef cookieKey_;
+  PyRef hostKey_;
   PyRef commaSep_;
   PyRef semicolonSep_;
   std::string serverName_;
