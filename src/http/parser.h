@@ -49,7 +49,7 @@ enum class ParseEvent {
 class RequestParser {
  public:
   explicit RequestParser(ParserLimits limits = {})
-      : limits_(limits), request_(std::make_shared<Request>()) {}
+      : limits_(limits), request_(std::make_shared<Request>()), next_(std::make_shared<Request>()) {}
 
   ParseEvent parse(std::string_view data, size_t& consumed);
   void reset();  // back to expecting a request line, clears all state
@@ -90,7 +90,7 @@ class RequestParser {
   // Implementation details (parser.cpp).
   size_t findLineEnd(std::string_view data, size_t pos);
   void beginRequest();
-  void reclaimRequest();
+  void reclaimNext();
   void finishMessage();
   bool onRequestLine(std::string_view line);
   bool onTarget(std::string_view target, bool isConnect, bool isOptions);
@@ -117,8 +117,9 @@ class RequestParser {
   bool connClose_ = false;
   bool connKeepAlive_ = false;
   bool expect100_ = false;
-  // The head being parsed; swapped into request_ when complete so request() stays valid.
-  Request next_;
+  // The head being parsed; swapped with request_ when complete so request() stays valid.
+  // Never null; shared with nobody while it is being written (see reclaimNext()).
+  std::shared_ptr<Request> next_;
   // Header objects from earlier requests, kept to reuse their string buffers.
   std::vector<Header> spare_;
 };

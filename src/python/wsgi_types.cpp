@@ -3,8 +3,10 @@
 #include <structmember.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <new>
+#include <string_view>
 #include <utility>
 
 #include "core/log.h"
@@ -503,10 +505,17 @@ bool latin1View(PyObject* text, std::string_view& out) {
 
 bool isControl(unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7f; }
 
-bool isTchar(unsigned char c) {
-  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
-  return c != 0 && std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
-}
+// RFC 9110 tchar, as a table: start_response checks every byte of every header name.
+constexpr auto kTchar = [] {
+  std::array<bool, 256> table{};
+  for (int c = '0'; c <= '9'; ++c) table[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) table[c] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) table[c] = true;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) table[static_cast<unsigned char>(c)] = true;
+  return table;
+}();
+
+bool isTchar(unsigned char c) { return kTchar[c]; }
 
 bool parseStatus(PyObject* status, int& code, std::string& reason) {
   if (!PyUnicode_Check(status)) {
