@@ -134,7 +134,7 @@ def profile(args, ctx, requests, out):
     run = os.path.join(out, f"n{requests}")
     os.makedirs(run, exist_ok=True)
     cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={run}/callgrind.out.%p",
-           "--dump-instr=no", "--vgdb=no"] + argv
+           "--dump-instr=no", "--vgdb=no"] + (["--cache-sim=yes"] if args.cache_sim else []) + argv
     with open(os.path.join(run, "valgrind.log"), "w") as log:
         master = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -151,10 +151,13 @@ def profile(args, ctx, requests, out):
             master.wait()
     dump = os.path.join(run, f"callgrind.out.{worker}")
     total = None
+    events = []
     with open(dump) as f:
         for line in f:
+            if line.startswith("events:"):
+                events = line.split()[1:]
             if line.startswith(("summary:", "totals:")):
-                total = int(line.split()[1])
+                total = dict(zip(events, (int(x) for x in line.split()[1:])))
     return total, annotate(dump, True), annotate(dump, False), seconds, dump
 
 
@@ -180,6 +183,8 @@ def main():
     ap.add_argument("--top", type=int, default=30)
     ap.add_argument("--out", help="directory for the callgrind files (default: a temporary one)")
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "portico"))
+    ap.add_argument("--cache-sim", action="store_true",
+                    help="also simulate the caches: L1/last-level misses per request (user space only)")
     args = ap.parse_args()
     harness.raiseNofile()
     out = args.out or tempfile.mkdtemp(prefix="portico-callgrind-")
@@ -194,7 +199,9 @@ def main():
     n = args.requests
     print(f"app {args.app}, {args.conns} connections, {n} requests measured "
           f"({n / seconds:,.0f} req/s under valgrind)")
-    print(f"worker: {(t2 - t1) / n:,.0f} Ir/request")
+    print(f"worker: {(t2['Ir'] - t1['Ir']) / n:,.0f} Ir/request")
+    if args.cache_sim:
+        print("per request: " + ", ".join(f"{e} {(t2[e] - t1[e]) / n:,.1f}" for e in t2 if e != "Ir"))
     print(f"dump of the larger run: {dump}")
     for title, a, b in (("inclusive", i1, i2), ("self", s1, s2)):
         if not args.top:

@@ -2,12 +2,14 @@
 
 #include <time.h>
 
+#include <algorithm>
+
 #include "python/py_ref.h"
 
 namespace portico::python {
 
-Executor::Executor(WsgiApp& app, int threads, std::atomic<uint64_t>* busy)
-    : app_(app), busy_(busy) {
+Executor::Executor(WsgiApp& app, int threads, std::atomic<uint64_t>* busy, event::EventLoop* loop)
+    : app_(app), busy_(busy), loop_(loop) {
   if (threads < 1) threads = 1;
   threadCount_ = threads;
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this, i] { threadMain(i); });
@@ -59,7 +61,30 @@ void Executor::submit(WsgiJob job) {
     push(std::move(job));
     wake = idle_ > 0;
   }
-  if (wake) wake_.notify_one();  // a busy thread finds the job without a futex call
+  if (!wake) return;  // a busy thread finds the job without a futex call
+  if (!loop_) {
+    wake_.notify_one();
+    return;
+  }
+  if (!wakeScheduled_) {
+    wakeScheduled_ = true;
+    loop_->defer([this] { wakeIdle(); });
+  }
+}
+
+void Executor::wakeIdle() {
+  wakeScheduled_ = false;
+  size_t count;
+  {
+    std::lock_guard lock(mutex_);
+    count = std::min<size_t>(queued_, static_cast<size_t>(idle_));
+  }
+  // A thread that went idle since the submit found the job itself (it checks the queue first).
+  if (count == 1) {
+    wake_.notify_one();
+  } else if (count > 1) {
+    wake_.notify_all();
+  }
 }
 
 bool Executor::stop(int timeoutMs) {

@@ -21,7 +21,12 @@ class Executor {
  public:
   // `busy`, when given, has one slot per thread: the CLOCK_MONOTONIC ms at which the thread's
   // current request started, 0 while idle (the master reads it to enforce --timeout).
-  Executor(WsgiApp& app, int threads, std::atomic<uint64_t>* busy = nullptr);
+  // `loop`, when given, is the loop thread that calls submit(): idle Python threads are then
+  // woken once after the loop's current batch of events instead of once per job, so the jobs
+  // of a batch cost one futex wake and one context switch (the loop and the Python threads
+  // usually share a core). The loop must not run deferred work after the executor is gone.
+  Executor(WsgiApp& app, int threads, std::atomic<uint64_t>* busy = nullptr,
+           event::EventLoop* loop = nullptr);
   ~Executor();  // stop() and join
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
@@ -40,11 +45,14 @@ class Executor {
  private:
   void threadMain(int index);
   void push(WsgiJob job);  // under mutex_
+  void wakeIdle();         // loop thread, after its batch of events
   WsgiJob pop();           // under mutex_, queued_ > 0
   void serve(int index);
 
   WsgiApp& app_;
   std::atomic<uint64_t>* busy_;
+  event::EventLoop* loop_;
+  bool wakeScheduled_ = false;  // loop thread only: wakeIdle() is deferred on loop_
   int threadCount_ = 0;
   std::atomic<int> inFlight_{0};     // queued + running jobs
   std::atomic<bool> saturated_{false};
