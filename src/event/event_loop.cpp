@@ -25,8 +25,9 @@ class EventLoop::Waker : public IoWatcher {
   }
   void onIoEvent(uint32_t) override {
     uint64_t value;
-    while (::read(fd_.get(), &value, sizeof value) > 0) {
-    }
+    // One read resets an eventfd's counter (a second would only return EAGAIN).
+    ssize_t n = ::read(fd_.get(), &value, sizeof value);
+    (void)n;
     Posted* message;
     {
       std::lock_guard lock(loop_.postMutex_);

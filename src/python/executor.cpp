@@ -60,10 +60,11 @@ void Executor::submit(WsgiJob job) {
     std::lock_guard lock(mutex_);
     push(std::move(job));
     wake = idle_ > 0;
+    if (wake && !loop_) --idle_;
   }
   if (!wake) return;  // a busy thread finds the job without a futex call
   if (!loop_) {
-    wake_.notify_one();
+    idleSem_.release();
     return;
   }
   if (!wakeScheduled_) {
@@ -74,17 +75,14 @@ void Executor::submit(WsgiJob job) {
 
 void Executor::wakeIdle() {
   wakeScheduled_ = false;
-  size_t count;
+  int count;
   {
     std::lock_guard lock(mutex_);
-    count = std::min<size_t>(queued_, static_cast<size_t>(idle_));
+    count = static_cast<int>(std::min<size_t>(queued_, static_cast<size_t>(idle_)));
+    idle_ -= count;
   }
   // A thread that went idle since the submit found the job itself (it checks the queue first).
-  if (count == 1) {
-    wake_.notify_one();
-  } else if (count > 1) {
-    wake_.notify_all();
-  }
+  if (count > 0) idleSem_.release(count);
 }
 
 bool Executor::stop(int timeoutMs) {
@@ -92,7 +90,8 @@ bool Executor::stop(int timeoutMs) {
     std::unique_lock lock(mutex_);
     if (threads_.empty()) return !abandoned_;
     stopping_ = true;
-    wake_.notify_all();
+    idleSem_.release(idle_);
+    idle_ = 0;
     size_t count = threads_.size();
     bool done = exitedCond_.wait_for(lock, std::chrono::milliseconds(timeoutMs),
                                      [&] { return static_cast<size_t>(exited_) == count; });
@@ -137,12 +136,21 @@ void Executor::serve(int index) {
     }
     if (!have) {
       GilRelease nogil;  // waiting for work: let the other Python threads run
-      std::unique_lock lock(mutex_);
-      ++idle_;
-      wake_.wait(lock, [this] { return queued_ > 0 || stopping_; });
-      --idle_;
-      if (queued_ == 0) return;  // stopping, nothing left; the lock goes before the GIL returns
-      job = pop();
+      for (;;) {
+        {
+          std::lock_guard lock(mutex_);
+          if (queued_ > 0) {
+            job = pop();
+            break;
+          }
+          if (stopping_) return;  // nothing left; the lock goes before the GIL returns
+          ++idle_;
+        }
+        // A semaphore rather than a condition variable: waking from a condition variable
+        // re-takes its mutex in glibc's "contended" mode, so every wake-up cost one more futex
+        // call at the unlock. Whoever wakes us has already taken us off idle_.
+        idleSem_.acquire();
+      }
     }  // the lock is released before `nogil` takes the GIL back
     if (busy_) busy_[index].store(nowMs(), std::memory_order_relaxed);
     app_.run(job);

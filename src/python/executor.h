@@ -1,5 +1,7 @@
 #pragma once
 
+#include <semaphore.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -59,12 +61,32 @@ class Executor {
   event::EventLoop* hookLoop_ = nullptr;
   std::function<void(bool)> saturationHook_;  // loop thread only
   std::mutex mutex_;
-  std::condition_variable wake_;
+  // One token per idle thread to wake. A POSIX semaphore: futex calls only to sleep and to wake
+  // a sleeper (std::counting_semaphore spins with sched_yield first, which costs syscalls and
+  // context switches when the loop and the Python threads share a core).
+  class IdleSemaphore {
+   public:
+    IdleSemaphore() { ::sem_init(&sem_, 0, 0); }
+    ~IdleSemaphore() { ::sem_destroy(&sem_); }
+    IdleSemaphore(const IdleSemaphore&) = delete;
+    IdleSemaphore& operator=(const IdleSemaphore&) = delete;
+    void release(int count = 1) {
+      for (int i = 0; i < count; ++i) ::sem_post(&sem_);
+    }
+    void acquire() {
+      while (::sem_wait(&sem_) != 0) {
+      }  // EINTR: wait again
+    }
+
+   private:
+    sem_t sem_;
+  };
+  IdleSemaphore idleSem_;
   // FIFO ring of jobs (a deque would allocate a node every other job: jobs are large).
   std::vector<WsgiJob> ring_;
   size_t head_ = 0;   // index of the oldest job
   size_t queued_ = 0; // jobs in the ring
-  int idle_ = 0;
+  int idle_ = 0;  // threads waiting (or about to wait) on idleSem_ and not yet woken
   int exited_ = 0;
   bool stopping_ = false;
   bool abandoned_ = false;
