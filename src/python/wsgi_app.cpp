@@ -70,6 +70,8 @@ class WsgiAppImpl final : public WsgiApp {
   PyRef app_;
   PyRef formatException_;
   PyRef closeName_;
+  PyTypeObject* listIterType_ = nullptr;   // type(iter([])), immortal in practice (a static type)
+  PyTypeObject* tupleIterType_ = nullptr;  // type(iter(()))
   PyRef filenoName_;
   PyRef tellName_;
 };
@@ -82,6 +84,18 @@ bool WsgiAppImpl::init(const WsgiSettings& settings, std::string& error) {
     formatException_ = PyRef::steal(PyObject_GetAttrString(traceback.get(), "format_exception"));
   }
   closeName_ = PyRef::steal(PyUnicode_InternFromString("close"));
+  {
+    PyRef list = PyRef::steal(PyList_New(0));
+    PyRef listIter = PyRef::steal(list ? PyObject_GetIter(list.get()) : nullptr);
+    PyRef tuple = PyRef::steal(PyTuple_New(0));
+    PyRef tupleIter = PyRef::steal(tuple ? PyObject_GetIter(tuple.get()) : nullptr);
+    if (!listIter || !tupleIter) {
+      error = takePythonError(nullptr);
+      return false;
+    }
+    listIterType_ = Py_TYPE(listIter.get());
+    tupleIterType_ = Py_TYPE(tupleIter.get());
+  }
   filenoName_ = PyRef::steal(PyUnicode_InternFromString("fileno"));
   tellName_ = PyRef::steal(PyUnicode_InternFromString("tell"));
   if (!formatException_ || !closeName_ || !filenoName_ || !tellName_) {
@@ -322,6 +336,14 @@ Outcome WsgiAppImpl::trySendfile(PyObject* wrapper, ResponseState& st, bool& han
 Outcome WsgiAppImpl::respondIterable(PyObject* result, ResponseState& st) {
   PyRef iter = PyRef::steal(PyObject_GetIter(result));
   if (!iter) return Outcome::kError;
+  if (Py_TYPE(iter.get()) == listIterType_ || Py_TYPE(iter.get()) == tupleIterType_) {
+    // An iterable over a list (Django's HttpResponse): the items already exist and taking
+    // them runs no app code, so it is answered as a list — head, body and end in one hand-off,
+    // with its Content-Length.
+    PyRef items = PyRef::steal(PySequence_List(iter.get()));
+    if (!items) return Outcome::kError;
+    return respondSequence(items.get(), st);
+  }
   for (;;) {
     PyRef item = PyRef::steal(PyIter_Next(iter.get()));
     if (!item) {
@@ -396,17 +418,20 @@ void WsgiAppImpl::run(WsgiJob& job) {
     Outcome outcome = result ? respond(result.get(), st) : Outcome::kError;
     std::string traceback;
     if (outcome == Outcome::kError) traceback = takePythonError(formatException_.get());
+    if (outcome == Outcome::kDone || outcome == Outcome::kGone) {
+      // The response is complete before close() runs (as gunicorn does): the client does not
+      // wait for the app's clean-up, and write() from close() is refused.
+      st.finished = true;
+      GilRelease release;
+      job.channel->finish();
+    }
     if (result) callClose(result.get(), job);  // PEP 3333: always, whatever happened
 
     switch (outcome) {
       case Outcome::kWholeSent:
-        break;
       case Outcome::kDone:
-      case Outcome::kGone: {
-        GilRelease release;
-        job.channel->finish();
+      case Outcome::kGone:
         break;
-      }
       case Outcome::kError:
         if (st.clientGone) {
           // The app saw its write() fail because the client left: nothing worth an error.

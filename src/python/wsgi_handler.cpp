@@ -83,7 +83,15 @@ class LoopChannel : public ResponseChannel,
   }
 
   bool sendHead(http::ResponseHead head) override {
-    return enqueue([&] { pendingHead_ = std::move(head); });
+    // Not posted yet: a body, finish or flush always follows and carries it (one wake-up of
+    // the loop, and the head and first bytes in one write).
+    std::lock_guard lock(mutex_);
+    pendingHead_ = std::move(head);
+    return !gone_.load();
+  }
+
+  void flush() override {
+    enqueue([] {});
   }
 
   bool sendBody(BodyChunk chunk) override {
@@ -181,7 +189,8 @@ class LoopChannel : public ResponseChannel,
     {
       std::lock_guard lock(mutex_);
       fill();
-      post = !queued_;
+      post = !queued_ && (pendingHead_ || !pendingWholeBody_.empty() || !pendingChunks_.empty() ||
+                          pendingEnd_ != End::kNone);
       if (post) {
         queued_ = true;
         self_ = shared_from_this();  // alive until the loop has run the batch

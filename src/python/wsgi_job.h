@@ -44,7 +44,11 @@ class RequestBody {
 class ResponseChannel {
  public:
   virtual ~ResponseChannel() = default;
+  // The head may wait for the next call (a body, finish, abort or flush), so that it travels
+  // with it in one hand-off; the caller always makes one.
   virtual bool sendHead(http::ResponseHead head) = 0;
+  // Hands over whatever is waiting (a head with no body yet, when the app may now block).
+  virtual void flush() {}
   // May block until the connection has drained below its watermark (backpressure): call it
   // with the GIL released.
   virtual bool sendBody(BodyChunk chunk) = 0;

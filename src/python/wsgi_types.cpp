@@ -17,7 +17,7 @@ namespace portico::python {
 // ---------------------------------------------------------------------------------------------
 // Shared helpers
 
-bool ResponseState::sendHead() {
+bool ResponseState::sendHead(bool flush) {
   headSent = true;
   dropBody = isHead || http::statusHasNoBody(head.status);
   http::ResponseHead out = std::move(head);
@@ -25,6 +25,7 @@ bool ResponseState::sendHead() {
   {
     GilRelease release;
     ok = channel->sendHead(std::move(out));
+    if (flush) channel->flush();
   }
   if (!ok) clientGone = true;
   return ok;
@@ -760,7 +761,10 @@ PyObject* writeCall(PyObject* callable, PyObject* const* args, size_t nargsf, Py
     return nullptr;
   }
   if (st.clientGone) return raiseClientGone();
-  if (!st.headSent && !st.sendHead()) return raiseClientGone();
+  // PEP 3333: the first write() sends the head even when its data is empty.
+  bool bodyFollows =
+      PyBytes_GET_SIZE(data) > 0 && !st.isHead && !http::statusHasNoBody(st.head.status);
+  if (!st.headSent && !st.sendHead(/*flush=*/!bodyFollows)) return raiseClientGone();
   PyRef keep = PyRef::borrow(data);
   PyRef keepOwner = PyRef::borrow(owner);
   if (!st.sendBody(PyBytes_AS_STRING(data), static_cast<size_t>(PyBytes_GET_SIZE(data)))) {

@@ -1048,8 +1048,54 @@ def app(environ, start_response):
   LogCapture log;
   auto ch = run(*t.app);
   EXPECT_EQ(ch->body, "ok");
-  EXPECT_EQ(ch->eventList(), "head,body,finish");
+  EXPECT_EQ(ch->eventList(), "whole");  // an iterator over a list: one hand-off
   EXPECT_NE(log.text().find("KeyError: 'in close'"), std::string::npos) << log.text();
+}
+
+TEST(WsgiBody, IteratorOverAListIsOneHandOffWithItsLength) {
+  // Django's HttpResponse iterates over a list of bytes: the items exist already, so the
+  // response goes as a list would (head, body and end together, with Content-Length), and
+  // close() runs after it.
+  LoadedApp t = loadApp(R"(
+log = []
+class Body:
+    def __iter__(self):
+        return iter([b'ab', b'', b'cde'])
+    def close(self):
+        log.append('closed')
+def app(environ, start_response):
+    start_response('200 OK', [])
+    return Body()
+)");
+  auto ch = run(*t.app);
+  EXPECT_EQ(ch->eventList(), "whole");
+  EXPECT_EQ(ch->body, "abcde");
+  ASSERT_TRUE(ch->head);
+  EXPECT_EQ(ch->head->contentLength, 5u);
+  EXPECT_EQ(evalAscii(t.module, "log"), "['closed']");
+}
+
+TEST(WsgiBody, ResponseIsFinishedBeforeCloseAndWriteFromCloseIsRefused) {
+  LoadedApp t = loadApp(R"(
+log = []
+class Body:
+    def __init__(self, write):
+        self.write = write
+    def __iter__(self):
+        yield b'x'
+    def close(self):
+        try:
+            self.write(b'late')
+        except RuntimeError as e:
+            log.append(str(e))
+def app(environ, start_response):
+    write = start_response('200 OK', [])
+    return Body(write)
+)");
+  auto ch = run(*t.app);
+  EXPECT_EQ(ch->eventList(), "head,body,finish");
+  EXPECT_EQ(ch->body, "x");
+  EXPECT_EQ(evalAscii(t.module, "log"), "['write() called after the request finished']");
 }
 
 TEST(WsgiBody, ExceptionBeforeHeadIs500WithTracebackLogged) {
