@@ -75,12 +75,16 @@ def main():
     ap.add_argument("--conns", default="64,1000")
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--bin", help="portico binary (default: build/portico)")
     args = ap.parse_args()
+    if args.bin:
+        harness.PORTICO = os.path.abspath(args.bin)
     harness.raiseNofile()
     os.sched_setaffinity(0, {int(harness.CLIENT_CORE)})
     ctx = harness.Context(tempfile.mkdtemp(prefix="portico-cpu-"))
     conns = [int(c) for c in args.conns.split(",")]
-    print(f"{'server':14} {'conns':>5} {'req/s':>9} {'server µs/req (user+sys)':>26} {'wrk µs/req':>11}   per request (perf stat; perf itself adds a little)")
+    print(f"{'server':14} {'conns':>5} {'req/s':>9} {'server µs/req (user+sys)':>26} {'wrk µs/req':>11} "
+          f"{'busy: server, wrk':>18}   per request (perf stat; perf itself adds a little)")
     for kind in args.kinds.split(","):
         server = harness.makeServer(ctx, kind, args.app)
         server.start()
@@ -99,7 +103,8 @@ def main():
                         continue
                     print(f"{kind:14} {c:>5} {res['rps']:>9,.0f} "
                           f"{(u1 - u0 + s1 - s0) / n * 1e6:>10.1f} ({(u1 - u0) / n * 1e6:.1f}+{(s1 - s0) / n * 1e6:.1f})"
-                          f"{'':>7} {res['wrk_cpu'] / n * 1e6:>11.1f}   "
+                          f"{'':>7} {res['wrk_cpu'] / n * 1e6:>11.1f} "
+                          f"{(u1 - u0 + s1 - s0) / args.duration:>10.0%}, {res['wrk_cpu'] / args.duration:>4.0%}   "
                           + " ".join(f"{k} {v / n:.2f}" for k, v in res["counts"].items() if v), flush=True)
                     time.sleep(0.5)
         finally:
