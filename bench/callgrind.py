@@ -186,6 +186,9 @@ def main():
     ap.add_argument("--cache-sim", action="store_true",
                     help="also simulate the caches: L1/last-level misses per request (user space only)")
     args = ap.parse_args()
+    for tool, package in (("valgrind", "valgrind"), ("callgrind_annotate", "valgrind")):
+        if not harness.shutil.which(tool):
+            sys.exit(f"{tool} not found: apt-get install {package}")
     harness.raiseNofile()
     out = args.out or tempfile.mkdtemp(prefix="portico-callgrind-")
     os.makedirs(out, exist_ok=True)

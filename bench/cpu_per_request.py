@@ -79,6 +79,8 @@ def main():
     args = ap.parse_args()
     if args.bin:
         harness.PORTICO = os.path.abspath(args.bin)
+    if not harness.shutil.which("perf"):
+        print("perf not found (apt-get install linux-perf): no syscall or context-switch counts")
     harness.raiseNofile()
     os.sched_setaffinity(0, {int(harness.CLIENT_CORE)})
     ctx = harness.Context(tempfile.mkdtemp(prefix="portico-cpu-"))
