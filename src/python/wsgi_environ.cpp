@@ -110,6 +110,17 @@ PyRef EnvironBuilder::cachedValue(MemoField field, std::string_view bytes) {
   return value;
 }
 
+PyRef EnvironBuilder::portValue(uint16_t port) {
+  // A keep-alive client keeps its port: the str made for its first request serves the rest.
+  PortMemo& memo = ports_[port % kPortMemos];
+  if (memo.value && memo.port == port) return memo.value;
+  PyRef value = PyRef::steal(decimal(port));
+  if (!value) return {};
+  memo.port = port;
+  memo.value = value;
+  return value;
+}
+
 bool EnvironBuilder::setRepeating(PyObject* dict, Key key, MemoField field,
                                   std::string_view bytes) {
   Memo& memo = memos_[field];
@@ -174,7 +185,7 @@ PyRef EnvironBuilder::build(const RequestSnapshot& snapshot, uint64_t bodySize, 
   }
   PyRef target = PyRef::steal(latin1(req.target));
   if (!set(kRequestUri, target) || !set(kRawUri, target)) return {};
-  if (!conn.isUnix && !set(kRemotePort, PyRef::steal(decimal(conn.peerPort)))) return {};
+  if (!conn.isUnix && !set(kRemotePort, portValue(conn.peerPort))) return {};
   // The body was read completely before the app runs, so its length is known even when the
   // request was chunked.
   if ((req.contentLength || req.chunked) &&

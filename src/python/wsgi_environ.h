@@ -71,6 +71,13 @@ class EnvironBuilder {
   // field's last value (memo.value, when set, is always the template's), so a request with the
   // same bytes finds it in its copy and costs no dict insertion at all.
   bool setRepeating(PyObject* dict, Key key, MemoField field, std::string_view bytes);
+  // REMOTE_PORT's str, from a small direct-mapped cache of recent ports (new reference).
+  PyRef portValue(uint16_t port);
+  struct PortMemo {
+    uint16_t port = 0;
+    PyRef value;
+  };
+  static constexpr size_t kPortMemos = 256;
 
   PyRef keys_[kKeyCount];
   PyRef template_;
@@ -81,6 +88,7 @@ class EnvironBuilder {
   std::string serverName_;
   std::unordered_map<std::string, PyRef> headerKeys_;
   Memo memos_[kMemoCount];
+  PortMemo ports_[kPortMemos];
 };
 
 }  // namespace portico::python
