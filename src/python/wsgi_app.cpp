@@ -21,6 +21,8 @@ namespace {
 // A list/tuple body up to this size is joined and handed over with the head in one
 // sendWhole(); larger ones stream through sendBody so backpressure bounds the copies.
 constexpr size_t kWholeBodyLimit = 1024 * 1024;
+// Up to this size a body is copied and handed over with the GIL held.
+constexpr size_t kCopyWithGilLimit = 16 * 1024;
 
 bool isIdentifier(std::string_view s) {
   if (s.empty() || (s[0] >= '0' && s[0] <= '9')) return false;
@@ -231,9 +233,9 @@ Outcome WsgiAppImpl::respondSequence(PyObject* seq, ResponseState& st) {
       bool dropBody = st.isHead || http::statusHasNoBody(head.status);
       std::string body;
       std::shared_ptr<ResponseChannel> channel = st.channel;
-      if (count == 1) {
-        // One item (the common case): copy it without the GIL; bytes are immutable and `item`
-        // keeps it alive even if another thread empties the list meanwhile.
+      if (count == 1 && total > kCopyWithGilLimit) {
+        // One large item: copy it without the GIL; bytes are immutable and `item` keeps it
+        // alive even if another thread empties the list meanwhile.
         PyRef item = PyRef::borrow(items[0]);
         GilRelease release;
         if (!dropBody) body.assign(PyBytes_AS_STRING(item.get()), static_cast<size_t>(total));
@@ -246,8 +248,14 @@ Outcome WsgiAppImpl::respondSequence(PyObject* seq, ResponseState& st) {
                         static_cast<size_t>(PyBytes_GET_SIZE(items[i])));
           }
         }
-        GilRelease release;
-        channel->sendWhole(std::move(head), std::move(body));
+        if (total > kCopyWithGilLimit) {
+          GilRelease release;
+          channel->sendWhole(std::move(head), std::move(body));
+        } else {
+          // sendWhole only queues (it never waits), and for a small body giving the GIL up
+          // and taking it back would cost more than the copy.
+          channel->sendWhole(std::move(head), std::move(body));
+        }
       }
       return Outcome::kWholeSent;  // sendWhole finishes, even when the client is gone
     }
@@ -422,8 +430,7 @@ void WsgiAppImpl::run(WsgiJob& job) {
       // The response is complete before close() runs (as gunicorn does): the client does not
       // wait for the app's clean-up, and write() from close() is refused.
       st.finished = true;
-      GilRelease release;
-      job.channel->finish();
+      job.channel->finish();  // only queues: no need to give the GIL up
     }
     if (result) callClose(result.get(), job);  // PEP 3333: always, whatever happened
 

@@ -40,7 +40,8 @@ class RequestBody {
 
 // The Python thread's handle on the response: each call is handed to the loop thread, which
 // writes it to the connection. Thread-safe. Methods return false once the client is gone (the
-// app should stop producing; close() is still called).
+// app should stop producing; close() is still called). Only sendBody may wait; the others only
+// queue, and may be called with the GIL held.
 class ResponseChannel {
  public:
   virtual ~ResponseChannel() = default;

@@ -21,12 +21,9 @@ bool ResponseState::sendHead(bool flush) {
   headSent = true;
   dropBody = isHead || http::statusHasNoBody(head.status);
   http::ResponseHead out = std::move(head);
-  bool ok;
-  {
-    GilRelease release;
-    ok = channel->sendHead(std::move(out));
-    if (flush) channel->flush();
-  }
+  // Both only queue (they never wait), so the GIL stays: giving it up costs more.
+  bool ok = channel->sendHead(std::move(out));
+  if (flush) channel->flush();
   if (!ok) clientGone = true;
   return ok;
 }
