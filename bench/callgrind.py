@@ -134,7 +134,7 @@ def profile(args, ctx, requests, out):
     run = os.path.join(out, f"n{requests}")
     os.makedirs(run, exist_ok=True)
     cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={run}/callgrind.out.%p",
-           "--dump-instr=no", "--vgdb=no"] + (["--cache-sim=yes"] if args.cache_sim else []) + argv
+           "--dump-instr=no", "--vgdb=no"] + (["--cache-sim=yes"] if args.cache_sim else []) + args.valgrind_arg + argv
     with open(os.path.join(run, "valgrind.log"), "w") as log:
         master = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -185,6 +185,8 @@ def main():
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "portico"))
     ap.add_argument("--cache-sim", action="store_true",
                     help="also simulate the caches: L1/last-level misses per request (user space only)")
+    ap.add_argument("--valgrind-arg", action="append", default=[],
+                    help="extra valgrind option, e.g. --valgrind-arg=--LL=1048576,16,64 (an L2-sized last level)")
     args = ap.parse_args()
     for tool, package in (("valgrind", "valgrind"), ("callgrind_annotate", "valgrind")):
         if not harness.shutil.which(tool):
