@@ -21,18 +21,25 @@ class EventLoop::Waker : public IoWatcher {
   void wake() {
     uint64_t one = 1;
     ssize_t n = ::write(fd_.get(), &one, sizeof one);
-    (void)n;  // EAGAIN means a wake-up is already pending: fine.
+    (void)n;  // cannot fail: the counter is never read, and holds 2^64 - 2 wake-ups
   }
   void onIoEvent(uint32_t) override {
-    uint64_t value;
-    while (::read(fd_.get(), &value, sizeof value) > 0) {
-    }
-    std::vector<std::function<void()>> work;
+    // The eventfd is edge-triggered and never read: every write is an edge (epoll queues the
+    // descriptor again on each write), so a read per wake-up would only cost a syscall. The
+    // counter cannot fill up: it holds 2^64 - 2 wake-ups.
+    Posted* message;
     {
       std::lock_guard lock(loop_.postMutex_);
-      work.swap(loop_.posted_);
+      message = loop_.postedHead_;
+      loop_.postedHead_ = loop_.postedTail_ = nullptr;
     }
-    for (auto& fn : work) fn();
+    while (message) {
+      // Read the link first: once runPosted() starts, the poster may queue the message again.
+      Posted* next = message->nextPosted_;
+      message->nextPosted_ = nullptr;
+      message->runPosted();
+      message = next;
+    }
   }
 
  private:
@@ -43,13 +50,40 @@ class EventLoop::Waker : public IoWatcher {
 EventLoop::EventLoop() : epoll_(::epoll_create1(EPOLL_CLOEXEC)) {
   if (!epoll_) throw std::runtime_error(std::string("epoll_create1: ") + std::strerror(errno));
   waker_ = std::make_unique<Waker>(*this);
-  if (waker_->fd() < 0 || !add(waker_->fd(), EPOLLIN, waker_.get())) {
+  if (waker_->fd() < 0 || !add(waker_->fd(), EPOLLIN | EPOLLET, waker_.get())) {
     throw std::runtime_error(std::string("eventfd: ") + std::strerror(errno));
   }
   updateTime();
 }
 
-EventLoop::~EventLoop() = default;
+namespace {
+
+// A posted function: the message owns it and deletes itself once run (or discarded).
+class FunctionPost final : public Posted {
+ public:
+  explicit FunctionPost(std::function<void()> fn) : fn_(std::move(fn)) {}
+  void runPosted() override {
+    std::unique_ptr<FunctionPost> self(this);
+    fn_();
+  }
+  void discardPosted() override { delete this; }
+
+ private:
+  std::function<void()> fn_;
+};
+
+}  // namespace
+
+EventLoop::~EventLoop() {
+  Posted* message = postedHead_;
+  postedHead_ = postedTail_ = nullptr;
+  while (message) {
+    Posted* next = message->nextPosted_;
+    message->nextPosted_ = nullptr;
+    message->discardPosted();
+    message = next;
+  }
+}
 
 bool EventLoop::add(int fd, uint32_t events, IoWatcher* watcher) {
   epoll_event ev{};
@@ -90,17 +124,25 @@ void EventLoop::deferDelete(std::unique_ptr<Deferrable> object) {
   graveyard_.push_back(std::move(object));
 }
 
-void EventLoop::post(std::function<void()> fn) {
+void EventLoop::post(Posted* message) {
   bool wasEmpty;
   {
     std::lock_guard lock(postMutex_);
-    wasEmpty = posted_.empty();
-    posted_.push_back(std::move(fn));
+    message->nextPosted_ = nullptr;
+    wasEmpty = postedHead_ == nullptr;
+    if (wasEmpty) {
+      postedHead_ = message;
+    } else {
+      postedTail_->nextPosted_ = message;
+    }
+    postedTail_ = message;
   }
-  // A non-empty queue already has a wake-up on its way (the loop swaps the whole queue under
+  // A non-empty queue already has a wake-up on its way (the loop takes the whole queue under
   // the lock), so only the first post of a batch pays for the eventfd write.
   if (wasEmpty) waker_->wake();
 }
+
+void EventLoop::post(std::function<void()> fn) { post(new FunctionPost(std::move(fn))); }
 
 void EventLoop::stop() {
   stop_ = true;
@@ -125,10 +167,11 @@ void EventLoop::runTimers() {
 
 void EventLoop::runDeferred() {
   // Deferred work may defer more work; run until quiet, then bury the dead.
+  // The two vectors trade places, so in a steady state no iteration allocates.
   while (!deferred_.empty()) {
-    std::vector<std::function<void()>> batch;
-    batch.swap(deferred_);
-    for (auto& fn : batch) fn();
+    running_.swap(deferred_);
+    for (auto& fn : running_) fn();
+    running_.clear();
   }
   graveyard_.clear();
 }

@@ -29,6 +29,25 @@ class Deferrable {
   virtual ~Deferrable() = default;
 };
 
+// A message another thread hands to the loop with post(Posted*), without an allocation: the
+// poster owns it, keeps it alive until runPosted() has started on the loop thread, and may post
+// it again from that moment on (not before). Messages run in the order they were posted.
+class Posted {
+ public:
+  // Loop thread: the message's work.
+  virtual void runPosted() = 0;
+  // Loop thread, when the loop is destroyed with the message still queued: release what
+  // runPosted() would have released.
+  virtual void discardPosted() {}
+
+ protected:
+  ~Posted() = default;
+
+ private:
+  friend class EventLoop;
+  Posted* nextPosted_ = nullptr;  // guarded by the loop's post mutex while queued
+};
+
 // Identifies a scheduled timer; {0,0} is "none".
 using TimerId = std::pair<uint64_t, uint64_t>;
 
@@ -62,7 +81,10 @@ class EventLoop {
   void defer(std::function<void()> fn);
   // Deletes `object` after the current batch of events.
   void deferDelete(std::unique_ptr<Deferrable> object);
-  // Thread-safe: runs `fn` on the loop thread soon (wakes the loop through an eventfd).
+  // Thread-safe: runs `message` on the loop thread soon (wakes the loop through an eventfd,
+  // written only by the first post of a batch).
+  void post(Posted* message);
+  // Thread-safe: the same for a function (one allocation per call).
   void post(std::function<void()> fn);
 
  private:
@@ -78,9 +100,11 @@ class EventLoop {
   uint64_t timerSeq_ = 0;
   std::map<TimerId, std::function<void()>> timers_;
   std::vector<std::function<void()>> deferred_;
+  std::vector<std::function<void()>> running_;  // the batch runDeferred() is running (kept for its capacity)
   std::vector<std::unique_ptr<Deferrable>> graveyard_;
   std::mutex postMutex_;
-  std::vector<std::function<void()>> posted_;
+  Posted* postedHead_ = nullptr;  // FIFO of posted messages, under postMutex_
+  Posted* postedTail_ = nullptr;
 };
 
 }  // namespace portico::event

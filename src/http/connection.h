@@ -70,6 +70,7 @@ class Connection : public event::IoWatcher, public event::Deferrable, public Exc
 
   // Exchange
   const Request& request() const override { return parser_.request(); }
+  std::shared_ptr<const Request> sharedRequest() const override { return parser_.sharedRequest(); }
   const ConnectionInfo& connection() const override { return info_; }
   void sendHead(ResponseHead head) override;
   void sendBody(BodyChunk chunk) override;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "core/body_chunk.h"
@@ -37,6 +38,11 @@ class Exchange {
   virtual ~Exchange() = default;
 
   virtual const Request& request() const = 0;
+  // The request head for a reader that outlives the exchange (a job on another thread); it
+  // must stay unmodified. This default copies; the connection shares its parser's object.
+  virtual std::shared_ptr<const Request> sharedRequest() const {
+    return std::make_shared<const Request>(request());
+  }
   virtual const ConnectionInfo& connection() const = 0;
 
   virtual void sendHead(ResponseHead head) = 0;

@@ -1,5 +1,6 @@
 #include "http/parser.h"
 
+#include <atomic>
 #include <cstring>
 #include <limits>
 #include <utility>
@@ -118,24 +119,6 @@ bool validFieldValue(std::string_view v) {
   return true;
 }
 
-// Swaps member by member: std::swap on the struct would move every string three times.
-void swapRequests(Request& a, Request& b) {
-  a.method.swap(b.method);
-  a.target.swap(b.target);
-  a.rawPath.swap(b.rawPath);
-  a.path.swap(b.path);
-  a.query.swap(b.query);
-  a.authority.swap(b.authority);
-  std::swap(a.versionMajor, b.versionMajor);
-  std::swap(a.versionMinor, b.versionMinor);
-  a.headers.swap(b.headers);
-  a.host.swap(b.host);
-  std::swap(a.keepAlive, b.keepAlive);
-  std::swap(a.expectContinue, b.expectContinue);
-  std::swap(a.chunked, b.chunked);
-  std::swap(a.contentLength, b.contentLength);
-}
-
 bool validAuthority(std::string_view a) {
   for (char c : a) {
     if (!kTables.authority[u8(c)]) return false;
@@ -152,9 +135,21 @@ ParseEvent RequestParser::fail(int status, std::string reason) {
   return ParseEvent::kError;
 }
 
+// Makes next_ an object this parser alone owns, ready to be overwritten.
+void RequestParser::reclaimNext() {
+  if (next_.use_count() == 1) {
+    // The last other owner (a Python thread done with its job) released its reference with a
+    // release decrement; this fence orders its reads of the old head before our writes.
+    std::atomic_thread_fence(std::memory_order_acquire);
+  } else {
+    next_ = std::make_shared<Request>();  // still read elsewhere: leave it to its owners
+  }
+}
+
 void RequestParser::reset() {
-  request_ = Request{};
-  next_ = Request{};
+  // Both objects are replaced: the current head may be shared with a handler.
+  request_ = std::make_shared<Request>();
+  next_ = std::make_shared<Request>();
   trailers_.clear();
   body_ = {};
   remaining_ = 0;
@@ -187,22 +182,23 @@ size_t RequestParser::findLineEnd(std::string_view data, size_t pos) {
 }
 
 void RequestParser::beginRequest() {
+  reclaimNext();
   // Keep the old header objects so their buffers serve the next request's fields.
-  for (auto& h : next_.headers) spare_.push_back(std::move(h));
-  next_.headers.clear();
-  next_.method.clear();
-  next_.target.clear();
-  next_.rawPath.clear();
-  next_.path.clear();
-  next_.query.clear();
-  next_.authority.clear();
-  next_.host.clear();
-  next_.versionMajor = 1;
-  next_.versionMinor = 1;
-  next_.keepAlive = true;
-  next_.expectContinue = false;
-  next_.chunked = false;
-  next_.contentLength.reset();
+  for (auto& h : next_->headers) spare_.push_back(std::move(h));
+  next_->headers.clear();
+  next_->method.clear();
+  next_->target.clear();
+  next_->rawPath.clear();
+  next_->path.clear();
+  next_->query.clear();
+  next_->authority.clear();
+  next_->host.clear();
+  next_->versionMajor = 1;
+  next_->versionMinor = 1;
+  next_->keepAlive = true;
+  next_->expectContinue = false;
+  next_->chunked = false;
+  next_->contentLength.reset();
   chunkRemaining_ = 0;
   trailerBytes_ = 0;
   hostCount_ = 0;
@@ -237,9 +233,9 @@ bool RequestParser::onRequestLine(std::string_view line) {
   int major = version[5] - '0';
   int minor = version[7] - '0';
   if (major != 1 || minor > 1) return failB(505, "unsupported HTTP version");
-  next_.versionMajor = major;
-  next_.versionMinor = minor;
-  next_.method.assign(method);
+  next_->versionMajor = major;
+  next_->versionMinor = minor;
+  next_->method.assign(method);
   return onTarget(target, method == "CONNECT", method == "OPTIONS");
 }
 
@@ -247,7 +243,7 @@ bool RequestParser::onTarget(std::string_view target, bool isConnect, bool isOpt
   for (char c : target) {
     if (!kTables.target[u8(c)]) return failB(400, "invalid character in request target");
   }
-  next_.target.assign(target);
+  next_->target.assign(target);
 
   std::string_view pathAndQuery;
   if (target.front() == '/') {
@@ -255,8 +251,8 @@ bool RequestParser::onTarget(std::string_view target, bool isConnect, bool isOpt
     pathAndQuery = target;
   } else if (target == "*") {
     if (!isOptions) return failB(400, "asterisk-form is only for OPTIONS");
-    next_.rawPath.assign(target);
-    next_.path.assign(target);
+    next_->rawPath.assign(target);
+    next_->path.assign(target);
     return true;
   } else if (startsWithNoCase(target, "http://") || startsWithNoCase(target, "https://")) {
     if (isConnect) return failB(400, "CONNECT requires authority-form");
@@ -266,8 +262,8 @@ bool RequestParser::onTarget(std::string_view target, bool isConnect, bool isOpt
     if (authority.empty() || !validAuthority(authority)) {
       return failB(400, "invalid authority in absolute-form target");
     }
-    next_.authority.assign(authority);
-    next_.host.assign(authority);
+    next_->authority.assign(authority);
+    next_->host.assign(authority);
     hostFromTarget_ = true;
     pathAndQuery = end == kNpos ? std::string_view() : rest.substr(end);
   } else if (isConnect) {
@@ -278,8 +274,8 @@ bool RequestParser::onTarget(std::string_view target, bool isConnect, bool isOpt
     for (size_t i = colon + 1; i < target.size(); ++i) {
       if (target[i] < '0' || target[i] > '9') return failB(400, "invalid port in target");
     }
-    next_.authority.assign(target);
-    next_.host.assign(target);
+    next_->authority.assign(target);
+    next_->host.assign(target);
     hostFromTarget_ = true;
     return true;
   } else {
@@ -288,10 +284,10 @@ bool RequestParser::onTarget(std::string_view target, bool isConnect, bool isOpt
 
   size_t q = pathAndQuery.find('?');
   std::string_view rawPath = pathAndQuery.substr(0, q);
-  if (q != kNpos) next_.query.assign(pathAndQuery.substr(q + 1));
+  if (q != kNpos) next_->query.assign(pathAndQuery.substr(q + 1));
   if (rawPath.empty()) rawPath = "/";
-  next_.rawPath.assign(rawPath);
-  if (!percentDecode(rawPath, next_.path)) return failB(400, "bad percent-encoding in path");
+  next_->rawPath.assign(rawPath);
+  if (!percentDecode(rawPath, next_->path)) return failB(400, "bad percent-encoding in path");
   return true;
 }
 
@@ -307,7 +303,7 @@ bool RequestParser::onFieldLine(std::string_view line, bool trailer) {
   std::string_view name = line.substr(0, colon);
   std::string_view value = trimOws(line.substr(colon + 1));
   if (!validFieldValue(value)) return failB(400, "invalid character in header value");
-  std::vector<Header>& fields = trailer ? trailers_ : next_.headers;
+  std::vector<Header>& fields = trailer ? trailers_ : next_->headers;
   if (fields.size() >= limits_.maxHeaderCount) return failB(431, "too many header fields");
   if (!spare_.empty()) {
     fields.push_back(std::move(spare_.back()));
@@ -329,7 +325,7 @@ bool RequestParser::onSpecialHeader(std::string_view name, std::string_view valu
         for (char c : value) {
           if (c == '/' || c == '\\' || isOws(c)) return failB(400, "invalid Host header");
         }
-        if (!hostFromTarget_) next_.host.assign(value);
+        if (!hostFromTarget_) next_->host.assign(value);
       }
       return true;
     case 6:
@@ -360,10 +356,10 @@ bool RequestParser::onContentLength(std::string_view value) {
       if (n > (kMaxContentLength - d) / 10) return failB(400, "Content-Length too large");
       n = n * 10 + d;
     }
-    if (next_.contentLength && *next_.contentLength != n) {
+    if (next_->contentLength && *next_->contentLength != n) {
       return failB(400, "conflicting Content-Length values");
     }
-    next_.contentLength = n;
+    next_->contentLength = n;
     return true;
   });
 }
@@ -390,7 +386,7 @@ void RequestParser::onConnection(std::string_view value) {
 }
 
 bool RequestParser::onHeadComplete() {
-  Request& r = next_;
+  Request& r = *next_;
   bool http11 = r.versionMinor == 1;
   if (http11 && hostCount_ == 0) return failB(400, "missing Host header");
   if (teCodings_ > 0) {
@@ -400,10 +396,11 @@ bool RequestParser::onHeadComplete() {
   }
   r.keepAlive = http11 ? !connClose_ : (connKeepAlive_ && !connClose_);
   r.expectContinue = http11 && expect100_;
-  // Publish the new head; the previous one stayed intact while this one was being parsed.
-  swapRequests(request_, next_);
+  // Publish the new head; the previous one stayed intact while this one was being parsed (and
+  // stays so while a handler shares it: reclaimNext() checks before the next head overwrites it).
+  request_.swap(next_);
   trailers_.clear();
-  remaining_ = request_.contentLength.value_or(0);
+  remaining_ = request_->contentLength.value_or(0);
   return true;
 }
 
@@ -548,7 +545,7 @@ ParseEvent RequestParser::parse(std::string_view data, size_t& consumed) {
       }
 
       case kStateBodyStart:
-        if (request_.chunked) {
+        if (request_->chunked) {
           state_ = kStateChunkSize;
         } else if (remaining_ > 0) {
           state_ = kStateBodyLength;

@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -47,14 +48,20 @@ enum class ParseEvent {
 // Up to 2 empty lines (CRLF) before a request line are tolerated (RFC 9112 §2.2).
 class RequestParser {
  public:
-  explicit RequestParser(ParserLimits limits = {}) : limits_(limits) {}
+  explicit RequestParser(ParserLimits limits = {})
+      : limits_(limits), request_(std::make_shared<Request>()), next_(std::make_shared<Request>()) {}
 
   ParseEvent parse(std::string_view data, size_t& consumed);
   void reset();  // back to expecting a request line, clears all state
 
   // Valid after kHeadComplete until the next kHeadComplete / reset().
-  Request& request() { return request_; }
-  const Request& request() const { return request_; }
+  Request& request() { return *request_; }
+  const Request& request() const { return *request_; }
+  // The same head, shared: a handler that reads it after its exchange (a WSGI job on a Python
+  // thread) keeps this reference instead of copying the strings and headers. Owners other than
+  // the parser must only read it; while one holds it, the parser publishes the next head in a
+  // fresh object instead of reusing this one's buffers.
+  std::shared_ptr<const Request> sharedRequest() const { return request_; }
   std::string_view bodyData() const { return body_; }
   // Trailer fields of a chunked body (valid after kMessageComplete).
   const std::vector<Header>& trailers() const { return trailers_; }
@@ -69,7 +76,7 @@ class RequestParser {
   ParseEvent fail(int status, std::string reason);
 
   ParserLimits limits_;
-  Request request_;
+  std::shared_ptr<Request> request_;  // never null
   std::vector<Header> trailers_;
   std::string_view body_;
   uint64_t remaining_ = 0;
@@ -83,6 +90,7 @@ class RequestParser {
   // Implementation details (parser.cpp).
   size_t findLineEnd(std::string_view data, size_t pos);
   void beginRequest();
+  void reclaimNext();
   void finishMessage();
   bool onRequestLine(std::string_view line);
   bool onTarget(std::string_view target, bool isConnect, bool isOptions);
@@ -109,8 +117,9 @@ class RequestParser {
   bool connClose_ = false;
   bool connKeepAlive_ = false;
   bool expect100_ = false;
-  // The head being parsed; swapped into request_ when complete so request() stays valid.
-  Request next_;
+  // The head being parsed; swapped with request_ when complete so request() stays valid.
+  // Never null; shared with nobody while it is being written (see reclaimNext()).
+  std::shared_ptr<Request> next_;
   // Header objects from earlier requests, kept to reuse their string buffers.
   std::vector<Header> spare_;
 };

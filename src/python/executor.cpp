@@ -2,12 +2,14 @@
 
 #include <time.h>
 
+#include <algorithm>
+
 #include "python/py_ref.h"
 
 namespace portico::python {
 
-Executor::Executor(WsgiApp& app, int threads, std::atomic<uint64_t>* busy)
-    : app_(app), busy_(busy) {
+Executor::Executor(WsgiApp& app, int threads, std::atomic<uint64_t>* busy, event::EventLoop* loop)
+    : app_(app), busy_(busy), loop_(loop) {
   if (threads < 1) threads = 1;
   threadCount_ = threads;
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this, i] { threadMain(i); });
@@ -28,6 +30,24 @@ void Executor::setSaturationHook(event::EventLoop& loop, std::function<void(bool
   saturationHook_ = std::move(hook);
 }
 
+void Executor::push(WsgiJob job) {
+  if (queued_ == ring_.size()) {
+    std::vector<WsgiJob> grown(ring_.empty() ? 16 : ring_.size() * 2);
+    for (size_t i = 0; i < queued_; ++i) grown[i] = std::move(ring_[(head_ + i) % ring_.size()]);
+    ring_.swap(grown);
+    head_ = 0;
+  }
+  ring_[(head_ + queued_) % ring_.size()] = std::move(job);
+  ++queued_;
+}
+
+WsgiJob Executor::pop() {
+  WsgiJob job = std::move(ring_[head_]);
+  head_ = (head_ + 1) % ring_.size();
+  --queued_;
+  return job;
+}
+
 void Executor::submit(WsgiJob job) {
   if (inFlight_.fetch_add(1) + 1 >= threadCount_ && saturationHook_ && !saturated_.exchange(true)) {
     saturationHook_(true);
@@ -38,10 +58,31 @@ void Executor::submit(WsgiJob job) {
   bool wake;
   {
     std::lock_guard lock(mutex_);
-    queue_.push_back(std::move(job));
+    push(std::move(job));
     wake = idle_ > 0;
+    if (wake && !loop_) --idle_;
   }
-  if (wake) wake_.notify_one();  // a busy thread finds the job without a futex call
+  if (!wake) return;  // a busy thread finds the job without a futex call
+  if (!loop_) {
+    idleSem_.release();
+    return;
+  }
+  if (!wakeScheduled_) {
+    wakeScheduled_ = true;
+    loop_->defer([this] { wakeIdle(); });
+  }
+}
+
+void Executor::wakeIdle() {
+  wakeScheduled_ = false;
+  int count;
+  {
+    std::lock_guard lock(mutex_);
+    count = static_cast<int>(std::min<size_t>(queued_, static_cast<size_t>(idle_)));
+    idle_ -= count;
+  }
+  // A thread that went idle since the submit found the job itself (it checks the queue first).
+  if (count > 0) idleSem_.release(count);
 }
 
 bool Executor::stop(int timeoutMs) {
@@ -49,7 +90,8 @@ bool Executor::stop(int timeoutMs) {
     std::unique_lock lock(mutex_);
     if (threads_.empty()) return !abandoned_;
     stopping_ = true;
-    wake_.notify_all();
+    idleSem_.release(idle_);
+    idle_ = 0;
     size_t count = threads_.size();
     bool done = exitedCond_.wait_for(lock, std::chrono::milliseconds(timeoutMs),
                                      [&] { return static_cast<size_t>(exited_) == count; });
@@ -85,9 +127,8 @@ void Executor::serve(int index) {
       // other user of the lock that is not a Python thread, never takes the GIL, and no
       // Python thread waits for the GIL while holding the lock (see below).
       std::lock_guard lock(mutex_);
-      if (!queue_.empty()) {
-        job = std::move(queue_.front());
-        queue_.pop_front();
+      if (queued_ > 0) {
+        job = pop();
         have = true;
       } else if (stopping_) {
         return;
@@ -95,13 +136,21 @@ void Executor::serve(int index) {
     }
     if (!have) {
       GilRelease nogil;  // waiting for work: let the other Python threads run
-      std::unique_lock lock(mutex_);
-      ++idle_;
-      wake_.wait(lock, [this] { return !queue_.empty() || stopping_; });
-      --idle_;
-      if (queue_.empty()) return;  // stopping, nothing left; the lock goes before the GIL returns
-      job = std::move(queue_.front());
-      queue_.pop_front();
+      for (;;) {
+        {
+          std::lock_guard lock(mutex_);
+          if (queued_ > 0) {
+            job = pop();
+            break;
+          }
+          if (stopping_) return;  // nothing left; the lock goes before the GIL returns
+          ++idle_;
+        }
+        // A semaphore rather than a condition variable: waking from a condition variable
+        // re-takes its mutex in glibc's "contended" mode, so every wake-up cost one more futex
+        // call at the unlock. Whoever wakes us has already taken us off idle_.
+        idleSem_.acquire();
+      }
     }  // the lock is released before `nogil` takes the GIL back
     if (busy_) busy_[index].store(nowMs(), std::memory_order_relaxed);
     app_.run(job);

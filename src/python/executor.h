@@ -1,9 +1,10 @@
 #pragma once
 
+#include <semaphore.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <deque>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -22,7 +23,12 @@ class Executor {
  public:
   // `busy`, when given, has one slot per thread: the CLOCK_MONOTONIC ms at which the thread's
   // current request started, 0 while idle (the master reads it to enforce --timeout).
-  Executor(WsgiApp& app, int threads, std::atomic<uint64_t>* busy = nullptr);
+  // `loop`, when given, is the loop thread that calls submit(): idle Python threads are then
+  // woken once after the loop's current batch of events instead of once per job, so the jobs
+  // of a batch cost one futex wake and one context switch (the loop and the Python threads
+  // usually share a core). The loop must not run deferred work after the executor is gone.
+  Executor(WsgiApp& app, int threads, std::atomic<uint64_t>* busy = nullptr,
+           event::EventLoop* loop = nullptr);
   ~Executor();  // stop() and join
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
@@ -40,19 +46,47 @@ class Executor {
 
  private:
   void threadMain(int index);
+  void push(WsgiJob job);  // under mutex_
+  void wakeIdle();         // loop thread, after its batch of events
+  WsgiJob pop();           // under mutex_, queued_ > 0
   void serve(int index);
 
   WsgiApp& app_;
   std::atomic<uint64_t>* busy_;
+  event::EventLoop* loop_;
+  bool wakeScheduled_ = false;  // loop thread only: wakeIdle() is deferred on loop_
   int threadCount_ = 0;
   std::atomic<int> inFlight_{0};     // queued + running jobs
   std::atomic<bool> saturated_{false};
   event::EventLoop* hookLoop_ = nullptr;
   std::function<void(bool)> saturationHook_;  // loop thread only
   std::mutex mutex_;
-  std::condition_variable wake_;
-  std::deque<WsgiJob> queue_;
-  int idle_ = 0;
+  // One token per idle thread to wake. A POSIX semaphore: futex calls only to sleep and to wake
+  // a sleeper (std::counting_semaphore spins with sched_yield first, which costs syscalls and
+  // context switches when the loop and the Python threads share a core).
+  class IdleSemaphore {
+   public:
+    IdleSemaphore() { ::sem_init(&sem_, 0, 0); }
+    ~IdleSemaphore() { ::sem_destroy(&sem_); }
+    IdleSemaphore(const IdleSemaphore&) = delete;
+    IdleSemaphore& operator=(const IdleSemaphore&) = delete;
+    void release(int count = 1) {
+      for (int i = 0; i < count; ++i) ::sem_post(&sem_);
+    }
+    void acquire() {
+      while (::sem_wait(&sem_) != 0) {
+      }  // EINTR: wait again
+    }
+
+   private:
+    sem_t sem_;
+  };
+  IdleSemaphore idleSem_;
+  // FIFO ring of jobs (a deque would allocate a node every other job: jobs are large).
+  std::vector<WsgiJob> ring_;
+  size_t head_ = 0;   // index of the oldest job
+  size_t queued_ = 0; // jobs in the ring
+  int idle_ = 0;  // threads waiting (or about to wait) on idleSem_ and not yet woken
   int exited_ = 0;
   bool stopping_ = false;
   bool abandoned_ = false;

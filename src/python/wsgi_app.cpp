@@ -21,6 +21,8 @@ namespace {
 // A list/tuple body up to this size is joined and handed over with the head in one
 // sendWhole(); larger ones stream through sendBody so backpressure bounds the copies.
 constexpr size_t kWholeBodyLimit = 1024 * 1024;
+// Up to this size a body is copied and handed over with the GIL held.
+constexpr size_t kCopyWithGilLimit = 16 * 1024;
 
 bool isIdentifier(std::string_view s) {
   if (s.empty() || (s[0] >= '0' && s[0] <= '9')) return false;
@@ -70,6 +72,8 @@ class WsgiAppImpl final : public WsgiApp {
   PyRef app_;
   PyRef formatException_;
   PyRef closeName_;
+  PyTypeObject* listIterType_ = nullptr;   // type(iter([])), immortal in practice (a static type)
+  PyTypeObject* tupleIterType_ = nullptr;  // type(iter(()))
   PyRef filenoName_;
   PyRef tellName_;
 };
@@ -82,6 +86,18 @@ bool WsgiAppImpl::init(const WsgiSettings& settings, std::string& error) {
     formatException_ = PyRef::steal(PyObject_GetAttrString(traceback.get(), "format_exception"));
   }
   closeName_ = PyRef::steal(PyUnicode_InternFromString("close"));
+  {
+    PyRef list = PyRef::steal(PyList_New(0));
+    PyRef listIter = PyRef::steal(list ? PyObject_GetIter(list.get()) : nullptr);
+    PyRef tuple = PyRef::steal(PyTuple_New(0));
+    PyRef tupleIter = PyRef::steal(tuple ? PyObject_GetIter(tuple.get()) : nullptr);
+    if (!listIter || !tupleIter) {
+      error = takePythonError(nullptr);
+      return false;
+    }
+    listIterType_ = Py_TYPE(listIter.get());
+    tupleIterType_ = Py_TYPE(tupleIter.get());
+  }
   filenoName_ = PyRef::steal(PyUnicode_InternFromString("fileno"));
   tellName_ = PyRef::steal(PyUnicode_InternFromString("tell"));
   if (!formatException_ || !closeName_ || !filenoName_ || !tellName_) {
@@ -163,7 +179,7 @@ bool WsgiAppImpl::requireStarted(const ResponseState& st) {
 }
 
 void WsgiAppImpl::logRequestError(const WsgiJob& job, const std::string& traceback) {
-  const http::Request& req = job.snapshot.request;
+  const http::Request& req = *job.snapshot.request;
   std::string message = "Error handling request ";
   message.append(req.method).append(" ").append(req.target).append("\n").append(traceback);
   logError(message);
@@ -217,9 +233,9 @@ Outcome WsgiAppImpl::respondSequence(PyObject* seq, ResponseState& st) {
       bool dropBody = st.isHead || http::statusHasNoBody(head.status);
       std::string body;
       std::shared_ptr<ResponseChannel> channel = st.channel;
-      if (count == 1) {
-        // One item (the common case): copy it without the GIL; bytes are immutable and `item`
-        // keeps it alive even if another thread empties the list meanwhile.
+      if (count == 1 && total > kCopyWithGilLimit) {
+        // One large item: copy it without the GIL; bytes are immutable and `item` keeps it
+        // alive even if another thread empties the list meanwhile.
         PyRef item = PyRef::borrow(items[0]);
         GilRelease release;
         if (!dropBody) body.assign(PyBytes_AS_STRING(item.get()), static_cast<size_t>(total));
@@ -232,8 +248,14 @@ Outcome WsgiAppImpl::respondSequence(PyObject* seq, ResponseState& st) {
                         static_cast<size_t>(PyBytes_GET_SIZE(items[i])));
           }
         }
-        GilRelease release;
-        channel->sendWhole(std::move(head), std::move(body));
+        if (total > kCopyWithGilLimit) {
+          GilRelease release;
+          channel->sendWhole(std::move(head), std::move(body));
+        } else {
+          // sendWhole only queues (it never waits), and for a small body giving the GIL up
+          // and taking it back would cost more than the copy.
+          channel->sendWhole(std::move(head), std::move(body));
+        }
       }
       return Outcome::kWholeSent;  // sendWhole finishes, even when the client is gone
     }
@@ -322,6 +344,14 @@ Outcome WsgiAppImpl::trySendfile(PyObject* wrapper, ResponseState& st, bool& han
 Outcome WsgiAppImpl::respondIterable(PyObject* result, ResponseState& st) {
   PyRef iter = PyRef::steal(PyObject_GetIter(result));
   if (!iter) return Outcome::kError;
+  if (Py_TYPE(iter.get()) == listIterType_ || Py_TYPE(iter.get()) == tupleIterType_) {
+    // An iterable over a list (Django's HttpResponse): the items already exist and taking
+    // them runs no app code, so it is answered as a list — head, body and end in one hand-off,
+    // with its Content-Length.
+    PyRef items = PyRef::steal(PySequence_List(iter.get()));
+    if (!items) return Outcome::kError;
+    return respondSequence(items.get(), st);
+  }
   for (;;) {
     PyRef item = PyRef::steal(PyIter_Next(iter.get()));
     if (!item) {
@@ -366,7 +396,7 @@ Outcome WsgiAppImpl::respond(PyObject* result, ResponseState& st) {
 void WsgiAppImpl::run(WsgiJob& job) {
   try {
     const RequestSnapshot& snapshot = job.snapshot;
-    PyRef startResponse = types_.newStartResponse(job.channel, snapshot.request.isHead());
+    PyRef startResponse = types_.newStartResponse(job.channel, snapshot.request->isHead());
     if (!startResponse) {  // out of memory
       logRequestError(job, takePythonError(formatException_.get()));
       ResponseState bare;
@@ -396,22 +426,24 @@ void WsgiAppImpl::run(WsgiJob& job) {
     Outcome outcome = result ? respond(result.get(), st) : Outcome::kError;
     std::string traceback;
     if (outcome == Outcome::kError) traceback = takePythonError(formatException_.get());
+    if (outcome == Outcome::kDone || outcome == Outcome::kGone) {
+      // The response is complete before close() runs (as gunicorn does): the client does not
+      // wait for the app's clean-up, and write() from close() is refused.
+      st.finished = true;
+      job.channel->finish();  // only queues: no need to give the GIL up
+    }
     if (result) callClose(result.get(), job);  // PEP 3333: always, whatever happened
 
     switch (outcome) {
       case Outcome::kWholeSent:
-        break;
       case Outcome::kDone:
-      case Outcome::kGone: {
-        GilRelease release;
-        job.channel->finish();
+      case Outcome::kGone:
         break;
-      }
       case Outcome::kError:
         if (st.clientGone) {
           // The app saw its write() fail because the client left: nothing worth an error.
-          logDebug("client went away during " + snapshot.request.method + " " +
-                   snapshot.request.target);
+          logDebug("client went away during " + snapshot.request->method + " " +
+                   snapshot.request->target);
           GilRelease release;
           job.channel->finish();
         } else if (!st.headSent) {

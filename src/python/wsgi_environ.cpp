@@ -66,6 +66,7 @@ bool EnvironBuilder::init(const WsgiSettings& settings, PyObject* fileWrapperTyp
     }
   }
   cookieKey_ = PyRef::steal(PyUnicode_InternFromString("HTTP_COOKIE"));
+  hostKey_ = PyRef::steal(PyUnicode_InternFromString("HTTP_HOST"));
   commaSep_ = PyRef::steal(PyUnicode_FromString(", "));
   semicolonSep_ = PyRef::steal(PyUnicode_FromString("; "));
   serverName_ = settings.serverName;
@@ -73,7 +74,7 @@ bool EnvironBuilder::init(const WsgiSettings& settings, PyObject* fileWrapperTyp
   template_ = PyRef::steal(_PyDict_NewPresized(kPresize));
   PyRef version = PyRef::steal(Py_BuildValue("(ii)", 1, 0));
   PyRef software = PyRef::steal(PyUnicode_FromString((std::string("portico/") + kPorticoVersion).c_str()));
-  if (!cookieKey_ || !commaSep_ || !semicolonSep_ || !template_ || !version || !software) {
+  if (!cookieKey_ || !hostKey_ || !commaSep_ || !semicolonSep_ || !template_ || !version || !software) {
     error = takePythonError(nullptr);
     return false;
   }
@@ -109,6 +110,30 @@ PyRef EnvironBuilder::cachedValue(MemoField field, std::string_view bytes) {
   return value;
 }
 
+PyRef EnvironBuilder::portValue(uint16_t port) {
+  // A keep-alive client keeps its port: the str made for its first request serves the rest.
+  PortMemo& memo = ports_[port % kPortMemos];
+  if (memo.value && memo.port == port) return memo.value;
+  PyRef value = PyRef::steal(decimal(port));
+  if (!value) return {};
+  memo.port = port;
+  memo.value = value;
+  return value;
+}
+
+bool EnvironBuilder::setRepeating(PyObject* dict, Key key, MemoField field,
+                                  std::string_view bytes) {
+  Memo& memo = memos_[field];
+  if (memo.value && memo.bytes == bytes) return true;  // the copy of the template has it
+  PyRef value = PyRef::steal(latin1(bytes));
+  if (!value || PyDict_SetItem(dict, keys_[key].get(), value.get()) < 0) return false;
+  // Adopt it as the template's value: the next request with these bytes sets nothing.
+  if (PyDict_SetItem(template_.get(), keys_[key].get(), value.get()) < 0) return false;
+  memo.bytes.assign(bytes);
+  memo.value = std::move(value);
+  return true;
+}
+
 PyRef EnvironBuilder::headerKey(const std::string& name) {
   auto it = headerKeys_.find(name);
   if (it != headerKeys_.end()) return it->second;
@@ -138,7 +163,7 @@ PyRef EnvironBuilder::headerKey(const std::string& name) {
 
 PyRef EnvironBuilder::build(const RequestSnapshot& snapshot, uint64_t bodySize, PyObject* input,
                             PyObject* errors) {
-  const http::Request& req = snapshot.request;
+  const http::Request& req = *snapshot.request;
   const http::ConnectionInfo& conn = snapshot.connection;
   PyRef env = PyRef::steal(PyDict_Copy(template_.get()));
   if (!env) return {};
@@ -147,20 +172,20 @@ PyRef EnvironBuilder::build(const RequestSnapshot& snapshot, uint64_t bodySize, 
     return value && PyDict_SetItem(dict, keys_[key].get(), value.get()) == 0;
   };
 
-  if (!set(kRequestMethod, cachedValue(kMemoMethod, req.method)) ||
-      !set(kScriptName, cachedValue(kMemoScriptName, snapshot.scriptName)) ||
+  if (!setRepeating(dict, kRequestMethod, kMemoMethod, req.method) ||
+      !setRepeating(dict, kScriptName, kMemoScriptName, snapshot.scriptName) ||
       !set(kPathInfo, PyRef::steal(latin1(snapshot.pathInfo))) ||
-      !set(kQueryString, cachedValue(kMemoQuery, req.query)) ||
-      !set(kServerProtocol, cachedValue(kMemoProtocol, req.versionString())) ||
-      !set(kRemoteAddr, cachedValue(kMemoRemoteAddr, conn.peerAddress)) ||
-      !set(kWsgiUrlScheme, cachedValue(kMemoScheme, conn.scheme)) ||
+      !setRepeating(dict, kQueryString, kMemoQuery, req.query) ||
+      !setRepeating(dict, kServerProtocol, kMemoProtocol, req.versionString()) ||
+      !setRepeating(dict, kRemoteAddr, kMemoRemoteAddr, conn.peerAddress) ||
+      !setRepeating(dict, kWsgiUrlScheme, kMemoScheme, conn.scheme) ||
       PyDict_SetItem(dict, keys_[kWsgiInput].get(), input) < 0 ||
       PyDict_SetItem(dict, keys_[kWsgiErrors].get(), errors) < 0) {
     return {};
   }
   PyRef target = PyRef::steal(latin1(req.target));
   if (!set(kRequestUri, target) || !set(kRawUri, target)) return {};
-  if (!conn.isUnix && !set(kRemotePort, PyRef::steal(decimal(conn.peerPort)))) return {};
+  if (!conn.isUnix && !set(kRemotePort, portValue(conn.peerPort))) return {};
   // The body was read completely before the app runs, so its length is known even when the
   // request was chunked.
   if ((req.contentLength || req.chunked) &&
@@ -184,7 +209,10 @@ PyRef EnvironBuilder::build(const RequestSnapshot& snapshot, uint64_t bodySize, 
       port = localPort;
     }
   }
-  if (!set(kServerName, cachedValue(kMemoServerName, name)) || !set(kServerPort, cachedValue(kMemoServerPort, port))) return {};
+  if (!setRepeating(dict, kServerName, kMemoServerName, name) ||
+      !setRepeating(dict, kServerPort, kMemoServerPort, port)) {
+    return {};
+  }
 
   bool haveContentType = false;
   for (const http::Header& h : req.headers) {
@@ -200,7 +228,8 @@ PyRef EnvironBuilder::build(const RequestSnapshot& snapshot, uint64_t bodySize, 
       if (PyErr_Occurred()) return {};
       continue;
     }
-    PyRef value = PyRef::steal(latin1(h.value));
+    PyRef value = key.get() == hostKey_.get() ? cachedValue(kMemoHost, h.value)
+                                              : PyRef::steal(latin1(h.value));
     if (!value) return {};
     PyObject* existing = PyDict_SetDefault(dict, key.get(), value.get());
     if (!existing) return {};

@@ -15,9 +15,10 @@
 namespace portico::python {
 
 // Builds each request's environ. Owned by the WsgiApp and created with the GIL held at load;
-// build() runs on executor threads with the GIL held, which also guards the caches. The constant
-// keys are interned once and the constant entries live in a presized template dict that each
-// request copies, so a request costs one dict clone plus the variable entries.
+// build() runs on executor threads with the GIL held, which also guards the caches. The keys are
+// interned once; the constant entries, and the last value of each field that usually repeats,
+// live in a presized template dict that each request copies, so a request costs one dict clone
+// plus the entries that differ from the template (path, URI, port, headers).
 class EnvironBuilder {
  public:
   bool init(const WsgiSettings& settings, PyObject* fileWrapperType, std::string& error);
@@ -57,24 +58,37 @@ class EnvironBuilder {
   // The "HTTP_..." key for a request header name (new reference); an empty PyRef without an
   // exception means the header is not passed (its name contains '_').
   PyRef headerKey(const std::string& name);
-  // The str for a value that usually repeats from one request to the next (method, host,
-  // address...): remembers the last one per field, so the common case is one short compare.
+  // The last value of a field that usually repeats from one request to the next (method,
+  // address, Host...), so the common case is one short compare instead of a new str.
   struct Memo {
     std::string bytes;
     PyRef value;
   };
   enum MemoField { kMemoMethod, kMemoScriptName, kMemoProtocol, kMemoRemoteAddr, kMemoScheme,
-                   kMemoServerName, kMemoServerPort, kMemoQuery, kMemoCount };
+                   kMemoServerName, kMemoServerPort, kMemoQuery, kMemoHost, kMemoCount };
   PyRef cachedValue(MemoField field, std::string_view bytes);
+  // Sets a field every environ has and whose value usually repeats. The template holds the
+  // field's last value (memo.value, when set, is always the template's), so a request with the
+  // same bytes finds it in its copy and costs no dict insertion at all.
+  bool setRepeating(PyObject* dict, Key key, MemoField field, std::string_view bytes);
+  // REMOTE_PORT's str, from a small direct-mapped cache of recent ports (new reference).
+  PyRef portValue(uint16_t port);
+  struct PortMemo {
+    uint16_t port = 0;
+    PyRef value;
+  };
+  static constexpr size_t kPortMemos = 256;
 
   PyRef keys_[kKeyCount];
   PyRef template_;
   PyRef cookieKey_;
+  PyRef hostKey_;
   PyRef commaSep_;
   PyRef semicolonSep_;
   std::string serverName_;
   std::unordered_map<std::string, PyRef> headerKeys_;
   Memo memos_[kMemoCount];
+  PortMemo ports_[kPortMemos];
 };
 
 }  // namespace portico::python

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <mutex>
 #include <optional>
+#include <vector>
 
 #include "core/log.h"
 #include "core/unique_fd.h"
@@ -61,9 +62,14 @@ class FileBody : public RequestBody {
   uint64_t size_;
 };
 
-// The channel between one job's Python thread and its exchange on the loop thread. Loop-side
-// state (exchange_) is touched only on the loop thread; the rest is atomic or under mutex_.
-class LoopChannel : public ResponseChannel, public std::enable_shared_from_this<LoopChannel> {
+// The channel between one job's Python thread and its exchange on the loop thread. The Python
+// thread's calls fill a pending batch under mutex_ and post the channel itself to the loop (one
+// intrusive message, no allocation) when it is not queued already; the loop applies the whole
+// batch in order — head, body, end — so a response produced faster than the loop runs costs one
+// wake-up. Loop-side state (exchange_) is touched only on the loop thread.
+class LoopChannel : public ResponseChannel,
+                    public event::Posted,
+                    public std::enable_shared_from_this<LoopChannel> {
  public:
   LoopChannel(event::EventLoop& loop, http::Exchange& exchange, const std::string& tempDirectory)
       : loop_(loop), exchange_(&exchange), tempDirectory_(tempDirectory) {}
@@ -77,10 +83,15 @@ class LoopChannel : public ResponseChannel, public std::enable_shared_from_this<
   }
 
   bool sendHead(http::ResponseHead head) override {
-    loop_.post([self = shared_from_this(), head = std::move(head)]() mutable {
-      if (self->exchange_) self->exchange_->sendHead(std::move(head));
-    });
+    // Not posted yet: a body, finish or flush always follows and carries it (one wake-up of
+    // the loop, and the head and first bytes in one write).
+    std::lock_guard lock(mutex_);
+    pendingHead_ = std::move(head);
     return !gone_.load();
+  }
+
+  void flush() override {
+    enqueue([] {});
   }
 
   bool sendBody(BodyChunk chunk) override {
@@ -104,61 +115,105 @@ class LoopChannel : public ResponseChannel, public std::enable_shared_from_this<
       // file range instead, sent with sendfile when the client catches up.
       std::optional<FileRange> range = spillToFile(std::get<std::string>(chunk.data));
       if (!range) return sendBody(std::move(chunk));  // no file: wait for the client instead
-      loop_.post([self = shared_from_this(), range = std::move(*range)]() mutable {
-        self->deliver(BodyChunk(std::move(range)), 0);
-      });
-      return !gone_.load();
+      return enqueue([&] { pendingChunks_.push_back({BodyChunk(std::move(*range)), 0}); });
     }
-    loop_.post([self = shared_from_this(), chunk = std::move(chunk), size]() mutable {
-      self->deliver(std::move(chunk), size);
-    });
-    return !gone_.load();
+    return enqueue([&] { pendingChunks_.push_back({std::move(chunk), size}); });
   }
 
   bool sendWhole(http::ResponseHead head, std::string body) override {
-    loop_.post([self = shared_from_this(), head = std::move(head), body = std::move(body)]() mutable {
-      http::Exchange* ex = self->exchange_;
-      if (!ex) return;
-      self->exchange_ = nullptr;
-      ex->sendHead(std::move(head));
-      if (!body.empty()) ex->sendBody(BodyChunk(std::move(body)));
-      ex->finish();
+    return enqueue([&] {
+      pendingHead_ = std::move(head);
+      pendingWholeBody_ = std::move(body);
+      pendingEnd_ = End::kFinish;
     });
-    return !gone_.load();
   }
 
   void finish() override {
-    loop_.post([self = shared_from_this()] {
-      http::Exchange* ex = self->exchange_;
-      if (!ex) return;
-      self->exchange_ = nullptr;
-      ex->finish();
-    });
+    enqueue([&] { pendingEnd_ = End::kFinish; });
   }
 
   void abortConnection() override {
-    loop_.post([self = shared_from_this()] {
-      http::Exchange* ex = self->exchange_;
-      if (!ex) return;
-      self->exchange_ = nullptr;
-      ex->abort();
-    });
+    enqueue([&] { pendingEnd_ = End::kAbort; });
   }
 
   bool clientGone() const override { return gone_.load(); }
 
- private:
-  // Loop thread: queue a chunk and apply backpressure from the connection's watermark.
-  void deliver(BodyChunk chunk, uint64_t size) {
-    http::Exchange* ex = exchange_;
-    bool block = false;
-    if (ex) {
-      ex->sendBody(std::move(chunk));
-      block = exchange_ && !ex->writable();
-    }
+  // Loop thread: applies the pending batch.
+  void runPosted() override {
+    std::shared_ptr<LoopChannel> keep;  // declared first: the channel may die when it goes
+    std::optional<http::ResponseHead> head;
+    std::string wholeBody;
+    End end;
     {
       std::lock_guard lock(mutex_);
-      inFlight_ -= size;
+      keep = std::move(self_);
+      queued_ = false;
+      head.swap(pendingHead_);
+      wholeBody.swap(pendingWholeBody_);
+      chunks_.swap(pendingChunks_);
+      end = pendingEnd_;
+      pendingEnd_ = End::kNone;
+    }
+    if (head && exchange_) exchange_->sendHead(std::move(*head));
+    if (!wholeBody.empty() && exchange_) exchange_->sendBody(BodyChunk(std::move(wholeBody)));
+    if (!chunks_.empty()) deliver();
+    if (end != End::kNone && exchange_) {
+      http::Exchange* ex = exchange_;
+      exchange_ = nullptr;
+      if (end == End::kFinish) {
+        ex->finish();
+      } else {
+        ex->abort();
+      }
+    }
+  }
+
+  void discardPosted() override {
+    std::shared_ptr<LoopChannel> keep;
+    std::lock_guard lock(mutex_);
+    keep = std::move(self_);
+    queued_ = false;
+  }
+
+ private:
+  enum class End { kNone, kFinish, kAbort };
+  struct PendingChunk {
+    BodyChunk chunk;
+    uint64_t inFlight;  // bytes counted in inFlight_ until the connection has them
+  };
+
+  // Python thread: adds to the pending batch and posts the channel if it is not queued yet.
+  template <typename Fill>
+  bool enqueue(Fill fill) {
+    bool post;
+    {
+      std::lock_guard lock(mutex_);
+      fill();
+      post = !queued_ && (pendingHead_ || !pendingWholeBody_.empty() || !pendingChunks_.empty() ||
+                          pendingEnd_ != End::kNone);
+      if (post) {
+        queued_ = true;
+        self_ = shared_from_this();  // alive until the loop has run the batch
+      }
+    }
+    if (post) loop_.post(static_cast<event::Posted*>(this));
+    return !gone_.load();
+  }
+
+  // Loop thread: queue the batch's chunks and apply backpressure from the connection's
+  // watermark.
+  void deliver() {
+    uint64_t delivered = 0;
+    for (PendingChunk& p : chunks_) {
+      delivered += p.inFlight;
+      if (exchange_) exchange_->sendBody(std::move(p.chunk));
+    }
+    chunks_.clear();
+    http::Exchange* ex = exchange_;
+    bool block = ex && !ex->writable();
+    {
+      std::lock_guard lock(mutex_);
+      inFlight_ -= delivered;
       blocked_ = block;
     }
     if (block) {
@@ -210,6 +265,7 @@ class LoopChannel : public ResponseChannel, public std::enable_shared_from_this<
 
   event::EventLoop& loop_;
   http::Exchange* exchange_;  // loop thread only; null once finished, aborted or detached
+  std::vector<PendingChunk> chunks_;  // loop thread only: the batch being delivered
   std::string tempDirectory_;
   std::shared_ptr<const UniqueFd> spillFile_;  // Python thread only
   uint64_t spilled_ = 0;                       // bytes written to spillFile_
@@ -219,6 +275,13 @@ class LoopChannel : public ResponseChannel, public std::enable_shared_from_this<
   std::condition_variable cond_;
   bool blocked_ = false;
   uint64_t inFlight_ = 0;
+  // The pending batch (under mutex_), applied by runPosted in this order.
+  std::optional<http::ResponseHead> pendingHead_;
+  std::string pendingWholeBody_;
+  std::vector<PendingChunk> pendingChunks_;
+  End pendingEnd_ = End::kNone;
+  bool queued_ = false;                // posted to the loop and not yet run
+  std::shared_ptr<LoopChannel> self_;  // set while queued_
 };
 
 // Collects the request body on the loop thread, then submits the job.
@@ -304,17 +367,17 @@ WsgiHandler::WsgiHandler(event::EventLoop& loop, Executor& executor, std::string
 }
 
 void WsgiHandler::handle(http::Exchange& exchange) {
-  const http::Request& request = exchange.request();
   auto channel = std::make_shared<LoopChannel>(loop_, exchange, tempDirectory_);
   WsgiJob job;
-  job.snapshot.request = request;
+  job.snapshot.request = exchange.sharedRequest();
+  const http::Request& request = *job.snapshot.request;
   job.snapshot.connection = exchange.connection();
   job.snapshot.scriptName = scriptName_;
   std::string_view path = request.path;
   if (!scriptName_.empty() && path.substr(0, scriptName_.size()) == scriptName_) {
     path.remove_prefix(scriptName_.size());
   }
-  job.snapshot.pathInfo.assign(path);
+  job.snapshot.pathInfo = path;
   job.channel = channel;
 
   if (!request.hasBody()) {

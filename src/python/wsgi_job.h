@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/body_chunk.h"
@@ -12,13 +13,16 @@
 
 namespace portico::python {
 
-// What the app may know of a request: a copy taken on the loop thread, so the Python thread
-// never touches connection state. Immutable once the job is submitted.
+// What the app may know of a request, handed to a Python thread, which never touches
+// connection state. The head is the parser's own object, shared rather than copied: nobody
+// modifies it while the snapshot holds it (the parser publishes the next head elsewhere).
+// Immutable once the job is submitted.
 struct RequestSnapshot {
-  http::Request request;          // method, target, rawPath, path, query, version, headers...
+  std::shared_ptr<const http::Request> request;  // never null once submitted
   http::ConnectionInfo connection;
-  std::string scriptName;         // the mount prefix without its trailing '/' ("" for "/")
-  std::string pathInfo;           // decoded path below scriptName (latin-1 bytes), e.g. "/a/b"
+  std::string scriptName;    // the mount prefix without its trailing '/' ("" for "/")
+  std::string_view pathInfo; // decoded path below scriptName (latin-1 bytes), e.g. "/a/b";
+                             // a view into request->path
 };
 
 // The whole request body, read by the loop thread before the app runs (nginx's request
@@ -36,11 +40,16 @@ class RequestBody {
 
 // The Python thread's handle on the response: each call is handed to the loop thread, which
 // writes it to the connection. Thread-safe. Methods return false once the client is gone (the
-// app should stop producing; close() is still called).
+// app should stop producing; close() is still called). Only sendBody may wait; the others only
+// queue, and may be called with the GIL held.
 class ResponseChannel {
  public:
   virtual ~ResponseChannel() = default;
+  // The head may wait for the next call (a body, finish, abort or flush), so that it travels
+  // with it in one hand-off; the caller always makes one.
   virtual bool sendHead(http::ResponseHead head) = 0;
+  // Hands over whatever is waiting (a head with no body yet, when the app may now block).
+  virtual void flush() {}
   // May block until the connection has drained below its watermark (backpressure): call it
   // with the GIL released.
   virtual bool sendBody(BodyChunk chunk) = 0;

@@ -39,7 +39,7 @@ std::unique_ptr<WsgiRuntime> WsgiRuntime::load(const config::Config& config, std
 
 void WsgiRuntime::startServing(event::EventLoop& loop, std::atomic<uint64_t>* busy) {
   loop_ = &loop;
-  executor_ = std::make_unique<Executor>(*app_, config_->threads, busy);
+  executor_ = std::make_unique<Executor>(*app_, config_->threads, busy, &loop);
   const char* tmp = std::getenv("TMPDIR");
   handler_ = std::make_unique<WsgiHandler>(loop, *executor_, config_->wsgiMount,
                                            tmp && *tmp ? tmp : "/tmp");

@@ -3,8 +3,10 @@
 #include <structmember.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <new>
+#include <string_view>
 #include <utility>
 
 #include "core/log.h"
@@ -15,15 +17,13 @@ namespace portico::python {
 // ---------------------------------------------------------------------------------------------
 // Shared helpers
 
-bool ResponseState::sendHead() {
+bool ResponseState::sendHead(bool flush) {
   headSent = true;
   dropBody = isHead || http::statusHasNoBody(head.status);
   http::ResponseHead out = std::move(head);
-  bool ok;
-  {
-    GilRelease release;
-    ok = channel->sendHead(std::move(out));
-  }
+  // Both only queue (they never wait), so the GIL stays: giving it up costs more.
+  bool ok = channel->sendHead(std::move(out));
+  if (flush) channel->flush();
   if (!ok) clientGone = true;
   return ok;
 }
@@ -503,10 +503,17 @@ bool latin1View(PyObject* text, std::string_view& out) {
 
 bool isControl(unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7f; }
 
-bool isTchar(unsigned char c) {
-  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
-  return c != 0 && std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
-}
+// RFC 9110 tchar, as a table: start_response checks every byte of every header name.
+constexpr auto kTchar = [] {
+  std::array<bool, 256> table{};
+  for (int c = '0'; c <= '9'; ++c) table[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) table[c] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) table[c] = true;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) table[static_cast<unsigned char>(c)] = true;
+  return table;
+}();
+
+bool isTchar(unsigned char c) { return kTchar[c]; }
 
 bool parseStatus(PyObject* status, int& code, std::string& reason) {
   if (!PyUnicode_Check(status)) {
@@ -751,7 +758,10 @@ PyObject* writeCall(PyObject* callable, PyObject* const* args, size_t nargsf, Py
     return nullptr;
   }
   if (st.clientGone) return raiseClientGone();
-  if (!st.headSent && !st.sendHead()) return raiseClientGone();
+  // PEP 3333: the first write() sends the head even when its data is empty.
+  bool bodyFollows =
+      PyBytes_GET_SIZE(data) > 0 && !st.isHead && !http::statusHasNoBody(st.head.status);
+  if (!st.headSent && !st.sendHead(/*flush=*/!bodyFollows)) return raiseClientGone();
   PyRef keep = PyRef::borrow(data);
   PyRef keepOwner = PyRef::borrow(owner);
   if (!st.sendBody(PyBytes_AS_STRING(data), static_cast<size_t>(PyBytes_GET_SIZE(data)))) {

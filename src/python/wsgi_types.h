@@ -29,7 +29,8 @@ struct ResponseState {
   http::ResponseHead head;
 
   // Hands the head to the channel with the GIL released; false when the client is gone.
-  bool sendHead();
+  // `flush`: hand it over now (no body follows at once: the app may block before the next).
+  bool sendHead(bool flush = false);
   // Copies `n` bytes (owned by a bytes object the caller keeps alive) and hands them to the
   // channel with the GIL released; false when the client is gone.
   bool sendBody(const char* data, size_t n);

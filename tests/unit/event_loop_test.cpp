@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -75,6 +76,49 @@ TEST(EventLoopTest, PostFromAnotherThreadWakesTheLoop) {
   loop.run();
   other.join();
   EXPECT_EQ(value, 42);
+}
+
+// A posted message that records its runs and can post itself again from runPosted().
+struct Note : Posted {
+  Note(EventLoop& loop, std::vector<int>& log, int id) : loop(loop), log(log), id(id) {}
+  void runPosted() override {
+    log.push_back(id);
+    if (again-- > 0) loop.post(static_cast<Posted*>(this));  // allowed once runPosted started
+  }
+  void discardPosted() override { discarded = true; }
+  EventLoop& loop;
+  std::vector<int>& log;
+  int id;
+  int again = 0;
+  bool discarded = false;
+};
+
+TEST(EventLoopTest, PostedMessagesRunInOrderAndMayBePostedAgain) {
+  EventLoop loop;
+  std::vector<int> log;
+  Note a(loop, log, 1), b(loop, log, 2);
+  a.again = 2;
+  std::thread other([&] {
+    loop.post(static_cast<Posted*>(&a));
+    loop.post([&] { log.push_back(10); });  // functions share the one queue and its order
+    loop.post(static_cast<Posted*>(&b));
+  });
+  other.join();
+  loop.addTimer(50, [&] { loop.stop(); });
+  loop.run();
+  // a's re-posts run in later batches, after everything queued before them.
+  EXPECT_EQ(log, (std::vector<int>{1, 10, 2, 1, 1}));
+}
+
+TEST(EventLoopTest, MessagesStillQueuedAreDiscardedWithTheLoop) {
+  std::vector<int> log;
+  auto loop = std::make_unique<EventLoop>();
+  Note a(*loop, log, 1);
+  loop->post(static_cast<Posted*>(&a));
+  loop->post([&] { log.push_back(2); });  // its function is destroyed, not run (no leak)
+  loop.reset();
+  EXPECT_TRUE(a.discarded);
+  EXPECT_TRUE(log.empty());
 }
 
 struct Reader : IoWatcher {
