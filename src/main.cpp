@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "config/cli.h"
+#include "config/site_from_flags.h"
 #include "config/version.h"
 #include "core/log.h"
 #include "process/master.h"
@@ -113,6 +114,8 @@ int main(int argc, char** argv) {
   }
   portico::config::Config& config = cli.config;
   if (!config.signalCommand.empty()) return sendSignal(config);
+  // Without -c FILE the gunicorn-style flags describe the site.
+  if (config.confFile.empty()) portico::config::siteFromFlags(config);
   portico::process::initProcessTitle(argc, argv);
   if (!prepare(config)) return 1;
 
@@ -126,6 +129,7 @@ int main(int argc, char** argv) {
         return false;
       }
       out = std::move(again.config);
+      if (out.confFile.empty()) portico::config::siteFromFlags(out);
       if (out.virtualenv.empty()) {
         if (const char* venv = std::getenv("VIRTUAL_ENV"); venv && *venv) out.virtualenv = venv;
       }

@@ -56,7 +56,7 @@ Master::~Master() {
 
 bool Master::open(std::string& error) {
   if (!openListeners(config_, listeners_, error)) return false;
-  if (!config_.wsgiApp.empty() && config_.preload) {
+  if (!python::WsgiRuntime::specsOf(config_.site).empty() && config_.preload) {
     preloaded_ = python::WsgiRuntime::load(config_, error);
     if (!preloaded_) {
       error = "Failed to load the WSGI app " + config_.wsgiApp + ":\n" + error;
@@ -65,7 +65,7 @@ bool Master::open(std::string& error) {
   }
   // Room for reloads and TTIN: twice the workers plus headroom, at least 64 slots.
   size_t slots = std::max<size_t>(64, static_cast<size_t>(target_) * 4);
-  board_ = std::make_unique<StatusBoard>(slots, config_.threads);
+  board_ = std::make_unique<StatusBoard>(slots, python::WsgiRuntime::totalThreads(config_));
   if (!board_->ok()) {
     error = std::string("cannot map the worker status board: ") + std::strerror(errno);
     return false;

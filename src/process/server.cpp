@@ -51,7 +51,6 @@ Server::Server(const config::Config& config, WorkerStatus* status, std::atomic<u
   settings_.sendTimeoutMs = ms(config.sendTimeoutSeconds);
   settings_.keepAliveTimeoutMs = ms(config.keepAliveSeconds);
   settings_.serverHeader = config.serverHeader;
-  settings_.router = &router_;
   settings_.onRequestDone = [this] { onRequestDone(); };
 
   if (config.maxRequests > 0) {
@@ -87,6 +86,7 @@ bool Server::open(std::vector<BoundListener> listeners,
     settings_.accessLog = accessLog_.get();
   }
 
+  // --static directories must exist (the flags' promise; a file's root/alias may not).
   for (const auto& mount : config_.statics) {
     struct stat st;
     errno = 0;
@@ -95,17 +95,20 @@ bool Server::open(std::vector<BoundListener> listeners,
               (errno == 0 ? std::string("not a directory") : std::string(std::strerror(errno)));
       return false;
     }
-    auto handler =
-        std::make_unique<staticfiles::StaticHandler>(mount, staticfiles::MimeTypes::builtin());
-    router_.addPrefix(mount.prefix, handler.get());
-    handlers_.push_back(std::move(handler));
   }
 
-  if (!config_.wsgiApp.empty()) {
+  siteMap_ = http::SiteMap::build(config_.site, error);
+  if (!siteMap_) return false;
+
+  if (!python::WsgiRuntime::specsOf(config_.site).empty()) {
     wsgi_ = std::move(preloaded);
     if (!wsgi_) wsgi_ = python::WsgiRuntime::load(config_, error);
     if (!wsgi_) {
-      error = "Failed to load the WSGI app " + config_.wsgiApp + ":\n" + error;
+      std::string apps;
+      for (const auto* spec : python::WsgiRuntime::specsOf(config_.site)) {
+        if (apps.find(spec->app) == std::string::npos) apps += (apps.empty() ? "" : ", ") + spec->app;
+      }
+      error = "Failed to load the WSGI app " + apps + ":\n" + error;
       return false;
     }
     // SIGUSR2 from the master (a request past --timeout): every Python thread's stack goes to
@@ -127,8 +130,14 @@ bool Server::open(std::vector<BoundListener> listeners,
         }
       });
     }
-    router_.addPrefix(config_.wsgiMount, &wsgi_->handler());
   }
+
+  site_ = std::make_unique<SiteHandler>(config_, *siteMap_);
+  auto wsgiFor = [this](const config::WsgiSpec& spec) -> http::Handler* {
+    return wsgi_ ? wsgi_->handlerFor(spec) : nullptr;
+  };
+  if (!site_->build(wsgiFor, error)) return false;
+  settings_.site = site_.get();
 
   bound_ = std::move(listeners);
   for (size_t i = 0; i < bound_.size(); ++i) {
@@ -228,6 +237,7 @@ void Server::onSignal(int signo) {
       std::string error;
       if (!ErrorLog::instance().reopen(error)) logError(error);
       if (accessLog_ && !accessLog_->file.reopen(error)) logError(error);
+      if (site_ && !site_->reopenLogs(error)) logError(error);
       break;
     }
     default:

@@ -14,6 +14,7 @@
 #include "http/connection.h"
 #include "http/router.h"
 #include "process/listeners.h"
+#include "process/site_handler.h"
 #include "process/worker_status.h"
 #include "python/wsgi_runtime.h"
 #include "static/mime_types.h"
@@ -53,9 +54,9 @@ class Server : public http::ConnectionOwner {
   std::atomic<uint64_t>* busy_;
   event::EventLoop loop_;
   http::ConnectionSettings settings_;
-  http::Router router_;
-  std::unique_ptr<http::AccessLog> accessLog_;
-  std::vector<std::unique_ptr<http::Handler>> handlers_;
+  std::unique_ptr<http::AccessLog> accessLog_;  // the flags' process-level access log
+  std::unique_ptr<http::SiteMap> siteMap_;
+  std::unique_ptr<SiteHandler> site_;
   std::vector<BoundListener> bound_;
   std::vector<std::unique_ptr<event::Listener>> listeners_;
   std::unordered_map<http::Connection*, std::unique_ptr<http::Connection>> connections_;

@@ -224,6 +224,17 @@ void StaticHandler::forceResolveFallbackForTesting(bool force) {
 
 StaticHandler::StaticHandler(config::StaticMount mount, const MimeTypes& mimes)
     : mount_(std::move(mount)), mimes_(mimes) {
+  openRoot();
+}
+
+StaticHandler::StaticHandler(std::string directory, const MimeTypes& mimes, Options options)
+    : mimes_(mimes), options_(options) {
+  mount_.prefix = "/";
+  mount_.directory = std::move(directory);
+  openRoot();
+}
+
+void StaticHandler::openRoot() {
   int fd = ::open(mount_.directory.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) {
     rootError_ = errno;
@@ -414,6 +425,82 @@ void StaticHandler::handle(http::Exchange& exchange) {
   // gzip_vary: say Vary whenever a compressed sibling exists, also to clients without gzip.
   bool vary = false;
   if (!wantsGzip && !name.empty()) {
+    name += ".gz";
+    Opened gz = open(name, true);
+    name.resize(nameLength);
+    vary = gz.error == 0 && S_ISREG(gz.st.st_mode);
+  }
+  serveFile(exchange, std::move(file), name, false, vary);
+}
+
+StaticHandler::Kind StaticHandler::probe(std::string_view relative) const {
+  if (!root_) return Kind::kMissing;
+  std::string name(relative);
+  while (!name.empty() && name.front() == '/') name.erase(0, 1);
+  if (hasDotDotSegment(name)) return Kind::kForbidden;
+  Opened file = open(name, true);
+  if (file.error != 0) {
+    return (file.error == ENOENT || file.error == ENOTDIR || file.error == ENAMETOOLONG)
+               ? Kind::kMissing
+               : Kind::kForbidden;
+  }
+  if (S_ISDIR(file.st.st_mode)) return Kind::kDirectory;
+  if (S_ISREG(file.st.st_mode)) return Kind::kFile;
+  return Kind::kOther;
+}
+
+void StaticHandler::serve(http::Exchange& exchange, std::string_view relativeIn,
+                          const std::function<std::string()>& directoryLocation) const {
+  const http::Request& request = exchange.request();
+  if (request.method != "GET" && request.method != "HEAD") {
+    http::ResponseHead head;
+    head.status = 405;
+    head.add("Content-Type", "text/html");
+    head.add("Allow", "GET, HEAD");  // nginx omits it; RFC 9110 asks for it, the tests check it
+    exchange.respond(std::move(head), http::errorPageBody(405));
+    return;
+  }
+  std::string name(relativeIn);
+  while (!name.empty() && name.front() == '/') name.erase(0, 1);
+  if (hasForbiddenEscape(request.rawPath) || name.find('\0') != std::string::npos ||
+      hasDotDotSegment(name)) {
+    exchange.respondError(404);
+    return;
+  }
+  if (!root_) {
+    respondErrno(exchange, rootError_, name);
+    return;
+  }
+  const size_t nameLength = name.size();
+  bool wantsGzip = options_.gzipStatic && acceptsGzip(request);
+  if (wantsGzip && !name.empty()) {
+    name += ".gz";
+    Opened gz = open(name, false);
+    name.resize(nameLength);
+    if (gz.error == 0 && S_ISREG(gz.st.st_mode)) {
+      serveFile(exchange, std::move(gz), name, true, options_.gzipVary);
+      return;
+    }
+  }
+  Opened file = open(name, false);
+  if (file.error != 0) {
+    respondErrno(exchange, file.error, name);
+    return;
+  }
+  if (S_ISDIR(file.st.st_mode)) {
+    http::ResponseHead head;
+    head.status = 301;
+    head.add("Content-Type", "text/html");
+    head.add("Location", directoryLocation());
+    exchange.respond(std::move(head), http::errorPageBody(301));
+    return;
+  }
+  if (!S_ISREG(file.st.st_mode)) {
+    exchange.respondError(404);
+    return;
+  }
+  bool vary = false;
+  if (options_.gzipStatic && options_.gzipVary && !wantsGzip && !name.empty()) {
     name += ".gz";
     Opened gz = open(name, true);
     name.resize(nameLength);
