@@ -1,4 +1,5 @@
 #include "process/master.h"
+#include "config/site_from_flags.h"
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -164,6 +165,8 @@ void Master::runWorker(size_t slot) {
       copy.fd = UniqueFd(::dup(l.fd.get()));
       copy.local = l.local;
       copy.name = l.name;
+      copy.key = l.key;
+      copy.wildcard = l.wildcard;
       listeners.push_back(std::move(copy));
     }
     WorkerStatus& status = board_->slot(slot);
@@ -231,19 +234,29 @@ void Master::reload() {
     return;
   }
   if (reload_) {
-    // Listeners stay (they are what keeps connections from being refused); settings that
-    // only take effect at start-up are kept and said so.
-    bool bindsChanged = fresh.binds.size() != config_.binds.size();
-    for (size_t i = 0; !bindsChanged && i < fresh.binds.size(); ++i) {
-      bindsChanged = fresh.binds[i].spec != config_.binds[i].spec;
+    // As nginx: sockets still configured stay open (no connection is refused), new ones
+    // are opened, those no longer configured are closed. A socket that cannot be opened
+    // fails the reload and the running configuration stays.
+    std::vector<std::string> before;
+    for (const auto& l : listeners_) before.push_back(l.name);
+    if (!updateListeners(fresh, listeners_, error)) {
+      logError("reload failed, keeping the running configuration: " + error);
+      return;
     }
-    if (bindsChanged) logWarning("reload: --bind changes need a restart; keeping the listeners");
+    for (const auto& l : listeners_) {
+      if (std::find(before.begin(), before.end(), l.name) == before.end()) {
+        logInfo("Listening at: " + l.name + " (" + std::to_string(::getpid()) + ")");
+      }
+    }
     fresh.preload = config_.preload;
-    int oldThreads = config_.threads;
+    int oldThreads = python::WsgiRuntime::totalThreads(config_);
+    int oldFlagThreads = config_.threads;
     config_ = std::move(fresh);
-    if (config_.threads != oldThreads) {
+    if (python::WsgiRuntime::totalThreads(config_) != oldThreads) {
+      // The status board has one timeout slot per Python thread, sized at start.
       logWarning("reload: --threads changes need a restart; keeping " + std::to_string(oldThreads));
-      config_.threads = oldThreads;
+      config_.threads = oldFlagThreads;
+      if (config_.confFile.empty()) config::siteFromFlags(config_);
     }
     target_ = resolveWorkers(config_.workers);
   }

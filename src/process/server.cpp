@@ -1,6 +1,7 @@
 #include "process/server.h"
 
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -154,6 +155,14 @@ void Server::accept(const BoundListener& local, UniqueFd fd, const sockaddr_stor
   if (stopping_) return;
   http::ConnectionInfo info = local.local;
   if (!info.isUnix) event::describeAddress(peer, info.peerAddress, info.peerPort);
+  if (local.wildcard) {
+    // The address the client reached picks the server group ($server_addr, as nginx).
+    sockaddr_storage addr{};
+    socklen_t length = sizeof addr;
+    if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &length) == 0) {
+      event::describeAddress(addr, info.localAddress, info.localPort);
+    }
+  }
   auto conn = std::make_unique<http::Connection>(loop_, std::move(fd), std::move(info),
                                                  settings_, *this);
   http::Connection* raw = conn.get();
