@@ -29,6 +29,14 @@ bool isHeaderFilterStatus(int code) {
   }
 }
 
+// The statuses ngx_http_special_response_handler has a page for.
+bool hasNginxErrorPage(int code) {
+  if (code >= 301 && code <= 308) return code != 304 && code != 305 && code != 306;
+  if (code >= 400 && code <= 416) return true;
+  if (code == 421 || code == 429 || (code >= 494 && code <= 497)) return true;
+  return code >= 500 && code <= 508 && code != 506;
+}
+
 void appendEscapedPath(std::string& out, std::string_view path) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   for (char ch : path) {
@@ -225,6 +233,13 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       next_->abort();  // nginx's "close the connection without a response"
       return;
     }
+    if (!hasNginxErrorPage(status)) {
+      // nginx has pages for the common codes only; the rest (418, 204, 2xx) go out empty.
+      http::ResponseHead head;
+      head.status = status;
+      respond(std::move(head), std::string());
+      return;
+    }
     respondError(status);
   }
 
@@ -348,9 +363,11 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   void serveFiles() {
     const config::LocationSettings& s = *location_->settings;
     if (!uri_.empty() && uri_.back() == '/') {
-      // The index module: the first existing index file, reached by an internal redirect.
+      // The index module: the first existing index file, reached by an internal redirect;
+      // the directory is tested once an index file is missing (ngx_http_index_handler).
       std::string relative;
       staticfiles::StaticHandler* files = filesFor(uri_, relative);
+      bool dirTested = false;
       for (const std::string& index : s.index) {
         if (index.starts_with('/')) {
           internalRedirect(index, args_, false);
@@ -366,9 +383,16 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
           finalize(403);
           return;
         }
+        if (!dirTested) {
+          auto dir = files->probe(relative);
+          if (dir != staticfiles::StaticHandler::Kind::kDirectory) {
+            finalize(dir == staticfiles::StaticHandler::Kind::kForbidden ? 403 : 404);
+            return;
+          }
+          dirTested = true;
+        }
       }
-      auto dir = files->probe(relative);
-      finalize(dir == staticfiles::StaticHandler::Kind::kDirectory ? 403 : 404);
+      finalize(403);  // "directory index of ... is forbidden" (no autoindex)
       return;
     }
     std::string relative;

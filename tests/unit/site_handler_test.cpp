@@ -187,6 +187,14 @@ TEST_F(SiteTest, IndexRedirectReMatchesLocations) {
   EXPECT_EQ(home.header("X-Loc"), "exact-index");  // served by the location of /index.html
 }
 
+TEST_F(SiteTest, IndexTestsTheDirectoryBeforeAnAbsoluteIndex) {
+  add(Match::kExact, "/first/").settings.index = {"nothere.html", "/a.txt"};
+  add(Match::kExact, "/dir/").settings.index = {"nothere.html", "/a.txt"};
+  build();
+  EXPECT_EQ(get("/first/").head->status, 404);  // no directory: 404 before "/a.txt"
+  EXPECT_EQ(get("/dir/").body, "alpha\n");
+}
+
 TEST_F(SiteTest, AliasPrefixAndRegexWithCaptures) {
   add(Match::kPrefix, "/static/").settings.alias = (dir_ / "assets").string() + "/";
   add(Match::kRegex, "^/pics/(.+\\.gif)$").settings.alias = (dir_ / "assets/img/$1").string();
@@ -215,7 +223,10 @@ TEST_F(SiteTest, TryFilesFilesDirectoriesAndFallbacks) {
   EXPECT_EQ(get("/a.txt").body, "alpha\n");
   EXPECT_EQ(get("/dir").body, "dir index\n");   // $uri/ found: the URI becomes "/dir/"
   EXPECT_EQ(get("/nowhere?q=1").body, "<h1>home</h1>\n");
-  EXPECT_EQ(get("/strict/x").head->status, 418);
+  auto teapot = get("/strict/x");
+  EXPECT_EQ(teapot.head->status, 418);  // no nginx page for 418: an empty answer
+  EXPECT_EQ(teapot.body, "");
+  EXPECT_EQ(teapot.count("Content-Type"), 0);
   auto backend = get("/app/x?y=2");
   EXPECT_EQ(backend.head->status, 200);
   EXPECT_EQ(backend.body, "backend /app/x y=2");
