@@ -627,11 +627,12 @@ void StaticHandler::serveFile(http::Exchange& exchange, Opened file, std::string
 
   auto shared = std::make_shared<const UniqueFd>(std::move(file.fd));
   const std::string sizeText = std::to_string(size);
+  std::vector<BodyChunk> body;
   if (parts == nullptr) {
     head.contentLength = size;
     exchange.sendHead(std::move(head));
-    if (!request.isHead() && size > 0) exchange.sendBody(BodyChunk(FileRange{shared, 0, size}));
-    exchange.finish();
+    if (!request.isHead() && size > 0) body.emplace_back(FileRange{shared, 0, size});
+    sendBody(exchange, std::move(body));
     return;
   }
   if (!multipart) {
@@ -640,33 +641,90 @@ void StaticHandler::serveFile(http::Exchange& exchange, Opened file, std::string
                                   std::to_string(range.last()) + "/" + sizeText);
     head.contentLength = range.length;
     exchange.sendHead(std::move(head));
-    exchange.sendBody(BodyChunk(FileRange{shared, range.offset, range.length}));
-    exchange.finish();
+    body.emplace_back(FileRange{shared, range.offset, range.length});
+    sendBody(exchange, std::move(body));
     return;
   }
 
   // multipart/byteranges laid out as nginx does: each part "CRLF--boundary CRLF headers CRLF
   // CRLF data", then "CRLF--boundary--CRLF"; the length is known before anything is sent.
-  std::vector<std::string> partHeads;
-  partHeads.reserve(parts->size());
   uint64_t length = 0;
   for (const ByteRange& range : *parts) {
     std::string part = "\r\n--" + boundary + "\r\nContent-Type: " + std::string(type) +
                        "\r\nContent-Range: bytes " + std::to_string(range.offset) + "-" +
                        std::to_string(range.last()) + "/" + sizeText + "\r\n\r\n";
     length += part.size() + range.length;
-    partHeads.push_back(std::move(part));
+    body.emplace_back(std::move(part));
+    body.emplace_back(FileRange{shared, range.offset, range.length});
   }
   std::string tail = "\r\n--" + boundary + "--\r\n";
   length += tail.size();
+  body.emplace_back(std::move(tail));
   head.contentLength = length;
   exchange.sendHead(std::move(head));
-  for (size_t i = 0; i < parts->size(); ++i) {
-    exchange.sendBody(BodyChunk(std::move(partHeads[i])));
-    exchange.sendBody(BodyChunk(FileRange{shared, (*parts)[i].offset, (*parts)[i].length}));
+  sendBody(exchange, std::move(body));
+}
+
+namespace {
+
+// `sendfile off`: file ranges are read() in 64 KiB pieces as the connection drains, so a large
+// file never sits in memory whole. Kept alive by the onWritable callback it registers; freed
+// with it if the client goes away.
+class ReadingSender : public std::enable_shared_from_this<ReadingSender> {
+ public:
+  ReadingSender(http::Exchange& exchange, std::vector<BodyChunk> body)
+      : exchange_(exchange), body_(std::move(body)) {}
+
+  void pump() {
+    constexpr uint64_t kPiece = 64 * 1024;
+    while (next_ < body_.size()) {
+      if (!exchange_.writable()) {
+        auto self = shared_from_this();
+        exchange_.onWritable([self] { self->pump(); });
+        return;
+      }
+      BodyChunk& chunk = body_[next_];
+      if (!chunk.isFile()) {
+        exchange_.sendBody(std::move(chunk));
+        ++next_;
+        continue;
+      }
+      FileRange& range = std::get<FileRange>(chunk.data);
+      std::string piece(static_cast<size_t>(std::min(kPiece, range.length - done_)), '\0');
+      ssize_t n = ::pread(range.file->get(), piece.data(), piece.size(),
+                          static_cast<off_t>(range.offset + done_));
+      if (n <= 0) {
+        logError("static: read() failed or the file shrank; closing the connection");
+        exchange_.abort();
+        return;
+      }
+      piece.resize(static_cast<size_t>(n));
+      done_ += static_cast<uint64_t>(n);
+      exchange_.sendBody(BodyChunk(std::move(piece)));
+      if (done_ == range.length) {
+        done_ = 0;
+        ++next_;
+      }
+    }
+    exchange_.finish();
   }
-  exchange.sendBody(BodyChunk(std::move(tail)));
-  exchange.finish();
+
+ private:
+  http::Exchange& exchange_;
+  std::vector<BodyChunk> body_;
+  size_t next_ = 0;
+  uint64_t done_ = 0;  // bytes of body_[next_] already read
+};
+
+}  // namespace
+
+void StaticHandler::sendBody(http::Exchange& exchange, std::vector<BodyChunk> body) const {
+  if (options_.sendfile) {
+    for (BodyChunk& chunk : body) exchange.sendBody(std::move(chunk));
+    exchange.finish();
+    return;
+  }
+  std::make_shared<ReadingSender>(exchange, std::move(body))->pump();
 }
 
 }  // namespace portico::staticfiles

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "config/config.h"
 #include "core/unique_fd.h"
@@ -66,6 +67,9 @@ class StaticHandler : public http::Handler {
 
   void serveFile(http::Exchange& exchange, Opened file, std::string_view typeName, bool gzip,
                  bool vary) const;
+  // Sends the body pieces (file ranges with sendfile, or read() when `sendfile off`), then
+  // finishes the response.
+  void sendBody(http::Exchange& exchange, std::vector<BodyChunk> body) const;
   void redirectToDirectory(http::Exchange& exchange, std::string_view normalizedPath) const;
   void respondErrno(http::Exchange& exchange, int error, std::string_view relative) const;
 

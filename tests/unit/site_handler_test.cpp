@@ -27,6 +27,7 @@ class RecordingExchange : public http::Exchange {
   std::string body;
   bool finished = false;
   bool aborted = false;
+  int fileChunks = 0;
 
   const http::Request& request() const override { return *req; }
   const http::ConnectionInfo& connection() const override { return conn; }
@@ -39,6 +40,7 @@ class RecordingExchange : public http::Exchange {
       body += *s;
       return;
     }
+    ++fileChunks;
     auto& range = std::get<FileRange>(chunk.data);
     std::string data(range.length, '\0');
     ssize_t n = ::pread(range.file->get(), data.data(), data.size(), static_cast<off_t>(range.offset));
@@ -352,6 +354,21 @@ TEST_F(SiteTest, BodyLimitComesFromTheLocation) {
   EXPECT_EQ(limit, 100u);
   get("/upload/x", "example.com", "GET", &limit);
   EXPECT_EQ(limit, 0u);
+}
+
+TEST_F(SiteTest, SendfileOffReadsTheFile) {
+  server().settings.sendfile = true;
+  add(Match::kPrefix, "/");
+  add(Match::kPrefix, "/dir/").settings.sendfile = false;
+  std::string big(200 * 1024, 'z');
+  write("www/dir/big.bin", big);
+  build();
+  auto on = get("/a.txt");
+  EXPECT_EQ(on.fileChunks, 1);
+  auto off = get("/dir/big.bin");
+  EXPECT_EQ(off.fileChunks, 0);
+  EXPECT_EQ(off.body, big);
+  EXPECT_EQ(off.head->contentLength, big.size());
 }
 
 TEST_F(SiteTest, InternalRedirectCycleIs500) {
