@@ -659,7 +659,8 @@ bool SiteHandler::compile(LocationRuntime& rt, const config::LocationSettings& s
   rt.fileOptions.sendfile = s.sendfile;
   if (rt.directory->constant() && !(rt.alias && rt.regex)) {
     std::string key = rt.directory->source() + "\n" + std::to_string(rt.fileOptions.gzipStatic) +
-                      std::to_string(rt.fileOptions.gzipVary) + "\n" +
+                      std::to_string(rt.fileOptions.gzipVary) +
+                      std::to_string(rt.fileOptions.sendfile) + "\n" +
                       std::to_string(reinterpret_cast<uintptr_t>(rt.mimes));
     auto& slot = files_[key];
     if (!slot) {
