@@ -337,6 +337,17 @@ void Connection::failRequest(int status) {
     completeExchange();
     return;
   }
+  if (status == 431 && settings_.headerTooLargeIs400) {
+    ResponseHead head;
+    head.status = 400;
+    head.add("Content-Type", "text/html");
+    respond(std::move(head),
+            "<html>\r\n<head><title>400 Request Header Or Cookie Too Large</title></head>\r\n"
+            "<body>\r\n<center><h1>400 Bad Request</h1></center>\r\n"
+            "<center>Request Header Or Cookie Too Large</center>\r\n"
+            "<hr><center>portico</center>\r\n</body>\r\n</html>\r\n");
+    return;
+  }
   respondError(status);
 }
 

@@ -36,6 +36,9 @@ struct ConnectionSettings {
   uint64_t sendTimeoutMs = 60000;
   uint64_t keepAliveTimeoutMs = 2000;
   bool serverHeader = true;
+  // nginx's answer to a header line past large_client_header_buffers: 400 "Request Header Or
+  // Cookie Too Large" (the flags path keeps gunicorn's 431).
+  bool headerTooLargeIs400 = false;
   std::string serverHeaderValue = "portico";  // unless a route says otherwise
   const Router* router = nullptr;              // the prefix router (used when `site` is null)
   const RequestRouter* site = nullptr;         // server selection + locations, per request

@@ -53,6 +53,17 @@ Server::Server(const config::Config& config, WorkerStatus* status, std::atomic<u
   settings_.keepAliveTimeoutMs = ms(config.keepAliveSeconds);
   settings_.serverHeader = config.serverHeader;
   settings_.onRequestDone = [this] { onRequestDone(); };
+  if (!config.confFile.empty() && !config.site.servers.empty()) {
+    // The file path: the first server's large_client_header_buffers and client_header_timeout
+    // (nginx takes them from the default server of each address; one set per worker here).
+    const config::VirtualServer& first = config.site.servers.front();
+    settings_.limits.maxRequestLine = first.largeHeaderBuffersSize;
+    settings_.limits.maxHeaderFieldSize = first.largeHeaderBuffersSize;
+    settings_.limits.maxHeaderCount = 100000;  // nginx counts bytes, not fields
+    settings_.limits.maxHeaderTotal = first.largeHeaderBuffersNumber * first.largeHeaderBuffersSize;
+    settings_.headerTooLargeIs400 = true;
+    settings_.headerTimeoutMs = ms(first.clientHeaderTimeoutSeconds);
+  }
 
   if (config.maxRequests > 0) {
     // Jitter spreads the recycling of workers started together (gunicorn's meaning).
