@@ -61,10 +61,30 @@ std::string_view reasonPhrase(int status) {
   }
 }
 
+namespace {
+
+// nginx's page titles where they differ from the RFC 9110 reason phrases (its status lines
+// differ too, but clients read those less than the pages people see).
+std::string_view nginxPageTitle(int status) {
+  switch (status) {
+    case 401: return "Authorization Required";
+    case 405: return "Not Allowed";
+    case 408: return "Request Time-out";
+    case 413: return "Request Entity Too Large";
+    case 414: return "Request-URI Too Large";
+    case 416: return "Requested Range Not Satisfiable";
+    case 503: return "Service Temporarily Unavailable";
+    case 504: return "Gateway Time-out";
+    default: return reasonPhrase(status);
+  }
+}
+
+}  // namespace
+
 std::string errorPageBody(int status) {
   std::string title = std::to_string(status);
   title += ' ';
-  title += reasonPhrase(status);
+  title += nginxPageTitle(status);
   std::string body;
   body.reserve(128 + 2 * title.size());
   body += "<html>\r\n<head><title>";

@@ -268,7 +268,8 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     }
     http::ResponseHead head;
     head.status = spec.code;
-    head.add("Content-Type", location_->settings->defaultType);
+    // As ngx_http_send_response: the type of the URI's extension, else default_type.
+    head.add("Content-Type", std::string(location_->mimes->lookup(uri_)));
     respond(std::move(head), std::move(value));
   }
 
@@ -325,8 +326,11 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   // try_files: true when it answered (or redirected); false to go on with the content.
   bool tryFiles() {
     for (const http::Template& entry : location_->tryFiles) {
+      // As nginx, the entry as written decides: a trailing '/' tests for a directory (and is
+      // not part of the name tested); "$uri" of "/dir/" is tested as a file and fails.
+      bool wantDirectory = entry.source().ends_with('/');
       std::string name = entry.expand(variables());
-      bool wantDirectory = !name.empty() && name.back() == '/';
+      if (wantDirectory && !name.empty()) name.pop_back();
       std::string relative;
       staticfiles::StaticHandler* files = filesFor(name, relative);
       auto kind = files->probe(relative);
@@ -334,7 +338,9 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
                         : (kind == staticfiles::StaticHandler::Kind::kFile ||
                            kind == staticfiles::StaticHandler::Kind::kOther)) {
         if (!location_->alias) {
-          uri_ = name;  // as nginx: the URI becomes the file found
+          // As nginx: the URI becomes the entry found, without the slash that asked for a
+          // directory (so "$uri/" for "/dir" then redirects to the slash form).
+          uri_ = name.empty() ? std::string("/") : name;
           rewrite(uri_, args_, false);
         }
         return false;

@@ -452,12 +452,18 @@ StaticHandler::Kind StaticHandler::probe(std::string_view relative) const {
 void StaticHandler::serve(http::Exchange& exchange, std::string_view relativeIn,
                           const std::function<std::string()>& directoryLocation) const {
   const http::Request& request = exchange.request();
-  if (request.method != "GET" && request.method != "HEAD") {
+  auto notAllowed = [&] {
     http::ResponseHead head;
     head.status = 405;
     head.add("Content-Type", "text/html");
     head.add("Allow", "GET, HEAD");  // nginx omits it; RFC 9110 asks for it, the tests check it
     exchange.respond(std::move(head), http::errorPageBody(405));
+  };
+  // As ngx_http_static_handler: other methods are refused at once; POST only once the file is
+  // found (a missing file stays a 404, a directory a 301).
+  const bool post = request.method == "POST";
+  if (request.method != "GET" && request.method != "HEAD" && !post) {
+    notAllowed();
     return;
   }
   std::string name(relativeIn);
@@ -478,6 +484,10 @@ void StaticHandler::serve(http::Exchange& exchange, std::string_view relativeIn,
     Opened gz = open(name, false);
     name.resize(nameLength);
     if (gz.error == 0 && S_ISREG(gz.st.st_mode)) {
+      if (post) {
+        notAllowed();
+        return;
+      }
       serveFile(exchange, std::move(gz), name, true, options_.gzipVary);
       return;
     }
@@ -497,6 +507,10 @@ void StaticHandler::serve(http::Exchange& exchange, std::string_view relativeIn,
   }
   if (!S_ISREG(file.st.st_mode)) {
     exchange.respondError(404);
+    return;
+  }
+  if (post) {
+    notAllowed();
     return;
   }
   bool vary = false;

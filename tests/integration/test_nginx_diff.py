@@ -81,16 +81,27 @@ def test_location_order(tmp_path):
 ROOT_ALIAS = server(r"""
         location / { }
         location /static/ { alias @DIR@/assets/; }
-        location ~ ^/pics/(.+\.gif)$ { alias @DIR@/assets/img/$1; }
         location /rooted/ { root @DIR@/r; }
 """)
+
+REGEX_ALIAS = server(r"""
+        location ~ ^/pics/(.+\.gif)$ { alias @DIR@/assets/img/$1; }
+        location ~ ^/byname/(?<file>[a-z]+)$ { root @DIR@/www; try_files /$file.txt =404; }
+""")
+
+
+def test_regex_alias_with_captures(tmp_path):
+    run_case(tmp_path, REGEX_ALIAS, FILES, [
+        ("GET", "/pics/x.gif"), ("GET", "/pics/no.gif"), ("GET", "/byname/a"),
+        ("GET", "/byname/zz"),
+    ])
 
 
 def test_root_and_alias(tmp_path):
     run_case(tmp_path, ROOT_ALIAS, FILES, [
         ("GET", "/a.txt"), ("HEAD", "/a.txt"), ("GET", "/static/logo.png"),
         ("GET", "/static/img"), ("GET", "/static/img/"), ("GET", "/static/img/readme.txt"),
-        ("GET", "/pics/x.gif"), ("GET", "/pics/no.gif"), ("GET", "/rooted/f.txt"),
+        ("GET", "/rooted/f.txt"), ("POST", "/missing"), ("DELETE", "/a.txt"),
         ("GET", "/missing"), ("GET", "/static/../a.txt"), ("POST", "/a.txt"),
         ("GET", "/empty/"), ("GET", "/nodir/"),
     ])

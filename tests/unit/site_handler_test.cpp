@@ -176,8 +176,9 @@ TEST_F(SiteTest, RootIndexAndDirectoryRedirects) {
   EXPECT_EQ(get("/empty/").head->status, 403);  // a directory without index
   EXPECT_EQ(get("/missing/").head->status, 404);
   EXPECT_EQ(get("/missing.txt").head->status, 404);
-  auto post = get("/a.txt", "example.com", "POST");
-  EXPECT_EQ(post.head->status, 405);
+  EXPECT_EQ(get("/a.txt", "example.com", "POST").head->status, 405);
+  EXPECT_EQ(get("/a.txt", "example.com", "PUT").head->status, 405);
+  EXPECT_EQ(get("/missing.txt", "example.com", "POST").head->status, 404);  // as nginx
 }
 
 TEST_F(SiteTest, IndexRedirectReMatchesLocations) {
@@ -223,7 +224,10 @@ TEST_F(SiteTest, TryFilesFilesDirectoriesAndFallbacks) {
   named.settings.returnSpec = config::ReturnSpec{200, "backend $uri $args", true};
   build();
   EXPECT_EQ(get("/a.txt").body, "alpha\n");
-  EXPECT_EQ(get("/dir").body, "dir index\n");   // $uri/ found: the URI becomes "/dir/"
+  auto dir = get("/dir");  // $uri/ found: the URI stays "/dir", a directory → 301
+  EXPECT_EQ(dir.head->status, 301);
+  EXPECT_EQ(dir.header("Location"), "http://example.com:8080/dir/");
+  EXPECT_EQ(get("/dir/").body, "dir index\n");
   EXPECT_EQ(get("/nowhere?q=1").body, "<h1>home</h1>\n");
   auto teapot = get("/strict/x");
   EXPECT_EQ(teapot.head->status, 418);  // no nginx page for 418: an empty answer
@@ -233,6 +237,7 @@ TEST_F(SiteTest, TryFilesFilesDirectoriesAndFallbacks) {
   EXPECT_EQ(backend.head->status, 200);
   EXPECT_EQ(backend.body, "backend /app/x y=2");
   EXPECT_EQ(backend.header("Content-Type"), "application/octet-stream");
+  EXPECT_EQ(get("/app/x.css").header("Content-Type"), "text/css");  // the URI's type
 }
 
 TEST_F(SiteTest, ReturnRedirectsWithVariablesAndServerReturn) {
