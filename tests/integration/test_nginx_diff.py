@@ -246,3 +246,59 @@ def test_body_limits(tmp_path):
         ("POST", "/a.txt", {"body": b"x" * 11}), ("POST", "/a.txt", {"body": b"x" * 5}),
         ("POST", "/upload/f.txt", {"body": b"x" * 100}),
     ])
+
+
+TYPES_KEEPALIVE = server(r"""
+        keepalive_timeout 30 25;
+        location / { }
+        location /typed/ {
+            types { text/x-special txt; }
+            default_type text/x-unknown;
+            alias @DIR@/www/;
+        }
+        location /once/ { keepalive_requests 1; alias @DIR@/www/; }
+        location /nokeep/ { keepalive_timeout 0; alias @DIR@/www/; }
+""")
+
+
+def test_types_and_keepalive(tmp_path):
+    run_case(tmp_path, TYPES_KEEPALIVE, FILES, [
+        ("GET", "/a.txt"), ("GET", "/typed/a.txt"), ("GET", "/typed/style.css"),
+        ("GET", "/once/a.txt"), ("GET", "/nokeep/a.txt"),
+        ("GET", "/a.txt", {"version": "HTTP/1.0", "headers": [("Connection", "keep-alive")]}),
+    ])
+
+
+HEADER_LIMITS = server(r"""
+        large_client_header_buffers 2 1k;
+        location / { }
+""")
+
+
+def test_large_client_header_buffers(tmp_path):
+    run_case(tmp_path, HEADER_LIMITS, FILES, [
+        ("GET", "/a.txt"), ("GET", "/" + "x" * 1100),
+        ("GET", "/a.txt", {"headers": [("X-Long", "y" * 1100)]}),
+        ("GET", "/a.txt", {"headers": [("X-%d" % i, "z" * 600) for i in range(4)]}),
+    ])
+
+
+# The shape of the common Django deployment tutorials, with the app's proxy_pass left out.
+DJANGO_TUTORIAL = server(r"""
+        charset_placeholder_removed_by_the_test;
+        location = /favicon.ico { access_log off; log_not_found off; }
+        location /static/ { alias @DIR@/assets/; expires 30d; }
+        error_page 500 502 503 504 /50x.html;
+        location = /50x.html { root @DIR@/www; }
+        location / { try_files $uri $uri/ =404; }
+""").replace("        charset_placeholder_removed_by_the_test;\n", "")
+
+
+def test_django_tutorial_shape(tmp_path):
+    files = dict(FILES)
+    files["www/50x.html"] = "sorry\n"
+    run_case(tmp_path, DJANGO_TUTORIAL, files, [
+        ("GET", "/favicon.ico"), ("GET", "/static/logo.png"), ("GET", "/static/img/"),
+        ("GET", "/"), ("GET", "/a.txt"), ("GET", "/dir"), ("GET", "/nothing"),
+        ("GET", "/50x.html"),
+    ])
