@@ -1,5 +1,7 @@
 #include "http/response.h"
 
+#include <cstring>
+
 namespace portico::http {
 
 std::string_view reasonPhrase(int status) {
@@ -93,6 +95,22 @@ std::string errorPageBody(int status) {
   body += title;
   body += "</h1></center>\r\n<hr><center>portico</center>\r\n</body>\r\n</html>\r\n";
   return body;
+}
+
+void appendEscapedPath(std::string& out, std::string_view path) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (char ch : path) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 std::strchr("-._~!$&'()*+,;=:@/", c) != nullptr;
+    if (plain && c != 0) {
+      out.push_back(ch);
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xf]);
+    }
+  }
 }
 
 }  // namespace portico::http

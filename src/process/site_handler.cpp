@@ -42,21 +42,6 @@ bool hasNginxErrorPage(int code) {
   return code >= 500 && code <= 508 && code != 506;
 }
 
-void appendEscapedPath(std::string& out, std::string_view path) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  for (char ch : path) {
-    unsigned char c = static_cast<unsigned char>(ch);
-    bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                 std::strchr("-._~!$&'()*+,;=:@/", c) != nullptr;
-    if (plain && c != 0) {
-      out.push_back(ch);
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 0xf]);
-    }
-  }
-}
 
 uint64_t ms(double seconds) { return seconds <= 0 ? 0 : static_cast<uint64_t>(seconds * 1000.0); }
 
@@ -288,7 +273,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   void content() {
     if (lookup_.redirectToSlash) {
       std::string path;
-      appendEscapedPath(path, uri_);
+      http::appendEscapedPath(path, uri_);
       path += '/';
       if (!args_.empty()) path += "?" + args_;
       redirect(301, redirectLocation(path));
@@ -416,7 +401,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     staticfiles::StaticHandler* files = filesFor(uri_, relative);
     files->serve(*this, relative, [this] {
       std::string path;
-      appendEscapedPath(path, uri_);
+      http::appendEscapedPath(path, uri_);
       path += '/';
       if (!args_.empty()) path += "?" + args_;
       return redirectLocation(path);

@@ -170,24 +170,6 @@ bool isHostChar(char c) {
          c == '.' || c == ':' || c == '[' || c == ']' || c == '_';
 }
 
-// Appends `path` percent-encoding everything but RFC 3986 pchar and '/', so a decoded path
-// (which may hold CR, LF, '?', '%' ...) can never break out of the Location header or its URL.
-void appendEscapedPath(std::string& out, std::string_view path) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  for (char ch : path) {
-    unsigned char c = static_cast<unsigned char>(ch);
-    bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                 std::strchr("-._~!$&'()*+,;=:@/", c) != nullptr;
-    if (plain && c != 0) {
-      out.push_back(ch);
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 0xf]);
-    }
-  }
-}
-
 // The query is still raw; only bytes that cannot appear in a header line are escaped.
 void appendEscapedQuery(std::string& out, std::string_view query) {
   static constexpr char kHex[] = "0123456789ABCDEF";
@@ -547,7 +529,7 @@ void StaticHandler::redirectToDirectory(http::Exchange& exchange,
       location += std::to_string(connection.localPort);
     }
   }
-  appendEscapedPath(location, normalizedPath);
+  http::appendEscapedPath(location, normalizedPath);
   location += '/';
   if (!request.query.empty()) {
     location += '?';

@@ -24,6 +24,7 @@ import time
 import pytest
 
 from http_client import Connection, parse_http_date
+import servers
 from servers import free_port, portico_binary
 
 READY_TIMEOUT = 10.0
@@ -35,21 +36,10 @@ COMPARED_HEADERS = ("location", "content-type", "content-length", "cache-control
 
 
 def _can_connect(port):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.2)
-        try:
-            sock.connect(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
+    return servers._can_connect(socket.AF_INET, ("127.0.0.1", port))
 
 
-def _tail(path, limit=3000):
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()[-limit:].decode("utf-8", "replace")
-    except OSError:
-        return ""
+_tail = servers._tail
 
 
 def render(text, workdir, ports):
