@@ -138,6 +138,86 @@ void appendEscaped(std::string& out, std::string_view value, VariableEscape esca
 
 }  // namespace
 
+std::vector<std::string> captureNamesOf(const config::HttpSite& site) {
+  std::vector<std::string> names;
+  auto add = [&](const std::string& pattern) {
+    for (std::string_view open : {"(?<", "(?P<", "(?'"}) {
+      for (size_t i = pattern.find(open); i != std::string::npos; i = pattern.find(open, i + 1)) {
+        size_t start = i + open.size();
+        size_t end = pattern.find_first_of(">'", start);
+        if (end == std::string::npos) break;
+        std::string name = pattern.substr(start, end - start);
+        // "(?<=" and "(?<!" are lookbehinds, not names.
+        if (!name.empty() && name[0] != '=' && name[0] != '!') names.push_back(std::move(name));
+      }
+    }
+  };
+  std::vector<const config::Location*> stack;
+  for (const config::VirtualServer& server : site.servers) {
+    for (const std::string& name : server.serverNames) {
+      if (name.starts_with('~')) add(name);
+    }
+    for (const config::Location& l : server.locations) stack.push_back(&l);
+  }
+  while (!stack.empty()) {
+    const config::Location* l = stack.back();
+    stack.pop_back();
+    if (l->match == config::Location::Match::kRegex ||
+        l->match == config::Location::Match::kRegexCaseless) {
+      add(l->pattern);
+    }
+    for (const config::Location& child : l->children) stack.push_back(&child);
+  }
+  return names;
+}
+
+bool validateTemplates(const config::HttpSite& site, std::string& error) {
+  const std::vector<std::string> names = captureNamesOf(site);
+  auto check = [&](const std::string& text, const config::SourceRef& source) {
+    std::string message;
+    if (Template::compile(text, message, names)) return true;
+    error = message;
+    if (!source.file.empty()) error += " in " + source.file + ":" + std::to_string(source.line);
+    return false;
+  };
+  auto checkSettings = [&](const config::LocationSettings& s, const config::SourceRef& source) {
+    if (!check(s.root, source)) return false;
+    if (s.alias && !check(*s.alias, source)) return false;
+    if (s.returnSpec && !check(s.returnSpec->text, source)) return false;
+    if (s.tryFiles) {
+      for (const std::string& f : s.tryFiles->files) {
+        if (!check(f, source)) return false;
+      }
+      if (!check(s.tryFiles->fallback, source)) return false;
+    }
+    for (const config::AddHeader& h : s.addHeaders) {
+      if (!check(h.value, source)) return false;
+    }
+    for (const config::ErrorPage& p : s.errorPages) {
+      if (!check(p.uri, source)) return false;
+    }
+    return true;
+  };
+  for (const auto& [name, format] : site.logFormats) {
+    if (!check(format.format, {})) {
+      error += " in log_format \"" + name + "\"";
+      return false;
+    }
+  }
+  std::vector<const config::Location*> stack;
+  for (const config::VirtualServer& server : site.servers) {
+    if (!checkSettings(server.settings, server.source)) return false;
+    for (const config::Location& l : server.locations) stack.push_back(&l);
+  }
+  while (!stack.empty()) {
+    const config::Location* l = stack.back();
+    stack.pop_back();
+    if (!checkSettings(l->settings, l->source)) return false;
+    for (const config::Location& child : l->children) stack.push_back(&child);
+  }
+  return true;
+}
+
 std::optional<std::string> validateHost(std::string_view host) {
   std::string out;
   out.reserve(host.size());

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "config/site.h"
 #include "core/regex.h"
 #include "http/exchange.h"
 #include "http/request.h"
@@ -74,6 +75,15 @@ inline std::optional<Template> compileTemplate(std::string_view text, std::strin
                                                const std::vector<std::string>& captureNames = {}) {
   return Template::compile(text, error, captureNames);
 }
+
+// The named captures of every regex of `site` (locations and server names): nginx makes each a
+// variable usable anywhere.
+std::vector<std::string> captureNamesOf(const config::HttpSite& site);
+
+// Compiles every value of `site` that may hold variables (root, alias, return, try_files,
+// add_header, error_page, log_format): false with `unknown "x" variable in FILE:LINE` for the
+// first bad one. Pure; the master runs it before serving (and on reload), as nginx at startup.
+bool validateTemplates(const config::HttpSite& site, std::string& error);
 
 // nginx's Host validation (ngx_http_validate_host): lower-cased, the port and a trailing dot
 // removed; nullopt for a host nginx answers with 400 ("..", '/', NUL, empty).

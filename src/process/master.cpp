@@ -1,5 +1,6 @@
 #include "process/master.h"
 #include "config/site_from_flags.h"
+#include "http/variables.h"
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -56,6 +57,8 @@ Master::~Master() {
 }
 
 bool Master::open(std::string& error) {
+  // As nginx at startup: an unknown variable anywhere is an error before anything listens.
+  if (!http::validateTemplates(config_.site, error)) return false;
   if (!openListeners(config_, listeners_, error)) return false;
   if (!python::WsgiRuntime::specsOf(config_.site).empty() && config_.preload) {
     preloaded_ = python::WsgiRuntime::load(config_, error);
@@ -237,6 +240,10 @@ void Master::reload() {
     // As nginx: sockets still configured stay open (no connection is refused), new ones
     // are opened, those no longer configured are closed. A socket that cannot be opened
     // fails the reload and the running configuration stays.
+    if (!http::validateTemplates(fresh.site, error)) {
+      logError("reload failed, keeping the running configuration: " + error);
+      return;
+    }
     std::vector<std::string> before;
     for (const auto& l : listeners_) before.push_back(l.name);
     if (!updateListeners(fresh, listeners_, error)) {

@@ -725,25 +725,7 @@ bool SiteHandler::compile(LocationRuntime& rt, const config::LocationSettings& s
 bool SiteHandler::build(const WsgiFactory& wsgi, std::string& error) {
   const config::HttpSite& site = map_.site();
   // Named captures of every regex are variables everywhere (nginx).
-  auto addCaptures = [&](const std::string& pattern) {
-    for (size_t i = pattern.find("(?<"); i != std::string::npos; i = pattern.find("(?<", i + 3)) {
-      size_t end = pattern.find('>', i);
-      if (end == std::string::npos) break;
-      std::string name = pattern.substr(i + 3, end - i - 3);
-      if (!name.empty() && name[0] != '=' && name[0] != '!') captureNames_.push_back(name);
-    }
-    for (size_t i = pattern.find("(?P<"); i != std::string::npos; i = pattern.find("(?P<", i + 4)) {
-      size_t end = pattern.find('>', i);
-      if (end == std::string::npos) break;
-      captureNames_.push_back(pattern.substr(i + 4, end - i - 4));
-    }
-  };
-  for (const http::LocationNode* node : map_.locations()) addCaptures(node->config->pattern);
-  for (const auto& server : site.servers) {
-    for (const std::string& name : server.serverNames) {
-      if (name.starts_with('~')) addCaptures(name);
-    }
-  }
+  captureNames_ = http::captureNamesOf(site);
   for (const auto& [name, format] : site.logFormats) {
     std::string message;
     auto t = http::Template::compile(format.format, message, captureNames_);

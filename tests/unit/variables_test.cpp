@@ -124,6 +124,30 @@ TEST(Variables, TimeVariablesHaveTheirShapes) {
   EXPECT_FALSE(compileOk("$hostname").expand(f.context).empty());
 }
 
+TEST(Variables, ValidateTemplatesOfASite) {
+  config::HttpSite site;
+  site.servers.emplace_back();
+  auto& server = site.servers.back();
+  server.serverNames = {"~^(?<sub>[a-z]+)\\.example\\.net$"};
+  config::Location l;
+  l.match = config::Location::Match::kRegex;
+  l.pattern = "^/u/(?<user>\\w+)(?<=x)";
+  l.settings.root = "/srv/$sub/$user";
+  l.source = {"/etc/site.conf", 7};
+  server.locations.push_back(l);
+  std::vector<std::string> names = captureNamesOf(site);
+  EXPECT_EQ(names, (std::vector<std::string>{"sub", "user"}));
+  std::string error;
+  EXPECT_TRUE(validateTemplates(site, error)) << error;
+  server.locations[0].settings.addHeaders = {{"X", "$nope", false}};
+  EXPECT_FALSE(validateTemplates(site, error));
+  EXPECT_EQ(error, "unknown \"nope\" variable in /etc/site.conf:7");
+  server.locations[0].settings.addHeaders.clear();
+  site.logFormats["main"] = {"main", "default", "$remote_addr $bogus"};
+  EXPECT_FALSE(validateTemplates(site, error));
+  EXPECT_NE(error.find("log_format \"main\""), std::string::npos) << error;
+}
+
 TEST(Variables, HostValidation) {
   EXPECT_EQ(validateHost("Example.COM"), "example.com");
   EXPECT_EQ(validateHost("example.com:8080"), "example.com");
