@@ -260,7 +260,11 @@ void Connection::onHeadComplete() {
       closeAfterResponse_ = true;
     }
     if (limits_.maxBodySize && req.contentLength && *req.contentLength > limits_.maxBodySize) {
-      failRequest(413);  // before a byte of the body is read, as nginx
+      // Before a byte of the body is read, as nginx; the route's error_page may answer it.
+      closeAfterResponse_ = true;
+      lingerNeeded_ = true;
+      requestComplete_ = true;  // nothing more will be parsed on this connection
+      route_->reject(413, *this);
       return;
     }
     if (req.hasBody() && !route_->readsBody()) {

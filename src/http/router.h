@@ -48,6 +48,8 @@ class RequestRoute {
   virtual bool readsBody() const = 0;
   // Produces the response through `exchange` (the connection).
   virtual void run(Exchange& exchange) = 0;
+  // Answers `status` instead (a body over the limit), through the route's error pages.
+  virtual void reject(int status, Exchange& exchange) { exchange.respondError(status); }
 };
 
 // Picks the route of each request (server selection and location matching); built by the

@@ -149,6 +149,13 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     content();
   }
 
+  void reject(int status, http::Exchange& exchange) override {
+    next_ = &exchange;
+    rewritten_ = original_;
+    rewritten_->method = original_.isHead() ? "HEAD" : "GET";  // no body will be read
+    finalize(status);
+  }
+
   // Exchange: what the content sees.
   const http::Request& request() const override { return rewritten_ ? *rewritten_ : original_; }
   const http::ConnectionInfo& connection() const override { return connection_; }

@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <cstdlib>
 #include <functional>
 
@@ -43,6 +45,39 @@ std::unique_ptr<WsgiRuntime> WsgiRuntime::load(const config::Config& config, std
     }
     specs.push_back(&fallback);
   }
+  // One process, one environment and one working directory: every app's wsgi_env is set
+  // (a key two apps set differently keeps the first value, with a warning), and the first
+  // wsgi_chdir is the directory the apps start in (gunicorn's --chdir).
+  std::vector<std::pair<std::string, std::string>> applied;
+  std::string chdirTo;
+  for (const config::WsgiSpec* spec : specs) {
+    for (const auto& [key, value] : spec->env) {
+      auto it = std::find_if(applied.begin(), applied.end(),
+                             [&](const auto& kv) { return kv.first == key; });
+      if (it != applied.end()) {
+        if (it->second != value) {
+          logWarning("wsgi_env " + key + ": the apps of one worker share one environment; "
+                     "keeping \"" + it->second + "\"");
+        }
+        continue;
+      }
+      ::setenv(key.c_str(), value.c_str(), 1);
+      applied.emplace_back(key, value);
+    }
+    if (!spec->chdir.empty()) {
+      if (chdirTo.empty()) {
+        chdirTo = spec->chdir;
+      } else if (chdirTo != spec->chdir) {
+        logWarning("wsgi_chdir " + spec->chdir + ": the apps of one worker share one working "
+                   "directory; staying in " + chdirTo);
+      }
+    }
+  }
+  if (!chdirTo.empty() && chdirTo != config.chdir && ::chdir(chdirTo.c_str()) != 0) {
+    error = "cannot change directory to " + chdirTo + ": " + std::strerror(errno);
+    return nullptr;
+  }
+
   InterpreterOptions options;
   // One interpreter: the python paths of every app, in order, each once.
   options.pythonPath = config.pythonPath;

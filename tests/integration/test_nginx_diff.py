@@ -238,13 +238,16 @@ BODY_LIMITS = server(r"""
         client_max_body_size 10;
         location / { }
         location /upload/ { client_max_body_size 0; }
+        location /paged/ { error_page 413 /404.html; }
+        location /paged413/ { error_page 413 =200 /a.txt; }
 """)
 
 
 def test_body_limits(tmp_path):
     run_case(tmp_path, BODY_LIMITS, FILES, [
         ("POST", "/a.txt", {"body": b"x" * 11}), ("POST", "/a.txt", {"body": b"x" * 5}),
-        ("POST", "/upload/f.txt", {"body": b"x" * 100}),
+        ("POST", "/upload/f.txt", {"body": b"x" * 100}), ("POST", "/paged/x", {"body": b"x" * 11}),
+        ("POST", "/paged413/x", {"body": b"x" * 11}),
     ])
 
 

@@ -27,7 +27,12 @@ TWO_APPS = r"""
             client_max_body_size 10;
         }
         location /two/ { wsgi_app tiny:application; wsgi_pythonpath %(apps)s; }
-        location /again/ { wsgi_app introspect:application; wsgi_pythonpath %(apps)s; }
+        location /again/ {
+            wsgi_app introspect:application;
+            wsgi_pythonpath %(apps)s;
+            wsgi_env PORTICO_SITE_GREETING hello;
+            wsgi_chdir @DIR@/www;
+        }
         location / { try_files $uri $uri/ =404; }
     }
 """ % {"apps": APPS}
@@ -48,6 +53,9 @@ def test_several_apps_with_their_script_names(tmp_path):
             "/one", "/environ/x", "q=1")
         env = _environ(server, "/again/environ/y")
         assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == ("/again", "/environ/y")
+        osenv = json.loads(server.request("GET", "/again/osenv?key=PORTICO_SITE_GREETING").body)
+        assert osenv["value"] == "hello"
+        assert osenv["cwd"] == os.path.join(str(tmp_path), "www")
         tiny = server.request("GET", "/two/anything")
         assert (tiny.status, tiny.body) == (200, b"tiny app\n")
         static = server.request("GET", "/a.txt")
