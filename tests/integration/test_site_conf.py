@@ -69,7 +69,7 @@ def test_several_apps_with_their_script_names(tmp_path):
 
 
 def test_body_limit_per_app_location(tmp_path):
-    prepare_tree(str(tmp_path), {})
+    prepare_tree(str(tmp_path), {"www/a.txt": "alpha\n"})  # www/ is /again/'s wsgi_chdir
     server = start_portico(str(tmp_path), TWO_APPS, 1)
     try:
         small = server.request("POST", "/one/echo", body=b"0123456789")
