@@ -48,8 +48,24 @@ def render(text, workdir, ports):
     return text
 
 
+APPS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "apps")
+
+# Where nginx proxies to its backend (an nginx server on @PORT2@ answering "app $request_uri"),
+# portico runs tests/apps/echo_uri.py, which answers the same bytes.
+PROXY = "proxy_pass http://127.0.0.1:@PORT2@;"
+APP = "wsgi_app echo_uri:application; wsgi_pythonpath %s;" % APPS
+BACKEND = """
+    server {
+        listen 127.0.0.1:@PORT2@;
+        location / { default_type text/plain; return 200 "app $request_uri"; }
+    }
+"""
+
+
 def config_text(http_body, workdir, ports, for_nginx):
     """The whole file: main and events contexts, then http with the case's body."""
+    if PROXY in http_body:
+        http_body = http_body + BACKEND if for_nginx else http_body.replace(PROXY, APP)
     nginx_only = ""
     main_only = ""
     if for_nginx:

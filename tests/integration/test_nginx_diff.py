@@ -6,7 +6,7 @@ Every case runs nginx first (its answers are always checked to come back), then 
 
 import pytest
 
-from nginx_diff import run_case
+from nginx_diff import PROXY, run_case
 
 
 FILES = {
@@ -304,4 +304,20 @@ def test_django_tutorial_shape(tmp_path):
         ("GET", "/favicon.ico"), ("GET", "/static/logo.png"), ("GET", "/static/img/"),
         ("GET", "/"), ("GET", "/a.txt"), ("GET", "/dir"), ("GET", "/nothing"),
         ("GET", "/50x.html"),
+    ])
+
+
+# An app location where nginx would proxy: auto_redirect of "/app", the URI the app sees.
+APP_MOUNTS = server(r"""
+        location / { }
+        location /app/ { %(proxy)s }
+        location /exact/ { %(proxy)s }
+        location = /exact { return 200 "exact wins"; }
+""" % {"proxy": PROXY})
+
+
+def test_app_locations_against_proxy_pass(tmp_path):
+    run_case(tmp_path, APP_MOUNTS, FILES, [
+        ("GET", "/app"), ("GET", "/app?x=1"), ("GET", "/app/"), ("GET", "/app/a/b?c=d"),
+        ("GET", "/exact"), ("GET", "/exact/x"), ("GET", "/a.txt"),
     ])
