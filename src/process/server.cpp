@@ -53,17 +53,6 @@ Server::Server(const config::Config& config, WorkerStatus* status, std::atomic<u
   settings_.keepAliveTimeoutMs = ms(config.keepAliveSeconds);
   settings_.serverHeader = config.serverHeader;
   settings_.onRequestDone = [this] { onRequestDone(); };
-  if (!config.confFile.empty() && !config.site.servers.empty()) {
-    // The file path: the first server's large_client_header_buffers and client_header_timeout
-    // (nginx takes them from the default server of each address; one set per worker here).
-    const config::VirtualServer& first = config.site.servers.front();
-    settings_.limits.maxRequestLine = first.largeHeaderBuffersSize;
-    settings_.limits.maxHeaderFieldSize = first.largeHeaderBuffersSize;
-    settings_.limits.maxHeaderCount = 100000;  // nginx counts bytes, not fields
-    settings_.limits.maxHeaderTotal = first.largeHeaderBuffersNumber * first.largeHeaderBuffersSize;
-    settings_.headerTooLargeIs400 = true;
-    settings_.headerTimeoutMs = ms(first.clientHeaderTimeoutSeconds);
-  }
 
   if (config.maxRequests > 0) {
     // Jitter spreads the recycling of workers started together (gunicorn's meaning).
@@ -153,16 +142,32 @@ bool Server::open(std::vector<BoundListener> listeners,
 
   bound_ = std::move(listeners);
   for (size_t i = 0; i < bound_.size(); ++i) {
+    // Before the Host is known the default server of the listener's address decides (nginx):
+    // large_client_header_buffers, client_header_timeout; the flags keep theirs.
+    auto settings = std::make_unique<http::ConnectionSettings>(settings_);
+    const http::ServerGroup* group = siteMap_->groupByKey(bound_[i].key);
+    if (!config_.confFile.empty() && group && group->defaultServer) {
+      const config::VirtualServer& server = *group->defaultServer->config;
+      settings->limits.maxRequestLine = server.largeHeaderBuffersSize;
+      settings->limits.maxHeaderFieldSize = server.largeHeaderBuffersSize;
+      settings->limits.maxHeaderCount = 100000;  // nginx counts bytes, not fields
+      settings->limits.maxHeaderTotal =
+          server.largeHeaderBuffersNumber * server.largeHeaderBuffersSize;
+      settings->headerTooLargeIs400 = true;
+      settings->headerTimeoutMs = static_cast<uint64_t>(server.clientHeaderTimeoutSeconds * 1000.0);
+    }
+    listenerSettings_.push_back(std::move(settings));
     listeners_.push_back(std::make_unique<event::Listener>(
         loop_, UniqueFd(::dup(bound_[i].fd.get())),
         [this, i](UniqueFd client, const sockaddr_storage& peer) {
-          accept(bound_[i], std::move(client), peer);
+          accept(bound_[i], *listenerSettings_[i], std::move(client), peer);
         }));
   }
   return true;
 }
 
-void Server::accept(const BoundListener& local, UniqueFd fd, const sockaddr_storage& peer) {
+void Server::accept(const BoundListener& local, const http::ConnectionSettings& settings,
+                    UniqueFd fd, const sockaddr_storage& peer) {
   if (stopping_) return;
   http::ConnectionInfo info = local.local;
   if (!info.isUnix) event::describeAddress(peer, info.peerAddress, info.peerPort);
@@ -175,7 +180,7 @@ void Server::accept(const BoundListener& local, UniqueFd fd, const sockaddr_stor
     }
   }
   auto conn = std::make_unique<http::Connection>(loop_, std::move(fd), std::move(info),
-                                                 settings_, *this);
+                                                 settings, *this);
   http::Connection* raw = conn.get();
   connections_.emplace(raw, std::move(conn));
   raw->start();

@@ -42,7 +42,8 @@ class Server : public http::ConnectionOwner {
   void connectionClosed(http::Connection* connection) override;
 
  private:
-  void accept(const BoundListener& local, UniqueFd fd, const sockaddr_storage& peer);
+  void accept(const BoundListener& local, const http::ConnectionSettings& settings, UniqueFd fd,
+              const sockaddr_storage& peer);
   void onSignal(int signo);
   void onRequestDone();
   void checkMemory();
@@ -53,7 +54,8 @@ class Server : public http::ConnectionOwner {
   WorkerStatus* status_;
   std::atomic<uint64_t>* busy_;
   event::EventLoop loop_;
-  http::ConnectionSettings settings_;
+  http::ConnectionSettings settings_;  // the base every listener's settings copy
+  std::vector<std::unique_ptr<http::ConnectionSettings>> listenerSettings_;  // by listener
   std::unique_ptr<http::AccessLog> accessLog_;  // the flags' process-level access log
   std::unique_ptr<http::SiteMap> siteMap_;
   std::unique_ptr<SiteHandler> site_;

@@ -135,6 +135,9 @@ void WsgiRuntime::startServing(event::EventLoop& loop, std::atomic<uint64_t>* bu
   const char* tmp = std::getenv("TMPDIR");
   for (Mount& mount : mounts_) {
     std::string prefix = mount.spec ? mount.spec->scriptName : config_->wsgiMount;
+    // A named location (`location @app`) has no prefix: the app sees the whole URI, as a
+    // proxy_pass there passes it.
+    if (prefix.starts_with('@')) prefix.clear();
     mount.handler = std::make_unique<WsgiHandler>(loop, *apps_[mount.app].executor, prefix,
                                                   tmp && *tmp ? tmp : "/tmp");
   }
