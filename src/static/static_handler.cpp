@@ -211,8 +211,7 @@ StaticHandler::StaticHandler(config::StaticMount mount, const MimeTypes& mimes)
 
 StaticHandler::StaticHandler(std::string directory, const MimeTypes& mimes, Options options)
     : mimes_(mimes), options_(options) {
-  mount_.prefix = "/";
-  mount_.directory = std::move(directory);
+  mount_.directory = std::move(directory);  // no prefix: the content phase maps URIs
   openRoot();
 }
 
@@ -220,8 +219,9 @@ void StaticHandler::openRoot() {
   int fd = ::open(mount_.directory.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) {
     rootError_ = errno;
-    logError("static: cannot open directory \"" + mount_.directory + "\" for \"" + mount_.prefix +
-             "\": " + std::strerror(rootError_));
+    logError("static: cannot open directory \"" + mount_.directory + "\"" +
+             (mount_.prefix.empty() ? std::string() : " for \"" + mount_.prefix + "\"") +
+             ": " + std::strerror(rootError_));
     return;
   }
   root_.reset(fd);
