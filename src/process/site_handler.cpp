@@ -544,7 +544,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
         if (!v.empty()) head.add(spec->name, std::move(v));  // nginx skips empty values
       }
     }
-    responseHeaders_ = head.headers;
+    if (!location_->accessLogs.empty()) responseHeaders_ = head.headers;  // $sent_http_*
   }
 
   void writeLogs() {
