@@ -99,7 +99,8 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   // Server selection and the first location match; false: answer `failStatus_` at once.
   void prepare() {
     startMicros_ = wallMicros();
-    if (!original_.host.empty()) {
+    if (!original_.host.empty() || original_.header("Host") != nullptr) {
+      // An empty Host header is as invalid as a malformed one (nginx: 400).
       auto host = http::validateHost(original_.host);
       if (!host) {
         failStatus_ = 400;  // nginx: "client sent invalid host header"

@@ -182,6 +182,7 @@ SERVER_NAMES = r"""
     server { listen 127.0.0.1:@PORT@; server_name ~^(?<user>[a-z]+)\.re\.test$;
              return 200 "re $user"; }
     server { listen 127.0.0.1:@PORT2@; server_name first.test; return 200 "port2"; }
+    server { listen 127.0.0.1:@PORT2@; return 200 "unnamed"; }
 """
 
 
@@ -193,8 +194,10 @@ def test_server_name_selection(tmp_path):
         ("GET", "/", {"host": "dot.test"}), ("GET", "/", {"host": "x.dot.test"}),
         ("GET", "/", {"host": "bob.re.test"}), ("GET", "/", {"host": "other.test"}),
         ("GET", "/", {"host": "a..b"}), ("GET", "/", {"host": None, "version": "HTTP/1.0"}),
+        ("GET", "/", {"headers": [("Host", "")], "host": None}),
         ("GET", "http://first.test/abs", {"host": "other.test"}),
         ("GET", "/", {"host": "other.test", "port_index": 1}),
+        ("GET", "/", {"host": None, "version": "HTTP/1.0", "port_index": 1}),
     ], nports=2)
 
 
