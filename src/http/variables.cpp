@@ -100,8 +100,6 @@ std::optional<std::string_view> findCookie(const Request& request, std::string_v
   return std::nullopt;
 }
 
-void appendNumber(std::string& out, uint64_t v) { out += std::to_string(v); }
-
 void appendEscaped(std::string& out, std::string_view value, VariableEscape escape) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   for (char ch : value) {
@@ -538,7 +536,7 @@ std::string Template::expand(const VariableContext& c, VariableEscape escape) co
         long offset = tm.tm_gmtoff / 60;
         char sign = offset < 0 ? '-' : '+';
         if (offset < 0) offset = -offset;
-        char buffer[40];
+        char buffer[96];
         std::snprintf(buffer, sizeof buffer, "%04d-%02d-%02dT%02d:%02d:%02d%c%02ld:%02ld",
                       tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
                       tm.tm_sec, sign, offset / 60, offset % 60);

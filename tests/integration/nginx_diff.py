@@ -16,7 +16,6 @@ separately), the portico side is skipped — the nginx side still runs, so the c
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -28,7 +27,6 @@ import servers
 from servers import free_port, portico_binary
 
 READY_TIMEOUT = 10.0
-STOP_TIMEOUT = 10.0
 NGINX = "/usr/sbin/nginx"
 
 COMPARED_HEADERS = ("location", "content-type", "content-length", "cache-control", "vary",
@@ -108,15 +106,8 @@ class Served:
             return conn.request(method, target, headers=headers, body=body, host=host,
                                 version=version)
 
-    def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGQUIT)
-        try:
-            self.proc.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=STOP_TIMEOUT)
+    # Graceful (QUIT), then killed past the timeout: the oracle's own stop.
+    stop = servers.NginxServer.stop
 
 
 def _wait(proc, ports):
