@@ -137,6 +137,10 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   }
   void run(http::Exchange& exchange) override {
     next_ = &exchange;
+    if (!location_) {
+      exchange.respondError(500);  // no server at all for this address (an empty site)
+      return;
+    }
     if (failStatus_ != 0) {
       finalize(failStatus_);
       return;
@@ -152,6 +156,10 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
 
   void reject(int status, http::Exchange& exchange) override {
     next_ = &exchange;
+    if (!location_) {
+      exchange.respondError(status);
+      return;
+    }
     rewritten_ = original_;
     rewritten_->method = original_.isHead() ? "HEAD" : "GET";  // no body will be read
     finalize(status);

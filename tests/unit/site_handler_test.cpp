@@ -399,3 +399,28 @@ TEST_F(SiteTest, Return444ClosesWithoutAResponse) {
 
 }  // namespace
 }  // namespace portico::process
+
+namespace portico::process {
+namespace {
+
+TEST(SiteHandlerEmpty, AnEmptySiteAnswers500) {
+  config::Config config;
+  config::HttpSite site;
+  std::string error;
+  auto map = http::SiteMap::build(site, error);
+  ASSERT_TRUE(map) << error;
+  SiteHandler handler(config, *map);
+  ASSERT_TRUE(handler.build(nullptr, error)) << error;
+  http::Request request;
+  request.method = "GET";
+  request.target = request.rawPath = request.path = "/";
+  RecordingExchange x;
+  x.req = &request;
+  auto route = handler.route(request, x.conn);
+  route->run(x);
+  ASSERT_TRUE(x.head);
+  EXPECT_EQ(x.head->status, 500);
+}
+
+}  // namespace
+}  // namespace portico::process
