@@ -425,7 +425,8 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   }
 
   void rewrite(const std::string& uri, const std::string& args, bool toGet) {
-    rewritten_ = original_;
+    // From the request as it stands: an error page's GET survives a later try_files rewrite.
+    if (!rewritten_) rewritten_ = original_;
     rewritten_->path = uri;
     rewritten_->rawPath = uri;
     rewritten_->query = args;

@@ -169,3 +169,38 @@ def test_directory_redirect_uses_the_host_without_its_port_and_the_local_port(la
         response = conn.request("GET", "/static/sub", host="Example.COM:1234")
     assert response.status == 301
     assert response.header("Location") == "http://example.com:%d/static/sub/" % server.port
+
+
+PIPELINED = r"""
+    server {
+        listen 127.0.0.1:@PORT@;
+        server_name localhost;
+        root @DIR@/www;
+        error_page 404 /404.html;
+        location / { try_files $uri $uri/ =404; }
+        location /r/ { return 302 /a.txt; }
+        location /big/ { client_max_body_size 4; error_page 413 /404.html; }
+    }
+"""
+
+
+def test_pipelined_requests_through_redirects_and_error_pages(tmp_path):
+    prepare_tree(str(tmp_path), {"www/a.txt": "alpha\n", "www/404.html": "nf\n",
+                                 "www/d/index.html": "idx\n"})
+    server = start_portico(str(tmp_path), PIPELINED, 1)
+    try:
+        with Connection.tcp("127.0.0.1", server.ports[0], 5.0) as conn:
+            conn.send(b"".join(
+                b"GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n" % target
+                for target in (b"/a.txt", b"/missing", b"/d/", b"/r/x", b"/d")))
+            answers = [conn.read_response() for _ in range(5)]
+            assert [(r.status, r.body) for r in answers[:3]] == [
+                (200, b"alpha\n"), (404, b"nf\n"), (200, b"idx\n")]
+            assert answers[3].status == 302 and answers[3].header("Location").endswith("/a.txt")
+            assert answers[4].status == 301 and answers[4].header("Location").endswith("/d/")
+            conn.send(b"POST /big/x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\n")
+            too_big = conn.read_response()
+            assert (too_big.status, too_big.body) == (413, b"nf\n")
+            assert "close" in too_big.connection_tokens()
+    finally:
+        server.stop()

@@ -295,6 +295,15 @@ TEST_F(SiteTest, ErrorPages) {
   EXPECT_NE(looped.body.find("404 Not Found"), std::string::npos);
 }
 
+TEST_F(SiteTest, ErrorPageThroughTryFilesStaysGet) {
+  server().settings.errorPages = {{{404}, 0, "/404.html"}};
+  add(Match::kPrefix, "/").settings.tryFiles = config::TryFiles{{"$uri"}, "=404"};
+  build();
+  auto post = get("/missing", "example.com", "POST");
+  EXPECT_EQ(post.head->status, 404);
+  EXPECT_EQ(post.body, "custom not found\n");
+}
+
 TEST_F(SiteTest, AddHeaderAndExpiresFilters) {
   auto& l = add(Match::kPrefix, "/");
   l.settings.addHeaders = {{"X-Frame-Options", "DENY", false},
