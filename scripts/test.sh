@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is needed, builds, and runs every test: unit and integration tests on the
-# release build, the same again under ASan+UBSan, and the request-parser fuzzer for a bounded time.
+# release build, the same again under ASan+UBSan, and the request and configuration parser
+# fuzzers for a bounded time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FUZZ_SECONDS=${FUZZ_SECONDS:-120}
@@ -31,4 +32,8 @@ scripts/build.sh fuzz
 mkdir -p build-fuzz/corpus
 build-fuzz/tests/fuzz/parser_fuzz -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
   -print_final_stats=1 build-fuzz/corpus tests/fuzz/corpus/parser 2>&1 | tail -n 15
+echo "== fuzzing the configuration parser for $((FUZZ_SECONDS / 2))s"
+mkdir -p build-fuzz/corpus-conf
+build-fuzz/tests/fuzz/conf_fuzz -max_total_time="$((FUZZ_SECONDS / 2))" -timeout=10 \
+  -rss_limit_mb=2048 -print_final_stats=1 build-fuzz/corpus-conf tests/fuzz/corpus/conf 2>&1 | tail -n 8
 echo "== all tests passed"

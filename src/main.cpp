@@ -1,4 +1,5 @@
-// portico: the command line becomes a configuration, the configuration a master and workers.
+// portico: the command line (gunicorn's flags or nginx's -c FILE) becomes a configuration, the
+// configuration a master and workers.
 #include <signal.h>
 #include <unistd.h>
 
@@ -6,14 +7,17 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
 
 #include "config/cli.h"
+#include "config/nginx_cli.h"
 #include "config/site_from_flags.h"
 #include "config/version.h"
 #include "core/log.h"
+#include "http/variables.h"
 #include "process/master.h"
 #include "process/process_title.h"
 
@@ -92,11 +96,165 @@ bool prepare(portico::config::Config& config) {
   return true;
 }
 
+// Starts the master with `config`; `reload` re-reads the settings on HUP.
+int runMaster(portico::config::Config& config, portico::process::Master::Reloader reload,
+              int argc, char** argv) {
+  portico::process::initProcessTitle(argc, argv);
+  if (!prepare(config)) return 1;
+
+  portico::logInfo(std::string("Starting portico ") + portico::kPorticoVersion);
+  try {
+    portico::process::Master master(config, std::move(reload));
+    std::string error;
+    if (!master.open(error)) {
+      portico::logCritical(error);
+      return 1;
+    }
+    PidFile pid;
+    if (!config.pidFile.empty() && !pid.write(config.pidFile, error)) {
+      portico::logCritical(error);
+      return 1;
+    }
+    return master.run();
+  } catch (const std::exception& e) {
+    portico::logCritical(std::string("fatal: ") + e.what());
+    return 1;
+  }
+}
+
+// What a reload does besides replacing the Config: the environment the app will see.
+void applyEnvironment(portico::config::Config& out) {
+  if (out.virtualenv.empty()) {
+    if (const char* venv = std::getenv("VIRTUAL_ENV"); venv && *venv) out.virtualenv = venv;
+  }
+  for (const auto& [key, value] : out.env) ::setenv(key.c_str(), value.c_str(), 1);
+}
+
+// The sockets the Master opens come from Config::binds; with a file they are the servers'
+// `listen`s (each address once). A bridge until the server reads them from the site itself.
+void bindsFromListens(portico::config::Config& config) {
+  using portico::config::BindAddress;
+  config.binds.clear();
+  for (const auto& server : config.site.servers) {
+    for (const auto& listen : server.listens) {
+      BindAddress bind;
+      bind.kind = listen.isUnix ? BindAddress::Kind::kUnix : BindAddress::Kind::kTcp;
+      bind.host = listen.host.empty() ? "0.0.0.0" : listen.host;
+      bind.port = listen.port;
+      bind.path = listen.path;
+      bind.spec = listen.spec;
+      bool seen = false;
+      for (const BindAddress& other : config.binds) {
+        seen |= other.kind == bind.kind && other.host == bind.host && other.port == bind.port &&
+                other.path == bind.path;
+      }
+      if (!seen) config.binds.push_back(bind);
+      if (listen.backlog > 0) config.backlog = listen.backlog;
+    }
+  }
+}
+
+// nginx's way: -c FILE (with -t, -T, -q, -s, -p, -g, -e, -v, -V).
+int nginxMain(const std::vector<std::string>& args, int argc, char** argv) {
+  namespace cfg = portico::config;
+  std::string cwd = std::filesystem::current_path().string();
+  cfg::NginxCommandLine cli = cfg::parseNginxCommandLine(args, cwd);
+  switch (cli.action) {
+    case cfg::NginxCommandLine::Action::kHelp:
+    case cfg::NginxCommandLine::Action::kVersion:
+      std::fprintf(stderr, "%s\n", cli.message.c_str());
+      return 0;
+    case cfg::NginxCommandLine::Action::kError:
+      std::fprintf(stderr, "portico: %s\n", cli.message.c_str());
+      return 2;
+    default:
+      break;
+  }
+  cfg::ConfLoader loader;
+  cfg::ConfLoadResult loaded = cfg::loadNginxConfig(cli, loader);
+  for (const std::string& message : loaded.messages) {
+    std::fprintf(stderr, "portico: %s\n", message.c_str());
+  }
+  if (loaded.ok) {
+    // Variables are compiled as nginx does at startup: an unknown one fails -t too.
+    std::string error;
+    if (!portico::http::validateTemplates(loaded.config.site, error)) {
+      std::fprintf(stderr, "portico: [emerg] %s\n", error.c_str());
+      loaded.ok = false;
+    }
+  }
+  if (cli.action == cfg::NginxCommandLine::Action::kTest) {
+    if (!loaded.ok) {
+      std::fprintf(stderr, "portico: configuration file %s test failed\n", cli.confFile.c_str());
+      return 1;
+    }
+    if (!cli.quiet) {
+      std::fprintf(stderr, "portico: the configuration file %s syntax is ok\n",
+                   cli.confFile.c_str());
+      std::fprintf(stderr, "portico: configuration file %s test is successful\n",
+                   cli.confFile.c_str());
+    }
+    if (cli.dump) {
+      for (const cfg::ConfFileText& file : loader.files()) {
+        std::printf("# configuration file %s:\n", file.path.c_str());
+        std::fwrite(file.text.data(), 1, file.text.size(), stdout);
+        std::printf("\n");
+      }
+    }
+    return 0;
+  }
+  if (!loaded.ok) return 1;
+  cfg::Config& config = loaded.config;
+  if (cli.action == cfg::NginxCommandLine::Action::kSignal) {
+    config.signalCommand = cli.signal;
+    if (config.pidFile.empty()) {
+      std::fprintf(stderr,
+                   "portico: error: -s %s needs a \"pid\" directive in %s to find the master\n",
+                   cli.signal.c_str(), cli.confFile.c_str());
+      return 1;
+    }
+    return sendSignal(config);
+  }
+  // HUP re-reads the file; a broken file is reported and the running configuration stays.
+  auto reload = [cli](cfg::Config& out, std::string& error) {
+    cfg::ConfLoader again;
+    cfg::ConfLoadResult result = cfg::loadNginxConfig(cli, again);
+    for (const std::string& message : result.messages) {
+      if (result.ok || &message != &result.messages.back()) portico::logWarning(message);
+    }
+    if (!result.ok) {
+      error = result.messages.empty() ? "configuration error" : result.messages.back();
+      return false;
+    }
+    out = std::move(result.config);
+    bindsFromListens(out);
+    applyEnvironment(out);
+    return true;
+  };
+  bindsFromListens(config);
+  if (!config.user.empty()) {
+    // Said rather than silently ignored: the process layer does not switch users yet.
+    std::fprintf(stderr,
+                 "portico: [warn] the \"user %s %s\" directive is not applied yet: the workers "
+                 "run as root\n",
+                 config.user.c_str(), config.group.c_str());
+  }
+  return runMaster(config, reload, argc, argv);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   using portico::config::CliResult;
+  using portico::config::CommandLineMode;
   std::vector<std::string> args(argv, argv + argc);
+  CommandLineMode mode = portico::config::chooseCommandLineMode(args);
+  if (mode.kind == CommandLineMode::Kind::kError) {
+    std::fprintf(stderr, "%s\n", mode.message.c_str());
+    return 2;
+  }
+  if (mode.kind == CommandLineMode::Kind::kNginx) return nginxMain(args, argc, argv);
+
   CliResult cli = portico::config::parseCommandLine(args);
   switch (cli.action) {
     case CliResult::Action::kHelp:
@@ -114,42 +272,19 @@ int main(int argc, char** argv) {
   }
   portico::config::Config& config = cli.config;
   if (!config.signalCommand.empty()) return sendSignal(config);
-  // Without -c FILE the gunicorn-style flags describe the site.
-  if (config.confFile.empty()) portico::config::siteFromFlags(config);
-  portico::process::initProcessTitle(argc, argv);
-  if (!prepare(config)) return 1;
-
-  portico::logInfo(std::string("Starting portico ") + portico::kPorticoVersion);
-  try {
-    // HUP re-reads the command line (the settings file, once there is one) as given at start.
-    auto reload = [args](portico::config::Config& out, std::string& error) {
-      CliResult again = portico::config::parseCommandLine(args);
-      if (again.action != CliResult::Action::kRun) {
-        error = again.message;
-        return false;
-      }
-      out = std::move(again.config);
-      if (out.confFile.empty()) portico::config::siteFromFlags(out);
-      if (out.virtualenv.empty()) {
-        if (const char* venv = std::getenv("VIRTUAL_ENV"); venv && *venv) out.virtualenv = venv;
-      }
-      for (const auto& [key, value] : out.env) ::setenv(key.c_str(), value.c_str(), 1);
-      return true;
-    };
-    portico::process::Master master(config, reload);
-    std::string error;
-    if (!master.open(error)) {
-      portico::logCritical(error);
-      return 1;
+  // The gunicorn-style flags describe the site as the equivalent nginx configuration would.
+  portico::config::siteFromFlags(config);
+  // HUP re-reads the command line as given at start.
+  auto reload = [args](portico::config::Config& out, std::string& error) {
+    CliResult again = portico::config::parseCommandLine(args);
+    if (again.action != CliResult::Action::kRun) {
+      error = again.message;
+      return false;
     }
-    PidFile pid;
-    if (!config.pidFile.empty() && !pid.write(config.pidFile, error)) {
-      portico::logCritical(error);
-      return 1;
-    }
-    return master.run();
-  } catch (const std::exception& e) {
-    portico::logCritical(std::string("fatal: ") + e.what());
-    return 1;
-  }
+    out = std::move(again.config);
+    portico::config::siteFromFlags(out);
+    applyEnvironment(out);
+    return true;
+  };
+  return runMaster(config, reload, argc, argv);
 }

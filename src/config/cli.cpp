@@ -13,6 +13,7 @@
 #include <optional>
 #include <string_view>
 
+#include "config/conf_values.h"
 #include "config/version.h"
 
 namespace portico::config {
@@ -353,36 +354,9 @@ bool parseSeconds(std::string_view text, double& out) {
 
 // nginx's size syntax (ngx_parse_offset): digits with an optional k/K, m/M or g/G suffix.
 bool parseSize(std::string_view text, uint64_t& out) {
-  std::string_view s = strip(text);
-  uint64_t scale = 1;
-  if (!s.empty()) {
-    switch (s.back()) {
-      case 'k':
-      case 'K':
-        scale = uint64_t{1} << 10;
-        break;
-      case 'm':
-      case 'M':
-        scale = uint64_t{1} << 20;
-        break;
-      case 'g':
-      case 'G':
-        scale = uint64_t{1} << 30;
-        break;
-      default:
-        break;
-    }
-    if (scale != 1) s.remove_suffix(1);
-  }
-  if (s.empty()) return false;
-  uint64_t value = 0;
-  for (char c : s) {
-    if (!isDigit(c)) return false;
-    if (value > (std::numeric_limits<uint64_t>::max() - (c - '0')) / 10) return false;
-    value = value * 10 + static_cast<uint64_t>(c - '0');
-  }
-  if (value > std::numeric_limits<uint64_t>::max() / scale) return false;
-  out = value * scale;
+  auto value = parseNginxOffset(strip(text));
+  if (!value) return false;
+  out = static_cast<uint64_t>(*value);
   return true;
 }
 

@@ -141,6 +141,9 @@ struct LocationSettings {
   bool absoluteRedirect = true;
   bool serverNameInRedirect = false;
   bool portInRedirect = true;
+  // log_not_found: whether a missing file is also written to the error log (nginx writes
+  // "open() ... failed (2: ...)" at error level). Added for the file's `log_not_found off;`.
+  bool logNotFound = true;
   std::vector<AccessLogSpec> accessLogs{{"logs/access.log", "combined"}};  // empty = off
   std::optional<WsgiSpec> wsgi;               // not inherited: only where wsgi_app is written
 };

@@ -133,7 +133,7 @@ bool Server::open(std::vector<BoundListener> listeners,
     }
   }
 
-  site_ = std::make_unique<SiteHandler>(config_, *siteMap_);
+  site_ = std::make_unique<SiteHandler>(config_, *siteMap_, &loop_);
   auto wsgiFor = [this](const config::WsgiSpec& spec) -> http::Handler* {
     return wsgi_ ? wsgi_->handlerFor(spec) : nullptr;
   };

@@ -186,16 +186,12 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     if (!location_->wsgi && closesConnection(head.status)) head.close = true;
     status_ = head.status;
     applyHeaderFilters(head);
-    if (!output_) {
-      if (site_.outputFilter()) filter_ = site_.outputFilter()(*next_, *location_->settings);
-      output_ = filter_ ? filter_.get() : next_;
-    }
-    output_->sendHead(std::move(head));
+    output().sendHead(std::move(head));
   }
   void sendBody(BodyChunk chunk) override {
     if (swallowing_) return;
     bodyBytes_ += chunk.size();
-    output_->sendBody(std::move(chunk));
+    output().sendBody(std::move(chunk));
   }
   void finish() override {
     if (swallowing_) {
@@ -204,18 +200,41 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       return;
     }
     writeLogs();
-    output_->finish();
+    output().finish();
   }
-  bool writable() const override { return next_->writable(); }
-  void onWritable(std::function<void()> callback) override { next_->onWritable(std::move(callback)); }
+  bool writable() const override { return output_ ? output_->writable() : next_->writable(); }
+  void onWritable(std::function<void()> callback) override {
+    output().onWritable(std::move(callback));
+  }
   void readBody(http::BodyReader* reader) override { next_->readBody(reader); }
-  void onAbort(std::function<void()> callback) override { next_->onAbort(std::move(callback)); }
+  // Registered through the output chain, so a filter that watches the connection itself (gzip)
+  // still tells the content.
+  void onAbort(std::function<void()> callback) override { output().onAbort(std::move(callback)); }
   void abort() override {
     writeLogs();
     (output_ ? output_ : next_)->abort();
   }
 
  private:
+  // The output chain of the location that answers: [gzip] → [extra filter] → connection.
+  // Built at the content's first use (its onAbort, or the first head that is not swallowed).
+  http::Exchange& output() {
+    if (output_) return *output_;
+    http::Exchange* out = next_;
+    if (location_->gzip && site_.loop()) {
+      gzip_ = std::make_unique<http::GzipExchange>(
+          *out, *location_->gzip, *site_.loop(),
+          location_->wsgi ? http::GzipSource::kUpstream : http::GzipSource::kStaticFile);
+      out = gzip_.get();
+    }
+    if (site_.outputFilter()) {
+      filter_ = site_.outputFilter()(*out, *location_->settings);
+      if (filter_) out = filter_.get();
+    }
+    output_ = out;
+    return *output_;
+  }
+
   void match(std::string_view uri) {
     lookup_ = http::SiteMap::match(*server_, uri);
     if (lookup_.hasCaptures) captures_ = lookup_.captures;
@@ -574,7 +593,8 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   const http::ConnectionInfo& connection_;
   http::Exchange* next_ = nullptr;
   http::Exchange* output_ = nullptr;
-  std::unique_ptr<http::Exchange> filter_;
+  std::unique_ptr<http::GzipExchange> gzip_;  // kept until the next request (it may still be
+  std::unique_ptr<http::Exchange> filter_;    // compressing after the content's finish())
   std::optional<http::Request> rewritten_;
   const http::ServerNode* server_ = nullptr;
   const LocationRuntime* location_ = nullptr;
@@ -601,8 +621,9 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   bool logged_ = false;
 };
 
-SiteHandler::SiteHandler(const config::Config& config, const http::SiteMap& map)
-    : config_(config), map_(map) {
+SiteHandler::SiteHandler(const config::Config& config, const http::SiteMap& map,
+                         event::EventLoop* loop)
+    : config_(config), map_(map), loop_(loop) {
   tokensOn_ = std::string("portico/") + kPorticoVersion;
 }
 
@@ -687,6 +708,14 @@ bool SiteHandler::compile(LocationRuntime& rt, const config::LocationSettings& s
                                                           rt.fileOptions);
     }
     rt.files = slot.get();
+  }
+  if (s.gzip.enabled) {
+    std::string message;
+    rt.gzip = http::GzipPolicy::compile(s.gzip, message);
+    if (!rt.gzip) {
+      error = message + where();
+      return false;
+    }
   }
   if (s.returnSpec) {
     rt.returnText = compileOne(s.returnSpec->text);

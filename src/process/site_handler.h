@@ -9,6 +9,8 @@
 
 #include "config/config.h"
 #include "core/log.h"
+#include "event/event_loop.h"
+#include "http/gzip_filter.h"
 #include "http/router.h"
 #include "http/site_map.h"
 #include "http/variables.h"
@@ -31,6 +33,7 @@ struct LocationRuntime {
   bool alias = false;
   staticfiles::StaticHandler* files = nullptr;  // for a constant directory
   staticfiles::StaticHandler::Options fileOptions;
+  std::optional<http::GzipPolicy> gzip;       // `gzip on`: responses go through a GzipExchange
   std::optional<http::Template> returnText;
   std::vector<http::Template> tryFiles;
   std::optional<http::Template> tryFallback;
@@ -53,14 +56,17 @@ struct LocationRuntime {
 // per-location access logs. Built once per worker by process::Server; loop thread only.
 class SiteHandler : public http::RequestRouter {
  public:
-  // Wraps a location's response on its way to the connection (on-the-fly gzip plugs in
-  // here); may return null for "no filter".
+  // Wraps a location's response on its way to the connection, after the gzip filter (a
+  // location with `gzip on` gets a GzipExchange); may return null for "no filter".
   using OutputFilterFactory = std::function<std::unique_ptr<http::Exchange>(
       http::Exchange& next, const config::LocationSettings& settings)>;
   // The app handler of a wsgi_app location.
   using WsgiFactory = std::function<http::Handler*(const config::WsgiSpec& spec)>;
 
-  SiteHandler(const config::Config& config, const http::SiteMap& map);
+  // `loop` runs the on-the-fly gzip filter's deferred work; null (unit tests) when no
+  // location has `gzip on`.
+  SiteHandler(const config::Config& config, const http::SiteMap& map,
+              event::EventLoop* loop = nullptr);
   ~SiteHandler() override;
 
   bool build(const WsgiFactory& wsgi, std::string& error);
@@ -78,6 +84,7 @@ class SiteHandler : public http::RequestRouter {
                                    const http::LocationNode* node) const;
   const http::SiteMap& map() const { return map_; }
   const OutputFilterFactory& outputFilter() const { return outputFilter_; }
+  event::EventLoop* loop() const { return loop_; }
   const std::optional<http::Template>& serverReturn(const http::ServerNode& server) const {
     return serverReturns_[server.index];
   }
@@ -91,6 +98,7 @@ class SiteHandler : public http::RequestRouter {
 
   const config::Config& config_;
   const http::SiteMap& map_;
+  event::EventLoop* loop_;
   OutputFilterFactory outputFilter_;
   std::vector<LocationRuntime> locations_;  // by LocationNode::id
   std::vector<LocationRuntime> servers_;    // by ServerNode::index

@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "core/log.h"
+#include "http/gzip_filter.h"
 #include "http/http_date.h"
 #include "http/parser.h"
 #include "static/range.h"
@@ -103,57 +104,6 @@ bool etagListMatches(const http::Request& request, std::string_view name, std::s
     }
   }
   return false;
-}
-
-// A qvalue (RFC 9110 §12.4.2) in thousandths; nullopt when malformed.
-std::optional<int> parseQuality(std::string_view v) {
-  if (v.empty() || (v[0] != '0' && v[0] != '1')) return std::nullopt;
-  int value = (v[0] - '0') * 1000;
-  if (v.size() == 1) return value;
-  if (v[1] != '.' || v.size() > 5) return std::nullopt;
-  int scale = 100;
-  for (size_t i = 2; i < v.size(); ++i, scale /= 10) {
-    if (v[i] < '0' || v[i] > '9') return std::nullopt;
-    value += (v[i] - '0') * scale;
-  }
-  if (value > 1000) return std::nullopt;
-  return value;
-}
-
-// Whether Accept-Encoding allows gzip: an explicit "gzip"/"x-gzip" decides, else "*" does;
-// q=0 (or a malformed q) refuses.
-bool acceptsGzip(const http::Request& request) {
-  std::optional<bool> gzip;
-  std::optional<bool> any;
-  for (const http::Header& header : request.headers) {
-    if (!http::iequals(header.name, "Accept-Encoding")) continue;
-    std::string_view list = header.value;
-    while (!list.empty()) {
-      size_t comma = list.find(',');
-      std::string_view element = list.substr(0, comma);
-      list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
-      size_t semicolon = element.find(';');
-      std::string_view coding = trimOws(element.substr(0, semicolon));
-      if (coding.empty()) continue;
-      int quality = 1000;
-      while (semicolon != std::string_view::npos) {
-        element.remove_prefix(semicolon + 1);
-        semicolon = element.find(';');
-        std::string_view param = trimOws(element.substr(0, semicolon));
-        size_t equals = param.find('=');
-        if (equals == std::string_view::npos) continue;
-        if (!http::iequals(trimOws(param.substr(0, equals)), "q")) continue;
-        quality = parseQuality(trimOws(param.substr(equals + 1))).value_or(0);
-      }
-      if (http::iequals(coding, "gzip") || http::iequals(coding, "x-gzip")) {
-        gzip = gzip.value_or(false) || quality > 0;
-      } else if (coding == "*") {
-        any = quality > 0;
-      }
-    }
-  }
-  if (gzip) return *gzip;
-  return any.value_or(false);
 }
 
 // If-Range (RFC 9110 §13.1.5): a strong ETag match, or a date equal to Last-Modified.
@@ -358,7 +308,8 @@ void StaticHandler::handle(http::Exchange& exchange) {
   // As nginx, the URL decides: "/static/" asks for an index, "/static" (prefix "/static")
   // names the directory itself and is redirected.
   bool directoryRequest = normalized.back() == '/';
-  bool wantsGzip = acceptsGzip(request);
+  // gzip_static: nginx's own Accept-Encoding reading (ngx_http_gzip_ok), shared with the filter.
+  bool wantsGzip = http::acceptEncodingAllowsGzip(request);
   std::string name;
   name.reserve(relative.size() + sizeof("index.html.gz"));
   name = relative;
@@ -460,7 +411,7 @@ void StaticHandler::serve(http::Exchange& exchange, std::string_view relativeIn,
     return;
   }
   const size_t nameLength = name.size();
-  bool wantsGzip = options_.gzipStatic && acceptsGzip(request);
+  bool wantsGzip = options_.gzipStatic && http::acceptEncodingAllowsGzip(request);
   if (wantsGzip && !name.empty()) {
     name += ".gz";
     Opened gz = open(name, false);

@@ -607,9 +607,10 @@ TEST_F(StaticHandlerTest, GzipStaticNegotiation) {
       {"gzip", true},
       {"gzip, deflate, br", true},
       {"deflate, GZIP;Q=0.5", true},
-      {"x-gzip", true},
-      {"*", true},
-      {"br;q=1.0, *;q=0.1", true},
+      // As nginx (ngx_http_gzip_ok): only a "gzip" token counts, not "x-gzip" nor "*".
+      {"x-gzip", false},
+      {"*", false},
+      {"br;q=1.0, *;q=0.1", false},
       {"gzip;q=0", false},
       {"gzip; q=0.000", false},
       {"gzip;q=0, *", false},  // an explicit refusal beats the wildcard

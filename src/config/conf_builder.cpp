@@ -1,0 +1,1515 @@
+#include "config/conf_builder.h"
+
+#include <arpa/inet.h>
+#include <grp.h>
+#include <netdb.h>
+#include <pwd.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string_view>
+#include <utility>
+
+#include "config/conf_parser.h"
+#include "config/conf_values.h"
+#include "core/regex.h"
+
+namespace portico::config {
+namespace {
+
+// The first error ends a load, as in nginx; it travels up as this exception.
+struct ConfFailure {
+  std::string line;  // "[emerg] ... in FILE:LINE"
+};
+
+// Contexts a directive may appear in (nginx's NGX_MAIN_CONF, NGX_EVENT_CONF, NGX_HTTP_*_CONF).
+enum Ctx : unsigned {
+  kMain = 1,
+  kEvents = 2,
+  kHttp = 4,
+  kServer = 8,
+  kLocation = 16,
+  kTypes = 32,
+};
+constexpr unsigned kHsl = kHttp | kServer | kLocation;
+
+// nginx's argument-count rules (NGX_CONF_NOARGS, TAKE1, ... 1MORE, 2MORE, FLAG).
+enum class Args { kNone, k1, k2, k12, k23, k1More, k2More };
+
+bool argsOk(Args rule, size_t n) {
+  switch (rule) {
+    case Args::kNone: return n == 0;
+    case Args::k1: return n == 1;
+    case Args::k2: return n == 2;
+    case Args::k12: return n == 1 || n == 2;
+    case Args::k23: return n == 2 || n == 3;
+    case Args::k1More: return n >= 1;
+    case Args::k2More: return n >= 2;
+  }
+  return false;
+}
+
+// Everything one level (http, server, location) may set; unset fields inherit from the
+// enclosing level when the tree is merged after parsing (nginx's merge_loc_conf).
+struct Partial {
+  std::optional<std::string> root;
+  std::optional<std::string> alias;  // never inherited
+  std::optional<std::vector<std::string>> index;
+  std::optional<TryFiles> tryFiles;       // never inherited
+  std::optional<ReturnSpec> returnSpec;   // never inherited
+  std::optional<std::vector<ErrorPage>> errorPages;
+  std::optional<std::vector<AddHeader>> addHeaders;
+  std::optional<Expires> expires;
+  std::optional<std::string> defaultType;
+  std::optional<std::map<std::string, std::string>> types;
+  std::optional<bool> gzip;
+  std::optional<std::vector<std::string>> gzipTypes;
+  std::optional<int> gzipLevel;
+  std::optional<int64_t> gzipMinLength;
+  std::optional<bool> gzipVary;
+  std::optional<std::vector<std::string>> gzipProxied;
+  std::optional<std::vector<std::string>> gzipDisable;
+  std::optional<std::pair<int, int64_t>> gzipBuffers;
+  std::optional<int> gzipHttpVersionMinor;
+  std::optional<GzipSettings::Static> gzipStatic;
+  std::optional<uint64_t> clientMaxBodySize;
+  std::optional<uint64_t> clientBodyBufferSize;
+  std::optional<bool> sendfile, tcpNopush, tcpNodelay;
+  std::optional<std::pair<double, std::optional<double>>> keepaliveTimeout;
+  std::optional<uint64_t> keepaliveRequests;
+  std::optional<double> sendTimeout, clientBodyTimeout;
+  std::optional<bool> serverTokens, absoluteRedirect, serverNameInRedirect, portInRedirect;
+  std::optional<bool> logNotFound;
+  std::optional<std::vector<AccessLogSpec>> accessLogs;  // empty: `access_log off`
+  std::optional<int64_t> typesHashMaxSize;
+  // http and server only
+  std::optional<double> clientHeaderTimeout;
+  std::optional<std::pair<size_t, size_t>> largeHeaderBuffers;
+  // location only, never inherited: the app and its companions
+  std::optional<WsgiSpec> wsgi;  // holds the companions too; wsgi->app empty until wsgi_app
+  bool hasWsgiApp = false;
+  bool wsgiThreadsSet = false;
+  bool accessLogOff = false;  // `access_log off` at this level wins over its other access_logs
+  std::optional<SourceRef> firstWsgiCompanion;
+  std::string firstWsgiCompanionName;
+};
+
+template <class T>
+void inherit(std::optional<T>& child, const std::optional<T>& parent) {
+  if (!child && parent) child = parent;
+}
+
+// nginx's merge: what the child did not set comes from the parent (already merged).
+void mergeFrom(Partial& c, const Partial& p) {
+  inherit(c.root, p.root);
+  inherit(c.index, p.index);
+  inherit(c.errorPages, p.errorPages);
+  inherit(c.addHeaders, p.addHeaders);
+  inherit(c.expires, p.expires);
+  inherit(c.defaultType, p.defaultType);
+  inherit(c.types, p.types);
+  inherit(c.gzip, p.gzip);
+  inherit(c.gzipTypes, p.gzipTypes);
+  inherit(c.gzipLevel, p.gzipLevel);
+  inherit(c.gzipMinLength, p.gzipMinLength);
+  inherit(c.gzipVary, p.gzipVary);
+  inherit(c.gzipProxied, p.gzipProxied);
+  inherit(c.gzipDisable, p.gzipDisable);
+  inherit(c.gzipBuffers, p.gzipBuffers);
+  inherit(c.gzipHttpVersionMinor, p.gzipHttpVersionMinor);
+  inherit(c.gzipStatic, p.gzipStatic);
+  inherit(c.clientMaxBodySize, p.clientMaxBodySize);
+  inherit(c.clientBodyBufferSize, p.clientBodyBufferSize);
+  inherit(c.sendfile, p.sendfile);
+  inherit(c.tcpNopush, p.tcpNopush);
+  inherit(c.tcpNodelay, p.tcpNodelay);
+  inherit(c.keepaliveTimeout, p.keepaliveTimeout);
+  inherit(c.keepaliveRequests, p.keepaliveRequests);
+  inherit(c.sendTimeout, p.sendTimeout);
+  inherit(c.clientBodyTimeout, p.clientBodyTimeout);
+  inherit(c.serverTokens, p.serverTokens);
+  inherit(c.absoluteRedirect, p.absoluteRedirect);
+  inherit(c.serverNameInRedirect, p.serverNameInRedirect);
+  inherit(c.portInRedirect, p.portInRedirect);
+  inherit(c.logNotFound, p.logNotFound);
+  inherit(c.accessLogs, p.accessLogs);
+  inherit(c.typesHashMaxSize, p.typesHashMaxSize);
+  inherit(c.clientHeaderTimeout, p.clientHeaderTimeout);
+  inherit(c.largeHeaderBuffers, p.largeHeaderBuffers);
+}
+
+// One location as parsed, before merging.
+struct LocationDraft {
+  Location::Match match = Location::Match::kPrefix;
+  std::string pattern;
+  SourceRef source;
+  Partial partial;
+  std::vector<LocationDraft> children;
+};
+
+// One server as parsed, before merging.
+struct ServerDraft {
+  VirtualServer server;
+  bool namesSet = false;
+  Partial partial;
+  std::vector<LocationDraft> locations;
+};
+
+// Where the walk stands: the context and the level its directives fill.
+struct Frame {
+  Ctx ctx = kMain;
+  Partial* level = nullptr;
+  ServerDraft* server = nullptr;
+  LocationDraft* location = nullptr;  // innermost enclosing location
+  std::map<std::string, std::string>* types = nullptr;
+};
+
+std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+bool startsWith(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+
+// The directives of nginx (and its common modules) that portico does not implement yet, and the
+// prefixes of whole families of them.
+constexpr std::string_view kUnsupportedPrefixes[] = {
+    "proxy_",     "uwsgi_",       "fastcgi_",        "scgi_",    "grpc_",        "memcached_",
+    "ssl",        "auth_basic",   "auth_request",    "auth_jwt", "limit_req",    "limit_conn",
+    "limit_rate", "sub_filter",   "real_ip_",        "autoindex", "open_file_cache", "ssi",
+    "charset",    "secure_link",  "image_filter",    "xslt_",    "perl",         "mp4",
+    "hls",        "userid",       "gunzip",          "geoip_",   "slice",        "mirror",
+    "dav_",       "js_",          "quic_",           "http2_",   "http3_",       "lua",
+    "more_set_",  "more_clear_",  "brotli",          "zstd",     "health_check", "sticky",
+    "add_trailer", "referer_hash_", "variables_hash_", "lingering_",
+};
+constexpr std::string_view kUnsupportedNames[] = {
+    // http
+    "http2", "http3", "rewrite", "rewrite_log", "if", "set", "map", "map_hash_bucket_size",
+    "map_hash_max_size", "upstream", "geo", "split_clients", "break",
+    "uninitialized_variable_warn", "allow", "deny", "satisfy", "resolver", "resolver_timeout",
+    "set_real_ip_from", "internal", "limit_except", "aio", "aio_write", "directio",
+    "directio_alignment", "output_buffers", "postpone_output", "client_body_temp_path",
+    "client_body_in_file_only", "client_body_in_single_buffer", "client_header_buffer_size",
+    "connection_pool_size", "request_pool_size", "reset_timedout_connection", "merge_slashes",
+    "underscores_in_headers", "ignore_invalid_headers", "recursive_error_pages",
+    "log_subrequest", "open_log_file_cache", "etag", "if_modified_since",
+    "chunked_transfer_encoding", "disable_symlinks", "msie_padding", "msie_refresh",
+    "max_ranges", "server_names_hash_max_size", "types_hash_bucket_size", "sendfile_max_chunk",
+    "send_lowat", "keepalive_time", "keepalive_disable", "flv", "stub_status", "empty_gif",
+    "random_index", "create_full_put_path", "min_delete_depth", "read_ahead",
+    "subrequest_output_buffer_size", "ancient_browser", "ancient_browser_value",
+    "modern_browser", "modern_browser_value", "valid_referers", "addition_types",
+    "add_before_body", "add_after_body", "gzip_window", "gzip_hash", "gzip_no_buffer",
+    "postpone_gzipping", "zone", "hash", "ip_hash", "least_conn", "random", "keepalive",
+    "stream", "mail",
+    // main and events
+    "worker_rlimit_nofile", "worker_rlimit_core", "worker_cpu_affinity", "worker_priority",
+    "worker_shutdown_timeout", "working_directory", "env", "load_module", "pcre_jit",
+    "thread_pool", "timer_resolution", "lock_file", "master_process", "debug_points",
+    "accept_mutex", "accept_mutex_delay", "debug_connection", "worker_aio_requests",
+    "google_perftools_profiles",
+};
+
+}  // namespace
+
+bool isUnsupportedNginxDirective(const std::string& name) {
+  for (std::string_view p : kUnsupportedPrefixes) {
+    if (startsWith(name, p)) return true;
+  }
+  for (std::string_view n : kUnsupportedNames) {
+    if (name == n) return true;
+  }
+  return false;
+}
+
+namespace {
+
+// Walks the directive tree once, in file order (includes expanded where they stand), filling
+// the drafts; the http block's end merges and finalizes the servers. One per load.
+class Builder {
+ public:
+  Builder(const ConfLoadOptions& options, ConfLoader& loader, ConfLoadResult& result)
+      : options_(options), loader_(loader), result_(result), config_(result.config) {
+    std::string dir = options.confFile.substr(0, options.confFile.rfind('/') + 1);
+    confPrefix_ = dir.empty() ? "/" : dir;
+    config_.confFile = options.confFile;
+    config_.prefix = options.prefix;
+  }
+
+  void run() {
+    Frame main;
+    main.ctx = kMain;
+    if (!options_.globalDirectives.empty()) {
+      auto tree = parseConf(options_.globalDirectives, "", ConfSourceKind::kCommandLine);
+      walk(tree, main);
+    }
+    std::string text, error;
+    bool readFailed = false;
+    if (!loader_.readFile(options_.confFile, text, error, &readFailed)) {
+      throw ConfFailure{(readFailed ? "[crit] " : "[emerg] ") + error};
+    }
+    walk(parseConf(text, options_.confFile), main);
+    if (!eventsSeen_) throw ConfFailure{"[emerg] no \"events\" section in configuration"};
+    if (!errorLogSet_ && !options_.errorLog.empty()) config_.errorLogFile = options_.errorLog;
+    // nginx's predefined format, present whether or not the file has an http block.
+    LogFormat combined;
+    combined.name = "combined";
+    combined.format =
+        "$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent "
+        "\"$http_referer\" \"$http_user_agent\"";
+    config_.site.logFormats["combined"] = combined;
+  }
+
+ private:
+  using Handler = void (Builder::*)(const ConfDirective&, Frame&);
+
+  // One row of the directive table.
+  struct Command {
+    std::string_view name;
+    unsigned contexts;
+    Args args;
+    bool block;
+    Handler handler;
+  };
+
+  static const std::vector<Command>& commands();
+
+  // ---- messages ----
+
+  [[noreturn]] void emerg(const ConfDirective& d, const std::string& text) {
+    throw ConfFailure{"[emerg] " + text + " in " + describeSource(d.source)};
+  }
+  // nginx's `"NAME" directive TEXT` (what a handler returning a string produces).
+  [[noreturn]] void directiveError(const ConfDirective& d, const std::string& text) {
+    emerg(d, quote(d.name) + " directive " + text);
+  }
+  void warn(const ConfDirective& d, const std::string& text) {
+    result_.messages.push_back("[warn] " + text + " in " + describeSource(d.source));
+  }
+  [[noreturn]] void unsupported(const ConfDirective& d, const std::string& what) {
+    emerg(d, what + " is not supported by portico yet");
+  }
+
+  // ---- the walk ----
+
+  void walk(const std::vector<ConfDirective>& directives, Frame& frame) {
+    for (const ConfDirective& d : directives) {
+      if (d.error) throw ConfFailure{"[emerg] " + *d.error};
+      dispatch(d, frame);
+    }
+  }
+
+  void dispatch(const ConfDirective& d, Frame& frame) {
+    if (frame.ctx == kTypes) return typeEntry(d, frame);
+    bool found = false;
+    for (const Command& cmd : commands()) {
+      if (cmd.name != d.name) continue;
+      found = true;
+      if (!(cmd.contexts & frame.ctx)) continue;
+      if (!cmd.block && d.hasBlock) {
+        emerg(d, "directive " + quote(d.name) + " is not terminated by \";\"");
+      }
+      if (cmd.block && !d.hasBlock) emerg(d, "directive " + quote(d.name) + " has no opening \"{\"");
+      if (!argsOk(cmd.args, d.args.size())) {
+        emerg(d, "invalid number of arguments in " + quote(d.name) + " directive");
+      }
+      (this->*cmd.handler)(d, frame);
+      return;
+    }
+    if (found) emerg(d, quote(d.name) + " directive is not allowed here");
+    if (isUnsupportedNginxDirective(d.name)) unsupported(d, quote(d.name) + " directive");
+    emerg(d, "unknown directive " + quote(d.name));
+  }
+
+  // ---- value helpers ----
+
+  std::string fullName(const std::string& path) const {
+    if (!path.empty() && path[0] == '/') return path;
+    return options_.prefix + path;
+  }
+
+  void noVariables(const ConfDirective& d, const std::string& value) {
+    if (value.find('$') != std::string::npos) {
+      unsupported(d, "a variable in the " + quote(d.name) + " directive");
+    }
+  }
+
+  template <class T>
+  void checkUnset(const ConfDirective& d, const std::optional<T>& slot) {
+    if (slot) directiveError(d, "is duplicate");
+  }
+
+  bool parseFlag(const ConfDirective& d) {
+    const std::string& v = d.args[0];
+    if (iequals(v, "on")) return true;
+    if (iequals(v, "off")) return false;
+    emerg(d, "invalid value " + quote(v) + " in " + quote(d.name) +
+                 " directive, it must be \"on\" or \"off\"");
+  }
+  void setFlag(const ConfDirective& d, std::optional<bool>& slot) {
+    checkUnset(d, slot);
+    slot = parseFlag(d);
+  }
+  void setMsec(const ConfDirective& d, std::optional<double>& slot) {
+    checkUnset(d, slot);
+    auto ms = parseNginxTime(d.args[0], false);
+    if (!ms) directiveError(d, "invalid value");
+    slot = static_cast<double>(*ms) / 1000.0;
+  }
+  void setSize(const ConfDirective& d, std::optional<uint64_t>& slot, bool offset) {
+    checkUnset(d, slot);
+    auto v = offset ? parseNginxOffset(d.args[0]) : parseNginxSize(d.args[0]);
+    if (!v) directiveError(d, "invalid value");
+    slot = static_cast<uint64_t>(*v);
+  }
+  int64_t number(const ConfDirective& d, const std::string& text) {
+    auto v = parseNginxNumber(text);
+    if (!v) directiveError(d, "invalid number");
+    return *v;
+  }
+  // ngx_conf_set_enum_slot: one of `choices`, else "invalid value" (logged at warn, fatal).
+  size_t enumValue(const ConfDirective& d, std::initializer_list<std::string_view> choices) {
+    size_t i = 0;
+    for (std::string_view c : choices) {
+      if (iequals(d.args[0], c)) return i;
+      ++i;
+    }
+    emerg(d, "invalid value " + quote(d.args[0]));
+  }
+  std::pair<int, int64_t> bufs(const ConfDirective& d) {
+    auto n = parseNginxNumber(d.args[0]);
+    if (!n || *n == 0 || *n > 1 << 20) directiveError(d, "invalid value");
+    auto size = parseNginxSize(d.args[1]);
+    if (!size || *size == 0) directiveError(d, "invalid value");
+    return {static_cast<int>(*n), *size};
+  }
+  void compileRegex(const ConfDirective& d, const std::string& pattern, bool caseless) {
+    std::string error;
+    if (Regex::compile(pattern, caseless, error)) return;
+    // Regex says "REASON at offset N"; nginx says `REASON in "PATTERN" at "REST"` (the "at"
+    // part only when the offset is inside the pattern).
+    std::string message = "pcre2_compile() failed: ";
+    size_t at = error.rfind(" at offset ");
+    std::string reason = at == std::string::npos ? error : error.substr(0, at);
+    message += reason + " in " + quote(pattern);
+    if (at != std::string::npos) {
+      auto offset = parseNginxNumber(std::string_view(error).substr(at + 11));
+      if (offset && static_cast<size_t>(*offset) < pattern.size()) {
+        message += " at " + quote(pattern.substr(static_cast<size_t>(*offset)));
+      }
+    }
+    emerg(d, message);
+  }
+
+  // ---- main context ----
+
+  void user(const ConfDirective& d, Frame&) {
+    if (userSet_) directiveError(d, "is duplicate");
+    userSet_ = true;
+    config_.user = d.args[0];
+    config_.group = d.args.size() == 2 ? d.args[1] : d.args[0];
+    if (::geteuid() != 0) {
+      warn(d, "the \"user\" directive makes sense only if the master process runs with "
+              "super-user privileges, ignored");
+      config_.user.clear();
+      config_.group.clear();
+      return;
+    }
+    if (::getpwnam(config_.user.c_str()) == nullptr) {
+      emerg(d, "getpwnam(" + quote(config_.user) + ") failed");
+    }
+    if (::getgrnam(config_.group.c_str()) == nullptr) {
+      emerg(d, "getgrnam(" + quote(config_.group) + ") failed");
+    }
+  }
+
+  void workerProcesses(const ConfDirective& d, Frame&) {
+    if (workersSet_) directiveError(d, "is duplicate");
+    workersSet_ = true;
+    if (d.args[0] == "auto") {
+      config_.workers = 0;
+      return;
+    }
+    auto n = parseNginxNumber(d.args[0]);
+    if (!n || *n > 1024) directiveError(d, "invalid value");
+    config_.workers = static_cast<int>(*n);
+  }
+
+  void pid(const ConfDirective& d, Frame&) {
+    if (pidSet_) directiveError(d, "is duplicate");
+    pidSet_ = true;
+    config_.pidFile = fullName(d.args[0]);
+  }
+
+  void daemon(const ConfDirective& d, Frame&) {
+    if (daemonSet_) directiveError(d, "is duplicate");
+    daemonSet_ = true;
+    if (parseFlag(d)) unsupported(d, "\"daemon on\" (portico stays in the foreground)");
+  }
+
+  void errorLog(const ConfDirective& d, Frame& frame) {
+    if (frame.ctx != kMain) {
+      unsupported(d, quote(d.name) + " directive outside the main context");
+    }
+    if (errorLogSet_) unsupported(d, "more than one " + quote(d.name) + " directive");
+    errorLogSet_ = true;
+    const std::string& target = d.args[0];
+    if (startsWith(target, "syslog:") || startsWith(target, "memory:")) {
+      unsupported(d, "the " + quote(target.substr(0, target.find(':') + 1)) + " log target");
+    }
+    config_.errorLogFile = target == "stderr" ? "-" : fullName(target);
+    config_.logLevel = LogLevel::kError;  // nginx's default level
+    static const std::pair<std::string_view, LogLevel> kLevels[] = {
+        {"debug", LogLevel::kDebug},   {"info", LogLevel::kInfo},
+        {"notice", LogLevel::kInfo},   {"warn", LogLevel::kWarning},
+        {"error", LogLevel::kError},   {"crit", LogLevel::kCritical},
+        {"alert", LogLevel::kCritical}, {"emerg", LogLevel::kCritical},
+    };
+    for (size_t i = 1; i < d.args.size(); ++i) {
+      bool ok = false;
+      for (const auto& [name, level] : kLevels) {
+        if (d.args[i] == name) {
+          if (i > 1) emerg(d, "duplicate log level " + quote(d.args[i]));
+          config_.logLevel = level;
+          ok = true;
+        }
+      }
+      if (!ok) emerg(d, "invalid log level " + quote(d.args[i]));
+    }
+  }
+
+  void include(const ConfDirective& d, Frame& frame) {
+    if (includeDepth_ >= ConfLoader::kMaxIncludeDepth) {
+      emerg(d, "include nesting deeper than " + std::to_string(ConfLoader::kMaxIncludeDepth) +
+                   " levels (an include loop?)");
+    }
+    std::vector<std::string> paths;
+    std::string error;
+    if (!loader_.expandInclude(d.args[0], confPrefix_, paths, error)) emerg(d, error);
+    for (const std::string& path : paths) {
+      std::string text;
+      bool readFailed = false;
+      if (!loader_.readFile(path, text, error, &readFailed)) {
+        if (readFailed) throw ConfFailure{"[crit] " + error};
+        emerg(d, error);
+      }
+      ++includeDepth_;
+      walk(parseConf(text, path), frame);
+      --includeDepth_;
+    }
+  }
+
+  void events(const ConfDirective& d, Frame&) {
+    if (eventsSeen_) directiveError(d, "is duplicate");
+    eventsSeen_ = true;
+    Frame inner;
+    inner.ctx = kEvents;
+    walk(d.children, inner);
+  }
+
+  void workerConnections(const ConfDirective& d, Frame&) {
+    if (workerConnectionsSet_) directiveError(d, "is duplicate");
+    workerConnectionsSet_ = true;
+    auto n = parseNginxNumber(d.args[0]);
+    if (!n || *n > 1 << 24) emerg(d, "invalid number " + quote(d.args[0]));
+    config_.workerConnections = static_cast<int>(*n);
+  }
+
+  void multiAccept(const ConfDirective& d, Frame&) {
+    if (multiAcceptSet_) directiveError(d, "is duplicate");
+    multiAcceptSet_ = true;
+    config_.multiAccept = parseFlag(d);
+  }
+
+  void use(const ConfDirective& d, Frame&) {
+    static const std::set<std::string> kKnown = {"select", "poll", "kqueue", "devpoll",
+                                                 "eventport", "epoll"};
+    if (d.args[0] == "epoll") return;
+    if (kKnown.count(d.args[0])) unsupported(d, "\"use " + d.args[0] + "\"");
+    emerg(d, "invalid event type " + quote(d.args[0]));
+  }
+
+  // ---- http ----
+
+  void http(const ConfDirective& d, Frame&) {
+    if (httpSeen_) directiveError(d, "is duplicate");
+    httpSeen_ = true;
+    Frame inner;
+    inner.ctx = kHttp;
+    inner.level = &http_;
+    walk(d.children, inner);
+    finishHttp();
+  }
+
+  void server(const ConfDirective& d, Frame& frame) {
+    ServerDraft& draft = servers_.emplace_back();
+    draft.server.source = d.source;
+    Frame inner;
+    inner.ctx = kServer;
+    inner.level = &draft.partial;
+    inner.server = &draft;
+    walk(d.children, inner);
+    if (draft.server.listens.empty()) {
+      // nginx: `listen *:80` when started as root, *:8000 otherwise.
+      ListenSpec spec;
+      spec.port = ::getuid() == 0 ? 80 : 8000;
+      spec.spec = "*:" + std::to_string(spec.port);
+      spec.source = d.source;
+      registerListen(d, draft, spec);
+    }
+  }
+
+  void logFormat(const ConfDirective& d, Frame&) {
+    const std::string& name = d.args[0];
+    if (name == "combined" || site_.logFormats.count(name)) {
+      emerg(d, "duplicate \"log_format\" name " + quote(name));
+    }
+    LogFormat format;
+    format.name = name;
+    size_t i = 1;
+    if (d.args.size() > 2 && d.args[1].size() > 7 && startsWith(d.args[1], "escape=")) {
+      std::string escape = d.args[1].substr(7);
+      if (escape != "default" && escape != "json" && escape != "none") {
+        emerg(d, "unknown log format escaping " + quote(escape));
+      }
+      format.escape = escape;
+      i = 2;
+    }
+    for (; i < d.args.size(); ++i) format.format += d.args[i];
+    site_.logFormats[name] = format;
+  }
+
+  void serverNamesHashBucketSize(const ConfDirective& d, Frame&) {
+    if (serverNamesHashSet_) directiveError(d, "is duplicate");
+    serverNamesHashSet_ = true;
+    auto v = parseNginxSize(d.args[0]);
+    if (!v) directiveError(d, "invalid value");
+    site_.serverNamesHashBucketSize = static_cast<size_t>(*v);
+  }
+
+  // ---- http, server, location ----
+
+  void sendfile(const ConfDirective& d, Frame& f) { setFlag(d, f.level->sendfile); }
+  void tcpNopush(const ConfDirective& d, Frame& f) { setFlag(d, f.level->tcpNopush); }
+  void tcpNodelay(const ConfDirective& d, Frame& f) { setFlag(d, f.level->tcpNodelay); }
+  void absoluteRedirect(const ConfDirective& d, Frame& f) { setFlag(d, f.level->absoluteRedirect); }
+  void portInRedirect(const ConfDirective& d, Frame& f) { setFlag(d, f.level->portInRedirect); }
+  void serverNameInRedirect(const ConfDirective& d, Frame& f) {
+    setFlag(d, f.level->serverNameInRedirect);
+  }
+  void logNotFound(const ConfDirective& d, Frame& f) { setFlag(d, f.level->logNotFound); }
+  void gzip(const ConfDirective& d, Frame& f) { setFlag(d, f.level->gzip); }
+  void gzipVary(const ConfDirective& d, Frame& f) { setFlag(d, f.level->gzipVary); }
+  void sendTimeout(const ConfDirective& d, Frame& f) { setMsec(d, f.level->sendTimeout); }
+  void clientBodyTimeout(const ConfDirective& d, Frame& f) {
+    setMsec(d, f.level->clientBodyTimeout);
+  }
+  void clientHeaderTimeout(const ConfDirective& d, Frame& f) {
+    setMsec(d, f.level->clientHeaderTimeout);
+  }
+  void clientMaxBodySize(const ConfDirective& d, Frame& f) {
+    setSize(d, f.level->clientMaxBodySize, true);
+  }
+  void clientBodyBufferSize(const ConfDirective& d, Frame& f) {
+    setSize(d, f.level->clientBodyBufferSize, false);
+  }
+
+  void keepaliveTimeout(const ConfDirective& d, Frame& f) {
+    checkUnset(d, f.level->keepaliveTimeout);
+    auto ms = parseNginxTime(d.args[0], false);
+    if (!ms) directiveError(d, "invalid value");
+    std::optional<double> header;
+    if (d.args.size() == 2) {
+      auto s = parseNginxTime(d.args[1], true);
+      if (!s) directiveError(d, "invalid value");
+      header = static_cast<double>(*s);
+    }
+    f.level->keepaliveTimeout = std::make_pair(static_cast<double>(*ms) / 1000.0, header);
+  }
+
+  void keepaliveRequests(const ConfDirective& d, Frame& f) {
+    checkUnset(d, f.level->keepaliveRequests);
+    f.level->keepaliveRequests = static_cast<uint64_t>(number(d, d.args[0]));
+  }
+
+  void serverTokens(const ConfDirective& d, Frame& f) {
+    checkUnset(d, f.level->serverTokens);
+    // "build" adds the build name nginx was configured with; portico has none, so it is "on".
+    f.level->serverTokens = enumValue(d, {"off", "on", "build"}) != 0;
+  }
+
+  void typesHashMaxSize(const ConfDirective& d, Frame& f) {
+    checkUnset(d, f.level->typesHashMaxSize);
+    f.level->typesHashMaxSize = number(d, d.args[0]);
+    if (f.ctx == kHttp) site_.typesHashMaxSize = static_cast<size_t>(*f.level->typesHashMaxSize);
+  }
+
+  void types(const ConfDirective& d, Frame& f) {
+    if (!f.level->types) f.level->types.emplace();
+    Frame inner;
+    inner.ctx = kTypes;
+    inner.types = &*f.level->types;
+    walk(d.children, inner);
+  }
+
+  // A line inside `types { }`: TYPE EXTENSION...; (or `include FILE;`).
+  void typeEntry(const ConfDirective& d, Frame& f) {
+    if (d.hasBlock) emerg(d, "unexpected \"{\"");
+    if (d.name == "include") {
+      if (d.args.size() != 1) emerg(d, "invalid number of arguments in \"include\" directive");
+      return include(d, f);
+    }
+    for (const std::string& raw : d.args) {
+      std::string ext = lower(raw);
+      auto it = f.types->find(ext);
+      if (it != f.types->end()) {
+        warn(d, "duplicate extension " + quote(ext) + ", content type: " + quote(d.name) +
+                    ", previous content type: " + quote(it->second));
+      }
+      (*f.types)[ext] = d.name;
+    }
+  }
+
+  void defaultType(const ConfDirective& d, Frame& f) {
+    checkUnset(d, f.level->defaultType);
+    f.level->defaultType = d.args[0];
+  }
+
+  void accessLog(const ConfDirective& d, Frame& f) {
+    if (!f.level->accessLogs) f.level->accessLogs.emplace();
+    if (d.args[0] == "off") {
+      if (d.args.size() != 1) emerg(d, "invalid parameter " + quote(d.args[1]));
+      f.level->accessLogs->clear();
+      f.level->accessLogOff = true;
+      return;
+    }
+    if (startsWith(d.args[0], "syslog:")) unsupported(d, "the \"syslog:\" access log target");
+    noVariables(d, d.args[0]);
+    AccessLogSpec spec;
+    spec.path = fullName(d.args[0]);
+    if (d.args.size() >= 2) spec.format = d.args[1];
+    if (spec.format != "combined" && !site_.logFormats.count(spec.format)) {
+      emerg(d, "unknown log format " + quote(spec.format));
+    }
+    for (size_t i = 2; i < d.args.size(); ++i) {
+      const std::string& p = d.args[i];
+      if (startsWith(p, "buffer=") || startsWith(p, "flush=") || startsWith(p, "if=") ||
+          p == "gzip" || startsWith(p, "gzip=")) {
+        unsupported(d, "the " + quote(p.substr(0, p.find('='))) +
+                           " parameter of the \"access_log\" directive");
+      }
+      emerg(d, "invalid parameter " + quote(p));
+    }
+    if (!f.level->accessLogOff) f.level->accessLogs->push_back(spec);
+  }
+
+  void gzipTypes(const ConfDirective& d, Frame& f) {
+    auto& types = f.level->gzipTypes;
+    if (types && types->size() == 1 && (*types)[0] == "*") return;
+    if (!types) types = std::vector<std::string>{"text/html"};
+    for (const std::string& raw : d.args) {
+      if (raw == "*") {
+        types = std::vector<std::string>{"*"};
+        return;
+      }
+      std::string type = lower(raw);
+      if (std::find(types->begin(), types->end(), type) != types->end()) {
+        warn(d, "duplicate MIME type " + quote(type));
+        continue;
+      }
+      types->push_back(type);
+    }
+  }
+
+  void gzipCompLevel(const ConfDirective& d, Frame& f) {
+    checkUnset(d, f.level->gzipLevel);
+    int64_t n = number(d, d.args[0]);
+    if (n < 1 || n > 9) emerg(d, "value must be between 1 and 9");
+    f.level->gzipLevel = static_cast<int>(n);
+  }
+
+  void gzipMinLength(const ConfDirective& d, Frame& f) {
+    checkUnset(d, f.level->gzipMinLength);
+    auto v = parseNginxSize(d.args[0]);
+    if (!v) directiveError(d, "invalid value");
+    f.level->gzipMinLength = *v;
+  }
+
+  void gzipProxied(const ConfDirective& d, Frame& f) {
+    static const std::set<std::string> kValues = {"off", "expired", "no-cache", "no-store",
+                                                  "private", "no_last_modified", "no_etag",
+                                                  "auth", "any"};
+    if (!f.level->gzipProxied) f.level->gzipProxied.emplace();
+    for (const std::string& v : d.args) {
+      if (!kValues.count(v)) emerg(d, "invalid value " + quote(v));
+      auto& list = *f.level->gzipProxied;
+      if (std::find(list.begin(), list.end(), v) != list.end()) {
+        warn(d, "duplicate value " + quote(v));
+        continue;
+      }
+      list.push_back(v);
+    }
+  }
+
+  void gzipDisable(const ConfDirective& d, Frame& f) {
+    if (!f.level->gzipDisable) f.level->gzipDisable.emplace();
+    for (const std::string& v : d.args) {
+      if (v != "msie6" && v != "degradation") compileRegex(d, v, true);
+      if (v == "degradation") unsupported(d, "gzip_disable \"degradation\"");
+      f.level->gzipDisable->push_back(v);
+    }
+  }
+
+  void gzipBuffers(const ConfDirective& d, Frame& f) {
+    checkUnset(d, f.level->gzipBuffers);
+    f.level->gzipBuffers = bufs(d);
+  }
+
+  void gzipHttpVersion(const ConfDirective& d, Frame& f) {
+    checkUnset(d, f.level->gzipHttpVersionMinor);
+    f.level->gzipHttpVersionMinor = static_cast<int>(enumValue(d, {"1.0", "1.1"}));
+  }
+
+  void gzipStatic(const ConfDirective& d, Frame& f) {
+    checkUnset(d, f.level->gzipStatic);
+    static constexpr GzipSettings::Static kModes[] = {
+        GzipSettings::Static::kOff, GzipSettings::Static::kOn, GzipSettings::Static::kAlways};
+    f.level->gzipStatic = kModes[enumValue(d, {"off", "on", "always"})];
+  }
+
+  void largeClientHeaderBuffers(const ConfDirective& d, Frame& f) {
+    checkUnset(d, f.level->largeHeaderBuffers);
+    auto [n, size] = bufs(d);
+    f.level->largeHeaderBuffers = std::make_pair(static_cast<size_t>(n), static_cast<size_t>(size));
+  }
+
+  void rootOrAlias(const ConfDirective& d, Frame& f) {
+    bool alias = d.name == "alias";
+    if (f.level->root || f.level->alias) {
+      if (static_cast<bool>(f.level->alias) == alias) directiveError(d, "is duplicate");
+      emerg(d, quote(d.name) + " directive is duplicate, " +
+                   quote(f.level->alias ? "alias" : "root") +
+                   " directive was specified earlier");
+    }
+    if (alias && f.location && f.location->match == Location::Match::kNamed) {
+      emerg(d, "the \"alias\" directive cannot be used inside the named location");
+    }
+    std::string value = d.args[0];
+    if (value.find("$document_root") != std::string::npos ||
+        value.find("${document_root}") != std::string::npos) {
+      emerg(d, "the $document_root variable cannot be used in the " + quote(d.name) +
+                   " directive");
+    }
+    noVariables(d, value);
+    if (!alias && value.size() > 1 && value.back() == '/') value.pop_back();
+    value = fullName(value);
+    if (alias) {
+      f.level->alias = value;
+    } else {
+      f.level->root = value;
+    }
+  }
+
+  void index(const ConfDirective& d, Frame& f) {
+    if (!f.level->index) f.level->index.emplace();
+    for (size_t i = 0; i < d.args.size(); ++i) {
+      const std::string& v = d.args[i];
+      if (v.empty()) emerg(d, "index \"\" in \"index\" directive is invalid");
+      if (v[0] == '/' && i != d.args.size() - 1) {
+        emerg(d, "only the last index in \"index\" directive should be absolute");
+      }
+      f.level->index->push_back(v);
+    }
+  }
+
+  void tryFiles(const ConfDirective& d, Frame& f) {
+    checkUnset(d, f.level->tryFiles);
+    TryFiles spec;
+    spec.files.assign(d.args.begin(), d.args.end() - 1);
+    spec.fallback = d.args.back();
+    if (spec.fallback[0] == '=') {
+      auto code = parseNginxNumber(std::string_view(spec.fallback).substr(1));
+      if (!code || *code > 999) emerg(d, "invalid code " + quote(spec.fallback));
+    }
+    f.level->tryFiles = spec;
+  }
+
+  void returnDirective(const ConfDirective& d, Frame& f) {
+    // nginx's rewrite module: a second `return` at one level is another (unreachable)
+    // instruction, not an error; the first one is what runs.
+    ReturnSpec spec;
+    const std::string& first = d.args[0];
+    auto isUrl = [](const std::string& v) {
+      return startsWith(v, "http://") || startsWith(v, "https://") || startsWith(v, "$scheme");
+    };
+    auto code = parseNginxNumber(first);
+    if (!code) {
+      if (d.args.size() == 1 && isUrl(first)) {
+        spec.code = 302;
+        spec.text = first;
+        spec.hasText = true;
+        if (!f.level->returnSpec) f.level->returnSpec = spec;
+        return;
+      }
+      emerg(d, "invalid return code " + quote(first));
+    }
+    if (*code > 999) emerg(d, "invalid return code " + quote(first));
+    spec.code = static_cast<int>(*code);
+    if (d.args.size() == 2) {
+      spec.text = d.args[1];
+      spec.hasText = true;
+    }
+    if (!f.level->returnSpec) f.level->returnSpec = spec;
+  }
+
+  void errorPage(const ConfDirective& d, Frame& f) {
+    const auto& a = d.args;
+    size_t n = 1;
+    int override = 0;
+    const std::string& maybeEq = a[a.size() - 2];
+    if (maybeEq[0] == '=') {
+      if (a.size() == 2) emerg(d, "invalid value " + quote(maybeEq));
+      if (maybeEq.size() > 1) {
+        auto v = parseNginxNumber(std::string_view(maybeEq).substr(1));
+        if (!v || *v > 999) emerg(d, "invalid value " + quote(maybeEq));
+        override = static_cast<int>(*v);
+      } else {
+        override = -1;
+      }
+      n = 2;
+    }
+    ErrorPage page;
+    page.uri = a.back();
+    page.overrideStatus = override;
+    for (size_t i = 0; i + n < a.size(); ++i) {
+      auto status = parseNginxNumber(a[i]);
+      if (!status || *status == 499) emerg(d, "invalid value " + quote(a[i]));
+      if (*status < 300 || *status > 599) {
+        emerg(d, "value " + quote(a[i]) + " must be between 300 and 599");
+      }
+      page.codes.push_back(static_cast<int>(*status));
+    }
+    if (override == 0) {
+      // nginx answers these internal codes with 400 unless told otherwise.
+      for (int code : page.codes) {
+        if (code == 494 || code == 495 || code == 496 || code == 497) page.overrideStatus = 400;
+      }
+    }
+    if (!f.level->errorPages) f.level->errorPages.emplace();
+    f.level->errorPages->push_back(page);
+  }
+
+  void addHeader(const ConfDirective& d, Frame& f) {
+    AddHeader header;
+    header.name = d.args[0];
+    header.value = d.args[1];
+    if (d.args.size() == 3) {
+      if (d.args[2] != "always") emerg(d, "invalid parameter " + quote(d.args[2]));
+      header.always = true;
+    }
+    if (!f.level->addHeaders) f.level->addHeaders.emplace();
+    f.level->addHeaders->push_back(header);
+  }
+
+  void expires(const ConfDirective& d, Frame& f) {
+    checkUnset(d, f.level->expires);
+    if (d.args.size() == 2) {
+      if (d.args[0] != "modified") directiveError(d, "invalid value");
+      unsupported(d, "\"expires modified\"");
+    }
+    std::string v = d.args[0];
+    Expires e;
+    if (v == "epoch") {
+      e.kind = Expires::Kind::kEpoch;
+    } else if (v == "max") {
+      e.kind = Expires::Kind::kMax;
+    } else if (v == "off") {
+      e.kind = Expires::Kind::kOff;
+    } else {
+      if (!v.empty() && v[0] == '@') unsupported(d, "\"expires @time\"");
+      if (!v.empty() && v[0] == '$') unsupported(d, "a variable in the \"expires\" directive");
+      bool minus = false;
+      std::string_view t = v;
+      if (!t.empty() && t[0] == '+') {
+        t.remove_prefix(1);
+      } else if (!t.empty() && t[0] == '-') {
+        minus = true;
+        t.remove_prefix(1);
+      }
+      auto s = parseNginxTime(t, true);
+      if (!s) directiveError(d, "invalid value");
+      e.kind = Expires::Kind::kAfter;
+      e.seconds = minus ? -*s : *s;
+    }
+    f.level->expires = e;
+  }
+
+  // ---- server ----
+
+  // nginx's address text for an address:port ("0.0.0.0:80", "[::]:8080", "unix:/run/x").
+  static std::string addressText(const ListenSpec& spec) {
+    if (spec.isUnix) return "unix:" + spec.path;
+    std::string host = spec.host.empty() ? "0.0.0.0" : spec.host;
+    if (host.find(':') != std::string::npos) host = "[" + host + "]";
+    return host + ":" + std::to_string(spec.port);
+  }
+
+  // ngx_parse_url for `listen`: fills host/port/path or returns nginx's error word.
+  std::optional<std::string> parseListenAddress(const std::string& text, ListenSpec& spec) {
+    if (startsWith(text, "unix:")) {
+      spec.isUnix = true;
+      spec.path = text.substr(5);
+      if (spec.path.empty()) return "no path in the unix domain socket";
+      if (spec.path.size() >= sizeof(sockaddr_un::sun_path)) return "too long path in the unix domain socket";
+      return std::nullopt;
+    }
+    std::string host;
+    std::string port;
+    bool hasPort = false;
+    if (startsWith(text, "[")) {
+      size_t close = text.find(']');
+      if (close == std::string::npos) return "invalid host";
+      host = text.substr(1, close - 1);
+      std::string rest = text.substr(close + 1);
+      if (!rest.empty()) {
+        if (rest[0] != ':') return "invalid host";
+        port = rest.substr(1);
+        hasPort = true;
+      }
+      in6_addr a6{};
+      if (::inet_pton(AF_INET6, host.c_str(), &a6) != 1) return "invalid IPv6 address";
+      char buf[INET6_ADDRSTRLEN];
+      ::inet_ntop(AF_INET6, &a6, buf, sizeof buf);
+      spec.host = buf;
+    } else {
+      size_t colon = text.rfind(':');
+      if (colon != std::string::npos) {
+        host = text.substr(0, colon);
+        port = text.substr(colon + 1);
+        hasPort = true;
+      } else if (parseNginxNumber(text)) {
+        port = text;
+        hasPort = true;
+      } else {
+        host = text;
+      }
+      if (host.empty() && colon != std::string::npos) return "no host";
+      if (host.empty() || host == "*") {
+        spec.host.clear();
+      } else {
+        in_addr a4{};
+        if (::inet_pton(AF_INET, host.c_str(), &a4) == 1) {
+          char buf[INET_ADDRSTRLEN];
+          ::inet_ntop(AF_INET, &a4, buf, sizeof buf);
+          spec.host = buf;
+        } else {
+          addrinfo hints{};
+          hints.ai_family = AF_INET;
+          hints.ai_socktype = SOCK_STREAM;
+          addrinfo* res = nullptr;
+          if (::getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0 || res == nullptr) {
+            return "host not found";
+          }
+          char buf[INET_ADDRSTRLEN];
+          ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr, buf,
+                      sizeof buf);
+          ::freeaddrinfo(res);
+          spec.host = buf;
+        }
+        if (spec.host == "0.0.0.0") spec.host.clear();
+      }
+    }
+    if (hasPort) {
+      auto n = parseNginxNumber(port);
+      if (!n || *n < 1 || *n > 65535) return "invalid port";
+      spec.port = static_cast<uint16_t>(*n);
+    } else {
+      spec.port = 80;
+    }
+    return std::nullopt;
+  }
+
+  void listen(const ConfDirective& d, Frame& f) {
+    ListenSpec spec;
+    spec.spec = d.args[0];
+    spec.source = d.source;
+    if (auto err = parseListenAddress(d.args[0], spec)) {
+      emerg(d, *err + " in " + quote(d.args[0]) + " of the \"listen\" directive");
+    }
+    bool optionsSet = false;
+    static const std::set<std::string> kNotYet = {
+        "ssl", "http2", "quic", "proxy_protocol", "spdy", "deferred", "accept_filter",
+        "fastopen", "rcvbuf", "sndbuf", "ipv6only", "so_keepalive", "setfib"};
+    for (size_t i = 1; i < d.args.size(); ++i) {
+      const std::string& p = d.args[i];
+      if (p == "default_server" || p == "default") {
+        spec.defaultServer = true;
+      } else if (p == "reuseport") {
+        spec.reuseport = true;
+        optionsSet = true;
+      } else if (p == "bind") {
+        optionsSet = true;
+      } else if (startsWith(p, "backlog=")) {
+        auto n = parseNginxNumber(std::string_view(p).substr(8));
+        if (!n || *n == 0 || *n > 65535) emerg(d, "invalid backlog " + quote(p));
+        spec.backlog = static_cast<int>(*n);
+        optionsSet = true;
+      } else if (kNotYet.count(p.substr(0, p.find('=')))) {
+        unsupported(d, "the " + quote(p.substr(0, p.find('='))) +
+                           " parameter of the \"listen\" directive");
+      } else {
+        emerg(d, "invalid parameter " + quote(p));
+      }
+    }
+    if (spec.isUnix && spec.reuseport) {
+      // nginx accepts it and ignores it for unix sockets on Linux; portico says so.
+      warn(d, "reuseport is ignored for unix sockets");
+      spec.reuseport = false;
+    }
+    spec.port = spec.isUnix ? 0 : spec.port;
+    registerListen(d, *f.server, spec, optionsSet);
+  }
+
+  // Checks one address across servers (nginx's ngx_http_add_listen/add_server) and records it.
+  void registerListen(const ConfDirective& d, ServerDraft& draft, ListenSpec spec,
+                      bool optionsSet = false) {
+    std::string addr = addressText(spec);
+    AddressState& state = addresses_[addr];
+    for (ServerDraft* s : state.servers) {
+      if (s == &draft) emerg(d, "a duplicate listen " + addr);
+    }
+    if (optionsSet && state.optionsSet) emerg(d, "duplicate listen options for " + addr);
+    if (spec.defaultServer && state.hasDefault) emerg(d, "a duplicate default server for " + addr);
+    state.optionsSet |= optionsSet;
+    state.hasDefault |= spec.defaultServer;
+    state.servers.push_back(&draft);
+    draft.server.listens.push_back(spec);
+  }
+
+  void serverName(const ConfDirective& d, Frame& f) {
+    ServerDraft& draft = *f.server;
+    if (!draft.namesSet) draft.server.serverNames.clear();
+    draft.namesSet = true;
+    for (const std::string& name : d.args) {
+      char ch = name.empty() ? '\0' : name[0];
+      if ((ch == '*' && (name.size() < 3 || name[1] != '.')) || (ch == '.' && name.size() < 2)) {
+        emerg(d, "server name " + quote(name) + " is invalid");
+      }
+      if (name.find('/') != std::string::npos) {
+        warn(d, "server name " + quote(name) + " has suspicious symbols");
+      }
+      if (ch == '~') {
+        compileRegex(d, name.substr(1), true);
+        draft.server.serverNames.push_back(name);
+      } else {
+        if (ch == '$') unsupported(d, "a variable in the \"server_name\" directive");
+        draft.server.serverNames.push_back(lower(name));
+      }
+    }
+  }
+
+  void location(const ConfDirective& d, Frame& f) {
+    LocationDraft loc;
+    loc.source = d.source;
+    std::string name;
+    using Match = Location::Match;
+    if (d.args.size() == 2) {
+      const std::string& mod = d.args[0];
+      name = d.args[1];
+      if (mod == "=") {
+        loc.match = Match::kExact;
+      } else if (mod == "^~") {
+        loc.match = Match::kPrefixNoRegex;
+      } else if (mod == "~") {
+        loc.match = Match::kRegex;
+      } else if (mod == "~*") {
+        loc.match = Match::kRegexCaseless;
+      } else {
+        emerg(d, "invalid location modifier " + quote(mod));
+      }
+    } else {
+      name = d.args[0];
+      if (startsWith(name, "=")) {
+        loc.match = Match::kExact;
+        name = name.substr(1);
+      } else if (startsWith(name, "^~")) {
+        loc.match = Match::kPrefixNoRegex;
+        name = name.substr(2);
+      } else if (startsWith(name, "~")) {
+        name = name.substr(1);
+        loc.match = Match::kRegex;
+        if (startsWith(name, "*")) {
+          name = name.substr(1);
+          loc.match = Match::kRegexCaseless;
+        }
+      } else if (startsWith(name, "@")) {
+        loc.match = Match::kNamed;
+      }
+    }
+    loc.pattern = name;
+    bool regex = loc.match == Match::kRegex || loc.match == Match::kRegexCaseless;
+    if (regex) compileRegex(d, name, loc.match == Match::kRegexCaseless);
+    std::vector<LocationDraft>* siblings = &f.server->locations;
+    if (f.location) {
+      const LocationDraft& parent = *f.location;
+      const std::string& parentName = parent.pattern;
+      if (parent.match == Match::kExact) {
+        emerg(d, "location " + quote(name) + " cannot be inside the exact location " +
+                     quote(parentName));
+      }
+      if (parent.match == Match::kNamed) {
+        emerg(d, "location " + quote(name) + " cannot be inside the named location " +
+                     quote(parentName));
+      }
+      if (loc.match == Match::kNamed) {
+        emerg(d, "named location " + quote(name) + " can be on the server level only");
+      }
+      if (!regex && name.compare(0, parentName.size(), parentName) != 0) {
+        emerg(d, "location " + quote(name) + " is outside location " + quote(parentName));
+      }
+      siblings = &f.location->children;
+    }
+    LocationDraft& placed = siblings->emplace_back(std::move(loc));
+    Frame inner;
+    inner.ctx = kLocation;
+    inner.level = &placed.partial;
+    inner.server = f.server;
+    inner.location = &placed;
+    walk(d.children, inner);
+    finishLocation(placed);
+  }
+
+  // ---- portico's WSGI directives (location only) ----
+
+  WsgiSpec& wsgiCompanion(const ConfDirective& d, Frame& f) {
+    Partial& p = *f.level;
+    if (!p.wsgi) p.wsgi.emplace();
+    if (!p.firstWsgiCompanion && d.name != "wsgi_app") {
+      p.firstWsgiCompanion = d.source;
+      p.firstWsgiCompanionName = d.name;
+    }
+    return *p.wsgi;
+  }
+
+  void wsgiApp(const ConfDirective& d, Frame& f) {
+    using Match = Location::Match;
+    Match m = f.location->match;
+    if (m == Match::kRegex || m == Match::kRegexCaseless) {
+      emerg(d, "the \"wsgi_app\" directive cannot be used inside a regex location");
+    }
+    if (m == Match::kNamed) {
+      emerg(d, "the \"wsgi_app\" directive cannot be used inside the named location");
+    }
+    if (f.level->hasWsgiApp) directiveError(d, "is duplicate");
+    const std::string& app = d.args[0];
+    if (app.empty() || app[0] == ':' || app.back() == ':') {
+      emerg(d, "invalid application " + quote(app) + " in \"wsgi_app\" directive, it must be "
+                   "\"module:callable\" or \"module\"");
+    }
+    WsgiSpec& w = wsgiCompanion(d, f);
+    f.level->hasWsgiApp = true;
+    w.app = app;
+    w.source = d.source;
+    std::string prefix = f.location->pattern;
+    if (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
+    w.scriptName = prefix;
+  }
+
+  void wsgiPythonpath(const ConfDirective& d, Frame& f) {
+    WsgiSpec& w = wsgiCompanion(d, f);
+    for (const std::string& dir : d.args) w.pythonPath.push_back(fullName(dir));
+  }
+
+  void wsgiVirtualenv(const ConfDirective& d, Frame& f) {
+    WsgiSpec& w = wsgiCompanion(d, f);
+    if (!w.virtualenv.empty()) directiveError(d, "is duplicate");
+    w.virtualenv = fullName(d.args[0]);
+  }
+
+  void wsgiChdir(const ConfDirective& d, Frame& f) {
+    WsgiSpec& w = wsgiCompanion(d, f);
+    if (!w.chdir.empty()) directiveError(d, "is duplicate");
+    w.chdir = fullName(d.args[0]);
+  }
+
+  void wsgiThreads(const ConfDirective& d, Frame& f) {
+    WsgiSpec& w = wsgiCompanion(d, f);
+    if (f.level->wsgiThreadsSet) directiveError(d, "is duplicate");
+    f.level->wsgiThreadsSet = true;
+    int64_t n = number(d, d.args[0]);
+    if (n < 1 || n > 1024) emerg(d, "value must be between 1 and 1024");
+    w.threads = static_cast<int>(n);
+  }
+
+  void wsgiEnv(const ConfDirective& d, Frame& f) {
+    WsgiSpec& w = wsgiCompanion(d, f);
+    if (d.args[0].empty() || d.args[0].find('=') != std::string::npos) {
+      emerg(d, "invalid variable name " + quote(d.args[0]) + " in \"wsgi_env\" directive");
+    }
+    w.env.emplace_back(d.args[0], d.args[1]);
+  }
+
+  void finishLocation(LocationDraft& loc) {
+    Partial& p = loc.partial;
+    if (p.wsgi && !p.hasWsgiApp) {
+      ConfDirective at;
+      at.source = *p.firstWsgiCompanion;
+      emerg(at, quote(p.firstWsgiCompanionName) +
+                    " directive needs a \"wsgi_app\" directive in the same location");
+    }
+  }
+
+  // ---- the end of http: nginx's location checks, then the merge ----
+
+  // Two locations of one level with the same prefix (or the same exact URI) are an error,
+  // reported at the later one, as ngx_http_join_exact_locations does.
+  void checkDuplicates(const std::vector<LocationDraft>& locations) {
+    using Match = Location::Match;
+    // Named locations may repeat (nginx accepts it; the first one is used).
+    std::map<std::string, const LocationDraft*> exact, inclusive;
+    for (const LocationDraft& loc : locations) {
+      std::map<std::string, const LocationDraft*>* seen = nullptr;
+      if (loc.match == Match::kExact) seen = &exact;
+      if (loc.match == Match::kPrefix || loc.match == Match::kPrefixNoRegex) seen = &inclusive;
+      if (seen) {
+        if (seen->count(loc.pattern)) {
+          throw ConfFailure{"[emerg] duplicate location " + quote(loc.pattern) + " in " +
+                            describeSource(loc.source)};
+        }
+        (*seen)[loc.pattern] = &loc;
+      }
+      checkDuplicates(loc.children);
+    }
+  }
+
+  LocationSettings finalize(const Partial& p) const {
+    LocationSettings s;
+    s.root = p.root ? *p.root : fullName("html");
+    s.alias = p.alias;
+    if (p.index) s.index = *p.index;
+    s.tryFiles = p.tryFiles;
+    s.returnSpec = p.returnSpec;
+    if (p.errorPages) s.errorPages = *p.errorPages;
+    if (p.addHeaders) s.addHeaders = *p.addHeaders;
+    if (p.expires) s.expires = *p.expires;
+    if (p.defaultType) s.defaultType = *p.defaultType;
+    s.types = p.types;
+    if (p.gzip) s.gzip.enabled = *p.gzip;
+    if (p.gzipTypes) s.gzip.types = *p.gzipTypes;
+    if (p.gzipLevel) s.gzip.level = *p.gzipLevel;
+    if (p.gzipMinLength) s.gzip.minLength = *p.gzipMinLength;
+    if (p.gzipVary) s.gzip.vary = *p.gzipVary;
+    if (p.gzipProxied) s.gzip.proxied = *p.gzipProxied;
+    if (p.gzipDisable) s.gzip.disable = *p.gzipDisable;
+    if (p.gzipBuffers) {
+      s.gzip.buffersNumber = p.gzipBuffers->first;
+      s.gzip.buffersSize = p.gzipBuffers->second;
+    }
+    if (p.gzipHttpVersionMinor) s.gzip.httpVersionMinor = *p.gzipHttpVersionMinor;
+    if (p.gzipStatic) s.gzip.staticMode = *p.gzipStatic;
+    if (p.clientMaxBodySize) s.clientMaxBodySize = *p.clientMaxBodySize;
+    if (p.clientBodyBufferSize) s.clientBodyBufferSize = *p.clientBodyBufferSize;
+    if (p.sendfile) s.sendfile = *p.sendfile;
+    if (p.tcpNopush) s.tcpNopush = *p.tcpNopush;
+    if (p.tcpNodelay) s.tcpNodelay = *p.tcpNodelay;
+    if (p.keepaliveTimeout) {
+      s.keepaliveTimeoutSeconds = p.keepaliveTimeout->first;
+      s.keepaliveHeaderSeconds = p.keepaliveTimeout->second;
+    }
+    if (p.keepaliveRequests) s.keepaliveRequests = *p.keepaliveRequests;
+    if (p.sendTimeout) s.sendTimeoutSeconds = *p.sendTimeout;
+    if (p.clientBodyTimeout) s.clientBodyTimeoutSeconds = *p.clientBodyTimeout;
+    if (p.serverTokens) s.serverTokens = *p.serverTokens;
+    if (p.absoluteRedirect) s.absoluteRedirect = *p.absoluteRedirect;
+    if (p.serverNameInRedirect) s.serverNameInRedirect = *p.serverNameInRedirect;
+    if (p.portInRedirect) s.portInRedirect = *p.portInRedirect;
+    if (p.logNotFound) s.logNotFound = *p.logNotFound;
+    if (p.accessLogs) {
+      s.accessLogs = *p.accessLogs;
+    } else {
+      for (AccessLogSpec& log : s.accessLogs) log.path = fullName(log.path);
+    }
+    if (p.hasWsgiApp) s.wsgi = p.wsgi;
+    return s;
+  }
+
+  Location finishLocationTree(LocationDraft& draft, const Partial& parent) {
+    mergeFrom(draft.partial, parent);
+    Location loc;
+    loc.match = draft.match;
+    loc.pattern = draft.pattern;
+    loc.source = draft.source;
+    loc.settings = finalize(draft.partial);
+    for (LocationDraft& child : draft.children) {
+      loc.children.push_back(finishLocationTree(child, draft.partial));
+    }
+    return loc;
+  }
+
+  // nginx's ngx_http_server_names: the same name twice on one address is a warning, and the
+  // first server keeps it.
+  void warnConflictingNames() {
+    for (const auto& [addr, state] : addresses_) {
+      std::set<std::string> seen;
+      std::set<const ServerDraft*> visited;
+      for (const ServerDraft* draft : state.servers) {
+        if (!visited.insert(draft).second) continue;
+        for (const std::string& name : draft->server.serverNames) {
+          if (!name.empty() && name[0] == '~') continue;
+          if (!seen.insert(name).second) {
+            result_.messages.push_back("[warn] conflicting server name " + quote(name) + " on " +
+                                       addr + ", ignored");
+          }
+        }
+      }
+    }
+  }
+
+  void finishHttp() {
+    for (ServerDraft& draft : servers_) checkDuplicates(draft.locations);
+    warnConflictingNames();
+    for (ServerDraft& draft : servers_) {
+      mergeFrom(draft.partial, http_);
+      VirtualServer vs = std::move(draft.server);
+      vs.settings = finalize(draft.partial);
+      if (draft.partial.clientHeaderTimeout) {
+        vs.clientHeaderTimeoutSeconds = *draft.partial.clientHeaderTimeout;
+      }
+      if (draft.partial.largeHeaderBuffers) {
+        vs.largeHeaderBuffersNumber = draft.partial.largeHeaderBuffers->first;
+        vs.largeHeaderBuffersSize = draft.partial.largeHeaderBuffers->second;
+      }
+      for (LocationDraft& loc : draft.locations) {
+        vs.locations.push_back(finishLocationTree(loc, draft.partial));
+      }
+      site_.servers.push_back(std::move(vs));
+    }
+    config_.site = std::move(site_);
+  }
+
+  // nginx's address bookkeeping for listen checks.
+  struct AddressState {
+    bool hasDefault = false;
+    bool optionsSet = false;
+    std::vector<ServerDraft*> servers;
+  };
+
+  const ConfLoadOptions& options_;
+  ConfLoader& loader_;
+  ConfLoadResult& result_;
+  Config& config_;
+  std::string confPrefix_;
+  int includeDepth_ = 0;
+  bool userSet_ = false, workersSet_ = false, pidSet_ = false, daemonSet_ = false;
+  bool errorLogSet_ = false, eventsSeen_ = false, httpSeen_ = false;
+  bool workerConnectionsSet_ = false, multiAcceptSet_ = false, serverNamesHashSet_ = false;
+  Partial http_;
+  std::deque<ServerDraft> servers_;  // a deque: AddressState keeps pointers to drafts
+  HttpSite site_;
+  std::map<std::string, AddressState> addresses_;
+};
+
+const std::vector<Builder::Command>& Builder::commands() {
+  constexpr unsigned kAny = kMain | kEvents | kHttp | kServer | kLocation;
+  static const std::vector<Command> kCommands = {
+      {"user", kMain, Args::k12, false, &Builder::user},
+      {"worker_processes", kMain, Args::k1, false, &Builder::workerProcesses},
+      {"pid", kMain, Args::k1, false, &Builder::pid},
+      {"daemon", kMain, Args::k1, false, &Builder::daemon},
+      {"error_log", kMain | kHsl, Args::k1More, false, &Builder::errorLog},
+      {"include", kAny, Args::k1, false, &Builder::include},
+      {"events", kMain, Args::kNone, true, &Builder::events},
+      {"worker_connections", kEvents, Args::k1, false, &Builder::workerConnections},
+      {"multi_accept", kEvents, Args::k1, false, &Builder::multiAccept},
+      {"use", kEvents, Args::k1, false, &Builder::use},
+      {"http", kMain, Args::kNone, true, &Builder::http},
+      {"server", kHttp, Args::kNone, true, &Builder::server},
+      {"log_format", kHttp, Args::k2More, false, &Builder::logFormat},
+      {"server_names_hash_bucket_size", kHttp, Args::k1, false,
+       &Builder::serverNamesHashBucketSize},
+      {"types_hash_max_size", kHsl, Args::k1, false, &Builder::typesHashMaxSize},
+      {"sendfile", kHsl, Args::k1, false, &Builder::sendfile},
+      {"tcp_nopush", kHsl, Args::k1, false, &Builder::tcpNopush},
+      {"tcp_nodelay", kHsl, Args::k1, false, &Builder::tcpNodelay},
+      {"keepalive_timeout", kHsl, Args::k12, false, &Builder::keepaliveTimeout},
+      {"keepalive_requests", kHsl, Args::k1, false, &Builder::keepaliveRequests},
+      {"server_tokens", kHsl, Args::k1, false, &Builder::serverTokens},
+      {"server_name_in_redirect", kHsl, Args::k1, false, &Builder::serverNameInRedirect},
+      {"absolute_redirect", kHsl, Args::k1, false, &Builder::absoluteRedirect},
+      {"port_in_redirect", kHsl, Args::k1, false, &Builder::portInRedirect},
+      {"log_not_found", kHsl, Args::k1, false, &Builder::logNotFound},
+      {"types", kHsl, Args::kNone, true, &Builder::types},
+      {"default_type", kHsl, Args::k1, false, &Builder::defaultType},
+      {"access_log", kHsl, Args::k1More, false, &Builder::accessLog},
+      {"gzip", kHsl, Args::k1, false, &Builder::gzip},
+      {"gzip_types", kHsl, Args::k1More, false, &Builder::gzipTypes},
+      {"gzip_comp_level", kHsl, Args::k1, false, &Builder::gzipCompLevel},
+      {"gzip_min_length", kHsl, Args::k1, false, &Builder::gzipMinLength},
+      {"gzip_vary", kHsl, Args::k1, false, &Builder::gzipVary},
+      {"gzip_proxied", kHsl, Args::k1More, false, &Builder::gzipProxied},
+      {"gzip_disable", kHsl, Args::k1More, false, &Builder::gzipDisable},
+      {"gzip_buffers", kHsl, Args::k2, false, &Builder::gzipBuffers},
+      {"gzip_http_version", kHsl, Args::k1, false, &Builder::gzipHttpVersion},
+      {"gzip_static", kHsl, Args::k1, false, &Builder::gzipStatic},
+      {"client_max_body_size", kHsl, Args::k1, false, &Builder::clientMaxBodySize},
+      {"client_body_buffer_size", kHsl, Args::k1, false, &Builder::clientBodyBufferSize},
+      {"client_header_timeout", kHttp | kServer, Args::k1, false, &Builder::clientHeaderTimeout},
+      {"client_body_timeout", kHsl, Args::k1, false, &Builder::clientBodyTimeout},
+      {"send_timeout", kHsl, Args::k1, false, &Builder::sendTimeout},
+      {"large_client_header_buffers", kHttp | kServer, Args::k2, false,
+       &Builder::largeClientHeaderBuffers},
+      {"listen", kServer, Args::k1More, false, &Builder::listen},
+      {"server_name", kServer, Args::k1More, false, &Builder::serverName},
+      {"root", kHsl, Args::k1, false, &Builder::rootOrAlias},
+      {"alias", kLocation, Args::k1, false, &Builder::rootOrAlias},
+      {"index", kHsl, Args::k1More, false, &Builder::index},
+      {"try_files", kServer | kLocation, Args::k2More, false, &Builder::tryFiles},
+      {"return", kServer | kLocation, Args::k12, false, &Builder::returnDirective},
+      {"error_page", kHsl, Args::k2More, false, &Builder::errorPage},
+      {"add_header", kHsl, Args::k23, false, &Builder::addHeader},
+      {"expires", kHsl, Args::k12, false, &Builder::expires},
+      {"location", kServer | kLocation, Args::k12, true, &Builder::location},
+      {"wsgi_app", kLocation, Args::k1, false, &Builder::wsgiApp},
+      {"wsgi_pythonpath", kLocation, Args::k1More, false, &Builder::wsgiPythonpath},
+      {"wsgi_virtualenv", kLocation, Args::k1, false, &Builder::wsgiVirtualenv},
+      {"wsgi_chdir", kLocation, Args::k1, false, &Builder::wsgiChdir},
+      {"wsgi_threads", kLocation, Args::k1, false, &Builder::wsgiThreads},
+      {"wsgi_env", kLocation, Args::k2, false, &Builder::wsgiEnv},
+  };
+  return kCommands;
+}
+
+}  // namespace
+
+ConfLoadResult loadConf(const ConfLoadOptions& options, ConfLoader& loader) {
+  ConfLoadResult result;
+  try {
+    Builder builder(options, loader, result);
+    builder.run();
+    result.ok = true;
+  } catch (const ConfFailure& failure) {
+    result.messages.push_back(failure.line);
+    result.ok = false;
+  }
+  return result;
+}
+
+}  // namespace portico::config

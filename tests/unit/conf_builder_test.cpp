@@ -1,0 +1,574 @@
+#include "config/conf_builder.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <map>
+#include <random>
+#include <string>
+
+#include "config/conf_values.h"
+
+namespace portico::config {
+namespace {
+
+const std::string kConf = "/etc/p/site.conf";
+const std::string kPrefix = "/srv/prefix/";
+
+ConfLoadResult load(const std::string& text, const std::map<std::string, std::string>& files = {},
+                    const std::string& globals = "") {
+  ConfLoader loader;
+  loader.addMemoryFile(kConf, text);
+  for (const auto& [path, body] : files) loader.addMemoryFile(path, body);
+  ConfLoadOptions options{kConf, kPrefix, globals, ""};
+  return loadConf(options, loader);
+}
+
+// http { BODY } with events: BODY starts on line 3.
+std::string H(const std::string& body) { return "events {}\nhttp {\n" + body + "\n}\n"; }
+// A server block inside http: BODY starts on line 4.
+std::string S(const std::string& body) { return H("server {\n" + body + "\n}"); }
+
+Config loadOk(const std::string& text, const std::map<std::string, std::string>& files = {}) {
+  ConfLoadResult r = load(text, files);
+  EXPECT_TRUE(r.ok) << (r.messages.empty() ? "" : r.messages.back());
+  return r.config;
+}
+
+std::string errorOf(const std::string& text, const std::map<std::string, std::string>& files = {},
+                    const std::string& globals = "") {
+  ConfLoadResult r = load(text, files, globals);
+  if (r.ok) return "(accepted)";
+  return r.messages.back();
+}
+
+const Location& loc(const Config& c, size_t i) { return c.site.servers.at(0).locations.at(i); }
+
+TEST(ConfBuilder, MainAndEvents) {
+  Config c = loadOk(
+      "user www-data;\nworker_processes 4;\npid run/p.pid;\nerror_log logs/e.log warn;\n"
+      "events { worker_connections 100; multi_accept on; use epoll; }\n");
+  if (::geteuid() == 0) {
+    EXPECT_EQ(c.user, "www-data");
+    EXPECT_EQ(c.group, "www-data");  // nginx: the group named like the user
+  }
+  EXPECT_EQ(c.workers, 4);
+  EXPECT_EQ(c.pidFile, "/srv/prefix/run/p.pid");
+  EXPECT_EQ(c.errorLogFile, "/srv/prefix/logs/e.log");
+  EXPECT_EQ(c.logLevel, LogLevel::kWarning);
+  EXPECT_EQ(c.workerConnections, 100);
+  EXPECT_TRUE(c.multiAccept);
+  EXPECT_EQ(c.confFile, kConf);
+  EXPECT_EQ(c.prefix, kPrefix);
+  EXPECT_TRUE(c.site.servers.empty());
+  EXPECT_EQ(c.site.logFormats.at("combined").format,
+            "$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent "
+            "\"$http_referer\" \"$http_user_agent\"");
+
+  Config d = loadOk("worker_processes auto;\nerror_log stderr;\ndaemon off;\nevents {}\n");
+  EXPECT_EQ(d.workers, 0);
+  EXPECT_EQ(d.errorLogFile, "-");
+  EXPECT_EQ(d.logLevel, LogLevel::kError);  // nginx's default level
+  EXPECT_EQ(d.workerConnections, 512);
+  EXPECT_FALSE(d.multiAccept);
+
+  struct Level {
+    const char* name;
+    LogLevel level;
+  };
+  for (Level l : {Level{"debug", LogLevel::kDebug}, Level{"info", LogLevel::kInfo},
+                  Level{"notice", LogLevel::kInfo}, Level{"error", LogLevel::kError},
+                  Level{"crit", LogLevel::kCritical}, Level{"alert", LogLevel::kCritical},
+                  Level{"emerg", LogLevel::kCritical}}) {
+    EXPECT_EQ(loadOk(std::string("error_log stderr ") + l.name + ";\nevents {}\n").logLevel,
+              l.level)
+        << l.name;
+  }
+}
+
+TEST(ConfBuilder, HttpValuesReachLocationsWhateverTheirOrder) {
+  // nginx merges after parsing: directives after the server still apply to it.
+  Config c = loadOk(H("server { location /a { location /a/b { } } }\n"
+                      "gzip on; sendfile on; root www; client_max_body_size 5m;\n"
+                      "keepalive_timeout 10s 20; default_type text/html; server_tokens off;"));
+  const Location& a = loc(c, 0);
+  for (const LocationSettings* s : std::vector<const LocationSettings*>{&c.site.servers[0].settings, &a.settings,
+                                    &a.children.at(0).settings}) {
+    EXPECT_TRUE(s->gzip.enabled);
+    EXPECT_TRUE(s->sendfile);
+    EXPECT_EQ(s->root, "/srv/prefix/www");
+    EXPECT_EQ(s->clientMaxBodySize, 5u * 1024 * 1024);
+    EXPECT_DOUBLE_EQ(s->keepaliveTimeoutSeconds, 10);
+    ASSERT_TRUE(s->keepaliveHeaderSeconds);
+    EXPECT_DOUBLE_EQ(*s->keepaliveHeaderSeconds, 20);
+    EXPECT_EQ(s->defaultType, "text/html");
+    EXPECT_FALSE(s->serverTokens);
+  }
+}
+
+TEST(ConfBuilder, NearestLevelWins) {
+  Config c = loadOk(H("gzip on; root /h;\nserver { gzip off; root /s;\n"
+                      "location /a { root /a; location /a/b { gzip on; } }\n location /c { } }"));
+  const VirtualServer& s = c.site.servers[0];
+  EXPECT_FALSE(s.settings.gzip.enabled);
+  EXPECT_EQ(s.settings.root, "/s");
+  EXPECT_EQ(loc(c, 0).settings.root, "/a");
+  EXPECT_FALSE(loc(c, 0).settings.gzip.enabled);
+  EXPECT_TRUE(loc(c, 0).children[0].settings.gzip.enabled);
+  EXPECT_EQ(loc(c, 0).children[0].settings.root, "/a");
+  EXPECT_EQ(loc(c, 1).settings.root, "/s");
+}
+
+TEST(ConfBuilder, AddHeaderAndErrorPageInheritedOnlyByLevelsThatSetNone) {
+  Config c = loadOk(H("add_header X-H h; add_header X-I i always; error_page 404 /404.html;\n"
+                      "server {\n location /a { add_header X-A a; }\n location /b { }\n"
+                      " location /c { error_page 500 =200 /e; } } "));
+  EXPECT_EQ(c.site.servers[0].settings.addHeaders.size(), 2u);
+  ASSERT_EQ(loc(c, 0).settings.addHeaders.size(), 1u);
+  EXPECT_EQ(loc(c, 0).settings.addHeaders[0].name, "X-A");
+  ASSERT_EQ(loc(c, 1).settings.addHeaders.size(), 2u);
+  EXPECT_TRUE(loc(c, 1).settings.addHeaders[1].always);
+  EXPECT_FALSE(loc(c, 1).settings.addHeaders[0].always);
+  ASSERT_EQ(loc(c, 1).settings.errorPages.size(), 1u);
+  EXPECT_EQ(loc(c, 1).settings.errorPages[0].uri, "/404.html");
+  ASSERT_EQ(loc(c, 2).settings.errorPages.size(), 1u);
+  EXPECT_EQ(loc(c, 2).settings.errorPages[0].codes, std::vector<int>{500});
+  EXPECT_EQ(loc(c, 2).settings.errorPages[0].overrideStatus, 200);
+}
+
+TEST(ConfBuilder, ContentDirectivesAreNotInherited) {
+  Config c = loadOk(S("try_files $uri =404; return 301 /x;\n"
+                      "location /a/ { alias /data/; try_files $uri $uri/ @f; location /a/b/ { } }\n"
+                      "location @f { return 404; }"));
+  const VirtualServer& s = c.site.servers[0];
+  ASSERT_TRUE(s.settings.tryFiles);
+  ASSERT_TRUE(s.settings.returnSpec);
+  EXPECT_EQ(s.settings.returnSpec->code, 301);
+  const Location& a = loc(c, 0);
+  EXPECT_EQ(a.settings.alias, "/data/");
+  ASSERT_TRUE(a.settings.tryFiles);
+  EXPECT_EQ(a.settings.tryFiles->files, (std::vector<std::string>{"$uri", "$uri/"}));
+  EXPECT_EQ(a.settings.tryFiles->fallback, "@f");
+  EXPECT_FALSE(a.settings.returnSpec);
+  EXPECT_FALSE(a.children[0].settings.alias);
+  EXPECT_FALSE(a.children[0].settings.tryFiles);
+}
+
+TEST(ConfBuilder, LocationModifiers) {
+  Config c = loadOk(S("location = / { }\nlocation ^~ /static/ { }\nlocation ~ \\.php$ { }\n"
+                      "location ~* \\.PNG$ { }\nlocation @named { }\nlocation /plain { }\n"
+                      "location =/x { } location ^~/y { } location ~/z { } location ~*/w { }"));
+  using M = Location::Match;
+  const std::pair<M, std::string> expected[] = {
+      {M::kExact, "/"},          {M::kPrefixNoRegex, "/static/"}, {M::kRegex, "\\.php$"},
+      {M::kRegexCaseless, "\\.PNG$"}, {M::kNamed, "@named"},      {M::kPrefix, "/plain"},
+      {M::kExact, "/x"},         {M::kPrefixNoRegex, "/y"},       {M::kRegex, "/z"},
+      {M::kRegexCaseless, "/w"},
+  };
+  ASSERT_EQ(c.site.servers[0].locations.size(), std::size(expected));
+  for (size_t i = 0; i < std::size(expected); ++i) {
+    EXPECT_EQ(loc(c, i).match, expected[i].first) << i;
+    EXPECT_EQ(loc(c, i).pattern, expected[i].second) << i;
+  }
+  EXPECT_EQ(loc(c, 0).source.line, 4);
+  EXPECT_EQ(loc(c, 0).source.file, kConf);
+}
+
+TEST(ConfBuilder, Listens) {
+  Config c = loadOk(H("server { listen 8080; listen 127.0.0.1:81 default_server reuseport backlog=64;\n"
+                      "listen [::]:8080 default; listen unix:/run/p.sock; listen 127.0.0.2; }\n"
+                      "server { }"));
+  const auto& l = c.site.servers[0].listens;
+  ASSERT_EQ(l.size(), 5u);
+  EXPECT_EQ(l[0].host, "");
+  EXPECT_EQ(l[0].port, 8080);
+  EXPECT_EQ(l[0].spec, "8080");
+  EXPECT_FALSE(l[0].defaultServer);
+  EXPECT_EQ(l[1].host, "127.0.0.1");
+  EXPECT_EQ(l[1].port, 81);
+  EXPECT_TRUE(l[1].defaultServer);
+  EXPECT_TRUE(l[1].reuseport);
+  EXPECT_EQ(l[1].backlog, 64);
+  EXPECT_EQ(l[2].host, "::");
+  EXPECT_TRUE(l[2].defaultServer);
+  EXPECT_TRUE(l[3].isUnix);
+  EXPECT_EQ(l[3].path, "/run/p.sock");
+  EXPECT_EQ(l[4].host, "127.0.0.2");
+  EXPECT_EQ(l[4].port, 80);
+  EXPECT_EQ(l[0].source.line, 3);
+  // No listen: nginx's *:80 (as root) or *:8000.
+  const auto& d = c.site.servers[1].listens;
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].host, "");
+  EXPECT_EQ(d[0].port, ::getuid() == 0 ? 80 : 8000);
+}
+
+TEST(ConfBuilder, ServerNames) {
+  Config c = loadOk(H("server { server_name Example.COM *.example.com .example.org www.example.*\n"
+                      " \"~^(?<sub>.+)\\.example\\.net$\" \"\" _; }\nserver { }"));
+  EXPECT_EQ(c.site.servers[0].serverNames,
+            (std::vector<std::string>{"example.com", "*.example.com", ".example.org",
+                                      "www.example.*", "~^(?<sub>.+)\\.example\\.net$", "", "_"}));
+  EXPECT_EQ(c.site.servers[1].serverNames, std::vector<std::string>{""});
+}
+
+TEST(ConfBuilder, TypesAndInclude) {
+  Config c = loadOk(H("include mime.types;\nserver { location /t { types { text/x-a A b; } } }"),
+                    {{"/etc/p/mime.types", "types {\n text/html html;\n image/png png;\n}\n"}});
+  const auto& http = c.site.servers[0].settings;
+  ASSERT_TRUE(http.types);
+  EXPECT_EQ(http.types->at("png"), "image/png");
+  const auto& t = loc(c, 0).settings.types;
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->size(), 2u);  // a level's own types replace the inherited table
+  EXPECT_EQ(t->at("a"), "text/x-a");
+  Config none = loadOk(H("server { }"));
+  EXPECT_FALSE(none.site.servers[0].settings.types);
+}
+
+TEST(ConfBuilder, IncludesGlobsAndDepth) {
+  Config c = loadOk(H("include conf.d/*.conf;"),
+                    {{"/etc/p/conf.d/a.conf", "server { server_name a; }"},
+                     {"/etc/p/conf.d/b.conf", "server { server_name b; listen 81; }"}});
+  ASSERT_EQ(c.site.servers.size(), 2u);
+  EXPECT_EQ(c.site.servers[1].serverNames[0], "b");
+  EXPECT_EQ(c.site.servers[1].listens[0].source.file, "/etc/p/conf.d/b.conf");
+  EXPECT_EQ(loadOk(H("include nothing/*.conf;")).site.servers.size(), 0u);
+  EXPECT_EQ(errorOf(H("include self.conf;"), {{"/etc/p/self.conf", "include self.conf;"}}),
+            "[emerg] include nesting deeper than 32 levels (an include loop?) in "
+            "/etc/p/self.conf:1");
+  EXPECT_EQ(errorOf(H("\ninclude /x/y.conf;")),
+            "[emerg] open() \"/x/y.conf\" failed (2: No such file or directory) in "
+            "/etc/p/site.conf:4");
+  EXPECT_EQ(errorOf(H("include inc.conf;"), {{"/etc/p/inc.conf", "\n\nfrob;\n"}}),
+            "[emerg] unknown directive \"frob\" in /etc/p/inc.conf:3");
+}
+
+TEST(ConfBuilder, LogFormatsAndAccessLogs) {
+  Config c = loadOk(H("log_format main escape=json '{\"u\":\"$uri\"' '}';\n"
+                      "access_log /var/log/a.log main;\naccess_log logs/b.log;\n"
+                      "server { location /off { access_log off; } location /x { access_log x.log; } }"));
+  const LogFormat& main = c.site.logFormats.at("main");
+  EXPECT_EQ(main.escape, "json");
+  EXPECT_EQ(main.format, "{\"u\":\"$uri\"}");
+  EXPECT_TRUE(c.site.logFormats.count("combined"));
+  const auto& logs = c.site.servers[0].settings.accessLogs;
+  ASSERT_EQ(logs.size(), 2u);
+  EXPECT_EQ(logs[0].path, "/var/log/a.log");
+  EXPECT_EQ(logs[0].format, "main");
+  EXPECT_EQ(logs[1].path, "/srv/prefix/logs/b.log");
+  EXPECT_EQ(logs[1].format, "combined");
+  EXPECT_TRUE(loc(c, 0).settings.accessLogs.empty());
+  ASSERT_EQ(loc(c, 1).settings.accessLogs.size(), 1u);
+  EXPECT_EQ(loc(c, 1).settings.accessLogs[0].path, "/srv/prefix/x.log");
+  // Not set anywhere: nginx's default, under the prefix.
+  Config d = loadOk(H("server { }"));
+  ASSERT_EQ(d.site.servers[0].settings.accessLogs.size(), 1u);
+  EXPECT_EQ(d.site.servers[0].settings.accessLogs[0].path, "/srv/prefix/logs/access.log");
+}
+
+TEST(ConfBuilder, Gzip) {
+  Config c = loadOk(H("gzip on; gzip_types text/css Application/JSON; gzip_comp_level 6;\n"
+                      "gzip_min_length 1k; gzip_vary on; gzip_proxied expired auth;\n"
+                      "gzip_disable msie6 \"MSIE [1-6]\\.\"; gzip_buffers 16 8k;\n"
+                      "gzip_http_version 1.0; gzip_static always;\nserver { gzip_types *; }"));
+  const GzipSettings& g = c.site.servers[0].settings.gzip;
+  EXPECT_TRUE(g.enabled);
+  EXPECT_EQ(g.types, std::vector<std::string>{"*"});
+  EXPECT_EQ(g.level, 6);
+  EXPECT_EQ(g.minLength, 1024);
+  EXPECT_TRUE(g.vary);
+  EXPECT_EQ(g.proxied, (std::vector<std::string>{"expired", "auth"}));
+  EXPECT_EQ(g.disable, (std::vector<std::string>{"msie6", "MSIE [1-6]\\."}));
+  EXPECT_EQ(g.buffersNumber, 16);
+  EXPECT_EQ(g.buffersSize, 8192);
+  EXPECT_EQ(g.httpVersionMinor, 0);
+  EXPECT_EQ(g.staticMode, GzipSettings::Static::kAlways);
+  Config d = loadOk(H("gzip_types text/css application/json;\nserver { }"));
+  EXPECT_EQ(d.site.servers[0].settings.gzip.types,
+            (std::vector<std::string>{"text/html", "text/css", "application/json"}));
+}
+
+TEST(ConfBuilder, TimeoutsSizesAndFlags) {
+  Config c = loadOk(H("client_header_timeout 1m30s; client_body_timeout 500ms; send_timeout 2h;\n"
+                      "large_client_header_buffers 8 16k; client_body_buffer_size 1m;\n"
+                      "keepalive_requests 7; tcp_nopush on; tcp_nodelay off; absolute_redirect off;\n"
+                      "server_name_in_redirect on; port_in_redirect off; log_not_found off;\n"
+                      "types_hash_max_size 2048; server_names_hash_bucket_size 128;\n"
+                      "client_max_body_size 0;\nserver { }"));
+  const VirtualServer& s = c.site.servers[0];
+  EXPECT_DOUBLE_EQ(s.clientHeaderTimeoutSeconds, 90);
+  EXPECT_DOUBLE_EQ(s.settings.clientBodyTimeoutSeconds, 0.5);
+  EXPECT_DOUBLE_EQ(s.settings.sendTimeoutSeconds, 7200);
+  EXPECT_EQ(s.largeHeaderBuffersNumber, 8u);
+  EXPECT_EQ(s.largeHeaderBuffersSize, 16u * 1024);
+  EXPECT_EQ(s.settings.clientBodyBufferSize, 1024u * 1024);
+  EXPECT_EQ(s.settings.keepaliveRequests, 7u);
+  EXPECT_TRUE(s.settings.tcpNopush);
+  EXPECT_FALSE(s.settings.tcpNodelay);
+  EXPECT_FALSE(s.settings.absoluteRedirect);
+  EXPECT_TRUE(s.settings.serverNameInRedirect);
+  EXPECT_FALSE(s.settings.portInRedirect);
+  EXPECT_FALSE(s.settings.logNotFound);
+  EXPECT_EQ(s.settings.clientMaxBodySize, 0u);
+  EXPECT_EQ(c.site.typesHashMaxSize, 2048u);
+  EXPECT_EQ(c.site.serverNamesHashBucketSize, 128u);
+}
+
+TEST(ConfBuilder, ReturnErrorPageExpiresIndex) {
+  Config c = loadOk(S("index a.html b.htm;\nlocation /r1 { return 301 https://x$request_uri; }\n"
+                      "location /r2 { return http://y/; }\nlocation /r3 { return 444; }\n"
+                      "location /e1 { error_page 404 = /nf; }\nlocation /e2 { error_page 497 /s; }\n"
+                      "location /x1 { expires 1h; }\nlocation /x2 { expires -30s; }\n"
+                      "location /x3 { expires epoch; }\nlocation /x4 { expires max; }\n"
+                      "location /x5 { expires off; }"));
+  EXPECT_EQ(c.site.servers[0].settings.index, (std::vector<std::string>{"a.html", "b.htm"}));
+  auto ret = [&](size_t i) { return *loc(c, i).settings.returnSpec; };
+  EXPECT_EQ(ret(0).code, 301);
+  EXPECT_EQ(ret(0).text, "https://x$request_uri");
+  EXPECT_EQ(ret(1).code, 302);
+  EXPECT_EQ(ret(1).text, "http://y/");
+  EXPECT_EQ(ret(2).code, 444);
+  EXPECT_FALSE(ret(2).hasText);
+  EXPECT_EQ(loc(c, 3).settings.errorPages[0].overrideStatus, -1);
+  EXPECT_EQ(loc(c, 4).settings.errorPages[0].overrideStatus, 400);
+  using K = Expires::Kind;
+  EXPECT_EQ(loc(c, 5).settings.expires.kind, K::kAfter);
+  EXPECT_EQ(loc(c, 5).settings.expires.seconds, 3600);
+  EXPECT_EQ(loc(c, 6).settings.expires.seconds, -30);
+  EXPECT_EQ(loc(c, 7).settings.expires.kind, K::kEpoch);
+  EXPECT_EQ(loc(c, 8).settings.expires.kind, K::kMax);
+  EXPECT_EQ(loc(c, 9).settings.expires.kind, K::kOff);
+}
+
+TEST(ConfBuilder, Wsgi) {
+  Config c = loadOk(S("location / { wsgi_app mysite.wsgi:application; }\n"
+                      "location /api/ { wsgi_app api:app; wsgi_pythonpath src /opt/lib;\n"
+                      " wsgi_virtualenv venv; wsgi_chdir /srv/api; wsgi_threads 4;\n"
+                      " wsgi_env DJANGO_SETTINGS_MODULE api.settings; wsgi_env A \"b c\";\n"
+                      " location /api/static/ { } }\nlocation = /exact { wsgi_app e; }"));
+  const auto& root = loc(c, 0).settings.wsgi;
+  ASSERT_TRUE(root);
+  EXPECT_EQ(root->app, "mysite.wsgi:application");
+  EXPECT_EQ(root->scriptName, "");
+  EXPECT_EQ(root->threads, 1);
+  EXPECT_EQ(root->source.line, 4);
+  const auto& api = loc(c, 1).settings.wsgi;
+  ASSERT_TRUE(api);
+  EXPECT_EQ(api->scriptName, "/api");
+  EXPECT_EQ(api->pythonPath, (std::vector<std::string>{"/srv/prefix/src", "/opt/lib"}));
+  EXPECT_EQ(api->virtualenv, "/srv/prefix/venv");
+  EXPECT_EQ(api->chdir, "/srv/api");
+  EXPECT_EQ(api->threads, 4);
+  ASSERT_EQ(api->env.size(), 2u);
+  EXPECT_EQ(api->env[1], (std::pair<std::string, std::string>{"A", "b c"}));
+  EXPECT_FALSE(loc(c, 1).children[0].settings.wsgi);  // not inherited
+  EXPECT_EQ(loc(c, 2).settings.wsgi->scriptName, "/exact");
+  EXPECT_FALSE(c.site.servers[0].settings.wsgi);
+}
+
+TEST(ConfBuilder, GlobalDirectivesComeFirst) {
+  ConfLoadResult r = load("events {}\n", {}, "worker_processes 3; pid /tmp/g.pid;");
+  ASSERT_TRUE(r.ok);
+  EXPECT_EQ(r.config.workers, 3);
+  EXPECT_EQ(errorOf("events {}\npid /x;\n", {}, "pid /y;"),
+            "[emerg] \"pid\" directive is duplicate in /etc/p/site.conf:2");
+  EXPECT_EQ(errorOf("events {}\n", {}, "frob;"),
+            "[emerg] unknown directive \"frob\" in command line");
+  EXPECT_EQ(errorOf("events {}\n", {}, "daemon off"),
+            "[emerg] unexpected end of parameter, expecting \";\" in command line");
+  EXPECT_EQ(errorOf("events {}\n", {}, "http { }"),
+            "[emerg] block directives are not supported in -g option in command line");
+}
+
+TEST(ConfBuilder, Warnings) {
+  ConfLoadResult r = load(H("gzip_types text/html;\ntypes { a/b x; c/d x; }"));
+  ASSERT_TRUE(r.ok);
+  ASSERT_EQ(r.messages.size(), 2u);
+  EXPECT_EQ(r.messages[0], "[warn] duplicate MIME type \"text/html\" in /etc/p/site.conf:3");
+  EXPECT_EQ(r.messages[1],
+            "[warn] duplicate extension \"x\", content type: \"c/d\", previous content type: "
+            "\"a/b\" in /etc/p/site.conf:4");
+}
+
+TEST(ConfBuilder, ErrorsAreNginxsMessages) {
+  struct Case {
+    std::string text;
+    std::string error;
+  };
+  const std::string at3 = " in /etc/p/site.conf:3";
+  const std::string at4 = " in /etc/p/site.conf:4";
+  const Case cases[] = {
+      // the directive table
+      {H("frob on;"), "[emerg] unknown directive \"frob\"" + at3},
+      {H("worker_connections 1;"), "[emerg] \"worker_connections\" directive is not allowed here" + at3},
+      {S("alias /x;"), "[emerg] \"alias\" directive is not allowed here" + at4},
+      {H("sendfile on off;"), "[emerg] invalid number of arguments in \"sendfile\" directive" + at3},
+      {"events;\n", "[emerg] directive \"events\" has no opening \"{\" in /etc/p/site.conf:1"},
+      {"events {}\npid x {}\n", "[emerg] directive \"pid\" is not terminated by \";\" in /etc/p/site.conf:2"},
+      {"worker_processes 1;\n", "[emerg] no \"events\" section in configuration"},
+      {"events {}\nevents {}\n", "[emerg] \"events\" directive is duplicate in /etc/p/site.conf:2"},
+      // values
+      {H("sendfile yes;"), "[emerg] invalid value \"yes\" in \"sendfile\" directive, it must be \"on\" or \"off\"" + at3},
+      {H("gzip on; gzip on;"), "[emerg] \"gzip\" directive is duplicate" + at3},
+      {H("client_max_body_size 1x;"), "[emerg] \"client_max_body_size\" directive invalid value" + at3},
+      {H("client_body_buffer_size 1g;"), "[emerg] \"client_body_buffer_size\" directive invalid value" + at3},
+      {H("send_timeout 1M;"), "[emerg] \"send_timeout\" directive invalid value" + at3},
+      {H("keepalive_timeout 10 5ms;"), "[emerg] \"keepalive_timeout\" directive invalid value" + at3},
+      {H("keepalive_requests -1;"), "[emerg] \"keepalive_requests\" directive invalid number" + at3},
+      {H("gzip_comp_level 0;"), "[emerg] value must be between 1 and 9" + at3},
+      {H("gzip_static sometimes;"), "[emerg] invalid value \"sometimes\"" + at3},
+      {H("server_tokens maybe;"), "[emerg] invalid value \"maybe\"" + at3},
+      {H("gzip_disable \"(x\";"), "[emerg] pcre2_compile() failed: missing closing parenthesis in \"(x\"" + at3},
+      {"worker_processes lots;\nevents {}\n", "[emerg] \"worker_processes\" directive invalid value in /etc/p/site.conf:1"},
+      {"error_log stderr loud;\nevents {}\n", "[emerg] invalid log level \"loud\" in /etc/p/site.conf:1"},
+      {"user nosuchuser-portico;\nevents {}\n", ::geteuid() == 0 ? "[emerg] getpwnam(\"nosuchuser-portico\") failed in /etc/p/site.conf:1" : "(accepted)"},
+      // root and alias
+      {S("location / { alias /a/; root /b; }"), "[emerg] \"root\" directive is duplicate, \"alias\" directive was specified earlier" + at4},
+      {S("location / { root /b; alias /a/; }"), "[emerg] \"alias\" directive is duplicate, \"root\" directive was specified earlier" + at4},
+      {S("root /a; root /b;"), "[emerg] \"root\" directive is duplicate" + at4},
+      {S("location @n { alias /x; }"), "[emerg] the \"alias\" directive cannot be used inside the named location" + at4},
+      {S("root $document_root/x;"), "[emerg] the $document_root variable cannot be used in the \"root\" directive" + at4},
+      {S("root /srv/$host;"), "[emerg] a variable in the \"root\" directive is not supported by portico yet" + at4},
+      // locations
+      {S("location /a { }\nlocation /a { }"), "[emerg] duplicate location \"/a\" in /etc/p/site.conf:5"},
+      {S("location = /a { }\nlocation = /a { }"), "[emerg] duplicate location \"/a\" in /etc/p/site.conf:5"},
+      {S("location /a { location /b { } }"), "[emerg] location \"/b\" is outside location \"/a\"" + at4},
+      {S("location = /a { location /a { } }"), "[emerg] location \"/a\" cannot be inside the exact location \"/a\"" + at4},
+      {S("location @a { location /a { } }"), "[emerg] location \"/a\" cannot be inside the named location \"@a\"" + at4},
+      {S("location /a { location @b { } }"), "[emerg] named location \"@b\" can be on the server level only" + at4},
+      {S("location ~~ /a { }"), "[emerg] invalid location modifier \"~~\"" + at4},
+      {S("location ~ ( { }"), "[emerg] pcre2_compile() failed: missing closing parenthesis in \"(\"" + at4},
+      // listen and servers
+      {H("server { listen 81 default_server; }\nserver { listen 0.0.0.0:81 default_server; }"), "[emerg] a duplicate default server for 0.0.0.0:81" + at4},
+      {S("listen 81; listen *:81;"), "[emerg] a duplicate listen 0.0.0.0:81" + at4},
+      {H("server { listen 81 backlog=1; }\nserver { listen 81 reuseport; }"), "[emerg] duplicate listen options for 0.0.0.0:81" + at4},
+      {S("listen 70000;"), "[emerg] invalid port in \"70000\" of the \"listen\" directive" + at4},
+      {S("listen 1.2.3.4:0;"), "[emerg] invalid port in \"1.2.3.4:0\" of the \"listen\" directive" + at4},
+      {S("listen nosuchhost.invalid;"), "[emerg] host not found in \"nosuchhost.invalid\" of the \"listen\" directive" + at4},
+      {S("listen [::1;"), "[emerg] invalid host in \"[::1\" of the \"listen\" directive" + at4},
+      {S("listen unix:;"), "[emerg] no path in the unix domain socket in \"unix:\" of the \"listen\" directive" + at4},
+      {S("listen 80 ssl;"), "[emerg] the \"ssl\" parameter of the \"listen\" directive is not supported by portico yet" + at4},
+      {S("listen 80 http2;"), "[emerg] the \"http2\" parameter of the \"listen\" directive is not supported by portico yet" + at4},
+      {S("listen 80 proxy_protocol;"), "[emerg] the \"proxy_protocol\" parameter of the \"listen\" directive is not supported by portico yet" + at4},
+      {S("listen 80 nope;"), "[emerg] invalid parameter \"nope\"" + at4},
+      {S("listen 80 backlog=0;"), "[emerg] invalid backlog \"backlog=0\"" + at4},
+      {S("server_name *x;"), "[emerg] server name \"*x\" is invalid" + at4},
+      {S("server_name ~(a;"), "[emerg] pcre2_compile() failed: missing closing parenthesis in \"(a\"" + at4},
+      // logs
+      {H("access_log a.log nosuch;"), "[emerg] unknown log format \"nosuch\"" + at3},
+      {H("access_log a.log combined buffer=32k;"), "[emerg] the \"buffer\" parameter of the \"access_log\" directive is not supported by portico yet" + at3},
+      {H("access_log a.log combined if=$x;"), "[emerg] the \"if\" parameter of the \"access_log\" directive is not supported by portico yet" + at3},
+      {H("access_log syslog:server=x;"), "[emerg] the \"syslog:\" access log target is not supported by portico yet" + at3},
+      {H("access_log off x;"), "[emerg] invalid parameter \"x\"" + at3},
+      {H("log_format a x;\nlog_format a y;"), "[emerg] duplicate \"log_format\" name \"a\"" + at4},
+      {H("log_format a escape=xml x;"), "[emerg] unknown log format escaping \"xml\"" + at3},
+      {S("error_log x.log;"), "[emerg] \"error_log\" directive outside the main context is not supported by portico yet" + at4},
+      {"error_log a.log;\nerror_log b.log;\nevents {}\n", "[emerg] more than one \"error_log\" directive is not supported by portico yet in /etc/p/site.conf:2"},
+      // content
+      {H("error_page 200 /x;"), "[emerg] value \"200\" must be between 300 and 599" + at3},
+      {H("error_page =404 /x;"), "[emerg] invalid value \"=404\"" + at3},
+      {H("add_header X v never;"), "[emerg] invalid parameter \"never\"" + at3},
+      {H("expires tomorrow;"), "[emerg] \"expires\" directive invalid value" + at3},
+      {H("expires modified 1h;"), "[emerg] \"expires modified\" is not supported by portico yet" + at3},
+      {S("return x;"), "[emerg] invalid return code \"x\"" + at4},
+      {S("try_files a =4x;"), "[emerg] invalid code \"=4x\"" + at4},
+      {H("index a /b c;"), "[emerg] only the last index in \"index\" directive should be absolute" + at3},
+      // what portico does not implement yet
+      {S("location / { proxy_pass http://127.0.0.1:8000; }"), "[emerg] \"proxy_pass\" directive is not supported by portico yet" + at4},
+      {S("location / { uwsgi_pass django; }"), "[emerg] \"uwsgi_pass\" directive is not supported by portico yet" + at4},
+      {S("ssl_certificate /x.pem;"), "[emerg] \"ssl_certificate\" directive is not supported by portico yet" + at4},
+      {S("if ($host = x) { return 404; }"), "[emerg] \"if\" directive is not supported by portico yet" + at4},
+      {H("upstream django { server 127.0.0.1:8000; }"), "[emerg] \"upstream\" directive is not supported by portico yet" + at3},
+      {S("rewrite ^ /x;"), "[emerg] \"rewrite\" directive is not supported by portico yet" + at4},
+      {S("charset utf-8;"), "[emerg] \"charset\" directive is not supported by portico yet" + at4},
+      {"daemon on;\nevents {}\n", "[emerg] \"daemon on\" (portico stays in the foreground) is not supported by portico yet in /etc/p/site.conf:1"},
+      {"events { use select; }\n", "[emerg] \"use select\" is not supported by portico yet in /etc/p/site.conf:1"},
+      {"events { use foo; }\n", "[emerg] invalid event type \"foo\" in /etc/p/site.conf:1"},
+      // portico's WSGI directives
+      {S("location ~ ^/app { wsgi_app a:b; }"), "[emerg] the \"wsgi_app\" directive cannot be used inside a regex location" + at4},
+      {S("location @app { wsgi_app a:b; }"), "[emerg] the \"wsgi_app\" directive cannot be used inside the named location" + at4},
+      {S("wsgi_app a:b;"), "[emerg] \"wsgi_app\" directive is not allowed here" + at4},
+      {S("location / {\n wsgi_threads 4;\n}"), "[emerg] \"wsgi_threads\" directive needs a \"wsgi_app\" directive in the same location in /etc/p/site.conf:5"},
+      {S("location / { wsgi_app a; wsgi_app b; }"), "[emerg] \"wsgi_app\" directive is duplicate" + at4},
+      {S("location / { wsgi_app a:; }"), "[emerg] invalid application \"a:\" in \"wsgi_app\" directive, it must be \"module:callable\" or \"module\"" + at4},
+      {S("location / { wsgi_app a; wsgi_threads 0; }"), "[emerg] value must be between 1 and 1024" + at4},
+      {S("location / { wsgi_app a; wsgi_threads 2; wsgi_threads 3; }"), "[emerg] \"wsgi_threads\" directive is duplicate" + at4},
+      {S("location / { wsgi_app a; wsgi_env A=B c; }"), "[emerg] invalid variable name \"A=B\" in \"wsgi_env\" directive" + at4},
+      {S("location / { wsgi_app a; wsgi_env A; }"), "[emerg] invalid number of arguments in \"wsgi_env\" directive" + at4},
+  };
+  for (const Case& c : cases) EXPECT_EQ(errorOf(c.text), c.error) << c.text;
+}
+
+TEST(ConfBuilder, UnsupportedListCoversCommonDirectives) {
+  for (const char* name : {"proxy_pass", "proxy_set_header", "uwsgi_pass", "uwsgi_param",
+                           "fastcgi_pass", "ssl", "ssl_certificate", "http2", "rewrite", "if",
+                           "set", "map", "upstream", "limit_req", "limit_req_zone",
+                           "auth_basic", "auth_basic_user_file", "sub_filter", "allow", "deny"}) {
+    EXPECT_TRUE(isUnsupportedNginxDirective(name)) << name;
+  }
+  EXPECT_FALSE(isUnsupportedNginxDirective("frobnicate"));
+  EXPECT_FALSE(isUnsupportedNginxDirective("root"));
+}
+
+TEST(ConfBuilder, MutatedFilesNeverCrash) {
+  // No `listen` in the sample: a mutated host name would be a DNS lookup.
+  const std::string sample =
+      "user www-data;\nworker_processes auto;\nevents { worker_connections 64; }\nhttp {\n"
+      " include mime.types;\n log_format main '$remote_addr \"$request\"';\n gzip on;\n"
+      " gzip_types text/css;\n server {\n  server_name a.example ~^b;\n  root /srv;\n"
+      "  error_page 404 =200 /e;\n  location = / { return 200 ok; }\n"
+      "  location ~* \\.(png)$ { expires 30d; add_header X y always; }\n"
+      "  location /app/ { wsgi_app app:application; wsgi_threads 2; location /app/s/ { } }\n"
+      "  location @f { try_files $uri =404; }\n }\n}\n";
+  const std::map<std::string, std::string> files = {
+      {"/etc/p/mime.types", "types { text/html html; }"}};
+  std::mt19937 rng(7);
+  int accepted = 0;
+  for (int round = 0; round < 3000; ++round) {
+    std::string text = sample;
+    int edits = 1 + static_cast<int>(rng() % 3);
+    for (int e = 0; e < edits; ++e) {
+      static const char kBytes[] = "{};'\"\\#$ \n=~@*xa0/";
+      text[rng() % text.size()] = kBytes[rng() % (sizeof kBytes - 1)];
+    }
+    ConfLoadResult r = load(text.substr(0, rng() % (text.size() + 1)), files);
+    if (r.ok) {
+      ++accepted;
+    } else {
+      ASSERT_FALSE(r.messages.empty());
+      EXPECT_EQ(r.messages.back().rfind("[emerg] ", 0), 0u) << r.messages.back();
+    }
+  }
+  EXPECT_GT(accepted, 0);
+}
+
+TEST(ConfValues, NginxTimeSizeAndNumber) {
+  EXPECT_EQ(parseNginxTime("75", true), 75);
+  EXPECT_EQ(parseNginxTime("1h30m", true), 5400);
+  EXPECT_EQ(parseNginxTime("1y 2M", true), 365 * 86400 + 60 * 86400);
+  EXPECT_EQ(parseNginxTime("1w2d3h4m5s", true), 7 * 86400 + 2 * 86400 + 3 * 3600 + 4 * 60 + 5);
+  EXPECT_EQ(parseNginxTime("500ms", false), 500);
+  EXPECT_EQ(parseNginxTime("1m30s", false), 90000);
+  EXPECT_EQ(parseNginxTime("60", false), 60000);
+  EXPECT_EQ(parseNginxTime("1s500ms", false), 1500);
+  for (const char* bad : {"", "s", "1x", "30m1h", "1h1h", "-1", "1.5s", "99999999999999999999"}) {
+    EXPECT_FALSE(parseNginxTime(bad, true)) << bad;
+  }
+  EXPECT_FALSE(parseNginxTime("5ms", true));   // ms is not a seconds unit
+  EXPECT_FALSE(parseNginxTime("1y", false));   // nor y and M milliseconds units
+  EXPECT_FALSE(parseNginxTime("1M", false));
+  EXPECT_EQ(parseNginxSize("10"), 10);
+  EXPECT_EQ(parseNginxSize("8k"), 8192);
+  EXPECT_EQ(parseNginxSize("2M"), 2 << 20);
+  EXPECT_FALSE(parseNginxSize("1g"));
+  EXPECT_EQ(parseNginxOffset("1G"), int64_t{1} << 30);
+  for (const char* bad : {"", "k", "1.5m", "-1", "1kb", "99999999999999999999"}) {
+    EXPECT_FALSE(parseNginxSize(bad)) << bad;
+  }
+  EXPECT_EQ(parseNginxNumber("0"), 0);
+  EXPECT_FALSE(parseNginxNumber("+1"));
+}
+
+}  // namespace
+}  // namespace portico::config
