@@ -324,3 +324,48 @@ def test_app_locations_against_proxy_pass(tmp_path):
         ("GET", "/app"), ("GET", "/app?x=1"), ("GET", "/app/"), ("GET", "/app/a/b?c=d"),
         ("GET", "/exact"), ("GET", "/exact/x"), ("GET", "/a.txt"),
     ])
+
+
+GZIP = server(r"""
+        gzip on;
+        gzip_vary on;
+        gzip_min_length 20;
+        gzip_types text/plain text/css application/json;
+        location / { }
+        location /off/ { gzip off; alias @DIR@/www/; }
+        location /ret/ { return 200 "a returned text long enough to be compressed, twice over"; }
+        location /static/ { alias @DIR@/assets/; gzip_static on; }
+""")
+
+
+def test_gzip_through_locations(tmp_path):
+    files = dict(FILES)
+    files["www/long.txt"] = "portico and nginx compress the same bytes\n" * 50
+    files["www/long.css"] = "body { color: red; }\n" * 40
+    files["assets/pre.css"] = "plain\n" * 10
+    files["assets/pre.css.gz"] = b"\x1f\x8b-not-really-gzip"
+    gz = [("Accept-Encoding", "gzip")]
+    run_case(tmp_path, GZIP, files, [
+        ("GET", "/long.txt", {"headers": gz}), ("GET", "/long.txt"),
+        ("GET", "/long.css", {"headers": gz}), ("GET", "/a.txt", {"headers": gz}),
+        ("GET", "/index.html", {"headers": gz}), ("GET", "/off/long.txt", {"headers": gz}),
+        ("HEAD", "/long.txt", {"headers": gz}), ("GET", "/ret/x.txt", {"headers": gz}),
+        ("GET", "/static/pre.css", {"headers": gz}), ("GET", "/static/pre.css"),
+        ("GET", "/missing", {"headers": gz}),
+    ])
+
+
+GZIP_APP = server(r"""
+        gzip on;
+        gzip_min_length 1;
+        gzip_types text/plain;
+        location /app/ { %(proxy)s }
+""" % {"proxy": PROXY})
+
+
+def test_gzip_of_an_app_response(tmp_path):
+    gz = [("Accept-Encoding", "gzip")]
+    run_case(tmp_path, GZIP_APP, FILES, [
+        ("GET", "/app/some/where?x=1", {"headers": gz}), ("GET", "/app/plain"),
+        ("HEAD", "/app/head", {"headers": gz}),
+    ])
