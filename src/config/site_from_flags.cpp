@@ -35,6 +35,7 @@ void siteFromFlags(Config& config) {
   s.serverTokens = false;  // "Server: portico"; --no-server-header drops it (Config::serverHeader)
   s.sendfile = true;
   s.accessLogs.clear();    // the flags' access log is the process-level one (gunicorn atoms)
+  s.logNotFound = false;   // as before: a 404 is an answer, not an error-log line
 
   for (const StaticMount& mount : config.statics) {
     Location location;

@@ -697,10 +697,12 @@ bool SiteHandler::compile(LocationRuntime& rt, const config::LocationSettings& s
   rt.fileOptions.gzipStatic = s.gzip.staticMode != config::GzipSettings::Static::kOff;
   rt.fileOptions.gzipVary = s.gzip.vary;
   rt.fileOptions.sendfile = s.sendfile;
+  rt.fileOptions.logNotFound = s.logNotFound;
   if (rt.directory->constant() && !(rt.alias && rt.regex)) {
     std::string key = rt.directory->source() + "\n" + std::to_string(rt.fileOptions.gzipStatic) +
                       std::to_string(rt.fileOptions.gzipVary) +
-                      std::to_string(rt.fileOptions.sendfile) + "\n" +
+                      std::to_string(rt.fileOptions.sendfile) +
+                      std::to_string(rt.fileOptions.logNotFound) + "\n" +
                       std::to_string(reinterpret_cast<uintptr_t>(rt.mimes));
     auto& slot = files_[key];
     if (!slot) {

@@ -257,6 +257,16 @@ void StaticHandler::respondErrno(http::Exchange& exchange, int error,
     case ENOENT:
     case ENOTDIR:
     case ENAMETOOLONG:
+      if (options_.logNotFound) {
+        // nginx's log_not_found line (error level), with the request it answered.
+        const http::Request& request = exchange.request();
+        std::string path = mount_.directory;
+        if (!path.empty() && path.back() != '/' && !relative.empty()) path += '/';
+        path += relative;
+        logError("open() \"" + path + "\" failed (" + std::to_string(error) + ": " +
+                 std::strerror(error) + "), request: \"" + request.method + " " +
+                 request.target + " " + std::string(request.versionString()) + "\"");
+      }
       exchange.respondError(404);
       return;
     case EXDEV:  // RESOLVE_BENEATH: the path (through a symlink or "..") leaves the directory

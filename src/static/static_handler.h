@@ -30,6 +30,7 @@ class StaticHandler : public http::Handler {
     bool gzipStatic = true;  // gzip_static on: "<file>.gz" for clients that take gzip
     bool gzipVary = true;    // gzip_vary on: Vary: Accept-Encoding when a sibling exists
     bool sendfile = true;    // sendfile off: the file is read() into memory chunks
+    bool logNotFound = false;  // log_not_found on: a missing file is written to the error log
   };
   // A handler for a location's root or alias `directory` (absolute); the content phase
   // (process::SiteHandler) maps URIs to paths beneath it and calls serve()/probe().

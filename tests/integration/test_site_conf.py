@@ -204,3 +204,28 @@ def test_pipelined_requests_through_redirects_and_error_pages(tmp_path):
             assert "close" in too_big.connection_tokens()
     finally:
         server.stop()
+
+
+NOT_FOUND = r"""
+    server {
+        listen 127.0.0.1:@PORT@;
+        server_name localhost;
+        root @DIR@/www;
+        location / { }
+        location /quiet/ { log_not_found off; }
+    }
+"""
+
+
+def test_log_not_found(tmp_path):
+    prepare_tree(str(tmp_path), {"www/a.txt": "alpha\n"})
+    server = start_portico(str(tmp_path), NOT_FOUND, 1)
+    try:
+        assert server.request("GET", "/loud-missing").status == 404
+        assert server.request("GET", "/quiet/silent-missing").status == 404
+    finally:
+        server.stop()
+    with open(os.path.join(str(tmp_path), "portico-error.log")) as handle:
+        log = handle.read()
+    assert 'open() "%s/www/loud-missing" failed (2: No such file or directory)' % tmp_path in log
+    assert "silent-missing" not in log
