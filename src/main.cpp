@@ -14,8 +14,10 @@
 
 #include "config/cli.h"
 #include "config/nginx_cli.h"
+#include "config/site_from_flags.h"
 #include "config/version.h"
 #include "core/log.h"
+#include "http/variables.h"
 #include "process/master.h"
 #include "process/process_title.h"
 
@@ -173,6 +175,14 @@ int nginxMain(const std::vector<std::string>& args, int argc, char** argv) {
   for (const std::string& message : loaded.messages) {
     std::fprintf(stderr, "portico: %s\n", message.c_str());
   }
+  if (loaded.ok) {
+    // Variables are compiled as nginx does at startup: an unknown one fails -t too.
+    std::string error;
+    if (!portico::http::validateTemplates(loaded.config.site, error)) {
+      std::fprintf(stderr, "portico: [emerg] %s\n", error.c_str());
+      loaded.ok = false;
+    }
+  }
   if (cli.action == cfg::NginxCommandLine::Action::kTest) {
     if (!loaded.ok) {
       std::fprintf(stderr, "portico: configuration file %s test failed\n", cli.confFile.c_str());
@@ -262,6 +272,8 @@ int main(int argc, char** argv) {
   }
   portico::config::Config& config = cli.config;
   if (!config.signalCommand.empty()) return sendSignal(config);
+  // The gunicorn-style flags describe the site as the equivalent nginx configuration would.
+  portico::config::siteFromFlags(config);
   // HUP re-reads the command line as given at start.
   auto reload = [args](portico::config::Config& out, std::string& error) {
     CliResult again = portico::config::parseCommandLine(args);
@@ -270,6 +282,7 @@ int main(int argc, char** argv) {
       return false;
     }
     out = std::move(again.config);
+    portico::config::siteFromFlags(out);
     applyEnvironment(out);
     return true;
   };

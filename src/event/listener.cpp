@@ -13,7 +13,8 @@
 
 namespace portico::event {
 
-UniqueFd listenTcp(const std::string& host, uint16_t port, int backlog, std::string& error) {
+UniqueFd listenTcp(const std::string& host, uint16_t port, int backlog, std::string& error,
+                   bool reuseport) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -35,6 +36,7 @@ UniqueFd listenTcp(const std::string& host, uint16_t port, int backlog, std::str
     }
     int one = 1;
     ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (reuseport) ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (ai->ai_family == AF_INET6) ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     if (::bind(fd.get(), ai->ai_addr, ai->ai_addrlen) != 0) {
       error = "cannot bind " + host + ":" + service + ": " + std::strerror(errno);

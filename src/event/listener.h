@@ -12,8 +12,10 @@
 namespace portico::event {
 
 // Opens a non-blocking TCP listening socket on host:port (IPv4 or IPv6, numeric or a name;
-// "" means 0.0.0.0). IPv6 sockets are IPv6-only, as nginx's. Fills `error` on failure.
-UniqueFd listenTcp(const std::string& host, uint16_t port, int backlog, std::string& error);
+// "" means 0.0.0.0). IPv6 sockets are IPv6-only, as nginx's. `reuseport` sets SO_REUSEPORT
+// (nginx's `listen ... reuseport`). Fills `error` on failure.
+UniqueFd listenTcp(const std::string& host, uint16_t port, int backlog, std::string& error,
+                   bool reuseport = false);
 // Opens a non-blocking unix-domain listening socket at `path`, replacing a stale socket file.
 UniqueFd listenUnix(const std::string& path, int backlog, std::string& error);
 // The port a TCP listener is bound to (useful with port 0), 0 for unix sockets.

@@ -139,6 +139,8 @@ int decodeBase64Char(char c) {
   return -1;
 }
 
+}  // namespace
+
 // The user name of an `Authorization: Basic` header, as nginx's $remote_user and gunicorn's
 // %(u)s report it (neither checks the password); nullopt when absent or malformed.
 std::optional<std::string> basicAuthUser(const Request* request) {
@@ -197,6 +199,8 @@ std::string_view localTimeText(std::time_t t) {
   }
   return {cached, cachedSize};
 }
+
+namespace {
 
 void appendNumber(std::string& out, uint64_t value) {
   char buf[24];

@@ -3,7 +3,9 @@
 #include <cstdint>
 #include <ctime>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "http/exchange.h"
@@ -39,5 +41,10 @@ class AccessLogFormatter {
   std::string error_;
   std::shared_ptr<const Compiled> compiled_;
 };
+
+// The user of an `Authorization: Basic` header ($remote_user); nullopt when absent/malformed.
+std::optional<std::string> basicAuthUser(const Request* request);
+// "22/Nov/2026:13:16:46 +0000" in local time ($time_local), cached per thread per second.
+std::string_view localTimeText(std::time_t t);
 
 }  // namespace portico::http

@@ -64,7 +64,12 @@ Connection::Connection(event::EventLoop& loop, UniqueFd fd, ConnectionInfo info,
       info_(std::move(info)),
       settings_(settings),
       owner_(owner),
-      parser_(settings.limits) {}
+      parser_(settings.limits) {
+  limits_.maxBodySize = settings.maxBodySize;
+  limits_.bodyTimeoutMs = settings.bodyTimeoutMs;
+  limits_.sendTimeoutMs = settings.sendTimeoutMs;
+  limits_.keepAliveTimeoutMs = settings.keepAliveTimeoutMs;
+}
 
 Connection::~Connection() { loop_.cancelTimer(timer_); }
 
@@ -90,7 +95,7 @@ void Connection::drain() {
   draining_ = true;
   // At most a second: long enough for a request already on its way, short enough that a stop
   // with idle keep-alive connections is prompt.
-  drainDeadlineMs_ = loop_.nowMs() + std::min<uint64_t>(settings_.keepAliveTimeoutMs, 1000);
+  drainDeadlineMs_ = loop_.nowMs() + std::min<uint64_t>(limits_.keepAliveTimeoutMs, 1000);
   if (state_ != State::kClosed) updateTimer();
 }
 
@@ -201,7 +206,7 @@ void Connection::processInput() {
     switch (ev) {
       case ParseEvent::kNeedMore:
         in_.consume(consumed);
-        if (pendingHandler_) dispatchPending();
+        if (pendingHandler_ || pendingRoute_) dispatchPending();
         processing_ = false;
         return;
       case ParseEvent::kHeadComplete:
@@ -211,7 +216,7 @@ void Connection::processInput() {
       case ParseEvent::kBodyData: {
         std::string_view data = parser_.bodyData();
         requestBodyBytes_ += data.size();
-        if (settings_.maxBodySize && requestBodyBytes_ > settings_.maxBodySize) {
+        if (limits_.maxBodySize && requestBodyBytes_ > limits_.maxBodySize) {
           in_.consume(consumed);
           failRequest(413);
           break;
@@ -222,7 +227,7 @@ void Connection::processInput() {
       }
       case ParseEvent::kMessageComplete:
         in_.consume(consumed);
-        if (pendingHandler_) {
+        if (pendingHandler_ || pendingRoute_) {
           requestComplete_ = true;
           dispatchPending();
         } else {
@@ -231,6 +236,7 @@ void Connection::processInput() {
         break;
       case ParseEvent::kError:
         pendingHandler_ = nullptr;
+        pendingRoute_ = false;
         failRequest(parser_.errorStatus());
         break;
     }
@@ -248,6 +254,29 @@ void Connection::onHeadComplete() {
   const Request& req = parser_.request();
   if (!req.keepAlive || draining_) closeAfterResponse_ = true;
 
+  if (settings_.site) {
+    // Server selection and location matching decide the limits, then the route answers.
+    route_ = settings_.site->route(req, info_);
+    limits_ = route_->limits();
+    if (limits_.keepAliveTimeoutMs == 0 ||
+        (limits_.keepAliveRequests && requestsServed_ + 1 >= limits_.keepAliveRequests)) {
+      closeAfterResponse_ = true;
+    }
+    if (limits_.maxBodySize && req.contentLength && *req.contentLength > limits_.maxBodySize) {
+      // Before a byte of the body is read, as nginx; the route's error_page may answer it.
+      closeAfterResponse_ = true;
+      lingerNeeded_ = true;
+      requestComplete_ = true;  // nothing more will be parsed on this connection
+      route_->reject(413, *this);
+      return;
+    }
+    if (req.hasBody() && !route_->readsBody()) {
+      pendingRoute_ = true;  // run once the buffered part of the body is parsed
+      return;
+    }
+    route_->run(*this);
+    return;
+  }
   // The body limit is checked before a byte of the body is read (nginx's 413).
   if (settings_.maxBodySize && req.contentLength && *req.contentLength > settings_.maxBodySize) {
     failRequest(413);
@@ -272,6 +301,11 @@ void Connection::onHeadComplete() {
 }
 
 void Connection::dispatchPending() {
+  if (pendingRoute_) {
+    pendingRoute_ = false;
+    route_->run(*this);
+    return;
+  }
   Handler* handler = pendingHandler_;
   pendingHandler_ = nullptr;
   handler->handle(*this);
@@ -301,12 +335,24 @@ void Connection::failRequest(int status) {
   requestComplete_ = true;  // nothing more will be parsed on this connection
   bodyReader_ = nullptr;
   pendingHandler_ = nullptr;
+  pendingRoute_ = false;
   if (headSent_) {
     if (!responseFinished_) {
       closeNow();
       return;
     }
     completeExchange();
+    return;
+  }
+  if (status == 431 && settings_.headerTooLargeIs400) {
+    ResponseHead head;
+    head.status = 400;
+    head.add("Content-Type", "text/html");
+    respond(std::move(head),
+            "<html>\r\n<head><title>400 Request Header Or Cookie Too Large</title></head>\r\n"
+            "<body>\r\n<center><h1>400 Bad Request</h1></center>\r\n"
+            "<center>Request Header Or Cookie Too Large</center>\r\n"
+            "<hr><center>portico</center>\r\n</body>\r\n</html>\r\n");
     return;
   }
   respondError(status);
@@ -365,7 +411,11 @@ void Connection::sendHead(ResponseHead head) {
   out.push_back(' ');
   out.append(head.reason.empty() ? reasonPhrase(head.status) : std::string_view(head.reason));
   out.append("\r\n");
-  if (settings_.serverHeader) out.append("Server: portico\r\n");
+  if (settings_.serverHeader) {
+    out.append("Server: ");
+    out.append(limits_.serverHeader ? *limits_.serverHeader : settings_.serverHeaderValue);
+    out.append("\r\n");
+  }
   out.append("Date: ");
   out.append(cachedHttpDate(std::time(nullptr)));
   out.append("\r\n");
@@ -384,6 +434,11 @@ void Connection::sendHead(ResponseHead head) {
     } else if (chunkedResponse_) {
       out.append("Transfer-Encoding: chunked\r\n");
     }
+  }
+  if (!closeAfterResponse_ && limits_.keepAliveHeaderSeconds >= 0) {
+    out.append("Keep-Alive: timeout=");
+    appendDecimal(out, static_cast<uint64_t>(limits_.keepAliveHeaderSeconds));
+    out.append("\r\n");
   }
   out.append(closeAfterResponse_ ? "Connection: close\r\n\r\n" : "Connection: keep-alive\r\n\r\n");
   if (settings_.accessLog) responseHeaders_ = std::move(head.headers);
@@ -503,12 +558,14 @@ void Connection::resetExchange() {
   responseHeaders_.clear();
   bodyReader_ = nullptr;
   pendingHandler_ = nullptr;
+  pendingRoute_ = false;
   onWritable_ = nullptr;
   onAbort_ = nullptr;
 }
 
 void Connection::completeExchange() {
   writeAccessLog();
+  ++requestsServed_;
   if (settings_.onRequestDone) settings_.onRequestDone();
   bool close = closeAfterResponse_ || draining_;
   if (close && !requestComplete_) lingerNeeded_ = true;  // unread body may still arrive
@@ -654,7 +711,7 @@ Connection::TimerKind Connection::currentTimer(uint64_t& deadline) const {
         // Nothing of a request yet: a new connection gets the header timeout, a kept-alive one
         // the keep-alive timeout; either way it is closed silently, as nginx does.
         deadline = idleSinceMs_ +
-                   (sawFirstRequest_ ? settings_.keepAliveTimeoutMs : settings_.headerTimeoutMs);
+                   (sawFirstRequest_ ? limits_.keepAliveTimeoutMs : settings_.headerTimeoutMs);
         if (draining_ && drainDeadlineMs_ < deadline) deadline = drainDeadlineMs_;
         return TimerKind::kKeepAlive;
       }
@@ -662,17 +719,17 @@ Connection::TimerKind Connection::currentTimer(uint64_t& deadline) const {
       return TimerKind::kHeader;
     case State::kActive:
       if (!out_.empty() && !canWrite_) {
-        deadline = lastWriteMs_ + settings_.sendTimeoutMs;
+        deadline = lastWriteMs_ + limits_.sendTimeoutMs;
         return TimerKind::kSend;
       }
       if (!requestComplete_ && parser_.request().hasBody()) {
-        deadline = lastReadMs_ + settings_.bodyTimeoutMs;
+        deadline = lastReadMs_ + limits_.bodyTimeoutMs;
         return TimerKind::kBody;
       }
       return TimerKind::kNone;  // a handler at work has no client timeout
     case State::kClosing:
       if (out_.empty()) return TimerKind::kNone;  // closing is already under way
-      deadline = lastWriteMs_ + settings_.sendTimeoutMs;
+      deadline = lastWriteMs_ + limits_.sendTimeoutMs;
       return TimerKind::kSend;
     case State::kLingering: {
       uint64_t a = lastReadMs_ + kLingerTimeoutMs;

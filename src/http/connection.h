@@ -36,7 +36,12 @@ struct ConnectionSettings {
   uint64_t sendTimeoutMs = 60000;
   uint64_t keepAliveTimeoutMs = 2000;
   bool serverHeader = true;
-  const Router* router = nullptr;
+  // nginx's answer to a header line past large_client_header_buffers: 400 "Request Header Or
+  // Cookie Too Large" (the flags path keeps gunicorn's 431).
+  bool headerTooLargeIs400 = false;
+  std::string serverHeaderValue = "portico";  // unless a route says otherwise
+  const Router* router = nullptr;              // the prefix router (used when `site` is null)
+  const RequestRouter* site = nullptr;         // server selection + locations, per request
   AccessLog* accessLog = nullptr;  // null: no access log
   std::function<void()> onRequestDone;  // after each response (worker accounting), may be empty
 };
@@ -144,8 +149,14 @@ class Connection : public event::IoWatcher, public event::Deferrable, public Exc
   std::vector<Header> responseHeaders_;  // kept only for the access log
   BodyReader* bodyReader_ = nullptr;
   Handler* pendingHandler_ = nullptr;  // runs once the buffered body bytes are discarded
+  bool pendingRoute_ = false;          // route_ runs once the buffered body bytes are discarded
   std::function<void()> onWritable_;
   std::function<void()> onAbort_;
+  // The route of the current request (kept until the next head: its exchange decorators may
+  // still be on the stack when the response finishes) and the limits it set.
+  std::unique_ptr<RequestRoute> route_;
+  RouteLimits limits_;
+  uint64_t requestsServed_ = 0;
   std::time_t startWall_ = 0;
   uint64_t startMs_ = 0;
 

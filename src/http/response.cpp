@@ -1,5 +1,7 @@
 #include "http/response.h"
 
+#include <cstring>
+
 namespace portico::http {
 
 std::string_view reasonPhrase(int status) {
@@ -61,10 +63,30 @@ std::string_view reasonPhrase(int status) {
   }
 }
 
+namespace {
+
+// nginx's page titles where they differ from the RFC 9110 reason phrases (its status lines
+// differ too, but clients read those less than the pages people see).
+std::string_view nginxPageTitle(int status) {
+  switch (status) {
+    case 401: return "Authorization Required";
+    case 405: return "Not Allowed";
+    case 408: return "Request Time-out";
+    case 413: return "Request Entity Too Large";
+    case 414: return "Request-URI Too Large";
+    case 416: return "Requested Range Not Satisfiable";
+    case 503: return "Service Temporarily Unavailable";
+    case 504: return "Gateway Time-out";
+    default: return reasonPhrase(status);
+  }
+}
+
+}  // namespace
+
 std::string errorPageBody(int status) {
   std::string title = std::to_string(status);
   title += ' ';
-  title += reasonPhrase(status);
+  title += nginxPageTitle(status);
   std::string body;
   body.reserve(128 + 2 * title.size());
   body += "<html>\r\n<head><title>";
@@ -73,6 +95,22 @@ std::string errorPageBody(int status) {
   body += title;
   body += "</h1></center>\r\n<hr><center>portico</center>\r\n</body>\r\n</html>\r\n";
   return body;
+}
+
+void appendEscapedPath(std::string& out, std::string_view path) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (char ch : path) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 std::strchr("-._~!$&'()*+,;=:@/", c) != nullptr;
+    if (plain && c != 0) {
+      out.push_back(ch);
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xf]);
+    }
+  }
 }
 
 }  // namespace portico::http

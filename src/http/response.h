@@ -35,6 +35,10 @@ inline bool statusHasNoBody(int status) {
   return (status >= 100 && status < 200) || status == 204 || status == 304;
 }
 
+// Appends `path` percent-encoding everything but RFC 3986 pchar and '/', so a decoded path
+// (which may hold CR, LF, '?', '%' ...) can never break out of a Location header or its URL.
+void appendEscapedPath(std::string& out, std::string_view path);
+
 // The small HTML body nginx sends for an error status.
 std::string errorPageBody(int status);
 

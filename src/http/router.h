@@ -1,5 +1,7 @@
 #pragma once
 
+#include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,6 +24,41 @@ class Router {
     Handler* handler;
   };
   std::vector<Route> routes_;  // longest prefix first
+};
+
+// The per-request connection settings a route decides (nginx's per-server/per-location
+// client_max_body_size, timeouts, keep-alive and server_tokens).
+struct RouteLimits {
+  uint64_t maxBodySize = 1024 * 1024;  // 0 = unlimited
+  uint64_t bodyTimeoutMs = 60000;
+  uint64_t sendTimeoutMs = 60000;
+  uint64_t keepAliveTimeoutMs = 2000;  // 0: no keep-alive
+  int64_t keepAliveHeaderSeconds = -1; // keepalive_timeout's 2nd argument → "Keep-Alive: timeout=N"
+  uint64_t keepAliveRequests = 0;      // close after this many requests (0 = no limit)
+  const std::string* serverHeader = nullptr;  // the Server value; null: the connection's default
+};
+
+// What the connection runs for one request, chosen once its head is in: owned by the
+// connection until the next request (or the connection) replaces it. Loop thread.
+class RequestRoute {
+ public:
+  virtual ~RequestRoute() = default;
+  virtual const RouteLimits& limits() const = 0;
+  // False when the content never reads a body (static files): the connection discards it.
+  virtual bool readsBody() const = 0;
+  // Produces the response through `exchange` (the connection).
+  virtual void run(Exchange& exchange) = 0;
+  // Answers `status` instead (a body over the limit), through the route's error pages.
+  virtual void reject(int status, Exchange& exchange) { exchange.respondError(status); }
+};
+
+// Picks the route of each request (server selection and location matching); built by the
+// composition root, outlives every connection; loop thread.
+class RequestRouter {
+ public:
+  virtual ~RequestRouter() = default;
+  virtual std::unique_ptr<RequestRoute> route(const Request& request,
+                                              const ConnectionInfo& connection) const = 0;
 };
 
 }  // namespace portico::http

@@ -1,41 +1,131 @@
 #include "process/listeners.h"
 
+#include <unistd.h>
+
+#include <algorithm>
+
 #include "event/listener.h"
+#include "http/site_map.h"
 
 namespace portico::process {
 
+namespace {
+
+// One wanted socket, derived from the site's listen directives.
+struct Wanted {
+  std::string key;
+  config::ListenSpec listen;
+  bool wildcard = false;
+};
+
+bool wantedSockets(const config::Config& config, std::vector<Wanted>& out, std::string& error) {
+  auto map = http::SiteMap::build(config.site, error);
+  if (!map) return false;
+  std::vector<const http::ServerGroup*> groups;
+  for (const auto& g : map->groups()) groups.push_back(g.get());
+  for (const http::ServerGroup* g : groups) {
+    if (!g->listen.isUnix && !g->wildcard) {
+      bool v6 = g->key.starts_with('[');
+      std::string wildcardKey =
+          std::string(v6 ? "[::]" : "0.0.0.0") + ":" + std::to_string(g->listen.port);
+      bool covered = std::any_of(groups.begin(), groups.end(), [&](const http::ServerGroup* o) {
+        return o->key == wildcardKey;
+      });
+      if (covered && g->listen.port != 0) continue;
+    }
+    out.push_back({g->key, g->listen, g->wildcard});
+  }
+  return true;
+}
+
+bool openOne(const config::Config& config, const Wanted& want, BoundListener& l,
+             std::string& error) {
+  const config::ListenSpec& spec = want.listen;
+  int backlog = spec.backlog >= 0 ? spec.backlog : config.backlog;
+  l.key = want.key;
+  l.wildcard = want.wildcard;
+  l.reuseport = spec.reuseport;
+  l.backlog = backlog;
+  if (spec.isUnix) {
+    l.fd = event::listenUnix(spec.path, backlog, error);
+    l.local.isUnix = true;
+    l.local.localAddress = spec.path;
+    l.name = "unix:" + spec.path;
+    l.unixPath = spec.path;
+  } else {
+    std::string host = spec.host;
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+      host = host.substr(1, host.size() - 2);
+    }
+    if (host == "*") host.clear();
+    l.fd = event::listenTcp(host, spec.port, backlog, error, spec.reuseport);
+    l.local.localAddress = host.empty() ? "0.0.0.0" : host;
+    if (l.fd) l.local.localPort = event::boundPort(l.fd.get());
+    bool v6 = l.local.localAddress.find(':') != std::string::npos;
+    l.name = "http://" + (v6 ? "[" + l.local.localAddress + "]" : l.local.localAddress) + ":" +
+             std::to_string(l.local.localPort);
+  }
+  if (!l.fd) {
+    error = "cannot listen on " + (spec.spec.empty() ? want.key : spec.spec) + ": " + error;
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 bool openListeners(const config::Config& config, std::vector<BoundListener>& out,
                    std::string& error) {
-  std::vector<config::BindAddress> binds = config.binds;
-  if (binds.empty()) {
-    config::BindAddress def;
-    def.host = "127.0.0.1";
-    def.port = 8000;
-    def.spec = "127.0.0.1:8000";
-    binds.push_back(def);
-  }
-  for (const auto& bind : binds) {
+  std::vector<Wanted> wanted;
+  if (!wantedSockets(config, wanted, error)) return false;
+  for (const Wanted& want : wanted) {
     BoundListener l;
-    if (bind.kind == config::BindAddress::Kind::kUnix) {
-      l.fd = event::listenUnix(bind.path, config.backlog, error);
-      l.local.isUnix = true;
-      l.local.localAddress = bind.path;
-      l.name = "unix:" + bind.path;
-      l.unixPath = bind.path;
-    } else {
-      l.fd = event::listenTcp(bind.host, bind.port, config.backlog, error);
-      l.local.localAddress = bind.host.empty() ? "0.0.0.0" : bind.host;
-      if (l.fd) l.local.localPort = event::boundPort(l.fd.get());
-      bool v6 = l.local.localAddress.find(':') != std::string::npos;
-      l.name = "http://" + (v6 ? "[" + l.local.localAddress + "]" : l.local.localAddress) + ":" +
-               std::to_string(l.local.localPort);
-    }
-    if (!l.fd) {
-      error = "cannot listen on " + bind.spec + ": " + error;
-      return false;
-    }
+    if (!openOne(config, want, l, error)) return false;
     out.push_back(std::move(l));
   }
+  return true;
+}
+
+bool updateListeners(const config::Config& config, std::vector<BoundListener>& current,
+                     std::string& error) {
+  std::vector<Wanted> wanted;
+  if (!wantedSockets(config, wanted, error)) return false;
+  std::vector<BoundListener> next;
+  std::vector<int> source;  // per entry of `next`: its index in `current`, -1 when new
+  std::vector<bool> kept(current.size(), false);
+  for (const Wanted& want : wanted) {
+    int backlog = want.listen.backlog >= 0 ? want.listen.backlog : config.backlog;
+    bool found = false;
+    for (size_t i = 0; i < current.size() && !found; ++i) {
+      BoundListener& l = current[i];
+      if (kept[i] || l.key != want.key || l.reuseport != want.listen.reuseport) continue;
+      if (l.backlog != backlog) {
+        ::listen(l.fd.get(), backlog);  // as nginx: a new backlog applies to the open socket
+        l.backlog = backlog;
+      }
+      kept[i] = true;
+      found = true;
+      next.push_back(std::move(l));
+      source.push_back(static_cast<int>(i));
+    }
+    if (found) continue;
+    BoundListener l;
+    if (!openOne(config, want, l, error)) {
+      // Put back what was moved: the running configuration keeps every socket.
+      for (size_t k = 0; k < next.size(); ++k) {
+        if (source[k] >= 0) current[static_cast<size_t>(source[k])] = std::move(next[k]);
+      }
+      return false;
+    }
+    next.push_back(std::move(l));
+    source.push_back(-1);
+  }
+  for (size_t i = 0; i < current.size(); ++i) {
+    if (kept[i]) continue;
+    // No longer configured: closed here; workers of the old generation drop theirs on exit.
+    if (!current[i].unixPath.empty()) ::unlink(current[i].unixPath.c_str());
+  }
+  current = std::move(next);
   return true;
 }
 

@@ -15,10 +15,22 @@ struct BoundListener {
   http::ConnectionInfo local;  // the local half of every accepted connection's info
   std::string name;            // "http://127.0.0.1:8000" or "unix:/path", for the log
   std::string unixPath;        // removed at exit
+  std::string key;             // the listen address it serves (http::SiteMap::listenKey)
+  bool wildcard = false;       // 0.0.0.0 / [::]: the server is chosen by the local address
+  bool reuseport = false;
+  int backlog = 0;
 };
 
-// Opens every --bind (127.0.0.1:8000 when none); false with a message on the first failure.
+// The sockets config.site needs: one per distinct listen address, except that an address on
+// the same port as a wildcard of its family is served through the wildcard's socket (nginx,
+// without `bind`). False with a message on the first failure.
 bool openListeners(const config::Config& config, std::vector<BoundListener>& out,
                    std::string& error);
+
+// Reload: keeps the sockets of `current` that `config` still wants (same key, backlog and
+// reuseport), opens the new ones, and drops the rest (their unix files are removed). On
+// failure `current` is unchanged and false is returned with a message.
+bool updateListeners(const config::Config& config, std::vector<BoundListener>& current,
+                     std::string& error);
 
 }  // namespace portico::process

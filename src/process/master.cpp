@@ -1,4 +1,6 @@
 #include "process/master.h"
+#include "config/site_from_flags.h"
+#include "http/variables.h"
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -55,8 +57,10 @@ Master::~Master() {
 }
 
 bool Master::open(std::string& error) {
+  // As nginx at startup: an unknown variable anywhere is an error before anything listens.
+  if (!http::validateTemplates(config_.site, error)) return false;
   if (!openListeners(config_, listeners_, error)) return false;
-  if (!config_.wsgiApp.empty() && config_.preload) {
+  if (!python::WsgiRuntime::specsOf(config_.site).empty() && config_.preload) {
     preloaded_ = python::WsgiRuntime::load(config_, error);
     if (!preloaded_) {
       error = "Failed to load the WSGI app " + config_.wsgiApp + ":\n" + error;
@@ -65,7 +69,7 @@ bool Master::open(std::string& error) {
   }
   // Room for reloads and TTIN: twice the workers plus headroom, at least 64 slots.
   size_t slots = std::max<size_t>(64, static_cast<size_t>(target_) * 4);
-  board_ = std::make_unique<StatusBoard>(slots, config_.threads);
+  board_ = std::make_unique<StatusBoard>(slots, python::WsgiRuntime::totalThreads(config_));
   if (!board_->ok()) {
     error = std::string("cannot map the worker status board: ") + std::strerror(errno);
     return false;
@@ -164,6 +168,8 @@ void Master::runWorker(size_t slot) {
       copy.fd = UniqueFd(::dup(l.fd.get()));
       copy.local = l.local;
       copy.name = l.name;
+      copy.key = l.key;
+      copy.wildcard = l.wildcard;
       listeners.push_back(std::move(copy));
     }
     WorkerStatus& status = board_->slot(slot);
@@ -231,19 +237,33 @@ void Master::reload() {
     return;
   }
   if (reload_) {
-    // Listeners stay (they are what keeps connections from being refused); settings that
-    // only take effect at start-up are kept and said so.
-    bool bindsChanged = fresh.binds.size() != config_.binds.size();
-    for (size_t i = 0; !bindsChanged && i < fresh.binds.size(); ++i) {
-      bindsChanged = fresh.binds[i].spec != config_.binds[i].spec;
+    // As nginx: sockets still configured stay open (no connection is refused), new ones
+    // are opened, those no longer configured are closed. A socket that cannot be opened
+    // fails the reload and the running configuration stays.
+    if (!http::validateTemplates(fresh.site, error)) {
+      logError("reload failed, keeping the running configuration: " + error);
+      return;
     }
-    if (bindsChanged) logWarning("reload: --bind changes need a restart; keeping the listeners");
+    std::vector<std::string> before;
+    for (const auto& l : listeners_) before.push_back(l.name);
+    if (!updateListeners(fresh, listeners_, error)) {
+      logError("reload failed, keeping the running configuration: " + error);
+      return;
+    }
+    for (const auto& l : listeners_) {
+      if (std::find(before.begin(), before.end(), l.name) == before.end()) {
+        logInfo("Listening at: " + l.name + " (" + std::to_string(::getpid()) + ")");
+      }
+    }
     fresh.preload = config_.preload;
-    int oldThreads = config_.threads;
+    int oldThreads = python::WsgiRuntime::totalThreads(config_);
+    int oldFlagThreads = config_.threads;
     config_ = std::move(fresh);
-    if (config_.threads != oldThreads) {
+    if (python::WsgiRuntime::totalThreads(config_) != oldThreads) {
+      // The status board has one timeout slot per Python thread, sized at start.
       logWarning("reload: --threads changes need a restart; keeping " + std::to_string(oldThreads));
-      config_.threads = oldThreads;
+      config_.threads = oldFlagThreads;
+      if (config_.confFile.empty()) config::siteFromFlags(config_);
     }
     target_ = resolveWorkers(config_.workers);
   }

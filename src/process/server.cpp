@@ -1,6 +1,7 @@
 #include "process/server.h"
 
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -51,7 +52,6 @@ Server::Server(const config::Config& config, WorkerStatus* status, std::atomic<u
   settings_.sendTimeoutMs = ms(config.sendTimeoutSeconds);
   settings_.keepAliveTimeoutMs = ms(config.keepAliveSeconds);
   settings_.serverHeader = config.serverHeader;
-  settings_.router = &router_;
   settings_.onRequestDone = [this] { onRequestDone(); };
 
   if (config.maxRequests > 0) {
@@ -87,6 +87,7 @@ bool Server::open(std::vector<BoundListener> listeners,
     settings_.accessLog = accessLog_.get();
   }
 
+  // --static directories must exist (the flags' promise; a file's root/alias may not).
   for (const auto& mount : config_.statics) {
     struct stat st;
     errno = 0;
@@ -95,17 +96,20 @@ bool Server::open(std::vector<BoundListener> listeners,
               (errno == 0 ? std::string("not a directory") : std::string(std::strerror(errno)));
       return false;
     }
-    auto handler =
-        std::make_unique<staticfiles::StaticHandler>(mount, staticfiles::MimeTypes::builtin());
-    router_.addPrefix(mount.prefix, handler.get());
-    handlers_.push_back(std::move(handler));
   }
 
-  if (!config_.wsgiApp.empty()) {
+  siteMap_ = http::SiteMap::build(config_.site, error);
+  if (!siteMap_) return false;
+
+  if (!python::WsgiRuntime::specsOf(config_.site).empty()) {
     wsgi_ = std::move(preloaded);
     if (!wsgi_) wsgi_ = python::WsgiRuntime::load(config_, error);
     if (!wsgi_) {
-      error = "Failed to load the WSGI app " + config_.wsgiApp + ":\n" + error;
+      std::string apps;
+      for (const auto* spec : python::WsgiRuntime::specsOf(config_.site)) {
+        if (apps.find(spec->app) == std::string::npos) apps += (apps.empty() ? "" : ", ") + spec->app;
+      }
+      error = "Failed to load the WSGI app " + apps + ":\n" + error;
       return false;
     }
     // SIGUSR2 from the master (a request past --timeout): every Python thread's stack goes to
@@ -127,26 +131,56 @@ bool Server::open(std::vector<BoundListener> listeners,
         }
       });
     }
-    router_.addPrefix(config_.wsgiMount, &wsgi_->handler());
   }
+
+  site_ = std::make_unique<SiteHandler>(config_, *siteMap_, &loop_);
+  auto wsgiFor = [this](const config::WsgiSpec& spec) -> http::Handler* {
+    return wsgi_ ? wsgi_->handlerFor(spec) : nullptr;
+  };
+  if (!site_->build(wsgiFor, error)) return false;
+  settings_.site = site_.get();
 
   bound_ = std::move(listeners);
   for (size_t i = 0; i < bound_.size(); ++i) {
+    // Before the Host is known the default server of the listener's address decides (nginx):
+    // large_client_header_buffers, client_header_timeout; the flags keep theirs.
+    auto settings = std::make_unique<http::ConnectionSettings>(settings_);
+    const http::ServerGroup* group = siteMap_->groupByKey(bound_[i].key);
+    if (!config_.confFile.empty() && group && group->defaultServer) {
+      const config::VirtualServer& server = *group->defaultServer->config;
+      settings->limits.maxRequestLine = server.largeHeaderBuffersSize;
+      settings->limits.maxHeaderFieldSize = server.largeHeaderBuffersSize;
+      settings->limits.maxHeaderCount = 100000;  // nginx counts bytes, not fields
+      settings->limits.maxHeaderTotal =
+          server.largeHeaderBuffersNumber * server.largeHeaderBuffersSize;
+      settings->headerTooLargeIs400 = true;
+      settings->headerTimeoutMs = static_cast<uint64_t>(server.clientHeaderTimeoutSeconds * 1000.0);
+    }
+    listenerSettings_.push_back(std::move(settings));
     listeners_.push_back(std::make_unique<event::Listener>(
         loop_, UniqueFd(::dup(bound_[i].fd.get())),
         [this, i](UniqueFd client, const sockaddr_storage& peer) {
-          accept(bound_[i], std::move(client), peer);
+          accept(bound_[i], *listenerSettings_[i], std::move(client), peer);
         }));
   }
   return true;
 }
 
-void Server::accept(const BoundListener& local, UniqueFd fd, const sockaddr_storage& peer) {
+void Server::accept(const BoundListener& local, const http::ConnectionSettings& settings,
+                    UniqueFd fd, const sockaddr_storage& peer) {
   if (stopping_) return;
   http::ConnectionInfo info = local.local;
   if (!info.isUnix) event::describeAddress(peer, info.peerAddress, info.peerPort);
+  if (local.wildcard) {
+    // The address the client reached picks the server group ($server_addr, as nginx).
+    sockaddr_storage addr{};
+    socklen_t length = sizeof addr;
+    if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &length) == 0) {
+      event::describeAddress(addr, info.localAddress, info.localPort);
+    }
+  }
   auto conn = std::make_unique<http::Connection>(loop_, std::move(fd), std::move(info),
-                                                 settings_, *this);
+                                                 settings, *this);
   http::Connection* raw = conn.get();
   connections_.emplace(raw, std::move(conn));
   raw->start();
@@ -228,6 +262,7 @@ void Server::onSignal(int signo) {
       std::string error;
       if (!ErrorLog::instance().reopen(error)) logError(error);
       if (accessLog_ && !accessLog_->file.reopen(error)) logError(error);
+      if (site_ && !site_->reopenLogs(error)) logError(error);
       break;
     }
     default:

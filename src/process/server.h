@@ -14,6 +14,7 @@
 #include "http/connection.h"
 #include "http/router.h"
 #include "process/listeners.h"
+#include "process/site_handler.h"
 #include "process/worker_status.h"
 #include "python/wsgi_runtime.h"
 #include "static/mime_types.h"
@@ -41,7 +42,8 @@ class Server : public http::ConnectionOwner {
   void connectionClosed(http::Connection* connection) override;
 
  private:
-  void accept(const BoundListener& local, UniqueFd fd, const sockaddr_storage& peer);
+  void accept(const BoundListener& local, const http::ConnectionSettings& settings, UniqueFd fd,
+              const sockaddr_storage& peer);
   void onSignal(int signo);
   void onRequestDone();
   void checkMemory();
@@ -52,10 +54,11 @@ class Server : public http::ConnectionOwner {
   WorkerStatus* status_;
   std::atomic<uint64_t>* busy_;
   event::EventLoop loop_;
-  http::ConnectionSettings settings_;
-  http::Router router_;
-  std::unique_ptr<http::AccessLog> accessLog_;
-  std::vector<std::unique_ptr<http::Handler>> handlers_;
+  http::ConnectionSettings settings_;  // the base every listener's settings copy
+  std::vector<std::unique_ptr<http::ConnectionSettings>> listenerSettings_;  // by listener
+  std::unique_ptr<http::AccessLog> accessLog_;  // the flags' process-level access log
+  std::unique_ptr<http::SiteMap> siteMap_;
+  std::unique_ptr<SiteHandler> site_;
   std::vector<BoundListener> bound_;
   std::vector<std::unique_ptr<event::Listener>> listeners_;
   std::unordered_map<http::Connection*, std::unique_ptr<http::Connection>> connections_;

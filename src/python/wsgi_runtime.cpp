@@ -2,7 +2,11 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <cstdlib>
+#include <functional>
 
 #include "core/log.h"
 #include "python/executor.h"
@@ -13,61 +17,191 @@
 
 namespace portico::python {
 
+std::vector<const config::WsgiSpec*> WsgiRuntime::specsOf(const config::HttpSite& site) {
+  std::vector<const config::WsgiSpec*> out;
+  std::function<void(const std::vector<config::Location>&)> walk =
+      [&](const std::vector<config::Location>& locations) {
+        for (const config::Location& l : locations) {
+          if (l.settings.wsgi) out.push_back(&*l.settings.wsgi);
+          walk(l.children);
+        }
+      };
+  for (const config::VirtualServer& server : site.servers) walk(server.locations);
+  return out;
+}
+
 std::unique_ptr<WsgiRuntime> WsgiRuntime::load(const config::Config& config, std::string& error) {
   std::unique_ptr<WsgiRuntime> runtime(new WsgiRuntime());
   runtime->config_ = &config;
+  std::vector<const config::WsgiSpec*> specs = specsOf(config.site);
+  config::WsgiSpec fallback;
+  if (specs.empty()) {
+    // A Config built without its site (tests, older callers): the flags' single app.
+    fallback.app = config.wsgiApp;
+    fallback.threads = config.threads;
+    fallback.scriptName = config.wsgiMount;
+    while (!fallback.scriptName.empty() && fallback.scriptName.back() == '/') {
+      fallback.scriptName.pop_back();
+    }
+    specs.push_back(&fallback);
+  }
+  // One process, one environment and one working directory: every app's wsgi_env is set
+  // (a key two apps set differently keeps the first value, with a warning), and the first
+  // wsgi_chdir is the directory the apps start in (gunicorn's --chdir).
+  std::vector<std::pair<std::string, std::string>> applied;
+  std::string chdirTo;
+  for (const config::WsgiSpec* spec : specs) {
+    for (const auto& [key, value] : spec->env) {
+      auto it = std::find_if(applied.begin(), applied.end(),
+                             [&](const auto& kv) { return kv.first == key; });
+      if (it != applied.end()) {
+        if (it->second != value) {
+          logWarning("wsgi_env " + key + ": the apps of one worker share one environment; "
+                     "keeping \"" + it->second + "\"");
+        }
+        continue;
+      }
+      ::setenv(key.c_str(), value.c_str(), 1);
+      applied.emplace_back(key, value);
+    }
+    if (!spec->chdir.empty()) {
+      if (chdirTo.empty()) {
+        chdirTo = spec->chdir;
+      } else if (chdirTo != spec->chdir) {
+        logWarning("wsgi_chdir " + spec->chdir + ": the apps of one worker share one working "
+                   "directory; staying in " + chdirTo);
+      }
+    }
+  }
+  if (!chdirTo.empty() && chdirTo != config.chdir && ::chdir(chdirTo.c_str()) != 0) {
+    error = "cannot change directory to " + chdirTo + ": " + std::strerror(errno);
+    return nullptr;
+  }
+
   InterpreterOptions options;
+  // One interpreter: the python paths of every app, in order, each once.
   options.pythonPath = config.pythonPath;
+  for (const config::WsgiSpec* spec : specs) {
+    for (const std::string& path : spec->pythonPath) {
+      if (std::find(options.pythonPath.begin(), options.pythonPath.end(), path) ==
+          options.pythonPath.end()) {
+        options.pythonPath.push_back(path);
+      }
+    }
+  }
   char cwd[4096];
   if (::getcwd(cwd, sizeof cwd)) options.appDirectory = cwd;
   options.virtualenv = config.virtualenv;
+  for (const config::WsgiSpec* spec : specs) {
+    if (options.virtualenv.empty() && !spec->virtualenv.empty()) options.virtualenv = spec->virtualenv;
+  }
   runtime->interpreter_ = std::make_unique<Interpreter>(options);
   if (!runtime->interpreter_->ok()) {
     error = runtime->interpreter_->error();
     return nullptr;
   }
-  WsgiSettings settings;
-  settings.multithread = config.threads > 1;
-  settings.multiprocess = config.workers != 1;
-  {
-    GilGuard gil;
-    runtime->app_ = WsgiApp::load(config.wsgiApp, settings, error);
+  for (const config::WsgiSpec* spec : specs) {
+    size_t index = runtime->apps_.size();
+    for (size_t i = 0; i < runtime->apps_.size(); ++i) {
+      if (runtime->apps_[i].spec == spec->app) index = i;
+    }
+    if (index == runtime->apps_.size()) {
+      App app;
+      app.spec = spec->app;
+      app.threads = std::max(1, spec->threads);
+      WsgiSettings settings;
+      settings.multithread = app.threads > 1;
+      settings.multiprocess = config.workers != 1;
+      {
+        GilGuard gil;
+        app.app = WsgiApp::load(spec->app, settings, error);
+      }
+      if (!app.app) return nullptr;
+      runtime->apps_.push_back(std::move(app));
+    }
+    runtime->mounts_.push_back({spec == &fallback ? nullptr : spec, index, nullptr});
   }
-  if (!runtime->app_) return nullptr;
   return runtime;
 }
 
 void WsgiRuntime::startServing(event::EventLoop& loop, std::atomic<uint64_t>* busy) {
   loop_ = &loop;
-  executor_ = std::make_unique<Executor>(*app_, config_->threads, busy, &loop);
+  // The master's timeout board has one slot per thread of the worker, apps in order.
+  std::atomic<uint64_t>* slot = busy;
+  for (App& app : apps_) {
+    app.executor = std::make_unique<Executor>(*app.app, app.threads, slot, &loop);
+    if (slot) slot += app.threads;
+  }
   const char* tmp = std::getenv("TMPDIR");
-  handler_ = std::make_unique<WsgiHandler>(loop, *executor_, config_->wsgiMount,
-                                           tmp && *tmp ? tmp : "/tmp");
+  for (Mount& mount : mounts_) {
+    std::string prefix = mount.spec ? mount.spec->scriptName : config_->wsgiMount;
+    // A named location (`location @app`) has no prefix: the app sees the whole URI, as a
+    // proxy_pass there passes it.
+    if (prefix.starts_with('@')) prefix.clear();
+    mount.handler = std::make_unique<WsgiHandler>(loop, *apps_[mount.app].executor, prefix,
+                                                  tmp && *tmp ? tmp : "/tmp");
+  }
+}
+
+int WsgiRuntime::totalThreads(const config::Config& config) {
+  std::vector<const config::WsgiSpec*> specs = specsOf(config.site);
+  if (specs.empty()) return std::max(1, config.threads);
+  std::vector<std::string> seen;
+  int total = 0;
+  for (const config::WsgiSpec* spec : specs) {
+    if (std::find(seen.begin(), seen.end(), spec->app) != seen.end()) continue;
+    seen.push_back(spec->app);
+    total += std::max(1, spec->threads);
+  }
+  return total;
 }
 
 WsgiRuntime::~WsgiRuntime() {
-  handler_.reset();
-  if (executor_ && !executor_->stop()) {
-    // A Python thread is stuck in the app: finalizing would wait for it forever. Leave the
+  for (Mount& mount : mounts_) mount.handler.reset();
+  bool stuck = false;
+  for (App& app : apps_) {
+    if (app.executor && !app.executor->stop()) stuck = true;
+  }
+  if (stuck) {
+    // A Python thread is stuck in an app: finalizing would wait for it forever. Leave the
     // interpreter to the process exit.
     logWarning("a Python thread is still busy at exit; not finalizing the interpreter");
-    (void)executor_.release();
-    (void)app_.release();
+    for (App& app : apps_) {
+      (void)app.executor.release();
+      (void)app.app.release();
+    }
     (void)interpreter_.release();
     return;
   }
-  executor_.reset();
-  if (app_) {
+  for (App& app : apps_) app.executor.reset();
+  {
     GilGuard gil;
-    app_.reset();
+    for (App& app : apps_) app.app.reset();
   }
   interpreter_.reset();
 }
 
-http::Handler& WsgiRuntime::handler() { return *handler_; }
+http::Handler& WsgiRuntime::handler() { return *mounts_.front().handler; }
+
+http::Handler* WsgiRuntime::handlerFor(const config::WsgiSpec& spec) {
+  for (Mount& mount : mounts_) {
+    if (mount.spec == &spec) return mount.handler.get();
+  }
+  return nullptr;
+}
 
 void WsgiRuntime::onSaturation(std::function<void(bool)> hook) {
-  executor_->setSaturationHook(*loop_, std::move(hook));
+  // The worker is saturated when every app's threads are busy (a request for any app waits).
+  auto shared = std::make_shared<std::function<void(bool)>>(std::move(hook));
+  for (App& app : apps_) {
+    app.executor->setSaturationHook(*loop_, [this, shared](bool saturated) {
+      int before = saturated_;
+      saturated_ += saturated ? 1 : -1;
+      int all = static_cast<int>(apps_.size());
+      if (saturated_ == all && before != all) (*shared)(true);
+      if (saturated_ != all && before == all) (*shared)(false);
+    });
+  }
 }
 
 void WsgiRuntime::beforeFork() {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "config/config.h"
 #include "event/event_loop.h"
@@ -17,21 +18,31 @@ class WsgiApp;
 class Executor;
 class WsgiHandler;
 
-// Everything a serving process needs to run its WSGI app: the interpreter, the loaded app, the
-// Python threads and the handler the router points at. load() runs where the app is imported
-// (a worker after the fork, or the master with --preload); startServing() runs in the worker.
-// Torn down in the safe order (threads joined before the app is released, the app before the
-// interpreter). Main thread, then the worker's loop thread for the handler.
+// Everything a serving process needs to run its WSGI apps: one interpreter, every app the
+// site's `wsgi_app` locations name (the same app written twice is loaded once), one Executor
+// (Python threads) per app and one handler per location (its SCRIPT_NAME). load() runs where
+// the apps are imported (a worker after the fork, or the master with --preload);
+// startServing() runs in the worker. Torn down in the safe order (threads joined before the
+// apps are released, the apps before the interpreter). Main thread, then the worker's loop
+// thread for the handlers.
 class WsgiRuntime {
  public:
-  // Starts Python and imports the app; null with `error` (the traceback) when that fails.
+  // Starts Python and imports every app of config.site (config.wsgiApp for a Config whose
+  // site has none); null with `error` (the traceback) when that fails.
   static std::unique_ptr<WsgiRuntime> load(const config::Config& config, std::string& error);
+  // The wsgi_app specs of `site`, in file order (empty: no app to run).
+  static std::vector<const config::WsgiSpec*> specsOf(const config::HttpSite& site);
+  // Python threads a worker runs for `config` (the sum over its distinct apps).
+  static int totalThreads(const config::Config& config);
   ~WsgiRuntime();
 
   // Starts the Python threads and builds the handler for `loop`. `busy` (optional) gets one
   // slot per thread for the master's timeout watch.
   void startServing(event::EventLoop& loop, std::atomic<uint64_t>* busy);
-  http::Handler& handler();
+  http::Handler& handler();  // the first location's
+  // The handler of the location `spec` belongs to (SCRIPT_NAME = spec.scriptName); null when
+  // `spec` is not one of the loaded site's.
+  http::Handler* handlerFor(const config::WsgiSpec& spec);
   // See Executor::setSaturationHook; call after startServing().
   void onSaturation(std::function<void(bool)> hook);
 
@@ -50,9 +61,20 @@ class WsgiRuntime {
   const config::Config* config_ = nullptr;
   event::EventLoop* loop_ = nullptr;
   std::unique_ptr<Interpreter> interpreter_;
-  std::unique_ptr<WsgiApp> app_;
-  std::unique_ptr<Executor> executor_;
-  std::unique_ptr<WsgiHandler> handler_;
+  struct App {
+    std::string spec;  // "module:callable"
+    int threads = 1;
+    std::unique_ptr<WsgiApp> app;
+    std::unique_ptr<Executor> executor;
+  };
+  struct Mount {
+    const config::WsgiSpec* spec;
+    size_t app;
+    std::unique_ptr<WsgiHandler> handler;
+  };
+  std::vector<App> apps_;
+  std::vector<Mount> mounts_;
+  int saturated_ = 0;
   int forkGilState_ = 0;  // the PyGILState held across fork()
 };
 

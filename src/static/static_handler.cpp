@@ -120,24 +120,6 @@ bool isHostChar(char c) {
          c == '.' || c == ':' || c == '[' || c == ']' || c == '_';
 }
 
-// Appends `path` percent-encoding everything but RFC 3986 pchar and '/', so a decoded path
-// (which may hold CR, LF, '?', '%' ...) can never break out of the Location header or its URL.
-void appendEscapedPath(std::string& out, std::string_view path) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  for (char ch : path) {
-    unsigned char c = static_cast<unsigned char>(ch);
-    bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                 std::strchr("-._~!$&'()*+,;=:@/", c) != nullptr;
-    if (plain && c != 0) {
-      out.push_back(ch);
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 0xf]);
-    }
-  }
-}
-
 // The query is still raw; only bytes that cannot appear in a header line are escaped.
 void appendEscapedQuery(std::string& out, std::string_view query) {
   static constexpr char kHex[] = "0123456789ABCDEF";
@@ -174,11 +156,22 @@ void StaticHandler::forceResolveFallbackForTesting(bool force) {
 
 StaticHandler::StaticHandler(config::StaticMount mount, const MimeTypes& mimes)
     : mount_(std::move(mount)), mimes_(mimes) {
+  openRoot();
+}
+
+StaticHandler::StaticHandler(std::string directory, const MimeTypes& mimes, Options options)
+    : mimes_(mimes), options_(options) {
+  mount_.directory = std::move(directory);  // no prefix: the content phase maps URIs
+  openRoot();
+}
+
+void StaticHandler::openRoot() {
   int fd = ::open(mount_.directory.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) {
     rootError_ = errno;
-    logError("static: cannot open directory \"" + mount_.directory + "\" for \"" + mount_.prefix +
-             "\": " + std::strerror(rootError_));
+    logError("static: cannot open directory \"" + mount_.directory + "\"" +
+             (mount_.prefix.empty() ? std::string() : " for \"" + mount_.prefix + "\"") +
+             ": " + std::strerror(rootError_));
     return;
   }
   root_.reset(fd);
@@ -264,6 +257,16 @@ void StaticHandler::respondErrno(http::Exchange& exchange, int error,
     case ENOENT:
     case ENOTDIR:
     case ENAMETOOLONG:
+      if (options_.logNotFound) {
+        // nginx's log_not_found line (error level), with the request it answered.
+        const http::Request& request = exchange.request();
+        std::string path = mount_.directory;
+        if (!path.empty() && path.back() != '/' && !relative.empty()) path += '/';
+        path += relative;
+        logError("open() \"" + path + "\" failed (" + std::to_string(error) + ": " +
+                 std::strerror(error) + "), request: \"" + request.method + " " +
+                 request.target + " " + std::string(request.versionString()) + "\"");
+      }
       exchange.respondError(404);
       return;
     case EXDEV:  // RESOLVE_BENEATH: the path (through a symlink or "..") leaves the directory
@@ -373,6 +376,96 @@ void StaticHandler::handle(http::Exchange& exchange) {
   serveFile(exchange, std::move(file), name, false, vary);
 }
 
+StaticHandler::Kind StaticHandler::probe(std::string_view relative) const {
+  if (!root_) return Kind::kMissing;
+  std::string name(relative);
+  while (!name.empty() && name.front() == '/') name.erase(0, 1);
+  if (hasDotDotSegment(name)) return Kind::kForbidden;
+  Opened file = open(name, true);
+  if (file.error != 0) {
+    return (file.error == ENOENT || file.error == ENOTDIR || file.error == ENAMETOOLONG)
+               ? Kind::kMissing
+               : Kind::kForbidden;
+  }
+  if (S_ISDIR(file.st.st_mode)) return Kind::kDirectory;
+  if (S_ISREG(file.st.st_mode)) return Kind::kFile;
+  return Kind::kOther;
+}
+
+void StaticHandler::serve(http::Exchange& exchange, std::string_view relativeIn,
+                          const std::function<std::string()>& directoryLocation) const {
+  const http::Request& request = exchange.request();
+  auto notAllowed = [&] {
+    http::ResponseHead head;
+    head.status = 405;
+    head.add("Content-Type", "text/html");
+    head.add("Allow", "GET, HEAD");  // nginx omits it; RFC 9110 asks for it, the tests check it
+    exchange.respond(std::move(head), http::errorPageBody(405));
+  };
+  // As ngx_http_static_handler: other methods are refused at once; POST only once the file is
+  // found (a missing file stays a 404, a directory a 301).
+  const bool post = request.method == "POST";
+  if (request.method != "GET" && request.method != "HEAD" && !post) {
+    notAllowed();
+    return;
+  }
+  std::string name(relativeIn);
+  while (!name.empty() && name.front() == '/') name.erase(0, 1);
+  if (hasForbiddenEscape(request.rawPath) || name.find('\0') != std::string::npos ||
+      hasDotDotSegment(name)) {
+    exchange.respondError(404);
+    return;
+  }
+  if (!root_) {
+    respondErrno(exchange, rootError_, name);
+    return;
+  }
+  const size_t nameLength = name.size();
+  bool wantsGzip = options_.gzipStatic && http::acceptEncodingAllowsGzip(request);
+  if (wantsGzip && !name.empty()) {
+    name += ".gz";
+    Opened gz = open(name, false);
+    name.resize(nameLength);
+    if (gz.error == 0 && S_ISREG(gz.st.st_mode)) {
+      if (post) {
+        notAllowed();
+        return;
+      }
+      serveFile(exchange, std::move(gz), name, true, options_.gzipVary);
+      return;
+    }
+  }
+  Opened file = open(name, false);
+  if (file.error != 0) {
+    respondErrno(exchange, file.error, name);
+    return;
+  }
+  if (S_ISDIR(file.st.st_mode)) {
+    http::ResponseHead head;
+    head.status = 301;
+    head.add("Content-Type", "text/html");
+    head.add("Location", directoryLocation());
+    exchange.respond(std::move(head), http::errorPageBody(301));
+    return;
+  }
+  if (!S_ISREG(file.st.st_mode)) {
+    exchange.respondError(404);
+    return;
+  }
+  if (post) {
+    notAllowed();
+    return;
+  }
+  bool vary = false;
+  if (options_.gzipStatic && options_.gzipVary && !wantsGzip && !name.empty()) {
+    name += ".gz";
+    Opened gz = open(name, true);
+    name.resize(nameLength);
+    vary = gz.error == 0 && S_ISREG(gz.st.st_mode);
+  }
+  serveFile(exchange, std::move(file), name, false, vary);
+}
+
 void StaticHandler::redirectToDirectory(http::Exchange& exchange,
                                         std::string_view normalizedPath) const {
   const http::Request& request = exchange.request();
@@ -397,7 +490,7 @@ void StaticHandler::redirectToDirectory(http::Exchange& exchange,
       location += std::to_string(connection.localPort);
     }
   }
-  appendEscapedPath(location, normalizedPath);
+  http::appendEscapedPath(location, normalizedPath);
   location += '/';
   if (!request.query.empty()) {
     location += '?';
@@ -491,11 +584,12 @@ void StaticHandler::serveFile(http::Exchange& exchange, Opened file, std::string
 
   auto shared = std::make_shared<const UniqueFd>(std::move(file.fd));
   const std::string sizeText = std::to_string(size);
+  std::vector<BodyChunk> body;
   if (parts == nullptr) {
     head.contentLength = size;
     exchange.sendHead(std::move(head));
-    if (!request.isHead() && size > 0) exchange.sendBody(BodyChunk(FileRange{shared, 0, size}));
-    exchange.finish();
+    if (!request.isHead() && size > 0) body.emplace_back(FileRange{shared, 0, size});
+    sendBody(exchange, std::move(body));
     return;
   }
   if (!multipart) {
@@ -504,33 +598,90 @@ void StaticHandler::serveFile(http::Exchange& exchange, Opened file, std::string
                                   std::to_string(range.last()) + "/" + sizeText);
     head.contentLength = range.length;
     exchange.sendHead(std::move(head));
-    exchange.sendBody(BodyChunk(FileRange{shared, range.offset, range.length}));
-    exchange.finish();
+    body.emplace_back(FileRange{shared, range.offset, range.length});
+    sendBody(exchange, std::move(body));
     return;
   }
 
   // multipart/byteranges laid out as nginx does: each part "CRLF--boundary CRLF headers CRLF
   // CRLF data", then "CRLF--boundary--CRLF"; the length is known before anything is sent.
-  std::vector<std::string> partHeads;
-  partHeads.reserve(parts->size());
   uint64_t length = 0;
   for (const ByteRange& range : *parts) {
     std::string part = "\r\n--" + boundary + "\r\nContent-Type: " + std::string(type) +
                        "\r\nContent-Range: bytes " + std::to_string(range.offset) + "-" +
                        std::to_string(range.last()) + "/" + sizeText + "\r\n\r\n";
     length += part.size() + range.length;
-    partHeads.push_back(std::move(part));
+    body.emplace_back(std::move(part));
+    body.emplace_back(FileRange{shared, range.offset, range.length});
   }
   std::string tail = "\r\n--" + boundary + "--\r\n";
   length += tail.size();
+  body.emplace_back(std::move(tail));
   head.contentLength = length;
   exchange.sendHead(std::move(head));
-  for (size_t i = 0; i < parts->size(); ++i) {
-    exchange.sendBody(BodyChunk(std::move(partHeads[i])));
-    exchange.sendBody(BodyChunk(FileRange{shared, (*parts)[i].offset, (*parts)[i].length}));
+  sendBody(exchange, std::move(body));
+}
+
+namespace {
+
+// `sendfile off`: file ranges are read() in 64 KiB pieces as the connection drains, so a large
+// file never sits in memory whole. Kept alive by the onWritable callback it registers; freed
+// with it if the client goes away.
+class ReadingSender : public std::enable_shared_from_this<ReadingSender> {
+ public:
+  ReadingSender(http::Exchange& exchange, std::vector<BodyChunk> body)
+      : exchange_(exchange), body_(std::move(body)) {}
+
+  void pump() {
+    constexpr uint64_t kPiece = 64 * 1024;
+    while (next_ < body_.size()) {
+      if (!exchange_.writable()) {
+        auto self = shared_from_this();
+        exchange_.onWritable([self] { self->pump(); });
+        return;
+      }
+      BodyChunk& chunk = body_[next_];
+      if (!chunk.isFile()) {
+        exchange_.sendBody(std::move(chunk));
+        ++next_;
+        continue;
+      }
+      FileRange& range = std::get<FileRange>(chunk.data);
+      std::string piece(static_cast<size_t>(std::min(kPiece, range.length - done_)), '\0');
+      ssize_t n = ::pread(range.file->get(), piece.data(), piece.size(),
+                          static_cast<off_t>(range.offset + done_));
+      if (n <= 0) {
+        logError("static: read() failed or the file shrank; closing the connection");
+        exchange_.abort();
+        return;
+      }
+      piece.resize(static_cast<size_t>(n));
+      done_ += static_cast<uint64_t>(n);
+      exchange_.sendBody(BodyChunk(std::move(piece)));
+      if (done_ == range.length) {
+        done_ = 0;
+        ++next_;
+      }
+    }
+    exchange_.finish();
   }
-  exchange.sendBody(BodyChunk(std::move(tail)));
-  exchange.finish();
+
+ private:
+  http::Exchange& exchange_;
+  std::vector<BodyChunk> body_;
+  size_t next_ = 0;
+  uint64_t done_ = 0;  // bytes of body_[next_] already read
+};
+
+}  // namespace
+
+void StaticHandler::sendBody(http::Exchange& exchange, std::vector<BodyChunk> body) const {
+  if (options_.sendfile) {
+    for (BodyChunk& chunk : body) exchange.sendBody(std::move(chunk));
+    exchange.finish();
+    return;
+  }
+  std::make_shared<ReadingSender>(exchange, std::move(body))->pump();
 }
 
 }  // namespace portico::staticfiles

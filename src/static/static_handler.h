@@ -2,9 +2,11 @@
 
 #include <sys/stat.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "config/config.h"
 #include "core/unique_fd.h"
@@ -22,6 +24,27 @@ class StaticHandler : public http::Handler {
   // `mimes` must outlive the handler. A directory that cannot be opened is logged, and every
   // request then gets 404 (or 403 when access was denied), as nginx would.
   StaticHandler(config::StaticMount mount, const MimeTypes& mimes);
+
+  // What the content phase needs beyond the directory (nginx's per-location settings).
+  struct Options {
+    bool gzipStatic = true;  // gzip_static on: "<file>.gz" for clients that take gzip
+    bool gzipVary = true;    // gzip_vary on: Vary: Accept-Encoding when a sibling exists
+    bool sendfile = true;    // sendfile off: the file is read() into memory chunks
+    bool logNotFound = false;  // log_not_found on: a missing file is written to the error log
+  };
+  // A handler for a location's root or alias `directory` (absolute); the content phase
+  // (process::SiteHandler) maps URIs to paths beneath it and calls serve()/probe().
+  StaticHandler(std::string directory, const MimeTypes& mimes, Options options);
+
+  // What a path beneath the directory is, for try_files and index (nginx's open_file tests).
+  enum class Kind { kMissing, kFile, kDirectory, kForbidden, kOther };
+  Kind probe(std::string_view relative) const;
+
+  // Serves the file at `relative` (no leading '/') for `uri`, as ngx_http_static_module: 405
+  // for other methods than GET/HEAD, a directory → 301 to `directoryLocation()`, errors as
+  // nginx (404, 403). `relative` must already be free of ".." (it comes from a normalized URI).
+  void serve(http::Exchange& exchange, std::string_view relative,
+             const std::function<std::string()>& directoryLocation) const;
 
   void handle(http::Exchange& exchange) override;
   bool readsBody() const override { return false; }
@@ -45,11 +68,17 @@ class StaticHandler : public http::Handler {
 
   void serveFile(http::Exchange& exchange, Opened file, std::string_view typeName, bool gzip,
                  bool vary) const;
+  // Sends the body pieces (file ranges with sendfile, or read() when `sendfile off`), then
+  // finishes the response.
+  void sendBody(http::Exchange& exchange, std::vector<BodyChunk> body) const;
   void redirectToDirectory(http::Exchange& exchange, std::string_view normalizedPath) const;
   void respondErrno(http::Exchange& exchange, int error, std::string_view relative) const;
 
+  void openRoot();
+
   config::StaticMount mount_;
   const MimeTypes& mimes_;
+  Options options_;
   UniqueFd root_;           // O_PATH|O_DIRECTORY descriptor of mount_.directory
   int rootError_ = 0;       // errno of opening the root, 0 when root_ is valid
   std::string rootReal_;    // realpath of the root, for the fallback resolver

@@ -1,0 +1,87 @@
+#include "config/site_from_flags.h"
+
+namespace portico::config {
+
+void siteFromFlags(Config& config) {
+  HttpSite site;
+  VirtualServer server;
+  std::vector<BindAddress> binds = config.binds;
+  if (binds.empty()) {
+    BindAddress def;
+    def.host = "127.0.0.1";
+    def.port = 8000;
+    def.spec = "127.0.0.1:8000";
+    binds.push_back(def);
+  }
+  for (const BindAddress& bind : binds) {
+    ListenSpec listen;
+    listen.isUnix = bind.kind == BindAddress::Kind::kUnix;
+    listen.host = bind.host;
+    listen.port = bind.port;
+    listen.path = bind.path;
+    listen.spec = bind.spec;
+    listen.backlog = config.backlog;
+    server.listens.push_back(std::move(listen));
+  }
+  server.serverNames = {""};
+  server.clientHeaderTimeoutSeconds = config.headerTimeoutSeconds;
+
+  LocationSettings& s = server.settings;
+  s.defaultType = "application/octet-stream";  // as the shipped nginx.conf says
+  s.clientMaxBodySize = config.limitRequestBody;
+  s.keepaliveTimeoutSeconds = config.keepAliveSeconds;
+  s.sendTimeoutSeconds = config.sendTimeoutSeconds;
+  s.clientBodyTimeoutSeconds = config.bodyTimeoutSeconds;
+  s.serverTokens = false;  // "Server: portico"; --no-server-header drops it (Config::serverHeader)
+  s.sendfile = true;
+  s.accessLogs.clear();    // the flags' access log is the process-level one (gunicorn atoms)
+  s.logNotFound = false;   // as before: a 404 is an answer, not an error-log line
+
+  for (const StaticMount& mount : config.statics) {
+    Location location;
+    location.match = Location::Match::kPrefix;
+    location.pattern = mount.prefix;
+    location.settings = s;
+    location.settings.alias = mount.directory;
+    location.settings.gzip.staticMode = GzipSettings::Static::kOn;
+    location.settings.gzip.vary = true;
+    server.locations.push_back(std::move(location));
+  }
+  bool rootAnswered = false;
+  if (!config.wsgiApp.empty()) {
+    Location location;
+    location.match = Location::Match::kPrefix;
+    location.pattern = config.wsgiMount.empty() ? "/" : config.wsgiMount;
+    location.settings = s;
+    WsgiSpec wsgi;
+    wsgi.app = config.wsgiApp;
+    wsgi.pythonPath = config.pythonPath;
+    wsgi.virtualenv = config.virtualenv;
+    wsgi.chdir = config.chdir;
+    wsgi.threads = config.threads;
+    wsgi.env = config.env;
+    wsgi.scriptName = location.pattern;
+    while (!wsgi.scriptName.empty() && wsgi.scriptName.back() == '/') wsgi.scriptName.pop_back();
+    location.settings.wsgi = std::move(wsgi);
+    rootAnswered = location.pattern == "/";
+    server.locations.push_back(std::move(location));
+  }
+  for (const StaticMount& mount : config.statics) rootAnswered |= mount.prefix == "/";
+  if (!rootAnswered) {
+    // Without an app only the --static prefixes exist; anything else is not found.
+    Location location;
+    location.match = Location::Match::kPrefix;
+    location.pattern = "/";
+    location.settings = s;
+    location.settings.returnSpec = ReturnSpec{404, {}, false};
+    server.locations.push_back(std::move(location));
+  }
+  site.servers.push_back(std::move(server));
+  site.logFormats["combined"] = LogFormat{
+      "combined", "default",
+      "$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent "
+      "\"$http_referer\" \"$http_user_agent\""};
+  config.site = std::move(site);
+}
+
+}  // namespace portico::config

@@ -1,0 +1,582 @@
+#include "http/variables.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "http/access_log.h"
+
+namespace portico::http {
+
+enum class Template::Kind : uint8_t {
+  kLiteral,
+  kUri,
+  kRequestUri,
+  kArgs,
+  kIsArgs,
+  kArg,
+  kHost,
+  kHostname,
+  kServerName,
+  kServerPort,
+  kServerAddr,
+  kServerProtocol,
+  kScheme,
+  kRemoteAddr,
+  kRemotePort,
+  kRemoteUser,
+  kRequestMethod,
+  kRequest,
+  kDocumentRoot,
+  kRealpathRoot,
+  kHttp,
+  kSentHttp,
+  kCookie,
+  kContentType,
+  kContentLength,
+  kStatus,
+  kBodyBytesSent,
+  kBytesSent,
+  kRequestTime,
+  kTimeLocal,
+  kTimeIso8601,
+  kMsec,
+  kCapture,       // $1..$9
+  kNamedCapture,  // (?<name>...)
+};
+
+namespace {
+
+char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool isNameChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+// $http_user_agent names "User-Agent": '_' stands for '-', case does not matter.
+bool headerNameMatches(std::string_view header, std::string_view variable) {
+  if (header.size() != variable.size()) return false;
+  for (size_t i = 0; i < header.size(); ++i) {
+    char h = header[i] == '-' ? '_' : lower(header[i]);
+    if (h != lower(variable[i])) return false;
+  }
+  return true;
+}
+
+// The value of argument `name` in `args` ("a=1&b=2"), case-insensitively as nginx's
+// ngx_http_arg; nullopt when absent.
+std::optional<std::string_view> findArg(std::string_view args, std::string_view name) {
+  while (!args.empty()) {
+    size_t amp = args.find('&');
+    std::string_view pair = args.substr(0, amp);
+    args = amp == std::string_view::npos ? std::string_view() : args.substr(amp + 1);
+    size_t eq = pair.find('=');
+    std::string_view key = pair.substr(0, eq);
+    if (key.size() != name.size()) continue;
+    bool same = true;
+    for (size_t i = 0; i < key.size() && same; ++i) same = lower(key[i]) == lower(name[i]);
+    if (same) return eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string_view> findCookie(const Request& request, std::string_view name) {
+  for (const Header& header : request.headers) {
+    if (!iequals(header.name, "Cookie")) continue;
+    std::string_view list = header.value;
+    while (!list.empty()) {
+      size_t semi = list.find(';');
+      std::string_view pair = list.substr(0, semi);
+      list = semi == std::string_view::npos ? std::string_view() : list.substr(semi + 1);
+      while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
+      size_t eq = pair.find('=');
+      if (eq == std::string_view::npos) continue;
+      if (iequals(pair.substr(0, eq), name)) return pair.substr(eq + 1);
+    }
+  }
+  return std::nullopt;
+}
+
+void appendEscaped(std::string& out, std::string_view value, VariableEscape escape) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (char ch : value) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    if (escape == VariableEscape::kDefault) {
+      if (c == '"' || c == '\\' || c < 0x20 || c >= 0x7f) {
+        out += "\\x";
+        out.push_back(kHex[c >> 4]);
+        out.push_back(kHex[c & 15]);
+      } else {
+        out.push_back(ch);
+      }
+    } else {  // JSON, as nginx's escape=json
+      switch (c) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
+        case '\b': out += "\\b"; break;
+        case '\f': out += "\\f"; break;
+        default:
+          if (c < 0x20) {
+            out += "\\u00";
+            out.push_back(kHex[c >> 4]);
+            out.push_back(kHex[c & 15]);
+          } else {
+            out.push_back(ch);
+          }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> captureNamesOf(const config::HttpSite& site) {
+  std::vector<std::string> names;
+  auto add = [&](const std::string& pattern) {
+    for (std::string_view open : {"(?<", "(?P<", "(?'"}) {
+      for (size_t i = pattern.find(open); i != std::string::npos; i = pattern.find(open, i + 1)) {
+        size_t start = i + open.size();
+        size_t end = pattern.find_first_of(">'", start);
+        if (end == std::string::npos) break;
+        std::string name = pattern.substr(start, end - start);
+        // "(?<=" and "(?<!" are lookbehinds, not names.
+        if (!name.empty() && name[0] != '=' && name[0] != '!') names.push_back(std::move(name));
+      }
+    }
+  };
+  std::vector<const config::Location*> stack;
+  for (const config::VirtualServer& server : site.servers) {
+    for (const std::string& name : server.serverNames) {
+      if (name.starts_with('~')) add(name);
+    }
+    for (const config::Location& l : server.locations) stack.push_back(&l);
+  }
+  while (!stack.empty()) {
+    const config::Location* l = stack.back();
+    stack.pop_back();
+    if (l->match == config::Location::Match::kRegex ||
+        l->match == config::Location::Match::kRegexCaseless) {
+      add(l->pattern);
+    }
+    for (const config::Location& child : l->children) stack.push_back(&child);
+  }
+  return names;
+}
+
+bool validateTemplates(const config::HttpSite& site, std::string& error) {
+  const std::vector<std::string> names = captureNamesOf(site);
+  auto check = [&](const std::string& text, const config::SourceRef& source) {
+    std::string message;
+    if (Template::compile(text, message, names)) return true;
+    error = message;
+    if (!source.file.empty()) error += " in " + source.file + ":" + std::to_string(source.line);
+    return false;
+  };
+  auto checkSettings = [&](const config::LocationSettings& s, const config::SourceRef& source) {
+    if (!check(s.root, source)) return false;
+    if (s.alias && !check(*s.alias, source)) return false;
+    if (s.returnSpec && !check(s.returnSpec->text, source)) return false;
+    if (s.tryFiles) {
+      for (const std::string& f : s.tryFiles->files) {
+        if (!check(f, source)) return false;
+      }
+      if (!check(s.tryFiles->fallback, source)) return false;
+    }
+    for (const config::AddHeader& h : s.addHeaders) {
+      if (!check(h.value, source)) return false;
+    }
+    for (const config::ErrorPage& p : s.errorPages) {
+      if (!check(p.uri, source)) return false;
+    }
+    return true;
+  };
+  for (const auto& [name, format] : site.logFormats) {
+    if (!check(format.format, {})) {
+      error += " in log_format \"" + name + "\"";
+      return false;
+    }
+  }
+  std::vector<const config::Location*> stack;
+  for (const config::VirtualServer& server : site.servers) {
+    if (!checkSettings(server.settings, server.source)) return false;
+    for (const config::Location& l : server.locations) stack.push_back(&l);
+  }
+  while (!stack.empty()) {
+    const config::Location* l = stack.back();
+    stack.pop_back();
+    if (!checkSettings(l->settings, l->source)) return false;
+    for (const config::Location& child : l->children) stack.push_back(&child);
+  }
+  return true;
+}
+
+std::optional<std::string> validateHost(std::string_view host) {
+  std::string out;
+  out.reserve(host.size());
+  size_t dotPos = host.size();
+  size_t hostLength = host.size();
+  enum { kUsual, kLiteral, kRest } state = kUsual;
+  for (size_t i = 0; i < host.size(); ++i) {
+    char c = host[i];
+    switch (c) {
+      case '.':
+        if (dotPos + 1 == i) return std::nullopt;
+        dotPos = i;
+        break;
+      case ':':
+        if (state == kUsual) {
+          hostLength = i;
+          state = kRest;
+        }
+        break;
+      case '[':
+        if (i == 0) state = kLiteral;
+        break;
+      case ']':
+        if (state == kLiteral) {
+          hostLength = i + 1;
+          state = kRest;
+        }
+        break;
+      case '\0':
+        return std::nullopt;
+      default:
+        if (c == '/' || c == '\\') return std::nullopt;
+        break;
+    }
+    if (state == kUsual || state == kLiteral) out.push_back(lower(c));
+    if (state == kRest && i + 1 == hostLength) out.push_back(lower(c));  // the ']' itself
+  }
+  out.resize(std::min(out.size(), hostLength));
+  if (dotPos + 1 == hostLength && hostLength > 0 && !out.empty() && out.back() == '.') {
+    out.pop_back();
+  }
+  if (out.empty()) return std::nullopt;
+  return out;
+}
+
+const std::string& machineHostname() {
+  static const std::string name = [] {
+    char buffer[HOST_NAME_MAX + 1] = {};
+    if (::gethostname(buffer, sizeof buffer - 1) != 0) return std::string("localhost");
+    return std::string(buffer);
+  }();
+  return name;
+}
+
+std::optional<Template> Template::compile(std::string_view text, std::string& error,
+                                          const std::vector<std::string>& captureNames) {
+  static const std::pair<std::string_view, Kind> kSimple[] = {
+      {"uri", Kind::kUri},
+      {"document_uri", Kind::kUri},
+      {"request_uri", Kind::kRequestUri},
+      {"args", Kind::kArgs},
+      {"query_string", Kind::kArgs},
+      {"is_args", Kind::kIsArgs},
+      {"host", Kind::kHost},
+      {"hostname", Kind::kHostname},
+      {"server_name", Kind::kServerName},
+      {"server_port", Kind::kServerPort},
+      {"server_addr", Kind::kServerAddr},
+      {"server_protocol", Kind::kServerProtocol},
+      {"scheme", Kind::kScheme},
+      {"remote_addr", Kind::kRemoteAddr},
+      {"binary_remote_addr", Kind::kRemoteAddr},
+      {"remote_port", Kind::kRemotePort},
+      {"remote_user", Kind::kRemoteUser},
+      {"request_method", Kind::kRequestMethod},
+      {"request", Kind::kRequest},
+      {"document_root", Kind::kDocumentRoot},
+      {"realpath_root", Kind::kRealpathRoot},
+      {"content_type", Kind::kContentType},
+      {"content_length", Kind::kContentLength},
+      {"status", Kind::kStatus},
+      {"body_bytes_sent", Kind::kBodyBytesSent},
+      {"bytes_sent", Kind::kBytesSent},
+      {"request_time", Kind::kRequestTime},
+      {"time_local", Kind::kTimeLocal},
+      {"time_iso8601", Kind::kTimeIso8601},
+      {"msec", Kind::kMsec},
+  };
+  static const std::pair<std::string_view, Kind> kPrefixed[] = {
+      {"http_", Kind::kHttp},
+      {"sent_http_", Kind::kSentHttp},
+      {"cookie_", Kind::kCookie},
+      {"arg_", Kind::kArg},
+  };
+  Template t;
+  t.source_ = std::string(text);
+  std::string literal;
+  auto flush = [&] {
+    if (!literal.empty()) t.parts_.push_back({Kind::kLiteral, std::move(literal), 0});
+    literal.clear();
+  };
+  size_t i = 0;
+  while (i < text.size()) {
+    if (text[i] != '$') {
+      literal.push_back(text[i++]);
+      continue;
+    }
+    ++i;
+    std::string name;
+    if (i < text.size() && text[i] == '{') {
+      size_t close = text.find('}', i);
+      if (close == std::string_view::npos) {
+        error = "the closing bracket in \"" + std::string(text.substr(i + 1)) +
+                "\" variable is missing";
+        return std::nullopt;
+      }
+      name = std::string(text.substr(i + 1, close - i - 1));
+      i = close + 1;
+    } else if (i < text.size() && text[i] >= '1' && text[i] <= '9') {
+      name = std::string(1, text[i++]);  // $1..$9: one digit, as nginx
+    } else {
+      while (i < text.size() && isNameChar(text[i])) name.push_back(text[i++]);
+    }
+    if (name.empty()) {
+      error = "invalid variable name in \"" + std::string(text) + "\"";
+      return std::nullopt;
+    }
+    flush();
+    t.constant_ = false;
+    if (name.size() == 1 && name[0] >= '0' && name[0] <= '9') {
+      t.parts_.push_back({Kind::kCapture, {}, name[0] - '0'});
+      continue;
+    }
+    std::string lowered;
+    for (char c : name) lowered.push_back(lower(c));
+    bool found = false;
+    for (const auto& [n, kind] : kSimple) {
+      if (lowered == n) {
+        t.parts_.push_back({kind, {}, 0});
+        found = true;
+        break;
+      }
+    }
+    for (const auto& [prefix, kind] : kPrefixed) {
+      if (found) break;
+      if (lowered.size() > prefix.size() && lowered.starts_with(prefix)) {
+        t.parts_.push_back({kind, lowered.substr(prefix.size()), 0});
+        found = true;
+      }
+    }
+    for (const std::string& capture : captureNames) {
+      if (found) break;
+      if (capture == name) {
+        t.parts_.push_back({Kind::kNamedCapture, name, 0});
+        found = true;
+      }
+    }
+    if (!found) {
+      error = "unknown \"" + name + "\" variable";
+      return std::nullopt;
+    }
+  }
+  flush();
+  return t;
+}
+
+std::string Template::expand(const VariableContext& c, VariableEscape escape) const {
+  if (constant_) return parts_.empty() ? std::string() : parts_.front().text;
+  std::string out;
+  for (const Part& part : parts_) {
+    if (part.kind == Kind::kLiteral) {
+      out += part.text;
+      continue;
+    }
+    const Request* r = c.request;
+    const ConnectionInfo* conn = c.connection;
+    std::optional<std::string> value;
+    switch (part.kind) {
+      case Kind::kLiteral:
+        break;
+      case Kind::kUri:
+        value = std::string(c.uri);
+        break;
+      case Kind::kRequestUri:
+        if (r) {
+          // As received; an absolute-form target loses its scheme and authority.
+          std::string_view target = r->target;
+          if (!target.starts_with('/')) {
+            size_t scheme = target.find("://");
+            size_t slash = scheme == std::string_view::npos ? 0 : target.find('/', scheme + 3);
+            target = slash == std::string_view::npos ? std::string_view("/")
+                                                     : target.substr(slash);
+          }
+          value = std::string(target);
+        }
+        break;
+      case Kind::kArgs:
+        if (!c.args.empty()) value = std::string(c.args);
+        break;
+      case Kind::kIsArgs:
+        value = c.args.empty() ? std::string() : std::string("?");
+        break;
+      case Kind::kArg:
+        if (auto v = findArg(c.args, part.text)) value = std::string(*v);
+        break;
+      case Kind::kHost:
+        value = std::string(c.host.empty() ? c.serverName : c.host);
+        break;
+      case Kind::kHostname:
+        value = c.hostname.empty() ? machineHostname() : std::string(c.hostname);
+        break;
+      case Kind::kServerName:
+        value = std::string(c.serverName);
+        break;
+      case Kind::kServerPort:
+        if (conn && !conn->isUnix) value = std::to_string(conn->localPort);
+        break;
+      case Kind::kServerAddr:
+        if (conn) value = conn->isUnix ? std::string("unix:") : conn->localAddress;
+        break;
+      case Kind::kServerProtocol:
+        if (r) value = std::string(r->versionString());
+        break;
+      case Kind::kScheme:
+        value = conn && !conn->scheme.empty() ? conn->scheme : std::string("http");
+        break;
+      case Kind::kRemoteAddr:
+        if (conn) value = conn->isUnix ? std::string("unix:") : conn->peerAddress;
+        break;
+      case Kind::kRemotePort:
+        if (conn && !conn->isUnix) value = std::to_string(conn->peerPort);
+        break;
+      case Kind::kRemoteUser:
+        value = basicAuthUser(r);
+        break;
+      case Kind::kRequestMethod:
+        if (r) value = r->method;
+        break;
+      case Kind::kRequest:
+        if (r) value = r->method + " " + r->target + " " + std::string(r->versionString());
+        break;
+      case Kind::kDocumentRoot:
+        value = std::string(c.documentRoot);
+        break;
+      case Kind::kRealpathRoot: {
+        std::string root(c.documentRoot);
+        char resolved[PATH_MAX];
+        if (!root.empty() && ::realpath(root.c_str(), resolved) != nullptr) value = resolved;
+        break;
+      }
+      case Kind::kHttp:
+        if (r) {
+          bool joined = part.text == "cookie" || part.text == "x_forwarded_for";
+          for (const Header& h : r->headers) {
+            if (!headerNameMatches(h.name, part.text)) continue;
+            if (!value) {
+              value = h.value;
+              if (!joined) break;
+            } else {
+              *value += part.text == "cookie" ? "; " : ", ";
+              *value += h.value;
+            }
+          }
+        }
+        break;
+      case Kind::kSentHttp:
+        if (c.responseHeaders) {
+          for (const Header& h : *c.responseHeaders) {
+            if (headerNameMatches(h.name, part.text)) {
+              value = h.value;
+              break;
+            }
+          }
+        }
+        break;
+      case Kind::kCookie:
+        if (r) {
+          if (auto v = findCookie(*r, part.text)) value = std::string(*v);
+        }
+        break;
+      case Kind::kContentType:
+        if (r) {
+          if (const std::string* v = r->header("Content-Type")) value = *v;
+        }
+        break;
+      case Kind::kContentLength:
+        if (r) {
+          if (const std::string* v = r->header("Content-Length")) value = *v;
+        }
+        break;
+      case Kind::kStatus: {
+        char buffer[8];
+        std::snprintf(buffer, sizeof buffer, "%03d", c.status);
+        value = buffer;
+        break;
+      }
+      case Kind::kBodyBytesSent:
+        value = std::to_string(c.bodyBytesSent);
+        break;
+      case Kind::kBytesSent:
+        value = std::to_string(c.bytesSent);
+        break;
+      case Kind::kRequestTime: {
+        char buffer[32];
+        std::snprintf(buffer, sizeof buffer, "%llu.%03llu",
+                      static_cast<unsigned long long>(c.durationMicros / 1000000),
+                      static_cast<unsigned long long>((c.durationMicros / 1000) % 1000));
+        value = buffer;
+        break;
+      }
+      case Kind::kTimeLocal:
+        value = std::string(localTimeText(std::time(nullptr)));
+        break;
+      case Kind::kTimeIso8601: {
+        std::time_t now = std::time(nullptr);
+        std::tm tm{};
+        localtime_r(&now, &tm);
+        long offset = tm.tm_gmtoff / 60;
+        char sign = offset < 0 ? '-' : '+';
+        if (offset < 0) offset = -offset;
+        char buffer[96];
+        std::snprintf(buffer, sizeof buffer, "%04d-%02d-%02dT%02d:%02d:%02d%c%02ld:%02ld",
+                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                      tm.tm_sec, sign, offset / 60, offset % 60);
+        value = buffer;
+        break;
+      }
+      case Kind::kMsec: {
+        timeval tv{};
+        ::gettimeofday(&tv, nullptr);
+        char buffer[32];
+        std::snprintf(buffer, sizeof buffer, "%lld.%03ld", static_cast<long long>(tv.tv_sec),
+                      static_cast<long>(tv.tv_usec / 1000));
+        value = buffer;
+        break;
+      }
+      case Kind::kCapture:
+        if (c.captures && part.index < static_cast<int>(c.captures->groups.size())) {
+          value = c.captures->groups[static_cast<size_t>(part.index)];
+        } else {
+          value = std::string();
+        }
+        break;
+      case Kind::kNamedCapture:
+        value = std::string();
+        if (c.captures) {
+          for (const auto& [n, v] : c.captures->named) {
+            if (n == part.text) value = v;
+          }
+        }
+        break;
+    }
+    if (escape == VariableEscape::kNone) {
+      if (value) out += *value;
+    } else if (!value) {
+      if (escape == VariableEscape::kDefault) out.push_back('-');
+    } else {
+      appendEscaped(out, *value, escape);
+    }
+  }
+  return out;
+}
+
+}  // namespace portico::http

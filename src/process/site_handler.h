@@ -1,0 +1,122 @@
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "core/log.h"
+#include "event/event_loop.h"
+#include "http/gzip_filter.h"
+#include "http/router.h"
+#include "http/site_map.h"
+#include "http/variables.h"
+#include "static/mime_types.h"
+#include "static/static_handler.h"
+
+namespace portico::process {
+
+// A location's (or a server level's) runtime: its settings with the templates compiled, its
+// content (the app's handler, or the files of its root/alias) and its connection limits.
+struct LocationRuntime {
+  const config::LocationSettings* settings = nullptr;
+  const http::LocationNode* node = nullptr;  // null: the server level itself
+  std::string prefix;                        // the location's pattern (alias replaces it)
+  bool regex = false;                        // a ~ / ~* location (alias is then the whole path)
+  const staticfiles::MimeTypes* mimes = nullptr;
+  http::Handler* wsgi = nullptr;             // set when the location runs an app
+  // root or alias: constant → one handler; with variables → a handler per request.
+  std::optional<http::Template> directory;
+  bool alias = false;
+  staticfiles::StaticHandler* files = nullptr;  // for a constant directory
+  staticfiles::StaticHandler::Options fileOptions;
+  std::optional<http::GzipPolicy> gzip;       // `gzip on`: responses go through a GzipExchange
+  std::optional<http::Template> returnText;
+  std::vector<http::Template> tryFiles;
+  std::optional<http::Template> tryFallback;
+  std::vector<std::pair<const config::AddHeader*, http::Template>> addHeaders;
+  std::vector<std::pair<http::Template, const config::ErrorPage*>> errorPages;
+  struct Log {
+    LogFile* file;
+    const http::Template* format;
+    http::VariableEscape escape;
+  };
+  std::vector<Log> accessLogs;
+  bool accessLogOff = false;  // `access_log off;` (the flags' log is process-level)
+  http::RouteLimits limits;
+};
+
+// Turns the HTTP model into responses, as nginx's phases do: picks the server (by the
+// connection's address and Host), runs the server's `return`, matches the location, then
+// runs the location's return / try_files / index / static files / app, with internal
+// redirects (try_files, index, error_page), output header filters (add_header, expires) and
+// per-location access logs. Built once per worker by process::Server; loop thread only.
+class SiteHandler : public http::RequestRouter {
+ public:
+  // Wraps a location's response on its way to the connection, after the gzip filter (a
+  // location with `gzip on` gets a GzipExchange); may return null for "no filter".
+  using OutputFilterFactory = std::function<std::unique_ptr<http::Exchange>(
+      http::Exchange& next, const config::LocationSettings& settings)>;
+  // The app handler of a wsgi_app location.
+  using WsgiFactory = std::function<http::Handler*(const config::WsgiSpec& spec)>;
+
+  // `loop` runs the on-the-fly gzip filter's deferred work; null (unit tests) when no
+  // location has `gzip on`.
+  SiteHandler(const config::Config& config, const http::SiteMap& map,
+              event::EventLoop* loop = nullptr);
+  ~SiteHandler() override;
+
+  bool build(const WsgiFactory& wsgi, std::string& error);
+  void setOutputFilter(OutputFilterFactory factory) { outputFilter_ = std::move(factory); }
+  // The group a listener opened for `key` serves (see SiteMap::groupFor).
+  const http::ServerGroup* groupForKey(const std::string& key) const { return map_.groupByKey(key); }
+
+  std::unique_ptr<http::RequestRoute> route(const http::Request& request,
+                                            const http::ConnectionInfo& connection) const override;
+
+  bool reopenLogs(std::string& error);
+
+  // Internals for SiteRequest.
+  const LocationRuntime& runtimeOf(const http::ServerNode& server,
+                                   const http::LocationNode* node) const;
+  const http::SiteMap& map() const { return map_; }
+  const OutputFilterFactory& outputFilter() const { return outputFilter_; }
+  event::EventLoop* loop() const { return loop_; }
+  const std::optional<http::Template>& serverReturn(const http::ServerNode& server) const {
+    return serverReturns_[server.index];
+  }
+  const std::string& serverHeader(bool tokens) const { return tokens ? tokensOn_ : tokensOff_; }
+  const staticfiles::MimeTypes& mimesFor(const config::LocationSettings& settings);
+
+ private:
+  bool compile(LocationRuntime& rt, const config::LocationSettings& settings,
+               const http::LocationNode* node, const WsgiFactory& wsgi, std::string& error);
+  LogFile* logFile(const std::string& path, std::string& error);
+
+  const config::Config& config_;
+  const http::SiteMap& map_;
+  event::EventLoop* loop_;
+  OutputFilterFactory outputFilter_;
+  std::vector<LocationRuntime> locations_;  // by LocationNode::id
+  std::vector<LocationRuntime> servers_;    // by ServerNode::index
+  std::vector<std::optional<http::Template>> serverReturns_;
+  std::map<std::string, std::unique_ptr<staticfiles::MimeTypes>> mimes_;
+  std::map<std::string, std::unique_ptr<staticfiles::StaticHandler>> files_;
+  std::map<std::string, std::unique_ptr<LogFile>> logFiles_;
+  std::map<std::string, std::pair<http::Template, http::VariableEscape>> logFormats_;
+  std::vector<std::string> captureNames_;
+  std::string tokensOn_;
+  std::string tokensOff_ = "portico";
+};
+
+// The 301 Location for a redirect nginx builds itself (directory, auto_redirect, a relative
+// `return` URL): absolute per absolute_redirect / server_name_in_redirect / port_in_redirect.
+// `host` is the validated Host ("" when absent). Pure.
+std::string buildRedirectLocation(std::string_view path, const config::LocationSettings& settings,
+                                  std::string_view host, std::string_view serverName,
+                                  const http::ConnectionInfo& connection);
+
+}  // namespace portico::process

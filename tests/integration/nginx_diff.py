@@ -1,0 +1,271 @@
+"""Differential harness: one nginx configuration text, served by Debian's nginx and by portico.
+
+A case is the text of an `http { ... }` body (servers, locations) with placeholders, the files of
+its document tree, and the requests to send. Both servers get the same text; only the ports and
+the nginx-only temp paths differ. The answers are compared: status, the headers that matter
+(Location, Content-Type, Content-Length, Cache-Control, Expires as an offset from Date, Vary,
+Content-Encoding and every X-* header) and bodies.
+
+Placeholders: @DIR@ (the case's private directory, where the files live under www/), @PORT@ and
+@PORT2@ (two free ports; both servers listen on 127.0.0.1 and on the second port when used).
+
+portico runs with `-c FILE -p DIR`; when this build does not support `-c` yet (the parser lands
+separately), the portico side is skipped — the nginx side still runs, so the cases stay honest.
+"""
+
+import gzip
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+from http_client import Connection, parse_http_date
+import servers
+from servers import free_port, portico_binary
+
+READY_TIMEOUT = 10.0
+NGINX = "/usr/sbin/nginx"
+
+COMPARED_HEADERS = ("location", "content-type", "content-length", "cache-control", "vary",
+                    "content-encoding", "keep-alive", "connection")
+
+
+def _can_connect(port):
+    return servers._can_connect(socket.AF_INET, ("127.0.0.1", port))
+
+
+_tail = servers._tail
+
+
+def render(text, workdir, ports):
+    text = text.replace("@DIR@", workdir)
+    text = text.replace("@PORT2@", str(ports[1])).replace("@PORT@", str(ports[0]))
+    return text
+
+
+APPS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "apps")
+
+# Where nginx proxies to its backend (an nginx server on @PORT2@ answering "app $request_uri"),
+# portico runs tests/apps/echo_uri.py, which answers the same bytes.
+PROXY = "proxy_pass http://127.0.0.1:@PORT2@;"
+APP = "wsgi_app echo_uri:application; wsgi_pythonpath %s;" % APPS
+BACKEND = """
+    server {
+        listen 127.0.0.1:@PORT2@;
+        location / { default_type text/plain; return 200 "app $request_uri"; }
+    }
+"""
+
+
+def config_text(http_body, workdir, ports, for_nginx):
+    """The whole file: main and events contexts, then http with the case's body."""
+    if PROXY in http_body:
+        http_body = http_body + BACKEND if for_nginx else http_body.replace(PROXY, APP)
+    nginx_only = ""
+    main_only = ""
+    if for_nginx:
+        temp = os.path.join(workdir, "temp")
+        os.makedirs(temp, exist_ok=True)
+        nginx_only = "".join("    %s_temp_path %s/%s;\n" % (kind, temp, kind)
+                             for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        if os.geteuid() == 0:
+            main_only = "user root;\n"
+    return """%(main)sworker_processes 1;
+pid %(dir)s/%(who)s.pid;
+error_log %(dir)s/%(who)s-error.log;
+events { worker_connections 256; }
+http {
+    include %(dir)s/mime.types;
+    default_type application/octet-stream;
+    access_log off;
+%(nginx_only)s%(body)s
+}
+""" % {"main": main_only, "dir": workdir, "who": "nginx" if for_nginx else "portico",
+       "nginx_only": nginx_only, "body": render(http_body, workdir, ports)}
+
+
+class Served:
+    """One server (nginx or portico) running a rendered configuration."""
+
+    def __init__(self, name, proc, ports, log_path):
+        self.name = name
+        self.proc = proc
+        self.ports = ports
+        self.log_path = log_path
+
+    def request(self, method, target, headers=None, host="", port_index=0, body=b"",
+                version="HTTP/1.1"):
+        """host "" sends "localhost:PORT"; None sends no Host header (use with HTTP/1.0)."""
+        port = self.ports[port_index]
+        if host == "":
+            host = "localhost:%d" % port
+        with Connection.tcp("127.0.0.1", port, 5.0) as conn:
+            return conn.request(method, target, headers=headers, body=body, host=host,
+                                version=version)
+
+    # Graceful (QUIT), then killed past the timeout: the oracle's own stop.
+    stop = servers.NginxServer.stop
+
+
+def _wait(proc, ports):
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline and proc.poll() is None:
+        if all(_can_connect(p) for p in ports):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def start_nginx(workdir, http_body, nports):
+    if not os.access(NGINX, os.X_OK):
+        pytest.skip("nginx is not installed")
+    for _attempt in range(5):
+        ports = [free_port() for _ in range(2)]
+        conf = os.path.join(workdir, "nginx.conf")
+        with open(conf, "w") as handle:
+            handle.write(config_text(http_body, workdir, ports, True))
+        log = os.path.join(workdir, "nginx-error.log")
+        proc = subprocess.Popen([NGINX, "-p", workdir + "/", "-c", conf, "-e", log,
+                                 "-g", "daemon off; master_process off;"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL)
+        if _wait(proc, ports[:nports]):
+            return Served("nginx", proc, ports, log)
+        Served("nginx", proc, ports, log).stop()
+        err = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
+        if "in use" not in err + _tail(log):
+            raise AssertionError("nginx did not start:\n%s\n%s" % (err, _tail(log)))
+    raise AssertionError("nginx did not start (ports in use)")
+
+
+def portico_supports_conf_file():
+    """True when this portico build reads nginx-style files (`portico -c FILE`)."""
+    try:
+        result = subprocess.run([portico_binary(), "-c", "/nonexistent/portico-probe.conf", "-t"],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    text = result.stdout.decode("utf-8", "replace")
+    return not any(word in text.lower() for word in ("unrecognized", "usage:", "not supported"))
+
+
+def start_portico(workdir, http_body, nports):
+    if not portico_supports_conf_file():
+        pytest.skip("this portico build does not read nginx-style files (-c) yet")
+    pdir = os.path.join(workdir, "portico")
+    os.makedirs(pdir, exist_ok=True)
+    for _attempt in range(5):
+        ports = [free_port() for _ in range(2)]
+        conf = os.path.join(pdir, "portico.conf")
+        with open(conf, "w") as handle:
+            handle.write(config_text(http_body, workdir, ports, False))
+        log = os.path.join(pdir, "stderr.log")
+        with open(log, "ab") as err:
+            proc = subprocess.Popen([portico_binary(), "-p", pdir + "/", "-c", conf],
+                                    stdout=subprocess.DEVNULL, stderr=err,
+                                    stdin=subprocess.DEVNULL, cwd=pdir)
+        if _wait(proc, ports[:nports]):
+            return Served("portico", proc, ports, log)
+        Served("portico", proc, ports, log).stop()
+        if "not supported by portico yet" in _tail(log):
+            pytest.skip("the configuration uses what portico's parser refuses for now: " +
+                        _tail(log).strip())
+        if "in use" not in _tail(log):
+            raise AssertionError("portico did not start:\n%s" % _tail(log))
+    raise AssertionError("portico did not start (ports in use)")
+
+
+def prepare_tree(workdir, files):
+    """Writes the case's files under workdir (paths relative to it) and the mime table."""
+    shutil.copy("/etc/nginx/mime.types", os.path.join(workdir, "mime.types"))
+    for relative, data in files.items():
+        path = os.path.join(workdir, relative)
+        if relative.endswith("/"):
+            os.makedirs(path, exist_ok=True)
+            continue
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as handle:
+            handle.write(data if isinstance(data, bytes) else data.encode())
+
+
+def _normalize(value, server):
+    # The two servers listen on different ports: compare "PORT" for either.
+    for index, port in enumerate(server.ports):
+        value = value.replace(":%d" % port, ":PORT%d" % index)
+    return value
+
+
+def summary(response, server):
+    """What is compared of one response."""
+    out = {"status": response.status}
+    for name in COMPARED_HEADERS:
+        if response.has_header(name):
+            out[name] = _normalize(response.header(name), server)
+    for name, value in response.headers:
+        if name.lower().startswith("x-"):
+            out[name.lower()] = _normalize(value, server)
+    if response.has_header("expires"):
+        try:
+            delta = (parse_http_date(response.header("expires")) -
+                     parse_http_date(response.header("date"))).total_seconds()
+            # Fixed dates (epoch, max) compare as themselves, relative ones as offsets.
+            out["expires"] = response.header("expires") if abs(delta) > 10 ** 8 else round(delta)
+        except (TypeError, ValueError):
+            out["expires"] = "unparsable: " + response.header("expires")
+    raw = response.body
+    if out.get("content-encoding") == "gzip" and raw:
+        # The compressed bytes are compared as they are, unless the page inside is signed with
+        # the server's name (error pages): then the decompressed text is compared.
+        try:
+            plain = gzip.decompress(raw)
+        except (OSError, EOFError):  # a precompressed sibling need not be valid gzip
+            plain = b""
+        if b"<hr><center>" in plain:
+            raw = b"gunzipped: " + plain
+    body = _normalize(raw.decode("latin-1"), server)
+    # Error pages sign with the server's name ("nginx/1.22.1", "portico"): compare the rest.
+    signed = re.sub(r"<hr><center>[^<]*</center>", "<hr><center>SERVER</center>", body)
+    if signed != body and "content-length" in out:
+        out["content-length"] = "(error page)"
+    out["body"] = signed
+    if (not response.body and response.status >= 300 and "content-length" in out and
+            int(out["content-length"]) > 100 and out.get("content-type") == "text/html"):
+        out["content-length"] = "(error page, HEAD)"
+    return out
+
+
+def ask(server, requests):
+    """The summaries of every request's answer from one server."""
+    answers = []
+    for req in requests:
+        method, target = req[0], req[1]
+        options = dict(req[2]) if len(req) > 2 else {}
+        answers.append(summary(server.request(method, target, **options), server))
+    return answers
+
+
+def run_case(tmp_path, http_body, files, requests, nports=1):
+    """The whole differential: nginx answers first (so every case is checked against the real
+    thing even while portico cannot read the file yet), then portico, then the comparison."""
+    workdir = str(tmp_path)
+    prepare_tree(workdir, files)
+    nginx = start_nginx(workdir, http_body, nports)
+    try:
+        theirs = ask(nginx, requests)
+    finally:
+        nginx.stop()
+    if os.environ.get("NGINX_DIFF_SHOW"):
+        for req, answer in zip(requests, theirs):
+            print("nginx", req[:2], answer)
+    portico = start_portico(workdir, http_body, nports)
+    try:
+        ours = ask(portico, requests)
+    finally:
+        portico.stop()
+    for req, mine, expected in zip(requests, ours, theirs):
+        assert mine == expected, "%s %s %r:\n  portico %r\n  nginx   %r" % (
+            req[0], req[1], req[2] if len(req) > 2 else {}, mine, expected)

@@ -1,0 +1,231 @@
+"""portico-only behaviour of the HTTP model that nginx cannot be compared on: WSGI locations
+(several apps, SCRIPT_NAME, auto_redirect, per-location body limits), access_log with
+log_format, and listeners changed by a reload. Runs portico with `-c` (skipped while this build
+has no parser), and the flags path (siteFromFlags) for the Host rules every build has."""
+
+import json
+import os
+import signal
+import socket
+import time
+
+import pytest
+
+from http_client import Connection
+from nginx_diff import prepare_tree, start_portico
+
+APPS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "apps")
+
+TWO_APPS = r"""
+    server {
+        listen 127.0.0.1:@PORT@;
+        server_name localhost;
+        root @DIR@/www;
+        location /one/ {
+            wsgi_app introspect:application;
+            wsgi_pythonpath %(apps)s;
+            client_max_body_size 10;
+        }
+        location /two/ { wsgi_app tiny:application; wsgi_pythonpath %(apps)s; }
+        location /again/ {
+            wsgi_app introspect:application;
+            wsgi_pythonpath %(apps)s;
+            wsgi_env PORTICO_SITE_GREETING hello;
+            wsgi_chdir @DIR@/www;
+        }
+        location / { try_files $uri $uri/ =404; }
+    }
+""" % {"apps": APPS}
+
+
+def _environ(server, target):
+    response = server.request("GET", target)
+    assert response.status == 200, response
+    return json.loads(response.body)
+
+
+def test_several_apps_with_their_script_names(tmp_path):
+    prepare_tree(str(tmp_path), {"www/a.txt": "alpha\n"})
+    server = start_portico(str(tmp_path), TWO_APPS, 1)
+    try:
+        env = _environ(server, "/one/environ/x?q=1")
+        assert (env["SCRIPT_NAME"], env["PATH_INFO"], env["QUERY_STRING"]) == (
+            "/one", "/environ/x", "q=1")
+        env = _environ(server, "/again/environ/y")
+        assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == ("/again", "/environ/y")
+        osenv = json.loads(server.request("GET", "/again/osenv?key=PORTICO_SITE_GREETING").body)
+        assert osenv["value"] == "hello"
+        assert osenv["cwd"] == os.path.join(str(tmp_path), "www")
+        tiny = server.request("GET", "/two/anything")
+        assert (tiny.status, tiny.body) == (200, b"tiny app\n")
+        static = server.request("GET", "/a.txt")
+        assert (static.status, static.body) == (200, b"alpha\n")
+        # nginx's auto_redirect for a location whose content is an app.
+        moved = server.request("GET", "/one?x=1")
+        assert moved.status == 301
+        assert moved.header("Location") == "http://localhost:%d/one/?x=1" % server.ports[0]
+    finally:
+        server.stop()
+
+
+def test_body_limit_per_app_location(tmp_path):
+    prepare_tree(str(tmp_path), {"www/a.txt": "alpha\n"})  # www/ is /again/'s wsgi_chdir
+    server = start_portico(str(tmp_path), TWO_APPS, 1)
+    try:
+        small = server.request("POST", "/one/echo", body=b"0123456789")
+        assert (small.status, small.body) == (200, b"0123456789")
+        big = server.request("POST", "/one/echo", body=b"0123456789X")
+        assert big.status == 413
+        other = server.request("POST", "/again/echo", body=b"x" * 5000)
+        assert (other.status, other.body) == (200, b"x" * 5000)
+    finally:
+        server.stop()
+
+
+LOGGED = r"""
+    log_format mine '$request_method $uri $status $arg_a "$http_x_test" $body_bytes_sent';
+    server {
+        listen 127.0.0.1:@PORT@;
+        server_name localhost;
+        root @DIR@/www;
+        location / { access_log @DIR@/access.log mine; }
+        location /quiet/ { access_log off; }
+    }
+"""
+
+
+def test_access_log_with_log_format(tmp_path):
+    prepare_tree(str(tmp_path), {"www/a.txt": "alpha\n", "www/quiet/q.txt": "q\n"})
+    server = start_portico(str(tmp_path), LOGGED, 1)
+    try:
+        assert server.request("GET", "/a.txt?a=7", headers=[("X-Test", 'say "hi"')]).status == 200
+        assert server.request("GET", "/nope").status == 404
+        assert server.request("GET", "/quiet/q.txt").status == 200
+    finally:
+        server.stop()
+    with open(os.path.join(str(tmp_path), "access.log")) as handle:
+        lines = handle.read().splitlines()
+    assert lines[0] == 'GET /a.txt 200 7 "say \\x22hi\\x22" 6'
+    assert lines[1].startswith('GET /nope 404 - "-" ')
+    assert len(lines) == 2
+
+
+def _listen_conf(port_token):
+    return r"""
+    server {
+        listen 127.0.0.1:%s;
+        server_name localhost;
+        location / { return 200 "served"; }
+    }
+""" % port_token
+
+
+def _refused(port):
+    with socket.socket() as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_reload_opens_and_closes_listeners(tmp_path):
+    workdir = str(tmp_path)
+    prepare_tree(workdir, {})
+    server = start_portico(workdir, _listen_conf("@PORT@"), 1)
+    try:
+        first, second = server.ports
+        assert server.request("GET", "/").body == b"served"
+        conf = os.path.join(workdir, "portico", "portico.conf")
+        with open(conf) as handle:
+            text = handle.read()
+        with open(conf, "w") as handle:
+            handle.write(text.replace("127.0.0.1:%d;" % first, "127.0.0.1:%d;" % second))
+        server.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not (_refused(first) is True and
+                                                    not _refused(second)):
+            time.sleep(0.1)
+        assert not _refused(second), "the new listen address is not served after HUP"
+        assert _refused(first), "the old listen address is still open after HUP"
+        assert server.request("GET", "/", port_index=1).body == b"served"
+    finally:
+        server.stop()
+
+
+# --- the flags path (every build) --------------------------------------------------------------
+
+def test_invalid_host_is_400_and_closes(launch, site):
+    server = launch.start()
+    with server.connect() as conn:
+        response = conn.request("GET", "/static/a.txt", host="a..b")
+        assert response.status == 400
+        assert "close" in response.connection_tokens()
+    with server.connect() as conn:
+        response = conn.request("GET", "/static/a.txt", host="LOCALHOST.:%d" % server.port)
+        assert response.status == 200
+
+
+def test_directory_redirect_uses_the_host_without_its_port_and_the_local_port(launch, site):
+    server = launch.start()
+    with server.connect() as conn:
+        response = conn.request("GET", "/static/sub", host="Example.COM:1234")
+    assert response.status == 301
+    assert response.header("Location") == "http://example.com:%d/static/sub/" % server.port
+
+
+PIPELINED = r"""
+    server {
+        listen 127.0.0.1:@PORT@;
+        server_name localhost;
+        root @DIR@/www;
+        error_page 404 /404.html;
+        location / { try_files $uri $uri/ =404; }
+        location /r/ { return 302 /a.txt; }
+        location /big/ { client_max_body_size 4; error_page 413 /404.html; }
+    }
+"""
+
+
+def test_pipelined_requests_through_redirects_and_error_pages(tmp_path):
+    prepare_tree(str(tmp_path), {"www/a.txt": "alpha\n", "www/404.html": "nf\n",
+                                 "www/d/index.html": "idx\n"})
+    server = start_portico(str(tmp_path), PIPELINED, 1)
+    try:
+        with Connection.tcp("127.0.0.1", server.ports[0], 5.0) as conn:
+            conn.send(b"".join(
+                b"GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n" % target
+                for target in (b"/a.txt", b"/missing", b"/d/", b"/r/x", b"/d")))
+            answers = [conn.read_response() for _ in range(5)]
+            assert [(r.status, r.body) for r in answers[:3]] == [
+                (200, b"alpha\n"), (404, b"nf\n"), (200, b"idx\n")]
+            assert answers[3].status == 302 and answers[3].header("Location").endswith("/a.txt")
+            assert answers[4].status == 301 and answers[4].header("Location").endswith("/d/")
+            conn.send(b"POST /big/x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\n")
+            too_big = conn.read_response()
+            assert (too_big.status, too_big.body) == (413, b"nf\n")
+            assert "close" in too_big.connection_tokens()
+    finally:
+        server.stop()
+
+
+NOT_FOUND = r"""
+    server {
+        listen 127.0.0.1:@PORT@;
+        server_name localhost;
+        root @DIR@/www;
+        location / { }
+        location /quiet/ { log_not_found off; }
+    }
+"""
+
+
+def test_log_not_found(tmp_path):
+    prepare_tree(str(tmp_path), {"www/a.txt": "alpha\n"})
+    server = start_portico(str(tmp_path), NOT_FOUND, 1)
+    try:
+        assert server.request("GET", "/loud-missing").status == 404
+        assert server.request("GET", "/quiet/silent-missing").status == 404
+    finally:
+        server.stop()
+    with open(os.path.join(str(tmp_path), "portico-error.log")) as handle:
+        log = handle.read()
+    assert 'open() "%s/www/loud-missing" failed (2: No such file or directory)' % tmp_path in log
+    assert "silent-missing" not in log

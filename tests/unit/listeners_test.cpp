@@ -1,0 +1,91 @@
+#include "process/listeners.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+namespace portico::process {
+namespace {
+
+uint16_t freePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t length = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+config::ListenSpec listen(std::string host, uint16_t port, int backlog = -1) {
+  config::ListenSpec l;
+  l.host = std::move(host);
+  l.port = port;
+  l.backlog = backlog;
+  l.spec = l.host + ":" + std::to_string(port);
+  return l;
+}
+
+config::Config withServers(std::vector<std::vector<config::ListenSpec>> servers) {
+  config::Config c;
+  for (auto& listens : servers) {
+    c.site.servers.emplace_back();
+    c.site.servers.back().listens = std::move(listens);
+  }
+  return c;
+}
+
+TEST(Listeners, OneSocketPerAddressAndWildcardsCoverTheirPort) {
+  uint16_t a = freePort();
+  uint16_t b = freePort();
+  config::Config c = withServers({{listen("127.0.0.1", a), listen("", b)},
+                                  {listen("127.0.0.1", a)},
+                                  {listen("127.0.0.1", b)}});
+  std::vector<BoundListener> out;
+  std::string error;
+  ASSERT_TRUE(openListeners(c, out, error)) << error;
+  ASSERT_EQ(out.size(), 2u);  // 127.0.0.1:b is served by 0.0.0.0:b
+  EXPECT_EQ(out[0].key, "127.0.0.1:" + std::to_string(a));
+  EXPECT_FALSE(out[0].wildcard);
+  EXPECT_EQ(out[1].key, "0.0.0.0:" + std::to_string(b));
+  EXPECT_TRUE(out[1].wildcard);
+}
+
+TEST(Listeners, ReloadKeepsOpensAndCloses) {
+  uint16_t a = freePort();
+  uint16_t b = freePort();
+  std::vector<BoundListener> current;
+  std::string error;
+  ASSERT_TRUE(openListeners(withServers({{listen("127.0.0.1", a)}}), current, error)) << error;
+  int keptFd = current[0].fd.get();
+  ASSERT_TRUE(updateListeners(
+      withServers({{listen("127.0.0.1", a, 64), listen("127.0.0.1", b)}}), current, error))
+      << error;
+  ASSERT_EQ(current.size(), 2u);
+  EXPECT_EQ(current[0].fd.get(), keptFd);  // the same socket: no connection refused
+  EXPECT_EQ(current[0].backlog, 64);
+  ASSERT_TRUE(updateListeners(withServers({{listen("127.0.0.1", b)}}), current, error)) << error;
+  ASSERT_EQ(current.size(), 1u);
+  EXPECT_EQ(current[0].key, "127.0.0.1:" + std::to_string(b));
+}
+
+TEST(Listeners, AFailedReloadKeepsEverySocket) {
+  uint16_t a = freePort();
+  std::vector<BoundListener> current;
+  std::string error;
+  ASSERT_TRUE(openListeners(withServers({{listen("127.0.0.1", a)}}), current, error)) << error;
+  int fd = current[0].fd.get();
+  // 192.0.2.1 (TEST-NET-1) is not an address of this machine: bind() fails.
+  EXPECT_FALSE(updateListeners(
+      withServers({{listen("127.0.0.1", a), listen("192.0.2.1", 80)}}), current, error));
+  EXPECT_NE(error.find("cannot listen on"), std::string::npos) << error;
+  ASSERT_EQ(current.size(), 1u);
+  EXPECT_EQ(current[0].fd.get(), fd);
+}
+
+}  // namespace
+}  // namespace portico::process
