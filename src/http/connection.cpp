@@ -257,6 +257,7 @@ void Connection::onHeadComplete() {
   if (settings_.site) {
     // Server selection and location matching decide the limits, then the route answers.
     route_ = settings_.site->route(req, info_);
+    routed_ = true;
     limits_ = route_->limits();
     if (limits_.keepAliveTimeoutMs == 0 ||
         (limits_.keepAliveRequests && requestsServed_ + 1 >= limits_.keepAliveRequests)) {
@@ -531,7 +532,10 @@ void Connection::abort() {
 }
 
 void Connection::writeAccessLog() {
-  if (!settings_.accessLog) return;
+  // A request refused before any route existed (bad request line, 414, header too large, a
+  // slow head's 408) is logged by the site as nginx does: the address's default server's log.
+  const bool unrouted = settings_.site != nullptr && !routed_;
+  if (!settings_.accessLog && !unrouted) return;
   AccessLogEntry entry;
   entry.request = &parser_.request();
   entry.connection = &info_;
@@ -540,7 +544,15 @@ void Connection::writeAccessLog() {
   entry.responseHeaders = &responseHeaders_;
   entry.startTime = startWall_;
   entry.durationMicros = (loop_.nowMs() - startMs_) * 1000;
-  settings_.accessLog->file.writeLine(settings_.accessLog->formatter.format(entry));
+  if (unrouted) {
+    // The head that failed, not the previous request of the connection.
+    AccessLogEntry failed = entry;
+    failed.request = &parser_.pendingRequest();
+    settings_.site->logUnrouted(failed);
+  }
+  if (settings_.accessLog) {
+    settings_.accessLog->file.writeLine(settings_.accessLog->formatter.format(entry));
+  }
 }
 
 void Connection::resetExchange() {
@@ -552,6 +564,7 @@ void Connection::resetExchange() {
   chunkedResponse_ = false;
   dropBody_ = false;
   status_ = 0;
+  routed_ = false;
   declaredLength_.reset();
   bodyBytes_ = 0;
   requestBodyBytes_ = 0;

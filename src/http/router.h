@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "http/access_log.h"
 #include "http/exchange.h"
 
 namespace portico::http {
@@ -59,6 +60,9 @@ class RequestRouter {
   virtual ~RequestRouter() = default;
   virtual std::unique_ptr<RequestRoute> route(const Request& request,
                                               const ConnectionInfo& connection) const = 0;
+  // Logs a response the connection gave before any route existed (malformed request line,
+  // 414, header too large, a slow head's 408); `entry.request` is what was parsed so far.
+  virtual void logUnrouted(const AccessLogEntry& entry) const { (void)entry; }
 };
 
 }  // namespace portico::http

@@ -335,6 +335,9 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     std::string directory;
     if (rt.directory) directory = rt.directory->constant() ? rt.directory->source()
                                                            : rt.directory->expand(variables());
+    // As nginx (ngx_get_full_name per request): a value that expanded to a relative path is
+    // under the prefix; the builder already applied it to values not starting with a variable.
+    if (!directory.empty() && directory[0] != '/') directory.insert(0, site_.prefix());
     if (rt.alias && rt.regex) {
       // A regex location's alias names the whole file (captures inside).
       size_t slash = directory.rfind('/');
@@ -662,6 +665,39 @@ LogFile* SiteHandler::logFile(const std::string& path, std::string& error) {
   return slot.get();
 }
 
+void SiteHandler::logUnrouted(const http::AccessLogEntry& entry) const {
+  if (entry.connection == nullptr || entry.request == nullptr) return;
+  const http::ServerGroup* group = map_.groupFor(*entry.connection, nullptr);
+  if (!group && !map_.groups().empty()) group = map_.groups().front().get();
+  if (!group || !group->defaultServer) return;
+  // As nginx: a Host header that arrived complete before the failure has chosen the server
+  // already (ngx_http_process_host); otherwise the default server of the address.
+  const http::ServerNode* server = group->defaultServer;
+  if (!entry.request->host.empty()) {
+    if (std::optional<std::string> host = http::validateHost(entry.request->host)) {
+      Regex::Match captures;
+      server = group->select(*host, &captures);
+    }
+  }
+  const LocationRuntime& rt = runtimeOf(*server, nullptr);
+  if (rt.accessLogs.empty()) return;
+  http::VariableContext vars;
+  vars.request = entry.request;
+  vars.connection = entry.connection;
+  vars.uri = entry.request->path;
+  vars.args = entry.request->query;
+  vars.serverName = server->primaryName;
+  vars.status = entry.status;
+  vars.bodyBytesSent = entry.bodyBytesSent;
+  vars.bytesSent = entry.bodyBytesSent;
+  vars.responseHeaders = entry.responseHeaders;
+  vars.startMicros = static_cast<uint64_t>(entry.startTime) * 1000000;
+  vars.durationMicros = entry.durationMicros;
+  for (const auto& log : rt.accessLogs) {
+    log.file->writeLine(log.format->expand(vars, log.escape));
+  }
+}
+
 bool SiteHandler::reopenLogs(std::string& error) {
   bool ok = true;
   for (auto& [path, file] : logFiles_) ok = file->reopen(error) && ok;
@@ -694,30 +730,42 @@ bool SiteHandler::compile(LocationRuntime& rt, const config::LocationSettings& s
   rt.alias = s.alias.has_value();
   rt.directory = compileOne(s.alias ? *s.alias : s.root);
   if (!rt.directory) return false;
-  rt.fileOptions.gzipStatic = s.gzip.staticMode != config::GzipSettings::Static::kOff;
+  // The location's gzip policy, compiled once and owned here (a shared StaticHandler keeps a
+  // pointer): the on-the-fly filter's, gzip_static's client check (ngx_http_gzip_ok) and, with
+  // `gzip on`, whether a Range is answered whole and compressed (nginx's filter order).
+  using Static = config::GzipSettings::Static;
+  const http::GzipPolicy* policy = nullptr;
+  if (s.gzip.enabled || s.gzip.staticMode != Static::kOff) {
+    std::string message;
+    std::optional<http::GzipPolicy> compiled = http::GzipPolicy::compile(s.gzip, message);
+    if (!compiled) {
+      error = message + where();
+      return false;
+    }
+    policies_.push_back(std::make_unique<http::GzipPolicy>(std::move(*compiled)));
+    policy = policies_.back().get();
+    if (s.gzip.enabled) rt.gzip = *policy;
+  }
+  rt.fileOptions.gzipStatic = s.gzip.staticMode != Static::kOff;
+  rt.fileOptions.gzipStaticAlways = s.gzip.staticMode == Static::kAlways;
   rt.fileOptions.gzipVary = s.gzip.vary;
   rt.fileOptions.sendfile = s.sendfile;
   rt.fileOptions.logNotFound = s.logNotFound;
+  rt.fileOptions.gzip = policy;
   if (rt.directory->constant() && !(rt.alias && rt.regex)) {
+    // Locations with a gzip policy keep their own handler (the policy is per location).
     std::string key = rt.directory->source() + "\n" + std::to_string(rt.fileOptions.gzipStatic) +
                       std::to_string(rt.fileOptions.gzipVary) +
                       std::to_string(rt.fileOptions.sendfile) +
                       std::to_string(rt.fileOptions.logNotFound) + "\n" +
-                      std::to_string(reinterpret_cast<uintptr_t>(rt.mimes));
+                      std::to_string(reinterpret_cast<uintptr_t>(rt.mimes)) + "\n" +
+                      std::to_string(reinterpret_cast<uintptr_t>(policy));
     auto& slot = files_[key];
     if (!slot) {
       slot = std::make_unique<staticfiles::StaticHandler>(rt.directory->source(), *rt.mimes,
                                                           rt.fileOptions);
     }
     rt.files = slot.get();
-  }
-  if (s.gzip.enabled) {
-    std::string message;
-    rt.gzip = http::GzipPolicy::compile(s.gzip, message);
-    if (!rt.gzip) {
-      error = message + where();
-      return false;
-    }
   }
   if (s.returnSpec) {
     rt.returnText = compileOne(s.returnSpec->text);

@@ -77,12 +77,17 @@ class SiteHandler : public http::RequestRouter {
   std::unique_ptr<http::RequestRoute> route(const http::Request& request,
                                             const http::ConnectionInfo& connection) const override;
 
+  // nginx logs a request refused while its head was read with the access log of the default
+  // server of the address:port it came to (its server level: no location was matched).
+  void logUnrouted(const http::AccessLogEntry& entry) const override;
+
   bool reopenLogs(std::string& error);
 
   // Internals for SiteRequest.
   const LocationRuntime& runtimeOf(const http::ServerNode& server,
                                    const http::LocationNode* node) const;
   const http::SiteMap& map() const { return map_; }
+  const std::string& prefix() const { return config_.prefix; }
   const OutputFilterFactory& outputFilter() const { return outputFilter_; }
   event::EventLoop* loop() const { return loop_; }
   const std::optional<http::Template>& serverReturn(const http::ServerNode& server) const {
@@ -105,6 +110,7 @@ class SiteHandler : public http::RequestRouter {
   std::vector<std::optional<http::Template>> serverReturns_;
   std::map<std::string, std::unique_ptr<staticfiles::MimeTypes>> mimes_;
   std::map<std::string, std::unique_ptr<staticfiles::StaticHandler>> files_;
+  std::vector<std::unique_ptr<http::GzipPolicy>> policies_;  // per location with gzip/gzip_static
   std::map<std::string, std::unique_ptr<LogFile>> logFiles_;
   std::map<std::string, std::pair<http::Template, http::VariableEscape>> logFormats_;
   std::vector<std::string> captureNames_;
