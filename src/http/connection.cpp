@@ -345,6 +345,7 @@ void Connection::failRequest(int status) {
     completeExchange();
     return;
   }
+  connectionAnswered_ = true;
   if (status == 431 && settings_.headerTooLargeIs400) {
     ResponseHead head;
     head.status = 400;
@@ -535,7 +536,8 @@ void Connection::writeAccessLog() {
   // A request refused before any route existed (bad request line, 414, header too large, a
   // slow head's 408) is logged by the site as nginx does: the address's default server's log.
   const bool unrouted = settings_.site != nullptr && !routed_;
-  if (!settings_.accessLog && !unrouted) return;
+  const bool routeLogs = routed_ && connectionAnswered_ && route_;
+  if (!settings_.accessLog && !unrouted && !routeLogs) return;
   AccessLogEntry entry;
   entry.request = &parser_.request();
   entry.connection = &info_;
@@ -544,6 +546,7 @@ void Connection::writeAccessLog() {
   entry.responseHeaders = &responseHeaders_;
   entry.startTime = startWall_;
   entry.durationMicros = (loop_.nowMs() - startMs_) * 1000;
+  if (routeLogs) route_->logConnectionAnswer(entry);
   if (unrouted) {
     // The head that failed, not the previous request of the connection.
     AccessLogEntry failed = entry;
@@ -565,6 +568,7 @@ void Connection::resetExchange() {
   dropBody_ = false;
   status_ = 0;
   routed_ = false;
+  connectionAnswered_ = false;
   declaredLength_.reset();
   bodyBytes_ = 0;
   requestBodyBytes_ = 0;

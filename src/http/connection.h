@@ -156,6 +156,7 @@ class Connection : public event::IoWatcher, public event::Deferrable, public Exc
   // still be on the stack when the response finishes) and the limits it set.
   std::unique_ptr<RequestRoute> route_;
   bool routed_ = false;  // route_ belongs to the current exchange (else the site never saw it)
+  bool connectionAnswered_ = false;  // failRequest() answered, not the route
   RouteLimits limits_;
   uint64_t requestsServed_ = 0;
   std::time_t startWall_ = 0;

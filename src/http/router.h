@@ -51,6 +51,9 @@ class RequestRoute {
   virtual void run(Exchange& exchange) = 0;
   // Answers `status` instead (a body over the limit), through the route's error pages.
   virtual void reject(int status, Exchange& exchange) { exchange.respondError(status); }
+  // The connection answered the request itself after routing (a body that timed out or broke
+  // its framing): the route logs it as its location logs (nginx), unless it already did.
+  virtual void logConnectionAnswer(const AccessLogEntry& entry) { (void)entry; }
 };
 
 // Picks the route of each request (server selection and location matching); built by the

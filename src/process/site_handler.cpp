@@ -214,6 +214,13 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     writeLogs();
     (output_ ? output_ : next_)->abort();
   }
+  void logConnectionAnswer(const http::AccessLogEntry& entry) override {
+    if (logged_ || !location_) return;
+    status_ = entry.status;
+    bodyBytes_ = entry.bodyBytesSent;
+    if (entry.responseHeaders) responseHeaders_ = *entry.responseHeaders;
+    writeLogs();
+  }
 
  private:
   // The output chain of the location that answers: [gzip] → [extra filter] → connection.

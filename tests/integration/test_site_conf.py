@@ -359,6 +359,45 @@ def test_requests_refused_before_routing_are_logged_as_nginx_logs_them(tmp_path)
     assert _read_logs(workdir) == theirs
 
 
+BODY_FAILURES_LOGGED = r"""
+    log_format brief '$status $request_method $uri';
+    server {
+        listen 127.0.0.1:@PORT@;
+        server_name localhost;
+        client_body_timeout 1s;
+        access_log @DIR@/server.log brief;
+        location /app/ {
+            wsgi_app introspect:application;
+            wsgi_pythonpath %(apps)s;
+            access_log @DIR@/app.log brief;
+        }
+    }
+""" % {"apps": APPS}
+
+
+def test_a_body_the_connection_refuses_is_logged_by_the_location(tmp_path):
+    # After routing, a body that times out (408) or breaks its chunked framing (400) is answered
+    # by the connection; the location's access_log still has the line, as nginx's would.
+    prepare_tree(str(tmp_path), {})
+    server = start_portico(str(tmp_path), BODY_FAILURES_LOGGED, 1)
+    port = server.ports[0]
+    try:
+        slow = (b"POST /app/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\nabc")
+        assert _rejected(port, slow).startswith(b"HTTP/1.1 408")
+        broken = (b"POST /app/echo HTTP/1.1\r\nHost: localhost\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\nzz\r\n")
+        assert _rejected(port, broken).startswith(b"HTTP/1.1 400")
+        ok = server.request("POST", "/app/echo", body=b"fine")
+        assert (ok.status, ok.body) == (200, b"fine")
+    finally:
+        server.stop()
+    with open(os.path.join(str(tmp_path), "app.log")) as handle:
+        assert handle.read().splitlines() == [
+            "408 POST /app/echo", "400 POST /app/echo", "200 POST /app/echo"]
+    with open(os.path.join(str(tmp_path), "server.log")) as handle:
+        assert handle.read() == ""
+
+
 BOUND = r"""
     server {
         listen 127.0.0.1:@PORT@ bind;
