@@ -823,8 +823,8 @@ class Builder {
     // Variables are allowed as in nginx; their names are checked with the other templates
     // (http::validateTemplates, at -t and at startup) against directorySource.
     if (!alias && value.size() > 1 && value.back() == '/') value.pop_back();
-    // A value that starts with a variable may expand to an absolute path: nginx applies the
-    // prefix per request then; portico leaves it as written (see README).
+    // A value that starts with a variable may expand to an absolute path: the prefix waits for
+    // the request then (SiteRequest::filesFor, as nginx's ngx_get_full_name).
     if (value.empty() || value[0] != '$') value = fullName(value);
     f.level->directorySource = d.source;
     if (alias) {

@@ -534,7 +534,9 @@ void Connection::abort() {
 
 void Connection::writeAccessLog() {
   // A request refused before any route existed (bad request line, 414, header too large, a
-  // slow head's 408) is logged by the site as nginx does: the address's default server's log.
+  // slow head's 408) is logged by the site as nginx does (the server level of the address's
+  // default server, or of the one a complete Host line chose); one the connection answered
+  // after routing (its body) by the route, with its location's logs.
   const bool unrouted = settings_.site != nullptr && !routed_;
   const bool routeLogs = routed_ && connectionAnswered_ && route_;
   if (!settings_.accessLog && !unrouted && !routeLogs) return;
