@@ -295,6 +295,19 @@ StaticHandler::Opened StaticHandler::open(const std::string& relative, bool path
   return result;
 }
 
+bool StaticHandler::isRegularFile(const std::string& relative) const {
+  if (relative.find('/') == std::string::npos) {
+    // One component beneath the root: nothing to escape through, and a failing fstatat
+    // costs half a failing openat2 (which allocates a file before the lookup).
+    struct stat st {};
+    if (::fstatat(root_.get(), relative.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return false;
+    if (!S_ISLNK(st.st_mode)) return S_ISREG(st.st_mode);
+    // A symlink: where it leads is for the confined open to say.
+  }
+  Opened file = open(relative, true);
+  return file.error == 0 && S_ISREG(file.st.st_mode);
+}
+
 // Without openat2 the check is realpath() then open() of the resolved name: racy against a
 // concurrent symlink swap inside the directory, but never follows a link on the final open.
 int StaticHandler::openFallback(const std::string& relative, int flags) const {
@@ -433,9 +446,8 @@ void StaticHandler::handle(http::Exchange& exchange) {
   bool vary = false;
   if (!wantsGzip && !name.empty()) {
     name += ".gz";
-    Opened gz = open(name, true);
+    vary = isRegularFile(name);
     name.resize(nameLength);
-    vary = gz.error == 0 && S_ISREG(gz.st.st_mode);
   }
   serveFile(exchange, std::move(file), name, false, vary);
 }
@@ -522,10 +534,11 @@ void StaticHandler::serve(http::Exchange& exchange, std::string_view relativeIn,
   }
   bool vary = false;
   if (options_.gzipStatic && options_.gzipVary && !wantsGzip && !name.empty()) {
+    // As ngx_http_gzip_static_module with gzip_vary on: the sibling is looked for also for
+    // clients that do not take gzip, to say Vary.
     name += ".gz";
-    Opened gz = open(name, true);
+    vary = isRegularFile(name);
     name.resize(nameLength);
-    vary = gz.error == 0 && S_ISREG(gz.st.st_mode);
   }
   serveFile(exchange, std::move(file), name, false, vary);
 }

@@ -146,6 +146,10 @@ class StaticHandlerTest : public testing::Test {
     writeFile(root / "style.css.gz", "GZDATA");  // stands in for compressed bytes
     writeFile(root / "only.js.gz", "GZJS");
     writeFile(root / "gzdir.css", "p{}");
+    writeFile(root / "linked.css", "a{}");
+    fs::create_symlink("style.css.gz", root / "linked.css.gz");  // a sibling through a link
+    writeFile(root / "sub" / "page.css", "b{}");
+    writeFile(root / "sub" / "page.css.gz", "GZPAGE");
     writeFile(root / "sub" / "index.html", "<h1>index</h1>");
     writeFile(root / "sub" / "index.html.gz", "GZINDEX");
     writeFile(root / "sub" / "page.html", "<p>page</p>");
@@ -674,6 +678,24 @@ TEST_F(StaticHandlerTest, GzipEdgeCases) {
   EXPECT_EQ(ranged.header("Content-Range"), "bytes 0-1/6");
   EXPECT_EQ(ranged.header("Content-Encoding"), "gzip");
   EXPECT_EQ(ranged.body(), "GZ");
+}
+
+// gzip_vary: a client without gzip still hears Vary when a regular ".gz" sibling exists, as
+// ngx_http_gzip_static_module says it — found by the confined lookup, never through a link
+// that leaves the directory.
+TEST_F(StaticHandlerTest, VaryForClientsWithoutGzipFollowsTheConfinedSibling) {
+  EXPECT_EQ(get("/static/style.css").header("Vary"), "Accept-Encoding");  // regular sibling
+  EXPECT_EQ(get("/static/linked.css").header("Vary"), "Accept-Encoding");  // link inside
+  EXPECT_EQ(get("/static/sub/page.css").header("Vary"), "Accept-Encoding");  // nested
+  FakeExchange escaping = get("/static/secret.txt");  // secret.txt.gz leads outside
+  EXPECT_EQ(escaping.status(), 200);
+  EXPECT_EQ(escaping.body(), "inside");
+  EXPECT_EQ(escaping.header("Vary"), std::nullopt);
+  EXPECT_EQ(get("/static/gzdir.css").header("Vary"), std::nullopt);  // a directory
+  EXPECT_EQ(get("/static/hello.txt").header("Vary"), std::nullopt);  // none
+  FakeExchange plain = get("/static/linked.css");
+  EXPECT_EQ(plain.body(), "a{}");
+  EXPECT_EQ(plain.header("Content-Encoding"), std::nullopt);
 }
 
 TEST_F(StaticHandlerTest, MissingRootDirectoryIs404) {
