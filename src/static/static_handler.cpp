@@ -31,6 +31,9 @@ namespace {
 
 std::atomic<bool> forceFallbackForTesting{false};
 
+// Files up to this size are read into the response instead of being sent with sendfile.
+constexpr uint64_t kInlineFileMax = 16 * 1024;
+
 bool isHexPair(char hi, char lo, char wantHi, char wantLo) {
   auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; };
   return lower(hi) == wantHi && lower(lo) == wantLo;
@@ -667,6 +670,19 @@ void StaticHandler::serveFile(http::Exchange& exchange, Opened file, std::string
     if (request.isHead() || size == 0) {
       exchange.finish();
       return;
+    }
+    if (size <= kInlineFileMax) {
+      // A small file goes out in the head's write: one pread instead of a second send (the
+      // connection gathers head and body into one sendmsg). Measured on this VM for 13 B:
+      // sendmsg(MSG_MORE) + sendfile cost 2.4 us more than pread + one sendmsg.
+      std::string bytes(static_cast<size_t>(size), '\0');
+      ssize_t n = ::pread(file.fd.get(), bytes.data(), bytes.size(), 0);
+      if (n == static_cast<ssize_t>(size)) {
+        exchange.sendBody(std::move(bytes));
+        exchange.finish();
+        return;
+      }
+      // Changed under us: the file range below sends what is there, or fails as it would.
     }
     BodyChunk whole(FileRange{std::make_shared<const UniqueFd>(std::move(file.fd)), 0, size});
     if (options_.sendfile) {
