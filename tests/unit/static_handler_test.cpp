@@ -146,6 +146,7 @@ class StaticHandlerTest : public testing::Test {
     writeFile(root / "style.css.gz", "GZDATA");  // stands in for compressed bytes
     writeFile(root / "only.js.gz", "GZJS");
     writeFile(root / "gzdir.css", "p{}");
+    writeFile(root / "big.bin", std::string(16 * 1024 + 1, 'b'));
     writeFile(root / "linked.css", "a{}");
     fs::create_symlink("style.css.gz", root / "linked.css.gz");  // a sibling through a link
     writeFile(root / "sub" / "page.css", "b{}");
@@ -217,8 +218,17 @@ TEST_F(StaticHandlerTest, GetServesFileWithNginxHeaders) {
   ASSERT_TRUE(ex.head->contentLength.has_value());
   EXPECT_EQ(*ex.head->contentLength, 13u);
   ASSERT_EQ(ex.chunks.size(), 1u);
-  EXPECT_TRUE(ex.chunks[0].isFile());  // sendfile path
+  EXPECT_FALSE(ex.chunks[0].isFile());  // a small file is read, to leave with its head
   EXPECT_EQ(ex.body(), kHello);
+}
+
+TEST_F(StaticHandlerTest, LargerFilesAreSentFromTheFile) {
+  FakeExchange ex = get("/static/big.bin");
+  ASSERT_EQ(ex.status(), 200);
+  ASSERT_EQ(ex.chunks.size(), 1u);
+  EXPECT_TRUE(ex.chunks[0].isFile());  // sendfile path, above 16 KiB
+  EXPECT_EQ(ex.body(), std::string(16 * 1024 + 1, 'b'));
+  EXPECT_EQ(*ex.head->contentLength, 16u * 1024 + 1);
 }
 
 TEST_F(StaticHandlerTest, ContentTypes) {
