@@ -108,7 +108,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
         host_ = std::move(*host);
       }
     }
-    const http::ServerGroup* group = site_.map().groupFor(connection_, nullptr);
+    const http::ServerGroup* group = site_.groupFor(connection_);
     if (!group && !site_.map().groups().empty()) group = site_.map().groups().front().get();
     if (!group) {
       failStatus_ = 500;
@@ -339,17 +339,26 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   // The directory (root or alias) and the path beneath it for `name` (a URI).
   staticfiles::StaticHandler* filesFor(std::string_view name, std::string& relative) {
     const LocationRuntime& rt = *location_;
-    std::string directory;
-    if (rt.directory) directory = rt.directory->constant() ? rt.directory->source()
-                                                           : rt.directory->expand(variables());
-    // As nginx (ngx_get_full_name per request): a value that expanded to a relative path is
-    // under the prefix; the builder already applied it to values not starting with a variable.
-    if (!directory.empty() && directory[0] != '/') directory.insert(0, site_.prefix());
+    // A constant root or alias is used in place (the site owns it): no copy per request.
+    std::string expanded;
+    std::string_view directory;
+    if (rt.directory) {
+      if (rt.directory->constant()) {
+        directory = rt.directory->source();
+      } else {
+        expanded = rt.directory->expand(variables());
+        // As nginx (ngx_get_full_name per request): a value that expanded to a relative path
+        // is under the prefix; the builder already applied it to values not starting with a
+        // variable.
+        if (!expanded.empty() && expanded[0] != '/') expanded.insert(0, site_.prefix());
+        directory = expanded;
+      }
+    }
     if (rt.alias && rt.regex) {
       // A regex location's alias names the whole file (captures inside).
       size_t slash = directory.rfind('/');
-      relative = directory.substr(slash == std::string::npos ? 0 : slash + 1);
-      directory.resize(slash == std::string::npos ? 0 : slash + 1);
+      relative.assign(directory.substr(slash == std::string::npos ? 0 : slash + 1));
+      directory = directory.substr(0, slash == std::string::npos ? 0 : slash + 1);
     } else if (rt.alias) {
       std::string_view rest = name;
       if (rest.starts_with(rt.prefix)) rest.remove_prefix(rt.prefix.size());
@@ -357,10 +366,15 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     } else {
       relative.assign(name);
     }
+    if (rt.directory && !rt.directory->constant()) {
+      expanded.resize(directory.size());  // `directory` is a prefix of `expanded`
+      documentRootOwned_ = std::move(expanded);
+      directory = documentRootOwned_;
+    }
     documentRoot_ = directory;
     if (rt.files) return rt.files;
-    perRequestFiles_ = std::make_unique<staticfiles::StaticHandler>(directory, *rt.mimes,
-                                                                    rt.fileOptions);
+    perRequestFiles_ = std::make_unique<staticfiles::StaticHandler>(
+        std::string(directory), *rt.mimes, rt.fileOptions);
     return perRequestFiles_.get();
   }
 
@@ -615,7 +629,8 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   std::string host_;
   std::string uri_;
   std::string args_;
-  std::string documentRoot_;
+  std::string_view documentRoot_;    // a constant root/alias, or documentRootOwned_
+  std::string documentRootOwned_;    // an expanded root/alias with variables
   http::RouteLimits limits_;
   std::vector<http::Header> responseHeaders_;
   int failStatus_ = 0;
@@ -674,7 +689,7 @@ LogFile* SiteHandler::logFile(const std::string& path, std::string& error) {
 
 void SiteHandler::logUnrouted(const http::AccessLogEntry& entry) const {
   if (entry.connection == nullptr || entry.request == nullptr) return;
-  const http::ServerGroup* group = map_.groupFor(*entry.connection, nullptr);
+  const http::ServerGroup* group = groupFor(*entry.connection);
   if (!group && !map_.groups().empty()) group = map_.groups().front().get();
   if (!group || !group->defaultServer) return;
   // As nginx: a Host header that arrived complete before the failure has chosen the server
@@ -876,6 +891,19 @@ bool SiteHandler::build(const WsgiFactory& wsgi, std::string& error) {
     if (!compile(locations_[node->id], node->config->settings, node, wsgi, error)) return false;
   }
   return true;
+}
+
+const http::ServerGroup* SiteHandler::groupFor(const http::ConnectionInfo& connection) const {
+  GroupCache& c = groupCache_;
+  if (!c.valid || c.isUnix != connection.isUnix || c.localPort != connection.localPort ||
+      c.localAddress != connection.localAddress) {
+    c.group = map_.groupFor(connection, nullptr);
+    c.isUnix = connection.isUnix;
+    c.localPort = connection.localPort;
+    c.localAddress = connection.localAddress;
+    c.valid = true;
+  }
+  return c.group;
 }
 
 const LocationRuntime& SiteHandler::runtimeOf(const http::ServerNode& server,

@@ -88,6 +88,9 @@ class SiteHandler : public http::RequestRouter {
                                    const http::LocationNode* node) const;
   const http::SiteMap& map() const { return map_; }
   const std::string& prefix() const { return config_.prefix; }
+  // SiteMap::groupFor, remembered for the last local address asked about (a worker's
+  // connections mostly share one listener, and the lookup builds strings).
+  const http::ServerGroup* groupFor(const http::ConnectionInfo& connection) const;
   const OutputFilterFactory& outputFilter() const { return outputFilter_; }
   event::EventLoop* loop() const { return loop_; }
   const std::optional<http::Template>& serverReturn(const http::ServerNode& server) const {
@@ -114,6 +117,14 @@ class SiteHandler : public http::RequestRouter {
   std::map<std::string, std::unique_ptr<LogFile>> logFiles_;
   std::map<std::string, std::pair<http::Template, http::VariableEscape>> logFormats_;
   std::vector<std::string> captureNames_;
+  struct GroupCache {
+    bool valid = false;
+    bool isUnix = false;
+    uint16_t localPort = 0;
+    std::string localAddress;
+    const http::ServerGroup* group = nullptr;
+  };
+  mutable GroupCache groupCache_;  // loop thread only
   std::string tokensOn_;
   std::string tokensOff_ = "portico";
 };

@@ -72,6 +72,9 @@ class StaticHandler : public http::Handler {
   // Opens `relative` (no leading '/') beneath the mount root; never escapes it.
   Opened open(const std::string& relative, bool pathOnly) const;
   int openFallback(const std::string& relative, int flags) const;
+  // Whether `relative` is a regular file beneath the root (what a confined open would find),
+  // without opening it when it can be told more cheaply: the `.gz` sibling probe for Vary.
+  bool isRegularFile(const std::string& relative) const;
 
   void serveFile(http::Exchange& exchange, Opened file, std::string_view typeName, bool gzip,
                  bool vary) const;

@@ -376,9 +376,11 @@ TEST_F(SiteTest, SendfileOffReadsTheFile) {
   add(Match::kPrefix, "/dir/").settings.sendfile = false;
   std::string big(200 * 1024, 'z');
   write("www/dir/big.bin", big);
+  write("www/big.bin", big);
   build();
-  auto on = get("/a.txt");
+  auto on = get("/big.bin");
   EXPECT_EQ(on.fileChunks, 1);
+  EXPECT_EQ(get("/a.txt").fileChunks, 0);  // small files are read either way
   auto off = get("/dir/big.bin");
   EXPECT_EQ(off.fileChunks, 0);
   EXPECT_EQ(off.body, big);

@@ -147,6 +147,11 @@ class StaticHandlerTest : public testing::Test {
     writeFile(root / "style.css.gz", "GZDATA");  // stands in for compressed bytes
     writeFile(root / "only.js.gz", "GZJS");
     writeFile(root / "gzdir.css", "p{}");
+    writeFile(root / "big.bin", std::string(16 * 1024 + 1, 'b'));
+    writeFile(root / "linked.css", "a{}");
+    fs::create_symlink("style.css.gz", root / "linked.css.gz");  // a sibling through a link
+    writeFile(root / "sub" / "page.css", "b{}");
+    writeFile(root / "sub" / "page.css.gz", "GZPAGE");
     writeFile(root / "sub" / "index.html", "<h1>index</h1>");
     writeFile(root / "sub" / "index.html.gz", "GZINDEX");
     writeFile(root / "sub" / "page.html", "<p>page</p>");
@@ -214,8 +219,17 @@ TEST_F(StaticHandlerTest, GetServesFileWithNginxHeaders) {
   ASSERT_TRUE(ex.head->contentLength.has_value());
   EXPECT_EQ(*ex.head->contentLength, 13u);
   ASSERT_EQ(ex.chunks.size(), 1u);
-  EXPECT_TRUE(ex.chunks[0].isFile());  // sendfile path
+  EXPECT_FALSE(ex.chunks[0].isFile());  // a small file is read, to leave with its head
   EXPECT_EQ(ex.body(), kHello);
+}
+
+TEST_F(StaticHandlerTest, LargerFilesAreSentFromTheFile) {
+  FakeExchange ex = get("/static/big.bin");
+  ASSERT_EQ(ex.status(), 200);
+  ASSERT_EQ(ex.chunks.size(), 1u);
+  EXPECT_TRUE(ex.chunks[0].isFile());  // sendfile path, above 16 KiB
+  EXPECT_EQ(ex.body(), std::string(16 * 1024 + 1, 'b'));
+  EXPECT_EQ(*ex.head->contentLength, 16u * 1024 + 1);
 }
 
 TEST_F(StaticHandlerTest, ContentTypes) {
@@ -733,6 +747,24 @@ TEST_F(StaticHandlerTest, GzipEdgeCases) {
   EXPECT_EQ(ranged.header("Content-Range"), "bytes 0-1/6");
   EXPECT_EQ(ranged.header("Content-Encoding"), "gzip");
   EXPECT_EQ(ranged.body(), "GZ");
+}
+
+// gzip_vary: a client without gzip still hears Vary when a regular ".gz" sibling exists, as
+// ngx_http_gzip_static_module says it — found by the confined lookup, never through a link
+// that leaves the directory.
+TEST_F(StaticHandlerTest, VaryForClientsWithoutGzipFollowsTheConfinedSibling) {
+  EXPECT_EQ(get("/static/style.css").header("Vary"), "Accept-Encoding");  // regular sibling
+  EXPECT_EQ(get("/static/linked.css").header("Vary"), "Accept-Encoding");  // link inside
+  EXPECT_EQ(get("/static/sub/page.css").header("Vary"), "Accept-Encoding");  // nested
+  FakeExchange escaping = get("/static/secret.txt");  // secret.txt.gz leads outside
+  EXPECT_EQ(escaping.status(), 200);
+  EXPECT_EQ(escaping.body(), "inside");
+  EXPECT_EQ(escaping.header("Vary"), std::nullopt);
+  EXPECT_EQ(get("/static/gzdir.css").header("Vary"), std::nullopt);  // a directory
+  EXPECT_EQ(get("/static/hello.txt").header("Vary"), std::nullopt);  // none
+  FakeExchange plain = get("/static/linked.css");
+  EXPECT_EQ(plain.body(), "a{}");
+  EXPECT_EQ(plain.header("Content-Encoding"), std::nullopt);
 }
 
 TEST_F(StaticHandlerTest, MissingRootDirectoryIs404) {
