@@ -62,6 +62,7 @@ bool argsOk(Args rule, size_t n) {
 struct Partial {
   std::optional<std::string> root;
   std::optional<std::string> alias;  // never inherited
+  SourceRef directorySource;         // where this level's root/alias was written
   std::optional<std::vector<std::string>> index;
   std::optional<TryFiles> tryFiles;       // never inherited
   std::optional<ReturnSpec> returnSpec;   // never inherited
@@ -109,6 +110,7 @@ void inherit(std::optional<T>& child, const std::optional<T>& parent) {
 
 // nginx's merge: what the child did not set comes from the parent (already merged).
 void mergeFrom(Partial& c, const Partial& p) {
+  if (!c.root && !c.alias && p.root) c.directorySource = p.directorySource;
   inherit(c.root, p.root);
   inherit(c.index, p.index);
   inherit(c.errorPages, p.errorPages);
@@ -818,9 +820,13 @@ class Builder {
       emerg(d, "the $document_root variable cannot be used in the " + quote(d.name) +
                    " directive");
     }
-    noVariables(d, value);
+    // Variables are allowed as in nginx; their names are checked with the other templates
+    // (http::validateTemplates, at -t and at startup) against directorySource.
     if (!alias && value.size() > 1 && value.back() == '/') value.pop_back();
-    value = fullName(value);
+    // A value that starts with a variable may expand to an absolute path: the prefix waits for
+    // the request then (SiteRequest::filesFor, as nginx's ngx_get_full_name).
+    if (value.empty() || value[0] != '$') value = fullName(value);
+    f.level->directorySource = d.source;
     if (alias) {
       f.level->alias = value;
     } else {
@@ -1085,6 +1091,7 @@ class Builder {
       spec.reuseport = false;
     }
     spec.port = spec.isUnix ? 0 : spec.port;
+    spec.bind = optionsSet;  // as ngx_http_core_listen: every option but default_server binds
     registerListen(d, *f.server, spec, optionsSet);
   }
 
@@ -1215,9 +1222,6 @@ class Builder {
     if (m == Match::kRegex || m == Match::kRegexCaseless) {
       emerg(d, "the \"wsgi_app\" directive cannot be used inside a regex location");
     }
-    if (m == Match::kNamed) {
-      emerg(d, "the \"wsgi_app\" directive cannot be used inside the named location");
-    }
     if (f.level->hasWsgiApp) directiveError(d, "is duplicate");
     const std::string& app = d.args[0];
     if (app.empty() || app[0] == ':' || app.back() == ':') {
@@ -1228,7 +1232,9 @@ class Builder {
     f.level->hasWsgiApp = true;
     w.app = app;
     w.source = d.source;
-    std::string prefix = f.location->pattern;
+    // A named location (`try_files $uri @django;`) has no prefix to strip: SCRIPT_NAME is "" and
+    // the app sees the whole URI, as proxy_pass in a named location passes it.
+    std::string prefix = m == Match::kNamed ? std::string() : f.location->pattern;
     if (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
     w.scriptName = prefix;
   }
@@ -1304,6 +1310,7 @@ class Builder {
     LocationSettings s;
     s.root = p.root ? *p.root : fullName("html");
     s.alias = p.alias;
+    s.directorySource = p.directorySource;
     if (p.index) s.index = *p.index;
     s.tryFiles = p.tryFiles;
     s.returnSpec = p.returnSpec;

@@ -29,6 +29,9 @@ struct ListenSpec {
   std::string spec;           // as written, for messages
   bool defaultServer = false; // `default_server` (or `default`)
   bool reuseport = false;
+  // nginx's lsopt.bind: `bind`, and every socket option (backlog=, reuseport) implies it; the
+  // address then gets its own socket even when a wildcard listens on the same port.
+  bool bind = false;
   int backlog = -1;           // -1 = the process default (nginx: 511; portico: --backlog)
   SourceRef source;
 };
@@ -117,6 +120,7 @@ struct WsgiSpec {
 struct LocationSettings {
   std::string root = "html";            // root, absolute after the prefix is applied
   std::optional<std::string> alias;     // alias (location only; never inherited)
+  SourceRef directorySource;            // where root/alias was written ("" file: the default)
   std::vector<std::string> index{"index.html"};
   std::optional<TryFiles> tryFiles;     // not inherited
   std::optional<ReturnSpec> returnSpec; // not inherited (a server-level return runs first)

@@ -263,6 +263,7 @@ void Connection::onHeadComplete() {
   if (settings_.site) {
     // Server selection and location matching decide the limits, then the route answers.
     route_ = settings_.site->route(req, info_);
+    routed_ = true;
     limits_ = route_->limits();
     if (limits_.keepAliveTimeoutMs == 0 ||
         (limits_.keepAliveRequests && requestsServed_ + 1 >= limits_.keepAliveRequests)) {
@@ -350,6 +351,7 @@ void Connection::failRequest(int status) {
     completeExchange();
     return;
   }
+  connectionAnswered_ = true;
   if (status == 431 && settings_.headerTooLargeIs400) {
     ResponseHead head;
     head.status = 400;
@@ -537,7 +539,13 @@ void Connection::abort() {
 }
 
 void Connection::writeAccessLog() {
-  if (!settings_.accessLog) return;
+  // A request refused before any route existed (bad request line, 414, header too large, a
+  // slow head's 408) is logged by the site as nginx does (the server level of the address's
+  // default server, or of the one a complete Host line chose); one the connection answered
+  // after routing (its body) by the route, with its location's logs.
+  const bool unrouted = settings_.site != nullptr && !routed_;
+  const bool routeLogs = routed_ && connectionAnswered_ && route_;
+  if (!settings_.accessLog && !unrouted && !routeLogs) return;
   AccessLogEntry entry;
   entry.request = &parser_.request();
   entry.connection = &info_;
@@ -546,7 +554,16 @@ void Connection::writeAccessLog() {
   entry.responseHeaders = &responseHeaders_;
   entry.startTime = startWall_;
   entry.durationMicros = (loop_.nowMs() - startMs_) * 1000;
-  settings_.accessLog->file.writeLine(settings_.accessLog->formatter.format(entry));
+  if (routeLogs) route_->logConnectionAnswer(entry);
+  if (unrouted) {
+    // The head that failed, not the previous request of the connection.
+    AccessLogEntry failed = entry;
+    failed.request = &parser_.pendingRequest();
+    settings_.site->logUnrouted(failed);
+  }
+  if (settings_.accessLog) {
+    settings_.accessLog->file.writeLine(settings_.accessLog->formatter.format(entry));
+  }
 }
 
 void Connection::resetExchange() {
@@ -558,6 +575,8 @@ void Connection::resetExchange() {
   chunkedResponse_ = false;
   dropBody_ = false;
   status_ = 0;
+  routed_ = false;
+  connectionAnswered_ = false;
   declaredLength_.reset();
   bodyBytes_ = 0;
   requestBodyBytes_ = 0;

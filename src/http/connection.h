@@ -155,6 +155,8 @@ class Connection : public event::IoWatcher, public event::Deferrable, public Exc
   // The route of the current request (kept until the next head: its exchange decorators may
   // still be on the stack when the response finishes) and the limits it set.
   std::unique_ptr<RequestRoute> route_;
+  bool routed_ = false;  // route_ belongs to the current exchange (else the site never saw it)
+  bool connectionAnswered_ = false;  // failRequest() answered, not the route
   RouteLimits limits_;
   uint64_t requestsServed_ = 0;
   std::time_t startWall_ = 0;

@@ -62,6 +62,9 @@ class RequestParser {
   // the parser must only read it; while one holds it, the parser publishes the next head in a
   // fresh object instead of reusing this one's buffers.
   std::shared_ptr<const Request> sharedRequest() const { return request_; }
+  // The head being parsed (what arrived of it: request line, complete header lines, Host), for
+  // logging a request that failed before kHeadComplete.
+  const Request& pendingRequest() const { return *next_; }
   std::string_view bodyData() const { return body_; }
   // Trailer fields of a chunked body (valid after kMessageComplete).
   const std::vector<Header>& trailers() const { return trailers_; }

@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "http/access_log.h"
 #include "http/exchange.h"
 
 namespace portico::http {
@@ -50,6 +51,9 @@ class RequestRoute {
   virtual void run(Exchange& exchange) = 0;
   // Answers `status` instead (a body over the limit), through the route's error pages.
   virtual void reject(int status, Exchange& exchange) { exchange.respondError(status); }
+  // The connection answered the request itself after routing (a body that timed out or broke
+  // its framing): the route logs it as its location logs (nginx), unless it already did.
+  virtual void logConnectionAnswer(const AccessLogEntry& entry) { (void)entry; }
 };
 
 // Picks the route of each request (server selection and location matching); built by the
@@ -59,6 +63,9 @@ class RequestRouter {
   virtual ~RequestRouter() = default;
   virtual std::unique_ptr<RequestRoute> route(const Request& request,
                                               const ConnectionInfo& connection) const = 0;
+  // Logs a response the connection gave before any route existed (malformed request line,
+  // 414, header too large, a slow head's 408); `entry.request` is what was parsed so far.
+  virtual void logUnrouted(const AccessLogEntry& entry) const { (void)entry; }
 };
 
 }  // namespace portico::http

@@ -179,8 +179,10 @@ bool validateTemplates(const config::HttpSite& site, std::string& error) {
     return false;
   };
   auto checkSettings = [&](const config::LocationSettings& s, const config::SourceRef& source) {
-    if (!check(s.root, source)) return false;
-    if (s.alias && !check(*s.alias, source)) return false;
+    const config::SourceRef& directory =
+        s.directorySource.file.empty() ? source : s.directorySource;
+    if (!check(s.root, directory)) return false;
+    if (s.alias && !check(*s.alias, directory)) return false;
     if (s.returnSpec && !check(s.returnSpec->text, source)) return false;
     if (s.tryFiles) {
       for (const std::string& f : s.tryFiles->files) {

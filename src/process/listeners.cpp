@@ -23,8 +23,16 @@ bool wantedSockets(const config::Config& config, std::vector<Wanted>& out, std::
   if (!map) return false;
   std::vector<const http::ServerGroup*> groups;
   for (const auto& g : map->groups()) groups.push_back(g.get());
+  // Addresses written with `bind` (or an option implying it) on any of their listens.
+  std::vector<std::string> bound;
+  for (const config::VirtualServer& server : config.site.servers) {
+    for (const config::ListenSpec& listen : server.listens) {
+      if (listen.bind) bound.push_back(http::SiteMap::listenKey(listen));
+    }
+  }
   for (const http::ServerGroup* g : groups) {
-    if (!g->listen.isUnix && !g->wildcard) {
+    bool bind = std::find(bound.begin(), bound.end(), g->key) != bound.end();
+    if (!g->listen.isUnix && !g->wildcard && !bind) {
       bool v6 = g->key.starts_with('[');
       std::string wildcardKey =
           std::string(v6 ? "[::]" : "0.0.0.0") + ":" + std::to_string(g->listen.port);

@@ -22,8 +22,9 @@ struct BoundListener {
 };
 
 // The sockets config.site needs: one per distinct listen address, except that an address on
-// the same port as a wildcard of its family is served through the wildcard's socket (nginx,
-// without `bind`). False with a message on the first failure.
+// the same port as a wildcard of its family is served through the wildcard's socket unless it
+// is bound (`bind`, backlog=, reuseport: nginx's lsopt.bind; Linux then refuses the pair with
+// "Address already in use", as it does nginx). False with a message on the first failure.
 bool openListeners(const config::Config& config, std::vector<BoundListener>& out,
                    std::string& error);
 

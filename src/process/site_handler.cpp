@@ -214,6 +214,13 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     writeLogs();
     (output_ ? output_ : next_)->abort();
   }
+  void logConnectionAnswer(const http::AccessLogEntry& entry) override {
+    if (logged_ || !location_) return;
+    status_ = entry.status;
+    bodyBytes_ = entry.bodyBytesSent;
+    if (entry.responseHeaders) responseHeaders_ = *entry.responseHeaders;
+    writeLogs();
+  }
 
  private:
   // The output chain of the location that answers: [gzip] → [extra filter] → connection.
@@ -340,6 +347,10 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
         directory = rt.directory->source();
       } else {
         expanded = rt.directory->expand(variables());
+        // As nginx (ngx_get_full_name per request): a value that expanded to a relative path
+        // is under the prefix; the builder already applied it to values not starting with a
+        // variable.
+        if (!expanded.empty() && expanded[0] != '/') expanded.insert(0, site_.prefix());
         directory = expanded;
       }
     }
@@ -676,6 +687,39 @@ LogFile* SiteHandler::logFile(const std::string& path, std::string& error) {
   return slot.get();
 }
 
+void SiteHandler::logUnrouted(const http::AccessLogEntry& entry) const {
+  if (entry.connection == nullptr || entry.request == nullptr) return;
+  const http::ServerGroup* group = groupFor(*entry.connection);
+  if (!group && !map_.groups().empty()) group = map_.groups().front().get();
+  if (!group || !group->defaultServer) return;
+  // As nginx: a Host header that arrived complete before the failure has chosen the server
+  // already (ngx_http_process_host); otherwise the default server of the address.
+  const http::ServerNode* server = group->defaultServer;
+  if (!entry.request->host.empty()) {
+    if (std::optional<std::string> host = http::validateHost(entry.request->host)) {
+      Regex::Match captures;
+      server = group->select(*host, &captures);
+    }
+  }
+  const LocationRuntime& rt = runtimeOf(*server, nullptr);
+  if (rt.accessLogs.empty()) return;
+  http::VariableContext vars;
+  vars.request = entry.request;
+  vars.connection = entry.connection;
+  vars.uri = entry.request->path;
+  vars.args = entry.request->query;
+  vars.serverName = server->primaryName;
+  vars.status = entry.status;
+  vars.bodyBytesSent = entry.bodyBytesSent;
+  vars.bytesSent = entry.bodyBytesSent;
+  vars.responseHeaders = entry.responseHeaders;
+  vars.startMicros = static_cast<uint64_t>(entry.startTime) * 1000000;
+  vars.durationMicros = entry.durationMicros;
+  for (const auto& log : rt.accessLogs) {
+    log.file->writeLine(log.format->expand(vars, log.escape));
+  }
+}
+
 bool SiteHandler::reopenLogs(std::string& error) {
   bool ok = true;
   for (auto& [path, file] : logFiles_) ok = file->reopen(error) && ok;
@@ -708,30 +752,42 @@ bool SiteHandler::compile(LocationRuntime& rt, const config::LocationSettings& s
   rt.alias = s.alias.has_value();
   rt.directory = compileOne(s.alias ? *s.alias : s.root);
   if (!rt.directory) return false;
-  rt.fileOptions.gzipStatic = s.gzip.staticMode != config::GzipSettings::Static::kOff;
+  // The location's gzip policy, compiled once and owned here (a shared StaticHandler keeps a
+  // pointer): the on-the-fly filter's, gzip_static's client check (ngx_http_gzip_ok) and, with
+  // `gzip on`, whether a Range is answered whole and compressed (nginx's filter order).
+  using Static = config::GzipSettings::Static;
+  const http::GzipPolicy* policy = nullptr;
+  if (s.gzip.enabled || s.gzip.staticMode != Static::kOff) {
+    std::string message;
+    std::optional<http::GzipPolicy> compiled = http::GzipPolicy::compile(s.gzip, message);
+    if (!compiled) {
+      error = message + where();
+      return false;
+    }
+    policies_.push_back(std::make_unique<http::GzipPolicy>(std::move(*compiled)));
+    policy = policies_.back().get();
+    if (s.gzip.enabled) rt.gzip = *policy;
+  }
+  rt.fileOptions.gzipStatic = s.gzip.staticMode != Static::kOff;
+  rt.fileOptions.gzipStaticAlways = s.gzip.staticMode == Static::kAlways;
   rt.fileOptions.gzipVary = s.gzip.vary;
   rt.fileOptions.sendfile = s.sendfile;
   rt.fileOptions.logNotFound = s.logNotFound;
+  rt.fileOptions.gzip = policy;
   if (rt.directory->constant() && !(rt.alias && rt.regex)) {
+    // Locations with a gzip policy keep their own handler (the policy is per location).
     std::string key = rt.directory->source() + "\n" + std::to_string(rt.fileOptions.gzipStatic) +
                       std::to_string(rt.fileOptions.gzipVary) +
                       std::to_string(rt.fileOptions.sendfile) +
                       std::to_string(rt.fileOptions.logNotFound) + "\n" +
-                      std::to_string(reinterpret_cast<uintptr_t>(rt.mimes));
+                      std::to_string(reinterpret_cast<uintptr_t>(rt.mimes)) + "\n" +
+                      std::to_string(reinterpret_cast<uintptr_t>(policy));
     auto& slot = files_[key];
     if (!slot) {
       slot = std::make_unique<staticfiles::StaticHandler>(rt.directory->source(), *rt.mimes,
                                                           rt.fileOptions);
     }
     rt.files = slot.get();
-  }
-  if (s.gzip.enabled) {
-    std::string message;
-    rt.gzip = http::GzipPolicy::compile(s.gzip, message);
-    if (!rt.gzip) {
-      error = message + where();
-      return false;
-    }
   }
   if (s.returnSpec) {
     rt.returnText = compileOne(s.returnSpec->text);

@@ -77,12 +77,17 @@ class SiteHandler : public http::RequestRouter {
   std::unique_ptr<http::RequestRoute> route(const http::Request& request,
                                             const http::ConnectionInfo& connection) const override;
 
+  // nginx logs a request refused while its head was read with the access log of the default
+  // server of the address:port it came to (its server level: no location was matched).
+  void logUnrouted(const http::AccessLogEntry& entry) const override;
+
   bool reopenLogs(std::string& error);
 
   // Internals for SiteRequest.
   const LocationRuntime& runtimeOf(const http::ServerNode& server,
                                    const http::LocationNode* node) const;
   const http::SiteMap& map() const { return map_; }
+  const std::string& prefix() const { return config_.prefix; }
   // SiteMap::groupFor, remembered for the last local address asked about (a worker's
   // connections mostly share one listener, and the lookup builds strings).
   const http::ServerGroup* groupFor(const http::ConnectionInfo& connection) const;
@@ -108,6 +113,7 @@ class SiteHandler : public http::RequestRouter {
   std::vector<std::optional<http::Template>> serverReturns_;
   std::map<std::string, std::unique_ptr<staticfiles::MimeTypes>> mimes_;
   std::map<std::string, std::unique_ptr<staticfiles::StaticHandler>> files_;
+  std::vector<std::unique_ptr<http::GzipPolicy>> policies_;  // per location with gzip/gzip_static
   std::map<std::string, std::unique_ptr<LogFile>> logFiles_;
   std::map<std::string, std::pair<http::Template, http::VariableEscape>> logFormats_;
   std::vector<std::string> captureNames_;

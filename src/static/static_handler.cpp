@@ -500,7 +500,14 @@ void StaticHandler::serve(http::Exchange& exchange, std::string_view relativeIn,
     return;
   }
   const size_t nameLength = name.size();
-  bool wantsGzip = options_.gzipStatic && http::acceptEncodingAllowsGzip(request);
+  // gzip_static: "always" serves the sibling to everyone; "on" asks ngx_http_gzip_ok (nothing
+  // of the response exists yet, hence the empty head).
+  bool wantsGzip =
+      options_.gzipStatic &&
+      (options_.gzipStaticAlways ||
+       (options_.gzip ? options_.gzip->gzipOk(request, http::ResponseHead{},
+                                              http::GzipSource::kStaticFile)
+                      : http::acceptEncodingAllowsGzip(request)));
   if (wantsGzip && !name.empty()) {
     name += ".gz";
     Opened gz = open(name, false);
@@ -510,7 +517,8 @@ void StaticHandler::serve(http::Exchange& exchange, std::string_view relativeIn,
         notAllowed();
         return;
       }
-      serveFile(exchange, std::move(gz), name, true, options_.gzipVary);
+      serveFile(exchange, std::move(gz), name, true,
+                options_.gzipVary && !options_.gzipStaticAlways);
       return;
     }
   }
@@ -634,6 +642,25 @@ void StaticHandler::serveFile(http::Exchange& exchange, Opened file, std::string
       }
     }
   }
+  const std::string_view type = mimes_.lookup(typeName);
+  // nginx's gzip header filter runs before its range filter: when it would compress the whole
+  // 200, the Range is not honoured (200, the whole file compressed by the location's filter);
+  // otherwise its Vary stays on the 206/416.
+  if (!gzip && options_.gzip && options_.gzip->enabled() &&
+      !std::holds_alternative<RangeIgnored>(ranges)) {
+    http::ResponseHead whole;
+    whole.status = 200;
+    whole.contentLength = size;
+    whole.add("Content-Type", std::string(type));
+    whole.add("ETag", etag);
+    http::GzipDecision decision =
+        options_.gzip->decide(request, whole, http::GzipSource::kStaticFile);
+    if (decision.compress) {
+      ranges = RangeIgnored{};
+    } else if (decision.vary) {
+      vary = true;
+    }
+  }
   if (std::holds_alternative<RangeUnsatisfiable>(ranges)) {
     http::ResponseHead head;
     head.status = 416;
@@ -644,7 +671,6 @@ void StaticHandler::serveFile(http::Exchange& exchange, Opened file, std::string
     return;
   }
 
-  const std::string_view type = mimes_.lookup(typeName);
   const ByteRanges* parts = std::get_if<ByteRanges>(&ranges);
   const bool multipart = parts != nullptr && parts->size() > 1;
   std::string boundary;

@@ -11,6 +11,7 @@
 #include "config/config.h"
 #include "core/unique_fd.h"
 #include "http/exchange.h"
+#include "http/gzip_filter.h"
 #include "static/mime_types.h"
 
 namespace portico::staticfiles {
@@ -28,9 +29,15 @@ class StaticHandler : public http::Handler {
   // What the content phase needs beyond the directory (nginx's per-location settings).
   struct Options {
     bool gzipStatic = true;  // gzip_static on: "<file>.gz" for clients that take gzip
+    bool gzipStaticAlways = false;  // gzip_static always: "<file>.gz" for every client, no Vary
     bool gzipVary = true;    // gzip_vary on: Vary: Accept-Encoding when a sibling exists
     bool sendfile = true;    // sendfile off: the file is read() into memory chunks
     bool logNotFound = false;  // log_not_found on: a missing file is written to the error log
+    // The location's gzip policy (outlives the handler), null for none: gzip_static asks its
+    // client check (gzip_http_version, gzip_disable, ...); with `gzip on` a Range of a file the
+    // filter would compress is answered whole (nginx's gzip filter runs before its range
+    // filter), and a 206 carries the filter's Vary.
+    const http::GzipPolicy* gzip = nullptr;
   };
   // A handler for a location's root or alias `directory` (absolute); the content phase
   // (process::SiteHandler) maps URIs to paths beneath it and calls serve()/probe().

@@ -55,6 +55,9 @@ ACCEPTED = [
     ("backslash_word", S("location / { add_header X-A a\\ b; add_header X-B \"tab\\there\"; }")),
     ("quote_paren", "events {}\nhttp { server { location / { return 200 \"a\")\n; } } }\n"),
     ("dup_named_ok", S("location @a { }\nlocation @a { }")),
+    ("variables_in_root_alias", S("root /srv/$host;\nlocation ~ ^/p/(.+)$ { alias /data/$1; }\n"
+                                  "location /q/ { alias /data/$arg_d/; }")),
+    ("listen_bind", H("server { listen 127.0.0.1:8086 bind; listen 127.0.0.2:8086 bind; }")),
     ("ms_times", H("send_timeout 500ms; keepalive_timeout 1m30s 1d; client_body_timeout 1w;")),
 ]
 

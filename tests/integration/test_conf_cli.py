@@ -57,6 +57,16 @@ def test_t_reports_failure_with_file_and_line(tmp_path):
                    "portico: configuration file %s test failed\n" % (conf, conf))
 
 
+def test_t_names_the_root_or_alias_line_of_an_unknown_variable(tmp_path):
+    # nginx says `unknown "x" variable` (without a place); portico adds where it was written.
+    conf = write(tmp_path, "site.conf", "events {}\nhttp {\n  server {\n    root /srv/$host;\n"
+                 "    location ~ ^/p/(.+)$ {\n      alias /data/$1/$nosuch;\n    }\n  }\n}\n")
+    code, _out, err = run(["-t", "-c", conf])
+    assert code == 1
+    assert err == ("portico: [emerg] unknown \"nosuch\" variable in %s:6\n"
+                   "portico: configuration file %s test failed\n" % (conf, conf))
+
+
 def test_relative_c_is_resolved_and_reported_absolute(tmp_path):
     write(tmp_path, "site.conf", "events {}\n")
     code, _out, err = run(["-t", "-c", "site.conf"], cwd=str(tmp_path))

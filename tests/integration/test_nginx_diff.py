@@ -97,6 +97,24 @@ def test_regex_alias_with_captures(tmp_path):
     ])
 
 
+# Variables in root and alias (nginx compiles them into scripts; so does portico).
+VARIABLE_ROOTS = server(r"""
+        location /byhost/ { root @DIR@/$host; }
+        location /al/ { alias @DIR@/assets/$arg_d/; }
+""")
+
+
+def test_variables_in_root_and_alias(tmp_path):
+    files = dict(FILES)
+    files["localhost/byhost/f.txt"] = "by host\n"
+    files["other.test/byhost/f.txt"] = "other host\n"
+    run_case(tmp_path, VARIABLE_ROOTS, files, [
+        ("GET", "/byhost/f.txt"), ("GET", "/byhost/f.txt", {"host": "other.test"}),
+        ("GET", "/byhost/f.txt", {"host": "nowhere.test"}), ("GET", "/al/x.gif?d=img"),
+        ("GET", "/al/x.gif"), ("GET", "/al/readme.txt?d=img"),
+    ])
+
+
 def test_root_and_alias(tmp_path):
     run_case(tmp_path, ROOT_ALIAS, FILES, [
         ("GET", "/a.txt"), ("HEAD", "/a.txt"), ("GET", "/static/logo.png"),
@@ -368,4 +386,82 @@ def test_gzip_of_an_app_response(tmp_path):
     run_case(tmp_path, GZIP_APP, FILES, [
         ("GET", "/app/some/where?x=1", {"headers": gz}), ("GET", "/app/plain"),
         ("HEAD", "/app/head", {"headers": gz}),
+    ])
+
+
+# The most common tutorial shape: files first, the app for the rest (`try_files $uri @django`,
+# the app in a named location sees the whole URI, as proxy_pass there passes it).
+NAMED_APP = server(r"""
+        location / { try_files $uri @django; }
+        location @django { %(proxy)s }
+""" % {"proxy": PROXY})
+
+
+def test_app_in_a_named_location(tmp_path):
+    run_case(tmp_path, NAMED_APP, FILES, [
+        ("GET", "/a.txt"), ("GET", "/missing/page?x=1&y=%2F"), ("GET", "/dir/"),
+        ("GET", "/"), ("HEAD", "/nothing"), ("POST", "/form?a=1", {"body": b"field=1"}),
+        ("GET", "/static/../a.txt"),
+    ])
+
+
+# gzip_static asks ngx_http_gzip_ok (gzip_http_version, gzip_disable); `always` serves the
+# sibling to every client, without Vary.
+GZIP_STATIC_CLIENTS = server(r"""
+        gzip_vary on;
+        location /s/ { alias @DIR@/assets/; gzip_static on; gzip_disable "curl"; }
+        location /v/ { alias @DIR@/assets/; gzip_static on; gzip_http_version 1.1; }
+        location /v10/ { alias @DIR@/assets/; gzip_static on; gzip_http_version 1.0; }
+        location /a/ { alias @DIR@/assets/; gzip_static always; }
+        location /m/ { alias @DIR@/assets/; gzip_static on; gzip_disable msie6; }
+""")
+
+
+def test_gzip_static_client_checks(tmp_path):
+    files = dict(FILES)
+    files["assets/pre.css"] = "plain\n" * 10
+    files["assets/pre.css.gz"] = b"\x1f\x8b-not-really-gzip"
+    gz = [("Accept-Encoding", "gzip")]
+    curl = gz + [("User-Agent", "curl/7.88")]
+    firefox = gz + [("User-Agent", "Mozilla/5.0 Firefox/120.0")]
+    msie = gz + [("User-Agent", "Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.0)")]
+    old = {"headers": gz, "version": "HTTP/1.0", "host": None}
+    run_case(tmp_path, GZIP_STATIC_CLIENTS, files, [
+        ("GET", "/s/pre.css", {"headers": curl}), ("GET", "/s/pre.css", {"headers": firefox}),
+        ("GET", "/s/pre.css"), ("GET", "/v/pre.css", old), ("GET", "/v/pre.css", {"headers": gz}),
+        ("GET", "/v10/pre.css", old), ("GET", "/a/pre.css"), ("GET", "/a/pre.css", {"headers": gz}),
+        ("GET", "/m/pre.css", {"headers": msie}), ("GET", "/m/pre.css", {"headers": firefox}),
+        ("GET", "/a/x.gif"),
+    ])
+
+
+# nginx's gzip header filter runs before its range filter: a gzip client asking for a range of
+# a file the filter compresses gets 200 with the whole file compressed; other clients get the
+# 206 (or 416) with the filter's Vary.
+GZIP_RANGES = server(r"""
+        gzip on;
+        gzip_vary on;
+        gzip_min_length 20;
+        gzip_types text/plain;
+        location / { }
+        location /novary/ { alias @DIR@/www/; gzip_vary off; }
+""")
+
+
+def test_ranges_with_gzip_on(tmp_path):
+    files = dict(FILES)
+    files["www/long.txt"] = "ranges of a long text file, compressed or not\n" * 40
+    gz = [("Accept-Encoding", "gzip")]
+
+    def rng(value, gzip=False):
+        return {"headers": [("Range", value)] + (gz if gzip else [])}
+    run_case(tmp_path, GZIP_RANGES, files, [
+        ("GET", "/long.txt", rng("bytes=0-9", True)), ("GET", "/long.txt", rng("bytes=0-9")),
+        ("GET", "/long.txt", rng("bytes=5-9,20-29", True)),  # (the 206's boundary is random)
+        ("GET", "/long.txt", rng("bytes=99999-", True)), ("GET", "/long.txt", rng("bytes=99999-")),
+        ("GET", "/a.txt", rng("bytes=0-1", True)), ("GET", "/a.txt", rng("bytes=0-1")),
+        ("GET", "/index.html", rng("bytes=0-3", True)),
+        ("GET", "/novary/long.txt", rng("bytes=0-9")),
+        ("GET", "/novary/long.txt", rng("bytes=0-9", True)),
+        ("HEAD", "/long.txt", rng("bytes=0-9", True)),
     ])

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from http_client import Connection
-from nginx_diff import prepare_tree, start_portico
+from nginx_diff import prepare_tree, start_nginx, start_portico
 
 APPS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "apps")
 
@@ -229,3 +229,226 @@ def test_log_not_found(tmp_path):
         log = handle.read()
     assert 'open() "%s/www/loud-missing" failed (2: No such file or directory)' % tmp_path in log
     assert "silent-missing" not in log
+
+
+NAMED_APP = r"""
+    server {
+        listen 127.0.0.1:@PORT@;
+        server_name localhost;
+        root @DIR@/www;
+        location / { try_files $uri @django; }
+        location @django { wsgi_app introspect:application; wsgi_pythonpath %(apps)s; }
+    }
+""" % {"apps": APPS}
+
+
+def test_app_in_a_named_location_gets_the_whole_uri_and_the_body(tmp_path):
+    prepare_tree(str(tmp_path), {"www/a.txt": "alpha\n", "www/echo/real.txt": "a file\n"})
+    server = start_portico(str(tmp_path), NAMED_APP, 1)
+    try:
+        static = server.request("GET", "/a.txt")
+        assert (static.status, static.body) == (200, b"alpha\n")
+        env = _environ(server, "/environ/deep/x?q=1&r=%2F")
+        assert (env["SCRIPT_NAME"], env["PATH_INFO"], env["QUERY_STRING"]) == (
+            "", "/environ/deep/x", "q=1&r=%2F")
+        posted = server.request("POST", "/echo/form", body=b"name=value&x=1")
+        assert (posted.status, posted.body) == (200, b"name=value&x=1")
+        # A file the try_files finds is served, even under the app's own prefixes; POST to it
+        # is nginx's static 405.
+        assert server.request("GET", "/echo/real.txt").body == b"a file\n"
+        assert server.request("POST", "/echo/real.txt", body=b"x").status == 405
+    finally:
+        server.stop()
+
+
+RELATIVE_VARIABLE_ROOT = r"""
+    server {
+        listen 127.0.0.1:@PORT@;
+        server_name localhost;
+        location / { root $arg_r; }
+    }
+"""
+
+
+def test_a_variable_root_that_expands_relative_is_under_the_prefix(tmp_path):
+    # start_portico runs with -p DIR/portico/: "$arg_r" = "site" names DIR/portico/site.
+    prepare_tree(str(tmp_path), {"portico/site/f.txt": "under the prefix\n"})
+    server = start_portico(str(tmp_path), RELATIVE_VARIABLE_ROOT, 1)
+    try:
+        found = server.request("GET", "/f.txt?r=site")
+        assert (found.status, found.body) == (200, b"under the prefix\n")
+        assert server.request("GET", "/f.txt?r=elsewhere").status == 404
+    finally:
+        server.stop()
+
+
+REJECTED_LOGGED = r"""
+    log_format brief '$status $server_name';
+    server {
+        listen 127.0.0.1:@PORT@ default_server;
+        server_name first;
+        client_header_timeout 1s;
+        large_client_header_buffers 2 1k;
+        access_log @DIR@/default.log brief;
+        location / { return 200 "first"; }
+    }
+    server {
+        listen 127.0.0.1:@PORT@;
+        server_name localhost;
+        client_header_timeout 1s;
+        access_log @DIR@/other.log brief;
+        location / { access_log @DIR@/location.log brief; return 200 "other"; }
+    }
+"""
+
+
+def _rejected(port, raw):
+    """The status line of the answer to `raw` (b"" when the server just closes)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(raw)
+        data = b""
+        for _ in range(1000):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        return data.split(b"\r\n", 1)[0]
+
+
+def _read_logs(workdir):
+    logs = {}
+    for name in ("default", "other", "location"):
+        path = os.path.join(workdir, name + ".log")
+        logs[name] = open(path).read().splitlines() if os.path.exists(path) else []
+        if os.path.exists(path):
+            os.unlink(path)
+    return logs
+
+
+def _refuse_and_log(server):
+    port = server.ports[0]
+    assert _rejected(port, b"NOT A REQUEST\r\n\r\n") == b"HTTP/1.1 400 Bad Request"
+    long_line = b"GET /" + b"a" * 4096 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    assert _rejected(port, long_line).startswith(b"HTTP/1.1 414")
+    big_header = b"GET / HTTP/1.1\r\nX-Big: " + b"b" * 4096 + b"\r\nHost: localhost\r\n\r\n"
+    assert _rejected(port, big_header).startswith(b"HTTP/1.1 400")
+    # Heads that stop half way: client_header_timeout (1s) ends them with a 408 (nginx closes
+    # without an answer; portico answers 408), logged by the server the Host chose if it arrived.
+    _rejected(port, b"GET / HTTP/1.1\r\nHost: loc")
+    _rejected(port, b"GET / HTTP/1.1\r\nHost: localhost\r\nX-A: 1")
+    ok = server.request("GET", "/", host="localhost")
+    assert (ok.status, ok.body) == (200, b"other")
+
+
+def test_requests_refused_before_routing_are_logged_as_nginx_logs_them(tmp_path):
+    workdir = str(tmp_path)
+    prepare_tree(workdir, {})
+    nginx = start_nginx(workdir, REJECTED_LOGGED, 1)
+    try:
+        _refuse_and_log(nginx)
+    finally:
+        nginx.stop()
+    theirs = _read_logs(workdir)
+    assert theirs == {"default": ["400 first", "414 first", "400 first", "408 first"],
+                      "other": ["408 localhost"], "location": ["200 localhost"]}
+    server = start_portico(workdir, REJECTED_LOGGED, 1)
+    try:
+        _refuse_and_log(server)
+    finally:
+        server.stop()
+    assert _read_logs(workdir) == theirs
+
+
+BODY_FAILURES_LOGGED = r"""
+    log_format brief '$status $request_method $uri';
+    server {
+        listen 127.0.0.1:@PORT@;
+        server_name localhost;
+        client_body_timeout 1s;
+        access_log @DIR@/server.log brief;
+        location /app/ {
+            wsgi_app introspect:application;
+            wsgi_pythonpath %(apps)s;
+            access_log @DIR@/app.log brief;
+        }
+    }
+""" % {"apps": APPS}
+
+
+def test_a_body_the_connection_refuses_is_logged_by_the_location(tmp_path):
+    # After routing, a body that times out (408) or breaks its chunked framing (400) is answered
+    # by the connection; the location's access_log still has the line, as nginx's would.
+    prepare_tree(str(tmp_path), {})
+    server = start_portico(str(tmp_path), BODY_FAILURES_LOGGED, 1)
+    port = server.ports[0]
+    try:
+        slow = (b"POST /app/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\nabc")
+        assert _rejected(port, slow).startswith(b"HTTP/1.1 408")
+        broken = (b"POST /app/echo HTTP/1.1\r\nHost: localhost\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\nzz\r\n")
+        assert _rejected(port, broken).startswith(b"HTTP/1.1 400")
+        ok = server.request("POST", "/app/echo", body=b"fine")
+        assert (ok.status, ok.body) == (200, b"fine")
+    finally:
+        server.stop()
+    with open(os.path.join(str(tmp_path), "app.log")) as handle:
+        assert handle.read().splitlines() == [
+            "408 POST /app/echo", "400 POST /app/echo", "200 POST /app/echo"]
+    with open(os.path.join(str(tmp_path), "server.log")) as handle:
+        assert handle.read() == ""
+
+
+BOUND = r"""
+    server {
+        listen 127.0.0.1:@PORT@ bind;
+        location / { return 200 "one"; }
+    }
+    server {
+        listen 127.0.0.2:@PORT@ bind;
+        location / { return 200 "two"; }
+    }
+"""
+
+
+def _get(host, port):
+    with Connection.tcp(host, port, 5.0) as conn:
+        return conn.request("GET", "/", host="localhost")
+
+
+def test_listen_bind_gives_each_address_its_socket(tmp_path):
+    prepare_tree(str(tmp_path), {})
+    server = start_portico(str(tmp_path), BOUND, 1)
+    try:
+        assert _get("127.0.0.1", server.ports[0]).body == b"one"
+        assert _get("127.0.0.2", server.ports[0]).body == b"two"
+    finally:
+        server.stop()
+
+
+BOUND_WITH_WILDCARD = r"""
+    server {
+        listen @PORT@;
+        location / { return 200 "any"; }
+    }
+    server {
+        listen 127.0.0.2:@PORT@;
+        location / { return 200 "two"; }
+    }
+    server {
+        listen 127.0.0.3:@PORT@ bind;
+        location / { return 200 "three"; }
+    }
+"""
+
+
+def test_bind_next_to_a_wildcard_is_refused_by_the_kernel_as_for_nginx(tmp_path):
+    # Without `bind`, 127.0.0.2 is served through the wildcard's socket; with it, 127.0.0.3
+    # gets its own bind(), which Linux refuses next to 0.0.0.0:PORT ("Address already in use"),
+    # exactly as nginx fails on the same file.
+    prepare_tree(str(tmp_path), {})
+    with pytest.raises(AssertionError, match="did not start"):
+        start_portico(str(tmp_path), BOUND_WITH_WILDCARD, 1)
+    with open(os.path.join(str(tmp_path), "portico-error.log")) as handle:
+        log = handle.read()
+    assert "cannot bind 127.0.0.3:" in log and "Address already in use" in log, log
+    assert "127.0.0.2" not in log  # served through the wildcard's socket, never bound

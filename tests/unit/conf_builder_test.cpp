@@ -154,6 +154,25 @@ TEST(ConfBuilder, ContentDirectivesAreNotInherited) {
   EXPECT_FALSE(a.children[0].settings.tryFiles);
 }
 
+TEST(ConfBuilder, VariablesInRootAndAlias) {
+  // As nginx: root and alias may hold variables; the names are checked with the other templates
+  // (http::validateTemplates) at the line the directive was written.
+  Config c = loadOk(S("root /srv/$host;\n"
+                      "location ~ ^/pics/(.+)$ { alias /data/img/$1; }\n"
+                      "location /rel/ {\n root sites/$host/; }\n"
+                      "location /var/ { root $http_x_root; }\nlocation /inherits/ { }"));
+  const VirtualServer& s = c.site.servers[0];
+  EXPECT_EQ(s.settings.root, "/srv/$host");
+  EXPECT_EQ(s.settings.directorySource.line, 4);
+  EXPECT_EQ(loc(c, 0).settings.alias, "/data/img/$1");
+  EXPECT_EQ(loc(c, 0).settings.directorySource.line, 5);
+  EXPECT_EQ(loc(c, 1).settings.root, "/srv/prefix/sites/$host");  // prefix applied, '/' dropped
+  EXPECT_EQ(loc(c, 1).settings.directorySource.line, 7);
+  EXPECT_EQ(loc(c, 2).settings.root, "$http_x_root");  // the prefix waits for the request
+  EXPECT_EQ(loc(c, 3).settings.root, "/srv/$host");     // inherited with where it was written
+  EXPECT_EQ(loc(c, 3).settings.directorySource.line, 4);
+}
+
 TEST(ConfBuilder, LocationModifiers) {
   Config c = loadOk(S("location = / { }\nlocation ^~ /static/ { }\nlocation ~ \\.php$ { }\n"
                       "location ~* \\.PNG$ { }\nlocation @named { }\nlocation /plain { }\n"
@@ -176,7 +195,7 @@ TEST(ConfBuilder, LocationModifiers) {
 
 TEST(ConfBuilder, Listens) {
   Config c = loadOk(H("server { listen 8080; listen 127.0.0.1:81 default_server reuseport backlog=64;\n"
-                      "listen [::]:8080 default; listen unix:/run/p.sock; listen 127.0.0.2; }\n"
+                      "listen [::]:8080 default; listen unix:/run/p.sock; listen 127.0.0.2 bind; }\n"
                       "server { }"));
   const auto& l = c.site.servers[0].listens;
   ASSERT_EQ(l.size(), 5u);
@@ -195,6 +214,11 @@ TEST(ConfBuilder, Listens) {
   EXPECT_EQ(l[3].path, "/run/p.sock");
   EXPECT_EQ(l[4].host, "127.0.0.2");
   EXPECT_EQ(l[4].port, 80);
+  // nginx's lsopt.bind: `bind`, and the socket options that imply it.
+  EXPECT_FALSE(l[0].bind);
+  EXPECT_TRUE(l[1].bind);
+  EXPECT_FALSE(l[2].bind);
+  EXPECT_TRUE(l[4].bind);
   EXPECT_EQ(l[0].source.line, 3);
   // No listen: nginx's *:80 (as root) or *:8000.
   const auto& d = c.site.servers[1].listens;
@@ -346,7 +370,8 @@ TEST(ConfBuilder, Wsgi) {
                       "location /api/ { wsgi_app api:app; wsgi_pythonpath src /opt/lib;\n"
                       " wsgi_virtualenv venv; wsgi_chdir /srv/api; wsgi_threads 4;\n"
                       " wsgi_env DJANGO_SETTINGS_MODULE api.settings; wsgi_env A \"b c\";\n"
-                      " location /api/static/ { } }\nlocation = /exact { wsgi_app e; }"));
+                      " location /api/static/ { } }\nlocation = /exact { wsgi_app e; }\n"
+                      "location @django { wsgi_app d; }"));
   const auto& root = loc(c, 0).settings.wsgi;
   ASSERT_TRUE(root);
   EXPECT_EQ(root->app, "mysite.wsgi:application");
@@ -364,6 +389,9 @@ TEST(ConfBuilder, Wsgi) {
   EXPECT_EQ(api->env[1], (std::pair<std::string, std::string>{"A", "b c"}));
   EXPECT_FALSE(loc(c, 1).children[0].settings.wsgi);  // not inherited
   EXPECT_EQ(loc(c, 2).settings.wsgi->scriptName, "/exact");
+  // A named location (try_files $uri @django): no prefix, the app sees the whole URI.
+  ASSERT_TRUE(loc(c, 3).settings.wsgi);
+  EXPECT_EQ(loc(c, 3).settings.wsgi->scriptName, "");
   EXPECT_FALSE(c.site.servers[0].settings.wsgi);
 }
 
@@ -429,7 +457,6 @@ TEST(ConfBuilder, ErrorsAreNginxsMessages) {
       {S("root /a; root /b;"), "[emerg] \"root\" directive is duplicate" + at4},
       {S("location @n { alias /x; }"), "[emerg] the \"alias\" directive cannot be used inside the named location" + at4},
       {S("root $document_root/x;"), "[emerg] the $document_root variable cannot be used in the \"root\" directive" + at4},
-      {S("root /srv/$host;"), "[emerg] a variable in the \"root\" directive is not supported by portico yet" + at4},
       // locations
       {S("location /a { }\nlocation /a { }"), "[emerg] duplicate location \"/a\" in /etc/p/site.conf:5"},
       {S("location = /a { }\nlocation = /a { }"), "[emerg] duplicate location \"/a\" in /etc/p/site.conf:5"},
@@ -487,7 +514,6 @@ TEST(ConfBuilder, ErrorsAreNginxsMessages) {
       {"events { use foo; }\n", "[emerg] invalid event type \"foo\" in /etc/p/site.conf:1"},
       // portico's WSGI directives
       {S("location ~ ^/app { wsgi_app a:b; }"), "[emerg] the \"wsgi_app\" directive cannot be used inside a regex location" + at4},
-      {S("location @app { wsgi_app a:b; }"), "[emerg] the \"wsgi_app\" directive cannot be used inside the named location" + at4},
       {S("wsgi_app a:b;"), "[emerg] \"wsgi_app\" directive is not allowed here" + at4},
       {S("location / {\n wsgi_threads 4;\n}"), "[emerg] \"wsgi_threads\" directive needs a \"wsgi_app\" directive in the same location in /etc/p/site.conf:5"},
       {S("location / { wsgi_app a; wsgi_app b; }"), "[emerg] \"wsgi_app\" directive is duplicate" + at4},

@@ -55,6 +55,34 @@ TEST(Listeners, OneSocketPerAddressAndWildcardsCoverTheirPort) {
   EXPECT_TRUE(out[1].wildcard);
 }
 
+TEST(Listeners, BoundAddressesGetTheirOwnSocket) {
+  uint16_t a = freePort();
+  config::ListenSpec one = listen("127.0.0.1", a);
+  config::ListenSpec two = listen("127.0.0.2", a);
+  one.bind = two.bind = true;
+  std::vector<BoundListener> out;
+  std::string error;
+  ASSERT_TRUE(openListeners(withServers({{one}, {two}}), out, error)) << error;
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].local.localAddress, "127.0.0.1");
+  EXPECT_EQ(out[1].local.localAddress, "127.0.0.2");
+
+  // Next to a wildcard on the same port, only the bound address asks for its own socket, which
+  // Linux refuses (nginx fails the same way); the unbound one rides on the wildcard's.
+  uint16_t b = freePort();
+  config::ListenSpec wildcard = listen("", b);
+  config::ListenSpec plain = listen("127.0.0.2", b);
+  std::vector<BoundListener> covered;
+  ASSERT_TRUE(openListeners(withServers({{wildcard}, {plain}}), covered, error)) << error;
+  EXPECT_EQ(covered.size(), 1u);
+  covered.clear();
+  config::ListenSpec bound = listen("127.0.0.3", b);
+  bound.bind = true;
+  std::vector<BoundListener> refused;
+  EXPECT_FALSE(openListeners(withServers({{wildcard}, {bound}}), refused, error));
+  EXPECT_NE(error.find("in use"), std::string::npos) << error;
+}
+
 TEST(Listeners, ReloadKeepsOpensAndCloses) {
   uint16_t a = freePort();
   uint16_t b = freePort();

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "http/gzip_filter.h"
 #include "http/parser.h"
 #include "http/response.h"
 
@@ -654,6 +655,64 @@ TEST_F(StaticHandlerTest, GzipStaticNegotiation) {
       EXPECT_EQ(ex.body(), "body { color: red; }") << label;
     }
   }
+}
+
+// The location's gzip policy: gzip_static asks its client check, and with `gzip on` a Range of
+// a file the filter compresses is answered whole (nginx's gzip filter precedes its range filter).
+TEST_F(StaticHandlerTest, GzipPolicyDecidesStaticSiblingsAndRanges) {
+  config::GzipSettings settings;
+  settings.types = {"text/plain", "text/css"};
+  settings.minLength = 20;
+  settings.vary = true;
+  settings.disable = {"curl"};
+  std::string error;
+  std::optional<http::GzipPolicy> policy = http::GzipPolicy::compile(settings, error);
+  ASSERT_TRUE(policy) << error;
+  StaticHandler::Options options;
+  options.gzip = &*policy;
+  auto serve = [&](std::string target, std::vector<http::Header> headers,
+                   const StaticHandler::Options& o, int minor = 1) {
+    StaticHandler handler((*base_ / "root").string(), MimeTypes::builtin(), o);
+    FakeExchange ex;
+    setRequest(ex, "GET", target, std::move(headers));
+    ex.req.versionMinor = minor;
+    handler.serve(ex, target.substr(1), [] { return std::string("/"); });
+    EXPECT_TRUE(ex.finished) << target;
+    return ex;
+  };
+  const http::Header gz{"Accept-Encoding", "gzip"};
+  // gzip_static: gzip_disable and gzip_http_version refuse the sibling (Vary stays).
+  EXPECT_EQ(serve("/style.css", {gz}, options).body(), "GZDATA");
+  FakeExchange curl = serve("/style.css", {gz, {"User-Agent", "curl/8"}}, options);
+  EXPECT_EQ(curl.body(), "body { color: red; }");
+  EXPECT_EQ(curl.header("Vary"), "Accept-Encoding");
+  EXPECT_EQ(serve("/style.css", {gz}, options, 0).body(), "body { color: red; }");
+  // gzip_static always: the sibling for everyone, without Vary.
+  StaticHandler::Options always = options;
+  always.gzipStaticAlways = true;
+  FakeExchange plain = serve("/style.css", {}, always);
+  EXPECT_EQ(plain.body(), "GZDATA");
+  EXPECT_EQ(plain.header("Vary"), std::nullopt);
+
+  // gzip off: Range as before.
+  const http::Header range{"Range", "bytes=0-3"};
+  EXPECT_EQ(serve("/letters.txt", {gz, range}, options).status(), 206);
+  settings.enabled = true;
+  policy = http::GzipPolicy::compile(settings, error);
+  ASSERT_TRUE(policy) << error;
+  FakeExchange whole = serve("/letters.txt", {gz, range}, options);
+  EXPECT_EQ(whole.status(), 200);  // the filter compresses the whole file
+  EXPECT_EQ(whole.body(), kLetters);
+  FakeExchange part = serve("/letters.txt", {range}, options);
+  EXPECT_EQ(part.status(), 206);
+  EXPECT_EQ(part.header("Vary"), "Accept-Encoding");
+  FakeExchange unsatisfiable = serve("/letters.txt", {{"Range", "bytes=99-"}}, options);
+  EXPECT_EQ(unsatisfiable.status(), 416);
+  EXPECT_EQ(unsatisfiable.header("Vary"), "Accept-Encoding");
+  // Too short for gzip_min_length: the filter would not touch it, so neither Vary nor 200.
+  FakeExchange small = serve("/hello.txt", {gz, range}, options);
+  EXPECT_EQ(small.status(), 206);
+  EXPECT_EQ(small.header("Vary"), std::nullopt);
 }
 
 TEST_F(StaticHandlerTest, GzipEdgeCases) {

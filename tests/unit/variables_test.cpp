@@ -146,6 +146,12 @@ TEST(Variables, ValidateTemplatesOfASite) {
   site.logFormats["main"] = {"main", "default", "$remote_addr $bogus"};
   EXPECT_FALSE(validateTemplates(site, error));
   EXPECT_NE(error.find("log_format \"main\""), std::string::npos) << error;
+  site.logFormats.erase("main");
+  // root/alias name the line they were written on (the server level's, inherited here).
+  server.locations[0].settings.alias = "/data/$nosuch";
+  server.locations[0].settings.directorySource = {"/etc/site.conf", 9};
+  EXPECT_FALSE(validateTemplates(site, error));
+  EXPECT_EQ(error, "unknown \"nosuch\" variable in /etc/site.conf:9");
 }
 
 TEST(Variables, HostValidation) {
