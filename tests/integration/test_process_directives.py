@@ -14,8 +14,8 @@ import time
 import pytest
 
 from http_client import Connection
-from master_support import children, wait_for_workers
-from servers import free_port, portico_binary
+from master_support import wait_for_workers
+from servers import free_port, portico_binary, terminate
 from nginx_diff import _can_connect
 
 USER = "www-data"
@@ -107,13 +107,7 @@ http {
         return text
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, 10)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -22,7 +22,7 @@ import pytest
 from django_support import clean_env, copy_example, run_setup
 from http_client import Connection
 from nginx_diff import _can_connect
-from servers import free_port, portico_binary
+from servers import free_port, portico_binary, terminate
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -119,13 +119,7 @@ class TutorialSite:
         return text
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, 15)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
