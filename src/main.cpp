@@ -232,13 +232,6 @@ int nginxMain(const std::vector<std::string>& args, int argc, char** argv) {
     return true;
   };
   bindsFromListens(config);
-  if (!config.user.empty()) {
-    // Said rather than silently ignored: the process layer does not switch users yet.
-    std::fprintf(stderr,
-                 "portico: [warn] the \"user %s %s\" directive is not applied yet: the workers "
-                 "run as root\n",
-                 config.user.c_str(), config.group.c_str());
-  }
   return runMaster(config, reload, argc, argv);
 }
 

@@ -3,6 +3,10 @@
 namespace portico::config {
 
 void siteFromFlags(Config& config) {
+  // No per-worker connection limit (0) and every pending connection accepted per event: the
+  // flags' behaviour before nginx's events block existed (10,000 idle keep-alives per worker).
+  config.workerConnections = 0;
+  config.multiAccept = true;
   HttpSite site;
   VirtualServer server;
   std::vector<BindAddress> binds = config.binds;

@@ -105,8 +105,8 @@ void describeAddress(const sockaddr_storage& addr, std::string& host, uint16_t& 
   }
 }
 
-Listener::Listener(EventLoop& loop, UniqueFd fd, AcceptCallback onAccept)
-    : loop_(loop), fd_(std::move(fd)), onAccept_(std::move(onAccept)) {}
+Listener::Listener(EventLoop& loop, UniqueFd fd, AcceptCallback onAccept, bool multiAccept)
+    : loop_(loop), fd_(std::move(fd)), onAccept_(std::move(onAccept)), multiAccept_(multiAccept) {}
 
 Listener::~Listener() {
   loop_.cancelTimer(resumeTimer_);
@@ -136,8 +136,10 @@ void Listener::stop() {
 }
 
 void Listener::onIoEvent(uint32_t) {
-  // Accept a bounded batch so one busy listener cannot starve established connections.
-  for (int i = 0; i < 128 && active_; ++i) {
+  // Accept a bounded batch so one busy listener cannot starve established connections; without
+  // multi_accept one per event (level-triggered: the next wait reports the rest).
+  const int batch = multiAccept_ ? 128 : 1;
+  for (int i = 0; i < batch && active_; ++i) {
     sockaddr_storage peer{};
     socklen_t len = sizeof peer;
     int fd = ::accept4(fd_.get(), reinterpret_cast<sockaddr*>(&peer), &len,

@@ -29,7 +29,9 @@ void describeAddress(const sockaddr_storage& addr, std::string& host, uint16_t& 
 class Listener : public IoWatcher {
  public:
   using AcceptCallback = std::function<void(UniqueFd fd, const sockaddr_storage& peer)>;
-  Listener(EventLoop& loop, UniqueFd fd, AcceptCallback onAccept);
+  // `multiAccept` (nginx's multi_accept): each readiness event accepts every pending
+  // connection (a bounded batch) instead of one.
+  Listener(EventLoop& loop, UniqueFd fd, AcceptCallback onAccept, bool multiAccept = true);
   ~Listener() override;
 
   bool start();
@@ -43,6 +45,7 @@ class Listener : public IoWatcher {
   UniqueFd fd_;
   AcceptCallback onAccept_;
   bool active_ = false;
+  bool multiAccept_ = true;
   TimerId resumeTimer_{0, 0};
 };
 

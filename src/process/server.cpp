@@ -12,6 +12,7 @@
 
 #include "core/log.h"
 #include "event/signal_watcher.h"
+#include "process/privileges.h"
 
 namespace portico::process {
 
@@ -101,6 +102,19 @@ bool Server::open(std::vector<BoundListener> listeners,
   siteMap_ = http::SiteMap::build(config_.site, error);
   if (!siteMap_) return false;
 
+  // The site is built (its access logs opened) while still root; its WSGI locations reach the
+  // app through forwarders resolved once the app is imported, after the privileges are dropped.
+  site_ = std::make_unique<SiteHandler>(config_, *siteMap_, &loop_);
+  auto wsgiFor = [this](const config::WsgiSpec& spec) -> http::Handler* {
+    wsgiForwarders_.push_back(std::make_unique<WsgiForwarder>(&spec));
+    return wsgiForwarders_.back().get();
+  };
+  if (!site_->build(wsgiFor, error)) return false;
+  settings_.site = site_.get();
+
+  // nginx's `user`: everything that needs root (listeners, logs, pid file) is open by now.
+  if (!dropPrivileges(config_.user, config_.group, error)) return false;
+
   if (!python::WsgiRuntime::specsOf(config_.site).empty()) {
     wsgi_ = std::move(preloaded);
     if (!wsgi_) wsgi_ = python::WsgiRuntime::load(config_, error);
@@ -121,24 +135,18 @@ bool Server::open(std::vector<BoundListener> listeners,
       // Among several workers, one whose Python threads are all busy leaves new connections
       // to its siblings; the kernel queues them if every worker is busy.
       wsgi_->onSaturation([this](bool saturated) {
-        if (stopping_) return;
-        for (auto& l : listeners_) {
-          if (saturated) {
-            l->pause();
-          } else {
-            l->start();
-          }
-        }
+        saturated_ = saturated;
+        updateAccepting();
       });
     }
   }
-
-  site_ = std::make_unique<SiteHandler>(config_, *siteMap_, &loop_);
-  auto wsgiFor = [this](const config::WsgiSpec& spec) -> http::Handler* {
-    return wsgi_ ? wsgi_->handlerFor(spec) : nullptr;
-  };
-  if (!site_->build(wsgiFor, error)) return false;
-  settings_.site = site_.get();
+  for (auto& forwarder : wsgiForwarders_) {
+    forwarder->target = wsgi_ ? wsgi_->handlerFor(*forwarder->spec) : nullptr;
+    if (!forwarder->target) {
+      error = "wsgi_app \"" + forwarder->spec->app + "\" is not loaded";
+      return false;
+    }
+  }
 
   bound_ = std::move(listeners);
   for (size_t i = 0; i < bound_.size(); ++i) {
@@ -161,7 +169,8 @@ bool Server::open(std::vector<BoundListener> listeners,
         loop_, UniqueFd(::dup(bound_[i].fd.get())),
         [this, i](UniqueFd client, const sockaddr_storage& peer) {
           accept(bound_[i], *listenerSettings_[i], std::move(client), peer);
-        }));
+        },
+        config_.multiAccept));
   }
   return true;
 }
@@ -184,6 +193,27 @@ void Server::accept(const BoundListener& local, const http::ConnectionSettings& 
   http::Connection* raw = conn.get();
   connections_.emplace(raw, std::move(conn));
   raw->start();
+  // nginx's worker_connections: at the limit this worker stops accepting (the kernel queues
+  // new clients, siblings take them) until a connection closes.
+  if (config_.workerConnections > 0 && !full_ &&
+      connections_.size() >= static_cast<size_t>(config_.workerConnections)) {
+    full_ = true;
+    logCritical("[alert] " + std::to_string(config_.workerConnections) +
+                " worker_connections are not enough");
+    updateAccepting();
+  }
+}
+
+void Server::updateAccepting() {
+  if (stopping_) return;
+  bool accepting = !saturated_ && !full_;
+  for (auto& l : listeners_) {
+    if (accepting) {
+      l->start();
+    } else {
+      l->pause();
+    }
+  }
 }
 
 void Server::connectionClosed(http::Connection* connection) {
@@ -192,6 +222,10 @@ void Server::connectionClosed(http::Connection* connection) {
   loop_.deferDelete(std::move(it->second));
   connections_.erase(it);
   if (stopping_ && connections_.empty()) loop_.stop();
+  if (full_ && connections_.size() < static_cast<size_t>(config_.workerConnections)) {
+    full_ = false;
+    updateAccepting();
+  }
 }
 
 void Server::onRequestDone() {

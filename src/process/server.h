@@ -49,6 +49,19 @@ class Server : public http::ConnectionOwner {
   void checkMemory();
   void beginGracefulStop(const std::string& why);
   void heartbeat();
+  // Listens or pauses the listeners: paused while the app's threads are all busy (among
+  // siblings) or worker_connections are in use.
+  void updateAccepting();
+
+  // A WSGI location's handler until the app is imported (after the privilege drop): the site
+  // is built before, so it points here. Event-loop thread.
+  struct WsgiForwarder : http::Handler {
+    explicit WsgiForwarder(const config::WsgiSpec* s) : spec(s) {}
+    void handle(http::Exchange& exchange) override { target->handle(exchange); }
+    bool readsBody() const override { return target->readsBody(); }
+    const config::WsgiSpec* spec;
+    http::Handler* target = nullptr;
+  };
 
   const config::Config& config_;
   WorkerStatus* status_;
@@ -64,6 +77,9 @@ class Server : public http::ConnectionOwner {
   std::unordered_map<http::Connection*, std::unique_ptr<http::Connection>> connections_;
   std::unique_ptr<event::SignalWatcher> signals_;
   std::unique_ptr<python::WsgiRuntime> wsgi_;  // after loop_: destroyed before it
+  std::vector<std::unique_ptr<WsgiForwarder>> wsgiForwarders_;
+  bool saturated_ = false;  // every Python thread busy (with siblings to take new clients)
+  bool full_ = false;       // worker_connections reached
   bool stopping_ = false;
   event::TimerId gracefulTimer_{0, 0};
   event::TimerId heartbeatTimer_{0, 0};

@@ -242,15 +242,23 @@ def wait_served_by(server, pid, timeout, clients=6):
     return elapsed if served else None
 
 
-def pin_connections(server, count, tries=200, timeout=5.0):
+def pin_connections(server, count, tries=200, timeout=5.0, busy_ms=500):
     """Keep-alive connections to `count` distinct workers: {pid: Connection}.
 
     New connections land on whichever worker accepts first, so this opens connections (keeping
     them all open, so each is owned by the worker that accepted it) until enough workers have
     answered; the extras are closed.
+
+    The workers race for each connection (no EPOLLEXCLUSIVE): one request at a time leaves at
+    most one connection in the queue, and the worker that is already running (hot, or simply
+    scheduled first on a loaded machine) wins it again and again. So a connection that lands
+    on an already pinned worker is given a bounded slow request (/sleep, `busy_ms`), left
+    unanswered while pinning goes on: once every Python thread of that worker is busy it stops
+    accepting (the executor's saturation hook, with siblings), and the next connection must
+    go to a sibling. The slow answers are read before the extras are closed.
     """
     pinned = {}
-    spare = []
+    spare = []  # (connection, sent a slow request?)
     try:
         for _ in range(tries):
             if len(pinned) >= count:
@@ -260,11 +268,16 @@ def pin_connections(server, count, tries=200, timeout=5.0):
             assert response.status == 200, response
             pid = pid_of(response)
             if pid in pinned:
+                conn.send("GET /sleep?ms=%d HTTP/1.1\r\nHost: localhost\r\n\r\n" % busy_ms)
                 spare.append(conn)
             else:
                 pinned[pid] = conn
     finally:
         for conn in spare:
+            try:
+                conn.read_response("GET")
+            except (ProtocolError, OSError):
+                pass
             conn.close()
     if len(pinned) < count:
         for conn in pinned.values():

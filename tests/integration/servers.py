@@ -34,6 +34,18 @@ def _can_connect(family, address):
             return False
 
 
+def terminate(proc, timeout=10.0):
+    """SIGTERM, wait up to `timeout`, SIGKILL as a last resort (for servers a test started)."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def _tail(path, limit=4000):
     try:
         with open(path, "rb") as handle:

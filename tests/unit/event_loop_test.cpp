@@ -172,6 +172,40 @@ TEST(ListenerTest, TcpPortZeroGetsAPortAndAccepts) {
   EXPECT_EQ(peerHost, "127.0.0.1");
 }
 
+// Three clients already in the kernel's queue: multi_accept takes them all on one readiness
+// event, without it one (the loop is stopped by the first callback).
+TEST(ListenerTest, MultiAcceptTakesEveryPendingConnectionOtherwiseOne) {
+  for (bool multi : {true, false}) {
+    EventLoop loop;
+    std::string error;
+    UniqueFd fd = listenTcp("127.0.0.1", 0, 16, error);
+    ASSERT_TRUE(fd) << error;
+    uint16_t port = boundPort(fd.get());
+    std::vector<UniqueFd> clients;
+    for (int i = 0; i < 3; ++i) {
+      UniqueFd c(::socket(AF_INET, SOCK_STREAM, 0));
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_port = htons(port);
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      ASSERT_EQ(::connect(c.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+      clients.push_back(std::move(c));
+    }
+    int accepted = 0;
+    Listener listener(
+        loop, std::move(fd),
+        [&](UniqueFd, const sockaddr_storage&) {
+          ++accepted;
+          loop.stop();
+        },
+        multi);
+    ASSERT_TRUE(listener.start());
+    loop.addTimer(5000, [&] { loop.stop(); });
+    loop.run();
+    EXPECT_EQ(accepted, multi ? 3 : 1) << "multi_accept " << multi;
+  }
+}
+
 TEST(ListenerTest, BadAddressesFailWithAMessage) {
   std::string error;
   EXPECT_FALSE(listenTcp("256.1.1.1", 80, 16, error));

@@ -1,0 +1,14 @@
+#pragma once
+
+#include <string>
+
+namespace portico::process {
+
+// nginx's `user NAME [GROUP]` in a worker: when the process runs as root, switches to the
+// group (setgid), the user's supplementary groups (initgroups) and the user (setuid), then makes
+// the process dumpable again (prctl(PR_SET_DUMPABLE, 1), as nginx, so cores and /proc stay
+// usable). Nothing to do when `user` is empty or the process is not root (the loader has warned).
+// False with nginx's message, e.g. "setuid(33) failed (1: Operation not permitted)".
+bool dropPrivileges(const std::string& user, const std::string& group, std::string& error);
+
+}  // namespace portico::process
