@@ -61,7 +61,9 @@ bool argsOk(Args rule, size_t n) {
 // enclosing level when the tree is merged after parsing (nginx's merge_loc_conf).
 struct Partial {
   std::optional<std::string> root;
-  std::optional<std::string> alias;  // never inherited
+  std::optional<std::string> alias;  // inherited only by levels that set neither root nor alias
+  std::string aliasPrefix;           // the pattern of the location that wrote the alias
+  bool aliasRegex = false;           // ... and whether it was a regex location
   SourceRef directorySource;         // where this level's root/alias was written
   std::optional<std::vector<std::string>> index;
   std::optional<TryFiles> tryFiles;       // never inherited
@@ -110,7 +112,14 @@ void inherit(std::optional<T>& child, const std::optional<T>& parent) {
 
 // nginx's merge: what the child did not set comes from the parent (already merged).
 void mergeFrom(Partial& c, const Partial& p) {
-  if (!c.root && !c.alias && p.root) c.directorySource = p.directorySource;
+  if (!c.root && !c.alias && (p.root || p.alias)) c.directorySource = p.directorySource;
+  if (!c.root && !c.alias && p.alias) {
+    // ngx_http_core_merge_loc_conf copies root and alias together: a nested location keeps
+    // replacing the enclosing location's prefix with the alias.
+    c.alias = p.alias;
+    c.aliasPrefix = p.aliasPrefix;
+    c.aliasRegex = p.aliasRegex;
+  }
   inherit(c.root, p.root);
   inherit(c.index, p.index);
   inherit(c.errorPages, p.errorPages);
@@ -829,6 +838,9 @@ class Builder {
     f.level->directorySource = d.source;
     if (alias) {
       f.level->alias = value;
+      f.level->aliasPrefix = f.location->pattern;
+      f.level->aliasRegex = f.location->match == Location::Match::kRegex ||
+                            f.location->match == Location::Match::kRegexCaseless;
     } else {
       f.level->root = value;
     }
@@ -1310,6 +1322,8 @@ class Builder {
     LocationSettings s;
     s.root = p.root ? *p.root : fullName("html");
     s.alias = p.alias;
+    s.aliasPrefix = p.aliasPrefix;
+    s.aliasRegex = p.aliasRegex;
     s.directorySource = p.directorySource;
     if (p.index) s.index = *p.index;
     s.tryFiles = p.tryFiles;

@@ -119,7 +119,13 @@ struct WsgiSpec {
 // levels as nginx merges: a location holds its effective values.
 struct LocationSettings {
   std::string root = "html";            // root, absolute after the prefix is applied
-  std::optional<std::string> alias;     // alias (location only; never inherited)
+  std::optional<std::string> alias;     // alias (location only); nested locations that set
+                                        // neither root nor alias inherit it, as nginx merges
+  // The location whose `alias` this is: its prefix is what the alias replaces, also for the
+  // nested locations that inherit it; a regex location's alias names the whole file. Empty:
+  // the alias is the location's own (hand-built models).
+  std::string aliasPrefix;
+  bool aliasRegex = false;
   SourceRef directorySource;            // where root/alias was written ("" file: the default)
   std::vector<std::string> index{"index.html"};
   std::optional<TryFiles> tryFiles;     // not inherited

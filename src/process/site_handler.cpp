@@ -354,14 +354,14 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
         directory = expanded;
       }
     }
-    if (rt.alias && rt.regex) {
+    if (rt.alias && rt.aliasRegex) {
       // A regex location's alias names the whole file (captures inside).
       size_t slash = directory.rfind('/');
       relative.assign(directory.substr(slash == std::string::npos ? 0 : slash + 1));
       directory = directory.substr(0, slash == std::string::npos ? 0 : slash + 1);
     } else if (rt.alias) {
       std::string_view rest = name;
-      if (rest.starts_with(rt.prefix)) rest.remove_prefix(rt.prefix.size());
+      if (rest.starts_with(rt.aliasPrefix)) rest.remove_prefix(rt.aliasPrefix.size());
       relative.assign(rest);
     } else {
       relative.assign(name);
@@ -750,6 +750,11 @@ bool SiteHandler::compile(LocationRuntime& rt, const config::LocationSettings& s
   };
   rt.mimes = &mimesFor(s);
   rt.alias = s.alias.has_value();
+  if (rt.alias) {
+    bool own = s.aliasPrefix.empty();  // a hand-built model: the alias is this location's
+    rt.aliasPrefix = own ? rt.prefix : s.aliasPrefix;
+    rt.aliasRegex = own ? rt.regex : s.aliasRegex;
+  }
   rt.directory = compileOne(s.alias ? *s.alias : s.root);
   if (!rt.directory) return false;
   // The location's gzip policy, compiled once and owned here (a shared StaticHandler keeps a
@@ -774,7 +779,7 @@ bool SiteHandler::compile(LocationRuntime& rt, const config::LocationSettings& s
   rt.fileOptions.sendfile = s.sendfile;
   rt.fileOptions.logNotFound = s.logNotFound;
   rt.fileOptions.gzip = policy;
-  if (rt.directory->constant() && !(rt.alias && rt.regex)) {
+  if (rt.directory->constant() && !(rt.alias && rt.aliasRegex)) {
     // Locations with a gzip policy keep their own handler (the policy is per location).
     std::string key = rt.directory->source() + "\n" + std::to_string(rt.fileOptions.gzipStatic) +
                       std::to_string(rt.fileOptions.gzipVary) +

@@ -31,6 +31,8 @@ struct LocationRuntime {
   // root or alias: constant → one handler; with variables → a handler per request.
   std::optional<http::Template> directory;
   bool alias = false;
+  std::string aliasPrefix;  // what the alias replaces (an enclosing location's, when inherited)
+  bool aliasRegex = false;  // the alias names the whole file (it was written in a regex location)
   staticfiles::StaticHandler* files = nullptr;  // for a constant directory
   staticfiles::StaticHandler::Options fileOptions;
   std::optional<http::GzipPolicy> gzip;       // `gzip on`: responses go through a GzipExchange

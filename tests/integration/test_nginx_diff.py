@@ -97,6 +97,30 @@ def test_regex_alias_with_captures(tmp_path):
     ])
 
 
+# A location nested in an alias location (and setting neither root nor alias) inherits the
+# alias, which keeps replacing the enclosing prefix (ngx_http_core_merge_loc_conf); one that sets
+# root does not. The common hardened-Django pattern: cache headers for assets under /static/.
+NESTED_ALIAS = server(r"""
+        location /static/ {
+            alias @DIR@/assets/;
+            location ~* \.(gif|png)$ { add_header X-Nested asset; }
+            location /static/img/ { add_header X-Nested img; }
+            location /static/rooted/ { root @DIR@/r; }
+        }
+        location ~ ^/re/(\w+)/ {
+            alias @DIR@/assets/img/readme.txt;
+            location ~ \.txt$ { add_header X-Nested re; }
+        }
+""")
+
+
+def test_nested_locations_inherit_alias(tmp_path):
+    run_case(tmp_path, NESTED_ALIAS, FILES, [
+        ("GET", "/static/logo.png"), ("GET", "/static/img/readme.txt"), ("GET", "/static/img/x.gif"),
+        ("GET", "/static/missing.png"), ("GET", "/static/rooted/f.txt"), ("GET", "/re/a/b.txt"),
+    ])
+
+
 # Variables in root and alias (nginx compiles them into scripts; so does portico).
 VARIABLE_ROOTS = server(r"""
         location /byhost/ { root @DIR@/$host; }

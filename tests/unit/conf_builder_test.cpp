@@ -136,7 +136,7 @@ TEST(ConfBuilder, AddHeaderAndErrorPageInheritedOnlyByLevelsThatSetNone) {
   EXPECT_EQ(loc(c, 2).settings.errorPages[0].overrideStatus, 200);
 }
 
-TEST(ConfBuilder, ContentDirectivesAreNotInherited) {
+TEST(ConfBuilder, ContentDirectivesAreNotInheritedButAliasIs) {
   Config c = loadOk(S("try_files $uri =404; return 301 /x;\n"
                       "location /a/ { alias /data/; try_files $uri $uri/ @f; location /a/b/ { } }\n"
                       "location @f { return 404; }"));
@@ -150,8 +150,22 @@ TEST(ConfBuilder, ContentDirectivesAreNotInherited) {
   EXPECT_EQ(a.settings.tryFiles->files, (std::vector<std::string>{"$uri", "$uri/"}));
   EXPECT_EQ(a.settings.tryFiles->fallback, "@f");
   EXPECT_FALSE(a.settings.returnSpec);
-  EXPECT_FALSE(a.children[0].settings.alias);
+  // nginx's merge copies root and alias together: the nested location keeps replacing /a/.
+  EXPECT_EQ(a.children[0].settings.alias, "/data/");
+  EXPECT_EQ(a.children[0].settings.aliasPrefix, "/a/");
+  EXPECT_FALSE(a.children[0].settings.aliasRegex);
   EXPECT_FALSE(a.children[0].settings.tryFiles);
+}
+
+TEST(ConfBuilder, ANestedRootStopsTheAlias) {
+  Config c = loadOk(S("location ~ ^/r/ { alias /data/f.txt; location ~ x { }\n"
+                      " location ~ y { root /srv; } }"));
+  const Location& r = loc(c, 0);
+  EXPECT_TRUE(r.settings.aliasRegex);
+  EXPECT_EQ(r.children[0].settings.alias, "/data/f.txt");
+  EXPECT_TRUE(r.children[0].settings.aliasRegex);
+  EXPECT_FALSE(r.children[1].settings.alias);
+  EXPECT_EQ(r.children[1].settings.root, "/srv");
 }
 
 TEST(ConfBuilder, VariablesInRootAndAlias) {
