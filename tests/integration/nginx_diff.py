@@ -120,47 +120,52 @@ def _wait(proc, ports):
     return False
 
 
+def _start(name, conf, log, launch, http_body, workdir, nports, for_nginx):
+    """Writes the configuration on two free ports, starts the server with `launch(conf)` (a
+    Popen) and waits until it listens; another pair of ports is tried when one was taken
+    meanwhile (at most five times). Any other failure to start fails the case."""
+    for _attempt in range(5):
+        ports = [free_port() for _ in range(2)]
+        with open(conf, "w") as handle:
+            handle.write(config_text(http_body, workdir, ports, for_nginx))
+        proc = launch(conf)
+        if _wait(proc, ports[:nports]):
+            return Served(name, proc, ports, log)
+        Served(name, proc, ports, log).stop()
+        err = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
+        if "in use" not in err + _tail(log):
+            raise AssertionError("%s did not start:\n%s\n%s" % (name, err, _tail(log)))
+    raise AssertionError("%s did not start (ports in use)" % name)
+
+
 def start_nginx(workdir, http_body, nports):
     if not os.access(NGINX, os.X_OK):
         pytest.skip("nginx is not installed")
-    for _attempt in range(5):
-        ports = [free_port() for _ in range(2)]
-        conf = os.path.join(workdir, "nginx.conf")
-        with open(conf, "w") as handle:
-            handle.write(config_text(http_body, workdir, ports, True))
-        log = os.path.join(workdir, "nginx-error.log")
-        proc = subprocess.Popen([NGINX, "-p", workdir + "/", "-c", conf, "-e", log,
+    log = os.path.join(workdir, "nginx-error.log")
+
+    def launch(conf):
+        return subprocess.Popen([NGINX, "-p", workdir + "/", "-c", conf, "-e", log,
                                  "-g", "daemon off; master_process off;"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 stdin=subprocess.DEVNULL)
-        if _wait(proc, ports[:nports]):
-            return Served("nginx", proc, ports, log)
-        Served("nginx", proc, ports, log).stop()
-        err = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
-        if "in use" not in err + _tail(log):
-            raise AssertionError("nginx did not start:\n%s\n%s" % (err, _tail(log)))
-    raise AssertionError("nginx did not start (ports in use)")
+
+    return _start("nginx", os.path.join(workdir, "nginx.conf"), log, launch, http_body,
+                  workdir, nports, True)
 
 
 def start_portico(workdir, http_body, nports):
     pdir = os.path.join(workdir, "portico")
     os.makedirs(pdir, exist_ok=True)
-    for _attempt in range(5):
-        ports = [free_port() for _ in range(2)]
-        conf = os.path.join(pdir, "portico.conf")
-        with open(conf, "w") as handle:
-            handle.write(config_text(http_body, workdir, ports, False))
-        log = os.path.join(pdir, "stderr.log")
+    log = os.path.join(pdir, "stderr.log")
+
+    def launch(conf):
         with open(log, "ab") as err:
-            proc = subprocess.Popen([portico_binary(), "-p", pdir + "/", "-c", conf],
+            return subprocess.Popen([portico_binary(), "-p", pdir + "/", "-c", conf],
                                     stdout=subprocess.DEVNULL, stderr=err,
                                     stdin=subprocess.DEVNULL, cwd=pdir)
-        if _wait(proc, ports[:nports]):
-            return Served("portico", proc, ports, log)
-        Served("portico", proc, ports, log).stop()
-        if "in use" not in _tail(log):
-            raise AssertionError("portico did not start:\n%s" % _tail(log))
-    raise AssertionError("portico did not start (ports in use)")
+
+    return _start("portico", os.path.join(pdir, "portico.conf"), log, launch, http_body,
+                  workdir, nports, False)
 
 
 def prepare_tree(workdir, files):
