@@ -33,6 +33,7 @@ enum class OptionId {
   kBind,
   kBacklog,
   kThreads,
+  kWorkerConnections,
   kTimeout,
   kKeepAlive,
   kLimitRequestLine,
@@ -200,7 +201,11 @@ constexpr OptionSpec kOptions[] = {
     // gunicorn options that are recognised (so nothing is silently ignored) but not implemented.
     {OptionId::kUnsupported, 'c', "--config", "", "", "", ""},
     {OptionId::kUnsupported, 'k', "--worker-class", "", "", "", ""},
-    {OptionId::kUnsupported, 0, "--worker-connections", "", "", "", ""},
+    // Here, not with the worker options: argparse lists ambiguous prefixes in gunicorn's order.
+    {OptionId::kWorkerConnections, 0, "--worker-connections", "", "INT",
+     "The maximum number of simultaneous clients per worker; at the limit a worker stops "
+     "accepting until one closes.",
+     "1000", Section::kWorkerProcesses},
     {OptionId::kUnsupported, 0, "--reload", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--reload-engine", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--reload-extra-file", "", "", "", ""},
@@ -593,6 +598,9 @@ class Parser {
   explicit Parser(const std::vector<std::string>& args) : args_(args) {}
 
   CliResult run() {
+    // gunicorn's --worker-connections default: a flood of connections cannot take a worker's
+    // memory (each one costs its buffers), the kernel queues the rest.
+    result_.config.workerConnections = 1000;
     bool optionsEnded = false;
     for (index_ = 1; index_ < args_.size() && !done_; ++index_) {
       const std::string& arg = args_[index_];
@@ -818,6 +826,9 @@ class Parser {
       }
       case OptionId::kBacklog:
         if (intValue(spec, raw, 1, number)) config.backlog = static_cast<int>(number);
+        break;
+      case OptionId::kWorkerConnections:
+        if (intValue(spec, raw, 1, number)) config.workerConnections = static_cast<int>(number);
         break;
       case OptionId::kThreads:
         if (intValue(spec, raw, 1, number)) config.threads = static_cast<int>(number);

@@ -72,7 +72,7 @@ struct Config {
   std::string prefix;                    // -p PREFIX: relative paths in the file resolve here
   std::string user;                      // `user NAME [GROUP]`: workers drop to it when root
   std::string group;
-  int workerConnections = 512;           // events { worker_connections }; 0 = no limit (flags)
+  int workerConnections = 512;           // events { worker_connections } (--worker-connections: 1000)
   bool multiAccept = false;              // events { multi_accept }
 
   // The HTTP model every worker serves: virtual servers and their locations. The nginx-style

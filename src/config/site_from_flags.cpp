@@ -3,9 +3,8 @@
 namespace portico::config {
 
 void siteFromFlags(Config& config) {
-  // No per-worker connection limit (0) and every pending connection accepted per event: the
-  // flags' behaviour before nginx's events block existed (10,000 idle keep-alives per worker).
-  config.workerConnections = 0;
+  // Every pending connection accepted per event (gunicorn's workers have no such knob); the
+  // per-worker connection limit is --worker-connections (cli.cpp, gunicorn's 1000).
   config.multiAccept = true;
   HttpSite site;
   VirtualServer server;

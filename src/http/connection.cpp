@@ -18,8 +18,11 @@ namespace portico::http {
 namespace {
 
 constexpr size_t kReadSize = 16 * 1024;
-constexpr uint64_t kHighWatermark = 256 * 1024;
-constexpr uint64_t kLowWatermark = 64 * 1024;
+// The in-memory output one connection may hold before producers are told to wait or spill to
+// a file (nginx's proxy_buffers are 8 × 8 KiB): with thousands of slow readers this is what
+// memory grows by per connection.
+constexpr uint64_t kHighWatermark = 64 * 1024;
+constexpr uint64_t kLowWatermark = 32 * 1024;
 constexpr size_t kPipelinePrefetch = 16 * 1024;  // bytes read ahead while a response is pending
 constexpr uint64_t kLingerTimeoutMs = 5000;       // nginx lingering_timeout
 constexpr uint64_t kLingerTotalMs = 30000;        // nginx lingering_time
@@ -368,7 +371,9 @@ void Connection::failRequest(int status) {
 
 void Connection::queue(BodyChunk chunk) {
   if (out_.empty()) lastWriteMs_ = loop_.nowMs();  // the send timeout counts from here
-  if (!chunk.isFile()) outMemBytes_ += chunk.size();
+  uint64_t size = chunk.size();
+  queuedTotal_ += size;
+  if (!chunk.isFile()) outMemBytes_ += size;
   out_.push_back(std::move(chunk));
   if (!flushScheduled_) {
     // Coalesce everything produced in this loop iteration (pipelined responses) into one write.
@@ -451,6 +456,7 @@ void Connection::sendHead(ResponseHead head) {
   out.append(closeAfterResponse_ ? "Connection: close\r\n\r\n" : "Connection: keep-alive\r\n\r\n");
   if (settings_.accessLog) responseHeaders_ = std::move(head.headers);
   queue(BodyChunk(std::move(out)));
+  bodyStartPos_ = queuedTotal_;
 }
 
 void Connection::sendBody(BodyChunk chunk) {
@@ -538,23 +544,52 @@ void Connection::abort() {
   completeExchange();
 }
 
-void Connection::writeAccessLog() {
+// What of the current response's body has really been written to the socket.
+uint64_t Connection::bodyBytesWritten() const {
+  if (writtenTotal_ <= bodyStartPos_) return 0;
+  return std::min(bodyBytes_, writtenTotal_ - bodyStartPos_);
+}
+
+// A response is being cut short with bytes still queued: say so, as nginx does (at info: the
+// client's doing, not the server's), with what the client had asked for.
+void Connection::logCutShort(const char* reason) {
+  if (out_.empty() || !ErrorLog::instance().enabled(LogLevel::kInfo)) return;
+  const Request& req = parser_.request();
+  std::string line(reason);
+  line.append(" while sending response to client, client: ")
+      .append(info_.isUnix ? "unix:" : info_.peerAddress)
+      .append(", request: \"")
+      .append(req.method)
+      .append(" ")
+      .append(req.target)
+      .append(req.versionMinor == 0 ? " HTTP/1.0\"" : " HTTP/1.1\"");
+  logInfo(line);
+}
+
+void Connection::writeAccessLog(uint64_t bodySent) {
   // A request refused before any route existed (bad request line, 414, header too large, a
   // slow head's 408) is logged by the site as nginx does (the server level of the address's
   // default server, or of the one a complete Host line chose); one the connection answered
-  // after routing (its body) by the route, with its location's logs.
+  // after routing (its body) by the route, with its location's logs; a routed response by the
+  // route too, now that its bytes have left (or the connection was cut).
   const bool unrouted = settings_.site != nullptr && !routed_;
-  const bool routeLogs = routed_ && connectionAnswered_ && route_;
+  const bool routeLogs = routed_ && route_;
   if (!settings_.accessLog && !unrouted && !routeLogs) return;
   AccessLogEntry entry;
   entry.request = &parser_.request();
   entry.connection = &info_;
   entry.status = status_;
-  entry.bodyBytesSent = dropBody_ ? 0 : bodyBytes_;
+  entry.bodyBytesSent = dropBody_ ? 0 : bodySent;
   entry.responseHeaders = &responseHeaders_;
   entry.startTime = startWall_;
   entry.durationMicros = (loop_.nowMs() - startMs_) * 1000;
-  if (routeLogs) route_->logConnectionAnswer(entry);
+  if (routeLogs) {
+    if (connectionAnswered_) {
+      route_->logConnectionAnswer(entry);
+    } else {
+      route_->logResponse(entry);
+    }
+  }
   if (unrouted) {
     // The head that failed, not the previous request of the connection.
     AccessLogEntry failed = entry;
@@ -589,7 +624,24 @@ void Connection::resetExchange() {
 }
 
 void Connection::completeExchange() {
-  writeAccessLog();
+  // The response is finished. When a large part of it is still queued (a file range, or more
+  // than the low watermark in memory) the exchange completes once that is written: the access
+  // log then says what left, and no idle keep-alive timer can run while a client is reading.
+  onWritable_ = nullptr;  // no producer is left to wake
+  if (!out_.empty()) {
+    bool large = outMemBytes_ > kLowWatermark;
+    for (auto it = out_.begin(); !large && it != out_.end(); ++it) large = it->isFile();
+    if (large) {
+      awaitingDrain_ = true;
+      if (canWrite_) flush();  // finishes the exchange when the socket takes it all
+      return;
+    }
+  }
+  finishExchange();
+}
+
+void Connection::finishExchange() {
+  writeAccessLog(bodyBytes_);
   ++requestsServed_;
   if (settings_.onRequestDone) settings_.onRequestDone();
   bool close = closeAfterResponse_ || draining_;
@@ -659,11 +711,17 @@ void Connection::flush() {
         break;
       }
       if (errno == EINTR) continue;
-      closeNow();  // EPIPE, ECONNRESET: the client is gone
+      // EPIPE, ECONNRESET: the client is gone.
+      int err = errno;
+      std::string reason = std::string(front.isFile() ? "sendfile()" : "writev()") +
+                           " failed (" + std::to_string(err) + ": " + std::strerror(err) + ")";
+      logCutShort(reason.c_str());
+      closeNow();
       return;
     }
     lastWriteMs_ = loop_.nowMs();
     uint64_t written = static_cast<uint64_t>(n);
+    writtenTotal_ += written;
     while (written > 0 && !out_.empty()) {
       BodyChunk& c = out_.front();
       uint64_t left = c.size() - outOffset_;
@@ -688,7 +746,16 @@ void Connection::flush() {
 }
 
 void Connection::afterDrained() {
-  if (state_ == State::kClosing) beginClose();
+  if (awaitingDrain_) {
+    awaitingDrain_ = false;
+    finishExchange();
+    return;
+  }
+  if (state_ == State::kClosing) {
+    beginClose();
+  } else if (state_ == State::kReadingHead && requestStartMs_ == 0) {
+    idleSinceMs_ = loop_.nowMs();  // keep-alive idleness starts when the last byte has left
+  }
 }
 
 void Connection::beginClose() {
@@ -722,7 +789,10 @@ void Connection::closeNow() {
     onAbort_ = nullptr;
     callback();
   }
-  if (exchangeActive_ && headSent_ && !responseFinished_) writeAccessLog();
+  // An exchange still active was never logged: its response was cut short, or the client left
+  // before its request body was complete. Log what really left.
+  if (exchangeActive_ && headSent_) writeAccessLog(bodyBytesWritten());
+  awaitingDrain_ = false;
   loop_.remove(fd_.get());
   fd_.reset();
   out_.clear();
@@ -732,6 +802,12 @@ void Connection::closeNow() {
 Connection::TimerKind Connection::currentTimer(uint64_t& deadline) const {
   switch (state_) {
     case State::kReadingHead:
+      if (!out_.empty()) {
+        // The previous response is still leaving: the client has send_timeout between two
+        // successful writes, however long the whole takes (never the keep-alive timeout).
+        deadline = lastWriteMs_ + limits_.sendTimeoutMs;
+        return TimerKind::kSend;
+      }
       if (requestStartMs_ == 0) {
         // Nothing of a request yet: a new connection gets the header timeout, a kept-alive one
         // the keep-alive timeout; either way it is closed silently, as nginx does.
@@ -805,8 +881,11 @@ void Connection::onTimer() {
       }
       closeNow();
       return;
-    case TimerKind::kKeepAlive:
     case TimerKind::kSend:
+      logCutShort("client timed out (110: Connection timed out)");
+      closeNow();
+      return;
+    case TimerKind::kKeepAlive:
     case TimerKind::kLinger:
     case TimerKind::kNone:
       closeNow();

@@ -98,6 +98,9 @@ class Connection : public event::IoWatcher, public event::Deferrable, public Exc
   void onMessageComplete();
   void dispatchPending();
   void completeExchange();
+  void finishExchange();
+  uint64_t bodyBytesWritten() const;
+  void logCutShort(const char* reason);
   void failRequest(int status);
   void queue(BodyChunk chunk);
   void queueContinue();
@@ -108,7 +111,7 @@ class Connection : public event::IoWatcher, public event::Deferrable, public Exc
   void updateTimer();
   void onTimer();
   TimerKind currentTimer(uint64_t& deadline) const;
-  void writeAccessLog();
+  void writeAccessLog(uint64_t bodySent);
   void resetExchange();
 
   event::EventLoop& loop_;
@@ -123,6 +126,12 @@ class Connection : public event::IoWatcher, public event::Deferrable, public Exc
   std::deque<BodyChunk> out_;
   uint64_t outOffset_ = 0;    // bytes of out_.front() already written
   uint64_t outMemBytes_ = 0;  // in-memory bytes queued (the backpressure measure)
+  // Byte positions in the connection's output stream: everything ever queued and written. A
+  // response's body starts at bodyStartPos_, so what of it really left is known when the
+  // connection is cut (the access log's $body_bytes_sent, as nginx counts it).
+  uint64_t queuedTotal_ = 0;
+  uint64_t writtenTotal_ = 0;
+  uint64_t bodyStartPos_ = 0;
   bool canRead_ = false;
   bool canWrite_ = true;
   bool readEof_ = false;
@@ -142,6 +151,10 @@ class Connection : public event::IoWatcher, public event::Deferrable, public Exc
   bool dropBody_ = false;
   bool closeAfterResponse_ = false;
   bool lingerNeeded_ = false;
+  // The response is finished but a large part of it is still queued: the exchange completes
+  // (access log, next request) once it has been written, as nginx finalizes a request only
+  // when its output is sent. Small in-memory tails complete at once (pipelining batches).
+  bool awaitingDrain_ = false;
   int status_ = 0;
   std::optional<uint64_t> declaredLength_;
   uint64_t bodyBytes_ = 0;

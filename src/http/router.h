@@ -54,6 +54,10 @@ class RequestRoute {
   // The connection answered the request itself after routing (a body that timed out or broke
   // its framing): the route logs it as its location logs (nginx), unless it already did.
   virtual void logConnectionAnswer(const AccessLogEntry& entry) { (void)entry; }
+  // The route's own response is complete — written to the client, or cut short — and
+  // `entry.bodyBytesSent` says how much of its body left: the route logs it (nginx logs a
+  // request when it is finalized, after its output is sent).
+  virtual void logResponse(const AccessLogEntry& entry) { (void)entry; }
 };
 
 // Picks the route of each request (server selection and location matching); built by the

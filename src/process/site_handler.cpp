@@ -199,7 +199,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       runErrorPage();
       return;
     }
-    writeLogs();
+    // Logged by the connection's logResponse once the response has left (or was cut short).
     output().finish();
   }
   bool writable() const override { return output_ ? output_->writable() : next_->writable(); }
@@ -213,6 +213,11 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   void abort() override {
     writeLogs();
     (output_ ? output_ : next_)->abort();
+  }
+  void logResponse(const http::AccessLogEntry& entry) override {
+    if (logged_ || !location_) return;
+    bodyBytes_ = entry.bodyBytesSent;  // what left, after gzip, as nginx's $body_bytes_sent
+    writeLogs();
   }
   void logConnectionAnswer(const http::AccessLogEntry& entry) override {
     if (logged_ || !location_) return;

@@ -238,8 +238,10 @@ Outcome WsgiAppImpl::respondSequence(PyObject* seq, ResponseState& st) {
         // alive even if another thread empties the list meanwhile.
         PyRef item = PyRef::borrow(items[0]);
         GilRelease release;
-        if (!dropBody) body.assign(PyBytes_AS_STRING(item.get()), static_cast<size_t>(total));
-        channel->sendWhole(std::move(head), std::move(body));
+        // Only what the connection may hold in memory is copied; the rest goes straight from
+        // the bytes object to the response's temporary file.
+        channel->sendWholeBytes(std::move(head), PyBytes_AS_STRING(item.get()),
+                                dropBody ? 0 : static_cast<size_t>(total));
       } else {
         if (!dropBody) {
           body.reserve(static_cast<size_t>(total));

@@ -18,10 +18,12 @@ namespace portico::python {
 
 namespace {
 
-constexpr uint64_t kMaxInFlight = 1024 * 1024;  // body bytes handed over but not yet queued
-// Past the connection's watermark a response spills to a temporary file, as nginx buffers an
-// upstream's response for a slow client (proxy_max_temp_file_size's default), so the Python
-// thread is free again at once; beyond this the app waits for the client.
+// Body bytes handed over in memory but not yet queued on the connection. With the connection's
+// own watermark this bounds the memory one response pins (nginx's proxy_buffers): a body
+// larger than what fits goes to a temporary file at once, so a client that does not read
+// costs disk, not RAM, and the Python thread is free again at once.
+constexpr uint64_t kMemoryBudget = 64 * 1024;
+// nginx's proxy_max_temp_file_size default: beyond this the app waits for the client.
 constexpr uint64_t kMaxSpill = 1024ull * 1024 * 1024;
 
 // A body held in memory.
@@ -95,37 +97,67 @@ class LoopChannel : public ResponseChannel,
   }
 
   bool sendBody(BodyChunk chunk) override {
-    uint64_t size = chunk.isFile() ? 0 : chunk.size();
-    bool spill = false;
+    if (auto* bytes = std::get_if<std::string>(&chunk.data)) {
+      return sendBytes(bytes->data(), bytes->size());
+    }
     {
-      std::unique_lock lock(mutex_);
+      // A file range (wsgi.file_wrapper) pins no memory: it only keeps its order.
+      std::lock_guard lock(mutex_);
       if (gone_.load()) return false;
-      bool flowing = !blocked_ && inFlight_ < kMaxInFlight;
-      if (!flowing && size > 0 && spilled_ + size <= kMaxSpill && !spillFailed_) {
-        spill = true;
-      } else {
-        cond_.wait(lock,
-                   [this] { return gone_.load() || (!blocked_ && inFlight_ < kMaxInFlight); });
+    }
+    return enqueue([&] { pendingChunks_.push_back({std::move(chunk), 0}); });
+  }
+
+  bool sendBytes(const char* data, size_t n) override {
+    while (n > 0) {
+      size_t memory = 0;
+      bool spillRest = false;
+      {
+        std::unique_lock lock(mutex_);
         if (gone_.load()) return false;
-        inFlight_ += size;
+        uint64_t room = !blocked_ && inFlight_ < kMemoryBudget ? kMemoryBudget - inFlight_ : 0;
+        if (room >= n) {
+          memory = n;
+        } else if (!spillFailed_ && spilled_ + (n - room) <= kMaxSpill) {
+          // The client is slower than the app (or the piece is large): what does not fit in
+          // memory is parked in the file and sent with sendfile when the client catches up.
+          memory = static_cast<size_t>(room);
+          spillRest = true;
+        } else {
+          // No file to spill to: wait for the client, one budget's worth at a time.
+          cond_.wait(lock,
+                     [this] { return gone_.load() || (!blocked_ && inFlight_ < kMemoryBudget); });
+          if (gone_.load()) return false;
+          memory = static_cast<size_t>(std::min<uint64_t>(n, kMemoryBudget - inFlight_));
+        }
+        inFlight_ += memory;
+      }
+      if (memory > 0) {
+        enqueue([&] { pendingChunks_.push_back({BodyChunk(std::string(data, memory)), memory}); });
+        data += memory;
+        n -= memory;
+      }
+      if (spillRest) {
+        std::optional<FileRange> range = spillToFile(data, n);
+        if (!range) continue;  // spillFailed_ is set: the loop above waits for the client
+        return enqueue([&] { pendingChunks_.push_back({BodyChunk(std::move(*range)), 0}); });
       }
     }
-    if (spill) {
-      // The client is slower than the app: park the bytes in the file and hand the loop a
-      // file range instead, sent with sendfile when the client catches up.
-      std::optional<FileRange> range = spillToFile(std::get<std::string>(chunk.data));
-      if (!range) return sendBody(std::move(chunk));  // no file: wait for the client instead
-      return enqueue([&] { pendingChunks_.push_back({BodyChunk(std::move(*range)), 0}); });
-    }
-    return enqueue([&] { pendingChunks_.push_back({std::move(chunk), size}); });
+    return !gone_.load();
   }
 
   bool sendWhole(http::ResponseHead head, std::string body) override {
+    if (body.size() > kMemoryBudget) return sendWholeLarge(std::move(head), body.data(), body.size());
     return enqueue([&] {
       pendingHead_ = std::move(head);
       pendingWholeBody_ = std::move(body);
       pendingEnd_ = End::kFinish;
     });
+  }
+
+  bool sendWholeBytes(http::ResponseHead head, const char* data, size_t n) override {
+    if (n > kMemoryBudget) return sendWholeLarge(std::move(head), data, n);
+    return sendWhole(std::move(head), std::string(data, n));
   }
 
   void finish() override {
@@ -227,8 +259,34 @@ class LoopChannel : public ResponseChannel,
     }
   }
 
+  // Python thread: a whole body larger than the memory budget. Its first budget's worth goes
+  // in memory with the head (the first write), the rest to the temporary file before anything
+  // is posted, so the loop still gets head, body and finish in one hand-off.
+  bool sendWholeLarge(http::ResponseHead head, const char* data, size_t n) {
+    std::optional<FileRange> range;
+    bool canSpill;
+    {
+      std::lock_guard lock(mutex_);
+      canSpill = !spillFailed_ && spilled_ + (n - kMemoryBudget) <= kMaxSpill;
+    }
+    if (canSpill) range = spillToFile(data + kMemoryBudget, n - kMemoryBudget);
+    if (!range) {
+      // No file: stream it with backpressure instead (sendBody waits for the client).
+      sendHead(std::move(head));
+      bool ok = sendBytes(data, n);
+      finish();
+      return ok;
+    }
+    return enqueue([&] {
+      pendingHead_ = std::move(head);
+      pendingWholeBody_.assign(data, kMemoryBudget);
+      pendingChunks_.push_back({BodyChunk(std::move(*range)), 0});
+      pendingEnd_ = End::kFinish;
+    });
+  }
+
   // Python thread only (one thread runs a job): appends to the response's spill file.
-  std::optional<FileRange> spillToFile(const std::string& bytes) {
+  std::optional<FileRange> spillToFile(const char* data, size_t size) {
     if (!spillFile_) {
       UniqueFd fd(::open(tempDirectory_.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
       if (!fd) {
@@ -241,10 +299,10 @@ class LoopChannel : public ResponseChannel,
       spillFile_ = std::make_shared<const UniqueFd>(std::move(fd));
     }
     uint64_t offset = spilled_;
-    const char* p = bytes.data();
-    size_t left = bytes.size();
+    const char* p = data;
+    size_t left = size;
     while (left > 0) {
-      ssize_t n = ::pwrite(spillFile_->get(), p, left, static_cast<off_t>(offset + (p - bytes.data())));
+      ssize_t n = ::pwrite(spillFile_->get(), p, left, static_cast<off_t>(offset + (p - data)));
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) {
         logError(std::string("cannot write a response to its temporary file: ") +
@@ -258,9 +316,9 @@ class LoopChannel : public ResponseChannel,
     }
     {
       std::lock_guard lock(mutex_);
-      spilled_ += bytes.size();
+      spilled_ += size;
     }
-    return FileRange{spillFile_, offset, bytes.size()};
+    return FileRange{spillFile_, offset, size};
   }
 
   event::EventLoop& loop_;

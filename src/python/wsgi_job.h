@@ -55,6 +55,15 @@ class ResponseChannel {
   virtual bool sendBody(BodyChunk chunk) = 0;
   // Head + optional body + finish in one hand-off (the one-item-list fast path).
   virtual bool sendWhole(http::ResponseHead head, std::string body) = 0;
+  // Bytes the caller keeps alive (a bytes object it holds a reference to) for the duration of
+  // the call, GIL released: only what the connection may hold in memory is copied, the rest
+  // goes to the response's temporary file. Same contracts as sendBody and sendWhole.
+  virtual bool sendBytes(const char* data, size_t n) {
+    return sendBody(BodyChunk(std::string(data, n)));
+  }
+  virtual bool sendWholeBytes(http::ResponseHead head, const char* data, size_t n) {
+    return sendWhole(std::move(head), std::string(data, n));
+  }
   virtual void finish() = 0;
   // The response cannot be completed (an exception after the head was sent): close the
   // connection so the client sees a truncated response rather than a wrong one.

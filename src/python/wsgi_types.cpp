@@ -32,10 +32,10 @@ bool ResponseState::sendBody(const char* data, size_t n) {
   if (n == 0 || dropBody) return true;
   bool ok;
   {
-    // bytes objects are immutable and the caller holds a reference, so the copy can run
-    // without the GIL too.
+    // bytes objects are immutable and the caller holds a reference, so the copy (to memory or
+    // to the response's temporary file) can run without the GIL too.
     GilRelease release;
-    ok = channel->sendBody(BodyChunk(std::string(data, n)));
+    ok = channel->sendBytes(data, n);
   }
   if (!ok) clientGone = true;
   return ok;

@@ -169,6 +169,9 @@ TEST(CliTest, EveryOptionInEverySpelling) {
       {{"--chdir", "sub"}, [](const portico::config::Config& c) { EXPECT_EQ(c.chdir, cwd() + "/sub"); }},
       {{"--no-server-header"}, [](const portico::config::Config& c) { EXPECT_FALSE(c.serverHeader); }},
       {{"--threads", "4"}, [](const portico::config::Config& c) { EXPECT_EQ(c.threads, 4); }},
+      {{"--worker-connections", "64"},
+       [](const portico::config::Config& c) { EXPECT_EQ(c.workerConnections, 64); }},
+      {{"app:app"}, [](const portico::config::Config& c) { EXPECT_EQ(c.workerConnections, 1000); }},
       {{"--threads=1"}, [](const portico::config::Config& c) { EXPECT_EQ(c.threads, 1); }},
       {{"--threads", " 16 "}, [](const portico::config::Config& c) { EXPECT_EQ(c.threads, 16); }},
       {{"--thr", "2"}, [](const portico::config::Config& c) { EXPECT_EQ(c.threads, 2); }},
@@ -720,7 +723,6 @@ TEST(CliTest, UnsupportedGunicornOptionsAreRejected) {
       {{"--statsd-host", "x:1"}, "--statsd-host"},
       {{"--proxy-protocol"}, "--proxy-protocol"},
       {{"--paster", "x.ini"}, "--paste/--paster"},
-      {{"--worker-connections", "10"}, "--worker-connections"},
       {{"--reuse-port"}, "--reuse-port"},
       {{"--capture-output"}, "--capture-output"},
       {{"-R"}, "-R/--enable-stdio-inheritance"},
@@ -996,7 +998,8 @@ TEST(CliProcessModelTest, HelpHasWorkerAndControlSections) {
     EXPECT_EQ(rejected.find(std::string(name) + ","), std::string::npos) << name;
     EXPECT_EQ(rejected.find(std::string(name) + "\n"), std::string::npos) << name;
   }
-  for (const char* name : {"-k/--worker-class", "--worker-connections", "--worker-tmp-dir"}) {
+  EXPECT_EQ(rejected.find("--worker-connections"), std::string::npos);
+  for (const char* name : {"-k/--worker-class", "--worker-tmp-dir"}) {
     EXPECT_NE(rejected.find(name), std::string::npos) << name;
   }
 }
