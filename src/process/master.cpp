@@ -3,6 +3,7 @@
 #include "http/variables.h"
 
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -162,10 +163,12 @@ void Master::runWorker(size_t slot) {
     // Closing the child's copy of the signalfd is harmless.
     signals_->forgetLoop();
     signals_.reset();
+    // The worker takes the master's copies it inherited (fork duplicated them), so a stop
+    // that closes the worker's listeners leaves no copy behind in this process.
     std::vector<BoundListener> listeners;
-    for (const auto& l : listeners_) {
+    for (auto& l : listeners_) {
       BoundListener copy;
-      copy.fd = UniqueFd(::dup(l.fd.get()));
+      copy.fd = std::move(l.fd);
       copy.local = l.local;
       copy.name = l.name;
       copy.key = l.key;
@@ -292,12 +295,30 @@ void Master::stop(bool graceful) {
   uint64_t grace = graceful ? static_cast<uint64_t>(config_.gracefulTimeoutSeconds * 1000.0) + 1000
                             : 2000;
   stopDeadlineMs_ = now + grace;
+  bool booting = false;
   for (auto& w : workers_) {
     w.retiring = true;
     w.killAtMs = stopDeadlineMs_;
     ::kill(w.pid, graceful ? SIGTERM : SIGINT);
+    if (board_->slot(w.slot).state.load() != static_cast<uint32_t>(WorkerState::kReady)) {
+      booting = true;
+    }
   }
+  closeListeners(booting);
   if (workers_.empty()) loop_.stop();
+}
+
+void Master::closeListeners(bool stopListening) {
+  // A stop refuses new clients at once (as nginx's QUIT): the workers close their copies as
+  // they take the signal, after accepting what the kernel had queued, and the master closes
+  // its own. A worker still importing the app reads its signal only once booted; meanwhile its
+  // copy would keep the socket listening, so then shutdown() stops the socket itself (the
+  // clients still queued are reset, as when nginx closes a listener).
+  for (auto& l : listeners_) {
+    if (!l.fd) continue;
+    if (stopListening) ::shutdown(l.fd.get(), SHUT_RD);
+    l.fd.reset();
+  }
 }
 
 void Master::reap() {
