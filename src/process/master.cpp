@@ -380,10 +380,14 @@ void Master::checkTimeouts(Worker& w, uint64_t now) {
   WorkerStatus& status = board_->slot(w.slot);
   std::string why;
   std::atomic<uint64_t>* busy = board_->busy(w.slot);
+  // The worker itself answers a request past --timeout (504) and interrupts its Python thread;
+  // only a thread still busy a grace later (stuck in C code) costs the worker.
+  uint64_t stuckMs = timeoutMs + python::WsgiRuntime::kTimeoutGraceMs;
   for (int t = 0; t < board_->threads(); ++t) {
     uint64_t since = busy[t].load(std::memory_order_relaxed);
-    if (since != 0 && now > since && now - since > timeoutMs) {
-      why = "a request has run for " + std::to_string((now - since) / 1000) + " s";
+    if (since != 0 && now > since && now - since > stuckMs) {
+      why = "a request has run for " + std::to_string((now - since) / 1000) +
+            " s and its thread could not be interrupted";
       break;
     }
   }
