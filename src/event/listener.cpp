@@ -123,6 +123,7 @@ bool Listener::start() {
 }
 
 void Listener::pause() {
+  draining_ = false;
   loop_.cancelTimer(resumeTimer_);
   if (active_) loop_.remove(fd_.get());
   active_ = false;
@@ -135,33 +136,52 @@ void Listener::stop() {
   fd_.reset();
 }
 
+void Listener::acceptPendingAndStop() {
+  if (fd_) {
+    // Bounded, so a flood of new clients cannot keep a stopping worker here: the backlog is
+    // at most somaxconn (4096), and what arrives meanwhile is refused once the socket closes.
+    // A pause() from the callback (worker_connections reached) ends the drain.
+    draining_ = true;
+    for (int round = 0; round < 64 && draining_ && acceptBatch(128); ++round) {
+    }
+    draining_ = false;
+  }
+  stop();
+}
+
 void Listener::onIoEvent(uint32_t) {
   // Accept a bounded batch so one busy listener cannot starve established connections; without
   // multi_accept one per event (level-triggered: the next wait reports the rest).
-  const int batch = multiAccept_ ? 128 : 1;
-  for (int i = 0; i < batch && active_; ++i) {
+  if (active_) acceptBatch(multiAccept_ ? 128 : 1);
+}
+
+bool Listener::acceptBatch(int batch) {
+  for (int i = 0; i < batch; ++i) {
     sockaddr_storage peer{};
     socklen_t len = sizeof peer;
     int fd = ::accept4(fd_.get(), reinterpret_cast<sockaddr*>(&peer), &len,
                        SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
-      if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED) return;
+      if (errno == EINTR || errno == ECONNABORTED) continue;  // that client gave up; go on
+      if (errno == EAGAIN) return false;
       if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
         // Out of descriptors: stop accepting for a moment instead of spinning (as nginx does).
         logError(std::string("accept: ") + std::strerror(errno) + "; pausing accepts for 500ms");
-        loop_.remove(fd_.get());
-        active_ = false;
+        pause();
         resumeTimer_ = loop_.addTimer(500, [this] {
           resumeTimer_ = {0, 0};
           start();
         });
-        return;
+        return false;
       }
       logError(std::string("accept: ") + std::strerror(errno));
-      return;
+      return false;
     }
     onAccept_(UniqueFd(fd), peer);
+    // The callback may have paused this listener (worker_connections reached).
+    if (!fd_ || (!active_ && !draining_)) return false;
   }
+  return true;
 }
 
 }  // namespace portico::event

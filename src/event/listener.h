@@ -36,15 +36,23 @@ class Listener : public IoWatcher {
 
   bool start();
   void stop();   // stops accepting and closes the socket
+  // Accepts every connection the kernel has already queued (paused or not), then stop()s: a
+  // stopping worker serves the clients the kernel accepted on its behalf instead of leaving
+  // them to be reset when the last copy of the socket closes.
+  void acceptPendingAndStop();
   void pause();  // stops accepting for now; start() resumes
   int fd() const { return fd_.get(); }
   void onIoEvent(uint32_t events) override;
 
  private:
+  // Accepts up to `batch` connections; false when it had to stop early (EAGAIN, an error).
+  bool acceptBatch(int batch);
+
   EventLoop& loop_;
   UniqueFd fd_;
   AcceptCallback onAccept_;
   bool active_ = false;
+  bool draining_ = false;  // inside acceptPendingAndStop(): accept although paused
   bool multiAccept_ = true;
   TimerId resumeTimer_{0, 0};
 };

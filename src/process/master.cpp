@@ -3,6 +3,7 @@
 #include "http/variables.h"
 
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -162,10 +163,12 @@ void Master::runWorker(size_t slot) {
     // Closing the child's copy of the signalfd is harmless.
     signals_->forgetLoop();
     signals_.reset();
+    // The worker takes the master's copies it inherited (fork duplicated them), so a stop
+    // that closes the worker's listeners leaves no copy behind in this process.
     std::vector<BoundListener> listeners;
-    for (const auto& l : listeners_) {
+    for (auto& l : listeners_) {
       BoundListener copy;
-      copy.fd = UniqueFd(::dup(l.fd.get()));
+      copy.fd = std::move(l.fd);
       copy.local = l.local;
       copy.name = l.name;
       copy.key = l.key;
@@ -292,12 +295,30 @@ void Master::stop(bool graceful) {
   uint64_t grace = graceful ? static_cast<uint64_t>(config_.gracefulTimeoutSeconds * 1000.0) + 1000
                             : 2000;
   stopDeadlineMs_ = now + grace;
+  bool booting = false;
   for (auto& w : workers_) {
     w.retiring = true;
     w.killAtMs = stopDeadlineMs_;
     ::kill(w.pid, graceful ? SIGTERM : SIGINT);
+    if (board_->slot(w.slot).state.load() != static_cast<uint32_t>(WorkerState::kReady)) {
+      booting = true;
+    }
   }
+  closeListeners(booting);
   if (workers_.empty()) loop_.stop();
+}
+
+void Master::closeListeners(bool stopListening) {
+  // A stop refuses new clients at once (as nginx's QUIT): the workers close their copies as
+  // they take the signal, after accepting what the kernel had queued, and the master closes
+  // its own. A worker still importing the app reads its signal only once booted; meanwhile its
+  // copy would keep the socket listening, so then shutdown() stops the socket itself (the
+  // clients still queued are reset, as when nginx closes a listener).
+  for (auto& l : listeners_) {
+    if (!l.fd) continue;
+    if (stopListening) ::shutdown(l.fd.get(), SHUT_RD);
+    l.fd.reset();
+  }
 }
 
 void Master::reap() {
@@ -359,10 +380,14 @@ void Master::checkTimeouts(Worker& w, uint64_t now) {
   WorkerStatus& status = board_->slot(w.slot);
   std::string why;
   std::atomic<uint64_t>* busy = board_->busy(w.slot);
+  // The worker itself answers a request past --timeout (504) and interrupts its Python thread;
+  // only a thread still busy a grace later (stuck in C code) costs the worker.
+  uint64_t stuckMs = timeoutMs + python::WsgiRuntime::kTimeoutGraceMs;
   for (int t = 0; t < board_->threads(); ++t) {
     uint64_t since = busy[t].load(std::memory_order_relaxed);
-    if (since != 0 && now > since && now - since > timeoutMs) {
-      why = "a request has run for " + std::to_string((now - since) / 1000) + " s";
+    if (since != 0 && now > since && now - since > stuckMs) {
+      why = "a request has run for " + std::to_string((now - since) / 1000) +
+            " s and its thread could not be interrupted";
       break;
     }
   }

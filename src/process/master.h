@@ -53,6 +53,9 @@ class Master {
   bool spawn();
   [[noreturn]] void runWorker(size_t slot);
   void stop(bool graceful);
+  // Closes the master's copies of the listening sockets (a stop); `stopListening` shuts them
+  // down for every process first (kept unix paths are still removed at exit).
+  void closeListeners(bool stopListening);
   void reload();
   void checkTimeouts(Worker& w, uint64_t now);
   void logStatus();

@@ -251,12 +251,27 @@ void Server::checkMemory() {
   }
 }
 
+void Server::closeListeners(bool acceptPending) {
+  // Every copy this process holds goes (the master moved its own into bound_ at the fork):
+  // once the master and every worker have closed theirs the kernel refuses new clients at
+  // once, instead of queueing them for a worker that will never accept them.
+  for (auto& l : listeners_) {
+    if (acceptPending && !full_) {
+      l->acceptPendingAndStop();
+    } else {
+      l->stop();
+    }
+  }
+  for (auto& b : bound_) b.fd.reset();
+}
+
 void Server::beginGracefulStop(const std::string& why) {
   if (stopping_) return;
   logInfo(why);
+  // First the clients the kernel already queued (served like the in-flight ones), then no more.
+  closeListeners(true);
   stopping_ = true;
   if (status_) status_->state = static_cast<uint32_t>(WorkerState::kDraining);
-  for (auto& l : listeners_) l->stop();
   // drain() may close (and unlink) connections, so walk a snapshot.
   std::vector<http::Connection*> snapshot;
   for (auto& [ptr, conn] : connections_) snapshot.push_back(ptr);
@@ -289,7 +304,7 @@ void Server::onSignal(int signo) {
       break;
     case SIGINT:
       stopping_ = true;
-      for (auto& l : listeners_) l->stop();
+      closeListeners(false);
       loop_.stop();
       break;
     case SIGUSR1: {
@@ -331,7 +346,7 @@ int Server::run() {
   loop_.run();
   loop_.cancelTimer(gracefulTimer_);
   loop_.cancelTimer(heartbeatTimer_);
-  for (auto& l : listeners_) l->stop();
+  closeListeners(false);
   std::vector<http::Connection*> rest;
   for (auto& [ptr, conn] : connections_) rest.push_back(ptr);
   for (auto* c : rest) {

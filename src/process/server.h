@@ -48,6 +48,9 @@ class Server : public http::ConnectionOwner {
   void onRequestDone();
   void checkMemory();
   void beginGracefulStop(const std::string& why);
+  // Closes every copy of the listening sockets in this process; `acceptPending` first takes the
+  // connections the kernel already queued (unless worker_connections are in use).
+  void closeListeners(bool acceptPending);
   void heartbeat();
   // Listens or pauses the listeners: paused while the app's threads are all busy (among
   // siblings) or worker_connections are in use.

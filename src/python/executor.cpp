@@ -3,25 +3,50 @@
 #include <time.h>
 
 #include <algorithm>
+#include <string>
 
+#include "core/log.h"
 #include "python/py_ref.h"
 
 namespace portico::python {
 
-Executor::Executor(WsgiApp& app, int threads, std::atomic<uint64_t>* busy, event::EventLoop* loop)
-    : app_(app), busy_(busy), loop_(loop) {
-  if (threads < 1) threads = 1;
-  threadCount_ = threads;
-  for (int i = 0; i < threads; ++i) threads_.emplace_back([this, i] { threadMain(i); });
-}
-
 namespace {
+
+constexpr uint64_t kWatchEveryMs = 100;  // the watchdog's period: a timeout is late by this at most
+
 uint64_t nowMs() {
   timespec ts;
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
 }
+
+// The exception a request past --timeout gets in its Python thread. A BaseException, as
+// KeyboardInterrupt, so that an app's `except Exception:` does not swallow it and keep the
+// thread stuck. GIL held.
+PyRef makeTimeoutType() {
+  return PyRef::steal(PyErr_NewExceptionWithDoc(
+      "portico.RequestTimeout",
+      "Raised in a request's thread by portico when the request outlives --timeout.",
+      PyExc_BaseException, nullptr));
+}
+
 }  // namespace
+
+Executor::Executor(WsgiApp& app, int threads, std::atomic<uint64_t>* busy, event::EventLoop* loop,
+                   uint64_t timeoutMs)
+    : app_(app), busy_(busy), loop_(loop) {
+  if (threads < 1) threads = 1;
+  threadCount_ = threads;
+  if (timeoutMs > 0 && loop) {
+    timeoutMs_ = timeoutMs;
+    running_ = std::make_unique<Running[]>(static_cast<size_t>(threads));
+  }
+  for (int i = 0; i < threads; ++i) threads_.emplace_back([this, i] { threadMain(i); });
+  if (timeoutMs_ > 0) {
+    watchdogExited_ = false;
+    watchdog_ = std::thread([this] { watchdogMain(); });
+  }
+}
 
 Executor::~Executor() { stop(); }
 
@@ -92,9 +117,12 @@ bool Executor::stop(int timeoutMs) {
     stopping_ = true;
     idleSem_.release(idle_);
     idle_ = 0;
+    watchdogCond_.notify_all();
     size_t count = threads_.size();
-    bool done = exitedCond_.wait_for(lock, std::chrono::milliseconds(timeoutMs),
-                                     [&] { return static_cast<size_t>(exited_) == count; });
+    // The watchdog may wait for the GIL like any Python thread: it is abandoned with them.
+    bool done = exitedCond_.wait_for(lock, std::chrono::milliseconds(timeoutMs), [&] {
+      return static_cast<size_t>(exited_) == count && watchdogExited_;
+    });
     if (!done) abandoned_ = true;
   }
   for (auto& t : threads_) {
@@ -105,12 +133,23 @@ bool Executor::stop(int timeoutMs) {
     }
   }
   threads_.clear();
+  if (watchdog_.joinable()) {
+    if (abandoned_) {
+      watchdog_.detach();
+    } else {
+      watchdog_.join();
+    }
+  }
   return !abandoned_;
 }
 
 void Executor::threadMain(int index) {
   {
     GilGuard gil;  // this thread's Python state, kept for its whole life
+    if (running_) {
+      std::lock_guard lock(mutex_);
+      running_[index].threadId = PyThread_get_thread_ident();
+    }
     serve(index);
   }
   std::lock_guard lock(mutex_);
@@ -127,8 +166,14 @@ void Executor::serve(int index) {
       // other user of the lock that is not a Python thread, never takes the GIL, and no
       // Python thread waits for the GIL while holding the lock (see below).
       std::lock_guard lock(mutex_);
+      if (running_) {
+        // The last job's channel goes now, under the lock the watchdog reads it with.
+        running_[index].channel.reset();
+        running_[index].request.reset();
+      }
       if (queued_ > 0) {
         job = pop();
+        beginJob(index, job);
         have = true;
       } else if (stopping_) {
         return;
@@ -141,6 +186,7 @@ void Executor::serve(int index) {
           std::lock_guard lock(mutex_);
           if (queued_ > 0) {
             job = pop();
+            beginJob(index, job);
             break;
           }
           if (stopping_) return;  // nothing left; the lock goes before the GIL returns
@@ -152,9 +198,19 @@ void Executor::serve(int index) {
         idleSem_.acquire();
       }
     }  // the lock is released before `nogil` takes the GIL back
-    if (busy_) busy_[index].store(nowMs(), std::memory_order_relaxed);
+    uint64_t started = nowMs();
+    if (busy_) busy_[index].store(started, std::memory_order_relaxed);
+    if (running_) running_[index].startedMs.store(started, std::memory_order_relaxed);
     app_.run(job);
     if (busy_) busy_[index].store(0, std::memory_order_relaxed);
+    if (running_) {
+      // With the GIL held, which the watchdog holds to raise the exception: it either saw this
+      // job running (and marked it expired before), so an exception that has not fired is
+      // cleared here instead of firing in the next request, or it sees the thread idle.
+      Running& r = running_[index];
+      r.startedMs.store(0, std::memory_order_relaxed);
+      if (r.expiredSeq.load() == r.seq) PyThreadState_SetAsyncExc(r.threadId, nullptr);
+    }
     if (inFlight_.fetch_sub(1) - 1 < threadCount_ && saturated_.load() && hookLoop_) {
       // Only while saturated does a finished job cost a message to the loop.
       hookLoop_->post([this] {
@@ -164,6 +220,76 @@ void Executor::serve(int index) {
         }
       });
     }
+  }
+}
+
+void Executor::beginJob(int index, const WsgiJob& job) {
+  if (!running_) return;
+  Running& r = running_[index];
+  ++r.seq;
+  r.channel = job.channel;
+  r.request = job.snapshot.request;
+}
+
+void Executor::watchdogMain() {
+  PyRef timeoutType;  // made at the first timeout; released with the GIL below
+  {
+    std::unique_lock lock(mutex_);
+    while (!stopping_) {
+      watchdogCond_.wait_for(lock, std::chrono::milliseconds(kWatchEveryMs));
+      if (stopping_) break;
+      lock.unlock();
+      uint64_t now = nowMs();
+      for (int i = 0; i < threadCount_; ++i) checkJob(i, now, timeoutType);
+      lock.lock();
+    }
+  }
+  if (timeoutType) {
+    GilGuard gil;
+    timeoutType = PyRef();
+  }
+  std::lock_guard lock(mutex_);
+  watchdogExited_ = true;
+  exitedCond_.notify_all();
+}
+
+void Executor::checkJob(int index, uint64_t now, PyRef& timeoutType) {
+  Running& r = running_[index];
+  uint64_t started = r.startedMs.load(std::memory_order_relaxed);
+  if (started == 0 || now < started || now - started <= timeoutMs_) return;
+  uint64_t seq;
+  std::shared_ptr<ResponseChannel> channel;
+  std::shared_ptr<const http::Request> request;
+  {
+    std::lock_guard lock(mutex_);
+    if (r.expiredSeq.load() == r.seq || r.startedMs.load(std::memory_order_relaxed) == 0) return;
+    seq = r.seq;
+    r.expiredSeq.store(seq);
+    channel = r.channel;
+    request = r.request;
+  }
+  // The client is answered on the loop (which owns the connection), whatever the thread does.
+  std::string what = request ? request->method + " " + request->target : std::string("a request");
+  uint64_t seconds = (now - started) / 1000;
+  uint64_t limit = timeoutMs_ / 1000;
+  loop_->post([channel = std::move(channel), what, seconds, limit] {
+    if (channel && channel->expire()) {
+      logError("request " + what + " has run for " + std::to_string(seconds) + " s (--timeout " +
+               std::to_string(limit) + "): answered 504, interrupting its Python thread");
+    }
+  });
+  // Then the thread: the exception fires at its next bytecode. Waiting for the GIL here is
+  // what this thread is for (the loop never does).
+  GilGuard gil;
+  if (!timeoutType) timeoutType = makeTimeoutType();
+  if (!timeoutType) {
+    PyErr_Clear();
+    logError("cannot create portico.RequestTimeout; the stuck thread is left to the master");
+    return;
+  }
+  std::lock_guard lock(mutex_);
+  if (r.seq == seq && r.startedMs.load(std::memory_order_relaxed) != 0) {
+    PyThreadState_SetAsyncExc(r.threadId, timeoutType.get());
   }
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "event/event_loop.h"
+#include "python/py_ref.h"
 #include "python/wsgi_app.h"
 #include "python/wsgi_job.h"
 
@@ -27,8 +28,13 @@ class Executor {
   // woken once after the loop's current batch of events instead of once per job, so the jobs
   // of a batch cost one futex wake and one context switch (the loop and the Python threads
   // usually share a core). The loop must not run deferred work after the executor is gone.
+  // `timeoutMs` > 0 (--timeout, needs `loop`): a watchdog thread finds jobs running longer;
+  // their client is answered 504 on the loop (ResponseChannel::expire) and their Python thread
+  // gets an asynchronous RequestTimeout exception (mod_wsgi's request-timeout), which only
+  // fires when the thread runs Python bytecode. A thread stuck in C stays stuck: the master
+  // kills the worker after WsgiRuntime::kTimeoutGraceMs more.
   Executor(WsgiApp& app, int threads, std::atomic<uint64_t>* busy = nullptr,
-           event::EventLoop* loop = nullptr);
+           event::EventLoop* loop = nullptr, uint64_t timeoutMs = 0);
   ~Executor();  // stop() and join
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
@@ -50,6 +56,10 @@ class Executor {
   void wakeIdle();         // loop thread, after its batch of events
   WsgiJob pop();           // under mutex_, queued_ > 0
   void serve(int index);
+  void beginJob(int index, const WsgiJob& job);  // under mutex_
+  void watchdogMain();
+  // Watchdog thread: times out the job of thread `index` if it is past the timeout.
+  void checkJob(int index, uint64_t now, PyRef& timeoutType);
 
   WsgiApp& app_;
   std::atomic<uint64_t>* busy_;
@@ -92,6 +102,24 @@ class Executor {
   bool abandoned_ = false;
   std::condition_variable exitedCond_;
   std::vector<std::thread> threads_;
+
+  // The job each Python thread runs, as the watchdog sees it. `startedMs` is the thread's own
+  // (0 while idle, written with the GIL held when a job ends); seq, channel and request change
+  // under mutex_ when the thread takes a job.
+  struct Running {
+    std::atomic<uint64_t> startedMs{0};
+    uint64_t seq = 0;         // jobs this thread has taken
+    // The last job the watchdog timed out; read by the thread itself (GIL held) at a job's end.
+    std::atomic<uint64_t> expiredSeq{0};
+    unsigned long threadId = 0;  // PyThread ident, for PyThreadState_SetAsyncExc
+    std::shared_ptr<ResponseChannel> channel;
+    std::shared_ptr<const http::Request> request;  // for the log line
+  };
+  uint64_t timeoutMs_ = 0;  // 0: no watchdog
+  std::unique_ptr<Running[]> running_;  // one per thread, when timeoutMs_ > 0
+  bool watchdogExited_ = true;          // under mutex_
+  std::condition_variable watchdogCond_;  // wakes the watchdog at stop()
+  std::thread watchdog_;
 };
 
 }  // namespace portico::python

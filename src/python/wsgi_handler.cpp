@@ -170,6 +170,23 @@ class LoopChannel : public ResponseChannel,
 
   bool clientGone() const override { return gone_.load(); }
 
+  bool expire() override {
+    http::Exchange* ex = exchange_;
+    if (!ex) return false;
+    exchange_ = nullptr;  // what the app still sends is dropped
+    gone_.store(true);
+    {
+      std::lock_guard lock(mutex_);
+      cond_.notify_all();  // an app waiting on backpressure gets false at once
+    }
+    if (headDelivered_) {
+      ex->abort();  // part of the response is out: a truncated response, never a wrong one
+    } else {
+      ex->respondError(504);  // nginx's answer when its upstream times out
+    }
+    return true;
+  }
+
   // Loop thread: applies the pending batch.
   void runPosted() override {
     std::shared_ptr<LoopChannel> keep;  // declared first: the channel may die when it goes
@@ -186,7 +203,10 @@ class LoopChannel : public ResponseChannel,
       end = pendingEnd_;
       pendingEnd_ = End::kNone;
     }
-    if (head && exchange_) exchange_->sendHead(std::move(*head));
+    if (head && exchange_) {
+      headDelivered_ = true;
+      exchange_->sendHead(std::move(*head));
+    }
     if (!wholeBody.empty() && exchange_) exchange_->sendBody(BodyChunk(std::move(wholeBody)));
     if (!chunks_.empty()) deliver();
     if (end != End::kNone && exchange_) {
@@ -323,6 +343,7 @@ class LoopChannel : public ResponseChannel,
 
   event::EventLoop& loop_;
   http::Exchange* exchange_;  // loop thread only; null once finished, aborted or detached
+  bool headDelivered_ = false;  // loop thread only: the exchange has the head
   std::vector<PendingChunk> chunks_;  // loop thread only: the batch being delivered
   std::string tempDirectory_;
   std::shared_ptr<const UniqueFd> spillFile_;  // Python thread only

@@ -69,6 +69,11 @@ class ResponseChannel {
   // connection so the client sees a truncated response rather than a wrong one.
   virtual void abortConnection() = 0;
   virtual bool clientGone() const = 0;
+  // Loop thread (the executor's watchdog posts it): the request has outlived --timeout. The
+  // client gets a 504 error page when no head went out yet, else its connection is cut; every
+  // later call from the app fails as if the client had gone. False when there was nothing left
+  // to answer (the response was complete, or the client gone).
+  virtual bool expire() { return false; }
 };
 
 // One request for the app.

@@ -129,7 +129,9 @@ void WsgiRuntime::startServing(event::EventLoop& loop, std::atomic<uint64_t>* bu
   // The master's timeout board has one slot per thread of the worker, apps in order.
   std::atomic<uint64_t>* slot = busy;
   for (App& app : apps_) {
-    app.executor = std::make_unique<Executor>(*app.app, app.threads, slot, &loop);
+    app.executor = std::make_unique<Executor>(
+        *app.app, app.threads, slot, &loop,
+        static_cast<uint64_t>(std::max(0.0, config_->timeoutSeconds) * 1000.0));
     if (slot) slot += app.threads;
   }
   const char* tmp = std::getenv("TMPDIR");

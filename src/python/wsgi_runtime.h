@@ -27,6 +27,11 @@ class WsgiHandler;
 // thread for the handlers.
 class WsgiRuntime {
  public:
+  // How long the master waits, past --timeout, for the worker's own answer to a stuck request
+  // (504, then an asynchronous exception in its Python thread: see Executor) to free the
+  // thread before it kills the worker.
+  static constexpr uint64_t kTimeoutGraceMs = 2000;
+
   // Starts Python and imports every app of config.site (config.wsgiApp for a Config whose
   // site has none); null with `error` (the traceback) when that fails.
   static std::unique_ptr<WsgiRuntime> load(const config::Config& config, std::string& error);

@@ -64,6 +64,12 @@ def spin_forever_9c():
         count += 1
 
 
+def sleep_in_c_5e():
+    """Never returns and runs no bytecode meanwhile: one long sleep in C, which an asynchronous
+    exception cannot interrupt."""
+    time.sleep(100000)
+
+
 def route_pid(environ, start_response):
     return _reply(start_response, str(os.getpid()))
 
@@ -112,6 +118,11 @@ def route_spin(environ, start_response):
     return _reply(start_response, "unreachable")
 
 
+def route_csleep(environ, start_response):
+    sleep_in_c_5e()
+    return _reply(start_response, "unreachable")
+
+
 def route_grow(environ, start_response):
     megabytes = int(_query(environ).get("mb", "20"))
     # b"x" * n writes every page, so the RSS really grows (a zeroed bytearray might not).
@@ -129,6 +140,7 @@ ROUTES = {
     "exit": route_exit,
     "stuck": route_stuck,
     "spin": route_spin,
+    "csleep": route_csleep,
     "grow": route_grow,
 }
 
