@@ -99,6 +99,7 @@ class Connection : public event::IoWatcher, public event::Deferrable, public Exc
   void dispatchPending();
   void completeExchange();
   void failRequest(int status);
+  bool chunkOverLimit() const;
   void queue(BodyChunk chunk);
   void queueContinue();
   void flush();
