@@ -8,7 +8,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev zlib1g-dev libpcre2-dev
   python3 python3-pytest python3-requests
   libpython3.11-dev python3-django python3-psycopg2 postgresql
-  nginx curl slowhttptest
+  nginx curl slowhttptest gunicorn
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -20,6 +20,7 @@
 #include "http/variables.h"
 #include "process/master.h"
 #include "process/process_title.h"
+#include "process/server.h"
 
 namespace {
 
@@ -179,6 +180,16 @@ int nginxMain(const std::vector<std::string>& args, int argc, char** argv) {
     // Variables are compiled as nginx does at startup: an unknown one fails -t too.
     std::string error;
     if (!portico::http::validateTemplates(loaded.config.site, error)) {
+      std::fprintf(stderr, "portico: [emerg] %s\n", error.c_str());
+      loaded.ok = false;
+    }
+  }
+  if (cli.action == cfg::NginxCommandLine::Action::kTest && loaded.ok) {
+    // What start-up would refuse, -t refuses: as nginx's -t opens the log files, a worker's
+    // boot is tried in a child (logs, `user`, and the wsgi_app import in its own interpreter).
+    std::string error;
+    applyEnvironment(loaded.config);
+    if (!portico::process::Server::checkBoot(loaded.config, true, error)) {
       std::fprintf(stderr, "portico: [emerg] %s\n", error.c_str());
       loaded.ok = false;
     }

@@ -48,7 +48,8 @@ bool LogFile::open(const std::string& path, FILE* dash, std::string& error) {
   }
   FILE* f = std::fopen(path.c_str(), "ae");
   if (!f) {
-    error = "cannot open log file " + path + ": " + std::strerror(errno);
+    lastErrno_ = errno;
+    error = "cannot open log file " + path + ": " + std::strerror(lastErrno_);
     return false;
   }
   if (file_ && owned_) std::fclose(file_);

@@ -23,6 +23,8 @@ class LogFile {
 
   // Opens `path` ("-" → `dash`); returns false and fills `error` on failure.
   bool open(const std::string& path, FILE* dash, std::string& error);
+  // errno of the last open() or reopen() that failed, for messages in nginx's form.
+  int lastErrno() const { return lastErrno_; }
   bool reopen(std::string& error);
   bool isOpen() const { return file_ != nullptr; }
   int fileno();  // the descriptor lines go to, -1 when closed
@@ -35,6 +37,7 @@ class LogFile {
   FILE* dash_ = nullptr;
   FILE* file_ = nullptr;
   bool owned_ = false;
+  int lastErrno_ = 0;
 };
 
 // The process-wide error log, gunicorn's format: "[2026-11-22 13:16:46 +0000] [pid] [LEVEL] msg".

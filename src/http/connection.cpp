@@ -215,6 +215,12 @@ void Connection::processInput() {
     switch (ev) {
       case ParseEvent::kNeedMore:
         in_.consume(consumed);
+        if (chunkOverLimit()) {
+          // A chunk announced past the body limit is refused before its bytes (nginx's 413
+          // "client intended to send too large chunked body").
+          failRequest(413);
+          break;
+        }
         if (pendingHandler_ || pendingRoute_) dispatchPending();
         processing_ = false;
         return;
@@ -225,7 +231,7 @@ void Connection::processInput() {
       case ParseEvent::kBodyData: {
         std::string_view data = parser_.bodyData();
         requestBodyBytes_ += data.size();
-        if (limits_.maxBodySize && requestBodyBytes_ > limits_.maxBodySize) {
+        if ((limits_.maxBodySize && requestBodyBytes_ > limits_.maxBodySize) || chunkOverLimit()) {
           in_.consume(consumed);
           failRequest(413);
           break;
@@ -251,6 +257,12 @@ void Connection::processInput() {
     }
   }
   processing_ = false;
+}
+
+// True when the chunked body being read has announced more than the route's body limit.
+bool Connection::chunkOverLimit() const {
+  return state_ == State::kActive && !requestComplete_ && limits_.maxBodySize != 0 &&
+         parser_.chunkedBodyDeclared() > limits_.maxBodySize;
 }
 
 void Connection::onHeadComplete() {

@@ -102,6 +102,7 @@ class Connection : public event::IoWatcher, public event::Deferrable, public Exc
   uint64_t bodyBytesWritten() const;
   void logCutShort(const char* reason);
   void failRequest(int status);
+  bool chunkOverLimit() const;
   void queue(BodyChunk chunk);
   void queueContinue();
   void flush();

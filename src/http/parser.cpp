@@ -1,5 +1,6 @@
 #include "http/parser.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <limits>
@@ -27,6 +28,9 @@ constexpr size_t kNpos = std::string_view::npos;
 // Longest chunk extension we accept; real clients send none, so this only bounds abuse.
 constexpr size_t kMaxChunkExt = 4096;
 constexpr size_t kMaxChunkSizeDigits = 16;
+// A partial request line whose first bytes are not a method is refused before its end arrives
+// (a TLS ClientHello starts with 0x16); methods are short, so only this many bytes are looked at.
+constexpr size_t kMethodScan = 32;
 constexpr uint64_t kMaxContentLength = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
 
 struct CharTables {
@@ -158,6 +162,7 @@ void RequestParser::reset() {
   state_ = kStateRequestLine;
   headBytes_ = 0;
   chunkRemaining_ = 0;
+  chunkedDeclared_ = 0;
   leadingEmptyLines_ = 0;
   scanFrom_ = 0;
   trailerBytes_ = 0;
@@ -200,6 +205,7 @@ void RequestParser::beginRequest() {
   next_->chunked = false;
   next_->contentLength.reset();
   chunkRemaining_ = 0;
+  chunkedDeclared_ = 0;
   trailerBytes_ = 0;
   hostCount_ = 0;
   teCodings_ = 0;
@@ -215,6 +221,10 @@ void RequestParser::finishMessage() {
 
 bool RequestParser::onRequestLine(std::string_view line) {
   beginRequest();
+  // A CR inside the line is refused as the partial-line check refuses it (earlyError), so the
+  // verdict does not depend on whether the line arrived whole (it would otherwise be a 505
+  // when only the version is checked before the target).
+  if (std::memchr(line.data(), '\r', line.size()) != nullptr) return failB(400, "bare CR");
   size_t sp1 = line.find(' ');
   if (sp1 == kNpos || sp1 == 0) return failB(400, "malformed request line");
   std::string_view method = line.substr(0, sp1);
@@ -410,7 +420,11 @@ bool RequestParser::onChunkSizeLine(std::string_view line) {
   for (; i < line.size(); ++i) {
     int h = kTables.hex[u8(line[i])];
     if (h < 0) break;
-    if (i >= kMaxChunkSizeDigits) return failB(400, "chunk size too large");
+    // nginx's bound (NGX_MAX_OFF_T_VALUE / 16 before each digit): a size past off_t's range
+    // is refused at once instead of awaiting bytes no client will send.
+    if (i >= kMaxChunkSizeDigits || size > kMaxContentLength / 16) {
+      return failB(400, "chunk size too large");
+    }
     size = (size << 4) | static_cast<uint64_t>(h);
   }
   if (i == 0) return failB(400, "invalid chunk size");
@@ -461,27 +475,91 @@ bool RequestParser::onChunkSizeLine(std::string_view line) {
     }
   }
   chunkRemaining_ = size;
+  // Saturating: each size is at most 2^63 - 1, the sum of two such sizes still fits.
+  chunkedDeclared_ = size > std::numeric_limits<uint64_t>::max() - chunkedDeclared_
+                         ? std::numeric_limits<uint64_t>::max()
+                         : chunkedDeclared_ + size;
   return true;
 }
 
-bool RequestParser::lineWithinLimits(size_t len, size_t raw) {
+// The shortest prefix of the line at [pos, end) that breaks a limit, with the status; kNpos if
+// none does. Exact prefix lengths keep the verdict independent of how the bytes were split.
+size_t RequestParser::limitViolation(std::string_view data, size_t pos, size_t end, bool complete,
+                                     int& status, const char*& reason) const {
+  size_t lenLimit;
+  size_t rawLimit = kNpos;  // bytes of the line, CRLF included, that fit in the head's budget
+  int lenStatus = 431;
+  const char* lenReason;
+  const char* rawReason = "request head too large";
   switch (state_) {
     case kStateRequestLine:
-      if (len > limits_.maxRequestLine) return failB(414, "request line too long");
-      if (raw > limits_.maxHeaderTotal) return failB(431, "request head too large");
-      return true;
+      lenLimit = limits_.maxRequestLine;
+      lenStatus = 414;
+      lenReason = "request line too long";
+      rawLimit = limits_.maxHeaderTotal;
+      break;
     case kStateHeaders:
-      if (len > limits_.maxHeaderFieldSize) return failB(431, "header field too large");
-      if (headBytes_ + raw > limits_.maxHeaderTotal) return failB(431, "request head too large");
-      return true;
+      lenLimit = limits_.maxHeaderFieldSize;
+      lenReason = "header field too large";
+      rawLimit = limits_.maxHeaderTotal - std::min(headBytes_, limits_.maxHeaderTotal);
+      break;
     case kStateTrailers:
-      if (len > limits_.maxHeaderFieldSize) return failB(431, "trailer field too large");
-      if (trailerBytes_ + raw > limits_.maxHeaderTotal) return failB(431, "trailers too large");
-      return true;
+      lenLimit = limits_.maxHeaderFieldSize;
+      lenReason = "trailer field too large";
+      rawLimit = limits_.maxHeaderTotal - std::min(trailerBytes_, limits_.maxHeaderTotal);
+      rawReason = "trailers too large";
+      break;
     default:
-      if (len > kMaxChunkSizeDigits + kMaxChunkExt) return failB(400, "chunk size line too long");
-      return true;
+      lenLimit = kMaxChunkSizeDigits + kMaxChunkExt;
+      lenStatus = 400;
+      lenReason = "chunk size line too long";
+      break;
   }
+  size_t n = end - pos;
+  size_t raw = complete ? n + 1 : n;
+  size_t len = n - (n > 0 && data[end - 1] == '\r' ? 1 : 0);
+  size_t lenAt = kNpos;
+  if (len > lenLimit) {
+    // A trailing CR does not count until the byte after it shows it is not a line end.
+    lenAt = data[pos + lenLimit] == '\r' ? lenLimit + 2 : lenLimit + 1;
+  }
+  size_t rawAt = rawLimit != kNpos && raw > rawLimit ? rawLimit + 1 : kNpos;
+  if (lenAt == kNpos && rawAt == kNpos) return kNpos;
+  if (lenAt <= rawAt) {
+    status = lenStatus;
+    reason = lenReason;
+    return lenAt;
+  }
+  status = 431;
+  reason = rawReason;
+  return rawAt;
+}
+
+// The shortest prefix of the line at [pos, end) (no LF in it) that no continuation can make
+// valid, or kNpos: a CR followed by anything but LF, or a request line that does not start
+// with a method. Bytes before `from` were looked at by an earlier call (CRs only).
+size_t RequestParser::earlyError(std::string_view data, size_t pos, size_t from,
+                                 size_t end) const {
+  size_t found = kNpos;
+  if (state_ == kStateRequestLine) {
+    size_t stop = std::min(end, pos + kMethodScan);
+    for (size_t i = pos; i < stop; ++i) {
+      char c = data[i];
+      if (isTchar(c)) continue;
+      if ((c == ' ' && i > pos) || c == '\r') break;
+      found = i + 1 - pos;
+      break;
+    }
+  }
+  size_t crFrom = from > pos ? from - 1 : pos;
+  if (end > 0 && crFrom < end - 1) {
+    const void* cr = std::memchr(data.data() + crFrom, '\r', end - 1 - crFrom);
+    if (cr != nullptr) {
+      size_t at = static_cast<size_t>(static_cast<const char*>(cr) - data.data()) + 2 - pos;
+      found = std::min(found, at);
+    }
+  }
+  return found;
 }
 
 ParseEvent RequestParser::parse(std::string_view data, size_t& consumed) {
@@ -495,21 +573,30 @@ ParseEvent RequestParser::parse(std::string_view data, size_t& consumed) {
       case kStateHeaders:
       case kStateChunkSize:
       case kStateTrailers: {
+        size_t scanned = pos + scanFrom_ <= data.size() ? pos + scanFrom_ : pos;
         size_t lf = findLineEnd(data, pos);
         // The limits are checked before anything else, on partial lines too, so an endless
-        // line cannot grow the caller's buffer and the verdict does not depend on how the
-        // bytes were split.
+        // line cannot grow the caller's buffer. Of a limit and a line that is invalid already
+        // (a bare CR, no method), the one a shorter prefix shows wins, so the verdict does not
+        // depend on how the bytes were split.
         size_t end = lf == kNpos ? data.size() : lf;
-        size_t raw = lf == kNpos ? end - pos : end + 1 - pos;
-        size_t len = end - pos - (end > pos && data[end - 1] == '\r' ? 1 : 0);
-        if (!lineWithinLimits(len, raw)) return ParseEvent::kError;
+        int limitStatus = 0;
+        const char* limitReason = nullptr;
+        size_t limitAt = limitViolation(data, pos, end, lf != kNpos, limitStatus, limitReason);
+        if (limitAt != kNpos) {
+          size_t early = earlyError(data, pos, pos, std::min(end, pos + limitAt));
+          if (early != kNpos && early <= limitAt) return fail(400, "invalid line");
+          return fail(limitStatus, limitReason);
+        }
         if (lf == kNpos) {
+          // Refused at once rather than held until a timeout: nothing can make it valid.
+          if (earlyError(data, pos, scanned, end) != kNpos) return fail(400, "invalid line");
           consumed = pos;
           return ParseEvent::kNeedMore;
         }
         if (lf == pos || data[lf - 1] != '\r') return fail(400, "bare LF line ending");
         std::string_view line = data.substr(pos, lf - 1 - pos);
-        size_t lineBytes = raw;
+        size_t lineBytes = lf + 1 - pos;
         pos = lf + 1;
 
         if (state_ == kStateRequestLine) {

@@ -14,7 +14,8 @@ namespace portico::http {
 struct ParserLimits {
   size_t maxRequestLine = 4094;     // request line without CRLF; over → 414
   size_t maxHeaderCount = 100;      // over → 431
-  size_t maxHeaderFieldSize = 8190; // one "name: value" line without CRLF; over → 431
+  size_t maxHeaderFieldSize = 8188; // one "name: value" line without CRLF; over → 431
+                                    // (gunicorn's 8190 counts the CRLF)
   size_t maxHeaderTotal = 64 * 1024; // whole head incl. request line; over → 431
 };
 
@@ -36,10 +37,13 @@ enum class ParseEvent {
 // After kError no further parsing is possible (call reset() only for a fresh connection).
 //
 // Strictness, answered with kError and the status in errorStatus():
-//  - 400: obs-fold, bad token/field characters, bare CR/LF where CRLF is required, whitespace
+//  - 400: obs-fold, bad token/field characters, bare CR/LF where CRLF is required (a CR not
+//    followed by LF, and a request line not starting with a method token, are refused as soon
+//    as the byte arrives, before the line's end), whitespace
 //    between field name and colon, Content-Length together with Transfer-Encoding, differing or
 //    invalid Content-Length values, any Transfer-Encoding other than a final single "chunked",
-//    bad chunk size/extension/terminator, missing Host on HTTP/1.1 or more than one Host,
+//    bad chunk size (more than 16 hex digits or past 2^63 - 1, nginx's bound)/extension/
+//    terminator, missing Host on HTTP/1.1 or more than one Host,
 //    a malformed request-target (it must be origin-form "/..", absolute-form "http(s)://..",
 //    "*" only for OPTIONS, authority-form only for CONNECT), bad percent-encoding in the path.
 //  - 414: request line longer than maxRequestLine.  431: header count, field or head too large.
@@ -70,6 +74,9 @@ class RequestParser {
   const std::vector<Header>& trailers() const { return trailers_; }
   // Bytes of body still expected for a Content-Length body (0 for chunked/none).
   uint64_t remainingContentLength() const { return remaining_; }
+  // Sum of the chunk sizes a chunked body has announced so far (saturating), so a body limit
+  // can refuse a chunk as soon as its size line arrives rather than after its bytes.
+  uint64_t chunkedBodyDeclared() const { return chunkedDeclared_; }
 
   int errorStatus() const { return errorStatus_; }
   const std::string& errorReason() const { return errorReason_; }
@@ -88,6 +95,7 @@ class RequestParser {
   int state_ = 0;
   size_t headBytes_ = 0;
   uint64_t chunkRemaining_ = 0;
+  uint64_t chunkedDeclared_ = 0;
   int leadingEmptyLines_ = 0;
 
   // Implementation details (parser.cpp).
@@ -104,7 +112,9 @@ class RequestParser {
   void onConnection(std::string_view value);
   bool onHeadComplete();
   bool onChunkSizeLine(std::string_view line);
-  bool lineWithinLimits(size_t len, size_t raw);
+  size_t limitViolation(std::string_view data, size_t pos, size_t end, bool complete,
+                        int& status, const char*& reason) const;
+  size_t earlyError(std::string_view data, size_t pos, size_t from, size_t end) const;
   bool failB(int status, const char* reason) {
     fail(status, reason);
     return false;

@@ -60,6 +60,10 @@ Master::~Master() {
 bool Master::open(std::string& error) {
   // As nginx at startup: an unknown variable anywhere is an error before anything listens.
   if (!http::validateTemplates(config_.site, error)) return false;
+  // What would stop every worker (a log that cannot be opened, an app that cannot be
+  // imported) stops start-up here, exit 1, before anything listens. With --preload the
+  // master's own import below checks the app.
+  if (!Server::checkBoot(config_, !config_.preload, error)) return false;
   if (!openListeners(config_, listeners_, error)) return false;
   if (!python::WsgiRuntime::specsOf(config_.site).empty() && config_.preload) {
     preloaded_ = python::WsgiRuntime::load(config_, error);

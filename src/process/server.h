@@ -36,6 +36,12 @@ class Server : public http::ConnectionOwner {
   // brings it from the master) and takes over the listeners.
   bool open(std::vector<BoundListener> listeners, std::unique_ptr<python::WsgiRuntime> preloaded,
             std::string& error);
+  // Boots a worker's site in a child process without listeners — access logs, --static
+  // directories, `user`, and the app's import when `importApps` — so what would make every
+  // worker fail stops start-up (and -t) before anything listens. The child imports the app in
+  // its own interpreter and exits; the caller's process never starts Python. False with the
+  // worker's error message.
+  static bool checkBoot(const config::Config& config, bool importApps, std::string& error);
   // Serves until SIGTERM/SIGQUIT (graceful), SIGINT (fast) or recycling; returns the exit code.
   int run();
 
@@ -81,6 +87,8 @@ class Server : public http::ConnectionOwner {
   std::unique_ptr<event::SignalWatcher> signals_;
   std::unique_ptr<python::WsgiRuntime> wsgi_;  // after loop_: destroyed before it
   std::vector<std::unique_ptr<WsgiForwarder>> wsgiForwarders_;
+  bool checkOnly_ = false;   // checkBoot(): open() stops before serving
+  bool importApps_ = true;   // checkBoot() without the import (the master preloads it)
   bool saturated_ = false;  // every Python thread busy (with siblings to take new clients)
   bool full_ = false;       // worker_connections reached
   bool stopping_ = false;

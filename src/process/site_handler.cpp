@@ -685,7 +685,11 @@ LogFile* SiteHandler::logFile(const std::string& path, std::string& error) {
     slot = std::make_unique<LogFile>();
     std::string file = path == "/dev/stdout" ? "-" : path;
     if (!slot->open(file, stdout, error)) {
-      error = "cannot open access log \"" + path + "\": " + error;
+      // nginx's words for it (its -t and start-up say the same).
+      int saved = slot->lastErrno();
+      error = "open() \"" + path + "\" failed (" + std::to_string(saved) + ": " +
+              std::strerror(saved) + ")";
+      logFiles_.erase(path);
       return nullptr;
     }
   }

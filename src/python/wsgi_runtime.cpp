@@ -176,7 +176,9 @@ WsgiRuntime::~WsgiRuntime() {
     return;
   }
   for (App& app : apps_) app.executor.reset();
-  {
+  // A load that failed before the interpreter started (a wsgi_chdir that does not exist) has
+  // no Python to take the GIL of.
+  if (interpreter_) {
     GilGuard gil;
     for (App& app : apps_) app.app.reset();
   }

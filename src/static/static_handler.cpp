@@ -235,10 +235,9 @@ StaticHandler::StaticHandler(std::string directory, const MimeTypes& mimes, Opti
 void StaticHandler::openRoot() {
   int fd = ::open(mount_.directory.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) {
+    // Not logged here: every location has a root ("html" by default) whether or not it serves
+    // files, so only a request that reaches it is reported, as nginx's open() failure.
     rootError_ = errno;
-    logError("static: cannot open directory \"" + mount_.directory + "\"" +
-             (mount_.prefix.empty() ? std::string() : " for \"" + mount_.prefix + "\"") +
-             ": " + std::strerror(rootError_));
     return;
   }
   root_.reset(fd);

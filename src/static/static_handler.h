@@ -22,8 +22,10 @@ namespace portico::staticfiles {
 // Created once per worker by the composition root; handle() runs on the event-loop thread.
 class StaticHandler : public http::Handler {
  public:
-  // `mimes` must outlive the handler. A directory that cannot be opened is logged, and every
-  // request then gets 404 (or 403 when access was denied), as nginx would.
+  // `mimes` must outlive the handler. A directory that cannot be opened is not an error by
+  // itself (a location may never serve files from it): as nginx, each request that reaches it
+  // gets 404 with its open() line in the error log (log_not_found), or 403 when access was
+  // denied.
   StaticHandler(config::StaticMount mount, const MimeTypes& mimes);
 
   // What the content phase needs beyond the directory (nginx's per-location settings).
