@@ -34,6 +34,9 @@ RCVBUF = 64 * 1024  # a small receive window, as a slow mobile client has
 # What the worker may grow by while all 36 matrix clients stall with ~450 MB of responses
 # pending (the app's own copies of the payloads are made before the baseline is taken).
 RSS_GROWTH_BOUND = 48 * 1024 * 1024
+# ASan keeps freed memory in quarantine (256 MB by default) and pads every allocation, so RSS
+# says nothing about the server's own bound there: the sanitized run checks the bytes only.
+SANITIZED = bool(os.environ.get("PORTICO_SANITIZED"))
 
 
 def payload(size):
@@ -240,7 +243,10 @@ def test_matrix_every_byte_arrives_and_memory_stays_bounded(bulk):
     done.set()
     sampler.join()
     assert not errors, "\n".join(errors)
-    assert peak[0] - baseline < RSS_GROWTH_BOUND, (baseline, peak[0])
+    print("matrix: worker RSS %.1f MB before, peak %.1f MB with 36 slow readers" % (
+        baseline / 1e6, peak[0] / 1e6))
+    if not SANITIZED:
+        assert peak[0] - baseline < RSS_GROWTH_BOUND, (baseline, peak[0])
 
 
 @pytest.mark.time_budget(60)
@@ -359,6 +365,7 @@ def test_slowhttptest_slow_read_keeps_the_worker_small(module_launch, tmp_path):
     print("slow-read: worker peak RSS %.1f MB, %d whole responses served meanwhile" % (
         peak / 1e6, served))
     assert served >= 5, served
-    assert peak < 150 * 1024 * 1024, peak
+    if not SANITIZED:
+        assert peak < 150 * 1024 * 1024, peak
     assert server.alive()
     assert "Traceback" not in read_log(server)
