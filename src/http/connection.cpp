@@ -639,6 +639,7 @@ void Connection::completeExchange() {
   // The response is finished. When a large part of it is still queued (a file range, or more
   // than the low watermark in memory) the exchange completes once that is written: the access
   // log then says what left, and no idle keep-alive timer can run while a client is reading.
+  if (awaitingDrain_) return;  // already completing (a late end of the request body)
   onWritable_ = nullptr;  // no producer is left to wake
   if (!out_.empty()) {
     bool large = outMemBytes_ > kLowWatermark;

@@ -369,3 +369,38 @@ def test_slowhttptest_slow_read_keeps_the_worker_small(module_launch, tmp_path):
         assert peak < 150 * 1024 * 1024, peak
     assert server.alive()
     assert "Traceback" not in read_log(server)
+
+
+@pytest.mark.time_budget(30)
+def test_a_large_response_that_ends_before_its_request_body_is_completed_once(module_launch, bulk_dir, tmp_path):
+    # A static file answers a GET with a body once its first bytes are in (it never reads them);
+    # the response is still leaving when the rest of the body arrives: the exchange completes
+    # once — one access-log line — and the connection then closes as asked.
+    access = str(tmp_path / "access.log")
+    server = module_launch.start(["--access-logfile", access, "--static", "/b/=" + bulk_dir + "/"],
+                                 static=False)
+    size = SIZES[2]
+    client = SlowClient(server.port)
+    try:
+        client.sock.sendall(("GET /b/%d.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                             "Content-Length: 200000\r\n\r\n" % size).encode() + b"x" * 100000)
+        time.sleep(0.3)  # the response is queued, mostly unwritten
+        client.sock.sendall(b"x" * 100000)
+        status, _headers, digest, length = client.response(stalls=[(16 * 1024, 0.3)])
+        assert (status, length) == (200, size)
+        assert digest == hashlib.sha256(payload(size)).hexdigest()
+        client.sock.settimeout(5)
+        assert client.sock.recv(1) == b""
+    finally:
+        client.close()
+    deadline = time.monotonic() + 5
+    lines = []
+    while time.monotonic() < deadline:
+        lines = open(access).read().splitlines() if os.path.exists(access) else []
+        if lines:
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)
+    lines = open(access).read().splitlines()
+    assert len(lines) == 1, lines
+    assert ('"GET /b/%d.bin HTTP/1.1" 200 %d' % (size, size)) in lines[0], lines
