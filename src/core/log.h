@@ -23,7 +23,7 @@ class LogFile {
 
   // Opens `path` ("-" → `dash`); returns false and fills `error` on failure.
   bool open(const std::string& path, FILE* dash, std::string& error);
-  // errno of the last open() or reopen() that failed, for messages in nginx's form.
+  // errno of the last open() that failed, for messages in nginx's form.
   int lastErrno() const { return lastErrno_; }
   bool reopen(std::string& error);
   bool isOpen() const { return file_ != nullptr; }

@@ -10,6 +10,7 @@ import pytest
 
 from http_client import Connection
 from servers import free_port, portico_binary
+from wsgi_support import read_text
 
 CLI_TIMEOUT = 5
 
@@ -44,14 +45,6 @@ def _wait_for(predicate, timeout=5.0):
             return result
         time.sleep(0.05)
     return predicate()
-
-
-def _read(path):
-    try:
-        with open(path, "r", encoding="utf-8", errors="replace") as handle:
-            return handle.read()
-    except OSError:
-        return ""
 
 
 # --- listeners --------------------------------------------------------------------------------
@@ -186,7 +179,7 @@ def test_bad_values_are_exit_2(tmp_path, args):
 def test_pid_file_written_and_removed(launch, tmp_path):
     pid_path = str(tmp_path / "portico.pid")
     server = launch.start(["--pid", pid_path])
-    content = _wait_for(lambda: _read(pid_path).strip())
+    content = _wait_for(lambda: read_text(pid_path).strip())
     assert content == str(server.proc.pid)
     server.stop_and_check()
     assert not os.path.exists(pid_path), "pid file left behind after exit"
@@ -203,7 +196,7 @@ def test_access_log_combined_format(launch, site, tmp_path):
     with server.connect() as conn:
         response = conn.request("GET", "/static/a.txt", headers=[("User-Agent", "ua")])
     assert response.status == 200
-    text = _wait_for(lambda: _read(log_path) if _read(log_path).endswith("\n") else "")
+    text = _wait_for(lambda: read_text(log_path) if read_text(log_path).endswith("\n") else "")
     lines = text.splitlines()
     assert len(lines) == 1, lines
     assert COMBINED_RE.match(lines[0]), lines[0]
@@ -215,7 +208,7 @@ def test_access_log_referer_and_error_status(launch, tmp_path):
     server = launch.start(["--access-logfile", log_path])
     with server.connect() as conn:
         conn.request("GET", "/static/missing", headers=[("User-Agent", "ua"), ("Referer", "http://r/")])
-    line = _wait_for(lambda: _read(log_path).strip())
+    line = _wait_for(lambda: read_text(log_path).strip())
     assert re.search(r'"GET /static/missing HTTP/1\.1" 404 \d+ "http://r/" "ua"$', line), line
 
 
@@ -224,7 +217,7 @@ def test_access_log_custom_format(launch, tmp_path):
     server = launch.start(["--access-logfile", log_path, "--access-logformat", "%(h)s %(s)s %(m)s"])
     with server.connect() as conn:
         assert conn.request("GET", "/static/a.txt").status == 200
-    line = _wait_for(lambda: _read(log_path).strip())
+    line = _wait_for(lambda: read_text(log_path).strip())
     assert line == "127.0.0.1 200 GET", line
 
 
@@ -244,7 +237,7 @@ def test_error_logfile_is_used(launch, tmp_path):
         conn.request("GET", "/static/a.txt")
     assert _wait_for(lambda: os.path.exists(log_path))
     server.stop_and_check()
-    assert _read(log_path).strip(), "debug-level error log is empty"
+    assert read_text(log_path).strip(), "debug-level error log is empty"
 
 
 def test_chdir_makes_static_relative(launch, site):

@@ -10,7 +10,7 @@ import pytest
 
 from master_support import (pid_of, pin_connections, port_is_free, send_signal, served_pid,
                             start_master, wait_exit, wait_for_log_match, wait_for_workers, workers)
-from wsgi_support import wait_until
+from wsgi_support import read_text, wait_until
 
 
 def _request_in_background(server, target, results, key):
@@ -152,14 +152,6 @@ def test_ttin_and_ttou_add_and_remove_a_worker(launch):
     assert pid in workers(server), pid
 
 
-def _read(path):
-    try:
-        with open(path, "rb") as handle:
-            return handle.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-
-
 def test_usr1_reopens_the_access_log(launch):
     log_dir = launch.tmp_path_factory.mktemp("accesslog")
     access_log = str(log_dir / "access.log")
@@ -169,7 +161,7 @@ def test_usr1_reopens_the_access_log(launch):
     try:
         for pid, conn in pinned.items():
             assert conn.request("GET", "/pid?before-%d" % pid).status == 200
-        assert wait_until(lambda: _read(access_log).count("before-") == 2, 3.0), _read(access_log)
+        assert wait_until(lambda: read_text(access_log).count("before-") == 2, 3.0), read_text(access_log)
         os.rename(access_log, access_log + ".1")
         send_signal(server, signal.SIGUSR1)
         time.sleep(0.5)
@@ -179,10 +171,10 @@ def test_usr1_reopens_the_access_log(launch):
     finally:
         for conn in pinned.values():
             conn.close()
-    assert wait_until(lambda: _read(access_log).count("after-") == 2, 3.0), (
+    assert wait_until(lambda: read_text(access_log).count("after-") == 2, 3.0), (
         "after USR1 the access log at the original path has %r; the renamed one has %r" % (
-            _read(access_log), _read(access_log + ".1")))
-    assert "after-" not in _read(access_log + ".1"), _read(access_log + ".1")
+            read_text(access_log), read_text(access_log + ".1")))
+    assert "after-" not in read_text(access_log + ".1"), read_text(access_log + ".1")
 
 
 def test_usr1_reopens_the_error_log(launch):
@@ -195,8 +187,8 @@ def test_usr1_reopens_the_error_log(launch):
     time.sleep(0.5)
     victim = min(old)
     os.kill(victim, signal.SIGKILL)  # the master logs the death: a line after the reopen
-    assert wait_until(lambda: str(victim) in _read(server.error_log), 4.0), (
+    assert wait_until(lambda: str(victim) in read_text(server.error_log), 4.0), (
         "after USR1 the master's log lines do not reach a new file at the original path;"
-        " renamed file:\n%s" % _read(server.error_log + ".1")[-2000:])
+        " renamed file:\n%s" % read_text(server.error_log + ".1")[-2000:])
     match, _text = wait_for_log_match(server, str(victim))
     assert match

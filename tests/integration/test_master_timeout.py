@@ -14,6 +14,7 @@ import pytest
 from http_client import ProtocolError
 from master_support import (pid_of, pin_connections, start_master, wait_for_log_match,
                             wait_for_workers, wait_served_by, workers)
+from wsgi_support import read_text
 
 TIMEOUT = 2
 GRACE = 2  # the master kills a worker whose thread is still stuck this long after --timeout
@@ -33,14 +34,6 @@ def _await_answer(conn, target, result):
     result["elapsed"] = time.monotonic() - started
     result["status"] = status
     result["body"] = body
-
-
-def _read(path):
-    try:
-        with open(path, "rb") as handle:
-            return handle.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
 
 
 def _stuck_request(launch, route):
@@ -78,9 +71,9 @@ def _stuck_request(launch, route):
         "the stuck request was answered after %.1f s with --timeout %d" % (result["elapsed"], TIMEOUT))
     logged = re.compile(r'"GET %s HTTP/1.1" 504 ' % re.escape(route))
     deadline = time.monotonic() + 3.0
-    while not logged.search(_read(access_log)) and time.monotonic() < deadline:
+    while not logged.search(read_text(access_log)) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert logged.search(_read(access_log)), "no 504 line in the access log:\n%s" % _read(access_log)
+    assert logged.search(read_text(access_log)), "no 504 line in the access log:\n%s" % read_text(access_log)
     return server, stuck_pid, other_pid, stuck_conn
 
 
@@ -103,7 +96,7 @@ def test_request_running_python_past_timeout_gets_504_and_the_worker_lives_on(la
             "the interrupted worker was replaced: %r" % workers(server))
         response = stuck_conn.request("GET", "/pid")
         assert response.status == 200 and pid_of(response) == stuck_pid, response
-    assert "WORKER TIMEOUT" not in _read(server.error_log), _read(server.error_log)[-4000:]
+    assert "WORKER TIMEOUT" not in read_text(server.error_log), read_text(server.error_log)[-4000:]
 
 
 @pytest.mark.time_budget(25)

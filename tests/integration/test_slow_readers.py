@@ -19,8 +19,9 @@ import time
 
 import pytest
 
-from master_support import children
-from wsgi_support import start_wsgi, read_log, wait_for_log
+from master_support import wait_for_workers
+from servers import PorticoServer, free_port
+from wsgi_support import read_log, read_text, start_wsgi
 
 KINDS = ("static", "single", "gen", "wrap")
 SIZES = (64 * 1024, 4 * 1024 * 1024, 32 * 1024 * 1024)
@@ -52,13 +53,9 @@ def rss_bytes(pid):
 
 
 def worker_pid(server):
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        pids = children(server.proc.pid)
-        if len(pids) == 1:
-            return pids.pop()
-        time.sleep(0.05)
-    raise AssertionError("expected one worker")
+    pids = wait_for_workers(server, 1)
+    assert len(pids) == 1, pids
+    return pids.pop()
 
 
 class SlowClient:
@@ -294,7 +291,7 @@ http {
         deadline = time.monotonic() + 15
         logged = ""
         while time.monotonic() < deadline:
-            logged = open(access).read() if os.path.exists(access) else ""
+            logged = read_text(access)
             if logged:
                 break
             time.sleep(0.1)
@@ -304,15 +301,13 @@ http {
     status, sent = fields[2].split()[:2]
     assert status == "200"
     assert 0 < int(sent) < SIZES[2], logged
-    errors = open(tmp_path / "error.log").read()
+    errors = read_text(tmp_path / "error.log")
     assert "client timed out (110: Connection timed out) while sending response to client" in errors
     assert 'request: "GET /static/%d.bin HTTP/1.1"' % SIZES[2] in errors
 
 
 def start_conf(launcher, conf):
     """Starts portico -c on a free port (the %PORT% in the file)."""
-    from servers import PorticoServer, free_port
-
     text = conf.read_text()
     for _attempt in range(5):
         port = free_port()
@@ -396,11 +391,11 @@ def test_a_large_response_that_ends_before_its_request_body_is_completed_once(mo
     deadline = time.monotonic() + 5
     lines = []
     while time.monotonic() < deadline:
-        lines = open(access).read().splitlines() if os.path.exists(access) else []
+        lines = read_text(access).splitlines()
         if lines:
             break
         time.sleep(0.05)
     time.sleep(0.3)
-    lines = open(access).read().splitlines()
+    lines = read_text(access).splitlines()
     assert len(lines) == 1, lines
     assert ('"GET /b/%d.bin HTTP/1.1" 200 %d' % (size, size)) in lines[0], lines

@@ -27,6 +27,15 @@ def start_wsgi(launcher, app="introspect:application", args=(), threads=None, py
     return server
 
 
+def read_text(path):
+    """A text file's content ("" when it does not exist yet), undecodable bytes replaced."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
 def read_log(server):
     """The error log plus stderr: Python may write to either, depending on where sys.stderr goes."""
     text = ""
