@@ -97,6 +97,22 @@ void Connection::start() {
   updateTimer();
 }
 
+void Connection::adopt(std::string_view buffered, uint64_t requestStartMs,
+                       uint64_t requestsServed) {
+  if (state_ != State::kReadingHead) return;  // start() failed
+  offerHandOff_ = false;
+  requestsServed_ = requestsServed;
+  sawFirstRequest_ = requestsServed > 0;
+  if (!buffered.empty()) {
+    std::memcpy(in_.prepare(buffered.size()), buffered.data(), buffered.size());
+    in_.commit(buffered.size());
+    requestStartMs_ = requestStartMs ? requestStartMs : loop_.nowMs();
+  }
+  canRead_ = true;  // the rest of the request may be in the socket already
+  pump();
+  if (state_ != State::kClosed) updateTimer();
+}
+
 void Connection::drain() {
   // An idle kept-alive connection is not closed at once: its client may be sending a request
   // right now, and a close would race it (a failed request on reload). It gets one more
@@ -207,6 +223,15 @@ void Connection::processInput() {
   while (state_ == State::kReadingHead || state_ == State::kActive) {
     if (state_ == State::kActive && requestComplete_) break;  // wait for the response
     if (state_ == State::kReadingHead && in_.empty()) break;
+    if (offerHandOff_ && state_ == State::kReadingHead) {
+      // A request begins with nothing else in flight: a worker whose Python threads are all
+      // busy may give the connection to an idle sibling, so the request does not wait here.
+      offerHandOff_ = false;
+      if (out_.empty() && !draining_ && owner_.offerHandOff(*this)) {
+        processing_ = false;
+        return;  // given away: closed here
+      }
+    }
     if (state_ == State::kReadingHead && requestStartMs_ == 0) {
       requestStartMs_ = loop_.nowMs();  // the header timeout runs from a request's first byte
     }
@@ -668,6 +693,7 @@ void Connection::finishExchange() {
   state_ = State::kReadingHead;
   idleSinceMs_ = loop_.nowMs();
   requestStartMs_ = in_.empty() ? 0 : loop_.nowMs();
+  offerHandOff_ = true;
   if (!processing_) {
     // Asynchronous completion: continue with pipelined input once this callback unwinds.
     loop_.defer([this] {

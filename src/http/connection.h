@@ -53,6 +53,13 @@ class ConnectionOwner {
  public:
   virtual ~ConnectionOwner() = default;
   virtual void connectionClosed(Connection* connection) = 0;
+  // Asked when the first bytes of a connection's next request are in and nothing else is in
+  // flight on it (no response queued): true when the owner gave the connection to a sibling
+  // worker (process/hand_off.h) and closed it here; the connection then does nothing more.
+  virtual bool offerHandOff(Connection& connection) {
+    (void)connection;
+    return false;
+  }
 };
 
 // One HTTP/1.x client connection: reads and parses requests, runs them one at a time through
@@ -70,6 +77,21 @@ class Connection : public event::IoWatcher, public event::Deferrable, public Exc
   void drain();
   // Immediate stop (the server is going away).
   void close() { closeNow(); }
+
+  // What travels when the connection moves to a sibling worker (ConnectionOwner::offerHandOff).
+  int fd() const { return fd_.get(); }
+  std::string_view bufferedInput() const { return in_.view(); }
+  uint64_t requestStartMs() const { return requestStartMs_; }  // 0 until a request's first byte
+  uint64_t requestsServed() const { return requestsServed_; }
+  // Kept alive between requests with nothing read, queued or running: it can move as it is.
+  bool idleBetweenRequests() const {
+    return state_ == State::kReadingHead && in_.empty() && out_.empty() && !exchangeActive_ &&
+           requestStartMs_ == 0;
+  }
+  // A connection taken from a sibling, right after start(): the bytes it had read, when its
+  // request began (CLOCK_MONOTONIC ms, shared by the processes) and the responses it has had;
+  // reads and serves on from there. It is not offered again before its next request.
+  void adopt(std::string_view buffered, uint64_t requestStartMs, uint64_t requestsServed);
 
   void onIoEvent(uint32_t events) override;
 
@@ -185,6 +207,8 @@ class Connection : public event::IoWatcher, public event::Deferrable, public Exc
   uint64_t lastWriteMs_ = 0;
   uint64_t lingerStartMs_ = 0;
   bool sawFirstRequest_ = false;
+  // The owner has not yet been offered this request (ConnectionOwner::offerHandOff).
+  bool offerHandOff_ = true;
 };
 
 }  // namespace portico::http

@@ -72,6 +72,8 @@ bool Master::open(std::string& error) {
       return false;
     }
   }
+  handOff_ = HandOffQueue::create(error);
+  if (!handOff_) return false;
   // Room for reloads and TTIN: twice the workers plus headroom, at least 64 slots.
   size_t slots = std::max<size_t>(64, static_cast<size_t>(target_) * 4);
   board_ = std::make_unique<StatusBoard>(slots, python::WsgiRuntime::totalThreads(config_));
@@ -182,6 +184,7 @@ void Master::runWorker(size_t slot) {
     WorkerStatus& status = board_->slot(slot);
     status.pid = ::getpid();
     Server server(config_, &status, board_->busy(slot));
+    server.joinHandOff(*board_, slot, *handOff_);
     std::string error;
     if (!server.open(std::move(listeners), std::move(preloaded_), error)) {
       logCritical(error);
@@ -338,6 +341,7 @@ void Master::reap() {
     if (it == workers_.end()) continue;
     Worker w = *it;
     workers_.erase(it);
+    board_->setTaker(w.slot, false);  // a killed worker could not withdraw itself
     board_->slot(w.slot).state = static_cast<uint32_t>(WorkerState::kFree);
     uint64_t lived = monotonicMs() - w.startedMs;
     bool abnormal = false;
@@ -421,7 +425,8 @@ void Master::logStatus() {
     logDebug("worker pid=" + std::to_string(w.pid) + " requests=" +
              std::to_string(s.requests.load()) + " state=" +
              (state < 4 ? kStates[state] : "unknown") + (busy ? " busy" : " idle") +
-             (w.retiring ? " retiring" : ""));
+             " handed_off=" + std::to_string(s.handedOff.load()) +
+             " adopted=" + std::to_string(s.adopted.load()) + (w.retiring ? " retiring" : ""));
   }
 }
 

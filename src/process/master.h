@@ -10,6 +10,7 @@
 #include "config/config.h"
 #include "event/event_loop.h"
 #include "event/signal_watcher.h"
+#include "process/hand_off.h"
 #include "process/listeners.h"
 #include "process/worker_status.h"
 #include "python/wsgi_runtime.h"
@@ -67,6 +68,9 @@ class Master {
   std::vector<BoundListener> listeners_;
   std::unique_ptr<python::WsgiRuntime> preloaded_;
   std::unique_ptr<StatusBoard> board_;
+  // Connections a busy worker gives to an idle sibling; the master's copy keeps those queued
+  // alive while workers come and go.
+  std::unique_ptr<HandOffQueue> handOff_;
   std::unique_ptr<event::SignalWatcher> signals_;
   std::vector<Worker> workers_;
   int target_ = 1;

@@ -30,6 +30,8 @@ uint64_t residentMb() {
 
 constexpr uint64_t kHeartbeatMs = 1000;
 constexpr uint64_t kMemoryCheckMs = 100;
+constexpr uint64_t kIdleHandOffEveryMs = 50;
+constexpr uint64_t kRescueAfterMs = 10;
 
 // A limit that counts a line with its CRLF, as the parser's limit on the line without it.
 size_t lineWithoutCrlf(size_t withCrlf) { return withCrlf >= 2 ? withCrlf - 2 : 0; }
@@ -70,6 +72,12 @@ Server::Server(const config::Config& config, WorkerStatus* status, std::atomic<u
                           : 0;
     maxRequests_ = config.maxRequests + jitter;
   }
+}
+
+void Server::joinHandOff(StatusBoard& board, size_t slot, HandOffQueue& queue) {
+  board_ = &board;
+  slot_ = slot;
+  handOff_ = &queue;
 }
 
 bool Server::checkBoot(const config::Config& config, bool importApps, std::string& error) {
@@ -126,6 +134,10 @@ bool Server::checkBoot(const config::Config& config, bool importApps, std::strin
 }
 
 Server::~Server() {
+  stopping_ = true;
+  setTaking(false);
+  loop_.cancelTimer(rescueTimer_);
+  loop_.cancelTimer(idleHandOffTimer_);
   std::vector<http::Connection*> rest;
   for (auto& [ptr, conn] : connections_) rest.push_back(ptr);
   for (auto* c : rest) {
@@ -232,16 +244,15 @@ bool Server::open(std::vector<BoundListener> listeners,
     listeners_.push_back(std::make_unique<event::Listener>(
         loop_, UniqueFd(::dup(bound_[i].fd.get())),
         [this, i](UniqueFd client, const sockaddr_storage& peer) {
-          accept(bound_[i], *listenerSettings_[i], std::move(client), peer);
+          accept(i, std::move(client), peer);
         },
         config_.multiAccept));
   }
   return true;
 }
 
-void Server::accept(const BoundListener& local, const http::ConnectionSettings& settings,
-                    UniqueFd fd, const sockaddr_storage& peer) {
-  if (stopping_) return;
+http::Connection* Server::addConnection(size_t index, UniqueFd fd, const sockaddr_storage& peer) {
+  const BoundListener& local = bound_[index];
   http::ConnectionInfo info = local.local;
   if (!info.isUnix) event::describeAddress(peer, info.peerAddress, info.peerPort);
   if (local.wildcard) {
@@ -253,9 +264,9 @@ void Server::accept(const BoundListener& local, const http::ConnectionSettings& 
     }
   }
   auto conn = std::make_unique<http::Connection>(loop_, std::move(fd), std::move(info),
-                                                 settings, *this);
+                                                 *listenerSettings_[index], *this);
   http::Connection* raw = conn.get();
-  connections_.emplace(raw, std::move(conn));
+  connections_.emplace(raw, Client{std::move(conn), index});
   raw->start();
   // nginx's worker_connections: at the limit this worker stops accepting (the kernel queues
   // new clients, siblings take them) until a connection closes.
@@ -266,11 +277,143 @@ void Server::accept(const BoundListener& local, const http::ConnectionSettings& 
                 " worker_connections are not enough");
     updateAccepting();
   }
+  return connections_.count(raw) ? raw : nullptr;
+}
+
+void Server::accept(size_t index, UniqueFd fd, const sockaddr_storage& peer) {
+  if (stopping_) return;
+  addConnection(index, std::move(fd), peer);
+}
+
+bool Server::offerHandOff(http::Connection& connection) {
+  // Only while every Python thread here is busy (the request would wait) and a sibling has a
+  // free one; otherwise the connection stays (a request then waits only when all are busy).
+  if (!saturated_ || stopping_ || !handOff_ || !board_->otherTaker(slot_)) return false;
+  // Not when a thread has already answered its request and is only finishing it (close(),
+  // the GIL): a sequential client's next request arrives in that moment, and moving it would
+  // bounce the client between workers for nothing.
+  if (!wsgi_->wouldWait()) return false;
+  auto it = connections_.find(&connection);
+  if (it == connections_.end()) return false;
+  uint64_t started = connection.requestStartMs() ? connection.requestStartMs() : loop_.nowMs();
+  if (!handOff_->send(connection.fd(), bound_[it->second.listener].name,
+                      connection.bufferedInput(), started, connection.requestsServed(),
+                      loop_.nowMs())) {
+    return false;  // the queue is full: serve it here
+  }
+  ++handedOff_;
+  if (status_) status_->handedOff.store(handedOff_, std::memory_order_relaxed);
+  connection.close();  // the sibling holds the socket now; this copy goes
+  return true;
+}
+
+void Server::takeHandOffs() {
+  // A few per wake-up: each adopted connection's request is read and dispatched at once, and
+  // a worker whose threads are then all busy stops taking (updateAccepting).
+  for (int i = 0; i < 16 && taking_; ++i) {
+    HandOffQueue::Message message;
+    HandOffQueue::Receive got = handOff_->receive(message);
+    if (got == HandOffQueue::Receive::kEmpty) return;
+    if (got == HandOffQueue::Receive::kMessage) adopt(std::move(message));
+  }
+}
+
+void Server::rescueHandOffs() {
+  rescueTimer_ = {0, 0};
+  if (taking_ || stopping_ || !handOff_) return;
+  // A connection was queued for a worker that had a free thread, but every worker became busy
+  // before one took it. Busy workers take what has waited kRescueAfterMs (and queue it like
+  // their own), so it never waits longer than the others' requests do.
+  uint64_t sentMs = 0;
+  for (int i = 0; i < 16 && !full_ && handOff_->oldestSentMs(sentMs); ++i) {
+    if (sentMs + kRescueAfterMs > loop_.nowMs()) break;
+    HandOffQueue::Message message;
+    HandOffQueue::Receive got = handOff_->receive(message);
+    if (got == HandOffQueue::Receive::kEmpty) break;
+    if (got == HandOffQueue::Receive::kMessage) adopt(std::move(message));
+  }
+  if (!taking_ && !stopping_) {
+    rescueTimer_ = loop_.addTimer(kRescueAfterMs, [this] { rescueHandOffs(); });
+  }
+}
+
+void Server::adopt(HandOffQueue::Message message) {
+  size_t index = 0;
+  while (index < bound_.size() && bound_[index].name != message.listener) ++index;
+  if (index == bound_.size()) {
+    // A reload between the send and now dropped that listen address: nothing here serves it.
+    logInfo("a connection handed over from " + message.listener +
+            ", which this worker does not serve, is closed");
+    return;
+  }
+  sockaddr_storage peer{};
+  socklen_t length = sizeof peer;
+  if (::getpeername(message.fd.get(), reinterpret_cast<sockaddr*>(&peer), &length) != 0) {
+    return;  // the client is gone already (ENOTCONN)
+  }
+  ++adopted_;
+  if (status_) status_->adopted.store(adopted_, std::memory_order_relaxed);
+  http::Connection* conn = addConnection(index, std::move(message.fd), peer);
+  if (conn) conn->adopt(message.buffered, message.requestStartMs, message.requestsServed);
+}
+
+void Server::handOffIdle() {
+  idleHandOffTimer_ = {0, 0};
+  if (!handOff_ || connections_.empty()) return;
+  if (board_->otherTaker(slot_)) {
+    std::vector<std::pair<http::Connection*, size_t>> idle;
+    for (auto& [ptr, client] : connections_) {
+      if (ptr->idleBetweenRequests()) idle.emplace_back(ptr, client.listener);
+    }
+    for (auto& [conn, listener] : idle) {
+      if (!connections_.count(conn)) continue;
+      if (!handOff_->send(conn->fd(), bound_[listener].name, {}, 0, conn->requestsServed(),
+                          loop_.nowMs())) {
+        break;
+      }
+      ++handedOff_;
+      conn->close();
+    }
+    if (status_) status_->handedOff.store(handedOff_, std::memory_order_relaxed);
+  }
+  // Until the drain ends: a replacement worker may start taking later, and a busy connection
+  // may fall idle (one whose client sends a request meanwhile is answered here, with close).
+  if (!connections_.empty()) {
+    idleHandOffTimer_ = loop_.addTimer(kIdleHandOffEveryMs, [this] { handOffIdle(); });
+  }
+}
+
+void Server::setTaking(bool taking) {
+  if (taking == taking_ || !handOff_) return;
+  if (taking) {
+    // Exclusive: one message wakes one idle worker, not all of them.
+    if (!loop_.add(handOff_->receiveFd(), EPOLLIN | EPOLLEXCLUSIVE, &handOffWatcher_)) return;
+  } else {
+    loop_.remove(handOff_->receiveFd());
+  }
+  taking_ = taking;
+  board_->setTaker(slot_, taking);
+  loop_.cancelTimer(rescueTimer_);
+  rescueTimer_ = {0, 0};
+  if (!taking && !stopping_) {
+    rescueTimer_ = loop_.addTimer(kRescueAfterMs, [this] { rescueHandOffs(); });
+  }
 }
 
 void Server::updateAccepting() {
-  if (stopping_) return;
-  bool accepting = !saturated_ && !full_;
+  if (stopping_) {
+    setTaking(false);
+    return;
+  }
+  // Taking hand-offs needs an app whose threads can saturate (several workers) and a loop
+  // that is serving (run() has started the listeners).
+  bool balancing = handOff_ && wsgi_ && config_.workers != 1;
+  setTaking(!saturated_ && !full_ && balancing && serving_);
+  // A busy worker goes on accepting when it can hand a client's first request to an idle
+  // sibling: were it to stop, clients not yet accepted would wait in the backlog for as long
+  // as every worker stays busy with its kept-alive clients (for ever under steady load).
+  // Without hand-offs it leaves new clients to its siblings while its threads are all busy.
+  bool accepting = !full_ && (balancing || !saturated_);
   for (auto& l : listeners_) {
     if (accepting) {
       l->start();
@@ -283,7 +426,7 @@ void Server::updateAccepting() {
 void Server::connectionClosed(http::Connection* connection) {
   auto it = connections_.find(connection);
   if (it == connections_.end()) return;
-  loop_.deferDelete(std::move(it->second));
+  loop_.deferDelete(std::move(it->second.connection));
   connections_.erase(it);
   if (stopping_ && connections_.empty()) loop_.stop();
   if (full_ && connections_.size() < static_cast<size_t>(config_.workerConnections)) {
@@ -335,7 +478,11 @@ void Server::beginGracefulStop(const std::string& why) {
   // First the clients the kernel already queued (served like the in-flight ones), then no more.
   closeListeners(true);
   stopping_ = true;
+  setTaking(false);
   if (status_) status_->state = static_cast<uint32_t>(WorkerState::kDraining);
+  // After this iteration's writes: a connection whose response is being flushed now is idle
+  // then (the one whose response ended the worker closes, as before).
+  if (handOff_) idleHandOffTimer_ = loop_.addTimer(0, [this] { handOffIdle(); });
   // drain() may close (and unlink) connections, so walk a snapshot.
   std::vector<http::Connection*> snapshot;
   for (auto& [ptr, conn] : connections_) snapshot.push_back(ptr);
@@ -368,6 +515,7 @@ void Server::onSignal(int signo) {
       break;
     case SIGINT:
       stopping_ = true;
+      setTaking(false);
       closeListeners(false);
       loop_.stop();
       break;
@@ -406,10 +554,15 @@ int Server::run() {
     }
   }
   if (status_) status_->state = static_cast<uint32_t>(WorkerState::kReady);
+  serving_ = true;
+  updateAccepting();
   heartbeat();
   loop_.run();
+  setTaking(false);
   loop_.cancelTimer(gracefulTimer_);
   loop_.cancelTimer(heartbeatTimer_);
+  loop_.cancelTimer(idleHandOffTimer_);
+  loop_.cancelTimer(rescueTimer_);
   closeListeners(false);
   std::vector<http::Connection*> rest;
   for (auto& [ptr, conn] : connections_) rest.push_back(ptr);

@@ -13,6 +13,7 @@
 #include "event/signal_watcher.h"
 #include "http/connection.h"
 #include "http/router.h"
+#include "process/hand_off.h"
 #include "process/listeners.h"
 #include "process/site_handler.h"
 #include "process/worker_status.h"
@@ -32,6 +33,12 @@ class Server : public http::ConnectionOwner {
   Server(const config::Config& config, WorkerStatus* status, std::atomic<uint64_t>* busy);
   ~Server() override;
 
+  // Joins the siblings' request balancing (before open()): while every Python thread of this
+  // worker is busy, a connection whose next request begins goes to the hand-off queue when a
+  // sibling has a free thread; while a thread is free, this worker takes connections from it.
+  // `board` and `queue` are the master's and outlive the server.
+  void joinHandOff(StatusBoard& board, size_t slot, HandOffQueue& queue);
+
   // Checks the configuration against the file system, imports the app (unless `preloaded`
   // brings it from the master) and takes over the listeners.
   bool open(std::vector<BoundListener> listeners, std::unique_ptr<python::WsgiRuntime> preloaded,
@@ -46,10 +53,21 @@ class Server : public http::ConnectionOwner {
   int run();
 
   void connectionClosed(http::Connection* connection) override;
+  bool offerHandOff(http::Connection& connection) override;
 
  private:
-  void accept(const BoundListener& local, const http::ConnectionSettings& settings, UniqueFd fd,
-              const sockaddr_storage& peer);
+  // Serves a client of listener `index`; null when it could not be started.
+  http::Connection* addConnection(size_t index, UniqueFd fd, const sockaddr_storage& peer);
+  void accept(size_t index, UniqueFd fd, const sockaddr_storage& peer);
+  // Takes connections from the hand-off queue while a Python thread is free.
+  void takeHandOffs();
+  // While every thread is busy: takes connections that have waited in the queue too long.
+  void rescueHandOffs();
+  void adopt(HandOffQueue::Message message);
+  void setTaking(bool taking);
+  // A stopping worker gives its idle kept-alive connections to siblings that take them
+  // (reload, recycling): their clients keep the connection instead of seeing it closed.
+  void handOffIdle();
   void onSignal(int signo);
   void onRequestDone();
   void checkMemory();
@@ -83,7 +101,25 @@ class Server : public http::ConnectionOwner {
   std::unique_ptr<SiteHandler> site_;
   std::vector<BoundListener> bound_;
   std::vector<std::unique_ptr<event::Listener>> listeners_;
-  std::unordered_map<http::Connection*, std::unique_ptr<http::Connection>> connections_;
+  struct Client {
+    std::unique_ptr<http::Connection> connection;
+    size_t listener = 0;  // index into bound_
+  };
+  std::unordered_map<http::Connection*, Client> connections_;
+  // The hand-off queue's receiving end as the loop sees it.
+  struct HandOffWatcher : event::IoWatcher {
+    explicit HandOffWatcher(Server& s) : server(s) {}
+    void onIoEvent(uint32_t) override { server.takeHandOffs(); }
+    Server& server;
+  };
+  StatusBoard* board_ = nullptr;  // with handOff_: the master's board, this worker's slot_
+  size_t slot_ = 0;
+  HandOffQueue* handOff_ = nullptr;
+  HandOffWatcher handOffWatcher_{*this};
+  bool taking_ = false;   // watching the hand-off queue
+  bool serving_ = false;  // run() is serving
+  uint64_t handedOff_ = 0;
+  uint64_t adopted_ = 0;
   std::unique_ptr<event::SignalWatcher> signals_;
   std::unique_ptr<python::WsgiRuntime> wsgi_;  // after loop_: destroyed before it
   std::vector<std::unique_ptr<WsgiForwarder>> wsgiForwarders_;
@@ -94,6 +130,8 @@ class Server : public http::ConnectionOwner {
   bool stopping_ = false;
   event::TimerId gracefulTimer_{0, 0};
   event::TimerId heartbeatTimer_{0, 0};
+  event::TimerId idleHandOffTimer_{0, 0};
+  event::TimerId rescueTimer_{0, 0};
   uint64_t requests_ = 0;
   uint64_t maxRequests_ = 0;  // with jitter; 0 = never recycle
   uint64_t lastMemoryCheckMs_ = 0;

@@ -16,6 +16,11 @@ struct WorkerStatus {
   std::atomic<uint64_t> requests{0};     // requests completed
   std::atomic<uint64_t> heartbeatMs{0};  // CLOCK_MONOTONIC ms, refreshed by the worker's loop
   std::atomic<uint32_t> state{0};        // WorkerState
+  // The worker has a free Python thread and takes connections from the hand-off queue (its
+  // bit in the board's taker mask mirrors it); cleared by the master when the worker is gone.
+  std::atomic<uint32_t> takesHandOffs{0};
+  std::atomic<uint64_t> handedOff{0};  // connections given to the hand-off queue
+  std::atomic<uint64_t> adopted{0};    // connections taken from it
   // Followed in memory by `threads` atomics: when each Python thread's current request started
   // (CLOCK_MONOTONIC ms), 0 while it is idle.
 };
@@ -38,8 +43,18 @@ class StatusBoard {
   // A free slot (state kFree) or SIZE_MAX; reset to zeroes.
   size_t claim();
 
+  // Hand-off takers (workers with a free Python thread that watch the hand-off queue): the
+  // worker in `slot` says whether it takes; the master withdraws a dead worker. Slots past
+  // kMaxTakerSlots never take (they still give). One atomic bit per slot, so a sender's
+  // question costs a few loads and a worker killed mid-update leaves no half-made state.
+  static constexpr size_t kMaxTakerSlots = 256;
+  void setTaker(size_t slot, bool takes);
+  // True when a worker other than the one in `slot` takes hand-offs now.
+  bool otherTaker(size_t slot) const;
+
  private:
   size_t stride() const;
+  std::atomic<uint64_t>* takerMask() const;  // kMaxTakerSlots / 64 words before the slots
   char* base_ = nullptr;
   size_t slots_;
   int threads_;

@@ -37,6 +37,8 @@ Executor::Executor(WsgiApp& app, int threads, std::atomic<uint64_t>* busy, event
     : app_(app), busy_(busy), loop_(loop) {
   if (threads < 1) threads = 1;
   threadCount_ = threads;
+  answered_ = std::make_unique<std::atomic<bool>[]>(static_cast<size_t>(threads));
+  for (int i = 0; i < threads; ++i) answered_[i].store(true);
   if (timeoutMs > 0 && loop) {
     timeoutMs_ = timeoutMs;
     running_ = std::make_unique<Running[]>(static_cast<size_t>(threads));
@@ -49,6 +51,25 @@ Executor::Executor(WsgiApp& app, int threads, std::atomic<uint64_t>* busy, event
 }
 
 Executor::~Executor() { stop(); }
+
+namespace {
+// The answered flag of the job the calling Python thread runs (null outside a job).
+thread_local std::atomic<bool>* tAnswered = nullptr;
+}  // namespace
+
+void Executor::noteAnswered() {
+  if (tAnswered) tAnswered->store(true, std::memory_order_release);
+}
+
+bool Executor::wouldWait() const {
+  int inFlight = inFlight_.load(std::memory_order_acquire);
+  if (inFlight > threadCount_) return true;  // queued behind the running ones
+  if (inFlight < threadCount_) return false;
+  for (int t = 0; t < threadCount_; ++t) {
+    if (answered_[t].load(std::memory_order_acquire)) return false;
+  }
+  return true;
+}
 
 void Executor::setSaturationHook(event::EventLoop& loop, std::function<void(bool)> hook) {
   hookLoop_ = &loop;
@@ -199,9 +220,13 @@ void Executor::serve(int index) {
       }
     }  // the lock is released before `nogil` takes the GIL back
     uint64_t started = nowMs();
+    answered_[index].store(false, std::memory_order_relaxed);
+    tAnswered = &answered_[index];
     if (busy_) busy_[index].store(started, std::memory_order_relaxed);
     if (running_) running_[index].startedMs.store(started, std::memory_order_relaxed);
     app_.run(job);
+    tAnswered = nullptr;
+    answered_[index].store(true, std::memory_order_relaxed);
     if (busy_) busy_[index].store(0, std::memory_order_relaxed);
     if (running_) {
       // With the GIL held, which the watchdog holds to raise the exception: it either saw this

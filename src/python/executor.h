@@ -45,6 +45,13 @@ class Executor {
   // wait) and with false when one is free again: a worker among several then stops accepting,
   // so its idle siblings take new connections (as gunicorn's sync workers do by not accepting).
   void setSaturationHook(event::EventLoop& loop, std::function<void(bool)> hook);
+  // Whether a request submitted now would wait: a job is queued already, or every thread runs
+  // a job that has not answered its client yet (noteAnswered). A thread whose job has answered
+  // is about to be free. Any thread; a snapshot.
+  bool wouldWait() const;
+  // Python thread, from the job's response channel: the running job's response has ended
+  // (finished or aborted); what is left of the job is clean-up (the iterable's close()).
+  static void noteAnswered();
   // Lets the threads finish the queued jobs and joins them; a thread still busy after
   // `timeoutMs` (an app stuck forever) is abandoned, and false is returned: the process must
   // then exit without finalizing Python.
@@ -67,6 +74,8 @@ class Executor {
   bool wakeScheduled_ = false;  // loop thread only: wakeIdle() is deferred on loop_
   int threadCount_ = 0;
   std::atomic<int> inFlight_{0};     // queued + running jobs
+  // Per thread: its current job has answered (true while idle too).
+  std::unique_ptr<std::atomic<bool>[]> answered_;
   std::atomic<bool> saturated_{false};
   event::EventLoop* hookLoop_ = nullptr;
   std::function<void(bool)> saturationHook_;  // loop thread only

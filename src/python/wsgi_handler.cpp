@@ -247,6 +247,8 @@ class LoopChannel : public ResponseChannel,
         queued_ = true;
         self_ = shared_from_this();  // alive until the loop has run the batch
       }
+      // Before the loop can see the end: the worker then knows this thread is about to be free.
+      if (pendingEnd_ != End::kNone) Executor::noteAnswered();
     }
     if (post) loop_.post(static_cast<event::Posted*>(this));
     return !gone_.load();

@@ -208,6 +208,13 @@ void WsgiRuntime::onSaturation(std::function<void(bool)> hook) {
   }
 }
 
+bool WsgiRuntime::wouldWait() const {
+  for (const App& app : apps_) {
+    if (!app.executor || !app.executor->wouldWait()) return false;
+  }
+  return !apps_.empty();
+}
+
 void WsgiRuntime::beforeFork() {
   PyGILState_STATE state = PyGILState_Ensure();
   forkGilState_ = static_cast<int>(state);

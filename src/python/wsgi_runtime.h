@@ -50,6 +50,8 @@ class WsgiRuntime {
   http::Handler* handlerFor(const config::WsgiSpec& spec);
   // See Executor::setSaturationHook; call after startServing().
   void onSaturation(std::function<void(bool)> hook);
+  // A new request for any app would wait (Executor::wouldWait of every app).
+  bool wouldWait() const;
 
   // Around fork() when the app was preloaded: CPython's own hooks (os.register_at_fork
   // callbacks run in the child; `random` reseeds itself there).

@@ -7,6 +7,7 @@ can count how many processes imported the app (one per worker, or only the maste
 """
 
 import ctypes
+import hashlib
 import json
 import os
 import random
@@ -75,7 +76,12 @@ def route_pid(environ, start_response):
 
 
 def route_sleep(environ, start_response):
-    milliseconds = int(_query(environ).get("ms", "500"))
+    query = _query(environ)
+    milliseconds = int(query.get("ms", "500"))
+    if query.get("mark"):
+        # Tells the test the request is running (its worker's thread is busy from now on).
+        with open(query["mark"], "w") as handle:
+            handle.write(str(os.getpid()))
     time.sleep(milliseconds / 1000.0)
     return _reply(start_response, str(os.getpid()))
 
@@ -130,8 +136,17 @@ def route_grow(environ, start_response):
     return _json(start_response, {"pid": os.getpid(), "rss_mb": _rss_mb(), "chunks": len(_ballast)})
 
 
+def route_body(environ, start_response):
+    """The request body's length and SHA-256, with the pid that read it."""
+    data = environ["wsgi.input"].read()
+    return _json(start_response, {"pid": os.getpid(), "length": len(data),
+                                  "sha256": hashlib.sha256(data).hexdigest(),
+                                  "requests": environ.get("HTTP_X_SEQ", "")})
+
+
 ROUTES = {
     "pid": route_pid,
+    "body": route_body,
     "sleep": route_sleep,
     "random": route_random,
     "segv-signal": route_segv_signal,

@@ -82,10 +82,13 @@ def _stuck_request(launch, route):
 def test_request_running_python_past_timeout_gets_504_and_the_worker_lives_on(launch, route, frame):
     server, stuck_pid, other_pid, stuck_conn = _stuck_request(launch, route)
     with stuck_conn:
-        # The asynchronous exception ended the app's call: the same worker serves the next
-        # request on the same (kept-alive) connection, at once.
+        # The kept-alive connection goes on (its next request may move to the idle sibling
+        # while the interrupted thread is still unwinding), and the asynchronous exception
+        # ended the app's call: the interrupted worker serves again.
         response = stuck_conn.request("GET", "/pid")
-        assert response.status == 200 and pid_of(response) == stuck_pid, response
+        assert response.status == 200 and pid_of(response) in (stuck_pid, other_pid), response
+        assert wait_served_by(server, stuck_pid, 5.0) is not None, (
+            "worker %d does not serve after its request was interrupted" % stuck_pid)
         match, text = wait_for_log_match(server, frame)
         assert match, "the interrupted frame %s is not in the error log:\n%s" % (frame, text[-4000:])
         assert "RequestTimeout" in text, text[-4000:]
@@ -95,7 +98,7 @@ def test_request_running_python_past_timeout_gets_504_and_the_worker_lives_on(la
         assert workers(server) == {stuck_pid, other_pid}, (
             "the interrupted worker was replaced: %r" % workers(server))
         response = stuck_conn.request("GET", "/pid")
-        assert response.status == 200 and pid_of(response) == stuck_pid, response
+        assert response.status == 200 and pid_of(response) in (stuck_pid, other_pid), response
     assert "WORKER TIMEOUT" not in read_text(server.error_log), read_text(server.error_log)[-4000:]
 
 
