@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """portico's benchmark harness: portico (one worker, core 0) against gunicorn, uWSGI and nginx on the
-same core, wrk on core 1, interleaved rounds; writes bench/results/latest.json, docs/benchmarks.md
-and docs/benchmarks.png.
+same core, wrk on core 1, interleaved rounds; and the *-all scenarios, where every server runs N
+workers (N = the cores the harness may use) and servers and wrk share all cores. Writes
+bench/results/latest.json, docs/benchmarks.md and docs/benchmarks.png.
 
     /usr/bin/python3 bench/run.py [--quick] [--scenarios a,b] [--rounds N] [--duration S]
 """
@@ -31,6 +32,10 @@ PYTHON = "/usr/bin/python3"
 HOST = "127.0.0.1"
 SERVER_CORE = "0"
 CLIENT_CORE = "1"
+# The *-all scenarios: every core the harness started with, for servers (N workers) and wrk alike.
+CORES = sorted(os.sched_getaffinity(0))
+NCORES = len(CORES)
+ALL_CORES = ",".join(str(c) for c in CORES)
 
 # Packages the harness needs, by the binary that proves they are installed.
 APT_PACKAGES = {
@@ -121,7 +126,7 @@ def freePort():
 # Memory: RSS and PSS summed over every process of a server
 
 
-def processTree(roots):
+def childrenMap():
     children = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -133,6 +138,11 @@ def processTree(roots):
             children.setdefault(ppid, []).append(int(entry))
         except (OSError, ValueError, IndexError):
             continue
+    return children
+
+
+def processTree(roots):
+    children = childrenMap()
     out, todo = [], list(roots)
     while todo:
         pid = todo.pop()
@@ -157,6 +167,31 @@ def memory(roots):
         except OSError:
             continue
     return {"rss_kb": rss, "pss_kb": pss, "processes": len(pids)}
+
+
+def cpuTicks(pids):
+    """pid -> utime + stime (clock ticks, every thread of the process) from /proc/PID/stat."""
+    out = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+            fields = stat[stat.rfind(")") + 2:].split()  # fields[0] is field 3 (state)
+            out[pid] = int(fields[11]) + int(fields[12])
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def balance(ticks):
+    """Each worker's CPU ticks relative to the workers' mean (1.0 = an even share)."""
+    pids = sorted(ticks)
+    mean = sum(ticks.values()) / len(pids) if pids else 0
+    if mean <= 0:
+        return None
+    shares = [ticks[p] / mean for p in pids]
+    return {"workers": len(pids), "ticks": [ticks[p] for p in pids], "shares": shares,
+            "min_share": min(shares), "shown": " / ".join(f"{v:.2f}" for v in shares)}
 
 
 class MemorySampler:
@@ -196,30 +231,37 @@ def preexec():
 
 class Server:
     """One server under test (one or more processes, e.g. nginx and its backend); owned by the
-    harness's main thread, started on core 0 and always stopped."""
+    harness's main thread, started on `cores` (core 0, or all cores for the *-all scenarios) and
+    always stopped."""
 
-    def __init__(self, key, label, path, workdir):
+    def __init__(self, key, label, path, workdir, cores=SERVER_CORE):
         self.key = key
         self.label = label
         self.path = path
+        self.readyPath = path  # what start() polls for a 200 (a POST-only app answers GET otherwise)
+        self.cores = cores
         self.port = freePort()
         self.workdir = os.path.join(workdir, key)
         os.makedirs(self.workdir, exist_ok=True)
         self.commands = []   # (argv, cwd) in start order
         self.configs = {}    # name -> text, for the report
         self.procs = []
+        self.workerProc = None  # index in procs of the process whose children are the app workers
 
     @property
     def url(self):
         return f"http://{HOST}:{self.port}{self.path}"
 
-    def add(self, argv, cwd=None):
+    def add(self, argv, cwd=None, workers=False):
+        """workers: this process's children are the workers that run the app (worker balance)."""
+        if workers:
+            self.workerProc = len(self.commands)
         self.commands.append((argv, cwd))
 
     def start(self, timeout=60):
         for i, (argv, cwd) in enumerate(self.commands):
             logf = open(os.path.join(self.workdir, f"proc{i}.log"), "ab")
-            self.procs.append(subprocess.Popen(["taskset", "-c", SERVER_CORE] + argv, cwd=cwd,
+            self.procs.append(subprocess.Popen(["taskset", "-c", self.cores] + argv, cwd=cwd,
                                                stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
                                                preexec_fn=preexec))
             logf.close()
@@ -230,7 +272,7 @@ class Server:
                 if p.poll() is not None:
                     raise RuntimeError(f"{self.label} exited with {p.returncode}; see {self.workdir}")
             try:
-                req = urllib.request.Request(self.url, method="GET")
+                req = urllib.request.Request(f"http://{HOST}:{self.port}{self.readyPath}", method="GET")
                 with urllib.request.urlopen(req, timeout=5) as r:
                     if r.status == 200:
                         return
@@ -241,6 +283,13 @@ class Server:
 
     def roots(self):
         return [p.pid for p in self.procs]
+
+    def workerPids(self):
+        """The app's worker processes: the children of the master (portico, gunicorn, uWSGI with
+        --master; for nginx → backend, the backend's master)."""
+        if self.workerProc is None or self.workerProc >= len(self.procs):
+            return []
+        return sorted(childrenMap().get(self.procs[self.workerProc].pid, []))
 
     def stop(self):
         for p in reversed(self.procs):
@@ -267,7 +316,7 @@ class Server:
         self.procs = []
 
     def describe(self):
-        return {"commands": [" ".join(["taskset", "-c", SERVER_CORE] + a) for a, _ in self.commands],
+        return {"commands": [" ".join(["taskset", "-c", self.cores] + a) for a, _ in self.commands],
                 "configs": self.configs}
 
 
@@ -312,15 +361,19 @@ def appSpec(ctx, app):
         return APPS, "upload:application", "upload.py", "/"
     if app == "django":
         return ctx.djangoDir(), "mysite.wsgi:application", None, "/api/books/"
+    if app == "admin":  # the admin's login form: a template render, a CSRF cookie, no login needed
+        return ctx.djangoDir(), "mysite.wsgi:application", None, "/admin/login/"
+    if app == "django-upload":  # multipart POST (catalog.views.upload); POST only
+        return ctx.djangoDir(), "mysite.wsgi:application", None, "/upload/"
     raise ValueError(app)
 
 
-def nginxConf(server, body, static_alias=None):
+def nginxConf(server, body, static_alias=None, workers=1):
     w = server.workdir
     user = "user root;\n" if os.geteuid() == 0 else ""
     conf = f"""{user}daemon off;
 master_process on;
-worker_processes 1;
+worker_processes {workers};
 worker_rlimit_nofile 20000;
 pid {w}/nginx.pid;
 error_log {w}/error.log warn;
@@ -350,53 +403,64 @@ http {{
     server.add(["nginx", "-c", path, "-p", w + "/", "-e", f"{w}/error.log"])
 
 
-def makeServer(ctx, kind, app):
-    """kind: portico, gunicorn-sync, gunicorn-gthread, uwsgi-http, nginx-gunicorn, nginx-uwsgi,
-    nginx-static, nginx-return. app: hello, django, upload, or static:FILE."""
-    key = f"{kind}.{app.replace(':', '-')}"
+def makeServer(ctx, kind, app, workers=1, cores=SERVER_CORE):
+    """kind: portico, gunicorn-sync, gunicorn-gthread, uwsgi-http (--http11-socket), uwsgi-http10
+    (--http-socket), nginx-gunicorn, nginx-uwsgi, nginx-static, nginx-return. app: hello, django,
+    admin, upload, django-upload, or static:FILE. workers: worker processes of every server (nginx's
+    and its backend's); with more than one, uWSGI runs with --master as a user would (its workers
+    are then the master's children, as gunicorn's and portico's are)."""
+    key = f"{kind}.{app.replace(':', '-')}" + (f".w{workers}" if workers != 1 else "")
     workdir = ctx.workdir
+    w = str(workers)
     if app.startswith("static:"):
         path = "/" + app.split(":", 1)[1]
-        s = Server(key, kind, path, workdir)
+        s = Server(key, kind, path, workdir, cores)
         d = ctx.staticDir()
         if kind == "portico":
-            s.add([PORTICO, "--bind", f"{HOST}:{s.port}", "-w", "1", "--keep-alive", "75",
-                   "--static", f"/={d}"])
+            s.add([PORTICO, "--bind", f"{HOST}:{s.port}", "-w", w, "--keep-alive", "75",
+                   "--static", f"/={d}"], workers=True)
         elif kind == "nginx-static":
             nginxConf(s, f"    server {{\n        listen {HOST}:{s.port} backlog=4096;\n"
-                         f"        location / {{ root {d}; }}\n    }}")
+                         f"        location / {{ root {d}; }}\n    }}", workers=workers)
         else:
             raise ValueError(kind)
         return s
     if kind == "nginx-return":
-        s = Server(key, kind, "/", workdir)
+        s = Server(key, kind, "/", workdir, cores)
         nginxConf(s, f"    server {{\n        listen {HOST}:{s.port} backlog=4096;\n"
-                     f"        location / {{ default_type text/plain; return 200 \"Hello, world!\"; }}\n    }}")
+                     f"        location / {{ default_type text/plain; return 200 \"Hello, world!\"; }}\n    }}",
+                  workers=workers)
         return s
     chdir, module, wsgi_file, path = appSpec(ctx, app)
-    s = Server(key, kind, path, workdir)
+    s = Server(key, kind, path, workdir, cores)
+    if app == "django-upload":
+        s.readyPath = "/api/books/"
     uwsgi_app = ["--wsgi-file", wsgi_file] if wsgi_file else ["--module", module]
+    # --die-on-term: with --master, uWSGI 2.0 takes SIGTERM for a reload, not a stop.
+    uwsgi_procs = ["--processes", w] + (["--master", "--die-on-term"] if workers > 1 else [])
+    django = app in ("django", "admin", "django-upload")
     static_extra = []
     if kind == "portico":
-        argv = [PORTICO, "--bind", f"{HOST}:{s.port}", "-w", "1", "--keep-alive", "75",
+        argv = [PORTICO, "--bind", f"{HOST}:{s.port}", "-w", w, "--keep-alive", "75",
                 "--chdir", chdir]
-        if app == "django":
+        if django:
             argv += ["--static", "/static/=staticfiles/"]
-        if app == "upload":
+        if app in ("upload", "django-upload"):
             argv += ["--limit-request-body", "0"]
-        s.add(argv + [module])
+        s.add(argv + [module], workers=True)
     elif kind == "gunicorn-sync":
-        s.add(["gunicorn", "-w", "1", "--bind", f"{HOST}:{s.port}", "--chdir", chdir, module])
+        s.add(["gunicorn", "-w", w, "--bind", f"{HOST}:{s.port}", "--chdir", chdir, module], workers=True)
     elif kind == "gunicorn-gthread":
-        s.add(["gunicorn", "-w", "1", "-k", "gthread", "--threads", "4", "--bind", f"{HOST}:{s.port}",
-               "--chdir", chdir, module])
-    elif kind == "uwsgi-http":
-        s.add(["uwsgi", "--plugin", "python3", "--http11-socket", f"{HOST}:{s.port}", "--chdir", chdir]
-              + uwsgi_app + ["--processes", "1", "--disable-logging", "--listen", "1024"])
+        s.add(["gunicorn", "-w", w, "-k", "gthread", "--threads", "4", "--bind", f"{HOST}:{s.port}",
+               "--chdir", chdir, module], workers=True)
+    elif kind in ("uwsgi-http", "uwsgi-http10"):
+        socket_flag = "--http11-socket" if kind == "uwsgi-http" else "--http-socket"
+        s.add(["uwsgi", "--plugin", "python3", socket_flag, f"{HOST}:{s.port}", "--chdir", chdir]
+              + uwsgi_app + uwsgi_procs + ["--disable-logging", "--listen", "1024"], workers=True)
     elif kind == "nginx-gunicorn":
         backend = freePort()
-        s.add(["gunicorn", "-w", "1", "--bind", f"{HOST}:{backend}", "--chdir", chdir, module])
-        if app == "django":
+        s.add(["gunicorn", "-w", w, "--bind", f"{HOST}:{backend}", "--chdir", chdir, module], workers=True)
+        if django:
             static_extra = [f"        location /static/ {{ alias {chdir}/staticfiles/; }}"]
         nginxConf(s, "\n".join([
             f"    upstream backend {{ server {HOST}:{backend}; keepalive 16; }}",
@@ -406,12 +470,12 @@ def makeServer(ctx, kind, app):
             "            proxy_http_version 1.1;",
             "            proxy_set_header Connection \"\";",
             "            proxy_set_header Host $host;",
-            "        }\n    }"]))
+            "        }\n    }"]), workers=workers)
     elif kind == "nginx-uwsgi":
         sock = os.path.join(s.workdir, "uwsgi.sock")
         s.add(["uwsgi", "--plugin", "python3", "--socket", sock, "--chmod-socket=666", "--chdir", chdir]
-              + uwsgi_app + ["--processes", "1", "--disable-logging", "--listen", "1024"])
-        if app == "django":
+              + uwsgi_app + uwsgi_procs + ["--disable-logging", "--listen", "1024"], workers=True)
+        if django:
             static_extra = [f"        location /static/ {{ alias {chdir}/staticfiles/; }}"]
         nginxConf(s, "\n".join([
             f"    upstream backend {{ server unix:{sock}; }}",
@@ -419,7 +483,7 @@ def makeServer(ctx, kind, app):
             "        location / {",
             "            include /etc/nginx/uwsgi_params;",
             "            uwsgi_pass backend;",
-            "        }\n    }"]))
+            "        }\n    }"]), workers=workers)
     else:
         raise ValueError(kind)
     return s
@@ -427,7 +491,7 @@ def makeServer(ctx, kind, app):
 
 def available(kind):
     need = {"portico": [PORTICO], "gunicorn-sync": ["gunicorn"], "gunicorn-gthread": ["gunicorn"],
-            "uwsgi-http": ["uwsgi"], "nginx-gunicorn": ["nginx", "gunicorn"],
+            "uwsgi-http": ["uwsgi"], "uwsgi-http10": ["uwsgi"], "nginx-gunicorn": ["nginx", "gunicorn"],
             "nginx-uwsgi": ["nginx", "uwsgi"], "nginx-static": ["nginx"], "nginx-return": ["nginx"]}
     for b in need[kind]:
         if not (shutil.which(b) or os.access(b, os.X_OK)):
@@ -438,9 +502,15 @@ def available(kind):
 
 
 # ---------------------------------------------------------------------------------------------
-# Scenarios: contenders are (kind, app, connections); portico's contenders have kind "portico".
+# Scenarios: contenders are (kind, app, connections[, workers]); portico's contenders have kind
+# "portico". A scenario with "allcore" runs every server with NCORES workers (unless a contender
+# names its own count) on all cores, and wrk with NCORES threads on all cores as well.
 
 APP_INCUMBENTS = ["gunicorn-sync", "gunicorn-gthread", "uwsgi-http", "nginx-gunicorn", "nginx-uwsgi"]
+# On all cores uWSGI runs both ways a user would: --http11-socket (keep-alive; a non-threaded
+# process serves one connection at a time) and --http-socket (one request per connection).
+ALLCORE_INCUMBENTS = ["gunicorn-sync", "gunicorn-gthread", "uwsgi-http", "uwsgi-http10",
+                      "nginx-gunicorn", "nginx-uwsgi"]
 SCENARIOS = {
     "hello64": {"title": "hello (13 B WSGI app), 64 connections",
                 "contenders": [("portico", "hello", 64)] + [(k, "hello", 64) for k in APP_INCUMBENTS]
@@ -465,8 +535,34 @@ SCENARIOS = {
                "contenders": [("portico", "upload", 8), ("gunicorn-sync", "upload", 8),
                               ("uwsgi-http", "upload", 8), ("nginx-gunicorn", "upload", 8),
                               ("nginx-uwsgi", "upload", 8)]},
+    "django-upload": {"title": "Django multipart upload /upload/ (one 10 MB file, streamed to a temporary "
+                               "file), 8 connections", "script": "multipart10m.lua",
+                      "contenders": [(k, "django-upload", 8) for k in
+                                     ("portico", "gunicorn-sync", "uwsgi-http", "nginx-gunicorn", "nginx-uwsgi")]},
+    "hello-all": {"title": f"hello (13 B WSGI app), {NCORES} workers, all cores, 64 connections",
+                  "allcore": True,
+                  "contenders": [("portico", "hello", 64)] + [(k, "hello", 64) for k in ALLCORE_INCUMBENTS]
+                  + [("nginx-return", "hello", 64)]},
+    "hello-scale": {"title": f"hello, portico -w {NCORES} vs -w 1, all cores, 64 connections",
+                    "allcore": True,
+                    "contenders": [("portico", "hello", 64), ("portico", "hello", 64, 1)]},
+    "django-all": {"title": f"Django JSON view /api/books/ (SQLite), {NCORES} workers, all cores, 64 connections",
+                   "allcore": True,
+                   "contenders": [("portico", "django", 64)] + [(k, "django", 64) for k in ALLCORE_INCUMBENTS]},
+    "admin-all": {"title": f"Django admin login page /admin/login/ (template render), {NCORES} workers, "
+                           "all cores, 64 connections",
+                  "allcore": True,
+                  "contenders": [("portico", "admin", 64)] + [(k, "admin", 64) for k in ALLCORE_INCUMBENTS]},
 }
 QUICK_SCENARIOS = ["hello64", "static100k"]
+
+
+def scenarioWorkers(sc):
+    return NCORES if sc.get("allcore") else 1
+
+
+def contenderWorkers(sc, contender):
+    return contender[3] if len(contender) > 3 else scenarioWorkers(sc)
 
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
 
@@ -489,8 +585,9 @@ def parseWrk(text):
     return out
 
 
-def wrk(url, conns, duration, script=None):
-    cmd = ["taskset", "-c", CLIENT_CORE, "wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency",
+def wrk(url, conns, duration, script=None, allcore=False):
+    cores, threads = (ALL_CORES, min(NCORES, max(conns, 1))) if allcore else (CLIENT_CORE, 1)
+    cmd = ["taskset", "-c", cores, "wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}s", "--latency",
            "--timeout", "10s"]
     if script:
         cmd += ["-s", os.path.join(BENCH, script)]
@@ -503,10 +600,13 @@ def wrk(url, conns, duration, script=None):
     return res
 
 
-def contenderLabel(kind, conns, scenario):
-    if len({c for _, _, c in scenario["contenders"]}) > 1:
-        return f"{kind} @{conns}"
-    return kind
+def contenderLabel(kind, conns, workers, scenario):
+    label = kind
+    if len({contenderWorkers(scenario, c) for c in scenario["contenders"] if c[0] == kind}) > 1:
+        label += f" -w {workers}"
+    if len({c[2] for c in scenario["contenders"]}) > 1:
+        label += f" @{conns}"
+    return label
 
 
 def runIdle(server, count):
@@ -542,29 +642,35 @@ def runIdle(server, count):
 def runScenario(name, ctx, rounds, duration, warmup, notes):
     sc = SCENARIOS[name]
     log(f"scenario {name}: {sc['title']}")
+    allcore = bool(sc.get("allcore"))
     servers, contenders = {}, []
-    result = {"title": sc["title"], "contenders": [], "servers": {}}
+    result = {"title": sc["title"], "contenders": [], "servers": {}, "allcore": allcore}
     try:
-        for kind, app, conns in sc["contenders"]:
+        for contender in sc["contenders"]:
+            kind, app, conns = contender[:3]
+            workers = contenderWorkers(sc, contender)
+            label = contenderLabel(kind, conns, workers, sc)
+            sname = label.split(" @")[0]  # kind, with -w N when the scenario runs it with several counts
             if not available(kind):
                 notes.append(f"{name}: {kind} skipped (not installed)")
                 log(f"  skip {kind}: not installed")
                 continue
-            skey = (kind, app)
+            skey = (kind, app, workers)
             if skey not in servers:
-                s = makeServer(ctx, kind, app)
-                log(f"  start {kind} on :{s.port}")
+                s = makeServer(ctx, kind, app, workers, ALL_CORES if allcore else SERVER_CORE)
+                log(f"  start {sname} on :{s.port}")
                 try:
                     s.start()
                 except Exception as e:
-                    notes.append(f"{name}: {kind} failed to start: {e}")
-                    log(f"  {kind} failed to start: {e}")
+                    notes.append(f"{name}: {sname} failed to start: {e}")
+                    log(f"  {sname} failed to start: {e}")
                     s.stop()
                     continue
                 servers[skey] = s
-                result["servers"][kind] = dict(s.describe(), idle_memory=memory(s.roots()))
-            contenders.append({"kind": kind, "app": app, "conns": conns, "server": servers[skey],
-                               "label": contenderLabel(kind, conns, sc), "rounds": []})
+                result["servers"][sname] = dict(s.describe(), idle_memory=memory(s.roots()), workers=workers)
+            contenders.append({"kind": kind, "app": app, "conns": conns, "workers": workers,
+                               "server": servers[skey], "server_name": sname, "label": label,
+                               "rounds": [], "ticks": {}})
         if sc.get("idle"):
             for c in contenders:
                 log(f"  {c['label']}: opening {sc['idle']} idle keep-alive connections")
@@ -573,23 +679,34 @@ def runScenario(name, ctx, rounds, duration, warmup, notes):
         else:
             for c in contenders:
                 log(f"  warm-up {c['label']} ({warmup:g} s)")
-                wrk(c["server"].url, min(c["conns"], 64) or 1, warmup, sc.get("script"))
+                wrk(c["server"].url, min(c["conns"], 64) or 1, warmup, sc.get("script"), allcore)
             for r in range(rounds):
                 for c in contenders:
+                    # Worker balance: each worker's CPU ticks over the measured run alone.
+                    before = cpuTicks(c["server"].workerPids()) if c["workers"] > 1 else {}
                     with MemorySampler(c["server"].roots()) as sampler:
-                        res = wrk(c["server"].url, c["conns"], duration, sc.get("script"))
+                        res = wrk(c["server"].url, c["conns"], duration, sc.get("script"), allcore)
                     res["memory_peak"] = dict(sampler.peak_)
+                    if before:
+                        after = cpuTicks(before)
+                        delta = {pid: after[pid] - before[pid] for pid in before if pid in after}
+                        for pid, t in delta.items():
+                            c["ticks"][pid] = c["ticks"].get(pid, 0) + t
+                        res["balance"] = balance(delta)
                     c["rounds"].append(res)
                     rps = f"{res['rps']:.0f}" if res["rps"] is not None else "FAILED"
                     log(f"  round {r + 1}/{rounds} {c['label']:<24} {rps:>9} req/s  "
                         f"p99 {fmtMs(res['p99_ms'])} ms  RSS {res['memory_peak']['rss_kb'] / 1024:.1f} MB"
+                        + (f"  workers {res['balance']['shown']}" if res.get("balance") else "")
                         + (f"  errors {res['errors']}" if res["errors"] else "")
                         + (f"  non-2xx {res['non2xx']}" if res["non2xx"] else ""))
     finally:
         for s in servers.values():
             s.stop()
     for c in contenders:
-        entry = {k: c[k] for k in ("kind", "app", "conns", "label")}
+        entry = {k: c[k] for k in ("kind", "app", "conns", "workers", "label", "server_name")}
+        if c["ticks"]:
+            entry["balance"] = balance(c["ticks"])
         if "idle" in c:
             entry["idle"] = c["idle"]
         else:
@@ -605,18 +722,33 @@ def runScenario(name, ctx, rounds, duration, warmup, notes):
                              processes=max(r["memory_peak"]["processes"] for r in ok),
                              errors=sum(r["errors"] for r in ok), non2xx=sum(r["non2xx"] for r in ok))
         result["contenders"].append(entry)
-    if any(c["kind"] == "uwsgi-http" and c["conns"] > 1 for c in contenders):
+    if any(c["kind"] == "uwsgi-http" and c["conns"] > 1 and c["workers"] == 1 for c in contenders):
         notes.append(f"{name}: uWSGI --http11-socket with one non-threaded process serves one keep-alive "
                      "connection at a time (the others wait un-accepted in the listen queue: `ss -ltn` shows "
                      "Recv-Q = conns − 1), and wrk's latency counts only answered requests, so uWSGI's p50/p99 "
                      "describe a single client; its req/s is that one connection's.")
-    # portico / incumbent, pairing contenders by connection count.
+    if any(c["kind"] == "uwsgi-http" and c["conns"] > c["workers"] > 1 for c in contenders):
+        notes.append(f"{name}: uWSGI --http11-socket with N non-threaded processes serves N keep-alive "
+                     "connections at a time (the rest wait un-accepted), so its p50/p99 describe N clients; "
+                     "uwsgi-http10 (--http-socket, one request per connection) is the form that serves every "
+                     "connection in turn.")
+    if any(c["kind"] == "uwsgi-http10" for c in contenders):
+        notes.append(f"{name}: uWSGI --http-socket closes the connection after every response without saying "
+                     "so (HTTP/1.1, no `Connection: close`): wrk counts each close as a read socket error and "
+                     "reconnects, so uwsgi-http10's socket errors are about one per request, not failures.")
+    # portico / incumbent, pairing contenders by connection count; portico with the scenario's worker
+    # count is the numerator, and any other portico (hello-scale's -w 1) is an incumbent.
     ratios = []
+    main = scenarioWorkers(sc)
+
+    def isMain(c):
+        return c["kind"] == "portico" and c["workers"] == main
+
     for inc in result["contenders"]:
-        if inc["kind"] == "portico" or "rps_median" not in inc:
+        if isMain(inc) or "rps_median" not in inc:
             continue
         for p in result["contenders"]:
-            if p["kind"] == "portico" and p["conns"] == inc["conns"] and "rps_median" in p:
+            if isMain(p) and p["conns"] == inc["conns"] and "rps_median" in p:
                 ratios.append({"incumbent": inc["label"], "conns": inc["conns"],
                                "ratio": p["rps_median"] / inc["rps_median"]})
     result["ratios"] = ratios
@@ -627,11 +759,18 @@ def runScenario(name, ctx, rounds, duration, warmup, notes):
 # Targets
 
 
-def find(results, scenario, kind, conns=None):
+def find(results, scenario, kind, conns=None, workers=None):
     for c in results.get(scenario, {}).get("contenders", []):
-        if c["kind"] == kind and (conns is None or c["conns"] == conns):
+        if c["kind"] == kind and (conns is None or c["conns"] == conns) and \
+                (workers is None or c.get("workers", 1) == workers):
             return c
     return None
+
+
+def mainPortico(results, scenario):
+    """The portico contender ratios are taken for: the one with the most workers (hello-scale's -w N)."""
+    ps = [c for c in results.get(scenario, {}).get("contenders", []) if c["kind"] == "portico"]
+    return max(ps, key=lambda c: c.get("workers", 1)) if ps else None
 
 
 def targets(results):
@@ -643,6 +782,19 @@ def targets(results):
             v = p["rps_median"] / i["rps_median"]
             out.append({"target": label, "scenario": scenario, "incumbent": incumbent, "goal": goal,
                         "value": v, "shown": f"{v:.2f}×", "met": v >= goal})
+
+    def allcoreTarget(scenario, incumbents, goal, label):
+        """portico -w N ÷ the fastest of `incumbents` (all run with N workers) in an all-core scenario."""
+        p = mainPortico(results, scenario)
+        best = [c for c in (find(results, scenario, k) for k in incumbents)
+                if c and "rps_median" in c and c.get("workers", 1) == (p or {}).get("workers")]
+        if p and "rps_median" in p and best:
+            i = max(best, key=lambda c: c["rps_median"])
+            v = p["rps_median"] / i["rps_median"]
+            n = p["workers"]
+            out.append({"target": label.format(n=n), "scenario": scenario, "incumbent": i["label"],
+                        "goal": goal, "value": v, "met": v >= goal,
+                        "shown": f"{v:.2f}×" + (f" (vs {i['label']})" if len(incumbents) > 1 else "")})
 
     ratioTarget("hello64", "uwsgi-http", 2.0, "hello @64 ≥ 2.0× uWSGI --http11-socket")
     ratioTarget("hello64", "gunicorn-sync", 6.0, "hello @64 ≥ 6× gunicorn sync")
@@ -673,6 +825,26 @@ def targets(results):
                     "goal": None, "value": p["pss_kb"] / 1024,
                     "shown": f"{p['pss_kb'] / 1024:.1f} MB vs {n['pss_kb'] / 1024:.1f} MB",
                     "met": p["pss_kb"] < n["pss_kb"]})
+    ratioTarget("upload", "uwsgi-http", 1.0, "10 MB upload ≥ 1.0× uWSGI --http11-socket")
+    # All cores: every server with N workers, servers and wrk sharing every core.
+    allcoreTarget("django-all", ["gunicorn-sync"], 1.2, "all cores: Django JSON -w {n} ≥ 1.2× gunicorn -w {n} (sync)")
+    allcoreTarget("django-all", ["uwsgi-http", "uwsgi-http10"], 1.1,
+                  "all cores: Django JSON -w {n} ≥ 1.1× uWSGI --processes {n} (the faster of --http11-socket "
+                  "and --http-socket)")
+    allcoreTarget("django-all", ["nginx-uwsgi"], 1.25, "all cores: Django JSON -w {n} ≥ 1.25× nginx → uWSGI --processes {n}")
+    p, one = mainPortico(results, "hello-scale"), find(results, "hello-scale", "portico", workers=1)
+    if p and one and p is not one and "rps_median" in p and "rps_median" in one:
+        v = p["rps_median"] / one["rps_median"]
+        out.append({"target": f"all cores: hello -w {p['workers']} ≥ 1.5× portico -w 1", "scenario": "hello-scale",
+                    "incumbent": one["label"], "goal": 1.5, "value": v, "shown": f"{v:.2f}×", "met": v >= 1.5})
+    shares = [(sc, c) for sc, r in results.items() for c in r.get("contenders", [])
+              if r.get("allcore") and c["kind"] == "portico" and c.get("balance")]
+    if shares:
+        low_sc, low = min(shares, key=lambda x: x[1]["balance"]["min_share"])
+        v = low["balance"]["min_share"]
+        out.append({"target": "all cores: no portico worker's CPU share < 0.8× the workers' mean",
+                    "scenario": low_sc, "goal": 0.8, "value": v,
+                    "shown": f"lowest {v:.2f}× ({low_sc}: {low['balance']['shown']})", "met": v >= 0.8})
     return out
 
 
@@ -683,7 +855,10 @@ def targets(results):
 TARGET_GOALS = {("hello64", "uwsgi-http"): 2.0, ("hello64", "gunicorn-sync"): 6.0,
                 ("django", "nginx-uwsgi"): 1.15, ("django", "nginx-gunicorn"): 1.25,
                 ("static13b", "nginx-static"): 1.0, ("static100k", "nginx-static"): 1.0,
-                ("static1m", "nginx-static"): 1.0}
+                ("static1m", "nginx-static"): 1.0, ("upload", "uwsgi-http"): 1.0,
+                ("django-all", "gunicorn-sync"): 1.2, ("django-all", "uwsgi-http"): 1.1,
+                ("django-all", "uwsgi-http10"): 1.1, ("django-all", "nginx-uwsgi"): 1.25,
+                ("hello-scale", "portico -w 1"): 1.5}
 
 
 def chart(data, path):
@@ -717,7 +892,8 @@ def chart(data, path):
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xticks([0.25, 0.5, 1, 2, 4, 6, 10, 20, 40])
     ax.set_xlabel("portico req/s ÷ incumbent req/s (log scale; black line = 1.0, dashed = target)")
-    ax.set_title("portico (1 worker, 1 core) vs incumbents — green: target met / ≥ 1.0")
+    ax.set_title("portico vs incumbents (1 worker on 1 core; *-all: N workers on all cores) — "
+                 "green: target met / ≥ 1.0", fontsize=10)
     ax.set_xlim(left=min(0.5, min(b[1] for b in bars) * 0.8), right=max(b[1] for b in bars) * 1.6)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -740,11 +916,21 @@ def markdown(data):
          "rounds). Access logs are off everywhere. ratio = portico req/s ÷ incumbent req/s in the same run. "
          "gunicorn's sync worker closes every connection (no keep-alive): wrk reconnects, and its latency "
          "excludes connect and accept-queue time, as it does for connections uWSGI leaves un-accepted.",
+         "",
+         f"The *-all scenarios run every server with N worker processes, N = the cores the harness may use "
+         f"({data.get('allcore_workers', NCORES)} here), and nothing is pinned apart: servers (nginx with `worker_processes N` "
+         "and its backend alike) and wrk (`-tN`) both get every core (`taskset -c` with all of them). "
+         "uWSGI then runs with `--master`, as a user running N processes would. Worker balance: each "
+         "worker process's CPU time (utime + stime from `/proc/PID/stat`, every thread) over the measured "
+         "rounds only (sampled before and after each wrk run), as a share of the workers' mean (1.00 = "
+         "an even share); the workers are the master's children (portico, gunicorn, uWSGI) or, behind "
+         "nginx, the backend's. hello-scale compares portico -w N with -w 1 on the same cores.",
          "", "## Machine", "",
          f"- CPU: {m['model']}, {m['cores']} cores; kernel {m['kernel']}", ""]
     L += ["## Versions", ""] + [f"- {k}: `{v}`" for k, v in data["versions"].items()] + [""]
     tg = data["targets"]
-    L += ["## Targets (portico, one worker, one core)", "", "| target | result | met |", "|---|---|---|"]
+    L += ["## Targets (portico: one worker on one core, unless the target says all cores)", "",
+          "| target | result | met |", "|---|---|---|"]
     for t in tg:
         L.append(f"| {t['target']} | {t['shown']} | {'✅ met' if t['met'] else '❌ missed'} |")
     if not tg:
@@ -768,13 +954,21 @@ def markdown(data):
                 if "rps_median" not in c:
                     L.append(f"| {c['label']} | {c['conns']} | failed | | | | | | |")
                     continue
-                idle = sc["servers"].get(c["kind"], {}).get("idle_memory", {}).get("rss_kb", 0) / 1024
+                idle = sc["servers"].get(c.get("server_name", c["kind"]), {}).get(
+                    "idle_memory", {}).get("rss_kb", 0) / 1024
                 err = f" ({c['errors']} socket errors)" if c["errors"] else ""
                 err += f" ({c['non2xx']} non-2xx)" if c["non2xx"] else ""
                 r = ratios.get(c["label"])
                 L.append(f"| {c['label']} | {c['conns']} | {c['rps_median']:,.0f} ({c['rps_min']:,.0f}–{c['rps_max']:,.0f}){err} | "
                          f"{fmtMs(c['p50_ms'])} | {fmtMs(c['p99_ms'])} | {idle:.1f} → {c['rss_kb'] / 1024:.1f} MB | "
                          f"{c['pss_kb'] / 1024:.1f} MB | {c['processes']} | {'' if r is None else f'{r:.2f}×'} |")
+            balanced = [c for c in sc["contenders"] if c.get("balance")]
+            if balanced:
+                L += ["", "Worker balance (each worker's CPU time over the measured rounds ÷ the workers' mean):", "",
+                      "| server | workers | share per worker | lowest share |", "|---|---|---|---|"]
+                for c in balanced:
+                    b = c["balance"]
+                    L.append(f"| {c['label']} | {b['workers']} | {b['shown']} | {b['min_share']:.2f}× |")
         L.append("")
     notes = {}  # identical notes from several scenarios are shown once, with the scenario names
     for n in data["notes"]:
@@ -858,6 +1052,7 @@ def main():
     data = {"command": " ".join(["/usr/bin/python3", "bench/run.py"] + sys.argv[1:]),
             "date": datetime.datetime.now().isoformat(timespec="seconds"),
             "machine": machineInfo(), "versions": versions(), "rounds": rounds, "duration": duration,
+            "allcore_workers": NCORES, "allcore_cpus": ALL_CORES,
             "scenarios": {}, "notes": notes}
     started = time.monotonic()
     workdir = tempfile.mkdtemp(prefix="portico-bench-")

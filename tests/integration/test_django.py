@@ -58,9 +58,11 @@ def sqlite_site(tmp_path_factory):
     run_setup(project, clean_env())
     elsewhere = tmp_path_factory.mktemp("elsewhere")
     # -e must reach os.environ before settings import: test_disallowed_host_is_rejected sees it.
+    # --limit-request-body lets test_multipart_upload's 3 MB body past the 1 MB default.
     server = start_site(elsewhere, project,
                         ["-e", "DJANGO_ALLOWED_HOSTS=127.0.0.1,localhost",
-                         "-e", "DJANGO_SECRET_KEY=portico-integration-test-secret-key-0123456789"])
+                         "-e", "DJANGO_SECRET_KEY=portico-integration-test-secret-key-0123456789",
+                         "--limit-request-body", "8m"])
     yield Site(project, server)
     stop_unless_stopped(server)
 
@@ -270,6 +272,19 @@ def test_disallowed_host_is_rejected(sqlite_site):
     # DJANGO_ALLOWED_HOSTS came only from portico's -e, so this 400 proves the app saw it.
     assert sqlite_site.get("/api/books/", headers={"Host": "evil.example"}).status_code == 400
     assert sqlite_site.get("/api/books/", headers={"Host": "localhost"}).status_code == 200
+
+
+def test_multipart_upload(sqlite_site):
+    # One file over Django's FILE_UPLOAD_MAX_MEMORY_SIZE (2.5 MB: streamed to a temporary file) and
+    # one small one (kept in memory), read by Django's multipart parser through portico's wsgi.input.
+    big = bytes(range(256)) * (12 * 1024)  # 3 MiB
+    files = [("file", ("big.bin", big, "application/octet-stream")),
+             ("note", ("small.txt", b"hello", "text/plain"))]
+    response = requests.post(sqlite_site.url + "/upload/", files=files, timeout=HTTP_TIMEOUT)
+    assert response.status_code == 200, response.text[:2000]
+    assert response.json() == {"files": [{"field": "file", "name": "big.bin", "size": len(big)},
+                                         {"field": "note", "name": "small.txt", "size": 5}]}
+    assert sqlite_site.get("/upload/").status_code == 405
 
 
 def test_relative_chdir_like_readme(sqlite_site):

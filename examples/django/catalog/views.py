@@ -1,7 +1,8 @@
 from django.db import connection
 from django.http import JsonResponse
 from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
 
 from catalog.models import Book
 
@@ -18,3 +19,14 @@ def book_list(request):
     # Lets clients (and the integration tests) see which database actually answered.
     response["X-Catalog-Database"] = connection.vendor
     return response
+
+
+@csrf_exempt
+@require_POST
+def upload(request):
+    """A multipart/form-data upload: every file's field, name and size as JSON. Django keeps files up
+    to FILE_UPLOAD_MAX_MEMORY_SIZE (2.5 MB) in memory and streams larger ones to temporary files.
+    No CSRF token, so that clients without a session (bench/run.py's django-upload) can post."""
+    files = [{"field": field, "name": uploaded.name, "size": uploaded.size}
+             for field, items in request.FILES.lists() for uploaded in items]
+    return JsonResponse({"files": files})
