@@ -48,7 +48,7 @@ class WsgiRuntime {
   // Request bodies a worker holds in memory at once (beyond, they go to temporary files), and
   // the free memory it keeps for the next ones.
   static constexpr uint64_t kBodyMemoryBudget = 128ull * 1024 * 1024;
-  static constexpr uint64_t kBodyMemoryCached = 128ull * 1024 * 1024;
+  static constexpr uint64_t kBodyMemoryCached = 64ull * 1024 * 1024;
   http::Handler& handler();  // the first location's
   // The handler of the location `spec` belongs to (SCRIPT_NAME = spec.scriptName); null when
   // `spec` is not one of the loaded site's.
