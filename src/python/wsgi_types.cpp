@@ -11,6 +11,7 @@
 
 #include "core/log.h"
 #include "http/request.h"
+#include "python/request_body.h"
 
 namespace portico::python {
 
@@ -890,6 +891,18 @@ PyRef WsgiTypes::newInputStream(std::shared_ptr<const RequestBody> body) {
   self->fileBacked = fileBacked;
   self->bufStart = 0;
   return PyRef::steal(reinterpret_cast<PyObject*>(self));
+}
+
+void WsgiTypes::detachInput(PyObject* input) {
+  auto* self = reinterpret_cast<InputStreamObject*>(input);
+  static const auto kEmpty = std::make_shared<const MemoryBody>(std::string_view());
+  self->body = kEmpty;
+  self->size = 0;
+  self->pos = 0;
+  self->fileBacked = false;
+  self->buf.reset();
+  self->bufLen = 0;
+  self->bufStart = 0;
 }
 
 PyRef WsgiTypes::newErrorStream() {
