@@ -24,6 +24,9 @@ constexpr size_t kReadSize = 16 * 1024;
 constexpr uint64_t kHighWatermark = 64 * 1024;
 constexpr uint64_t kLowWatermark = 32 * 1024;
 constexpr size_t kPipelinePrefetch = 16 * 1024;  // bytes read ahead while a response is pending
+// A body part at least this large is received straight into its reader's memory (bodySpace):
+// never more recv() calls than through the input buffer, and one copy fewer.
+constexpr size_t kDirectBodyMin = kReadSize;
 constexpr uint64_t kLingerTimeoutMs = 5000;       // nginx lingering_timeout
 constexpr uint64_t kLingerTotalMs = 30000;        // nginx lingering_time
 constexpr int kMaxIov = 64;
@@ -158,8 +161,41 @@ bool Connection::readSome() {
   char* dst = in_.prepare(kReadSize);
   size_t room = in_.writable();
   ssize_t n = ::recv(fd_.get(), dst, room, 0);
+  if (n > 0) in_.commit(static_cast<size_t>(n));
+  return afterRecv(n, room);
+}
+
+// True when the next body bytes can go straight to the reader: nothing is buffered ahead of
+// them, and the parser expects enough raw body bytes (a Content-Length body, a large chunk).
+bool Connection::canReadBodyDirect() const {
+  return state_ == State::kActive && !requestComplete_ && bodyReader_ && in_.empty() &&
+         parser_.rawBodyWanted() >= kDirectBodyMin;
+}
+
+// Receives body bytes into the reader's own memory; false when nothing more can be read now.
+bool Connection::readBodyDirect() {
+  size_t max = static_cast<size_t>(std::min<uint64_t>(parser_.rawBodyWanted(), SIZE_MAX));
+  std::span<char> space = bodyReader_->bodySpace(max);
+  if (space.empty()) return readSome();
+  size_t room = std::min(space.size(), max);
+  ssize_t n = ::recv(fd_.get(), space.data(), room, 0);
   if (n > 0) {
-    in_.commit(static_cast<size_t>(n));
+    parser_.skipBody(static_cast<uint64_t>(n));
+    requestBodyBytes_ += static_cast<uint64_t>(n);
+    if (limits_.maxBodySize && requestBodyBytes_ > limits_.maxBodySize) {
+      // Not reached (a chunk is checked against the limit when announced), but never trust
+      // that: the pump goes on, so a lingering close still drains the socket.
+      failRequest(413);
+      return true;
+    }
+    bodyReader_->onBodyReceived(static_cast<size_t>(n));
+  }
+  return afterRecv(n, room);
+}
+
+// The bookkeeping after a recv() of at most `room` bytes that returned `n`.
+bool Connection::afterRecv(ssize_t n, size_t room) {
+  if (n > 0) {
     lastReadMs_ = loop_.nowMs();
     // A short read drained the socket (edge-triggered: no need to see EAGAIN) — unless the
     // peer also closed, whose EOF only a further recv() reports.
@@ -193,7 +229,7 @@ void Connection::pump() {
       return;
     }
     if (!canRead_ || !wantRead()) break;
-    if (!readSome()) break;
+    if (!(canReadBodyDirect() ? readBodyDirect() : readSome())) break;
   }
   if (state_ == State::kClosed) return;
   if (readEof_) {

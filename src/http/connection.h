@@ -115,6 +115,9 @@ class Connection : public event::IoWatcher, public event::Deferrable, public Exc
   void pump();
   bool wantRead() const;
   bool readSome();
+  bool canReadBodyDirect() const;
+  bool readBodyDirect();
+  bool afterRecv(ssize_t n, size_t room);
   void processInput();
   void onHeadComplete();
   void onMessageComplete();

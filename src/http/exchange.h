@@ -2,6 +2,7 @@
 
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 
 #include "core/body_chunk.h"
@@ -26,6 +27,15 @@ class BodyReader {
   virtual ~BodyReader() = default;
   virtual void onBodyData(std::string_view data) = 0;
   virtual void onBodyEnd() = 0;
+  // Optional: memory for up to `max` body bytes (at least one byte, or empty). The connection
+  // then receives body bytes straight into it — one copy instead of two, for large bodies —
+  // and reports them with onBodyReceived instead of onBodyData.
+  virtual std::span<char> bodySpace(size_t max) {
+    (void)max;
+    return {};
+  }
+  // `n` bytes were written at the start of the last bodySpace().
+  virtual void onBodyReceived(size_t n) { (void)n; }
 };
 
 // One request/response in flight on a connection: the handler's only view of the transport.

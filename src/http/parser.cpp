@@ -684,6 +684,21 @@ ParseEvent RequestParser::parse(std::string_view data, size_t& consumed) {
   }
 }
 
+uint64_t RequestParser::rawBodyWanted() const {
+  if (state_ == kStateBodyLength) return remaining_;
+  if (state_ == kStateChunkData) return chunkRemaining_;
+  return 0;
+}
+
+void RequestParser::skipBody(uint64_t n) {
+  uint64_t& left = state_ == kStateBodyLength ? remaining_ : chunkRemaining_;
+  if (n > rawBodyWanted()) n = rawBodyWanted();  // never past the body: a caller bug
+  left -= n;
+  if (n > 0 && left == 0) {
+    state_ = state_ == kStateBodyLength ? kStateMessageDone : kStateChunkDataEnd;
+  }
+}
+
 bool percentDecode(std::string_view in, std::string& out) {
   out.clear();
   out.reserve(in.size());

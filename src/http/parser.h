@@ -77,6 +77,13 @@ class RequestParser {
   // Sum of the chunk sizes a chunked body has announced so far (saturating), so a body limit
   // can refuse a chunk as soon as its size line arrives rather than after its bytes.
   uint64_t chunkedBodyDeclared() const { return chunkedDeclared_; }
+  // Body bytes the parser would take verbatim next: the rest of a Content-Length body, or of
+  // the current chunk (0 anywhere else). A caller may receive up to that many straight into its
+  // own memory, sparing the copy through its input buffer, and report them with skipBody().
+  uint64_t rawBodyWanted() const;
+  // `n` (at most rawBodyWanted()) body bytes were taken by the caller: as if parse() had
+  // returned them as kBodyData.
+  void skipBody(uint64_t n);
 
   int errorStatus() const { return errorStatus_; }
   const std::string& errorReason() const { return errorReason_; }

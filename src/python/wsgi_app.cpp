@@ -414,8 +414,8 @@ void WsgiAppImpl::run(WsgiJob& job) {
       ResponseState& st;
       ~Finisher() { st.finished = true; }
     } finisher{st};
+    PyRef input = types_.newInputStream(job.body);
     {
-      PyRef input = types_.newInputStream(job.body);
       PyRef errors = input ? types_.newErrorStream() : PyRef();
       PyRef environ = errors ? environ_.build(snapshot, job.body->size(), input.get(), errors.get())
                              : PyRef();
@@ -435,6 +435,10 @@ void WsgiAppImpl::run(WsgiJob& job) {
       job.channel->finish();  // only queues: no need to give the GIL up
     }
     if (result) callClose(result.get(), job);  // PEP 3333: always, whatever happened
+    // The request is over: its body's memory (or file) goes back now, not when the app's last
+    // reference to wsgi.input dies — Django's request objects live in reference cycles, so that
+    // would wait for the cyclic GC, and the worker's body budget with it.
+    if (input) WsgiTypes::detachInput(input.get());
 
     switch (outcome) {
       case Outcome::kWholeSent:

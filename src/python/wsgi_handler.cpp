@@ -13,6 +13,7 @@
 
 #include "core/log.h"
 #include "core/unique_fd.h"
+#include "python/request_body.h"
 
 namespace portico::python {
 
@@ -25,44 +26,6 @@ namespace {
 constexpr uint64_t kMemoryBudget = 64 * 1024;
 // nginx's proxy_max_temp_file_size default: beyond this the app waits for the client.
 constexpr uint64_t kMaxSpill = 1024ull * 1024 * 1024;
-
-// A body held in memory.
-class MemoryBody : public RequestBody {
- public:
-  explicit MemoryBody(std::string data) : data_(std::move(data)) {}
-  uint64_t size() const override { return data_.size(); }
-  size_t read(uint64_t offset, char* dst, size_t n) const override {
-    if (offset >= data_.size()) return 0;
-    size_t count = std::min<uint64_t>(n, data_.size() - offset);
-    std::memcpy(dst, data_.data() + offset, count);
-    return count;
-  }
-  bool fileBacked() const override { return false; }
-
- private:
-  std::string data_;
-};
-
-// A body spilled to an unlinked temporary file (nginx's client_body_temp_path).
-class FileBody : public RequestBody {
- public:
-  FileBody(UniqueFd fd, uint64_t size) : fd_(std::move(fd)), size_(size) {}
-  uint64_t size() const override { return size_; }
-  size_t read(uint64_t offset, char* dst, size_t n) const override {
-    if (offset >= size_) return 0;
-    size_t want = std::min<uint64_t>(n, size_ - offset);
-    for (;;) {
-      ssize_t got = ::pread(fd_.get(), dst, want, static_cast<off_t>(offset));
-      if (got >= 0) return static_cast<size_t>(got);
-      if (errno != EINTR) return 0;
-    }
-  }
-  bool fileBacked() const override { return true; }
-
- private:
-  UniqueFd fd_;
-  uint64_t size_;
-};
 
 // The channel between one job's Python thread and its exchange on the loop thread. The Python
 // thread's calls fill a pending batch under mutex_ and post the channel itself to the loop (one
@@ -365,44 +328,27 @@ class LoopChannel : public ResponseChannel,
   std::shared_ptr<LoopChannel> self_;  // set while queued_
 };
 
-// Collects the request body on the loop thread, then submits the job.
+// Collects the request body on the loop thread (a BodyBuilder: memory within the worker's
+// budget, else a temporary file), then submits the job. Owned by the exchange's abort callback
+// and the handler's call; loop thread.
 class BodyCollector : public http::BodyReader {
  public:
-  BodyCollector(Executor& executor, WsgiJob job, std::string tempDirectory)
-      : executor_(executor), job_(std::move(job)), tempDirectory_(std::move(tempDirectory)) {}
+  BodyCollector(Executor& executor, WsgiJob job, BodyBuilder builder)
+      : executor_(executor), job_(std::move(job)), builder_(std::move(builder)) {}
 
-  void onBodyData(std::string_view data) override {
-    if (failed_) return;
-    size_ += data.size();
-    if (!file_ && memory_.size() + data.size() <= WsgiHandler::kMemoryBodyLimit) {
-      memory_.append(data);
-      return;
-    }
-    if (!file_) {
-      file_ = UniqueFd(::open(tempDirectory_.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
-      if (!file_) {
-        logError("cannot create a temporary file for a request body in " + tempDirectory_ +
-                 ": " + std::strerror(errno));
-        failed_ = true;
-        return;
-      }
-      if (!writeAll(memory_)) return;
-      memory_.clear();
-      memory_.shrink_to_fit();
-    }
-    writeAll(data);
-  }
+  void onBodyData(std::string_view data) override { builder_.append(data); }
+
+  std::span<char> bodySpace(size_t max) override { return builder_.space(max); }
+
+  void onBodyReceived(size_t n) override { builder_.commit(n); }
 
   void onBodyEnd() override {
-    if (failed_) {
+    std::shared_ptr<const RequestBody> body = builder_.finish();
+    if (!body) {
       job_.channel->sendWhole(errorHead(), http::errorPageBody(500));
       return;
     }
-    if (file_) {
-      job_.body = std::make_shared<FileBody>(std::move(file_), size_);
-    } else {
-      job_.body = std::make_shared<MemoryBody>(std::move(memory_));
-    }
+    job_.body = std::move(body);
     executor_.submit(std::move(job_));
   }
 
@@ -414,35 +360,20 @@ class BodyCollector : public http::BodyReader {
     head.contentLength = http::errorPageBody(500).size();
     return head;
   }
-  bool writeAll(std::string_view data) {
-    while (!data.empty()) {
-      ssize_t n = ::write(file_.get(), data.data(), data.size());
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        logError(std::string("cannot write a request body to its temporary file: ") +
-                 std::strerror(errno));
-        failed_ = true;
-        return false;
-      }
-      data.remove_prefix(static_cast<size_t>(n));
-    }
-    return true;
-  }
 
   Executor& executor_;
   WsgiJob job_;
-  std::string tempDirectory_;
-  std::string memory_;
-  UniqueFd file_;
-  uint64_t size_ = 0;
-  bool failed_ = false;
+  BodyBuilder builder_;
 };
 
 }  // namespace
 
 WsgiHandler::WsgiHandler(event::EventLoop& loop, Executor& executor, std::string mountPrefix,
-                         std::string tempDirectory)
-    : loop_(loop), executor_(executor), tempDirectory_(std::move(tempDirectory)) {
+                         std::string tempDirectory, std::shared_ptr<BodyMemory> bodyMemory)
+    : loop_(loop),
+      executor_(executor),
+      tempDirectory_(std::move(tempDirectory)),
+      bodyMemory_(std::move(bodyMemory)) {
   scriptName_ = std::move(mountPrefix);
   while (!scriptName_.empty() && scriptName_.back() == '/') scriptName_.pop_back();
 }
@@ -464,13 +395,15 @@ void WsgiHandler::handle(http::Exchange& exchange) {
   if (!request.hasBody()) {
     // The client may leave at any time: the channel then tells the Python thread to stop.
     exchange.onAbort([channel] { channel->detach(); });
-    static const auto kEmpty = std::make_shared<const MemoryBody>(std::string());
+    static const auto kEmpty = std::make_shared<const MemoryBody>(std::string_view());
     job.body = kEmpty;
     executor_.submit(std::move(job));
     return;
   }
   // The abort callback also keeps the collector alive while the exchange lasts.
-  auto collector = std::make_shared<BodyCollector>(executor_, std::move(job), tempDirectory_);
+  BodyBuilder builder(bodyMemory_, tempDirectory_,
+                      request.chunked ? std::nullopt : request.contentLength, kMemoryBodyLimit);
+  auto collector = std::make_shared<BodyCollector>(executor_, std::move(job), std::move(builder));
   exchange.onAbort([channel, collector] { channel->detach(); });
   exchange.readBody(collector.get());
 }

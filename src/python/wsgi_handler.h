@@ -9,18 +9,21 @@
 
 namespace portico::python {
 
+class BodyMemory;
+
 // Routes requests to the WSGI app: on the loop thread it snapshots the request, reads the whole
-// body (memory, or a temporary file past kMemoryBodyLimit), then hands the job to the executor;
-// the Python thread's response comes back through a channel that posts to this loop. Created
-// by the composition root; loop thread.
+// body (in memory within kMemoryBodyLimit and the worker's BodyMemory budget, else in a
+// temporary file), then hands the job to the executor; the Python thread's response comes back
+// through a channel that posts to this loop. Created by the composition root; loop thread.
 class WsgiHandler : public http::Handler {
  public:
-  static constexpr size_t kMemoryBodyLimit = 64 * 1024;  // larger bodies spill to a file
+  // A body larger than this goes to a temporary file even when the budget has room.
+  static constexpr uint64_t kMemoryBodyLimit = 32 * 1024 * 1024;
 
   // `mountPrefix` is the location prefix ("/" or "/app/"); SCRIPT_NAME is it without the
-  // trailing slash.
+  // trailing slash. `bodyMemory` is the worker's, shared by its handlers.
   WsgiHandler(event::EventLoop& loop, Executor& executor, std::string mountPrefix,
-              std::string tempDirectory);
+              std::string tempDirectory, std::shared_ptr<BodyMemory> bodyMemory);
 
   void handle(http::Exchange& exchange) override;
   bool readsBody() const override { return true; }
@@ -30,6 +33,7 @@ class WsgiHandler : public http::Handler {
   Executor& executor_;
   std::string scriptName_;
   std::string tempDirectory_;
+  std::shared_ptr<BodyMemory> bodyMemory_;
 };
 
 }  // namespace portico::python

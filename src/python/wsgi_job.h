@@ -26,8 +26,9 @@ struct RequestSnapshot {
 };
 
 // The whole request body, read by the loop thread before the app runs (nginx's request
-// buffering: a slow client never holds a Python thread). Small bodies stay in memory, larger ones
-// go to an unlinked temporary file. Read-only once complete; safe from any thread.
+// buffering: a slow client never holds a Python thread). Bodies stay in memory within the
+// worker's budget, others go to an unlinked temporary file (python/request_body.h).
+// Read-only once complete; safe from any thread.
 class RequestBody {
  public:
   virtual ~RequestBody() = default;
@@ -35,6 +36,12 @@ class RequestBody {
   // Copies up to `n` bytes at `offset` into `dst`; returns the count (0 at the end). Callers on
   // a Python thread release the GIL around reads of file-backed bodies (they may block on disk).
   virtual size_t read(uint64_t offset, char* dst, size_t n) const = 0;
+  // The bytes from `offset` that are contiguous in memory (to the end of their segment), so a
+  // reader can search them in place; empty at the end, and always for a file-backed body.
+  virtual std::string_view span(uint64_t offset) const {
+    (void)offset;
+    return {};
+  }
   virtual bool fileBacked() const = 0;
 };
 

@@ -12,6 +12,7 @@
 #include "python/executor.h"
 #include "python/interpreter.h"
 #include "python/py_ref.h"
+#include "python/request_body.h"
 #include "python/wsgi_app.h"
 #include "python/wsgi_handler.h"
 
@@ -135,13 +136,15 @@ void WsgiRuntime::startServing(event::EventLoop& loop, std::atomic<uint64_t>* bu
     if (slot) slot += app.threads;
   }
   const char* tmp = std::getenv("TMPDIR");
+  bodyMemory_ = std::make_shared<BodyMemory>(kBodyMemoryBudget,
+                                             kBodyMemoryCached / BodyMemory::kBlockSize);
   for (Mount& mount : mounts_) {
     std::string prefix = mount.spec ? mount.spec->scriptName : config_->wsgiMount;
     // A named location (`location @app`) has no prefix: the app sees the whole URI, as a
     // proxy_pass there passes it.
     if (prefix.starts_with('@')) prefix.clear();
     mount.handler = std::make_unique<WsgiHandler>(loop, *apps_[mount.app].executor, prefix,
-                                                  tmp && *tmp ? tmp : "/tmp");
+                                                  tmp && *tmp ? tmp : "/tmp", bodyMemory_);
   }
 }
 

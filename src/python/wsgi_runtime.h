@@ -17,6 +17,7 @@ class Interpreter;
 class WsgiApp;
 class Executor;
 class WsgiHandler;
+class BodyMemory;
 
 // Everything a serving process needs to run its WSGI apps: one interpreter, every app the
 // site's `wsgi_app` locations name (the same app written twice is loaded once), one Executor
@@ -44,6 +45,10 @@ class WsgiRuntime {
   // Starts the Python threads and builds the handler for `loop`. `busy` (optional) gets one
   // slot per thread for the master's timeout watch.
   void startServing(event::EventLoop& loop, std::atomic<uint64_t>* busy);
+  // Request bodies a worker holds in memory at once (beyond, they go to temporary files), and
+  // the free memory it keeps for the next ones.
+  static constexpr uint64_t kBodyMemoryBudget = 128ull * 1024 * 1024;
+  static constexpr uint64_t kBodyMemoryCached = 64ull * 1024 * 1024;
   http::Handler& handler();  // the first location's
   // The handler of the location `spec` belongs to (SCRIPT_NAME = spec.scriptName); null when
   // `spec` is not one of the loaded site's.
@@ -81,6 +86,8 @@ class WsgiRuntime {
   };
   std::vector<App> apps_;
   std::vector<Mount> mounts_;
+  // Memory for the request bodies of every handler of the worker (set by startServing).
+  std::shared_ptr<BodyMemory> bodyMemory_;
   int saturated_ = 0;
   int forkGilState_ = 0;  // the PyGILState held across fork()
 };

@@ -11,6 +11,7 @@
 
 #include "core/log.h"
 #include "http/request.h"
+#include "python/request_body.h"
 
 namespace portico::python {
 
@@ -119,6 +120,8 @@ void deallocHeapObject(PyObject* self) {
 // portico.InputStream: wsgi.input over the buffered request body.
 
 constexpr size_t kReadAhead = 64 * 1024;
+// A copy out of a memory body at least this large runs with the GIL released.
+constexpr size_t kUnlockedCopy = 1024 * 1024;
 
 struct InputStreamObject {
   PyObject_HEAD
@@ -126,8 +129,10 @@ struct InputStreamObject {
   uint64_t size;
   uint64_t pos;
   bool fileBacked;
-  // Read-ahead for readline(): body bytes [bufStart, bufStart + buf.size()).
-  std::string buf;
+  // Read-ahead for readline() over a body not in memory: body bytes [bufStart, bufStart +
+  // bufLen) in buf (kReadAhead bytes, allocated at the first readline).
+  std::unique_ptr<char[]> buf;
+  size_t bufLen;
   uint64_t bufStart;
 };
 
@@ -143,23 +148,21 @@ size_t readBody(InputStreamObject* self, uint64_t offset, char* dst, size_t n) {
     }
     return done;
   };
-  if (!self->fileBacked) return readAll();
-  GilRelease release;  // a disk read may block
+  if (!self->fileBacked && n < kUnlockedCopy) return readAll();
+  GilRelease release;  // a disk read may block; a large copy lets other threads run
   return readAll();
 }
 
 // Makes the read-ahead buffer cover self->pos; false at the end of the body.
 bool fillBuffer(InputStreamObject* self) {
-  if (self->pos >= self->bufStart && self->pos < self->bufStart + self->buf.size()) return true;
+  if (self->pos >= self->bufStart && self->pos < self->bufStart + self->bufLen) return true;
   if (self->pos >= self->size) return false;
+  if (!self->buf) self->buf.reset(new char[kReadAhead]);  // not zero-filled
   size_t want = static_cast<size_t>(std::min<uint64_t>(kReadAhead, self->size - self->pos));
-  std::string chunk(want, '\0');
-  size_t got = readBody(self, self->pos, chunk.data(), want);
-  if (got == 0) return false;
-  chunk.resize(got);
-  self->buf = std::move(chunk);
+  size_t got = readBody(self, self->pos, self->buf.get(), want);
   self->bufStart = self->pos;
-  return true;
+  self->bufLen = got;
+  return got > 0;
 }
 
 PyObject* inputRead(PyObject* obj, PyObject* const* args, Py_ssize_t nargs) {
@@ -169,14 +172,16 @@ PyObject* inputRead(PyObject* obj, PyObject* const* args, Py_ssize_t nargs) {
   uint64_t avail = self->pos < self->size ? self->size - self->pos : 0;
   uint64_t n = want < 0 ? avail : std::min<uint64_t>(avail, static_cast<uint64_t>(want));
   if (n > static_cast<uint64_t>(PY_SSIZE_T_MAX)) return PyErr_NoMemory();
+  // The bytes object is the only copy: filled straight from the body's memory or file (one
+  // allocation of the known size, also for read() of the whole rest).
   PyObject* out = PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(n));
   if (!out) return nullptr;
   char* dst = PyBytes_AS_STRING(out);
   size_t done = 0;
-  uint64_t bufEnd = self->bufStart + self->buf.size();
+  uint64_t bufEnd = self->bufStart + self->bufLen;
   if (n > 0 && self->pos >= self->bufStart && self->pos < bufEnd) {
     done = static_cast<size_t>(std::min<uint64_t>(n, bufEnd - self->pos));
-    std::memcpy(dst, self->buf.data() + (self->pos - self->bufStart), done);
+    std::memcpy(dst, self->buf.get() + (self->pos - self->bufStart), done);
   }
   if (done < n) done += readBody(self, self->pos + done, dst + done, static_cast<size_t>(n - done));
   if (done < n && _PyBytes_Resize(&out, static_cast<Py_ssize_t>(done)) < 0) return nullptr;
@@ -184,16 +189,60 @@ PyObject* inputRead(PyObject* obj, PyObject* const* args, Py_ssize_t nargs) {
   return out;
 }
 
+// readline() over a body in memory: the line's end is found in place and its bytes are copied
+// once, into the result. Null with no exception when the body has no memory to search (then the
+// buffered path below runs).
+PyObject* readLineInPlace(InputStreamObject* self, uint64_t max, bool& handled) {
+  handled = false;
+  std::string_view piece = self->body->span(self->pos);
+  if (piece.empty()) return nullptr;
+  handled = true;
+  uint64_t length = 0;
+  for (;;) {
+    size_t take = static_cast<size_t>(std::min<uint64_t>(piece.size(), max - length));
+    const void* nl = std::memchr(piece.data(), '\n', take);
+    if (nl) {
+      length += static_cast<uint64_t>(static_cast<const char*>(nl) - piece.data()) + 1;
+      break;
+    }
+    length += take;
+    if (length == max) break;
+    piece = self->body->span(self->pos + length);
+    if (piece.empty()) break;
+  }
+  if (length > static_cast<uint64_t>(PY_SSIZE_T_MAX)) return PyErr_NoMemory();
+  std::string_view first = self->body->span(self->pos);
+  PyObject* line;
+  if (length <= first.size()) {
+    line = PyBytes_FromStringAndSize(first.data(), static_cast<Py_ssize_t>(length));
+  } else {
+    line = PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(length));
+    if (line) {
+      size_t got = readBody(self, self->pos, PyBytes_AS_STRING(line), static_cast<size_t>(length));
+      if (got < length && _PyBytes_Resize(&line, static_cast<Py_ssize_t>(got)) < 0) return nullptr;
+      length = got;
+    }
+  }
+  if (line) self->pos += length;
+  return line;
+}
+
 // One line (up to and including '\n'), at most `limit` bytes; b"" at the end.
 PyObject* readLine(InputStreamObject* self, int64_t limit) {
   uint64_t avail = self->pos < self->size ? self->size - self->pos : 0;
   uint64_t max = limit < 0 ? avail : std::min<uint64_t>(avail, static_cast<uint64_t>(limit));
+  if (max == 0) return PyBytes_FromStringAndSize(nullptr, 0);
+  if (!self->fileBacked) {
+    bool handled;
+    PyObject* line = readLineInPlace(self, max, handled);
+    if (handled) return line;
+  }
   std::string line;
   bool first = true;
   while (line.size() < max && fillBuffer(self)) {
     size_t at = static_cast<size_t>(self->pos - self->bufStart);
-    size_t take = std::min<uint64_t>(self->buf.size() - at, max - line.size());
-    const char* start = self->buf.data() + at;
+    size_t take = std::min<uint64_t>(self->bufLen - at, max - line.size());
+    const char* start = self->buf.get() + at;
     const void* nl = std::memchr(start, '\n', take);
     if (nl) take = static_cast<size_t>(static_cast<const char*>(nl) - start) + 1;
     self->pos += take;
@@ -245,7 +294,7 @@ PyObject* inputNext(PyObject* obj) {
 void inputDealloc(PyObject* obj) {
   auto* self = reinterpret_cast<InputStreamObject*>(obj);
   self->body.~shared_ptr();
-  self->buf.~basic_string();
+  self->buf.~unique_ptr();
   deallocHeapObject(obj);
 }
 
@@ -835,12 +884,25 @@ PyRef WsgiTypes::newInputStream(std::shared_ptr<const RequestBody> body) {
   uint64_t size = body->size();
   bool fileBacked = body->fileBacked();
   new (&self->body) std::shared_ptr<const RequestBody>(std::move(body));
-  new (&self->buf) std::string();
+  new (&self->buf) std::unique_ptr<char[]>();
+  self->bufLen = 0;
   self->size = size;
   self->pos = 0;
   self->fileBacked = fileBacked;
   self->bufStart = 0;
   return PyRef::steal(reinterpret_cast<PyObject*>(self));
+}
+
+void WsgiTypes::detachInput(PyObject* input) {
+  auto* self = reinterpret_cast<InputStreamObject*>(input);
+  static const auto kEmpty = std::make_shared<const MemoryBody>(std::string_view());
+  self->body = kEmpty;
+  self->size = 0;
+  self->pos = 0;
+  self->fileBacked = false;
+  self->buf.reset();
+  self->bufLen = 0;
+  self->bufStart = 0;
 }
 
 PyRef WsgiTypes::newErrorStream() {

@@ -52,6 +52,8 @@ class WsgiTypes {
 
   // wsgi.input over `body` (new reference; null with an exception set on failure).
   PyRef newInputStream(std::shared_ptr<const RequestBody> body);
+  // Lets go of the body of a stream made by newInputStream: it reads as empty from now on.
+  static void detachInput(PyObject* input);
   // wsgi.errors: lines go to portico's error log.
   PyRef newErrorStream();
   // A start_response callable with a fresh ResponseState for one request.

@@ -130,6 +130,41 @@ def digest(environ, start_response):
     return _text(start_response, body)
 
 
+def digest_read_modes(environ, start_response):
+    """Hashes the body read a way the query names: mode=whole (read() without a size),
+    mode=lines&limit=N (readline(N) until b""), or mode=mixed (readline, then read(n) and
+    readline alternating). Answers length, sha256, reads made and the longest piece."""
+    query = _query(environ)
+    mode = query.get("mode", "whole")
+    stream = environ["wsgi.input"]
+    hasher = hashlib.sha256()
+    pieces = []
+    if mode == "whole":
+        pieces.append(stream.read())
+    elif mode == "lines":
+        limit = int(query.get("limit", "-1"))
+        while True:
+            line = stream.readline(limit)
+            if not line:
+                break
+            pieces.append(line)
+    else:
+        turn = 0
+        while True:
+            piece = stream.readline() if turn % 2 == 0 else stream.read(100003)
+            if not piece:
+                break
+            pieces.append(piece)
+            turn += 1
+    for piece in pieces:
+        hasher.update(piece)
+    again = stream.read()
+    body = json.dumps({"length": sum(len(p) for p in pieces), "sha256": hasher.hexdigest(),
+                       "pieces": len(pieces), "longest": max((len(p) for p in pieces), default=0),
+                       "after_end": len(again)})
+    return _text(start_response, body)
+
+
 def hello(environ, start_response):
     index = _query(environ).get("i", "")
     return _text(start_response, "hello %s\n" % index)
@@ -469,6 +504,7 @@ ROUTES = {
     "echo-iter": echo_iter,
     "echo-chunks": echo_chunks,
     "digest": digest,
+    "digest-modes": digest_read_modes,
     "hello": hello,
     "stream": stream,
     "write": write_route,

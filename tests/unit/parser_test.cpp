@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -870,6 +871,75 @@ TEST(ResponseHelpers, ErrorPageBody) {
             "<center><h1>404 Not Found</h1></center>\r\n<hr><center>portico</center>\r\n"
             "</body>\r\n</html>\r\n");
   EXPECT_NE(errorPageBody(502).find("<h1>502 Bad Gateway</h1>"), std::string::npos);
+}
+
+// A caller that takes raw body bytes itself, as the connection receiving into a reader's
+// memory: with its buffer empty and rawBodyWanted() > 0 it takes up to `skipStep` bytes from
+// the "socket" and reports them with skipBody(); otherwise it reads `readStep` bytes into its
+// buffer and parses. Returns each message's target and body, and counts the skipped bytes.
+std::string parseSkippingBodies(const std::string& input, size_t readStep, size_t skipStep,
+                                size_t& skipped) {
+  RequestParser parser;
+  std::string buffer;
+  std::string out;
+  size_t at = 0;
+  skipped = 0;
+  for (;;) {
+    for (;;) {
+      size_t consumed = 0;
+      ParseEvent ev = parser.parse(buffer, consumed);
+      if (ev == ParseEvent::kBodyData) out += std::string(parser.bodyData());
+      buffer.erase(0, consumed);  // after bodyData(), which points into it
+      if (ev == ParseEvent::kHeadComplete) out += parser.request().target + "=";
+      if (ev == ParseEvent::kMessageComplete) out += ";";
+      if (ev == ParseEvent::kError) return out + "<error>";
+      if (ev == ParseEvent::kNeedMore) break;
+    }
+    if (at == input.size()) return out;
+    if (uint64_t want = parser.rawBodyWanted(); want > 0 && buffer.empty()) {
+      size_t n = std::min<size_t>({static_cast<size_t>(want), skipStep, input.size() - at});
+      out += input.substr(at, n);
+      parser.skipBody(n);
+      skipped += n;
+      at += n;
+      continue;
+    }
+    size_t n = std::min(readStep, input.size() - at);
+    buffer += input.substr(at, n);
+    at += n;
+  }
+}
+
+TEST(ParserRawBody, SkippedBytesCountAsBody) {
+  std::string input =
+      "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n0123456789"
+      "POST /b HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5\r\nabcde\r\n3\r\nfgh\r\n0\r\n\r\n"
+      "GET /c HTTP/1.1\r\nHost: h\r\n\r\n";
+  for (size_t readStep : {1, 2, 3, 7, 64, 1000}) {
+    for (size_t skipStep : {1, 4, 100}) {
+      size_t skipped = 0;
+      EXPECT_EQ(parseSkippingBodies(input, readStep, skipStep, skipped),
+                "/a=0123456789;/b=abcdefgh;/c=;")
+          << readStep << " " << skipStep;
+      if (readStep < 10) EXPECT_GT(skipped, 0u) << readStep << " " << skipStep;
+    }
+  }
+}
+
+TEST(ParserRawBody, NothingWantedOutsideABody) {
+  RequestParser parser;
+  EXPECT_EQ(parser.rawBodyWanted(), 0u);
+  std::string head = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+  size_t consumed = 0;
+  ASSERT_EQ(parser.parse(head, consumed), ParseEvent::kHeadComplete);
+  EXPECT_EQ(parser.parse("", consumed), ParseEvent::kNeedMore);
+  EXPECT_EQ(parser.rawBodyWanted(), 0u);  // a chunk size line comes first
+  ASSERT_EQ(parser.parse("10\r\n", consumed), ParseEvent::kNeedMore);
+  EXPECT_EQ(parser.rawBodyWanted(), 16u);
+  parser.skipBody(16);
+  EXPECT_EQ(parser.rawBodyWanted(), 0u);  // the CRLF after the chunk is the parser's
+  EXPECT_EQ(parser.parse("\r\n0\r\n\r\n", consumed), ParseEvent::kMessageComplete);
 }
 
 }  // namespace

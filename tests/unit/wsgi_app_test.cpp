@@ -18,6 +18,7 @@
 
 #include "core/log.h"
 #include "http/response.h"
+#include "python/request_body.h"
 
 // Under -DPORTICO_SANITIZE=ON: libpython never frees everything it allocated at start-up (and
 // finalization leaves some objects alive), so LeakSanitizer ignores allocations made inside
@@ -156,6 +157,9 @@ struct RequestSpec {
   std::string body;
   bool fileBacked = false;
   size_t maxRead = SIZE_MAX;
+  // The body as the handler builds it (BodyBuilder: 256 KiB pooled blocks, read in place)
+  // instead of the test double above.
+  bool realBody = false;
   bool chunked = false;
   int versionMinor = 1;
 };
@@ -190,7 +194,14 @@ std::shared_ptr<FakeChannel> runWith(WsgiApp& app, RequestSnapshot snap, const R
   auto channel = std::make_shared<FakeChannel>();
   WsgiJob job;
   job.snapshot = std::move(snap);
-  job.body = std::make_shared<MemoryBody>(spec.body, spec.fileBacked, spec.maxRead);
+  if (spec.realBody) {
+    BodyBuilder builder(std::make_shared<BodyMemory>(64u << 20, 0), "/tmp", spec.body.size(),
+                        32u << 20);
+    builder.append(spec.body);
+    job.body = builder.finish();
+  } else {
+    job.body = std::make_shared<MemoryBody>(spec.body, spec.fileBacked, spec.maxRead);
+  }
   job.channel = channel;
   app.run(job);
   EXPECT_FALSE(PyErr_Occurred()) << "run() left a Python exception set";
@@ -465,8 +476,10 @@ TEST(WsgiInput, ReadVariants) {
        "[b'a', b'bcdef', b'']"},
   };
   LoadedApp t = loadApp(kInputApp);
+  for (bool realBody : {false, true}) {
   for (bool fileBacked : {false, true}) {
     for (size_t maxRead : {SIZE_MAX, size_t{2}}) {
+      if (realBody && (fileBacked || maxRead != SIZE_MAX)) continue;
       for (const Case& c : cases) {
         PyObject* mod = PyDict_GetItemString(PyImport_GetModuleDict(), t.module.c_str());
         PyRef expr = PyRef::steal(PyUnicode_FromString(c.expr));
@@ -476,11 +489,13 @@ TEST(WsgiInput, ReadVariants) {
         spec.body = c.body;
         spec.fileBacked = fileBacked;
         spec.maxRead = maxRead;
+        spec.realBody = realBody;
         auto ch = run(*t.app, spec);
-        EXPECT_EQ(ch->body, c.expected)
-            << c.expr << " fileBacked=" << fileBacked << " maxRead=" << maxRead;
+        EXPECT_EQ(ch->body, c.expected) << c.expr << " fileBacked=" << fileBacked
+                                        << " maxRead=" << maxRead << " realBody=" << realBody;
       }
     }
+  }
   }
 }
 
@@ -504,17 +519,56 @@ def app(environ, start_response):
     start_response('200 OK', [('X-Lines', str(len(rest) + 1))])
     return [first] + rest
 )");
-  for (bool fileBacked : {false, true}) {
+  for (int kind = 0; kind < 3; ++kind) {
     RequestSpec spec;
     spec.method = "POST";
     spec.body = body;
-    spec.fileBacked = fileBacked;
+    spec.fileBacked = kind == 1;
     spec.maxRead = 5000;
+    spec.realBody = kind == 2;  // lines that cross its 256 KiB blocks, searched in place
     auto ch = run(*t.app, spec);
     ASSERT_EQ(ch->status(), 200);
     EXPECT_EQ(*ch->header("X-Lines"), std::to_string(lines));
-    EXPECT_TRUE(ch->body == body) << "body mismatch, fileBacked=" << fileBacked;
+    EXPECT_TRUE(ch->body == body) << "body mismatch, kind=" << kind;
   }
+}
+
+TEST(WsgiInput, TheBodyIsReleasedWhenTheRequestEnds) {
+  // An app that keeps wsgi.input (Django's request objects sit in reference cycles until the
+  // cyclic GC) must not keep the body's memory: it reads as empty once the request is over.
+  LoadedApp t = loadApp(R"(
+KEPT = []
+def app(environ, start_response):
+    KEPT.append(environ['wsgi.input'])
+    start_response('200 OK', [])
+    return [KEPT[-1].read(3)]
+def later():
+    return [KEPT[0].read(), KEPT[0].readline()]
+)");
+  auto memory = std::make_shared<BodyMemory>(64u << 20, 0);
+  BodyBuilder builder(memory, "/tmp", 1u << 20, 32u << 20);
+  builder.append(std::string(1u << 20, 'x'));
+  std::shared_ptr<const RequestBody> body = builder.finish();
+  std::weak_ptr<const RequestBody> watch = body;
+  EXPECT_GT(memory->inUse(), 0u);
+  {
+    auto channel = std::make_shared<FakeChannel>();
+    WsgiJob job;
+    RequestSpec spec;
+    spec.method = "POST";
+    job.snapshot = makeSnapshot(spec);
+    job.body = std::move(body);
+    job.channel = channel;
+    t.app->run(job);
+    EXPECT_EQ(channel->body, "xxx");
+  }
+  EXPECT_TRUE(watch.expired());
+  EXPECT_EQ(memory->inUse(), 0u);
+  PyObject* mod = PyDict_GetItemString(PyImport_GetModuleDict(), t.module.c_str());
+  PyRef later = PyRef::steal(PyObject_CallMethod(mod, "later", nullptr));
+  ASSERT_TRUE(later);
+  PyRef text = PyRef::steal(PyObject_Repr(later.get()));
+  EXPECT_STREQ(PyUnicode_AsUTF8(text.get()), "[b'', b'']");
 }
 
 // ---------------------------------------------------------------------------------------------
