@@ -32,6 +32,7 @@ constexpr uint64_t kHeartbeatMs = 1000;
 constexpr uint64_t kMemoryCheckMs = 100;
 constexpr uint64_t kIdleHandOffEveryMs = 50;
 constexpr uint64_t kRescueAfterMs = 10;
+constexpr uint64_t kHandOffMinWaitUs = 1000;
 
 // A limit that counts a line with its CRLF, as the parser's limit on the line without it.
 size_t lineWithoutCrlf(size_t withCrlf) { return withCrlf >= 2 ? withCrlf - 2 : 0; }
@@ -289,10 +290,11 @@ bool Server::offerHandOff(http::Connection& connection) {
   // Only while every Python thread here is busy (the request would wait) and a sibling has a
   // free one; otherwise the connection stays (a request then waits only when all are busy).
   if (!saturated_ || stopping_ || !handOff_ || !board_->otherTaker(slot_)) return false;
-  // Not when a thread has already answered its request and is only finishing it (close(),
-  // the GIL): a sequential client's next request arrives in that moment, and moving it would
-  // bounce the client between workers for nothing.
-  if (!wsgi_->wouldWait()) return false;
+  // Only when the wait here is worth a move (two processes' syscalls, a few tens of
+  // microseconds): not for requests of a fast app queued behind each other, and not when a
+  // thread has already answered and is only finishing (a sequential client's next request
+  // arrives in that moment; moving it would bounce the client between workers for nothing).
+  if (wsgi_->expectedWaitUs() < kHandOffMinWaitUs) return false;
   auto it = connections_.find(&connection);
   if (it == connections_.end()) return false;
   uint64_t started = connection.requestStartMs() ? connection.requestStartMs() : loop_.nowMs();

@@ -37,8 +37,8 @@ Executor::Executor(WsgiApp& app, int threads, std::atomic<uint64_t>* busy, event
     : app_(app), busy_(busy), loop_(loop) {
   if (threads < 1) threads = 1;
   threadCount_ = threads;
-  answered_ = std::make_unique<std::atomic<bool>[]>(static_cast<size_t>(threads));
-  for (int i = 0; i < threads; ++i) answered_[i].store(true);
+  unansweredSinceUs_ = std::make_unique<std::atomic<uint64_t>[]>(static_cast<size_t>(threads));
+  for (int i = 0; i < threads; ++i) unansweredSinceUs_[i].store(0);
   if (timeoutMs > 0 && loop) {
     timeoutMs_ = timeoutMs;
     running_ = std::make_unique<Running[]>(static_cast<size_t>(threads));
@@ -53,22 +53,34 @@ Executor::Executor(WsgiApp& app, int threads, std::atomic<uint64_t>* busy, event
 Executor::~Executor() { stop(); }
 
 namespace {
-// The answered flag of the job the calling Python thread runs (null outside a job).
-thread_local std::atomic<bool>* tAnswered = nullptr;
+// The start of the job the calling Python thread runs (null outside a job).
+thread_local std::atomic<uint64_t>* tUnansweredSince = nullptr;
+
+uint64_t nowUs() {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
+}
 }  // namespace
 
 void Executor::noteAnswered() {
-  if (tAnswered) tAnswered->store(true, std::memory_order_release);
+  if (tUnansweredSince) tUnansweredSince->store(0, std::memory_order_release);
 }
 
-bool Executor::wouldWait() const {
+uint64_t Executor::expectedWaitUs() const {
   int inFlight = inFlight_.load(std::memory_order_acquire);
-  if (inFlight > threadCount_) return true;  // queued behind the running ones
-  if (inFlight < threadCount_) return false;
+  if (inFlight < threadCount_) return 0;
+  uint64_t mean = meanJobUs_.load(std::memory_order_relaxed);
+  uint64_t now = nowUs();
+  uint64_t soonest = UINT64_MAX;
   for (int t = 0; t < threadCount_; ++t) {
-    if (answered_[t].load(std::memory_order_acquire)) return false;
+    uint64_t since = unansweredSinceUs_[t].load(std::memory_order_acquire);
+    if (since == 0) return 0;  // free, or about to be
+    uint64_t ran = now > since ? now - since : 0;
+    soonest = std::min(soonest, ran < mean ? mean - ran : ran);
   }
-  return true;
+  uint64_t queued = static_cast<uint64_t>(inFlight - threadCount_);
+  return soonest + queued * mean / static_cast<uint64_t>(threadCount_);
 }
 
 void Executor::setSaturationHook(event::EventLoop& loop, std::function<void(bool)> hook) {
@@ -219,14 +231,21 @@ void Executor::serve(int index) {
         idleSem_.acquire();
       }
     }  // the lock is released before `nogil` takes the GIL back
-    uint64_t started = nowMs();
-    answered_[index].store(false, std::memory_order_relaxed);
-    tAnswered = &answered_[index];
+    uint64_t startedUs = nowUs();
+    uint64_t started = startedUs / 1000;
+    unansweredSinceUs_[index].store(startedUs, std::memory_order_relaxed);
+    tUnansweredSince = &unansweredSinceUs_[index];
     if (busy_) busy_[index].store(started, std::memory_order_relaxed);
     if (running_) running_[index].startedMs.store(started, std::memory_order_relaxed);
     app_.run(job);
-    tAnswered = nullptr;
-    answered_[index].store(true, std::memory_order_relaxed);
+    tUnansweredSince = nullptr;
+    unansweredSinceUs_[index].store(0, std::memory_order_relaxed);
+    {
+      // A moving mean over about the last 8 jobs (threads race on it; any recent value will do).
+      uint64_t took = nowUs() - startedUs;
+      uint64_t mean = meanJobUs_.load(std::memory_order_relaxed);
+      meanJobUs_.store(mean == 0 ? took : mean - mean / 8 + took / 8, std::memory_order_relaxed);
+    }
     if (busy_) busy_[index].store(0, std::memory_order_relaxed);
     if (running_) {
       // With the GIL held, which the watchdog holds to raise the exception: it either saw this

@@ -45,10 +45,12 @@ class Executor {
   // wait) and with false when one is free again: a worker among several then stops accepting,
   // so its idle siblings take new connections (as gunicorn's sync workers do by not accepting).
   void setSaturationHook(event::EventLoop& loop, std::function<void(bool)> hook);
-  // Whether a request submitted now would wait: a job is queued already, or every thread runs
-  // a job that has not answered its client yet (noteAnswered). A thread whose job has answered
-  // is about to be free. Any thread; a snapshot.
-  bool wouldWait() const;
+  // How long a request submitted now would wait for a thread, estimated (microseconds): 0 when
+  // a thread is free or has answered its job (it is only finishing: close(), the GIL); else
+  // the soonest running job's expected rest — the mean job time less what it has run, or, once
+  // past the mean, as long again as it has run — plus the queued jobs' share of the threads.
+  // Any thread; a snapshot.
+  uint64_t expectedWaitUs() const;
   // Python thread, from the job's response channel: the running job's response has ended
   // (finished or aborted); what is left of the job is clean-up (the iterable's close()).
   static void noteAnswered();
@@ -74,8 +76,10 @@ class Executor {
   bool wakeScheduled_ = false;  // loop thread only: wakeIdle() is deferred on loop_
   int threadCount_ = 0;
   std::atomic<int> inFlight_{0};     // queued + running jobs
-  // Per thread: its current job has answered (true while idle too).
-  std::unique_ptr<std::atomic<bool>[]> answered_;
+  // Per thread: when its current job started (CLOCK_MONOTONIC us), 0 while idle or once the
+  // job has answered.
+  std::unique_ptr<std::atomic<uint64_t>[]> unansweredSinceUs_;
+  std::atomic<uint64_t> meanJobUs_{0};  // moving mean of job durations
   std::atomic<bool> saturated_{false};
   event::EventLoop* hookLoop_ = nullptr;
   std::function<void(bool)> saturationHook_;  // loop thread only

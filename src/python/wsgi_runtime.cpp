@@ -211,11 +211,12 @@ void WsgiRuntime::onSaturation(std::function<void(bool)> hook) {
   }
 }
 
-bool WsgiRuntime::wouldWait() const {
+uint64_t WsgiRuntime::expectedWaitUs() const {
+  uint64_t least = UINT64_MAX;
   for (const App& app : apps_) {
-    if (!app.executor || !app.executor->wouldWait()) return false;
+    if (app.executor) least = std::min(least, app.executor->expectedWaitUs());
   }
-  return !apps_.empty();
+  return least == UINT64_MAX ? 0 : least;
 }
 
 void WsgiRuntime::beforeFork() {

@@ -55,8 +55,9 @@ class WsgiRuntime {
   http::Handler* handlerFor(const config::WsgiSpec& spec);
   // See Executor::setSaturationHook; call after startServing().
   void onSaturation(std::function<void(bool)> hook);
-  // A new request for any app would wait (Executor::wouldWait of every app).
-  bool wouldWait() const;
+  // How long a new request would wait for a Python thread (Executor::expectedWaitUs; the
+  // least over the apps, whichever the request is for).
+  uint64_t expectedWaitUs() const;
 
   // Around fork() when the app was preloaded: CPython's own hooks (os.register_at_fork
   // callbacks run in the child; `random` reseeds itself there).

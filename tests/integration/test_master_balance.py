@@ -35,6 +35,9 @@ def _sleep_on(server, conn, ms):
     mark = os.path.join(server.log_dir, "running-%d" % next(_marks))
     conn.send("GET /sleep?ms=%d&mark=%s HTTP/1.1\r\nHost: localhost\r\n\r\n" % (ms, mark))
     assert wait_until(lambda: os.path.exists(mark), 5.0), "the sleep request never started"
+    # A worker moves a request only when its wait is worth a move (about 1 ms or more): the
+    # sleep has run a while now, so the busy worker's next request is worth moving.
+    time.sleep(0.05)
 
 
 _marks = itertools.count()
