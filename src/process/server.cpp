@@ -32,6 +32,7 @@ constexpr uint64_t kHeartbeatMs = 1000;
 constexpr uint64_t kMemoryCheckMs = 100;
 constexpr uint64_t kIdleHandOffEveryMs = 50;
 constexpr uint64_t kRescueAfterMs = 10;
+constexpr uint64_t kRescueFromTakerAfterMs = 200;
 constexpr uint64_t kHandOffMinWaitUs = 1000;
 
 // A limit that counts a line with its CRLF, as the parser's limit on the line without it.
@@ -326,9 +327,12 @@ void Server::rescueHandOffs() {
   // A connection was queued for a worker that had a free thread, but every worker became busy
   // before one took it. Busy workers take what has waited kRescueAfterMs (and queue it like
   // their own), so it never waits longer than the others' requests do.
+  // While a sibling still says it takes, it is given longer (it may only be slow to run):
+  // a request waits for a busy worker only when no worker is free.
   uint64_t sentMs = 0;
   for (int i = 0; i < 16 && !full_ && handOff_->oldestSentMs(sentMs); ++i) {
-    if (sentMs + kRescueAfterMs > loop_.nowMs()) break;
+    uint64_t after = board_->otherTaker(slot_) ? kRescueFromTakerAfterMs : kRescueAfterMs;
+    if (sentMs + after > loop_.nowMs()) break;
     HandOffQueue::Message message;
     HandOffQueue::Receive got = handOff_->receive(message);
     if (got == HandOffQueue::Receive::kEmpty) break;

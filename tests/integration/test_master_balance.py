@@ -17,17 +17,20 @@ from master_support import (Load, pid_of, pin_connections, start_master, wait_fo
 from wsgi_support import wait_until
 
 
-def _second_connection_to(server, pid, tries=200):
-    """Another keep-alive connection owned by worker `pid` (new connections go to whichever
-    worker accepts first; the others are closed)."""
-    for _ in range(tries):
+def _second_connection_to(server, pid, other_conn):
+    """Another keep-alive connection owned by worker `pid`, while `other_conn` is pinned to the
+    other worker. New connections go to whichever worker accepts first, so the other worker is
+    kept busy meanwhile: if it accepts, the new connection's first request moves to `pid`."""
+    _sleep_on(server, other_conn, 1000)
+    try:
         conn = server.connect(timeout=5.0)
         response = conn.request("GET", "/pid")
-        assert response.status == 200, response
-        if pid_of(response) == pid:
-            return conn
-        conn.close()
-    raise AssertionError("no second connection landed on worker %d in %d tries" % (pid, tries))
+        assert response.status == 200 and pid_of(response) == pid, (
+            "a new connection's request was answered by %s while worker %d was the only idle one"
+            % (response.body, pid))
+    finally:
+        assert other_conn.read_response("GET").status == 200
+    return conn
 
 
 def _sleep_on(server, conn, ms):
@@ -48,7 +51,7 @@ def _busy_pair(server):
     connection owned by the busy worker, the idle worker's pinned connection)."""
     pinned = pin_connections(server, 2)
     (busy, busy_conn), (idle, idle_conn) = pinned.items()
-    second = _second_connection_to(server, busy)
+    second = _second_connection_to(server, busy, idle_conn)
     _sleep_on(server, busy_conn, 3000)
     return busy, idle, busy_conn, second, idle_conn
 
@@ -154,13 +157,13 @@ def test_keep_alive_load_is_shared_and_nothing_is_lost(launch):
 def test_a_recycling_worker_hands_its_idle_connections_to_a_sibling(launch):
     # --max-requests: the worker that reaches it stops; its idle kept-alive connection is not
     # closed but goes to the sibling, and its client goes on using it.
-    server = start_master(launch, workers=2, args=["--max-requests", "12"])
+    server = start_master(launch, workers=2, args=["--max-requests", "40"])
     assert len(wait_for_workers(server, 2)) == 2
     pinned = pin_connections(server, 2)
     (recycled, idle_conn), (sibling, sibling_conn) = pinned.items()
-    driver = _second_connection_to(server, recycled)
+    driver = _second_connection_to(server, recycled, sibling_conn)
     try:
-        for _ in range(40):
+        for _ in range(80):
             try:
                 response = driver.request("GET", "/pid")
             except (ProtocolError, OSError):
