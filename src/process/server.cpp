@@ -299,10 +299,13 @@ bool Server::offerHandOff(http::Connection& connection) {
   auto it = connections_.find(&connection);
   if (it == connections_.end()) return false;
   uint64_t started = connection.requestStartMs() ? connection.requestStartMs() : loop_.nowMs();
-  if (!handOff_->send(connection.fd(), bound_[it->second.listener].name,
-                      connection.bufferedInput(), started, connection.requestsServed(),
-                      loop_.nowMs())) {
-    return false;  // the queue is full: serve it here
+  return giveAway(connection, it->second.listener, started);  // false: the queue is full
+}
+
+bool Server::giveAway(http::Connection& connection, size_t listener, uint64_t requestStartMs) {
+  if (!handOff_->send(connection.fd(), bound_[listener].name, connection.bufferedInput(),
+                      requestStartMs, connection.requestsServed(), loop_.nowMs())) {
+    return false;
   }
   ++handedOff_;
   if (status_) status_->handedOff.store(handedOff_, std::memory_order_relaxed);
@@ -313,12 +316,15 @@ bool Server::offerHandOff(http::Connection& connection) {
 void Server::takeHandOffs() {
   // A few per wake-up: each adopted connection's request is read and dispatched at once, and
   // a worker whose threads are then all busy stops taking (updateAccepting).
-  for (int i = 0; i < 16 && taking_; ++i) {
-    HandOffQueue::Message message;
-    HandOffQueue::Receive got = handOff_->receive(message);
-    if (got == HandOffQueue::Receive::kEmpty) return;
-    if (got == HandOffQueue::Receive::kMessage) adopt(std::move(message));
+  for (int i = 0; i < 16 && taking_ && takeOne(); ++i) {
   }
+}
+
+bool Server::takeOne() {
+  HandOffQueue::Message message;
+  HandOffQueue::Receive got = handOff_->receive(message);
+  if (got == HandOffQueue::Receive::kMessage) adopt(std::move(message));
+  return got != HandOffQueue::Receive::kEmpty;
 }
 
 void Server::rescueHandOffs() {
@@ -332,11 +338,7 @@ void Server::rescueHandOffs() {
   uint64_t sentMs = 0;
   for (int i = 0; i < 16 && !full_ && handOff_->oldestSentMs(sentMs); ++i) {
     uint64_t after = board_->otherTaker(slot_) ? kRescueFromTakerAfterMs : kRescueAfterMs;
-    if (sentMs + after > loop_.nowMs()) break;
-    HandOffQueue::Message message;
-    HandOffQueue::Receive got = handOff_->receive(message);
-    if (got == HandOffQueue::Receive::kEmpty) break;
-    if (got == HandOffQueue::Receive::kMessage) adopt(std::move(message));
+    if (sentMs + after > loop_.nowMs() || !takeOne()) break;
   }
   if (!taking_ && !stopping_) {
     rescueTimer_ = loop_.addTimer(kRescueAfterMs, [this] { rescueHandOffs(); });
@@ -372,15 +374,8 @@ void Server::handOffIdle() {
       if (ptr->idleBetweenRequests()) idle.emplace_back(ptr, client.listener);
     }
     for (auto& [conn, listener] : idle) {
-      if (!connections_.count(conn)) continue;
-      if (!handOff_->send(conn->fd(), bound_[listener].name, {}, 0, conn->requestsServed(),
-                          loop_.nowMs())) {
-        break;
-      }
-      ++handedOff_;
-      conn->close();
+      if (connections_.count(conn) && !giveAway(*conn, listener, 0)) break;  // the queue is full
     }
-    if (status_) status_->handedOff.store(handedOff_, std::memory_order_relaxed);
   }
   // Until the drain ends: a replacement worker may start taking later, and a busy connection
   // may fall idle (one whose client sends a request meanwhile is answered here, with close).

@@ -61,6 +61,11 @@ class Server : public http::ConnectionOwner {
   void accept(size_t index, UniqueFd fd, const sockaddr_storage& peer);
   // Takes connections from the hand-off queue while a Python thread is free.
   void takeHandOffs();
+  // Adopts one connection from the queue; false when the queue is empty.
+  bool takeOne();
+  // Sends `connection` (of listener `listener`) to the hand-off queue and closes it here;
+  // false, keeping it, when the queue is full.
+  bool giveAway(http::Connection& connection, size_t listener, uint64_t requestStartMs);
   // While every thread is busy: takes connections that have waited in the queue too long.
   void rescueHandOffs();
   void adopt(HandOffQueue::Message message);

@@ -3,6 +3,7 @@ busy is handed, with the bytes already read from it, to a sibling with a free th
 hand-off queue), so a request waits only when every worker is busy. Keep-alive, pipelining and
 request bodies survive the move; a connection handed over stays with its new worker."""
 
+import contextlib
 import hashlib
 import itertools
 import os
@@ -46,22 +47,30 @@ def _sleep_on(server, conn, ms):
 _marks = itertools.count()
 
 
-def _busy_pair(server):
-    """(busy worker, idle worker, connection to the busy one running a 3 s request, a second
-    connection owned by the busy worker, the idle worker's pinned connection)."""
+@contextlib.contextmanager
+def _busy_workers(launch, args=()):
+    """Two one-thread workers: (server, busy worker, idle worker, connection to the busy one
+    running a 3 s request, a second connection owned by the busy worker, the idle worker's
+    pinned connection); every connection is closed at the end."""
+    server = start_master(launch, workers=2, args=list(args))
+    assert len(wait_for_workers(server, 2)) == 2
     pinned = pin_connections(server, 2)
     (busy, busy_conn), (idle, idle_conn) = pinned.items()
-    second = _second_connection_to(server, busy, idle_conn)
-    _sleep_on(server, busy_conn, 3000)
-    return busy, idle, busy_conn, second, idle_conn
+    second = None
+    try:
+        second = _second_connection_to(server, busy, idle_conn)
+        _sleep_on(server, busy_conn, 3000)
+        yield server, busy, idle, busy_conn, second, idle_conn
+    finally:
+        for conn in (busy_conn, second, idle_conn):
+            if conn is not None:
+                conn.close()
 
 
 @pytest.mark.time_budget(30)
 def test_request_on_a_busy_worker_is_served_by_the_idle_one(launch):
-    server = start_master(launch, workers=2, args=["--log-level", "debug"])
-    assert len(wait_for_workers(server, 2)) == 2
-    busy, idle, busy_conn, second, idle_conn = _busy_pair(server)
-    try:
+    with _busy_workers(launch, ["--log-level", "debug"]) as (
+            server, busy, idle, busy_conn, second, idle_conn):
         # The busy worker's only Python thread sleeps: without balancing this request would
         # wait 3 s on that worker and be answered with its pid.
         response = second.request("GET", "/pid")
@@ -75,9 +84,6 @@ def test_request_on_a_busy_worker_is_served_by_the_idle_one(launch):
             assert response.status == 200 and pid_of(response) == idle, response
         slow = busy_conn.read_response("GET")
         assert slow.status == 200 and pid_of(slow) == busy, slow
-    finally:
-        for conn in (busy_conn, second, idle_conn):
-            conn.close()
     match, text = wait_for_log_match(server, r"pid=%d\b.*handed_off=[1-9]" % busy, timeout=12.0)
     assert match, "the debug status does not count the hand-off:\n" + text[-2000:]
     match, text = wait_for_log_match(server, r"pid=%d\b.*adopted=[1-9]" % idle, timeout=12.0)
@@ -86,10 +92,7 @@ def test_request_on_a_busy_worker_is_served_by_the_idle_one(launch):
 
 @pytest.mark.time_budget(30)
 def test_pipelined_requests_and_a_body_travel_with_the_connection(launch):
-    server = start_master(launch, workers=2)
-    assert len(wait_for_workers(server, 2)) == 2
-    busy, idle, busy_conn, second, idle_conn = _busy_pair(server)
-    try:
+    with _busy_workers(launch) as (server, busy, idle, busy_conn, second, idle_conn):
         body = bytes(range(256)) * 40  # 10 KiB: part of it is read before the hand-off
         wire = (build_request("POST", "/body", headers=[("Content-Length", str(len(body))),
                                                          ("X-Seq", "1")], body=body)
@@ -110,17 +113,11 @@ def test_pipelined_requests_and_a_body_travel_with_the_connection(launch):
         assert {one["pid"], pid_of(middle), three["pid"]} == {idle}, (one, middle.body, three)
         slow = busy_conn.read_response("GET")
         assert slow.status == 200 and pid_of(slow) == busy, slow
-    finally:
-        for conn in (busy_conn, second, idle_conn):
-            conn.close()
 
 
 @pytest.mark.time_budget(30)
 def test_connections_stay_put_when_every_worker_is_busy(launch):
-    server = start_master(launch, workers=2)
-    assert len(wait_for_workers(server, 2)) == 2
-    busy, idle, busy_conn, second, idle_conn = _busy_pair(server)
-    try:
+    with _busy_workers(launch) as (server, busy, idle, busy_conn, second, idle_conn):
         _sleep_on(server, idle_conn, 1500)
         # Both workers asleep: the request waits on its own worker and is answered there.
         response = second.request("GET", "/pid")
@@ -128,9 +125,6 @@ def test_connections_stay_put_when_every_worker_is_busy(launch):
         assert pid_of(response) in (busy, idle), response
         for conn in (busy_conn, idle_conn):
             assert conn.read_response("GET").status == 200
-    finally:
-        for conn in (busy_conn, second, idle_conn):
-            conn.close()
 
 
 @pytest.mark.time_budget(40)
