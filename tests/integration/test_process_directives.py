@@ -15,6 +15,7 @@ import pytest
 
 from http_client import Connection
 from master_support import wait_for_workers
+from wsgi_support import wait_until
 from servers import free_port, portico_binary, terminate
 from nginx_diff import _can_connect
 
@@ -41,6 +42,15 @@ def _ids(pid):
             elif line.startswith("Gid:"):
                 gid = int(line.split()[1])
     return uid, gid
+
+
+def _assert_dropped_to(pids, user):
+    """Every worker runs as `user`. A worker is forked as root and drops to the user once its
+    site (logs) is open; the master may list it before that (under ASan, well before)."""
+    wanted = (user.pw_uid, user.pw_gid)
+    wait_until(lambda: all(_ids(pid) == wanted for pid in pids), 10)
+    for pid in pids:
+        assert _ids(pid) == wanted, pid
 
 
 class Site:
@@ -150,8 +160,7 @@ def test_workers_run_as_the_user_and_the_master_stays_root(site):
     _start_user_site(site)
     pids = wait_for_workers(site, 2, timeout=10)
     assert len(pids) == 2, site.log()
-    for pid in pids:
-        assert _ids(pid) == (expected.pw_uid, expected.pw_gid), pid
+    _assert_dropped_to(pids, expected)
     assert _ids(site.proc.pid) == (0, 0)
     answer = json.loads(site.request("/app/").body)
     assert answer["uid"] == answer["euid"] == expected.pw_uid
@@ -190,8 +199,7 @@ def test_reload_starts_new_workers_as_the_user(site):
     assert site.request("/new").body == b"new"
     pids = wait_for_workers(site, 2, timeout=10, exclude=old)
     assert pids and not (pids & old)
-    for pid in pids:
-        assert _ids(pid) == (expected.pw_uid, expected.pw_gid)
+    _assert_dropped_to(pids, expected)
     assert json.loads(site.request("/app/").body)["uid"] == expected.pw_uid
 
 
