@@ -85,6 +85,7 @@ struct Partial {
   std::optional<GzipSettings::Static> gzipStatic;
   std::optional<uint64_t> clientMaxBodySize;
   std::optional<uint64_t> clientBodyBufferSize;
+  std::optional<std::string> clientBodyTempPath;
   std::optional<bool> sendfile, tcpNopush, tcpNodelay;
   std::optional<std::pair<double, std::optional<double>>> keepaliveTimeout;
   std::optional<uint64_t> keepaliveRequests;
@@ -139,6 +140,7 @@ void mergeFrom(Partial& c, const Partial& p) {
   inherit(c.gzipStatic, p.gzipStatic);
   inherit(c.clientMaxBodySize, p.clientMaxBodySize);
   inherit(c.clientBodyBufferSize, p.clientBodyBufferSize);
+  inherit(c.clientBodyTempPath, p.clientBodyTempPath);
   inherit(c.sendfile, p.sendfile);
   inherit(c.tcpNopush, p.tcpNopush);
   inherit(c.tcpNodelay, p.tcpNodelay);
@@ -217,7 +219,7 @@ constexpr std::string_view kUnsupportedNames[] = {
     "map_hash_max_size", "upstream", "geo", "split_clients", "break",
     "uninitialized_variable_warn", "allow", "deny", "satisfy", "resolver", "resolver_timeout",
     "set_real_ip_from", "internal", "limit_except", "aio", "aio_write", "directio",
-    "directio_alignment", "output_buffers", "postpone_output", "client_body_temp_path",
+    "directio_alignment", "output_buffers", "postpone_output",
     "client_body_in_file_only", "client_body_in_single_buffer", "client_header_buffer_size",
     "connection_pool_size", "request_pool_size", "reset_timedout_connection", "merge_slashes",
     "underscores_in_headers", "ignore_invalid_headers", "recursive_error_pages",
@@ -697,6 +699,30 @@ class Builder {
       }
       (*f.types)[ext] = d.name;
     }
+  }
+
+  // `client_body_temp_path PATH [L1 [L2 [L3]]]` and the other modules' *_temp_path (nginx's
+  // ngx_conf_set_path_slot). portico writes its temporary files unlinked (O_TMPFILE), so the
+  // levels, checked as nginx checks them, shape no subdirectories; the directory is created at
+  // startup as nginx's ngx_create_paths does. Only the client body's is used: the others belong
+  // to modules portico does not have, whose files they would hold.
+  void tempPath(const ConfDirective& d, Frame& f) {
+    if (d.args.size() > 4) emerg(d, "invalid number of arguments in " + quote(d.name) + " directive");
+    size_t length = 0;
+    for (size_t i = 1; i < d.args.size(); ++i) {
+      auto level = parseNginxNumber(d.args[i]);
+      if (!level || *level == 0) directiveError(d, "invalid value");
+      length += static_cast<size_t>(*level) + 1;
+    }
+    if (length > 10 + (d.args.size() - 1)) directiveError(d, "invalid value");
+    std::string path = fullName(d.args[0]);
+    while (path.size() > 1 && path.back() == '/') path.pop_back();
+    if (d.name == "client_body_temp_path") {
+      if (f.level->clientBodyTempPath) directiveError(d, "is duplicate");
+      f.level->clientBodyTempPath = path;
+    }
+    auto& paths = site_.tempPaths;
+    if (std::find(paths.begin(), paths.end(), path) == paths.end()) paths.push_back(path);
   }
 
   void defaultType(const ConfDirective& d, Frame& f) {
@@ -1368,7 +1394,11 @@ class Builder {
     } else {
       for (AccessLogSpec& log : s.accessLogs) log.path = fullName(log.path);
     }
-    if (p.hasWsgiApp) s.wsgi = p.wsgi;
+    if (p.clientBodyTempPath) s.clientBodyTempPath = *p.clientBodyTempPath;
+    if (p.hasWsgiApp) {
+      s.wsgi = p.wsgi;
+      s.wsgi->tempPath = s.clientBodyTempPath;  // the bodies this app reads are spilled there
+    }
     return s;
   }
 
@@ -1479,6 +1509,11 @@ const std::vector<Builder::Command>& Builder::commands() {
       {"log_not_found", kHsl, Args::k1, false, &Builder::logNotFound},
       {"types", kHsl, Args::kNone, true, &Builder::types},
       {"default_type", kHsl, Args::k1, false, &Builder::defaultType},
+      {"client_body_temp_path", kHsl, Args::k1More, false, &Builder::tempPath},
+      {"proxy_temp_path", kHsl, Args::k1More, false, &Builder::tempPath},
+      {"fastcgi_temp_path", kHsl, Args::k1More, false, &Builder::tempPath},
+      {"uwsgi_temp_path", kHsl, Args::k1More, false, &Builder::tempPath},
+      {"scgi_temp_path", kHsl, Args::k1More, false, &Builder::tempPath},
       {"access_log", kHsl, Args::k1More, false, &Builder::accessLog},
       {"gzip", kHsl, Args::k1, false, &Builder::gzip},
       {"gzip_types", kHsl, Args::k1More, false, &Builder::gzipTypes},

@@ -112,6 +112,7 @@ struct WsgiSpec {
   int threads = 1;                      // wsgi_threads N;
   std::vector<std::pair<std::string, std::string>> env;  // wsgi_env KEY VALUE;
   std::string scriptName;               // SCRIPT_NAME: the location prefix less a trailing '/'
+  std::string tempPath;                 // the location's client_body_temp_path ("" = default)
   SourceRef source;
 };
 
@@ -139,6 +140,9 @@ struct LocationSettings {
   GzipSettings gzip;
   uint64_t clientMaxBodySize = 1024 * 1024;   // 0 = unlimited
   uint64_t clientBodyBufferSize = 16 * 1024;
+  // client_body_temp_path: where request bodies beyond memory go (unlinked files). Empty: $TMPDIR,
+  // else /tmp (portico's default; nginx's is PREFIX/client_body_temp, which a package creates).
+  std::string clientBodyTempPath;
   bool sendfile = false;                      // nginx's default is off
   bool tcpNopush = false;
   bool tcpNodelay = true;
@@ -189,6 +193,8 @@ struct HttpSite {
   std::map<std::string, LogFormat> logFormats;  // "combined" always present
   size_t typesHashMaxSize = 1024;
   size_t serverNamesHashBucketSize = 64;
+  // Every *_temp_path directory written, created at startup (nginx's ngx_create_paths).
+  std::vector<std::string> tempPaths;
 };
 
 }  // namespace portico::config

@@ -3,6 +3,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -19,6 +20,33 @@ std::string failed(const std::string& call) {
 }
 
 }  // namespace
+
+bool createTempPaths(const std::vector<std::string>& paths, const std::string& user,
+                     std::string& error) {
+  for (const std::string& path : paths) {
+    if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
+      error = failed("mkdir() \"" + path + "\"");
+      return false;
+    }
+    if (user.empty() || ::geteuid() != 0) continue;
+    errno = 0;
+    const passwd* pw = ::getpwnam(user.c_str());
+    if (!pw) {
+      error = failed("getpwnam(\"" + user + "\")");
+      return false;
+    }
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) {
+      error = failed("stat() \"" + path + "\"");
+      return false;
+    }
+    if (st.st_uid != pw->pw_uid && ::chown(path.c_str(), pw->pw_uid, static_cast<gid_t>(-1)) != 0) {
+      error = failed("chown(\"" + path + "\", " + std::to_string(pw->pw_uid) + ")");
+      return false;
+    }
+  }
+  return true;
+}
 
 bool dropPrivileges(const std::string& user, const std::string& group, std::string& error) {
   if (user.empty() || ::geteuid() != 0) return true;

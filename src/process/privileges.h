@@ -1,6 +1,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace portico::process {
 
@@ -10,5 +11,12 @@ namespace portico::process {
 // usable). Nothing to do when `user` is empty or the process is not root (the loader has warned).
 // False with nginx's message, e.g. "setuid(33) failed (1: Operation not permitted)".
 bool dropPrivileges(const std::string& user, const std::string& group, std::string& error);
+
+// nginx's ngx_create_paths for the *_temp_path directories: each is created (0700) when missing
+// and, when the process is root and `user` is set, given to that user so the workers can write
+// there. The parent must exist, as in nginx. False with nginx's message, e.g.
+// `mkdir() "/x/y" failed (2: No such file or directory)`.
+bool createTempPaths(const std::vector<std::string>& paths, const std::string& user,
+                     std::string& error);
 
 }  // namespace portico::process

@@ -186,6 +186,7 @@ bool Server::open(std::vector<BoundListener> listeners,
   if (!site_->build(wsgiFor, error)) return false;
   settings_.site = site_.get();
 
+  if (!createTempPaths(config_.site.tempPaths, config_.user, error)) return false;
   // nginx's `user`: everything that needs root (listeners, logs, pid file) is open by now.
   if (!dropPrivileges(config_.user, config_.group, error)) return false;
 

@@ -143,8 +143,11 @@ void WsgiRuntime::startServing(event::EventLoop& loop, std::atomic<uint64_t>* bu
     // A named location (`location @app`) has no prefix: the app sees the whole URI, as a
     // proxy_pass there passes it.
     if (prefix.starts_with('@')) prefix.clear();
+    std::string temp = mount.spec && !mount.spec->tempPath.empty() ? mount.spec->tempPath
+                       : tmp && *tmp                                 ? std::string(tmp)
+                                                                     : std::string("/tmp");
     mount.handler = std::make_unique<WsgiHandler>(loop, *apps_[mount.app].executor, prefix,
-                                                  tmp && *tmp ? tmp : "/tmp", bodyMemory_);
+                                                  std::move(temp), bodyMemory_);
   }
 }
 
