@@ -132,7 +132,9 @@ class RequestParser {
   size_t scanFrom_ = 0;
   size_t trailerBytes_ = 0;
   int hostCount_ = 0;
-  int teCodings_ = 0;
+  int teCodings_ = 0;           // Transfer-Encoding headers seen (nginx allows one)
+  bool teChunked_ = false;      // ... and whether its value is exactly "chunked"
+  unsigned uniqueSeen_ = 0;     // nginx's unique header lines seen (a bit each)
   bool hostFromTarget_ = false;
   bool connClose_ = false;
   bool connKeepAlive_ = false;

@@ -36,8 +36,8 @@ BAD_REQUESTS = {
     "content_length_not_a_number": OK_LINE + HOST + b"Content-Length: abc\r\n\r\n",
     "content_length_negative": OK_LINE + HOST + b"Content-Length: -1\r\n\r\n",
     "content_length_plus_sign": OK_LINE + HOST + b"Content-Length: +5\r\n\r\nhello",
-    "transfer_encoding_gzip_chunked": (OK_LINE + HOST + b"Transfer-Encoding: gzip, chunked\r\n\r\n"
-                                       b"0\r\n\r\n"),
+    "two_equal_content_lengths": (OK_LINE + HOST + b"Content-Length: 5\r\n"
+                                  b"Content-Length: 5\r\n\r\nhello"),
     "bad_chunk_size": OK_LINE + HOST + b"Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
     "chunk_size_with_garbage": (OK_LINE + HOST + b"Transfer-Encoding: chunked\r\n\r\n"
                                 b"5x\r\nhello\r\n0\r\n\r\n"),
@@ -64,6 +64,13 @@ def test_malformed_request_is_400_and_closed(server, name):
     response, closed = _exchange(server, BAD_REQUESTS[name])
     assert response.status == 400, "%s: got %r" % (name, response)
     assert closed, "%s: connection left open after 400" % name
+
+
+def test_unknown_transfer_coding_is_501_and_closed(server):
+    raw = OK_LINE + HOST + b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"
+    response, closed = _exchange(server, raw)
+    assert response.status == 501, response  # nginx: "client sent unknown Transfer-Encoding"
+    assert closed
 
 
 def test_chunked_applied_twice_is_rejected(server):
