@@ -16,6 +16,7 @@
 #include <optional>
 #include <set>
 #include <string_view>
+#include <tuple>
 #include <utility>
 
 #include "config/conf_parser.h"
@@ -92,9 +93,16 @@ struct Partial {
   std::optional<bool> serverTokens, absoluteRedirect, serverNameInRedirect, portInRedirect;
   std::optional<bool> logNotFound;
   std::optional<std::vector<AccessLogSpec>> accessLogs;  // empty: `access_log off`
+  // open_log_file_cache: unset (inherit), set to nullopt (`off`) or to a cache.
+  std::optional<std::optional<OpenLogFileCache>> openLogFileCache;
+  bool openLogFileCacheSet = false;
   std::optional<int64_t> typesHashMaxSize;
+  std::optional<LocationSettings::IfModifiedSince> ifModifiedSince;
+  std::optional<double> keepaliveTime;
   // http and server only
   std::optional<double> clientHeaderTimeout;
+  std::optional<uint64_t> clientHeaderBufferSize, connectionPoolSize, requestPoolSize;
+  std::optional<bool> mergeSlashes;
   std::optional<std::pair<size_t, size_t>> largeHeaderBuffers;
   // location only, never inherited: the app and its companions
   std::optional<WsgiSpec> wsgi;  // holds the companions too; wsgi->app empty until wsgi_app
@@ -152,9 +160,16 @@ void mergeFrom(Partial& c, const Partial& p) {
   inherit(c.portInRedirect, p.portInRedirect);
   inherit(c.logNotFound, p.logNotFound);
   inherit(c.accessLogs, p.accessLogs);
+  inherit(c.openLogFileCache, p.openLogFileCache);
   inherit(c.typesHashMaxSize, p.typesHashMaxSize);
   inherit(c.clientHeaderTimeout, p.clientHeaderTimeout);
   inherit(c.largeHeaderBuffers, p.largeHeaderBuffers);
+  inherit(c.ifModifiedSince, p.ifModifiedSince);
+  inherit(c.keepaliveTime, p.keepaliveTime);
+  inherit(c.clientHeaderBufferSize, p.clientHeaderBufferSize);
+  inherit(c.connectionPoolSize, p.connectionPoolSize);
+  inherit(c.requestPoolSize, p.requestPoolSize);
+  inherit(c.mergeSlashes, p.mergeSlashes);
 }
 
 // One location as parsed, before merging.
@@ -218,13 +233,13 @@ constexpr std::string_view kUnsupportedNames[] = {
     "uninitialized_variable_warn", "allow", "deny", "satisfy", "resolver", "resolver_timeout",
     "set_real_ip_from", "internal", "limit_except", "aio", "aio_write", "directio",
     "directio_alignment", "output_buffers", "postpone_output", "client_body_temp_path",
-    "client_body_in_file_only", "client_body_in_single_buffer", "client_header_buffer_size",
-    "connection_pool_size", "request_pool_size", "reset_timedout_connection", "merge_slashes",
+    "client_body_in_file_only", "client_body_in_single_buffer",
+    "reset_timedout_connection",
     "underscores_in_headers", "ignore_invalid_headers", "recursive_error_pages",
-    "log_subrequest", "open_log_file_cache", "etag", "if_modified_since",
+    "log_subrequest", "etag",
     "chunked_transfer_encoding", "disable_symlinks", "msie_padding", "msie_refresh",
     "max_ranges", "server_names_hash_max_size", "types_hash_bucket_size", "sendfile_max_chunk",
-    "send_lowat", "keepalive_time", "keepalive_disable", "flv", "stub_status", "empty_gif",
+    "send_lowat", "keepalive_disable", "flv", "stub_status", "empty_gif",
     "random_index", "create_full_put_path", "min_delete_depth", "read_ahead",
     "subrequest_output_buffer_size", "ancient_browser", "ancient_browser_value",
     "modern_browser", "modern_browser_value", "valid_referers", "addition_types",
@@ -233,7 +248,7 @@ constexpr std::string_view kUnsupportedNames[] = {
     "stream", "mail",
     // main and events
     "worker_rlimit_nofile", "worker_rlimit_core", "worker_cpu_affinity", "worker_priority",
-    "worker_shutdown_timeout", "working_directory", "env", "load_module", "pcre_jit",
+    "working_directory", "env", "load_module", "pcre_jit",
     "thread_pool", "timer_resolution", "lock_file", "master_process", "debug_points",
     "accept_mutex", "accept_mutex_delay", "debug_connection", "worker_aio_requests",
     "google_perftools_profiles",
@@ -563,6 +578,7 @@ class Builder {
   void http(const ConfDirective& d, Frame&) {
     if (httpSeen_) directiveError(d, "is duplicate");
     httpSeen_ = true;
+    httpSource_ = d.source;
     Frame inner;
     inner.ctx = kHttp;
     inner.level = &http_;
@@ -713,23 +729,102 @@ class Builder {
       return;
     }
     if (startsWith(d.args[0], "syslog:")) unsupported(d, "the \"syslog:\" access log target");
-    noVariables(d, d.args[0]);
     AccessLogSpec spec;
     spec.path = fullName(d.args[0]);
+    spec.pathVariables = d.args[0].find('$') != std::string::npos;
     if (d.args.size() >= 2) spec.format = d.args[1];
     if (spec.format != "combined" && !site_.logFormats.count(spec.format)) {
       emerg(d, "unknown log format " + quote(spec.format));
     }
     for (size_t i = 2; i < d.args.size(); ++i) {
       const std::string& p = d.args[i];
-      if (startsWith(p, "buffer=") || startsWith(p, "flush=") || startsWith(p, "if=") ||
-          p == "gzip" || startsWith(p, "gzip=")) {
-        unsupported(d, "the " + quote(p.substr(0, p.find('='))) +
-                           " parameter of the \"access_log\" directive");
+      if (startsWith(p, "buffer=")) {
+        auto size = parseNginxSize(std::string_view(p).substr(7));
+        if (!size || *size == 0) emerg(d, "invalid buffer size " + quote(p.substr(7)));
+        spec.bufferSize = static_cast<uint64_t>(*size);
+        continue;
+      }
+      if (startsWith(p, "flush=")) {
+        auto ms = parseNginxTime(std::string_view(p).substr(6), false);
+        if (!ms || *ms == 0) emerg(d, "invalid flush time " + quote(p.substr(6)));
+        spec.flushMs = static_cast<uint64_t>(*ms);
+        continue;
+      }
+      if (p == "gzip" || startsWith(p, "gzip=")) {
+        if (spec.bufferSize == 0) spec.bufferSize = 64 * 1024;
+        if (p == "gzip") {
+          spec.gzipLevel = 1;  // Z_BEST_SPEED
+          continue;
+        }
+        auto level = parseNginxNumber(std::string_view(p).substr(5));
+        if (!level || *level < 1 || *level > 9) {
+          emerg(d, "invalid compression level " + quote(p.substr(5)));
+        }
+        spec.gzipLevel = static_cast<int>(*level);
+        continue;
+      }
+      if (startsWith(p, "if=")) {
+        spec.condition = p.substr(3);
+        continue;
       }
       emerg(d, "invalid parameter " + quote(p));
     }
+    if (spec.flushMs && spec.bufferSize == 0) {
+      emerg(d, "no buffer is defined for access_log " + quote(d.args[0]));
+    }
+    if (spec.bufferSize) {
+      if (spec.pathVariables) emerg(d, "buffered logs cannot have variables in name");
+      // nginx keeps one buffer per file: every buffered access_log of a file must agree.
+      auto [it, fresh] = logBuffers_.try_emplace(
+          spec.path, std::make_tuple(spec.bufferSize, spec.flushMs, spec.gzipLevel));
+      if (!fresh && it->second != std::make_tuple(spec.bufferSize, spec.flushMs, spec.gzipLevel)) {
+        emerg(d, "access_log " + quote(d.args[0]) + " already defined with conflicting parameters");
+      }
+    }
     if (!f.level->accessLogOff) f.level->accessLogs->push_back(spec);
+  }
+
+  void openLogFileCache(const ConfDirective& d, Frame& f) {
+    if (f.level->openLogFileCacheSet) directiveError(d, "is duplicate");
+    if (d.args.size() > 4) {
+      emerg(d, "invalid number of arguments in " + quote(d.name) + " directive");
+    }
+    f.level->openLogFileCacheSet = true;
+    OpenLogFileCache cache;
+    cache.source = d.source;
+    bool off = false;
+    for (const std::string& p : d.args) {
+      bool ok = true;
+      std::string_view v(p);
+      if (startsWith(p, "max=")) {
+        auto n = parseNginxNumber(v.substr(4));
+        ok = n.has_value();
+        if (ok) cache.max = static_cast<int>(*n);
+      } else if (startsWith(p, "inactive=")) {
+        auto t = parseNginxTime(v.substr(9), true);
+        ok = t.has_value();
+        if (ok) cache.inactiveSeconds = *t;
+      } else if (startsWith(p, "min_uses=")) {
+        auto n = parseNginxNumber(v.substr(9));
+        ok = n.has_value();
+        if (ok) cache.minUses = static_cast<int>(*n);
+      } else if (startsWith(p, "valid=")) {
+        auto t = parseNginxTime(v.substr(6), true);
+        ok = t.has_value();
+        if (ok) cache.validSeconds = *t;
+      } else if (p == "off") {
+        off = true;
+      } else {
+        ok = false;
+      }
+      if (!ok) emerg(d, "invalid \"open_log_file_cache\" parameter " + quote(p));
+    }
+    if (off) {
+      f.level->openLogFileCache = std::optional<OpenLogFileCache>();
+      return;
+    }
+    if (cache.max == 0) emerg(d, "\"open_log_file_cache\" must have \"max\" parameter");
+    f.level->openLogFileCache = std::optional<OpenLogFileCache>(cache);
   }
 
   void gzipTypes(const ConfDirective& d, Frame& f) {
@@ -804,6 +899,37 @@ class Builder {
     static constexpr GzipSettings::Static kModes[] = {
         GzipSettings::Static::kOff, GzipSettings::Static::kOn, GzipSettings::Static::kAlways};
     f.level->gzipStatic = kModes[enumValue(d, {"off", "on", "always"})];
+  }
+
+  // connection_pool_size, request_pool_size: ngx_http_core_pool_size's checks (the minimum is
+  // NGX_MIN_POOL_SIZE on 64-bit systems).
+  void poolSize(const ConfDirective& d, Frame& f) {
+    auto& slot = d.name == "connection_pool_size" ? f.level->connectionPoolSize
+                                                  : f.level->requestPoolSize;
+    setSize(d, slot, false);
+    if (*slot < 112) emerg(d, "the pool size must be no less than 112");
+    if (*slot % 16) emerg(d, "the pool size must be a multiple of 16");
+  }
+  void clientHeaderBufferSize(const ConfDirective& d, Frame& f) {
+    setSize(d, f.level->clientHeaderBufferSize, false);
+  }
+  void mergeSlashes(const ConfDirective& d, Frame& f) { setFlag(d, f.level->mergeSlashes); }
+  void keepaliveTime(const ConfDirective& d, Frame& f) { setMsec(d, f.level->keepaliveTime); }
+  void ifModifiedSince(const ConfDirective& d, Frame& f) {
+    checkUnset(d, f.level->ifModifiedSince);
+    using Ims = LocationSettings::IfModifiedSince;
+    static constexpr Ims kModes[] = {Ims::kOff, Ims::kExact, Ims::kBefore};
+    f.level->ifModifiedSince = kModes[enumValue(d, {"off", "exact", "before"})];
+  }
+
+  void workerShutdownTimeout(const ConfDirective& d, Frame&) {
+    if (shutdownTimeoutSet_) directiveError(d, "is duplicate");
+    shutdownTimeoutSet_ = true;
+    auto ms = parseNginxTime(d.args[0], false);
+    if (!ms) directiveError(d, "invalid value");
+    config_.workerShutdownTimeoutSeconds = static_cast<double>(*ms) / 1000.0;
+    // The graceful stop (SIGQUIT, reload's old workers) closes what is still open after it.
+    if (*ms > 0) config_.gracefulTimeoutSeconds = config_.workerShutdownTimeoutSeconds;
   }
 
   void largeClientHeaderBuffers(const ConfDirective& d, Frame& f) {
@@ -1368,6 +1494,9 @@ class Builder {
     } else {
       for (AccessLogSpec& log : s.accessLogs) log.path = fullName(log.path);
     }
+    if (p.openLogFileCache) s.openLogFileCache = *p.openLogFileCache;
+    if (p.ifModifiedSince) s.ifModifiedSince = *p.ifModifiedSince;
+    if (p.keepaliveTime) s.keepaliveTimeSeconds = *p.keepaliveTime;
     if (p.hasWsgiApp) s.wsgi = p.wsgi;
     return s;
   }
@@ -1418,6 +1547,16 @@ class Builder {
         vs.largeHeaderBuffersNumber = draft.partial.largeHeaderBuffers->first;
         vs.largeHeaderBuffersSize = draft.partial.largeHeaderBuffers->second;
       }
+      if (draft.partial.clientHeaderBufferSize) {
+        vs.clientHeaderBufferSize = *draft.partial.clientHeaderBufferSize;
+      }
+      if (draft.partial.connectionPoolSize) vs.connectionPoolSize = *draft.partial.connectionPoolSize;
+      if (draft.partial.mergeSlashes) vs.mergeSlashes = *draft.partial.mergeSlashes;
+      // ngx_http_core_merge_srv_conf (nginx reports it at the end of the http block).
+      if (vs.largeHeaderBuffersSize < vs.connectionPoolSize) {
+        throw ConfFailure{"[emerg] the \"large_client_header_buffers\" size must be equal to or "
+                          "greater than \"connection_pool_size\" in " + describeSource(httpSource_)};
+      }
       for (LocationDraft& loc : draft.locations) {
         vs.locations.push_back(finishLocationTree(loc, draft.partial));
       }
@@ -1446,6 +1585,10 @@ class Builder {
   std::deque<ServerDraft> servers_;  // a deque: AddressState keeps pointers to drafts
   HttpSite site_;
   std::map<std::string, AddressState> addresses_;
+  // access_log FILE ... buffer=: the buffer parameters each file was first given.
+  std::map<std::string, std::tuple<uint64_t, uint64_t, int>> logBuffers_;
+  SourceRef httpSource_;
+  bool shutdownTimeoutSet_ = false;
 };
 
 const std::vector<Builder::Command>& Builder::commands() {
@@ -1480,6 +1623,7 @@ const std::vector<Builder::Command>& Builder::commands() {
       {"types", kHsl, Args::kNone, true, &Builder::types},
       {"default_type", kHsl, Args::k1, false, &Builder::defaultType},
       {"access_log", kHsl, Args::k1More, false, &Builder::accessLog},
+      {"open_log_file_cache", kHsl, Args::k1More, false, &Builder::openLogFileCache},
       {"gzip", kHsl, Args::k1, false, &Builder::gzip},
       {"gzip_types", kHsl, Args::k1More, false, &Builder::gzipTypes},
       {"gzip_comp_level", kHsl, Args::k1, false, &Builder::gzipCompLevel},
@@ -1497,6 +1641,14 @@ const std::vector<Builder::Command>& Builder::commands() {
       {"send_timeout", kHsl, Args::k1, false, &Builder::sendTimeout},
       {"large_client_header_buffers", kHttp | kServer, Args::k2, false,
        &Builder::largeClientHeaderBuffers},
+      {"connection_pool_size", kHttp | kServer, Args::k1, false, &Builder::poolSize},
+      {"request_pool_size", kHttp | kServer, Args::k1, false, &Builder::poolSize},
+      {"client_header_buffer_size", kHttp | kServer, Args::k1, false,
+       &Builder::clientHeaderBufferSize},
+      {"merge_slashes", kHttp | kServer, Args::k1, false, &Builder::mergeSlashes},
+      {"keepalive_time", kHsl, Args::k1, false, &Builder::keepaliveTime},
+      {"if_modified_since", kHsl, Args::k1, false, &Builder::ifModifiedSince},
+      {"worker_shutdown_timeout", kMain, Args::k1, false, &Builder::workerShutdownTimeout},
       {"listen", kServer, Args::k1More, false, &Builder::listen},
       {"server_name", kServer, Args::k1More, false, &Builder::serverName},
       {"root", kHsl, Args::k1, false, &Builder::rootOrAlias},

@@ -117,7 +117,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     server_ = group->select(host_, &serverCaptures_);
     if (!serverCaptures_.groups.empty()) captures_ = serverCaptures_;
     if (!original_.path.empty() && original_.path[0] == '/' &&
-        http::normalizePath(original_.path, uri_)) {
+        http::normalizePath(original_.path, uri_, server_->config->mergeSlashes)) {
       args_ = original_.query;
       match(uri_);
     } else if (failStatus_ == 0) {
@@ -217,12 +217,14 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   void logResponse(const http::AccessLogEntry& entry) override {
     if (logged_ || !location_) return;
     bodyBytes_ = entry.bodyBytesSent;  // what left, after gzip, as nginx's $body_bytes_sent
+    bytesSent_ = entry.bytesSent;
     writeLogs();
   }
   void logConnectionAnswer(const http::AccessLogEntry& entry) override {
     if (logged_ || !location_) return;
     status_ = entry.status;
     bodyBytes_ = entry.bodyBytesSent;
+    bytesSent_ = entry.bytesSent;
     if (entry.responseHeaders) responseHeaders_ = *entry.responseHeaders;
     writeLogs();
   }
@@ -611,10 +613,8 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     if (location_->accessLogs.empty()) return;
     http::VariableContext vars = variables();
     vars.responseHeaders = &responseHeaders_;
-    vars.bytesSent = bodyBytes_;
-    for (const auto& log : location_->accessLogs) {
-      log.file->writeLine(log.format->expand(vars, log.escape));
-    }
+    vars.bytesSent = bytesSent_;
+    site_.writeAccessLogs(*location_, vars);
   }
 
   const SiteHandler& site_;
@@ -647,6 +647,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   const config::ErrorPage* pendingPage_ = nullptr;
   int pendingStatus_ = 0;
   uint64_t bodyBytes_ = 0;
+  uint64_t bytesSent_ = 0;
   uint64_t startMicros_ = 0;
   bool logged_ = false;
 };
@@ -720,12 +721,43 @@ void SiteHandler::logUnrouted(const http::AccessLogEntry& entry) const {
   vars.serverName = server->primaryName;
   vars.status = entry.status;
   vars.bodyBytesSent = entry.bodyBytesSent;
-  vars.bytesSent = entry.bodyBytesSent;
+  vars.bytesSent = entry.bytesSent;
   vars.responseHeaders = entry.responseHeaders;
   vars.startMicros = static_cast<uint64_t>(entry.startTime) * 1000000;
   vars.durationMicros = entry.durationMicros;
+  writeAccessLogs(rt, vars);
+}
+
+void SiteHandler::writeAccessLogs(const LocationRuntime& rt,
+                                  const http::VariableContext& vars) const {
   for (const auto& log : rt.accessLogs) {
-    log.file->writeLine(log.format->expand(vars, log.escape));
+    if (log.condition && !accessLogConditionTrue(log.condition->expand(vars))) continue;
+    std::string line = log.format->expand(vars, log.escape);
+    if (!log.path && log.gzipLevel == 0) {
+      log.file->writeLine(line);
+      continue;
+    }
+    line.push_back('\n');
+    if (log.gzipLevel) line = gzipMember(line, log.gzipLevel);
+    if (!log.path) {
+      int fd = log.file->fileno();
+      if (fd >= 0) appendToFile(fd, line);
+      continue;
+    }
+    std::string path = log.path->expand(vars);
+    bool ok;
+    if (log.cache) {
+      ok = log.cache->write(path, line, std::time(nullptr));
+    } else {
+      UniqueFd fd = openLogForAppend(path);
+      ok = fd && appendToFile(fd.get(), line);
+    }
+    if (!ok) {
+      // nginx: [crit] open() "PATH" failed (ERRNO: TEXT), and the request goes on.
+      int saved = errno;
+      logCritical("open() \"" + path + "\" failed (" + std::to_string(saved) + ": " +
+                  std::strerror(saved) + ")");
+    }
   }
 }
 
@@ -788,12 +820,14 @@ bool SiteHandler::compile(LocationRuntime& rt, const config::LocationSettings& s
   rt.fileOptions.sendfile = s.sendfile;
   rt.fileOptions.logNotFound = s.logNotFound;
   rt.fileOptions.gzip = policy;
+  rt.fileOptions.ifModifiedSince = s.ifModifiedSince;
   if (rt.directory->constant() && !(rt.alias && rt.aliasRegex)) {
     // Locations with a gzip policy keep their own handler (the policy is per location).
     std::string key = rt.directory->source() + "\n" + std::to_string(rt.fileOptions.gzipStatic) +
                       std::to_string(rt.fileOptions.gzipVary) +
                       std::to_string(rt.fileOptions.sendfile) +
-                      std::to_string(rt.fileOptions.logNotFound) + "\n" +
+                      std::to_string(rt.fileOptions.logNotFound) +
+                      std::to_string(static_cast<int>(s.ifModifiedSince)) + "\n" +
                       std::to_string(reinterpret_cast<uintptr_t>(rt.mimes)) + "\n" +
                       std::to_string(reinterpret_cast<uintptr_t>(policy));
     auto& slot = files_[key];
@@ -832,9 +866,28 @@ bool SiteHandler::compile(LocationRuntime& rt, const config::LocationSettings& s
       error = "unknown log format \"" + log.format + "\"" + where();
       return false;
     }
-    LogFile* file = logFile(log.path, error);
-    if (!file) return false;
-    rt.accessLogs.push_back({file, &it->second.first, it->second.second});
+    LocationRuntime::Log entry;
+    entry.format = &it->second.first;
+    entry.escape = it->second.second;
+    entry.gzipLevel = log.gzipLevel;
+    if (!log.condition.empty()) {
+      entry.condition = compileOne(log.condition);
+      if (!entry.condition) return false;
+    }
+    if (log.pathVariables) {
+      entry.path = compileOne(log.path);
+      if (!entry.path) return false;
+      if (s.openLogFileCache) {
+        const config::OpenLogFileCache& c = *s.openLogFileCache;
+        auto& slot = logCaches_[c.source.file + ":" + std::to_string(c.source.line)];
+        if (!slot) slot = std::make_unique<LogFileCache>(c);
+        entry.cache = slot.get();
+      }
+    } else {
+      entry.file = logFile(log.path, error);
+      if (!entry.file) return false;
+    }
+    rt.accessLogs.push_back(std::move(entry));
   }
   if (s.wsgi) {
     rt.wsgi = wsgi ? wsgi(*s.wsgi) : nullptr;
@@ -850,6 +903,7 @@ bool SiteHandler::compile(LocationRuntime& rt, const config::LocationSettings& s
   rt.limits.keepAliveHeaderSeconds =
       s.keepaliveHeaderSeconds ? static_cast<int64_t>(*s.keepaliveHeaderSeconds) : -1;
   rt.limits.keepAliveRequests = s.keepaliveRequests;
+  rt.limits.keepAliveTimeMs = ms(s.keepaliveTimeSeconds);
   rt.limits.serverHeader = &serverHeader(s.serverTokens);
   return true;
 }
