@@ -99,6 +99,7 @@ struct Partial {
   std::optional<int64_t> typesHashMaxSize;
   std::optional<LocationSettings::IfModifiedSince> ifModifiedSince;
   std::optional<double> keepaliveTime;
+  std::optional<std::pair<bool, bool>> keepaliveDisable;  // msie6, safari
   // http and server only
   std::optional<double> clientHeaderTimeout;
   std::optional<uint64_t> clientHeaderBufferSize, connectionPoolSize, requestPoolSize;
@@ -166,6 +167,7 @@ void mergeFrom(Partial& c, const Partial& p) {
   inherit(c.largeHeaderBuffers, p.largeHeaderBuffers);
   inherit(c.ifModifiedSince, p.ifModifiedSince);
   inherit(c.keepaliveTime, p.keepaliveTime);
+  inherit(c.keepaliveDisable, p.keepaliveDisable);
   inherit(c.clientHeaderBufferSize, p.clientHeaderBufferSize);
   inherit(c.connectionPoolSize, p.connectionPoolSize);
   inherit(c.requestPoolSize, p.requestPoolSize);
@@ -239,7 +241,7 @@ constexpr std::string_view kUnsupportedNames[] = {
     "log_subrequest", "etag",
     "chunked_transfer_encoding", "disable_symlinks", "msie_padding", "msie_refresh",
     "max_ranges", "server_names_hash_max_size", "types_hash_bucket_size", "sendfile_max_chunk",
-    "send_lowat", "keepalive_disable", "flv", "stub_status", "empty_gif",
+    "send_lowat", "flv", "stub_status", "empty_gif",
     "random_index", "create_full_put_path", "min_delete_depth", "read_ahead",
     "subrequest_output_buffer_size", "ancient_browser", "ancient_browser_value",
     "modern_browser", "modern_browser_value", "valid_referers", "addition_types",
@@ -915,6 +917,19 @@ class Builder {
   }
   void mergeSlashes(const ConfDirective& d, Frame& f) { setFlag(d, f.level->mergeSlashes); }
   void keepaliveTime(const ConfDirective& d, Frame& f) { setMsec(d, f.level->keepaliveTime); }
+  // ngx_conf_set_bitmask_slot over none, msie6, safari.
+  void keepaliveDisable(const ConfDirective& d, Frame& f) {
+    checkUnset(d, f.level->keepaliveDisable);
+    bool none = false, msie6 = false, safari = false;
+    for (const std::string& v : d.args) {
+      bool* bit = v == "none" ? &none : v == "msie6" ? &msie6 : v == "safari" ? &safari : nullptr;
+      if (!bit) emerg(d, "invalid value " + quote(v));
+      if (*bit) warn(d, "duplicate value " + quote(v));
+      *bit = true;
+    }
+    f.level->keepaliveDisable = std::make_pair(msie6, safari);
+  }
+
   void ifModifiedSince(const ConfDirective& d, Frame& f) {
     checkUnset(d, f.level->ifModifiedSince);
     using Ims = LocationSettings::IfModifiedSince;
@@ -1497,6 +1512,10 @@ class Builder {
     if (p.openLogFileCache) s.openLogFileCache = *p.openLogFileCache;
     if (p.ifModifiedSince) s.ifModifiedSince = *p.ifModifiedSince;
     if (p.keepaliveTime) s.keepaliveTimeSeconds = *p.keepaliveTime;
+    if (p.keepaliveDisable) {
+      s.keepaliveDisableMsie6 = p.keepaliveDisable->first;
+      s.keepaliveDisableSafari = p.keepaliveDisable->second;
+    }
     if (p.hasWsgiApp) s.wsgi = p.wsgi;
     return s;
   }
@@ -1647,6 +1666,7 @@ const std::vector<Builder::Command>& Builder::commands() {
        &Builder::clientHeaderBufferSize},
       {"merge_slashes", kHttp | kServer, Args::k1, false, &Builder::mergeSlashes},
       {"keepalive_time", kHsl, Args::k1, false, &Builder::keepaliveTime},
+      {"keepalive_disable", kHsl, Args::k1More, false, &Builder::keepaliveDisable},
       {"if_modified_since", kHsl, Args::k1, false, &Builder::ifModifiedSince},
       {"worker_shutdown_timeout", kMain, Args::k1, false, &Builder::workerShutdownTimeout},
       {"listen", kServer, Args::k1More, false, &Builder::listen},

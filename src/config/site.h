@@ -184,6 +184,9 @@ struct LocationSettings {
   IfModifiedSince ifModifiedSince = IfModifiedSince::kExact;
   // keepalive_time: no request starts on a connection older than this (nginx 1.19.10+).
   double keepaliveTimeSeconds = 3600.0;
+  // keepalive_disable: no keep-alive for MSIE 4-6 after POST (msie6) or for Safari (safari).
+  bool keepaliveDisableMsie6 = true;
+  bool keepaliveDisableSafari = false;
   std::vector<AccessLogSpec> accessLogs{defaultAccessLog()};  // empty = off
   std::optional<OpenLogFileCache> openLogFileCache;  // nullopt: off (nginx's default)
   std::optional<WsgiSpec> wsgi;               // not inherited: only where wsgi_app is written

@@ -96,6 +96,7 @@ Connection::Connection(event::EventLoop& loop, UniqueFd fd, ConnectionInfo info,
   limits_.keepAliveTimeoutMs = settings.keepAliveTimeoutMs;
   info_.number = ++connectionCounter;
   acceptedMs_ = loop_.nowMs();
+  info_.openedMicros = monotonicMicros();
 }
 
 Connection::~Connection() { loop_.cancelTimer(timer_); }

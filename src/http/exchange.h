@@ -25,6 +25,7 @@ struct ConnectionInfo {
   uint64_t requests = 0;       // requests made on the connection, the current one included
   bool pipelined = false;      // the request's bytes were already read when the previous ended
   uint64_t requestLength = 0;  // bytes of the request read so far: line, headers, body
+  uint64_t openedMicros = 0;   // CLOCK_MONOTONIC µs when the connection was made ($connection_time)
 };
 
 // Receives the request body as it arrives (already de-chunked); set with Exchange::readBody.

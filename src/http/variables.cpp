@@ -49,6 +49,7 @@ enum class Template::Kind : uint8_t {
   kPipe,
   kConnection,
   kConnectionRequests,
+  kConnectionTime,
   kBinaryRemoteAddr,
   kCapture,       // $1..$9
   kNamedCapture,  // (?<name>...)
@@ -321,6 +322,7 @@ std::optional<Template> Template::compile(std::string_view text, std::string& er
       {"pipe", Kind::kPipe},
       {"connection", Kind::kConnection},
       {"connection_requests", Kind::kConnectionRequests},
+      {"connection_time", Kind::kConnectionTime},
   };
   static const std::pair<std::string_view, Kind> kPrefixed[] = {
       {"http_", Kind::kHttp},
@@ -581,6 +583,20 @@ std::string Template::expand(const VariableContext& c, VariableEscape escape) co
         break;
       case Kind::kConnectionRequests:
         if (conn) value = std::to_string(conn->requests);
+        break;
+      case Kind::kConnectionTime:
+        if (conn) {
+          timespec ts{};
+          ::clock_gettime(CLOCK_MONOTONIC, &ts);
+          uint64_t now =
+              static_cast<uint64_t>(ts.tv_sec) * 1000000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
+          uint64_t age = now > conn->openedMicros ? now - conn->openedMicros : 0;
+          char buffer[32];
+          std::snprintf(buffer, sizeof buffer, "%llu.%03llu",
+                        static_cast<unsigned long long>(age / 1000000),
+                        static_cast<unsigned long long>((age / 1000) % 1000));
+          value = buffer;
+        }
         break;
       case Kind::kBinaryRemoteAddr:
         // The address in network byte order (4 or 16 bytes), as nginx; a unix peer has none.

@@ -55,28 +55,46 @@ bool LogFileCache::write(const std::string& path, std::string_view data, std::ti
   expire(now);
   auto it = entries_.find(path);
   if (it == entries_.end()) {
-    // A new path: past `max`, the least recently used is forgotten (its descriptor closed).
+    // A path that cannot be opened is not remembered (nginx does not cache log open errors).
+    UniqueFd fd = openLogForAppend(path);
+    if (!fd) return false;
+    // Past `max`, the least recently used path is forgotten (its descriptor closed).
     if (static_cast<int>(entries_.size()) >= settings_.max && !lru_.empty()) {
       entries_.erase(lru_.back());
       lru_.pop_back();
     }
     lru_.push_front(path);
-    it = entries_.emplace(path, Entry{}).first;
-    it->second.lru = lru_.begin();
-  } else {
-    lru_.splice(lru_.begin(), lru_, it->second.lru);
+    Entry& e = entries_.emplace(path, Entry{}).first->second;
+    e.lru = lru_.begin();
+    e.uses = 1;
+    e.lastUsed = now;
+    bool ok = appendToFile(fd.get(), data);
+    if (e.uses >= settings_.minUses) {
+      e.fd = std::move(fd);
+      e.opened = now;
+    }
+    return ok;
   }
   Entry& e = it->second;
+  lru_.splice(lru_.begin(), lru_, e.lru);
   e.lastUsed = now;
   ++e.uses;
-  if (e.fd && now - e.opened >= settings_.validSeconds) e.fd.reset();  // look at the path again
-  if (e.fd) return appendToFile(e.fd.get(), data);
+  if (e.fd && now - e.opened < settings_.validSeconds) return appendToFile(e.fd.get(), data);
+  // Not kept open yet, or kept past `valid`: the path is opened again.
   UniqueFd fd = openLogForAppend(path);
-  if (!fd) return false;
+  if (!fd) {
+    int saved = errno;
+    lru_.erase(e.lru);
+    entries_.erase(it);
+    errno = saved;
+    return false;
+  }
   bool ok = appendToFile(fd.get(), data);
   if (e.uses >= settings_.minUses) {
     e.fd = std::move(fd);
     e.opened = now;
+  } else {
+    e.fd.reset();
   }
   return ok;
 }

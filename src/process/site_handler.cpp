@@ -7,6 +7,7 @@
 #include "config/version.h"
 #include "http/http_date.h"
 #include "http/parser.h"
+#include "http/user_agent.h"
 
 namespace portico::process {
 
@@ -125,6 +126,17 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     }
     if (!location_) location_ = &site_.runtimeOf(*server_, nullptr);
     limits_ = location_->limits;
+    // keepalive_disable, as ngx_http_update_location_config: no keep-alive after this response.
+    const config::LocationSettings& s = *location_->settings;
+    if (s.keepaliveDisableMsie6 || s.keepaliveDisableSafari) {
+      if (const std::string* ua = original_.header("User-Agent")) {
+        http::UserAgentQuirks q = http::classifyUserAgent(*ua);
+        if ((q.msie6 && s.keepaliveDisableMsie6 && original_.method == "POST") ||
+            (q.safari && s.keepaliveDisableSafari)) {
+          limits_.keepAliveTimeoutMs = 0;
+        }
+      }
+    }
   }
 
   // RequestRoute
