@@ -99,6 +99,7 @@ struct Partial {
   std::optional<int64_t> typesHashMaxSize;
   std::optional<LocationSettings::IfModifiedSince> ifModifiedSince;
   std::optional<double> keepaliveTime;
+  std::optional<std::vector<ErrorLogSpec>> errorLogs;
   std::optional<std::pair<bool, bool>> keepaliveDisable;  // msie6, safari
   // http and server only
   std::optional<double> clientHeaderTimeout;
@@ -167,6 +168,7 @@ void mergeFrom(Partial& c, const Partial& p) {
   inherit(c.largeHeaderBuffers, p.largeHeaderBuffers);
   inherit(c.ifModifiedSince, p.ifModifiedSince);
   inherit(c.keepaliveTime, p.keepaliveTime);
+  inherit(c.errorLogs, p.errorLogs);
   inherit(c.keepaliveDisable, p.keepaliveDisable);
   inherit(c.clientHeaderBufferSize, p.clientHeaderBufferSize);
   inherit(c.connectionPoolSize, p.connectionPoolSize);
@@ -493,18 +495,16 @@ class Builder {
     if (parseFlag(d)) unsupported(d, "\"daemon on\" (portico stays in the foreground)");
   }
 
-  void errorLog(const ConfDirective& d, Frame& frame) {
-    if (frame.ctx != kMain) {
-      unsupported(d, quote(d.name) + " directive outside the main context");
-    }
-    if (errorLogSet_) unsupported(d, "more than one " + quote(d.name) + " directive");
-    errorLogSet_ = true;
+  // error_log FILE|stderr [LEVEL]: nginx's target and level (ngx_log_set_log, _set_levels).
+  ErrorLogSpec parseErrorLog(const ConfDirective& d) {
     const std::string& target = d.args[0];
     if (startsWith(target, "syslog:") || startsWith(target, "memory:")) {
       unsupported(d, "the " + quote(target.substr(0, target.find(':') + 1)) + " log target");
     }
-    config_.errorLogFile = target == "stderr" ? "-" : fullName(target);
-    config_.logLevel = LogLevel::kError;  // nginx's default level
+    ErrorLogSpec spec;
+    spec.path = target == "stderr" ? "-" : fullName(target);
+    spec.level = LogLevel::kError;  // nginx's default level
+    // portico has five levels: notice counts as info, alert and emerg as crit.
     static const std::pair<std::string_view, LogLevel> kLevels[] = {
         {"debug", LogLevel::kDebug},   {"info", LogLevel::kInfo},
         {"notice", LogLevel::kInfo},   {"warn", LogLevel::kWarning},
@@ -516,12 +516,29 @@ class Builder {
       for (const auto& [name, level] : kLevels) {
         if (d.args[i] == name) {
           if (i > 1) emerg(d, "duplicate log level " + quote(d.args[i]));
-          config_.logLevel = level;
+          spec.level = level;
           ok = true;
         }
       }
       if (!ok) emerg(d, "invalid log level " + quote(d.args[i]));
     }
+    return spec;
+  }
+
+  void errorLog(const ConfDirective& d, Frame& frame) {
+    if (frame.ctx != kMain) {
+      // http, server, location: the requests of that level log here instead (all of the
+      // level's error_logs, each with its level).
+      ErrorLogSpec spec = parseErrorLog(d);
+      if (!frame.level->errorLogs) frame.level->errorLogs.emplace();
+      frame.level->errorLogs->push_back(spec);
+      return;
+    }
+    if (errorLogSet_) unsupported(d, "more than one " + quote(d.name) + " directive");
+    errorLogSet_ = true;
+    ErrorLogSpec spec = parseErrorLog(d);
+    config_.errorLogFile = spec.path;
+    config_.logLevel = spec.level;
   }
 
   void include(const ConfDirective& d, Frame& frame) {
@@ -1512,6 +1529,7 @@ class Builder {
     if (p.openLogFileCache) s.openLogFileCache = *p.openLogFileCache;
     if (p.ifModifiedSince) s.ifModifiedSince = *p.ifModifiedSince;
     if (p.keepaliveTime) s.keepaliveTimeSeconds = *p.keepaliveTime;
+    if (p.errorLogs) s.errorLogs = *p.errorLogs;
     if (p.keepaliveDisable) {
       s.keepaliveDisableMsie6 = p.keepaliveDisable->first;
       s.keepaliveDisableSafari = p.keepaliveDisable->second;

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "core/log.h"
+
 namespace portico::config {
 
 // Where a directive came from, for messages ("in /etc/portico/site.conf:12").
@@ -111,6 +113,12 @@ struct AccessLogSpec {
   int gzipLevel = 0;           // 0: plain text
 };
 
+// `error_log FILE|stderr [LEVEL];` at the http, server or location level.
+struct ErrorLogSpec {
+  std::string path;  // absolute, or "-" for stderr
+  LogLevel level = LogLevel::kError;
+};
+
 // nginx's implicit `access_log logs/access.log combined;`.
 inline AccessLogSpec defaultAccessLog() {
   AccessLogSpec spec;
@@ -187,6 +195,8 @@ struct LocationSettings {
   // keepalive_disable: no keep-alive for MSIE 4-6 after POST (msie6) or for Safari (safari).
   bool keepaliveDisableMsie6 = true;
   bool keepaliveDisableSafari = false;
+  // error_log of this level (inherited whole); empty: the main error_log.
+  std::vector<ErrorLogSpec> errorLogs;
   std::vector<AccessLogSpec> accessLogs{defaultAccessLog()};  // empty = off
   std::optional<OpenLogFileCache> openLogFileCache;  // nullopt: off (nginx's default)
   std::optional<WsgiSpec> wsgi;               // not inherited: only where wsgi_app is written

@@ -149,6 +149,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   }
   void run(http::Exchange& exchange) override {
     next_ = &exchange;
+    ErrorLogScope scope(*this);
     if (!location_) {
       exchange.respondError(500);  // no server at all for this address (an empty site)
       return;
@@ -168,6 +169,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
 
   void reject(int status, http::Exchange& exchange) override {
     next_ = &exchange;
+    ErrorLogScope scope(*this);
     if (!location_) {
       exchange.respondError(status);
       return;
@@ -265,7 +267,35 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     lookup_ = http::SiteMap::match(*server_, uri);
     if (lookup_.hasCaptures) captures_ = lookup_.captures;
     location_ = &site_.runtimeOf(*server_, lookup_.node);
+    if (inErrorLogScope_) ErrorLog::setRequestTargets(errorLogTargets());
   }
+
+  // The error_log targets of the current location (null: the process-wide log).
+  const std::vector<ErrorLogTarget>* errorLogTargets() const {
+    return location_ && !location_->errorLogs.empty() ? &location_->errorLogs : nullptr;
+  }
+
+  // While the request's phases run synchronously, what they log goes to the location's
+  // error_log (nginx's r->connection->log follows the location); restored afterwards.
+  class ErrorLogScope {
+   public:
+    explicit ErrorLogScope(SiteRequest& r)
+        : request_(r), outer_(r.inErrorLogScope_),
+          previous_(ErrorLog::setRequestTargets(r.errorLogTargets())) {
+      r.inErrorLogScope_ = true;
+    }
+    ~ErrorLogScope() {
+      request_.inErrorLogScope_ = outer_;
+      ErrorLog::setRequestTargets(previous_);
+    }
+    ErrorLogScope(const ErrorLogScope&) = delete;
+    ErrorLogScope& operator=(const ErrorLogScope&) = delete;
+
+   private:
+    SiteRequest& request_;
+    bool outer_;
+    const std::vector<ErrorLogTarget>* previous_;
+  };
 
   http::VariableContext variables() const {
     http::VariableContext c;
@@ -622,6 +652,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   void writeLogs() {
     if (logged_) return;
     logged_ = true;
+    ErrorLogScope scope(*this);
     if (location_->accessLogs.empty()) return;
     http::VariableContext vars = variables();
     vars.responseHeaders = &responseHeaders_;
@@ -662,6 +693,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   uint64_t bytesSent_ = 0;
   uint64_t startMicros_ = 0;
   bool logged_ = false;
+  bool inErrorLogScope_ = false;  // an ErrorLogScope is active (match() moves it along)
 };
 
 SiteHandler::SiteHandler(const config::Config& config, const http::SiteMap& map,
@@ -696,8 +728,9 @@ LogFile* SiteHandler::logFile(const std::string& path, std::string& error) {
   auto& slot = logFiles_[path];
   if (!slot) {
     slot = std::make_unique<LogFile>();
-    std::string file = path == "/dev/stdout" ? "-" : path;
-    if (!slot->open(file, stdout, error)) {
+    // "stderr" names error_log's stderr (an access_log path is always absolute).
+    std::string file = path == "/dev/stdout" || path == "stderr" ? "-" : path;
+    if (!slot->open(file, path == "stderr" ? stderr : stdout, error)) {
       // nginx's words for it (its -t and start-up say the same).
       int saved = slot->lastErrno();
       error = "open() \"" + path + "\" failed (" + std::to_string(saved) + ": " +
@@ -916,6 +949,11 @@ bool SiteHandler::compile(LocationRuntime& rt, const config::LocationSettings& s
       s.keepaliveHeaderSeconds ? static_cast<int64_t>(*s.keepaliveHeaderSeconds) : -1;
   rt.limits.keepAliveRequests = s.keepaliveRequests;
   rt.limits.keepAliveTimeMs = ms(s.keepaliveTimeSeconds);
+  for (const config::ErrorLogSpec& log : s.errorLogs) {
+    LogFile* file = logFile(log.path == "-" ? std::string("stderr") : log.path, error);
+    if (!file) return false;
+    rt.errorLogs.push_back({file, log.level});
+  }
   rt.limits.serverHeader = &serverHeader(s.serverTokens);
   return true;
 }

@@ -52,6 +52,7 @@ struct LocationRuntime {
     LogFileCache* cache = nullptr;            // open_log_file_cache for a variable path
   };
   std::vector<Log> accessLogs;
+  std::vector<ErrorLogTarget> errorLogs;  // error_log of the level; empty: the main log
   bool accessLogOff = false;  // `access_log off;` (the flags' log is process-level)
   http::RouteLimits limits;
 };
