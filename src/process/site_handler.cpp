@@ -1,5 +1,6 @@
 #include "process/site_handler.h"
 
+#include <sys/stat.h>
 #include <sys/time.h>
 
 #include <cstring>
@@ -775,6 +776,7 @@ void SiteHandler::logUnrouted(const http::AccessLogEntry& entry) const {
 
 void SiteHandler::writeAccessLogs(const LocationRuntime& rt,
                                   const http::VariableContext& vars) const {
+  bool rootTested = false, rootMissing = false;
   for (const auto& log : rt.accessLogs) {
     if (log.condition && !accessLogConditionTrue(log.condition->expand(vars))) continue;
     std::string line = log.format->expand(vars, log.escape);
@@ -789,6 +791,22 @@ void SiteHandler::writeAccessLogs(const LocationRuntime& rt,
       if (fd >= 0) appendToFile(fd, line);
       continue;
     }
+    if (!rootTested) {
+      // As ngx_http_log_script_write: a log path with variables is written only when the
+      // request's root directory exists (checked once per request).
+      rootTested = true;
+      std::string root = !vars.documentRoot.empty() || !rt.directory
+                             ? std::string(vars.documentRoot)
+                             : rt.directory->expand(vars);
+      struct stat st {};
+      if (::stat(root.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+        int saved = ::stat(root.c_str(), &st) != 0 ? errno : ENOTDIR;
+        logError("testing \"" + root + "\" existence failed (" + std::to_string(saved) + ": " +
+                 std::strerror(saved) + ")");
+        rootMissing = true;
+      }
+    }
+    if (rootMissing) continue;
     std::string path = log.path->expand(vars);
     bool ok;
     if (log.cache) {
