@@ -598,6 +598,7 @@ class Builder {
     if (httpSeen_) directiveError(d, "is duplicate");
     httpSeen_ = true;
     httpSource_ = d.source;
+    httpSource_.line = d.endLine;  // where nginx stands when it merges the servers
     Frame inner;
     inner.ctx = kHttp;
     inner.level = &http_;
@@ -1589,7 +1590,7 @@ class Builder {
       }
       if (draft.partial.connectionPoolSize) vs.connectionPoolSize = *draft.partial.connectionPoolSize;
       if (draft.partial.mergeSlashes) vs.mergeSlashes = *draft.partial.mergeSlashes;
-      // ngx_http_core_merge_srv_conf (nginx reports it at the end of the http block).
+      // ngx_http_core_merge_srv_conf (reported at the http block's closing brace).
       if (vs.largeHeaderBuffersSize < vs.connectionPoolSize) {
         throw ConfFailure{"[emerg] the \"large_client_header_buffers\" size must be equal to or "
                           "greater than \"connection_pool_size\" in " + describeSource(httpSource_)};

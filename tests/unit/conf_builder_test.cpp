@@ -522,7 +522,7 @@ TEST(ConfBuilder, ErrorsAreNginxsMessages) {
       {H("keepalive_disable msie7;"), "[emerg] invalid value \"msie7\"" + at3},
       {"worker_shutdown_timeout x;\nevents {}\n", "[emerg] \"worker_shutdown_timeout\" directive invalid value in /etc/p/site.conf:1"},
       {H("worker_shutdown_timeout 1s;"), "[emerg] \"worker_shutdown_timeout\" directive is not allowed here" + at3},
-      {H("connection_pool_size 16k;\nserver { }"), "[emerg] the \"large_client_header_buffers\" size must be equal to or greater than \"connection_pool_size\" in /etc/p/site.conf:2"},
+      {H("connection_pool_size 16k;\nserver { }"), "[emerg] the \"large_client_header_buffers\" size must be equal to or greater than \"connection_pool_size\" in /etc/p/site.conf:5"},
       {H("access_log syslog:server=x;"), "[emerg] the \"syslog:\" access log target is not supported by portico yet" + at3},
       {H("access_log off x;"), "[emerg] invalid parameter \"x\"" + at3},
       {H("log_format a x;\nlog_format a y;"), "[emerg] duplicate \"log_format\" name \"a\"" + at4},
