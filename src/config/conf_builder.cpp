@@ -748,10 +748,13 @@ class Builder {
       f.level->accessLogOff = true;
       return;
     }
-    if (startsWith(d.args[0], "syslog:")) unsupported(d, "the \"syslog:\" access log target");
     AccessLogSpec spec;
-    spec.path = fullName(d.args[0]);
-    spec.pathVariables = d.args[0].find('$') != std::string::npos;
+    if (startsWith(d.args[0], "syslog:")) {
+      spec.syslog = parseSyslog(d, d.args[0].substr(7));
+    } else {
+      spec.path = fullName(d.args[0]);
+      spec.pathVariables = d.args[0].find('$') != std::string::npos;
+    }
     if (d.args.size() >= 2) spec.format = d.args[1];
     if (spec.format != "combined" && !site_.logFormats.count(spec.format)) {
       emerg(d, "unknown log format " + quote(spec.format));
@@ -794,6 +797,7 @@ class Builder {
     }
     if (spec.bufferSize) {
       if (spec.pathVariables) emerg(d, "buffered logs cannot have variables in name");
+      if (spec.syslog) emerg(d, "logs to syslog cannot be buffered");
       // nginx keeps one buffer per file: every buffered access_log of a file must agree.
       auto [it, fresh] = logBuffers_.try_emplace(
           spec.path, std::make_tuple(spec.bufferSize, spec.flushMs, spec.gzipLevel));
@@ -802,6 +806,105 @@ class Builder {
       }
     }
     if (!f.level->accessLogOff) f.level->accessLogs->push_back(spec);
+  }
+
+  // ngx_syslog_parse_args: "server=ADDR[:PORT],facility=..,severity=..,tag=..,nohostname".
+  SyslogSpec parseSyslog(const ConfDirective& d, const std::string& args) {
+    static constexpr std::string_view kFacilities[] = {
+        "kern", "user", "mail", "daemon", "auth", "intern", "lpr", "news", "uucp", "clock",
+        "authpriv", "ftp", "ntp", "audit", "alert", "cron", "local0", "local1", "local2",
+        "local3", "local4", "local5", "local6", "local7"};
+    static constexpr std::string_view kSeverities[] = {"emerg", "alert", "crit", "error",
+                                                       "warn", "notice", "info", "debug"};
+    SyslogSpec spec;
+    bool server = false, facility = false, severity = false, tag = false;
+    size_t pos = 0;
+    for (;;) {
+      size_t comma = args.find(',', pos);
+      std::string p = args.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+      if (startsWith(p, "server=")) {
+        if (server) emerg(d, "duplicate syslog \"server\"");
+        server = true;
+        resolveSyslogServer(d, p.substr(7), spec);
+      } else if (startsWith(p, "facility=")) {
+        if (facility) emerg(d, "duplicate syslog \"facility\"");
+        facility = true;
+        auto it = std::find(std::begin(kFacilities), std::end(kFacilities), p.substr(9));
+        if (it == std::end(kFacilities)) emerg(d, "unknown syslog facility " + quote(p.substr(9)));
+        spec.facility = static_cast<int>(it - std::begin(kFacilities));
+      } else if (startsWith(p, "severity=")) {
+        if (severity) emerg(d, "duplicate syslog \"severity\"");
+        severity = true;
+        auto it = std::find(std::begin(kSeverities), std::end(kSeverities), p.substr(9));
+        if (it == std::end(kSeverities)) emerg(d, "unknown syslog severity " + quote(p.substr(9)));
+        spec.severity = static_cast<int>(it - std::begin(kSeverities));
+      } else if (startsWith(p, "tag=")) {
+        if (tag) emerg(d, "duplicate syslog \"tag\"");
+        tag = true;
+        if (p.size() - 4 > 32) emerg(d, "syslog tag length exceeds 32");
+        for (size_t i = 4; i < p.size(); ++i) {
+          char c = static_cast<char>(std::tolower(static_cast<unsigned char>(p[i])));
+          if (c < '0' || (c > '9' && c < 'a' && c != '_') || c > 'z') {
+            emerg(d, "syslog \"tag\" only allows alphanumeric characters and underscore");
+          }
+        }
+        spec.tag = p.substr(4);
+      } else if (p == "nohostname") {
+        spec.noHostname = true;
+      } else {
+        emerg(d, "unknown syslog parameter " + quote(args.substr(pos)));
+      }
+      if (comma == std::string::npos) break;
+      pos = comma + 1;
+    }
+    if (!server) emerg(d, "no syslog server specified");
+    return spec;
+  }
+
+  // The address of a syslog server, resolved at load time as nginx's ngx_parse_url does.
+  void resolveSyslogServer(const ConfDirective& d, const std::string& url, SyslogSpec& spec) {
+    spec.server = url;
+    if (startsWith(url, "unix:")) {
+      spec.unixPath = url.substr(5);
+      if (spec.unixPath.empty()) emerg(d, "no path in the unix domain socket in syslog server " + quote(url));
+      return;
+    }
+    std::string host = url;
+    std::string port;
+    if (startsWith(url, "[")) {
+      size_t close = url.find(']');
+      if (close == std::string::npos) emerg(d, "invalid host in syslog server " + quote(url));
+      host = url.substr(1, close - 1);
+      if (close + 1 < url.size()) {
+        if (url[close + 1] != ':') emerg(d, "invalid host in syslog server " + quote(url));
+        port = url.substr(close + 2);
+      }
+    } else if (size_t colon = url.rfind(':'); colon != std::string::npos) {
+      host = url.substr(0, colon);
+      port = url.substr(colon + 1);
+    }
+    if (!port.empty()) {
+      auto n = parseNginxNumber(port);
+      if (!n || *n < 1 || *n > 65535) emerg(d, "invalid port in syslog server " + quote(url));
+      spec.port = static_cast<uint16_t>(*n);
+    }
+    if (host.empty()) emerg(d, "no host in syslog server " + quote(url));
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_DGRAM;
+    addrinfo* res = nullptr;
+    if (::getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0 || res == nullptr) {
+      emerg(d, "host not found in syslog server " + quote(url));
+    }
+    char text[INET6_ADDRSTRLEN] = {};
+    if (res->ai_family == AF_INET6) {
+      ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(res->ai_addr)->sin6_addr, text,
+                  sizeof text);
+    } else {
+      ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr, text,
+                  sizeof text);
+    }
+    ::freeaddrinfo(res);
+    spec.host = text;
   }
 
   void openLogFileCache(const ConfDirective& d, Frame& f) {

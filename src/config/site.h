@@ -99,6 +99,19 @@ struct LogFormat {
   std::string format;  // the strings concatenated, nginx $variables inside
 };
 
+// `syslog:server=ADDR[:PORT],facility=F,severity=S,tag=T,nohostname` (nginx's syslog target):
+// one UDP (or unix datagram) message per line, RFC 3164 header as nginx writes it.
+struct SyslogSpec {
+  std::string server;        // as written, for messages
+  std::string host;          // numeric address after resolution ("" for unix)
+  uint16_t port = 514;
+  std::string unixPath;      // unix:PATH
+  int facility = 23;         // local7
+  int severity = 6;          // info
+  std::string tag = "nginx";
+  bool noHostname = false;
+};
+
 // One `access_log PATH [FORMAT] [buffer=..] [flush=..] [if=..];`, or `access_log off;` (empty list).
 struct AccessLogSpec {
   std::string path;            // absolute after the prefix is applied; "/dev/stdout" allowed
@@ -111,6 +124,7 @@ struct AccessLogSpec {
   uint64_t bufferSize = 0;
   uint64_t flushMs = 0;
   int gzipLevel = 0;           // 0: plain text
+  std::optional<SyslogSpec> syslog;  // `syslog:...` instead of a file (path is then empty)
 };
 
 // `error_log FILE|stderr [LEVEL];` at the http, server or location level.

@@ -1,10 +1,17 @@
 #include "process/access_log_targets.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <zlib.h>
 
+#include <cctype>
 #include <cerrno>
+#include <cstdio>
+#include <cstring>
 
 namespace portico::process {
 
@@ -23,6 +30,70 @@ std::string gzipMember(std::string_view data, int level) {
   if (rc != Z_STREAM_END) return {};
   out.resize(produced);
   return out;
+}
+
+std::string SyslogSender::message(const config::SyslogSpec& spec, std::string_view line,
+                                  std::time_t now, std::string_view hostname) {
+  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  std::tm tm{};
+  localtime_r(&now, &tm);
+  char head[96];
+  std::snprintf(head, sizeof head, "<%d>%s %2d %02d:%02d:%02d ", spec.facility * 8 + spec.severity,
+                kMonths[tm.tm_mon], tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  std::string out = head;
+  if (!spec.noHostname) {
+    out.append(hostname);
+    out.push_back(' ');
+  }
+  out.append(spec.tag).append(": ");
+  out.append(line);
+  return out;
+}
+
+void SyslogSender::send(std::string_view line, std::time_t now) {
+  if (!fd_) {
+    if (!spec_.unixPath.empty()) {
+      fd_.reset(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+      sockaddr_un addr{};
+      addr.sun_family = AF_UNIX;
+      std::strncpy(addr.sun_path, spec_.unixPath.c_str(), sizeof addr.sun_path - 1);
+      if (fd_ && ::connect(fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        fd_.reset();
+      }
+    } else {
+      bool v6 = spec_.host.find(':') != std::string::npos;
+      fd_.reset(::socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+      sockaddr_storage storage{};
+      socklen_t len = 0;
+      if (v6) {
+        auto* a = reinterpret_cast<sockaddr_in6*>(&storage);
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons(spec_.port);
+        ::inet_pton(AF_INET6, spec_.host.c_str(), &a->sin6_addr);
+        len = sizeof *a;
+      } else {
+        auto* a = reinterpret_cast<sockaddr_in*>(&storage);
+        a->sin_family = AF_INET;
+        a->sin_port = htons(spec_.port);
+        ::inet_pton(AF_INET, spec_.host.c_str(), &a->sin_addr);
+        len = sizeof *a;
+      }
+      if (fd_ && ::connect(fd_.get(), reinterpret_cast<sockaddr*>(&storage), len) != 0) {
+        fd_.reset();
+      }
+    }
+    if (!fd_) return;
+  }
+  static const std::string hostname = [] {
+    char buffer[256] = {};
+    if (::gethostname(buffer, sizeof buffer - 1) != 0) return std::string("localhost");
+    std::string name(buffer);
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return name;
+  }();
+  std::string datagram = message(spec_, line, now, hostname);
+  (void)::send(fd_.get(), datagram.data(), datagram.size(), MSG_NOSIGNAL);
 }
 
 UniqueFd openLogForAppend(const std::string& path) {

@@ -52,6 +52,23 @@ class LogFileCache {
   std::list<std::string> lru_;  // most recently used first
 };
 
+// nginx's syslog target: each line one datagram, "<PRI>Mmm dd hh:mm:ss HOST TAG: LINE" (RFC 3164
+// as ngx_syslog_add_header writes it; local time, the host name unless `nohostname`). The
+// socket is made at the first line; a send that fails is dropped, as nginx's. One per
+// access_log per worker; loop thread only.
+class SyslogSender {
+ public:
+  explicit SyslogSender(const config::SyslogSpec& spec) : spec_(spec) {}
+  void send(std::string_view line, std::time_t now);
+  // The datagram for `line` (pure; for tests).
+  static std::string message(const config::SyslogSpec& spec, std::string_view line,
+                             std::time_t now, std::string_view hostname);
+
+ private:
+  config::SyslogSpec spec_;
+  UniqueFd fd_;
+};
+
 // Writes all of `data` to `fd` (one write(2) unless interrupted); false with errno set.
 bool appendToFile(int fd, std::string_view data);
 // Opens `path` for appending as nginx opens log files (O_WRONLY|O_APPEND|O_CREAT, 0644).

@@ -780,6 +780,10 @@ void SiteHandler::writeAccessLogs(const LocationRuntime& rt,
   for (const auto& log : rt.accessLogs) {
     if (log.condition && !accessLogConditionTrue(log.condition->expand(vars))) continue;
     std::string line = log.format->expand(vars, log.escape);
+    if (log.syslog) {
+      log.syslog->send(line, std::time(nullptr));
+      continue;
+    }
     if (!log.path && log.gzipLevel == 0) {
       log.file->writeLine(line);
       continue;
@@ -937,7 +941,10 @@ bool SiteHandler::compile(LocationRuntime& rt, const config::LocationSettings& s
       entry.condition = compileOne(log.condition);
       if (!entry.condition) return false;
     }
-    if (log.pathVariables) {
+    if (log.syslog) {
+      syslogs_.push_back(std::make_unique<SyslogSender>(*log.syslog));
+      entry.syslog = syslogs_.back().get();
+    } else if (log.pathVariables) {
       entry.path = compileOne(log.path);
       if (!entry.path) return false;
       if (s.openLogFileCache) {

@@ -50,6 +50,7 @@ struct LocationRuntime {
     std::optional<http::Template> condition;  // if=
     int gzipLevel = 0;                        // gzip[=LEVEL]: each line one gzip member
     LogFileCache* cache = nullptr;            // open_log_file_cache for a variable path
+    SyslogSender* syslog = nullptr;           // syslog:... instead of a file
   };
   std::vector<Log> accessLogs;
   std::vector<ErrorLogTarget> errorLogs;  // error_log of the level; empty: the main log
@@ -127,6 +128,7 @@ class SiteHandler : public http::RequestRouter {
   std::map<std::string, std::unique_ptr<LogFile>> logFiles_;
   // open_log_file_cache, one per directive (file:line), shared by the levels inheriting it.
   std::map<std::string, std::unique_ptr<LogFileCache>> logCaches_;
+  std::vector<std::unique_ptr<SyslogSender>> syslogs_;  // one per syslog access_log
   std::map<std::string, std::pair<http::Template, http::VariableEscape>> logFormats_;
   std::vector<std::string> captureNames_;
   struct GroupCache {

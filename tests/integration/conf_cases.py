@@ -254,3 +254,18 @@ REJECTED += [
     ("log_cache_dup", H("open_log_file_cache off;\nopen_log_file_cache off;")),
     ("error_log_level_http", H("error_log logs/e.log loud;")),
 ]
+
+ACCEPTED += [
+    ("syslog_access_log", H("access_log syslog:server=127.0.0.1:5140,facility=user,severity=alert,"
+                            "tag=web_1,nohostname;\nserver { access_log syslog:server=[::1]; }")),
+]
+
+REJECTED += [
+    ("syslog_port", H("access_log syslog:server=127.0.0.1:99999;")),
+    ("syslog_no_server", H("access_log syslog:facility=user;")),
+    ("syslog_tag", H("access_log syslog:server=127.0.0.1,tag=a-b;")),
+    ("syslog_param", H("access_log syslog:server=127.0.0.1,bogus;")),
+    ("syslog_buffered", H("access_log syslog:server=127.0.0.1 combined buffer=4k;")),
+    ("syslog_severity", H("access_log syslog:server=127.0.0.1,severity=loud;")),
+    ("syslog_dup_server", H("access_log syslog:server=127.0.0.1,server=127.0.0.2;")),
+]

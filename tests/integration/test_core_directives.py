@@ -272,3 +272,42 @@ def test_error_log_per_location(tmp_path):
         assert "/quiet/" not in a and "/elsewhere/" not in a
         assert not written[server]["a_crit.log"]
         assert not written[server]["quiet.log"]
+
+
+def test_access_log_to_syslog(tmp_path):
+    """nginx's `access_log syslog:` datagrams, header included, against nginx's own."""
+    received = {}
+    for name, start in (("nginx", start_nginx), ("portico", start_portico)):
+        sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sink.bind(("127.0.0.1", 0))
+        sink.settimeout(3)
+        port = sink.getsockname()[1]
+        body = r"""
+    log_format t '$uri $status';
+    server {
+        listen 127.0.0.1:@PORT@;
+        server_name localhost;
+        location /a { access_log syslog:server=127.0.0.1:%d t; return 204; }
+        location /b { access_log syslog:server=127.0.0.1:%d,facility=user,severity=alert,tag=SEETHIS t; return 204; }
+        location /c { access_log syslog:server=127.0.0.1:%d,nohostname t; return 204; }
+    }
+""" % (port, port, port)
+        workdir = os.path.join(str(tmp_path), name)
+        os.makedirs(workdir)
+        prepare_tree(workdir, {"www/index.html": "home\n"})
+        served = start(workdir, body, 1)
+        try:
+            messages = []
+            for target in ("/a", "/b", "/c"):
+                raw_exchange(served.ports[0], request(target, close=True).replace(
+                    b"@HOST@", b"localhost"))
+                messages.append(sink.recv(4096).decode())
+        finally:
+            served.stop()
+            sink.close()
+        # The time stamp differs by when each ran: compare "<PRI>" and what follows the time.
+        received[name] = [(m.split(">", 1)[0], m[m.index(">") + 17:]) for m in messages]
+    assert received["portico"] == received["nginx"]
+    assert received["portico"][0][0] == "<190"
+    assert received["portico"][1][0] == "<9"
+    assert received["portico"][2][1] == "nginx: /c 204"

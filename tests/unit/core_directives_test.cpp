@@ -193,3 +193,26 @@ TEST(AccessLogTargets, OpenLogFileCacheValidReopens) {
 
 }  // namespace
 }  // namespace portico
+
+namespace portico {
+namespace {
+
+TEST(SyslogSender, MessageIsNginxsHeader) {
+  config::SyslogSpec spec;
+  std::time_t t = 1600000000;  // local time: TZ is the process's
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%b %e %H:%M:%S", &tm);
+  EXPECT_EQ(process::SyslogSender::message(spec, "/a 200", t, "host"),
+            std::string("<190>") + stamp + " host nginx: /a 200");
+  spec.facility = 1;
+  spec.severity = 1;
+  spec.tag = "SEETHIS";
+  spec.noHostname = true;
+  EXPECT_EQ(process::SyslogSender::message(spec, "x", t, "host"),
+            std::string("<9>") + stamp + " SEETHIS: x");
+}
+
+}  // namespace
+}  // namespace portico
