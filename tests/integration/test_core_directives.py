@@ -311,3 +311,51 @@ def test_access_log_to_syslog(tmp_path):
     assert received["portico"][0][0] == "<190"
     assert received["portico"][1][0] == "<9"
     assert received["portico"][2][1] == "nginx: /c 204"
+
+
+SHUTDOWN = r"""
+    server {
+        listen 127.0.0.1:@PORT@;
+        server_name localhost;
+        root @DIR@/www;
+        sendfile on;
+    }
+"""
+
+
+def test_worker_shutdown_timeout_closes_busy_connections(tmp_path):
+    """A client that stops reading a large response holds a graceful stop; after
+    worker_shutdown_timeout its connection is closed and the server exits. (Not against nginx:
+    the harness runs it with master_process off, where QUIT ends it at once.)"""
+    import signal
+    import subprocess
+    workdir = str(tmp_path)
+    prepare_tree(workdir, {"www/big.bin": b"x" * (32 << 20)})
+    import nginx_diff
+    original = nginx_diff.config_text
+
+    def with_timeout(http_body, wd, ports, for_nginx):
+        return "worker_shutdown_timeout 500ms;\n" + original(http_body, wd, ports, for_nginx)
+
+    nginx_diff.config_text = with_timeout
+    try:
+        for name, start in (("portico", start_portico),):
+            served = start(workdir, SHUTDOWN, 1)
+            try:
+                with socket.create_connection(("127.0.0.1", served.ports[0]), timeout=5) as s:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                    s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                    time.sleep(0.3)  # the response is under way, the client reads nothing
+                    began = time.monotonic()
+                    served.proc.send_signal(signal.SIGQUIT)
+                    try:
+                        served.proc.wait(timeout=8)
+                    except subprocess.TimeoutExpired:
+                        pass
+                    took = time.monotonic() - began
+                    assert served.proc.poll() is not None, "%s still running" % name
+                    assert 0.4 <= took < 5, (name, took)
+            finally:
+                served.stop()
+    finally:
+        nginx_diff.config_text = original
