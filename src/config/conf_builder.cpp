@@ -16,6 +16,7 @@
 #include <optional>
 #include <set>
 #include <string_view>
+#include <tuple>
 #include <utility>
 
 #include "config/conf_parser.h"
@@ -93,9 +94,18 @@ struct Partial {
   std::optional<bool> serverTokens, absoluteRedirect, serverNameInRedirect, portInRedirect;
   std::optional<bool> logNotFound;
   std::optional<std::vector<AccessLogSpec>> accessLogs;  // empty: `access_log off`
+  // open_log_file_cache: unset (inherit), set to nullopt (`off`) or to a cache.
+  std::optional<std::optional<OpenLogFileCache>> openLogFileCache;
+  bool openLogFileCacheSet = false;
   std::optional<int64_t> typesHashMaxSize;
+  std::optional<LocationSettings::IfModifiedSince> ifModifiedSince;
+  std::optional<double> keepaliveTime;
+  std::optional<std::vector<ErrorLogSpec>> errorLogs;
+  std::optional<std::pair<bool, bool>> keepaliveDisable;  // msie6, safari
   // http and server only
   std::optional<double> clientHeaderTimeout;
+  std::optional<uint64_t> clientHeaderBufferSize, connectionPoolSize, requestPoolSize;
+  std::optional<bool> mergeSlashes;
   std::optional<std::pair<size_t, size_t>> largeHeaderBuffers;
   // location only, never inherited: the app and its companions
   std::optional<WsgiSpec> wsgi;  // holds the companions too; wsgi->app empty until wsgi_app
@@ -154,9 +164,18 @@ void mergeFrom(Partial& c, const Partial& p) {
   inherit(c.portInRedirect, p.portInRedirect);
   inherit(c.logNotFound, p.logNotFound);
   inherit(c.accessLogs, p.accessLogs);
+  inherit(c.openLogFileCache, p.openLogFileCache);
   inherit(c.typesHashMaxSize, p.typesHashMaxSize);
   inherit(c.clientHeaderTimeout, p.clientHeaderTimeout);
   inherit(c.largeHeaderBuffers, p.largeHeaderBuffers);
+  inherit(c.ifModifiedSince, p.ifModifiedSince);
+  inherit(c.keepaliveTime, p.keepaliveTime);
+  inherit(c.errorLogs, p.errorLogs);
+  inherit(c.keepaliveDisable, p.keepaliveDisable);
+  inherit(c.clientHeaderBufferSize, p.clientHeaderBufferSize);
+  inherit(c.connectionPoolSize, p.connectionPoolSize);
+  inherit(c.requestPoolSize, p.requestPoolSize);
+  inherit(c.mergeSlashes, p.mergeSlashes);
 }
 
 // One location as parsed, before merging.
@@ -220,13 +239,13 @@ constexpr std::string_view kUnsupportedNames[] = {
     "uninitialized_variable_warn", "allow", "deny", "satisfy", "resolver", "resolver_timeout",
     "set_real_ip_from", "internal", "limit_except", "aio", "aio_write", "directio",
     "directio_alignment", "output_buffers", "postpone_output",
-    "client_body_in_file_only", "client_body_in_single_buffer", "client_header_buffer_size",
-    "connection_pool_size", "request_pool_size", "reset_timedout_connection", "merge_slashes",
+    "client_body_in_file_only", "client_body_in_single_buffer",
+    "reset_timedout_connection",
     "underscores_in_headers", "ignore_invalid_headers", "recursive_error_pages",
-    "log_subrequest", "open_log_file_cache", "etag", "if_modified_since",
+    "log_subrequest", "etag",
     "chunked_transfer_encoding", "disable_symlinks", "msie_padding", "msie_refresh",
     "max_ranges", "server_names_hash_max_size", "types_hash_bucket_size", "sendfile_max_chunk",
-    "send_lowat", "keepalive_time", "keepalive_disable", "flv", "stub_status", "empty_gif",
+    "send_lowat", "flv", "stub_status", "empty_gif",
     "random_index", "create_full_put_path", "min_delete_depth", "read_ahead",
     "subrequest_output_buffer_size", "ancient_browser", "ancient_browser_value",
     "modern_browser", "modern_browser_value", "valid_referers", "addition_types",
@@ -235,7 +254,7 @@ constexpr std::string_view kUnsupportedNames[] = {
     "stream", "mail",
     // main and events
     "worker_rlimit_nofile", "worker_rlimit_core", "worker_cpu_affinity", "worker_priority",
-    "worker_shutdown_timeout", "working_directory", "env", "load_module", "pcre_jit",
+    "working_directory", "env", "load_module", "pcre_jit",
     "thread_pool", "timer_resolution", "lock_file", "master_process", "debug_points",
     "accept_mutex", "accept_mutex_delay", "debug_connection", "worker_aio_requests",
     "google_perftools_profiles",
@@ -478,18 +497,16 @@ class Builder {
     if (parseFlag(d)) unsupported(d, "\"daemon on\" (portico stays in the foreground)");
   }
 
-  void errorLog(const ConfDirective& d, Frame& frame) {
-    if (frame.ctx != kMain) {
-      unsupported(d, quote(d.name) + " directive outside the main context");
-    }
-    if (errorLogSet_) unsupported(d, "more than one " + quote(d.name) + " directive");
-    errorLogSet_ = true;
+  // error_log FILE|stderr [LEVEL]: nginx's target and level (ngx_log_set_log, _set_levels).
+  ErrorLogSpec parseErrorLog(const ConfDirective& d) {
     const std::string& target = d.args[0];
     if (startsWith(target, "syslog:") || startsWith(target, "memory:")) {
       unsupported(d, "the " + quote(target.substr(0, target.find(':') + 1)) + " log target");
     }
-    config_.errorLogFile = target == "stderr" ? "-" : fullName(target);
-    config_.logLevel = LogLevel::kError;  // nginx's default level
+    ErrorLogSpec spec;
+    spec.path = target == "stderr" ? "-" : fullName(target);
+    spec.level = LogLevel::kError;  // nginx's default level
+    // portico has five levels: notice counts as info, alert and emerg as crit.
     static const std::pair<std::string_view, LogLevel> kLevels[] = {
         {"debug", LogLevel::kDebug},   {"info", LogLevel::kInfo},
         {"notice", LogLevel::kInfo},   {"warn", LogLevel::kWarning},
@@ -501,12 +518,29 @@ class Builder {
       for (const auto& [name, level] : kLevels) {
         if (d.args[i] == name) {
           if (i > 1) emerg(d, "duplicate log level " + quote(d.args[i]));
-          config_.logLevel = level;
+          spec.level = level;
           ok = true;
         }
       }
       if (!ok) emerg(d, "invalid log level " + quote(d.args[i]));
     }
+    return spec;
+  }
+
+  void errorLog(const ConfDirective& d, Frame& frame) {
+    if (frame.ctx != kMain) {
+      // http, server, location: the requests of that level log here instead (all of the
+      // level's error_logs, each with its level).
+      ErrorLogSpec spec = parseErrorLog(d);
+      if (!frame.level->errorLogs) frame.level->errorLogs.emplace();
+      frame.level->errorLogs->push_back(spec);
+      return;
+    }
+    if (errorLogSet_) unsupported(d, "more than one " + quote(d.name) + " directive");
+    errorLogSet_ = true;
+    ErrorLogSpec spec = parseErrorLog(d);
+    config_.errorLogFile = spec.path;
+    config_.logLevel = spec.level;
   }
 
   void include(const ConfDirective& d, Frame& frame) {
@@ -565,6 +599,8 @@ class Builder {
   void http(const ConfDirective& d, Frame&) {
     if (httpSeen_) directiveError(d, "is duplicate");
     httpSeen_ = true;
+    httpSource_ = d.source;
+    httpSource_.line = d.endLine;  // where nginx stands when it merges the servers
     Frame inner;
     inner.ctx = kHttp;
     inner.level = &http_;
@@ -738,24 +774,206 @@ class Builder {
       f.level->accessLogOff = true;
       return;
     }
-    if (startsWith(d.args[0], "syslog:")) unsupported(d, "the \"syslog:\" access log target");
-    noVariables(d, d.args[0]);
     AccessLogSpec spec;
-    spec.path = fullName(d.args[0]);
+    if (startsWith(d.args[0], "syslog:")) {
+      spec.syslog = parseSyslog(d, d.args[0].substr(7));
+    } else {
+      spec.path = fullName(d.args[0]);
+      spec.pathVariables = d.args[0].find('$') != std::string::npos;
+    }
     if (d.args.size() >= 2) spec.format = d.args[1];
     if (spec.format != "combined" && !site_.logFormats.count(spec.format)) {
       emerg(d, "unknown log format " + quote(spec.format));
     }
     for (size_t i = 2; i < d.args.size(); ++i) {
       const std::string& p = d.args[i];
-      if (startsWith(p, "buffer=") || startsWith(p, "flush=") || startsWith(p, "if=") ||
-          p == "gzip" || startsWith(p, "gzip=")) {
-        unsupported(d, "the " + quote(p.substr(0, p.find('='))) +
-                           " parameter of the \"access_log\" directive");
+      if (startsWith(p, "buffer=")) {
+        auto size = parseNginxSize(std::string_view(p).substr(7));
+        if (!size || *size == 0) emerg(d, "invalid buffer size " + quote(p.substr(7)));
+        spec.bufferSize = static_cast<uint64_t>(*size);
+        continue;
+      }
+      if (startsWith(p, "flush=")) {
+        auto ms = parseNginxTime(std::string_view(p).substr(6), false);
+        if (!ms || *ms == 0) emerg(d, "invalid flush time " + quote(p.substr(6)));
+        spec.flushMs = static_cast<uint64_t>(*ms);
+        continue;
+      }
+      if (p == "gzip" || startsWith(p, "gzip=")) {
+        if (spec.bufferSize == 0) spec.bufferSize = 64 * 1024;
+        if (p == "gzip") {
+          spec.gzipLevel = 1;  // Z_BEST_SPEED
+          continue;
+        }
+        auto level = parseNginxNumber(std::string_view(p).substr(5));
+        if (!level || *level < 1 || *level > 9) {
+          emerg(d, "invalid compression level " + quote(p.substr(5)));
+        }
+        spec.gzipLevel = static_cast<int>(*level);
+        continue;
+      }
+      if (startsWith(p, "if=")) {
+        spec.condition = p.substr(3);
+        continue;
       }
       emerg(d, "invalid parameter " + quote(p));
     }
+    if (spec.flushMs && spec.bufferSize == 0) {
+      emerg(d, "no buffer is defined for access_log " + quote(d.args[0]));
+    }
+    if (spec.bufferSize) {
+      if (spec.pathVariables) emerg(d, "buffered logs cannot have variables in name");
+      if (spec.syslog) emerg(d, "logs to syslog cannot be buffered");
+      // nginx keeps one buffer per file: every buffered access_log of a file must agree.
+      auto [it, fresh] = logBuffers_.try_emplace(
+          spec.path, std::make_tuple(spec.bufferSize, spec.flushMs, spec.gzipLevel));
+      if (!fresh && it->second != std::make_tuple(spec.bufferSize, spec.flushMs, spec.gzipLevel)) {
+        emerg(d, "access_log " + quote(d.args[0]) + " already defined with conflicting parameters");
+      }
+    }
     if (!f.level->accessLogOff) f.level->accessLogs->push_back(spec);
+  }
+
+  // ngx_syslog_parse_args: "server=ADDR[:PORT],facility=..,severity=..,tag=..,nohostname".
+  SyslogSpec parseSyslog(const ConfDirective& d, const std::string& args) {
+    static constexpr std::string_view kFacilities[] = {
+        "kern", "user", "mail", "daemon", "auth", "intern", "lpr", "news", "uucp", "clock",
+        "authpriv", "ftp", "ntp", "audit", "alert", "cron", "local0", "local1", "local2",
+        "local3", "local4", "local5", "local6", "local7"};
+    static constexpr std::string_view kSeverities[] = {"emerg", "alert", "crit", "error",
+                                                       "warn", "notice", "info", "debug"};
+    SyslogSpec spec;
+    bool server = false, facility = false, severity = false, tag = false;
+    size_t pos = 0;
+    for (;;) {
+      size_t comma = args.find(',', pos);
+      std::string p = args.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+      if (startsWith(p, "server=")) {
+        if (server) emerg(d, "duplicate syslog \"server\"");
+        server = true;
+        resolveSyslogServer(d, p.substr(7), spec);
+      } else if (startsWith(p, "facility=")) {
+        if (facility) emerg(d, "duplicate syslog \"facility\"");
+        facility = true;
+        auto it = std::find(std::begin(kFacilities), std::end(kFacilities), p.substr(9));
+        if (it == std::end(kFacilities)) emerg(d, "unknown syslog facility " + quote(p.substr(9)));
+        spec.facility = static_cast<int>(it - std::begin(kFacilities));
+      } else if (startsWith(p, "severity=")) {
+        if (severity) emerg(d, "duplicate syslog \"severity\"");
+        severity = true;
+        auto it = std::find(std::begin(kSeverities), std::end(kSeverities), p.substr(9));
+        if (it == std::end(kSeverities)) emerg(d, "unknown syslog severity " + quote(p.substr(9)));
+        spec.severity = static_cast<int>(it - std::begin(kSeverities));
+      } else if (startsWith(p, "tag=")) {
+        if (tag) emerg(d, "duplicate syslog \"tag\"");
+        tag = true;
+        if (p.size() - 4 > 32) emerg(d, "syslog tag length exceeds 32");
+        for (size_t i = 4; i < p.size(); ++i) {
+          char c = static_cast<char>(std::tolower(static_cast<unsigned char>(p[i])));
+          if (c < '0' || (c > '9' && c < 'a' && c != '_') || c > 'z') {
+            emerg(d, "syslog \"tag\" only allows alphanumeric characters and underscore");
+          }
+        }
+        spec.tag = p.substr(4);
+      } else if (p == "nohostname") {
+        spec.noHostname = true;
+      } else {
+        emerg(d, "unknown syslog parameter " + quote(args.substr(pos)));
+      }
+      if (comma == std::string::npos) break;
+      pos = comma + 1;
+    }
+    if (!server) emerg(d, "no syslog server specified");
+    return spec;
+  }
+
+  // The address of a syslog server, resolved at load time as nginx's ngx_parse_url does.
+  void resolveSyslogServer(const ConfDirective& d, const std::string& url, SyslogSpec& spec) {
+    spec.server = url;
+    if (startsWith(url, "unix:")) {
+      spec.unixPath = url.substr(5);
+      if (spec.unixPath.empty()) emerg(d, "no path in the unix domain socket in syslog server " + quote(url));
+      return;
+    }
+    std::string host = url;
+    std::string port;
+    if (startsWith(url, "[")) {
+      size_t close = url.find(']');
+      if (close == std::string::npos) emerg(d, "invalid host in syslog server " + quote(url));
+      host = url.substr(1, close - 1);
+      if (close + 1 < url.size()) {
+        if (url[close + 1] != ':') emerg(d, "invalid host in syslog server " + quote(url));
+        port = url.substr(close + 2);
+      }
+    } else if (size_t colon = url.rfind(':'); colon != std::string::npos) {
+      host = url.substr(0, colon);
+      port = url.substr(colon + 1);
+    }
+    if (!port.empty()) {
+      auto n = parseNginxNumber(port);
+      if (!n || *n < 1 || *n > 65535) emerg(d, "invalid port in syslog server " + quote(url));
+      spec.port = static_cast<uint16_t>(*n);
+    }
+    if (host.empty()) emerg(d, "no host in syslog server " + quote(url));
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_DGRAM;
+    addrinfo* res = nullptr;
+    if (::getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0 || res == nullptr) {
+      emerg(d, "host not found in syslog server " + quote(url));
+    }
+    char text[INET6_ADDRSTRLEN] = {};
+    if (res->ai_family == AF_INET6) {
+      ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(res->ai_addr)->sin6_addr, text,
+                  sizeof text);
+    } else {
+      ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr, text,
+                  sizeof text);
+    }
+    ::freeaddrinfo(res);
+    spec.host = text;
+  }
+
+  void openLogFileCache(const ConfDirective& d, Frame& f) {
+    if (f.level->openLogFileCacheSet) directiveError(d, "is duplicate");
+    if (d.args.size() > 4) {
+      emerg(d, "invalid number of arguments in " + quote(d.name) + " directive");
+    }
+    f.level->openLogFileCacheSet = true;
+    OpenLogFileCache cache;
+    cache.source = d.source;
+    bool off = false;
+    for (const std::string& p : d.args) {
+      bool ok = true;
+      std::string_view v(p);
+      if (startsWith(p, "max=")) {
+        auto n = parseNginxNumber(v.substr(4));
+        ok = n.has_value();
+        if (ok) cache.max = static_cast<int>(*n);
+      } else if (startsWith(p, "inactive=")) {
+        auto t = parseNginxTime(v.substr(9), true);
+        ok = t.has_value();
+        if (ok) cache.inactiveSeconds = *t;
+      } else if (startsWith(p, "min_uses=")) {
+        auto n = parseNginxNumber(v.substr(9));
+        ok = n.has_value();
+        if (ok) cache.minUses = static_cast<int>(*n);
+      } else if (startsWith(p, "valid=")) {
+        auto t = parseNginxTime(v.substr(6), true);
+        ok = t.has_value();
+        if (ok) cache.validSeconds = *t;
+      } else if (p == "off") {
+        off = true;
+      } else {
+        ok = false;
+      }
+      if (!ok) emerg(d, "invalid \"open_log_file_cache\" parameter " + quote(p));
+    }
+    if (off) {
+      f.level->openLogFileCache = std::optional<OpenLogFileCache>();
+      return;
+    }
+    if (cache.max == 0) emerg(d, "\"open_log_file_cache\" must have \"max\" parameter");
+    f.level->openLogFileCache = std::optional<OpenLogFileCache>(cache);
   }
 
   void gzipTypes(const ConfDirective& d, Frame& f) {
@@ -830,6 +1048,50 @@ class Builder {
     static constexpr GzipSettings::Static kModes[] = {
         GzipSettings::Static::kOff, GzipSettings::Static::kOn, GzipSettings::Static::kAlways};
     f.level->gzipStatic = kModes[enumValue(d, {"off", "on", "always"})];
+  }
+
+  // connection_pool_size, request_pool_size: ngx_http_core_pool_size's checks (the minimum is
+  // NGX_MIN_POOL_SIZE on 64-bit systems).
+  void poolSize(const ConfDirective& d, Frame& f) {
+    auto& slot = d.name == "connection_pool_size" ? f.level->connectionPoolSize
+                                                  : f.level->requestPoolSize;
+    setSize(d, slot, false);
+    if (*slot < 112) emerg(d, "the pool size must be no less than 112");
+    if (*slot % 16) emerg(d, "the pool size must be a multiple of 16");
+  }
+  void clientHeaderBufferSize(const ConfDirective& d, Frame& f) {
+    setSize(d, f.level->clientHeaderBufferSize, false);
+  }
+  void mergeSlashes(const ConfDirective& d, Frame& f) { setFlag(d, f.level->mergeSlashes); }
+  void keepaliveTime(const ConfDirective& d, Frame& f) { setMsec(d, f.level->keepaliveTime); }
+  // ngx_conf_set_bitmask_slot over none, msie6, safari.
+  void keepaliveDisable(const ConfDirective& d, Frame& f) {
+    checkUnset(d, f.level->keepaliveDisable);
+    bool none = false, msie6 = false, safari = false;
+    for (const std::string& v : d.args) {
+      bool* bit = v == "none" ? &none : v == "msie6" ? &msie6 : v == "safari" ? &safari : nullptr;
+      if (!bit) emerg(d, "invalid value " + quote(v));
+      if (*bit) warn(d, "duplicate value " + quote(v));
+      *bit = true;
+    }
+    f.level->keepaliveDisable = std::make_pair(msie6, safari);
+  }
+
+  void ifModifiedSince(const ConfDirective& d, Frame& f) {
+    checkUnset(d, f.level->ifModifiedSince);
+    using Ims = LocationSettings::IfModifiedSince;
+    static constexpr Ims kModes[] = {Ims::kOff, Ims::kExact, Ims::kBefore};
+    f.level->ifModifiedSince = kModes[enumValue(d, {"off", "exact", "before"})];
+  }
+
+  void workerShutdownTimeout(const ConfDirective& d, Frame&) {
+    if (shutdownTimeoutSet_) directiveError(d, "is duplicate");
+    shutdownTimeoutSet_ = true;
+    auto ms = parseNginxTime(d.args[0], false);
+    if (!ms) directiveError(d, "invalid value");
+    config_.workerShutdownTimeoutSeconds = static_cast<double>(*ms) / 1000.0;
+    // The graceful stop (SIGQUIT, reload's old workers) closes what is still open after it.
+    if (*ms > 0) config_.gracefulTimeoutSeconds = config_.workerShutdownTimeoutSeconds;
   }
 
   void largeClientHeaderBuffers(const ConfDirective& d, Frame& f) {
@@ -1394,6 +1656,14 @@ class Builder {
     } else {
       for (AccessLogSpec& log : s.accessLogs) log.path = fullName(log.path);
     }
+    if (p.openLogFileCache) s.openLogFileCache = *p.openLogFileCache;
+    if (p.ifModifiedSince) s.ifModifiedSince = *p.ifModifiedSince;
+    if (p.keepaliveTime) s.keepaliveTimeSeconds = *p.keepaliveTime;
+    if (p.errorLogs) s.errorLogs = *p.errorLogs;
+    if (p.keepaliveDisable) {
+      s.keepaliveDisableMsie6 = p.keepaliveDisable->first;
+      s.keepaliveDisableSafari = p.keepaliveDisable->second;
+    }
     if (p.clientBodyTempPath) s.clientBodyTempPath = *p.clientBodyTempPath;
     if (p.hasWsgiApp) {
       s.wsgi = p.wsgi;
@@ -1448,6 +1718,16 @@ class Builder {
         vs.largeHeaderBuffersNumber = draft.partial.largeHeaderBuffers->first;
         vs.largeHeaderBuffersSize = draft.partial.largeHeaderBuffers->second;
       }
+      if (draft.partial.clientHeaderBufferSize) {
+        vs.clientHeaderBufferSize = *draft.partial.clientHeaderBufferSize;
+      }
+      if (draft.partial.connectionPoolSize) vs.connectionPoolSize = *draft.partial.connectionPoolSize;
+      if (draft.partial.mergeSlashes) vs.mergeSlashes = *draft.partial.mergeSlashes;
+      // ngx_http_core_merge_srv_conf (reported at the http block's closing brace).
+      if (vs.largeHeaderBuffersSize < vs.connectionPoolSize) {
+        throw ConfFailure{"[emerg] the \"large_client_header_buffers\" size must be equal to or "
+                          "greater than \"connection_pool_size\" in " + describeSource(httpSource_)};
+      }
       for (LocationDraft& loc : draft.locations) {
         vs.locations.push_back(finishLocationTree(loc, draft.partial));
       }
@@ -1476,6 +1756,10 @@ class Builder {
   std::deque<ServerDraft> servers_;  // a deque: AddressState keeps pointers to drafts
   HttpSite site_;
   std::map<std::string, AddressState> addresses_;
+  // access_log FILE ... buffer=: the buffer parameters each file was first given.
+  std::map<std::string, std::tuple<uint64_t, uint64_t, int>> logBuffers_;
+  SourceRef httpSource_;
+  bool shutdownTimeoutSet_ = false;
 };
 
 const std::vector<Builder::Command>& Builder::commands() {
@@ -1515,6 +1799,7 @@ const std::vector<Builder::Command>& Builder::commands() {
       {"uwsgi_temp_path", kHsl, Args::k1More, false, &Builder::tempPath},
       {"scgi_temp_path", kHsl, Args::k1More, false, &Builder::tempPath},
       {"access_log", kHsl, Args::k1More, false, &Builder::accessLog},
+      {"open_log_file_cache", kHsl, Args::k1More, false, &Builder::openLogFileCache},
       {"gzip", kHsl, Args::k1, false, &Builder::gzip},
       {"gzip_types", kHsl, Args::k1More, false, &Builder::gzipTypes},
       {"gzip_comp_level", kHsl, Args::k1, false, &Builder::gzipCompLevel},
@@ -1532,6 +1817,15 @@ const std::vector<Builder::Command>& Builder::commands() {
       {"send_timeout", kHsl, Args::k1, false, &Builder::sendTimeout},
       {"large_client_header_buffers", kHttp | kServer, Args::k2, false,
        &Builder::largeClientHeaderBuffers},
+      {"connection_pool_size", kHttp | kServer, Args::k1, false, &Builder::poolSize},
+      {"request_pool_size", kHttp | kServer, Args::k1, false, &Builder::poolSize},
+      {"client_header_buffer_size", kHttp | kServer, Args::k1, false,
+       &Builder::clientHeaderBufferSize},
+      {"merge_slashes", kHttp | kServer, Args::k1, false, &Builder::mergeSlashes},
+      {"keepalive_time", kHsl, Args::k1, false, &Builder::keepaliveTime},
+      {"keepalive_disable", kHsl, Args::k1More, false, &Builder::keepaliveDisable},
+      {"if_modified_since", kHsl, Args::k1, false, &Builder::ifModifiedSince},
+      {"worker_shutdown_timeout", kMain, Args::k1, false, &Builder::workerShutdownTimeout},
       {"listen", kServer, Args::k1More, false, &Builder::listen},
       {"server_name", kServer, Args::k1More, false, &Builder::serverName},
       {"root", kHsl, Args::k1, false, &Builder::rootOrAlias},

@@ -229,6 +229,7 @@ class TreeBuilder {
             }
             directive.hasBlock = true;
             bool ok = parseBlock(directive.children, true);
+            directive.endLine = lexer_.line();
             out.push_back(std::move(directive));
             if (!ok) return false;
           } else {

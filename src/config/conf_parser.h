@@ -22,6 +22,7 @@ struct ConfDirective {
   std::vector<std::string> args;
   SourceRef source;            // file and the line of its `;` or `{` (as nginx reports it)
   bool hasBlock = false;       // ended with `{ ... }` rather than `;`
+  int endLine = 0;             // a block's closing `}` line (nginx's merge-time messages)
   std::vector<ConfDirective> children;
   std::optional<std::string> error;  // "unexpected \"}\" in FILE:LINE" (lexer stop marker)
 };

@@ -65,6 +65,9 @@ struct Config {
   uint64_t maxRequestsJitter = 0;        // --max-requests-jitter: + random 0..N per worker
   uint64_t maxWorkerMemoryMb = 0;        // --max-worker-memory: recycle past this RSS (0 = never)
   double gracefulTimeoutSeconds = 30.0;  // --graceful-timeout: drain time on stop/reload
+  // worker_shutdown_timeout: on a graceful stop or reload, connections still open after it
+  // are closed. 0: not set (nginx waits for them without limit).
+  double workerShutdownTimeoutSeconds = 0;
   std::string signalCommand;             // -s stop|quit|reload|reopen: signal the running master
 
   // The nginx-style file (-c FILE) and what only it can say.

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "core/log.h"
+
 namespace portico::config {
 
 // Where a directive came from, for messages ("in /etc/portico/site.conf:12").
@@ -97,10 +99,55 @@ struct LogFormat {
   std::string format;  // the strings concatenated, nginx $variables inside
 };
 
+// `syslog:server=ADDR[:PORT],facility=F,severity=S,tag=T,nohostname` (nginx's syslog target):
+// one UDP (or unix datagram) message per line, RFC 3164 header as nginx writes it.
+struct SyslogSpec {
+  std::string server;        // as written, for messages
+  std::string host;          // numeric address after resolution ("" for unix)
+  uint16_t port = 514;
+  std::string unixPath;      // unix:PATH
+  int facility = 23;         // local7
+  int severity = 6;          // info
+  std::string tag = "nginx";
+  bool noHostname = false;
+};
+
 // One `access_log PATH [FORMAT] [buffer=..] [flush=..] [if=..];`, or `access_log off;` (empty list).
 struct AccessLogSpec {
   std::string path;            // absolute after the prefix is applied; "/dev/stdout" allowed
   std::string format = "combined";
+  bool pathVariables = false;  // the path holds $variables: expanded and opened per request
+  std::string condition;       // if=COND: the line is skipped when COND expands to "" or "0"
+  // buffer=SIZE, flush=TIME, gzip[=LEVEL] (gzip alone implies a 64k buffer), checked as nginx
+  // checks them. portico writes every line at once (each gzip line is one gzip member), so
+  // buffer and flush only bound what nginx would hold back: nothing is held back here.
+  uint64_t bufferSize = 0;
+  uint64_t flushMs = 0;
+  int gzipLevel = 0;           // 0: plain text
+  std::optional<SyslogSpec> syslog;  // `syslog:...` instead of a file (path is then empty)
+};
+
+// `error_log FILE|stderr [LEVEL];` at the http, server or location level.
+struct ErrorLogSpec {
+  std::string path;  // absolute, or "-" for stderr
+  LogLevel level = LogLevel::kError;
+};
+
+// nginx's implicit `access_log logs/access.log combined;`.
+inline AccessLogSpec defaultAccessLog() {
+  AccessLogSpec spec;
+  spec.path = "logs/access.log";
+  return spec;
+}
+
+// `open_log_file_cache max=N [inactive=TIME] [min_uses=N] [valid=TIME];` — descriptors of
+// access logs whose path has variables stay open (ngx_open_cached_file's rules).
+struct OpenLogFileCache {
+  int max = 0;
+  int64_t inactiveSeconds = 10;
+  int minUses = 1;
+  int64_t validSeconds = 60;
+  SourceRef source;            // the directive: levels that inherit it share one cache
 };
 
 // The WSGI app a location runs (portico's content directive, in place of proxy_pass/uwsgi_pass).
@@ -158,7 +205,18 @@ struct LocationSettings {
   // log_not_found: whether a missing file is also written to the error log (nginx writes
   // "open() ... failed (2: ...)" at error level). Added for the file's `log_not_found off;`.
   bool logNotFound = true;
-  std::vector<AccessLogSpec> accessLogs{{"logs/access.log", "combined"}};  // empty = off
+  // if_modified_since off|exact|before: how If-Modified-Since is compared with Last-Modified.
+  enum class IfModifiedSince { kOff, kExact, kBefore };
+  IfModifiedSince ifModifiedSince = IfModifiedSince::kExact;
+  // keepalive_time: no request starts on a connection older than this (nginx 1.19.10+).
+  double keepaliveTimeSeconds = 3600.0;
+  // keepalive_disable: no keep-alive for MSIE 4-6 after POST (msie6) or for Safari (safari).
+  bool keepaliveDisableMsie6 = true;
+  bool keepaliveDisableSafari = false;
+  // error_log of this level (inherited whole); empty: the main error_log.
+  std::vector<ErrorLogSpec> errorLogs;
+  std::vector<AccessLogSpec> accessLogs{defaultAccessLog()};  // empty = off
+  std::optional<OpenLogFileCache> openLogFileCache;  // nullopt: off (nginx's default)
   std::optional<WsgiSpec> wsgi;               // not inherited: only where wsgi_app is written
 };
 
@@ -184,6 +242,13 @@ struct VirtualServer {
   double clientHeaderTimeoutSeconds = 60.0;
   size_t largeHeaderBuffersNumber = 4;    // large_client_header_buffers 4 8k
   size_t largeHeaderBuffersSize = 8 * 1024;
+  // client_header_buffer_size and connection_pool_size are nginx's first, small buffers: portico
+  // reads every connection into one growing buffer (16 KiB steps) whose limits are
+  // large_client_header_buffers', so these are checked as nginx checks them and kept for -T,
+  // with no effect on how much a header may hold.
+  size_t clientHeaderBufferSize = 1024;
+  size_t connectionPoolSize = 512;
+  bool mergeSlashes = true;               // merge_slashes: "//" in the URI becomes "/"
   SourceRef source;
 };
 

@@ -39,6 +39,9 @@ void siteFromFlags(Config& config) {
   s.sendfile = true;
   s.accessLogs.clear();    // the flags' access log is the process-level one (gunicorn atoms)
   s.logNotFound = false;   // as before: a 404 is an answer, not an error-log line
+  // As before (and as whitenoise): a file not modified since the date is a 304, where nginx's
+  // default (exact) wants the very date of the file.
+  s.ifModifiedSince = LocationSettings::IfModifiedSince::kBefore;
 
   for (const StaticMount& mount : config.statics) {
     Location location;

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <utility>
 
 namespace portico {
 
@@ -115,8 +116,34 @@ bool ErrorLog::configure(const std::string& path, LogLevel level, std::string& e
   return file_.open(path, stderr, error);
 }
 
+namespace {
+thread_local const std::vector<ErrorLogTarget>* requestTargets = nullptr;
+}  // namespace
+
+const std::vector<ErrorLogTarget>* ErrorLog::setRequestTargets(
+    const std::vector<ErrorLogTarget>* targets) {
+  return std::exchange(requestTargets, targets);
+}
+
+bool ErrorLog::enabled(LogLevel level) const {
+  if (const std::vector<ErrorLogTarget>* targets = requestTargets) {
+    for (const ErrorLogTarget& t : *targets) {
+      if (level >= t.level) return true;
+    }
+    return false;
+  }
+  return level >= level_;
+}
+
 void ErrorLog::write(LogLevel level, std::string_view message) {
-  if (!enabled(level)) return;
+  const std::vector<ErrorLogTarget>* targets = requestTargets;
+  if (targets) {
+    bool any = false;
+    for (const ErrorLogTarget& t : *targets) any = any || level >= t.level;
+    if (!any) return;
+  } else if (!enabled(level)) {
+    return;
+  }
   static constexpr const char* kNames[] = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"};
   std::time_t now = std::time(nullptr);
   struct tm tmv;
@@ -129,7 +156,13 @@ void ErrorLog::write(LogLevel level, std::string_view message) {
   line.append(" [").append(std::to_string(::getpid())).append("] [");
   line.append(kNames[static_cast<int>(level)]).append("] ");
   line.append(message);
-  file_.writeLine(line);
+  if (!targets) {
+    file_.writeLine(line);
+    return;
+  }
+  for (const ErrorLogTarget& t : *targets) {
+    if (level >= t.level && t.file) t.file->writeLine(line);
+  }
 }
 
 void logDebug(std::string_view m) { ErrorLog::instance().write(LogLevel::kDebug, m); }

@@ -4,6 +4,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace portico {
 
@@ -40,6 +41,12 @@ class LogFile {
   int lastErrno_ = 0;
 };
 
+// One `error_log FILE [LEVEL];` of an http/server/location level, opened by the site.
+struct ErrorLogTarget {
+  LogFile* file = nullptr;
+  LogLevel level = LogLevel::kError;
+};
+
 // The process-wide error log, gunicorn's format: "[2026-11-22 13:16:46 +0000] [pid] [LEVEL] msg".
 // Defaults to stderr at info level until configured. Thread-safe.
 class ErrorLog {
@@ -47,9 +54,14 @@ class ErrorLog {
   static ErrorLog& instance();
   bool configure(const std::string& path, LogLevel level, std::string& error);
   bool reopen(std::string& error) { return file_.reopen(error); }
-  bool enabled(LogLevel level) const { return level >= level_; }
+  // Whether a message of `level` is written anywhere (the request's targets, if set).
+  bool enabled(LogLevel level) const;
   int fileno() { return file_.fileno(); }
   void write(LogLevel level, std::string_view message);
+  // While a request's location is being served, its error_log targets (null: none; then the
+  // process-wide log). Per thread: the loop thread sets it around the request's work.
+  static const std::vector<ErrorLogTarget>* setRequestTargets(
+      const std::vector<ErrorLogTarget>* targets);
 
  private:
   LogFile file_;

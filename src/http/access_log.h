@@ -19,6 +19,7 @@ struct AccessLogEntry {
   const ConnectionInfo* connection = nullptr;
   int status = 0;
   uint64_t bodyBytesSent = 0;              // body bytes written (not headers)
+  uint64_t bytesSent = 0;                  // head and body bytes ($bytes_sent)
   const std::vector<Header>* responseHeaders = nullptr;  // may be null
   std::time_t startTime = 0;               // wall clock when the request head was complete
   uint64_t durationMicros = 0;

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -30,6 +31,18 @@ constexpr size_t kDirectBodyMin = kReadSize;
 constexpr uint64_t kLingerTimeoutMs = 5000;       // nginx lingering_timeout
 constexpr uint64_t kLingerTotalMs = 30000;        // nginx lingering_time
 constexpr int kMaxIov = 64;
+
+// Monotonic microseconds: a request's duration ($request_time, gunicorn's %(D)s) is measured
+// with this, since the loop's cached clock has only millisecond steps.
+uint64_t monotonicMicros() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
+}
+
+// nginx's $connection: a serial number per connection (nginx counts in shared memory across
+// workers; portico counts per worker process).
+std::atomic<uint64_t> connectionCounter{0};
 
 void appendDecimal(std::string& out, uint64_t v) {
   char buf[24];
@@ -81,6 +94,9 @@ Connection::Connection(event::EventLoop& loop, UniqueFd fd, ConnectionInfo info,
   limits_.bodyTimeoutMs = settings.bodyTimeoutMs;
   limits_.sendTimeoutMs = settings.sendTimeoutMs;
   limits_.keepAliveTimeoutMs = settings.keepAliveTimeoutMs;
+  info_.number = ++connectionCounter;
+  acceptedMs_ = loop_.nowMs();
+  info_.openedMicros = monotonicMicros();
 }
 
 Connection::~Connection() { loop_.cancelTimer(timer_); }
@@ -182,6 +198,7 @@ bool Connection::readBodyDirect() {
   if (n > 0) {
     parser_.skipBody(static_cast<uint64_t>(n));
     requestBodyBytes_ += static_cast<uint64_t>(n);
+    info_.requestLength += static_cast<uint64_t>(n);
     if (limits_.maxBodySize && requestBodyBytes_ > limits_.maxBodySize) {
       // Not reached (a chunk is checked against the limit when announced), but never trust
       // that: the pump goes on, so a lingering close still drains the socket.
@@ -273,6 +290,7 @@ void Connection::processInput() {
     }
     size_t consumed = 0;
     ParseEvent ev = parser_.parse(in_.view(), consumed);
+    info_.requestLength += consumed;
     switch (ev) {
       case ParseEvent::kNeedMore:
         in_.consume(consumed);
@@ -331,8 +349,10 @@ void Connection::onHeadComplete() {
   exchangeActive_ = true;
   sawFirstRequest_ = true;
   startMs_ = loop_.nowMs();
+  startMicros_ = monotonicMicros();
   startWall_ = std::time(nullptr);
   lastReadMs_ = startMs_;
+  info_.requests = requestsServed_ + 1;
   const Request& req = parser_.request();
   if (!req.keepAlive || draining_) closeAfterResponse_ = true;
 
@@ -342,7 +362,8 @@ void Connection::onHeadComplete() {
     routed_ = true;
     limits_ = route_->limits();
     if (limits_.keepAliveTimeoutMs == 0 ||
-        (limits_.keepAliveRequests && requestsServed_ + 1 >= limits_.keepAliveRequests)) {
+        (limits_.keepAliveRequests && requestsServed_ + 1 >= limits_.keepAliveRequests) ||
+        (limits_.keepAliveTimeMs && loop_.nowMs() - acceptedMs_ > limits_.keepAliveTimeMs)) {
       closeAfterResponse_ = true;
     }
     if (limits_.maxBodySize && req.contentLength && *req.contentLength > limits_.maxBodySize) {
@@ -413,7 +434,9 @@ void Connection::failRequest(int status) {
     exchangeActive_ = true;
     state_ = State::kActive;
     startMs_ = loop_.nowMs();
+    startMicros_ = monotonicMicros();
     startWall_ = std::time(nullptr);
+    info_.requests = requestsServed_ + 1;
   }
   requestComplete_ = true;  // nothing more will be parsed on this connection
   bodyReader_ = nullptr;
@@ -528,6 +551,7 @@ void Connection::sendHead(ResponseHead head) {
   }
   out.append(closeAfterResponse_ ? "Connection: close\r\n\r\n" : "Connection: keep-alive\r\n\r\n");
   if (settings_.accessLog) responseHeaders_ = std::move(head.headers);
+  headBytes_ = out.size();
   queue(BodyChunk(std::move(out)));
   bodyStartPos_ = queuedTotal_;
 }
@@ -653,9 +677,10 @@ void Connection::writeAccessLog(uint64_t bodySent) {
   entry.connection = &info_;
   entry.status = status_;
   entry.bodyBytesSent = dropBody_ ? 0 : bodySent;
+  entry.bytesSent = (headSent_ ? headBytes_ : 0) + entry.bodyBytesSent;
   entry.responseHeaders = &responseHeaders_;
   entry.startTime = startWall_;
-  entry.durationMicros = (loop_.nowMs() - startMs_) * 1000;
+  entry.durationMicros = monotonicMicros() - startMicros_;
   if (routeLogs) {
     if (connectionAnswered_) {
       route_->logConnectionAnswer(entry);
@@ -688,6 +713,9 @@ void Connection::resetExchange() {
   declaredLength_.reset();
   bodyBytes_ = 0;
   requestBodyBytes_ = 0;
+  headBytes_ = 0;
+  info_.requestLength = 0;
+  info_.pipelined = false;
   responseHeaders_.clear();
   bodyReader_ = nullptr;
   pendingHandler_ = nullptr;
@@ -729,6 +757,8 @@ void Connection::finishExchange() {
   state_ = State::kReadingHead;
   idleSinceMs_ = loop_.nowMs();
   requestStartMs_ = in_.empty() ? 0 : loop_.nowMs();
+  // nginx's r->pipeline: the next request's bytes were read before this one ended.
+  info_.pipelined = !in_.empty();
   offerHandOff_ = true;
   if (!processing_) {
     // Asynchronous completion: continue with pipelined input once this callback unwinds.

@@ -184,6 +184,7 @@ class Connection : public event::IoWatcher, public event::Deferrable, public Exc
   int status_ = 0;
   std::optional<uint64_t> declaredLength_;
   uint64_t bodyBytes_ = 0;
+  uint64_t headBytes_ = 0;  // the response head's bytes ($bytes_sent counts them too)
   uint64_t requestBodyBytes_ = 0;
   std::vector<Header> responseHeaders_;  // kept only for the access log
   BodyReader* bodyReader_ = nullptr;
@@ -200,6 +201,8 @@ class Connection : public event::IoWatcher, public event::Deferrable, public Exc
   uint64_t requestsServed_ = 0;
   std::time_t startWall_ = 0;
   uint64_t startMs_ = 0;
+  uint64_t startMicros_ = 0;
+  uint64_t acceptedMs_ = 0;   // when the connection was made here (keepalive_time)  // CLOCK_MONOTONIC µs when the head was complete (durations)
 
   // Timeouts: one loop timer, re-armed lazily from the deadline the state implies.
   event::TimerId timer_{0, 0};

@@ -19,6 +19,13 @@ struct ConnectionInfo {
   uint16_t localPort = 0;
   bool isUnix = false;
   std::string scheme = "http";
+  // Kept current by the connection for the request in flight (nginx's $connection,
+  // $connection_requests, $pipe, $request_length).
+  uint64_t number = 0;         // serial number of the connection in this process (1, 2, ...)
+  uint64_t requests = 0;       // requests made on the connection, the current one included
+  bool pipelined = false;      // the request's bytes were already read when the previous ended
+  uint64_t requestLength = 0;  // bytes of the request read so far: line, headers, body
+  uint64_t openedMicros = 0;   // CLOCK_MONOTONIC µs when the connection was made ($connection_time)
 };
 
 // Receives the request body as it arrives (already de-chunked); set with Exchange::readBody.

@@ -744,6 +744,39 @@ bool percentDecode(std::string_view in, std::string& out) {
   return true;
 }
 
+bool normalizePath(std::string_view in, std::string& out, bool mergeSlashes) {
+  if (mergeSlashes) return normalizePath(in, out);
+  out.clear();
+  if (in.empty() || in.front() != '/') return false;
+  out.reserve(in.size());
+  // Segments between single slashes, empty ones included; `out` holds "/seg" per segment.
+  size_t i = 1;
+  bool trailingSlash = false;
+  for (;;) {
+    size_t end = in.find('/', i);
+    bool last = end == kNpos;
+    if (last) end = in.size();
+    std::string_view seg = in.substr(i, end - i);
+    if (seg == ".") {
+      trailingSlash = true;
+    } else if (seg == "..") {
+      if (out.empty()) return false;
+      out.resize(out.rfind('/'));
+      trailingSlash = true;
+    } else if (last && seg.empty()) {
+      trailingSlash = true;
+    } else {
+      out.push_back('/');
+      out.append(seg);
+      trailingSlash = false;
+    }
+    if (last) break;
+    i = end + 1;
+  }
+  if (out.empty() || trailingSlash) out.push_back('/');
+  return true;
+}
+
 bool normalizePath(std::string_view in, std::string& out) {
   out.clear();
   if (in.empty() || in.front() != '/') return false;

@@ -152,5 +152,8 @@ bool percentDecode(std::string_view in, std::string& out);
 // RFC 3986 remove_dot_segments on a decoded absolute path, also merging repeated slashes (as
 // nginx's merge_slashes). Returns false if the path would climb above "/".
 bool normalizePath(std::string_view in, std::string& out);
+// The same; with `mergeSlashes` false (nginx's `merge_slashes off`) empty segments are kept,
+// and ".." removes one segment, empty or not ("/a//../b" → "/a/b").
+bool normalizePath(std::string_view in, std::string& out, bool mergeSlashes);
 
 }  // namespace portico::http

@@ -36,6 +36,7 @@ struct RouteLimits {
   uint64_t keepAliveTimeoutMs = 2000;  // 0: no keep-alive
   int64_t keepAliveHeaderSeconds = -1; // keepalive_timeout's 2nd argument → "Keep-Alive: timeout=N"
   uint64_t keepAliveRequests = 0;      // close after this many requests (0 = no limit)
+  uint64_t keepAliveTimeMs = 0;        // keepalive_time: no keep-alive past this age (0 = none)
   const std::string* serverHeader = nullptr;  // the Server value; null: the connection's default
 };
 

@@ -1,5 +1,6 @@
 #include "http/variables.h"
 
+#include <arpa/inet.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <sys/time.h>
@@ -44,6 +45,12 @@ enum class Template::Kind : uint8_t {
   kTimeLocal,
   kTimeIso8601,
   kMsec,
+  kRequestLength,
+  kPipe,
+  kConnection,
+  kConnectionRequests,
+  kConnectionTime,
+  kBinaryRemoteAddr,
   kCapture,       // $1..$9
   kNamedCapture,  // (?<name>...)
 };
@@ -196,6 +203,10 @@ bool validateTemplates(const config::HttpSite& site, std::string& error) {
     for (const config::ErrorPage& p : s.errorPages) {
       if (!check(p.uri, source)) return false;
     }
+    for (const config::AccessLogSpec& log : s.accessLogs) {
+      if (log.pathVariables && !check(log.path, source)) return false;
+      if (!log.condition.empty() && !check(log.condition, source)) return false;
+    }
     return true;
   };
   for (const auto& [name, format] : site.logFormats) {
@@ -291,7 +302,7 @@ std::optional<Template> Template::compile(std::string_view text, std::string& er
       {"server_protocol", Kind::kServerProtocol},
       {"scheme", Kind::kScheme},
       {"remote_addr", Kind::kRemoteAddr},
-      {"binary_remote_addr", Kind::kRemoteAddr},
+      {"binary_remote_addr", Kind::kBinaryRemoteAddr},
       {"remote_port", Kind::kRemotePort},
       {"remote_user", Kind::kRemoteUser},
       {"request_method", Kind::kRequestMethod},
@@ -307,6 +318,11 @@ std::optional<Template> Template::compile(std::string_view text, std::string& er
       {"time_local", Kind::kTimeLocal},
       {"time_iso8601", Kind::kTimeIso8601},
       {"msec", Kind::kMsec},
+      {"request_length", Kind::kRequestLength},
+      {"pipe", Kind::kPipe},
+      {"connection", Kind::kConnection},
+      {"connection_requests", Kind::kConnectionRequests},
+      {"connection_time", Kind::kConnectionTime},
   };
   static const std::pair<std::string_view, Kind> kPrefixed[] = {
       {"http_", Kind::kHttp},
@@ -556,6 +572,43 @@ std::string Template::expand(const VariableContext& c, VariableEscape escape) co
         value = buffer;
         break;
       }
+      case Kind::kRequestLength:
+        if (conn) value = std::to_string(conn->requestLength);
+        break;
+      case Kind::kPipe:
+        value = conn && conn->pipelined ? std::string("p") : std::string(".");
+        break;
+      case Kind::kConnection:
+        if (conn) value = std::to_string(conn->number);
+        break;
+      case Kind::kConnectionRequests:
+        if (conn) value = std::to_string(conn->requests);
+        break;
+      case Kind::kConnectionTime:
+        if (conn) {
+          timespec ts{};
+          ::clock_gettime(CLOCK_MONOTONIC, &ts);
+          uint64_t now =
+              static_cast<uint64_t>(ts.tv_sec) * 1000000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
+          uint64_t age = now > conn->openedMicros ? now - conn->openedMicros : 0;
+          char buffer[32];
+          std::snprintf(buffer, sizeof buffer, "%llu.%03llu",
+                        static_cast<unsigned long long>(age / 1000000),
+                        static_cast<unsigned long long>((age / 1000) % 1000));
+          value = buffer;
+        }
+        break;
+      case Kind::kBinaryRemoteAddr:
+        // The address in network byte order (4 or 16 bytes), as nginx; a unix peer has none.
+        if (conn && !conn->isUnix) {
+          unsigned char bytes[16];
+          if (::inet_pton(AF_INET, conn->peerAddress.c_str(), bytes) == 1) {
+            value = std::string(reinterpret_cast<const char*>(bytes), 4);
+          } else if (::inet_pton(AF_INET6, conn->peerAddress.c_str(), bytes) == 1) {
+            value = std::string(reinterpret_cast<const char*>(bytes), 16);
+          }
+        }
+        break;
       case Kind::kCapture:
         if (c.captures && part.index < static_cast<int>(c.captures->groups.size())) {
           value = c.captures->groups[static_cast<size_t>(part.index)];

@@ -1,5 +1,6 @@
 #include "process/site_handler.h"
 
+#include <sys/stat.h>
 #include <sys/time.h>
 
 #include <cstring>
@@ -7,6 +8,7 @@
 #include "config/version.h"
 #include "http/http_date.h"
 #include "http/parser.h"
+#include "http/user_agent.h"
 
 namespace portico::process {
 
@@ -117,7 +119,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     server_ = group->select(host_, &serverCaptures_);
     if (!serverCaptures_.groups.empty()) captures_ = serverCaptures_;
     if (!original_.path.empty() && original_.path[0] == '/' &&
-        http::normalizePath(original_.path, uri_)) {
+        http::normalizePath(original_.path, uri_, server_->config->mergeSlashes)) {
       args_ = original_.query;
       match(uri_);
     } else if (failStatus_ == 0) {
@@ -125,6 +127,17 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     }
     if (!location_) location_ = &site_.runtimeOf(*server_, nullptr);
     limits_ = location_->limits;
+    // keepalive_disable, as ngx_http_update_location_config: no keep-alive after this response.
+    const config::LocationSettings& s = *location_->settings;
+    if (s.keepaliveDisableMsie6 || s.keepaliveDisableSafari) {
+      if (const std::string* ua = original_.header("User-Agent")) {
+        http::UserAgentQuirks q = http::classifyUserAgent(*ua);
+        if ((q.msie6 && s.keepaliveDisableMsie6 && original_.method == "POST") ||
+            (q.safari && s.keepaliveDisableSafari)) {
+          limits_.keepAliveTimeoutMs = 0;
+        }
+      }
+    }
   }
 
   // RequestRoute
@@ -137,6 +150,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   }
   void run(http::Exchange& exchange) override {
     next_ = &exchange;
+    ErrorLogScope scope(*this);
     if (!location_) {
       exchange.respondError(500);  // no server at all for this address (an empty site)
       return;
@@ -156,6 +170,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
 
   void reject(int status, http::Exchange& exchange) override {
     next_ = &exchange;
+    ErrorLogScope scope(*this);
     if (!location_) {
       exchange.respondError(status);
       return;
@@ -217,12 +232,14 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   void logResponse(const http::AccessLogEntry& entry) override {
     if (logged_ || !location_) return;
     bodyBytes_ = entry.bodyBytesSent;  // what left, after gzip, as nginx's $body_bytes_sent
+    bytesSent_ = entry.bytesSent;
     writeLogs();
   }
   void logConnectionAnswer(const http::AccessLogEntry& entry) override {
     if (logged_ || !location_) return;
     status_ = entry.status;
     bodyBytes_ = entry.bodyBytesSent;
+    bytesSent_ = entry.bytesSent;
     if (entry.responseHeaders) responseHeaders_ = *entry.responseHeaders;
     writeLogs();
   }
@@ -251,7 +268,35 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     lookup_ = http::SiteMap::match(*server_, uri);
     if (lookup_.hasCaptures) captures_ = lookup_.captures;
     location_ = &site_.runtimeOf(*server_, lookup_.node);
+    if (inErrorLogScope_) ErrorLog::setRequestTargets(errorLogTargets());
   }
+
+  // The error_log targets of the current location (null: the process-wide log).
+  const std::vector<ErrorLogTarget>* errorLogTargets() const {
+    return location_ && !location_->errorLogs.empty() ? &location_->errorLogs : nullptr;
+  }
+
+  // While the request's phases run synchronously, what they log goes to the location's
+  // error_log (nginx's r->connection->log follows the location); restored afterwards.
+  class ErrorLogScope {
+   public:
+    explicit ErrorLogScope(SiteRequest& r)
+        : request_(r), outer_(r.inErrorLogScope_),
+          previous_(ErrorLog::setRequestTargets(r.errorLogTargets())) {
+      r.inErrorLogScope_ = true;
+    }
+    ~ErrorLogScope() {
+      request_.inErrorLogScope_ = outer_;
+      ErrorLog::setRequestTargets(previous_);
+    }
+    ErrorLogScope(const ErrorLogScope&) = delete;
+    ErrorLogScope& operator=(const ErrorLogScope&) = delete;
+
+   private:
+    SiteRequest& request_;
+    bool outer_;
+    const std::vector<ErrorLogTarget>* previous_;
+  };
 
   http::VariableContext variables() const {
     http::VariableContext c;
@@ -608,13 +653,12 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   void writeLogs() {
     if (logged_) return;
     logged_ = true;
+    ErrorLogScope scope(*this);
     if (location_->accessLogs.empty()) return;
     http::VariableContext vars = variables();
     vars.responseHeaders = &responseHeaders_;
-    vars.bytesSent = bodyBytes_;
-    for (const auto& log : location_->accessLogs) {
-      log.file->writeLine(log.format->expand(vars, log.escape));
-    }
+    vars.bytesSent = bytesSent_;
+    site_.writeAccessLogs(*location_, vars);
   }
 
   const SiteHandler& site_;
@@ -647,8 +691,10 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   const config::ErrorPage* pendingPage_ = nullptr;
   int pendingStatus_ = 0;
   uint64_t bodyBytes_ = 0;
+  uint64_t bytesSent_ = 0;
   uint64_t startMicros_ = 0;
   bool logged_ = false;
+  bool inErrorLogScope_ = false;  // an ErrorLogScope is active (match() moves it along)
 };
 
 SiteHandler::SiteHandler(const config::Config& config, const http::SiteMap& map,
@@ -683,8 +729,9 @@ LogFile* SiteHandler::logFile(const std::string& path, std::string& error) {
   auto& slot = logFiles_[path];
   if (!slot) {
     slot = std::make_unique<LogFile>();
-    std::string file = path == "/dev/stdout" ? "-" : path;
-    if (!slot->open(file, stdout, error)) {
+    // "stderr" names error_log's stderr (an access_log path is always absolute).
+    std::string file = path == "/dev/stdout" || path == "stderr" ? "-" : path;
+    if (!slot->open(file, path == "stderr" ? stderr : stdout, error)) {
       // nginx's words for it (its -t and start-up say the same).
       int saved = slot->lastErrno();
       error = "open() \"" + path + "\" failed (" + std::to_string(saved) + ": " +
@@ -720,12 +767,64 @@ void SiteHandler::logUnrouted(const http::AccessLogEntry& entry) const {
   vars.serverName = server->primaryName;
   vars.status = entry.status;
   vars.bodyBytesSent = entry.bodyBytesSent;
-  vars.bytesSent = entry.bodyBytesSent;
+  vars.bytesSent = entry.bytesSent;
   vars.responseHeaders = entry.responseHeaders;
   vars.startMicros = static_cast<uint64_t>(entry.startTime) * 1000000;
   vars.durationMicros = entry.durationMicros;
+  writeAccessLogs(rt, vars);
+}
+
+void SiteHandler::writeAccessLogs(const LocationRuntime& rt,
+                                  const http::VariableContext& vars) const {
+  bool rootTested = false, rootMissing = false;
   for (const auto& log : rt.accessLogs) {
-    log.file->writeLine(log.format->expand(vars, log.escape));
+    if (log.condition && !accessLogConditionTrue(log.condition->expand(vars))) continue;
+    std::string line = log.format->expand(vars, log.escape);
+    if (log.syslog) {
+      log.syslog->send(line, std::time(nullptr));
+      continue;
+    }
+    if (!log.path && log.gzipLevel == 0) {
+      log.file->writeLine(line);
+      continue;
+    }
+    line.push_back('\n');
+    if (log.gzipLevel) line = gzipMember(line, log.gzipLevel);
+    if (!log.path) {
+      int fd = log.file->fileno();
+      if (fd >= 0) appendToFile(fd, line);
+      continue;
+    }
+    if (!rootTested) {
+      // As ngx_http_log_script_write: a log path with variables is written only when the
+      // request's root directory exists (checked once per request).
+      rootTested = true;
+      std::string root = !vars.documentRoot.empty() || !rt.directory
+                             ? std::string(vars.documentRoot)
+                             : rt.directory->expand(vars);
+      struct stat st {};
+      if (::stat(root.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+        int saved = ::stat(root.c_str(), &st) != 0 ? errno : ENOTDIR;
+        logError("testing \"" + root + "\" existence failed (" + std::to_string(saved) + ": " +
+                 std::strerror(saved) + ")");
+        rootMissing = true;
+      }
+    }
+    if (rootMissing) continue;
+    std::string path = log.path->expand(vars);
+    bool ok;
+    if (log.cache) {
+      ok = log.cache->write(path, line, std::time(nullptr));
+    } else {
+      UniqueFd fd = openLogForAppend(path);
+      ok = fd && appendToFile(fd.get(), line);
+    }
+    if (!ok) {
+      // nginx: [crit] open() "PATH" failed (ERRNO: TEXT), and the request goes on.
+      int saved = errno;
+      logCritical("open() \"" + path + "\" failed (" + std::to_string(saved) + ": " +
+                  std::strerror(saved) + ")");
+    }
   }
 }
 
@@ -788,12 +887,14 @@ bool SiteHandler::compile(LocationRuntime& rt, const config::LocationSettings& s
   rt.fileOptions.sendfile = s.sendfile;
   rt.fileOptions.logNotFound = s.logNotFound;
   rt.fileOptions.gzip = policy;
+  rt.fileOptions.ifModifiedSince = s.ifModifiedSince;
   if (rt.directory->constant() && !(rt.alias && rt.aliasRegex)) {
     // Locations with a gzip policy keep their own handler (the policy is per location).
     std::string key = rt.directory->source() + "\n" + std::to_string(rt.fileOptions.gzipStatic) +
                       std::to_string(rt.fileOptions.gzipVary) +
                       std::to_string(rt.fileOptions.sendfile) +
-                      std::to_string(rt.fileOptions.logNotFound) + "\n" +
+                      std::to_string(rt.fileOptions.logNotFound) +
+                      std::to_string(static_cast<int>(s.ifModifiedSince)) + "\n" +
                       std::to_string(reinterpret_cast<uintptr_t>(rt.mimes)) + "\n" +
                       std::to_string(reinterpret_cast<uintptr_t>(policy));
     auto& slot = files_[key];
@@ -832,9 +933,31 @@ bool SiteHandler::compile(LocationRuntime& rt, const config::LocationSettings& s
       error = "unknown log format \"" + log.format + "\"" + where();
       return false;
     }
-    LogFile* file = logFile(log.path, error);
-    if (!file) return false;
-    rt.accessLogs.push_back({file, &it->second.first, it->second.second});
+    LocationRuntime::Log entry;
+    entry.format = &it->second.first;
+    entry.escape = it->second.second;
+    entry.gzipLevel = log.gzipLevel;
+    if (!log.condition.empty()) {
+      entry.condition = compileOne(log.condition);
+      if (!entry.condition) return false;
+    }
+    if (log.syslog) {
+      syslogs_.push_back(std::make_unique<SyslogSender>(*log.syslog));
+      entry.syslog = syslogs_.back().get();
+    } else if (log.pathVariables) {
+      entry.path = compileOne(log.path);
+      if (!entry.path) return false;
+      if (s.openLogFileCache) {
+        const config::OpenLogFileCache& c = *s.openLogFileCache;
+        auto& slot = logCaches_[c.source.file + ":" + std::to_string(c.source.line)];
+        if (!slot) slot = std::make_unique<LogFileCache>(c);
+        entry.cache = slot.get();
+      }
+    } else {
+      entry.file = logFile(log.path, error);
+      if (!entry.file) return false;
+    }
+    rt.accessLogs.push_back(std::move(entry));
   }
   if (s.wsgi) {
     rt.wsgi = wsgi ? wsgi(*s.wsgi) : nullptr;
@@ -850,6 +973,12 @@ bool SiteHandler::compile(LocationRuntime& rt, const config::LocationSettings& s
   rt.limits.keepAliveHeaderSeconds =
       s.keepaliveHeaderSeconds ? static_cast<int64_t>(*s.keepaliveHeaderSeconds) : -1;
   rt.limits.keepAliveRequests = s.keepaliveRequests;
+  rt.limits.keepAliveTimeMs = ms(s.keepaliveTimeSeconds);
+  for (const config::ErrorLogSpec& log : s.errorLogs) {
+    LogFile* file = logFile(log.path == "-" ? std::string("stderr") : log.path, error);
+    if (!file) return false;
+    rt.errorLogs.push_back({file, log.level});
+  }
   rt.limits.serverHeader = &serverHeader(s.serverTokens);
   return true;
 }

@@ -14,6 +14,7 @@
 #include "http/router.h"
 #include "http/site_map.h"
 #include "http/variables.h"
+#include "process/access_log_targets.h"
 #include "static/mime_types.h"
 #include "static/static_handler.h"
 
@@ -42,11 +43,17 @@ struct LocationRuntime {
   std::vector<std::pair<const config::AddHeader*, http::Template>> addHeaders;
   std::vector<std::pair<http::Template, const config::ErrorPage*>> errorPages;
   struct Log {
-    LogFile* file;
-    const http::Template* format;
-    http::VariableEscape escape;
+    LogFile* file = nullptr;             // null when the path has variables
+    const http::Template* format = nullptr;
+    http::VariableEscape escape = http::VariableEscape::kDefault;
+    std::optional<http::Template> path;       // a path with variables, expanded per line
+    std::optional<http::Template> condition;  // if=
+    int gzipLevel = 0;                        // gzip[=LEVEL]: each line one gzip member
+    LogFileCache* cache = nullptr;            // open_log_file_cache for a variable path
+    SyslogSender* syslog = nullptr;           // syslog:... instead of a file
   };
   std::vector<Log> accessLogs;
+  std::vector<ErrorLogTarget> errorLogs;  // error_log of the level; empty: the main log
   bool accessLogOff = false;  // `access_log off;` (the flags' log is process-level)
   http::RouteLimits limits;
 };
@@ -84,6 +91,8 @@ class SiteHandler : public http::RequestRouter {
   void logUnrouted(const http::AccessLogEntry& entry) const override;
 
   bool reopenLogs(std::string& error);
+  // Writes the access-log lines of `rt` for a finished request (if=, gzip, variable paths).
+  void writeAccessLogs(const LocationRuntime& rt, const http::VariableContext& vars) const;
 
   // Internals for SiteRequest.
   const LocationRuntime& runtimeOf(const http::ServerNode& server,
@@ -117,6 +126,9 @@ class SiteHandler : public http::RequestRouter {
   std::map<std::string, std::unique_ptr<staticfiles::StaticHandler>> files_;
   std::vector<std::unique_ptr<http::GzipPolicy>> policies_;  // per location with gzip/gzip_static
   std::map<std::string, std::unique_ptr<LogFile>> logFiles_;
+  // open_log_file_cache, one per directive (file:line), shared by the levels inheriting it.
+  std::map<std::string, std::unique_ptr<LogFileCache>> logCaches_;
+  std::vector<std::unique_ptr<SyslogSender>> syslogs_;  // one per syslog access_log
   std::map<std::string, std::pair<http::Template, http::VariableEscape>> logFormats_;
   std::vector<std::string> captureNames_;
   struct GroupCache {

@@ -617,7 +617,12 @@ void StaticHandler::serveFile(http::Exchange& exchange, Opened file, std::string
     notModified = etagListMatches(request, "If-None-Match", etag, false);
   } else if (const std::string* value = conditions.ifModifiedSince) {
     std::optional<std::time_t> date = http::parseHttpDate(*value);
-    notModified = date && mtime <= *date;
+    using Ims = config::LocationSettings::IfModifiedSince;
+    switch (options_.ifModifiedSince) {  // ngx_http_test_if_modified
+      case Ims::kOff: notModified = false; break;
+      case Ims::kExact: notModified = date && mtime == *date; break;
+      case Ims::kBefore: notModified = date && mtime <= *date; break;
+    }
   }
   if (notModified) {
     http::ResponseHead head;

@@ -40,6 +40,10 @@ class StaticHandler : public http::Handler {
     // filter would compress is answered whole (nginx's gzip filter runs before its range
     // filter), and a 206 carries the filter's Vary.
     const http::GzipPolicy* gzip = nullptr;
+    // if_modified_since: exact (nginx's default) answers 304 only for the file's own date,
+    // before for any date not older than the file, off never.
+    config::LocationSettings::IfModifiedSince ifModifiedSince =
+        config::LocationSettings::IfModifiedSince::kBefore;
   };
   // A handler for a location's root or alias `directory` (absolute); the content phase
   // (process::SiteHandler) maps URIs to paths beneath it and calls serve()/probe().

@@ -215,3 +215,57 @@ REJECTED += [
 REJECTED += [
     ("include_directory", H("include /;")),
 ]
+
+# The core directives (http core and log modules): -t as nginx says it.
+ACCEPTED += [
+    ("core_buffers", H("client_header_buffer_size 128; connection_pool_size 128;\n"
+                       "request_pool_size 8k; merge_slashes off;\n"
+                       "server { large_client_header_buffers 4 256; }")),
+    ("core_keepalive", H("keepalive_time 1h; keepalive_disable msie6 safari;\n"
+                         "if_modified_since before; location_placeholder;")
+     .replace(" location_placeholder;", "")),
+    ("core_shutdown", "worker_shutdown_timeout 10ms;\nevents {}\n"),
+    ("log_parameters", H("log_format t $uri;\naccess_log logs/a.log t buffer=32k flush=5s gzip=4 if=$arg_x;\n"
+                         "access_log logs/$host.log t if=$arg_y;\n"
+                         "open_log_file_cache max=10 inactive=1m min_uses=2 valid=2m;\n"
+                         "server { open_log_file_cache off; error_log logs/s.log notice; "
+                         "location / { error_log stderr; error_log logs/l.log debug; } }")),
+    ("log_gzip_shares_buffer", H("access_log logs/a.log combined gzip;\naccess_log logs/a.log combined gzip;")),
+]
+
+REJECTED += [
+    ("core_pool_small", H("connection_pool_size 100;")),
+    ("core_pool_align", H("request_pool_size 120;")),
+    ("core_pool_vs_large", H("connection_pool_size 16k;\nserver { }")),
+    ("core_merge_slashes_flag", H("merge_slashes yes;")),
+    ("core_merge_slashes_location", S("location / { merge_slashes off; }")),
+    ("core_ims_bad", H("if_modified_since never;")),
+    ("core_keepalive_time_bad", H("keepalive_time 1x;")),
+    ("core_keepalive_disable_bad", H("keepalive_disable opera;")),
+    ("core_shutdown_bad", "worker_shutdown_timeout soon;\nevents {}\n"),
+    ("core_shutdown_http", H("worker_shutdown_timeout 1s;")),
+    ("log_buffer_zero", H("access_log a.log combined buffer=0;")),
+    ("log_flush_no_buffer", H("access_log a.log combined flush=1s;")),
+    ("log_gzip_level", H("access_log a.log combined gzip=0;")),
+    ("log_buffer_variables", H("access_log a$host.log combined buffer=4k;")),
+    ("log_conflicting", H("access_log a.log combined buffer=4k;\naccess_log a.log combined buffer=8k;")),
+    ("log_cache_no_max", H("open_log_file_cache inactive=10s;")),
+    ("log_cache_bad", H("open_log_file_cache max=1 sometimes;")),
+    ("log_cache_dup", H("open_log_file_cache off;\nopen_log_file_cache off;")),
+    ("error_log_level_http", H("error_log logs/e.log loud;")),
+]
+
+ACCEPTED += [
+    ("syslog_access_log", H("access_log syslog:server=127.0.0.1:5140,facility=user,severity=alert,"
+                            "tag=web_1,nohostname;\nserver { access_log syslog:server=[::1]; }")),
+]
+
+REJECTED += [
+    ("syslog_port", H("access_log syslog:server=127.0.0.1:99999;")),
+    ("syslog_no_server", H("access_log syslog:facility=user;")),
+    ("syslog_tag", H("access_log syslog:server=127.0.0.1,tag=a-b;")),
+    ("syslog_param", H("access_log syslog:server=127.0.0.1,bogus;")),
+    ("syslog_buffered", H("access_log syslog:server=127.0.0.1 combined buffer=4k;")),
+    ("syslog_severity", H("access_log syslog:server=127.0.0.1,severity=loud;")),
+    ("syslog_dup_server", H("access_log syslog:server=127.0.0.1,server=127.0.0.2;")),
+]

@@ -298,3 +298,21 @@ def test_sigterm_stops_accepting(launch, site):
     server.stop_and_check()
     with pytest.raises(OSError):
         Connection.tcp("127.0.0.1", port, timeout=2)
+
+
+def test_access_log_durations_have_microseconds(launch, tmp_path):
+    # %(D)s is microseconds measured with a µs clock (not milliseconds × 1000), %(M)s
+    # milliseconds, %(L)s decimal seconds: all from the same duration.
+    log_path = str(tmp_path / "access.log")
+    server = launch.start(["--access-logfile", log_path, "--access-logformat", "%(D)s %(M)s %(L)s"])
+    with server.connect() as conn:
+        for _ in range(20):
+            assert conn.request("GET", "/static/a.txt").status == 200
+    text = _wait_for(lambda: len(read_text(log_path).splitlines()) >= 20 and read_text(log_path))
+    rows = [line.split() for line in text.splitlines()]
+    assert len(rows) == 20
+    micros = [int(r[0]) for r in rows]
+    assert any(m % 1000 for m in micros), micros  # not whole milliseconds
+    for d, m, l in rows:
+        assert int(m) == int(d) // 1000, (d, m)
+        assert abs(float(l) - int(d) / 1e6) < 1e-5, (d, l)

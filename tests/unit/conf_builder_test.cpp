@@ -498,13 +498,41 @@ TEST(ConfBuilder, ErrorsAreNginxsMessages) {
       {S("server_name ~(a;"), "[emerg] pcre2_compile() failed: missing closing parenthesis in \"(a\"" + at4},
       // logs
       {H("access_log a.log nosuch;"), "[emerg] unknown log format \"nosuch\"" + at3},
-      {H("access_log a.log combined buffer=32k;"), "[emerg] the \"buffer\" parameter of the \"access_log\" directive is not supported by portico yet" + at3},
-      {H("access_log a.log combined if=$x;"), "[emerg] the \"if\" parameter of the \"access_log\" directive is not supported by portico yet" + at3},
-      {H("access_log syslog:server=x;"), "[emerg] the \"syslog:\" access log target is not supported by portico yet" + at3},
+      {H("access_log a.log combined buffer=0;"), "[emerg] invalid buffer size \"0\"" + at3},
+      {H("access_log a.log combined flush=1x;"), "[emerg] invalid flush time \"1x\"" + at3},
+      {H("access_log a.log combined flush=1s;"), "[emerg] no buffer is defined for access_log \"a.log\"" + at3},
+      {H("access_log a.log combined gzip=10;"), "[emerg] invalid compression level \"10\"" + at3},
+      {H("access_log a$uri.log combined buffer=1k;"), "[emerg] buffered logs cannot have variables in name" + at3},
+      {H("access_log a.log combined buffer=1k;\naccess_log a.log combined buffer=2k;"), "[emerg] access_log \"a.log\" already defined with conflicting parameters" + at4},
+      {H("access_log a.log combined iff=$x;"), "[emerg] invalid parameter \"iff=$x\"" + at3},
+      {H("open_log_file_cache inactive=1m;"), "[emerg] \"open_log_file_cache\" must have \"max\" parameter" + at3},
+      {H("open_log_file_cache max=x;"), "[emerg] invalid \"open_log_file_cache\" parameter \"max=x\"" + at3},
+      {H("open_log_file_cache off;\nopen_log_file_cache off;"), "[emerg] \"open_log_file_cache\" directive is duplicate" + at4},
+      {H("open_log_file_cache max=1 inactive=1 min_uses=1 valid=1 off;"), "[emerg] invalid number of arguments in \"open_log_file_cache\" directive" + at3},
+      {H("error_log x.log loud;"), "[emerg] invalid log level \"loud\"" + at3},
+      {H("error_log syslog:server=127.0.0.1;"), "[emerg] the \"syslog:\" log target is not supported by portico yet" + at3},
+      // core directives
+      {H("connection_pool_size 100;"), "[emerg] the pool size must be no less than 112" + at3},
+      {H("request_pool_size 120;"), "[emerg] the pool size must be a multiple of 16" + at3},
+      {H("client_header_buffer_size 1q;"), "[emerg] \"client_header_buffer_size\" directive invalid value" + at3},
+      {H("merge_slashes 1;"), "[emerg] invalid value \"1\" in \"merge_slashes\" directive, it must be \"on\" or \"off\"" + at3},
+      {S("location / { merge_slashes off; }"), "[emerg] \"merge_slashes\" directive is not allowed here" + at4},
+      {H("if_modified_since later;"), "[emerg] invalid value \"later\"" + at3},
+      {H("keepalive_time 1x;"), "[emerg] \"keepalive_time\" directive invalid value" + at3},
+      {H("keepalive_disable msie7;"), "[emerg] invalid value \"msie7\"" + at3},
+      {"worker_shutdown_timeout x;\nevents {}\n", "[emerg] \"worker_shutdown_timeout\" directive invalid value in /etc/p/site.conf:1"},
+      {H("worker_shutdown_timeout 1s;"), "[emerg] \"worker_shutdown_timeout\" directive is not allowed here" + at3},
+      {H("connection_pool_size 16k;\nserver { }"), "[emerg] the \"large_client_header_buffers\" size must be equal to or greater than \"connection_pool_size\" in /etc/p/site.conf:5"},
+      {H("access_log syslog:server=x.invalid;"), "[emerg] host not found in syslog server \"x.invalid\"" + at3},
+      {H("access_log syslog:server=127.0.0.1:99999;"), "[emerg] invalid port in syslog server \"127.0.0.1:99999\"" + at3},
+      {H("access_log syslog:facility=user;"), "[emerg] no syslog server specified" + at3},
+      {H("access_log syslog:server=127.0.0.1,tag=a-b;"), "[emerg] syslog \"tag\" only allows alphanumeric characters and underscore" + at3},
+      {H("access_log syslog:server=127.0.0.1,bogus;"), "[emerg] unknown syslog parameter \"bogus\"" + at3},
+      {H("access_log syslog:server=127.0.0.1 combined buffer=4k;"), "[emerg] logs to syslog cannot be buffered" + at3},
+      {H("access_log syslog:server=127.0.0.1,severity=loud;"), "[emerg] unknown syslog severity \"loud\"" + at3},
       {H("access_log off x;"), "[emerg] invalid parameter \"x\"" + at3},
       {H("log_format a x;\nlog_format a y;"), "[emerg] duplicate \"log_format\" name \"a\"" + at4},
       {H("log_format a escape=xml x;"), "[emerg] unknown log format escaping \"xml\"" + at3},
-      {S("error_log x.log;"), "[emerg] \"error_log\" directive outside the main context is not supported by portico yet" + at4},
       {"error_log a.log;\nerror_log b.log;\nevents {}\n", "[emerg] more than one \"error_log\" directive is not supported by portico yet in /etc/p/site.conf:2"},
       // content
       {H("error_page 200 /x;"), "[emerg] value \"200\" must be between 300 and 599" + at3},
@@ -608,6 +636,69 @@ TEST(ConfValues, NginxTimeSizeAndNumber) {
   }
   EXPECT_EQ(parseNginxNumber("0"), 0);
   EXPECT_FALSE(parseNginxNumber("+1"));
+}
+
+TEST(ConfBuilder, CoreDirectivesReachTheirLevels) {
+  Config c = loadOk(
+      "worker_shutdown_timeout 10ms;\nevents {}\nhttp {\n"
+      "client_header_buffer_size 128; connection_pool_size 128; request_pool_size 4k;\n"
+      "if_modified_since before; keepalive_time 2s; keepalive_disable safari msie6;\n"
+      "server { merge_slashes off; large_client_header_buffers 4 256;\n"
+      "  location /a { if_modified_since off; keepalive_disable none; }\n"
+      "  location /b { error_log logs/b.log info; error_log stderr; }\n"
+      "} }\n");
+  EXPECT_DOUBLE_EQ(c.workerShutdownTimeoutSeconds, 0.01);
+  EXPECT_DOUBLE_EQ(c.gracefulTimeoutSeconds, 0.01);
+  const VirtualServer& vs = c.site.servers.at(0);
+  EXPECT_EQ(vs.clientHeaderBufferSize, 128u);
+  EXPECT_EQ(vs.connectionPoolSize, 128u);
+  EXPECT_FALSE(vs.mergeSlashes);
+  using Ims = LocationSettings::IfModifiedSince;
+  EXPECT_EQ(vs.settings.ifModifiedSince, Ims::kBefore);
+  EXPECT_DOUBLE_EQ(vs.settings.keepaliveTimeSeconds, 2.0);
+  EXPECT_TRUE(vs.settings.keepaliveDisableSafari);
+  EXPECT_TRUE(vs.settings.keepaliveDisableMsie6);
+  EXPECT_EQ(loc(c, 0).settings.ifModifiedSince, Ims::kOff);
+  EXPECT_FALSE(loc(c, 0).settings.keepaliveDisableMsie6);
+  EXPECT_TRUE(loc(c, 0).settings.errorLogs.empty());
+  ASSERT_EQ(loc(c, 1).settings.errorLogs.size(), 2u);
+  EXPECT_EQ(loc(c, 1).settings.errorLogs[0].path, "/srv/prefix/logs/b.log");
+  EXPECT_EQ(loc(c, 1).settings.errorLogs[0].level, LogLevel::kInfo);
+  EXPECT_EQ(loc(c, 1).settings.errorLogs[1].path, "-");
+  EXPECT_EQ(loc(c, 1).settings.errorLogs[1].level, LogLevel::kError);
+  // Defaults: nginx's.
+  Config d = loadOk(S(""));
+  EXPECT_TRUE(d.site.servers.at(0).mergeSlashes);
+  EXPECT_EQ(d.site.servers.at(0).settings.ifModifiedSince, Ims::kExact);
+  EXPECT_DOUBLE_EQ(d.site.servers.at(0).settings.keepaliveTimeSeconds, 3600.0);
+  EXPECT_TRUE(d.site.servers.at(0).settings.keepaliveDisableMsie6);
+  EXPECT_FALSE(d.site.servers.at(0).settings.keepaliveDisableSafari);
+}
+
+TEST(ConfBuilder, AccessLogParameters) {
+  Config c = loadOk(H(
+      "log_format t $uri;\n"
+      "access_log logs/a.log t if=$arg_x gzip=5 flush=1s;\n"
+      "server { open_log_file_cache max=3 inactive=20s min_uses=2 valid=1m;\n"
+      "  location / { access_log logs/$host.log t; }\n"
+      "  location /off { open_log_file_cache off; access_log logs/$host.log; } }"));
+  const VirtualServer& vs = c.site.servers.at(0);
+  ASSERT_EQ(vs.settings.accessLogs.size(), 1u);
+  const AccessLogSpec& a = vs.settings.accessLogs[0];
+  EXPECT_EQ(a.path, "/srv/prefix/logs/a.log");
+  EXPECT_EQ(a.condition, "$arg_x");
+  EXPECT_EQ(a.gzipLevel, 5);
+  EXPECT_EQ(a.bufferSize, 64u * 1024);  // gzip implies a 64k buffer
+  EXPECT_EQ(a.flushMs, 1000u);
+  EXPECT_FALSE(a.pathVariables);
+  ASSERT_TRUE(vs.settings.openLogFileCache);
+  EXPECT_EQ(vs.settings.openLogFileCache->max, 3);
+  EXPECT_EQ(vs.settings.openLogFileCache->inactiveSeconds, 20);
+  EXPECT_EQ(vs.settings.openLogFileCache->minUses, 2);
+  EXPECT_EQ(vs.settings.openLogFileCache->validSeconds, 60);
+  EXPECT_TRUE(loc(c, 0).settings.accessLogs.at(0).pathVariables);
+  EXPECT_TRUE(loc(c, 0).settings.openLogFileCache);   // inherited
+  EXPECT_FALSE(loc(c, 1).settings.openLogFileCache);  // off
 }
 
 }  // namespace
