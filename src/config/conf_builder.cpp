@@ -88,6 +88,7 @@ struct Partial {
   std::optional<bool> sendfile, tcpNopush, tcpNodelay;
   std::optional<std::pair<double, std::optional<double>>> keepaliveTimeout;
   std::optional<uint64_t> keepaliveRequests;
+  std::optional<unsigned> keepaliveDisable;  // LocationSettings::kKeepaliveDisable* bits
   std::optional<double> sendTimeout, clientBodyTimeout;
   std::optional<bool> serverTokens, absoluteRedirect, serverNameInRedirect, portInRedirect;
   std::optional<bool> logNotFound;
@@ -144,6 +145,7 @@ void mergeFrom(Partial& c, const Partial& p) {
   inherit(c.tcpNodelay, p.tcpNodelay);
   inherit(c.keepaliveTimeout, p.keepaliveTimeout);
   inherit(c.keepaliveRequests, p.keepaliveRequests);
+  inherit(c.keepaliveDisable, p.keepaliveDisable);
   inherit(c.sendTimeout, p.sendTimeout);
   inherit(c.clientBodyTimeout, p.clientBodyTimeout);
   inherit(c.serverTokens, p.serverTokens);
@@ -659,6 +661,27 @@ class Builder {
   void keepaliveRequests(const ConfDirective& d, Frame& f) {
     checkUnset(d, f.level->keepaliveRequests);
     f.level->keepaliveRequests = static_cast<uint64_t>(number(d, d.args[0]));
+  }
+
+  // ngx_conf_set_bitmask_slot: the values of every `keepalive_disable` of a level add up; a
+  // repeated value is a warning, an unknown one fatal.
+  void keepaliveDisable(const ConfDirective& d, Frame& f) {
+    unsigned mask = f.level->keepaliveDisable.value_or(0);
+    for (const std::string& value : d.args) {
+      unsigned bit = 0;
+      if (iequals(value, "none")) {
+        bit = LocationSettings::kKeepaliveDisableNone;
+      } else if (iequals(value, "msie6")) {
+        bit = LocationSettings::kKeepaliveDisableMsie6;
+      } else if (iequals(value, "safari")) {
+        bit = LocationSettings::kKeepaliveDisableSafari;
+      } else {
+        emerg(d, "invalid value " + quote(value));
+      }
+      if (mask & bit) warn(d, "duplicate value " + quote(value));
+      mask |= bit;
+    }
+    f.level->keepaliveDisable = mask;
   }
 
   void serverTokens(const ConfDirective& d, Frame& f) {
@@ -1356,6 +1379,7 @@ class Builder {
       s.keepaliveHeaderSeconds = p.keepaliveTimeout->second;
     }
     if (p.keepaliveRequests) s.keepaliveRequests = *p.keepaliveRequests;
+    if (p.keepaliveDisable) s.keepaliveDisable = *p.keepaliveDisable;
     if (p.sendTimeout) s.sendTimeoutSeconds = *p.sendTimeout;
     if (p.clientBodyTimeout) s.clientBodyTimeoutSeconds = *p.clientBodyTimeout;
     if (p.serverTokens) s.serverTokens = *p.serverTokens;
@@ -1473,6 +1497,7 @@ const std::vector<Builder::Command>& Builder::commands() {
       {"keepalive_timeout", kHsl, Args::k12, false, &Builder::keepaliveTimeout},
       {"keepalive_requests", kHsl, Args::k1, false, &Builder::keepaliveRequests},
       {"server_tokens", kHsl, Args::k1, false, &Builder::serverTokens},
+      {"keepalive_disable", kHsl, Args::k1More, false, &Builder::keepaliveDisable},
       {"server_name_in_redirect", kHsl, Args::k1, false, &Builder::serverNameInRedirect},
       {"absolute_redirect", kHsl, Args::k1, false, &Builder::absoluteRedirect},
       {"port_in_redirect", kHsl, Args::k1, false, &Builder::portInRedirect},

@@ -145,6 +145,11 @@ struct LocationSettings {
   double keepaliveTimeoutSeconds = 75.0;      // keepalive_timeout (second argument: header value)
   std::optional<double> keepaliveHeaderSeconds;
   uint64_t keepaliveRequests = 1000;
+  // keepalive_disable none|msie6|safari (bits; nginx's default msie6: no keep-alive after a
+  // POST from MSIE 4-6, none for Safari on macOS when `safari` is set).
+  static constexpr unsigned kKeepaliveDisableNone = 1, kKeepaliveDisableMsie6 = 2,
+                            kKeepaliveDisableSafari = 4;
+  unsigned keepaliveDisable = kKeepaliveDisableMsie6;
   double sendTimeoutSeconds = 60.0;
   double clientBodyTimeoutSeconds = 60.0;
   bool serverTokens = true;                   // "Server: portico/VERSION" vs "Server: portico"

@@ -54,6 +54,8 @@ class Exchange {
     return std::make_shared<const Request>(request());
   }
   virtual const ConnectionInfo& connection() const = 0;
+  // What error pages sign with: the Server header's value (server_tokens on: with the version).
+  virtual std::string_view signature() const { return "portico"; }
 
   virtual void sendHead(ResponseHead head) = 0;
   virtual void sendBody(BodyChunk chunk) = 0;
@@ -87,7 +89,7 @@ class Exchange {
     ResponseHead head;
     head.status = status;
     head.add("Content-Type", "text/html");
-    respond(std::move(head), errorPageBody(status));
+    respond(std::move(head), errorPageBody(status, signature()));
   }
 };
 

@@ -40,6 +40,8 @@ inline bool statusHasNoBody(int status) {
 void appendEscapedPath(std::string& out, std::string_view path);
 
 // The small HTML body nginx sends for an error status.
-std::string errorPageBody(int status);
+// `signature` is the footer's product ("portico", or "portico/VERSION" with server_tokens on,
+// as nginx signs its pages with its Server header's value).
+std::string errorPageBody(int status, std::string_view signature = "portico");
 
 }  // namespace portico::http

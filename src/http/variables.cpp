@@ -193,6 +193,9 @@ bool validateTemplates(const config::HttpSite& site, std::string& error) {
     for (const config::AddHeader& h : s.addHeaders) {
       if (!check(h.value, source)) return false;
     }
+    for (const std::string& index : s.index) {
+      if (!check(index, source)) return false;
+    }
     for (const config::ErrorPage& p : s.errorPages) {
       if (!check(p.uri, source)) return false;
     }

@@ -7,6 +7,7 @@
 #include "config/version.h"
 #include "http/http_date.h"
 #include "http/parser.h"
+#include "http/user_agent.h"
 
 namespace portico::process {
 
@@ -125,6 +126,11 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     }
     if (!location_) location_ = &site_.runtimeOf(*server_, nullptr);
     limits_ = location_->limits;
+    if (const std::string* agent = original_.header("User-Agent");
+        agent && http::keepaliveDisabled(location_->settings->keepaliveDisable, *agent,
+                                         original_.method == "POST")) {
+      limits_.keepAliveTimeoutMs = 0;  // ngx_http_update_location_config: no keep-alive
+    }
   }
 
   // RequestRoute
@@ -168,6 +174,11 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   // Exchange: what the content sees.
   const http::Request& request() const override { return rewritten_ ? *rewritten_ : original_; }
   const http::ConnectionInfo& connection() const override { return connection_; }
+  // The answering location's server_tokens (the connection knows the first location's only).
+  std::string_view signature() const override {
+    return location_ && location_->limits.serverHeader ? *location_->limits.serverHeader
+                                                       : next_ ? next_->signature() : "portico";
+  }
 
   void sendHead(http::ResponseHead head) override {
     if (swallowing_) return;
@@ -296,7 +307,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     head.status = status;
     head.add("Content-Type", "text/html");
     head.add("Location", std::move(location));
-    respond(std::move(head), http::errorPageBody(status));
+    respond(std::move(head), http::errorPageBody(status, signature()));
   }
 
   void doReturn(const config::ReturnSpec& spec, const http::Template& text) {
@@ -341,45 +352,54 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     serveFiles();
   }
 
-  // The directory (root or alias) and the path beneath it for `name` (a URI).
-  staticfiles::StaticHandler* filesFor(std::string_view name, std::string& relative) {
+  // The directory (root or alias) and the path beneath it for `name` (a URI). As
+  // ngx_http_map_uri_to_path, the path is the directory and the URI's rest concatenated as
+  // they are: `location /b { alias /dir; }` maps "/bf.txt" to "/dirf.txt", and `alias
+  // /dir/y.html` names a file. The lookup is then confined to the alias's parent directory.
+  // A regex location's alias names the whole file, unless try_files found `name` beneath it
+  // (nginx's add_uri_to_alias): then the URI is appended.
+  staticfiles::StaticHandler* filesFor(std::string_view name, std::string& relative,
+                                       bool addUri = false) {
     const LocationRuntime& rt = *location_;
     // A constant root or alias is used in place (the site owns it): no copy per request.
-    std::string expanded;
     std::string_view directory;
     if (rt.directory) {
       if (rt.directory->constant()) {
         directory = rt.directory->source();
       } else {
-        expanded = rt.directory->expand(variables());
+        documentRootOwned_ = rt.directory->expand(variables());
         // As nginx (ngx_get_full_name per request): a value that expanded to a relative path
         // is under the prefix; the builder already applied it to values not starting with a
         // variable.
-        if (!expanded.empty() && expanded[0] != '/') expanded.insert(0, site_.prefix());
-        directory = expanded;
+        if (!documentRootOwned_.empty() && documentRootOwned_[0] != '/') {
+          documentRootOwned_.insert(0, site_.prefix());
+        }
+        directory = documentRootOwned_;
       }
     }
-    if (rt.alias && rt.aliasRegex) {
-      // A regex location's alias names the whole file (captures inside).
-      size_t slash = directory.rfind('/');
-      relative.assign(directory.substr(slash == std::string::npos ? 0 : slash + 1));
-      directory = directory.substr(0, slash == std::string::npos ? 0 : slash + 1);
-    } else if (rt.alias) {
-      std::string_view rest = name;
-      if (rest.starts_with(rt.aliasPrefix)) rest.remove_prefix(rt.aliasPrefix.size());
-      relative.assign(rest);
-    } else {
-      relative.assign(name);
-    }
-    if (rt.directory && !rt.directory->constant()) {
-      expanded.resize(directory.size());  // `directory` is a prefix of `expanded`
-      documentRootOwned_ = std::move(expanded);
-      directory = documentRootOwned_;
-    }
     documentRoot_ = directory;
-    if (rt.files) return rt.files;
-    perRequestFiles_ = std::make_unique<staticfiles::StaticHandler>(
-        std::string(directory), *rt.mimes, rt.fileOptions);
+    std::string_view rest = name;
+    if (rt.alias && rt.aliasRegex) {
+      if (!addUri) rest = {};
+    } else if (rt.alias) {
+      if (rest.starts_with(rt.aliasPrefix)) rest.remove_prefix(rt.aliasPrefix.size());
+    }
+    std::string_view base = directory;
+    if (rt.alias && !directory.ends_with('/') && !rest.starts_with('/')) {
+      // The last component of the alias and the rest form one name in its parent.
+      size_t slash = directory.rfind('/');
+      base = directory.substr(0, slash == std::string_view::npos ? 0 : slash + 1);
+      relative.assign(directory.substr(base.size()));
+      relative.append(rest);
+    } else {
+      relative.assign(rest);
+    }
+    if (rt.files && base == directory) return rt.files;
+    if (!perRequestFiles_ || perRequestFor_ != &rt || perRequestFiles_->mount().directory != base) {
+      perRequestFiles_ = std::make_unique<staticfiles::StaticHandler>(std::string(base),
+                                                                      *rt.mimes, rt.fileOptions);
+      perRequestFor_ = &rt;
+    }
     return perRequestFiles_.get();
   }
 
@@ -392,7 +412,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       std::string name = entry.expand(variables());
       if (wantDirectory && !name.empty()) name.pop_back();
       std::string relative;
-      staticfiles::StaticHandler* files = filesFor(name, relative);
+      staticfiles::StaticHandler* files = filesFor(name, relative, true);
       auto kind = files->probe(relative);
       if (wantDirectory ? kind == staticfiles::StaticHandler::Kind::kDirectory
                         : (kind == staticfiles::StaticHandler::Kind::kFile ||
@@ -401,6 +421,18 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
           // As nginx: the URI becomes the entry found, without the slash that asked for a
           // directory (so "$uri/" for "/dir" then redirects to the slash form).
           uri_ = name.empty() ? std::string("/") : name;
+          rewrite(uri_, args_, false);
+        } else if (location_->aliasRegex) {
+          // ngx_http_try_files_handler: a file found beneath a regex location's alias is
+          // served as the alias and the entry (add_uri_to_alias).
+          if (!wantDirectory) {
+            uri_ = name;
+            rewrite(uri_, args_, false);
+            addUriToAlias_ = true;
+          }
+        } else if (!name.starts_with(location_->aliasPrefix)) {
+          // The entry was tried beneath the alias as it is: the URI keeps the prefix.
+          uri_ = location_->aliasPrefix + name;
           rewrite(uri_, args_, false);
         }
         return false;
@@ -427,14 +459,15 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   }
 
   void serveFiles() {
-    const config::LocationSettings& s = *location_->settings;
     if (!uri_.empty() && uri_.back() == '/') {
       // The index module: the first existing index file, reached by an internal redirect;
       // the directory is tested once an index file is missing (ngx_http_index_handler).
       std::string relative;
       staticfiles::StaticHandler* files = filesFor(uri_, relative);
       bool dirTested = false;
-      for (const std::string& index : s.index) {
+      for (const http::Template& name : location_->index) {
+        // As ngx_http_index_handler: names with variables are expanded per request.
+        std::string index = name.constant() ? name.source() : name.expand(variables());
         if (index.starts_with('/')) {
           internalRedirect(index, args_, false);
           return;
@@ -462,7 +495,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       return;
     }
     std::string relative;
-    staticfiles::StaticHandler* files = filesFor(uri_, relative);
+    staticfiles::StaticHandler* files = filesFor(uri_, relative, addUriToAlias_);
     files->serve(*this, relative, [this] {
       std::string path;
       http::appendEscapedPath(path, uri_);
@@ -494,6 +527,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     if (!http::normalizePath(uri, normalized)) normalized = uri;
     uri_ = normalized;
     args_ = args;
+    addUriToAlias_ = false;
     rewrite(uri_, args_, toGet);
     captures_.reset();
     match(uri_);
@@ -631,6 +665,8 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   Regex::Match serverCaptures_;
   std::optional<Regex::Match> captures_;
   std::unique_ptr<staticfiles::StaticHandler> perRequestFiles_;
+  const LocationRuntime* perRequestFor_ = nullptr;  // whose options perRequestFiles_ has
+  bool addUriToAlias_ = false;  // try_files found the URI beneath a regex location's alias
   std::string host_;
   std::string uri_;
   std::string args_;
@@ -815,6 +851,11 @@ bool SiteHandler::compile(LocationRuntime& rt, const config::LocationSettings& s
     }
     rt.tryFallback = compileOne(s.tryFiles->fallback);
     if (!rt.tryFallback) return false;
+  }
+  for (const std::string& index : s.index) {
+    auto t = compileOne(index);
+    if (!t) return false;
+    rt.index.push_back(std::move(*t));
   }
   for (const config::AddHeader& h : s.addHeaders) {
     auto t = compileOne(h.value);

@@ -369,7 +369,7 @@ void StaticHandler::handle(http::Exchange& exchange) {
     head.status = 405;
     head.add("Content-Type", "text/html");
     head.add("Allow", "GET, HEAD");
-    exchange.respond(std::move(head), http::errorPageBody(405));
+    exchange.respond(std::move(head), http::errorPageBody(405, exchange.signature()));
     return;
   }
 
@@ -478,7 +478,7 @@ void StaticHandler::serve(http::Exchange& exchange, std::string_view relativeIn,
     head.status = 405;
     head.add("Content-Type", "text/html");
     head.add("Allow", "GET, HEAD");  // nginx omits it; RFC 9110 asks for it, the tests check it
-    exchange.respond(std::move(head), http::errorPageBody(405));
+    exchange.respond(std::move(head), http::errorPageBody(405, exchange.signature()));
   };
   // As ngx_http_static_handler: other methods are refused at once; POST only once the file is
   // found (a missing file stays a 404, a directory a 301).
@@ -531,7 +531,7 @@ void StaticHandler::serve(http::Exchange& exchange, std::string_view relativeIn,
     head.status = 301;
     head.add("Content-Type", "text/html");
     head.add("Location", directoryLocation());
-    exchange.respond(std::move(head), http::errorPageBody(301));
+    exchange.respond(std::move(head), http::errorPageBody(301, exchange.signature()));
     return;
   }
   if (!S_ISREG(file.st.st_mode)) {
@@ -587,7 +587,7 @@ void StaticHandler::redirectToDirectory(http::Exchange& exchange,
   head.status = 301;
   head.add("Content-Type", "text/html");
   head.add("Location", std::move(location));
-  exchange.respond(std::move(head), http::errorPageBody(301));
+  exchange.respond(std::move(head), http::errorPageBody(301, exchange.signature()));
 }
 
 void StaticHandler::serveFile(http::Exchange& exchange, Opened file, std::string_view typeName,
@@ -666,7 +666,7 @@ void StaticHandler::serveFile(http::Exchange& exchange, Opened file, std::string
     head.add("Content-Type", "text/html");
     head.add("Content-Range", "bytes */" + std::to_string(size));
     if (vary) head.add("Vary", "Accept-Encoding");
-    exchange.respond(std::move(head), http::errorPageBody(416));
+    exchange.respond(std::move(head), http::errorPageBody(416, exchange.signature()));
     return;
   }
 

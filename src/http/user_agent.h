@@ -1,0 +1,21 @@
+#pragma once
+
+// The browsers nginx recognises in User-Agent (ngx_http_process_user_agent), for
+// keepalive_disable. Pure functions; any thread.
+
+#include <string_view>
+
+namespace portico::http {
+
+struct BrowserFlags {
+  bool msie6 = false;   // MSIE 4.x, 5.x, or 6.x without "SV1" (not Opera)
+  bool safari = false;  // Safari on macOS (not MSIE, Opera, Gecko or Chrome)
+};
+
+BrowserFlags classifyUserAgent(std::string_view userAgent);
+
+// nginx's ngx_http_update_location_config: whether keepalive_disable `mask` (the
+// config::LocationSettings::kKeepaliveDisable* bits) ends keep-alive for this request.
+bool keepaliveDisabled(unsigned mask, std::string_view userAgent, bool isPost);
+
+}  // namespace portico::http
