@@ -496,13 +496,24 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     }
     std::string relative;
     staticfiles::StaticHandler* files = filesFor(uri_, relative, addUriToAlias_);
-    files->serve(*this, relative, [this] {
-      std::string path;
-      http::appendEscapedPath(path, uri_);
-      path += '/';
-      if (!args_.empty()) path += "?" + args_;
-      return redirectLocation(path);
-    });
+    // add_header ETag/Last-Modified replace the file's validators before If-Range is judged.
+    std::optional<staticfiles::StaticHandler::Validators> validators;
+    for (const auto& [spec, value] : location_->addHeaders) {
+      bool etag = http::iequals(spec->name, "ETag");
+      if (!etag && !http::iequals(spec->name, "Last-Modified")) continue;
+      if (!validators) validators.emplace();
+      (etag ? validators->etag : validators->lastModified) = value.expand(variables());
+    }
+    files->serve(
+        *this, relative,
+        [this] {
+          std::string path;
+          http::appendEscapedPath(path, uri_);
+          path += '/';
+          if (!args_.empty()) path += "?" + args_;
+          return redirectLocation(path);
+        },
+        validators ? &*validators : nullptr);
   }
 
   void rewrite(const std::string& uri, const std::string& args, bool toGet) {
@@ -529,7 +540,8 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     args_ = args;
     addUriToAlias_ = false;
     rewrite(uri_, args_, toGet);
-    captures_.reset();
+    // The captures stay (nginx keeps r->captures and the named ones are variables): a
+    // server_name regex's $sub still names the index file's directory after the redirect.
     match(uri_);
     content();
   }
@@ -630,9 +642,15 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     if (!location_->addHeaders.empty()) {
       http::VariableContext vars = variables();
       vars.status = head.status;
+      vars.responseHeaders = &head.headers;  // $sent_http_* sees the headers added before
       for (const auto& [spec, value] : location_->addHeaders) {
         if (!filtered && !spec->always) continue;
         std::string v = value.expand(vars);
+        if (http::iequals(spec->name, "ETag") || http::iequals(spec->name, "Last-Modified")) {
+          // ngx_http_set_response_header: these replace the response's own, "" removes it.
+          std::erase_if(head.headers,
+                        [&](const http::Header& h) { return http::iequals(h.name, spec->name); });
+        }
         if (!v.empty()) head.add(spec->name, std::move(v));  // nginx skips empty values
       }
     }
