@@ -1355,7 +1355,11 @@ class Builder {
     if (p.addHeaders) s.addHeaders = *p.addHeaders;
     if (p.expires) s.expires = *p.expires;
     if (p.defaultType) s.defaultType = *p.defaultType;
-    s.types = p.types;
+    // Without a `types` block anywhere above, nginx's own three (ngx_http_core_default_types);
+    // the full table is only for the command-line site (site_from_flags).
+    s.types = p.types ? *p.types
+                      : std::map<std::string, std::string>{
+                            {"html", "text/html"}, {"gif", "image/gif"}, {"jpg", "image/jpeg"}};
     if (p.gzip) s.gzip.enabled = *p.gzip;
     if (p.gzipTypes) s.gzip.types = *p.gzipTypes;
     if (p.gzipLevel) s.gzip.level = *p.gzipLevel;

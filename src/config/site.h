@@ -134,7 +134,8 @@ struct LocationSettings {
   std::vector<AddHeader> addHeaders;    // inherited only when the level sets none
   Expires expires;
   std::string defaultType = "text/plain";
-  // `types { ... }`: extension (lower case, no dot) → MIME type; nullopt = the shipped table.
+  // `types { ... }`: extension (lower case, no dot) → MIME type; nullopt = the shipped table
+  // (the command-line site; an nginx-style file without `types` gets nginx's html, gif, jpg).
   std::optional<std::map<std::string, std::string>> types;
   GzipSettings gzip;
   uint64_t clientMaxBodySize = 1024 * 1024;   // 0 = unlimited

@@ -88,6 +88,7 @@ class Exchange {
   void respondError(int status) {
     ResponseHead head;
     head.status = status;
+    head.special = true;
     head.add("Content-Type", "text/html");
     respond(std::move(head), errorPageBody(status, signature()));
   }

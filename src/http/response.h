@@ -21,6 +21,10 @@ struct ResponseHead {
   std::optional<uint64_t> contentLength;
   // Ask the connection to close after this response.
   bool close = false;
+  // An answer the server generates itself (an error or a redirect, nginx's "special
+  // response"): error_page may take it over. A response with its own body (a file, `return
+  // CODE "text"`, an app's) is never replaced.
+  bool special = false;
 
   void add(std::string name, std::string value) {
     headers.push_back({std::move(name), std::move(value)});

@@ -8,7 +8,7 @@ BrowserFlags classifyUserAgent(std::string_view ua) {
   BrowserFlags flags;
   bool msie = false;
   size_t at = ua.find("MSIE ");
-  // nginx wants two more bytes after "MSIE N." (msie + 7 < end).
+  // nginx wants a byte after "MSIE N." (msie + 7 < end).
   if (at != std::string_view::npos && at + 7 < ua.size()) {
     msie = true;
     if (ua[at + 6] == '.') {

@@ -182,7 +182,13 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
 
   void sendHead(http::ResponseHead head) override {
     if (swallowing_) return;
-    if (!location_->wsgi && head.status >= 300 && head.status != 304 && !inErrorPage_) {
+    if (head.special && inErrorPage_) {
+      // ngx_http_special_response_handler sets err_status: the error page's own error or
+      // redirect is what the client gets (with its Location).
+      errStatus_ = head.status;
+    }
+    if (head.special && !location_->wsgi && head.status >= 300 && head.status != 304 &&
+        !inErrorPage_) {
       if (const config::ErrorPage* page = errorPageFor(head.status)) {
         swallowing_ = true;
         pendingPage_ = page;
@@ -291,6 +297,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       // nginx has pages for the common codes only; the rest (418, 204, 2xx) go out empty.
       http::ResponseHead head;
       head.status = status;
+      head.special = true;
       respond(std::move(head), std::string());
       return;
     }
@@ -307,14 +314,17 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     head.status = status;
     head.add("Content-Type", "text/html");
     head.add("Location", std::move(location));
+    head.special = true;
     respond(std::move(head), http::errorPageBody(status, signature()));
   }
 
   void doReturn(const config::ReturnSpec& spec, const http::Template& text) {
-    if (!spec.hasText) {
+    if (!spec.hasText && (spec.code >= 400 || isRedirectCode(spec.code))) {
       finalize(spec.code);
       return;
     }
+    // ngx_http_script_return_code: below 400 (or with text) the answer is
+    // ngx_http_send_response's, with the URI's type even when empty (`return 200;`).
     std::string value = text.expand(variables());
     if (isRedirectCode(spec.code)) {
       redirect(spec.code, redirectLocation(value));
@@ -322,8 +332,9 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     }
     http::ResponseHead head;
     head.status = spec.code;
-    // As ngx_http_send_response: the type of the URI's extension, else default_type.
-    head.add("Content-Type", std::string(location_->mimes->lookup(uri_)));
+    // As ngx_http_send_response: the type of the URI's extension, else default_type (none on
+    // a 204, whose header filter drops it).
+    if (spec.code != 204) head.add("Content-Type", std::string(location_->mimes->lookup(uri_)));
     respond(std::move(head), std::move(value));
   }
 

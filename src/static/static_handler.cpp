@@ -374,6 +374,7 @@ void StaticHandler::handle(http::Exchange& exchange) {
     head.status = 405;
     head.add("Content-Type", "text/html");
     head.add("Allow", "GET, HEAD");
+    head.special = true;
     exchange.respond(std::move(head), http::errorPageBody(405, exchange.signature()));
     return;
   }
@@ -484,6 +485,7 @@ void StaticHandler::serve(http::Exchange& exchange, std::string_view relativeIn,
     head.status = 405;
     head.add("Content-Type", "text/html");
     head.add("Allow", "GET, HEAD");  // nginx omits it; RFC 9110 asks for it, the tests check it
+    head.special = true;
     exchange.respond(std::move(head), http::errorPageBody(405, exchange.signature()));
   };
   // As ngx_http_static_handler: other methods are refused at once; POST only once the file is
@@ -537,6 +539,7 @@ void StaticHandler::serve(http::Exchange& exchange, std::string_view relativeIn,
     head.status = 301;
     head.add("Content-Type", "text/html");
     head.add("Location", directoryLocation());
+    head.special = true;
     exchange.respond(std::move(head), http::errorPageBody(301, exchange.signature()));
     return;
   }
@@ -593,6 +596,7 @@ void StaticHandler::redirectToDirectory(http::Exchange& exchange,
   head.status = 301;
   head.add("Content-Type", "text/html");
   head.add("Location", std::move(location));
+  head.special = true;
   exchange.respond(std::move(head), http::errorPageBody(301, exchange.signature()));
 }
 
@@ -682,6 +686,7 @@ void StaticHandler::serveFile(http::Exchange& exchange, Opened file, std::string
     head.add("Content-Type", "text/html");
     head.add("Content-Range", "bytes */" + std::to_string(size));
     if (vary) head.add("Vary", "Accept-Encoding");
+    head.special = true;
     exchange.respond(std::move(head), http::errorPageBody(416, exchange.signature()));
     return;
   }

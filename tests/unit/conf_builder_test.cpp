@@ -261,7 +261,11 @@ TEST(ConfBuilder, TypesAndInclude) {
   EXPECT_EQ(t->size(), 2u);  // a level's own types replace the inherited table
   EXPECT_EQ(t->at("a"), "text/x-a");
   Config none = loadOk(H("server { }"));
-  EXPECT_FALSE(none.site.servers[0].settings.types);
+  // No `types` anywhere: nginx's built-in three (ngx_http_core_default_types), not the table.
+  ASSERT_TRUE(none.site.servers[0].settings.types);
+  EXPECT_EQ(*none.site.servers[0].settings.types,
+            (std::map<std::string, std::string>{
+                {"html", "text/html"}, {"gif", "image/gif"}, {"jpg", "image/jpeg"}}));
 }
 
 TEST(ConfBuilder, IncludesGlobsAndDepth) {

@@ -15,7 +15,8 @@ TEST(UserAgent, RecognisesOldMsieAsNginxDoes) {
   EXPECT_FALSE(classifyUserAgent("Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1; SV1)").msie6);
   EXPECT_FALSE(classifyUserAgent("Mozilla/4.0 (compatible; MSIE 7.0; Windows NT 6.0)").msie6);
   EXPECT_FALSE(classifyUserAgent("Mozilla/4.0 (compatible; MSIE 6.0; Opera 8.5)").msie6);
-  EXPECT_FALSE(classifyUserAgent("MSIE 6.0").msie6);  // too short after the version
+  EXPECT_FALSE(classifyUserAgent("MSIE 6.").msie6);  // nginx wants a byte past "MSIE N."
+  EXPECT_TRUE(classifyUserAgent("MSIE 6.0").msie6);
 }
 
 TEST(UserAgent, RecognisesSafariOnMacOnly) {
