@@ -8,6 +8,7 @@
 #include "core/body_chunk.h"
 #include "http/request.h"
 #include "http/response.h"
+#include "http/user_agent.h"
 
 namespace portico::http {
 
@@ -90,7 +91,14 @@ class Exchange {
     head.status = status;
     head.special = true;
     head.add("Content-Type", "text/html");
-    respond(std::move(head), errorPageBody(status, signature()));
+    respond(std::move(head), errorPage(status));
+  }
+  // The page respondError sends: signed per server_tokens, padded for MSIE and Chrome.
+  std::string errorPage(int status) const {
+    const std::string* agent = request().header("User-Agent");
+    return errorPageBody(status, signature(),
+                         status >= 400 && agent != nullptr && request().versionMajor >= 1 &&
+                             wantsErrorPadding(*agent));
   }
 };
 

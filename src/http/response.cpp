@@ -83,7 +83,7 @@ std::string_view nginxPageTitle(int status) {
 
 }  // namespace
 
-std::string errorPageBody(int status, std::string_view signature) {
+std::string errorPageBody(int status, std::string_view signature, bool padding) {
   std::string title = std::to_string(status);
   title += ' ';
   title += nginxPageTitle(status);
@@ -96,6 +96,11 @@ std::string errorPageBody(int status, std::string_view signature) {
   body += "</h1></center>\r\n<hr><center>";
   body += signature;
   body += "</center>\r\n</body>\r\n</html>\r\n";
+  if (padding) {
+    for (int i = 0; i < 6; ++i) {
+      body += "<!-- a padding to disable MSIE and Chrome friendly error page -->\r\n";
+    }
+  }
   return body;
 }
 

@@ -46,6 +46,8 @@ void appendEscapedPath(std::string& out, std::string_view path);
 // The small HTML body nginx sends for an error status.
 // `signature` is the footer's product ("portico", or "portico/VERSION" with server_tokens on,
 // as nginx signs its pages with its Server header's value).
-std::string errorPageBody(int status, std::string_view signature = "portico");
+// `padding` appends nginx's msie_padding comments (see wantsErrorPadding).
+std::string errorPageBody(int status, std::string_view signature = "portico",
+                          bool padding = false);
 
 }  // namespace portico::http

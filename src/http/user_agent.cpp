@@ -6,7 +6,7 @@ namespace portico::http {
 
 BrowserFlags classifyUserAgent(std::string_view ua) {
   BrowserFlags flags;
-  bool msie = false;
+  bool& msie = flags.msie;
   size_t at = ua.find("MSIE ");
   // nginx wants a byte after "MSIE N." (msie + 7 < end).
   if (at != std::string_view::npos && at + 7 < ua.size()) {
@@ -25,9 +25,9 @@ BrowserFlags classifyUserAgent(std::string_view ua) {
     msie = false;
     flags.msie6 = false;
   }
-  if (!msie && !opera && ua.find("Gecko/") == std::string_view::npos &&
-      ua.find("Chrome/") == std::string_view::npos) {
-    flags.safari = ua.find("Safari/") != std::string_view::npos &&
+  if (!msie && !opera && ua.find("Gecko/") == std::string_view::npos) {
+    flags.chrome = ua.find("Chrome/") != std::string_view::npos;
+    flags.safari = !flags.chrome && ua.find("Safari/") != std::string_view::npos &&
                    ua.find("Mac OS X") != std::string_view::npos;
   }
   return flags;
@@ -39,6 +39,12 @@ bool keepaliveDisabled(unsigned mask, std::string_view userAgent, bool isPost) {
   BrowserFlags flags = classifyUserAgent(userAgent);
   if (flags.msie6 && isPost && (mask & LocationSettings::kKeepaliveDisableMsie6)) return true;
   return flags.safari && (mask & LocationSettings::kKeepaliveDisableSafari);
+}
+
+bool wantsErrorPadding(std::string_view userAgent) {
+  if (userAgent.empty()) return false;
+  BrowserFlags flags = classifyUserAgent(userAgent);
+  return flags.msie || flags.chrome;
 }
 
 }  // namespace portico::http

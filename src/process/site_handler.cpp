@@ -315,7 +315,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     head.add("Content-Type", "text/html");
     head.add("Location", std::move(location));
     head.special = true;
-    respond(std::move(head), http::errorPageBody(status, signature()));
+    respond(std::move(head), errorPage(status));
   }
 
   void doReturn(const config::ReturnSpec& spec, const http::Template& text) {

@@ -375,7 +375,7 @@ void StaticHandler::handle(http::Exchange& exchange) {
     head.add("Content-Type", "text/html");
     head.add("Allow", "GET, HEAD");
     head.special = true;
-    exchange.respond(std::move(head), http::errorPageBody(405, exchange.signature()));
+    exchange.respond(std::move(head), exchange.errorPage(405));
     return;
   }
 
@@ -486,7 +486,7 @@ void StaticHandler::serve(http::Exchange& exchange, std::string_view relativeIn,
     head.add("Content-Type", "text/html");
     head.add("Allow", "GET, HEAD");  // nginx omits it; RFC 9110 asks for it, the tests check it
     head.special = true;
-    exchange.respond(std::move(head), http::errorPageBody(405, exchange.signature()));
+    exchange.respond(std::move(head), exchange.errorPage(405));
   };
   // As ngx_http_static_handler: other methods are refused at once; POST only once the file is
   // found (a missing file stays a 404, a directory a 301).
@@ -540,7 +540,7 @@ void StaticHandler::serve(http::Exchange& exchange, std::string_view relativeIn,
     head.add("Content-Type", "text/html");
     head.add("Location", directoryLocation());
     head.special = true;
-    exchange.respond(std::move(head), http::errorPageBody(301, exchange.signature()));
+    exchange.respond(std::move(head), exchange.errorPage(301));
     return;
   }
   if (!S_ISREG(file.st.st_mode)) {
@@ -597,7 +597,7 @@ void StaticHandler::redirectToDirectory(http::Exchange& exchange,
   head.add("Content-Type", "text/html");
   head.add("Location", std::move(location));
   head.special = true;
-  exchange.respond(std::move(head), http::errorPageBody(301, exchange.signature()));
+  exchange.respond(std::move(head), exchange.errorPage(301));
 }
 
 void StaticHandler::serveFile(http::Exchange& exchange, Opened file, std::string_view typeName,
@@ -687,7 +687,7 @@ void StaticHandler::serveFile(http::Exchange& exchange, Opened file, std::string
     head.add("Content-Range", "bytes */" + std::to_string(size));
     if (vary) head.add("Vary", "Accept-Encoding");
     head.special = true;
-    exchange.respond(std::move(head), http::errorPageBody(416, exchange.signature()));
+    exchange.respond(std::move(head), exchange.errorPage(416));
     return;
   }
 

@@ -170,7 +170,9 @@ def test_builtin_types_without_a_types_block(tmp_path):
 
 
 MSIE6 = "Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1)"
-SAFARI = "Mozilla/5.0 (Macintosh) AppleWebKit/600 Safari/600"
+SAFARI = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15) AppleWebKit/600 Safari/600"
+CHROME = "Mozilla/5.0 (X11; Linux) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120 Safari/537"
+FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
 TOKENS = server(r"""
         location / { }
         location /off/ { server_tokens off; alias @DIR@/www/; }
@@ -190,6 +192,13 @@ def test_keepalive_disable_and_server_tokens(tmp_path):
         ("GET", "/ks/a.txt", {"headers": [("User-Agent", SAFARI)]}),
         ("GET", "/a.txt", {"headers": [("User-Agent", SAFARI)]}),
         ("GET", "/kb/a.txt", {"headers": [("User-Agent", MSIE6)]}),
+        ("POST", "/kb/a.txt", {"headers": [("User-Agent", MSIE6)]}),
+        ("GET", "/kb/a.txt", {"headers": [("User-Agent", SAFARI)]}),
+        # Error pages are padded for MSIE and Chrome (msie_padding), not for others.
+        ("GET", "/missing", {"headers": [("User-Agent", CHROME)]}),
+        ("GET", "/missing", {"headers": [("User-Agent", FIREFOX)]}),
+        ("GET", "/dir", {"headers": [("User-Agent", CHROME)]}),
+        ("GET", "/nine.txt", {"headers": [("User-Agent", CHROME), ("Range", "bytes=x")]}),
     ], extra_headers=("server",))
 
 

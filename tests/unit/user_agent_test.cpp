@@ -28,6 +28,15 @@ TEST(UserAgent, RecognisesSafariOnMacOnly) {
   EXPECT_FALSE(classifyUserAgent("Mozilla/5.0 (Mac OS X) Gecko/2010 Safari/1").safari);
 }
 
+TEST(UserAgent, ErrorPaddingForMsieAndChrome) {
+  EXPECT_TRUE(wantsErrorPadding("Mozilla/4.0 (compatible; MSIE 8.0; Windows NT 6.1)"));
+  EXPECT_TRUE(wantsErrorPadding("Mozilla/5.0 (X11) AppleWebKit/537 (KHTML, like Gecko) "
+                                "Chrome/120 Safari/537"));
+  EXPECT_FALSE(wantsErrorPadding("Mozilla/5.0 (X11; rv:120.0) Gecko/20100101 Firefox/120.0"));
+  EXPECT_FALSE(wantsErrorPadding("Opera/9.80 (MSIE 6.0) Presto"));
+  EXPECT_FALSE(wantsErrorPadding(""));
+}
+
 TEST(UserAgent, KeepaliveDisableMask) {
   const char* msie6 = "Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1)";
   const char* safari = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15) Safari/605";
