@@ -3,7 +3,11 @@ regex server names, add_header over the validators, error_page statuses, built-i
 keepalive_disable, server_tokens, methods and ranges on static files. Each request is answered
 by Debian's nginx and by portico (see nginx_diff.py)."""
 
+import os
+import subprocess
+
 from nginx_diff import run_case
+from servers import portico_binary
 
 
 FILES = {
@@ -74,6 +78,17 @@ def test_index_with_variables(tmp_path):
         ("GET", "/var/"), ("GET", "/va2/"), ("GET", "/var_redirect/"), ("GET", "/many/?i=a"),
         ("GET", "/many/?i=p"), ("GET", "/many/"),
     ])
+
+
+def test_index_with_an_unknown_variable_fails_the_test(tmp_path):
+    os.makedirs(str(tmp_path / "logs"))
+    conf = tmp_path / "site.conf"
+    conf.write_text("events {}\nhttp { server { listen 127.0.0.1:8081;\n"
+                    "location / { index $nosuch.html; } } }\n")
+    proc = subprocess.run([portico_binary(), "-t", "-p", str(tmp_path) + "/", "-c", str(conf)],
+                          capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 1
+    assert '[emerg] unknown "nosuch" variable' in proc.stderr
 
 
 REGEX_NAMES = r"""
