@@ -30,9 +30,11 @@ bool isHeaderFilterStatus(int code) {
   }
 }
 
-// nginx ends keep-alive after these answers of its own (ngx_http_special_response_handler).
+// nginx ends keep-alive after these answers of its own (ngx_http_special_response_handler),
+// also when an error_page answers in their place.
 bool closesConnection(int code) {
-  return code == 400 || code == 413 || code == 414 || code == 500 || code == 501;
+  return code == 400 || code == 413 || code == 414 || code == 500 || code == 501 ||
+         (code >= 495 && code <= 497);
 }
 
 // The statuses ngx_http_special_response_handler has a page for.
@@ -187,6 +189,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       // redirect is what the client gets (with its Location).
       errStatus_ = head.status;
     }
+    if (head.special && !location_->wsgi && closesConnection(head.status)) closes_ = true;
     if (head.special && !location_->wsgi && head.status >= 300 && head.status != 304 &&
         !inErrorPage_) {
       if (const config::ErrorPage* page = errorPageFor(head.status)) {
@@ -200,7 +203,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       head.status = errStatus_;
       head.reason.clear();
     }
-    if (!location_->wsgi && closesConnection(head.status)) head.close = true;
+    if (closes_ || (!location_->wsgi && closesConnection(head.status))) head.close = true;
     status_ = head.status;
     applyHeaderFilters(head);
     output().sendHead(std::move(head));
@@ -708,6 +711,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   int errStatus_ = 0;
   int uriChanges_ = 0;
   bool inErrorPage_ = false;
+  bool closes_ = false;  // an answer that ends keep-alive was generated (even if replaced)
   bool swallowing_ = false;
   const config::ErrorPage* pendingPage_ = nullptr;
   int pendingStatus_ = 0;

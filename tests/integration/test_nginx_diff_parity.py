@@ -160,6 +160,15 @@ ERROR_STATUSES = server(r"""
         location /r404 { return 404; }
         location /r204 { return 204; }
         location /es/ { error_page 404 = /r200; }
+        # http_error_page.t: redirects taken over by error_page, and the pages' own redirects.
+        location /redirect200 { error_page 404 =200 http://example.com/; return 404; }
+        location /redirect497 { error_page 497 https://example.com/; return 497; }
+        location /error302redirect { error_page 302 http://example.com/; return 302 "first"; }
+        location /error302text { error_page 302 /return302text; return 302 "first"; }
+        location /return302text { return 302 "http://example.com/"; }
+        location /error302args { error_page 302 /return302args?$arg_a; return 302 "first"; }
+        location /return302args { return 302 "http://example.com/$args"; }
+        location /error302directory { error_page 302 /dir; return 302 "first"; }
 """)
 
 
@@ -167,7 +176,9 @@ def test_error_page_statuses(tmp_path):
     run_case(tmp_path, ERROR_STATUSES, FILES, [
         ("GET", "/ep/x"), ("GET", "/eq/x"), ("GET", "/er/x"), ("GET", "/text/"),
         ("GET", "/code/"), ("GET", "/r200"), ("GET", "/r200.html"), ("GET", "/r404"),
-        ("GET", "/r204"), ("GET", "/es/x"),
+        ("GET", "/r204"), ("GET", "/es/x"), ("GET", "/redirect200"), ("GET", "/redirect497"),
+        ("GET", "/error302redirect"), ("GET", "/error302text"), ("GET", "/error302args?a=2"),
+        ("GET", "/error302directory"),
     ])
 
 
