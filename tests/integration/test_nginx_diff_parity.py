@@ -6,7 +6,7 @@ by Debian's nginx and by portico (see nginx_diff.py)."""
 import os
 import subprocess
 
-from nginx_diff import run_case
+from nginx_diff import PROXY, run_case
 from servers import portico_binary
 
 
@@ -240,4 +240,20 @@ def test_methods_and_ranges_on_static_files(tmp_path):
         ("GET", "/nine.txt", {"headers": [("Range", "bytes=-0")]}),
         ("GET", "/nine.txt", {"headers": [("Range", "bytes 1-2")]}),
         ("GET", "/nine.txt", {"headers": [("Range", "chars=1-2")]}),
+    ])
+
+
+# http_location_auto.t: "/a" is redirected to the app location "/a/" although "/a-a" and "/a-b"
+# sort between them ('-' < '/'); nginx proxies where portico runs the app.
+AUTO_REDIRECT = server(r"""
+        add_header X-Location unset;
+        location /a/ { %s }
+        location /a-a { add_header X-Location a-a; return 204; }
+        location /a-b { add_header X-Location a-b; return 204; }
+""" % PROXY)
+
+
+def test_auto_redirect_beside_sibling_prefixes(tmp_path):
+    run_case(tmp_path, AUTO_REDIRECT, FILES, [
+        ("GET", "/a"), ("GET", "/a?x=1"), ("GET", "/a/"), ("GET", "/a-a"), ("GET", "/a-b"),
     ])
