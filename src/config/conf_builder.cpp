@@ -90,6 +90,7 @@ struct Partial {
   std::optional<bool> sendfile, tcpNopush, tcpNodelay;
   std::optional<std::pair<double, std::optional<double>>> keepaliveTimeout;
   std::optional<uint64_t> keepaliveRequests;
+  std::optional<unsigned> keepaliveDisable;  // LocationSettings::kKeepaliveDisable* bits
   std::optional<double> sendTimeout, clientBodyTimeout;
   std::optional<bool> serverTokens, absoluteRedirect, serverNameInRedirect, portInRedirect;
   std::optional<bool> logNotFound;
@@ -101,7 +102,6 @@ struct Partial {
   std::optional<LocationSettings::IfModifiedSince> ifModifiedSince;
   std::optional<double> keepaliveTime;
   std::optional<std::vector<ErrorLogSpec>> errorLogs;
-  std::optional<std::pair<bool, bool>> keepaliveDisable;  // msie6, safari
   // http and server only
   std::optional<double> clientHeaderTimeout;
   std::optional<uint64_t> clientHeaderBufferSize, connectionPoolSize, requestPoolSize;
@@ -156,6 +156,7 @@ void mergeFrom(Partial& c, const Partial& p) {
   inherit(c.tcpNodelay, p.tcpNodelay);
   inherit(c.keepaliveTimeout, p.keepaliveTimeout);
   inherit(c.keepaliveRequests, p.keepaliveRequests);
+  inherit(c.keepaliveDisable, p.keepaliveDisable);
   inherit(c.sendTimeout, p.sendTimeout);
   inherit(c.clientBodyTimeout, p.clientBodyTimeout);
   inherit(c.serverTokens, p.serverTokens);
@@ -171,7 +172,6 @@ void mergeFrom(Partial& c, const Partial& p) {
   inherit(c.ifModifiedSince, p.ifModifiedSince);
   inherit(c.keepaliveTime, p.keepaliveTime);
   inherit(c.errorLogs, p.errorLogs);
-  inherit(c.keepaliveDisable, p.keepaliveDisable);
   inherit(c.clientHeaderBufferSize, p.clientHeaderBufferSize);
   inherit(c.connectionPoolSize, p.connectionPoolSize);
   inherit(c.requestPoolSize, p.requestPoolSize);
@@ -699,6 +699,42 @@ class Builder {
     f.level->keepaliveRequests = static_cast<uint64_t>(number(d, d.args[0]));
   }
 
+  // connection_pool_size, request_pool_size: ngx_http_core_pool_size's checks (the minimum is
+  // NGX_MIN_POOL_SIZE on 64-bit systems).
+  void poolSize(const ConfDirective& d, Frame& f) {
+    auto& slot = d.name == "connection_pool_size" ? f.level->connectionPoolSize
+                                                  : f.level->requestPoolSize;
+    setSize(d, slot, false);
+    if (*slot < 112) emerg(d, "the pool size must be no less than 112");
+    if (*slot % 16) emerg(d, "the pool size must be a multiple of 16");
+  }
+  void clientHeaderBufferSize(const ConfDirective& d, Frame& f) {
+    setSize(d, f.level->clientHeaderBufferSize, false);
+  }
+  void mergeSlashes(const ConfDirective& d, Frame& f) { setFlag(d, f.level->mergeSlashes); }
+  void keepaliveTime(const ConfDirective& d, Frame& f) { setMsec(d, f.level->keepaliveTime); }
+
+  // ngx_conf_set_bitmask_slot: the values of every `keepalive_disable` of a level add up; a
+  // repeated value is a warning, an unknown one fatal.
+  void keepaliveDisable(const ConfDirective& d, Frame& f) {
+    unsigned mask = f.level->keepaliveDisable.value_or(0);
+    for (const std::string& value : d.args) {
+      unsigned bit = 0;
+      if (iequals(value, "none")) {
+        bit = LocationSettings::kKeepaliveDisableNone;
+      } else if (iequals(value, "msie6")) {
+        bit = LocationSettings::kKeepaliveDisableMsie6;
+      } else if (iequals(value, "safari")) {
+        bit = LocationSettings::kKeepaliveDisableSafari;
+      } else {
+        emerg(d, "invalid value " + quote(value));
+      }
+      if (mask & bit) warn(d, "duplicate value " + quote(value));
+      mask |= bit;
+    }
+    f.level->keepaliveDisable = mask;
+  }
+
   void serverTokens(const ConfDirective& d, Frame& f) {
     checkUnset(d, f.level->serverTokens);
     // "build" adds the build name nginx was configured with; portico has none, so it is "on".
@@ -1048,33 +1084,6 @@ class Builder {
     static constexpr GzipSettings::Static kModes[] = {
         GzipSettings::Static::kOff, GzipSettings::Static::kOn, GzipSettings::Static::kAlways};
     f.level->gzipStatic = kModes[enumValue(d, {"off", "on", "always"})];
-  }
-
-  // connection_pool_size, request_pool_size: ngx_http_core_pool_size's checks (the minimum is
-  // NGX_MIN_POOL_SIZE on 64-bit systems).
-  void poolSize(const ConfDirective& d, Frame& f) {
-    auto& slot = d.name == "connection_pool_size" ? f.level->connectionPoolSize
-                                                  : f.level->requestPoolSize;
-    setSize(d, slot, false);
-    if (*slot < 112) emerg(d, "the pool size must be no less than 112");
-    if (*slot % 16) emerg(d, "the pool size must be a multiple of 16");
-  }
-  void clientHeaderBufferSize(const ConfDirective& d, Frame& f) {
-    setSize(d, f.level->clientHeaderBufferSize, false);
-  }
-  void mergeSlashes(const ConfDirective& d, Frame& f) { setFlag(d, f.level->mergeSlashes); }
-  void keepaliveTime(const ConfDirective& d, Frame& f) { setMsec(d, f.level->keepaliveTime); }
-  // ngx_conf_set_bitmask_slot over none, msie6, safari.
-  void keepaliveDisable(const ConfDirective& d, Frame& f) {
-    checkUnset(d, f.level->keepaliveDisable);
-    bool none = false, msie6 = false, safari = false;
-    for (const std::string& v : d.args) {
-      bool* bit = v == "none" ? &none : v == "msie6" ? &msie6 : v == "safari" ? &safari : nullptr;
-      if (!bit) emerg(d, "invalid value " + quote(v));
-      if (*bit) warn(d, "duplicate value " + quote(v));
-      *bit = true;
-    }
-    f.level->keepaliveDisable = std::make_pair(msie6, safari);
   }
 
   void ifModifiedSince(const ConfDirective& d, Frame& f) {
@@ -1620,7 +1629,11 @@ class Builder {
     if (p.addHeaders) s.addHeaders = *p.addHeaders;
     if (p.expires) s.expires = *p.expires;
     if (p.defaultType) s.defaultType = *p.defaultType;
-    s.types = p.types;
+    // Without a `types` block anywhere above, nginx's own three (ngx_http_core_default_types);
+    // the full table is only for the command-line site (site_from_flags).
+    s.types = p.types ? *p.types
+                      : std::map<std::string, std::string>{
+                            {"html", "text/html"}, {"gif", "image/gif"}, {"jpg", "image/jpeg"}};
     if (p.gzip) s.gzip.enabled = *p.gzip;
     if (p.gzipTypes) s.gzip.types = *p.gzipTypes;
     if (p.gzipLevel) s.gzip.level = *p.gzipLevel;
@@ -1644,6 +1657,7 @@ class Builder {
       s.keepaliveHeaderSeconds = p.keepaliveTimeout->second;
     }
     if (p.keepaliveRequests) s.keepaliveRequests = *p.keepaliveRequests;
+    if (p.keepaliveDisable) s.keepaliveDisable = *p.keepaliveDisable;
     if (p.sendTimeout) s.sendTimeoutSeconds = *p.sendTimeout;
     if (p.clientBodyTimeout) s.clientBodyTimeoutSeconds = *p.clientBodyTimeout;
     if (p.serverTokens) s.serverTokens = *p.serverTokens;
@@ -1660,10 +1674,6 @@ class Builder {
     if (p.ifModifiedSince) s.ifModifiedSince = *p.ifModifiedSince;
     if (p.keepaliveTime) s.keepaliveTimeSeconds = *p.keepaliveTime;
     if (p.errorLogs) s.errorLogs = *p.errorLogs;
-    if (p.keepaliveDisable) {
-      s.keepaliveDisableMsie6 = p.keepaliveDisable->first;
-      s.keepaliveDisableSafari = p.keepaliveDisable->second;
-    }
     if (p.clientBodyTempPath) s.clientBodyTempPath = *p.clientBodyTempPath;
     if (p.hasWsgiApp) {
       s.wsgi = p.wsgi;
@@ -1787,6 +1797,7 @@ const std::vector<Builder::Command>& Builder::commands() {
       {"keepalive_timeout", kHsl, Args::k12, false, &Builder::keepaliveTimeout},
       {"keepalive_requests", kHsl, Args::k1, false, &Builder::keepaliveRequests},
       {"server_tokens", kHsl, Args::k1, false, &Builder::serverTokens},
+      {"keepalive_disable", kHsl, Args::k1More, false, &Builder::keepaliveDisable},
       {"server_name_in_redirect", kHsl, Args::k1, false, &Builder::serverNameInRedirect},
       {"absolute_redirect", kHsl, Args::k1, false, &Builder::absoluteRedirect},
       {"port_in_redirect", kHsl, Args::k1, false, &Builder::portInRedirect},
@@ -1823,7 +1834,6 @@ const std::vector<Builder::Command>& Builder::commands() {
        &Builder::clientHeaderBufferSize},
       {"merge_slashes", kHttp | kServer, Args::k1, false, &Builder::mergeSlashes},
       {"keepalive_time", kHsl, Args::k1, false, &Builder::keepaliveTime},
-      {"keepalive_disable", kHsl, Args::k1More, false, &Builder::keepaliveDisable},
       {"if_modified_since", kHsl, Args::k1, false, &Builder::ifModifiedSince},
       {"worker_shutdown_timeout", kMain, Args::k1, false, &Builder::workerShutdownTimeout},
       {"listen", kServer, Args::k1More, false, &Builder::listen},

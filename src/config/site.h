@@ -182,7 +182,8 @@ struct LocationSettings {
   std::vector<AddHeader> addHeaders;    // inherited only when the level sets none
   Expires expires;
   std::string defaultType = "text/plain";
-  // `types { ... }`: extension (lower case, no dot) → MIME type; nullopt = the shipped table.
+  // `types { ... }`: extension (lower case, no dot) → MIME type; nullopt = the shipped table
+  // (the command-line site; an nginx-style file without `types` gets nginx's html, gif, jpg).
   std::optional<std::map<std::string, std::string>> types;
   GzipSettings gzip;
   uint64_t clientMaxBodySize = 1024 * 1024;   // 0 = unlimited
@@ -196,6 +197,11 @@ struct LocationSettings {
   double keepaliveTimeoutSeconds = 75.0;      // keepalive_timeout (second argument: header value)
   std::optional<double> keepaliveHeaderSeconds;
   uint64_t keepaliveRequests = 1000;
+  // keepalive_disable none|msie6|safari (bits; nginx's default msie6: no keep-alive after a
+  // POST from MSIE 4-6, none for Safari on macOS when `safari` is set).
+  static constexpr unsigned kKeepaliveDisableNone = 1, kKeepaliveDisableMsie6 = 2,
+                            kKeepaliveDisableSafari = 4;
+  unsigned keepaliveDisable = kKeepaliveDisableMsie6;
   double sendTimeoutSeconds = 60.0;
   double clientBodyTimeoutSeconds = 60.0;
   bool serverTokens = true;                   // "Server: portico/VERSION" vs "Server: portico"
@@ -210,9 +216,6 @@ struct LocationSettings {
   IfModifiedSince ifModifiedSince = IfModifiedSince::kExact;
   // keepalive_time: no request starts on a connection older than this (nginx 1.19.10+).
   double keepaliveTimeSeconds = 3600.0;
-  // keepalive_disable: no keep-alive for MSIE 4-6 after POST (msie6) or for Safari (safari).
-  bool keepaliveDisableMsie6 = true;
-  bool keepaliveDisableSafari = false;
   // error_log of this level (inherited whole); empty: the main error_log.
   std::vector<ErrorLogSpec> errorLogs;
   std::vector<AccessLogSpec> accessLogs{defaultAccessLog()};  // empty = off

@@ -459,7 +459,7 @@ void Connection::failRequest(int status) {
             "<html>\r\n<head><title>400 Request Header Or Cookie Too Large</title></head>\r\n"
             "<body>\r\n<center><h1>400 Bad Request</h1></center>\r\n"
             "<center>Request Header Or Cookie Too Large</center>\r\n"
-            "<hr><center>portico</center>\r\n</body>\r\n</html>\r\n");
+            "<hr><center>" + std::string(signature()) + "</center>\r\n</body>\r\n</html>\r\n");
     return;
   }
   respondError(status);

@@ -99,6 +99,9 @@ class Connection : public event::IoWatcher, public event::Deferrable, public Exc
   const Request& request() const override { return parser_.request(); }
   std::shared_ptr<const Request> sharedRequest() const override { return parser_.sharedRequest(); }
   const ConnectionInfo& connection() const override { return info_; }
+  std::string_view signature() const override {
+    return limits_.serverHeader ? *limits_.serverHeader : settings_.serverHeaderValue;
+  }
   void sendHead(ResponseHead head) override;
   void sendBody(BodyChunk chunk) override;
   void finish() override;

@@ -8,6 +8,7 @@
 #include "core/body_chunk.h"
 #include "http/request.h"
 #include "http/response.h"
+#include "http/user_agent.h"
 
 namespace portico::http {
 
@@ -61,6 +62,8 @@ class Exchange {
     return std::make_shared<const Request>(request());
   }
   virtual const ConnectionInfo& connection() const = 0;
+  // What error pages sign with: the Server header's value (server_tokens on: with the version).
+  virtual std::string_view signature() const { return "portico"; }
 
   virtual void sendHead(ResponseHead head) = 0;
   virtual void sendBody(BodyChunk chunk) = 0;
@@ -93,8 +96,16 @@ class Exchange {
   void respondError(int status) {
     ResponseHead head;
     head.status = status;
+    head.special = true;
     head.add("Content-Type", "text/html");
-    respond(std::move(head), errorPageBody(status));
+    respond(std::move(head), errorPage(status));
+  }
+  // The page respondError sends: signed per server_tokens, padded for MSIE and Chrome.
+  std::string errorPage(int status) const {
+    const std::string* agent = request().header("User-Agent");
+    return errorPageBody(status, signature(),
+                         status >= 400 && agent != nullptr && request().versionMajor >= 1 &&
+                             wantsErrorPadding(*agent));
   }
 };
 

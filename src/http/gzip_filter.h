@@ -151,6 +151,7 @@ class GzipExchange : public Exchange, public event::Deferrable {
 
   const Request& request() const override { return inner_.request(); }
   const ConnectionInfo& connection() const override { return inner_.connection(); }
+  std::string_view signature() const override { return inner_.signature(); }
   void sendHead(ResponseHead head) override;
   void sendBody(BodyChunk chunk) override;
   void finish() override;

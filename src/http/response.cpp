@@ -83,7 +83,7 @@ std::string_view nginxPageTitle(int status) {
 
 }  // namespace
 
-std::string errorPageBody(int status) {
+std::string errorPageBody(int status, std::string_view signature, bool padding) {
   std::string title = std::to_string(status);
   title += ' ';
   title += nginxPageTitle(status);
@@ -93,7 +93,14 @@ std::string errorPageBody(int status) {
   body += title;
   body += "</title></head>\r\n<body>\r\n<center><h1>";
   body += title;
-  body += "</h1></center>\r\n<hr><center>portico</center>\r\n</body>\r\n</html>\r\n";
+  body += "</h1></center>\r\n<hr><center>";
+  body += signature;
+  body += "</center>\r\n</body>\r\n</html>\r\n";
+  if (padding) {
+    for (int i = 0; i < 6; ++i) {
+      body += "<!-- a padding to disable MSIE and Chrome friendly error page -->\r\n";
+    }
+  }
   return body;
 }
 

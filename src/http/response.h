@@ -21,6 +21,10 @@ struct ResponseHead {
   std::optional<uint64_t> contentLength;
   // Ask the connection to close after this response.
   bool close = false;
+  // An answer the server generates itself (an error or a redirect, nginx's "special
+  // response"): error_page may take it over. A response with its own body (a file, `return
+  // CODE "text"`, an app's) is never replaced.
+  bool special = false;
 
   void add(std::string name, std::string value) {
     headers.push_back({std::move(name), std::move(value)});
@@ -40,6 +44,10 @@ inline bool statusHasNoBody(int status) {
 void appendEscapedPath(std::string& out, std::string_view path);
 
 // The small HTML body nginx sends for an error status.
-std::string errorPageBody(int status);
+// `signature` is the footer's product ("portico", or "portico/VERSION" with server_tokens on,
+// as nginx signs its pages with its Server header's value).
+// `padding` appends nginx's msie_padding comments (see wantsErrorPadding).
+std::string errorPageBody(int status, std::string_view signature = "portico",
+                          bool padding = false);
 
 }  // namespace portico::http

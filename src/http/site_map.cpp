@@ -137,10 +137,17 @@ std::unique_ptr<SiteMap> SiteMap::build(const config::HttpSite& site, std::strin
     auto server = std::make_unique<ServerNode>();
     server->config = &vs;
     server->index = i;
-    for (const std::string& name : vs.serverNames) {
-      if (!name.empty() && name[0] != '~') {
-        server->primaryName = name;
-        break;
+    // nginx's cscf->server_name ($server_name, server_name_in_redirect): the first name as
+    // written, a regex with its '~', a ".name" without the dot, others in lower case.
+    if (!vs.serverNames.empty()) {
+      std::string_view first = vs.serverNames.front();
+      if (!first.starts_with('~')) {
+        if (first.starts_with('.')) first.remove_prefix(1);
+        for (char c : first) {
+          server->primaryName.push_back((c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c);
+        }
+      } else {
+        server->primaryName = first;
       }
     }
     if (!compileLocations(vs.locations, server->locations, *server, map->locations_, error)) {
@@ -195,7 +202,11 @@ std::unique_ptr<SiteMap> SiteMap::build(const config::HttpSite& site, std::strin
       for (const std::string& raw : server->config->serverNames) {
         if (!raw.empty() && raw[0] == '~') {
           std::string message;
-          auto regex = Regex::compile(std::string_view(raw).substr(1), false, message);
+          // As ngx_http_core_server_name: caseless when the pattern has an upper-case letter
+          // (the host it is matched with is in lower case).
+          bool upper = std::any_of(raw.begin(), raw.end(),
+                                   [](char c) { return c >= 'A' && c <= 'Z'; });
+          auto regex = Regex::compile(std::string_view(raw).substr(1), upper, message);
           if (!regex) {
             error = "pcre2_compile() failed: " + message + " in \"" + raw + "\"" +
                     where(server->config->source);

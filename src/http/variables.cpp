@@ -200,6 +200,9 @@ bool validateTemplates(const config::HttpSite& site, std::string& error) {
     for (const config::AddHeader& h : s.addHeaders) {
       if (!check(h.value, source)) return false;
     }
+    for (const std::string& index : s.index) {
+      if (!check(index, source)) return false;
+    }
     for (const config::ErrorPage& p : s.errorPages) {
       if (!check(p.uri, source)) return false;
     }
@@ -503,10 +506,18 @@ std::string Template::expand(const VariableContext& c, VariableEscape escape) co
         break;
       case Kind::kSentHttp:
         if (c.responseHeaders) {
+          // nginx 1.22 joins the lines of Cache-Control and Link (", "); other names give
+          // their first line.
+          bool joined = headerNameMatches("cache-control", part.text) ||
+                        headerNameMatches("link", part.text);
           for (const Header& h : *c.responseHeaders) {
-            if (headerNameMatches(h.name, part.text)) {
+            if (!headerNameMatches(h.name, part.text)) continue;
+            if (!value) {
               value = h.value;
-              break;
+              if (!joined) break;
+            } else {
+              *value += ", ";
+              *value += h.value;
             }
           }
         }

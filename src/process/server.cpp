@@ -185,6 +185,12 @@ bool Server::open(std::vector<BoundListener> listeners,
   };
   if (!site_->build(wsgiFor, error)) return false;
   settings_.site = site_.get();
+  if (!config_.site.servers.empty()) {
+    // Answers before a server is chosen (a request line too long) sign as the first server's
+    // server_tokens says (nginx: the default server's).
+    settings_.serverHeaderValue =
+        site_->serverHeader(config_.site.servers.front().settings.serverTokens);
+  }
 
   if (!createTempPaths(config_.site.tempPaths, config_.user, error)) return false;
   // nginx's `user`: everything that needs root (listeners, logs, pid file) is open by now.

@@ -31,9 +31,11 @@ bool isHeaderFilterStatus(int code) {
   }
 }
 
-// nginx ends keep-alive after these answers of its own (ngx_http_special_response_handler).
+// nginx ends keep-alive after these answers of its own (ngx_http_special_response_handler),
+// also when an error_page answers in their place.
 bool closesConnection(int code) {
-  return code == 400 || code == 413 || code == 414 || code == 500 || code == 501;
+  return code == 400 || code == 413 || code == 414 || code == 500 || code == 501 ||
+         (code >= 495 && code <= 497);
 }
 
 // The statuses ngx_http_special_response_handler has a page for.
@@ -127,16 +129,10 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     }
     if (!location_) location_ = &site_.runtimeOf(*server_, nullptr);
     limits_ = location_->limits;
-    // keepalive_disable, as ngx_http_update_location_config: no keep-alive after this response.
-    const config::LocationSettings& s = *location_->settings;
-    if (s.keepaliveDisableMsie6 || s.keepaliveDisableSafari) {
-      if (const std::string* ua = original_.header("User-Agent")) {
-        http::UserAgentQuirks q = http::classifyUserAgent(*ua);
-        if ((q.msie6 && s.keepaliveDisableMsie6 && original_.method == "POST") ||
-            (q.safari && s.keepaliveDisableSafari)) {
-          limits_.keepAliveTimeoutMs = 0;
-        }
-      }
+    if (const std::string* agent = original_.header("User-Agent");
+        agent && http::keepaliveDisabled(location_->settings->keepaliveDisable, *agent,
+                                         original_.method == "POST")) {
+      limits_.keepAliveTimeoutMs = 0;  // ngx_http_update_location_config: no keep-alive
     }
   }
 
@@ -183,10 +179,22 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   // Exchange: what the content sees.
   const http::Request& request() const override { return rewritten_ ? *rewritten_ : original_; }
   const http::ConnectionInfo& connection() const override { return connection_; }
+  // The answering location's server_tokens (the connection knows the first location's only).
+  std::string_view signature() const override {
+    return location_ && location_->limits.serverHeader ? *location_->limits.serverHeader
+                                                       : next_ ? next_->signature() : "portico";
+  }
 
   void sendHead(http::ResponseHead head) override {
     if (swallowing_) return;
-    if (!location_->wsgi && head.status >= 300 && head.status != 304 && !inErrorPage_) {
+    if (head.special && inErrorPage_) {
+      // ngx_http_special_response_handler sets err_status: the error page's own error or
+      // redirect is what the client gets (with its Location).
+      errStatus_ = head.status;
+    }
+    if (head.special && !location_->wsgi && closesConnection(head.status)) closes_ = true;
+    if (head.special && !location_->wsgi && head.status >= 300 && head.status != 304 &&
+        !inErrorPage_) {
       if (const config::ErrorPage* page = errorPageFor(head.status)) {
         swallowing_ = true;
         pendingPage_ = page;
@@ -198,7 +206,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       head.status = errStatus_;
       head.reason.clear();
     }
-    if (!location_->wsgi && closesConnection(head.status)) head.close = true;
+    if (closes_ || (!location_->wsgi && closesConnection(head.status))) head.close = true;
     status_ = head.status;
     applyHeaderFilters(head);
     output().sendHead(std::move(head));
@@ -325,6 +333,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       // nginx has pages for the common codes only; the rest (418, 204, 2xx) go out empty.
       http::ResponseHead head;
       head.status = status;
+      head.special = true;
       respond(std::move(head), std::string());
       return;
     }
@@ -341,14 +350,17 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     head.status = status;
     head.add("Content-Type", "text/html");
     head.add("Location", std::move(location));
-    respond(std::move(head), http::errorPageBody(status));
+    head.special = true;
+    respond(std::move(head), errorPage(status));
   }
 
   void doReturn(const config::ReturnSpec& spec, const http::Template& text) {
-    if (!spec.hasText) {
+    if (!spec.hasText && (spec.code >= 400 || isRedirectCode(spec.code))) {
       finalize(spec.code);
       return;
     }
+    // ngx_http_script_return_code: below 400 (or with text) the answer is
+    // ngx_http_send_response's, with the URI's type even when empty (`return 200;`).
     std::string value = text.expand(variables());
     if (isRedirectCode(spec.code)) {
       redirect(spec.code, redirectLocation(value));
@@ -356,8 +368,9 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     }
     http::ResponseHead head;
     head.status = spec.code;
-    // As ngx_http_send_response: the type of the URI's extension, else default_type.
-    head.add("Content-Type", std::string(location_->mimes->lookup(uri_)));
+    // As ngx_http_send_response: the type of the URI's extension, else default_type (none on
+    // a 204, whose header filter drops it).
+    if (spec.code != 204) head.add("Content-Type", std::string(location_->mimes->lookup(uri_)));
     respond(std::move(head), std::move(value));
   }
 
@@ -386,45 +399,54 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     serveFiles();
   }
 
-  // The directory (root or alias) and the path beneath it for `name` (a URI).
-  staticfiles::StaticHandler* filesFor(std::string_view name, std::string& relative) {
+  // The directory (root or alias) and the path beneath it for `name` (a URI). As
+  // ngx_http_map_uri_to_path, the path is the directory and the URI's rest concatenated as
+  // they are: `location /b { alias /dir; }` maps "/bf.txt" to "/dirf.txt", and `alias
+  // /dir/y.html` names a file. The lookup is then confined to the alias's parent directory.
+  // A regex location's alias names the whole file, unless try_files found `name` beneath it
+  // (nginx's add_uri_to_alias): then the URI is appended.
+  staticfiles::StaticHandler* filesFor(std::string_view name, std::string& relative,
+                                       bool addUri = false) {
     const LocationRuntime& rt = *location_;
     // A constant root or alias is used in place (the site owns it): no copy per request.
-    std::string expanded;
     std::string_view directory;
     if (rt.directory) {
       if (rt.directory->constant()) {
         directory = rt.directory->source();
       } else {
-        expanded = rt.directory->expand(variables());
+        documentRootOwned_ = rt.directory->expand(variables());
         // As nginx (ngx_get_full_name per request): a value that expanded to a relative path
         // is under the prefix; the builder already applied it to values not starting with a
         // variable.
-        if (!expanded.empty() && expanded[0] != '/') expanded.insert(0, site_.prefix());
-        directory = expanded;
+        if (!documentRootOwned_.empty() && documentRootOwned_[0] != '/') {
+          documentRootOwned_.insert(0, site_.prefix());
+        }
+        directory = documentRootOwned_;
       }
     }
-    if (rt.alias && rt.aliasRegex) {
-      // A regex location's alias names the whole file (captures inside).
-      size_t slash = directory.rfind('/');
-      relative.assign(directory.substr(slash == std::string::npos ? 0 : slash + 1));
-      directory = directory.substr(0, slash == std::string::npos ? 0 : slash + 1);
-    } else if (rt.alias) {
-      std::string_view rest = name;
-      if (rest.starts_with(rt.aliasPrefix)) rest.remove_prefix(rt.aliasPrefix.size());
-      relative.assign(rest);
-    } else {
-      relative.assign(name);
-    }
-    if (rt.directory && !rt.directory->constant()) {
-      expanded.resize(directory.size());  // `directory` is a prefix of `expanded`
-      documentRootOwned_ = std::move(expanded);
-      directory = documentRootOwned_;
-    }
     documentRoot_ = directory;
-    if (rt.files) return rt.files;
-    perRequestFiles_ = std::make_unique<staticfiles::StaticHandler>(
-        std::string(directory), *rt.mimes, rt.fileOptions);
+    std::string_view rest = name;
+    if (rt.alias && rt.aliasRegex) {
+      if (!addUri) rest = {};
+    } else if (rt.alias) {
+      if (rest.starts_with(rt.aliasPrefix)) rest.remove_prefix(rt.aliasPrefix.size());
+    }
+    std::string_view base = directory;
+    if (rt.alias && !directory.ends_with('/') && !rest.starts_with('/')) {
+      // The last component of the alias and the rest form one name in its parent.
+      size_t slash = directory.rfind('/');
+      base = directory.substr(0, slash == std::string_view::npos ? 0 : slash + 1);
+      relative.assign(directory.substr(base.size()));
+      relative.append(rest);
+    } else {
+      relative.assign(rest);
+    }
+    if (rt.files && base == directory) return rt.files;
+    if (!perRequestFiles_ || perRequestFor_ != &rt || perRequestFiles_->mount().directory != base) {
+      perRequestFiles_ = std::make_unique<staticfiles::StaticHandler>(std::string(base),
+                                                                      *rt.mimes, rt.fileOptions);
+      perRequestFor_ = &rt;
+    }
     return perRequestFiles_.get();
   }
 
@@ -437,7 +459,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       std::string name = entry.expand(variables());
       if (wantDirectory && !name.empty()) name.pop_back();
       std::string relative;
-      staticfiles::StaticHandler* files = filesFor(name, relative);
+      staticfiles::StaticHandler* files = filesFor(name, relative, true);
       auto kind = files->probe(relative);
       if (wantDirectory ? kind == staticfiles::StaticHandler::Kind::kDirectory
                         : (kind == staticfiles::StaticHandler::Kind::kFile ||
@@ -446,6 +468,18 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
           // As nginx: the URI becomes the entry found, without the slash that asked for a
           // directory (so "$uri/" for "/dir" then redirects to the slash form).
           uri_ = name.empty() ? std::string("/") : name;
+          rewrite(uri_, args_, false);
+        } else if (location_->aliasRegex) {
+          // ngx_http_try_files_handler: a file found beneath a regex location's alias is
+          // served as the alias and the entry (add_uri_to_alias).
+          if (!wantDirectory) {
+            uri_ = name;
+            rewrite(uri_, args_, false);
+            addUriToAlias_ = true;
+          }
+        } else if (!name.starts_with(location_->aliasPrefix)) {
+          // The entry was tried beneath the alias as it is: the URI keeps the prefix.
+          uri_ = location_->aliasPrefix + name;
           rewrite(uri_, args_, false);
         }
         return false;
@@ -472,14 +506,15 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   }
 
   void serveFiles() {
-    const config::LocationSettings& s = *location_->settings;
     if (!uri_.empty() && uri_.back() == '/') {
       // The index module: the first existing index file, reached by an internal redirect;
       // the directory is tested once an index file is missing (ngx_http_index_handler).
       std::string relative;
       staticfiles::StaticHandler* files = filesFor(uri_, relative);
       bool dirTested = false;
-      for (const std::string& index : s.index) {
+      for (const http::Template& name : location_->index) {
+        // As ngx_http_index_handler: names with variables are expanded per request.
+        std::string index = name.constant() ? name.source() : name.expand(variables());
         if (index.starts_with('/')) {
           internalRedirect(index, args_, false);
           return;
@@ -507,14 +542,25 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       return;
     }
     std::string relative;
-    staticfiles::StaticHandler* files = filesFor(uri_, relative);
-    files->serve(*this, relative, [this] {
-      std::string path;
-      http::appendEscapedPath(path, uri_);
-      path += '/';
-      if (!args_.empty()) path += "?" + args_;
-      return redirectLocation(path);
-    });
+    staticfiles::StaticHandler* files = filesFor(uri_, relative, addUriToAlias_);
+    // add_header ETag/Last-Modified replace the file's validators before If-Range is judged.
+    std::optional<staticfiles::StaticHandler::Validators> validators;
+    for (const auto& [spec, value] : location_->addHeaders) {
+      bool etag = http::iequals(spec->name, "ETag");
+      if (!etag && !http::iequals(spec->name, "Last-Modified")) continue;
+      if (!validators) validators.emplace();
+      (etag ? validators->etag : validators->lastModified) = value.expand(variables());
+    }
+    files->serve(
+        *this, relative,
+        [this] {
+          std::string path;
+          http::appendEscapedPath(path, uri_);
+          path += '/';
+          if (!args_.empty()) path += "?" + args_;
+          return redirectLocation(path);
+        },
+        validators ? &*validators : nullptr);
   }
 
   void rewrite(const std::string& uri, const std::string& args, bool toGet) {
@@ -539,8 +585,10 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     if (!http::normalizePath(uri, normalized)) normalized = uri;
     uri_ = normalized;
     args_ = args;
+    addUriToAlias_ = false;
     rewrite(uri_, args_, toGet);
-    captures_.reset();
+    // The captures stay (nginx keeps r->captures and the named ones are variables): a
+    // server_name regex's $sub still names the index file's directory after the redirect.
     match(uri_);
     content();
   }
@@ -641,9 +689,15 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     if (!location_->addHeaders.empty()) {
       http::VariableContext vars = variables();
       vars.status = head.status;
+      vars.responseHeaders = &head.headers;  // $sent_http_* sees the headers added before
       for (const auto& [spec, value] : location_->addHeaders) {
         if (!filtered && !spec->always) continue;
         std::string v = value.expand(vars);
+        if (http::iequals(spec->name, "ETag") || http::iequals(spec->name, "Last-Modified")) {
+          // ngx_http_set_response_header: these replace the response's own, "" removes it.
+          std::erase_if(head.headers,
+                        [&](const http::Header& h) { return http::iequals(h.name, spec->name); });
+        }
         if (!v.empty()) head.add(spec->name, std::move(v));  // nginx skips empty values
       }
     }
@@ -675,6 +729,8 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   Regex::Match serverCaptures_;
   std::optional<Regex::Match> captures_;
   std::unique_ptr<staticfiles::StaticHandler> perRequestFiles_;
+  const LocationRuntime* perRequestFor_ = nullptr;  // whose options perRequestFiles_ has
+  bool addUriToAlias_ = false;  // try_files found the URI beneath a regex location's alias
   std::string host_;
   std::string uri_;
   std::string args_;
@@ -687,6 +743,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   int errStatus_ = 0;
   int uriChanges_ = 0;
   bool inErrorPage_ = false;
+  bool closes_ = false;  // an answer that ends keep-alive was generated (even if replaced)
   bool swallowing_ = false;
   const config::ErrorPage* pendingPage_ = nullptr;
   int pendingStatus_ = 0;
@@ -916,6 +973,11 @@ bool SiteHandler::compile(LocationRuntime& rt, const config::LocationSettings& s
     }
     rt.tryFallback = compileOne(s.tryFiles->fallback);
     if (!rt.tryFallback) return false;
+  }
+  for (const std::string& index : s.index) {
+    auto t = compileOne(index);
+    if (!t) return false;
+    rt.index.push_back(std::move(*t));
   }
   for (const config::AddHeader& h : s.addHeaders) {
     auto t = compileOne(h.value);

@@ -39,6 +39,7 @@ struct LocationRuntime {
   std::optional<http::GzipPolicy> gzip;       // `gzip on`: responses go through a GzipExchange
   std::optional<http::Template> returnText;
   std::vector<http::Template> tryFiles;
+  std::vector<http::Template> index;  // the index directive's names ($variables expanded)
   std::optional<http::Template> tryFallback;
   std::vector<std::pair<const config::AddHeader*, http::Template>> addHeaders;
   std::vector<std::pair<http::Template, const config::ErrorPage*>> errorPages;

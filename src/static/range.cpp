@@ -8,36 +8,6 @@ namespace portico::staticfiles {
 namespace {
 
 bool isDigit(char c) { return c >= '0' && c <= '9'; }
-bool isOws(char c) { return c == ' ' || c == '\t'; }
-
-std::string_view trimOws(std::string_view s) {
-  while (!s.empty() && isOws(s.front())) s.remove_prefix(1);
-  while (!s.empty() && isOws(s.back())) s.remove_suffix(1);
-  return s;
-}
-
-// Takes the leading digits of `s`; the value saturates at UINT64_MAX, which is beyond any file.
-std::string_view takeDigits(std::string_view& s, uint64_t& value) {
-  size_t n = 0;
-  value = 0;
-  constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
-  while (n < s.size() && isDigit(s[n])) {
-    uint64_t digit = static_cast<uint64_t>(s[n] - '0');
-    value = value > (kMax - digit) / 10 ? kMax : value * 10 + digit;
-    ++n;
-  }
-  std::string_view digits = s.substr(0, n);
-  s.remove_prefix(n);
-  return digits;
-}
-
-// Exact order of two decimal digit strings, so that saturated values still compare correctly.
-bool decimalLess(std::string_view a, std::string_view b) {
-  while (a.size() > 1 && a.front() == '0') a.remove_prefix(1);
-  while (b.size() > 1 && b.front() == '0') b.remove_prefix(1);
-  if (a.size() != b.size()) return a.size() < b.size();
-  return a < b;
-}
 
 bool startsWithBytesUnit(std::string_view s) {
   constexpr std::string_view kUnit = "bytes=";
@@ -52,53 +22,76 @@ bool startsWithBytesUnit(std::string_view s) {
 
 }  // namespace
 
+// A port of ngx_http_range_parse (nginx 1.22): malformed specs are 416 (not ignored), spaces
+// are allowed around the numbers and the '-', and a range that starts at 0 but selects nothing
+// (an empty file) makes the whole header ignored.
 RangeResult parseRange(std::string_view header, uint64_t size) {
-  header = trimOws(header);
-  if (!startsWithBytesUnit(header)) return RangeIgnored{};
-  std::string_view rest = header.substr(6);
+  // ngx_http_range_header_filter: "bytes=" in any case and at least one more byte.
+  if (header.size() < 7 || !startsWithBytesUnit(header)) return RangeIgnored{};
+  std::string_view p = header.substr(6);
+  constexpr uint64_t kMaxOff = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+  auto at = [&p]() { return p.empty() ? '\0' : p.front(); };
+  auto skipSpaces = [&]() {
+    while (at() == ' ') p.remove_prefix(1);
+  };
+  // Digits into `value`; false on overflow past off_t (nginx: 416).
+  auto number = [&](uint64_t& value) {
+    value = 0;
+    while (isDigit(at())) {
+      uint64_t digit = static_cast<uint64_t>(at() - '0');
+      if (value > (kMaxOff - digit) / 10) return false;
+      value = value * 10 + digit;
+      p.remove_prefix(1);
+    }
+    return true;
+  };
 
   ByteRanges ranges;
-  size_t specs = 0;
+  uint64_t total = 0;
   while (true) {
-    size_t comma = rest.find(',');
-    std::string_view spec = trimOws(rest.substr(0, comma));
-    if (!spec.empty()) {  // the list syntax tolerates empty elements ("a,,b")
-      if (++specs > kMaxRanges) return RangeIgnored{};
-      if (spec.front() == '-') {
-        spec.remove_prefix(1);
-        uint64_t suffix = 0;
-        if (takeDigits(spec, suffix).empty() || !spec.empty()) return RangeIgnored{};
-        // A zero suffix, or any range of an empty file, selects nothing: unsatisfiable.
-        if (suffix > 0 && size > 0) {
-          uint64_t length = std::min(suffix, size);
-          ranges.push_back({size - length, length});
-        }
-      } else {
-        uint64_t first = 0;
-        uint64_t last = 0;
-        std::string_view firstDigits = takeDigits(spec, first);
-        if (firstDigits.empty() || spec.empty() || spec.front() != '-') return RangeIgnored{};
-        spec.remove_prefix(1);
-        std::string_view lastDigits = takeDigits(spec, last);
-        if (!spec.empty()) return RangeIgnored{};
-        if (!lastDigits.empty() && decimalLess(lastDigits, firstDigits)) return RangeIgnored{};
-        if (first < size) {
-          uint64_t end = lastDigits.empty() ? size - 1 : std::min(last, size - 1);
-          ranges.push_back({first, end - first + 1});
-        }
+    uint64_t start = 0;
+    uint64_t end = 0;
+    bool suffix = false;
+    bool openEnd = false;
+    skipSpaces();
+    if (at() != '-') {
+      if (!isDigit(at()) || !number(start)) return RangeUnsatisfiable{};
+      skipSpaces();
+      if (at() != '-') return RangeUnsatisfiable{};
+      p.remove_prefix(1);
+      skipSpaces();
+      if (at() == ',' || at() == '\0') {
+        end = size;
+        openEnd = true;
       }
+    } else {
+      suffix = true;
+      p.remove_prefix(1);
     }
-    if (comma == std::string_view::npos) break;
-    rest.remove_prefix(comma + 1);
+    if (!openEnd) {
+      if (!isDigit(at()) || !number(end)) return RangeUnsatisfiable{};
+      skipSpaces();
+      if (at() != ',' && at() != '\0') return RangeUnsatisfiable{};
+      if (suffix) {
+        start = end < size ? size - end : 0;
+        // nginx's content_length - 1 (-1 for an empty file, made 0 below).
+        end = size == 0 ? 0 : size - 1;
+      }
+      end = end >= size ? size : end + 1;
+    }
+    if (start < end) {
+      if (ranges.size() >= kMaxRanges) return RangeIgnored{};
+      ranges.push_back({start, end - start});
+      total += end - start;
+    } else if (start == 0) {
+      return RangeIgnored{};
+    }
+    if (at() != ',') break;
+    p.remove_prefix(1);
   }
-  if (specs == 0) return RangeIgnored{};
   if (ranges.empty()) return RangeUnsatisfiable{};
   // As nginx: asking for more bytes than the whole file (overlaps) is not worth honouring.
-  uint64_t total = 0;
-  for (const ByteRange& range : ranges) {
-    if (range.length > size - total) return RangeIgnored{};
-    total += range.length;
-  }
+  if (total > size) return RangeIgnored{};
   return ranges;
 }
 

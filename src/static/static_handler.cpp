@@ -173,13 +173,18 @@ bool etagListMatches(const http::Request& request, std::string_view name, std::s
   return false;
 }
 
-// If-Range (RFC 9110 §13.1.5): a strong ETag match, or a date equal to Last-Modified.
-bool ifRangeMatches(std::string_view value, std::string_view etag, std::time_t mtime) {
+// If-Range as ngx_http_range_header_filter: a value ending in '"' is an entity-tag equal to
+// the ETag byte for byte (none: no match), anything else a date equal to Last-Modified (none,
+// or an unparsable one: no match).
+bool ifRangeMatches(std::string_view value, std::optional<std::string_view> etag,
+                    std::optional<std::time_t> mtime) {
   value = trimOws(value);
-  if (value.starts_with("W/")) return false;
-  if (value.starts_with('"')) return value == etag;
+  if (value.size() >= 2 && value.back() == '"') {
+    return etag && value == *etag;
+  }
+  if (!mtime) return false;
   std::optional<std::time_t> date = http::parseHttpDate(value);
-  return date && *date == mtime;
+  return date && *date == *mtime;
 }
 
 bool isHostChar(char c) {
@@ -369,7 +374,8 @@ void StaticHandler::handle(http::Exchange& exchange) {
     head.status = 405;
     head.add("Content-Type", "text/html");
     head.add("Allow", "GET, HEAD");
-    exchange.respond(std::move(head), http::errorPageBody(405));
+    head.special = true;
+    exchange.respond(std::move(head), exchange.errorPage(405));
     return;
   }
 
@@ -471,14 +477,16 @@ StaticHandler::Kind StaticHandler::probe(std::string_view relative) const {
 }
 
 void StaticHandler::serve(http::Exchange& exchange, std::string_view relativeIn,
-                          const std::function<std::string()>& directoryLocation) const {
+                          const std::function<std::string()>& directoryLocation,
+                          const Validators* validators) const {
   const http::Request& request = exchange.request();
   auto notAllowed = [&] {
     http::ResponseHead head;
     head.status = 405;
     head.add("Content-Type", "text/html");
     head.add("Allow", "GET, HEAD");  // nginx omits it; RFC 9110 asks for it, the tests check it
-    exchange.respond(std::move(head), http::errorPageBody(405));
+    head.special = true;
+    exchange.respond(std::move(head), exchange.errorPage(405));
   };
   // As ngx_http_static_handler: other methods are refused at once; POST only once the file is
   // found (a missing file stays a 404, a directory a 301).
@@ -517,7 +525,7 @@ void StaticHandler::serve(http::Exchange& exchange, std::string_view relativeIn,
         return;
       }
       serveFile(exchange, std::move(gz), name, true,
-                options_.gzipVary && !options_.gzipStaticAlways);
+                options_.gzipVary && !options_.gzipStaticAlways, validators);
       return;
     }
   }
@@ -531,7 +539,8 @@ void StaticHandler::serve(http::Exchange& exchange, std::string_view relativeIn,
     head.status = 301;
     head.add("Content-Type", "text/html");
     head.add("Location", directoryLocation());
-    exchange.respond(std::move(head), http::errorPageBody(301));
+    head.special = true;
+    exchange.respond(std::move(head), exchange.errorPage(301));
     return;
   }
   if (!S_ISREG(file.st.st_mode)) {
@@ -550,7 +559,7 @@ void StaticHandler::serve(http::Exchange& exchange, std::string_view relativeIn,
     vary = isRegularFile(name);
     name.resize(nameLength);
   }
-  serveFile(exchange, std::move(file), name, false, vary);
+  serveFile(exchange, std::move(file), name, false, vary, validators);
 }
 
 void StaticHandler::redirectToDirectory(http::Exchange& exchange,
@@ -587,11 +596,12 @@ void StaticHandler::redirectToDirectory(http::Exchange& exchange,
   head.status = 301;
   head.add("Content-Type", "text/html");
   head.add("Location", std::move(location));
-  exchange.respond(std::move(head), http::errorPageBody(301));
+  head.special = true;
+  exchange.respond(std::move(head), exchange.errorPage(301));
 }
 
 void StaticHandler::serveFile(http::Exchange& exchange, Opened file, std::string_view typeName,
-                              bool gzip, bool vary) const {
+                              bool gzip, bool vary, const Validators* validators) const {
   const http::Request& request = exchange.request();
   const uint64_t size = static_cast<uint64_t>(file.st.st_size);
   const std::time_t mtime = file.st.st_mtime;
@@ -641,7 +651,17 @@ void StaticHandler::serveFile(http::Exchange& exchange, Opened file, std::string
   if (!request.isHead()) {
     if (const std::string* range = conditions.range) {
       const std::string* ifRange = conditions.ifRange;
-      if (ifRange == nullptr || ifRangeMatches(*ifRange, etag, mtime)) {
+      // If-Range compares with the validators the response will carry (add_header's).
+      std::optional<std::string_view> rangeEtag = etag;
+      std::optional<std::time_t> rangeTime = mtime;
+      if (validators && validators->etag) {
+        rangeEtag = validators->etag->empty() ? std::nullopt
+                                              : std::optional<std::string_view>(*validators->etag);
+      }
+      if (validators && validators->lastModified) {
+        rangeTime = http::parseHttpDate(*validators->lastModified);
+      }
+      if (ifRange == nullptr || ifRangeMatches(*ifRange, rangeEtag, rangeTime)) {
         ranges = parseRange(*range, size);
       }
     }
@@ -671,7 +691,8 @@ void StaticHandler::serveFile(http::Exchange& exchange, Opened file, std::string
     head.add("Content-Type", "text/html");
     head.add("Content-Range", "bytes */" + std::to_string(size));
     if (vary) head.add("Vary", "Accept-Encoding");
-    exchange.respond(std::move(head), http::errorPageBody(416));
+    head.special = true;
+    exchange.respond(std::move(head), exchange.errorPage(416));
     return;
   }
 

@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,11 +54,20 @@ class StaticHandler : public http::Handler {
   enum class Kind { kMissing, kFile, kDirectory, kForbidden, kOther };
   Kind probe(std::string_view relative) const;
 
+  // The validators the location's `add_header ETag|Last-Modified` puts in place of the file's
+  // (nginx's headers filter runs before its range filter, so If-Range compares with them);
+  // an empty value removes the header (then If-Range by that kind never matches).
+  struct Validators {
+    std::optional<std::string> etag;
+    std::optional<std::string> lastModified;
+  };
+
   // Serves the file at `relative` (no leading '/') for `uri`, as ngx_http_static_module: 405
   // for other methods than GET/HEAD, a directory → 301 to `directoryLocation()`, errors as
   // nginx (404, 403). `relative` must already be free of ".." (it comes from a normalized URI).
   void serve(http::Exchange& exchange, std::string_view relative,
-             const std::function<std::string()>& directoryLocation) const;
+             const std::function<std::string()>& directoryLocation,
+             const Validators* validators = nullptr) const;
 
   void handle(http::Exchange& exchange) override;
   bool readsBody() const override { return false; }
@@ -83,7 +93,7 @@ class StaticHandler : public http::Handler {
   bool isRegularFile(const std::string& relative) const;
 
   void serveFile(http::Exchange& exchange, Opened file, std::string_view typeName, bool gzip,
-                 bool vary) const;
+                 bool vary, const Validators* validators = nullptr) const;
   // Sends the body pieces (file ranges with sendfile, or read() when `sendfile off`), then
   // finishes the response.
   void sendBody(http::Exchange& exchange, std::vector<BodyChunk> body) const;

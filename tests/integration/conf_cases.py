@@ -59,10 +59,15 @@ ACCEPTED = [
                                   "location /q/ { alias /data/$arg_d/; }")),
     ("listen_bind", H("server { listen 127.0.0.1:8086 bind; listen 127.0.0.2:8086 bind; }")),
     ("ms_times", H("send_timeout 500ms; keepalive_timeout 1m30s 1d; client_body_timeout 1w;")),
+    ("keepalive_disable", H("keepalive_disable msie6 safari;\nserver { keepalive_disable none;\n"
+                            "location / { keepalive_disable safari;\nkeepalive_disable msie6; } }")),
+    ("keepalive_disable_dup_value", H("keepalive_disable msie6 msie6;")),
+    ("index_variables", S("location / { index $host.html ${server_name}.htm /last.html; }")),
 ]
 
 REJECTED = [
     ("unknown_directive", H("frobnicate on;")),
+    ("keepalive_disable_bad", H("keepalive_disable msie6 opera;")),
     ("not_allowed_here", H("worker_connections 10;")),
     ("alias_at_server", S("alias /x;")),
     ("listen_in_location", S("location / { listen 80; }")),

@@ -61,8 +61,9 @@ BACKEND = """
 """
 
 
-def config_text(http_body, workdir, ports, for_nginx):
-    """The whole file: main and events contexts, then http with the case's body."""
+def config_text(http_body, workdir, ports, for_nginx, mime=True):
+    """The whole file: main and events contexts, then http with the case's body (without the
+    `include mime.types` line when `mime` is false: the servers' built-in types then apply)."""
     if PROXY in http_body:
         http_body = http_body + BACKEND if for_nginx else http_body.replace(PROXY, APP)
     nginx_only = ""
@@ -79,13 +80,13 @@ pid %(dir)s/%(who)s.pid;
 error_log %(dir)s/%(who)s-error.log;
 events { worker_connections 256; }
 http {
-    include %(dir)s/mime.types;
-    default_type application/octet-stream;
+%(mime)s    default_type application/octet-stream;
     access_log off;
 %(nginx_only)s%(body)s
 }
 """ % {"main": main_only, "dir": workdir, "who": "nginx" if for_nginx else "portico",
-       "nginx_only": nginx_only, "body": render(http_body, workdir, ports)}
+       "nginx_only": nginx_only, "body": render(http_body, workdir, ports),
+       "mime": "    include %s/mime.types;\n" % workdir if mime else ""}
 
 
 class Served:
@@ -120,14 +121,14 @@ def _wait(proc, ports):
     return False
 
 
-def _start(name, conf, log, launch, http_body, workdir, nports, for_nginx):
+def _start(name, conf, log, launch, http_body, workdir, nports, for_nginx, mime=True):
     """Writes the configuration on two free ports, starts the server with `launch(conf)` (a
     Popen) and waits until it listens; another pair of ports is tried when one was taken
     meanwhile (at most five times). Any other failure to start fails the case."""
     for _attempt in range(5):
         ports = [free_port() for _ in range(2)]
         with open(conf, "w") as handle:
-            handle.write(config_text(http_body, workdir, ports, for_nginx))
+            handle.write(config_text(http_body, workdir, ports, for_nginx, mime))
         proc = launch(conf)
         if _wait(proc, ports[:nports]):
             return Served(name, proc, ports, log)
@@ -138,7 +139,7 @@ def _start(name, conf, log, launch, http_body, workdir, nports, for_nginx):
     raise AssertionError("%s did not start (ports in use)" % name)
 
 
-def start_nginx(workdir, http_body, nports):
+def start_nginx(workdir, http_body, nports, mime=True):
     if not os.access(NGINX, os.X_OK):
         pytest.skip("nginx is not installed")
     log = os.path.join(workdir, "nginx-error.log")
@@ -150,10 +151,10 @@ def start_nginx(workdir, http_body, nports):
                                 stdin=subprocess.DEVNULL)
 
     return _start("nginx", os.path.join(workdir, "nginx.conf"), log, launch, http_body,
-                  workdir, nports, True)
+                  workdir, nports, True, mime)
 
 
-def start_portico(workdir, http_body, nports):
+def start_portico(workdir, http_body, nports, mime=True):
     pdir = os.path.join(workdir, "portico")
     os.makedirs(pdir, exist_ok=True)
     log = os.path.join(pdir, "stderr.log")
@@ -165,7 +166,7 @@ def start_portico(workdir, http_body, nports):
                                     stdin=subprocess.DEVNULL, cwd=pdir)
 
     return _start("portico", os.path.join(pdir, "portico.conf"), log, launch, http_body,
-                  workdir, nports, False)
+                  workdir, nports, False, mime)
 
 
 def prepare_tree(workdir, files):
@@ -188,12 +189,26 @@ def _normalize(value, server):
     return value
 
 
-def summary(response, server):
-    """What is compared of one response."""
+# The product's name and version where the servers sign (Server header, error-page footer):
+# compared as NAME or NAME/VERSION, so that server_tokens is compared and the names are not.
+_SIGNATURE = re.compile(r"^(?:nginx|portico)(/[0-9][0-9.]*)?$")
+
+
+def _signature(value):
+    match = _SIGNATURE.match(value)
+    if not match:
+        return value
+    return "NAME/VERSION" if match.group(1) else "NAME"
+
+
+def summary(response, server, extra_headers=()):
+    """What is compared of one response (COMPARED_HEADERS, X-*, and `extra_headers`)."""
     out = {"status": response.status}
-    for name in COMPARED_HEADERS:
+    for name in tuple(COMPARED_HEADERS) + tuple(extra_headers):
         if response.has_header(name):
             out[name] = _normalize(response.header(name), server)
+    if "server" in out:
+        out["server"] = _signature(out["server"])
     for name, value in response.headers:
         if name.lower().startswith("x-"):
             out[name.lower()] = _normalize(value, server)
@@ -216,8 +231,10 @@ def summary(response, server):
         if b"<hr><center>" in plain:
             raw = b"gunzipped: " + plain
     body = _normalize(raw.decode("latin-1"), server)
-    # Error pages sign with the server's name ("nginx/1.22.1", "portico"): compare the rest.
-    signed = re.sub(r"<hr><center>[^<]*</center>", "<hr><center>SERVER</center>", body)
+    # Error pages sign with the server's name ("nginx/1.22.1", "portico/0.1.0"): compare
+    # whether a version is shown (server_tokens), not the name.
+    signed = re.sub(r"<hr><center>([^<]*)</center>",
+                    lambda m: "<hr><center>%s</center>" % _signature(m.group(1)), body)
     if signed != body and "content-length" in out:
         out["content-length"] = "(error page)"
     out["body"] = signed
@@ -227,32 +244,34 @@ def summary(response, server):
     return out
 
 
-def ask(server, requests):
+def ask(server, requests, extra_headers=()):
     """The summaries of every request's answer from one server."""
     answers = []
     for req in requests:
         method, target = req[0], req[1]
         options = dict(req[2]) if len(req) > 2 else {}
-        answers.append(summary(server.request(method, target, **options), server))
+        answers.append(summary(server.request(method, target, **options), server, extra_headers))
     return answers
 
 
-def run_case(tmp_path, http_body, files, requests, nports=1):
+def run_case(tmp_path, http_body, files, requests, nports=1, mime=True, extra_headers=()):
     """The whole differential: nginx answers first (so every case is checked against the real
-    thing even while portico cannot read the file yet), then portico, then the comparison."""
+    thing even while portico cannot read the file yet), then portico, then the comparison.
+    `mime=False` leaves out `include mime.types`; `extra_headers` are compared too (lower case;
+    "server" compares NAME or NAME/VERSION)."""
     workdir = str(tmp_path)
     prepare_tree(workdir, files)
-    nginx = start_nginx(workdir, http_body, nports)
+    nginx = start_nginx(workdir, http_body, nports, mime)
     try:
-        theirs = ask(nginx, requests)
+        theirs = ask(nginx, requests, extra_headers)
     finally:
         nginx.stop()
     if os.environ.get("NGINX_DIFF_SHOW"):
         for req, answer in zip(requests, theirs):
             print("nginx", req[:2], answer)
-    portico = start_portico(workdir, http_body, nports)
+    portico = start_portico(workdir, http_body, nports, mime)
     try:
-        ours = ask(portico, requests)
+        ours = ask(portico, requests, extra_headers)
     finally:
         portico.stop()
     for req, mine, expected in zip(requests, ours, theirs):

@@ -261,7 +261,11 @@ TEST(ConfBuilder, TypesAndInclude) {
   EXPECT_EQ(t->size(), 2u);  // a level's own types replace the inherited table
   EXPECT_EQ(t->at("a"), "text/x-a");
   Config none = loadOk(H("server { }"));
-  EXPECT_FALSE(none.site.servers[0].settings.types);
+  // No `types` anywhere: nginx's built-in three (ngx_http_core_default_types), not the table.
+  ASSERT_TRUE(none.site.servers[0].settings.types);
+  EXPECT_EQ(*none.site.servers[0].settings.types,
+            (std::map<std::string, std::string>{
+                {"html", "text/html"}, {"gif", "image/gif"}, {"jpg", "image/jpeg"}}));
 }
 
 TEST(ConfBuilder, IncludesGlobsAndDepth) {
@@ -656,10 +660,7 @@ TEST(ConfBuilder, CoreDirectivesReachTheirLevels) {
   using Ims = LocationSettings::IfModifiedSince;
   EXPECT_EQ(vs.settings.ifModifiedSince, Ims::kBefore);
   EXPECT_DOUBLE_EQ(vs.settings.keepaliveTimeSeconds, 2.0);
-  EXPECT_TRUE(vs.settings.keepaliveDisableSafari);
-  EXPECT_TRUE(vs.settings.keepaliveDisableMsie6);
   EXPECT_EQ(loc(c, 0).settings.ifModifiedSince, Ims::kOff);
-  EXPECT_FALSE(loc(c, 0).settings.keepaliveDisableMsie6);
   EXPECT_TRUE(loc(c, 0).settings.errorLogs.empty());
   ASSERT_EQ(loc(c, 1).settings.errorLogs.size(), 2u);
   EXPECT_EQ(loc(c, 1).settings.errorLogs[0].path, "/srv/prefix/logs/b.log");
@@ -671,8 +672,6 @@ TEST(ConfBuilder, CoreDirectivesReachTheirLevels) {
   EXPECT_TRUE(d.site.servers.at(0).mergeSlashes);
   EXPECT_EQ(d.site.servers.at(0).settings.ifModifiedSince, Ims::kExact);
   EXPECT_DOUBLE_EQ(d.site.servers.at(0).settings.keepaliveTimeSeconds, 3600.0);
-  EXPECT_TRUE(d.site.servers.at(0).settings.keepaliveDisableMsie6);
-  EXPECT_FALSE(d.site.servers.at(0).settings.keepaliveDisableSafari);
 }
 
 TEST(ConfBuilder, AccessLogParameters) {

@@ -40,33 +40,35 @@ TEST(RangeTest, TableOfHeaders) {
       {"bytes=-10", 10, ranges({{0, 10}})},
       {"bytes=-100", 10, ranges({{0, 10}})},  // suffix longer than file: whole file
       {"BYTES=1-2", 10, ranges({{1, 2}})},    // the unit is case-insensitive
-      {"  bytes=1-2  ", 10, ranges({{1, 2}})},
       {"bytes=007-008", 10, ranges({{7, 2}})},
-      // Multiple ranges: order and overlaps kept, OWS and empty elements tolerated.
+      // Multiple ranges: order and overlaps kept.
       {"bytes=0-1,4-5", 10, ranges({{0, 2}, {4, 2}})},
       {"bytes=4-5, 0-1", 10, ranges({{4, 2}, {0, 2}})},
       {"bytes=0-3,2-5", 10, ranges({{0, 4}, {2, 4}})},
-      {"bytes=0-1,,\t,4-5 ,", 10, ranges({{0, 2}, {4, 2}})},
       {"bytes=0-1,-2", 10, ranges({{0, 2}, {8, 2}})},
       {"bytes=0-1,20-30", 10, ranges({{0, 2}})},  // unsatisfiable part dropped
-      // Syntactically invalid → ignored (200).
+      {"bytes=0-1,5-3", 10, ranges({{0, 2}})},    // so is one ending before it starts
+      {"bytes=1 - 2", 10, ranges({{1, 2}})},      // nginx skips spaces around numbers
+      {"bytes= 1-2", 10, ranges({{1, 2}})},
+      // Not a byte-range header → ignored (200). Every answer below was Debian nginx 1.22's.
       {"", 10, kIgnored},
       {"bytes", 10, kIgnored},
       {"bytes=", 10, kIgnored},
-      {"bytes=,", 10, kIgnored},
       {"items=0-1", 10, kIgnored},
       {"bytes = 0-1", 10, kIgnored},
-      {"bytes=a-b", 10, kIgnored},
-      {"bytes=1", 10, kIgnored},
-      {"bytes=-", 10, kIgnored},
-      {"bytes=--1", 10, kIgnored},
-      {"bytes=1-2-3", 10, kIgnored},
-      {"bytes=1 - 2", 10, kIgnored},
-      {"bytes=5-3", 10, kIgnored},        // last < first
-      {"bytes=0-1,5-3", 10, kIgnored},    // one invalid element spoils the header
-      {"bytes=0x1-2", 10, kIgnored},
-      {"bytes=+1-2", 10, kIgnored},
-      {"bytes=1-2;", 10, kIgnored},
+      // Malformed → 416, as ngx_http_range_parse (not ignored as RFC 9110 would have it).
+      {"bytes=,", 10, kUnsatisfiable},
+      {"bytes=0-1,", 10, kUnsatisfiable},
+      {"bytes=0-1,,\t,4-5 ,", 10, kUnsatisfiable},
+      {"bytes=a-b", 10, kUnsatisfiable},
+      {"bytes=1", 10, kUnsatisfiable},
+      {"bytes=-", 10, kUnsatisfiable},
+      {"bytes=--1", 10, kUnsatisfiable},
+      {"bytes=1-2-3", 10, kUnsatisfiable},
+      {"bytes=5-3", 10, kUnsatisfiable},
+      {"bytes=0x1-2", 10, kUnsatisfiable},
+      {"bytes=+1-2", 10, kUnsatisfiable},
+      {"bytes=1-2;", 10, kUnsatisfiable},
       // More bytes than the file in total (nginx) → ignored.
       {"bytes=0-,0-", 10, kIgnored},
       {"bytes=0-5,3-9", 10, kIgnored},
@@ -75,17 +77,19 @@ TEST(RangeTest, TableOfHeaders) {
       {"bytes=10-20", 10, kUnsatisfiable},
       {"bytes=10-20,30-", 10, kUnsatisfiable},
       {"bytes=-0", 10, kUnsatisfiable},
-      {"bytes=0-", 0, kUnsatisfiable},
-      {"bytes=0-0", 0, kUnsatisfiable},
-      {"bytes=-5", 0, kUnsatisfiable},
-      // Overflowing numbers saturate: beyond any file, yet still compared exactly.
+      {"bytes=1-", 0, kUnsatisfiable},
+      // An empty file: a range from 0 selects nothing and the header is ignored.
+      {"bytes=0-", 0, kIgnored},
+      {"bytes=0-0", 0, kIgnored},
+      {"bytes=-5", 0, kIgnored},
+      // Numbers past off_t are 416; up to it they compare exactly.
       {"bytes=99999999999999999999999-", 10, kUnsatisfiable},
-      {"bytes=99999999999999999999999-99999999999999999999999", 10, kUnsatisfiable},
-      {"bytes=99999999999999999999999-99999999999999999999998", 10, kIgnored},
-      {"bytes=0-99999999999999999999999", 10, ranges({{0, 10}})},
-      {"bytes=-99999999999999999999999", 10, ranges({{0, 10}})},
+      {"bytes=0-99999999999999999999999", 10, kUnsatisfiable},
+      {"bytes=-99999999999999999999999", 10, kUnsatisfiable},
       {"bytes=18446744073709551615-", 10, kUnsatisfiable},
-      {"bytes=1-18446744073709551616", 10, ranges({{1, 9}})},
+      {"bytes=1-18446744073709551616", 10, kUnsatisfiable},
+      {"bytes=9223372036854775807-", 10, kUnsatisfiable},
+      {"bytes=0-9223372036854775807", 10, ranges({{0, 10}})},
   };
   for (const RangeCase& c : cases) {
     RangeResult got = parseRange(c.header, c.size);
@@ -97,17 +101,18 @@ TEST(RangeTest, TableOfHeaders) {
 TEST(RangeTest, ManyRangesAreIgnoredPastTheLimit) {
   std::string header = "bytes=";
   for (size_t i = 0; i < kMaxRanges; ++i) {
-    header += std::to_string(i) + "-" + std::to_string(i) + ",";
+    if (i > 0) header += ",";
+    header += std::to_string(i) + "-" + std::to_string(i);
   }
   RangeResult atLimit = parseRange(header, 1000);
   ASSERT_TRUE(std::holds_alternative<ByteRanges>(atLimit));
   EXPECT_EQ(std::get<ByteRanges>(atLimit).size(), kMaxRanges);
-  header += "500-500";
+  header += ",500-500";
   EXPECT_TRUE(std::holds_alternative<RangeIgnored>(parseRange(header, 1000)));
 }
 
 TEST(RangeTest, HugeFileSizesDoNotOverflow) {
-  const uint64_t size = UINT64_MAX;
+  const uint64_t size = static_cast<uint64_t>(INT64_MAX);  // off_t's limit
   RangeResult r = parseRange("bytes=0-,-1", size);
   // The total exceeds the representation: ignored rather than overflowing.
   EXPECT_TRUE(std::holds_alternative<RangeIgnored>(r));
