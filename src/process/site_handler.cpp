@@ -94,7 +94,8 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
  public:
   SiteRequest(const SiteHandler& site, const http::Request& request,
               const http::ConnectionInfo& connection)
-      : site_(site), original_(request), connection_(connection) {}
+      : site_(site), original_(request), connection_(connection),
+        users_(site.userVariables()) {}
 
   // Server selection and the first location match; false: answer `failStatus_` at once.
   void prepare() {
@@ -119,7 +120,13 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     if (!original_.path.empty() && original_.path[0] == '/' &&
         http::normalizePath(original_.path, uri_)) {
       args_ = original_.query;
-      match(uri_);
+      quotedUri_ = original_.rawPath.find_first_of("%+") != std::string::npos;
+      // The rewrite phases run now: the location they end in sets the body limits.
+      if (failStatus_ == 0) {
+        if (!routeRequest(true, nullptr)) pendingRewrite_ = true;
+      } else {
+        match(uri_);
+      }
     } else if (failStatus_ == 0) {
       failStatus_ = 400;
     }
@@ -145,10 +152,9 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       finalize(failStatus_);
       return;
     }
-    const auto& serverReturn = site_.serverReturn(*server_);
-    if (serverReturn) {
-      const config::LocationSettings& s = *site_.runtimeOf(*server_, nullptr).settings;
-      doReturn(*s.returnSpec, *serverReturn);
+    if (pendingRewrite_) {
+      pendingRewrite_ = false;
+      answerRewrite();
       return;
     }
     content();
@@ -267,6 +273,8 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     c.bodyBytesSent = bodyBytes_;
     c.startMicros = startMicros_;
     c.durationMicros = wallMicros() - startMicros_;
+    c.users = &users_;
+    c.warnUninitialized = location_ ? location_->warnUninitialized : true;
     return c;
   }
 
@@ -299,18 +307,99 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     respond(std::move(head), http::errorPageBody(status));
   }
 
-  void doReturn(const config::ReturnSpec& spec, const http::Template& text) {
-    if (!spec.hasText) {
-      finalize(spec.code);
+  // nginx's server rewrite, find config, location rewrite and post-rewrite phases from the
+  // current URI: the server's rewrite directives (when `serverPhase`), then the location
+  // (`start`, a named location, or the match of the URI) and its directives, matching again
+  // after `last` or a changed URI. False: answer rewriteResult_ (return, redirect, 500).
+  bool routeRequest(bool serverPhase, const http::LocationNode* start) {
+    std::string uriBefore = uri_;
+    std::string argsBefore = args_;
+    bool answered = false;
+    auto runProgram = [&](const LocationRuntime& rt) -> http::RewriteResult {
+      http::RewriteState state;
+      state.uri = std::move(uri_);
+      state.args = std::move(args_);
+      state.captures = std::move(captures_);
+      state.quotedUri = quotedUri_;
+      http::RewriteResult result = rt.rewrites->run(state, variables(), rt.rewriteLog);
+      uri_ = std::move(state.uri);
+      args_ = std::move(state.args);
+      captures_ = std::move(state.captures);
+      if (state.ifSettings) location_ = &site_.ifRuntime(state.ifSettings);
+      if (result.action == http::RewriteResult::Action::kDone && state.uriChanged) {
+        result.action = http::RewriteResult::Action::kLast;
+      }
+      return result;
+    };
+    auto answers = [](const http::RewriteResult& r) {
+      using Action = http::RewriteResult::Action;
+      return r.action == Action::kReturn || r.action == Action::kRedirect ||
+             r.action == Action::kError;
+    };
+    if (serverPhase) {
+      const LocationRuntime& rt = site_.runtimeOf(*server_, nullptr);
+      if (rt.rewrites && !rt.rewrites->empty()) {
+        location_ = &rt;
+        rewriteResult_ = runProgram(rt);
+        answered = answers(rewriteResult_);
+      }
+    }
+    while (!answered) {
+      if (start) {
+        lookup_ = {};
+        lookup_.node = start;
+        location_ = &site_.runtimeOf(*server_, start);
+        start = nullptr;
+      } else {
+        match(uri_);
+      }
+      const LocationRuntime& rt = *location_;
+      if (!rt.rewrites || rt.rewrites->empty()) break;
+      rewriteResult_ = runProgram(rt);
+      if (answers(rewriteResult_)) {
+        answered = true;
+        break;
+      }
+      if (rewriteResult_.action != http::RewriteResult::Action::kLast) break;
+      if (++uriChanges_ > kMaxUriChanges) {
+        logError("rewrite or internal redirection cycle while processing \"" + uri_ + "\"");
+        rewriteResult_ = {};
+        rewriteResult_.action = http::RewriteResult::Action::kError;
+        inErrorPage_ = true;
+        answered = true;
+      }
+    }
+    if (uri_ != uriBefore || args_ != argsBefore) rewrite(uri_, args_, false);
+    return !answered;
+  }
+
+  // The answer of a return, a rewrite redirect or a rewrite failure.
+  void answerRewrite() {
+    const http::RewriteResult& r = rewriteResult_;
+    switch (r.action) {
+      case http::RewriteResult::Action::kReturn:
+        doReturn(r.status, r.hasText, r.text);
+        return;
+      case http::RewriteResult::Action::kRedirect:
+        redirect(r.status, redirectLocation(r.text));
+        return;
+      default:
+        finalize(500);
+        return;
+    }
+  }
+
+  void doReturn(int code, bool hasText, std::string value) {
+    if (!hasText) {
+      finalize(code);
       return;
     }
-    std::string value = text.expand(variables());
-    if (isRedirectCode(spec.code)) {
-      redirect(spec.code, redirectLocation(value));
+    if (isRedirectCode(code)) {
+      redirect(code, redirectLocation(value));
       return;
     }
     http::ResponseHead head;
-    head.status = spec.code;
+    head.status = code;
     // As ngx_http_send_response: the type of the URI's extension, else default_type.
     head.add("Content-Type", std::string(location_->mimes->lookup(uri_)));
     respond(std::move(head), std::move(value));
@@ -324,11 +413,6 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       path += '/';
       if (!args_.empty()) path += "?" + args_;
       redirect(301, redirectLocation(path));
-      return;
-    }
-    const config::LocationSettings& s = *location_->settings;
-    if (s.returnSpec && location_->returnText) {
-      doReturn(*s.returnSpec, *location_->returnText);
       return;
     }
     if (!location_->tryFiles.empty() || location_->tryFallback) {
@@ -427,14 +511,14 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   }
 
   void serveFiles() {
-    const config::LocationSettings& s = *location_->settings;
     if (!uri_.empty() && uri_.back() == '/') {
       // The index module: the first existing index file, reached by an internal redirect;
       // the directory is tested once an index file is missing (ngx_http_index_handler).
       std::string relative;
       staticfiles::StaticHandler* files = filesFor(uri_, relative);
       bool dirTested = false;
-      for (const std::string& index : s.index) {
+      for (const http::Template& entry : location_->index) {
+        std::string index = entry.constant() ? entry.source() : entry.expand(variables());
         if (index.starts_with('/')) {
           internalRedirect(index, args_, false);
           return;
@@ -496,7 +580,10 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     args_ = args;
     rewrite(uri_, args_, toGet);
     captures_.reset();
-    match(uri_);
+    if (!routeRequest(true, nullptr)) {  // an internal redirect runs the rewrite phases again
+      answerRewrite();
+      return;
+    }
     content();
   }
 
@@ -513,9 +600,10 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       finalize(500);
       return;
     }
-    lookup_ = {};
-    lookup_.node = node;
-    location_ = &site_.runtimeOf(*server_, node);
+    if (!routeRequest(false, node)) {  // the named location's rewrite directives
+      answerRewrite();
+      return;
+    }
     content();
   }
 
@@ -642,6 +730,10 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   int status_ = 0;
   int errStatus_ = 0;
   int uriChanges_ = 0;
+  bool quotedUri_ = false;       // the request's path held %XX or '+' (nginx's quoted_uri)
+  bool pendingRewrite_ = false;  // the rewrite phases of prepare() ended in rewriteResult_
+  http::RewriteResult rewriteResult_;
+  mutable http::UserVariableStore users_;  // `set` and `map` values (maps fill it on read)
   bool inErrorPage_ = false;
   bool swallowing_ = false;
   const config::ErrorPage* pendingPage_ = nullptr;
@@ -753,7 +845,7 @@ bool SiteHandler::compile(LocationRuntime& rt, const config::LocationSettings& s
   };
   auto compileOne = [&](const std::string& text) -> std::optional<http::Template> {
     std::string message;
-    auto t = http::Template::compile(text, message, captureNames_);
+    auto t = http::Template::compile(text, message, captureNames_, &userVariables_);
     if (!t) error = message + where();
     return t;
   };
@@ -803,9 +895,20 @@ bool SiteHandler::compile(LocationRuntime& rt, const config::LocationSettings& s
     }
     rt.files = slot.get();
   }
-  if (s.returnSpec) {
-    rt.returnText = compileOne(s.returnSpec->text);
-    if (!rt.returnText) return false;
+  {
+    std::string message;
+    rt.rewrites = http::RewriteProgram::compile(s.rewrites, captureNames_, &userVariables_, message);
+    if (!rt.rewrites) {
+      error = message;
+      return false;
+    }
+    rt.rewriteLog = s.rewriteLog;
+    rt.warnUninitialized = s.uninitializedVariableWarn;
+  }
+  for (const std::string& index : s.index) {
+    auto t = compileOne(index);
+    if (!t) return false;
+    rt.index.push_back(std::move(*t));
   }
   if (s.tryFiles) {
     for (const std::string& f : s.tryFiles->files) {
@@ -858,9 +961,10 @@ bool SiteHandler::build(const WsgiFactory& wsgi, std::string& error) {
   const config::HttpSite& site = map_.site();
   // Named captures of every regex are variables everywhere (nginx).
   captureNames_ = http::captureNamesOf(site);
+  if (!http::buildUserVariables(site, captureNames_, userVariables_, maps_, error)) return false;
   for (const auto& [name, format] : site.logFormats) {
     std::string message;
-    auto t = http::Template::compile(format.format, message, captureNames_);
+    auto t = http::Template::compile(format.format, message, captureNames_, &userVariables_);
     if (!t) {
       error = message + " in log_format \"" + name + "\"";
       return false;
@@ -880,29 +984,25 @@ bool SiteHandler::build(const WsgiFactory& wsgi, std::string& error) {
   }
 
   servers_.resize(map_.servers().size());
-  serverReturns_.resize(map_.servers().size());
   for (const auto& server : map_.servers()) {
     LocationRuntime& rt = servers_[server->index];
     if (!compile(rt, server->config->settings, nullptr, nullptr, error)) {
       // A server level's own wsgi_app is not a thing (a location's content directive).
       if (!server->config->settings.wsgi) return false;
     }
-    if (server->config->settings.returnSpec) {
-      std::string message;
-      serverReturns_[server->index] =
-          http::Template::compile(server->config->settings.returnSpec->text, message, captureNames_);
-      if (!serverReturns_[server->index]) {
-        error = message;
-        return false;
-      }
-      // The server-level return runs before location matching; the level's own content
-      // does not repeat it.
-      rt.returnText.reset();
-    }
   }
   locations_.resize(map_.locations().size());
   for (const http::LocationNode* node : map_.locations()) {
     if (!compile(locations_[node->id], node->config->settings, node, wsgi, error)) return false;
+    // The implicit locations of its `if` blocks keep its content handler (the app).
+    const LocationRuntime& parent = locations_[node->id];
+    auto parentApp = [&parent](const config::WsgiSpec&) { return parent.wsgi; };
+    for (const config::RewriteStep& step : node->config->settings.rewrites) {
+      if (step.kind != config::RewriteStep::Kind::kIf || !step.ifSettings) continue;
+      auto rt = std::make_unique<LocationRuntime>();
+      if (!compile(*rt, *step.ifSettings, node, parentApp, error)) return false;
+      ifRuntimes_[step.ifSettings.get()] = std::move(rt);
+    }
   }
   return true;
 }

@@ -142,14 +142,14 @@ TEST(ConfBuilder, ContentDirectivesAreNotInheritedButAliasIs) {
                       "location @f { return 404; }"));
   const VirtualServer& s = c.site.servers[0];
   ASSERT_TRUE(s.settings.tryFiles);
-  ASSERT_TRUE(s.settings.returnSpec);
-  EXPECT_EQ(s.settings.returnSpec->code, 301);
+  ASSERT_EQ(s.settings.rewrites.size(), 1u);
+  EXPECT_EQ(s.settings.rewrites[0].returnSpec.code, 301);
   const Location& a = loc(c, 0);
   EXPECT_EQ(a.settings.alias, "/data/");
   ASSERT_TRUE(a.settings.tryFiles);
   EXPECT_EQ(a.settings.tryFiles->files, (std::vector<std::string>{"$uri", "$uri/"}));
   EXPECT_EQ(a.settings.tryFiles->fallback, "@f");
-  EXPECT_FALSE(a.settings.returnSpec);
+  EXPECT_TRUE(a.settings.rewrites.empty());
   // nginx's merge copies root and alias together: the nested location keeps replacing /a/.
   EXPECT_EQ(a.children[0].settings.alias, "/data/");
   EXPECT_EQ(a.children[0].settings.aliasPrefix, "/a/");
@@ -361,7 +361,7 @@ TEST(ConfBuilder, ReturnErrorPageExpiresIndex) {
                       "location /x3 { expires epoch; }\nlocation /x4 { expires max; }\n"
                       "location /x5 { expires off; }"));
   EXPECT_EQ(c.site.servers[0].settings.index, (std::vector<std::string>{"a.html", "b.htm"}));
-  auto ret = [&](size_t i) { return *loc(c, i).settings.returnSpec; };
+  auto ret = [&](size_t i) { return loc(c, i).settings.rewrites.at(0).returnSpec; };
   EXPECT_EQ(ret(0).code, 301);
   EXPECT_EQ(ret(0).text, "https://x$request_uri");
   EXPECT_EQ(ret(1).code, 302);
@@ -519,9 +519,22 @@ TEST(ConfBuilder, ErrorsAreNginxsMessages) {
       {S("location / { proxy_pass http://127.0.0.1:8000; }"), "[emerg] \"proxy_pass\" directive is not supported by portico yet" + at4},
       {S("location / { uwsgi_pass django; }"), "[emerg] \"uwsgi_pass\" directive is not supported by portico yet" + at4},
       {S("ssl_certificate /x.pem;"), "[emerg] \"ssl_certificate\" directive is not supported by portico yet" + at4},
-      {S("if ($host = x) { return 404; }"), "[emerg] \"if\" directive is not supported by portico yet" + at4},
+      {S("if ($host = x { return 404; }"), "[emerg] invalid condition \"x\"" + at4},
+      {S("if ($host x) { return 404; }"), "[emerg] invalid condition \"$host\"" + at4},
+      {S("if (-q /x) { }"), "[emerg] invalid condition \"-q\"" + at4},
+      {S("if ($a ~ \"(\") { }"), "[emerg] pcre2_compile() failed: missing closing parenthesis in \"(\"" + at4},
+      {S("if ($a) { if ($b) { } }"), "[emerg] \"if\" directive is not allowed here" + at4},
+      {S("location / { if ($a) { index a; } }"), "[emerg] \"index\" directive is not allowed here" + at4},
+      {S("rewrite ^ \"\";"), "[emerg] empty replacement" + at4},
+      {S("rewrite ^ /x foo;"), "[emerg] invalid parameter \"foo\"" + at4},
+      {S("set x 1;"), "[emerg] invalid variable name \"x\"" + at4},
+      {H("map $a $b { default 1; default 2; }"), "[emerg] duplicate default map parameter" + at3},
+      {H("map $a $b { a 1; A 2; }"), "[emerg] conflicting parameter \"a\"" + at3},
+      {H("map $a $b { hostnames; *.a.* 1; }"), "[emerg] invalid hostname or wildcard \"*.a.*\"" + at3},
+      {H("map $a $b { a 1 2; }"), "[emerg] invalid number of the map parameters" + at3},
+      {H("map $a b { a 1; }"), "[emerg] invalid variable name \"b\"" + at3},
+      {H("map $a $b { ~( 1; }"), "[emerg] pcre2_compile() failed: missing closing parenthesis in \"(\"" + at3},
       {H("upstream django { server 127.0.0.1:8000; }"), "[emerg] \"upstream\" directive is not supported by portico yet" + at3},
-      {S("rewrite ^ /x;"), "[emerg] \"rewrite\" directive is not supported by portico yet" + at4},
       {S("charset utf-8;"), "[emerg] \"charset\" directive is not supported by portico yet" + at4},
       {"daemon on;\nevents {}\n", "[emerg] \"daemon on\" (portico stays in the foreground) is not supported by portico yet in /etc/p/site.conf:1"},
       {"events { use select; }\n", "[emerg] \"use select\" is not supported by portico yet in /etc/p/site.conf:1"},
@@ -542,8 +555,8 @@ TEST(ConfBuilder, ErrorsAreNginxsMessages) {
 
 TEST(ConfBuilder, UnsupportedListCoversCommonDirectives) {
   for (const char* name : {"proxy_pass", "proxy_set_header", "uwsgi_pass", "uwsgi_param",
-                           "fastcgi_pass", "ssl", "ssl_certificate", "http2", "rewrite", "if",
-                           "set", "map", "upstream", "limit_req", "limit_req_zone",
+                           "fastcgi_pass", "ssl", "ssl_certificate", "http2",
+                           "upstream", "limit_req", "limit_req_zone",
                            "auth_basic", "auth_basic_user_file", "sub_filter", "allow", "deny"}) {
     EXPECT_TRUE(isUnsupportedNginxDirective(name)) << name;
   }

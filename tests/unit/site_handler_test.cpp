@@ -112,7 +112,7 @@ class SiteTest : public ::testing::Test {
     l.match = match;
     l.pattern = std::move(pattern);
     l.settings = server(s).settings;
-    l.settings.returnSpec.reset();
+    l.settings.rewrites.clear();
     server(s).locations.push_back(std::move(l));
     return server(s).locations.back();
   }
@@ -221,7 +221,7 @@ TEST_F(SiteTest, TryFilesFilesDirectoriesAndFallbacks) {
   auto& app = add(Match::kPrefix, "/app/");
   app.settings.tryFiles = config::TryFiles{{"$uri"}, "@backend"};
   auto& named = add(Match::kNamed, "@backend");
-  named.settings.returnSpec = config::ReturnSpec{200, "backend $uri $args", true};
+  named.settings.rewrites = {config::RewriteStep::returning(config::ReturnSpec{200, "backend $uri $args", true})};
   build();
   EXPECT_EQ(get("/a.txt").body, "alpha\n");
   auto dir = get("/dir");  // $uri/ found: the URI stays "/dir", a directory → 301
@@ -241,10 +241,9 @@ TEST_F(SiteTest, TryFilesFilesDirectoriesAndFallbacks) {
 }
 
 TEST_F(SiteTest, ReturnRedirectsWithVariablesAndServerReturn) {
-  add(Match::kPrefix, "/old/").settings.returnSpec =
-      config::ReturnSpec{301, "https://$host$request_uri", true};
-  add(Match::kPrefix, "/rel/").settings.returnSpec = config::ReturnSpec{302, "/new/", true};
-  add(Match::kPrefix, "/gone/").settings.returnSpec = config::ReturnSpec{410, "", false};
+  add(Match::kPrefix, "/old/").settings.rewrites = {config::RewriteStep::returning(config::ReturnSpec{301, "https://$host$request_uri", true})};
+  add(Match::kPrefix, "/rel/").settings.rewrites = {config::RewriteStep::returning(config::ReturnSpec{302, "/new/", true})};
+  add(Match::kPrefix, "/gone/").settings.rewrites = {config::RewriteStep::returning(config::ReturnSpec{410, "", false})};
   build();
   auto old = get("/old/page?a=b", "Example.COM:8080");
   EXPECT_EQ(old.head->status, 301);
@@ -256,7 +255,7 @@ TEST_F(SiteTest, ReturnRedirectsWithVariablesAndServerReturn) {
 
   server(1).listens = {listen("127.0.0.1", 8080)};
   server(1).serverNames = {"redirect.test"};
-  server(1).settings.returnSpec = config::ReturnSpec{301, "https://example.com$request_uri", true};
+  server(1).settings.rewrites = {config::RewriteStep::returning(config::ReturnSpec{301, "https://example.com$request_uri", true})};
   add(Match::kPrefix, "/", 1);
   build();
   auto moved = get("/x", "redirect.test");
@@ -272,7 +271,7 @@ TEST_F(SiteTest, ErrorPages) {
   ok.settings.errorPages = {{{404}, 200, "/404.html"}};
   auto& named = add(Match::kPrefix, "/named/");
   named.settings.errorPages = {{{404, 403}, -1, "@fallback"}};
-  add(Match::kNamed, "@fallback").settings.returnSpec = config::ReturnSpec{202, "fell back", true};
+  add(Match::kNamed, "@fallback").settings.rewrites = {config::RewriteStep::returning(config::ReturnSpec{202, "fell back", true})};
   auto& away = add(Match::kPrefix, "/away/");
   away.settings.errorPages = {{{404}, 0, "https://elsewhere.test/missing"}};
   auto& loop = add(Match::kPrefix, "/loop/");
@@ -346,10 +345,10 @@ TEST_F(SiteTest, TypesAndDefaultTypePerLocation) {
 
 TEST_F(SiteTest, ServerSelectionAndInvalidHost) {
   server().serverNames = {"example.com"};
-  add(Match::kPrefix, "/").settings.returnSpec = config::ReturnSpec{200, "first", true};
+  add(Match::kPrefix, "/").settings.rewrites = {config::RewriteStep::returning(config::ReturnSpec{200, "first", true})};
   server(1).listens = {listen("127.0.0.1", 8080, true)};
   server(1).serverNames = {"*.example.org"};
-  add(Match::kPrefix, "/", 1).settings.returnSpec = config::ReturnSpec{200, "second $host", true};
+  add(Match::kPrefix, "/", 1).settings.rewrites = {config::RewriteStep::returning(config::ReturnSpec{200, "second $host", true})};
   build();
   EXPECT_EQ(get("/", "example.com").body, "first");
   EXPECT_EQ(get("/", "WWW.Example.org.").body, "second www.example.org");
@@ -402,7 +401,7 @@ TEST_F(SiteTest, UnknownVariableIsAStartupError) {
 }
 
 TEST_F(SiteTest, Return444ClosesWithoutAResponse) {
-  add(Match::kPrefix, "/").settings.returnSpec = config::ReturnSpec{444, "", false};
+  add(Match::kPrefix, "/").settings.rewrites = {config::RewriteStep::returning(config::ReturnSpec{444, "", false})};
   build();
   auto x = get("/");
   EXPECT_TRUE(x.aborted);
