@@ -1,0 +1,152 @@
+"""The rewrite and map modules against Debian's nginx: rewrite (flags, captures, args, redirects,
+cycles), if (every condition, the implicit location), set, return in file order, and map
+(exact, hostnames wildcards, regexes with captures, volatile, variables in values). Both
+servers get the same configuration; see nginx_diff.py.
+"""
+
+from nginx_diff import run_case
+
+
+FILES = {
+    "www/index.html": "home\n",
+    "www/a.txt": "alpha\n",
+    "www/new/page.txt": "new page\n",
+    "www/dir/index.html": "dir index\n",
+    "www/exec.sh": "#!/bin/sh\n",
+    "www/implicit/x.txt": "location root\n",
+    "www/other/implicit/x.txt": "if root\n",
+}
+
+
+def server(body, http=""):
+    return """
+    %s
+    server {
+        listen 127.0.0.1:@PORT@;
+        server_name localhost;
+        root @DIR@/www;
+        %s
+    }
+""" % (http, body)
+
+
+REWRITES = server(r"""
+        rewrite ^/old/(.*)$ /new/$1 last;
+        rewrite ^/srv-redirect$ http://example.com/moved;
+        location /new/ { add_header X-Uri "$uri $args"; }
+        location /r/ {
+            rewrite ^/r/(\w+)/(\w+)$ /echo/$2/$1?x=$1;
+            rewrite ^/r/keep/(.*)$ /echo/$1;
+        }
+        location /drop/ { rewrite ^ /echo/dropped?; }
+        location /echo/ { return 200 "echo uri=$uri args=$args 1=$1"; }
+        location /brk/ { rewrite ^/brk/(.*)$ /new/$1 break; return 200 "after break"; }
+        location /brk2/ { rewrite ^ /a.txt break; }
+        location /redir/ { rewrite ^/redir/(.*)$ /target/$1 redirect; }
+        location /perm/ { rewrite ^/perm/(.*)$ /target/$1?p=1 permanent; }
+        location /abs/ { rewrite ^ https://example.com/x?y=1; }
+        location /nomatch/ { rewrite ^/zzz /a.txt; return 200 "no match $uri"; }
+        location /loop/ { rewrite ^ /loop/again; }
+        location /set/ {
+            set $a "first";
+            set $b "$a-$uri";
+            set $a "second";
+            return 200 "a=$a b=$b";
+        }
+        location /order/ {
+            return 200 "return first";
+            rewrite ^ /echo/never;
+        }
+        location /args/ { set $args "x=1&y=2"; return 200 "args=$args arg_y=$arg_y"; }
+        location /unset/ { return 200 "[$never_set]"; }
+        location /late/ { set $never_set "late"; return 200 "late"; }
+        location /escape/ { rewrite ^/escape/(.*)$ /echo/x?q=$1; }
+""")
+
+
+def test_rewrite(tmp_path):
+    run_case(tmp_path, REWRITES, FILES, [
+        ("GET", "/old/page.txt"), ("GET", "/old/page.txt?k=v"), ("GET", "/srv-redirect?a=b"),
+        ("GET", "/r/one/two"), ("GET", "/r/one/two?orig=1"), ("GET", "/r/keep/z?k=v"),
+        ("GET", "/drop/x?gone=1"), ("GET", "/brk/page.txt"), ("GET", "/brk2/q"),
+        ("GET", "/redir/a?b=c"), ("GET", "/perm/a?b=c"), ("GET", "/abs/?z=2"),
+        ("GET", "/nomatch/q"), ("GET", "/loop/x"), ("GET", "/set/"), ("GET", "/order/"),
+        ("GET", "/args/?old=1"), ("GET", "/unset/"), ("GET", "/escape/a%20b+c"),
+        ("GET", "/escape/plain"),
+    ])
+
+
+IFS = server(r"""
+        location /var/ { if ($arg_c) { return 200 "true"; } return 200 "false"; }
+        location /eq/ { if ($arg_c = "yes") { return 200 "eq"; } if ($arg_c != "yes") { return 200 "ne"; } }
+        location /re/ {
+            if ($arg_c ~ ^(\d+)-(?<word>\w+)$) { return 200 "match $1 $word"; }
+            if ($arg_c ~* ^ABC$) { return 200 "caseless"; }
+            if ($arg_c !~ ^x) { return 200 "not x"; }
+            return 200 "x";
+        }
+        location /file/ {
+            if (-f @DIR@/www/$arg_c) { return 200 "file"; }
+            if (-d @DIR@/www/$arg_c) { return 200 "dir"; }
+            if (!-e @DIR@/www/$arg_c) { return 200 "missing"; }
+            return 200 "other";
+        }
+        location /implicit/ {
+            if ($arg_h) { add_header X-If "in if"; root @DIR@/www/other; }
+            add_header X-Loc "location";
+        }
+        location /sp/ { if ( $arg_c ) { return 204; } }
+""")
+
+
+def test_if(tmp_path):
+    run_case(tmp_path, IFS, FILES, [
+        ("GET", "/var/?c=1"), ("GET", "/var/?c=0"), ("GET", "/var/"), ("GET", "/eq/?c=yes"),
+        ("GET", "/eq/?c=no"), ("GET", "/re/?c=12-ab"), ("GET", "/re/?c=abc"), ("GET", "/re/?c=q"),
+        ("GET", "/re/?c=xq"), ("GET", "/file/?c=a.txt"), ("GET", "/file/?c=dir"),
+        ("GET", "/file/?c=nope"), ("GET", "/implicit/x.txt?h=1"), ("GET", "/implicit/x.txt"),
+        ("GET", "/sp/?c=1"), ("GET", "/sp/"),
+    ])
+
+
+MAPS = server(r"""
+        location / { return 200 "x=$x h=$h r=$r c=$c\n"; }
+""", http=r"""
+    map $arg_k $x { default none; foo bar; Mixed case; \default literal-default; }
+    map $arg_h $h {
+        hostnames;
+        default -;
+        example.com exact;
+        *.example.com head;
+        .dot.example.com dot;
+        www.example.* tail;
+    }
+    map $arg_r $r { ~^(?<pre>\w+)-(\d+)$ "re:$pre:$2"; ~*^UP up; default "none:$arg_r"; }
+    map $x $c { bar "chained-$x"; default "d"; }
+""")
+
+
+def test_map(tmp_path):
+    run_case(tmp_path, MAPS, FILES, [
+        ("GET", "/?k=foo"), ("GET", "/?k=FOO"), ("GET", "/?k=mixed"), ("GET", "/?k=default"),
+        ("GET", "/?k=zzz"), ("GET", "/?h=example.com"), ("GET", "/?h=a.example.com"),
+        ("GET", "/?h=dot.example.com"), ("GET", "/?h=a.dot.example.com"),
+        ("GET", "/?h=www.example.org"), ("GET", "/?h=example.com."), ("GET", "/?h=other"),
+        ("GET", "/?r=ab-12"), ("GET", "/?r=up"), ("GET", "/?r=q"),
+    ])
+
+
+SERVER_LEVEL = server(r"""
+        if ($arg_deny) { return 403; }
+        set $who "server";
+        rewrite ^/first$ /second;
+        location /second { return 200 "second who=$who"; }
+        location / { set $who "location"; return 200 "who=$who uri=$uri"; }
+        location /inner { error_page 404 = /second; }
+""")
+
+
+def test_server_level_then_location(tmp_path):
+    run_case(tmp_path, SERVER_LEVEL, FILES, [
+        ("GET", "/first"), ("GET", "/x"), ("GET", "/x?deny=1"), ("GET", "/inner/missing"),
+    ])
