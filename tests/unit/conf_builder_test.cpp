@@ -623,5 +623,75 @@ TEST(ConfValues, NginxTimeSizeAndNumber) {
   EXPECT_FALSE(parseNginxNumber("+1"));
 }
 
+TEST(ConfBuilder, RewriteModuleSteps) {
+  Config c = loadOk(S("rewrite ^/a(.*)$ /b$1 last;\nset $v \"x\";\n"
+                      "if ($host = example.com) { return 301 https://x; }\n"
+                      "location / {\n"
+                      "  rewrite ^ http://e.com/?c=d?;\n"
+                      "  if (!-f $request_filename) { add_header X-If 1; root /srv/if; break; }\n"
+                      "  add_header X-Loc 1;\n"
+                      "  rewrite_log on;\n"
+                      "  return 404;\n"
+                      "}"));
+  using K = RewriteStep::Kind;
+  const VirtualServer& s = c.site.servers[0];
+  ASSERT_EQ(s.settings.rewrites.size(), 3u);
+  EXPECT_EQ(s.settings.rewrites[0].kind, K::kRewrite);
+  EXPECT_EQ(s.settings.rewrites[0].regex, "^/a(.*)$");
+  EXPECT_EQ(s.settings.rewrites[0].replacement, "/b$1");
+  EXPECT_EQ(s.settings.rewrites[0].flag, RewriteStep::Flag::kLast);
+  EXPECT_EQ(s.settings.rewrites[1].kind, K::kSet);
+  EXPECT_EQ(s.settings.rewrites[1].variable, "v");
+  const RewriteStep& serverIf = s.settings.rewrites[2];
+  EXPECT_EQ(serverIf.condition, RewriteStep::Condition::kEqual);
+  EXPECT_EQ(serverIf.subject, "$host");
+  EXPECT_EQ(serverIf.operand, "example.com");
+  EXPECT_EQ(serverIf.ifSettings, nullptr);  // a server-level if has no implicit location
+  ASSERT_EQ(serverIf.body.size(), 1u);
+  EXPECT_EQ(serverIf.body[0].returnSpec.code, 301);
+  const LocationSettings& l = loc(c, 0).settings;
+  ASSERT_EQ(l.rewrites.size(), 3u);
+  EXPECT_TRUE(l.rewrites[0].redirect);
+  EXPECT_FALSE(l.rewrites[0].keepArgs);
+  EXPECT_EQ(l.rewrites[0].replacement, "http://e.com/?c=d");
+  const RewriteStep& locIf = l.rewrites[1];
+  EXPECT_EQ(locIf.condition, RewriteStep::Condition::kNotFile);
+  EXPECT_EQ(locIf.subject, "$request_filename");
+  ASSERT_EQ(locIf.body.size(), 1u);
+  EXPECT_EQ(locIf.body[0].kind, K::kBreak);
+  // The implicit location: its own add_header and root, the location's rewrite_log.
+  ASSERT_TRUE(locIf.ifSettings);
+  EXPECT_EQ(locIf.ifSettings->root, "/srv/if");
+  ASSERT_EQ(locIf.ifSettings->addHeaders.size(), 1u);
+  EXPECT_EQ(locIf.ifSettings->addHeaders[0].name, "X-If");
+  EXPECT_TRUE(locIf.ifSettings->rewriteLog);
+  EXPECT_TRUE(locIf.ifSettings->rewrites.empty());
+  EXPECT_EQ(l.addHeaders.size(), 1u);
+  EXPECT_TRUE(l.rewriteLog);
+  EXPECT_EQ(l.rewrites[2].returnSpec.code, 404);
+}
+
+TEST(ConfBuilder, MapBlocks) {
+  Config c = loadOk(H("map $http_host $name {\n  hostnames;\n  volatile;\n  default d;\n"
+                      "  .example.com ex;\n  ~*^www\\.(.+)$ $1;\n  \\default literal;\n"
+                      "  include m.conf;\n}\nmap_hash_bucket_size 128;\n"),
+                    {{"/etc/p/m.conf", "inc included;"}});
+  ASSERT_EQ(c.site.maps.size(), 1u);
+  const MapSpec& m = c.site.maps[0];
+  EXPECT_EQ(m.sourceValue, "$http_host");
+  EXPECT_EQ(m.variable, "name");
+  EXPECT_TRUE(m.hostnames);
+  EXPECT_TRUE(m.isVolatile);
+  EXPECT_EQ(m.defaultValue, "d");
+  ASSERT_EQ(m.entries.size(), 4u);
+  EXPECT_EQ(m.entries[0].key, ".example.com");
+  EXPECT_TRUE(m.entries[1].regex);
+  EXPECT_TRUE(m.entries[1].caseless);
+  EXPECT_EQ(m.entries[1].key, "^www\\.(.+)$");
+  EXPECT_EQ(m.entries[2].key, "default");
+  EXPECT_EQ(m.entries[2].value, "literal");
+  EXPECT_EQ(m.entries[3].key, "inc");
+}
+
 }  // namespace
 }  // namespace portico::config
