@@ -76,33 +76,59 @@ std::string escapeArgs(std::string_view value) {
 }
 
 std::string unescapeRedirect(std::string_view value) {
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    c = static_cast<char>(c | 0x20);
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-  };
+  // A port of ngx_unescape_uri's state machine for NGX_UNESCAPE_REDIRECT, quirks included (an
+  // invalid escape loses its '%', a decoded '?' ends the decoding like a literal one).
   std::string out;
   out.reserve(value.size());
-  size_t i = 0;
-  while (i < value.size()) {
-    char c = value[i];
-    if (c == '?') {  // the arguments are left as they are
-      out.append(value.substr(i));
-      return out;
-    }
-    if (c == '%' && i + 2 < value.size() && hex(value[i + 1]) >= 0 && hex(value[i + 2]) >= 0) {
-      int decoded = hex(value[i + 1]) * 16 + hex(value[i + 2]);
-      if (decoded > '%' && decoded < 0x7f) {
-        out.push_back(static_cast<char>(decoded));
-      } else {
-        out.append(value.substr(i, 3));
+  enum { kUsual, kQuoted, kQuotedSecond } state = kUsual;
+  unsigned char decoded = 0;
+  for (size_t i = 0; i < value.size(); ++i) {
+    auto ch = static_cast<unsigned char>(value[i]);
+    switch (state) {
+      case kUsual:
+        if (ch == '?') {
+          out.append(value.substr(i));  // the arguments are left as they are
+          return out;
+        }
+        if (ch == '%') {
+          state = kQuoted;
+        } else {
+          out.push_back(static_cast<char>(ch));
+        }
+        break;
+      case kQuoted: {
+        unsigned char c = ch | 0x20;
+        if (ch >= '0' && ch <= '9') {
+          decoded = static_cast<unsigned char>(ch - '0');
+          state = kQuotedSecond;
+        } else if (c >= 'a' && c <= 'f') {
+          decoded = static_cast<unsigned char>(c - 'a' + 10);
+          state = kQuotedSecond;
+        } else {
+          state = kUsual;
+          out.push_back(static_cast<char>(ch));
+        }
+        break;
       }
-      i += 3;
-      continue;
+      case kQuotedSecond: {
+        state = kUsual;
+        unsigned char c = ch | 0x20;
+        bool letter = c >= 'a' && c <= 'f';
+        if (!(ch >= '0' && ch <= '9') && !letter) break;  // dropped, as nginx
+        auto full = static_cast<unsigned char>((decoded << 4) + (letter ? c - 'a' + 10 : ch - '0'));
+        if (letter && full == '?') {
+          out.push_back('?');
+          out.append(value.substr(i + 1));
+          return out;
+        }
+        if (full > '%' && full < 0x7f) {
+          out.push_back(static_cast<char>(full));
+        } else {
+          out.append(value.substr(i - 2, 3));
+        }
+        break;
+      }
     }
-    out.push_back(c);
-    ++i;
   }
   return out;
 }

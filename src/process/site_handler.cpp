@@ -182,10 +182,23 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
         swallowing_ = true;
         pendingPage_ = page;
         pendingStatus_ = head.status;
+        // nginx keeps r->headers_out.location over the error page's internal redirect.
+        for (const http::Header& h : head.headers) {
+          if (http::iequals(h.name, "Location")) keptLocation_ = h.value;
+        }
         return;
       }
     }
-    if (errStatus_ != 0) {
+    if (keptLocation_) {
+      bool has = false;
+      for (const http::Header& h : head.headers) has = has || http::iequals(h.name, "Location");
+      if (!has) head.add("Location", std::move(*keptLocation_));
+      keptLocation_.reset();
+    }
+    // error_page's status replaces a content's, not a special response nginx makes itself
+    // (its errors and redirects set r->err_status to their own status).
+    bool special = !location_->wsgi && head.status >= 300 && head.status != 304;
+    if (errStatus_ != 0 && !special) {
       head.status = errStatus_;
       head.reason.clear();
     }
@@ -291,6 +304,9 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       respond(std::move(head), std::string());
       return;
     }
+    // ngx_http_special_response_handler: an error of the error page's own request is
+    // answered with its own status, not the one error_page set (nginx >= 1.15.4).
+    errStatus_ = 0;
     respondError(status);
   }
 
@@ -300,6 +316,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   }
 
   void redirect(int status, std::string location) {
+    errStatus_ = 0;  // a redirect is a special response too: its status wins
     http::ResponseHead head;
     head.status = status;
     head.add("Content-Type", "text/html");
@@ -389,8 +406,13 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     }
   }
 
+  // ngx_http_script_return_code: below 400 (or with a text) the answer is ngx_http_send_response's
+  // (a redirect's Location, even empty; else the text typed by the URI), else nginx's page.
   void doReturn(int code, bool hasText, std::string value) {
-    if (!hasText) {
+    // (A 204 loses its Content-Type in nginx's header filter unless error_page changed the
+    // status it goes out with.)
+    bool sent = hasText || (code >= 200 && code < 400 && (code != 204 || errStatus_ != 0));
+    if (!sent) {
       finalize(code);
       return;
     }
@@ -729,6 +751,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   int failStatus_ = 0;
   int status_ = 0;
   int errStatus_ = 0;
+  std::optional<std::string> keptLocation_;  // the Location of a response error_page took over
   int uriChanges_ = 0;
   bool quotedUri_ = false;       // the request's path held %XX or '+' (nginx's quoted_uri)
   bool pendingRewrite_ = false;  // the rewrite phases of prepare() ended in rewriteResult_

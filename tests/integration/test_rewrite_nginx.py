@@ -150,3 +150,64 @@ def test_server_level_then_location(tmp_path):
     run_case(tmp_path, SERVER_LEVEL, FILES, [
         ("GET", "/first"), ("GET", "/x"), ("GET", "/x?deny=1"), ("GET", "/inner/missing"),
     ])
+
+
+# rewrite.t's configuration (without its proxy_pass location): return codes and texts, return
+# and rewrite redirects as error pages, captures in new arguments of an escaped URI.
+RETURN_ERROR_PAGES = server(r"""
+        location / { rewrite ^ http://example.com/ redirect; }
+        location /add { rewrite ^ http://example.com/?c=d redirect; }
+        location /no { rewrite ^ http://example.com/?c=d? redirect; }
+        location /return204 { return 204; }
+        location /return200 { return 200; }
+        location /return306 { return 306; }
+        location /return405 { return 405; }
+        location /error404return405 { error_page 404 /return405; return 404; }
+        location /error405return204 { error_page 405 /return204; return 405; }
+        location /error405return200 { error_page 405 /return200; return 405; }
+        location /return200text { return 200 "text"; }
+        location /return404text { return 404 "text"; }
+        location /return302text { return 302 "text"; }
+        location /error405return200text { error_page 405 /return200text; return 405; }
+        location /error302return200text { error_page 302 /return200text; return 302 "text"; }
+        location /error405return302text { error_page 405 /return302text; return 405; }
+        location /error405rewrite { error_page 405 /; return 405; }
+        location /error405directory { error_page 405 /directory; return 405; }
+        location /directory { }
+        location /capture { rewrite ^(.*) $1?c=d; return 200 "uri:$uri args:$args"; }
+        location /capturedup { rewrite ^(.*) $1?c=$1; return 200 "uri:$uri args:$args"; }
+""")
+
+
+def test_return_and_error_pages(tmp_path):
+    files = dict(FILES)
+    files["www/directory/index.html"] = "d\n"
+    run_case(tmp_path, RETURN_ERROR_PAGES, files, [
+        ("GET", "/"), ("GET", "/?a=b"), ("GET", "/add"), ("GET", "/add?a=b"), ("GET", "/no?a=b"),
+        ("GET", "/return204"), ("GET", "/return200"), ("GET", "/return306"),
+        ("GET", "/return405"), ("GET", "/error404return405"), ("GET", "/error405return204"),
+        ("GET", "/error405return200"), ("GET", "/return200text"), ("GET", "/return404text"),
+        ("GET", "/return302text"), ("GET", "/error405return200text"),
+        ("GET", "/error302return200text"), ("GET", "/error405return302text"),
+        ("GET", "/error405rewrite"), ("GET", "/error405directory"),
+        ("GET", "/capture/%25?a=b"), ("GET", "/capturedup/%25?a=b"),
+    ])
+
+
+UNESCAPE = server(r"""
+        location /t1 { rewrite ^ $arg_r? redirect; }
+        location /t2 { rewrite ^ http://example.com$request_uri? redirect; }
+        location /t3 { rewrite ^ http://example.com$uri redirect; }
+        location /t4 { rewrite ^(.*) http://example.com$1 redirect; }
+        location /t5 { rewrite ^ http://example.com/blah%20%3Fblah redirect; }
+""")
+
+
+def test_redirect_unescaping(tmp_path):
+    run_case(tmp_path, UNESCAPE, FILES, [
+        ("GET", "/t1?r=http%3A%2F%2Fexample.com%2F%3Ffrom"),
+        ("GET", "/t1?r=http%3A%2F%2Fexample.com%0D%0Asplit"),
+        ("GET", "/t1?r=http%3A%2F%2Fexample.com%2F%3Ffrom%3Dblah"),
+        ("GET", "/t2/blah%20%3Fblah"), ("GET", "/t3/blah%20%3Fblah"),
+        ("GET", "/t4/blah%20%3Fblah"), ("GET", "/t5"), ("GET", "/t5?arg=blah"),
+    ])

@@ -146,7 +146,9 @@ TEST(Rewrite, RedirectUnescapesAsNginx) {
   EXPECT_EQ(unescapeRedirect("http%3A%2F%2Fexample.com%2F%3Ffrom"), "http://example.com/?from");
   EXPECT_EQ(unescapeRedirect("http://example.com%0D%0Asplit"), "http://example.com%0D%0Asplit");
   EXPECT_EQ(unescapeRedirect("/a%41?b%41"), "/aA?b%41");  // nothing after a literal '?'
-  EXPECT_EQ(unescapeRedirect("/%zz%4"), "/%zz%4");
+  EXPECT_EQ(unescapeRedirect("/?from%3Dblah"), "/?from%3Dblah");
+  EXPECT_EQ(unescapeRedirect("/x%3Ffrom%3Dblah"), "/x?from%3Dblah");  // a decoded '?' stops too
+  EXPECT_EQ(unescapeRedirect("/%zz%4"), "/zz");  // invalid escapes lose their '%' (nginx)
   EXPECT_EQ(escapeArgs("a b+c&d=%"), "a%20b%2Bc%26d=%25");
   EXPECT_EQ(escapeArgs("plain-._~/"), "plain-._~/");
 }
