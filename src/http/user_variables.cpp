@@ -9,17 +9,29 @@ namespace {
 constexpr int kMaxDepth = 100;  // nginx's ngx_http_variable_depth
 }
 
+namespace {
+// nginx's variable names are case-insensitive (ngx_http_add_variable lower-cases them).
+std::string lowered(std::string_view name) {
+  std::string out(name);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+}  // namespace
+
 int VariableRegistry::add(std::string_view name) {
   int existing = find(name);
   if (existing >= 0) return existing;
-  names_.emplace_back(name);
+  names_.push_back(lowered(name));
   producers_.push_back(nullptr);
   return static_cast<int>(names_.size() - 1);
 }
 
 int VariableRegistry::find(std::string_view name) const {
+  std::string key = lowered(name);
   for (size_t i = 0; i < names_.size(); ++i) {
-    if (names_[i] == name) return static_cast<int>(i);
+    if (names_[i] == key) return static_cast<int>(i);
   }
   return -1;
 }

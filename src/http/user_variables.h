@@ -30,7 +30,7 @@ class VariableRegistry {
  public:
   // The index of `name`, added when new (nginx: `set` and `map` may name a variable twice).
   int add(std::string_view name);
-  // -1 when `name` is not a user variable.
+  // -1 when `name` is not a user variable (names are case-insensitive, as nginx's).
   int find(std::string_view name) const;
   void setProducer(int index, const VariableProducer* producer) {
     producers_[static_cast<size_t>(index)] = producer;

@@ -4,7 +4,14 @@ cycles), if (every condition, the implicit location), set, return in file order,
 servers get the same configuration; see nginx_diff.py.
 """
 
-from nginx_diff import run_case
+import os
+import re
+import subprocess
+
+import pytest
+
+from nginx_diff import NGINX, config_text, run_case
+from servers import free_port, portico_binary
 
 
 FILES = {
@@ -211,3 +218,70 @@ def test_redirect_unescaping(tmp_path):
         ("GET", "/t2/blah%20%3Fblah"), ("GET", "/t3/blah%20%3Fblah"),
         ("GET", "/t4/blah%20%3Fblah"), ("GET", "/t5"), ("GET", "/t5?arg=blah"),
     ])
+
+
+LOOP = server(r"""
+        location /loop/ { rewrite ^ /loop/again; }
+        location /last/ { rewrite ^/last/(.*)$ /echo/$1 last; }
+        location /echo/ { return 200 "$uri"; }
+""")
+
+
+def test_rewrite_cycle_is_logged_as_nginx_logs_it(tmp_path):
+    run_case(tmp_path, LOOP, FILES, [("GET", "/loop/x"), ("GET", "/last/y")])
+    message = 'rewrite or internal redirection cycle while processing "/loop/again"'
+    for name in ("nginx-error.log", "portico-error.log"):
+        with open(os.path.join(str(tmp_path), name)) as handle:
+            assert message in handle.read(), name
+
+
+# Configurations both refuse at -t, with the same words (nginx adds "[emerg] PID#TID: ").
+BAD_CONFIGS = [
+    server('if ($host = x { return 404; }'),
+    server('if ($host x) { return 404; }'),
+    server('if (-q /x) { }'),
+    server('if ($a ~ "(") { }'),
+    server('if ($a) { if ($b) { } }'),
+    server('location / { if ($a) { index a; } }'),
+    server('location / { if ($a) { location /x { } } }'),
+    server('rewrite ^ "";'),
+    server('rewrite ^ /x foo;'),
+    server('rewrite ( /x;'),
+    server('set x 1;'),
+    server('set $uri 1;'),
+    server('set $a;'),
+    server('break 1;'),
+    server('', http='map $a $b { default 1; default 2; }'),
+    server('', http='map $a $b { a 1; A 2; }'),
+    server('', http='map $a $b { hostnames; *.a.* 1; }'),
+    server('', http='map $a $b { hostnames; .a.com 1; *.a.com 2; }'),
+    server('', http='map $a $b { a 1 2; }'),
+    server('', http='map $a b { a 1; }'),
+    server('', http='map $a $uri { a 1; }'),
+    server('', http='map $a $b { ~( 1; }'),
+    server('', http='map $a $b { a { } }'),
+    server('location / { rewrite_log maybe; }'),
+]
+
+
+def _emerg(binary, conf, workdir):
+    proc = subprocess.run([binary, "-p", workdir + "/", "-c", conf, "-t"],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode != 0
+    for line in (proc.stderr + proc.stdout).splitlines():
+        m = re.search(r"\[emerg\] (?:\d+#\d+: )?(.*)", line)
+        if m:
+            return m.group(1)
+    raise AssertionError("no [emerg] line:\n" + proc.stderr)
+
+
+@pytest.mark.parametrize("body", BAD_CONFIGS)
+def test_config_errors_match_nginx(tmp_path, body):
+    if not os.access(NGINX, os.X_OK):
+        pytest.skip("nginx is not installed")
+    workdir = str(tmp_path)
+    text = config_text(body, workdir, [free_port(), free_port()], False).replace("@DIR@", workdir)
+    conf = os.path.join(workdir, "bad.conf")
+    with open(conf, "w") as handle:
+        handle.write(text)
+    assert _emerg(portico_binary(), conf, workdir) == _emerg(NGINX, conf, workdir)

@@ -172,6 +172,8 @@ TEST(Rewrite, SetAndUserVariables) {
   EXPECT_EQ(res.action, Action::kReturn);
   EXPECT_EQ(res.status, 200);
   EXPECT_EQ(res.text, "two one-/u");
+  Runner mixed({setStep("Mixed", "m"), returnStep(200, "$mixed $MIXED")}, {"MiXed"});
+  EXPECT_EQ(mixed.run("/").text, "m m");  // variable names are case-insensitive
   Runner args({setStep("args", "x=1"), returnStep(200, "$arg_x")});
   EXPECT_EQ(args.run("/", "x=2").text, "1");
   EXPECT_EQ(args.state.args, "x=1");
