@@ -182,23 +182,10 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
         swallowing_ = true;
         pendingPage_ = page;
         pendingStatus_ = head.status;
-        // nginx keeps r->headers_out.location over the error page's internal redirect.
-        for (const http::Header& h : head.headers) {
-          if (http::iequals(h.name, "Location")) keptLocation_ = h.value;
-        }
         return;
       }
     }
-    if (keptLocation_) {
-      bool has = false;
-      for (const http::Header& h : head.headers) has = has || http::iequals(h.name, "Location");
-      if (!has) head.add("Location", std::move(*keptLocation_));
-      keptLocation_.reset();
-    }
-    // error_page's status replaces a content's, not a special response nginx makes itself
-    // (its errors and redirects set r->err_status to their own status).
-    bool special = !location_->wsgi && head.status >= 300 && head.status != 304;
-    if (errStatus_ != 0 && !special) {
+    if (errStatus_ != 0) {
       head.status = errStatus_;
       head.reason.clear();
     }
@@ -304,9 +291,6 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       respond(std::move(head), std::string());
       return;
     }
-    // ngx_http_special_response_handler: an error of the error page's own request is
-    // answered with its own status, not the one error_page set (nginx >= 1.15.4).
-    errStatus_ = 0;
     respondError(status);
   }
 
@@ -316,7 +300,6 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   }
 
   void redirect(int status, std::string location) {
-    errStatus_ = 0;  // a redirect is a special response too: its status wins
     http::ResponseHead head;
     head.status = status;
     head.add("Content-Type", "text/html");
@@ -329,10 +312,12 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   // (`start`, a named location, or the match of the URI) and its directives, matching again
   // after `last` or a changed URI. False: answer rewriteResult_ (return, redirect, 500).
   bool routeRequest(bool serverPhase, const http::LocationNode* start) {
-    std::string uriBefore = uri_;
-    std::string argsBefore = args_;
+    // The URI and args before the first program (copied only when one runs: most sites have
+    // none), to tell the request whether they changed.
+    std::optional<std::pair<std::string, std::string>> before;
     bool answered = false;
     auto runProgram = [&](const LocationRuntime& rt) -> http::RewriteResult {
+      if (!before) before.emplace(uri_, args_);
       http::RewriteState state;
       state.uri = std::move(uri_);
       state.args = std::move(args_);
@@ -386,7 +371,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
         answered = true;
       }
     }
-    if (uri_ != uriBefore || args_ != argsBefore) rewrite(uri_, args_, false);
+    if (before && (uri_ != before->first || args_ != before->second)) rewrite(uri_, args_, false);
     return !answered;
   }
 
@@ -406,24 +391,23 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     }
   }
 
-  // ngx_http_script_return_code: below 400 (or with a text) the answer is ngx_http_send_response's
-  // (a redirect's Location, even empty; else the text typed by the URI), else nginx's page.
+  // `return` (its text already expanded by the rewrite program).
   void doReturn(int code, bool hasText, std::string value) {
-    // (A 204 loses its Content-Type in nginx's header filter unless error_page changed the
-    // status it goes out with.)
-    bool sent = hasText || (code >= 200 && code < 400 && (code != 204 || errStatus_ != 0));
-    if (!sent) {
+    if (!hasText && (code >= 400 || isRedirectCode(code))) {
       finalize(code);
       return;
     }
+    // ngx_http_script_return_code: below 400 (or with text) the answer is
+    // ngx_http_send_response's, with the URI's type even when empty (`return 200;`).
     if (isRedirectCode(code)) {
       redirect(code, redirectLocation(value));
       return;
     }
     http::ResponseHead head;
     head.status = code;
-    // As ngx_http_send_response: the type of the URI's extension, else default_type.
-    head.add("Content-Type", std::string(location_->mimes->lookup(uri_)));
+    // As ngx_http_send_response: the type of the URI's extension, else default_type (none on
+    // a 204, whose header filter drops it).
+    if (code != 204) head.add("Content-Type", std::string(location_->mimes->lookup(uri_)));
     respond(std::move(head), std::move(value));
   }
 
@@ -751,7 +735,6 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   int failStatus_ = 0;
   int status_ = 0;
   int errStatus_ = 0;
-  std::optional<std::string> keptLocation_;  // the Location of a response error_page took over
   int uriChanges_ = 0;
   bool quotedUri_ = false;       // the request's path held %XX or '+' (nginx's quoted_uri)
   bool pendingRewrite_ = false;  // the rewrite phases of prepare() ended in rewriteResult_
