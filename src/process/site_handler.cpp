@@ -371,7 +371,14 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
         answered = true;
       }
     }
-    if (before && (uri_ != before->first || args_ != before->second)) rewrite(uri_, args_, false);
+    if (before && (uri_ != before->first || args_ != before->second)) {
+      // The content (an app's PATH_INFO, QUERY_STRING) sees the rewritten URI; $request_uri
+      // and REQUEST_URI stay the request's (nginx's unparsed_uri).
+      if (!rewritten_) rewritten_ = original_;
+      rewritten_->path = uri_;
+      rewritten_->rawPath = uri_;
+      rewritten_->query = args_;
+    }
     return !answered;
   }
 

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from nginx_diff import NGINX, config_text, run_case
+from nginx_diff import NGINX, PROXY, config_text, run_case
 from servers import free_port, portico_binary
 
 
@@ -68,6 +68,8 @@ REWRITES = server(r"""
         location /unset/ { return 200 "[$never_set]"; }
         location /late/ { set $never_set "late"; return 200 "late"; }
         location /escape/ { rewrite ^/escape/(.*)$ /echo/x?q=$1; }
+        location /ru/ { rewrite ^ /show/x?n=1; }
+        location /show/ { return 200 "$request_uri $request $uri $args"; }
 """)
 
 
@@ -79,7 +81,7 @@ def test_rewrite(tmp_path):
         ("GET", "/redir/a?b=c"), ("GET", "/perm/a?b=c"), ("GET", "/abs/?z=2"),
         ("GET", "/nomatch/q"), ("GET", "/loop/x"), ("GET", "/set/"), ("GET", "/order/"),
         ("GET", "/args/?old=1"), ("GET", "/unset/"), ("GET", "/escape/a%20b+c"),
-        ("GET", "/escape/plain"),
+        ("GET", "/escape/plain"), ("GET", "/ru/a?o=2"),
     ])
 
 
@@ -271,3 +273,18 @@ def test_config_errors_match_nginx(tmp_path, body):
     with open(conf, "w") as handle:
         handle.write(text)
     assert _emerg(portico_binary(), conf, workdir) == _emerg(NGINX, conf, workdir)
+
+
+APP_BEHIND_REWRITE = server(r"""
+        location /old/ { rewrite ^/old/(.*)$ /app/$1?from=old last; }
+        location /app/ { %s }
+        location /cond/ { if ($arg_go) { rewrite ^ /app/cond break; } return 200 "no"; }
+""" % PROXY)
+
+
+def test_app_sees_the_rewritten_uri(tmp_path):
+    # nginx proxies the rewritten URI; the app (echo_uri) answers with its PATH_INFO and args.
+    run_case(tmp_path, APP_BEHIND_REWRITE, FILES, [
+        ("GET", "/old/x"), ("GET", "/old/y?k=v"), ("GET", "/app/z"), ("GET", "/cond/?go=1"),
+        ("GET", "/cond/"),
+    ])
