@@ -34,6 +34,7 @@ enum class Template::Kind : uint8_t {
   kRequest,
   kDocumentRoot,
   kRealpathRoot,
+  kRequestFilename,
   kHttp,
   kSentHttp,
   kCookie,
@@ -337,6 +338,7 @@ std::optional<Template> Template::compile(std::string_view text, std::string& er
       {"request", Kind::kRequest},
       {"document_root", Kind::kDocumentRoot},
       {"realpath_root", Kind::kRealpathRoot},
+      {"request_filename", Kind::kRequestFilename},
       {"content_type", Kind::kContentType},
       {"content_length", Kind::kContentLength},
       {"status", Kind::kStatus},
@@ -509,6 +511,9 @@ std::string Template::expand(const VariableContext& c, VariableEscape escape) co
         break;
       case Kind::kDocumentRoot:
         value = std::string(c.documentRoot);
+        break;
+      case Kind::kRequestFilename:
+        if (c.requestFilename) value = c.requestFilename(c.uri);
         break;
       case Kind::kRealpathRoot: {
         std::string root(c.documentRoot);

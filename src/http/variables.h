@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <ctime>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -30,6 +31,9 @@ struct VariableContext {
   std::string_view host;          // the validated, lower-cased Host ("" when absent)
   std::string_view serverName;    // $server_name: the server's first name
   std::string_view documentRoot;  // $document_root: root or alias of the location
+  // $request_filename: the file `uri` maps to under the location's root or alias, computed
+  // on use (null: the variable is empty).
+  std::function<std::string(std::string_view uri)> requestFilename;
   std::string_view hostname;      // $hostname: the machine's name
   const Regex::Match* captures = nullptr;  // $1..$9 and named captures of the last regex
   int status = 0;                          // $status

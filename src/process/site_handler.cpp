@@ -275,7 +275,27 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     c.durationMicros = wallMicros() - startMicros_;
     c.users = &users_;
     c.warnUninitialized = location_ ? location_->warnUninitialized : true;
+    if (location_) c.requestFilename = [this](std::string_view uri) { return requestFilename(uri); };
     return c;
+  }
+
+  // $request_filename (ngx_http_map_uri_to_path): root + URI, or the alias with the URI's rest
+  // (a regex location's alias is the whole path). No side effects: `if (-f ...)` runs before
+  // the content.
+  std::string requestFilename(std::string_view uri) const {
+    const LocationRuntime& rt = *location_;
+    if (!rt.directory) return std::string(uri);
+    std::string directory;
+    if (rt.directory->constant()) {
+      directory = rt.directory->source();
+    } else {
+      directory = rt.directory->expand(variables());
+      if (!directory.empty() && directory[0] != '/') directory.insert(0, site_.prefix());
+    }
+    if (rt.alias && rt.aliasRegex) return directory;
+    std::string_view rest = uri;
+    if (rt.alias && rest.starts_with(rt.aliasPrefix)) rest.remove_prefix(rt.aliasPrefix.size());
+    return directory + std::string(rest);
   }
 
   // Answers with an nginx-generated status (error_page may take it over).
@@ -318,10 +338,12 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     bool answered = false;
     auto runProgram = [&](const LocationRuntime& rt) -> http::RewriteResult {
       if (!before) before.emplace(uri_, args_);
+      // Copies: what the program reads through variables() (a map, $request_filename) sees
+      // the request as it stood before the program.
       http::RewriteState state;
-      state.uri = std::move(uri_);
-      state.args = std::move(args_);
-      state.captures = std::move(captures_);
+      state.uri = uri_;
+      state.args = args_;
+      state.captures = captures_;
       state.quotedUri = quotedUri_;
       http::RewriteResult result = rt.rewrites->run(state, variables(), rt.rewriteLog);
       uri_ = std::move(state.uri);

@@ -19,6 +19,8 @@ FILES = {
     "www/a.txt": "alpha\n",
     "www/new/page.txt": "new page\n",
     "www/dir/index.html": "dir index\n",
+    "www/dir/page.html": "dir page\n",
+    "www/fn/here.txt": "here\n",
     "www/exec.sh": "#!/bin/sh\n",
     "www/implicit/x.txt": "location root\n",
     "www/other/implicit/x.txt": "if root\n",
@@ -105,6 +107,20 @@ IFS = server(r"""
             add_header X-Loc "location";
         }
         location /sp/ { if ( $arg_c ) { return 204; } }
+        location /fn/ {
+            if (!-f $request_filename) { return 200 "no file $request_filename"; }
+            return 200 "file $request_filename";
+        }
+        location /al/ {
+            alias @DIR@/www/dir/;
+            if (-f $request_filename) { return 200 "alias file $request_filename"; }
+            return 200 "alias none $request_filename";
+        }
+        location ~ ^/rx/(.*)$ {
+            alias @DIR@/www/$1;
+            if (-e $request_filename) { return 200 "rx $request_filename"; }
+            return 200 "rx none $request_filename";
+        }
 """)
 
 
@@ -114,7 +130,8 @@ def test_if(tmp_path):
         ("GET", "/eq/?c=no"), ("GET", "/re/?c=12-ab"), ("GET", "/re/?c=abc"), ("GET", "/re/?c=q"),
         ("GET", "/re/?c=xq"), ("GET", "/file/?c=a.txt"), ("GET", "/file/?c=dir"),
         ("GET", "/file/?c=nope"), ("GET", "/implicit/x.txt?h=1"), ("GET", "/implicit/x.txt"),
-        ("GET", "/sp/?c=1"), ("GET", "/sp/"),
+        ("GET", "/sp/?c=1"), ("GET", "/sp/"), ("GET", "/fn/missing"), ("GET", "/fn/here.txt"), ("GET", "/al/page.html"),
+        ("GET", "/al/nope"), ("GET", "/rx/a.txt"), ("GET", "/rx/zz"),
     ])
 
 
