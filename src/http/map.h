@@ -36,7 +36,8 @@ class MapVariable : public VariableProducer {
 
  private:
   struct Wildcard {
-    std::string base;  // "example.com" for "*.example.com" / ".example.com"; "www.example." for "www.example.*"
+    // "example.com" for "*.example.com" and ".example.com"; "www.example." for "www.example.*"
+    std::string base;
     bool alsoExact = false;  // ".example.com" also matches "example.com"
     size_t value = 0;
   };

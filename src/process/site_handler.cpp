@@ -275,7 +275,9 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     c.durationMicros = wallMicros() - startMicros_;
     c.users = &users_;
     c.warnUninitialized = location_ ? location_->warnUninitialized : true;
-    if (location_) c.requestFilename = [this](std::string_view uri) { return requestFilename(uri); };
+    if (location_) {
+      c.requestFilename = [this](std::string_view uri) { return requestFilename(uri); };
+    }
     return c;
   }
 
@@ -932,7 +934,8 @@ bool SiteHandler::compile(LocationRuntime& rt, const config::LocationSettings& s
   }
   {
     std::string message;
-    rt.rewrites = http::RewriteProgram::compile(s.rewrites, captureNames_, &userVariables_, message);
+    rt.rewrites =
+        http::RewriteProgram::compile(s.rewrites, captureNames_, &userVariables_, message);
     if (!rt.rewrites) {
       error = message;
       return false;

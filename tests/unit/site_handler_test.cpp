@@ -256,7 +256,8 @@ TEST_F(SiteTest, TryFilesFilesDirectoriesAndFallbacks) {
 }
 
 TEST_F(SiteTest, ReturnRedirectsWithVariablesAndServerReturn) {
-  add(Match::kPrefix, "/old/").settings.rewrites = returning(301, "https://$host$request_uri", true);
+  add(Match::kPrefix, "/old/").settings.rewrites =
+      returning(301, "https://$host$request_uri", true);
   add(Match::kPrefix, "/rel/").settings.rewrites = returning(302, "/new/", true);
   add(Match::kPrefix, "/gone/").settings.rewrites = returning(410, "", false);
   build();
