@@ -242,14 +242,10 @@ void sync(VariableContext& context, const RewriteState& state) {
   context.captures = state.captures ? &*state.captures : nullptr;
 }
 
-// A regex match changes the captures only when the regex has groups (ngx_http_regex_exec);
-// a failed match clears them (r->ncaptures = 0).
-void updateCaptures(RewriteState& state, const Regex& regex, bool matched, Regex::Match& m) {
-  if (!matched) {
-    state.captures = Regex::Match{};
-  } else if (regex.captureCount() > 0) {
-    state.captures = std::move(m);
-  }
+// A match makes the captures this regex's (ngx_http_regex_exec: a regex without groups leaves
+// $1..$9 empty); a failed match clears them (r->ncaptures = 0).
+void updateCaptures(RewriteState& state, bool matched, Regex::Match& m) {
+  state.captures = matched ? std::move(m) : Regex::Match{};
 }
 
 }  // namespace
@@ -273,7 +269,7 @@ bool RewriteProgram::condition(const Step& step, RewriteState& state, VariableCo
         logInfo("\"" + step.regexSource + (matched ? "\" matches \"" : "\" does not match \"") +
                 v + "\"");
       }
-      updateCaptures(state, *step.regex, matched, m);
+      updateCaptures(state, matched, m);
       sync(context, state);
       return matched != step.negate;
     }
@@ -308,7 +304,7 @@ bool RewriteProgram::runSteps(const std::vector<Step>& steps, RewriteState& stat
           logInfo("\"" + step.regexSource + (matched ? "\" matches \"" : "\" does not match \"") +
                   state.uri + "\"");
         }
-        updateCaptures(state, *step.regex, matched, m);
+        updateCaptures(state, matched, m);
         sync(context, state);
         if (!matched) break;
         // Captures copied into new arguments (or a redirect) are escaped when the request's

@@ -70,6 +70,8 @@ REWRITES = server(r"""
         location /unset/ { return 200 "[$never_set]"; }
         location /late/ { set $never_set "late"; return 200 "late"; }
         location /escape/ { rewrite ^/escape/(.*)$ /echo/x?q=$1; }
+        location ~ ^/cap/(\w+)/(\w+)$ { rewrite ^ /echo/$2$10; }
+        location /body/ { if ($arg_s) { set $s "set:$arg_s"; } return 200 "[$s]"; }
         location /ru/ { rewrite ^ /show/x?n=1; }
         location /show/ { return 200 "$request_uri $request $uri $args"; }
 """)
@@ -83,7 +85,8 @@ def test_rewrite(tmp_path):
         ("GET", "/redir/a?b=c"), ("GET", "/perm/a?b=c"), ("GET", "/abs/?z=2"),
         ("GET", "/nomatch/q"), ("GET", "/loop/x"), ("GET", "/set/"), ("GET", "/order/"),
         ("GET", "/args/?old=1"), ("GET", "/unset/"), ("GET", "/escape/a%20b+c"),
-        ("GET", "/escape/plain"), ("GET", "/ru/a?o=2"),
+        ("GET", "/escape/plain"), ("GET", "/ru/a?o=2"), ("GET", "/cap/ab/cd"),
+        ("GET", "/body/?s=1"), ("GET", "/body/"),
     ])
 
 

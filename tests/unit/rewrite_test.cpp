@@ -255,6 +255,13 @@ TEST(Rewrite, IfSwitchesToItsImplicitLocation) {
   EXPECT_EQ(no.state.ifSettings, nullptr);
 }
 
+TEST(Rewrite, AMatchWithoutGroupsEmptiesTheCaptures) {
+  // nginx: r->ncaptures = rc * 2 on every match, so $1 of an earlier regex is gone.
+  Runner r({rewriteStep("^/(\\w+)$", "/x/$1"), rewriteStep("^/x", "/y/$1")});
+  r.run("/abc");
+  EXPECT_EQ(r.state.uri, "/y/");
+}
+
 TEST(Rewrite, ZeroLengthUriIsAnError) {
   Runner r({rewriteStep("^/(.*)$", "$1")});
   EXPECT_EQ(r.run("/").action, Action::kError);
