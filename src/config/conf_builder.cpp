@@ -1088,7 +1088,7 @@ class Builder {
     spec.variable = d.args[1].substr(1);
     MapKeys keys;
     mapEntries(d.children, spec, keys);
-    checkMapHash(d, keys);
+    checkMapHash(keys);
     site_.maps.push_back(std::move(spec));
   }
 
@@ -1201,8 +1201,10 @@ class Builder {
   }
 
   // ngx_hash_init's checks on a map's exact keys with map_hash_bucket_size (rounded up to
-  // the cache line, 64) and map_hash_max_size, as nginx reports them.
-  void checkMapHash(const ConfDirective& d, const MapKeys& keys) {
+  // the cache line, 64) and map_hash_max_size, as nginx reports them (through the cycle's
+  // log: no "in FILE:LINE").
+  void checkMapHash(const MapKeys& keys) {
+    auto fail = [](const std::string& text) { throw ConfFailure{"[emerg] " + text}; };
     constexpr uint64_t kCacheLine = 64;
     uint64_t maxSize = mapHashMaxSize_.value_or(2048);
     uint64_t bucket = mapHashBucketSize_ ? (*mapHashBucketSize_ + kCacheLine - 1) / kCacheLine *
@@ -1210,18 +1212,17 @@ class Builder {
                                          : kCacheLine;
     if (keys.exact.empty()) return;
     if (maxSize == 0) {
-      emerg(d, "could not build map_hash, you should increase map_hash_max_size: 0");
+      fail("could not build map_hash, you should increase map_hash_max_size: 0");
     }
     auto eltSize = [](size_t len) -> uint64_t { return (sizeof(void*) + len + 2 + 7) / 8 * 8; };
     if (bucket > 65536 - kCacheLine) {
-      emerg(d, "could not build map_hash, too large map_hash_bucket_size: " +
-                   std::to_string(bucket));
+      fail("could not build map_hash, too large map_hash_bucket_size: " + std::to_string(bucket));
     }
     std::vector<std::pair<uint64_t, uint64_t>> elts;  // (hash, element size)
     for (const std::string& key : keys.exact) {
       if (bucket < eltSize(key.size()) + sizeof(void*)) {
-        emerg(d, "could not build map_hash, you should increase map_hash_bucket_size: " +
-                     std::to_string(bucket));
+        fail("could not build map_hash, you should increase map_hash_bucket_size: " +
+             std::to_string(bucket));
       }
       uint64_t hash = 0;
       for (char c : key) hash = hash * 31 + static_cast<unsigned char>(c);
@@ -1244,9 +1245,10 @@ class Builder {
       }
       if (fits) return;
     }
-    warn(d, "could not build optimal map_hash, you should increase either map_hash_max_size: " +
-                std::to_string(maxSize) + " or map_hash_bucket_size: " + std::to_string(bucket) +
-                "; ignoring map_hash_bucket_size");
+    result_.messages.push_back(
+        "[warn] could not build optimal map_hash, you should increase either "
+        "map_hash_max_size: " + std::to_string(maxSize) + " or map_hash_bucket_size: " +
+        std::to_string(bucket) + "; ignoring map_hash_bucket_size");
   }
 
   void errorPage(const ConfDirective& d, Frame& f) {

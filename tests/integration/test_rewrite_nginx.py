@@ -269,6 +269,8 @@ BAD_CONFIGS = [
     server('', http='map $a $b { ~( 1; }'),
     server('', http='map $a $b { a { } }'),
     server('location / { rewrite_log maybe; }'),
+    server('', http='map_hash_bucket_size 32; map $a $b { %s 1; }' % ("k" * 70)),
+    server('', http='map_hash_max_size 0; map $a $b { a 1; }'),
 ]
 
 

@@ -671,6 +671,20 @@ TEST(ConfBuilder, RewriteModuleSteps) {
   EXPECT_EQ(l.rewrites[2].returnSpec.code, 404);
 }
 
+TEST(ConfBuilder, MapHashSizes) {
+  // ngx_hash_init's verdicts on the exact keys, worded as nginx's (without FILE:LINE).
+  ConfLoadResult r = load(H("map_hash_max_size 1;\nmap $a $b { a 1; b 2; c 3; d 4; e 5; }"));
+  EXPECT_TRUE(r.ok);
+  ASSERT_FALSE(r.messages.empty());
+  EXPECT_EQ(r.messages.back(),
+            "[warn] could not build optimal map_hash, you should increase either "
+            "map_hash_max_size: 1 or map_hash_bucket_size: 64; ignoring map_hash_bucket_size");
+  EXPECT_EQ(errorOf(H("map_hash_bucket_size 32;\nmap $a $b { " + std::string(70, 'k') +
+                      " 1; }")),
+            "[emerg] could not build map_hash, you should increase map_hash_bucket_size: 64");
+  EXPECT_TRUE(load(H("map $a $b { a 1; b 2; c 3; d 4; e 5; }")).messages.empty());
+}
+
 TEST(ConfBuilder, MapBlocks) {
   Config c = loadOk(H("map $http_host $name {\n  hostnames;\n  volatile;\n  default d;\n"
                       "  .example.com ex;\n  ~*^www\\.(.+)$ $1;\n  \\default literal;\n"
