@@ -39,7 +39,11 @@ enum Ctx : unsigned {
   kServer = 8,
   kLocation = 16,
   kTypes = 32,
+  kServerIf = 64,     // NGX_HTTP_SIF_CONF: inside `if` at the server level
+  kLocationIf = 128,  // NGX_HTTP_LIF_CONF: inside `if` in a location
 };
+// The rewrite module's directives (rewrite, return, set, break) go wherever `if` may hold them.
+constexpr unsigned kRewriteCtx = kServer | kServerIf | kLocation | kLocationIf;
 constexpr unsigned kHsl = kHttp | kServer | kLocation;
 
 // nginx's argument-count rules (NGX_CONF_NOARGS, TAKE1, ... 1MORE, 2MORE, FLAG).
@@ -68,7 +72,8 @@ struct Partial {
   SourceRef directorySource;         // where this level's root/alias was written
   std::optional<std::vector<std::string>> index;
   std::optional<TryFiles> tryFiles;       // never inherited
-  std::optional<ReturnSpec> returnSpec;   // never inherited
+  std::vector<RewriteStep> rewrites;      // never inherited (the rewrite module's program)
+  std::optional<bool> rewriteLog, uninitializedVariableWarn;
   std::optional<std::vector<ErrorPage>> errorPages;
   std::optional<std::vector<AddHeader>> addHeaders;
   std::optional<Expires> expires;
@@ -164,6 +169,8 @@ void mergeFrom(Partial& c, const Partial& p) {
   inherit(c.serverNameInRedirect, p.serverNameInRedirect);
   inherit(c.portInRedirect, p.portInRedirect);
   inherit(c.logNotFound, p.logNotFound);
+  inherit(c.rewriteLog, p.rewriteLog);
+  inherit(c.uninitializedVariableWarn, p.uninitializedVariableWarn);
   inherit(c.accessLogs, p.accessLogs);
   inherit(c.openLogFileCache, p.openLogFileCache);
   inherit(c.typesHashMaxSize, p.typesHashMaxSize);
@@ -202,6 +209,7 @@ struct Frame {
   ServerDraft* server = nullptr;
   LocationDraft* location = nullptr;  // innermost enclosing location
   std::map<std::string, std::string>* types = nullptr;
+  std::vector<RewriteStep>* steps = nullptr;  // where rewrite/return/set/break/if go
 };
 
 std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
@@ -234,9 +242,7 @@ constexpr std::string_view kUnsupportedPrefixes[] = {
 };
 constexpr std::string_view kUnsupportedNames[] = {
     // http
-    "http2", "http3", "rewrite", "rewrite_log", "if", "set", "map", "map_hash_bucket_size",
-    "map_hash_max_size", "upstream", "geo", "split_clients", "break",
-    "uninitialized_variable_warn", "allow", "deny", "satisfy", "resolver", "resolver_timeout",
+    "http2", "http3", "upstream", "geo", "split_clients", "allow", "deny", "satisfy", "resolver", "resolver_timeout",
     "set_real_ip_from", "internal", "limit_except", "aio", "aio_write", "directio",
     "directio_alignment", "output_buffers", "postpone_output",
     "client_body_in_file_only", "client_body_in_single_buffer",
@@ -355,7 +361,9 @@ class Builder {
     for (const Command& cmd : commands()) {
       if (cmd.name != d.name) continue;
       found = true;
-      if (!(cmd.contexts & frame.ctx)) continue;
+      if (!(cmd.contexts & frame.ctx) && !(frame.ctx == kLocationIf && allowedInIf(d.name))) {
+        continue;
+      }
       if (!cmd.block && d.hasBlock) {
         emerg(d, "directive " + quote(d.name) + " is not terminated by \";\"");
       }
@@ -369,6 +377,14 @@ class Builder {
     if (found) emerg(d, quote(d.name) + " directive is not allowed here");
     if (isUnsupportedNginxDirective(d.name)) unsupported(d, quote(d.name) + " directive");
     emerg(d, "unknown directive " + quote(d.name));
+  }
+
+  // The directives nginx's other modules allow in a location's `if` (NGX_HTTP_LIF_CONF) that
+  // portico implements; they set the if block's implicit location.
+  static bool allowedInIf(const std::string& name) {
+    static const std::set<std::string> kNames = {"root", "sendfile", "error_page", "expires",
+                                                 "add_header", "access_log", "gzip"};
+    return kNames.count(name) != 0;
   }
 
   // ---- value helpers ----
@@ -615,6 +631,7 @@ class Builder {
     inner.ctx = kServer;
     inner.level = &draft.partial;
     inner.server = &draft;
+    inner.steps = &draft.partial.rewrites;
     walk(d.children, inner);
     if (draft.server.listens.empty()) {
       // nginx: `listen *:80` when started as root, *:8000 otherwise.
@@ -1168,9 +1185,12 @@ class Builder {
   }
 
   void returnDirective(const ConfDirective& d, Frame& f) {
-    // nginx's rewrite module: a second `return` at one level is another (unreachable)
-    // instruction, not an error; the first one is what runs.
-    ReturnSpec spec;
+    // nginx's rewrite module: a step of the level's program, in file order with rewrite, set,
+    // if and break (a second `return` is just unreachable).
+    RewriteStep step;
+    step.kind = RewriteStep::Kind::kReturn;
+    step.source = d.source;
+    ReturnSpec& spec = step.returnSpec;
     const std::string& first = d.args[0];
     auto isUrl = [](const std::string& v) {
       return startsWith(v, "http://") || startsWith(v, "https://") || startsWith(v, "$scheme");
@@ -1181,7 +1201,7 @@ class Builder {
         spec.code = 302;
         spec.text = first;
         spec.hasText = true;
-        if (!f.level->returnSpec) f.level->returnSpec = spec;
+        f.steps->push_back(std::move(step));
         return;
       }
       emerg(d, "invalid return code " + quote(first));
@@ -1192,7 +1212,340 @@ class Builder {
       spec.text = d.args[1];
       spec.hasText = true;
     }
-    if (!f.level->returnSpec) f.level->returnSpec = spec;
+    f.steps->push_back(std::move(step));
+  }
+
+  // ---- the rewrite module (rewrite, break, set, if, rewrite_log, uninitialized_variable_warn)
+
+  void rewrite(const ConfDirective& d, Frame& f) {
+    RewriteStep step;
+    step.kind = RewriteStep::Kind::kRewrite;
+    step.source = d.source;
+    step.regex = d.args[0];
+    step.replacement = d.args[1];
+    if (step.replacement.empty()) emerg(d, "empty replacement");
+    compileRegex(d, step.regex, false);
+    if (step.replacement.back() == '?') {  // the last "?" drops the original arguments
+      step.replacement.pop_back();
+      step.keepArgs = false;
+    }
+    step.redirect = startsWith(step.replacement, "http://") ||
+                    startsWith(step.replacement, "https://") ||
+                    startsWith(step.replacement, "$scheme");
+    if (d.args.size() == 3) {
+      const std::string& flag = d.args[2];
+      if (flag == "last") {
+        step.flag = RewriteStep::Flag::kLast;
+      } else if (flag == "break") {
+        step.flag = RewriteStep::Flag::kBreak;
+      } else if (flag == "redirect") {
+        step.flag = RewriteStep::Flag::kRedirect;
+      } else if (flag == "permanent") {
+        step.flag = RewriteStep::Flag::kPermanent;
+      } else {
+        emerg(d, "invalid parameter " + quote(flag));
+      }
+    }
+    f.steps->push_back(std::move(step));
+  }
+
+  void breakDirective(const ConfDirective& d, Frame& f) {
+    RewriteStep step;
+    step.kind = RewriteStep::Kind::kBreak;
+    step.source = d.source;
+    f.steps->push_back(std::move(step));
+  }
+
+  void set(const ConfDirective& d, Frame& f) {
+    if (d.args[0].empty() || d.args[0][0] != '$') {
+      emerg(d, "invalid variable name " + quote(d.args[0]));
+    }
+    RewriteStep step;
+    step.kind = RewriteStep::Kind::kSet;
+    step.source = d.source;
+    step.variable = d.args[0].substr(1);
+    step.value = d.args[1];
+    f.steps->push_back(std::move(step));
+  }
+
+  // ngx_http_rewrite_if_condition: "(" and ")" may stand alone or stick to the first and last
+  // words; a variable alone, VAR =|!=|~|~*|!~|!~* VALUE, or -f|-d|-e|-x|!-f|... PATH.
+  void parseCondition(const ConfDirective& d, RewriteStep& step) {
+    using C = RewriteStep::Condition;
+    std::vector<std::string> a = d.args;
+    if (a[0].empty() || a[0][0] != '(') emerg(d, "invalid condition " + quote(a[0]));
+    size_t cur = 0;
+    if (a[0].size() == 1) {
+      cur = 1;
+    } else {
+      a[0].erase(0, 1);
+    }
+    size_t last = a.size() - 1;
+    if (a[last].empty() || a[last].back() != ')') emerg(d, "invalid condition " + quote(a[last]));
+    if (a[last].size() == 1) {
+      if (last == 0 || last - 1 < cur) emerg(d, "invalid condition " + quote(a[last]));
+      --last;
+    } else {
+      a[last].pop_back();
+    }
+    if (cur > last) emerg(d, "invalid condition " + quote(a[last]));
+    const std::string& p = a[cur];
+    if (p.size() > 1 && p[0] == '$') {
+      if (cur != last && cur + 2 != last) emerg(d, "invalid condition " + quote(p));
+      step.subject = p;
+      if (cur == last) {
+        step.condition = C::kVariable;
+        return;
+      }
+      const std::string& op = a[cur + 1];
+      step.operand = a[last];
+      if (op == "=") {
+        step.condition = C::kEqual;
+      } else if (op == "!=") {
+        step.condition = C::kNotEqual;
+      } else if (op == "~" || op == "~*" || op == "!~" || op == "!~*") {
+        step.condition = op[0] == '!' ? C::kNotMatch : C::kMatch;
+        step.caseless = op.back() == '*';
+        compileRegex(d, step.operand, step.caseless);
+      } else {
+        emerg(d, "unexpected " + quote(op) + " in condition");
+      }
+      return;
+    }
+    if ((p.size() == 2 && p[0] == '-') || (p.size() == 3 && p[0] == '!' && p[1] == '-')) {
+      if (cur + 1 != last) emerg(d, "invalid condition " + quote(p));
+      step.subject = a[last];
+      bool negative = p[0] == '!';
+      switch (p.back()) {
+        case 'f': step.condition = negative ? C::kNotFile : C::kFile; return;
+        case 'd': step.condition = negative ? C::kNotDirectory : C::kDirectory; return;
+        case 'e': step.condition = negative ? C::kNotExists : C::kExists; return;
+        case 'x': step.condition = negative ? C::kNotExecutable : C::kExecutable; return;
+        default: break;
+      }
+    }
+    emerg(d, "invalid condition " + quote(p));
+  }
+
+  // `if (COND) { ... }`: its rewrite directives join the level's program; in a location the
+  // block is also an implicit location (add_header, root, ... apply when COND held).
+  void ifDirective(const ConfDirective& d, Frame& f) {
+    RewriteStep step;
+    step.kind = RewriteStep::Kind::kIf;
+    step.source = d.source;
+    parseCondition(d, step);
+    Frame inner;
+    inner.server = f.server;
+    inner.location = f.location;
+    inner.steps = &step.body;
+    if (f.ctx == kServer) {
+      inner.ctx = kServerIf;
+      inner.level = &serverIfPartials_.emplace_back();
+    } else {
+      inner.ctx = kLocationIf;
+      step.ifSettings = std::make_shared<LocationSettings>();
+      inner.level = &ifPartials_[step.ifSettings.get()];
+    }
+    walk(d.children, inner);
+    f.steps->push_back(std::move(step));
+  }
+
+  void rewriteLog(const ConfDirective& d, Frame& f) { setFlag(d, f.level->rewriteLog); }
+  void uninitializedVariableWarn(const ConfDirective& d, Frame& f) {
+    setFlag(d, f.level->uninitializedVariableWarn);
+  }
+
+  // The merged settings of each `if` of a level: the level's (merged) Partial with what the
+  // block set, as nginx merges the implicit location under its location.
+  void finishIfBlocks(LocationSettings& settings, const Partial& merged) {
+    for (RewriteStep& step : settings.rewrites) {
+      if (step.kind != RewriteStep::Kind::kIf || !step.ifSettings) continue;
+      Partial p = ifPartials_[step.ifSettings.get()];
+      mergeFrom(p, merged);
+      *step.ifSettings = finalize(p);
+      // The enclosing location's content handler stays (nginx keeps r->content_handler).
+      step.ifSettings->wsgi = settings.wsgi;
+    }
+  }
+
+  // ---- the map module ----
+
+  // The keys a map has so far, for nginx's conflict checks (ngx_hash_add_key).
+  struct MapKeys {
+    std::set<std::string> exact, head, tail;
+  };
+
+  void map(const ConfDirective& d, Frame&) {
+    MapSpec spec;
+    spec.source = d.source;
+    spec.sourceValue = d.args[0];
+    if (d.args[1].empty() || d.args[1][0] != '$') {
+      emerg(d, "invalid variable name " + quote(d.args[1]));
+    }
+    spec.variable = d.args[1].substr(1);
+    MapKeys keys;
+    mapEntries(d.children, spec, keys);
+    checkMapHash(keys);
+    site_.maps.push_back(std::move(spec));
+  }
+
+  void mapEntries(const std::vector<ConfDirective>& entries, MapSpec& spec, MapKeys& keys) {
+    for (const ConfDirective& e : entries) {
+      if (e.error) throw ConfFailure{"[emerg] " + *e.error};
+      if (e.hasBlock) emerg(e, "unexpected \"{\"");
+      if (e.args.empty() && e.name == "hostnames") {
+        spec.hostnames = true;
+        continue;
+      }
+      if (e.args.empty() && e.name == "volatile") {
+        spec.isVolatile = true;
+        continue;
+      }
+      if (e.args.size() != 1) emerg(e, "invalid number of the map parameters");
+      if (e.name == "include") {
+        mapInclude(e, spec, keys);
+        continue;
+      }
+      if (e.name == "default") {
+        if (spec.defaultValue) emerg(e, "duplicate default map parameter");
+        spec.defaultValue = e.args[0];
+        continue;
+      }
+      MapSpec::Entry entry;
+      entry.key = e.name;
+      entry.value = e.args[0];
+      entry.source = e.source;
+      if (!entry.key.empty() && entry.key[0] == '~') {
+        entry.key.erase(0, 1);
+        if (!entry.key.empty() && entry.key[0] == '*') {
+          entry.key.erase(0, 1);
+          entry.caseless = true;
+        }
+        entry.regex = true;
+        compileRegex(e, entry.key, entry.caseless);
+      } else {
+        if (!entry.key.empty() && entry.key[0] == '\\') entry.key.erase(0, 1);
+        addMapKey(e, spec.hostnames, entry.key, keys);
+      }
+      spec.entries.push_back(std::move(entry));
+    }
+  }
+
+  void mapInclude(const ConfDirective& d, MapSpec& spec, MapKeys& keys) {
+    std::vector<std::string> paths;
+    std::string error;
+    if (!loader_.expandInclude(d.args[0], confPrefix_, paths, error)) emerg(d, error);
+    for (const std::string& path : paths) {
+      std::string text;
+      bool readFailed = false;
+      if (!loader_.readFile(path, text, error, &readFailed)) {
+        if (readFailed) throw ConfFailure{"[crit] " + error};
+        emerg(d, error);
+      }
+      if (includeDepth_ >= ConfLoader::kMaxIncludeDepth) {
+        emerg(d, "include nesting deeper than " + std::to_string(ConfLoader::kMaxIncludeDepth) +
+                     " levels (an include loop?)");
+      }
+      ++includeDepth_;
+      mapEntries(parseConf(text, path), spec, keys);
+      --includeDepth_;
+    }
+  }
+
+  // ngx_hash_add_key: exact keys (case-insensitive), and with `hostnames` the wildcards
+  // "*.example.com", ".example.com" (also example.com itself) and "www.example.*".
+  void addMapKey(const ConfDirective& d, bool hostnames, const std::string& raw, MapKeys& keys) {
+    std::string key = lower(raw);
+    auto conflict = [&] { emerg(d, "conflicting parameter " + quote(key)); };
+    if (hostnames) {
+      int stars = 0;
+      for (size_t i = 0; i < key.size(); ++i) {
+        if ((key[i] == '*' && ++stars > 1) || key[i] == '\0' ||
+            (key[i] == '.' && i + 1 < key.size() && key[i + 1] == '.')) {
+          emerg(d, "invalid hostname or wildcard " + quote(raw));
+        }
+      }
+      if (key.size() > 1 && key[0] == '.') {
+        std::string base = key.substr(1);
+        if (keys.exact.count(base) || keys.head.count(base)) conflict();
+        keys.exact.insert(base);
+        keys.head.insert(base);
+        return;
+      }
+      if (key.size() > 2 && startsWith(key, "*.")) {
+        if (!keys.head.insert(key.substr(2)).second) conflict();
+        return;
+      }
+      if (key.size() > 2 && key.compare(key.size() - 2, 2, ".*") == 0) {
+        if (!keys.tail.insert(key.substr(0, key.size() - 2)).second) conflict();
+        return;
+      }
+      if (stars) emerg(d, "invalid hostname or wildcard " + quote(raw));
+    }
+    if (!keys.exact.insert(key).second) conflict();
+  }
+
+  void mapHashMaxSize(const ConfDirective& d, Frame&) {
+    if (mapHashMaxSize_) directiveError(d, "is duplicate");
+    mapHashMaxSize_ = static_cast<uint64_t>(number(d, d.args[0]));
+  }
+
+  void mapHashBucketSize(const ConfDirective& d, Frame&) {
+    if (mapHashBucketSize_) directiveError(d, "is duplicate");
+    auto v = parseNginxSize(d.args[0]);
+    if (!v) directiveError(d, "invalid value");
+    mapHashBucketSize_ = static_cast<uint64_t>(*v);
+  }
+
+  // ngx_hash_init's checks on a map's exact keys with map_hash_bucket_size (rounded up to
+  // the cache line, 64) and map_hash_max_size, as nginx reports them (through the cycle's
+  // log: no "in FILE:LINE").
+  void checkMapHash(const MapKeys& keys) {
+    auto fail = [](const std::string& text) { throw ConfFailure{"[emerg] " + text}; };
+    constexpr uint64_t kCacheLine = 64;
+    uint64_t maxSize = mapHashMaxSize_.value_or(2048);
+    uint64_t bucket = mapHashBucketSize_ ? (*mapHashBucketSize_ + kCacheLine - 1) / kCacheLine *
+                                               kCacheLine
+                                         : kCacheLine;
+    if (keys.exact.empty()) return;
+    if (maxSize == 0) {
+      fail("could not build map_hash, you should increase map_hash_max_size: 0");
+    }
+    auto eltSize = [](size_t len) -> uint64_t { return (sizeof(void*) + len + 2 + 7) / 8 * 8; };
+    if (bucket > 65536 - kCacheLine) {
+      fail("could not build map_hash, too large map_hash_bucket_size: " + std::to_string(bucket));
+    }
+    std::vector<std::pair<uint64_t, uint64_t>> elts;  // (hash, element size)
+    for (const std::string& key : keys.exact) {
+      if (bucket < eltSize(key.size()) + sizeof(void*)) {
+        fail("could not build map_hash, you should increase map_hash_bucket_size: " +
+             std::to_string(bucket));
+      }
+      uint64_t hash = 0;
+      for (char c : key) hash = hash * 31 + static_cast<unsigned char>(c);
+      elts.emplace_back(hash, eltSize(key.size()));
+    }
+    uint64_t usable = bucket - sizeof(void*);
+    uint64_t start = elts.size() / (usable / (2 * sizeof(void*)));
+    if (start == 0) start = 1;
+    if (maxSize > 10000 && maxSize / elts.size() < 100) start = maxSize - 1000;
+    for (uint64_t size = start; size <= maxSize; ++size) {
+      std::vector<uint64_t> test(size, 0);
+      bool fits = true;
+      for (const auto& [hash, len] : elts) {
+        uint64_t& slot = test[hash % size];
+        if (slot + len > usable) {
+          fits = false;
+          break;
+        }
+        slot += len;
+      }
+      if (fits) return;
+    }
+    result_.messages.push_back(
+        "[warn] could not build optimal map_hash, you should increase either "
+        "map_hash_max_size: " + std::to_string(maxSize) + " or map_hash_bucket_size: " +
+        std::to_string(bucket) + "; ignoring map_hash_bucket_size");
   }
 
   void errorPage(const ConfDirective& d, Frame& f) {
@@ -1509,6 +1862,7 @@ class Builder {
     inner.level = &placed.partial;
     inner.server = f.server;
     inner.location = &placed;
+    inner.steps = &placed.partial.rewrites;
     walk(d.children, inner);
     finishLocation(placed);
   }
@@ -1624,7 +1978,9 @@ class Builder {
     s.directorySource = p.directorySource;
     if (p.index) s.index = *p.index;
     s.tryFiles = p.tryFiles;
-    s.returnSpec = p.returnSpec;
+    s.rewrites = p.rewrites;
+    if (p.rewriteLog) s.rewriteLog = *p.rewriteLog;
+    if (p.uninitializedVariableWarn) s.uninitializedVariableWarn = *p.uninitializedVariableWarn;
     if (p.errorPages) s.errorPages = *p.errorPages;
     if (p.addHeaders) s.addHeaders = *p.addHeaders;
     if (p.expires) s.expires = *p.expires;
@@ -1689,6 +2045,7 @@ class Builder {
     loc.pattern = draft.pattern;
     loc.source = draft.source;
     loc.settings = finalize(draft.partial);
+    finishIfBlocks(loc.settings, draft.partial);
     for (LocationDraft& child : draft.children) {
       loc.children.push_back(finishLocationTree(child, draft.partial));
     }
@@ -1721,6 +2078,7 @@ class Builder {
       mergeFrom(draft.partial, http_);
       VirtualServer vs = std::move(draft.server);
       vs.settings = finalize(draft.partial);
+      finishIfBlocks(vs.settings, draft.partial);
       if (draft.partial.clientHeaderTimeout) {
         vs.clientHeaderTimeoutSeconds = *draft.partial.clientHeaderTimeout;
       }
@@ -1770,6 +2128,10 @@ class Builder {
   std::map<std::string, std::tuple<uint64_t, uint64_t, int>> logBuffers_;
   SourceRef httpSource_;
   bool shutdownTimeoutSet_ = false;
+  // The Partial of each `if` block's implicit location, merged at the end of http.
+  std::map<const LocationSettings*, Partial> ifPartials_;
+  std::deque<Partial> serverIfPartials_;  // what a server-level if sets (nothing that is used)
+  std::optional<uint64_t> mapHashMaxSize_, mapHashBucketSize_;
 };
 
 const std::vector<Builder::Command>& Builder::commands() {
@@ -1842,7 +2204,7 @@ const std::vector<Builder::Command>& Builder::commands() {
       {"alias", kLocation, Args::k1, false, &Builder::rootOrAlias},
       {"index", kHsl, Args::k1More, false, &Builder::index},
       {"try_files", kServer | kLocation, Args::k2More, false, &Builder::tryFiles},
-      {"return", kServer | kLocation, Args::k12, false, &Builder::returnDirective},
+      {"return", kRewriteCtx, Args::k12, false, &Builder::returnDirective},
       {"error_page", kHsl, Args::k2More, false, &Builder::errorPage},
       {"add_header", kHsl, Args::k23, false, &Builder::addHeader},
       {"expires", kHsl, Args::k12, false, &Builder::expires},
@@ -1853,6 +2215,16 @@ const std::vector<Builder::Command>& Builder::commands() {
       {"wsgi_chdir", kLocation, Args::k1, false, &Builder::wsgiChdir},
       {"wsgi_threads", kLocation, Args::k1, false, &Builder::wsgiThreads},
       {"wsgi_env", kLocation, Args::k2, false, &Builder::wsgiEnv},
+      {"rewrite", kRewriteCtx, Args::k23, false, &Builder::rewrite},
+      {"break", kRewriteCtx, Args::kNone, false, &Builder::breakDirective},
+      {"set", kRewriteCtx, Args::k2, false, &Builder::set},
+      {"if", kServer | kLocation, Args::k1More, true, &Builder::ifDirective},
+      {"rewrite_log", kHsl | kServerIf | kLocationIf, Args::k1, false, &Builder::rewriteLog},
+      {"uninitialized_variable_warn", kHsl | kServerIf | kLocationIf, Args::k1, false,
+       &Builder::uninitializedVariableWarn},
+      {"map", kHttp, Args::k2, true, &Builder::map},
+      {"map_hash_max_size", kHttp, Args::k1, false, &Builder::mapHashMaxSize},
+      {"map_hash_bucket_size", kHttp, Args::k1, false, &Builder::mapHashBucketSize},
   };
   return kCommands;
 }

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -59,6 +60,71 @@ struct ReturnSpec {
   int code = 0;
   std::string text;  // body text (for non-redirect codes) or URL (301, 302, 303, 307, 308); may hold $vars
   bool hasText = false;
+};
+
+struct LocationSettings;
+
+// One directive of the rewrite module (rewrite, return, set, break, if) as parsed: a level's
+// steps run in file order (the server's before location matching, the location's after).
+struct RewriteStep {
+  enum class Kind { kRewrite, kReturn, kSet, kBreak, kIf };
+  // rewrite's last parameter; a replacement starting with http://, https:// or $scheme is a
+  // redirect (302) whatever it says, as nginx.
+  enum class Flag { kNone, kLast, kBreak, kRedirect, kPermanent };
+  // if's condition: a variable alone, a comparison, a regex test, or a file test.
+  enum class Condition {
+    kVariable, kEqual, kNotEqual, kMatch, kNotMatch,
+    kFile, kNotFile, kDirectory, kNotDirectory, kExists, kNotExists, kExecutable, kNotExecutable,
+  };
+  Kind kind = Kind::kBreak;
+  SourceRef source;
+  // kRewrite: regex, replacement (without a final '?'), flag, whether the args are kept.
+  // kSet: variable (no '$'), value. kIf: subject (the "$var" or the file path), operand (the
+  // compared value or regex), caseless for ~* and !~*.
+  std::string regex;
+  std::string replacement;
+  Flag flag = Flag::kNone;
+  bool keepArgs = true;
+  bool redirect = false;     // replacement starts with http://, https:// or $scheme
+  ReturnSpec returnSpec;     // kReturn
+  std::string variable;      // kSet
+  std::string value;         // kSet
+  Condition condition = Condition::kVariable;
+  std::string subject;
+  std::string operand;
+  bool caseless = false;
+  std::vector<RewriteStep> body;  // kIf: the block's rewrite directives
+  // kIf in a location: the implicit location nginx makes of the block (the enclosing
+  // location's settings merged with what the block sets); the content uses it when the
+  // condition held. Null for a server-level if.
+  std::shared_ptr<LocationSettings> ifSettings;
+
+  // A `return` step (hand-built models: the flags' site, tests).
+  static RewriteStep returning(ReturnSpec spec) {
+    RewriteStep step;
+    step.kind = Kind::kReturn;
+    step.returnSpec = std::move(spec);
+    return step;
+  }
+};
+
+// `map $source $variable { ... }` (http level): the value of $variable for the value of source.
+struct MapSpec {
+  struct Entry {
+    std::string key;    // exact (a leading backslash removed), "*.x"/".x"/"x.*" with hostnames,
+                        // or the regex without its "~" / "~*"
+    bool regex = false;
+    bool caseless = false;
+    std::string value;  // may hold variables
+    SourceRef source;
+  };
+  std::string sourceValue;   // the template whose value is looked up ("$args")
+  std::string variable;      // without '$'
+  bool hostnames = false;
+  bool isVolatile = false;
+  std::optional<std::string> defaultValue;
+  std::vector<Entry> entries;
+  SourceRef source;
 };
 
 // `try_files FILE... FALLBACK;` — files may hold $uri and other variables; a file ending in '/'
@@ -177,7 +243,11 @@ struct LocationSettings {
   SourceRef directorySource;            // where root/alias was written ("" file: the default)
   std::vector<std::string> index{"index.html"};
   std::optional<TryFiles> tryFiles;     // not inherited
-  std::optional<ReturnSpec> returnSpec; // not inherited (a server-level return runs first)
+  // The rewrite module's directives of this level in file order (return among them); not
+  // inherited (nginx: a location without any runs none of the server's, which ran before).
+  std::vector<RewriteStep> rewrites;
+  bool rewriteLog = false;                // rewrite_log: notices for each rewrite/if match
+  bool uninitializedVariableWarn = true;  // uninitialized_variable_warn
   std::vector<ErrorPage> errorPages;    // inherited only when the level sets none
   std::vector<AddHeader> addHeaders;    // inherited only when the level sets none
   Expires expires;
@@ -263,6 +333,7 @@ struct HttpSite {
   size_t serverNamesHashBucketSize = 64;
   // Every *_temp_path directory written, created at startup (nginx's ngx_create_paths).
   std::vector<std::string> tempPaths;
+  std::vector<MapSpec> maps;  // in file order; a later map of the same variable wins
 };
 
 }  // namespace portico::config

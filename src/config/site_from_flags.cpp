@@ -79,7 +79,7 @@ void siteFromFlags(Config& config) {
     location.match = Location::Match::kPrefix;
     location.pattern = "/";
     location.settings = s;
-    location.settings.returnSpec = ReturnSpec{404, {}, false};
+    location.settings.rewrites = {RewriteStep::returning(ReturnSpec{404, {}, false})};
     server.locations.push_back(std::move(location));
   }
   site.servers.push_back(std::move(server));

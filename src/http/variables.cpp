@@ -7,8 +7,10 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <functional>
 
 #include "http/access_log.h"
+#include "http/rewrite.h"
 
 namespace portico::http {
 
@@ -33,6 +35,7 @@ enum class Template::Kind : uint8_t {
   kRequest,
   kDocumentRoot,
   kRealpathRoot,
+  kRequestFilename,
   kHttp,
   kSentHttp,
   kCookie,
@@ -53,6 +56,7 @@ enum class Template::Kind : uint8_t {
   kBinaryRemoteAddr,
   kCapture,       // $1..$9
   kNamedCapture,  // (?<name>...)
+  kUser,          // `set` / `map` variables (index into the VariableRegistry)
 };
 
 namespace {
@@ -157,11 +161,29 @@ std::vector<std::string> captureNamesOf(const config::HttpSite& site) {
       }
     }
   };
+  // The rewrite module's regexes (rewrite, if) and the map module's.
+  std::function<void(const std::vector<config::RewriteStep>&)> addSteps =
+      [&](const std::vector<config::RewriteStep>& steps) {
+        for (const config::RewriteStep& step : steps) {
+          if (!step.regex.empty()) add(step.regex);
+          if (step.condition == config::RewriteStep::Condition::kMatch ||
+              step.condition == config::RewriteStep::Condition::kNotMatch) {
+            add(step.operand);
+          }
+          addSteps(step.body);
+        }
+      };
+  for (const config::MapSpec& map : site.maps) {
+    for (const config::MapSpec::Entry& entry : map.entries) {
+      if (entry.regex) add(entry.key);
+    }
+  }
   std::vector<const config::Location*> stack;
   for (const config::VirtualServer& server : site.servers) {
     for (const std::string& name : server.serverNames) {
       if (name.starts_with('~')) add(name);
     }
+    addSteps(server.settings.rewrites);
     for (const config::Location& l : server.locations) stack.push_back(&l);
   }
   while (!stack.empty()) {
@@ -171,6 +193,7 @@ std::vector<std::string> captureNamesOf(const config::HttpSite& site) {
         l->match == config::Location::Match::kRegexCaseless) {
       add(l->pattern);
     }
+    addSteps(l->settings.rewrites);
     for (const config::Location& child : l->children) stack.push_back(&child);
   }
   return names;
@@ -178,19 +201,26 @@ std::vector<std::string> captureNamesOf(const config::HttpSite& site) {
 
 bool validateTemplates(const config::HttpSite& site, std::string& error) {
   const std::vector<std::string> names = captureNamesOf(site);
+  VariableRegistry users;  // `set` and `map` variables
+  std::vector<std::unique_ptr<VariableProducer>> maps;
+  if (!buildUserVariables(site, names, users, maps, error)) return false;
   auto check = [&](const std::string& text, const config::SourceRef& source) {
     std::string message;
-    if (Template::compile(text, message, names)) return true;
+    if (Template::compile(text, message, names, &users)) return true;
     error = message;
     if (!source.file.empty()) error += " in " + source.file + ":" + std::to_string(source.line);
     return false;
   };
-  auto checkSettings = [&](const config::LocationSettings& s, const config::SourceRef& source) {
+  std::function<bool(const config::LocationSettings&, const config::SourceRef&)> checkSettings =
+      [&](const config::LocationSettings& s, const config::SourceRef& source) {
     const config::SourceRef& directory =
         s.directorySource.file.empty() ? source : s.directorySource;
     if (!check(s.root, directory)) return false;
     if (s.alias && !check(*s.alias, directory)) return false;
-    if (s.returnSpec && !check(s.returnSpec->text, source)) return false;
+    if (!RewriteProgram::compile(s.rewrites, names, &users, error)) return false;
+    for (const config::RewriteStep& step : s.rewrites) {  // the implicit locations of `if`
+      if (step.ifSettings && !checkSettings(*step.ifSettings, step.source)) return false;
+    }
     if (s.tryFiles) {
       for (const std::string& f : s.tryFiles->files) {
         if (!check(f, source)) return false;
@@ -288,8 +318,18 @@ const std::string& machineHostname() {
   return name;
 }
 
+bool Template::isBuiltin(std::string_view name) {
+  std::string error;
+  std::optional<Template> t = compile("${" + std::string(name) + "}", error);
+  if (!t || t->parts_.size() != 1) return false;
+  Kind kind = t->parts_[0].kind;
+  return kind != Kind::kHttp && kind != Kind::kSentHttp && kind != Kind::kCookie &&
+         kind != Kind::kArg && kind != Kind::kCapture;
+}
+
 std::optional<Template> Template::compile(std::string_view text, std::string& error,
-                                          const std::vector<std::string>& captureNames) {
+                                          const std::vector<std::string>& captureNames,
+                                          const VariableRegistry* users) {
   static const std::pair<std::string_view, Kind> kSimple[] = {
       {"uri", Kind::kUri},
       {"document_uri", Kind::kUri},
@@ -312,6 +352,7 @@ std::optional<Template> Template::compile(std::string_view text, std::string& er
       {"request", Kind::kRequest},
       {"document_root", Kind::kDocumentRoot},
       {"realpath_root", Kind::kRealpathRoot},
+      {"request_filename", Kind::kRequestFilename},
       {"content_type", Kind::kContentType},
       {"content_length", Kind::kContentLength},
       {"status", Kind::kStatus},
@@ -380,6 +421,13 @@ std::optional<Template> Template::compile(std::string_view text, std::string& er
         t.parts_.push_back({kind, {}, 0});
         found = true;
         break;
+      }
+    }
+    if (!found && users) {
+      int index = users->find(name);
+      if (index >= 0) {
+        t.parts_.push_back({Kind::kUser, name, index});
+        found = true;
       }
     }
     for (const auto& [prefix, kind] : kPrefixed) {
@@ -482,6 +530,9 @@ std::string Template::expand(const VariableContext& c, VariableEscape escape) co
         break;
       case Kind::kDocumentRoot:
         value = std::string(c.documentRoot);
+        break;
+      case Kind::kRequestFilename:
+        if (c.requestFilename) value = c.requestFilename(c.uri);
         break;
       case Kind::kRealpathRoot: {
         std::string root(c.documentRoot);
@@ -626,6 +677,9 @@ std::string Template::expand(const VariableContext& c, VariableEscape escape) co
         } else {
           value = std::string();
         }
+        break;
+      case Kind::kUser:
+        if (c.users) value = c.users->get(part.index, c);
         break;
       case Kind::kNamedCapture:
         value = std::string();

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <ctime>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,6 +17,7 @@
 #include "core/regex.h"
 #include "http/exchange.h"
 #include "http/request.h"
+#include "http/user_variables.h"
 
 namespace portico::http {
 
@@ -29,6 +31,9 @@ struct VariableContext {
   std::string_view host;          // the validated, lower-cased Host ("" when absent)
   std::string_view serverName;    // $server_name: the server's first name
   std::string_view documentRoot;  // $document_root: root or alias of the location
+  // $request_filename: the file `uri` maps to under the location's root or alias, computed
+  // on use (null: the variable is empty).
+  std::function<std::string(std::string_view uri)> requestFilename;
   std::string_view hostname;      // $hostname: the machine's name
   const Regex::Match* captures = nullptr;  // $1..$9 and named captures of the last regex
   int status = 0;                          // $status
@@ -37,6 +42,9 @@ struct VariableContext {
   uint64_t startMicros = 0;                // wall clock of the request start, µs since epoch
   uint64_t durationMicros = 0;             // $request_time
   const std::vector<Header>* responseHeaders = nullptr;  // $sent_http_NAME
+  // `set` and `map` variables of this request (null: none exist, they expand to "").
+  UserVariableStore* users = nullptr;
+  bool warnUninitialized = true;  // uninitialized_variable_warn of the current location
 };
 
 // How a log_format escapes variable values (literal text is never escaped).
@@ -49,8 +57,13 @@ class Template {
   // Compiles `text`; nullopt with `error` = `unknown "x" variable` (or a syntax message).
   // `captureNames` are named regex captures known to the configuration (nginx makes every
   // named capture of every regex a variable).
+  // `users` are the `set`/`map` variables of the site (null: none).
   static std::optional<Template> compile(std::string_view text, std::string& error,
-                                         const std::vector<std::string>& captureNames = {});
+                                         const std::vector<std::string>& captureNames = {},
+                                         const VariableRegistry* users = nullptr);
+  // True for nginx's built-in variables named exactly ("uri", "args"; not $http_NAME): `set`
+  // may not redefine them (nginx: `the duplicate "uri" variable`), except $args.
+  static bool isBuiltin(std::string_view name);
 
   std::string expand(const VariableContext& context,
                      VariableEscape escape = VariableEscape::kNone) const;
@@ -72,8 +85,9 @@ class Template {
 
 // The conf builder's entry point: compiles a directive value, nullopt with nginx's message.
 inline std::optional<Template> compileTemplate(std::string_view text, std::string& error,
-                                               const std::vector<std::string>& captureNames = {}) {
-  return Template::compile(text, error, captureNames);
+                                               const std::vector<std::string>& captureNames = {},
+                                               const VariableRegistry* users = nullptr) {
+  return Template::compile(text, error, captureNames, users);
 }
 
 // The named captures of every regex of `site` (locations and server names): nginx makes each a

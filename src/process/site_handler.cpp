@@ -98,7 +98,8 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
  public:
   SiteRequest(const SiteHandler& site, const http::Request& request,
               const http::ConnectionInfo& connection)
-      : site_(site), original_(request), connection_(connection) {}
+      : site_(site), original_(request), connection_(connection),
+        users_(site.userVariables()) {}
 
   // Server selection and the first location match; false: answer `failStatus_` at once.
   void prepare() {
@@ -123,7 +124,13 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     if (!original_.path.empty() && original_.path[0] == '/' &&
         http::normalizePath(original_.path, uri_, server_->config->mergeSlashes)) {
       args_ = original_.query;
-      match(uri_);
+      quotedUri_ = original_.rawPath.find_first_of("%+") != std::string::npos;
+      // The rewrite phases run now: the location they end in sets the body limits.
+      if (failStatus_ == 0) {
+        if (!routeRequest(true, nullptr)) pendingRewrite_ = true;
+      } else {
+        match(uri_);
+      }
     } else if (failStatus_ == 0) {
       failStatus_ = 400;
     }
@@ -155,10 +162,9 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       finalize(failStatus_);
       return;
     }
-    const auto& serverReturn = site_.serverReturn(*server_);
-    if (serverReturn) {
-      const config::LocationSettings& s = *site_.runtimeOf(*server_, nullptr).settings;
-      doReturn(*s.returnSpec, *serverReturn);
+    if (pendingRewrite_) {
+      pendingRewrite_ = false;
+      answerRewrite();
       return;
     }
     content();
@@ -320,7 +326,31 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     c.bodyBytesSent = bodyBytes_;
     c.startMicros = startMicros_;
     c.durationMicros = wallMicros() - startMicros_;
+    c.users = &users_;
+    c.warnUninitialized = location_ ? location_->warnUninitialized : true;
+    if (location_) {
+      c.requestFilename = [this](std::string_view uri) { return requestFilename(uri); };
+    }
     return c;
+  }
+
+  // $request_filename (ngx_http_map_uri_to_path): root + URI, or the alias with the URI's rest
+  // (a regex location's alias is the whole path). No side effects: `if (-f ...)` runs before
+  // the content.
+  std::string requestFilename(std::string_view uri) const {
+    const LocationRuntime& rt = *location_;
+    if (!rt.directory) return std::string(uri);
+    std::string directory;
+    if (rt.directory->constant()) {
+      directory = rt.directory->source();
+    } else {
+      directory = rt.directory->expand(variables());
+      if (!directory.empty() && directory[0] != '/') directory.insert(0, site_.prefix());
+    }
+    if (rt.alias && rt.aliasRegex) return directory;
+    std::string_view rest = uri;
+    if (rt.alias && rest.starts_with(rt.aliasPrefix)) rest.remove_prefix(rt.aliasPrefix.size());
+    return directory + std::string(rest);
   }
 
   // Answers with an nginx-generated status (error_page may take it over).
@@ -354,23 +384,116 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     respond(std::move(head), errorPage(status));
   }
 
-  void doReturn(const config::ReturnSpec& spec, const http::Template& text) {
-    if (!spec.hasText && (spec.code >= 400 || isRedirectCode(spec.code))) {
-      finalize(spec.code);
+  // nginx's server rewrite, find config, location rewrite and post-rewrite phases from the
+  // current URI: the server's rewrite directives (when `serverPhase`), then the location
+  // (`start`, a named location, or the match of the URI) and its directives, matching again
+  // after `last` or a changed URI. False: answer rewriteResult_ (return, redirect, 500).
+  bool routeRequest(bool serverPhase, const http::LocationNode* start) {
+    // The URI and args before the first program (copied only when one runs: most sites have
+    // none), to tell the request whether they changed.
+    std::optional<std::pair<std::string, std::string>> before;
+    bool answered = false;
+    auto runProgram = [&](const LocationRuntime& rt) -> http::RewriteResult {
+      if (!before) before.emplace(uri_, args_);
+      // Copies: what the program reads through variables() (a map, $request_filename) sees
+      // the request as it stood before the program.
+      http::RewriteState state;
+      state.uri = uri_;
+      state.args = args_;
+      state.captures = captures_;
+      state.quotedUri = quotedUri_;
+      http::RewriteResult result = rt.rewrites->run(state, variables(), rt.rewriteLog);
+      uri_ = std::move(state.uri);
+      args_ = std::move(state.args);
+      captures_ = std::move(state.captures);
+      if (state.ifSettings) location_ = &site_.ifRuntime(state.ifSettings);
+      if (result.action == http::RewriteResult::Action::kDone && state.uriChanged) {
+        result.action = http::RewriteResult::Action::kLast;
+      }
+      return result;
+    };
+    auto answers = [](const http::RewriteResult& r) {
+      using Action = http::RewriteResult::Action;
+      return r.action == Action::kReturn || r.action == Action::kRedirect ||
+             r.action == Action::kError;
+    };
+    if (serverPhase) {
+      const LocationRuntime& rt = site_.runtimeOf(*server_, nullptr);
+      if (rt.rewrites && !rt.rewrites->empty()) {
+        location_ = &rt;
+        rewriteResult_ = runProgram(rt);
+        answered = answers(rewriteResult_);
+      }
+    }
+    while (!answered) {
+      if (start) {
+        lookup_ = {};
+        lookup_.node = start;
+        location_ = &site_.runtimeOf(*server_, start);
+        start = nullptr;
+      } else {
+        match(uri_);
+      }
+      const LocationRuntime& rt = *location_;
+      if (!rt.rewrites || rt.rewrites->empty()) break;
+      rewriteResult_ = runProgram(rt);
+      if (answers(rewriteResult_)) {
+        answered = true;
+        break;
+      }
+      if (rewriteResult_.action != http::RewriteResult::Action::kLast) break;
+      if (++uriChanges_ > kMaxUriChanges) {
+        logError("rewrite or internal redirection cycle while processing \"" + uri_ + "\"");
+        rewriteResult_ = {};
+        rewriteResult_.action = http::RewriteResult::Action::kError;
+        inErrorPage_ = true;
+        answered = true;
+      }
+    }
+    if (before && (uri_ != before->first || args_ != before->second)) {
+      // The content (an app's PATH_INFO, QUERY_STRING) sees the rewritten URI; $request_uri
+      // and REQUEST_URI stay the request's (nginx's unparsed_uri).
+      if (!rewritten_) rewritten_ = original_;
+      rewritten_->path = uri_;
+      rewritten_->rawPath = uri_;
+      rewritten_->query = args_;
+    }
+    return !answered;
+  }
+
+  // The answer of a return, a rewrite redirect or a rewrite failure.
+  void answerRewrite() {
+    const http::RewriteResult& r = rewriteResult_;
+    switch (r.action) {
+      case http::RewriteResult::Action::kReturn:
+        doReturn(r.status, r.hasText, r.text);
+        return;
+      case http::RewriteResult::Action::kRedirect:
+        redirect(r.status, redirectLocation(r.text));
+        return;
+      default:
+        finalize(500);
+        return;
+    }
+  }
+
+  // `return` (its text already expanded by the rewrite program).
+  void doReturn(int code, bool hasText, std::string value) {
+    if (!hasText && (code >= 400 || isRedirectCode(code))) {
+      finalize(code);
       return;
     }
     // ngx_http_script_return_code: below 400 (or with text) the answer is
     // ngx_http_send_response's, with the URI's type even when empty (`return 200;`).
-    std::string value = text.expand(variables());
-    if (isRedirectCode(spec.code)) {
-      redirect(spec.code, redirectLocation(value));
+    if (isRedirectCode(code)) {
+      redirect(code, redirectLocation(value));
       return;
     }
     http::ResponseHead head;
-    head.status = spec.code;
+    head.status = code;
     // As ngx_http_send_response: the type of the URI's extension, else default_type (none on
     // a 204, whose header filter drops it).
-    if (spec.code != 204) head.add("Content-Type", std::string(location_->mimes->lookup(uri_)));
+    if (code != 204) head.add("Content-Type", std::string(location_->mimes->lookup(uri_)));
     respond(std::move(head), std::move(value));
   }
 
@@ -382,11 +505,6 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       path += '/';
       if (!args_.empty()) path += "?" + args_;
       redirect(301, redirectLocation(path));
-      return;
-    }
-    const config::LocationSettings& s = *location_->settings;
-    if (s.returnSpec && location_->returnText) {
-      doReturn(*s.returnSpec, *location_->returnText);
       return;
     }
     if (!location_->tryFiles.empty() || location_->tryFallback) {
@@ -589,7 +707,10 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     rewrite(uri_, args_, toGet);
     // The captures stay (nginx keeps r->captures and the named ones are variables): a
     // server_name regex's $sub still names the index file's directory after the redirect.
-    match(uri_);
+    if (!routeRequest(true, nullptr)) {  // an internal redirect runs the rewrite phases again
+      answerRewrite();
+      return;
+    }
     content();
   }
 
@@ -606,9 +727,10 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       finalize(500);
       return;
     }
-    lookup_ = {};
-    lookup_.node = node;
-    location_ = &site_.runtimeOf(*server_, node);
+    if (!routeRequest(false, node)) {  // the named location's rewrite directives
+      answerRewrite();
+      return;
+    }
     content();
   }
 
@@ -742,6 +864,10 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   int status_ = 0;
   int errStatus_ = 0;
   int uriChanges_ = 0;
+  bool quotedUri_ = false;       // the request's path held %XX or '+' (nginx's quoted_uri)
+  bool pendingRewrite_ = false;  // the rewrite phases of prepare() ended in rewriteResult_
+  http::RewriteResult rewriteResult_;
+  mutable http::UserVariableStore users_;  // `set` and `map` values (maps fill it on read)
   bool inErrorPage_ = false;
   bool closes_ = false;  // an answer that ends keep-alive was generated (even if replaced)
   bool swallowing_ = false;
@@ -909,7 +1035,7 @@ bool SiteHandler::compile(LocationRuntime& rt, const config::LocationSettings& s
   };
   auto compileOne = [&](const std::string& text) -> std::optional<http::Template> {
     std::string message;
-    auto t = http::Template::compile(text, message, captureNames_);
+    auto t = http::Template::compile(text, message, captureNames_, &userVariables_);
     if (!t) error = message + where();
     return t;
   };
@@ -961,9 +1087,21 @@ bool SiteHandler::compile(LocationRuntime& rt, const config::LocationSettings& s
     }
     rt.files = slot.get();
   }
-  if (s.returnSpec) {
-    rt.returnText = compileOne(s.returnSpec->text);
-    if (!rt.returnText) return false;
+  {
+    std::string message;
+    rt.rewrites =
+        http::RewriteProgram::compile(s.rewrites, captureNames_, &userVariables_, message);
+    if (!rt.rewrites) {
+      error = message;
+      return false;
+    }
+    rt.rewriteLog = s.rewriteLog;
+    rt.warnUninitialized = s.uninitializedVariableWarn;
+  }
+  for (const std::string& index : s.index) {
+    auto t = compileOne(index);
+    if (!t) return false;
+    rt.index.push_back(std::move(*t));
   }
   if (s.tryFiles) {
     for (const std::string& f : s.tryFiles->files) {
@@ -973,11 +1111,6 @@ bool SiteHandler::compile(LocationRuntime& rt, const config::LocationSettings& s
     }
     rt.tryFallback = compileOne(s.tryFiles->fallback);
     if (!rt.tryFallback) return false;
-  }
-  for (const std::string& index : s.index) {
-    auto t = compileOne(index);
-    if (!t) return false;
-    rt.index.push_back(std::move(*t));
   }
   for (const config::AddHeader& h : s.addHeaders) {
     auto t = compileOne(h.value);
@@ -1049,9 +1182,10 @@ bool SiteHandler::build(const WsgiFactory& wsgi, std::string& error) {
   const config::HttpSite& site = map_.site();
   // Named captures of every regex are variables everywhere (nginx).
   captureNames_ = http::captureNamesOf(site);
+  if (!http::buildUserVariables(site, captureNames_, userVariables_, maps_, error)) return false;
   for (const auto& [name, format] : site.logFormats) {
     std::string message;
-    auto t = http::Template::compile(format.format, message, captureNames_);
+    auto t = http::Template::compile(format.format, message, captureNames_, &userVariables_);
     if (!t) {
       error = message + " in log_format \"" + name + "\"";
       return false;
@@ -1071,29 +1205,25 @@ bool SiteHandler::build(const WsgiFactory& wsgi, std::string& error) {
   }
 
   servers_.resize(map_.servers().size());
-  serverReturns_.resize(map_.servers().size());
   for (const auto& server : map_.servers()) {
     LocationRuntime& rt = servers_[server->index];
     if (!compile(rt, server->config->settings, nullptr, nullptr, error)) {
       // A server level's own wsgi_app is not a thing (a location's content directive).
       if (!server->config->settings.wsgi) return false;
     }
-    if (server->config->settings.returnSpec) {
-      std::string message;
-      serverReturns_[server->index] =
-          http::Template::compile(server->config->settings.returnSpec->text, message, captureNames_);
-      if (!serverReturns_[server->index]) {
-        error = message;
-        return false;
-      }
-      // The server-level return runs before location matching; the level's own content
-      // does not repeat it.
-      rt.returnText.reset();
-    }
   }
   locations_.resize(map_.locations().size());
   for (const http::LocationNode* node : map_.locations()) {
     if (!compile(locations_[node->id], node->config->settings, node, wsgi, error)) return false;
+    // The implicit locations of its `if` blocks keep its content handler (the app).
+    const LocationRuntime& parent = locations_[node->id];
+    auto parentApp = [&parent](const config::WsgiSpec&) { return parent.wsgi; };
+    for (const config::RewriteStep& step : node->config->settings.rewrites) {
+      if (step.kind != config::RewriteStep::Kind::kIf || !step.ifSettings) continue;
+      auto rt = std::make_unique<LocationRuntime>();
+      if (!compile(*rt, *step.ifSettings, node, parentApp, error)) return false;
+      ifRuntimes_[step.ifSettings.get()] = std::move(rt);
+    }
   }
   return true;
 }

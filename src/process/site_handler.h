@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "event/event_loop.h"
 #include "http/gzip_filter.h"
+#include "http/rewrite.h"
 #include "http/router.h"
 #include "http/site_map.h"
 #include "http/variables.h"
@@ -37,7 +38,10 @@ struct LocationRuntime {
   staticfiles::StaticHandler* files = nullptr;  // for a constant directory
   staticfiles::StaticHandler::Options fileOptions;
   std::optional<http::GzipPolicy> gzip;       // `gzip on`: responses go through a GzipExchange
-  std::optional<http::Template> returnText;
+  // The rewrite module's program of this level (rewrite, return, set, break, if).
+  std::optional<http::RewriteProgram> rewrites;
+  bool rewriteLog = false;
+  bool warnUninitialized = true;
   std::vector<http::Template> tryFiles;
   std::vector<http::Template> index;  // the index directive's names ($variables expanded)
   std::optional<http::Template> tryFallback;
@@ -60,8 +64,9 @@ struct LocationRuntime {
 };
 
 // Turns the HTTP model into responses, as nginx's phases do: picks the server (by the
-// connection's address and Host), runs the server's `return`, matches the location, then
-// runs the location's return / try_files / index / static files / app, with internal
+// connection's address and Host), runs the server's rewrite directives, matches the location,
+// runs its rewrite directives (again after `last`), then its try_files / index / static
+// files / app, with internal
 // redirects (try_files, index, error_page), output header filters (add_header, expires) and
 // per-location access logs. Built once per worker by process::Server; loop thread only.
 class SiteHandler : public http::RequestRouter {
@@ -105,9 +110,11 @@ class SiteHandler : public http::RequestRouter {
   const http::ServerGroup* groupFor(const http::ConnectionInfo& connection) const;
   const OutputFilterFactory& outputFilter() const { return outputFilter_; }
   event::EventLoop* loop() const { return loop_; }
-  const std::optional<http::Template>& serverReturn(const http::ServerNode& server) const {
-    return serverReturns_[server.index];
+  // The runtime of an `if` block's implicit location (its settings are in the model).
+  const LocationRuntime& ifRuntime(const config::LocationSettings* settings) const {
+    return *ifRuntimes_.at(settings);
   }
+  const http::VariableRegistry& userVariables() const { return userVariables_; }
   const std::string& serverHeader(bool tokens) const { return tokens ? tokensOn_ : tokensOff_; }
   const staticfiles::MimeTypes& mimesFor(const config::LocationSettings& settings);
 
@@ -122,7 +129,10 @@ class SiteHandler : public http::RequestRouter {
   OutputFilterFactory outputFilter_;
   std::vector<LocationRuntime> locations_;  // by LocationNode::id
   std::vector<LocationRuntime> servers_;    // by ServerNode::index
-  std::vector<std::optional<http::Template>> serverReturns_;
+  // `if` blocks' implicit locations, by their settings in the model.
+  std::map<const config::LocationSettings*, std::unique_ptr<LocationRuntime>> ifRuntimes_;
+  http::VariableRegistry userVariables_;  // `set` and `map` variables
+  std::vector<std::unique_ptr<http::VariableProducer>> maps_;
   std::map<std::string, std::unique_ptr<staticfiles::MimeTypes>> mimes_;
   std::map<std::string, std::unique_ptr<staticfiles::StaticHandler>> files_;
   std::vector<std::unique_ptr<http::GzipPolicy>> policies_;  // per location with gzip/gzip_static

@@ -142,14 +142,14 @@ TEST(ConfBuilder, ContentDirectivesAreNotInheritedButAliasIs) {
                       "location @f { return 404; }"));
   const VirtualServer& s = c.site.servers[0];
   ASSERT_TRUE(s.settings.tryFiles);
-  ASSERT_TRUE(s.settings.returnSpec);
-  EXPECT_EQ(s.settings.returnSpec->code, 301);
+  ASSERT_EQ(s.settings.rewrites.size(), 1u);
+  EXPECT_EQ(s.settings.rewrites[0].returnSpec.code, 301);
   const Location& a = loc(c, 0);
   EXPECT_EQ(a.settings.alias, "/data/");
   ASSERT_TRUE(a.settings.tryFiles);
   EXPECT_EQ(a.settings.tryFiles->files, (std::vector<std::string>{"$uri", "$uri/"}));
   EXPECT_EQ(a.settings.tryFiles->fallback, "@f");
-  EXPECT_FALSE(a.settings.returnSpec);
+  EXPECT_TRUE(a.settings.rewrites.empty());
   // nginx's merge copies root and alias together: the nested location keeps replacing /a/.
   EXPECT_EQ(a.children[0].settings.alias, "/data/");
   EXPECT_EQ(a.children[0].settings.aliasPrefix, "/a/");
@@ -365,7 +365,7 @@ TEST(ConfBuilder, ReturnErrorPageExpiresIndex) {
                       "location /x3 { expires epoch; }\nlocation /x4 { expires max; }\n"
                       "location /x5 { expires off; }"));
   EXPECT_EQ(c.site.servers[0].settings.index, (std::vector<std::string>{"a.html", "b.htm"}));
-  auto ret = [&](size_t i) { return *loc(c, i).settings.returnSpec; };
+  auto ret = [&](size_t i) { return loc(c, i).settings.rewrites.at(0).returnSpec; };
   EXPECT_EQ(ret(0).code, 301);
   EXPECT_EQ(ret(0).text, "https://x$request_uri");
   EXPECT_EQ(ret(1).code, 302);
@@ -551,9 +551,22 @@ TEST(ConfBuilder, ErrorsAreNginxsMessages) {
       {S("location / { proxy_pass http://127.0.0.1:8000; }"), "[emerg] \"proxy_pass\" directive is not supported by portico yet" + at4},
       {S("location / { uwsgi_pass django; }"), "[emerg] \"uwsgi_pass\" directive is not supported by portico yet" + at4},
       {S("ssl_certificate /x.pem;"), "[emerg] \"ssl_certificate\" directive is not supported by portico yet" + at4},
-      {S("if ($host = x) { return 404; }"), "[emerg] \"if\" directive is not supported by portico yet" + at4},
+      {S("if ($host = x { return 404; }"), "[emerg] invalid condition \"x\"" + at4},
+      {S("if ($host x) { return 404; }"), "[emerg] invalid condition \"$host\"" + at4},
+      {S("if (-q /x) { }"), "[emerg] invalid condition \"-q\"" + at4},
+      {S("if ($a ~ \"(\") { }"), "[emerg] pcre2_compile() failed: missing closing parenthesis in \"(\"" + at4},
+      {S("if ($a) { if ($b) { } }"), "[emerg] \"if\" directive is not allowed here" + at4},
+      {S("location / { if ($a) { index a; } }"), "[emerg] \"index\" directive is not allowed here" + at4},
+      {S("rewrite ^ \"\";"), "[emerg] empty replacement" + at4},
+      {S("rewrite ^ /x foo;"), "[emerg] invalid parameter \"foo\"" + at4},
+      {S("set x 1;"), "[emerg] invalid variable name \"x\"" + at4},
+      {H("map $a $b { default 1; default 2; }"), "[emerg] duplicate default map parameter" + at3},
+      {H("map $a $b { a 1; A 2; }"), "[emerg] conflicting parameter \"a\"" + at3},
+      {H("map $a $b { hostnames; *.a.* 1; }"), "[emerg] invalid hostname or wildcard \"*.a.*\"" + at3},
+      {H("map $a $b { a 1 2; }"), "[emerg] invalid number of the map parameters" + at3},
+      {H("map $a b { a 1; }"), "[emerg] invalid variable name \"b\"" + at3},
+      {H("map $a $b { ~( 1; }"), "[emerg] pcre2_compile() failed: missing closing parenthesis in \"(\"" + at3},
       {H("upstream django { server 127.0.0.1:8000; }"), "[emerg] \"upstream\" directive is not supported by portico yet" + at3},
-      {S("rewrite ^ /x;"), "[emerg] \"rewrite\" directive is not supported by portico yet" + at4},
       {S("charset utf-8;"), "[emerg] \"charset\" directive is not supported by portico yet" + at4},
       {"daemon on;\nevents {}\n", "[emerg] \"daemon on\" (portico stays in the foreground) is not supported by portico yet in /etc/p/site.conf:1"},
       {"events { use select; }\n", "[emerg] \"use select\" is not supported by portico yet in /etc/p/site.conf:1"},
@@ -574,8 +587,8 @@ TEST(ConfBuilder, ErrorsAreNginxsMessages) {
 
 TEST(ConfBuilder, UnsupportedListCoversCommonDirectives) {
   for (const char* name : {"proxy_pass", "proxy_set_header", "uwsgi_pass", "uwsgi_param",
-                           "fastcgi_pass", "ssl", "ssl_certificate", "http2", "rewrite", "if",
-                           "set", "map", "upstream", "limit_req", "limit_req_zone",
+                           "fastcgi_pass", "ssl", "ssl_certificate", "http2",
+                           "upstream", "limit_req", "limit_req_zone",
                            "auth_basic", "auth_basic_user_file", "sub_filter", "allow", "deny"}) {
     EXPECT_TRUE(isUnsupportedNginxDirective(name)) << name;
   }
@@ -698,6 +711,90 @@ TEST(ConfBuilder, AccessLogParameters) {
   EXPECT_TRUE(loc(c, 0).settings.accessLogs.at(0).pathVariables);
   EXPECT_TRUE(loc(c, 0).settings.openLogFileCache);   // inherited
   EXPECT_FALSE(loc(c, 1).settings.openLogFileCache);  // off
+}
+
+TEST(ConfBuilder, RewriteModuleSteps) {
+  Config c = loadOk(S("rewrite ^/a(.*)$ /b$1 last;\nset $v \"x\";\n"
+                      "if ($host = example.com) { return 301 https://x; }\n"
+                      "location / {\n"
+                      "  rewrite ^ http://e.com/?c=d?;\n"
+                      "  if (!-f $request_filename) { add_header X-If 1; root /srv/if; break; }\n"
+                      "  add_header X-Loc 1;\n"
+                      "  rewrite_log on;\n"
+                      "  return 404;\n"
+                      "}"));
+  using K = RewriteStep::Kind;
+  const VirtualServer& s = c.site.servers[0];
+  ASSERT_EQ(s.settings.rewrites.size(), 3u);
+  EXPECT_EQ(s.settings.rewrites[0].kind, K::kRewrite);
+  EXPECT_EQ(s.settings.rewrites[0].regex, "^/a(.*)$");
+  EXPECT_EQ(s.settings.rewrites[0].replacement, "/b$1");
+  EXPECT_EQ(s.settings.rewrites[0].flag, RewriteStep::Flag::kLast);
+  EXPECT_EQ(s.settings.rewrites[1].kind, K::kSet);
+  EXPECT_EQ(s.settings.rewrites[1].variable, "v");
+  const RewriteStep& serverIf = s.settings.rewrites[2];
+  EXPECT_EQ(serverIf.condition, RewriteStep::Condition::kEqual);
+  EXPECT_EQ(serverIf.subject, "$host");
+  EXPECT_EQ(serverIf.operand, "example.com");
+  EXPECT_EQ(serverIf.ifSettings, nullptr);  // a server-level if has no implicit location
+  ASSERT_EQ(serverIf.body.size(), 1u);
+  EXPECT_EQ(serverIf.body[0].returnSpec.code, 301);
+  const LocationSettings& l = loc(c, 0).settings;
+  ASSERT_EQ(l.rewrites.size(), 3u);
+  EXPECT_TRUE(l.rewrites[0].redirect);
+  EXPECT_FALSE(l.rewrites[0].keepArgs);
+  EXPECT_EQ(l.rewrites[0].replacement, "http://e.com/?c=d");
+  const RewriteStep& locIf = l.rewrites[1];
+  EXPECT_EQ(locIf.condition, RewriteStep::Condition::kNotFile);
+  EXPECT_EQ(locIf.subject, "$request_filename");
+  ASSERT_EQ(locIf.body.size(), 1u);
+  EXPECT_EQ(locIf.body[0].kind, K::kBreak);
+  // The implicit location: its own add_header and root, the location's rewrite_log.
+  ASSERT_TRUE(locIf.ifSettings);
+  EXPECT_EQ(locIf.ifSettings->root, "/srv/if");
+  ASSERT_EQ(locIf.ifSettings->addHeaders.size(), 1u);
+  EXPECT_EQ(locIf.ifSettings->addHeaders[0].name, "X-If");
+  EXPECT_TRUE(locIf.ifSettings->rewriteLog);
+  EXPECT_TRUE(locIf.ifSettings->rewrites.empty());
+  EXPECT_EQ(l.addHeaders.size(), 1u);
+  EXPECT_TRUE(l.rewriteLog);
+  EXPECT_EQ(l.rewrites[2].returnSpec.code, 404);
+}
+
+TEST(ConfBuilder, MapHashSizes) {
+  // ngx_hash_init's verdicts on the exact keys, worded as nginx's (without FILE:LINE).
+  ConfLoadResult r = load(H("map_hash_max_size 1;\nmap $a $b { a 1; b 2; c 3; d 4; e 5; }"));
+  EXPECT_TRUE(r.ok);
+  ASSERT_FALSE(r.messages.empty());
+  EXPECT_EQ(r.messages.back(),
+            "[warn] could not build optimal map_hash, you should increase either "
+            "map_hash_max_size: 1 or map_hash_bucket_size: 64; ignoring map_hash_bucket_size");
+  EXPECT_EQ(errorOf(H("map_hash_bucket_size 32;\nmap $a $b { " + std::string(70, 'k') +
+                      " 1; }")),
+            "[emerg] could not build map_hash, you should increase map_hash_bucket_size: 64");
+  EXPECT_TRUE(load(H("map $a $b { a 1; b 2; c 3; d 4; e 5; }")).messages.empty());
+}
+
+TEST(ConfBuilder, MapBlocks) {
+  Config c = loadOk(H("map $http_host $name {\n  hostnames;\n  volatile;\n  default d;\n"
+                      "  .example.com ex;\n  ~*^www\\.(.+)$ $1;\n  \\default literal;\n"
+                      "  include m.conf;\n}\nmap_hash_bucket_size 128;\n"),
+                    {{"/etc/p/m.conf", "inc included;"}});
+  ASSERT_EQ(c.site.maps.size(), 1u);
+  const MapSpec& m = c.site.maps[0];
+  EXPECT_EQ(m.sourceValue, "$http_host");
+  EXPECT_EQ(m.variable, "name");
+  EXPECT_TRUE(m.hostnames);
+  EXPECT_TRUE(m.isVolatile);
+  EXPECT_EQ(m.defaultValue, "d");
+  ASSERT_EQ(m.entries.size(), 4u);
+  EXPECT_EQ(m.entries[0].key, ".example.com");
+  EXPECT_TRUE(m.entries[1].regex);
+  EXPECT_TRUE(m.entries[1].caseless);
+  EXPECT_EQ(m.entries[1].key, "^www\\.(.+)$");
+  EXPECT_EQ(m.entries[2].key, "default");
+  EXPECT_EQ(m.entries[2].value, "literal");
+  EXPECT_EQ(m.entries[3].key, "inc");
 }
 
 }  // namespace

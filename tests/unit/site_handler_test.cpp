@@ -19,6 +19,21 @@ namespace {
 namespace fs = std::filesystem;
 using Match = config::Location::Match;
 
+// A level's rewrite program that is one `return`.
+std::vector<config::RewriteStep> returning(int code, std::string text, bool hasText) {
+  return {config::RewriteStep::returning(config::ReturnSpec{code, std::move(text), hasText})};
+}
+
+config::RewriteStep rewriteTo(std::string regex, std::string replacement,
+                              config::RewriteStep::Flag flag = config::RewriteStep::Flag::kNone) {
+  config::RewriteStep step;
+  step.kind = config::RewriteStep::Kind::kRewrite;
+  step.regex = std::move(regex);
+  step.replacement = std::move(replacement);
+  step.flag = flag;
+  return step;
+}
+
 class RecordingExchange : public http::Exchange {
  public:
   const http::Request* req = nullptr;
@@ -112,7 +127,7 @@ class SiteTest : public ::testing::Test {
     l.match = match;
     l.pattern = std::move(pattern);
     l.settings = server(s).settings;
-    l.settings.returnSpec.reset();
+    l.settings.rewrites.clear();
     server(s).locations.push_back(std::move(l));
     return server(s).locations.back();
   }
@@ -221,7 +236,7 @@ TEST_F(SiteTest, TryFilesFilesDirectoriesAndFallbacks) {
   auto& app = add(Match::kPrefix, "/app/");
   app.settings.tryFiles = config::TryFiles{{"$uri"}, "@backend"};
   auto& named = add(Match::kNamed, "@backend");
-  named.settings.returnSpec = config::ReturnSpec{200, "backend $uri $args", true};
+  named.settings.rewrites = returning(200, "backend $uri $args", true);
   build();
   EXPECT_EQ(get("/a.txt").body, "alpha\n");
   auto dir = get("/dir");  // $uri/ found: the URI stays "/dir", a directory → 301
@@ -241,10 +256,10 @@ TEST_F(SiteTest, TryFilesFilesDirectoriesAndFallbacks) {
 }
 
 TEST_F(SiteTest, ReturnRedirectsWithVariablesAndServerReturn) {
-  add(Match::kPrefix, "/old/").settings.returnSpec =
-      config::ReturnSpec{301, "https://$host$request_uri", true};
-  add(Match::kPrefix, "/rel/").settings.returnSpec = config::ReturnSpec{302, "/new/", true};
-  add(Match::kPrefix, "/gone/").settings.returnSpec = config::ReturnSpec{410, "", false};
+  add(Match::kPrefix, "/old/").settings.rewrites =
+      returning(301, "https://$host$request_uri", true);
+  add(Match::kPrefix, "/rel/").settings.rewrites = returning(302, "/new/", true);
+  add(Match::kPrefix, "/gone/").settings.rewrites = returning(410, "", false);
   build();
   auto old = get("/old/page?a=b", "Example.COM:8080");
   EXPECT_EQ(old.head->status, 301);
@@ -256,13 +271,31 @@ TEST_F(SiteTest, ReturnRedirectsWithVariablesAndServerReturn) {
 
   server(1).listens = {listen("127.0.0.1", 8080)};
   server(1).serverNames = {"redirect.test"};
-  server(1).settings.returnSpec = config::ReturnSpec{301, "https://example.com$request_uri", true};
+  server(1).settings.rewrites = returning(301, "https://example.com$request_uri", true);
   add(Match::kPrefix, "/", 1);
   build();
   auto moved = get("/x", "redirect.test");
   EXPECT_EQ(moved.head->status, 301);
   EXPECT_EQ(moved.header("Location"), "https://example.com/x");
   EXPECT_EQ(get("/a.txt", "other.test").body, "alpha\n");  // the default server
+}
+
+TEST_F(SiteTest, RewritePhases) {
+  using Flag = config::RewriteStep::Flag;
+  // The server's program runs before the location is chosen, the location's after; `last`
+  // matches again, and a cycle ends in 500 after 10 rounds.
+  server().settings.rewrites = {rewriteTo("^/s/(.*)$", "/loc/$1")};
+  add(Match::kPrefix, "/loc/").settings.rewrites = returning(200, "loc $uri $1", true);
+  add(Match::kPrefix, "/a/").settings.rewrites = {rewriteTo("^/a/(.*)$", "/loc/$1", Flag::kLast)};
+  add(Match::kPrefix, "/loop/").settings.rewrites = {rewriteTo("^", "/loop/x", Flag::kLast)};
+  add(Match::kPrefix, "/brk/").settings.rewrites = {rewriteTo("^", "/a.txt", Flag::kBreak)};
+  build();
+  EXPECT_EQ(get("/s/one").body, "loc /loc/one one");
+  EXPECT_EQ(get("/a/two").body, "loc /loc/two two");
+  EXPECT_EQ(get("/loop/").head->status, 500);
+  auto file = get("/brk/");  // break: the URI changed, the location stays (root: the file)
+  EXPECT_EQ(file.head->status, 200);
+  EXPECT_EQ(file.body, "alpha\n");
 }
 
 TEST_F(SiteTest, ErrorPages) {
@@ -272,7 +305,7 @@ TEST_F(SiteTest, ErrorPages) {
   ok.settings.errorPages = {{{404}, 200, "/404.html"}};
   auto& named = add(Match::kPrefix, "/named/");
   named.settings.errorPages = {{{404, 403}, -1, "@fallback"}};
-  add(Match::kNamed, "@fallback").settings.returnSpec = config::ReturnSpec{202, "fell back", true};
+  add(Match::kNamed, "@fallback").settings.rewrites = returning(202, "fell back", true);
   auto& away = add(Match::kPrefix, "/away/");
   away.settings.errorPages = {{{404}, 0, "https://elsewhere.test/missing"}};
   auto& loop = add(Match::kPrefix, "/loop/");
@@ -346,10 +379,10 @@ TEST_F(SiteTest, TypesAndDefaultTypePerLocation) {
 
 TEST_F(SiteTest, ServerSelectionAndInvalidHost) {
   server().serverNames = {"example.com"};
-  add(Match::kPrefix, "/").settings.returnSpec = config::ReturnSpec{200, "first", true};
+  add(Match::kPrefix, "/").settings.rewrites = returning(200, "first", true);
   server(1).listens = {listen("127.0.0.1", 8080, true)};
   server(1).serverNames = {"*.example.org"};
-  add(Match::kPrefix, "/", 1).settings.returnSpec = config::ReturnSpec{200, "second $host", true};
+  add(Match::kPrefix, "/", 1).settings.rewrites = returning(200, "second $host", true);
   build();
   EXPECT_EQ(get("/", "example.com").body, "first");
   EXPECT_EQ(get("/", "WWW.Example.org.").body, "second www.example.org");
@@ -402,7 +435,7 @@ TEST_F(SiteTest, UnknownVariableIsAStartupError) {
 }
 
 TEST_F(SiteTest, Return444ClosesWithoutAResponse) {
-  add(Match::kPrefix, "/").settings.returnSpec = config::ReturnSpec{444, "", false};
+  add(Match::kPrefix, "/").settings.rewrites = returning(444, "", false);
   build();
   auto x = get("/");
   EXPECT_TRUE(x.aborted);

@@ -230,7 +230,7 @@ TEST(SiteFromFlags, GunicornFlagsBecomeOneServer) {
   config::siteFromFlags(bare);
   EXPECT_EQ(bare.site.servers[0].listens[0].port, 8000);
   ASSERT_EQ(bare.site.servers[0].locations.size(), 1u);
-  EXPECT_EQ(bare.site.servers[0].locations[0].settings.returnSpec->code, 404);
+  EXPECT_EQ(bare.site.servers[0].locations[0].settings.rewrites.at(0).returnSpec.code, 404);
 }
 
 TEST(RedirectLocation, AbsoluteServerNameAndPort) {

@@ -168,3 +168,38 @@ TEST(Variables, HostValidation) {
 
 }  // namespace
 }  // namespace portico::http
+
+namespace portico::http {
+namespace {
+
+TEST(Variables, RequestFilenameAskedOfTheRequest) {
+  Fixture f;
+  std::string error;
+  auto t = Template::compile("[$request_filename]", error);
+  ASSERT_TRUE(t) << error;
+  EXPECT_EQ(t->expand(f.context), "[]");  // nobody to ask: empty
+  f.context.requestFilename = [](std::string_view uri) { return "/srv" + std::string(uri); };
+  EXPECT_EQ(t->expand(f.context), "[/srv/a b/c]");
+}
+
+TEST(Variables, UserVariablesFromTheStore) {
+  Fixture f;
+  VariableRegistry registry;
+  int index = registry.add("Mine");
+  std::string error;
+  EXPECT_FALSE(Template::compile("$mine", error));  // without the registry: unknown
+  EXPECT_EQ(error, "unknown \"mine\" variable");
+  auto t = Template::compile("<$MINE>", error, {}, &registry);
+  ASSERT_TRUE(t) << error;
+  EXPECT_EQ(t->expand(f.context), "<>");  // no store: empty
+  UserVariableStore store(registry);
+  f.context.users = &store;
+  f.context.warnUninitialized = false;
+  EXPECT_EQ(t->expand(f.context), "<>");  // never set
+  store.set(index, "v");
+  EXPECT_EQ(t->expand(f.context), "<v>");
+  EXPECT_EQ(t->expand(f.context, VariableEscape::kDefault), "<v>");
+}
+
+}  // namespace
+}  // namespace portico::http
