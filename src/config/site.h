@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "config/access_conf.h"
+
 namespace portico::config {
 
 // Where a directive came from, for messages ("in /etc/portico/site.conf:12").
@@ -156,6 +158,7 @@ struct LocationSettings {
   bool logNotFound = true;
   std::vector<AccessLogSpec> accessLogs{{"logs/access.log", "combined"}};  // empty = off
   std::optional<WsgiSpec> wsgi;               // not inherited: only where wsgi_app is written
+  AccessSettings access;                      // allow/deny, auth_basic, realip, autoindex, stub_status
 };
 
 // One `location` block, with its nested locations in file order.

@@ -28,6 +28,8 @@ enum class Template::Kind : uint8_t {
   kRemoteAddr,
   kRemotePort,
   kRemoteUser,
+  kRealipRemoteAddr,
+  kRealipRemotePort,
   kRequestMethod,
   kRequest,
   kDocumentRoot,
@@ -294,6 +296,8 @@ std::optional<Template> Template::compile(std::string_view text, std::string& er
       {"binary_remote_addr", Kind::kRemoteAddr},
       {"remote_port", Kind::kRemotePort},
       {"remote_user", Kind::kRemoteUser},
+      {"realip_remote_addr", Kind::kRealipRemoteAddr},
+      {"realip_remote_port", Kind::kRealipRemotePort},
       {"request_method", Kind::kRequestMethod},
       {"request", Kind::kRequest},
       {"document_root", Kind::kDocumentRoot},
@@ -447,11 +451,25 @@ std::string Template::expand(const VariableContext& c, VariableEscape escape) co
         value = conn && !conn->scheme.empty() ? conn->scheme : std::string("http");
         break;
       case Kind::kRemoteAddr:
-        if (conn) value = conn->isUnix ? std::string("unix:") : conn->peerAddress;
+        // A unix client has no address, unless realip gave it one.
+        if (conn) value = conn->isUnix && conn->peerAddress.empty() ? std::string("unix:")
+                                                                   : conn->peerAddress;
         break;
       case Kind::kRemotePort:
-        if (conn && !conn->isUnix) value = std::to_string(conn->peerPort);
+        // Port 0: realip took an address without a port (nginx prints nothing).
+        if (conn && conn->peerPort != 0) value = std::to_string(conn->peerPort);
         break;
+      case Kind::kRealipRemoteAddr:
+      case Kind::kRealipRemotePort: {
+        const ConnectionInfo* original = c.realipConnection ? c.realipConnection : conn;
+        if (!original) break;
+        if (part.kind == Kind::kRealipRemoteAddr) {
+          value = original->isUnix ? std::string("unix:") : original->peerAddress;
+        } else if (!original->isUnix && original->peerPort != 0) {
+          value = std::to_string(original->peerPort);
+        }
+        break;
+      }
       case Kind::kRemoteUser:
         value = basicAuthUser(r);
         break;

@@ -37,6 +37,9 @@ struct VariableContext {
   uint64_t startMicros = 0;                // wall clock of the request start, µs since epoch
   uint64_t durationMicros = 0;             // $request_time
   const std::vector<Header>* responseHeaders = nullptr;  // $sent_http_NAME
+  // The connection as accepted, before realip replaced the client ($realip_remote_addr/_port);
+  // null: `connection` is it.
+  const ConnectionInfo* realipConnection = nullptr;
 };
 
 // How a log_format escapes variable values (literal text is never escaped).

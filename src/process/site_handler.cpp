@@ -95,6 +95,9 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   SiteRequest(const SiteHandler& site, const http::Request& request,
               const http::ConnectionInfo& connection)
       : site_(site), original_(request), connection_(connection) {}
+  ~SiteRequest() override {
+    if (delayTimer_ != event::TimerId{} && site_.loop()) site_.loop()->cancelTimer(delayTimer_);
+  }
 
   // Server selection and the first location match; false: answer `failStatus_` at once.
   void prepare() {
@@ -115,6 +118,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       return;
     }
     server_ = group->select(host_, &serverCaptures_);
+    applyRealip(*site_.runtimeOf(*server_, nullptr).settings);  // post-read: the server's settings
     if (!serverCaptures_.groups.empty()) captures_ = serverCaptures_;
     if (!original_.path.empty() && original_.path[0] == '/' &&
         http::normalizePath(original_.path, uri_)) {
@@ -167,7 +171,10 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
 
   // Exchange: what the content sees.
   const http::Request& request() const override { return rewritten_ ? *rewritten_ : original_; }
-  const http::ConnectionInfo& connection() const override { return connection_; }
+  // The client after realip (as nginx replaces the connection's address for the request).
+  const http::ConnectionInfo& connection() const override {
+    return realClient_ ? *realClient_ : connection_;
+  }
 
   void sendHead(http::ResponseHead head) override {
     if (swallowing_) return;
@@ -184,6 +191,9 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       head.reason.clear();
     }
     if (!location_->wsgi && closesConnection(head.status)) head.close = true;
+    if (head.status == 401 && !wwwAuthenticate_.empty()) {
+      head.add("WWW-Authenticate", wwwAuthenticate_);
+    }
     status_ = head.status;
     applyHeaderFilters(head);
     output().sendHead(std::move(head));
@@ -256,7 +266,8 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   http::VariableContext variables() const {
     http::VariableContext c;
     c.request = &request();
-    c.connection = &connection_;
+    c.connection = &connection();
+    c.realipConnection = &connection_;
     c.uri = uri_;
     c.args = args_;
     c.host = host_;
@@ -331,6 +342,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       doReturn(*s.returnSpec, *location_->returnText);
       return;
     }
+    if (!accessPhase()) return;
     if (!location_->tryFiles.empty() || location_->tryFallback) {
       if (tryFiles()) return;
     }
@@ -339,6 +351,33 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       return;
     }
     serveFiles();
+  }
+
+  // realip (config/access_conf.h): once per request, at post-read with the server's settings
+  // or else at preaccess with the location's.
+  void applyRealip(const config::LocationSettings& settings) {
+    if (realClient_) return;
+    realClient_ = realClient(settings.access, original_, connection_);
+  }
+
+  // nginx's preaccess (realip) and access phases (allow/deny, auth_basic, satisfy); false when
+  // the request was answered (or will be, after auth_delay).
+  bool accessPhase() {
+    applyRealip(*location_->settings);
+    AccessVerdict verdict = runAccessPhase(location_->settings->access, location_->auth,
+                                           connection(), request(), variables());
+    if (verdict.status == 0) return true;
+    wwwAuthenticate_ = std::move(verdict.wwwAuthenticate);
+    if (verdict.status == 401 && verdict.delayMs > 0 && site_.loop()) {
+      logInfo("delaying unauthorized request");
+      delayTimer_ = site_.loop()->addTimer(verdict.delayMs, [this] {
+        delayTimer_ = {};
+        finalize(401);
+      });
+      return false;
+    }
+    finalize(verdict.status);
+    return false;
   }
 
   // The directory (root or alias) and the path beneath it for `name` (a URI).
@@ -625,6 +664,9 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   std::unique_ptr<http::GzipExchange> gzip_;  // kept until the next request (it may still be
   std::unique_ptr<http::Exchange> filter_;    // compressing after the content's finish())
   std::optional<http::Request> rewritten_;
+  std::optional<http::ConnectionInfo> realClient_;  // the client address realip set
+  std::string wwwAuthenticate_;                     // auth_basic's challenge for a 401
+  event::TimerId delayTimer_{};                     // auth_delay before a 401
   const http::ServerNode* server_ = nullptr;
   const LocationRuntime* location_ = nullptr;
   http::LocationMatch lookup_;
@@ -835,6 +877,12 @@ bool SiteHandler::compile(LocationRuntime& rt, const config::LocationSettings& s
     LogFile* file = logFile(log.path, error);
     if (!file) return false;
     rt.accessLogs.push_back({file, &it->second.first, it->second.second});
+  }
+  if (s.access.authBasic && s.access.authBasicUserFile) {
+    rt.auth.realm = compileOne(*s.access.authBasic);
+    if (!rt.auth.realm) return false;
+    rt.auth.userFile = compileOne(*s.access.authBasicUserFile);
+    if (!rt.auth.userFile) return false;
   }
   if (s.wsgi) {
     rt.wsgi = wsgi ? wsgi(*s.wsgi) : nullptr;
