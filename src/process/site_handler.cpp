@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "config/version.h"
+#include "http/autoindex.h"
 #include "http/http_date.h"
 #include "http/parser.h"
 
@@ -497,7 +498,8 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
           dirTested = true;
         }
       }
-      finalize(403);  // "directory index of ... is forbidden" (no autoindex)
+      if (autoindex()) return;
+      finalize(403);  // "directory index of ... is forbidden"
       return;
     }
     std::string relative;
@@ -509,6 +511,71 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       if (!args_.empty()) path += "?" + args_;
       return redirectLocation(path);
     });
+  }
+
+  // The autoindex module (http/autoindex.h), after the index module found no index file; false
+  // when it declines (off, or not GET/HEAD).
+  bool autoindex() {
+    using Format = config::AutoindexFormat;
+    const config::AccessSettings& a = location_->settings->access;
+    if (!a.autoindex || !(request().method == "GET" || request().isHead())) return false;
+    Format format = a.autoindexFormat;
+    std::string callback;
+    if (format == Format::kJsonp) {
+      std::string error;
+      std::optional<std::string> name = http::jsonpCallback(args_, error);
+      if (!name) {
+        logInfo(error);
+        finalize(400);
+        return true;
+      }
+      callback = std::move(*name);
+      if (callback.empty()) format = Format::kJson;
+    }
+    std::string relative;
+    filesFor(uri_, relative);
+    std::string path = std::string(documentRoot_) + relative;
+    if (path.size() > 1 && path.back() == '/') path.pop_back();
+    std::vector<http::AutoindexEntry> entries;
+    if (int error = http::readAutoindexDirectory(path, entries)) {
+      std::string line = "opendir() \"" + path + "\" failed (" + std::to_string(error) + ": " +
+                         std::strerror(error) + ")";
+      int status = 500;
+      if (error == ENOENT || error == ENOTDIR || error == ENAMETOOLONG) {
+        status = 404;
+      } else if (error == EACCES) {
+        status = 403;
+      }
+      if (status == 500) {
+        logCritical(line);
+      } else {
+        logError(line);
+      }
+      finalize(status);
+      return true;
+    }
+    std::string body;
+    switch (format) {
+      case Format::kJson: body = http::renderAutoindexJson(entries, nullptr); break;
+      case Format::kJsonp: body = http::renderAutoindexJson(entries, &callback); break;
+      case Format::kXml: body = http::renderAutoindexXml(entries); break;
+      case Format::kHtml: {
+        int64_t gmtoff = 0;
+        if (a.autoindexLocaltime) {
+          std::time_t now = std::time(nullptr);
+          std::tm local{};
+          ::localtime_r(&now, &local);
+          gmtoff = local.tm_gmtoff;
+        }
+        body = http::renderAutoindexHtml(uri_, entries, a.autoindexExactSize, gmtoff);
+        break;
+      }
+    }
+    http::ResponseHead head;
+    head.status = 200;
+    head.add("Content-Type", std::string(http::autoindexContentType(format)));
+    respond(std::move(head), std::move(body));
+    return true;
   }
 
   void rewrite(const std::string& uri, const std::string& args, bool toGet) {
