@@ -574,7 +574,10 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     http::ResponseHead head;
     head.status = 200;
     head.add("Content-Type", std::string(http::autoindexContentType(format)));
-    respond(std::move(head), std::move(body));
+    // No Content-Length, as nginx's listing (chunked on HTTP/1.1, close-delimited on 1.0).
+    sendHead(std::move(head));
+    if (!body.empty()) sendBody(std::move(body));
+    finish();
     return true;
   }
 
