@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "http/access_log.h"
+#include "http/stub_status.h"
 
 namespace portico::http {
 
@@ -30,6 +31,10 @@ enum class Template::Kind : uint8_t {
   kRemoteUser,
   kRealipRemoteAddr,
   kRealipRemotePort,
+  kConnectionsActive,
+  kConnectionsReading,
+  kConnectionsWriting,
+  kConnectionsWaiting,
   kRequestMethod,
   kRequest,
   kDocumentRoot,
@@ -298,6 +303,10 @@ std::optional<Template> Template::compile(std::string_view text, std::string& er
       {"remote_user", Kind::kRemoteUser},
       {"realip_remote_addr", Kind::kRealipRemoteAddr},
       {"realip_remote_port", Kind::kRealipRemotePort},
+      {"connections_active", Kind::kConnectionsActive},
+      {"connections_reading", Kind::kConnectionsReading},
+      {"connections_writing", Kind::kConnectionsWriting},
+      {"connections_waiting", Kind::kConnectionsWaiting},
       {"request_method", Kind::kRequestMethod},
       {"request", Kind::kRequest},
       {"document_root", Kind::kDocumentRoot},
@@ -459,6 +468,17 @@ std::string Template::expand(const VariableContext& c, VariableEscape escape) co
         // Port 0: realip took an address without a port (nginx prints nothing).
         if (conn && conn->peerPort != 0) value = std::to_string(conn->peerPort);
         break;
+      case Kind::kConnectionsActive:
+      case Kind::kConnectionsReading:
+      case Kind::kConnectionsWriting:
+      case Kind::kConnectionsWaiting: {
+        ConnectionCounters counters = readConnectionCounters();
+        value = std::to_string(part.kind == Kind::kConnectionsActive    ? counters.active
+                               : part.kind == Kind::kConnectionsReading ? counters.reading
+                               : part.kind == Kind::kConnectionsWriting ? counters.writing
+                                                                        : counters.waiting);
+        break;
+      }
       case Kind::kRealipRemoteAddr:
       case Kind::kRealipRemotePort: {
         const ConnectionInfo* original = c.realipConnection ? c.realipConnection : conn;

@@ -7,6 +7,7 @@
 #include "config/version.h"
 #include "http/autoindex.h"
 #include "http/http_date.h"
+#include "http/stub_status.h"
 #include "http/parser.h"
 
 namespace portico::process {
@@ -347,6 +348,10 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     if (!location_->tryFiles.empty() || location_->tryFallback) {
       if (tryFiles()) return;
     }
+    if (s.access.stubStatus) {
+      stubStatus();
+      return;
+    }
     if (location_->wsgi) {
       location_->wsgi->handle(*this);
       return;
@@ -511,6 +516,18 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       if (!args_.empty()) path += "?" + args_;
       return redirectLocation(path);
     });
+  }
+
+  // The stub_status content handler (http/stub_status.h): the counters of every worker.
+  void stubStatus() {
+    if (!(request().method == "GET" || request().isHead())) {
+      finalize(405);
+      return;
+    }
+    http::ResponseHead head;
+    head.status = 200;
+    head.add("Content-Type", "text/plain");
+    respond(std::move(head), http::renderStubStatus(http::readConnectionCounters()));
   }
 
   // The autoindex module (http/autoindex.h), after the index module found no index file; false

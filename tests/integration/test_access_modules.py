@@ -273,3 +273,54 @@ def test_realip_reaches_the_app_and_the_access_log(tmp_path):
     assert lines[0] == "192.0.2.9 [4242] 127.0.0.1"
     assert lines[1] == "192.0.2.9 [-] 127.0.0.1"  # an empty variable logs as "-"
     assert lines[2].startswith("127.0.0.1 [")
+
+
+def _status(served):
+    import re
+    r = served.request("GET", "/stub")
+    assert r.status == 200 and r.header("content-type") == "text/plain"
+    m = re.fullmatch(rb"Active connections: (\d+) \nserver accepts handled requests\n"
+                     rb" (\d+) (\d+) (\d+) \nReading: (\d+) Writing: (\d+) Waiting: (\d+) \n",
+                     r.body)
+    assert m, r.body
+    keys = ("active", "accepts", "handled", "requests", "reading", "writing", "waiting")
+    return dict(zip(keys, (int(v) for v in m.groups()))), r
+
+
+def test_stub_status_counts_every_worker(tmp_path, monkeypatch):
+    import socket
+    import nginx_diff
+    # Two workers: the connections below may land in either, the page sums both.
+    original = nginx_diff.config_text
+    monkeypatch.setattr(nginx_diff, "config_text", lambda *a: original(*a).replace(
+        "worker_processes 1;", "worker_processes 2;"))
+    body = server("""
+        add_header X-Active $connections_active;
+        add_header X-Writing $connections_writing;
+        location /stub { stub_status; }
+    """).replace("server {", "server {\n        listen 127.0.0.1:@PORT2@;", 1)
+    workdir = str(tmp_path)
+    prepare_tree(workdir, FILES)
+    served = start_portico(workdir, body, 2)
+    try:
+        first, r = _status(served)
+        assert first["active"] >= 1 and first["writing"] >= 1 and first["reading"] == 0
+        assert r.header("x-active") == str(first["active"])
+        assert r.header("x-writing") == str(first["writing"])
+        # An idle connection waits, a partial head reads.
+        idle = socket.create_connection(("127.0.0.1", served.ports[0]))
+        partial = socket.create_connection(("127.0.0.1", served.ports[1]))
+        partial.sendall(b"GET / HTTP/1.1\r\n")
+        time.sleep(0.3)
+        now, _ = _status(served)
+        assert now["active"] == first["active"] + 2
+        assert now["waiting"] >= 1 and now["reading"] == 1
+        assert now["accepts"] == now["handled"]
+        assert now["accepts"] >= first["accepts"] + 3
+        assert now["requests"] >= first["requests"] + 2  # the partial one counts
+        idle.close()
+        partial.close()
+        assert served.request("POST", "/stub").status == 405
+        assert served.request("HEAD", "/stub").body == b""
+    finally:
+        served.stop()
