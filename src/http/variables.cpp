@@ -203,6 +203,8 @@ bool validateTemplates(const config::HttpSite& site, std::string& error) {
     for (const config::ErrorPage& p : s.errorPages) {
       if (!check(p.uri, source)) return false;
     }
+    if (s.access.authBasic && !check(*s.access.authBasic, source)) return false;
+    if (s.access.authBasicUserFile && !check(*s.access.authBasicUserFile, source)) return false;
     return true;
   };
   for (const auto& [name, format] : site.logFormats) {
