@@ -166,6 +166,8 @@ AUTOINDEX_FILES = {
     "www/list/zdir/": b"",
     "www/list/.hidden": "h",
     "www/list/ctl\x01.txt": "ctl",
+    "www/list/utf8-" + "\u0444" * 3: "short utf-8",
+    "www/list/utf8-" + "\u0444" * 45: "long utf-8 (counted in bytes without charset)",
     "www/empty/": b"",
 }
 
@@ -175,6 +177,7 @@ def test_autoindex_formats(tmp_path):
         autoindex on;
         location /list/ { }
         location /approx/ { alias @DIR@/www/list/; autoindex_exact_size off; }
+        location /local/ { alias @DIR@/www/list/; autoindex_localtime on; }
         location /xml/ { alias @DIR@/www/list/; autoindex_format xml; }
         location /json/ { alias @DIR@/www/list/; autoindex_format json; }
         location /jsonp/ { alias @DIR@/www/list/; autoindex_format jsonp; }
@@ -188,6 +191,7 @@ def test_autoindex_formats(tmp_path):
         ("GET", "/list/sub"),
         ("GET", "/list/nothere/"),
         ("GET", "/approx/"),
+        ("GET", "/local/"),
         ("GET", "/xml/"),
         ("GET", "/json/"),
         ("GET", "/jsonp/?callback=cb_1.x"),
