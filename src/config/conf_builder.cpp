@@ -19,6 +19,7 @@
 #include <tuple>
 #include <utility>
 
+#include "config/access_conf.h"
 #include "config/conf_parser.h"
 #include "config/conf_values.h"
 #include "core/regex.h"
@@ -47,11 +48,12 @@ constexpr unsigned kRewriteCtx = kServer | kServerIf | kLocation | kLocationIf;
 constexpr unsigned kHsl = kHttp | kServer | kLocation;
 
 // nginx's argument-count rules (NGX_CONF_NOARGS, TAKE1, ... 1MORE, 2MORE, FLAG).
-enum class Args { kNone, k1, k2, k12, k23, k1More, k2More };
+enum class Args { kNone, k01, k1, k2, k12, k23, k1More, k2More };
 
 bool argsOk(Args rule, size_t n) {
   switch (rule) {
     case Args::kNone: return n == 0;
+    case Args::k01: return n <= 1;
     case Args::k1: return n == 1;
     case Args::k2: return n == 2;
     case Args::k12: return n == 1 || n == 2;
@@ -119,6 +121,7 @@ struct Partial {
   bool accessLogOff = false;  // `access_log off` at this level wins over its other access_logs
   std::optional<SourceRef> firstWsgiCompanion;
   std::string firstWsgiCompanionName;
+  AccessPartial access;  // allow/deny, auth_basic, realip, autoindex, stub_status
 };
 
 template <class T>
@@ -183,6 +186,7 @@ void mergeFrom(Partial& c, const Partial& p) {
   inherit(c.connectionPoolSize, p.connectionPoolSize);
   inherit(c.requestPoolSize, p.requestPoolSize);
   inherit(c.mergeSlashes, p.mergeSlashes);
+  mergeAccess(c.access, p.access);
 }
 
 // One location as parsed, before merging.
@@ -232,8 +236,8 @@ bool startsWith(std::string_view s, std::string_view p) { return s.substr(0, p.s
 // prefixes of whole families of them.
 constexpr std::string_view kUnsupportedPrefixes[] = {
     "proxy_",     "uwsgi_",       "fastcgi_",        "scgi_",    "grpc_",        "memcached_",
-    "ssl",        "auth_basic",   "auth_request",    "auth_jwt", "limit_req",    "limit_conn",
-    "limit_rate", "sub_filter",   "real_ip_",        "autoindex", "open_file_cache", "ssi",
+    "ssl",        "auth_request",    "auth_jwt", "limit_req",    "limit_conn",
+    "limit_rate", "sub_filter", "open_file_cache", "ssi",
     "charset",    "secure_link",  "image_filter",    "xslt_",    "perl",         "mp4",
     "hls",        "userid",       "gunzip",          "geoip_",   "slice",        "mirror",
     "dav_",       "js_",          "quic_",           "http2_",   "http3_",       "lua",
@@ -242,8 +246,8 @@ constexpr std::string_view kUnsupportedPrefixes[] = {
 };
 constexpr std::string_view kUnsupportedNames[] = {
     // http
-    "http2", "http3", "upstream", "geo", "split_clients", "allow", "deny", "satisfy", "resolver", "resolver_timeout",
-    "set_real_ip_from", "internal", "limit_except", "aio", "aio_write", "directio",
+    "http2", "http3", "upstream", "geo", "split_clients", "resolver", "resolver_timeout",
+    "internal", "limit_except", "aio", "aio_write", "directio",
     "directio_alignment", "output_buffers", "postpone_output",
     "client_body_in_file_only", "client_body_in_single_buffer",
     "reset_timedout_connection",
@@ -251,7 +255,7 @@ constexpr std::string_view kUnsupportedNames[] = {
     "log_subrequest", "etag",
     "chunked_transfer_encoding", "disable_symlinks", "msie_padding", "msie_refresh",
     "max_ranges", "server_names_hash_max_size", "types_hash_bucket_size", "sendfile_max_chunk",
-    "send_lowat", "flv", "stub_status", "empty_gif",
+    "send_lowat", "flv", "empty_gif",
     "random_index", "create_full_put_path", "min_delete_depth", "read_ahead",
     "subrequest_output_buffer_size", "ancient_browser", "ancient_browser_value",
     "modern_browser", "modern_browser_value", "valid_referers", "addition_types",
@@ -1867,6 +1871,15 @@ class Builder {
     finishLocation(placed);
   }
 
+  // ---- access, auth_basic, realip, autoindex, stub_status (config/access_conf.cpp) ----
+
+  void accessDirective(const ConfDirective& d, Frame& f) {
+    std::vector<std::string> warnings;
+    std::optional<std::string> error = applyAccessDirective(d.name, d.args, f.level->access, warnings);
+    for (const std::string& w : warnings) warn(d, w);
+    if (error) emerg(d, *error);
+  }
+
   // ---- portico's WSGI directives (location only) ----
 
   WsgiSpec& wsgiCompanion(const ConfDirective& d, Frame& f) {
@@ -2035,6 +2048,7 @@ class Builder {
       s.wsgi = p.wsgi;
       s.wsgi->tempPath = s.clientBodyTempPath;  // the bodies this app reads are spilled there
     }
+    s.access = finalizeAccess(p.access, confPrefix_);
     return s;
   }
 
@@ -2209,6 +2223,20 @@ const std::vector<Builder::Command>& Builder::commands() {
       {"add_header", kHsl, Args::k23, false, &Builder::addHeader},
       {"expires", kHsl, Args::k12, false, &Builder::expires},
       {"location", kServer | kLocation, Args::k12, true, &Builder::location},
+      {"allow", kHsl, Args::k1, false, &Builder::accessDirective},
+      {"deny", kHsl, Args::k1, false, &Builder::accessDirective},
+      {"satisfy", kHsl, Args::k1, false, &Builder::accessDirective},
+      {"auth_basic", kHsl, Args::k1, false, &Builder::accessDirective},
+      {"auth_basic_user_file", kHsl, Args::k1, false, &Builder::accessDirective},
+      {"auth_delay", kHsl, Args::k1, false, &Builder::accessDirective},
+      {"set_real_ip_from", kHsl, Args::k1, false, &Builder::accessDirective},
+      {"real_ip_header", kHsl, Args::k1, false, &Builder::accessDirective},
+      {"real_ip_recursive", kHsl, Args::k1, false, &Builder::accessDirective},
+      {"autoindex", kHsl, Args::k1, false, &Builder::accessDirective},
+      {"autoindex_exact_size", kHsl, Args::k1, false, &Builder::accessDirective},
+      {"autoindex_localtime", kHsl, Args::k1, false, &Builder::accessDirective},
+      {"autoindex_format", kHsl, Args::k1, false, &Builder::accessDirective},
+      {"stub_status", kServer | kLocation, Args::k01, false, &Builder::accessDirective},
       {"wsgi_app", kLocation, Args::k1, false, &Builder::wsgiApp},
       {"wsgi_pythonpath", kLocation, Args::k1More, false, &Builder::wsgiPythonpath},
       {"wsgi_virtualenv", kLocation, Args::k1, false, &Builder::wsgiVirtualenv},

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/log.h"
+#include "config/access_conf.h"
 
 namespace portico::config {
 
@@ -291,6 +292,7 @@ struct LocationSettings {
   std::vector<AccessLogSpec> accessLogs{defaultAccessLog()};  // empty = off
   std::optional<OpenLogFileCache> openLogFileCache;  // nullopt: off (nginx's default)
   std::optional<WsgiSpec> wsgi;               // not inherited: only where wsgi_app is written
+  AccessSettings access;                      // allow/deny, auth_basic, realip, autoindex, stub_status
 };
 
 // One `location` block, with its nested locations in file order.

@@ -97,9 +97,26 @@ Connection::Connection(event::EventLoop& loop, UniqueFd fd, ConnectionInfo info,
   info_.number = ++connectionCounter;
   acceptedMs_ = loop_.nowMs();
   info_.openedMicros = monotonicMicros();
+  connectionStats().active.fetch_add(1, std::memory_order_relaxed);
 }
 
-Connection::~Connection() { loop_.cancelTimer(timer_); }
+Connection::~Connection() {
+  loop_.cancelTimer(timer_);
+  moveConnectionPhase(phase_, ConnectionPhase::kNone);
+  connectionStats().active.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void Connection::syncPhase() {
+  ConnectionPhase want = ConnectionPhase::kNone;
+  if (state_ == State::kReadingHead) {
+    want = requestStartMs_ != 0 || !in_.empty() ? ConnectionPhase::kReading
+                                                 : ConnectionPhase::kWaiting;
+  } else if (state_ == State::kActive) {
+    want = ConnectionPhase::kWriting;
+  }
+  moveConnectionPhase(phase_, want);
+  phase_ = want;
+}
 
 void Connection::start() {
   if (!info_.isUnix) {
@@ -113,6 +130,7 @@ void Connection::start() {
     return;
   }
   idleSinceMs_ = loop_.nowMs();
+  syncPhase();  // a new connection waits for its first request (stub_status)
   updateTimer();
 }
 
@@ -236,6 +254,11 @@ bool Connection::afterRecv(ssize_t n, size_t room) {
 
 void Connection::pump() {
   if (processing_) return;
+  // However pump leaves (the connection is deleted only later, deferred).
+  struct PhaseSync {
+    Connection* c;
+    ~PhaseSync() { c->syncPhase(); }
+  } phaseSync{this};
   for (;;) {
     processInput();
     if (state_ == State::kClosed) return;
@@ -346,6 +369,7 @@ bool Connection::chunkOverLimit() const {
 
 void Connection::onHeadComplete() {
   state_ = State::kActive;
+  syncPhase();
   exchangeActive_ = true;
   sawFirstRequest_ = true;
   startMs_ = loop_.nowMs();
@@ -759,6 +783,7 @@ void Connection::finishExchange() {
   requestStartMs_ = in_.empty() ? 0 : loop_.nowMs();
   // nginx's r->pipeline: the next request's bytes were read before this one ended.
   info_.pipelined = !in_.empty();
+  syncPhase();
   offerHandOff_ = true;
   if (!processing_) {
     // Asynchronous completion: continue with pipelined input once this callback unwinds.
@@ -901,6 +926,7 @@ void Connection::closeNow() {
   loop_.remove(fd_.get());
   fd_.reset();
   out_.clear();
+  syncPhase();
   owner_.connectionClosed(this);
 }
 

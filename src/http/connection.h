@@ -16,6 +16,7 @@
 #include "http/access_log.h"
 #include "http/exchange.h"
 #include "http/parser.h"
+#include "http/stub_status.h"
 #include "http/router.h"
 
 namespace portico::http {
@@ -112,6 +113,8 @@ class Connection : public event::IoWatcher, public event::Deferrable, public Exc
   void abort() override;
 
  private:
+  // Moves this connection between stub_status's waiting/reading/writing counters.
+  void syncPhase();
   enum class State { kReadingHead, kActive, kClosing, kLingering, kClosed };
   enum class TimerKind { kNone, kHeader, kKeepAlive, kBody, kSend, kLinger };
 
@@ -211,6 +214,7 @@ class Connection : public event::IoWatcher, public event::Deferrable, public Exc
   event::TimerId timer_{0, 0};
   uint64_t timerDue_ = 0;
   uint64_t requestStartMs_ = 0;  // first byte of the current head
+  ConnectionPhase phase_ = ConnectionPhase::kNone;  // for stub_status's counters
   uint64_t idleSinceMs_ = 0;
   uint64_t lastReadMs_ = 0;
   uint64_t lastWriteMs_ = 0;

@@ -11,6 +11,7 @@
 
 #include "http/access_log.h"
 #include "http/rewrite.h"
+#include "http/stub_status.h"
 
 namespace portico::http {
 
@@ -31,6 +32,12 @@ enum class Template::Kind : uint8_t {
   kRemoteAddr,
   kRemotePort,
   kRemoteUser,
+  kRealipRemoteAddr,
+  kRealipRemotePort,
+  kConnectionsActive,
+  kConnectionsReading,
+  kConnectionsWriting,
+  kConnectionsWaiting,
   kRequestMethod,
   kRequest,
   kDocumentRoot,
@@ -240,6 +247,8 @@ bool validateTemplates(const config::HttpSite& site, std::string& error) {
       if (log.pathVariables && !check(log.path, source)) return false;
       if (!log.condition.empty() && !check(log.condition, source)) return false;
     }
+    if (s.access.authBasic && !check(*s.access.authBasic, source)) return false;
+    if (s.access.authBasicUserFile && !check(*s.access.authBasicUserFile, source)) return false;
     return true;
   };
   for (const auto& [name, format] : site.logFormats) {
@@ -348,6 +357,12 @@ std::optional<Template> Template::compile(std::string_view text, std::string& er
       {"binary_remote_addr", Kind::kBinaryRemoteAddr},
       {"remote_port", Kind::kRemotePort},
       {"remote_user", Kind::kRemoteUser},
+      {"realip_remote_addr", Kind::kRealipRemoteAddr},
+      {"realip_remote_port", Kind::kRealipRemotePort},
+      {"connections_active", Kind::kConnectionsActive},
+      {"connections_reading", Kind::kConnectionsReading},
+      {"connections_writing", Kind::kConnectionsWriting},
+      {"connections_waiting", Kind::kConnectionsWaiting},
       {"request_method", Kind::kRequestMethod},
       {"request", Kind::kRequest},
       {"document_root", Kind::kDocumentRoot},
@@ -514,11 +529,36 @@ std::string Template::expand(const VariableContext& c, VariableEscape escape) co
         value = conn && !conn->scheme.empty() ? conn->scheme : std::string("http");
         break;
       case Kind::kRemoteAddr:
-        if (conn) value = conn->isUnix ? std::string("unix:") : conn->peerAddress;
+        // A unix client has no address, unless realip gave it one.
+        if (conn) value = conn->isUnix && conn->peerAddress.empty() ? std::string("unix:")
+                                                                   : conn->peerAddress;
         break;
       case Kind::kRemotePort:
-        if (conn && !conn->isUnix) value = std::to_string(conn->peerPort);
+        // Port 0: realip took an address without a port (nginx prints nothing).
+        if (conn && conn->peerPort != 0) value = std::to_string(conn->peerPort);
         break;
+      case Kind::kConnectionsActive:
+      case Kind::kConnectionsReading:
+      case Kind::kConnectionsWriting:
+      case Kind::kConnectionsWaiting: {
+        ConnectionCounters counters = readConnectionCounters();
+        value = std::to_string(part.kind == Kind::kConnectionsActive    ? counters.active
+                               : part.kind == Kind::kConnectionsReading ? counters.reading
+                               : part.kind == Kind::kConnectionsWriting ? counters.writing
+                                                                        : counters.waiting);
+        break;
+      }
+      case Kind::kRealipRemoteAddr:
+      case Kind::kRealipRemotePort: {
+        const ConnectionInfo* original = c.realipConnection ? c.realipConnection : conn;
+        if (!original) break;
+        if (part.kind == Kind::kRealipRemoteAddr) {
+          value = original->isUnix ? std::string("unix:") : original->peerAddress;
+        } else if (!original->isUnix && original->peerPort != 0) {
+          value = std::to_string(original->peerPort);
+        }
+        break;
+      }
       case Kind::kRemoteUser:
         value = basicAuthUser(r);
         break;

@@ -45,6 +45,9 @@ struct VariableContext {
   // `set` and `map` variables of this request (null: none exist, they expand to "").
   UserVariableStore* users = nullptr;
   bool warnUninitialized = true;  // uninitialized_variable_warn of the current location
+  // The connection as accepted, before realip replaced the client ($realip_remote_addr/_port);
+  // null: `connection` is it.
+  const ConnectionInfo* realipConnection = nullptr;
 };
 
 // How a log_format escapes variable values (literal text is never escaped).

@@ -183,6 +183,24 @@ void Master::runWorker(size_t slot) {
     }
     WorkerStatus& status = board_->slot(slot);
     status.pid = ::getpid();
+    // stub_status counts into this worker's slot and shows the sum over the live workers.
+    http::setConnectionStats(&status.connections);
+    http::setConnectionCountersReader([board = board_.get()] {
+      http::ConnectionCounters sum;
+      for (size_t i = 0; i < board->slots(); ++i) {
+        WorkerStatus& s = board->slot(i);
+        if (s.state.load() == static_cast<uint32_t>(WorkerState::kFree)) continue;
+        http::ConnectionCounters c = http::snapshotOf(s.connections);
+        sum.accepted += c.accepted;
+        sum.handled += c.handled;
+        sum.requests += c.requests;
+        sum.active += c.active;
+        sum.reading += c.reading;
+        sum.writing += c.writing;
+        sum.waiting += c.waiting;
+      }
+      return sum;
+    });
     Server server(config_, &status, board_->busy(slot));
     server.joinHandOff(*board_, slot, *handOff_);
     std::string error;

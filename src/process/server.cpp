@@ -291,6 +291,8 @@ http::Connection* Server::addConnection(size_t index, UniqueFd fd, const sockadd
 
 void Server::accept(size_t index, UniqueFd fd, const sockaddr_storage& peer) {
   if (stopping_) return;
+  http::connectionStats().accepted.fetch_add(1, std::memory_order_relaxed);
+  http::connectionStats().handled.fetch_add(1, std::memory_order_relaxed);
   addConnection(index, std::move(fd), peer);
 }
 

@@ -6,7 +6,9 @@
 #include <cstring>
 
 #include "config/version.h"
+#include "http/autoindex.h"
 #include "http/http_date.h"
+#include "http/stub_status.h"
 #include "http/parser.h"
 #include "http/user_agent.h"
 
@@ -100,6 +102,9 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
               const http::ConnectionInfo& connection)
       : site_(site), original_(request), connection_(connection),
         users_(site.userVariables()) {}
+  ~SiteRequest() override {
+    if (delayTimer_ != event::TimerId{} && site_.loop()) site_.loop()->cancelTimer(delayTimer_);
+  }
 
   // Server selection and the first location match; false: answer `failStatus_` at once.
   void prepare() {
@@ -120,6 +125,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       return;
     }
     server_ = group->select(host_, &serverCaptures_);
+    applyRealip(*site_.runtimeOf(*server_, nullptr).settings);  // post-read: the server's settings
     if (!serverCaptures_.groups.empty()) captures_ = serverCaptures_;
     if (!original_.path.empty() && original_.path[0] == '/' &&
         http::normalizePath(original_.path, uri_, server_->config->mergeSlashes)) {
@@ -184,11 +190,14 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
 
   // Exchange: what the content sees.
   const http::Request& request() const override { return rewritten_ ? *rewritten_ : original_; }
-  const http::ConnectionInfo& connection() const override { return connection_; }
   // The answering location's server_tokens (the connection knows the first location's only).
   std::string_view signature() const override {
     return location_ && location_->limits.serverHeader ? *location_->limits.serverHeader
                                                        : next_ ? next_->signature() : "portico";
+  }
+  // The client after realip (as nginx replaces the connection's address for the request).
+  const http::ConnectionInfo& connection() const override {
+    return realClient_ ? *realClient_ : connection_;
   }
 
   void sendHead(http::ResponseHead head) override {
@@ -213,6 +222,9 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       head.reason.clear();
     }
     if (closes_ || (!location_->wsgi && closesConnection(head.status))) head.close = true;
+    if (head.status == 401 && !wwwAuthenticate_.empty()) {
+      head.add("WWW-Authenticate", wwwAuthenticate_);
+    }
     status_ = head.status;
     applyHeaderFilters(head);
     output().sendHead(std::move(head));
@@ -315,7 +327,8 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   http::VariableContext variables() const {
     http::VariableContext c;
     c.request = &request();
-    c.connection = &connection_;
+    c.connection = &connection();
+    c.realipConnection = &connection_;
     c.uri = uri_;
     c.args = args_;
     c.host = host_;
@@ -507,14 +520,47 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       redirect(301, redirectLocation(path));
       return;
     }
+    const config::LocationSettings& s = *location_->settings;
+    if (!accessPhase()) return;
     if (!location_->tryFiles.empty() || location_->tryFallback) {
       if (tryFiles()) return;
+    }
+    if (s.access.stubStatus) {
+      stubStatus();
+      return;
     }
     if (location_->wsgi) {
       location_->wsgi->handle(*this);
       return;
     }
     serveFiles();
+  }
+
+  // realip (config/access_conf.h): once per request, at post-read with the server's settings
+  // or else at preaccess with the location's.
+  void applyRealip(const config::LocationSettings& settings) {
+    if (realClient_) return;
+    realClient_ = realClient(settings.access, original_, connection_);
+  }
+
+  // nginx's preaccess (realip) and access phases (allow/deny, auth_basic, satisfy); false when
+  // the request was answered (or will be, after auth_delay).
+  bool accessPhase() {
+    applyRealip(*location_->settings);
+    AccessVerdict verdict = runAccessPhase(location_->settings->access, location_->auth,
+                                           connection(), request(), variables());
+    if (verdict.status == 0) return true;
+    wwwAuthenticate_ = std::move(verdict.wwwAuthenticate);
+    if (verdict.status == 401 && verdict.delayMs > 0 && site_.loop()) {
+      logInfo("delaying unauthorized request");
+      delayTimer_ = site_.loop()->addTimer(verdict.delayMs, [this] {
+        delayTimer_ = {};
+        finalize(401);
+      });
+      return false;
+    }
+    finalize(verdict.status);
+    return false;
   }
 
   // The directory (root or alias) and the path beneath it for `name` (a URI). As
@@ -656,7 +702,8 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
           dirTested = true;
         }
       }
-      finalize(403);  // "directory index of ... is forbidden" (no autoindex)
+      if (autoindex()) return;
+      finalize(403);  // "directory index of ... is forbidden"
       return;
     }
     std::string relative;
@@ -679,6 +726,86 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
           return redirectLocation(path);
         },
         validators ? &*validators : nullptr);
+  }
+
+  // The stub_status content handler (http/stub_status.h): the counters of every worker.
+  void stubStatus() {
+    if (!(request().method == "GET" || request().isHead())) {
+      finalize(405);
+      return;
+    }
+    http::ResponseHead head;
+    head.status = 200;
+    head.add("Content-Type", "text/plain");
+    respond(std::move(head), http::renderStubStatus(http::readConnectionCounters()));
+  }
+
+  // The autoindex module (http/autoindex.h), after the index module found no index file; false
+  // when it declines (off, or not GET/HEAD).
+  bool autoindex() {
+    using Format = config::AutoindexFormat;
+    const config::AccessSettings& a = location_->settings->access;
+    if (!a.autoindex || !(request().method == "GET" || request().isHead())) return false;
+    Format format = a.autoindexFormat;
+    std::string callback;
+    if (format == Format::kJsonp) {
+      std::string error;
+      std::optional<std::string> name = http::jsonpCallback(args_, error);
+      if (!name) {
+        logInfo(error);
+        finalize(400);
+        return true;
+      }
+      callback = std::move(*name);
+      if (callback.empty()) format = Format::kJson;
+    }
+    std::string relative;
+    filesFor(uri_, relative);
+    std::string path = std::string(documentRoot_) + relative;
+    if (path.size() > 1 && path.back() == '/') path.pop_back();
+    std::vector<http::AutoindexEntry> entries;
+    if (int error = http::readAutoindexDirectory(path, entries)) {
+      std::string line = "opendir() \"" + path + "\" failed (" + std::to_string(error) + ": " +
+                         std::strerror(error) + ")";
+      int status = 500;
+      if (error == ENOENT || error == ENOTDIR || error == ENAMETOOLONG) {
+        status = 404;
+      } else if (error == EACCES) {
+        status = 403;
+      }
+      if (status == 500) {
+        logCritical(line);
+      } else {
+        logError(line);
+      }
+      finalize(status);
+      return true;
+    }
+    std::string body;
+    switch (format) {
+      case Format::kJson: body = http::renderAutoindexJson(entries, nullptr); break;
+      case Format::kJsonp: body = http::renderAutoindexJson(entries, &callback); break;
+      case Format::kXml: body = http::renderAutoindexXml(entries); break;
+      case Format::kHtml: {
+        int64_t gmtoff = 0;
+        if (a.autoindexLocaltime) {
+          std::time_t now = std::time(nullptr);
+          std::tm local{};
+          ::localtime_r(&now, &local);
+          gmtoff = local.tm_gmtoff;
+        }
+        body = http::renderAutoindexHtml(uri_, entries, a.autoindexExactSize, gmtoff);
+        break;
+      }
+    }
+    http::ResponseHead head;
+    head.status = 200;
+    head.add("Content-Type", std::string(http::autoindexContentType(format)));
+    // No Content-Length, as nginx's listing (chunked on HTTP/1.1, close-delimited on 1.0).
+    sendHead(std::move(head));
+    if (!body.empty()) sendBody(std::move(body));
+    finish();
+    return true;
   }
 
   void rewrite(const std::string& uri, const std::string& args, bool toGet) {
@@ -845,6 +972,9 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   std::unique_ptr<http::GzipExchange> gzip_;  // kept until the next request (it may still be
   std::unique_ptr<http::Exchange> filter_;    // compressing after the content's finish())
   std::optional<http::Request> rewritten_;
+  std::optional<http::ConnectionInfo> realClient_;  // the client address realip set
+  std::string wwwAuthenticate_;                     // auth_basic's challenge for a 401
+  event::TimerId delayTimer_{};                     // auth_delay before a 401
   const http::ServerNode* server_ = nullptr;
   const LocationRuntime* location_ = nullptr;
   http::LocationMatch lookup_;
@@ -1153,6 +1283,12 @@ bool SiteHandler::compile(LocationRuntime& rt, const config::LocationSettings& s
       if (!entry.file) return false;
     }
     rt.accessLogs.push_back(std::move(entry));
+  }
+  if (s.access.authBasic && s.access.authBasicUserFile) {
+    rt.auth.realm = compileOne(*s.access.authBasic);
+    if (!rt.auth.realm) return false;
+    rt.auth.userFile = compileOne(*s.access.authBasicUserFile);
+    if (!rt.auth.userFile) return false;
   }
   if (s.wsgi) {
     rt.wsgi = wsgi ? wsgi(*s.wsgi) : nullptr;

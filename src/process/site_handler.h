@@ -16,6 +16,7 @@
 #include "http/site_map.h"
 #include "http/variables.h"
 #include "process/access_log_targets.h"
+#include "process/access_phase.h"
 #include "static/mime_types.h"
 #include "static/static_handler.h"
 
@@ -61,6 +62,7 @@ struct LocationRuntime {
   std::vector<ErrorLogTarget> errorLogs;  // error_log of the level; empty: the main log
   bool accessLogOff = false;  // `access_log off;` (the flags' log is process-level)
   http::RouteLimits limits;
+  AuthBasicRuntime auth;  // auth_basic realm and user file, compiled
 };
 
 // Turns the HTTP model into responses, as nginx's phases do: picks the server (by the

@@ -82,6 +82,7 @@ size_t StatusBoard::claim() {
     if (s.state.load() != static_cast<uint32_t>(WorkerState::kFree)) continue;
     s.pid = 0;
     s.requests = 0;
+    new (&s.connections) http::ConnectionStats();
     s.heartbeatMs = monotonicMs();
     s.state = static_cast<uint32_t>(WorkerState::kBooting);
     setTaker(i, false);

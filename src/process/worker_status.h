@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "http/stub_status.h"
+
 namespace portico::process {
 
 // One worker's line in the master's status board: written by the worker (its loop thread and
@@ -21,6 +23,7 @@ struct WorkerStatus {
   std::atomic<uint32_t> takesHandOffs{0};
   std::atomic<uint64_t> handedOff{0};  // connections given to the hand-off queue
   std::atomic<uint64_t> adopted{0};    // connections taken from it
+  http::ConnectionStats connections;   // stub_status's counters of this worker
   // Followed in memory by `threads` atomics: when each Python thread's current request started
   // (CLOCK_MONOTONIC ms), 0 while it is idle.
 };

@@ -273,4 +273,34 @@ REJECTED += [
     ("syslog_buffered", H("access_log syslog:server=127.0.0.1 combined buffer=4k;")),
     ("syslog_severity", H("access_log syslog:server=127.0.0.1,severity=loud;")),
     ("syslog_dup_server", H("access_log syslog:server=127.0.0.1,server=127.0.0.2;")),
+# access, auth_basic, realip, autoindex, stub_status (config/access_conf.cpp).
+ACCEPTED += [
+    ("access_rules", H("allow 127.0.0.1; deny 10.0.0.0/8; allow ::1; deny 2001:db8::/32; allow unix:; deny all;\n"
+                       "server { location / { allow all; } }")),
+    ("access_low_bits", H("allow 10.1.2.3/8;\ndeny 2001:db8::1/32;")),
+    ("auth_basic_all", H("satisfy any; auth_delay 1s; auth_basic \"zone $host\"; auth_basic_user_file conf/htpasswd;\n"
+                         "server { location / { auth_basic off; } location /v { auth_basic_user_file $arg_f; } }")),
+    ("realip_all", H("set_real_ip_from 127.0.0.1; set_real_ip_from 10.0.0.0/8; set_real_ip_from unix:;\n"
+                     "set_real_ip_from localhost; real_ip_header X-Forwarded-For; real_ip_recursive on;\n"
+                     "server { location / { real_ip_header X-Client; } }")),
+    ("autoindex_all", H("autoindex on; autoindex_exact_size off; autoindex_localtime on; autoindex_format json;")),
+    ("stub_status_forms", S("location /a { stub_status; } location /b { stub_status on; }")),
+]
+
+REJECTED += [
+    ("allow_bad", H("allow 10.0.0.0/33;")),
+    ("allow_word", H("deny example;")),
+    ("allow_nargs", H("allow;")),
+    ("satisfy_bad", H("satisfy some;")),
+    ("satisfy_dup", H("satisfy any;\nsatisfy all;")),
+    ("auth_basic_dup", H("auth_basic a;\nauth_basic b;")),
+    ("auth_user_file_dup", H("auth_basic_user_file a;\nauth_basic_user_file b;")),
+    ("auth_delay_bad", H("auth_delay soon;")),
+    ("real_ip_header_dup", H("real_ip_header X-Real-IP;\nreal_ip_header X-Forwarded-For;")),
+    ("real_ip_recursive_bad", H("real_ip_recursive yes;")),
+    ("set_real_ip_from_bad_host", H("set_real_ip_from no-such-host.invalid;")),
+    ("autoindex_bad", H("autoindex maybe;")),
+    ("autoindex_format_bad", H("autoindex_format yaml;")),
+    ("stub_status_in_http", H("stub_status;")),
+    ("stub_status_nargs", S("location / { stub_status a b; }")),
 ]

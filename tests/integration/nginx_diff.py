@@ -31,7 +31,7 @@ READY_TIMEOUT = 10.0
 NGINX = "/usr/sbin/nginx"
 
 COMPARED_HEADERS = ("location", "content-type", "content-length", "cache-control", "vary",
-                    "content-encoding", "keep-alive", "connection")
+                    "content-encoding", "keep-alive", "connection", "www-authenticate")
 
 
 def _can_connect(port):

@@ -588,12 +588,15 @@ TEST(ConfBuilder, ErrorsAreNginxsMessages) {
 TEST(ConfBuilder, UnsupportedListCoversCommonDirectives) {
   for (const char* name : {"proxy_pass", "proxy_set_header", "uwsgi_pass", "uwsgi_param",
                            "fastcgi_pass", "ssl", "ssl_certificate", "http2",
-                           "upstream", "limit_req", "limit_req_zone",
-                           "auth_basic", "auth_basic_user_file", "sub_filter", "allow", "deny"}) {
+                           "upstream", "limit_req", "limit_req_zone", "sub_filter"}) {
     EXPECT_TRUE(isUnsupportedNginxDirective(name)) << name;
   }
   EXPECT_FALSE(isUnsupportedNginxDirective("frobnicate"));
   EXPECT_FALSE(isUnsupportedNginxDirective("root"));
+  for (const char* name : {"allow", "deny", "auth_basic", "auth_basic_user_file", "satisfy",
+                           "set_real_ip_from", "real_ip_header", "autoindex", "stub_status"}) {
+    EXPECT_FALSE(isUnsupportedNginxDirective(name)) << name;
+  }
 }
 
 TEST(ConfBuilder, MutatedFilesNeverCrash) {
