@@ -1,5 +1,6 @@
 #include "http/variables.h"
 
+#include <arpa/inet.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <sys/time.h>
@@ -44,6 +45,9 @@ enum class Template::Kind : uint8_t {
   kTimeLocal,
   kTimeIso8601,
   kMsec,
+  kBinaryRemoteAddr,
+  kLimitReqStatus,
+  kLimitConnStatus,
   kCapture,       // $1..$9
   kNamedCapture,  // (?<name>...)
 };
@@ -198,6 +202,9 @@ bool validateTemplates(const config::HttpSite& site, std::string& error) {
     }
     return true;
   };
+  for (const config::LimitZoneSpec& zone : site.limitZones) {
+    if (!check(zone.key, zone.source)) return false;
+  }
   for (const auto& [name, format] : site.logFormats) {
     if (!check(format.format, {})) {
       error += " in log_format \"" + name + "\"";
@@ -291,7 +298,9 @@ std::optional<Template> Template::compile(std::string_view text, std::string& er
       {"server_protocol", Kind::kServerProtocol},
       {"scheme", Kind::kScheme},
       {"remote_addr", Kind::kRemoteAddr},
-      {"binary_remote_addr", Kind::kRemoteAddr},
+      {"binary_remote_addr", Kind::kBinaryRemoteAddr},
+      {"limit_req_status", Kind::kLimitReqStatus},
+      {"limit_conn_status", Kind::kLimitConnStatus},
       {"remote_port", Kind::kRemotePort},
       {"remote_user", Kind::kRemoteUser},
       {"request_method", Kind::kRequestMethod},
@@ -448,6 +457,25 @@ std::string Template::expand(const VariableContext& c, VariableEscape escape) co
         break;
       case Kind::kRemoteAddr:
         if (conn) value = conn->isUnix ? std::string("unix:") : conn->peerAddress;
+        break;
+      case Kind::kBinaryRemoteAddr:
+        // The address's 4 or 16 bytes (a unix peer: "unix:"), as nginx's.
+        if (conn) {
+          unsigned char raw[16];
+          if (conn->isUnix) {
+            value = std::string("unix:");
+          } else if (::inet_pton(AF_INET, conn->peerAddress.c_str(), raw) == 1) {
+            value = std::string(reinterpret_cast<char*>(raw), 4);
+          } else if (::inet_pton(AF_INET6, conn->peerAddress.c_str(), raw) == 1) {
+            value = std::string(reinterpret_cast<char*>(raw), 16);
+          }
+        }
+        break;
+      case Kind::kLimitReqStatus:
+        if (!c.limitReqStatus.empty()) value = std::string(c.limitReqStatus);
+        break;
+      case Kind::kLimitConnStatus:
+        if (!c.limitConnStatus.empty()) value = std::string(c.limitConnStatus);
         break;
       case Kind::kRemotePort:
         if (conn && !conn->isUnix) value = std::to_string(conn->peerPort);

@@ -37,6 +37,8 @@ struct VariableContext {
   uint64_t startMicros = 0;                // wall clock of the request start, µs since epoch
   uint64_t durationMicros = 0;             // $request_time
   const std::vector<Header>* responseHeaders = nullptr;  // $sent_http_NAME
+  std::string_view limitReqStatus;   // $limit_req_status: PASSED, DELAYED, ... ("" not found)
+  std::string_view limitConnStatus;  // $limit_conn_status: PASSED, REJECTED, REJECTED_DRY_RUN
 };
 
 // How a log_format escapes variable values (literal text is never escaped).

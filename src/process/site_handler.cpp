@@ -7,6 +7,7 @@
 #include "config/version.h"
 #include "http/http_date.h"
 #include "http/parser.h"
+#include "process/worker_status.h"
 
 namespace portico::process {
 
@@ -95,6 +96,9 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   SiteRequest(const SiteHandler& site, const http::Request& request,
               const http::ConnectionInfo& connection)
       : site_(site), original_(request), connection_(connection) {}
+  ~SiteRequest() override {
+    if (site_.loop()) site_.loop()->cancelTimer(delayTimer_);
+  }
 
   // Server selection and the first location match; false: answer `failStatus_` at once.
   void prepare() {
@@ -212,12 +216,14 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   void onAbort(std::function<void()> callback) override { output().onAbort(std::move(callback)); }
   void abort() override {
     writeLogs();
+    limitState_.release();
     (output_ ? output_ : next_)->abort();
   }
   void logResponse(const http::AccessLogEntry& entry) override {
     if (logged_ || !location_) return;
     bodyBytes_ = entry.bodyBytesSent;  // what left, after gzip, as nginx's $body_bytes_sent
     writeLogs();
+    limitState_.release();  // the request is finalized (nginx's pool cleanup)
   }
   void logConnectionAnswer(const http::AccessLogEntry& entry) override {
     if (logged_ || !location_) return;
@@ -225,6 +231,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     bodyBytes_ = entry.bodyBytesSent;
     if (entry.responseHeaders) responseHeaders_ = *entry.responseHeaders;
     writeLogs();
+    limitState_.release();
   }
 
  private:
@@ -267,6 +274,8 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     c.bodyBytesSent = bodyBytes_;
     c.startMicros = startMicros_;
     c.durationMicros = wallMicros() - startMicros_;
+    c.limitReqStatus = limitState_.reqStatus();
+    c.limitConnStatus = limitState_.connStatus();
     return c;
   }
 
@@ -331,6 +340,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       doReturn(*s.returnSpec, *location_->returnText);
       return;
     }
+    if (location_->limit && !preaccess()) return;
     if (!location_->tryFiles.empty() || location_->tryFallback) {
       if (tryFiles()) return;
     }
@@ -519,6 +529,27 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     content();
   }
 
+  // nginx's preaccess phase (process/limit_zones.cpp): false when limit_req or limit_conn
+  // answered, or when limit_req holds the request — a loop timer resumes it, the connection
+  // reads nothing meanwhile.
+  bool preaccess() {
+    using Action = LimitRequestState::Outcome::Action;
+    LimitRequestState::Outcome outcome =
+        limitState_.run(*location_->limit, variables(), monotonicMs());
+    if (outcome.action == Action::kReject) {
+      finalize(outcome.status);
+      return false;
+    }
+    if (outcome.action == Action::kDelay && site_.loop()) {
+      delayTimer_ = site_.loop()->addTimer(outcome.delayMs, [this] {
+        delayTimer_ = {0, 0};
+        content();
+      });
+      return false;
+    }
+    return true;
+  }
+
   const config::ErrorPage* errorPageFor(int status) const {
     for (const auto& [uri, page] : location_->errorPages) {
       for (int code : page->codes) {
@@ -649,6 +680,8 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   uint64_t bodyBytes_ = 0;
   uint64_t startMicros_ = 0;
   bool logged_ = false;
+  LimitRequestState limitState_;
+  event::TimerId delayTimer_{0, 0};  // a request limit_req holds
 };
 
 SiteHandler::SiteHandler(const config::Config& config, const http::SiteMap& map,
@@ -851,6 +884,8 @@ bool SiteHandler::compile(LocationRuntime& rt, const config::LocationSettings& s
       s.keepaliveHeaderSeconds ? static_cast<int64_t>(*s.keepaliveHeaderSeconds) : -1;
   rt.limits.keepAliveRequests = s.keepaliveRequests;
   rt.limits.serverHeader = &serverHeader(s.serverTokens);
+  rt.limit = limitCompiler_.compile(s.limit, error);
+  if (!rt.limit && !error.empty()) return false;
   return true;
 }
 
@@ -858,6 +893,7 @@ bool SiteHandler::build(const WsgiFactory& wsgi, std::string& error) {
   const config::HttpSite& site = map_.site();
   // Named captures of every regex are variables everywhere (nginx).
   captureNames_ = http::captureNamesOf(site);
+  if (!limitCompiler_.build(site, error)) return false;
   for (const auto& [name, format] : site.logFormats) {
     std::string message;
     auto t = http::Template::compile(format.format, message, captureNames_);

@@ -14,6 +14,7 @@
 #include "http/router.h"
 #include "http/site_map.h"
 #include "http/variables.h"
+#include "process/limit_zones.h"
 #include "static/mime_types.h"
 #include "static/static_handler.h"
 
@@ -49,6 +50,7 @@ struct LocationRuntime {
   std::vector<Log> accessLogs;
   bool accessLogOff = false;  // `access_log off;` (the flags' log is process-level)
   http::RouteLimits limits;
+  const LocationLimits* limit = nullptr;  // limit_req / limit_conn (null: none)
 };
 
 // Turns the HTTP model into responses, as nginx's phases do: picks the server (by the
@@ -119,6 +121,7 @@ class SiteHandler : public http::RequestRouter {
   std::map<std::string, std::unique_ptr<LogFile>> logFiles_;
   std::map<std::string, std::pair<http::Template, http::VariableEscape>> logFormats_;
   std::vector<std::string> captureNames_;
+  LimitCompiler limitCompiler_;
   struct GroupCache {
     bool valid = false;
     bool isUnix = false;
