@@ -543,7 +543,7 @@ TEST(ConfBuilder, ErrorsAreNginxsMessages) {
 TEST(ConfBuilder, UnsupportedListCoversCommonDirectives) {
   for (const char* name : {"proxy_pass", "proxy_set_header", "uwsgi_pass", "uwsgi_param",
                            "fastcgi_pass", "ssl", "ssl_certificate", "http2", "rewrite", "if",
-                           "set", "map", "upstream", "limit_req", "limit_req_zone",
+                           "set", "map", "upstream", "limit_rate",
                            "auth_basic", "auth_basic_user_file", "sub_filter", "allow", "deny"}) {
     EXPECT_TRUE(isUnsupportedNginxDirective(name)) << name;
   }
