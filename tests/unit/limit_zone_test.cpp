@@ -15,6 +15,7 @@
 
 #include "config/conf_builder.h"
 #include "config/conf_limit.h"
+#include "http/variables.h"
 
 namespace portico::http {
 namespace {
@@ -330,3 +331,41 @@ TEST(LimitConf, NginxMessages) {
 
 }  // namespace
 }  // namespace portico::config
+
+namespace portico::http {
+namespace {
+
+std::string expandWith(const std::string& text, const VariableContext& c) {
+  std::string error;
+  std::optional<Template> t = Template::compile(text, error);
+  EXPECT_TRUE(t) << error;
+  return t ? t->expand(c) : std::string();
+}
+
+TEST(LimitVariables, BinaryRemoteAddrAndStatuses) {
+  ConnectionInfo v4;
+  v4.peerAddress = "127.0.0.1";
+  ConnectionInfo v6;
+  v6.peerAddress = "::1";
+  ConnectionInfo unix;
+  unix.isUnix = true;
+  VariableContext c;
+  c.connection = &v4;
+  EXPECT_EQ(expandWith("$binary_remote_addr", c), std::string("\x7f\0\0\x01", 4));
+  c.connection = &v6;
+  EXPECT_EQ(expandWith("$binary_remote_addr", c), std::string(15, '\0') + "\x01");
+  c.connection = &unix;
+  EXPECT_EQ(expandWith("$binary_remote_addr", c), "unix:");
+  // Not found until the module decided: "-" in a log line, "" elsewhere.
+  EXPECT_EQ(expandWith("[$limit_req_status]", c), "[]");
+  std::optional<Template> log = Template::compile("$uri:$limit_req_status:$limit_conn_status",
+                                                  *std::make_unique<std::string>());
+  c.uri = "/";
+  EXPECT_EQ(log->expand(c, VariableEscape::kDefault), "/:-:-");
+  c.limitReqStatus = "DELAYED_DRY_RUN";
+  c.limitConnStatus = "REJECTED";
+  EXPECT_EQ(log->expand(c, VariableEscape::kDefault), "/:DELAYED_DRY_RUN:REJECTED");
+}
+
+}  // namespace
+}  // namespace portico::http
