@@ -1,5 +1,4 @@
 #include "process/master.h"
-
 #include "config/site_from_flags.h"
 #include "http/variables.h"
 
