@@ -20,6 +20,7 @@
 #include <utility>
 
 #include "config/access_conf.h"
+#include "config/conf_limit.h"
 #include "config/conf_parser.h"
 #include "config/conf_values.h"
 #include "core/regex.h"
@@ -122,6 +123,7 @@ struct Partial {
   std::optional<SourceRef> firstWsgiCompanion;
   std::string firstWsgiCompanionName;
   AccessPartial access;  // allow/deny, auth_basic, realip, autoindex, stub_status
+  LimitPartial limit;  // limit_req*, limit_conn*
 };
 
 template <class T>
@@ -187,6 +189,7 @@ void mergeFrom(Partial& c, const Partial& p) {
   inherit(c.requestPoolSize, p.requestPoolSize);
   inherit(c.mergeSlashes, p.mergeSlashes);
   mergeAccess(c.access, p.access);
+  mergeLimit(c.limit, p.limit);
 }
 
 // One location as parsed, before merging.
@@ -236,7 +239,7 @@ bool startsWith(std::string_view s, std::string_view p) { return s.substr(0, p.s
 // prefixes of whole families of them.
 constexpr std::string_view kUnsupportedPrefixes[] = {
     "proxy_",     "uwsgi_",       "fastcgi_",        "scgi_",    "grpc_",        "memcached_",
-    "ssl",        "auth_request",    "auth_jwt", "limit_req",    "limit_conn",
+    "ssl",        "auth_request",    "auth_jwt", 
     "limit_rate", "sub_filter", "open_file_cache", "ssi",
     "charset",    "secure_link",  "image_filter",    "xslt_",    "perl",         "mp4",
     "hls",        "userid",       "gunzip",          "geoip_",   "slice",        "mirror",
@@ -469,6 +472,55 @@ class Builder {
       }
     }
     emerg(d, message);
+  }
+
+  // ---- limit_req, limit_conn (config/conf_limit.cpp parses) ----
+
+  void limitZone(const ConfDirective& d, Frame&) {
+    bool req = d.name == "limit_req_zone";
+    if (d.args.size() != (req ? 3u : 2u)) {
+      emerg(d, "invalid number of arguments in " + quote(d.name) + " directive");
+    }
+    LimitZoneSpec zone;
+    zone.source = d.source;
+    std::string error =
+        parseLimitZone(d.name, d.args, req ? LimitZoneSpec::Kind::kReq : LimitZoneSpec::Kind::kConn,
+                       limitZones_, site_.limitZones, zone);
+    if (!error.empty()) emerg(d, error);
+    site_.limitZones.push_back(std::move(zone));
+  }
+  void limitRule(const ConfDirective& d, Frame& f) {
+    std::string error;
+    if (d.name == "limit_req") {
+      if (d.args.size() > 3) emerg(d, "invalid number of arguments in \"limit_req\" directive");
+      if (!f.level->limit.req) f.level->limit.req.emplace();
+      error = parseLimitReq(d.args, limitZones_, *f.level->limit.req);
+    } else {
+      if (d.args.size() != 2) emerg(d, "invalid number of arguments in \"limit_conn\" directive");
+      if (!f.level->limit.conn) f.level->limit.conn.emplace();
+      error = parseLimitConn(d.args, limitZones_, *f.level->limit.conn);
+    }
+    if (error.starts_with("is ")) directiveError(d, error);
+    if (!error.empty()) emerg(d, error);
+  }
+  void limitStatus(const ConfDirective& d, Frame& f) {
+    std::optional<int>& slot =
+        d.name == "limit_req_status" ? f.level->limit.reqStatus : f.level->limit.connStatus;
+    checkUnset(d, slot);
+    int64_t n = number(d, d.args[0]);
+    if (n < 400 || n > 599) emerg(d, "value must be between 400 and 599");
+    slot = static_cast<int>(n);
+  }
+  void limitLogLevel(const ConfDirective& d, Frame& f) {
+    std::optional<LimitLogLevel>& slot = d.name == "limit_req_log_level"
+                                             ? f.level->limit.reqLogLevel
+                                             : f.level->limit.connLogLevel;
+    checkUnset(d, slot);
+    slot = static_cast<LimitLogLevel>(enumValue(d, {"info", "notice", "warn", "error"}));
+  }
+  void limitDryRun(const ConfDirective& d, Frame& f) {
+    setFlag(d, d.name == "limit_req_dry_run" ? f.level->limit.reqDryRun
+                                             : f.level->limit.connDryRun);
   }
 
   // ---- main context ----
@@ -2049,6 +2101,7 @@ class Builder {
       s.wsgi->tempPath = s.clientBodyTempPath;  // the bodies this app reads are spilled there
     }
     s.access = finalizeAccess(p.access, confPrefix_);
+    s.limit = finalizeLimit(p.limit);
     return s;
   }
 
@@ -2086,6 +2139,9 @@ class Builder {
   }
 
   void finishHttp() {
+    if (std::string error = limitZones_.checkSizes(); !error.empty()) {
+      throw ConfFailure{"[emerg] " + error};
+    }
     for (ServerDraft& draft : servers_) checkDuplicates(draft.locations);
     warnConflictingNames();
     for (ServerDraft& draft : servers_) {
@@ -2146,6 +2202,7 @@ class Builder {
   std::map<const LocationSettings*, Partial> ifPartials_;
   std::deque<Partial> serverIfPartials_;  // what a server-level if sets (nothing that is used)
   std::optional<uint64_t> mapHashMaxSize_, mapHashBucketSize_;
+  LimitZoneTable limitZones_;  // shared memory zones declared and referenced (limit_*)
 };
 
 const std::vector<Builder::Command>& Builder::commands() {
@@ -2253,6 +2310,16 @@ const std::vector<Builder::Command>& Builder::commands() {
       {"map", kHttp, Args::k2, true, &Builder::map},
       {"map_hash_max_size", kHttp, Args::k1, false, &Builder::mapHashMaxSize},
       {"map_hash_bucket_size", kHttp, Args::k1, false, &Builder::mapHashBucketSize},
+      {"limit_req_zone", kHttp, Args::k2More, false, &Builder::limitZone},
+      {"limit_req", kHsl, Args::k1More, false, &Builder::limitRule},
+      {"limit_req_status", kHsl, Args::k1, false, &Builder::limitStatus},
+      {"limit_req_log_level", kHsl, Args::k1, false, &Builder::limitLogLevel},
+      {"limit_req_dry_run", kHsl, Args::k1, false, &Builder::limitDryRun},
+      {"limit_conn_zone", kHttp, Args::k2More, false, &Builder::limitZone},
+      {"limit_conn", kHsl, Args::k2More, false, &Builder::limitRule},
+      {"limit_conn_status", kHsl, Args::k1, false, &Builder::limitStatus},
+      {"limit_conn_log_level", kHsl, Args::k1, false, &Builder::limitLogLevel},
+      {"limit_conn_dry_run", kHsl, Args::k1, false, &Builder::limitDryRun},
   };
   return kCommands;
 }

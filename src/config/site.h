@@ -230,6 +230,47 @@ struct WsgiSpec {
   SourceRef source;
 };
 
+// limit_req_zone / limit_conn_zone: a named zone of shared memory holding the module's state
+// per key (ngx_http_limit_req_module, ngx_http_limit_conn_module).
+struct LimitZoneSpec {
+  enum class Kind { kReq, kConn };
+  Kind kind = Kind::kReq;
+  std::string name;
+  std::string key;    // a template: `$binary_remote_addr`, `$server_name` ...
+  uint64_t size = 0;  // bytes
+  uint64_t rate = 0;  // limit_req: milli-requests per second (nginx's rate * 1000 / scale)
+  SourceRef source;
+};
+
+// `limit_req zone=NAME [burst=N] [nodelay | delay=N];` (burst and delay in milli-requests).
+struct LimitReqRule {
+  std::string zone;
+  uint64_t burst = 0;
+  uint64_t delay = 0;
+};
+
+// `limit_conn ZONE N;`
+struct LimitConnRule {
+  std::string zone;
+  uint32_t conn = 0;
+};
+
+// limit_req_log_level / limit_conn_log_level: nginx's info, notice, warn, error.
+enum class LimitLogLevel { kInfo, kNotice, kWarn, kError };
+
+// A level's limit_req and limit_conn settings; the rule lists are inherited only by levels
+// that set none (nginx's merge of `limits`).
+struct LimitSettings {
+  std::vector<LimitReqRule> req;
+  int reqStatus = 503;
+  LimitLogLevel reqLogLevel = LimitLogLevel::kError;
+  bool reqDryRun = false;
+  std::vector<LimitConnRule> conn;
+  int connStatus = 503;
+  LimitLogLevel connLogLevel = LimitLogLevel::kError;
+  bool connDryRun = false;
+};
+
 // Everything a location (or the server, or http) may set, already merged from the enclosing
 // levels as nginx merges: a location holds its effective values.
 struct LocationSettings {
@@ -293,6 +334,7 @@ struct LocationSettings {
   std::optional<OpenLogFileCache> openLogFileCache;  // nullopt: off (nginx's default)
   std::optional<WsgiSpec> wsgi;               // not inherited: only where wsgi_app is written
   AccessSettings access;                      // allow/deny, auth_basic, realip, autoindex, stub_status
+  LimitSettings limit;                        // limit_req*, limit_conn*
 };
 
 // One `location` block, with its nested locations in file order.
@@ -336,6 +378,7 @@ struct HttpSite {
   // Every *_temp_path directory written, created at startup (nginx's ngx_create_paths).
   std::vector<std::string> tempPaths;
   std::vector<MapSpec> maps;  // in file order; a later map of the same variable wins
+  std::vector<LimitZoneSpec> limitZones;  // limit_req_zone, limit_conn_zone, in file order
 };
 
 }  // namespace portico::config

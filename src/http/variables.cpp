@@ -61,6 +61,8 @@ enum class Template::Kind : uint8_t {
   kConnectionRequests,
   kConnectionTime,
   kBinaryRemoteAddr,
+  kLimitReqStatus,
+  kLimitConnStatus,
   kCapture,       // $1..$9
   kNamedCapture,  // (?<name>...)
   kUser,          // `set` / `map` variables (index into the VariableRegistry)
@@ -251,6 +253,9 @@ bool validateTemplates(const config::HttpSite& site, std::string& error) {
     if (s.access.authBasicUserFile && !check(*s.access.authBasicUserFile, source)) return false;
     return true;
   };
+  for (const config::LimitZoneSpec& zone : site.limitZones) {
+    if (!check(zone.key, zone.source)) return false;
+  }
   for (const auto& [name, format] : site.logFormats) {
     if (!check(format.format, {})) {
       error += " in log_format \"" + name + "\"";
@@ -355,6 +360,8 @@ std::optional<Template> Template::compile(std::string_view text, std::string& er
       {"scheme", Kind::kScheme},
       {"remote_addr", Kind::kRemoteAddr},
       {"binary_remote_addr", Kind::kBinaryRemoteAddr},
+      {"limit_req_status", Kind::kLimitReqStatus},
+      {"limit_conn_status", Kind::kLimitConnStatus},
       {"remote_port", Kind::kRemotePort},
       {"remote_user", Kind::kRemoteUser},
       {"realip_remote_addr", Kind::kRealipRemoteAddr},
@@ -533,6 +540,25 @@ std::string Template::expand(const VariableContext& c, VariableEscape escape) co
         if (conn) value = conn->isUnix && conn->peerAddress.empty() ? std::string("unix:")
                                                                    : conn->peerAddress;
         break;
+      case Kind::kBinaryRemoteAddr:
+        // The address's 4 or 16 bytes (a unix peer: "unix:"), as nginx's.
+        if (conn) {
+          unsigned char raw[16];
+          if (conn->isUnix) {
+            value = std::string("unix:");
+          } else if (::inet_pton(AF_INET, conn->peerAddress.c_str(), raw) == 1) {
+            value = std::string(reinterpret_cast<char*>(raw), 4);
+          } else if (::inet_pton(AF_INET6, conn->peerAddress.c_str(), raw) == 1) {
+            value = std::string(reinterpret_cast<char*>(raw), 16);
+          }
+        }
+        break;
+      case Kind::kLimitReqStatus:
+        if (!c.limitReqStatus.empty()) value = std::string(c.limitReqStatus);
+        break;
+      case Kind::kLimitConnStatus:
+        if (!c.limitConnStatus.empty()) value = std::string(c.limitConnStatus);
+        break;
       case Kind::kRemotePort:
         // Port 0: realip took an address without a port (nginx prints nothing).
         if (conn && conn->peerPort != 0) value = std::to_string(conn->peerPort);
@@ -698,17 +724,6 @@ std::string Template::expand(const VariableContext& c, VariableEscape escape) co
                         static_cast<unsigned long long>(age / 1000000),
                         static_cast<unsigned long long>((age / 1000) % 1000));
           value = buffer;
-        }
-        break;
-      case Kind::kBinaryRemoteAddr:
-        // The address in network byte order (4 or 16 bytes), as nginx; a unix peer has none.
-        if (conn && !conn->isUnix) {
-          unsigned char bytes[16];
-          if (::inet_pton(AF_INET, conn->peerAddress.c_str(), bytes) == 1) {
-            value = std::string(reinterpret_cast<const char*>(bytes), 4);
-          } else if (::inet_pton(AF_INET6, conn->peerAddress.c_str(), bytes) == 1) {
-            value = std::string(reinterpret_cast<const char*>(bytes), 16);
-          }
         }
         break;
       case Kind::kCapture:

@@ -48,6 +48,8 @@ struct VariableContext {
   // The connection as accepted, before realip replaced the client ($realip_remote_addr/_port);
   // null: `connection` is it.
   const ConnectionInfo* realipConnection = nullptr;
+  std::string_view limitReqStatus;   // $limit_req_status: PASSED, DELAYED, ... ("" not found)
+  std::string_view limitConnStatus;  // $limit_conn_status: PASSED, REJECTED, REJECTED_DRY_RUN
 };
 
 // How a log_format escapes variable values (literal text is never escaped).

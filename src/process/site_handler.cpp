@@ -11,6 +11,7 @@
 #include "http/stub_status.h"
 #include "http/parser.h"
 #include "http/user_agent.h"
+#include "process/worker_status.h"
 
 namespace portico::process {
 
@@ -253,6 +254,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   void onAbort(std::function<void()> callback) override { output().onAbort(std::move(callback)); }
   void abort() override {
     writeLogs();
+    limitState_.release();
     (output_ ? output_ : next_)->abort();
   }
   void logResponse(const http::AccessLogEntry& entry) override {
@@ -260,6 +262,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     bodyBytes_ = entry.bodyBytesSent;  // what left, after gzip, as nginx's $body_bytes_sent
     bytesSent_ = entry.bytesSent;
     writeLogs();
+    limitState_.release();  // the request is finalized (nginx's pool cleanup)
   }
   void logConnectionAnswer(const http::AccessLogEntry& entry) override {
     if (logged_ || !location_) return;
@@ -268,6 +271,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     bytesSent_ = entry.bytesSent;
     if (entry.responseHeaders) responseHeaders_ = *entry.responseHeaders;
     writeLogs();
+    limitState_.release();
   }
 
  private:
@@ -344,6 +348,8 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     if (location_) {
       c.requestFilename = [this](std::string_view uri) { return requestFilename(uri); };
     }
+    c.limitReqStatus = limitState_.reqStatus();
+    c.limitConnStatus = limitState_.connStatus();
     return c;
   }
 
@@ -521,6 +527,8 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       return;
     }
     const config::LocationSettings& s = *location_->settings;
+    applyRealip(s);  // realip runs first in nginx's preaccess phase
+    if (location_->limit && !preaccess()) return;
     if (!accessPhase()) return;
     if (!location_->tryFiles.empty() || location_->tryFallback) {
       if (tryFiles()) return;
@@ -861,6 +869,27 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     content();
   }
 
+  // nginx's preaccess phase (process/limit_zones.cpp): false when limit_req or limit_conn
+  // answered, or when limit_req holds the request — a loop timer resumes it, the connection
+  // reads nothing meanwhile.
+  bool preaccess() {
+    using Action = LimitRequestState::Outcome::Action;
+    LimitRequestState::Outcome outcome =
+        limitState_.run(*location_->limit, variables(), monotonicMs());
+    if (outcome.action == Action::kReject) {
+      finalize(outcome.status);
+      return false;
+    }
+    if (outcome.action == Action::kDelay && site_.loop()) {
+      delayTimer_ = site_.loop()->addTimer(outcome.delayMs, [this] {
+        delayTimer_ = {0, 0};
+        content();
+      });
+      return false;
+    }
+    return true;
+  }
+
   const config::ErrorPage* errorPageFor(int status) const {
     for (const auto& [uri, page] : location_->errorPages) {
       for (int code : page->codes) {
@@ -1008,6 +1037,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   uint64_t startMicros_ = 0;
   bool logged_ = false;
   bool inErrorLogScope_ = false;  // an ErrorLogScope is active (match() moves it along)
+  LimitRequestState limitState_;
 };
 
 SiteHandler::SiteHandler(const config::Config& config, const http::SiteMap& map,
@@ -1311,6 +1341,8 @@ bool SiteHandler::compile(LocationRuntime& rt, const config::LocationSettings& s
     rt.errorLogs.push_back({file, log.level});
   }
   rt.limits.serverHeader = &serverHeader(s.serverTokens);
+  rt.limit = limitCompiler_.compile(s.limit, error);
+  if (!rt.limit && !error.empty()) return false;
   return true;
 }
 
@@ -1319,6 +1351,7 @@ bool SiteHandler::build(const WsgiFactory& wsgi, std::string& error) {
   // Named captures of every regex are variables everywhere (nginx).
   captureNames_ = http::captureNamesOf(site);
   if (!http::buildUserVariables(site, captureNames_, userVariables_, maps_, error)) return false;
+  if (!limitCompiler_.build(site, error)) return false;
   for (const auto& [name, format] : site.logFormats) {
     std::string message;
     auto t = http::Template::compile(format.format, message, captureNames_, &userVariables_);

@@ -17,6 +17,7 @@
 #include "http/variables.h"
 #include "process/access_log_targets.h"
 #include "process/access_phase.h"
+#include "process/limit_zones.h"
 #include "static/mime_types.h"
 #include "static/static_handler.h"
 
@@ -63,6 +64,7 @@ struct LocationRuntime {
   bool accessLogOff = false;  // `access_log off;` (the flags' log is process-level)
   http::RouteLimits limits;
   AuthBasicRuntime auth;  // auth_basic realm and user file, compiled
+  const LocationLimits* limit = nullptr;  // limit_req / limit_conn (null: none)
 };
 
 // Turns the HTTP model into responses, as nginx's phases do: picks the server (by the
@@ -144,6 +146,7 @@ class SiteHandler : public http::RequestRouter {
   std::vector<std::unique_ptr<SyslogSender>> syslogs_;  // one per syslog access_log
   std::map<std::string, std::pair<http::Template, http::VariableEscape>> logFormats_;
   std::vector<std::string> captureNames_;
+  LimitCompiler limitCompiler_;
   struct GroupCache {
     bool valid = false;
     bool isUnix = false;
