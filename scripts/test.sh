@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what is needed, builds, and runs every test: unit and integration tests on the
-# release build, the same again under ASan+UBSan, and the request and configuration parser
+# release build, nginx's own test suite (nginx-tests) against it, the same again under ASan+UBSan, and the request and configuration parser
 # fuzzers for a bounded time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +15,8 @@ echo "== unit tests (release)"
 ctest --test-dir build --output-on-failure -j2
 echo "== integration tests (release)"
 PORTICO_BIN="$PWD/build/portico" $PY -m pytest -q -p no:cacheprovider tests/integration
+echo "== nginx-tests (nginx's own suite, ../shared/ext/nginx-tests)"
+$PY tests/nginx/run_nginx_tests.py --binary build/portico
 
 echo "== ASan+UBSan build"
 scripts/build.sh asan

@@ -157,6 +157,8 @@ void bindsFromListens(portico::config::Config& config) {
 
 // nginx's way: -c FILE (with -t, -T, -q, -s, -p, -g, -e, -v, -V).
 int nginxMain(const std::vector<std::string>& args, int argc, char** argv) {
+  // An nginx configuration's error log reads as nginx's (tools and nginx-tests parse it).
+  portico::ErrorLog::useNginxFormat(true);
   namespace cfg = portico::config;
   std::string cwd = std::filesystem::current_path().string();
   cfg::NginxCommandLine cli = cfg::parseNginxCommandLine(args, cwd);

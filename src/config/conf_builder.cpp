@@ -581,9 +581,9 @@ class Builder {
     // portico has five levels: notice counts as info, alert and emerg as crit.
     static const std::pair<std::string_view, LogLevel> kLevels[] = {
         {"debug", LogLevel::kDebug},   {"info", LogLevel::kInfo},
-        {"notice", LogLevel::kInfo},   {"warn", LogLevel::kWarning},
+        {"notice", LogLevel::kNotice}, {"warn", LogLevel::kWarning},
         {"error", LogLevel::kError},   {"crit", LogLevel::kCritical},
-        {"alert", LogLevel::kCritical}, {"emerg", LogLevel::kCritical},
+        {"alert", LogLevel::kAlert},   {"emerg", LogLevel::kEmerg},
     };
     for (size_t i = 1; i < d.args.size(); ++i) {
       bool ok = false;

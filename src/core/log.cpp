@@ -9,6 +9,12 @@
 
 namespace portico {
 
+namespace {
+// Written once at startup, before any thread; read by every writer.
+bool nginxFormat = false;
+}  // namespace
+
+
 bool parseLogLevel(std::string_view name, LogLevel& out) {
   struct Entry {
     std::string_view name;
@@ -135,6 +141,8 @@ bool ErrorLog::enabled(LogLevel level) const {
   return level >= level_;
 }
 
+void ErrorLog::useNginxFormat(bool on) { nginxFormat = on; }
+
 void ErrorLog::write(LogLevel level, std::string_view message) {
   const std::vector<ErrorLogTarget>* targets = requestTargets;
   if (targets) {
@@ -144,17 +152,26 @@ void ErrorLog::write(LogLevel level, std::string_view message) {
   } else if (!enabled(level)) {
     return;
   }
-  static constexpr const char* kNames[] = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"};
+  static constexpr const char* kNames[] = {"DEBUG", "INFO",     "INFO",     "WARNING",
+                                           "ERROR", "CRITICAL", "CRITICAL", "CRITICAL"};
+  static constexpr const char* kNginxNames[] = {"debug", "info", "notice", "warn",
+                                                "error", "crit", "alert",  "emerg"};
   std::time_t now = std::time(nullptr);
   struct tm tmv;
   localtime_r(&now, &tmv);
   char stamp[64];
-  std::strftime(stamp, sizeof stamp, "[%Y-%m-%d %H:%M:%S %z]", &tmv);
   std::string line;
   line.reserve(message.size() + 64);
-  line.append(stamp);
-  line.append(" [").append(std::to_string(::getpid())).append("] [");
-  line.append(kNames[static_cast<int>(level)]).append("] ");
+  if (nginxFormat) {
+    std::strftime(stamp, sizeof stamp, "%Y/%m/%d %H:%M:%S", &tmv);
+    line.append(stamp).append(" [").append(kNginxNames[static_cast<int>(level)]).append("] ");
+    line.append(std::to_string(::getpid())).append("#0: ");
+  } else {
+    std::strftime(stamp, sizeof stamp, "[%Y-%m-%d %H:%M:%S %z]", &tmv);
+    line.append(stamp);
+    line.append(" [").append(std::to_string(::getpid())).append("] [");
+    line.append(kNames[static_cast<int>(level)]).append("] ");
+  }
   line.append(message);
   if (!targets) {
     file_.writeLine(line);

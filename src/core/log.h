@@ -8,7 +8,9 @@
 
 namespace portico {
 
-enum class LogLevel { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3, kCritical = 4 };
+// gunicorn's levels with nginx's between them (notice; alert and emerg above critical, which is
+// nginx's crit), in order of severity.
+enum class LogLevel { kDebug, kInfo, kNotice, kWarning, kError, kCritical, kAlert, kEmerg };
 
 // Parses gunicorn's level names (debug, info, warning, error, critical); false if unknown.
 bool parseLogLevel(std::string_view name, LogLevel& out);
@@ -47,7 +49,8 @@ struct ErrorLogTarget {
   LogLevel level = LogLevel::kError;
 };
 
-// The process-wide error log, gunicorn's format: "[2026-11-22 13:16:46 +0000] [pid] [LEVEL] msg".
+// The process-wide error log, gunicorn's format: "[2026-11-22 13:16:46 +0000] [pid] [LEVEL] msg",
+// or, for an nginx-style configuration, nginx's: "2026/11/22 13:16:46 [error] PID#0: msg".
 // Defaults to stderr at info level until configured. Thread-safe.
 class ErrorLog {
  public:
@@ -58,6 +61,8 @@ class ErrorLog {
   bool enabled(LogLevel level) const;
   int fileno() { return file_.fileno(); }
   void write(LogLevel level, std::string_view message);
+  // nginx's line format (set once at startup by the nginx-style command line, before threads).
+  static void useNginxFormat(bool on);
   // While a request's location is being served, its error_log targets (null: none; then the
   // process-wide log). Per thread: the loop thread sets it around the request's work.
   static const std::vector<ErrorLogTarget>* setRequestTargets(

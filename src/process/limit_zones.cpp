@@ -17,7 +17,7 @@ LogLevel toLogLevel(config::LimitLogLevel level) {
   switch (level) {
     case config::LimitLogLevel::kError: return LogLevel::kError;
     case config::LimitLogLevel::kWarn: return LogLevel::kWarning;
-    case config::LimitLogLevel::kNotice:  // portico's log has no notice level
+    case config::LimitLogLevel::kNotice: return LogLevel::kNotice;
     case config::LimitLogLevel::kInfo: return LogLevel::kInfo;
   }
   return LogLevel::kError;

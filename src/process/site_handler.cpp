@@ -704,7 +704,15 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
         if (!dirTested) {
           auto dir = files->probe(relative);
           if (dir != staticfiles::StaticHandler::Kind::kDirectory) {
-            finalize(dir == staticfiles::StaticHandler::Kind::kForbidden ? 403 : 404);
+            bool forbidden = dir == staticfiles::StaticHandler::Kind::kForbidden;
+            if (!forbidden && location_->settings->logNotFound) {
+              // ngx_http_index_test_dir's line for a missing directory.
+              std::string path = files->mount().directory;
+              if (!path.empty() && path.back() != '/' && !relative.empty()) path += '/';
+              path += relative;
+              logError("\"" + path + "\" is not found (2: No such file or directory)");
+            }
+            finalize(forbidden ? 403 : 404);
             return;
           }
           dirTested = true;

@@ -273,6 +273,8 @@ REJECTED += [
     ("syslog_buffered", H("access_log syslog:server=127.0.0.1 combined buffer=4k;")),
     ("syslog_severity", H("access_log syslog:server=127.0.0.1,severity=loud;")),
     ("syslog_dup_server", H("access_log syslog:server=127.0.0.1,server=127.0.0.2;")),
+]
+
 # access, auth_basic, realip, autoindex, stub_status (config/access_conf.cpp).
 ACCEPTED += [
     ("access_rules", H("allow 127.0.0.1; deny 10.0.0.0/8; allow ::1; deny 2001:db8::/32; allow unix:; deny all;\n"

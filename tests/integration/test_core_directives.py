@@ -14,7 +14,7 @@ import time
 from nginx_diff import prepare_tree, start_nginx, start_portico
 
 
-def raw_exchange(port, data, wait=0.3):
+def raw_exchange(port, data, wait=3.0):
     """Sends `data` on one connection and reads until the server closes or goes quiet."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         s.sendall(data)
@@ -334,8 +334,8 @@ def test_worker_shutdown_timeout_closes_busy_connections(tmp_path):
     import nginx_diff
     original = nginx_diff.config_text
 
-    def with_timeout(http_body, wd, ports, for_nginx):
-        return "worker_shutdown_timeout 500ms;\n" + original(http_body, wd, ports, for_nginx)
+    def with_timeout(http_body, wd, ports, for_nginx, *rest):
+        return "worker_shutdown_timeout 500ms;\n" + original(http_body, wd, ports, for_nginx, *rest)
 
     nginx_diff.config_text = with_timeout
     try:

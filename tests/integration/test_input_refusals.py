@@ -175,7 +175,7 @@ def test_app_without_static_logs_no_error_at_start(launch):
         assert conn.request("GET", "/").status == 200
     with open(app.error_log) as handle:
         log = handle.read()
-    assert "[ERROR]" not in log and "cannot open directory" not in log, log
+    assert "[ERROR]" not in log and "[error]" not in log and "cannot open directory" not in log, log
 
 
 MISSING_ROOT = r"""
