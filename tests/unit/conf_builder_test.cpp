@@ -77,9 +77,9 @@ TEST(ConfBuilder, MainAndEvents) {
     LogLevel level;
   };
   for (Level l : {Level{"debug", LogLevel::kDebug}, Level{"info", LogLevel::kInfo},
-                  Level{"notice", LogLevel::kInfo}, Level{"error", LogLevel::kError},
-                  Level{"crit", LogLevel::kCritical}, Level{"alert", LogLevel::kCritical},
-                  Level{"emerg", LogLevel::kCritical}}) {
+                  Level{"notice", LogLevel::kNotice}, Level{"error", LogLevel::kError},
+                  Level{"crit", LogLevel::kCritical}, Level{"alert", LogLevel::kAlert},
+                  Level{"emerg", LogLevel::kEmerg}}) {
     EXPECT_EQ(loadOk(std::string("error_log stderr ") + l.name + ";\nevents {}\n").logLevel,
               l.level)
         << l.name;
