@@ -186,11 +186,6 @@ std::optional<std::string> applyAccessDirective(std::string_view name,
   return "unknown directive " + quote(name);
 }
 
-template <class T>
-static void inherit(std::optional<T>& child, const std::optional<T>& parent) {
-  if (!child && parent) child = parent;
-}
-
 void mergeAccess(AccessPartial& c, const AccessPartial& p) {
   inherit(c.rules, p.rules);
   inherit(c.satisfyAny, p.satisfyAny);

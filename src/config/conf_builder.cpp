@@ -126,11 +126,6 @@ struct Partial {
   LimitPartial limit;  // limit_req*, limit_conn*
 };
 
-template <class T>
-void inherit(std::optional<T>& child, const std::optional<T>& parent) {
-  if (!child && parent) child = parent;
-}
-
 // nginx's merge: what the child did not set comes from the parent (already merged).
 void mergeFrom(Partial& c, const Partial& p) {
   if (!c.root && !c.alias && (p.root || p.alias)) c.directorySource = p.directorySource;

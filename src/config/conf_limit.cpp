@@ -16,11 +16,6 @@ std::optional<int64_t> atoi(std::string_view text) {
   return parseNginxNumber(text);
 }
 
-template <class T>
-void inherit(std::optional<T>& child, const std::optional<T>& parent) {
-  if (!child && parent) child = parent;
-}
-
 }  // namespace
 
 void mergeLimit(LimitPartial& c, const LimitPartial& p) {

@@ -9,6 +9,13 @@
 
 namespace portico::config {
 
+// nginx's merge of one setting (ngx_conf_merge_*_value): a level that did not set it takes its
+// parent's, already merged. Shared by the builder and the modules' own partial settings.
+template <class T>
+void inherit(std::optional<T>& child, const std::optional<T>& parent) {
+  if (!child && parent) child = parent;
+}
+
 // ngx_atoi: decimal digits only, no sign, no overflow.
 std::optional<int64_t> parseNginxNumber(std::string_view text);
 
