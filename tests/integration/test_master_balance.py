@@ -18,20 +18,29 @@ from master_support import (Load, pid_of, pin_connections, start_master, wait_fo
 from wsgi_support import wait_until
 
 
-def _second_connection_to(server, pid, other_conn):
+def _second_connection_to(server, pid, other_conn, attempts=3):
     """Another keep-alive connection owned by worker `pid`, while `other_conn` is pinned to the
     other worker. New connections go to whichever worker accepts first, so the other worker is
-    kept busy meanwhile: if it accepts, the new connection's first request moves to `pid`."""
-    _sleep_on(server, other_conn, 1000)
-    try:
-        conn = server.connect(timeout=5.0)
-        response = conn.request("GET", "/pid")
-        assert response.status == 200 and pid_of(response) == pid, (
-            "a new connection's request was answered by %s while worker %d was the only idle one"
-            % (response.body, pid))
-    finally:
-        assert other_conn.read_response("GET").status == 200
-    return conn
+    kept busy meanwhile: if it accepts, the new connection's first request moves to `pid`.
+    On a loaded machine `pid` may not take the hand-off within the busy worker's rescue delay
+    (200 ms), and the busy worker then answers it itself (by design); the connection is then
+    dropped and another tried. The hand-off itself is asserted by the tests below."""
+    answers = []
+    for _ in range(attempts):
+        _sleep_on(server, other_conn, 1000)
+        conn = None
+        try:
+            conn = server.connect(timeout=5.0)
+            response = conn.request("GET", "/pid")
+            assert response.status == 200, response
+            if pid_of(response) == pid:
+                return conn
+            answers.append(pid_of(response))
+            conn.close()
+        finally:
+            assert other_conn.read_response("GET").status == 200
+    raise AssertionError("new connections' requests were answered by %s while worker %d was the"
+                         " only idle one" % (answers, pid))
 
 
 def _sleep_on(server, conn, ms):
