@@ -309,20 +309,25 @@ def test_stub_status_counts_every_worker(tmp_path, monkeypatch):
     try:
         # The readiness probes' connections close in either worker on their own time; the page
         # and the variables are read in two moments, so start once only this client is counted.
-        deadline = time.monotonic() + 5
-        while _status(served)[0]["active"] != 1 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        first, r = _status(served)
-        assert first["active"] >= 1 and first["writing"] >= 1 and first["reading"] == 0
+        def settled(wanted):
+            # The page sums two workers that count on their own time: poll until it settles.
+            deadline = time.monotonic() + 10
+            while True:
+                page, response = _status(served)
+                if wanted(page) or time.monotonic() > deadline:
+                    return page, response
+                time.sleep(0.05)
+
+        first, r = settled(lambda page: page["active"] == 1)
+        assert first["active"] == 1 and first["writing"] == 1 and first["reading"] == 0, first
         assert r.header("x-active") == str(first["active"])
         assert r.header("x-writing") == str(first["writing"])
         # An idle connection waits, a partial head reads.
         idle = socket.create_connection(("127.0.0.1", served.ports[0]))
         partial = socket.create_connection(("127.0.0.1", served.ports[1]))
         partial.sendall(b"GET / HTTP/1.1\r\n")
-        time.sleep(0.3)
-        now, _ = _status(served)
-        assert now["active"] == first["active"] + 2
+        now, _ = settled(lambda page: page["active"] == 3 and page["reading"] == 1)
+        assert now["active"] == first["active"] + 2, now
         assert now["waiting"] >= 1 and now["reading"] == 1
         assert now["accepts"] == now["handled"]
         assert now["accepts"] >= first["accepts"] + 3

@@ -34,8 +34,13 @@ def test_graceful_stop_finishes_in_flight_requests(launch, signame):
     assert len(wait_for_workers(server, 2)) == 2
     port = server.port
     results = {}
-    threads = [_request_in_background(server, "/sleep?ms=1200", results, index) for index in range(4)]
-    time.sleep(0.4)  # all four are accepted and running or queued in a worker
+    marks = [os.path.join(server.log_dir, "%s-running-%d" % (signame, index)) for index in range(4)]
+    threads = [_request_in_background(server, "/sleep?ms=1200&mark=%s" % marks[index], results,
+                                      index) for index in range(4)]
+    # All four are running in the app (two workers of two threads) before the signal: a
+    # connection still in the kernel's accept queue at the stop is refused, as nginx's is.
+    assert wait_until(lambda: all(os.path.exists(mark) for mark in marks), 10.0), (
+        "the four requests never all ran: %r" % results)
     send_signal(server, getattr(signal, signame))
     code = wait_exit(server, 8.0)
     for thread in threads:

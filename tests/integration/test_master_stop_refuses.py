@@ -13,6 +13,7 @@ import pytest
 
 from master_support import send_signal, start_master, wait_exit, wait_for_workers
 from nginx_diff import prepare_tree, start_portico
+from wsgi_support import wait_until
 
 REFUSED_WITHIN = 0.1  # seconds after the signal (issue 10)
 APPS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "apps")
@@ -87,8 +88,9 @@ def test_stop_refuses_new_connections_at_once_and_finishes_in_flight(launch, sig
     server = start_master(launch, workers=workers, threads=2)
     assert len(wait_for_workers(server, workers)) == workers
     result = {}
-    thread = _in_flight(server.port, "/sleep?ms=%d" % SLOW_MS, result)
-    time.sleep(0.4)  # accepted and running in a worker
+    mark = os.path.join(server.log_dir, "running")
+    thread = _in_flight(server.port, "/sleep?ms=%d&mark=%s" % (SLOW_MS, mark), result)
+    assert wait_until(lambda: os.path.exists(mark), 10.0), "the request never ran: %r" % result
     first, after = _signal_and_watch_refusal(
         server.port, lambda: send_signal(server, getattr(signal, signame)))
     code = wait_exit(server, 8.0)
@@ -118,8 +120,9 @@ def test_stop_refuses_new_connections_with_a_configuration_file(tmp_path, signam
     try:
         assert served.request("GET", "/pid").status == 200
         result = {}
-        thread = _in_flight(port, "/sleep?ms=%d" % SLOW_MS, result)
-        time.sleep(0.4)
+        mark = os.path.join(str(tmp_path), "running")
+        thread = _in_flight(port, "/sleep?ms=%d&mark=%s" % (SLOW_MS, mark), result)
+        assert wait_until(lambda: os.path.exists(mark), 10.0), "the request never ran: %r" % result
         first, after = _signal_and_watch_refusal(
             port, lambda: served.proc.send_signal(getattr(signal, signame)))
         code = served.proc.wait(timeout=8.0)
