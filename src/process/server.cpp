@@ -40,8 +40,9 @@ size_t lineWithoutCrlf(size_t withCrlf) { return withCrlf >= 2 ? withCrlf - 2 : 
 
 }  // namespace
 
-Server::Server(const config::Config& config, WorkerStatus* status, std::atomic<uint64_t>* busy)
-    : config_(config), status_(status), busy_(busy) {
+Server::Server(const config::Config& config, WorkerStatus* status, std::atomic<uint64_t>* busy,
+               int busyThreads)
+    : config_(config), status_(status), busy_(busy), busyThreads_(busyThreads) {
   // Blocked before any thread starts (Python threads inherit the mask), so the signals reach
   // only the loop's signalfd and never kill the process from another thread.
   event::blockHandledSignals();
@@ -209,11 +210,20 @@ bool Server::open(std::vector<BoundListener> listeners,
       return false;
     }
     if (checkOnly_) return true;
+    if (busy_ && wsgi_->threads() > busyThreads_) {
+      // The master sizes the stamps from what it forks; were they short, the threads would
+      // write over the next worker's row.
+      error = "the worker runs " + std::to_string(wsgi_->threads()) +
+              " Python threads, the master's status board holds " +
+              std::to_string(busyThreads_);
+      return false;
+    }
     // SIGUSR2 from the master (a request past --timeout): every Python thread's stack goes to
     // the error log before the master kills this worker.
     int logFd = ErrorLog::instance().fileno();
     if (logFd >= 0) wsgi_->dumpStacksOn(SIGUSR2, logFd);
-    wsgi_->startServing(loop_, busy_);
+    wsgi_->startServing(loop_, busy_,
+                        static_cast<uint64_t>(std::max(0.0, config_.timeoutSeconds) * 1000.0));
     if (config_.workers != 1) {
       // Among several workers, one whose Python threads are all busy leaves new connections
       // to its siblings; the kernel queues them if every worker is busy.

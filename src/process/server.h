@@ -29,8 +29,10 @@ namespace portico::process {
 // worker; event-loop thread only.
 class Server : public http::ConnectionOwner {
  public:
-  // `status`/`busy` are the worker's slot on the master's board (null when unsupervised).
-  Server(const config::Config& config, WorkerStatus* status, std::atomic<uint64_t>* busy);
+  // `status` is the worker's slot on the master's board, `busy` its `busyThreads` thread
+  // stamps (null when unsupervised).
+  Server(const config::Config& config, WorkerStatus* status, std::atomic<uint64_t>* busy,
+         int busyThreads = 0);
   ~Server() override;
 
   // Joins the siblings' request balancing (before open()): while every Python thread of this
@@ -98,6 +100,7 @@ class Server : public http::ConnectionOwner {
   const config::Config& config_;
   WorkerStatus* status_;
   std::atomic<uint64_t>* busy_;
+  int busyThreads_;
   event::EventLoop loop_;
   http::ConnectionSettings settings_;  // the base every listener's settings copy
   std::vector<std::unique_ptr<http::ConnectionSettings>> listenerSettings_;  // by listener
