@@ -71,7 +71,8 @@ bool Master::open(std::string& error) {
   if (!python::WsgiRuntime::specsOf(config_.site).empty() && config_.preload) {
     preloaded_ = python::WsgiRuntime::load(config_, error);
     if (!preloaded_) {
-      error = "Failed to load the WSGI app " + config_.wsgiApp + ":\n" + error;
+      error = "Failed to load the WSGI app " + python::WsgiRuntime::appNames(config_.site) +
+              ":\n" + error;
       return false;
     }
   }
@@ -91,7 +92,8 @@ bool Master::open(std::string& error) {
 int Master::run() {
   signals_ = std::make_unique<event::SignalWatcher>(loop_, [this](int signo) { onSignal(signo); });
   if (!signals_->ok()) return 1;
-  setProcessTitle("portico: master" + (config_.wsgiApp.empty() ? "" : " [" + config_.wsgiApp + "]"));
+  std::string apps = python::WsgiRuntime::appNames(config_.site);
+  setProcessTitle("portico: master" + (apps.empty() ? "" : " [" + apps + "]"));
   for (const auto& l : listeners_) {
     logInfo("Listening at: " + l.name + " (" + std::to_string(::getpid()) + ")");
   }
@@ -173,7 +175,8 @@ bool Master::spawn() {
 void Master::runWorker(size_t slot) {
   int code;
   {
-    setProcessTitle("portico: worker" + (config_.wsgiApp.empty() ? "" : " [" + config_.wsgiApp + "]"));
+    std::string apps = python::WsgiRuntime::appNames(config_.site);
+    setProcessTitle("portico: worker" + (apps.empty() ? "" : " [" + apps + "]"));
     // The master's epoll instance is shared with this child (fork copies the descriptor, not
     // the instance): deregistering from it here would deregister the master's watcher too.
     // Closing the child's copy of the signalfd is harmless.

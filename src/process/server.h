@@ -54,6 +54,9 @@ class Server : public http::ConnectionOwner {
   // Serves until SIGTERM/SIGQUIT (graceful), SIGINT (fast) or recycling; returns the exit code.
   int run();
 
+  // The connection settings `server` implies before a route decides (head limits, timeouts).
+  static http::ConnectionSettings connectionSettings(const config::VirtualServer& server);
+
   void connectionClosed(http::Connection* connection) override;
   bool offerHandOff(http::Connection& connection) override;
 

@@ -31,6 +31,17 @@ std::vector<const config::WsgiSpec*> WsgiRuntime::specsOf(const config::HttpSite
   return out;
 }
 
+std::string WsgiRuntime::appNames(const config::HttpSite& site) {
+  std::vector<std::string> seen;
+  std::string out;
+  for (const config::WsgiSpec* spec : specsOf(site)) {
+    if (std::find(seen.begin(), seen.end(), spec->app) != seen.end()) continue;
+    seen.push_back(spec->app);
+    out += (out.empty() ? "" : ", ") + spec->app;
+  }
+  return out;
+}
+
 std::unique_ptr<WsgiRuntime> WsgiRuntime::load(const config::Config& config, std::string& error) {
   std::unique_ptr<WsgiRuntime> runtime(new WsgiRuntime());
   std::vector<const config::WsgiSpec*> specs = specsOf(config.site);
@@ -69,7 +80,6 @@ std::unique_ptr<WsgiRuntime> WsgiRuntime::load(const config::Config& config, std
 
   InterpreterOptions options;
   // One interpreter: the python paths of every app, in order, each once.
-  options.pythonPath = config.pythonPath;
   for (const config::WsgiSpec* spec : specs) {
     for (const std::string& path : spec->pythonPath) {
       if (std::find(options.pythonPath.begin(), options.pythonPath.end(), path) ==
@@ -80,9 +90,12 @@ std::unique_ptr<WsgiRuntime> WsgiRuntime::load(const config::Config& config, std
   }
   char cwd[4096];
   if (::getcwd(cwd, sizeof cwd)) options.appDirectory = cwd;
-  options.virtualenv = config.virtualenv;
   for (const config::WsgiSpec* spec : specs) {
     if (options.virtualenv.empty() && !spec->virtualenv.empty()) options.virtualenv = spec->virtualenv;
+  }
+  if (options.virtualenv.empty()) {
+    // As activating it would: gunicorn users run it from an activated virtualenv.
+    if (const char* venv = std::getenv("VIRTUAL_ENV"); venv && *venv) options.virtualenv = venv;
   }
   runtime->interpreter_ = std::make_unique<Interpreter>(options);
   if (!runtime->interpreter_->ok()) {

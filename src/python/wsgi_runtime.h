@@ -39,6 +39,9 @@ class WsgiRuntime {
   static std::unique_ptr<WsgiRuntime> load(const config::Config& config, std::string& error);
   // The wsgi_app specs of `site`, in file order (empty: no app to run).
   static std::vector<const config::WsgiSpec*> specsOf(const config::HttpSite& site);
+  // The distinct apps of `site`, in file order, ", "-separated ("" when none): for titles and
+  // messages.
+  static std::string appNames(const config::HttpSite& site);
   // Python threads a worker would run for `site` (the sum over its distinct apps; 0: no app).
   static int totalThreads(const config::HttpSite& site);
   // Python threads this runtime runs once serving (the sum over its loaded apps).
