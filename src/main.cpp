@@ -14,7 +14,6 @@
 
 #include "config/cli.h"
 #include "config/nginx_cli.h"
-#include "config/site_from_flags.h"
 #include "config/version.h"
 #include "core/log.h"
 #include "http/variables.h"
@@ -77,8 +76,10 @@ int sendSignal(const portico::config::Config& config) {
   return 0;
 }
 
-// Everything before the master starts that touches the process: log, directory, environment.
-bool prepare(portico::config::Config& config) {
+// Everything before the master starts that touches the process: log and directory. (The apps'
+// environment — wsgi_env, -e, wsgi_virtualenv, --virtualenv, $VIRTUAL_ENV — is set where they
+// are imported, from the site: python::WsgiRuntime::load.)
+bool prepare(const portico::config::Config& config) {
   std::string error;
   if (!portico::ErrorLog::instance().configure(config.errorLogFile, config.logLevel, error)) {
     std::fprintf(stderr, "portico: error: %s\n", error.c_str());
@@ -89,11 +90,6 @@ bool prepare(portico::config::Config& config) {
                          std::strerror(errno));
     return false;
   }
-  if (config.virtualenv.empty()) {
-    // As activating it would: gunicorn users run it from an activated virtualenv.
-    if (const char* venv = std::getenv("VIRTUAL_ENV"); venv && *venv) config.virtualenv = venv;
-  }
-  for (const auto& [key, value] : config.env) ::setenv(key.c_str(), value.c_str(), 1);
   return true;
 }
 
@@ -120,38 +116,6 @@ int runMaster(portico::config::Config& config, portico::process::Master::Reloade
   } catch (const std::exception& e) {
     portico::logCritical(std::string("fatal: ") + e.what());
     return 1;
-  }
-}
-
-// What a reload does besides replacing the Config: the environment the app will see.
-void applyEnvironment(portico::config::Config& out) {
-  if (out.virtualenv.empty()) {
-    if (const char* venv = std::getenv("VIRTUAL_ENV"); venv && *venv) out.virtualenv = venv;
-  }
-  for (const auto& [key, value] : out.env) ::setenv(key.c_str(), value.c_str(), 1);
-}
-
-// The sockets the Master opens come from Config::binds; with a file they are the servers'
-// `listen`s (each address once). A bridge until the server reads them from the site itself.
-void bindsFromListens(portico::config::Config& config) {
-  using portico::config::BindAddress;
-  config.binds.clear();
-  for (const auto& server : config.site.servers) {
-    for (const auto& listen : server.listens) {
-      BindAddress bind;
-      bind.kind = listen.isUnix ? BindAddress::Kind::kUnix : BindAddress::Kind::kTcp;
-      bind.host = listen.host.empty() ? "0.0.0.0" : listen.host;
-      bind.port = listen.port;
-      bind.path = listen.path;
-      bind.spec = listen.spec;
-      bool seen = false;
-      for (const BindAddress& other : config.binds) {
-        seen |= other.kind == bind.kind && other.host == bind.host && other.port == bind.port &&
-                other.path == bind.path;
-      }
-      if (!seen) config.binds.push_back(bind);
-      if (listen.backlog > 0) config.backlog = listen.backlog;
-    }
   }
 }
 
@@ -190,7 +154,6 @@ int nginxMain(const std::vector<std::string>& args, int argc, char** argv) {
     // What start-up would refuse, -t refuses: as nginx's -t opens the log files, a worker's
     // boot is tried in a child (logs, `user`, and the wsgi_app import in its own interpreter).
     std::string error;
-    applyEnvironment(loaded.config);
     if (!portico::process::Server::checkBoot(loaded.config, true, error)) {
       std::fprintf(stderr, "portico: [emerg] %s\n", error.c_str());
       loaded.ok = false;
@@ -240,11 +203,8 @@ int nginxMain(const std::vector<std::string>& args, int argc, char** argv) {
       return false;
     }
     out = std::move(result.config);
-    bindsFromListens(out);
-    applyEnvironment(out);
     return true;
   };
-  bindsFromListens(config);
   return runMaster(config, reload, argc, argv);
 }
 
@@ -278,9 +238,7 @@ int main(int argc, char** argv) {
   }
   portico::config::Config& config = cli.config;
   if (!config.signalCommand.empty()) return sendSignal(config);
-  // The gunicorn-style flags describe the site as the equivalent nginx configuration would.
-  portico::config::siteFromFlags(config);
-  // HUP re-reads the command line as given at start.
+  // HUP re-reads the command line as given at start (the flags' site included).
   auto reload = [args](portico::config::Config& out, std::string& error) {
     CliResult again = portico::config::parseCommandLine(args);
     if (again.action != CliResult::Action::kRun) {
@@ -288,8 +246,6 @@ int main(int argc, char** argv) {
       return false;
     }
     out = std::move(again.config);
-    portico::config::siteFromFlags(out);
-    applyEnvironment(out);
     return true;
   };
   return runMaster(config, reload, argc, argv);

@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "config/conf_values.h"
+#include "config/site_from_flags.h"
 #include "config/version.h"
 
 namespace portico::config {
@@ -619,6 +620,7 @@ class Parser {
       return fail("unrecognized arguments: " + unrecognized_);
     }
     resolvePaths();
+    if (!done_) siteFromFlags(result_.flags, result_.config);
     return std::move(result_);
   }
 
@@ -656,7 +658,7 @@ class Parser {
             *problem + ")");
       return;
     }
-    result_.config.wsgiApp = std::string(app);
+    result_.flags.wsgiApp = std::string(app);
   }
 
   void longOption(const std::string& arg) {
@@ -771,7 +773,7 @@ class Parser {
         done_ = true;
         break;
       case OptionId::kNoServerHeader:
-        result_.config.serverHeader = false;
+        result_.flags.serverHeader = false;
         break;
       case OptionId::kPreload:
         result_.config.preload = true;
@@ -812,6 +814,7 @@ class Parser {
 
   void withValue(const OptionSpec& spec, std::string_view raw) {
     Config& config = result_.config;
+    GunicornFlags& flags = result_.flags;
     std::string_view value = strip(raw);
     int64_t number = 0;
     switch (spec.id) {
@@ -821,17 +824,17 @@ class Parser {
           argumentError(spec, *problem);
           return;
         }
-        config.binds.push_back(std::move(bind));
+        flags.binds.push_back(std::move(bind));
         break;
       }
       case OptionId::kBacklog:
-        if (intValue(spec, raw, 1, number)) config.backlog = static_cast<int>(number);
+        if (intValue(spec, raw, 1, number)) flags.backlog = static_cast<int>(number);
         break;
       case OptionId::kWorkerConnections:
         if (intValue(spec, raw, 1, number)) config.workerConnections = static_cast<int>(number);
         break;
       case OptionId::kThreads:
-        if (intValue(spec, raw, 1, number)) config.threads = static_cast<int>(number);
+        if (intValue(spec, raw, 1, number)) flags.threads = static_cast<int>(number);
         break;
       case OptionId::kWorkers:
         if (value == "auto") {
@@ -868,34 +871,34 @@ class Parser {
         secondsValue(spec, raw, config.timeoutSeconds);
         break;
       case OptionId::kKeepAlive:
-        secondsValue(spec, raw, config.keepAliveSeconds);
+        secondsValue(spec, raw, flags.keepAliveSeconds);
         break;
       case OptionId::kHeaderTimeout:
-        secondsValue(spec, raw, config.headerTimeoutSeconds);
+        secondsValue(spec, raw, flags.headerTimeoutSeconds);
         break;
       case OptionId::kBodyTimeout:
-        secondsValue(spec, raw, config.bodyTimeoutSeconds);
+        secondsValue(spec, raw, flags.bodyTimeoutSeconds);
         break;
       case OptionId::kSendTimeout:
-        secondsValue(spec, raw, config.sendTimeoutSeconds);
+        secondsValue(spec, raw, flags.sendTimeoutSeconds);
         break;
       case OptionId::kLimitRequestLine:
         if (intValue(spec, raw, 0, number)) {
-          config.limitRequestLine = number == 0
+          flags.limitRequestLine = number == 0
                                         ? kUnlimitedHeaderSize
                                         : static_cast<size_t>(std::min(number, kMaxRequestLine));
         }
         break;
       case OptionId::kLimitRequestFields:
         if (intValue(spec, raw, 0, number)) {
-          config.limitRequestFields =
+          flags.limitRequestFields =
               number == 0 ? kMaxRequestFields
                           : static_cast<size_t>(std::min(number, kMaxRequestFields));
         }
         break;
       case OptionId::kLimitRequestFieldSize:
         if (intValue(spec, raw, 0, number)) {
-          config.limitRequestFieldSize =
+          flags.limitRequestFieldSize =
               number == 0 ? kUnlimitedHeaderSize : static_cast<size_t>(number);
         }
         break;
@@ -906,14 +909,14 @@ class Parser {
                                   " (bytes, or a number with a k, m or g suffix)");
           return;
         }
-        config.limitRequestBody = size;
+        flags.limitRequestBody = size;
         break;
       }
       case OptionId::kAccessLogFile:
-        config.accessLogFile = std::string(value);
+        flags.accessLogFile = std::string(value);
         break;
       case OptionId::kAccessLogFormat:
-        config.accessLogFormat = std::string(value);
+        flags.accessLogFormat = std::string(value);
         break;
       case OptionId::kErrorLogFile:
         config.errorLogFile = std::string(value);
@@ -939,7 +942,7 @@ class Parser {
         for (size_t begin = 0; begin <= value.size();) {
           size_t comma = std::min(value.find(',', begin), value.size());
           std::string_view path = strip(value.substr(begin, comma - begin));
-          if (!path.empty()) config.pythonPath.emplace_back(path);
+          if (!path.empty()) flags.pythonPath.emplace_back(path);
           begin = comma + 1;
         }
         break;
@@ -950,7 +953,7 @@ class Parser {
                                   (eq == 0 ? " (KEY is empty)" : " (expected KEY=VALUE)"));
           return;
         }
-        config.env.emplace_back(std::string(value.substr(0, eq)),
+        flags.env.emplace_back(std::string(value.substr(0, eq)),
                                 std::string(value.substr(eq + 1)));
         break;
       }
@@ -959,7 +962,7 @@ class Parser {
           argumentError(spec, "invalid value: " + quoted(raw) + " (expected a directory)");
           return;
         }
-        config.virtualenv = std::string(value);
+        flags.virtualenv = std::string(value);
         break;
       case OptionId::kStatic:
         staticMount(spec, value);
@@ -989,24 +992,25 @@ class Parser {
       return;
     }
     if (prefix.back() != '/') prefix += '/';
-    for (const auto& mount : result_.config.statics) {
+    for (const auto& mount : result_.flags.statics) {
       if (mount.prefix == prefix) {
         bad("PREFIX " + prefix + " is already mounted");
         return;
       }
     }
     // The directory stays relative until the whole line is read: --chdir may come later.
-    result_.config.statics.push_back({std::move(prefix), std::move(directory)});
+    result_.flags.statics.push_back({std::move(prefix), std::move(directory)});
   }
 
   void resolvePaths() {
     Config& config = result_.config;
+    GunicornFlags& flags = result_.flags;
     namespace fs = std::filesystem;
     auto relative = [](const std::string& path) { return path.front() != '/'; };
     bool needCwd = !config.chdir.empty() && relative(config.chdir);
-    for (const auto& mount : config.statics) needCwd |= relative(mount.directory);
-    for (const auto& path : config.pythonPath) needCwd |= relative(path);
-    needCwd |= !config.virtualenv.empty() && relative(config.virtualenv);
+    for (const auto& mount : flags.statics) needCwd |= relative(mount.directory);
+    for (const auto& path : flags.pythonPath) needCwd |= relative(path);
+    needCwd |= !flags.virtualenv.empty() && relative(flags.virtualenv);
     fs::path cwd;
     if (needCwd) {
       std::error_code ec;
@@ -1027,21 +1031,21 @@ class Parser {
       config.chdir = absolute(cwd, config.chdir);
       base = config.chdir;
     }
-    for (auto& mount : config.statics) {
+    for (auto& mount : flags.statics) {
       std::string directory = absolute(base, mount.directory);
       if (directory.back() != '/') directory += '/';
       mount.directory = std::move(directory);
     }
     // gunicorn adds a directory to sys.path only once; the first mention keeps its place.
     std::vector<std::string> pythonPath;
-    for (const auto& path : config.pythonPath) {
+    for (const auto& path : flags.pythonPath) {
       std::string resolved = absolute(base, path);
       if (std::find(pythonPath.begin(), pythonPath.end(), resolved) == pythonPath.end()) {
         pythonPath.push_back(std::move(resolved));
       }
     }
-    config.pythonPath = std::move(pythonPath);
-    if (!config.virtualenv.empty()) config.virtualenv = absolute(base, config.virtualenv);
+    flags.pythonPath = std::move(pythonPath);
+    if (!flags.virtualenv.empty()) flags.virtualenv = absolute(base, flags.virtualenv);
   }
 
   const std::vector<std::string>& args_;

@@ -1,25 +1,68 @@
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "config/config.h"
 
 namespace portico::config {
 
+// Where to listen: a TCP host:port (IPv4 or IPv6) or a unix socket path.
+struct BindAddress {
+  enum class Kind { kTcp, kUnix };
+  Kind kind = Kind::kTcp;
+  std::string host;  // numeric or a name; "" or "0.0.0.0" for any IPv4, "::" for any IPv6
+  uint16_t port = 0;
+  std::string path;  // unix socket path
+  std::string spec;  // as the user wrote it, for messages
+};
+
+// The gunicorn-style flags that describe what is served, as read: siteFromFlags writes them into
+// Config::site (one virtual server), which is all the runtime reads. Value type, built by the
+// parser.
+struct GunicornFlags {
+  std::vector<BindAddress> binds;  // empty → 127.0.0.1:8000, as gunicorn
+  int backlog = 2048;
+  double keepAliveSeconds = 2.0;       // --keep-alive: idle keep-alive timeout
+  double headerTimeoutSeconds = 60.0;  // nginx client_header_timeout
+  double bodyTimeoutSeconds = 60.0;    // nginx client_body_timeout (between two reads)
+  double sendTimeoutSeconds = 60.0;    // nginx send_timeout (between two writes)
+  size_t limitRequestLine = 4094;
+  size_t limitRequestFields = 100;
+  size_t limitRequestFieldSize = 8190;
+  uint64_t limitRequestBody = 1024 * 1024;  // nginx client_max_body_size; 0 = unlimited
+  std::string accessLogFile;       // empty = no access log; "-" = stdout
+  std::string accessLogFormat;     // empty = nginx combined; else gunicorn %(x)s atoms
+  bool serverHeader = true;        // "Server: portico"
+  std::vector<StaticMount> statics;
+
+  // The WSGI app (gunicorn's APP_MODULE): "module:callable", "module" meaning
+  // "module:application". Empty: no app, only static files are served.
+  std::string wsgiApp;
+  std::string wsgiMount = "/";           // URL prefix the app answers (SCRIPT_NAME = it, less '/')
+  std::vector<std::string> pythonPath;   // --pythonpath, in order, before the app's directory
+  std::vector<std::pair<std::string, std::string>> env;  // -e/--env KEY=VALUE
+  std::string virtualenv;                // --virtualenv DIR (else the runtime takes $VIRTUAL_ENV)
+  int threads = 1;                       // --threads: Python threads per worker
+};
+
 // The outcome of reading the gunicorn-style command line.
 struct CliResult {
   enum class Action { kRun, kHelp, kVersion, kError };
   Action action = Action::kRun;
+  // kRun: the process-level settings and the site the flags describe (siteFromFlags).
   Config config;
+  GunicornFlags flags;  // the site-describing flags as read
   // kHelp: the help text; kVersion: "portico X.Y.Z"; kError: a one-line message such as
   // "portico: error: unrecognized arguments: --frobnicate" (main prints it and exits 2).
   std::string message;
 };
 
-// Parses argv (argv[0] is the program name) into a Config. Pure: no files opened, no chdir.
-// Relative --static, --pythonpath and --virtualenv paths are resolved against --chdir (if given)
-// or the current directory.
+// Parses argv (argv[0] is the program name) into a Config whose site the flags describe. Pure:
+// no files opened, no chdir, no environment read. Relative --static, --pythonpath and
+// --virtualenv paths are resolved against --chdir (if given) or the current directory.
 CliResult parseCommandLine(const std::vector<std::string>& args);
 
 }  // namespace portico::config

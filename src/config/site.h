@@ -36,7 +36,7 @@ struct ListenSpec {
   // nginx's lsopt.bind: `bind`, and every socket option (backlog=, reuseport) implies it; the
   // address then gets its own socket even when a wildcard listens on the same port.
   bool bind = false;
-  int backlog = -1;           // -1 = the process default (nginx: 511; portico: --backlog)
+  int backlog = -1;           // -1: portico's default, 2048 (nginx's is 511; the flags: --backlog)
   SourceRef source;
 };
 
@@ -366,7 +366,32 @@ struct VirtualServer {
   size_t clientHeaderBufferSize = 1024;
   size_t connectionPoolSize = 512;
   bool mergeSlashes = true;               // merge_slashes: "//" in the URI becomes "/"
+  // gunicorn's --limit-request-line, --limit-request-fields and --limit-request-field_size
+  // (the flags' server): a request head is limited per line (without its CRLF, as gunicorn's
+  // request line; a field line's limit counts its CRLF) and per number of fields, and a head
+  // past them is 431. Unset (the file): large_client_header_buffers, which count bytes — a
+  // line must fit one buffer with its CRLF, the head all of them — and 400 past them.
+  struct FieldLimits {
+    size_t requestLine = 4094;
+    size_t fields = 100;
+    size_t fieldSize = 8190;
+  };
+  std::optional<FieldLimits> fieldLimits;
   SourceRef source;
+};
+
+// gunicorn's --access-logfile/--access-logformat: one log of every request the process answers,
+// in gunicorn's %(x)s atoms, besides the locations' access_log.
+struct ProcessAccessLog {
+  std::string file;    // empty: none; "-": stdout
+  std::string format;  // empty: nginx's combined
+};
+
+// A directory that must exist when a worker starts, else it does not boot (the flags' --static
+// promise; a file's root or alias is looked at only when a request reaches it).
+struct RequiredDirectory {
+  std::string path;
+  std::string what;  // for the message: "--static /static/=/srv/static/"
 };
 
 // The `http` block: what it holds beyond the servers.
@@ -379,6 +404,11 @@ struct HttpSite {
   std::vector<std::string> tempPaths;
   std::vector<MapSpec> maps;  // in file order; a later map of the same variable wins
   std::vector<LimitZoneSpec> limitZones;  // limit_req_zone, limit_conn_zone, in file order
+  ProcessAccessLog processAccessLog;      // the flags' --access-logfile (the file: none)
+  // gunicorn's --no-server-header clears it: no Server header at all (nginx always sends one,
+  // server_tokens choosing its value).
+  bool serverHeader = true;
+  std::vector<RequiredDirectory> requiredDirectories;
 };
 
 }  // namespace portico::config

@@ -2,13 +2,13 @@
 
 namespace portico::config {
 
-void siteFromFlags(Config& config) {
+void siteFromFlags(const GunicornFlags& flags, Config& config) {
   // Every pending connection accepted per event (gunicorn's workers have no such knob); the
   // per-worker connection limit is --worker-connections (cli.cpp, gunicorn's 1000).
   config.multiAccept = true;
   HttpSite site;
   VirtualServer server;
-  std::vector<BindAddress> binds = config.binds;
+  std::vector<BindAddress> binds = flags.binds;
   if (binds.empty()) {
     BindAddress def;
     def.host = "127.0.0.1";
@@ -23,19 +23,21 @@ void siteFromFlags(Config& config) {
     listen.port = bind.port;
     listen.path = bind.path;
     listen.spec = bind.spec;
-    listen.backlog = config.backlog;
+    listen.backlog = flags.backlog;
     server.listens.push_back(std::move(listen));
   }
   server.serverNames = {""};
-  server.clientHeaderTimeoutSeconds = config.headerTimeoutSeconds;
+  server.clientHeaderTimeoutSeconds = flags.headerTimeoutSeconds;
+  server.fieldLimits = VirtualServer::FieldLimits{flags.limitRequestLine, flags.limitRequestFields,
+                                                  flags.limitRequestFieldSize};
 
   LocationSettings& s = server.settings;
   s.defaultType = "application/octet-stream";  // as the shipped nginx.conf says
-  s.clientMaxBodySize = config.limitRequestBody;
-  s.keepaliveTimeoutSeconds = config.keepAliveSeconds;
-  s.sendTimeoutSeconds = config.sendTimeoutSeconds;
-  s.clientBodyTimeoutSeconds = config.bodyTimeoutSeconds;
-  s.serverTokens = false;  // "Server: portico"; --no-server-header drops it (Config::serverHeader)
+  s.clientMaxBodySize = flags.limitRequestBody;
+  s.keepaliveTimeoutSeconds = flags.keepAliveSeconds;
+  s.sendTimeoutSeconds = flags.sendTimeoutSeconds;
+  s.clientBodyTimeoutSeconds = flags.bodyTimeoutSeconds;
+  s.serverTokens = false;  // "Server: portico"; --no-server-header drops it (site.serverHeader)
   s.sendfile = true;
   s.accessLogs.clear();    // the flags' access log is the process-level one (gunicorn atoms)
   s.logNotFound = false;   // as before: a 404 is an answer, not an error-log line
@@ -43,7 +45,7 @@ void siteFromFlags(Config& config) {
   // default (exact) wants the very date of the file.
   s.ifModifiedSince = LocationSettings::IfModifiedSince::kBefore;
 
-  for (const StaticMount& mount : config.statics) {
+  for (const StaticMount& mount : flags.statics) {
     Location location;
     location.match = Location::Match::kPrefix;
     location.pattern = mount.prefix;
@@ -54,25 +56,25 @@ void siteFromFlags(Config& config) {
     server.locations.push_back(std::move(location));
   }
   bool rootAnswered = false;
-  if (!config.wsgiApp.empty()) {
+  if (!flags.wsgiApp.empty()) {
     Location location;
     location.match = Location::Match::kPrefix;
-    location.pattern = config.wsgiMount.empty() ? "/" : config.wsgiMount;
+    location.pattern = flags.wsgiMount.empty() ? "/" : flags.wsgiMount;
     location.settings = s;
     WsgiSpec wsgi;
-    wsgi.app = config.wsgiApp;
-    wsgi.pythonPath = config.pythonPath;
-    wsgi.virtualenv = config.virtualenv;
+    wsgi.app = flags.wsgiApp;
+    wsgi.pythonPath = flags.pythonPath;
+    wsgi.virtualenv = flags.virtualenv;
     wsgi.chdir = config.chdir;
-    wsgi.threads = config.threads;
-    wsgi.env = config.env;
+    wsgi.threads = flags.threads;
+    wsgi.env = flags.env;
     wsgi.scriptName = location.pattern;
     while (!wsgi.scriptName.empty() && wsgi.scriptName.back() == '/') wsgi.scriptName.pop_back();
     location.settings.wsgi = std::move(wsgi);
     rootAnswered = location.pattern == "/";
     server.locations.push_back(std::move(location));
   }
-  for (const StaticMount& mount : config.statics) rootAnswered |= mount.prefix == "/";
+  for (const StaticMount& mount : flags.statics) rootAnswered |= mount.prefix == "/";
   if (!rootAnswered) {
     // Without an app only the --static prefixes exist; anything else is not found.
     Location location;
@@ -87,6 +89,14 @@ void siteFromFlags(Config& config) {
       "combined", "default",
       "$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent "
       "\"$http_referer\" \"$http_user_agent\""};
+  // What nginx's configuration cannot say: gunicorn's own access log, no Server header at all,
+  // and --static directories that must exist when a worker starts.
+  site.processAccessLog = ProcessAccessLog{flags.accessLogFile, flags.accessLogFormat};
+  site.serverHeader = flags.serverHeader;
+  for (const StaticMount& mount : flags.statics) {
+    site.requiredDirectories.push_back(
+        RequiredDirectory{mount.directory, "--static " + mount.prefix + "=" + mount.directory});
+  }
   config.site = std::move(site);
 }
 

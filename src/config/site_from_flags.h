@@ -1,15 +1,17 @@
 #pragma once
 
+#include "config/cli.h"
 #include "config/config.h"
 
 namespace portico::config {
 
-// Turns the gunicorn-style flags into the HTTP model (config.site), as the equivalent nginx
+// Writes the gunicorn-style flags into the HTTP model (config.site), as the equivalent nginx
 // configuration would read: one server listening on every --bind (127.0.0.1:8000 by default,
 // --backlog), `location PREFIX { alias DIR/; gzip_static on; gzip_vary on; }` per --static,
-// `location MOUNT { wsgi_app APP; }` for the app, the flags' body limit and timeouts, and
-// `location / { return 404; }` when no app answers "/" (nothing else is served). Replaces
-// config.site; called once the command line is read (and again on reload).
-void siteFromFlags(Config& config);
+// `location MOUNT { wsgi_app APP; }` for the app, the flags' body limit, timeouts and head
+// limits, and `location / { return 404; }` when no app answers "/" (nothing else is served);
+// what nginx cannot say (gunicorn's access log, --no-server-header, the --static directories'
+// existence) as the site's own settings. Replaces config.site; parseCommandLine calls it.
+void siteFromFlags(const GunicornFlags& flags, Config& config);
 
 }  // namespace portico::config

@@ -11,6 +11,10 @@ namespace portico::process {
 
 namespace {
 
+// A listen without backlog=: gunicorn's --backlog default (nginx's is 511; portico has always
+// used gunicorn's, and the flags write theirs into every listen).
+constexpr int kDefaultBacklog = 2048;
+
 // One wanted socket, derived from the site's listen directives.
 struct Wanted {
   std::string key;
@@ -46,10 +50,9 @@ bool wantedSockets(const config::Config& config, std::vector<Wanted>& out, std::
   return true;
 }
 
-bool openOne(const config::Config& config, const Wanted& want, BoundListener& l,
-             std::string& error) {
+bool openOne(const Wanted& want, BoundListener& l, std::string& error) {
   const config::ListenSpec& spec = want.listen;
-  int backlog = spec.backlog >= 0 ? spec.backlog : config.backlog;
+  int backlog = spec.backlog >= 0 ? spec.backlog : kDefaultBacklog;
   l.key = want.key;
   l.wildcard = want.wildcard;
   l.reuseport = spec.reuseport;
@@ -88,7 +91,7 @@ bool openListeners(const config::Config& config, std::vector<BoundListener>& out
   if (!wantedSockets(config, wanted, error)) return false;
   for (const Wanted& want : wanted) {
     BoundListener l;
-    if (!openOne(config, want, l, error)) return false;
+    if (!openOne(want, l, error)) return false;
     out.push_back(std::move(l));
   }
   return true;
@@ -102,7 +105,7 @@ bool updateListeners(const config::Config& config, std::vector<BoundListener>& c
   std::vector<int> source;  // per entry of `next`: its index in `current`, -1 when new
   std::vector<bool> kept(current.size(), false);
   for (const Wanted& want : wanted) {
-    int backlog = want.listen.backlog >= 0 ? want.listen.backlog : config.backlog;
+    int backlog = want.listen.backlog >= 0 ? want.listen.backlog : kDefaultBacklog;
     bool found = false;
     for (size_t i = 0; i < current.size() && !found; ++i) {
       BoundListener& l = current[i];
@@ -118,7 +121,7 @@ bool updateListeners(const config::Config& config, std::vector<BoundListener>& c
     }
     if (found) continue;
     BoundListener l;
-    if (!openOne(config, want, l, error)) {
+    if (!openOne(want, l, error)) {
       // Put back what was moved: the running configuration keeps every socket.
       for (size_t k = 0; k < next.size(); ++k) {
         if (source[k] >= 0) current[static_cast<size_t>(source[k])] = std::move(next[k]);

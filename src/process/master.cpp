@@ -1,5 +1,4 @@
 #include "process/master.h"
-#include "config/site_from_flags.h"
 #include "http/variables.h"
 
 #include <signal.h>
@@ -72,7 +71,8 @@ bool Master::open(std::string& error) {
   if (!python::WsgiRuntime::specsOf(config_.site).empty() && config_.preload) {
     preloaded_ = python::WsgiRuntime::load(config_, error);
     if (!preloaded_) {
-      error = "Failed to load the WSGI app " + config_.wsgiApp + ":\n" + error;
+      error = "Failed to load the WSGI app " + python::WsgiRuntime::appNames(config_.site) +
+              ":\n" + error;
       return false;
     }
   }
@@ -80,8 +80,9 @@ bool Master::open(std::string& error) {
   if (!handOff_) return false;
   // Room for reloads and TTIN: twice the workers plus headroom, at least 64 slots.
   size_t slots = std::max<size_t>(64, static_cast<size_t>(target_) * 4);
-  board_ = std::make_unique<StatusBoard>(slots, python::WsgiRuntime::totalThreads(config_));
-  if (!board_->ok()) {
+  board_ = std::make_unique<StatusBoard>(slots);
+  busyBoard_ = std::make_shared<BusyBoard>(slots, forkedThreads());
+  if (!board_->ok() || !busyBoard_->ok()) {
     error = std::string("cannot map the worker status board: ") + std::strerror(errno);
     return false;
   }
@@ -91,7 +92,8 @@ bool Master::open(std::string& error) {
 int Master::run() {
   signals_ = std::make_unique<event::SignalWatcher>(loop_, [this](int signo) { onSignal(signo); });
   if (!signals_->ok()) return 1;
-  setProcessTitle("portico: master" + (config_.wsgiApp.empty() ? "" : " [" + config_.wsgiApp + "]"));
+  std::string apps = python::WsgiRuntime::appNames(config_.site);
+  setProcessTitle("portico: master" + (apps.empty() ? "" : " [" + apps + "]"));
   for (const auto& l : listeners_) {
     logInfo("Listening at: " + l.name + " (" + std::to_string(::getpid()) + ")");
   }
@@ -101,6 +103,10 @@ int Master::run() {
   loop_.cancelTimer(tickTimer_);
   logInfo("Shutting down: Master");
   return exitCode_;
+}
+
+int Master::forkedThreads() const {
+  return preloaded_ ? preloaded_->threads() : python::WsgiRuntime::totalThreads(config_.site);
 }
 
 size_t Master::activeWorkers() const {
@@ -141,6 +147,7 @@ bool Master::spawn() {
     logError("no free worker slot; not spawning");
     return false;
   }
+  busyBoard_->reset(slot);
   if (preloaded_) preloaded_->beforeFork();
   pid_t pid = ::fork();
   if (pid == 0) {
@@ -158,6 +165,7 @@ bool Master::spawn() {
   w.slot = slot;
   w.generation = generation_;
   w.startedMs = monotonicMs();
+  w.busy = busyBoard_;
   board_->slot(slot).pid = pid;
   workers_.push_back(w);
   logInfo("Booting worker with pid: " + std::to_string(pid));
@@ -167,7 +175,8 @@ bool Master::spawn() {
 void Master::runWorker(size_t slot) {
   int code;
   {
-    setProcessTitle("portico: worker" + (config_.wsgiApp.empty() ? "" : " [" + config_.wsgiApp + "]"));
+    std::string apps = python::WsgiRuntime::appNames(config_.site);
+    setProcessTitle("portico: worker" + (apps.empty() ? "" : " [" + apps + "]"));
     // The master's epoll instance is shared with this child (fork copies the descriptor, not
     // the instance): deregistering from it here would deregister the master's watcher too.
     // Closing the child's copy of the signalfd is harmless.
@@ -205,7 +214,7 @@ void Master::runWorker(size_t slot) {
       }
       return sum;
     });
-    Server server(config_, &status, board_->busy(slot));
+    Server server(config_, &status, busyBoard_->busy(slot), busyBoard_->threads());
     server.joinHandOff(*board_, slot, *handOff_);
     std::string error;
     if (!server.open(std::move(listeners), std::move(preloaded_), error)) {
@@ -296,14 +305,26 @@ void Master::reload() {
       }
     }
     fresh.preload = config_.preload;
-    int oldThreads = python::WsgiRuntime::totalThreads(config_);
-    int oldFlagThreads = config_.threads;
     config_ = std::move(fresh);
-    if (python::WsgiRuntime::totalThreads(config_) != oldThreads) {
-      // The status board has one timeout slot per Python thread, sized at start.
-      logWarning("reload: --threads changes need a restart; keeping " + std::to_string(oldThreads));
-      config_.threads = oldFlagThreads;
-      if (config_.confFile.empty()) config::siteFromFlags(config_);
+    // The thread stamps are sized from what the new workers run: a new count gets a board of
+    // its own, the old workers keep theirs until they are gone.
+    int threads = forkedThreads();
+    if (threads != busyBoard_->threads()) {
+      auto busy = std::make_shared<BusyBoard>(board_->slots(), threads);
+      if (busy->ok()) {
+        logInfo("reload: the new workers run " + std::to_string(threads) +
+                " Python thread(s) each (were " + std::to_string(busyBoard_->threads()) + ")");
+        busyBoard_ = std::move(busy);
+      } else {
+        // Then the new workers would run more threads than their stamps hold: they refuse
+        // to boot (Server::open) rather than write past their row.
+        logError(std::string("reload: cannot map the thread board: ") + std::strerror(errno));
+      }
+    }
+    if (preloaded_ && python::WsgiRuntime::totalThreads(config_.site) != threads) {
+      logWarning("reload: the app was preloaded in the master; the new workers keep its " +
+                 std::to_string(threads) + " Python thread(s) each (a restart applies the new"
+                 " count)");
     }
     target_ = resolveWorkers(config_.workers);
   }
@@ -417,11 +438,11 @@ void Master::checkTimeouts(Worker& w, uint64_t now) {
   auto timeoutMs = static_cast<uint64_t>(config_.timeoutSeconds * 1000.0);
   WorkerStatus& status = board_->slot(w.slot);
   std::string why;
-  std::atomic<uint64_t>* busy = board_->busy(w.slot);
+  std::atomic<uint64_t>* busy = w.busy->busy(w.slot);
   // The worker itself answers a request past --timeout (504) and interrupts its Python thread;
   // only a thread still busy a grace later (stuck in C code) costs the worker.
   uint64_t stuckMs = timeoutMs + python::WsgiRuntime::kTimeoutGraceMs;
-  for (int t = 0; t < board_->threads(); ++t) {
+  for (int t = 0; t < w.busy->threads(); ++t) {
     uint64_t since = busy[t].load(std::memory_order_relaxed);
     if (since != 0 && now > since && now - since > stuckMs) {
       why = "a request has run for " + std::to_string((now - since) / 1000) +
@@ -449,7 +470,7 @@ void Master::logStatus() {
   for (const auto& w : workers_) {
     WorkerStatus& s = board_->slot(w.slot);
     bool busy = false;
-    for (int t = 0; t < board_->threads(); ++t) busy |= board_->busy(w.slot)[t].load() != 0;
+    for (int t = 0; t < w.busy->threads(); ++t) busy |= w.busy->busy(w.slot)[t].load() != 0;
     static constexpr const char* kStates[] = {"free", "booting", "ready", "draining"};
     uint32_t state = s.state.load();
     logDebug("worker pid=" + std::to_string(w.pid) + " requests=" +

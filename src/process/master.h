@@ -45,6 +45,7 @@ class Master {
     uint64_t startedMs = 0;
     bool retiring = false;        // told to stop (reload, TTOU, shutdown)
     uint64_t killAtMs = 0;        // SIGKILL deadline once a stop or timeout kill is under way
+    std::shared_ptr<BusyBoard> busy;  // the thread stamps of its generation
   };
 
   void onSignal(int signo);
@@ -61,6 +62,8 @@ class Master {
   void checkTimeouts(Worker& w, uint64_t now);
   void logStatus();
   size_t activeWorkers() const;
+  // Python threads a worker forked now runs: the preloaded app's, else what config_ says.
+  int forkedThreads() const;
 
   config::Config config_;
   Reloader reload_;
@@ -68,6 +71,9 @@ class Master {
   std::vector<BoundListener> listeners_;
   std::unique_ptr<python::WsgiRuntime> preloaded_;
   std::unique_ptr<StatusBoard> board_;
+  // The thread stamps of the workers forked now, sized by forkedThreads(); replaced when a
+  // reload changes the count (the older generation keeps its own through Worker::busy).
+  std::shared_ptr<BusyBoard> busyBoard_;
   // Connections a busy worker gives to an idle sibling; the master's copy keeps those queued
   // alive while workers come and go.
   std::unique_ptr<HandOffQueue> handOff_;

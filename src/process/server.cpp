@@ -38,32 +38,54 @@ constexpr uint64_t kHandOffMinWaitUs = 1000;
 // A limit that counts a line with its CRLF, as the parser's limit on the line without it.
 size_t lineWithoutCrlf(size_t withCrlf) { return withCrlf >= 2 ? withCrlf - 2 : 0; }
 
+uint64_t toMs(double seconds) { return static_cast<uint64_t>(seconds * 1000.0); }
+
 }  // namespace
 
-Server::Server(const config::Config& config, WorkerStatus* status, std::atomic<uint64_t>* busy)
-    : config_(config), status_(status), busy_(busy) {
+// What a connection knows before its request's server is chosen: the head limits and header
+// timeout of its address's default server (nginx), and that server's level settings until a
+// route decides (body limit, timeouts).
+http::ConnectionSettings Server::connectionSettings(const config::VirtualServer& server) {
+  http::ConnectionSettings out;
+  if (server.fieldLimits) {
+    const config::VirtualServer::FieldLimits& f = *server.fieldLimits;
+    out.limits.maxRequestLine = f.requestLine;
+    out.limits.maxHeaderCount = f.fields;
+    // gunicorn counts a header line with its CRLF (message.py: len(line) + 2 > limit refuses);
+    // the parser's limit is the line without it. Its request line limit is without CRLF.
+    out.limits.maxHeaderFieldSize = lineWithoutCrlf(f.fieldSize);
+    // The whole head may hold every allowed field at full size, within a sane bound.
+    out.limits.maxHeaderTotal = std::max<size_t>(
+        64 * 1024,
+        std::min<size_t>(f.requestLine + f.fields * (f.fieldSize + 2), 16 * 1024 * 1024));
+  } else {
+    // nginx: a line must fit in one buffer with its CRLF (size 1k: 1022 bytes + CRLF pass,
+    // 1023 do not, measured against nginx 1.22).
+    out.limits.maxRequestLine = lineWithoutCrlf(server.largeHeaderBuffersSize);
+    out.limits.maxHeaderFieldSize = lineWithoutCrlf(server.largeHeaderBuffersSize);
+    out.limits.maxHeaderCount = 100000;  // nginx counts bytes, not fields
+    out.limits.maxHeaderTotal = server.largeHeaderBuffersNumber * server.largeHeaderBuffersSize;
+    out.headerTooLargeIs400 = true;
+  }
+  out.headerTimeoutMs = toMs(server.clientHeaderTimeoutSeconds);
+  const config::LocationSettings& s = server.settings;
+  out.maxBodySize = s.clientMaxBodySize;
+  out.bodyTimeoutMs = toMs(s.clientBodyTimeoutSeconds);
+  out.sendTimeoutMs = toMs(s.sendTimeoutSeconds);
+  out.keepAliveTimeoutMs = toMs(s.keepaliveTimeoutSeconds);
+  return out;
+}
+
+Server::Server(const config::Config& config, WorkerStatus* status, std::atomic<uint64_t>* busy,
+               int busyThreads)
+    : config_(config), status_(status), busy_(busy), busyThreads_(busyThreads) {
   // Blocked before any thread starts (Python threads inherit the mask), so the signals reach
   // only the loop's signalfd and never kill the process from another thread.
   event::blockHandledSignals();
 
-  settings_.limits.maxRequestLine = config.limitRequestLine;
-  settings_.limits.maxHeaderCount = config.limitRequestFields;
-  // gunicorn counts a header line with its CRLF (message.py: len(line) + 2 > limit refuses);
-  // the parser's limit is the line without it. Its request line limit is without CRLF.
-  settings_.limits.maxHeaderFieldSize = lineWithoutCrlf(config.limitRequestFieldSize);
-  // The whole head may hold every allowed field at full size, within a sane bound.
-  settings_.limits.maxHeaderTotal =
-      std::max<size_t>(64 * 1024, std::min<size_t>(config.limitRequestLine +
-                                                       config.limitRequestFields *
-                                                           (config.limitRequestFieldSize + 2),
-                                                   16 * 1024 * 1024));
-  settings_.maxBodySize = config.limitRequestBody;
-  auto ms = [](double seconds) { return static_cast<uint64_t>(seconds * 1000.0); };
-  settings_.headerTimeoutMs = ms(config.headerTimeoutSeconds);
-  settings_.bodyTimeoutMs = ms(config.bodyTimeoutSeconds);
-  settings_.sendTimeoutMs = ms(config.sendTimeoutSeconds);
-  settings_.keepAliveTimeoutMs = ms(config.keepAliveSeconds);
-  settings_.serverHeader = config.serverHeader;
+  // Before any server is known (a listener without one): the defaults of a server.
+  settings_ = connectionSettings(config::VirtualServer{});
+  settings_.serverHeader = config.site.serverHeader;
   settings_.onRequestDone = [this] { onRequestDone(); };
 
   if (config.maxRequests > 0) {
@@ -152,22 +174,23 @@ Server::~Server() {
 
 bool Server::open(std::vector<BoundListener> listeners,
                   std::unique_ptr<python::WsgiRuntime> preloaded, std::string& error) {
-  if (!config_.accessLogFile.empty()) {
-    accessLog_ = std::make_unique<http::AccessLog>(config_.accessLogFormat);
+  const config::ProcessAccessLog& processLog = config_.site.processAccessLog;
+  if (!processLog.file.empty()) {
+    accessLog_ = std::make_unique<http::AccessLog>(processLog.format);
     if (!accessLog_->formatter.valid()) {
       error = "invalid --access-logformat: " + accessLog_->formatter.error();
       return false;
     }
-    if (!accessLog_->file.open(config_.accessLogFile, stdout, error)) return false;
+    if (!accessLog_->file.open(processLog.file, stdout, error)) return false;
     settings_.accessLog = accessLog_.get();
   }
 
-  // --static directories must exist (the flags' promise; a file's root/alias may not).
-  for (const auto& mount : config_.statics) {
+  // The flags' --static directories must exist (a file's root/alias may not).
+  for (const auto& required : config_.site.requiredDirectories) {
     struct stat st;
     errno = 0;
-    if (::stat(mount.directory.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-      error = "--static " + mount.prefix + "=" + mount.directory + ": " +
+    if (::stat(required.path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      error = required.what + ": " +
               (errno == 0 ? std::string("not a directory") : std::string(std::strerror(errno)));
       return false;
     }
@@ -201,19 +224,25 @@ bool Server::open(std::vector<BoundListener> listeners,
     wsgi_ = std::move(preloaded);
     if (!wsgi_) wsgi_ = python::WsgiRuntime::load(config_, error);
     if (!wsgi_) {
-      std::string apps;
-      for (const auto* spec : python::WsgiRuntime::specsOf(config_.site)) {
-        if (apps.find(spec->app) == std::string::npos) apps += (apps.empty() ? "" : ", ") + spec->app;
-      }
-      error = "Failed to load the WSGI app " + apps + ":\n" + error;
+      error = "Failed to load the WSGI app " + python::WsgiRuntime::appNames(config_.site) + ":\n" +
+              error;
       return false;
     }
     if (checkOnly_) return true;
+    if (busy_ && wsgi_->threads() > busyThreads_) {
+      // The master sizes the stamps from what it forks; were they short, the threads would
+      // write over the next worker's row.
+      error = "the worker runs " + std::to_string(wsgi_->threads()) +
+              " Python threads, the master's status board holds " +
+              std::to_string(busyThreads_);
+      return false;
+    }
     // SIGUSR2 from the master (a request past --timeout): every Python thread's stack goes to
     // the error log before the master kills this worker.
     int logFd = ErrorLog::instance().fileno();
     if (logFd >= 0) wsgi_->dumpStacksOn(SIGUSR2, logFd);
-    wsgi_->startServing(loop_, busy_);
+    wsgi_->startServing(loop_, busy_,
+                        static_cast<uint64_t>(std::max(0.0, config_.timeoutSeconds) * 1000.0));
     if (config_.workers != 1) {
       // Among several workers, one whose Python threads are all busy leaves new connections
       // to its siblings; the kernel queues them if every worker is busy.
@@ -234,20 +263,19 @@ bool Server::open(std::vector<BoundListener> listeners,
   bound_ = std::move(listeners);
   for (size_t i = 0; i < bound_.size(); ++i) {
     // Before the Host is known the default server of the listener's address decides (nginx):
-    // large_client_header_buffers, client_header_timeout; the flags keep theirs.
+    // its head limits (large_client_header_buffers, or the flags' --limit-request-*) and
+    // client_header_timeout.
     auto settings = std::make_unique<http::ConnectionSettings>(settings_);
     const http::ServerGroup* group = siteMap_->groupByKey(bound_[i].key);
-    if (!config_.confFile.empty() && group && group->defaultServer) {
-      const config::VirtualServer& server = *group->defaultServer->config;
-      // nginx: a line must fit in one buffer with its CRLF (size 1k: 1022 bytes + CRLF pass,
-      // 1023 do not, measured against nginx 1.22).
-      settings->limits.maxRequestLine = lineWithoutCrlf(server.largeHeaderBuffersSize);
-      settings->limits.maxHeaderFieldSize = lineWithoutCrlf(server.largeHeaderBuffersSize);
-      settings->limits.maxHeaderCount = 100000;  // nginx counts bytes, not fields
-      settings->limits.maxHeaderTotal =
-          server.largeHeaderBuffersNumber * server.largeHeaderBuffersSize;
-      settings->headerTooLargeIs400 = true;
-      settings->headerTimeoutMs = static_cast<uint64_t>(server.clientHeaderTimeoutSeconds * 1000.0);
+    if (group && group->defaultServer) {
+      http::ConnectionSettings own = connectionSettings(*group->defaultServer->config);
+      settings->limits = own.limits;
+      settings->headerTooLargeIs400 = own.headerTooLargeIs400;
+      settings->headerTimeoutMs = own.headerTimeoutMs;
+      settings->maxBodySize = own.maxBodySize;
+      settings->bodyTimeoutMs = own.bodyTimeoutMs;
+      settings->sendTimeoutMs = own.sendTimeoutMs;
+      settings->keepAliveTimeoutMs = own.keepAliveTimeoutMs;
     }
     listenerSettings_.push_back(std::move(settings));
     listeners_.push_back(std::make_unique<event::Listener>(

@@ -29,8 +29,10 @@ namespace portico::process {
 // worker; event-loop thread only.
 class Server : public http::ConnectionOwner {
  public:
-  // `status`/`busy` are the worker's slot on the master's board (null when unsupervised).
-  Server(const config::Config& config, WorkerStatus* status, std::atomic<uint64_t>* busy);
+  // `status` is the worker's slot on the master's board, `busy` its `busyThreads` thread
+  // stamps (null when unsupervised).
+  Server(const config::Config& config, WorkerStatus* status, std::atomic<uint64_t>* busy,
+         int busyThreads = 0);
   ~Server() override;
 
   // Joins the siblings' request balancing (before open()): while every Python thread of this
@@ -51,6 +53,9 @@ class Server : public http::ConnectionOwner {
   static bool checkBoot(const config::Config& config, bool importApps, std::string& error);
   // Serves until SIGTERM/SIGQUIT (graceful), SIGINT (fast) or recycling; returns the exit code.
   int run();
+
+  // The connection settings `server` implies before a route decides (head limits, timeouts).
+  static http::ConnectionSettings connectionSettings(const config::VirtualServer& server);
 
   void connectionClosed(http::Connection* connection) override;
   bool offerHandOff(http::Connection& connection) override;
@@ -98,6 +103,7 @@ class Server : public http::ConnectionOwner {
   const config::Config& config_;
   WorkerStatus* status_;
   std::atomic<uint64_t>* busy_;
+  int busyThreads_;
   event::EventLoop loop_;
   http::ConnectionSettings settings_;  // the base every listener's settings copy
   std::vector<std::unique_ptr<http::ConnectionSettings>> listenerSettings_;  // by listener

@@ -20,8 +20,7 @@ uint64_t monotonicMs() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
 }
 
-StatusBoard::StatusBoard(size_t slots, int threadsPerWorker)
-    : slots_(slots), threads_(threadsPerWorker < 1 ? 1 : threadsPerWorker) {
+StatusBoard::StatusBoard(size_t slots) : slots_(slots) {
   bytes_ = kHeaderBytes + stride() * slots_;
   void* p = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return;
@@ -29,7 +28,6 @@ StatusBoard::StatusBoard(size_t slots, int threadsPerWorker)
   for (size_t i = 0; i < kTakerWords; ++i) new (&takerMask()[i]) std::atomic<uint64_t>(0);
   for (size_t i = 0; i < slots_; ++i) {
     new (&slot(i)) WorkerStatus();
-    for (int t = 0; t < threads_; ++t) new (&busy(i)[t]) std::atomic<uint64_t>(0);
   }
 }
 
@@ -38,17 +36,11 @@ StatusBoard::~StatusBoard() {
 }
 
 size_t StatusBoard::stride() const {
-  size_t s = sizeof(WorkerStatus) + sizeof(std::atomic<uint64_t>) * static_cast<size_t>(threads_);
-  return (s + 63) / 64 * 64;  // one cache line apart, so workers do not share lines
+  return (sizeof(WorkerStatus) + 63) / 64 * 64;  // one cache line apart, so workers do not share lines
 }
 
 WorkerStatus& StatusBoard::slot(size_t i) {
   return *reinterpret_cast<WorkerStatus*>(base_ + kHeaderBytes + stride() * i);
-}
-
-std::atomic<uint64_t>* StatusBoard::busy(size_t i) {
-  return reinterpret_cast<std::atomic<uint64_t>*>(base_ + kHeaderBytes + stride() * i +
-                                                  sizeof(WorkerStatus));
 }
 
 std::atomic<uint64_t>* StatusBoard::takerMask() const {
@@ -86,10 +78,37 @@ size_t StatusBoard::claim() {
     s.heartbeatMs = monotonicMs();
     s.state = static_cast<uint32_t>(WorkerState::kBooting);
     setTaker(i, false);
-    for (int t = 0; t < threads_; ++t) busy(i)[t] = 0;
     return i;
   }
   return SIZE_MAX;
+}
+
+BusyBoard::BusyBoard(size_t slots, int threadsPerWorker)
+    : slots_(slots), threads_(threadsPerWorker < 1 ? 1 : threadsPerWorker) {
+  bytes_ = stride() * slots_;
+  void* p = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return;
+  base_ = static_cast<char*>(p);
+  for (size_t i = 0; i < slots_; ++i) {
+    for (int t = 0; t < threads_; ++t) new (&busy(i)[t]) std::atomic<uint64_t>(0);
+  }
+}
+
+BusyBoard::~BusyBoard() {
+  if (base_) ::munmap(base_, bytes_);
+}
+
+size_t BusyBoard::stride() const {
+  size_t s = sizeof(std::atomic<uint64_t>) * static_cast<size_t>(threads_);
+  return (s + 63) / 64 * 64;  // one cache line apart, so workers do not share lines
+}
+
+std::atomic<uint64_t>* BusyBoard::busy(size_t i) {
+  return reinterpret_cast<std::atomic<uint64_t>*>(base_ + stride() * i);
+}
+
+void BusyBoard::reset(size_t i) {
+  for (int t = 0; t < threads_; ++t) busy(i)[t].store(0, std::memory_order_relaxed);
 }
 
 }  // namespace portico::process

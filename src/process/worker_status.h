@@ -24,25 +24,23 @@ struct WorkerStatus {
   std::atomic<uint64_t> handedOff{0};  // connections given to the hand-off queue
   std::atomic<uint64_t> adopted{0};    // connections taken from it
   http::ConnectionStats connections;   // stub_status's counters of this worker
-  // Followed in memory by `threads` atomics: when each Python thread's current request started
-  // (CLOCK_MONOTONIC ms), 0 while it is idle.
 };
 
 enum class WorkerState : uint32_t { kFree = 0, kBooting = 1, kReady = 2, kDraining = 3 };
 
-// The shared-memory array of worker slots (MAP_SHARED|MAP_ANONYMOUS), created by the master.
+// The shared-memory array of worker slots (MAP_SHARED|MAP_ANONYMOUS), created by the master
+// before the forks and shared by every generation of workers. A slot's Python thread stamps are
+// on a BusyBoard, sized per generation.
 class StatusBoard {
  public:
-  StatusBoard(size_t slots, int threadsPerWorker);
+  explicit StatusBoard(size_t slots);
   ~StatusBoard();
   StatusBoard(const StatusBoard&) = delete;
   StatusBoard& operator=(const StatusBoard&) = delete;
 
   bool ok() const { return base_ != nullptr; }
   size_t slots() const { return slots_; }
-  int threads() const { return threads_; }
   WorkerStatus& slot(size_t i);
-  std::atomic<uint64_t>* busy(size_t i);  // `threads()` entries
   // A free slot (state kFree) or SIZE_MAX; reset to zeroes.
   size_t claim();
 
@@ -58,6 +56,33 @@ class StatusBoard {
  private:
   size_t stride() const;
   std::atomic<uint64_t>* takerMask() const;  // kMaxTakerSlots / 64 words before the slots
+  char* base_ = nullptr;
+  size_t slots_;
+  size_t bytes_ = 0;
+};
+
+// When each Python thread of a worker began its current request (CLOCK_MONOTONIC ms, 0 while
+// idle), one row of `threads()` stamps per StatusBoard slot, in shared memory: written by the
+// worker's Python threads, read by the master's timeout watch. Sized from the threads one
+// generation of workers really runs, so a reload that changes the count maps a new board for
+// the new workers; the master keeps the old one (the workers forked with it keep their own
+// mapping) until the last of its workers is gone. Made by the master; shared_ptr-owned by the
+// master and its Worker records.
+class BusyBoard {
+ public:
+  BusyBoard(size_t slots, int threadsPerWorker);
+  ~BusyBoard();
+  BusyBoard(const BusyBoard&) = delete;
+  BusyBoard& operator=(const BusyBoard&) = delete;
+
+  bool ok() const { return base_ != nullptr; }
+  size_t slots() const { return slots_; }
+  int threads() const { return threads_; }
+  std::atomic<uint64_t>* busy(size_t slot);  // `threads()` entries
+  void reset(size_t slot);                   // every stamp of `slot` to 0 (idle)
+
+ private:
+  size_t stride() const;
   char* base_ = nullptr;
   size_t slots_;
   int threads_;

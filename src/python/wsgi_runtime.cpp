@@ -31,21 +31,20 @@ std::vector<const config::WsgiSpec*> WsgiRuntime::specsOf(const config::HttpSite
   return out;
 }
 
+std::string WsgiRuntime::appNames(const config::HttpSite& site) {
+  std::vector<std::string> seen;
+  std::string out;
+  for (const config::WsgiSpec* spec : specsOf(site)) {
+    if (std::find(seen.begin(), seen.end(), spec->app) != seen.end()) continue;
+    seen.push_back(spec->app);
+    out += (out.empty() ? "" : ", ") + spec->app;
+  }
+  return out;
+}
+
 std::unique_ptr<WsgiRuntime> WsgiRuntime::load(const config::Config& config, std::string& error) {
   std::unique_ptr<WsgiRuntime> runtime(new WsgiRuntime());
-  runtime->config_ = &config;
   std::vector<const config::WsgiSpec*> specs = specsOf(config.site);
-  config::WsgiSpec fallback;
-  if (specs.empty()) {
-    // A Config built without its site (tests, older callers): the flags' single app.
-    fallback.app = config.wsgiApp;
-    fallback.threads = config.threads;
-    fallback.scriptName = config.wsgiMount;
-    while (!fallback.scriptName.empty() && fallback.scriptName.back() == '/') {
-      fallback.scriptName.pop_back();
-    }
-    specs.push_back(&fallback);
-  }
   // One process, one environment and one working directory: every app's wsgi_env is set
   // (a key two apps set differently keeps the first value, with a warning), and the first
   // wsgi_chdir is the directory the apps start in (gunicorn's --chdir).
@@ -81,7 +80,6 @@ std::unique_ptr<WsgiRuntime> WsgiRuntime::load(const config::Config& config, std
 
   InterpreterOptions options;
   // One interpreter: the python paths of every app, in order, each once.
-  options.pythonPath = config.pythonPath;
   for (const config::WsgiSpec* spec : specs) {
     for (const std::string& path : spec->pythonPath) {
       if (std::find(options.pythonPath.begin(), options.pythonPath.end(), path) ==
@@ -92,9 +90,12 @@ std::unique_ptr<WsgiRuntime> WsgiRuntime::load(const config::Config& config, std
   }
   char cwd[4096];
   if (::getcwd(cwd, sizeof cwd)) options.appDirectory = cwd;
-  options.virtualenv = config.virtualenv;
   for (const config::WsgiSpec* spec : specs) {
     if (options.virtualenv.empty() && !spec->virtualenv.empty()) options.virtualenv = spec->virtualenv;
+  }
+  if (options.virtualenv.empty()) {
+    // As activating it would: gunicorn users run it from an activated virtualenv.
+    if (const char* venv = std::getenv("VIRTUAL_ENV"); venv && *venv) options.virtualenv = venv;
   }
   runtime->interpreter_ = std::make_unique<Interpreter>(options);
   if (!runtime->interpreter_->ok()) {
@@ -102,11 +103,9 @@ std::unique_ptr<WsgiRuntime> WsgiRuntime::load(const config::Config& config, std
     return nullptr;
   }
   for (const config::WsgiSpec* spec : specs) {
-    size_t index = runtime->apps_.size();
-    for (size_t i = 0; i < runtime->apps_.size(); ++i) {
-      if (runtime->apps_[i].spec == spec->app) index = i;
-    }
-    if (index == runtime->apps_.size()) {
+    bool loaded = false;
+    for (const App& app : runtime->apps_) loaded |= app.spec == spec->app;
+    if (!loaded) {
       App app;
       app.spec = spec->app;
       app.threads = std::max(1, spec->threads);
@@ -120,40 +119,31 @@ std::unique_ptr<WsgiRuntime> WsgiRuntime::load(const config::Config& config, std
       if (!app.app) return nullptr;
       runtime->apps_.push_back(std::move(app));
     }
-    runtime->mounts_.push_back({spec == &fallback ? nullptr : spec, index, nullptr});
   }
   return runtime;
 }
 
-void WsgiRuntime::startServing(event::EventLoop& loop, std::atomic<uint64_t>* busy) {
+void WsgiRuntime::startServing(event::EventLoop& loop, std::atomic<uint64_t>* busy,
+                               uint64_t timeoutMs) {
   loop_ = &loop;
   // The master's timeout board has one slot per thread of the worker, apps in order.
   std::atomic<uint64_t>* slot = busy;
   for (App& app : apps_) {
-    app.executor = std::make_unique<Executor>(
-        *app.app, app.threads, slot, &loop,
-        static_cast<uint64_t>(std::max(0.0, config_->timeoutSeconds) * 1000.0));
+    app.executor = std::make_unique<Executor>(*app.app, app.threads, slot, &loop, timeoutMs);
     if (slot) slot += app.threads;
   }
-  const char* tmp = std::getenv("TMPDIR");
   bodyMemory_ = std::make_shared<BodyMemory>(kBodyMemoryBudget,
                                              kBodyMemoryCached / BodyMemory::kBlockSize);
-  for (Mount& mount : mounts_) {
-    std::string prefix = mount.spec ? mount.spec->scriptName : config_->wsgiMount;
-    // A named location (`location @app`) has no prefix: the app sees the whole URI, as a
-    // proxy_pass there passes it.
-    if (prefix.starts_with('@')) prefix.clear();
-    std::string temp = mount.spec && !mount.spec->tempPath.empty() ? mount.spec->tempPath
-                       : tmp && *tmp                                 ? std::string(tmp)
-                                                                     : std::string("/tmp");
-    mount.handler = std::make_unique<WsgiHandler>(loop, *apps_[mount.app].executor, prefix,
-                                                  std::move(temp), bodyMemory_);
-  }
 }
 
-int WsgiRuntime::totalThreads(const config::Config& config) {
-  std::vector<const config::WsgiSpec*> specs = specsOf(config.site);
-  if (specs.empty()) return std::max(1, config.threads);
+int WsgiRuntime::threads() const {
+  int total = 0;
+  for (const App& app : apps_) total += app.threads;
+  return total;
+}
+
+int WsgiRuntime::totalThreads(const config::HttpSite& site) {
+  std::vector<const config::WsgiSpec*> specs = specsOf(site);
   std::vector<std::string> seen;
   int total = 0;
   for (const config::WsgiSpec* spec : specs) {
@@ -191,13 +181,25 @@ WsgiRuntime::~WsgiRuntime() {
   interpreter_.reset();
 }
 
-http::Handler& WsgiRuntime::handler() { return *mounts_.front().handler; }
-
 http::Handler* WsgiRuntime::handlerFor(const config::WsgiSpec& spec) {
   for (Mount& mount : mounts_) {
     if (mount.spec == &spec) return mount.handler.get();
   }
-  return nullptr;
+  App* app = nullptr;
+  for (App& candidate : apps_) {
+    if (candidate.spec == spec.app) app = &candidate;
+  }
+  if (!app || !app->executor) return nullptr;
+  // A named location (`location @app`) has no prefix: the app sees the whole URI, as a
+  // proxy_pass there passes it.
+  std::string prefix = spec.scriptName.starts_with('@') ? std::string() : spec.scriptName;
+  const char* tmp = std::getenv("TMPDIR");
+  std::string temp = !spec.tempPath.empty() ? spec.tempPath
+                     : tmp && *tmp          ? std::string(tmp)
+                                            : std::string("/tmp");
+  mounts_.push_back({&spec, std::make_unique<WsgiHandler>(*loop_, *app->executor, prefix,
+                                                          std::move(temp), bodyMemory_)});
+  return mounts_.back().handler.get();
 }
 
 void WsgiRuntime::onSaturation(std::function<void(bool)> hook) {

@@ -33,25 +33,32 @@ class WsgiRuntime {
   // thread before it kills the worker.
   static constexpr uint64_t kTimeoutGraceMs = 2000;
 
-  // Starts Python and imports every app of config.site (config.wsgiApp for a Config whose
-  // site has none); null with `error` (the traceback) when that fails.
+  // Starts Python and imports every app of config.site; null with `error` (the traceback) when
+  // that fails. The runtime keeps no reference to `config`: a preloaded runtime outlives the
+  // configuration it was loaded with (a reload replaces it).
   static std::unique_ptr<WsgiRuntime> load(const config::Config& config, std::string& error);
   // The wsgi_app specs of `site`, in file order (empty: no app to run).
   static std::vector<const config::WsgiSpec*> specsOf(const config::HttpSite& site);
-  // Python threads a worker runs for `config` (the sum over its distinct apps).
-  static int totalThreads(const config::Config& config);
+  // The distinct apps of `site`, in file order, ", "-separated ("" when none): for titles and
+  // messages.
+  static std::string appNames(const config::HttpSite& site);
+  // Python threads a worker would run for `site` (the sum over its distinct apps; 0: no app).
+  static int totalThreads(const config::HttpSite& site);
+  // Python threads this runtime runs once serving (the sum over its loaded apps).
+  int threads() const;
   ~WsgiRuntime();
 
-  // Starts the Python threads and builds the handler for `loop`. `busy` (optional) gets one
-  // slot per thread for the master's timeout watch.
-  void startServing(event::EventLoop& loop, std::atomic<uint64_t>* busy);
+  // Starts the Python threads for `loop`. `busy` (optional) has threads() slots for the
+  // master's timeout watch; a request running past `timeoutMs` (0: never) is answered 504.
+  void startServing(event::EventLoop& loop, std::atomic<uint64_t>* busy, uint64_t timeoutMs);
   // Request bodies a worker holds in memory at once (beyond, they go to temporary files), and
   // the free memory it keeps for the next ones.
   static constexpr uint64_t kBodyMemoryBudget = 128ull * 1024 * 1024;
   static constexpr uint64_t kBodyMemoryCached = 64ull * 1024 * 1024;
-  http::Handler& handler();  // the first location's
-  // The handler of the location `spec` belongs to (SCRIPT_NAME = spec.scriptName); null when
-  // `spec` is not one of the loaded site's.
+  // The handler of the location `spec` belongs to (SCRIPT_NAME = spec.scriptName, its
+  // wsgi_temp_path), made on first use after startServing(); `spec` must outlive the runtime's
+  // serving. Null when spec.app is not one of the loaded apps (a preloaded runtime and a
+  // reloaded file that names a new app).
   http::Handler* handlerFor(const config::WsgiSpec& spec);
   // See Executor::setSaturationHook; call after startServing().
   void onSaturation(std::function<void(bool)> hook);
@@ -71,7 +78,6 @@ class WsgiRuntime {
 
  private:
   WsgiRuntime() = default;
-  const config::Config* config_ = nullptr;
   event::EventLoop* loop_ = nullptr;
   std::unique_ptr<Interpreter> interpreter_;
   struct App {
@@ -81,8 +87,7 @@ class WsgiRuntime {
     std::unique_ptr<Executor> executor;
   };
   struct Mount {
-    const config::WsgiSpec* spec;
-    size_t app;
+    const config::WsgiSpec* spec;  // the serving configuration's
     std::unique_ptr<WsgiHandler> handler;
   };
   std::vector<App> apps_;

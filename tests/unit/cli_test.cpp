@@ -15,6 +15,12 @@ namespace {
 
 using Action = CliResult::Action;
 
+// What the parser gives, read as one: the process-level Config and the site-describing flags
+// (which siteFromFlags has written into config.site).
+struct Parsed : Config, GunicornFlags {
+  explicit Parsed(const CliResult& r) : Config(r.config), GunicornFlags(r.flags) {}
+};
+
 CliResult parse(std::vector<std::string> args) {
   args.insert(args.begin(), "portico");
   return parseCommandLine(args);
@@ -34,7 +40,7 @@ using Paths = std::vector<std::string>;
 TEST(CliTest, NoArgumentsGivesDefaults) {
   CliResult r = parse({});
   ASSERT_EQ(r.action, Action::kRun) << r.message;
-  const Config& c = r.config;
+  Parsed c(r);
   EXPECT_TRUE(c.binds.empty());
   EXPECT_EQ(c.backlog, 2048);
   EXPECT_DOUBLE_EQ(c.keepAliveSeconds, 2.0);
@@ -58,14 +64,14 @@ TEST(CliTest, NoArgumentsGivesDefaults) {
   EXPECT_EQ(c.wsgiMount, "/");
   EXPECT_TRUE(c.pythonPath.empty());
   EXPECT_TRUE(c.env.empty());
-  EXPECT_EQ(c.virtualenv, "");  // main falls back to $VIRTUAL_ENV; the parser reads no env
+  EXPECT_EQ(c.virtualenv, "");  // the runtime falls back to $VIRTUAL_ENV; the parser reads no env
   EXPECT_EQ(c.threads, 1);
   EXPECT_TRUE(r.message.empty());
 }
 
 struct ValueCase {
   std::vector<std::string> args;
-  std::function<void(const Config&)> check;
+  std::function<void(const Parsed&)> check;
 };
 
 // Each case must parse (kRun) and pass its check; stops at the first that does not parse.
@@ -74,183 +80,183 @@ void expectParsed(const std::vector<ValueCase>& cases) {
     SCOPED_TRACE(joined(tc.args));
     CliResult r = parse(tc.args);
     ASSERT_EQ(r.action, Action::kRun) << r.message;
-    tc.check(r.config);
+    tc.check(Parsed(r));
   }
 }
 
 TEST(CliTest, EveryOptionInEverySpelling) {
   const std::vector<ValueCase> cases = {
-      {{"--backlog", "64"}, [](const portico::config::Config& c) { EXPECT_EQ(c.backlog, 64); }},
-      {{"--backlog=64"}, [](const portico::config::Config& c) { EXPECT_EQ(c.backlog, 64); }},
-      {{"--backlog", " 1_024 "}, [](const portico::config::Config& c) { EXPECT_EQ(c.backlog, 1024); }},
-      {{"--backlog", "+7"}, [](const portico::config::Config& c) { EXPECT_EQ(c.backlog, 7); }},
-      {{"--keep-alive", "5"}, [](const portico::config::Config& c) { EXPECT_DOUBLE_EQ(c.keepAliveSeconds, 5); }},
-      {{"--keep-alive=0.5"}, [](const portico::config::Config& c) { EXPECT_DOUBLE_EQ(c.keepAliveSeconds, 0.5); }},
-      {{"--keep-alive", "0"}, [](const portico::config::Config& c) { EXPECT_DOUBLE_EQ(c.keepAliveSeconds, 0); }},
-      {{"--timeout", "0"}, [](const portico::config::Config& c) { EXPECT_DOUBLE_EQ(c.timeoutSeconds, 0); }},
-      {{"-t", "90"}, [](const portico::config::Config& c) { EXPECT_DOUBLE_EQ(c.timeoutSeconds, 90); }},
-      {{"-t90"}, [](const portico::config::Config& c) { EXPECT_DOUBLE_EQ(c.timeoutSeconds, 90); }},
-      {{"-t=90"}, [](const portico::config::Config& c) { EXPECT_DOUBLE_EQ(c.timeoutSeconds, 90); }},
-      {{"--timeout=2.5"}, [](const portico::config::Config& c) { EXPECT_DOUBLE_EQ(c.timeoutSeconds, 2.5); }},
+      {{"--backlog", "64"}, [](const Parsed& c) { EXPECT_EQ(c.backlog, 64); }},
+      {{"--backlog=64"}, [](const Parsed& c) { EXPECT_EQ(c.backlog, 64); }},
+      {{"--backlog", " 1_024 "}, [](const Parsed& c) { EXPECT_EQ(c.backlog, 1024); }},
+      {{"--backlog", "+7"}, [](const Parsed& c) { EXPECT_EQ(c.backlog, 7); }},
+      {{"--keep-alive", "5"}, [](const Parsed& c) { EXPECT_DOUBLE_EQ(c.keepAliveSeconds, 5); }},
+      {{"--keep-alive=0.5"}, [](const Parsed& c) { EXPECT_DOUBLE_EQ(c.keepAliveSeconds, 0.5); }},
+      {{"--keep-alive", "0"}, [](const Parsed& c) { EXPECT_DOUBLE_EQ(c.keepAliveSeconds, 0); }},
+      {{"--timeout", "0"}, [](const Parsed& c) { EXPECT_DOUBLE_EQ(c.timeoutSeconds, 0); }},
+      {{"-t", "90"}, [](const Parsed& c) { EXPECT_DOUBLE_EQ(c.timeoutSeconds, 90); }},
+      {{"-t90"}, [](const Parsed& c) { EXPECT_DOUBLE_EQ(c.timeoutSeconds, 90); }},
+      {{"-t=90"}, [](const Parsed& c) { EXPECT_DOUBLE_EQ(c.timeoutSeconds, 90); }},
+      {{"--timeout=2.5"}, [](const Parsed& c) { EXPECT_DOUBLE_EQ(c.timeoutSeconds, 2.5); }},
       {{"--header-timeout", "10"},
-       [](const portico::config::Config& c) { EXPECT_DOUBLE_EQ(c.headerTimeoutSeconds, 10); }},
+       [](const Parsed& c) { EXPECT_DOUBLE_EQ(c.headerTimeoutSeconds, 10); }},
       {{"--header-timeout=1m"},
-       [](const portico::config::Config& c) { EXPECT_DOUBLE_EQ(c.headerTimeoutSeconds, 60); }},
+       [](const Parsed& c) { EXPECT_DOUBLE_EQ(c.headerTimeoutSeconds, 60); }},
       {{"--body-timeout", "500ms"},
-       [](const portico::config::Config& c) { EXPECT_DOUBLE_EQ(c.bodyTimeoutSeconds, 0.5); }},
-      {{"--body-timeout=30s"}, [](const portico::config::Config& c) { EXPECT_DOUBLE_EQ(c.bodyTimeoutSeconds, 30); }},
+       [](const Parsed& c) { EXPECT_DOUBLE_EQ(c.bodyTimeoutSeconds, 0.5); }},
+      {{"--body-timeout=30s"}, [](const Parsed& c) { EXPECT_DOUBLE_EQ(c.bodyTimeoutSeconds, 30); }},
       {{"--send-timeout", "1h"},
-       [](const portico::config::Config& c) { EXPECT_DOUBLE_EQ(c.sendTimeoutSeconds, 3600); }},
+       [](const Parsed& c) { EXPECT_DOUBLE_EQ(c.sendTimeoutSeconds, 3600); }},
       {{"--send-timeout=1d"},
-       [](const portico::config::Config& c) { EXPECT_DOUBLE_EQ(c.sendTimeoutSeconds, 86400); }},
+       [](const Parsed& c) { EXPECT_DOUBLE_EQ(c.sendTimeoutSeconds, 86400); }},
       {{"--limit-request-line", "1000"},
-       [](const portico::config::Config& c) { EXPECT_EQ(c.limitRequestLine, 1000u); }},
+       [](const Parsed& c) { EXPECT_EQ(c.limitRequestLine, 1000u); }},
       {{"--limit-request-line=8190"},
-       [](const portico::config::Config& c) { EXPECT_EQ(c.limitRequestLine, 8190u); }},
+       [](const Parsed& c) { EXPECT_EQ(c.limitRequestLine, 8190u); }},
       {{"--limit-request-line", "9000"},  // gunicorn clamps to 8190
-       [](const portico::config::Config& c) { EXPECT_EQ(c.limitRequestLine, 8190u); }},
+       [](const Parsed& c) { EXPECT_EQ(c.limitRequestLine, 8190u); }},
       {{"--limit-request-line", "0"},  // unlimited
-       [](const portico::config::Config& c) { EXPECT_EQ(c.limitRequestLine, 1024u * 1024u); }},
+       [](const Parsed& c) { EXPECT_EQ(c.limitRequestLine, 1024u * 1024u); }},
       {{"--limit-request-fields", "50"},
-       [](const portico::config::Config& c) { EXPECT_EQ(c.limitRequestFields, 50u); }},
+       [](const Parsed& c) { EXPECT_EQ(c.limitRequestFields, 50u); }},
       {{"--limit-request-fields=40000"},
-       [](const portico::config::Config& c) { EXPECT_EQ(c.limitRequestFields, 32768u); }},
+       [](const Parsed& c) { EXPECT_EQ(c.limitRequestFields, 32768u); }},
       {{"--limit-request-fields", "0"},
-       [](const portico::config::Config& c) { EXPECT_EQ(c.limitRequestFields, 32768u); }},
+       [](const Parsed& c) { EXPECT_EQ(c.limitRequestFields, 32768u); }},
       {{"--limit-request-field_size", "100"},
-       [](const portico::config::Config& c) { EXPECT_EQ(c.limitRequestFieldSize, 100u); }},
+       [](const Parsed& c) { EXPECT_EQ(c.limitRequestFieldSize, 100u); }},
       {{"--limit-request-field-size=200"},
-       [](const portico::config::Config& c) { EXPECT_EQ(c.limitRequestFieldSize, 200u); }},
+       [](const Parsed& c) { EXPECT_EQ(c.limitRequestFieldSize, 200u); }},
       {{"--limit-request-field_size=0"},
-       [](const portico::config::Config& c) { EXPECT_EQ(c.limitRequestFieldSize, 1024u * 1024u); }},
+       [](const Parsed& c) { EXPECT_EQ(c.limitRequestFieldSize, 1024u * 1024u); }},
       {{"--limit-request-field_size", "20000"},
-       [](const portico::config::Config& c) { EXPECT_EQ(c.limitRequestFieldSize, 20000u); }},
+       [](const Parsed& c) { EXPECT_EQ(c.limitRequestFieldSize, 20000u); }},
       {{"--limit-request-body", "100"},
-       [](const portico::config::Config& c) { EXPECT_EQ(c.limitRequestBody, 100u); }},
-      {{"--limit-request-body=0"}, [](const portico::config::Config& c) { EXPECT_EQ(c.limitRequestBody, 0u); }},
+       [](const Parsed& c) { EXPECT_EQ(c.limitRequestBody, 100u); }},
+      {{"--limit-request-body=0"}, [](const Parsed& c) { EXPECT_EQ(c.limitRequestBody, 0u); }},
       {{"--limit-request-body", "8k"},
-       [](const portico::config::Config& c) { EXPECT_EQ(c.limitRequestBody, 8192u); }},
+       [](const Parsed& c) { EXPECT_EQ(c.limitRequestBody, 8192u); }},
       {{"--limit-request-body", "8K"},
-       [](const portico::config::Config& c) { EXPECT_EQ(c.limitRequestBody, 8192u); }},
+       [](const Parsed& c) { EXPECT_EQ(c.limitRequestBody, 8192u); }},
       {{"--limit-request-body", "10m"},
-       [](const portico::config::Config& c) { EXPECT_EQ(c.limitRequestBody, 10u << 20); }},
+       [](const Parsed& c) { EXPECT_EQ(c.limitRequestBody, 10u << 20); }},
       {{"--limit-request-body", "10M"},
-       [](const portico::config::Config& c) { EXPECT_EQ(c.limitRequestBody, 10u << 20); }},
+       [](const Parsed& c) { EXPECT_EQ(c.limitRequestBody, 10u << 20); }},
       {{"--limit-request-body", "2g"},
-       [](const portico::config::Config& c) { EXPECT_EQ(c.limitRequestBody, uint64_t{2} << 30); }},
+       [](const Parsed& c) { EXPECT_EQ(c.limitRequestBody, uint64_t{2} << 30); }},
       {{"--limit-request-body", "2G"},
-       [](const portico::config::Config& c) { EXPECT_EQ(c.limitRequestBody, uint64_t{2} << 30); }},
-      {{"--access-logfile", "-"}, [](const portico::config::Config& c) { EXPECT_EQ(c.accessLogFile, "-"); }},
+       [](const Parsed& c) { EXPECT_EQ(c.limitRequestBody, uint64_t{2} << 30); }},
+      {{"--access-logfile", "-"}, [](const Parsed& c) { EXPECT_EQ(c.accessLogFile, "-"); }},
       {{"--access-logfile=/var/log/a.log"},
-       [](const portico::config::Config& c) { EXPECT_EQ(c.accessLogFile, "/var/log/a.log"); }},
+       [](const Parsed& c) { EXPECT_EQ(c.accessLogFile, "/var/log/a.log"); }},
       {{"--access-logformat", "%(h)s %(r)s"},
-       [](const portico::config::Config& c) { EXPECT_EQ(c.accessLogFormat, "%(h)s %(r)s"); }},
+       [](const Parsed& c) { EXPECT_EQ(c.accessLogFormat, "%(h)s %(r)s"); }},
       {{"--access-logformat=%(s)s=%(b)s"},
-       [](const portico::config::Config& c) { EXPECT_EQ(c.accessLogFormat, "%(s)s=%(b)s"); }},
+       [](const Parsed& c) { EXPECT_EQ(c.accessLogFormat, "%(s)s=%(b)s"); }},
       {{"--error-logfile", "err.log"},
-       [](const portico::config::Config& c) { EXPECT_EQ(c.errorLogFile, "err.log"); }},
-      {{"--error-logfile=-"}, [](const portico::config::Config& c) { EXPECT_EQ(c.errorLogFile, "-"); }},
-      {{"--log-file", "x.log"}, [](const portico::config::Config& c) { EXPECT_EQ(c.errorLogFile, "x.log"); }},
-      {{"--log-file=y.log"}, [](const portico::config::Config& c) { EXPECT_EQ(c.errorLogFile, "y.log"); }},
-      {{"--log-level", "debug"}, [](const portico::config::Config& c) { EXPECT_EQ(c.logLevel, LogLevel::kDebug); }},
-      {{"--log-level=info"}, [](const portico::config::Config& c) { EXPECT_EQ(c.logLevel, LogLevel::kInfo); }},
+       [](const Parsed& c) { EXPECT_EQ(c.errorLogFile, "err.log"); }},
+      {{"--error-logfile=-"}, [](const Parsed& c) { EXPECT_EQ(c.errorLogFile, "-"); }},
+      {{"--log-file", "x.log"}, [](const Parsed& c) { EXPECT_EQ(c.errorLogFile, "x.log"); }},
+      {{"--log-file=y.log"}, [](const Parsed& c) { EXPECT_EQ(c.errorLogFile, "y.log"); }},
+      {{"--log-level", "debug"}, [](const Parsed& c) { EXPECT_EQ(c.logLevel, LogLevel::kDebug); }},
+      {{"--log-level=info"}, [](const Parsed& c) { EXPECT_EQ(c.logLevel, LogLevel::kInfo); }},
       {{"--log-level", "warning"},
-       [](const portico::config::Config& c) { EXPECT_EQ(c.logLevel, LogLevel::kWarning); }},
-      {{"--log-level", "ERROR"}, [](const portico::config::Config& c) { EXPECT_EQ(c.logLevel, LogLevel::kError); }},
+       [](const Parsed& c) { EXPECT_EQ(c.logLevel, LogLevel::kWarning); }},
+      {{"--log-level", "ERROR"}, [](const Parsed& c) { EXPECT_EQ(c.logLevel, LogLevel::kError); }},
       {{"--log-level", "critical"},
-       [](const portico::config::Config& c) { EXPECT_EQ(c.logLevel, LogLevel::kCritical); }},
-      {{"--pid", "/run/p.pid"}, [](const portico::config::Config& c) { EXPECT_EQ(c.pidFile, "/run/p.pid"); }},
-      {{"--pid=p.pid"}, [](const portico::config::Config& c) { EXPECT_EQ(c.pidFile, "p.pid"); }},
-      {{"-p", "q.pid"}, [](const portico::config::Config& c) { EXPECT_EQ(c.pidFile, "q.pid"); }},
-      {{"-pq.pid"}, [](const portico::config::Config& c) { EXPECT_EQ(c.pidFile, "q.pid"); }},
-      {{"--chdir", "/srv/app"}, [](const portico::config::Config& c) { EXPECT_EQ(c.chdir, "/srv/app"); }},
-      {{"--chdir=/srv/app/"}, [](const portico::config::Config& c) { EXPECT_EQ(c.chdir, "/srv/app"); }},
-      {{"--chdir", "/srv/x/../app"}, [](const portico::config::Config& c) { EXPECT_EQ(c.chdir, "/srv/app"); }},
-      {{"--chdir", "sub"}, [](const portico::config::Config& c) { EXPECT_EQ(c.chdir, cwd() + "/sub"); }},
-      {{"--no-server-header"}, [](const portico::config::Config& c) { EXPECT_FALSE(c.serverHeader); }},
-      {{"--threads", "4"}, [](const portico::config::Config& c) { EXPECT_EQ(c.threads, 4); }},
+       [](const Parsed& c) { EXPECT_EQ(c.logLevel, LogLevel::kCritical); }},
+      {{"--pid", "/run/p.pid"}, [](const Parsed& c) { EXPECT_EQ(c.pidFile, "/run/p.pid"); }},
+      {{"--pid=p.pid"}, [](const Parsed& c) { EXPECT_EQ(c.pidFile, "p.pid"); }},
+      {{"-p", "q.pid"}, [](const Parsed& c) { EXPECT_EQ(c.pidFile, "q.pid"); }},
+      {{"-pq.pid"}, [](const Parsed& c) { EXPECT_EQ(c.pidFile, "q.pid"); }},
+      {{"--chdir", "/srv/app"}, [](const Parsed& c) { EXPECT_EQ(c.chdir, "/srv/app"); }},
+      {{"--chdir=/srv/app/"}, [](const Parsed& c) { EXPECT_EQ(c.chdir, "/srv/app"); }},
+      {{"--chdir", "/srv/x/../app"}, [](const Parsed& c) { EXPECT_EQ(c.chdir, "/srv/app"); }},
+      {{"--chdir", "sub"}, [](const Parsed& c) { EXPECT_EQ(c.chdir, cwd() + "/sub"); }},
+      {{"--no-server-header"}, [](const Parsed& c) { EXPECT_FALSE(c.serverHeader); }},
+      {{"--threads", "4"}, [](const Parsed& c) { EXPECT_EQ(c.threads, 4); }},
       {{"--worker-connections", "64"},
-       [](const portico::config::Config& c) { EXPECT_EQ(c.workerConnections, 64); }},
-      {{"app:app"}, [](const portico::config::Config& c) { EXPECT_EQ(c.workerConnections, 1000); }},
-      {{"--threads=1"}, [](const portico::config::Config& c) { EXPECT_EQ(c.threads, 1); }},
-      {{"--threads", " 16 "}, [](const portico::config::Config& c) { EXPECT_EQ(c.threads, 16); }},
-      {{"--thr", "2"}, [](const portico::config::Config& c) { EXPECT_EQ(c.threads, 2); }},
+       [](const Parsed& c) { EXPECT_EQ(c.workerConnections, 64); }},
+      {{"app:app"}, [](const Parsed& c) { EXPECT_EQ(c.workerConnections, 1000); }},
+      {{"--threads=1"}, [](const Parsed& c) { EXPECT_EQ(c.threads, 1); }},
+      {{"--threads", " 16 "}, [](const Parsed& c) { EXPECT_EQ(c.threads, 16); }},
+      {{"--thr", "2"}, [](const Parsed& c) { EXPECT_EQ(c.threads, 2); }},
       {{"-e", "A=1"},
-       [](const portico::config::Config& c) {
+       [](const Parsed& c) {
          EXPECT_EQ(c.env, (EnvList{{"A", "1"}}));
        }},
       {{"-eA=1"},
-       [](const portico::config::Config& c) {
+       [](const Parsed& c) {
          EXPECT_EQ(c.env, (EnvList{{"A", "1"}}));
        }},
       {{"-e=A=1"},
-       [](const portico::config::Config& c) {
+       [](const Parsed& c) {
          EXPECT_EQ(c.env, (EnvList{{"A", "1"}}));
        }},
       {{"--env", "A=1"},
-       [](const portico::config::Config& c) {
+       [](const Parsed& c) {
          EXPECT_EQ(c.env, (EnvList{{"A", "1"}}));
        }},
       {{"--env=A=1"},
-       [](const portico::config::Config& c) {
+       [](const Parsed& c) {
          EXPECT_EQ(c.env, (EnvList{{"A", "1"}}));
        }},
       {{"--env", "URL=a=b&c=d"},  // only the first '=' separates KEY from VALUE
-       [](const portico::config::Config& c) {
+       [](const Parsed& c) {
          EXPECT_EQ(c.env, (EnvList{{"URL", "a=b&c=d"}}));
        }},
       {{"--env", "EMPTY="},
-       [](const portico::config::Config& c) {
+       [](const Parsed& c) {
          EXPECT_EQ(c.env, (EnvList{{"EMPTY", ""}}));
        }},
       {{"--env", " A=x y "},  // gunicorn strips the whole setting, not inside it
-       [](const portico::config::Config& c) {
+       [](const Parsed& c) {
          EXPECT_EQ(c.env, (EnvList{{"A", "x y"}}));
        }},
       {{"-e", "A=1", "--env", "B=2", "-eA=3"},  // order kept; main applies them in turn
-       [](const portico::config::Config& c) {
+       [](const Parsed& c) {
          EXPECT_EQ(c.env, (EnvList{{"A", "1"}, {"B", "2"}, {"A", "3"}}));
        }},
       {{"--pythonpath", "/opt/lib"},
-       [](const portico::config::Config& c) { EXPECT_EQ(c.pythonPath, (Paths{"/opt/lib"})); }},
+       [](const Parsed& c) { EXPECT_EQ(c.pythonPath, (Paths{"/opt/lib"})); }},
       {{"--pythonpath=/a,/b/"},
-       [](const portico::config::Config& c) {
+       [](const Parsed& c) {
          EXPECT_EQ(c.pythonPath, (Paths{"/a", "/b"}));
        }},
       {{"--pythonpath", "/a, /b ,,/c", "--pythonpath", "/d"},
-       [](const portico::config::Config& c) {
+       [](const Parsed& c) {
          EXPECT_EQ(c.pythonPath, (Paths{"/a", "/b", "/c", "/d"}));
        }},
       {{"--pythonpath", "/a,/x/../a/,/b", "--pythonpath=/a"},  // each directory once
-       [](const portico::config::Config& c) {
+       [](const Parsed& c) {
          EXPECT_EQ(c.pythonPath, (Paths{"/a", "/b"}));
        }},
       {{"--pythonpath", "lib"},
-       [](const portico::config::Config& c) { EXPECT_EQ(c.pythonPath, Paths{cwd() + "/lib"}); }},
-      {{"--pythonpath", ""}, [](const portico::config::Config& c) { EXPECT_TRUE(c.pythonPath.empty()); }},
-      {{"--pythonpath", ","}, [](const portico::config::Config& c) { EXPECT_TRUE(c.pythonPath.empty()); }},
+       [](const Parsed& c) { EXPECT_EQ(c.pythonPath, Paths{cwd() + "/lib"}); }},
+      {{"--pythonpath", ""}, [](const Parsed& c) { EXPECT_TRUE(c.pythonPath.empty()); }},
+      {{"--pythonpath", ","}, [](const Parsed& c) { EXPECT_TRUE(c.pythonPath.empty()); }},
       {{"--virtualenv", "/srv/venv/"},
-       [](const portico::config::Config& c) { EXPECT_EQ(c.virtualenv, "/srv/venv"); }},
-      {{"--virtualenv=/srv/venv"}, [](const portico::config::Config& c) { EXPECT_EQ(c.virtualenv, "/srv/venv"); }},
+       [](const Parsed& c) { EXPECT_EQ(c.virtualenv, "/srv/venv"); }},
+      {{"--virtualenv=/srv/venv"}, [](const Parsed& c) { EXPECT_EQ(c.virtualenv, "/srv/venv"); }},
       {{"--virtualenv", ".venv"},
-       [](const portico::config::Config& c) { EXPECT_EQ(c.virtualenv, cwd() + "/.venv"); }},
+       [](const Parsed& c) { EXPECT_EQ(c.virtualenv, cwd() + "/.venv"); }},
       {{"--virtualenv", "/a", "--virtualenv", "/b"},
-       [](const portico::config::Config& c) { EXPECT_EQ(c.virtualenv, "/b"); }},
-      {{"--virt", "/v"}, [](const portico::config::Config& c) { EXPECT_EQ(c.virtualenv, "/v"); }},
+       [](const Parsed& c) { EXPECT_EQ(c.virtualenv, "/b"); }},
+      {{"--virt", "/v"}, [](const Parsed& c) { EXPECT_EQ(c.virtualenv, "/v"); }},
       // gunicorn strips string settings.
-      {{"--pid", " p.pid "}, [](const portico::config::Config& c) { EXPECT_EQ(c.pidFile, "p.pid"); }},
+      {{"--pid", " p.pid "}, [](const Parsed& c) { EXPECT_EQ(c.pidFile, "p.pid"); }},
       // argparse accepts unambiguous prefixes of long options.
-      {{"--back", "12"}, [](const portico::config::Config& c) { EXPECT_EQ(c.backlog, 12); }},
-      {{"--keep=3"}, [](const portico::config::Config& c) { EXPECT_DOUBLE_EQ(c.keepAliveSeconds, 3); }},
-      {{"--no-server"}, [](const portico::config::Config& c) { EXPECT_FALSE(c.serverHeader); }},
+      {{"--back", "12"}, [](const Parsed& c) { EXPECT_EQ(c.backlog, 12); }},
+      {{"--keep=3"}, [](const Parsed& c) { EXPECT_DOUBLE_EQ(c.keepAliveSeconds, 3); }},
+      {{"--no-server"}, [](const Parsed& c) { EXPECT_FALSE(c.serverHeader); }},
       // A lone "-" and negative numbers are values, not options.
       {{"--access-logfile", "-", "--backlog", "3"},
-       [](const portico::config::Config& c) {
+       [](const Parsed& c) {
          EXPECT_EQ(c.accessLogFile, "-");
          EXPECT_EQ(c.backlog, 3);
        }},
       // The last occurrence wins for single-valued options.
-      {{"--backlog", "1", "--backlog", "2"}, [](const portico::config::Config& c) { EXPECT_EQ(c.backlog, 2); }},
+      {{"--backlog", "1", "--backlog", "2"}, [](const Parsed& c) { EXPECT_EQ(c.backlog, 2); }},
   };
   expectParsed(cases);
 }
@@ -291,8 +297,8 @@ TEST(CliTest, BindForms) {
       SCOPED_TRACE(joined(args));
       CliResult r = parse(args);
       ASSERT_EQ(r.action, Action::kRun) << r.message;
-      ASSERT_EQ(r.config.binds.size(), 1u);
-      const BindAddress& b = r.config.binds[0];
+      ASSERT_EQ(r.flags.binds.size(), 1u);
+      const BindAddress& b = r.flags.binds[0];
       EXPECT_EQ(b.kind, tc.kind);
       EXPECT_EQ(b.host, tc.host);
       EXPECT_EQ(b.port, tc.port);
@@ -305,38 +311,38 @@ TEST(CliTest, BindForms) {
 TEST(CliTest, BindIsRepeatableAndKeepsOrder) {
   CliResult r = parse({"-b", "127.0.0.1:1", "--bind=[::1]:2", "-bunix:/tmp/s"});
   ASSERT_EQ(r.action, Action::kRun) << r.message;
-  ASSERT_EQ(r.config.binds.size(), 3u);
-  EXPECT_EQ(r.config.binds[0].port, 1);
-  EXPECT_EQ(r.config.binds[1].host, "::1");
-  EXPECT_EQ(r.config.binds[2].path, "/tmp/s");
+  ASSERT_EQ(r.flags.binds.size(), 3u);
+  EXPECT_EQ(r.flags.binds[0].port, 1);
+  EXPECT_EQ(r.flags.binds[1].host, "::1");
+  EXPECT_EQ(r.flags.binds[2].path, "/tmp/s");
 }
 
 TEST(CliTest, StaticMountsResolveAgainstChdirGivenLater) {
   CliResult r = parse({"--static", "/static/=./staticfiles/", "--static=/media=media", "--static",
                        "/abs/=/var/www/abs", "--chdir", "/srv/app"});
   ASSERT_EQ(r.action, Action::kRun) << r.message;
-  ASSERT_EQ(r.config.statics.size(), 3u);
-  EXPECT_EQ(r.config.statics[0].prefix, "/static/");
-  EXPECT_EQ(r.config.statics[0].directory, "/srv/app/staticfiles/");
-  EXPECT_EQ(r.config.statics[1].prefix, "/media/");
-  EXPECT_EQ(r.config.statics[1].directory, "/srv/app/media/");
-  EXPECT_EQ(r.config.statics[2].prefix, "/abs/");
-  EXPECT_EQ(r.config.statics[2].directory, "/var/www/abs/");
+  ASSERT_EQ(r.flags.statics.size(), 3u);
+  EXPECT_EQ(r.flags.statics[0].prefix, "/static/");
+  EXPECT_EQ(r.flags.statics[0].directory, "/srv/app/staticfiles/");
+  EXPECT_EQ(r.flags.statics[1].prefix, "/media/");
+  EXPECT_EQ(r.flags.statics[1].directory, "/srv/app/media/");
+  EXPECT_EQ(r.flags.statics[2].prefix, "/abs/");
+  EXPECT_EQ(r.flags.statics[2].directory, "/var/www/abs/");
   EXPECT_EQ(r.config.chdir, "/srv/app");
 }
 
 TEST(CliTest, StaticMountsResolveAgainstCwdWithoutChdir) {
   CliResult r = parse({"--static", "/s/=files/../static"});
   ASSERT_EQ(r.action, Action::kRun) << r.message;
-  ASSERT_EQ(r.config.statics.size(), 1u);
-  EXPECT_EQ(r.config.statics[0].directory, cwd() + "/static/");
+  ASSERT_EQ(r.flags.statics.size(), 1u);
+  EXPECT_EQ(r.flags.statics[0].directory, cwd() + "/static/");
 }
 
 TEST(CliTest, StaticMountsResolveAgainstRelativeChdir) {
   CliResult r = parse({"--chdir", "app", "--static", "/s/=static"});
   ASSERT_EQ(r.action, Action::kRun) << r.message;
   EXPECT_EQ(r.config.chdir, cwd() + "/app");
-  EXPECT_EQ(r.config.statics[0].directory, cwd() + "/app/static/");
+  EXPECT_EQ(r.flags.statics[0].directory, cwd() + "/app/static/");
 }
 
 struct AppCase {
@@ -365,7 +371,7 @@ TEST(CliTest, AppModuleIsThePositionalArgument) {
     SCOPED_TRACE(joined(tc.args));
     CliResult r = parse(tc.args);
     ASSERT_EQ(r.action, Action::kRun) << r.message;
-    EXPECT_EQ(r.config.wsgiApp, tc.wsgiApp);
+    EXPECT_EQ(r.flags.wsgiApp, tc.wsgiApp);
   }
 }
 
@@ -375,7 +381,7 @@ TEST(CliTest, GunicornStyleWsgiCommandLine) {
              "DJANGO_SETTINGS_MODULE=site.settings", "--env", "DEBUG=0", "--threads", "8",
              "--virtualenv", "venv", "--static", "/static/=staticfiles", "site.wsgi:application"});
   ASSERT_EQ(r.action, Action::kRun) << r.message;
-  const Config& c = r.config;
+  Parsed c(r);
   ASSERT_EQ(c.binds.size(), 1u);
   EXPECT_EQ(c.binds[0].host, "0.0.0.0");
   EXPECT_EQ(c.binds[0].port, 8000);
@@ -393,15 +399,15 @@ TEST(CliTest, PythonPathAndVirtualenvResolveAgainstChdirGivenLater) {
   CliResult r = parse({"--pythonpath", "a,/abs/b", "--virtualenv", "./env/", "--pythonpath=c/..",
                        "--chdir", "/srv/app"});
   ASSERT_EQ(r.action, Action::kRun) << r.message;
-  EXPECT_EQ(r.config.pythonPath, (Paths{"/srv/app/a", "/abs/b", "/srv/app"}));
-  EXPECT_EQ(r.config.virtualenv, "/srv/app/env");
+  EXPECT_EQ(r.flags.pythonPath, (Paths{"/srv/app/a", "/abs/b", "/srv/app"}));
+  EXPECT_EQ(r.flags.virtualenv, "/srv/app/env");
 }
 
 TEST(CliTest, PythonPathAndVirtualenvResolveAgainstRelativeChdir) {
   CliResult r = parse({"--chdir", "app", "--pythonpath", "lib", "--virtualenv", "../venv"});
   ASSERT_EQ(r.action, Action::kRun) << r.message;
-  EXPECT_EQ(r.config.pythonPath, Paths{cwd() + "/app/lib"});
-  EXPECT_EQ(r.config.virtualenv, cwd() + "/venv");
+  EXPECT_EQ(r.flags.pythonPath, Paths{cwd() + "/app/lib"});
+  EXPECT_EQ(r.flags.virtualenv, cwd() + "/venv");
 }
 
 TEST(CliTest, HelpListsEveryOptionWithDefaults) {
@@ -739,7 +745,7 @@ TEST(CliTest, UnsupportedGunicornOptionsAreRejected) {
 TEST(CliProcessModelTest, DefaultsAreGunicorns) {
   CliResult r = parse({});
   ASSERT_EQ(r.action, Action::kRun) << r.message;
-  const Config& c = r.config;
+  Parsed c(r);
   EXPECT_EQ(c.workers, 1);
   EXPECT_FALSE(c.preload);
   EXPECT_EQ(c.maxRequests, 0u);
@@ -841,7 +847,7 @@ TEST(CliProcessModelTest, SignalCommand) {
       {{"-s", "reopen"}, [](const Config& c) { EXPECT_EQ(c.pidFile, ""); }},
       // Other options may come along (main ignores them when signalling).
       {{"-s", "quit", "-w", "3", "app:application"},
-       [](const Config& c) {
+       [](const Parsed& c) {
          EXPECT_EQ(c.signalCommand, "quit");
          EXPECT_EQ(c.workers, 3);
          EXPECT_EQ(c.wsgiApp, "app:application");
@@ -856,7 +862,7 @@ TEST(CliProcessModelTest, GunicornStyleProductionLine) {
                        "-t", "60", "-b", "0.0.0.0:8000", "--pid", "/run/portico.pid",
                        "mysite.wsgi:application"});
   ASSERT_EQ(r.action, Action::kRun) << r.message;
-  const Config& c = r.config;
+  Parsed c(r);
   EXPECT_EQ(c.workers, 4);
   EXPECT_EQ(c.maxRequests, 1000u);
   EXPECT_EQ(c.maxRequestsJitter, 50u);

@@ -82,7 +82,7 @@ TEST(HandOffQueue, KeepsOrderAndRefusesWhatDoesNotFit) {
 }
 
 TEST(StatusBoard, TakerMaskSeesOnlyOtherWorkers) {
-  StatusBoard board(70, 2);
+  StatusBoard board(70);
   ASSERT_TRUE(board.ok());
   EXPECT_FALSE(board.otherTaker(0));
   board.setTaker(3, true);

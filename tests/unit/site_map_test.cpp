@@ -205,12 +205,16 @@ TEST(ServerSelection, DuplicateDefaultServerIsAnError) {
 
 TEST(SiteFromFlags, GunicornFlagsBecomeOneServer) {
   config::Config c;
-  c.binds.push_back({config::BindAddress::Kind::kTcp, "127.0.0.1", 9000, "", "127.0.0.1:9000"});
-  c.statics.push_back({"/static/", "/srv/static/"});
-  c.wsgiApp = "app:application";
-  c.limitRequestBody = 5;
-  c.backlog = 77;
-  config::siteFromFlags(c);
+  config::GunicornFlags flags;
+  flags.binds.push_back({config::BindAddress::Kind::kTcp, "127.0.0.1", 9000, "", "127.0.0.1:9000"});
+  flags.statics.push_back({"/static/", "/srv/static/"});
+  flags.wsgiApp = "app:application";
+  flags.limitRequestBody = 5;
+  flags.backlog = 77;
+  flags.limitRequestFields = 7;
+  flags.serverHeader = false;
+  flags.accessLogFile = "-";
+  config::siteFromFlags(flags, c);
   ASSERT_EQ(c.site.servers.size(), 1u);
   const auto& s = c.site.servers[0];
   ASSERT_EQ(s.listens.size(), 1u);
@@ -225,9 +229,18 @@ TEST(SiteFromFlags, GunicornFlagsBecomeOneServer) {
   EXPECT_EQ(s.locations[1].settings.wsgi->app, "app:application");
   EXPECT_EQ(s.locations[1].settings.wsgi->scriptName, "");
   EXPECT_EQ(s.locations[1].settings.clientMaxBodySize, 5u);
+  // What nginx's configuration cannot say is the site's own: gunicorn's head limits, access
+  // log, no Server header, the --static directory that must exist.
+  ASSERT_TRUE(s.fieldLimits);
+  EXPECT_EQ(s.fieldLimits->fields, 7u);
+  EXPECT_EQ(s.fieldLimits->requestLine, 4094u);
+  EXPECT_FALSE(c.site.serverHeader);
+  EXPECT_EQ(c.site.processAccessLog.file, "-");
+  ASSERT_EQ(c.site.requiredDirectories.size(), 1u);
+  EXPECT_EQ(c.site.requiredDirectories[0].path, "/srv/static/");
 
   config::Config bare;  // no app: "/" answers 404, the default bind is 127.0.0.1:8000
-  config::siteFromFlags(bare);
+  config::siteFromFlags(config::GunicornFlags{}, bare);
   EXPECT_EQ(bare.site.servers[0].listens[0].port, 8000);
   ASSERT_EQ(bare.site.servers[0].locations.size(), 1u);
   EXPECT_EQ(bare.site.servers[0].locations[0].settings.rewrites.at(0).returnSpec.code, 404);
