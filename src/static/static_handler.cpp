@@ -227,24 +227,24 @@ void StaticHandler::forceResolveFallbackForTesting(bool force) {
 }
 
 StaticHandler::StaticHandler(config::StaticMount mount, const MimeTypes& mimes)
-    : mount_(std::move(mount)), mimes_(mimes) {
-  openRoot();
-}
+    : mount_(std::move(mount)), mimes_(mimes) {}
 
 StaticHandler::StaticHandler(std::string directory, const MimeTypes& mimes, Options options)
     : mimes_(mimes), options_(options) {
   mount_.directory = std::move(directory);  // no prefix: the content phase maps URIs
-  openRoot();
 }
 
-void StaticHandler::openRoot() {
+// Every location has a root ("html" by default) whether or not it serves files, so the
+// directory is opened when a request first needs it, not at start: a missing one is reported
+// only by the requests that reach it (nginx's open() line), and one created later is served.
+bool StaticHandler::ensureRoot() const {
+  if (root_) return true;
   int fd = ::open(mount_.directory.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) {
-    // Not logged here: every location has a root ("html" by default) whether or not it serves
-    // files, so only a request that reaches it is reported, as nginx's open() failure.
-    rootError_ = errno;
-    return;
+    rootError_ = errno;  // tried again by the next request, as nginx opens per request
+    return false;
   }
+  rootError_ = 0;
   root_.reset(fd);
   char resolved[PATH_MAX];
   int realpathError = 0;
@@ -272,7 +272,9 @@ void StaticHandler::openRoot() {
   if (!useOpenat2_ && rootReal_.empty()) {
     rootError_ = realpathError;
     root_.reset();
+    return false;
   }
+  return true;
 }
 
 StaticHandler::Opened StaticHandler::open(const std::string& relative, bool pathOnly) const {
@@ -395,7 +397,7 @@ void StaticHandler::handle(http::Exchange& exchange) {
     exchange.respondError(404);
     return;
   }
-  if (!root_) {
+  if (!ensureRoot()) {
     respondErrno(exchange, rootError_, relative);
     return;
   }
@@ -461,7 +463,7 @@ void StaticHandler::handle(http::Exchange& exchange) {
 }
 
 StaticHandler::Kind StaticHandler::probe(std::string_view relative) const {
-  if (!root_) return Kind::kMissing;
+  if (!ensureRoot()) return Kind::kMissing;
   std::string name(relative);
   while (!name.empty() && name.front() == '/') name.erase(0, 1);
   if (hasDotDotSegment(name)) return Kind::kForbidden;
@@ -502,7 +504,7 @@ void StaticHandler::serve(http::Exchange& exchange, std::string_view relativeIn,
     exchange.respondError(404);
     return;
   }
-  if (!root_) {
+  if (!ensureRoot()) {
     respondErrno(exchange, rootError_, name);
     return;
   }

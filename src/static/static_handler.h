@@ -100,15 +100,17 @@ class StaticHandler : public http::Handler {
   void redirectToDirectory(http::Exchange& exchange, std::string_view normalizedPath) const;
   void respondErrno(http::Exchange& exchange, int error, std::string_view relative) const;
 
-  void openRoot();
+  // Opens the directory on first use (and again after a failure); false: rootError_ says why.
+  bool ensureRoot() const;
 
   config::StaticMount mount_;
   const MimeTypes& mimes_;
   Options options_;
-  UniqueFd root_;           // O_PATH|O_DIRECTORY descriptor of mount_.directory
-  int rootError_ = 0;       // errno of opening the root, 0 when root_ is valid
-  std::string rootReal_;    // realpath of the root, for the fallback resolver
-  bool useOpenat2_ = true;  // false: the kernel (or seccomp) refuses openat2
+  // Opened lazily by ensureRoot() (loop thread only, hence mutable in const lookups).
+  mutable UniqueFd root_;           // O_PATH|O_DIRECTORY descriptor of mount_.directory
+  mutable int rootError_ = 0;       // errno of the last attempt to open the root
+  mutable std::string rootReal_;    // realpath of the root, for the fallback resolver
+  mutable bool useOpenat2_ = true;  // false: the kernel (or seccomp) refuses openat2
 };
 
 }  // namespace portico::staticfiles
