@@ -275,7 +275,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   }
 
  private:
-  // The output chain of the location that answers: [gzip] → [extra filter] → connection.
+  // The output chain of the location that answers: [gzip] → connection.
   // Built at the content's first use (its onAbort, or the first head that is not swallowed).
   http::Exchange& output() {
     if (output_) return *output_;
@@ -285,10 +285,6 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
           *out, *location_->gzip, *site_.loop(),
           location_->wsgi ? http::GzipSource::kUpstream : http::GzipSource::kStaticFile);
       out = gzip_.get();
-    }
-    if (site_.outputFilter()) {
-      filter_ = site_.outputFilter()(*out, *location_->settings);
-      if (filter_) out = filter_.get();
     }
     output_ = out;
     return *output_;
@@ -614,7 +610,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       relative.assign(rest);
     }
     if (rt.files && base == directory) return rt.files;
-    if (!perRequestFiles_ || perRequestFor_ != &rt || perRequestFiles_->mount().directory != base) {
+    if (!perRequestFiles_ || perRequestFor_ != &rt || perRequestFiles_->directory() != base) {
       perRequestFiles_ = std::make_unique<staticfiles::StaticHandler>(std::string(base),
                                                                       *rt.mimes, rt.fileOptions);
       perRequestFor_ = &rt;
@@ -707,7 +703,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
             bool forbidden = dir == staticfiles::StaticHandler::Kind::kForbidden;
             if (!forbidden && location_->settings->logNotFound) {
               // ngx_http_index_test_dir's line for a missing directory.
-              std::string path = files->mount().directory;
+              std::string path = files->directory();
               if (!path.empty() && path.back() != '/' && !relative.empty()) path += '/';
               path += relative;
               logError("\"" + path + "\" is not found (2: No such file or directory)");
@@ -1006,8 +1002,8 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   const http::ConnectionInfo& connection_;
   http::Exchange* next_ = nullptr;
   http::Exchange* output_ = nullptr;
-  std::unique_ptr<http::GzipExchange> gzip_;  // kept until the next request (it may still be
-  std::unique_ptr<http::Exchange> filter_;    // compressing after the content's finish())
+  // Kept until the next request: it may still be compressing after the content's finish().
+  std::unique_ptr<http::GzipExchange> gzip_;
   std::optional<http::Request> rewritten_;
   std::optional<http::ConnectionInfo> realClient_;  // the client address realip set
   std::string wwwAuthenticate_;                     // auth_basic's challenge for a 401

@@ -75,10 +75,6 @@ struct LocationRuntime {
 // per-location access logs. Built once per worker by process::Server; loop thread only.
 class SiteHandler : public http::RequestRouter {
  public:
-  // Wraps a location's response on its way to the connection, after the gzip filter (a
-  // location with `gzip on` gets a GzipExchange); may return null for "no filter".
-  using OutputFilterFactory = std::function<std::unique_ptr<http::Exchange>(
-      http::Exchange& next, const config::LocationSettings& settings)>;
   // The app handler of a wsgi_app location.
   using WsgiFactory = std::function<http::Handler*(const config::WsgiSpec& spec)>;
 
@@ -89,7 +85,6 @@ class SiteHandler : public http::RequestRouter {
   ~SiteHandler() override;
 
   bool build(const WsgiFactory& wsgi, std::string& error);
-  void setOutputFilter(OutputFilterFactory factory) { outputFilter_ = std::move(factory); }
   // The group a listener opened for `key` serves (see SiteMap::groupFor).
   const http::ServerGroup* groupForKey(const std::string& key) const { return map_.groupByKey(key); }
 
@@ -112,7 +107,6 @@ class SiteHandler : public http::RequestRouter {
   // SiteMap::groupFor, remembered for the last local address asked about (a worker's
   // connections mostly share one listener, and the lookup builds strings).
   const http::ServerGroup* groupFor(const http::ConnectionInfo& connection) const;
-  const OutputFilterFactory& outputFilter() const { return outputFilter_; }
   event::EventLoop* loop() const { return loop_; }
   // The runtime of an `if` block's implicit location (its settings are in the model).
   const LocationRuntime& ifRuntime(const config::LocationSettings* settings) const {
@@ -130,7 +124,6 @@ class SiteHandler : public http::RequestRouter {
   const config::Config& config_;
   const http::SiteMap& map_;
   event::EventLoop* loop_;
-  OutputFilterFactory outputFilter_;
   std::vector<LocationRuntime> locations_;  // by LocationNode::id
   std::vector<LocationRuntime> servers_;    // by ServerNode::index
   // `if` blocks' implicit locations, by their settings in the model.

@@ -191,7 +191,6 @@ WsgiRuntime::~WsgiRuntime() {
   interpreter_.reset();
 }
 
-http::Handler& WsgiRuntime::handler() { return *mounts_.front().handler; }
 
 http::Handler* WsgiRuntime::handlerFor(const config::WsgiSpec& spec) {
   for (Mount& mount : mounts_) {

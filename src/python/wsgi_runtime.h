@@ -49,7 +49,6 @@ class WsgiRuntime {
   // the free memory it keeps for the next ones.
   static constexpr uint64_t kBodyMemoryBudget = 128ull * 1024 * 1024;
   static constexpr uint64_t kBodyMemoryCached = 64ull * 1024 * 1024;
-  http::Handler& handler();  // the first location's
   // The handler of the location `spec` belongs to (SCRIPT_NAME = spec.scriptName); null when
   // `spec` is not one of the loaded site's.
   http::Handler* handlerFor(const config::WsgiSpec& spec);

@@ -17,17 +17,14 @@
 
 namespace portico::staticfiles {
 
-// Serves files under one StaticMount with nginx's `location PREFIX { alias DIR/; }` semantics
-// (plus `gzip_static on; gzip_vary on;`): GET/HEAD, conditional requests, byte ranges, index.html,
-// precompressed ".gz" siblings. Every lookup is confined to DIR by openat2(RESOLVE_BENEATH).
-// Created once per worker by the composition root; handle() runs on the event-loop thread.
-class StaticHandler : public http::Handler {
+// Serves the files beneath one root or alias directory as ngx_http_static_module (with
+// gzip_static): GET/HEAD, conditional requests, byte ranges, precompressed ".gz" siblings.
+// Every lookup is confined to the directory by openat2(RESOLVE_BENEATH). The pipeline maps URIs
+// to paths beneath it (index, try_files, alias) and calls serve()/probe(). Made per location by
+// the composition root's static content module (or per request for a root with variables);
+// event-loop thread only.
+class StaticHandler {
  public:
-  // `mimes` must outlive the handler. A directory that cannot be opened is not an error by
-  // itself (a location may never serve files from it): as nginx, each request that reaches it
-  // gets 404 with its open() line in the error log (log_not_found), or 403 when access was
-  // denied.
-  StaticHandler(config::StaticMount mount, const MimeTypes& mimes);
 
   // What the content phase needs beyond the directory (nginx's per-location settings).
   struct Options {
@@ -46,8 +43,10 @@ class StaticHandler : public http::Handler {
     config::LocationSettings::IfModifiedSince ifModifiedSince =
         config::LocationSettings::IfModifiedSince::kBefore;
   };
-  // A handler for a location's root or alias `directory` (absolute); the content phase
-  // (process::SiteHandler) maps URIs to paths beneath it and calls serve()/probe().
+  // A handler for a location's root or alias `directory` (absolute); `mimes` must outlive it.
+  // A directory that cannot be opened is not an error by itself (a location may never serve
+  // files from it): as nginx, each request that reaches it gets 404 with its open() line in
+  // the error log (log_not_found), or 403 when access was denied.
   StaticHandler(std::string directory, const MimeTypes& mimes, Options options);
 
   // What a path beneath the directory is, for try_files and index (nginx's open_file tests).
@@ -69,10 +68,7 @@ class StaticHandler : public http::Handler {
              const std::function<std::string()>& directoryLocation,
              const Validators* validators = nullptr) const;
 
-  void handle(http::Exchange& exchange) override;
-  bool readsBody() const override { return false; }
-
-  const config::StaticMount& mount() const { return mount_; }
+  const std::string& directory() const { return directory_; }
 
   // Tests only: pretend the kernel lacks openat2 so the realpath() fallback is exercised.
   static void forceResolveFallbackForTesting(bool force);
@@ -97,17 +93,16 @@ class StaticHandler : public http::Handler {
   // Sends the body pieces (file ranges with sendfile, or read() when `sendfile off`), then
   // finishes the response.
   void sendBody(http::Exchange& exchange, std::vector<BodyChunk> body) const;
-  void redirectToDirectory(http::Exchange& exchange, std::string_view normalizedPath) const;
   void respondErrno(http::Exchange& exchange, int error, std::string_view relative) const;
 
   // Opens the directory on first use (and again after a failure); false: rootError_ says why.
   bool ensureRoot() const;
 
-  config::StaticMount mount_;
+  std::string directory_;
   const MimeTypes& mimes_;
   Options options_;
   // Opened lazily by ensureRoot() (loop thread only, hence mutable in const lookups).
-  mutable UniqueFd root_;           // O_PATH|O_DIRECTORY descriptor of mount_.directory
+  mutable UniqueFd root_;           // O_PATH|O_DIRECTORY descriptor of directory_
   mutable int rootError_ = 0;       // errno of the last attempt to open the root
   mutable std::string rootReal_;    // realpath of the root, for the fallback resolver
   mutable bool useOpenat2_ = true;  // false: the kernel (or seccomp) refuses openat2
