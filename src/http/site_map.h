@@ -3,7 +3,7 @@
 // The HTTP model (config::HttpSite) compiled for lookups: which virtual server answers a
 // connection's address and Host (nginx's server selection), and which location answers a URI
 // (nginx's find-config phase, nested locations included). Pure and immutable once built; any
-// thread. The content phase (process::SiteHandler) attaches its per-location runtime by id.
+// thread. The content phase (pipeline::SiteHandler) attaches its per-location runtime by id.
 
 #include <map>
 #include <memory>

@@ -15,10 +15,12 @@
 #include "http/router.h"
 #include "process/hand_off.h"
 #include "process/listeners.h"
-#include "process/site_handler.h"
+#include "pipeline/site_handler.h"
 #include "process/worker_status.h"
 #include "python/wsgi_runtime.h"
-#include "static/mime_types.h"
+#include "http/mime_types.h"
+#include "pipeline/stub_status_content.h"
+#include "process/wsgi_content.h"
 #include "static/static_handler.h"
 
 namespace portico::process {
@@ -85,16 +87,6 @@ class Server : public http::ConnectionOwner {
   // siblings) or worker_connections are in use.
   void updateAccepting();
 
-  // A WSGI location's handler until the app is imported (after the privilege drop): the site
-  // is built before, so it points here. Event-loop thread.
-  struct WsgiForwarder : http::Handler {
-    explicit WsgiForwarder(const config::WsgiSpec* s) : spec(s) {}
-    void handle(http::Exchange& exchange) override { target->handle(exchange); }
-    bool readsBody() const override { return target->readsBody(); }
-    const config::WsgiSpec* spec;
-    http::Handler* target = nullptr;
-  };
-
   const config::Config& config_;
   WorkerStatus* status_;
   std::atomic<uint64_t>* busy_;
@@ -103,7 +95,7 @@ class Server : public http::ConnectionOwner {
   std::vector<std::unique_ptr<http::ConnectionSettings>> listenerSettings_;  // by listener
   std::unique_ptr<http::AccessLog> accessLog_;  // the flags' process-level access log
   std::unique_ptr<http::SiteMap> siteMap_;
-  std::unique_ptr<SiteHandler> site_;
+  std::unique_ptr<pipeline::SiteHandler> site_;
   std::vector<BoundListener> bound_;
   std::vector<std::unique_ptr<event::Listener>> listeners_;
   struct Client {
@@ -127,7 +119,9 @@ class Server : public http::ConnectionOwner {
   uint64_t adopted_ = 0;
   std::unique_ptr<event::SignalWatcher> signals_;
   std::unique_ptr<python::WsgiRuntime> wsgi_;  // after loop_: destroyed before it
-  std::vector<std::unique_ptr<WsgiForwarder>> wsgiForwarders_;
+  // The content modules registered with the site (asked while it is built).
+  WsgiContentModule wsgiContent_;
+  pipeline::StubStatusModule stubStatusContent_;
   bool checkOnly_ = false;   // checkBoot(): open() stops before serving
   bool importApps_ = true;   // checkBoot() without the import (the master preloads it)
   bool saturated_ = false;  // every Python thread busy (with siblings to take new clients)

@@ -226,7 +226,7 @@ void StaticHandler::forceResolveFallbackForTesting(bool force) {
   forceFallbackForTesting = force;
 }
 
-StaticHandler::StaticHandler(std::string directory, const MimeTypes& mimes, Options options)
+StaticHandler::StaticHandler(std::string directory, const http::MimeTypes& mimes, Options options)
     : directory_(std::move(directory)), mimes_(mimes), options_(options) {}
 
 // Every location has a root ("html" by default) whether or not it serves files, so the
@@ -705,6 +705,13 @@ void StaticHandler::sendBody(http::Exchange& exchange, std::vector<BodyChunk> bo
     return;
   }
   std::make_shared<ReadingSender>(exchange, std::move(body))->pump();
+}
+
+pipeline::DocumentRootFactory documentRoots() {
+  return [](std::string directory, const http::MimeTypes& mimes,
+            const pipeline::FileOptions& options) -> std::unique_ptr<pipeline::DocumentRoot> {
+    return std::make_unique<StaticHandler>(std::move(directory), mimes, options);
+  };
 }
 
 }  // namespace portico::staticfiles

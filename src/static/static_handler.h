@@ -13,7 +13,8 @@
 #include "core/unique_fd.h"
 #include "http/exchange.h"
 #include "http/gzip_filter.h"
-#include "static/mime_types.h"
+#include "http/mime_types.h"
+#include "pipeline/content.h"
 
 namespace portico::staticfiles {
 
@@ -23,52 +24,30 @@ namespace portico::staticfiles {
 // to paths beneath it (index, try_files, alias) and calls serve()/probe(). Made per location by
 // the composition root's static content module (or per request for a root with variables);
 // event-loop thread only.
-class StaticHandler {
+class StaticHandler : public pipeline::DocumentRoot {
  public:
+  using Options = pipeline::FileOptions;
+  using Kind = pipeline::FileKind;
+  using Validators = pipeline::FileValidators;
 
-  // What the content phase needs beyond the directory (nginx's per-location settings).
-  struct Options {
-    bool gzipStatic = true;  // gzip_static on: "<file>.gz" for clients that take gzip
-    bool gzipStaticAlways = false;  // gzip_static always: "<file>.gz" for every client, no Vary
-    bool gzipVary = true;    // gzip_vary on: Vary: Accept-Encoding when a sibling exists
-    bool sendfile = true;    // sendfile off: the file is read() into memory chunks
-    bool logNotFound = false;  // log_not_found on: a missing file is written to the error log
-    // The location's gzip policy (outlives the handler), null for none: gzip_static asks its
-    // client check (gzip_http_version, gzip_disable, ...); with `gzip on` a Range of a file the
-    // filter would compress is answered whole (nginx's gzip filter runs before its range
-    // filter), and a 206 carries the filter's Vary.
-    const http::GzipPolicy* gzip = nullptr;
-    // if_modified_since: exact (nginx's default) answers 304 only for the file's own date,
-    // before for any date not older than the file, off never.
-    config::LocationSettings::IfModifiedSince ifModifiedSince =
-        config::LocationSettings::IfModifiedSince::kBefore;
-  };
   // A handler for a location's root or alias `directory` (absolute); `mimes` must outlive it.
   // A directory that cannot be opened is not an error by itself (a location may never serve
   // files from it): as nginx, each request that reaches it gets 404 with its open() line in
   // the error log (log_not_found), or 403 when access was denied.
-  StaticHandler(std::string directory, const MimeTypes& mimes, Options options);
+  StaticHandler(std::string directory, const http::MimeTypes& mimes, Options options);
 
   // What a path beneath the directory is, for try_files and index (nginx's open_file tests).
-  enum class Kind { kMissing, kFile, kDirectory, kForbidden, kOther };
-  Kind probe(std::string_view relative) const;
+  Kind probe(std::string_view relative) const override;
 
-  // The validators the location's `add_header ETag|Last-Modified` puts in place of the file's
-  // (nginx's headers filter runs before its range filter, so If-Range compares with them);
-  // an empty value removes the header (then If-Range by that kind never matches).
-  struct Validators {
-    std::optional<std::string> etag;
-    std::optional<std::string> lastModified;
-  };
-
-  // Serves the file at `relative` (no leading '/') for `uri`, as ngx_http_static_module: 405
-  // for other methods than GET/HEAD, a directory → 301 to `directoryLocation()`, errors as
-  // nginx (404, 403). `relative` must already be free of ".." (it comes from a normalized URI).
+  // Serves the file at `relative` (no leading '/'), as ngx_http_static_module: 405 for other
+  // methods than GET/HEAD (POST once the file is found), a directory → 301 to
+  // `directoryLocation()`, errors as nginx (404, 403). `relative` must already be free of ".."
+  // (it comes from a normalized URI).
   void serve(http::Exchange& exchange, std::string_view relative,
              const std::function<std::string()>& directoryLocation,
-             const Validators* validators = nullptr) const;
+             const Validators* validators) const override;
 
-  const std::string& directory() const { return directory_; }
+  const std::string& directory() const override { return directory_; }
 
   // Tests only: pretend the kernel lacks openat2 so the realpath() fallback is exercised.
   static void forceResolveFallbackForTesting(bool force);
@@ -99,7 +78,7 @@ class StaticHandler {
   bool ensureRoot() const;
 
   std::string directory_;
-  const MimeTypes& mimes_;
+  const http::MimeTypes& mimes_;
   Options options_;
   // Opened lazily by ensureRoot() (loop thread only, hence mutable in const lookups).
   mutable UniqueFd root_;           // O_PATH|O_DIRECTORY descriptor of directory_
@@ -107,5 +86,9 @@ class StaticHandler {
   mutable std::string rootReal_;    // realpath of the root, for the fallback resolver
   mutable bool useOpenat2_ = true;  // false: the kernel (or seccomp) refuses openat2
 };
+
+// The static module's registration with the pipeline: a StaticHandler per root or alias
+// directory (the files every location without a content handler serves).
+pipeline::DocumentRootFactory documentRoots();
 
 }  // namespace portico::staticfiles

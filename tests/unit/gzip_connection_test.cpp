@@ -20,7 +20,8 @@
 #include "http/connection.h"
 #include "http/gzip_filter.h"
 #include "config/site_from_flags.h"
-#include "process/site_handler.h"
+#include "pipeline/site_handler.h"
+#include "static/static_handler.h"
 
 namespace portico::http {
 namespace {
@@ -117,8 +118,8 @@ class GzipConnectionTest : public ::testing::Test {
     std::string error;
     map_ = SiteMap::build(config_.site, error);
     ASSERT_TRUE(map_) << error;
-    site_ = std::make_unique<process::SiteHandler>(config_, *map_, &loop_);
-    ASSERT_TRUE(site_->build(nullptr, error)) << error;
+    site_ = std::make_unique<pipeline::SiteHandler>(config_, *map_, &loop_);
+    ASSERT_TRUE(site_->build({{}, staticfiles::documentRoots()}, error)) << error;
     settings_.site = site_.get();
   }
 
@@ -127,7 +128,7 @@ class GzipConnectionTest : public ::testing::Test {
   config::Config config_;
   std::unique_ptr<SiteMap> map_;
   event::EventLoop loop_;
-  std::unique_ptr<process::SiteHandler> site_;  // after loop_: destroyed before it
+  std::unique_ptr<pipeline::SiteHandler> site_;  // after loop_: destroyed before it
   Owner owner_{loop_};
   ConnectionSettings settings_;
 };

@@ -1,7 +1,8 @@
-// The content phase (process::SiteHandler) on hand-built models, through a recording exchange:
+// The content phase (pipeline::SiteHandler) on hand-built models, through a recording exchange:
 // nginx's return, try_files, index, root/alias, directory redirects, error_page, add_header,
 // expires, server selection and body limits, without a socket or a config parser.
-#include "process/site_handler.h"
+#include "pipeline/site_handler.h"
+#include "static/static_handler.h"
 
 #include <unistd.h>
 
@@ -14,7 +15,7 @@
 #include "fake_exchange.h"
 #include "http/parser.h"
 
-namespace portico::process {
+namespace portico::pipeline {
 namespace {
 
 namespace fs = std::filesystem;
@@ -91,7 +92,7 @@ class SiteTest : public ::testing::Test {
     map_ = http::SiteMap::build(site_, error);
     if (!map_) return false;
     handler_ = std::make_unique<SiteHandler>(config_, *map_);
-    return handler_->build(nullptr, error);
+    return handler_->build({{}, staticfiles::documentRoots()}, error);
   }
   void build() {
     std::string error;
@@ -397,9 +398,9 @@ TEST_F(SiteTest, Return444ClosesWithoutAResponse) {
 }
 
 }  // namespace
-}  // namespace portico::process
+}  // namespace portico::pipeline
 
-namespace portico::process {
+namespace portico::pipeline {
 namespace {
 
 TEST(SiteHandlerEmpty, AnEmptySiteAnswers500) {
@@ -409,7 +410,7 @@ TEST(SiteHandlerEmpty, AnEmptySiteAnswers500) {
   auto map = http::SiteMap::build(site, error);
   ASSERT_TRUE(map) << error;
   SiteHandler handler(config, *map);
-  ASSERT_TRUE(handler.build(nullptr, error)) << error;
+  ASSERT_TRUE(handler.build({{}, staticfiles::documentRoots()}, error)) << error;
   http::Request request;
   request.method = "GET";
   request.target = request.rawPath = request.path = "/";
@@ -422,4 +423,4 @@ TEST(SiteHandlerEmpty, AnEmptySiteAnswers500) {
 }
 
 }  // namespace
-}  // namespace portico::process
+}  // namespace portico::pipeline

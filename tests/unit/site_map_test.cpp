@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "config/site_from_flags.h"
-#include "process/site_handler.h"
+#include "pipeline/site_handler.h"
 
 namespace portico::http {
 namespace {
@@ -238,21 +238,21 @@ TEST(RedirectLocation, AbsoluteServerNameAndPort) {
   ConnectionInfo c;
   c.localAddress = "127.0.0.1";
   c.localPort = 8080;
-  EXPECT_EQ(process::buildRedirectLocation("/dir/", s, "example.com", "srv", c),
+  EXPECT_EQ(pipeline::buildRedirectLocation("/dir/", s, "example.com", "srv", c),
             "http://example.com:8080/dir/");
   s.serverNameInRedirect = true;
-  EXPECT_EQ(process::buildRedirectLocation("/dir/", s, "example.com", "srv", c),
+  EXPECT_EQ(pipeline::buildRedirectLocation("/dir/", s, "example.com", "srv", c),
             "http://srv:8080/dir/");
   s.portInRedirect = false;
-  EXPECT_EQ(process::buildRedirectLocation("/dir/", s, "example.com", "srv", c), "http://srv/dir/");
+  EXPECT_EQ(pipeline::buildRedirectLocation("/dir/", s, "example.com", "srv", c), "http://srv/dir/");
   s.serverNameInRedirect = false;
   s.portInRedirect = true;
   c.localPort = 80;
-  EXPECT_EQ(process::buildRedirectLocation("/dir/", s, "", "", c), "http://127.0.0.1/dir/");
+  EXPECT_EQ(pipeline::buildRedirectLocation("/dir/", s, "", "", c), "http://127.0.0.1/dir/");
   s.absoluteRedirect = false;
-  EXPECT_EQ(process::buildRedirectLocation("/dir/?a=1", s, "example.com", "", c), "/dir/?a=1");
+  EXPECT_EQ(pipeline::buildRedirectLocation("/dir/?a=1", s, "example.com", "", c), "/dir/?a=1");
   s.absoluteRedirect = true;
-  EXPECT_EQ(process::buildRedirectLocation("https://x/y", s, "example.com", "", c), "https://x/y");
+  EXPECT_EQ(pipeline::buildRedirectLocation("https://x/y", s, "example.com", "", c), "https://x/y");
 }
 
 }  // namespace

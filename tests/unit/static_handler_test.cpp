@@ -19,7 +19,7 @@
 #include "http/response.h"
 #include "config/site_from_flags.h"
 #include "fake_exchange.h"
-#include "process/site_handler.h"
+#include "pipeline/site_handler.h"
 
 namespace portico::staticfiles {
 namespace {
@@ -44,8 +44,8 @@ void serve(FakeExchange& ex, std::string prefix, std::string directory) {
   std::string error;
   std::unique_ptr<http::SiteMap> map = http::SiteMap::build(config.site, error);
   ASSERT_TRUE(map) << error;
-  process::SiteHandler site(config, *map);
-  ASSERT_TRUE(site.build(nullptr, error)) << error;
+  pipeline::SiteHandler site(config, *map);
+  ASSERT_TRUE(site.build({{}, documentRoots()}, error)) << error;
   std::unique_ptr<http::RequestRoute> route = site.route(ex.request(), ex.conn);
   route->run(ex);
 }
@@ -628,11 +628,11 @@ TEST_F(StaticHandlerTest, GzipPolicyDecidesStaticSiblingsAndRanges) {
   options.gzip = &*policy;
   auto serve = [&](std::string target, std::vector<http::Header> headers,
                    const StaticHandler::Options& o, int minor = 1) {
-    StaticHandler handler((*base_ / "root").string(), MimeTypes::builtin(), o);
+    StaticHandler handler((*base_ / "root").string(), http::MimeTypes::builtin(), o);
     FakeExchange ex;
     setRequest(ex, "GET", target, std::move(headers));
     ex.req.versionMinor = minor;
-    handler.serve(ex, target.substr(1), [] { return std::string("/"); });
+    handler.serve(ex, target.substr(1), [] { return std::string("/"); }, nullptr);
     EXPECT_TRUE(ex.finished) << target;
     return ex;
   };
