@@ -92,7 +92,7 @@ class SiteTest : public ::testing::Test {
     map_ = http::SiteMap::build(site_, error);
     if (!map_) return false;
     handler_ = std::make_unique<SiteHandler>(config_, *map_);
-    return handler_->build({{}, staticfiles::documentRoots()}, error);
+    return handler_->build({modules_, staticfiles::documentRoots()}, error);
   }
   void build() {
     std::string error;
@@ -125,6 +125,7 @@ class SiteTest : public ::testing::Test {
   }
 
   fs::path dir_;
+  std::vector<ContentModule*> modules_;  // registered with the site, as process::Server does
   config::Config config_;
   config::HttpSite site_;
   std::unique_ptr<http::SiteMap> map_;
@@ -282,6 +283,90 @@ TEST_F(SiteTest, ErrorPages) {
   auto looped = get("/loop/x");  // the error page's own 404 is not intercepted again
   EXPECT_EQ(looped.head->status, 404);
   EXPECT_NE(looped.body.find("404 Not Found"), std::string::npos);
+}
+
+// A content module as the composition root registers one (a proxy would be another): it claims
+// the locations whose directives name it (here wsgi_app), and its handler is their content.
+class Answer : public ContentHandler {
+ public:
+  Answer(std::string app, bool upstream) : app_(std::move(app)), upstream_(upstream) {}
+  void handle(http::Exchange& exchange) override {
+    if (app_.ends_with("missing")) {
+      exchange.respondError(404);
+      return;
+    }
+    http::ResponseHead head;
+    head.status = 200;
+    exchange.respond(std::move(head), app_ + " " + exchange.request().path);
+  }
+  bool readsBody() const override { return true; }
+  bool upstream() const override { return upstream_; }
+
+ private:
+  std::string app_;
+  bool upstream_;
+};
+
+class AnswerModule : public ContentModule {
+ public:
+  bool claims(const config::LocationSettings& s) const override { return s.wsgi.has_value(); }
+  std::unique_ptr<ContentHandler> create(const config::LocationSettings& s,
+                                         std::string& error) override {
+    if (s.wsgi->app == "refused") {
+      error = "app \"refused\" refused";
+      return nullptr;
+    }
+    ++made;
+    return std::make_unique<Answer>(s.wsgi->app, !s.wsgi->app.starts_with("own"));
+  }
+  int made = 0;
+};
+
+config::WsgiSpec app(std::string name) {
+  config::WsgiSpec spec;
+  spec.app = std::move(name);
+  return spec;
+}
+
+TEST_F(SiteTest, RegisteredContentAnswersTheLocationsItClaims) {
+  AnswerModule module;
+  modules_ = {&module};
+  add(Match::kPrefix, "/");
+  add(Match::kPrefix, "/app/").settings.wsgi = app("hello");
+  build();
+  EXPECT_EQ(module.made, 1);
+  auto answered = get("/app/x");
+  EXPECT_EQ(answered.head->status, 200);
+  EXPECT_EQ(answered.body, "hello /app/x");
+  EXPECT_TRUE(routes_.back()->readsBody());  // the body is kept for the content
+  auto file = get("/a.txt");  // not claimed: the files beneath the root
+  EXPECT_EQ(file.body, "alpha\n");
+  EXPECT_FALSE(routes_.back()->readsBody());
+}
+
+TEST_F(SiteTest, AnUpstreamsErrorsAreItsOwn) {
+  AnswerModule module;
+  modules_ = {&module};
+  server().settings.errorPages = {{{404}, 0, "/404.html"}};
+  add(Match::kPrefix, "/");
+  add(Match::kPrefix, "/up/").settings.wsgi = app("up-missing");
+  add(Match::kPrefix, "/own/").settings.wsgi = app("own-missing");
+  build();
+  auto upstream = get("/up/x");  // error_page does not take over an app's answer
+  EXPECT_EQ(upstream.head->status, 404);
+  EXPECT_NE(upstream.body.find("404 Not Found"), std::string::npos);
+  auto own = get("/own/x");  // a content of the server's own (stub_status) is intercepted
+  EXPECT_EQ(own.head->status, 404);
+  EXPECT_EQ(own.body, "custom not found\n");
+}
+
+TEST_F(SiteTest, AContentModulesRefusalFailsTheBuild) {
+  AnswerModule module;
+  modules_ = {&module};
+  add(Match::kPrefix, "/").settings.wsgi = app("refused");
+  std::string error;
+  EXPECT_FALSE(build(error));
+  EXPECT_EQ(error, "app \"refused\" refused");
 }
 
 TEST_F(SiteTest, ErrorPageThroughTryFilesStaysGet) {
