@@ -25,10 +25,10 @@
 
 namespace portico::process {
 
-// The composition root of a worker process: builds the handlers and the router from the
-// configuration, serves on the listeners the master opened, owns every connection, reports to
-// its status slot, and runs the event loop until a signal (or recycling) stops it. One per
-// worker; event-loop thread only.
+// The composition root of a worker process: builds the site's pipeline from the configuration
+// and registers its content modules (stub_status, wsgi_app, the static files), serves on the
+// listeners the master opened, owns every connection, reports to its status slot, and runs the
+// event loop until a signal (or recycling) stops it. One per worker; event-loop thread only.
 class Server : public http::ConnectionOwner {
  public:
   // `status`/`busy` are the worker's slot on the master's board (null when unsupervised).
