@@ -18,6 +18,7 @@
 #include "http/exchange.h"
 #include "http/gzip_filter.h"
 #include "http/mime_types.h"
+#include "http/site_map.h"
 
 namespace portico::pipeline {
 
@@ -46,6 +47,9 @@ class ContentModule {
   // The handler for a location that it claims; null with `error` set when it cannot be made.
   virtual std::unique_ptr<ContentHandler> create(const config::LocationSettings& settings,
                                                  std::string& error) = 0;
+  // nginx's auto_redirect, which its upstream modules set (proxy_pass, uwsgi_pass): a location
+  // of this content whose name ends in '/' answers its name without the slash with a 301.
+  virtual bool autoRedirect() const { return false; }
 };
 
 // What a path beneath a root or alias directory is, for try_files and index (nginx's
@@ -102,5 +106,8 @@ struct ContentModules {
   std::vector<ContentModule*> modules;
   DocumentRootFactory files;  // empty: no files (every file request is 404)
 };
+
+// For http::SiteMap::build: whether the module that claims a location sets auto_redirect.
+http::SiteMap::AutoRedirect autoRedirectOf(const ContentModules& content);
 
 }  // namespace portico::pipeline

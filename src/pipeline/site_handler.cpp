@@ -1354,6 +1354,15 @@ class NoFiles : public DocumentRoot {
 
 }  // namespace
 
+http::SiteMap::AutoRedirect autoRedirectOf(const ContentModules& content) {
+  return [modules = content.modules](const config::LocationSettings& settings) {
+    for (ContentModule* module : modules) {
+      if (module->claims(settings)) return module->autoRedirect();
+    }
+    return false;
+  };
+}
+
 std::unique_ptr<DocumentRoot> SiteHandler::makeFiles(std::string directory,
                                                      const LocationRuntime& rt) const {
   if (!filesFactory_) return std::make_unique<NoFiles>(std::move(directory));

@@ -173,16 +173,15 @@ bool Server::open(std::vector<BoundListener> listeners,
     }
   }
 
-  siteMap_ = http::SiteMap::build(config_.site, error);
-  if (!siteMap_) return false;
-
   // The site is built (its access logs opened) while still root, with the content modules
   // registered here: stub_status, wsgi_app (whose handlers reach the app once it is imported,
   // after the privileges are dropped), and the static module's files for every other location.
-  site_ = std::make_unique<pipeline::SiteHandler>(config_, *siteMap_, &loop_);
   pipeline::ContentModules content;
   content.modules = {&stubStatusContent_, &wsgiContent_};
   content.files = staticfiles::documentRoots();
+  siteMap_ = http::SiteMap::build(config_.site, error, pipeline::autoRedirectOf(content));
+  if (!siteMap_) return false;
+  site_ = std::make_unique<pipeline::SiteHandler>(config_, *siteMap_, &loop_);
   if (!site_->build(content, error)) return false;
   settings_.site = site_.get();
   if (!config_.site.servers.empty()) {

@@ -18,6 +18,8 @@ class WsgiContentModule : public pipeline::ContentModule {
   bool claims(const config::LocationSettings& settings) const override;
   std::unique_ptr<pipeline::ContentHandler> create(const config::LocationSettings& settings,
                                                    std::string& error) override;
+  // As nginx's uwsgi_pass: "/app" gets a 301 to a `location /app/ { wsgi_app ...; }`.
+  bool autoRedirect() const override { return true; }
   // Points every handler made so far at its app's handler in `runtime` (null: none loaded);
   // false with nginx-style `error` when an app is missing.
   bool resolve(python::WsgiRuntime* runtime, std::string& error);

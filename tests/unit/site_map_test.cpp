@@ -40,9 +40,14 @@ std::string lookup(const SiteMap& map, std::string_view uri, size_t server = 0) 
   return m.node ? m.node->config->pattern : std::string();
 }
 
+// Apps auto-redirect, as the wsgi_app content module says (process/wsgi_content.h).
+bool appsAutoRedirect(const config::LocationSettings& settings) {
+  return settings.wsgi.has_value();
+}
+
 std::unique_ptr<SiteMap> build(const config::HttpSite& site) {
   std::string error;
-  auto map = SiteMap::build(site, error);
+  auto map = SiteMap::build(site, error, appsAutoRedirect);
   EXPECT_TRUE(map) << error;
   return map;
 }
@@ -120,6 +125,10 @@ TEST(LocationMatching, AutoRedirectForAppLocations) {
   EXPECT_EQ(lookup(*map, "/app"), "301 /app/");   // before the regexes, as nginx
   EXPECT_EQ(lookup(*map, "/app/x"), "^/app");
   EXPECT_EQ(lookup(*map, "/files"), "/");          // no app: no redirect
+  std::string error;
+  auto plain = SiteMap::build(site, error);  // no content module sets auto_redirect
+  ASSERT_TRUE(plain) << error;
+  EXPECT_EQ(lookup(*plain, "/app"), "^/app");  // the regex, as for any location
   site.servers.back().locations.push_back(loc(Match::kExact, "/app"));
   map = build(site);
   EXPECT_EQ(lookup(*map, "/app"), "/app");         // an exact location wins
