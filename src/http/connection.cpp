@@ -405,27 +405,7 @@ void Connection::onHeadComplete() {
     route_->run(*this);
     return;
   }
-  // The body limit is checked before a byte of the body is read (nginx's 413).
-  if (settings_.maxBodySize && req.contentLength && *req.contentLength > settings_.maxBodySize) {
-    failRequest(413);
-    return;
-  }
-  // "100 Continue" is sent lazily: when the body is wanted (readBody), or before a final
-  // response that keeps the connection (the body is then read and discarded).
-  std::string normalized;
-  Handler* handler = nullptr;
-  if (!req.path.empty() && req.path[0] == '/' && normalizePath(req.path, normalized)) {
-    handler = settings_.router ? settings_.router->route(normalized) : nullptr;
-  }
-  if (!handler) {
-    respondError(404);
-    return;
-  }
-  if (req.hasBody() && !handler->readsBody()) {
-    pendingHandler_ = handler;  // dispatched when the buffered part of the body is parsed
-    return;
-  }
-  handler->handle(*this);
+  respondError(500);  // no site to route to: the server always gives one
 }
 
 void Connection::dispatchPending() {

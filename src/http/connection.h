@@ -41,8 +41,7 @@ struct ConnectionSettings {
   // Cookie Too Large" (the flags path keeps gunicorn's 431).
   bool headerTooLargeIs400 = false;
   std::string serverHeaderValue = "portico";  // unless a route says otherwise
-  const Router* router = nullptr;              // the prefix router (used when `site` is null)
-  const RequestRouter* site = nullptr;         // server selection + locations, per request
+  const RequestRouter* site = nullptr;         // server selection + locations, per request (required)
   AccessLog* accessLog = nullptr;  // null: no access log
   std::function<void()> onRequestDone;  // after each response (worker accounting), may be empty
 };

@@ -612,29 +612,4 @@ void GzipExchange::complete() {
   }
 }
 
-// ---- handler wrapper -------------------------------------------------------------------------
-
-GzipHandler::GzipHandler(Handler& inner, const GzipPolicy& policy, event::EventLoop& loop,
-                         GzipSource source)
-    : inner_(inner), policy_(policy), loop_(loop), source_(source) {}
-
-GzipHandler::~GzipHandler() = default;
-
-void GzipHandler::handle(Exchange& exchange) {
-  if (!policy_.enabled()) {
-    inner_.handle(exchange);
-    return;
-  }
-  auto owned = std::make_unique<GzipExchange>(exchange, policy_, loop_, source_);
-  GzipExchange* gzip = owned.get();
-  live_.emplace(gzip, std::move(owned));
-  gzip->onDone([this, gzip] {
-    auto it = live_.find(gzip);
-    if (it == live_.end()) return;
-    loop_.deferDelete(std::move(it->second));
-    live_.erase(it);
-  });
-  inner_.handle(*gzip);
-}
-
 }  // namespace portico::http

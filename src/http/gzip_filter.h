@@ -132,7 +132,7 @@ bool maybeCompress(const GzipPolicy& policy, const Request& request, ResponseHea
 // sendHead, and forwards everything unchanged otherwise. Memory chunks are compressed as they
 // come; file ranges are read with pread in 64 KiB blocks only while the inner exchange is
 // writable (at most 1 MiB per loop turn), so a 1 GB file never sits in memory and a client that
-// reads slowly holds back the reading. Created per request (GzipHandler does it), event-loop
+// reads slowly holds back the reading. Created per request by the pipeline (its output chain), event-loop
 // thread only; it outlives the handler's finish() until the compressed body is out, and says
 // when it is done through onDone. Safe if the client goes away mid-file.
 class GzipExchange : public Exchange, public event::Deferrable {
@@ -194,27 +194,6 @@ class GzipExchange : public Exchange, public event::Deferrable {
   bool done_ = false;             // nothing more goes to the inner exchange
   bool pumping_ = false;
   bool continuePosted_ = false;
-};
-
-// Wraps a location's handler so its responses go through a GzipExchange when the location has
-// gzip on. Owned by whoever builds the location's handlers (the server); event-loop thread only;
-// owns the GzipExchanges in flight and gives each to the loop's deferred delete once done.
-class GzipHandler : public Handler {
- public:
-  GzipHandler(Handler& inner, const GzipPolicy& policy, event::EventLoop& loop,
-              GzipSource source = GzipSource::kUpstream);
-  ~GzipHandler() override;
-  void handle(Exchange& exchange) override;
-  bool readsBody() const override { return inner_.readsBody(); }
-  // Responses still being compressed (their exchanges not yet handed to the deferred delete).
-  size_t inFlight() const { return live_.size(); }
-
- private:
-  Handler& inner_;
-  const GzipPolicy& policy_;
-  event::EventLoop& loop_;
-  GzipSource source_;
-  std::unordered_map<GzipExchange*, std::unique_ptr<GzipExchange>> live_;
 };
 
 }  // namespace portico::http

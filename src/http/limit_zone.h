@@ -18,7 +18,7 @@
 
 namespace portico::http {
 
-// A view over one zone's region; the region is owned by whoever mapped it (process::LimitZones).
+// A view over one zone's region; the region is owned by whoever mapped it (pipeline::LimitZones).
 // Any thread of any process that maps the region; every call takes the zone's lock.
 class LimitZone {
  public:

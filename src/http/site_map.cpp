@@ -76,7 +76,7 @@ Found findIn(const std::vector<LocationNode>& level, std::string_view uri, Locat
 
 bool compileLocations(const std::vector<config::Location>& in, std::vector<LocationNode>& out,
                       ServerNode& server, std::vector<const LocationNode*>& all,
-                      std::string& error) {
+                      const SiteMap::AutoRedirect& autoRedirect, std::string& error) {
   out.reserve(in.size());
   for (const config::Location& l : in) {
     LocationNode node;
@@ -91,9 +91,11 @@ bool compileLocations(const std::vector<config::Location>& in, std::vector<Locat
         return false;
       }
     }
-    node.autoRedirect = l.settings.wsgi.has_value() && !l.pattern.empty() &&
+    node.autoRedirect = autoRedirect && autoRedirect(l.settings) && !l.pattern.empty() &&
                         l.pattern.back() == '/';
-    if (!compileLocations(l.children, node.children, server, all, error)) return false;
+    if (!compileLocations(l.children, node.children, server, all, autoRedirect, error)) {
+      return false;
+    }
     out.push_back(std::move(node));
   }
   return true;
@@ -129,7 +131,8 @@ std::string SiteMap::listenKey(const config::ListenSpec& listen) {
   return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(listen.port);
 }
 
-std::unique_ptr<SiteMap> SiteMap::build(const config::HttpSite& site, std::string& error) {
+std::unique_ptr<SiteMap> SiteMap::build(const config::HttpSite& site, std::string& error,
+                                        const AutoRedirect& autoRedirect) {
   auto map = std::make_unique<SiteMap>();
   map->site_ = &site;
   for (size_t i = 0; i < site.servers.size(); ++i) {
@@ -150,7 +153,8 @@ std::unique_ptr<SiteMap> SiteMap::build(const config::HttpSite& site, std::strin
         server->primaryName = first;
       }
     }
-    if (!compileLocations(vs.locations, server->locations, *server, map->locations_, error)) {
+    if (!compileLocations(vs.locations, server->locations, *server, map->locations_, autoRedirect,
+                          error)) {
       return nullptr;
     }
     map->servers_.push_back(std::move(server));

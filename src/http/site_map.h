@@ -3,8 +3,9 @@
 // The HTTP model (config::HttpSite) compiled for lookups: which virtual server answers a
 // connection's address and Host (nginx's server selection), and which location answers a URI
 // (nginx's find-config phase, nested locations included). Pure and immutable once built; any
-// thread. The content phase (process::SiteHandler) attaches its per-location runtime by id.
+// thread. The content phase (pipeline::SiteHandler) attaches its per-location runtime by id.
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -24,8 +25,9 @@ struct LocationNode {
   std::optional<Regex> regex;        // for ~ and ~*
   std::vector<LocationNode> children;  // nested locations, file order
   size_t id = 0;
-  // nginx's auto_redirect: a location whose content is an app (wsgi_app) and whose name ends
-  // in '/' answers its name without the slash with a 301 to the slash form.
+  // nginx's auto_redirect: a location whose content is an upstream's (wsgi_app; the content
+  // module says, see SiteMap::build) and whose name ends in '/' answers its name without the
+  // slash with a 301 to the slash form.
   bool autoRedirect = false;
 };
 
@@ -70,9 +72,13 @@ class ServerGroup {
 
 class SiteMap {
  public:
+  // Whether a location's content sets nginx's auto_redirect (its content module decides).
+  using AutoRedirect = std::function<bool(const config::LocationSettings& settings)>;
+
   // Compiles regexes and groups listens; nullptr with a message naming file:line when a regex
-  // is invalid or a name is malformed.
-  static std::unique_ptr<SiteMap> build(const config::HttpSite& site, std::string& error);
+  // is invalid or a name is malformed. `autoRedirect` empty: no location auto-redirects.
+  static std::unique_ptr<SiteMap> build(const config::HttpSite& site, std::string& error,
+                                        const AutoRedirect& autoRedirect = {});
 
   const config::HttpSite& site() const { return *site_; }
   const std::vector<std::unique_ptr<ServerNode>>& servers() const { return servers_; }

@@ -13,7 +13,7 @@
 
 #include "core/log.h"
 #include "event/signal_watcher.h"
-#include "process/limit_zones.h"
+#include "pipeline/limit_zones.h"
 #include "process/process_title.h"
 #include "process/server.h"
 
@@ -61,8 +61,8 @@ bool Master::open(std::string& error) {
   // As nginx at startup: an unknown variable anywhere is an error before anything listens.
   if (!http::validateTemplates(config_.site, error)) return false;
   // The limit_req/limit_conn zones are mapped before the forks: every worker shares them.
-  LimitZones::installed() = LimitZones::create(config_.site, nullptr, error);
-  if (!LimitZones::installed()) return false;
+  pipeline::LimitZones::installed() = pipeline::LimitZones::create(config_.site, nullptr, error);
+  if (!pipeline::LimitZones::installed()) return false;
   // What would stop every worker (a log that cannot be opened, an app that cannot be
   // imported) stops start-up here, exit 1, before anything listens. With --preload the
   // master's own import below checks the app.
@@ -286,8 +286,8 @@ void Master::reload() {
       return;
     }
     // Zones whose name and size are unchanged keep their mapping (and counts), as nginx's.
-    std::shared_ptr<LimitZones> zones =
-        LimitZones::create(fresh.site, LimitZones::installed().get(), error);
+    std::shared_ptr<pipeline::LimitZones> zones =
+        pipeline::LimitZones::create(fresh.site, pipeline::LimitZones::installed().get(), error);
     if (!zones) {
       logError("reload failed, keeping the running configuration: " + error);
       return;
@@ -298,7 +298,7 @@ void Master::reload() {
       logError("reload failed, keeping the running configuration: " + error);
       return;
     }
-    LimitZones::installed() = std::move(zones);
+    pipeline::LimitZones::installed() = std::move(zones);
     for (const auto& l : listeners_) {
       if (std::find(before.begin(), before.end(), l.name) == before.end()) {
         logInfo("Listening at: " + l.name + " (" + std::to_string(::getpid()) + ")");

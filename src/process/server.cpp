@@ -196,17 +196,16 @@ bool Server::open(std::vector<BoundListener> listeners,
     }
   }
 
-  siteMap_ = http::SiteMap::build(config_.site, error);
+  // The site is built (its access logs opened) while still root, with the content modules
+  // registered here: stub_status, wsgi_app (whose handlers reach the app once it is imported,
+  // after the privileges are dropped), and the static module's files for every other location.
+  pipeline::ContentModules content;
+  content.modules = {&stubStatusContent_, &wsgiContent_};
+  content.files = staticfiles::documentRoots();
+  siteMap_ = http::SiteMap::build(config_.site, error, pipeline::autoRedirectOf(content));
   if (!siteMap_) return false;
-
-  // The site is built (its access logs opened) while still root; its WSGI locations reach the
-  // app through forwarders resolved once the app is imported, after the privileges are dropped.
-  site_ = std::make_unique<SiteHandler>(config_, *siteMap_, &loop_);
-  auto wsgiFor = [this](const config::WsgiSpec& spec) -> http::Handler* {
-    wsgiForwarders_.push_back(std::make_unique<WsgiForwarder>(&spec));
-    return wsgiForwarders_.back().get();
-  };
-  if (!site_->build(wsgiFor, error)) return false;
+  site_ = std::make_unique<pipeline::SiteHandler>(config_, *siteMap_, &loop_);
+  if (!site_->build(content, error)) return false;
   settings_.site = site_.get();
   if (!config_.site.servers.empty()) {
     // Answers before a server is chosen (a request line too long) sign as the first server's
@@ -252,13 +251,7 @@ bool Server::open(std::vector<BoundListener> listeners,
       });
     }
   }
-  for (auto& forwarder : wsgiForwarders_) {
-    forwarder->target = wsgi_ ? wsgi_->handlerFor(*forwarder->spec) : nullptr;
-    if (!forwarder->target) {
-      error = "wsgi_app \"" + forwarder->spec->app + "\" is not loaded";
-      return false;
-    }
-  }
+  if (!wsgiContent_.resolve(wsgi_.get(), error)) return false;
 
   bound_ = std::move(listeners);
   for (size_t i = 0; i < bound_.size(); ++i) {

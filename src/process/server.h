@@ -15,18 +15,20 @@
 #include "http/router.h"
 #include "process/hand_off.h"
 #include "process/listeners.h"
-#include "process/site_handler.h"
+#include "pipeline/site_handler.h"
 #include "process/worker_status.h"
 #include "python/wsgi_runtime.h"
-#include "static/mime_types.h"
+#include "http/mime_types.h"
+#include "pipeline/stub_status_content.h"
+#include "process/wsgi_content.h"
 #include "static/static_handler.h"
 
 namespace portico::process {
 
-// The composition root of a worker process: builds the handlers and the router from the
-// configuration, serves on the listeners the master opened, owns every connection, reports to
-// its status slot, and runs the event loop until a signal (or recycling) stops it. One per
-// worker; event-loop thread only.
+// The composition root of a worker process: builds the site's pipeline from the configuration
+// and registers its content modules (stub_status, wsgi_app, the static files), serves on the
+// listeners the master opened, owns every connection, reports to its status slot, and runs the
+// event loop until a signal (or recycling) stops it. One per worker; event-loop thread only.
 class Server : public http::ConnectionOwner {
  public:
   // `status` is the worker's slot on the master's board, `busy` its `busyThreads` thread
@@ -90,16 +92,6 @@ class Server : public http::ConnectionOwner {
   // siblings) or worker_connections are in use.
   void updateAccepting();
 
-  // A WSGI location's handler until the app is imported (after the privilege drop): the site
-  // is built before, so it points here. Event-loop thread.
-  struct WsgiForwarder : http::Handler {
-    explicit WsgiForwarder(const config::WsgiSpec* s) : spec(s) {}
-    void handle(http::Exchange& exchange) override { target->handle(exchange); }
-    bool readsBody() const override { return target->readsBody(); }
-    const config::WsgiSpec* spec;
-    http::Handler* target = nullptr;
-  };
-
   const config::Config& config_;
   WorkerStatus* status_;
   std::atomic<uint64_t>* busy_;
@@ -109,7 +101,7 @@ class Server : public http::ConnectionOwner {
   std::vector<std::unique_ptr<http::ConnectionSettings>> listenerSettings_;  // by listener
   std::unique_ptr<http::AccessLog> accessLog_;  // the flags' process-level access log
   std::unique_ptr<http::SiteMap> siteMap_;
-  std::unique_ptr<SiteHandler> site_;
+  std::unique_ptr<pipeline::SiteHandler> site_;
   std::vector<BoundListener> bound_;
   std::vector<std::unique_ptr<event::Listener>> listeners_;
   struct Client {
@@ -133,7 +125,9 @@ class Server : public http::ConnectionOwner {
   uint64_t adopted_ = 0;
   std::unique_ptr<event::SignalWatcher> signals_;
   std::unique_ptr<python::WsgiRuntime> wsgi_;  // after loop_: destroyed before it
-  std::vector<std::unique_ptr<WsgiForwarder>> wsgiForwarders_;
+  // The content modules registered with the site (asked while it is built).
+  WsgiContentModule wsgiContent_;
+  pipeline::StubStatusModule stubStatusContent_;
   bool checkOnly_ = false;   // checkBoot(): open() stops before serving
   bool importApps_ = true;   // checkBoot() without the import (the master preloads it)
   bool saturated_ = false;  // every Python thread busy (with siblings to take new clients)

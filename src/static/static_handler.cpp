@@ -226,29 +226,24 @@ void StaticHandler::forceResolveFallbackForTesting(bool force) {
   forceFallbackForTesting = force;
 }
 
-StaticHandler::StaticHandler(config::StaticMount mount, const MimeTypes& mimes)
-    : mount_(std::move(mount)), mimes_(mimes) {
-  openRoot();
-}
+StaticHandler::StaticHandler(std::string directory, const http::MimeTypes& mimes, Options options)
+    : directory_(std::move(directory)), mimes_(mimes), options_(options) {}
 
-StaticHandler::StaticHandler(std::string directory, const MimeTypes& mimes, Options options)
-    : mimes_(mimes), options_(options) {
-  mount_.directory = std::move(directory);  // no prefix: the content phase maps URIs
-  openRoot();
-}
-
-void StaticHandler::openRoot() {
-  int fd = ::open(mount_.directory.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+// Every location has a root ("html" by default) whether or not it serves files, so the
+// directory is opened when a request first needs it, not at start: a missing one is reported
+// only by the requests that reach it (nginx's open() line), and one created later is served.
+bool StaticHandler::ensureRoot() const {
+  if (root_) return true;
+  int fd = ::open(directory_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) {
-    // Not logged here: every location has a root ("html" by default) whether or not it serves
-    // files, so only a request that reaches it is reported, as nginx's open() failure.
-    rootError_ = errno;
-    return;
+    rootError_ = errno;  // tried again by the next request, as nginx opens per request
+    return false;
   }
+  rootError_ = 0;
   root_.reset(fd);
   char resolved[PATH_MAX];
   int realpathError = 0;
-  if (::realpath(mount_.directory.c_str(), resolved) != nullptr) {
+  if (::realpath(directory_.c_str(), resolved) != nullptr) {
     rootReal_ = resolved;
   } else {
     realpathError = errno;
@@ -265,14 +260,16 @@ void StaticHandler::openRoot() {
       ::close(static_cast<int>(probe));
     } else if (errno == ENOSYS || errno == EPERM) {
       useOpenat2_ = false;
-      logWarning("static: openat2 unavailable, resolving \"" + mount_.directory +
+      logWarning("static: openat2 unavailable, resolving \"" + directory_ +
                  "\" with realpath() checks instead");
     }
   }
   if (!useOpenat2_ && rootReal_.empty()) {
     rootError_ = realpathError;
     root_.reset();
+    return false;
   }
+  return true;
 }
 
 StaticHandler::Opened StaticHandler::open(const std::string& relative, bool pathOnly) const {
@@ -344,7 +341,7 @@ void StaticHandler::respondErrno(http::Exchange& exchange, int error,
       if (options_.logNotFound) {
         // nginx's log_not_found line (error level), with the request it answered.
         const http::Request& request = exchange.request();
-        std::string path = mount_.directory;
+        std::string path = directory_;
         if (!path.empty() && path.back() != '/' && !relative.empty()) path += '/';
         path += relative;
         logError("open() \"" + path + "\" failed (" + std::to_string(error) + ": " +
@@ -360,108 +357,15 @@ void StaticHandler::respondErrno(http::Exchange& exchange, int error,
       exchange.respondError(403);
       return;
     default:
-      logError("static: open \"" + mount_.directory + std::string(relative) +
+      logError("static: open \"" + directory_ + std::string(relative) +
                "\" failed: " + std::strerror(error));
       exchange.respondError(500);
       return;
   }
 }
 
-void StaticHandler::handle(http::Exchange& exchange) {
-  const http::Request& request = exchange.request();
-  if (request.method != "GET" && request.method != "HEAD") {
-    http::ResponseHead head;
-    head.status = 405;
-    head.add("Content-Type", "text/html");
-    head.add("Allow", "GET, HEAD");
-    head.special = true;
-    exchange.respond(std::move(head), exchange.errorPage(405));
-    return;
-  }
-
-  std::string normalized;
-  if (hasForbiddenEscape(request.rawPath) ||
-      request.path.find('\0') != std::string::npos ||
-      !http::normalizePath(request.path, normalized) ||
-      !std::string_view(normalized).starts_with(mount_.prefix)) {
-    exchange.respondError(404);
-    return;
-  }
-  std::string_view relative = std::string_view(normalized).substr(mount_.prefix.size());
-  while (!relative.empty() && relative.front() == '/') relative.remove_prefix(1);
-  // A prefix without a trailing slash ("/static") maps "/static../x" to DIR/../x, nginx's
-  // classic alias traversal; RESOLVE_BENEATH would stop it too, but refuse it outright.
-  if (hasDotDotSegment(relative)) {
-    exchange.respondError(404);
-    return;
-  }
-  if (!root_) {
-    respondErrno(exchange, rootError_, relative);
-    return;
-  }
-
-  // As nginx, the URL decides: "/static/" asks for an index, "/static" (prefix "/static")
-  // names the directory itself and is redirected.
-  bool directoryRequest = normalized.back() == '/';
-  // gzip_static: nginx's own Accept-Encoding reading (ngx_http_gzip_ok), shared with the filter.
-  bool wantsGzip = http::acceptEncodingAllowsGzip(request);
-  std::string name;
-  name.reserve(relative.size() + sizeof("index.html.gz"));
-  name = relative;
-  if (directoryRequest) name += "index.html";
-  const size_t nameLength = name.size();
-
-  // gzip_static: a regular "<name>.gz" wins for clients that take gzip.
-  if (wantsGzip && !name.empty()) {
-    name += ".gz";
-    Opened gz = open(name, false);
-    name.resize(nameLength);
-    if (gz.error == 0 && S_ISREG(gz.st.st_mode)) {
-      serveFile(exchange, std::move(gz), name, true, true);
-      return;
-    }
-  }
-
-  Opened file = open(name, false);
-  if (file.error != 0) {
-    if (directoryRequest && file.error == ENOENT) {
-      // No index.html: 403 for an existing directory (nginx without autoindex), else 404.
-      Opened directory = open(std::string(relative), true);
-      if (directory.error != 0) {
-        respondErrno(exchange, directory.error, relative);
-      } else {
-        exchange.respondError(S_ISDIR(directory.st.st_mode) ? 403 : 404);
-      }
-      return;
-    }
-    respondErrno(exchange, file.error, name);
-    return;
-  }
-  if (S_ISDIR(file.st.st_mode)) {
-    if (directoryRequest) {
-      exchange.respondError(403);  // "index.html" is itself a directory
-    } else {
-      redirectToDirectory(exchange, normalized);
-    }
-    return;
-  }
-  if (!S_ISREG(file.st.st_mode)) {
-    exchange.respondError(404);  // devices, FIFOs, sockets: as nginx, not a file to serve
-    return;
-  }
-
-  // gzip_vary: say Vary whenever a compressed sibling exists, also to clients without gzip.
-  bool vary = false;
-  if (!wantsGzip && !name.empty()) {
-    name += ".gz";
-    vary = isRegularFile(name);
-    name.resize(nameLength);
-  }
-  serveFile(exchange, std::move(file), name, false, vary);
-}
-
 StaticHandler::Kind StaticHandler::probe(std::string_view relative) const {
-  if (!root_) return Kind::kMissing;
+  if (!ensureRoot()) return Kind::kMissing;
   std::string name(relative);
   while (!name.empty() && name.front() == '/') name.erase(0, 1);
   if (hasDotDotSegment(name)) return Kind::kForbidden;
@@ -502,7 +406,7 @@ void StaticHandler::serve(http::Exchange& exchange, std::string_view relativeIn,
     exchange.respondError(404);
     return;
   }
-  if (!root_) {
+  if (!ensureRoot()) {
     respondErrno(exchange, rootError_, name);
     return;
   }
@@ -560,44 +464,6 @@ void StaticHandler::serve(http::Exchange& exchange, std::string_view relativeIn,
     name.resize(nameLength);
   }
   serveFile(exchange, std::move(file), name, false, vary, validators);
-}
-
-void StaticHandler::redirectToDirectory(http::Exchange& exchange,
-                                        std::string_view normalizedPath) const {
-  const http::Request& request = exchange.request();
-  const http::ConnectionInfo& connection = exchange.connection();
-  std::string location = connection.scheme.empty() ? "http" : connection.scheme;
-  location += "://";
-  bool hostUsable = !request.host.empty();
-  for (char c : request.host) hostUsable = hostUsable && isHostChar(c);
-  if (hostUsable) {
-    location += request.host;
-  } else if (connection.isUnix || connection.localAddress.empty()) {
-    location += "localhost";
-  } else {
-    bool ipv6 = connection.localAddress.find(':') != std::string::npos;
-    if (ipv6) location += '[';
-    location += connection.localAddress;
-    if (ipv6) location += ']';
-    bool defaultPort = (connection.localPort == 80 && location.starts_with("http:")) ||
-                       (connection.localPort == 443 && location.starts_with("https:"));
-    if (!defaultPort && connection.localPort != 0) {
-      location += ':';
-      location += std::to_string(connection.localPort);
-    }
-  }
-  http::appendEscapedPath(location, normalizedPath);
-  location += '/';
-  if (!request.query.empty()) {
-    location += '?';
-    appendEscapedQuery(location, request.query);
-  }
-  http::ResponseHead head;
-  head.status = 301;
-  head.add("Content-Type", "text/html");
-  head.add("Location", std::move(location));
-  head.special = true;
-  exchange.respond(std::move(head), exchange.errorPage(301));
 }
 
 void StaticHandler::serveFile(http::Exchange& exchange, Opened file, std::string_view typeName,
@@ -839,6 +705,13 @@ void StaticHandler::sendBody(http::Exchange& exchange, std::vector<BodyChunk> bo
     return;
   }
   std::make_shared<ReadingSender>(exchange, std::move(body))->pump();
+}
+
+pipeline::DocumentRootFactory documentRoots() {
+  return [](std::string directory, const http::MimeTypes& mimes,
+            const pipeline::FileOptions& options) -> std::unique_ptr<pipeline::DocumentRoot> {
+    return std::make_unique<StaticHandler>(std::move(directory), mimes, options);
+  };
 }
 
 }  // namespace portico::staticfiles

@@ -1,7 +1,7 @@
 // The access phase as nginx runs it: allow/deny for each client family (IPv4, IPv6, IPv4-mapped,
 // unix), auth_basic under satisfy all|any, and realip's replacement of the client.
 
-#include "process/access_phase.h"
+#include "pipeline/access_phase.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -9,7 +9,7 @@
 #include <cstdio>
 #include <fstream>
 
-namespace portico::process {
+namespace portico::pipeline {
 namespace {
 
 config::AccessSettings settings(std::initializer_list<std::pair<const char*, const char*>> lines) {
@@ -127,4 +127,4 @@ TEST(AccessPhase, RealClient) {
 }
 
 }  // namespace
-}  // namespace portico::process
+}  // namespace portico::pipeline

@@ -14,7 +14,7 @@
 #include "http/parser.h"
 #include "http/user_agent.h"
 #include "http/variables.h"
-#include "process/access_log_targets.h"
+#include "pipeline/access_log_targets.h"
 
 namespace portico {
 namespace {
@@ -120,8 +120,8 @@ std::string gunzip(const std::string& in) {
 }
 
 TEST(AccessLogTargets, GzipMembersConcatenate) {
-  std::string a = process::gzipMember("/compressed:200\n", 1);
-  std::string b = process::gzipMember("/second:200\n", 9);
+  std::string a = pipeline::gzipMember("/compressed:200\n", 1);
+  std::string b = pipeline::gzipMember("/second:200\n", 9);
   ASSERT_GE(a.size(), 18u);
   EXPECT_EQ(static_cast<unsigned char>(a[0]), 0x1f);
   EXPECT_EQ(static_cast<unsigned char>(a[1]), 0x8b);
@@ -129,10 +129,10 @@ TEST(AccessLogTargets, GzipMembersConcatenate) {
 }
 
 TEST(AccessLogTargets, ConditionIsNginxs) {
-  EXPECT_FALSE(process::accessLogConditionTrue(""));
-  EXPECT_FALSE(process::accessLogConditionTrue("0"));
-  EXPECT_TRUE(process::accessLogConditionTrue("00"));
-  EXPECT_TRUE(process::accessLogConditionTrue("yes"));
+  EXPECT_FALSE(pipeline::accessLogConditionTrue(""));
+  EXPECT_FALSE(pipeline::accessLogConditionTrue("0"));
+  EXPECT_TRUE(pipeline::accessLogConditionTrue("00"));
+  EXPECT_TRUE(pipeline::accessLogConditionTrue("yes"));
 }
 
 std::string slurp(const std::string& path) {
@@ -153,7 +153,7 @@ TEST(AccessLogTargets, OpenLogFileCacheKeepsTheUsedDescriptors) {
   settings.max = 3;
   settings.minUses = 2;
   settings.inactiveSeconds = 20;
-  process::LogFileCache cache(settings);
+  pipeline::LogFileCache cache(settings);
   auto log = [&](const char* name) { return cache.write(dir + "/" + name, "/\n", 1000); };
   for (const char* name : {"lru", "lru", "once", "first", "first", "second", "second"}) {
     EXPECT_TRUE(log(name)) << name;
@@ -180,7 +180,7 @@ TEST(AccessLogTargets, OpenLogFileCacheValidReopens) {
   settings.max = 10;
   settings.validSeconds = 60;
   settings.inactiveSeconds = 120;  // else the path is forgotten after 10 s unused
-  process::LogFileCache cache(settings);
+  pipeline::LogFileCache cache(settings);
   std::string path = base + "/a.log";
   EXPECT_TRUE(cache.write(path, "1\n", 1000));
   ASSERT_EQ(::rename(path.c_str(), (base + "/old.log").c_str()), 0);
@@ -204,13 +204,13 @@ TEST(SyslogSender, MessageIsNginxsHeader) {
   localtime_r(&t, &tm);
   char stamp[32];
   std::strftime(stamp, sizeof stamp, "%b %e %H:%M:%S", &tm);
-  EXPECT_EQ(process::SyslogSender::message(spec, "/a 200", t, "host"),
+  EXPECT_EQ(pipeline::SyslogSender::message(spec, "/a 200", t, "host"),
             std::string("<190>") + stamp + " host nginx: /a 200");
   spec.facility = 1;
   spec.severity = 1;
   spec.tag = "SEETHIS";
   spec.noHostname = true;
-  EXPECT_EQ(process::SyslogSender::message(spec, "x", t, "host"),
+  EXPECT_EQ(pipeline::SyslogSender::message(spec, "x", t, "host"),
             std::string("<9>") + stamp + " SEETHIS: x");
 }
 

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "gunzip_support.h"
+#include "fake_exchange.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -745,63 +746,10 @@ TEST(GzipNginxTable, PorticoDecidesAsNginxAnswered) {
 
 // ---- the Exchange decorator ------------------------------------------------------------------
 
-// The inner exchange (the connection's stand-in): records everything, writability is set by the
-// test, and stored callbacks are fired by the test.
-class FakeInner : public Exchange {
- public:
-  Request req;
-  ConnectionInfo conn;
-  std::optional<ResponseHead> head;
-  std::string body;
-  size_t bodyCalls = 0;
-  std::vector<BodyChunk> rawChunks;  // the chunks as sent (to check pass-through)
-  bool finished = false;
-  bool aborted = false;
-  bool canWrite = true;
-  size_t queued = 0;                 // output bytes since the last drain
-  size_t highWatermark = SIZE_MAX;   // not writable once this much is queued, as a connection
-  std::function<void()> writableCallback;
-  std::function<void()> abortCallback;
-  BodyReader* reader = nullptr;
-
-  const Request& request() const override { return req; }
-  const ConnectionInfo& connection() const override { return conn; }
-  void sendHead(ResponseHead h) override {
-    EXPECT_FALSE(head.has_value()) << "head twice";
-    head = std::move(h);
-  }
-  void sendBody(BodyChunk chunk) override {
-    EXPECT_TRUE(head.has_value());
-    EXPECT_FALSE(finished);
-    EXPECT_FALSE(aborted);
-    ++bodyCalls;
-    queued += chunk.size();
-    if (auto* s = std::get_if<std::string>(&chunk.data)) body += *s;
-    rawChunks.push_back(std::move(chunk));
-  }
-  void finish() override {
-    EXPECT_FALSE(finished) << "finish twice";
-    EXPECT_FALSE(aborted);
-    finished = true;
-  }
-  bool writable() const override { return canWrite && queued < highWatermark; }
-  void onWritable(std::function<void()> callback) override {
-    writableCallback = std::move(callback);
-  }
-  void readBody(BodyReader* r) override { reader = r; }
-  void onAbort(std::function<void()> callback) override { abortCallback = std::move(callback); }
-  void abort() override { aborted = true; }
-
-  // The client read everything: writable again, and the registered callback runs once.
-  void drain() {
-    canWrite = true;
-    queued = 0;
-    if (writableCallback) {
-      auto callback = std::move(writableCallback);
-      writableCallback = nullptr;
-      callback();
-    }
-  }
+// The inner exchange (the connection's stand-in): writability is set by the test, and the
+// stored callbacks are fired by it.
+struct FakeInner : portico::unit::FakeExchange {
+  FakeInner() { storeWritable = true; }
 };
 
 // A temporary file holding `data`, opened for reading.
@@ -905,8 +853,8 @@ TEST_F(GzipExchangeTest, NotCompressingPassesEverythingThrough) {
   EXPECT_EQ(inner.head->contentLength, text.size() + 5);
   gz.sendBody(BodyChunk(std::string("hello")));
   gz.sendBody(BodyChunk(FileRange{file, 0, text.size()}));
-  ASSERT_EQ(inner.rawChunks.size(), 2u);
-  EXPECT_TRUE(inner.rawChunks[1].isFile());  // still sendfile
+  ASSERT_EQ(inner.chunks.size(), 2u);
+  EXPECT_TRUE(inner.chunks[1].isFile());  // still sendfile
   gz.finish();
   EXPECT_TRUE(inner.finished);
   EXPECT_TRUE(done);
@@ -1075,56 +1023,6 @@ TEST_F(GzipExchangeTest, ForwardsRequestConnectionAndBodyReader) {
   } reader;
   gz.readBody(&reader);
   EXPECT_EQ(inner.reader, &reader);
-}
-
-// A handler that answers with a file, as the static handler does (head, range, finish at once).
-class FileHandler : public Handler {
- public:
-  std::shared_ptr<const UniqueFd> file;
-  uint64_t size = 0;
-  bool reads = false;
-  void handle(Exchange& exchange) override {
-    ResponseHead head;
-    head.headers = {kPlain};
-    head.contentLength = size;
-    exchange.sendHead(std::move(head));
-    exchange.sendBody(BodyChunk(FileRange{file, 0, size}));
-    exchange.finish();
-  }
-  bool readsBody() const override { return reads; }
-};
-
-TEST(GzipHandler, WrapsEachRequestAndReleasesItsExchange) {
-  event::EventLoop loop;
-  config::GzipSettings settings = baseSettings();
-  GzipPolicy policy = compilePolicy(settings);
-  const std::string text = wordText(2 * 1024 * 1024, 2);
-  FileHandler files;
-  files.file = tempFile(text);
-  files.size = text.size();
-  GzipHandler handler(files, policy, loop, GzipSource::kStaticFile);
-  EXPECT_FALSE(handler.readsBody());
-  files.reads = true;
-  EXPECT_TRUE(handler.readsBody());
-
-  FakeInner inner;
-  inner.req.method = "GET";
-  inner.req.headers = {kGzip};
-  inner.highWatermark = 64 * 1024;
-  inner.canWrite = false;
-  handler.handle(inner);
-  EXPECT_FALSE(inner.finished);
-  runLoop(loop, [&] { return inner.finished; }, [&] { inner.drain(); });
-  EXPECT_EQ(gunzip(inner.body), text);
-
-  FakeInner plain;  // gzip off: the handler sees the connection's own exchange
-  plain.req.method = "GET";
-  settings.enabled = false;
-  GzipPolicy off = compilePolicy(settings);
-  GzipHandler passthrough(files, off, loop);
-  passthrough.handle(plain);
-  ASSERT_EQ(plain.rawChunks.size(), 1u);
-  EXPECT_TRUE(plain.rawChunks[0].isFile());
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-#include "static/mime_types.h"
+#include "http/mime_types.h"
 
 #include <gtest/gtest.h>
 
@@ -7,7 +7,7 @@
 #include <fstream>
 #include <string>
 
-namespace portico::staticfiles {
+namespace portico::http {
 namespace {
 
 // conf/mime.types of the source tree, found relative to this file.
@@ -166,4 +166,4 @@ TEST(MimeTypesTest, LoadFileReplacesTable) {
 }
 
 }  // namespace
-}  // namespace portico::staticfiles
+}  // namespace portico::http

@@ -1,7 +1,8 @@
-// The content phase (process::SiteHandler) on hand-built models, through a recording exchange:
+// The content phase (pipeline::SiteHandler) on hand-built models, through a recording exchange:
 // nginx's return, try_files, index, root/alias, directory redirects, error_page, add_header,
 // expires, server selection and body limits, without a socket or a config parser.
-#include "process/site_handler.h"
+#include "pipeline/site_handler.h"
+#include "static/static_handler.h"
 
 #include <unistd.h>
 
@@ -11,9 +12,10 @@
 #include <fstream>
 #include <optional>
 
+#include "fake_exchange.h"
 #include "http/parser.h"
 
-namespace portico::process {
+namespace portico::pipeline {
 namespace {
 
 namespace fs = std::filesystem;
@@ -34,53 +36,7 @@ config::RewriteStep rewriteTo(std::string regex, std::string replacement,
   return step;
 }
 
-class RecordingExchange : public http::Exchange {
- public:
-  const http::Request* req = nullptr;
-  http::ConnectionInfo conn;
-  std::optional<http::ResponseHead> head;
-  std::string body;
-  bool finished = false;
-  bool aborted = false;
-  int fileChunks = 0;
-
-  const http::Request& request() const override { return *req; }
-  const http::ConnectionInfo& connection() const override { return conn; }
-  void sendHead(http::ResponseHead h) override {
-    EXPECT_FALSE(head) << "two heads";
-    head = std::move(h);
-  }
-  void sendBody(BodyChunk chunk) override {
-    if (auto* s = std::get_if<std::string>(&chunk.data)) {
-      body += *s;
-      return;
-    }
-    ++fileChunks;
-    auto& range = std::get<FileRange>(chunk.data);
-    std::string data(range.length, '\0');
-    ssize_t n = ::pread(range.file->get(), data.data(), data.size(), static_cast<off_t>(range.offset));
-    EXPECT_EQ(n, static_cast<ssize_t>(range.length));
-    body += data;
-  }
-  void finish() override { finished = true; }
-  bool writable() const override { return true; }
-  void onWritable(std::function<void()> callback) override { callback(); }
-  void readBody(http::BodyReader*) override {}
-  void onAbort(std::function<void()>) override {}
-  void abort() override { aborted = true; }
-
-  std::string header(std::string_view name) const {
-    for (const auto& h : head->headers) {
-      if (http::iequals(h.name, name)) return h.value;
-    }
-    return "<none>";
-  }
-  int count(std::string_view name) const {
-    int n = 0;
-    for (const auto& h : head->headers) n += http::iequals(h.name, name);
-    return n;
-  }
-};
+using RecordingExchange = portico::unit::FakeExchange;
 
 class SiteTest : public ::testing::Test {
  protected:
@@ -136,7 +92,7 @@ class SiteTest : public ::testing::Test {
     map_ = http::SiteMap::build(site_, error);
     if (!map_) return false;
     handler_ = std::make_unique<SiteHandler>(config_, *map_);
-    return handler_->build(nullptr, error);
+    return handler_->build({modules_, staticfiles::documentRoots()}, error);
   }
   void build() {
     std::string error;
@@ -156,7 +112,7 @@ class SiteTest : public ::testing::Test {
     r.host = host;
     if (!host.empty()) r.headers.push_back({"Host", host});
     RecordingExchange x;
-    x.req = &r;
+    x.external = &r;
     x.conn.localAddress = "127.0.0.1";
     x.conn.localPort = 8080;
     x.conn.peerAddress = "127.0.0.1";
@@ -169,6 +125,7 @@ class SiteTest : public ::testing::Test {
   }
 
   fs::path dir_;
+  std::vector<ContentModule*> modules_;  // registered with the site, as process::Server does
   config::Config config_;
   config::HttpSite site_;
   std::unique_ptr<http::SiteMap> map_;
@@ -328,6 +285,90 @@ TEST_F(SiteTest, ErrorPages) {
   EXPECT_NE(looped.body.find("404 Not Found"), std::string::npos);
 }
 
+// A content module as the composition root registers one (a proxy would be another): it claims
+// the locations whose directives name it (here wsgi_app), and its handler is their content.
+class Answer : public ContentHandler {
+ public:
+  Answer(std::string app, bool upstream) : app_(std::move(app)), upstream_(upstream) {}
+  void handle(http::Exchange& exchange) override {
+    if (app_.ends_with("missing")) {
+      exchange.respondError(404);
+      return;
+    }
+    http::ResponseHead head;
+    head.status = 200;
+    exchange.respond(std::move(head), app_ + " " + exchange.request().path);
+  }
+  bool readsBody() const override { return true; }
+  bool upstream() const override { return upstream_; }
+
+ private:
+  std::string app_;
+  bool upstream_;
+};
+
+class AnswerModule : public ContentModule {
+ public:
+  bool claims(const config::LocationSettings& s) const override { return s.wsgi.has_value(); }
+  std::unique_ptr<ContentHandler> create(const config::LocationSettings& s,
+                                         std::string& error) override {
+    if (s.wsgi->app == "refused") {
+      error = "app \"refused\" refused";
+      return nullptr;
+    }
+    ++made;
+    return std::make_unique<Answer>(s.wsgi->app, !s.wsgi->app.starts_with("own"));
+  }
+  int made = 0;
+};
+
+config::WsgiSpec app(std::string name) {
+  config::WsgiSpec spec;
+  spec.app = std::move(name);
+  return spec;
+}
+
+TEST_F(SiteTest, RegisteredContentAnswersTheLocationsItClaims) {
+  AnswerModule module;
+  modules_ = {&module};
+  add(Match::kPrefix, "/");
+  add(Match::kPrefix, "/app/").settings.wsgi = app("hello");
+  build();
+  EXPECT_EQ(module.made, 1);
+  auto answered = get("/app/x");
+  EXPECT_EQ(answered.head->status, 200);
+  EXPECT_EQ(answered.body, "hello /app/x");
+  EXPECT_TRUE(routes_.back()->readsBody());  // the body is kept for the content
+  auto file = get("/a.txt");  // not claimed: the files beneath the root
+  EXPECT_EQ(file.body, "alpha\n");
+  EXPECT_FALSE(routes_.back()->readsBody());
+}
+
+TEST_F(SiteTest, AnUpstreamsErrorsAreItsOwn) {
+  AnswerModule module;
+  modules_ = {&module};
+  server().settings.errorPages = {{{404}, 0, "/404.html"}};
+  add(Match::kPrefix, "/");
+  add(Match::kPrefix, "/up/").settings.wsgi = app("up-missing");
+  add(Match::kPrefix, "/own/").settings.wsgi = app("own-missing");
+  build();
+  auto upstream = get("/up/x");  // error_page does not take over an app's answer
+  EXPECT_EQ(upstream.head->status, 404);
+  EXPECT_NE(upstream.body.find("404 Not Found"), std::string::npos);
+  auto own = get("/own/x");  // a content of the server's own (stub_status) is intercepted
+  EXPECT_EQ(own.head->status, 404);
+  EXPECT_EQ(own.body, "custom not found\n");
+}
+
+TEST_F(SiteTest, AContentModulesRefusalFailsTheBuild) {
+  AnswerModule module;
+  modules_ = {&module};
+  add(Match::kPrefix, "/").settings.wsgi = app("refused");
+  std::string error;
+  EXPECT_FALSE(build(error));
+  EXPECT_EQ(error, "app \"refused\" refused");
+}
+
 TEST_F(SiteTest, ErrorPageThroughTryFilesStaysGet) {
   server().settings.errorPages = {{{404}, 0, "/404.html"}};
   add(Match::kPrefix, "/").settings.tryFiles = config::TryFiles{{"$uri"}, "=404"};
@@ -353,7 +394,7 @@ TEST_F(SiteTest, AddHeaderAndExpiresFilters) {
   EXPECT_EQ(ok.header("X-Uri"), "/a.txt");
   EXPECT_EQ(ok.count("X-Empty"), 0);
   EXPECT_EQ(ok.header("Cache-Control"), "max-age=3600");
-  EXPECT_NE(ok.header("Expires"), "<none>");
+  EXPECT_NE(ok.header("Expires"), std::nullopt);
   auto missing = get("/none");
   EXPECT_EQ(missing.head->status, 404);
   EXPECT_EQ(missing.count("X-Frame-Options"), 0);  // not without `always`
@@ -442,9 +483,9 @@ TEST_F(SiteTest, Return444ClosesWithoutAResponse) {
 }
 
 }  // namespace
-}  // namespace portico::process
+}  // namespace portico::pipeline
 
-namespace portico::process {
+namespace portico::pipeline {
 namespace {
 
 TEST(SiteHandlerEmpty, AnEmptySiteAnswers500) {
@@ -454,12 +495,12 @@ TEST(SiteHandlerEmpty, AnEmptySiteAnswers500) {
   auto map = http::SiteMap::build(site, error);
   ASSERT_TRUE(map) << error;
   SiteHandler handler(config, *map);
-  ASSERT_TRUE(handler.build(nullptr, error)) << error;
+  ASSERT_TRUE(handler.build({{}, staticfiles::documentRoots()}, error)) << error;
   http::Request request;
   request.method = "GET";
   request.target = request.rawPath = request.path = "/";
   RecordingExchange x;
-  x.req = &request;
+  x.external = &request;
   auto route = handler.route(request, x.conn);
   route->run(x);
   ASSERT_TRUE(x.head);
@@ -467,4 +508,4 @@ TEST(SiteHandlerEmpty, AnEmptySiteAnswers500) {
 }
 
 }  // namespace
-}  // namespace portico::process
+}  // namespace portico::pipeline

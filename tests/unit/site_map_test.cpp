@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "config/site_from_flags.h"
-#include "process/site_handler.h"
+#include "pipeline/site_handler.h"
 
 namespace portico::http {
 namespace {
@@ -40,9 +40,14 @@ std::string lookup(const SiteMap& map, std::string_view uri, size_t server = 0) 
   return m.node ? m.node->config->pattern : std::string();
 }
 
+// Apps auto-redirect, as the wsgi_app content module says (process/wsgi_content.h).
+bool appsAutoRedirect(const config::LocationSettings& settings) {
+  return settings.wsgi.has_value();
+}
+
 std::unique_ptr<SiteMap> build(const config::HttpSite& site) {
   std::string error;
-  auto map = SiteMap::build(site, error);
+  auto map = SiteMap::build(site, error, appsAutoRedirect);
   EXPECT_TRUE(map) << error;
   return map;
 }
@@ -120,6 +125,10 @@ TEST(LocationMatching, AutoRedirectForAppLocations) {
   EXPECT_EQ(lookup(*map, "/app"), "301 /app/");   // before the regexes, as nginx
   EXPECT_EQ(lookup(*map, "/app/x"), "^/app");
   EXPECT_EQ(lookup(*map, "/files"), "/");          // no app: no redirect
+  std::string error;
+  auto plain = SiteMap::build(site, error);  // no content module sets auto_redirect
+  ASSERT_TRUE(plain) << error;
+  EXPECT_EQ(lookup(*plain, "/app"), "^/app");  // the regex, as for any location
   site.servers.back().locations.push_back(loc(Match::kExact, "/app"));
   map = build(site);
   EXPECT_EQ(lookup(*map, "/app"), "/app");         // an exact location wins
@@ -251,21 +260,21 @@ TEST(RedirectLocation, AbsoluteServerNameAndPort) {
   ConnectionInfo c;
   c.localAddress = "127.0.0.1";
   c.localPort = 8080;
-  EXPECT_EQ(process::buildRedirectLocation("/dir/", s, "example.com", "srv", c),
+  EXPECT_EQ(pipeline::buildRedirectLocation("/dir/", s, "example.com", "srv", c),
             "http://example.com:8080/dir/");
   s.serverNameInRedirect = true;
-  EXPECT_EQ(process::buildRedirectLocation("/dir/", s, "example.com", "srv", c),
+  EXPECT_EQ(pipeline::buildRedirectLocation("/dir/", s, "example.com", "srv", c),
             "http://srv:8080/dir/");
   s.portInRedirect = false;
-  EXPECT_EQ(process::buildRedirectLocation("/dir/", s, "example.com", "srv", c), "http://srv/dir/");
+  EXPECT_EQ(pipeline::buildRedirectLocation("/dir/", s, "example.com", "srv", c), "http://srv/dir/");
   s.serverNameInRedirect = false;
   s.portInRedirect = true;
   c.localPort = 80;
-  EXPECT_EQ(process::buildRedirectLocation("/dir/", s, "", "", c), "http://127.0.0.1/dir/");
+  EXPECT_EQ(pipeline::buildRedirectLocation("/dir/", s, "", "", c), "http://127.0.0.1/dir/");
   s.absoluteRedirect = false;
-  EXPECT_EQ(process::buildRedirectLocation("/dir/?a=1", s, "example.com", "", c), "/dir/?a=1");
+  EXPECT_EQ(pipeline::buildRedirectLocation("/dir/?a=1", s, "example.com", "", c), "/dir/?a=1");
   s.absoluteRedirect = true;
-  EXPECT_EQ(process::buildRedirectLocation("https://x/y", s, "example.com", "", c), "https://x/y");
+  EXPECT_EQ(pipeline::buildRedirectLocation("https://x/y", s, "example.com", "", c), "https://x/y");
 }
 
 }  // namespace

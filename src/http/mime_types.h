@@ -6,7 +6,7 @@
 #include <string_view>
 #include <unordered_map>
 
-namespace portico::staticfiles {
+namespace portico::http {
 
 // Maps file-name extensions to media types like nginx's `types {}` (case-insensitive, last
 // mapping of an extension wins). Built once at startup, then read-only and safe from any thread.
@@ -51,4 +51,4 @@ class MimeTypes {
   std::string defaultType_{kDefaultType};
 };
 
-}  // namespace portico::staticfiles
+}  // namespace portico::http

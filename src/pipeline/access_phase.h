@@ -14,7 +14,7 @@
 #include "http/request.h"
 #include "http/variables.h"
 
-namespace portico::process {
+namespace portico::pipeline {
 
 // The compiled auth_basic values of one location (realm and user file may hold variables).
 struct AuthBasicRuntime {
@@ -43,4 +43,4 @@ AccessVerdict runAccessPhase(const config::AccessSettings& settings, const AuthB
                              const http::ConnectionInfo& client, const http::Request& request,
                              const http::VariableContext& variables);
 
-}  // namespace portico::process
+}  // namespace portico::pipeline

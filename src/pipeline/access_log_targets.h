@@ -13,7 +13,7 @@
 #include "config/site.h"
 #include "core/unique_fd.h"
 
-namespace portico::process {
+namespace portico::pipeline {
 
 // nginx's `if=` rule: a condition that expands to "" or "0" skips the line. Pure.
 inline bool accessLogConditionTrue(std::string_view value) {
@@ -74,4 +74,4 @@ bool appendToFile(int fd, std::string_view data);
 // Opens `path` for appending as nginx opens log files (O_WRONLY|O_APPEND|O_CREAT, 0644).
 UniqueFd openLogForAppend(const std::string& path);
 
-}  // namespace portico::process
+}  // namespace portico::pipeline

@@ -1,4 +1,4 @@
-#include "process/access_log_targets.h"
+#include "pipeline/access_log_targets.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -13,7 +13,7 @@
 #include <cstdio>
 #include <cstring>
 
-namespace portico::process {
+namespace portico::pipeline {
 
 std::string gzipMember(std::string_view data, int level) {
   z_stream z{};
@@ -170,4 +170,4 @@ bool LogFileCache::write(const std::string& path, std::string_view data, std::ti
   return ok;
 }
 
-}  // namespace portico::process
+}  // namespace portico::pipeline

@@ -11,17 +11,17 @@
 #include "core/log.h"
 #include "event/event_loop.h"
 #include "http/gzip_filter.h"
+#include "http/mime_types.h"
 #include "http/rewrite.h"
 #include "http/router.h"
 #include "http/site_map.h"
 #include "http/variables.h"
-#include "process/access_log_targets.h"
-#include "process/access_phase.h"
-#include "process/limit_zones.h"
-#include "static/mime_types.h"
-#include "static/static_handler.h"
+#include "pipeline/access_log_targets.h"
+#include "pipeline/access_phase.h"
+#include "pipeline/content.h"
+#include "pipeline/limit_zones.h"
 
-namespace portico::process {
+namespace portico::pipeline {
 
 // A location's (or a server level's) runtime: its settings with the templates compiled, its
 // content (the app's handler, or the files of its root/alias) and its connection limits.
@@ -30,15 +30,17 @@ struct LocationRuntime {
   const http::LocationNode* node = nullptr;  // null: the server level itself
   std::string prefix;                        // the location's pattern (alias replaces it)
   bool regex = false;                        // a ~ / ~* location (alias is then the whole path)
-  const staticfiles::MimeTypes* mimes = nullptr;
-  http::Handler* wsgi = nullptr;             // set when the location runs an app
+  const http::MimeTypes* mimes = nullptr;
+  // The registered content handler (an app, stub_status, ...); null: the files of its
+  // root/alias (index, autoindex, static).
+  ContentHandler* content = nullptr;
   // root or alias: constant → one handler; with variables → a handler per request.
   std::optional<http::Template> directory;
   bool alias = false;
   std::string aliasPrefix;  // what the alias replaces (an enclosing location's, when inherited)
   bool aliasRegex = false;  // the alias names the whole file (it was written in a regex location)
-  staticfiles::StaticHandler* files = nullptr;  // for a constant directory
-  staticfiles::StaticHandler::Options fileOptions;
+  DocumentRoot* files = nullptr;  // for a constant directory
+  FileOptions fileOptions;
   std::optional<http::GzipPolicy> gzip;       // `gzip on`: responses go through a GzipExchange
   // The rewrite module's program of this level (rewrite, return, set, break, if).
   std::optional<http::RewriteProgram> rewrites;
@@ -67,29 +69,24 @@ struct LocationRuntime {
   const LocationLimits* limit = nullptr;  // limit_req / limit_conn (null: none)
 };
 
-// Turns the HTTP model into responses, as nginx's phases do: picks the server (by the
-// connection's address and Host), runs the server's rewrite directives, matches the location,
-// runs its rewrite directives (again after `last`), then its try_files / index / static
-// files / app, with internal
-// redirects (try_files, index, error_page), output header filters (add_header, expires) and
-// per-location access logs. Built once per worker by process::Server; loop thread only.
+// nginx's request pipeline: turns the HTTP model into responses as nginx's phases do. Picks the
+// server (by the connection's address and Host), runs the server's rewrite directives, matches
+// the location, runs its rewrite directives (again after `last`), realip, limit_req/limit_conn,
+// access, try_files, then the content: the location's registered content handler, or the
+// files beneath its root/alias (index, autoindex, static); with internal redirects (try_files,
+// index, error_page), output filters (add_header, expires, gzip) and the log phase. Built once
+// per worker by process::Server, which registers the content modules; loop thread only.
 class SiteHandler : public http::RequestRouter {
  public:
-  // Wraps a location's response on its way to the connection, after the gzip filter (a
-  // location with `gzip on` gets a GzipExchange); may return null for "no filter".
-  using OutputFilterFactory = std::function<std::unique_ptr<http::Exchange>(
-      http::Exchange& next, const config::LocationSettings& settings)>;
-  // The app handler of a wsgi_app location.
-  using WsgiFactory = std::function<http::Handler*(const config::WsgiSpec& spec)>;
-
   // `loop` runs the on-the-fly gzip filter's deferred work; null (unit tests) when no
   // location has `gzip on`.
   SiteHandler(const config::Config& config, const http::SiteMap& map,
               event::EventLoop* loop = nullptr);
   ~SiteHandler() override;
 
-  bool build(const WsgiFactory& wsgi, std::string& error);
-  void setOutputFilter(OutputFilterFactory factory) { outputFilter_ = std::move(factory); }
+  // Compiles every level and makes each location's content with `content`'s modules (the
+  // first that claims it) or its files with `content.files`.
+  bool build(const ContentModules& content, std::string& error);
   // The group a listener opened for `key` serves (see SiteMap::groupFor).
   const http::ServerGroup* groupForKey(const std::string& key) const { return map_.groupByKey(key); }
 
@@ -112,7 +109,6 @@ class SiteHandler : public http::RequestRouter {
   // SiteMap::groupFor, remembered for the last local address asked about (a worker's
   // connections mostly share one listener, and the lookup builds strings).
   const http::ServerGroup* groupFor(const http::ConnectionInfo& connection) const;
-  const OutputFilterFactory& outputFilter() const { return outputFilter_; }
   event::EventLoop* loop() const { return loop_; }
   // The runtime of an `if` block's implicit location (its settings are in the model).
   const LocationRuntime& ifRuntime(const config::LocationSettings* settings) const {
@@ -120,25 +116,35 @@ class SiteHandler : public http::RequestRouter {
   }
   const http::VariableRegistry& userVariables() const { return userVariables_; }
   const std::string& serverHeader(bool tokens) const { return tokens ? tokensOn_ : tokensOff_; }
-  const staticfiles::MimeTypes& mimesFor(const config::LocationSettings& settings);
+  const http::MimeTypes& mimesFor(const config::LocationSettings& settings);
+  // The files beneath `directory` for a location whose root or alias has variables (made per
+  // request, as nginx maps the URI per request).
+  std::unique_ptr<DocumentRoot> makeFiles(std::string directory, const LocationRuntime& rt) const;
 
  private:
   bool compile(LocationRuntime& rt, const config::LocationSettings& settings,
-               const http::LocationNode* node, const WsgiFactory& wsgi, std::string& error);
+               const http::LocationNode* node, std::string& error);
+  // The content handler of a location's settings: the first module that claims them makes
+  // it; null (no error) when none does.
+  ContentHandler* makeContent(const config::LocationSettings& settings,
+                              const http::LocationNode* node, std::string& error);
+  bool claimed(const config::LocationSettings& settings) const;
   LogFile* logFile(const std::string& path, std::string& error);
 
   const config::Config& config_;
   const http::SiteMap& map_;
   event::EventLoop* loop_;
-  OutputFilterFactory outputFilter_;
   std::vector<LocationRuntime> locations_;  // by LocationNode::id
   std::vector<LocationRuntime> servers_;    // by ServerNode::index
   // `if` blocks' implicit locations, by their settings in the model.
   std::map<const config::LocationSettings*, std::unique_ptr<LocationRuntime>> ifRuntimes_;
   http::VariableRegistry userVariables_;  // `set` and `map` variables
   std::vector<std::unique_ptr<http::VariableProducer>> maps_;
-  std::map<std::string, std::unique_ptr<staticfiles::MimeTypes>> mimes_;
-  std::map<std::string, std::unique_ptr<staticfiles::StaticHandler>> files_;
+  std::vector<ContentModule*> modules_;  // registered by the composition root, in order
+  DocumentRootFactory filesFactory_;
+  std::vector<std::unique_ptr<ContentHandler>> contents_;  // one per location with a content
+  std::map<std::string, std::unique_ptr<http::MimeTypes>> mimes_;
+  std::map<std::string, std::unique_ptr<DocumentRoot>> files_;
   std::vector<std::unique_ptr<http::GzipPolicy>> policies_;  // per location with gzip/gzip_static
   std::map<std::string, std::unique_ptr<LogFile>> logFiles_;
   // open_log_file_cache, one per directive (file:line), shared by the levels inheriting it.
@@ -166,4 +172,4 @@ std::string buildRedirectLocation(std::string_view path, const config::LocationS
                                   std::string_view host, std::string_view serverName,
                                   const http::ConnectionInfo& connection);
 
-}  // namespace portico::process
+}  // namespace portico::pipeline

@@ -13,7 +13,7 @@
 #include "http/limit_zone.h"
 #include "http/variables.h"
 
-namespace portico::process {
+namespace portico::pipeline {
 
 // The shared mappings of a site's limit zones (limit_req_zone, limit_conn_zone). The master
 // creates them before it forks the workers, which inherit the mappings (MAP_SHARED, so every
@@ -116,4 +116,4 @@ class LimitRequestState {
   std::vector<std::pair<http::LimitZone*, uint64_t>> held_;
 };
 
-}  // namespace portico::process
+}  // namespace portico::pipeline

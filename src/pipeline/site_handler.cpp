@@ -1,19 +1,18 @@
-#include "process/site_handler.h"
+#include "pipeline/site_handler.h"
 
 #include <sys/stat.h>
 #include <sys/time.h>
 
 #include <cstring>
+#include <ctime>
 
 #include "config/version.h"
 #include "http/autoindex.h"
 #include "http/http_date.h"
-#include "http/stub_status.h"
 #include "http/parser.h"
 #include "http/user_agent.h"
-#include "process/worker_status.h"
 
-namespace portico::process {
+namespace portico::pipeline {
 
 namespace {
 
@@ -51,6 +50,14 @@ bool hasNginxErrorPage(int code) {
 
 
 uint64_t ms(double seconds) { return seconds <= 0 ? 0 : static_cast<uint64_t>(seconds * 1000.0); }
+
+// limit_req's clock: CLOCK_MONOTONIC milliseconds, the same in every worker (its zones are
+// shared).
+uint64_t monotonicMs() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+}
 
 uint64_t wallMicros() {
   timeval tv{};
@@ -155,7 +162,8 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   // A location that may hand the request on (try_files to `@app`, error_page) keeps the body
   // for whoever answers; only plain static locations let the connection discard it first.
   bool readsBody() const override {
-    return location_ && (location_->wsgi != nullptr || !location_->tryFiles.empty() ||
+    return location_ && ((location_->content && location_->content->readsBody()) ||
+                         !location_->tryFiles.empty() ||
                          location_->tryFallback || !location_->errorPages.empty());
   }
   void run(http::Exchange& exchange) override {
@@ -208,8 +216,8 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       // redirect is what the client gets (with its Location).
       errStatus_ = head.status;
     }
-    if (head.special && !location_->wsgi && closesConnection(head.status)) closes_ = true;
-    if (head.special && !location_->wsgi && head.status >= 300 && head.status != 304 &&
+    if (head.special && !upstream() && closesConnection(head.status)) closes_ = true;
+    if (head.special && !upstream() && head.status >= 300 && head.status != 304 &&
         !inErrorPage_) {
       if (const config::ErrorPage* page = errorPageFor(head.status)) {
         swallowing_ = true;
@@ -222,7 +230,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       head.status = errStatus_;
       head.reason.clear();
     }
-    if (closes_ || (!location_->wsgi && closesConnection(head.status))) head.close = true;
+    if (closes_ || (!upstream() && closesConnection(head.status))) head.close = true;
     if (head.status == 401 && !wwwAuthenticate_.empty()) {
       head.add("WWW-Authenticate", wwwAuthenticate_);
     }
@@ -275,7 +283,10 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   }
 
  private:
-  // The output chain of the location that answers: [gzip] → [extra filter] → connection.
+  // The answering location's content is an upstream's (an app): its answers are its own.
+  bool upstream() const { return location_->content && location_->content->upstream(); }
+
+  // The output chain of the location that answers: [gzip] → connection.
   // Built at the content's first use (its onAbort, or the first head that is not swallowed).
   http::Exchange& output() {
     if (output_) return *output_;
@@ -283,12 +294,8 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     if (location_->gzip && site_.loop()) {
       gzip_ = std::make_unique<http::GzipExchange>(
           *out, *location_->gzip, *site_.loop(),
-          location_->wsgi ? http::GzipSource::kUpstream : http::GzipSource::kStaticFile);
+          upstream() ? http::GzipSource::kUpstream : http::GzipSource::kStaticFile);
       out = gzip_.get();
-    }
-    if (site_.outputFilter()) {
-      filter_ = site_.outputFilter()(*out, *location_->settings);
-      if (filter_) out = filter_.get();
     }
     output_ = out;
     return *output_;
@@ -533,12 +540,8 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     if (!location_->tryFiles.empty() || location_->tryFallback) {
       if (tryFiles()) return;
     }
-    if (s.access.stubStatus) {
-      stubStatus();
-      return;
-    }
-    if (location_->wsgi) {
-      location_->wsgi->handle(*this);
+    if (location_->content) {
+      location_->content->handle(*this);  // the registered content (an app, stub_status, ...)
       return;
     }
     serveFiles();
@@ -577,7 +580,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   // /dir/y.html` names a file. The lookup is then confined to the alias's parent directory.
   // A regex location's alias names the whole file, unless try_files found `name` beneath it
   // (nginx's add_uri_to_alias): then the URI is appended.
-  staticfiles::StaticHandler* filesFor(std::string_view name, std::string& relative,
+  DocumentRoot* filesFor(std::string_view name, std::string& relative,
                                        bool addUri = false) {
     const LocationRuntime& rt = *location_;
     // A constant root or alias is used in place (the site owns it): no copy per request.
@@ -614,9 +617,8 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       relative.assign(rest);
     }
     if (rt.files && base == directory) return rt.files;
-    if (!perRequestFiles_ || perRequestFor_ != &rt || perRequestFiles_->mount().directory != base) {
-      perRequestFiles_ = std::make_unique<staticfiles::StaticHandler>(std::string(base),
-                                                                      *rt.mimes, rt.fileOptions);
+    if (!perRequestFiles_ || perRequestFor_ != &rt || perRequestFiles_->directory() != base) {
+      perRequestFiles_ = site_.makeFiles(std::string(base), rt);
       perRequestFor_ = &rt;
     }
     return perRequestFiles_.get();
@@ -631,11 +633,11 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       std::string name = entry.expand(variables());
       if (wantDirectory && !name.empty()) name.pop_back();
       std::string relative;
-      staticfiles::StaticHandler* files = filesFor(name, relative, true);
+      DocumentRoot* files = filesFor(name, relative, true);
       auto kind = files->probe(relative);
-      if (wantDirectory ? kind == staticfiles::StaticHandler::Kind::kDirectory
-                        : (kind == staticfiles::StaticHandler::Kind::kFile ||
-                           kind == staticfiles::StaticHandler::Kind::kOther)) {
+      if (wantDirectory ? kind == FileKind::kDirectory
+                        : (kind == FileKind::kFile ||
+                           kind == FileKind::kOther)) {
         if (!location_->alias) {
           // As nginx: the URI becomes the entry found, without the slash that asked for a
           // directory (so "$uri/" for "/dir" then redirects to the slash form).
@@ -682,7 +684,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       // The index module: the first existing index file, reached by an internal redirect;
       // the directory is tested once an index file is missing (ngx_http_index_handler).
       std::string relative;
-      staticfiles::StaticHandler* files = filesFor(uri_, relative);
+      DocumentRoot* files = filesFor(uri_, relative);
       bool dirTested = false;
       for (const http::Template& name : location_->index) {
         // As ngx_http_index_handler: names with variables are expanded per request.
@@ -692,22 +694,22 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
           return;
         }
         auto kind = files->probe(relative + index);
-        if (kind == staticfiles::StaticHandler::Kind::kFile ||
-            kind == staticfiles::StaticHandler::Kind::kOther) {
+        if (kind == FileKind::kFile ||
+            kind == FileKind::kOther) {
           internalRedirect(uri_ + index, args_, false);
           return;
         }
-        if (kind == staticfiles::StaticHandler::Kind::kForbidden) {
+        if (kind == FileKind::kForbidden) {
           finalize(403);
           return;
         }
         if (!dirTested) {
           auto dir = files->probe(relative);
-          if (dir != staticfiles::StaticHandler::Kind::kDirectory) {
-            bool forbidden = dir == staticfiles::StaticHandler::Kind::kForbidden;
+          if (dir != FileKind::kDirectory) {
+            bool forbidden = dir == FileKind::kForbidden;
             if (!forbidden && location_->settings->logNotFound) {
               // ngx_http_index_test_dir's line for a missing directory.
-              std::string path = files->mount().directory;
+              std::string path = files->directory();
               if (!path.empty() && path.back() != '/' && !relative.empty()) path += '/';
               path += relative;
               logError("\"" + path + "\" is not found (2: No such file or directory)");
@@ -723,9 +725,9 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       return;
     }
     std::string relative;
-    staticfiles::StaticHandler* files = filesFor(uri_, relative, addUriToAlias_);
+    DocumentRoot* files = filesFor(uri_, relative, addUriToAlias_);
     // add_header ETag/Last-Modified replace the file's validators before If-Range is judged.
-    std::optional<staticfiles::StaticHandler::Validators> validators;
+    std::optional<FileValidators> validators;
     for (const auto& [spec, value] : location_->addHeaders) {
       bool etag = http::iequals(spec->name, "ETag");
       if (!etag && !http::iequals(spec->name, "Last-Modified")) continue;
@@ -742,18 +744,6 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
           return redirectLocation(path);
         },
         validators ? &*validators : nullptr);
-  }
-
-  // The stub_status content handler (http/stub_status.h): the counters of every worker.
-  void stubStatus() {
-    if (!(request().method == "GET" || request().isHead())) {
-      finalize(405);
-      return;
-    }
-    http::ResponseHead head;
-    head.status = 200;
-    head.add("Content-Type", "text/plain");
-    respond(std::move(head), http::renderStubStatus(http::readConnectionCounters()));
   }
 
   // The autoindex module (http/autoindex.h), after the index module found no index file; false
@@ -877,7 +867,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     content();
   }
 
-  // nginx's preaccess phase (process/limit_zones.cpp): false when limit_req or limit_conn
+  // nginx's preaccess phase (pipeline/limit_zones.cpp): false when limit_req or limit_conn
   // answered, or when limit_req holds the request — a loop timer resumes it, the connection
   // reads nothing meanwhile.
   bool preaccess() {
@@ -1006,8 +996,8 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   const http::ConnectionInfo& connection_;
   http::Exchange* next_ = nullptr;
   http::Exchange* output_ = nullptr;
-  std::unique_ptr<http::GzipExchange> gzip_;  // kept until the next request (it may still be
-  std::unique_ptr<http::Exchange> filter_;    // compressing after the content's finish())
+  // Kept until the next request: it may still be compressing after the content's finish().
+  std::unique_ptr<http::GzipExchange> gzip_;
   std::optional<http::Request> rewritten_;
   std::optional<http::ConnectionInfo> realClient_;  // the client address realip set
   std::string wwwAuthenticate_;                     // auth_basic's challenge for a 401
@@ -1017,7 +1007,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   http::LocationMatch lookup_;
   Regex::Match serverCaptures_;
   std::optional<Regex::Match> captures_;
-  std::unique_ptr<staticfiles::StaticHandler> perRequestFiles_;
+  std::unique_ptr<DocumentRoot> perRequestFiles_;
   const LocationRuntime* perRequestFor_ = nullptr;  // whose options perRequestFiles_ has
   bool addUriToAlias_ = false;  // try_files found the URI beneath a regex location's alias
   std::string host_;
@@ -1056,7 +1046,7 @@ SiteHandler::SiteHandler(const config::Config& config, const http::SiteMap& map,
 
 SiteHandler::~SiteHandler() = default;
 
-const staticfiles::MimeTypes& SiteHandler::mimesFor(const config::LocationSettings& settings) {
+const http::MimeTypes& SiteHandler::mimesFor(const config::LocationSettings& settings) {
   std::string key = settings.defaultType + "\n";
   if (settings.types) {
     for (const auto& [ext, type] : *settings.types) key += ext + "=" + type + ";";
@@ -1066,10 +1056,10 @@ const staticfiles::MimeTypes& SiteHandler::mimesFor(const config::LocationSettin
   auto& slot = mimes_[key];
   if (!slot) {
     if (settings.types) {
-      slot = std::make_unique<staticfiles::MimeTypes>();
+      slot = std::make_unique<http::MimeTypes>();
       for (const auto& [ext, type] : *settings.types) slot->add(type, ext);
     } else {
-      slot = std::make_unique<staticfiles::MimeTypes>(staticfiles::MimeTypes::builtin());
+      slot = std::make_unique<http::MimeTypes>(http::MimeTypes::builtin());
     }
     slot->setDefaultType(settings.defaultType);
   }
@@ -1186,8 +1176,7 @@ bool SiteHandler::reopenLogs(std::string& error) {
 }
 
 bool SiteHandler::compile(LocationRuntime& rt, const config::LocationSettings& s,
-                          const http::LocationNode* node, const WsgiFactory& wsgi,
-                          std::string& error) {
+                          const http::LocationNode* node, std::string& error) {
   rt.settings = &s;
   rt.node = node;
   if (node) {
@@ -1250,8 +1239,7 @@ bool SiteHandler::compile(LocationRuntime& rt, const config::LocationSettings& s
                       std::to_string(reinterpret_cast<uintptr_t>(policy));
     auto& slot = files_[key];
     if (!slot) {
-      slot = std::make_unique<staticfiles::StaticHandler>(rt.directory->source(), *rt.mimes,
-                                                          rt.fileOptions);
+      slot = makeFiles(rt.directory->source(), rt);
     }
     rt.files = slot.get();
   }
@@ -1328,13 +1316,6 @@ bool SiteHandler::compile(LocationRuntime& rt, const config::LocationSettings& s
     rt.auth.userFile = compileOne(*s.access.authBasicUserFile);
     if (!rt.auth.userFile) return false;
   }
-  if (s.wsgi) {
-    rt.wsgi = wsgi ? wsgi(*s.wsgi) : nullptr;
-    if (!rt.wsgi) {
-      error = "wsgi_app \"" + s.wsgi->app + "\" is not loaded" + where();
-      return false;
-    }
-  }
   rt.limits.maxBodySize = s.clientMaxBodySize;
   rt.limits.bodyTimeoutMs = ms(s.clientBodyTimeoutSeconds);
   rt.limits.sendTimeoutMs = ms(s.sendTimeoutSeconds);
@@ -1354,7 +1335,68 @@ bool SiteHandler::compile(LocationRuntime& rt, const config::LocationSettings& s
   return true;
 }
 
-bool SiteHandler::build(const WsgiFactory& wsgi, std::string& error) {
+namespace {
+
+// The files of a site registered without any (a pipeline under test): nothing is found.
+class NoFiles : public DocumentRoot {
+ public:
+  explicit NoFiles(std::string directory) : directory_(std::move(directory)) {}
+  const std::string& directory() const override { return directory_; }
+  FileKind probe(std::string_view) const override { return FileKind::kMissing; }
+  void serve(http::Exchange& exchange, std::string_view, const std::function<std::string()>&,
+             const FileValidators*) const override {
+    exchange.respondError(404);
+  }
+
+ private:
+  std::string directory_;
+};
+
+}  // namespace
+
+http::SiteMap::AutoRedirect autoRedirectOf(const ContentModules& content) {
+  return [modules = content.modules](const config::LocationSettings& settings) {
+    for (ContentModule* module : modules) {
+      if (module->claims(settings)) return module->autoRedirect();
+    }
+    return false;
+  };
+}
+
+std::unique_ptr<DocumentRoot> SiteHandler::makeFiles(std::string directory,
+                                                     const LocationRuntime& rt) const {
+  if (!filesFactory_) return std::make_unique<NoFiles>(std::move(directory));
+  return filesFactory_(std::move(directory), *rt.mimes, rt.fileOptions);
+}
+
+bool SiteHandler::claimed(const config::LocationSettings& settings) const {
+  for (ContentModule* module : modules_) {
+    if (module->claims(settings)) return true;
+  }
+  return false;
+}
+
+ContentHandler* SiteHandler::makeContent(const config::LocationSettings& settings,
+                                         const http::LocationNode* node, std::string& error) {
+  for (ContentModule* module : modules_) {
+    if (!module->claims(settings)) continue;
+    std::unique_ptr<ContentHandler> handler = module->create(settings, error);
+    if (!handler) {
+      if (node && !node->config->source.file.empty()) {
+        error += " in " + node->config->source.file + ":" +
+                 std::to_string(node->config->source.line);
+      }
+      return nullptr;
+    }
+    contents_.push_back(std::move(handler));
+    return contents_.back().get();
+  }
+  return nullptr;
+}
+
+bool SiteHandler::build(const ContentModules& content, std::string& error) {
+  modules_ = content.modules;
+  filesFactory_ = content.files;
   const config::HttpSite& site = map_.site();
   // Named captures of every regex are variables everywhere (nginx).
   captureNames_ = http::captureNamesOf(site);
@@ -1384,21 +1426,21 @@ bool SiteHandler::build(const WsgiFactory& wsgi, std::string& error) {
   servers_.resize(map_.servers().size());
   for (const auto& server : map_.servers()) {
     LocationRuntime& rt = servers_[server->index];
-    if (!compile(rt, server->config->settings, nullptr, nullptr, error)) {
-      // A server level's own wsgi_app is not a thing (a location's content directive).
-      if (!server->config->settings.wsgi) return false;
-    }
+    // A server level has no content of its own (wsgi_app, stub_status are a location's).
+    if (!compile(rt, server->config->settings, nullptr, error)) return false;
   }
   locations_.resize(map_.locations().size());
   for (const http::LocationNode* node : map_.locations()) {
-    if (!compile(locations_[node->id], node->config->settings, node, wsgi, error)) return false;
+    LocationRuntime& parent = locations_[node->id];
+    if (!compile(parent, node->config->settings, node, error)) return false;
+    parent.content = makeContent(node->config->settings, node, error);
+    if (!parent.content && !error.empty()) return false;
     // The implicit locations of its `if` blocks keep its content handler (the app).
-    const LocationRuntime& parent = locations_[node->id];
-    auto parentApp = [&parent](const config::WsgiSpec&) { return parent.wsgi; };
     for (const config::RewriteStep& step : node->config->settings.rewrites) {
       if (step.kind != config::RewriteStep::Kind::kIf || !step.ifSettings) continue;
       auto rt = std::make_unique<LocationRuntime>();
-      if (!compile(*rt, *step.ifSettings, node, parentApp, error)) return false;
+      if (!compile(*rt, *step.ifSettings, node, error)) return false;
+      if (claimed(*step.ifSettings)) rt->content = parent.content;
       ifRuntimes_[step.ifSettings.get()] = std::move(rt);
     }
   }
@@ -1430,4 +1472,4 @@ std::unique_ptr<http::RequestRoute> SiteHandler::route(
   return r;
 }
 
-}  // namespace portico::process
+}  // namespace portico::pipeline

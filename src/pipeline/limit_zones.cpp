@@ -1,4 +1,4 @@
-#include "process/limit_zones.h"
+#include "pipeline/limit_zones.h"
 
 #include <sys/mman.h>
 
@@ -7,7 +7,7 @@
 
 #include "core/log.h"
 
-namespace portico::process {
+namespace portico::pipeline {
 
 namespace {
 
@@ -295,4 +295,4 @@ void LimitRequestState::release() {
   held_.clear();
 }
 
-}  // namespace portico::process
+}  // namespace portico::pipeline

@@ -1,11 +1,11 @@
-#include "static/mime_types.h"
+#include "http/mime_types.h"
 
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 
-namespace portico::staticfiles {
+namespace portico::http {
 
 namespace {
 
@@ -343,4 +343,4 @@ bool MimeTypes::loadString(std::string_view text, std::string_view source, std::
   return true;
 }
 
-}  // namespace portico::staticfiles
+}  // namespace portico::http

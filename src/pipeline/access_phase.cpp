@@ -1,4 +1,4 @@
-#include "process/access_phase.h"
+#include "pipeline/access_phase.h"
 
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -13,7 +13,7 @@
 #include "http/htpasswd.h"
 #include "http/realip.h"
 
-namespace portico::process {
+namespace portico::pipeline {
 namespace {
 
 constexpr int kDeclined = -1;
@@ -179,4 +179,4 @@ AccessVerdict runAccessPhase(const config::AccessSettings& s, const AuthBasicRun
   return verdict;
 }
 
-}  // namespace portico::process
+}  // namespace portico::pipeline
