@@ -187,26 +187,6 @@ bool ifRangeMatches(std::string_view value, std::optional<std::string_view> etag
   return date && *date == *mtime;
 }
 
-bool isHostChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-         c == '.' || c == ':' || c == '[' || c == ']' || c == '_';
-}
-
-// The query is still raw; only bytes that cannot appear in a header line are escaped.
-void appendEscapedQuery(std::string& out, std::string_view query) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  for (char ch : query) {
-    unsigned char c = static_cast<unsigned char>(ch);
-    if (c > 0x20 && c < 0x7f && c != '#') {
-      out.push_back(ch);
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 0xf]);
-    }
-  }
-}
-
 // multipart/byteranges boundaries, 20 digits as nginx; randomly seeded so that file contents
 // cannot predict them.
 std::string nextBoundary() {

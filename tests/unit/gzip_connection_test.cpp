@@ -107,8 +107,9 @@ class GzipConnectionTest : public ::testing::Test {
   // /static/ served from dir_ (`alias DIR/; gzip on; gzip_types text/plain;`), as the flags'
   // site serves a --static mount, through the site's pipeline.
   void serveStatic(bool vary) {
-    config_.statics.push_back({"/static/", dir_.string() + "/"});
-    config::siteFromFlags(config_);
+    config::GunicornFlags flags;
+    flags.statics.push_back({"/static/", dir_.string() + "/"});
+    config::siteFromFlags(flags, config_);
     for (config::Location& location : config_.site.servers.front().locations) {
       if (location.pattern != "/static/") continue;
       location.settings.gzip.enabled = true;

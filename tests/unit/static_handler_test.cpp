@@ -39,8 +39,9 @@ using portico::unit::FakeExchange;
 // answered by the pipeline's SiteHandler, which maps the URI and asks a StaticHandler.
 void serve(FakeExchange& ex, std::string prefix, std::string directory) {
   config::Config config;
-  config.statics.push_back({std::move(prefix), std::move(directory)});
-  config::siteFromFlags(config);
+  config::GunicornFlags flags;
+  flags.statics.push_back({std::move(prefix), std::move(directory)});
+  config::siteFromFlags(flags, config);
   std::string error;
   std::unique_ptr<http::SiteMap> map = http::SiteMap::build(config.site, error);
   ASSERT_TRUE(map) << error;
