@@ -1,9 +1,6 @@
 #include "http/connection.h"
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/sendfile.h>
-#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -31,6 +28,9 @@ constexpr size_t kDirectBodyMin = kReadSize;
 constexpr uint64_t kLingerTimeoutMs = 5000;       // nginx lingering_timeout
 constexpr uint64_t kLingerTotalMs = 30000;        // nginx lingering_time
 constexpr int kMaxIov = 64;
+// A file range read into memory per write when the transport cannot sendfile (TLS without
+// kernel TLS): a few TLS records' worth.
+constexpr size_t kFileReadSize = 64 * 1024;
 
 // Monotonic microseconds: a request's duration ($request_time, gunicorn's %(D)s) is measured
 // with this, since the loop's cached clock has only millisecond steps.
@@ -82,10 +82,11 @@ bool isFramingHeader(std::string_view name) {
 
 }  // namespace
 
-Connection::Connection(event::EventLoop& loop, UniqueFd fd, ConnectionInfo info,
-                       const ConnectionSettings& settings, ConnectionOwner& owner)
+Connection::Connection(event::EventLoop& loop, std::unique_ptr<transport::Transport> transport,
+                       ConnectionInfo info, const ConnectionSettings& settings,
+                       ConnectionOwner& owner)
     : loop_(loop),
-      fd_(std::move(fd)),
+      transport_(std::move(transport)),
       info_(std::move(info)),
       settings_(settings),
       owner_(owner),
@@ -119,12 +120,8 @@ void Connection::syncPhase() {
 }
 
 void Connection::start() {
-  if (!info_.isUnix) {
-    // Responses are written whole, so Nagle only adds latency (nginx's tcp_nodelay on).
-    int one = 1;
-    ::setsockopt(fd_.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  }
-  if (!loop_.add(fd_.get(), EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, this)) {
+  transport_->start();
+  if (!loop_.add(transport_->fd(), EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, this)) {
     logError(std::string("epoll_ctl: ") + std::strerror(errno));
     closeNow();
     return;
@@ -163,6 +160,14 @@ void Connection::drain() {
 
 void Connection::onIoEvent(uint32_t events) {
   if (state_ == State::kClosed) return;
+  if ((events & EPOLLIN) && writeWaitsForRead_) {
+    writeWaitsForRead_ = false;
+    events |= EPOLLOUT;  // the transport's write waited for input (TLS)
+  }
+  if ((events & EPOLLOUT) && readWaitsForWrite_) {
+    readWaitsForWrite_ = false;
+    events |= EPOLLIN;  // the transport's read waited for the socket to be writable (TLS)
+  }
   if (events & EPOLLOUT) {
     canWrite_ = true;
     flush();
@@ -194,9 +199,9 @@ bool Connection::wantRead() const {
 bool Connection::readSome() {
   char* dst = in_.prepare(kReadSize);
   size_t room = in_.writable();
-  ssize_t n = ::recv(fd_.get(), dst, room, 0);
-  if (n > 0) in_.commit(static_cast<size_t>(n));
-  return afterRecv(n, room);
+  transport::IoResult result = transport_->read(dst, room);
+  if (result.done()) in_.commit(result.bytes);
+  return afterRead(result, room);
 }
 
 // True when the next body bytes can go straight to the reader: nothing is buffered ahead of
@@ -212,8 +217,9 @@ bool Connection::readBodyDirect() {
   std::span<char> space = bodyReader_->bodySpace(max);
   if (space.empty()) return readSome();
   size_t room = std::min(space.size(), max);
-  ssize_t n = ::recv(fd_.get(), space.data(), room, 0);
-  if (n > 0) {
+  transport::IoResult result = transport_->read(space.data(), room);
+  if (result.done()) {
+    const uint64_t n = result.bytes;
     parser_.skipBody(static_cast<uint64_t>(n));
     requestBodyBytes_ += static_cast<uint64_t>(n);
     info_.requestLength += static_cast<uint64_t>(n);
@@ -225,30 +231,36 @@ bool Connection::readBodyDirect() {
     }
     bodyReader_->onBodyReceived(static_cast<size_t>(n));
   }
-  return afterRecv(n, room);
+  return afterRead(result, room);
 }
 
-// The bookkeeping after a recv() of at most `room` bytes that returned `n`.
-bool Connection::afterRecv(ssize_t n, size_t room) {
-  if (n > 0) {
-    lastReadMs_ = loop_.nowMs();
-    // A short read drained the socket (edge-triggered: no need to see EAGAIN) — unless the
-    // peer also closed, whose EOF only a further recv() reports.
-    if (static_cast<size_t>(n) < room && !peerHungUp_) canRead_ = false;
-    return true;
+// The bookkeeping after a read of at most `room` bytes; false when nothing more can be read now.
+bool Connection::afterRead(const transport::IoResult& result, size_t room) {
+  switch (result.status) {
+    case transport::IoStatus::kDone:
+      lastReadMs_ = loop_.nowMs();
+      // A short read drained the socket (edge-triggered: no need to see EAGAIN) — unless the
+      // peer also closed, whose EOF only a further read reports, or the transport holds more.
+      if (result.bytes < room && !peerHungUp_ && transport_->pendingRead() == 0) {
+        canRead_ = false;
+      }
+      return true;
+    case transport::IoStatus::kInterrupted:
+      return true;
+    case transport::IoStatus::kWantWrite:
+      readWaitsForWrite_ = true;
+      canRead_ = false;
+      return false;
+    case transport::IoStatus::kWouldBlock:
+    case transport::IoStatus::kWantRead:
+      canRead_ = false;
+      return false;
+    case transport::IoStatus::kEof:
+    case transport::IoStatus::kError:  // ECONNRESET and friends: the peer is gone
+      readEof_ = true;
+      canRead_ = false;
+      return false;
   }
-  if (n == 0) {
-    readEof_ = true;
-    canRead_ = false;
-    return false;
-  }
-  if (errno == EAGAIN || errno == EWOULDBLOCK) {
-    canRead_ = false;
-    return false;
-  }
-  if (errno == EINTR) return true;
-  readEof_ = true;  // ECONNRESET and friends: the peer is gone
-  canRead_ = false;
   return false;
 }
 
@@ -303,7 +315,7 @@ void Connection::processInput() {
       // A request begins with nothing else in flight: a worker whose Python threads are all
       // busy may give the connection to an idle sibling, so the request does not wait here.
       offerHandOff_ = false;
-      if (out_.empty() && !draining_ && owner_.offerHandOff(*this)) {
+      if (out_.empty() && !draining_ && transport_->canHandOff() && owner_.offerHandOff(*this)) {
         processing_ = false;
         return;  // given away: closed here
       }
@@ -796,22 +808,52 @@ void Connection::finishExchange() {
   }
 }
 
+// Writes the file range at the front of the queue: sendfile when the transport can, else
+// read into fileBuffer_ (kept until written: a TLS write is retried with the same bytes).
+// False when the connection was closed (the file shrank, or could not be read).
+bool Connection::writeFile(BodyChunk& front, transport::IoResult& result) {
+  FileRange& range = std::get<FileRange>(front.data);
+  uint64_t left = range.length - outOffset_;
+  if (transport_->canSendFile()) {
+    size_t count = left > (1u << 30) ? (1u << 30) : static_cast<size_t>(left);
+    result = transport_->sendFile(range.file->get(), range.offset + outOffset_, count);
+    if (result.done() && result.bytes == 0 && count > 0) {
+      // The file shrank under us: the promised length can no longer be met.
+      logError("file truncated while being sent; closing the connection");
+      closeNow();
+      return false;
+    }
+    return true;
+  }
+  if (fileBuffer_.empty() || outOffset_ < fileBufferStart_ ||
+      outOffset_ >= fileBufferStart_ + fileBuffer_.size()) {
+    size_t count = left > kFileReadSize ? kFileReadSize : static_cast<size_t>(left);
+    fileBuffer_.resize(count);
+    ssize_t n = ::pread(range.file->get(), fileBuffer_.data(), count,
+                        static_cast<off_t>(range.offset + outOffset_));
+    if (n <= 0) {
+      logError(n == 0 ? "file truncated while being sent; closing the connection"
+                      : std::string("pread() failed (") + std::strerror(errno) +
+                            "); closing the connection");
+      fileBuffer_.clear();
+      closeNow();
+      return false;
+    }
+    fileBuffer_.resize(static_cast<size_t>(n));
+    fileBufferStart_ = outOffset_;
+  }
+  size_t skip = static_cast<size_t>(outOffset_ - fileBufferStart_);
+  iovec iov{fileBuffer_.data() + skip, fileBuffer_.size() - skip};
+  result = transport_->writev(&iov, 1, left > iov.iov_len);
+  return true;
+}
+
 void Connection::flush() {
   while (!out_.empty() && canWrite_) {
-    ssize_t n;
+    transport::IoResult result;
     BodyChunk& front = out_.front();
     if (front.isFile()) {
-      FileRange& range = std::get<FileRange>(front.data);
-      off_t offset = static_cast<off_t>(range.offset + outOffset_);
-      uint64_t left = range.length - outOffset_;
-      size_t count = left > (1u << 30) ? (1u << 30) : static_cast<size_t>(left);
-      n = ::sendfile(fd_.get(), range.file->get(), &offset, count);
-      if (n == 0 && count > 0) {
-        // The file shrank under us: the promised length can no longer be met.
-        logError("file truncated while being sent; closing the connection");
-        closeNow();
-        return;
-      }
+      if (!writeFile(front, result)) return;
     } else {
       iovec iov[kMaxIov];
       int cnt = 0;
@@ -828,36 +870,43 @@ void Connection::flush() {
         skip = 0;
         ++cnt;
       }
-      msghdr msg{};
-      msg.msg_iov = iov;
-      msg.msg_iovlen = static_cast<size_t>(cnt);
-      // MSG_MORE holds headers back until the file data joins them in one segment, as
-      // nginx's tcp_nopush does with TCP_CORK, without two extra setsockopt calls.
-      n = ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL | (fileFollows ? MSG_MORE : 0));
+      // "More follows" before file data: the head and the first file bytes share a segment.
+      result = transport_->writev(iov, cnt, fileFollows);
     }
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+    if (!result.done()) {
+      if (result.status == transport::IoStatus::kInterrupted) continue;
+      if (result.status == transport::IoStatus::kWouldBlock ||
+          result.status == transport::IoStatus::kWantWrite) {
         canWrite_ = false;
         break;
       }
-      if (errno == EINTR) continue;
+      if (result.status == transport::IoStatus::kWantRead) {
+        canWrite_ = false;
+        writeWaitsForRead_ = true;
+        break;
+      }
       // EPIPE, ECONNRESET: the client is gone.
-      int err = errno;
-      std::string reason = std::string(front.isFile() ? "sendfile()" : "writev()") +
-                           " failed (" + std::to_string(err) + ": " + std::strerror(err) + ")";
+      int err = result.error;
+      std::string reason =
+          std::string(front.isFile() && transport_->canSendFile() ? "sendfile()" : "writev()") +
+          " failed (" + std::to_string(err) + ": " + std::strerror(err) + ")";
       logCutShort(reason.c_str());
       closeNow();
       return;
     }
     lastWriteMs_ = loop_.nowMs();
-    uint64_t written = static_cast<uint64_t>(n);
+    uint64_t written = result.bytes;
     writtenTotal_ += written;
     while (written > 0 && !out_.empty()) {
       BodyChunk& c = out_.front();
       uint64_t left = c.size() - outOffset_;
       if (written >= left) {
         written -= left;
-        if (!c.isFile()) outMemBytes_ -= c.size();
+        if (c.isFile()) {
+          fileBuffer_.clear();
+        } else {
+          outMemBytes_ -= c.size();
+        }
         out_.pop_front();
         outOffset_ = 0;
       } else {
@@ -896,7 +945,7 @@ void Connection::beginClose() {
   // Closing with unread input would make the kernel send RST and could destroy the response
   // before the client reads it; half-close and discard input for a while instead (nginx's
   // lingering close).
-  ::shutdown(fd_.get(), SHUT_WR);
+  transport_->shutdownWrite();
   in_.consume(in_.size());
   state_ = State::kLingering;
   lingerStartMs_ = loop_.nowMs();
@@ -923,9 +972,10 @@ void Connection::closeNow() {
   // before its request body was complete. Log what really left.
   if (exchangeActive_ && headSent_) writeAccessLog(bodyBytesWritten());
   awaitingDrain_ = false;
-  loop_.remove(fd_.get());
-  fd_.reset();
+  loop_.remove(transport_->fd());
+  transport_->close();
   out_.clear();
+  fileBuffer_.clear();
   syncPhase();
   owner_.connectionClosed(this);
 }

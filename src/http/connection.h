@@ -18,6 +18,7 @@
 #include "http/parser.h"
 #include "http/stub_status.h"
 #include "http/router.h"
+#include "transport/transport.h"
 
 namespace portico::http {
 
@@ -69,7 +70,8 @@ class ConnectionOwner {
 // delete so callbacks may close it from anywhere.
 class Connection : public event::IoWatcher, public event::Deferrable, public Exchange {
  public:
-  Connection(event::EventLoop& loop, UniqueFd fd, ConnectionInfo info,
+  Connection(event::EventLoop& loop, std::unique_ptr<transport::Transport> transport,
+             ConnectionInfo info,
              const ConnectionSettings& settings, ConnectionOwner& owner);
   ~Connection() override;
 
@@ -80,7 +82,9 @@ class Connection : public event::IoWatcher, public event::Deferrable, public Exc
   void close() { closeNow(); }
 
   // What travels when the connection moves to a sibling worker (ConnectionOwner::offerHandOff).
-  int fd() const { return fd_.get(); }
+  int fd() const { return transport_->fd(); }
+  // False for a transport whose state is not all in the socket (TLS): it cannot move.
+  bool canHandOff() const { return transport_->canHandOff(); }
   std::string_view bufferedInput() const { return in_.view(); }
   uint64_t requestStartMs() const { return requestStartMs_; }  // 0 until a request's first byte
   uint64_t requestsServed() const { return requestsServed_; }
@@ -123,7 +127,8 @@ class Connection : public event::IoWatcher, public event::Deferrable, public Exc
   bool readSome();
   bool canReadBodyDirect() const;
   bool readBodyDirect();
-  bool afterRecv(ssize_t n, size_t room);
+  bool afterRead(const transport::IoResult& result, size_t room);
+  bool writeFile(BodyChunk& front, transport::IoResult& result);
   void processInput();
   void onHeadComplete();
   void onMessageComplete();
@@ -147,7 +152,7 @@ class Connection : public event::IoWatcher, public event::Deferrable, public Exc
   void resetExchange();
 
   event::EventLoop& loop_;
-  UniqueFd fd_;
+  std::unique_ptr<transport::Transport> transport_;
   ConnectionInfo info_;
   const ConnectionSettings& settings_;
   ConnectionOwner& owner_;
@@ -168,6 +173,13 @@ class Connection : public event::IoWatcher, public event::Deferrable, public Exc
   bool canWrite_ = true;
   bool readEof_ = false;
   bool peerHungUp_ = false;  // EPOLLRDHUP seen: read on until recv() reports the EOF
+  // The transport's crossed waits (TLS): a read retried when the socket becomes writable, a
+  // write when it becomes readable. A plain socket never sets them.
+  bool readWaitsForWrite_ = false;
+  bool writeWaitsForRead_ = false;
+  // File bytes read for a transport without sendfile: [fileBufferStart_, + size) of out_.front().
+  std::string fileBuffer_;
+  uint64_t fileBufferStart_ = 0;
   bool draining_ = false;
   uint64_t drainDeadlineMs_ = 0;
   bool processing_ = false;

@@ -21,6 +21,7 @@
 #include "http/router.h"
 #include "static/mime_types.h"
 #include "static/static_handler.h"
+#include "transport/plain_transport.h"
 
 namespace portico::http {
 namespace {
@@ -79,7 +80,9 @@ class GzipConnectionTest : public ::testing::Test {
     UniqueFd client(fds[1]);
     ConnectionInfo info;
     info.isUnix = true;
-    owner_.owned = std::make_unique<Connection>(loop_, UniqueFd(fds[0]), info, settings_, owner_);
+    owner_.owned = std::make_unique<Connection>(
+        loop_, std::make_unique<transport::PlainTransport>(UniqueFd(fds[0]), false), info,
+        settings_, owner_);
     owner_.owned->start();
     EXPECT_EQ(::write(client.get(), request.data(), request.size()),
               static_cast<ssize_t>(request.size()));
