@@ -9,6 +9,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "http/http1_codec.h"
 #include "http/http_date.h"
 
 namespace portico::http {
@@ -43,42 +44,6 @@ uint64_t monotonicMicros() {
 // nginx's $connection: a serial number per connection (nginx counts in shared memory across
 // workers; portico counts per worker process).
 std::atomic<uint64_t> connectionCounter{0};
-
-void appendDecimal(std::string& out, uint64_t v) {
-  char buf[24];
-  char* p = buf + sizeof buf;
-  do {
-    *--p = static_cast<char>('0' + v % 10);
-    v /= 10;
-  } while (v);
-  out.append(p, static_cast<size_t>(buf + sizeof buf - p));
-}
-
-std::string hexSize(uint64_t v) {
-  static const char kDigits[] = "0123456789abcdef";
-  char buf[20];
-  char* p = buf + sizeof buf;
-  do {
-    *--p = kDigits[v & 15];
-    v >>= 4;
-  } while (v);
-  std::string out(p, static_cast<size_t>(buf + sizeof buf - p));
-  out.append("\r\n");
-  return out;
-}
-
-// Headers the connection owns: a handler's copies are dropped so framing can never be split.
-bool isFramingHeader(std::string_view name) {
-  // By length first: every header of every response passes here.
-  switch (name.size()) {
-    case 4: return iequals(name, "Date");
-    case 6: return iequals(name, "Server");
-    case 10: return iequals(name, "Connection") || iequals(name, "Keep-Alive");
-    case 14: return iequals(name, "Content-Length");
-    case 17: return iequals(name, "Transfer-Encoding");
-    default: return false;
-  }
-}
 
 }  // namespace
 
@@ -523,7 +488,7 @@ void Connection::queue(BodyChunk chunk) {
 void Connection::queueContinue() {
   if (continueSent_) return;
   continueSent_ = true;
-  queue(BodyChunk(std::string("HTTP/1.1 100 Continue\r\n\r\n")));
+  queue(BodyChunk(std::string(http1::kContinue)));
 }
 
 void Connection::sendHead(ResponseHead head) {
@@ -531,61 +496,22 @@ void Connection::sendHead(ResponseHead head) {
   const Request& req = parser_.request();
   headSent_ = true;
   status_ = head.status;
-  if (head.close || draining_) closeAfterResponse_ = true;
-  dropBody_ = req.isHead() || statusHasNoBody(head.status);
+  http1::ResponseFraming framing = http1::chooseFraming(head, req.isHead(), req.versionMinor,
+                                                        closeAfterResponse_ || draining_);
+  closeAfterResponse_ = framing.close;
+  dropBody_ = framing.dropBody;
+  chunkedResponse_ = framing.chunked;
   declaredLength_ = head.contentLength;
-  bool noFraming = (head.status >= 100 && head.status < 200) || head.status == 204;
-  bool bodyPending = !requestComplete_ && req.hasBody();
-
-  if (!noFraming && !head.contentLength && !dropBody_) {
-    if (req.versionMinor == 1) {
-      chunkedResponse_ = true;
-    } else {
-      closeAfterResponse_ = true;  // HTTP/1.0: the end of the body is the close
-    }
-  }
-  if (bodyPending && req.expectContinue && req.versionMinor == 1 && !closeAfterResponse_) {
+  if (!requestComplete_ && http1::wantsContinue(req) && !closeAfterResponse_) {
     // The client waits for 100 before it sends the body we must read to keep the connection.
     queueContinue();
   }
-
-  std::string out;
-  out.reserve(256 + head.headers.size() * 48);
-  out.append("HTTP/1.1 ");
-  appendDecimal(out, static_cast<uint64_t>(head.status));
-  out.push_back(' ');
-  out.append(head.reason.empty() ? reasonPhrase(head.status) : std::string_view(head.reason));
-  out.append("\r\n");
-  if (settings_.serverHeader) {
-    out.append("Server: ");
-    out.append(limits_.serverHeader ? *limits_.serverHeader : settings_.serverHeaderValue);
-    out.append("\r\n");
-  }
-  out.append("Date: ");
-  out.append(cachedHttpDate(std::time(nullptr)));
-  out.append("\r\n");
-  for (const auto& h : head.headers) {
-    if (isFramingHeader(h.name)) continue;
-    out.append(h.name);
-    out.append(": ");
-    out.append(h.value);
-    out.append("\r\n");
-  }
-  if (!noFraming && head.status != 304) {
-    if (head.contentLength) {
-      out.append("Content-Length: ");
-      appendDecimal(out, *head.contentLength);
-      out.append("\r\n");
-    } else if (chunkedResponse_) {
-      out.append("Transfer-Encoding: chunked\r\n");
-    }
-  }
-  if (!closeAfterResponse_ && limits_.keepAliveHeaderSeconds >= 0) {
-    out.append("Keep-Alive: timeout=");
-    appendDecimal(out, static_cast<uint64_t>(limits_.keepAliveHeaderSeconds));
-    out.append("\r\n");
-  }
-  out.append(closeAfterResponse_ ? "Connection: close\r\n\r\n" : "Connection: keep-alive\r\n\r\n");
+  http1::HeadOptions options;
+  options.serverHeader = settings_.serverHeader;
+  options.serverValue = signature();
+  options.date = cachedHttpDate(std::time(nullptr));
+  options.keepAliveSeconds = limits_.keepAliveHeaderSeconds;
+  std::string out = http1::serializeHead(head, framing, options);
   if (settings_.accessLog) responseHeaders_ = std::move(head.headers);
   headBytes_ = out.size();
   queue(BodyChunk(std::move(out)));
@@ -614,9 +540,9 @@ void Connection::sendBody(BodyChunk chunk) {
   bodyBytes_ += size;
   if (dropBody_) return;
   if (chunkedResponse_) {
-    queue(BodyChunk(hexSize(size)));
+    queue(BodyChunk(http1::chunkHeader(size)));
     queue(std::move(chunk));
-    queue(BodyChunk(std::string("\r\n")));
+    queue(BodyChunk(std::string(http1::kChunkEnd)));
   } else {
     queue(std::move(chunk));
   }
@@ -625,7 +551,7 @@ void Connection::sendBody(BodyChunk chunk) {
 void Connection::finish() {
   if (!headSent_ || responseFinished_ || state_ == State::kClosed) return;
   responseFinished_ = true;
-  if (chunkedResponse_ && !dropBody_) queue(BodyChunk(std::string("0\r\n\r\n")));
+  if (chunkedResponse_ && !dropBody_) queue(BodyChunk(std::string(http1::kLastChunk)));
   if (declaredLength_ && bodyBytes_ < *declaredLength_ && !dropBody_) {
     // The handler sent less than it promised; the client can only tell from a close.
     logError("response body shorter than its Content-Length; closing the connection");
@@ -652,7 +578,7 @@ void Connection::onWritable(std::function<void()> callback) { onWritable_ = std:
 void Connection::readBody(BodyReader* reader) {
   bodyReader_ = reader;
   const Request& req = parser_.request();
-  if (req.expectContinue && req.versionMinor == 1 && req.hasBody() && !requestComplete_) {
+  if (!requestComplete_ && http1::wantsContinue(req)) {
     queueContinue();
   }
   if (requestComplete_ && reader) {
