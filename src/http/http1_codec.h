@@ -27,10 +27,10 @@ struct ResponseFraming {
 ResponseFraming chooseFraming(const ResponseHead& head, bool headRequest, int versionMinor,
                               bool close);
 
-// True when the client waits for "100 Continue" before it sends its body (an HTTP/1.1
-// request with a body and Expect: 100-continue).
-inline bool wantsContinue(const Request& request) {
-  return request.expectContinue && request.versionMinor == 1 && request.hasBody();
+// True when the client waits for "100 Continue" before it sends its body: an HTTP/1.1
+// request with a body and Expect: 100-continue (RequestParser::expectContinue).
+inline bool wantsContinue(const Request& request, bool expectContinue) {
+  return expectContinue && request.versionMinor == 1 && request.hasBody();
 }
 
 // What the session adds to every head besides the handler's headers.

@@ -16,7 +16,7 @@
 #include <random>
 #include <string>
 
-#include "http/connection.h"
+#include "http/http1_session.h"
 #include "http/gzip_filter.h"
 #include "http/router.h"
 #include "static/mime_types.h"
@@ -80,7 +80,7 @@ class GzipConnectionTest : public ::testing::Test {
     UniqueFd client(fds[1]);
     ConnectionInfo info;
     info.isUnix = true;
-    owner_.owned = std::make_unique<Connection>(
+    owner_.owned = std::make_unique<Http1Session>(
         loop_, std::make_unique<transport::PlainTransport>(UniqueFd(fds[0]), false), info,
         settings_, owner_);
     owner_.owned->start();

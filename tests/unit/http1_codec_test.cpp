@@ -183,10 +183,9 @@ TEST(Http1Continue, OnlyHttp11WithABody) {
   for (const auto& c : cases) {
     Request r;
     r.versionMinor = c.minor;
-    r.expectContinue = c.expect;
     r.chunked = c.chunked;
     r.contentLength = c.length;
-    EXPECT_EQ(wantsContinue(r), c.wants) << c.minor << c.expect << c.chunked;
+    EXPECT_EQ(wantsContinue(r, c.expect), c.wants) << c.minor << c.expect << c.chunked;
   }
 }
 

@@ -1,4 +1,4 @@
-#include "http/connection.h"
+#include "http/http1_session.h"
 
 #include <unistd.h>
 
@@ -33,46 +33,35 @@ constexpr int kMaxIov = 64;
 // kernel TLS): a few TLS records' worth.
 constexpr size_t kFileReadSize = 64 * 1024;
 
-// Monotonic microseconds: a request's duration ($request_time, gunicorn's %(D)s) is measured
-// with this, since the loop's cached clock has only millisecond steps.
-uint64_t monotonicMicros() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
-}
-
 // nginx's $connection: a serial number per connection (nginx counts in shared memory across
 // workers; portico counts per worker process).
 std::atomic<uint64_t> connectionCounter{0};
 
 }  // namespace
 
-Connection::Connection(event::EventLoop& loop, std::unique_ptr<transport::Transport> transport,
-                       ConnectionInfo info, const ConnectionSettings& settings,
-                       ConnectionOwner& owner)
+Http1Session::Http1Session(event::EventLoop& loop,
+                           std::unique_ptr<transport::Transport> transport, ConnectionInfo info,
+                           const ConnectionSettings& settings, ConnectionOwner& owner)
     : loop_(loop),
       transport_(std::move(transport)),
       info_(std::move(info)),
       settings_(settings),
       owner_(owner),
-      parser_(settings.limits) {
-  limits_.maxBodySize = settings.maxBodySize;
-  limits_.bodyTimeoutMs = settings.bodyTimeoutMs;
-  limits_.sendTimeoutMs = settings.sendTimeoutMs;
-  limits_.keepAliveTimeoutMs = settings.keepAliveTimeoutMs;
+      parser_(settings.limits),
+      stream_(*this, settings, info_) {
   info_.number = ++connectionCounter;
   acceptedMs_ = loop_.nowMs();
   info_.openedMicros = monotonicMicros();
   connectionStats().active.fetch_add(1, std::memory_order_relaxed);
 }
 
-Connection::~Connection() {
+Http1Session::~Http1Session() {
   loop_.cancelTimer(timer_);
   moveConnectionPhase(phase_, ConnectionPhase::kNone);
   connectionStats().active.fetch_sub(1, std::memory_order_relaxed);
 }
 
-void Connection::syncPhase() {
+void Http1Session::syncPhase() {
   ConnectionPhase want = ConnectionPhase::kNone;
   if (state_ == State::kReadingHead) {
     want = requestStartMs_ != 0 || !in_.empty() ? ConnectionPhase::kReading
@@ -84,7 +73,7 @@ void Connection::syncPhase() {
   phase_ = want;
 }
 
-void Connection::start() {
+void Http1Session::start() {
   transport_->start();
   if (!loop_.add(transport_->fd(), EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, this)) {
     logError(std::string("epoll_ctl: ") + std::strerror(errno));
@@ -96,7 +85,7 @@ void Connection::start() {
   updateTimer();
 }
 
-void Connection::adopt(std::string_view buffered, uint64_t requestStartMs,
+void Http1Session::adopt(std::string_view buffered, uint64_t requestStartMs,
                        uint64_t requestsServed) {
   if (state_ != State::kReadingHead) return;  // start() failed
   offerHandOff_ = false;
@@ -112,18 +101,18 @@ void Connection::adopt(std::string_view buffered, uint64_t requestStartMs,
   if (state_ != State::kClosed) updateTimer();
 }
 
-void Connection::drain() {
+void Http1Session::drain() {
   // An idle kept-alive connection is not closed at once: its client may be sending a request
   // right now, and a close would race it (a failed request on reload). It gets one more
   // response, marked "Connection: close", or closes when its drain grace runs out.
   draining_ = true;
   // At most a second: long enough for a request already on its way, short enough that a stop
   // with idle keep-alive connections is prompt.
-  drainDeadlineMs_ = loop_.nowMs() + std::min<uint64_t>(limits_.keepAliveTimeoutMs, 1000);
+  drainDeadlineMs_ = loop_.nowMs() + std::min<uint64_t>(stream_.limits().keepAliveTimeoutMs, 1000);
   if (state_ != State::kClosed) updateTimer();
 }
 
-void Connection::onIoEvent(uint32_t events) {
+void Http1Session::onIoEvent(uint32_t events) {
   if (state_ == State::kClosed) return;
   if ((events & EPOLLIN) && writeWaitsForRead_) {
     writeWaitsForRead_ = false;
@@ -146,12 +135,12 @@ void Connection::onIoEvent(uint32_t events) {
   if (state_ != State::kClosed) updateTimer();
 }
 
-bool Connection::wantRead() const {
+bool Http1Session::wantRead() const {
   switch (state_) {
     case State::kReadingHead:
       return in_.size() < settings_.limits.maxHeaderTotal + kReadSize;
     case State::kActive:
-      if (!requestComplete_) return true;
+      if (!stream_.requestComplete_) return true;
       return in_.size() < kPipelinePrefetch;
     case State::kLingering:
       return true;
@@ -161,7 +150,7 @@ bool Connection::wantRead() const {
 }
 
 // Reads once into the input buffer; false when nothing more can be read now.
-bool Connection::readSome() {
+bool Http1Session::readSome() {
   char* dst = in_.prepare(kReadSize);
   size_t room = in_.writable();
   transport::IoResult result = transport_->read(dst, room);
@@ -171,36 +160,36 @@ bool Connection::readSome() {
 
 // True when the next body bytes can go straight to the reader: nothing is buffered ahead of
 // them, and the parser expects enough raw body bytes (a Content-Length body, a large chunk).
-bool Connection::canReadBodyDirect() const {
-  return state_ == State::kActive && !requestComplete_ && bodyReader_ && in_.empty() &&
+bool Http1Session::canReadBodyDirect() const {
+  return state_ == State::kActive && !stream_.requestComplete_ && stream_.bodyReader_ &&
+         in_.empty() &&
          parser_.rawBodyWanted() >= kDirectBodyMin;
 }
 
 // Receives body bytes into the reader's own memory; false when nothing more can be read now.
-bool Connection::readBodyDirect() {
+bool Http1Session::readBodyDirect() {
   size_t max = static_cast<size_t>(std::min<uint64_t>(parser_.rawBodyWanted(), SIZE_MAX));
-  std::span<char> space = bodyReader_->bodySpace(max);
+  std::span<char> space = stream_.bodyReader_->bodySpace(max);
   if (space.empty()) return readSome();
   size_t room = std::min(space.size(), max);
   transport::IoResult result = transport_->read(space.data(), room);
   if (result.done()) {
     const uint64_t n = result.bytes;
     parser_.skipBody(static_cast<uint64_t>(n));
-    requestBodyBytes_ += static_cast<uint64_t>(n);
     info_.requestLength += static_cast<uint64_t>(n);
-    if (limits_.maxBodySize && requestBodyBytes_ > limits_.maxBodySize) {
+    if (stream_.bodyOverLimit(n)) {
       // Not reached (a chunk is checked against the limit when announced), but never trust
       // that: the pump goes on, so a lingering close still drains the socket.
       failRequest(413);
       return true;
     }
-    bodyReader_->onBodyReceived(static_cast<size_t>(n));
+    stream_.bodyReader_->onBodyReceived(static_cast<size_t>(n));
   }
   return afterRead(result, room);
 }
 
 // The bookkeeping after a read of at most `room` bytes; false when nothing more can be read now.
-bool Connection::afterRead(const transport::IoResult& result, size_t room) {
+bool Http1Session::afterRead(const transport::IoResult& result, size_t room) {
   switch (result.status) {
     case transport::IoStatus::kDone:
       lastReadMs_ = loop_.nowMs();
@@ -229,11 +218,11 @@ bool Connection::afterRead(const transport::IoResult& result, size_t room) {
   return false;
 }
 
-void Connection::pump() {
+void Http1Session::pump() {
   if (processing_) return;
   // However pump leaves (the connection is deleted only later, deferred).
   struct PhaseSync {
-    Connection* c;
+    Http1Session* c;
     ~PhaseSync() { c->syncPhase(); }
   } phaseSync{this};
   for (;;) {
@@ -256,7 +245,7 @@ void Connection::pump() {
       // Answers already queued still go out; a partial request is abandoned.
       state_ = State::kClosing;
       if (out_.empty()) closeNow();
-    } else if (state_ == State::kActive && !requestComplete_) {
+    } else if (state_ == State::kActive && !stream_.requestComplete_) {
       closeNow();
     } else if (state_ == State::kActive) {
       closeAfterResponse_ = true;
@@ -270,11 +259,11 @@ void Connection::pump() {
   }
 }
 
-void Connection::processInput() {
+void Http1Session::processInput() {
   if (processing_) return;
   processing_ = true;
   while (state_ == State::kReadingHead || state_ == State::kActive) {
-    if (state_ == State::kActive && requestComplete_) break;  // wait for the response
+    if (state_ == State::kActive && stream_.requestComplete_) break;  // wait for the response
     if (state_ == State::kReadingHead && in_.empty()) break;
     if (offerHandOff_ && state_ == State::kReadingHead) {
       // A request begins with nothing else in flight: a worker whose Python threads are all
@@ -300,7 +289,7 @@ void Connection::processInput() {
           failRequest(413);
           break;
         }
-        if (pendingHandler_ || pendingRoute_) dispatchPending();
+        if (stream_.pending()) stream_.runPending();
         processing_ = false;
         return;
       case ParseEvent::kHeadComplete:
@@ -309,28 +298,26 @@ void Connection::processInput() {
         break;
       case ParseEvent::kBodyData: {
         std::string_view data = parser_.bodyData();
-        requestBodyBytes_ += data.size();
-        if ((limits_.maxBodySize && requestBodyBytes_ > limits_.maxBodySize) || chunkOverLimit()) {
+        if (stream_.bodyOverLimit(data.size()) || chunkOverLimit()) {
           in_.consume(consumed);
           failRequest(413);
           break;
         }
-        if (bodyReader_) bodyReader_->onBodyData(data);
+        if (stream_.bodyReader_) stream_.bodyReader_->onBodyData(data);
         in_.consume(consumed);
         break;
       }
       case ParseEvent::kMessageComplete:
         in_.consume(consumed);
-        if (pendingHandler_ || pendingRoute_) {
-          requestComplete_ = true;
-          dispatchPending();
+        if (stream_.pending()) {
+          stream_.requestComplete_ = true;
+          stream_.runPending();
         } else {
           onMessageComplete();
         }
         break;
       case ParseEvent::kError:
-        pendingHandler_ = nullptr;
-        pendingRoute_ = false;
+        stream_.cancelPending();
         failRequest(parser_.errorStatus());
         break;
     }
@@ -339,134 +326,102 @@ void Connection::processInput() {
 }
 
 // True when the chunked body being read has announced more than the route's body limit.
-bool Connection::chunkOverLimit() const {
-  return state_ == State::kActive && !requestComplete_ && limits_.maxBodySize != 0 &&
-         parser_.chunkedBodyDeclared() > limits_.maxBodySize;
+bool Http1Session::chunkOverLimit() const {
+  const uint64_t limit = stream_.limits().maxBodySize;
+  return state_ == State::kActive && !stream_.requestComplete_ && limit != 0 &&
+         parser_.chunkedBodyDeclared() > limit;
 }
 
-void Connection::onHeadComplete() {
+void Http1Session::onHeadComplete() {
   state_ = State::kActive;
   syncPhase();
-  exchangeActive_ = true;
+  stream_.begin(loop_.nowMs());
   sawFirstRequest_ = true;
-  startMs_ = loop_.nowMs();
-  startMicros_ = monotonicMicros();
-  startWall_ = std::time(nullptr);
-  lastReadMs_ = startMs_;
+  lastReadMs_ = stream_.startMs_;
   info_.requests = requestsServed_ + 1;
   const Request& req = parser_.request();
-  if (!req.keepAlive || draining_) closeAfterResponse_ = true;
+  if (!parser_.keepAlive() || draining_) closeAfterResponse_ = true;
 
-  if (settings_.site) {
-    // Server selection and location matching decide the limits, then the route answers.
-    route_ = settings_.site->route(req, info_);
-    routed_ = true;
-    limits_ = route_->limits();
-    if (limits_.keepAliveTimeoutMs == 0 ||
-        (limits_.keepAliveRequests && requestsServed_ + 1 >= limits_.keepAliveRequests) ||
-        (limits_.keepAliveTimeMs && loop_.nowMs() - acceptedMs_ > limits_.keepAliveTimeMs)) {
+  // "100 Continue" is sent lazily: when the body is wanted (readBody), or before a final
+  // response that keeps the connection (sendHead; the body is then read and discarded).
+  Stream::Dispatch dispatch = stream_.select(req);
+  if (stream_.routed_) {
+    // The route's keep-alive limits (keepalive_timeout 0, keepalive_requests, keepalive_time).
+    const RouteLimits& limits = stream_.limits();
+    if (limits.keepAliveTimeoutMs == 0 ||
+        (limits.keepAliveRequests && requestsServed_ + 1 >= limits.keepAliveRequests) ||
+        (limits.keepAliveTimeMs && loop_.nowMs() - acceptedMs_ > limits.keepAliveTimeMs)) {
       closeAfterResponse_ = true;
     }
-    if (limits_.maxBodySize && req.contentLength && *req.contentLength > limits_.maxBodySize) {
+  }
+  switch (dispatch) {
+    case Stream::Dispatch::kBodyTooLarge:
+      if (!stream_.routed_) {
+        failRequest(413);
+        return;
+      }
       // Before a byte of the body is read, as nginx; the route's error_page may answer it.
       closeAfterResponse_ = true;
       lingerNeeded_ = true;
-      requestComplete_ = true;  // nothing more will be parsed on this connection
-      route_->reject(413, *this);
+      stream_.requestComplete_ = true;  // nothing more will be parsed on this connection
+      stream_.reject(413);
       return;
-    }
-    if (req.hasBody() && !route_->readsBody()) {
-      pendingRoute_ = true;  // run once the buffered part of the body is parsed
+    case Stream::Dispatch::kAfterDiscard:
+      return;  // runs once the buffered part of the body is parsed
+    case Stream::Dispatch::kRun:
+      stream_.run();
       return;
-    }
-    route_->run(*this);
-    return;
   }
-  // The body limit is checked before a byte of the body is read (nginx's 413).
-  if (settings_.maxBodySize && req.contentLength && *req.contentLength > settings_.maxBodySize) {
-    failRequest(413);
-    return;
-  }
-  // "100 Continue" is sent lazily: when the body is wanted (readBody), or before a final
-  // response that keeps the connection (the body is then read and discarded).
-  std::string normalized;
-  Handler* handler = nullptr;
-  if (!req.path.empty() && req.path[0] == '/' && normalizePath(req.path, normalized)) {
-    handler = settings_.router ? settings_.router->route(normalized) : nullptr;
-  }
-  if (!handler) {
-    respondError(404);
-    return;
-  }
-  if (req.hasBody() && !handler->readsBody()) {
-    pendingHandler_ = handler;  // dispatched when the buffered part of the body is parsed
-    return;
-  }
-  handler->handle(*this);
 }
 
-void Connection::dispatchPending() {
-  if (pendingRoute_) {
-    pendingRoute_ = false;
-    route_->run(*this);
-    return;
-  }
-  Handler* handler = pendingHandler_;
-  pendingHandler_ = nullptr;
-  handler->handle(*this);
-}
-
-void Connection::onMessageComplete() {
-  requestComplete_ = true;
-  if (bodyReader_) {
-    BodyReader* reader = bodyReader_;
-    bodyReader_ = nullptr;
+void Http1Session::onMessageComplete() {
+  stream_.requestComplete_ = true;
+  if (stream_.bodyReader_) {
+    BodyReader* reader = stream_.bodyReader_;
+    stream_.bodyReader_ = nullptr;
     reader->onBodyEnd();
   }
-  if (responseFinished_) completeExchange();
+  if (stream_.responseFinished_) completeExchange();
 }
 
-void Connection::failRequest(int status) {
+void Http1Session::failRequest(int status) {
   // Bad input: answer with the status (if nothing was sent yet) and close, lingering so the
   // client can read the answer even if it is still sending.
   closeAfterResponse_ = true;
   lingerNeeded_ = true;
-  if (!exchangeActive_) {
-    exchangeActive_ = true;
+  if (!stream_.active_) {
     state_ = State::kActive;
-    startMs_ = loop_.nowMs();
-    startMicros_ = monotonicMicros();
-    startWall_ = std::time(nullptr);
+    stream_.begin(loop_.nowMs());
     info_.requests = requestsServed_ + 1;
   }
-  requestComplete_ = true;  // nothing more will be parsed on this connection
-  bodyReader_ = nullptr;
-  pendingHandler_ = nullptr;
-  pendingRoute_ = false;
-  if (headSent_) {
-    if (!responseFinished_) {
+  stream_.requestComplete_ = true;  // nothing more will be parsed on this connection
+  stream_.bodyReader_ = nullptr;
+  stream_.cancelPending();
+  if (stream_.headSent_) {
+    if (!stream_.responseFinished_) {
       closeNow();
       return;
     }
     completeExchange();
     return;
   }
-  connectionAnswered_ = true;
+  stream_.connectionAnswered_ = true;
   if (status == 431 && settings_.headerTooLargeIs400) {
     ResponseHead head;
     head.status = 400;
     head.add("Content-Type", "text/html");
-    respond(std::move(head),
-            "<html>\r\n<head><title>400 Request Header Or Cookie Too Large</title></head>\r\n"
-            "<body>\r\n<center><h1>400 Bad Request</h1></center>\r\n"
-            "<center>Request Header Or Cookie Too Large</center>\r\n"
-            "<hr><center>" + std::string(signature()) + "</center>\r\n</body>\r\n</html>\r\n");
+    stream_.respond(
+        std::move(head),
+        "<html>\r\n<head><title>400 Request Header Or Cookie Too Large</title></head>\r\n"
+        "<body>\r\n<center><h1>400 Bad Request</h1></center>\r\n"
+        "<center>Request Header Or Cookie Too Large</center>\r\n"
+        "<hr><center>" + std::string(stream_.signature()) + "</center>\r\n</body>\r\n</html>\r\n");
     return;
   }
-  respondError(status);
+  stream_.respondError(status);
 }
 
-void Connection::queue(BodyChunk chunk) {
+void Http1Session::queue(BodyChunk chunk) {
   if (out_.empty()) lastWriteMs_ = loop_.nowMs();  // the send timeout counts from here
   uint64_t size = chunk.size();
   queuedTotal_ += size;
@@ -485,61 +440,50 @@ void Connection::queue(BodyChunk chunk) {
   }
 }
 
-void Connection::queueContinue() {
-  if (continueSent_) return;
-  continueSent_ = true;
+void Http1Session::queueContinue() {
+  if (stream_.continueSent_) return;
+  stream_.continueSent_ = true;
   queue(BodyChunk(std::string(http1::kContinue)));
 }
 
-void Connection::sendHead(ResponseHead head) {
-  if (!exchangeActive_ || headSent_ || state_ == State::kClosed) return;
+void Http1Session::sendHead(ResponseHead head) {
+  if (!stream_.active_ || stream_.headSent_ || state_ == State::kClosed) return;
   const Request& req = parser_.request();
-  headSent_ = true;
-  status_ = head.status;
+  stream_.headSent_ = true;
+  stream_.status_ = head.status;
   http1::ResponseFraming framing = http1::chooseFraming(head, req.isHead(), req.versionMinor,
                                                         closeAfterResponse_ || draining_);
   closeAfterResponse_ = framing.close;
-  dropBody_ = framing.dropBody;
-  chunkedResponse_ = framing.chunked;
-  declaredLength_ = head.contentLength;
-  if (!requestComplete_ && http1::wantsContinue(req) && !closeAfterResponse_) {
+  stream_.dropBody_ = framing.dropBody;
+  stream_.chunkedResponse_ = framing.chunked;
+  stream_.declaredLength_ = head.contentLength;
+  if (!stream_.requestComplete_ && http1::wantsContinue(req, parser_.expectContinue()) &&
+      !closeAfterResponse_) {
     // The client waits for 100 before it sends the body we must read to keep the connection.
     queueContinue();
   }
   http1::HeadOptions options;
   options.serverHeader = settings_.serverHeader;
-  options.serverValue = signature();
+  options.serverValue = stream_.signature();
   options.date = cachedHttpDate(std::time(nullptr));
-  options.keepAliveSeconds = limits_.keepAliveHeaderSeconds;
+  options.keepAliveSeconds = stream_.limits().keepAliveHeaderSeconds;
   std::string out = http1::serializeHead(head, framing, options);
-  if (settings_.accessLog) responseHeaders_ = std::move(head.headers);
-  headBytes_ = out.size();
+  if (settings_.accessLog) stream_.responseHeaders_ = std::move(head.headers);
+  stream_.headBytes_ = out.size();
   queue(BodyChunk(std::move(out)));
   bodyStartPos_ = queuedTotal_;
 }
 
-void Connection::sendBody(BodyChunk chunk) {
-  if (!headSent_ || responseFinished_ || state_ == State::kClosed) return;
+void Http1Session::sendBody(BodyChunk chunk) {
+  if (!stream_.headSent_ || stream_.responseFinished_ || state_ == State::kClosed) return;
   uint64_t size = chunk.size();
   if (size == 0) return;
-  if (declaredLength_) {
-    // Never send more than the declared length: the excess would be read as a next response.
-    uint64_t room = *declaredLength_ > bodyBytes_ ? *declaredLength_ - bodyBytes_ : 0;
-    if (size > room) {
-      logError("response body longer than its Content-Length; truncated");
-      closeAfterResponse_ = true;
-      if (room == 0) return;
-      if (auto* s = std::get_if<std::string>(&chunk.data)) {
-        s->resize(room);
-      } else {
-        std::get<FileRange>(chunk.data).length = room;
-      }
-      size = room;
-    }
-  }
-  bodyBytes_ += size;
-  if (dropBody_) return;
-  if (chunkedResponse_) {
+  bool overran = false;
+  size = stream_.admitBody(chunk, overran);
+  if (overran) closeAfterResponse_ = true;
+  if (size == 0) return;
+  if (stream_.dropBody_) return;
+  if (stream_.chunkedResponse_) {
     queue(BodyChunk(http1::chunkHeader(size)));
     queue(std::move(chunk));
     queue(BodyChunk(std::string(http1::kChunkEnd)));
@@ -548,17 +492,19 @@ void Connection::sendBody(BodyChunk chunk) {
   }
 }
 
-void Connection::finish() {
-  if (!headSent_ || responseFinished_ || state_ == State::kClosed) return;
-  responseFinished_ = true;
-  if (chunkedResponse_ && !dropBody_) queue(BodyChunk(std::string(http1::kLastChunk)));
-  if (declaredLength_ && bodyBytes_ < *declaredLength_ && !dropBody_) {
+void Http1Session::finish() {
+  if (!stream_.headSent_ || stream_.responseFinished_ || state_ == State::kClosed) return;
+  stream_.responseFinished_ = true;
+  if (stream_.chunkedResponse_ && !stream_.dropBody_) {
+    queue(BodyChunk(std::string(http1::kLastChunk)));
+  }
+  if (stream_.bodyShort()) {
     // The handler sent less than it promised; the client can only tell from a close.
     logError("response body shorter than its Content-Length; closing the connection");
     closeAfterResponse_ = true;
     lingerNeeded_ = true;
   }
-  if (requestComplete_ || closeAfterResponse_) {
+  if (stream_.requestComplete_ || closeAfterResponse_) {
     completeExchange();
   } else if (!processing_) {
     // The rest of the request body is read and discarded before the next request.
@@ -571,47 +517,45 @@ void Connection::finish() {
   }
 }
 
-bool Connection::writable() const { return outMemBytes_ < kHighWatermark; }
+bool Http1Session::writable() const { return outMemBytes_ < kHighWatermark; }
 
-void Connection::onWritable(std::function<void()> callback) { onWritable_ = std::move(callback); }
 
-void Connection::readBody(BodyReader* reader) {
-  bodyReader_ = reader;
+void Http1Session::readBody(BodyReader* reader) {
+  stream_.bodyReader_ = reader;
   const Request& req = parser_.request();
-  if (!requestComplete_ && http1::wantsContinue(req)) {
+  if (!stream_.requestComplete_ && http1::wantsContinue(req, parser_.expectContinue())) {
     queueContinue();
   }
-  if (requestComplete_ && reader) {
-    bodyReader_ = nullptr;
+  if (stream_.requestComplete_ && reader) {
+    stream_.bodyReader_ = nullptr;
     reader->onBodyEnd();
   }
 }
 
-void Connection::onAbort(std::function<void()> callback) { onAbort_ = std::move(callback); }
 
-void Connection::abort() {
-  onAbort_ = nullptr;  // the handler asked for this; it needs no notice
-  if (!headSent_ || !exchangeActive_) {
+void Http1Session::abort() {
+  stream_.onAbort_ = nullptr;  // the handler asked for this; it needs no notice
+  if (!stream_.headSent_ || !stream_.active_) {
     closeNow();
     return;
   }
   // What the app produced before it failed still goes out; the close (with no chunked
   // terminator, or short of Content-Length) then tells the client the response is truncated.
-  responseFinished_ = true;
+  stream_.responseFinished_ = true;
   closeAfterResponse_ = true;
   lingerNeeded_ = true;
   completeExchange();
 }
 
 // What of the current response's body has really been written to the socket.
-uint64_t Connection::bodyBytesWritten() const {
+uint64_t Http1Session::bodyBytesWritten() const {
   if (writtenTotal_ <= bodyStartPos_) return 0;
-  return std::min(bodyBytes_, writtenTotal_ - bodyStartPos_);
+  return std::min(stream_.bodyBytes_, writtenTotal_ - bodyStartPos_);
 }
 
 // A response is being cut short with bytes still queued: say so, as nginx does (at info: the
 // client's doing, not the server's), with what the client had asked for.
-void Connection::logCutShort(const char* reason) {
+void Http1Session::logCutShort(const char* reason) {
   if (out_.empty() || !ErrorLog::instance().enabled(LogLevel::kInfo)) return;
   const Request& req = parser_.request();
   std::string line(reason);
@@ -625,73 +569,16 @@ void Connection::logCutShort(const char* reason) {
   logInfo(line);
 }
 
-void Connection::writeAccessLog(uint64_t bodySent) {
-  // A request refused before any route existed (bad request line, 414, header too large, a
-  // slow head's 408) is logged by the site as nginx does (the server level of the address's
-  // default server, or of the one a complete Host line chose); one the connection answered
-  // after routing (its body) by the route, with its location's logs; a routed response by the
-  // route too, now that its bytes have left (or the connection was cut).
-  const bool unrouted = settings_.site != nullptr && !routed_;
-  const bool routeLogs = routed_ && route_;
-  if (!settings_.accessLog && !unrouted && !routeLogs) return;
-  AccessLogEntry entry;
-  entry.request = &parser_.request();
-  entry.connection = &info_;
-  entry.status = status_;
-  entry.bodyBytesSent = dropBody_ ? 0 : bodySent;
-  entry.bytesSent = (headSent_ ? headBytes_ : 0) + entry.bodyBytesSent;
-  entry.responseHeaders = &responseHeaders_;
-  entry.startTime = startWall_;
-  entry.durationMicros = monotonicMicros() - startMicros_;
-  if (routeLogs) {
-    if (connectionAnswered_) {
-      route_->logConnectionAnswer(entry);
-    } else {
-      route_->logResponse(entry);
-    }
-  }
-  if (unrouted) {
-    // The head that failed, not the previous request of the connection.
-    AccessLogEntry failed = entry;
-    failed.request = &parser_.pendingRequest();
-    settings_.site->logUnrouted(failed);
-  }
-  if (settings_.accessLog) {
-    settings_.accessLog->file.writeLine(settings_.accessLog->formatter.format(entry));
-  }
+void Http1Session::writeAccessLog(uint64_t bodySent) {
+  stream_.writeAccessLog(parser_.request(), parser_.pendingRequest(), bodySent);
 }
 
-void Connection::resetExchange() {
-  exchangeActive_ = false;
-  headSent_ = false;
-  responseFinished_ = false;
-  requestComplete_ = false;
-  continueSent_ = false;
-  chunkedResponse_ = false;
-  dropBody_ = false;
-  status_ = 0;
-  routed_ = false;
-  connectionAnswered_ = false;
-  declaredLength_.reset();
-  bodyBytes_ = 0;
-  requestBodyBytes_ = 0;
-  headBytes_ = 0;
-  info_.requestLength = 0;
-  info_.pipelined = false;
-  responseHeaders_.clear();
-  bodyReader_ = nullptr;
-  pendingHandler_ = nullptr;
-  pendingRoute_ = false;
-  onWritable_ = nullptr;
-  onAbort_ = nullptr;
-}
-
-void Connection::completeExchange() {
+void Http1Session::completeExchange() {
   // The response is finished. When a large part of it is still queued (a file range, or more
   // than the low watermark in memory) the exchange completes once that is written: the access
   // log then says what left, and no idle keep-alive timer can run while a client is reading.
   if (awaitingDrain_) return;  // already completing (a late end of the request body)
-  onWritable_ = nullptr;  // no producer is left to wake
+  stream_.onWritable_ = nullptr;  // no producer is left to wake
   if (!out_.empty()) {
     bool large = outMemBytes_ > kLowWatermark;
     for (auto it = out_.begin(); !large && it != out_.end(); ++it) large = it->isFile();
@@ -704,13 +591,15 @@ void Connection::completeExchange() {
   finishExchange();
 }
 
-void Connection::finishExchange() {
-  writeAccessLog(bodyBytes_);
+void Http1Session::finishExchange() {
+  writeAccessLog(stream_.bodyBytes_);
   ++requestsServed_;
   if (settings_.onRequestDone) settings_.onRequestDone();
   bool close = closeAfterResponse_ || draining_;
-  if (close && !requestComplete_) lingerNeeded_ = true;  // unread body may still arrive
-  resetExchange();
+  if (close && !stream_.requestComplete_) lingerNeeded_ = true;  // unread body may still arrive
+  stream_.reset();
+  info_.requestLength = 0;
+  info_.pipelined = false;
   if (close) {
     state_ = State::kClosing;
     if (out_.empty()) afterDrained();
@@ -737,7 +626,7 @@ void Connection::finishExchange() {
 // Writes the file range at the front of the queue: sendfile when the transport can, else
 // read into fileBuffer_ (kept until written: a TLS write is retried with the same bytes).
 // False when the connection was closed (the file shrank, or could not be read).
-bool Connection::writeFile(BodyChunk& front, transport::IoResult& result) {
+bool Http1Session::writeFile(BodyChunk& front, transport::IoResult& result) {
   FileRange& range = std::get<FileRange>(front.data);
   uint64_t left = range.length - outOffset_;
   if (transport_->canSendFile()) {
@@ -774,7 +663,7 @@ bool Connection::writeFile(BodyChunk& front, transport::IoResult& result) {
   return true;
 }
 
-void Connection::flush() {
+void Http1Session::flush() {
   while (!out_.empty() && canWrite_) {
     transport::IoResult result;
     BodyChunk& front = out_.front();
@@ -841,16 +730,16 @@ void Connection::flush() {
       }
     }
   }
-  if (onWritable_ && outMemBytes_ < kLowWatermark) {
-    auto callback = std::move(onWritable_);
-    onWritable_ = nullptr;
+  if (stream_.onWritable_ && outMemBytes_ < kLowWatermark) {
+    auto callback = std::move(stream_.onWritable_);
+    stream_.onWritable_ = nullptr;
     callback();
     if (state_ == State::kClosed) return;
   }
   if (out_.empty()) afterDrained();
 }
 
-void Connection::afterDrained() {
+void Http1Session::afterDrained() {
   if (awaitingDrain_) {
     awaitingDrain_ = false;
     finishExchange();
@@ -863,7 +752,7 @@ void Connection::afterDrained() {
   }
 }
 
-void Connection::beginClose() {
+void Http1Session::beginClose() {
   if (!lingerNeeded_ && in_.empty()) {
     closeNow();
     return;
@@ -884,19 +773,19 @@ void Connection::beginClose() {
   pump();
 }
 
-void Connection::closeNow() {
+void Http1Session::closeNow() {
   if (state_ == State::kClosed) return;
-  bool aborted = exchangeActive_ && !responseFinished_;
+  bool aborted = stream_.active_ && !stream_.responseFinished_;
   state_ = State::kClosed;
   loop_.cancelTimer(timer_);
-  if (aborted && onAbort_) {
-    auto callback = std::move(onAbort_);
-    onAbort_ = nullptr;
+  if (aborted && stream_.onAbort_) {
+    auto callback = std::move(stream_.onAbort_);
+    stream_.onAbort_ = nullptr;
     callback();
   }
   // An exchange still active was never logged: its response was cut short, or the client left
   // before its request body was complete. Log what really left.
-  if (exchangeActive_ && headSent_) writeAccessLog(bodyBytesWritten());
+  if (stream_.active_ && stream_.headSent_) writeAccessLog(bodyBytesWritten());
   awaitingDrain_ = false;
   loop_.remove(transport_->fd());
   transport_->close();
@@ -906,20 +795,20 @@ void Connection::closeNow() {
   owner_.connectionClosed(this);
 }
 
-Connection::TimerKind Connection::currentTimer(uint64_t& deadline) const {
+Http1Session::TimerKind Http1Session::currentTimer(uint64_t& deadline) const {
   switch (state_) {
     case State::kReadingHead:
       if (!out_.empty()) {
         // The previous response is still leaving: the client has send_timeout between two
         // successful writes, however long the whole takes (never the keep-alive timeout).
-        deadline = lastWriteMs_ + limits_.sendTimeoutMs;
+        deadline = lastWriteMs_ + stream_.limits().sendTimeoutMs;
         return TimerKind::kSend;
       }
       if (requestStartMs_ == 0) {
         // Nothing of a request yet: a new connection gets the header timeout, a kept-alive one
         // the keep-alive timeout; either way it is closed silently, as nginx does.
-        deadline = idleSinceMs_ +
-                   (sawFirstRequest_ ? limits_.keepAliveTimeoutMs : settings_.headerTimeoutMs);
+        deadline = idleSinceMs_ + (sawFirstRequest_ ? stream_.limits().keepAliveTimeoutMs
+                                                    : settings_.headerTimeoutMs);
         if (draining_ && drainDeadlineMs_ < deadline) deadline = drainDeadlineMs_;
         return TimerKind::kKeepAlive;
       }
@@ -927,17 +816,17 @@ Connection::TimerKind Connection::currentTimer(uint64_t& deadline) const {
       return TimerKind::kHeader;
     case State::kActive:
       if (!out_.empty() && !canWrite_) {
-        deadline = lastWriteMs_ + limits_.sendTimeoutMs;
+        deadline = lastWriteMs_ + stream_.limits().sendTimeoutMs;
         return TimerKind::kSend;
       }
-      if (!requestComplete_ && parser_.request().hasBody()) {
-        deadline = lastReadMs_ + limits_.bodyTimeoutMs;
+      if (!stream_.requestComplete_ && parser_.request().hasBody()) {
+        deadline = lastReadMs_ + stream_.limits().bodyTimeoutMs;
         return TimerKind::kBody;
       }
       return TimerKind::kNone;  // a handler at work has no client timeout
     case State::kClosing:
       if (out_.empty()) return TimerKind::kNone;  // closing is already under way
-      deadline = lastWriteMs_ + limits_.sendTimeoutMs;
+      deadline = lastWriteMs_ + stream_.limits().sendTimeoutMs;
       return TimerKind::kSend;
     case State::kLingering: {
       uint64_t a = lastReadMs_ + kLingerTimeoutMs;
@@ -951,7 +840,7 @@ Connection::TimerKind Connection::currentTimer(uint64_t& deadline) const {
   return TimerKind::kNone;
 }
 
-void Connection::updateTimer() {
+void Http1Session::updateTimer() {
   uint64_t deadline = 0;
   TimerKind kind = currentTimer(deadline);
   // No deadline now (a handler at work): an armed timer stays, and finds nothing to do if it
@@ -968,7 +857,7 @@ void Connection::updateTimer() {
   });
 }
 
-void Connection::onTimer() {
+void Http1Session::onTimer() {
   if (state_ == State::kClosed) return;
   uint64_t deadline = 0;
   TimerKind kind = currentTimer(deadline);
@@ -980,7 +869,7 @@ void Connection::onTimer() {
   switch (kind) {
     case TimerKind::kHeader:
     case TimerKind::kBody:
-      if (!headSent_) {
+      if (!stream_.headSent_) {
         // Part of a request arrived too slowly: say so (408) and close, as nginx logs it.
         failRequest(408);
         if (state_ != State::kClosed) updateTimer();
@@ -999,5 +888,21 @@ void Connection::onTimer() {
       return;
   }
 }
+
+}  // namespace portico::http
+
+namespace portico::http {
+
+// The stream's Exchange: the request is the parser's, the wire work is the session's.
+const Request& Http1Stream::request() const { return session_.parser_.request(); }
+std::shared_ptr<const Request> Http1Stream::sharedRequest() const {
+  return session_.parser_.sharedRequest();
+}
+void Http1Stream::sendHead(ResponseHead head) { session_.sendHead(std::move(head)); }
+void Http1Stream::sendBody(BodyChunk chunk) { session_.sendBody(std::move(chunk)); }
+void Http1Stream::finish() { session_.finish(); }
+bool Http1Stream::writable() const { return session_.writable(); }
+void Http1Stream::readBody(BodyReader* reader) { session_.readBody(reader); }
+void Http1Stream::abort() { session_.abort(); }
 
 }  // namespace portico::http
