@@ -16,37 +16,6 @@ void appendDecimal(std::string& out, uint64_t v) {
 
 }  // namespace
 
-ResponseFraming chooseFraming(const ResponseHead& head, bool headRequest, int versionMinor,
-                              bool close) {
-  ResponseFraming framing;
-  framing.close = close || head.close;
-  framing.dropBody = headRequest || statusHasNoBody(head.status);
-  // 1xx and 204 never carry framing headers; a 304 neither (its Content-Length would describe
-  // the cached entity).
-  bool noFraming = (head.status >= 100 && head.status < 200) || head.status == 204;
-  if (!noFraming && !head.contentLength && !framing.dropBody) {
-    if (versionMinor == 1) {
-      framing.chunked = true;
-    } else {
-      framing.close = true;  // HTTP/1.0: the end of the body is the close
-    }
-  }
-  framing.lengthHeader = !noFraming && head.status != 304 && head.contentLength.has_value();
-  return framing;
-}
-
-bool isFramingHeader(std::string_view name) {
-  // By length first: every header of every response passes here.
-  switch (name.size()) {
-    case 4: return iequals(name, "Date");
-    case 6: return iequals(name, "Server");
-    case 10: return iequals(name, "Connection") || iequals(name, "Keep-Alive");
-    case 14: return iequals(name, "Content-Length");
-    case 17: return iequals(name, "Transfer-Encoding");
-    default: return false;
-  }
-}
-
 std::string serializeHead(const ResponseHead& head, const ResponseFraming& framing,
                           const HeadOptions& options) {
   std::string out;

@@ -24,8 +24,24 @@ struct ResponseFraming {
 // request when `headRequest`; `close` is true when the connection already will not be kept
 // (the request's own Connection, a limit, a drain, head.close). Length unknown: chunked on
 // HTTP/1.1, close-delimited on HTTP/1.0.
-ResponseFraming chooseFraming(const ResponseHead& head, bool headRequest, int versionMinor,
-                              bool close);
+inline ResponseFraming chooseFraming(const ResponseHead& head, bool headRequest,
+                                     int versionMinor, bool close) {
+  ResponseFraming framing;
+  framing.close = close || head.close;
+  framing.dropBody = headRequest || statusHasNoBody(head.status);
+  // 1xx and 204 never carry framing headers; a 304 neither (its Content-Length would describe
+  // the cached entity).
+  bool noFraming = (head.status >= 100 && head.status < 200) || head.status == 204;
+  if (!noFraming && !head.contentLength && !framing.dropBody) {
+    if (versionMinor == 1) {
+      framing.chunked = true;
+    } else {
+      framing.close = true;  // HTTP/1.0: the end of the body is the close
+    }
+  }
+  framing.lengthHeader = !noFraming && head.status != 304 && head.contentLength.has_value();
+  return framing;
+}
 
 // True when the client waits for "100 Continue" before it sends its body: an HTTP/1.1
 // request with a body and Expect: 100-continue (RequestParser::expectContinue).
@@ -42,7 +58,17 @@ struct HeadOptions {
 };
 
 // Headers the session owns: a handler's copies are dropped so framing can never be split.
-bool isFramingHeader(std::string_view name);
+inline bool isFramingHeader(std::string_view name) {
+  // By length first: every header of every response passes here.
+  switch (name.size()) {
+    case 4: return iequals(name, "Date");
+    case 6: return iequals(name, "Server");
+    case 10: return iequals(name, "Connection") || iequals(name, "Keep-Alive");
+    case 14: return iequals(name, "Content-Length");
+    case 17: return iequals(name, "Transfer-Encoding");
+    default: return false;
+  }
+}
 
 // The serialized head: status line (always HTTP/1.1, as nginx), Server, Date, the handler's
 // headers minus framing headers, Content-Length or Transfer-Encoding per `framing` (none for

@@ -446,7 +446,7 @@ void Http1Session::queueContinue() {
   queue(BodyChunk(std::string(http1::kContinue)));
 }
 
-void Http1Session::sendHead(ResponseHead head) {
+void Http1Session::sendHead(ResponseHead&& head) {
   if (!stream_.active_ || stream_.headSent_ || state_ == State::kClosed) return;
   const Request& req = parser_.request();
   stream_.headSent_ = true;
@@ -474,7 +474,7 @@ void Http1Session::sendHead(ResponseHead head) {
   bodyStartPos_ = queuedTotal_;
 }
 
-void Http1Session::sendBody(BodyChunk chunk) {
+void Http1Session::sendBody(BodyChunk&& chunk) {
   if (!stream_.headSent_ || stream_.responseFinished_ || state_ == State::kClosed) return;
   uint64_t size = chunk.size();
   if (size == 0) return;

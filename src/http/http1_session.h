@@ -85,9 +85,9 @@ class Http1Session final : public Connection {
 
  private:
   friend class Http1Stream;
-  // The stream's Exchange calls, on the wire.
-  void sendHead(ResponseHead head);
-  void sendBody(BodyChunk chunk);
+  // The stream's Exchange calls, on the wire (taken by reference: no second move per call).
+  void sendHead(ResponseHead&& head);
+  void sendBody(BodyChunk&& chunk);
   void finish();
   bool writable() const;
   void readBody(BodyReader* reader);

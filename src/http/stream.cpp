@@ -79,26 +79,19 @@ void Stream::reject(int status) {
   respondError(status);
 }
 
-uint64_t Stream::admitBody(BodyChunk& chunk, bool& overran) {
-  overran = false;
-  uint64_t size = chunk.size();
-  if (declaredLength_) {
-    // Never send more than the declared length: the excess would be read as a next response.
-    uint64_t room = *declaredLength_ > bodyBytes_ ? *declaredLength_ - bodyBytes_ : 0;
-    if (size > room) {
-      logError("response body longer than its Content-Length; truncated");
-      overran = true;
-      if (room == 0) return 0;
-      if (auto* s = std::get_if<std::string>(&chunk.data)) {
-        s->resize(room);
-      } else {
-        std::get<FileRange>(chunk.data).length = room;
-      }
-      size = room;
-    }
+uint64_t Stream::truncateBody(BodyChunk& chunk, bool& overran) {
+  // Never send more than the declared length: the excess would be read as a next response.
+  uint64_t room = *declaredLength_ > bodyBytes_ ? *declaredLength_ - bodyBytes_ : 0;
+  logError("response body longer than its Content-Length; truncated");
+  overran = true;
+  if (room == 0) return 0;
+  if (auto* s = std::get_if<std::string>(&chunk.data)) {
+    s->resize(room);
+  } else {
+    std::get<FileRange>(chunk.data).length = room;
   }
-  bodyBytes_ += size;
-  return size;
+  bodyBytes_ += room;
+  return room;
 }
 
 void Stream::writeAccessLog(const Request& request, const Request& failedHead,

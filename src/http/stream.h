@@ -68,7 +68,17 @@ class Stream : public Exchange {
   }
   // A response body part against the declared Content-Length: the bytes that may go (the
   // excess would be read as a next response), or 0; `overran` tells the session to close.
-  uint64_t admitBody(BodyChunk& chunk, bool& overran);
+  uint64_t admitBody(BodyChunk& chunk, bool& overran) {
+    const uint64_t size = chunk.size();
+    if (!declaredLength_ || bodyBytes_ + size <= *declaredLength_) {  // every body but a liar's
+      overran = false;
+      bodyBytes_ += size;
+      return size;
+    }
+    return truncateBody(chunk, overran);
+  }
+  // admitBody's rare case: the part passes the declared length and is cut to what is left.
+  uint64_t truncateBody(BodyChunk& chunk, bool& overran);
   // The response's body is shorter than its Content-Length: only a close can say so.
   bool bodyShort() const { return declaredLength_ && bodyBytes_ < *declaredLength_ && !dropBody_; }
 
