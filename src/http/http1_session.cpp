@@ -519,7 +519,6 @@ void Http1Session::finish() {
 
 bool Http1Session::writable() const { return outMemBytes_ < kHighWatermark; }
 
-
 void Http1Session::readBody(BodyReader* reader) {
   stream_.bodyReader_ = reader;
   const Request& req = parser_.request();
@@ -531,7 +530,6 @@ void Http1Session::readBody(BodyReader* reader) {
     reader->onBodyEnd();
   }
 }
-
 
 void Http1Session::abort() {
   stream_.onAbort_ = nullptr;  // the handler asked for this; it needs no notice
