@@ -86,6 +86,36 @@ class NoSendFileTransport final : public transport::Transport {
   transport::PlainTransport plain_;
 };
 
+// A plain socket whose next write waits for input first (as a TLS write can, mid
+// renegotiation): kWantRead once, then writes as usual.
+class WriteWaitsForReadTransport final : public transport::Transport {
+ public:
+  explicit WriteWaitsForReadTransport(UniqueFd fd) : plain_(std::move(fd), false) {}
+  int fd() const override { return plain_.fd(); }
+  void start() override { plain_.start(); }
+  transport::IoResult read(char* dst, size_t size) override { return plain_.read(dst, size); }
+  transport::IoResult writev(const iovec* iov, int count, bool more) override {
+    if (waitOnce) {
+      waitOnce = false;
+      waited = true;
+      return {transport::IoStatus::kWantRead, 0, 0};
+    }
+    return plain_.writev(iov, count, more);
+  }
+  bool canSendFile() const override { return true; }
+  transport::IoResult sendFile(int fileFd, uint64_t offset, size_t count) override {
+    return plain_.sendFile(fileFd, offset, count);
+  }
+  void shutdownWrite() override { plain_.shutdownWrite(); }
+  void close() override { plain_.close(); }
+  bool canHandOff() const override { return false; }
+  bool waitOnce = true;
+  bool waited = false;
+
+ private:
+  transport::PlainTransport plain_;
+};
+
 class Owner : public ConnectionOwner {
  public:
   explicit Owner(event::EventLoop& loop) : loop_(loop) {}
@@ -161,7 +191,7 @@ class Http1SessionTest : public ::testing::Test {
   }
 
   // A session on one end of a socketpair, the client on the other.
-  void open(int serverSendBuffer = 0, bool sendFile = true) {
+  void open(int serverSendBuffer = 0, bool sendFile = true, bool writeWaits = false) {
     int fds[2];
     ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
     if (serverSendBuffer > 0) {
@@ -172,7 +202,11 @@ class Http1SessionTest : public ::testing::Test {
     ConnectionInfo info;
     info.isUnix = true;
     std::unique_ptr<transport::Transport> transport;
-    if (sendFile) {
+    if (writeWaits) {
+      auto fake = std::make_unique<WriteWaitsForReadTransport>(UniqueFd(fds[0]));
+      writeWaits_ = fake.get();
+      transport = std::move(fake);
+    } else if (sendFile) {
       transport = std::make_unique<transport::PlainTransport>(UniqueFd(fds[0]), false);
     } else {
       auto fake = std::make_unique<NoSendFileTransport>(UniqueFd(fds[0]));
@@ -282,6 +316,7 @@ class Http1SessionTest : public ::testing::Test {
   std::string received_;
   bool eof_ = false;
   NoSendFileTransport* noSendFile_ = nullptr;
+  WriteWaitsForReadTransport* writeWaits_ = nullptr;
 };
 
 TEST_F(Http1SessionTest, SimpleGet) {
@@ -487,6 +522,30 @@ TEST_F(Http1SessionTest, FileRangesAreReadWhenTheTransportCannotSendfile) {
   }
   ASSERT_NE(noSendFile_, nullptr);
   EXPECT_GT(noSendFile_->writes, 2);
+}
+
+TEST_F(Http1SessionTest, AWriteThatWaitsForInputIsRetriedWhenInputArrives) {
+  site_.content = echoPath;
+  open(0, true, true);
+  send("GET /first HTTP/1.1\r\nHost: x\r\n\r\n");
+  bool nothingYet = false;
+  EXPECT_EQ(play({{[&] { return writeWaits_->waited; },
+                   [&] {
+                     nothingYet = received_.empty();
+                     // Input arrives (the next request's first bytes): the write goes again.
+                     send("GET /second HTTP/1.1\r\n");
+                   }},
+                  {[&] { return hasResponses(1); },
+                   [&] { send("Host: x\r\n\r\n"); }},
+                  {[&] { return hasResponses(2); }, nullptr}}),
+            3u);
+  EXPECT_TRUE(nothingYet);
+  auto first = takeResponse();
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->body, "/first");
+  auto second = takeResponse();
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->body, "/second");
 }
 
 }  // namespace
