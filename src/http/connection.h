@@ -73,7 +73,8 @@ class Connection : public event::IoWatcher, public event::Deferrable {
   virtual std::string_view bufferedInput() const = 0;
   virtual uint64_t requestStartMs() const = 0;  // 0 until a request's first byte
   virtual uint64_t requestsServed() const = 0;
-  // Kept alive between requests with nothing read, queued or running: it can move as it is.
+  // Kept alive between requests with nothing read, queued or running, over a transport whose
+  // state is all in the socket: it can move as it is.
   virtual bool idleBetweenRequests() const = 0;
   // A connection taken from a sibling, right after start(): the bytes it had read, when its
   // request began (CLOCK_MONOTONIC ms, shared by the processes) and the responses it has had;

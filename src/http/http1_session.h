@@ -76,7 +76,7 @@ class Http1Session final : public Connection {
   uint64_t requestsServed() const override { return requestsServed_; }
   bool idleBetweenRequests() const override {
     return state_ == State::kReadingHead && in_.empty() && out_.empty() && !stream_.active() &&
-           requestStartMs_ == 0;
+           requestStartMs_ == 0 && transport_->canHandOff();
   }
   void adopt(std::string_view buffered, uint64_t requestStartMs,
              uint64_t requestsServed) override;

@@ -2,6 +2,7 @@
 
 #include <sys/uio.h>
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 
@@ -37,8 +38,10 @@ class Transport {
 
   // The socket, for epoll registration and for handing the connection to a sibling worker.
   virtual int fd() const = 0;
-  // Called once before the first I/O (socket options; a TLS transport starts its handshake,
-  // which then progresses inside read/write as they are retried).
+  // Called once before the first I/O: socket options. A TLS transport also sets up its
+  // server-side state here; the handshake then runs inside read()/writev() as the session
+  // retries them on readiness (OpenSSL's SSL_read/SSL_write accept implicitly), so the first
+  // request bytes come out of the first read() that completes it.
   virtual void start() = 0;
 
   // Reads at most `size` bytes into `dst`.
@@ -60,7 +63,7 @@ class Transport {
     (void)fileFd;
     (void)offset;
     (void)count;
-    return {IoStatus::kError, 0, 95 /* EOPNOTSUPP */};
+    return {IoStatus::kError, 0, EOPNOTSUPP};
   }
 
   // Ends the sending side (lingering close); a TLS transport sends its close_notify first.
