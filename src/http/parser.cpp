@@ -159,6 +159,8 @@ void RequestParser::reset() {
   remaining_ = 0;
   errorStatus_ = 0;
   errorReason_.clear();
+  keepAlive_ = true;
+  expectContinue_ = false;
   state_ = kStateRequestLine;
   headBytes_ = 0;
   chunkRemaining_ = 0;
@@ -202,8 +204,6 @@ void RequestParser::beginRequest() {
   next_->host.clear();
   next_->versionMajor = 1;
   next_->versionMinor = 1;
-  next_->keepAlive = true;
-  next_->expectContinue = false;
   next_->chunked = false;
   next_->contentLength.reset();
   chunkRemaining_ = 0;
@@ -422,8 +422,8 @@ bool RequestParser::onHeadComplete() {
   // included) to a script: 405, and the connection closes.
   if (r.method == "CONNECT") return failB(405, "CONNECT method");
   if (r.method == "TRACE") return failB(405, "TRACE method");
-  r.keepAlive = http11 ? !connClose_ : (connKeepAlive_ && !connClose_);
-  r.expectContinue = http11 && expect100_;
+  keepAlive_ = http11 ? !connClose_ : (connKeepAlive_ && !connClose_);
+  expectContinue_ = http11 && expect100_;
   // Publish the new head; the previous one stayed intact while this one was being parsed (and
   // stays so while a handler shares it: reclaimNext() checks before the next head overwrites it).
   request_.swap(next_);

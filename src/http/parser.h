@@ -85,6 +85,12 @@ class RequestParser {
   // returned them as kBodyData.
   void skipBody(uint64_t n);
 
+  // The HTTP/1 framing facts of request()'s head: the connection persists after it (RFC 9112
+  // §9.3: 1.1 unless "Connection: close", 1.0 with "Connection: keep-alive"), and the client
+  // sent "Expect: 100-continue" on HTTP/1.1.
+  bool keepAlive() const { return keepAlive_; }
+  bool expectContinue() const { return expectContinue_; }
+
   int errorStatus() const { return errorStatus_; }
   const std::string& errorReason() const { return errorReason_; }
 
@@ -98,6 +104,8 @@ class RequestParser {
   std::string_view body_;
   uint64_t remaining_ = 0;
   int errorStatus_ = 0;
+  bool keepAlive_ = true;
+  bool expectContinue_ = false;
   std::string errorReason_;
   int state_ = 0;
   size_t headBytes_ = 0;

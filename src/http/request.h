@@ -17,7 +17,7 @@ struct Header {
 // ASCII case-insensitive comparison, for header names and tokens.
 bool iequals(std::string_view a, std::string_view b);
 
-// The head of one HTTP/1.x request, produced by RequestParser; owned by the connection.
+// The head of one request, produced by RequestParser; owned by the connection.
 struct Request {
   std::string method;          // e.g. "GET"; any valid token
   std::string target;          // the raw request-target, exactly as received
@@ -29,9 +29,10 @@ struct Request {
   int versionMinor = 1;
   std::vector<Header> headers;
   std::string host;            // authority if absolute-form, else the Host header value
-  bool keepAlive = true;       // persistence per RFC 9112 §9.3 (1.1 default, 1.0 keep-alive)
-  bool expectContinue = false; // Expect: 100-continue
-  bool chunked = false;        // Transfer-Encoding: chunked
+  // Transfer-Encoding: chunked (the body's length is unknown until its end). The other
+  // HTTP/1 framing facts (persistence, Expect: 100-continue) are the parser's
+  // (RequestParser::keepAlive, expectContinue): they concern the connection, not the request.
+  bool chunked = false;
   std::optional<uint64_t> contentLength;  // Content-Length, when present
 
   bool isHead() const { return method == "HEAD"; }

@@ -25,7 +25,8 @@ struct RouteLimits {
 };
 
 // What the connection runs for one request, chosen once its head is in: owned by the
-// connection until the next request (or the connection) replaces it. Loop thread.
+// request's Stream (http/stream.h) until the next request (or the connection) replaces it.
+// Loop thread.
 class RequestRoute {
  public:
   virtual ~RequestRoute() = default;

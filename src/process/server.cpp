@@ -14,7 +14,9 @@
 
 #include "core/log.h"
 #include "event/signal_watcher.h"
+#include "http/http1_session.h"
 #include "process/privileges.h"
+#include "transport/plain_transport.h"
 
 namespace portico::process {
 
@@ -293,8 +295,10 @@ http::Connection* Server::addConnection(size_t index, UniqueFd fd, const sockadd
       event::describeAddress(addr, info.localAddress, info.localPort);
     }
   }
-  auto conn = std::make_unique<http::Connection>(loop_, std::move(fd), std::move(info),
-                                                 *listenerSettings_[index], *this);
+  // Every accepted or adopted socket is used as it is (TLS listeners would wrap it here).
+  auto transport = std::make_unique<transport::PlainTransport>(std::move(fd), !info.isUnix);
+  auto conn = std::make_unique<http::Http1Session>(loop_, std::move(transport), std::move(info),
+                                                   *listenerSettings_[index], *this);
   http::Connection* raw = conn.get();
   connections_.emplace(raw, Client{std::move(conn), index});
   raw->start();

@@ -36,8 +36,8 @@ std::string describeHead(const RequestParser& p) {
   const auto& r = p.request();
   std::string s = "H|" + r.method + "|" + r.target + "|" + r.rawPath + "|" + r.path + "|" +
                   r.query + "|" + r.authority + "|" + r.host + "|" +
-                  std::to_string(r.versionMinor) + (r.keepAlive ? "K" : "k") +
-                  (r.expectContinue ? "E" : "e") + (r.chunked ? "C" : "c") + "|" +
+                  std::to_string(r.versionMinor) + (p.keepAlive() ? "K" : "k") +
+                  (p.expectContinue() ? "E" : "e") + (r.chunked ? "C" : "c") + "|" +
                   (r.contentLength ? std::to_string(*r.contentLength) : "-");
   for (const auto& h : r.headers) s += "|" + h.name + ":" + h.value;
   return s;

@@ -17,11 +17,12 @@
 #include <random>
 #include <string>
 
-#include "http/connection.h"
+#include "http/http1_session.h"
 #include "http/gzip_filter.h"
 #include "config/site_from_flags.h"
 #include "pipeline/site_handler.h"
 #include "static/static_handler.h"
+#include "transport/plain_transport.h"
 
 namespace portico::http {
 namespace {
@@ -80,7 +81,9 @@ class GzipConnectionTest : public ::testing::Test {
     UniqueFd client(fds[1]);
     ConnectionInfo info;
     info.isUnix = true;
-    owner_.owned = std::make_unique<Connection>(loop_, UniqueFd(fds[0]), info, settings_, owner_);
+    owner_.owned = std::make_unique<Http1Session>(
+        loop_, std::make_unique<transport::PlainTransport>(UniqueFd(fds[0]), false), info,
+        settings_, owner_);
     owner_.owned->start();
     EXPECT_EQ(::write(client.get(), request.data(), request.size()),
               static_cast<ssize_t>(request.size()));

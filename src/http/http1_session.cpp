@@ -1,9 +1,6 @@
-#include "http/connection.h"
+#include "http/http1_session.h"
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/sendfile.h>
-#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -12,6 +9,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "http/http1_codec.h"
 #include "http/http_date.h"
 
 namespace portico::http {
@@ -31,82 +29,39 @@ constexpr size_t kDirectBodyMin = kReadSize;
 constexpr uint64_t kLingerTimeoutMs = 5000;       // nginx lingering_timeout
 constexpr uint64_t kLingerTotalMs = 30000;        // nginx lingering_time
 constexpr int kMaxIov = 64;
-
-// Monotonic microseconds: a request's duration ($request_time, gunicorn's %(D)s) is measured
-// with this, since the loop's cached clock has only millisecond steps.
-uint64_t monotonicMicros() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
-}
+// A file range read into memory per write when the transport cannot sendfile (TLS without
+// kernel TLS): a few TLS records' worth.
+constexpr size_t kFileReadSize = 64 * 1024;
 
 // nginx's $connection: a serial number per connection (nginx counts in shared memory across
 // workers; portico counts per worker process).
 std::atomic<uint64_t> connectionCounter{0};
 
-void appendDecimal(std::string& out, uint64_t v) {
-  char buf[24];
-  char* p = buf + sizeof buf;
-  do {
-    *--p = static_cast<char>('0' + v % 10);
-    v /= 10;
-  } while (v);
-  out.append(p, static_cast<size_t>(buf + sizeof buf - p));
-}
-
-std::string hexSize(uint64_t v) {
-  static const char kDigits[] = "0123456789abcdef";
-  char buf[20];
-  char* p = buf + sizeof buf;
-  do {
-    *--p = kDigits[v & 15];
-    v >>= 4;
-  } while (v);
-  std::string out(p, static_cast<size_t>(buf + sizeof buf - p));
-  out.append("\r\n");
-  return out;
-}
-
-// Headers the connection owns: a handler's copies are dropped so framing can never be split.
-bool isFramingHeader(std::string_view name) {
-  // By length first: every header of every response passes here.
-  switch (name.size()) {
-    case 4: return iequals(name, "Date");
-    case 6: return iequals(name, "Server");
-    case 10: return iequals(name, "Connection") || iequals(name, "Keep-Alive");
-    case 14: return iequals(name, "Content-Length");
-    case 17: return iequals(name, "Transfer-Encoding");
-    default: return false;
-  }
-}
-
 }  // namespace
 
-Connection::Connection(event::EventLoop& loop, UniqueFd fd, ConnectionInfo info,
-                       const ConnectionSettings& settings, ConnectionOwner& owner)
+Http1Session::Http1Session(event::EventLoop& loop,
+                           std::unique_ptr<transport::Transport> transport, ConnectionInfo info,
+                           const ConnectionSettings& settings, ConnectionOwner& owner)
     : loop_(loop),
-      fd_(std::move(fd)),
+      transport_(std::move(transport)),
       info_(std::move(info)),
       settings_(settings),
       owner_(owner),
-      parser_(settings.limits) {
-  limits_.maxBodySize = settings.maxBodySize;
-  limits_.bodyTimeoutMs = settings.bodyTimeoutMs;
-  limits_.sendTimeoutMs = settings.sendTimeoutMs;
-  limits_.keepAliveTimeoutMs = settings.keepAliveTimeoutMs;
+      parser_(settings.limits),
+      stream_(*this, settings, info_) {
   info_.number = ++connectionCounter;
   acceptedMs_ = loop_.nowMs();
   info_.openedMicros = monotonicMicros();
   connectionStats().active.fetch_add(1, std::memory_order_relaxed);
 }
 
-Connection::~Connection() {
+Http1Session::~Http1Session() {
   loop_.cancelTimer(timer_);
   moveConnectionPhase(phase_, ConnectionPhase::kNone);
   connectionStats().active.fetch_sub(1, std::memory_order_relaxed);
 }
 
-void Connection::syncPhase() {
+void Http1Session::syncPhase() {
   ConnectionPhase want = ConnectionPhase::kNone;
   if (state_ == State::kReadingHead) {
     want = requestStartMs_ != 0 || !in_.empty() ? ConnectionPhase::kReading
@@ -118,13 +73,9 @@ void Connection::syncPhase() {
   phase_ = want;
 }
 
-void Connection::start() {
-  if (!info_.isUnix) {
-    // Responses are written whole, so Nagle only adds latency (nginx's tcp_nodelay on).
-    int one = 1;
-    ::setsockopt(fd_.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  }
-  if (!loop_.add(fd_.get(), EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, this)) {
+void Http1Session::start() {
+  transport_->start();
+  if (!loop_.add(transport_->fd(), EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, this)) {
     logError(std::string("epoll_ctl: ") + std::strerror(errno));
     closeNow();
     return;
@@ -134,7 +85,7 @@ void Connection::start() {
   updateTimer();
 }
 
-void Connection::adopt(std::string_view buffered, uint64_t requestStartMs,
+void Http1Session::adopt(std::string_view buffered, uint64_t requestStartMs,
                        uint64_t requestsServed) {
   if (state_ != State::kReadingHead) return;  // start() failed
   offerHandOff_ = false;
@@ -150,19 +101,27 @@ void Connection::adopt(std::string_view buffered, uint64_t requestStartMs,
   if (state_ != State::kClosed) updateTimer();
 }
 
-void Connection::drain() {
+void Http1Session::drain() {
   // An idle kept-alive connection is not closed at once: its client may be sending a request
   // right now, and a close would race it (a failed request on reload). It gets one more
   // response, marked "Connection: close", or closes when its drain grace runs out.
   draining_ = true;
   // At most a second: long enough for a request already on its way, short enough that a stop
   // with idle keep-alive connections is prompt.
-  drainDeadlineMs_ = loop_.nowMs() + std::min<uint64_t>(limits_.keepAliveTimeoutMs, 1000);
+  drainDeadlineMs_ = loop_.nowMs() + std::min<uint64_t>(stream_.limits().keepAliveTimeoutMs, 1000);
   if (state_ != State::kClosed) updateTimer();
 }
 
-void Connection::onIoEvent(uint32_t events) {
+void Http1Session::onIoEvent(uint32_t events) {
   if (state_ == State::kClosed) return;
+  if ((events & EPOLLIN) && writeWaitsForRead_) {
+    writeWaitsForRead_ = false;
+    events |= EPOLLOUT;  // the transport's write waited for input (TLS)
+  }
+  if ((events & EPOLLOUT) && readWaitsForWrite_) {
+    readWaitsForWrite_ = false;
+    events |= EPOLLIN;  // the transport's read waited for the socket to be writable (TLS)
+  }
   if (events & EPOLLOUT) {
     canWrite_ = true;
     flush();
@@ -176,12 +135,12 @@ void Connection::onIoEvent(uint32_t events) {
   if (state_ != State::kClosed) updateTimer();
 }
 
-bool Connection::wantRead() const {
+bool Http1Session::wantRead() const {
   switch (state_) {
     case State::kReadingHead:
       return in_.size() < settings_.limits.maxHeaderTotal + kReadSize;
     case State::kActive:
-      if (!requestComplete_) return true;
+      if (!stream_.requestComplete_) return true;
       return in_.size() < kPipelinePrefetch;
     case State::kLingering:
       return true;
@@ -191,72 +150,79 @@ bool Connection::wantRead() const {
 }
 
 // Reads once into the input buffer; false when nothing more can be read now.
-bool Connection::readSome() {
+bool Http1Session::readSome() {
   char* dst = in_.prepare(kReadSize);
   size_t room = in_.writable();
-  ssize_t n = ::recv(fd_.get(), dst, room, 0);
-  if (n > 0) in_.commit(static_cast<size_t>(n));
-  return afterRecv(n, room);
+  transport::IoResult result = transport_->read(dst, room);
+  if (result.done()) in_.commit(result.bytes);
+  return afterRead(result, room);
 }
 
 // True when the next body bytes can go straight to the reader: nothing is buffered ahead of
 // them, and the parser expects enough raw body bytes (a Content-Length body, a large chunk).
-bool Connection::canReadBodyDirect() const {
-  return state_ == State::kActive && !requestComplete_ && bodyReader_ && in_.empty() &&
+bool Http1Session::canReadBodyDirect() const {
+  return state_ == State::kActive && !stream_.requestComplete_ && stream_.bodyReader_ &&
+         in_.empty() &&
          parser_.rawBodyWanted() >= kDirectBodyMin;
 }
 
 // Receives body bytes into the reader's own memory; false when nothing more can be read now.
-bool Connection::readBodyDirect() {
+bool Http1Session::readBodyDirect() {
   size_t max = static_cast<size_t>(std::min<uint64_t>(parser_.rawBodyWanted(), SIZE_MAX));
-  std::span<char> space = bodyReader_->bodySpace(max);
+  std::span<char> space = stream_.bodyReader_->bodySpace(max);
   if (space.empty()) return readSome();
   size_t room = std::min(space.size(), max);
-  ssize_t n = ::recv(fd_.get(), space.data(), room, 0);
-  if (n > 0) {
+  transport::IoResult result = transport_->read(space.data(), room);
+  if (result.done()) {
+    const uint64_t n = result.bytes;
     parser_.skipBody(static_cast<uint64_t>(n));
-    requestBodyBytes_ += static_cast<uint64_t>(n);
     info_.requestLength += static_cast<uint64_t>(n);
-    if (limits_.maxBodySize && requestBodyBytes_ > limits_.maxBodySize) {
+    if (stream_.bodyOverLimit(n)) {
       // Not reached (a chunk is checked against the limit when announced), but never trust
       // that: the pump goes on, so a lingering close still drains the socket.
       failRequest(413);
       return true;
     }
-    bodyReader_->onBodyReceived(static_cast<size_t>(n));
+    stream_.bodyReader_->onBodyReceived(static_cast<size_t>(n));
   }
-  return afterRecv(n, room);
+  return afterRead(result, room);
 }
 
-// The bookkeeping after a recv() of at most `room` bytes that returned `n`.
-bool Connection::afterRecv(ssize_t n, size_t room) {
-  if (n > 0) {
-    lastReadMs_ = loop_.nowMs();
-    // A short read drained the socket (edge-triggered: no need to see EAGAIN) — unless the
-    // peer also closed, whose EOF only a further recv() reports.
-    if (static_cast<size_t>(n) < room && !peerHungUp_) canRead_ = false;
-    return true;
+// The bookkeeping after a read of at most `room` bytes; false when nothing more can be read now.
+bool Http1Session::afterRead(const transport::IoResult& result, size_t room) {
+  switch (result.status) {
+    case transport::IoStatus::kDone:
+      lastReadMs_ = loop_.nowMs();
+      // A short read drained the socket (edge-triggered: no need to see EAGAIN) — unless the
+      // peer also closed, whose EOF only a further read reports, or the transport holds more.
+      if (result.bytes < room && !peerHungUp_ && transport_->pendingRead() == 0) {
+        canRead_ = false;
+      }
+      return true;
+    case transport::IoStatus::kInterrupted:
+      return true;
+    case transport::IoStatus::kWantWrite:
+      readWaitsForWrite_ = true;
+      canRead_ = false;
+      return false;
+    case transport::IoStatus::kWouldBlock:
+    case transport::IoStatus::kWantRead:
+      canRead_ = false;
+      return false;
+    case transport::IoStatus::kEof:
+    case transport::IoStatus::kError:  // ECONNRESET and friends: the peer is gone
+      readEof_ = true;
+      canRead_ = false;
+      return false;
   }
-  if (n == 0) {
-    readEof_ = true;
-    canRead_ = false;
-    return false;
-  }
-  if (errno == EAGAIN || errno == EWOULDBLOCK) {
-    canRead_ = false;
-    return false;
-  }
-  if (errno == EINTR) return true;
-  readEof_ = true;  // ECONNRESET and friends: the peer is gone
-  canRead_ = false;
   return false;
 }
 
-void Connection::pump() {
+void Http1Session::pump() {
   if (processing_) return;
   // However pump leaves (the connection is deleted only later, deferred).
   struct PhaseSync {
-    Connection* c;
+    Http1Session* c;
     ~PhaseSync() { c->syncPhase(); }
   } phaseSync{this};
   for (;;) {
@@ -279,7 +245,7 @@ void Connection::pump() {
       // Answers already queued still go out; a partial request is abandoned.
       state_ = State::kClosing;
       if (out_.empty()) closeNow();
-    } else if (state_ == State::kActive && !requestComplete_) {
+    } else if (state_ == State::kActive && !stream_.requestComplete_) {
       closeNow();
     } else if (state_ == State::kActive) {
       closeAfterResponse_ = true;
@@ -293,17 +259,17 @@ void Connection::pump() {
   }
 }
 
-void Connection::processInput() {
+void Http1Session::processInput() {
   if (processing_) return;
   processing_ = true;
   while (state_ == State::kReadingHead || state_ == State::kActive) {
-    if (state_ == State::kActive && requestComplete_) break;  // wait for the response
+    if (state_ == State::kActive && stream_.requestComplete_) break;  // wait for the response
     if (state_ == State::kReadingHead && in_.empty()) break;
     if (offerHandOff_ && state_ == State::kReadingHead) {
       // A request begins with nothing else in flight: a worker whose Python threads are all
       // busy may give the connection to an idle sibling, so the request does not wait here.
       offerHandOff_ = false;
-      if (out_.empty() && !draining_ && owner_.offerHandOff(*this)) {
+      if (out_.empty() && !draining_ && transport_->canHandOff() && owner_.offerHandOff(*this)) {
         processing_ = false;
         return;  // given away: closed here
       }
@@ -323,7 +289,7 @@ void Connection::processInput() {
           failRequest(413);
           break;
         }
-        if (pendingHandler_ || pendingRoute_) dispatchPending();
+        if (stream_.pending()) stream_.runPending();
         processing_ = false;
         return;
       case ParseEvent::kHeadComplete:
@@ -332,28 +298,26 @@ void Connection::processInput() {
         break;
       case ParseEvent::kBodyData: {
         std::string_view data = parser_.bodyData();
-        requestBodyBytes_ += data.size();
-        if ((limits_.maxBodySize && requestBodyBytes_ > limits_.maxBodySize) || chunkOverLimit()) {
+        if (stream_.bodyOverLimit(data.size()) || chunkOverLimit()) {
           in_.consume(consumed);
           failRequest(413);
           break;
         }
-        if (bodyReader_) bodyReader_->onBodyData(data);
+        if (stream_.bodyReader_) stream_.bodyReader_->onBodyData(data);
         in_.consume(consumed);
         break;
       }
       case ParseEvent::kMessageComplete:
         in_.consume(consumed);
-        if (pendingHandler_ || pendingRoute_) {
-          requestComplete_ = true;
-          dispatchPending();
+        if (stream_.pending()) {
+          stream_.requestComplete_ = true;
+          stream_.runPending();
         } else {
           onMessageComplete();
         }
         break;
       case ParseEvent::kError:
-        pendingHandler_ = nullptr;
-        pendingRoute_ = false;
+        stream_.cancelPending();
         failRequest(parser_.errorStatus());
         break;
     }
@@ -362,114 +326,102 @@ void Connection::processInput() {
 }
 
 // True when the chunked body being read has announced more than the route's body limit.
-bool Connection::chunkOverLimit() const {
-  return state_ == State::kActive && !requestComplete_ && limits_.maxBodySize != 0 &&
-         parser_.chunkedBodyDeclared() > limits_.maxBodySize;
+bool Http1Session::chunkOverLimit() const {
+  const uint64_t limit = stream_.limits().maxBodySize;
+  return state_ == State::kActive && !stream_.requestComplete_ && limit != 0 &&
+         parser_.chunkedBodyDeclared() > limit;
 }
 
-void Connection::onHeadComplete() {
+void Http1Session::onHeadComplete() {
   state_ = State::kActive;
   syncPhase();
-  exchangeActive_ = true;
+  stream_.begin(loop_.nowMs());
   sawFirstRequest_ = true;
-  startMs_ = loop_.nowMs();
-  startMicros_ = monotonicMicros();
-  startWall_ = std::time(nullptr);
-  lastReadMs_ = startMs_;
+  lastReadMs_ = stream_.startMs_;
   info_.requests = requestsServed_ + 1;
   const Request& req = parser_.request();
-  if (!req.keepAlive || draining_) closeAfterResponse_ = true;
+  if (!parser_.keepAlive() || draining_) closeAfterResponse_ = true;
 
-  if (settings_.site) {
-    // Server selection and location matching decide the limits, then the route answers.
-    route_ = settings_.site->route(req, info_);
-    routed_ = true;
-    limits_ = route_->limits();
-    if (limits_.keepAliveTimeoutMs == 0 ||
-        (limits_.keepAliveRequests && requestsServed_ + 1 >= limits_.keepAliveRequests) ||
-        (limits_.keepAliveTimeMs && loop_.nowMs() - acceptedMs_ > limits_.keepAliveTimeMs)) {
+  // "100 Continue" is sent lazily: when the body is wanted (readBody), or before a final
+  // response that keeps the connection (sendHead; the body is then read and discarded).
+  Stream::Dispatch dispatch = stream_.select(req);
+  if (stream_.routed_) {
+    // The route's keep-alive limits (keepalive_timeout 0, keepalive_requests, keepalive_time).
+    const RouteLimits& limits = stream_.limits();
+    if (limits.keepAliveTimeoutMs == 0 ||
+        (limits.keepAliveRequests && requestsServed_ + 1 >= limits.keepAliveRequests) ||
+        (limits.keepAliveTimeMs && loop_.nowMs() - acceptedMs_ > limits.keepAliveTimeMs)) {
       closeAfterResponse_ = true;
     }
-    if (limits_.maxBodySize && req.contentLength && *req.contentLength > limits_.maxBodySize) {
+  }
+  switch (dispatch) {
+    case Stream::Dispatch::kBodyTooLarge:
+      if (!stream_.routed_) {
+        failRequest(413);
+        return;
+      }
       // Before a byte of the body is read, as nginx; the route's error_page may answer it.
       closeAfterResponse_ = true;
       lingerNeeded_ = true;
-      requestComplete_ = true;  // nothing more will be parsed on this connection
-      route_->reject(413, *this);
+      stream_.requestComplete_ = true;  // nothing more will be parsed on this connection
+      stream_.reject(413);
       return;
-    }
-    if (req.hasBody() && !route_->readsBody()) {
-      pendingRoute_ = true;  // run once the buffered part of the body is parsed
+    case Stream::Dispatch::kAfterDiscard:
+      return;  // runs once the buffered part of the body is parsed
+    case Stream::Dispatch::kRun:
+      stream_.run();
       return;
-    }
-    route_->run(*this);
-    return;
   }
-  respondError(500);  // no site to route to: the server always gives one
 }
 
-void Connection::dispatchPending() {
-  if (pendingRoute_) {
-    pendingRoute_ = false;
-    route_->run(*this);
-    return;
-  }
-  Handler* handler = pendingHandler_;
-  pendingHandler_ = nullptr;
-  handler->handle(*this);
-}
-
-void Connection::onMessageComplete() {
-  requestComplete_ = true;
-  if (bodyReader_) {
-    BodyReader* reader = bodyReader_;
-    bodyReader_ = nullptr;
+void Http1Session::onMessageComplete() {
+  stream_.requestComplete_ = true;
+  if (stream_.bodyReader_) {
+    BodyReader* reader = stream_.bodyReader_;
+    stream_.bodyReader_ = nullptr;
     reader->onBodyEnd();
   }
-  if (responseFinished_) completeExchange();
+  if (stream_.responseFinished_) completeExchange();
 }
 
-void Connection::failRequest(int status) {
+void Http1Session::failRequest(int status) {
   // Bad input: answer with the status (if nothing was sent yet) and close, lingering so the
   // client can read the answer even if it is still sending.
   closeAfterResponse_ = true;
   lingerNeeded_ = true;
-  if (!exchangeActive_) {
-    exchangeActive_ = true;
+  if (!stream_.active_) {
     state_ = State::kActive;
-    startMs_ = loop_.nowMs();
-    startMicros_ = monotonicMicros();
-    startWall_ = std::time(nullptr);
+    stream_.begin(loop_.nowMs());
     info_.requests = requestsServed_ + 1;
   }
-  requestComplete_ = true;  // nothing more will be parsed on this connection
-  bodyReader_ = nullptr;
-  pendingHandler_ = nullptr;
-  pendingRoute_ = false;
-  if (headSent_) {
-    if (!responseFinished_) {
+  stream_.requestComplete_ = true;  // nothing more will be parsed on this connection
+  stream_.bodyReader_ = nullptr;
+  stream_.cancelPending();
+  if (stream_.headSent_) {
+    if (!stream_.responseFinished_) {
       closeNow();
       return;
     }
     completeExchange();
     return;
   }
-  connectionAnswered_ = true;
+  stream_.connectionAnswered_ = true;
   if (status == 431 && settings_.headerTooLargeIs400) {
     ResponseHead head;
     head.status = 400;
     head.add("Content-Type", "text/html");
-    respond(std::move(head),
-            "<html>\r\n<head><title>400 Request Header Or Cookie Too Large</title></head>\r\n"
-            "<body>\r\n<center><h1>400 Bad Request</h1></center>\r\n"
-            "<center>Request Header Or Cookie Too Large</center>\r\n"
-            "<hr><center>" + std::string(signature()) + "</center>\r\n</body>\r\n</html>\r\n");
+    stream_.respond(
+        std::move(head),
+        "<html>\r\n<head><title>400 Request Header Or Cookie Too Large</title></head>\r\n"
+        "<body>\r\n<center><h1>400 Bad Request</h1></center>\r\n"
+        "<center>Request Header Or Cookie Too Large</center>\r\n"
+        "<hr><center>" + std::string(stream_.signature()) + "</center>\r\n</body>\r\n</html>\r\n");
     return;
   }
-  respondError(status);
+  stream_.respondError(status);
 }
 
-void Connection::queue(BodyChunk chunk) {
+void Http1Session::queue(BodyChunk chunk) {
   if (out_.empty()) lastWriteMs_ = loop_.nowMs();  // the send timeout counts from here
   uint64_t size = chunk.size();
   queuedTotal_ += size;
@@ -488,119 +440,71 @@ void Connection::queue(BodyChunk chunk) {
   }
 }
 
-void Connection::queueContinue() {
-  if (continueSent_) return;
-  continueSent_ = true;
-  queue(BodyChunk(std::string("HTTP/1.1 100 Continue\r\n\r\n")));
+void Http1Session::queueContinue() {
+  if (stream_.continueSent_) return;
+  stream_.continueSent_ = true;
+  queue(BodyChunk(std::string(http1::kContinue)));
 }
 
-void Connection::sendHead(ResponseHead head) {
-  if (!exchangeActive_ || headSent_ || state_ == State::kClosed) return;
+void Http1Session::sendHead(ResponseHead&& head) {
+  if (!stream_.active_ || stream_.headSent_ || state_ == State::kClosed) return;
   const Request& req = parser_.request();
-  headSent_ = true;
-  status_ = head.status;
-  if (head.close || draining_) closeAfterResponse_ = true;
-  dropBody_ = req.isHead() || statusHasNoBody(head.status);
-  declaredLength_ = head.contentLength;
-  bool noFraming = (head.status >= 100 && head.status < 200) || head.status == 204;
-  bool bodyPending = !requestComplete_ && req.hasBody();
-
-  if (!noFraming && !head.contentLength && !dropBody_) {
-    if (req.versionMinor == 1) {
-      chunkedResponse_ = true;
-    } else {
-      closeAfterResponse_ = true;  // HTTP/1.0: the end of the body is the close
-    }
-  }
-  if (bodyPending && req.expectContinue && req.versionMinor == 1 && !closeAfterResponse_) {
+  stream_.headSent_ = true;
+  stream_.status_ = head.status;
+  http1::ResponseFraming framing = http1::chooseFraming(head, req.isHead(), req.versionMinor,
+                                                        closeAfterResponse_ || draining_);
+  closeAfterResponse_ = framing.close;
+  stream_.dropBody_ = framing.dropBody;
+  stream_.chunkedResponse_ = framing.chunked;
+  stream_.declaredLength_ = head.contentLength;
+  if (!stream_.requestComplete_ && http1::wantsContinue(req, parser_.expectContinue()) &&
+      !closeAfterResponse_) {
     // The client waits for 100 before it sends the body we must read to keep the connection.
     queueContinue();
   }
-
-  std::string out;
-  out.reserve(256 + head.headers.size() * 48);
-  out.append("HTTP/1.1 ");
-  appendDecimal(out, static_cast<uint64_t>(head.status));
-  out.push_back(' ');
-  out.append(head.reason.empty() ? reasonPhrase(head.status) : std::string_view(head.reason));
-  out.append("\r\n");
-  if (settings_.serverHeader) {
-    out.append("Server: ");
-    out.append(limits_.serverHeader ? *limits_.serverHeader : settings_.serverHeaderValue);
-    out.append("\r\n");
-  }
-  out.append("Date: ");
-  out.append(cachedHttpDate(std::time(nullptr)));
-  out.append("\r\n");
-  for (const auto& h : head.headers) {
-    if (isFramingHeader(h.name)) continue;
-    out.append(h.name);
-    out.append(": ");
-    out.append(h.value);
-    out.append("\r\n");
-  }
-  if (!noFraming && head.status != 304) {
-    if (head.contentLength) {
-      out.append("Content-Length: ");
-      appendDecimal(out, *head.contentLength);
-      out.append("\r\n");
-    } else if (chunkedResponse_) {
-      out.append("Transfer-Encoding: chunked\r\n");
-    }
-  }
-  if (!closeAfterResponse_ && limits_.keepAliveHeaderSeconds >= 0) {
-    out.append("Keep-Alive: timeout=");
-    appendDecimal(out, static_cast<uint64_t>(limits_.keepAliveHeaderSeconds));
-    out.append("\r\n");
-  }
-  out.append(closeAfterResponse_ ? "Connection: close\r\n\r\n" : "Connection: keep-alive\r\n\r\n");
-  if (settings_.accessLog) responseHeaders_ = std::move(head.headers);
-  headBytes_ = out.size();
+  http1::HeadOptions options;
+  options.serverHeader = settings_.serverHeader;
+  options.serverValue = stream_.signature();
+  options.date = cachedHttpDate(std::time(nullptr));
+  options.keepAliveSeconds = stream_.limits().keepAliveHeaderSeconds;
+  std::string out = http1::serializeHead(head, framing, options);
+  if (settings_.accessLog) stream_.responseHeaders_ = std::move(head.headers);
+  stream_.headBytes_ = out.size();
   queue(BodyChunk(std::move(out)));
   bodyStartPos_ = queuedTotal_;
 }
 
-void Connection::sendBody(BodyChunk chunk) {
-  if (!headSent_ || responseFinished_ || state_ == State::kClosed) return;
+void Http1Session::sendBody(BodyChunk&& chunk) {
+  if (!stream_.headSent_ || stream_.responseFinished_ || state_ == State::kClosed) return;
   uint64_t size = chunk.size();
   if (size == 0) return;
-  if (declaredLength_) {
-    // Never send more than the declared length: the excess would be read as a next response.
-    uint64_t room = *declaredLength_ > bodyBytes_ ? *declaredLength_ - bodyBytes_ : 0;
-    if (size > room) {
-      logError("response body longer than its Content-Length; truncated");
-      closeAfterResponse_ = true;
-      if (room == 0) return;
-      if (auto* s = std::get_if<std::string>(&chunk.data)) {
-        s->resize(room);
-      } else {
-        std::get<FileRange>(chunk.data).length = room;
-      }
-      size = room;
-    }
-  }
-  bodyBytes_ += size;
-  if (dropBody_) return;
-  if (chunkedResponse_) {
-    queue(BodyChunk(hexSize(size)));
+  bool overran = false;
+  size = stream_.admitBody(chunk, overran);
+  if (overran) closeAfterResponse_ = true;
+  if (size == 0) return;
+  if (stream_.dropBody_) return;
+  if (stream_.chunkedResponse_) {
+    queue(BodyChunk(http1::chunkHeader(size)));
     queue(std::move(chunk));
-    queue(BodyChunk(std::string("\r\n")));
+    queue(BodyChunk(std::string(http1::kChunkEnd)));
   } else {
     queue(std::move(chunk));
   }
 }
 
-void Connection::finish() {
-  if (!headSent_ || responseFinished_ || state_ == State::kClosed) return;
-  responseFinished_ = true;
-  if (chunkedResponse_ && !dropBody_) queue(BodyChunk(std::string("0\r\n\r\n")));
-  if (declaredLength_ && bodyBytes_ < *declaredLength_ && !dropBody_) {
+void Http1Session::finish() {
+  if (!stream_.headSent_ || stream_.responseFinished_ || state_ == State::kClosed) return;
+  stream_.responseFinished_ = true;
+  if (stream_.chunkedResponse_ && !stream_.dropBody_) {
+    queue(BodyChunk(std::string(http1::kLastChunk)));
+  }
+  if (stream_.bodyShort()) {
     // The handler sent less than it promised; the client can only tell from a close.
     logError("response body shorter than its Content-Length; closing the connection");
     closeAfterResponse_ = true;
     lingerNeeded_ = true;
   }
-  if (requestComplete_ || closeAfterResponse_) {
+  if (stream_.requestComplete_ || closeAfterResponse_) {
     completeExchange();
   } else if (!processing_) {
     // The rest of the request body is read and discarded before the next request.
@@ -613,47 +517,43 @@ void Connection::finish() {
   }
 }
 
-bool Connection::writable() const { return outMemBytes_ < kHighWatermark; }
+bool Http1Session::writable() const { return outMemBytes_ < kHighWatermark; }
 
-void Connection::onWritable(std::function<void()> callback) { onWritable_ = std::move(callback); }
-
-void Connection::readBody(BodyReader* reader) {
-  bodyReader_ = reader;
+void Http1Session::readBody(BodyReader* reader) {
+  stream_.bodyReader_ = reader;
   const Request& req = parser_.request();
-  if (req.expectContinue && req.versionMinor == 1 && req.hasBody() && !requestComplete_) {
+  if (!stream_.requestComplete_ && http1::wantsContinue(req, parser_.expectContinue())) {
     queueContinue();
   }
-  if (requestComplete_ && reader) {
-    bodyReader_ = nullptr;
+  if (stream_.requestComplete_ && reader) {
+    stream_.bodyReader_ = nullptr;
     reader->onBodyEnd();
   }
 }
 
-void Connection::onAbort(std::function<void()> callback) { onAbort_ = std::move(callback); }
-
-void Connection::abort() {
-  onAbort_ = nullptr;  // the handler asked for this; it needs no notice
-  if (!headSent_ || !exchangeActive_) {
+void Http1Session::abort() {
+  stream_.onAbort_ = nullptr;  // the handler asked for this; it needs no notice
+  if (!stream_.headSent_ || !stream_.active_) {
     closeNow();
     return;
   }
   // What the app produced before it failed still goes out; the close (with no chunked
   // terminator, or short of Content-Length) then tells the client the response is truncated.
-  responseFinished_ = true;
+  stream_.responseFinished_ = true;
   closeAfterResponse_ = true;
   lingerNeeded_ = true;
   completeExchange();
 }
 
 // What of the current response's body has really been written to the socket.
-uint64_t Connection::bodyBytesWritten() const {
+uint64_t Http1Session::bodyBytesWritten() const {
   if (writtenTotal_ <= bodyStartPos_) return 0;
-  return std::min(bodyBytes_, writtenTotal_ - bodyStartPos_);
+  return std::min(stream_.bodyBytes_, writtenTotal_ - bodyStartPos_);
 }
 
 // A response is being cut short with bytes still queued: say so, as nginx does (at info: the
 // client's doing, not the server's), with what the client had asked for.
-void Connection::logCutShort(const char* reason) {
+void Http1Session::logCutShort(const char* reason) {
   if (out_.empty() || !ErrorLog::instance().enabled(LogLevel::kInfo)) return;
   const Request& req = parser_.request();
   std::string line(reason);
@@ -667,73 +567,16 @@ void Connection::logCutShort(const char* reason) {
   logInfo(line);
 }
 
-void Connection::writeAccessLog(uint64_t bodySent) {
-  // A request refused before any route existed (bad request line, 414, header too large, a
-  // slow head's 408) is logged by the site as nginx does (the server level of the address's
-  // default server, or of the one a complete Host line chose); one the connection answered
-  // after routing (its body) by the route, with its location's logs; a routed response by the
-  // route too, now that its bytes have left (or the connection was cut).
-  const bool unrouted = settings_.site != nullptr && !routed_;
-  const bool routeLogs = routed_ && route_;
-  if (!settings_.accessLog && !unrouted && !routeLogs) return;
-  AccessLogEntry entry;
-  entry.request = &parser_.request();
-  entry.connection = &info_;
-  entry.status = status_;
-  entry.bodyBytesSent = dropBody_ ? 0 : bodySent;
-  entry.bytesSent = (headSent_ ? headBytes_ : 0) + entry.bodyBytesSent;
-  entry.responseHeaders = &responseHeaders_;
-  entry.startTime = startWall_;
-  entry.durationMicros = monotonicMicros() - startMicros_;
-  if (routeLogs) {
-    if (connectionAnswered_) {
-      route_->logConnectionAnswer(entry);
-    } else {
-      route_->logResponse(entry);
-    }
-  }
-  if (unrouted) {
-    // The head that failed, not the previous request of the connection.
-    AccessLogEntry failed = entry;
-    failed.request = &parser_.pendingRequest();
-    settings_.site->logUnrouted(failed);
-  }
-  if (settings_.accessLog) {
-    settings_.accessLog->file.writeLine(settings_.accessLog->formatter.format(entry));
-  }
+void Http1Session::writeAccessLog(uint64_t bodySent) {
+  stream_.writeAccessLog(parser_.request(), parser_.pendingRequest(), bodySent);
 }
 
-void Connection::resetExchange() {
-  exchangeActive_ = false;
-  headSent_ = false;
-  responseFinished_ = false;
-  requestComplete_ = false;
-  continueSent_ = false;
-  chunkedResponse_ = false;
-  dropBody_ = false;
-  status_ = 0;
-  routed_ = false;
-  connectionAnswered_ = false;
-  declaredLength_.reset();
-  bodyBytes_ = 0;
-  requestBodyBytes_ = 0;
-  headBytes_ = 0;
-  info_.requestLength = 0;
-  info_.pipelined = false;
-  responseHeaders_.clear();
-  bodyReader_ = nullptr;
-  pendingHandler_ = nullptr;
-  pendingRoute_ = false;
-  onWritable_ = nullptr;
-  onAbort_ = nullptr;
-}
-
-void Connection::completeExchange() {
+void Http1Session::completeExchange() {
   // The response is finished. When a large part of it is still queued (a file range, or more
   // than the low watermark in memory) the exchange completes once that is written: the access
   // log then says what left, and no idle keep-alive timer can run while a client is reading.
   if (awaitingDrain_) return;  // already completing (a late end of the request body)
-  onWritable_ = nullptr;  // no producer is left to wake
+  stream_.onWritable_ = nullptr;  // no producer is left to wake
   if (!out_.empty()) {
     bool large = outMemBytes_ > kLowWatermark;
     for (auto it = out_.begin(); !large && it != out_.end(); ++it) large = it->isFile();
@@ -746,13 +589,15 @@ void Connection::completeExchange() {
   finishExchange();
 }
 
-void Connection::finishExchange() {
-  writeAccessLog(bodyBytes_);
+void Http1Session::finishExchange() {
+  writeAccessLog(stream_.bodyBytes_);
   ++requestsServed_;
   if (settings_.onRequestDone) settings_.onRequestDone();
   bool close = closeAfterResponse_ || draining_;
-  if (close && !requestComplete_) lingerNeeded_ = true;  // unread body may still arrive
-  resetExchange();
+  if (close && !stream_.requestComplete_) lingerNeeded_ = true;  // unread body may still arrive
+  stream_.reset();
+  info_.requestLength = 0;
+  info_.pipelined = false;
   if (close) {
     state_ = State::kClosing;
     if (out_.empty()) afterDrained();
@@ -776,22 +621,52 @@ void Connection::finishExchange() {
   }
 }
 
-void Connection::flush() {
+// Writes the file range at the front of the queue: sendfile when the transport can, else
+// read into fileBuffer_ (kept until written: a TLS write is retried with the same bytes).
+// False when the connection was closed (the file shrank, or could not be read).
+bool Http1Session::writeFile(BodyChunk& front, transport::IoResult& result) {
+  FileRange& range = std::get<FileRange>(front.data);
+  uint64_t left = range.length - outOffset_;
+  if (transport_->canSendFile()) {
+    size_t count = left > (1u << 30) ? (1u << 30) : static_cast<size_t>(left);
+    result = transport_->sendFile(range.file->get(), range.offset + outOffset_, count);
+    if (result.done() && result.bytes == 0 && count > 0) {
+      // The file shrank under us: the promised length can no longer be met.
+      logError("file truncated while being sent; closing the connection");
+      closeNow();
+      return false;
+    }
+    return true;
+  }
+  if (fileBuffer_.empty() || outOffset_ < fileBufferStart_ ||
+      outOffset_ >= fileBufferStart_ + fileBuffer_.size()) {
+    size_t count = left > kFileReadSize ? kFileReadSize : static_cast<size_t>(left);
+    fileBuffer_.resize(count);
+    ssize_t n = ::pread(range.file->get(), fileBuffer_.data(), count,
+                        static_cast<off_t>(range.offset + outOffset_));
+    if (n <= 0) {
+      logError(n == 0 ? "file truncated while being sent; closing the connection"
+                      : std::string("pread() failed (") + std::strerror(errno) +
+                            "); closing the connection");
+      fileBuffer_.clear();
+      closeNow();
+      return false;
+    }
+    fileBuffer_.resize(static_cast<size_t>(n));
+    fileBufferStart_ = outOffset_;
+  }
+  size_t skip = static_cast<size_t>(outOffset_ - fileBufferStart_);
+  iovec iov{fileBuffer_.data() + skip, fileBuffer_.size() - skip};
+  result = transport_->writev(&iov, 1, left > iov.iov_len);
+  return true;
+}
+
+void Http1Session::flush() {
   while (!out_.empty() && canWrite_) {
-    ssize_t n;
+    transport::IoResult result;
     BodyChunk& front = out_.front();
     if (front.isFile()) {
-      FileRange& range = std::get<FileRange>(front.data);
-      off_t offset = static_cast<off_t>(range.offset + outOffset_);
-      uint64_t left = range.length - outOffset_;
-      size_t count = left > (1u << 30) ? (1u << 30) : static_cast<size_t>(left);
-      n = ::sendfile(fd_.get(), range.file->get(), &offset, count);
-      if (n == 0 && count > 0) {
-        // The file shrank under us: the promised length can no longer be met.
-        logError("file truncated while being sent; closing the connection");
-        closeNow();
-        return;
-      }
+      if (!writeFile(front, result)) return;
     } else {
       iovec iov[kMaxIov];
       int cnt = 0;
@@ -808,36 +683,43 @@ void Connection::flush() {
         skip = 0;
         ++cnt;
       }
-      msghdr msg{};
-      msg.msg_iov = iov;
-      msg.msg_iovlen = static_cast<size_t>(cnt);
-      // MSG_MORE holds headers back until the file data joins them in one segment, as
-      // nginx's tcp_nopush does with TCP_CORK, without two extra setsockopt calls.
-      n = ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL | (fileFollows ? MSG_MORE : 0));
+      // "More follows" before file data: the head and the first file bytes share a segment.
+      result = transport_->writev(iov, cnt, fileFollows);
     }
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+    if (!result.done()) {
+      if (result.status == transport::IoStatus::kInterrupted) continue;
+      if (result.status == transport::IoStatus::kWouldBlock ||
+          result.status == transport::IoStatus::kWantWrite) {
         canWrite_ = false;
         break;
       }
-      if (errno == EINTR) continue;
+      if (result.status == transport::IoStatus::kWantRead) {
+        canWrite_ = false;
+        writeWaitsForRead_ = true;
+        break;
+      }
       // EPIPE, ECONNRESET: the client is gone.
-      int err = errno;
-      std::string reason = std::string(front.isFile() ? "sendfile()" : "writev()") +
-                           " failed (" + std::to_string(err) + ": " + std::strerror(err) + ")";
+      int err = result.error;
+      std::string reason =
+          std::string(front.isFile() && transport_->canSendFile() ? "sendfile()" : "writev()") +
+          " failed (" + std::to_string(err) + ": " + std::strerror(err) + ")";
       logCutShort(reason.c_str());
       closeNow();
       return;
     }
     lastWriteMs_ = loop_.nowMs();
-    uint64_t written = static_cast<uint64_t>(n);
+    uint64_t written = result.bytes;
     writtenTotal_ += written;
     while (written > 0 && !out_.empty()) {
       BodyChunk& c = out_.front();
       uint64_t left = c.size() - outOffset_;
       if (written >= left) {
         written -= left;
-        if (!c.isFile()) outMemBytes_ -= c.size();
+        if (c.isFile()) {
+          fileBuffer_.clear();
+        } else {
+          outMemBytes_ -= c.size();
+        }
         out_.pop_front();
         outOffset_ = 0;
       } else {
@@ -846,16 +728,16 @@ void Connection::flush() {
       }
     }
   }
-  if (onWritable_ && outMemBytes_ < kLowWatermark) {
-    auto callback = std::move(onWritable_);
-    onWritable_ = nullptr;
+  if (stream_.onWritable_ && outMemBytes_ < kLowWatermark) {
+    auto callback = std::move(stream_.onWritable_);
+    stream_.onWritable_ = nullptr;
     callback();
     if (state_ == State::kClosed) return;
   }
   if (out_.empty()) afterDrained();
 }
 
-void Connection::afterDrained() {
+void Http1Session::afterDrained() {
   if (awaitingDrain_) {
     awaitingDrain_ = false;
     finishExchange();
@@ -868,7 +750,7 @@ void Connection::afterDrained() {
   }
 }
 
-void Connection::beginClose() {
+void Http1Session::beginClose() {
   if (!lingerNeeded_ && in_.empty()) {
     closeNow();
     return;
@@ -876,7 +758,7 @@ void Connection::beginClose() {
   // Closing with unread input would make the kernel send RST and could destroy the response
   // before the client reads it; half-close and discard input for a while instead (nginx's
   // lingering close).
-  ::shutdown(fd_.get(), SHUT_WR);
+  transport_->shutdownWrite();
   in_.consume(in_.size());
   state_ = State::kLingering;
   lingerStartMs_ = loop_.nowMs();
@@ -889,41 +771,42 @@ void Connection::beginClose() {
   pump();
 }
 
-void Connection::closeNow() {
+void Http1Session::closeNow() {
   if (state_ == State::kClosed) return;
-  bool aborted = exchangeActive_ && !responseFinished_;
+  bool aborted = stream_.active_ && !stream_.responseFinished_;
   state_ = State::kClosed;
   loop_.cancelTimer(timer_);
-  if (aborted && onAbort_) {
-    auto callback = std::move(onAbort_);
-    onAbort_ = nullptr;
+  if (aborted && stream_.onAbort_) {
+    auto callback = std::move(stream_.onAbort_);
+    stream_.onAbort_ = nullptr;
     callback();
   }
   // An exchange still active was never logged: its response was cut short, or the client left
   // before its request body was complete. Log what really left.
-  if (exchangeActive_ && headSent_) writeAccessLog(bodyBytesWritten());
+  if (stream_.active_ && stream_.headSent_) writeAccessLog(bodyBytesWritten());
   awaitingDrain_ = false;
-  loop_.remove(fd_.get());
-  fd_.reset();
+  loop_.remove(transport_->fd());
+  transport_->close();
   out_.clear();
+  fileBuffer_.clear();
   syncPhase();
   owner_.connectionClosed(this);
 }
 
-Connection::TimerKind Connection::currentTimer(uint64_t& deadline) const {
+Http1Session::TimerKind Http1Session::currentTimer(uint64_t& deadline) const {
   switch (state_) {
     case State::kReadingHead:
       if (!out_.empty()) {
         // The previous response is still leaving: the client has send_timeout between two
         // successful writes, however long the whole takes (never the keep-alive timeout).
-        deadline = lastWriteMs_ + limits_.sendTimeoutMs;
+        deadline = lastWriteMs_ + stream_.limits().sendTimeoutMs;
         return TimerKind::kSend;
       }
       if (requestStartMs_ == 0) {
         // Nothing of a request yet: a new connection gets the header timeout, a kept-alive one
         // the keep-alive timeout; either way it is closed silently, as nginx does.
-        deadline = idleSinceMs_ +
-                   (sawFirstRequest_ ? limits_.keepAliveTimeoutMs : settings_.headerTimeoutMs);
+        deadline = idleSinceMs_ + (sawFirstRequest_ ? stream_.limits().keepAliveTimeoutMs
+                                                    : settings_.headerTimeoutMs);
         if (draining_ && drainDeadlineMs_ < deadline) deadline = drainDeadlineMs_;
         return TimerKind::kKeepAlive;
       }
@@ -931,17 +814,17 @@ Connection::TimerKind Connection::currentTimer(uint64_t& deadline) const {
       return TimerKind::kHeader;
     case State::kActive:
       if (!out_.empty() && !canWrite_) {
-        deadline = lastWriteMs_ + limits_.sendTimeoutMs;
+        deadline = lastWriteMs_ + stream_.limits().sendTimeoutMs;
         return TimerKind::kSend;
       }
-      if (!requestComplete_ && parser_.request().hasBody()) {
-        deadline = lastReadMs_ + limits_.bodyTimeoutMs;
+      if (!stream_.requestComplete_ && parser_.request().hasBody()) {
+        deadline = lastReadMs_ + stream_.limits().bodyTimeoutMs;
         return TimerKind::kBody;
       }
       return TimerKind::kNone;  // a handler at work has no client timeout
     case State::kClosing:
       if (out_.empty()) return TimerKind::kNone;  // closing is already under way
-      deadline = lastWriteMs_ + limits_.sendTimeoutMs;
+      deadline = lastWriteMs_ + stream_.limits().sendTimeoutMs;
       return TimerKind::kSend;
     case State::kLingering: {
       uint64_t a = lastReadMs_ + kLingerTimeoutMs;
@@ -955,7 +838,7 @@ Connection::TimerKind Connection::currentTimer(uint64_t& deadline) const {
   return TimerKind::kNone;
 }
 
-void Connection::updateTimer() {
+void Http1Session::updateTimer() {
   uint64_t deadline = 0;
   TimerKind kind = currentTimer(deadline);
   // No deadline now (a handler at work): an armed timer stays, and finds nothing to do if it
@@ -972,7 +855,7 @@ void Connection::updateTimer() {
   });
 }
 
-void Connection::onTimer() {
+void Http1Session::onTimer() {
   if (state_ == State::kClosed) return;
   uint64_t deadline = 0;
   TimerKind kind = currentTimer(deadline);
@@ -984,7 +867,7 @@ void Connection::onTimer() {
   switch (kind) {
     case TimerKind::kHeader:
     case TimerKind::kBody:
-      if (!headSent_) {
+      if (!stream_.headSent_) {
         // Part of a request arrived too slowly: say so (408) and close, as nginx logs it.
         failRequest(408);
         if (state_ != State::kClosed) updateTimer();
@@ -1003,5 +886,21 @@ void Connection::onTimer() {
       return;
   }
 }
+
+}  // namespace portico::http
+
+namespace portico::http {
+
+// The stream's Exchange: the request is the parser's, the wire work is the session's.
+const Request& Http1Stream::request() const { return session_.parser_.request(); }
+std::shared_ptr<const Request> Http1Stream::sharedRequest() const {
+  return session_.parser_.sharedRequest();
+}
+void Http1Stream::sendHead(ResponseHead head) { session_.sendHead(std::move(head)); }
+void Http1Stream::sendBody(BodyChunk chunk) { session_.sendBody(std::move(chunk)); }
+void Http1Stream::finish() { session_.finish(); }
+bool Http1Stream::writable() const { return session_.writable(); }
+void Http1Stream::readBody(BodyReader* reader) { session_.readBody(reader); }
+void Http1Stream::abort() { session_.abort(); }
 
 }  // namespace portico::http

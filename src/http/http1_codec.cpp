@@ -1,0 +1,72 @@
+#include "http/http1_codec.h"
+
+namespace portico::http::http1 {
+
+namespace {
+
+void appendDecimal(std::string& out, uint64_t v) {
+  char buf[24];
+  char* p = buf + sizeof buf;
+  do {
+    *--p = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v);
+  out.append(p, static_cast<size_t>(buf + sizeof buf - p));
+}
+
+}  // namespace
+
+std::string serializeHead(const ResponseHead& head, const ResponseFraming& framing,
+                          const HeadOptions& options) {
+  std::string out;
+  out.reserve(256 + head.headers.size() * 48);
+  out.append("HTTP/1.1 ");
+  appendDecimal(out, static_cast<uint64_t>(head.status));
+  out.push_back(' ');
+  out.append(head.reason.empty() ? reasonPhrase(head.status) : std::string_view(head.reason));
+  out.append("\r\n");
+  if (options.serverHeader) {
+    out.append("Server: ");
+    out.append(options.serverValue);
+    out.append("\r\n");
+  }
+  out.append("Date: ");
+  out.append(options.date);
+  out.append("\r\n");
+  for (const auto& h : head.headers) {
+    if (isFramingHeader(h.name)) continue;
+    out.append(h.name);
+    out.append(": ");
+    out.append(h.value);
+    out.append("\r\n");
+  }
+  if (framing.lengthHeader) {
+    out.append("Content-Length: ");
+    appendDecimal(out, *head.contentLength);
+    out.append("\r\n");
+  } else if (framing.chunked) {
+    out.append("Transfer-Encoding: chunked\r\n");
+  }
+  if (!framing.close && options.keepAliveSeconds >= 0) {
+    out.append("Keep-Alive: timeout=");
+    appendDecimal(out, static_cast<uint64_t>(options.keepAliveSeconds));
+    out.append("\r\n");
+  }
+  out.append(framing.close ? "Connection: close\r\n\r\n" : "Connection: keep-alive\r\n\r\n");
+  return out;
+}
+
+std::string chunkHeader(uint64_t size) {
+  static const char kDigits[] = "0123456789abcdef";
+  char buf[20];
+  char* p = buf + sizeof buf;
+  do {
+    *--p = kDigits[size & 15];
+    size >>= 4;
+  } while (size);
+  std::string out(p, static_cast<size_t>(buf + sizeof buf - p));
+  out.append("\r\n");
+  return out;
+}
+
+}  // namespace portico::http::http1

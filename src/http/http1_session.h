@@ -1,0 +1,188 @@
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "core/body_chunk.h"
+#include "core/byte_buffer.h"
+#include "core/unique_fd.h"
+#include "event/event_loop.h"
+#include "http/connection.h"
+#include "http/exchange.h"
+#include "http/parser.h"
+#include "http/stream.h"
+#include "http/stub_status.h"
+#include "transport/transport.h"
+
+namespace portico::http {
+
+class Http1Session;
+
+// The request in flight on an HTTP/1 session: the Exchange its content writes through. The
+// protocol-neutral part (route, limits, accounting, access log) is its Stream base; this adds
+// the HTTP/1 response state (chunked, 100 Continue) and hands the wire work to the session.
+// A member of its session, reused for each request; event-loop thread only.
+class Http1Stream final : public Stream {
+ public:
+  Http1Stream(Http1Session& session, const ConnectionSettings& settings,
+              const ConnectionInfo& info)
+      : Stream(settings, info), session_(session) {}
+
+  const Request& request() const override;
+  std::shared_ptr<const Request> sharedRequest() const override;
+  void sendHead(ResponseHead head) override;
+  void sendBody(BodyChunk chunk) override;
+  void finish() override;
+  bool writable() const override;
+  void readBody(BodyReader* reader) override;
+  void abort() override;
+
+ private:
+  friend class Http1Session;
+  void reset() {
+    Stream::reset();
+    continueSent_ = false;
+    chunkedResponse_ = false;
+  }
+
+  Http1Session& session_;
+  bool continueSent_ = false;
+  bool chunkedResponse_ = false;
+};
+
+// One HTTP/1.x client connection: reads and parses requests through its transport, runs them
+// one at a time (each through its Http1Stream, the Exchange), and writes the responses in
+// order, gathered or with sendfile; keep-alive, pipelining, timeouts, lingering close and the
+// hand-off to a sibling worker. Owned by the server; event-loop thread only; deleted through
+// the loop's deferred delete so callbacks may close it from anywhere.
+class Http1Session final : public Connection {
+ public:
+  Http1Session(event::EventLoop& loop, std::unique_ptr<transport::Transport> transport,
+               ConnectionInfo info, const ConnectionSettings& settings, ConnectionOwner& owner);
+  ~Http1Session() override;
+
+  // Connection
+  void start() override;
+  void drain() override;
+  void close() override { closeNow(); }
+  int fd() const override { return transport_->fd(); }
+  std::string_view bufferedInput() const override { return in_.view(); }
+  uint64_t requestStartMs() const override { return requestStartMs_; }
+  uint64_t requestsServed() const override { return requestsServed_; }
+  bool idleBetweenRequests() const override {
+    return state_ == State::kReadingHead && in_.empty() && out_.empty() && !stream_.active() &&
+           requestStartMs_ == 0 && transport_->canHandOff();
+  }
+  void adopt(std::string_view buffered, uint64_t requestStartMs,
+             uint64_t requestsServed) override;
+
+  void onIoEvent(uint32_t events) override;
+
+ private:
+  friend class Http1Stream;
+  // The stream's Exchange calls, on the wire (taken by reference: no second move per call).
+  void sendHead(ResponseHead&& head);
+  void sendBody(BodyChunk&& chunk);
+  void finish();
+  bool writable() const;
+  void readBody(BodyReader* reader);
+  void abort();
+
+ private:
+  // Moves this connection between stub_status's waiting/reading/writing counters.
+  void syncPhase();
+  enum class State { kReadingHead, kActive, kClosing, kLingering, kClosed };
+  enum class TimerKind { kNone, kHeader, kKeepAlive, kBody, kSend, kLinger };
+
+  void pump();
+  bool wantRead() const;
+  bool readSome();
+  bool canReadBodyDirect() const;
+  bool readBodyDirect();
+  bool afterRead(const transport::IoResult& result, size_t room);
+  bool writeFile(BodyChunk& front, transport::IoResult& result);
+  void processInput();
+  void onHeadComplete();
+  void onMessageComplete();
+  void completeExchange();
+  void finishExchange();
+  uint64_t bodyBytesWritten() const;
+  void logCutShort(const char* reason);
+  void failRequest(int status);
+  bool chunkOverLimit() const;
+  void queue(BodyChunk chunk);
+  void queueContinue();
+  void flush();
+  void afterDrained();
+  void beginClose();
+  void closeNow();
+  void updateTimer();
+  void onTimer();
+  TimerKind currentTimer(uint64_t& deadline) const;
+  void writeAccessLog(uint64_t bodySent);
+
+  event::EventLoop& loop_;
+  std::unique_ptr<transport::Transport> transport_;
+  ConnectionInfo info_;
+  const ConnectionSettings& settings_;
+  ConnectionOwner& owner_;
+  RequestParser parser_;
+  State state_ = State::kReadingHead;
+
+  ByteBuffer in_;
+  std::deque<BodyChunk> out_;
+  uint64_t outOffset_ = 0;    // bytes of out_.front() already written
+  uint64_t outMemBytes_ = 0;  // in-memory bytes queued (the backpressure measure)
+  // Byte positions in the connection's output stream: everything ever queued and written. A
+  // response's body starts at bodyStartPos_, so what of it really left is known when the
+  // connection is cut (the access log's $body_bytes_sent, as nginx counts it).
+  uint64_t queuedTotal_ = 0;
+  uint64_t writtenTotal_ = 0;
+  uint64_t bodyStartPos_ = 0;
+  bool canRead_ = false;
+  bool canWrite_ = true;
+  bool readEof_ = false;
+  bool peerHungUp_ = false;  // EPOLLRDHUP seen: read on until recv() reports the EOF
+  // The transport's crossed waits (TLS): a read retried when the socket becomes writable, a
+  // write when it becomes readable. A plain socket never sets them.
+  bool readWaitsForWrite_ = false;
+  bool writeWaitsForRead_ = false;
+  // File bytes read for a transport without sendfile: [fileBufferStart_, + size) of out_.front().
+  std::string fileBuffer_;
+  uint64_t fileBufferStart_ = 0;
+  bool draining_ = false;
+  uint64_t drainDeadlineMs_ = 0;
+  bool processing_ = false;
+  bool flushScheduled_ = false;
+
+  // What outlives one exchange but ends with its response.
+  bool closeAfterResponse_ = false;
+  bool lingerNeeded_ = false;
+  // The response is finished but a large part of it is still queued: the exchange completes
+  // (access log, next request) once it has been written, as nginx finalizes a request only
+  // when its output is sent. Small in-memory tails complete at once (pipelining batches).
+  bool awaitingDrain_ = false;
+  Http1Stream stream_;  // the request in flight (constructed after info_ and settings_)
+  uint64_t requestsServed_ = 0;
+  uint64_t acceptedMs_ = 0;  // when the connection was made here (keepalive_time)
+
+  // Timeouts: one loop timer, re-armed lazily from the deadline the state implies.
+  event::TimerId timer_{0, 0};
+  uint64_t timerDue_ = 0;
+  uint64_t requestStartMs_ = 0;  // first byte of the current head
+  ConnectionPhase phase_ = ConnectionPhase::kNone;  // for stub_status's counters
+  uint64_t idleSinceMs_ = 0;
+  uint64_t lastReadMs_ = 0;
+  uint64_t lastWriteMs_ = 0;
+  uint64_t lingerStartMs_ = 0;
+  bool sawFirstRequest_ = false;
+  // The owner has not yet been offered this request (ConnectionOwner::offerHandOff).
+  bool offerHandOff_ = true;
+};
+
+}  // namespace portico::http
