@@ -28,6 +28,9 @@ constexpr size_t kPipelinePrefetch = 16 * 1024;  // bytes read ahead while a res
 constexpr size_t kDirectBodyMin = kReadSize;
 constexpr uint64_t kLingerTimeoutMs = 5000;       // nginx lingering_timeout
 constexpr uint64_t kLingerTotalMs = 30000;        // nginx lingering_time
+// While a closing connection's last bytes are still in the kernel's queue, how often it is
+// looked at (SIOCOUTQ; no event says the queue emptied).
+constexpr uint64_t kDrainPollMs = 100;
 constexpr int kMaxIov = 64;
 // A file range read into memory per write when the transport cannot sendfile (TLS without
 // kernel TLS): a few TLS records' worth.
@@ -209,8 +212,10 @@ bool Http1Session::afterRead(const transport::IoResult& result, size_t room) {
     case transport::IoStatus::kWantRead:
       canRead_ = false;
       return false;
-    case transport::IoStatus::kEof:
     case transport::IoStatus::kError:  // ECONNRESET and friends: the peer is gone
+      peerReset_ = true;
+      [[fallthrough]];
+    case transport::IoStatus::kEof:
       readEof_ = true;
       canRead_ = false;
       return false;
@@ -231,7 +236,10 @@ void Http1Session::pump() {
     if (state_ == State::kLingering) {
       // Discard whatever the client still sends until it closes or lingering times out.
       while (canRead_ && readSome()) in_.consume(in_.size());
-      if (readEof_) closeNow();
+      // A client that only half-closed may still be reading the response's tail.
+      if (readEof_ && (!drainingKernel_ || peerReset_ || transport_->unsentBytes() == 0)) {
+        closeNow();
+      }
       return;
     }
     if (!canRead_ || !wantRead()) break;
@@ -751,9 +759,20 @@ void Http1Session::afterDrained() {
 }
 
 void Http1Session::beginClose() {
+  size_t unsent = 0;
   if (!lingerNeeded_ && in_.empty()) {
-    closeNow();
-    return;
+    unsent = transport_->unsentBytes();
+    if (unsent == 0) {
+      closeNow();
+      return;
+    }
+    // The response's tail is still in the kernel's queue. Closed now, the socket would be an
+    // orphan the kernel resets when TCP memory runs short (a slow-read attack makes it so),
+    // and the client would lose that tail: half-close and keep the socket until the queue is
+    // delivered, the client closes, or it makes no progress for send_timeout.
+    drainingKernel_ = true;
+    drainUnsent_ = unsent;
+    drainProgressMs_ = loop_.nowMs();
   }
   // Closing with unread input would make the kernel send RST and could destroy the response
   // before the client reads it; half-close and discard input for a while instead (nginx's
@@ -763,12 +782,30 @@ void Http1Session::beginClose() {
   state_ = State::kLingering;
   lingerStartMs_ = loop_.nowMs();
   lastReadMs_ = lingerStartMs_;
-  if (readEof_) {
+  if (readEof_ && !drainingKernel_) {
     closeNow();
     return;
   }
   canRead_ = true;
   pump();
+}
+
+void Http1Session::checkDrain() {
+  size_t unsent = transport_->unsentBytes();
+  const uint64_t now = loop_.nowMs();
+  if (unsent == 0 || peerReset_) {
+    closeNow();
+    return;
+  }
+  if (unsent < drainUnsent_) {
+    drainUnsent_ = unsent;
+    drainProgressMs_ = now;
+  } else if (now - drainProgressMs_ >= stream_.limits().sendTimeoutMs) {
+    closeNow();  // the client stopped reading: what is left is given up, as send_timeout does
+    return;
+  }
+  drainCheckedMs_ = now;
+  updateTimer();
 }
 
 void Http1Session::closeNow() {
@@ -827,6 +864,10 @@ Http1Session::TimerKind Http1Session::currentTimer(uint64_t& deadline) const {
       deadline = lastWriteMs_ + stream_.limits().sendTimeoutMs;
       return TimerKind::kSend;
     case State::kLingering: {
+      if (drainingKernel_) {
+        deadline = std::max(drainCheckedMs_, drainProgressMs_) + kDrainPollMs;
+        return TimerKind::kDrain;
+      }
       uint64_t a = lastReadMs_ + kLingerTimeoutMs;
       uint64_t b = lingerStartMs_ + kLingerTotalMs;
       deadline = a < b ? a : b;
@@ -878,6 +919,9 @@ void Http1Session::onTimer() {
     case TimerKind::kSend:
       logCutShort("client timed out (110: Connection timed out)");
       closeNow();
+      return;
+    case TimerKind::kDrain:
+      checkDrain();
       return;
     case TimerKind::kKeepAlive:
     case TimerKind::kLinger:

@@ -97,7 +97,7 @@ class Http1Session final : public Connection {
   // Moves this connection between stub_status's waiting/reading/writing counters.
   void syncPhase();
   enum class State { kReadingHead, kActive, kClosing, kLingering, kClosed };
-  enum class TimerKind { kNone, kHeader, kKeepAlive, kBody, kSend, kLinger };
+  enum class TimerKind { kNone, kHeader, kKeepAlive, kBody, kSend, kLinger, kDrain };
 
   void pump();
   bool wantRead() const;
@@ -120,6 +120,7 @@ class Http1Session final : public Connection {
   void flush();
   void afterDrained();
   void beginClose();
+  void checkDrain();
   void closeNow();
   void updateTimer();
   void onTimer();
@@ -180,6 +181,13 @@ class Http1Session final : public Connection {
   uint64_t lastReadMs_ = 0;
   uint64_t lastWriteMs_ = 0;
   uint64_t lingerStartMs_ = 0;
+  // Closing with the response's tail still in the kernel's queue (beginClose): the socket is
+  // kept, half-closed, until the queue is delivered (checkDrain).
+  bool drainingKernel_ = false;
+  bool peerReset_ = false;  // a read failed (ECONNRESET ...): nothing more can be delivered
+  size_t drainUnsent_ = 0;
+  uint64_t drainProgressMs_ = 0;
+  uint64_t drainCheckedMs_ = 0;
   bool sawFirstRequest_ = false;
   // The owner has not yet been offered this request (ConnectionOwner::offerHandOff).
   bool offerHandOff_ = true;

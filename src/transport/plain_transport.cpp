@@ -2,6 +2,8 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 
@@ -52,6 +54,13 @@ IoResult PlainTransport::sendFile(int fileFd, uint64_t offset, size_t count) {
   ssize_t n = ::sendfile(fd_.get(), fileFd, &position, count);
   if (n >= 0) return {IoStatus::kDone, static_cast<size_t>(n), 0};
   return failure();
+}
+
+size_t PlainTransport::unsentBytes() const {
+  if (!tcp_) return 0;  // a unix socket's queue is the peer's: nothing of it is lost at close
+  int queued = 0;
+  if (::ioctl(fd_.get(), SIOCOUTQ, &queued) != 0 || queued < 0) return 0;
+  return static_cast<size_t>(queued);
 }
 
 void PlainTransport::shutdownWrite() { ::shutdown(fd_.get(), SHUT_WR); }

@@ -18,6 +18,7 @@ class PlainTransport final : public Transport {
   IoResult writev(const iovec* iov, int count, bool more) override;
   bool canSendFile() const override { return true; }
   IoResult sendFile(int fileFd, uint64_t offset, size_t count) override;
+  size_t unsentBytes() const override;
   void shutdownWrite() override;
   void close() override { fd_.reset(); }
   bool canHandOff() const override { return true; }

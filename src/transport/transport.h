@@ -66,6 +66,10 @@ class Transport {
     return {IoStatus::kError, 0, EOPNOTSUPP};
   }
 
+  // Bytes written but not yet delivered (sent and acknowledged) by the kernel. A socket closed
+  // with bytes still queued becomes an orphan that the kernel resets under memory pressure
+  // (TCPAbortOnMemory), cutting the response's tail: the session waits for 0 first.
+  virtual size_t unsentBytes() const { return 0; }
   // Ends the sending side (lingering close); a TLS transport sends its close_notify first.
   virtual void shutdownWrite() = 0;
   // Closes the socket now; later calls do nothing.
