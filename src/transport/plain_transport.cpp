@@ -2,12 +2,12 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <linux/sockios.h>
-#include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 
 #include <cerrno>
+
+#include "transport/socket_queue.h"
 
 namespace portico::transport {
 
@@ -57,10 +57,8 @@ IoResult PlainTransport::sendFile(int fileFd, uint64_t offset, size_t count) {
 }
 
 size_t PlainTransport::unsentBytes() const {
-  if (!tcp_) return 0;  // a unix socket's queue is the peer's: nothing of it is lost at close
-  int queued = 0;
-  if (::ioctl(fd_.get(), SIOCOUTQ, &queued) != 0 || queued < 0) return 0;
-  return static_cast<size_t>(queued);
+  // A unix socket's queue is the peer's: nothing of it is lost at close.
+  return tcp_ ? socketUnsentBytes(fd_.get()) : 0;
 }
 
 void PlainTransport::shutdownWrite() { ::shutdown(fd_.get(), SHUT_WR); }

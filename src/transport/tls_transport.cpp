@@ -1,0 +1,125 @@
+#include "transport/tls_transport.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "transport/socket_queue.h"
+
+namespace portico::transport {
+
+namespace {
+
+// Buffers smaller than this are gathered into one SSL_write (one record, one syscall) rather
+// than written one record each.
+constexpr size_t kGatherBytes = 16 * 1024;
+
+}  // namespace
+
+void TlsTransport::start() {
+  if (tcp_) {
+    int one = 1;
+    ::setsockopt(fd_.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  ssl_.reset(SSL_new(context_.get()));
+  if (ssl_) {
+    SSL_set_fd(ssl_.get(), fd_.get());
+    SSL_set_accept_state(ssl_.get());
+  }
+}
+
+IoResult TlsTransport::failure(int rc) {
+  int savedErrno = errno;
+  int code = SSL_get_error(ssl_.get(), rc);
+  switch (code) {
+    case SSL_ERROR_WANT_READ:
+      return {IoStatus::kWantRead, 0, 0};
+    case SSL_ERROR_WANT_WRITE:
+      return {IoStatus::kWantWrite, 0, 0};
+    case SSL_ERROR_ZERO_RETURN:
+      return {IoStatus::kEof, 0, 0};  // close_notify (or a ragged EOF, as gunicorn suppresses)
+    case SSL_ERROR_SYSCALL:
+      ERR_clear_error();
+      if (savedErrno == EINTR) return {IoStatus::kInterrupted, 0, savedErrno};
+      if (savedErrno == EAGAIN) return {IoStatus::kWouldBlock, 0, savedErrno};
+      return {IoStatus::kError, 0, savedErrno ? savedErrno : ECONNRESET};
+    default:
+      // A protocol error (garbage, a plain HTTP request, no shared cipher): the queue is
+      // this connection's only; emptied so it never shows on another.
+      ERR_clear_error();
+      return {IoStatus::kError, 0, EPROTO};
+  }
+}
+
+IoResult TlsTransport::read(char* dst, size_t size) {
+  if (!ssl_) return {IoStatus::kError, 0, ENOMEM};
+  size_t n = 0;
+  int rc = SSL_read_ex(ssl_.get(), dst, size, &n);
+  if (rc == 1) return {IoStatus::kDone, n, 0};
+  return failure(rc);
+}
+
+size_t TlsTransport::pendingRead() const {
+  return ssl_ ? static_cast<size_t>(SSL_pending(ssl_.get())) : 0;
+}
+
+IoResult TlsTransport::writev(const iovec* iov, int count, bool more) {
+  (void)more;  // records are whole; OpenSSL writes each at once
+  if (!ssl_) return {IoStatus::kError, 0, ENOMEM};
+  if (count <= 0) return {IoStatus::kDone, 0, 0};
+  // A large first buffer is written from where it is; small ones are gathered into one record.
+  // A repeated write (pendingWrite_) passes exactly the bytes of the first attempt, which are
+  // still at the head of the session's queue.
+  const char* data = static_cast<const char*>(iov[0].iov_base);
+  size_t length = iov[0].iov_len;
+  size_t want = pendingWrite_;
+  if (want == 0 && length < kGatherBytes && count > 1) {
+    want = 0;
+    for (int i = 0; i < count && want < kGatherBytes; ++i) want += iov[i].iov_len;
+    want = std::min(want, kGatherBytes);
+  } else if (want == 0) {
+    want = length;
+  }
+  if (want > length) {
+    gather_.clear();
+    for (int i = 0; i < count && gather_.size() < want; ++i) {
+      size_t take = std::min(iov[i].iov_len, want - gather_.size());
+      gather_.append(static_cast<const char*>(iov[i].iov_base), take);
+    }
+    want = gather_.size();
+    data = gather_.data();
+  }
+  size_t written = 0;
+  int rc = SSL_write_ex(ssl_.get(), data, want, &written);
+  if (rc == 1) {
+    pendingWrite_ = 0;
+    return {IoStatus::kDone, written, 0};
+  }
+  IoResult result = failure(rc);
+  if (result.status == IoStatus::kWantRead || result.status == IoStatus::kWantWrite) {
+    pendingWrite_ = want;
+  }
+  return result;
+}
+
+size_t TlsTransport::unsentBytes() const { return tcp_ ? socketUnsentBytes(fd_.get()) : 0; }
+
+void TlsTransport::shutdownWrite() {
+  if (handshakeDone()) {
+    // close_notify, once: the client learns the response ended here, not by a cut.
+    SSL_shutdown(ssl_.get());
+    ERR_clear_error();
+  }
+  ::shutdown(fd_.get(), SHUT_WR);
+}
+
+void TlsTransport::close() {
+  ssl_.reset();
+  fd_.reset();
+}
+
+}  // namespace portico::transport

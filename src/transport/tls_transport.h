@@ -1,0 +1,49 @@
+#pragma once
+
+#include <string>
+
+#include "core/unique_fd.h"
+#include "transport/tls_context.h"
+#include "transport/transport.h"
+
+namespace portico::transport {
+
+// TLS over a TCP or unix socket with OpenSSL: the server side of one connection. The handshake
+// runs inside the first read()/writev() calls as the session retries them on readiness
+// (kWantRead/kWantWrite), so it never blocks the loop. Owned by the connection; event-loop
+// thread only. The context it was made from must outlive it.
+class TlsTransport final : public Transport {
+ public:
+  TlsTransport(UniqueFd fd, bool tcp, const TlsContext& context)
+      : fd_(std::move(fd)), tcp_(tcp), context_(context) {}
+
+  int fd() const override { return fd_.get(); }
+  void start() override;
+  IoResult read(char* dst, size_t size) override;
+  size_t pendingRead() const override;
+  IoResult writev(const iovec* iov, int count, bool more) override;
+  // Without kernel TLS the session reads files itself and writes them through SSL_write.
+  bool canSendFile() const override { return false; }
+  size_t unsentBytes() const override;
+  void shutdownWrite() override;
+  void close() override;
+  // The TLS state lives in this process.
+  bool canHandOff() const override { return false; }
+
+  // Null before start().
+  SSL* ssl() const { return ssl_.get(); }
+  bool handshakeDone() const { return ssl_ && SSL_is_init_finished(ssl_.get()); }
+
+ private:
+  IoResult failure(int rc);
+
+  UniqueFd fd_;
+  bool tcp_;
+  const TlsContext& context_;
+  SslPtr ssl_;
+  // A write that OpenSSL asked to repeat must be repeated with the same bytes: how many.
+  size_t pendingWrite_ = 0;
+  std::string gather_;  // small gathered buffers, written as one record
+};
+
+}  // namespace portico::transport
