@@ -114,6 +114,10 @@ struct Partial {
   std::optional<double> clientHeaderTimeout;
   std::optional<uint64_t> clientHeaderBufferSize, connectionPoolSize, requestPoolSize;
   std::optional<bool> mergeSlashes;
+  // ngx_http_ssl_module (http, server).
+  std::optional<std::vector<std::string>> sslCertificates, sslCertificateKeys;
+  std::optional<std::string> sslProtocols, sslCiphers, sslEcdhCurve;
+  std::optional<bool> sslPreferServerCiphers;
   std::optional<std::pair<size_t, size_t>> largeHeaderBuffers;
   // location only, never inherited: the app and its companions
   std::optional<WsgiSpec> wsgi;  // holds the companions too; wsgi->app empty until wsgi_app
@@ -183,6 +187,12 @@ void mergeFrom(Partial& c, const Partial& p) {
   inherit(c.connectionPoolSize, p.connectionPoolSize);
   inherit(c.requestPoolSize, p.requestPoolSize);
   inherit(c.mergeSlashes, p.mergeSlashes);
+  inherit(c.sslCertificates, p.sslCertificates);
+  inherit(c.sslCertificateKeys, p.sslCertificateKeys);
+  inherit(c.sslProtocols, p.sslProtocols);
+  inherit(c.sslCiphers, p.sslCiphers);
+  inherit(c.sslEcdhCurve, p.sslEcdhCurve);
+  inherit(c.sslPreferServerCiphers, p.sslPreferServerCiphers);
   mergeAccess(c.access, p.access);
   mergeLimit(c.limit, p.limit);
 }
@@ -739,6 +749,67 @@ class Builder {
   void clientBodyTimeout(const ConfDirective& d, Frame& f) {
     setMsec(d, f.level->clientBodyTimeout);
   }
+  // ---- ngx_http_ssl_module ----
+
+  // A path of the ssl module: relative ones are the configuration's directory's (nginx's
+  // conf prefix).
+  std::string confName(const std::string& path) const {
+    if (!path.empty() && path[0] == '/') return path;
+    return confPrefix_ + path;
+  }
+  void sslCertificate(const ConfDirective& d, Frame& f) {
+    noVariables(d, d.args[0]);
+    auto& slot = d.name == "ssl_certificate" ? f.level->sslCertificates
+                                             : f.level->sslCertificateKeys;
+    if (!slot) slot.emplace();
+    slot->push_back(confName(d.args[0]));
+  }
+  void sslProtocols(const ConfDirective& d, Frame& f) {
+    checkUnset(d, f.level->sslProtocols);
+    static const std::set<std::string> kKnown = {"SSLv2", "SSLv3", "TLSv1", "TLSv1.1",
+                                                 "TLSv1.2", "TLSv1.3"};
+    std::string words;
+    for (const std::string& word : d.args) {
+      if (!kKnown.count(word)) emerg(d, "invalid value " + quote(word));
+      if (word == "SSLv2" || word == "SSLv3") {
+        unsupported(d, quote(word) + " (OpenSSL 3 has no such protocol)");
+      }
+      words += (words.empty() ? "" : " ") + word;
+    }
+    f.level->sslProtocols = words;
+  }
+  void sslString(const ConfDirective& d, Frame& f) {
+    auto& slot = d.name == "ssl_ciphers" ? f.level->sslCiphers : f.level->sslEcdhCurve;
+    checkUnset(d, slot);
+    slot = d.args[0];
+  }
+  void sslPreferServerCiphers(const ConfDirective& d, Frame& f) {
+    setFlag(d, f.level->sslPreferServerCiphers);
+  }
+
+  // The merged ssl_* of a server, and nginx's checks of a server that listens with `ssl`
+  // (ngx_http_ssl_init, ngx_http_ssl_merge_srv_conf).
+  void finishTls(VirtualServer& vs, const Partial& partial) {
+    TlsServerSettings& tls = vs.tls;
+    if (partial.sslCertificates) tls.certificates = *partial.sslCertificates;
+    if (partial.sslCertificateKeys) tls.keys = *partial.sslCertificateKeys;
+    if (partial.sslProtocols) tls.protocols = *partial.sslProtocols;
+    if (partial.sslCiphers) tls.ciphers = *partial.sslCiphers;
+    if (partial.sslEcdhCurve) tls.ecdhCurve = *partial.sslEcdhCurve;
+    if (partial.sslPreferServerCiphers) tls.preferServerCiphers = *partial.sslPreferServerCiphers;
+    bool ssl = false;
+    for (const ListenSpec& listen : vs.listens) ssl = ssl || listen.ssl;
+    if (!ssl && tls.certificates.empty()) return;
+    if (ssl && tls.certificates.empty()) {
+      throw ConfFailure{"[emerg] no \"ssl_certificate\" is defined for the \"listen ... ssl\""
+                        " directive in " + describeSource(vs.source)};
+    }
+    if (tls.keys.size() < tls.certificates.size()) {
+      throw ConfFailure{"[emerg] no \"ssl_certificate_key\" is defined for certificate \"" +
+                        tls.certificates[tls.keys.size()] + "\""};
+    }
+  }
+
   void clientHeaderTimeout(const ConfDirective& d, Frame& f) {
     setMsec(d, f.level->clientHeaderTimeout);
   }
@@ -1775,7 +1846,7 @@ class Builder {
     }
     bool optionsSet = false;
     static const std::set<std::string> kNotYet = {
-        "ssl", "http2", "quic", "proxy_protocol", "spdy", "deferred", "accept_filter",
+        "http2", "quic", "proxy_protocol", "spdy", "deferred", "accept_filter",
         "fastopen", "rcvbuf", "sndbuf", "ipv6only", "so_keepalive", "setfib"};
     for (size_t i = 1; i < d.args.size(); ++i) {
       const std::string& p = d.args[i];
@@ -1786,6 +1857,8 @@ class Builder {
         optionsSet = true;
       } else if (p == "bind") {
         optionsSet = true;
+      } else if (p == "ssl") {
+        spec.ssl = true;
       } else if (startsWith(p, "backlog=")) {
         auto n = parseNginxNumber(std::string_view(p).substr(8));
         if (!n || *n == 0 || *n > 65535) emerg(d, "invalid backlog " + quote(p));
@@ -2156,6 +2229,7 @@ class Builder {
       }
       if (draft.partial.connectionPoolSize) vs.connectionPoolSize = *draft.partial.connectionPoolSize;
       if (draft.partial.mergeSlashes) vs.mergeSlashes = *draft.partial.mergeSlashes;
+      finishTls(vs, draft.partial);
       // ngx_http_core_merge_srv_conf (reported at the http block's closing brace).
       if (vs.largeHeaderBuffersSize < vs.connectionPoolSize) {
         throw ConfFailure{"[emerg] the \"large_client_header_buffers\" size must be equal to or "
@@ -2252,6 +2326,13 @@ const std::vector<Builder::Command>& Builder::commands() {
       {"client_max_body_size", kHsl, Args::k1, false, &Builder::clientMaxBodySize},
       {"client_body_buffer_size", kHsl, Args::k1, false, &Builder::clientBodyBufferSize},
       {"client_header_timeout", kHttp | kServer, Args::k1, false, &Builder::clientHeaderTimeout},
+      {"ssl_certificate", kHttp | kServer, Args::k1, false, &Builder::sslCertificate},
+      {"ssl_certificate_key", kHttp | kServer, Args::k1, false, &Builder::sslCertificate},
+      {"ssl_protocols", kHttp | kServer, Args::k1More, false, &Builder::sslProtocols},
+      {"ssl_ciphers", kHttp | kServer, Args::k1, false, &Builder::sslString},
+      {"ssl_ecdh_curve", kHttp | kServer, Args::k1, false, &Builder::sslString},
+      {"ssl_prefer_server_ciphers", kHttp | kServer, Args::k1, false,
+       &Builder::sslPreferServerCiphers},
       {"client_body_timeout", kHsl, Args::k1, false, &Builder::clientBodyTimeout},
       {"send_timeout", kHsl, Args::k1, false, &Builder::sendTimeout},
       {"large_client_header_buffers", kHttp | kServer, Args::k2, false,

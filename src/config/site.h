@@ -37,7 +37,20 @@ struct ListenSpec {
   // address then gets its own socket even when a wildcard listens on the same port.
   bool bind = false;
   int backlog = -1;           // -1: portico's default, 2048 (nginx's is 511; the flags: --backlog)
+  bool ssl = false;           // `ssl`: connections on this address speak TLS first
   SourceRef source;
+};
+
+// A virtual server's ssl_* directives (nginx's ngx_http_ssl_module), merged http → server.
+// Certificates and keys are paths, read when the worker's TLS contexts are made (before
+// privileges drop) and at -t.
+struct TlsServerSettings {
+  std::vector<std::string> certificates;  // ssl_certificate, in order (ECDSA and RSA may both be)
+  std::vector<std::string> keys;          // ssl_certificate_key, pairwise with certificates
+  std::string protocols = "TLSv1.2 TLSv1.3";  // ssl_protocols, as written (nginx's default)
+  std::string ciphers = "HIGH:!aNULL:!MD5";   // ssl_ciphers (nginx's default)
+  bool preferServerCiphers = false;           // ssl_prefer_server_ciphers
+  std::string ecdhCurve = "auto";             // ssl_ecdh_curve
 };
 
 // `add_header NAME VALUE [always];` — VALUE may hold $variables, expanded per response.
@@ -377,6 +390,7 @@ struct VirtualServer {
     size_t fieldSize = 8190;
   };
   std::optional<FieldLimits> fieldLimits;
+  TlsServerSettings tls;
   SourceRef source;
 };
 

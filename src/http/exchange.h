@@ -19,6 +19,8 @@ struct ConnectionInfo {
   std::string localAddress;  // address the listener is bound to (or the unix path)
   uint16_t localPort = 0;
   bool isUnix = false;
+  // A plain HTTP request arrived on an address that listens with `ssl`: answered 497 (400).
+  bool plainOnTls = false;
   std::string scheme = "http";
   // Kept current by the connection for the request in flight (nginx's $connection,
   // $connection_requests, $pipe, $request_length).
@@ -95,7 +97,7 @@ class Exchange {
   // An nginx-style HTML error response for `status`.
   void respondError(int status) {
     ResponseHead head;
-    head.status = status;
+    head.status = status >= 494 && status <= 497 ? 400 : status;  // nginx's own 400s
     head.special = true;
     head.add("Content-Type", "text/html");
     respond(std::move(head), errorPage(status));

@@ -350,6 +350,10 @@ void Http1Session::onHeadComplete() {
   const Request& req = parser_.request();
   if (!parser_.keepAlive() || draining_) closeAfterResponse_ = true;
 
+  if (transport_->plainOnTls() && !info_.plainOnTls) {
+    info_.plainOnTls = true;  // the route answers 497 (nginx's NGX_HTTP_TO_HTTPS)
+    info_.scheme = "http";
+  }
   // "100 Continue" is sent lazily: when the body is wanted (readBody), or before a final
   // response that keeps the connection (sendHead; the body is then read and discarded).
   Stream::Dispatch dispatch = stream_.select(req);

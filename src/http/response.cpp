@@ -84,16 +84,31 @@ std::string_view nginxPageTitle(int status) {
 }  // namespace
 
 std::string errorPageBody(int status, std::string_view signature, bool padding) {
-  std::string title = std::to_string(status);
+  // nginx's own 400s (494-497) say which: "400 Bad Request" and the reason under it.
+  std::string_view reason;
+  switch (status) {
+    case 494: reason = "Request Header Or Cookie Too Large"; break;
+    case 495: reason = "The SSL certificate error"; break;
+    case 496: reason = "No required SSL certificate was sent"; break;
+    case 497: reason = "The plain HTTP request was sent to HTTPS port"; break;
+    default: break;
+  }
+  std::string title = std::to_string(reason.empty() ? status : 400);
   title += ' ';
-  title += nginxPageTitle(status);
+  title += reason.empty() ? nginxPageTitle(status) : reason;
   std::string body;
   body.reserve(128 + 2 * title.size());
   body += "<html>\r\n<head><title>";
   body += title;
   body += "</title></head>\r\n<body>\r\n<center><h1>";
-  body += title;
-  body += "</h1></center>\r\n<hr><center>";
+  body += reason.empty() ? title : std::string("400 Bad Request");
+  body += "</h1></center>\r\n";
+  if (!reason.empty()) {
+    body += "<center>";
+    body += reason;
+    body += "</center>\r\n";
+  }
+  body += "<hr><center>";
   body += signature;
   body += "</center>\r\n</body>\r\n</html>\r\n";
   if (padding) {

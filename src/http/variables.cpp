@@ -29,6 +29,7 @@ enum class Template::Kind : uint8_t {
   kServerAddr,
   kServerProtocol,
   kScheme,
+  kHttps,
   kRemoteAddr,
   kRemotePort,
   kRemoteUser,
@@ -358,6 +359,7 @@ std::optional<Template> Template::compile(std::string_view text, std::string& er
       {"server_addr", Kind::kServerAddr},
       {"server_protocol", Kind::kServerProtocol},
       {"scheme", Kind::kScheme},
+      {"https", Kind::kHttps},
       {"remote_addr", Kind::kRemoteAddr},
       {"binary_remote_addr", Kind::kBinaryRemoteAddr},
       {"limit_req_status", Kind::kLimitReqStatus},
@@ -534,6 +536,9 @@ std::string Template::expand(const VariableContext& c, VariableEscape escape) co
         break;
       case Kind::kScheme:
         value = conn && !conn->scheme.empty() ? conn->scheme : std::string("http");
+        break;
+      case Kind::kHttps:  // "on" over TLS, else empty (nginx)
+        if (conn && conn->scheme == "https") value = "on";
         break;
       case Kind::kRemoteAddr:
         // A unix client has no address, unless realip gave it one.

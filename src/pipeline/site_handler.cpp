@@ -177,6 +177,11 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       finalize(failStatus_);
       return;
     }
+    if (connection_.plainOnTls) {
+      logInfo("client sent plain HTTP request to HTTPS port");
+      finalize(497);
+      return;
+    }
     if (pendingRewrite_) {
       pendingRewrite_ = false;
       answerRewrite();

@@ -17,6 +17,7 @@
 #include "http/http1_session.h"
 #include "process/privileges.h"
 #include "transport/plain_transport.h"
+#include "transport/tls_transport.h"
 
 namespace portico::process {
 
@@ -216,6 +217,9 @@ bool Server::open(std::vector<BoundListener> listeners,
         site_->serverHeader(config_.site.servers.front().settings.serverTokens);
   }
 
+  // Certificates and keys are read while still root (keys are often readable by root only).
+  if (!tls_.build(config_.site, error)) return false;
+
   if (!createTempPaths(config_.site.tempPaths, config_.user, error)) return false;
   // nginx's `user`: everything that needs root (listeners, logs, pid file) is open by now.
   if (!dropPrivileges(config_.user, config_.group, error)) return false;
@@ -295,8 +299,18 @@ http::Connection* Server::addConnection(size_t index, UniqueFd fd, const sockadd
       event::describeAddress(addr, info.localAddress, info.localPort);
     }
   }
-  // Every accepted or adopted socket is used as it is (TLS listeners would wrap it here).
-  auto transport = std::make_unique<transport::PlainTransport>(std::move(fd), !info.isUnix);
+  // An address that listens with `ssl` speaks TLS first: the handshake starts with its default
+  // server's certificates (SNI may switch them); every other socket is used as it is.
+  std::unique_ptr<transport::Transport> transport;
+  const http::ServerGroup* group = siteMap_->groupFor(info, siteMap_->groupByKey(local.key));
+  const transport::TlsContext* tls =
+      group && tls_.sslAddress(group->key) ? tls_.forGroup(*group) : nullptr;
+  if (tls) {
+    info.scheme = "https";
+    transport = std::make_unique<transport::TlsTransport>(std::move(fd), !info.isUnix, *tls, group);
+  } else {
+    transport = std::make_unique<transport::PlainTransport>(std::move(fd), !info.isUnix);
+  }
   auto conn = std::make_unique<http::Http1Session>(loop_, std::move(transport), std::move(info),
                                                    *listenerSettings_[index], *this);
   http::Connection* raw = conn.get();

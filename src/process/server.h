@@ -15,6 +15,7 @@
 #include "http/router.h"
 #include "process/hand_off.h"
 #include "process/listeners.h"
+#include "process/tls_contexts.h"
 #include "pipeline/site_handler.h"
 #include "process/worker_status.h"
 #include "python/wsgi_runtime.h"
@@ -101,6 +102,7 @@ class Server : public http::ConnectionOwner {
   std::vector<std::unique_ptr<http::ConnectionSettings>> listenerSettings_;  // by listener
   std::unique_ptr<http::AccessLog> accessLog_;  // the flags' process-level access log
   std::unique_ptr<http::SiteMap> siteMap_;
+  TlsContexts tls_;  // before the connections, which hold its contexts
   std::unique_ptr<pipeline::SiteHandler> site_;
   std::vector<BoundListener> bound_;
   std::vector<std::unique_ptr<event::Listener>> listeners_;

@@ -186,6 +186,11 @@ PyRef EnvironBuilder::build(const RequestSnapshot& snapshot, uint64_t bodySize, 
   PyRef target = PyRef::steal(latin1(req.target));
   if (!set(kRequestUri, target) || !set(kRawUri, target)) return {};
   if (!conn.isUnix && !set(kRemotePort, portValue(conn.peerPort))) return {};
+  // uwsgi_params' HTTPS $https (and Django's request.is_secure() on the wsgi.url_scheme).
+  if (conn.scheme == "https") {
+    PyRef on = PyRef::steal(PyUnicode_FromString("on"));
+    if (!on || PyDict_SetItemString(dict, "HTTPS", on.get()) < 0) return {};
+  }
   // The body was read completely before the app runs, so its length is known even when the
   // request was chunked.
   if ((req.contentLength || req.chunked) &&

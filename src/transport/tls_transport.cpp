@@ -18,7 +18,15 @@ namespace {
 // than written one record each.
 constexpr size_t kGatherBytes = 16 * 1024;
 
+// The SSL ex_data slot that holds a transport's tag.
+int tagIndex() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
 }  // namespace
+
+const void* TlsTransport::tagOf(const SSL* ssl) { return SSL_get_ex_data(ssl, tagIndex()); }
 
 void TlsTransport::start() {
   if (tcp_) {
@@ -28,6 +36,7 @@ void TlsTransport::start() {
   ssl_.reset(SSL_new(context_.get()));
   if (ssl_) {
     SSL_set_fd(ssl_.get(), fd_.get());
+    SSL_set_ex_data(ssl_.get(), tagIndex(), const_cast<void*>(tag_));
     SSL_set_accept_state(ssl_.get());
   }
 }
@@ -57,6 +66,31 @@ IoResult TlsTransport::failure(int rc) {
 
 IoResult TlsTransport::read(char* dst, size_t size) {
   if (!ssl_) return {IoStatus::kError, 0, ENOMEM};
+  if (!sniffed_) {
+    // nginx's ngx_http_ssl_handshake: a TLS record starts with 0x16 (a handshake), an SSLv2
+    // hello with its high bit set; anything else is a plain HTTP request to an HTTPS port,
+    // answered in plain HTTP (497 → 400).
+    unsigned char first = 0;
+    ssize_t n = ::recv(fd_.get(), &first, 1, MSG_PEEK);
+    if (n == 0) return {IoStatus::kEof, 0, 0};
+    if (n < 0) {
+      int err = errno;
+      if (err == EAGAIN || err == EWOULDBLOCK) return {IoStatus::kWouldBlock, 0, err};
+      if (err == EINTR) return {IoStatus::kInterrupted, 0, err};
+      return {IoStatus::kError, 0, err};
+    }
+    sniffed_ = true;
+    plain_ = first != 0x16 && (first & 0x80) == 0;
+  }
+  if (plain_) {
+    ssize_t n = ::recv(fd_.get(), dst, size, 0);
+    if (n > 0) return {IoStatus::kDone, static_cast<size_t>(n), 0};
+    if (n == 0) return {IoStatus::kEof, 0, 0};
+    int err = errno;
+    if (err == EAGAIN || err == EWOULDBLOCK) return {IoStatus::kWouldBlock, 0, err};
+    if (err == EINTR) return {IoStatus::kInterrupted, 0, err};
+    return {IoStatus::kError, 0, err};
+  }
   size_t n = 0;
   int rc = SSL_read_ex(ssl_.get(), dst, size, &n);
   if (rc == 1) return {IoStatus::kDone, n, 0};
@@ -71,6 +105,17 @@ IoResult TlsTransport::writev(const iovec* iov, int count, bool more) {
   (void)more;  // records are whole; OpenSSL writes each at once
   if (!ssl_) return {IoStatus::kError, 0, ENOMEM};
   if (count <= 0) return {IoStatus::kDone, 0, 0};
+  if (plain_) {
+    msghdr msg{};
+    msg.msg_iov = const_cast<iovec*>(iov);
+    msg.msg_iovlen = static_cast<size_t>(count);
+    ssize_t n = ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL);
+    if (n >= 0) return {IoStatus::kDone, static_cast<size_t>(n), 0};
+    int err = errno;
+    if (err == EAGAIN || err == EWOULDBLOCK) return {IoStatus::kWouldBlock, 0, err};
+    if (err == EINTR) return {IoStatus::kInterrupted, 0, err};
+    return {IoStatus::kError, 0, err};
+  }
   // A large first buffer is written from where it is; small ones are gathered into one record.
   // A repeated write (pendingWrite_) passes exactly the bytes of the first attempt, which are
   // still at the head of the session's queue.

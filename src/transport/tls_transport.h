@@ -14,8 +14,10 @@ namespace portico::transport {
 // thread only. The context it was made from must outlive it.
 class TlsTransport final : public Transport {
  public:
-  TlsTransport(UniqueFd fd, bool tcp, const TlsContext& context)
-      : fd_(std::move(fd)), tcp_(tcp), context_(context) {}
+  // `tag`: what the context's callbacks need to know of this connection (the SNI callback: the
+  // server group of the address it arrived on); see tagOf.
+  TlsTransport(UniqueFd fd, bool tcp, const TlsContext& context, const void* tag = nullptr)
+      : fd_(std::move(fd)), tcp_(tcp), context_(context), tag_(tag) {}
 
   int fd() const override { return fd_.get(); }
   void start() override;
@@ -30,6 +32,11 @@ class TlsTransport final : public Transport {
   // The TLS state lives in this process.
   bool canHandOff() const override { return false; }
 
+  // The tag of the transport `ssl` belongs to (null when none), for OpenSSL callbacks.
+  static const void* tagOf(const SSL* ssl);
+
+  bool plainOnTls() const override { return plain_; }
+
   // Null before start().
   SSL* ssl() const { return ssl_.get(); }
   bool handshakeDone() const { return ssl_ && SSL_is_init_finished(ssl_.get()); }
@@ -40,10 +47,13 @@ class TlsTransport final : public Transport {
   UniqueFd fd_;
   bool tcp_;
   const TlsContext& context_;
+  const void* tag_;
   SslPtr ssl_;
   // A write that OpenSSL asked to repeat must be repeated with the same bytes: how many.
   size_t pendingWrite_ = 0;
   std::string gather_;  // small gathered buffers, written as one record
+  bool sniffed_ = false;  // the first byte was looked at
+  bool plain_ = false;    // ... and it was not a handshake's: plain HTTP, carried as it is
 };
 
 }  // namespace portico::transport

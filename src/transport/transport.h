@@ -75,6 +75,9 @@ class Transport {
   // Closes the socket now; later calls do nothing.
   virtual void close() = 0;
 
+  // A TLS transport whose client spoke plain HTTP instead of a handshake (nginx: "client sent
+  // plain HTTP request to HTTPS port"); it then carries the bytes as they are.
+  virtual bool plainOnTls() const { return false; }
   // Only a transport with no state outside the kernel's socket can move to another process
   // with its fd (process/hand_off.h).
   virtual bool canHandOff() const = 0;

@@ -1,0 +1,58 @@
+#include "process/tls_contexts.h"
+
+#include <cctype>
+
+#include "transport/tls_transport.h"
+
+namespace portico::process {
+
+bool TlsContexts::build(const config::HttpSite& site, std::string& error) {
+  for (const config::VirtualServer& server : site.servers) {
+    for (const config::ListenSpec& listen : server.listens) {
+      // nginx ORs `ssl` over every listen of an address.
+      if (listen.ssl) sslKeys_.insert(http::SiteMap::listenKey(listen));
+    }
+    const config::TlsServerSettings& tls = server.tls;
+    if (tls.certificates.empty()) continue;
+    transport::TlsSettings settings;
+    for (size_t i = 0; i < tls.certificates.size() && i < tls.keys.size(); ++i) {
+      settings.certificates.emplace_back(tls.certificates[i], tls.keys[i]);
+    }
+    settings.protocols = tls.protocols;
+    settings.ciphers = tls.ciphers;
+    settings.preferServerCiphers = tls.preferServerCiphers;
+    settings.ecdhCurve = tls.ecdhCurve;
+    std::unique_ptr<transport::TlsContext> context = transport::TlsContext::create(settings, error);
+    if (!context) return false;
+    SSL_CTX_set_tlsext_servername_callback(context->get(), &TlsContexts::onServerName);
+    SSL_CTX_set_tlsext_servername_arg(context->get(), this);
+    contexts_.emplace(&server, std::move(context));
+  }
+  return true;
+}
+
+const transport::TlsContext* TlsContexts::forServer(const config::VirtualServer* server) const {
+  auto it = contexts_.find(server);
+  return it == contexts_.end() ? nullptr : it->second.get();
+}
+
+const transport::TlsContext* TlsContexts::forGroup(const http::ServerGroup& group) const {
+  return group.defaultServer ? forServer(group.defaultServer->config) : nullptr;
+}
+
+int TlsContexts::onServerName(SSL* ssl, int* alert, void* arg) {
+  (void)alert;
+  const auto* self = static_cast<const TlsContexts*>(arg);
+  const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  const auto* group = static_cast<const http::ServerGroup*>(transport::TlsTransport::tagOf(ssl));
+  if (!name || !*name || !group) return SSL_TLSEXT_ERR_NOACK;
+  std::string host(name);
+  for (char& c : host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const http::ServerNode* node = group->select(host, nullptr);
+  const transport::TlsContext* context = node ? self->forServer(node->config) : nullptr;
+  // A server without certificates keeps the default server's (nginx does the same).
+  if (context && context->get() != SSL_get_SSL_CTX(ssl)) SSL_set_SSL_CTX(ssl, context->get());
+  return SSL_TLSEXT_ERR_OK;
+}
+
+}  // namespace portico::process
