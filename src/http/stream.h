@@ -23,6 +23,13 @@ namespace portico::http {
 // request after request; event-loop thread only.
 class Stream : public Exchange {
  public:
+  // What the session does once a head is complete and select() has chosen where it goes.
+  enum class Dispatch {
+    kRun,           // run() now
+    kBodyTooLarge,  // the declared body is over the limit: answer 413 (reject()) before a byte
+    kAfterDiscard,  // the content reads no body: run() once the buffered body is discarded
+  };
+
   Stream(const ConnectionSettings& settings, const ConnectionInfo& info);
 
   const ConnectionInfo& connection() const override { return info_; }
@@ -38,13 +45,6 @@ class Stream : public Exchange {
   bool active() const { return active_; }
 
  protected:
-  // What the session does once a head is complete and select() has chosen where it goes.
-  enum class Dispatch {
-    kRun,           // run() now
-    kBodyTooLarge,  // the declared body is over the limit: answer 413 (reject()) before a byte
-    kAfterDiscard,  // the content reads no body: run() once the buffered body is discarded
-  };
-
   // A request's head is complete (or the session answers a broken one): the clocks start.
   void begin(uint64_t nowMs);
   // Server selection and locations (the site) decide the request's

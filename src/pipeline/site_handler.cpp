@@ -976,8 +976,9 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
         std::string v = value.expand(vars);
         if (http::iequals(spec->name, "ETag") || http::iequals(spec->name, "Last-Modified")) {
           // ngx_http_set_response_header: these replace the response's own, "" removes it.
+          const std::string& name = spec->name;  // (a lambda may not capture a binding: clang)
           std::erase_if(head.headers,
-                        [&](const http::Header& h) { return http::iequals(h.name, spec->name); });
+                        [&name](const http::Header& h) { return http::iequals(h.name, name); });
         }
         if (!v.empty()) head.add(spec->name, std::move(v));  // nginx skips empty values
       }
