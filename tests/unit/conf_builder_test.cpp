@@ -493,7 +493,7 @@ TEST(ConfBuilder, ErrorsAreNginxsMessages) {
       {S("listen nosuchhost.invalid;"), "[emerg] host not found in \"nosuchhost.invalid\" of the \"listen\" directive" + at4},
       {S("listen [::1;"), "[emerg] invalid host in \"[::1\" of the \"listen\" directive" + at4},
       {S("listen unix:;"), "[emerg] no path in the unix domain socket in \"unix:\" of the \"listen\" directive" + at4},
-      {S("listen 80 ssl;"), "[emerg] the \"ssl\" parameter of the \"listen\" directive is not supported by portico yet" + at4},
+      {S("listen 80 ssl;"), "[emerg] no \"ssl_certificate\" is defined for the \"listen ... ssl\" directive" + at3},
       {S("listen 80 http2;"), "[emerg] the \"http2\" parameter of the \"listen\" directive is not supported by portico yet" + at4},
       {S("listen 80 proxy_protocol;"), "[emerg] the \"proxy_protocol\" parameter of the \"listen\" directive is not supported by portico yet" + at4},
       {S("listen 80 nope;"), "[emerg] invalid parameter \"nope\"" + at4},
@@ -550,7 +550,7 @@ TEST(ConfBuilder, ErrorsAreNginxsMessages) {
       // what portico does not implement yet
       {S("location / { proxy_pass http://127.0.0.1:8000; }"), "[emerg] \"proxy_pass\" directive is not supported by portico yet" + at4},
       {S("location / { uwsgi_pass django; }"), "[emerg] \"uwsgi_pass\" directive is not supported by portico yet" + at4},
-      {S("ssl_certificate /x.pem;"), "[emerg] \"ssl_certificate\" directive is not supported by portico yet" + at4},
+      {S("ssl_certificate /x.pem;"), "[emerg] no \"ssl_certificate_key\" is defined for certificate \"/x.pem\""},
       {S("if ($host = x { return 404; }"), "[emerg] invalid condition \"x\"" + at4},
       {S("if ($host x) { return 404; }"), "[emerg] invalid condition \"$host\"" + at4},
       {S("if (-q /x) { }"), "[emerg] invalid condition \"-q\"" + at4},
