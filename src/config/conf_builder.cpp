@@ -21,49 +21,14 @@
 
 #include "config/access_conf.h"
 #include "config/conf_limit.h"
+#include "config/conf_module.h"
 #include "config/conf_parser.h"
 #include "config/conf_values.h"
+#include "config/ssl_module.h"
 #include "core/regex.h"
 
 namespace portico::config {
 namespace {
-
-// The first error ends a load, as in nginx; it travels up as this exception.
-struct ConfFailure {
-  std::string line;  // "[emerg] ... in FILE:LINE"
-};
-
-// Contexts a directive may appear in (nginx's NGX_MAIN_CONF, NGX_EVENT_CONF, NGX_HTTP_*_CONF).
-enum Ctx : unsigned {
-  kMain = 1,
-  kEvents = 2,
-  kHttp = 4,
-  kServer = 8,
-  kLocation = 16,
-  kTypes = 32,
-  kServerIf = 64,     // NGX_HTTP_SIF_CONF: inside `if` at the server level
-  kLocationIf = 128,  // NGX_HTTP_LIF_CONF: inside `if` in a location
-};
-// The rewrite module's directives (rewrite, return, set, break) go wherever `if` may hold them.
-constexpr unsigned kRewriteCtx = kServer | kServerIf | kLocation | kLocationIf;
-constexpr unsigned kHsl = kHttp | kServer | kLocation;
-
-// nginx's argument-count rules (NGX_CONF_NOARGS, TAKE1, ... 1MORE, 2MORE, FLAG).
-enum class Args { kNone, k01, k1, k2, k12, k23, k1More, k2More };
-
-bool argsOk(Args rule, size_t n) {
-  switch (rule) {
-    case Args::kNone: return n == 0;
-    case Args::k01: return n <= 1;
-    case Args::k1: return n == 1;
-    case Args::k2: return n == 2;
-    case Args::k12: return n == 1 || n == 2;
-    case Args::k23: return n == 2 || n == 3;
-    case Args::k1More: return n >= 1;
-    case Args::k2More: return n >= 2;
-  }
-  return false;
-}
 
 // Everything one level (http, server, location) may set; unset fields inherit from the
 // enclosing level when the tree is merged after parsing (nginx's merge_loc_conf).
@@ -114,10 +79,7 @@ struct Partial {
   std::optional<double> clientHeaderTimeout;
   std::optional<uint64_t> clientHeaderBufferSize, connectionPoolSize, requestPoolSize;
   std::optional<bool> mergeSlashes;
-  // ngx_http_ssl_module (http, server).
-  std::optional<std::vector<std::string>> sslCertificates, sslCertificateKeys;
-  std::optional<std::string> sslProtocols, sslCiphers, sslEcdhCurve;
-  std::optional<bool> sslPreferServerCiphers;
+  SslPartial ssl;  // ngx_http_ssl_module (http, server)
   std::optional<std::pair<size_t, size_t>> largeHeaderBuffers;
   // location only, never inherited: the app and its companions
   std::optional<WsgiSpec> wsgi;  // holds the companions too; wsgi->app empty until wsgi_app
@@ -187,12 +149,7 @@ void mergeFrom(Partial& c, const Partial& p) {
   inherit(c.connectionPoolSize, p.connectionPoolSize);
   inherit(c.requestPoolSize, p.requestPoolSize);
   inherit(c.mergeSlashes, p.mergeSlashes);
-  inherit(c.sslCertificates, p.sslCertificates);
-  inherit(c.sslCertificateKeys, p.sslCertificateKeys);
-  inherit(c.sslProtocols, p.sslProtocols);
-  inherit(c.sslCiphers, p.sslCiphers);
-  inherit(c.sslEcdhCurve, p.sslEcdhCurve);
-  inherit(c.sslPreferServerCiphers, p.sslPreferServerCiphers);
+  mergeSsl(c.ssl, p.ssl);
   mergeAccess(c.access, p.access);
   mergeLimit(c.limit, p.limit);
 }
@@ -223,8 +180,6 @@ struct Frame {
   std::map<std::string, std::string>* types = nullptr;
   std::vector<RewriteStep>* steps = nullptr;  // where rewrite/return/set/break/if go
 };
-
-std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
@@ -337,10 +292,25 @@ class Builder {
     unsigned contexts;
     Args args;
     bool block;
-    Handler handler;
+    Handler handler;  // the walker's own directives (core, blocks) ...
+    // ... or a module's: applies to the module's part of the level (see conf_module.h)
+    std::function<void(const DirectiveCall&, Partial&)> moduleApply = {};
   };
 
   static const std::vector<Command>& commands();
+
+  // Appends a module's directive table, each row applying to `member` of the level's Partial.
+  template <class P>
+  static void addModule(std::vector<Command>& table, P Partial::*member,
+                        const std::vector<ModuleDirective<P>>& directives) {
+    for (const ModuleDirective<P>& d : directives) {
+      auto apply = d.apply;
+      table.push_back({d.name, d.contexts, d.args, false, nullptr,
+                       [member, apply](const DirectiveCall& call, Partial& level) {
+                         apply(call, level.*member);
+                       }});
+    }
+  }
 
   // ---- messages ----
 
@@ -383,7 +353,12 @@ class Builder {
       if (!argsOk(cmd.args, d.args.size())) {
         emerg(d, "invalid number of arguments in " + quote(d.name) + " directive");
       }
-      (this->*cmd.handler)(d, frame);
+      if (cmd.handler) {
+        (this->*cmd.handler)(d, frame);
+      } else {
+        cmd.moduleApply(DirectiveCall(d, frame.ctx, options_.prefix, confPrefix_, result_.messages),
+                        *frame.level);
+      }
       return;
     }
     if (found) emerg(d, quote(d.name) + " directive is not allowed here");
@@ -749,67 +724,6 @@ class Builder {
   void clientBodyTimeout(const ConfDirective& d, Frame& f) {
     setMsec(d, f.level->clientBodyTimeout);
   }
-  // ---- ngx_http_ssl_module ----
-
-  // A path of the ssl module: relative ones are the configuration's directory's (nginx's
-  // conf prefix).
-  std::string confName(const std::string& path) const {
-    if (!path.empty() && path[0] == '/') return path;
-    return confPrefix_ + path;
-  }
-  void sslCertificate(const ConfDirective& d, Frame& f) {
-    noVariables(d, d.args[0]);
-    auto& slot = d.name == "ssl_certificate" ? f.level->sslCertificates
-                                             : f.level->sslCertificateKeys;
-    if (!slot) slot.emplace();
-    slot->push_back(confName(d.args[0]));
-  }
-  void sslProtocols(const ConfDirective& d, Frame& f) {
-    checkUnset(d, f.level->sslProtocols);
-    static const std::set<std::string> kKnown = {"SSLv2", "SSLv3", "TLSv1", "TLSv1.1",
-                                                 "TLSv1.2", "TLSv1.3"};
-    std::string words;
-    for (const std::string& word : d.args) {
-      if (!kKnown.count(word)) emerg(d, "invalid value " + quote(word));
-      if (word == "SSLv2" || word == "SSLv3") {
-        unsupported(d, quote(word) + " (OpenSSL 3 has no such protocol)");
-      }
-      words += (words.empty() ? "" : " ") + word;
-    }
-    f.level->sslProtocols = words;
-  }
-  void sslString(const ConfDirective& d, Frame& f) {
-    auto& slot = d.name == "ssl_ciphers" ? f.level->sslCiphers : f.level->sslEcdhCurve;
-    checkUnset(d, slot);
-    slot = d.args[0];
-  }
-  void sslPreferServerCiphers(const ConfDirective& d, Frame& f) {
-    setFlag(d, f.level->sslPreferServerCiphers);
-  }
-
-  // The merged ssl_* of a server, and nginx's checks of a server that listens with `ssl`
-  // (ngx_http_ssl_init, ngx_http_ssl_merge_srv_conf).
-  void finishTls(VirtualServer& vs, const Partial& partial) {
-    TlsServerSettings& tls = vs.tls;
-    if (partial.sslCertificates) tls.certificates = *partial.sslCertificates;
-    if (partial.sslCertificateKeys) tls.keys = *partial.sslCertificateKeys;
-    if (partial.sslProtocols) tls.protocols = *partial.sslProtocols;
-    if (partial.sslCiphers) tls.ciphers = *partial.sslCiphers;
-    if (partial.sslEcdhCurve) tls.ecdhCurve = *partial.sslEcdhCurve;
-    if (partial.sslPreferServerCiphers) tls.preferServerCiphers = *partial.sslPreferServerCiphers;
-    bool ssl = false;
-    for (const ListenSpec& listen : vs.listens) ssl = ssl || listen.ssl;
-    if (!ssl && tls.certificates.empty()) return;
-    if (ssl && tls.certificates.empty()) {
-      throw ConfFailure{"[emerg] no \"ssl_certificate\" is defined for the \"listen ... ssl\""
-                        " directive in " + describeSource(vs.source)};
-    }
-    if (tls.keys.size() < tls.certificates.size()) {
-      throw ConfFailure{"[emerg] no \"ssl_certificate_key\" is defined for certificate \"" +
-                        tls.certificates[tls.keys.size()] + "\""};
-    }
-  }
-
   void clientHeaderTimeout(const ConfDirective& d, Frame& f) {
     setMsec(d, f.level->clientHeaderTimeout);
   }
@@ -2229,7 +2143,7 @@ class Builder {
       }
       if (draft.partial.connectionPoolSize) vs.connectionPoolSize = *draft.partial.connectionPoolSize;
       if (draft.partial.mergeSlashes) vs.mergeSlashes = *draft.partial.mergeSlashes;
-      finishTls(vs, draft.partial);
+      finishSsl(draft.partial.ssl, vs);
       // ngx_http_core_merge_srv_conf (reported at the http block's closing brace).
       if (vs.largeHeaderBuffersSize < vs.connectionPoolSize) {
         throw ConfFailure{"[emerg] the \"large_client_header_buffers\" size must be equal to or "
@@ -2275,128 +2189,125 @@ class Builder {
 };
 
 const std::vector<Builder::Command>& Builder::commands() {
-  constexpr unsigned kAny = kMain | kEvents | kHttp | kServer | kLocation;
-  static const std::vector<Command> kCommands = {
-      {"user", kMain, Args::k12, false, &Builder::user},
-      {"worker_processes", kMain, Args::k1, false, &Builder::workerProcesses},
-      {"pid", kMain, Args::k1, false, &Builder::pid},
-      {"daemon", kMain, Args::k1, false, &Builder::daemon},
-      {"error_log", kMain | kHsl, Args::k1More, false, &Builder::errorLog},
-      {"include", kAny, Args::k1, false, &Builder::include},
-      {"events", kMain, Args::kNone, true, &Builder::events},
-      {"worker_connections", kEvents, Args::k1, false, &Builder::workerConnections},
-      {"multi_accept", kEvents, Args::k1, false, &Builder::multiAccept},
-      {"use", kEvents, Args::k1, false, &Builder::use},
-      {"http", kMain, Args::kNone, true, &Builder::http},
-      {"server", kHttp, Args::kNone, true, &Builder::server},
-      {"log_format", kHttp, Args::k2More, false, &Builder::logFormat},
-      {"server_names_hash_bucket_size", kHttp, Args::k1, false,
-       &Builder::serverNamesHashBucketSize},
-      {"types_hash_max_size", kHsl, Args::k1, false, &Builder::typesHashMaxSize},
-      {"sendfile", kHsl, Args::k1, false, &Builder::sendfile},
-      {"tcp_nopush", kHsl, Args::k1, false, &Builder::tcpNopush},
-      {"tcp_nodelay", kHsl, Args::k1, false, &Builder::tcpNodelay},
-      {"keepalive_timeout", kHsl, Args::k12, false, &Builder::keepaliveTimeout},
-      {"keepalive_requests", kHsl, Args::k1, false, &Builder::keepaliveRequests},
-      {"server_tokens", kHsl, Args::k1, false, &Builder::serverTokens},
-      {"keepalive_disable", kHsl, Args::k1More, false, &Builder::keepaliveDisable},
-      {"server_name_in_redirect", kHsl, Args::k1, false, &Builder::serverNameInRedirect},
-      {"absolute_redirect", kHsl, Args::k1, false, &Builder::absoluteRedirect},
-      {"port_in_redirect", kHsl, Args::k1, false, &Builder::portInRedirect},
-      {"log_not_found", kHsl, Args::k1, false, &Builder::logNotFound},
-      {"types", kHsl, Args::kNone, true, &Builder::types},
-      {"default_type", kHsl, Args::k1, false, &Builder::defaultType},
-      {"client_body_temp_path", kHsl, Args::k1More, false, &Builder::tempPath},
-      {"proxy_temp_path", kHsl, Args::k1More, false, &Builder::tempPath},
-      {"fastcgi_temp_path", kHsl, Args::k1More, false, &Builder::tempPath},
-      {"uwsgi_temp_path", kHsl, Args::k1More, false, &Builder::tempPath},
-      {"scgi_temp_path", kHsl, Args::k1More, false, &Builder::tempPath},
-      {"access_log", kHsl, Args::k1More, false, &Builder::accessLog},
-      {"open_log_file_cache", kHsl, Args::k1More, false, &Builder::openLogFileCache},
-      {"gzip", kHsl, Args::k1, false, &Builder::gzip},
-      {"gzip_types", kHsl, Args::k1More, false, &Builder::gzipTypes},
-      {"gzip_comp_level", kHsl, Args::k1, false, &Builder::gzipCompLevel},
-      {"gzip_min_length", kHsl, Args::k1, false, &Builder::gzipMinLength},
-      {"gzip_vary", kHsl, Args::k1, false, &Builder::gzipVary},
-      {"gzip_proxied", kHsl, Args::k1More, false, &Builder::gzipProxied},
-      {"gzip_disable", kHsl, Args::k1More, false, &Builder::gzipDisable},
-      {"gzip_buffers", kHsl, Args::k2, false, &Builder::gzipBuffers},
-      {"gzip_http_version", kHsl, Args::k1, false, &Builder::gzipHttpVersion},
-      {"gzip_static", kHsl, Args::k1, false, &Builder::gzipStatic},
-      {"client_max_body_size", kHsl, Args::k1, false, &Builder::clientMaxBodySize},
-      {"client_body_buffer_size", kHsl, Args::k1, false, &Builder::clientBodyBufferSize},
-      {"client_header_timeout", kHttp | kServer, Args::k1, false, &Builder::clientHeaderTimeout},
-      {"ssl_certificate", kHttp | kServer, Args::k1, false, &Builder::sslCertificate},
-      {"ssl_certificate_key", kHttp | kServer, Args::k1, false, &Builder::sslCertificate},
-      {"ssl_protocols", kHttp | kServer, Args::k1More, false, &Builder::sslProtocols},
-      {"ssl_ciphers", kHttp | kServer, Args::k1, false, &Builder::sslString},
-      {"ssl_ecdh_curve", kHttp | kServer, Args::k1, false, &Builder::sslString},
-      {"ssl_prefer_server_ciphers", kHttp | kServer, Args::k1, false,
-       &Builder::sslPreferServerCiphers},
-      {"client_body_timeout", kHsl, Args::k1, false, &Builder::clientBodyTimeout},
-      {"send_timeout", kHsl, Args::k1, false, &Builder::sendTimeout},
-      {"large_client_header_buffers", kHttp | kServer, Args::k2, false,
-       &Builder::largeClientHeaderBuffers},
-      {"connection_pool_size", kHttp | kServer, Args::k1, false, &Builder::poolSize},
-      {"request_pool_size", kHttp | kServer, Args::k1, false, &Builder::poolSize},
-      {"client_header_buffer_size", kHttp | kServer, Args::k1, false,
-       &Builder::clientHeaderBufferSize},
-      {"merge_slashes", kHttp | kServer, Args::k1, false, &Builder::mergeSlashes},
-      {"keepalive_time", kHsl, Args::k1, false, &Builder::keepaliveTime},
-      {"if_modified_since", kHsl, Args::k1, false, &Builder::ifModifiedSince},
-      {"worker_shutdown_timeout", kMain, Args::k1, false, &Builder::workerShutdownTimeout},
-      {"listen", kServer, Args::k1More, false, &Builder::listen},
-      {"server_name", kServer, Args::k1More, false, &Builder::serverName},
-      {"root", kHsl, Args::k1, false, &Builder::rootOrAlias},
-      {"alias", kLocation, Args::k1, false, &Builder::rootOrAlias},
-      {"index", kHsl, Args::k1More, false, &Builder::index},
-      {"try_files", kServer | kLocation, Args::k2More, false, &Builder::tryFiles},
-      {"return", kRewriteCtx, Args::k12, false, &Builder::returnDirective},
-      {"error_page", kHsl, Args::k2More, false, &Builder::errorPage},
-      {"add_header", kHsl, Args::k23, false, &Builder::addHeader},
-      {"expires", kHsl, Args::k12, false, &Builder::expires},
-      {"location", kServer | kLocation, Args::k12, true, &Builder::location},
-      {"allow", kHsl, Args::k1, false, &Builder::accessDirective},
-      {"deny", kHsl, Args::k1, false, &Builder::accessDirective},
-      {"satisfy", kHsl, Args::k1, false, &Builder::accessDirective},
-      {"auth_basic", kHsl, Args::k1, false, &Builder::accessDirective},
-      {"auth_basic_user_file", kHsl, Args::k1, false, &Builder::accessDirective},
-      {"auth_delay", kHsl, Args::k1, false, &Builder::accessDirective},
-      {"set_real_ip_from", kHsl, Args::k1, false, &Builder::accessDirective},
-      {"real_ip_header", kHsl, Args::k1, false, &Builder::accessDirective},
-      {"real_ip_recursive", kHsl, Args::k1, false, &Builder::accessDirective},
-      {"autoindex", kHsl, Args::k1, false, &Builder::accessDirective},
-      {"autoindex_exact_size", kHsl, Args::k1, false, &Builder::accessDirective},
-      {"autoindex_localtime", kHsl, Args::k1, false, &Builder::accessDirective},
-      {"autoindex_format", kHsl, Args::k1, false, &Builder::accessDirective},
-      {"stub_status", kServer | kLocation, Args::k01, false, &Builder::accessDirective},
-      {"wsgi_app", kLocation, Args::k1, false, &Builder::wsgiApp},
-      {"wsgi_pythonpath", kLocation, Args::k1More, false, &Builder::wsgiPythonpath},
-      {"wsgi_virtualenv", kLocation, Args::k1, false, &Builder::wsgiVirtualenv},
-      {"wsgi_chdir", kLocation, Args::k1, false, &Builder::wsgiChdir},
-      {"wsgi_threads", kLocation, Args::k1, false, &Builder::wsgiThreads},
-      {"wsgi_env", kLocation, Args::k2, false, &Builder::wsgiEnv},
-      {"rewrite", kRewriteCtx, Args::k23, false, &Builder::rewrite},
-      {"break", kRewriteCtx, Args::kNone, false, &Builder::breakDirective},
-      {"set", kRewriteCtx, Args::k2, false, &Builder::set},
-      {"if", kServer | kLocation, Args::k1More, true, &Builder::ifDirective},
-      {"rewrite_log", kHsl | kServerIf | kLocationIf, Args::k1, false, &Builder::rewriteLog},
-      {"uninitialized_variable_warn", kHsl | kServerIf | kLocationIf, Args::k1, false,
-       &Builder::uninitializedVariableWarn},
-      {"map", kHttp, Args::k2, true, &Builder::map},
-      {"map_hash_max_size", kHttp, Args::k1, false, &Builder::mapHashMaxSize},
-      {"map_hash_bucket_size", kHttp, Args::k1, false, &Builder::mapHashBucketSize},
-      {"limit_req_zone", kHttp, Args::k2More, false, &Builder::limitZone},
-      {"limit_req", kHsl, Args::k1More, false, &Builder::limitRule},
-      {"limit_req_status", kHsl, Args::k1, false, &Builder::limitStatus},
-      {"limit_req_log_level", kHsl, Args::k1, false, &Builder::limitLogLevel},
-      {"limit_req_dry_run", kHsl, Args::k1, false, &Builder::limitDryRun},
-      {"limit_conn_zone", kHttp, Args::k2More, false, &Builder::limitZone},
-      {"limit_conn", kHsl, Args::k2More, false, &Builder::limitRule},
-      {"limit_conn_status", kHsl, Args::k1, false, &Builder::limitStatus},
-      {"limit_conn_log_level", kHsl, Args::k1, false, &Builder::limitLogLevel},
-      {"limit_conn_dry_run", kHsl, Args::k1, false, &Builder::limitDryRun},
-  };
+  static const std::vector<Command> kCommands = [] {
+    constexpr unsigned kAny = kMain | kEvents | kHttp | kServer | kLocation;
+    std::vector<Command> table = {
+        {"user", kMain, Args::k12, false, &Builder::user},
+        {"worker_processes", kMain, Args::k1, false, &Builder::workerProcesses},
+        {"pid", kMain, Args::k1, false, &Builder::pid},
+        {"daemon", kMain, Args::k1, false, &Builder::daemon},
+        {"error_log", kMain | kHsl, Args::k1More, false, &Builder::errorLog},
+        {"include", kAny, Args::k1, false, &Builder::include},
+        {"events", kMain, Args::kNone, true, &Builder::events},
+        {"worker_connections", kEvents, Args::k1, false, &Builder::workerConnections},
+        {"multi_accept", kEvents, Args::k1, false, &Builder::multiAccept},
+        {"use", kEvents, Args::k1, false, &Builder::use},
+        {"http", kMain, Args::kNone, true, &Builder::http},
+        {"server", kHttp, Args::kNone, true, &Builder::server},
+        {"log_format", kHttp, Args::k2More, false, &Builder::logFormat},
+        {"server_names_hash_bucket_size", kHttp, Args::k1, false,
+         &Builder::serverNamesHashBucketSize},
+        {"types_hash_max_size", kHsl, Args::k1, false, &Builder::typesHashMaxSize},
+        {"sendfile", kHsl, Args::k1, false, &Builder::sendfile},
+        {"tcp_nopush", kHsl, Args::k1, false, &Builder::tcpNopush},
+        {"tcp_nodelay", kHsl, Args::k1, false, &Builder::tcpNodelay},
+        {"keepalive_timeout", kHsl, Args::k12, false, &Builder::keepaliveTimeout},
+        {"keepalive_requests", kHsl, Args::k1, false, &Builder::keepaliveRequests},
+        {"server_tokens", kHsl, Args::k1, false, &Builder::serverTokens},
+        {"keepalive_disable", kHsl, Args::k1More, false, &Builder::keepaliveDisable},
+        {"server_name_in_redirect", kHsl, Args::k1, false, &Builder::serverNameInRedirect},
+        {"absolute_redirect", kHsl, Args::k1, false, &Builder::absoluteRedirect},
+        {"port_in_redirect", kHsl, Args::k1, false, &Builder::portInRedirect},
+        {"log_not_found", kHsl, Args::k1, false, &Builder::logNotFound},
+        {"types", kHsl, Args::kNone, true, &Builder::types},
+        {"default_type", kHsl, Args::k1, false, &Builder::defaultType},
+        {"client_body_temp_path", kHsl, Args::k1More, false, &Builder::tempPath},
+        {"proxy_temp_path", kHsl, Args::k1More, false, &Builder::tempPath},
+        {"fastcgi_temp_path", kHsl, Args::k1More, false, &Builder::tempPath},
+        {"uwsgi_temp_path", kHsl, Args::k1More, false, &Builder::tempPath},
+        {"scgi_temp_path", kHsl, Args::k1More, false, &Builder::tempPath},
+        {"access_log", kHsl, Args::k1More, false, &Builder::accessLog},
+        {"open_log_file_cache", kHsl, Args::k1More, false, &Builder::openLogFileCache},
+        {"gzip", kHsl, Args::k1, false, &Builder::gzip},
+        {"gzip_types", kHsl, Args::k1More, false, &Builder::gzipTypes},
+        {"gzip_comp_level", kHsl, Args::k1, false, &Builder::gzipCompLevel},
+        {"gzip_min_length", kHsl, Args::k1, false, &Builder::gzipMinLength},
+        {"gzip_vary", kHsl, Args::k1, false, &Builder::gzipVary},
+        {"gzip_proxied", kHsl, Args::k1More, false, &Builder::gzipProxied},
+        {"gzip_disable", kHsl, Args::k1More, false, &Builder::gzipDisable},
+        {"gzip_buffers", kHsl, Args::k2, false, &Builder::gzipBuffers},
+        {"gzip_http_version", kHsl, Args::k1, false, &Builder::gzipHttpVersion},
+        {"gzip_static", kHsl, Args::k1, false, &Builder::gzipStatic},
+        {"client_max_body_size", kHsl, Args::k1, false, &Builder::clientMaxBodySize},
+        {"client_body_buffer_size", kHsl, Args::k1, false, &Builder::clientBodyBufferSize},
+        {"client_header_timeout", kHttp | kServer, Args::k1, false, &Builder::clientHeaderTimeout},
+        {"client_body_timeout", kHsl, Args::k1, false, &Builder::clientBodyTimeout},
+        {"send_timeout", kHsl, Args::k1, false, &Builder::sendTimeout},
+        {"large_client_header_buffers", kHttp | kServer, Args::k2, false,
+         &Builder::largeClientHeaderBuffers},
+        {"connection_pool_size", kHttp | kServer, Args::k1, false, &Builder::poolSize},
+        {"request_pool_size", kHttp | kServer, Args::k1, false, &Builder::poolSize},
+        {"client_header_buffer_size", kHttp | kServer, Args::k1, false,
+         &Builder::clientHeaderBufferSize},
+        {"merge_slashes", kHttp | kServer, Args::k1, false, &Builder::mergeSlashes},
+        {"keepalive_time", kHsl, Args::k1, false, &Builder::keepaliveTime},
+        {"if_modified_since", kHsl, Args::k1, false, &Builder::ifModifiedSince},
+        {"worker_shutdown_timeout", kMain, Args::k1, false, &Builder::workerShutdownTimeout},
+        {"listen", kServer, Args::k1More, false, &Builder::listen},
+        {"server_name", kServer, Args::k1More, false, &Builder::serverName},
+        {"root", kHsl, Args::k1, false, &Builder::rootOrAlias},
+        {"alias", kLocation, Args::k1, false, &Builder::rootOrAlias},
+        {"index", kHsl, Args::k1More, false, &Builder::index},
+        {"try_files", kServer | kLocation, Args::k2More, false, &Builder::tryFiles},
+        {"return", kRewriteCtx, Args::k12, false, &Builder::returnDirective},
+        {"error_page", kHsl, Args::k2More, false, &Builder::errorPage},
+        {"add_header", kHsl, Args::k23, false, &Builder::addHeader},
+        {"expires", kHsl, Args::k12, false, &Builder::expires},
+        {"location", kServer | kLocation, Args::k12, true, &Builder::location},
+        {"allow", kHsl, Args::k1, false, &Builder::accessDirective},
+        {"deny", kHsl, Args::k1, false, &Builder::accessDirective},
+        {"satisfy", kHsl, Args::k1, false, &Builder::accessDirective},
+        {"auth_basic", kHsl, Args::k1, false, &Builder::accessDirective},
+        {"auth_basic_user_file", kHsl, Args::k1, false, &Builder::accessDirective},
+        {"auth_delay", kHsl, Args::k1, false, &Builder::accessDirective},
+        {"set_real_ip_from", kHsl, Args::k1, false, &Builder::accessDirective},
+        {"real_ip_header", kHsl, Args::k1, false, &Builder::accessDirective},
+        {"real_ip_recursive", kHsl, Args::k1, false, &Builder::accessDirective},
+        {"autoindex", kHsl, Args::k1, false, &Builder::accessDirective},
+        {"autoindex_exact_size", kHsl, Args::k1, false, &Builder::accessDirective},
+        {"autoindex_localtime", kHsl, Args::k1, false, &Builder::accessDirective},
+        {"autoindex_format", kHsl, Args::k1, false, &Builder::accessDirective},
+        {"stub_status", kServer | kLocation, Args::k01, false, &Builder::accessDirective},
+        {"wsgi_app", kLocation, Args::k1, false, &Builder::wsgiApp},
+        {"wsgi_pythonpath", kLocation, Args::k1More, false, &Builder::wsgiPythonpath},
+        {"wsgi_virtualenv", kLocation, Args::k1, false, &Builder::wsgiVirtualenv},
+        {"wsgi_chdir", kLocation, Args::k1, false, &Builder::wsgiChdir},
+        {"wsgi_threads", kLocation, Args::k1, false, &Builder::wsgiThreads},
+        {"wsgi_env", kLocation, Args::k2, false, &Builder::wsgiEnv},
+        {"rewrite", kRewriteCtx, Args::k23, false, &Builder::rewrite},
+        {"break", kRewriteCtx, Args::kNone, false, &Builder::breakDirective},
+        {"set", kRewriteCtx, Args::k2, false, &Builder::set},
+        {"if", kServer | kLocation, Args::k1More, true, &Builder::ifDirective},
+        {"rewrite_log", kHsl | kServerIf | kLocationIf, Args::k1, false, &Builder::rewriteLog},
+        {"uninitialized_variable_warn", kHsl | kServerIf | kLocationIf, Args::k1, false,
+         &Builder::uninitializedVariableWarn},
+        {"map", kHttp, Args::k2, true, &Builder::map},
+        {"map_hash_max_size", kHttp, Args::k1, false, &Builder::mapHashMaxSize},
+        {"map_hash_bucket_size", kHttp, Args::k1, false, &Builder::mapHashBucketSize},
+        {"limit_req_zone", kHttp, Args::k2More, false, &Builder::limitZone},
+        {"limit_req", kHsl, Args::k1More, false, &Builder::limitRule},
+        {"limit_req_status", kHsl, Args::k1, false, &Builder::limitStatus},
+        {"limit_req_log_level", kHsl, Args::k1, false, &Builder::limitLogLevel},
+        {"limit_req_dry_run", kHsl, Args::k1, false, &Builder::limitDryRun},
+        {"limit_conn_zone", kHttp, Args::k2More, false, &Builder::limitZone},
+        {"limit_conn", kHsl, Args::k2More, false, &Builder::limitRule},
+        {"limit_conn_status", kHsl, Args::k1, false, &Builder::limitStatus},
+        {"limit_conn_log_level", kHsl, Args::k1, false, &Builder::limitLogLevel},
+        {"limit_conn_dry_run", kHsl, Args::k1, false, &Builder::limitDryRun},
+    };
+    addModule(table, &Partial::ssl, sslDirectives());
+    return table;
+  }();
   return kCommands;
 }
 

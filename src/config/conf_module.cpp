@@ -1,0 +1,122 @@
+#include "config/conf_module.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include "config/conf_values.h"
+
+namespace portico::config {
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+}  // namespace
+
+bool argsOk(Args rule, size_t n) {
+  switch (rule) {
+    case Args::kNone: return n == 0;
+    case Args::k01: return n <= 1;
+    case Args::k1: return n == 1;
+    case Args::k2: return n == 2;
+    case Args::k12: return n == 1 || n == 2;
+    case Args::k23: return n == 2 || n == 3;
+    case Args::k1More: return n >= 1;
+    case Args::k2More: return n >= 2;
+  }
+  return false;
+}
+
+std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
+
+std::string DirectiveCall::fullName(const std::string& path) const {
+  if (!path.empty() && path[0] == '/') return path;
+  return prefix_ + path;
+}
+
+std::string DirectiveCall::confName(const std::string& path) const {
+  if (!path.empty() && path[0] == '/') return path;
+  return confPrefix_ + path;
+}
+
+void DirectiveCall::emerg(const std::string& text) const {
+  throw ConfFailure{"[emerg] " + text + " in " + describeSource(directive_.source)};
+}
+
+void DirectiveCall::directiveError(const std::string& text) const {
+  emerg(quote(directive_.name) + " directive " + text);
+}
+
+void DirectiveCall::unsupported(const std::string& what) const {
+  emerg(what + " is not supported by portico yet");
+}
+
+void DirectiveCall::warn(const std::string& text) const {
+  messages_.push_back("[warn] " + text + " in " + describeSource(directive_.source));
+}
+
+void DirectiveCall::noVariables(const std::string& value) const {
+  if (value.find('$') != std::string::npos) {
+    unsupported("a variable in the " + quote(directive_.name) + " directive");
+  }
+}
+
+bool DirectiveCall::flag() const {
+  const std::string& v = arg(0);
+  if (iequals(v, "on")) return true;
+  if (iequals(v, "off")) return false;
+  emerg("invalid value " + quote(v) + " in " + quote(name()) +
+        " directive, it must be \"on\" or \"off\"");
+}
+
+void DirectiveCall::setFlag(std::optional<bool>& slot) const {
+  checkUnset(slot);
+  slot = flag();
+}
+
+void DirectiveCall::setMsec(std::optional<double>& slot) const {
+  checkUnset(slot);
+  auto ms = parseNginxTime(arg(0), false);
+  if (!ms) directiveError("invalid value");
+  slot = static_cast<double>(*ms) / 1000.0;
+}
+
+void DirectiveCall::setSeconds(std::optional<int64_t>& slot) const {
+  checkUnset(slot);
+  auto s = parseNginxTime(arg(0), true);
+  if (!s) directiveError("invalid value");
+  slot = *s;
+}
+
+void DirectiveCall::setSize(std::optional<uint64_t>& slot, bool offset) const {
+  checkUnset(slot);
+  auto v = offset ? parseNginxOffset(arg(0)) : parseNginxSize(arg(0));
+  if (!v) directiveError("invalid value");
+  slot = static_cast<uint64_t>(*v);
+}
+
+void DirectiveCall::setString(std::optional<std::string>& slot) const {
+  checkUnset(slot);
+  slot = arg(0);
+}
+
+int64_t DirectiveCall::number(const std::string& text) const {
+  auto v = parseNginxNumber(text);
+  if (!v) directiveError("invalid number");
+  return *v;
+}
+
+size_t DirectiveCall::enumValue(std::initializer_list<std::string_view> choices) const {
+  size_t i = 0;
+  for (std::string_view c : choices) {
+    if (iequals(arg(0), c)) return i;
+    ++i;
+  }
+  emerg("invalid value " + quote(arg(0)));
+}
+
+}  // namespace portico::config

@@ -1,0 +1,111 @@
+#pragma once
+
+// The contract between the walker of the nginx-style file (conf_builder.cpp) and the modules
+// that own directives, as in nginx: a module owns its directive table (name, contexts, argument
+// count, the function that applies one), its per-level settings (a "partial": what one level
+// wrote, unset fields inherit), their merge parent→child, and their finalization into the typed
+// model (site.h). Adding a directive touches its module's file only. Pure: no I/O beyond what a
+// module resolves at load, as nginx does.
+
+#include <cstdint>
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/conf_parser.h"
+
+namespace portico::config {
+
+// The first error ends a load, as in nginx; it travels up to loadConf as this exception.
+struct ConfFailure {
+  std::string line;  // "[emerg] ... in FILE:LINE"
+};
+
+// Contexts a directive may appear in (nginx's NGX_MAIN_CONF, NGX_EVENT_CONF, NGX_HTTP_*_CONF).
+enum Ctx : unsigned {
+  kMain = 1,
+  kEvents = 2,
+  kHttp = 4,
+  kServer = 8,
+  kLocation = 16,
+  kTypes = 32,
+  kServerIf = 64,     // NGX_HTTP_SIF_CONF: inside `if` at the server level
+  kLocationIf = 128,  // NGX_HTTP_LIF_CONF: inside `if` in a location
+};
+// The rewrite module's directives (rewrite, return, set, break) go wherever `if` may hold them.
+constexpr unsigned kRewriteCtx = kServer | kServerIf | kLocation | kLocationIf;
+constexpr unsigned kHsl = kHttp | kServer | kLocation;
+
+// nginx's argument-count rules (NGX_CONF_NOARGS, TAKE1, ... 1MORE, 2MORE, FLAG).
+enum class Args { kNone, k01, k1, k2, k12, k23, k1More, k2More };
+
+bool argsOk(Args rule, size_t n);
+
+// "\"TEXT\"", as nginx quotes names and values in its messages.
+std::string quote(std::string_view s);
+
+// One directive being applied, as a module sees it: its words, where it stands, and nginx's
+// ways of reading values and of refusing them (each refusal throws ConfFailure with
+// " in FILE:LINE"). Made by the walker per directive, on the loading thread.
+class DirectiveCall {
+ public:
+  DirectiveCall(const ConfDirective& directive, unsigned ctx, const std::string& prefix,
+                const std::string& confPrefix, std::vector<std::string>& messages)
+      : directive_(directive), ctx_(ctx), prefix_(prefix), confPrefix_(confPrefix),
+        messages_(messages) {}
+
+  const ConfDirective& directive() const { return directive_; }
+  const std::string& name() const { return directive_.name; }
+  const std::vector<std::string>& args() const { return directive_.args; }
+  const std::string& arg(size_t i) const { return directive_.args[i]; }
+  unsigned ctx() const { return ctx_; }
+
+  // A path relative to nginx's prefix (-p), as most paths are.
+  std::string fullName(const std::string& path) const;
+  // A path relative to the configuration file's directory (nginx's conf prefix: ssl_*, include).
+  std::string confName(const std::string& path) const;
+
+  // ---- refusals and warnings ----
+  [[noreturn]] void emerg(const std::string& text) const;
+  // `"NAME" directive TEXT` (what an nginx handler returning a string produces).
+  [[noreturn]] void directiveError(const std::string& text) const;
+  [[noreturn]] void unsupported(const std::string& what) const;  // "... is not supported by portico yet"
+  void warn(const std::string& text) const;
+  void noVariables(const std::string& value) const;
+
+  // ---- nginx's slot setters (ngx_conf_set_*_slot): a second one at the same level is duplicate ----
+  template <class T>
+  void checkUnset(const std::optional<T>& slot) const {
+    if (slot) directiveError("is duplicate");
+  }
+  bool flag() const;  // "on" | "off" (first argument)
+  void setFlag(std::optional<bool>& slot) const;
+  void setMsec(std::optional<double>& slot) const;  // a time in seconds, ms precision
+  void setSeconds(std::optional<int64_t>& slot) const;  // ngx_conf_set_sec_slot
+  void setSize(std::optional<uint64_t>& slot, bool offset = false) const;
+  void setString(std::optional<std::string>& slot) const;
+  int64_t number(const std::string& text) const;  // "invalid number" otherwise
+  // ngx_conf_set_enum_slot: the index of the first argument among `choices`.
+  size_t enumValue(std::initializer_list<std::string_view> choices) const;
+
+ private:
+  const ConfDirective& directive_;
+  unsigned ctx_;
+  const std::string& prefix_;
+  const std::string& confPrefix_;
+  std::vector<std::string>& messages_;
+};
+
+// One row of a module's directive table: it applies to the module's partial (P) of the level
+// (http, server or location) the directive appears in. Block directives stay with the walker.
+template <class P>
+struct ModuleDirective {
+  std::string_view name;
+  unsigned contexts;
+  Args args;
+  void (*apply)(const DirectiveCall& call, P& level);
+};
+
+}  // namespace portico::config

@@ -1,0 +1,33 @@
+#pragma once
+
+// nginx's ngx_http_ssl_module as portico implements it: the ssl_* directives (http, server),
+// what each level wrote, the merge http → server, and the server's TlsServerSettings with
+// nginx's checks of a server that listens with `ssl`. Paths are kept as names (relative ones
+// are the configuration directory's); certificates are read when the worker's TLS contexts are
+// made (process/tls_contexts), and at -t.
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/conf_module.h"
+#include "config/site.h"
+
+namespace portico::config {
+
+// What one level (http or server) wrote; unset fields inherit from http.
+struct SslPartial {
+  std::optional<std::vector<std::string>> certificates, certificateKeys;
+  std::optional<std::string> protocols, ciphers, ecdhCurve;
+  std::optional<bool> preferServerCiphers;
+};
+
+const std::vector<ModuleDirective<SslPartial>>& sslDirectives();
+
+void mergeSsl(SslPartial& child, const SslPartial& parent);
+
+// Fills vs.tls from the server's merged partial and checks it against vs.listens (nginx's
+// ngx_http_ssl_merge_srv_conf and ngx_http_ssl_init). Throws ConfFailure.
+void finishSsl(const SslPartial& level, VirtualServer& vs);
+
+}  // namespace portico::config
