@@ -10,6 +10,9 @@
 #include "http/response.h"
 #include "http/user_agent.h"
 
+// OpenSSL's connection object, named only by pointer here (transport/tls_transport.h owns it).
+struct ssl_st;
+
 namespace portico::http {
 
 // Facts about the connection a request arrived on, for handlers and logs.
@@ -22,6 +25,9 @@ struct ConnectionInfo {
   // A plain HTTP request arrived on an address that listens with `ssl`: answered 497 (400).
   bool plainOnTls = false;
   std::string scheme = "http";
+  // The TLS connection's OpenSSL object ($ssl_* variables); null on plain connections. Set by
+  // the session from its transport, which owns it and outlives every request on it.
+  const ssl_st* tls = nullptr;
   // Kept current by the connection for the request in flight (nginx's $connection,
   // $connection_requests, $pipe, $request_length).
   uint64_t number = 0;         // serial number of the connection in this process (1, 2, ...)

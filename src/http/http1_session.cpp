@@ -78,6 +78,7 @@ void Http1Session::syncPhase() {
 
 void Http1Session::start() {
   transport_->start();
+  info_.tls = transport_->tlsSession();
   if (!loop_.add(transport_->fd(), EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, this)) {
     logError(std::string("epoll_ctl: ") + std::strerror(errno));
     closeNow();

@@ -12,6 +12,7 @@
 #include "http/access_log.h"
 #include "http/rewrite.h"
 #include "http/stub_status.h"
+#include "transport/tls_variables.h"
 
 namespace portico::http {
 
@@ -61,6 +62,7 @@ enum class Template::Kind : uint8_t {
   kConnection,
   kConnectionRequests,
   kConnectionTime,
+  kSsl,  // $ssl_NAME: transport/tls_variables (NAME in text)
   kBinaryRemoteAddr,
   kLimitReqStatus,
   kLimitConnStatus,
@@ -447,6 +449,11 @@ std::optional<Template> Template::compile(std::string_view text, std::string& er
         break;
       }
     }
+    if (!found && lowered.starts_with("ssl_") &&
+        transport::isTlsVariable(std::string_view(lowered).substr(4))) {
+      t.parts_.push_back({Kind::kSsl, lowered.substr(4), 0});
+      found = true;
+    }
     if (!found && users) {
       int index = users->find(name);
       if (index >= 0) {
@@ -536,6 +543,9 @@ std::string Template::expand(const VariableContext& c, VariableEscape escape) co
         break;
       case Kind::kScheme:
         value = conn && !conn->scheme.empty() ? conn->scheme : std::string("http");
+        break;
+      case Kind::kSsl:
+        if (conn) value = transport::tlsVariable(conn->tls, part.text);
         break;
       case Kind::kHttps:  // "on" over TLS, else empty (nginx)
         if (conn && conn->scheme == "https") value = "on";

@@ -36,6 +36,7 @@ class TlsTransport final : public Transport {
   static const void* tagOf(const SSL* ssl);
 
   bool plainOnTls() const override { return plain_; }
+  const ssl_st* tlsSession() const override { return ssl_.get(); }
 
   // Null before start().
   SSL* ssl() const { return ssl_.get(); }

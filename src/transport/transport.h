@@ -6,6 +6,9 @@
 #include <cstddef>
 #include <cstdint>
 
+// OpenSSL's connection object, named by pointer only (tls_transport.h owns one).
+struct ssl_st;
+
 namespace portico::transport {
 
 // What one transport operation did. kWantRead/kWantWrite are the crossed waits of a transport
@@ -78,6 +81,8 @@ class Transport {
   // A TLS transport whose client spoke plain HTTP instead of a handshake (nginx: "client sent
   // plain HTTP request to HTTPS port"); it then carries the bytes as they are.
   virtual bool plainOnTls() const { return false; }
+  // The TLS connection's OpenSSL object once started ($ssl_* variables); null when plain.
+  virtual const ssl_st* tlsSession() const { return nullptr; }
   // Only a transport with no state outside the kernel's socket can move to another process
   // with its fd (process/hand_off.h).
   virtual bool canHandOff() const = 0;

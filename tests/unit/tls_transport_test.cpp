@@ -16,6 +16,7 @@
 
 #include "transport/tls_context.h"
 #include "transport/tls_transport.h"
+#include "transport/tls_variables.h"
 
 namespace portico::transport {
 namespace {
@@ -228,6 +229,19 @@ TEST(TlsContextTest, Refusals) {
   TlsSettings none;
   EXPECT_FALSE(TlsContext::create(none, error));
   EXPECT_EQ(ERR_peek_error(), 0u);
+}
+TEST(TlsVariablesTest, NginxsSslVariablesComeFromTheSession) {
+  Pair p;
+  EXPECT_EQ(tlsVariable(nullptr, "protocol"), "") << "plain connections: empty";
+  ASSERT_TRUE(p.handshake());
+  const ssl_st* ssl = p.server->tlsSession();
+  ASSERT_NE(ssl, nullptr);
+  EXPECT_EQ(tlsVariable(ssl, "protocol"), SSL_get_version(p.client.get()));
+  EXPECT_EQ(tlsVariable(ssl, "cipher"), SSL_get_cipher_name(p.client.get()));
+  EXPECT_EQ(tlsVariable(ssl, "server_name"), "localhost");
+  EXPECT_EQ(tlsVariable(ssl, "session_reused"), ".");
+  EXPECT_TRUE(isTlsVariable("cipher"));
+  EXPECT_FALSE(isTlsVariable("no_such_thing"));
 }
 
 }  // namespace
