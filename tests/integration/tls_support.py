@@ -146,13 +146,15 @@ class TlsPortico:
     @PORT@ @PORT2@ @PORT3@ (free ports on 127.0.0.1), @DIR@ (the work directory), @CERTS@ (the
     certificate directory), @APPS@ (tests/apps). `main` goes before the events block."""
 
-    def __init__(self, workdir, certs, http_body, main="", nports=1, ready_unix=()):
+    def __init__(self, workdir, certs, http_body, main="", nports=1, ready_unix=(),
+                 ready_hosts=()):
         self.workdir = str(workdir)
         self.certs = certs
         self.http_body = http_body
         self.main = main
         self.nports = nports
         self.ready_unix = list(ready_unix)
+        self.ready_hosts = list(ready_hosts)  # the address of each port (default 127.0.0.1)
         self.ports = []
         self.proc = None
         self.conf = os.path.join(self.workdir, "portico.conf")
@@ -192,7 +194,7 @@ http {
 
     def start(self):
         for _attempt in range(5):
-            self.ports = [free_port() for _ in range(self.nports)]
+            self.ports = [free_port(self._host(i)) for i in range(self.nports)]
             self.write()
             with open(self.stderr_path, "ab") as err:
                 self.proc = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL,
@@ -205,10 +207,13 @@ http {
                 break
         raise AssertionError("portico did not start:\n%s" % self.logs())
 
+    def _host(self, index):
+        return self.ready_hosts[index] if index < len(self.ready_hosts) else "127.0.0.1"
+
     def _wait_ready(self):
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline and self.proc.poll() is None:
-            if all(_can_connect(p) for p in self.ports) and all(
+            if all(_can_connect(p, self._host(i)) for i, p in enumerate(self.ports)) and all(
                     _can_connect_unix(p) for p in self.ready_unix):
                 time.sleep(0.05)
                 return self.proc.poll() is None
@@ -283,9 +288,6 @@ http {
         assert code == 0, "portico exit %r after SIGTERM:\n%s" % (code, self.logs())
 
     # --- clients ---
-
-    def context(self, alpn=None, ciphers=None, max_version=None, sigalgs=None):
-        return client_context(self.certs, alpn=alpn, ciphers=ciphers, max_version=max_version)
 
     def tls_socket(self, sni="localhost", port=None, context=None, timeout=5.0, host="127.0.0.1"):
         return tls_socket(port or self.port, sni, context or client_context(self.certs),
