@@ -167,6 +167,34 @@ TEST(TlsTransportTest, ALargeResponseThroughSmallBuffersArrivesWhole) {
   EXPECT_GT(waits, 0u) << "the socket buffers never filled: the retry path was not exercised";
 }
 
+// The session takes a short read for a drained socket (edge-triggered epoll says nothing more
+// about records already queued): a read returns every record that is there, not one, and a
+// short read means the socket is empty.
+TEST(TlsTransportTest, AReadTakesEveryQueuedRecordUpToItsSize) {
+  Pair p;
+  ASSERT_TRUE(p.handshake());
+  std::string sent;
+  for (int i = 0; i < 5; ++i) {
+    std::string record(10000, static_cast<char>('a' + i));  // one SSL_write, one record
+    size_t n = 0;
+    ASSERT_EQ(SSL_write_ex(p.client.get(), record.data(), record.size(), &n), 1);
+    sent += record;
+  }
+  std::string buffer(65536, '\0');
+  IoResult r = p.server->read(buffer.data(), 32000);  // not a record boundary
+  ASSERT_EQ(r.status, IoStatus::kDone);
+  EXPECT_EQ(r.bytes, 32000u);
+  std::string received = buffer.substr(0, r.bytes);
+  r = p.server->read(buffer.data(), buffer.size());
+  ASSERT_EQ(r.status, IoStatus::kDone);
+  EXPECT_EQ(r.bytes, sent.size() - 32000);  // the rest, from OpenSSL's buffer and the socket
+  received += buffer.substr(0, r.bytes);
+  EXPECT_TRUE(received == sent);
+  r = p.server->read(buffer.data(), buffer.size());
+  EXPECT_EQ(r.status, IoStatus::kWantRead);
+  EXPECT_EQ(ERR_peek_error(), 0u);
+}
+
 TEST(TlsTransportTest, CloseNotifyIsEndOfFile) {
   Pair p;
   ASSERT_TRUE(p.handshake());
