@@ -283,6 +283,19 @@ def test_pipelined_requests_in_one_record(tls):
         assert conn.read_response().body == b"hello 3\n"
 
 
+def test_pipelined_requests_across_many_records(tls):
+    # ~60 KiB of requests in one write: several records queued at once, all read and answered.
+    pad = "x" * 1500
+    requests = b"".join(b"GET /p%02d.txt HTTP/1.1\r\nHost: localhost\r\nX-Pad: %s\r\n\r\n" % (
+        index % 16, pad.encode()) for index in range(40))
+    assert len(requests) > 3 * 16384
+    with tls.connect() as conn:
+        conn.send(requests)
+        for index in range(40):
+            response = conn.read_response()
+            assert response.body == b"pipelined %02d\n" % (index % 16) * (index % 16 + 1)
+
+
 def test_head_over_tls(tls):
     with tls.connect() as conn:
         response = conn.request("HEAD", "/big.bin", host="localhost")
