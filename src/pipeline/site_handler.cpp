@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <ctime>
+#include <utility>
 
 #include "config/version.h"
 #include "http/autoindex.h"
@@ -222,12 +223,14 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       errStatus_ = head.status;
     }
     if (head.special && !upstream() && closesConnection(head.status)) closes_ = true;
+    int pageStatus = std::exchange(internalStatus_, 0);
+    if (pageStatus == 0) pageStatus = head.status;
     if (head.special && !upstream() && head.status >= 300 && head.status != 304 &&
         !inErrorPage_) {
-      if (const config::ErrorPage* page = errorPageFor(head.status)) {
+      if (const config::ErrorPage* page = errorPageFor(pageStatus)) {
         swallowing_ = true;
         pendingPage_ = page;
-        pendingStatus_ = head.status;
+        pendingStatus_ = pageStatus;
         return;
       }
     }
@@ -398,6 +401,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       respond(std::move(head), std::string());
       return;
     }
+    if (status >= 494 && status <= 497) internalStatus_ = status;
     respondError(status);
   }
 
@@ -1036,6 +1040,10 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   bool swallowing_ = false;
   const config::ErrorPage* pendingPage_ = nullptr;
   int pendingStatus_ = 0;
+  // The nginx-internal code (494-497) of the 400 being answered: error_page looks it up by
+  // that code (`error_page 497` catches a plain request to an HTTPS port, `error_page 400`
+  // does not), as ngx_http_special_response_handler does.
+  int internalStatus_ = 0;
   uint64_t bodyBytes_ = 0;
   uint64_t bytesSent_ = 0;
   uint64_t startMicros_ = 0;

@@ -16,6 +16,7 @@
 #include "pipeline/limit_zones.h"
 #include "process/process_title.h"
 #include "process/server.h"
+#include "process/tls_contexts.h"
 
 namespace portico::process {
 
@@ -282,6 +283,12 @@ void Master::reload() {
     // are opened, those no longer configured are closed. A socket that cannot be opened
     // fails the reload and the running configuration stays.
     if (!http::validateTemplates(fresh.site, error)) {
+      logError("reload failed, keeping the running configuration: " + error);
+      return;
+    }
+    // Certificates and keys are read here too, as nginx's master does on reload: were a broken
+    // one left to the new workers, they would fail to boot and take the master down.
+    if (!TlsContexts().build(fresh.site, error)) {
       logError("reload failed, keeping the running configuration: " + error);
       return;
     }

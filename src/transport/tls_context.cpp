@@ -1,6 +1,8 @@
 #include "transport/tls_context.h"
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include <sstream>
 
@@ -18,6 +20,134 @@ std::string takeSslErrors() {
 }
 
 namespace {
+
+struct BioFree {
+  void operator()(BIO* bio) const { BIO_free(bio); }
+};
+struct X509Free {
+  void operator()(X509* x509) const { X509_free(x509); }
+};
+struct X509StackFree {
+  void operator()(STACK_OF(X509) * chain) const { sk_X509_pop_free(chain, X509_free); }
+};
+struct PkeyFree {
+  void operator()(EVP_PKEY* key) const { EVP_PKEY_free(key); }
+};
+using BioPtr = std::unique_ptr<BIO, BioFree>;
+using X509Ptr = std::unique_ptr<X509, X509Free>;
+using X509StackPtr = std::unique_ptr<STACK_OF(X509), X509StackFree>;
+using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
+
+// nginx's ngx_ssl_error: the message, then OpenSSL's queued errors (emptied) as
+// " (SSL: error:... error:...:data)".
+std::string sslError(const std::string& what) {
+  std::string out = what;
+  if (ERR_peek_error() == 0) return out;
+  out += " (SSL:";
+  const char* data = nullptr;
+  int flags = 0;
+  for (unsigned long code = ERR_get_error_all(nullptr, nullptr, nullptr, &data, &flags);
+       code != 0; code = ERR_get_error_all(nullptr, nullptr, nullptr, &data, &flags)) {
+    char text[256];
+    ERR_error_string_n(code, text, sizeof text);
+    out += ' ';
+    out += text;
+    if (data && *data && (flags & ERR_TXT_STRING)) {
+      out += ':';
+      out += data;
+    }
+  }
+  return out + ")";
+}
+
+// An encrypted key is not prompted for on a terminal (nginx's callback without
+// ssl_password_file): it fails to load.
+int noPassword(char*, int, int, void*) { return 0; }
+
+// nginx's ngx_ssl_certificate (certificate part): the leaf, then the rest of the file as its
+// chain; the messages are nginx's.
+bool useCertificate(SSL_CTX* ctx, const std::string& path, std::string& error) {
+  const std::string what = "cannot load certificate \"" + path + "\": ";
+  BioPtr bio(BIO_new_file(path.c_str(), "r"));
+  if (!bio) {
+    error = sslError(what + "BIO_new_file() failed");
+    return false;
+  }
+  X509Ptr leaf(PEM_read_bio_X509_AUX(bio.get(), nullptr, nullptr, nullptr));
+  if (!leaf) {
+    error = sslError(what + "PEM_read_bio_X509_AUX() failed");
+    return false;
+  }
+  X509StackPtr chain(sk_X509_new_null());
+  if (!chain) {
+    error = sslError(what + "sk_X509_new_null() failed");
+    return false;
+  }
+  for (;;) {
+    X509Ptr next(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+    if (!next) {
+      unsigned long last = ERR_peek_last_error();
+      if (ERR_GET_LIB(last) == ERR_LIB_PEM && ERR_GET_REASON(last) == PEM_R_NO_START_LINE) {
+        ERR_clear_error();  // the end of the file
+        break;
+      }
+      error = sslError(what + "PEM_read_bio_X509() failed");
+      return false;
+    }
+    if (sk_X509_push(chain.get(), next.get()) == 0) {
+      error = sslError(what + "sk_X509_push() failed");
+      return false;
+    }
+    next.release();  // the stack owns it
+  }
+  if (SSL_CTX_use_certificate(ctx, leaf.get()) != 1) {
+    error = sslError("SSL_CTX_use_certificate(\"" + path + "\") failed");
+    return false;
+  }
+  // The chain goes with the certificate just set (each of an ECDSA and an RSA pair has its own).
+  if (SSL_CTX_set0_chain(ctx, chain.get()) != 1) {
+    error = sslError("SSL_CTX_set0_chain(\"" + path + "\") failed");
+    return false;
+  }
+  chain.release();  // the context owns it
+  return true;
+}
+
+// nginx's ngx_ssl_certificate (key part), with its messages: a key that does not match the
+// certificate of its type is SSL_CTX_use_PrivateKey's "key values mismatch".
+bool useKey(SSL_CTX* ctx, const std::string& path, std::string& error) {
+  const std::string what = "cannot load certificate key \"" + path + "\": ";
+  BioPtr bio(BIO_new_file(path.c_str(), "r"));
+  if (!bio) {
+    error = sslError(what + "BIO_new_file() failed");
+    return false;
+  }
+  PkeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, &noPassword, nullptr));
+  if (!key) {
+    error = sslError(what + "PEM_read_bio_PrivateKey() failed");
+    return false;
+  }
+  if (SSL_CTX_use_PrivateKey(ctx, key.get()) != 1) {
+    error = sslError("SSL_CTX_use_PrivateKey(\"" + path + "\") failed");
+    return false;
+  }
+  return true;
+}
+
+// nginx's ngx_http_ssl_alpn_select without HTTP/2: the first of http/1.1, http/1.0, http/0.9
+// the client offers; a client that offers none of them gets a fatal no_application_protocol
+// alert rather than a connection in a protocol it did not ask for.
+int selectAlpn(SSL*, const unsigned char** out, unsigned char* outLength,
+               const unsigned char* in, unsigned int inLength, void*) {
+  static const unsigned char kProtocols[] = "\x08http/1.1\x08http/1.0\x08http/0.9";
+  unsigned char* selected = nullptr;
+  if (SSL_select_next_proto(&selected, outLength, kProtocols, sizeof kProtocols - 1, in,
+                            inLength) != OPENSSL_NPN_NEGOTIATED) {
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+  }
+  *out = selected;
+  return SSL_TLSEXT_ERR_OK;
+}
 
 // nginx's ssl_protocols words as OpenSSL's protocol versions; false for an unknown word.
 bool protocolRange(const std::string& words, int& min, int& max, std::string& error) {
@@ -84,20 +214,19 @@ std::unique_ptr<TlsContext> TlsContext::create(const TlsSettings& settings, std:
     return nullptr;
   }
   for (const auto& [certificate, key] : settings.certificates) {
-    if (SSL_CTX_use_certificate_chain_file(ctx.get(), certificate.c_str()) != 1) {
-      error = "cannot load certificate \"" + certificate + "\": " + takeSslErrors();
+    if (!useCertificate(ctx.get(), certificate, error) || !useKey(ctx.get(), key, error)) {
       return nullptr;
     }
-    if (SSL_CTX_use_PrivateKey_file(ctx.get(), key.c_str(), SSL_FILETYPE_PEM) != 1) {
-      error = "cannot load certificate key \"" + key + "\": " + takeSslErrors();
-      return nullptr;
-    }
+    // nginx does not check this; a key of another type than its certificate (an RSA key
+    // after an ECDSA certificate) would otherwise pass and fail every handshake.
     if (SSL_CTX_check_private_key(ctx.get()) != 1) {
-      error = "certificate \"" + certificate + "\" and key \"" + key + "\" do not match: " +
-              takeSslErrors();
+      error = sslError("certificate \"" + certificate + "\" and key \"" + key +
+                       "\" do not match");
       return nullptr;
     }
   }
+  // Only HTTP/1.x is spoken: ALPN selects it, and refuses a client that offers only others.
+  SSL_CTX_set_alpn_select_cb(ctx.get(), &selectAlpn, nullptr);
   return std::unique_ptr<TlsContext>(new TlsContext(std::move(ctx)));
 }
 

@@ -91,10 +91,24 @@ IoResult TlsTransport::read(char* dst, size_t size) {
     if (err == EINTR) return {IoStatus::kInterrupted, 0, err};
     return {IoStatus::kError, 0, err};
   }
-  size_t n = 0;
-  int rc = SSL_read_ex(ssl_.get(), dst, size, &n);
-  if (rc == 1) return {IoStatus::kDone, n, 0};
-  return failure(rc);
+  // One SSL_read returns one record's bytes at most, so it reads on until `size` is filled or
+  // OpenSSL stops: the session takes a short read for a drained socket (edge-triggered epoll
+  // reports nothing new for records already queued), as a short recv() is.
+  size_t total = 0;
+  while (total < size) {
+    size_t n = 0;
+    int rc = SSL_read_ex(ssl_.get(), dst + total, size - total, &n);
+    if (rc == 1) {
+      total += n;
+      continue;
+    }
+    if (total == 0) return failure(rc);
+    // Bytes were read: they go now; whatever stopped the reads (a wait, the end, an error)
+    // shows again at the next call.
+    ERR_clear_error();
+    break;
+  }
+  return {IoStatus::kDone, total, 0};
 }
 
 size_t TlsTransport::pendingRead() const {

@@ -116,6 +116,7 @@ class SiteTest : public ::testing::Test {
     x.conn.localAddress = "127.0.0.1";
     x.conn.localPort = 8080;
     x.conn.peerAddress = "127.0.0.1";
+    x.conn.plainOnTls = plainOnTls_;
     routes_.push_back(handler_->route(r, x.conn));
     if (bodyLimit) *bodyLimit = routes_.back()->limits().maxBodySize;
     routes_.back()->run(x);
@@ -125,6 +126,7 @@ class SiteTest : public ::testing::Test {
   }
 
   fs::path dir_;
+  bool plainOnTls_ = false;  // requests arrive as plain HTTP on a TLS address
   std::vector<ContentModule*> modules_;  // registered with the site, as process::Server does
   config::Config config_;
   config::HttpSite site_;
@@ -283,6 +285,30 @@ TEST_F(SiteTest, ErrorPages) {
   auto looped = get("/loop/x");  // the error page's own 404 is not intercepted again
   EXPECT_EQ(looped.head->status, 404);
   EXPECT_NE(looped.body.find("404 Not Found"), std::string::npos);
+}
+
+// A plain HTTP request on a TLS address is nginx's 497, answered 400; error_page finds it by
+// 497 (not by 400), and its redirect closes the connection as nginx's does.
+TEST_F(SiteTest, ErrorPage497CatchesAPlainRequestToATlsAddress) {
+  add(Match::kPrefix, "/");
+  auto& https = add(Match::kPrefix, "/https/");
+  https.settings.errorPages = {{{400}, 0, "/404.html"},
+                               {{497}, 301, "https://$host:$server_port$request_uri"}};
+  auto& only400 = add(Match::kPrefix, "/only400/");
+  only400.settings.errorPages = {{{400}, 0, "/404.html"}};
+  build();
+  plainOnTls_ = true;
+  auto plain = get("/x");
+  EXPECT_EQ(plain.head->status, 400);
+  EXPECT_NE(plain.body.find("The plain HTTP request was sent to HTTPS port"), std::string::npos);
+  auto moved = get("/https/a?b=1");
+  EXPECT_EQ(moved.head->status, 301);
+  EXPECT_EQ(moved.header("Location"), "https://example.com:8080/https/a?b=1");
+  EXPECT_TRUE(moved.head->close);
+  auto notCaught = get("/only400/a");
+  EXPECT_EQ(notCaught.head->status, 400);
+  EXPECT_NE(notCaught.body.find("The plain HTTP request was sent to HTTPS port"),
+            std::string::npos);
 }
 
 // A content module as the composition root registers one (a proxy would be another): it claims

@@ -168,6 +168,34 @@ TEST(TlsTransportTest, ALargeResponseThroughSmallBuffersArrivesWhole) {
   EXPECT_GT(waits, 0u) << "the socket buffers never filled: the retry path was not exercised";
 }
 
+// The session takes a short read for a drained socket (edge-triggered epoll says nothing more
+// about records already queued): a read returns every record that is there, not one, and a
+// short read means the socket is empty.
+TEST(TlsTransportTest, AReadTakesEveryQueuedRecordUpToItsSize) {
+  Pair p;
+  ASSERT_TRUE(p.handshake());
+  std::string sent;
+  for (int i = 0; i < 5; ++i) {
+    std::string record(10000, static_cast<char>('a' + i));  // one SSL_write, one record
+    size_t n = 0;
+    ASSERT_EQ(SSL_write_ex(p.client.get(), record.data(), record.size(), &n), 1);
+    sent += record;
+  }
+  std::string buffer(65536, '\0');
+  IoResult r = p.server->read(buffer.data(), 32000);  // not a record boundary
+  ASSERT_EQ(r.status, IoStatus::kDone);
+  EXPECT_EQ(r.bytes, 32000u);
+  std::string received = buffer.substr(0, r.bytes);
+  r = p.server->read(buffer.data(), buffer.size());
+  ASSERT_EQ(r.status, IoStatus::kDone);
+  EXPECT_EQ(r.bytes, sent.size() - 32000);  // the rest, from OpenSSL's buffer and the socket
+  received += buffer.substr(0, r.bytes);
+  EXPECT_TRUE(received == sent);
+  r = p.server->read(buffer.data(), buffer.size());
+  EXPECT_EQ(r.status, IoStatus::kWantRead);
+  EXPECT_EQ(ERR_peek_error(), 0u);
+}
+
 TEST(TlsTransportTest, CloseNotifyIsEndOfFile) {
   Pair p;
   ASSERT_TRUE(p.handshake());
@@ -217,8 +245,24 @@ TEST(TlsContextTest, Refusals) {
   TlsSettings missing;
   missing.certificates = {{"/nonexistent/cert.pem", TlsFiles::get().key}};
   EXPECT_FALSE(TlsContext::create(missing, error));
-  EXPECT_NE(error.find("cannot load certificate \"/nonexistent/cert.pem\""), std::string::npos)
-      << error;
+  EXPECT_EQ(error.rfind("cannot load certificate \"/nonexistent/cert.pem\": BIO_new_file() failed"
+                        " (SSL: ", 0), 0u) << error;
+
+  // nginx's messages: the function that failed, OpenSSL's reasons in parentheses.
+  TlsContext::create(mismatch, error);
+  EXPECT_EQ(error.rfind("SSL_CTX_use_PrivateKey(\"" + TlsFiles::get().otherKey + "\") failed (SSL: ",
+                        0), 0u) << error;
+  TlsSettings garbage;
+  garbage.certificates = {{TlsFiles::get().key, TlsFiles::get().key}};  // a key is no certificate
+  EXPECT_FALSE(TlsContext::create(garbage, error));
+  EXPECT_EQ(error.rfind("cannot load certificate \"" + TlsFiles::get().key +
+                        "\": PEM_read_bio_X509_AUX() failed (SSL: ", 0), 0u) << error;
+  TlsSettings notAKey;
+  notAKey.certificates = {{TlsFiles::get().cert, TlsFiles::get().cert}};
+  EXPECT_FALSE(TlsContext::create(notAKey, error));
+  EXPECT_EQ(error.rfind("cannot load certificate key \"" + TlsFiles::get().cert +
+                        "\": PEM_read_bio_PrivateKey() failed (SSL: ", 0), 0u) << error;
+  EXPECT_EQ(ERR_peek_error(), 0u);
 
   TlsSettings protocols;
   protocols.certificates = {{TlsFiles::get().cert, TlsFiles::get().key}};
@@ -242,6 +286,44 @@ TEST(TlsVariablesTest, NginxsSslVariablesComeFromTheSession) {
   EXPECT_EQ(tlsVariable(ssl, "session_reused"), ".");
   EXPECT_TRUE(isTlsVariable("cipher"));
   EXPECT_FALSE(isTlsVariable("no_such_thing"));
+}
+
+// ALPN as nginx 1.22 without HTTP/2: http/1.1 is chosen over h2; a client that offers only
+// protocols portico does not speak gets a fatal alert, and one that offers none gets none.
+std::string negotiate(const std::string& offer, bool& handshakeOk) {
+  Pair p;
+  if (!offer.empty()) {
+    SSL_set_alpn_protos(p.client.get(), reinterpret_cast<const unsigned char*>(offer.data()),
+                        static_cast<unsigned>(offer.size()));
+  }
+  handshakeOk = false;
+  for (int turn = 0; turn < 100 && !handshakeOk; ++turn) {
+    int rc = SSL_do_handshake(p.client.get());
+    char byte;
+    IoResult r = p.server->read(&byte, 1);
+    if (r.status == IoStatus::kError) {
+      SSL_do_handshake(p.client.get());  // reads the alert
+      break;
+    }
+    handshakeOk = rc == 1 && p.server->handshakeDone();
+  }
+  const unsigned char* chosen = nullptr;
+  unsigned length = 0;
+  SSL_get0_alpn_selected(p.client.get(), &chosen, &length);
+  ERR_clear_error();
+  return chosen ? std::string(reinterpret_cast<const char*>(chosen), length) : std::string();
+}
+
+TEST(TlsContextTest, AlpnSelectsHttp11AndNeverH2) {
+  bool ok = false;
+  EXPECT_EQ(negotiate(std::string("\x02h2\x08http/1.1", 12), ok), "http/1.1");
+  EXPECT_TRUE(ok);
+  EXPECT_EQ(negotiate(std::string("\x08http/1.0", 9), ok), "http/1.0");
+  EXPECT_TRUE(ok);
+  EXPECT_EQ(negotiate("", ok), "");
+  EXPECT_TRUE(ok);
+  EXPECT_EQ(negotiate(std::string("\x02h2\x08spdy/3.1", 12), ok), "");
+  EXPECT_FALSE(ok);
 }
 
 }  // namespace
