@@ -98,7 +98,11 @@ IoResult TlsTransport::read(char* dst, size_t size) {
 }
 
 size_t TlsTransport::pendingRead() const {
-  return ssl_ ? static_cast<size_t>(SSL_pending(ssl_.get())) : 0;
+  if (!ssl_) return 0;
+  // SSL_pending counts the decrypted bytes of the current record only; records read ahead
+  // (read_ahead) and not yet decrypted wait in OpenSSL's buffer, seen by SSL_has_pending.
+  size_t n = static_cast<size_t>(SSL_pending(ssl_.get()));
+  return n > 0 ? n : (SSL_has_pending(ssl_.get()) ? 1 : 0);
 }
 
 IoResult TlsTransport::writev(const iovec* iov, int count, bool more) {
