@@ -1104,6 +1104,54 @@ def chart(data, path):
     plt.close(fig)
 
 
+TLS_INTRO = (
+    "The tls-* scenarios put portico and nginx 1.22 on the same certificate (made per run with the openssl "
+    "CLI: ECDSA P-256, or RSA-2048 for tls-handshake-rsa) and the same lines (`ssl_protocols TLSv1.2 TLSv1.3; "
+    "ssl_ciphers HIGH:!aNULL:!MD5; ssl_ecdh_curve auto;`: nginx's defaults spelled out; sessions and tickets "
+    "are each server's default), one worker on core 0, portico with `-c` on an `ssl` listener (the gunicorn "
+    "flags have no TLS here). The clients negotiate TLS 1.3, TLS_AES_256_GCM_SHA384, X25519. Keep-alive "
+    "scenarios use `wrk https://…`. Full handshakes use `bench/tls_handshakes.c` (one thread, epoll, on core "
+    "1): each connection connects, runs a full handshake with a fresh SSL object (no session offered, so "
+    "never a resumption), sends one GET with `Connection: close`, reads to the server's close and starts "
+    "over — wrk would resume sessions on reconnect (SSL_clear keeps the session), `openssl s_time` runs one "
+    "connection at a time and measures its own latency. Server CPU µs/req is the on-CPU time of every "
+    "thread of every server process (nginx and its backend together; `/proc/PID/task/TID/schedstat`, "
+    "nanoseconds) over the round ÷ the requests (or handshakes) completed; core busy is that time ÷ the "
+    "round's length. A TLS client does about as much cryptography per request as the server (it decrypts "
+    "what the server encrypts; a handshake's client verifies the signature the server made and does the "
+    "same key exchange), so one client core often cannot load the server's core: when core busy is well "
+    "under 100 %, req/s is the client's limit and CPU µs per request is the figure that compares the servers.")
+
+# What limits each TLS scenario, from perf profiles of the worker (bench/README usage in README.md).
+TLS_LIMITS = {
+    "tls-handshake-ecdsa": "OpenSSL's work: libcrypto is the same 44 % of either worker's perf samples (X25519, the "
+                           "ECDSA signature, HKDF, two session tickets), the kernel's TCP set-up and tear-down most of "
+                           "the rest. Both servers make the same OpenSSL calls with the same settings (records read "
+                           "ahead, no chain built per handshake, buffers released) and the same syscalls per "
+                           "connection (5 writes, about 4 reads, 9 getpid from OpenSSL), except that portico "
+                           "half-closes and waits for the client's EOF (a shutdown and one read more) where nginx "
+                           "closes at once, and portico's malloc does more (_int_malloc 2.2 % of samples against "
+                           "1.1 %). The client does a handshake too (it verifies the ECDSA signature the server makes, "
+                           "which costs more than making it).",
+    "tls-handshake-rsa": "The RSA-2048 signature (most of the server's CPU per handshake; the client's verify is "
+                         "cheap) makes the server the side that should saturate, unless other work on the machine "
+                         "takes its core; the rest is as for ECDSA.",
+    "tls-hello": "nginx pays the proxy hop (a second process on the same core, uwsgi or HTTP to gunicorn) on top "
+                 "of TLS; portico runs the app in-process: one read and one write per request over TLS.",
+    "tls-static13b": "Head and body leave in one record and one write; portico makes one read per request, "
+                     "nginx two (the second returns EAGAIN). wrk's one thread (decrypting as much as the server "
+                     "encrypts) is the limit.",
+    "tls-static100k": "Seven 16 KiB records, seven writes per response for both (portico's head rides in the "
+                      "first record with the first file bytes); portico reads the file in 64 KiB pieces into a "
+                      "buffer kept per connection and corks the socket while a response's records are written, so "
+                      "they leave in full-sized segments.",
+    "tls-static1m": "AES-256-GCM and copies: the server encrypts what the client decrypts, so one wrk thread is "
+                    "the limit and both servers spend about the same CPU per megabyte. Kernel TLS (`SSL_sendfile`) "
+                    "is not available on this kernel (no `tls` in /proc/sys/net/ipv4/tcp_available_ulp): the "
+                    "issue's 1.2× with kernel TLS cannot be measured here.",
+}
+
+
 def fmtMs(v):
     return "—" if v is None else (f"{v:.3f}" if v < 1 else f"{v:.2f}")
 
@@ -1140,7 +1188,11 @@ def markdown(data):
     if not tg:
         L.append("| (no target scenario in this run) | | |")
     L += ["", "![portico / incumbent](benchmarks.png)", ""]
+    tlsShown = False
     for name, sc in data["scenarios"].items():
+        if sc.get("tls") and not tlsShown:
+            L += ["## TLS (tls-* scenarios)", "", TLS_INTRO, ""]
+            tlsShown = True
         L += [f"## {name}: {sc['title']}", ""]
         run_ = sc.get("run")
         if run_ and (run_["command"] != data["command"] or sc.get("tls")):
@@ -1185,6 +1237,12 @@ def markdown(data):
                 for c in balanced:
                     b = c["balance"]
                     L.append(f"| {c['label']} | {b['workers']} | {b['shown']} | {b['min_share']:.2f}× |")
+            busy = [c["busy"] for c in sc["contenders"] if c.get("busy") is not None]
+            if sc.get("tls") and busy:
+                L += ["", f"What limited it: the busiest server's core was {max(busy):.0%} busy"
+                      + (" — the server was not the limit (the one-core client was, or other work on the machine: see "
+                         "the load average), so compare CPU µs per request. " if max(busy) < 0.9 else ". ")
+                      + TLS_LIMITS.get(name, "")]
         L.append("")
     notes = {}  # identical notes from several scenarios are shown once, with the scenario names
     for n in data["notes"]:
