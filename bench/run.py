@@ -16,6 +16,7 @@ import resource
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -224,6 +225,12 @@ class MemorySampler:
 # Servers
 
 
+# The TLS servers' certificates are self-signed: readiness is checked without verification.
+UNVERIFIED = ssl.create_default_context()
+UNVERIFIED.check_hostname = False
+UNVERIFIED.verify_mode = ssl.CERT_NONE
+
+
 def preexec():
     raiseNofile()
     os.setsid()
@@ -238,6 +245,7 @@ class Server:
         self.key = key
         self.label = label
         self.path = path
+        self.scheme = "http"  # https for the TLS scenarios
         self.readyPath = path  # what start() polls for a 200 (a POST-only app answers GET otherwise)
         self.cores = cores
         self.port = freePort()
@@ -250,7 +258,7 @@ class Server:
 
     @property
     def url(self):
-        return f"http://{HOST}:{self.port}{self.path}"
+        return f"{self.scheme}://{HOST}:{self.port}{self.path}"
 
     def add(self, argv, cwd=None, workers=False):
         """workers: this process's children are the workers that run the app (worker balance)."""
@@ -272,8 +280,8 @@ class Server:
                 if p.poll() is not None:
                     raise RuntimeError(f"{self.label} exited with {p.returncode}; see {self.workdir}")
             try:
-                req = urllib.request.Request(f"http://{HOST}:{self.port}{self.readyPath}", method="GET")
-                with urllib.request.urlopen(req, timeout=5) as r:
+                req = urllib.request.Request(f"{self.scheme}://{HOST}:{self.port}{self.readyPath}", method="GET")
+                with urllib.request.urlopen(req, timeout=5, context=UNVERIFIED) as r:
                     if r.status == 200:
                         return
             except Exception as e:  # not listening yet
@@ -327,6 +335,7 @@ class Context:
         self.workdir = workdir
         self.django = None
         self.static = None
+        self.certs = {}
 
     def staticDir(self):
         if self.static is None:
@@ -338,6 +347,24 @@ class Context:
                 with open(os.path.join(self.static, name), "wb") as f:
                     f.write(os.urandom(size))
         return self.static
+
+    def certificate(self, alg):
+        """(certificate, key) for alg "ecdsa" (P-256) or "rsa" (2048 bits): self-signed for
+        localhost, made once per run with the openssl CLI; both servers load the same files."""
+        if alg not in self.certs:
+            d = os.path.join(self.workdir, "tls")
+            os.makedirs(d, exist_ok=True)
+            crt, key = os.path.join(d, f"{alg}.crt"), os.path.join(d, f"{alg}.key")
+            newkey = {"ecdsa": ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+                      "rsa": ["-newkey", "rsa:2048"]}[alg]
+            r = run(["openssl", "req", "-x509", "-nodes", "-days", "30", "-subj", "/CN=localhost",
+                     "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"] + newkey
+                    + ["-keyout", key, "-out", crt])
+            if r.returncode != 0:
+                raise RuntimeError(f"openssl req failed: {r.stderr[-300:]}")
+            os.chmod(key, 0o644)  # nginx's worker (user root or not) and portico's read it
+            self.certs[alg] = (crt, key)
+        return self.certs[alg]
 
     def djangoDir(self):
         if self.django is None:
@@ -403,31 +430,87 @@ http {{
     server.add(["nginx", "-c", path, "-p", w + "/", "-e", f"{w}/error.log"])
 
 
-def makeServer(ctx, kind, app, workers=1, cores=SERVER_CORE):
+# The TLS scenarios: both servers get these lines, the same certificate and the same protocols,
+# ciphers and curves (nginx 1.22's defaults, spelled out); sessions are each server's default.
+TLS_SETTINGS = ["ssl_protocols TLSv1.2 TLSv1.3;", "ssl_ciphers HIGH:!aNULL:!MD5;", "ssl_ecdh_curve auto;"]
+
+
+def listenLines(ctx, port, tls):
+    """The server block's listen line, with the TLS lines when tls names a certificate."""
+    if not tls:
+        return f"listen {HOST}:{port} backlog=4096;"
+    crt, key = ctx.certificate(tls)
+    return "\n        ".join([f"listen {HOST}:{port} ssl backlog=4096;", f"ssl_certificate {crt};",
+                               f"ssl_certificate_key {key};"] + TLS_SETTINGS)
+
+
+def porticoConf(server, ctx, tls, location, workers=1):
+    """portico -c: the nginx.conf shape the TLS scenarios give nginx too (the gunicorn flags
+    have no TLS yet)."""
+    w = server.workdir
+    conf = f"""worker_processes {workers};
+pid {w}/portico.pid;
+error_log {w}/error.log warn;
+events {{ worker_connections 20000; }}
+http {{
+    default_type application/octet-stream;
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_timeout 75;
+    keepalive_requests 1000000;
+    client_max_body_size 0;
+    server {{
+        {listenLines(ctx, server.port, tls)}
+        location / {{ {location} }}
+    }}
+}}
+"""
+    path = os.path.join(w, "portico.conf")
+    with open(path, "w") as f:
+        f.write(conf)
+    server.configs["portico.conf"] = conf
+    server.add([PORTICO, "-c", path], workers=True)
+
+
+def makeServer(ctx, kind, app, workers=1, cores=SERVER_CORE, tls=None):
     """kind: portico, gunicorn-sync, gunicorn-gthread, uwsgi-http (--http11-socket), uwsgi-http10
     (--http-socket), nginx-gunicorn, nginx-uwsgi, nginx-static, nginx-return. app: hello, django,
     admin, upload, django-upload, or static:FILE. workers: worker processes of every server (nginx's
     and its backend's); with more than one, uWSGI runs with --master as a user would (its workers
     are then the master's children, as gunicorn's and portico's are)."""
-    key = f"{kind}.{app.replace(':', '-')}" + (f".w{workers}" if workers != 1 else "")
+    key = f"{kind}.{app.replace(':', '-')}" + (f".w{workers}" if workers != 1 else "") + \
+        (f".tls-{tls}" if tls else "")
     workdir = ctx.workdir
+    s = makeServerAt(ctx, kind, app, workers, cores, tls, key, workdir)
+    if tls:
+        s.scheme = "https"
+    return s
+
+
+def makeServerAt(ctx, kind, app, workers, cores, tls, key, workdir):
+    """makeServer's body: tls (None, "ecdsa", "rsa") puts nginx on an ssl listener and portico on
+    the same configuration (-c)."""
     w = str(workers)
     if app.startswith("static:"):
         path = "/" + app.split(":", 1)[1]
         s = Server(key, kind, path, workdir, cores)
         d = ctx.staticDir()
-        if kind == "portico":
+        if kind == "portico" and tls:
+            porticoConf(s, ctx, tls, f"root {d};", workers)
+        elif kind == "portico":
             s.add([PORTICO, "--bind", f"{HOST}:{s.port}", "-w", w, "--keep-alive", "75",
                    "--static", f"/={d}"], workers=True)
         elif kind == "nginx-static":
-            nginxConf(s, f"    server {{\n        listen {HOST}:{s.port} backlog=4096;\n"
+            nginxConf(s, f"    server {{\n        {listenLines(ctx, s.port, tls)}\n"
                          f"        location / {{ root {d}; }}\n    }}", workers=workers)
         else:
             raise ValueError(kind)
         return s
     if kind == "nginx-return":
         s = Server(key, kind, "/", workdir, cores)
-        nginxConf(s, f"    server {{\n        listen {HOST}:{s.port} backlog=4096;\n"
+        nginxConf(s, f"    server {{\n        {listenLines(ctx, s.port, tls)}\n"
                      f"        location / {{ default_type text/plain; return 200 \"Hello, world!\"; }}\n    }}",
                   workers=workers)
         return s
@@ -440,7 +523,13 @@ def makeServer(ctx, kind, app, workers=1, cores=SERVER_CORE):
     uwsgi_procs = ["--processes", w] + (["--master", "--die-on-term"] if workers > 1 else [])
     django = app in ("django", "admin", "django-upload")
     static_extra = []
-    if kind == "portico":
+    if tls and kind not in ("portico", "nginx-gunicorn", "nginx-uwsgi"):
+        raise ValueError(f"{kind} has no TLS set-up in the bench")
+    if kind == "portico" and tls:
+        if app != "hello":
+            raise ValueError(f"TLS scenarios serve hello or static files, not {app}")
+        porticoConf(s, ctx, tls, f"wsgi_app {module}; wsgi_chdir {chdir};", workers)
+    elif kind == "portico":
         argv = [PORTICO, "--bind", f"{HOST}:{s.port}", "-w", w, "--keep-alive", "75",
                 "--chdir", chdir]
         if django:
@@ -464,7 +553,7 @@ def makeServer(ctx, kind, app, workers=1, cores=SERVER_CORE):
             static_extra = [f"        location /static/ {{ alias {chdir}/staticfiles/; }}"]
         nginxConf(s, "\n".join([
             f"    upstream backend {{ server {HOST}:{backend}; keepalive 16; }}",
-            f"    server {{\n        listen {HOST}:{s.port} backlog=4096;"] + static_extra + [
+            f"    server {{\n        {listenLines(ctx, s.port, tls)}"] + static_extra + [
             "        location / {",
             "            proxy_pass http://backend;",
             "            proxy_http_version 1.1;",
@@ -479,7 +568,7 @@ def makeServer(ctx, kind, app, workers=1, cores=SERVER_CORE):
             static_extra = [f"        location /static/ {{ alias {chdir}/staticfiles/; }}"]
         nginxConf(s, "\n".join([
             f"    upstream backend {{ server unix:{sock}; }}",
-            f"    server {{\n        listen {HOST}:{s.port} backlog=4096;"] + static_extra + [
+            f"    server {{\n        {listenLines(ctx, s.port, tls)}"] + static_extra + [
             "        location / {",
             "            include /etc/nginx/uwsgi_params;",
             "            uwsgi_pass backend;",
@@ -553,8 +642,31 @@ SCENARIOS = {
                            "all cores, 64 connections",
                   "allcore": True,
                   "contenders": [("portico", "admin", 64)] + [(k, "admin", 64) for k in ALLCORE_INCUMBENTS]},
+    # TLS: one worker on core 0 each, the same certificate and ssl_* lines (TLS_SETTINGS); nginx
+    # serves the files itself and proxies hello to uWSGI or gunicorn, as hello64 does.
+    "tls-handshake-ecdsa": {"title": "full TLS handshakes/s, ECDSA P-256 certificate (a new connection and "
+                                     "handshake per request, no resumption; 13 B file, Connection: close), "
+                                     "32 connections",
+                            "tls": "ecdsa", "handshakes": True,
+                            "contenders": [("portico", "static:13b.txt", 32), ("nginx-static", "static:13b.txt", 32)]},
+    "tls-handshake-rsa": {"title": "full TLS handshakes/s, RSA-2048 certificate (a new connection and "
+                                   "handshake per request, no resumption; 13 B file, Connection: close), "
+                                   "32 connections",
+                          "tls": "rsa", "handshakes": True,
+                          "contenders": [("portico", "static:13b.txt", 32), ("nginx-static", "static:13b.txt", 32)]},
+    "tls-hello": {"title": "hello (13 B WSGI app) over TLS (ECDSA), 64 keep-alive connections", "tls": "ecdsa",
+                  "contenders": [("portico", "hello", 64), ("nginx-uwsgi", "hello", 64),
+                                 ("nginx-gunicorn", "hello", 64)]},
+    "tls-static13b": {"title": "static file, 13 B, over TLS (ECDSA), 64 keep-alive connections", "tls": "ecdsa",
+                      "contenders": [("portico", "static:13b.txt", 64), ("nginx-static", "static:13b.txt", 64)]},
+    "tls-static100k": {"title": "static file, 100 KB, over TLS (ECDSA), 64 keep-alive connections", "tls": "ecdsa",
+                       "contenders": [("portico", "static:100k.bin", 64), ("nginx-static", "static:100k.bin", 64)]},
+    "tls-static1m": {"title": "static file, 1 MB, over TLS (ECDSA), 64 keep-alive connections", "tls": "ecdsa",
+                     "contenders": [("portico", "static:1m.bin", 64), ("nginx-static", "static:1m.bin", 64)]},
 }
 QUICK_SCENARIOS = ["hello64", "static100k"]
+# --scenarios tls: every TLS scenario.
+TLS_SCENARIOS = [n for n in SCENARIOS if n.startswith("tls-")]
 
 
 def scenarioWorkers(sc):
@@ -579,6 +691,9 @@ def parseWrk(text):
     m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
     if m:
         out["errors"] = sum(int(x) for x in m.groups())
+    m = re.search(r"^\s*(\d+) requests in ", text, re.M)
+    if m:
+        out["requests"] = int(m.group(1))
     m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     if m:
         out["non2xx"] = int(m.group(1))
@@ -598,6 +713,51 @@ def wrk(url, conns, duration, script=None, allcore=False):
     if res["rps"] is None:
         res["stderr"] = (r.stderr or r.stdout)[-300:]
     return res
+
+
+def handshakeClient(ctx):
+    """bench/tls_handshakes.c compiled once per run into the temporary tree (cc, libssl-dev)."""
+    exe = os.path.join(ctx.workdir, "tls_handshakes")
+    if not os.path.exists(exe):
+        r = run(["cc", "-O2", "-o", exe, os.path.join(BENCH, "tls_handshakes.c"), "-lssl", "-lcrypto"])
+        if r.returncode != 0:
+            raise RuntimeError(f"cannot build bench/tls_handshakes.c: {r.stderr[-400:]}")
+    return exe
+
+
+def handshakes(ctx, server, conns, duration):
+    """Full handshakes (each with one request on a new connection) per second, as wrk() reports
+    requests: the client on core 1, one thread."""
+    cmd = ["taskset", "-c", CLIENT_CORE, handshakeClient(ctx), HOST, str(server.port), server.path,
+           str(conns), str(duration)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60, preexec_fn=raiseNofile)
+    res = {"rps": None, "p50_ms": None, "p99_ms": None, "errors": 0, "non2xx": 0,
+           "command": " ".join(cmd[:3] + [os.path.join("bench", "tls_handshakes")] + cmd[4:])}
+    m = re.search(r"handshakes (\d+) errors (\d+) seconds ([\d.]+)", r.stdout)
+    if m and int(m.group(1)) > 0:
+        res.update(rps=int(m.group(1)) / float(m.group(3)), requests=int(m.group(1)), errors=int(m.group(2)))
+    else:
+        res["stderr"] = (r.stderr or r.stdout)[-300:]
+    return res
+
+
+def treeCpuSeconds(server):
+    """On-CPU time of every thread of every process of the server (nginx and its backend alike),
+    in seconds: /proc/PID/task/TID/schedstat counts nanoseconds, where /proc/PID/stat's utime +
+    stime count 10 ms ticks (too coarse for a second-long round)."""
+    total = 0
+    for pid in processTree(server.roots()):
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                continue
+    return total / 1e9
 
 
 def contenderLabel(kind, conns, workers, scenario):
@@ -639,12 +799,19 @@ def runIdle(server, count):
             "pss_growth_kb": loaded["pss_kb"] - base["pss_kb"]}
 
 
+def loadAverage():
+    """The 1-minute load average (the machine is shared: how busy it was around a scenario)."""
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
 def runScenario(name, ctx, rounds, duration, warmup, notes):
     sc = SCENARIOS[name]
     log(f"scenario {name}: {sc['title']}")
     allcore = bool(sc.get("allcore"))
     servers, contenders = {}, []
-    result = {"title": sc["title"], "contenders": [], "servers": {}, "allcore": allcore}
+    result = {"title": sc["title"], "contenders": [], "servers": {}, "allcore": allcore,
+              "tls": sc.get("tls"), "handshakes": bool(sc.get("handshakes"))}
     try:
         for contender in sc["contenders"]:
             kind, app, conns = contender[:3]
@@ -657,7 +824,7 @@ def runScenario(name, ctx, rounds, duration, warmup, notes):
                 continue
             skey = (kind, app, workers)
             if skey not in servers:
-                s = makeServer(ctx, kind, app, workers, ALL_CORES if allcore else SERVER_CORE)
+                s = makeServer(ctx, kind, app, workers, ALL_CORES if allcore else SERVER_CORE, sc.get("tls"))
                 log(f"  start {sname} on :{s.port}")
                 try:
                     s.start()
@@ -677,16 +844,28 @@ def runScenario(name, ctx, rounds, duration, warmup, notes):
                 c["idle"] = runIdle(c["server"], sc["idle"])
                 log(f"    {c['idle']['connections']} open; RSS +{c['idle']['rss_growth_kb'] / 1024:.1f} MB")
         else:
+            def load(c, seconds, conns):
+                if sc.get("handshakes"):
+                    return handshakes(ctx, c["server"], conns, seconds)
+                return wrk(c["server"].url, conns, seconds, sc.get("script"), allcore)
+
             for c in contenders:
                 log(f"  warm-up {c['label']} ({warmup:g} s)")
-                wrk(c["server"].url, min(c["conns"], 64) or 1, warmup, sc.get("script"), allcore)
+                load(c, warmup, min(c["conns"], 64) or 1)
             for r in range(rounds):
                 for c in contenders:
                     # Worker balance: each worker's CPU ticks over the measured run alone.
                     before = cpuTicks(c["server"].workerPids()) if c["workers"] > 1 else {}
+                    cpu0 = treeCpuSeconds(c["server"])
                     with MemorySampler(c["server"].roots()) as sampler:
-                        res = wrk(c["server"].url, c["conns"], duration, sc.get("script"), allcore)
+                        res = load(c, duration, c["conns"])
+                    cpu = treeCpuSeconds(c["server"]) - cpu0
                     res["memory_peak"] = dict(sampler.peak_)
+                    # Server CPU per request: every process of the server over this run ÷ requests.
+                    if res.get("requests"):
+                        res["cpu_s"] = cpu
+                        res["cpu_us"] = cpu / res["requests"] * 1e6
+                        res["busy"] = cpu / duration
                     if before:
                         after = cpuTicks(before)
                         delta = {pid: after[pid] - before[pid] for pid in before if pid in after}
@@ -697,6 +876,7 @@ def runScenario(name, ctx, rounds, duration, warmup, notes):
                     rps = f"{res['rps']:.0f}" if res["rps"] is not None else "FAILED"
                     log(f"  round {r + 1}/{rounds} {c['label']:<24} {rps:>9} req/s  "
                         f"p99 {fmtMs(res['p99_ms'])} ms  RSS {res['memory_peak']['rss_kb'] / 1024:.1f} MB"
+                        + (f"  {res['cpu_us']:.1f} µs/req, core {res['busy']:.0%} busy" if res.get("cpu_us") else "")
                         + (f"  workers {res['balance']['shown']}" if res.get("balance") else "")
                         + (f"  errors {res['errors']}" if res["errors"] else "")
                         + (f"  non-2xx {res['non2xx']}" if res["non2xx"] else ""))
@@ -714,13 +894,18 @@ def runScenario(name, ctx, rounds, duration, warmup, notes):
             entry["rounds"] = c["rounds"]
             if ok:
                 rps = [r["rps"] for r in ok]
+                lat = {k: [r[k] for r in ok if r[k] is not None] for k in ("p50_ms", "p99_ms")}
                 entry.update(rps_median=statistics.median(rps), rps_min=min(rps), rps_max=max(rps),
-                             p50_ms=statistics.median(r["p50_ms"] for r in ok),
-                             p99_ms=statistics.median(r["p99_ms"] for r in ok),
+                             p50_ms=statistics.median(lat["p50_ms"]) if lat["p50_ms"] else None,
+                             p99_ms=statistics.median(lat["p99_ms"]) if lat["p99_ms"] else None,
                              rss_kb=max(r["memory_peak"]["rss_kb"] for r in ok),
                              pss_kb=max(r["memory_peak"]["pss_kb"] for r in ok),
                              processes=max(r["memory_peak"]["processes"] for r in ok),
                              errors=sum(r["errors"] for r in ok), non2xx=sum(r["non2xx"] for r in ok))
+                cpu = [r for r in ok if r.get("cpu_us")]
+                if cpu:  # over all rounds together: total CPU ÷ total requests
+                    entry.update(cpu_us=sum(r["cpu_s"] for r in cpu) / sum(r["requests"] for r in cpu) * 1e6,
+                                 busy=statistics.median(r["busy"] for r in cpu))
         result["contenders"].append(entry)
     if any(c["kind"] == "uwsgi-http" and c["conns"] > 1 and c["workers"] == 1 for c in contenders):
         notes.append(f"{name}: uWSGI --http11-socket with one non-threaded process serves one keep-alive "
@@ -751,6 +936,8 @@ def runScenario(name, ctx, rounds, duration, warmup, notes):
             if isMain(p) and p["conns"] == inc["conns"] and "rps_median" in p:
                 ratios.append({"incumbent": inc["label"], "conns": inc["conns"],
                                "ratio": p["rps_median"] / inc["rps_median"]})
+                if p.get("cpu_us") and inc.get("cpu_us"):  # > 1: portico spends less CPU per request
+                    ratios[-1]["cpu_ratio"] = inc["cpu_us"] / p["cpu_us"]
     result["ratios"] = ratios
     return result
 
@@ -826,6 +1013,20 @@ def targets(results):
                     "shown": f"{p['pss_kb'] / 1024:.1f} MB vs {n['pss_kb'] / 1024:.1f} MB",
                     "met": p["pss_kb"] < n["pss_kb"]})
     ratioTarget("upload", "uwsgi-http", 1.0, "10 MB upload ≥ 1.0× uWSGI --http11-socket")
+    # TLS (one worker, one core, same certificate and ssl_* lines): req/s (or handshakes/s) ≥ nginx,
+    # with the server's CPU per request beside it (what decides when the client is the limit).
+    for sc, incumbent, what in (("tls-handshake-ecdsa", "nginx-static", "full handshakes/s, ECDSA P-256"),
+                                ("tls-handshake-rsa", "nginx-static", "full handshakes/s, RSA-2048"),
+                                ("tls-hello", "nginx-uwsgi", "TLS hello WSGI (nginx → uWSGI)"),
+                                ("tls-static13b", "nginx-static", "TLS static 13 B"),
+                                ("tls-static100k", "nginx-static", "TLS static 100 KB"),
+                                ("tls-static1m", "nginx-static", "TLS static 1 MB")):
+        before = len(out)
+        ratioTarget(sc, incumbent, 1.0, f"{what} ≥ 1.0× nginx")
+        p, i = find(results, sc, "portico"), find(results, sc, incumbent)
+        if len(out) > before and p.get("cpu_us") and i.get("cpu_us"):
+            out[-1]["shown"] += (f" (server CPU {p['cpu_us']:.1f} vs {i['cpu_us']:.1f} µs/req, "
+                                 f"core {p['busy']:.0%} vs {i['busy']:.0%} busy)")
     # All cores: every server with N workers, servers and wrk sharing every core.
     allcoreTarget("django-all", ["gunicorn-sync"], 1.2, "all cores: Django JSON -w {n} ≥ 1.2× gunicorn -w {n} (sync)")
     allcoreTarget("django-all", ["uwsgi-http", "uwsgi-http10"], 1.1,
@@ -858,7 +1059,10 @@ TARGET_GOALS = {("hello64", "uwsgi-http"): 2.0, ("hello64", "gunicorn-sync"): 6.
                 ("static1m", "nginx-static"): 1.0, ("upload", "uwsgi-http"): 1.0,
                 ("django-all", "gunicorn-sync"): 1.2, ("django-all", "uwsgi-http"): 1.1,
                 ("django-all", "uwsgi-http10"): 1.1, ("django-all", "nginx-uwsgi"): 1.25,
-                ("hello-scale", "portico -w 1"): 1.5}
+                ("hello-scale", "portico -w 1"): 1.5,
+                ("tls-handshake-ecdsa", "nginx-static"): 1.0, ("tls-handshake-rsa", "nginx-static"): 1.0,
+                ("tls-hello", "nginx-uwsgi"): 1.0, ("tls-static13b", "nginx-static"): 1.0,
+                ("tls-static100k", "nginx-static"): 1.0, ("tls-static1m", "nginx-static"): 1.0}
 
 
 def chart(data, path):
@@ -900,6 +1104,54 @@ def chart(data, path):
     plt.close(fig)
 
 
+TLS_INTRO = (
+    "The tls-* scenarios put portico and nginx 1.22 on the same certificate (made per run with the openssl "
+    "CLI: ECDSA P-256, or RSA-2048 for tls-handshake-rsa) and the same lines (`ssl_protocols TLSv1.2 TLSv1.3; "
+    "ssl_ciphers HIGH:!aNULL:!MD5; ssl_ecdh_curve auto;`: nginx's defaults spelled out; sessions and tickets "
+    "are each server's default), one worker on core 0, portico with `-c` on an `ssl` listener (the gunicorn "
+    "flags have no TLS here). The clients negotiate TLS 1.3, TLS_AES_256_GCM_SHA384, X25519. Keep-alive "
+    "scenarios use `wrk https://…`. Full handshakes use `bench/tls_handshakes.c` (one thread, epoll, on core "
+    "1): each connection connects, runs a full handshake with a fresh SSL object (no session offered, so "
+    "never a resumption), sends one GET with `Connection: close`, reads to the server's close and starts "
+    "over — wrk would resume sessions on reconnect (SSL_clear keeps the session), `openssl s_time` runs one "
+    "connection at a time and measures its own latency. Server CPU µs/req is the on-CPU time of every "
+    "thread of every server process (nginx and its backend together; `/proc/PID/task/TID/schedstat`, "
+    "nanoseconds) over the round ÷ the requests (or handshakes) completed; core busy is that time ÷ the "
+    "round's length. A TLS client does about as much cryptography per request as the server (it decrypts "
+    "what the server encrypts; a handshake's client verifies the signature the server made and does the "
+    "same key exchange), so one client core often cannot load the server's core: when core busy is well "
+    "under 100 %, req/s is the client's limit and CPU µs per request is the figure that compares the servers.")
+
+# What limits each TLS scenario, from perf profiles of the worker (bench/README usage in README.md).
+TLS_LIMITS = {
+    "tls-handshake-ecdsa": "OpenSSL's work: libcrypto is the same 44 % of either worker's perf samples (X25519, the "
+                           "ECDSA signature, HKDF, two session tickets), the kernel's TCP set-up and tear-down most of "
+                           "the rest. Both servers make the same OpenSSL calls with the same settings (records read "
+                           "ahead, no chain built per handshake, buffers released) and the same syscalls per "
+                           "connection (5 writes, about 4 reads, 9 getpid from OpenSSL), except that portico "
+                           "half-closes and waits for the client's EOF (a shutdown and one read more) where nginx "
+                           "closes at once, and portico's malloc does more (_int_malloc 2.2 % of samples against "
+                           "1.1 %). The client does a handshake too (it verifies the ECDSA signature the server makes, "
+                           "which costs more than making it).",
+    "tls-handshake-rsa": "The RSA-2048 signature (most of the server's CPU per handshake; the client's verify is "
+                         "cheap) makes the server the side that should saturate, unless other work on the machine "
+                         "takes its core; the rest is as for ECDSA.",
+    "tls-hello": "nginx pays the proxy hop (a second process on the same core, uwsgi or HTTP to gunicorn) on top "
+                 "of TLS; portico runs the app in-process: one read and one write per request over TLS.",
+    "tls-static13b": "Head and body leave in one record and one write; portico makes one read per request, "
+                     "nginx two (the second returns EAGAIN). wrk's one thread (decrypting as much as the server "
+                     "encrypts) is the limit.",
+    "tls-static100k": "Seven 16 KiB records, seven writes per response for both (portico's head rides in the "
+                      "first record with the first file bytes); portico reads the file in 64 KiB pieces into a "
+                      "buffer kept per connection and corks the socket while a response's records are written, so "
+                      "they leave in full-sized segments.",
+    "tls-static1m": "AES-256-GCM and copies: the server encrypts what the client decrypts, so one wrk thread is "
+                    "the limit and both servers spend about the same CPU per megabyte. Kernel TLS (`SSL_sendfile`) "
+                    "is not available on this kernel (no `tls` in /proc/sys/net/ipv4/tcp_available_ulp): the "
+                    "issue's 1.2× with kernel TLS cannot be measured here.",
+}
+
+
 def fmtMs(v):
     return "—" if v is None else (f"{v:.3f}" if v < 1 else f"{v:.2f}")
 
@@ -936,8 +1188,17 @@ def markdown(data):
     if not tg:
         L.append("| (no target scenario in this run) | | |")
     L += ["", "![portico / incumbent](benchmarks.png)", ""]
+    tlsShown = False
     for name, sc in data["scenarios"].items():
+        if sc.get("tls") and not tlsShown:
+            L += ["## TLS (tls-* scenarios)", "", TLS_INTRO, ""]
+            tlsShown = True
         L += [f"## {name}: {sc['title']}", ""]
+        run_ = sc.get("run")
+        if run_ and (run_["command"] != data["command"] or sc.get("tls")):
+            L += [f"Run by `{run_['command']}` on {run_['date']}: {run_['rounds']} rounds × {run_['duration']} s"
+                  + (f"; load average {run_['load'][0]:.2f} before, {run_['load'][1]:.2f} after." if run_.get("load")
+                     else "."), ""]
         if any("idle" in c for c in sc["contenders"]):
             L += ["| server | connections held | RSS idle | RSS with connections | growth | PSS growth |",
                   "|---|---|---|---|---|---|"]
@@ -948,20 +1209,27 @@ def markdown(data):
                          f"+{i['pss_growth_kb'] / 1024:.1f} MB |")
         else:
             ratios = {r["incumbent"]: r["ratio"] for r in sc.get("ratios", [])}
-            L += ["| server | conns | req/s median (min–max) | p50 ms | p99 ms | RSS idle → peak | PSS peak | procs | portico ÷ this |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+            cpuRatios = {r["incumbent"]: r["cpu_ratio"] for r in sc.get("ratios", []) if "cpu_ratio" in r}
+            withCpu = any(c.get("cpu_us") for c in sc["contenders"])
+            unit = "handshakes/s" if sc.get("handshakes") else "req/s"
+            L += [f"| server | conns | {unit} median (min–max) | p50 ms | p99 ms | RSS idle → peak | PSS peak | procs | portico ÷ this |"
+                  + (" server CPU µs/req | core busy | CPU: this ÷ portico |" if withCpu else ""),
+                  "|---|---|---|---|---|---|---|---|---|" + ("---|---|---|" if withCpu else "")]
             for c in sc["contenders"]:
                 if "rps_median" not in c:
-                    L.append(f"| {c['label']} | {c['conns']} | failed | | | | | | |")
+                    L.append(f"| {c['label']} | {c['conns']} | failed | | | | | | |" + (" | | |" if withCpu else ""))
                     continue
                 idle = sc["servers"].get(c.get("server_name", c["kind"]), {}).get(
                     "idle_memory", {}).get("rss_kb", 0) / 1024
                 err = f" ({c['errors']} socket errors)" if c["errors"] else ""
                 err += f" ({c['non2xx']} non-2xx)" if c["non2xx"] else ""
                 r = ratios.get(c["label"])
+                cr = cpuRatios.get(c["label"])
                 L.append(f"| {c['label']} | {c['conns']} | {c['rps_median']:,.0f} ({c['rps_min']:,.0f}–{c['rps_max']:,.0f}){err} | "
                          f"{fmtMs(c['p50_ms'])} | {fmtMs(c['p99_ms'])} | {idle:.1f} → {c['rss_kb'] / 1024:.1f} MB | "
-                         f"{c['pss_kb'] / 1024:.1f} MB | {c['processes']} | {'' if r is None else f'{r:.2f}×'} |")
+                         f"{c['pss_kb'] / 1024:.1f} MB | {c['processes']} | {'' if r is None else f'{r:.2f}×'} |"
+                         + (f" {c['cpu_us']:.1f} | {c['busy']:.0%} | {'' if cr is None else f'{cr:.2f}×'} |"
+                            if c.get("cpu_us") else (" | | |" if withCpu else "")))
             balanced = [c for c in sc["contenders"] if c.get("balance")]
             if balanced:
                 L += ["", "Worker balance (each worker's CPU time over the measured rounds ÷ the workers' mean):", "",
@@ -969,6 +1237,12 @@ def markdown(data):
                 for c in balanced:
                     b = c["balance"]
                     L.append(f"| {c['label']} | {b['workers']} | {b['shown']} | {b['min_share']:.2f}× |")
+            busy = [c["busy"] for c in sc["contenders"] if c.get("busy") is not None]
+            if sc.get("tls") and busy:
+                L += ["", f"What limited it: the busiest server's core was {max(busy):.0%} busy"
+                      + (" — the server was not the limit (the one-core client was, or other work on the machine: see "
+                         "the load average), so compare CPU µs per request. " if max(busy) < 0.9 else ". ")
+                      + TLS_LIMITS.get(name, "")]
         L.append("")
     notes = {}  # identical notes from several scenarios are shown once, with the scenario names
     for n in data["notes"]:
@@ -1011,10 +1285,13 @@ def markdown(data):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="seconds-long smoke: 1 round, 1 s, two scenarios")
-    ap.add_argument("--scenarios", help="comma-separated subset of: " + ",".join(SCENARIOS))
+    ap.add_argument("--scenarios", help="comma-separated subset of: " + ",".join(SCENARIOS)
+                    + " (tls: every tls-* scenario)")
     ap.add_argument("--rounds", type=int)
     ap.add_argument("--duration", type=float)
     ap.add_argument("--no-install", action="store_true", help="do not apt-get missing incumbents")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the other scenarios of bench/results/latest.json in the results and report")
     ap.add_argument("--report-only", action="store_true",
                     help="regenerate docs/benchmarks.md and .png from bench/results/latest.json")
     args = ap.parse_args()
@@ -1025,6 +1302,7 @@ def main():
         writeReports(data)
         return 0
     names = args.scenarios.split(",") if args.scenarios else (QUICK_SCENARIOS if args.quick else list(SCENARIOS))
+    names = [m for n in names for m in (TLS_SCENARIOS if n == "tls" else [n])]
     for n in names:
         if n not in SCENARIOS:
             ap.error(f"unknown scenario {n!r}; known: {', '.join(SCENARIOS)}")
@@ -1062,7 +1340,11 @@ def main():
     try:
         for n in names:
             try:
+                load0 = loadAverage()
                 data["scenarios"][n] = runScenario(n, ctx, rounds, duration, warmup, notes)
+                data["scenarios"][n]["run"] = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
+                                               "command": data["command"], "rounds": rounds,
+                                               "duration": duration, "load": [load0, loadAverage()]}
             except KeyboardInterrupt:
                 raise
             except Exception as e:
@@ -1075,10 +1357,12 @@ def main():
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     data["elapsed_s"] = round(time.monotonic() - started, 1)
-    data["targets"] = targets(data["scenarios"])
-
     os.makedirs(os.path.join(BENCH, "results"), exist_ok=True)
     out_json = os.path.join(BENCH, "results", "latest.json")
+    if args.merge and os.path.exists(out_json):
+        data = mergeInto(out_json, data)
+    data["targets"] = targets(data["scenarios"])
+
     with open(out_json, "w") as f:
         json.dump(data, f, indent=1, default=str)
     md = writeReports(data)
@@ -1086,6 +1370,22 @@ def main():
     for t in data["targets"]:
         log(f"  {'MET   ' if t['met'] else 'MISSED'} {t['target']}: {t['shown']}")
     return 130 if interrupted else 0
+
+
+def mergeInto(path, new):
+    """--merge: the previous results with this run's scenarios added or replaced; the header
+    (machine, versions, command) is this run's, and each scenario keeps the run it came from."""
+    with open(path) as f:
+        old = json.load(f)
+    for name, sc in old["scenarios"].items():
+        sc.setdefault("run", {"date": old["date"], "command": old["command"], "rounds": old["rounds"],
+                              "duration": old["duration"], "load": None})
+    merged = dict(new)
+    merged["scenarios"] = {**old["scenarios"], **new["scenarios"]}
+    kept = [n for n in old["notes"] if n.partition(": ")[0] not in new["scenarios"]
+            and n.partition(": ")[0] in old["scenarios"]]
+    merged["notes"] = kept + new["notes"]
+    return merged
 
 
 def writeReports(data):

@@ -35,6 +35,9 @@ constexpr int kMaxIov = 64;
 // A file range read into memory per write when the transport cannot sendfile (TLS without
 // kernel TLS): a few TLS records' worth.
 constexpr size_t kFileReadSize = 64 * 1024;
+// A TLS record's most plaintext (nginx's ssl_buffer_size default): a head shorter than this goes
+// out in one record with the first file bytes, as nginx's 16 KiB SSL buffer sends them.
+constexpr size_t kRecordSize = 16 * 1024;
 
 // nginx's $connection: a serial number per connection (nginx counts in shared memory across
 // workers; portico counts per worker process).
@@ -651,26 +654,35 @@ bool Http1Session::writeFile(BodyChunk& front, transport::IoResult& result) {
     }
     return true;
   }
-  if (fileBuffer_.empty() || outOffset_ < fileBufferStart_ ||
-      outOffset_ >= fileBufferStart_ + fileBuffer_.size()) {
-    size_t count = left > kFileReadSize ? kFileReadSize : static_cast<size_t>(left);
-    fileBuffer_.resize(count);
-    ssize_t n = ::pread(range.file->get(), fileBuffer_.data(), count,
-                        static_cast<off_t>(range.offset + outOffset_));
-    if (n <= 0) {
-      logError(n == 0 ? "file truncated while being sent; closing the connection"
-                      : std::string("pread() failed (") + std::strerror(errno) +
-                            "); closing the connection");
-      fileBuffer_.clear();
-      closeNow();
-      return false;
-    }
-    fileBuffer_.resize(static_cast<size_t>(n));
-    fileBufferStart_ = outOffset_;
-  }
+  if (!loadFileBuffer(range, outOffset_, kFileReadSize)) return false;
   size_t skip = static_cast<size_t>(outOffset_ - fileBufferStart_);
-  iovec iov{fileBuffer_.data() + skip, fileBuffer_.size() - skip};
+  iovec iov{fileBuffer_.get() + skip, fileBufferSize_ - skip};
   result = transport_->writev(&iov, 1, left > iov.iov_len);
+  return true;
+}
+
+// Makes fileBuffer_ hold `offset` of `range` (reading up to `maxCount` bytes from there when it
+// does not). False when the connection was closed (the file shrank, or could not be read).
+bool Http1Session::loadFileBuffer(const FileRange& range, uint64_t offset, size_t maxCount) {
+  if (fileBufferSize_ > 0 && offset >= fileBufferStart_ &&
+      offset < fileBufferStart_ + fileBufferSize_) {
+    return true;
+  }
+  if (!fileBuffer_) fileBuffer_.reset(new char[kFileReadSize]);
+  uint64_t left = range.length - offset;
+  size_t count = left > maxCount ? maxCount : static_cast<size_t>(left);
+  ssize_t n = ::pread(range.file->get(), fileBuffer_.get(), count,
+                      static_cast<off_t>(range.offset + offset));
+  if (n <= 0) {
+    logError(n == 0 ? "file truncated while being sent; closing the connection"
+                    : std::string("pread() failed (") + std::strerror(errno) +
+                          "); closing the connection");
+    fileBufferSize_ = 0;
+    closeNow();
+    return false;
+  }
+  fileBufferSize_ = static_cast<size_t>(n);
+  fileBufferStart_ = offset;
   return true;
 }
 
@@ -685,7 +697,9 @@ void Http1Session::flush() {
       int cnt = 0;
       bool fileFollows = false;
       uint64_t skip = outOffset_;
-      for (auto it = out_.begin(); it != out_.end() && cnt < kMaxIov; ++it) {
+      size_t memBytes = 0;
+      auto it = out_.begin();
+      for (; it != out_.end() && cnt < kMaxIov; ++it) {
         if (it->isFile()) {
           fileFollows = true;
           break;
@@ -693,8 +707,21 @@ void Http1Session::flush() {
         auto& s = std::get<std::string>(it->data);
         iov[cnt].iov_base = const_cast<char*>(s.data()) + skip;
         iov[cnt].iov_len = s.size() - skip;
+        memBytes += iov[cnt].iov_len;
         skip = 0;
         ++cnt;
+      }
+      if (fileFollows && !transport_->canSendFile() && memBytes < kRecordSize && cnt < kMaxIov &&
+          std::get<FileRange>(it->data).length > 0) {
+        // Without sendfile the file is read into memory anyway: its first bytes join the head
+        // in one write (TLS: one full record, as nginx's SSL buffer makes, not a record of the
+        // head alone). The read is shortened by the head, so later records stay whole.
+        const FileRange& range = std::get<FileRange>(it->data);
+        if (!loadFileBuffer(range, 0, kFileReadSize - memBytes)) return;
+        iov[cnt].iov_base = fileBuffer_.get();
+        iov[cnt].iov_len = fileBufferSize_;
+        ++cnt;
+        fileFollows = range.length > fileBufferSize_ || std::next(it) != out_.end();
       }
       // "More follows" before file data: the head and the first file bytes share a segment.
       result = transport_->writev(iov, cnt, fileFollows);
@@ -729,7 +756,7 @@ void Http1Session::flush() {
       if (written >= left) {
         written -= left;
         if (c.isFile()) {
-          fileBuffer_.clear();
+          fileBufferSize_ = 0;
         } else {
           outMemBytes_ -= c.size();
         }
@@ -830,7 +857,7 @@ void Http1Session::closeNow() {
   loop_.remove(transport_->fd());
   transport_->close();
   out_.clear();
-  fileBuffer_.clear();
+  fileBufferSize_ = 0;
   syncPhase();
   owner_.connectionClosed(this);
 }

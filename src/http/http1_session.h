@@ -106,6 +106,7 @@ class Http1Session final : public Connection {
   bool readBodyDirect();
   bool afterRead(const transport::IoResult& result, size_t room);
   bool writeFile(BodyChunk& front, transport::IoResult& result);
+  bool loadFileBuffer(const FileRange& range, uint64_t offset, size_t maxCount);
   void processInput();
   void onHeadComplete();
   void onMessageComplete();
@@ -153,8 +154,11 @@ class Http1Session final : public Connection {
   // write when it becomes readable. A plain socket never sets them.
   bool readWaitsForWrite_ = false;
   bool writeWaitsForRead_ = false;
-  // File bytes read for a transport without sendfile: [fileBufferStart_, + size) of out_.front().
-  std::string fileBuffer_;
+  // File bytes read for a transport without sendfile: [fileBufferStart_, + fileBufferSize_) of
+  // the first file range in out_ (the front's, or the one right after the head it joins).
+  // Allocated once, never zero-filled (it is always read into before use).
+  std::unique_ptr<char[]> fileBuffer_;
+  size_t fileBufferSize_ = 0;
   uint64_t fileBufferStart_ = 0;
   bool draining_ = false;
   uint64_t drainDeadlineMs_ = 0;

@@ -193,6 +193,13 @@ std::unique_ptr<TlsContext> TlsContext::create(const TlsSettings& settings, std:
   // queue, whose storage may move (a deque of chunks); partial writes are progress.
   SSL_CTX_set_mode(ctx.get(), SSL_MODE_ENABLE_PARTIAL_WRITE |
                                   SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+  // As nginx's ngx_ssl_create: the chain is what the certificate file holds (no chain built
+  // from the trust store on every handshake: an X509_verify_cert per connection for a leaf
+  // without intermediates), and records are read ahead, a socket read taking all that arrived
+  // rather than one read for each record's header and another for its body (a full handshake
+  // and one request: 4 reads instead of 11). TlsTransport::pendingRead sees what is read ahead.
+  SSL_CTX_set_mode(ctx.get(), SSL_MODE_NO_AUTO_CHAIN);
+  SSL_CTX_set_read_ahead(ctx.get(), 1);
   // No renegotiation (OpenSSL 3 refuses a client's by default; nginx refuses it too), and an
   // EOF without close_notify ends the stream as close_notify does (gunicorn's
   // --suppress-ragged-eofs default).

@@ -112,11 +112,22 @@ IoResult TlsTransport::read(char* dst, size_t size) {
 }
 
 size_t TlsTransport::pendingRead() const {
-  return ssl_ ? static_cast<size_t>(SSL_pending(ssl_.get())) : 0;
+  if (!ssl_) return 0;
+  // SSL_pending counts the decrypted bytes of the current record only; records read ahead
+  // (read_ahead) and not yet decrypted wait in OpenSSL's buffer, seen by SSL_has_pending.
+  size_t n = static_cast<size_t>(SSL_pending(ssl_.get()));
+  return n > 0 ? n : (SSL_has_pending(ssl_.get()) ? 1 : 0);
+}
+
+// Holds the socket's partial segments back (TCP_CORK) or lets them go.
+void TlsTransport::cork(bool on) {
+  if (corked_ == on || !tcp_) return;
+  int value = on ? 1 : 0;
+  ::setsockopt(fd_.get(), IPPROTO_TCP, TCP_CORK, &value, sizeof value);
+  corked_ = on;
 }
 
 IoResult TlsTransport::writev(const iovec* iov, int count, bool more) {
-  (void)more;  // records are whole; OpenSSL writes each at once
   if (!ssl_) return {IoStatus::kError, 0, ENOMEM};
   if (count <= 0) return {IoStatus::kDone, 0, 0};
   if (plain_) {
@@ -152,10 +163,16 @@ IoResult TlsTransport::writev(const iovec* iov, int count, bool more) {
     want = gather_.size();
     data = gather_.data();
   }
+  // OpenSSL writes each 16 KiB record with its own write(2). While more of a response follows
+  // at once (file data), the socket is corked so the records leave in full-sized segments
+  // rather than one segment each (on loopback each segment is also received in the sender's
+  // context); the last write of the response uncorks and the tail leaves at once.
+  if (more) cork(true);
   size_t written = 0;
   int rc = SSL_write_ex(ssl_.get(), data, want, &written);
   if (rc == 1) {
     pendingWrite_ = 0;
+    if (!more && written == want) cork(false);
     return {IoStatus::kDone, written, 0};
   }
   IoResult result = failure(rc);

@@ -44,6 +44,7 @@ class TlsTransport final : public Transport {
 
  private:
   IoResult failure(int rc);
+  void cork(bool on);
 
   UniqueFd fd_;
   bool tcp_;
@@ -55,6 +56,7 @@ class TlsTransport final : public Transport {
   std::string gather_;  // small gathered buffers, written as one record
   bool sniffed_ = false;  // the first byte was looked at
   bool plain_ = false;    // ... and it was not a handshake's: plain HTTP, carried as it is
+  bool corked_ = false;   // TCP_CORK set while a response's file data is being written
 };
 
 }  // namespace portico::transport
