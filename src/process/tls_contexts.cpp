@@ -2,6 +2,7 @@
 
 #include <cctype>
 
+#include "transport/kernel_tls.h"
 #include "transport/tls_transport.h"
 
 namespace portico::process {
@@ -42,6 +43,7 @@ bool TlsContexts::build(const config::HttpSite& site, std::string& error) {
     settings.verifyClient = verifyClientOf(tls.verifyClient);
     settings.verifyDepth = tls.verifyDepth;
     settings.verifyInHandshake = tls.verifyInHandshake;
+    settings.kernelTls = transport::kernelTlsSupport().available;
     std::unique_ptr<transport::TlsContext> context = transport::TlsContext::create(settings, error);
     if (!context) return false;
     SSL_CTX_set_tlsext_servername_callback(context->get(), &TlsContexts::onServerName);

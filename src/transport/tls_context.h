@@ -33,6 +33,10 @@ struct TlsSettings {
   enum class VerifyClient { kOff, kOn, kOptional, kOptionalNoCa } verifyClient = VerifyClient::kOff;
   int verifyDepth = 1;
   bool verifyInHandshake = false;  // fail the handshake (gunicorn) rather than the request (nginx)
+  // SSL_OP_ENABLE_KTLS: after the handshake OpenSSL hands the keys to the kernel (where the
+  // kernel and the cipher allow), and static files leave with SSL_sendfile. Set only where
+  // kernelTlsSupport() found the kernel able, so no connection pays a failing setsockopt.
+  bool kernelTls = false;
 };
 
 // A server-side SSL_CTX made from TlsSettings. Owned by the worker (one per virtual server

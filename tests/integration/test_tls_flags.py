@@ -54,6 +54,16 @@ def test_https_is_served_and_the_app_sees_https(launch, tls_files, site):
     assert "Listening at: https://127.0.0.1:%d" % server.port in server.stderr()
 
 
+def test_the_kernel_tls_choice_is_logged_once(launch, tls_files):
+    server = start_tls(launch, tls_files, "-w", "2", *server_flags(tls_files))
+    assert https_request(server.port, client_context(tls_files), "/static/a.txt").body == b"alpha\n"
+    log = server.stderr()
+    assert log.count("TLS: kernel TLS ") == 1, log
+    assert ("TLS: kernel TLS not available (" in log
+            and "static files are read and encrypted in user space" in log) or \
+        "TLS: kernel TLS available" in log
+
+
 def test_rsa_certificate_and_key_inside_the_certificate_file(launch, tls_files):
     server = start_tls(launch, tls_files, *server_flags(tls_files, "server-rsa"))
     result = https_request(server.port, client_context(tls_files), "/environ")
