@@ -62,6 +62,14 @@ enum class OptionId {
   kMaxWorkerMemory,
   kGracefulTimeout,
   kSignal,
+  kKeyFile,
+  kCertFile,
+  kSslVersion,
+  kCertReqs,
+  kCaCerts,
+  kSuppressRaggedEofs,
+  kDoHandshakeOnConnect,
+  kCiphers,
   kUnsupported,  // a gunicorn option portico rejects rather than silently ignores
 };
 
@@ -73,6 +81,7 @@ enum class Section {
   kSecurity,
   kLogging,
   kServerMechanics,
+  kSsl,
   kControl,
   kPortico,
 };
@@ -90,6 +99,7 @@ constexpr SectionTitle kSections[] = {
     {Section::kSecurity, "security"},
     {Section::kLogging, "logging"},
     {Section::kServerMechanics, "server mechanics"},
+    {Section::kSsl, "ssl"},
     {Section::kControl, "control (nginx's -s)"},
     {Section::kPortico, "portico options (not in gunicorn)"},
 };
@@ -242,14 +252,35 @@ constexpr OptionSpec kOptions[] = {
     {OptionId::kUnsupported, 0, "--paste-global", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--proxy-protocol", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--proxy-allow-from", "", "", "", ""},
-    {OptionId::kUnsupported, 0, "--keyfile", "", "", "", ""},
-    {OptionId::kUnsupported, 0, "--certfile", "", "", "", ""},
-    {OptionId::kUnsupported, 0, "--ssl-version", "", "", "", ""},
-    {OptionId::kUnsupported, 0, "--cert-reqs", "", "", "", ""},
-    {OptionId::kUnsupported, 0, "--ca-certs", "", "", "", ""},
-    {OptionId::kUnsupported, 0, "--suppress-ragged-eofs", "", "", "", ""},
-    {OptionId::kUnsupported, 0, "--do-handshake-on-connect", "", "", "", ""},
-    {OptionId::kUnsupported, 0, "--ciphers", "", "", "", ""},
+    // gunicorn's SSL section, in its order.
+    {OptionId::kKeyFile, 0, "--keyfile", "", "FILE",
+     "SSL key file (PEM); without it the key is read from --certfile.", "None", Section::kSsl},
+    {OptionId::kCertFile, 0, "--certfile", "", "FILE",
+     "SSL certificate file (PEM, the chain leaf first); every --bind then serves HTTPS.", "None",
+     Section::kSsl},
+    {OptionId::kSslVersion, 0, "--ssl-version", "", "SSL_VERSION",
+     "SSL version to use: TLS, SSLv23 or TLS_SERVER (negotiate TLS 1.2 or 1.3), TLSv1, "
+     "TLSv1_1, TLSv1_2 (that version only), or their ssl.PROTOCOL_ numbers. Deprecated, as in "
+     "gunicorn.",
+     "TLS", Section::kSsl},
+    {OptionId::kCertReqs, 0, "--cert-reqs", "", "CERT_REQS",
+     "Whether a client certificate is required: 0 (CERT_NONE), 1 (CERT_OPTIONAL: verified if "
+     "sent), 2 (CERT_REQUIRED). A certificate that --ca-certs cannot verify fails the "
+     "handshake.",
+     "0", Section::kSsl},
+    {OptionId::kCaCerts, 0, "--ca-certs", "", "FILE",
+     "CA certificates file (PEM) that verifies client certificates.", "None", Section::kSsl},
+    {OptionId::kSuppressRaggedEofs, 0, "--suppress-ragged-eofs", "", "",
+     "Suppress ragged EOFs: a client closing without close_notify ends its stream as a clean "
+     "close does (always so).",
+     "True", Section::kSsl},
+    {OptionId::kDoHandshakeOnConnect, 0, "--do-handshake-on-connect", "", "",
+     "Whether to perform the SSL handshake on socket connect (accepted; the handshake never "
+     "blocks a worker either way).",
+     "False", Section::kSsl},
+    {OptionId::kCiphers, 0, "--ciphers", "", "CIPHERS",
+     "SSL cipher suites for TLS 1.2 and below, in OpenSSL's cipher list format.",
+     "Python's ssl default", Section::kSsl},
     {OptionId::kUnsupported, 0, "--strip-header-spaces", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--permit-unconventional-http-method", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--permit-unconventional-http-version", "", "", "", ""},
@@ -619,6 +650,11 @@ class Parser {
     if (!unrecognized_.empty()) {
       return fail("unrecognized arguments: " + unrecognized_);
     }
+    if (!result_.flags.keyFile.empty() && result_.flags.certFile.empty()) {
+      // gunicorn would start and fail every handshake ("certfile must be specified for
+      // server-side operations").
+      return fail("argument --keyfile: needs --certfile (the server's certificate)");
+    }
     resolvePaths();
     if (!done_) siteFromFlags(result_.flags, result_.config);
     return std::move(result_);
@@ -777,6 +813,12 @@ class Parser {
         break;
       case OptionId::kPreload:
         result_.config.preload = true;
+        break;
+      case OptionId::kSuppressRaggedEofs:
+        result_.flags.suppressRaggedEofs = true;
+        break;
+      case OptionId::kDoHandshakeOnConnect:
+        result_.flags.doHandshakeOnConnect = true;
         break;
       default:
         break;
@@ -967,9 +1009,72 @@ class Parser {
       case OptionId::kStatic:
         staticMount(spec, value);
         break;
+      case OptionId::kKeyFile:
+        flags.keyFile = std::string(value);
+        break;
+      case OptionId::kCertFile:
+        flags.certFile = std::string(value);
+        break;
+      case OptionId::kCaCerts:
+        flags.caCerts = std::string(value);
+        break;
+      case OptionId::kCiphers:
+        flags.ciphers = std::string(value);
+        break;
+      case OptionId::kCertReqs:
+        // gunicorn takes any int 0 or more; Python's ssl knows only these three.
+        if (!intValue(spec, raw, 0, number)) return;
+        if (number > 2) {
+          argumentError(spec, "invalid value: " + quoted(raw) +
+                                  " (0: CERT_NONE, 1: CERT_OPTIONAL, 2: CERT_REQUIRED)");
+          return;
+        }
+        flags.certReqs = static_cast<int>(number);
+        break;
+      case OptionId::kSslVersion:
+        sslVersion(spec, value);
+        break;
       default:
         break;
     }
+  }
+
+  // gunicorn's validate_ssl_version: a name after ssl.PROTOCOL_ or its number, as Python's
+  // ssl module on Debian 12 has them (no SSLv2/SSLv3), mapped to the protocol range it means.
+  void sslVersion(const OptionSpec& spec, std::string_view value) {
+    struct Version {
+      std::string_view name;
+      int number;
+      std::string_view protocols;  // ssl_protocols words; empty: cannot serve
+    };
+    static constexpr Version kVersions[] = {
+        {"SSLv23", 2, "TLSv1.2 TLSv1.3"},   {"TLS", 2, "TLSv1.2 TLSv1.3"},
+        {"TLS_CLIENT", 16, ""},             {"TLS_SERVER", 17, "TLSv1.2 TLSv1.3"},
+        {"TLSv1", 3, "TLSv1"},              {"TLSv1_1", 4, "TLSv1.1"},
+        {"TLSv1_2", 5, "TLSv1.2"},
+    };
+    const Version* match = nullptr;
+    int64_t number = -1;
+    bool numeric = parsePythonInt(value, number);
+    for (const Version& version : kVersions) {
+      if (value == version.name || (numeric && number == version.number)) {
+        match = &version;
+        break;
+      }
+    }
+    if (match == nullptr) {
+      argumentError(spec, "Invalid ssl_version: " + std::string(value) +
+                              ". Valid options: SSLv23, TLS, TLS_CLIENT, TLS_SERVER, TLSv1, "
+                              "TLSv1_1, TLSv1_2");
+      return;
+    }
+    if (match->protocols.empty()) {
+      // gunicorn starts with it and then fails every handshake.
+      argumentError(spec, "invalid value: " + quoted(value) +
+                              " (TLS_CLIENT is for clients: a server cannot use it)");
+      return;
+    }
+    result_.flags.sslProtocols = std::string(match->protocols);
   }
 
   void staticMount(const OptionSpec& spec, std::string_view value) {
@@ -1011,6 +1116,9 @@ class Parser {
     for (const auto& mount : flags.statics) needCwd |= relative(mount.directory);
     for (const auto& path : flags.pythonPath) needCwd |= relative(path);
     needCwd |= !flags.virtualenv.empty() && relative(flags.virtualenv);
+    for (const std::string* path : {&flags.certFile, &flags.keyFile, &flags.caCerts}) {
+      needCwd |= !path->empty() && relative(*path);
+    }
     fs::path cwd;
     if (needCwd) {
       std::error_code ec;
@@ -1046,6 +1154,10 @@ class Parser {
     }
     flags.pythonPath = std::move(pythonPath);
     if (!flags.virtualenv.empty()) flags.virtualenv = absolute(base, flags.virtualenv);
+    // gunicorn opens them after its chdir.
+    for (std::string* path : {&flags.certFile, &flags.keyFile, &flags.caCerts}) {
+      if (!path->empty()) *path = absolute(base, *path);
+    }
   }
 
   const std::vector<std::string>& args_;

@@ -46,6 +46,19 @@ struct GunicornFlags {
   std::vector<std::pair<std::string, std::string>> env;  // -e/--env KEY=VALUE
   std::string virtualenv;                // --virtualenv DIR (else the runtime takes $VIRTUAL_ENV)
   int threads = 1;                       // --threads: Python threads per worker
+
+  // gunicorn's SSL section: with --certfile every --bind speaks TLS (as gunicorn, which wraps
+  // every accepted socket). Paths are resolved against --chdir.
+  std::string certFile;         // --certfile: the certificate chain (PEM), maybe with the key
+  std::string keyFile;          // --keyfile: empty = the key is in --certfile (Python's ssl)
+  std::string caCerts;          // --ca-certs: CAs that verify client certificates
+  int certReqs = 0;             // --cert-reqs: 0 CERT_NONE, 1 CERT_OPTIONAL, 2 CERT_REQUIRED
+  std::string ciphers;          // --ciphers: empty = Python's default list
+  std::string sslProtocols = "TLSv1.2 TLSv1.3";  // --ssl-version, as ssl_protocols words
+  // Accepted for gunicorn's command lines; the handshake always runs on the event loop without
+  // blocking, and an EOF without close_notify always ends the stream as a clean close does.
+  bool doHandshakeOnConnect = false;
+  bool suppressRaggedEofs = true;
 };
 
 // The outcome of reading the gunicorn-style command line.

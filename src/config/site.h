@@ -51,6 +51,16 @@ struct TlsServerSettings {
   std::string ciphers = "HIGH:!aNULL:!MD5";   // ssl_ciphers (nginx's default)
   bool preferServerCiphers = false;           // ssl_prefer_server_ciphers
   std::string ecdhCurve = "auto";             // ssl_ecdh_curve
+  // Client certificates (ssl_client_certificate / ssl_verify_client / ssl_verify_depth, or
+  // gunicorn's --ca-certs / --cert-reqs): the CA file that verifies them and is sent as the
+  // list of acceptable CAs.
+  std::string clientCertificate;
+  enum class VerifyClient { kOff, kOn, kOptional, kOptionalNoCa } verifyClient = VerifyClient::kOff;
+  int verifyDepth = 1;
+  // gunicorn's way (Python's ssl): a missing (kOn) or unverifiable certificate fails the
+  // handshake. nginx's way (false): every handshake completes and the request is refused
+  // with 400 from the verification result.
+  bool verifyInHandshake = false;
 };
 
 // `add_header NAME VALUE [always];` — VALUE may hold $variables, expanded per response.

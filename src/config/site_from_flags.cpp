@@ -2,6 +2,32 @@
 
 namespace portico::config {
 
+namespace {
+
+// Python's default cipher string (CPython ≥ 3.10, Modules/_ssl.c PY_SSL_DEFAULT_CIPHER_STRING),
+// which gunicorn uses when --ciphers is not given: forward secrecy and AEAD first, no SHA-1.
+constexpr const char* kPythonDefaultCiphers =
+    "@SECLEVEL=2:ECDH+AESGCM:ECDH+CHACHA20:ECDH+AES:DHE+AES:!aNULL:!eNULL:!aDSS:!SHA1:!AESCCM";
+
+// gunicorn's SSL section as the server's ssl_* settings (what Python's ssl.SSLContext does).
+void tlsFromFlags(const GunicornFlags& flags, VirtualServer& server) {
+  TlsServerSettings& tls = server.tls;
+  tls.certificates = {flags.certFile};
+  tls.keys = {flags.keyFile.empty() ? flags.certFile : flags.keyFile};
+  tls.protocols = flags.sslProtocols;
+  tls.ciphers = flags.ciphers.empty() ? kPythonDefaultCiphers : flags.ciphers;
+  tls.preferServerCiphers = true;  // Python sets SSL_OP_CIPHER_SERVER_PREFERENCE
+  tls.clientCertificate = flags.caCerts;
+  tls.verifyClient = flags.certReqs == 2   ? TlsServerSettings::VerifyClient::kOn
+                     : flags.certReqs == 1 ? TlsServerSettings::VerifyClient::kOptional
+                                           : TlsServerSettings::VerifyClient::kOff;
+  tls.verifyDepth = 100;  // OpenSSL's default, which Python leaves
+  tls.verifyInHandshake = true;
+  for (ListenSpec& listen : server.listens) listen.ssl = true;
+}
+
+}  // namespace
+
 void siteFromFlags(const GunicornFlags& flags, Config& config) {
   // Every pending connection accepted per event (gunicorn's workers have no such knob); the
   // per-worker connection limit is --worker-connections (cli.cpp, gunicorn's 1000).
@@ -26,6 +52,7 @@ void siteFromFlags(const GunicornFlags& flags, Config& config) {
     listen.backlog = flags.backlog;
     server.listens.push_back(std::move(listen));
   }
+  if (!flags.certFile.empty()) tlsFromFlags(flags, server);
   server.serverNames = {""};
   server.clientHeaderTimeoutSeconds = flags.headerTimeoutSeconds;
   server.fieldLimits = VirtualServer::FieldLimits{flags.limitRequestLine, flags.limitRequestFields,

@@ -73,7 +73,8 @@ bool openOne(const Wanted& want, BoundListener& l, std::string& error) {
     l.local.localAddress = host.empty() ? "0.0.0.0" : host;
     if (l.fd) l.local.localPort = event::boundPort(l.fd.get());
     bool v6 = l.local.localAddress.find(':') != std::string::npos;
-    l.name = "http://" + (v6 ? "[" + l.local.localAddress + "]" : l.local.localAddress) + ":" +
+    // gunicorn names a TLS socket https://.
+    l.name = std::string(spec.ssl ? "https://" : "http://") + (v6 ? "[" + l.local.localAddress + "]" : l.local.localAddress) + ":" +
              std::to_string(l.local.localPort);
   }
   if (!l.fd) {

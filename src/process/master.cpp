@@ -17,6 +17,7 @@
 #include "process/process_title.h"
 #include "process/server.h"
 #include "process/tls_contexts.h"
+#include "transport/kernel_tls.h"
 
 namespace portico::process {
 
@@ -39,6 +40,19 @@ int resolveWorkers(int workers) {
   if (workers > 0) return workers;
   long cores = ::sysconf(_SC_NPROCESSORS_ONLN);
   return cores > 0 ? static_cast<int>(cores) : 1;
+}
+
+// Once at start, when a server speaks TLS: whether static files can leave through kernel TLS
+// (SSL_sendfile) or are read and encrypted in user space.
+void logKernelTls(const config::HttpSite& site) {
+  bool tls = false;
+  for (const config::VirtualServer& server : site.servers) {
+    tls |= !server.tls.certificates.empty();
+    for (const config::ListenSpec& listen : server.listens) tls |= listen.ssl;
+  }
+  if (!tls) return;
+  ErrorLog::instance().write(LogLevel::kNotice,
+                             transport::kernelTlsNotice(transport::kernelTlsSupport()));
 }
 
 }  // namespace
@@ -68,6 +82,7 @@ bool Master::open(std::string& error) {
   // imported) stops start-up here, exit 1, before anything listens. With --preload the
   // master's own import below checks the app.
   if (!Server::checkBoot(config_, !config_.preload, error)) return false;
+  logKernelTls(config_.site);
   if (!openListeners(config_, listeners_, error)) return false;
   if (!python::WsgiRuntime::specsOf(config_.site).empty() && config_.preload) {
     preloaded_ = python::WsgiRuntime::load(config_, error);

@@ -2,9 +2,26 @@
 
 #include <cctype>
 
+#include "transport/kernel_tls.h"
 #include "transport/tls_transport.h"
 
 namespace portico::process {
+
+namespace {
+
+transport::TlsSettings::VerifyClient verifyClientOf(config::TlsServerSettings::VerifyClient v) {
+  using From = config::TlsServerSettings::VerifyClient;
+  using To = transport::TlsSettings::VerifyClient;
+  switch (v) {
+    case From::kOn: return To::kOn;
+    case From::kOptional: return To::kOptional;
+    case From::kOptionalNoCa: return To::kOptionalNoCa;
+    case From::kOff: break;
+  }
+  return To::kOff;
+}
+
+}  // namespace
 
 bool TlsContexts::build(const config::HttpSite& site, std::string& error) {
   for (const config::VirtualServer& server : site.servers) {
@@ -22,6 +39,11 @@ bool TlsContexts::build(const config::HttpSite& site, std::string& error) {
     settings.ciphers = tls.ciphers;
     settings.preferServerCiphers = tls.preferServerCiphers;
     settings.ecdhCurve = tls.ecdhCurve;
+    settings.clientCertificate = tls.clientCertificate;
+    settings.verifyClient = verifyClientOf(tls.verifyClient);
+    settings.verifyDepth = tls.verifyDepth;
+    settings.verifyInHandshake = tls.verifyInHandshake;
+    settings.kernelTls = transport::kernelTlsSupport().available;
     std::unique_ptr<transport::TlsContext> context = transport::TlsContext::create(settings, error);
     if (!context) return false;
     SSL_CTX_set_tlsext_servername_callback(context->get(), &TlsContexts::onServerName);

@@ -177,6 +177,52 @@ bool protocolRange(const std::string& words, int& min, int& max, std::string& er
   return true;
 }
 
+// nginx's ngx_ssl_verify_callback: the handshake completes whatever the client's certificate;
+// the request is then judged by SSL_get_verify_result ($ssl_client_verify, 400).
+int acceptAnyCertificate(int ok, X509_STORE_CTX* store) {
+  (void)ok;
+  (void)store;
+  return 1;
+}
+
+// ssl_verify_client / --cert-reqs: asks for a client certificate and loads the CAs that verify
+// it (they are also the names sent in the CertificateRequest, as nginx's
+// SSL_CTX_set_client_CA_list).
+bool setUpClientVerification(SSL_CTX* ctx, const TlsSettings& settings, std::string& error) {
+  using Verify = TlsSettings::VerifyClient;
+  if (settings.verifyClient == Verify::kOff) return true;
+  int mode = SSL_VERIFY_PEER;
+  SSL_verify_cb callback = acceptAnyCertificate;
+  if (settings.verifyInHandshake) {
+    // Python's ssl: CERT_REQUIRED also refuses a client with no certificate, and OpenSSL's
+    // own check (no callback) fails the handshake on a certificate it cannot verify.
+    if (settings.verifyClient == Verify::kOn) mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+    if (settings.verifyClient != Verify::kOptionalNoCa) callback = nullptr;
+  }
+  SSL_CTX_set_verify(ctx, mode, callback);
+  SSL_CTX_set_verify_depth(ctx, settings.verifyDepth);
+  // A resumed session of a verifying context needs one (else OpenSSL fails the handshake
+  // with "session id context uninitialized").
+  static const unsigned char kSessionContext[] = "portico";
+  SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof kSessionContext - 1);
+  if (settings.clientCertificate.empty()) return true;
+  const char* file = settings.clientCertificate.c_str();
+  if (SSL_CTX_load_verify_locations(ctx, file, nullptr) != 1) {
+    error = "SSL_CTX_load_verify_locations(\"" + settings.clientCertificate + "\") failed (" +
+            takeSslErrors() + ")";
+    return false;
+  }
+  STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(file);
+  if (names == nullptr) {
+    error = "SSL_load_client_CA_file(\"" + settings.clientCertificate + "\") failed (" +
+            takeSslErrors() + ")";
+    return false;
+  }
+  ERR_clear_error();  // SSL_load_client_CA_file leaves end-of-file errors behind
+  SSL_CTX_set_client_CA_list(ctx, names);  // takes ownership
+  return true;
+}
+
 }  // namespace
 
 std::unique_ptr<TlsContext> TlsContext::create(const TlsSettings& settings, std::string& error) {
@@ -205,6 +251,7 @@ std::unique_ptr<TlsContext> TlsContext::create(const TlsSettings& settings, std:
   // --suppress-ragged-eofs default).
   SSL_CTX_set_options(ctx.get(), SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
                                      SSL_OP_IGNORE_UNEXPECTED_EOF);
+  if (settings.kernelTls) SSL_CTX_set_options(ctx.get(), SSL_OP_ENABLE_KTLS);
   if (settings.preferServerCiphers) SSL_CTX_set_options(ctx.get(), SSL_OP_CIPHER_SERVER_PREFERENCE);
   if (!settings.ciphers.empty() && SSL_CTX_set_cipher_list(ctx.get(), settings.ciphers.c_str()) != 1) {
     error = "SSL_CTX_set_cipher_list(\"" + settings.ciphers + "\") failed (" + takeSslErrors() + ")";
@@ -234,6 +281,7 @@ std::unique_ptr<TlsContext> TlsContext::create(const TlsSettings& settings, std:
   }
   // Only HTTP/1.x is spoken: ALPN selects it, and refuses a client that offers only others.
   SSL_CTX_set_alpn_select_cb(ctx.get(), &selectAlpn, nullptr);
+  if (!setUpClientVerification(ctx.get(), settings, error)) return nullptr;
   return std::unique_ptr<TlsContext>(new TlsContext(std::move(ctx)));
 }
 

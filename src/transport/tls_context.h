@@ -27,6 +27,16 @@ struct TlsSettings {
   std::string ciphers = "HIGH:!aNULL:!MD5";   // nginx's ssl_ciphers default (TLS 1.2 and below)
   bool preferServerCiphers = false;
   std::string ecdhCurve = "auto";
+  // Client certificates: the CA file (verifies them; its names are the acceptable-CA list),
+  // whether one is asked for, and how deep a chain may be (config::TlsServerSettings).
+  std::string clientCertificate;
+  enum class VerifyClient { kOff, kOn, kOptional, kOptionalNoCa } verifyClient = VerifyClient::kOff;
+  int verifyDepth = 1;
+  bool verifyInHandshake = false;  // fail the handshake (gunicorn) rather than the request (nginx)
+  // SSL_OP_ENABLE_KTLS: after the handshake OpenSSL hands the keys to the kernel (where the
+  // kernel and the cipher allow), and static files leave with SSL_sendfile. Set only where
+  // kernelTlsSupport() found the kernel able, so no connection pays a failing setsockopt.
+  bool kernelTls = false;
 };
 
 // A server-side SSL_CTX made from TlsSettings. Owned by the worker (one per virtual server

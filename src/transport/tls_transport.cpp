@@ -182,6 +182,26 @@ IoResult TlsTransport::writev(const iovec* iov, int count, bool more) {
   return result;
 }
 
+bool TlsTransport::canSendFile() const {
+  // Only after the handshake (the keys reach the kernel then) and never with a write OpenSSL
+  // still has to repeat: its bytes must leave first, through SSL_write.
+  return ssl_ && !plain_ && pendingWrite_ == 0 && SSL_is_init_finished(ssl_.get()) &&
+         BIO_get_ktls_send(SSL_get_wbio(ssl_.get()));
+}
+
+IoResult TlsTransport::sendFile(int fileFd, uint64_t offset, size_t count) {
+  if (!canSendFile()) return {IoStatus::kError, 0, EOPNOTSUPP};
+  // The kernel frames and encrypts the file's pages as records (sendfile(2) on the kTLS
+  // socket); 0 at the file's end, as sendfile.
+  ossl_ssize_t n = SSL_sendfile(ssl_.get(), fileFd, static_cast<off_t>(offset), count, 0);
+  if (n >= 0) return {IoStatus::kDone, static_cast<size_t>(n), 0};
+  int err = errno;
+  ERR_clear_error();
+  if (err == EAGAIN || err == EWOULDBLOCK || err == EBUSY) return {IoStatus::kWouldBlock, 0, err};
+  if (err == EINTR) return {IoStatus::kInterrupted, 0, err};
+  return {IoStatus::kError, 0, err ? err : EIO};
+}
+
 size_t TlsTransport::unsentBytes() const { return tcp_ ? socketUnsentBytes(fd_.get()) : 0; }
 
 void TlsTransport::shutdownWrite() {

@@ -24,8 +24,11 @@ class TlsTransport final : public Transport {
   IoResult read(char* dst, size_t size) override;
   size_t pendingRead() const override;
   IoResult writev(const iovec* iov, int count, bool more) override;
-  // Without kernel TLS the session reads files itself and writes them through SSL_write.
-  bool canSendFile() const override { return false; }
+  // With kernel TLS sending (the context asked for it, the kernel and the cipher allowed it)
+  // files leave with SSL_sendfile; otherwise the session reads them itself (pread) and writes
+  // them through SSL_write.
+  bool canSendFile() const override;
+  IoResult sendFile(int fileFd, uint64_t offset, size_t count) override;
   size_t unsentBytes() const override;
   void shutdownWrite() override;
   void close() override;

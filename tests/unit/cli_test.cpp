@@ -717,8 +717,7 @@ TEST(CliTest, UnsupportedGunicornOptionsAreRejected) {
       {{"-k", "gevent"}, "-k/--worker-class"},
       {{"--worker-class=sync"}, "-k/--worker-class"},
       {{"--reload"}, "--reload"},
-      {{"--certfile", "c.pem"}, "--certfile"},
-      {{"--keyfile", "k.pem"}, "--keyfile"},
+      {{"--strip-header-spaces"}, "--strip-header-spaces"},
       {{"-c", "gunicorn.conf.py"}, "-c/--config"},
       {{"--config", "x"}, "-c/--config"},
       {{"-D"}, "-D/--daemon"},
@@ -739,6 +738,87 @@ TEST(CliTest, UnsupportedGunicornOptionsAreRejected) {
     CliResult r = parse(tc.args);
     EXPECT_EQ(r.action, Action::kError);
     EXPECT_EQ(r.message, "portico: error: argument " + tc.message + ": not supported yet");
+  }
+}
+
+TEST(CliTest, TlsFlagsFillTheServersTlsSettings) {
+  CliResult r = parse({"--certfile", "/c/cert.pem", "--keyfile=/c/key.pem", "--ca-certs",
+                       "/c/ca.pem", "--cert-reqs", "2", "--ciphers", "ECDHE-RSA-AES128-GCM-SHA256",
+                       "--ssl-version", "TLSv1_2", "--do-handshake-on-connect",
+                       "--suppress-ragged-eofs", "-b", "127.0.0.1:1", "-b", "unix:/tmp/x.sock"});
+  ASSERT_EQ(r.action, Action::kRun) << r.message;
+  ASSERT_EQ(r.config.site.servers.size(), 1u);
+  const VirtualServer& server = r.config.site.servers[0];
+  ASSERT_EQ(server.listens.size(), 2u);
+  for (const ListenSpec& listen : server.listens) EXPECT_TRUE(listen.ssl) << listen.spec;
+  const TlsServerSettings& tls = server.tls;
+  EXPECT_EQ(tls.certificates, Paths{"/c/cert.pem"});
+  EXPECT_EQ(tls.keys, Paths{"/c/key.pem"});
+  EXPECT_EQ(tls.clientCertificate, "/c/ca.pem");
+  EXPECT_EQ(tls.verifyClient, TlsServerSettings::VerifyClient::kOn);
+  EXPECT_TRUE(tls.verifyInHandshake);
+  EXPECT_EQ(tls.ciphers, "ECDHE-RSA-AES128-GCM-SHA256");
+  EXPECT_EQ(tls.protocols, "TLSv1.2");
+  EXPECT_TRUE(r.flags.doHandshakeOnConnect);
+  EXPECT_TRUE(r.flags.suppressRaggedEofs);
+}
+
+TEST(CliTest, TlsFlagDefaultsAreGunicorns) {
+  // No --certfile: plain HTTP, no TLS settings.
+  CliResult plain = parse({});
+  ASSERT_EQ(plain.action, Action::kRun) << plain.message;
+  EXPECT_FALSE(plain.config.site.servers[0].listens[0].ssl);
+  EXPECT_TRUE(plain.config.site.servers[0].tls.certificates.empty());
+
+  // The key may be in the certificate file (Python's load_cert_chain with no keyfile); paths
+  // are relative to --chdir; CERT_NONE asks for no client certificate; Python's ciphers.
+  CliResult r = parse({"--chdir", "/srv", "--certfile", "tls/both.pem", "--cert-reqs", "1"});
+  ASSERT_EQ(r.action, Action::kRun) << r.message;
+  const TlsServerSettings& tls = r.config.site.servers[0].tls;
+  EXPECT_EQ(tls.certificates, Paths{"/srv/tls/both.pem"});
+  EXPECT_EQ(tls.keys, Paths{"/srv/tls/both.pem"});
+  EXPECT_EQ(tls.verifyClient, TlsServerSettings::VerifyClient::kOptional);
+  EXPECT_EQ(tls.protocols, "TLSv1.2 TLSv1.3");
+  EXPECT_NE(tls.ciphers.find("ECDH+AESGCM"), std::string::npos);
+  EXPECT_TRUE(r.config.site.servers[0].listens[0].ssl);
+  EXPECT_EQ(parse({"--certfile", "c.pem"}).config.site.servers[0].tls.verifyClient,
+            TlsServerSettings::VerifyClient::kOff);
+}
+
+TEST(CliTest, SslVersionTakesGunicornsNamesAndNumbers) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"TLS", "TLSv1.2 TLSv1.3"},  {"SSLv23", "TLSv1.2 TLSv1.3"}, {"TLS_SERVER", "TLSv1.2 TLSv1.3"},
+      {"2", "TLSv1.2 TLSv1.3"},    {"17", "TLSv1.2 TLSv1.3"},     {"TLSv1", "TLSv1"},
+      {"3", "TLSv1"},              {"TLSv1_1", "TLSv1.1"},        {"TLSv1_2", "TLSv1.2"},
+      {"5", "TLSv1.2"},
+  };
+  for (const auto& [value, protocols] : cases) {
+    SCOPED_TRACE(value);
+    CliResult r = parse({"--certfile", "c.pem", "--ssl-version", value});
+    ASSERT_EQ(r.action, Action::kRun) << r.message;
+    EXPECT_EQ(r.config.site.servers[0].tls.protocols, protocols);
+  }
+  const std::vector<ErrorCase> errors = {
+      {{"--ssl-version", "SSLv3"},
+       "portico: error: argument --ssl-version: Invalid ssl_version: SSLv3. Valid options: "
+       "SSLv23, TLS, TLS_CLIENT, TLS_SERVER, TLSv1, TLSv1_1, TLSv1_2"},
+      {{"--ssl-version", "TLS_CLIENT"},
+       "portico: error: argument --ssl-version: invalid value: 'TLS_CLIENT' (TLS_CLIENT is for "
+       "clients: a server cannot use it)"},
+      {{"--cert-reqs", "3"},
+       "portico: error: argument --cert-reqs: invalid value: '3' (0: CERT_NONE, 1: "
+       "CERT_OPTIONAL, 2: CERT_REQUIRED)"},
+      {{"--cert-reqs", "x"}, "portico: error: argument --cert-reqs: invalid int value: 'x'"},
+      {{"--keyfile", "k.pem"},
+       "portico: error: argument --keyfile: needs --certfile (the server's certificate)"},
+      {{"--suppress-ragged-eofs=no"},
+       "portico: error: argument --suppress-ragged-eofs: ignored explicit argument 'no'"},
+  };
+  for (const auto& tc : errors) {
+    SCOPED_TRACE(joined(tc.args));
+    CliResult r = parse(tc.args);
+    EXPECT_EQ(r.action, Action::kError);
+    EXPECT_EQ(r.message, tc.message);
   }
 }
 
