@@ -24,8 +24,8 @@
 #include "config/conf_module.h"
 #include "config/conf_parser.h"
 #include "config/conf_values.h"
+#include "config/gzip_module.h"
 #include "config/ssl_module.h"
-#include "core/regex.h"
 
 namespace portico::config {
 namespace {
@@ -47,16 +47,7 @@ struct Partial {
   std::optional<Expires> expires;
   std::optional<std::string> defaultType;
   std::optional<std::map<std::string, std::string>> types;
-  std::optional<bool> gzip;
-  std::optional<std::vector<std::string>> gzipTypes;
-  std::optional<int> gzipLevel;
-  std::optional<int64_t> gzipMinLength;
-  std::optional<bool> gzipVary;
-  std::optional<std::vector<std::string>> gzipProxied;
-  std::optional<std::vector<std::string>> gzipDisable;
-  std::optional<std::pair<int, int64_t>> gzipBuffers;
-  std::optional<int> gzipHttpVersionMinor;
-  std::optional<GzipSettings::Static> gzipStatic;
+  GzipPartial gzip;  // ngx_http_gzip_filter_module, gzip_static
   std::optional<uint64_t> clientMaxBodySize;
   std::optional<uint64_t> clientBodyBufferSize;
   std::optional<std::string> clientBodyTempPath;
@@ -109,16 +100,6 @@ void mergeFrom(Partial& c, const Partial& p) {
   inherit(c.expires, p.expires);
   inherit(c.defaultType, p.defaultType);
   inherit(c.types, p.types);
-  inherit(c.gzip, p.gzip);
-  inherit(c.gzipTypes, p.gzipTypes);
-  inherit(c.gzipLevel, p.gzipLevel);
-  inherit(c.gzipMinLength, p.gzipMinLength);
-  inherit(c.gzipVary, p.gzipVary);
-  inherit(c.gzipProxied, p.gzipProxied);
-  inherit(c.gzipDisable, p.gzipDisable);
-  inherit(c.gzipBuffers, p.gzipBuffers);
-  inherit(c.gzipHttpVersionMinor, p.gzipHttpVersionMinor);
-  inherit(c.gzipStatic, p.gzipStatic);
   inherit(c.clientMaxBodySize, p.clientMaxBodySize);
   inherit(c.clientBodyBufferSize, p.clientBodyBufferSize);
   inherit(c.clientBodyTempPath, p.clientBodyTempPath);
@@ -150,6 +131,7 @@ void mergeFrom(Partial& c, const Partial& p) {
   inherit(c.requestPoolSize, p.requestPoolSize);
   inherit(c.mergeSlashes, p.mergeSlashes);
   mergeSsl(c.ssl, p.ssl);
+  mergeGzip(c.gzip, p.gzip);
   mergeAccess(c.access, p.access);
   mergeLimit(c.limit, p.limit);
 }
@@ -356,8 +338,7 @@ class Builder {
       if (cmd.handler) {
         (this->*cmd.handler)(d, frame);
       } else {
-        cmd.moduleApply(DirectiveCall(d, frame.ctx, options_.prefix, confPrefix_, result_.messages),
-                        *frame.level);
+        cmd.moduleApply(call(d, frame.ctx), *frame.level);
       }
       return;
     }
@@ -370,7 +351,7 @@ class Builder {
   // portico implements; they set the if block's implicit location.
   static bool allowedInIf(const std::string& name) {
     static const std::set<std::string> kNames = {"root", "sendfile", "error_page", "expires",
-                                                 "add_header", "access_log", "gzip"};
+                                                 "add_header", "access_log"};
     return kNames.count(name) != 0;
   }
 
@@ -429,29 +410,12 @@ class Builder {
     }
     emerg(d, "invalid value " + quote(d.args[0]));
   }
-  std::pair<int, int64_t> bufs(const ConfDirective& d) {
-    auto n = parseNginxNumber(d.args[0]);
-    if (!n || *n == 0 || *n > 1 << 20) directiveError(d, "invalid value");
-    auto size = parseNginxSize(d.args[1]);
-    if (!size || *size == 0) directiveError(d, "invalid value");
-    return {static_cast<int>(*n), *size};
+  // A DirectiveCall for the walker's own directives, for the value readers modules use too.
+  DirectiveCall call(const ConfDirective& d, unsigned ctx = kMain) {
+    return DirectiveCall(d, ctx, options_.prefix, confPrefix_, result_.messages);
   }
   void compileRegex(const ConfDirective& d, const std::string& pattern, bool caseless) {
-    std::string error;
-    if (Regex::compile(pattern, caseless, error)) return;
-    // Regex says "REASON at offset N"; nginx says `REASON in "PATTERN" at "REST"` (the "at"
-    // part only when the offset is inside the pattern).
-    std::string message = "pcre2_compile() failed: ";
-    size_t at = error.rfind(" at offset ");
-    std::string reason = at == std::string::npos ? error : error.substr(0, at);
-    message += reason + " in " + quote(pattern);
-    if (at != std::string::npos) {
-      auto offset = parseNginxNumber(std::string_view(error).substr(at + 11));
-      if (offset && static_cast<size_t>(*offset) < pattern.size()) {
-        message += " at " + quote(pattern.substr(static_cast<size_t>(*offset)));
-      }
-    }
-    emerg(d, message);
+    call(d).checkRegex(pattern, caseless);
   }
 
   // ---- limit_req, limit_conn (config/conf_limit.cpp parses) ----
@@ -718,8 +682,6 @@ class Builder {
     setFlag(d, f.level->serverNameInRedirect);
   }
   void logNotFound(const ConfDirective& d, Frame& f) { setFlag(d, f.level->logNotFound); }
-  void gzip(const ConfDirective& d, Frame& f) { setFlag(d, f.level->gzip); }
-  void gzipVary(const ConfDirective& d, Frame& f) { setFlag(d, f.level->gzipVary); }
   void sendTimeout(const ConfDirective& d, Frame& f) { setMsec(d, f.level->sendTimeout); }
   void clientBodyTimeout(const ConfDirective& d, Frame& f) {
     setMsec(d, f.level->clientBodyTimeout);
@@ -1065,80 +1027,6 @@ class Builder {
     f.level->openLogFileCache = std::optional<OpenLogFileCache>(cache);
   }
 
-  void gzipTypes(const ConfDirective& d, Frame& f) {
-    auto& types = f.level->gzipTypes;
-    if (types && types->size() == 1 && (*types)[0] == "*") return;
-    if (!types) types = std::vector<std::string>{"text/html"};
-    for (const std::string& raw : d.args) {
-      if (raw == "*") {
-        types = std::vector<std::string>{"*"};
-        return;
-      }
-      std::string type = lower(raw);
-      if (std::find(types->begin(), types->end(), type) != types->end()) {
-        warn(d, "duplicate MIME type " + quote(type));
-        continue;
-      }
-      types->push_back(type);
-    }
-  }
-
-  void gzipCompLevel(const ConfDirective& d, Frame& f) {
-    checkUnset(d, f.level->gzipLevel);
-    int64_t n = number(d, d.args[0]);
-    if (n < 1 || n > 9) emerg(d, "value must be between 1 and 9");
-    f.level->gzipLevel = static_cast<int>(n);
-  }
-
-  void gzipMinLength(const ConfDirective& d, Frame& f) {
-    checkUnset(d, f.level->gzipMinLength);
-    auto v = parseNginxSize(d.args[0]);
-    if (!v) directiveError(d, "invalid value");
-    f.level->gzipMinLength = *v;
-  }
-
-  void gzipProxied(const ConfDirective& d, Frame& f) {
-    static const std::set<std::string> kValues = {"off", "expired", "no-cache", "no-store",
-                                                  "private", "no_last_modified", "no_etag",
-                                                  "auth", "any"};
-    if (!f.level->gzipProxied) f.level->gzipProxied.emplace();
-    for (const std::string& v : d.args) {
-      if (!kValues.count(v)) emerg(d, "invalid value " + quote(v));
-      auto& list = *f.level->gzipProxied;
-      if (std::find(list.begin(), list.end(), v) != list.end()) {
-        warn(d, "duplicate value " + quote(v));
-        continue;
-      }
-      list.push_back(v);
-    }
-  }
-
-  void gzipDisable(const ConfDirective& d, Frame& f) {
-    if (!f.level->gzipDisable) f.level->gzipDisable.emplace();
-    for (const std::string& v : d.args) {
-      if (v != "msie6" && v != "degradation") compileRegex(d, v, true);
-      if (v == "degradation") unsupported(d, "gzip_disable \"degradation\"");
-      f.level->gzipDisable->push_back(v);
-    }
-  }
-
-  void gzipBuffers(const ConfDirective& d, Frame& f) {
-    checkUnset(d, f.level->gzipBuffers);
-    f.level->gzipBuffers = bufs(d);
-  }
-
-  void gzipHttpVersion(const ConfDirective& d, Frame& f) {
-    checkUnset(d, f.level->gzipHttpVersionMinor);
-    f.level->gzipHttpVersionMinor = static_cast<int>(enumValue(d, {"1.0", "1.1"}));
-  }
-
-  void gzipStatic(const ConfDirective& d, Frame& f) {
-    checkUnset(d, f.level->gzipStatic);
-    static constexpr GzipSettings::Static kModes[] = {
-        GzipSettings::Static::kOff, GzipSettings::Static::kOn, GzipSettings::Static::kAlways};
-    f.level->gzipStatic = kModes[enumValue(d, {"off", "on", "always"})];
-  }
-
   void ifModifiedSince(const ConfDirective& d, Frame& f) {
     checkUnset(d, f.level->ifModifiedSince);
     using Ims = LocationSettings::IfModifiedSince;
@@ -1158,7 +1046,7 @@ class Builder {
 
   void largeClientHeaderBuffers(const ConfDirective& d, Frame& f) {
     checkUnset(d, f.level->largeHeaderBuffers);
-    auto [n, size] = bufs(d);
+    auto [n, size] = call(d).bufs();
     f.level->largeHeaderBuffers = std::make_pair(static_cast<size_t>(n), static_cast<size_t>(size));
   }
 
@@ -2037,19 +1925,7 @@ class Builder {
     s.types = p.types ? *p.types
                       : std::map<std::string, std::string>{
                             {"html", "text/html"}, {"gif", "image/gif"}, {"jpg", "image/jpeg"}};
-    if (p.gzip) s.gzip.enabled = *p.gzip;
-    if (p.gzipTypes) s.gzip.types = *p.gzipTypes;
-    if (p.gzipLevel) s.gzip.level = *p.gzipLevel;
-    if (p.gzipMinLength) s.gzip.minLength = *p.gzipMinLength;
-    if (p.gzipVary) s.gzip.vary = *p.gzipVary;
-    if (p.gzipProxied) s.gzip.proxied = *p.gzipProxied;
-    if (p.gzipDisable) s.gzip.disable = *p.gzipDisable;
-    if (p.gzipBuffers) {
-      s.gzip.buffersNumber = p.gzipBuffers->first;
-      s.gzip.buffersSize = p.gzipBuffers->second;
-    }
-    if (p.gzipHttpVersionMinor) s.gzip.httpVersionMinor = *p.gzipHttpVersionMinor;
-    if (p.gzipStatic) s.gzip.staticMode = *p.gzipStatic;
+    finishGzip(p.gzip, s.gzip);
     if (p.clientMaxBodySize) s.clientMaxBodySize = *p.clientMaxBodySize;
     if (p.clientBodyBufferSize) s.clientBodyBufferSize = *p.clientBodyBufferSize;
     if (p.sendfile) s.sendfile = *p.sendfile;
@@ -2228,16 +2104,6 @@ const std::vector<Builder::Command>& Builder::commands() {
         {"scgi_temp_path", kHsl, Args::k1More, false, &Builder::tempPath},
         {"access_log", kHsl, Args::k1More, false, &Builder::accessLog},
         {"open_log_file_cache", kHsl, Args::k1More, false, &Builder::openLogFileCache},
-        {"gzip", kHsl, Args::k1, false, &Builder::gzip},
-        {"gzip_types", kHsl, Args::k1More, false, &Builder::gzipTypes},
-        {"gzip_comp_level", kHsl, Args::k1, false, &Builder::gzipCompLevel},
-        {"gzip_min_length", kHsl, Args::k1, false, &Builder::gzipMinLength},
-        {"gzip_vary", kHsl, Args::k1, false, &Builder::gzipVary},
-        {"gzip_proxied", kHsl, Args::k1More, false, &Builder::gzipProxied},
-        {"gzip_disable", kHsl, Args::k1More, false, &Builder::gzipDisable},
-        {"gzip_buffers", kHsl, Args::k2, false, &Builder::gzipBuffers},
-        {"gzip_http_version", kHsl, Args::k1, false, &Builder::gzipHttpVersion},
-        {"gzip_static", kHsl, Args::k1, false, &Builder::gzipStatic},
         {"client_max_body_size", kHsl, Args::k1, false, &Builder::clientMaxBodySize},
         {"client_body_buffer_size", kHsl, Args::k1, false, &Builder::clientBodyBufferSize},
         {"client_header_timeout", kHttp | kServer, Args::k1, false, &Builder::clientHeaderTimeout},
@@ -2306,6 +2172,7 @@ const std::vector<Builder::Command>& Builder::commands() {
         {"limit_conn_dry_run", kHsl, Args::k1, false, &Builder::limitDryRun},
     };
     addModule(table, &Partial::ssl, sslDirectives());
+    addModule(table, &Partial::gzip, gzipDirectives());
     return table;
   }();
   return kCommands;
