@@ -25,6 +25,7 @@
 #include "config/conf_parser.h"
 #include "config/conf_values.h"
 #include "config/gzip_module.h"
+#include "config/headers_module.h"
 #include "config/ssl_module.h"
 
 namespace portico::config {
@@ -43,8 +44,7 @@ struct Partial {
   std::vector<RewriteStep> rewrites;      // never inherited (the rewrite module's program)
   std::optional<bool> rewriteLog, uninitializedVariableWarn;
   std::optional<std::vector<ErrorPage>> errorPages;
-  std::optional<std::vector<AddHeader>> addHeaders;
-  std::optional<Expires> expires;
+  HeadersPartial headers;  // ngx_http_headers_filter_module
   std::optional<std::string> defaultType;
   std::optional<std::map<std::string, std::string>> types;
   GzipPartial gzip;  // ngx_http_gzip_filter_module, gzip_static
@@ -96,8 +96,6 @@ void mergeFrom(Partial& c, const Partial& p) {
   inherit(c.root, p.root);
   inherit(c.index, p.index);
   inherit(c.errorPages, p.errorPages);
-  inherit(c.addHeaders, p.addHeaders);
-  inherit(c.expires, p.expires);
   inherit(c.defaultType, p.defaultType);
   inherit(c.types, p.types);
   inherit(c.clientMaxBodySize, p.clientMaxBodySize);
@@ -132,6 +130,7 @@ void mergeFrom(Partial& c, const Partial& p) {
   inherit(c.mergeSlashes, p.mergeSlashes);
   mergeSsl(c.ssl, p.ssl);
   mergeGzip(c.gzip, p.gzip);
+  mergeHeaders(c.headers, p.headers);
   mergeAccess(c.access, p.access);
   mergeLimit(c.limit, p.limit);
 }
@@ -350,8 +349,8 @@ class Builder {
   // The directives nginx's other modules allow in a location's `if` (NGX_HTTP_LIF_CONF) that
   // portico implements; they set the if block's implicit location.
   static bool allowedInIf(const std::string& name) {
-    static const std::set<std::string> kNames = {"root", "sendfile", "error_page", "expires",
-                                                 "add_header", "access_log"};
+    static const std::set<std::string> kNames = {"root", "sendfile", "error_page",
+                                                 "access_log"};
     return kNames.count(name) != 0;
   }
 
@@ -1509,51 +1508,6 @@ class Builder {
     f.level->errorPages->push_back(page);
   }
 
-  void addHeader(const ConfDirective& d, Frame& f) {
-    AddHeader header;
-    header.name = d.args[0];
-    header.value = d.args[1];
-    if (d.args.size() == 3) {
-      if (d.args[2] != "always") emerg(d, "invalid parameter " + quote(d.args[2]));
-      header.always = true;
-    }
-    if (!f.level->addHeaders) f.level->addHeaders.emplace();
-    f.level->addHeaders->push_back(header);
-  }
-
-  void expires(const ConfDirective& d, Frame& f) {
-    checkUnset(d, f.level->expires);
-    if (d.args.size() == 2) {
-      if (d.args[0] != "modified") directiveError(d, "invalid value");
-      unsupported(d, "\"expires modified\"");
-    }
-    std::string v = d.args[0];
-    Expires e;
-    if (v == "epoch") {
-      e.kind = Expires::Kind::kEpoch;
-    } else if (v == "max") {
-      e.kind = Expires::Kind::kMax;
-    } else if (v == "off") {
-      e.kind = Expires::Kind::kOff;
-    } else {
-      if (!v.empty() && v[0] == '@') unsupported(d, "\"expires @time\"");
-      if (!v.empty() && v[0] == '$') unsupported(d, "a variable in the \"expires\" directive");
-      bool minus = false;
-      std::string_view t = v;
-      if (!t.empty() && t[0] == '+') {
-        t.remove_prefix(1);
-      } else if (!t.empty() && t[0] == '-') {
-        minus = true;
-        t.remove_prefix(1);
-      }
-      auto s = parseNginxTime(t, true);
-      if (!s) directiveError(d, "invalid value");
-      e.kind = Expires::Kind::kAfter;
-      e.seconds = minus ? -*s : *s;
-    }
-    f.level->expires = e;
-  }
-
   // ---- server ----
 
   // nginx's address text for an address:port ("0.0.0.0:80", "[::]:8080", "unix:/run/x").
@@ -1917,8 +1871,7 @@ class Builder {
     if (p.rewriteLog) s.rewriteLog = *p.rewriteLog;
     if (p.uninitializedVariableWarn) s.uninitializedVariableWarn = *p.uninitializedVariableWarn;
     if (p.errorPages) s.errorPages = *p.errorPages;
-    if (p.addHeaders) s.addHeaders = *p.addHeaders;
-    if (p.expires) s.expires = *p.expires;
+    finishHeaders(p.headers, s);
     if (p.defaultType) s.defaultType = *p.defaultType;
     // Without a `types` block anywhere above, nginx's own three (ngx_http_core_default_types);
     // the full table is only for the command-line site (site_from_flags).
@@ -2127,8 +2080,6 @@ const std::vector<Builder::Command>& Builder::commands() {
         {"try_files", kServer | kLocation, Args::k2More, false, &Builder::tryFiles},
         {"return", kRewriteCtx, Args::k12, false, &Builder::returnDirective},
         {"error_page", kHsl, Args::k2More, false, &Builder::errorPage},
-        {"add_header", kHsl, Args::k23, false, &Builder::addHeader},
-        {"expires", kHsl, Args::k12, false, &Builder::expires},
         {"location", kServer | kLocation, Args::k12, true, &Builder::location},
         {"allow", kHsl, Args::k1, false, &Builder::accessDirective},
         {"deny", kHsl, Args::k1, false, &Builder::accessDirective},
@@ -2173,6 +2124,7 @@ const std::vector<Builder::Command>& Builder::commands() {
     };
     addModule(table, &Partial::ssl, sslDirectives());
     addModule(table, &Partial::gzip, gzipDirectives());
+    addModule(table, &Partial::headers, headersDirectives());
     return table;
   }();
   return kCommands;
