@@ -24,8 +24,9 @@
 #include "config/conf_module.h"
 #include "config/conf_parser.h"
 #include "config/conf_values.h"
+#include "config/gzip_module.h"
+#include "config/headers_module.h"
 #include "config/ssl_module.h"
-#include "core/regex.h"
 
 namespace portico::config {
 namespace {
@@ -43,20 +44,10 @@ struct Partial {
   std::vector<RewriteStep> rewrites;      // never inherited (the rewrite module's program)
   std::optional<bool> rewriteLog, uninitializedVariableWarn;
   std::optional<std::vector<ErrorPage>> errorPages;
-  std::optional<std::vector<AddHeader>> addHeaders;
-  std::optional<Expires> expires;
+  HeadersPartial headers;  // ngx_http_headers_filter_module
   std::optional<std::string> defaultType;
   std::optional<std::map<std::string, std::string>> types;
-  std::optional<bool> gzip;
-  std::optional<std::vector<std::string>> gzipTypes;
-  std::optional<int> gzipLevel;
-  std::optional<int64_t> gzipMinLength;
-  std::optional<bool> gzipVary;
-  std::optional<std::vector<std::string>> gzipProxied;
-  std::optional<std::vector<std::string>> gzipDisable;
-  std::optional<std::pair<int, int64_t>> gzipBuffers;
-  std::optional<int> gzipHttpVersionMinor;
-  std::optional<GzipSettings::Static> gzipStatic;
+  GzipPartial gzip;  // ngx_http_gzip_filter_module, gzip_static
   std::optional<uint64_t> clientMaxBodySize;
   std::optional<uint64_t> clientBodyBufferSize;
   std::optional<std::string> clientBodyTempPath;
@@ -105,20 +96,8 @@ void mergeFrom(Partial& c, const Partial& p) {
   inherit(c.root, p.root);
   inherit(c.index, p.index);
   inherit(c.errorPages, p.errorPages);
-  inherit(c.addHeaders, p.addHeaders);
-  inherit(c.expires, p.expires);
   inherit(c.defaultType, p.defaultType);
   inherit(c.types, p.types);
-  inherit(c.gzip, p.gzip);
-  inherit(c.gzipTypes, p.gzipTypes);
-  inherit(c.gzipLevel, p.gzipLevel);
-  inherit(c.gzipMinLength, p.gzipMinLength);
-  inherit(c.gzipVary, p.gzipVary);
-  inherit(c.gzipProxied, p.gzipProxied);
-  inherit(c.gzipDisable, p.gzipDisable);
-  inherit(c.gzipBuffers, p.gzipBuffers);
-  inherit(c.gzipHttpVersionMinor, p.gzipHttpVersionMinor);
-  inherit(c.gzipStatic, p.gzipStatic);
   inherit(c.clientMaxBodySize, p.clientMaxBodySize);
   inherit(c.clientBodyBufferSize, p.clientBodyBufferSize);
   inherit(c.clientBodyTempPath, p.clientBodyTempPath);
@@ -150,6 +129,8 @@ void mergeFrom(Partial& c, const Partial& p) {
   inherit(c.requestPoolSize, p.requestPoolSize);
   inherit(c.mergeSlashes, p.mergeSlashes);
   mergeSsl(c.ssl, p.ssl);
+  mergeGzip(c.gzip, p.gzip);
+  mergeHeaders(c.headers, p.headers);
   mergeAccess(c.access, p.access);
   mergeLimit(c.limit, p.limit);
 }
@@ -356,8 +337,7 @@ class Builder {
       if (cmd.handler) {
         (this->*cmd.handler)(d, frame);
       } else {
-        cmd.moduleApply(DirectiveCall(d, frame.ctx, options_.prefix, confPrefix_, result_.messages),
-                        *frame.level);
+        cmd.moduleApply(call(d, frame.ctx), *frame.level);
       }
       return;
     }
@@ -369,8 +349,8 @@ class Builder {
   // The directives nginx's other modules allow in a location's `if` (NGX_HTTP_LIF_CONF) that
   // portico implements; they set the if block's implicit location.
   static bool allowedInIf(const std::string& name) {
-    static const std::set<std::string> kNames = {"root", "sendfile", "error_page", "expires",
-                                                 "add_header", "access_log", "gzip"};
+    static const std::set<std::string> kNames = {"root", "sendfile", "error_page",
+                                                 "access_log"};
     return kNames.count(name) != 0;
   }
 
@@ -429,29 +409,12 @@ class Builder {
     }
     emerg(d, "invalid value " + quote(d.args[0]));
   }
-  std::pair<int, int64_t> bufs(const ConfDirective& d) {
-    auto n = parseNginxNumber(d.args[0]);
-    if (!n || *n == 0 || *n > 1 << 20) directiveError(d, "invalid value");
-    auto size = parseNginxSize(d.args[1]);
-    if (!size || *size == 0) directiveError(d, "invalid value");
-    return {static_cast<int>(*n), *size};
+  // A DirectiveCall for the walker's own directives, for the value readers modules use too.
+  DirectiveCall call(const ConfDirective& d, unsigned ctx = kMain) {
+    return DirectiveCall(d, ctx, options_.prefix, confPrefix_, result_.messages);
   }
   void compileRegex(const ConfDirective& d, const std::string& pattern, bool caseless) {
-    std::string error;
-    if (Regex::compile(pattern, caseless, error)) return;
-    // Regex says "REASON at offset N"; nginx says `REASON in "PATTERN" at "REST"` (the "at"
-    // part only when the offset is inside the pattern).
-    std::string message = "pcre2_compile() failed: ";
-    size_t at = error.rfind(" at offset ");
-    std::string reason = at == std::string::npos ? error : error.substr(0, at);
-    message += reason + " in " + quote(pattern);
-    if (at != std::string::npos) {
-      auto offset = parseNginxNumber(std::string_view(error).substr(at + 11));
-      if (offset && static_cast<size_t>(*offset) < pattern.size()) {
-        message += " at " + quote(pattern.substr(static_cast<size_t>(*offset)));
-      }
-    }
-    emerg(d, message);
+    call(d).checkRegex(pattern, caseless);
   }
 
   // ---- limit_req, limit_conn (config/conf_limit.cpp parses) ----
@@ -718,8 +681,6 @@ class Builder {
     setFlag(d, f.level->serverNameInRedirect);
   }
   void logNotFound(const ConfDirective& d, Frame& f) { setFlag(d, f.level->logNotFound); }
-  void gzip(const ConfDirective& d, Frame& f) { setFlag(d, f.level->gzip); }
-  void gzipVary(const ConfDirective& d, Frame& f) { setFlag(d, f.level->gzipVary); }
   void sendTimeout(const ConfDirective& d, Frame& f) { setMsec(d, f.level->sendTimeout); }
   void clientBodyTimeout(const ConfDirective& d, Frame& f) {
     setMsec(d, f.level->clientBodyTimeout);
@@ -1065,80 +1026,6 @@ class Builder {
     f.level->openLogFileCache = std::optional<OpenLogFileCache>(cache);
   }
 
-  void gzipTypes(const ConfDirective& d, Frame& f) {
-    auto& types = f.level->gzipTypes;
-    if (types && types->size() == 1 && (*types)[0] == "*") return;
-    if (!types) types = std::vector<std::string>{"text/html"};
-    for (const std::string& raw : d.args) {
-      if (raw == "*") {
-        types = std::vector<std::string>{"*"};
-        return;
-      }
-      std::string type = lower(raw);
-      if (std::find(types->begin(), types->end(), type) != types->end()) {
-        warn(d, "duplicate MIME type " + quote(type));
-        continue;
-      }
-      types->push_back(type);
-    }
-  }
-
-  void gzipCompLevel(const ConfDirective& d, Frame& f) {
-    checkUnset(d, f.level->gzipLevel);
-    int64_t n = number(d, d.args[0]);
-    if (n < 1 || n > 9) emerg(d, "value must be between 1 and 9");
-    f.level->gzipLevel = static_cast<int>(n);
-  }
-
-  void gzipMinLength(const ConfDirective& d, Frame& f) {
-    checkUnset(d, f.level->gzipMinLength);
-    auto v = parseNginxSize(d.args[0]);
-    if (!v) directiveError(d, "invalid value");
-    f.level->gzipMinLength = *v;
-  }
-
-  void gzipProxied(const ConfDirective& d, Frame& f) {
-    static const std::set<std::string> kValues = {"off", "expired", "no-cache", "no-store",
-                                                  "private", "no_last_modified", "no_etag",
-                                                  "auth", "any"};
-    if (!f.level->gzipProxied) f.level->gzipProxied.emplace();
-    for (const std::string& v : d.args) {
-      if (!kValues.count(v)) emerg(d, "invalid value " + quote(v));
-      auto& list = *f.level->gzipProxied;
-      if (std::find(list.begin(), list.end(), v) != list.end()) {
-        warn(d, "duplicate value " + quote(v));
-        continue;
-      }
-      list.push_back(v);
-    }
-  }
-
-  void gzipDisable(const ConfDirective& d, Frame& f) {
-    if (!f.level->gzipDisable) f.level->gzipDisable.emplace();
-    for (const std::string& v : d.args) {
-      if (v != "msie6" && v != "degradation") compileRegex(d, v, true);
-      if (v == "degradation") unsupported(d, "gzip_disable \"degradation\"");
-      f.level->gzipDisable->push_back(v);
-    }
-  }
-
-  void gzipBuffers(const ConfDirective& d, Frame& f) {
-    checkUnset(d, f.level->gzipBuffers);
-    f.level->gzipBuffers = bufs(d);
-  }
-
-  void gzipHttpVersion(const ConfDirective& d, Frame& f) {
-    checkUnset(d, f.level->gzipHttpVersionMinor);
-    f.level->gzipHttpVersionMinor = static_cast<int>(enumValue(d, {"1.0", "1.1"}));
-  }
-
-  void gzipStatic(const ConfDirective& d, Frame& f) {
-    checkUnset(d, f.level->gzipStatic);
-    static constexpr GzipSettings::Static kModes[] = {
-        GzipSettings::Static::kOff, GzipSettings::Static::kOn, GzipSettings::Static::kAlways};
-    f.level->gzipStatic = kModes[enumValue(d, {"off", "on", "always"})];
-  }
-
   void ifModifiedSince(const ConfDirective& d, Frame& f) {
     checkUnset(d, f.level->ifModifiedSince);
     using Ims = LocationSettings::IfModifiedSince;
@@ -1158,7 +1045,7 @@ class Builder {
 
   void largeClientHeaderBuffers(const ConfDirective& d, Frame& f) {
     checkUnset(d, f.level->largeHeaderBuffers);
-    auto [n, size] = bufs(d);
+    auto [n, size] = call(d).bufs();
     f.level->largeHeaderBuffers = std::make_pair(static_cast<size_t>(n), static_cast<size_t>(size));
   }
 
@@ -1621,51 +1508,6 @@ class Builder {
     f.level->errorPages->push_back(page);
   }
 
-  void addHeader(const ConfDirective& d, Frame& f) {
-    AddHeader header;
-    header.name = d.args[0];
-    header.value = d.args[1];
-    if (d.args.size() == 3) {
-      if (d.args[2] != "always") emerg(d, "invalid parameter " + quote(d.args[2]));
-      header.always = true;
-    }
-    if (!f.level->addHeaders) f.level->addHeaders.emplace();
-    f.level->addHeaders->push_back(header);
-  }
-
-  void expires(const ConfDirective& d, Frame& f) {
-    checkUnset(d, f.level->expires);
-    if (d.args.size() == 2) {
-      if (d.args[0] != "modified") directiveError(d, "invalid value");
-      unsupported(d, "\"expires modified\"");
-    }
-    std::string v = d.args[0];
-    Expires e;
-    if (v == "epoch") {
-      e.kind = Expires::Kind::kEpoch;
-    } else if (v == "max") {
-      e.kind = Expires::Kind::kMax;
-    } else if (v == "off") {
-      e.kind = Expires::Kind::kOff;
-    } else {
-      if (!v.empty() && v[0] == '@') unsupported(d, "\"expires @time\"");
-      if (!v.empty() && v[0] == '$') unsupported(d, "a variable in the \"expires\" directive");
-      bool minus = false;
-      std::string_view t = v;
-      if (!t.empty() && t[0] == '+') {
-        t.remove_prefix(1);
-      } else if (!t.empty() && t[0] == '-') {
-        minus = true;
-        t.remove_prefix(1);
-      }
-      auto s = parseNginxTime(t, true);
-      if (!s) directiveError(d, "invalid value");
-      e.kind = Expires::Kind::kAfter;
-      e.seconds = minus ? -*s : *s;
-    }
-    f.level->expires = e;
-  }
-
   // ---- server ----
 
   // nginx's address text for an address:port ("0.0.0.0:80", "[::]:8080", "unix:/run/x").
@@ -2029,27 +1871,14 @@ class Builder {
     if (p.rewriteLog) s.rewriteLog = *p.rewriteLog;
     if (p.uninitializedVariableWarn) s.uninitializedVariableWarn = *p.uninitializedVariableWarn;
     if (p.errorPages) s.errorPages = *p.errorPages;
-    if (p.addHeaders) s.addHeaders = *p.addHeaders;
-    if (p.expires) s.expires = *p.expires;
+    finishHeaders(p.headers, s);
     if (p.defaultType) s.defaultType = *p.defaultType;
     // Without a `types` block anywhere above, nginx's own three (ngx_http_core_default_types);
     // the full table is only for the command-line site (site_from_flags).
     s.types = p.types ? *p.types
                       : std::map<std::string, std::string>{
                             {"html", "text/html"}, {"gif", "image/gif"}, {"jpg", "image/jpeg"}};
-    if (p.gzip) s.gzip.enabled = *p.gzip;
-    if (p.gzipTypes) s.gzip.types = *p.gzipTypes;
-    if (p.gzipLevel) s.gzip.level = *p.gzipLevel;
-    if (p.gzipMinLength) s.gzip.minLength = *p.gzipMinLength;
-    if (p.gzipVary) s.gzip.vary = *p.gzipVary;
-    if (p.gzipProxied) s.gzip.proxied = *p.gzipProxied;
-    if (p.gzipDisable) s.gzip.disable = *p.gzipDisable;
-    if (p.gzipBuffers) {
-      s.gzip.buffersNumber = p.gzipBuffers->first;
-      s.gzip.buffersSize = p.gzipBuffers->second;
-    }
-    if (p.gzipHttpVersionMinor) s.gzip.httpVersionMinor = *p.gzipHttpVersionMinor;
-    if (p.gzipStatic) s.gzip.staticMode = *p.gzipStatic;
+    finishGzip(p.gzip, s.gzip);
     if (p.clientMaxBodySize) s.clientMaxBodySize = *p.clientMaxBodySize;
     if (p.clientBodyBufferSize) s.clientBodyBufferSize = *p.clientBodyBufferSize;
     if (p.sendfile) s.sendfile = *p.sendfile;
@@ -2228,16 +2057,6 @@ const std::vector<Builder::Command>& Builder::commands() {
         {"scgi_temp_path", kHsl, Args::k1More, false, &Builder::tempPath},
         {"access_log", kHsl, Args::k1More, false, &Builder::accessLog},
         {"open_log_file_cache", kHsl, Args::k1More, false, &Builder::openLogFileCache},
-        {"gzip", kHsl, Args::k1, false, &Builder::gzip},
-        {"gzip_types", kHsl, Args::k1More, false, &Builder::gzipTypes},
-        {"gzip_comp_level", kHsl, Args::k1, false, &Builder::gzipCompLevel},
-        {"gzip_min_length", kHsl, Args::k1, false, &Builder::gzipMinLength},
-        {"gzip_vary", kHsl, Args::k1, false, &Builder::gzipVary},
-        {"gzip_proxied", kHsl, Args::k1More, false, &Builder::gzipProxied},
-        {"gzip_disable", kHsl, Args::k1More, false, &Builder::gzipDisable},
-        {"gzip_buffers", kHsl, Args::k2, false, &Builder::gzipBuffers},
-        {"gzip_http_version", kHsl, Args::k1, false, &Builder::gzipHttpVersion},
-        {"gzip_static", kHsl, Args::k1, false, &Builder::gzipStatic},
         {"client_max_body_size", kHsl, Args::k1, false, &Builder::clientMaxBodySize},
         {"client_body_buffer_size", kHsl, Args::k1, false, &Builder::clientBodyBufferSize},
         {"client_header_timeout", kHttp | kServer, Args::k1, false, &Builder::clientHeaderTimeout},
@@ -2261,8 +2080,6 @@ const std::vector<Builder::Command>& Builder::commands() {
         {"try_files", kServer | kLocation, Args::k2More, false, &Builder::tryFiles},
         {"return", kRewriteCtx, Args::k12, false, &Builder::returnDirective},
         {"error_page", kHsl, Args::k2More, false, &Builder::errorPage},
-        {"add_header", kHsl, Args::k23, false, &Builder::addHeader},
-        {"expires", kHsl, Args::k12, false, &Builder::expires},
         {"location", kServer | kLocation, Args::k12, true, &Builder::location},
         {"allow", kHsl, Args::k1, false, &Builder::accessDirective},
         {"deny", kHsl, Args::k1, false, &Builder::accessDirective},
@@ -2306,6 +2123,8 @@ const std::vector<Builder::Command>& Builder::commands() {
         {"limit_conn_dry_run", kHsl, Args::k1, false, &Builder::limitDryRun},
     };
     addModule(table, &Partial::ssl, sslDirectives());
+    addModule(table, &Partial::gzip, gzipDirectives());
+    addModule(table, &Partial::headers, headersDirectives());
     return table;
   }();
   return kCommands;

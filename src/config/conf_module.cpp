@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "config/conf_values.h"
+#include "core/regex.h"
 
 namespace portico::config {
 namespace {
@@ -117,6 +118,32 @@ size_t DirectiveCall::enumValue(std::initializer_list<std::string_view> choices)
     ++i;
   }
   emerg("invalid value " + quote(arg(0)));
+}
+
+std::pair<int, int64_t> DirectiveCall::bufs() const {
+  auto n = parseNginxNumber(arg(0));
+  if (!n || *n == 0 || *n > 1 << 20) directiveError("invalid value");
+  auto size = parseNginxSize(arg(1));
+  if (!size || *size == 0) directiveError("invalid value");
+  return {static_cast<int>(*n), *size};
+}
+
+void DirectiveCall::checkRegex(const std::string& pattern, bool caseless) const {
+  std::string error;
+  if (Regex::compile(pattern, caseless, error)) return;
+  // Regex says "REASON at offset N"; nginx says `REASON in "PATTERN" at "REST"` (the "at"
+  // part only when the offset is inside the pattern).
+  std::string message = "pcre2_compile() failed: ";
+  size_t at = error.rfind(" at offset ");
+  std::string reason = at == std::string::npos ? error : error.substr(0, at);
+  message += reason + " in " + quote(pattern);
+  if (at != std::string::npos) {
+    auto offset = parseNginxNumber(std::string_view(error).substr(at + 11));
+    if (offset && static_cast<size_t>(*offset) < pattern.size()) {
+      message += " at " + quote(pattern.substr(static_cast<size_t>(*offset)));
+    }
+  }
+  emerg(message);
 }
 
 }  // namespace portico::config

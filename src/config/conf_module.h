@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "config/conf_parser.h"
@@ -89,6 +90,10 @@ class DirectiveCall {
   int64_t number(const std::string& text) const;  // "invalid number" otherwise
   // ngx_conf_set_enum_slot: the index of the first argument among `choices`.
   size_t enumValue(std::initializer_list<std::string_view> choices) const;
+  // ngx_conf_set_bufs_slot: `NUMBER SIZE` (the first two arguments).
+  std::pair<int, int64_t> bufs() const;
+  // A regex nginx would compile at load: pcre2's refusal in nginx's words otherwise.
+  void checkRegex(const std::string& pattern, bool caseless) const;
 
  private:
   const ConfDirective& directive_;
