@@ -1983,6 +1983,7 @@ class Builder {
       }
       site_.servers.push_back(std::move(vs));
     }
+    checkSslAddresses(site_.servers);
     config_.site = std::move(site_);
   }
 

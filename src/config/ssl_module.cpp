@@ -1,5 +1,6 @@
 #include "config/ssl_module.h"
 
+#include <map>
 #include <set>
 
 #include "config/conf_values.h"
@@ -67,16 +68,43 @@ void finishSsl(const SslPartial& level, VirtualServer& vs) {
   if (level.ciphers) tls.ciphers = *level.ciphers;
   if (level.ecdhCurve) tls.ecdhCurve = *level.ecdhCurve;
   if (level.preferServerCiphers) tls.preferServerCiphers = *level.preferServerCiphers;
-  bool ssl = false;
-  for (const ListenSpec& listen : vs.listens) ssl = ssl || listen.ssl;
-  if (!ssl && tls.certificates.empty()) return;
-  if (ssl && tls.certificates.empty()) {
-    throw ConfFailure{"[emerg] no \"ssl_certificate\" is defined for the \"listen ... ssl\""
-                      " directive in " + describeSource(vs.source)};
-  }
   if (tls.keys.size() < tls.certificates.size()) {
     throw ConfFailure{"[emerg] no \"ssl_certificate_key\" is defined for certificate \"" +
                       tls.certificates[tls.keys.size()] + "\""};
+  }
+}
+
+void checkSslAddresses(const std::vector<VirtualServer>& servers) {
+  // One entry per address (nginx's port → addr list): `ssl` is ORed over its listens, and its
+  // default server is the one marked default_server, else the first to listen on it.
+  struct Address {
+    bool ssl = false;
+    const VirtualServer* defaultServer = nullptr;
+    bool marked = false;
+  };
+  std::map<std::string, Address> addresses;
+  std::vector<std::string> order;
+  for (const VirtualServer& vs : servers) {
+    for (const ListenSpec& listen : vs.listens) {
+      std::string key = listen.isUnix ? "unix:" + listen.path
+                                      : "[" + listen.host + "]:" + std::to_string(listen.port);
+      auto [it, added] = addresses.try_emplace(key);
+      if (added) order.push_back(key);
+      Address& address = it->second;
+      address.ssl = address.ssl || listen.ssl;
+      if (!address.defaultServer || (listen.defaultServer && !address.marked)) {
+        address.defaultServer = &vs;
+        address.marked = listen.defaultServer;
+      }
+    }
+  }
+  // ngx_http_ssl_init: only the default server needs certificates; the others use its
+  // certificates unless SNI picks one that has its own.
+  for (const std::string& key : order) {
+    const Address& address = addresses[key];
+    if (!address.ssl || !address.defaultServer->tls.certificates.empty()) continue;
+    throw ConfFailure{"[emerg] no \"ssl_certificate\" is defined for the \"listen ... ssl\""
+                      " directive in " + describeSource(address.defaultServer->source)};
   }
 }
 

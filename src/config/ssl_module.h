@@ -26,8 +26,13 @@ const std::vector<ModuleDirective<SslPartial>>& sslDirectives();
 
 void mergeSsl(SslPartial& child, const SslPartial& parent);
 
-// Fills vs.tls from the server's merged partial and checks it against vs.listens (nginx's
-// ngx_http_ssl_merge_srv_conf and ngx_http_ssl_init). Throws ConfFailure.
+// Fills vs.tls from the server's merged partial (nginx's ngx_http_ssl_merge_srv_conf). Throws
+// ConfFailure.
 void finishSsl(const SslPartial& level, VirtualServer& vs);
+
+// nginx's ngx_http_ssl_init, once every server is finished: an address that listens with `ssl`
+// needs certificates in its default server (the others may go without: they use the default's
+// unless SNI selects one of theirs). Throws ConfFailure.
+void checkSslAddresses(const std::vector<VirtualServer>& servers);
 
 }  // namespace portico::config

@@ -802,3 +802,27 @@ TEST(ConfBuilder, MapBlocks) {
 
 }  // namespace
 }  // namespace portico::config
+
+namespace portico::config {
+namespace {
+
+TEST(ConfBuilder, OnlyTheDefaultServerOfAnSslAddressNeedsCertificates) {
+  // nginx's ngx_http_ssl_init: a second server on the address uses the default's certificates.
+  Config c = loadOk(H("server { listen 443 ssl; ssl_certificate /c.pem; ssl_certificate_key /k.pem; }\n"
+                      "server { listen 443; server_name other; }"));
+  ASSERT_EQ(c.site.servers.size(), 2u);
+  EXPECT_TRUE(c.site.servers[1].tls.certificates.empty());
+  // The default server is the marked one, wherever it stands.
+  EXPECT_EQ(errorOf(H("server { listen 443 ssl; ssl_certificate /c.pem; ssl_certificate_key /k.pem; }\n"
+                      "server { listen 443 default_server; }")),
+            "[emerg] no \"ssl_certificate\" is defined for the \"listen ... ssl\" directive in "
+            "/etc/p/site.conf:4");
+  // `ssl` on any listen of the address makes the address speak TLS.
+  EXPECT_EQ(errorOf(H("server { listen 443; }\nserver { listen 443 ssl; ssl_certificate /c.pem; "
+                      "ssl_certificate_key /k.pem; }")),
+            "[emerg] no \"ssl_certificate\" is defined for the \"listen ... ssl\" directive in "
+            "/etc/p/site.conf:3");
+}
+
+}  // namespace
+}  // namespace portico::config
