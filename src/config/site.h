@@ -51,12 +51,15 @@ struct TlsServerSettings {
   std::string ciphers = "HIGH:!aNULL:!MD5";   // ssl_ciphers (nginx's default)
   bool preferServerCiphers = false;           // ssl_prefer_server_ciphers
   std::string ecdhCurve = "auto";             // ssl_ecdh_curve
-  // Client certificates (ssl_client_certificate / ssl_verify_client / ssl_verify_depth, or
-  // gunicorn's --ca-certs / --cert-reqs): the CA file that verifies them and is sent as the
-  // list of acceptable CAs.
-  std::string clientCertificate;
+  std::string clientCertificate;  // ssl_client_certificate (CAs that verify, and whose names are sent)
   enum class VerifyClient { kOff, kOn, kOptional, kOptionalNoCa } verifyClient = VerifyClient::kOff;
-  int verifyDepth = 1;
+  int verifyDepth = 1;            // ssl_verify_depth
+  std::string trustedCertificate;  // ssl_trusted_certificate (CAs that verify, names not sent)
+  std::string crl;                 // ssl_crl
+  bool stapling = false;           // ssl_stapling
+  std::string staplingFile;        // ssl_stapling_file (a DER OCSP response, served as is)
+  std::string staplingResponder;   // ssl_stapling_responder
+  bool staplingVerify = false;     // ssl_stapling_verify
   // gunicorn's way (Python's ssl): a missing (kOn) or unverifiable certificate fails the
   // handshake. nginx's way (false): every handshake completes and the request is refused
   // with 400 from the verification result.

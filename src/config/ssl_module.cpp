@@ -37,6 +37,45 @@ void preferServerCiphers(const DirectiveCall& call, SslPartial& level) {
   call.setFlag(level.preferServerCiphers);
 }
 
+// ngx_conf_set_str_slot for a file named relative to the configuration's directory.
+void confPath(const DirectiveCall& call, std::optional<std::string>& slot) {
+  call.checkUnset(slot);
+  slot = call.arg(0).empty() ? std::string() : call.confName(call.arg(0));
+}
+
+void clientCertificate(const DirectiveCall& call, SslPartial& level) {
+  confPath(call, level.clientCertificate);
+}
+void trustedCertificate(const DirectiveCall& call, SslPartial& level) {
+  confPath(call, level.trustedCertificate);
+}
+void crl(const DirectiveCall& call, SslPartial& level) { confPath(call, level.crl); }
+
+void verifyClient(const DirectiveCall& call, SslPartial& level) {
+  call.checkUnset(level.verifyClient);
+  using V = TlsServerSettings::VerifyClient;
+  static const V kValues[] = {V::kOff, V::kOn, V::kOptional, V::kOptionalNoCa};
+  level.verifyClient = kValues[call.enumValue({"off", "on", "optional", "optional_no_ca"})];
+}
+
+void verifyDepth(const DirectiveCall& call, SslPartial& level) {
+  call.checkUnset(level.verifyDepth);
+  int64_t depth = call.number(call.arg(0));
+  if (depth > 0x7fffffff) call.directiveError("invalid number");
+  level.verifyDepth = static_cast<int>(depth);
+}
+
+void stapling(const DirectiveCall& call, SslPartial& level) { call.setFlag(level.stapling); }
+void staplingVerify(const DirectiveCall& call, SslPartial& level) {
+  call.setFlag(level.staplingVerify);
+}
+void staplingFile(const DirectiveCall& call, SslPartial& level) {
+  confPath(call, level.staplingFile);
+}
+void staplingResponder(const DirectiveCall& call, SslPartial& level) {
+  call.setString(level.staplingResponder);
+}
+
 }  // namespace
 
 const std::vector<ModuleDirective<SslPartial>>& sslDirectives() {
@@ -47,6 +86,15 @@ const std::vector<ModuleDirective<SslPartial>>& sslDirectives() {
       {"ssl_ciphers", kHttp | kServer, Args::k1, &ciphers},
       {"ssl_ecdh_curve", kHttp | kServer, Args::k1, &ecdhCurve},
       {"ssl_prefer_server_ciphers", kHttp | kServer, Args::k1, &preferServerCiphers},
+      {"ssl_client_certificate", kHttp | kServer, Args::k1, &clientCertificate},
+      {"ssl_trusted_certificate", kHttp | kServer, Args::k1, &trustedCertificate},
+      {"ssl_crl", kHttp | kServer, Args::k1, &crl},
+      {"ssl_verify_client", kHttp | kServer, Args::k1, &verifyClient},
+      {"ssl_verify_depth", kHttp | kServer, Args::k1, &verifyDepth},
+      {"ssl_stapling", kHttp | kServer, Args::k1, &stapling},
+      {"ssl_stapling_file", kHttp | kServer, Args::k1, &staplingFile},
+      {"ssl_stapling_responder", kHttp | kServer, Args::k1, &staplingResponder},
+      {"ssl_stapling_verify", kHttp | kServer, Args::k1, &staplingVerify},
   };
   return kDirectives;
 }
@@ -58,6 +106,15 @@ void mergeSsl(SslPartial& child, const SslPartial& parent) {
   inherit(child.ciphers, parent.ciphers);
   inherit(child.ecdhCurve, parent.ecdhCurve);
   inherit(child.preferServerCiphers, parent.preferServerCiphers);
+  inherit(child.clientCertificate, parent.clientCertificate);
+  inherit(child.trustedCertificate, parent.trustedCertificate);
+  inherit(child.crl, parent.crl);
+  inherit(child.verifyClient, parent.verifyClient);
+  inherit(child.verifyDepth, parent.verifyDepth);
+  inherit(child.stapling, parent.stapling);
+  inherit(child.staplingVerify, parent.staplingVerify);
+  inherit(child.staplingFile, parent.staplingFile);
+  inherit(child.staplingResponder, parent.staplingResponder);
 }
 
 void finishSsl(const SslPartial& level, VirtualServer& vs) {
@@ -68,9 +125,25 @@ void finishSsl(const SslPartial& level, VirtualServer& vs) {
   if (level.ciphers) tls.ciphers = *level.ciphers;
   if (level.ecdhCurve) tls.ecdhCurve = *level.ecdhCurve;
   if (level.preferServerCiphers) tls.preferServerCiphers = *level.preferServerCiphers;
+  if (level.clientCertificate) tls.clientCertificate = *level.clientCertificate;
+  if (level.trustedCertificate) tls.trustedCertificate = *level.trustedCertificate;
+  if (level.crl) tls.crl = *level.crl;
+  if (level.verifyClient) tls.verifyClient = *level.verifyClient;
+  if (level.verifyDepth) tls.verifyDepth = *level.verifyDepth;
+  if (level.stapling) tls.stapling = *level.stapling;
+  if (level.staplingVerify) tls.staplingVerify = *level.staplingVerify;
+  if (level.staplingFile) tls.staplingFile = *level.staplingFile;
+  if (level.staplingResponder) tls.staplingResponder = *level.staplingResponder;
   if (tls.keys.size() < tls.certificates.size()) {
     throw ConfFailure{"[emerg] no \"ssl_certificate_key\" is defined for certificate \"" +
                       tls.certificates[tls.keys.size()] + "\""};
+  }
+  // nginx 1.22's ngx_http_ssl_merge_srv_conf: optional_no_ca verifies nothing, so needs no CAs.
+  if (tls.verifyClient != TlsServerSettings::VerifyClient::kOff &&
+      tls.verifyClient != TlsServerSettings::VerifyClient::kOptionalNoCa &&
+      tls.clientCertificate.empty()) {
+    throw ConfFailure{"[emerg] no ssl_client_certificate for ssl_verify_client in " +
+                      describeSource(vs.source)};
   }
 }
 

@@ -20,6 +20,12 @@ struct SslPartial {
   std::optional<std::vector<std::string>> certificates, certificateKeys;
   std::optional<std::string> protocols, ciphers, ecdhCurve;
   std::optional<bool> preferServerCiphers;
+  // Client certificates (mutual TLS) and OCSP stapling; paths already the conf directory's.
+  std::optional<std::string> clientCertificate, trustedCertificate, crl;
+  std::optional<TlsServerSettings::VerifyClient> verifyClient;
+  std::optional<int> verifyDepth;
+  std::optional<bool> stapling, staplingVerify;
+  std::optional<std::string> staplingFile, staplingResponder;
 };
 
 const std::vector<ModuleDirective<SslPartial>>& sslDirectives();

@@ -1,8 +1,10 @@
 #include "pipeline/site_handler.h"
 
 #include <sys/stat.h>
+#include <openssl/ssl.h>
 #include <sys/time.h>
 
+#include <cctype>
 #include <cstring>
 #include <ctime>
 #include <utility>
@@ -12,6 +14,7 @@
 #include "http/http_date.h"
 #include "http/parser.h"
 #include "http/user_agent.h"
+#include "transport/tls_variables.h"
 
 namespace portico::pipeline {
 
@@ -134,6 +137,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       return;
     }
     server_ = group->select(host_, &serverCaptures_);
+    misdirected_ = misdirected(*group);
     applyRealip(*site_.runtimeOf(*server_, nullptr).settings);  // post-read: the server's settings
     if (!serverCaptures_.groups.empty()) captures_ = serverCaptures_;
     if (!original_.path.empty() && original_.path[0] == '/' &&
@@ -178,9 +182,19 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       finalize(failStatus_);
       return;
     }
+    if (misdirected_) {
+      logInfo("client attempted to request the server name different from the one that was"
+              " negotiated");
+      finalize(421);
+      return;
+    }
     if (connection_.plainOnTls) {
       logInfo("client sent plain HTTP request to HTTPS port");
       finalize(497);
+      return;
+    }
+    if (int status = clientCertificateRefusal(); status != 0) {
+      finalize(status);
       return;
     }
     if (pendingRewrite_) {
@@ -342,6 +356,44 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     bool outer_;
     const std::vector<ErrorLogTarget>* previous_;
   };
+
+  // nginx's ngx_http_set_virtual_server: a Host other than the server name the handshake
+  // chose (by SNI) may not reach a server that verifies client certificates, whose check the
+  // handshake may have skipped (421). Approximation of nginx's "SNI found a server by name":
+  // SNI selects a server other than the default, or names the default server.
+  bool misdirected(const http::ServerGroup& group) const {
+    using Verify = config::TlsServerSettings::VerifyClient;
+    if (!connection_.tls || host_.empty() || failStatus_ != 0) return false;
+    const char* sni = SSL_get_servername(connection_.tls, TLSEXT_NAMETYPE_host_name);
+    if (!sni || !*sni) return false;
+    std::string name(sni);
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (name == host_) return false;
+    const http::ServerNode* bySni = group.select(name, nullptr);
+    if (!bySni || (bySni == group.defaultServer && bySni->primaryName != name)) return false;
+    return server_->config->tls.verifyClient != Verify::kOff;
+  }
+
+  // nginx's ssl_verify_client check in ngx_http_process_request, with the request's server
+  // (chosen by Host): 495 or 496 (answered 400, or by error_page), or 0.
+  int clientCertificateRefusal() {
+    using Verify = config::TlsServerSettings::VerifyClient;
+    const Verify verify = server_->config->tls.verifyClient;
+    if (!connection_.tls || verify == Verify::kOff) return 0;
+    std::string line;
+    int status = transport::clientCertificateStatus(connection_.tls, verify == Verify::kOn,
+                                                    verify == Verify::kOptionalNoCa, line);
+    if (status == 0) return 0;
+    // ngx_http_log_error's context, as nginx writes it while the head is being read.
+    line += " while reading client request headers, client: ";
+    line += connection_.isUnix ? "unix:" : connection_.peerAddress;
+    line += ", server: " + server_->primaryName;
+    line += ", request: \"" + original_.method + " " + original_.target + " " +
+            std::string(original_.versionString()) + "\"";
+    if (const std::string* host = original_.header("Host")) line += ", host: \"" + *host + "\"";
+    logInfo(line);
+    return status;
+  }
 
   http::VariableContext variables() const {
     http::VariableContext c;
@@ -1044,6 +1096,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   // that code (`error_page 497` catches a plain request to an HTTPS port, `error_page 400`
   // does not), as ngx_http_special_response_handler does.
   int internalStatus_ = 0;
+  bool misdirected_ = false;  // 421: see misdirected()
   uint64_t bodyBytes_ = 0;
   uint64_t bytesSent_ = 0;
   uint64_t startMicros_ = 0;

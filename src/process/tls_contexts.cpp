@@ -2,6 +2,7 @@
 
 #include <cctype>
 
+#include "core/log.h"
 #include "transport/kernel_tls.h"
 #include "transport/tls_transport.h"
 
@@ -44,8 +45,14 @@ bool TlsContexts::build(const config::HttpSite& site, std::string& error) {
     settings.verifyDepth = tls.verifyDepth;
     settings.verifyInHandshake = tls.verifyInHandshake;
     settings.kernelTls = transport::kernelTlsSupport().available;
+    settings.trustedCertificate = tls.trustedCertificate;
+    settings.crl = tls.crl;
+    settings.stapling = tls.stapling;
+    settings.staplingFile = tls.staplingFile;
+    settings.staplingResponder = tls.staplingResponder;
     std::unique_ptr<transport::TlsContext> context = transport::TlsContext::create(settings, error);
     if (!context) return false;
+    for (const std::string& warning : context->warnings()) logWarning(warning);
     SSL_CTX_set_tlsext_servername_callback(context->get(), &TlsContexts::onServerName);
     SSL_CTX_set_tlsext_servername_arg(context->get(), this);
     contexts_.emplace(&server, std::move(context));
@@ -73,7 +80,14 @@ int TlsContexts::onServerName(SSL* ssl, int* alert, void* arg) {
   const http::ServerNode* node = group->select(host, nullptr);
   const transport::TlsContext* context = node ? self->forServer(node->config) : nullptr;
   // A server without certificates keeps the default server's (nginx does the same).
-  if (context && context->get() != SSL_get_SSL_CTX(ssl)) SSL_set_SSL_CTX(ssl, context->get());
+  if (context && context->get() != SSL_get_SSL_CTX(ssl)) {
+    SSL_set_SSL_CTX(ssl, context->get());
+    // SSL_set_SSL_CTX keeps the first context's verification: take the server's (nginx's
+    // ngx_http_ssl_servername does the same).
+    SSL_set_verify(ssl, SSL_CTX_get_verify_mode(context->get()),
+                   SSL_CTX_get_verify_callback(context->get()));
+    SSL_set_verify_depth(ssl, SSL_CTX_get_verify_depth(context->get()));
+  }
   return SSL_TLSEXT_ERR_OK;
 }
 

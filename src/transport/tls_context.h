@@ -27,11 +27,19 @@ struct TlsSettings {
   std::string ciphers = "HIGH:!aNULL:!MD5";   // nginx's ssl_ciphers default (TLS 1.2 and below)
   bool preferServerCiphers = false;
   std::string ecdhCurve = "auto";
-  // Client certificates: the CA file (verifies them; its names are the acceptable-CA list),
-  // whether one is asked for, and how deep a chain may be (config::TlsServerSettings).
-  std::string clientCertificate;
+  // Client certificates (nginx's ssl_verify_client and the files it verifies with). The
+  // handshake accepts any certificate; the request is refused afterwards (495/496) by the
+  // pipeline, which reads SSL_get_verify_result, as nginx does.
+  std::string clientCertificate;   // CAs that verify and whose names are sent in the request
   enum class VerifyClient { kOff, kOn, kOptional, kOptionalNoCa } verifyClient = VerifyClient::kOff;
   int verifyDepth = 1;
+  std::string trustedCertificate;  // CAs that verify, names not sent
+  std::string crl;                 // PEM CRLs: every certificate of a chain is checked
+  // OCSP stapling: a DER response served as is from staplingFile; without one, the
+  // certificate's responder cannot be queried (no resolver), and nginx's warnings say why.
+  bool stapling = false;
+  std::string staplingFile;
+  std::string staplingResponder;
   bool verifyInHandshake = false;  // fail the handshake (gunicorn) rather than the request (nginx)
   // SSL_OP_ENABLE_KTLS: after the handshake OpenSSL hands the keys to the kernel (where the
   // kernel and the cipher allow), and static files leave with SSL_sendfile. Set only where
@@ -48,10 +56,24 @@ class TlsContext {
   static std::unique_ptr<TlsContext> create(const TlsSettings& settings, std::string& error);
 
   SSL_CTX* get() const { return ctx_.get(); }
+  // What nginx would warn about when loading (ssl_stapling ignored, and why), for the log.
+  const std::vector<std::string>& warnings() const { return warnings_; }
 
  private:
   explicit TlsContext(SslCtxPtr ctx) : ctx_(std::move(ctx)) {}
+  // A certificate as loaded: its chain and its file (nginx names the file in its warnings).
+  struct Leaf {
+    X509* cert;
+    STACK_OF(X509)* chain;
+    std::string name;
+  };
+  bool setUpStapling(const TlsSettings& settings, const std::vector<Leaf>& leaves,
+                     std::string& error);
+  static int onStatusRequest(SSL* ssl, void* arg);
+
   SslCtxPtr ctx_;
+  std::string staple_;  // the DER OCSP response sent to clients that ask (ssl_stapling_file)
+  std::vector<std::string> warnings_;
 };
 
 // OpenSSL's queued errors as one line ("reason:reason"), emptying the queue.
