@@ -20,6 +20,22 @@ struct SslPartial {
   std::optional<std::vector<std::string>> certificates, certificateKeys;
   std::optional<std::string> protocols, ciphers, ecdhCurve;
   std::optional<bool> preferServerCiphers;
+  // ssl_session_cache: the builtin part (TlsServerSettings::kSessionCache* or a size) and the
+  // shared zone; a level without a zone takes its parent's, as nginx's shm_zone.
+  struct SharedCache {
+    std::string name;
+    uint64_t size = 0;
+    SourceRef source;
+  };
+  std::optional<int64_t> builtinSessionCache;
+  std::optional<SharedCache> sessionCacheShared;
+  std::optional<int64_t> sessionTimeout;
+  std::optional<bool> sessionTickets;
+  std::optional<std::vector<std::string>> sessionTicketKeys;
+  std::optional<std::string> dhparam, passwordFile;
+  std::optional<std::vector<std::pair<std::string, std::string>>> confCommands;
+  std::optional<uint64_t> bufferSize;
+  std::optional<bool> earlyData, rejectHandshake;
 };
 
 const std::vector<ModuleDirective<SslPartial>>& sslDirectives();
@@ -29,5 +45,10 @@ void mergeSsl(SslPartial& child, const SslPartial& parent);
 // Fills vs.tls from the server's merged partial and checks it against vs.listens (nginx's
 // ngx_http_ssl_merge_srv_conf and ngx_http_ssl_init). Throws ConfFailure.
 void finishSsl(const SslPartial& level, VirtualServer& vs);
+
+// nginx's ngx_shared_memory_add over a whole site: an ssl_session_cache zone named as a
+// limit_req/limit_conn zone, or declared twice with different sizes, is nginx's message with
+// the FILE:LINE of the later declaration; "" when the zones agree.
+std::string checkSslCacheZones(const HttpSite& site);
 
 }  // namespace portico::config
