@@ -47,14 +47,15 @@ def certs(tmp_path_factory):
 class Tls:
     """portico -c with one TLS server on 127.0.0.1; `worker_processes` workers."""
 
-    def __init__(self, root, certs, server_lines, http_lines="", workers=2, body=SESSION_ID_BODY):
+    def __init__(self, root, certs, server_lines, http_lines="", workers=2, body=SESSION_ID_BODY,
+                 key="key.pem"):
         self.workdir = str(root)
         os.makedirs(self.workdir, exist_ok=True)
         self.port = free_port()
         self.conf = os.path.join(self.workdir, "tls.conf")
         with open(self.conf, "w") as f:
             f.write(conf_text(self.workdir, self.port, certs, server_lines, http_lines, workers,
-                              body))
+                              body, key))
         self.proc = subprocess.Popen([portico_binary(), "-p", self.workdir + "/", "-c", self.conf],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      stdin=subprocess.DEVNULL, cwd=self.workdir)
@@ -84,7 +85,7 @@ class Tls:
 
 
 def conf_text(workdir, port, certs, server_lines, http_lines="", workers=2,
-              body=SESSION_ID_BODY):
+              body=SESSION_ID_BODY, key="key.pem"):
     return """worker_processes %d;
 pid %s/portico.pid;
 error_log %s/error.log info;
@@ -96,12 +97,12 @@ http {
         listen 127.0.0.1:%d ssl;
         server_name localhost;
         ssl_certificate %s/cert.pem;
-        ssl_certificate_key %s/key.pem;
+        ssl_certificate_key %s/%s;
 %s
         location / { %s }
     }
 }
-""" % (workers, workdir, workdir, http_lines, port, certs, certs, server_lines, body)
+""" % (workers, workdir, workdir, http_lines, port, certs, certs, key, server_lines, body)
 
 
 def children(pid):
@@ -286,7 +287,7 @@ def test_ticket_key_files_shared_and_not(tmp_path, certs, running):
         assert fetch(rotated, ctx, session=first.session).reused
         assert not fetch(other, ctx, session=first.session).reused
         # Tickets from separate portico processes without key files never cross.
-        assert not fetch(other, client_context(version), session=fetch(same, ctx).session).reused
+        assert not fetch(other, ctx, session=fetch(same, ctx).session).reused
 
 
 def test_48_byte_ticket_key(tmp_path, certs, running):
@@ -351,9 +352,8 @@ http {
 def test_password_file_opens_an_encrypted_key(tmp_path, certs, running):
     with open(tmp_path / "passwords", "w") as f:
         f.write("wrong1\n\nsecret2\r\n")
-    server = running(tmp_path / "s", certs,
-                     "ssl_certificate_key %s/enc.pem;\nssl_password_file %s/passwords;"
-                     % (certs, tmp_path), workers=1)
+    server = running(tmp_path / "s", certs, "ssl_password_file %s/passwords;" % tmp_path,
+                     workers=1, key="enc.pem")
     assert fetch(server, client_context()).body.startswith(". ")
 
 
@@ -376,9 +376,10 @@ def test_curve_variables(tmp_path, certs, running):
 
 # ---- -t: nginx's messages ----
 
-def check(tmp_path, certs, server_lines, http_lines=""):
+def check(tmp_path, certs, server_lines, http_lines="", key="key.pem"):
     conf = tmp_path / "t.conf"
-    conf.write_text(conf_text(str(tmp_path), free_port(), certs, server_lines, http_lines))
+    conf.write_text(conf_text(str(tmp_path), free_port(), certs, server_lines, http_lines,
+                              key=key))
     r = subprocess.run([portico_binary(), "-p", str(tmp_path) + "/", "-t", "-c", str(conf)],
                        capture_output=True, text=True, timeout=30)
     return r.returncode, r.stderr
@@ -404,7 +405,6 @@ def check(tmp_path, certs, server_lines, http_lines=""):
     ("ssl_early_data on;", "", "not supported by portico yet"),
     ("ssl_dhparam T/cert.pem;", "", 'PEM_read_bio_Parameters("'),
     ("ssl_conf_command NoSuchCommand x;", "", 'SSL_CONF_cmd("NoSuchCommand", "x") failed'),
-    ("ssl_certificate_key T/enc.pem;", "", 'cannot load certificate key'),
     ("ssl_dhparam T/dh.pem;", "", None),
     ("ssl_session_cache builtin:100 shared:SSL:1m;\nssl_session_timeout 10m;", "", None),
 ])
@@ -417,3 +417,11 @@ def test_messages_at_t(tmp_path, certs, lines, http_lines, message):
     else:
         assert code == 1, err
         assert message in err, err
+
+
+def test_encrypted_key_needs_the_password(tmp_path, certs):
+    (tmp_path / "wrong").write_text("nope\nalso-wrong\n")
+    code, err = check(tmp_path, certs, "", key="enc.pem")
+    assert code == 1 and 'cannot load certificate key "%s/enc.pem"' % certs in err, err
+    code, err = check(tmp_path, certs, "ssl_password_file %s/wrong;" % tmp_path, key="enc.pem")
+    assert code == 1 and "cannot load certificate key" in err, err
