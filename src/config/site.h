@@ -64,6 +64,7 @@ struct TlsServerSettings {
   std::string dhparam;             // ssl_dhparam
   std::string passwordFile;        // ssl_password_file
   std::vector<std::pair<std::string, std::string>> confCommands;  // ssl_conf_command
+  std::vector<std::string> confCommandPaths;  // each value as a path (for file-valued commands)
   uint64_t bufferSize = 16384;     // ssl_buffer_size: the largest record written
   bool earlyData = false;          // ssl_early_data
   bool rejectHandshake = false;    // ssl_reject_handshake

@@ -108,6 +108,8 @@ void passwordFile(const DirectiveCall& call, SslPartial& level) {
 void confCommand(const DirectiveCall& call, SslPartial& level) {
   if (!level.confCommands) level.confCommands.emplace();
   level.confCommands->emplace_back(call.arg(0), call.arg(1));
+  if (!level.confCommandPaths) level.confCommandPaths.emplace();
+  level.confCommandPaths->push_back(call.confName(call.arg(1)));
 }
 
 void bufferSize(const DirectiveCall& call, SslPartial& level) { call.setSize(level.bufferSize); }
@@ -162,6 +164,7 @@ void mergeSsl(SslPartial& child, const SslPartial& parent) {
   inherit(child.dhparam, parent.dhparam);
   inherit(child.passwordFile, parent.passwordFile);
   inherit(child.confCommands, parent.confCommands);
+  inherit(child.confCommandPaths, parent.confCommandPaths);
   inherit(child.bufferSize, parent.bufferSize);
   inherit(child.earlyData, parent.earlyData);
   inherit(child.rejectHandshake, parent.rejectHandshake);
@@ -187,6 +190,7 @@ void finishSsl(const SslPartial& level, VirtualServer& vs) {
   if (level.dhparam) tls.dhparam = *level.dhparam;
   if (level.passwordFile) tls.passwordFile = *level.passwordFile;
   if (level.confCommands) tls.confCommands = *level.confCommands;
+  if (level.confCommandPaths) tls.confCommandPaths = *level.confCommandPaths;
   if (level.bufferSize) tls.bufferSize = *level.bufferSize;
   if (level.earlyData) tls.earlyData = *level.earlyData;
   if (level.rejectHandshake) tls.rejectHandshake = *level.rejectHandshake;

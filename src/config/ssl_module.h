@@ -34,6 +34,7 @@ struct SslPartial {
   std::optional<std::vector<std::string>> sessionTicketKeys;
   std::optional<std::string> dhparam, passwordFile;
   std::optional<std::vector<std::pair<std::string, std::string>>> confCommands;
+  std::optional<std::vector<std::string>> confCommandPaths;  // the values as conf-relative paths
   std::optional<uint64_t> bufferSize;
   std::optional<bool> earlyData, rejectHandshake;
 };

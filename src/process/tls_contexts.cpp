@@ -36,11 +36,9 @@ bool TlsContexts::build(const config::HttpSite& site, std::string& error) {
     }
     if (tls.sessionTicketKeys.empty()) settings.ticketKeys = shared_->ticketKeys();
     settings.dhparam = tls.dhparam;
-    if (!tls.passwordFile.empty() &&
-        !transport::readPasswordFile(tls.passwordFile, settings.passwords, error)) {
-      return false;
-    }
+    if (!tls.passwordFile.empty()) settings.passwords = *shared_->passwords(tls.passwordFile);
     settings.confCommands = tls.confCommands;
+    settings.confCommandPaths = tls.confCommandPaths;
     settings.bufferSize = static_cast<size_t>(tls.bufferSize);
     for (size_t i = 0; i < tls.certificates.size() && i < tls.keys.size(); ++i) {
       settings.certificates.emplace_back(tls.certificates[i], tls.keys[i]);

@@ -16,6 +16,14 @@ TlsShared::Mapping::~Mapping() {
 
 TlsShared::~TlsShared() {
   for (transport::TicketKey& key : ticketKeys_) OPENSSL_cleanse(&key, sizeof key);
+  for (auto& [path, passwords] : passwords_) {
+    for (std::string& password : passwords) OPENSSL_cleanse(password.data(), password.size());
+  }
+}
+
+const std::vector<std::string>* TlsShared::passwords(const std::string& path) const {
+  auto it = passwords_.find(path);
+  return it == passwords_.end() ? nullptr : &it->second;
 }
 
 std::shared_ptr<TlsShared>& TlsShared::installed() {
@@ -54,6 +62,13 @@ std::shared_ptr<TlsShared> TlsShared::create(const config::HttpSite& site,
     zone.view = std::make_unique<transport::TlsSessionStore>(zone.mapping->base);
     shared->zones_[tls.sessionCacheZone] = std::move(zone);
   }
+  for (const config::VirtualServer& server : site.servers) {
+    const std::string& path = server.tls.passwordFile;
+    if (path.empty() || shared->passwords_.count(path)) continue;
+    std::vector<std::string> passwords;
+    if (!transport::readPasswordFile(path, passwords, error)) return nullptr;
+    shared->passwords_[path] = std::move(passwords);
+  }
   transport::TicketKey key;
   if (!transport::randomTicketKey(key)) {
     error = "RAND_bytes() failed";
@@ -79,6 +94,7 @@ bool TlsShared::covers(const config::HttpSite& site) const {
     if (!tls.sessionCacheZone.empty() && !cache(tls.sessionCacheZone, tls.sessionCacheSize)) {
       return false;
     }
+    if (!tls.passwordFile.empty() && !passwords(tls.passwordFile)) return false;
   }
   return true;
 }

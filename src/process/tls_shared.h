@@ -28,9 +28,12 @@ class TlsShared {
 
   // The cache of zone `name` when it has `size` (null otherwise).
   transport::TlsSessionStore* cache(const std::string& name, uint64_t size) const;
-  // Whether every zone `site` names is here with its size.
+  // Whether every zone `site` names is here with its size, and every password file read.
   bool covers(const config::HttpSite& site) const;
   const std::vector<transport::TicketKey>& ticketKeys() const { return ticketKeys_; }
+  // The passphrases of an ssl_password_file, read once here (the file may be a FIFO, read
+  // only once, as nginx reads it at configuration time); null for a file not read.
+  const std::vector<std::string>* passwords(const std::string& path) const;
 
  private:
   struct Mapping {
@@ -44,6 +47,7 @@ class TlsShared {
   };
   std::map<std::string, Zone> zones_;
   std::vector<transport::TicketKey> ticketKeys_;
+  std::map<std::string, std::vector<std::string>> passwords_;
 };
 
 }  // namespace portico::process

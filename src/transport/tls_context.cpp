@@ -169,10 +169,8 @@ bool readPasswordFile(const std::string& path, std::vector<std::string>& passwor
     start = end + 1;
   }
   OPENSSL_cleanse(text.data(), text.size());
-  if (passwords.empty()) {
-    error = "empty file \"" + path + "\"";
-    return false;
-  }
+  // nginx: a file without a passphrase means one empty passphrase.
+  if (passwords.empty()) passwords.emplace_back();
   return true;
 }
 
@@ -395,7 +393,14 @@ std::unique_ptr<TlsContext> TlsContext::create(const TlsSettings& settings, std:
                                            SSL_CONF_FLAG_CLIENT | SSL_CONF_FLAG_CERTIFICATE |
                                            SSL_CONF_FLAG_SHOW_ERRORS);
     SSL_CONF_CTX_set_ssl_ctx(cctx.get(), raw);
-    for (const auto& [name, value] : settings.confCommands) {
+    for (size_t i = 0; i < settings.confCommands.size(); ++i) {
+      const std::string& name = settings.confCommands[i].first;
+      std::string value = settings.confCommands[i].second;
+      int type = SSL_CONF_cmd_value_type(cctx.get(), name.c_str());
+      if ((type == SSL_CONF_TYPE_FILE || type == SSL_CONF_TYPE_DIR) &&
+          i < settings.confCommandPaths.size()) {
+        value = settings.confCommandPaths[i];
+      }
       if (SSL_CONF_cmd(cctx.get(), name.c_str(), value.c_str()) <= 0) {
         error = "SSL_CONF_cmd(\"" + name + "\", \"" + value + "\") failed (" + takeSslErrors() +
                 ")";

@@ -64,6 +64,9 @@ struct TlsSettings {
   std::string dhparam;                 // ssl_dhparam ("" none)
   std::vector<std::string> passwords;  // ssl_password_file's passphrases, tried in order
   std::vector<std::pair<std::string, std::string>> confCommands;  // ssl_conf_command
+  // The values as paths (relative ones made the configuration directory's), used for the
+  // commands whose value is a file or a directory (nginx's ngx_conf_full_name there).
+  std::vector<std::string> confCommandPaths;
   size_t bufferSize = 16384;           // ssl_buffer_size: the largest record the transport writes
   bool allowNoCertificate = false;     // ssl_reject_handshake: a context that serves no one
   // What the session ID context is made of besides the certificates (nginx: "HTTP").
