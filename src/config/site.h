@@ -64,6 +64,23 @@ struct TlsServerSettings {
   // handshake. nginx's way (false): every handshake completes and the request is refused
   // with 400 from the verification result.
   bool verifyInHandshake = false;
+  // ssl_session_cache, as nginx's builtin_session_cache: kSessionCache* or a builtin size.
+  static constexpr int64_t kSessionCacheOff = -2, kSessionCacheNone = -3,
+                           kSessionCacheNoBuiltin = -4, kSessionCacheBuiltinDefault = -5;
+  int64_t builtinSessionCache = kSessionCacheNone;
+  std::string sessionCacheZone;    // shared:NAME:SIZE ("" without)
+  uint64_t sessionCacheSize = 0;   // bytes of the shared zone
+  SourceRef sessionCacheSource;    // where the zone was declared, for messages
+  int64_t sessionTimeout = 300;    // ssl_session_timeout, seconds
+  bool sessionTickets = true;      // ssl_session_tickets
+  std::vector<std::string> sessionTicketKeys;  // ssl_session_ticket_key files (first encrypts)
+  std::string dhparam;             // ssl_dhparam
+  std::string passwordFile;        // ssl_password_file
+  std::vector<std::pair<std::string, std::string>> confCommands;  // ssl_conf_command
+  std::vector<std::string> confCommandPaths;  // each value as a path (for file-valued commands)
+  uint64_t bufferSize = 16384;     // ssl_buffer_size: the largest record written
+  bool earlyData = false;          // ssl_early_data
+  bool rejectHandshake = false;    // ssl_reject_handshake
 };
 
 // `add_header NAME VALUE [always];` — VALUE may hold $variables, expanded per response.

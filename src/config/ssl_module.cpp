@@ -76,6 +76,95 @@ void staplingResponder(const DirectiveCall& call, SslPartial& level) {
   call.setString(level.staplingResponder);
 }
 
+// ngx_http_ssl_session_cache: `off | none | [builtin[:size]] [shared:name:size]`.
+void sessionCache(const DirectiveCall& call, SslPartial& level) {
+  std::optional<int64_t> builtin = level.builtinSessionCache;
+  for (const std::string& word : call.args()) {
+    if (word == "off") {
+      builtin = TlsServerSettings::kSessionCacheOff;
+      continue;
+    }
+    if (word == "none") {
+      builtin = TlsServerSettings::kSessionCacheNone;
+      continue;
+    }
+    if (word == "builtin") {
+      builtin = TlsServerSettings::kSessionCacheBuiltinDefault;
+      continue;
+    }
+    const std::string_view text(word);
+    if (text.size() > 8 && text.starts_with("builtin:")) {
+      std::optional<int64_t> n = parseNginxNumber(text.substr(8));
+      if (!n) call.emerg("invalid session cache " + quote(word));
+      builtin = *n;
+      continue;
+    }
+    if (text.size() > 7 && text.starts_with("shared:")) {
+      size_t colon = text.find(':', 7);
+      if (colon == 7 || colon == std::string_view::npos) {
+        call.emerg("invalid session cache " + quote(word));
+      }
+      std::optional<int64_t> size = parseNginxSize(text.substr(colon + 1));
+      if (!size) call.emerg("invalid session cache " + quote(word));
+      if (*size < static_cast<int64_t>(8 * 4096)) {
+        call.emerg("session cache " + quote(word) + " is too small");
+      }
+      level.sessionCacheShared = SslPartial::SharedCache{
+          std::string(text.substr(7, colon - 7)), static_cast<uint64_t>(*size),
+          call.directive().source};
+      continue;
+    }
+    call.emerg("invalid session cache " + quote(word));
+  }
+  if (level.sessionCacheShared && !builtin) builtin = TlsServerSettings::kSessionCacheNoBuiltin;
+  level.builtinSessionCache = builtin;
+}
+
+void sessionTimeout(const DirectiveCall& call, SslPartial& level) {
+  call.setSeconds(level.sessionTimeout);
+}
+void sessionTickets(const DirectiveCall& call, SslPartial& level) {
+  call.setFlag(level.sessionTickets);
+}
+
+// ngx_conf_set_str_array_slot: each one adds a file (the first encrypts, all decrypt).
+void sessionTicketKey(const DirectiveCall& call, SslPartial& level) {
+  call.noVariables(call.arg(0));
+  if (!level.sessionTicketKeys) level.sessionTicketKeys.emplace();
+  level.sessionTicketKeys->push_back(call.confName(call.arg(0)));
+}
+
+void dhparam(const DirectiveCall& call, SslPartial& level) {
+  call.checkUnset(level.dhparam);
+  level.dhparam = call.confName(call.arg(0));
+}
+
+void passwordFile(const DirectiveCall& call, SslPartial& level) {
+  call.checkUnset(level.passwordFile);
+  level.passwordFile = call.confName(call.arg(0));
+}
+
+// ngx_conf_set_keyval_slot: NAME VALUE pairs, applied with SSL_CONF_cmd in order.
+void confCommand(const DirectiveCall& call, SslPartial& level) {
+  if (!level.confCommands) level.confCommands.emplace();
+  level.confCommands->emplace_back(call.arg(0), call.arg(1));
+  if (!level.confCommandPaths) level.confCommandPaths.emplace();
+  level.confCommandPaths->push_back(call.confName(call.arg(1)));
+}
+
+void bufferSize(const DirectiveCall& call, SslPartial& level) { call.setSize(level.bufferSize); }
+
+void earlyData(const DirectiveCall& call, SslPartial& level) {
+  call.checkUnset(level.earlyData);
+  // 0-RTT needs the request to be held (425) until the handshake completes; not there yet.
+  if (call.flag()) call.unsupported("\"ssl_early_data on\"");
+  level.earlyData = false;
+}
+
+void rejectHandshake(const DirectiveCall& call, SslPartial& level) {
+  call.setFlag(level.rejectHandshake);
+}
+
 }  // namespace
 
 const std::vector<ModuleDirective<SslPartial>>& sslDirectives() {
@@ -95,6 +184,16 @@ const std::vector<ModuleDirective<SslPartial>>& sslDirectives() {
       {"ssl_stapling_file", kHttp | kServer, Args::k1, &staplingFile},
       {"ssl_stapling_responder", kHttp | kServer, Args::k1, &staplingResponder},
       {"ssl_stapling_verify", kHttp | kServer, Args::k1, &staplingVerify},
+      {"ssl_session_cache", kHttp | kServer, Args::k12, &sessionCache},
+      {"ssl_session_timeout", kHttp | kServer, Args::k1, &sessionTimeout},
+      {"ssl_session_tickets", kHttp | kServer, Args::k1, &sessionTickets},
+      {"ssl_session_ticket_key", kHttp | kServer, Args::k1, &sessionTicketKey},
+      {"ssl_dhparam", kHttp | kServer, Args::k1, &dhparam},
+      {"ssl_password_file", kHttp | kServer, Args::k1, &passwordFile},
+      {"ssl_conf_command", kHttp | kServer, Args::k2, &confCommand},
+      {"ssl_buffer_size", kHttp | kServer, Args::k1, &bufferSize},
+      {"ssl_early_data", kHttp | kServer, Args::k1, &earlyData},
+      {"ssl_reject_handshake", kHttp | kServer, Args::k1, &rejectHandshake},
   };
   return kDirectives;
 }
@@ -115,6 +214,18 @@ void mergeSsl(SslPartial& child, const SslPartial& parent) {
   inherit(child.staplingVerify, parent.staplingVerify);
   inherit(child.staplingFile, parent.staplingFile);
   inherit(child.staplingResponder, parent.staplingResponder);
+  inherit(child.builtinSessionCache, parent.builtinSessionCache);
+  inherit(child.sessionCacheShared, parent.sessionCacheShared);
+  inherit(child.sessionTimeout, parent.sessionTimeout);
+  inherit(child.sessionTickets, parent.sessionTickets);
+  inherit(child.sessionTicketKeys, parent.sessionTicketKeys);
+  inherit(child.dhparam, parent.dhparam);
+  inherit(child.passwordFile, parent.passwordFile);
+  inherit(child.confCommands, parent.confCommands);
+  inherit(child.confCommandPaths, parent.confCommandPaths);
+  inherit(child.bufferSize, parent.bufferSize);
+  inherit(child.earlyData, parent.earlyData);
+  inherit(child.rejectHandshake, parent.rejectHandshake);
 }
 
 void finishSsl(const SslPartial& level, VirtualServer& vs) {
@@ -134,6 +245,22 @@ void finishSsl(const SslPartial& level, VirtualServer& vs) {
   if (level.staplingVerify) tls.staplingVerify = *level.staplingVerify;
   if (level.staplingFile) tls.staplingFile = *level.staplingFile;
   if (level.staplingResponder) tls.staplingResponder = *level.staplingResponder;
+  if (level.builtinSessionCache) tls.builtinSessionCache = *level.builtinSessionCache;
+  if (level.sessionCacheShared) {
+    tls.sessionCacheZone = level.sessionCacheShared->name;
+    tls.sessionCacheSize = level.sessionCacheShared->size;
+    tls.sessionCacheSource = level.sessionCacheShared->source;
+  }
+  if (level.sessionTimeout) tls.sessionTimeout = *level.sessionTimeout;
+  if (level.sessionTickets) tls.sessionTickets = *level.sessionTickets;
+  if (level.sessionTicketKeys) tls.sessionTicketKeys = *level.sessionTicketKeys;
+  if (level.dhparam) tls.dhparam = *level.dhparam;
+  if (level.passwordFile) tls.passwordFile = *level.passwordFile;
+  if (level.confCommands) tls.confCommands = *level.confCommands;
+  if (level.confCommandPaths) tls.confCommandPaths = *level.confCommandPaths;
+  if (level.bufferSize) tls.bufferSize = *level.bufferSize;
+  if (level.earlyData) tls.earlyData = *level.earlyData;
+  if (level.rejectHandshake) tls.rejectHandshake = *level.rejectHandshake;
   if (tls.keys.size() < tls.certificates.size()) {
     throw ConfFailure{"[emerg] no \"ssl_certificate_key\" is defined for certificate \"" +
                       tls.certificates[tls.keys.size()] + "\""};
@@ -175,10 +302,37 @@ void checkSslAddresses(const std::vector<VirtualServer>& servers) {
   // certificates unless SNI picks one that has its own.
   for (const std::string& key : order) {
     const Address& address = addresses[key];
-    if (!address.ssl || !address.defaultServer->tls.certificates.empty()) continue;
+    const TlsServerSettings& tls = address.defaultServer->tls;
+    // A server that rejects every handshake needs no certificate (nginx 1.19.4+).
+    if (!address.ssl || !tls.certificates.empty() || tls.rejectHandshake) continue;
     throw ConfFailure{"[emerg] no \"ssl_certificate\" is defined for the \"listen ... ssl\""
                       " directive in " + describeSource(address.defaultServer->source)};
   }
+}
+
+std::string checkSslCacheZones(const HttpSite& site) {
+  std::vector<const TlsServerSettings*> zones;
+  for (const VirtualServer& vs : site.servers) {
+    const TlsServerSettings& tls = vs.tls;
+    if (tls.sessionCacheZone.empty()) continue;
+    const std::string where = " in " + describeSource(tls.sessionCacheSource);
+    for (const LimitZoneSpec& limit : site.limitZones) {
+      if (limit.name == tls.sessionCacheZone) {
+        return "the shared memory zone " + quote(limit.name) +
+               " is already declared for a different use" + where;
+      }
+    }
+    for (const TlsServerSettings* other : zones) {
+      if (other->sessionCacheZone == tls.sessionCacheZone &&
+          other->sessionCacheSize != tls.sessionCacheSize) {
+        return "the size " + std::to_string(tls.sessionCacheSize) + " of shared memory zone " +
+               quote(tls.sessionCacheZone) + " conflicts with already declared size " +
+               std::to_string(other->sessionCacheSize) + where;
+      }
+    }
+    zones.push_back(&tls);
+  }
+  return {};
 }
 
 }  // namespace portico::config

@@ -26,6 +26,23 @@ struct SslPartial {
   std::optional<int> verifyDepth;
   std::optional<bool> stapling, staplingVerify;
   std::optional<std::string> staplingFile, staplingResponder;
+  // ssl_session_cache: the builtin part (TlsServerSettings::kSessionCache* or a size) and the
+  // shared zone; a level without a zone takes its parent's, as nginx's shm_zone.
+  struct SharedCache {
+    std::string name;
+    uint64_t size = 0;
+    SourceRef source;
+  };
+  std::optional<int64_t> builtinSessionCache;
+  std::optional<SharedCache> sessionCacheShared;
+  std::optional<int64_t> sessionTimeout;
+  std::optional<bool> sessionTickets;
+  std::optional<std::vector<std::string>> sessionTicketKeys;
+  std::optional<std::string> dhparam, passwordFile;
+  std::optional<std::vector<std::pair<std::string, std::string>>> confCommands;
+  std::optional<std::vector<std::string>> confCommandPaths;  // the values as conf-relative paths
+  std::optional<uint64_t> bufferSize;
+  std::optional<bool> earlyData, rejectHandshake;
 };
 
 const std::vector<ModuleDirective<SslPartial>>& sslDirectives();
@@ -40,5 +57,10 @@ void finishSsl(const SslPartial& level, VirtualServer& vs);
 // needs certificates in its default server (the others may go without: they use the default's
 // unless SNI selects one of theirs). Throws ConfFailure.
 void checkSslAddresses(const std::vector<VirtualServer>& servers);
+
+// nginx's ngx_shared_memory_add over a whole site: an ssl_session_cache zone named as a
+// limit_req/limit_conn zone, or declared twice with different sizes, is nginx's message with
+// the FILE:LINE of the later declaration; "" when the zones agree.
+std::string checkSslCacheZones(const HttpSite& site);
 
 }  // namespace portico::config

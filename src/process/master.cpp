@@ -18,6 +18,7 @@
 #include "process/server.h"
 #include "process/tls_contexts.h"
 #include "transport/kernel_tls.h"
+#include "process/tls_shared.h"
 
 namespace portico::process {
 
@@ -78,6 +79,9 @@ bool Master::open(std::string& error) {
   // The limit_req/limit_conn zones are mapped before the forks: every worker shares them.
   pipeline::LimitZones::installed() = pipeline::LimitZones::create(config_.site, nullptr, error);
   if (!pipeline::LimitZones::installed()) return false;
+  // So are the shared SSL session caches and the ticket keys (a ticket resumes on any worker).
+  TlsShared::installed() = TlsShared::create(config_.site, nullptr, error);
+  if (!TlsShared::installed()) return false;
   // What would stop every worker (a log that cannot be opened, an app that cannot be
   // imported) stops start-up here, exit 1, before anything listens. With --preload the
   // master's own import below checks the app.
@@ -314,6 +318,12 @@ void Master::reload() {
       logError("reload failed, keeping the running configuration: " + error);
       return;
     }
+    std::shared_ptr<TlsShared> tlsShared =
+        TlsShared::create(fresh.site, TlsShared::installed().get(), error);
+    if (!tlsShared) {
+      logError("reload failed, keeping the running configuration: " + error);
+      return;
+    }
     std::vector<std::string> before;
     for (const auto& l : listeners_) before.push_back(l.name);
     if (!updateListeners(fresh, listeners_, error)) {
@@ -321,6 +331,7 @@ void Master::reload() {
       return;
     }
     pipeline::LimitZones::installed() = std::move(zones);
+    TlsShared::installed() = std::move(tlsShared);
     for (const auto& l : listeners_) {
       if (std::find(before.begin(), before.end(), l.name) == before.end()) {
         logInfo("Listening at: " + l.name + " (" + std::to_string(::getpid()) + ")");

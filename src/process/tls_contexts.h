@@ -7,6 +7,7 @@
 
 #include "config/config.h"
 #include "http/site_map.h"
+#include "process/tls_shared.h"
 #include "transport/tls_context.h"
 
 namespace portico::process {
@@ -33,6 +34,7 @@ class TlsContexts {
 
   std::map<const config::VirtualServer*, std::unique_ptr<transport::TlsContext>> contexts_;
   std::set<std::string> sslKeys_;
+  std::shared_ptr<TlsShared> shared_;  // the session caches and ticket keys the contexts use
 };
 
 }  // namespace portico::process

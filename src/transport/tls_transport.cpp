@@ -37,6 +37,7 @@ void TlsTransport::start() {
   if (ssl_) {
     SSL_set_fd(ssl_.get(), fd_.get());
     SSL_set_ex_data(ssl_.get(), tagIndex(), const_cast<void*>(tag_));
+    TlsContext::setInitial(ssl_.get(), &context_);
     SSL_set_accept_state(ssl_.get());
   }
 }
@@ -144,15 +145,19 @@ IoResult TlsTransport::writev(const iovec* iov, int count, bool more) {
   // A large first buffer is written from where it is; small ones are gathered into one record.
   // A repeated write (pendingWrite_) passes exactly the bytes of the first attempt, which are
   // still at the head of the session's queue.
+  // ssl_buffer_size (of the server SNI chose) is the largest record written: nginx buffers at
+  // most that much before SSL_write.
+  const TlsContext* current = TlsContext::of(SSL_get_SSL_CTX(ssl_.get()));
+  const size_t record = std::max<size_t>(1, current ? current->bufferSize() : kGatherBytes);
   const char* data = static_cast<const char*>(iov[0].iov_base);
   size_t length = iov[0].iov_len;
   size_t want = pendingWrite_;
-  if (want == 0 && length < kGatherBytes && count > 1) {
+  if (want == 0 && length < record && count > 1) {
     want = 0;
-    for (int i = 0; i < count && want < kGatherBytes; ++i) want += iov[i].iov_len;
-    want = std::min(want, kGatherBytes);
+    for (int i = 0; i < count && want < record; ++i) want += iov[i].iov_len;
+    want = std::min(want, record);
   } else if (want == 0) {
-    want = length;
+    want = std::min(length, record);
   }
   if (want > length) {
     gather_.clear();
