@@ -1,5 +1,7 @@
 #include "config/nginx_cli.h"
 
+#include <openssl/opensslv.h>
+
 #include <cctype>
 #include <string_view>
 
@@ -248,6 +250,10 @@ std::string nginxVersionText(bool full) {
 #elif defined(__GNUC__)
   text += "\nbuilt by gcc " __VERSION__;
 #endif
+  // nginx's lines for its TLS library (nginx-tests gates ssl files and `openssl:X.Y` checks on
+  // them).
+  text += "\nbuilt with " OPENSSL_VERSION_TEXT;
+  text += "\nTLS SNI support enabled";
   text += "\nconfigure arguments: none (built with CMake); the prefix (-p) defaults to the "
           "directory of the -c file, -c to PREFIX/conf/portico.conf, the error log to stderr";
   return text;

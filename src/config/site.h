@@ -48,7 +48,9 @@ struct TlsServerSettings {
   std::vector<std::string> certificates;  // ssl_certificate, in order (ECDSA and RSA may both be)
   std::vector<std::string> keys;          // ssl_certificate_key, pairwise with certificates
   std::string protocols = "TLSv1.2 TLSv1.3";  // ssl_protocols, as written (nginx's default)
-  std::string ciphers = "HIGH:!aNULL:!MD5";   // ssl_ciphers (nginx's default)
+  // ssl_ciphers: nginx's default less the static RSA key exchange, so that the default offers
+  // forward secrecy only (testssl.sh: tests/integration/test_testssl.py).
+  std::string ciphers = "HIGH:!aNULL:!MD5:!kRSA";
   bool preferServerCiphers = false;           // ssl_prefer_server_ciphers
   std::string ecdhCurve = "auto";             // ssl_ecdh_curve
   std::string clientCertificate;  // ssl_client_certificate (CAs that verify, and whose names are sent)

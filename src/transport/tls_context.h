@@ -50,7 +50,7 @@ struct TlsSettings {
   // both be given; OpenSSL picks the one the client's signature algorithms allow.
   std::vector<std::pair<std::string, std::string>> certificates;
   std::string protocols = "TLSv1.2 TLSv1.3";  // nginx's ssl_protocols default
-  std::string ciphers = "HIGH:!aNULL:!MD5";   // nginx's ssl_ciphers default (TLS 1.2 and below)
+  std::string ciphers = "HIGH:!aNULL:!MD5:!kRSA";  // ssl_ciphers default (TLS 1.2 and below)
   bool preferServerCiphers = false;
   std::string ecdhCurve = "auto";
   // Client certificates (nginx's ssl_verify_client and the files it verifies with). The

@@ -14,7 +14,8 @@ if [ "$#" -eq 1 ] && [ "$1" = "-V" ]; then
     with=$(grep -v '^#' "$here/modules-present-optional" | tr '\n' ' ')
     {
         echo "nginx version: nginx/1.22.1 (portico)"
-        "$real" -V 2>&1 | sed -n 's/^portico version: /portico version: /p'
+        "$real" -V 2>&1 | sed -n -e 's/^portico version: /portico version: /p' \
+            -e '/^built with OpenSSL /p' -e '/^TLS SNI support enabled/p'
         echo "configure arguments: --with-pcre $with$without"
     } >&2
     exit 0
