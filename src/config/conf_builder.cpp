@@ -19,7 +19,7 @@
 #include <tuple>
 #include <utility>
 
-#include "config/access_conf.h"
+#include "config/access_module.h"
 #include "config/conf_limit.h"
 #include "config/conf_module.h"
 #include "config/conf_parser.h"
@@ -27,6 +27,7 @@
 #include "config/gzip_module.h"
 #include "config/headers_module.h"
 #include "config/ssl_module.h"
+#include "config/wsgi_module.h"
 
 namespace portico::config {
 namespace {
@@ -73,12 +74,8 @@ struct Partial {
   SslPartial ssl;  // ngx_http_ssl_module (http, server)
   std::optional<std::pair<size_t, size_t>> largeHeaderBuffers;
   // location only, never inherited: the app and its companions
-  std::optional<WsgiSpec> wsgi;  // holds the companions too; wsgi->app empty until wsgi_app
-  bool hasWsgiApp = false;
-  bool wsgiThreadsSet = false;
+  WsgiPartial wsgi;  // portico's wsgi_* (location only, never inherited)
   bool accessLogOff = false;  // `access_log off` at this level wins over its other access_logs
-  std::optional<SourceRef> firstWsgiCompanion;
-  std::string firstWsgiCompanionName;
   AccessPartial access;  // allow/deny, auth_basic, realip, autoindex, stub_status
   LimitPartial limit;  // limit_req*, limit_conn*
 };
@@ -337,7 +334,11 @@ class Builder {
       if (cmd.handler) {
         (this->*cmd.handler)(d, frame);
       } else {
-        cmd.moduleApply(call(d, frame.ctx), *frame.level);
+        DirectiveCall moduleCall = call(d, frame.ctx);
+        if (frame.location) {
+          moduleCall.setLocation(&frame.location->match, &frame.location->pattern);
+        }
+        cmd.moduleApply(moduleCall, *frame.level);
       }
       return;
     }
@@ -1747,93 +1748,7 @@ class Builder {
     finishLocation(placed);
   }
 
-  // ---- access, auth_basic, realip, autoindex, stub_status (config/access_conf.cpp) ----
-
-  void accessDirective(const ConfDirective& d, Frame& f) {
-    std::vector<std::string> warnings;
-    std::optional<std::string> error = applyAccessDirective(d.name, d.args, f.level->access, warnings);
-    for (const std::string& w : warnings) warn(d, w);
-    if (error) emerg(d, *error);
-  }
-
-  // ---- portico's WSGI directives (location only) ----
-
-  WsgiSpec& wsgiCompanion(const ConfDirective& d, Frame& f) {
-    Partial& p = *f.level;
-    if (!p.wsgi) p.wsgi.emplace();
-    if (!p.firstWsgiCompanion && d.name != "wsgi_app") {
-      p.firstWsgiCompanion = d.source;
-      p.firstWsgiCompanionName = d.name;
-    }
-    return *p.wsgi;
-  }
-
-  void wsgiApp(const ConfDirective& d, Frame& f) {
-    using Match = Location::Match;
-    Match m = f.location->match;
-    if (m == Match::kRegex || m == Match::kRegexCaseless) {
-      emerg(d, "the \"wsgi_app\" directive cannot be used inside a regex location");
-    }
-    if (f.level->hasWsgiApp) directiveError(d, "is duplicate");
-    const std::string& app = d.args[0];
-    if (app.empty() || app[0] == ':' || app.back() == ':') {
-      emerg(d, "invalid application " + quote(app) + " in \"wsgi_app\" directive, it must be "
-                   "\"module:callable\" or \"module\"");
-    }
-    WsgiSpec& w = wsgiCompanion(d, f);
-    f.level->hasWsgiApp = true;
-    w.app = app;
-    w.source = d.source;
-    // A named location (`try_files $uri @django;`) has no prefix to strip: SCRIPT_NAME is "" and
-    // the app sees the whole URI, as proxy_pass in a named location passes it.
-    std::string prefix = m == Match::kNamed ? std::string() : f.location->pattern;
-    if (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
-    w.scriptName = prefix;
-  }
-
-  void wsgiPythonpath(const ConfDirective& d, Frame& f) {
-    WsgiSpec& w = wsgiCompanion(d, f);
-    for (const std::string& dir : d.args) w.pythonPath.push_back(fullName(dir));
-  }
-
-  void wsgiVirtualenv(const ConfDirective& d, Frame& f) {
-    WsgiSpec& w = wsgiCompanion(d, f);
-    if (!w.virtualenv.empty()) directiveError(d, "is duplicate");
-    w.virtualenv = fullName(d.args[0]);
-  }
-
-  void wsgiChdir(const ConfDirective& d, Frame& f) {
-    WsgiSpec& w = wsgiCompanion(d, f);
-    if (!w.chdir.empty()) directiveError(d, "is duplicate");
-    w.chdir = fullName(d.args[0]);
-  }
-
-  void wsgiThreads(const ConfDirective& d, Frame& f) {
-    WsgiSpec& w = wsgiCompanion(d, f);
-    if (f.level->wsgiThreadsSet) directiveError(d, "is duplicate");
-    f.level->wsgiThreadsSet = true;
-    int64_t n = number(d, d.args[0]);
-    if (n < 1 || n > 1024) emerg(d, "value must be between 1 and 1024");
-    w.threads = static_cast<int>(n);
-  }
-
-  void wsgiEnv(const ConfDirective& d, Frame& f) {
-    WsgiSpec& w = wsgiCompanion(d, f);
-    if (d.args[0].empty() || d.args[0].find('=') != std::string::npos) {
-      emerg(d, "invalid variable name " + quote(d.args[0]) + " in \"wsgi_env\" directive");
-    }
-    w.env.emplace_back(d.args[0], d.args[1]);
-  }
-
-  void finishLocation(LocationDraft& loc) {
-    Partial& p = loc.partial;
-    if (p.wsgi && !p.hasWsgiApp) {
-      ConfDirective at;
-      at.source = *p.firstWsgiCompanion;
-      emerg(at, quote(p.firstWsgiCompanionName) +
-                    " directive needs a \"wsgi_app\" directive in the same location");
-    }
-  }
+  void finishLocation(LocationDraft& loc) { checkWsgi(loc.partial.wsgi); }
 
   // ---- the end of http: nginx's location checks, then the merge ----
 
@@ -1907,10 +1822,7 @@ class Builder {
     if (p.keepaliveTime) s.keepaliveTimeSeconds = *p.keepaliveTime;
     if (p.errorLogs) s.errorLogs = *p.errorLogs;
     if (p.clientBodyTempPath) s.clientBodyTempPath = *p.clientBodyTempPath;
-    if (p.hasWsgiApp) {
-      s.wsgi = p.wsgi;
-      s.wsgi->tempPath = s.clientBodyTempPath;  // the bodies this app reads are spilled there
-    }
+    finishWsgi(p.wsgi, s.clientBodyTempPath, s);  // the bodies the app reads are spilled there
     s.access = finalizeAccess(p.access, confPrefix_);
     s.limit = finalizeLimit(p.limit);
     return s;
@@ -2081,26 +1993,6 @@ const std::vector<Builder::Command>& Builder::commands() {
         {"return", kRewriteCtx, Args::k12, false, &Builder::returnDirective},
         {"error_page", kHsl, Args::k2More, false, &Builder::errorPage},
         {"location", kServer | kLocation, Args::k12, true, &Builder::location},
-        {"allow", kHsl, Args::k1, false, &Builder::accessDirective},
-        {"deny", kHsl, Args::k1, false, &Builder::accessDirective},
-        {"satisfy", kHsl, Args::k1, false, &Builder::accessDirective},
-        {"auth_basic", kHsl, Args::k1, false, &Builder::accessDirective},
-        {"auth_basic_user_file", kHsl, Args::k1, false, &Builder::accessDirective},
-        {"auth_delay", kHsl, Args::k1, false, &Builder::accessDirective},
-        {"set_real_ip_from", kHsl, Args::k1, false, &Builder::accessDirective},
-        {"real_ip_header", kHsl, Args::k1, false, &Builder::accessDirective},
-        {"real_ip_recursive", kHsl, Args::k1, false, &Builder::accessDirective},
-        {"autoindex", kHsl, Args::k1, false, &Builder::accessDirective},
-        {"autoindex_exact_size", kHsl, Args::k1, false, &Builder::accessDirective},
-        {"autoindex_localtime", kHsl, Args::k1, false, &Builder::accessDirective},
-        {"autoindex_format", kHsl, Args::k1, false, &Builder::accessDirective},
-        {"stub_status", kServer | kLocation, Args::k01, false, &Builder::accessDirective},
-        {"wsgi_app", kLocation, Args::k1, false, &Builder::wsgiApp},
-        {"wsgi_pythonpath", kLocation, Args::k1More, false, &Builder::wsgiPythonpath},
-        {"wsgi_virtualenv", kLocation, Args::k1, false, &Builder::wsgiVirtualenv},
-        {"wsgi_chdir", kLocation, Args::k1, false, &Builder::wsgiChdir},
-        {"wsgi_threads", kLocation, Args::k1, false, &Builder::wsgiThreads},
-        {"wsgi_env", kLocation, Args::k2, false, &Builder::wsgiEnv},
         {"rewrite", kRewriteCtx, Args::k23, false, &Builder::rewrite},
         {"break", kRewriteCtx, Args::kNone, false, &Builder::breakDirective},
         {"set", kRewriteCtx, Args::k2, false, &Builder::set},
@@ -2125,6 +2017,8 @@ const std::vector<Builder::Command>& Builder::commands() {
     addModule(table, &Partial::ssl, sslDirectives());
     addModule(table, &Partial::gzip, gzipDirectives());
     addModule(table, &Partial::headers, headersDirectives());
+    addModule(table, &Partial::wsgi, wsgiDirectives());
+    addModule(table, &Partial::access, accessDirectives());
     return table;
   }();
   return kCommands;
