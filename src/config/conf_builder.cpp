@@ -362,12 +362,6 @@ class Builder {
     return options_.prefix + path;
   }
 
-  void noVariables(const ConfDirective& d, const std::string& value) {
-    if (value.find('$') != std::string::npos) {
-      unsupported(d, "a variable in the " + quote(d.name) + " directive");
-    }
-  }
-
   template <class T>
   void checkUnset(const ConfDirective& d, const std::optional<T>& slot) {
     if (slot) directiveError(d, "is duplicate");
