@@ -3,9 +3,12 @@
 // The settings and directives of nginx's access-control and listing modules, as portico
 // implements them: access (allow/deny), auth_basic (+ satisfy, auth_delay from the core),
 // realip (set_real_ip_from, real_ip_header, real_ip_recursive), autoindex and stub_status.
-// Kept apart from conf_builder.cpp: the builder routes these directives here and merges the
-// `AccessPartial` of each level parent→child like its own. Pure (no I/O but name resolution for
-// set_real_ip_from HOST, as nginx at load time).
+// Each is a module (conf_module.h): access_module.h has their directive table, one partial
+// (AccessPartial) holds what a level wrote for all five, mergeAccess and finalizeAccess are
+// their merge and finish. One partial for five modules because applyAccessDirective, which
+// parses them by name, is their tested interface (access_modules_test); site.h includes this
+// header for the settings. Pure (no I/O but name resolution for set_real_ip_from HOST, as nginx
+// at load time).
 
 #include <cstdint>
 #include <optional>

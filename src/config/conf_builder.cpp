@@ -19,14 +19,17 @@
 #include <tuple>
 #include <utility>
 
-#include "config/access_conf.h"
-#include "config/conf_limit.h"
+#include "config/access_module.h"
 #include "config/conf_module.h"
 #include "config/conf_parser.h"
 #include "config/conf_values.h"
 #include "config/gzip_module.h"
 #include "config/headers_module.h"
+#include "config/index_module.h"
+#include "config/limit_module.h"
+#include "config/log_module.h"
 #include "config/ssl_module.h"
+#include "config/wsgi_module.h"
 
 namespace portico::config {
 namespace {
@@ -39,7 +42,7 @@ struct Partial {
   std::string aliasPrefix;           // the pattern of the location that wrote the alias
   bool aliasRegex = false;           // ... and whether it was a regex location
   SourceRef directorySource;         // where this level's root/alias was written
-  std::optional<std::vector<std::string>> index;
+  IndexPartial index;  // ngx_http_index_module
   std::optional<TryFiles> tryFiles;       // never inherited
   std::vector<RewriteStep> rewrites;      // never inherited (the rewrite module's program)
   std::optional<bool> rewriteLog, uninitializedVariableWarn;
@@ -59,9 +62,7 @@ struct Partial {
   std::optional<bool> serverTokens, absoluteRedirect, serverNameInRedirect, portInRedirect;
   std::optional<bool> logNotFound;
   std::optional<std::vector<AccessLogSpec>> accessLogs;  // empty: `access_log off`
-  // open_log_file_cache: unset (inherit), set to nullopt (`off`) or to a cache.
-  std::optional<std::optional<OpenLogFileCache>> openLogFileCache;
-  bool openLogFileCacheSet = false;
+  LogPartial log;  // ngx_http_log_module's open_log_file_cache (access_log stays here)
   std::optional<int64_t> typesHashMaxSize;
   std::optional<LocationSettings::IfModifiedSince> ifModifiedSince;
   std::optional<double> keepaliveTime;
@@ -73,12 +74,8 @@ struct Partial {
   SslPartial ssl;  // ngx_http_ssl_module (http, server)
   std::optional<std::pair<size_t, size_t>> largeHeaderBuffers;
   // location only, never inherited: the app and its companions
-  std::optional<WsgiSpec> wsgi;  // holds the companions too; wsgi->app empty until wsgi_app
-  bool hasWsgiApp = false;
-  bool wsgiThreadsSet = false;
+  WsgiPartial wsgi;  // portico's wsgi_* (location only, never inherited)
   bool accessLogOff = false;  // `access_log off` at this level wins over its other access_logs
-  std::optional<SourceRef> firstWsgiCompanion;
-  std::string firstWsgiCompanionName;
   AccessPartial access;  // allow/deny, auth_basic, realip, autoindex, stub_status
   LimitPartial limit;  // limit_req*, limit_conn*
 };
@@ -94,7 +91,7 @@ void mergeFrom(Partial& c, const Partial& p) {
     c.aliasRegex = p.aliasRegex;
   }
   inherit(c.root, p.root);
-  inherit(c.index, p.index);
+  mergeIndex(c.index, p.index);
   inherit(c.errorPages, p.errorPages);
   inherit(c.defaultType, p.defaultType);
   inherit(c.types, p.types);
@@ -117,7 +114,7 @@ void mergeFrom(Partial& c, const Partial& p) {
   inherit(c.rewriteLog, p.rewriteLog);
   inherit(c.uninitializedVariableWarn, p.uninitializedVariableWarn);
   inherit(c.accessLogs, p.accessLogs);
-  inherit(c.openLogFileCache, p.openLogFileCache);
+  mergeLog(c.log, p.log);
   inherit(c.typesHashMaxSize, p.typesHashMaxSize);
   inherit(c.clientHeaderTimeout, p.clientHeaderTimeout);
   inherit(c.largeHeaderBuffers, p.largeHeaderBuffers);
@@ -337,7 +334,11 @@ class Builder {
       if (cmd.handler) {
         (this->*cmd.handler)(d, frame);
       } else {
-        cmd.moduleApply(call(d, frame.ctx), *frame.level);
+        DirectiveCall moduleCall = call(d, frame.ctx);
+        if (frame.location) {
+          moduleCall.setLocation(&frame.location->match, &frame.location->pattern);
+        }
+        cmd.moduleApply(moduleCall, *frame.level);
       }
       return;
     }
@@ -359,12 +360,6 @@ class Builder {
   std::string fullName(const std::string& path) const {
     if (!path.empty() && path[0] == '/') return path;
     return options_.prefix + path;
-  }
-
-  void noVariables(const ConfDirective& d, const std::string& value) {
-    if (value.find('$') != std::string::npos) {
-      unsupported(d, "a variable in the " + quote(d.name) + " directive");
-    }
   }
 
   template <class T>
@@ -418,6 +413,9 @@ class Builder {
   }
 
   // ---- limit_req, limit_conn (config/conf_limit.cpp parses) ----
+  // Their zones are the load's state across levels (nginx's cycle->shared_memory): the zone
+  // directives declare into limitZones_, limit_req/limit_conn reference it. So these stay with
+  // the walker; what a level writes alone is limit_module's table.
 
   void limitZone(const ConfDirective& d, Frame&) {
     bool req = d.name == "limit_req_zone";
@@ -446,26 +444,6 @@ class Builder {
     if (error.starts_with("is ")) directiveError(d, error);
     if (!error.empty()) emerg(d, error);
   }
-  void limitStatus(const ConfDirective& d, Frame& f) {
-    std::optional<int>& slot =
-        d.name == "limit_req_status" ? f.level->limit.reqStatus : f.level->limit.connStatus;
-    checkUnset(d, slot);
-    int64_t n = number(d, d.args[0]);
-    if (n < 400 || n > 599) emerg(d, "value must be between 400 and 599");
-    slot = static_cast<int>(n);
-  }
-  void limitLogLevel(const ConfDirective& d, Frame& f) {
-    std::optional<LimitLogLevel>& slot = d.name == "limit_req_log_level"
-                                             ? f.level->limit.reqLogLevel
-                                             : f.level->limit.connLogLevel;
-    checkUnset(d, slot);
-    slot = static_cast<LimitLogLevel>(enumValue(d, {"info", "notice", "warn", "error"}));
-  }
-  void limitDryRun(const ConfDirective& d, Frame& f) {
-    setFlag(d, d.name == "limit_req_dry_run" ? f.level->limit.reqDryRun
-                                             : f.level->limit.connDryRun);
-  }
-
   // ---- main context ----
 
   void user(const ConfDirective& d, Frame&) {
@@ -983,49 +961,6 @@ class Builder {
     spec.host = text;
   }
 
-  void openLogFileCache(const ConfDirective& d, Frame& f) {
-    if (f.level->openLogFileCacheSet) directiveError(d, "is duplicate");
-    if (d.args.size() > 4) {
-      emerg(d, "invalid number of arguments in " + quote(d.name) + " directive");
-    }
-    f.level->openLogFileCacheSet = true;
-    OpenLogFileCache cache;
-    cache.source = d.source;
-    bool off = false;
-    for (const std::string& p : d.args) {
-      bool ok = true;
-      std::string_view v(p);
-      if (startsWith(p, "max=")) {
-        auto n = parseNginxNumber(v.substr(4));
-        ok = n.has_value();
-        if (ok) cache.max = static_cast<int>(*n);
-      } else if (startsWith(p, "inactive=")) {
-        auto t = parseNginxTime(v.substr(9), true);
-        ok = t.has_value();
-        if (ok) cache.inactiveSeconds = *t;
-      } else if (startsWith(p, "min_uses=")) {
-        auto n = parseNginxNumber(v.substr(9));
-        ok = n.has_value();
-        if (ok) cache.minUses = static_cast<int>(*n);
-      } else if (startsWith(p, "valid=")) {
-        auto t = parseNginxTime(v.substr(6), true);
-        ok = t.has_value();
-        if (ok) cache.validSeconds = *t;
-      } else if (p == "off") {
-        off = true;
-      } else {
-        ok = false;
-      }
-      if (!ok) emerg(d, "invalid \"open_log_file_cache\" parameter " + quote(p));
-    }
-    if (off) {
-      f.level->openLogFileCache = std::optional<OpenLogFileCache>();
-      return;
-    }
-    if (cache.max == 0) emerg(d, "\"open_log_file_cache\" must have \"max\" parameter");
-    f.level->openLogFileCache = std::optional<OpenLogFileCache>(cache);
-  }
-
   void ifModifiedSince(const ConfDirective& d, Frame& f) {
     checkUnset(d, f.level->ifModifiedSince);
     using Ims = LocationSettings::IfModifiedSince;
@@ -1080,18 +1015,6 @@ class Builder {
                             f.location->match == Location::Match::kRegexCaseless;
     } else {
       f.level->root = value;
-    }
-  }
-
-  void index(const ConfDirective& d, Frame& f) {
-    if (!f.level->index) f.level->index.emplace();
-    for (size_t i = 0; i < d.args.size(); ++i) {
-      const std::string& v = d.args[i];
-      if (v.empty()) emerg(d, "index \"\" in \"index\" directive is invalid");
-      if (v[0] == '/' && i != d.args.size() - 1) {
-        emerg(d, "only the last index in \"index\" directive should be absolute");
-      }
-      f.level->index->push_back(v);
     }
   }
 
@@ -1747,93 +1670,7 @@ class Builder {
     finishLocation(placed);
   }
 
-  // ---- access, auth_basic, realip, autoindex, stub_status (config/access_conf.cpp) ----
-
-  void accessDirective(const ConfDirective& d, Frame& f) {
-    std::vector<std::string> warnings;
-    std::optional<std::string> error = applyAccessDirective(d.name, d.args, f.level->access, warnings);
-    for (const std::string& w : warnings) warn(d, w);
-    if (error) emerg(d, *error);
-  }
-
-  // ---- portico's WSGI directives (location only) ----
-
-  WsgiSpec& wsgiCompanion(const ConfDirective& d, Frame& f) {
-    Partial& p = *f.level;
-    if (!p.wsgi) p.wsgi.emplace();
-    if (!p.firstWsgiCompanion && d.name != "wsgi_app") {
-      p.firstWsgiCompanion = d.source;
-      p.firstWsgiCompanionName = d.name;
-    }
-    return *p.wsgi;
-  }
-
-  void wsgiApp(const ConfDirective& d, Frame& f) {
-    using Match = Location::Match;
-    Match m = f.location->match;
-    if (m == Match::kRegex || m == Match::kRegexCaseless) {
-      emerg(d, "the \"wsgi_app\" directive cannot be used inside a regex location");
-    }
-    if (f.level->hasWsgiApp) directiveError(d, "is duplicate");
-    const std::string& app = d.args[0];
-    if (app.empty() || app[0] == ':' || app.back() == ':') {
-      emerg(d, "invalid application " + quote(app) + " in \"wsgi_app\" directive, it must be "
-                   "\"module:callable\" or \"module\"");
-    }
-    WsgiSpec& w = wsgiCompanion(d, f);
-    f.level->hasWsgiApp = true;
-    w.app = app;
-    w.source = d.source;
-    // A named location (`try_files $uri @django;`) has no prefix to strip: SCRIPT_NAME is "" and
-    // the app sees the whole URI, as proxy_pass in a named location passes it.
-    std::string prefix = m == Match::kNamed ? std::string() : f.location->pattern;
-    if (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
-    w.scriptName = prefix;
-  }
-
-  void wsgiPythonpath(const ConfDirective& d, Frame& f) {
-    WsgiSpec& w = wsgiCompanion(d, f);
-    for (const std::string& dir : d.args) w.pythonPath.push_back(fullName(dir));
-  }
-
-  void wsgiVirtualenv(const ConfDirective& d, Frame& f) {
-    WsgiSpec& w = wsgiCompanion(d, f);
-    if (!w.virtualenv.empty()) directiveError(d, "is duplicate");
-    w.virtualenv = fullName(d.args[0]);
-  }
-
-  void wsgiChdir(const ConfDirective& d, Frame& f) {
-    WsgiSpec& w = wsgiCompanion(d, f);
-    if (!w.chdir.empty()) directiveError(d, "is duplicate");
-    w.chdir = fullName(d.args[0]);
-  }
-
-  void wsgiThreads(const ConfDirective& d, Frame& f) {
-    WsgiSpec& w = wsgiCompanion(d, f);
-    if (f.level->wsgiThreadsSet) directiveError(d, "is duplicate");
-    f.level->wsgiThreadsSet = true;
-    int64_t n = number(d, d.args[0]);
-    if (n < 1 || n > 1024) emerg(d, "value must be between 1 and 1024");
-    w.threads = static_cast<int>(n);
-  }
-
-  void wsgiEnv(const ConfDirective& d, Frame& f) {
-    WsgiSpec& w = wsgiCompanion(d, f);
-    if (d.args[0].empty() || d.args[0].find('=') != std::string::npos) {
-      emerg(d, "invalid variable name " + quote(d.args[0]) + " in \"wsgi_env\" directive");
-    }
-    w.env.emplace_back(d.args[0], d.args[1]);
-  }
-
-  void finishLocation(LocationDraft& loc) {
-    Partial& p = loc.partial;
-    if (p.wsgi && !p.hasWsgiApp) {
-      ConfDirective at;
-      at.source = *p.firstWsgiCompanion;
-      emerg(at, quote(p.firstWsgiCompanionName) +
-                    " directive needs a \"wsgi_app\" directive in the same location");
-    }
-  }
+  void finishLocation(LocationDraft& loc) { checkWsgi(loc.partial.wsgi); }
 
   // ---- the end of http: nginx's location checks, then the merge ----
 
@@ -1865,7 +1702,7 @@ class Builder {
     s.aliasPrefix = p.aliasPrefix;
     s.aliasRegex = p.aliasRegex;
     s.directorySource = p.directorySource;
-    if (p.index) s.index = *p.index;
+    finishIndex(p.index, s);
     s.tryFiles = p.tryFiles;
     s.rewrites = p.rewrites;
     if (p.rewriteLog) s.rewriteLog = *p.rewriteLog;
@@ -1902,15 +1739,12 @@ class Builder {
     } else {
       for (AccessLogSpec& log : s.accessLogs) log.path = fullName(log.path);
     }
-    if (p.openLogFileCache) s.openLogFileCache = *p.openLogFileCache;
+    finishLog(p.log, s);
     if (p.ifModifiedSince) s.ifModifiedSince = *p.ifModifiedSince;
     if (p.keepaliveTime) s.keepaliveTimeSeconds = *p.keepaliveTime;
     if (p.errorLogs) s.errorLogs = *p.errorLogs;
     if (p.clientBodyTempPath) s.clientBodyTempPath = *p.clientBodyTempPath;
-    if (p.hasWsgiApp) {
-      s.wsgi = p.wsgi;
-      s.wsgi->tempPath = s.clientBodyTempPath;  // the bodies this app reads are spilled there
-    }
+    finishWsgi(p.wsgi, s.clientBodyTempPath, s);  // the bodies the app reads are spilled there
     s.access = finalizeAccess(p.access, confPrefix_);
     s.limit = finalizeLimit(p.limit);
     return s;
@@ -2057,7 +1891,6 @@ const std::vector<Builder::Command>& Builder::commands() {
         {"uwsgi_temp_path", kHsl, Args::k1More, false, &Builder::tempPath},
         {"scgi_temp_path", kHsl, Args::k1More, false, &Builder::tempPath},
         {"access_log", kHsl, Args::k1More, false, &Builder::accessLog},
-        {"open_log_file_cache", kHsl, Args::k1More, false, &Builder::openLogFileCache},
         {"client_max_body_size", kHsl, Args::k1, false, &Builder::clientMaxBodySize},
         {"client_body_buffer_size", kHsl, Args::k1, false, &Builder::clientBodyBufferSize},
         {"client_header_timeout", kHttp | kServer, Args::k1, false, &Builder::clientHeaderTimeout},
@@ -2077,31 +1910,10 @@ const std::vector<Builder::Command>& Builder::commands() {
         {"server_name", kServer, Args::k1More, false, &Builder::serverName},
         {"root", kHsl, Args::k1, false, &Builder::rootOrAlias},
         {"alias", kLocation, Args::k1, false, &Builder::rootOrAlias},
-        {"index", kHsl, Args::k1More, false, &Builder::index},
         {"try_files", kServer | kLocation, Args::k2More, false, &Builder::tryFiles},
         {"return", kRewriteCtx, Args::k12, false, &Builder::returnDirective},
         {"error_page", kHsl, Args::k2More, false, &Builder::errorPage},
         {"location", kServer | kLocation, Args::k12, true, &Builder::location},
-        {"allow", kHsl, Args::k1, false, &Builder::accessDirective},
-        {"deny", kHsl, Args::k1, false, &Builder::accessDirective},
-        {"satisfy", kHsl, Args::k1, false, &Builder::accessDirective},
-        {"auth_basic", kHsl, Args::k1, false, &Builder::accessDirective},
-        {"auth_basic_user_file", kHsl, Args::k1, false, &Builder::accessDirective},
-        {"auth_delay", kHsl, Args::k1, false, &Builder::accessDirective},
-        {"set_real_ip_from", kHsl, Args::k1, false, &Builder::accessDirective},
-        {"real_ip_header", kHsl, Args::k1, false, &Builder::accessDirective},
-        {"real_ip_recursive", kHsl, Args::k1, false, &Builder::accessDirective},
-        {"autoindex", kHsl, Args::k1, false, &Builder::accessDirective},
-        {"autoindex_exact_size", kHsl, Args::k1, false, &Builder::accessDirective},
-        {"autoindex_localtime", kHsl, Args::k1, false, &Builder::accessDirective},
-        {"autoindex_format", kHsl, Args::k1, false, &Builder::accessDirective},
-        {"stub_status", kServer | kLocation, Args::k01, false, &Builder::accessDirective},
-        {"wsgi_app", kLocation, Args::k1, false, &Builder::wsgiApp},
-        {"wsgi_pythonpath", kLocation, Args::k1More, false, &Builder::wsgiPythonpath},
-        {"wsgi_virtualenv", kLocation, Args::k1, false, &Builder::wsgiVirtualenv},
-        {"wsgi_chdir", kLocation, Args::k1, false, &Builder::wsgiChdir},
-        {"wsgi_threads", kLocation, Args::k1, false, &Builder::wsgiThreads},
-        {"wsgi_env", kLocation, Args::k2, false, &Builder::wsgiEnv},
         {"rewrite", kRewriteCtx, Args::k23, false, &Builder::rewrite},
         {"break", kRewriteCtx, Args::kNone, false, &Builder::breakDirective},
         {"set", kRewriteCtx, Args::k2, false, &Builder::set},
@@ -2114,18 +1926,17 @@ const std::vector<Builder::Command>& Builder::commands() {
         {"map_hash_bucket_size", kHttp, Args::k1, false, &Builder::mapHashBucketSize},
         {"limit_req_zone", kHttp, Args::k2More, false, &Builder::limitZone},
         {"limit_req", kHsl, Args::k1More, false, &Builder::limitRule},
-        {"limit_req_status", kHsl, Args::k1, false, &Builder::limitStatus},
-        {"limit_req_log_level", kHsl, Args::k1, false, &Builder::limitLogLevel},
-        {"limit_req_dry_run", kHsl, Args::k1, false, &Builder::limitDryRun},
         {"limit_conn_zone", kHttp, Args::k2More, false, &Builder::limitZone},
         {"limit_conn", kHsl, Args::k2More, false, &Builder::limitRule},
-        {"limit_conn_status", kHsl, Args::k1, false, &Builder::limitStatus},
-        {"limit_conn_log_level", kHsl, Args::k1, false, &Builder::limitLogLevel},
-        {"limit_conn_dry_run", kHsl, Args::k1, false, &Builder::limitDryRun},
     };
     addModule(table, &Partial::ssl, sslDirectives());
     addModule(table, &Partial::gzip, gzipDirectives());
     addModule(table, &Partial::headers, headersDirectives());
+    addModule(table, &Partial::wsgi, wsgiDirectives());
+    addModule(table, &Partial::access, accessDirectives());
+    addModule(table, &Partial::limit, limitDirectives());
+    addModule(table, &Partial::index, indexDirectives());
+    addModule(table, &Partial::log, logDirectives());
     return table;
   }();
   return kCommands;

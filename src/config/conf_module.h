@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "config/conf_parser.h"
+#include "config/site.h"
 
 namespace portico::config {
 
@@ -62,6 +63,14 @@ class DirectiveCall {
   const std::vector<std::string>& args() const { return directive_.args; }
   const std::string& arg(size_t i) const { return directive_.args[i]; }
   unsigned ctx() const { return ctx_; }
+  // The innermost location the directive stands in (the walker tells; null outside any), for
+  // the few directives that depend on it (wsgi_app's SCRIPT_NAME, say).
+  void setLocation(const Location::Match* match, const std::string* pattern) {
+    locationMatch_ = match;
+    locationPattern_ = pattern;
+  }
+  const Location::Match* locationMatch() const { return locationMatch_; }
+  const std::string& locationPattern() const { return *locationPattern_; }
 
   // A path relative to nginx's prefix (-p), as most paths are.
   std::string fullName(const std::string& path) const;
@@ -101,6 +110,8 @@ class DirectiveCall {
   const std::string& prefix_;
   const std::string& confPrefix_;
   std::vector<std::string>& messages_;
+  const Location::Match* locationMatch_ = nullptr;
+  const std::string* locationPattern_ = nullptr;
 };
 
 // One row of a module's directive table: it applies to the module's partial (P) of the level
