@@ -265,12 +265,15 @@ void finishSsl(const SslPartial& level, VirtualServer& vs) {
     throw ConfFailure{"[emerg] no \"ssl_certificate_key\" is defined for certificate \"" +
                       tls.certificates[tls.keys.size()] + "\""};
   }
-  // nginx 1.22's ngx_http_ssl_merge_srv_conf: optional_no_ca verifies nothing, so needs no CAs.
-  if (tls.verifyClient != TlsServerSettings::VerifyClient::kOff &&
+  // nginx 1.22's ngx_http_ssl_merge_srv_conf: optional_no_ca verifies nothing, so needs no CAs;
+  // a server with no certificates of its own (it uses its address's default's) makes no
+  // context, and is not checked.
+  bool hasContext = !tls.certificates.empty() || tls.rejectHandshake;
+  if (hasContext && tls.verifyClient != TlsServerSettings::VerifyClient::kOff &&
       tls.verifyClient != TlsServerSettings::VerifyClient::kOptionalNoCa &&
       tls.clientCertificate.empty()) {
-    throw ConfFailure{"[emerg] no ssl_client_certificate for ssl_verify_client in " +
-                      describeSource(vs.source)};
+    // nginx logs it with no FILE:LINE (ngx_log_error at merge time, not ngx_conf_log_error).
+    throw ConfFailure{"[emerg] no ssl_client_certificate for ssl_verify_client"};
   }
 }
 

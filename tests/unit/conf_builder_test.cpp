@@ -551,7 +551,7 @@ TEST(ConfBuilder, ErrorsAreNginxsMessages) {
       {S("location / { proxy_pass http://127.0.0.1:8000; }"), "[emerg] \"proxy_pass\" directive is not supported by portico yet" + at4},
       {S("location / { uwsgi_pass django; }"), "[emerg] \"uwsgi_pass\" directive is not supported by portico yet" + at4},
       {S("ssl_certificate /x.pem;"), "[emerg] no \"ssl_certificate_key\" is defined for certificate \"/x.pem\""},
-      {S("ssl_certificate /x.pem; ssl_certificate_key /x.key; ssl_verify_client on;"), "[emerg] no ssl_client_certificate for ssl_verify_client" + at3},
+      {S("ssl_certificate /x.pem; ssl_certificate_key /x.key; ssl_verify_client on;"), "[emerg] no ssl_client_certificate for ssl_verify_client"},
       {S("ssl_verify_client sometimes;"), "[emerg] invalid value \"sometimes\"" + at4},
       {S("ssl_verify_client on; ssl_verify_client off;"), "[emerg] \"ssl_verify_client\" directive is duplicate" + at4},
       {S("ssl_verify_depth x;"), "[emerg] \"ssl_verify_depth\" directive invalid number" + at4},
