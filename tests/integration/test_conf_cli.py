@@ -132,8 +132,11 @@ def test_v_and_V_print_the_version_to_stderr():
     lines = err.splitlines()
     assert re.fullmatch(r"portico version: portico/\d+\.\d+\.\d+", lines[0])
     assert lines[1].startswith("built by ")
-    assert lines[2].startswith("configure arguments: ")
-    assert "PREFIX/conf/portico.conf" in lines[2]
+    # As nginx built with OpenSSL: the library, SNI, then the configure arguments.
+    assert re.fullmatch(r"built with OpenSSL \d+\.\d+\.\d+.*", lines[2]), lines[2]
+    assert lines[3] == "TLS SNI support enabled"
+    assert lines[4].startswith("configure arguments: ")
+    assert "PREFIX/conf/portico.conf" in lines[4]
 
 
 def test_gunicorn_version_flag_is_unchanged():
