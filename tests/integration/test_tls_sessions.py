@@ -8,6 +8,7 @@ Which worker served a connection is read from /proc (the server side of the TCP 
 belongs to one worker's fd table), so "resumed on both workers" is checked, not assumed.
 """
 
+import contextlib
 import os
 import signal
 import socket
@@ -178,19 +179,34 @@ def fetch(server, ctx, session=None, port=None, server_name="localhost"):
         return Result(s.session_reused, body, s.session, pid, session_id)
 
 
-def resume_everywhere(server, ctx, attempts=200):
-    """A first full handshake, then resumptions until both workers resumed (or attempts run
-    out); returns the first result and the set of pids that resumed."""
+@contextlib.contextmanager
+def only_worker(server, pid):
+    """Stops (SIGSTOP) every worker but `pid` so that the next connection can only be accepted
+    by `pid`: which worker wins the accept race is the kernel's choice, and an idle server may
+    let one worker win every time."""
+    others = sorted(server.workers - {pid})
+    try:
+        for other in others:
+            os.kill(other, signal.SIGSTOP)
+        yield
+    finally:
+        for other in others:
+            os.kill(other, signal.SIGCONT)
+
+
+def resume_everywhere(server, ctx):
+    """A first full handshake, then one resumption on each worker in turn (the others stopped
+    meanwhile); returns the first result and the set of pids that resumed."""
     first = fetch(server, ctx)
     assert not first.reused and first.body.startswith(". "), first.body
     resumed_on = set()
-    for _ in range(attempts):
-        r = fetch(server, ctx, session=first.session)
-        assert r.reused, "not resumed on worker %s: %s" % (r.pid, r.body)
+    for pid in sorted(server.workers):
+        with only_worker(server, pid):
+            r = fetch(server, ctx, session=first.session)
+        assert r.pid == pid, (r.pid, pid)
+        assert r.reused, "not resumed on worker %s (first on %s): %s" % (r.pid, first.pid, r.body)
         assert r.body.startswith("r "), r.body
         resumed_on.add(r.pid)
-        if resumed_on == server.workers:
-            break
     return first, resumed_on
 
 
@@ -227,7 +243,7 @@ def test_builtin_cache_resumes_within_one_worker(tmp_path, certs, running):
     server = running(tmp_path, certs, "ssl_session_cache builtin:1000;\nssl_session_tickets off;",
                      workers=1)
     ctx = client_context(ssl.TLSVersion.TLSv1_2, tickets=False)
-    first, resumed_on = resume_everywhere(server, ctx, attempts=3)
+    first, resumed_on = resume_everywhere(server, ctx)
     assert resumed_on == server.workers
 
 
