@@ -31,6 +31,11 @@ constexpr uint64_t kLingerTotalMs = 30000;        // nginx lingering_time
 // While a closing connection's last bytes are still in the kernel's queue, how often it is
 // looked at (SIOCOUTQ; no event says the queue emptied).
 constexpr uint64_t kDrainPollMs = 100;
+// A closing connection's tail that has been transmitted (only its ACK is awaited) and is at
+// most this large is not waited for: the kernel resets an orphan for lack of memory only when
+// it queues more than SOCK_MIN_SNDBUF (4.5 KiB of buffers, tcp_out_of_memory), and a few
+// hundred bytes on the wire are what every close of a short response has.
+constexpr size_t kSmallTail = 1024;
 constexpr int kMaxIov = 64;
 // A file range read into memory per write when the transport cannot sendfile (TLS without
 // kernel TLS): a few TLS records' worth.
@@ -610,7 +615,13 @@ void Http1Session::finishExchange() {
   ++requestsServed_;
   if (settings_.onRequestDone) settings_.onRequestDone();
   bool close = closeAfterResponse_ || draining_;
-  if (close && !stream_.requestComplete_) lingerNeeded_ = true;  // unread body may still arrive
+  // Unread body may still arrive (nginx's r->lingering_close). A request without a body is
+  // whole once its head is parsed, even when its handler answered before the parser reported
+  // the message's end: closing it needs no lingering.
+  if (close && !stream_.requestComplete_ &&
+      (parser_.request().chunked || parser_.remainingContentLength() > 0)) {
+    lingerNeeded_ = true;
+  }
   stream_.reset();
   info_.requestLength = 0;
   info_.pipelined = false;
@@ -793,8 +804,14 @@ void Http1Session::afterDrained() {
 void Http1Session::beginClose() {
   size_t unsent = 0;
   if (!lingerNeeded_ && in_.empty()) {
+    transport_->closeNotify();
     unsent = transport_->unsentBytes();
-    if (unsent == 0) {
+    if (unsent == 0 ||
+        (unsent <= kSmallTail && transport_->untransmittedBytes() == 0)) {
+      // Nothing queued, or a small tail that has left already and only waits for its ACK (the
+      // usual case: the client has not acknowledged the last segment yet). Closed at once, as
+      // nginx closes: the orphan retransmits it if need be, and the kernel's reset under
+      // memory pressure spares a socket queueing this little.
       closeNow();
       return;
     }

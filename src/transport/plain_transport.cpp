@@ -61,6 +61,10 @@ size_t PlainTransport::unsentBytes() const {
   return tcp_ ? socketUnsentBytes(fd_.get()) : 0;
 }
 
+size_t PlainTransport::untransmittedBytes() const {
+  return tcp_ ? socketUntransmittedBytes(fd_.get()) : 0;
+}
+
 void PlainTransport::shutdownWrite() { ::shutdown(fd_.get(), SHUT_WR); }
 
 }  // namespace portico::transport

@@ -19,6 +19,7 @@ class PlainTransport final : public Transport {
   bool canSendFile() const override { return true; }
   IoResult sendFile(int fileFd, uint64_t offset, size_t count) override;
   size_t unsentBytes() const override;
+  size_t untransmittedBytes() const override;
   void shutdownWrite() override;
   void close() override { fd_.reset(); }
   bool canHandOff() const override { return true; }

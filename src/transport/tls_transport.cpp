@@ -209,12 +209,21 @@ IoResult TlsTransport::sendFile(int fileFd, uint64_t offset, size_t count) {
 
 size_t TlsTransport::unsentBytes() const { return tcp_ ? socketUnsentBytes(fd_.get()) : 0; }
 
+size_t TlsTransport::untransmittedBytes() const {
+  return tcp_ ? socketUntransmittedBytes(fd_.get()) : 0;
+}
+
+void TlsTransport::closeNotify() {
+  // close_notify, once: the client learns the response ended here, not by a cut. A second
+  // SSL_shutdown would wait for (read) the client's, which nginx does not either.
+  if (closeNotifySent_ || !handshakeDone()) return;
+  closeNotifySent_ = true;
+  SSL_shutdown(ssl_.get());
+  ERR_clear_error();
+}
+
 void TlsTransport::shutdownWrite() {
-  if (handshakeDone()) {
-    // close_notify, once: the client learns the response ended here, not by a cut.
-    SSL_shutdown(ssl_.get());
-    ERR_clear_error();
-  }
+  closeNotify();
   ::shutdown(fd_.get(), SHUT_WR);
 }
 

@@ -30,6 +30,8 @@ class TlsTransport final : public Transport {
   bool canSendFile() const override;
   IoResult sendFile(int fileFd, uint64_t offset, size_t count) override;
   size_t unsentBytes() const override;
+  size_t untransmittedBytes() const override;
+  void closeNotify() override;
   void shutdownWrite() override;
   void close() override;
   // The TLS state lives in this process.
@@ -58,6 +60,7 @@ class TlsTransport final : public Transport {
   size_t pendingWrite_ = 0;
   std::string gather_;  // small gathered buffers, written as one record
   bool sniffed_ = false;  // the first byte was looked at
+  bool closeNotifySent_ = false;
   bool plain_ = false;    // ... and it was not a handshake's: plain HTTP, carried as it is
   bool corked_ = false;   // TCP_CORK set while a response's file data is being written
 };

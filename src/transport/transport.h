@@ -73,6 +73,12 @@ class Transport {
   // with bytes still queued becomes an orphan that the kernel resets under memory pressure
   // (TCPAbortOnMemory), cutting the response's tail: the session waits for 0 first.
   virtual size_t unsentBytes() const { return 0; }
+  // Of unsentBytes(), those the kernel has not transmitted once yet (the peer's window is
+  // closed, or congestion holds them): a tail already on the wire only waits for its ACK.
+  virtual size_t untransmittedBytes() const { return 0; }
+  // Before a graceful close: a TLS transport sends its close_notify (once; shutdownWrite then
+  // does not repeat it), as nginx's ngx_ssl_shutdown does; a plain one has nothing to say.
+  virtual void closeNotify() {}
   // Ends the sending side (lingering close); a TLS transport sends its close_notify first.
   virtual void shutdownWrite() = 0;
   // Closes the socket now; later calls do nothing.
