@@ -328,3 +328,28 @@ def test_a_client_that_leaves_mid_response_does_not_disturb_others(tls):
     response = tls.request("/big.bin")
     assert sha256(response.body) == sha256(tls.big)
     assert os.path.exists(os.path.join(tls.workdir, "www", "big.bin"))
+
+
+@pytest.mark.parametrize("target, tail", [("/small.txt", b"small file\n"), ("/vars", b"\n"),
+                                          ("/app/hello", b"hello \n")])
+def test_a_connection_close_response_ends_with_close_notify(tls, target, tail):
+    # A request without a body is answered and closed at once (no lingering: nothing more of it
+    # can come), and the close is a TLS one, as nginx's ngx_ssl_shutdown makes it: close_notify,
+    # then FIN. A strict client (ragged EOFs not suppressed) reads a clean end, not a truncation.
+    raw = socket.create_connection(("127.0.0.1", tls.port), 5)
+    sock = client_context(tls.certs).wrap_socket(raw, server_hostname="localhost",
+                                                 suppress_ragged_eofs=False)
+    try:
+        sock.sendall(b"GET " + target.encode() + b" HTTP/1.1\r\nHost: localhost\r\n"
+                     b"Connection: close\r\n\r\n")
+        data = b""
+        while True:
+            chunk = sock.recv(65536)  # ssl.SSLEOFError on a close without close_notify
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        sock.close()
+    assert data.startswith(b"HTTP/1.1 200 "), data[:200]
+    assert b"\r\nConnection: close\r\n" in data
+    assert data.rstrip(b"\r\n").endswith(tail.rstrip(b"\n")), data[-200:]
