@@ -1124,22 +1124,34 @@ TLS_INTRO = (
 
 # What limits each TLS scenario, from perf profiles of the worker (bench/README usage in README.md).
 TLS_LIMITS = {
-    "tls-handshake-ecdsa": "OpenSSL's work: libcrypto is the same 44 % of either worker's perf samples (X25519, the "
+    "tls-handshake-ecdsa": "OpenSSL's work: libcrypto is about half of either worker's perf samples (X25519, the "
                            "ECDSA signature, HKDF, two session tickets), the kernel's TCP set-up and tear-down most of "
                            "the rest. Both servers make the same OpenSSL calls with the same settings (records read "
                            "ahead, no chain built per handshake, buffers released) and the same syscalls per "
-                           "connection (5 writes, about 4 reads, 9 getpid from OpenSSL), except that portico "
-                           "half-closes and waits for the client's EOF (a shutdown and one read more) where nginx "
-                           "closes at once, and portico's malloc does more (_int_malloc 2.2 % of samples against "
-                           "1.1 %). Counted by callgrind (user space, the worker alone), portico runs fewer "
-                           "instructions per handshake than nginx (2.85 M against 2.88 M over 193 and 183 "
-                           "handshakes), so the 5–10 % more CPU time per handshake measured here is kernel and "
-                           "memory time (the half-close's syscalls and wake-ups among it), not more work in "
-                           "portico's code. The client does a handshake too (it verifies the ECDSA signature the "
-                           "server makes, which costs more than making it).",
+                           "connection (strace -c on the worker: 5 writes, 4 reads of which 2 EAGAIN, 9 getpid from "
+                           "OpenSSL, one accept4, recv peek, setsockopt, open, fstat, pread; close_notify then close), "
+                           "portico one epoll_ctl more (EPOLL_CTL_DEL before close: an embedded Python may fork and "
+                           "hold the socket) and an ioctl or two (SIOCOUTQ, SIOCOUTQNSD: a tail still untransmitted, "
+                           "a slow reader's, is drained before close): 30.7 syscalls per connection against nginx's "
+                           "28.5. Until 2026-12-03 portico took 32.4: a GET answered before the parser reported the "
+                           "request's end was closed by lingering (shutdown, wait for the client's EOF, a read more, "
+                           "an epoll wake-up more), and any unacknowledged tail by waiting for the kernel's queue; "
+                           "both now close at once as nginx does (ngx_http_finalize_connection lingers only for "
+                           "unread input). Measured on 2026-12-03 on a loaded machine (load average 6–9 from other "
+                           "builds and tests), as server CPU µs per handshake with every server on core 0 at the same "
+                           "time, each with its own client on core 1, so all see the same load (median of 6 rounds × "
+                           "5 s): portico before 742.1, after 701.4, nginx 691.1 (nginx ÷ portico 0.931 → 0.985); this "
+                           "harness: 460.8 against 410.9 before (0.892, 3 rounds at 06:37), 444.4 against 446.0 after "
+                           "(1.004, 5 rounds). handshakes/s follows the one-core client and the machine's load (its rounds "
+                           "spread by more than a third), not the server, whose core stays under a quarter busy. The "
+                           "client does a handshake too (it verifies the ECDSA signature the server makes, which costs "
+                           "more than making it).",
     "tls-handshake-rsa": "The RSA-2048 signature (most of the server's CPU per handshake; the client's verify is "
                          "cheap) makes the server the side that should saturate, unless other work on the machine "
-                         "takes its core; the rest is as for ECDSA.",
+                         "takes its core; the rest is as for ECDSA. Measured on 2026-12-03 as there (all servers at "
+                         "once, loaded machine, median of 6 rounds × 5 s): portico before 1167.7, after 1120.9, nginx "
+                         "1102.6 µs per handshake (0.944 → 0.984); this harness: 763.2 against 719.4 before (0.943), "
+                         "640.4 against 631.1 after (0.985).",
     "tls-hello": "nginx pays the proxy hop (a second process on the same core, uwsgi or HTTP to gunicorn) on top "
                  "of TLS; portico runs the app in-process: one read and one write per request over TLS.",
     "tls-static13b": "Head and body leave in one record and one write; portico makes one read per request, "
