@@ -28,6 +28,10 @@ SERVERS = r"""
         ssl_certificate_key @CERTS@/localhost-ecdsa.key;
         add_header X-Early-Data $ssl_early_data;
         location / { %(on)s }
+        location /unsafe {
+            if ($ssl_early_data) { return 425; }
+            return 200 "unsafe done\n";
+        }
     }
     server {
         listen 127.0.0.1:@PORT2@ ssl;
@@ -87,6 +91,19 @@ def test_request_in_early_data_is_answered_and_marked(tls, tmp_path):
     assert _bodies(out) == [("on", "1", "r", "/early"), ("on", "", "r", "/after")], out
     assert out.count("X-Early-Data: 1") == 1, out  # add_header omits the empty value
     assert tls.alive()
+
+
+def test_a_location_can_refuse_early_data_with_425(tls, tmp_path):
+    # What the README suggests for requests that must not be replayed.
+    session = _session(tls, tmp_path)
+    early = tmp_path / "early.txt"
+    early.write_bytes(b"POST /unsafe HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n")
+    after = b"POST /unsafe HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    out = _client(tls.port, ["-sess_in", session, "-early_data", str(early)], after)
+    assert "Early data was accepted" in out, out
+    statuses = re.findall(r"^HTTP/1.1 (\d+)", out, re.M)
+    assert statuses == ["425", "200"], out
+    assert "unsafe done" in out, out
 
 
 def test_early_data_may_be_sent_again(tls, tmp_path):
