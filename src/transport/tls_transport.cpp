@@ -97,9 +97,8 @@ IoResult TlsTransport::read(char* dst, size_t size) {
   if (early_ != Early::kNone) {
     bool finished = false;
     IoResult result = readEarly(dst, size, finished);
-    // With no early data left (or none sent) and nothing read, the reads below finish the
-    // handshake.
-    if (!finished || result.status != IoStatus::kDone || result.bytes > 0) return result;
+    // With no early data left (or none sent), the reads below finish the handshake.
+    if (!finished) return result;
   }
   // One SSL_read returns one record's bytes at most, so it reads on until `size` is filled or
   // OpenSSL stops: the session takes a short read for a drained socket (edge-triggered epoll
@@ -124,37 +123,33 @@ IoResult TlsTransport::read(char* dst, size_t size) {
 // ngx_ssl_try_early_data and ngx_ssl_recv_early: the first call runs the handshake up to the
 // server's Finished and reads the client's 0-RTT data, if it sent any and it was accepted;
 // the bytes go to the session as any read's. `finished`: the early data is over (the client's
-// EndOfEarlyData, or none was accepted). A read that returned early data leaves the handshake
-// unfinished even when the end of the early data was seen, so the request it carried is
-// handled while $ssl_early_data is "1"; the next read finishes it.
+// EndOfEarlyData, or none was accepted). Unlike nginx's loop, one call returns one record of
+// early data: the SSL_read_early_data that meets EndOfEarlyData also reads the client's
+// Finished if it is there, ending the handshake, so the request the record carried is handled
+// first, while $ssl_early_data is "1", whenever the client's second flight came. pendingRead
+// asks the session for the next read.
 IoResult TlsTransport::readEarly(char* dst, size_t size, bool& finished) {
   // nginx's write_blocked: an early write OpenSSL asked to repeat goes first.
   if (early_ == Early::kReading && pendingWrite_ > 0) return {IoStatus::kWantWrite, 0, 0};
-  size_t total = 0;
-  while (total < size) {
-    size_t n = 0;
-    int rc = SSL_read_early_data(ssl_.get(), dst + total, size - total, &n);
-    if (rc == SSL_READ_EARLY_DATA_SUCCESS) {
-      early_ = Early::kReading;
-      total += n;
-      if (n == 0) break;
-      continue;
-    }
-    if (rc == SSL_READ_EARLY_DATA_FINISH) {
-      early_ = Early::kNone;
-      finished = true;
-      break;
-    }
-    if (total == 0) return failure(rc);
-    // Bytes were read: they go now; what stopped the reads shows again at the next call.
-    ERR_clear_error();
-    break;
+  size_t n = 0;
+  int rc = SSL_read_early_data(ssl_.get(), dst, size, &n);
+  if (rc == SSL_READ_EARLY_DATA_SUCCESS) {
+    early_ = Early::kReading;
+    return {IoStatus::kDone, n, 0};
   }
-  return {IoStatus::kDone, total, 0};
+  if (rc == SSL_READ_EARLY_DATA_FINISH) {
+    early_ = Early::kNone;
+    finished = true;
+    return {IoStatus::kDone, 0, 0};
+  }
+  return failure(rc);
 }
 
 size_t TlsTransport::pendingRead() const {
   if (!ssl_) return 0;
+  // After a record of early data: more of it, or its end, may already be in OpenSSL's buffer
+  // or the socket (readEarly stops at one record); the next read says which.
+  if (early_ == Early::kReading) return 1;
   // SSL_pending counts the decrypted bytes of the current record only; records read ahead
   // (read_ahead) and not yet decrypted wait in OpenSSL's buffer, seen by SSL_has_pending.
   size_t n = static_cast<size_t>(SSL_pending(ssl_.get()));

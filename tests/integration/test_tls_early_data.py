@@ -7,6 +7,7 @@ answered. openssl s_client sends the early data (-sess_out, then -sess_in with -
 One worker (TlsPortico's default), so the resumed connection meets the worker that issued the
 ticket (the ticket keys are the master's, shared by every worker, in any case)."""
 
+import hashlib
 import os
 import re
 import ssl
@@ -15,7 +16,7 @@ import subprocess
 import pytest
 
 from servers import free_port, portico_binary
-from tls_support import TlsPortico, certs, client_context, s_client  # noqa: F401
+from tls_support import OPENSSL, TlsPortico, certs, client_context, s_client  # noqa: F401
 
 BODY = 'return 200 "%s early=[$ssl_early_data] reused=$ssl_session_reused uri=$uri\\n";'
 
@@ -28,6 +29,7 @@ SERVERS = r"""
         ssl_certificate_key @CERTS@/localhost-ecdsa.key;
         add_header X-Early-Data $ssl_early_data;
         location / { %(on)s }
+        location /files/ { root @DIR@; }
         location /unsafe {
             if ($ssl_early_data) { return 425; }
             return 200 "unsafe done\n";
@@ -104,6 +106,33 @@ def test_a_location_can_refuse_early_data_with_425(tls, tmp_path):
     statuses = re.findall(r"^HTTP/1.1 (\d+)", out, re.M)
     assert statuses == ["425", "200"], out
     assert "unsafe done" in out, out
+
+
+def test_a_large_response_to_early_data_arrives_whole(tls, tmp_path):
+    # The response starts as 0.5-RTT data (SSL_write_early_data) through a socket that fills, and
+    # ends after the handshake did; every byte is compared.
+    os.makedirs(os.path.join(tls.workdir, "files"), exist_ok=True)
+    data = bytes((i * 131 >> 3) & 0xFF for i in range(3 * 1024 * 1024))
+    with open(os.path.join(tls.workdir, "files", "big.bin"), "wb") as handle:
+        handle.write(data)
+    session = _session(tls, tmp_path)
+    early = tmp_path / "early.txt"
+    early.write_bytes(b"GET /files/big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    result = subprocess.run(
+        [OPENSSL, "s_client", "-connect", "127.0.0.1:%d" % tls.port, "-tls1_3", "-ign_eof",
+         "-sess_in", session, "-early_data", str(early)],
+        input=CLOSE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+    out = result.stdout
+    assert b"Early data was accepted" in out, out[-3000:]
+    start = out.index(b"HTTP/1.1 200 OK\r\n")
+    head_end = out.index(b"\r\n\r\n", start) + 4
+    head = out[start:head_end].decode("latin-1")
+    assert "Content-Length: %d\r\n" % len(data) in head, head
+    assert "X-Early-Data: 1\r\n" in head, head
+    body = out[head_end:head_end + len(data)]
+    assert hashlib.sha256(body).hexdigest() == hashlib.sha256(data).hexdigest()
+    rest = out[head_end + len(data):].decode("latin-1")
+    assert re.search(r"^on early=\[\] reused=r uri=/after$", rest, re.M), rest[-2000:]
 
 
 def test_early_data_may_be_sent_again(tls, tmp_path):
