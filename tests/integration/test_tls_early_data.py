@@ -229,3 +229,49 @@ def test_messages_at_t(tmp_path, certs, line, message):  # noqa: F811
     else:
         assert code == 1, err
         assert "[emerg] " + message % conf in err, err
+
+
+SNI_SERVERS = r"""
+    server {
+        listen 127.0.0.1:@PORT@ ssl default_server;
+        server_name localhost;
+        ssl_early_data %(default)s;
+        ssl_certificate @CERTS@/localhost-ecdsa.pem;
+        ssl_certificate_key @CERTS@/localhost-ecdsa.key;
+        location / { return 200 "localhost early=[$ssl_early_data]\n"; }
+    }
+    server {
+        listen 127.0.0.1:@PORT@ ssl;
+        server_name b.test;
+        ssl_early_data %(named)s;
+        ssl_certificate @CERTS@/b-ecdsa.pem;
+        ssl_certificate_key @CERTS@/b-ecdsa.key;
+        location / { return 200 "b early=[$ssl_early_data]\n"; }
+    }
+"""
+
+
+@pytest.mark.parametrize("default,named,verdict", [
+    ("on", "off", "accepted"),
+    ("off", "on", "not sent"),  # the ticket itself allows none
+])
+def test_the_address_default_server_decides(tmp_path, certs, default, named, verdict):  # noqa: F811
+    # As nginx (and OpenSSL: the SSL takes its early data limit from the context it starts
+    # with), SNI choosing another server does not change whether 0-RTT is accepted.
+    server = TlsPortico(tmp_path, certs, SNI_SERVERS % {"default": default, "named": named})
+    server.start()
+    try:
+        session = str(tmp_path / "b.pem")
+        request = b"GET / HTTP/1.1\r\nHost: b.test\r\nConnection: close\r\n\r\n"
+        out = _client(server.port, ["-servername", "b.test", "-sess_out", session], request)
+        assert "b early=[]" in out, out
+        early = tmp_path / "early.txt"
+        early.write_bytes(b"GET / HTTP/1.1\r\nHost: b.test\r\n\r\n")
+        out = _client(server.port, ["-servername", "b.test", "-sess_in", session,
+                                    "-early_data", str(early)], request)
+        assert "Reused, TLSv1.3" in out, out
+        assert "Early data was %s" % verdict in out, out
+        expected = ["1", ""] if verdict == "accepted" else [""]
+        assert re.findall(r"^b early=\[(1?)\]$", out, re.M) == expected, out
+    finally:
+        server.stop_and_check()
