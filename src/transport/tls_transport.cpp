@@ -210,6 +210,8 @@ IoResult TlsTransport::writev(const iovec* iov, int count, bool more) {
   // context); the last write of the response uncorks and the tail leaves at once.
   if (more) cork(true);
   size_t written = 0;
+  // A write before any read runs the handshake itself: SSL_read_early_data is then too late.
+  if (early_ == Early::kTry) early_ = Early::kNone;
   // While early data is being read OpenSSL allows no SSL_write: a response to a request that
   // came in it leaves as 0.5-RTT data (nginx's ngx_ssl_write_early).
   int rc = early_ == Early::kReading ? SSL_write_early_data(ssl_.get(), data, want, &written)
