@@ -154,12 +154,8 @@ void confCommand(const DirectiveCall& call, SslPartial& level) {
 
 void bufferSize(const DirectiveCall& call, SslPartial& level) { call.setSize(level.bufferSize); }
 
-void earlyData(const DirectiveCall& call, SslPartial& level) {
-  call.checkUnset(level.earlyData);
-  // 0-RTT needs the request to be held (425) until the handshake completes; not there yet.
-  if (call.flag()) call.unsupported("\"ssl_early_data on\"");
-  level.earlyData = false;
-}
+// TLS 1.3 0-RTT, as nginx 1.22: accepted as it comes (replayable), marked by $ssl_early_data.
+void earlyData(const DirectiveCall& call, SslPartial& level) { call.setFlag(level.earlyData); }
 
 void rejectHandshake(const DirectiveCall& call, SslPartial& level) {
   call.setFlag(level.rejectHandshake);

@@ -58,6 +58,7 @@ bool TlsContexts::build(const config::HttpSite& site, std::string& error) {
     settings.confCommands = tls.confCommands;
     settings.confCommandPaths = tls.confCommandPaths;
     settings.bufferSize = static_cast<size_t>(tls.bufferSize);
+    settings.earlyData = tls.earlyData;
     for (size_t i = 0; i < tls.certificates.size() && i < tls.keys.size(); ++i) {
       settings.certificates.emplace_back(tls.certificates[i], tls.keys[i]);
     }

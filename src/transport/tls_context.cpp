@@ -761,6 +761,16 @@ std::unique_ptr<TlsContext> TlsContext::create(const TlsSettings& settings, std:
   context->bufferSize_ = settings.bufferSize;
   context->sharedCache_ = settings.sharedCache;
   if (!context->applySessions(settings, error)) return nullptr;
+  if (settings.earlyData) {
+    // ngx_ssl_early_data: NGX_SSL_BUFSIZE of early data per connection, and OpenSSL's
+    // anti-replay off as nginx has it always (its ngx_ssl_create): otherwise OpenSSL would
+    // issue stateful TLS 1.3 tickets, each resumable once, and only through a session cache.
+    // A 0-RTT request can therefore be replayed; $ssl_early_data tells the application.
+    constexpr uint32_t kMaxEarlyData = 16384;
+    SSL_CTX_set_max_early_data(raw, kMaxEarlyData);
+    SSL_CTX_set_recv_max_early_data(raw, kMaxEarlyData);
+    SSL_CTX_set_options(raw, SSL_OP_NO_ANTI_REPLAY);
+  }
   // ngx_ssl_conf_commands: last, so they may override anything above.
   if (!settings.confCommands.empty()) {
     std::unique_ptr<SSL_CONF_CTX, decltype(&SSL_CONF_CTX_free)> cctx(SSL_CONF_CTX_new(),

@@ -87,6 +87,9 @@ struct TlsSettings {
   std::vector<std::string> confCommandPaths;
   size_t bufferSize = 16384;           // ssl_buffer_size: the largest record the transport writes
   bool allowNoCertificate = false;     // ssl_reject_handshake: a context that serves no one
+  // ssl_early_data: TLS 1.3 0-RTT accepted (up to kMaxEarlyData bytes) on sessions this
+  // context resumes; the transport reads it with SSL_read_early_data.
+  bool earlyData = false;
   // What the session ID context is made of besides the certificates (nginx: "HTTP").
   std::string sessionIdContext = "HTTP";
 };

@@ -39,6 +39,8 @@ void TlsTransport::start() {
     SSL_set_ex_data(ssl_.get(), tagIndex(), const_cast<void*>(tag_));
     TlsContext::setInitial(ssl_.get(), &context_);
     SSL_set_accept_state(ssl_.get());
+    // As nginx: the address's default server decides (an SNI switch later does not change it).
+    if (SSL_get_max_early_data(ssl_.get()) > 0) early_ = Early::kTry;
   }
 }
 
@@ -92,6 +94,12 @@ IoResult TlsTransport::read(char* dst, size_t size) {
     if (err == EINTR) return {IoStatus::kInterrupted, 0, err};
     return {IoStatus::kError, 0, err};
   }
+  if (early_ != Early::kNone) {
+    bool finished = false;
+    IoResult result = readEarly(dst, size, finished);
+    // With no early data left (or none sent), the reads below finish the handshake.
+    if (!finished) return result;
+  }
   // One SSL_read returns one record's bytes at most, so it reads on until `size` is filled or
   // OpenSSL stops: the session takes a short read for a drained socket (edge-triggered epoll
   // reports nothing new for records already queued), as a short recv() is.
@@ -112,8 +120,36 @@ IoResult TlsTransport::read(char* dst, size_t size) {
   return {IoStatus::kDone, total, 0};
 }
 
+// ngx_ssl_try_early_data and ngx_ssl_recv_early: the first call runs the handshake up to the
+// server's Finished and reads the client's 0-RTT data, if it sent any and it was accepted;
+// the bytes go to the session as any read's. `finished`: the early data is over (the client's
+// EndOfEarlyData, or none was accepted). Unlike nginx's loop, one call returns one record of
+// early data: the SSL_read_early_data that meets EndOfEarlyData also reads the client's
+// Finished if it is there, ending the handshake, so the request the record carried is handled
+// first, while $ssl_early_data is "1", whenever the client's second flight came. pendingRead
+// asks the session for the next read.
+IoResult TlsTransport::readEarly(char* dst, size_t size, bool& finished) {
+  // nginx's write_blocked: an early write OpenSSL asked to repeat goes first.
+  if (early_ == Early::kReading && pendingWrite_ > 0) return {IoStatus::kWantWrite, 0, 0};
+  size_t n = 0;
+  int rc = SSL_read_early_data(ssl_.get(), dst, size, &n);
+  if (rc == SSL_READ_EARLY_DATA_SUCCESS) {
+    early_ = Early::kReading;
+    return {IoStatus::kDone, n, 0};
+  }
+  if (rc == SSL_READ_EARLY_DATA_FINISH) {
+    early_ = Early::kNone;
+    finished = true;
+    return {IoStatus::kDone, 0, 0};
+  }
+  return failure(rc);
+}
+
 size_t TlsTransport::pendingRead() const {
   if (!ssl_) return 0;
+  // After a record of early data: more of it, or its end, may already be in OpenSSL's buffer
+  // or the socket (readEarly stops at one record); the next read says which.
+  if (early_ == Early::kReading) return 1;
   // SSL_pending counts the decrypted bytes of the current record only; records read ahead
   // (read_ahead) and not yet decrypted wait in OpenSSL's buffer, seen by SSL_has_pending.
   size_t n = static_cast<size_t>(SSL_pending(ssl_.get()));
@@ -174,7 +210,12 @@ IoResult TlsTransport::writev(const iovec* iov, int count, bool more) {
   // context); the last write of the response uncorks and the tail leaves at once.
   if (more) cork(true);
   size_t written = 0;
-  int rc = SSL_write_ex(ssl_.get(), data, want, &written);
+  // A write before any read runs the handshake itself: SSL_read_early_data is then too late.
+  if (early_ == Early::kTry) early_ = Early::kNone;
+  // While early data is being read OpenSSL allows no SSL_write: a response to a request that
+  // came in it leaves as 0.5-RTT data (nginx's ngx_ssl_write_early).
+  int rc = early_ == Early::kReading ? SSL_write_early_data(ssl_.get(), data, want, &written)
+                                     : SSL_write_ex(ssl_.get(), data, want, &written);
   if (rc == 1) {
     pendingWrite_ = 0;
     if (!more && written == want) cork(false);

@@ -49,6 +49,7 @@ class TlsTransport final : public Transport {
 
  private:
   IoResult failure(int rc);
+  IoResult readEarly(char* dst, size_t size, bool& finished);
   void cork(bool on);
 
   UniqueFd fd_;
@@ -63,6 +64,11 @@ class TlsTransport final : public Transport {
   bool closeNotifySent_ = false;
   bool plain_ = false;    // ... and it was not a handshake's: plain HTTP, carried as it is
   bool corked_ = false;   // TCP_CORK set while a response's file data is being written
+  // TLS 1.3 early data (ssl_early_data on): kTry until the first SSL_read_early_data says
+  // whether the client sent any, kReading while it is being read (OpenSSL then allows only
+  // SSL_read_early_data and SSL_write_early_data), kNone once that is over or never was.
+  enum class Early : unsigned char { kNone, kTry, kReading };
+  Early early_ = Early::kNone;
 };
 
 }  // namespace portico::transport

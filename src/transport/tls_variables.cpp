@@ -33,6 +33,10 @@ std::string serverName(const SSL* ssl) {
 // "r" when the session was resumed, "." otherwise (nginx's).
 std::string sessionReused(const SSL* ssl) { return SSL_session_reused(ssl) ? "r" : "."; }
 
+// "1" while the handshake is not complete: the request came in TLS 1.3 early data and the
+// client's Finished has not been read yet (nginx's ngx_ssl_get_early_data with OpenSSL).
+std::string earlyData(const SSL* ssl) { return SSL_is_init_finished(ssl) ? "" : "1"; }
+
 // "h2", "http/1.1" or "" (nginx 1.21.4+: $ssl_alpn_protocol).
 std::string alpnProtocol(const SSL* ssl) {
   const unsigned char* data = nullptr;
@@ -236,7 +240,7 @@ struct Entry {
   Getter get;
 };
 
-constexpr std::array<Entry, 21> kVariables = {{
+constexpr std::array<Entry, 22> kVariables = {{
     {"protocol", &protocol},
     {"cipher", &cipher},
     {"server_name", &serverName},
@@ -258,6 +262,7 @@ constexpr std::array<Entry, 21> kVariables = {{
     {"session_id", &sessionId},
     {"curve", &curve},
     {"curves", &curves},
+    {"early_data", &earlyData},
 }};
 
 }  // namespace

@@ -326,5 +326,108 @@ TEST(TlsContextTest, AlpnSelectsHttp11AndNeverH2) {
   EXPECT_FALSE(ok);
 }
 
+// ssl_early_data: a client resuming a session sends its request as 0-RTT; the transport's
+// first read hands it over before the handshake ends ($ssl_early_data "1"), the response goes
+// as 0.5-RTT data, and the next read finishes the handshake ("" from then on).
+class EarlyDataConnection {
+ public:
+  EarlyDataConnection(const TlsContext& context, SSL_CTX* clientCtx) {
+    int fds[2];
+    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    setNonBlocking(fds[0]);
+    setNonBlocking(fds[1]);
+    server = std::make_unique<TlsTransport>(UniqueFd(fds[0]), false, context);
+    server->start();
+    clientFd = fds[1];
+    client.reset(SSL_new(clientCtx));
+    SSL_set_fd(client.get(), clientFd);
+    SSL_set_connect_state(client.get());
+  }
+  ~EarlyDataConnection() {
+    client.reset();
+    ::close(clientFd);
+  }
+  std::unique_ptr<TlsTransport> server;
+  SslPtr client;
+  int clientFd = -1;
+};
+
+TEST(TlsTransportTest, EarlyDataIsReadBeforeTheHandshakeEnds) {
+  std::string error;
+  TlsSettings settings;
+  settings.certificates = {{TlsFiles::get().cert, TlsFiles::get().key}};
+  settings.earlyData = true;
+  std::unique_ptr<TlsContext> context = TlsContext::create(settings, error);
+  ASSERT_TRUE(context) << error;
+  EXPECT_EQ(SSL_CTX_get_max_early_data(context->get()), 16384u);
+  SslCtxPtr clientCtx(SSL_CTX_new(TLS_client_method()));
+  SSL_CTX_set_min_proto_version(clientCtx.get(), TLS1_3_VERSION);
+
+  // A full handshake, and the ticket that comes after it.
+  SSL_SESSION* session = nullptr;
+  {
+    EarlyDataConnection c(*context, clientCtx.get());
+    bool done = false;
+    for (int turn = 0; turn < 100 && !done; ++turn) {
+      int rc = SSL_do_handshake(c.client.get());
+      char byte;
+      IoResult r = c.server->read(&byte, 1);
+      ASSERT_TRUE(r.status == IoStatus::kWantRead || r.status == IoStatus::kWantWrite)
+          << static_cast<int>(r.status);
+      done = rc == 1 && c.server->handshakeDone();
+    }
+    ASSERT_TRUE(done);
+    EXPECT_EQ(tlsVariable(c.server->ssl(), "early_data"), "");
+    std::string x = "x";
+    iovec iov = {x.data(), x.size()};
+    ASSERT_EQ(c.server->writev(&iov, 1, false).status, IoStatus::kDone);
+    char buffer[8];
+    size_t n = 0;
+    ASSERT_EQ(SSL_read_ex(c.client.get(), buffer, sizeof buffer, &n), 1);  // the ticket, then x
+    session = SSL_get1_session(c.client.get());
+    ASSERT_NE(session, nullptr);
+    EXPECT_EQ(SSL_SESSION_get_max_early_data(session), 16384u);
+  }
+
+  EarlyDataConnection c(*context, clientCtx.get());
+  SSL_set_session(c.client.get(), session);
+  SSL_SESSION_free(session);
+  std::string request = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
+  size_t n = 0;
+  ASSERT_EQ(SSL_write_early_data(c.client.get(), request.data(), request.size(), &n), 1);
+  EXPECT_EQ(n, request.size());
+  char buffer[256];
+  IoResult r = c.server->read(buffer, sizeof buffer);
+  ASSERT_EQ(r.status, IoStatus::kDone);
+  EXPECT_EQ(std::string(buffer, r.bytes), request);
+  EXPECT_FALSE(c.server->handshakeDone());
+  EXPECT_EQ(tlsVariable(c.server->ssl(), "early_data"), "1");
+  EXPECT_EQ(tlsVariable(c.server->ssl(), "session_reused"), "r");
+  std::string response = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+  iovec iov = {response.data(), response.size()};
+  r = c.server->writev(&iov, 1, false);  // 0.5-RTT: SSL_write would be refused here
+  ASSERT_EQ(r.status, IoStatus::kDone);
+  EXPECT_EQ(r.bytes, response.size());
+  ASSERT_EQ(SSL_do_handshake(c.client.get()), 1);  // EndOfEarlyData and Finished go
+  EXPECT_EQ(SSL_get_early_data_status(c.client.get()), SSL_EARLY_DATA_ACCEPTED);
+  ASSERT_EQ(SSL_read_ex(c.client.get(), buffer, sizeof buffer, &n), 1);
+  EXPECT_EQ(std::string(buffer, n), response);
+  // The next read finds the early data's end and finishes the handshake.
+  r = c.server->read(buffer, sizeof buffer);
+  EXPECT_EQ(r.status, IoStatus::kWantRead);
+  EXPECT_TRUE(c.server->handshakeDone());
+  EXPECT_EQ(tlsVariable(c.server->ssl(), "early_data"), "");
+  // And the connection goes on as any.
+  ASSERT_EQ(SSL_write_ex(c.client.get(), request.data(), request.size(), &n), 1);
+  r = c.server->read(buffer, sizeof buffer);
+  ASSERT_EQ(r.status, IoStatus::kDone);
+  EXPECT_EQ(std::string(buffer, r.bytes), request);
+  r = c.server->writev(&iov, 1, false);
+  ASSERT_EQ(r.status, IoStatus::kDone);
+  ASSERT_EQ(SSL_read_ex(c.client.get(), buffer, sizeof buffer, &n), 1);
+  EXPECT_EQ(std::string(buffer, n), response);
+  EXPECT_EQ(ERR_peek_error(), 0u);
+}
+
 }  // namespace
 }  // namespace portico::transport
