@@ -632,6 +632,7 @@ void Http1Session::finishExchange() {
   }
   state_ = State::kReadingHead;
   idleSinceMs_ = loop_.nowMs();
+  idleAwaitsQueue_ = false;
   requestStartMs_ = in_.empty() ? 0 : loop_.nowMs();
   // nginx's r->pipeline: the next request's bytes were read before this one ended.
   info_.pipelined = !in_.empty();
@@ -945,6 +946,36 @@ void Http1Session::updateTimer() {
   });
 }
 
+// A connection is idle once the client has taken the last response, not when its last byte
+// entered the kernel: a slow reader of a large response may still be draining the socket's
+// queue (several MiB) when the keep-alive timeout runs out, and its next request would find the
+// connection closed. While the queue shrinks the timeout is put off (looked at every second, or
+// sooner for a shorter timeout); once it is empty a whole keep-alive period starts; a queue
+// that stops moving for send_timeout ends the connection as a send timeout would.
+bool Http1Session::keepAliveAwaitsQueue() {
+  if (!sawFirstRequest_ || draining_) return false;
+  const uint64_t now = loop_.nowMs();
+  const uint64_t keepAlive = stream_.limits().keepAliveTimeoutMs;
+  size_t unsent = transport_->unsentBytes();
+  if (unsent == 0) {
+    if (!idleAwaitsQueue_) return false;
+    idleAwaitsQueue_ = false;
+    idleSinceMs_ = now;
+    updateTimer();
+    return true;
+  }
+  if (!idleAwaitsQueue_ || unsent < idleUnsent_) {
+    idleAwaitsQueue_ = true;
+    idleUnsent_ = unsent;
+    idleProgressMs_ = now;
+  } else if (now - idleProgressMs_ >= stream_.limits().sendTimeoutMs) {
+    return false;
+  }
+  idleSinceMs_ = now - keepAlive + std::min<uint64_t>(keepAlive, 1000);
+  updateTimer();
+  return true;
+}
+
 void Http1Session::onTimer() {
   if (state_ == State::kClosed) return;
   uint64_t deadline = 0;
@@ -973,6 +1004,9 @@ void Http1Session::onTimer() {
       checkDrain();
       return;
     case TimerKind::kKeepAlive:
+      if (keepAliveAwaitsQueue()) return;
+      closeNow();
+      return;
     case TimerKind::kLinger:
     case TimerKind::kNone:
       closeNow();

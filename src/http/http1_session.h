@@ -125,6 +125,7 @@ class Http1Session final : public Connection {
   void closeNow();
   void updateTimer();
   void onTimer();
+  bool keepAliveAwaitsQueue();
   TimerKind currentTimer(uint64_t& deadline) const;
   void writeAccessLog(uint64_t bodySent);
 
@@ -193,6 +194,11 @@ class Http1Session final : public Connection {
   uint64_t drainProgressMs_ = 0;
   uint64_t drainCheckedMs_ = 0;
   bool sawFirstRequest_ = false;
+  // The keep-alive timeout ran out while the last response was still in the kernel's send
+  // queue (a slow reader): the idle period is restarted once the queue is empty (onTimer).
+  bool idleAwaitsQueue_ = false;
+  size_t idleUnsent_ = 0;
+  uint64_t idleProgressMs_ = 0;
   // The owner has not yet been offered this request (ConnectionOwner::offerHandOff).
   bool offerHandOff_ = true;
 };
