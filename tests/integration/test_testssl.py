@@ -21,8 +21,9 @@ import pytest
 from servers import PorticoServer, free_port
 from tls_ops_support import TlsFiles
 
-# 115 s of CPU on this 2-core machine; four minutes when other builds load it (load 6-9).
-TESTSSL_SECONDS = 480
+# A hang guard, not a target: 115 s of CPU (2 min on a 2-core machine with a core free), 4-7
+# minutes here when other builds load the machine (load 6-9).
+TESTSSL_SECONDS = 600
 
 OLD_PROTOCOLS = ("SSLv2", "SSLv3", "TLS1", "TLS1_1")
 # What -U reports on (testssl 3.0): each must be there, so a check that silently did not run fails.
