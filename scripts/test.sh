@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is needed, builds, and runs every test: unit and integration tests on the
 # release build, nginx's own test suite (nginx-tests) against it, the same again under ASan+UBSan, and the request and configuration parser
-# fuzzers for a bounded time.
+# fuzzers for a bounded time, with testssl.sh against the release build beside them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FUZZ_SECONDS=${FUZZ_SECONDS:-120}
@@ -29,8 +29,15 @@ echo "== integration tests (ASan+UBSan)"
 PORTICO_BIN="$PWD/build-asan/portico" PORTICO_SANITIZED=1 $PY -m pytest -q -p no:cacheprovider tests/integration
 unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
 
-echo "== fuzzing the request parser for ${FUZZ_SECONDS}s"
 scripts/build.sh fuzz
+# testssl.sh (about two minutes of one core: bash forking openssl) runs beside the fuzzers, which
+# use one core each in turn, so the two cores share the work; its output comes after theirs.
+echo "== testssl.sh against the default TLS configuration (release build), in the background"
+PORTICO_BIN="$PWD/build/portico" PORTICO_TESTSSL=1 $PY -m pytest -q -p no:cacheprovider \
+  tests/integration/test_testssl.py >build/testssl.log 2>&1 &
+testssl_pid=$!
+trap 'kill "$testssl_pid" 2>/dev/null || true' EXIT
+echo "== fuzzing the request parser for ${FUZZ_SECONDS}s"
 mkdir -p build-fuzz/corpus
 build-fuzz/tests/fuzz/parser_fuzz -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
   -print_final_stats=1 build-fuzz/corpus tests/fuzz/corpus/parser 2>&1 | tail -n 15
@@ -38,4 +45,11 @@ echo "== fuzzing the configuration parser for $((FUZZ_SECONDS / 2))s"
 mkdir -p build-fuzz/corpus-conf
 build-fuzz/tests/fuzz/conf_fuzz -max_total_time="$((FUZZ_SECONDS / 2))" -timeout=10 \
   -rss_limit_mb=2048 -print_final_stats=1 build-fuzz/corpus-conf tests/fuzz/corpus/conf 2>&1 | tail -n 8
+echo "== testssl.sh (waiting for it)"
+if ! wait "$testssl_pid"; then
+  cat build/testssl.log
+  exit 1
+fi
+trap - EXIT
+tail -n 1 build/testssl.log
 echo "== all tests passed"

@@ -4,6 +4,8 @@
 #include <cstring>
 #include <new>
 
+#include "core/robust_mutex.h"
+
 namespace portico::http {
 
 namespace {
@@ -63,22 +65,6 @@ struct LimitZone::Node {
   char key[];
 };
 
-// The zone's mutex for one operation. It is robust: when a worker died holding it, the next
-// locker gets EOWNERDEAD, marks it consistent and goes on (the node being changed may be off by
-// one request, as nginx's shmtx would leave it), so a crash never wedges the other workers.
-class LimitZone::Lock {
- public:
-  explicit Lock(Header* h) : mutex_(&h->mutex) {
-    if (::pthread_mutex_lock(mutex_) == EOWNERDEAD) ::pthread_mutex_consistent(mutex_);
-  }
-  ~Lock() { ::pthread_mutex_unlock(mutex_); }
-  Lock(const Lock&) = delete;
-  Lock& operator=(const Lock&) = delete;
-
- private:
-  pthread_mutex_t* mutex_;
-};
-
 bool LimitZone::format(void* base, size_t size, Kind kind) {
   if (size < kMinSize || base == nullptr) return false;
   auto* h = new (base) Header{};
@@ -92,12 +78,7 @@ bool LimitZone::format(void* base, size_t size, Kind kind) {
   h->buckets = (sizeof(Header) + 63) & ~uint64_t{63};
   std::memset(static_cast<char*>(base) + h->buckets, 0, buckets * sizeof(uint64_t));
   h->bump = (h->buckets + buckets * sizeof(uint64_t) + 63) & ~uint64_t{63};
-  pthread_mutexattr_t attr;
-  ::pthread_mutexattr_init(&attr);
-  ::pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
-  ::pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-  ::pthread_mutex_init(&h->mutex, &attr);
-  ::pthread_mutexattr_destroy(&attr);
+  initRobustMutex(&h->mutex);
   return h->bump < size;
 }
 
@@ -106,7 +87,7 @@ LimitZone::LimitZone(void* base) : base_(base) {}
 LimitZone::Kind LimitZone::kind() const { return header()->kind; }
 
 size_t LimitZone::nodes() const {
-  Lock lock(header());
+  RobustLock lock(&header()->mutex);
   return header()->nodes;
 }
 
@@ -230,7 +211,7 @@ void LimitZone::expire(uint64_t rate, int n, uint64_t nowMs) {
 LimitZone::ReqResult LimitZone::lookupReq(std::string_view key, uint64_t rate, uint64_t burst,
                                           bool account, uint64_t nowMs, uint64_t& excessOut,
                                           uint64_t& nodeOut) {
-  Lock lock(header());
+  RobustLock lock(&header()->mutex);
   uint32_t hash = hashKey(key);
   uint64_t off = find(key, hash);
   if (off != 0) {
@@ -274,7 +255,7 @@ LimitZone::ReqResult LimitZone::lookupReq(std::string_view key, uint64_t rate, u
 }
 
 uint64_t LimitZone::accountReq(uint64_t off, uint64_t rate, uint64_t nowMs) {
-  Lock lock(header());
+  RobustLock lock(&header()->mutex);
   Node* n = at(off);
   int64_t ms = elapsed(nowMs, n->last);
   int64_t excess = n->excess - static_cast<int64_t>(rate) * ms / 1000 + 1000;
@@ -286,13 +267,13 @@ uint64_t LimitZone::accountReq(uint64_t off, uint64_t rate, uint64_t nowMs) {
 }
 
 void LimitZone::releaseReq(uint64_t off) {
-  Lock lock(header());
+  RobustLock lock(&header()->mutex);
   --at(off)->count;
 }
 
 LimitZone::ConnResult LimitZone::acquireConn(std::string_view key, uint32_t limit,
                                              uint64_t& nodeOut) {
-  Lock lock(header());
+  RobustLock lock(&header()->mutex);
   uint32_t hash = hashKey(key);
   uint64_t off = find(key, hash);
   if (off == 0) {
@@ -309,7 +290,7 @@ LimitZone::ConnResult LimitZone::acquireConn(std::string_view key, uint32_t limi
 }
 
 void LimitZone::releaseConn(uint64_t off) {
-  Lock lock(header());
+  RobustLock lock(&header()->mutex);
   Node* n = at(off);
   if (--n->count == 0) remove(off);
 }

@@ -55,7 +55,6 @@ class LimitZone {
  private:
   struct Header;
   struct Node;
-  class Lock;
   Header* header() const { return static_cast<Header*>(base_); }
   Node* at(uint64_t offset) const;
   uint64_t find(std::string_view key, uint32_t hash) const;

@@ -1,10 +1,5 @@
 #include "pipeline/limit_zones.h"
 
-#include <sys/mman.h>
-
-#include <cerrno>
-#include <cstring>
-
 #include "core/log.h"
 
 namespace portico::pipeline {
@@ -62,10 +57,6 @@ void log(config::LimitLogLevel level, const std::string& message) {
 
 }  // namespace
 
-LimitZones::Mapping::~Mapping() {
-  if (base) ::munmap(base, size);
-}
-
 LimitZones::~LimitZones() = default;
 
 std::shared_ptr<LimitZones>& LimitZones::installed() {
@@ -98,22 +89,14 @@ std::shared_ptr<LimitZones> LimitZones::create(const config::HttpSite& site,
       zone.mapping = old->mapping;
     } else {
       // nginx sizes a zone as asked; its slab pool's bookkeeping comes out of that size too.
-      void* base = ::mmap(nullptr, spec.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                          -1, 0);
-      if (base == MAP_FAILED) {
-        error = "mmap(MAP_ANON|MAP_SHARED, " + std::to_string(spec.size) + ") failed (" +
-                std::to_string(errno) + ": " + std::strerror(errno) + ")";
-        return nullptr;
-      }
-      zone.mapping = std::make_shared<Mapping>();
-      zone.mapping->base = base;
-      zone.mapping->size = spec.size;
-      http::LimitZone::format(base, spec.size,
+      zone.mapping = SharedMemory::create(spec.size, error);
+      if (!zone.mapping) return nullptr;
+      http::LimitZone::format(zone.mapping->base(), spec.size,
                               spec.kind == config::LimitZoneSpec::Kind::kReq
                                   ? http::LimitZone::Kind::kReq
                                   : http::LimitZone::Kind::kConn);
     }
-    zone.view = std::make_unique<http::LimitZone>(zone.mapping->base);
+    zone.view = std::make_unique<http::LimitZone>(zone.mapping->base());
     set->zones_[spec.name] = std::move(zone);
   }
   return set;

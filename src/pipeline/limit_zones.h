@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "config/site.h"
+#include "core/shared_memory.h"
 #include "http/limit_zone.h"
 #include "http/variables.h"
 
@@ -34,14 +35,9 @@ class LimitZones {
   const config::LimitZoneSpec* spec(const std::string& name) const;
 
  private:
-  struct Mapping {
-    void* base = nullptr;
-    size_t size = 0;
-    ~Mapping();
-  };
   struct Zone {
     config::LimitZoneSpec spec;
-    std::shared_ptr<Mapping> mapping;
+    std::shared_ptr<SharedMemory> mapping;
     std::unique_ptr<http::LimitZone> view;
   };
   std::map<std::string, Zone> zones_;

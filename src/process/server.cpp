@@ -218,7 +218,8 @@ bool Server::open(std::vector<BoundListener> listeners,
   }
 
   // Certificates and keys are read while still root (keys are often readable by root only).
-  if (!tls_.build(config_.site, error)) return false;
+  // Their warnings were logged once by the start-up check or the master's reload check.
+  if (!tls_.build(config_.site, error, checkOnly_)) return false;
 
   if (!createTempPaths(config_.site.tempPaths, config_.user, error)) return false;
   // nginx's `user`: everything that needs root (listeners, logs, pid file) is open by now.

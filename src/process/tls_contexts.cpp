@@ -24,7 +24,7 @@ transport::TlsSettings::VerifyClient verifyClientOf(config::TlsServerSettings::V
 
 }  // namespace
 
-bool TlsContexts::build(const config::HttpSite& site, std::string& error) {
+bool TlsContexts::build(const config::HttpSite& site, std::string& error, bool logWarnings) {
   // The master's shared caches and ticket keys; a process no master forked (-t, tests) makes
   // its own.
   shared_ = TlsShared::installed();
@@ -78,7 +78,9 @@ bool TlsContexts::build(const config::HttpSite& site, std::string& error) {
     settings.staplingResponder = tls.staplingResponder;
     std::unique_ptr<transport::TlsContext> context = transport::TlsContext::create(settings, error);
     if (!context) return false;
-    for (const std::string& warning : context->warnings()) logWarning(warning);
+    if (logWarnings) {
+      for (const std::string& warning : context->warnings()) logWarning(warning);
+    }
     SSL_CTX_set_tlsext_servername_callback(context->get(), &TlsContexts::onServerName);
     SSL_CTX_set_tlsext_servername_arg(context->get(), this);
     contexts_.emplace(&server, std::move(context));

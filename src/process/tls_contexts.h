@@ -19,8 +19,11 @@ namespace portico::process {
 // Server; event-loop thread only.
 class TlsContexts {
  public:
-  // False with nginx's message for the first certificate, key or setting that fails.
-  bool build(const config::HttpSite& site, std::string& error);
+  // False with nginx's message for the first certificate, key or setting that fails. The
+  // contexts' warnings (ssl_stapling ignored) are logged when `logWarnings`: once per load, by
+  // the start-up check and the master's reload check, as nginx logs them at configuration
+  // load, not by every worker.
+  bool build(const config::HttpSite& site, std::string& error, bool logWarnings = true);
 
   // Whether connections to the address `key` (http::SiteMap::listenKey) speak TLS first.
   bool sslAddress(const std::string& key) const { return sslKeys_.count(key) != 0; }

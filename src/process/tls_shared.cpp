@@ -1,18 +1,10 @@
 #include "process/tls_shared.h"
 
 #include <openssl/crypto.h>
-#include <sys/mman.h>
-
-#include <cerrno>
-#include <cstring>
 
 #include "config/ssl_module.h"
 
 namespace portico::process {
-
-TlsShared::Mapping::~Mapping() {
-  if (base) ::munmap(base, size);
-}
 
 TlsShared::~TlsShared() {
   for (transport::TicketKey& key : ticketKeys_) OPENSSL_cleanse(&key, sizeof key);
@@ -42,24 +34,16 @@ std::shared_ptr<TlsShared> TlsShared::create(const config::HttpSite& site,
     Zone zone;
     if (previous) {
       auto it = previous->zones_.find(tls.sessionCacheZone);
-      if (it != previous->zones_.end() && it->second.mapping->size == tls.sessionCacheSize) {
+      if (it != previous->zones_.end() && it->second.mapping->size() == tls.sessionCacheSize) {
         zone.mapping = it->second.mapping;  // its sessions survive the reload
       }
     }
     if (!zone.mapping) {
-      void* base = ::mmap(nullptr, tls.sessionCacheSize, PROT_READ | PROT_WRITE,
-                          MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-      if (base == MAP_FAILED) {
-        error = "mmap(MAP_ANON|MAP_SHARED, " + std::to_string(tls.sessionCacheSize) +
-                ") failed (" + std::to_string(errno) + ": " + std::strerror(errno) + ")";
-        return nullptr;
-      }
-      zone.mapping = std::make_shared<Mapping>();
-      zone.mapping->base = base;
-      zone.mapping->size = tls.sessionCacheSize;
-      transport::TlsSessionStore::format(base, tls.sessionCacheSize);
+      zone.mapping = SharedMemory::create(tls.sessionCacheSize, error);
+      if (!zone.mapping) return nullptr;
+      transport::TlsSessionStore::format(zone.mapping->base(), tls.sessionCacheSize);
     }
-    zone.view = std::make_unique<transport::TlsSessionStore>(zone.mapping->base);
+    zone.view = std::make_unique<transport::TlsSessionStore>(zone.mapping->base());
     shared->zones_[tls.sessionCacheZone] = std::move(zone);
   }
   for (const config::VirtualServer& server : site.servers) {
@@ -84,7 +68,7 @@ std::shared_ptr<TlsShared> TlsShared::create(const config::HttpSite& site,
 
 transport::TlsSessionStore* TlsShared::cache(const std::string& name, uint64_t size) const {
   auto it = zones_.find(name);
-  if (it == zones_.end() || it->second.mapping->size != size) return nullptr;
+  if (it == zones_.end() || it->second.mapping->size() != size) return nullptr;
   return it->second.view.get();
 }
 

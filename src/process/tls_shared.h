@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "config/site.h"
+#include "core/shared_memory.h"
 #include "transport/tls_context.h"
 #include "transport/tls_session_store.h"
 
@@ -36,13 +37,8 @@ class TlsShared {
   const std::vector<std::string>* passwords(const std::string& path) const;
 
  private:
-  struct Mapping {
-    void* base = nullptr;
-    size_t size = 0;
-    ~Mapping();
-  };
   struct Zone {
-    std::shared_ptr<Mapping> mapping;
+    std::shared_ptr<SharedMemory> mapping;
     std::unique_ptr<transport::TlsSessionStore> view;
   };
   std::map<std::string, Zone> zones_;

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <new>
 
+#include "core/robust_mutex.h"
+
 namespace portico::transport {
 
 namespace {
@@ -50,22 +52,6 @@ struct TlsSessionStore::Entry {
   unsigned char data[];
 };
 
-// The region's mutex for one operation. Robust: when a worker died holding it, the next locker
-// marks it consistent and goes on (at worst one entry is lost), so a crash never wedges the
-// other workers.
-class TlsSessionStore::Lock {
- public:
-  explicit Lock(Header* h) : mutex_(&h->mutex) {
-    if (::pthread_mutex_lock(mutex_) == EOWNERDEAD) ::pthread_mutex_consistent(mutex_);
-  }
-  ~Lock() { ::pthread_mutex_unlock(mutex_); }
-  Lock(const Lock&) = delete;
-  Lock& operator=(const Lock&) = delete;
-
- private:
-  pthread_mutex_t* mutex_;
-};
-
 bool TlsSessionStore::format(void* base, size_t size) {
   if (size < kMinSize || base == nullptr) return false;
   auto* h = new (base) Header{};
@@ -80,12 +66,7 @@ bool TlsSessionStore::format(void* base, size_t size) {
   h->logBegin = (h->buckets + buckets * sizeof(uint64_t) + 63) & ~uint64_t{63};
   h->logEnd = size & ~uint64_t{7};
   h->head = h->tail = h->logBegin;
-  pthread_mutexattr_t attr;
-  ::pthread_mutexattr_init(&attr);
-  ::pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
-  ::pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-  ::pthread_mutex_init(&h->mutex, &attr);
-  ::pthread_mutexattr_destroy(&attr);
+  initRobustMutex(&h->mutex);
   return h->logBegin + align8(sizeof(Entry) + kMaxSession) <= h->logEnd;
 }
 
@@ -152,7 +133,7 @@ bool TlsSessionStore::add(std::string_view id, std::string_view session, uint64_
                           uint64_t nowMs) {
   if (id.empty() || id.size() > kMaxId || session.size() > kMaxSession) return false;
   Header* h = header();
-  Lock lock(h);
+  RobustLock lock(&h->mutex);
   uint32_t hash = hashOf(id);
   if (uint64_t old = lookup(id, hash)) unlink(old);
   // As nginx's ngx_ssl_expire_sessions: the oldest entries go first when dead or expired.
@@ -184,7 +165,7 @@ bool TlsSessionStore::add(std::string_view id, std::string_view session, uint64_
 
 bool TlsSessionStore::find(std::string_view id, uint64_t nowMs, std::string& session) {
   if (id.empty() || id.size() > kMaxId) return false;
-  Lock lock(header());
+  RobustLock lock(&header()->mutex);
   uint64_t off = lookup(id, hashOf(id));
   if (off == 0) return false;
   Entry* e = at(off);
@@ -198,12 +179,12 @@ bool TlsSessionStore::find(std::string_view id, uint64_t nowMs, std::string& ses
 
 void TlsSessionStore::remove(std::string_view id) {
   if (id.empty() || id.size() > kMaxId) return;
-  Lock lock(header());
+  RobustLock lock(&header()->mutex);
   if (uint64_t off = lookup(id, hashOf(id))) unlink(off);
 }
 
 size_t TlsSessionStore::entries() const {
-  Lock lock(header());
+  RobustLock lock(&header()->mutex);
   return header()->live;
 }
 

@@ -43,7 +43,6 @@ class TlsSessionStore {
  private:
   struct Header;
   struct Entry;
-  class Lock;
   Header* header() const { return static_cast<Header*>(base_); }
   Entry* at(uint64_t offset) const;
   uint64_t lookup(std::string_view id, uint32_t hash) const;

@@ -128,15 +128,15 @@ def pki(tmp_path_factory):
 
 
 class Server:
-    """portico on an nginx configuration with one TLS port (master + 1 worker)."""
+    """portico on an nginx configuration with one TLS port (master + `workers` workers)."""
 
-    def __init__(self, workdir, pki, body, expect_start=True):
+    def __init__(self, workdir, pki, body, expect_start=True, workers=1):
         self.workdir = str(workdir)
         self.port = free_port()
         self.conf = os.path.join(self.workdir, "nginx.conf")
         text = body.replace("@PORT@", str(self.port)).replace("@PKI@", pki.dir)
         with open(self.conf, "w") as f:
-            f.write("""worker_processes 1;
+            f.write("""worker_processes %d;
 pid %s/portico.pid;
 error_log %s/error.log info;
 events { worker_connections 64; }
@@ -146,7 +146,7 @@ http {
     ssl_certificate_key @PKI@/server.key;
 %s
 }
-""".replace("@PKI@", pki.dir) % (self.workdir, self.workdir, text))
+""".replace("@PKI@", pki.dir) % (workers, self.workdir, self.workdir, text))
         self.proc = None
         if expect_start:
             self.start()
@@ -468,3 +468,63 @@ def test_stapling_without_a_responder_is_ignored_with_nginx_warning(make_server,
     s2 = make_server(server_block("off", "ssl_stapling on;", location='return 200 "ok";'))
     assert ('"ssl_stapling" ignored, issuer certificate not found for certificate "%s/server.crt"'
             % pki.dir) in s2.error_log()
+
+
+def _worker_pids(master_pid):
+    with open("/proc/%d/task/%d/children" % (master_pid, master_pid)) as f:
+        return [int(pid) for pid in f.read().split()]
+
+
+def _wait_for(predicate, what, seconds=20):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def _serve_on_each(s, workers):
+    """One request answered by each worker in turn (the others stopped meanwhile): each has
+    booted, its TLS contexts built."""
+    for worker in workers:
+        others = [pid for pid in workers if pid != worker]
+        for pid in others:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            assert s.get()[0] == 200  # only `worker` can have accepted it
+        finally:
+            for pid in others:
+                os.kill(pid, signal.SIGCONT)
+
+
+def test_stapling_warning_is_logged_once_per_load_not_per_worker(tmp_path, pki):
+    # nginx warns while it loads the configuration (once, in the master); the workers that
+    # build the same contexts stay quiet, at start and after a reload.
+    warning = ('"ssl_stapling" ignored, no OCSP responder URL in the certificate "%s/server.crt"'
+               % pki.dir)
+    s = Server(_mk(tmp_path, "s"), pki,
+               server_block("off", "ssl_stapling on; ssl_trusted_certificate @PKI@/ca.crt;",
+                            location='return 200 "ok";'),
+               expect_start=False, workers=2)
+    s._pki = pki
+    s.start()
+    try:
+        _wait_for(lambda: len(_worker_pids(s.proc.pid)) == 2, "2 workers")
+        workers = _worker_pids(s.proc.pid)
+        _serve_on_each(s, workers)
+        assert s.error_log().count(warning) == 1, s.error_log()
+        s.proc.send_signal(signal.SIGHUP)
+        _wait_for(lambda: len(_worker_pids(s.proc.pid)) == 2 and
+                  not set(_worker_pids(s.proc.pid)) & set(workers), "the reload")
+        _serve_on_each(s, _worker_pids(s.proc.pid))
+        assert s.error_log().count(warning) == 2, s.error_log()
+    finally:
+        s.stop()
+
+
+def test_the_start_up_log_names_an_ssl_listener_https(make_server, pki):
+    # gunicorn's "Listening at: https://..." for a TLS socket, in the error log at info.
+    s = make_server(server_block("off", location='return 200 "ok";'))
+    assert "Listening at: https://127.0.0.1:%d (" % s.port in s.error_log(), s.error_log()
+    assert "Listening at: http://" not in s.error_log()
