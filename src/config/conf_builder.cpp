@@ -16,7 +16,6 @@
 #include <optional>
 #include <set>
 #include <string_view>
-#include <tuple>
 #include <utility>
 
 #include "config/access_module.h"
@@ -61,8 +60,7 @@ struct Partial {
   std::optional<double> sendTimeout, clientBodyTimeout;
   std::optional<bool> serverTokens, absoluteRedirect, serverNameInRedirect, portInRedirect;
   std::optional<bool> logNotFound;
-  std::optional<std::vector<AccessLogSpec>> accessLogs;  // empty: `access_log off`
-  LogPartial log;  // ngx_http_log_module's open_log_file_cache (access_log stays here)
+  LogPartial log;  // ngx_http_log_module: access_log, open_log_file_cache
   std::optional<int64_t> typesHashMaxSize;
   std::optional<LocationSettings::IfModifiedSince> ifModifiedSince;
   std::optional<double> keepaliveTime;
@@ -75,7 +73,6 @@ struct Partial {
   std::optional<std::pair<size_t, size_t>> largeHeaderBuffers;
   // location only, never inherited: the app and its companions
   WsgiPartial wsgi;  // portico's wsgi_* (location only, never inherited)
-  bool accessLogOff = false;  // `access_log off` at this level wins over its other access_logs
   AccessPartial access;  // allow/deny, auth_basic, realip, autoindex, stub_status
   LimitPartial limit;  // limit_req*, limit_conn*
 };
@@ -113,7 +110,6 @@ void mergeFrom(Partial& c, const Partial& p) {
   inherit(c.logNotFound, p.logNotFound);
   inherit(c.rewriteLog, p.rewriteLog);
   inherit(c.uninitializedVariableWarn, p.uninitializedVariableWarn);
-  inherit(c.accessLogs, p.accessLogs);
   mergeLog(c.log, p.log);
   inherit(c.typesHashMaxSize, p.typesHashMaxSize);
   inherit(c.clientHeaderTimeout, p.clientHeaderTimeout);
@@ -252,13 +248,7 @@ class Builder {
     walk(parseConf(text, options_.confFile), main);
     if (!eventsSeen_) throw ConfFailure{"[emerg] no \"events\" section in configuration"};
     if (!errorLogSet_ && !options_.errorLog.empty()) config_.errorLogFile = options_.errorLog;
-    // nginx's predefined format, present whether or not the file has an http block.
-    LogFormat combined;
-    combined.name = "combined";
-    combined.format =
-        "$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent "
-        "\"$http_referer\" \"$http_user_agent\"";
-    config_.site.logFormats["combined"] = combined;
+    finishLogLoad(logLoad_, config_.site);
   }
 
  private:
@@ -271,8 +261,9 @@ class Builder {
     Args args;
     bool block;
     Handler handler;  // the walker's own directives (core, blocks) ...
-    // ... or a module's: applies to the module's part of the level (see conf_module.h)
-    std::function<void(const DirectiveCall&, Partial&)> moduleApply = {};
+    // ... or a module's: applies to the module's part of the level, and to its load context if
+    // it has one (see conf_module.h)
+    std::function<void(Builder&, const DirectiveCall&, Partial&)> moduleApply = {};
   };
 
   static const std::vector<Command>& commands();
@@ -284,9 +275,22 @@ class Builder {
     for (const ModuleDirective<P>& d : directives) {
       auto apply = d.apply;
       table.push_back({d.name, d.contexts, d.args, false, nullptr,
-                       [member, apply](const DirectiveCall& call, Partial& level) {
+                       [member, apply](Builder&, const DirectiveCall& call, Partial& level) {
                          apply(call, level.*member);
                        }});
+    }
+  }
+  // ... and a module's with a load context, which the walker holds as `load`.
+  template <class P, class L>
+  static void addModule(std::vector<Command>& table, P Partial::*member, L Builder::*load,
+                        const std::vector<ModuleLoadDirective<P, L>>& directives) {
+    for (const ModuleLoadDirective<P, L>& d : directives) {
+      auto apply = d.apply;
+      table.push_back(
+          {d.name, d.contexts, d.args, false, nullptr,
+           [member, load, apply](Builder& builder, const DirectiveCall& call, Partial& level) {
+             apply(call, builder.*load, level.*member);
+           }});
     }
   }
 
@@ -338,7 +342,7 @@ class Builder {
         if (frame.location) {
           moduleCall.setLocation(&frame.location->match, &frame.location->pattern);
         }
-        cmd.moduleApply(moduleCall, *frame.level);
+        cmd.moduleApply(*this, moduleCall, *frame.level);
       }
       return;
     }
@@ -350,16 +354,14 @@ class Builder {
   // The directives nginx's other modules allow in a location's `if` (NGX_HTTP_LIF_CONF) that
   // portico implements; they set the if block's implicit location.
   static bool allowedInIf(const std::string& name) {
-    static const std::set<std::string> kNames = {"root", "sendfile", "error_page",
-                                                 "access_log"};
+    static const std::set<std::string> kNames = {"root", "sendfile", "error_page"};
     return kNames.count(name) != 0;
   }
 
   // ---- value helpers ----
 
   std::string fullName(const std::string& path) const {
-    if (!path.empty() && path[0] == '/') return path;
-    return options_.prefix + path;
+    return prefixedPath(options_.prefix, path);
   }
 
   template <class T>
@@ -620,26 +622,6 @@ class Builder {
     }
   }
 
-  void logFormat(const ConfDirective& d, Frame&) {
-    const std::string& name = d.args[0];
-    if (name == "combined" || site_.logFormats.count(name)) {
-      emerg(d, "duplicate \"log_format\" name " + quote(name));
-    }
-    LogFormat format;
-    format.name = name;
-    size_t i = 1;
-    if (d.args.size() > 2 && d.args[1].size() > 7 && startsWith(d.args[1], "escape=")) {
-      std::string escape = d.args[1].substr(7);
-      if (escape != "default" && escape != "json" && escape != "none") {
-        emerg(d, "unknown log format escaping " + quote(escape));
-      }
-      format.escape = escape;
-      i = 2;
-    }
-    for (; i < d.args.size(); ++i) format.format += d.args[i];
-    site_.logFormats[name] = format;
-  }
-
   void serverNamesHashBucketSize(const ConfDirective& d, Frame&) {
     if (serverNamesHashSet_) directiveError(d, "is duplicate");
     serverNamesHashSet_ = true;
@@ -792,173 +774,6 @@ class Builder {
   void defaultType(const ConfDirective& d, Frame& f) {
     checkUnset(d, f.level->defaultType);
     f.level->defaultType = d.args[0];
-  }
-
-  void accessLog(const ConfDirective& d, Frame& f) {
-    if (!f.level->accessLogs) f.level->accessLogs.emplace();
-    if (d.args[0] == "off") {
-      if (d.args.size() != 1) emerg(d, "invalid parameter " + quote(d.args[1]));
-      f.level->accessLogs->clear();
-      f.level->accessLogOff = true;
-      return;
-    }
-    AccessLogSpec spec;
-    if (startsWith(d.args[0], "syslog:")) {
-      spec.syslog = parseSyslog(d, d.args[0].substr(7));
-    } else {
-      spec.path = fullName(d.args[0]);
-      spec.pathVariables = d.args[0].find('$') != std::string::npos;
-    }
-    if (d.args.size() >= 2) spec.format = d.args[1];
-    if (spec.format != "combined" && !site_.logFormats.count(spec.format)) {
-      emerg(d, "unknown log format " + quote(spec.format));
-    }
-    for (size_t i = 2; i < d.args.size(); ++i) {
-      const std::string& p = d.args[i];
-      if (startsWith(p, "buffer=")) {
-        auto size = parseNginxSize(std::string_view(p).substr(7));
-        if (!size || *size == 0) emerg(d, "invalid buffer size " + quote(p.substr(7)));
-        spec.bufferSize = static_cast<uint64_t>(*size);
-        continue;
-      }
-      if (startsWith(p, "flush=")) {
-        auto ms = parseNginxTime(std::string_view(p).substr(6), false);
-        if (!ms || *ms == 0) emerg(d, "invalid flush time " + quote(p.substr(6)));
-        spec.flushMs = static_cast<uint64_t>(*ms);
-        continue;
-      }
-      if (p == "gzip" || startsWith(p, "gzip=")) {
-        if (spec.bufferSize == 0) spec.bufferSize = 64 * 1024;
-        if (p == "gzip") {
-          spec.gzipLevel = 1;  // Z_BEST_SPEED
-          continue;
-        }
-        auto level = parseNginxNumber(std::string_view(p).substr(5));
-        if (!level || *level < 1 || *level > 9) {
-          emerg(d, "invalid compression level " + quote(p.substr(5)));
-        }
-        spec.gzipLevel = static_cast<int>(*level);
-        continue;
-      }
-      if (startsWith(p, "if=")) {
-        spec.condition = p.substr(3);
-        continue;
-      }
-      emerg(d, "invalid parameter " + quote(p));
-    }
-    if (spec.flushMs && spec.bufferSize == 0) {
-      emerg(d, "no buffer is defined for access_log " + quote(d.args[0]));
-    }
-    if (spec.bufferSize) {
-      if (spec.pathVariables) emerg(d, "buffered logs cannot have variables in name");
-      if (spec.syslog) emerg(d, "logs to syslog cannot be buffered");
-      // nginx keeps one buffer per file: every buffered access_log of a file must agree.
-      auto [it, fresh] = logBuffers_.try_emplace(
-          spec.path, std::make_tuple(spec.bufferSize, spec.flushMs, spec.gzipLevel));
-      if (!fresh && it->second != std::make_tuple(spec.bufferSize, spec.flushMs, spec.gzipLevel)) {
-        emerg(d, "access_log " + quote(d.args[0]) + " already defined with conflicting parameters");
-      }
-    }
-    if (!f.level->accessLogOff) f.level->accessLogs->push_back(spec);
-  }
-
-  // ngx_syslog_parse_args: "server=ADDR[:PORT],facility=..,severity=..,tag=..,nohostname".
-  SyslogSpec parseSyslog(const ConfDirective& d, const std::string& args) {
-    static constexpr std::string_view kFacilities[] = {
-        "kern", "user", "mail", "daemon", "auth", "intern", "lpr", "news", "uucp", "clock",
-        "authpriv", "ftp", "ntp", "audit", "alert", "cron", "local0", "local1", "local2",
-        "local3", "local4", "local5", "local6", "local7"};
-    static constexpr std::string_view kSeverities[] = {"emerg", "alert", "crit", "error",
-                                                       "warn", "notice", "info", "debug"};
-    SyslogSpec spec;
-    bool server = false, facility = false, severity = false, tag = false;
-    size_t pos = 0;
-    for (;;) {
-      size_t comma = args.find(',', pos);
-      std::string p = args.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-      if (startsWith(p, "server=")) {
-        if (server) emerg(d, "duplicate syslog \"server\"");
-        server = true;
-        resolveSyslogServer(d, p.substr(7), spec);
-      } else if (startsWith(p, "facility=")) {
-        if (facility) emerg(d, "duplicate syslog \"facility\"");
-        facility = true;
-        auto it = std::find(std::begin(kFacilities), std::end(kFacilities), p.substr(9));
-        if (it == std::end(kFacilities)) emerg(d, "unknown syslog facility " + quote(p.substr(9)));
-        spec.facility = static_cast<int>(it - std::begin(kFacilities));
-      } else if (startsWith(p, "severity=")) {
-        if (severity) emerg(d, "duplicate syslog \"severity\"");
-        severity = true;
-        auto it = std::find(std::begin(kSeverities), std::end(kSeverities), p.substr(9));
-        if (it == std::end(kSeverities)) emerg(d, "unknown syslog severity " + quote(p.substr(9)));
-        spec.severity = static_cast<int>(it - std::begin(kSeverities));
-      } else if (startsWith(p, "tag=")) {
-        if (tag) emerg(d, "duplicate syslog \"tag\"");
-        tag = true;
-        if (p.size() - 4 > 32) emerg(d, "syslog tag length exceeds 32");
-        for (size_t i = 4; i < p.size(); ++i) {
-          char c = static_cast<char>(std::tolower(static_cast<unsigned char>(p[i])));
-          if (c < '0' || (c > '9' && c < 'a' && c != '_') || c > 'z') {
-            emerg(d, "syslog \"tag\" only allows alphanumeric characters and underscore");
-          }
-        }
-        spec.tag = p.substr(4);
-      } else if (p == "nohostname") {
-        spec.noHostname = true;
-      } else {
-        emerg(d, "unknown syslog parameter " + quote(args.substr(pos)));
-      }
-      if (comma == std::string::npos) break;
-      pos = comma + 1;
-    }
-    if (!server) emerg(d, "no syslog server specified");
-    return spec;
-  }
-
-  // The address of a syslog server, resolved at load time as nginx's ngx_parse_url does.
-  void resolveSyslogServer(const ConfDirective& d, const std::string& url, SyslogSpec& spec) {
-    spec.server = url;
-    if (startsWith(url, "unix:")) {
-      spec.unixPath = url.substr(5);
-      if (spec.unixPath.empty()) emerg(d, "no path in the unix domain socket in syslog server " + quote(url));
-      return;
-    }
-    std::string host = url;
-    std::string port;
-    if (startsWith(url, "[")) {
-      size_t close = url.find(']');
-      if (close == std::string::npos) emerg(d, "invalid host in syslog server " + quote(url));
-      host = url.substr(1, close - 1);
-      if (close + 1 < url.size()) {
-        if (url[close + 1] != ':') emerg(d, "invalid host in syslog server " + quote(url));
-        port = url.substr(close + 2);
-      }
-    } else if (size_t colon = url.rfind(':'); colon != std::string::npos) {
-      host = url.substr(0, colon);
-      port = url.substr(colon + 1);
-    }
-    if (!port.empty()) {
-      auto n = parseNginxNumber(port);
-      if (!n || *n < 1 || *n > 65535) emerg(d, "invalid port in syslog server " + quote(url));
-      spec.port = static_cast<uint16_t>(*n);
-    }
-    if (host.empty()) emerg(d, "no host in syslog server " + quote(url));
-    addrinfo hints{};
-    hints.ai_socktype = SOCK_DGRAM;
-    addrinfo* res = nullptr;
-    if (::getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0 || res == nullptr) {
-      emerg(d, "host not found in syslog server " + quote(url));
-    }
-    char text[INET6_ADDRSTRLEN] = {};
-    if (res->ai_family == AF_INET6) {
-      ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(res->ai_addr)->sin6_addr, text,
-                  sizeof text);
-    } else {
-      ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr, text,
-                  sizeof text);
-    }
-    ::freeaddrinfo(res);
-    spec.host = text;
   }
 
   void ifModifiedSince(const ConfDirective& d, Frame& f) {
@@ -1734,12 +1549,7 @@ class Builder {
     if (p.serverNameInRedirect) s.serverNameInRedirect = *p.serverNameInRedirect;
     if (p.portInRedirect) s.portInRedirect = *p.portInRedirect;
     if (p.logNotFound) s.logNotFound = *p.logNotFound;
-    if (p.accessLogs) {
-      s.accessLogs = *p.accessLogs;
-    } else {
-      for (AccessLogSpec& log : s.accessLogs) log.path = fullName(log.path);
-    }
-    finishLog(p.log, s);
+    finishLog(p.log, options_.prefix, s);
     if (p.ifModifiedSince) s.ifModifiedSince = *p.ifModifiedSince;
     if (p.keepaliveTime) s.keepaliveTimeSeconds = *p.keepaliveTime;
     if (p.errorLogs) s.errorLogs = *p.errorLogs;
@@ -1841,8 +1651,7 @@ class Builder {
   std::deque<ServerDraft> servers_;  // a deque: AddressState keeps pointers to drafts
   HttpSite site_;
   std::map<std::string, AddressState> addresses_;
-  // access_log FILE ... buffer=: the buffer parameters each file was first given.
-  std::map<std::string, std::tuple<uint64_t, uint64_t, int>> logBuffers_;
+  LogLoad logLoad_;  // log_format's formats, access_log's buffers
   SourceRef httpSource_;
   bool shutdownTimeoutSet_ = false;
   // The Partial of each `if` block's implicit location, merged at the end of http.
@@ -1868,7 +1677,6 @@ const std::vector<Builder::Command>& Builder::commands() {
         {"use", kEvents, Args::k1, false, &Builder::use},
         {"http", kMain, Args::kNone, true, &Builder::http},
         {"server", kHttp, Args::kNone, true, &Builder::server},
-        {"log_format", kHttp, Args::k2More, false, &Builder::logFormat},
         {"server_names_hash_bucket_size", kHttp, Args::k1, false,
          &Builder::serverNamesHashBucketSize},
         {"types_hash_max_size", kHsl, Args::k1, false, &Builder::typesHashMaxSize},
@@ -1890,7 +1698,6 @@ const std::vector<Builder::Command>& Builder::commands() {
         {"fastcgi_temp_path", kHsl, Args::k1More, false, &Builder::tempPath},
         {"uwsgi_temp_path", kHsl, Args::k1More, false, &Builder::tempPath},
         {"scgi_temp_path", kHsl, Args::k1More, false, &Builder::tempPath},
-        {"access_log", kHsl, Args::k1More, false, &Builder::accessLog},
         {"client_max_body_size", kHsl, Args::k1, false, &Builder::clientMaxBodySize},
         {"client_body_buffer_size", kHsl, Args::k1, false, &Builder::clientBodyBufferSize},
         {"client_header_timeout", kHttp | kServer, Args::k1, false, &Builder::clientHeaderTimeout},
@@ -1936,7 +1743,7 @@ const std::vector<Builder::Command>& Builder::commands() {
     addModule(table, &Partial::access, accessDirectives());
     addModule(table, &Partial::limit, limitDirectives());
     addModule(table, &Partial::index, indexDirectives());
-    addModule(table, &Partial::log, logDirectives());
+    addModule(table, &Partial::log, &Builder::logLoad_, logDirectives());
     return table;
   }();
   return kCommands;

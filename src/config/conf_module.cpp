@@ -34,9 +34,13 @@ bool argsOk(Args rule, size_t n) {
 
 std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
-std::string DirectiveCall::fullName(const std::string& path) const {
+std::string prefixedPath(const std::string& prefix, const std::string& path) {
   if (!path.empty() && path[0] == '/') return path;
-  return prefix_ + path;
+  return prefix + path;
+}
+
+std::string DirectiveCall::fullName(const std::string& path) const {
+  return prefixedPath(prefix_, path);
 }
 
 std::string DirectiveCall::confName(const std::string& path) const {
