@@ -74,7 +74,7 @@ struct Partial {
   // location only, never inherited: the app and its companions
   WsgiPartial wsgi;  // portico's wsgi_* (location only, never inherited)
   AccessPartial access;  // allow/deny, auth_basic, realip, autoindex, stub_status
-  LimitPartial limit;  // limit_req*, limit_conn*
+  LimitPartial limit;  // limit_req*, limit_conn* (their zones: limitLoad_)
 };
 
 // nginx's merge: what the child did not set comes from the parent (already merged).
@@ -414,38 +414,6 @@ class Builder {
     call(d).checkRegex(pattern, caseless);
   }
 
-  // ---- limit_req, limit_conn (config/conf_limit.cpp parses) ----
-  // Their zones are the load's state across levels (nginx's cycle->shared_memory): the zone
-  // directives declare into limitZones_, limit_req/limit_conn reference it. So these stay with
-  // the walker; what a level writes alone is limit_module's table.
-
-  void limitZone(const ConfDirective& d, Frame&) {
-    bool req = d.name == "limit_req_zone";
-    if (d.args.size() != (req ? 3u : 2u)) {
-      emerg(d, "invalid number of arguments in " + quote(d.name) + " directive");
-    }
-    LimitZoneSpec zone;
-    zone.source = d.source;
-    std::string error =
-        parseLimitZone(d.name, d.args, req ? LimitZoneSpec::Kind::kReq : LimitZoneSpec::Kind::kConn,
-                       limitZones_, site_.limitZones, zone);
-    if (!error.empty()) emerg(d, error);
-    site_.limitZones.push_back(std::move(zone));
-  }
-  void limitRule(const ConfDirective& d, Frame& f) {
-    std::string error;
-    if (d.name == "limit_req") {
-      if (d.args.size() > 3) emerg(d, "invalid number of arguments in \"limit_req\" directive");
-      if (!f.level->limit.req) f.level->limit.req.emplace();
-      error = parseLimitReq(d.args, limitZones_, *f.level->limit.req);
-    } else {
-      if (d.args.size() != 2) emerg(d, "invalid number of arguments in \"limit_conn\" directive");
-      if (!f.level->limit.conn) f.level->limit.conn.emplace();
-      error = parseLimitConn(d.args, limitZones_, *f.level->limit.conn);
-    }
-    if (error.starts_with("is ")) directiveError(d, error);
-    if (!error.empty()) emerg(d, error);
-  }
   // ---- main context ----
 
   void user(const ConfDirective& d, Frame&) {
@@ -1594,9 +1562,7 @@ class Builder {
   }
 
   void finishHttp() {
-    if (std::string error = limitZones_.checkSizes(); !error.empty()) {
-      throw ConfFailure{"[emerg] " + error};
-    }
+    finishLimitLoad(limitLoad_, site_);
     for (ServerDraft& draft : servers_) checkDuplicates(draft.locations);
     warnConflictingNames();
     for (ServerDraft& draft : servers_) {
@@ -1658,7 +1624,7 @@ class Builder {
   std::map<const LocationSettings*, Partial> ifPartials_;
   std::deque<Partial> serverIfPartials_;  // what a server-level if sets (nothing that is used)
   std::optional<uint64_t> mapHashMaxSize_, mapHashBucketSize_;
-  LimitZoneTable limitZones_;  // shared memory zones declared and referenced (limit_*)
+  LimitLoad limitLoad_;  // the limit_* shared memory zones
 };
 
 const std::vector<Builder::Command>& Builder::commands() {
@@ -1731,17 +1697,13 @@ const std::vector<Builder::Command>& Builder::commands() {
         {"map", kHttp, Args::k2, true, &Builder::map},
         {"map_hash_max_size", kHttp, Args::k1, false, &Builder::mapHashMaxSize},
         {"map_hash_bucket_size", kHttp, Args::k1, false, &Builder::mapHashBucketSize},
-        {"limit_req_zone", kHttp, Args::k2More, false, &Builder::limitZone},
-        {"limit_req", kHsl, Args::k1More, false, &Builder::limitRule},
-        {"limit_conn_zone", kHttp, Args::k2More, false, &Builder::limitZone},
-        {"limit_conn", kHsl, Args::k2More, false, &Builder::limitRule},
     };
     addModule(table, &Partial::ssl, sslDirectives());
     addModule(table, &Partial::gzip, gzipDirectives());
     addModule(table, &Partial::headers, headersDirectives());
     addModule(table, &Partial::wsgi, wsgiDirectives());
     addModule(table, &Partial::access, accessDirectives());
-    addModule(table, &Partial::limit, limitDirectives());
+    addModule(table, &Partial::limit, &Builder::limitLoad_, limitDirectives());
     addModule(table, &Partial::index, indexDirectives());
     addModule(table, &Partial::log, &Builder::logLoad_, logDirectives());
     return table;
