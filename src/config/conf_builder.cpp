@@ -27,6 +27,7 @@
 #include "config/index_module.h"
 #include "config/limit_module.h"
 #include "config/log_module.h"
+#include "config/rewrite_module.h"
 #include "config/ssl_module.h"
 #include "config/wsgi_module.h"
 
@@ -43,8 +44,7 @@ struct Partial {
   SourceRef directorySource;         // where this level's root/alias was written
   IndexPartial index;  // ngx_http_index_module
   std::optional<TryFiles> tryFiles;       // never inherited
-  std::vector<RewriteStep> rewrites;      // never inherited (the rewrite module's program)
-  std::optional<bool> rewriteLog, uninitializedVariableWarn;
+  RewritePartial rewrite;  // ngx_http_rewrite_module (its program is never inherited)
   std::optional<std::vector<ErrorPage>> errorPages;
   HeadersPartial headers;  // ngx_http_headers_filter_module
   std::optional<std::string> defaultType;
@@ -108,8 +108,7 @@ void mergeFrom(Partial& c, const Partial& p) {
   inherit(c.serverNameInRedirect, p.serverNameInRedirect);
   inherit(c.portInRedirect, p.portInRedirect);
   inherit(c.logNotFound, p.logNotFound);
-  inherit(c.rewriteLog, p.rewriteLog);
-  inherit(c.uninitializedVariableWarn, p.uninitializedVariableWarn);
+  mergeRewrite(c.rewrite, p.rewrite);
   mergeLog(c.log, p.log);
   inherit(c.typesHashMaxSize, p.typesHashMaxSize);
   inherit(c.clientHeaderTimeout, p.clientHeaderTimeout);
@@ -152,7 +151,6 @@ struct Frame {
   ServerDraft* server = nullptr;
   LocationDraft* location = nullptr;  // innermost enclosing location
   std::map<std::string, std::string>* types = nullptr;
-  std::vector<RewriteStep>* steps = nullptr;  // where rewrite/return/set/break/if go
 };
 
 bool iequals(std::string_view a, std::string_view b) {
@@ -578,7 +576,6 @@ class Builder {
     inner.ctx = kServer;
     inner.level = &draft.partial;
     inner.server = &draft;
-    inner.steps = &draft.partial.rewrites;
     walk(d.children, inner);
     if (draft.server.listens.empty()) {
       // nginx: `listen *:80` when started as root, *:8000 otherwise.
@@ -813,160 +810,16 @@ class Builder {
     f.level->tryFiles = spec;
   }
 
-  void returnDirective(const ConfDirective& d, Frame& f) {
-    // nginx's rewrite module: a step of the level's program, in file order with rewrite, set,
-    // if and break (a second `return` is just unreachable).
-    RewriteStep step;
-    step.kind = RewriteStep::Kind::kReturn;
-    step.source = d.source;
-    ReturnSpec& spec = step.returnSpec;
-    const std::string& first = d.args[0];
-    auto isUrl = [](const std::string& v) {
-      return startsWith(v, "http://") || startsWith(v, "https://") || startsWith(v, "$scheme");
-    };
-    auto code = parseNginxNumber(first);
-    if (!code) {
-      if (d.args.size() == 1 && isUrl(first)) {
-        spec.code = 302;
-        spec.text = first;
-        spec.hasText = true;
-        f.steps->push_back(std::move(step));
-        return;
-      }
-      emerg(d, "invalid return code " + quote(first));
-    }
-    if (*code > 999) emerg(d, "invalid return code " + quote(first));
-    spec.code = static_cast<int>(*code);
-    if (d.args.size() == 2) {
-      spec.text = d.args[1];
-      spec.hasText = true;
-    }
-    f.steps->push_back(std::move(step));
-  }
+  // ---- the rewrite module's `if` block ----
 
-  // ---- the rewrite module (rewrite, break, set, if, rewrite_log, uninitialized_variable_warn)
-
-  void rewrite(const ConfDirective& d, Frame& f) {
-    RewriteStep step;
-    step.kind = RewriteStep::Kind::kRewrite;
-    step.source = d.source;
-    step.regex = d.args[0];
-    step.replacement = d.args[1];
-    if (step.replacement.empty()) emerg(d, "empty replacement");
-    compileRegex(d, step.regex, false);
-    if (step.replacement.back() == '?') {  // the last "?" drops the original arguments
-      step.replacement.pop_back();
-      step.keepArgs = false;
-    }
-    step.redirect = startsWith(step.replacement, "http://") ||
-                    startsWith(step.replacement, "https://") ||
-                    startsWith(step.replacement, "$scheme");
-    if (d.args.size() == 3) {
-      const std::string& flag = d.args[2];
-      if (flag == "last") {
-        step.flag = RewriteStep::Flag::kLast;
-      } else if (flag == "break") {
-        step.flag = RewriteStep::Flag::kBreak;
-      } else if (flag == "redirect") {
-        step.flag = RewriteStep::Flag::kRedirect;
-      } else if (flag == "permanent") {
-        step.flag = RewriteStep::Flag::kPermanent;
-      } else {
-        emerg(d, "invalid parameter " + quote(flag));
-      }
-    }
-    f.steps->push_back(std::move(step));
-  }
-
-  void breakDirective(const ConfDirective& d, Frame& f) {
-    RewriteStep step;
-    step.kind = RewriteStep::Kind::kBreak;
-    step.source = d.source;
-    f.steps->push_back(std::move(step));
-  }
-
-  void set(const ConfDirective& d, Frame& f) {
-    if (d.args[0].empty() || d.args[0][0] != '$') {
-      emerg(d, "invalid variable name " + quote(d.args[0]));
-    }
-    RewriteStep step;
-    step.kind = RewriteStep::Kind::kSet;
-    step.source = d.source;
-    step.variable = d.args[0].substr(1);
-    step.value = d.args[1];
-    f.steps->push_back(std::move(step));
-  }
-
-  // ngx_http_rewrite_if_condition: "(" and ")" may stand alone or stick to the first and last
-  // words; a variable alone, VAR =|!=|~|~*|!~|!~* VALUE, or -f|-d|-e|-x|!-f|... PATH.
-  void parseCondition(const ConfDirective& d, RewriteStep& step) {
-    using C = RewriteStep::Condition;
-    std::vector<std::string> a = d.args;
-    if (a[0].empty() || a[0][0] != '(') emerg(d, "invalid condition " + quote(a[0]));
-    size_t cur = 0;
-    if (a[0].size() == 1) {
-      cur = 1;
-    } else {
-      a[0].erase(0, 1);
-    }
-    size_t last = a.size() - 1;
-    if (a[last].empty() || a[last].back() != ')') emerg(d, "invalid condition " + quote(a[last]));
-    if (a[last].size() == 1) {
-      if (last == 0 || last - 1 < cur) emerg(d, "invalid condition " + quote(a[last]));
-      --last;
-    } else {
-      a[last].pop_back();
-    }
-    if (cur > last) emerg(d, "invalid condition " + quote(a[last]));
-    const std::string& p = a[cur];
-    if (p.size() > 1 && p[0] == '$') {
-      if (cur != last && cur + 2 != last) emerg(d, "invalid condition " + quote(p));
-      step.subject = p;
-      if (cur == last) {
-        step.condition = C::kVariable;
-        return;
-      }
-      const std::string& op = a[cur + 1];
-      step.operand = a[last];
-      if (op == "=") {
-        step.condition = C::kEqual;
-      } else if (op == "!=") {
-        step.condition = C::kNotEqual;
-      } else if (op == "~" || op == "~*" || op == "!~" || op == "!~*") {
-        step.condition = op[0] == '!' ? C::kNotMatch : C::kMatch;
-        step.caseless = op.back() == '*';
-        compileRegex(d, step.operand, step.caseless);
-      } else {
-        emerg(d, "unexpected " + quote(op) + " in condition");
-      }
-      return;
-    }
-    if ((p.size() == 2 && p[0] == '-') || (p.size() == 3 && p[0] == '!' && p[1] == '-')) {
-      if (cur + 1 != last) emerg(d, "invalid condition " + quote(p));
-      step.subject = a[last];
-      bool negative = p[0] == '!';
-      switch (p.back()) {
-        case 'f': step.condition = negative ? C::kNotFile : C::kFile; return;
-        case 'd': step.condition = negative ? C::kNotDirectory : C::kDirectory; return;
-        case 'e': step.condition = negative ? C::kNotExists : C::kExists; return;
-        case 'x': step.condition = negative ? C::kNotExecutable : C::kExecutable; return;
-        default: break;
-      }
-    }
-    emerg(d, "invalid condition " + quote(p));
-  }
-
-  // `if (COND) { ... }`: its rewrite directives join the level's program; in a location the
-  // block is also an implicit location (add_header, root, ... apply when COND held).
+  // `if (COND) { ... }` (the rewrite module parses COND): a step of the level's program whose
+  // body is the program the block writes; in a location the block is also an implicit location
+  // (add_header, root, ... apply when COND held).
   void ifDirective(const ConfDirective& d, Frame& f) {
-    RewriteStep step;
-    step.kind = RewriteStep::Kind::kIf;
-    step.source = d.source;
-    parseCondition(d, step);
+    RewriteStep step = rewriteIf(call(d, f.ctx));
     Frame inner;
     inner.server = f.server;
     inner.location = f.location;
-    inner.steps = &step.body;
     if (f.ctx == kServer) {
       inner.ctx = kServerIf;
       inner.level = &serverIfPartials_.emplace_back();
@@ -976,12 +829,9 @@ class Builder {
       inner.level = &ifPartials_[step.ifSettings.get()];
     }
     walk(d.children, inner);
-    f.steps->push_back(std::move(step));
-  }
-
-  void rewriteLog(const ConfDirective& d, Frame& f) { setFlag(d, f.level->rewriteLog); }
-  void uninitializedVariableWarn(const ConfDirective& d, Frame& f) {
-    setFlag(d, f.level->uninitializedVariableWarn);
+    step.body = std::move(inner.level->rewrite.steps);
+    inner.level->rewrite.steps.clear();
+    f.level->rewrite.steps.push_back(std::move(step));
   }
 
   // The merged settings of each `if` of a level: the level's (merged) Partial with what the
@@ -1448,7 +1298,6 @@ class Builder {
     inner.level = &placed.partial;
     inner.server = f.server;
     inner.location = &placed;
-    inner.steps = &placed.partial.rewrites;
     walk(d.children, inner);
     finishLocation(placed);
   }
@@ -1487,9 +1336,7 @@ class Builder {
     s.directorySource = p.directorySource;
     finishIndex(p.index, s);
     s.tryFiles = p.tryFiles;
-    s.rewrites = p.rewrites;
-    if (p.rewriteLog) s.rewriteLog = *p.rewriteLog;
-    if (p.uninitializedVariableWarn) s.uninitializedVariableWarn = *p.uninitializedVariableWarn;
+    finishRewrite(p.rewrite, s);
     if (p.errorPages) s.errorPages = *p.errorPages;
     finishHeaders(p.headers, s);
     if (p.defaultType) s.defaultType = *p.defaultType;
@@ -1684,20 +1531,14 @@ const std::vector<Builder::Command>& Builder::commands() {
         {"root", kHsl, Args::k1, false, &Builder::rootOrAlias},
         {"alias", kLocation, Args::k1, false, &Builder::rootOrAlias},
         {"try_files", kServer | kLocation, Args::k2More, false, &Builder::tryFiles},
-        {"return", kRewriteCtx, Args::k12, false, &Builder::returnDirective},
         {"error_page", kHsl, Args::k2More, false, &Builder::errorPage},
         {"location", kServer | kLocation, Args::k12, true, &Builder::location},
-        {"rewrite", kRewriteCtx, Args::k23, false, &Builder::rewrite},
-        {"break", kRewriteCtx, Args::kNone, false, &Builder::breakDirective},
-        {"set", kRewriteCtx, Args::k2, false, &Builder::set},
         {"if", kServer | kLocation, Args::k1More, true, &Builder::ifDirective},
-        {"rewrite_log", kHsl | kServerIf | kLocationIf, Args::k1, false, &Builder::rewriteLog},
-        {"uninitialized_variable_warn", kHsl | kServerIf | kLocationIf, Args::k1, false,
-         &Builder::uninitializedVariableWarn},
         {"map", kHttp, Args::k2, true, &Builder::map},
         {"map_hash_max_size", kHttp, Args::k1, false, &Builder::mapHashMaxSize},
         {"map_hash_bucket_size", kHttp, Args::k1, false, &Builder::mapHashBucketSize},
     };
+    addModule(table, &Partial::rewrite, rewriteDirectives());
     addModule(table, &Partial::ssl, sslDirectives());
     addModule(table, &Partial::gzip, gzipDirectives());
     addModule(table, &Partial::headers, headersDirectives());
