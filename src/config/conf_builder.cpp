@@ -24,6 +24,7 @@
 #include "config/conf_values.h"
 #include "config/gzip_module.h"
 #include "config/headers_module.h"
+#include "config/http_core_module.h"
 #include "config/index_module.h"
 #include "config/limit_module.h"
 #include "config/log_module.h"
@@ -37,11 +38,7 @@ namespace {
 // Everything one level (http, server, location) may set; unset fields inherit from the
 // enclosing level when the tree is merged after parsing (nginx's merge_loc_conf).
 struct Partial {
-  std::optional<std::string> root;
-  std::optional<std::string> alias;  // inherited only by levels that set neither root nor alias
-  std::string aliasPrefix;           // the pattern of the location that wrote the alias
-  bool aliasRegex = false;           // ... and whether it was a regex location
-  SourceRef directorySource;         // where this level's root/alias was written
+  HttpCorePartial core;  // ngx_http_core_module's root, alias, client_body_*, *_temp_path
   IndexPartial index;  // ngx_http_index_module
   std::optional<TryFiles> tryFiles;       // never inherited
   RewritePartial rewrite;  // ngx_http_rewrite_module (its program is never inherited)
@@ -50,14 +47,11 @@ struct Partial {
   std::optional<std::string> defaultType;
   std::optional<std::map<std::string, std::string>> types;
   GzipPartial gzip;  // ngx_http_gzip_filter_module, gzip_static
-  std::optional<uint64_t> clientMaxBodySize;
-  std::optional<uint64_t> clientBodyBufferSize;
-  std::optional<std::string> clientBodyTempPath;
   std::optional<bool> sendfile, tcpNopush, tcpNodelay;
   std::optional<std::pair<double, std::optional<double>>> keepaliveTimeout;
   std::optional<uint64_t> keepaliveRequests;
   std::optional<unsigned> keepaliveDisable;  // LocationSettings::kKeepaliveDisable* bits
-  std::optional<double> sendTimeout, clientBodyTimeout;
+  std::optional<double> sendTimeout;
   std::optional<bool> serverTokens, absoluteRedirect, serverNameInRedirect, portInRedirect;
   std::optional<bool> logNotFound;
   LogPartial log;  // ngx_http_log_module: access_log, open_log_file_cache
@@ -79,22 +73,11 @@ struct Partial {
 
 // nginx's merge: what the child did not set comes from the parent (already merged).
 void mergeFrom(Partial& c, const Partial& p) {
-  if (!c.root && !c.alias && (p.root || p.alias)) c.directorySource = p.directorySource;
-  if (!c.root && !c.alias && p.alias) {
-    // ngx_http_core_merge_loc_conf copies root and alias together: a nested location keeps
-    // replacing the enclosing location's prefix with the alias.
-    c.alias = p.alias;
-    c.aliasPrefix = p.aliasPrefix;
-    c.aliasRegex = p.aliasRegex;
-  }
-  inherit(c.root, p.root);
+  mergeHttpCore(c.core, p.core);
   mergeIndex(c.index, p.index);
   inherit(c.errorPages, p.errorPages);
   inherit(c.defaultType, p.defaultType);
   inherit(c.types, p.types);
-  inherit(c.clientMaxBodySize, p.clientMaxBodySize);
-  inherit(c.clientBodyBufferSize, p.clientBodyBufferSize);
-  inherit(c.clientBodyTempPath, p.clientBodyTempPath);
   inherit(c.sendfile, p.sendfile);
   inherit(c.tcpNopush, p.tcpNopush);
   inherit(c.tcpNodelay, p.tcpNodelay);
@@ -102,7 +85,6 @@ void mergeFrom(Partial& c, const Partial& p) {
   inherit(c.keepaliveRequests, p.keepaliveRequests);
   inherit(c.keepaliveDisable, p.keepaliveDisable);
   inherit(c.sendTimeout, p.sendTimeout);
-  inherit(c.clientBodyTimeout, p.clientBodyTimeout);
   inherit(c.serverTokens, p.serverTokens);
   inherit(c.absoluteRedirect, p.absoluteRedirect);
   inherit(c.serverNameInRedirect, p.serverNameInRedirect);
@@ -352,7 +334,7 @@ class Builder {
   // The directives nginx's other modules allow in a location's `if` (NGX_HTTP_LIF_CONF) that
   // portico implements; they set the if block's implicit location.
   static bool allowedInIf(const std::string& name) {
-    static const std::set<std::string> kNames = {"root", "sendfile", "error_page"};
+    static const std::set<std::string> kNames = {"sendfile", "error_page"};
     return kNames.count(name) != 0;
   }
 
@@ -607,17 +589,8 @@ class Builder {
   }
   void logNotFound(const ConfDirective& d, Frame& f) { setFlag(d, f.level->logNotFound); }
   void sendTimeout(const ConfDirective& d, Frame& f) { setMsec(d, f.level->sendTimeout); }
-  void clientBodyTimeout(const ConfDirective& d, Frame& f) {
-    setMsec(d, f.level->clientBodyTimeout);
-  }
   void clientHeaderTimeout(const ConfDirective& d, Frame& f) {
     setMsec(d, f.level->clientHeaderTimeout);
-  }
-  void clientMaxBodySize(const ConfDirective& d, Frame& f) {
-    setSize(d, f.level->clientMaxBodySize, true);
-  }
-  void clientBodyBufferSize(const ConfDirective& d, Frame& f) {
-    setSize(d, f.level->clientBodyBufferSize, false);
   }
 
   void keepaliveTimeout(const ConfDirective& d, Frame& f) {
@@ -712,30 +685,6 @@ class Builder {
     }
   }
 
-  // `client_body_temp_path PATH [L1 [L2 [L3]]]` and the other modules' *_temp_path (nginx's
-  // ngx_conf_set_path_slot). portico writes its temporary files unlinked (O_TMPFILE), so the
-  // levels, checked as nginx checks them, shape no subdirectories; the directory is created at
-  // startup as nginx's ngx_create_paths does. Only the client body's is used: the others belong
-  // to modules portico does not have, whose files they would hold.
-  void tempPath(const ConfDirective& d, Frame& f) {
-    if (d.args.size() > 4) emerg(d, "invalid number of arguments in " + quote(d.name) + " directive");
-    size_t length = 0;
-    for (size_t i = 1; i < d.args.size(); ++i) {
-      auto level = parseNginxNumber(d.args[i]);
-      if (!level || *level == 0) directiveError(d, "invalid value");
-      length += static_cast<size_t>(*level) + 1;
-    }
-    if (length > 10 + (d.args.size() - 1)) directiveError(d, "invalid value");
-    std::string path = fullName(d.args[0]);
-    while (path.size() > 1 && path.back() == '/') path.pop_back();
-    if (d.name == "client_body_temp_path") {
-      if (f.level->clientBodyTempPath) directiveError(d, "is duplicate");
-      f.level->clientBodyTempPath = path;
-    }
-    auto& paths = site_.tempPaths;
-    if (std::find(paths.begin(), paths.end(), path) == paths.end()) paths.push_back(path);
-  }
-
   void defaultType(const ConfDirective& d, Frame& f) {
     checkUnset(d, f.level->defaultType);
     f.level->defaultType = d.args[0];
@@ -762,40 +711,6 @@ class Builder {
     checkUnset(d, f.level->largeHeaderBuffers);
     auto [n, size] = call(d).bufs();
     f.level->largeHeaderBuffers = std::make_pair(static_cast<size_t>(n), static_cast<size_t>(size));
-  }
-
-  void rootOrAlias(const ConfDirective& d, Frame& f) {
-    bool alias = d.name == "alias";
-    if (f.level->root || f.level->alias) {
-      if (static_cast<bool>(f.level->alias) == alias) directiveError(d, "is duplicate");
-      emerg(d, quote(d.name) + " directive is duplicate, " +
-                   quote(f.level->alias ? "alias" : "root") +
-                   " directive was specified earlier");
-    }
-    if (alias && f.location && f.location->match == Location::Match::kNamed) {
-      emerg(d, "the \"alias\" directive cannot be used inside the named location");
-    }
-    std::string value = d.args[0];
-    if (value.find("$document_root") != std::string::npos ||
-        value.find("${document_root}") != std::string::npos) {
-      emerg(d, "the $document_root variable cannot be used in the " + quote(d.name) +
-                   " directive");
-    }
-    // Variables are allowed as in nginx; their names are checked with the other templates
-    // (http::validateTemplates, at -t and at startup) against directorySource.
-    if (!alias && value.size() > 1 && value.back() == '/') value.pop_back();
-    // A value that starts with a variable may expand to an absolute path: the prefix waits for
-    // the request then (SiteRequest::filesFor, as nginx's ngx_get_full_name).
-    if (value.empty() || value[0] != '$') value = fullName(value);
-    f.level->directorySource = d.source;
-    if (alias) {
-      f.level->alias = value;
-      f.level->aliasPrefix = f.location->pattern;
-      f.level->aliasRegex = f.location->match == Location::Match::kRegex ||
-                            f.location->match == Location::Match::kRegexCaseless;
-    } else {
-      f.level->root = value;
-    }
   }
 
   void tryFiles(const ConfDirective& d, Frame& f) {
@@ -1329,11 +1244,7 @@ class Builder {
 
   LocationSettings finalize(const Partial& p) const {
     LocationSettings s;
-    s.root = p.root ? *p.root : fullName("html");
-    s.alias = p.alias;
-    s.aliasPrefix = p.aliasPrefix;
-    s.aliasRegex = p.aliasRegex;
-    s.directorySource = p.directorySource;
+    finishHttpCore(p.core, options_.prefix, s);
     finishIndex(p.index, s);
     s.tryFiles = p.tryFiles;
     finishRewrite(p.rewrite, s);
@@ -1346,8 +1257,6 @@ class Builder {
                       : std::map<std::string, std::string>{
                             {"html", "text/html"}, {"gif", "image/gif"}, {"jpg", "image/jpeg"}};
     finishGzip(p.gzip, s.gzip);
-    if (p.clientMaxBodySize) s.clientMaxBodySize = *p.clientMaxBodySize;
-    if (p.clientBodyBufferSize) s.clientBodyBufferSize = *p.clientBodyBufferSize;
     if (p.sendfile) s.sendfile = *p.sendfile;
     if (p.tcpNopush) s.tcpNopush = *p.tcpNopush;
     if (p.tcpNodelay) s.tcpNodelay = *p.tcpNodelay;
@@ -1358,7 +1267,6 @@ class Builder {
     if (p.keepaliveRequests) s.keepaliveRequests = *p.keepaliveRequests;
     if (p.keepaliveDisable) s.keepaliveDisable = *p.keepaliveDisable;
     if (p.sendTimeout) s.sendTimeoutSeconds = *p.sendTimeout;
-    if (p.clientBodyTimeout) s.clientBodyTimeoutSeconds = *p.clientBodyTimeout;
     if (p.serverTokens) s.serverTokens = *p.serverTokens;
     if (p.absoluteRedirect) s.absoluteRedirect = *p.absoluteRedirect;
     if (p.serverNameInRedirect) s.serverNameInRedirect = *p.serverNameInRedirect;
@@ -1368,7 +1276,6 @@ class Builder {
     if (p.ifModifiedSince) s.ifModifiedSince = *p.ifModifiedSince;
     if (p.keepaliveTime) s.keepaliveTimeSeconds = *p.keepaliveTime;
     if (p.errorLogs) s.errorLogs = *p.errorLogs;
-    if (p.clientBodyTempPath) s.clientBodyTempPath = *p.clientBodyTempPath;
     finishWsgi(p.wsgi, s.clientBodyTempPath, s);  // the bodies the app reads are spilled there
     s.access = finalizeAccess(p.access, confPrefix_);
     s.limit = finalizeLimit(p.limit);
@@ -1410,6 +1317,7 @@ class Builder {
 
   void finishHttp() {
     finishLimitLoad(limitLoad_, site_);
+    finishHttpCoreLoad(httpCoreLoad_, site_);
     for (ServerDraft& draft : servers_) checkDuplicates(draft.locations);
     warnConflictingNames();
     for (ServerDraft& draft : servers_) {
@@ -1472,6 +1380,7 @@ class Builder {
   std::deque<Partial> serverIfPartials_;  // what a server-level if sets (nothing that is used)
   std::optional<uint64_t> mapHashMaxSize_, mapHashBucketSize_;
   LimitLoad limitLoad_;  // the limit_* shared memory zones
+  HttpCoreLoad httpCoreLoad_;  // the *_temp_path directories
 };
 
 const std::vector<Builder::Command>& Builder::commands() {
@@ -1506,15 +1415,7 @@ const std::vector<Builder::Command>& Builder::commands() {
         {"log_not_found", kHsl, Args::k1, false, &Builder::logNotFound},
         {"types", kHsl, Args::kNone, true, &Builder::types},
         {"default_type", kHsl, Args::k1, false, &Builder::defaultType},
-        {"client_body_temp_path", kHsl, Args::k1More, false, &Builder::tempPath},
-        {"proxy_temp_path", kHsl, Args::k1More, false, &Builder::tempPath},
-        {"fastcgi_temp_path", kHsl, Args::k1More, false, &Builder::tempPath},
-        {"uwsgi_temp_path", kHsl, Args::k1More, false, &Builder::tempPath},
-        {"scgi_temp_path", kHsl, Args::k1More, false, &Builder::tempPath},
-        {"client_max_body_size", kHsl, Args::k1, false, &Builder::clientMaxBodySize},
-        {"client_body_buffer_size", kHsl, Args::k1, false, &Builder::clientBodyBufferSize},
         {"client_header_timeout", kHttp | kServer, Args::k1, false, &Builder::clientHeaderTimeout},
-        {"client_body_timeout", kHsl, Args::k1, false, &Builder::clientBodyTimeout},
         {"send_timeout", kHsl, Args::k1, false, &Builder::sendTimeout},
         {"large_client_header_buffers", kHttp | kServer, Args::k2, false,
          &Builder::largeClientHeaderBuffers},
@@ -1528,8 +1429,6 @@ const std::vector<Builder::Command>& Builder::commands() {
         {"worker_shutdown_timeout", kMain, Args::k1, false, &Builder::workerShutdownTimeout},
         {"listen", kServer, Args::k1More, false, &Builder::listen},
         {"server_name", kServer, Args::k1More, false, &Builder::serverName},
-        {"root", kHsl, Args::k1, false, &Builder::rootOrAlias},
-        {"alias", kLocation, Args::k1, false, &Builder::rootOrAlias},
         {"try_files", kServer | kLocation, Args::k2More, false, &Builder::tryFiles},
         {"error_page", kHsl, Args::k2More, false, &Builder::errorPage},
         {"location", kServer | kLocation, Args::k12, true, &Builder::location},
@@ -1538,6 +1437,7 @@ const std::vector<Builder::Command>& Builder::commands() {
         {"map_hash_max_size", kHttp, Args::k1, false, &Builder::mapHashMaxSize},
         {"map_hash_bucket_size", kHttp, Args::k1, false, &Builder::mapHashBucketSize},
     };
+    addModule(table, &Partial::core, &Builder::httpCoreLoad_, httpCoreDirectives());
     addModule(table, &Partial::rewrite, rewriteDirectives());
     addModule(table, &Partial::ssl, sslDirectives());
     addModule(table, &Partial::gzip, gzipDirectives());
