@@ -38,26 +38,14 @@ namespace {
 // Everything one level (http, server, location) may set; unset fields inherit from the
 // enclosing level when the tree is merged after parsing (nginx's merge_loc_conf).
 struct Partial {
-  HttpCorePartial core;  // ngx_http_core_module's root, alias, client_body_*, *_temp_path
+  HttpCorePartial core;  // ngx_http_core_module's location settings
   IndexPartial index;  // ngx_http_index_module
-  std::optional<TryFiles> tryFiles;       // never inherited
   RewritePartial rewrite;  // ngx_http_rewrite_module (its program is never inherited)
-  std::optional<std::vector<ErrorPage>> errorPages;
   HeadersPartial headers;  // ngx_http_headers_filter_module
-  std::optional<std::string> defaultType;
   std::optional<std::map<std::string, std::string>> types;
   GzipPartial gzip;  // ngx_http_gzip_filter_module, gzip_static
-  std::optional<bool> sendfile, tcpNopush, tcpNodelay;
-  std::optional<std::pair<double, std::optional<double>>> keepaliveTimeout;
-  std::optional<uint64_t> keepaliveRequests;
-  std::optional<unsigned> keepaliveDisable;  // LocationSettings::kKeepaliveDisable* bits
-  std::optional<double> sendTimeout;
-  std::optional<bool> serverTokens, absoluteRedirect, serverNameInRedirect, portInRedirect;
-  std::optional<bool> logNotFound;
   LogPartial log;  // ngx_http_log_module: access_log, open_log_file_cache
   std::optional<int64_t> typesHashMaxSize;
-  std::optional<LocationSettings::IfModifiedSince> ifModifiedSince;
-  std::optional<double> keepaliveTime;
   std::optional<std::vector<ErrorLogSpec>> errorLogs;
   // http and server only
   std::optional<double> clientHeaderTimeout;
@@ -75,28 +63,12 @@ struct Partial {
 void mergeFrom(Partial& c, const Partial& p) {
   mergeHttpCore(c.core, p.core);
   mergeIndex(c.index, p.index);
-  inherit(c.errorPages, p.errorPages);
-  inherit(c.defaultType, p.defaultType);
   inherit(c.types, p.types);
-  inherit(c.sendfile, p.sendfile);
-  inherit(c.tcpNopush, p.tcpNopush);
-  inherit(c.tcpNodelay, p.tcpNodelay);
-  inherit(c.keepaliveTimeout, p.keepaliveTimeout);
-  inherit(c.keepaliveRequests, p.keepaliveRequests);
-  inherit(c.keepaliveDisable, p.keepaliveDisable);
-  inherit(c.sendTimeout, p.sendTimeout);
-  inherit(c.serverTokens, p.serverTokens);
-  inherit(c.absoluteRedirect, p.absoluteRedirect);
-  inherit(c.serverNameInRedirect, p.serverNameInRedirect);
-  inherit(c.portInRedirect, p.portInRedirect);
-  inherit(c.logNotFound, p.logNotFound);
   mergeRewrite(c.rewrite, p.rewrite);
   mergeLog(c.log, p.log);
   inherit(c.typesHashMaxSize, p.typesHashMaxSize);
   inherit(c.clientHeaderTimeout, p.clientHeaderTimeout);
   inherit(c.largeHeaderBuffers, p.largeHeaderBuffers);
-  inherit(c.ifModifiedSince, p.ifModifiedSince);
-  inherit(c.keepaliveTime, p.keepaliveTime);
   inherit(c.errorLogs, p.errorLogs);
   inherit(c.clientHeaderBufferSize, p.clientHeaderBufferSize);
   inherit(c.connectionPoolSize, p.connectionPoolSize);
@@ -134,13 +106,6 @@ struct Frame {
   LocationDraft* location = nullptr;  // innermost enclosing location
   std::map<std::string, std::string>* types = nullptr;
 };
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
 
 std::string lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -305,9 +270,7 @@ class Builder {
     for (const Command& cmd : commands()) {
       if (cmd.name != d.name) continue;
       found = true;
-      if (!(cmd.contexts & frame.ctx) && !(frame.ctx == kLocationIf && allowedInIf(d.name))) {
-        continue;
-      }
+      if (!(cmd.contexts & frame.ctx)) continue;
       if (!cmd.block && d.hasBlock) {
         emerg(d, "directive " + quote(d.name) + " is not terminated by \";\"");
       }
@@ -329,13 +292,6 @@ class Builder {
     if (found) emerg(d, quote(d.name) + " directive is not allowed here");
     if (isUnsupportedNginxDirective(d.name)) unsupported(d, quote(d.name) + " directive");
     emerg(d, "unknown directive " + quote(d.name));
-  }
-
-  // The directives nginx's other modules allow in a location's `if` (NGX_HTTP_LIF_CONF) that
-  // portico implements; they set the if block's implicit location.
-  static bool allowedInIf(const std::string& name) {
-    static const std::set<std::string> kNames = {"sendfile", "error_page"};
-    return kNames.count(name) != 0;
   }
 
   // ---- value helpers ----
@@ -577,38 +533,10 @@ class Builder {
     site_.serverNamesHashBucketSize = static_cast<size_t>(*v);
   }
 
-  // ---- http, server, location ----
+  // ---- http_core: the server-level header reading, types ----
 
-  void sendfile(const ConfDirective& d, Frame& f) { setFlag(d, f.level->sendfile); }
-  void tcpNopush(const ConfDirective& d, Frame& f) { setFlag(d, f.level->tcpNopush); }
-  void tcpNodelay(const ConfDirective& d, Frame& f) { setFlag(d, f.level->tcpNodelay); }
-  void absoluteRedirect(const ConfDirective& d, Frame& f) { setFlag(d, f.level->absoluteRedirect); }
-  void portInRedirect(const ConfDirective& d, Frame& f) { setFlag(d, f.level->portInRedirect); }
-  void serverNameInRedirect(const ConfDirective& d, Frame& f) {
-    setFlag(d, f.level->serverNameInRedirect);
-  }
-  void logNotFound(const ConfDirective& d, Frame& f) { setFlag(d, f.level->logNotFound); }
-  void sendTimeout(const ConfDirective& d, Frame& f) { setMsec(d, f.level->sendTimeout); }
   void clientHeaderTimeout(const ConfDirective& d, Frame& f) {
     setMsec(d, f.level->clientHeaderTimeout);
-  }
-
-  void keepaliveTimeout(const ConfDirective& d, Frame& f) {
-    checkUnset(d, f.level->keepaliveTimeout);
-    auto ms = parseNginxTime(d.args[0], false);
-    if (!ms) directiveError(d, "invalid value");
-    std::optional<double> header;
-    if (d.args.size() == 2) {
-      auto s = parseNginxTime(d.args[1], true);
-      if (!s) directiveError(d, "invalid value");
-      header = static_cast<double>(*s);
-    }
-    f.level->keepaliveTimeout = std::make_pair(static_cast<double>(*ms) / 1000.0, header);
-  }
-
-  void keepaliveRequests(const ConfDirective& d, Frame& f) {
-    checkUnset(d, f.level->keepaliveRequests);
-    f.level->keepaliveRequests = static_cast<uint64_t>(number(d, d.args[0]));
   }
 
   // connection_pool_size, request_pool_size: ngx_http_core_pool_size's checks (the minimum is
@@ -624,34 +552,6 @@ class Builder {
     setSize(d, f.level->clientHeaderBufferSize, false);
   }
   void mergeSlashes(const ConfDirective& d, Frame& f) { setFlag(d, f.level->mergeSlashes); }
-  void keepaliveTime(const ConfDirective& d, Frame& f) { setMsec(d, f.level->keepaliveTime); }
-
-  // ngx_conf_set_bitmask_slot: the values of every `keepalive_disable` of a level add up; a
-  // repeated value is a warning, an unknown one fatal.
-  void keepaliveDisable(const ConfDirective& d, Frame& f) {
-    unsigned mask = f.level->keepaliveDisable.value_or(0);
-    for (const std::string& value : d.args) {
-      unsigned bit = 0;
-      if (iequals(value, "none")) {
-        bit = LocationSettings::kKeepaliveDisableNone;
-      } else if (iequals(value, "msie6")) {
-        bit = LocationSettings::kKeepaliveDisableMsie6;
-      } else if (iequals(value, "safari")) {
-        bit = LocationSettings::kKeepaliveDisableSafari;
-      } else {
-        emerg(d, "invalid value " + quote(value));
-      }
-      if (mask & bit) warn(d, "duplicate value " + quote(value));
-      mask |= bit;
-    }
-    f.level->keepaliveDisable = mask;
-  }
-
-  void serverTokens(const ConfDirective& d, Frame& f) {
-    checkUnset(d, f.level->serverTokens);
-    // "build" adds the build name nginx was configured with; portico has none, so it is "on".
-    f.level->serverTokens = enumValue(d, {"off", "on", "build"}) != 0;
-  }
 
   void typesHashMaxSize(const ConfDirective& d, Frame& f) {
     checkUnset(d, f.level->typesHashMaxSize);
@@ -685,18 +585,6 @@ class Builder {
     }
   }
 
-  void defaultType(const ConfDirective& d, Frame& f) {
-    checkUnset(d, f.level->defaultType);
-    f.level->defaultType = d.args[0];
-  }
-
-  void ifModifiedSince(const ConfDirective& d, Frame& f) {
-    checkUnset(d, f.level->ifModifiedSince);
-    using Ims = LocationSettings::IfModifiedSince;
-    static constexpr Ims kModes[] = {Ims::kOff, Ims::kExact, Ims::kBefore};
-    f.level->ifModifiedSince = kModes[enumValue(d, {"off", "exact", "before"})];
-  }
-
   void workerShutdownTimeout(const ConfDirective& d, Frame&) {
     if (shutdownTimeoutSet_) directiveError(d, "is duplicate");
     shutdownTimeoutSet_ = true;
@@ -711,18 +599,6 @@ class Builder {
     checkUnset(d, f.level->largeHeaderBuffers);
     auto [n, size] = call(d).bufs();
     f.level->largeHeaderBuffers = std::make_pair(static_cast<size_t>(n), static_cast<size_t>(size));
-  }
-
-  void tryFiles(const ConfDirective& d, Frame& f) {
-    checkUnset(d, f.level->tryFiles);
-    TryFiles spec;
-    spec.files.assign(d.args.begin(), d.args.end() - 1);
-    spec.fallback = d.args.back();
-    if (spec.fallback[0] == '=') {
-      auto code = parseNginxNumber(std::string_view(spec.fallback).substr(1));
-      if (!code || *code > 999) emerg(d, "invalid code " + quote(spec.fallback));
-    }
-    f.level->tryFiles = spec;
   }
 
   // ---- the rewrite module's `if` block ----
@@ -940,43 +816,6 @@ class Builder {
         "[warn] could not build optimal map_hash, you should increase either "
         "map_hash_max_size: " + std::to_string(maxSize) + " or map_hash_bucket_size: " +
         std::to_string(bucket) + "; ignoring map_hash_bucket_size");
-  }
-
-  void errorPage(const ConfDirective& d, Frame& f) {
-    const auto& a = d.args;
-    size_t n = 1;
-    int override = 0;
-    const std::string& maybeEq = a[a.size() - 2];
-    if (maybeEq[0] == '=') {
-      if (a.size() == 2) emerg(d, "invalid value " + quote(maybeEq));
-      if (maybeEq.size() > 1) {
-        auto v = parseNginxNumber(std::string_view(maybeEq).substr(1));
-        if (!v || *v > 999) emerg(d, "invalid value " + quote(maybeEq));
-        override = static_cast<int>(*v);
-      } else {
-        override = -1;
-      }
-      n = 2;
-    }
-    ErrorPage page;
-    page.uri = a.back();
-    page.overrideStatus = override;
-    for (size_t i = 0; i + n < a.size(); ++i) {
-      auto status = parseNginxNumber(a[i]);
-      if (!status || *status == 499) emerg(d, "invalid value " + quote(a[i]));
-      if (*status < 300 || *status > 599) {
-        emerg(d, "value " + quote(a[i]) + " must be between 300 and 599");
-      }
-      page.codes.push_back(static_cast<int>(*status));
-    }
-    if (override == 0) {
-      // nginx answers these internal codes with 400 unless told otherwise.
-      for (int code : page.codes) {
-        if (code == 494 || code == 495 || code == 496 || code == 497) page.overrideStatus = 400;
-      }
-    }
-    if (!f.level->errorPages) f.level->errorPages.emplace();
-    f.level->errorPages->push_back(page);
   }
 
   // ---- server ----
@@ -1246,35 +1085,15 @@ class Builder {
     LocationSettings s;
     finishHttpCore(p.core, options_.prefix, s);
     finishIndex(p.index, s);
-    s.tryFiles = p.tryFiles;
     finishRewrite(p.rewrite, s);
-    if (p.errorPages) s.errorPages = *p.errorPages;
     finishHeaders(p.headers, s);
-    if (p.defaultType) s.defaultType = *p.defaultType;
     // Without a `types` block anywhere above, nginx's own three (ngx_http_core_default_types);
     // the full table is only for the command-line site (site_from_flags).
     s.types = p.types ? *p.types
                       : std::map<std::string, std::string>{
                             {"html", "text/html"}, {"gif", "image/gif"}, {"jpg", "image/jpeg"}};
     finishGzip(p.gzip, s.gzip);
-    if (p.sendfile) s.sendfile = *p.sendfile;
-    if (p.tcpNopush) s.tcpNopush = *p.tcpNopush;
-    if (p.tcpNodelay) s.tcpNodelay = *p.tcpNodelay;
-    if (p.keepaliveTimeout) {
-      s.keepaliveTimeoutSeconds = p.keepaliveTimeout->first;
-      s.keepaliveHeaderSeconds = p.keepaliveTimeout->second;
-    }
-    if (p.keepaliveRequests) s.keepaliveRequests = *p.keepaliveRequests;
-    if (p.keepaliveDisable) s.keepaliveDisable = *p.keepaliveDisable;
-    if (p.sendTimeout) s.sendTimeoutSeconds = *p.sendTimeout;
-    if (p.serverTokens) s.serverTokens = *p.serverTokens;
-    if (p.absoluteRedirect) s.absoluteRedirect = *p.absoluteRedirect;
-    if (p.serverNameInRedirect) s.serverNameInRedirect = *p.serverNameInRedirect;
-    if (p.portInRedirect) s.portInRedirect = *p.portInRedirect;
-    if (p.logNotFound) s.logNotFound = *p.logNotFound;
     finishLog(p.log, options_.prefix, s);
-    if (p.ifModifiedSince) s.ifModifiedSince = *p.ifModifiedSince;
-    if (p.keepaliveTime) s.keepaliveTimeSeconds = *p.keepaliveTime;
     if (p.errorLogs) s.errorLogs = *p.errorLogs;
     finishWsgi(p.wsgi, s.clientBodyTempPath, s);  // the bodies the app reads are spilled there
     s.access = finalizeAccess(p.access, confPrefix_);
@@ -1402,21 +1221,8 @@ const std::vector<Builder::Command>& Builder::commands() {
         {"server_names_hash_bucket_size", kHttp, Args::k1, false,
          &Builder::serverNamesHashBucketSize},
         {"types_hash_max_size", kHsl, Args::k1, false, &Builder::typesHashMaxSize},
-        {"sendfile", kHsl, Args::k1, false, &Builder::sendfile},
-        {"tcp_nopush", kHsl, Args::k1, false, &Builder::tcpNopush},
-        {"tcp_nodelay", kHsl, Args::k1, false, &Builder::tcpNodelay},
-        {"keepalive_timeout", kHsl, Args::k12, false, &Builder::keepaliveTimeout},
-        {"keepalive_requests", kHsl, Args::k1, false, &Builder::keepaliveRequests},
-        {"server_tokens", kHsl, Args::k1, false, &Builder::serverTokens},
-        {"keepalive_disable", kHsl, Args::k1More, false, &Builder::keepaliveDisable},
-        {"server_name_in_redirect", kHsl, Args::k1, false, &Builder::serverNameInRedirect},
-        {"absolute_redirect", kHsl, Args::k1, false, &Builder::absoluteRedirect},
-        {"port_in_redirect", kHsl, Args::k1, false, &Builder::portInRedirect},
-        {"log_not_found", kHsl, Args::k1, false, &Builder::logNotFound},
         {"types", kHsl, Args::kNone, true, &Builder::types},
-        {"default_type", kHsl, Args::k1, false, &Builder::defaultType},
         {"client_header_timeout", kHttp | kServer, Args::k1, false, &Builder::clientHeaderTimeout},
-        {"send_timeout", kHsl, Args::k1, false, &Builder::sendTimeout},
         {"large_client_header_buffers", kHttp | kServer, Args::k2, false,
          &Builder::largeClientHeaderBuffers},
         {"connection_pool_size", kHttp | kServer, Args::k1, false, &Builder::poolSize},
@@ -1424,13 +1230,9 @@ const std::vector<Builder::Command>& Builder::commands() {
         {"client_header_buffer_size", kHttp | kServer, Args::k1, false,
          &Builder::clientHeaderBufferSize},
         {"merge_slashes", kHttp | kServer, Args::k1, false, &Builder::mergeSlashes},
-        {"keepalive_time", kHsl, Args::k1, false, &Builder::keepaliveTime},
-        {"if_modified_since", kHsl, Args::k1, false, &Builder::ifModifiedSince},
         {"worker_shutdown_timeout", kMain, Args::k1, false, &Builder::workerShutdownTimeout},
         {"listen", kServer, Args::k1More, false, &Builder::listen},
         {"server_name", kServer, Args::k1More, false, &Builder::serverName},
-        {"try_files", kServer | kLocation, Args::k2More, false, &Builder::tryFiles},
-        {"error_page", kHsl, Args::k2More, false, &Builder::errorPage},
         {"location", kServer | kLocation, Args::k12, true, &Builder::location},
         {"if", kServer | kLocation, Args::k1More, true, &Builder::ifDirective},
         {"map", kHttp, Args::k2, true, &Builder::map},

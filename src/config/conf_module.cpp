@@ -7,7 +7,6 @@
 #include "core/regex.h"
 
 namespace portico::config {
-namespace {
 
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
@@ -15,8 +14,6 @@ bool iequals(std::string_view a, std::string_view b) {
                   std::tolower(static_cast<unsigned char>(y));
          });
 }
-
-}  // namespace
 
 bool argsOk(Args rule, size_t n) {
   switch (rule) {

@@ -1,6 +1,8 @@
 #include "config/http_core_module.h"
 
 #include <algorithm>
+#include <cctype>
+#include <string_view>
 
 #include "config/conf_values.h"
 
@@ -35,7 +37,8 @@ void rootOrAlias(const DirectiveCall& call, HttpCoreLoad&, HttpCorePartial& leve
     // alias stands in a location only: the walker has told which.
     level.alias = value;
     level.aliasPrefix = call.locationPattern();
-    level.aliasRegex = *match == Location::Match::kRegex || *match == Location::Match::kRegexCaseless;
+    level.aliasRegex =
+        *match == Location::Match::kRegex || *match == Location::Match::kRegexCaseless;
   } else {
     level.root = value;
   }
@@ -47,10 +50,6 @@ void clientMaxBodySize(const DirectiveCall& call, HttpCoreLoad&, HttpCorePartial
 
 void clientBodyBufferSize(const DirectiveCall& call, HttpCoreLoad&, HttpCorePartial& level) {
   call.setSize(level.clientBodyBufferSize, false);
-}
-
-void clientBodyTimeout(const DirectiveCall& call, HttpCoreLoad&, HttpCorePartial& level) {
-  call.setMsec(level.clientBodyTimeout);
 }
 
 // `client_body_temp_path PATH [L1 [L2 [L3]]]` and the other modules' *_temp_path (nginx's
@@ -80,6 +79,122 @@ void tempPath(const DirectiveCall& call, HttpCoreLoad& load, HttpCorePartial& le
   if (std::find(paths.begin(), paths.end(), path) == paths.end()) paths.push_back(path);
 }
 
+// nginx's ngx_conf_set_flag_slot and ngx_conf_set_msec_slot, given the field as nginx gives
+// its offset.
+template <std::optional<bool> HttpCorePartial::*kSlot>
+void flagSlot(const DirectiveCall& call, HttpCoreLoad&, HttpCorePartial& level) {
+  call.setFlag(level.*kSlot);
+}
+template <std::optional<double> HttpCorePartial::*kSlot>
+void msecSlot(const DirectiveCall& call, HttpCoreLoad&, HttpCorePartial& level) {
+  call.setMsec(level.*kSlot);
+}
+
+void keepaliveTimeout(const DirectiveCall& call, HttpCoreLoad&, HttpCorePartial& level) {
+  call.checkUnset(level.keepaliveTimeout);
+  auto ms = parseNginxTime(call.arg(0), false);
+  if (!ms) call.directiveError("invalid value");
+  std::optional<double> header;
+  if (call.args().size() == 2) {
+    auto seconds = parseNginxTime(call.arg(1), true);
+    if (!seconds) call.directiveError("invalid value");
+    header = static_cast<double>(*seconds);
+  }
+  level.keepaliveTimeout = std::make_pair(static_cast<double>(*ms) / 1000.0, header);
+}
+
+void keepaliveRequests(const DirectiveCall& call, HttpCoreLoad&, HttpCorePartial& level) {
+  call.checkUnset(level.keepaliveRequests);
+  level.keepaliveRequests = static_cast<uint64_t>(call.number(call.arg(0)));
+}
+
+// ngx_conf_set_bitmask_slot: the values of every `keepalive_disable` of a level add up; a
+// repeated value is a warning, an unknown one fatal.
+void keepaliveDisable(const DirectiveCall& call, HttpCoreLoad&, HttpCorePartial& level) {
+  unsigned mask = level.keepaliveDisable.value_or(0);
+  for (const std::string& value : call.args()) {
+    unsigned bit = 0;
+    if (iequals(value, "none")) {
+      bit = LocationSettings::kKeepaliveDisableNone;
+    } else if (iequals(value, "msie6")) {
+      bit = LocationSettings::kKeepaliveDisableMsie6;
+    } else if (iequals(value, "safari")) {
+      bit = LocationSettings::kKeepaliveDisableSafari;
+    } else {
+      call.emerg("invalid value " + quote(value));
+    }
+    if (mask & bit) call.warn("duplicate value " + quote(value));
+    mask |= bit;
+  }
+  level.keepaliveDisable = mask;
+}
+
+void serverTokens(const DirectiveCall& call, HttpCoreLoad&, HttpCorePartial& level) {
+  call.checkUnset(level.serverTokens);
+  // "build" adds the build name nginx was configured with; portico has none, so it is "on".
+  level.serverTokens = call.enumValue({"off", "on", "build"}) != 0;
+}
+
+void ifModifiedSince(const DirectiveCall& call, HttpCoreLoad&, HttpCorePartial& level) {
+  call.checkUnset(level.ifModifiedSince);
+  using Ims = LocationSettings::IfModifiedSince;
+  static constexpr Ims kModes[] = {Ims::kOff, Ims::kExact, Ims::kBefore};
+  level.ifModifiedSince = kModes[call.enumValue({"off", "exact", "before"})];
+}
+
+void defaultType(const DirectiveCall& call, HttpCoreLoad&, HttpCorePartial& level) {
+  call.setString(level.defaultType);
+}
+
+void tryFiles(const DirectiveCall& call, HttpCoreLoad&, HttpCorePartial& level) {
+  call.checkUnset(level.tryFiles);
+  TryFiles spec;
+  spec.files.assign(call.args().begin(), call.args().end() - 1);
+  spec.fallback = call.args().back();
+  if (spec.fallback[0] == '=') {
+    auto code = parseNginxNumber(std::string_view(spec.fallback).substr(1));
+    if (!code || *code > 999) call.emerg("invalid code " + quote(spec.fallback));
+  }
+  level.tryFiles = spec;
+}
+
+void errorPage(const DirectiveCall& call, HttpCoreLoad&, HttpCorePartial& level) {
+  const std::vector<std::string>& a = call.args();
+  size_t n = 1;
+  int override = 0;
+  const std::string& maybeEq = a[a.size() - 2];
+  if (maybeEq[0] == '=') {
+    if (a.size() == 2) call.emerg("invalid value " + quote(maybeEq));
+    if (maybeEq.size() > 1) {
+      auto v = parseNginxNumber(std::string_view(maybeEq).substr(1));
+      if (!v || *v > 999) call.emerg("invalid value " + quote(maybeEq));
+      override = static_cast<int>(*v);
+    } else {
+      override = -1;
+    }
+    n = 2;
+  }
+  ErrorPage page;
+  page.uri = a.back();
+  page.overrideStatus = override;
+  for (size_t i = 0; i + n < a.size(); ++i) {
+    auto status = parseNginxNumber(a[i]);
+    if (!status || *status == 499) call.emerg("invalid value " + quote(a[i]));
+    if (*status < 300 || *status > 599) {
+      call.emerg("value " + quote(a[i]) + " must be between 300 and 599");
+    }
+    page.codes.push_back(static_cast<int>(*status));
+  }
+  if (override == 0) {
+    // nginx answers these internal codes with 400 unless told otherwise.
+    for (int code : page.codes) {
+      if (code == 494 || code == 495 || code == 496 || code == 497) page.overrideStatus = 400;
+    }
+  }
+  if (!level.errorPages) level.errorPages.emplace();
+  level.errorPages->push_back(page);
+}
+
 }  // namespace
 
 const std::vector<ModuleLoadDirective<HttpCorePartial, HttpCoreLoad>>& httpCoreDirectives() {
@@ -88,12 +203,30 @@ const std::vector<ModuleLoadDirective<HttpCorePartial, HttpCoreLoad>>& httpCoreD
       {"alias", kLocation, Args::k1, &rootOrAlias},
       {"client_max_body_size", kHsl, Args::k1, &clientMaxBodySize},
       {"client_body_buffer_size", kHsl, Args::k1, &clientBodyBufferSize},
-      {"client_body_timeout", kHsl, Args::k1, &clientBodyTimeout},
+      {"client_body_timeout", kHsl, Args::k1, &msecSlot<&HttpCorePartial::clientBodyTimeout>},
       {"client_body_temp_path", kHsl, Args::k1More, &tempPath},
       {"proxy_temp_path", kHsl, Args::k1More, &tempPath},
       {"fastcgi_temp_path", kHsl, Args::k1More, &tempPath},
       {"uwsgi_temp_path", kHsl, Args::k1More, &tempPath},
       {"scgi_temp_path", kHsl, Args::k1More, &tempPath},
+      {"try_files", kServer | kLocation, Args::k2More, &tryFiles},
+      {"error_page", kHsl | kLocationIf, Args::k2More, &errorPage},
+      {"default_type", kHsl, Args::k1, &defaultType},
+      {"sendfile", kHsl | kLocationIf, Args::k1, &flagSlot<&HttpCorePartial::sendfile>},
+      {"tcp_nopush", kHsl, Args::k1, &flagSlot<&HttpCorePartial::tcpNopush>},
+      {"tcp_nodelay", kHsl, Args::k1, &flagSlot<&HttpCorePartial::tcpNodelay>},
+      {"keepalive_timeout", kHsl, Args::k12, &keepaliveTimeout},
+      {"keepalive_requests", kHsl, Args::k1, &keepaliveRequests},
+      {"keepalive_disable", kHsl, Args::k1More, &keepaliveDisable},
+      {"keepalive_time", kHsl, Args::k1, &msecSlot<&HttpCorePartial::keepaliveTime>},
+      {"send_timeout", kHsl, Args::k1, &msecSlot<&HttpCorePartial::sendTimeout>},
+      {"server_tokens", kHsl, Args::k1, &serverTokens},
+      {"server_name_in_redirect", kHsl, Args::k1,
+       &flagSlot<&HttpCorePartial::serverNameInRedirect>},
+      {"absolute_redirect", kHsl, Args::k1, &flagSlot<&HttpCorePartial::absoluteRedirect>},
+      {"port_in_redirect", kHsl, Args::k1, &flagSlot<&HttpCorePartial::portInRedirect>},
+      {"log_not_found", kHsl, Args::k1, &flagSlot<&HttpCorePartial::logNotFound>},
+      {"if_modified_since", kHsl, Args::k1, &ifModifiedSince},
   };
   return kDirectives;
 }
@@ -112,6 +245,22 @@ void mergeHttpCore(HttpCorePartial& c, const HttpCorePartial& p) {
   inherit(c.clientBodyBufferSize, p.clientBodyBufferSize);
   inherit(c.clientBodyTimeout, p.clientBodyTimeout);
   inherit(c.clientBodyTempPath, p.clientBodyTempPath);
+  inherit(c.errorPages, p.errorPages);
+  inherit(c.defaultType, p.defaultType);
+  inherit(c.sendfile, p.sendfile);
+  inherit(c.tcpNopush, p.tcpNopush);
+  inherit(c.tcpNodelay, p.tcpNodelay);
+  inherit(c.keepaliveTimeout, p.keepaliveTimeout);
+  inherit(c.keepaliveRequests, p.keepaliveRequests);
+  inherit(c.keepaliveDisable, p.keepaliveDisable);
+  inherit(c.keepaliveTime, p.keepaliveTime);
+  inherit(c.sendTimeout, p.sendTimeout);
+  inherit(c.serverTokens, p.serverTokens);
+  inherit(c.absoluteRedirect, p.absoluteRedirect);
+  inherit(c.serverNameInRedirect, p.serverNameInRedirect);
+  inherit(c.portInRedirect, p.portInRedirect);
+  inherit(c.logNotFound, p.logNotFound);
+  inherit(c.ifModifiedSince, p.ifModifiedSince);
 }
 
 void finishHttpCore(const HttpCorePartial& p, const std::string& prefix, LocationSettings& s) {
@@ -124,8 +273,30 @@ void finishHttpCore(const HttpCorePartial& p, const std::string& prefix, Locatio
   if (p.clientBodyBufferSize) s.clientBodyBufferSize = *p.clientBodyBufferSize;
   if (p.clientBodyTimeout) s.clientBodyTimeoutSeconds = *p.clientBodyTimeout;
   if (p.clientBodyTempPath) s.clientBodyTempPath = *p.clientBodyTempPath;
+  s.tryFiles = p.tryFiles;
+  if (p.errorPages) s.errorPages = *p.errorPages;
+  if (p.defaultType) s.defaultType = *p.defaultType;
+  if (p.sendfile) s.sendfile = *p.sendfile;
+  if (p.tcpNopush) s.tcpNopush = *p.tcpNopush;
+  if (p.tcpNodelay) s.tcpNodelay = *p.tcpNodelay;
+  if (p.keepaliveTimeout) {
+    s.keepaliveTimeoutSeconds = p.keepaliveTimeout->first;
+    s.keepaliveHeaderSeconds = p.keepaliveTimeout->second;
+  }
+  if (p.keepaliveRequests) s.keepaliveRequests = *p.keepaliveRequests;
+  if (p.keepaliveDisable) s.keepaliveDisable = *p.keepaliveDisable;
+  if (p.keepaliveTime) s.keepaliveTimeSeconds = *p.keepaliveTime;
+  if (p.sendTimeout) s.sendTimeoutSeconds = *p.sendTimeout;
+  if (p.serverTokens) s.serverTokens = *p.serverTokens;
+  if (p.absoluteRedirect) s.absoluteRedirect = *p.absoluteRedirect;
+  if (p.serverNameInRedirect) s.serverNameInRedirect = *p.serverNameInRedirect;
+  if (p.portInRedirect) s.portInRedirect = *p.portInRedirect;
+  if (p.logNotFound) s.logNotFound = *p.logNotFound;
+  if (p.ifModifiedSince) s.ifModifiedSince = *p.ifModifiedSince;
 }
 
-void finishHttpCoreLoad(const HttpCoreLoad& load, HttpSite& site) { site.tempPaths = load.tempPaths; }
+void finishHttpCoreLoad(const HttpCoreLoad& load, HttpSite& site) {
+  site.tempPaths = load.tempPaths;
+}
 
 }  // namespace portico::config

@@ -1,15 +1,19 @@
 #pragma once
 
-// The part of nginx's ngx_http_core_module that is a module of its own here: where files come
-// from (root, alias) and where request bodies go (client_max_body_size, client_body_buffer_size,
-// client_body_timeout, client_body_temp_path, and the other modules' *_temp_path, which nginx
-// creates at start as it does the client body's). Its load context holds the temporary
-// directories every *_temp_path named, which the master creates. The rest of http_core (listen,
-// server_name, location, types, keep-alive, error_page, try_files, ...) is still the walker's
-// (conf_builder.cpp).
+// nginx's ngx_http_core_module, what a location's settings hold: where files come from (root,
+// alias, try_files, default_type), where request bodies go (client_max_body_size,
+// client_body_buffer_size, client_body_timeout, client_body_temp_path, and the other modules'
+// *_temp_path, which nginx creates at start as it does the client body's), keep-alive and
+// sending (keepalive_*, send_timeout, sendfile, tcp_*), redirects and responses
+// (absolute_redirect, server_name_in_redirect, port_in_redirect, server_tokens, error_page,
+// log_not_found, if_modified_since). Its load context holds the temporary directories every
+// *_temp_path named, which the master creates. What stays with the walker (conf_builder.cpp):
+// the blocks (server, location, types), listen and server_name, error_log, the server-level
+// header buffers and timeouts, and types_hash_max_size / server_names_hash_bucket_size.
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "config/conf_module.h"
@@ -33,6 +37,17 @@ struct HttpCorePartial {
   std::optional<uint64_t> clientBodyBufferSize;
   std::optional<double> clientBodyTimeout;
   std::optional<std::string> clientBodyTempPath;
+  std::optional<TryFiles> tryFiles;  // never inherited
+  std::optional<std::vector<ErrorPage>> errorPages;
+  std::optional<std::string> defaultType;
+  std::optional<bool> sendfile, tcpNopush, tcpNodelay;
+  std::optional<std::pair<double, std::optional<double>>> keepaliveTimeout;
+  std::optional<uint64_t> keepaliveRequests;
+  std::optional<unsigned> keepaliveDisable;  // LocationSettings::kKeepaliveDisable* bits
+  std::optional<double> keepaliveTime, sendTimeout;
+  std::optional<bool> serverTokens, absoluteRedirect, serverNameInRedirect, portInRedirect;
+  std::optional<bool> logNotFound;
+  std::optional<LocationSettings::IfModifiedSince> ifModifiedSince;
 };
 
 const std::vector<ModuleLoadDirective<HttpCorePartial, HttpCoreLoad>>& httpCoreDirectives();

@@ -25,7 +25,9 @@ void zone(const DirectiveCall& call, LimitLoad& load, LimitPartial&) {
 void rule(const DirectiveCall& call, LimitLoad& load, LimitPartial& level) {
   std::string error;
   if (call.name() == "limit_req") {
-    if (call.args().size() > 3) call.emerg("invalid number of arguments in \"limit_req\" directive");
+    if (call.args().size() > 3) {
+      call.emerg("invalid number of arguments in \"limit_req\" directive");
+    }
     if (!level.req) level.req.emplace();
     error = parseLimitReq(call.args(), load.table, *level.req);
   } else {
