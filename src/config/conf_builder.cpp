@@ -48,11 +48,7 @@ struct Partial {
   std::optional<int64_t> typesHashMaxSize;
   std::optional<std::vector<ErrorLogSpec>> errorLogs;
   // http and server only
-  std::optional<double> clientHeaderTimeout;
-  std::optional<uint64_t> clientHeaderBufferSize, connectionPoolSize, requestPoolSize;
-  std::optional<bool> mergeSlashes;
   SslPartial ssl;  // ngx_http_ssl_module (http, server)
-  std::optional<std::pair<size_t, size_t>> largeHeaderBuffers;
   // location only, never inherited: the app and its companions
   WsgiPartial wsgi;  // portico's wsgi_* (location only, never inherited)
   AccessPartial access;  // allow/deny, auth_basic, realip, autoindex, stub_status
@@ -67,13 +63,7 @@ void mergeFrom(Partial& c, const Partial& p) {
   mergeRewrite(c.rewrite, p.rewrite);
   mergeLog(c.log, p.log);
   inherit(c.typesHashMaxSize, p.typesHashMaxSize);
-  inherit(c.clientHeaderTimeout, p.clientHeaderTimeout);
-  inherit(c.largeHeaderBuffers, p.largeHeaderBuffers);
   inherit(c.errorLogs, p.errorLogs);
-  inherit(c.clientHeaderBufferSize, p.clientHeaderBufferSize);
-  inherit(c.connectionPoolSize, p.connectionPoolSize);
-  inherit(c.requestPoolSize, p.requestPoolSize);
-  inherit(c.mergeSlashes, p.mergeSlashes);
   mergeSsl(c.ssl, p.ssl);
   mergeGzip(c.gzip, p.gzip);
   mergeHeaders(c.headers, p.headers);
@@ -533,25 +523,7 @@ class Builder {
     site_.serverNamesHashBucketSize = static_cast<size_t>(*v);
   }
 
-  // ---- http_core: the server-level header reading, types ----
-
-  void clientHeaderTimeout(const ConfDirective& d, Frame& f) {
-    setMsec(d, f.level->clientHeaderTimeout);
-  }
-
-  // connection_pool_size, request_pool_size: ngx_http_core_pool_size's checks (the minimum is
-  // NGX_MIN_POOL_SIZE on 64-bit systems).
-  void poolSize(const ConfDirective& d, Frame& f) {
-    auto& slot = d.name == "connection_pool_size" ? f.level->connectionPoolSize
-                                                  : f.level->requestPoolSize;
-    setSize(d, slot, false);
-    if (*slot < 112) emerg(d, "the pool size must be no less than 112");
-    if (*slot % 16) emerg(d, "the pool size must be a multiple of 16");
-  }
-  void clientHeaderBufferSize(const ConfDirective& d, Frame& f) {
-    setSize(d, f.level->clientHeaderBufferSize, false);
-  }
-  void mergeSlashes(const ConfDirective& d, Frame& f) { setFlag(d, f.level->mergeSlashes); }
+  // ---- http_core: types ----
 
   void typesHashMaxSize(const ConfDirective& d, Frame& f) {
     checkUnset(d, f.level->typesHashMaxSize);
@@ -593,12 +565,6 @@ class Builder {
     config_.workerShutdownTimeoutSeconds = static_cast<double>(*ms) / 1000.0;
     // The graceful stop (SIGQUIT, reload's old workers) closes what is still open after it.
     if (*ms > 0) config_.gracefulTimeoutSeconds = config_.workerShutdownTimeoutSeconds;
-  }
-
-  void largeClientHeaderBuffers(const ConfDirective& d, Frame& f) {
-    checkUnset(d, f.level->largeHeaderBuffers);
-    auto [n, size] = call(d).bufs();
-    f.level->largeHeaderBuffers = std::make_pair(static_cast<size_t>(n), static_cast<size_t>(size));
   }
 
   // ---- the rewrite module's `if` block ----
@@ -1144,18 +1110,7 @@ class Builder {
       VirtualServer vs = std::move(draft.server);
       vs.settings = finalize(draft.partial);
       finishIfBlocks(vs.settings, draft.partial);
-      if (draft.partial.clientHeaderTimeout) {
-        vs.clientHeaderTimeoutSeconds = *draft.partial.clientHeaderTimeout;
-      }
-      if (draft.partial.largeHeaderBuffers) {
-        vs.largeHeaderBuffersNumber = draft.partial.largeHeaderBuffers->first;
-        vs.largeHeaderBuffersSize = draft.partial.largeHeaderBuffers->second;
-      }
-      if (draft.partial.clientHeaderBufferSize) {
-        vs.clientHeaderBufferSize = *draft.partial.clientHeaderBufferSize;
-      }
-      if (draft.partial.connectionPoolSize) vs.connectionPoolSize = *draft.partial.connectionPoolSize;
-      if (draft.partial.mergeSlashes) vs.mergeSlashes = *draft.partial.mergeSlashes;
+      finishHttpCoreServer(draft.partial.core, vs);
       finishSsl(draft.partial.ssl, vs);
       // ngx_http_core_merge_srv_conf (reported at the http block's closing brace).
       if (vs.largeHeaderBuffersSize < vs.connectionPoolSize) {
@@ -1222,14 +1177,6 @@ const std::vector<Builder::Command>& Builder::commands() {
          &Builder::serverNamesHashBucketSize},
         {"types_hash_max_size", kHsl, Args::k1, false, &Builder::typesHashMaxSize},
         {"types", kHsl, Args::kNone, true, &Builder::types},
-        {"client_header_timeout", kHttp | kServer, Args::k1, false, &Builder::clientHeaderTimeout},
-        {"large_client_header_buffers", kHttp | kServer, Args::k2, false,
-         &Builder::largeClientHeaderBuffers},
-        {"connection_pool_size", kHttp | kServer, Args::k1, false, &Builder::poolSize},
-        {"request_pool_size", kHttp | kServer, Args::k1, false, &Builder::poolSize},
-        {"client_header_buffer_size", kHttp | kServer, Args::k1, false,
-         &Builder::clientHeaderBufferSize},
-        {"merge_slashes", kHttp | kServer, Args::k1, false, &Builder::mergeSlashes},
         {"worker_shutdown_timeout", kMain, Args::k1, false, &Builder::workerShutdownTimeout},
         {"listen", kServer, Args::k1More, false, &Builder::listen},
         {"server_name", kServer, Args::k1More, false, &Builder::serverName},

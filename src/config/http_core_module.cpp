@@ -90,6 +90,26 @@ void msecSlot(const DirectiveCall& call, HttpCoreLoad&, HttpCorePartial& level) 
   call.setMsec(level.*kSlot);
 }
 
+// connection_pool_size, request_pool_size: ngx_http_core_pool_size's checks (the minimum is
+// NGX_MIN_POOL_SIZE on 64-bit systems).
+void poolSize(const DirectiveCall& call, HttpCoreLoad&, HttpCorePartial& level) {
+  std::optional<uint64_t>& slot =
+      call.name() == "connection_pool_size" ? level.connectionPoolSize : level.requestPoolSize;
+  call.setSize(slot, false);
+  if (*slot < 112) call.emerg("the pool size must be no less than 112");
+  if (*slot % 16) call.emerg("the pool size must be a multiple of 16");
+}
+
+void clientHeaderBufferSize(const DirectiveCall& call, HttpCoreLoad&, HttpCorePartial& level) {
+  call.setSize(level.clientHeaderBufferSize, false);
+}
+
+void largeClientHeaderBuffers(const DirectiveCall& call, HttpCoreLoad&, HttpCorePartial& level) {
+  call.checkUnset(level.largeHeaderBuffers);
+  auto [n, size] = call.bufs();
+  level.largeHeaderBuffers = std::make_pair(static_cast<size_t>(n), static_cast<size_t>(size));
+}
+
 void keepaliveTimeout(const DirectiveCall& call, HttpCoreLoad&, HttpCorePartial& level) {
   call.checkUnset(level.keepaliveTimeout);
   auto ms = parseNginxTime(call.arg(0), false);
@@ -227,6 +247,13 @@ const std::vector<ModuleLoadDirective<HttpCorePartial, HttpCoreLoad>>& httpCoreD
       {"port_in_redirect", kHsl, Args::k1, &flagSlot<&HttpCorePartial::portInRedirect>},
       {"log_not_found", kHsl, Args::k1, &flagSlot<&HttpCorePartial::logNotFound>},
       {"if_modified_since", kHsl, Args::k1, &ifModifiedSince},
+      {"client_header_timeout", kHttp | kServer, Args::k1,
+       &msecSlot<&HttpCorePartial::clientHeaderTimeout>},
+      {"large_client_header_buffers", kHttp | kServer, Args::k2, &largeClientHeaderBuffers},
+      {"connection_pool_size", kHttp | kServer, Args::k1, &poolSize},
+      {"request_pool_size", kHttp | kServer, Args::k1, &poolSize},
+      {"client_header_buffer_size", kHttp | kServer, Args::k1, &clientHeaderBufferSize},
+      {"merge_slashes", kHttp | kServer, Args::k1, &flagSlot<&HttpCorePartial::mergeSlashes>},
   };
   return kDirectives;
 }
@@ -261,6 +288,12 @@ void mergeHttpCore(HttpCorePartial& c, const HttpCorePartial& p) {
   inherit(c.portInRedirect, p.portInRedirect);
   inherit(c.logNotFound, p.logNotFound);
   inherit(c.ifModifiedSince, p.ifModifiedSince);
+  inherit(c.clientHeaderTimeout, p.clientHeaderTimeout);
+  inherit(c.clientHeaderBufferSize, p.clientHeaderBufferSize);
+  inherit(c.connectionPoolSize, p.connectionPoolSize);
+  inherit(c.requestPoolSize, p.requestPoolSize);
+  inherit(c.largeHeaderBuffers, p.largeHeaderBuffers);
+  inherit(c.mergeSlashes, p.mergeSlashes);
 }
 
 void finishHttpCore(const HttpCorePartial& p, const std::string& prefix, LocationSettings& s) {
@@ -293,6 +326,17 @@ void finishHttpCore(const HttpCorePartial& p, const std::string& prefix, Locatio
   if (p.portInRedirect) s.portInRedirect = *p.portInRedirect;
   if (p.logNotFound) s.logNotFound = *p.logNotFound;
   if (p.ifModifiedSince) s.ifModifiedSince = *p.ifModifiedSince;
+}
+
+void finishHttpCoreServer(const HttpCorePartial& p, VirtualServer& vs) {
+  if (p.clientHeaderTimeout) vs.clientHeaderTimeoutSeconds = *p.clientHeaderTimeout;
+  if (p.largeHeaderBuffers) {
+    vs.largeHeaderBuffersNumber = p.largeHeaderBuffers->first;
+    vs.largeHeaderBuffersSize = p.largeHeaderBuffers->second;
+  }
+  if (p.clientHeaderBufferSize) vs.clientHeaderBufferSize = *p.clientHeaderBufferSize;
+  if (p.connectionPoolSize) vs.connectionPoolSize = *p.connectionPoolSize;
+  if (p.mergeSlashes) vs.mergeSlashes = *p.mergeSlashes;
 }
 
 void finishHttpCoreLoad(const HttpCoreLoad& load, HttpSite& site) {

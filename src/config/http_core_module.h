@@ -6,10 +6,12 @@
 // *_temp_path, which nginx creates at start as it does the client body's), keep-alive and
 // sending (keepalive_*, send_timeout, sendfile, tcp_*), redirects and responses
 // (absolute_redirect, server_name_in_redirect, port_in_redirect, server_tokens, error_page,
-// log_not_found, if_modified_since). Its load context holds the temporary directories every
-// *_temp_path named, which the master creates. What stays with the walker (conf_builder.cpp):
-// the blocks (server, location, types), listen and server_name, error_log, the server-level
-// header buffers and timeouts, and types_hash_max_size / server_names_hash_bucket_size.
+// log_not_found, if_modified_since); and a server's header reading (client_header_timeout,
+// client_header_buffer_size, large_client_header_buffers, connection_pool_size,
+// request_pool_size, merge_slashes: http and server, finished into the VirtualServer). Its load
+// context holds the temporary directories every *_temp_path named, which the master creates.
+// What stays with the walker (conf_builder.cpp): the blocks (server, location, types), listen
+// and server_name, error_log, types_hash_max_size and server_names_hash_bucket_size.
 
 #include <optional>
 #include <string>
@@ -48,6 +50,11 @@ struct HttpCorePartial {
   std::optional<bool> serverTokens, absoluteRedirect, serverNameInRedirect, portInRedirect;
   std::optional<bool> logNotFound;
   std::optional<LocationSettings::IfModifiedSince> ifModifiedSince;
+  // http and server only: the server's header reading
+  std::optional<double> clientHeaderTimeout;
+  std::optional<uint64_t> clientHeaderBufferSize, connectionPoolSize, requestPoolSize;
+  std::optional<std::pair<size_t, size_t>> largeHeaderBuffers;
+  std::optional<bool> mergeSlashes;
 };
 
 const std::vector<ModuleLoadDirective<HttpCorePartial, HttpCoreLoad>>& httpCoreDirectives();
@@ -57,6 +64,9 @@ void mergeHttpCore(HttpCorePartial& child, const HttpCorePartial& parent);
 // `prefix` is nginx's -p: a level without root serves the prefix's "html".
 void finishHttpCore(const HttpCorePartial& level, const std::string& prefix,
                     LocationSettings& settings);
+
+// The server's header reading (the walker checks the buffers against the pool size after).
+void finishHttpCoreServer(const HttpCorePartial& level, VirtualServer& server);
 
 void finishHttpCoreLoad(const HttpCoreLoad& load, HttpSite& site);
 
