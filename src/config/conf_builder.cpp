@@ -16,7 +16,6 @@
 #include <optional>
 #include <set>
 #include <string_view>
-#include <tuple>
 #include <utility>
 
 #include "config/access_module.h"
@@ -25,9 +24,11 @@
 #include "config/conf_values.h"
 #include "config/gzip_module.h"
 #include "config/headers_module.h"
+#include "config/http_core_module.h"
 #include "config/index_module.h"
 #include "config/limit_module.h"
 #include "config/log_module.h"
+#include "config/rewrite_module.h"
 #include "config/ssl_module.h"
 #include "config/wsgi_module.h"
 
@@ -37,94 +38,32 @@ namespace {
 // Everything one level (http, server, location) may set; unset fields inherit from the
 // enclosing level when the tree is merged after parsing (nginx's merge_loc_conf).
 struct Partial {
-  std::optional<std::string> root;
-  std::optional<std::string> alias;  // inherited only by levels that set neither root nor alias
-  std::string aliasPrefix;           // the pattern of the location that wrote the alias
-  bool aliasRegex = false;           // ... and whether it was a regex location
-  SourceRef directorySource;         // where this level's root/alias was written
+  HttpCorePartial core;  // ngx_http_core_module's location settings
   IndexPartial index;  // ngx_http_index_module
-  std::optional<TryFiles> tryFiles;       // never inherited
-  std::vector<RewriteStep> rewrites;      // never inherited (the rewrite module's program)
-  std::optional<bool> rewriteLog, uninitializedVariableWarn;
-  std::optional<std::vector<ErrorPage>> errorPages;
+  RewritePartial rewrite;  // ngx_http_rewrite_module (its program is never inherited)
   HeadersPartial headers;  // ngx_http_headers_filter_module
-  std::optional<std::string> defaultType;
   std::optional<std::map<std::string, std::string>> types;
   GzipPartial gzip;  // ngx_http_gzip_filter_module, gzip_static
-  std::optional<uint64_t> clientMaxBodySize;
-  std::optional<uint64_t> clientBodyBufferSize;
-  std::optional<std::string> clientBodyTempPath;
-  std::optional<bool> sendfile, tcpNopush, tcpNodelay;
-  std::optional<std::pair<double, std::optional<double>>> keepaliveTimeout;
-  std::optional<uint64_t> keepaliveRequests;
-  std::optional<unsigned> keepaliveDisable;  // LocationSettings::kKeepaliveDisable* bits
-  std::optional<double> sendTimeout, clientBodyTimeout;
-  std::optional<bool> serverTokens, absoluteRedirect, serverNameInRedirect, portInRedirect;
-  std::optional<bool> logNotFound;
-  std::optional<std::vector<AccessLogSpec>> accessLogs;  // empty: `access_log off`
-  LogPartial log;  // ngx_http_log_module's open_log_file_cache (access_log stays here)
+  LogPartial log;  // ngx_http_log_module: access_log, open_log_file_cache
   std::optional<int64_t> typesHashMaxSize;
-  std::optional<LocationSettings::IfModifiedSince> ifModifiedSince;
-  std::optional<double> keepaliveTime;
   std::optional<std::vector<ErrorLogSpec>> errorLogs;
   // http and server only
-  std::optional<double> clientHeaderTimeout;
-  std::optional<uint64_t> clientHeaderBufferSize, connectionPoolSize, requestPoolSize;
-  std::optional<bool> mergeSlashes;
   SslPartial ssl;  // ngx_http_ssl_module (http, server)
-  std::optional<std::pair<size_t, size_t>> largeHeaderBuffers;
   // location only, never inherited: the app and its companions
   WsgiPartial wsgi;  // portico's wsgi_* (location only, never inherited)
-  bool accessLogOff = false;  // `access_log off` at this level wins over its other access_logs
   AccessPartial access;  // allow/deny, auth_basic, realip, autoindex, stub_status
-  LimitPartial limit;  // limit_req*, limit_conn*
+  LimitPartial limit;  // limit_req*, limit_conn* (their zones: limitLoad_)
 };
 
 // nginx's merge: what the child did not set comes from the parent (already merged).
 void mergeFrom(Partial& c, const Partial& p) {
-  if (!c.root && !c.alias && (p.root || p.alias)) c.directorySource = p.directorySource;
-  if (!c.root && !c.alias && p.alias) {
-    // ngx_http_core_merge_loc_conf copies root and alias together: a nested location keeps
-    // replacing the enclosing location's prefix with the alias.
-    c.alias = p.alias;
-    c.aliasPrefix = p.aliasPrefix;
-    c.aliasRegex = p.aliasRegex;
-  }
-  inherit(c.root, p.root);
+  mergeHttpCore(c.core, p.core);
   mergeIndex(c.index, p.index);
-  inherit(c.errorPages, p.errorPages);
-  inherit(c.defaultType, p.defaultType);
   inherit(c.types, p.types);
-  inherit(c.clientMaxBodySize, p.clientMaxBodySize);
-  inherit(c.clientBodyBufferSize, p.clientBodyBufferSize);
-  inherit(c.clientBodyTempPath, p.clientBodyTempPath);
-  inherit(c.sendfile, p.sendfile);
-  inherit(c.tcpNopush, p.tcpNopush);
-  inherit(c.tcpNodelay, p.tcpNodelay);
-  inherit(c.keepaliveTimeout, p.keepaliveTimeout);
-  inherit(c.keepaliveRequests, p.keepaliveRequests);
-  inherit(c.keepaliveDisable, p.keepaliveDisable);
-  inherit(c.sendTimeout, p.sendTimeout);
-  inherit(c.clientBodyTimeout, p.clientBodyTimeout);
-  inherit(c.serverTokens, p.serverTokens);
-  inherit(c.absoluteRedirect, p.absoluteRedirect);
-  inherit(c.serverNameInRedirect, p.serverNameInRedirect);
-  inherit(c.portInRedirect, p.portInRedirect);
-  inherit(c.logNotFound, p.logNotFound);
-  inherit(c.rewriteLog, p.rewriteLog);
-  inherit(c.uninitializedVariableWarn, p.uninitializedVariableWarn);
-  inherit(c.accessLogs, p.accessLogs);
+  mergeRewrite(c.rewrite, p.rewrite);
   mergeLog(c.log, p.log);
   inherit(c.typesHashMaxSize, p.typesHashMaxSize);
-  inherit(c.clientHeaderTimeout, p.clientHeaderTimeout);
-  inherit(c.largeHeaderBuffers, p.largeHeaderBuffers);
-  inherit(c.ifModifiedSince, p.ifModifiedSince);
-  inherit(c.keepaliveTime, p.keepaliveTime);
   inherit(c.errorLogs, p.errorLogs);
-  inherit(c.clientHeaderBufferSize, p.clientHeaderBufferSize);
-  inherit(c.connectionPoolSize, p.connectionPoolSize);
-  inherit(c.requestPoolSize, p.requestPoolSize);
-  inherit(c.mergeSlashes, p.mergeSlashes);
   mergeSsl(c.ssl, p.ssl);
   mergeGzip(c.gzip, p.gzip);
   mergeHeaders(c.headers, p.headers);
@@ -156,15 +95,7 @@ struct Frame {
   ServerDraft* server = nullptr;
   LocationDraft* location = nullptr;  // innermost enclosing location
   std::map<std::string, std::string>* types = nullptr;
-  std::vector<RewriteStep>* steps = nullptr;  // where rewrite/return/set/break/if go
 };
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
 
 std::string lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -252,13 +183,7 @@ class Builder {
     walk(parseConf(text, options_.confFile), main);
     if (!eventsSeen_) throw ConfFailure{"[emerg] no \"events\" section in configuration"};
     if (!errorLogSet_ && !options_.errorLog.empty()) config_.errorLogFile = options_.errorLog;
-    // nginx's predefined format, present whether or not the file has an http block.
-    LogFormat combined;
-    combined.name = "combined";
-    combined.format =
-        "$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent "
-        "\"$http_referer\" \"$http_user_agent\"";
-    config_.site.logFormats["combined"] = combined;
+    finishLogLoad(logLoad_, config_.site);
   }
 
  private:
@@ -271,8 +196,9 @@ class Builder {
     Args args;
     bool block;
     Handler handler;  // the walker's own directives (core, blocks) ...
-    // ... or a module's: applies to the module's part of the level (see conf_module.h)
-    std::function<void(const DirectiveCall&, Partial&)> moduleApply = {};
+    // ... or a module's: applies to the module's part of the level, and to its load context if
+    // it has one (see conf_module.h)
+    std::function<void(Builder&, const DirectiveCall&, Partial&)> moduleApply = {};
   };
 
   static const std::vector<Command>& commands();
@@ -284,9 +210,22 @@ class Builder {
     for (const ModuleDirective<P>& d : directives) {
       auto apply = d.apply;
       table.push_back({d.name, d.contexts, d.args, false, nullptr,
-                       [member, apply](const DirectiveCall& call, Partial& level) {
+                       [member, apply](Builder&, const DirectiveCall& call, Partial& level) {
                          apply(call, level.*member);
                        }});
+    }
+  }
+  // ... and a module's with a load context, which the walker holds as `load`.
+  template <class P, class L>
+  static void addModule(std::vector<Command>& table, P Partial::*member, L Builder::*load,
+                        const std::vector<ModuleLoadDirective<P, L>>& directives) {
+    for (const ModuleLoadDirective<P, L>& d : directives) {
+      auto apply = d.apply;
+      table.push_back(
+          {d.name, d.contexts, d.args, false, nullptr,
+           [member, load, apply](Builder& builder, const DirectiveCall& call, Partial& level) {
+             apply(call, builder.*load, level.*member);
+           }});
     }
   }
 
@@ -321,9 +260,7 @@ class Builder {
     for (const Command& cmd : commands()) {
       if (cmd.name != d.name) continue;
       found = true;
-      if (!(cmd.contexts & frame.ctx) && !(frame.ctx == kLocationIf && allowedInIf(d.name))) {
-        continue;
-      }
+      if (!(cmd.contexts & frame.ctx)) continue;
       if (!cmd.block && d.hasBlock) {
         emerg(d, "directive " + quote(d.name) + " is not terminated by \";\"");
       }
@@ -338,7 +275,7 @@ class Builder {
         if (frame.location) {
           moduleCall.setLocation(&frame.location->match, &frame.location->pattern);
         }
-        cmd.moduleApply(moduleCall, *frame.level);
+        cmd.moduleApply(*this, moduleCall, *frame.level);
       }
       return;
     }
@@ -347,19 +284,10 @@ class Builder {
     emerg(d, "unknown directive " + quote(d.name));
   }
 
-  // The directives nginx's other modules allow in a location's `if` (NGX_HTTP_LIF_CONF) that
-  // portico implements; they set the if block's implicit location.
-  static bool allowedInIf(const std::string& name) {
-    static const std::set<std::string> kNames = {"root", "sendfile", "error_page",
-                                                 "access_log"};
-    return kNames.count(name) != 0;
-  }
-
   // ---- value helpers ----
 
   std::string fullName(const std::string& path) const {
-    if (!path.empty() && path[0] == '/') return path;
-    return options_.prefix + path;
+    return prefixedPath(options_.prefix, path);
   }
 
   template <class T>
@@ -412,38 +340,6 @@ class Builder {
     call(d).checkRegex(pattern, caseless);
   }
 
-  // ---- limit_req, limit_conn (config/conf_limit.cpp parses) ----
-  // Their zones are the load's state across levels (nginx's cycle->shared_memory): the zone
-  // directives declare into limitZones_, limit_req/limit_conn reference it. So these stay with
-  // the walker; what a level writes alone is limit_module's table.
-
-  void limitZone(const ConfDirective& d, Frame&) {
-    bool req = d.name == "limit_req_zone";
-    if (d.args.size() != (req ? 3u : 2u)) {
-      emerg(d, "invalid number of arguments in " + quote(d.name) + " directive");
-    }
-    LimitZoneSpec zone;
-    zone.source = d.source;
-    std::string error =
-        parseLimitZone(d.name, d.args, req ? LimitZoneSpec::Kind::kReq : LimitZoneSpec::Kind::kConn,
-                       limitZones_, site_.limitZones, zone);
-    if (!error.empty()) emerg(d, error);
-    site_.limitZones.push_back(std::move(zone));
-  }
-  void limitRule(const ConfDirective& d, Frame& f) {
-    std::string error;
-    if (d.name == "limit_req") {
-      if (d.args.size() > 3) emerg(d, "invalid number of arguments in \"limit_req\" directive");
-      if (!f.level->limit.req) f.level->limit.req.emplace();
-      error = parseLimitReq(d.args, limitZones_, *f.level->limit.req);
-    } else {
-      if (d.args.size() != 2) emerg(d, "invalid number of arguments in \"limit_conn\" directive");
-      if (!f.level->limit.conn) f.level->limit.conn.emplace();
-      error = parseLimitConn(d.args, limitZones_, *f.level->limit.conn);
-    }
-    if (error.starts_with("is ")) directiveError(d, error);
-    if (!error.empty()) emerg(d, error);
-  }
   // ---- main context ----
 
   void user(const ConfDirective& d, Frame&) {
@@ -608,7 +504,6 @@ class Builder {
     inner.ctx = kServer;
     inner.level = &draft.partial;
     inner.server = &draft;
-    inner.steps = &draft.partial.rewrites;
     walk(d.children, inner);
     if (draft.server.listens.empty()) {
       // nginx: `listen *:80` when started as root, *:8000 otherwise.
@@ -620,26 +515,6 @@ class Builder {
     }
   }
 
-  void logFormat(const ConfDirective& d, Frame&) {
-    const std::string& name = d.args[0];
-    if (name == "combined" || site_.logFormats.count(name)) {
-      emerg(d, "duplicate \"log_format\" name " + quote(name));
-    }
-    LogFormat format;
-    format.name = name;
-    size_t i = 1;
-    if (d.args.size() > 2 && d.args[1].size() > 7 && startsWith(d.args[1], "escape=")) {
-      std::string escape = d.args[1].substr(7);
-      if (escape != "default" && escape != "json" && escape != "none") {
-        emerg(d, "unknown log format escaping " + quote(escape));
-      }
-      format.escape = escape;
-      i = 2;
-    }
-    for (; i < d.args.size(); ++i) format.format += d.args[i];
-    site_.logFormats[name] = format;
-  }
-
   void serverNamesHashBucketSize(const ConfDirective& d, Frame&) {
     if (serverNamesHashSet_) directiveError(d, "is duplicate");
     serverNamesHashSet_ = true;
@@ -648,90 +523,7 @@ class Builder {
     site_.serverNamesHashBucketSize = static_cast<size_t>(*v);
   }
 
-  // ---- http, server, location ----
-
-  void sendfile(const ConfDirective& d, Frame& f) { setFlag(d, f.level->sendfile); }
-  void tcpNopush(const ConfDirective& d, Frame& f) { setFlag(d, f.level->tcpNopush); }
-  void tcpNodelay(const ConfDirective& d, Frame& f) { setFlag(d, f.level->tcpNodelay); }
-  void absoluteRedirect(const ConfDirective& d, Frame& f) { setFlag(d, f.level->absoluteRedirect); }
-  void portInRedirect(const ConfDirective& d, Frame& f) { setFlag(d, f.level->portInRedirect); }
-  void serverNameInRedirect(const ConfDirective& d, Frame& f) {
-    setFlag(d, f.level->serverNameInRedirect);
-  }
-  void logNotFound(const ConfDirective& d, Frame& f) { setFlag(d, f.level->logNotFound); }
-  void sendTimeout(const ConfDirective& d, Frame& f) { setMsec(d, f.level->sendTimeout); }
-  void clientBodyTimeout(const ConfDirective& d, Frame& f) {
-    setMsec(d, f.level->clientBodyTimeout);
-  }
-  void clientHeaderTimeout(const ConfDirective& d, Frame& f) {
-    setMsec(d, f.level->clientHeaderTimeout);
-  }
-  void clientMaxBodySize(const ConfDirective& d, Frame& f) {
-    setSize(d, f.level->clientMaxBodySize, true);
-  }
-  void clientBodyBufferSize(const ConfDirective& d, Frame& f) {
-    setSize(d, f.level->clientBodyBufferSize, false);
-  }
-
-  void keepaliveTimeout(const ConfDirective& d, Frame& f) {
-    checkUnset(d, f.level->keepaliveTimeout);
-    auto ms = parseNginxTime(d.args[0], false);
-    if (!ms) directiveError(d, "invalid value");
-    std::optional<double> header;
-    if (d.args.size() == 2) {
-      auto s = parseNginxTime(d.args[1], true);
-      if (!s) directiveError(d, "invalid value");
-      header = static_cast<double>(*s);
-    }
-    f.level->keepaliveTimeout = std::make_pair(static_cast<double>(*ms) / 1000.0, header);
-  }
-
-  void keepaliveRequests(const ConfDirective& d, Frame& f) {
-    checkUnset(d, f.level->keepaliveRequests);
-    f.level->keepaliveRequests = static_cast<uint64_t>(number(d, d.args[0]));
-  }
-
-  // connection_pool_size, request_pool_size: ngx_http_core_pool_size's checks (the minimum is
-  // NGX_MIN_POOL_SIZE on 64-bit systems).
-  void poolSize(const ConfDirective& d, Frame& f) {
-    auto& slot = d.name == "connection_pool_size" ? f.level->connectionPoolSize
-                                                  : f.level->requestPoolSize;
-    setSize(d, slot, false);
-    if (*slot < 112) emerg(d, "the pool size must be no less than 112");
-    if (*slot % 16) emerg(d, "the pool size must be a multiple of 16");
-  }
-  void clientHeaderBufferSize(const ConfDirective& d, Frame& f) {
-    setSize(d, f.level->clientHeaderBufferSize, false);
-  }
-  void mergeSlashes(const ConfDirective& d, Frame& f) { setFlag(d, f.level->mergeSlashes); }
-  void keepaliveTime(const ConfDirective& d, Frame& f) { setMsec(d, f.level->keepaliveTime); }
-
-  // ngx_conf_set_bitmask_slot: the values of every `keepalive_disable` of a level add up; a
-  // repeated value is a warning, an unknown one fatal.
-  void keepaliveDisable(const ConfDirective& d, Frame& f) {
-    unsigned mask = f.level->keepaliveDisable.value_or(0);
-    for (const std::string& value : d.args) {
-      unsigned bit = 0;
-      if (iequals(value, "none")) {
-        bit = LocationSettings::kKeepaliveDisableNone;
-      } else if (iequals(value, "msie6")) {
-        bit = LocationSettings::kKeepaliveDisableMsie6;
-      } else if (iequals(value, "safari")) {
-        bit = LocationSettings::kKeepaliveDisableSafari;
-      } else {
-        emerg(d, "invalid value " + quote(value));
-      }
-      if (mask & bit) warn(d, "duplicate value " + quote(value));
-      mask |= bit;
-    }
-    f.level->keepaliveDisable = mask;
-  }
-
-  void serverTokens(const ConfDirective& d, Frame& f) {
-    checkUnset(d, f.level->serverTokens);
-    // "build" adds the build name nginx was configured with; portico has none, so it is "on".
-    f.level->serverTokens = enumValue(d, {"off", "on", "build"}) != 0;
-  }
+  // ---- http_core: types ----
 
   void typesHashMaxSize(const ConfDirective& d, Frame& f) {
     checkUnset(d, f.level->typesHashMaxSize);
@@ -765,209 +557,6 @@ class Builder {
     }
   }
 
-  // `client_body_temp_path PATH [L1 [L2 [L3]]]` and the other modules' *_temp_path (nginx's
-  // ngx_conf_set_path_slot). portico writes its temporary files unlinked (O_TMPFILE), so the
-  // levels, checked as nginx checks them, shape no subdirectories; the directory is created at
-  // startup as nginx's ngx_create_paths does. Only the client body's is used: the others belong
-  // to modules portico does not have, whose files they would hold.
-  void tempPath(const ConfDirective& d, Frame& f) {
-    if (d.args.size() > 4) emerg(d, "invalid number of arguments in " + quote(d.name) + " directive");
-    size_t length = 0;
-    for (size_t i = 1; i < d.args.size(); ++i) {
-      auto level = parseNginxNumber(d.args[i]);
-      if (!level || *level == 0) directiveError(d, "invalid value");
-      length += static_cast<size_t>(*level) + 1;
-    }
-    if (length > 10 + (d.args.size() - 1)) directiveError(d, "invalid value");
-    std::string path = fullName(d.args[0]);
-    while (path.size() > 1 && path.back() == '/') path.pop_back();
-    if (d.name == "client_body_temp_path") {
-      if (f.level->clientBodyTempPath) directiveError(d, "is duplicate");
-      f.level->clientBodyTempPath = path;
-    }
-    auto& paths = site_.tempPaths;
-    if (std::find(paths.begin(), paths.end(), path) == paths.end()) paths.push_back(path);
-  }
-
-  void defaultType(const ConfDirective& d, Frame& f) {
-    checkUnset(d, f.level->defaultType);
-    f.level->defaultType = d.args[0];
-  }
-
-  void accessLog(const ConfDirective& d, Frame& f) {
-    if (!f.level->accessLogs) f.level->accessLogs.emplace();
-    if (d.args[0] == "off") {
-      if (d.args.size() != 1) emerg(d, "invalid parameter " + quote(d.args[1]));
-      f.level->accessLogs->clear();
-      f.level->accessLogOff = true;
-      return;
-    }
-    AccessLogSpec spec;
-    if (startsWith(d.args[0], "syslog:")) {
-      spec.syslog = parseSyslog(d, d.args[0].substr(7));
-    } else {
-      spec.path = fullName(d.args[0]);
-      spec.pathVariables = d.args[0].find('$') != std::string::npos;
-    }
-    if (d.args.size() >= 2) spec.format = d.args[1];
-    if (spec.format != "combined" && !site_.logFormats.count(spec.format)) {
-      emerg(d, "unknown log format " + quote(spec.format));
-    }
-    for (size_t i = 2; i < d.args.size(); ++i) {
-      const std::string& p = d.args[i];
-      if (startsWith(p, "buffer=")) {
-        auto size = parseNginxSize(std::string_view(p).substr(7));
-        if (!size || *size == 0) emerg(d, "invalid buffer size " + quote(p.substr(7)));
-        spec.bufferSize = static_cast<uint64_t>(*size);
-        continue;
-      }
-      if (startsWith(p, "flush=")) {
-        auto ms = parseNginxTime(std::string_view(p).substr(6), false);
-        if (!ms || *ms == 0) emerg(d, "invalid flush time " + quote(p.substr(6)));
-        spec.flushMs = static_cast<uint64_t>(*ms);
-        continue;
-      }
-      if (p == "gzip" || startsWith(p, "gzip=")) {
-        if (spec.bufferSize == 0) spec.bufferSize = 64 * 1024;
-        if (p == "gzip") {
-          spec.gzipLevel = 1;  // Z_BEST_SPEED
-          continue;
-        }
-        auto level = parseNginxNumber(std::string_view(p).substr(5));
-        if (!level || *level < 1 || *level > 9) {
-          emerg(d, "invalid compression level " + quote(p.substr(5)));
-        }
-        spec.gzipLevel = static_cast<int>(*level);
-        continue;
-      }
-      if (startsWith(p, "if=")) {
-        spec.condition = p.substr(3);
-        continue;
-      }
-      emerg(d, "invalid parameter " + quote(p));
-    }
-    if (spec.flushMs && spec.bufferSize == 0) {
-      emerg(d, "no buffer is defined for access_log " + quote(d.args[0]));
-    }
-    if (spec.bufferSize) {
-      if (spec.pathVariables) emerg(d, "buffered logs cannot have variables in name");
-      if (spec.syslog) emerg(d, "logs to syslog cannot be buffered");
-      // nginx keeps one buffer per file: every buffered access_log of a file must agree.
-      auto [it, fresh] = logBuffers_.try_emplace(
-          spec.path, std::make_tuple(spec.bufferSize, spec.flushMs, spec.gzipLevel));
-      if (!fresh && it->second != std::make_tuple(spec.bufferSize, spec.flushMs, spec.gzipLevel)) {
-        emerg(d, "access_log " + quote(d.args[0]) + " already defined with conflicting parameters");
-      }
-    }
-    if (!f.level->accessLogOff) f.level->accessLogs->push_back(spec);
-  }
-
-  // ngx_syslog_parse_args: "server=ADDR[:PORT],facility=..,severity=..,tag=..,nohostname".
-  SyslogSpec parseSyslog(const ConfDirective& d, const std::string& args) {
-    static constexpr std::string_view kFacilities[] = {
-        "kern", "user", "mail", "daemon", "auth", "intern", "lpr", "news", "uucp", "clock",
-        "authpriv", "ftp", "ntp", "audit", "alert", "cron", "local0", "local1", "local2",
-        "local3", "local4", "local5", "local6", "local7"};
-    static constexpr std::string_view kSeverities[] = {"emerg", "alert", "crit", "error",
-                                                       "warn", "notice", "info", "debug"};
-    SyslogSpec spec;
-    bool server = false, facility = false, severity = false, tag = false;
-    size_t pos = 0;
-    for (;;) {
-      size_t comma = args.find(',', pos);
-      std::string p = args.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-      if (startsWith(p, "server=")) {
-        if (server) emerg(d, "duplicate syslog \"server\"");
-        server = true;
-        resolveSyslogServer(d, p.substr(7), spec);
-      } else if (startsWith(p, "facility=")) {
-        if (facility) emerg(d, "duplicate syslog \"facility\"");
-        facility = true;
-        auto it = std::find(std::begin(kFacilities), std::end(kFacilities), p.substr(9));
-        if (it == std::end(kFacilities)) emerg(d, "unknown syslog facility " + quote(p.substr(9)));
-        spec.facility = static_cast<int>(it - std::begin(kFacilities));
-      } else if (startsWith(p, "severity=")) {
-        if (severity) emerg(d, "duplicate syslog \"severity\"");
-        severity = true;
-        auto it = std::find(std::begin(kSeverities), std::end(kSeverities), p.substr(9));
-        if (it == std::end(kSeverities)) emerg(d, "unknown syslog severity " + quote(p.substr(9)));
-        spec.severity = static_cast<int>(it - std::begin(kSeverities));
-      } else if (startsWith(p, "tag=")) {
-        if (tag) emerg(d, "duplicate syslog \"tag\"");
-        tag = true;
-        if (p.size() - 4 > 32) emerg(d, "syslog tag length exceeds 32");
-        for (size_t i = 4; i < p.size(); ++i) {
-          char c = static_cast<char>(std::tolower(static_cast<unsigned char>(p[i])));
-          if (c < '0' || (c > '9' && c < 'a' && c != '_') || c > 'z') {
-            emerg(d, "syslog \"tag\" only allows alphanumeric characters and underscore");
-          }
-        }
-        spec.tag = p.substr(4);
-      } else if (p == "nohostname") {
-        spec.noHostname = true;
-      } else {
-        emerg(d, "unknown syslog parameter " + quote(args.substr(pos)));
-      }
-      if (comma == std::string::npos) break;
-      pos = comma + 1;
-    }
-    if (!server) emerg(d, "no syslog server specified");
-    return spec;
-  }
-
-  // The address of a syslog server, resolved at load time as nginx's ngx_parse_url does.
-  void resolveSyslogServer(const ConfDirective& d, const std::string& url, SyslogSpec& spec) {
-    spec.server = url;
-    if (startsWith(url, "unix:")) {
-      spec.unixPath = url.substr(5);
-      if (spec.unixPath.empty()) emerg(d, "no path in the unix domain socket in syslog server " + quote(url));
-      return;
-    }
-    std::string host = url;
-    std::string port;
-    if (startsWith(url, "[")) {
-      size_t close = url.find(']');
-      if (close == std::string::npos) emerg(d, "invalid host in syslog server " + quote(url));
-      host = url.substr(1, close - 1);
-      if (close + 1 < url.size()) {
-        if (url[close + 1] != ':') emerg(d, "invalid host in syslog server " + quote(url));
-        port = url.substr(close + 2);
-      }
-    } else if (size_t colon = url.rfind(':'); colon != std::string::npos) {
-      host = url.substr(0, colon);
-      port = url.substr(colon + 1);
-    }
-    if (!port.empty()) {
-      auto n = parseNginxNumber(port);
-      if (!n || *n < 1 || *n > 65535) emerg(d, "invalid port in syslog server " + quote(url));
-      spec.port = static_cast<uint16_t>(*n);
-    }
-    if (host.empty()) emerg(d, "no host in syslog server " + quote(url));
-    addrinfo hints{};
-    hints.ai_socktype = SOCK_DGRAM;
-    addrinfo* res = nullptr;
-    if (::getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0 || res == nullptr) {
-      emerg(d, "host not found in syslog server " + quote(url));
-    }
-    char text[INET6_ADDRSTRLEN] = {};
-    if (res->ai_family == AF_INET6) {
-      ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(res->ai_addr)->sin6_addr, text,
-                  sizeof text);
-    } else {
-      ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr, text,
-                  sizeof text);
-    }
-    ::freeaddrinfo(res);
-    spec.host = text;
-  }
-
-  void ifModifiedSince(const ConfDirective& d, Frame& f) {
-    checkUnset(d, f.level->ifModifiedSince);
-    using Ims = LocationSettings::IfModifiedSince;
-    static constexpr Ims kModes[] = {Ims::kOff, Ims::kExact, Ims::kBefore};
-    f.level->ifModifiedSince = kModes[enumValue(d, {"off", "exact", "before"})];
-  }
-
   void workerShutdownTimeout(const ConfDirective& d, Frame&) {
     if (shutdownTimeoutSet_) directiveError(d, "is duplicate");
     shutdownTimeoutSet_ = true;
@@ -978,212 +567,16 @@ class Builder {
     if (*ms > 0) config_.gracefulTimeoutSeconds = config_.workerShutdownTimeoutSeconds;
   }
 
-  void largeClientHeaderBuffers(const ConfDirective& d, Frame& f) {
-    checkUnset(d, f.level->largeHeaderBuffers);
-    auto [n, size] = call(d).bufs();
-    f.level->largeHeaderBuffers = std::make_pair(static_cast<size_t>(n), static_cast<size_t>(size));
-  }
+  // ---- the rewrite module's `if` block ----
 
-  void rootOrAlias(const ConfDirective& d, Frame& f) {
-    bool alias = d.name == "alias";
-    if (f.level->root || f.level->alias) {
-      if (static_cast<bool>(f.level->alias) == alias) directiveError(d, "is duplicate");
-      emerg(d, quote(d.name) + " directive is duplicate, " +
-                   quote(f.level->alias ? "alias" : "root") +
-                   " directive was specified earlier");
-    }
-    if (alias && f.location && f.location->match == Location::Match::kNamed) {
-      emerg(d, "the \"alias\" directive cannot be used inside the named location");
-    }
-    std::string value = d.args[0];
-    if (value.find("$document_root") != std::string::npos ||
-        value.find("${document_root}") != std::string::npos) {
-      emerg(d, "the $document_root variable cannot be used in the " + quote(d.name) +
-                   " directive");
-    }
-    // Variables are allowed as in nginx; their names are checked with the other templates
-    // (http::validateTemplates, at -t and at startup) against directorySource.
-    if (!alias && value.size() > 1 && value.back() == '/') value.pop_back();
-    // A value that starts with a variable may expand to an absolute path: the prefix waits for
-    // the request then (SiteRequest::filesFor, as nginx's ngx_get_full_name).
-    if (value.empty() || value[0] != '$') value = fullName(value);
-    f.level->directorySource = d.source;
-    if (alias) {
-      f.level->alias = value;
-      f.level->aliasPrefix = f.location->pattern;
-      f.level->aliasRegex = f.location->match == Location::Match::kRegex ||
-                            f.location->match == Location::Match::kRegexCaseless;
-    } else {
-      f.level->root = value;
-    }
-  }
-
-  void tryFiles(const ConfDirective& d, Frame& f) {
-    checkUnset(d, f.level->tryFiles);
-    TryFiles spec;
-    spec.files.assign(d.args.begin(), d.args.end() - 1);
-    spec.fallback = d.args.back();
-    if (spec.fallback[0] == '=') {
-      auto code = parseNginxNumber(std::string_view(spec.fallback).substr(1));
-      if (!code || *code > 999) emerg(d, "invalid code " + quote(spec.fallback));
-    }
-    f.level->tryFiles = spec;
-  }
-
-  void returnDirective(const ConfDirective& d, Frame& f) {
-    // nginx's rewrite module: a step of the level's program, in file order with rewrite, set,
-    // if and break (a second `return` is just unreachable).
-    RewriteStep step;
-    step.kind = RewriteStep::Kind::kReturn;
-    step.source = d.source;
-    ReturnSpec& spec = step.returnSpec;
-    const std::string& first = d.args[0];
-    auto isUrl = [](const std::string& v) {
-      return startsWith(v, "http://") || startsWith(v, "https://") || startsWith(v, "$scheme");
-    };
-    auto code = parseNginxNumber(first);
-    if (!code) {
-      if (d.args.size() == 1 && isUrl(first)) {
-        spec.code = 302;
-        spec.text = first;
-        spec.hasText = true;
-        f.steps->push_back(std::move(step));
-        return;
-      }
-      emerg(d, "invalid return code " + quote(first));
-    }
-    if (*code > 999) emerg(d, "invalid return code " + quote(first));
-    spec.code = static_cast<int>(*code);
-    if (d.args.size() == 2) {
-      spec.text = d.args[1];
-      spec.hasText = true;
-    }
-    f.steps->push_back(std::move(step));
-  }
-
-  // ---- the rewrite module (rewrite, break, set, if, rewrite_log, uninitialized_variable_warn)
-
-  void rewrite(const ConfDirective& d, Frame& f) {
-    RewriteStep step;
-    step.kind = RewriteStep::Kind::kRewrite;
-    step.source = d.source;
-    step.regex = d.args[0];
-    step.replacement = d.args[1];
-    if (step.replacement.empty()) emerg(d, "empty replacement");
-    compileRegex(d, step.regex, false);
-    if (step.replacement.back() == '?') {  // the last "?" drops the original arguments
-      step.replacement.pop_back();
-      step.keepArgs = false;
-    }
-    step.redirect = startsWith(step.replacement, "http://") ||
-                    startsWith(step.replacement, "https://") ||
-                    startsWith(step.replacement, "$scheme");
-    if (d.args.size() == 3) {
-      const std::string& flag = d.args[2];
-      if (flag == "last") {
-        step.flag = RewriteStep::Flag::kLast;
-      } else if (flag == "break") {
-        step.flag = RewriteStep::Flag::kBreak;
-      } else if (flag == "redirect") {
-        step.flag = RewriteStep::Flag::kRedirect;
-      } else if (flag == "permanent") {
-        step.flag = RewriteStep::Flag::kPermanent;
-      } else {
-        emerg(d, "invalid parameter " + quote(flag));
-      }
-    }
-    f.steps->push_back(std::move(step));
-  }
-
-  void breakDirective(const ConfDirective& d, Frame& f) {
-    RewriteStep step;
-    step.kind = RewriteStep::Kind::kBreak;
-    step.source = d.source;
-    f.steps->push_back(std::move(step));
-  }
-
-  void set(const ConfDirective& d, Frame& f) {
-    if (d.args[0].empty() || d.args[0][0] != '$') {
-      emerg(d, "invalid variable name " + quote(d.args[0]));
-    }
-    RewriteStep step;
-    step.kind = RewriteStep::Kind::kSet;
-    step.source = d.source;
-    step.variable = d.args[0].substr(1);
-    step.value = d.args[1];
-    f.steps->push_back(std::move(step));
-  }
-
-  // ngx_http_rewrite_if_condition: "(" and ")" may stand alone or stick to the first and last
-  // words; a variable alone, VAR =|!=|~|~*|!~|!~* VALUE, or -f|-d|-e|-x|!-f|... PATH.
-  void parseCondition(const ConfDirective& d, RewriteStep& step) {
-    using C = RewriteStep::Condition;
-    std::vector<std::string> a = d.args;
-    if (a[0].empty() || a[0][0] != '(') emerg(d, "invalid condition " + quote(a[0]));
-    size_t cur = 0;
-    if (a[0].size() == 1) {
-      cur = 1;
-    } else {
-      a[0].erase(0, 1);
-    }
-    size_t last = a.size() - 1;
-    if (a[last].empty() || a[last].back() != ')') emerg(d, "invalid condition " + quote(a[last]));
-    if (a[last].size() == 1) {
-      if (last == 0 || last - 1 < cur) emerg(d, "invalid condition " + quote(a[last]));
-      --last;
-    } else {
-      a[last].pop_back();
-    }
-    if (cur > last) emerg(d, "invalid condition " + quote(a[last]));
-    const std::string& p = a[cur];
-    if (p.size() > 1 && p[0] == '$') {
-      if (cur != last && cur + 2 != last) emerg(d, "invalid condition " + quote(p));
-      step.subject = p;
-      if (cur == last) {
-        step.condition = C::kVariable;
-        return;
-      }
-      const std::string& op = a[cur + 1];
-      step.operand = a[last];
-      if (op == "=") {
-        step.condition = C::kEqual;
-      } else if (op == "!=") {
-        step.condition = C::kNotEqual;
-      } else if (op == "~" || op == "~*" || op == "!~" || op == "!~*") {
-        step.condition = op[0] == '!' ? C::kNotMatch : C::kMatch;
-        step.caseless = op.back() == '*';
-        compileRegex(d, step.operand, step.caseless);
-      } else {
-        emerg(d, "unexpected " + quote(op) + " in condition");
-      }
-      return;
-    }
-    if ((p.size() == 2 && p[0] == '-') || (p.size() == 3 && p[0] == '!' && p[1] == '-')) {
-      if (cur + 1 != last) emerg(d, "invalid condition " + quote(p));
-      step.subject = a[last];
-      bool negative = p[0] == '!';
-      switch (p.back()) {
-        case 'f': step.condition = negative ? C::kNotFile : C::kFile; return;
-        case 'd': step.condition = negative ? C::kNotDirectory : C::kDirectory; return;
-        case 'e': step.condition = negative ? C::kNotExists : C::kExists; return;
-        case 'x': step.condition = negative ? C::kNotExecutable : C::kExecutable; return;
-        default: break;
-      }
-    }
-    emerg(d, "invalid condition " + quote(p));
-  }
-
-  // `if (COND) { ... }`: its rewrite directives join the level's program; in a location the
-  // block is also an implicit location (add_header, root, ... apply when COND held).
+  // `if (COND) { ... }` (the rewrite module parses COND): a step of the level's program whose
+  // body is the program the block writes; in a location the block is also an implicit location
+  // (add_header, root, ... apply when COND held).
   void ifDirective(const ConfDirective& d, Frame& f) {
-    RewriteStep step;
-    step.kind = RewriteStep::Kind::kIf;
-    step.source = d.source;
-    parseCondition(d, step);
+    RewriteStep step = rewriteIf(call(d, f.ctx));
     Frame inner;
     inner.server = f.server;
     inner.location = f.location;
-    inner.steps = &step.body;
     if (f.ctx == kServer) {
       inner.ctx = kServerIf;
       inner.level = &serverIfPartials_.emplace_back();
@@ -1193,12 +586,9 @@ class Builder {
       inner.level = &ifPartials_[step.ifSettings.get()];
     }
     walk(d.children, inner);
-    f.steps->push_back(std::move(step));
-  }
-
-  void rewriteLog(const ConfDirective& d, Frame& f) { setFlag(d, f.level->rewriteLog); }
-  void uninitializedVariableWarn(const ConfDirective& d, Frame& f) {
-    setFlag(d, f.level->uninitializedVariableWarn);
+    step.body = std::move(inner.level->rewrite.steps);
+    inner.level->rewrite.steps.clear();
+    f.level->rewrite.steps.push_back(std::move(step));
   }
 
   // The merged settings of each `if` of a level: the level's (merged) Partial with what the
@@ -1392,43 +782,6 @@ class Builder {
         "[warn] could not build optimal map_hash, you should increase either "
         "map_hash_max_size: " + std::to_string(maxSize) + " or map_hash_bucket_size: " +
         std::to_string(bucket) + "; ignoring map_hash_bucket_size");
-  }
-
-  void errorPage(const ConfDirective& d, Frame& f) {
-    const auto& a = d.args;
-    size_t n = 1;
-    int override = 0;
-    const std::string& maybeEq = a[a.size() - 2];
-    if (maybeEq[0] == '=') {
-      if (a.size() == 2) emerg(d, "invalid value " + quote(maybeEq));
-      if (maybeEq.size() > 1) {
-        auto v = parseNginxNumber(std::string_view(maybeEq).substr(1));
-        if (!v || *v > 999) emerg(d, "invalid value " + quote(maybeEq));
-        override = static_cast<int>(*v);
-      } else {
-        override = -1;
-      }
-      n = 2;
-    }
-    ErrorPage page;
-    page.uri = a.back();
-    page.overrideStatus = override;
-    for (size_t i = 0; i + n < a.size(); ++i) {
-      auto status = parseNginxNumber(a[i]);
-      if (!status || *status == 499) emerg(d, "invalid value " + quote(a[i]));
-      if (*status < 300 || *status > 599) {
-        emerg(d, "value " + quote(a[i]) + " must be between 300 and 599");
-      }
-      page.codes.push_back(static_cast<int>(*status));
-    }
-    if (override == 0) {
-      // nginx answers these internal codes with 400 unless told otherwise.
-      for (int code : page.codes) {
-        if (code == 494 || code == 495 || code == 496 || code == 497) page.overrideStatus = 400;
-      }
-    }
-    if (!f.level->errorPages) f.level->errorPages.emplace();
-    f.level->errorPages->push_back(page);
   }
 
   // ---- server ----
@@ -1665,7 +1018,6 @@ class Builder {
     inner.level = &placed.partial;
     inner.server = f.server;
     inner.location = &placed;
-    inner.steps = &placed.partial.rewrites;
     walk(d.children, inner);
     finishLocation(placed);
   }
@@ -1697,53 +1049,18 @@ class Builder {
 
   LocationSettings finalize(const Partial& p) const {
     LocationSettings s;
-    s.root = p.root ? *p.root : fullName("html");
-    s.alias = p.alias;
-    s.aliasPrefix = p.aliasPrefix;
-    s.aliasRegex = p.aliasRegex;
-    s.directorySource = p.directorySource;
+    finishHttpCore(p.core, options_.prefix, s);
     finishIndex(p.index, s);
-    s.tryFiles = p.tryFiles;
-    s.rewrites = p.rewrites;
-    if (p.rewriteLog) s.rewriteLog = *p.rewriteLog;
-    if (p.uninitializedVariableWarn) s.uninitializedVariableWarn = *p.uninitializedVariableWarn;
-    if (p.errorPages) s.errorPages = *p.errorPages;
+    finishRewrite(p.rewrite, s);
     finishHeaders(p.headers, s);
-    if (p.defaultType) s.defaultType = *p.defaultType;
     // Without a `types` block anywhere above, nginx's own three (ngx_http_core_default_types);
     // the full table is only for the command-line site (site_from_flags).
     s.types = p.types ? *p.types
                       : std::map<std::string, std::string>{
                             {"html", "text/html"}, {"gif", "image/gif"}, {"jpg", "image/jpeg"}};
     finishGzip(p.gzip, s.gzip);
-    if (p.clientMaxBodySize) s.clientMaxBodySize = *p.clientMaxBodySize;
-    if (p.clientBodyBufferSize) s.clientBodyBufferSize = *p.clientBodyBufferSize;
-    if (p.sendfile) s.sendfile = *p.sendfile;
-    if (p.tcpNopush) s.tcpNopush = *p.tcpNopush;
-    if (p.tcpNodelay) s.tcpNodelay = *p.tcpNodelay;
-    if (p.keepaliveTimeout) {
-      s.keepaliveTimeoutSeconds = p.keepaliveTimeout->first;
-      s.keepaliveHeaderSeconds = p.keepaliveTimeout->second;
-    }
-    if (p.keepaliveRequests) s.keepaliveRequests = *p.keepaliveRequests;
-    if (p.keepaliveDisable) s.keepaliveDisable = *p.keepaliveDisable;
-    if (p.sendTimeout) s.sendTimeoutSeconds = *p.sendTimeout;
-    if (p.clientBodyTimeout) s.clientBodyTimeoutSeconds = *p.clientBodyTimeout;
-    if (p.serverTokens) s.serverTokens = *p.serverTokens;
-    if (p.absoluteRedirect) s.absoluteRedirect = *p.absoluteRedirect;
-    if (p.serverNameInRedirect) s.serverNameInRedirect = *p.serverNameInRedirect;
-    if (p.portInRedirect) s.portInRedirect = *p.portInRedirect;
-    if (p.logNotFound) s.logNotFound = *p.logNotFound;
-    if (p.accessLogs) {
-      s.accessLogs = *p.accessLogs;
-    } else {
-      for (AccessLogSpec& log : s.accessLogs) log.path = fullName(log.path);
-    }
-    finishLog(p.log, s);
-    if (p.ifModifiedSince) s.ifModifiedSince = *p.ifModifiedSince;
-    if (p.keepaliveTime) s.keepaliveTimeSeconds = *p.keepaliveTime;
+    finishLog(p.log, options_.prefix, s);
     if (p.errorLogs) s.errorLogs = *p.errorLogs;
-    if (p.clientBodyTempPath) s.clientBodyTempPath = *p.clientBodyTempPath;
     finishWsgi(p.wsgi, s.clientBodyTempPath, s);  // the bodies the app reads are spilled there
     s.access = finalizeAccess(p.access, confPrefix_);
     s.limit = finalizeLimit(p.limit);
@@ -1784,9 +1101,8 @@ class Builder {
   }
 
   void finishHttp() {
-    if (std::string error = limitZones_.checkSizes(); !error.empty()) {
-      throw ConfFailure{"[emerg] " + error};
-    }
+    finishLimitLoad(limitLoad_, site_);
+    finishHttpCoreLoad(httpCoreLoad_, site_);
     for (ServerDraft& draft : servers_) checkDuplicates(draft.locations);
     warnConflictingNames();
     for (ServerDraft& draft : servers_) {
@@ -1794,18 +1110,7 @@ class Builder {
       VirtualServer vs = std::move(draft.server);
       vs.settings = finalize(draft.partial);
       finishIfBlocks(vs.settings, draft.partial);
-      if (draft.partial.clientHeaderTimeout) {
-        vs.clientHeaderTimeoutSeconds = *draft.partial.clientHeaderTimeout;
-      }
-      if (draft.partial.largeHeaderBuffers) {
-        vs.largeHeaderBuffersNumber = draft.partial.largeHeaderBuffers->first;
-        vs.largeHeaderBuffersSize = draft.partial.largeHeaderBuffers->second;
-      }
-      if (draft.partial.clientHeaderBufferSize) {
-        vs.clientHeaderBufferSize = *draft.partial.clientHeaderBufferSize;
-      }
-      if (draft.partial.connectionPoolSize) vs.connectionPoolSize = *draft.partial.connectionPoolSize;
-      if (draft.partial.mergeSlashes) vs.mergeSlashes = *draft.partial.mergeSlashes;
+      finishHttpCoreServer(draft.partial.core, vs);
       finishSsl(draft.partial.ssl, vs);
       // ngx_http_core_merge_srv_conf (reported at the http block's closing brace).
       if (vs.largeHeaderBuffersSize < vs.connectionPoolSize) {
@@ -1841,15 +1146,15 @@ class Builder {
   std::deque<ServerDraft> servers_;  // a deque: AddressState keeps pointers to drafts
   HttpSite site_;
   std::map<std::string, AddressState> addresses_;
-  // access_log FILE ... buffer=: the buffer parameters each file was first given.
-  std::map<std::string, std::tuple<uint64_t, uint64_t, int>> logBuffers_;
+  LogLoad logLoad_;  // log_format's formats, access_log's buffers
   SourceRef httpSource_;
   bool shutdownTimeoutSet_ = false;
   // The Partial of each `if` block's implicit location, merged at the end of http.
   std::map<const LocationSettings*, Partial> ifPartials_;
   std::deque<Partial> serverIfPartials_;  // what a server-level if sets (nothing that is used)
   std::optional<uint64_t> mapHashMaxSize_, mapHashBucketSize_;
-  LimitZoneTable limitZones_;  // shared memory zones declared and referenced (limit_*)
+  LimitLoad limitLoad_;  // the limit_* shared memory zones
+  HttpCoreLoad httpCoreLoad_;  // the *_temp_path directories
 };
 
 const std::vector<Builder::Command>& Builder::commands() {
@@ -1868,75 +1173,29 @@ const std::vector<Builder::Command>& Builder::commands() {
         {"use", kEvents, Args::k1, false, &Builder::use},
         {"http", kMain, Args::kNone, true, &Builder::http},
         {"server", kHttp, Args::kNone, true, &Builder::server},
-        {"log_format", kHttp, Args::k2More, false, &Builder::logFormat},
         {"server_names_hash_bucket_size", kHttp, Args::k1, false,
          &Builder::serverNamesHashBucketSize},
         {"types_hash_max_size", kHsl, Args::k1, false, &Builder::typesHashMaxSize},
-        {"sendfile", kHsl, Args::k1, false, &Builder::sendfile},
-        {"tcp_nopush", kHsl, Args::k1, false, &Builder::tcpNopush},
-        {"tcp_nodelay", kHsl, Args::k1, false, &Builder::tcpNodelay},
-        {"keepalive_timeout", kHsl, Args::k12, false, &Builder::keepaliveTimeout},
-        {"keepalive_requests", kHsl, Args::k1, false, &Builder::keepaliveRequests},
-        {"server_tokens", kHsl, Args::k1, false, &Builder::serverTokens},
-        {"keepalive_disable", kHsl, Args::k1More, false, &Builder::keepaliveDisable},
-        {"server_name_in_redirect", kHsl, Args::k1, false, &Builder::serverNameInRedirect},
-        {"absolute_redirect", kHsl, Args::k1, false, &Builder::absoluteRedirect},
-        {"port_in_redirect", kHsl, Args::k1, false, &Builder::portInRedirect},
-        {"log_not_found", kHsl, Args::k1, false, &Builder::logNotFound},
         {"types", kHsl, Args::kNone, true, &Builder::types},
-        {"default_type", kHsl, Args::k1, false, &Builder::defaultType},
-        {"client_body_temp_path", kHsl, Args::k1More, false, &Builder::tempPath},
-        {"proxy_temp_path", kHsl, Args::k1More, false, &Builder::tempPath},
-        {"fastcgi_temp_path", kHsl, Args::k1More, false, &Builder::tempPath},
-        {"uwsgi_temp_path", kHsl, Args::k1More, false, &Builder::tempPath},
-        {"scgi_temp_path", kHsl, Args::k1More, false, &Builder::tempPath},
-        {"access_log", kHsl, Args::k1More, false, &Builder::accessLog},
-        {"client_max_body_size", kHsl, Args::k1, false, &Builder::clientMaxBodySize},
-        {"client_body_buffer_size", kHsl, Args::k1, false, &Builder::clientBodyBufferSize},
-        {"client_header_timeout", kHttp | kServer, Args::k1, false, &Builder::clientHeaderTimeout},
-        {"client_body_timeout", kHsl, Args::k1, false, &Builder::clientBodyTimeout},
-        {"send_timeout", kHsl, Args::k1, false, &Builder::sendTimeout},
-        {"large_client_header_buffers", kHttp | kServer, Args::k2, false,
-         &Builder::largeClientHeaderBuffers},
-        {"connection_pool_size", kHttp | kServer, Args::k1, false, &Builder::poolSize},
-        {"request_pool_size", kHttp | kServer, Args::k1, false, &Builder::poolSize},
-        {"client_header_buffer_size", kHttp | kServer, Args::k1, false,
-         &Builder::clientHeaderBufferSize},
-        {"merge_slashes", kHttp | kServer, Args::k1, false, &Builder::mergeSlashes},
-        {"keepalive_time", kHsl, Args::k1, false, &Builder::keepaliveTime},
-        {"if_modified_since", kHsl, Args::k1, false, &Builder::ifModifiedSince},
         {"worker_shutdown_timeout", kMain, Args::k1, false, &Builder::workerShutdownTimeout},
         {"listen", kServer, Args::k1More, false, &Builder::listen},
         {"server_name", kServer, Args::k1More, false, &Builder::serverName},
-        {"root", kHsl, Args::k1, false, &Builder::rootOrAlias},
-        {"alias", kLocation, Args::k1, false, &Builder::rootOrAlias},
-        {"try_files", kServer | kLocation, Args::k2More, false, &Builder::tryFiles},
-        {"return", kRewriteCtx, Args::k12, false, &Builder::returnDirective},
-        {"error_page", kHsl, Args::k2More, false, &Builder::errorPage},
         {"location", kServer | kLocation, Args::k12, true, &Builder::location},
-        {"rewrite", kRewriteCtx, Args::k23, false, &Builder::rewrite},
-        {"break", kRewriteCtx, Args::kNone, false, &Builder::breakDirective},
-        {"set", kRewriteCtx, Args::k2, false, &Builder::set},
         {"if", kServer | kLocation, Args::k1More, true, &Builder::ifDirective},
-        {"rewrite_log", kHsl | kServerIf | kLocationIf, Args::k1, false, &Builder::rewriteLog},
-        {"uninitialized_variable_warn", kHsl | kServerIf | kLocationIf, Args::k1, false,
-         &Builder::uninitializedVariableWarn},
         {"map", kHttp, Args::k2, true, &Builder::map},
         {"map_hash_max_size", kHttp, Args::k1, false, &Builder::mapHashMaxSize},
         {"map_hash_bucket_size", kHttp, Args::k1, false, &Builder::mapHashBucketSize},
-        {"limit_req_zone", kHttp, Args::k2More, false, &Builder::limitZone},
-        {"limit_req", kHsl, Args::k1More, false, &Builder::limitRule},
-        {"limit_conn_zone", kHttp, Args::k2More, false, &Builder::limitZone},
-        {"limit_conn", kHsl, Args::k2More, false, &Builder::limitRule},
     };
+    addModule(table, &Partial::core, &Builder::httpCoreLoad_, httpCoreDirectives());
+    addModule(table, &Partial::rewrite, rewriteDirectives());
     addModule(table, &Partial::ssl, sslDirectives());
     addModule(table, &Partial::gzip, gzipDirectives());
     addModule(table, &Partial::headers, headersDirectives());
     addModule(table, &Partial::wsgi, wsgiDirectives());
     addModule(table, &Partial::access, accessDirectives());
-    addModule(table, &Partial::limit, limitDirectives());
+    addModule(table, &Partial::limit, &Builder::limitLoad_, limitDirectives());
     addModule(table, &Partial::index, indexDirectives());
-    addModule(table, &Partial::log, logDirectives());
+    addModule(table, &Partial::log, &Builder::logLoad_, logDirectives());
     return table;
   }();
   return kCommands;

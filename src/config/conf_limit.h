@@ -2,7 +2,7 @@
 
 // The directives of nginx's limit_req and limit_conn modules, parsed as nginx parses them
 // (ngx_http_limit_req_module.c, ngx_http_limit_conn_module.c) and checked against nginx's list
-// of shared memory zones (ngx_shared_memory_add). Pure: conf_builder calls these with a
+// of shared memory zones (ngx_shared_memory_add). Pure: limit_module calls these with a
 // directive's arguments and reports a returned message with the directive's FILE:LINE.
 
 #include <optional>

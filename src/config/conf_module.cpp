@@ -7,7 +7,6 @@
 #include "core/regex.h"
 
 namespace portico::config {
-namespace {
 
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
@@ -15,8 +14,6 @@ bool iequals(std::string_view a, std::string_view b) {
                   std::tolower(static_cast<unsigned char>(y));
          });
 }
-
-}  // namespace
 
 bool argsOk(Args rule, size_t n) {
   switch (rule) {
@@ -34,9 +31,13 @@ bool argsOk(Args rule, size_t n) {
 
 std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
-std::string DirectiveCall::fullName(const std::string& path) const {
+std::string prefixedPath(const std::string& prefix, const std::string& path) {
   if (!path.empty() && path[0] == '/') return path;
-  return prefix_ + path;
+  return prefix + path;
+}
+
+std::string DirectiveCall::fullName(const std::string& path) const {
+  return prefixedPath(prefix_, path);
 }
 
 std::string DirectiveCall::confName(const std::string& path) const {

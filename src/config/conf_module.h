@@ -6,6 +6,13 @@
 // wrote, unset fields inherit), their merge parent→child, and their finalization into the typed
 // model (site.h). Adding a directive touches its module's file only. Pure: no I/O beyond what a
 // module resolves at load, as nginx does.
+//
+// A module whose directives also keep state across levels (nginx's main conf: log_format's
+// formats, the shared memory zones limit_*_zone declare and limit_req references) declares it
+// as a load context L, one per load, which the walker holds and passes to each of its rows
+// (ModuleLoadDirective<P, L>) besides the level's partial; the module then finishes it into
+// the site. Block directives stay with the walker (the blocks are its frames); where a block
+// is a module's (`if`), the module parses its arguments and the walker walks its children.
 
 #include <cstdint>
 #include <initializer_list>
@@ -44,6 +51,9 @@ constexpr unsigned kHsl = kHttp | kServer | kLocation;
 enum class Args { kNone, k01, k1, k2, k12, k23, k1More, k2More };
 
 bool argsOk(Args rule, size_t n);
+
+// Words compared as nginx's ngx_strcasecmp does (ASCII, case-insensitive).
+bool iequals(std::string_view a, std::string_view b);
 
 // "\"TEXT\"", as nginx quotes names and values in its messages.
 std::string quote(std::string_view s);
@@ -123,5 +133,18 @@ struct ModuleDirective {
   Args args;
   void (*apply)(const DirectiveCall& call, P& level);
 };
+
+// A row of a module with a load context (see the header comment): it applies to the load's L
+// and to the level's P.
+template <class P, class L>
+struct ModuleLoadDirective {
+  std::string_view name;
+  unsigned contexts;
+  Args args;
+  void (*apply)(const DirectiveCall& call, L& load, P& level);
+};
+
+// PATH relative to nginx's prefix (-p), as most paths are; an absolute PATH as it is.
+std::string prefixedPath(const std::string& prefix, const std::string& path);
 
 }  // namespace portico::config
