@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "config/conf_module.h"
 #include "config/conf_values.h"
 
 namespace portico::config {
@@ -18,15 +19,6 @@ constexpr std::string_view kNames[] = {
     "real_ip_recursive", "autoindex",    "autoindex_exact_size", "autoindex_localtime",
     "autoindex_format", "stub_status",
 };
-
-std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
 
 std::string duplicate(std::string_view name) { return quote(name) + " directive is duplicate"; }
 
