@@ -56,9 +56,22 @@ def read_log(path, binary=False):
     return data if binary else data.decode("latin-1")
 
 
-def run_both(tmp_path, body, scripts, logs=(), files=None):
+def wait_for_lines(path, count):
+    """Waits (bounded) until the log at `path` holds `count` lines. nginx writes the line of a
+    pipelined Connection: close request only when its lingering close ends, after the client has
+    seen the response; stopping it sooner loses the line."""
+    for _ in range(100):
+        if os.path.exists(path):
+            with open(path, "rb") as handle:
+                if handle.read().count(b"\n") >= count:
+                    return
+        time.sleep(0.05)
+
+
+def run_both(tmp_path, body, scripts, logs=(), files=None, lines=None):
     """Runs `body` in nginx then portico; sends each raw script on its own connection; returns
-    ({server: [heads per script]}, {server: {log: text}})."""
+    ({server: [heads per script]}, {server: {log: text}}). `lines` ({log: count}) names logs
+    whose lines must all be written before a server is stopped."""
     workdir = str(tmp_path)
     prepare_tree(workdir, files or {"www/index.html": "home\n", "www/f.txt": "file\n"})
     answers, written = {}, {}
@@ -69,6 +82,8 @@ def run_both(tmp_path, body, scripts, logs=(), files=None):
         try:
             answers[name] = [heads(raw_exchange(served.ports[0], script.replace(
                 b"@HOST@", b"localhost"))) for script in scripts]
+            for log, count in (lines or {}).items():
+                wait_for_lines(os.path.join(prefix, "logs", log), count)
         finally:
             served.stop()
         written[name] = {log: read_log(os.path.join(prefix, "logs", log),
@@ -101,7 +116,8 @@ def test_connection_variables_and_pipelining(tmp_path):
         # Pipelined: the second and third requests are read before the first ends.
         request("/a") + request("/b?x=1", extra=b"X-Pad: 12345\r\n") + request("/c", close=True),
     ]
-    answers, logs = run_both(tmp_path, CONNECTION_VARIABLES, scripts, logs=["conn.log"])
+    answers, logs = run_both(tmp_path, CONNECTION_VARIABLES, scripts, logs=["conn.log"],
+                             lines={"conn.log": 4})
     assert answers["portico"] == answers["nginx"]
     assert logs["nginx"]["conn.log"] is not None
     assert logs["portico"]["conn.log"] == logs["nginx"]["conn.log"]
