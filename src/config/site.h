@@ -14,6 +14,7 @@
 
 #include "core/log.h"
 #include "config/access_conf.h"
+#include "config/upstream.h"
 
 namespace portico::config {
 
@@ -455,6 +456,9 @@ struct HttpSite {
   // server_tokens choosing its value).
   bool serverHeader = true;
   std::vector<RequiredDirectory> requiredDirectories;
+  // `upstream {}` blocks in file order, then the implicit upstreams the *_pass directives made
+  // (nginx's upstream main conf); a location's proxy/uwsgi settings name one by index.
+  std::vector<UpstreamSpec> upstreams;
 };
 
 }  // namespace portico::config

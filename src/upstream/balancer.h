@@ -1,0 +1,62 @@
+#pragma once
+
+// Peer selection of one upstream, per worker (nginx's ngx_http_upstream_round_robin and the
+// least_conn, ip_hash and hash modules): which server a request tries next, and the passive
+// health of each (max_fails within fail_timeout marks a server failed for fail_timeout).
+
+#include <sys/socket.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "config/upstream.h"
+
+namespace portico::upstream {
+
+using Clock = std::chrono::steady_clock;
+
+// One peer: one resolved address of one server line. Owned by its Balancer; loop thread.
+struct Peer {
+  const config::PeerAddress* address = nullptr;  // points into the UpstreamSpec
+  size_t index = 0;                               // position among the balancer's peers
+  bool backup = false;
+};
+
+// One request's walk over the peers: which it tried (never twice), how many tries are left.
+// Owned by the request; loop thread.
+struct Attempt {
+  std::vector<bool> tried;  // by Peer::index, sized by the balancer
+  size_t tries = 0;         // peers picked so far
+};
+
+// What hashing methods hash: ip_hash the client's address (IPv4: its first three octets, as
+// nginx), hash the expanded key.
+struct PickKey {
+  const sockaddr_storage* client = nullptr;
+  std::string_view hashKey;
+};
+
+// The peers of one upstream and their state; one per upstream per worker, owned by the upstream
+// engine; loop thread.
+class Balancer {
+ public:
+  virtual ~Balancer() = default;
+  static std::unique_ptr<Balancer> create(const config::UpstreamSpec& spec);
+
+  // The next peer for `attempt` (marked tried), or null when none is usable: all tried, down,
+  // failed within fail_timeout, or at max_conns — after the primaries, the backups (nginx: not
+  // with hash/ip_hash). With every peer failed, nginx's round robin resets their failures and
+  // picks anyway; null then means 502 "no live upstreams".
+  virtual const Peer* pick(Attempt& attempt, const PickKey& key, Clock::time_point now) = 0;
+  // The request is done with `peer` (its connection counted for least_conn/max_conns is
+  // released); `failed` counts toward max_fails within fail_timeout (nginx's
+  // NGX_PEER_FAILED: an error, a timeout, or a response proxy_next_upstream names).
+  virtual void release(const Peer* peer, bool failed, Clock::time_point now) = 0;
+  // Every peer's count, primaries and backups, for proxy_next_upstream_tries = 0 (unlimited).
+  virtual size_t peerCount() const = 0;
+};
+
+}  // namespace portico::upstream
