@@ -16,7 +16,7 @@ namespace portico::config {
 // One resolved address of an upstream server (a TCP v4/v6 address or a unix socket path), with
 // the text nginx shows for it in $upstream_addr ("127.0.0.1:8081", "[::1]:8081",
 // "unix:/tmp/app.sock").
-struct PeerAddress {
+struct UpstreamAddress {
   sockaddr_storage addr{};
   socklen_t length = 0;
   std::string text;
@@ -26,7 +26,7 @@ struct PeerAddress {
 // that resolves to several addresses is several peers with these parameters, as in nginx.
 struct UpstreamServerSpec {
   std::string name;                  // as written ("backend:8000", "unix:/tmp/app.sock")
-  std::vector<PeerAddress> addresses;  // resolved at load (getaddrinfo), in resolver order
+  std::vector<UpstreamAddress> addresses;  // resolved at load (getaddrinfo), in resolver order
   int weight = 1;
   int maxFails = 1;                  // max_fails=; 0 = never marked failed
   int failTimeoutSeconds = 10;       // fail_timeout=

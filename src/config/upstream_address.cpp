@@ -25,7 +25,7 @@ std::string quoted(const std::string& text) { return "\"" + text + "\""; }
 
 }  // namespace
 
-std::string peerAddressText(const sockaddr_storage& addr, socklen_t length) {
+std::string upstreamAddressText(const sockaddr_storage& addr, socklen_t length) {
   char buf[INET6_ADDRSTRLEN];
   if (addr.ss_family == AF_INET) {
     const auto* in = reinterpret_cast<const sockaddr_in*>(&addr);
@@ -46,14 +46,14 @@ std::string peerAddressText(const sockaddr_storage& addr, socklen_t length) {
 }
 
 std::optional<std::string> resolveUpstreamAddress(const std::string& text, uint16_t defaultPort,
-                                                  std::vector<PeerAddress>& out) {
+                                                  std::vector<UpstreamAddress>& out) {
   if (text.rfind("unix:", 0) == 0) {
     std::string path = text.substr(5);
     if (path.empty()) return "no path in the unix domain socket in upstream " + quoted(text);
     if (path.size() >= sizeof(sockaddr_un::sun_path)) {
       return "too long path in the unix domain socket in upstream " + quoted(text);
     }
-    PeerAddress peer;
+    UpstreamAddress peer;
     auto* un = reinterpret_cast<sockaddr_un*>(&peer.addr);
     un->sun_family = AF_UNIX;
     std::memcpy(un->sun_path, path.data(), path.size());
@@ -104,7 +104,7 @@ std::optional<std::string> resolveUpstreamAddress(const std::string& text, uint1
   size_t before = out.size();
   for (addrinfo* ai = list; ai != nullptr; ai = ai->ai_next) {
     if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
-    PeerAddress peer;
+    UpstreamAddress peer;
     std::memcpy(&peer.addr, ai->ai_addr, ai->ai_addrlen);
     peer.length = ai->ai_addrlen;
     if (ai->ai_family == AF_INET) {
@@ -112,7 +112,7 @@ std::optional<std::string> resolveUpstreamAddress(const std::string& text, uint1
     } else {
       reinterpret_cast<sockaddr_in6*>(&peer.addr)->sin6_port = htons(port);
     }
-    peer.text = peerAddressText(peer.addr, peer.length);
+    peer.text = upstreamAddressText(peer.addr, peer.length);
     bool seen = false;
     for (size_t i = before; i < out.size(); ++i) seen = seen || out[i].text == peer.text;
     if (!seen) out.push_back(std::move(peer));

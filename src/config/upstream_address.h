@@ -18,10 +18,10 @@ namespace portico::config {
 // without the location ("host not found in upstream \"x\"", "invalid port in upstream \"x\"",
 // "no port in upstream \"x\"", "too long path in the unix domain socket ...").
 std::optional<std::string> resolveUpstreamAddress(const std::string& text, uint16_t defaultPort,
-                                                  std::vector<PeerAddress>& out);
+                                                  std::vector<UpstreamAddress>& out);
 
 // The text nginx shows for an address in $upstream_addr ("127.0.0.1:80", "[::1]:80",
 // "unix:/path").
-std::string peerAddressText(const sockaddr_storage& addr, socklen_t length);
+std::string upstreamAddressText(const sockaddr_storage& addr, socklen_t length);
 
 }  // namespace portico::config

@@ -20,7 +20,7 @@ using Clock = std::chrono::steady_clock;
 
 // One peer: one resolved address of one server line. Owned by its Balancer; loop thread.
 struct Peer {
-  const config::PeerAddress* address = nullptr;  // points into the UpstreamSpec
+  const config::UpstreamAddress* address = nullptr;  // points into the UpstreamSpec
   size_t index = 0;                               // position among the balancer's peers
   bool backup = false;
 };
