@@ -28,6 +28,7 @@
 #include "config/index_module.h"
 #include "config/limit_module.h"
 #include "config/log_module.h"
+#include "config/proxy_module.h"
 #include "config/rewrite_module.h"
 #include "config/ssl_module.h"
 #include "config/wsgi_module.h"
@@ -53,6 +54,7 @@ struct Partial {
   WsgiPartial wsgi;  // portico's wsgi_* (location only, never inherited)
   AccessPartial access;  // allow/deny, auth_basic, realip, autoindex, stub_status
   LimitPartial limit;  // limit_req*, limit_conn* (their zones: limitLoad_)
+  ProxyPartial proxy;  // proxy_pass (never inherited) and proxy_*
 };
 
 // nginx's merge: what the child did not set comes from the parent (already merged).
@@ -69,6 +71,7 @@ void mergeFrom(Partial& c, const Partial& p) {
   mergeHeaders(c.headers, p.headers);
   mergeAccess(c.access, p.access);
   mergeLimit(c.limit, p.limit);
+  mergeProxy(c.proxy, p.proxy);
 }
 
 // One location as parsed, before merging.
@@ -601,6 +604,7 @@ class Builder {
       *step.ifSettings = finalize(p);
       // The enclosing location's content handler stays (nginx keeps r->content_handler).
       step.ifSettings->wsgi = settings.wsgi;
+      step.ifSettings->proxy.pass = settings.proxy.pass;
     }
   }
 
@@ -1064,6 +1068,7 @@ class Builder {
     finishWsgi(p.wsgi, s.clientBodyTempPath, s);  // the bodies the app reads are spilled there
     s.access = finalizeAccess(p.access, confPrefix_);
     s.limit = finalizeLimit(p.limit);
+    finishProxy(p.proxy, s.proxy);
     return s;
   }
 
@@ -1194,6 +1199,7 @@ const std::vector<Builder::Command>& Builder::commands() {
     addModule(table, &Partial::wsgi, wsgiDirectives());
     addModule(table, &Partial::access, accessDirectives());
     addModule(table, &Partial::limit, &Builder::limitLoad_, limitDirectives());
+    addModule(table, &Partial::proxy, proxyDirectives());
     addModule(table, &Partial::index, indexDirectives());
     addModule(table, &Partial::log, &Builder::logLoad_, logDirectives());
     return table;

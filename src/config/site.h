@@ -317,6 +317,53 @@ struct LimitSettings {
   bool connDryRun = false;
 };
 
+// A location's proxy_pass and the proxy_* settings (ngx_http_proxy_module). `pass` is never
+// inherited (the location that writes proxy_pass is the one proxied); the rest merge per level
+// as nginx merges them (proxy_set_header's list: a level with one of its own inherits none).
+struct ProxyPass {
+  std::string url;          // as written ("http://127.0.0.1:8081/app/")
+  std::string upstream;     // the host part as written: an upstream name or host:port
+  std::string proxyHost;    // $proxy_host: host[:port] as written (":80" dropped)
+  std::string proxyPort;    // $proxy_port
+  bool hasUri = false;      // a URI part follows the host ("/" included)
+  std::string uri;          // that URI part
+  std::string locationPrefix;  // what the URI part replaces (the location's prefix)
+  bool unixSocket = false;
+  // The implicit upstream of a literal address (resolved at load), when no `upstream` block of
+  // that name exists; else `upstreamIndex` names HttpSite::upstreams.
+  std::optional<UpstreamSpec> implicit;
+  int upstreamIndex = -1;
+  SourceRef source;
+};
+
+struct ProxySettings {
+  std::optional<ProxyPass> pass;  // not inherited
+  // proxy_set_header NAME VALUE (templates); nginx's defaults are added by the engine under them.
+  std::vector<std::pair<std::string, std::string>> setHeaders;
+  int httpVersionMinor = 0;                  // proxy_http_version 1.0 | 1.1
+  double connectTimeoutSeconds = 60.0;
+  double readTimeoutSeconds = 60.0;
+  double sendTimeoutSeconds = 60.0;
+  bool passRequestHeaders = true;
+  bool passRequestBody = true;
+  std::optional<std::string> setBody;        // proxy_set_body (a template)
+  std::optional<std::string> method;         // proxy_method (a template)
+  uint64_t bufferSize = 4096;                // proxy_buffer_size: the response head's bound
+  int buffersNumber = 8;                     // proxy_buffers N SIZE: the read-ahead
+  uint64_t buffersSize = 4096;
+  bool buffering = true;                     // proxy_buffering
+  std::vector<std::string> hideHeaders;      // proxy_hide_header (besides nginx's defaults)
+  std::vector<std::string> passHeaders;      // proxy_pass_header (un-hides a default)
+  // proxy_next_upstream: the conditions (bit flags), _tries (0 = every peer) and _timeout.
+  static constexpr unsigned kNextError = 1, kNextTimeout = 2, kNextInvalidHeader = 4,
+                            kNextHttp500 = 8, kNextHttp502 = 16, kNextHttp503 = 32,
+                            kNextHttp504 = 64, kNextHttp403 = 128, kNextHttp404 = 256,
+                            kNextHttp429 = 512, kNextNonIdempotent = 1024;
+  unsigned nextUpstream = kNextError | kNextTimeout;
+  int nextUpstreamTries = 0;
+  double nextUpstreamTimeoutSeconds = 0;     // 0: no bound
+};
+
 // Everything a location (or the server, or http) may set, already merged from the enclosing
 // levels as nginx merges: a location holds its effective values.
 struct LocationSettings {
@@ -381,6 +428,7 @@ struct LocationSettings {
   std::optional<WsgiSpec> wsgi;               // not inherited: only where wsgi_app is written
   AccessSettings access;                      // allow/deny, auth_basic, realip, autoindex, stub_status
   LimitSettings limit;                        // limit_req*, limit_conn*
+  ProxySettings proxy;                        // proxy_pass and proxy_*
 };
 
 // One `location` block, with its nested locations in file order.

@@ -37,6 +37,22 @@ struct ConnectionInfo {
   uint64_t openedMicros = 0;   // CLOCK_MONOTONIC µs when the connection was made ($connection_time)
 };
 
+class Template;  // http/variables.h
+
+// What the upstream engine records for a request, read by its variables ($proxy_host,
+// $proxy_port, $upstream_addr, $upstream_status, $upstream_*_time: one entry per upstream
+// tried, joined with ", " as nginx; $upstream_http_NAME: the last response's headers).
+struct UpstreamVariables {
+  std::string proxyHost;
+  std::string proxyPort;
+  std::string addr;
+  std::string status;
+  std::string responseTime;
+  std::string connectTime;
+  std::string headerTime;
+  std::vector<Header> headers;
+};
+
 // Receives the request body as it arrives (already de-chunked); set with Exchange::readBody.
 class BodyReader {
  public:
@@ -92,6 +108,22 @@ class Exchange {
   // Gives up on the response (an app failed after its head went out): the connection is
   // closed so the client sees a truncated response, never a wrong one. The exchange dies.
   virtual void abort() = 0;
+
+  // ---- for upstream content (proxy_pass): the request's variables and its URI as nginx's ----
+  // Expands `value` with the request's variables (the pipeline's; "" without a pipeline).
+  virtual std::string expand(const Template& value) const {
+    (void)value;
+    return {};
+  }
+  // The request's upstream record (null: not kept), for $proxy_host and $upstream_*.
+  virtual UpstreamVariables* upstreamVariables() { return nullptr; }
+  // nginx's r->uri: the current URI, decoded and normalized, after rewrites.
+  virtual std::string_view currentUri() const { return request().path; }
+  // nginx's r->valid_unparsed_uri: no rewrite or internal redirect changed the client's URI.
+  virtual bool uriIsOriginal() const { return true; }
+  // What nginx appends to a request's error-log line (", client: ..., server: ..., request:
+  // ..., host: ...").
+  virtual std::string errorContext() const { return {}; }
 
   // Convenience: a whole response at once (contentLength set from the body).
   void respond(ResponseHead head, std::string body) {

@@ -25,6 +25,10 @@ struct ResponseHead {
   // response"): error_page may take it over. A response with its own body (a file, `return
   // CODE "text"`, an app's) is never replaced.
   bool special = false;
+  // An answer the server makes itself about an upstream it could not use (proxy_pass's 502,
+  // 504): error_page takes it over even in a location whose content is an upstream, as nginx
+  // finalizes such a request with a special response.
+  bool gateway = false;
 
   void add(std::string name, std::string value) {
     headers.push_back({std::move(name), std::move(value)});

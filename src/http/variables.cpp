@@ -18,6 +18,15 @@ namespace portico::http {
 
 enum class Template::Kind : uint8_t {
   kLiteral,
+  kProxyHost,
+  kProxyPort,
+  kProxyAddXForwardedFor,
+  kUpstreamAddr,
+  kUpstreamStatus,
+  kUpstreamResponseTime,
+  kUpstreamConnectTime,
+  kUpstreamHeaderTime,
+  kUpstreamHttp,
   kUri,
   kRequestUri,
   kArgs,
@@ -393,12 +402,21 @@ std::optional<Template> Template::compile(std::string_view text, std::string& er
       {"connection", Kind::kConnection},
       {"connection_requests", Kind::kConnectionRequests},
       {"connection_time", Kind::kConnectionTime},
+      {"proxy_host", Kind::kProxyHost},
+      {"proxy_port", Kind::kProxyPort},
+      {"proxy_add_x_forwarded_for", Kind::kProxyAddXForwardedFor},
+      {"upstream_addr", Kind::kUpstreamAddr},
+      {"upstream_status", Kind::kUpstreamStatus},
+      {"upstream_response_time", Kind::kUpstreamResponseTime},
+      {"upstream_connect_time", Kind::kUpstreamConnectTime},
+      {"upstream_header_time", Kind::kUpstreamHeaderTime},
   };
   static const std::pair<std::string_view, Kind> kPrefixed[] = {
       {"http_", Kind::kHttp},
       {"sent_http_", Kind::kSentHttp},
       {"cookie_", Kind::kCookie},
       {"arg_", Kind::kArg},
+      {"upstream_http_", Kind::kUpstreamHttp},
   };
   Template t;
   t.source_ = std::string(text);
@@ -500,6 +518,52 @@ std::string Template::expand(const VariableContext& c, VariableEscape escape) co
         break;
       case Kind::kUri:
         value = std::string(c.uri);
+        break;
+      case Kind::kProxyHost:
+        if (c.upstream) value = c.upstream->proxyHost;
+        break;
+      case Kind::kProxyPort:
+        if (c.upstream) value = c.upstream->proxyPort;
+        break;
+      case Kind::kProxyAddXForwardedFor: {
+        // The client's X-Forwarded-For lines, then its address (ngx_http_proxy_add_x_forwarded_for).
+        std::string address;
+        if (conn) address = conn->isUnix && conn->peerAddress.empty() ? "unix:" : conn->peerAddress;
+        std::string joined;
+        if (r) {
+          for (const Header& h : r->headers) {
+            if (!iequals(h.name, "X-Forwarded-For")) continue;
+            if (!joined.empty()) joined += ", ";
+            joined += h.value;
+          }
+        }
+        value = joined.empty() ? address : joined + ", " + address;
+        break;
+      }
+      case Kind::kUpstreamAddr:
+        if (c.upstream && !c.upstream->addr.empty()) value = c.upstream->addr;
+        break;
+      case Kind::kUpstreamStatus:
+        if (c.upstream && !c.upstream->status.empty()) value = c.upstream->status;
+        break;
+      case Kind::kUpstreamResponseTime:
+        if (c.upstream && !c.upstream->responseTime.empty()) value = c.upstream->responseTime;
+        break;
+      case Kind::kUpstreamConnectTime:
+        if (c.upstream && !c.upstream->connectTime.empty()) value = c.upstream->connectTime;
+        break;
+      case Kind::kUpstreamHeaderTime:
+        if (c.upstream && !c.upstream->headerTime.empty()) value = c.upstream->headerTime;
+        break;
+      case Kind::kUpstreamHttp:
+        if (c.upstream) {
+          for (const Header& h : c.upstream->headers) {
+            if (headerNameMatches(h.name, part.text)) {
+              value = h.value;
+              break;
+            }
+          }
+        }
         break;
       case Kind::kRequestUri:
         if (r) {

@@ -50,6 +50,8 @@ struct VariableContext {
   const ConnectionInfo* realipConnection = nullptr;
   std::string_view limitReqStatus;   // $limit_req_status: PASSED, DELAYED, ... ("" not found)
   std::string_view limitConnStatus;  // $limit_conn_status: PASSED, REJECTED, REJECTED_DRY_RUN
+  // What the upstream engine recorded ($proxy_host, $upstream_*); null: no upstream.
+  const UpstreamVariables* upstream = nullptr;
 };
 
 // How a log_format escapes variable values (literal text is never escaped).

@@ -19,6 +19,7 @@
 #include "http/gzip_filter.h"
 #include "http/mime_types.h"
 #include "http/site_map.h"
+#include "http/user_variables.h"
 
 namespace portico::pipeline {
 
@@ -50,6 +51,14 @@ class ContentModule {
   // nginx's auto_redirect, which its upstream modules set (proxy_pass, uwsgi_pass): a location
   // of this content whose name ends in '/' answers its name without the slash with a 301.
   virtual bool autoRedirect() const { return false; }
+  // Before any create(): the variables the site knows besides the built-in ones (named regex
+  // captures, `set` and `map` variables), for a module that compiles templates of its own
+  // (proxy_set_header). They outlive the handlers.
+  virtual void setVariables(const std::vector<std::string>& captureNames,
+                            const http::VariableRegistry& users) {
+    (void)captureNames;
+    (void)users;
+  }
 };
 
 // What a path beneath a root or alias directory is, for try_files and index (nginx's

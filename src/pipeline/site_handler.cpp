@@ -239,8 +239,8 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     if (head.special && !upstream() && closesConnection(head.status)) closes_ = true;
     int pageStatus = std::exchange(internalStatus_, 0);
     if (pageStatus == 0) pageStatus = head.status;
-    if (head.special && !upstream() && head.status >= 300 && head.status != 304 &&
-        !inErrorPage_) {
+    if (head.special && (!upstream() || head.gateway) && head.status >= 300 &&
+        head.status != 304 && !inErrorPage_) {
       if (const config::ErrorPage* page = errorPageFor(pageStatus)) {
         swallowing_ = true;
         pendingPage_ = page;
@@ -279,6 +279,24 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     output().onWritable(std::move(callback));
   }
   void readBody(http::BodyReader* reader) override { next_->readBody(reader); }
+  std::string expand(const http::Template& value) const override {
+    return value.expand(variables());
+  }
+  http::UpstreamVariables* upstreamVariables() override {
+    if (!upstreamVars_) upstreamVars_ = std::make_unique<http::UpstreamVariables>();
+    return upstreamVars_.get();
+  }
+  std::string_view currentUri() const override { return uri_; }
+  bool uriIsOriginal() const override { return !rewritten_; }
+  std::string errorContext() const override {
+    std::string out = ", client: ";
+    out += connection().isUnix && connection().peerAddress.empty() ? "unix:"
+                                                                   : connection().peerAddress;
+    out += ", server: " + server_->primaryName;
+    out += ", request: \"" + original_.method + " " + original_.target + " " +
+           std::string(original_.versionString()) + "\"";
+    return out;
+  }
   // Registered through the output chain, so a filter that watches the connection itself (gzip)
   // still tells the content.
   void onAbort(std::function<void()> callback) override { output().onAbort(std::move(callback)); }
@@ -417,6 +435,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     }
     c.limitReqStatus = limitState_.reqStatus();
     c.limitConnStatus = limitState_.connStatus();
+    c.upstream = upstreamVars_.get();
     return c;
   }
 
@@ -1103,6 +1122,8 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   bool logged_ = false;
   bool inErrorLogScope_ = false;  // an ErrorLogScope is active (match() moves it along)
   LimitRequestState limitState_;
+  // The upstream engine's record ($upstream_*), kept across an error_page redirect.
+  std::unique_ptr<http::UpstreamVariables> upstreamVars_;
 };
 
 SiteHandler::SiteHandler(const config::Config& config, const http::SiteMap& map,
@@ -1468,6 +1489,7 @@ bool SiteHandler::build(const ContentModules& content, std::string& error) {
   // Named captures of every regex are variables everywhere (nginx).
   captureNames_ = http::captureNamesOf(site);
   if (!http::buildUserVariables(site, captureNames_, userVariables_, maps_, error)) return false;
+  for (ContentModule* module : modules_) module->setVariables(captureNames_, userVariables_);
   if (!limitCompiler_.build(site, error)) return false;
   for (const auto& [name, format] : site.logFormats) {
     std::string message;

@@ -203,7 +203,7 @@ bool Server::open(std::vector<BoundListener> listeners,
   // registered here: stub_status, wsgi_app (whose handlers reach the app once it is imported,
   // after the privileges are dropped), and the static module's files for every other location.
   pipeline::ContentModules content;
-  content.modules = {&stubStatusContent_, &wsgiContent_};
+  content.modules = {&stubStatusContent_, &wsgiContent_, &proxyContent_};
   content.files = staticfiles::documentRoots();
   siteMap_ = http::SiteMap::build(config_.site, error, pipeline::autoRedirectOf(content));
   if (!siteMap_) return false;

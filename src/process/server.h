@@ -22,6 +22,7 @@
 #include "http/mime_types.h"
 #include "pipeline/stub_status_content.h"
 #include "process/wsgi_content.h"
+#include "upstream/proxy_content.h"
 #include "static/static_handler.h"
 
 namespace portico::process {
@@ -129,6 +130,7 @@ class Server : public http::ConnectionOwner {
   std::unique_ptr<python::WsgiRuntime> wsgi_;  // after loop_: destroyed before it
   // The content modules registered with the site (asked while it is built).
   WsgiContentModule wsgiContent_;
+  upstream::ProxyContentModule proxyContent_{&loop_};  // proxy_pass
   pipeline::StubStatusModule stubStatusContent_;
   bool checkOnly_ = false;   // checkBoot(): open() stops before serving
   bool importApps_ = true;   // checkBoot() without the import (the master preloads it)

@@ -1,0 +1,248 @@
+#include "config/proxy_module.h"
+
+#include <string_view>
+
+#include "config/conf_values.h"
+#include "config/upstream_address.h"
+
+namespace portico::config {
+namespace {
+
+bool startsWithCaseless(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+}
+
+// ngx_http_proxy_pass: the URL, its URI part and the implicit upstream of its address.
+void pass(const DirectiveCall& call, ProxyPartial& level) {
+  if (call.ctx() == kLocationIf) call.unsupported("\"proxy_pass\" inside \"if\"");
+  if (level.pass) call.directiveError("is duplicate");
+  const std::string& url = call.arg(0);
+  if (url.find('$') != std::string::npos) call.unsupported("a variable in \"proxy_pass\"");
+  size_t skip;
+  if (startsWithCaseless(url, "http://")) {
+    skip = 7;
+  } else if (startsWithCaseless(url, "https://")) {
+    call.unsupported("\"proxy_pass\" to https");
+  } else {
+    call.emerg("invalid URL prefix in " + quote(url));
+  }
+  ProxyPass p;
+  p.url = url;
+  p.source = call.directive().source;
+  std::string_view rest = std::string_view(url).substr(skip);
+  std::string_view hostPart;
+  if (startsWithCaseless(rest, "unix:")) {
+    // http://unix:/path/to.sock:/uri — the path ends at the first ':' after it.
+    size_t colon = rest.find(':', 5);
+    hostPart = rest.substr(0, colon);
+    rest = colon == std::string_view::npos ? std::string_view() : rest.substr(colon + 1);
+    p.unixSocket = true;
+  } else {
+    size_t slash = rest.find('/');
+    hostPart = rest.substr(0, slash);
+    rest = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
+  }
+  if (hostPart.empty() || hostPart == "unix:") call.emerg("no host in " + quote(url));
+  if (!rest.empty()) {
+    p.hasUri = true;
+    p.uri = std::string(rest);
+  }
+  using Match = Location::Match;
+  const Location::Match* match = call.locationMatch();
+  if (p.hasUri && match &&
+      (*match == Match::kRegex || *match == Match::kRegexCaseless || *match == Match::kNamed)) {
+    call.emerg("\"proxy_pass\" cannot have URI part in location given by regular expression, "
+               "or inside named location, or inside \"if\" statement, or inside "
+               "\"limit_except\" block");
+  }
+  if (match && *match != Match::kNamed) p.locationPrefix = call.locationPattern();
+  p.upstream = std::string(hostPart);
+  if (p.unixSocket) {
+    p.proxyHost = "localhost";
+  } else {
+    // $proxy_host: the host with its port unless it is 80 (ngx_http_proxy_set_vars).
+    std::string_view host = hostPart;
+    std::string_view port;
+    size_t colon = host.rfind(':');
+    if (colon != std::string_view::npos && host.find(']', colon) == std::string_view::npos) {
+      port = host.substr(colon + 1);
+      host = host.substr(0, colon);
+    }
+    p.proxyHost = port.empty() || port == "80" ? std::string(host) : std::string(hostPart);
+    p.proxyPort = port.empty() ? "80" : std::string(port);
+  }
+  // A literal address is an implicit upstream, resolved now as nginx resolves it at load.
+  std::vector<UpstreamAddress> addresses;
+  if (auto error = resolveUpstreamAddress(p.upstream, 80, addresses)) {
+    call.emerg(*error);
+  }
+  UpstreamSpec spec;
+  spec.name = p.upstream;
+  spec.implicit = true;
+  spec.file = p.source.file;
+  spec.line = p.source.line;
+  UpstreamServerSpec server;
+  server.name = p.upstream;
+  server.addresses = std::move(addresses);
+  server.file = p.source.file;
+  server.line = p.source.line;
+  spec.servers.push_back(std::move(server));
+  p.implicit = std::move(spec);
+  level.pass = std::move(p);
+}
+
+void setHeader(const DirectiveCall& call, ProxyPartial& level) {
+  if (!level.setHeaders) level.setHeaders.emplace();
+  level.setHeaders->emplace_back(call.arg(0), call.arg(1));
+}
+
+void httpVersion(const DirectiveCall& call, ProxyPartial& level) {
+  call.checkUnset(level.httpVersionMinor);
+  level.httpVersionMinor = static_cast<int>(call.enumValue({"1.0", "1.1"}));
+}
+
+void connectTimeout(const DirectiveCall& call, ProxyPartial& level) {
+  call.setMsec(level.connectTimeout);
+}
+void readTimeout(const DirectiveCall& call, ProxyPartial& level) { call.setMsec(level.readTimeout); }
+void sendTimeout(const DirectiveCall& call, ProxyPartial& level) { call.setMsec(level.sendTimeout); }
+void nextUpstreamTimeout(const DirectiveCall& call, ProxyPartial& level) {
+  call.setMsec(level.nextUpstreamTimeout);
+}
+void nextUpstreamTries(const DirectiveCall& call, ProxyPartial& level) {
+  call.checkUnset(level.nextUpstreamTries);
+  level.nextUpstreamTries = call.number(call.arg(0));
+}
+
+void passRequestHeaders(const DirectiveCall& call, ProxyPartial& level) {
+  call.setFlag(level.passRequestHeaders);
+}
+void passRequestBody(const DirectiveCall& call, ProxyPartial& level) {
+  call.setFlag(level.passRequestBody);
+}
+void buffering(const DirectiveCall& call, ProxyPartial& level) { call.setFlag(level.buffering); }
+void setBody(const DirectiveCall& call, ProxyPartial& level) { call.setString(level.setBody); }
+void method(const DirectiveCall& call, ProxyPartial& level) { call.setString(level.method); }
+void bufferSize(const DirectiveCall& call, ProxyPartial& level) { call.setSize(level.bufferSize); }
+
+void buffers(const DirectiveCall& call, ProxyPartial& level) {
+  call.checkUnset(level.buffers);
+  level.buffers = call.bufs();
+}
+
+void hideHeader(const DirectiveCall& call, ProxyPartial& level) {
+  if (!level.hideHeaders) level.hideHeaders.emplace();
+  level.hideHeaders->push_back(call.arg(0));
+}
+void passHeader(const DirectiveCall& call, ProxyPartial& level) {
+  if (!level.passHeaders) level.passHeaders.emplace();
+  level.passHeaders->push_back(call.arg(0));
+}
+
+// ngx_conf_set_bitmask_slot with ngx_http_proxy_next_upstream_masks.
+void nextUpstream(const DirectiveCall& call, ProxyPartial& level) {
+  call.checkUnset(level.nextUpstream);
+  using S = ProxySettings;
+  static const std::pair<std::string_view, unsigned> kMasks[] = {
+      {"error", S::kNextError},           {"timeout", S::kNextTimeout},
+      {"invalid_header", S::kNextInvalidHeader}, {"non_idempotent", S::kNextNonIdempotent},
+      {"http_500", S::kNextHttp500},      {"http_502", S::kNextHttp502},
+      {"http_503", S::kNextHttp503},      {"http_504", S::kNextHttp504},
+      {"http_403", S::kNextHttp403},      {"http_404", S::kNextHttp404},
+      {"http_429", S::kNextHttp429},
+  };
+  unsigned mask = 0;
+  bool off = false;
+  for (const std::string& word : call.args()) {
+    if (word == "off") {
+      off = true;
+      continue;
+    }
+    if (word == "updating") call.unsupported("\"proxy_next_upstream updating\"");
+    bool found = false;
+    for (const auto& [name, bit] : kMasks) {
+      if (word == name) {
+        mask |= bit;
+        found = true;
+      }
+    }
+    if (!found) call.emerg("invalid value " + quote(word));
+  }
+  if (off && (mask != 0 || call.args().size() > 1)) {
+    call.emerg("invalid value \"off\"");  // nginx: "off" mixed with others is refused
+  }
+  level.nextUpstream = mask;
+}
+
+}  // namespace
+
+const std::vector<ModuleDirective<ProxyPartial>>& proxyDirectives() {
+  static const std::vector<ModuleDirective<ProxyPartial>> kDirectives = {
+      {"proxy_pass", kLocation | kLocationIf, Args::k1, &pass},
+      {"proxy_set_header", kHsl, Args::k2, &setHeader},
+      {"proxy_http_version", kHsl, Args::k1, &httpVersion},
+      {"proxy_connect_timeout", kHsl, Args::k1, &connectTimeout},
+      {"proxy_read_timeout", kHsl, Args::k1, &readTimeout},
+      {"proxy_send_timeout", kHsl, Args::k1, &sendTimeout},
+      {"proxy_pass_request_headers", kHsl, Args::k1, &passRequestHeaders},
+      {"proxy_pass_request_body", kHsl, Args::k1, &passRequestBody},
+      {"proxy_set_body", kHsl, Args::k1, &setBody},
+      {"proxy_method", kHsl, Args::k1, &method},
+      {"proxy_buffer_size", kHsl, Args::k1, &bufferSize},
+      {"proxy_buffers", kHsl, Args::k2, &buffers},
+      {"proxy_buffering", kHsl, Args::k1, &buffering},
+      {"proxy_hide_header", kHsl, Args::k1, &hideHeader},
+      {"proxy_pass_header", kHsl, Args::k1, &passHeader},
+      {"proxy_next_upstream", kHsl, Args::k1More, &nextUpstream},
+      {"proxy_next_upstream_tries", kHsl, Args::k1, &nextUpstreamTries},
+      {"proxy_next_upstream_timeout", kHsl, Args::k1, &nextUpstreamTimeout},
+  };
+  return kDirectives;
+}
+
+void mergeProxy(ProxyPartial& c, const ProxyPartial& p) {
+  // proxy_pass is not merged: it is the location's own content.
+  inherit(c.setHeaders, p.setHeaders);
+  inherit(c.httpVersionMinor, p.httpVersionMinor);
+  inherit(c.connectTimeout, p.connectTimeout);
+  inherit(c.readTimeout, p.readTimeout);
+  inherit(c.sendTimeout, p.sendTimeout);
+  inherit(c.nextUpstreamTimeout, p.nextUpstreamTimeout);
+  inherit(c.passRequestHeaders, p.passRequestHeaders);
+  inherit(c.passRequestBody, p.passRequestBody);
+  inherit(c.buffering, p.buffering);
+  inherit(c.setBody, p.setBody);
+  inherit(c.method, p.method);
+  inherit(c.bufferSize, p.bufferSize);
+  inherit(c.buffers, p.buffers);
+  inherit(c.hideHeaders, p.hideHeaders);
+  inherit(c.passHeaders, p.passHeaders);
+  inherit(c.nextUpstream, p.nextUpstream);
+  inherit(c.nextUpstreamTries, p.nextUpstreamTries);
+}
+
+void finishProxy(const ProxyPartial& l, ProxySettings& s) {
+  s.pass = l.pass;
+  if (l.setHeaders) s.setHeaders = *l.setHeaders;
+  if (l.httpVersionMinor) s.httpVersionMinor = *l.httpVersionMinor;
+  if (l.connectTimeout) s.connectTimeoutSeconds = *l.connectTimeout;
+  if (l.readTimeout) s.readTimeoutSeconds = *l.readTimeout;
+  if (l.sendTimeout) s.sendTimeoutSeconds = *l.sendTimeout;
+  if (l.nextUpstreamTimeout) s.nextUpstreamTimeoutSeconds = *l.nextUpstreamTimeout;
+  if (l.passRequestHeaders) s.passRequestHeaders = *l.passRequestHeaders;
+  if (l.passRequestBody) s.passRequestBody = *l.passRequestBody;
+  if (l.buffering) s.buffering = *l.buffering;
+  s.setBody = l.setBody;
+  s.method = l.method;
+  if (l.bufferSize) s.bufferSize = *l.bufferSize;
+  if (l.buffers) {
+    s.buffersNumber = l.buffers->first;
+    s.buffersSize = static_cast<uint64_t>(l.buffers->second);
+  }
+  if (l.hideHeaders) s.hideHeaders = *l.hideHeaders;
+  if (l.passHeaders) s.passHeaders = *l.passHeaders;
+  if (l.nextUpstream) s.nextUpstream = *l.nextUpstream;
+  if (l.nextUpstreamTries) s.nextUpstreamTries = static_cast<int>(*l.nextUpstreamTries);
+}
+
+}  // namespace portico::config

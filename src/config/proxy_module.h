@@ -1,0 +1,41 @@
+#pragma once
+
+// nginx's ngx_http_proxy_module as portico implements it: proxy_pass and the proxy_* settings
+// the upstream engine (src/upstream/) applies, what each level wrote, the merge parent → child
+// (proxy_pass is never inherited; proxy_set_header, proxy_hide_header and proxy_pass_header are
+// inherited whole by a level that sets none), and the location's ProxySettings. The proxy_*
+// directives not in this table stay refused as "not supported by portico yet".
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "config/conf_module.h"
+#include "config/site.h"
+
+namespace portico::config {
+
+// What one level wrote; unset fields inherit from the enclosing level.
+struct ProxyPartial {
+  std::optional<ProxyPass> pass;
+  std::optional<std::vector<std::pair<std::string, std::string>>> setHeaders;
+  std::optional<int> httpVersionMinor;
+  std::optional<double> connectTimeout, readTimeout, sendTimeout, nextUpstreamTimeout;
+  std::optional<bool> passRequestHeaders, passRequestBody, buffering;
+  std::optional<std::string> setBody, method;
+  std::optional<uint64_t> bufferSize;
+  std::optional<std::pair<int, int64_t>> buffers;
+  std::optional<std::vector<std::string>> hideHeaders, passHeaders;
+  std::optional<unsigned> nextUpstream;
+  std::optional<int64_t> nextUpstreamTries;
+};
+
+const std::vector<ModuleDirective<ProxyPartial>>& proxyDirectives();
+
+void mergeProxy(ProxyPartial& child, const ProxyPartial& parent);
+
+// The location's settings; `pass` only where proxy_pass is written.
+void finishProxy(const ProxyPartial& level, ProxySettings& settings);
+
+}  // namespace portico::config

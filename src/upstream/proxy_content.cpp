@@ -1,0 +1,832 @@
+#include "upstream/proxy_content.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <optional>
+#include <string_view>
+
+#include "config/upstream_address.h"
+#include "core/log.h"
+#include "core/unique_fd.h"
+#include "http/variables.h"
+#include "transport/plain_transport.h"
+#include "upstream/response_parser.h"
+
+namespace portico::upstream {
+namespace {
+
+using config::ProxySettings;
+
+// nginx's ngx_escape_uri(NGX_ESCAPE_URI): " ", "#", "%", "?", controls and non-ASCII.
+std::string escapeUri(std::string_view uri) {
+  static const char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(uri.size());
+  for (char ch : uri) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    if (c <= 0x20 || c == '#' || c == '%' || c == '?' || c >= 0x7f) {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
+// The response headers nginx's proxy module hides by default (ngx_http_proxy_hide_headers),
+// and the upstream's hop-by-hop and framing headers, never passed on.
+constexpr std::string_view kDefaultHidden[] = {
+    "Date", "Server", "X-Pad", "X-Accel-Expires", "X-Accel-Redirect", "X-Accel-Limit-Rate",
+    "X-Accel-Buffering", "X-Accel-Charset",
+};
+constexpr std::string_view kHopByHop[] = {
+    "Connection", "Keep-Alive", "Transfer-Encoding", "Content-Length", "Upgrade", "TE",
+    "Trailer", "Proxy-Connection",
+};
+
+std::string errnoText(int error) {
+  return "(" + std::to_string(error) + ": " + std::strerror(error) + ")";
+}
+
+std::string seconds3(std::chrono::steady_clock::duration d) {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  if (ms < 0) ms = 0;
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%lld.%03lld", static_cast<long long>(ms / 1000),
+                static_cast<long long>(ms % 1000));
+  return buffer;
+}
+
+void appendEntry(std::string& list, std::string_view value) {
+  if (!list.empty()) list += ", ";
+  list += value;
+}
+
+// One proxy_set_header (or nginx default) of a location, compiled once.
+struct HeaderRule {
+  std::string name;
+  http::Template value;
+  bool contentLength = false;  // nginx's $proxy_internal_body_length
+};
+
+}  // namespace
+
+// One location's proxy_pass: its settings, compiled templates and peers. Owned by the
+// SiteHandler (made by ProxyContentModule::create); loop thread.
+class ProxyHandler : public pipeline::ContentHandler {
+ public:
+  ProxyHandler(event::EventLoop* loop, const config::LocationSettings& settings)
+      : loop_(loop), settings_(settings.proxy), pass_(*settings.proxy.pass),
+        bodyBufferSize_(settings.clientBodyBufferSize),
+        tempPath_(settings.clientBodyTempPath) {}
+
+  bool compile(const std::vector<std::string>* captures, const http::VariableRegistry* users,
+               std::string& error);
+  void handle(http::Exchange& exchange) override;
+  bool readsBody() const override { return true; }
+  bool upstream() const override { return true; }
+
+  event::EventLoop* loop_;
+  ProxySettings settings_;
+  config::ProxyPass pass_;
+  uint64_t bodyBufferSize_;
+  std::string tempPath_;
+  std::vector<HeaderRule> headers_;
+  std::vector<std::string> setNames_;  // every header name the rules set (lower-case compare)
+  std::optional<http::Template> method_;
+  std::optional<http::Template> body_;
+  std::vector<const config::UpstreamAddress*> peers_;
+  size_t nextPeer_ = 0;  // round robin over the peers, per worker
+};
+
+namespace {
+
+// One proxied request: owns its upstream connection, deletes itself (deferred) when the
+// exchange is finished, aborted or the client went away. Loop thread.
+class ProxyRequest final : public event::IoWatcher, public http::BodyReader, public event::Deferrable {
+ public:
+  ProxyRequest(ProxyHandler& handler, http::Exchange& exchange)
+      : h_(handler), ex_(&exchange), loop_(*handler.loop_),
+        parser_(handler.settings_.bufferSize, exchange.request().isHead()) {}
+  ~ProxyRequest() override { closeUpstream(); }
+
+  void start(std::unique_ptr<ProxyRequest> self);
+
+  // BodyReader
+  void onBodyData(std::string_view data) override;
+  void onBodyEnd() override;
+  // IoWatcher
+  void onIoEvent(uint32_t events) override;
+
+ private:
+  enum class State { kBody, kConnecting, kSending, kHead, kResponse, kDone };
+  enum class Failure { kError, kTimeout, kInvalidHeader };
+
+  void connectNext();
+  void onConnected();
+  void sendMore();
+  void readMore();
+  void process();
+  void deliver(std::string bytes);
+  void flushPending();
+  void responseEnded();
+  void fail(Failure kind, int status, const std::string& message);
+  void finishWith(int status);
+  void log(const std::string& message);
+  void closeUpstream();
+  void destroy();
+  void armTimer(double seconds, Failure kind, int status, const char* what);
+  bool mayRetry(unsigned condition) const;
+  void recordAttempt(const std::string& status);
+  std::string buildHead();
+  std::string requestUri() const;
+  std::string upstreamUrl() const;
+
+  ProxyHandler& h_;
+  http::Exchange* ex_;  // null once finished or aborted
+  event::EventLoop& loop_;
+  std::unique_ptr<ProxyRequest> self_;
+  State state_ = State::kBody;
+  ResponseParser parser_;
+
+  // The request body, in memory up to client_body_buffer_size, else in an unlinked file.
+  std::string bodyMemory_;
+  UniqueFd bodyFile_;
+  uint64_t bodySize_ = 0;
+  std::string head_;  // the request's head (and a proxy_set_body body), built once
+  std::string setBody_;
+  bool hasBody_ = false;
+
+  // The connection to the current peer.
+  const config::UpstreamAddress* peer_ = nullptr;
+  std::unique_ptr<transport::PlainTransport> conn_;
+  bool registered_ = false;
+  uint64_t sent_ = 0;  // bytes of head + body written
+  std::string fileChunk_;
+  uint64_t fileChunkOffset_ = UINT64_MAX;
+  event::TimerId timer_{0, 0};
+  int tries_ = 0;
+  std::chrono::steady_clock::time_point firstTry_, tryStart_;
+  bool headSent_ = false;  // the client has the response head: errors now cut it short
+
+  std::string in_;       // upstream bytes not yet parsed
+  std::string pending_;  // body bytes waiting for the client (proxy_buffering's read-ahead)
+  bool upstreamDone_ = false;
+  bool waitingWritable_ = false;
+  int lastFailStatus_ = 502;
+};
+
+void ProxyRequest::start(std::unique_ptr<ProxyRequest> self) {
+  self_ = std::move(self);
+  http::UpstreamVariables* vars = ex_->upstreamVariables();
+  if (vars) {
+    vars->proxyHost = h_.pass_.proxyHost;
+    vars->proxyPort = h_.pass_.proxyPort;
+  }
+  ex_->onAbort([this] {
+    ex_ = nullptr;
+    destroy();
+  });
+  firstTry_ = std::chrono::steady_clock::now();
+  const http::Request& r = ex_->request();
+  if (h_.body_) {
+    setBody_ = ex_->expand(*h_.body_);
+    hasBody_ = true;
+  } else if (h_.settings_.passRequestBody && r.hasBody()) {
+    hasBody_ = true;
+    ex_->readBody(this);  // onBodyEnd connects
+    return;
+  } else if (h_.settings_.passRequestBody && r.contentLength) {
+    hasBody_ = true;  // Content-Length: 0 is passed on as such
+  }
+  onBodyEnd();
+}
+
+void ProxyRequest::onBodyData(std::string_view data) {
+  if (!ex_) return;
+  bodySize_ += data.size();
+  if (!bodyFile_ && bodyMemory_.size() + data.size() <= h_.bodyBufferSize_) {
+    bodyMemory_.append(data);
+    return;
+  }
+  if (!bodyFile_) {
+    std::string dir = h_.tempPath_.empty() ? "/tmp" : h_.tempPath_;
+    int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      log("open() \"" + dir + "\" failed " + errnoText(errno));
+      finishWith(500);
+      return;
+    }
+    bodyFile_.reset(fd);
+    std::string memory = std::move(bodyMemory_);  // what came before goes first
+    bodyMemory_.clear();
+    std::string_view first = memory;
+    while (!first.empty()) {
+      ssize_t n = ::write(bodyFile_.get(), first.data(), first.size());
+      if (n <= 0) {
+        log("write() to a temporary file failed " + errnoText(errno));
+        finishWith(500);
+        return;
+      }
+      first.remove_prefix(static_cast<size_t>(n));
+    }
+  }
+  while (!data.empty()) {
+    ssize_t n = ::write(bodyFile_.get(), data.data(), data.size());
+    if (n <= 0) {
+      log("write() to a temporary file failed " + errnoText(errno));
+      finishWith(500);
+      return;
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+}
+
+void ProxyRequest::onBodyEnd() {
+  if (!ex_) return;
+  head_ = buildHead();
+  connectNext();
+}
+
+std::string ProxyRequest::requestUri() const {
+  const http::Request& r = ex_->request();
+  const config::ProxyPass& p = h_.pass_;
+  std::string uri;
+  if (p.hasUri) {
+    // The location's prefix is replaced by the URI part (ngx_http_proxy_create_request).
+    std::string_view current = ex_->currentUri();
+    size_t prefix = std::min(p.locationPrefix.size(), current.size());
+    uri = p.uri + escapeUri(current.substr(prefix));
+  } else if (ex_->uriIsOriginal()) {
+    // The client's own URI, unchanged (r->unparsed_uri).
+    std::string_view target = r.target;
+    if (!target.starts_with('/')) {
+      size_t scheme = target.find("://");
+      size_t slash = scheme == std::string_view::npos ? 0 : target.find('/', scheme + 3);
+      target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
+    }
+    size_t hash = target.find('#');
+    return std::string(target.substr(0, hash));
+  } else {
+    uri = escapeUri(ex_->currentUri());
+  }
+  if (!r.query.empty()) uri += "?" + r.query;
+  return uri;
+}
+
+std::string ProxyRequest::buildHead() {
+  const http::Request& r = ex_->request();
+  std::string method = h_.method_ ? ex_->expand(*h_.method_) : r.method;
+  std::string out = method + " " + requestUri() + " HTTP/1." +
+                    std::to_string(h_.settings_.httpVersionMinor) + "\r\n";
+  uint64_t bodyLength = h_.body_ ? setBody_.size() : bodySize_;
+  for (const HeaderRule& rule : h_.headers_) {
+    if (rule.contentLength) {
+      if (hasBody_) out += "Content-Length: " + std::to_string(bodyLength) + "\r\n";
+      continue;
+    }
+    std::string value = rule.value.constant() ? rule.value.source() : ex_->expand(rule.value);
+    if (value.empty()) continue;  // an empty value removes the header, as nginx
+    // A value with CR or LF (from a variable) could split the request: such a line is dropped.
+    if (value.find_first_of("\r\n") != std::string::npos) continue;
+    out += rule.name + ": " + value + "\r\n";
+  }
+  if (h_.settings_.passRequestHeaders) {
+    for (const http::Header& header : r.headers) {
+      bool set = false;
+      for (const std::string& name : h_.setNames_) {
+        if (http::iequals(name, header.name)) {
+          set = true;
+          break;
+        }
+      }
+      if (!set) out += header.name + ": " + header.value + "\r\n";
+    }
+  }
+  out += "\r\n";
+  return out;
+}
+
+std::string ProxyRequest::upstreamUrl() const {
+  std::string text = peer_ ? peer_->text : h_.pass_.upstream;
+  return "http://" + text + requestUri();
+}
+
+void ProxyRequest::log(const std::string& message) {
+  std::string line = message;
+  if (ex_) {
+    line += ex_->errorContext();
+    if (state_ != State::kBody && peer_) line += ", upstream: \"" + upstreamUrl() + "\"";
+    if (const std::string* host = ex_->request().header("Host")) {
+      line += ", host: \"" + *host + "\"";
+    }
+  }
+  logError(line);
+}
+
+void ProxyRequest::recordAttempt(const std::string& status) {
+  if (!ex_ || !peer_) return;
+  http::UpstreamVariables* vars = ex_->upstreamVariables();
+  if (!vars) return;
+  appendEntry(vars->addr, peer_->text);
+  appendEntry(vars->status, status);
+  appendEntry(vars->responseTime, seconds3(std::chrono::steady_clock::now() - tryStart_));
+}
+
+void ProxyRequest::connectNext() {
+  if (!ex_) return;
+  closeUpstream();
+  if (h_.peers_.empty()) {
+    log("no live upstreams while connecting to upstream");
+    finishWith(502);
+    return;
+  }
+  peer_ = h_.peers_[h_.nextPeer_++ % h_.peers_.size()];
+  ++tries_;
+  tryStart_ = std::chrono::steady_clock::now();
+  state_ = State::kConnecting;
+  sent_ = 0;
+  in_.clear();
+  int family = peer_->addr.ss_family;
+  int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    log("socket() failed " + errnoText(errno) + " while connecting to upstream");
+    finishWith(502);
+    return;
+  }
+  conn_ = std::make_unique<transport::PlainTransport>(UniqueFd(fd), family != AF_UNIX);
+  conn_->start();
+  int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&peer_->addr), peer_->length);
+  if (rc != 0 && errno != EINPROGRESS) {
+    int error = errno;
+    fail(Failure::kError, 502,
+         "connect() failed " + errnoText(error) + " while connecting to upstream");
+    return;
+  }
+  if (!loop_.add(fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, this)) {
+    fail(Failure::kError, 502, "epoll_ctl() failed while connecting to upstream");
+    return;
+  }
+  registered_ = true;
+  if (rc == 0) {
+    onConnected();
+    return;
+  }
+  armTimer(h_.settings_.connectTimeoutSeconds, Failure::kTimeout, 504,
+           "upstream timed out (110: Connection timed out) while connecting to upstream");
+}
+
+void ProxyRequest::armTimer(double seconds, Failure kind, int status, const char* what) {
+  loop_.cancelTimer(timer_);
+  uint64_t ms = seconds <= 0 ? 1 : static_cast<uint64_t>(seconds * 1000.0);
+  std::string message = what;
+  timer_ = loop_.addTimer(ms, [this, kind, status, message] {
+    timer_ = {0, 0};
+    fail(kind, status, message);
+  });
+}
+
+void ProxyRequest::onIoEvent(uint32_t events) {
+  if (!conn_ || !ex_) return;
+  if (state_ == State::kConnecting) {
+    if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
+    int error = 0;
+    socklen_t len = sizeof error;
+    ::getsockopt(conn_->fd(), SOL_SOCKET, SO_ERROR, &error, &len);
+    if (error != 0) {
+      fail(Failure::kError, 502,
+           "connect() failed " + errnoText(error) + " while connecting to upstream");
+      return;
+    }
+    onConnected();
+    return;
+  }
+  if (state_ == State::kSending && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) sendMore();
+  if ((state_ == State::kHead || state_ == State::kResponse) &&
+      (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+    readMore();
+  }
+}
+
+void ProxyRequest::onConnected() {
+  if (ex_) {
+    if (http::UpstreamVariables* vars = ex_->upstreamVariables()) {
+      appendEntry(vars->connectTime, seconds3(std::chrono::steady_clock::now() - tryStart_));
+    }
+  }
+  loop_.cancelTimer(timer_);
+  state_ = State::kSending;
+  sendMore();
+}
+
+void ProxyRequest::sendMore() {
+  const uint64_t headSize = head_.size();
+  const uint64_t bodyLength = h_.body_ ? setBody_.size() : bodySize_;
+  while (sent_ < headSize + bodyLength) {
+    iovec iov[2];
+    int count = 0;
+    if (sent_ < headSize) {
+      iov[count++] = {head_.data() + sent_, static_cast<size_t>(headSize - sent_)};
+    }
+    uint64_t bodyOffset = sent_ > headSize ? sent_ - headSize : 0;
+    if (h_.body_) {
+      iov[count++] = {setBody_.data() + bodyOffset, setBody_.size() - bodyOffset};
+    } else if (!bodyFile_) {
+      if (bodyOffset < bodyMemory_.size()) {
+        iov[count++] = {bodyMemory_.data() + bodyOffset, bodyMemory_.size() - bodyOffset};
+      }
+    } else if (bodyOffset < bodySize_) {
+      // The file body is read 64 KiB at a time into one buffer.
+      constexpr size_t kChunk = 64 * 1024;
+      uint64_t chunkStart = bodyOffset - bodyOffset % kChunk;
+      if (fileChunkOffset_ != chunkStart) {
+        fileChunk_.resize(static_cast<size_t>(std::min<uint64_t>(kChunk, bodySize_ - chunkStart)));
+        ssize_t n = ::pread(bodyFile_.get(), fileChunk_.data(), fileChunk_.size(),
+                            static_cast<off_t>(chunkStart));
+        if (n != static_cast<ssize_t>(fileChunk_.size())) {
+          log("pread() of the request body failed " + errnoText(errno));
+          finishWith(500);
+          return;
+        }
+        fileChunkOffset_ = chunkStart;
+      }
+      size_t within = static_cast<size_t>(bodyOffset - chunkStart);
+      iov[count++] = {fileChunk_.data() + within, fileChunk_.size() - within};
+    }
+    transport::IoResult r = conn_->writev(iov, count, false);
+    if (r.status == transport::IoStatus::kDone) {
+      sent_ += r.bytes;
+      continue;
+    }
+    if (r.status == transport::IoStatus::kInterrupted) continue;
+    if (r.status == transport::IoStatus::kError) {
+      fail(Failure::kError, 502,
+           "writev() failed " + errnoText(r.error) + " while sending request to upstream");
+      return;
+    }
+    armTimer(h_.settings_.sendTimeoutSeconds, Failure::kTimeout, 504,
+             "upstream timed out (110: Connection timed out) while sending request to upstream");
+    return;
+  }
+  state_ = State::kHead;
+  armTimer(h_.settings_.readTimeoutSeconds, Failure::kTimeout, 504,
+           "upstream timed out (110: Connection timed out) while reading response header from "
+           "upstream");
+  readMore();
+}
+
+void ProxyRequest::readMore() {
+  char buffer[16384];
+  while (conn_ && ex_ && (state_ == State::kHead || state_ == State::kResponse)) {
+    // Backpressure: with the client slow, read ahead only up to proxy_buffers (none with
+    // proxy_buffering off), then wait for it.
+    if (state_ == State::kResponse) {
+      uint64_t readAhead =
+          h_.settings_.buffering
+              ? static_cast<uint64_t>(h_.settings_.buffersNumber) * h_.settings_.buffersSize
+              : 0;
+      if (!pending_.empty() && pending_.size() >= readAhead) {
+        loop_.cancelTimer(timer_);
+        return;
+      }
+    }
+    size_t room = sizeof buffer;
+    if (state_ == State::kHead) {
+      // The head never grows past proxy_buffer_size (+1 to see it is too big).
+      uint64_t limit = h_.settings_.bufferSize + 1;
+      room = in_.size() >= limit ? 1 : std::min<size_t>(room, limit - in_.size());
+    }
+    transport::IoResult r = conn_->read(buffer, room);
+    if (r.status == transport::IoStatus::kDone) {
+      in_.append(buffer, r.bytes);
+      process();
+      continue;
+    }
+    if (r.status == transport::IoStatus::kInterrupted) continue;
+    if (r.status == transport::IoStatus::kEof) {
+      ResponseParser::Status st = ResponseParser::Status::kError;
+      if (state_ == State::kResponse) st = parser_.onClose();
+      if (st == ResponseParser::Status::kDone) {
+        responseEnded();
+      } else if (state_ == State::kHead) {
+        fail(Failure::kError, 502,
+             "upstream prematurely closed connection while reading response header from "
+             "upstream");
+      } else {
+        fail(Failure::kError, 502, "upstream prematurely closed connection while reading upstream");
+      }
+      return;
+    }
+    if (r.status == transport::IoStatus::kError) {
+      fail(Failure::kError, 502,
+           "recv() failed " + errnoText(r.error) +
+               (state_ == State::kHead ? " while reading response header from upstream"
+                                       : " while reading upstream"));
+      return;
+    }
+    armTimer(h_.settings_.readTimeoutSeconds, Failure::kTimeout, 504,
+             state_ == State::kHead
+                 ? "upstream timed out (110: Connection timed out) while reading response "
+                   "header from upstream"
+                 : "upstream timed out (110: Connection timed out) while reading upstream");
+    return;
+  }
+}
+
+void ProxyRequest::process() {
+  if (state_ == State::kHead) {
+    size_t consumed = 0;
+    ResponseParser::Status st = parser_.parseHead(in_, consumed);
+    if (st == ResponseParser::Status::kError) {
+      fail(Failure::kInvalidHeader, 502,
+           parser_.error() + " while reading response header from upstream");
+      return;
+    }
+    in_.erase(0, consumed);
+    if (st == ResponseParser::Status::kNeedMore) return;
+    const UpstreamHead& uh = parser_.head();
+    if (uh.status == 101) {
+      fail(Failure::kInvalidHeader, 502,
+           "upstream sent an unrequested 101 while reading response header from upstream");
+      return;
+    }
+    // proxy_next_upstream http_5xx/403/404/429: a response it names is not passed on while
+    // another peer may answer.
+    unsigned condition = 0;
+    switch (uh.status) {
+      case 500: condition = ProxySettings::kNextHttp500; break;
+      case 502: condition = ProxySettings::kNextHttp502; break;
+      case 503: condition = ProxySettings::kNextHttp503; break;
+      case 504: condition = ProxySettings::kNextHttp504; break;
+      case 403: condition = ProxySettings::kNextHttp403; break;
+      case 404: condition = ProxySettings::kNextHttp404; break;
+      case 429: condition = ProxySettings::kNextHttp429; break;
+      default: break;
+    }
+    if (condition && mayRetry(condition)) {
+      recordAttempt(std::to_string(uh.status));
+      parser_ = ResponseParser(h_.settings_.bufferSize, ex_->request().isHead());
+      connectNext();
+      return;
+    }
+    http::UpstreamVariables* vars = ex_->upstreamVariables();
+    if (vars) {
+      appendEntry(vars->headerTime, seconds3(std::chrono::steady_clock::now() - tryStart_));
+      vars->headers = uh.headers;
+    }
+    http::ResponseHead head;
+    head.status = uh.status;
+    head.reason = uh.reason;
+    for (const http::Header& header : uh.headers) {
+      bool drop = false;
+      for (std::string_view name : kHopByHop) drop = drop || http::iequals(header.name, name);
+      for (std::string_view name : kDefaultHidden) {
+        if (!http::iequals(header.name, name)) continue;
+        drop = true;
+        for (const std::string& pass : h_.settings_.passHeaders) {
+          if (http::iequals(pass, header.name)) drop = false;
+        }
+      }
+      for (const std::string& hide : h_.settings_.hideHeaders) {
+        drop = drop || http::iequals(hide, header.name);
+      }
+      if (!drop) head.headers.push_back(header);
+    }
+    bool hasLength = false;
+    for (const http::Header& header : uh.headers) {
+      hasLength = hasLength || http::iequals(header.name, "Content-Length");
+    }
+    if (uh.framing == BodyFraming::kLength ||
+        (uh.framing == BodyFraming::kNone && hasLength && !http::statusHasNoBody(uh.status))) {
+      head.contentLength = uh.contentLength;
+    }
+    state_ = State::kResponse;
+    headSent_ = true;
+    ex_->sendHead(std::move(head));
+    if (!ex_) return;
+  }
+  if (state_ != State::kResponse) return;
+  std::string out;
+  size_t consumed = 0;
+  ResponseParser::Status st = parser_.parseBody(in_, consumed, out);
+  in_.erase(0, consumed);
+  if (!out.empty()) deliver(std::move(out));
+  if (st == ResponseParser::Status::kError) {
+    fail(Failure::kError, 502, parser_.error() + " while reading upstream");
+    return;
+  }
+  if (st == ResponseParser::Status::kDone) responseEnded();
+}
+
+void ProxyRequest::deliver(std::string bytes) {
+  if (!ex_) return;
+  if (pending_.empty() && ex_->writable()) {
+    ex_->sendBody(BodyChunk(std::move(bytes)));
+    return;
+  }
+  pending_ += bytes;
+  if (!waitingWritable_) {
+    waitingWritable_ = true;
+    ex_->onWritable([this] {
+      waitingWritable_ = false;
+      flushPending();
+    });
+  }
+}
+
+void ProxyRequest::flushPending() {
+  if (!ex_) return;
+  if (!pending_.empty()) ex_->sendBody(BodyChunk(std::move(pending_)));
+  pending_.clear();
+  if (upstreamDone_) {
+    state_ = State::kDone;
+    http::Exchange* ex = std::exchange(ex_, nullptr);
+    ex->finish();
+    destroy();
+    return;
+  }
+  // Reading resumes (the pause left the socket's readiness unreported: edge-triggered).
+  if (state_ == State::kResponse) readMore();
+}
+
+void ProxyRequest::responseEnded() {
+  loop_.cancelTimer(timer_);
+  recordAttempt(std::to_string(parser_.head().status));
+  // The upstream connection is done with (no keep-alive pool yet: closed).
+  closeUpstream();
+  upstreamDone_ = true;
+  if (!ex_) {
+    destroy();
+    return;
+  }
+  if (!pending_.empty() || waitingWritable_) return;  // flushPending finishes
+  state_ = State::kDone;
+  http::Exchange* ex = std::exchange(ex_, nullptr);
+  ex->finish();
+  destroy();
+}
+
+bool ProxyRequest::mayRetry(unsigned condition) const {
+  const ProxySettings& s = h_.settings_;
+  if (!(s.nextUpstream & condition) || headSent_ || !ex_) return false;
+  size_t limit = s.nextUpstreamTries > 0 ? static_cast<size_t>(s.nextUpstreamTries)
+                                         : h_.peers_.size();
+  if (static_cast<size_t>(tries_) >= std::min(limit, h_.peers_.size())) return false;
+  if (s.nextUpstreamTimeoutSeconds > 0 &&
+      std::chrono::steady_clock::now() - firstTry_ >=
+          std::chrono::milliseconds(static_cast<int64_t>(s.nextUpstreamTimeoutSeconds * 1000))) {
+    return false;
+  }
+  // A request that reached the upstream is not sent again unless it is idempotent
+  // (nginx 1.9.13+), or non_idempotent says so.
+  std::string_view method = ex_->request().method;
+  bool idempotent = method != "POST" && method != "LOCK" && method != "PATCH";
+  if (sent_ > 0 && !idempotent && !(s.nextUpstream & ProxySettings::kNextNonIdempotent)) {
+    return false;
+  }
+  return true;
+}
+
+void ProxyRequest::fail(Failure kind, int status, const std::string& message) {
+  loop_.cancelTimer(timer_);
+  if (!ex_) {
+    destroy();
+    return;
+  }
+  log(message);
+  recordAttempt(std::to_string(status));
+  closeUpstream();
+  unsigned condition = kind == Failure::kTimeout        ? ProxySettings::kNextTimeout
+                       : kind == Failure::kInvalidHeader ? ProxySettings::kNextInvalidHeader
+                                                         : ProxySettings::kNextError;
+  lastFailStatus_ = status;
+  if (!headSent_ && mayRetry(condition)) {
+    parser_ = ResponseParser(h_.settings_.bufferSize, ex_->request().isHead());
+    connectNext();
+    return;
+  }
+  if (headSent_) {
+    // The head is out: the client gets a truncated response, never a wrong one.
+    http::Exchange* ex = std::exchange(ex_, nullptr);
+    ex->abort();
+    destroy();
+    return;
+  }
+  finishWith(status);
+}
+
+void ProxyRequest::finishWith(int status) {
+  loop_.cancelTimer(timer_);
+  closeUpstream();
+  if (!ex_) {
+    destroy();
+    return;
+  }
+  state_ = State::kDone;
+  http::Exchange* ex = std::exchange(ex_, nullptr);
+  http::ResponseHead head;
+  head.status = status;
+  head.special = true;
+  head.gateway = true;
+  head.add("Content-Type", "text/html");
+  std::string page = ex->errorPage(status);
+  ex->respond(std::move(head), std::move(page));
+  destroy();
+}
+
+void ProxyRequest::closeUpstream() {
+  if (!conn_) return;
+  if (registered_) loop_.remove(conn_->fd());
+  registered_ = false;
+  conn_.reset();
+}
+
+void ProxyRequest::destroy() {
+  loop_.cancelTimer(timer_);
+  closeUpstream();
+  if (self_) loop_.deferDelete(std::move(self_));
+}
+
+}  // namespace
+
+bool ProxyHandler::compile(const std::vector<std::string>* captures,
+                           const http::VariableRegistry* users, std::string& error) {
+  static const std::vector<std::string> kNone;
+  const std::vector<std::string>& names = captures ? *captures : kNone;
+  auto one = [&](const std::string& text) -> std::optional<http::Template> {
+    std::string message;
+    auto t = http::Template::compile(text, message, names, users);
+    if (!t) error = message;
+    return t;
+  };
+  // The location's proxy_set_header lines, then nginx's defaults they do not name
+  // (ngx_http_proxy_headers).
+  std::vector<std::pair<std::string, std::string>> rules = settings_.setHeaders;
+  static const std::pair<const char*, const char*> kDefaults[] = {
+      {"Host", "$proxy_host"}, {"Connection", "close"}, {"Content-Length", ""},
+      {"Transfer-Encoding", ""}, {"TE", ""}, {"Keep-Alive", ""}, {"Expect", ""},
+      {"Upgrade", ""},
+  };
+  for (const auto& [name, value] : kDefaults) {
+    bool set = false;
+    for (const auto& rule : settings_.setHeaders) set = set || http::iequals(rule.first, name);
+    if (!set) rules.emplace_back(name, value);
+  }
+  for (const auto& [name, value] : rules) {
+    setNames_.push_back(name);
+    HeaderRule rule;
+    rule.name = name;
+    if (http::iequals(name, "Content-Length")) {
+      rule.contentLength = true;  // the body's real length, whatever the client said
+    } else if (http::iequals(name, "Transfer-Encoding")) {
+      continue;  // the body is always sent with a Content-Length
+    } else {
+      auto t = one(value);
+      if (!t) return false;
+      rule.value = std::move(*t);
+    }
+    headers_.push_back(std::move(rule));
+  }
+  if (settings_.method) {
+    method_ = one(*settings_.method);
+    if (!method_) return false;
+  }
+  if (settings_.setBody) {
+    body_ = one(*settings_.setBody);
+    if (!body_) return false;
+  }
+  if (pass_.implicit) {
+    for (const config::UpstreamServerSpec& server : pass_.implicit->servers) {
+      for (const config::UpstreamAddress& address : server.addresses) peers_.push_back(&address);
+    }
+  }
+  return true;
+}
+
+void ProxyHandler::handle(http::Exchange& exchange) {
+  auto request = std::make_unique<ProxyRequest>(*this, exchange);
+  ProxyRequest* raw = request.get();
+  raw->start(std::move(request));
+}
+
+bool ProxyContentModule::claims(const config::LocationSettings& settings) const {
+  return settings.proxy.pass.has_value();
+}
+
+std::unique_ptr<pipeline::ContentHandler> ProxyContentModule::create(
+    const config::LocationSettings& settings, std::string& error) {
+  auto handler = std::make_unique<ProxyHandler>(loop_, settings);
+  if (!handler->compile(captureNames_, users_, error)) return nullptr;
+  return handler;
+}
+
+}  // namespace portico::upstream

@@ -1,0 +1,40 @@
+#pragma once
+
+// The proxy_pass content (nginx's ngx_http_proxy_module over ngx_http_upstream): a location's
+// ProxyHandler and the engine that runs one proxied request — non-blocking connect (TCP v4/v6,
+// unix), the request sent with nginx's URI and header rules, the response read with the strict
+// ResponseParser and relayed through the Exchange with backpressure, timeouts, retries over the
+// upstream's peers (proxy_next_upstream) and 502/504 answers that go through error_page.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "event/event_loop.h"
+#include "pipeline/content.h"
+
+namespace portico::upstream {
+
+// The proxy_pass content module, registered with the pipeline by the Server: claims the
+// locations with proxy_pass and makes their handlers. Owned by the Server; loop thread.
+class ProxyContentModule : public pipeline::ContentModule {
+ public:
+  explicit ProxyContentModule(event::EventLoop* loop) : loop_(loop) {}
+  bool claims(const config::LocationSettings& settings) const override;
+  std::unique_ptr<pipeline::ContentHandler> create(const config::LocationSettings& settings,
+                                                   std::string& error) override;
+  // As nginx's proxy_pass: "/app" gets a 301 to a `location /app/ { proxy_pass ...; }`.
+  bool autoRedirect() const override { return true; }
+  void setVariables(const std::vector<std::string>& captureNames,
+                    const http::VariableRegistry& users) override {
+    captureNames_ = &captureNames;
+    users_ = &users;
+  }
+
+ private:
+  event::EventLoop* loop_;
+  const std::vector<std::string>* captureNames_ = nullptr;
+  const http::VariableRegistry* users_ = nullptr;
+};
+
+}  // namespace portico::upstream
