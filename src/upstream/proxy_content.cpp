@@ -17,6 +17,7 @@
 #include "core/unique_fd.h"
 #include "http/variables.h"
 #include "transport/plain_transport.h"
+#include "upstream/keepalive_pool.h"
 #include "upstream/response_parser.h"
 
 namespace portico::upstream {
@@ -106,6 +107,8 @@ class ProxyHandler : public pipeline::ContentHandler {
   std::optional<http::Template> body_;
   std::vector<const config::UpstreamAddress*> peers_;
   size_t nextPeer_ = 0;  // round robin over the peers, per worker
+  KeepalivePool* pool_ = nullptr;  // the upstream's idle connections (null: none cached)
+  const config::UpstreamSpec* spec_ = nullptr;  // the upstream proxied to
 };
 
 namespace {
@@ -132,6 +135,7 @@ class ProxyRequest final : public event::IoWatcher, public http::BodyReader, pub
   enum class Failure { kError, kTimeout, kInvalidHeader };
 
   void connectNext();
+  void connectTo(bool fresh);
   void onConnected();
   void sendMore();
   void readMore();
@@ -177,6 +181,10 @@ class ProxyRequest final : public event::IoWatcher, public http::BodyReader, pub
   int tries_ = 0;
   std::chrono::steady_clock::time_point firstTry_, tryStart_;
   bool headSent_ = false;  // the client has the response head: errors now cut it short
+  bool reused_ = false;    // conn_ came from the keep-alive pool
+  bool received_ = false;  // a byte of the response arrived on conn_
+  bool sentClose_ = false;  // the request said "Connection: close"
+  uint64_t connRequests_ = 0;  // requests conn_ served before this one
 
   std::string in_;       // upstream bytes not yet parsed
   std::string pending_;  // body bytes waiting for the client (proxy_buffering's read-ahead)
@@ -298,6 +306,7 @@ std::string ProxyRequest::buildHead() {
     if (value.empty()) continue;  // an empty value removes the header, as nginx
     // A value with CR or LF (from a variable) could split the request: such a line is dropped.
     if (value.find_first_of("\r\n") != std::string::npos) continue;
+    if (http::iequals(rule.name, "Connection") && http::iequals(value, "close")) sentClose_ = true;
     out += rule.name + ": " + value + "\r\n";
   }
   if (h_.settings_.passRequestHeaders) {
@@ -352,10 +361,32 @@ void ProxyRequest::connectNext() {
   }
   peer_ = h_.peers_[h_.nextPeer_++ % h_.peers_.size()];
   ++tries_;
+  connectTo(false);
+}
+
+// Connects to peer_: a cached connection first unless `fresh`.
+void ProxyRequest::connectTo(bool fresh) {
+  closeUpstream();
   tryStart_ = std::chrono::steady_clock::now();
   state_ = State::kConnecting;
   sent_ = 0;
   in_.clear();
+  received_ = false;
+  reused_ = false;
+  connRequests_ = 0;
+  if (h_.pool_ && !fresh) {
+    if (auto cached = h_.pool_->take(peer_, connRequests_)) {
+      conn_ = std::move(cached);
+      reused_ = true;
+      if (!loop_.add(conn_->fd(), EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, this)) {
+        connectTo(true);
+        return;
+      }
+      registered_ = true;
+      onConnected();
+      return;
+    }
+  }
   int family = peer_->addr.ss_family;
   int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
@@ -507,6 +538,7 @@ void ProxyRequest::readMore() {
     }
     transport::IoResult r = conn_->read(buffer, room);
     if (r.status == transport::IoStatus::kDone) {
+      received_ = true;
       in_.append(buffer, r.bytes);
       process();
       continue;
@@ -661,7 +693,15 @@ void ProxyRequest::flushPending() {
 void ProxyRequest::responseEnded() {
   loop_.cancelTimer(timer_);
   recordAttempt(std::to_string(parser_.head().status));
-  // The upstream connection is done with (no keep-alive pool yet: closed).
+  // A connection is cached only after a response read to its end by its framing, with nothing
+  // after it, that both sides meant to keep.
+  const UpstreamHead& head = parser_.head();
+  if (h_.pool_ && conn_ && head.keepAlive && head.framing != BodyFraming::kClose &&
+      in_.empty() && !sentClose_) {
+    if (registered_) loop_.remove(conn_->fd());
+    registered_ = false;
+    h_.pool_->put(peer_, std::move(conn_), connRequests_ + 1);
+  }
   closeUpstream();
   upstreamDone_ = true;
   if (!ex_) {
@@ -700,6 +740,16 @@ void ProxyRequest::fail(Failure kind, int status, const std::string& message) {
   loop_.cancelTimer(timer_);
   if (!ex_) {
     destroy();
+    return;
+  }
+  std::string_view method = ex_->request().method;
+  bool idempotent = method != "POST" && method != "LOCK" && method != "PATCH";
+  if (reused_ && !received_ && kind == Failure::kError && !headSent_ &&
+      (idempotent || sent_ == 0 ||
+       (h_.settings_.nextUpstream & ProxySettings::kNextNonIdempotent))) {
+    // A cached connection the upstream had closed meanwhile: the request goes again on a
+    // fresh connection to the same peer, as nginx does, without counting a try.
+    connectTo(true);
     return;
   }
   log(message);
@@ -804,8 +854,10 @@ bool ProxyHandler::compile(const std::vector<std::string>* captures,
     body_ = one(*settings_.setBody);
     if (!body_) return false;
   }
-  if (pass_.implicit) {
-    for (const config::UpstreamServerSpec& server : pass_.implicit->servers) {
+  if (pass_.implicit) spec_ = &*pass_.implicit;
+  if (spec_) {
+    for (const config::UpstreamServerSpec& server : spec_->servers) {
+      if (server.down) continue;
       for (const config::UpstreamAddress& address : server.addresses) peers_.push_back(&address);
     }
   }
@@ -818,6 +870,9 @@ void ProxyHandler::handle(http::Exchange& exchange) {
   raw->start(std::move(request));
 }
 
+ProxyContentModule::ProxyContentModule(event::EventLoop* loop) : loop_(loop) {}
+ProxyContentModule::~ProxyContentModule() = default;
+
 bool ProxyContentModule::claims(const config::LocationSettings& settings) const {
   return settings.proxy.pass.has_value();
 }
@@ -826,6 +881,12 @@ std::unique_ptr<pipeline::ContentHandler> ProxyContentModule::create(
     const config::LocationSettings& settings, std::string& error) {
   auto handler = std::make_unique<ProxyHandler>(loop_, settings);
   if (!handler->compile(captureNames_, users_, error)) return nullptr;
+  const config::UpstreamSpec* spec = handler->spec_;
+  if (spec && spec->keepalive > 0) {
+    std::unique_ptr<KeepalivePool>& pool = pools_[spec];
+    if (!pool) pool = std::make_unique<KeepalivePool>(*loop_, *spec);
+    handler->pool_ = pool.get();
+  }
   return handler;
 }
 

@@ -6,20 +6,25 @@
 // ResponseParser and relayed through the Exchange with backpressure, timeouts, retries over the
 // upstream's peers (proxy_next_upstream) and 502/504 answers that go through error_page.
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "event/event_loop.h"
+#include "config/upstream.h"
 #include "pipeline/content.h"
 
 namespace portico::upstream {
+
+class KeepalivePool;
 
 // The proxy_pass content module, registered with the pipeline by the Server: claims the
 // locations with proxy_pass and makes their handlers. Owned by the Server; loop thread.
 class ProxyContentModule : public pipeline::ContentModule {
  public:
-  explicit ProxyContentModule(event::EventLoop* loop) : loop_(loop) {}
+  explicit ProxyContentModule(event::EventLoop* loop);
+  ~ProxyContentModule() override;
   bool claims(const config::LocationSettings& settings) const override;
   std::unique_ptr<pipeline::ContentHandler> create(const config::LocationSettings& settings,
                                                    std::string& error) override;
@@ -35,6 +40,8 @@ class ProxyContentModule : public pipeline::ContentModule {
   event::EventLoop* loop_;
   const std::vector<std::string>* captureNames_ = nullptr;
   const http::VariableRegistry* users_ = nullptr;
+  // One pool of idle connections per upstream with `keepalive`, for this worker.
+  std::map<const config::UpstreamSpec*, std::unique_ptr<KeepalivePool>> pools_;
 };
 
 }  // namespace portico::upstream

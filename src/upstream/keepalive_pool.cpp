@@ -1,0 +1,79 @@
+#include "upstream/keepalive_pool.h"
+
+#include <sys/epoll.h>
+
+namespace portico::upstream {
+
+// One cached connection, watched while idle: any event (data, close, error) ends it.
+struct KeepalivePool::Idle final : event::IoWatcher {
+  KeepalivePool* pool = nullptr;
+  const config::UpstreamAddress* peer = nullptr;
+  std::unique_ptr<transport::PlainTransport> conn;
+  uint64_t requests = 0;
+  event::TimerId timer{0, 0};
+  void onIoEvent(uint32_t) override { pool->drop(this); }
+};
+
+KeepalivePool::KeepalivePool(event::EventLoop& loop, const config::UpstreamSpec& spec)
+    : loop_(loop), capacity_(static_cast<size_t>(spec.keepalive)),
+      maxRequests_(spec.keepaliveRequests), timeoutMs_(spec.keepaliveTimeoutMs) {}
+
+KeepalivePool::~KeepalivePool() {
+  for (auto& idle : idle_) {
+    loop_.cancelTimer(idle->timer);
+    loop_.remove(idle->conn->fd());
+  }
+}
+
+std::unique_ptr<transport::PlainTransport> KeepalivePool::take(
+    const config::UpstreamAddress* peer, uint64_t& requests) {
+  for (auto it = idle_.begin(); it != idle_.end(); ++it) {
+    if ((*it)->peer != peer) continue;
+    Idle& idle = **it;
+    loop_.cancelTimer(idle.timer);
+    loop_.remove(idle.conn->fd());
+    std::unique_ptr<transport::PlainTransport> conn = std::move(idle.conn);
+    requests = idle.requests;
+    idle_.erase(it);
+    return conn;
+  }
+  return nullptr;
+}
+
+void KeepalivePool::put(const config::UpstreamAddress* peer,
+                        std::unique_ptr<transport::PlainTransport> conn, uint64_t requests) {
+  if (capacity_ == 0 || requests >= maxRequests_) return;  // closed
+  while (idle_.size() >= capacity_) drop(idle_.back().get());
+  auto idle = std::make_unique<Idle>();
+  idle->pool = this;
+  idle->peer = peer;
+  idle->conn = std::move(conn);
+  idle->requests = requests;
+  if (!loop_.add(idle->conn->fd(), EPOLLIN | EPOLLRDHUP | EPOLLET, idle.get())) return;
+  Idle* raw = idle.get();
+  idle->timer = loop_.addTimer(timeoutMs_, [this, raw] {
+    raw->timer = {0, 0};
+    drop(raw);
+  });
+  idle_.push_front(std::move(idle));
+}
+
+void KeepalivePool::drop(Idle* idle) {
+  for (auto it = idle_.begin(); it != idle_.end(); ++it) {
+    if (it->get() != idle) continue;
+    loop_.cancelTimer(idle->timer);
+    loop_.remove(idle->conn->fd());
+    // The watcher may be in the loop's current batch of events: deleted after it.
+    struct Grave : event::Deferrable {
+      std::unique_ptr<Idle> idle;
+    };
+    auto grave = std::make_unique<Grave>();
+    grave->idle = std::move(*it);
+    grave->idle->conn.reset();
+    idle_.erase(it);
+    loop_.deferDelete(std::move(grave));
+    return;
+  }
+}
+
+}  // namespace portico::upstream

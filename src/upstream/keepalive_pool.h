@@ -1,0 +1,47 @@
+#pragma once
+
+// The cached idle connections of one upstream in one worker (nginx's upstream keepalive
+// module): at most `keepalive N` of them, the least recently used closed first; each closed
+// after keepalive_timeout idle, after keepalive_requests requests, or as soon as the upstream
+// closes it or sends anything while it is idle.
+
+#include <cstdint>
+#include <list>
+#include <memory>
+
+#include "config/upstream.h"
+#include "event/event_loop.h"
+#include "transport/plain_transport.h"
+
+namespace portico::upstream {
+
+// One upstream's idle connections; owned by the ProxyContentModule (one per upstream with
+// `keepalive`), outlives every request; loop thread.
+class KeepalivePool {
+ public:
+  KeepalivePool(event::EventLoop& loop, const config::UpstreamSpec& spec);
+  ~KeepalivePool();
+  KeepalivePool(const KeepalivePool&) = delete;
+  KeepalivePool& operator=(const KeepalivePool&) = delete;
+
+  // A cached connection to `peer` (its request count in `requests`), or null.
+  std::unique_ptr<transport::PlainTransport> take(const config::UpstreamAddress* peer,
+                                                  uint64_t& requests);
+  // Caches `conn` (unregistered from the loop) after its `requests`-th request, unless it
+  // has served keepalive_requests already.
+  void put(const config::UpstreamAddress* peer, std::unique_ptr<transport::PlainTransport> conn,
+           uint64_t requests);
+  size_t idle() const { return idle_.size(); }
+
+ private:
+  struct Idle;
+  void drop(Idle* idle);
+
+  event::EventLoop& loop_;
+  size_t capacity_;
+  uint64_t maxRequests_;
+  uint64_t timeoutMs_;
+  std::list<std::unique_ptr<Idle>> idle_;  // most recently used first
+};
+
+}  // namespace portico::upstream
