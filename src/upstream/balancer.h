@@ -30,6 +30,14 @@ struct Peer {
 struct Attempt {
   std::vector<bool> tried;  // by Peer::index, sized by the balancer
   size_t tries = 0;         // peers picked so far
+  // The balancer's own walk state (nginx keeps it in the request's peer data): whether the
+  // primaries gave nothing and the walk moved on to the backups, and the hashing methods' running
+  // hash and their count of rehashes (after 20 they fall back to round robin).
+  bool inBackups = false;
+  bool hashStarted = false;
+  uint32_t hash = 0;
+  size_t rehash = 0;
+  size_t hashTries = 0;
 };
 
 // What hashing methods hash: ip_hash the client's address (IPv4: its first three octets, as
@@ -48,8 +56,9 @@ class Balancer {
 
   // The next peer for `attempt` (marked tried), or null when none is usable: all tried, down,
   // failed within fail_timeout, or at max_conns — after the primaries, the backups (nginx: not
-  // with hash/ip_hash). With every peer failed, nginx's round robin resets their failures and
-  // picks anyway; null then means 502 "no live upstreams".
+  // with hash/ip_hash). As nginx 1.22, a lone peer (one address, no backups) is used even when
+  // failed (its failures are not counted); with several peers all failed, null: 502 "no live
+  // upstreams". The spec given to create() must outlive the balancer (peers point into it).
   virtual const Peer* pick(Attempt& attempt, const PickKey& key, Clock::time_point now) = 0;
   // The request is done with `peer` (its connection counted for least_conn/max_conns is
   // released); `failed` counts toward max_fails within fail_timeout (nginx's

@@ -1,0 +1,279 @@
+// Peer selection of upstreams (src/upstream/balancer.*): nginx 1.22's smooth weighted round
+// robin, passive health (max_fails / fail_timeout), down, backup, max_conns, least_conn,
+// ip_hash, hash and consistent hash.
+
+#include "upstream/balancer.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+
+#include <map>
+#include <string>
+
+#include "config/upstream_address.h"
+#include "upstream/crc32.h"
+
+namespace portico {
+namespace {
+
+using config::UpstreamServerSpec;
+using config::UpstreamSpec;
+using upstream::Attempt;
+using upstream::Balancer;
+using upstream::Clock;
+using upstream::Peer;
+using upstream::PickKey;
+
+UpstreamServerSpec server(const std::string& address, int weight = 1) {
+  UpstreamServerSpec s;
+  s.name = address;
+  std::vector<config::UpstreamAddress> out;
+  EXPECT_FALSE(config::resolveUpstreamAddress(address, 80, out)) << address;
+  s.addresses = out;
+  s.weight = weight;
+  return s;
+}
+
+Clock::time_point at(int seconds) { return Clock::time_point{} + std::chrono::seconds(1000000 + seconds); }
+
+std::string name(const Peer* peer) { return peer == nullptr ? "-" : peer->address->text; }
+
+// One request: pick, release as succeeded, the name.
+std::string once(Balancer& b, const PickKey& key = {}, Clock::time_point now = at(0)) {
+  Attempt a;
+  const Peer* p = b.pick(a, key, now);
+  if (p != nullptr) b.release(p, false, now);
+  return name(p);
+}
+
+std::string letter(const std::string& text) {
+  static const std::map<std::string, std::string> kLetters = {
+      {"127.0.0.1:8081", "a"}, {"127.0.0.1:8082", "b"}, {"127.0.0.1:8083", "c"},
+      {"127.0.0.1:8084", "d"}, {"127.0.0.1:8085", "e"}, {"-", "-"}};
+  auto it = kLetters.find(text);
+  return it == kLetters.end() ? text : it->second;
+}
+
+std::string sequence(Balancer& b, int n, const PickKey& key = {}) {
+  std::string out;
+  for (int i = 0; i < n; ++i) out += letter(once(b, key));
+  return out;
+}
+
+TEST(Crc32, MatchesTheStandardCheckValue) {
+  EXPECT_EQ(upstream::crc32("123456789"), 0xcbf43926u);
+  EXPECT_EQ(upstream::crc32(""), 0u);
+}
+
+TEST(RoundRobin, SmoothWeightedAsNginx) {
+  UpstreamSpec spec;
+  spec.servers = {server("127.0.0.1:8081", 5), server("127.0.0.1:8082"), server("127.0.0.1:8083")};
+  auto b = Balancer::create(spec);
+  EXPECT_EQ(b->peerCount(), 3u);
+  EXPECT_EQ(sequence(*b, 14), "aabacaaaabacaa");
+}
+
+TEST(RoundRobin, EqualWeightsAlternate) {
+  UpstreamSpec spec;
+  spec.servers = {server("127.0.0.1:8081"), server("127.0.0.1:8082")};
+  auto b = Balancer::create(spec);
+  EXPECT_EQ(sequence(*b, 6), "ababab");
+}
+
+TEST(RoundRobin, OneRequestNeverTriesAPeerTwice) {
+  UpstreamSpec spec;
+  spec.servers = {server("127.0.0.1:8081"), server("127.0.0.1:8082"), server("127.0.0.1:8083")};
+  auto b = Balancer::create(spec);
+  Attempt a;
+  std::string seen;
+  for (int i = 0; i < 3; ++i) {
+    const Peer* p = b->pick(a, {}, at(0));
+    ASSERT_NE(p, nullptr);
+    seen += letter(name(p));
+    b->release(p, false, at(0));
+  }
+  EXPECT_EQ(seen, "abc");
+  EXPECT_EQ(a.tries, 3u);
+  EXPECT_EQ(b->pick(a, {}, at(0)), nullptr);
+}
+
+TEST(RoundRobin, FailedPeerIsSkippedForFailTimeoutThenRetried) {
+  UpstreamSpec spec;
+  spec.servers = {server("127.0.0.1:8081"), server("127.0.0.1:8082")};
+  spec.servers[0].failTimeoutSeconds = 10;
+  auto b = Balancer::create(spec);
+  Attempt a;
+  const Peer* p = b->pick(a, {}, at(0));
+  ASSERT_EQ(letter(name(p)), "a");
+  b->release(p, true, at(0));  // max_fails=1: a is out for 10 s
+  const Peer* q = b->pick(a, {}, at(0));
+  EXPECT_EQ(letter(name(q)), "b");
+  b->release(q, false, at(0));
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(letter(once(*b, {}, at(5))), "b");
+  EXPECT_EQ(letter(once(*b, {}, at(10))), "b");  // still within fail_timeout (<=)
+  // After fail_timeout a gets a chance again; its success clears the failure.
+  std::string later;
+  for (int i = 0; i < 4; ++i) later += letter(once(*b, {}, at(11)));
+  EXPECT_NE(later.find('a'), std::string::npos);
+  EXPECT_EQ(later.find("aa"), std::string::npos);
+}
+
+TEST(RoundRobin, FailureAfterRecoveryDisablesAgainAtOnce) {
+  UpstreamSpec spec;
+  spec.servers = {server("127.0.0.1:8081"), server("127.0.0.1:8082")};
+  auto b = Balancer::create(spec);
+  Attempt a;
+  const Peer* p = b->pick(a, {}, at(0));
+  b->release(p, true, at(0));
+  // At 20 s, a is tried again (checked moves) and fails: out for another fail_timeout.
+  std::string seen;
+  for (int i = 0; i < 4; ++i) {
+    Attempt r;
+    const Peer* q = b->pick(r, {}, at(20));
+    seen += letter(name(q));
+    b->release(q, letter(name(q)) == "a", at(20));
+  }
+  EXPECT_EQ(std::count(seen.begin(), seen.end(), 'a'), 1) << seen;
+}
+
+TEST(RoundRobin, MaxFailsCountsFailuresWithinTheWindow) {
+  UpstreamSpec spec;
+  spec.servers = {server("127.0.0.1:8081"), server("127.0.0.1:8082")};
+  spec.servers[0].maxFails = 2;
+  auto b = Balancer::create(spec);
+  // One failure of a: still used (max_fails=2).
+  Attempt a;
+  const Peer* p = b->pick(a, {}, at(0));
+  ASSERT_EQ(letter(name(p)), "a");
+  b->release(p, true, at(0));
+  std::string seen = sequence(*b, 6);
+  EXPECT_NE(seen.find('a'), std::string::npos) << seen;
+}
+
+TEST(RoundRobin, MaxFailsZeroNeverMarksFailed) {
+  UpstreamSpec spec;
+  spec.servers = {server("127.0.0.1:8081"), server("127.0.0.1:8082")};
+  spec.servers[0].maxFails = 0;
+  auto b = Balancer::create(spec);
+  for (int i = 0; i < 3; ++i) {
+    Attempt a;
+    const Peer* p = b->pick(a, {}, at(0));
+    b->release(p, true, at(0));
+  }
+  EXPECT_NE(sequence(*b, 4).find('a'), std::string::npos);
+}
+
+TEST(RoundRobin, AllFailedGivesNoLiveUpstreams) {
+  UpstreamSpec spec;
+  spec.servers = {server("127.0.0.1:8081"), server("127.0.0.1:8082")};
+  auto b = Balancer::create(spec);
+  Attempt a;
+  b->release(b->pick(a, {}, at(0)), true, at(0));
+  b->release(b->pick(a, {}, at(0)), true, at(0));
+  EXPECT_EQ(b->pick(a, {}, at(0)), nullptr);
+  EXPECT_EQ(once(*b, {}, at(1)), "-");
+  EXPECT_NE(once(*b, {}, at(11)), "-");
+}
+
+TEST(RoundRobin, ALonePeerIsUsedEvenWhenFailed) {
+  UpstreamSpec spec;
+  spec.servers = {server("127.0.0.1:8081")};
+  auto b = Balancer::create(spec);
+  Attempt a;
+  const Peer* p = b->pick(a, {}, at(0));
+  ASSERT_NE(p, nullptr);
+  b->release(p, true, at(0));
+  EXPECT_EQ(b->pick(a, {}, at(0)), nullptr);  // but never twice in one request
+  EXPECT_EQ(letter(once(*b, {}, at(1))), "a");
+}
+
+TEST(RoundRobin, DownPeersAreNeverPicked) {
+  UpstreamSpec spec;
+  spec.servers = {server("127.0.0.1:8081"), server("127.0.0.1:8082"), server("127.0.0.1:8083")};
+  spec.servers[1].down = true;
+  auto b = Balancer::create(spec);
+  EXPECT_EQ(sequence(*b, 6), "acacac");
+  UpstreamSpec lone;
+  lone.servers = {server("127.0.0.1:8081")};
+  lone.servers[0].down = true;
+  auto c = Balancer::create(lone);
+  EXPECT_EQ(once(*c), "-");
+}
+
+TEST(RoundRobin, BackupsOnlyWhenThePrimariesGiveNothing) {
+  UpstreamSpec spec;
+  spec.servers = {server("127.0.0.1:8081"), server("127.0.0.1:8082"), server("127.0.0.1:8083")};
+  spec.servers[2].backup = true;
+  auto b = Balancer::create(spec);
+  EXPECT_EQ(b->peerCount(), 3u);
+  EXPECT_EQ(sequence(*b, 6), "ababab");
+  // One request whose primaries both fail ends on the backup.
+  Attempt a;
+  std::string seen;
+  for (const Peer* p = b->pick(a, {}, at(0)); p != nullptr; p = b->pick(a, {}, at(0))) {
+    seen += letter(name(p));
+    b->release(p, !p->backup, at(0));
+  }
+  EXPECT_EQ(seen, "abc");
+  // The primaries are out for fail_timeout: the backup serves; then the primaries again.
+  EXPECT_EQ(sequence(*b, 3), "ccc");
+  EXPECT_NE(letter(once(*b, {}, at(11))), "c");
+}
+
+TEST(RoundRobin, MaxConnsLimitsConcurrentPicks) {
+  UpstreamSpec spec;
+  spec.servers = {server("127.0.0.1:8081"), server("127.0.0.1:8082")};
+  spec.servers[0].maxConns = 1;
+  spec.servers[1].maxConns = 1;
+  auto b = Balancer::create(spec);
+  Attempt r1, r2, r3;
+  const Peer* p1 = b->pick(r1, {}, at(0));
+  const Peer* p2 = b->pick(r2, {}, at(0));
+  ASSERT_NE(p1, nullptr);
+  ASSERT_NE(p2, nullptr);
+  EXPECT_NE(p1, p2);
+  EXPECT_EQ(b->pick(r3, {}, at(0)), nullptr);
+  b->release(p1, false, at(0));
+  Attempt r4;
+  EXPECT_EQ(b->pick(r4, {}, at(0)), p1);
+}
+
+TEST(RoundRobin, MaxConnsOfALonePeer) {
+  UpstreamSpec spec;
+  spec.servers = {server("127.0.0.1:8081")};
+  spec.servers[0].maxConns = 1;
+  auto b = Balancer::create(spec);
+  Attempt r1, r2;
+  const Peer* p = b->pick(r1, {}, at(0));
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(b->pick(r2, {}, at(0)), nullptr);
+  b->release(p, false, at(0));
+  Attempt r3;
+  EXPECT_NE(b->pick(r3, {}, at(0)), nullptr);
+}
+
+TEST(RoundRobin, FailureLowersEffectiveWeightWhichRecovers) {
+  UpstreamSpec spec;
+  spec.servers = {server("127.0.0.1:8081", 4), server("127.0.0.1:8082", 4)};
+  spec.servers[0].maxFails = 4;  // each failure costs weight / max_fails = 1
+  auto b = Balancer::create(spec);
+  for (int i = 0; i < 3; ++i) {
+    // Fail a three times (fails < max_fails: still usable, effective weight 4 -> 1).
+    for (;;) {
+      Attempt a;
+      const Peer* p = b->pick(a, {}, at(0));
+      bool isA = letter(name(p)) == "a";
+      b->release(p, isA, at(0));
+      if (isA) break;
+    }
+  }
+  // Right after, b is preferred; the effective weight of a climbs back by one a pick.
+  std::string seen = sequence(*b, 4);
+  EXPECT_EQ(seen, "baba");  // effective weight of a: 1, then +1 at each pick it is considered
+  std::string later = sequence(*b, 16);
+  EXPECT_EQ(std::count(later.begin(), later.end(), 'a'), 8) << later;
+}
+
+}  // namespace
+}  // namespace portico
