@@ -99,6 +99,9 @@ class Server : public http::ConnectionOwner {
   std::atomic<uint64_t>* busy_;
   int busyThreads_;
   event::EventLoop loop_;
+  // proxy_pass's content module: its balancers and keep-alive pools outlive the site and the
+  // connections, whose requests release peers as they end.
+  upstream::ProxyContentModule proxyContent_{&loop_};
   http::ConnectionSettings settings_;  // the base every listener's settings copy
   std::vector<std::unique_ptr<http::ConnectionSettings>> listenerSettings_;  // by listener
   std::unique_ptr<http::AccessLog> accessLog_;  // the flags' process-level access log
@@ -130,7 +133,6 @@ class Server : public http::ConnectionOwner {
   std::unique_ptr<python::WsgiRuntime> wsgi_;  // after loop_: destroyed before it
   // The content modules registered with the site (asked while it is built).
   WsgiContentModule wsgiContent_;
-  upstream::ProxyContentModule proxyContent_{&loop_};  // proxy_pass
   pipeline::StubStatusModule stubStatusContent_;
   bool checkOnly_ = false;   // checkBoot(): open() stops before serving
   bool importApps_ = true;   // checkBoot() without the import (the master preloads it)

@@ -1,5 +1,6 @@
 #include "upstream/proxy_content.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -17,6 +18,7 @@
 #include "core/unique_fd.h"
 #include "http/variables.h"
 #include "transport/plain_transport.h"
+#include "upstream/balancer.h"
 #include "upstream/keepalive_pool.h"
 #include "upstream/response_parser.h"
 
@@ -105,8 +107,8 @@ class ProxyHandler : public pipeline::ContentHandler {
   std::vector<std::string> setNames_;  // every header name the rules set (lower-case compare)
   std::optional<http::Template> method_;
   std::optional<http::Template> body_;
-  std::vector<const config::UpstreamAddress*> peers_;
-  size_t nextPeer_ = 0;  // round robin over the peers, per worker
+  Balancer* balancer_ = nullptr;  // the upstream's peers (owned by the module, per worker)
+  std::optional<http::Template> hashKey_;  // `hash KEY` of the upstream
   KeepalivePool* pool_ = nullptr;  // the upstream's idle connections (null: none cached)
   const config::UpstreamSpec* spec_ = nullptr;  // the upstream proxied to
 };
@@ -150,6 +152,7 @@ class ProxyRequest final : public event::IoWatcher, public http::BodyReader, pub
   void destroy();
   void armTimer(double seconds, Failure kind, int status, const char* what);
   bool mayRetry(unsigned condition) const;
+  void releasePeer(bool failed);
   void recordAttempt(const std::string& status);
   std::string buildHead();
   std::string requestUri() const;
@@ -172,6 +175,9 @@ class ProxyRequest final : public event::IoWatcher, public http::BodyReader, pub
 
   // The connection to the current peer.
   const config::UpstreamAddress* peer_ = nullptr;
+  const Peer* current_ = nullptr;  // the balancer's peer being tried (released after the try)
+  Attempt attempt_;
+  sockaddr_storage client_{};
   std::unique_ptr<transport::PlainTransport> conn_;
   bool registered_ = false;
   uint64_t sent_ = 0;  // bytes of head + body written
@@ -191,6 +197,8 @@ class ProxyRequest final : public event::IoWatcher, public http::BodyReader, pub
   bool upstreamDone_ = false;
   bool waitingWritable_ = false;
   int lastFailStatus_ = 502;
+  std::string hashKey;
+  bool clientSet_ = false;
 };
 
 void ProxyRequest::start(std::unique_ptr<ProxyRequest> self) {
@@ -354,12 +362,36 @@ void ProxyRequest::recordAttempt(const std::string& status) {
 void ProxyRequest::connectNext() {
   if (!ex_) return;
   closeUpstream();
-  if (h_.peers_.empty()) {
+  PickKey key;
+  if (h_.hashKey_) hashKey = ex_->expand(*h_.hashKey_);
+  key.hashKey = hashKey;
+  if (!clientSet_) {
+    clientSet_ = true;
+    const http::ConnectionInfo& c = ex_->connection();
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&client_);
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&client_);
+    if (::inet_pton(AF_INET, c.peerAddress.c_str(), &v4->sin_addr) == 1) {
+      v4->sin_family = AF_INET;
+    } else if (::inet_pton(AF_INET6, c.peerAddress.c_str(), &v6->sin6_addr) == 1) {
+      v6->sin6_family = AF_INET6;
+    } else {
+      client_.ss_family = AF_UNIX;
+    }
+  }
+  key.client = &client_;
+  current_ = h_.balancer_ ? h_.balancer_->pick(attempt_, key, Clock::now()) : nullptr;
+  if (!current_) {
     log("no live upstreams while connecting to upstream");
-    finishWith(502);
+    if (ex_) {
+      if (http::UpstreamVariables* vars = ex_->upstreamVariables()) {
+        appendEntry(vars->addr, h_.pass_.upstream);
+        appendEntry(vars->status, "502");
+      }
+    }
+    finishWith(tries_ > 0 ? lastFailStatus_ : 502);
     return;
   }
-  peer_ = h_.peers_[h_.nextPeer_++ % h_.peers_.size()];
+  peer_ = current_->address;
   ++tries_;
   connectTo(false);
 }
@@ -606,6 +638,7 @@ void ProxyRequest::process() {
     }
     if (condition && mayRetry(condition)) {
       recordAttempt(std::to_string(uh.status));
+      releasePeer(true);
       parser_ = ResponseParser(h_.settings_.bufferSize, ex_->request().isHead());
       connectNext();
       return;
@@ -693,6 +726,7 @@ void ProxyRequest::flushPending() {
 void ProxyRequest::responseEnded() {
   loop_.cancelTimer(timer_);
   recordAttempt(std::to_string(parser_.head().status));
+  releasePeer(false);
   // A connection is cached only after a response read to its end by its framing, with nothing
   // after it, that both sides meant to keep.
   const UpstreamHead& head = parser_.head();
@@ -718,9 +752,9 @@ void ProxyRequest::responseEnded() {
 bool ProxyRequest::mayRetry(unsigned condition) const {
   const ProxySettings& s = h_.settings_;
   if (!(s.nextUpstream & condition) || headSent_ || !ex_) return false;
-  size_t limit = s.nextUpstreamTries > 0 ? static_cast<size_t>(s.nextUpstreamTries)
-                                         : h_.peers_.size();
-  if (static_cast<size_t>(tries_) >= std::min(limit, h_.peers_.size())) return false;
+  size_t peers = h_.balancer_ ? h_.balancer_->peerCount() : 0;
+  size_t limit = s.nextUpstreamTries > 0 ? static_cast<size_t>(s.nextUpstreamTries) : peers;
+  if (static_cast<size_t>(tries_) >= std::min(limit, peers)) return false;
   if (s.nextUpstreamTimeoutSeconds > 0 &&
       std::chrono::steady_clock::now() - firstTry_ >=
           std::chrono::milliseconds(static_cast<int64_t>(s.nextUpstreamTimeoutSeconds * 1000))) {
@@ -754,6 +788,7 @@ void ProxyRequest::fail(Failure kind, int status, const std::string& message) {
   }
   log(message);
   recordAttempt(std::to_string(status));
+  releasePeer(true);
   closeUpstream();
   unsigned condition = kind == Failure::kTimeout        ? ProxySettings::kNextTimeout
                        : kind == Failure::kInvalidHeader ? ProxySettings::kNextInvalidHeader
@@ -800,7 +835,13 @@ void ProxyRequest::closeUpstream() {
   conn_.reset();
 }
 
+void ProxyRequest::releasePeer(bool failed) {
+  if (current_ && h_.balancer_) h_.balancer_->release(current_, failed, Clock::now());
+  current_ = nullptr;
+}
+
 void ProxyRequest::destroy() {
+  releasePeer(false);
   loop_.cancelTimer(timer_);
   closeUpstream();
   if (self_) loop_.deferDelete(std::move(self_));
@@ -855,11 +896,9 @@ bool ProxyHandler::compile(const std::vector<std::string>* captures,
     if (!body_) return false;
   }
   if (pass_.implicit) spec_ = &*pass_.implicit;
-  if (spec_) {
-    for (const config::UpstreamServerSpec& server : spec_->servers) {
-      if (server.down) continue;
-      for (const config::UpstreamAddress& address : server.addresses) peers_.push_back(&address);
-    }
+  if (spec_ && spec_->method == config::UpstreamSpec::Method::kHash) {
+    hashKey_ = one(spec_->hashKey);
+    if (!hashKey_) return false;
   }
   return true;
 }
@@ -882,6 +921,11 @@ std::unique_ptr<pipeline::ContentHandler> ProxyContentModule::create(
   auto handler = std::make_unique<ProxyHandler>(loop_, settings);
   if (!handler->compile(captureNames_, users_, error)) return nullptr;
   const config::UpstreamSpec* spec = handler->spec_;
+  if (spec) {
+    std::unique_ptr<Balancer>& balancer = balancers_[spec];
+    if (!balancer) balancer = Balancer::create(*spec);
+    handler->balancer_ = balancer.get();
+  }
   if (spec && spec->keepalive > 0) {
     std::unique_ptr<KeepalivePool>& pool = pools_[spec];
     if (!pool) pool = std::make_unique<KeepalivePool>(*loop_, *spec);

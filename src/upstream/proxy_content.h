@@ -17,6 +17,7 @@
 
 namespace portico::upstream {
 
+class Balancer;
 class KeepalivePool;
 
 // The proxy_pass content module, registered with the pipeline by the Server: claims the
@@ -42,6 +43,8 @@ class ProxyContentModule : public pipeline::ContentModule {
   const http::VariableRegistry* users_ = nullptr;
   // One pool of idle connections per upstream with `keepalive`, for this worker.
   std::map<const config::UpstreamSpec*, std::unique_ptr<KeepalivePool>> pools_;
+  // One balancer per upstream (its peers' passive health), for this worker.
+  std::map<const config::UpstreamSpec*, std::unique_ptr<Balancer>> balancers_;
 };
 
 }  // namespace portico::upstream
