@@ -121,6 +121,12 @@ void passRequestBody(const DirectiveCall& call, ProxyPartial& level) {
   call.setFlag(level.passRequestBody);
 }
 void buffering(const DirectiveCall& call, ProxyPartial& level) { call.setFlag(level.buffering); }
+// proxy_request_buffering on is what the engine does (the body is read whole, then sent);
+// off (streaming the body as it arrives) is not implemented.
+void requestBuffering(const DirectiveCall& call, ProxyPartial& level) {
+  call.setFlag(level.requestBuffering);
+  if (!*level.requestBuffering) call.unsupported("\"proxy_request_buffering off\"");
+}
 void setBody(const DirectiveCall& call, ProxyPartial& level) { call.setString(level.setBody); }
 void method(const DirectiveCall& call, ProxyPartial& level) { call.setString(level.method); }
 void bufferSize(const DirectiveCall& call, ProxyPartial& level) { call.setSize(level.bufferSize); }
@@ -191,6 +197,7 @@ const std::vector<ModuleDirective<ProxyPartial>>& proxyDirectives() {
       {"proxy_buffer_size", kHsl, Args::k1, &bufferSize},
       {"proxy_buffers", kHsl, Args::k2, &buffers},
       {"proxy_buffering", kHsl, Args::k1, &buffering},
+      {"proxy_request_buffering", kHsl, Args::k1, &requestBuffering},
       {"proxy_hide_header", kHsl, Args::k1, &hideHeader},
       {"proxy_pass_header", kHsl, Args::k1, &passHeader},
       {"proxy_next_upstream", kHsl, Args::k1More, &nextUpstream},

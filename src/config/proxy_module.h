@@ -22,7 +22,7 @@ struct ProxyPartial {
   std::optional<std::vector<std::pair<std::string, std::string>>> setHeaders;
   std::optional<int> httpVersionMinor;
   std::optional<double> connectTimeout, readTimeout, sendTimeout, nextUpstreamTimeout;
-  std::optional<bool> passRequestHeaders, passRequestBody, buffering;
+  std::optional<bool> passRequestHeaders, passRequestBody, buffering, requestBuffering;
   std::optional<std::string> setBody, method;
   std::optional<uint64_t> bufferSize;
   std::optional<std::pair<int, int64_t>> buffers;

@@ -50,6 +50,7 @@ struct UpstreamVariables {
   std::string responseTime;
   std::string connectTime;
   std::string headerTime;
+  std::string responseLength;  // $upstream_response_length: body bytes received per try
   std::vector<Header> headers;
 };
 

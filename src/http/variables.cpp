@@ -26,6 +26,7 @@ enum class Template::Kind : uint8_t {
   kUpstreamResponseTime,
   kUpstreamConnectTime,
   kUpstreamHeaderTime,
+  kUpstreamResponseLength,
   kUpstreamHttp,
   kUri,
   kRequestUri,
@@ -410,6 +411,7 @@ std::optional<Template> Template::compile(std::string_view text, std::string& er
       {"upstream_response_time", Kind::kUpstreamResponseTime},
       {"upstream_connect_time", Kind::kUpstreamConnectTime},
       {"upstream_header_time", Kind::kUpstreamHeaderTime},
+      {"upstream_response_length", Kind::kUpstreamResponseLength},
   };
   static const std::pair<std::string_view, Kind> kPrefixed[] = {
       {"http_", Kind::kHttp},
@@ -554,6 +556,9 @@ std::string Template::expand(const VariableContext& c, VariableEscape escape) co
         break;
       case Kind::kUpstreamHeaderTime:
         if (c.upstream && !c.upstream->headerTime.empty()) value = c.upstream->headerTime;
+        break;
+      case Kind::kUpstreamResponseLength:
+        if (c.upstream && !c.upstream->responseLength.empty()) value = c.upstream->responseLength;
         break;
       case Kind::kUpstreamHttp:
         if (c.upstream) {

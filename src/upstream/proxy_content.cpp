@@ -199,6 +199,7 @@ class ProxyRequest final : public event::IoWatcher, public http::BodyReader, pub
   int lastFailStatus_ = 502;
   std::string hashKey;
   bool clientSet_ = false;
+  uint64_t bodyReceived_ = 0;  // response body bytes of the current try
 };
 
 void ProxyRequest::start(std::unique_ptr<ProxyRequest> self) {
@@ -357,6 +358,7 @@ void ProxyRequest::recordAttempt(const std::string& status) {
   appendEntry(vars->addr, peer_->text);
   appendEntry(vars->status, status);
   appendEntry(vars->responseTime, seconds3(std::chrono::steady_clock::now() - tryStart_));
+  appendEntry(vars->responseLength, std::to_string(bodyReceived_));
 }
 
 void ProxyRequest::connectNext() {
@@ -404,6 +406,7 @@ void ProxyRequest::connectTo(bool fresh) {
   sent_ = 0;
   in_.clear();
   received_ = false;
+  bodyReceived_ = 0;
   reused_ = false;
   connRequests_ = 0;
   if (h_.pool_ && !fresh) {
@@ -684,6 +687,7 @@ void ProxyRequest::process() {
   size_t consumed = 0;
   ResponseParser::Status st = parser_.parseBody(in_, consumed, out);
   in_.erase(0, consumed);
+  bodyReceived_ += out.size();
   if (!out.empty()) deliver(std::move(out));
   if (st == ResponseParser::Status::kError) {
     fail(Failure::kError, 502, parser_.error() + " while reading upstream");

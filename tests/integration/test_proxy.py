@@ -354,9 +354,31 @@ def test_next_upstream_on_5xx_but_not_for_post(tmp_path, echo_backend):
         backend.close()
 
 
+def test_upstream_variables_in_the_access_log(tmp_path, echo_backend):
+    server = serve(tmp_path, """
+        log_format up "$status|$upstream_addr|$upstream_status|$upstream_response_length|"
+                      "$upstream_http_x_backend|$proxy_host|$upstream_connect_time";
+        server { listen 127.0.0.1:@PORT@;
+                 access_log @DIR@/up.log up;
+                 location / { proxy_pass http://127.0.0.1:%d; } }
+        """ % echo_backend)
+    try:
+        r = get(server, "/v")
+        assert r.status == 200
+    finally:
+        server.stop()
+    with open(os.path.join(str(tmp_path), "up.log")) as handle:
+        fields = handle.read().strip().split("|")
+    assert fields[:6] == ["200", "127.0.0.1:%d" % echo_backend, "200", str(len(r.body)), "echo",
+                          "127.0.0.1:%d" % echo_backend]
+    assert float(fields[6]) >= 0
+
+
 def test_unsupported_proxy_directives_are_refused(tmp_path):
     conf = tmp_path / "t.conf"
     for line in ("proxy_redirect off;", "proxy_cache_path /tmp/c keys_zone=z:1m;",
+                 "proxy_pass http://127.0.0.1:1; proxy_request_buffering off;",
+                 "if ($arg_x) { proxy_pass http://127.0.0.1:1; }",
                  "proxy_pass http://127.0.0.1:1; proxy_intercept_errors on;"):
         conf.write_text("events {} http { server { listen 127.0.0.1:%d; location / { %s } } }"
                         % (free_port(), line))
