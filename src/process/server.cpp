@@ -204,6 +204,7 @@ bool Server::open(std::vector<BoundListener> listeners,
   // after the privileges are dropped), and the static module's files for every other location.
   pipeline::ContentModules content;
   content.modules = {&stubStatusContent_, &wsgiContent_, &proxyContent_};
+  proxyContent_.setUpstreams(&config_.site.upstreams);
   content.files = staticfiles::documentRoots();
   siteMap_ = http::SiteMap::build(config_.site, error, pipeline::autoRedirectOf(content));
   if (!siteMap_) return false;

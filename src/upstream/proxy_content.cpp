@@ -899,7 +899,7 @@ bool ProxyHandler::compile(const std::vector<std::string>* captures,
     body_ = one(*settings_.setBody);
     if (!body_) return false;
   }
-  if (pass_.implicit) spec_ = &*pass_.implicit;
+  if (!spec_ && pass_.implicit) spec_ = &*pass_.implicit;
   if (spec_ && spec_->method == config::UpstreamSpec::Method::kHash) {
     hashKey_ = one(spec_->hashKey);
     if (!hashKey_) return false;
@@ -923,6 +923,11 @@ bool ProxyContentModule::claims(const config::LocationSettings& settings) const 
 std::unique_ptr<pipeline::ContentHandler> ProxyContentModule::create(
     const config::LocationSettings& settings, std::string& error) {
   auto handler = std::make_unique<ProxyHandler>(loop_, settings);
+  const config::ProxyPass& pass = *settings.proxy.pass;
+  if (pass.upstreamIndex >= 0 && upstreams_ &&
+      static_cast<size_t>(pass.upstreamIndex) < upstreams_->size()) {
+    handler->spec_ = &(*upstreams_)[static_cast<size_t>(pass.upstreamIndex)];
+  }
   if (!handler->compile(captureNames_, users_, error)) return nullptr;
   const config::UpstreamSpec* spec = handler->spec_;
   if (spec) {

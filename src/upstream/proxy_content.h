@@ -31,6 +31,9 @@ class ProxyContentModule : public pipeline::ContentModule {
                                                    std::string& error) override;
   // As nginx's proxy_pass: "/app" gets a 301 to a `location /app/ { proxy_pass ...; }`.
   bool autoRedirect() const override { return true; }
+  // The site's upstreams (HttpSite::upstreams), which a location's proxy_pass names by index;
+  // they outlive the module.
+  void setUpstreams(const std::vector<config::UpstreamSpec>* upstreams) { upstreams_ = upstreams; }
   void setVariables(const std::vector<std::string>& captureNames,
                     const http::VariableRegistry& users) override {
     captureNames_ = &captureNames;
@@ -41,6 +44,7 @@ class ProxyContentModule : public pipeline::ContentModule {
   event::EventLoop* loop_;
   const std::vector<std::string>* captureNames_ = nullptr;
   const http::VariableRegistry* users_ = nullptr;
+  const std::vector<config::UpstreamSpec>* upstreams_ = nullptr;
   // One pool of idle connections per upstream with `keepalive`, for this worker.
   std::map<const config::UpstreamSpec*, std::unique_ptr<KeepalivePool>> pools_;
   // One balancer per upstream (its peers' passive health), for this worker.

@@ -548,7 +548,11 @@ TEST(ConfBuilder, ErrorsAreNginxsMessages) {
       {S("try_files a =4x;"), "[emerg] invalid code \"=4x\"" + at4},
       {H("index a /b c;"), "[emerg] only the last index in \"index\" directive should be absolute" + at3},
       // what portico does not implement yet
-      {S("location / { proxy_pass http://127.0.0.1:8000; }"), "[emerg] \"proxy_pass\" directive is not supported by portico yet" + at4},
+      {S("location / { proxy_pass http://127.0.0.1:8000; proxy_redirect off; }"), "[emerg] \"proxy_redirect\" directive is not supported by portico yet" + at4},
+      {S("location ~ ^/a { proxy_pass http://127.0.0.1:8000/b; }"), "[emerg] \"proxy_pass\" cannot have URI part in location given by regular expression, or inside named location, or inside \"if\" statement, or inside \"limit_except\" block" + at4},
+      {S("location / { proxy_pass ftp://127.0.0.1:8000; }"), "[emerg] invalid URL prefix in \"ftp://127.0.0.1:8000\"" + at4},
+      {S("location / { proxy_pass http://127.0.0.1:8000; proxy_pass http://127.0.0.1:8001; }"), "[emerg] \"proxy_pass\" directive is duplicate" + at4},
+      {S("location / { proxy_http_version 2.0; }"), "[emerg] invalid value \"2.0\"" + at4},
       {S("location / { uwsgi_pass django; }"), "[emerg] \"uwsgi_pass\" directive is not supported by portico yet" + at4},
       {S("ssl_certificate /x.pem;"), "[emerg] no \"ssl_certificate_key\" is defined for certificate \"/x.pem\""},
       {S("ssl_certificate /x.pem; ssl_certificate_key /x.key; ssl_verify_client on;"), "[emerg] no ssl_client_certificate for ssl_verify_client"},
@@ -591,7 +595,7 @@ TEST(ConfBuilder, ErrorsAreNginxsMessages) {
 }
 
 TEST(ConfBuilder, UnsupportedListCoversCommonDirectives) {
-  for (const char* name : {"proxy_pass", "proxy_set_header", "uwsgi_pass", "uwsgi_param",
+  for (const char* name : {"proxy_redirect", "proxy_cache", "uwsgi_pass", "uwsgi_param",
                            "fastcgi_pass", "ssl", "ssl_certificate", "http2",
                            "upstream", "limit_rate", "sub_filter"}) {
     EXPECT_TRUE(isUnsupportedNginxDirective(name)) << name;
