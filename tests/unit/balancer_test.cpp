@@ -535,5 +535,54 @@ TEST(LeastConn, BackupsAndFailures) {
   EXPECT_EQ(sequence(*b, 2), "bb");
 }
 
+
+// upstream_max_conns.t: picks while every earlier request still holds its connection.
+std::string held(Balancer& b, int n, const sockaddr_storage* client = nullptr,
+                 std::string_view key = {}) {
+  std::string out;
+  for (int i = 0; i < n; ++i) {
+    PickKey pk;
+    pk.client = client;
+    pk.hashKey = key;
+    Attempt a;
+    out += letter(name(b.pick(a, pk, at(0))));
+  }
+  return out;
+}
+
+TEST(MaxConns, AsUpstreamMaxConnsT) {
+  using M = UpstreamSpec::Method;
+  auto make = [](M method, std::vector<std::pair<int, bool>> lines) {
+    UpstreamSpec spec;
+    spec.method = method;
+    int port = 8081;
+    for (auto [maxConns, backup] : lines) {
+      spec.servers.push_back(server("127.0.0.1:" + std::to_string(port++)));
+      spec.servers.back().maxConns = maxConns;
+      spec.servers.back().backup = backup;
+    }
+    return spec;
+  };
+  EXPECT_EQ(held(*Balancer::create(make(M::kRoundRobin, {{3, false}})), 4), "aaa-");  // single
+  EXPECT_EQ(held(*Balancer::create(make(M::kRoundRobin, {{2, false}, {0, true}})), 6), "aabbbb");
+  EXPECT_EQ(held(*Balancer::create(make(M::kRoundRobin, {{2, false}, {3, true}})), 6), "aabbb-");
+  EXPECT_EQ(held(*Balancer::create(make(M::kRoundRobin, {{1, false}, {1, false}})), 4), "ab--");
+  EXPECT_EQ(held(*Balancer::create(make(M::kLeastConn, {{2, false}, {0, true}})), 6), "aabbbb");
+  EXPECT_EQ(held(*Balancer::create(make(M::kLeastConn, {{2, false}, {3, true}})), 6), "aabbb-");
+  std::string lc = held(*Balancer::create(make(M::kLeastConn, {{1, false}, {0, false}})), 4);
+  EXPECT_EQ(std::count(lc.begin(), lc.end(), 'a'), 1) << lc;
+  sockaddr_storage client = v4("127.0.0.1");
+  for (M method : {M::kIpHash, M::kHash}) {
+    for (bool consistent : {false, true}) {
+      if (method == M::kIpHash && consistent) continue;
+      UpstreamSpec spec = make(method, {{1, false}, {2, false}});
+      spec.hashConsistent = consistent;
+      std::string seen = held(*Balancer::create(spec), 4, &client, "127.0.0.1");
+      EXPECT_EQ(std::count(seen.begin(), seen.end(), 'a'), 1) << seen;
+      EXPECT_EQ(std::count(seen.begin(), seen.end(), 'b'), 2) << seen;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace portico
