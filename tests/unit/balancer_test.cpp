@@ -584,5 +584,37 @@ TEST(MaxConns, AsUpstreamMaxConnsT) {
   }
 }
 
+
+// upstream.t "failures": max_fails=3 fail_timeout=10s, the first server fails every third
+// request it gets; a success does not clear earlier failures within the window, so after its
+// ninth request it is out: 6 answers from it, 24 from the other.
+TEST(RoundRobin, FailuresAsUpstreamT) {
+  UpstreamSpec spec;
+  spec.servers = {server("127.0.0.1:8081"), server("127.0.0.1:8082")};
+  for (auto& s : spec.servers) {
+    s.maxFails = 3;
+    s.failTimeoutSeconds = 10;
+  }
+  auto b = Balancer::create(spec);
+  int gotA = 0, answersA = 0, answersB = 0;
+  for (int i = 0; i < 30; ++i) {
+    Attempt a;
+    for (const Peer* p = b->pick(a, {}, at(0)); p != nullptr; p = b->pick(a, {}, at(0))) {
+      if (letter(name(p)) == "a") {
+        bool fail = ++gotA % 3 == 0;
+        b->release(p, fail, at(0));
+        if (fail) continue;  // proxy_next_upstream error
+        ++answersA;
+      } else {
+        b->release(p, false, at(0));
+        ++answersB;
+      }
+      break;
+    }
+  }
+  EXPECT_EQ(answersA, 6);
+  EXPECT_EQ(answersB, 24);
+}
+
 }  // namespace
 }  // namespace portico
