@@ -293,7 +293,17 @@ size_t upstreamFor(std::vector<UpstreamSpec>& upstreams, const std::string& addr
 
 void finishUpstreams(std::vector<UpstreamSpec>& upstreams) {
   for (UpstreamSpec& u : upstreams) {
-    if (!u.implicit || !u.servers.empty()) continue;
+    if (!u.implicit) {
+      // ngx_http_upstream_init_round_robin: backups alone are no upstream.
+      bool primary = false;
+      for (const UpstreamServerSpec& s : u.servers) primary = primary || !s.backup;
+      if (!primary) {
+        throw ConfFailure{"[emerg] no servers in upstream " + quote(u.name) + " in " +
+                          at(u.file, u.line)};
+      }
+      continue;
+    }
+    if (!u.servers.empty()) continue;
     UpstreamServerSpec server;
     std::string text;
     if (u.hostIsUnixPath) {

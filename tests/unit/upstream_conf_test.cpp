@@ -117,6 +117,8 @@ TEST(UpstreamConf, ErrorsAreNginxsMessages) {
       {H("upstream a { server 127.0.0.1:1; }\nupstream A { server 127.0.0.1:2; }"),
        "[emerg] duplicate upstream \"A\"" + at4},
       {H("upstream a {\n}"), "[emerg] no servers are inside upstream" + at4},
+      {H("upstream a { server 127.0.0.1:1 backup; }"),
+       "[emerg] no servers in upstream \"a\"" + at3},
       {H("upstream a { server 127.0.0.1:1 resolve; }"), "[emerg] invalid parameter \"resolve\"" + at3},
       {H("upstream a { server 127.0.0.1:1 slow_start=10s; }"),
        "[emerg] invalid parameter \"slow_start=10s\"" + at3},
