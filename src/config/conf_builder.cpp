@@ -27,6 +27,7 @@
 #include "config/http_core_module.h"
 #include "config/index_module.h"
 #include "config/limit_module.h"
+#include "config/upstream_module.h"
 #include "config/log_module.h"
 #include "config/proxy_module.h"
 #include "config/rewrite_module.h"
@@ -121,7 +122,7 @@ constexpr std::string_view kUnsupportedPrefixes[] = {
 };
 constexpr std::string_view kUnsupportedNames[] = {
     // http
-    "http2", "http3", "upstream", "geo", "split_clients", "resolver", "resolver_timeout",
+    "http2", "http3", "geo", "split_clients", "resolver", "resolver_timeout",
     "internal", "limit_except", "aio", "aio_write", "directio",
     "directio_alignment", "output_buffers", "postpone_output",
     "client_body_in_file_only", "client_body_in_single_buffer",
@@ -135,7 +136,7 @@ constexpr std::string_view kUnsupportedNames[] = {
     "subrequest_output_buffer_size", "ancient_browser", "ancient_browser_value",
     "modern_browser", "modern_browser_value", "valid_referers", "addition_types",
     "add_before_body", "add_after_body", "gzip_window", "gzip_hash", "gzip_no_buffer",
-    "postpone_gzipping", "zone", "hash", "ip_hash", "least_conn", "random", "keepalive",
+    "postpone_gzipping", "zone", "random",
     "stream", "mail",
     // main and events
     "worker_rlimit_nofile", "worker_rlimit_core", "worker_cpu_affinity", "worker_priority",
@@ -169,6 +170,7 @@ class Builder {
     confPrefix_ = dir.empty() ? "/" : dir;
     config_.confFile = options.confFile;
     config_.prefix = options.prefix;
+    upstreamLoad_.upstreams = &site_.upstreams;
   }
 
   void run() {
@@ -215,6 +217,18 @@ class Builder {
       table.push_back({d.name, d.contexts, d.args, false, nullptr,
                        [member, apply](Builder&, const DirectiveCall& call, Partial& level) {
                          apply(call, level.*member);
+                       }});
+    }
+  }
+  // ... and a module's whose directives fill only its load context (see conf_module.h).
+  template <class L>
+  static void addModule(std::vector<Command>& table, L Builder::*load,
+                        const std::vector<ModuleMainDirective<L>>& directives) {
+    for (const ModuleMainDirective<L>& d : directives) {
+      auto apply = d.apply;
+      table.push_back({d.name, d.contexts, d.args, false, nullptr,
+                       [load, apply](Builder& builder, const DirectiveCall& call, Partial&) {
+                         apply(call, builder.*load);
                        }});
     }
   }
@@ -516,6 +530,17 @@ class Builder {
       spec.source = d.source;
       registerListen(d, draft, spec);
     }
+  }
+
+  // `upstream NAME { ... }`: a frame whose directives are the upstream module's.
+  void upstream(const ConfDirective& d, Frame& frame) {
+    DirectiveCall blockCall = call(d, kHttp);
+    beginUpstreamBlock(blockCall, upstreamLoad_);
+    Frame inner;
+    inner.ctx = kUpstream;
+    inner.level = frame.level;  // unused by the upstream module's rows
+    walk(d.children, inner);
+    endUpstreamBlock(blockCall, upstreamLoad_);
   }
 
   void serverNamesHashBucketSize(const ConfDirective& d, Frame&) {
@@ -1128,6 +1153,9 @@ class Builder {
       site_.servers.push_back(std::move(vs));
     }
     checkSslAddresses(site_.servers);
+    // ngx_http_upstream_init_main_conf: the implicit upstreams the *_pass directives made are
+    // resolved now, when every upstream block of the file is known.
+    finishUpstreams(site_.upstreams);
     config_.site = std::move(site_);
   }
 
@@ -1160,11 +1188,12 @@ class Builder {
   std::optional<uint64_t> mapHashMaxSize_, mapHashBucketSize_;
   LimitLoad limitLoad_;  // the limit_* shared memory zones
   HttpCoreLoad httpCoreLoad_;  // the *_temp_path directories
+  UpstreamLoad upstreamLoad_;  // the upstream blocks (into site_.upstreams)
 };
 
 const std::vector<Builder::Command>& Builder::commands() {
   static const std::vector<Command> kCommands = [] {
-    constexpr unsigned kAny = kMain | kEvents | kHttp | kServer | kLocation;
+    constexpr unsigned kAny = kMain | kEvents | kHttp | kServer | kLocation | kUpstream;
     std::vector<Command> table = {
         {"user", kMain, Args::k12, false, &Builder::user},
         {"worker_processes", kMain, Args::k1, false, &Builder::workerProcesses},
@@ -1178,6 +1207,7 @@ const std::vector<Builder::Command>& Builder::commands() {
         {"use", kEvents, Args::k1, false, &Builder::use},
         {"http", kMain, Args::kNone, true, &Builder::http},
         {"server", kHttp, Args::kNone, true, &Builder::server},
+        {"upstream", kHttp, Args::k1, true, &Builder::upstream},
         {"server_names_hash_bucket_size", kHttp, Args::k1, false,
          &Builder::serverNamesHashBucketSize},
         {"types_hash_max_size", kHsl, Args::k1, false, &Builder::typesHashMaxSize},
@@ -1200,8 +1230,10 @@ const std::vector<Builder::Command>& Builder::commands() {
     addModule(table, &Partial::access, accessDirectives());
     addModule(table, &Partial::limit, &Builder::limitLoad_, limitDirectives());
     addModule(table, &Partial::proxy, proxyDirectives());
+    addModule(table, &Partial::proxy, &Builder::upstreamLoad_, proxyPassDirectives());
     addModule(table, &Partial::index, indexDirectives());
     addModule(table, &Partial::log, &Builder::logLoad_, logDirectives());
+    addModule(table, &Builder::upstreamLoad_, upstreamDirectives());
     return table;
   }();
   return kCommands;

@@ -42,6 +42,7 @@ enum Ctx : unsigned {
   kTypes = 32,
   kServerIf = 64,     // NGX_HTTP_SIF_CONF: inside `if` at the server level
   kLocationIf = 128,  // NGX_HTTP_LIF_CONF: inside `if` in a location
+  kUpstream = 256,    // NGX_HTTP_UPS_CONF: inside `upstream NAME { }`
 };
 // The rewrite module's directives (rewrite, return, set, break) go wherever `if` may hold them.
 constexpr unsigned kRewriteCtx = kServer | kServerIf | kLocation | kLocationIf;
@@ -142,6 +143,16 @@ struct ModuleLoadDirective {
   unsigned contexts;
   Args args;
   void (*apply)(const DirectiveCall& call, L& load, P& level);
+};
+
+// A row of a module whose directives fill only its load context, never a level (the directives
+// inside `upstream { }`, which describe the block the load is reading).
+template <class L>
+struct ModuleMainDirective {
+  std::string_view name;
+  unsigned contexts;
+  Args args;
+  void (*apply)(const DirectiveCall& call, L& load);
 };
 
 // PATH relative to nginx's prefix (-p), as most paths are; an absolute PATH as it is.

@@ -3,7 +3,7 @@
 #include <string_view>
 
 #include "config/conf_values.h"
-#include "config/upstream_address.h"
+#include "config/upstream_module.h"
 
 namespace portico::config {
 namespace {
@@ -13,7 +13,7 @@ bool startsWithCaseless(std::string_view s, std::string_view prefix) {
 }
 
 // ngx_http_proxy_pass: the URL, its URI part and the implicit upstream of its address.
-void pass(const DirectiveCall& call, ProxyPartial& level) {
+void pass(const DirectiveCall& call, UpstreamLoad& load, ProxyPartial& level) {
   if (call.ctx() == kLocationIf) call.unsupported("\"proxy_pass\" inside \"if\"");
   if (level.pass) call.directiveError("is duplicate");
   const std::string& url = call.arg(0);
@@ -71,23 +71,9 @@ void pass(const DirectiveCall& call, ProxyPartial& level) {
     p.proxyHost = port.empty() || port == "80" ? std::string(host) : std::string(hostPart);
     p.proxyPort = port.empty() ? "80" : std::string(port);
   }
-  // A literal address is an implicit upstream, resolved now as nginx resolves it at load.
-  std::vector<UpstreamAddress> addresses;
-  if (auto error = resolveUpstreamAddress(p.upstream, 80, addresses)) {
-    call.emerg(*error);
-  }
-  UpstreamSpec spec;
-  spec.name = p.upstream;
-  spec.implicit = true;
-  spec.file = p.source.file;
-  spec.line = p.source.line;
-  UpstreamServerSpec server;
-  server.name = p.upstream;
-  server.addresses = std::move(addresses);
-  server.file = p.source.file;
-  server.line = p.source.line;
-  spec.servers.push_back(std::move(server));
-  p.implicit = std::move(spec);
+  // An `upstream` block of that name, or the implicit upstream of the address (resolved at
+  // the end of http, as nginx's ngx_http_upstream_add and init_main_conf).
+  p.upstreamIndex = static_cast<int>(upstreamFor(*load.upstreams, p.upstream, 80, call));
   level.pass = std::move(p);
 }
 
@@ -182,9 +168,15 @@ void nextUpstream(const DirectiveCall& call, ProxyPartial& level) {
 
 }  // namespace
 
+const std::vector<ModuleLoadDirective<ProxyPartial, UpstreamLoad>>& proxyPassDirectives() {
+  static const std::vector<ModuleLoadDirective<ProxyPartial, UpstreamLoad>> kDirectives = {
+      {"proxy_pass", kLocation | kLocationIf, Args::k1, &pass},
+  };
+  return kDirectives;
+}
+
 const std::vector<ModuleDirective<ProxyPartial>>& proxyDirectives() {
   static const std::vector<ModuleDirective<ProxyPartial>> kDirectives = {
-      {"proxy_pass", kLocation | kLocationIf, Args::k1, &pass},
       {"proxy_set_header", kHsl, Args::k2, &setHeader},
       {"proxy_http_version", kHsl, Args::k1, &httpVersion},
       {"proxy_connect_timeout", kHsl, Args::k1, &connectTimeout},

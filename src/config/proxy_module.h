@@ -13,6 +13,7 @@
 
 #include "config/conf_module.h"
 #include "config/site.h"
+#include "config/upstream_module.h"
 
 namespace portico::config {
 
@@ -32,6 +33,8 @@ struct ProxyPartial {
 };
 
 const std::vector<ModuleDirective<ProxyPartial>>& proxyDirectives();
+// proxy_pass, which names an upstream (the load's upstream list).
+const std::vector<ModuleLoadDirective<ProxyPartial, UpstreamLoad>>& proxyPassDirectives();
 
 void mergeProxy(ProxyPartial& child, const ProxyPartial& parent);
 

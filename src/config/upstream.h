@@ -38,7 +38,8 @@ struct UpstreamServerSpec {
 };
 
 // One `upstream NAME {}` block, or an implicit upstream (`implicit`: made from a *_pass address,
-// named "host:port" as nginx names it; its servers use the defaults).
+// named by its host as nginx's uscf->host — "127.0.0.1", "backend", or a unix socket's path —
+// with its port apart; its one server line, filled at the end of http, uses the defaults).
 struct UpstreamSpec {
   enum class Method { kRoundRobin, kLeastConn, kIpHash, kHash };
   std::string name;
@@ -51,6 +52,12 @@ struct UpstreamSpec {
   int keepalive = 0;
   uint64_t keepaliveRequests = 1000;
   uint64_t keepaliveTimeoutMs = 60000;
+  uint64_t keepaliveTimeMs = 3600000;  // keepalive_time: a cached connection's whole life
+  // An implicit upstream's port as the *_pass wrote it (0: none written and no default, nginx's
+  // "no port in upstream"); `hostIsUnixPath`: name is a unix socket path.
+  uint16_t port = 0;
+  bool noPort = false;               // the *_pass wrote no port (an upstream block may take it)
+  bool hostIsUnixPath = false;
   std::string file;                  // where the block (or the *_pass) was written
   int line = 0;
 };

@@ -76,7 +76,12 @@ std::optional<std::string> resolveUpstreamAddress(const std::string& text, uint1
       hasPort = true;
     }
   } else {
-    size_t colon = text.rfind(':');
+    // ngx_parse_inet_url: a server line has no URI part ("invalid host"), the port follows the
+    // first colon.
+    if (text.find_first_of("/?") != std::string::npos) {
+      return "invalid host in upstream " + quoted(text);
+    }
+    size_t colon = text.find(':');
     if (colon != std::string::npos) {
       host = text.substr(0, colon);
       portText = text.substr(colon + 1);

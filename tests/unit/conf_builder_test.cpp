@@ -575,7 +575,7 @@ TEST(ConfBuilder, ErrorsAreNginxsMessages) {
       {H("map $a $b { a 1 2; }"), "[emerg] invalid number of the map parameters" + at3},
       {H("map $a b { a 1; }"), "[emerg] invalid variable name \"b\"" + at3},
       {H("map $a $b { ~( 1; }"), "[emerg] pcre2_compile() failed: missing closing parenthesis in \"(\"" + at3},
-      {H("upstream django { server 127.0.0.1:8000; }"), "[emerg] \"upstream\" directive is not supported by portico yet" + at3},
+      {H("upstream django { server 127.0.0.1:8000; zone django 64k; }"), "[emerg] \"zone\" directive is not supported by portico yet" + at3},
       {S("charset utf-8;"), "[emerg] \"charset\" directive is not supported by portico yet" + at4},
       {"daemon on;\nevents {}\n", "[emerg] \"daemon on\" (portico stays in the foreground) is not supported by portico yet in /etc/p/site.conf:1"},
       {"events { use select; }\n", "[emerg] \"use select\" is not supported by portico yet in /etc/p/site.conf:1"},
@@ -597,13 +597,14 @@ TEST(ConfBuilder, ErrorsAreNginxsMessages) {
 TEST(ConfBuilder, UnsupportedListCoversCommonDirectives) {
   for (const char* name : {"proxy_redirect", "proxy_cache", "uwsgi_pass", "uwsgi_param",
                            "fastcgi_pass", "ssl", "ssl_certificate", "http2",
-                           "upstream", "limit_rate", "sub_filter"}) {
+                           "limit_rate", "sub_filter"}) {
     EXPECT_TRUE(isUnsupportedNginxDirective(name)) << name;
   }
   EXPECT_FALSE(isUnsupportedNginxDirective("frobnicate"));
   EXPECT_FALSE(isUnsupportedNginxDirective("root"));
   for (const char* name : {"allow", "deny", "auth_basic", "auth_basic_user_file", "satisfy",
-                           "set_real_ip_from", "real_ip_header", "autoindex", "stub_status"}) {
+                           "set_real_ip_from", "real_ip_header", "autoindex", "stub_status",
+                           "upstream", "least_conn", "ip_hash", "keepalive"}) {
     EXPECT_FALSE(isUnsupportedNginxDirective(name)) << name;
   }
 }
