@@ -279,6 +279,9 @@ struct WsgiSpec {
   std::vector<std::pair<std::string, std::string>> env;  // wsgi_env KEY VALUE;
   std::string scriptName;               // SCRIPT_NAME: the location prefix less a trailing '/'
   std::string tempPath;                 // the location's client_body_temp_path ("" = default)
+  // --forwarded-allow-ips / wsgi_forwarded_allow_ips: the front ends whose X-Forwarded-Proto
+  // (and kin) and X-Forwarded-For the environ follows (http/forwarded.h); nullopt: none.
+  std::optional<std::vector<std::string>> forwardedAllowIps;
   SourceRef source;
 };
 
