@@ -26,15 +26,10 @@ ProxyProtocolResult error(std::string message) {
   return result;
 }
 
-// nginx's message for a v1 line it cannot read: the bytes up to the first CR or LF.
+// nginx's message for a v1 line it cannot read: the bytes it read (here at most a v1 line's
+// worth), with control and non-ASCII bytes escaped where nginx writes them raw.
 ProxyProtocolResult brokenHeader(std::string_view data) {
   size_t end = std::min(data.size(), kProxyProtocolV1MaxHeader);
-  for (size_t i = 0; i < end; ++i) {
-    if (data[i] == '\r' || data[i] == '\n') {
-      end = i;
-      break;
-    }
-  }
   std::string text;
   for (char c : data.substr(0, end)) {
     auto u = static_cast<unsigned char>(c);

@@ -74,7 +74,7 @@ TEST(ProxyProtocolTest, V1Broken) {
   }
   ProxyProtocolResult r = parseProxyProtocol("GET / HTTP/1.1\r\n");
   ASSERT_EQ(r.status, Status::kError);
-  EXPECT_EQ(r.error, "broken header: \"GET / HTTP/1.1\"");
+  EXPECT_EQ(r.error, "broken header: \"GET / HTTP/1.1\\x0D\\x0A\"");
 }
 
 TEST(ProxyProtocolTest, BinaryGarbageIsEscapedInTheMessage) {
