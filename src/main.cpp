@@ -221,7 +221,7 @@ int main(int argc, char** argv) {
   }
   if (mode.kind == CommandLineMode::Kind::kNginx) return nginxMain(args, argc, argv);
 
-  CliResult cli = portico::config::parseCommandLine(args);
+  CliResult cli = portico::config::parseCommandLine(args, std::getenv("FORWARDED_ALLOW_IPS"));
   switch (cli.action) {
     case CliResult::Action::kHelp:
       std::fputs(cli.message.c_str(), stdout);
@@ -240,7 +240,7 @@ int main(int argc, char** argv) {
   if (!config.signalCommand.empty()) return sendSignal(config);
   // HUP re-reads the command line as given at start (the flags' site included).
   auto reload = [args](portico::config::Config& out, std::string& error) {
-    CliResult again = portico::config::parseCommandLine(args);
+    CliResult again = portico::config::parseCommandLine(args, std::getenv("FORWARDED_ALLOW_IPS"));
     if (again.action != CliResult::Action::kRun) {
       error = again.message;
       return false;

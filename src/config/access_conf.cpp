@@ -142,8 +142,7 @@ std::optional<std::string> applyAccessDirective(std::string_view name,
     } else if (v == "X-Forwarded-For") {
       p.realIpHeader = RealIpHeader::kXForwardedFor;
     } else if (v == "proxy_protocol") {
-      return "\"real_ip_header proxy_protocol\" is not supported by portico yet (no "
-             "proxy_protocol listeners)";
+      p.realIpHeader = RealIpHeader::kProxyProtocol;
     } else {
       p.realIpHeader = RealIpHeader::kOther;
       p.realIpHeaderName = v;

@@ -27,7 +27,7 @@ struct AccessRule {
   bool deny = false;
 };
 
-enum class RealIpHeader { kXRealIp, kXForwardedFor, kOther };
+enum class RealIpHeader { kXRealIp, kXForwardedFor, kProxyProtocol, kOther };
 enum class AutoindexFormat { kHtml, kXml, kJson, kJsonp };
 
 // A location's effective access/auth/realip/autoindex/stub_status settings (merged).

@@ -55,6 +55,9 @@ enum class OptionId {
   kBodyTimeout,
   kSendTimeout,
   kNoServerHeader,
+  kForwardedAllowIps,
+  kProxyProtocol,
+  kProxyAllowFrom,
   kWorkers,
   kPreload,
   kMaxRequests,
@@ -231,7 +234,11 @@ constexpr OptionSpec kOptions[] = {
     {OptionId::kUnsupported, 'g', "--group", "", "", "", ""},
     {OptionId::kUnsupported, 'm', "--umask", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--initgroups", "", "", "", ""},
-    {OptionId::kUnsupported, 0, "--forwarded-allow-ips", "", "", "", ""},
+    {OptionId::kForwardedAllowIps, 0, "--forwarded-allow-ips", "", "STRING",
+     "Front-end's IPs from which allowed to handle set secure headers (comma separate); `*` "
+     "trusts every peer. From them X-Forwarded-Proto / X-Forwarded-Protocol / X-Forwarded-Ssl "
+     "set wsgi.url_scheme and X-Forwarded-For sets REMOTE_ADDR.",
+     "127.0.0.1, or $FORWARDED_ALLOW_IPS", Section::kServerMechanics},
     {OptionId::kUnsupported, 0, "--forwarder-headers", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--header-map", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--disable-redirect-access-to-syslog", "", "", "", ""},
@@ -250,8 +257,13 @@ constexpr OptionSpec kOptions[] = {
     {OptionId::kUnsupported, 'n', "--name", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--paste", "--paster", "", "", ""},
     {OptionId::kUnsupported, 0, "--paste-global", "", "", "", ""},
-    {OptionId::kUnsupported, 0, "--proxy-protocol", "", "", "", ""},
-    {OptionId::kUnsupported, 0, "--proxy-allow-from", "", "", "", ""},
+    {OptionId::kProxyProtocol, 0, "--proxy-protocol", "", "",
+     "Enable detect PROXY protocol (PROXY mode): a connection may begin with a PROXY protocol "
+     "v1 or v2 header, whose client address becomes REMOTE_ADDR.",
+     "False", Section::kServerMechanics},
+    {OptionId::kProxyAllowFrom, 0, "--proxy-allow-from", "", "PROXY_ALLOW_IPS",
+     "Front-end's IPs from which allowed accept proxy requests (comma separate); `*` for all.",
+     "127.0.0.1", Section::kServerMechanics},
     // gunicorn's SSL section, in its order.
     {OptionId::kKeyFile, 0, "--keyfile", "", "FILE",
      "SSL key file (PEM); without it the key is read from --certfile.", "None", Section::kSsl},
@@ -627,7 +639,10 @@ std::optional<std::string> checkAppModule(std::string_view app) {
 // unrecognized arguments and the APP_MODULE are reported after the whole line is read.
 class Parser {
  public:
-  explicit Parser(const std::vector<std::string>& args) : args_(args) {}
+  Parser(const std::vector<std::string>& args, const char* forwardedAllowIps) : args_(args) {
+    // gunicorn's default is the environment's FORWARDED_ALLOW_IPS, read when it starts.
+    if (forwardedAllowIps) result_.flags.forwardedAllowIps = forwardedAllowIps;
+  }
 
   CliResult run() {
     // gunicorn's --worker-connections default: a flood of connections cannot take a worker's
@@ -811,6 +826,9 @@ class Parser {
       case OptionId::kNoServerHeader:
         result_.flags.serverHeader = false;
         break;
+      case OptionId::kProxyProtocol:
+        result_.flags.proxyProtocol = true;
+        break;
       case OptionId::kPreload:
         result_.config.preload = true;
         break;
@@ -971,6 +989,12 @@ class Parser {
         break;
       case OptionId::kPid:
         config.pidFile = std::string(value);
+        break;
+      case OptionId::kForwardedAllowIps:
+        flags.forwardedAllowIps = std::string(value);
+        break;
+      case OptionId::kProxyAllowFrom:
+        flags.proxyAllowFrom = std::string(value);
         break;
       case OptionId::kChdir:
         if (value.empty()) {
@@ -1170,6 +1194,8 @@ class Parser {
 
 }  // namespace
 
-CliResult parseCommandLine(const std::vector<std::string>& args) { return Parser(args).run(); }
+CliResult parseCommandLine(const std::vector<std::string>& args, const char* forwardedAllowIps) {
+  return Parser(args, forwardedAllowIps).run();
+}
 
 }  // namespace portico::config

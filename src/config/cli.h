@@ -36,6 +36,11 @@ struct GunicornFlags {
   std::string accessLogFile;       // empty = no access log; "-" = stdout
   std::string accessLogFormat;     // empty = nginx combined; else gunicorn %(x)s atoms
   bool serverHeader = true;        // "Server: portico"
+  // gunicorn's trusted front ends: --forwarded-allow-ips (its default is $FORWARDED_ALLOW_IPS,
+  // else 127.0.0.1), --proxy-protocol and --proxy-allow-from, as written (comma separated).
+  std::string forwardedAllowIps = "127.0.0.1";
+  bool proxyProtocol = false;
+  std::string proxyAllowFrom = "127.0.0.1";
   std::vector<StaticMount> statics;
 
   // The WSGI app (gunicorn's APP_MODULE): "module:callable", "module" meaning
@@ -76,6 +81,9 @@ struct CliResult {
 // Parses argv (argv[0] is the program name) into a Config whose site the flags describe. Pure:
 // no files opened, no chdir, no environment read. Relative --static, --pythonpath and
 // --virtualenv paths are resolved against --chdir (if given) or the current directory.
-CliResult parseCommandLine(const std::vector<std::string>& args);
+// `forwardedAllowIps`: the environment's FORWARDED_ALLOW_IPS (null when unset), gunicorn's
+// default for --forwarded-allow-ips; main passes it, so the parser reads no environment.
+CliResult parseCommandLine(const std::vector<std::string>& args,
+                           const char* forwardedAllowIps = nullptr);
 
 }  // namespace portico::config

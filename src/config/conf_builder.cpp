@@ -907,7 +907,7 @@ class Builder {
     }
     bool optionsSet = false;
     static const std::set<std::string> kNotYet = {
-        "http2", "quic", "proxy_protocol", "spdy", "deferred", "accept_filter",
+        "http2", "quic", "spdy", "deferred", "accept_filter",
         "fastopen", "rcvbuf", "sndbuf", "ipv6only", "so_keepalive", "setfib"};
     for (size_t i = 1; i < d.args.size(); ++i) {
       const std::string& p = d.args[i];
@@ -920,6 +920,8 @@ class Builder {
         optionsSet = true;
       } else if (p == "ssl") {
         spec.ssl = true;
+      } else if (p == "proxy_protocol") {
+        spec.proxyProtocol = true;  // not a socket option: it does not bind (nginx)
       } else if (startsWith(p, "backlog=")) {
         auto n = parseNginxNumber(std::string_view(p).substr(8));
         if (!n || *n == 0 || *n > 65535) emerg(d, "invalid backlog " + quote(p));

@@ -39,6 +39,12 @@ struct ListenSpec {
   bool bind = false;
   int backlog = -1;           // -1: portico's default, 2048 (nginx's is 511; the flags: --backlog)
   bool ssl = false;           // `ssl`: connections on this address speak TLS first
+  // `proxy_protocol`: connections on this address begin with a PROXY protocol header (v1 or
+  // v2), read before anything else (nginx ORs it over the listens of an address). The flags'
+  // --proxy-protocol makes it optional, taken from the --proxy-allow-from peers ("*": all).
+  bool proxyProtocol = false;
+  bool proxyProtocolOptional = false;
+  std::vector<std::string> proxyAllowFrom;
   SourceRef source;
 };
 
@@ -273,6 +279,9 @@ struct WsgiSpec {
   std::vector<std::pair<std::string, std::string>> env;  // wsgi_env KEY VALUE;
   std::string scriptName;               // SCRIPT_NAME: the location prefix less a trailing '/'
   std::string tempPath;                 // the location's client_body_temp_path ("" = default)
+  // --forwarded-allow-ips / wsgi_forwarded_allow_ips: the front ends whose X-Forwarded-Proto
+  // (and kin) and X-Forwarded-For the environ follows (http/forwarded.h); nullopt: none.
+  std::optional<std::vector<std::string>> forwardedAllowIps;
   SourceRef source;
 };
 

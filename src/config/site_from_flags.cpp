@@ -1,5 +1,7 @@
 #include "config/site_from_flags.h"
 
+#include <sys/socket.h>
+
 namespace portico::config {
 
 namespace {
@@ -28,6 +30,26 @@ void tlsFromFlags(const GunicornFlags& flags, VirtualServer& server) {
 
 }  // namespace
 
+std::vector<std::string> splitAllowIps(std::string_view text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    if (comma == std::string_view::npos) comma = text.size();
+    std::string_view item = text.substr(start, comma - start);
+    // gunicorn: `[v.strip() for v in val.split(",") if v]`
+    if (item.empty()) {
+      start = comma + 1;
+      continue;
+    }
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    out.emplace_back(item);
+    start = comma + 1;
+  }
+  return out;
+}
+
 void siteFromFlags(const GunicornFlags& flags, Config& config) {
   // Every pending connection accepted per event (gunicorn's workers have no such knob); the
   // per-worker connection limit is --worker-connections (cli.cpp, gunicorn's 1000).
@@ -50,6 +72,11 @@ void siteFromFlags(const GunicornFlags& flags, Config& config) {
     listen.path = bind.path;
     listen.spec = bind.spec;
     listen.backlog = flags.backlog;
+    if (flags.proxyProtocol) {
+      listen.proxyProtocol = true;
+      listen.proxyProtocolOptional = true;
+      listen.proxyAllowFrom = splitAllowIps(flags.proxyAllowFrom);
+    }
     server.listens.push_back(std::move(listen));
   }
   if (!flags.certFile.empty()) tlsFromFlags(flags, server);
@@ -71,6 +98,21 @@ void siteFromFlags(const GunicornFlags& flags, Config& config) {
   // As before (and as whitenoise): a file not modified since the date is a 304, where nginx's
   // default (exact) wants the very date of the file.
   s.ifModifiedSince = LocationSettings::IfModifiedSince::kBefore;
+  if (flags.proxyProtocol) {
+    // gunicorn's proxy_environ: REMOTE_ADDR/REMOTE_PORT are the header's client. The reader
+    // takes headers only from --proxy-allow-from peers, so realip trusts every peer here; the
+    // access log and $remote_addr follow too.
+    Cidr any;
+    std::vector<Cidr> from;
+    for (const char* mask : {"0.0.0.0/0", "::/0"}) {
+      if (parseCidr(mask, any) == CidrParse::kOk) from.push_back(any);
+    }
+    Cidr unixPeers;
+    unixPeers.family = AF_UNIX;  // set_real_ip_from unix:
+    from.push_back(unixPeers);
+    s.access.realIpFrom = std::move(from);
+    s.access.realIpHeader = RealIpHeader::kProxyProtocol;
+  }
 
   for (const StaticMount& mount : flags.statics) {
     Location location;
@@ -95,6 +137,7 @@ void siteFromFlags(const GunicornFlags& flags, Config& config) {
     wsgi.chdir = config.chdir;
     wsgi.threads = flags.threads;
     wsgi.env = flags.env;
+    wsgi.forwardedAllowIps = splitAllowIps(flags.forwardedAllowIps);
     wsgi.scriptName = location.pattern;
     while (!wsgi.scriptName.empty() && wsgi.scriptName.back() == '/') wsgi.scriptName.pop_back();
     location.settings.wsgi = std::move(wsgi);

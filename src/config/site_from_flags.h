@@ -14,4 +14,8 @@ namespace portico::config {
 // existence) as the site's own settings. Replaces config.site; parseCommandLine calls it.
 void siteFromFlags(const GunicornFlags& flags, Config& config);
 
+// "127.0.0.1, 10.0.0.1" → {"127.0.0.1", "10.0.0.1"} (gunicorn's validate_string_to_list, for
+// --forwarded-allow-ips and --proxy-allow-from).
+std::vector<std::string> splitAllowIps(std::string_view text);
+
 }  // namespace portico::config

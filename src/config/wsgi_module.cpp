@@ -1,5 +1,7 @@
 #include "config/wsgi_module.h"
 
+#include <arpa/inet.h>
+
 #include <cstdint>
 
 namespace portico::config {
@@ -71,6 +73,24 @@ void env(const DirectiveCall& call, WsgiPartial& level) {
   w.env.emplace_back(call.arg(0), call.arg(1));
 }
 
+// gunicorn's --forwarded-allow-ips for a file's app: the peers (addresses, or "*") whose
+// X-Forwarded-Proto/-Protocol/-Ssl and X-Forwarded-For the environ follows (http/forwarded.h).
+void forwardedAllowIps(const DirectiveCall& call, WsgiPartial& level) {
+  WsgiSpec& w = companion(call, level);
+  if (w.forwardedAllowIps) call.directiveError("is duplicate");
+  std::vector<std::string> ips;
+  for (const std::string& ip : call.args()) {
+    unsigned char buf[16];
+    if (ip != "*" && inet_pton(AF_INET, ip.c_str(), buf) != 1 &&
+        inet_pton(AF_INET6, ip.c_str(), buf) != 1) {
+      call.emerg("invalid address " + quote(ip) + " in \"wsgi_forwarded_allow_ips\" directive, "
+                 "it must be an IP address or \"*\"");
+    }
+    ips.push_back(ip);
+  }
+  w.forwardedAllowIps = std::move(ips);
+}
+
 }  // namespace
 
 const std::vector<ModuleDirective<WsgiPartial>>& wsgiDirectives() {
@@ -81,6 +101,7 @@ const std::vector<ModuleDirective<WsgiPartial>>& wsgiDirectives() {
       {"wsgi_chdir", kLocation, Args::k1, &chdir},
       {"wsgi_threads", kLocation, Args::k1, &threads},
       {"wsgi_env", kLocation, Args::k2, &env},
+      {"wsgi_forwarded_allow_ips", kLocation, Args::k1More, &forwardedAllowIps},
   };
   return kDirectives;
 }

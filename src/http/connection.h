@@ -72,6 +72,8 @@ class Connection : public event::IoWatcher, public event::Deferrable {
   virtual std::string_view bufferedInput() const = 0;
   virtual uint64_t requestStartMs() const = 0;  // 0 until a request's first byte
   virtual uint64_t requestsServed() const = 0;
+  // The connection's addresses (the PROXY protocol header's travel with a hand-off).
+  virtual const ConnectionInfo& info() const = 0;
   // Kept alive between requests with nothing read, queued or running, over a transport whose
   // state is all in the socket: it can move as it is.
   virtual bool idleBetweenRequests() const = 0;

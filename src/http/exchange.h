@@ -25,6 +25,13 @@ struct ConnectionInfo {
   // A plain HTTP request arrived on an address that listens with `ssl`: answered 497 (400).
   bool plainOnTls = false;
   std::string scheme = "http";
+  // What the PROXY protocol header the connection began with said (`listen … proxy_protocol`,
+  // --proxy-protocol): $proxy_protocol_addr, _port, _server_addr, _server_port. Empty and 0
+  // without a header, and for UNKNOWN / LOCAL ones.
+  std::string proxyProtocolAddress;
+  uint16_t proxyProtocolPort = 0;
+  std::string proxyProtocolServerAddress;
+  uint16_t proxyProtocolServerPort = 0;
   // The TLS connection's OpenSSL object ($ssl_* variables); null on plain connections. Set by
   // the session from its transport, which owns it and outlives every request on it.
   const ssl_st* tls = nullptr;

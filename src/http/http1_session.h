@@ -73,6 +73,7 @@ class Http1Session final : public Connection {
   int fd() const override { return transport_->fd(); }
   std::string_view bufferedInput() const override { return in_.view(); }
   uint64_t requestStartMs() const override { return requestStartMs_; }
+  const ConnectionInfo& info() const override { return info_; }
   uint64_t requestsServed() const override { return requestsServed_; }
   bool idleBetweenRequests() const override {
     return state_ == State::kReadingHead && in_.empty() && out_.empty() && !stream_.active() &&

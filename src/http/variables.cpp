@@ -46,6 +46,10 @@ enum class Template::Kind : uint8_t {
   kRemoteUser,
   kRealipRemoteAddr,
   kRealipRemotePort,
+  kProxyProtocolAddr,
+  kProxyProtocolPort,
+  kProxyProtocolServerAddr,
+  kProxyProtocolServerPort,
   kConnectionsActive,
   kConnectionsReading,
   kConnectionsWriting,
@@ -380,6 +384,10 @@ std::optional<Template> Template::compile(std::string_view text, std::string& er
       {"remote_user", Kind::kRemoteUser},
       {"realip_remote_addr", Kind::kRealipRemoteAddr},
       {"realip_remote_port", Kind::kRealipRemotePort},
+      {"proxy_protocol_addr", Kind::kProxyProtocolAddr},
+      {"proxy_protocol_port", Kind::kProxyProtocolPort},
+      {"proxy_protocol_server_addr", Kind::kProxyProtocolServerAddr},
+      {"proxy_protocol_server_port", Kind::kProxyProtocolServerPort},
       {"connections_active", Kind::kConnectionsActive},
       {"connections_reading", Kind::kConnectionsReading},
       {"connections_writing", Kind::kConnectionsWriting},
@@ -667,6 +675,21 @@ std::string Template::expand(const VariableContext& c, VariableEscape escape) co
         } else if (!original->isUnix && original->peerPort != 0) {
           value = std::to_string(original->peerPort);
         }
+        break;
+      }
+      case Kind::kProxyProtocolAddr:
+        if (conn) value = conn->proxyProtocolAddress;
+        break;
+      case Kind::kProxyProtocolServerAddr:
+        if (conn) value = conn->proxyProtocolServerAddress;
+        break;
+      case Kind::kProxyProtocolPort:
+      case Kind::kProxyProtocolServerPort: {
+        // nginx prints a port only when it is 1..65535.
+        uint16_t port = !conn ? 0
+                        : part.kind == Kind::kProxyProtocolPort ? conn->proxyProtocolPort
+                                                                 : conn->proxyProtocolServerPort;
+        if (port != 0) value = std::to_string(port);
         break;
       }
       case Kind::kRemoteUser:

@@ -118,6 +118,11 @@ std::optional<http::ConnectionInfo> realClient(const config::AccessSettings& s,
     case config::RealIpHeader::kOther:
       if (const std::string* v = request.header(s.realIpHeaderName)) values.push_back(*v);
       break;
+    case config::RealIpHeader::kProxyProtocol:
+      // nginx's NGX_HTTP_REALIP_PROXY: the header's source address, as X-Real-IP's one value,
+      // and its port.
+      if (!client.proxyProtocolAddress.empty()) values.push_back(client.proxyProtocolAddress);
+      break;
   }
   if (values.empty()) return std::nullopt;
   http::ClientAddress current;
@@ -131,6 +136,9 @@ std::optional<http::ConnectionInfo> realClient(const config::AccessSettings& s,
   http::ConnectionInfo replaced = client;
   replaced.peerAddress = real->text;
   replaced.peerPort = real->port;
+  if (s.realIpHeader == config::RealIpHeader::kProxyProtocol) {
+    replaced.peerPort = client.proxyProtocolPort;
+  }
   return replaced;
 }
 

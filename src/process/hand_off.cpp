@@ -17,13 +17,17 @@ namespace {
 struct Header {
   uint32_t magic;
   uint32_t listenerLength;
+  uint32_t proxyLength;
+  uint32_t reserved;
   uint64_t requestStartMs;
   uint64_t requestsServed;
   uint64_t sentMs;
 };
-constexpr uint32_t kMagic = 0x504f4831;  // "POH1"
+constexpr uint32_t kMagic = 0x504f4832;  // "POH2"
 constexpr size_t kMaxListener = 4096;
-constexpr size_t kMaxMessage = sizeof(Header) + kMaxListener + HandOffQueue::kMaxBuffered;
+constexpr size_t kMaxProxy = 256;
+constexpr size_t kMaxMessage =
+    sizeof(Header) + kMaxListener + kMaxProxy + HandOffQueue::kMaxBuffered;
 
 }  // namespace
 
@@ -43,17 +47,22 @@ std::unique_ptr<HandOffQueue> HandOffQueue::create(std::string& error) {
 }
 
 bool HandOffQueue::send(int fd, std::string_view listener, std::string_view buffered,
-                        uint64_t requestStartMs, uint64_t requestsServed, uint64_t nowMs) {
-  if (listener.size() > kMaxListener || buffered.size() > kMaxBuffered) return false;
-  Header header{kMagic, static_cast<uint32_t>(listener.size()), requestStartMs, requestsServed,
-                nowMs};
-  iovec iov[3] = {{&header, sizeof header},
+                        uint64_t requestStartMs, uint64_t requestsServed, uint64_t nowMs,
+                        std::string_view proxy) {
+  if (listener.size() > kMaxListener || buffered.size() > kMaxBuffered ||
+      proxy.size() > kMaxProxy) {
+    return false;
+  }
+  Header header{kMagic, static_cast<uint32_t>(listener.size()),
+                static_cast<uint32_t>(proxy.size()), 0, requestStartMs, requestsServed, nowMs};
+  iovec iov[4] = {{&header, sizeof header},
                   {const_cast<char*>(listener.data()), listener.size()},
+                  {const_cast<char*>(proxy.data()), proxy.size()},
                   {const_cast<char*>(buffered.data()), buffered.size()}};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
   msghdr msg{};
   msg.msg_iov = iov;
-  msg.msg_iovlen = 3;
+  msg.msg_iovlen = 4;
   msg.msg_control = control;
   msg.msg_controllen = sizeof control;
   cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
@@ -110,14 +119,17 @@ HandOffQueue::Receive HandOffQueue::receive(Message& out) {
   }
   std::memcpy(&header, buffer.data(), sizeof header);
   size_t rest = static_cast<size_t>(n) - sizeof header;
-  if (header.magic != kMagic || header.listenerLength > rest) {
+  if (header.magic != kMagic || header.listenerLength > rest ||
+      header.proxyLength > rest - header.listenerLength) {
     logError("a malformed hand-off message; the connection is closed");
     return Receive::kDropped;
   }
   const char* p = buffer.data() + sizeof header;
   out.fd = std::move(fd);
   out.listener.assign(p, header.listenerLength);
-  out.buffered.assign(p + header.listenerLength, rest - header.listenerLength);
+  out.proxy.assign(p + header.listenerLength, header.proxyLength);
+  size_t used = header.listenerLength + header.proxyLength;
+  out.buffered.assign(p + used, rest - used);
   out.requestStartMs = header.requestStartMs;
   out.requestsServed = header.requestsServed;
   out.sentMs = header.sentMs;

@@ -25,6 +25,7 @@ class HandOffQueue {
     uint64_t requestStartMs = 0;  // CLOCK_MONOTONIC ms of the request's first byte (0: none)
     uint64_t requestsServed = 0;  // responses the connection has had (keepalive_requests)
     uint64_t sentMs = 0;          // CLOCK_MONOTONIC ms when it was queued
+    std::string proxy;            // the PROXY protocol header's addresses, as the sender wrote them
   };
   enum class Receive { kMessage, kEmpty, kDropped };
 
@@ -37,7 +38,7 @@ class HandOffQueue {
   // Queues `fd` (the caller then closes its copy); false when the queue is full or the
   // message cannot be sent, and the connection stays with the caller.
   bool send(int fd, std::string_view listener, std::string_view buffered, uint64_t requestStartMs,
-            uint64_t requestsServed, uint64_t nowMs);
+            uint64_t requestsServed, uint64_t nowMs, std::string_view proxy = {});
   // Takes one connection: kEmpty when there is none, kDropped for a message that arrived
   // without its descriptor (this process is out of descriptors: the kernel closed it).
   Receive receive(Message& out);

@@ -1,5 +1,7 @@
 #include "process/server.h"
 
+#include <sstream>
+
 #include <signal.h>
 #include <sys/socket.h>
 #include <fcntl.h>
@@ -160,7 +162,29 @@ bool Server::checkBoot(const config::Config& config, bool importApps, std::strin
   return false;
 }
 
+// The PROXY protocol addresses as they travel in a hand-off message: "addr port saddr sport",
+// empty without a header.
+static std::string proxyProtocolText(const http::ConnectionInfo& info) {
+  if (info.proxyProtocolAddress.empty()) return {};
+  return info.proxyProtocolAddress + " " + std::to_string(info.proxyProtocolPort) + " " +
+         info.proxyProtocolServerAddress + " " + std::to_string(info.proxyProtocolServerPort);
+}
+
+static bool parseProxyProtocolText(const std::string& text, http::ConnectionInfo& out) {
+  std::istringstream in(text);
+  unsigned port = 0;
+  unsigned serverPort = 0;
+  if (!(in >> out.proxyProtocolAddress >> port >> out.proxyProtocolServerAddress >> serverPort) ||
+      port > 65535 || serverPort > 65535) {
+    return false;
+  }
+  out.proxyProtocolPort = static_cast<uint16_t>(port);
+  out.proxyProtocolServerPort = static_cast<uint16_t>(serverPort);
+  return true;
+}
+
 Server::~Server() {
+  proxyReaders_.clear();
   stopping_ = true;
   setTaking(false);
   loop_.cancelTimer(rescueTimer_);
@@ -208,6 +232,16 @@ bool Server::open(std::vector<BoundListener> listeners,
   content.files = staticfiles::documentRoots();
   siteMap_ = http::SiteMap::build(config_.site, error, pipeline::autoRedirectOf(content));
   if (!siteMap_) return false;
+  for (const config::VirtualServer& server : config_.site.servers) {
+    for (const config::ListenSpec& listen : server.listens) {
+      if (!listen.proxyProtocol) continue;
+      // nginx ORs `proxy_protocol` over every listen of an address.
+      ProxyProtocolMode& mode = proxyProtocol_[http::SiteMap::listenKey(listen)];
+      mode.enabled = true;
+      mode.optional = listen.proxyProtocolOptional;
+      mode.allowFrom = listen.proxyAllowFrom;
+    }
+  }
   site_ = std::make_unique<pipeline::SiteHandler>(config_, *siteMap_, &loop_);
   if (!site_->build(content, error)) return false;
   settings_.site = site_.get();
@@ -289,7 +323,8 @@ bool Server::open(std::vector<BoundListener> listeners,
   return true;
 }
 
-http::Connection* Server::addConnection(size_t index, UniqueFd fd, const sockaddr_storage& peer) {
+http::Connection* Server::addConnection(size_t index, UniqueFd fd, const sockaddr_storage& peer,
+                                       const http::ConnectionInfo* proxied) {
   const BoundListener& local = bound_[index];
   http::ConnectionInfo info = local.local;
   if (!info.isUnix) event::describeAddress(peer, info.peerAddress, info.peerPort);
@@ -301,6 +336,44 @@ http::Connection* Server::addConnection(size_t index, UniqueFd fd, const sockadd
       event::describeAddress(addr, info.localAddress, info.localPort);
     }
   }
+  if (proxied) {
+    info.proxyProtocolAddress = proxied->proxyProtocolAddress;
+    info.proxyProtocolPort = proxied->proxyProtocolPort;
+    info.proxyProtocolServerAddress = proxied->proxyProtocolServerAddress;
+    info.proxyProtocolServerPort = proxied->proxyProtocolServerPort;
+    return startConnection(index, std::move(fd), std::move(info));
+  }
+  if (!proxyProtocol_.empty()) {
+    const http::ServerGroup* group = siteMap_->groupFor(info, siteMap_->groupByKey(local.key));
+    auto mode = group ? proxyProtocol_.find(group->key) : proxyProtocol_.end();
+    if (mode != proxyProtocol_.end()) {
+      // The header comes first, before TLS: the session starts once it is read.
+      auto reader = std::make_unique<ProxyHeaderReader>(
+          loop_, std::move(fd), std::move(info), mode->second,
+          listenerSettings_[index]->headerTimeoutMs,
+          [this, index](ProxyHeaderReader* r, UniqueFd socket, http::ConnectionInfo read) {
+            dropProxyReader(r);
+            if (!stopping_) startConnection(index, std::move(socket), std::move(read));
+          },
+          [this](ProxyHeaderReader* r) { dropProxyReader(r); });
+      ProxyHeaderReader* raw = reader.get();
+      proxyReaders_.emplace(raw, std::move(reader));
+      raw->start();
+      return nullptr;
+    }
+  }
+  return startConnection(index, std::move(fd), std::move(info));
+}
+
+void Server::dropProxyReader(ProxyHeaderReader* reader) {
+  auto it = proxyReaders_.find(reader);
+  if (it == proxyReaders_.end()) return;
+  loop_.deferDelete(std::move(it->second));
+  proxyReaders_.erase(it);
+}
+
+http::Connection* Server::startConnection(size_t index, UniqueFd fd, http::ConnectionInfo info) {
+  const BoundListener& local = bound_[index];
   // An address that listens with `ssl` speaks TLS first: the handshake starts with its default
   // server's certificates (SNI may switch them); every other socket is used as it is.
   std::unique_ptr<transport::Transport> transport;
@@ -354,7 +427,8 @@ bool Server::offerHandOff(http::Connection& connection) {
 
 bool Server::giveAway(http::Connection& connection, size_t listener, uint64_t requestStartMs) {
   if (!handOff_->send(connection.fd(), bound_[listener].name, connection.bufferedInput(),
-                      requestStartMs, connection.requestsServed(), loop_.nowMs())) {
+                      requestStartMs, connection.requestsServed(), loop_.nowMs(),
+                      proxyProtocolText(connection.info()))) {
     return false;
   }
   ++handedOff_;
@@ -411,7 +485,11 @@ void Server::adopt(HandOffQueue::Message message) {
   }
   ++adopted_;
   if (status_) status_->adopted.store(adopted_, std::memory_order_relaxed);
-  http::Connection* conn = addConnection(index, std::move(message.fd), peer);
+  http::ConnectionInfo proxied;
+  bool hasProxy = !message.proxy.empty() && parseProxyProtocolText(message.proxy, proxied);
+  http::ConnectionInfo none;
+  http::Connection* conn =
+      addConnection(index, std::move(message.fd), peer, hasProxy ? &proxied : &none);
   if (conn) conn->adopt(message.buffered, message.requestStartMs, message.requestsServed);
 }
 

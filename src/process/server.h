@@ -14,6 +14,7 @@
 #include "http/connection.h"
 #include "http/router.h"
 #include "process/hand_off.h"
+#include "process/proxy_header_reader.h"
 #include "process/listeners.h"
 #include "process/tls_contexts.h"
 #include "pipeline/site_handler.h"
@@ -66,7 +67,14 @@ class Server : public http::ConnectionOwner {
 
  private:
   // Serves a client of listener `index`; null when it could not be started.
-  http::Connection* addConnection(size_t index, UniqueFd fd, const sockaddr_storage& peer);
+  // `proxied`: a connection handed over by a sibling, whose PROXY protocol header was read
+  // there (its addresses travel with it); otherwise a listen address with proxy_protocol
+  // reads the header first (ProxyHeaderReader) and the connection starts after it.
+  http::Connection* addConnection(size_t index, UniqueFd fd, const sockaddr_storage& peer,
+                                  const http::ConnectionInfo* proxied = nullptr);
+  void dropProxyReader(ProxyHeaderReader* reader);
+  // Wraps the socket in its transport and starts the session.
+  http::Connection* startConnection(size_t index, UniqueFd fd, http::ConnectionInfo info);
   void accept(size_t index, UniqueFd fd, const sockaddr_storage& peer);
   // Takes connections from the hand-off queue while a Python thread is free.
   void takeHandOffs();
@@ -115,6 +123,10 @@ class Server : public http::ConnectionOwner {
     size_t listener = 0;  // index into bound_
   };
   std::unordered_map<http::Connection*, Client> connections_;
+  // Listen addresses (SiteMap::listenKey) that begin with a PROXY protocol header, and the
+  // connections whose header is being read.
+  std::unordered_map<std::string, ProxyProtocolMode> proxyProtocol_;
+  std::unordered_map<ProxyHeaderReader*, std::unique_ptr<ProxyHeaderReader>> proxyReaders_;
   // The hand-off queue's receiving end as the loop sees it.
   struct HandOffWatcher : event::IoWatcher {
     explicit HandOffWatcher(Server& s) : server(s) {}

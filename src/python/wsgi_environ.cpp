@@ -185,7 +185,21 @@ PyRef EnvironBuilder::build(const RequestSnapshot& snapshot, uint64_t bodySize, 
   }
   PyRef target = PyRef::steal(latin1(req.target));
   if (!set(kRequestUri, target) || !set(kRawUri, target)) return {};
-  if (!conn.isUnix && !set(kRemotePort, portValue(conn.peerPort))) return {};
+  // Port 0: the address came from X-Forwarded-For without a port (--forwarded-allow-ips).
+  if (!conn.isUnix && conn.peerPort != 0 && !set(kRemotePort, portValue(conn.peerPort))) return {};
+  if (!conn.proxyProtocolAddress.empty()) {
+    // gunicorn's proxy_environ: what the PROXY protocol header said (PROXY_ADDR/PORT are the
+    // destination the client reached).
+    bool v6 = conn.proxyProtocolAddress.find(':') != std::string::npos;
+    PyRef proto = PyRef::steal(PyUnicode_FromString(v6 ? "TCP6" : "TCP4"));
+    PyRef addr = PyRef::steal(latin1(conn.proxyProtocolServerAddress));
+    PyRef port = PyRef::steal(decimal(conn.proxyProtocolServerPort));
+    if (!proto || !addr || !port || PyDict_SetItemString(dict, "PROXY_PROTOCOL", proto.get()) < 0 ||
+        PyDict_SetItemString(dict, "PROXY_ADDR", addr.get()) < 0 ||
+        PyDict_SetItemString(dict, "PROXY_PORT", port.get()) < 0) {
+      return {};
+    }
+  }
   // uwsgi_params' HTTPS $https (and Django's request.is_secure() on the wsgi.url_scheme).
   if (conn.scheme == "https") {
     PyRef on = PyRef::steal(PyUnicode_FromString("on"));

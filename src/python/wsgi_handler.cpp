@@ -369,21 +369,32 @@ class BodyCollector : public http::BodyReader {
 }  // namespace
 
 WsgiHandler::WsgiHandler(event::EventLoop& loop, Executor& executor, std::string mountPrefix,
-                         std::string tempDirectory, std::shared_ptr<BodyMemory> bodyMemory)
+                         std::string tempDirectory, std::shared_ptr<BodyMemory> bodyMemory,
+                         std::optional<http::ForwardedTrust> trust)
     : loop_(loop),
       executor_(executor),
       tempDirectory_(std::move(tempDirectory)),
-      bodyMemory_(std::move(bodyMemory)) {
+      bodyMemory_(std::move(bodyMemory)),
+      trust_(std::move(trust)) {
   scriptName_ = std::move(mountPrefix);
   while (!scriptName_.empty() && scriptName_.back() == '/') scriptName_.pop_back();
 }
 
 void WsgiHandler::handle(http::Exchange& exchange) {
+  std::optional<http::ForwardedResult> forwarded;
+  if (trust_) {
+    forwarded = http::applyForwarded(*trust_, exchange.request(), exchange.connection());
+    if (forwarded->contradictory) {
+      // gunicorn's InvalidSchemeHeaders: 400 before the app runs.
+      exchange.respondError(400);
+      return;
+    }
+  }
   auto channel = std::make_shared<LoopChannel>(loop_, exchange, tempDirectory_);
   WsgiJob job;
   job.snapshot.request = exchange.sharedRequest();
   const http::Request& request = *job.snapshot.request;
-  job.snapshot.connection = exchange.connection();
+  job.snapshot.connection = forwarded ? std::move(forwarded->connection) : exchange.connection();
   job.snapshot.scriptName = scriptName_;
   std::string_view path = request.path;
   if (!scriptName_.empty() && path.substr(0, scriptName_.size()) == scriptName_) {

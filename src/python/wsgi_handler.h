@@ -1,10 +1,12 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "event/event_loop.h"
 #include "http/exchange.h"
+#include "http/forwarded.h"
 #include "python/executor.h"
 
 namespace portico::python {
@@ -22,8 +24,10 @@ class WsgiHandler : public http::Handler {
 
   // `mountPrefix` is the location prefix ("/" or "/app/"); SCRIPT_NAME is it without the
   // trailing slash. `bodyMemory` is the worker's, shared by its handlers.
+  // `trust`: the front ends whose forwarding headers the environ follows (http/forwarded.h).
   WsgiHandler(event::EventLoop& loop, Executor& executor, std::string mountPrefix,
-              std::string tempDirectory, std::shared_ptr<BodyMemory> bodyMemory);
+              std::string tempDirectory, std::shared_ptr<BodyMemory> bodyMemory,
+              std::optional<http::ForwardedTrust> trust = std::nullopt);
 
   void handle(http::Exchange& exchange) override;
   bool readsBody() const override { return true; }
@@ -34,6 +38,7 @@ class WsgiHandler : public http::Handler {
   std::string scriptName_;
   std::string tempDirectory_;
   std::shared_ptr<BodyMemory> bodyMemory_;
+  std::optional<http::ForwardedTrust> trust_;
 };
 
 }  // namespace portico::python

@@ -197,8 +197,14 @@ http::Handler* WsgiRuntime::handlerFor(const config::WsgiSpec& spec) {
   std::string temp = !spec.tempPath.empty() ? spec.tempPath
                      : tmp && *tmp          ? std::string(tmp)
                                             : std::string("/tmp");
+  std::optional<http::ForwardedTrust> trust;
+  if (spec.forwardedAllowIps) {
+    trust.emplace();
+    trust->allowIps = *spec.forwardedAllowIps;
+  }
   mounts_.push_back({&spec, std::make_unique<WsgiHandler>(*loop_, *app->executor, prefix,
-                                                          std::move(temp), bodyMemory_)});
+                                                          std::move(temp), bodyMemory_,
+                                                          std::move(trust))});
   return mounts_.back().handler.get();
 }
 

@@ -78,7 +78,8 @@ TEST(AccessConf, DirectivesAndMessages) {
             "invalid value \"yes\" in \"autoindex\" directive, it must be \"on\" or \"off\"");
   EXPECT_EQ(*config::applyAccessDirective("auth_delay", {"x"}, p, warnings),
             "\"auth_delay\" directive invalid value");
-  EXPECT_TRUE(config::applyAccessDirective("real_ip_header", {"proxy_protocol"}, p, warnings));
+  EXPECT_FALSE(config::applyAccessDirective("real_ip_header", {"proxy_protocol"}, p, warnings));
+  EXPECT_EQ(p.realIpHeader, config::RealIpHeader::kProxyProtocol);
 
   // allow/deny lists are inherited whole, and only by levels that have none.
   config::AccessPartial child;

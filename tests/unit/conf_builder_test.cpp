@@ -495,7 +495,7 @@ TEST(ConfBuilder, ErrorsAreNginxsMessages) {
       {S("listen unix:;"), "[emerg] no path in the unix domain socket in \"unix:\" of the \"listen\" directive" + at4},
       {S("listen 80 ssl;"), "[emerg] no \"ssl_certificate\" is defined for the \"listen ... ssl\" directive" + at3},
       {S("listen 80 http2;"), "[emerg] the \"http2\" parameter of the \"listen\" directive is not supported by portico yet" + at4},
-      {S("listen 80 proxy_protocol;"), "[emerg] the \"proxy_protocol\" parameter of the \"listen\" directive is not supported by portico yet" + at4},
+      {S("listen 80 spdy;"), "[emerg] the \"spdy\" parameter of the \"listen\" directive is not supported by portico yet" + at4},
       {S("listen 80 nope;"), "[emerg] invalid parameter \"nope\"" + at4},
       {S("listen 80 backlog=0;"), "[emerg] invalid backlog \"backlog=0\"" + at4},
       {S("server_name *x;"), "[emerg] server name \"*x\" is invalid" + at4},
@@ -832,6 +832,21 @@ TEST(ConfBuilder, OnlyTheDefaultServerOfAnSslAddressNeedsCertificates) {
                       "ssl_certificate_key /k.pem; }")),
             "[emerg] no \"ssl_certificate\" is defined for the \"listen ... ssl\" directive in "
             "/etc/p/site.conf:3");
+}
+
+
+TEST(ConfBuilder, ListenProxyProtocolIsNotASocketOption) {
+  // As nginx: proxy_protocol does not bind, so it may sit beside another listen's options.
+  Config c = loadOk(H("server { listen 127.0.0.1:8081 proxy_protocol backlog=10; }\n"
+                      "server { listen 127.0.0.1:8081 proxy_protocol; server_name b; }"));
+  ASSERT_EQ(c.site.servers.size(), 2u);
+  EXPECT_TRUE(c.site.servers[0].listens[0].proxyProtocol);
+  EXPECT_FALSE(c.site.servers[0].listens[0].proxyProtocolOptional);
+  EXPECT_TRUE(c.site.servers[1].listens[0].proxyProtocol);
+  EXPECT_EQ(errorOf(H("server { listen 8082 proxy_protocol; location / { "
+                      "wsgi_app a:b; wsgi_forwarded_allow_ips 10.0.0.1 nope; } }")),
+            "[emerg] invalid address \"nope\" in \"wsgi_forwarded_allow_ips\" directive, it must "
+            "be an IP address or \"*\" in /etc/p/site.conf:3");
 }
 
 }  // namespace

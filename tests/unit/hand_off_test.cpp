@@ -23,6 +23,22 @@ struct SocketPair {
   UniqueFd client, server;
 };
 
+TEST(HandOffQueue, CarriesTheProxyProtocolAddresses) {
+  std::string error;
+  auto queue = HandOffQueue::create(error);
+  ASSERT_TRUE(queue) << error;
+  SocketPair pair;
+  ASSERT_TRUE(queue->send(pair.server.get(), "l", "GET", 1, 2, 3, "192.0.2.1 123 192.0.2.2 80"));
+  ASSERT_TRUE(queue->send(pair.server.get(), "m", "PUT", 1, 2, 3));
+  HandOffQueue::Message message;
+  ASSERT_EQ(queue->receive(message), HandOffQueue::Receive::kMessage);
+  EXPECT_EQ(message.proxy, "192.0.2.1 123 192.0.2.2 80");
+  EXPECT_EQ(message.buffered, "GET");
+  ASSERT_EQ(queue->receive(message), HandOffQueue::Receive::kMessage);
+  EXPECT_EQ(message.proxy, "");
+  EXPECT_EQ(message.buffered, "PUT");
+}
+
 TEST(HandOffQueue, CarriesTheDescriptorListenerAndBytes) {
   std::string error;
   auto queue = HandOffQueue::create(error);
