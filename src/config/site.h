@@ -39,6 +39,9 @@ struct ListenSpec {
   bool bind = false;
   int backlog = -1;           // -1: portico's default, 2048 (nginx's is 511; the flags: --backlog)
   bool ssl = false;           // `ssl`: connections on this address speak TLS first
+  // `uwsgi` (portico's own parameter): the address speaks the uwsgi protocol to a front server
+  // (nginx's uwsgi_pass) instead of HTTP; ORed over the address's listens, as `ssl`.
+  bool uwsgi = false;
   SourceRef source;
 };
 

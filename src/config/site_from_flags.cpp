@@ -50,6 +50,7 @@ void siteFromFlags(const GunicornFlags& flags, Config& config) {
     listen.path = bind.path;
     listen.spec = bind.spec;
     listen.backlog = flags.backlog;
+    listen.uwsgi = flags.uwsgi;
     server.listens.push_back(std::move(listen));
   }
   if (!flags.certFile.empty()) tlsFromFlags(flags, server);

@@ -1032,7 +1032,7 @@ TEST(CliProcessModelTest, BadValuesAreOneLineErrors) {
       {{"--gr", "5"},
        "portico: error: ambiguous option: --gr could match --graceful-timeout, --group"},
       {{"--pr"},
-       "portico: error: ambiguous option: --pr could match --preload, --print-config, "
+       "portico: error: ambiguous option: --pr could match --preload, --protocol, --print-config, "
        "--proxy-protocol, --proxy-allow-from"},
   };
   for (const auto& tc : cases) {
