@@ -186,7 +186,8 @@ PyRef EnvironBuilder::build(const RequestSnapshot& snapshot, uint64_t bodySize, 
   PyRef target = PyRef::steal(latin1(req.target));
   if (!set(kRequestUri, target) || !set(kRawUri, target)) return {};
   // A unix client has no port, unless a front server named its own client (uwsgi's REMOTE_PORT).
-  if ((!conn.isUnix || conn.peerPort != 0) && !set(kRemotePort, portValue(conn.peerPort))) {
+  if ((!conn.isUnix || !conn.peerAddress.empty()) &&
+      !set(kRemotePort, portValue(conn.peerPort))) {
     return {};
   }
   // uwsgi_params' HTTPS $https (and Django's request.is_secure() on the wsgi.url_scheme).

@@ -129,6 +129,7 @@ Fed feed(UwsgiRequestDecoder& d, const std::string& bytes, size_t step) {
   for (;;) {
     size_t consumed = 0;
     ParseEvent ev = d.parse(buffer, consumed);
+    if (ev == ParseEvent::kBodyData) fed.body += d.bodyData();  // a view into `buffer`
     buffer.erase(0, consumed);
     if (ev == ParseEvent::kNeedMore) {
       if (pos >= bytes.size()) break;
@@ -137,7 +138,6 @@ Fed feed(UwsgiRequestDecoder& d, const std::string& bytes, size_t step) {
       continue;
     }
     fed.events.push_back(ev);
-    if (ev == ParseEvent::kBodyData) fed.body += d.bodyData();
     if (ev == ParseEvent::kMessageComplete || ev == ParseEvent::kError) break;
   }
   return fed;
