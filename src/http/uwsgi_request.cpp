@@ -108,6 +108,9 @@ bool UwsgiRequestDecoder::buildRequest(const uwsgi::Packet& packet) {
   if (request_.use_count() > 1) request_ = std::make_shared<Request>();  // a job holds the last
   Request& r = *request_;
   r = Request{};
+  // One allocation each, not a growth per var (a packet holds a few dozen).
+  r.headers.reserve(vars_.size());
+  r.params.reserve(vars_.size());
   haveRemote_ = false;
   https_ = false;
   remoteAddr_.clear();
