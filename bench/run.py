@@ -560,10 +560,14 @@ def makeServerAt(ctx, kind, app, workers, cores, tls, key, workdir):
             "            proxy_set_header Connection \"\";",
             "            proxy_set_header Host $host;",
             "        }\n    }"]), workers=workers)
-    elif kind == "nginx-uwsgi":
+    elif kind in ("nginx-uwsgi", "nginx-portico-uwsgi"):
         sock = os.path.join(s.workdir, "uwsgi.sock")
-        s.add(["uwsgi", "--plugin", "python3", "--socket", sock, "--chmod-socket=666", "--chdir", chdir]
-              + uwsgi_app + uwsgi_procs + ["--disable-logging", "--listen", "1024"], workers=True)
+        if kind == "nginx-uwsgi":
+            s.add(["uwsgi", "--plugin", "python3", "--socket", sock, "--chmod-socket=666", "--chdir", chdir]
+                  + uwsgi_app + uwsgi_procs + ["--disable-logging", "--listen", "1024"], workers=True)
+        else:  # portico in uWSGI's place, nginx unchanged
+            s.add([PORTICO, "--protocol", "uwsgi", "--bind", f"unix:{sock}", "-w", w, "--chdir", chdir,
+                   "--backlog", "1024", module], workers=True)
         if django:
             static_extra = [f"        location /static/ {{ alias {chdir}/staticfiles/; }}"]
         nginxConf(s, "\n".join([
@@ -581,7 +585,7 @@ def makeServerAt(ctx, kind, app, workers, cores, tls, key, workdir):
 def available(kind):
     need = {"portico": [PORTICO], "gunicorn-sync": ["gunicorn"], "gunicorn-gthread": ["gunicorn"],
             "uwsgi-http": ["uwsgi"], "uwsgi-http10": ["uwsgi"], "nginx-gunicorn": ["nginx", "gunicorn"],
-            "nginx-uwsgi": ["nginx", "uwsgi"], "nginx-static": ["nginx"], "nginx-return": ["nginx"]}
+            "nginx-uwsgi": ["nginx", "uwsgi"], "nginx-portico-uwsgi": ["nginx", PORTICO], "nginx-static": ["nginx"], "nginx-return": ["nginx"]}
     for b in need[kind]:
         if not (shutil.which(b) or os.access(b, os.X_OK)):
             return False
@@ -615,6 +619,11 @@ SCENARIOS = {
                    "contenders": [("portico", "static:100k.bin", 64), ("nginx-static", "static:100k.bin", 64)]},
     "static1m": {"title": "static file, 1 MB, 64 connections",
                  "contenders": [("portico", "static:1m.bin", 64), ("nginx-static", "static:1m.bin", 64)]},
+    # portico as a uwsgi server: the same nginx (uwsgi_pass to a unix socket, Debian's uwsgi_params)
+    # in front of portico --protocol uwsgi and of uWSGI --socket; the ratio's numerator is portico's.
+    "uwsgi-server": {"title": "hello (13 B WSGI app) through nginx's uwsgi_pass: portico --protocol uwsgi "
+                              "vs uWSGI --socket, 64 connections", "numerator": "nginx-portico-uwsgi",
+                     "contenders": [("nginx-portico-uwsgi", "hello", 64), ("nginx-uwsgi", "hello", 64)]},
     "conns1000": {"title": "hello at 1,000 vs 64 keep-alive connections",
                   "contenders": [("portico", "hello", 64), ("portico", "hello", 1000),
                                  ("nginx-return", "hello", 64), ("nginx-return", "hello", 1000)]},
@@ -927,7 +936,7 @@ def runScenario(name, ctx, rounds, duration, warmup, notes):
     main = scenarioWorkers(sc)
 
     def isMain(c):
-        return c["kind"] == "portico" and c["workers"] == main
+        return c["kind"] == sc.get("numerator", "portico") and c["workers"] == main
 
     for inc in result["contenders"]:
         if isMain(inc) or "rps_median" not in inc:
@@ -963,8 +972,8 @@ def mainPortico(results, scenario):
 def targets(results):
     out = []
 
-    def ratioTarget(scenario, incumbent, goal, label, conns=None):
-        p, i = find(results, scenario, "portico", conns), find(results, scenario, incumbent, conns)
+    def ratioTarget(scenario, incumbent, goal, label, conns=None, numerator="portico"):
+        p, i = find(results, scenario, numerator, conns), find(results, scenario, incumbent, conns)
         if p and i and "rps_median" in p and "rps_median" in i:
             v = p["rps_median"] / i["rps_median"]
             out.append({"target": label, "scenario": scenario, "incumbent": incumbent, "goal": goal,
@@ -1013,6 +1022,9 @@ def targets(results):
                     "shown": f"{p['pss_kb'] / 1024:.1f} MB vs {n['pss_kb'] / 1024:.1f} MB",
                     "met": p["pss_kb"] < n["pss_kb"]})
     ratioTarget("upload", "uwsgi-http", 1.0, "10 MB upload ≥ 1.0× uWSGI --http11-socket")
+    ratioTarget("uwsgi-server", "nginx-uwsgi", 1.2,
+                "nginx → portico --protocol uwsgi ≥ 1.2× nginx → uWSGI (hello)",
+                numerator="nginx-portico-uwsgi")
     # TLS (one worker, one core, same certificate and ssl_* lines): req/s (or handshakes/s) ≥ nginx,
     # with the server's CPU per request beside it (what decides when the client is the limit).
     for sc, incumbent, what in (("tls-handshake-ecdsa", "nginx-static", "full handshakes/s, ECDSA P-256"),
@@ -1062,6 +1074,7 @@ TARGET_GOALS = {("hello64", "uwsgi-http"): 2.0, ("hello64", "gunicorn-sync"): 6.
                 ("hello-scale", "portico -w 1"): 1.5,
                 ("tls-handshake-ecdsa", "nginx-static"): 1.0, ("tls-handshake-rsa", "nginx-static"): 1.0,
                 ("tls-hello", "nginx-uwsgi"): 1.0, ("tls-static13b", "nginx-static"): 1.0,
+                ("uwsgi-server", "nginx-uwsgi"): 1.2,
                 ("tls-static100k", "nginx-static"): 1.0, ("tls-static1m", "nginx-static"): 1.0}
 
 

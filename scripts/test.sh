@@ -41,10 +41,15 @@ echo "== fuzzing the request parser for ${FUZZ_SECONDS}s"
 mkdir -p build-fuzz/corpus
 build-fuzz/tests/fuzz/parser_fuzz -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
   -print_final_stats=1 build-fuzz/corpus tests/fuzz/corpus/parser 2>&1 | tail -n 15
-echo "== fuzzing the configuration parser for $((FUZZ_SECONDS / 2))s"
+# The configuration parser and the uwsgi decoder share the half the configuration parser had.
+echo "== fuzzing the configuration parser for $((FUZZ_SECONDS / 4))s"
 mkdir -p build-fuzz/corpus-conf
-build-fuzz/tests/fuzz/conf_fuzz -max_total_time="$((FUZZ_SECONDS / 2))" -timeout=10 \
+build-fuzz/tests/fuzz/conf_fuzz -max_total_time="$((FUZZ_SECONDS / 4))" -timeout=10 \
   -rss_limit_mb=2048 -print_final_stats=1 build-fuzz/corpus-conf tests/fuzz/corpus/conf 2>&1 | tail -n 8
+echo "== fuzzing the uwsgi packet decoder for $((FUZZ_SECONDS / 4))s"
+mkdir -p build-fuzz/corpus-uwsgi
+build-fuzz/tests/fuzz/uwsgi_fuzz -max_total_time="$((FUZZ_SECONDS / 4))" -timeout=10 \
+  -rss_limit_mb=2048 -print_final_stats=1 build-fuzz/corpus-uwsgi tests/fuzz/corpus/uwsgi 2>&1 | tail -n 8
 echo "== testssl.sh (waiting for it)"
 if ! wait "$testssl_pid"; then
   cat build/testssl.log

@@ -58,6 +58,7 @@ enum class OptionId {
   kForwardedAllowIps,
   kProxyProtocol,
   kProxyAllowFrom,
+  kProtocol,
   kWorkers,
   kPreload,
   kMaxRequests,
@@ -204,6 +205,9 @@ constexpr OptionSpec kOptions[] = {
      Section::kPortico},
     {OptionId::kNoServerHeader, 0, "--no-server-header", "", "",
      "Do not send the `Server: portico` response header.", "", Section::kPortico},
+    {OptionId::kProtocol, 0, "--protocol", "", "PROTOCOL",
+     "What the sockets speak: http, or uwsgi for an nginx in front with uwsgi_pass (uWSGI's "
+     "--socket).", "http", Section::kPortico},
     {OptionId::kMaxWorkerMemory, 0, "--max-worker-memory", "", "MB",
      "Recycle a worker after its current request once its resident memory passes MB; 0 disables.",
      "0", Section::kPortico},
@@ -670,6 +674,11 @@ class Parser {
       // server-side operations").
       return fail("argument --keyfile: needs --certfile (the server's certificate)");
     }
+    if (result_.flags.uwsgi && !result_.flags.certFile.empty()) {
+      // The front server terminates TLS; nginx's uwsgi_pass speaks plain uwsgi (uwsgi_ssl_*
+      // aside, which portico does not serve).
+      return fail("argument --protocol: uwsgi cannot be combined with --certfile");
+    }
     resolvePaths();
     if (!done_) siteFromFlags(result_.flags, result_.config);
     return std::move(result_);
@@ -889,6 +898,13 @@ class Parser {
       }
       case OptionId::kBacklog:
         if (intValue(spec, raw, 1, number)) flags.backlog = static_cast<int>(number);
+        break;
+      case OptionId::kProtocol:
+        if (raw == "http" || raw == "uwsgi") {
+          flags.uwsgi = raw == "uwsgi";
+        } else {
+          argumentError(spec, "invalid choice: " + quoted(raw) + " (choose from 'http', 'uwsgi')");
+        }
         break;
       case OptionId::kWorkerConnections:
         if (intValue(spec, raw, 1, number)) config.workerConnections = static_cast<int>(number);

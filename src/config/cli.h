@@ -25,6 +25,7 @@ struct BindAddress {
 struct GunicornFlags {
   std::vector<BindAddress> binds;  // empty → 127.0.0.1:8000, as gunicorn
   int backlog = 2048;
+  bool uwsgi = false;  // --protocol uwsgi: every --bind speaks uwsgi to a front server
   double keepAliveSeconds = 2.0;       // --keep-alive: idle keep-alive timeout
   double headerTimeoutSeconds = 60.0;  // nginx client_header_timeout
   double bodyTimeoutSeconds = 60.0;    // nginx client_body_timeout (between two reads)

@@ -922,6 +922,8 @@ class Builder {
         spec.ssl = true;
       } else if (p == "proxy_protocol") {
         spec.proxyProtocol = true;  // not a socket option: it does not bind (nginx)
+      } else if (p == "uwsgi") {
+        spec.uwsgi = true;  // portico's own: the address speaks uwsgi to a front server
       } else if (startsWith(p, "backlog=")) {
         auto n = parseNginxNumber(std::string_view(p).substr(8));
         if (!n || *n == 0 || *n > 65535) emerg(d, "invalid backlog " + quote(p));
@@ -954,6 +956,13 @@ class Builder {
     }
     if (optionsSet && state.optionsSet) emerg(d, "duplicate listen options for " + addr);
     if (spec.defaultServer && state.hasDefault) emerg(d, "a duplicate default server for " + addr);
+    state.ssl |= spec.ssl;
+    state.uwsgi |= spec.uwsgi;
+    if (state.ssl && state.uwsgi) {
+      // The front server terminates TLS; what reaches a uwsgi address is plain uwsgi.
+      emerg(d, "the \"uwsgi\" and \"ssl\" parameters of the \"listen\" directive cannot "
+               "both apply to " + addr);
+    }
     state.optionsSet |= optionsSet;
     state.hasDefault |= spec.defaultServer;
     state.servers.push_back(&draft);
@@ -1164,6 +1173,8 @@ class Builder {
   // nginx's address bookkeeping for listen checks.
   struct AddressState {
     bool hasDefault = false;
+    bool ssl = false;    // `ssl` or `uwsgi` on any listen of the address (ORed, as nginx's ssl)
+    bool uwsgi = false;
     bool optionsSet = false;
     std::vector<ServerDraft*> servers;
   };

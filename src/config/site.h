@@ -45,6 +45,9 @@ struct ListenSpec {
   bool proxyProtocol = false;
   bool proxyProtocolOptional = false;
   std::vector<std::string> proxyAllowFrom;
+  // `uwsgi` (portico's own parameter): the address speaks the uwsgi protocol to a front server
+  // (nginx's uwsgi_pass) instead of HTTP; ORed over the address's listens, as `ssl`.
+  bool uwsgi = false;
   SourceRef source;
 };
 

@@ -77,6 +77,7 @@ void siteFromFlags(const GunicornFlags& flags, Config& config) {
       listen.proxyProtocolOptional = true;
       listen.proxyAllowFrom = splitAllowIps(flags.proxyAllowFrom);
     }
+    listen.uwsgi = flags.uwsgi;
     server.listens.push_back(std::move(listen));
   }
   if (!flags.certFile.empty()) tlsFromFlags(flags, server);

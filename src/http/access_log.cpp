@@ -213,7 +213,8 @@ std::optional<std::string> cgiVariable(std::string_view name, const AccessLogEnt
   const Request* request = entry.request;
   const ConnectionInfo* connection = entry.connection;
   if (connection != nullptr) {
-    if (name == "remote_addr") return connection->isUnix ? std::string() : connection->peerAddress;
+    // A unix client has no address, unless a front server named one (uwsgi, realip).
+    if (name == "remote_addr") return connection->peerAddress;
     if (name == "remote_port") return std::to_string(connection->peerPort);
     if (name == "server_port") return std::to_string(connection->localPort);
     if (name == "wsgi.url_scheme") return connection->scheme;
@@ -519,8 +520,8 @@ void appendAtomValue(std::string& out, const Segment& seg, const AccessLogEntry&
     case Atom::kRemoteAddr:
       if (connection == nullptr) {
         out += '-';
-      } else if (connection->isUnix) {
-        out += "unix:";
+      } else if (connection->isUnix && connection->peerAddress.empty()) {
+        out += "unix:";  // unless a front server named its client (uwsgi, realip)
       } else {
         out += connection->peerAddress.empty() ? std::string_view("-") : connection->peerAddress;
       }

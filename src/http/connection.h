@@ -33,6 +33,9 @@ struct ConnectionSettings {
   // nginx's answer to a header line past large_client_header_buffers: 400 "Request Header Or
   // Cookie Too Large" (the flags path keeps gunicorn's 431).
   bool headerTooLargeIs400 = false;
+  // The listener speaks uwsgi (`listen ... uwsgi`, `--protocol uwsgi`): requests come from a
+  // front server's uwsgi_pass as uwsgi packets (UwsgiRequestDecoder).
+  bool uwsgi = false;
   std::string serverHeaderValue = "portico";  // unless a route says otherwise
   const RequestRouter* site = nullptr;         // server selection + locations, per request (required)
   AccessLog* accessLog = nullptr;  // null: no access log

@@ -11,6 +11,7 @@
 
 #include "http/http1_codec.h"
 #include "http/http_date.h"
+#include "http/uwsgi_request.h"
 
 namespace portico::http {
 
@@ -58,7 +59,9 @@ Http1Session::Http1Session(event::EventLoop& loop,
       info_(std::move(info)),
       settings_(settings),
       owner_(owner),
-      parser_(settings.limits),
+      http_(settings.limits),
+      uwsgi_(settings.uwsgi ? std::make_unique<UwsgiRequestDecoder>() : nullptr),
+      parser_(uwsgi_ ? *uwsgi_ : static_cast<RequestDecoder&>(http_)),
       stream_(*this, settings, info_) {
   info_.number = ++connectionCounter;
   acceptedMs_ = loop_.nowMs();
@@ -150,7 +153,8 @@ void Http1Session::onIoEvent(uint32_t events) {
 bool Http1Session::wantRead() const {
   switch (state_) {
     case State::kReadingHead:
-      return in_.size() < settings_.limits.maxHeaderTotal + kReadSize;
+      return in_.size() < std::max(settings_.limits.maxHeaderTotal, parser_.headBufferLimit()) +
+                              kReadSize;
     case State::kActive:
       if (!stream_.requestComplete_) return true;
       return in_.size() < kPipelinePrefetch;
@@ -335,6 +339,14 @@ void Http1Session::processInput() {
         break;
       case ParseEvent::kError:
         stream_.cancelPending();
+        if (!parser_.answersMalformedHead()) {
+          // A front server's broken packet (uwsgi): nothing it could relay is owed; say why and
+          // close, as uWSGI does.
+          logError(parser_.errorReason() + " while reading request, client: " +
+                   (info_.isUnix ? std::string("unix:") : info_.peerAddress));
+          closeNow();
+          break;
+        }
         failRequest(parser_.errorStatus());
         break;
     }
@@ -358,6 +370,7 @@ void Http1Session::onHeadComplete() {
   info_.requests = requestsServed_ + 1;
   const Request& req = parser_.request();
   if (!parser_.keepAlive() || draining_) closeAfterResponse_ = true;
+  parser_.describeClient(info_);  // a front server's client (uwsgi's REMOTE_ADDR, HTTPS)
 
   if (transport_->plainOnTls() && !info_.plainOnTls) {
     info_.plainOnTls = true;  // the route answers 497 (nginx's NGX_HTTP_TO_HTTPS)
@@ -472,8 +485,10 @@ void Http1Session::sendHead(ResponseHead&& head) {
   const Request& req = parser_.request();
   stream_.headSent_ = true;
   stream_.status_ = head.status;
-  http1::ResponseFraming framing = http1::chooseFraming(head, req.isHead(), req.versionMinor,
-                                                        closeAfterResponse_ || draining_);
+  // Never chunked to a front server speaking uwsgi: nginx reads that response to its close.
+  http1::ResponseFraming framing =
+      http1::chooseFraming(head, req.isHead(), parser_.chunkedResponses() ? req.versionMinor : 0,
+                           closeAfterResponse_ || draining_);
   closeAfterResponse_ = framing.close;
   stream_.dropBody_ = framing.dropBody;
   stream_.chunkedResponse_ = framing.chunked;

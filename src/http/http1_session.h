@@ -15,6 +15,7 @@
 #include "http/connection.h"
 #include "http/exchange.h"
 #include "http/parser.h"
+#include "http/request_decoder.h"
 #include "http/stream.h"
 #include "http/stub_status.h"
 #include "transport/transport.h"
@@ -55,7 +56,9 @@ class Http1Stream final : public Stream {
   bool chunkedResponse_ = false;
 };
 
-// One HTTP/1.x client connection: reads and parses requests through its transport, runs them
+// One HTTP/1.x client connection — or a front server's uwsgi connection, whose requests come as
+// uwsgi packets (UwsgiRequestDecoder) and whose responses are the same HTTP/1.x bytes, as
+// uWSGI answers nginx's uwsgi_pass: reads and parses requests through its transport, runs them
 // one at a time (each through its Http1Stream, the Exchange), and writes the responses in
 // order, gathered or with sendfile; keep-alive, pipelining, timeouts, lingering close and the
 // hand-off to a sibling worker. Owned by the server; event-loop thread only; deleted through
@@ -135,7 +138,11 @@ class Http1Session final : public Connection {
   ConnectionInfo info_;
   const ConnectionSettings& settings_;
   ConnectionOwner& owner_;
-  RequestParser parser_;
+  // The requests' decoder: HTTP/1 text, or uwsgi packets on a `listen ... uwsgi` address
+  // (the responses are HTTP/1.x bytes either way).
+  RequestParser http_;
+  std::unique_ptr<RequestDecoder> uwsgi_;
+  RequestDecoder& parser_;
   State state_ = State::kReadingHead;
 
   ByteBuffer in_;

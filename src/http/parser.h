@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "http/request.h"
+#include "http/request_decoder.h"
 
 namespace portico::http {
 
@@ -17,15 +18,6 @@ struct ParserLimits {
   size_t maxHeaderFieldSize = 8188; // one "name: value" line without CRLF; over → 431
                                     // (gunicorn's 8190 counts the CRLF)
   size_t maxHeaderTotal = 64 * 1024; // whole head incl. request line; over → 431
-};
-
-// What the parser produced from the bytes it was given.
-enum class ParseEvent {
-  kNeedMore,        // consumed everything it could; feed more bytes
-  kHeadComplete,    // request() holds a full request head; body (if any) follows
-  kBodyData,        // bodyData() holds a piece of decoded body (valid until next call)
-  kMessageComplete, // the request, body and trailers included, is finished
-  kError,           // errorStatus()/errorReason() say why; the connection must be closed
 };
 
 // A pure, incremental HTTP/1.1 request parser (RFC 9112): bytes in, events out, no I/O.
@@ -50,49 +42,46 @@ enum class ParseEvent {
 //  - 505: an HTTP version other than 1.0 or 1.1 (a well-formed "HTTP/x.y" that is not 1.x);
 //    a malformed version string is 400.
 // Up to 2 empty lines (CRLF) before a request line are tolerated (RFC 9112 §2.2).
-class RequestParser {
+class RequestParser final : public RequestDecoder {
  public:
   explicit RequestParser(ParserLimits limits = {})
       : limits_(limits), request_(std::make_shared<Request>()), next_(std::make_shared<Request>()) {}
 
-  ParseEvent parse(std::string_view data, size_t& consumed);
+  ParseEvent parse(std::string_view data, size_t& consumed) override;
   void reset();  // back to expecting a request line, clears all state
 
   // Valid after kHeadComplete until the next kHeadComplete / reset().
   Request& request() { return *request_; }
-  const Request& request() const { return *request_; }
+  const Request& request() const override { return *request_; }
   // The same head, shared: a handler that reads it after its exchange (a WSGI job on a Python
   // thread) keeps this reference instead of copying the strings and headers. Owners other than
   // the parser must only read it; while one holds it, the parser publishes the next head in a
   // fresh object instead of reusing this one's buffers.
-  std::shared_ptr<const Request> sharedRequest() const { return request_; }
+  std::shared_ptr<const Request> sharedRequest() const override { return request_; }
   // The head being parsed (what arrived of it: request line, complete header lines, Host), for
   // logging a request that failed before kHeadComplete.
-  const Request& pendingRequest() const { return *next_; }
-  std::string_view bodyData() const { return body_; }
+  const Request& pendingRequest() const override { return *next_; }
+  std::string_view bodyData() const override { return body_; }
   // Trailer fields of a chunked body (valid after kMessageComplete).
   const std::vector<Header>& trailers() const { return trailers_; }
   // Bytes of body still expected for a Content-Length body (0 for chunked/none).
-  uint64_t remainingContentLength() const { return remaining_; }
+  uint64_t remainingContentLength() const override { return remaining_; }
   // Sum of the chunk sizes a chunked body has announced so far (saturating), so a body limit
   // can refuse a chunk as soon as its size line arrives rather than after its bytes.
-  uint64_t chunkedBodyDeclared() const { return chunkedDeclared_; }
+  uint64_t chunkedBodyDeclared() const override { return chunkedDeclared_; }
   // Body bytes the parser would take verbatim next: the rest of a Content-Length body, or of
   // the current chunk (0 anywhere else). A caller may receive up to that many straight into its
   // own memory, sparing the copy through its input buffer, and report them with skipBody().
-  uint64_t rawBodyWanted() const;
+  uint64_t rawBodyWanted() const override;
   // `n` (at most rawBodyWanted()) body bytes were taken by the caller: as if parse() had
   // returned them as kBodyData.
-  void skipBody(uint64_t n);
+  void skipBody(uint64_t n) override;
 
   // The HTTP/1 framing facts of request()'s head: the connection persists after it (RFC 9112
   // §9.3: 1.1 unless "Connection: close", 1.0 with "Connection: keep-alive"), and the client
   // sent "Expect: 100-continue" on HTTP/1.1.
-  bool keepAlive() const { return keepAlive_; }
-  bool expectContinue() const { return expectContinue_; }
-
-  int errorStatus() const { return errorStatus_; }
-  const std::string& errorReason() const { return errorReason_; }
+  bool keepAlive() const override { return keepAlive_; }
+  bool expectContinue() const override { return expectContinue_; }
 
  private:
   // The implementation may add any private members it needs.
@@ -103,10 +92,8 @@ class RequestParser {
   std::vector<Header> trailers_;
   std::string_view body_;
   uint64_t remaining_ = 0;
-  int errorStatus_ = 0;
   bool keepAlive_ = true;
   bool expectContinue_ = false;
-  std::string errorReason_;
   int state_ = 0;
   size_t headBytes_ = 0;
   uint64_t chunkRemaining_ = 0;

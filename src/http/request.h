@@ -34,6 +34,10 @@ struct Request {
   // (RequestParser::keepAlive, expectContinue): they concern the connection, not the request.
   bool chunked = false;
   std::optional<uint64_t> contentLength;  // Content-Length, when present
+  // CGI variables a front server passed besides the request itself (uwsgi: nginx's
+  // SERVER_NAME, SERVER_PORT, DOCUMENT_ROOT, a uwsgi_param of the site's own ...): the WSGI
+  // environ gets them as given, over portico's own values, as uWSGI's does. Empty for HTTP/1.
+  std::vector<Header> params;
 
   bool isHead() const { return method == "HEAD"; }
   bool hasBody() const { return chunked || (contentLength && *contentLength > 0); }

@@ -633,10 +633,11 @@ std::string Template::expand(const VariableContext& c, VariableEscape escape) co
                                                                    : conn->peerAddress;
         break;
       case Kind::kBinaryRemoteAddr:
-        // The address's 4 or 16 bytes (a unix peer: "unix:"), as nginx's.
+        // The address's 4 or 16 bytes (a unix peer: "unix:", unless realip or a uwsgi front
+        // server named its client), as nginx's.
         if (conn) {
           unsigned char raw[16];
-          if (conn->isUnix) {
+          if (conn->isUnix && conn->peerAddress.empty()) {
             value = std::string("unix:");
           } else if (::inet_pton(AF_INET, conn->peerAddress.c_str(), raw) == 1) {
             value = std::string(reinterpret_cast<char*>(raw), 4);

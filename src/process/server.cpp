@@ -312,6 +312,12 @@ bool Server::open(std::vector<BoundListener> listeners,
       settings->sendTimeoutMs = own.sendTimeoutMs;
       settings->keepAliveTimeoutMs = own.keepAliveTimeoutMs;
     }
+    // `listen ... uwsgi` on any listen of the socket's address (ORed, as `ssl`).
+    for (const config::VirtualServer& server : config_.site.servers) {
+      for (const config::ListenSpec& listen : server.listens) {
+        if (listen.uwsgi && http::SiteMap::listenKey(listen) == bound_[i].key) settings->uwsgi = true;
+      }
+    }
     listenerSettings_.push_back(std::move(settings));
     listeners_.push_back(std::make_unique<event::Listener>(
         loop_, UniqueFd(::dup(bound_[i].fd.get())),

@@ -186,7 +186,12 @@ PyRef EnvironBuilder::build(const RequestSnapshot& snapshot, uint64_t bodySize, 
   PyRef target = PyRef::steal(latin1(req.target));
   if (!set(kRequestUri, target) || !set(kRawUri, target)) return {};
   // Port 0: the address came from X-Forwarded-For without a port (--forwarded-allow-ips).
-  if (!conn.isUnix && conn.peerPort != 0 && !set(kRemotePort, portValue(conn.peerPort))) return {};
+  // A unix client has no port, unless a front server named its own client (uwsgi's
+  // REMOTE_PORT).
+  if ((!conn.isUnix || !conn.peerAddress.empty()) && conn.peerPort != 0 &&
+      !set(kRemotePort, portValue(conn.peerPort))) {
+    return {};
+  }
   if (!conn.proxyProtocolAddress.empty()) {
     // gunicorn's proxy_environ: what the PROXY protocol header said (PROXY_ADDR/PORT are the
     // destination the client reached).
@@ -259,6 +264,13 @@ PyRef EnvironBuilder::build(const RequestSnapshot& snapshot, uint64_t bodySize, 
       PyRef joined = PyRef::steal(head ? PyUnicode_Concat(head.get(), value.get()) : nullptr);
       if (!joined || PyDict_SetItem(dict, key.get(), joined.get()) < 0) return {};
     }
+  }
+  // A front server's own CGI variables (uwsgi: SERVER_NAME, SERVER_PORT, DOCUMENT_ROOT, a
+  // uwsgi_param ...), as given, over portico's: the app sees what uWSGI would show it.
+  for (const http::Header& p : req.params) {
+    PyRef key = PyRef::steal(latin1(p.name));
+    PyRef value = PyRef::steal(latin1(p.value));
+    if (!key || !value || PyDict_SetItem(dict, key.get(), value.get()) < 0) return {};
   }
   return env;
 }

@@ -100,6 +100,13 @@ TEST_F(AccessLogTest, CombinedUnixPeerBasicUserAndNoRequest) {
   EXPECT_EQ(line(""), "- - - [22/Nov/2026:13:16:46 +0000] \"-\" 400 150 \"-\" \"-\"");
 }
 
+TEST_F(AccessLogTest, UnixPeerNamedByAFrontServer) {
+  // A uwsgi socket's client is the one nginx named (REMOTE_ADDR), not "unix:".
+  connection_.isUnix = true;
+  connection_.peerAddress = "192.0.2.9";
+  EXPECT_EQ(line("").substr(0, 10), "192.0.2.9 ");
+}
+
 TEST_F(AccessLogTest, BasicAuthUserEdgeCases) {
   struct Case {
     std::string authorization;

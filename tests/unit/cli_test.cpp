@@ -87,6 +87,18 @@ void expectParsed(const std::vector<ValueCase>& cases) {
 TEST(CliTest, EveryOptionInEverySpelling) {
   const std::vector<ValueCase> cases = {
       {{"--backlog", "64"}, [](const Parsed& c) { EXPECT_EQ(c.backlog, 64); }},
+      {{"--protocol", "uwsgi", "-b", "unix:/run/a.sock", "-b", ":9000"},
+       [](const Parsed& c) {
+         EXPECT_TRUE(c.uwsgi);
+         // Every bind speaks uwsgi (the site's listens, which the runtime reads).
+         ASSERT_EQ(c.site.servers.size(), 1u);
+         ASSERT_EQ(c.site.servers[0].listens.size(), 2u);
+         for (const auto& l : c.site.servers[0].listens) EXPECT_TRUE(l.uwsgi);
+       }},
+      {{"--protocol=http"}, [](const Parsed& c) {
+         EXPECT_FALSE(c.uwsgi);
+         EXPECT_FALSE(c.site.servers[0].listens[0].uwsgi);
+       }},
       {{"--backlog=64"}, [](const Parsed& c) { EXPECT_EQ(c.backlog, 64); }},
       {{"--backlog", " 1_024 "}, [](const Parsed& c) { EXPECT_EQ(c.backlog, 1024); }},
       {{"--backlog", "+7"}, [](const Parsed& c) { EXPECT_EQ(c.backlog, 7); }},
@@ -1030,7 +1042,7 @@ TEST(CliProcessModelTest, BadValuesAreOneLineErrors) {
       {{"--gr", "5"},
        "portico: error: ambiguous option: --gr could match --graceful-timeout, --group"},
       {{"--pr"},
-       "portico: error: ambiguous option: --pr could match --preload, --print-config, "
+       "portico: error: ambiguous option: --pr could match --preload, --protocol, --print-config, "
        "--proxy-protocol, --proxy-allow-from"},
   };
   for (const auto& tc : cases) {

@@ -207,12 +207,23 @@ TEST(ConfBuilder, LocationModifiers) {
   EXPECT_EQ(loc(c, 0).source.file, kConf);
 }
 
+TEST(ConfBuilder, UwsgiListens) {
+  // portico's own `uwsgi` parameter: the address speaks uwsgi to a front server.
+  Config c = loadOk(H("server { listen 127.0.0.1:9000 uwsgi; listen unix:/run/app.sock uwsgi; }"));
+  const auto& l = c.site.servers[0].listens;
+  ASSERT_EQ(l.size(), 2u);
+  EXPECT_TRUE(l[0].uwsgi);
+  EXPECT_TRUE(l[1].uwsgi);
+  EXPECT_FALSE(l[0].ssl);
+}
+
 TEST(ConfBuilder, Listens) {
   Config c = loadOk(H("server { listen 8080; listen 127.0.0.1:81 default_server reuseport backlog=64;\n"
                       "listen [::]:8080 default; listen unix:/run/p.sock; listen 127.0.0.2 bind; }\n"
                       "server { }"));
   const auto& l = c.site.servers[0].listens;
   ASSERT_EQ(l.size(), 5u);
+  for (const auto& listen : l) EXPECT_FALSE(listen.uwsgi);
   EXPECT_EQ(l[0].host, "");
   EXPECT_EQ(l[0].port, 8080);
   EXPECT_EQ(l[0].spec, "8080");
@@ -487,6 +498,8 @@ TEST(ConfBuilder, ErrorsAreNginxsMessages) {
       // listen and servers
       {H("server { listen 81 default_server; }\nserver { listen 0.0.0.0:81 default_server; }"), "[emerg] a duplicate default server for 0.0.0.0:81" + at4},
       {S("listen 81; listen *:81;"), "[emerg] a duplicate listen 0.0.0.0:81" + at4},
+      {H("server { listen 81 uwsgi; }\nserver { listen 81 ssl; }"), "[emerg] the \"uwsgi\" and \"ssl\" parameters of the \"listen\" directive cannot both apply to 0.0.0.0:81" + at4},
+      {S("listen 81 uwsgi ssl;"), "[emerg] the \"uwsgi\" and \"ssl\" parameters of the \"listen\" directive cannot both apply to 0.0.0.0:81" + at4},
       {H("server { listen 81 backlog=1; }\nserver { listen 81 reuseport; }"), "[emerg] duplicate listen options for 0.0.0.0:81" + at4},
       {S("listen 70000;"), "[emerg] invalid port in \"70000\" of the \"listen\" directive" + at4},
       {S("listen 1.2.3.4:0;"), "[emerg] invalid port in \"1.2.3.4:0\" of the \"listen\" directive" + at4},

@@ -15,6 +15,7 @@
 
 #include "http/http1_session.h"
 #include "http/router.h"
+#include "http/uwsgi_codec.h"
 #include "transport/plain_transport.h"
 
 namespace portico::http {
@@ -546,6 +547,65 @@ TEST_F(Http1SessionTest, AWriteThatWaitsForInputIsRetriedWhenInputArrives) {
   auto second = takeResponse();
   ASSERT_TRUE(second);
   EXPECT_EQ(second->body, "/second");
+}
+
+// A uwsgi listener (listen ... uwsgi): the request is a packet and its body, the client is
+// the one the vars name, and the response of unknown length is ended by the close, never chunked.
+TEST_F(Http1SessionTest, UwsgiPacketIsServedAndTheConnectionCloses) {
+  std::unique_ptr<Collect> reader;
+  std::string seen;
+  site_.content = [&](Exchange& exchange) {
+    reader = std::make_unique<Collect>([&exchange, &seen](std::string body) {
+      const Request& r = exchange.request();
+      seen = r.method + " " + r.path + "?" + r.query + " from " +
+             exchange.connection().peerAddress + ":" +
+             std::to_string(exchange.connection().peerPort) + " " +
+             exchange.connection().scheme;
+      exchange.sendHead(ResponseHead{});  // no length
+      exchange.sendBody(BodyChunk("got " + body));
+      exchange.finish();
+    });
+    exchange.readBody(reader.get());
+  };
+  settings_.uwsgi = true;
+  open();
+  std::string packet;
+  ASSERT_TRUE(uwsgi::serializePacket({{"REQUEST_METHOD", "POST"},
+                                      {"REQUEST_URI", "/up?x=1"},
+                                      {"PATH_INFO", "/up"},
+                                      {"QUERY_STRING", "x=1"},
+                                      {"CONTENT_LENGTH", "5"},
+                                      {"REMOTE_ADDR", "192.0.2.1"},
+                                      {"REMOTE_PORT", "4000"},
+                                      {"HTTPS", "on"}},
+                                     packet));
+  // The packet and its body in two writes, split inside the packet.
+  send(packet.substr(0, 7));
+  int turns = 0;
+  EXPECT_EQ(play({{[&] { return ++turns > 20; },  // the session has the partial packet
+                   [&] {
+                     EXPECT_TRUE(received_.empty());
+                     send(packet.substr(7) + "hello");
+                   }},
+                  {[&] { return eof_; }, [&] { client_.reset(); }},
+                  {[&] { return owner_.closed; }, nullptr}}),
+            3u);
+  EXPECT_EQ(seen, "POST /up?x=1 from 192.0.2.1:4000 https");
+  EXPECT_EQ(received_.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << received_;
+  EXPECT_EQ(received_.find("Transfer-Encoding"), std::string::npos) << received_;
+  EXPECT_NE(received_.find("Connection: close\r\n\r\ngot hello"), std::string::npos) << received_;
+}
+
+TEST_F(Http1SessionTest, MalformedUwsgiPacketClosesWithoutAnAnswer) {
+  site_.content = echoPath;
+  settings_.uwsgi = true;
+  open();
+  send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");  // HTTP on a uwsgi socket: modifier1 'G'
+  EXPECT_EQ(play({{[&] { return eof_; }, [&] { client_.reset(); }},
+                  {[&] { return owner_.closed; }, nullptr}}),
+            2u);
+  EXPECT_TRUE(received_.empty()) << received_;
+  EXPECT_EQ(site_.routed, 0);
 }
 
 }  // namespace

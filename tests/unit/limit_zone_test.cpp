@@ -356,6 +356,8 @@ TEST(LimitVariables, BinaryRemoteAddrAndStatuses) {
   EXPECT_EQ(expandWith("$binary_remote_addr", c), std::string(15, '\0') + "\x01");
   c.connection = &unix;
   EXPECT_EQ(expandWith("$binary_remote_addr", c), "unix:");
+  unix.peerAddress = "127.0.0.1";  // the client a uwsgi front server (or realip) named
+  EXPECT_EQ(expandWith("$binary_remote_addr", c), std::string("\x7f\0\0\x01", 4));
   // Not found until the module decided: "-" in a log line, "" elsewhere.
   EXPECT_EQ(expandWith("[$limit_req_status]", c), "[]");
   std::optional<Template> log = Template::compile("$uri:$limit_req_status:$limit_conn_status",
