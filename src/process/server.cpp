@@ -392,8 +392,6 @@ http::Connection* Server::startConnection(size_t index, UniqueFd fd, http::Conne
   http::Connection* raw = conn.get();
   connections_.emplace(raw, Client{std::move(conn), index});
   raw->start();
-  // nginx's worker_connections: at the limit this worker stops accepting (the kernel queues
-  // new clients, siblings take them) until a connection closes.
   checkFull();
   return connections_.count(raw) ? raw : nullptr;
 }
