@@ -94,6 +94,9 @@ class Exchange {
     return std::make_shared<const Request>(request());
   }
   virtual const ConnectionInfo& connection() const = 0;
+  // The connection as the socket has it, before realip replaced the client ($realip_remote_addr):
+  // who is trusted as a front end is decided on it.
+  virtual const ConnectionInfo& socketConnection() const { return connection(); }
   // What error pages sign with: the Server header's value (server_tokens on: with the version).
   virtual std::string_view signature() const { return "portico"; }
 

@@ -20,12 +20,13 @@ bool sameIgnoringCase(std::string_view a, std::string_view b) {
 }  // namespace
 
 ForwardedResult applyForwarded(const ForwardedTrust& trust, const Request& request,
-                               const ConnectionInfo& connection) {
+                               const ConnectionInfo& connection, const ConnectionInfo* socket) {
   ForwardedResult result;
   result.connection = connection;
+  const ConnectionInfo& peer = socket ? *socket : connection;
   bool any = std::find(trust.allowIps.begin(), trust.allowIps.end(), "*") != trust.allowIps.end();
-  bool trusted = any || connection.isUnix ||
-                 std::find(trust.allowIps.begin(), trust.allowIps.end(), connection.peerAddress) !=
+  bool trusted = any || peer.isUnix ||
+                 std::find(trust.allowIps.begin(), trust.allowIps.end(), peer.peerAddress) !=
                      trust.allowIps.end();
   if (!trusted) return result;
 

@@ -38,7 +38,10 @@ struct ForwardedResult {
 // with real_ip_recursive on; gunicorn 20.1 leaves REMOTE_ADDR alone — portico follows
 // uvicorn's proxy headers here, so Django's REMOTE_ADDR is the client's). From any other peer
 // the connection is unchanged.
+// `socket` is the connection as accepted (gunicorn trusts on the socket's peer even when a
+// PROXY header or realip gave the request another client); it defaults to `connection`.
 ForwardedResult applyForwarded(const ForwardedTrust& trust, const Request& request,
-                               const ConnectionInfo& connection);
+                               const ConnectionInfo& connection,
+                               const ConnectionInfo* socket = nullptr);
 
 }  // namespace portico::http

@@ -228,6 +228,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   const http::ConnectionInfo& connection() const override {
     return realClient_ ? *realClient_ : connection_;
   }
+  const http::ConnectionInfo& socketConnection() const override { return connection_; }
 
   void sendHead(http::ResponseHead head) override {
     if (swallowing_) return;

@@ -364,6 +364,7 @@ http::Connection* Server::addConnection(size_t index, UniqueFd fd, const sockadd
           [this](ProxyHeaderReader* r) { dropProxyReader(r); });
       ProxyHeaderReader* raw = reader.get();
       proxyReaders_.emplace(raw, std::move(reader));
+      checkFull();
       raw->start();
       return nullptr;
     }
@@ -376,6 +377,7 @@ void Server::dropProxyReader(ProxyHeaderReader* reader) {
   if (it == proxyReaders_.end()) return;
   loop_.deferDelete(std::move(it->second));
   proxyReaders_.erase(it);
+  if (full_) checkFull();
 }
 
 http::Connection* Server::startConnection(size_t index, UniqueFd fd, http::ConnectionInfo info) {
@@ -397,16 +399,23 @@ http::Connection* Server::startConnection(size_t index, UniqueFd fd, http::Conne
   http::Connection* raw = conn.get();
   connections_.emplace(raw, Client{std::move(conn), index});
   raw->start();
-  // nginx's worker_connections: at the limit this worker stops accepting (the kernel queues
-  // new clients, siblings take them) until a connection closes.
+  checkFull();
+  return connections_.count(raw) ? raw : nullptr;
+}
+
+void Server::checkFull() {
+  // A connection whose PROXY header is still being read counts too, as in nginx.
+  size_t open = connections_.size() + proxyReaders_.size();
   if (config_.workerConnections > 0 && !full_ &&
-      connections_.size() >= static_cast<size_t>(config_.workerConnections)) {
+      open >= static_cast<size_t>(config_.workerConnections)) {
     full_ = true;
     logCritical("[alert] " + std::to_string(config_.workerConnections) +
                 " worker_connections are not enough");
     updateAccepting();
+  } else if (full_ && open < static_cast<size_t>(config_.workerConnections)) {
+    full_ = false;
+    updateAccepting();
   }
-  return connections_.count(raw) ? raw : nullptr;
 }
 
 void Server::accept(size_t index, UniqueFd fd, const sockaddr_storage& peer) {
@@ -564,10 +573,7 @@ void Server::connectionClosed(http::Connection* connection) {
   loop_.deferDelete(std::move(it->second.connection));
   connections_.erase(it);
   if (stopping_ && connections_.empty()) loop_.stop();
-  if (full_ && connections_.size() < static_cast<size_t>(config_.workerConnections)) {
-    full_ = false;
-    updateAccepting();
-  }
+  if (full_) checkFull();
 }
 
 void Server::onRequestDone() {

@@ -73,6 +73,9 @@ class Server : public http::ConnectionOwner {
   http::Connection* addConnection(size_t index, UniqueFd fd, const sockaddr_storage& peer,
                                   const http::ConnectionInfo* proxied = nullptr);
   void dropProxyReader(ProxyHeaderReader* reader);
+  // nginx's worker_connections: at the limit this worker stops accepting (the kernel queues
+  // new clients, siblings take them) until a connection closes.
+  void checkFull();
   // Wraps the socket in its transport and starts the session.
   http::Connection* startConnection(size_t index, UniqueFd fd, http::ConnectionInfo info);
   void accept(size_t index, UniqueFd fd, const sockaddr_storage& peer);

@@ -383,7 +383,8 @@ WsgiHandler::WsgiHandler(event::EventLoop& loop, Executor& executor, std::string
 void WsgiHandler::handle(http::Exchange& exchange) {
   std::optional<http::ForwardedResult> forwarded;
   if (trust_) {
-    forwarded = http::applyForwarded(*trust_, exchange.request(), exchange.connection());
+    forwarded = http::applyForwarded(*trust_, exchange.request(), exchange.connection(),
+                                     &exchange.socketConnection());
     if (forwarded->contradictory) {
       // gunicorn's InvalidSchemeHeaders: 400 before the app runs.
       exchange.respondError(400);

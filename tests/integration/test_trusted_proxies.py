@@ -334,6 +334,15 @@ def test_proxy_protocol_flag_matches_gunicorn(backends):
     assert (status, environ["REMOTE_ADDR"]) == ("200", "192.0.2.1")
 
 
+def test_proxy_protocol_and_forwarded_headers_together(backends):
+    # The front end that sent the PROXY header (127.0.0.1, trusted) is also trusted for its
+    # scheme header, though REMOTE_ADDR is the header's client.
+    for backend in backends(["--proxy-protocol"]):
+        status, environ = backend.environ((("X-Forwarded-Proto", "https"),), proxy=TCP4)
+        assert (status, environ["REMOTE_ADDR"], environ["wsgi.url_scheme"]) == (
+            "200", "192.0.2.1", "https"), backend.name
+
+
 def test_proxy_header_from_a_peer_not_allowed(backends):
     gunicorn, portico = backends(["--proxy-protocol", "--proxy-allow-from", "10.9.9.9"])
     assert gunicorn.environ(proxy=TCP4)[0] == "403"

@@ -88,3 +88,12 @@ TEST(ForwardedTest, GarbageForwardedForKeepsThePeer) {
       trusting("127.0.0.1"), requestWith({{"X-Forwarded-For", "not an address"}}), peer("127.0.0.1"));
   EXPECT_EQ(out.connection.peerAddress, "127.0.0.1");
 }
+
+TEST(ForwardedTest, TrustIsDecidedOnTheSocketPeer) {
+  // A PROXY header (or realip) made the request's client 192.0.2.1; the front end is 127.0.0.1.
+  Request r = requestWith({{"X-Forwarded-Proto", "https"}});
+  ConnectionInfo socket = peer("127.0.0.1");
+  ForwardedResult out = applyForwarded(trusting("127.0.0.1"), r, peer("192.0.2.1"), &socket);
+  EXPECT_EQ(out.connection.scheme, "https");
+  EXPECT_EQ(out.connection.peerAddress, "192.0.2.1");
+}
