@@ -341,10 +341,11 @@ struct ProxyPass {
   std::string uri;          // that URI part
   std::string locationPrefix;  // what the URI part replaces (the location's prefix)
   bool unixSocket = false;
-  // The implicit upstream of a literal address (resolved at load), when no `upstream` block of
-  // that name exists; else `upstreamIndex` names HttpSite::upstreams.
-  std::optional<UpstreamSpec> implicit;
+  // The upstream proxied to: an index into HttpSite::upstreams (an `upstream` block, or the
+  // implicit upstream of the address), set by the file's proxy_pass. A hand-built model may give
+  // its upstream here instead (`implicit`, used when the index is -1).
   int upstreamIndex = -1;
+  std::optional<UpstreamSpec> implicit;
   SourceRef source;
 };
 

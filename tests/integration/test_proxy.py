@@ -35,6 +35,13 @@ class EchoHandler(http.server.BaseHTTPRequestHandler):
     def _answer(self):
         length = self.headers.get("Content-Length")
         body = self.rfile.read(int(length)) if length else b""
+        if self.path.startswith("/peer"):
+            out = b"%d" % self.client_address[1]  # which connection of the proxy asked
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+            return
         if self.path.startswith("/big/"):
             size = int(self.path.split("/")[2])
             self.send_response(200)
@@ -372,6 +379,70 @@ def test_upstream_variables_in_the_access_log(tmp_path, echo_backend):
     assert fields[:6] == ["200", "127.0.0.1:%d" % echo_backend, "200", str(len(r.body)), "echo",
                           "127.0.0.1:%d" % echo_backend]
     assert float(fields[6]) >= 0
+
+
+def test_next_upstream_and_non_idempotent(tmp_path, echo_backend):
+    # The primary reads the request and closes without an answer (max_fails=0: never marked
+    # failed, so every request tries it first); the backup answers.
+    closing = RawBackend(lambda conn: None)
+    server = serve(tmp_path, """
+        log_format up "$request_method $status $upstream_addr $upstream_status";
+        upstream u {
+            server 127.0.0.1:%d max_fails=0;
+            server 127.0.0.1:%d backup;
+        }
+        server { listen 127.0.0.1:@PORT@;
+                 access_log @DIR@/up.log up;
+                 location / { proxy_pass http://u; }
+                 location /ni/ { proxy_pass http://u; proxy_next_upstream error non_idempotent; }
+                 location /tries/ { proxy_pass http://u; proxy_next_upstream_tries 1; } }
+        """ % (closing.port, echo_backend))
+    try:
+        r = get(server, "/get")
+        assert r.status == 200 and echoed(r)[0] == "GET /get HTTP/1.0"
+        # A POST that reached the upstream is never sent again...
+        assert get(server, "/post", method="POST", body=b"once").status == 502
+        # ...unless non_idempotent says so.
+        r = get(server, "/ni/post", method="POST", body=b"twice")
+        assert r.status == 200 and echoed(r)[-2].startswith("body 5 ")
+        assert get(server, "/tries/x").status == 502
+    finally:
+        server.stop()
+        closing.close()
+    with open(os.path.join(str(tmp_path), "up.log")) as handle:
+        lines = handle.read().splitlines()
+    a, b = "127.0.0.1:%d" % closing.port, "127.0.0.1:%d" % echo_backend
+    assert lines[0] == "GET 200 %s, %s 502, 200" % (a, b)
+    assert lines[1] == "POST 502 %s 502" % a
+    assert lines[2] == "POST 200 %s, %s 502, 200" % (a, b)
+    assert lines[3] == "GET 502 %s 502" % a
+
+
+def test_keepalive_pool_reuses_connections(tmp_path, echo_backend):
+    # An upstream that answers and then closes each connection although it said nothing: the
+    # cached connection is stale by the next request, which must still succeed.
+    sloppy = RawBackend(lambda conn: conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+    server = serve(tmp_path, """
+        upstream kept { server 127.0.0.1:%d; keepalive 4; }
+        upstream sloppy { server 127.0.0.1:%d; keepalive 4; }
+        server { listen 127.0.0.1:@PORT@;
+                 proxy_http_version 1.1;
+                 proxy_set_header Connection "";
+                 location /peer { proxy_pass http://kept; }
+                 location /closing/ { proxy_pass http://kept/peer/; proxy_set_header Connection close; }
+                 location /sloppy/ { proxy_pass http://sloppy; } }
+        """ % (echo_backend, sloppy.port))
+    try:
+        ports = {get(server, "/peer").body for _ in range(4)}
+        assert len(ports) == 1, ports  # one connection, kept and reused
+        ports = {get(server, "/closing/").body for _ in range(3)}
+        assert len(ports) == 3, ports  # Connection: close sent: never cached
+        for _ in range(4):
+            r = get(server, "/sloppy/x")
+            assert r.status == 200 and r.body == b"ok"
+    finally:
+        server.stop()
+        sloppy.close()
 
 
 def test_unsupported_proxy_directives_are_refused(tmp_path):
