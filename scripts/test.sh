@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is needed, builds, and runs every test: unit and integration tests on the
-# release build, nginx's own test suite (nginx-tests) against it, the same again under ASan+UBSan, and the request and configuration parser
-# fuzzers for a bounded time, with testssl.sh against the release build beside them.
+# release build, nginx's own test suite (nginx-tests) against it, the same again under ASan+UBSan, and the
+# fuzzers (request, configuration, uwsgi, PROXY protocol, upstream response parsers) for a bounded time, with testssl.sh against the release build beside them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FUZZ_SECONDS=${FUZZ_SECONDS:-120}
@@ -50,6 +50,16 @@ echo "== fuzzing the uwsgi packet decoder for $((FUZZ_SECONDS / 4))s"
 mkdir -p build-fuzz/corpus-uwsgi
 build-fuzz/tests/fuzz/uwsgi_fuzz -max_total_time="$((FUZZ_SECONDS / 4))" -timeout=10 \
   -rss_limit_mb=2048 -print_final_stats=1 build-fuzz/corpus-uwsgi tests/fuzz/corpus/uwsgi 2>&1 | tail -n 8
+echo "== fuzzing the PROXY protocol parser for $((FUZZ_SECONDS / 4))s"
+mkdir -p build-fuzz/corpus-proxy-protocol
+build-fuzz/tests/fuzz/proxy_protocol_fuzz -max_total_time="$((FUZZ_SECONDS / 4))" -timeout=10 \
+  -rss_limit_mb=2048 -print_final_stats=1 build-fuzz/corpus-proxy-protocol \
+  tests/fuzz/corpus/proxy_protocol 2>&1 | tail -n 8
+echo "== fuzzing the upstream response parser for $((FUZZ_SECONDS / 4))s"
+mkdir -p build-fuzz/corpus-upstream-response
+build-fuzz/tests/fuzz/upstream_response_fuzz -max_total_time="$((FUZZ_SECONDS / 4))" -timeout=10 \
+  -rss_limit_mb=2048 -print_final_stats=1 build-fuzz/corpus-upstream-response \
+  tests/fuzz/corpus/upstream_response 2>&1 | tail -n 8
 echo "== testssl.sh (waiting for it)"
 if ! wait "$testssl_pid"; then
   cat build/testssl.log
