@@ -52,6 +52,7 @@ struct PickKey {
 class Balancer {
  public:
   virtual ~Balancer() = default;
+  // The peers point into `spec`, which must outlive the balancer (the site does).
   static std::unique_ptr<Balancer> create(const config::UpstreamSpec& spec);
 
   // The next peer for `attempt` (marked tried), or null when none is usable: all tried, down,

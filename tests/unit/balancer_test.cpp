@@ -423,7 +423,8 @@ std::string ipHashOf(Balancer& b, const sockaddr_storage& client) {
 }
 
 TEST(IpHash, MapsClientsAsNginxByTheirSlash24) {
-  auto b = Balancer::create(threeOn(UpstreamSpec::Method::kIpHash));
+  UpstreamSpec spec = threeOn(UpstreamSpec::Method::kIpHash);  // outlives the balancer
+  auto b = Balancer::create(spec);
   std::string seen;
   for (int k = 0; k <= 15; ++k) {
     std::string ip = "127." + std::to_string(k) + ".7.9";
@@ -436,7 +437,8 @@ TEST(IpHash, MapsClientsAsNginxByTheirSlash24) {
 }
 
 TEST(IpHash, IPv6HashesTheWholeAddress) {
-  auto b = Balancer::create(threeOn(UpstreamSpec::Method::kIpHash));
+  UpstreamSpec spec = threeOn(UpstreamSpec::Method::kIpHash);  // outlives the balancer
+  auto b = Balancer::create(spec);
   std::map<std::string, int> count;
   for (int k = 0; k < 60; ++k) {
     std::string ip = "2001:db8::" + std::to_string(k);
@@ -448,7 +450,8 @@ TEST(IpHash, IPv6HashesTheWholeAddress) {
 }
 
 TEST(IpHash, AFailedPeerMovesItsClientsAndTheyComeBack) {
-  auto b = Balancer::create(threeOn(UpstreamSpec::Method::kIpHash));
+  UpstreamSpec spec = threeOn(UpstreamSpec::Method::kIpHash);  // outlives the balancer
+  auto b = Balancer::create(spec);
   sockaddr_storage client = v4("127.3.7.9");
   PickKey pk;
   pk.client = &client;
