@@ -321,8 +321,10 @@ ResponseParser::Status ResponseParser::parseBody(std::string_view data, size_t& 
         bool bad = false;
         std::optional<std::string_view> line = takeLine(data, pos, bad);
         if (!line) {
+          // The same verdict as for the whole line (below), so that it does not depend on
+          // how the bytes were split.
           if (trailerBytes_ + (data.size() - consumed) > maxHead_) {
-            return fail("upstream sent too big trailers");
+            return fail("upstream sent invalid chunked response");
           }
           return Status::kNeedMore;
         }
