@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "fuzz_check.h"
 #include "http/parser.h"
 
 namespace {
@@ -18,13 +19,6 @@ using portico::http::ParseEvent;
 using portico::http::ParserLimits;
 using portico::http::RequestParser;
 
-#define FUZZ_CHECK(cond)                                                       \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      std::fprintf(stderr, "invariant failed: %s (line %d)\n", #cond, __LINE__); \
-      std::abort();                                                            \
-    }                                                                          \
-  } while (0)
 
 // A digest of everything the parser reported, comparable across different splits.
 struct Trace {

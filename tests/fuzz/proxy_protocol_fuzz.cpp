@@ -7,15 +7,9 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "fuzz_check.h"
 #include "transport/proxy_protocol.h"
 
-#define FUZZ_CHECK(cond)                                                       \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      std::fprintf(stderr, "invariant failed: %s (line %d)\n", #cond, __LINE__); \
-      std::abort();                                                            \
-    }                                                                          \
-  } while (0)
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using portico::transport::parseProxyProtocol;

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "fuzz_check.h"
 #include "http/uwsgi_codec.h"
 #include "http/uwsgi_request.h"
 
@@ -21,13 +22,6 @@ using portico::http::ParseEvent;
 using portico::http::UwsgiRequestDecoder;
 namespace uwsgi = portico::http::uwsgi;
 
-#define FUZZ_CHECK(cond)                                                         \
-  do {                                                                           \
-    if (!(cond)) {                                                               \
-      std::fprintf(stderr, "invariant failed: %s (line %d)\n", #cond, __LINE__); \
-      std::abort();                                                              \
-    }                                                                            \
-  } while (0)
 
 std::string run(std::string_view input, size_t step) {
   UwsgiRequestDecoder decoder;

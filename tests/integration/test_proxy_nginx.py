@@ -7,22 +7,11 @@ portico answers 502, as nginx 1.23+), and proxy_pass_request_body off with a POS
 1.22 leaves the client waiting; test_proxy.py checks portico's answer)."""
 
 import hashlib
-import threading
 
 import pytest
 
 from nginx_diff import run_case
-from test_proxy import EchoHandler, RawBackend, ThreadingServer
-
-
-@pytest.fixture(scope="module")
-def backend():
-    server = ThreadingServer(("127.0.0.1", 0), EchoHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
+from test_proxy import RawBackend, echo_backend  # noqa: F401 (echo_backend is a fixture)
 
 
 CONF = """
@@ -59,7 +48,7 @@ CONF = """
 """
 
 
-def test_proxy_matches_nginx(tmp_path, backend):
+def test_proxy_matches_nginx(tmp_path, echo_backend):
     dead = RawBackend(lambda conn: None)
     dead_port = dead.port
     dead.close()  # nothing listens there any more: connection refused
@@ -82,4 +71,4 @@ def test_proxy_matches_nginx(tmp_path, backend):
         ("GET", "/dead/x"),
         ("GET", "/plain", {"version": "HTTP/1.0", "host": None}),
     ]
-    run_case(tmp_path, CONF % {"b": backend, "dead": dead_port}, {}, requests)
+    run_case(tmp_path, CONF % {"b": echo_backend, "dead": dead_port}, {}, requests)
