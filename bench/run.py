@@ -251,7 +251,7 @@ class Server:
         self.port = freePort()
         self.workdir = os.path.join(workdir, key)
         os.makedirs(self.workdir, exist_ok=True)
-        self.commands = []   # (argv, cwd) in start order
+        self.commands = []   # (argv, cwd, cores, measured) in start order
         self.configs = {}    # name -> text, for the report
         self.procs = []
         self.workerProc = None  # index in procs of the process whose children are the app workers
@@ -260,16 +260,18 @@ class Server:
     def url(self):
         return f"{self.scheme}://{HOST}:{self.port}{self.path}"
 
-    def add(self, argv, cwd=None, workers=False):
-        """workers: this process's children are the workers that run the app (worker balance)."""
+    def add(self, argv, cwd=None, workers=False, cores=None, measured=True):
+        """workers: this process's children are the workers that run the app (worker balance).
+        cores: where this process runs when not the server's cores (a proxy scenario's backend).
+        measured: False for a backend every contender shares, left out of CPU and memory."""
         if workers:
             self.workerProc = len(self.commands)
-        self.commands.append((argv, cwd))
+        self.commands.append((argv, cwd, cores or self.cores, measured))
 
     def start(self, timeout=60):
-        for i, (argv, cwd) in enumerate(self.commands):
+        for i, (argv, cwd, cores, _) in enumerate(self.commands):
             logf = open(os.path.join(self.workdir, f"proc{i}.log"), "ab")
-            self.procs.append(subprocess.Popen(["taskset", "-c", self.cores] + argv, cwd=cwd,
+            self.procs.append(subprocess.Popen(["taskset", "-c", cores] + argv, cwd=cwd,
                                                stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
                                                preexec_fn=preexec))
             logf.close()
@@ -290,7 +292,8 @@ class Server:
         raise RuntimeError(f"{self.label} not ready after {timeout}s ({last}); see {self.workdir}")
 
     def roots(self):
-        return [p.pid for p in self.procs]
+        """The measured processes (a shared backend is not)."""
+        return [p.pid for p, (_, _, _, measured) in zip(self.procs, self.commands) if measured]
 
     def workerPids(self):
         """The app's worker processes: the children of the master (portico, gunicorn, uWSGI with
@@ -324,7 +327,7 @@ class Server:
         self.procs = []
 
     def describe(self):
-        return {"commands": [" ".join(["taskset", "-c", self.cores] + a) for a, _ in self.commands],
+        return {"commands": [" ".join(["taskset", "-c", cores] + a) for a, _, cores, _ in self.commands],
                 "configs": self.configs}
 
 
@@ -395,14 +398,17 @@ def appSpec(ctx, app):
     raise ValueError(app)
 
 
-def nginxConf(server, body, static_alias=None, workers=1):
+def nginxConf(server, body, static_alias=None, workers=1, name="nginx.conf", **add):
+    """An nginx process of `server` with `body` in http; `name` and `add` (Server.add's cores and
+    measured) for a second nginx, such as a proxy scenario's backend."""
     w = server.workdir
     user = "user root;\n" if os.geteuid() == 0 else ""
+    pid = f"{w}/nginx.pid" if name == "nginx.conf" else f"{w}/{name}.pid"
     conf = f"""{user}daemon off;
 master_process on;
 worker_processes {workers};
 worker_rlimit_nofile 20000;
-pid {w}/nginx.pid;
+pid {pid};
 error_log {w}/error.log warn;
 events {{ worker_connections 20000; }}
 http {{
@@ -423,11 +429,11 @@ http {{
 {body}
 }}
 """
-    path = os.path.join(w, "nginx.conf")
+    path = os.path.join(w, name)
     with open(path, "w") as f:
         f.write(conf)
-    server.configs["nginx.conf"] = conf
-    server.add(["nginx", "-c", path, "-p", w + "/", "-e", f"{w}/error.log"])
+    server.configs[name] = conf
+    server.add(["nginx", "-c", path, "-p", w + "/", "-e", f"{w}/error.log"], **add)
 
 
 # The TLS scenarios: both servers get these lines, the same certificate and the same protocols,
@@ -444,9 +450,9 @@ def listenLines(ctx, port, tls):
                                f"ssl_certificate_key {key};"] + TLS_SETTINGS)
 
 
-def porticoConf(server, ctx, tls, location, workers=1):
-    """portico -c: the nginx.conf shape the TLS scenarios give nginx too (the gunicorn flags
-    have no TLS yet)."""
+def porticoConf(server, ctx, tls, location, workers=1, http_extra=""):
+    """portico -c: the nginx.conf shape the TLS and proxy scenarios give nginx too (the gunicorn
+    flags have no TLS and no proxy); http_extra goes into http (an upstream block)."""
     w = server.workdir
     conf = f"""worker_processes {workers};
 pid {w}/portico.pid;
@@ -461,6 +467,7 @@ http {{
     keepalive_timeout 75;
     keepalive_requests 1000000;
     client_max_body_size 0;
+    {http_extra}
     server {{
         {listenLines(ctx, server.port, tls)}
         location / {{ {location} }}
@@ -493,6 +500,8 @@ def makeServerAt(ctx, kind, app, workers, cores, tls, key, workdir):
     """makeServer's body: tls (None, "ecdsa", "rsa") puts nginx on an ssl listener and portico on
     the same configuration (-c)."""
     w = str(workers)
+    if kind in PROXY_KINDS:
+        return proxyServer(ctx, kind, app, workers, cores, key, workdir)
     if app.startswith("static:"):
         path = "/" + app.split(":", 1)[1]
         s = Server(key, kind, path, workdir, cores)
@@ -582,10 +591,46 @@ def makeServerAt(ctx, kind, app, workers, cores, tls, key, workdir):
     return s
 
 
+# The proxy scenarios' fronts: portico or nginx on the server's core, in front of a backend on the
+# client's core that both share (nginx serving static:FILE over keep-alive HTTP/1.1, or uWSGI
+# --socket serving hello over a unix socket); the backend is not measured (CPU, memory).
+PROXY_KINDS = ("portico-proxy", "nginx-proxy", "portico-uwsgi-pass", "nginx-uwsgi-pass")
+
+
+def proxyServer(ctx, kind, app, workers, cores, key, workdir):
+    if kind.endswith("-proxy"):
+        path = "/" + app.split(":", 1)[1]
+        s = Server(key, kind, path, workdir, cores)
+        backend = freePort()
+        nginxConf(s, f"    server {{\n        listen {HOST}:{backend} backlog=4096;\n"
+                     f"        location / {{ root {ctx.staticDir()}; }}\n    }}",
+                  name="backend.conf", cores=CLIENT_CORE, measured=False)
+        upstream = f"upstream backend {{ server {HOST}:{backend}; keepalive 32; }}"
+        location = ("proxy_pass http://backend; proxy_http_version 1.1; "
+                    "proxy_set_header Connection \"\";")
+    else:
+        chdir, _module, wsgi_file, path = appSpec(ctx, app)
+        s = Server(key, kind, path, workdir, cores)
+        sock = os.path.join(s.workdir, "uwsgi.sock")
+        s.add(["uwsgi", "--plugin", "python3", "--socket", sock, "--chmod-socket=666", "--chdir", chdir,
+               "--wsgi-file", wsgi_file, "--processes", "1", "--disable-logging", "--listen", "1024"],
+              cores=CLIENT_CORE, measured=False)
+        upstream = f"upstream backend {{ server unix:{sock}; }}"
+        location = "include /etc/nginx/uwsgi_params; uwsgi_pass backend;"
+    if kind.startswith("portico-"):
+        porticoConf(s, ctx, None, location, workers, http_extra=upstream)
+    else:
+        nginxConf(s, f"    {upstream}\n    server {{\n        {listenLines(ctx, s.port, None)}\n"
+                     f"        location / {{ {location} }}\n    }}", workers=workers)
+    return s
+
+
 def available(kind):
     need = {"portico": [PORTICO], "gunicorn-sync": ["gunicorn"], "gunicorn-gthread": ["gunicorn"],
             "uwsgi-http": ["uwsgi"], "uwsgi-http10": ["uwsgi"], "nginx-gunicorn": ["nginx", "gunicorn"],
-            "nginx-uwsgi": ["nginx", "uwsgi"], "nginx-portico-uwsgi": ["nginx", PORTICO], "nginx-static": ["nginx"], "nginx-return": ["nginx"]}
+            "nginx-uwsgi": ["nginx", "uwsgi"], "nginx-portico-uwsgi": ["nginx", PORTICO], "nginx-static": ["nginx"], "nginx-return": ["nginx"],
+            "portico-proxy": [PORTICO, "nginx"], "nginx-proxy": ["nginx"],
+            "portico-uwsgi-pass": [PORTICO, "uwsgi"], "nginx-uwsgi-pass": ["nginx", "uwsgi"]}
     for b in need[kind]:
         if not (shutil.which(b) or os.access(b, os.X_OK)):
             return False
@@ -624,6 +669,20 @@ SCENARIOS = {
     "uwsgi-server": {"title": "hello (13 B WSGI app) through nginx's uwsgi_pass: portico --protocol uwsgi "
                               "vs uWSGI --socket, 64 connections", "numerator": "nginx-portico-uwsgi",
                      "contenders": [("nginx-portico-uwsgi", "hello", 64), ("nginx-uwsgi", "hello", 64)]},
+    # proxy_pass / uwsgi_pass: portico and nginx as the front on core 0, the same backend on core 1
+    # (with wrk); the numerator is portico's front, the server CPU per request the front's alone.
+    "proxy13b": {"title": "proxy_pass to a keep-alive nginx backend, 13 B file, 64 and 1,000 connections",
+                 "numerator": "portico-proxy",
+                 "contenders": [(k, "static:13b.txt", n) for n in (64, 1000)
+                                for k in ("portico-proxy", "nginx-proxy")]},
+    "proxy100k": {"title": "proxy_pass to a keep-alive nginx backend, 100 KB file, 64 and 1,000 connections",
+                  "numerator": "portico-proxy",
+                  "contenders": [(k, "static:100k.bin", n) for n in (64, 1000)
+                                 for k in ("portico-proxy", "nginx-proxy")]},
+    "uwsgi-pass": {"title": "uwsgi_pass to uWSGI --socket (hello, one process on core 1), 64 and 1,000 connections",
+                   "numerator": "portico-uwsgi-pass",
+                   "contenders": [(k, "hello", n) for n in (64, 1000)
+                                  for k in ("portico-uwsgi-pass", "nginx-uwsgi-pass")]},
     "conns1000": {"title": "hello at 1,000 vs 64 keep-alive connections",
                   "contenders": [("portico", "hello", 64), ("portico", "hello", 1000),
                                  ("nginx-return", "hello", 64), ("nginx-return", "hello", 1000)]},
@@ -1025,6 +1084,18 @@ def targets(results):
     ratioTarget("uwsgi-server", "nginx-uwsgi", 1.2,
                 "nginx → portico --protocol uwsgi ≥ 1.2× nginx → uWSGI (hello)",
                 numerator="nginx-portico-uwsgi")
+    # proxy_pass / uwsgi_pass (issue 14): the front's req/s ≥ nginx's at no more CPU per request.
+    for sc, incumbent, what in (("proxy13b", "nginx-proxy", "proxy_pass 13 B"),
+                                ("proxy100k", "nginx-proxy", "proxy_pass 100 KB"),
+                                ("uwsgi-pass", "nginx-uwsgi-pass", "uwsgi_pass hello")):
+        numerator = SCENARIOS[sc]["numerator"]
+        for n in (64, 1000):
+            before = len(out)
+            ratioTarget(sc, incumbent, 1.0, f"{what} @{n} ≥ 1.0× nginx", conns=n, numerator=numerator)
+            p, i = find(results, sc, numerator, n), find(results, sc, incumbent, n)
+            if len(out) > before and p.get("cpu_us") and i.get("cpu_us"):
+                out[-1]["shown"] += f" (front CPU {p['cpu_us']:.1f} vs {i['cpu_us']:.1f} µs/req)"
+                out[-1]["met"] = out[-1]["met"] and p["cpu_us"] <= i["cpu_us"]
     # TLS (one worker, one core, same certificate and ssl_* lines): req/s (or handshakes/s) ≥ nginx,
     # with the server's CPU per request beside it (what decides when the client is the limit).
     for sc, incumbent, what in (("tls-handshake-ecdsa", "nginx-static", "full handshakes/s, ECDSA P-256"),
@@ -1075,6 +1146,8 @@ TARGET_GOALS = {("hello64", "uwsgi-http"): 2.0, ("hello64", "gunicorn-sync"): 6.
                 ("tls-handshake-ecdsa", "nginx-static"): 1.0, ("tls-handshake-rsa", "nginx-static"): 1.0,
                 ("tls-hello", "nginx-uwsgi"): 1.0, ("tls-static13b", "nginx-static"): 1.0,
                 ("uwsgi-server", "nginx-uwsgi"): 1.2,
+                ("proxy13b", "nginx-proxy"): 1.0, ("proxy100k", "nginx-proxy"): 1.0,
+                ("uwsgi-pass", "nginx-uwsgi-pass"): 1.0,
                 ("tls-static100k", "nginx-static"): 1.0, ("tls-static1m", "nginx-static"): 1.0}
 
 
@@ -1378,7 +1451,7 @@ def main():
                 raise
             except Exception as e:
                 notes.append(f"{n}: failed: {e}")
-                log(f"scenario {n} failed: {e}")
+                log(f"scenario {n} failed: {e!r}")
     except KeyboardInterrupt:
         interrupted = True
         log("interrupted: servers stopped, writing partial results")
