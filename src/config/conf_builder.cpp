@@ -908,7 +908,7 @@ class Builder {
     bool optionsSet = false;
     static const std::set<std::string> kNotYet = {
         "http2", "quic", "spdy", "deferred", "accept_filter",
-        "fastopen", "rcvbuf", "sndbuf", "ipv6only", "so_keepalive", "setfib"};
+        "fastopen", "ipv6only", "so_keepalive", "setfib"};
     for (size_t i = 1; i < d.args.size(); ++i) {
       const std::string& p = d.args[i];
       if (p == "default_server" || p == "default") {
@@ -928,6 +928,12 @@ class Builder {
         auto n = parseNginxNumber(std::string_view(p).substr(8));
         if (!n || *n == 0 || *n > 65535) emerg(d, "invalid backlog " + quote(p));
         spec.backlog = static_cast<int>(*n);
+        optionsSet = true;
+      } else if (startsWith(p, "rcvbuf=") || startsWith(p, "sndbuf=")) {
+        // ngx_http_core_listen: a size (k, m), and a socket option, so it binds.
+        auto n = parseNginxSize(std::string_view(p).substr(7));
+        if (!n || *n > INT32_MAX) emerg(d, "invalid " + p.substr(0, 6) + " " + quote(p));
+        (p[0] == 'r' ? spec.rcvbuf : spec.sndbuf) = *n;
         optionsSet = true;
       } else if (kNotYet.count(p.substr(0, p.find('=')))) {
         unsupported(d, "the " + quote(p.substr(0, p.find('='))) +

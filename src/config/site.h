@@ -48,6 +48,10 @@ struct ListenSpec {
   // `uwsgi` (portico's own parameter): the address speaks the uwsgi protocol to a front server
   // (nginx's uwsgi_pass) instead of HTTP; ORed over the address's listens, as `ssl`.
   bool uwsgi = false;
+  // rcvbuf= / sndbuf=: SO_RCVBUF / SO_SNDBUF on the listening socket (accepted connections
+  // inherit them); -1: the kernel's default.
+  int64_t rcvbuf = -1;
+  int64_t sndbuf = -1;
   SourceRef source;
 };
 

@@ -115,6 +115,11 @@ class Exchange {
 
   // Called if the client goes away before finish(); the exchange dies right after.
   virtual void onAbort(std::function<void()> callback) = 0;
+  // The content's work is worthless once the client has gone (proxy_pass: nginx's
+  // ngx_http_upstream_check_broken_connection): the client closing its side before the
+  // response is complete then aborts the exchange (onAbort; logged 499 when no head left)
+  // instead of answering a half-closed client. Without it a half-closed client is answered.
+  virtual void abortOnClientClose() {}
 
   // Gives up on the response (an app failed after its head went out): the connection is
   // closed so the client sees a truncated response, never a wrong one. The exchange dies.
@@ -132,6 +137,9 @@ class Exchange {
   virtual std::string_view currentUri() const { return request().path; }
   // nginx's r->valid_unparsed_uri: no rewrite or internal redirect changed the client's URI.
   virtual bool uriIsOriginal() const { return true; }
+  // False when a rewrite (with break) changed the URI inside the location serving it (nginx's
+  // r->valid_location): proxy_pass then passes the whole changed URI, not its URI part.
+  virtual bool locationValid() const { return true; }
   // What nginx appends to a request's error-log line (", client: ..., server: ..., request:
   // ..., host: ...").
   virtual std::string errorContext() const { return {}; }

@@ -268,6 +268,27 @@ void Http1Session::pump() {
       if (out_.empty()) closeNow();
     } else if (state_ == State::kActive && !stream_.requestComplete_) {
       closeNow();
+    } else if (state_ == State::kActive && stream_.abortOnClientClose_ &&
+               !stream_.responseFinished_) {
+      // nginx's upstream check of a broken connection: the upstream is let go at once and
+      // the request logged 499 (or with what left, once a head was sent).
+      if (ErrorLog::instance().enabled(LogLevel::kInfo)) {
+        const Request& req = parser_.request();
+        logInfo("client prematurely closed connection, so upstream connection is closed too, "
+                "client: " + (info_.isUnix ? std::string("unix:") : info_.peerAddress) +
+                ", request: \"" + req.method + " " + req.target +
+                (req.versionMinor == 0 ? " HTTP/1.0\"" : " HTTP/1.1\""));
+      }
+      if (!stream_.headSent_) {
+        stream_.status_ = 499;
+        writeAccessLog(0);
+        stream_.active_ = false;  // logged; closeNow still tells the content (onAbort)
+        auto callback = std::move(stream_.onAbort_);
+        stream_.onAbort_ = nullptr;
+        if (callback) callback();
+      }
+      closeNow();
+      return;
     } else if (state_ == State::kActive) {
       closeAfterResponse_ = true;
     }

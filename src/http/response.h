@@ -33,6 +33,13 @@ struct ResponseHead {
   void add(std::string name, std::string value) {
     headers.push_back({std::move(name), std::move(value)});
   }
+  // The first header of that name (case-insensitive), or null.
+  const std::string* header(std::string_view name) const {
+    for (const Header& h : headers) {
+      if (iequals(h.name, name)) return &h.value;
+    }
+    return nullptr;
+  }
 };
 
 // The standard reason phrase for a status code ("Unknown" if none).

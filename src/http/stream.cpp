@@ -120,6 +120,7 @@ void Stream::reset() {
   headSent_ = false;
   responseFinished_ = false;
   requestComplete_ = false;
+  abortOnClientClose_ = false;
   dropBody_ = false;
   status_ = 0;
   routed_ = false;

@@ -38,6 +38,7 @@ class Stream : public Exchange {
   }
   void onWritable(std::function<void()> callback) override { onWritable_ = std::move(callback); }
   void onAbort(std::function<void()> callback) override { onAbort_ = std::move(callback); }
+  void abortOnClientClose() override { abortOnClientClose_ = true; }
 
   // The limits of the current (or last) request's route: between requests they still govern
   // the connection's keep-alive and send timeouts.
@@ -95,6 +96,7 @@ class Stream : public Exchange {
   bool headSent_ = false;
   bool responseFinished_ = false;
   bool requestComplete_ = false;
+  bool abortOnClientClose_ = false;  // the content asked for abortOnClientClose()
   bool dropBody_ = false;  // HEAD, 1xx, 204, 304: the body's bytes are counted, not sent
   int status_ = 0;
   std::optional<uint64_t> declaredLength_;

@@ -491,7 +491,7 @@ std::optional<Template> Template::compile(std::string_view text, std::string& er
     }
     for (const auto& [prefix, kind] : kPrefixed) {
       if (found) break;
-      if (lowered.size() > prefix.size() && lowered.starts_with(prefix)) {
+      if (lowered.size() >= prefix.size() && lowered.starts_with(prefix)) {
         t.parts_.push_back({kind, lowered.substr(prefix.size()), 0});
         found = true;
       }
@@ -598,6 +598,8 @@ std::string Template::expand(const VariableContext& c, VariableEscape escape) co
         value = c.args.empty() ? std::string() : std::string("?");
         break;
       case Kind::kArg:
+        // $arg_ (no name) is known and always empty, as nginx's ngx_http_arg finds nothing.
+        if (part.text.empty()) break;
         if (auto v = findArg(c.args, part.text)) value = std::string(*v);
         break;
       case Kind::kHost:

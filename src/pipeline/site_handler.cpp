@@ -246,12 +246,18 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
         swallowing_ = true;
         pendingPage_ = page;
         pendingStatus_ = pageStatus;
+        // nginx keeps r->headers_out.location over the internal redirect: `return 302 URL`
+        // answered by an error_page still says where to go.
+        if (const std::string* location = head.header("Location")) keptLocation_ = *location;
         return;
       }
     }
     if (errStatus_ != 0) {
       head.status = errStatus_;
       head.reason.clear();
+    }
+    if (!keptLocation_.empty() && !head.header("Location")) {
+      head.add("Location", std::move(keptLocation_));
     }
     if (closes_ || (!upstream() && closesConnection(head.status))) head.close = true;
     if (head.status == 401 && !wwwAuthenticate_.empty()) {
@@ -280,6 +286,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     output().onWritable(std::move(callback));
   }
   void readBody(http::BodyReader* reader) override { next_->readBody(reader); }
+  void abortOnClientClose() override { next_->abortOnClientClose(); }
   std::string expand(const http::Template& value) const override {
     return value.expand(variables());
   }
@@ -289,6 +296,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   }
   std::string_view currentUri() const override { return uri_; }
   bool uriIsOriginal() const override { return !rewritten_; }
+  bool locationValid() const override { return locationValid_; }
   std::string errorContext() const override {
     std::string out = ", client: ";
     out += connection().isUnix && connection().peerAddress.empty() ? "unix:"
@@ -308,6 +316,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   }
   void logResponse(const http::AccessLogEntry& entry) override {
     if (logged_ || !location_) return;
+    if (status_ == 0) status_ = entry.status;  // no head left: the session's 499
     bodyBytes_ = entry.bodyBytesSent;  // what left, after gzip, as nginx's $body_bytes_sent
     bytesSent_ = entry.bytesSent;
     writeLogs();
@@ -542,11 +551,17 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
         match(uri_);
       }
       const LocationRuntime& rt = *location_;
+      locationValid_ = true;
       if (!rt.rewrites || rt.rewrites->empty()) break;
+      std::string matched = uri_;  // (only where the location has rewrite directives)
       rewriteResult_ = runProgram(rt);
       if (answers(rewriteResult_)) {
         answered = true;
         break;
+      }
+      if (rewriteResult_.action == http::RewriteResult::Action::kBreak && uri_ != matched) {
+        // nginx's valid_location = 0: the URI no longer matches the location that serves it.
+        locationValid_ = false;
       }
       if (rewriteResult_.action != http::RewriteResult::Action::kLast) break;
       if (++uriChanges_ > kMaxUriChanges) {
@@ -1112,6 +1127,8 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   bool swallowing_ = false;
   const config::ErrorPage* pendingPage_ = nullptr;
   int pendingStatus_ = 0;
+  std::string keptLocation_;  // the Location of a redirect an error_page took over
+  bool locationValid_ = true;  // false: a rewrite ... break changed the URI in the location
   // The nginx-internal code (494-497) of the 400 being answered: error_page looks it up by
   // that code (`error_page 497` catches a plain request to an HTTPS port, `error_page 400`
   // does not), as ngx_http_special_response_handler does.

@@ -1,9 +1,13 @@
 #include "process/listeners.h"
 
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <string>
+#include <tuple>
 
+#include "core/log.h"
 #include "event/listener.h"
 #include "http/site_map.h"
 
@@ -21,6 +25,20 @@ struct Wanted {
   config::ListenSpec listen;
   bool wildcard = false;
 };
+
+// listen's rcvbuf= and sndbuf=, set on the listening socket at open and again at a reload (as
+// nginx's ngx_configure_listening_sockets); a refusal is logged and ignored, as nginx does.
+void applyBuffers(int fd, const config::ListenSpec& spec) {
+  for (auto [option, value, name] : {std::tuple{SO_RCVBUF, spec.rcvbuf, "SO_RCVBUF"},
+                                     std::tuple{SO_SNDBUF, spec.sndbuf, "SO_SNDBUF"}}) {
+    if (value < 0) continue;
+    int size = static_cast<int>(value);
+    if (::setsockopt(fd, SOL_SOCKET, option, &size, sizeof size) != 0) {
+      logError(std::string("setsockopt(") + name + ", " + std::to_string(size) + ") " +
+               spec.spec + " failed, ignored");
+    }
+  }
+}
 
 bool wantedSockets(const config::Config& config, std::vector<Wanted>& out, std::string& error) {
   auto map = http::SiteMap::build(config.site, error);
@@ -81,6 +99,7 @@ bool openOne(const Wanted& want, BoundListener& l, std::string& error) {
     error = "cannot listen on " + (spec.spec.empty() ? want.key : spec.spec) + ": " + error;
     return false;
   }
+  applyBuffers(l.fd.get(), spec);
   return true;
 }
 
@@ -115,6 +134,7 @@ bool updateListeners(const config::Config& config, std::vector<BoundListener>& c
         ::listen(l.fd.get(), backlog);  // as nginx: a new backlog applies to the open socket
         l.backlog = backlog;
       }
+      applyBuffers(l.fd.get(), want.listen);
       kept[i] = true;
       found = true;
       next.push_back(std::move(l));

@@ -213,6 +213,7 @@ void ProxyRequest::start(std::unique_ptr<ProxyRequest> self) {
     ex_ = nullptr;
     destroy();
   });
+  ex_->abortOnClientClose();  // proxy_ignore_client_abort off
   firstTry_ = std::chrono::steady_clock::now();
   const http::Request& r = ex_->request();
   if (h_.body_) {
@@ -278,7 +279,12 @@ std::string ProxyRequest::requestUri() const {
   const http::Request& r = ex_->request();
   const config::ProxyPass& p = h_.pass_;
   std::string uri;
-  if (p.hasUri) {
+  if (p.hasUri && !ex_->locationValid()) {
+    // The URI was rewritten (break) inside the location: the URI part is left out and the
+    // changed URI passed whole (ngx_http_proxy_create_request copies vars.uri only while
+    // r->valid_location).
+    uri = escapeUri(ex_->currentUri());
+  } else if (p.hasUri) {
     // The location's prefix is replaced by the URI part (ngx_http_proxy_create_request).
     std::string_view current = ex_->currentUri();
     size_t prefix = std::min(p.locationPrefix.size(), current.size());
