@@ -8,7 +8,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev zlib1g-dev libpcre2-dev libssl-dev libcrypt-dev
   python3 python3-pytest python3-requests
   libpython3.11-dev python3-django python3-psycopg2 postgresql
-  nginx curl slowhttptest gunicorn testssl.sh uwsgi uwsgi-plugin-python3
+  nginx curl slowhttptest gunicorn testssl.sh uwsgi uwsgi-plugin-python3 iproute2 util-linux
   # nginx-tests (../shared/ext/nginx-tests), nginx's own Perl suite
   perl openssl libio-socket-ssl-perl libnet-ssleay-perl libprotocol-websocket-perl libfcgi-perl
   libscgi-perl libgd-perl libcache-memcached-perl libcache-memcached-fast-perl libcryptx-perl
