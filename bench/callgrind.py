@@ -122,7 +122,29 @@ def profile(args, ctx, requests, out):
     worker, {function: inclusive Ir}, seconds of the measured load)."""
     port = harness.freePort()
     argv = [args.bin, "--bind", f"{HOST}:{port}", "-w", "1", "--keep-alive", "75"]
-    if args.app.startswith("static:"):
+    backend = None
+    if args.app.startswith("proxy:"):
+        # proxy_pass to a keep-alive nginx serving the file (not profiled), as bench/run.py's
+        # proxy scenarios: portico -c with the same upstream block and location.
+        path = "/" + args.app.split(":", 1)[1]
+        bport = harness.freePort()
+        conf = os.path.join(out, "backend.conf")
+        with open(conf, "w") as f:
+            f.write(f"daemon off; master_process off; pid {out}/backend.pid; error_log {out}/backend.err;\n"
+                    f"events {{ worker_connections 4096; }}\n"
+                    f"http {{ access_log off; keepalive_requests 1000000;\n"
+                    f"  server {{ listen {HOST}:{bport}; location / {{ root {ctx.staticDir()}; }} }} }}\n")
+        backend = subprocess.Popen(["nginx", "-c", conf, "-p", out + "/", "-e", f"{out}/backend.err"])
+        pconf = os.path.join(out, "portico.conf")
+        with open(pconf, "w") as f:
+            f.write(f"worker_processes 1; pid {out}/portico.pid; error_log {out}/portico.err;\n"
+                    f"events {{ worker_connections 4096; }}\n"
+                    f"http {{ access_log off; keepalive_timeout 75; keepalive_requests 1000000;\n"
+                    f"  upstream backend {{ server {HOST}:{bport}; keepalive 32; }}\n"
+                    f"  server {{ listen {HOST}:{port}; location / {{ proxy_pass http://backend; "
+                    f"proxy_http_version 1.1; proxy_set_header Connection \"\"; }} }} }}\n")
+        argv = [args.bin, "-c", pconf]
+    elif args.app.startswith("static:"):
         path = "/" + args.app.split(":", 1)[1]
         argv += ["--static", f"/={ctx.staticDir()}"]
     else:
@@ -143,6 +165,9 @@ def profile(args, ctx, requests, out):
         load(port, path, min(args.conns, 64), args.warmup)
         seconds = load(port, path, args.conns, requests)
     finally:
+        if backend:
+            backend.terminate()
+            backend.wait(timeout=30)
         master.send_signal(signal.SIGTERM)
         try:
             master.wait(timeout=120)
@@ -176,7 +201,7 @@ def annotate(dump, inclusive):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--app", default="hello", help="hello, django or static:FILE (bench/run.py's apps)")
+    ap.add_argument("--app", default="hello", help="hello, django, static:FILE or proxy:FILE (bench/run.py's apps; proxy: proxy_pass to an nginx serving FILE)")
     ap.add_argument("--conns", type=int, default=64)
     ap.add_argument("--requests", type=int, default=20000)
     ap.add_argument("--warmup", type=int, default=2000)
