@@ -208,6 +208,7 @@ class ProxyRequest final : public event::IoWatcher, public http::BodyReader, pub
   // goes through spool_ (memory, then a temporary file) so the upstream is read at its speed.
   bool buffering_ = true;
   std::unique_ptr<ResponseSpool> spool_;
+  bool spoolPaused_ = false;  // reading stopped: the spool's memory and file are full
 };
 
 void ProxyRequest::start(std::unique_ptr<ProxyRequest> self) {
@@ -565,6 +566,7 @@ void ProxyRequest::readMore() {
     // proxy_buffering off), then wait for it.
     if (state_ == State::kResponse && spool_ && !spool_->canAccept()) {
       loop_.cancelTimer(timer_);  // memory and the temporary file are full: the client drains
+      spoolPaused_ = true;
       return;
     }
     if (state_ == State::kResponse && !spool_) {
@@ -743,7 +745,12 @@ void ProxyRequest::flushPending() {
       destroy();
       return;
     }
-    if (state_ == State::kResponse && !upstreamDone_) readMore();  // it may have waited
+    // Reading resumes once the client made room (only then: the read timeout keeps running
+    // while the upstream is silent, however the client reads).
+    if (spoolPaused_ && state_ == State::kResponse && !upstreamDone_ && spool_->canAccept()) {
+      spoolPaused_ = false;
+      readMore();
+    }
     return;
   }
   if (!pending_.empty()) ex_->sendBody(BodyChunk(std::move(pending_)));
