@@ -148,6 +148,7 @@ class ProxyRequest final : public event::IoWatcher, public http::BodyReader, pub
   void flushPending();
   void pumpSpool();
   void waitWritable();
+  std::string spoolLogContext() const;
   void responseEnded();
   void fail(Failure kind, int status, const std::string& message);
   void finishWith(int status);
@@ -807,8 +808,20 @@ void ProxyRequest::pumpSpool() {
     }
     ex_->sendBody(spool_->take());
   }
+  std::string notice = spool_->takeNotice();
+  if (!notice.empty()) logWarning(notice + " while reading upstream" + spoolLogContext());
   std::string error = spool_->takeError();
-  if (!error.empty()) log(error + " while reading upstream");
+  if (!error.empty()) logCritical(error + " while reading upstream" + spoolLogContext());
+}
+
+// What log() appends, for the spool's warning and critical lines (nginx's levels for them).
+std::string ProxyRequest::spoolLogContext() const {
+  std::string line;
+  if (!ex_) return line;
+  line += ex_->errorContext();
+  if (peer_) line += ", upstream: \"" + upstreamUrl() + "\"";
+  if (const std::string* host = ex_->request().header("Host")) line += ", host: \"" + *host + "\"";
+  return line;
 }
 
 void ProxyRequest::responseEnded() {

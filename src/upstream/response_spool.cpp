@@ -24,14 +24,20 @@ std::string directoryOf(const std::string& configured) {
 
 }  // namespace
 
-UniqueFd openUnlinkedTempFile(const std::string& configured, std::string& error) {
+UniqueFd openUnlinkedTempFile(const std::string& configured, std::string& name,
+                              std::string& error) {
   std::string directory = directoryOf(configured);
   UniqueFd fd(::open(directory.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
-  if (fd) return fd;
+  if (fd) {
+    struct stat st{};
+    ::fstat(fd.get(), &st);
+    name = directory + "/#" + std::to_string(st.st_ino);
+    return fd;
+  }
   int err = errno;
   if (err == EOPNOTSUPP || err == EISDIR || err == EINVAL) {
     // A file system without O_TMPFILE: a named file, unlinked at once.
-    std::string name = directory + "/portico-proxy-XXXXXX";
+    name = directory + "/portico-proxy-XXXXXX";
     fd.reset(::mkostemp(name.data(), O_CLOEXEC));
     if (fd) {
       ::unlink(name.c_str());
@@ -81,11 +87,13 @@ bool ResponseSpool::canAccept() const {
 void ResponseSpool::writeOut() {
   if (writeBuf_.empty() || spillFailed_) return;
   if (!file_) {
-    UniqueFd fd = openUnlinkedTempFile(limits_.directory, error_);
+    std::string name;
+    UniqueFd fd = openUnlinkedTempFile(limits_.directory, name, error_);
     if (!fd) {
       spillFailed_ = true;  // writeBuf_ stays in memory, in its place
       return;
     }
+    notice_ = "an upstream response is buffered to a temporary file " + name;
     file_ = std::make_shared<const UniqueFd>(std::move(fd));
   }
   size_t done = 0;

@@ -65,6 +65,9 @@ class ResponseSpool {
   // A failure to create or write the file ("" when none since the last call): the caller logs
   // it with the request's context; the response goes on from memory.
   std::string takeError() { return std::exchange(error_, std::string()); }
+  // Once, when the file is created: nginx's warning "an upstream response is buffered to a
+  // temporary file NAME" (an O_TMPFILE file is named as /proc shows it: DIR/#INODE).
+  std::string takeNotice() { return std::exchange(notice_, std::string()); }
 
  private:
   bool fileInPlay() const { return fileSent_ < fileWritten_ || !writeBuf_.empty() || tailBytes_ > 0; }
@@ -82,11 +85,14 @@ class ResponseSpool {
   uint64_t tailBytes_ = 0;
   bool spillFailed_ = false;
   std::string error_;
+  std::string notice_;
 };
 
 // Opens an unlinked temporary file in `directory` (O_TMPFILE; mkstemp + unlink where the file
-// system has no O_TMPFILE). Invalid on failure, with `error` set as nginx words it.
-UniqueFd openUnlinkedTempFile(const std::string& directory, std::string& error);
+// system has no O_TMPFILE). Invalid on failure, with `error` set as nginx words it; `name` is
+// the file's name as /proc shows it.
+UniqueFd openUnlinkedTempFile(const std::string& directory, std::string& name,
+                              std::string& error);
 
 // The spool's bounds for a location: proxy_buffers, proxy_max_temp_file_size,
 // proxy_temp_file_write_size, proxy_temp_path.

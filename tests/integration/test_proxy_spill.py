@@ -15,6 +15,7 @@ import hashlib
 import os
 import re
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -24,6 +25,7 @@ import pytest
 from master_support import wait_for_workers
 from nginx_diff import start_portico
 from servers import NginxServer, free_port, portico_binary
+from tls_support import certs, client_context  # noqa: F401 (certs is a fixture)
 
 MIB = 1024 * 1024
 SANITIZED = bool(os.environ.get("PORTICO_SANITIZED"))
@@ -171,11 +173,13 @@ def backend():
 class SlowClient:
     """A client with a small receive window that reads the body only when told to."""
 
-    def __init__(self, port, target, rcvbuf=32 * 1024):
+    def __init__(self, port, target, rcvbuf=32 * 1024, tls=None):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.settimeout(30)
         self.sock.connect(("127.0.0.1", port))
+        if tls is not None:
+            self.sock = tls.wrap_socket(self.sock, server_hostname="localhost")
         self.sock.sendall(b"GET %s HTTP/1.1\r\nHost: t\r\n\r\n" % target.encode())
         buf = b""
         while b"\r\n\r\n" not in buf:
@@ -243,32 +247,42 @@ def rss_bytes(pid):
     return 0
 
 
-def start(tmp_path, backend, location_extra="", server_extra=""):
+def start(tmp_path, backend, location_extra="", server_extra="", listen_extra=""):
     temp = str(tmp_path / "ptemp")
     server = start_portico(str(tmp_path), """
         log_format up '$request_uri $upstream_response_time $request_time';
         upstream be { server 127.0.0.1:%d; keepalive 4; }
-        server { listen 127.0.0.1:@PORT@;
+        server { listen 127.0.0.1:@PORT@%s;
                  access_log @DIR@/up.log up;
                  proxy_http_version 1.1;
                  proxy_set_header Connection "";
                  proxy_temp_path %s 1 2;
                  %s
                  location / { proxy_pass http://be; %s } }
-        """ % (backend.port, temp, server_extra, location_extra), 1, mime=False)
+        """ % (backend.port, listen_extra, temp, server_extra, location_extra), 1, mime=False)
     return server, temp
 
 
-@pytest.mark.parametrize("sendfile", ["on", "off"])
-def test_slow_client_gets_every_byte_while_the_upstream_is_released(tmp_path, backend, sendfile):
-    # sendfile on: the file goes to the connection as ranges; off: read() into memory pieces.
+@pytest.mark.parametrize("sendfile,tls", [("on", False), ("off", False), ("on", True)],
+                         ids=["sendfile", "read", "tls"])
+def test_slow_client_gets_every_byte_while_the_upstream_is_released(tmp_path, backend, sendfile,
+                                                                     tls, request):
+    # sendfile on: the file goes to the connection as ranges (sendfile, or the TLS connection
+    # reads them); off: read() here into memory pieces.
     size = 16 * MIB  # the kernel's socket buffers toward the client take up to ~5 MiB of it
-    server, temp = start(tmp_path, backend, server_extra="sendfile %s;" % sendfile)
+    context, listen_extra, server_extra = None, "", "sendfile %s;" % sendfile
+    if tls:
+        certs = request.getfixturevalue("certs")
+        context = client_context(certs)
+        listen_extra = " ssl"
+        server_extra += " ssl_certificate %s; ssl_certificate_key %s;" % (
+            certs.chain("localhost", "ecdsa"), certs.key("localhost", "ecdsa"))
+    server, temp = start(tmp_path, backend, server_extra=server_extra, listen_extra=listen_extra)
     try:
         worker = worker_of(server)
         target = "/big/%d" % size
         done = backend.event(target)
-        client = SlowClient(server.ports[0], target)
+        client = SlowClient(server.ports[0], target, tls=context)
         assert client.status == 200 and client.length == size
         client.read(64 * 1024)
         # The client reads nothing more: the upstream still sends all of it, at its speed.
@@ -278,11 +292,15 @@ def test_slow_client_gets_every_byte_while_the_upstream_is_released(tmp_path, ba
         assert len(spilled) == 1 and list(spilled.values())[0] > 4 * MIB, spilled
         assert os.listdir(temp) == []  # unlinked from the start
         # The upstream connection went back to the pool: the next request is served on it.
-        with socket.create_connection(("127.0.0.1", server.ports[0]), timeout=10) as other:
+        with socket.create_connection(("127.0.0.1", server.ports[0]), timeout=10) as raw:
+            other = context.wrap_socket(raw, server_hostname="localhost") if tls else raw
             other.sendall(b"GET /peer HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
             answer = b""
             while True:
-                more = other.recv(65536)
+                try:
+                    more = other.recv(65536)
+                except ssl.SSLEOFError:  # a close without close_notify ends it as well
+                    more = b""
                 if not more:
                     break
                 answer += more

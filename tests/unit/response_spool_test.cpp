@@ -99,6 +99,10 @@ TEST_F(SpoolTest, SlowClientSpillsInOrderAndLeavesNoFile) {
       spool.push(std::move(p));
       EXPECT_EQ(entries(), 0u);  // unlinked from the start
     }
+    EXPECT_EQ(spool.takeNotice().rfind(
+                  "an upstream response is buffered to a temporary file " + dir_ + "/#", 0),
+              0u);
+    EXPECT_EQ(spool.takeNotice(), "");  // once
     EXPECT_LE(spool.memoryBytes(), 32768u + 16384u + 8192u);
     EXPECT_GE(spool.fileSize(), sent.size() - 32768u - 16384u - 8192u);
     got = drain(spool);
