@@ -1111,6 +1111,7 @@ class Builder {
     s.access = finalizeAccess(p.access, confPrefix_);
     s.limit = finalizeLimit(p.limit);
     finishProxy(p.proxy, s.proxy);
+    checkProxyBuffers(s.proxy, httpSource_);  // nginx's merge checks, at the http block's end
     return s;
   }
 

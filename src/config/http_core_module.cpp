@@ -55,8 +55,8 @@ void clientBodyBufferSize(const DirectiveCall& call, HttpCoreLoad&, HttpCorePart
 // `client_body_temp_path PATH [L1 [L2 [L3]]]` and the other modules' *_temp_path (nginx's
 // ngx_conf_set_path_slot). portico writes its temporary files unlinked (O_TMPFILE), so the
 // levels, checked as nginx checks them, shape no subdirectories; the directory is created at
-// startup as nginx's ngx_create_paths does. Only the client body's is used: the others belong
-// to modules portico does not have, whose files they would hold.
+// startup as nginx's ngx_create_paths does. The client body's and the proxy's are used: the
+// others belong to modules portico does not have, whose files they would hold.
 void tempPath(const DirectiveCall& call, HttpCoreLoad& load, HttpCorePartial& level) {
   const std::vector<std::string>& args = call.args();
   if (args.size() > 4) {
@@ -74,6 +74,10 @@ void tempPath(const DirectiveCall& call, HttpCoreLoad& load, HttpCorePartial& le
   if (call.name() == "client_body_temp_path") {
     if (level.clientBodyTempPath) call.directiveError("is duplicate");
     level.clientBodyTempPath = path;
+  }
+  if (call.name() == "proxy_temp_path") {
+    if (level.proxyTempPath) call.directiveError("is duplicate");
+    level.proxyTempPath = path;  // where the proxied responses a slow client reads spill
   }
   std::vector<std::string>& paths = load.tempPaths;
   if (std::find(paths.begin(), paths.end(), path) == paths.end()) paths.push_back(path);
@@ -294,6 +298,7 @@ void mergeHttpCore(HttpCorePartial& c, const HttpCorePartial& p) {
   inherit(c.requestPoolSize, p.requestPoolSize);
   inherit(c.largeHeaderBuffers, p.largeHeaderBuffers);
   inherit(c.mergeSlashes, p.mergeSlashes);
+  inherit(c.proxyTempPath, p.proxyTempPath);
 }
 
 void finishHttpCore(const HttpCorePartial& p, const std::string& prefix, LocationSettings& s) {
@@ -306,6 +311,7 @@ void finishHttpCore(const HttpCorePartial& p, const std::string& prefix, Locatio
   if (p.clientBodyBufferSize) s.clientBodyBufferSize = *p.clientBodyBufferSize;
   if (p.clientBodyTimeout) s.clientBodyTimeoutSeconds = *p.clientBodyTimeout;
   if (p.clientBodyTempPath) s.clientBodyTempPath = *p.clientBodyTempPath;
+  if (p.proxyTempPath) s.proxy.tempPath = *p.proxyTempPath;
   s.tryFiles = p.tryFiles;
   if (p.errorPages) s.errorPages = *p.errorPages;
   if (p.defaultType) s.defaultType = *p.defaultType;

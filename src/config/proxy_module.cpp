@@ -1,7 +1,9 @@
 #include "config/proxy_module.h"
 
+#include <algorithm>
 #include <string_view>
 
+#include "config/conf_parser.h"
 #include "config/conf_values.h"
 #include "config/upstream_module.h"
 
@@ -166,6 +168,16 @@ void nextUpstream(const DirectiveCall& call, ProxyPartial& level) {
   level.nextUpstream = mask;
 }
 
+void busyBuffersSize(const DirectiveCall& call, ProxyPartial& level) {
+  call.setSize(level.busyBuffersSize);
+}
+void tempFileWriteSize(const DirectiveCall& call, ProxyPartial& level) {
+  call.setSize(level.tempFileWriteSize);
+}
+void maxTempFileSize(const DirectiveCall& call, ProxyPartial& level) {
+  call.setSize(level.maxTempFileSize);
+}
+
 }  // namespace
 
 const std::vector<ModuleLoadDirective<ProxyPartial, UpstreamLoad>>& proxyPassDirectives() {
@@ -195,6 +207,9 @@ const std::vector<ModuleDirective<ProxyPartial>>& proxyDirectives() {
       {"proxy_next_upstream", kHsl, Args::k1More, &nextUpstream},
       {"proxy_next_upstream_tries", kHsl, Args::k1, &nextUpstreamTries},
       {"proxy_next_upstream_timeout", kHsl, Args::k1, &nextUpstreamTimeout},
+      {"proxy_busy_buffers_size", kHsl, Args::k1, &busyBuffersSize},
+      {"proxy_temp_file_write_size", kHsl, Args::k1, &tempFileWriteSize},
+      {"proxy_max_temp_file_size", kHsl, Args::k1, &maxTempFileSize},
   };
   return kDirectives;
 }
@@ -218,6 +233,9 @@ void mergeProxy(ProxyPartial& c, const ProxyPartial& p) {
   inherit(c.passHeaders, p.passHeaders);
   inherit(c.nextUpstream, p.nextUpstream);
   inherit(c.nextUpstreamTries, p.nextUpstreamTries);
+  inherit(c.busyBuffersSize, p.busyBuffersSize);
+  inherit(c.tempFileWriteSize, p.tempFileWriteSize);
+  inherit(c.maxTempFileSize, p.maxTempFileSize);
 }
 
 void finishProxy(const ProxyPartial& l, ProxySettings& s) {
@@ -242,6 +260,36 @@ void finishProxy(const ProxyPartial& l, ProxySettings& s) {
   if (l.passHeaders) s.passHeaders = *l.passHeaders;
   if (l.nextUpstream) s.nextUpstream = *l.nextUpstream;
   if (l.nextUpstreamTries) s.nextUpstreamTries = static_cast<int>(*l.nextUpstreamTries);
+  // nginx's defaults: twice the larger of proxy_buffer_size and one proxy_buffers buffer; 1g.
+  uint64_t size = std::max(s.bufferSize, s.buffersSize);
+  s.busyBuffersSize = l.busyBuffersSize ? *l.busyBuffersSize : 2 * size;
+  s.tempFileWriteSize = l.tempFileWriteSize ? *l.tempFileWriteSize : 2 * size;
+  s.maxTempFileSize = l.maxTempFileSize ? *l.maxTempFileSize : 1024ull << 20;
+}
+
+void checkProxyBuffers(const ProxySettings& s, const SourceRef& at) {
+  auto fail = [&](const std::string& text) {
+    throw ConfFailure{"[emerg] " + text + " in " + describeSource(at)};
+  };
+  if (s.buffersNumber < 2) fail("there must be at least 2 \"proxy_buffers\"");
+  uint64_t size = std::max(s.bufferSize, s.buffersSize);
+  if (s.busyBuffersSize < size) {
+    fail("\"proxy_busy_buffers_size\" must be equal to or greater than the maximum of the "
+         "value of \"proxy_buffer_size\" and one of the \"proxy_buffers\"");
+  }
+  if (s.busyBuffersSize > static_cast<uint64_t>(s.buffersNumber - 1) * s.buffersSize) {
+    fail("\"proxy_busy_buffers_size\" must be less than the size of all \"proxy_buffers\" "
+         "minus one buffer");
+  }
+  if (s.tempFileWriteSize < size) {
+    fail("\"proxy_temp_file_write_size\" must be equal to or greater than the maximum of the "
+         "value of \"proxy_buffer_size\" and one of the \"proxy_buffers\"");
+  }
+  if (s.maxTempFileSize != 0 && s.maxTempFileSize < size) {
+    fail("\"proxy_max_temp_file_size\" must be equal to zero to disable temporary files usage "
+         "or must be equal to or greater than the maximum of the value of "
+         "\"proxy_buffer_size\" and one of the \"proxy_buffers\"");
+  }
 }
 
 }  // namespace portico::config

@@ -30,6 +30,9 @@ struct ProxyPartial {
   std::optional<std::vector<std::string>> hideHeaders, passHeaders;
   std::optional<unsigned> nextUpstream;
   std::optional<int64_t> nextUpstreamTries;
+  // proxy_busy_buffers_size, proxy_temp_file_write_size, proxy_max_temp_file_size (their
+  // defaults depend on the merged buffer sizes: computed by finishProxy)
+  std::optional<uint64_t> busyBuffersSize, tempFileWriteSize, maxTempFileSize;
 };
 
 const std::vector<ModuleDirective<ProxyPartial>>& proxyDirectives();
@@ -40,5 +43,11 @@ void mergeProxy(ProxyPartial& child, const ProxyPartial& parent);
 
 // The location's settings; `pass` only where proxy_pass is written.
 void finishProxy(const ProxyPartial& level, ProxySettings& settings);
+
+// nginx 1.22's ngx_http_proxy_merge_loc_conf checks of a level's finished buffer sizes ("there
+// must be at least 2 \"proxy_buffers\"", proxy_busy_buffers_size, proxy_temp_file_write_size,
+// proxy_max_temp_file_size against proxy_buffer_size and proxy_buffers): a ConfFailure reported
+// at `at` (the http block's closing brace, where nginx merges).
+void checkProxyBuffers(const ProxySettings& settings, const SourceRef& at);
 
 }  // namespace portico::config

@@ -379,6 +379,16 @@ struct ProxySettings {
   unsigned nextUpstream = kNextError | kNextTimeout;
   int nextUpstreamTries = 0;
   double nextUpstreamTimeoutSeconds = 0;     // 0: no bound
+  // A buffered response the client reads slower than the upstream sends: past the proxy_buffers
+  // read-ahead it goes to an unlinked temporary file in tempPath (proxy_temp_path; "" = $TMPDIR,
+  // else /tmp, as client bodies), written tempFileWriteSize bytes at a time, up to
+  // maxTempFileSize (0: never; reading the upstream then waits for the client). Defaults as
+  // nginx's merge: 2 × max(proxy_buffer_size, one proxy_buffers buffer); busyBuffersSize is
+  // checked as nginx checks it (the connection's output queue plays the busy buffers' part).
+  uint64_t busyBuffersSize = 8192;           // proxy_busy_buffers_size
+  uint64_t tempFileWriteSize = 8192;         // proxy_temp_file_write_size
+  uint64_t maxTempFileSize = 1024ull << 20;  // proxy_max_temp_file_size
+  std::string tempPath;                      // proxy_temp_path
 };
 
 // Everything a location (or the server, or http) may set, already merged from the enclosing

@@ -21,6 +21,7 @@
 #include "upstream/balancer.h"
 #include "upstream/keepalive_pool.h"
 #include "upstream/response_parser.h"
+#include "upstream/response_spool.h"
 
 namespace portico::upstream {
 namespace {
@@ -90,7 +91,7 @@ class ProxyHandler : public pipeline::ContentHandler {
   ProxyHandler(event::EventLoop* loop, const config::LocationSettings& settings)
       : loop_(loop), settings_(settings.proxy), pass_(*settings.proxy.pass),
         bodyBufferSize_(settings.clientBodyBufferSize),
-        tempPath_(settings.clientBodyTempPath) {}
+        tempPath_(settings.clientBodyTempPath), sendfile_(settings.sendfile) {}
 
   bool compile(const std::vector<std::string>* captures, const http::VariableRegistry* users,
                std::string& error);
@@ -111,6 +112,7 @@ class ProxyHandler : public pipeline::ContentHandler {
   std::optional<http::Template> hashKey_;  // `hash KEY` of the upstream
   KeepalivePool* pool_ = nullptr;  // the upstream's idle connections (null: none cached)
   const config::UpstreamSpec* spec_ = nullptr;  // the upstream proxied to
+  bool sendfile_;  // `sendfile`: a spilled response's file goes as file ranges, else read()
 };
 
 namespace {
@@ -144,6 +146,9 @@ class ProxyRequest final : public event::IoWatcher, public http::BodyReader, pub
   void process();
   void deliver(std::string bytes);
   void flushPending();
+  void pumpSpool();
+  void waitWritable();
+  std::string spoolLogContext() const;
   void responseEnded();
   void fail(Failure kind, int status, const std::string& message);
   void finishWith(int status);
@@ -200,6 +205,11 @@ class ProxyRequest final : public event::IoWatcher, public http::BodyReader, pub
   std::string hashKey;
   bool clientSet_ = false;
   uint64_t bodyReceived_ = 0;  // response body bytes of the current try
+  // The response is buffered (proxy_buffering, or the upstream's X-Accel-Buffering): its body
+  // goes through spool_ (memory, then a temporary file) so the upstream is read at its speed.
+  bool buffering_ = true;
+  std::unique_ptr<ResponseSpool> spool_;
+  bool spoolPaused_ = false;  // reading stopped: the spool's memory and file are full
 };
 
 void ProxyRequest::start(std::unique_ptr<ProxyRequest> self) {
@@ -561,9 +571,14 @@ void ProxyRequest::readMore() {
   while (conn_ && ex_ && (state_ == State::kHead || state_ == State::kResponse)) {
     // Backpressure: with the client slow, read ahead only up to proxy_buffers (none with
     // proxy_buffering off), then wait for it.
-    if (state_ == State::kResponse) {
+    if (state_ == State::kResponse && spool_ && !spool_->canAccept()) {
+      loop_.cancelTimer(timer_);  // memory and the temporary file are full: the client drains
+      spoolPaused_ = true;
+      return;
+    }
+    if (state_ == State::kResponse && !spool_) {
       uint64_t readAhead =
-          h_.settings_.buffering
+          buffering_
               ? static_cast<uint64_t>(h_.settings_.buffersNumber) * h_.settings_.buffersSize
               : 0;
       if (!pending_.empty() && pending_.size() >= readAhead) {
@@ -683,6 +698,8 @@ void ProxyRequest::process() {
         (uh.framing == BodyFraming::kNone && hasLength && !http::statusHasNoBody(uh.status))) {
       head.contentLength = uh.contentLength;
     }
+    buffering_ = responseBuffering(h_.settings_.buffering, uh.headers);
+    if (buffering_) spool_ = std::make_unique<ResponseSpool>(spoolLimits(h_.settings_));
     state_ = State::kResponse;
     headSent_ = true;
     ex_->sendHead(std::move(head));
@@ -704,6 +721,11 @@ void ProxyRequest::process() {
 
 void ProxyRequest::deliver(std::string bytes) {
   if (!ex_) return;
+  if (spool_) {
+    spool_->push(std::move(bytes));
+    pumpSpool();
+    return;
+  }
   if (pending_.empty() && ex_->writable()) {
     ex_->sendBody(BodyChunk(std::move(bytes)));
     return;
@@ -720,6 +742,24 @@ void ProxyRequest::deliver(std::string bytes) {
 
 void ProxyRequest::flushPending() {
   if (!ex_) return;
+  if (spool_) {
+    pumpSpool();
+    if (!ex_) return;
+    if (upstreamDone_ && spool_->empty() && !waitingWritable_) {
+      state_ = State::kDone;
+      http::Exchange* ex = std::exchange(ex_, nullptr);
+      ex->finish();
+      destroy();
+      return;
+    }
+    // Reading resumes once the client made room (only then: the read timeout keeps running
+    // while the upstream is silent, however the client reads).
+    if (spoolPaused_ && state_ == State::kResponse && !upstreamDone_ && spool_->canAccept()) {
+      spoolPaused_ = false;
+      readMore();
+    }
+    return;
+  }
   if (!pending_.empty()) ex_->sendBody(BodyChunk(std::move(pending_)));
   pending_.clear();
   if (upstreamDone_) {
@@ -731,6 +771,63 @@ void ProxyRequest::flushPending() {
   }
   // Reading resumes (the pause left the socket's readiness unreported: edge-triggered).
   if (state_ == State::kResponse) readMore();
+}
+
+void ProxyRequest::waitWritable() {
+  if (waitingWritable_ || !ex_) return;
+  waitingWritable_ = true;
+  ex_->onWritable([this] {
+    waitingWritable_ = false;
+    flushPending();
+  });
+}
+
+// Hands the client what the spool holds, as fast as the connection takes it: memory while it
+// is writable, the file as one range at a time (sendfile, or read by the connection where the
+// transport cannot), or read here in 64 KiB pieces with `sendfile off`.
+void ProxyRequest::pumpSpool() {
+  while (ex_ && !spool_->empty()) {
+    ResponseSpool::Next next = spool_->peek();
+    if (!ex_->writable() || next == ResponseSpool::Next::kFileBusy) {
+      waitWritable();
+      break;
+    }
+    if (next == ResponseSpool::Next::kFile && !h_.sendfile_) {
+      constexpr uint64_t kPiece = 64 * 1024;
+      BodyChunk chunk = spool_->take(kPiece);
+      const FileRange& range = std::get<FileRange>(chunk.data);
+      std::string piece(static_cast<size_t>(range.length), '\0');
+      ssize_t n;
+      do {
+        n = ::pread(range.file->get(), piece.data(), piece.size(), static_cast<off_t>(range.offset));
+      } while (n < 0 && errno == EINTR);
+      if (n != static_cast<ssize_t>(piece.size())) {
+        log("pread() of a temporary file failed " + errnoText(n < 0 ? errno : EIO) +
+            " while sending to client");
+        http::Exchange* ex = std::exchange(ex_, nullptr);
+        ex->abort();  // the head is out: a truncated response, never a wrong one
+        destroy();
+        return;
+      }
+      ex_->sendBody(BodyChunk(std::move(piece)));
+      continue;
+    }
+    ex_->sendBody(spool_->take());
+  }
+  std::string notice = spool_->takeNotice();
+  if (!notice.empty()) logWarning(notice + " while reading upstream" + spoolLogContext());
+  std::string error = spool_->takeError();
+  if (!error.empty()) logCritical(error + " while reading upstream" + spoolLogContext());
+}
+
+// What log() appends, for the spool's warning and critical lines (nginx's levels for them).
+std::string ProxyRequest::spoolLogContext() const {
+  std::string line;
+  if (!ex_) return line;
+  line += ex_->errorContext();
+  if (peer_) line += ", upstream: \"" + upstreamUrl() + "\"";
+  if (const std::string* host = ex_->request().header("Host")) line += ", host: \"" + *host + "\"";
+  return line;
 }
 
 void ProxyRequest::responseEnded() {
@@ -753,6 +850,7 @@ void ProxyRequest::responseEnded() {
     return;
   }
   if (!pending_.empty() || waitingWritable_) return;  // flushPending finishes
+  if (spool_ && !spool_->empty()) return;  // the client drains it: flushPending finishes
   state_ = State::kDone;
   http::Exchange* ex = std::exchange(ex_, nullptr);
   ex->finish();
