@@ -349,6 +349,13 @@ struct ProxyPass {
   SourceRef source;
 };
 
+// One uwsgi_param NAME VALUE [if_not_empty]: VALUE is a template, expanded per request.
+struct UwsgiParam {
+  std::string name;
+  std::string value;
+  bool ifNotEmpty = false;  // an empty expansion sends no param
+};
+
 struct ProxySettings {
   std::optional<ProxyPass> pass;  // not inherited
   // proxy_set_header NAME VALUE (templates); nginx's defaults are added by the engine under them.
@@ -375,6 +382,14 @@ struct ProxySettings {
   unsigned nextUpstream = kNextError | kNextTimeout;
   int nextUpstreamTries = 0;
   double nextUpstreamTimeoutSeconds = 0;     // 0: no bound
+  // The codec: false sends an HTTP/1 request (proxy_pass), true one uwsgi packet of CGI params
+  // (uwsgi_pass: LocationSettings::uwsgi, src/config/uwsgi_module.h). The response is HTTP in
+  // both. The proxy-only fields above (setHeaders, httpVersionMinor, setBody, method) are unused
+  // by the uwsgi codec, which sends these instead:
+  bool uwsgi = false;
+  std::vector<UwsgiParam> uwsgiParams;       // uwsgi_param, in order (inherited whole)
+  int uwsgiModifier1 = 0;                    // uwsgi_modifier1 / uwsgi_modifier2 (0..255)
+  int uwsgiModifier2 = 0;
 };
 
 // Everything a location (or the server, or http) may set, already merged from the enclosing
@@ -442,6 +457,7 @@ struct LocationSettings {
   AccessSettings access;                      // allow/deny, auth_basic, realip, autoindex, stub_status
   LimitSettings limit;                        // limit_req*, limit_conn*
   ProxySettings proxy;                        // proxy_pass and proxy_*
+  ProxySettings uwsgi;                        // uwsgi_pass and uwsgi_* (codec: uwsgi = true)
 };
 
 // One `location` block, with its nested locations in file order.
