@@ -347,6 +347,9 @@ struct ProxyPass {
   int upstreamIndex = -1;
   std::optional<UpstreamSpec> implicit;
   SourceRef source;
+  // The address has variables (uwsgi_pass $target): `upstream` is its template, chosen per
+  // request (upstream/variable_pass.h); upstreamIndex is -1.
+  bool variables = false;
 };
 
 // One uwsgi_param NAME VALUE [if_not_empty]: VALUE is a template, expanded per request.

@@ -19,7 +19,6 @@ void pass(const DirectiveCall& call, UpstreamLoad& load, ProxyPartial& level) {
   if (call.ctx() == kLocationIf) call.unsupported("\"uwsgi_pass\" inside \"if\"");
   if (level.pass) call.directiveError("is duplicate");
   const std::string& url = call.arg(0);
-  if (url.find('$') != std::string::npos) call.unsupported("a variable in \"uwsgi_pass\"");
   size_t skip = 0;
   if (startsWithCaseless(url, "uwsgi://")) {
     skip = 8;
@@ -31,6 +30,12 @@ void pass(const DirectiveCall& call, UpstreamLoad& load, ProxyPartial& level) {
   p.source = call.directive().source;
   p.upstream = url.substr(skip);
   p.unixSocket = startsWithCaseless(p.upstream, "unix:");
+  if (url.find('$') != std::string::npos) {
+    // Chosen per request (ngx_http_uwsgi_eval): no upstream is added at load.
+    p.variables = true;
+    level.pass = std::move(p);
+    return;
+  }
   // An `upstream` block of that name, or the implicit upstream of the address; uwsgi has no
   // default port ("no port in upstream" at the end of http, as nginx).
   p.upstreamIndex = static_cast<int>(upstreamFor(*load.upstreams, p.upstream, 0, call));

@@ -22,6 +22,7 @@
 #include "upstream/keepalive_pool.h"
 #include "upstream/response_parser.h"
 #include "upstream/uwsgi_request.h"
+#include "upstream/variable_pass.h"
 
 namespace portico::upstream {
 namespace {
@@ -953,6 +954,10 @@ bool ProxyContentModule::claims(const config::LocationSettings& settings) const 
 
 std::unique_ptr<pipeline::ContentHandler> ProxyContentModule::create(
     const config::LocationSettings& settings, std::string& error) {
+  const config::ProxySettings& chosen = settings.uwsgi.pass ? settings.uwsgi : settings.proxy;
+  if (chosen.pass->variables) {
+    return makeVariablePassHandler(*this, settings, captureNames_, users_, upstreams_, error);
+  }
   auto handler = std::make_unique<ProxyHandler>(loop_, settings);
   const config::ProxyPass& pass = handler->pass_;
   if (pass.upstreamIndex >= 0 && upstreams_ &&

@@ -116,6 +116,7 @@ LOCATIONS = """
         }
         location /modifier/ { uwsgi_pass tcp; include uwsgi_params; uwsgi_modifier1 99; }
         location /dead/ { uwsgi_pass dead; include uwsgi_params; }
+        location /var/ { uwsgi_pass $arg_b; include uwsgi_params; }
         location /slow/ {
             uwsgi_pass tcp; include uwsgi_params; uwsgi_read_timeout 1s;
             uwsgi_next_upstream off;
@@ -397,6 +398,22 @@ def test_slow_app_is_504(stack):
            "from upstream" in _tail(stack.portico.log, 100000)
 
 
+def test_variables_in_uwsgi_pass(stack):
+    # The address per request, as nginx: an upstream block's name, an address and port, the
+    # uwsgi:// scheme, a unix socket; a host name needs a resolver (502, nginx's message).
+    targets = [("tcp", 200), ("TCP", 200), ("127.0.0.1:%d" % stack.uport, 200),
+               ("uwsgi://127.0.0.1:%d" % stack.uport, 200), ("unix:" + stack.sock, 200),
+               ("localhost:%d" % stack.uport, 502), ("dead", 502), ("", 500),
+               ("127.0.0.1:http", 500)]
+    for target, status in targets:
+        for front in (stack.nginx, stack.portico):
+            r = front.request("GET", "/var/x?b=" + target)
+            assert r.status == status, (front.kind, target, r.status, r.body[:200])
+            if status == 200:
+                assert json.loads(r.body)["PATH_INFO"] == "/var/x"
+    assert "no resolver defined to resolve localhost" in _tail(stack.portico.log, 100000)
+
+
 def test_modifier1_reaches_uwsgi(stack):
     # uWSGI has no plugin on modifier1 99: it drops the request, both fronts answer 502 (the
     # custom page). The same location with modifier1 0 (the default) answers.
@@ -480,6 +497,7 @@ CONF_CASES = [
     ("buffers_bad", S("location / { uwsgi_buffers 8; }")),
     ("block_port", H("upstream django { server 127.0.0.1:1; }\nserver { location / { uwsgi_pass django:8000; } }")),
     ("unix_empty", S("location / { uwsgi_pass unix:; }")),
+    ("ok_pass_variable", S("location / { uwsgi_pass $arg_to; }")),
 ]
 
 
