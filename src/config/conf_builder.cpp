@@ -33,6 +33,7 @@
 #include "config/rewrite_module.h"
 #include "config/ssl_module.h"
 #include "config/wsgi_module.h"
+#include "config/uwsgi_module.h"
 
 namespace portico::config {
 namespace {
@@ -56,6 +57,8 @@ struct Partial {
   AccessPartial access;  // allow/deny, auth_basic, realip, autoindex, stub_status
   LimitPartial limit;  // limit_req*, limit_conn* (their zones: limitLoad_)
   ProxyPartial proxy;  // proxy_pass (never inherited) and proxy_*
+  ProxyPartial uwsgiEngine;  // uwsgi_pass (never inherited) and the uwsgi_* it shares with proxy_*
+  UwsgiPartial uwsgi;        // uwsgi_param, uwsgi_modifier1/2
 };
 
 // nginx's merge: what the child did not set comes from the parent (already merged).
@@ -73,6 +76,8 @@ void mergeFrom(Partial& c, const Partial& p) {
   mergeAccess(c.access, p.access);
   mergeLimit(c.limit, p.limit);
   mergeProxy(c.proxy, p.proxy);
+  mergeProxy(c.uwsgiEngine, p.uwsgiEngine);
+  mergeUwsgi(c.uwsgi, p.uwsgi);
 }
 
 // One location as parsed, before merging.
@@ -630,6 +635,7 @@ class Builder {
       // The enclosing location's content handler stays (nginx keeps r->content_handler).
       step.ifSettings->wsgi = settings.wsgi;
       step.ifSettings->proxy.pass = settings.proxy.pass;
+      step.ifSettings->uwsgi.pass = settings.uwsgi.pass;
     }
   }
 
@@ -1112,6 +1118,7 @@ class Builder {
     s.limit = finalizeLimit(p.limit);
     finishProxy(p.proxy, s.proxy);
     checkProxyBuffers(s.proxy, httpSource_);  // nginx's merge checks, at the http block's end
+    finishUwsgi(p.uwsgiEngine, p.uwsgi, s.uwsgi);
     return s;
   }
 
@@ -1251,6 +1258,9 @@ const std::vector<Builder::Command>& Builder::commands() {
     addModule(table, &Partial::limit, &Builder::limitLoad_, limitDirectives());
     addModule(table, &Partial::proxy, proxyDirectives());
     addModule(table, &Partial::proxy, &Builder::upstreamLoad_, proxyPassDirectives());
+    addModule(table, &Partial::uwsgi, uwsgiDirectives());
+    addModule(table, &Partial::uwsgiEngine, uwsgiEngineDirectives());
+    addModule(table, &Partial::uwsgiEngine, &Builder::upstreamLoad_, uwsgiPassDirectives());
     addModule(table, &Partial::index, indexDirectives());
     addModule(table, &Partial::log, &Builder::logLoad_, logDirectives());
     addModule(table, &Builder::upstreamLoad_, upstreamDirectives());

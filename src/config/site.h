@@ -351,6 +351,16 @@ struct ProxyPass {
   int upstreamIndex = -1;
   std::optional<UpstreamSpec> implicit;
   SourceRef source;
+  // The address has variables (uwsgi_pass $target): `upstream` is its template, chosen per
+  // request (upstream/variable_pass.h); upstreamIndex is -1.
+  bool variables = false;
+};
+
+// One uwsgi_param NAME VALUE [if_not_empty]: VALUE is a template, expanded per request.
+struct UwsgiParam {
+  std::string name;
+  std::string value;
+  bool ifNotEmpty = false;  // an empty expansion sends no param
 };
 
 struct ProxySettings {
@@ -389,6 +399,14 @@ struct ProxySettings {
   uint64_t tempFileWriteSize = 8192;         // proxy_temp_file_write_size
   uint64_t maxTempFileSize = 1024ull << 20;  // proxy_max_temp_file_size
   std::string tempPath;                      // proxy_temp_path
+  // The codec: false sends an HTTP/1 request (proxy_pass), true one uwsgi packet of CGI params
+  // (uwsgi_pass: LocationSettings::uwsgi, src/config/uwsgi_module.h). The response is HTTP in
+  // both. The proxy-only fields above (setHeaders, httpVersionMinor, setBody, method) are unused
+  // by the uwsgi codec, which sends these instead:
+  bool uwsgi = false;
+  std::vector<UwsgiParam> uwsgiParams;       // uwsgi_param, in order (inherited whole)
+  int uwsgiModifier1 = 0;                    // uwsgi_modifier1 / uwsgi_modifier2 (0..255)
+  int uwsgiModifier2 = 0;
 };
 
 // Everything a location (or the server, or http) may set, already merged from the enclosing
@@ -456,6 +474,7 @@ struct LocationSettings {
   AccessSettings access;                      // allow/deny, auth_basic, realip, autoindex, stub_status
   LimitSettings limit;                        // limit_req*, limit_conn*
   ProxySettings proxy;                        // proxy_pass and proxy_*
+  ProxySettings uwsgi;                        // uwsgi_pass and uwsgi_* (codec: uwsgi = true)
 };
 
 // One `location` block, with its nested locations in file order.

@@ -59,6 +59,9 @@ struct UpstreamVariables {
   std::string headerTime;
   std::string responseLength;  // $upstream_response_length: body bytes received per try
   std::vector<Header> headers;
+  // The request body's length once read, for a request without Content-Length (chunked): what
+  // $content_length then says, as nginx sets content_length_n (uwsgi_params sends it).
+  std::string requestBodyLength;
 };
 
 // Receives the request body as it arrives (already de-chunked); set with Exchange::readBody.

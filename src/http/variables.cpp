@@ -763,6 +763,9 @@ std::string Template::expand(const VariableContext& c, VariableEscape escape) co
         if (r) {
           if (const std::string* v = r->header("Content-Length")) value = *v;
         }
+        if (!value && c.upstream && !c.upstream->requestBodyLength.empty()) {
+          value = c.upstream->requestBodyLength;  // a chunked body, once read (nginx)
+        }
         break;
       case Kind::kStatus: {
         char buffer[8];

@@ -433,6 +433,12 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     c.host = host_;
     c.serverName = server_->primaryName;
     c.documentRoot = documentRoot_;
+    if (c.documentRoot.empty() && location_ && location_->directory &&
+        location_->directory->constant()) {
+      // Before (or without) a file lookup — a proxied location's params — a constant root is
+      // $document_root all the same (nginx reads the location's root).
+      c.documentRoot = location_->directory->source();
+    }
     c.captures = captures_ ? &*captures_ : nullptr;
     c.status = status_;
     c.bodyBytesSent = bodyBytes_;

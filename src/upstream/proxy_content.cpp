@@ -22,6 +22,8 @@
 #include "upstream/keepalive_pool.h"
 #include "upstream/response_parser.h"
 #include "upstream/response_spool.h"
+#include "upstream/uwsgi_request.h"
+#include "upstream/variable_pass.h"
 
 namespace portico::upstream {
 namespace {
@@ -89,9 +91,12 @@ struct HeaderRule {
 class ProxyHandler : public pipeline::ContentHandler {
  public:
   ProxyHandler(event::EventLoop* loop, const config::LocationSettings& settings)
-      : loop_(loop), settings_(settings.proxy), pass_(*settings.proxy.pass),
+      : loop_(loop), settings_(settings.uwsgi.pass ? settings.uwsgi : settings.proxy),
+        pass_(*settings_.pass),
         bodyBufferSize_(settings.clientBodyBufferSize),
-        tempPath_(settings.clientBodyTempPath), sendfile_(settings.sendfile) {}
+        tempPath_(settings.clientBodyTempPath), sendfile_(settings.sendfile) {
+    if (settings.uwsgi.pass) settings_.uwsgi = true;  // a hand-built model may not say it
+  }
 
   bool compile(const std::vector<std::string>* captures, const http::VariableRegistry* users,
                std::string& error);
@@ -113,6 +118,7 @@ class ProxyHandler : public pipeline::ContentHandler {
   KeepalivePool* pool_ = nullptr;  // the upstream's idle connections (null: none cached)
   const config::UpstreamSpec* spec_ = nullptr;  // the upstream proxied to
   bool sendfile_;  // `sendfile`: a spilled response's file goes as file ranges, else read()
+  std::optional<UwsgiParams> uwsgi_;  // uwsgi_pass: the codec's params (null: HTTP/1)
 };
 
 namespace {
@@ -282,6 +288,10 @@ void ProxyRequest::onBodyData(std::string_view data) {
 void ProxyRequest::onBodyEnd() {
   if (!ex_) return;
   head_ = buildHead();
+  if (head_.empty()) {
+    finishWith(500);  // a uwsgi packet that cannot be built
+    return;
+  }
   connectNext();
 }
 
@@ -318,6 +328,23 @@ std::string ProxyRequest::requestUri() const {
 
 std::string ProxyRequest::buildHead() {
   const http::Request& r = ex_->request();
+  if (h_.uwsgi_) {
+    // uwsgi_pass: one packet of the params and headers; the body follows it as for HTTP/1.
+    // The connection is never kept (nginx's uwsgi module never sets u->keepalive; uWSGI closes).
+    sentClose_ = true;
+    if (http::UpstreamVariables* vars = ex_->upstreamVariables(); vars && hasBody_ &&
+        !r.header("Content-Length")) {
+      vars->requestBodyLength = std::to_string(bodySize_);  // $content_length, as nginx
+    }
+    std::string packet, error;
+    if (!h_.uwsgi_->build([this](const http::Template& t) { return ex_->expand(t); },
+                          h_.settings_.passRequestHeaders ? &r.headers : nullptr,
+                          static_cast<uint8_t>(h_.settings_.uwsgiModifier1),
+                          static_cast<uint8_t>(h_.settings_.uwsgiModifier2), packet, error)) {
+      log(error);  // nginx: [alert] "uwsgi request is too big", then 500
+    }
+    return packet;
+  }
   std::string method = h_.method_ ? ex_->expand(*h_.method_) : r.method;
   std::string out = method + " " + requestUri() + " HTTP/1." +
                     std::to_string(h_.settings_.httpVersionMinor) + "\r\n";
@@ -352,6 +379,7 @@ std::string ProxyRequest::buildHead() {
 
 std::string ProxyRequest::upstreamUrl() const {
   std::string text = peer_ ? peer_->text : h_.pass_.upstream;
+  if (h_.uwsgi_) return "uwsgi://" + text;
   return "http://" + text + requestUri();
 }
 
@@ -961,6 +989,10 @@ bool ProxyHandler::compile(const std::vector<std::string>* captures,
                            const http::VariableRegistry* users, std::string& error) {
   static const std::vector<std::string> kNone;
   const std::vector<std::string>& names = captures ? *captures : kNone;
+  if (settings_.uwsgi) {
+    uwsgi_.emplace();
+    if (!uwsgi_->compile(settings_.uwsgiParams, names, users, error)) return false;
+  }
   auto one = [&](const std::string& text) -> std::optional<http::Template> {
     std::string message;
     auto t = http::Template::compile(text, message, names, users);
@@ -1021,13 +1053,17 @@ ProxyContentModule::ProxyContentModule(event::EventLoop* loop) : loop_(loop) {}
 ProxyContentModule::~ProxyContentModule() = default;
 
 bool ProxyContentModule::claims(const config::LocationSettings& settings) const {
-  return settings.proxy.pass.has_value();
+  return settings.proxy.pass.has_value() || settings.uwsgi.pass.has_value();
 }
 
 std::unique_ptr<pipeline::ContentHandler> ProxyContentModule::create(
     const config::LocationSettings& settings, std::string& error) {
+  const config::ProxySettings& chosen = settings.uwsgi.pass ? settings.uwsgi : settings.proxy;
+  if (chosen.pass->variables) {
+    return makeVariablePassHandler(*this, settings, captureNames_, users_, upstreams_, error);
+  }
   auto handler = std::make_unique<ProxyHandler>(loop_, settings);
-  const config::ProxyPass& pass = *settings.proxy.pass;
+  const config::ProxyPass& pass = handler->pass_;
   if (pass.upstreamIndex >= 0 && upstreams_ &&
       static_cast<size_t>(pass.upstreamIndex) < upstreams_->size()) {
     handler->spec_ = &(*upstreams_)[static_cast<size_t>(pass.upstreamIndex)];
