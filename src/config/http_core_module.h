@@ -55,6 +55,7 @@ struct HttpCorePartial {
   std::optional<uint64_t> clientHeaderBufferSize, connectionPoolSize, requestPoolSize;
   std::optional<std::pair<size_t, size_t>> largeHeaderBuffers;
   std::optional<bool> mergeSlashes;
+  std::optional<bool> internal;  // `internal` (location)
 };
 
 const std::vector<ModuleLoadDirective<HttpCorePartial, HttpCoreLoad>>& httpCoreDirectives();

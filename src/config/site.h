@@ -442,6 +442,9 @@ struct LocationSettings {
   AccessSettings access;                      // allow/deny, auth_basic, realip, autoindex, stub_status
   LimitSettings limit;                        // limit_req*, limit_conn*
   ProxySettings proxy;                        // proxy_pass and proxy_*
+  // `internal`: only internal redirects (X-Accel-Redirect, error_page, try_files, index) reach
+  // this location; a client's own request gets 404 (inherited, as nginx merges it).
+  bool internal = false;
 };
 
 // One `location` block, with its nested locations in file order.
