@@ -350,3 +350,38 @@ def test_a_101_the_client_did_not_ask_for_is_a_502(tmp_path):
     finally:
         server.stop()
         backend.close()
+
+
+def test_a_burst_to_an_upstream_that_does_not_read_yet_arrives_whole(tmp_path):
+    burst = os.urandom(16 << 20)
+    digests = []
+
+    def slow_reader(conn, rest):
+        time.sleep(1.0)  # the client's bytes must wait in the tunnel, bounded, not be lost
+        data = bytearray(rest)
+        conn.settimeout(30)
+        while len(data) < len(burst):
+            more = conn.recv(1 << 20)
+            if not more:
+                break
+            data += more
+        digests.append(hashlib.sha256(data).hexdigest())
+        conn.sendall(hashlib.sha256(data).hexdigest().encode() + b"\n")
+
+    backend = RawUpgradeBackend(SWITCH, slow_reader)
+    server = serve(tmp_path, backend.port, read_timeout="20s")
+    try:
+        with socket.create_connection(("127.0.0.1", server.ports[0]), timeout=30) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: foo\r\n\r\n")
+            head, rest = read_head(s)
+            assert head.startswith("HTTP/1.1 101 ")
+            s.sendall(burst)
+            data = rest
+            while not data.endswith(b"\n"):
+                more = s.recv(65536)
+                assert more, data
+                data += more
+            assert data.decode().strip() == hashlib.sha256(burst).hexdigest()
+    finally:
+        server.stop()
+        backend.close()
