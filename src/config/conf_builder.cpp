@@ -128,7 +128,7 @@ constexpr std::string_view kUnsupportedPrefixes[] = {
 constexpr std::string_view kUnsupportedNames[] = {
     // http
     "http2", "http3", "geo", "split_clients", "resolver", "resolver_timeout",
-    "internal", "limit_except", "aio", "aio_write", "directio",
+    "limit_except", "aio", "aio_write", "directio",
     "directio_alignment", "output_buffers", "postpone_output",
     "client_body_in_file_only", "client_body_in_single_buffer",
     "reset_timedout_connection",

@@ -170,6 +170,12 @@ void defaultType(const DirectiveCall& call, HttpCoreLoad&, HttpCorePartial& leve
   call.setString(level.defaultType);
 }
 
+// ngx_http_core_internal: no arguments; a second one is "is duplicate".
+void internalLocation(const DirectiveCall& call, HttpCoreLoad&, HttpCorePartial& level) {
+  call.checkUnset(level.internal);
+  level.internal = true;
+}
+
 void tryFiles(const DirectiveCall& call, HttpCoreLoad&, HttpCorePartial& level) {
   call.checkUnset(level.tryFiles);
   TryFiles spec;
@@ -258,6 +264,7 @@ const std::vector<ModuleLoadDirective<HttpCorePartial, HttpCoreLoad>>& httpCoreD
       {"request_pool_size", kHttp | kServer, Args::k1, &poolSize},
       {"client_header_buffer_size", kHttp | kServer, Args::k1, &clientHeaderBufferSize},
       {"merge_slashes", kHttp | kServer, Args::k1, &flagSlot<&HttpCorePartial::mergeSlashes>},
+      {"internal", kLocation, Args::kNone, &internalLocation},
   };
   return kDirectives;
 }
@@ -299,6 +306,7 @@ void mergeHttpCore(HttpCorePartial& c, const HttpCorePartial& p) {
   inherit(c.largeHeaderBuffers, p.largeHeaderBuffers);
   inherit(c.mergeSlashes, p.mergeSlashes);
   inherit(c.proxyTempPath, p.proxyTempPath);
+  inherit(c.internal, p.internal);
 }
 
 void finishHttpCore(const HttpCorePartial& p, const std::string& prefix, LocationSettings& s) {
@@ -332,6 +340,7 @@ void finishHttpCore(const HttpCorePartial& p, const std::string& prefix, Locatio
   if (p.portInRedirect) s.portInRedirect = *p.portInRedirect;
   if (p.logNotFound) s.logNotFound = *p.logNotFound;
   if (p.ifModifiedSince) s.ifModifiedSince = *p.ifModifiedSince;
+  if (p.internal) s.internal = *p.internal;
 }
 
 void finishHttpCoreServer(const HttpCorePartial& p, VirtualServer& vs) {

@@ -57,6 +57,7 @@ struct HttpCorePartial {
   std::optional<bool> mergeSlashes;
   // proxy_temp_path (read with the other *_temp_path here; it lands in ProxySettings::tempPath)
   std::optional<std::string> proxyTempPath;
+  std::optional<bool> internal;  // `internal` (location)
 };
 
 const std::vector<ModuleLoadDirective<HttpCorePartial, HttpCoreLoad>>& httpCoreDirectives();

@@ -475,6 +475,9 @@ struct LocationSettings {
   LimitSettings limit;                        // limit_req*, limit_conn*
   ProxySettings proxy;                        // proxy_pass and proxy_*
   ProxySettings uwsgi;                        // uwsgi_pass and uwsgi_* (codec: uwsgi = true)
+  // `internal`: only internal redirects (X-Accel-Redirect, error_page, try_files, index) reach
+  // this location; a client's own request gets 404 (inherited, as nginx merges it).
+  bool internal = false;
 };
 
 // One `location` block, with its nested locations in file order.

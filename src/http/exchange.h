@@ -81,6 +81,18 @@ class BodyReader {
   virtual void onBodyReceived(size_t n) { (void)n; }
 };
 
+// The other end of a connection taken over as a raw byte stream (Exchange::upgrade): gets the
+// client's bytes as they arrive. Implemented by the content that upgraded (the proxy's tunnel);
+// loop thread.
+class RawStreamPeer {
+ public:
+  virtual ~RawStreamPeer() = default;
+  // Client bytes, in order (first those already read after the request).
+  virtual void onRawData(std::string_view data) = 0;
+  // The client closed its sending side (or the connection broke): no more onRawData.
+  virtual void onRawEnd() = 0;
+};
+
 // One request/response in flight on a connection: the handler's only view of the transport.
 // Owned by the connection; valid from Handler::handle until finish() (or until onAbort fires).
 // Event-loop thread only. The response goes: sendHead once, sendBody any number of times,
@@ -146,6 +158,34 @@ class Exchange {
   // What nginx appends to a request's error-log line (", client: ..., server: ..., request:
   // ..., host: ...").
   virtual std::string errorContext() const { return {}; }
+
+  // ---- connection upgrade (a 101 Switching Protocols answer; protocol-neutral) ----
+  // Whether the connection under this exchange can become a raw byte stream (HTTP/1: yes once
+  // the request is complete; an HTTP/2 stream: no).
+  virtual bool canUpgrade() const { return false; }
+  // Right after sendHead(101): the connection stops speaking HTTP. Its input goes to `peer`
+  // (the bytes already read after the request first), sendBody writes bytes as they are
+  // (writable/onWritable apply), pauseUpgradedInput stops and resumes reading (backpressure),
+  // finish() closes the connection once the queued output has left, and onAbort still reports a
+  // client gone. False: not possible (the caller answers otherwise).
+  virtual bool upgrade(RawStreamPeer* peer) {
+    (void)peer;
+    return false;
+  }
+  virtual void pauseUpgradedInput(bool paused) { (void)paused; }
+
+  // ---- X-Accel-Redirect (nginx's ngx_http_upstream_process_headers) ----
+  // Instead of a response: the request goes on, as an internal redirect, at `uri` with `args`
+  // (its method GET unless HEAD), or at the named location `uri` ("@name"); `keep` (the
+  // upstream's Content-Type, Set-Cookie, ... that nginx copies) goes into the response the new
+  // location makes. False: not possible here (no pipeline), nothing was answered.
+  virtual bool accelRedirect(const std::string& uri, const std::string& args,
+                             std::vector<Header> keep) {
+    (void)uri;
+    (void)args;
+    (void)keep;
+    return false;
+  }
 
   // Convenience: a whole response at once (contentLength set from the body).
   void respond(ResponseHead head, std::string body) {

@@ -47,6 +47,11 @@ std::string serializeHead(const ResponseHead& head, const ResponseFraming& frami
   } else if (framing.chunked) {
     out.append("Transfer-Encoding: chunked\r\n");
   }
+  if (head.status == 101) {
+    // Switching Protocols: the connection is the new protocol's (nginx's header filter).
+    out.append("Connection: upgrade\r\n\r\n");
+    return out;
+  }
   if (!framing.close && options.keepAliveSeconds >= 0) {
     out.append("Keep-Alive: timeout=");
     appendDecimal(out, static_cast<uint64_t>(options.keepAliveSeconds));

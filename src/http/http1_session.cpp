@@ -80,7 +80,7 @@ void Http1Session::syncPhase() {
   if (state_ == State::kReadingHead) {
     want = requestStartMs_ != 0 || !in_.empty() ? ConnectionPhase::kReading
                                                  : ConnectionPhase::kWaiting;
-  } else if (state_ == State::kActive) {
+  } else if (state_ == State::kActive || state_ == State::kUpgraded) {
     want = ConnectionPhase::kWriting;
   }
   moveConnectionPhase(phase_, want);
@@ -160,6 +160,8 @@ bool Http1Session::wantRead() const {
       return in_.size() < kPipelinePrefetch;
     case State::kLingering:
       return true;
+    case State::kUpgraded:
+      return !rawPaused_;
     default:
       return false;
   }
@@ -238,6 +240,10 @@ bool Http1Session::afterRead(const transport::IoResult& result, size_t room) {
 
 void Http1Session::pump() {
   if (processing_) return;
+  if (state_ == State::kUpgraded) {
+    pumpUpgraded();
+    return;
+  }
   // However pump leaves (the connection is deleted only later, deferred).
   struct PhaseSync {
     Http1Session* c;
@@ -532,6 +538,12 @@ void Http1Session::sendHead(ResponseHead&& head) {
 }
 
 void Http1Session::sendBody(BodyChunk&& chunk) {
+  if (state_ == State::kUpgraded) {
+    // A raw stream: the bytes as they are, counted as the response's body ($body_bytes_sent).
+    stream_.bodyBytes_ += chunk.size();
+    if (chunk.size() > 0) queue(std::move(chunk));
+    return;
+  }
   if (!stream_.headSent_ || stream_.responseFinished_ || state_ == State::kClosed) return;
   uint64_t size = chunk.size();
   if (size == 0) return;
@@ -550,6 +562,10 @@ void Http1Session::sendBody(BodyChunk&& chunk) {
 }
 
 void Http1Session::finish() {
+  if (state_ == State::kUpgraded) {
+    finishUpgraded();
+    return;
+  }
   if (!stream_.headSent_ || stream_.responseFinished_ || state_ == State::kClosed) return;
   stream_.responseFinished_ = true;
   if (stream_.chunkedResponse_ && !stream_.dropBody_) {
@@ -590,6 +606,10 @@ void Http1Session::readBody(BodyReader* reader) {
 
 void Http1Session::abort() {
   stream_.onAbort_ = nullptr;  // the handler asked for this; it needs no notice
+  if (state_ == State::kUpgraded) {
+    raw_ = nullptr;
+    state_ = State::kActive;  // completes below as a response cut short
+  }
   if (!stream_.headSent_ || !stream_.active_) {
     closeNow();
     return;
@@ -916,6 +936,82 @@ void Http1Session::closeNow() {
   owner_.connectionClosed(this);
 }
 
+// A connection can become a raw stream once its request is whole (nothing of it is left to
+// parse) — not on a uwsgi listener, whose front server reads a response to its close.
+bool Http1Session::canUpgrade() const {
+  return state_ == State::kActive && stream_.requestComplete_ && !settings_.uwsgi &&
+         !stream_.responseFinished_;
+}
+
+bool Http1Session::upgrade(RawStreamPeer* peer) {
+  if (!peer || !canUpgrade() || !stream_.headSent_ || stream_.status_ != 101) return false;
+  state_ = State::kUpgraded;
+  raw_ = peer;
+  rawPaused_ = false;
+  rawEnded_ = false;
+  closeAfterResponse_ = true;  // never HTTP again on this connection
+  stream_.dropBody_ = false;
+  stream_.chunkedResponse_ = false;
+  stream_.declaredLength_.reset();
+  syncPhase();
+  // The bytes already read after the request (a client that did not wait for the 101) go to
+  // the peer first — once the caller has returned, so it is ready for them.
+  loop_.defer([this] {
+    if (state_ == State::kUpgraded) {
+      pump();
+      if (state_ != State::kClosed) updateTimer();
+    }
+  });
+  return true;
+}
+
+void Http1Session::pauseUpgradedInput(bool paused) {
+  if (state_ != State::kUpgraded || rawPaused_ == paused) return;
+  rawPaused_ = paused;
+  if (paused) return;
+  // Edge-triggered: input that arrived meanwhile gave no new event; read it now.
+  loop_.defer([this] {
+    if (state_ == State::kUpgraded) {
+      pump();
+      if (state_ != State::kClosed) updateTimer();
+    }
+  });
+}
+
+// Hands the client's bytes to the peer as they come, until it pauses or the client ends.
+void Http1Session::pumpUpgraded() {
+  while (state_ == State::kUpgraded && !rawPaused_) {
+    if (!in_.empty()) {
+      std::string data(in_.view());  // the peer may finish (and the buffer go) inside the call
+      in_.consume(data.size());
+      raw_->onRawData(data);
+      continue;
+    }
+    if (readEof_) {
+      if (!rawEnded_) {
+        rawEnded_ = true;
+        raw_->onRawEnd();
+      }
+      return;
+    }
+    if (!canRead_) break;
+    readSome();
+  }
+  if (state_ == State::kUpgraded && in_.empty()) in_.releaseIfEmpty();
+}
+
+// The peer is done: the connection closes once the queued bytes have left (logged as the
+// response, its body the bytes the stream carried to the client).
+void Http1Session::finishUpgraded() {
+  raw_ = nullptr;
+  in_.consume(in_.size());
+  state_ = State::kActive;
+  stream_.requestComplete_ = true;
+  stream_.responseFinished_ = true;
+  closeAfterResponse_ = true;
+  completeExchange();
+}
+
 Http1Session::TimerKind Http1Session::currentTimer(uint64_t& deadline) const {
   switch (state_) {
     case State::kReadingHead:
@@ -959,6 +1055,14 @@ Http1Session::TimerKind Http1Session::currentTimer(uint64_t& deadline) const {
       deadline = a < b ? a : b;
       return TimerKind::kLinger;
     }
+    case State::kUpgraded:
+      // The peer keeps its own inactivity timeout (proxy_read_timeout); the client has
+      // send_timeout between two writes, as nginx's upgraded downstream.
+      if (!out_.empty() && !canWrite_) {
+        deadline = lastWriteMs_ + stream_.limits().sendTimeoutMs;
+        return TimerKind::kSend;
+      }
+      return TimerKind::kNone;
     case State::kClosed:
       return TimerKind::kNone;
   }
@@ -1065,5 +1169,8 @@ void Http1Stream::finish() { session_.finish(); }
 bool Http1Stream::writable() const { return session_.writable(); }
 void Http1Stream::readBody(BodyReader* reader) { session_.readBody(reader); }
 void Http1Stream::abort() { session_.abort(); }
+bool Http1Stream::canUpgrade() const { return session_.canUpgrade(); }
+bool Http1Stream::upgrade(RawStreamPeer* peer) { return session_.upgrade(peer); }
+void Http1Stream::pauseUpgradedInput(bool paused) { session_.pauseUpgradedInput(paused); }
 
 }  // namespace portico::http

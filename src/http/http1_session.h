@@ -42,6 +42,9 @@ class Http1Stream final : public Stream {
   bool writable() const override;
   void readBody(BodyReader* reader) override;
   void abort() override;
+  bool canUpgrade() const override;
+  bool upgrade(RawStreamPeer* peer) override;
+  void pauseUpgradedInput(bool paused) override;
 
  private:
   friend class Http1Session;
@@ -96,11 +99,18 @@ class Http1Session final : public Connection {
   bool writable() const;
   void readBody(BodyReader* reader);
   void abort();
+  // The connection as a raw byte stream after a 101 (Exchange::upgrade).
+  bool canUpgrade() const;
+  bool upgrade(RawStreamPeer* peer);
+  void pauseUpgradedInput(bool paused);
+  void pumpUpgraded();
+  void finishUpgraded();
 
  private:
   // Moves this connection between stub_status's waiting/reading/writing counters.
   void syncPhase();
-  enum class State { kReadingHead, kActive, kClosing, kLingering, kClosed };
+  // kUpgraded: after a 101 the connection is a raw byte stream to the RawStreamPeer.
+  enum class State { kReadingHead, kActive, kClosing, kLingering, kClosed, kUpgraded };
   enum class TimerKind { kNone, kHeader, kKeepAlive, kBody, kSend, kLinger, kDrain };
 
   void pump();
@@ -209,6 +219,11 @@ class Http1Session final : public Connection {
   uint64_t idleProgressMs_ = 0;
   // The owner has not yet been offered this request (ConnectionOwner::offerHandOff).
   bool offerHandOff_ = true;
+  // An upgraded connection's peer (kUpgraded), whether it paused reading, and whether it was
+  // told of the client's end.
+  RawStreamPeer* raw_ = nullptr;
+  bool rawPaused_ = false;
+  bool rawEnded_ = false;
 };
 
 }  // namespace portico::http

@@ -748,6 +748,11 @@ std::string Template::expand(const VariableContext& c, VariableEscape escape) co
             }
           }
         }
+        // The session writes Connection itself; nginx's $sent_http_connection says "upgrade"
+        // for a 101 (ngx_http_variable_sent_connection).
+        if (!value && c.status == 101 && headerNameMatches("connection", part.text)) {
+          value = "upgrade";
+        }
         break;
       case Kind::kCookie:
         if (r) {

@@ -197,6 +197,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       finalize(status);
       return;
     }
+    if (refusedAsInternal()) return;
     if (pendingRewrite_) {
       pendingRewrite_ = false;
       answerRewrite();
@@ -259,6 +260,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     if (!keptLocation_.empty() && !head.header("Location")) {
       head.add("Location", std::move(keptLocation_));
     }
+    if (!accelHeaders_.empty() && !head.special) keepAccelHeaders(head);
     if (closes_ || (!upstream() && closesConnection(head.status))) head.close = true;
     if (head.status == 401 && !wwwAuthenticate_.empty()) {
       head.add("WWW-Authenticate", wwwAuthenticate_);
@@ -287,6 +289,24 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   }
   void readBody(http::BodyReader* reader) override { next_->readBody(reader); }
   void abortOnClientClose() override { next_->abortOnClientClose(); }
+  // A 101 makes the connection a raw stream: the connection's own business, under the chain.
+  bool canUpgrade() const override { return next_ && next_->canUpgrade(); }
+  bool upgrade(http::RawStreamPeer* peer) override { return next_ && next_->upgrade(peer); }
+  void pauseUpgradedInput(bool paused) override { next_->pauseUpgradedInput(paused); }
+  // X-Accel-Redirect: an internal redirect (GET unless HEAD) or a named location, from the
+  // proxied location's content; the kept upstream headers go into the response made there.
+  bool accelRedirect(const std::string& uri, const std::string& args,
+                     std::vector<http::Header> keep) override {
+    if (!location_ || !next_) return false;
+    ErrorLogScope scope(*this);
+    accelHeaders_ = std::move(keep);
+    if (uri.starts_with('@')) {
+      namedRedirect(uri);
+    } else {
+      internalRedirect(uri, args, true);
+    }
+    return true;
+  }
   std::string expand(const http::Template& value) const override {
     return value.expand(variables());
   }
@@ -625,8 +645,31 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     respond(std::move(head), std::move(value));
   }
 
+  // `internal`: a location only internal redirects reach; the client's own request gets 404
+  // (nginx's find-config phase). True when it answered.
+  bool refusedAsInternal() {
+    if (!location_->settings->internal || internal_) return false;
+    finalize(404);
+    return true;
+  }
+
+  // The upstream headers an X-Accel-Redirect keeps (nginx copies them into headers_out before
+  // the redirect): the upstream's Content-Type stands (the static module sets a type only when
+  // none is set), Accept-Ranges replaces the file's, the others are added.
+  void keepAccelHeaders(http::ResponseHead& head) {
+    for (const http::Header& kept : accelHeaders_) {
+      if (http::iequals(kept.name, "Content-Type") || http::iequals(kept.name, "Accept-Ranges")) {
+        const std::string& name = kept.name;
+        std::erase_if(head.headers,
+                      [&name](const http::Header& h) { return http::iequals(h.name, name); });
+      }
+      head.headers.push_back(kept);
+    }
+  }
+
   // The content phase of the current location.
   void content() {
+    if (refusedAsInternal()) return;
     if (lookup_.redirectToSlash) {
       std::string path;
       http::appendEscapedPath(path, uri_);
@@ -927,6 +970,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   }
 
   void internalRedirect(const std::string& uri, const std::string& args, bool toGet) {
+    internal_ = true;  // nginx's r->internal: `internal` locations may answer now
     if (++uriChanges_ > kMaxUriChanges) {
       logError("rewrite or internal redirection cycle while internally redirecting to \"" + uri +
                "\"");
@@ -950,6 +994,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   }
 
   void namedRedirect(const std::string& name) {
+    internal_ = true;
     const http::LocationNode* node = http::SiteMap::named(*server_, name);
     if (!node) {
       logError("named location \"" + name + "\" not found");
@@ -1148,6 +1193,8 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   LimitRequestState limitState_;
   // The upstream engine's record ($upstream_*), kept across an error_page redirect.
   std::unique_ptr<http::UpstreamVariables> upstreamVars_;
+  bool internal_ = false;  // an internal redirect happened (nginx's r->internal)
+  std::vector<http::Header> accelHeaders_;  // an X-Accel-Redirect's kept upstream headers
 };
 
 SiteHandler::SiteHandler(const config::Config& config, const http::SiteMap& map,

@@ -18,8 +18,10 @@
 #include "core/unique_fd.h"
 #include "http/variables.h"
 #include "transport/plain_transport.h"
+#include "upstream/accel_redirect.h"
 #include "upstream/balancer.h"
 #include "upstream/keepalive_pool.h"
+#include "upstream/proxy_tunnel.h"
 #include "upstream/response_parser.h"
 #include "upstream/response_spool.h"
 #include "upstream/uwsgi_request.h"
@@ -165,6 +167,9 @@ class ProxyRequest final : public event::IoWatcher, public http::BodyReader, pub
   bool mayRetry(unsigned condition) const;
   void releasePeer(bool failed);
   void recordAttempt(const std::string& status);
+  bool mayUpgrade() const;
+  void startTunnel();
+  void accelRedirect(const std::string& value);
   std::string buildHead();
   std::string requestUri() const;
   std::string upstreamUrl() const;
@@ -670,7 +675,7 @@ void ProxyRequest::process() {
     in_.erase(0, consumed);
     if (st == ResponseParser::Status::kNeedMore) return;
     const UpstreamHead& uh = parser_.head();
-    if (uh.status == 101) {
+    if (uh.status == 101 && !mayUpgrade()) {
       fail(Failure::kInvalidHeader, 502,
            "upstream sent an unrequested 101 while reading response header from upstream");
       return;
@@ -700,12 +705,19 @@ void ProxyRequest::process() {
       appendEntry(vars->headerTime, seconds3(std::chrono::steady_clock::now() - tryStart_));
       vars->headers = uh.headers;
     }
+    if (const std::string* xar = accelRedirectHeader(uh.headers);
+        xar && !accelRedirectIgnored(h_.settings_)) {
+      accelRedirect(*xar);
+      return;
+    }
     http::ResponseHead head;
     head.status = uh.status;
     head.reason = uh.reason;
     for (const http::Header& header : uh.headers) {
       bool drop = false;
       for (std::string_view name : kHopByHop) drop = drop || http::iequals(header.name, name);
+      // A 101's Upgrade names the protocol switched to (nginx copies it as any header).
+      if (uh.status == 101 && http::iequals(header.name, "Upgrade")) drop = false;
       for (std::string_view name : kDefaultHidden) {
         if (!http::iequals(header.name, name)) continue;
         drop = true;
@@ -732,6 +744,10 @@ void ProxyRequest::process() {
     headSent_ = true;
     ex_->sendHead(std::move(head));
     if (!ex_) return;
+    if (uh.status == 101) {
+      startTunnel();
+      return;
+    }
   }
   if (state_ != State::kResponse) return;
   std::string out;
@@ -882,6 +898,62 @@ void ProxyRequest::responseEnded() {
   state_ = State::kDone;
   http::Exchange* ex = std::exchange(ex_, nullptr);
   ex->finish();
+  destroy();
+}
+
+// nginx's u->upgrade: the upstream's 101 is passed on only when the client asked for an
+// Upgrade (and the connection can become a raw stream: HTTP/1).
+bool ProxyRequest::mayUpgrade() const {
+  return ex_ && ex_->request().header("Upgrade") != nullptr && ex_->canUpgrade();
+}
+
+// The 101 head is out: the client's connection and the upstream's become one byte tunnel
+// (upstream/proxy_tunnel.h), which owns them from now on.
+void ProxyRequest::startTunnel() {
+  loop_.cancelTimer(timer_);
+  recordAttempt("101");
+  releasePeer(false);
+  if (registered_) loop_.remove(conn_->fd());
+  registered_ = false;
+  std::string context = ex_->errorContext() + ", upstream: \"" + upstreamUrl() + "\"";
+  if (const std::string* host = ex_->request().header("Host")) {
+    context += ", host: \"" + *host + "\"";
+  }
+  TunnelSettings tunnel;
+  tunnel.readTimeoutSeconds = h_.settings_.readTimeoutSeconds;
+  tunnel.sendTimeoutSeconds = h_.settings_.sendTimeoutSeconds;
+  tunnel.bufferSize = static_cast<size_t>(h_.settings_.bufferSize);
+  std::unique_ptr<transport::Transport> upstream = std::move(conn_);
+  std::string pending = std::move(in_);
+  in_.clear();
+  state_ = State::kDone;
+  http::Exchange* ex = std::exchange(ex_, nullptr);
+  if (!startProxyTunnel(loop_, *ex, upstream, std::move(pending), tunnel, std::move(context))) {
+    ex->abort();  // the 101 is out but the connection cannot be handed over: cut it
+  }
+  destroy();
+}
+
+// X-Accel-Redirect: the upstream's body is not wanted (its connection is closed), and the
+// request goes on at the URI it names, as nginx's ngx_http_upstream_process_headers.
+void ProxyRequest::accelRedirect(const std::string& value) {
+  loop_.cancelTimer(timer_);
+  recordAttempt(std::to_string(parser_.head().status));
+  releasePeer(false);
+  closeUpstream();
+  AccelTarget target = parseAccelRedirect(value);
+  if (target.kind == AccelTarget::Kind::kUnsafe) {
+    log("unsafe URI \"" + value + "\" was detected");
+    finishWith(404);
+    return;
+  }
+  std::vector<http::Header> keep = accelKeptHeaders(parser_.head().headers);
+  state_ = State::kDone;
+  http::Exchange* ex = std::exchange(ex_, nullptr);
+  ex->onAbort(nullptr);  // the new content answers; this request is gone
+  if (!ex->accelRedirect(target.uri, target.args, std::move(keep))) {
+    ex->respondError(502);  // no pipeline to redirect in (not reached from a site)
+  }
   destroy();
 }
 

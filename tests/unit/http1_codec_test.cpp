@@ -134,6 +134,10 @@ TEST(Http1Head, Table) {
       {"HEAD keeps the GET's length", head(200, 1234), true, 1, false, options(),
        "HTTP/1.1 200 OK\r\nServer: portico\r\nDate: Thu, 03 Dec 2026 02:00:00 GMT\r\n"
        "Content-Length: 1234\r\nConnection: keep-alive\r\n\r\n"},
+      {"101 switches: Connection: upgrade, no Keep-Alive", head(101, std::nullopt), false, 1,
+       true, options(true, "portico", 75),
+       "HTTP/1.1 101 Switching Protocols\r\nServer: portico\r\n"
+       "Date: Thu, 03 Dec 2026 02:00:00 GMT\r\nConnection: upgrade\r\n\r\n"},
       {"own reason phrase", reason, false, 1, false, options(),
        "HTTP/1.1 299 Fine\r\nServer: portico\r\nDate: Thu, 03 Dec 2026 02:00:00 GMT\r\n"
        "Content-Length: 0\r\nConnection: keep-alive\r\n\r\n"},

@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
+
 #include <functional>
 #include <memory>
 #include <optional>
@@ -491,6 +493,71 @@ TEST_F(Http1SessionTest, ClientClosingMidResponseAbortsTheExchange) {
   ASSERT_TRUE(streamer);
   EXPECT_TRUE(streamer->aborted);
   EXPECT_FALSE(streamer->finished);
+}
+
+// The raw-stream seam (Exchange::upgrade): after a 101 the connection is a byte pipe to the
+// peer — the bytes pipelined behind the request first — until the peer finishes.
+class UpperEcho : public RawStreamPeer {
+ public:
+  explicit UpperEcho(Exchange& exchange) : exchange_(exchange) {}
+  void onRawData(std::string_view data) override {
+    std::string out(data);
+    for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    received += data;
+    exchange_.sendBody(BodyChunk(std::move(out)));
+  }
+  void onRawEnd() override {
+    ended = true;
+    exchange_.finish();
+  }
+  std::string received;
+  bool ended = false;
+
+ private:
+  Exchange& exchange_;
+};
+
+TEST_F(Http1SessionTest, UpgradedConnectionIsARawStream) {
+  std::unique_ptr<UpperEcho> peer;
+  bool could = false;
+  bool upgraded = false;
+  bool refusedBeforeHead = false;
+  site_.content = [&](Exchange& exchange) {
+    Exchange* ex = &exchange;
+    // As an upstream's 101: later, once the request is whole (no upgrade before its end).
+    loop_.defer([&, ex] {
+      could = ex->canUpgrade();
+      refusedBeforeHead = !ex->upgrade(nullptr);
+      ResponseHead head;
+      head.status = 101;
+      head.add("Upgrade", "foo");
+      ex->sendHead(std::move(head));
+      peer = std::make_unique<UpperEcho>(*ex);
+      upgraded = ex->upgrade(peer.get());
+    });
+  };
+  open();
+  // The pipelined bytes arrive with the head, in one write.
+  send("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: foo\r\n\r\nearly ");
+  EXPECT_EQ(play({{[&] { return received_.find("EARLY ") != std::string::npos; },
+                   [&] { send("later"); }},
+                  {[&] { return received_.find("LATER") != std::string::npos; },
+                   [&] { ::shutdown(client_.get(), SHUT_WR); }},
+                  {[&] { return owner_.closed; }, nullptr}}),
+            3u);
+  EXPECT_TRUE(could);
+  EXPECT_TRUE(refusedBeforeHead);
+  ASSERT_TRUE(peer);
+  EXPECT_TRUE(upgraded);
+  EXPECT_EQ(peer->received, "early later");
+  EXPECT_TRUE(peer->ended);
+  size_t end = received_.find("\r\n\r\n");
+  ASSERT_NE(end, std::string::npos);
+  std::string head = received_.substr(0, end + 4);
+  EXPECT_EQ(head.rfind("HTTP/1.1 101 Switching Protocols\r\n", 0), 0u) << head;
+  EXPECT_NE(head.find("\r\nUpgrade: foo\r\nConnection: upgrade\r\n\r\n"), std::string::npos)
+      << head;
+  EXPECT_EQ(received_.substr(end + 4), "EARLY LATER");
 }
 
 TEST_F(Http1SessionTest, FileRangesAreReadWhenTheTransportCannotSendfile) {
