@@ -70,8 +70,6 @@ class VariablePassHandler final : public pipeline::ContentHandler {
 pipeline::ContentHandler* VariablePassHandler::handlerFor(const std::string& target,
                                                           std::string& message, int& status) {
   status = 502;
-  auto found = handlers_.find(target);
-  if (found != handlers_.end()) return found->second.get();
   config::LocationSettings s = settings_;
   config::ProxyPass& p = pass(s);
   p.variables = false;
@@ -83,6 +81,10 @@ pipeline::ContentHandler* VariablePassHandler::handlerFor(const std::string& tar
       if (!u.implicit && http::iequals(u.name, target)) p.upstreamIndex = static_cast<int>(i);
     }
   }
+  // A block is kept under its index (however the name was spelled), an address as written.
+  std::string key = p.upstreamIndex >= 0 ? "\n" + std::to_string(p.upstreamIndex) : target;
+  auto found = handlers_.find(key);
+  if (found != handlers_.end()) return found->second.get();
   if (p.upstreamIndex < 0) {
     bool unix = startsWithCaseless(target, "unix:");
     if (!unix && !literalWithPort(target)) {
@@ -93,7 +95,7 @@ pipeline::ContentHandler* VariablePassHandler::handlerFor(const std::string& tar
       message = "no resolver defined to resolve " + std::string(host);
       return nullptr;
     }
-    if (handlers_.size() >= kMaxTargets) {
+    if (handlers_.size() >= kMaxTargets + (upstreams_ ? upstreams_->size() : 0)) {
       message = "too many upstream addresses from variables (" + std::to_string(kMaxTargets) +
                 "), \"" + target + "\" refused";
       return nullptr;
@@ -120,7 +122,7 @@ pipeline::ContentHandler* VariablePassHandler::handlerFor(const std::string& tar
     status = 500;
     return nullptr;
   }
-  return (handlers_[target] = std::move(handler)).get();
+  return (handlers_[key] = std::move(handler)).get();
 }
 
 void VariablePassHandler::fail(http::Exchange& exchange, const std::string& message,
