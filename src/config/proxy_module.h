@@ -30,6 +30,14 @@ struct ProxyPartial {
   std::optional<std::vector<std::string>> hideHeaders, passHeaders;
   std::optional<unsigned> nextUpstream;
   std::optional<int64_t> nextUpstreamTries;
+  // proxy_redirect: nginx's plcf->redirect (false after `off`) and the rules of this level.
+  std::optional<bool> redirect;
+  std::optional<std::vector<ProxyRewriteRule>> redirects;
+  std::optional<bool> interceptErrors;
+  std::optional<unsigned> ignoreHeaders;
+  // proxy_cookie_domain / _path: an empty vector is `off` (nginx's NULL), unset inherits.
+  std::optional<std::vector<ProxyRewriteRule>> cookieDomains, cookiePaths;
+  std::optional<std::string> bind;  // "" for `proxy_bind off`
 };
 
 const std::vector<ModuleDirective<ProxyPartial>>& proxyDirectives();

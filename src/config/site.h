@@ -347,6 +347,18 @@ struct ProxyPass {
   int upstreamIndex = -1;
   std::optional<UpstreamSpec> implicit;
   SourceRef source;
+  bool variables = false;  // the URL holds variables: made per request (no URI replacement)
+};
+
+// One proxy_redirect, proxy_cookie_domain or proxy_cookie_path rule: a prefix to replace (its
+// text may hold variables; a domain rule compares the whole value, caselessly, a leading '.'
+// ignored) or a regex whose match replaces the whole value, and the replacement (a template;
+// $1.. and named groups are the regex's captures).
+struct ProxyRewriteRule {
+  enum class Kind { kPrefix, kDomain, kRegex, kRegexCaseless };
+  Kind kind = Kind::kPrefix;
+  std::string pattern;
+  std::string replacement;
 };
 
 struct ProxySettings {
@@ -375,6 +387,24 @@ struct ProxySettings {
   unsigned nextUpstream = kNextError | kNextTimeout;
   int nextUpstreamTries = 0;
   double nextUpstreamTimeoutSeconds = 0;     // 0: no bound
+  // proxy_redirect's rules in order, `default` already made from proxy_pass (empty: off, or a
+  // proxy_pass with variables); they rewrite Location and Refresh.
+  std::vector<ProxyRewriteRule> redirects;
+  bool interceptErrors = false;              // proxy_intercept_errors
+  // proxy_ignore_headers: the upstream headers whose effect is ignored. portico has no proxy
+  // cache, so Expires, Cache-Control, Set-Cookie and Vary change nothing (accepted as nginx);
+  // the X-Accel-* ones switch off their handling.
+  static constexpr unsigned kIgnoreXAccelRedirect = 1, kIgnoreXAccelExpires = 2,
+                            kIgnoreXAccelLimitRate = 4, kIgnoreXAccelBuffering = 8,
+                            kIgnoreXAccelCharset = 16, kIgnoreExpires = 32,
+                            kIgnoreCacheControl = 64, kIgnoreSetCookie = 128, kIgnoreVary = 256;
+  unsigned ignoreHeaders = 0;
+  bool ignores(unsigned header) const { return (ignoreHeaders & header) != 0; }
+  // proxy_cookie_domain / proxy_cookie_path: rewrite Set-Cookie's domain= and path= (empty: off).
+  std::vector<ProxyRewriteRule> cookieDomains;
+  std::vector<ProxyRewriteRule> cookiePaths;
+  // proxy_bind ADDRESS (a template; empty: off): the local address upstream connections use.
+  std::string bind;
 };
 
 // Everything a location (or the server, or http) may set, already merged from the enclosing

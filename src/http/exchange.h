@@ -2,10 +2,12 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 
 #include "core/body_chunk.h"
+#include "core/regex.h"
 #include "http/request.h"
 #include "http/response.h"
 #include "http/user_agent.h"
@@ -59,6 +61,11 @@ struct UpstreamVariables {
   std::string headerTime;
   std::string responseLength;  // $upstream_response_length: body bytes received per try
   std::vector<Header> headers;
+  // $upstream_bytes_sent / _received: bytes written to / read from each upstream tried.
+  std::string bytesSent;
+  std::string bytesReceived;
+  // $request_body: the request body the upstream engine read, when it stayed in memory.
+  std::optional<std::string> requestBody;
 };
 
 // Receives the request body as it arrives (already de-chunked); set with Exchange::readBody.
@@ -135,6 +142,15 @@ class Exchange {
   // What nginx appends to a request's error-log line (", client: ..., server: ..., request:
   // ..., host: ...").
   virtual std::string errorContext() const { return {}; }
+  // expand() with `captures` as $1..$9 and the named captures (a proxy_redirect regex's).
+  virtual std::string expandWithCaptures(const Template& value,
+                                         const Regex::Match& captures) const {
+    (void)captures;
+    return expand(value);
+  }
+  // The Location nginx's header filter makes of a path (absolute_redirect,
+  // server_name_in_redirect, port_in_redirect); unchanged without a pipeline.
+  virtual std::string absoluteLocation(std::string_view path) const { return std::string(path); }
 
   // Convenience: a whole response at once (contentLength set from the body).
   void respond(ResponseHead head, std::string body) {

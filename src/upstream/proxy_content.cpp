@@ -20,6 +20,8 @@
 #include "transport/plain_transport.h"
 #include "upstream/balancer.h"
 #include "upstream/keepalive_pool.h"
+#include "upstream/proxy_rewrite.h"
+#include "upstream/proxy_target.h"
 #include "upstream/response_parser.h"
 
 namespace portico::upstream {
@@ -111,6 +113,21 @@ class ProxyHandler : public pipeline::ContentHandler {
   std::optional<http::Template> hashKey_;  // `hash KEY` of the upstream
   KeepalivePool* pool_ = nullptr;  // the upstream's idle connections (null: none cached)
   const config::UpstreamSpec* spec_ = nullptr;  // the upstream proxied to
+  // proxy_redirect / proxy_cookie_* (null: none); proxy_intercept_errors: the statuses the
+  // location's error_page names (empty: nothing intercepted).
+  std::unique_ptr<ProxyHeaderRewrites> rewrites_;
+  std::vector<int> interceptStatuses_;
+  // proxy_pass with variables: the URL, and every upstream a name may select (its balancer,
+  // pool and hash key), made once per location.
+  struct UpstreamChoice {
+    Balancer* balancer = nullptr;
+    KeepalivePool* pool = nullptr;
+    std::optional<http::Template> hashKey;
+  };
+  std::optional<http::Template> passUrl_;
+  const std::vector<config::UpstreamSpec>* upstreams_ = nullptr;
+  std::vector<UpstreamChoice> choices_;  // parallel to *upstreams_
+  std::optional<http::Template> bind_;  // proxy_bind (nullopt: off)
 };
 
 namespace {
@@ -121,7 +138,9 @@ class ProxyRequest final : public event::IoWatcher, public http::BodyReader, pub
  public:
   ProxyRequest(ProxyHandler& handler, http::Exchange& exchange)
       : h_(handler), ex_(&exchange), loop_(*handler.loop_),
-        parser_(handler.settings_.bufferSize, exchange.request().isHead()) {}
+        parser_(handler.settings_.bufferSize, exchange.request().isHead()),
+        pass_(&handler.pass_), balancer_(handler.balancer_), pool_(handler.pool_),
+        hashKeyTemplate_(handler.hashKey_ ? &*handler.hashKey_ : nullptr) {}
   ~ProxyRequest() override { closeUpstream(); }
 
   void start(std::unique_ptr<ProxyRequest> self);
@@ -154,6 +173,8 @@ class ProxyRequest final : public event::IoWatcher, public http::BodyReader, pub
   bool mayRetry(unsigned condition) const;
   void releasePeer(bool failed);
   void recordAttempt(const std::string& status);
+  void intercept(const UpstreamHead& head);
+  bool chooseTarget();
   std::string buildHead();
   std::string requestUri() const;
   std::string upstreamUrl() const;
@@ -200,14 +221,26 @@ class ProxyRequest final : public event::IoWatcher, public http::BodyReader, pub
   std::string hashKey;
   bool clientSet_ = false;
   uint64_t bodyReceived_ = 0;  // response body bytes of the current try
+
+  // What this request proxies to: the handler's, or (proxy_pass with variables) chosen by
+  // chooseTarget — then an address's one-server upstream is this request's own.
+  const config::ProxyPass* pass_;
+  Balancer* balancer_;
+  KeepalivePool* pool_;
+  const http::Template* hashKeyTemplate_;
+  std::unique_ptr<PassTarget> target_;
+  std::unique_ptr<config::UpstreamSpec> ownSpec_;  // before ownBalancer_: its peers point here
+  std::unique_ptr<Balancer> ownBalancer_;
+  uint64_t bytesRead_ = 0;  // bytes read from the current try's connection
 };
 
 void ProxyRequest::start(std::unique_ptr<ProxyRequest> self) {
   self_ = std::move(self);
+  if (h_.passUrl_ && !chooseTarget()) return;
   http::UpstreamVariables* vars = ex_->upstreamVariables();
   if (vars) {
-    vars->proxyHost = h_.pass_.proxyHost;
-    vars->proxyPort = h_.pass_.proxyPort;
+    vars->proxyHost = pass_->proxyHost;
+    vars->proxyPort = pass_->proxyPort;
   }
   ex_->onAbort([this] {
     ex_ = nullptr;
@@ -270,15 +303,21 @@ void ProxyRequest::onBodyData(std::string_view data) {
 
 void ProxyRequest::onBodyEnd() {
   if (!ex_) return;
+  // $request_body: the body read, when it stayed in memory (nginx: not from a temp file).
+  if (hasBody_ && !h_.body_ && !bodyFile_) {
+    if (http::UpstreamVariables* vars = ex_->upstreamVariables()) vars->requestBody = bodyMemory_;
+  }
   head_ = buildHead();
   connectNext();
 }
 
 std::string ProxyRequest::requestUri() const {
   const http::Request& r = ex_->request();
-  const config::ProxyPass& p = h_.pass_;
+  const config::ProxyPass& p = *pass_;
   std::string uri;
-  if (p.hasUri) {
+  if (p.variables && p.hasUri) {
+    return p.uri;  // the expanded URL's URI part is sent as it is (ngx_http_proxy_create_request)
+  } else if (p.hasUri) {
     // The location's prefix is replaced by the URI part (ngx_http_proxy_create_request).
     std::string_view current = ex_->currentUri();
     size_t prefix = std::min(p.locationPrefix.size(), current.size());
@@ -335,7 +374,7 @@ std::string ProxyRequest::buildHead() {
 }
 
 std::string ProxyRequest::upstreamUrl() const {
-  std::string text = peer_ ? peer_->text : h_.pass_.upstream;
+  std::string text = peer_ ? peer_->text : pass_->upstream;
   return "http://" + text + requestUri();
 }
 
@@ -359,13 +398,15 @@ void ProxyRequest::recordAttempt(const std::string& status) {
   appendEntry(vars->status, status);
   appendEntry(vars->responseTime, seconds3(std::chrono::steady_clock::now() - tryStart_));
   appendEntry(vars->responseLength, std::to_string(bodyReceived_));
+  appendEntry(vars->bytesSent, std::to_string(sent_));
+  appendEntry(vars->bytesReceived, std::to_string(bytesRead_));
 }
 
 void ProxyRequest::connectNext() {
   if (!ex_) return;
   closeUpstream();
   PickKey key;
-  if (h_.hashKey_) hashKey = ex_->expand(*h_.hashKey_);
+  if (hashKeyTemplate_) hashKey = ex_->expand(*hashKeyTemplate_);
   key.hashKey = hashKey;
   if (!clientSet_) {
     clientSet_ = true;
@@ -381,12 +422,12 @@ void ProxyRequest::connectNext() {
     }
   }
   key.client = &client_;
-  current_ = h_.balancer_ ? h_.balancer_->pick(attempt_, key, Clock::now()) : nullptr;
+  current_ = balancer_ ? balancer_->pick(attempt_, key, Clock::now()) : nullptr;
   if (!current_) {
     log("no live upstreams while connecting to upstream");
     if (ex_) {
       if (http::UpstreamVariables* vars = ex_->upstreamVariables()) {
-        appendEntry(vars->addr, h_.pass_.upstream);
+        appendEntry(vars->addr, pass_->upstream);
         appendEntry(vars->status, "502");
       }
     }
@@ -407,10 +448,11 @@ void ProxyRequest::connectTo(bool fresh) {
   in_.clear();
   received_ = false;
   bodyReceived_ = 0;
+  bytesRead_ = 0;
   reused_ = false;
   connRequests_ = 0;
-  if (h_.pool_ && !fresh) {
-    if (auto cached = h_.pool_->take(peer_, connRequests_)) {
+  if (pool_ && !fresh) {
+    if (auto cached = pool_->take(peer_, connRequests_)) {
       conn_ = std::move(cached);
       reused_ = true;
       if (!loop_.add(conn_->fd(), EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, this)) {
@@ -431,6 +473,15 @@ void ProxyRequest::connectTo(bool fresh) {
   }
   conn_ = std::make_unique<transport::PlainTransport>(UniqueFd(fd), family != AF_UNIX);
   conn_->start();
+  if (h_.bind_) {
+    std::string message;
+    bool bound = bindLocal(fd, ex_ ? ex_->expand(*h_.bind_) : std::string(), message);
+    if (!message.empty()) log(message + " while connecting to upstream");
+    if (!bound) {
+      finishWith(500);
+      return;
+    }
+  }
   int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&peer_->addr), peer_->length);
   if (rc != 0 && errno != EINPROGRESS) {
     int error = errno;
@@ -574,6 +625,7 @@ void ProxyRequest::readMore() {
     transport::IoResult r = conn_->read(buffer, room);
     if (r.status == transport::IoStatus::kDone) {
       received_ = true;
+      bytesRead_ += r.bytes;
       in_.append(buffer, r.bytes);
       process();
       continue;
@@ -646,6 +698,13 @@ void ProxyRequest::process() {
       connectNext();
       return;
     }
+    // proxy_intercept_errors: a status >= 300 the location has an error_page for is answered
+    // by that page (ngx_http_upstream_intercept_errors).
+    if (uh.status >= 300 && std::find(h_.interceptStatuses_.begin(), h_.interceptStatuses_.end(),
+                                      uh.status) != h_.interceptStatuses_.end()) {
+      intercept(uh);
+      return;
+    }
     http::UpstreamVariables* vars = ex_->upstreamVariables();
     if (vars) {
       appendEntry(vars->headerTime, seconds3(std::chrono::steady_clock::now() - tryStart_));
@@ -669,6 +728,7 @@ void ProxyRequest::process() {
       }
       if (!drop) head.headers.push_back(header);
     }
+    if (h_.rewrites_) h_.rewrites_->apply(head.headers, *ex_);
     bool hasLength = false;
     for (const http::Header& header : uh.headers) {
       hasLength = hasLength || http::iequals(header.name, "Content-Length");
@@ -734,11 +794,11 @@ void ProxyRequest::responseEnded() {
   // A connection is cached only after a response read to its end by its framing, with nothing
   // after it, that both sides meant to keep.
   const UpstreamHead& head = parser_.head();
-  if (h_.pool_ && conn_ && head.keepAlive && head.framing != BodyFraming::kClose &&
+  if (pool_ && conn_ && head.keepAlive && head.framing != BodyFraming::kClose &&
       in_.empty() && !sentClose_) {
     if (registered_) loop_.remove(conn_->fd());
     registered_ = false;
-    h_.pool_->put(peer_, std::move(conn_), connRequests_ + 1);
+    pool_->put(peer_, std::move(conn_), connRequests_ + 1);
   }
   closeUpstream();
   upstreamDone_ = true;
@@ -756,7 +816,7 @@ void ProxyRequest::responseEnded() {
 bool ProxyRequest::mayRetry(unsigned condition) const {
   const ProxySettings& s = h_.settings_;
   if (!(s.nextUpstream & condition) || headSent_ || !ex_) return false;
-  size_t peers = h_.balancer_ ? h_.balancer_->peerCount() : 0;
+  size_t peers = balancer_ ? balancer_->peerCount() : 0;
   size_t limit = s.nextUpstreamTries > 0 ? static_cast<size_t>(s.nextUpstreamTries) : peers;
   if (static_cast<size_t>(tries_) >= std::min(limit, peers)) return false;
   if (s.nextUpstreamTimeoutSeconds > 0 &&
@@ -813,6 +873,69 @@ void ProxyRequest::fail(Failure kind, int status, const std::string& message) {
   finishWith(status);
 }
 
+// proxy_pass with variables: the URL expanded and parsed, then an address, an upstream that
+// names the host, or nginx's errors (500 for a bad URL, 502 for a name without a resolver).
+bool ProxyRequest::chooseTarget() {
+  std::string url = ex_->expand(*h_.passUrl_);
+  std::string error;
+  std::optional<PassTarget> parsed = parsePassTarget(url, error);
+  if (!parsed) {
+    log(error);
+    finishWith(500);
+    return false;
+  }
+  target_ = std::make_unique<PassTarget>(std::move(*parsed));
+  pass_ = &target_->pass;
+  hashKeyTemplate_ = nullptr;
+  pool_ = nullptr;
+  if (target_->address) {
+    ownSpec_ = std::make_unique<config::UpstreamSpec>(singleServerUpstream(*target_));
+    ownBalancer_ = Balancer::create(*ownSpec_);
+    balancer_ = ownBalancer_.get();
+    return true;
+  }
+  int index = h_.upstreams_ ? findUpstream(*h_.upstreams_, *target_) : -1;
+  if (index < 0) {
+    log("no resolver defined to resolve " + target_->host);
+    finishWith(502);
+    return false;
+  }
+  const ProxyHandler::UpstreamChoice& choice = h_.choices_[static_cast<size_t>(index)];
+  balancer_ = choice.balancer;
+  pool_ = choice.pool;
+  if (choice.hashKey) hashKeyTemplate_ = &*choice.hashKey;
+  return true;
+}
+
+void ProxyRequest::intercept(const UpstreamHead& uh) {
+  if (http::UpstreamVariables* vars = ex_->upstreamVariables()) {
+    appendEntry(vars->headerTime, seconds3(std::chrono::steady_clock::now() - tryStart_));
+    vars->headers = uh.headers;
+  }
+  loop_.cancelTimer(timer_);
+  recordAttempt(std::to_string(uh.status));
+  releasePeer(false);
+  closeUpstream();  // the upstream's body is not read: the connection is not reused
+  state_ = State::kDone;
+  http::Exchange* ex = std::exchange(ex_, nullptr);
+  http::ResponseHead head;
+  head.status = uh.status;
+  head.special = true;
+  head.gateway = true;  // the error_page takes it over, as nginx finalizes with the status
+  head.add("Content-Type", "text/html");
+  if (uh.status == 401) {
+    for (const http::Header& header : uh.headers) {
+      if (http::iequals(header.name, "WWW-Authenticate")) {
+        head.add(header.name, header.value);
+        break;
+      }
+    }
+  }
+  std::string page = ex->errorPage(uh.status);
+  ex->respond(std::move(head), std::move(page));
+  destroy();
+}
+
 void ProxyRequest::finishWith(int status) {
   loop_.cancelTimer(timer_);
   closeUpstream();
@@ -840,7 +963,7 @@ void ProxyRequest::closeUpstream() {
 }
 
 void ProxyRequest::releasePeer(bool failed) {
-  if (current_ && h_.balancer_) h_.balancer_->release(current_, failed, Clock::now());
+  if (current_ && balancer_) balancer_->release(current_, failed, Clock::now());
   current_ = nullptr;
 }
 
@@ -913,6 +1036,32 @@ void ProxyHandler::handle(http::Exchange& exchange) {
   raw->start(std::move(request));
 }
 
+bool ProxyContentModule::createChoices(ProxyHandler& handler, std::string& error) {
+  static const std::vector<std::string> kNone;
+  const std::vector<std::string>& names = captureNames_ ? *captureNames_ : kNone;
+  handler.passUrl_ = http::Template::compile(handler.pass_.url, error, names, users_);
+  if (!handler.passUrl_) return false;
+  handler.upstreams_ = upstreams_;
+  if (!upstreams_) return true;
+  for (const config::UpstreamSpec& spec : *upstreams_) {
+    ProxyHandler::UpstreamChoice choice;
+    std::unique_ptr<Balancer>& balancer = balancers_[&spec];
+    if (!balancer) balancer = Balancer::create(spec);
+    choice.balancer = balancer.get();
+    if (spec.keepalive > 0) {
+      std::unique_ptr<KeepalivePool>& pool = pools_[&spec];
+      if (!pool) pool = std::make_unique<KeepalivePool>(*loop_, spec);
+      choice.pool = pool.get();
+    }
+    if (spec.method == config::UpstreamSpec::Method::kHash) {
+      choice.hashKey = http::Template::compile(spec.hashKey, error, names, users_);
+      if (!choice.hashKey) return false;
+    }
+    handler.choices_.push_back(std::move(choice));
+  }
+  return true;
+}
+
 ProxyContentModule::ProxyContentModule(event::EventLoop* loop) : loop_(loop) {}
 ProxyContentModule::~ProxyContentModule() = default;
 
@@ -924,11 +1073,26 @@ std::unique_ptr<pipeline::ContentHandler> ProxyContentModule::create(
     const config::LocationSettings& settings, std::string& error) {
   auto handler = std::make_unique<ProxyHandler>(loop_, settings);
   const config::ProxyPass& pass = *settings.proxy.pass;
+  if (pass.variables && !createChoices(*handler, error)) return nullptr;
   if (pass.upstreamIndex >= 0 && upstreams_ &&
       static_cast<size_t>(pass.upstreamIndex) < upstreams_->size()) {
     handler->spec_ = &(*upstreams_)[static_cast<size_t>(pass.upstreamIndex)];
   }
   if (!handler->compile(captureNames_, users_, error)) return nullptr;
+  static const std::vector<std::string> kNoCaptures;
+  handler->rewrites_ = ProxyHeaderRewrites::create(
+      settings.proxy, captureNames_ ? *captureNames_ : kNoCaptures, users_, error);
+  if (!handler->rewrites_ && !error.empty()) return nullptr;
+  if (!settings.proxy.bind.empty()) {
+    handler->bind_ = http::Template::compile(
+        settings.proxy.bind, error, captureNames_ ? *captureNames_ : kNoCaptures, users_);
+    if (!handler->bind_) return nullptr;
+  }
+  if (settings.proxy.interceptErrors) {
+    for (const config::ErrorPage& page : settings.errorPages) {
+      for (int code : page.codes) handler->interceptStatuses_.push_back(code);
+    }
+  }
   const config::UpstreamSpec* spec = handler->spec_;
   if (spec) {
     std::unique_ptr<Balancer>& balancer = balancers_[spec];
