@@ -586,18 +586,26 @@ std::string Template::expand(const VariableContext& c, VariableEscape escape) co
         if (c.upstream && c.upstream->requestBody) value = *c.upstream->requestBody;
         break;
       case Kind::kUpstreamCookie:
-        // ngx_http_parse_set_cookie_lines: a Set-Cookie line that begins with NAME= (caseless;
-        // its attributes are not cookies), up to ';'.
+        // ngx_http_parse_set_cookie_lines: a Set-Cookie line that begins with NAME (caseless),
+        // then '=' (spaces around it skipped), the value up to ';' less its trailing spaces;
+        // the line's attributes are not cookies.
         if (c.upstream) {
           for (const Header& h : c.upstream->headers) {
+            if (!iequals(h.name, "Set-Cookie")) continue;
             std::string_view line = h.value;
-            if (!iequals(h.name, "Set-Cookie") || line.size() <= part.text.size() ||
-                !iequals(line.substr(0, part.text.size()), part.text) ||
-                line[part.text.size()] != '=') {
+            while (!line.empty() && line.front() == ' ') line.remove_prefix(1);
+            if (line.size() < part.text.size() ||
+                !iequals(line.substr(0, part.text.size()), part.text)) {
               continue;
             }
-            line.remove_prefix(part.text.size() + 1);
-            value = std::string(line.substr(0, line.find(';')));
+            line.remove_prefix(part.text.size());
+            while (!line.empty() && line.front() == ' ') line.remove_prefix(1);
+            if (line.empty() || line.front() != '=') continue;
+            line.remove_prefix(1);
+            while (!line.empty() && line.front() == ' ') line.remove_prefix(1);
+            line = line.substr(0, line.find(';'));
+            while (!line.empty() && line.back() == ' ') line.remove_suffix(1);
+            value = std::string(line);
             break;
           }
         }
