@@ -153,11 +153,9 @@ void passRequestBody(const DirectiveCall& call, ProxyPartial& level) {
   call.setFlag(level.passRequestBody);
 }
 void buffering(const DirectiveCall& call, ProxyPartial& level) { call.setFlag(level.buffering); }
-// proxy_request_buffering on is what the engine does (the body is read whole, then sent);
-// off (streaming the body as it arrives) is not implemented.
+// proxy_request_buffering: on, the body is read whole, then sent; off, it is sent as it arrives.
 void requestBuffering(const DirectiveCall& call, ProxyPartial& level) {
   call.setFlag(level.requestBuffering);
-  if (!*level.requestBuffering) call.unsupported("\"proxy_request_buffering off\"");
 }
 void setBody(const DirectiveCall& call, ProxyPartial& level) { call.setString(level.setBody); }
 void method(const DirectiveCall& call, ProxyPartial& level) { call.setString(level.method); }
@@ -426,6 +424,7 @@ void mergeProxy(ProxyPartial& c, const ProxyPartial& p) {
   inherit(c.cookieDomains, p.cookieDomains);
   inherit(c.cookiePaths, p.cookiePaths);
   inherit(c.bind, p.bind);
+  inherit(c.requestBuffering, p.requestBuffering);
 }
 
 void finishProxy(const ProxyPartial& l, ProxySettings& s) {
@@ -456,6 +455,7 @@ void finishProxy(const ProxyPartial& l, ProxySettings& s) {
   if (l.cookieDomains) s.cookieDomains = *l.cookieDomains;
   if (l.cookiePaths) s.cookiePaths = *l.cookiePaths;
   if (l.bind) s.bind = *l.bind;
+  if (l.requestBuffering) s.requestBuffering = *l.requestBuffering;
 }
 
 }  // namespace portico::config

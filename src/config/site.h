@@ -405,6 +405,10 @@ struct ProxySettings {
   std::vector<ProxyRewriteRule> cookiePaths;
   // proxy_bind ADDRESS (a template; empty: off): the local address upstream connections use.
   std::string bind;
+  // proxy_request_buffering off: the body goes to the upstream as it arrives (chunked when its
+  // length is unknown and proxy_http_version is 1.1; a chunked body to an HTTP/1.0 upstream is
+  // still read whole, as nginx), and no other peer is tried once body bytes were sent.
+  bool requestBuffering = true;
 };
 
 // Everything a location (or the server, or http) may set, already merged from the enclosing

@@ -232,6 +232,13 @@ class ProxyRequest final : public event::IoWatcher, public http::BodyReader, pub
   std::unique_ptr<config::UpstreamSpec> ownSpec_;  // before ownBalancer_: its peers point here
   std::unique_ptr<Balancer> ownBalancer_;
   uint64_t bytesRead_ = 0;  // bytes read from the current try's connection
+  // proxy_request_buffering off: the body is sent as it is stored (chunk-framed when
+  // chunkedUpstream_); bodyDone_ once the client's body ended.
+  bool streaming_ = false;
+  bool chunkedUpstream_ = false;
+  bool bodyDone_ = false;
+  void startStreaming();
+  void storeBody(std::string_view data);
 };
 
 void ProxyRequest::start(std::unique_ptr<ProxyRequest> self) {
@@ -253,6 +260,10 @@ void ProxyRequest::start(std::unique_ptr<ProxyRequest> self) {
     hasBody_ = true;
   } else if (h_.settings_.passRequestBody && r.hasBody()) {
     hasBody_ = true;
+    if (!h_.settings_.requestBuffering && (!r.chunked || h_.settings_.httpVersionMinor == 1)) {
+      startStreaming();
+      return;
+    }
     ex_->readBody(this);  // onBodyEnd connects
     return;
   } else if (h_.settings_.passRequestBody && r.contentLength) {
@@ -261,7 +272,36 @@ void ProxyRequest::start(std::unique_ptr<ProxyRequest> self) {
   onBodyEnd();
 }
 
+// proxy_request_buffering off: the head goes out with the client's length (or chunked), the
+// connection is made at once, and the body follows as it arrives (onBodyData → sendMore).
+void ProxyRequest::startStreaming() {
+  streaming_ = true;
+  chunkedUpstream_ = ex_->request().chunked;
+  head_ = buildHead();
+  connectNext();
+  if (ex_) ex_->readBody(this);
+}
+
 void ProxyRequest::onBodyData(std::string_view data) {
+  if (!ex_ || data.empty()) return;
+  if (!streaming_) {
+    storeBody(data);
+    return;
+  }
+  if (chunkedUpstream_) {
+    char size[32];
+    std::snprintf(size, sizeof size, "%zx\r\n", data.size());
+    storeBody(size);
+    if (ex_) storeBody(data);
+    if (ex_) storeBody("\r\n");
+  } else {
+    storeBody(data);
+  }
+  if (ex_ && state_ == State::kSending) sendMore();
+}
+
+// Keeps body bytes for sending: in memory up to client_body_buffer_size, then in the file.
+void ProxyRequest::storeBody(std::string_view data) {
   if (!ex_) return;
   bodySize_ += data.size();
   if (!bodyFile_ && bodyMemory_.size() + data.size() <= h_.bodyBufferSize_) {
@@ -303,6 +343,12 @@ void ProxyRequest::onBodyData(std::string_view data) {
 
 void ProxyRequest::onBodyEnd() {
   if (!ex_) return;
+  if (streaming_) {
+    if (chunkedUpstream_) storeBody("0\r\n\r\n");
+    bodyDone_ = true;
+    if (ex_ && state_ == State::kSending) sendMore();
+    return;
+  }
   // $request_body: the body read, when it stayed in memory (nginx: not from a temp file).
   if (hasBody_ && !h_.body_ && !bodyFile_) {
     if (http::UpstreamVariables* vars = ex_->upstreamVariables()) vars->requestBody = bodyMemory_;
@@ -347,7 +393,12 @@ std::string ProxyRequest::buildHead() {
   uint64_t bodyLength = h_.body_ ? setBody_.size() : bodySize_;
   for (const HeaderRule& rule : h_.headers_) {
     if (rule.contentLength) {
-      if (hasBody_) out += "Content-Length: " + std::to_string(bodyLength) + "\r\n";
+      if (chunkedUpstream_) {
+        out += "Transfer-Encoding: chunked\r\n";
+      } else if (hasBody_) {
+        uint64_t length = streaming_ ? r.contentLength.value_or(0) : bodyLength;
+        out += "Content-Length: " + std::to_string(length) + "\r\n";
+      }
       continue;
     }
     std::string value = rule.value.constant() ? rule.value.source() : ex_->expand(rule.value);
@@ -565,7 +616,9 @@ void ProxyRequest::sendMore() {
       // The file body is read 64 KiB at a time into one buffer.
       constexpr size_t kChunk = 64 * 1024;
       uint64_t chunkStart = bodyOffset - bodyOffset % kChunk;
-      if (fileChunkOffset_ != chunkStart) {
+      // (Streaming, the file grows: a chunk read short is read again.)
+      if (fileChunkOffset_ != chunkStart ||
+          fileChunk_.size() < std::min<uint64_t>(kChunk, bodySize_ - chunkStart)) {
         fileChunk_.resize(static_cast<size_t>(std::min<uint64_t>(kChunk, bodySize_ - chunkStart)));
         ssize_t n = ::pread(bodyFile_.get(), fileChunk_.data(), fileChunk_.size(),
                             static_cast<off_t>(chunkStart));
@@ -592,6 +645,10 @@ void ProxyRequest::sendMore() {
     }
     armTimer(h_.settings_.sendTimeoutSeconds, Failure::kTimeout, 504,
              "upstream timed out (110: Connection timed out) while sending request to upstream");
+    return;
+  }
+  if (streaming_ && !bodyDone_) {
+    loop_.cancelTimer(timer_);  // all the body so far is out: the next bytes resume sending
     return;
   }
   state_ = State::kHead;
@@ -831,6 +888,8 @@ bool ProxyRequest::mayRetry(unsigned condition) const {
   if (sent_ > 0 && !idempotent && !(s.nextUpstream & ProxySettings::kNextNonIdempotent)) {
     return false;
   }
+  // proxy_request_buffering off: a body that began to go is not sent again.
+  if (streaming_ && sent_ > head_.size()) return false;
   return true;
 }
 
@@ -843,6 +902,7 @@ void ProxyRequest::fail(Failure kind, int status, const std::string& message) {
   std::string_view method = ex_->request().method;
   bool idempotent = method != "POST" && method != "LOCK" && method != "PATCH";
   if (reused_ && !received_ && kind == Failure::kError && !headSent_ &&
+      !(streaming_ && sent_ > head_.size()) &&
       (idempotent || sent_ == 0 ||
        (h_.settings_.nextUpstream & ProxySettings::kNextNonIdempotent))) {
     // A cached connection the upstream had closed meanwhile: the request goes again on a

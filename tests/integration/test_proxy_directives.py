@@ -374,3 +374,154 @@ def test_proxy_bind(tmp_path, asking_backend):
 ])
 def test_more_bad_forms_are_refused_as_nginx(tmp_path, http_body):
     test_bad_forms_are_refused_as_nginx(tmp_path, http_body)
+
+
+STREAM_CONF = """
+    client_max_body_size 1m;
+    server {
+        listen 127.0.0.1:@PORT@;
+        server_name localhost;
+        location /off/ { proxy_pass http://127.0.0.1:%(e)d; proxy_request_buffering off; }
+        location /off11/ {
+            proxy_pass http://127.0.0.1:%(e)d;
+            proxy_request_buffering off;
+            proxy_http_version 1.1;
+        }
+    }
+"""
+
+
+def _chunked(body, piece=1000):
+    out = b""
+    for i in range(0, len(body), piece):
+        part = body[i:i + piece]
+        out += b"%x\r\n%s\r\n" % (len(part), part)
+    return out + b"0\r\n\r\n"
+
+
+def test_request_buffering_off_matches_nginx(tmp_path, echo_backend):
+    """What the upstream receives: the client's length, chunked to an HTTP/1.1 upstream when
+    the length is unknown, read whole (with its length) for an HTTP/1.0 one."""
+    body = bytes(range(256)) * 40
+    chunked = [("Transfer-Encoding", "chunked")]
+    requests = [
+        ("POST", "/off/a", {"body": body}),
+        ("PUT", "/off11/b", {"body": body}),
+        ("POST", "/off/c", {"body": _chunked(body), "headers": chunked}),
+        ("POST", "/off11/d", {"body": _chunked(body), "headers": chunked}),
+        ("GET", "/off/e"),
+    ]
+    run_case(tmp_path, STREAM_CONF % {"e": echo_backend}, {}, requests, mime=False)
+
+
+class StreamingBackend:
+    """Reads a request head and `first` body bytes, then sets `seen`; reads the rest of a
+    Content-Length body and answers 200 with the body's length. `cut` closes the connection
+    after the first bytes instead (a failure once the body began to go)."""
+
+    def __init__(self, first, cut=False):
+        import socket
+        self.first, self.cut = first, cut
+        self.seen = threading.Event()
+        self.accepted = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        try:
+            conn.settimeout(10)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536) or b"!"
+                if data.endswith(b"!"):
+                    return
+            head, _, rest = data.partition(b"\r\n\r\n")
+            length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+            while len(rest) < self.first:
+                more = conn.recv(65536)
+                if not more:
+                    return
+                rest += more
+            self.seen.set()
+            if self.cut:
+                return
+            while len(rest) < length:
+                more = conn.recv(65536)
+                if not more:
+                    return
+                rest += more
+            out = b"got %d" % len(rest)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+                         % (len(out), out))
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.mark.parametrize("buffering", ["on", "off"])
+def test_request_body_streams_to_the_upstream(tmp_path, buffering):
+    """With proxy_request_buffering off, the upstream has the first half of the body before the
+    client sends the second; with on, it has nothing until the whole body came."""
+    backend = StreamingBackend(first=1000)
+    body = """
+        server {
+            listen 127.0.0.1:@PORT@;
+            location / { proxy_pass http://127.0.0.1:%d; proxy_request_buffering %s; }
+        }
+    """ % (backend.port, buffering)
+    server = start_portico(str(tmp_path), body, 1, mime=False)
+    try:
+        with Connection.tcp("127.0.0.1", server.ports[0], 10.0) as conn:
+            conn.send(b"PUT /x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2000\r\n\r\n" +
+                      b"a" * 1000)
+            early = backend.seen.wait(10 if buffering == "off" else 1)
+            conn.send(b"b" * 1000)
+            r = conn.read_response("PUT")
+        assert early == (buffering == "off")
+        assert r.status == 200 and r.body == b"got 2000"
+    finally:
+        server.stop()
+        backend.close()
+
+
+@pytest.mark.parametrize("buffering", ["on", "off"])
+def test_no_retry_once_the_streamed_body_began(tmp_path, buffering):
+    """A peer that fails after body bytes arrived: buffered, the PUT goes to the next peer;
+    streamed, it is not sent again (502)."""
+    cutting = StreamingBackend(first=10, cut=True)
+    good = StreamingBackend(first=0)
+    body = """
+        upstream two { server 127.0.0.1:%d; server 127.0.0.1:%d; }
+        server {
+            listen 127.0.0.1:@PORT@;
+            location / { proxy_pass http://two; proxy_request_buffering %s; }
+        }
+    """ % (cutting.port, good.port, buffering)
+    server = start_portico(str(tmp_path), body, 1, mime=False)
+    try:
+        with Connection.tcp("127.0.0.1", server.ports[0], 10.0) as conn:
+            r = conn.request("PUT", "/x", body=b"z" * 3000, host="localhost")
+        if buffering == "on":
+            assert r.status == 200 and r.body == b"got 3000"
+        else:
+            assert r.status == 502 and good.accepted == 0
+    finally:
+        server.stop()
+        cutting.close()
+        good.close()
