@@ -1,6 +1,9 @@
 #include "config/proxy_module.h"
 
 #include <algorithm>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <string_view>
 
 #include "config/conf_parser.h"
@@ -9,6 +12,41 @@
 
 namespace portico::config {
 namespace {
+
+// ngx_parse_addr_port: "IP", "IP:PORT", "[IPv6]", "[IPv6]:PORT", or a bare IPv6 address.
+bool validLocalAddress(const std::string& text) {
+  std::string host = text;
+  std::string port;
+  bool v6 = false;
+  if (host.starts_with('[')) {
+    size_t close = host.find(']');
+    if (close == std::string::npos) return false;
+    if (close + 1 < host.size()) {
+      if (host[close + 1] != ':') return false;
+      port = host.substr(close + 2);
+      if (port.empty()) return false;
+    }
+    host = host.substr(1, close - 1);
+    v6 = true;
+  } else if (size_t colon = host.rfind(':'); colon != std::string::npos) {
+    if (host.find(':') != colon) {
+      v6 = true;
+    } else {
+      port = host.substr(colon + 1);
+      host.resize(colon);
+      if (port.empty()) return false;
+    }
+  }
+  if (port.size() > 5) return false;
+  int value = 0;
+  for (char c : port) {
+    if (c < '0' || c > '9') return false;
+    value = value * 10 + (c - '0');
+  }
+  if (value > 65535) return false;
+  unsigned char scratch[sizeof(in6_addr)];
+  return ::inet_pton(v6 ? AF_INET6 : AF_INET, host.c_str(), scratch) == 1;
+}
 
 bool startsWithCaseless(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
@@ -19,7 +57,15 @@ void pass(const DirectiveCall& call, UpstreamLoad& load, ProxyPartial& level) {
   if (call.ctx() == kLocationIf) call.unsupported("\"proxy_pass\" inside \"if\"");
   if (level.pass) call.directiveError("is duplicate");
   const std::string& url = call.arg(0);
-  if (url.find('$') != std::string::npos) call.unsupported("a variable in \"proxy_pass\"");
+  if (url.find('$') != std::string::npos) {
+    // Made per request (upstream/proxy_target.h): no URI replacement, no implicit upstream.
+    ProxyPass p;
+    p.url = url;
+    p.source = call.directive().source;
+    p.variables = true;
+    level.pass = std::move(p);
+    return;
+  }
   size_t skip;
   if (startsWithCaseless(url, "http://")) {
     skip = 7;
@@ -109,11 +155,9 @@ void passRequestBody(const DirectiveCall& call, ProxyPartial& level) {
   call.setFlag(level.passRequestBody);
 }
 void buffering(const DirectiveCall& call, ProxyPartial& level) { call.setFlag(level.buffering); }
-// proxy_request_buffering on is what the engine does (the body is read whole, then sent);
-// off (streaming the body as it arrives) is not implemented.
+// proxy_request_buffering: on, the body is read whole, then sent; off, it is sent as it arrives.
 void requestBuffering(const DirectiveCall& call, ProxyPartial& level) {
   call.setFlag(level.requestBuffering);
-  if (!*level.requestBuffering) call.unsupported("\"proxy_request_buffering off\"");
 }
 void setBody(const DirectiveCall& call, ProxyPartial& level) { call.setString(level.setBody); }
 void method(const DirectiveCall& call, ProxyPartial& level) { call.setString(level.method); }
@@ -176,6 +220,145 @@ void tempFileWriteSize(const DirectiveCall& call, ProxyPartial& level) {
 }
 void maxTempFileSize(const DirectiveCall& call, ProxyPartial& level) {
   call.setSize(level.maxTempFileSize);
+// nginx's default rule (ngx_http_proxy_redirect / merge_loc_conf): the proxy_pass URL with a
+// URI part is replaced by the location's name, one without by "/" (URL + "/" → "/").
+ProxyRewriteRule defaultRedirect(const ProxyPass& pass) {
+  ProxyRewriteRule rule;
+  if (pass.hasUri) {
+    rule.pattern = pass.url;
+    rule.replacement = pass.locationPrefix;
+  } else {
+    rule.pattern = pass.url + "/";
+    rule.replacement = "/";
+  }
+  return rule;
+}
+
+// A `~REGEX` / `~*REGEX` pattern (the prefix stripped) or a plain one.
+ProxyRewriteRule rewriteRule(const DirectiveCall& call, bool caselessOnly) {
+  ProxyRewriteRule rule;
+  std::string pattern = call.arg(0);
+  if (pattern.starts_with('~')) {
+    pattern.erase(0, 1);
+    bool caseless = caselessOnly;
+    if (!caselessOnly && pattern.starts_with('*')) {
+      pattern.erase(0, 1);
+      caseless = true;
+    }
+    call.checkRegex(pattern, caseless);
+    rule.kind = caseless ? ProxyRewriteRule::Kind::kRegexCaseless : ProxyRewriteRule::Kind::kRegex;
+  }
+  rule.pattern = std::move(pattern);
+  rule.replacement = call.arg(1);
+  return rule;
+}
+
+// ngx_http_proxy_redirect: default | off | REDIRECT REPLACEMENT.
+void redirect(const DirectiveCall& call, ProxyPartial& level) {
+  if (level.redirect && !*level.redirect) call.directiveError("is duplicate");
+  level.redirect = true;
+  if (call.args().size() == 1) {
+    if (call.arg(0) == "off") {
+      if (level.redirects) call.directiveError("is duplicate");
+      level.redirect = false;
+      return;
+    }
+    if (call.arg(0) != "default") call.emerg("invalid parameter " + quote(call.arg(0)));
+  }
+  if (!level.redirects) level.redirects.emplace();
+  if (call.args().size() == 1) {
+    if (level.pass && level.pass->variables) {
+      call.emerg("\"proxy_redirect default\" cannot be used with \"proxy_pass\" directive "
+                 "with variables");
+    }
+    if (!level.pass) {
+      call.emerg("\"proxy_redirect default\" should be placed after the \"proxy_pass\" "
+                 "directive");
+    }
+    level.redirects->push_back(defaultRedirect(*level.pass));
+    return;
+  }
+  level.redirects->push_back(rewriteRule(call, false));
+}
+
+void interceptErrors(const DirectiveCall& call, ProxyPartial& level) {
+  call.setFlag(level.interceptErrors);
+}
+
+// ngx_conf_set_bitmask_slot with ngx_http_upstream_ignore_headers_masks (names caseless; the
+// directive may be repeated, its values add up).
+void ignoreHeaders(const DirectiveCall& call, ProxyPartial& level) {
+  using S = ProxySettings;
+  static const std::pair<std::string_view, unsigned> kMasks[] = {
+      {"X-Accel-Redirect", S::kIgnoreXAccelRedirect},
+      {"X-Accel-Expires", S::kIgnoreXAccelExpires},
+      {"X-Accel-Limit-Rate", S::kIgnoreXAccelLimitRate},
+      {"X-Accel-Buffering", S::kIgnoreXAccelBuffering},
+      {"X-Accel-Charset", S::kIgnoreXAccelCharset},
+      {"Expires", S::kIgnoreExpires},
+      {"Cache-Control", S::kIgnoreCacheControl},
+      {"Set-Cookie", S::kIgnoreSetCookie},
+      {"Vary", S::kIgnoreVary},
+  };
+  unsigned mask = level.ignoreHeaders.value_or(0);
+  for (const std::string& word : call.args()) {
+    bool found = false;
+    for (const auto& [name, bit] : kMasks) {
+      if (!iequals(word, name)) continue;
+      found = true;
+      if (mask & bit) call.warn("duplicate value " + quote(word));
+      mask |= bit;
+    }
+    if (!found) call.emerg("invalid value " + quote(word));
+  }
+  level.ignoreHeaders = mask;
+}
+
+// ngx_http_proxy_cookie_domain / _path: off | FROM TO (nginx's NULL list after `off`, after
+// which any other line is duplicate).
+void cookieRule(const DirectiveCall& call, std::optional<std::vector<ProxyRewriteRule>>& slot,
+                bool domain) {
+  if (slot && slot->empty()) call.directiveError("is duplicate");
+  if (call.args().size() == 1) {
+    if (call.arg(0) != "off") call.emerg("invalid parameter " + quote(call.arg(0)));
+    if (slot) call.directiveError("is duplicate");
+    slot.emplace();
+    return;
+  }
+  ProxyRewriteRule rule = rewriteRule(call, domain);
+  if (domain && rule.kind == ProxyRewriteRule::Kind::kPrefix) {
+    // A leading '.' of either side is dropped, the value compared whole and caselessly.
+    rule.kind = ProxyRewriteRule::Kind::kDomain;
+    if (rule.pattern.starts_with('.')) rule.pattern.erase(0, 1);
+    if (rule.replacement.starts_with('.')) rule.replacement.erase(0, 1);
+  }
+  if (!slot) slot.emplace();
+  slot->push_back(std::move(rule));
+}
+void cookieDomain(const DirectiveCall& call, ProxyPartial& level) {
+  cookieRule(call, level.cookieDomains, true);
+}
+void cookiePath(const DirectiveCall& call, ProxyPartial& level) {
+  cookieRule(call, level.cookiePaths, false);
+}
+
+// ngx_http_upstream_bind_set_slot: ADDRESS [transparent] | off; an address without variables
+// is checked at load.
+void bind(const DirectiveCall& call, ProxyPartial& level) {
+  call.checkUnset(level.bind);
+  if (call.args().size() == 1 && call.arg(0) == "off") {
+    level.bind = "";
+    return;
+  }
+  const std::string& address = call.arg(0);
+  if (address.find('$') == std::string::npos && !validLocalAddress(address)) {
+    call.emerg("invalid address " + quote(address));
+  }
+  if (call.args().size() > 1) {
+    if (call.arg(1) == "transparent") call.unsupported("\"proxy_bind transparent\"");
+    call.emerg("invalid parameter " + quote(call.arg(1)));
+  }
+  level.bind = address;
 }
 
 }  // namespace
@@ -210,6 +393,12 @@ const std::vector<ModuleDirective<ProxyPartial>>& proxyDirectives() {
       {"proxy_busy_buffers_size", kHsl, Args::k1, &busyBuffersSize},
       {"proxy_temp_file_write_size", kHsl, Args::k1, &tempFileWriteSize},
       {"proxy_max_temp_file_size", kHsl, Args::k1, &maxTempFileSize},
+      {"proxy_redirect", kHsl, Args::k12, &redirect},
+      {"proxy_intercept_errors", kHsl, Args::k1, &interceptErrors},
+      {"proxy_ignore_headers", kHsl, Args::k1More, &ignoreHeaders},
+      {"proxy_cookie_domain", kHsl, Args::k12, &cookieDomain},
+      {"proxy_cookie_path", kHsl, Args::k12, &cookiePath},
+      {"proxy_bind", kHsl, Args::k12, &bind},
   };
   return kDirectives;
 }
@@ -236,6 +425,22 @@ void mergeProxy(ProxyPartial& c, const ProxyPartial& p) {
   inherit(c.busyBuffersSize, p.busyBuffersSize);
   inherit(c.tempFileWriteSize, p.tempFileWriteSize);
   inherit(c.maxTempFileSize, p.maxTempFileSize);
+  // ngx_http_proxy_merge_loc_conf: `off` is inherited; a level without rules takes its
+  // parent's, and one with proxy_pass but no rules anywhere above gets `default`.
+  inherit(c.redirect, p.redirect);
+  if (c.redirect.value_or(true)) {
+    inherit(c.redirects, p.redirects);
+    if (!c.redirects && c.pass && !c.pass->variables) {
+      c.redirects.emplace();
+      c.redirects->push_back(defaultRedirect(*c.pass));
+    }
+  }
+  inherit(c.interceptErrors, p.interceptErrors);
+  inherit(c.ignoreHeaders, p.ignoreHeaders);
+  inherit(c.cookieDomains, p.cookieDomains);
+  inherit(c.cookiePaths, p.cookiePaths);
+  inherit(c.bind, p.bind);
+  inherit(c.requestBuffering, p.requestBuffering);
 }
 
 void finishProxy(const ProxyPartial& l, ProxySettings& s) {
@@ -290,6 +495,13 @@ void checkProxyBuffers(const ProxySettings& s, const SourceRef& at) {
          "or must be equal to or greater than the maximum of the value of "
          "\"proxy_buffer_size\" and one of the \"proxy_buffers\"");
   }
+  if (l.redirect.value_or(true) && l.redirects) s.redirects = *l.redirects;
+  if (l.interceptErrors) s.interceptErrors = *l.interceptErrors;
+  if (l.ignoreHeaders) s.ignoreHeaders = *l.ignoreHeaders;
+  if (l.cookieDomains) s.cookieDomains = *l.cookieDomains;
+  if (l.cookiePaths) s.cookiePaths = *l.cookiePaths;
+  if (l.bind) s.bind = *l.bind;
+  if (l.requestBuffering) s.requestBuffering = *l.requestBuffering;
 }
 
 }  // namespace portico::config

@@ -33,6 +33,14 @@ struct ProxyPartial {
   // proxy_busy_buffers_size, proxy_temp_file_write_size, proxy_max_temp_file_size (their
   // defaults depend on the merged buffer sizes: computed by finishProxy)
   std::optional<uint64_t> busyBuffersSize, tempFileWriteSize, maxTempFileSize;
+  // proxy_redirect: nginx's plcf->redirect (false after `off`) and the rules of this level.
+  std::optional<bool> redirect;
+  std::optional<std::vector<ProxyRewriteRule>> redirects;
+  std::optional<bool> interceptErrors;
+  std::optional<unsigned> ignoreHeaders;
+  // proxy_cookie_domain / _path: an empty vector is `off` (nginx's NULL), unset inherits.
+  std::optional<std::vector<ProxyRewriteRule>> cookieDomains, cookiePaths;
+  std::optional<std::string> bind;  // "" for `proxy_bind off`
 };
 
 const std::vector<ModuleDirective<ProxyPartial>>& proxyDirectives();

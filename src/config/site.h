@@ -351,8 +351,9 @@ struct ProxyPass {
   int upstreamIndex = -1;
   std::optional<UpstreamSpec> implicit;
   SourceRef source;
-  // The address has variables (uwsgi_pass $target): `upstream` is its template, chosen per
-  // request (upstream/variable_pass.h); upstreamIndex is -1.
+  // The address has variables (proxy_pass http://$host..., uwsgi_pass $target): made per
+  // request (upstream/proxy_target.h, upstream/variable_pass.h; no URI replacement);
+  // upstreamIndex is -1.
   bool variables = false;
 };
 
@@ -361,6 +362,17 @@ struct UwsgiParam {
   std::string name;
   std::string value;
   bool ifNotEmpty = false;  // an empty expansion sends no param
+};
+
+// One proxy_redirect, proxy_cookie_domain or proxy_cookie_path rule: a prefix to replace (its
+// text may hold variables; a domain rule compares the whole value, caselessly, a leading '.'
+// ignored) or a regex whose match replaces the whole value, and the replacement (a template;
+// $1.. and named groups are the regex's captures).
+struct ProxyRewriteRule {
+  enum class Kind { kPrefix, kDomain, kRegex, kRegexCaseless };
+  Kind kind = Kind::kPrefix;
+  std::string pattern;
+  std::string replacement;
 };
 
 struct ProxySettings {
@@ -407,6 +419,28 @@ struct ProxySettings {
   std::vector<UwsgiParam> uwsgiParams;       // uwsgi_param, in order (inherited whole)
   int uwsgiModifier1 = 0;                    // uwsgi_modifier1 / uwsgi_modifier2 (0..255)
   int uwsgiModifier2 = 0;
+  // proxy_redirect's rules in order, `default` already made from proxy_pass (empty: off, or a
+  // proxy_pass with variables); they rewrite Location and Refresh.
+  std::vector<ProxyRewriteRule> redirects;
+  bool interceptErrors = false;              // proxy_intercept_errors
+  // proxy_ignore_headers: the upstream headers whose effect is ignored. portico has no proxy
+  // cache, so Expires, Cache-Control, Set-Cookie and Vary change nothing (accepted as nginx);
+  // the X-Accel-* ones switch off their handling.
+  static constexpr unsigned kIgnoreXAccelRedirect = 1, kIgnoreXAccelExpires = 2,
+                            kIgnoreXAccelLimitRate = 4, kIgnoreXAccelBuffering = 8,
+                            kIgnoreXAccelCharset = 16, kIgnoreExpires = 32,
+                            kIgnoreCacheControl = 64, kIgnoreSetCookie = 128, kIgnoreVary = 256;
+  unsigned ignoreHeaders = 0;
+  bool ignores(unsigned header) const { return (ignoreHeaders & header) != 0; }
+  // proxy_cookie_domain / proxy_cookie_path: rewrite Set-Cookie's domain= and path= (empty: off).
+  std::vector<ProxyRewriteRule> cookieDomains;
+  std::vector<ProxyRewriteRule> cookiePaths;
+  // proxy_bind ADDRESS (a template; empty: off): the local address upstream connections use.
+  std::string bind;
+  // proxy_request_buffering off: the body goes to the upstream as it arrives (chunked when its
+  // length is unknown and proxy_http_version is 1.1; a chunked body to an HTTP/1.0 upstream is
+  // still read whole, as nginx), and no other peer is tried once body bytes were sent.
+  bool requestBuffering = true;
 };
 
 // Everything a location (or the server, or http) may set, already merged from the enclosing

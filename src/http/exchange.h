@@ -2,10 +2,12 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 
 #include "core/body_chunk.h"
+#include "core/regex.h"
 #include "http/request.h"
 #include "http/response.h"
 #include "http/user_agent.h"
@@ -62,6 +64,11 @@ struct UpstreamVariables {
   // The request body's length once read, for a request without Content-Length (chunked): what
   // $content_length then says, as nginx sets content_length_n (uwsgi_params sends it).
   std::string requestBodyLength;
+  // $upstream_bytes_sent / _received: bytes written to / read from each upstream tried.
+  std::string bytesSent;
+  std::string bytesReceived;
+  // $request_body: the request body the upstream engine read, when it stayed in memory.
+  std::optional<std::string> requestBody;
 };
 
 // Receives the request body as it arrives (already de-chunked); set with Exchange::readBody.
@@ -158,6 +165,15 @@ class Exchange {
   // What nginx appends to a request's error-log line (", client: ..., server: ..., request:
   // ..., host: ...").
   virtual std::string errorContext() const { return {}; }
+  // expand() with `captures` as $1..$9 and the named captures (a proxy_redirect regex's).
+  virtual std::string expandWithCaptures(const Template& value,
+                                         const Regex::Match& captures) const {
+    (void)captures;
+    return expand(value);
+  }
+  // The Location nginx's header filter makes of a path (absolute_redirect,
+  // server_name_in_redirect, port_in_redirect); unchanged without a pipeline.
+  virtual std::string absoluteLocation(std::string_view path) const { return std::string(path); }
 
   // ---- connection upgrade (a 101 Switching Protocols answer; protocol-neutral) ----
   // Whether the connection under this exchange can become a raw byte stream (HTTP/1: yes once

@@ -83,6 +83,10 @@ enum class Template::Kind : uint8_t {
   kCapture,       // $1..$9
   kNamedCapture,  // (?<name>...)
   kUser,          // `set` / `map` variables (index into the VariableRegistry)
+  kUpstreamBytesSent,
+  kUpstreamBytesReceived,
+  kUpstreamCookie,  // $upstream_cookie_NAME: a cookie the upstream's Set-Cookie lines set
+  kRequestBody,     // $request_body: what the upstream engine read into memory
 };
 
 namespace {
@@ -420,6 +424,9 @@ std::optional<Template> Template::compile(std::string_view text, std::string& er
       {"upstream_connect_time", Kind::kUpstreamConnectTime},
       {"upstream_header_time", Kind::kUpstreamHeaderTime},
       {"upstream_response_length", Kind::kUpstreamResponseLength},
+      {"upstream_bytes_sent", Kind::kUpstreamBytesSent},
+      {"upstream_bytes_received", Kind::kUpstreamBytesReceived},
+      {"request_body", Kind::kRequestBody},
   };
   static const std::pair<std::string_view, Kind> kPrefixed[] = {
       {"http_", Kind::kHttp},
@@ -427,6 +434,7 @@ std::optional<Template> Template::compile(std::string_view text, std::string& er
       {"cookie_", Kind::kCookie},
       {"arg_", Kind::kArg},
       {"upstream_http_", Kind::kUpstreamHttp},
+      {"upstream_cookie_", Kind::kUpstreamCookie},
   };
   Template t;
   t.source_ = std::string(text);
@@ -567,6 +575,40 @@ std::string Template::expand(const VariableContext& c, VariableEscape escape) co
         break;
       case Kind::kUpstreamResponseLength:
         if (c.upstream && !c.upstream->responseLength.empty()) value = c.upstream->responseLength;
+        break;
+      case Kind::kUpstreamBytesSent:
+        if (c.upstream && !c.upstream->bytesSent.empty()) value = c.upstream->bytesSent;
+        break;
+      case Kind::kUpstreamBytesReceived:
+        if (c.upstream && !c.upstream->bytesReceived.empty()) value = c.upstream->bytesReceived;
+        break;
+      case Kind::kRequestBody:
+        if (c.upstream && c.upstream->requestBody) value = *c.upstream->requestBody;
+        break;
+      case Kind::kUpstreamCookie:
+        // ngx_http_parse_set_cookie_lines: a Set-Cookie line that begins with NAME (caseless),
+        // then '=' (spaces around it skipped), the value up to ';' less its trailing spaces;
+        // the line's attributes are not cookies.
+        if (c.upstream) {
+          for (const Header& h : c.upstream->headers) {
+            if (!iequals(h.name, "Set-Cookie")) continue;
+            std::string_view line = h.value;
+            while (!line.empty() && line.front() == ' ') line.remove_prefix(1);
+            if (line.size() < part.text.size() ||
+                !iequals(line.substr(0, part.text.size()), part.text)) {
+              continue;
+            }
+            line.remove_prefix(part.text.size());
+            while (!line.empty() && line.front() == ' ') line.remove_prefix(1);
+            if (line.empty() || line.front() != '=') continue;
+            line.remove_prefix(1);
+            while (!line.empty() && line.front() == ' ') line.remove_prefix(1);
+            line = line.substr(0, line.find(';'));
+            while (!line.empty() && line.back() == ' ') line.remove_suffix(1);
+            value = std::string(line);
+            break;
+          }
+        }
         break;
       case Kind::kUpstreamHttp:
         if (c.upstream) {

@@ -238,12 +238,21 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       // redirect is what the client gets (with its Location).
       errStatus_ = head.status;
     }
-    if (head.special && !upstream() && closesConnection(head.status)) closes_ = true;
+    if (head.special && (!upstream() || head.gateway) && closesConnection(head.status)) {
+      closes_ = true;  // also an upstream answer proxy_intercept_errors hands to error_page
+    }
     int pageStatus = std::exchange(internalStatus_, 0);
     if (pageStatus == 0) pageStatus = head.status;
     if (head.special && (!upstream() || head.gateway) && head.status >= 300 &&
         head.status != 304 && !inErrorPage_) {
       if (const config::ErrorPage* page = errorPageFor(pageStatus)) {
+        if (head.gateway && head.status == 401) {
+          // An upstream 401 proxy_intercept_errors hands over keeps its challenge (nginx
+          // copies WWW-Authenticate to the page's response).
+          for (const http::Header& h : head.headers) {
+            if (http::iequals(h.name, "WWW-Authenticate")) wwwAuthenticate_ = h.value;
+          }
+        }
         swallowing_ = true;
         pendingPage_ = page;
         pendingStatus_ = pageStatus;
@@ -309,6 +318,15 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   }
   std::string expand(const http::Template& value) const override {
     return value.expand(variables());
+  }
+  std::string expandWithCaptures(const http::Template& value,
+                                 const Regex::Match& captures) const override {
+    http::VariableContext context = variables();
+    context.captures = &captures;
+    return value.expand(context);
+  }
+  std::string absoluteLocation(std::string_view path) const override {
+    return redirectLocation(path);
   }
   http::UpstreamVariables* upstreamVariables() override {
     if (!upstreamVars_) upstreamVars_ = std::make_unique<http::UpstreamVariables>();

@@ -39,11 +39,9 @@ std::vector<http::Header> accelKeptHeaders(const std::vector<http::Header>& upst
 const std::string* accelRedirectHeader(const std::vector<http::Header>& upstream);
 
 // The hook for `proxy_ignore_headers X-Accel-Redirect`: true when the location ignores the
-// header (the response is then relayed, the header hidden as ever). portico has no
-// proxy_ignore_headers yet, so nothing is ignored; the directive's flag goes here.
+// header (the response is then relayed, the header hidden as ever).
 inline bool accelRedirectIgnored(const config::ProxySettings& settings) {
-  (void)settings;
-  return false;
+  return settings.ignores(config::ProxySettings::kIgnoreXAccelRedirect);
 }
 
 }  // namespace portico::upstream

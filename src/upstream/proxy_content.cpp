@@ -22,6 +22,8 @@
 #include "upstream/balancer.h"
 #include "upstream/keepalive_pool.h"
 #include "upstream/proxy_tunnel.h"
+#include "upstream/proxy_rewrite.h"
+#include "upstream/proxy_target.h"
 #include "upstream/response_parser.h"
 #include "upstream/response_spool.h"
 #include "upstream/uwsgi_request.h"
@@ -121,6 +123,21 @@ class ProxyHandler : public pipeline::ContentHandler {
   const config::UpstreamSpec* spec_ = nullptr;  // the upstream proxied to
   bool sendfile_;  // `sendfile`: a spilled response's file goes as file ranges, else read()
   std::optional<UwsgiParams> uwsgi_;  // uwsgi_pass: the codec's params (null: HTTP/1)
+  // proxy_redirect / proxy_cookie_* (null: none); proxy_intercept_errors: the statuses the
+  // location's error_page names (empty: nothing intercepted).
+  std::unique_ptr<ProxyHeaderRewrites> rewrites_;
+  std::vector<int> interceptStatuses_;
+  // proxy_pass with variables: the URL, and every upstream a name may select (its balancer,
+  // pool and hash key), made once per location.
+  struct UpstreamChoice {
+    Balancer* balancer = nullptr;
+    KeepalivePool* pool = nullptr;
+    std::optional<http::Template> hashKey;
+  };
+  std::optional<http::Template> passUrl_;
+  const std::vector<config::UpstreamSpec>* upstreams_ = nullptr;
+  std::vector<UpstreamChoice> choices_;  // parallel to *upstreams_
+  std::optional<http::Template> bind_;  // proxy_bind (nullopt: off)
 };
 
 namespace {
@@ -131,7 +148,9 @@ class ProxyRequest final : public event::IoWatcher, public http::BodyReader, pub
  public:
   ProxyRequest(ProxyHandler& handler, http::Exchange& exchange)
       : h_(handler), ex_(&exchange), loop_(*handler.loop_),
-        parser_(handler.settings_.bufferSize, exchange.request().isHead()) {}
+        parser_(handler.settings_.bufferSize, exchange.request().isHead()),
+        pass_(&handler.pass_), balancer_(handler.balancer_), pool_(handler.pool_),
+        hashKeyTemplate_(handler.hashKey_ ? &*handler.hashKey_ : nullptr) {}
   ~ProxyRequest() override { closeUpstream(); }
 
   void start(std::unique_ptr<ProxyRequest> self);
@@ -170,6 +189,8 @@ class ProxyRequest final : public event::IoWatcher, public http::BodyReader, pub
   bool mayUpgrade() const;
   void startTunnel();
   void accelRedirect(const std::string& value);
+  void intercept(const UpstreamHead& head);
+  bool chooseTarget();
   std::string buildHead();
   std::string requestUri() const;
   std::string upstreamUrl() const;
@@ -221,14 +242,33 @@ class ProxyRequest final : public event::IoWatcher, public http::BodyReader, pub
   bool buffering_ = true;
   std::unique_ptr<ResponseSpool> spool_;
   bool spoolPaused_ = false;  // reading stopped: the spool's memory and file are full
+
+  // What this request proxies to: the handler's, or (proxy_pass with variables) chosen by
+  // chooseTarget — then an address's one-server upstream is this request's own.
+  const config::ProxyPass* pass_;
+  Balancer* balancer_;
+  KeepalivePool* pool_;
+  const http::Template* hashKeyTemplate_;
+  std::unique_ptr<PassTarget> target_;
+  std::unique_ptr<config::UpstreamSpec> ownSpec_;  // before ownBalancer_: its peers point here
+  std::unique_ptr<Balancer> ownBalancer_;
+  uint64_t bytesRead_ = 0;  // bytes read from the current try's connection
+  // proxy_request_buffering off: the body is sent as it is stored (chunk-framed when
+  // chunkedUpstream_); bodyDone_ once the client's body ended.
+  bool streaming_ = false;
+  bool chunkedUpstream_ = false;
+  bool bodyDone_ = false;
+  void startStreaming();
+  void storeBody(std::string_view data);
 };
 
 void ProxyRequest::start(std::unique_ptr<ProxyRequest> self) {
   self_ = std::move(self);
+  if (h_.passUrl_ && !chooseTarget()) return;
   http::UpstreamVariables* vars = ex_->upstreamVariables();
   if (vars) {
-    vars->proxyHost = h_.pass_.proxyHost;
-    vars->proxyPort = h_.pass_.proxyPort;
+    vars->proxyHost = pass_->proxyHost;
+    vars->proxyPort = pass_->proxyPort;
   }
   ex_->onAbort([this] {
     ex_ = nullptr;
@@ -242,6 +282,10 @@ void ProxyRequest::start(std::unique_ptr<ProxyRequest> self) {
     hasBody_ = true;
   } else if (h_.settings_.passRequestBody && r.hasBody()) {
     hasBody_ = true;
+    if (!h_.settings_.requestBuffering && (!r.chunked || h_.settings_.httpVersionMinor == 1)) {
+      startStreaming();
+      return;
+    }
     ex_->readBody(this);  // onBodyEnd connects
     return;
   } else if (h_.settings_.passRequestBody && r.contentLength) {
@@ -250,7 +294,36 @@ void ProxyRequest::start(std::unique_ptr<ProxyRequest> self) {
   onBodyEnd();
 }
 
+// proxy_request_buffering off: the head goes out with the client's length (or chunked), the
+// connection is made at once, and the body follows as it arrives (onBodyData → sendMore).
+void ProxyRequest::startStreaming() {
+  streaming_ = true;
+  chunkedUpstream_ = ex_->request().chunked;
+  head_ = buildHead();
+  connectNext();
+  if (ex_) ex_->readBody(this);
+}
+
 void ProxyRequest::onBodyData(std::string_view data) {
+  if (!ex_ || data.empty()) return;
+  if (!streaming_) {
+    storeBody(data);
+    return;
+  }
+  if (chunkedUpstream_) {
+    char size[32];
+    std::snprintf(size, sizeof size, "%zx\r\n", data.size());
+    storeBody(size);
+    if (ex_) storeBody(data);
+    if (ex_) storeBody("\r\n");
+  } else {
+    storeBody(data);
+  }
+  if (ex_ && state_ == State::kSending) sendMore();
+}
+
+// Keeps body bytes for sending: in memory up to client_body_buffer_size, then in the file.
+void ProxyRequest::storeBody(std::string_view data) {
   if (!ex_) return;
   bodySize_ += data.size();
   if (!bodyFile_ && bodyMemory_.size() + data.size() <= h_.bodyBufferSize_) {
@@ -292,6 +365,16 @@ void ProxyRequest::onBodyData(std::string_view data) {
 
 void ProxyRequest::onBodyEnd() {
   if (!ex_) return;
+  if (streaming_) {
+    if (chunkedUpstream_) storeBody("0\r\n\r\n");
+    bodyDone_ = true;
+    if (ex_ && state_ == State::kSending) sendMore();
+    return;
+  }
+  // $request_body: the body read, when it stayed in memory (nginx: not from a temp file).
+  if (hasBody_ && !h_.body_ && !bodyFile_) {
+    if (http::UpstreamVariables* vars = ex_->upstreamVariables()) vars->requestBody = bodyMemory_;
+  }
   head_ = buildHead();
   if (head_.empty()) {
     finishWith(500);  // a uwsgi packet that cannot be built
@@ -302,9 +385,11 @@ void ProxyRequest::onBodyEnd() {
 
 std::string ProxyRequest::requestUri() const {
   const http::Request& r = ex_->request();
-  const config::ProxyPass& p = h_.pass_;
+  const config::ProxyPass& p = *pass_;
   std::string uri;
-  if (p.hasUri && !ex_->locationValid()) {
+  if (p.variables && p.hasUri) {
+    return p.uri;  // the expanded URL's URI part is sent as it is (ngx_http_proxy_create_request)
+  } else if (p.hasUri && !ex_->locationValid()) {
     // The URI was rewritten (break) inside the location: the URI part is left out and the
     // changed URI passed whole (ngx_http_proxy_create_request copies vars.uri only while
     // r->valid_location).
@@ -356,7 +441,12 @@ std::string ProxyRequest::buildHead() {
   uint64_t bodyLength = h_.body_ ? setBody_.size() : bodySize_;
   for (const HeaderRule& rule : h_.headers_) {
     if (rule.contentLength) {
-      if (hasBody_) out += "Content-Length: " + std::to_string(bodyLength) + "\r\n";
+      if (chunkedUpstream_) {
+        out += "Transfer-Encoding: chunked\r\n";
+      } else if (hasBody_) {
+        uint64_t length = streaming_ ? r.contentLength.value_or(0) : bodyLength;
+        out += "Content-Length: " + std::to_string(length) + "\r\n";
+      }
       continue;
     }
     std::string value = rule.value.constant() ? rule.value.source() : ex_->expand(rule.value);
@@ -383,7 +473,7 @@ std::string ProxyRequest::buildHead() {
 }
 
 std::string ProxyRequest::upstreamUrl() const {
-  std::string text = peer_ ? peer_->text : h_.pass_.upstream;
+  std::string text = peer_ ? peer_->text : pass_->upstream;
   if (h_.uwsgi_) return "uwsgi://" + text;
   return "http://" + text + requestUri();
 }
@@ -408,13 +498,15 @@ void ProxyRequest::recordAttempt(const std::string& status) {
   appendEntry(vars->status, status);
   appendEntry(vars->responseTime, seconds3(std::chrono::steady_clock::now() - tryStart_));
   appendEntry(vars->responseLength, std::to_string(bodyReceived_));
+  appendEntry(vars->bytesSent, std::to_string(sent_));
+  appendEntry(vars->bytesReceived, std::to_string(bytesRead_));
 }
 
 void ProxyRequest::connectNext() {
   if (!ex_) return;
   closeUpstream();
   PickKey key;
-  if (h_.hashKey_) hashKey = ex_->expand(*h_.hashKey_);
+  if (hashKeyTemplate_) hashKey = ex_->expand(*hashKeyTemplate_);
   key.hashKey = hashKey;
   if (!clientSet_) {
     clientSet_ = true;
@@ -430,12 +522,12 @@ void ProxyRequest::connectNext() {
     }
   }
   key.client = &client_;
-  current_ = h_.balancer_ ? h_.balancer_->pick(attempt_, key, Clock::now()) : nullptr;
+  current_ = balancer_ ? balancer_->pick(attempt_, key, Clock::now()) : nullptr;
   if (!current_) {
     log("no live upstreams while connecting to upstream");
     if (ex_) {
       if (http::UpstreamVariables* vars = ex_->upstreamVariables()) {
-        appendEntry(vars->addr, h_.pass_.upstream);
+        appendEntry(vars->addr, pass_->upstream);
         appendEntry(vars->status, "502");
       }
     }
@@ -456,10 +548,11 @@ void ProxyRequest::connectTo(bool fresh) {
   in_.clear();
   received_ = false;
   bodyReceived_ = 0;
+  bytesRead_ = 0;
   reused_ = false;
   connRequests_ = 0;
-  if (h_.pool_ && !fresh) {
-    if (auto cached = h_.pool_->take(peer_, connRequests_)) {
+  if (pool_ && !fresh) {
+    if (auto cached = pool_->take(peer_, connRequests_)) {
       conn_ = std::move(cached);
       reused_ = true;
       if (!loop_.add(conn_->fd(), EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, this)) {
@@ -480,6 +573,15 @@ void ProxyRequest::connectTo(bool fresh) {
   }
   conn_ = std::make_unique<transport::PlainTransport>(UniqueFd(fd), family != AF_UNIX);
   conn_->start();
+  if (h_.bind_) {
+    std::string message;
+    bool bound = bindLocal(fd, ex_ ? ex_->expand(*h_.bind_) : std::string(), message);
+    if (!message.empty()) log(message + " while connecting to upstream");
+    if (!bound) {
+      finishWith(500);
+      return;
+    }
+  }
   int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&peer_->addr), peer_->length);
   if (rc != 0 && errno != EINPROGRESS) {
     int error = errno;
@@ -563,7 +665,9 @@ void ProxyRequest::sendMore() {
       // The file body is read 64 KiB at a time into one buffer.
       constexpr size_t kChunk = 64 * 1024;
       uint64_t chunkStart = bodyOffset - bodyOffset % kChunk;
-      if (fileChunkOffset_ != chunkStart) {
+      // (Streaming, the file grows: a chunk read short is read again.)
+      if (fileChunkOffset_ != chunkStart ||
+          fileChunk_.size() < std::min<uint64_t>(kChunk, bodySize_ - chunkStart)) {
         fileChunk_.resize(static_cast<size_t>(std::min<uint64_t>(kChunk, bodySize_ - chunkStart)));
         ssize_t n = ::pread(bodyFile_.get(), fileChunk_.data(), fileChunk_.size(),
                             static_cast<off_t>(chunkStart));
@@ -590,6 +694,10 @@ void ProxyRequest::sendMore() {
     }
     armTimer(h_.settings_.sendTimeoutSeconds, Failure::kTimeout, 504,
              "upstream timed out (110: Connection timed out) while sending request to upstream");
+    return;
+  }
+  if (streaming_ && !bodyDone_) {
+    loop_.cancelTimer(timer_);  // all the body so far is out: the next bytes resume sending
     return;
   }
   state_ = State::kHead;
@@ -628,6 +736,7 @@ void ProxyRequest::readMore() {
     transport::IoResult r = conn_->read(buffer, room);
     if (r.status == transport::IoStatus::kDone) {
       received_ = true;
+      bytesRead_ += r.bytes;
       in_.append(buffer, r.bytes);
       process();
       continue;
@@ -700,6 +809,13 @@ void ProxyRequest::process() {
       connectNext();
       return;
     }
+    // proxy_intercept_errors: a status >= 300 the location has an error_page for is answered
+    // by that page (ngx_http_upstream_intercept_errors).
+    if (uh.status >= 300 && std::find(h_.interceptStatuses_.begin(), h_.interceptStatuses_.end(),
+                                      uh.status) != h_.interceptStatuses_.end()) {
+      intercept(uh);
+      return;
+    }
     http::UpstreamVariables* vars = ex_->upstreamVariables();
     if (vars) {
       appendEntry(vars->headerTime, seconds3(std::chrono::steady_clock::now() - tryStart_));
@@ -730,6 +846,7 @@ void ProxyRequest::process() {
       }
       if (!drop) head.headers.push_back(header);
     }
+    if (h_.rewrites_) h_.rewrites_->apply(head.headers, *ex_);
     bool hasLength = false;
     for (const http::Header& header : uh.headers) {
       hasLength = hasLength || http::iequals(header.name, "Content-Length");
@@ -738,7 +855,9 @@ void ProxyRequest::process() {
         (uh.framing == BodyFraming::kNone && hasLength && !http::statusHasNoBody(uh.status))) {
       head.contentLength = uh.contentLength;
     }
-    buffering_ = responseBuffering(h_.settings_.buffering, uh.headers);
+    buffering_ = h_.settings_.ignores(ProxySettings::kIgnoreXAccelBuffering)
+                     ? h_.settings_.buffering
+                     : responseBuffering(h_.settings_.buffering, uh.headers);
     if (buffering_) spool_ = std::make_unique<ResponseSpool>(spoolLimits(h_.settings_));
     state_ = State::kResponse;
     headSent_ = true;
@@ -881,11 +1000,11 @@ void ProxyRequest::responseEnded() {
   // A connection is cached only after a response read to its end by its framing, with nothing
   // after it, that both sides meant to keep.
   const UpstreamHead& head = parser_.head();
-  if (h_.pool_ && conn_ && head.keepAlive && head.framing != BodyFraming::kClose &&
+  if (pool_ && conn_ && head.keepAlive && head.framing != BodyFraming::kClose &&
       in_.empty() && !sentClose_) {
     if (registered_) loop_.remove(conn_->fd());
     registered_ = false;
-    h_.pool_->put(peer_, std::move(conn_), connRequests_ + 1);
+    pool_->put(peer_, std::move(conn_), connRequests_ + 1);
   }
   closeUpstream();
   upstreamDone_ = true;
@@ -960,7 +1079,7 @@ void ProxyRequest::accelRedirect(const std::string& value) {
 bool ProxyRequest::mayRetry(unsigned condition) const {
   const ProxySettings& s = h_.settings_;
   if (!(s.nextUpstream & condition) || headSent_ || !ex_) return false;
-  size_t peers = h_.balancer_ ? h_.balancer_->peerCount() : 0;
+  size_t peers = balancer_ ? balancer_->peerCount() : 0;
   size_t limit = s.nextUpstreamTries > 0 ? static_cast<size_t>(s.nextUpstreamTries) : peers;
   if (static_cast<size_t>(tries_) >= std::min(limit, peers)) return false;
   if (s.nextUpstreamTimeoutSeconds > 0 &&
@@ -975,6 +1094,8 @@ bool ProxyRequest::mayRetry(unsigned condition) const {
   if (sent_ > 0 && !idempotent && !(s.nextUpstream & ProxySettings::kNextNonIdempotent)) {
     return false;
   }
+  // proxy_request_buffering off: a body that began to go is not sent again.
+  if (streaming_ && sent_ > head_.size()) return false;
   return true;
 }
 
@@ -987,6 +1108,7 @@ void ProxyRequest::fail(Failure kind, int status, const std::string& message) {
   std::string_view method = ex_->request().method;
   bool idempotent = method != "POST" && method != "LOCK" && method != "PATCH";
   if (reused_ && !received_ && kind == Failure::kError && !headSent_ &&
+      !(streaming_ && sent_ > head_.size()) &&
       (idempotent || sent_ == 0 ||
        (h_.settings_.nextUpstream & ProxySettings::kNextNonIdempotent))) {
     // A cached connection the upstream had closed meanwhile: the request goes again on a
@@ -1017,6 +1139,69 @@ void ProxyRequest::fail(Failure kind, int status, const std::string& message) {
   finishWith(status);
 }
 
+// proxy_pass with variables: the URL expanded and parsed, then an address, an upstream that
+// names the host, or nginx's errors (500 for a bad URL, 502 for a name without a resolver).
+bool ProxyRequest::chooseTarget() {
+  std::string url = ex_->expand(*h_.passUrl_);
+  std::string error;
+  std::optional<PassTarget> parsed = parsePassTarget(url, error);
+  if (!parsed) {
+    log(error);
+    finishWith(500);
+    return false;
+  }
+  target_ = std::make_unique<PassTarget>(std::move(*parsed));
+  pass_ = &target_->pass;
+  hashKeyTemplate_ = nullptr;
+  pool_ = nullptr;
+  if (target_->address) {
+    ownSpec_ = std::make_unique<config::UpstreamSpec>(singleServerUpstream(*target_));
+    ownBalancer_ = Balancer::create(*ownSpec_);
+    balancer_ = ownBalancer_.get();
+    return true;
+  }
+  int index = h_.upstreams_ ? findUpstream(*h_.upstreams_, *target_) : -1;
+  if (index < 0) {
+    log("no resolver defined to resolve " + target_->host);
+    finishWith(502);
+    return false;
+  }
+  const ProxyHandler::UpstreamChoice& choice = h_.choices_[static_cast<size_t>(index)];
+  balancer_ = choice.balancer;
+  pool_ = choice.pool;
+  if (choice.hashKey) hashKeyTemplate_ = &*choice.hashKey;
+  return true;
+}
+
+void ProxyRequest::intercept(const UpstreamHead& uh) {
+  if (http::UpstreamVariables* vars = ex_->upstreamVariables()) {
+    appendEntry(vars->headerTime, seconds3(std::chrono::steady_clock::now() - tryStart_));
+    vars->headers = uh.headers;
+  }
+  loop_.cancelTimer(timer_);
+  recordAttempt(std::to_string(uh.status));
+  releasePeer(false);
+  closeUpstream();  // the upstream's body is not read: the connection is not reused
+  state_ = State::kDone;
+  http::Exchange* ex = std::exchange(ex_, nullptr);
+  http::ResponseHead head;
+  head.status = uh.status;
+  head.special = true;
+  head.gateway = true;  // the error_page takes it over, as nginx finalizes with the status
+  head.add("Content-Type", "text/html");
+  if (uh.status == 401) {
+    for (const http::Header& header : uh.headers) {
+      if (http::iequals(header.name, "WWW-Authenticate")) {
+        head.add(header.name, header.value);
+        break;
+      }
+    }
+  }
+  std::string page = ex->errorPage(uh.status);
+  ex->respond(std::move(head), std::move(page));
+  destroy();
+}
+
 void ProxyRequest::finishWith(int status) {
   loop_.cancelTimer(timer_);
   closeUpstream();
@@ -1044,7 +1229,7 @@ void ProxyRequest::closeUpstream() {
 }
 
 void ProxyRequest::releasePeer(bool failed) {
-  if (current_ && h_.balancer_) h_.balancer_->release(current_, failed, Clock::now());
+  if (current_ && balancer_) balancer_->release(current_, failed, Clock::now());
   current_ = nullptr;
 }
 
@@ -1121,6 +1306,32 @@ void ProxyHandler::handle(http::Exchange& exchange) {
   raw->start(std::move(request));
 }
 
+bool ProxyContentModule::createChoices(ProxyHandler& handler, std::string& error) {
+  static const std::vector<std::string> kNone;
+  const std::vector<std::string>& names = captureNames_ ? *captureNames_ : kNone;
+  handler.passUrl_ = http::Template::compile(handler.pass_.url, error, names, users_);
+  if (!handler.passUrl_) return false;
+  handler.upstreams_ = upstreams_;
+  if (!upstreams_) return true;
+  for (const config::UpstreamSpec& spec : *upstreams_) {
+    ProxyHandler::UpstreamChoice choice;
+    std::unique_ptr<Balancer>& balancer = balancers_[&spec];
+    if (!balancer) balancer = Balancer::create(spec);
+    choice.balancer = balancer.get();
+    if (spec.keepalive > 0) {
+      std::unique_ptr<KeepalivePool>& pool = pools_[&spec];
+      if (!pool) pool = std::make_unique<KeepalivePool>(*loop_, spec);
+      choice.pool = pool.get();
+    }
+    if (spec.method == config::UpstreamSpec::Method::kHash) {
+      choice.hashKey = http::Template::compile(spec.hashKey, error, names, users_);
+      if (!choice.hashKey) return false;
+    }
+    handler.choices_.push_back(std::move(choice));
+  }
+  return true;
+}
+
 ProxyContentModule::ProxyContentModule(event::EventLoop* loop) : loop_(loop) {}
 ProxyContentModule::~ProxyContentModule() = default;
 
@@ -1131,16 +1342,33 @@ bool ProxyContentModule::claims(const config::LocationSettings& settings) const 
 std::unique_ptr<pipeline::ContentHandler> ProxyContentModule::create(
     const config::LocationSettings& settings, std::string& error) {
   const config::ProxySettings& chosen = settings.uwsgi.pass ? settings.uwsgi : settings.proxy;
-  if (chosen.pass->variables) {
+  if (settings.uwsgi.pass && chosen.pass->variables) {
+    // uwsgi_pass $target: a handler per target (upstream/variable_pass.h). proxy_pass with
+    // variables chooses its target per request inside one handler (createChoices below).
     return makeVariablePassHandler(*this, settings, captureNames_, users_, upstreams_, error);
   }
   auto handler = std::make_unique<ProxyHandler>(loop_, settings);
   const config::ProxyPass& pass = handler->pass_;
+  if (pass.variables && !createChoices(*handler, error)) return nullptr;
   if (pass.upstreamIndex >= 0 && upstreams_ &&
       static_cast<size_t>(pass.upstreamIndex) < upstreams_->size()) {
     handler->spec_ = &(*upstreams_)[static_cast<size_t>(pass.upstreamIndex)];
   }
   if (!handler->compile(captureNames_, users_, error)) return nullptr;
+  static const std::vector<std::string> kNoCaptures;
+  handler->rewrites_ = ProxyHeaderRewrites::create(
+      chosen, captureNames_ ? *captureNames_ : kNoCaptures, users_, error);
+  if (!handler->rewrites_ && !error.empty()) return nullptr;
+  if (!chosen.bind.empty()) {
+    handler->bind_ = http::Template::compile(
+        chosen.bind, error, captureNames_ ? *captureNames_ : kNoCaptures, users_);
+    if (!handler->bind_) return nullptr;
+  }
+  if (chosen.interceptErrors) {
+    for (const config::ErrorPage& page : settings.errorPages) {
+      for (int code : page.codes) handler->interceptStatuses_.push_back(code);
+    }
+  }
   const config::UpstreamSpec* spec = handler->spec_;
   if (spec) {
     std::unique_ptr<Balancer>& balancer = balancers_[spec];

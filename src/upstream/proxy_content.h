@@ -19,6 +19,7 @@ namespace portico::upstream {
 
 class Balancer;
 class KeepalivePool;
+class ProxyHandler;
 
 // The proxy_pass content module, registered with the pipeline by the Server: claims the
 // locations with proxy_pass and makes their handlers. Owned by the Server; loop thread.
@@ -49,6 +50,10 @@ class ProxyContentModule : public pipeline::ContentModule {
   std::map<const config::UpstreamSpec*, std::unique_ptr<KeepalivePool>> pools_;
   // One balancer per upstream (its peers' passive health), for this worker.
   std::map<const config::UpstreamSpec*, std::unique_ptr<Balancer>> balancers_;
+
+  // proxy_pass with variables: the URL compiled, and every upstream's balancer and pool made
+  // for the names it may select.
+  bool createChoices(ProxyHandler& handler, std::string& error);
 };
 
 }  // namespace portico::upstream

@@ -561,7 +561,7 @@ TEST(ConfBuilder, ErrorsAreNginxsMessages) {
       {S("try_files a =4x;"), "[emerg] invalid code \"=4x\"" + at4},
       {H("index a /b c;"), "[emerg] only the last index in \"index\" directive should be absolute" + at3},
       // what portico does not implement yet
-      {S("location / { proxy_pass http://127.0.0.1:8000; proxy_redirect off; }"), "[emerg] \"proxy_redirect\" directive is not supported by portico yet" + at4},
+      {S("location / { proxy_pass http://127.0.0.1:8000; proxy_store on; }"), "[emerg] \"proxy_store\" directive is not supported by portico yet" + at4},
       {S("location ~ ^/a { proxy_pass http://127.0.0.1:8000/b; }"), "[emerg] \"proxy_pass\" cannot have URI part in location given by regular expression, or inside named location, or inside \"if\" statement, or inside \"limit_except\" block" + at4},
       {S("location / { proxy_pass ftp://127.0.0.1:8000; }"), "[emerg] invalid URL prefix in \"ftp://127.0.0.1:8000\"" + at4},
       {S("location / { proxy_pass http://127.0.0.1:8000; proxy_pass http://127.0.0.1:8001; }"), "[emerg] \"proxy_pass\" directive is duplicate" + at4},

@@ -1,0 +1,53 @@
+#pragma once
+
+// Where one request goes when its proxy_pass holds variables (nginx's ngx_http_proxy_eval and
+// the resolved branch of ngx_http_upstream_init_request): the URL, expanded per request, is
+// parsed as nginx parses it; an IP address or a unix socket is used as it is, a host name that
+// an upstream names (an `upstream` block, or the implicit upstream of another proxy_pass, with
+// its port) uses that upstream, and any other name would need a resolver, which portico does
+// not have: 502 with nginx's "no resolver defined to resolve NAME". Pure.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/site.h"
+#include "config/upstream.h"
+
+namespace portico::upstream {
+
+// One expanded proxy_pass URL, parsed.
+struct PassTarget {
+  config::ProxyPass pass;  // proxyHost, proxyPort, hasUri/uri ("?x" becomes "/?x"), upstream
+  std::string host;        // the host as written (a unix socket's path)
+  uint16_t port = 80;      // the port written, else 80
+  bool noPort = true;
+  // The address when the host is an IP literal or a unix socket (else a name).
+  std::optional<config::UpstreamAddress> address;
+};
+
+// Parses `url`; nullopt with `error` in nginx's words ("invalid URL prefix in \"x\"",
+// "invalid port in upstream \"x\"", "no host in upstream \"x\"").
+std::optional<PassTarget> parsePassTarget(std::string_view url, std::string& error);
+
+// The upstream a name selects (nginx: same host, caseless, and either no port written for an
+// upstream without one, or the same port); -1 when none.
+int findUpstream(const std::vector<config::UpstreamSpec>& upstreams, const PassTarget& target);
+
+// A one-server upstream for an address target (nginx's create_round_robin_peer for a resolved
+// address): what the Balancer picks from. The spec must outlive the balancer made of it.
+config::UpstreamSpec singleServerUpstream(const PassTarget& target);
+
+// proxy_bind's address as ngx_parse_addr_port reads it: "IP", "IP:PORT", "[IPv6]", "[IPv6]:PORT"
+// (port 0 when none); nullopt when it is not one.
+std::optional<config::UpstreamAddress> parseLocalAddress(std::string_view text);
+
+// Binds `fd` to proxy_bind's expanded `text` before it connects (ngx_http_upstream_set_local
+// and ngx_event_connect_peer): "" binds nothing; an invalid address is logged in `message`
+// ("invalid local address ...") and nothing is bound; false when bind() fails (`message` says
+// so; nginx answers 500).
+bool bindLocal(int fd, std::string_view text, std::string& message);
+
+}  // namespace portico::upstream
