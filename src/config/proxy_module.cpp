@@ -220,6 +220,8 @@ void tempFileWriteSize(const DirectiveCall& call, ProxyPartial& level) {
 }
 void maxTempFileSize(const DirectiveCall& call, ProxyPartial& level) {
   call.setSize(level.maxTempFileSize);
+}
+
 // nginx's default rule (ngx_http_proxy_redirect / merge_loc_conf): the proxy_pass URL with a
 // URI part is replaced by the location's name, one without by "/" (URL + "/" → "/").
 ProxyRewriteRule defaultRedirect(const ProxyPass& pass) {
@@ -470,6 +472,13 @@ void finishProxy(const ProxyPartial& l, ProxySettings& s) {
   s.busyBuffersSize = l.busyBuffersSize ? *l.busyBuffersSize : 2 * size;
   s.tempFileWriteSize = l.tempFileWriteSize ? *l.tempFileWriteSize : 2 * size;
   s.maxTempFileSize = l.maxTempFileSize ? *l.maxTempFileSize : 1024ull << 20;
+  if (l.redirect.value_or(true) && l.redirects) s.redirects = *l.redirects;
+  if (l.interceptErrors) s.interceptErrors = *l.interceptErrors;
+  if (l.ignoreHeaders) s.ignoreHeaders = *l.ignoreHeaders;
+  if (l.cookieDomains) s.cookieDomains = *l.cookieDomains;
+  if (l.cookiePaths) s.cookiePaths = *l.cookiePaths;
+  if (l.bind) s.bind = *l.bind;
+  if (l.requestBuffering) s.requestBuffering = *l.requestBuffering;
 }
 
 void checkProxyBuffers(const ProxySettings& s, const SourceRef& at) {
@@ -495,13 +504,6 @@ void checkProxyBuffers(const ProxySettings& s, const SourceRef& at) {
          "or must be equal to or greater than the maximum of the value of "
          "\"proxy_buffer_size\" and one of the \"proxy_buffers\"");
   }
-  if (l.redirect.value_or(true) && l.redirects) s.redirects = *l.redirects;
-  if (l.interceptErrors) s.interceptErrors = *l.interceptErrors;
-  if (l.ignoreHeaders) s.ignoreHeaders = *l.ignoreHeaders;
-  if (l.cookieDomains) s.cookieDomains = *l.cookieDomains;
-  if (l.cookiePaths) s.cookiePaths = *l.cookiePaths;
-  if (l.bind) s.bind = *l.bind;
-  if (l.requestBuffering) s.requestBuffering = *l.requestBuffering;
 }
 
 }  // namespace portico::config

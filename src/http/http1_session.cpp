@@ -286,12 +286,13 @@ void Http1Session::pump() {
                 (req.versionMinor == 0 ? " HTTP/1.0\"" : " HTTP/1.1\""));
       }
       if (!stream_.headSent_) {
-        stream_.status_ = 499;
-        writeAccessLog(0);
-        stream_.active_ = false;  // logged; closeNow still tells the content (onAbort)
+        // The content first (it records its upstream try for the log), then the log line.
         auto callback = std::move(stream_.onAbort_);
         stream_.onAbort_ = nullptr;
         if (callback) callback();
+        stream_.status_ = 499;
+        writeAccessLog(0);
+        stream_.active_ = false;  // logged, and the content was told
       }
       closeNow();
       return;

@@ -125,7 +125,12 @@ class NginxBalancer final : public Balancer {
     }
   }
 
-  size_t peerCount() const override { return peers_.size(); }
+  size_t peerCount() const override {
+    // nginx's peers->tries: the servers not marked `down` (a down one never answers a try).
+    size_t n = 0;
+    for (const PeerState& p : peers_) n += p.down ? 0 : 1;
+    return n;
+  }
 
  private:
   const PeerRange& range(const Attempt& attempt) const {

@@ -10,13 +10,15 @@ struct KeepalivePool::Idle final : event::IoWatcher {
   const config::UpstreamAddress* peer = nullptr;
   std::unique_ptr<transport::PlainTransport> conn;
   uint64_t requests = 0;
+  uint64_t bornMs = 0;
   event::TimerId timer{0, 0};
   void onIoEvent(uint32_t) override { pool->drop(this); }
 };
 
 KeepalivePool::KeepalivePool(event::EventLoop& loop, const config::UpstreamSpec& spec)
     : loop_(loop), capacity_(static_cast<size_t>(spec.keepalive)),
-      maxRequests_(spec.keepaliveRequests), timeoutMs_(spec.keepaliveTimeoutMs) {}
+      maxRequests_(spec.keepaliveRequests), timeoutMs_(spec.keepaliveTimeoutMs),
+      maxAgeMs_(spec.keepaliveTimeMs) {}
 
 KeepalivePool::~KeepalivePool() {
   for (auto& idle : idle_) {
@@ -26,7 +28,7 @@ KeepalivePool::~KeepalivePool() {
 }
 
 std::unique_ptr<transport::PlainTransport> KeepalivePool::take(
-    const config::UpstreamAddress* peer, uint64_t& requests) {
+    const config::UpstreamAddress* peer, uint64_t& requests, uint64_t& bornMs) {
   for (auto it = idle_.begin(); it != idle_.end(); ++it) {
     if ((*it)->peer != peer) continue;
     Idle& idle = **it;
@@ -34,6 +36,7 @@ std::unique_ptr<transport::PlainTransport> KeepalivePool::take(
     loop_.remove(idle.conn->fd());
     std::unique_ptr<transport::PlainTransport> conn = std::move(idle.conn);
     requests = idle.requests;
+    bornMs = idle.bornMs;
     idle_.erase(it);
     return conn;
   }
@@ -41,14 +44,18 @@ std::unique_ptr<transport::PlainTransport> KeepalivePool::take(
 }
 
 void KeepalivePool::put(const config::UpstreamAddress* peer,
-                        std::unique_ptr<transport::PlainTransport> conn, uint64_t requests) {
+                        std::unique_ptr<transport::PlainTransport> conn, uint64_t requests,
+                        uint64_t bornMs) {
   if (capacity_ == 0 || requests >= maxRequests_) return;  // closed
+  if (loop_.nowMs() - bornMs > maxAgeMs_) return;  // keepalive_time: closed
+
   while (idle_.size() >= capacity_) drop(idle_.back().get());
   auto idle = std::make_unique<Idle>();
   idle->pool = this;
   idle->peer = peer;
   idle->conn = std::move(conn);
   idle->requests = requests;
+  idle->bornMs = bornMs;
   if (!loop_.add(idle->conn->fd(), EPOLLIN | EPOLLRDHUP | EPOLLET, idle.get())) return;
   Idle* raw = idle.get();
   idle->timer = loop_.addTimer(timeoutMs_, [this, raw] {

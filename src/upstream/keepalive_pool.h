@@ -2,8 +2,9 @@
 
 // The cached idle connections of one upstream in one worker (nginx's upstream keepalive
 // module): at most `keepalive N` of them, the least recently used closed first; each closed
-// after keepalive_timeout idle, after keepalive_requests requests, or as soon as the upstream
-// closes it or sends anything while it is idle.
+// after keepalive_timeout idle, after keepalive_requests requests, once older than
+// keepalive_time (checked when a response ends, as nginx), or as soon as the upstream closes it
+// or sends anything while it is idle.
 
 #include <cstdint>
 #include <list>
@@ -24,13 +25,15 @@ class KeepalivePool {
   KeepalivePool(const KeepalivePool&) = delete;
   KeepalivePool& operator=(const KeepalivePool&) = delete;
 
-  // A cached connection to `peer` (its request count in `requests`), or null.
+  // A cached connection to `peer` (its request count in `requests`, when it was connected in
+  // `bornMs`, the loop's clock), or null.
   std::unique_ptr<transport::PlainTransport> take(const config::UpstreamAddress* peer,
-                                                  uint64_t& requests);
+                                                  uint64_t& requests, uint64_t& bornMs);
   // Caches `conn` (unregistered from the loop) after its `requests`-th request, unless it
-  // has served keepalive_requests already.
+  // has served keepalive_requests already or was connected (`bornMs`) longer than
+  // keepalive_time ago.
   void put(const config::UpstreamAddress* peer, std::unique_ptr<transport::PlainTransport> conn,
-           uint64_t requests);
+           uint64_t requests, uint64_t bornMs);
   size_t idle() const { return idle_.size(); }
 
  private:
@@ -41,6 +44,7 @@ class KeepalivePool {
   size_t capacity_;
   uint64_t maxRequests_;
   uint64_t timeoutMs_;
+  uint64_t maxAgeMs_;
   std::list<std::unique_ptr<Idle>> idle_;  // most recently used first
 };
 

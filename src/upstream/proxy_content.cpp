@@ -186,6 +186,7 @@ class ProxyRequest final : public event::IoWatcher, public http::BodyReader, pub
   bool mayRetry(unsigned condition) const;
   void releasePeer(bool failed);
   void recordAttempt(const std::string& status);
+  void recordHead(int status);
   bool mayUpgrade() const;
   void startTunnel();
   void accelRedirect(const std::string& value);
@@ -228,6 +229,11 @@ class ProxyRequest final : public event::IoWatcher, public http::BodyReader, pub
   bool received_ = false;  // a byte of the response arrived on conn_
   bool sentClose_ = false;  // the request said "Connection: close"
   uint64_t connRequests_ = 0;  // requests conn_ served before this one
+  uint64_t connBornMs_ = 0;    // when conn_ was connected (keepalive_time), the loop's clock
+  bool headRecorded_ = false;  // recordHead wrote this try's address and status
+  // This try's $upstream_connect_time / $upstream_header_time entries are written.
+  bool connectRecorded_ = false;
+  bool headerTimeRecorded_ = false;
 
   std::string in_;       // upstream bytes not yet parsed
   std::string pending_;  // body bytes waiting for the client (proxy_buffering's read-ahead)
@@ -271,6 +277,11 @@ void ProxyRequest::start(std::unique_ptr<ProxyRequest> self) {
     vars->proxyPort = pass_->proxyPort;
   }
   ex_->onAbort([this] {
+    // The client went away during a try: it is recorded for the log line still to come
+    // (nginx finalizes the upstream state with its response time).
+    if (peer_ && !upstreamDone_ && state_ != State::kBody && state_ != State::kDone) {
+      recordAttempt("-");
+    }
     ex_ = nullptr;
     destroy();
   });
@@ -490,13 +501,33 @@ void ProxyRequest::log(const std::string& message) {
   logError(line);
 }
 
-void ProxyRequest::recordAttempt(const std::string& status) {
+// The try whose head goes to the client: its address and status are known now, and nginx's
+// header filters (add_header $upstream_addr) see them there.
+void ProxyRequest::recordHead(int status) {
   if (!ex_ || !peer_) return;
   http::UpstreamVariables* vars = ex_->upstreamVariables();
   if (!vars) return;
   appendEntry(vars->addr, peer_->text);
-  appendEntry(vars->status, status);
-  appendEntry(vars->responseTime, seconds3(std::chrono::steady_clock::now() - tryStart_));
+  appendEntry(vars->status, std::to_string(status));
+  appendEntry(vars->responseTime, "-");  // until the try ends (recordAttempt)
+  headRecorded_ = true;
+}
+
+void ProxyRequest::recordAttempt(const std::string& status) {
+  if (!ex_ || !peer_) return;
+  http::UpstreamVariables* vars = ex_->upstreamVariables();
+  if (!vars) return;
+  // Every list keeps one entry per try, "-" for what the try never reached (nginx's state).
+  if (!std::exchange(connectRecorded_, true)) appendEntry(vars->connectTime, "-");
+  if (!std::exchange(headerTimeRecorded_, true)) appendEntry(vars->headerTime, "-");
+  if (std::exchange(headRecorded_, false)) {
+    vars->responseTime.pop_back();  // recordHead's "-"
+    vars->responseTime += seconds3(std::chrono::steady_clock::now() - tryStart_);
+  } else {
+    appendEntry(vars->addr, peer_->text);
+    appendEntry(vars->status, status);
+    appendEntry(vars->responseTime, seconds3(std::chrono::steady_clock::now() - tryStart_));
+  }
   appendEntry(vars->responseLength, std::to_string(bodyReceived_));
   appendEntry(vars->bytesSent, std::to_string(sent_));
   appendEntry(vars->bytesReceived, std::to_string(bytesRead_));
@@ -505,6 +536,7 @@ void ProxyRequest::recordAttempt(const std::string& status) {
 void ProxyRequest::connectNext() {
   if (!ex_) return;
   closeUpstream();
+  connectRecorded_ = headerTimeRecorded_ = false;
   PickKey key;
   if (hashKeyTemplate_) hashKey = ex_->expand(*hashKeyTemplate_);
   key.hashKey = hashKey;
@@ -551,8 +583,9 @@ void ProxyRequest::connectTo(bool fresh) {
   bytesRead_ = 0;
   reused_ = false;
   connRequests_ = 0;
+  connBornMs_ = loop_.nowMs();
   if (pool_ && !fresh) {
-    if (auto cached = pool_->take(peer_, connRequests_)) {
+    if (auto cached = pool_->take(peer_, connRequests_, connBornMs_)) {
       conn_ = std::move(cached);
       reused_ = true;
       if (!loop_.add(conn_->fd(), EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, this)) {
@@ -637,7 +670,10 @@ void ProxyRequest::onIoEvent(uint32_t events) {
 void ProxyRequest::onConnected() {
   if (ex_) {
     if (http::UpstreamVariables* vars = ex_->upstreamVariables()) {
-      appendEntry(vars->connectTime, seconds3(std::chrono::steady_clock::now() - tryStart_));
+      if (!connectRecorded_) {
+        appendEntry(vars->connectTime, seconds3(std::chrono::steady_clock::now() - tryStart_));
+      }
+      connectRecorded_ = true;
     }
   }
   loop_.cancelTimer(timer_);
@@ -804,7 +840,8 @@ void ProxyRequest::process() {
     }
     if (condition && mayRetry(condition)) {
       recordAttempt(std::to_string(uh.status));
-      releasePeer(true);
+      // ngx_http_upstream_next: a 404 is NGX_PEER_NEXT, not a failure of the server.
+      releasePeer(condition != ProxySettings::kNextHttp404);
       parser_ = ResponseParser(h_.settings_.bufferSize, ex_->request().isHead());
       connectNext();
       return;
@@ -819,6 +856,7 @@ void ProxyRequest::process() {
     http::UpstreamVariables* vars = ex_->upstreamVariables();
     if (vars) {
       appendEntry(vars->headerTime, seconds3(std::chrono::steady_clock::now() - tryStart_));
+      headerTimeRecorded_ = true;
       vars->headers = uh.headers;
     }
     if (const std::string* xar = accelRedirectHeader(uh.headers);
@@ -861,6 +899,7 @@ void ProxyRequest::process() {
     if (buffering_) spool_ = std::make_unique<ResponseSpool>(spoolLimits(h_.settings_));
     state_ = State::kResponse;
     headSent_ = true;
+    recordHead(uh.status);
     ex_->sendHead(std::move(head));
     if (!ex_) return;
     if (uh.status == 101) {
@@ -1004,7 +1043,7 @@ void ProxyRequest::responseEnded() {
       in_.empty() && !sentClose_) {
     if (registered_) loop_.remove(conn_->fd());
     registered_ = false;
-    pool_->put(peer_, std::move(conn_), connRequests_ + 1);
+    pool_->put(peer_, std::move(conn_), connRequests_ + 1, connBornMs_);
   }
   closeUpstream();
   upstreamDone_ = true;
@@ -1176,6 +1215,7 @@ bool ProxyRequest::chooseTarget() {
 void ProxyRequest::intercept(const UpstreamHead& uh) {
   if (http::UpstreamVariables* vars = ex_->upstreamVariables()) {
     appendEntry(vars->headerTime, seconds3(std::chrono::steady_clock::now() - tryStart_));
+    headerTimeRecorded_ = true;
     vars->headers = uh.headers;
   }
   loop_.cancelTimer(timer_);
