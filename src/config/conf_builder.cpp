@@ -1227,7 +1227,7 @@ const std::vector<Builder::Command>& Builder::commands() {
         {"pid", kMain, Args::k1, false, &Builder::pid},
         {"daemon", kMain, Args::k1, false, &Builder::daemon},
         {"error_log", kMain | kHsl, Args::k1More, false, &Builder::errorLog},
-        {"include", kAny, Args::k1, false, &Builder::include},
+        {"include", kAny | kServerIf | kLocationIf, Args::k1, false, &Builder::include},
         {"events", kMain, Args::kNone, true, &Builder::events},
         {"worker_connections", kEvents, Args::k1, false, &Builder::workerConnections},
         {"multi_accept", kEvents, Args::k1, false, &Builder::multiAccept},
