@@ -179,37 +179,7 @@ void passHeader(const DirectiveCall& call, ProxyPartial& level) {
 
 // ngx_conf_set_bitmask_slot with ngx_http_proxy_next_upstream_masks.
 void nextUpstream(const DirectiveCall& call, ProxyPartial& level) {
-  call.checkUnset(level.nextUpstream);
-  using S = ProxySettings;
-  static const std::pair<std::string_view, unsigned> kMasks[] = {
-      {"error", S::kNextError},           {"timeout", S::kNextTimeout},
-      {"invalid_header", S::kNextInvalidHeader}, {"non_idempotent", S::kNextNonIdempotent},
-      {"http_500", S::kNextHttp500},      {"http_502", S::kNextHttp502},
-      {"http_503", S::kNextHttp503},      {"http_504", S::kNextHttp504},
-      {"http_403", S::kNextHttp403},      {"http_404", S::kNextHttp404},
-      {"http_429", S::kNextHttp429},
-  };
-  unsigned mask = 0;
-  bool off = false;
-  for (const std::string& word : call.args()) {
-    if (word == "off") {
-      off = true;
-      continue;
-    }
-    if (word == "updating") call.unsupported("\"proxy_next_upstream updating\"");
-    bool found = false;
-    for (const auto& [name, bit] : kMasks) {
-      if (word == name) {
-        mask |= bit;
-        found = true;
-      }
-    }
-    if (!found) call.emerg("invalid value " + quote(word));
-  }
-  if (off && (mask != 0 || call.args().size() > 1)) {
-    call.emerg("invalid value \"off\"");  // nginx: "off" mixed with others is refused
-  }
-  level.nextUpstream = mask;
+  parseNextUpstream(call, level, false);
 }
 
 void busyBuffersSize(const DirectiveCall& call, ProxyPartial& level) {
@@ -403,6 +373,46 @@ const std::vector<ModuleDirective<ProxyPartial>>& proxyDirectives() {
       {"proxy_bind", kHsl, Args::k12, &bind},
   };
   return kDirectives;
+}
+
+void parseNextUpstream(const DirectiveCall& call, ProxyPartial& level, bool uwsgi) {
+  call.checkUnset(level.nextUpstream);
+  using S = ProxySettings;
+  // nginx 1.22's masks; the uwsgi module's have no http_502 / http_504.
+  static const std::pair<std::string_view, unsigned> kMasks[] = {
+      {"error", S::kNextError},           {"timeout", S::kNextTimeout},
+      {"invalid_header", S::kNextInvalidHeader}, {"non_idempotent", S::kNextNonIdempotent},
+      {"http_500", S::kNextHttp500},      {"http_502", S::kNextHttp502},
+      {"http_503", S::kNextHttp503},      {"http_504", S::kNextHttp504},
+      {"http_403", S::kNextHttp403},      {"http_404", S::kNextHttp404},
+      {"http_429", S::kNextHttp429},
+  };
+  unsigned mask = 0;
+  bool off = false;
+  for (const std::string& word : call.args()) {
+    if (word == "off") {
+      off = true;
+      continue;
+    }
+    if (word == "updating") call.unsupported(quote(call.name() + " updating"));
+    bool found = false;
+    for (const auto& [name, bit] : kMasks) {
+      if (uwsgi && (bit == S::kNextHttp502 || bit == S::kNextHttp504)) continue;
+      if (word == name) {
+        mask |= bit;
+        found = true;
+      }
+    }
+    if (!found) call.emerg("invalid value " + quote(word));
+  }
+  if (uwsgi) {
+    level.nextUpstream = off ? 0 : mask;  // the uwsgi module: `off` anywhere turns it off
+    return;
+  }
+  if (off && (mask != 0 || call.args().size() > 1)) {
+    call.emerg("invalid value \"off\"");  // nginx: "off" mixed with others is refused
+  }
+  level.nextUpstream = mask;
 }
 
 void mergeProxy(ProxyPartial& c, const ProxyPartial& p) {

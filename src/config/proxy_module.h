@@ -49,6 +49,9 @@ const std::vector<ModuleLoadDirective<ProxyPartial, UpstreamLoad>>& proxyPassDir
 
 void mergeProxy(ProxyPartial& child, const ProxyPartial& parent);
 
+// proxy_next_upstream / uwsgi_next_upstream (`uwsgi`: nginx's uwsgi masks and its `off`).
+void parseNextUpstream(const DirectiveCall& call, ProxyPartial& level, bool uwsgi);
+
 // The location's settings; `pass` only where proxy_pass is written.
 void finishProxy(const ProxyPartial& level, ProxySettings& settings);
 

@@ -74,33 +74,7 @@ void requestBuffering(const DirectiveCall& call, ProxyPartial& level) {
 // ngx_conf_set_bitmask_slot with ngx_http_uwsgi_next_upstream_masks: proxy's without
 // http_502 and http_504 (nginx 1.22 has none for uwsgi); "off" anywhere turns it off (the merge).
 void nextUpstream(const DirectiveCall& call, ProxyPartial& level) {
-  call.checkUnset(level.nextUpstream);
-  using S = ProxySettings;
-  static const std::pair<std::string_view, unsigned> kMasks[] = {
-      {"error", S::kNextError},           {"timeout", S::kNextTimeout},
-      {"invalid_header", S::kNextInvalidHeader}, {"non_idempotent", S::kNextNonIdempotent},
-      {"http_500", S::kNextHttp500},      {"http_503", S::kNextHttp503},
-      {"http_403", S::kNextHttp403},      {"http_404", S::kNextHttp404},
-      {"http_429", S::kNextHttp429},
-  };
-  unsigned mask = 0;
-  bool off = false;
-  for (const std::string& word : call.args()) {
-    if (word == "off") {
-      off = true;
-      continue;
-    }
-    if (word == "updating") call.unsupported("\"uwsgi_next_upstream updating\"");
-    bool found = false;
-    for (const auto& [name, bit] : kMasks) {
-      if (word == name) {
-        mask |= bit;
-        found = true;
-      }
-    }
-    if (!found) call.emerg("invalid value " + quote(word));
-  }
-  level.nextUpstream = off ? 0 : mask;
+  parseNextUpstream(call, level, true);
 }
 
 }  // namespace
