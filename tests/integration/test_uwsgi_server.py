@@ -7,7 +7,6 @@ one closes the connection with an error-log line, and portico serves on."""
 import hashlib
 import json
 import os
-import shutil
 import socket
 import struct
 import subprocess
@@ -16,38 +15,12 @@ import time
 import pytest
 
 from http_client import Connection, build_request
-from servers import PorticoServer, free_port, portico_binary, _can_connect, _tail
+from servers import PorticoServer, free_port, portico_binary, _tail
 
-NGINX = "/usr/sbin/nginx"
-UWSGI = shutil.which("uwsgi") or "/usr/bin/uwsgi"
-UWSGI_PARAMS = "/etc/nginx/uwsgi_params"
-APPS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "apps")
-READY = 10.0
+from uwsgi_support import (APPS, NGINX, UWSGI, UWSGI_PARAMS, needs_nginx_and_uwsgi,
+                           stop as _stop, wait_listening as _wait_listening)
 
-pytestmark = pytest.mark.skipif(
-    not (os.access(NGINX, os.X_OK) and os.access(UWSGI, os.X_OK) and os.path.exists(UWSGI_PARAMS)),
-    reason="needs Debian's nginx and uwsgi (+ uwsgi-plugin-python3)")
-
-
-def _wait_listening(proc, targets, log):
-    deadline = time.monotonic() + READY
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError("exited %r:\n%s" % (proc.returncode, _tail(log)))
-        if all(_can_connect(*t) for t in targets):
-            return
-        time.sleep(0.05)
-    raise AssertionError("not listening after %s s:\n%s" % (READY, _tail(log)))
-
-
-def _stop(proc, sig=15):
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+pytestmark = needs_nginx_and_uwsgi
 
 
 def packet(pairs, modifier1=0, modifier2=0):
