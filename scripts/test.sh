@@ -7,16 +7,31 @@ cd "$(dirname "$0")/.."
 FUZZ_SECONDS=${FUZZ_SECONDS:-120}
 PY=/usr/bin/python3
 
+# Whatever a test run leaves behind when it ends abnormally (the session's own cleanup did not
+# run) is killed on the way out: every process the tests start carries PORTICO_TEST_SESSION.
+kill_test_leftovers() {
+  local p
+  for p in /proc/[0-9]*; do
+    if tr '\0' '\n' <"$p/environ" 2>/dev/null | grep -q '^PORTICO_TEST_SESSION='; then
+      kill -9 "${p#/proc/}" 2>/dev/null || true
+    fi
+  done
+}
+trap kill_test_leftovers EXIT
+# Each suite has a wall-clock bound well above its usual time (integration ~8 min, ~12 under
+# ASan; nginx-tests ~2), so a hang fails the run with its output instead of eating the CI budget.
+bounded() { timeout --kill-after=30 "$@"; }
+
 scripts/install-deps.sh
 
 echo "== release build"
 scripts/build.sh release
 echo "== unit tests (release)"
-ctest --test-dir build --output-on-failure -j2
+ctest --test-dir build --output-on-failure -j2 --timeout 300
 echo "== integration tests (release)"
-PORTICO_BIN="$PWD/build/portico" $PY -m pytest -q -p no:cacheprovider tests/integration
+PORTICO_BIN="$PWD/build/portico" bounded 30m $PY -m pytest -q -p no:cacheprovider tests/integration
 echo "== nginx-tests (nginx's own suite, ../shared/ext/nginx-tests)"
-$PY tests/nginx/run_nginx_tests.py --binary build/portico
+bounded 15m $PY tests/nginx/run_nginx_tests.py --binary build/portico
 
 echo "== ASan+UBSan build"
 scripts/build.sh asan
@@ -24,9 +39,10 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0
 echo "== unit tests (ASan+UBSan)"
-ctest --test-dir build-asan --output-on-failure -j2
+ctest --test-dir build-asan --output-on-failure -j2 --timeout 300
 echo "== integration tests (ASan+UBSan)"
-PORTICO_BIN="$PWD/build-asan/portico" PORTICO_SANITIZED=1 $PY -m pytest -q -p no:cacheprovider tests/integration
+PORTICO_BIN="$PWD/build-asan/portico" PORTICO_SANITIZED=1 bounded 40m $PY -m pytest -q -p no:cacheprovider \
+  tests/integration
 unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
 
 scripts/build.sh fuzz
@@ -36,7 +52,7 @@ echo "== testssl.sh against the default TLS configuration (release build), in th
 PORTICO_BIN="$PWD/build/portico" PORTICO_TESTSSL=1 $PY -m pytest -q -p no:cacheprovider \
   tests/integration/test_testssl.py >build/testssl.log 2>&1 &
 testssl_pid=$!
-trap 'kill "$testssl_pid" 2>/dev/null || true' EXIT
+trap 'kill "$testssl_pid" 2>/dev/null || true; kill_test_leftovers' EXIT
 echo "== fuzzing the request parser for ${FUZZ_SECONDS}s"
 mkdir -p build-fuzz/corpus
 build-fuzz/tests/fuzz/parser_fuzz -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
@@ -65,6 +81,6 @@ if ! wait "$testssl_pid"; then
   cat build/testssl.log
   exit 1
 fi
-trap - EXIT
+trap kill_test_leftovers EXIT
 tail -n 1 build/testssl.log
 echo "== all tests passed"

@@ -169,10 +169,11 @@ bool Master::spawn() {
   }
   busyBoard_->reset(slot);
   if (preloaded_) preloaded_->beforeFork();
+  const pid_t master = ::getpid();
   pid_t pid = ::fork();
   if (pid == 0) {
     if (preloaded_) preloaded_->afterForkInChild();
-    runWorker(slot);
+    runWorker(slot, master);
   }
   if (preloaded_) preloaded_->afterForkInParent();
   if (pid < 0) {
@@ -192,7 +193,7 @@ bool Master::spawn() {
   return true;
 }
 
-void Master::runWorker(size_t slot) {
+void Master::runWorker(size_t slot, pid_t master) {
   int code;
   {
     std::string apps = python::WsgiRuntime::appNames(config_.site);
@@ -236,6 +237,7 @@ void Master::runWorker(size_t slot) {
     });
     Server server(config_, &status, busyBoard_->busy(slot), busyBoard_->threads());
     server.joinHandOff(*board_, slot, *handOff_);
+    server.watchParent(master);
     std::string error;
     if (!server.open(std::move(listeners), std::move(preloaded_), error)) {
       logCritical(error);

@@ -53,7 +53,7 @@ class Master {
   void reap();
   void manageWorkers();
   bool spawn();
-  [[noreturn]] void runWorker(size_t slot);
+  [[noreturn]] void runWorker(size_t slot, pid_t master);
   void stop(bool graceful);
   // Closes the master's copies of the listening sockets (a stop); `stopListening` shuts them
   // down for every process first (kept unix paths are still removed at exit).

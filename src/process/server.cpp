@@ -674,6 +674,10 @@ void Server::onSignal(int signo) {
 
 void Server::heartbeat() {
   if (status_) status_->heartbeatMs.store(monotonicMs(), std::memory_order_relaxed);
+  if (parent_ != 0 && ::getppid() != parent_) {
+    parent_ = 0;
+    beginGracefulStop("Parent changed, shutting down: worker " + std::to_string(::getpid()));
+  }
   // Also between requests: the response that crossed the limit may have been the last one
   // within a rate-limited check.
   checkMemory();

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <sys/types.h>
+
 #include <algorithm>
 #include <atomic>
 #include <memory>
@@ -45,6 +47,11 @@ class Server : public http::ConnectionOwner {
   // sibling has a free thread; while a thread is free, this worker takes connections from it.
   // `board` and `queue` are the master's and outlive the server.
   void joinHandOff(StatusBoard& board, size_t slot, HandOffQueue& queue);
+
+  // A worker of the master `parent`: once the master is gone (killed, so this process was
+  // re-parented), the worker stops gracefully instead of serving on unmanaged, as gunicorn's
+  // and uWSGI's workers do. Checked on the heartbeat.
+  void watchParent(pid_t parent) { parent_ = parent; }
 
   // Checks the configuration against the file system, imports the app (unless `preloaded`
   // brings it from the master) and takes over the listeners.
@@ -154,6 +161,7 @@ class Server : public http::ConnectionOwner {
   bool saturated_ = false;  // every Python thread busy (with siblings to take new clients)
   bool full_ = false;       // worker_connections reached
   bool stopping_ = false;
+  pid_t parent_ = 0;  // the master (0: no master)
   event::TimerId gracefulTimer_{0, 0};
   event::TimerId heartbeatTimer_{0, 0};
   event::TimerId idleHandOffTimer_{0, 0};

@@ -37,7 +37,7 @@ std::unique_ptr<transport::PlainTransport> KeepalivePool::take(
     std::unique_ptr<transport::PlainTransport> conn = std::move(idle.conn);
     requests = idle.requests;
     bornMs = idle.bornMs;
-    idle_.erase(it);
+    bury(it);
     return conn;
   }
   return nullptr;
@@ -70,17 +70,23 @@ void KeepalivePool::drop(Idle* idle) {
     if (it->get() != idle) continue;
     loop_.cancelTimer(idle->timer);
     loop_.remove(idle->conn->fd());
-    // The watcher may be in the loop's current batch of events: deleted after it.
-    struct Grave : event::Deferrable {
-      std::unique_ptr<Idle> idle;
-    };
-    auto grave = std::make_unique<Grave>();
-    grave->idle = std::move(*it);
-    grave->idle->conn.reset();
-    idle_.erase(it);
-    loop_.deferDelete(std::move(grave));
+    idle->conn.reset();
+    bury(it);
     return;
   }
+}
+
+void KeepalivePool::bury(std::list<std::unique_ptr<Idle>>::iterator it) {
+  // The watcher may be in the loop's current batch of events (the peer's close arriving with
+  // the request that takes the connection): deleted after the batch, where its late event
+  // finds it no longer listed and does nothing.
+  struct Grave : event::Deferrable {
+    std::unique_ptr<Idle> idle;
+  };
+  auto grave = std::make_unique<Grave>();
+  grave->idle = std::move(*it);
+  idle_.erase(it);
+  loop_.deferDelete(std::move(grave));
 }
 
 }  // namespace portico::upstream

@@ -39,6 +39,7 @@ class KeepalivePool {
  private:
   struct Idle;
   void drop(Idle* idle);
+  void bury(std::list<std::unique_ptr<Idle>>::iterator it);
 
   event::EventLoop& loop_;
   size_t capacity_;

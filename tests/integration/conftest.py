@@ -1,4 +1,5 @@
-"""Shared fixtures: the static site on disk, portico launchers, the nginx oracle and a per-test alarm.
+"""Shared fixtures: the static site on disk, portico launchers, the nginx oracle, a per-test alarm
+and, when the session ends, the removal of any process a test left behind.
 
 Run with Debian's python: `/usr/bin/python3 -m pytest tests/integration` (PORTICO_BIN overrides the
 binary, default /work/main/build/portico). nginx-based differential tests skip when nginx is absent.
@@ -8,10 +9,51 @@ import gzip
 import os
 import random
 import signal
+import sys
+import uuid
 
 import pytest
 
 from servers import NginxServer, PorticoServer, portico_binary
+
+# Every process the tests start inherits this mark (the environment is copied down), so the
+# session can find what a failed or interrupted test left running (an orphaned worker, a backend)
+# wherever it was re-parented, and stop it before it slows the rest or holds the output open.
+SESSION_MARK = "PORTICO_TEST_SESSION"
+os.environ[SESSION_MARK] = uuid.uuid4().hex
+
+
+def _marked_processes():
+    needle = ("%s=%s" % (SESSION_MARK, os.environ[SESSION_MARK])).encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open("/proc/%s/environ" % entry, "rb") as handle:
+                if needle not in handle.read().split(b"\0"):
+                    continue
+            with open("/proc/%s/cmdline" % entry, "rb") as handle:
+                command = handle.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+            with open("/proc/%s/stat" % entry, "rb") as handle:
+                state = handle.read().decode("latin-1")
+        except OSError:
+            continue
+        if state[state.rfind(")") + 2:].split()[0] != "Z":
+            found.append((int(entry), command))
+    return found
+
+
+def pytest_sessionfinish(session, exitstatus):
+    leftovers = _marked_processes()
+    for pid, _command in leftovers:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    if leftovers:
+        sys.stderr.write("\nprocesses left running by the tests, killed:\n%s\n" % "\n".join(
+            "  %d %s" % (pid, command[:200]) for pid, command in leftovers))
 
 DEFAULT_TEST_SECONDS = 30
 

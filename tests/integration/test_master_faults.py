@@ -1,5 +1,6 @@
 """The issue's fault tests under continuous load: SIGKILL of a worker fails only its in-flight
-requests, HUP fails none, TERM completes every request that was accepted."""
+requests, HUP fails none, TERM completes every request that was accepted; and the workers of a
+master killed with SIGKILL stop."""
 
 import os
 import signal
@@ -7,8 +8,8 @@ import time
 
 import pytest
 
-from master_support import (Load, send_signal, start_master, wait_exit, wait_for_workers,
-                            wait_served_by)
+from master_support import (Load, log_text, process_state, send_signal, start_master, wait_exit,
+                            wait_for_workers, wait_served_by)
 
 
 @pytest.mark.time_budget(20)
@@ -81,3 +82,23 @@ def test_term_under_load_completes_every_accepted_request(launch):
     lost = [r for r in early if not r[2]]
     assert not lost, "requests sent before SIGTERM did not complete: %r (%s)" % (lost[:5], load.summary())
     assert code == 0, "exit code %r after SIGTERM under load; stderr:\n%s" % (code, server.stderr())
+
+
+@pytest.mark.time_budget(20)
+def test_workers_stop_when_the_master_is_killed(launch):
+    """SIGKILL of the master (an OOM kill, a `kill -9` by hand): its workers, re-parented, see
+    it and stop (gunicorn's "Parent changed, shutting down") instead of serving on unmanaged."""
+    server = start_master(launch, workers=2)
+    pids = wait_for_workers(server, 2)
+    assert len(pids) == 2
+    os.kill(server.proc.pid, signal.SIGKILL)
+    server.returncode = server.proc.wait(timeout=5)
+    deadline = time.monotonic() + 8.0
+    alive = set(pids)
+    while alive and time.monotonic() < deadline:
+        alive = {pid for pid in alive if (process_state(pid) or (0, "Z"))[1] != "Z"}
+        time.sleep(0.05)
+    for pid in alive:
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, "workers %r still run 8 s after their master was killed" % alive
+    assert "Parent changed, shutting down" in log_text(server), log_text(server)[-2000:]
