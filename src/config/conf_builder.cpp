@@ -130,7 +130,6 @@ constexpr std::string_view kUnsupportedNames[] = {
     "http2", "http3", "geo", "split_clients", "resolver", "resolver_timeout",
     "limit_except", "aio", "aio_write", "directio",
     "directio_alignment", "output_buffers", "postpone_output",
-    "client_body_in_file_only", "client_body_in_single_buffer",
     "reset_timedout_connection",
     "underscores_in_headers", "ignore_invalid_headers", "recursive_error_pages",
     "log_subrequest", "etag",

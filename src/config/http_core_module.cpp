@@ -166,6 +166,13 @@ void ifModifiedSince(const DirectiveCall& call, HttpCoreLoad&, HttpCorePartial& 
   level.ifModifiedSince = kModes[call.enumValue({"off", "exact", "before"})];
 }
 
+void clientBodyInFileOnly(const DirectiveCall& call, HttpCoreLoad&, HttpCorePartial& level) {
+  call.checkUnset(level.clientBodyInFileOnly);
+  using Mode = LocationSettings::BodyInFile;
+  static constexpr Mode kModes[] = {Mode::kOff, Mode::kOn, Mode::kClean};
+  level.clientBodyInFileOnly = kModes[call.enumValue({"off", "on", "clean"})];
+}
+
 void defaultType(const DirectiveCall& call, HttpCoreLoad&, HttpCorePartial& level) {
   call.setString(level.defaultType);
 }
@@ -235,6 +242,9 @@ const std::vector<ModuleLoadDirective<HttpCorePartial, HttpCoreLoad>>& httpCoreD
       {"client_body_buffer_size", kHsl, Args::k1, &clientBodyBufferSize},
       {"client_body_timeout", kHsl, Args::k1, &msecSlot<&HttpCorePartial::clientBodyTimeout>},
       {"client_body_temp_path", kHsl, Args::k1More, &tempPath},
+      {"client_body_in_file_only", kHsl, Args::k1, &clientBodyInFileOnly},
+      {"client_body_in_single_buffer", kHsl, Args::k1,
+       &flagSlot<&HttpCorePartial::clientBodyInSingleBuffer>},
       {"proxy_temp_path", kHsl, Args::k1More, &tempPath},
       {"fastcgi_temp_path", kHsl, Args::k1More, &tempPath},
       {"uwsgi_temp_path", kHsl, Args::k1More, &tempPath},
@@ -283,6 +293,8 @@ void mergeHttpCore(HttpCorePartial& c, const HttpCorePartial& p) {
   inherit(c.clientBodyBufferSize, p.clientBodyBufferSize);
   inherit(c.clientBodyTimeout, p.clientBodyTimeout);
   inherit(c.clientBodyTempPath, p.clientBodyTempPath);
+  inherit(c.clientBodyInFileOnly, p.clientBodyInFileOnly);
+  inherit(c.clientBodyInSingleBuffer, p.clientBodyInSingleBuffer);
   inherit(c.errorPages, p.errorPages);
   inherit(c.defaultType, p.defaultType);
   inherit(c.sendfile, p.sendfile);
@@ -319,6 +331,8 @@ void finishHttpCore(const HttpCorePartial& p, const std::string& prefix, Locatio
   if (p.clientBodyBufferSize) s.clientBodyBufferSize = *p.clientBodyBufferSize;
   if (p.clientBodyTimeout) s.clientBodyTimeoutSeconds = *p.clientBodyTimeout;
   if (p.clientBodyTempPath) s.clientBodyTempPath = *p.clientBodyTempPath;
+  if (p.clientBodyInFileOnly) s.clientBodyInFileOnly = *p.clientBodyInFileOnly;
+  if (p.clientBodyInSingleBuffer) s.clientBodyInSingleBuffer = *p.clientBodyInSingleBuffer;
   if (p.proxyTempPath) s.proxy.tempPath = *p.proxyTempPath;
   s.tryFiles = p.tryFiles;
   if (p.errorPages) s.errorPages = *p.errorPages;

@@ -39,6 +39,8 @@ struct HttpCorePartial {
   std::optional<uint64_t> clientBodyBufferSize;
   std::optional<double> clientBodyTimeout;
   std::optional<std::string> clientBodyTempPath;
+  std::optional<LocationSettings::BodyInFile> clientBodyInFileOnly;
+  std::optional<bool> clientBodyInSingleBuffer;
   std::optional<TryFiles> tryFiles;  // never inherited
   std::optional<std::vector<ErrorPage>> errorPages;
   std::optional<std::string> defaultType;

@@ -286,6 +286,10 @@ struct WsgiSpec {
   std::vector<std::pair<std::string, std::string>> env;  // wsgi_env KEY VALUE;
   std::string scriptName;               // SCRIPT_NAME: the location prefix less a trailing '/'
   std::string tempPath;                 // the location's client_body_temp_path ("" = default)
+  // client_body_in_file_only on|clean: every body goes to a temp file (`on`: a named one, kept
+  // after the request, as nginx keeps it).
+  bool bodyInFileOnly = false;
+  bool keepBodyFile = false;
   // --forwarded-allow-ips / wsgi_forwarded_allow_ips: the front ends whose X-Forwarded-Proto
   // (and kin) and X-Forwarded-For the environ follows (http/forwarded.h); nullopt: none.
   std::optional<std::vector<std::string>> forwardedAllowIps;
@@ -475,6 +479,14 @@ struct LocationSettings {
   // client_body_temp_path: where request bodies beyond memory go (unlinked files). Empty: $TMPDIR,
   // else /tmp (portico's default; nginx's is PREFIX/client_body_temp, which a package creates).
   std::string clientBodyTempPath;
+  // client_body_in_file_only: kOff keeps a body in memory up to client_body_buffer_size (then
+  // in a temp file removed at the request's end); kOn/kClean always write it to a temp file,
+  // which kOn keeps after the request (as nginx, for whatever reads $request_body_file) and
+  // kClean removes. client_body_in_single_buffer: the in-memory body is one buffer (portico's
+  // engines keep it so in any case; the flag is read for nginx's files).
+  enum class BodyInFile { kOff, kOn, kClean };
+  BodyInFile clientBodyInFileOnly = BodyInFile::kOff;
+  bool clientBodyInSingleBuffer = false;
   bool sendfile = false;                      // nginx's default is off
   bool tcpNopush = false;
   bool tcpNodelay = true;

@@ -119,6 +119,9 @@ void finishWsgi(const WsgiPartial& level, const std::string& tempPath,
   if (!level.hasApp) return;
   settings.wsgi = level.wsgi;
   settings.wsgi->tempPath = tempPath;
+  settings.wsgi->bodyInFileOnly =
+      settings.clientBodyInFileOnly != LocationSettings::BodyInFile::kOff;
+  settings.wsgi->keepBodyFile = settings.clientBodyInFileOnly == LocationSettings::BodyInFile::kOn;
 }
 
 }  // namespace portico::config

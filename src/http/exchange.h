@@ -69,6 +69,9 @@ struct UpstreamVariables {
   std::string bytesReceived;
   // $request_body: the request body the upstream engine read, when it stayed in memory.
   std::optional<std::string> requestBody;
+  // $request_body_file: the temp file holding it otherwise (client_body_in_file_only, or a
+  // body larger than client_body_buffer_size).
+  std::string requestBodyFile;
 };
 
 // Receives the request body as it arrives (already de-chunked); set with Exchange::readBody.

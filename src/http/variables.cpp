@@ -87,6 +87,7 @@ enum class Template::Kind : uint8_t {
   kUpstreamBytesReceived,
   kUpstreamCookie,  // $upstream_cookie_NAME: a cookie the upstream's Set-Cookie lines set
   kRequestBody,     // $request_body: what the upstream engine read into memory
+  kRequestBodyFile, // $request_body_file: the temp file it read the body into
 };
 
 namespace {
@@ -427,6 +428,7 @@ std::optional<Template> Template::compile(std::string_view text, std::string& er
       {"upstream_bytes_sent", Kind::kUpstreamBytesSent},
       {"upstream_bytes_received", Kind::kUpstreamBytesReceived},
       {"request_body", Kind::kRequestBody},
+      {"request_body_file", Kind::kRequestBodyFile},
   };
   static const std::pair<std::string_view, Kind> kPrefixed[] = {
       {"http_", Kind::kHttp},
@@ -584,6 +586,9 @@ std::string Template::expand(const VariableContext& c, VariableEscape escape) co
         break;
       case Kind::kRequestBody:
         if (c.upstream && c.upstream->requestBody) value = *c.upstream->requestBody;
+        break;
+      case Kind::kRequestBodyFile:
+        if (c.upstream) value = c.upstream->requestBodyFile;
         break;
       case Kind::kUpstreamCookie:
         // ngx_http_parse_set_cookie_lines: a Set-Cookie line that begins with NAME (caseless),

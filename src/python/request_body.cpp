@@ -12,6 +12,7 @@
 #include <new>
 
 #include "core/log.h"
+#include "core/temp_file.h"
 
 namespace portico::python {
 
@@ -197,6 +198,7 @@ void BodyBuilder::append(std::string_view data) {
 // In memory mode, with the last segment full (or none yet): adds the next one. False when the
 // body must go to the file instead.
 bool BodyBuilder::addSegment() {
+  if (fileOnly_) return false;
   if (segments_.list().empty()) {
     if (expectedSize_ && *expectedSize_ > memoryLimit_) return false;  // straight to the file
     if (!expectedSize_ || *expectedSize_ <= kSmallSize) {
@@ -213,7 +215,17 @@ bool BodyBuilder::addSegment() {
 // Moves the body to a temporary file: what memory holds so far is written in one go, and the
 // largest segment stays as the staging buffer for the rest.
 bool BodyBuilder::spill() {
-  file_ = UniqueFd(::open(tempDirectory_.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+  if (keepNamed_) {
+    std::string error;
+    TempFile named = TempFile::create(tempDirectory_, true, error);
+    if (!named) {
+      fail("cannot create a temporary file for a request body: " + error);
+      return false;
+    }
+    file_ = named.release();
+  } else {
+    file_ = UniqueFd(::open(tempDirectory_.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+  }
   if (!file_) {
     fail("cannot create a temporary file for a request body in " + tempDirectory_ + ": " +
          std::strerror(errno));

@@ -123,6 +123,12 @@ class BodyBuilder {
   // `expectedSize`: the Content-Length (none for a chunked body).
   BodyBuilder(std::shared_ptr<BodyMemory> memory, std::string tempDirectory,
               std::optional<uint64_t> expectedSize, uint64_t memoryLimit);
+  // client_body_in_file_only: the body goes to the file from its first byte; `keepNamed`: a
+  // named file left in place after the request (nginx's `on`), else an unlinked one.
+  void fileOnly(bool keepNamed) {
+    fileOnly_ = true;
+    keepNamed_ = keepNamed;
+  }
 
   // Room for up to `max` more bytes (at least one when max > 0); empty after a failure.
   std::span<char> space(size_t max);
@@ -152,6 +158,8 @@ class BodyBuilder {
   uint64_t fileSize_ = 0;  // bytes written to file_
   uint64_t size_ = 0;
   bool failed_ = false;
+  bool fileOnly_ = false;
+  bool keepNamed_ = false;
 };
 
 }  // namespace portico::python

@@ -415,6 +415,7 @@ void WsgiHandler::handle(http::Exchange& exchange) {
   // The abort callback also keeps the collector alive while the exchange lasts.
   BodyBuilder builder(bodyMemory_, tempDirectory_,
                       request.chunked ? std::nullopt : request.contentLength, kMemoryBodyLimit);
+  if (bodyFileOnly_) builder.fileOnly(keepBodyFile_);
   auto collector = std::make_shared<BodyCollector>(executor_, std::move(job), std::move(builder));
   exchange.onAbort([channel, collector] { channel->detach(); });
   exchange.readBody(collector.get());

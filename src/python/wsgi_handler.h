@@ -32,6 +32,13 @@ class WsgiHandler : public http::Handler {
   void handle(http::Exchange& exchange) override;
   bool readsBody() const override { return true; }
 
+  // client_body_in_file_only on|clean: every body goes to a temp file; `keep` (on): a named
+  // one, left in place after the request.
+  void bodyInFileOnly(bool fileOnly, bool keep) {
+    bodyFileOnly_ = fileOnly;
+    keepBodyFile_ = keep;
+  }
+
  private:
   event::EventLoop& loop_;
   Executor& executor_;
@@ -39,6 +46,8 @@ class WsgiHandler : public http::Handler {
   std::string tempDirectory_;
   std::shared_ptr<BodyMemory> bodyMemory_;
   std::optional<http::ForwardedTrust> trust_;
+  bool bodyFileOnly_ = false;
+  bool keepBodyFile_ = false;
 };
 
 }  // namespace portico::python

@@ -9,6 +9,7 @@
 #include <functional>
 
 #include "core/log.h"
+#include "core/temp_file.h"
 #include "python/executor.h"
 #include "python/interpreter.h"
 #include "python/py_ref.h"
@@ -193,10 +194,7 @@ http::Handler* WsgiRuntime::handlerFor(const config::WsgiSpec& spec) {
   // A named location (`location @app`) has no prefix: the app sees the whole URI, as a
   // proxy_pass there passes it.
   std::string prefix = spec.scriptName.starts_with('@') ? std::string() : spec.scriptName;
-  const char* tmp = std::getenv("TMPDIR");
-  std::string temp = !spec.tempPath.empty() ? spec.tempPath
-                     : tmp && *tmp          ? std::string(tmp)
-                                            : std::string("/tmp");
+  std::string temp = tempDirectory(spec.tempPath);
   std::optional<http::ForwardedTrust> trust;
   if (spec.forwardedAllowIps) {
     trust.emplace();
@@ -205,6 +203,7 @@ http::Handler* WsgiRuntime::handlerFor(const config::WsgiSpec& spec) {
   mounts_.push_back({&spec, std::make_unique<WsgiHandler>(*loop_, *app->executor, prefix,
                                                           std::move(temp), bodyMemory_,
                                                           std::move(trust))});
+  mounts_.back().handler->bodyInFileOnly(spec.bodyInFileOnly, spec.keepBodyFile);
   return mounts_.back().handler.get();
 }
 

@@ -15,6 +15,7 @@
 
 #include "config/upstream_address.h"
 #include "core/log.h"
+#include "core/temp_file.h"
 #include "core/unique_fd.h"
 #include "http/variables.h"
 #include "transport/plain_transport.h"
@@ -98,7 +99,8 @@ class ProxyHandler : public pipeline::ContentHandler {
       : loop_(loop), settings_(settings.uwsgi.pass ? settings.uwsgi : settings.proxy),
         pass_(*settings_.pass),
         bodyBufferSize_(settings.clientBodyBufferSize),
-        tempPath_(settings.clientBodyTempPath), sendfile_(settings.sendfile) {
+        tempPath_(settings.clientBodyTempPath), sendfile_(settings.sendfile),
+        bodyInFile_(settings.clientBodyInFileOnly) {
     if (settings.uwsgi.pass) settings_.uwsgi = true;  // a hand-built model may not say it
   }
 
@@ -122,6 +124,7 @@ class ProxyHandler : public pipeline::ContentHandler {
   KeepalivePool* pool_ = nullptr;  // the upstream's idle connections (null: none cached)
   const config::UpstreamSpec* spec_ = nullptr;  // the upstream proxied to
   bool sendfile_;  // `sendfile`: a spilled response's file goes as file ranges, else read()
+  config::LocationSettings::BodyInFile bodyInFile_;  // client_body_in_file_only
   std::optional<UwsgiParams> uwsgi_;  // uwsgi_pass: the codec's params (null: HTTP/1)
   // proxy_redirect / proxy_cookie_* (null: none); proxy_intercept_errors: the statuses the
   // location's error_page names (empty: nothing intercepted).
@@ -203,9 +206,10 @@ class ProxyRequest final : public event::IoWatcher, public http::BodyReader, pub
   State state_ = State::kBody;
   ResponseParser parser_;
 
-  // The request body, in memory up to client_body_buffer_size, else in an unlinked file.
+  // The request body, in memory up to client_body_buffer_size, else (or always, with
+  // client_body_in_file_only) in a temp file: $request_body_file names it.
   std::string bodyMemory_;
-  UniqueFd bodyFile_;
+  TempFile bodyFile_;
   uint64_t bodySize_ = 0;
   std::string head_;  // the request's head (and a proxy_set_body body), built once
   std::string setBody_;
@@ -262,9 +266,17 @@ class ProxyRequest final : public event::IoWatcher, public http::BodyReader, pub
   // proxy_request_buffering off: the body is sent as it is stored (chunk-framed when
   // chunkedUpstream_); bodyDone_ once the client's body ended.
   bool streaming_ = false;
+  // Streaming to a chunked upstream: the body as the client sent it, while it fits
+  // client_body_buffer_size ($request_body).
+  std::string streamedBody_;
+  bool streamedBodyFits_ = true;
+  std::string chunkGather_;  // this read's bytes, framed as one chunk after it
+  bool flushQueued_ = false;
+  bool bodyEnded_ = false;  // the client's body ended (bodyDone_: and its end is stored)
   bool chunkedUpstream_ = false;
   bool bodyDone_ = false;
   void startStreaming();
+  void flushStreamSoon();
   void storeBody(std::string_view data);
 };
 
@@ -322,39 +334,75 @@ void ProxyRequest::onBodyData(std::string_view data) {
     return;
   }
   if (chunkedUpstream_) {
-    char size[32];
-    std::snprintf(size, sizeof size, "%zx\r\n", data.size());
-    storeBody(size);
-    if (ex_) storeBody(data);
-    if (ex_) storeBody("\r\n");
+    // $request_body (nginx keeps the body's buffers when it fits client_body_buffer_size):
+    // memory holds it chunk-framed, so a plain copy is kept while it fits.
+    if (streamedBodyFits_ && streamedBody_.size() + data.size() <= h_.bodyBufferSize_) {
+      streamedBody_.append(data);
+    } else if (streamedBodyFits_) {
+      streamedBodyFits_ = false;
+      std::string().swap(streamedBody_);
+    }
+    // What one read brought (several client chunks, perhaps) becomes one upstream chunk, as
+    // nginx frames it: gathered here, framed once the read's bytes are all in.
+    chunkGather_.append(data);
   } else {
     storeBody(data);
   }
-  if (ex_ && state_ == State::kSending) sendMore();
+  flushStreamSoon();
+}
+
+// Streaming: the bytes one read delivered (and the body's end, when it came with them) go to
+// the upstream together, after the read (one chunk and one write, not one per piece).
+void ProxyRequest::flushStreamSoon() {
+  if (flushQueued_) return;
+  flushQueued_ = true;
+  loop_.defer([this] {
+    flushQueued_ = false;
+    if (!ex_) return;
+    if (!chunkGather_.empty()) {
+      std::string data = std::move(chunkGather_);
+      chunkGather_.clear();
+      char size[32];
+      std::snprintf(size, sizeof size, "%zx\r\n", data.size());
+      storeBody(size);
+      if (ex_) storeBody(data);
+      if (ex_) storeBody("\r\n");
+    }
+    if (ex_ && bodyEnded_ && !bodyDone_) {
+      if (chunkedUpstream_) storeBody("0\r\n\r\n");
+      bodyDone_ = true;
+    }
+    if (ex_ && state_ == State::kSending) sendMore();
+  });
 }
 
 // Keeps body bytes for sending: in memory up to client_body_buffer_size, then in the file.
 void ProxyRequest::storeBody(std::string_view data) {
   if (!ex_) return;
   bodySize_ += data.size();
-  if (!bodyFile_ && bodyMemory_.size() + data.size() <= h_.bodyBufferSize_) {
+  const bool inFileOnly = h_.bodyInFile_ != config::LocationSettings::BodyInFile::kOff;
+  if (!bodyFile_ && (streaming_ || !inFileOnly) &&
+      bodyMemory_.size() + data.size() <= h_.bodyBufferSize_) {
     bodyMemory_.append(data);
     return;
   }
   if (!bodyFile_) {
-    std::string dir = h_.tempPath_.empty() ? "/tmp" : h_.tempPath_;
-    int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (fd < 0) {
-      log("open() \"" + dir + "\" failed " + errnoText(errno));
+    // A named file (nginx's client_body_temp), removed when the request ends unless
+    // client_body_in_file_only on keeps it.
+    std::string error;
+    bodyFile_ = TempFile::create(
+        h_.tempPath_, h_.bodyInFile_ == config::LocationSettings::BodyInFile::kOn && !streaming_,
+        error);
+    if (!bodyFile_) {
+      log(error);
       finishWith(500);
       return;
     }
-    bodyFile_.reset(fd);
     std::string memory = std::move(bodyMemory_);  // what came before goes first
     bodyMemory_.clear();
     std::string_view first = memory;
     while (!first.empty()) {
-      ssize_t n = ::write(bodyFile_.get(), first.data(), first.size());
+      ssize_t n = ::write(bodyFile_.fd(), first.data(), first.size());
       if (n <= 0) {
         log("write() to a temporary file failed " + errnoText(errno));
         finishWith(500);
@@ -364,7 +412,7 @@ void ProxyRequest::storeBody(std::string_view data) {
     }
   }
   while (!data.empty()) {
-    ssize_t n = ::write(bodyFile_.get(), data.data(), data.size());
+    ssize_t n = ::write(bodyFile_.fd(), data.data(), data.size());
     if (n <= 0) {
       log("write() to a temporary file failed " + errnoText(errno));
       finishWith(500);
@@ -377,14 +425,24 @@ void ProxyRequest::storeBody(std::string_view data) {
 void ProxyRequest::onBodyEnd() {
   if (!ex_) return;
   if (streaming_) {
-    if (chunkedUpstream_) storeBody("0\r\n\r\n");
-    bodyDone_ = true;
-    if (ex_ && state_ == State::kSending) sendMore();
+    if (http::UpstreamVariables* vars = ex_->upstreamVariables()) {
+      if (chunkedUpstream_ && streamedBodyFits_) {
+        vars->requestBody = std::move(streamedBody_);
+      } else if (!chunkedUpstream_ && !bodyFile_) {
+        vars->requestBody = bodyMemory_;
+      }
+    }
+    bodyEnded_ = true;
+    flushStreamSoon();
     return;
   }
-  // $request_body: the body read, when it stayed in memory (nginx: not from a temp file).
-  if (hasBody_ && !h_.body_ && !bodyFile_) {
-    if (http::UpstreamVariables* vars = ex_->upstreamVariables()) vars->requestBody = bodyMemory_;
+  // $request_body: the body read, when it stayed in memory (nginx: not from a temp file);
+  // $request_body_file: the temp file's name when it did not.
+  if (hasBody_ && !h_.body_) {
+    if (http::UpstreamVariables* vars = ex_->upstreamVariables()) {
+      if (!bodyFile_) vars->requestBody = bodyMemory_;
+      else vars->requestBodyFile = bodyFile_.path();
+    }
   }
   head_ = buildHead();
   if (head_.empty()) {
@@ -705,7 +763,7 @@ void ProxyRequest::sendMore() {
       if (fileChunkOffset_ != chunkStart ||
           fileChunk_.size() < std::min<uint64_t>(kChunk, bodySize_ - chunkStart)) {
         fileChunk_.resize(static_cast<size_t>(std::min<uint64_t>(kChunk, bodySize_ - chunkStart)));
-        ssize_t n = ::pread(bodyFile_.get(), fileChunk_.data(), fileChunk_.size(),
+        ssize_t n = ::pread(bodyFile_.fd(), fileChunk_.data(), fileChunk_.size(),
                             static_cast<off_t>(chunkStart));
         if (n != static_cast<ssize_t>(fileChunk_.size())) {
           log("pread() of the request body failed " + errnoText(errno));

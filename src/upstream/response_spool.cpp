@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/temp_file.h"
+
 namespace portico::upstream {
 namespace {
 
@@ -16,17 +18,12 @@ std::string errnoText(int error) {
   return "(" + std::to_string(error) + ": " + std::strerror(error) + ")";
 }
 
-std::string directoryOf(const std::string& configured) {
-  if (!configured.empty()) return configured;
-  const char* tmp = std::getenv("TMPDIR");
-  return tmp && *tmp ? std::string(tmp) : std::string("/tmp");
-}
 
 }  // namespace
 
 UniqueFd openUnlinkedTempFile(const std::string& configured, std::string& name,
                               std::string& error) {
-  std::string directory = directoryOf(configured);
+  std::string directory = tempDirectory(configured);
   UniqueFd fd(::open(directory.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
   if (fd) {
     struct stat st{};
