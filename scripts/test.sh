@@ -7,12 +7,14 @@ cd "$(dirname "$0")/.."
 FUZZ_SECONDS=${FUZZ_SECONDS:-120}
 PY=/usr/bin/python3
 
-# Whatever a test run leaves behind when it ends abnormally (the session's own cleanup did not
-# run) is killed on the way out: every process the tests start carries PORTICO_TEST_SESSION.
+# Whatever this run's tests leave behind when a suite ends abnormally (the session's own
+# cleanup did not run) is killed on the way out: every process they start inherits this mark.
+export PORTICO_TEST_RUN="run-$$-$RANDOM"
 kill_test_leftovers() {
   local p
   for p in /proc/[0-9]*; do
-    if tr '\0' '\n' <"$p/environ" 2>/dev/null | grep -q '^PORTICO_TEST_SESSION='; then
+    [ "${p#/proc/}" = "$$" ] && continue
+    if { tr '\0' '\n' <"$p/environ"; } 2>/dev/null | grep -qx "PORTICO_TEST_RUN=$PORTICO_TEST_RUN"; then
       kill -9 "${p#/proc/}" 2>/dev/null || true
     fi
   done

@@ -118,7 +118,7 @@ bool startsWith(std::string_view s, std::string_view p) { return s.substr(0, p.s
 constexpr std::string_view kUnsupportedPrefixes[] = {
     "proxy_",     "uwsgi_",       "fastcgi_",        "scgi_",    "grpc_",        "memcached_",
     "ssl",        "auth_request",    "auth_jwt", 
-    "limit_rate", "sub_filter", "open_file_cache", "ssi",
+    "sub_filter", "open_file_cache", "ssi",
     "charset",    "secure_link",  "image_filter",    "xslt_",    "perl",         "mp4",
     "hls",        "userid",       "gunzip",          "geoip_",   "slice",        "mirror",
     "dav_",       "js_",          "quic_",           "http2_",   "http3_",       "lua",
@@ -1118,6 +1118,7 @@ class Builder {
     finishProxy(p.proxy, s.proxy);
     checkProxyBuffers(s.proxy, httpSource_);  // nginx's merge checks, at the http block's end
     finishUwsgi(p.uwsgiEngine, p.uwsgi, s.uwsgi);
+    checkProxyBuffers(s.uwsgi, httpSource_, "uwsgi");
     return s;
   }
 

@@ -166,6 +166,18 @@ void ifModifiedSince(const DirectiveCall& call, HttpCoreLoad&, HttpCorePartial& 
   level.ifModifiedSince = kModes[call.enumValue({"off", "exact", "before"})];
 }
 
+// limit_rate, limit_rate_after (nginx's complex value size slot): a size, checked now, or a
+// value with variables, sized per response.
+template <std::optional<std::string> HttpCorePartial::*kSlot>
+void complexSize(const DirectiveCall& call, HttpCoreLoad&, HttpCorePartial& level) {
+  call.checkUnset(level.*kSlot);
+  const std::string& value = call.arg(0);
+  if (value.find('$') == std::string::npos && !parseNginxSize(value)) {
+    call.directiveError("invalid value");
+  }
+  level.*kSlot = value;
+}
+
 void clientBodyInFileOnly(const DirectiveCall& call, HttpCoreLoad&, HttpCorePartial& level) {
   call.checkUnset(level.clientBodyInFileOnly);
   using Mode = LocationSettings::BodyInFile;
@@ -243,6 +255,9 @@ const std::vector<ModuleLoadDirective<HttpCorePartial, HttpCoreLoad>>& httpCoreD
       {"client_body_timeout", kHsl, Args::k1, &msecSlot<&HttpCorePartial::clientBodyTimeout>},
       {"client_body_temp_path", kHsl, Args::k1More, &tempPath},
       {"client_body_in_file_only", kHsl, Args::k1, &clientBodyInFileOnly},
+      {"limit_rate", kHsl | kLocationIf, Args::k1, &complexSize<&HttpCorePartial::limitRate>},
+      {"limit_rate_after", kHsl | kLocationIf, Args::k1,
+       &complexSize<&HttpCorePartial::limitRateAfter>},
       {"client_body_in_single_buffer", kHsl, Args::k1,
        &flagSlot<&HttpCorePartial::clientBodyInSingleBuffer>},
       {"proxy_temp_path", kHsl, Args::k1More, &tempPath},
@@ -295,6 +310,8 @@ void mergeHttpCore(HttpCorePartial& c, const HttpCorePartial& p) {
   inherit(c.clientBodyTempPath, p.clientBodyTempPath);
   inherit(c.clientBodyInFileOnly, p.clientBodyInFileOnly);
   inherit(c.clientBodyInSingleBuffer, p.clientBodyInSingleBuffer);
+  inherit(c.limitRate, p.limitRate);
+  inherit(c.limitRateAfter, p.limitRateAfter);
   inherit(c.errorPages, p.errorPages);
   inherit(c.defaultType, p.defaultType);
   inherit(c.sendfile, p.sendfile);
@@ -333,6 +350,8 @@ void finishHttpCore(const HttpCorePartial& p, const std::string& prefix, Locatio
   if (p.clientBodyTempPath) s.clientBodyTempPath = *p.clientBodyTempPath;
   if (p.clientBodyInFileOnly) s.clientBodyInFileOnly = *p.clientBodyInFileOnly;
   if (p.clientBodyInSingleBuffer) s.clientBodyInSingleBuffer = *p.clientBodyInSingleBuffer;
+  if (p.limitRate) s.limitRate = *p.limitRate;
+  if (p.limitRateAfter) s.limitRateAfter = *p.limitRateAfter;
   if (p.proxyTempPath) s.proxy.tempPath = *p.proxyTempPath;
   s.tryFiles = p.tryFiles;
   if (p.errorPages) s.errorPages = *p.errorPages;

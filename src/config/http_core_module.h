@@ -41,6 +41,7 @@ struct HttpCorePartial {
   std::optional<std::string> clientBodyTempPath;
   std::optional<LocationSettings::BodyInFile> clientBodyInFileOnly;
   std::optional<bool> clientBodyInSingleBuffer;
+  std::optional<std::string> limitRate, limitRateAfter;
   std::optional<TryFiles> tryFiles;  // never inherited
   std::optional<std::vector<ErrorPage>> errorPages;
   std::optional<std::string> defaultType;

@@ -182,6 +182,8 @@ void nextUpstream(const DirectiveCall& call, ProxyPartial& level) {
   parseNextUpstream(call, level, false);
 }
 
+void limitRate(const DirectiveCall& call, ProxyPartial& level) { call.setSize(level.limitRate); }
+
 void busyBuffersSize(const DirectiveCall& call, ProxyPartial& level) {
   call.setSize(level.busyBuffersSize);
 }
@@ -371,6 +373,7 @@ const std::vector<ModuleDirective<ProxyPartial>>& proxyDirectives() {
       {"proxy_cookie_domain", kHsl, Args::k12, &cookieDomain},
       {"proxy_cookie_path", kHsl, Args::k12, &cookiePath},
       {"proxy_bind", kHsl, Args::k12, &bind},
+      {"proxy_limit_rate", kHsl, Args::k1, &limitRate},
   };
   return kDirectives;
 }
@@ -435,6 +438,7 @@ void mergeProxy(ProxyPartial& c, const ProxyPartial& p) {
   inherit(c.nextUpstream, p.nextUpstream);
   inherit(c.nextUpstreamTries, p.nextUpstreamTries);
   inherit(c.busyBuffersSize, p.busyBuffersSize);
+  inherit(c.limitRate, p.limitRate);
   inherit(c.tempFileWriteSize, p.tempFileWriteSize);
   inherit(c.maxTempFileSize, p.maxTempFileSize);
   // ngx_http_proxy_merge_loc_conf: `off` is inherited; a level without rules takes its
@@ -489,30 +493,32 @@ void finishProxy(const ProxyPartial& l, ProxySettings& s) {
   if (l.cookiePaths) s.cookiePaths = *l.cookiePaths;
   if (l.bind) s.bind = *l.bind;
   if (l.requestBuffering) s.requestBuffering = *l.requestBuffering;
+  if (l.limitRate) s.limitRate = *l.limitRate;
 }
 
-void checkProxyBuffers(const ProxySettings& s, const SourceRef& at) {
+void checkProxyBuffers(const ProxySettings& s, const SourceRef& at, std::string_view module) {
+  const std::string m(module);
   auto fail = [&](const std::string& text) {
     throw ConfFailure{"[emerg] " + text + " in " + describeSource(at)};
   };
-  if (s.buffersNumber < 2) fail("there must be at least 2 \"proxy_buffers\"");
+  if (s.buffersNumber < 2) fail("there must be at least 2 \"" + m + "_buffers\"");
   uint64_t size = std::max(s.bufferSize, s.buffersSize);
   if (s.busyBuffersSize < size) {
-    fail("\"proxy_busy_buffers_size\" must be equal to or greater than the maximum of the "
-         "value of \"proxy_buffer_size\" and one of the \"proxy_buffers\"");
+    fail("\"" + m + "_busy_buffers_size\" must be equal to or greater than the maximum of the "
+         "value of \"" + m + "_buffer_size\" and one of the \"" + m + "_buffers\"");
   }
   if (s.busyBuffersSize > static_cast<uint64_t>(s.buffersNumber - 1) * s.buffersSize) {
-    fail("\"proxy_busy_buffers_size\" must be less than the size of all \"proxy_buffers\" "
+    fail("\"" + m + "_busy_buffers_size\" must be less than the size of all \"" + m + "_buffers\" "
          "minus one buffer");
   }
   if (s.tempFileWriteSize < size) {
-    fail("\"proxy_temp_file_write_size\" must be equal to or greater than the maximum of the "
-         "value of \"proxy_buffer_size\" and one of the \"proxy_buffers\"");
+    fail("\"" + m + "_temp_file_write_size\" must be equal to or greater than the maximum of the "
+         "value of \"" + m + "_buffer_size\" and one of the \"" + m + "_buffers\"");
   }
   if (s.maxTempFileSize != 0 && s.maxTempFileSize < size) {
-    fail("\"proxy_max_temp_file_size\" must be equal to zero to disable temporary files usage "
+    fail("\"" + m + "_max_temp_file_size\" must be equal to zero to disable temporary files usage "
          "or must be equal to or greater than the maximum of the value of "
-         "\"proxy_buffer_size\" and one of the \"proxy_buffers\"");
+         "\"" + m + "_buffer_size\" and one of the \"" + m + "_buffers\"");
   }
 }
 

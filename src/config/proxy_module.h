@@ -8,6 +8,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -33,6 +34,7 @@ struct ProxyPartial {
   // proxy_busy_buffers_size, proxy_temp_file_write_size, proxy_max_temp_file_size (their
   // defaults depend on the merged buffer sizes: computed by finishProxy)
   std::optional<uint64_t> busyBuffersSize, tempFileWriteSize, maxTempFileSize;
+  std::optional<uint64_t> limitRate;  // proxy_limit_rate
   // proxy_redirect: nginx's plcf->redirect (false after `off`) and the rules of this level.
   std::optional<bool> redirect;
   std::optional<std::vector<ProxyRewriteRule>> redirects;
@@ -59,6 +61,7 @@ void finishProxy(const ProxyPartial& level, ProxySettings& settings);
 // must be at least 2 \"proxy_buffers\"", proxy_busy_buffers_size, proxy_temp_file_write_size,
 // proxy_max_temp_file_size against proxy_buffer_size and proxy_buffers): a ConfFailure reported
 // at `at` (the http block's closing brace, where nginx merges).
-void checkProxyBuffers(const ProxySettings& settings, const SourceRef& at);
+void checkProxyBuffers(const ProxySettings& settings, const SourceRef& at,
+                       std::string_view module = "proxy");
 
 }  // namespace portico::config

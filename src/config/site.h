@@ -412,6 +412,9 @@ struct ProxySettings {
   // nginx's merge: 2 × max(proxy_buffer_size, one proxy_buffers buffer); busyBuffersSize is
   // checked as nginx checks it (the connection's output queue plays the busy buffers' part).
   uint64_t busyBuffersSize = 8192;           // proxy_busy_buffers_size
+  // proxy_limit_rate: bytes per second a buffered response is read from the upstream (0: no
+  // limit), as nginx's event pipe paces it.
+  uint64_t limitRate = 0;
   uint64_t tempFileWriteSize = 8192;         // proxy_temp_file_write_size
   uint64_t maxTempFileSize = 1024ull << 20;  // proxy_max_temp_file_size
   std::string tempPath;                      // proxy_temp_path
@@ -485,6 +488,10 @@ struct LocationSettings {
   // kClean removes. client_body_in_single_buffer: the in-memory body is one buffer (portico's
   // engines keep it so in any case; the flag is read for nginx's files).
   enum class BodyInFile { kOff, kOn, kClean };
+  // limit_rate / limit_rate_after: a size, or text with variables sized per response ("":
+  // none, 0).
+  std::string limitRate;
+  std::string limitRateAfter;
   BodyInFile clientBodyInFileOnly = BodyInFile::kOff;
   bool clientBodyInSingleBuffer = false;
   bool sendfile = false;                      // nginx's default is off

@@ -103,6 +103,8 @@ const std::vector<ModuleDirective<ProxyPartial>>& uwsgiEngineDirectives() {
         "connect_timeout", "read_timeout",  "send_timeout",     "pass_request_headers",
         "pass_request_body", "buffer_size", "buffers",          "buffering",
         "hide_header",     "pass_header",   "next_upstream_tries", "next_upstream_timeout",
+        "busy_buffers_size", "temp_file_write_size", "max_temp_file_size", "intercept_errors",
+        "ignore_headers",  "limit_rate",
     };
     static std::deque<std::string> names;  // the rows' string_views point here
     std::vector<ModuleDirective<ProxyPartial>> rows;

@@ -150,6 +150,17 @@ class Exchange {
   // closed so the client sees a truncated response, never a wrong one. The exchange dies.
   virtual void abort() = 0;
 
+  // limit_rate / limit_rate_after for the response whose head comes next: its bytes past
+  // `after` leave at most at `bytesPerSecond` (0: no limit), as nginx's write filter paces
+  // them. The pipeline sets it at every head; the connection does the pacing.
+  virtual void throttle(uint64_t bytesPerSecond, uint64_t after) {
+    (void)bytesPerSecond;
+    (void)after;
+  }
+  // X-Accel-Limit-Rate (or `set $limit_rate`): the rate this request's response gets,
+  // whatever its location says.
+  virtual void setLimitRate(uint64_t bytesPerSecond) { (void)bytesPerSecond; }
+
   // ---- for upstream content (proxy_pass): the request's variables and its URI as nginx's ----
   // Expands `value` with the request's variables (the pipeline's; "" without a pipeline).
   virtual std::string expand(const Template& value) const {

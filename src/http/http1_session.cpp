@@ -71,6 +71,7 @@ Http1Session::Http1Session(event::EventLoop& loop,
 
 Http1Session::~Http1Session() {
   loop_.cancelTimer(timer_);
+  loop_.cancelTimer(rateTimer_);
   moveConnectionPhase(phase_, ConnectionPhase::kNone);
   connectionStats().active.fetch_sub(1, std::memory_order_relaxed);
 }
@@ -709,9 +710,9 @@ void Http1Session::finishExchange() {
 // Writes the file range at the front of the queue: sendfile when the transport can, else
 // read into fileBuffer_ (kept until written: a TLS write is retried with the same bytes).
 // False when the connection was closed (the file shrank, or could not be read).
-bool Http1Session::writeFile(BodyChunk& front, transport::IoResult& result) {
+bool Http1Session::writeFile(BodyChunk& front, transport::IoResult& result, uint64_t cap) {
   FileRange& range = std::get<FileRange>(front.data);
-  uint64_t left = range.length - outOffset_;
+  uint64_t left = std::min(range.length - outOffset_, cap);
   if (transport_->canSendFile()) {
     size_t count = left > (1u << 30) ? (1u << 30) : static_cast<size_t>(left);
     result = transport_->sendFile(range.file->get(), range.offset + outOffset_, count);
@@ -725,7 +726,7 @@ bool Http1Session::writeFile(BodyChunk& front, transport::IoResult& result) {
   }
   if (!loadFileBuffer(range, outOffset_, kFileReadSize)) return false;
   size_t skip = static_cast<size_t>(outOffset_ - fileBufferStart_);
-  iovec iov{fileBuffer_.get() + skip, fileBufferSize_ - skip};
+  iovec iov{fileBuffer_.get() + skip, std::min<size_t>(fileBufferSize_ - skip, left)};
   result = transport_->writev(&iov, 1, left > iov.iov_len);
   return true;
 }
@@ -757,10 +758,17 @@ bool Http1Session::loadFileBuffer(const FileRange& range, uint64_t offset, size_
 
 void Http1Session::flush() {
   while (!out_.empty() && canWrite_) {
+    uint64_t cap = UINT64_MAX;
+    if (rate_ != 0) {
+      if (rateTimer_.second != 0) break;  // delayed
+      cap = rateAllowance();
+      if (cap == 0) break;
+    }
+    const uint64_t before = writtenTotal_;
     transport::IoResult result;
     BodyChunk& front = out_.front();
     if (front.isFile()) {
-      if (!writeFile(front, result)) return;
+      if (!writeFile(front, result, cap)) return;
     } else {
       iovec iov[kMaxIov];
       int cnt = 0;
@@ -776,11 +784,20 @@ void Http1Session::flush() {
         auto& s = std::get<std::string>(it->data);
         iov[cnt].iov_base = const_cast<char*>(s.data()) + skip;
         iov[cnt].iov_len = s.size() - skip;
+        if (memBytes + iov[cnt].iov_len >= cap) {
+          // limit_rate: no more than the allowance in this write.
+          iov[cnt].iov_len = static_cast<size_t>(cap - memBytes);
+          memBytes = cap;
+          ++cnt;
+          it = out_.end();
+          break;
+        }
         memBytes += iov[cnt].iov_len;
         skip = 0;
         ++cnt;
       }
-      if (fileFollows && !transport_->canSendFile() && memBytes < kRecordSize && cnt < kMaxIov &&
+      if (fileFollows && cap == UINT64_MAX && !transport_->canSendFile() &&
+          memBytes < kRecordSize && cnt < kMaxIov &&
           std::get<FileRange>(it->data).length > 0) {
         // Without sendfile the file is read into memory anyway: its first bytes join the head
         // in one write (TLS: one full record, as nginx's SSL buffer makes, not a record of the
@@ -819,6 +836,15 @@ void Http1Session::flush() {
     lastWriteMs_ = loop_.nowMs();
     uint64_t written = result.bytes;
     writtenTotal_ += written;
+    if (rate_ != 0 && written > 0) {
+      // nginx's write filter: what went past limit_rate_after waits its time at the rate
+      // before the next write.
+      uint64_t base = rateBase_ + rateAfter_;
+      uint64_t from = before > base ? before - base : 0;
+      uint64_t to = writtenTotal_ > base ? writtenTotal_ - base : 0;
+      uint64_t ms = (to - from) * 1000 / rate_;
+      if (ms > 0) rateDelay(ms);
+    }
     while (written > 0 && !out_.empty()) {
       BodyChunk& c = out_.front();
       uint64_t left = c.size() - outOffset_;
@@ -844,6 +870,41 @@ void Http1Session::flush() {
     if (state_ == State::kClosed) return;
   }
   if (out_.empty()) afterDrained();
+}
+
+void Http1Session::throttle(uint64_t bytesPerSecond, uint64_t after) {
+  rate_ = bytesPerSecond;
+  rateAfter_ = after;
+  loop_.cancelTimer(rateTimer_);
+  rateTimer_ = {0, 0};
+  if (rate_ == 0) return;
+  // nginx counts from the request's start (r->start_sec); the response begins after what is
+  // still queued of earlier ones.
+  rateStartMs_ = requestStartMs_ != 0 ? requestStartMs_ : loop_.nowMs();
+  rateBase_ = queuedTotal_;
+}
+
+// What the rate allows now (nginx: limit_rate × (seconds since the start + 1) − (bytes sent −
+// limit_rate_after)); 0 after arming the delay until more is allowed.
+uint64_t Http1Session::rateAllowance() {
+  const uint64_t now = loop_.nowMs();
+  const uint64_t elapsed = now > rateStartMs_ ? now - rateStartMs_ : 0;
+  const uint64_t sent = writtenTotal_ > rateBase_ ? writtenTotal_ - rateBase_ : 0;
+  const long double allowed = static_cast<long double>(rate_) * (elapsed + 1000) / 1000 +
+                              static_cast<long double>(rateAfter_) - static_cast<long double>(sent);
+  if (allowed >= 1) return static_cast<uint64_t>(allowed);
+  rateDelay(static_cast<uint64_t>((1 - allowed) * 1000 / rate_) + 1);
+  return 0;
+}
+
+void Http1Session::rateDelay(uint64_t ms) {
+  loop_.cancelTimer(rateTimer_);
+  rateTimer_ = loop_.addTimer(ms, [this] {
+    rateTimer_ = {0, 0};
+    if (state_ == State::kClosed) return;
+    flush();
+    if (state_ != State::kClosed) updateTimer();
+  });
 }
 
 void Http1Session::afterDrained() {
@@ -920,6 +981,8 @@ void Http1Session::closeNow() {
   bool aborted = stream_.active_ && !stream_.responseFinished_;
   state_ = State::kClosed;
   loop_.cancelTimer(timer_);
+  loop_.cancelTimer(rateTimer_);
+  rateTimer_ = {0, 0};
   if (aborted && stream_.onAbort_) {
     auto callback = std::move(stream_.onAbort_);
     stream_.onAbort_ = nullptr;
@@ -1173,5 +1236,8 @@ void Http1Stream::abort() { session_.abort(); }
 bool Http1Stream::canUpgrade() const { return session_.canUpgrade(); }
 bool Http1Stream::upgrade(RawStreamPeer* peer) { return session_.upgrade(peer); }
 void Http1Stream::pauseUpgradedInput(bool paused) { session_.pauseUpgradedInput(paused); }
+void Http1Stream::throttle(uint64_t bytesPerSecond, uint64_t after) {
+  session_.throttle(bytesPerSecond, after);
+}
 
 }  // namespace portico::http

@@ -45,6 +45,7 @@ class Http1Stream final : public Stream {
   bool canUpgrade() const override;
   bool upgrade(RawStreamPeer* peer) override;
   void pauseUpgradedInput(bool paused) override;
+  void throttle(uint64_t bytesPerSecond, uint64_t after) override;
 
  private:
   friend class Http1Session;
@@ -119,7 +120,7 @@ class Http1Session final : public Connection {
   bool canReadBodyDirect() const;
   bool readBodyDirect();
   bool afterRead(const transport::IoResult& result, size_t room);
-  bool writeFile(BodyChunk& front, transport::IoResult& result);
+  bool writeFile(BodyChunk& front, transport::IoResult& result, uint64_t cap);
   bool loadFileBuffer(const FileRange& range, uint64_t offset, size_t maxCount);
   void processInput();
   void onHeadComplete();
@@ -142,6 +143,9 @@ class Http1Session final : public Connection {
   bool keepAliveAwaitsQueue();
   TimerKind currentTimer(uint64_t& deadline) const;
   void writeAccessLog(uint64_t bodySent);
+  void throttle(uint64_t bytesPerSecond, uint64_t after);
+  uint64_t rateAllowance();
+  void rateDelay(uint64_t ms);
 
   event::EventLoop& loop_;
   std::unique_ptr<transport::Transport> transport_;
@@ -194,6 +198,16 @@ class Http1Session final : public Connection {
   Http1Stream stream_;  // the request in flight (constructed after info_ and settings_)
   uint64_t requestsServed_ = 0;
   uint64_t acceptedMs_ = 0;  // when the connection was made here (keepalive_time)
+
+  // limit_rate (nginx's write filter): the response's bytes past rateAfter_ leave at rate_
+  // bytes per second counted from rateStartMs_ (0: no limit); rateBase_ is where the response
+  // begins in the output stream. While rateTimer_ runs, nothing is written (nginx's
+  // c->write->delayed), however writable the socket.
+  uint64_t rate_ = 0;
+  uint64_t rateAfter_ = 0;
+  uint64_t rateStartMs_ = 0;
+  uint64_t rateBase_ = 0;
+  event::TimerId rateTimer_{0, 0};
 
   // Timeouts: one loop timer, re-armed lazily from the deadline the state implies.
   event::TimerId timer_{0, 0};

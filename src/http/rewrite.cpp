@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include "config/conf_values.h"
 #include "core/log.h"
 #include "http/map.h"
 
@@ -188,8 +189,11 @@ std::optional<RewriteProgram::Step> RewriteProgram::compileStep(
       auto value = compile(spec.value);
       if (!value) return std::nullopt;
       step.replacement = std::move(*value);
-      step.variable = spec.variable == "args" ? -1 : (users ? users->find(spec.variable) : -1);
-      if (step.variable < 0 && spec.variable != "args") {
+      // $args and $limit_rate are the request's own, changed in place (nginx's set_handler).
+      step.variable = spec.variable == "args"         ? -1
+                      : spec.variable == "limit_rate" ? -2
+                      : (users ? users->find(spec.variable) : -1);
+      if (step.variable == -1 && spec.variable != "args") {
         error = "unknown \"" + spec.variable + "\" variable" + where(spec.source);
         return std::nullopt;
       }
@@ -366,7 +370,15 @@ bool RewriteProgram::runSteps(const std::vector<Step>& steps, RewriteState& stat
         return true;
       case Kind::kSet: {
         std::string value = step.replacement.expand(context);
-        if (step.variable < 0) {
+        if (step.variable == -2) {
+          // ngx_http_variable_request_set_size: an invalid size is logged and changes nothing.
+          if (std::optional<int64_t> size = config::parseNginxSize(value)) {
+            state.limitRate = static_cast<uint64_t>(*size);
+            context.limitRate = *state.limitRate;
+          } else {
+            logError("invalid size \"" + value + "\"");
+          }
+        } else if (step.variable < 0) {
           state.args = std::move(value);
           sync(context, state);
         } else if (context.users) {
@@ -401,12 +413,12 @@ bool buildUserVariables(const config::HttpSite& site, const std::vector<std::str
   bool ok = true;
   auto define = [&](const std::string& name, const config::SourceRef& source) {
     if (!ok) return;
-    if (Template::isBuiltin(name) && name != "args") {
+    if (Template::isBuiltin(name) && name != "args" && name != "limit_rate") {
       error = "the duplicate \"" + name + "\" variable" + where(source);
       ok = false;
       return;
     }
-    if (name != "args") registry.add(name);
+    if (name != "args" && name != "limit_rate") registry.add(name);
   };
   for (const config::MapSpec& map : site.maps) define(map.variable, map.source);
   forEachSettings(site, [&](const config::LocationSettings& s) {

@@ -43,6 +43,8 @@ struct RewriteState {
   bool quotedUri = false;
   // The implicit location of the last `if` whose condition held (null: none).
   const config::LocationSettings* ifSettings = nullptr;
+  // `set $limit_rate`: the response's rate (nginx's r->limit_rate with limit_rate_set).
+  std::optional<uint64_t> limitRate;
 };
 
 // One level's compiled rewrite directives. Immutable after compile(); any thread.

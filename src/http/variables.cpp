@@ -88,6 +88,7 @@ enum class Template::Kind : uint8_t {
   kUpstreamCookie,  // $upstream_cookie_NAME: a cookie the upstream's Set-Cookie lines set
   kRequestBody,     // $request_body: what the upstream engine read into memory
   kRequestBodyFile, // $request_body_file: the temp file it read the body into
+  kLimitRate,       // $limit_rate
 };
 
 namespace {
@@ -429,6 +430,7 @@ std::optional<Template> Template::compile(std::string_view text, std::string& er
       {"upstream_bytes_received", Kind::kUpstreamBytesReceived},
       {"request_body", Kind::kRequestBody},
       {"request_body_file", Kind::kRequestBodyFile},
+      {"limit_rate", Kind::kLimitRate},
   };
   static const std::pair<std::string_view, Kind> kPrefixed[] = {
       {"http_", Kind::kHttp},
@@ -589,6 +591,9 @@ std::string Template::expand(const VariableContext& c, VariableEscape escape) co
         break;
       case Kind::kRequestBodyFile:
         if (c.upstream) value = c.upstream->requestBodyFile;
+        break;
+      case Kind::kLimitRate:
+        value = std::to_string(c.limitRate);
         break;
       case Kind::kUpstreamCookie:
         // ngx_http_parse_set_cookie_lines: a Set-Cookie line that begins with NAME (caseless),

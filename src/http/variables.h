@@ -52,6 +52,7 @@ struct VariableContext {
   std::string_view limitConnStatus;  // $limit_conn_status: PASSED, REJECTED, REJECTED_DRY_RUN
   // What the upstream engine recorded ($proxy_host, $upstream_*); null: no upstream.
   const UpstreamVariables* upstream = nullptr;
+  uint64_t limitRate = 0;  // $limit_rate: the rate `set $limit_rate` or X-Accel-Limit-Rate set
 };
 
 // How a log_format escapes variable values (literal text is never escaped).

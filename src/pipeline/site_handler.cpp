@@ -9,6 +9,7 @@
 #include <ctime>
 #include <utility>
 
+#include "config/conf_values.h"
 #include "config/version.h"
 #include "http/autoindex.h"
 #include "http/http_date.h"
@@ -276,8 +277,10 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     }
     status_ = head.status;
     applyHeaderFilters(head);
+    applyLimitRate();
     output().sendHead(std::move(head));
   }
+  void setLimitRate(uint64_t bytesPerSecond) override { limitRate_ = bytesPerSecond; }
   void sendBody(BodyChunk chunk) override {
     if (swallowing_) return;
     bodyBytes_ += chunk.size();
@@ -490,6 +493,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     c.limitReqStatus = limitState_.reqStatus();
     c.limitConnStatus = limitState_.connStatus();
     c.upstream = upstreamVars_.get();
+    c.limitRate = limitRate_.value_or(0);
     return c;
   }
 
@@ -562,7 +566,9 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       state.args = args_;
       state.captures = captures_;
       state.quotedUri = quotedUri_;
+      state.limitRate = limitRate_;
       http::RewriteResult result = rt.rewrites->run(state, variables(), rt.rewriteLog);
+      limitRate_ = state.limitRate;
       uri_ = std::move(state.uri);
       args_ = std::move(state.args);
       captures_ = std::move(state.captures);
@@ -1100,6 +1106,30 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     internalRedirect(uri, args, true);
   }
 
+  // limit_rate for the response about to start, with the location that answers (nginx sizes it
+  // in the write filter, since 1.17.0): a rate X-Accel-Limit-Rate set wins.
+  void applyLimitRate() {
+    if (!location_) {
+      next_->throttle(limitRate_.value_or(0), 0);
+      return;
+    }
+    uint64_t rate = limitRate_ ? *limitRate_ : sizeOf(location_->limitRate);
+    uint64_t after = rate != 0 ? sizeOf(location_->limitRateAfter) : 0;
+    next_->throttle(rate, after);
+  }
+
+  // nginx's ngx_http_complex_value_size with 0 as the default.
+  uint64_t sizeOf(const std::optional<http::Template>& value) const {
+    if (!value) return 0;
+    std::string text = expand(*value);
+    std::optional<int64_t> size = config::parseNginxSize(text);
+    if (!size) {
+      logError("invalid size \"" + text + "\"");
+      return 0;
+    }
+    return static_cast<uint64_t>(*size);
+  }
+
   void applyHeaderFilters(http::ResponseHead& head) {
     const config::LocationSettings& s = *location_->settings;
     bool filtered = isHeaderFilterStatus(head.status);
@@ -1170,6 +1200,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   event::TimerId delayTimer_{};                     // auth_delay before a 401
   const http::ServerNode* server_ = nullptr;
   const LocationRuntime* location_ = nullptr;
+  std::optional<uint64_t> limitRate_;  // X-Accel-Limit-Rate: the response's rate, wherever it ends
   http::LocationMatch lookup_;
   Regex::Match serverCaptures_;
   std::optional<Regex::Match> captures_;
@@ -1449,6 +1480,14 @@ bool SiteHandler::compile(LocationRuntime& rt, const config::LocationSettings& s
     auto t = compileOne(h.value);
     if (!t) return false;
     rt.addHeaders.emplace_back(&h, std::move(*t));
+  }
+  if (!s.limitRate.empty()) {
+    rt.limitRate = compileOne(s.limitRate);
+    if (!rt.limitRate) return false;
+  }
+  if (!s.limitRateAfter.empty()) {
+    rt.limitRateAfter = compileOne(s.limitRateAfter);
+    if (!rt.limitRateAfter) return false;
   }
   for (const config::ErrorPage& p : s.errorPages) {
     auto t = compileOne(p.uri);

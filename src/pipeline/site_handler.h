@@ -50,6 +50,7 @@ struct LocationRuntime {
   std::vector<http::Template> index;  // the index directive's names ($variables expanded)
   std::optional<http::Template> tryFallback;
   std::vector<std::pair<const config::AddHeader*, http::Template>> addHeaders;
+  std::optional<http::Template> limitRate, limitRateAfter;  // limit_rate, limit_rate_after
   std::vector<std::pair<http::Template, const config::ErrorPage*>> errorPages;
   struct Log {
     LogFile* file = nullptr;             // null when the path has variables

@@ -252,6 +252,11 @@ class ProxyRequest final : public event::IoWatcher, public http::BodyReader, pub
   bool buffering_ = true;
   std::unique_ptr<ResponseSpool> spool_;
   bool spoolPaused_ = false;  // reading stopped: the spool's memory and file are full
+  // proxy_limit_rate: the body bytes read since the response began (rateStartMs_), and the
+  // timer that resumes reading once they have waited their time.
+  uint64_t rateRead_ = 0;
+  uint64_t rateStartMs_ = 0;
+  event::TimerId rateTimer_{0, 0};
 
   // What this request proxies to: the handler's, or (proxy_pass with variables) chosen by
   // chooseTarget — then an address's one-server upstream is this request's own.
@@ -276,6 +281,7 @@ class ProxyRequest final : public event::IoWatcher, public http::BodyReader, pub
   bool chunkedUpstream_ = false;
   bool bodyDone_ = false;
   void startStreaming();
+  void paceRead(uint64_t ms);
   void flushStreamSoon();
   void storeBody(std::string_view data);
 };
@@ -822,6 +828,19 @@ void ProxyRequest::readMore() {
       }
     }
     size_t room = sizeof buffer;
+    const bool paced = state_ == State::kResponse && spool_ && h_.settings_.limitRate != 0;
+    if (paced) {
+      // nginx's event pipe: limit_rate × (seconds since the start + 1) − bytes read.
+      if (rateTimer_.second != 0) return;
+      const uint64_t rate = h_.settings_.limitRate;
+      const uint64_t elapsed = loop_.nowMs() - rateStartMs_;
+      const uint64_t allowed = rate * (elapsed + 1000) / 1000;
+      if (allowed <= rateRead_) {
+        paceRead((rateRead_ - allowed) * 1000 / rate + 1);
+        return;
+      }
+      room = static_cast<size_t>(std::min<uint64_t>(room, allowed - rateRead_));
+    }
     if (state_ == State::kHead) {
       // The head never grows past proxy_buffer_size (+1 to see it is too big).
       uint64_t limit = h_.settings_.bufferSize + 1;
@@ -833,6 +852,14 @@ void ProxyRequest::readMore() {
       bytesRead_ += r.bytes;
       in_.append(buffer, r.bytes);
       process();
+      if (paced && conn_ && ex_ && state_ == State::kResponse) {
+        rateRead_ += r.bytes;
+        uint64_t ms = r.bytes * 1000 / h_.settings_.limitRate;
+        if (ms > 0) {
+          paceRead(ms);
+          return;
+        }
+      }
       continue;
     }
     if (r.status == transport::IoStatus::kInterrupted) continue;
@@ -864,6 +891,20 @@ void ProxyRequest::readMore() {
                  : "upstream timed out (110: Connection timed out) while reading upstream");
     return;
   }
+}
+
+// proxy_limit_rate: reading waits `ms` (the read timeout does not run meanwhile, as nginx's
+// delayed read), then goes on.
+void ProxyRequest::paceRead(uint64_t ms) {
+  loop_.cancelTimer(timer_);
+  timer_ = {0, 0};
+  rateTimer_ = loop_.addTimer(ms, [this] {
+    rateTimer_ = {0, 0};
+    if (!conn_ || !ex_ || state_ != State::kResponse) return;
+    armTimer(h_.settings_.readTimeoutSeconds, Failure::kTimeout, 504,
+             "upstream timed out (110: Connection timed out) while reading upstream");
+    readMore();
+  });
 }
 
 void ProxyRequest::process() {
@@ -917,6 +958,17 @@ void ProxyRequest::process() {
       headerTimeRecorded_ = true;
       vars->headers = uh.headers;
     }
+    if (!h_.settings_.ignores(ProxySettings::kIgnoreXAccelLimitRate)) {
+      // nginx's ngx_http_upstream_process_limit_rate: a decimal number of bytes per second sets
+      // the response's rate (kept across an X-Accel-Redirect); anything else is ignored.
+      for (const http::Header& header : uh.headers) {
+        if (!http::iequals(header.name, "X-Accel-Limit-Rate")) continue;
+        const std::string& v = header.value;
+        bool digits = !v.empty() && v.size() <= 18 &&
+                      std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; });
+        if (digits) ex_->setLimitRate(std::stoull(v));
+      }
+    }
     if (const std::string* xar = accelRedirectHeader(uh.headers);
         xar && !accelRedirectIgnored(h_.settings_)) {
       accelRedirect(*xar);
@@ -956,6 +1008,7 @@ void ProxyRequest::process() {
                      : responseBuffering(h_.settings_.buffering, uh.headers);
     if (buffering_) spool_ = std::make_unique<ResponseSpool>(spoolLimits(h_.settings_));
     state_ = State::kResponse;
+    rateStartMs_ = loop_.nowMs();
     headSent_ = true;
     recordHead(uh.status);
     ex_->sendHead(std::move(head));
@@ -1334,6 +1387,8 @@ void ProxyRequest::releasePeer(bool failed) {
 void ProxyRequest::destroy() {
   releasePeer(false);
   loop_.cancelTimer(timer_);
+  loop_.cancelTimer(rateTimer_);
+  rateTimer_ = {0, 0};
   closeUpstream();
   if (self_) loop_.deferDelete(std::move(self_));
 }

@@ -277,3 +277,19 @@ def run_case(tmp_path, http_body, files, requests, nports=1, mime=True, extra_he
     for req, mine, expected in zip(requests, ours, theirs):
         assert mine == expected, "%s %s %r:\n  portico %r\n  nginx   %r" % (
             req[0], req[1], req[2] if len(req) > 2 else {}, mine, expected)
+
+
+def refusals(tmp_path, http_text):
+    """`portico -t` and `nginx -t` of a file whose http block holds `http_text`: both must
+    refuse it; returns their [emerg] messages (without nginx's pid#tid), to compare."""
+    conf = os.path.join(str(tmp_path), "refused.conf")
+    with open(conf, "w") as handle:
+        handle.write("events {}\nhttp {\n    %s\n}\n" % http_text)
+    messages = []
+    for binary in (portico_binary(), NGINX):
+        proc = subprocess.run([binary, "-t", "-c", conf], capture_output=True, text=True,
+                              timeout=30)
+        assert proc.returncode != 0, (binary, proc.stderr)
+        found = re.search(r"\[emerg\] (?:\d+#\d+: )?(.*)", proc.stderr)
+        messages.append(found.group(1) if found else proc.stderr)
+    return messages[0], messages[1]

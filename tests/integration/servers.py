@@ -248,3 +248,15 @@ http {
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=STOP_TIMEOUT)
+
+
+def close_listener(sock):
+    """Stops a test backend's listening socket for good. close() alone leaves it listening while
+    another thread is blocked in accept() (the kernel holds it until that accept returns), so a
+    later test's connection to a reused port could reach a finished test's backend; shutdown()
+    wakes the accept (EINVAL) and ends the listening at once."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()

@@ -21,7 +21,7 @@ import pytest
 
 from http_client import Connection
 from nginx_diff import start_portico
-from servers import free_port
+from servers import close_listener, free_port
 
 GUNICORN = "/usr/bin/gunicorn"
 
@@ -32,9 +32,25 @@ class EchoHandler(http.server.BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
 
+    def _read_chunked(self):
+        body = b""
+        while True:
+            size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+            if size == 0:
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass  # trailer fields
+                return body
+            body += self.rfile.read(size)
+            self.rfile.readline()
+
     def _answer(self):
         length = self.headers.get("Content-Length")
-        body = self.rfile.read(int(length)) if length else b""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            # Read whole before answering: an answer sent while the body still comes, then a
+            # close with it unread (a reset), would race the proxy's sending.
+            body = self._read_chunked()
+        else:
+            body = self.rfile.read(int(length)) if length else b""
         if self.path.startswith("/peer"):
             out = b"%d" % self.client_address[1]  # which connection of the proxy asked
             self.send_response(200)
@@ -131,7 +147,7 @@ class RawBackend:
 
     def close(self):
         self.stopped = True
-        self.sock.close()
+        close_listener(self.sock)
 
 
 def serve(tmp_path, body):

@@ -16,7 +16,7 @@ import pytest
 from http_client import Connection
 from nginx_diff import NGINX, run_case, start_portico
 from test_proxy import ThreadingServer, echo_backend  # noqa: F401 (a fixture)
-from servers import free_port, portico_binary
+from servers import close_listener, free_port, portico_binary
 
 
 class AskingHandler(http.server.BaseHTTPRequestHandler):
@@ -471,7 +471,7 @@ class StreamingBackend:
             conn.close()
 
     def close(self):
-        self.sock.close()
+        close_listener(self.sock)
 
 
 @pytest.mark.parametrize("buffering", ["on", "off"])

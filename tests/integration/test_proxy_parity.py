@@ -20,7 +20,7 @@ import time
 import pytest
 
 from nginx_diff import start_nginx, start_portico, prepare_tree
-from servers import free_port
+from servers import close_listener, free_port
 
 
 class HoldingBackend:
@@ -63,7 +63,7 @@ class HoldingBackend:
             conn.close()
 
     def close(self):
-        self.sock.close()
+        close_listener(self.sock)
 
 
 def wait_until(predicate, timeout=10.0):
@@ -170,7 +170,7 @@ def test_rewrite_break_passes_the_whole_changed_uri(tmp_path):
                 assert raw(served.ports[0], b"GET %s HTTP/1.0\r\n\r\n" % target.encode()).endswith(b"ok")
         finally:
             served.stop()
-            sock.close()
+            close_listener(sock)
         results[kind] = list(seen)
     assert results["portico"] == results["nginx"]
     assert results["portico"] == ["GET /changed?a=1 HTTP/1.0", "GET /new/y HTTP/1.0",

@@ -25,7 +25,7 @@ import pytest
 
 from master_support import wait_for_workers
 from nginx_diff import start_portico
-from servers import NginxServer, free_port, portico_binary
+from servers import NginxServer, close_listener, free_port, portico_binary
 from tls_support import certs, client_context  # noqa: F401 (certs is a fixture)
 
 MIB = 1024 * 1024
@@ -161,7 +161,7 @@ class Backend:
 
     def close(self):
         self.stopped = True
-        self.sock.close()
+        close_listener(self.sock)
 
 
 @pytest.fixture
@@ -218,7 +218,7 @@ class SlowClient:
         return self.hash.hexdigest()
 
     def close(self):
-        self.sock.close()
+        close_listener(self.sock)
 
 
 def worker_of(server):

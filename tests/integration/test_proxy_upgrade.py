@@ -17,6 +17,7 @@ import time
 import pytest
 
 from nginx_diff import start_portico
+from servers import close_listener
 
 websockets = pytest.importorskip("websockets")
 
@@ -242,7 +243,7 @@ class RawUpgradeBackend:
             conn.close()
 
     def close(self):
-        self.sock.close()
+        close_listener(self.sock)
 
 
 def read_head(sock):

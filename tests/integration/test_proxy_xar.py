@@ -19,6 +19,7 @@ import pytest
 
 from http_client import Connection
 from nginx_diff import portico_binary, start_portico
+from servers import close_listener
 
 SECRET = os.urandom(3 << 20)
 
@@ -243,7 +244,7 @@ def test_upstream_body_is_not_waited_for(tmp_path):
         assert time.monotonic() - started < 5
     finally:
         server.stop()
-        sock.close()
+        close_listener(sock)
         for conn in held:
             conn.close()
 

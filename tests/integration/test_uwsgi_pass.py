@@ -90,6 +90,16 @@ LOCATIONS = """
         }
         location /modifier/ { uwsgi_pass tcp; include uwsgi_params; uwsgi_modifier1 99; }
         location /dead/ { uwsgi_pass dead; include uwsgi_params; }
+        location /intercept/ {
+            uwsgi_pass tcp; include uwsgi_params;
+            uwsgi_intercept_errors on;
+            error_page 404 /errors/404.html;
+        }
+        location /ignore/ {
+            uwsgi_pass tcp; include uwsgi_params;
+            uwsgi_intercept_errors off;
+            uwsgi_ignore_headers X-Accel-Redirect;
+        }
         location /var/ { uwsgi_pass $arg_b; include uwsgi_params; }
         location /slow/ {
             uwsgi_pass tcp; include uwsgi_params; uwsgi_read_timeout 1s;
@@ -108,6 +118,8 @@ class Front:
         os.makedirs(os.path.join(self.dir, "html", "errors"))
         with open(os.path.join(self.dir, "html", "errors", "502.html"), "w") as f:
             f.write("custom 502 page\n")
+        with open(os.path.join(self.dir, "html", "errors", "404.html"), "w") as f:
+            f.write("custom 404 page\n")
         shutil.copy(UWSGI_PARAMS, os.path.join(self.dir, "uwsgi_params"))
         self.port = free_port()
         text = LOCATIONS
@@ -319,6 +331,17 @@ def test_status_and_headers_as_nginx(stack):
     assert head.status == 404 and head.body == b""
 
 
+def test_intercept_errors_and_ignore_headers_as_nginx(stack):
+    """uwsgi_intercept_errors hands the app's 404 to error_page; off (with uwsgi_ignore_headers)
+    passes it on, as nginx does."""
+    for target, body in (("/intercept/status", b"custom 404 page\n"),
+                         ("/ignore/status", b"not here\n")):
+        oracle = stack.nginx.request("GET", target)
+        r = stack.portico.request("GET", target)
+        assert (r.status, r.body) == (oracle.status, oracle.body) == (404, body), target
+        assert r.header("x-app") == oracle.header("x-app"), target
+
+
 @pytest.mark.parametrize("location", ["/tcp/", "/unbuffered/", "/small/", "/"])
 @pytest.mark.parametrize("length", ["0", "1"])
 def test_large_response_to_a_slow_reader(stack, location, length):
@@ -501,8 +524,8 @@ def test_refused_uwsgi_directives(tmp_path):
     for line, want in [
         ("uwsgi_pass suwsgi://127.0.0.1:1;",
          '"uwsgi_pass" to suwsgi:// (uwsgi over TLS) is not supported by portico yet'),
-        ("uwsgi_pass 127.0.0.1:1; uwsgi_intercept_errors on;",
-         '"uwsgi_intercept_errors" directive is not supported by portico yet'),
+        ("uwsgi_pass 127.0.0.1:1; uwsgi_store on;",
+         '"uwsgi_store" directive is not supported by portico yet'),
         ("uwsgi_pass 127.0.0.1:1; uwsgi_cache zone;",
          '"uwsgi_cache" directive is not supported by portico yet'),
         ("uwsgi_pass 127.0.0.1:1; uwsgi_request_buffering off;",

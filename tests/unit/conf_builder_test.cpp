@@ -566,7 +566,7 @@ TEST(ConfBuilder, ErrorsAreNginxsMessages) {
       {S("location / { proxy_pass ftp://127.0.0.1:8000; }"), "[emerg] invalid URL prefix in \"ftp://127.0.0.1:8000\"" + at4},
       {S("location / { proxy_pass http://127.0.0.1:8000; proxy_pass http://127.0.0.1:8001; }"), "[emerg] \"proxy_pass\" directive is duplicate" + at4},
       {S("location / { proxy_http_version 2.0; }"), "[emerg] invalid value \"2.0\"" + at4},
-      {S("location / { uwsgi_pass 127.0.0.1:3031; uwsgi_intercept_errors on; }"), "[emerg] \"uwsgi_intercept_errors\" directive is not supported by portico yet" + at4},
+      {S("location / { uwsgi_pass 127.0.0.1:3031; uwsgi_store on; }"), "[emerg] \"uwsgi_store\" directive is not supported by portico yet" + at4},
       {S("location / { uwsgi_pass suwsgi://127.0.0.1:3031; }"), "[emerg] \"uwsgi_pass\" to suwsgi:// (uwsgi over TLS) is not supported by portico yet" + at4},
       {S("location / { uwsgi_pass 127.0.0.1:1; uwsgi_pass 127.0.0.1:2; }"), "[emerg] \"uwsgi_pass\" directive is duplicate" + at4},
       {S("location / { uwsgi_param A b c; }"), "[emerg] invalid parameter \"c\"" + at4},
@@ -620,7 +620,7 @@ TEST(ConfBuilder, ErrorsAreNginxsMessages) {
 TEST(ConfBuilder, UnsupportedListCoversCommonDirectives) {
   for (const char* name : {"proxy_redirect", "proxy_cache", "uwsgi_pass", "uwsgi_param",
                            "fastcgi_pass", "ssl", "ssl_certificate", "http2",
-                           "limit_rate", "sub_filter"}) {
+                           "limit_except", "sub_filter"}) {
     EXPECT_TRUE(isUnsupportedNginxDirective(name)) << name;
   }
   EXPECT_FALSE(isUnsupportedNginxDirective("frobnicate"));
