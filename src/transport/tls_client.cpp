@@ -140,14 +140,24 @@ std::shared_ptr<TlsClientContext> TlsClientContext::create(const TlsClientSettin
   return context;
 }
 
-SSL_SESSION* TlsClientContext::session(const std::string& peer) const {
+SslSessionPtr TlsClientContext::session(const std::string& peer) const {
   auto it = sessions_.find(peer);
-  return it == sessions_.end() ? nullptr : it->second.get();
+  if (it == sessions_.end()) return nullptr;
+  const auto* der = reinterpret_cast<const unsigned char*>(it->second.data());
+  return SslSessionPtr(d2i_SSL_SESSION(nullptr, &der, static_cast<long>(it->second.size())));
 }
 
-void TlsClientContext::saveSession(const std::string& peer, SslSessionPtr session) {
+void TlsClientContext::saveSession(const std::string& peer, SSL_SESSION* session) {
+  // Kept serialized, as nginx's round-robin peer keeps it: each connection resumes from its
+  // own copy, so what OpenSSL changes in a session it resumed (TLS 1.3) never reaches the
+  // next connection's offer.
+  int length = i2d_SSL_SESSION(session, nullptr);
+  if (length <= 0 || length > 16384) return;
+  std::string der(static_cast<size_t>(length), '\0');
+  auto* out = reinterpret_cast<unsigned char*>(der.data());
+  i2d_SSL_SESSION(session, &out);
   if (sessions_.size() >= kMaxSessions && !sessions_.count(peer)) sessions_.clear();
-  sessions_[peer] = std::move(session);
+  sessions_[peer] = std::move(der);
 }
 
 int TlsClientTransport::onNewSession(SSL* ssl, SSL_SESSION* session) {
@@ -155,9 +165,10 @@ int TlsClientTransport::onNewSession(SSL* ssl, SSL_SESSION* session) {
   // session the peer gave (a TLS 1.3 ticket arrives after the handshake) replaces the one
   // before. Returning 1 keeps the reference OpenSSL passed.
   auto* transport = static_cast<TlsClientTransport*>(SSL_get_ex_data(ssl, transportIndex()));
-  if (!transport || !transport->context_->sessionReuse()) return 0;
-  transport->context_->saveSession(transport->peer_, SslSessionPtr(session));
-  return 1;
+  if (transport && transport->context_->sessionReuse() && SSL_SESSION_is_resumable(session)) {
+    transport->context_->saveSession(transport->peer_, session);
+  }
+  return 0;  // OpenSSL keeps (and frees) its reference
 }
 
 TlsClientTransport::~TlsClientTransport() { close(); }
@@ -182,8 +193,8 @@ bool TlsClientTransport::begin(const std::string& serverName, std::string& error
     return false;
   }
   if (context_->sessionReuse()) {
-    if (SSL_SESSION* saved = context_->session(peer_)) {
-      if (SSL_set_session(ssl_.get(), saved) != 1) ERR_clear_error();  // a full handshake then
+    if (SslSessionPtr saved = context_->session(peer_)) {
+      if (SSL_set_session(ssl_.get(), saved.get()) != 1) ERR_clear_error();  // a full handshake
     }
   }
   SSL_set_connect_state(ssl_.get());

@@ -48,10 +48,10 @@ class TlsClientContext {
   SSL_CTX* get() const { return ctx_.get(); }
   bool verify() const { return verify_; }
   bool sessionReuse() const { return sessionReuse_; }
-  // The last session a connection to `peer` got (borrowed; null: none).
-  SSL_SESSION* session(const std::string& peer) const;
-  // Keeps `session` (owned from now) as `peer`'s, replacing the one before.
-  void saveSession(const std::string& peer, SslSessionPtr session);
+  // A copy of the last session a connection to `peer` got (null: none).
+  SslSessionPtr session(const std::string& peer) const;
+  // Keeps a copy of `session` as `peer`'s, replacing the one before.
+  void saveSession(const std::string& peer, SSL_SESSION* session);
 
  private:
   explicit TlsClientContext(SslCtxPtr ctx) : ctx_(std::move(ctx)) {}
@@ -59,7 +59,7 @@ class TlsClientContext {
   bool verify_ = false;
   bool sessionReuse_ = true;
   // One session per peer address (as nginx keeps one in each round-robin peer); bounded.
-  std::map<std::string, SslSessionPtr> sessions_;
+  std::map<std::string, std::string> sessions_;  // DER (i2d_SSL_SESSION)
 };
 
 // TLS over a TCP or unix socket to an upstream: SSL_set_connect_state, the handshake run by

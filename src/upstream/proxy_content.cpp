@@ -493,7 +493,7 @@ std::string ProxyRequest::buildHead() {
 
 std::string ProxyRequest::upstreamUrl() const {
   std::string text = peer_ ? peer_->text : pass_->upstream;
-  if (h_.uwsgi_) return "uwsgi://" + text;
+  if (h_.uwsgi_) return (pass_->ssl ? "suwsgi://" : "uwsgi://") + text;
   return (pass_->ssl ? "https://" : "http://") + text + requestUri();
 }
 

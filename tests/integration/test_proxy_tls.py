@@ -456,3 +456,61 @@ def test_502_cases_match_nginx(tmp_path, other_ca, certs, case):
     finally:
         up.close()
     assert results["portico"] == results["nginx"] == (502, True), results
+
+
+def test_suwsgi_to_real_uwsgi(tmp_path, certs):
+    """uwsgi_pass suwsgi://: the uwsgi packet over TLS to uWSGI's --suwsgi-socket, with SNI
+    and verification by uwsgi_ssl_* (the proxy_ssl_* rows under uwsgi_ names)."""
+    import subprocess
+    from servers import free_port
+    from uwsgi_support import APPS, UWSGI, UWSGI_PARAMS, needs_nginx_and_uwsgi  # noqa: F401
+    from uwsgi_support import stop as uwsgi_stop, wait_listening
+    if not (os.access(UWSGI, os.X_OK) and os.path.exists(UWSGI_PARAMS)):
+        pytest.skip("needs uwsgi (+ uwsgi-plugin-python3) and nginx's uwsgi_params")
+    port = free_port()
+    log = os.path.join(str(tmp_path), "uwsgi.log")
+    proc = subprocess.Popen(
+        [UWSGI, "--plugin", "python3", "--suwsgi-socket",
+         "127.0.0.1:%d,%s,%s" % (port, certs.chain("localhost", "rsa"),
+                                 certs.key("localhost", "rsa")),
+         "--wsgi-file", os.path.join(APPS, "uwsgi_pass_app.py"), "--master", "--processes", "1",
+         "--need-app", "--die-on-term", "--logto", log],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+        cwd=str(tmp_path))
+    try:
+        wait_listening(proc, [(socket.AF_INET, ("127.0.0.1", port))], log)
+        body = """
+    server {
+        listen 127.0.0.1:@PORT@;
+        location / {
+            include %s;
+            uwsgi_pass suwsgi://127.0.0.1:%d;
+            uwsgi_ssl_verify on;
+            uwsgi_ssl_trusted_certificate %s;
+            uwsgi_ssl_name localhost;
+        }
+    }
+    server {
+        listen 127.0.0.1:@PORT2@;
+        location / {
+            include %s;
+            uwsgi_pass suwsgi://127.0.0.1:%d;
+            uwsgi_ssl_verify on;
+            uwsgi_ssl_trusted_certificate %s;
+            uwsgi_ssl_name b.test;
+        }
+    }
+""" % (UWSGI_PARAMS, port, certs.ca, UWSGI_PARAMS, port, certs.ca)
+        p = start_portico(str(tmp_path), body, 2, mime=False)
+        try:
+            answer = get(p, "/hello")
+            assert answer.status == 200, error_log(tmp_path)
+            refused = p.request("GET", "/hello", port_index=1)
+            assert refused.status == 502
+        finally:
+            p.stop()
+    finally:
+        uwsgi_stop(proc)
+    log_text = error_log(tmp_path)
+    assert 'upstream SSL certificate does not match "b.test"' in log_text, log_text
+    assert 'upstream: "suwsgi://127.0.0.1:%d"' % port in log_text, log_text
