@@ -34,7 +34,6 @@ void pass(const DirectiveCall& call, UpstreamLoad& load, ProxyPartial& level) {
   p.upstream = url.substr(skip);
   p.unixSocket = startsWithCaseless(p.upstream, "unix:");
   if (url.find('$') != std::string::npos) {
-    if (ssl) call.unsupported("\"uwsgi_pass\" to suwsgi:// with variables");
     // Chosen per request (ngx_http_uwsgi_eval): no upstream is added at load.
     p.variables = true;
     level.pass = std::move(p);

@@ -499,8 +499,6 @@ def test_conf_as_nginx(tmp_path, name, text):
 
 def test_refused_uwsgi_directives(tmp_path):
     for line, want in [
-        ("uwsgi_pass suwsgi://$arg_to;",
-         '"uwsgi_pass" to suwsgi:// with variables is not supported by portico yet'),
         ("uwsgi_pass 127.0.0.1:1; uwsgi_intercept_errors on;",
          '"uwsgi_intercept_errors" directive is not supported by portico yet'),
         ("uwsgi_pass 127.0.0.1:1; uwsgi_cache zone;",
