@@ -1119,6 +1119,7 @@ class Builder {
     checkProxyBuffers(s.proxy, httpSource_);  // nginx's merge checks, at the http block's end
     finishUwsgi(p.uwsgiEngine, p.uwsgi, s.uwsgi);
     checkProxyBuffers(s.uwsgi, httpSource_, "uwsgi");
+    checkProxySsl(s.uwsgi, httpSource_, "uwsgi");  // suwsgi://'s uwsgi_ssl_* checks
     return s;
   }
 

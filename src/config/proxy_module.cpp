@@ -58,6 +58,9 @@ void pass(const DirectiveCall& call, UpstreamLoad& load, ProxyPartial& level) {
   if (level.pass) call.directiveError("is duplicate");
   const std::string& url = call.arg(0);
   if (url.find('$') != std::string::npos) {
+    if (startsWithCaseless(url, "https://")) {
+      call.unsupported("\"proxy_pass\" to https with variables");
+    }
     // Made per request (upstream/proxy_target.h): no URI replacement, no implicit upstream.
     ProxyPass p;
     p.url = url;
@@ -67,16 +70,20 @@ void pass(const DirectiveCall& call, UpstreamLoad& load, ProxyPartial& level) {
     return;
   }
   size_t skip;
+  bool ssl = false;
   if (startsWithCaseless(url, "http://")) {
     skip = 7;
   } else if (startsWithCaseless(url, "https://")) {
-    call.unsupported("\"proxy_pass\" to https");
+    skip = 8;
+    ssl = true;
   } else {
     call.emerg("invalid URL prefix in " + quote(url));
   }
   ProxyPass p;
   p.url = url;
   p.source = call.directive().source;
+  p.ssl = ssl;
+  const std::string_view defaultPort = ssl ? "443" : "80";
   std::string_view rest = std::string_view(url).substr(skip);
   std::string_view hostPart;
   if (startsWithCaseless(rest, "unix:")) {
@@ -116,12 +123,14 @@ void pass(const DirectiveCall& call, UpstreamLoad& load, ProxyPartial& level) {
       port = host.substr(colon + 1);
       host = host.substr(0, colon);
     }
-    p.proxyHost = port.empty() || port == "80" ? std::string(host) : std::string(hostPart);
-    p.proxyPort = port.empty() ? "80" : std::string(port);
+    p.proxyHost =
+        port.empty() || port == defaultPort ? std::string(host) : std::string(hostPart);
+    p.proxyPort = port.empty() ? std::string(defaultPort) : std::string(port);
   }
   // An `upstream` block of that name, or the implicit upstream of the address (resolved at
   // the end of http, as nginx's ngx_http_upstream_add and init_main_conf).
-  p.upstreamIndex = static_cast<int>(upstreamFor(*load.upstreams, p.upstream, 80, call));
+  p.upstreamIndex =
+      static_cast<int>(upstreamFor(*load.upstreams, p.upstream, ssl ? 443 : 80, call));
   level.pass = std::move(p);
 }
 
@@ -375,7 +384,12 @@ const std::vector<ModuleDirective<ProxyPartial>>& proxyDirectives() {
       {"proxy_bind", kHsl, Args::k12, &bind},
       {"proxy_limit_rate", kHsl, Args::k1, &limitRate},
   };
-  return kDirectives;
+  static const std::vector<ModuleDirective<ProxyPartial>> kAll = [] {
+    std::vector<ModuleDirective<ProxyPartial>> rows = kDirectives;
+    for (const auto& row : proxySslDirectives()) rows.push_back(row);  // proxy_ssl_conf.cpp
+    return rows;
+  }();
+  return kAll;
 }
 
 void parseNextUpstream(const DirectiveCall& call, ProxyPartial& level, bool uwsgi) {
@@ -457,6 +471,7 @@ void mergeProxy(ProxyPartial& c, const ProxyPartial& p) {
   inherit(c.cookiePaths, p.cookiePaths);
   inherit(c.bind, p.bind);
   inherit(c.requestBuffering, p.requestBuffering);
+  mergeProxySsl(c.ssl, p.ssl);
 }
 
 void finishProxy(const ProxyPartial& l, ProxySettings& s) {
@@ -494,6 +509,7 @@ void finishProxy(const ProxyPartial& l, ProxySettings& s) {
   if (l.bind) s.bind = *l.bind;
   if (l.requestBuffering) s.requestBuffering = *l.requestBuffering;
   if (l.limitRate) s.limitRate = *l.limitRate;
+  finishProxySsl(l.ssl, s.ssl);
 }
 
 void checkProxyBuffers(const ProxySettings& s, const SourceRef& at, std::string_view module) {
@@ -520,6 +536,7 @@ void checkProxyBuffers(const ProxySettings& s, const SourceRef& at, std::string_
          "or must be equal to or greater than the maximum of the value of "
          "\"" + m + "_buffer_size\" and one of the \"" + m + "_buffers\"");
   }
+  checkProxySsl(s, at, s.uwsgi ? "uwsgi" : "proxy");
 }
 
 }  // namespace portico::config

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "config/conf_module.h"
+#include "config/proxy_ssl_conf.h"
 #include "config/site.h"
 #include "config/upstream_module.h"
 
@@ -43,6 +44,7 @@ struct ProxyPartial {
   // proxy_cookie_domain / _path: an empty vector is `off` (nginx's NULL), unset inherits.
   std::optional<std::vector<ProxyRewriteRule>> cookieDomains, cookiePaths;
   std::optional<std::string> bind;  // "" for `proxy_bind off`
+  ProxySslPartial ssl;  // proxy_ssl_* (config/proxy_ssl_conf.h)
 };
 
 const std::vector<ModuleDirective<ProxyPartial>>& proxyDirectives();

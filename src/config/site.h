@@ -359,6 +359,8 @@ struct ProxyPass {
   // request (upstream/proxy_target.h, upstream/variable_pass.h; no URI replacement);
   // upstreamIndex is -1.
   bool variables = false;
+  // proxy_pass https://... (default port 443): the connection speaks TLS (ProxySslSettings).
+  bool ssl = false;
 };
 
 // One uwsgi_param NAME VALUE [if_not_empty]: VALUE is a template, expanded per request.
@@ -377,6 +379,23 @@ struct ProxyRewriteRule {
   Kind kind = Kind::kPrefix;
   std::string pattern;
   std::string replacement;
+};
+
+// The proxy_ssl_* settings of a location (nginx 1.22's defaults), used when its proxy_pass is
+// https: the client SSL_CTX (upstream/proxy_ssl.h) is made from them. Paths are absolute.
+struct ProxySslSettings {
+  std::string protocols = "TLSv1 TLSv1.1 TLSv1.2 TLSv1.3";  // proxy_ssl_protocols
+  std::string ciphers = "DEFAULT";                         // proxy_ssl_ciphers
+  std::string name;            // proxy_ssl_name (a template; "": the host of proxy_pass)
+  bool serverName = false;     // proxy_ssl_server_name: send the name as SNI
+  bool verify = false;         // proxy_ssl_verify
+  int verifyDepth = 1;         // proxy_ssl_verify_depth
+  std::string trustedCertificate, crl;          // proxy_ssl_trusted_certificate, proxy_ssl_crl
+  std::string certificate, certificateKey;      // proxy_ssl_certificate(_key): a client cert
+  std::string passwordFile;                     // proxy_ssl_password_file
+  bool sessionReuse = true;                     // proxy_ssl_session_reuse
+  std::vector<std::pair<std::string, std::string>> confCommands;  // proxy_ssl_conf_command
+  std::vector<std::string> confCommandPaths;  // their values as paths (file/dir commands)
 };
 
 struct ProxySettings {
@@ -448,6 +467,7 @@ struct ProxySettings {
   // length is unknown and proxy_http_version is 1.1; a chunked body to an HTTP/1.0 upstream is
   // still read whole, as nginx), and no other peer is tried once body bytes were sent.
   bool requestBuffering = true;
+  ProxySslSettings ssl;  // proxy_ssl_* (uwsgi_ssl_*): used when pass->ssl
 };
 
 // Everything a location (or the server, or http) may set, already merged from the enclosing

@@ -20,13 +20,16 @@ void pass(const DirectiveCall& call, UpstreamLoad& load, ProxyPartial& level) {
   if (level.pass) call.directiveError("is duplicate");
   const std::string& url = call.arg(0);
   size_t skip = 0;
+  bool ssl = false;
   if (startsWithCaseless(url, "uwsgi://")) {
     skip = 8;
   } else if (startsWithCaseless(url, "suwsgi://")) {
-    call.unsupported("\"uwsgi_pass\" to suwsgi:// (uwsgi over TLS)");
+    skip = 9;  // uwsgi over TLS: the uwsgi_ssl_* settings (config/proxy_ssl_conf.h)
+    ssl = true;
   }
   ProxyPass p;
   p.url = url;
+  p.ssl = ssl;
   p.source = call.directive().source;
   p.upstream = url.substr(skip);
   p.unixSocket = startsWithCaseless(p.upstream, "unix:");
@@ -105,6 +108,10 @@ const std::vector<ModuleDirective<ProxyPartial>>& uwsgiEngineDirectives() {
         "hide_header",     "pass_header",   "next_upstream_tries", "next_upstream_timeout",
         "busy_buffers_size", "temp_file_write_size", "max_temp_file_size", "intercept_errors",
         "ignore_headers",  "limit_rate",
+        // TLS to the upstream (suwsgi://): the proxy_ssl_* rows (config/proxy_ssl_conf.cpp)
+        "ssl_session_reuse", "ssl_protocols", "ssl_ciphers", "ssl_name", "ssl_server_name",
+        "ssl_verify", "ssl_verify_depth", "ssl_trusted_certificate", "ssl_crl",
+        "ssl_certificate", "ssl_certificate_key", "ssl_password_file", "ssl_conf_command",
     };
     static std::deque<std::string> names;  // the rows' string_views point here
     std::vector<ModuleDirective<ProxyPartial>> rows;

@@ -840,4 +840,18 @@ bool TlsContext::applySessions(const TlsSettings& settings, std::string& error) 
   return true;
 }
 
+bool loadCertificateAndKey(SSL_CTX* ctx, const std::string& certificate, const std::string& key,
+                           const std::vector<std::string>& passwords, std::string& error) {
+  SSL_CTX_set_default_passwd_cb(ctx, &passwordCallback);
+  return useCertificate(ctx, certificate, error) && useKey(ctx, key, passwords, error);
+}
+
+bool loadTrustedCertificates(SSL_CTX* ctx, const std::string& path, std::string& error) {
+  return loadCertificates(ctx, path, nullptr, error);
+}
+
+bool loadCrlFile(SSL_CTX* ctx, const std::string& path, std::string& error) {
+  return loadCrls(ctx, path, error);
+}
+
 }  // namespace portico::transport

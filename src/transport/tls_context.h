@@ -145,4 +145,12 @@ class TlsContext {
 // OpenSSL's queued errors as one line ("reason:reason"), emptying the queue.
 std::string takeSslErrors();
 
+// The context's loaders, with nginx's messages, for other contexts than TlsContext's (the
+// upstream client context, transport/tls_client.h): a certificate chain file and its key
+// (ssl_password_file's passphrases tried in order), the CAs that verify, the CRLs.
+bool loadCertificateAndKey(SSL_CTX* ctx, const std::string& certificate, const std::string& key,
+                           const std::vector<std::string>& passwords, std::string& error);
+bool loadTrustedCertificates(SSL_CTX* ctx, const std::string& path, std::string& error);
+bool loadCrlFile(SSL_CTX* ctx, const std::string& path, std::string& error);
+
 }  // namespace portico::transport

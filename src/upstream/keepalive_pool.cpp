@@ -8,7 +8,7 @@ namespace portico::upstream {
 struct KeepalivePool::Idle final : event::IoWatcher {
   KeepalivePool* pool = nullptr;
   const config::UpstreamAddress* peer = nullptr;
-  std::unique_ptr<transport::PlainTransport> conn;
+  std::unique_ptr<transport::Transport> conn;
   uint64_t requests = 0;
   uint64_t bornMs = 0;
   event::TimerId timer{0, 0};
@@ -27,14 +27,14 @@ KeepalivePool::~KeepalivePool() {
   }
 }
 
-std::unique_ptr<transport::PlainTransport> KeepalivePool::take(
+std::unique_ptr<transport::Transport> KeepalivePool::take(
     const config::UpstreamAddress* peer, uint64_t& requests, uint64_t& bornMs) {
   for (auto it = idle_.begin(); it != idle_.end(); ++it) {
     if ((*it)->peer != peer) continue;
     Idle& idle = **it;
     loop_.cancelTimer(idle.timer);
     loop_.remove(idle.conn->fd());
-    std::unique_ptr<transport::PlainTransport> conn = std::move(idle.conn);
+    std::unique_ptr<transport::Transport> conn = std::move(idle.conn);
     requests = idle.requests;
     bornMs = idle.bornMs;
     bury(it);
@@ -44,7 +44,7 @@ std::unique_ptr<transport::PlainTransport> KeepalivePool::take(
 }
 
 void KeepalivePool::put(const config::UpstreamAddress* peer,
-                        std::unique_ptr<transport::PlainTransport> conn, uint64_t requests,
+                        std::unique_ptr<transport::Transport> conn, uint64_t requests,
                         uint64_t bornMs) {
   if (capacity_ == 0 || requests >= maxRequests_) return;  // closed
   if (loop_.nowMs() - bornMs > maxAgeMs_) return;  // keepalive_time: closed

@@ -12,7 +12,7 @@
 
 #include "config/upstream.h"
 #include "event/event_loop.h"
-#include "transport/plain_transport.h"
+#include "transport/transport.h"
 
 namespace portico::upstream {
 
@@ -27,12 +27,12 @@ class KeepalivePool {
 
   // A cached connection to `peer` (its request count in `requests`, when it was connected in
   // `bornMs`, the loop's clock), or null.
-  std::unique_ptr<transport::PlainTransport> take(const config::UpstreamAddress* peer,
-                                                  uint64_t& requests, uint64_t& bornMs);
+  std::unique_ptr<transport::Transport> take(const config::UpstreamAddress* peer,
+                                             uint64_t& requests, uint64_t& bornMs);
   // Caches `conn` (unregistered from the loop) after its `requests`-th request, unless it
   // has served keepalive_requests already or was connected (`bornMs`) longer than
   // keepalive_time ago.
-  void put(const config::UpstreamAddress* peer, std::unique_ptr<transport::PlainTransport> conn,
+  void put(const config::UpstreamAddress* peer, std::unique_ptr<transport::Transport> conn,
            uint64_t requests, uint64_t bornMs);
   size_t idle() const { return idle_.size(); }
 

@@ -19,9 +19,11 @@
 #include "core/unique_fd.h"
 #include "http/variables.h"
 #include "transport/plain_transport.h"
+#include "transport/tls_client.h"
 #include "upstream/accel_redirect.h"
 #include "upstream/balancer.h"
 #include "upstream/keepalive_pool.h"
+#include "upstream/proxy_ssl.h"
 #include "upstream/proxy_tunnel.h"
 #include "upstream/proxy_rewrite.h"
 #include "upstream/proxy_target.h"
@@ -141,6 +143,7 @@ class ProxyHandler : public pipeline::ContentHandler {
   const std::vector<config::UpstreamSpec>* upstreams_ = nullptr;
   std::vector<UpstreamChoice> choices_;  // parallel to *upstreams_
   std::optional<http::Template> bind_;  // proxy_bind (nullopt: off)
+  std::unique_ptr<UpstreamTls> tls_;  // proxy_pass https:// (upstream/proxy_ssl.h); else null
 };
 
 namespace {
@@ -165,7 +168,7 @@ class ProxyRequest final : public event::IoWatcher, public http::BodyReader, pub
   void onIoEvent(uint32_t events) override;
 
  private:
-  enum class State { kBody, kConnecting, kSending, kHead, kResponse, kDone };
+  enum class State { kBody, kConnecting, kSending, kHead, kResponse, kDone, kHandshaking };
   enum class Failure { kError, kTimeout, kInvalidHeader };
 
   void connectNext();
@@ -220,7 +223,7 @@ class ProxyRequest final : public event::IoWatcher, public http::BodyReader, pub
   const Peer* current_ = nullptr;  // the balancer's peer being tried (released after the try)
   Attempt attempt_;
   sockaddr_storage client_{};
-  std::unique_ptr<transport::PlainTransport> conn_;
+  std::unique_ptr<transport::Transport> conn_;
   bool registered_ = false;
   uint64_t sent_ = 0;  // bytes of head + body written
   std::string fileChunk_;
@@ -284,6 +287,11 @@ class ProxyRequest final : public event::IoWatcher, public http::BodyReader, pub
   void paceRead(uint64_t ms);
   void flushStreamSoon();
   void storeBody(std::string_view data);
+  // proxy_pass https://: the TLS handshake after the TCP connect, within proxy_connect_timeout.
+  void connected();
+  void handshake();
+  transport::TlsClientTransport* tls_ = nullptr;  // conn_ when it is a TLS one being set up
+  std::string sslName_;  // this try's proxy_ssl_name
 };
 
 void ProxyRequest::start(std::unique_ptr<ProxyRequest> self) {
@@ -549,8 +557,8 @@ std::string ProxyRequest::buildHead() {
 
 std::string ProxyRequest::upstreamUrl() const {
   std::string text = peer_ ? peer_->text : pass_->upstream;
-  if (h_.uwsgi_) return "uwsgi://" + text;
-  return "http://" + text + requestUri();
+  if (h_.uwsgi_) return (pass_->ssl ? "suwsgi://" : "uwsgi://") + text;
+  return (pass_->ssl ? "https://" : "http://") + text + requestUri();
 }
 
 void ProxyRequest::log(const std::string& message) {
@@ -638,6 +646,7 @@ void ProxyRequest::connectNext() {
 // Connects to peer_: a cached connection first unless `fresh`.
 void ProxyRequest::connectTo(bool fresh) {
   closeUpstream();
+  tls_ = nullptr;
   tryStart_ = std::chrono::steady_clock::now();
   state_ = State::kConnecting;
   sent_ = 0;
@@ -650,6 +659,13 @@ void ProxyRequest::connectTo(bool fresh) {
   connBornMs_ = loop_.nowMs();
   if (pool_ && !fresh) {
     if (auto cached = pool_->take(peer_, connRequests_, connBornMs_)) {
+      if ((cached->tlsSession() != nullptr) != (h_.tls_ != nullptr)) {
+        // A connection of the other kind (the upstream is also proxied to over plain HTTP,
+        // or over TLS): not this request's; closed.
+        cached.reset();
+        connectTo(true);
+        return;
+      }
       conn_ = std::move(cached);
       reused_ = true;
       if (!loop_.add(conn_->fd(), EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, this)) {
@@ -668,7 +684,15 @@ void ProxyRequest::connectTo(bool fresh) {
     finishWith(502);
     return;
   }
-  conn_ = std::make_unique<transport::PlainTransport>(UniqueFd(fd), family != AF_UNIX);
+  tls_ = nullptr;
+  if (h_.tls_) {
+    auto tls = std::make_unique<transport::TlsClientTransport>(UniqueFd(fd), family != AF_UNIX,
+                                                               h_.tls_->context, peer_->text);
+    tls_ = tls.get();
+    conn_ = std::move(tls);
+  } else {
+    conn_ = std::make_unique<transport::PlainTransport>(UniqueFd(fd), family != AF_UNIX);
+  }
   conn_->start();
   if (h_.bind_) {
     std::string message;
@@ -691,12 +715,9 @@ void ProxyRequest::connectTo(bool fresh) {
     return;
   }
   registered_ = true;
-  if (rc == 0) {
-    onConnected();
-    return;
-  }
   armTimer(h_.settings_.connectTimeoutSeconds, Failure::kTimeout, 504,
            "upstream timed out (110: Connection timed out) while connecting to upstream");
+  if (rc == 0) connected();
 }
 
 void ProxyRequest::armTimer(double seconds, Failure kind, int status, const char* what) {
@@ -721,7 +742,11 @@ void ProxyRequest::onIoEvent(uint32_t events) {
            "connect() failed " + errnoText(error) + " while connecting to upstream");
       return;
     }
-    onConnected();
+    connected();
+    return;
+  }
+  if (state_ == State::kHandshaking) {
+    handshake();
     return;
   }
   if (state_ == State::kSending && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) sendMore();
@@ -789,7 +814,8 @@ void ProxyRequest::sendMore() {
     if (r.status == transport::IoStatus::kInterrupted) continue;
     if (r.status == transport::IoStatus::kError) {
       fail(Failure::kError, 502,
-           "writev() failed " + errnoText(r.error) + " while sending request to upstream");
+           ioFailureText(*conn_, "writev()", "SSL_write()", r.error) +
+               " while sending request to upstream");
       return;
     }
     armTimer(h_.settings_.sendTimeoutSeconds, Failure::kTimeout, 504,
@@ -879,7 +905,7 @@ void ProxyRequest::readMore() {
     }
     if (r.status == transport::IoStatus::kError) {
       fail(Failure::kError, 502,
-           "recv() failed " + errnoText(r.error) +
+           ioFailureText(*conn_, "recv()", "SSL_read()", r.error) +
                (state_ == State::kHead ? " while reading response header from upstream"
                                        : " while reading upstream"));
       return;
@@ -1393,6 +1419,47 @@ void ProxyRequest::destroy() {
   if (self_) loop_.deferDelete(std::move(self_));
 }
 
+// The TCP connection is up: the request goes at once, or (proxy_pass https://) after the TLS
+// handshake, which runs in what is left of proxy_connect_timeout, as nginx's
+// ngx_http_upstream_ssl_init_connection keeps the connect timer.
+void ProxyRequest::connected() {
+  if (!tls_) {
+    onConnected();
+    return;
+  }
+  sslName_ = upstreamSslName(*h_.tls_, ex_);
+  std::string error;
+  if (!tls_->begin(upstreamSni(*h_.tls_, sslName_), error)) {
+    fail(Failure::kError, 502, error + " while SSL handshaking to upstream");
+    return;
+  }
+  state_ = State::kHandshaking;
+  double left = h_.settings_.connectTimeoutSeconds -
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - tryStart_).count();
+  armTimer(left > 0.001 ? left : 0.001, Failure::kTimeout, 504,
+           "upstream timed out (110: Connection timed out) while SSL handshaking to upstream");
+  handshake();
+}
+
+// One step of the handshake (ngx_http_upstream_ssl_handshake): a failure, or a certificate
+// proxy_ssl_verify refuses, is an `error` for proxy_next_upstream.
+void ProxyRequest::handshake() {
+  transport::IoResult r = tls_->handshake();
+  if (r.status == transport::IoStatus::kInterrupted) r = tls_->handshake();
+  if (r.status == transport::IoStatus::kError) {
+    fail(Failure::kError, 502, tls_->handshakeError() + " while SSL handshaking to upstream");
+    return;
+  }
+  if (r.status != transport::IoStatus::kDone) return;  // the next readiness goes on
+  std::string refused = verifyUpstream(*h_.tls_, tls_->ssl(), sslName_);
+  if (!refused.empty()) {
+    fail(Failure::kError, 502, refused + " while SSL handshaking to upstream");
+    return;
+  }
+  tls_ = nullptr;
+  onConnected();
+}
+
 }  // namespace
 
 bool ProxyHandler::compile(const std::vector<std::string>* captures,
@@ -1509,6 +1576,11 @@ std::unique_ptr<pipeline::ContentHandler> ProxyContentModule::create(
   }
   if (!handler->compile(captureNames_, users_, error)) return nullptr;
   static const std::vector<std::string> kNoCaptures;
+  if (pass.ssl) {
+    handler->tls_ =
+        makeUpstreamTls(chosen, captureNames_ ? *captureNames_ : kNoCaptures, users_, error);
+    if (!handler->tls_) return nullptr;
+  }
   handler->rewrites_ = ProxyHeaderRewrites::create(
       chosen, captureNames_ ? *captureNames_ : kNoCaptures, users_, error);
   if (!handler->rewrites_ && !error.empty()) return nullptr;

@@ -522,8 +522,6 @@ def test_conf_as_nginx(tmp_path, name, text):
 
 def test_refused_uwsgi_directives(tmp_path):
     for line, want in [
-        ("uwsgi_pass suwsgi://127.0.0.1:1;",
-         '"uwsgi_pass" to suwsgi:// (uwsgi over TLS) is not supported by portico yet'),
         ("uwsgi_pass 127.0.0.1:1; uwsgi_store on;",
          '"uwsgi_store" directive is not supported by portico yet'),
         ("uwsgi_pass 127.0.0.1:1; uwsgi_cache zone;",

@@ -567,7 +567,7 @@ TEST(ConfBuilder, ErrorsAreNginxsMessages) {
       {S("location / { proxy_pass http://127.0.0.1:8000; proxy_pass http://127.0.0.1:8001; }"), "[emerg] \"proxy_pass\" directive is duplicate" + at4},
       {S("location / { proxy_http_version 2.0; }"), "[emerg] invalid value \"2.0\"" + at4},
       {S("location / { uwsgi_pass 127.0.0.1:3031; uwsgi_store on; }"), "[emerg] \"uwsgi_store\" directive is not supported by portico yet" + at4},
-      {S("location / { uwsgi_pass suwsgi://127.0.0.1:3031; }"), "[emerg] \"uwsgi_pass\" to suwsgi:// (uwsgi over TLS) is not supported by portico yet" + at4},
+      {S("location / { uwsgi_pass suwsgi://127.0.0.1:3031; uwsgi_ssl_protocols TLSv9; }"), "[emerg] invalid value \"TLSv9\"" + at4},
       {S("location / { uwsgi_pass 127.0.0.1:1; uwsgi_pass 127.0.0.1:2; }"), "[emerg] \"uwsgi_pass\" directive is duplicate" + at4},
       {S("location / { uwsgi_param A b c; }"), "[emerg] invalid parameter \"c\"" + at4},
       {S("location / { uwsgi_param A; }"), "[emerg] invalid number of arguments in \"uwsgi_param\" directive" + at4},

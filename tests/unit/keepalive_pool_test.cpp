@@ -3,6 +3,7 @@
 // events is not touched after it left the pool (the crash a killed backend caused).
 
 #include "upstream/keepalive_pool.h"
+#include "transport/plain_transport.h"
 
 #include <gtest/gtest.h>
 #include <sys/epoll.h>
@@ -75,7 +76,7 @@ TEST(KeepalivePool, TakeWhileItsCloseIsInTheSameBatchIsSafe) {
   // watcher of a connection no longer in the pool.
   Pair request;
   Trigger trigger;
-  std::unique_ptr<transport::PlainTransport> taken;
+  std::unique_ptr<transport::Transport> taken;
   uint64_t requests = 0, born = 0;
   trigger.then = [&] { taken = pool.take(&peer, requests, born); };
   ASSERT_TRUE(loop.add(request.ours.get(), EPOLLIN, &trigger));
