@@ -333,9 +333,12 @@ def test_client_certificate(tmp_path, certs, client_cert):
         p.stop()
         strict.close()
     # TLS 1.3: the client's handshake is over before the server judges its certificate, so
-    # the refusal (an alert) is read with the response, as nginx logs it.
+    # the refusal comes after it: the alert read with the response, as nginx logs it — or,
+    # when the server's close overtakes the request (a slow run), a reset of the write.
     log = error_log(tmp_path)
-    assert "SSL_read() failed (SSL: " in log and "alert certificate required" in log, log
+    assert ("SSL_read() failed (SSL: " in log and "alert certificate required" in log) or \
+        "SSL_write() failed (104: Connection reset by peer) while sending request to upstream" \
+        in log, log
 
 
 def test_keepalive_reuses_one_tls_connection(tmp_path, backend):
