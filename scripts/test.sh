@@ -55,27 +55,29 @@ PORTICO_BIN="$PWD/build/portico" PORTICO_TESTSSL=1 $PY -m pytest -q -p no:cachep
   tests/integration/test_testssl.py >build/testssl.log 2>&1 &
 testssl_pid=$!
 trap 'kill "$testssl_pid" 2>/dev/null || true; kill_test_leftovers' EXIT
+# A unit's -timeout is wall-clock: 30 s, so a machine paused under the run (a VM snapshot)
+# is not taken for a hang; a real one still stops the fuzzer.
 echo "== fuzzing the request parser for ${FUZZ_SECONDS}s"
 mkdir -p build-fuzz/corpus
-build-fuzz/tests/fuzz/parser_fuzz -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
+build-fuzz/tests/fuzz/parser_fuzz -max_total_time="$FUZZ_SECONDS" -timeout=30 -rss_limit_mb=2048 \
   -print_final_stats=1 build-fuzz/corpus tests/fuzz/corpus/parser 2>&1 | tail -n 15
 # The configuration parser and the uwsgi decoder share the half the configuration parser had.
 echo "== fuzzing the configuration parser for $((FUZZ_SECONDS / 4))s"
 mkdir -p build-fuzz/corpus-conf
-build-fuzz/tests/fuzz/conf_fuzz -max_total_time="$((FUZZ_SECONDS / 4))" -timeout=10 \
+build-fuzz/tests/fuzz/conf_fuzz -max_total_time="$((FUZZ_SECONDS / 4))" -timeout=30 \
   -rss_limit_mb=2048 -print_final_stats=1 build-fuzz/corpus-conf tests/fuzz/corpus/conf 2>&1 | tail -n 8
 echo "== fuzzing the uwsgi packet decoder for $((FUZZ_SECONDS / 4))s"
 mkdir -p build-fuzz/corpus-uwsgi
-build-fuzz/tests/fuzz/uwsgi_fuzz -max_total_time="$((FUZZ_SECONDS / 4))" -timeout=10 \
+build-fuzz/tests/fuzz/uwsgi_fuzz -max_total_time="$((FUZZ_SECONDS / 4))" -timeout=30 \
   -rss_limit_mb=2048 -print_final_stats=1 build-fuzz/corpus-uwsgi tests/fuzz/corpus/uwsgi 2>&1 | tail -n 8
 echo "== fuzzing the PROXY protocol parser for $((FUZZ_SECONDS / 4))s"
 mkdir -p build-fuzz/corpus-proxy-protocol
-build-fuzz/tests/fuzz/proxy_protocol_fuzz -max_total_time="$((FUZZ_SECONDS / 4))" -timeout=10 \
+build-fuzz/tests/fuzz/proxy_protocol_fuzz -max_total_time="$((FUZZ_SECONDS / 4))" -timeout=30 \
   -rss_limit_mb=2048 -print_final_stats=1 build-fuzz/corpus-proxy-protocol \
   tests/fuzz/corpus/proxy_protocol 2>&1 | tail -n 8
 echo "== fuzzing the upstream response parser for $((FUZZ_SECONDS / 4))s"
 mkdir -p build-fuzz/corpus-upstream-response
-build-fuzz/tests/fuzz/upstream_response_fuzz -max_total_time="$((FUZZ_SECONDS / 4))" -timeout=10 \
+build-fuzz/tests/fuzz/upstream_response_fuzz -max_total_time="$((FUZZ_SECONDS / 4))" -timeout=30 \
   -rss_limit_mb=2048 -print_final_stats=1 build-fuzz/corpus-upstream-response \
   tests/fuzz/corpus/upstream_response 2>&1 | tail -n 8
 echo "== testssl.sh (waiting for it)"

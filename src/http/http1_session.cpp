@@ -1017,10 +1017,14 @@ bool Http1Session::upgrade(RawStreamPeer* peer) {
   stream_.dropBody_ = false;
   stream_.chunkedResponse_ = false;
   stream_.declaredLength_.reset();
+  // A tunnel is not paced by limit_rate (nginx's upgraded handler writes past its write filter).
+  throttle(0, 0);
   syncPhase();
   // The bytes already read after the request (a client that did not wait for the 101) go to
   // the peer first — once the caller has returned, so it is ready for them.
   loop_.defer([this] {
+    // Output a lifted rate delay held back goes now.
+    if (state_ == State::kUpgraded && !out_.empty()) flush();
     if (state_ == State::kUpgraded) {
       pump();
       if (state_ != State::kClosed) updateTimer();

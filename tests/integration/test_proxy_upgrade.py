@@ -386,3 +386,36 @@ def test_a_burst_to_an_upstream_that_does_not_read_yet_arrives_whole(tmp_path):
     finally:
         server.stop()
         backend.close()
+
+
+def test_limit_rate_does_not_pace_the_tunnel(tmp_path):
+    """limit_rate paces responses, not a tunnel (nginx's upgraded connection writes past its
+    write filter): 4 MiB through a location with `limit_rate 1k` arrive whole within the
+    test's budget, where 1 KiB/s would take over an hour."""
+    burst = os.urandom(4 << 20)
+
+    def send_burst(conn, rest):
+        conn.sendall(burst)
+        conn.shutdown(socket.SHUT_WR)
+        conn.settimeout(30)
+        while conn.recv(65536):
+            pass
+
+    backend = RawUpgradeBackend(SWITCH, send_burst)
+    body = TUTORIAL.replace("proxy_read_timeout %s;", "proxy_read_timeout %s; limit_rate 1k;")
+    server = serve(tmp_path, backend.port, body=body % (backend.port, "20s"))
+    try:
+        with socket.create_connection(("127.0.0.1", server.ports[0]), timeout=20) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: foo\r\n\r\n")
+            head, rest = read_head(s)
+            assert head.startswith("HTTP/1.1 101 ")
+            data = bytearray(rest)
+            while True:
+                more = s.recv(1 << 20)
+                if not more:
+                    break
+                data += more
+            assert hashlib.sha256(data).digest() == hashlib.sha256(burst).digest()
+    finally:
+        server.stop()
+        backend.close()
