@@ -192,3 +192,39 @@ def test_without_the_virtualenv_the_import_fails(tmp_path):
                           stderr=subprocess.PIPE, timeout=FAIL_WITHIN)
     assert done.returncode != 0
     assert b"venv_only_pkg_5e" in done.stderr
+
+
+def test_extension_modules_load_in_the_embedded_interpreter(launch, tmp_path):
+    # portico links Debian's libpython3.11.a and exports the Python API for the C extension
+    # modules it loads (they link against no libpython): each of these calls into the API from an
+    # extension module (lib-dynload, dist-packages) and would fail to load without the exports.
+    (tmp_path / "extensions_d4.py").write_text(
+        "import _ctypes, _decimal, _json, _sqlite3, _ssl, json, sqlite3, ssl, sys, sysconfig\n"
+        "import psycopg2, psycopg2.extensions\n"
+        "import decimal, ctypes\n"
+        "def application(environ, start_response):\n"
+        "    db = sqlite3.connect(':memory:')\n"
+        "    db.execute('create table t (x)')\n"
+        "    db.executemany('insert into t values (?)', [(i,) for i in range(10)])\n"
+        "    report = {\n"
+        "        'sum': db.execute('select sum(x) from t').fetchone()[0],\n"
+        "        'decimal': str(decimal.Decimal('1.1') + decimal.Decimal('2.2')),\n"
+        "        'json_c': json.decoder.c_scanstring is not None,\n"
+        "        'ssl': ssl.OPENSSL_VERSION,\n"
+        "        'quoted': psycopg2.extensions.QuotedString(\"it's\").getquoted().decode(),\n"
+        "        'strlen': ctypes.CDLL(None).strlen(b'portico'),\n"
+        "        'stdlib': sysconfig.get_paths()['stdlib'],\n"
+        "        'version': sys.version_info[:2],\n"
+        "    }\n"
+        "    start_response('200 OK', [('Content-Type', 'application/json')])\n"
+        "    return [json.dumps(report).encode()]\n")
+    server = start_wsgi(launch, app="extensions_d4", pythonpath=False, args=["--pythonpath", str(tmp_path)])
+    report = json.loads(_body(server, "/"))
+    assert report["sum"] == 45
+    assert report["decimal"] == "3.3"
+    assert report["json_c"] is True
+    assert report["ssl"].startswith("OpenSSL 3")
+    assert report["quoted"] == "'it''s'"
+    assert report["strlen"] == 7
+    assert report["stdlib"] == "/usr/lib/python3.11"
+    assert report["version"] == [3, 11]
