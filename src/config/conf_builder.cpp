@@ -4,6 +4,7 @@
 #include <grp.h>
 #include <netdb.h>
 #include <pwd.h>
+#include <sched.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -143,7 +144,7 @@ constexpr std::string_view kUnsupportedNames[] = {
     "postpone_gzipping", "zone", "random",
     "stream", "mail",
     // main and events
-    "worker_rlimit_nofile", "worker_rlimit_core", "worker_cpu_affinity", "worker_priority",
+    "worker_rlimit_nofile", "worker_rlimit_core", "worker_priority",
     "working_directory", "env", "load_module", "pcre_jit",
     "thread_pool", "timer_resolution", "lock_file", "master_process", "debug_points",
     "accept_mutex", "accept_mutex_delay", "debug_connection", "worker_aio_requests",
@@ -193,6 +194,13 @@ class Builder {
     if (!eventsSeen_) throw ConfFailure{"[emerg] no \"events\" section in configuration"};
     if (!errorLogSet_ && !options_.errorLog.empty()) config_.errorLogFile = options_.errorLog;
     finishLogLoad(logLoad_, config_.site);
+    if (config_.cpuAffinityMasks.size() > 1) {
+      long workers = config_.workers > 0 ? config_.workers : ::sysconf(_SC_NPROCESSORS_ONLN);
+      if (static_cast<size_t>(workers) != config_.cpuAffinityMasks.size()) {
+        result_.messages.push_back("[warn] the number of \"worker_processes\" is not equal to the number of "
+                                   "\"worker_cpu_affinity\" masks, using last mask for remaining worker processes");
+      }
+    }
   }
 
  private:
@@ -393,6 +401,34 @@ class Builder {
     auto n = parseNginxNumber(d.args[0]);
     if (!n || *n > 1024) directiveError(d, "invalid value");
     config_.workers = static_cast<int>(*n);
+  }
+
+  // nginx's ngx_set_cpu_affinity: `auto [MASK]` or one MASK per worker; a mask is 0s and 1s,
+  // the last character CPU 0 (spaces skipped), at most CPU_SETSIZE (1024) characters.
+  void workerCpuAffinity(const ConfDirective& d, Frame&) {
+    if (cpuAffinitySet_) directiveError(d, "is duplicate");
+    cpuAffinitySet_ = true;
+    size_t first = 0;
+    if (d.args[0] == "auto") {
+      if (d.args.size() > 2) emerg(d, "invalid number of arguments in \"worker_cpu_affinity\" directive");
+      config_.cpuAffinityAuto = true;
+      first = 1;
+    }
+    for (size_t n = first; n < d.args.size(); ++n) {
+      const std::string& text = d.args[n];
+      if (text.size() > kCpuSetSize) {
+        emerg(d, "\"worker_cpu_affinity\" supports up to " + std::to_string(kCpuSetSize) + " CPUs only");
+      }
+      std::vector<int> cpus;
+      int cpu = 0;
+      for (auto it = text.rbegin(); it != text.rend(); ++it) {
+        if (*it == ' ') continue;
+        if (*it == '1') cpus.push_back(cpu);
+        else if (*it != '0') emerg(d, "invalid character \"" + std::string(1, *it) + "\" in \"worker_cpu_affinity\"");
+        ++cpu;
+      }
+      config_.cpuAffinityMasks.push_back(std::move(cpus));
+    }
   }
 
   void pid(const ConfDirective& d, Frame&) {
@@ -1201,6 +1237,8 @@ class Builder {
   std::string confPrefix_;
   int includeDepth_ = 0;
   bool userSet_ = false, workersSet_ = false, pidSet_ = false, daemonSet_ = false;
+  bool cpuAffinitySet_ = false;
+  static constexpr size_t kCpuSetSize = CPU_SETSIZE;
   bool errorLogSet_ = false, eventsSeen_ = false, httpSeen_ = false;
   bool workerConnectionsSet_ = false, multiAcceptSet_ = false, serverNamesHashSet_ = false;
   Partial http_;
@@ -1225,6 +1263,7 @@ const std::vector<Builder::Command>& Builder::commands() {
     std::vector<Command> table = {
         {"user", kMain, Args::k12, false, &Builder::user},
         {"worker_processes", kMain, Args::k1, false, &Builder::workerProcesses},
+        {"worker_cpu_affinity", kMain, Args::k1More, false, &Builder::workerCpuAffinity},
         {"pid", kMain, Args::k1, false, &Builder::pid},
         {"daemon", kMain, Args::k1, false, &Builder::daemon},
         {"error_log", kMain | kHsl, Args::k1More, false, &Builder::errorLog},

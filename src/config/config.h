@@ -42,6 +42,12 @@ struct Config {
   std::string signalCommand;             // -s stop|quit|reload|reopen: signal the running master
   int workerConnections = 512;           // events { worker_connections } (--worker-connections: 1000)
   bool multiAccept = false;              // events { multi_accept } (the flags: on)
+  // worker_cpu_affinity: the CPUs worker number N (0 .. workers-1, kept by its replacement) may
+  // run on — masks[N], or the last mask for the workers beyond them; with `auto`, only the N-th
+  // CPU (counting round) of masks[0], or of the CPUs the master may use when no mask is written.
+  // Neither: no affinity (the default, as nginx's).
+  bool cpuAffinityAuto = false;
+  std::vector<std::vector<int>> cpuAffinityMasks;  // each mask's CPU numbers, ascending
 
   // Where the file came from (messages); the flags leave them empty.
   std::string confFile;                  // absolute path of the file read

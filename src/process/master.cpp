@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "event/signal_watcher.h"
 #include "pipeline/limit_zones.h"
+#include "process/cpu_affinity.h"
 #include "process/process_title.h"
 #include "process/server.h"
 #include "process/tls_contexts.h"
@@ -168,12 +169,21 @@ bool Master::spawn() {
     return false;
   }
   busyBoard_->reset(slot);
+  // The lowest number no current worker has: a replacement takes the number of the worker it
+  // replaces, and a reload's new workers count from 0 again, as nginx's.
+  auto taken = [this](int n) {
+    return std::any_of(workers_.begin(), workers_.end(), [&](const Worker& w) {
+      return !w.retiring && w.generation == generation_ && w.number == n;
+    });
+  };
+  int number = 0;
+  while (taken(number)) ++number;
   if (preloaded_) preloaded_->beforeFork();
   const pid_t master = ::getpid();
   pid_t pid = ::fork();
   if (pid == 0) {
     if (preloaded_) preloaded_->afterForkInChild();
-    runWorker(slot, master);
+    runWorker(slot, master, number);
   }
   if (preloaded_) preloaded_->afterForkInParent();
   if (pid < 0) {
@@ -184,6 +194,7 @@ bool Master::spawn() {
   Worker w;
   w.pid = pid;
   w.slot = slot;
+  w.number = number;
   w.generation = generation_;
   w.startedMs = monotonicMs();
   w.busy = busyBoard_;
@@ -193,9 +204,10 @@ bool Master::spawn() {
   return true;
 }
 
-void Master::runWorker(size_t slot, pid_t master) {
+void Master::runWorker(size_t slot, pid_t master, int number) {
   int code;
   {
+    applyCpuAffinity(config_, number);  // before any thread: they inherit it
     std::string apps = python::WsgiRuntime::appNames(config_.site);
     setProcessTitle("portico: worker" + (apps.empty() ? "" : " [" + apps + "]"));
     // The master's epoll instance is shared with this child (fork copies the descriptor, not

@@ -41,6 +41,7 @@ class Master {
   struct Worker {
     pid_t pid = 0;
     size_t slot = 0;
+    int number = 0;               // 0 .. workers-1 within its generation (worker_cpu_affinity)
     uint64_t generation = 0;
     uint64_t startedMs = 0;
     bool retiring = false;        // told to stop (reload, TTOU, shutdown)
@@ -53,7 +54,7 @@ class Master {
   void reap();
   void manageWorkers();
   bool spawn();
-  [[noreturn]] void runWorker(size_t slot, pid_t master);
+  [[noreturn]] void runWorker(size_t slot, pid_t master, int number);
   void stop(bool graceful);
   // Closes the master's copies of the listening sockets (a stop); `stopListening` shuts them
   // down for every process first (kept unix paths are still removed at exit).

@@ -271,3 +271,101 @@ def test_worker_connections_limit_queues_the_next_client(site, multi_accept):
     finally:
         for conn in held:
             conn.close()
+
+
+# --- worker_cpu_affinity ------------------------------------------------------------------------
+
+AFFINITY_HTTP = r"""
+    server {
+        listen 127.0.0.1:@PORT@;
+        location / { return 200 "ok\n"; }
+    }
+"""
+
+
+def _cpus_allowed(pid):
+    """The CPU numbers in /proc/PID/status's Cpus_allowed_list, for every thread of the process."""
+    found = set()
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/status" % (pid, tid)) as handle:
+            for line in handle:
+                if line.startswith("Cpus_allowed_list:"):
+                    cpus = set()
+                    for part in line.split(":", 1)[1].strip().split(","):
+                        low, _, high = part.partition("-")
+                        cpus.update(range(int(low), int(high or low) + 1))
+                    found.add(frozenset(cpus))
+    return found
+
+
+ALL_CPUS = frozenset(os.sched_getaffinity(0))
+needs_two_cpus = pytest.mark.skipif(len(ALL_CPUS) < 2, reason="binding workers apart needs two CPUs")
+
+
+@needs_two_cpus
+def test_worker_cpu_affinity_auto_binds_each_worker_to_its_own_cpu(site):
+    site.configure("worker_processes 2;\nworker_cpu_affinity auto;", "", AFFINITY_HTTP)
+    site.start()
+    assert site.wait_ready(), site.log()
+    pids = wait_for_workers(site, 2, timeout=10)
+    assert len(pids) == 2, site.log()
+    cpus = sorted(ALL_CPUS)
+    bound = [_cpus_allowed(pid) for pid in pids]
+    # Each worker (every one of its threads) on one CPU, the two on the first two CPUs.
+    assert all(len(b) == 1 and len(next(iter(b))) == 1 for b in bound), bound
+    assert sorted(next(iter(next(iter(b)))) for b in bound) == cpus[:2], bound
+    assert _cpus_allowed(site.proc.pid) == {ALL_CPUS}  # the master is not bound
+    wait_until(lambda: site.log().count("sched_setaffinity(): using cpu #") >= 2, 10)
+    assert "using cpu #%d" % cpus[0] in site.log() and "using cpu #%d" % cpus[1] in site.log()
+    assert site.request("/").status == 200
+
+
+@needs_two_cpus
+def test_worker_cpu_affinity_masks_and_a_replaced_worker_keeps_its_mask(site):
+    cpus = sorted(ALL_CPUS)
+    mask = lambda *chosen: "".join("1" if c in chosen else "0" for c in reversed(range(cpus[-1] + 1)))
+    # Worker 0 on the second CPU, worker 1 (and any after it: the last mask) on the first.
+    site.configure("worker_processes 2;\nworker_cpu_affinity %s %s;" % (mask(cpus[1]), mask(cpus[0])),
+                   "", AFFINITY_HTTP)
+    site.start()
+    assert site.wait_ready(), site.log()
+    pids = wait_for_workers(site, 2, timeout=10)
+    by_cpu = {next(iter(next(iter(_cpus_allowed(pid))))): pid for pid in pids}
+    assert sorted(by_cpu) == cpus[:2], by_cpu
+    # A killed worker's replacement takes its number, so its CPU.
+    killed = by_cpu[cpus[1]]
+    os.kill(killed, signal.SIGKILL)
+    now = wait_for_workers(site, 2, timeout=10, exclude=[killed])
+    assert killed not in now and len(now) == 2, site.log()
+    replacement = (set(now) - set(pids)).pop()
+    wait_until(lambda: _cpus_allowed(replacement) == {frozenset([cpus[1]])}, 10)
+    assert _cpus_allowed(replacement) == {frozenset([cpus[1]])}
+    assert _cpus_allowed(by_cpu[cpus[0]]) == {frozenset([cpus[0]])}
+
+
+@pytest.mark.parametrize("directive, message", [
+    ("worker_cpu_affinity 01 012;", 'invalid character "2" in "worker_cpu_affinity"'),
+    ("worker_cpu_affinity auto 01 10;", 'invalid number of arguments in "worker_cpu_affinity" directive'),
+    ("worker_cpu_affinity %s;" % ("1" * 1025), '"worker_cpu_affinity" supports up to 1024 CPUs only'),
+    ("worker_cpu_affinity 01;\nworker_cpu_affinity 10;", '"worker_cpu_affinity" directive is duplicate'),
+])
+def test_worker_cpu_affinity_refusals_match_nginx(tmp_path, directive, message):
+    from nginx_diff import NGINX
+    conf = tmp_path / "affinity.conf"
+    conf.write_text("%s\nevents {}\nhttp {}\n" % directive)
+    for binary in (portico_binary(), NGINX):
+        proc = subprocess.run([binary, "-t", "-c", str(conf)], capture_output=True, text=True, timeout=30)
+        assert proc.returncode != 0, (binary, proc.stderr)
+        assert message + " in %s:" % conf in proc.stderr, (binary, proc.stderr)
+
+
+def test_worker_cpu_affinity_mask_count_warning_matches_nginx(tmp_path):
+    from nginx_diff import NGINX
+    conf = tmp_path / "affinity.conf"
+    conf.write_text("worker_processes 3;\nworker_cpu_affinity 01 10;\nevents {}\nhttp {}\n")
+    warning = ('the number of "worker_processes" is not equal to the number of "worker_cpu_affinity" '
+               'masks, using last mask for remaining worker processes')
+    for binary in (portico_binary(), NGINX):
+        proc = subprocess.run([binary, "-t", "-c", str(conf)], capture_output=True, text=True, timeout=30)
+        assert proc.returncode == 0, (binary, proc.stderr)
+        assert "[warn]" in proc.stderr and warning in proc.stderr, (binary, proc.stderr)
