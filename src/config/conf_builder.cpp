@@ -132,7 +132,7 @@ constexpr std::string_view kUnsupportedNames[] = {
     "limit_except", "aio", "aio_write", "directio",
     "directio_alignment", "output_buffers", "postpone_output",
     "reset_timedout_connection",
-    "underscores_in_headers", "ignore_invalid_headers", "recursive_error_pages",
+    "recursive_error_pages",
     "log_subrequest", "etag",
     "chunked_transfer_encoding", "disable_symlinks", "msie_padding", "msie_refresh",
     "max_ranges", "server_names_hash_max_size", "types_hash_bucket_size", "sendfile_max_chunk",

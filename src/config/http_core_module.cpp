@@ -289,6 +289,10 @@ const std::vector<ModuleLoadDirective<HttpCorePartial, HttpCoreLoad>>& httpCoreD
       {"request_pool_size", kHttp | kServer, Args::k1, &poolSize},
       {"client_header_buffer_size", kHttp | kServer, Args::k1, &clientHeaderBufferSize},
       {"merge_slashes", kHttp | kServer, Args::k1, &flagSlot<&HttpCorePartial::mergeSlashes>},
+      {"ignore_invalid_headers", kHttp | kServer, Args::k1,
+       &flagSlot<&HttpCorePartial::ignoreInvalidHeaders>},
+      {"underscores_in_headers", kHttp | kServer, Args::k1,
+       &flagSlot<&HttpCorePartial::underscoresInHeaders>},
       {"internal", kLocation, Args::kNone, &internalLocation},
   };
   return kDirectives;
@@ -334,6 +338,8 @@ void mergeHttpCore(HttpCorePartial& c, const HttpCorePartial& p) {
   inherit(c.requestPoolSize, p.requestPoolSize);
   inherit(c.largeHeaderBuffers, p.largeHeaderBuffers);
   inherit(c.mergeSlashes, p.mergeSlashes);
+  inherit(c.ignoreInvalidHeaders, p.ignoreInvalidHeaders);
+  inherit(c.underscoresInHeaders, p.underscoresInHeaders);
   inherit(c.proxyTempPath, p.proxyTempPath);
   inherit(c.internal, p.internal);
 }
@@ -385,6 +391,8 @@ void finishHttpCoreServer(const HttpCorePartial& p, VirtualServer& vs) {
   if (p.clientHeaderBufferSize) vs.clientHeaderBufferSize = *p.clientHeaderBufferSize;
   if (p.connectionPoolSize) vs.connectionPoolSize = *p.connectionPoolSize;
   if (p.mergeSlashes) vs.mergeSlashes = *p.mergeSlashes;
+  if (p.ignoreInvalidHeaders) vs.headerNames.ignoreInvalid = *p.ignoreInvalidHeaders;
+  if (p.underscoresInHeaders) vs.headerNames.underscores = *p.underscoresInHeaders;
 }
 
 void finishHttpCoreLoad(const HttpCoreLoad& load, HttpSite& site) {

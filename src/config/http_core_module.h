@@ -58,6 +58,8 @@ struct HttpCorePartial {
   std::optional<uint64_t> clientHeaderBufferSize, connectionPoolSize, requestPoolSize;
   std::optional<std::pair<size_t, size_t>> largeHeaderBuffers;
   std::optional<bool> mergeSlashes;
+  std::optional<bool> ignoreInvalidHeaders;
+  std::optional<bool> underscoresInHeaders;
   // proxy_temp_path (read with the other *_temp_path here; it lands in ProxySettings::tempPath)
   std::optional<std::string> proxyTempPath;
   std::optional<bool> internal;  // `internal` (location)

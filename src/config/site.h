@@ -582,6 +582,14 @@ struct VirtualServer {
   size_t clientHeaderBufferSize = 1024;
   size_t connectionPoolSize = 512;
   bool mergeSlashes = true;               // merge_slashes: "//" in the URI becomes "/"
+  // Which header names the request parser keeps (http::HeaderNameRule): nginx's by default
+  // (ignore_invalid_headers on, underscores_in_headers off); the flags' server has gunicorn's
+  // (any RFC 9110 token but one with '_', which would pose as its dashed twin in the environ).
+  struct HeaderNames {
+    bool nginx = true;           // false: RFC 9110 tokens (other names are a 400)
+    bool ignoreInvalid = true;   // ignore_invalid_headers: drop (on) or keep (off) invalid names
+    bool underscores = false;    // underscores_in_headers: '_' is valid in a name
+  } headerNames;
   // gunicorn's --limit-request-line, --limit-request-fields and --limit-request-field_size
   // (the flags' server): a request head is limited per line (without its CRLF, as gunicorn's
   // request line; a field line's limit counts its CRLF) and per number of fields, and a head

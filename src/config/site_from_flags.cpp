@@ -85,6 +85,7 @@ void siteFromFlags(const GunicornFlags& flags, Config& config) {
   server.clientHeaderTimeoutSeconds = flags.headerTimeoutSeconds;
   server.fieldLimits = VirtualServer::FieldLimits{flags.limitRequestLine, flags.limitRequestFields,
                                                   flags.limitRequestFieldSize};
+  server.headerNames.nginx = false;  // RFC 9110 tokens (else 400); '_' names dropped
 
   LocationSettings& s = server.settings;
   s.defaultType = "application/octet-stream";  // as the shipped nginx.conf says

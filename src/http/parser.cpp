@@ -38,6 +38,7 @@ struct CharTables {
   bool fieldValue[256] = {};
   bool target[256] = {};
   bool authority[256] = {};
+  bool nginxName[256] = {};  // letters, digits, '-'
   signed char hex[256] = {};
 };
 
@@ -49,12 +50,14 @@ constexpr CharTables makeTables() {
     if (alnum) {
       t.tchar[c] = true;
       t.authority[c] = true;
+      t.nginxName[c] = true;
     }
     // Field values: VCHAR, SP, HTAB and obs-text; every other CTL (NUL, CR, LF, DEL) is out.
     t.fieldValue[c] = c == '\t' || (c >= 0x20 && c != 0x7F);
     t.target[c] = c >= 0x21 && c <= 0x7E;
   }
   for (const char* p = "!#$%&'*+-.^_`|~"; *p; ++p) t.tchar[static_cast<unsigned char>(*p)] = true;
+  t.nginxName[static_cast<unsigned char>('-')] = true;
   // RFC 3986 unreserved, sub-delims, ':' and IP-literal brackets, '%' for pct-encoded.
   for (const char* p = "-._~!$&'()*+,;=:[]%"; *p; ++p) {
     t.authority[static_cast<unsigned char>(*p)] = true;
@@ -313,12 +316,30 @@ bool RequestParser::onFieldLine(std::string_view line, bool trailer) {
   size_t colon = colonPtr ? static_cast<size_t>(static_cast<const char*>(colonPtr) - line.data())
                           : line.size();
   // Branch-free accumulation: names are short and the early-exit loop mispredicts a lot.
-  bool nameOk = colon > 0 && colon < line.size();
-  for (size_t i = 0; i < colon; ++i) nameOk &= isTchar(line[i]);
-  if (!nameOk) return failB(400, "invalid header field name");
+  if (colon == 0 || colon == line.size()) return failB(400, "invalid header field name");
+  bool nameOk = true;
+  bool plain = true;  // letters, digits and '-' only: valid under both rules
+  for (size_t i = 0; i < colon; ++i) {
+    nameOk &= isTchar(line[i]);
+    plain &= kTables.nginxName[u8(line[i])];
+  }
+  bool invalid = false;
+  if (!plain) {
+    if (!limits_.nginxNames) {
+      if (!nameOk) return failB(400, "invalid header field name");
+      invalid = !limits_.underscores && std::memchr(line.data(), '_', colon) != nullptr;
+    } else {
+      for (size_t i = 0; i < colon; ++i) {
+        unsigned char c = u8(line[i]);
+        if (c <= 0x20 || c == 0x7F) return failB(400, "invalid header field name");
+        if (!kTables.nginxName[c] && !(c == '_' && limits_.underscores)) invalid = true;
+      }
+    }
+  }
   std::string_view name = line.substr(0, colon);
   std::string_view value = trimOws(line.substr(colon + 1));
   if (!validFieldValue(value)) return failB(400, "invalid character in header value");
+  if (invalid && limits_.ignoreInvalid) return true;  // nginx: "client sent invalid header line"
   std::vector<Header>& fields = trailer ? trailers_ : next_->headers;
   if (fields.size() >= limits_.maxHeaderCount) return failB(431, "too many header fields");
   if (!spare_.empty()) {

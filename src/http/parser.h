@@ -18,6 +18,15 @@ struct ParserLimits {
   size_t maxHeaderFieldSize = 8188; // one "name: value" line without CRLF; over → 431
                                     // (gunicorn's 8190 counts the CRLF)
   size_t maxHeaderTotal = 64 * 1024; // whole head incl. request line; over → 431
+  // Header names. Token rule (nginxNames false, gunicorn's): any RFC 9110 token, anything else
+  // a 400. nginx's rule: letters, digits and '-' (and '_' with `underscores`) make a valid
+  // name; a control character, space or DEL in it is a 400; any other byte makes it invalid.
+  // Under either rule an invalid name's line is dropped when ignoreInvalid (nginx's
+  // ignore_invalid_headers on; under the token rule that is a name with '_' when underscores is
+  // off, which would pose as its dashed twin in a WSGI environ or a uwsgi packet), else kept.
+  bool nginxNames = false;
+  bool ignoreInvalid = true;
+  bool underscores = false;
 };
 
 // A pure, incremental HTTP/1.1 request parser (RFC 9112): bytes in, events out, no I/O.

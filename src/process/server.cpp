@@ -72,6 +72,9 @@ http::ConnectionSettings Server::connectionSettings(const config::VirtualServer&
     out.limits.maxHeaderTotal = server.largeHeaderBuffersNumber * server.largeHeaderBuffersSize;
     out.headerTooLargeIs400 = true;
   }
+  out.limits.nginxNames = server.headerNames.nginx;
+  out.limits.ignoreInvalid = server.headerNames.ignoreInvalid;
+  out.limits.underscores = server.headerNames.underscores;
   out.headerTimeoutMs = toMs(server.clientHeaderTimeoutSeconds);
   const config::LocationSettings& s = server.settings;
   out.maxBodySize = s.clientMaxBodySize;

@@ -138,9 +138,10 @@ PyRef EnvironBuilder::headerKey(const std::string& name) {
   auto it = headerKeys_.find(name);
   if (it != headerKeys_.end()) return it->second;
   PyRef key;
-  if (name.find('_') == std::string::npos) {
-    // Underscored names are dropped (as nginx does): "X_Forwarded_For" would otherwise land on
-    // the same HTTP_X_FORWARDED_FOR key as the dashed header a proxy vouches for.
+  {
+    // Underscored names never get here unless the server allows them (the parser's rule:
+    // underscores_in_headers): "X_Forwarded_For" would land on the same HTTP_X_FORWARDED_FOR
+    // key as the dashed header a proxy vouches for.
     std::string text = "HTTP_";
     text.reserve(5 + name.size());
     for (char c : name) {

@@ -33,16 +33,6 @@ std::string uwsgiHeaderKey(std::string_view headerName) {
   return key;
 }
 
-bool uwsgiHeaderNameValid(std::string_view headerName) {
-  if (headerName.empty()) return false;
-  for (char c : headerName) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
-
 bool buildUwsgiPacket(const std::vector<UwsgiVar>& params,
                       const std::vector<http::Header>* headers,
                       const std::vector<std::string>& replaced, uint8_t modifier1,
@@ -57,7 +47,6 @@ bool buildUwsgiPacket(const std::vector<UwsgiVar>& params,
   for (const UwsgiVar& var : params) add(var.key, var.value);
   if (headers) {
     for (const http::Header& header : *headers) {
-      if (!uwsgiHeaderNameValid(header.name)) continue;
       if (replacedName(replaced, header.name)) continue;
       add(uwsgiHeaderKey(header.name), header.value);
     }

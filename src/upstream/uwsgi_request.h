@@ -9,9 +9,10 @@
 // nginx's rules kept here: a header's var is "HTTP_" + its name upper-cased with '-' as '_';
 // each header goes on its own (duplicates too, as nginx 1.22); a uwsgi_param named HTTP_X
 // replaces the header that maps to X (and with an empty value sends nothing: it removes it);
-// an if_not_empty param whose value expands empty is not sent; header names with anything but
-// letters, digits and '-' are not sent (nginx drops them as invalid: underscores_in_headers
-// off), so "X_Forwarded_For" cannot pose as X-Forwarded-For. Pure: no I/O.
+// an if_not_empty param whose value expands empty is not sent. Which header names arrive at all
+// is the request parser's rule (ignore_invalid_headers, underscores_in_headers: by default
+// "X_Forwarded_For" never gets here to pose as X-Forwarded-For), as nginx's uwsgi module
+// passes every header its parser kept. Pure: no I/O.
 
 #include <cstdint>
 #include <functional>
@@ -33,9 +34,6 @@ struct UwsgiVar {
 
 // "HTTP_" + the header name upper-cased, '-' → '_' (nginx's loop over the key).
 std::string uwsgiHeaderKey(std::string_view headerName);
-
-// True for a header name nginx would pass (letters, digits, '-'; not empty).
-bool uwsgiHeaderNameValid(std::string_view headerName);
 
 // The packet: `params` in order, then each of `headers` (null: uwsgi_pass_request_headers
 // off) whose HTTP_ key is not replaced by a param (`replaced`: lower-case names after "HTTP_",

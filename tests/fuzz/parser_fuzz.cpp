@@ -126,6 +126,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     limits.maxHeaderFieldSize = 48;
     limits.maxHeaderTotal = 160;
   }
+  // The header-name rules: gunicorn's tokens or nginx's, invalid names dropped or kept.
+  limits.nginxNames = data[1] & 2;
+  limits.ignoreInvalid = !(data[1] & 4);
+  limits.underscores = data[1] & 8;
   std::string_view input(reinterpret_cast<const char*>(data) + 2, size - 2);
   Trace whole = run(input, input.size() ? input.size() : 1, limits);
   Trace split = run(input, step, limits);

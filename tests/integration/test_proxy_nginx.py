@@ -72,3 +72,35 @@ def test_proxy_matches_nginx(tmp_path, echo_backend):
         ("GET", "/plain", {"version": "HTTP/1.0", "host": None}),
     ]
     run_case(tmp_path, CONF % {"b": echo_backend, "dead": dead_port}, {}, requests)
+
+
+NAMES_CONF = """
+    server {
+        listen 127.0.0.1:@PORT@;
+        server_name localhost;
+        %(first)s
+        location / { proxy_pass http://127.0.0.1:%(b)d; }
+    }
+    server {
+        listen 127.0.0.1:@PORT2@;
+        server_name localhost;
+        %(second)s
+        location / { proxy_pass http://127.0.0.1:%(b)d; }
+    }
+"""
+
+ODD_NAMES = [("x_foo", "under"), ("_lead", "under first"), ("x.foo", "dot"), ("</kie>", "odd"),
+             ("X-Ok", "plain"), ("X-\xe9t\xe9", "latin-1")]
+
+
+@pytest.mark.parametrize("first, second", [
+    ("", "underscores_in_headers on;"),
+    ("ignore_invalid_headers off;", "ignore_invalid_headers off; underscores_in_headers on;"),
+])
+def test_header_names_as_nginx_judges_them(tmp_path, echo_backend, first, second):
+    # ignore_invalid_headers (on: names with anything but letters, digits and '-' are dropped)
+    # and underscores_in_headers: the backend sees the same headers behind both servers.
+    requests = [("GET", "/names", {"headers": ODD_NAMES, "port_index": index}) for index in (0, 1)]
+    requests.append(("GET", "/bad", {"headers": [(":colon", "x")]}))  # a 400 under every rule
+    run_case(tmp_path, NAMES_CONF % {"b": echo_backend, "first": first, "second": second}, {},
+             requests, nports=2)

@@ -464,3 +464,41 @@ def test_bind_next_to_a_wildcard_is_refused_by_the_kernel_as_for_nginx(tmp_path)
         log = handle.read()
     assert "cannot bind 127.0.0.3:" in log and "Address already in use" in log, log
     assert "127.0.0.2" not in log  # served through the wildcard's socket, never bound
+
+
+NAMES_APP = r"""
+    server {
+        listen 127.0.0.1:@PORT@;
+        server_name localhost;
+        location / { wsgi_app introspect:application; wsgi_pythonpath %(apps)s; }
+    }
+    server {
+        listen 127.0.0.1:@PORT2@;
+        server_name localhost;
+        underscores_in_headers on;
+        ignore_invalid_headers off;
+        location / { wsgi_app introspect:application; wsgi_pythonpath %(apps)s; }
+    }
+""" % {"apps": APPS}
+
+
+def test_header_names_reach_the_app_by_the_servers_rules(tmp_path):
+    # nginx's defaults drop "X_Spoof" (it would be HTTP_X_SPOOF, as "X-Spoof") and "X.Dot";
+    # underscores_in_headers on / ignore_invalid_headers off let them through, as nginx passes
+    # them to uwsgi_pass (HTTP_X_SPOOF, HTTP_X.DOT).
+    prepare_tree(str(tmp_path), {})
+    server = start_portico(str(tmp_path), NAMES_APP, 2)
+    headers = [("X_Spoof", "under"), ("X.Dot", "dot"), ("X-Plain", "plain")]
+    try:
+        envs = []
+        for index in (0, 1):
+            response = server.request("GET", "/environ", headers=headers, port_index=index)
+            assert response.status == 200, response
+            envs.append(json.loads(response.body))
+        strict, lenient = envs
+        assert strict["HTTP_X_PLAIN"] == "plain"
+        assert "HTTP_X_SPOOF" not in strict and "HTTP_X.DOT" not in strict
+        assert (lenient["HTTP_X_SPOOF"], lenient["HTTP_X.DOT"], lenient["HTTP_X_PLAIN"]) == (
+            "under", "dot", "plain")
+    finally:
+        server.stop()

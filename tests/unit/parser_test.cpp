@@ -953,3 +953,68 @@ TEST(ParserRawBody, NothingWantedOutsideABody) {
 
 }  // namespace
 }  // namespace portico::http
+
+namespace portico::http {
+namespace {
+
+// Which names a request keeps, fed whole and byte by byte; "400" when it is refused.
+std::string namesKept(const std::string& fields, ParserLimits limits) {
+  std::string result;
+  for (size_t step : {size_t{0}, size_t{1}}) {
+    Outcome o = feed("GET / HTTP/1.1\r\nHost: h\r\n" + fields + "\r\n", step, limits);
+    std::string names;
+    if (o.errorStatus) {
+      names = std::to_string(o.errorStatus);
+    } else if (o.messages.size() == 1) {
+      for (const Header& h : o.messages[0].request.headers) names += (names.empty() ? "" : " ") + h.name;
+    }
+    if (step == 0) result = names;
+    EXPECT_EQ(names, result) << "byte by byte differs";
+  }
+  return result;
+}
+
+ParserLimits nginxRule(bool ignoreInvalid, bool underscores) {
+  ParserLimits limits;
+  limits.nginxNames = true;
+  limits.ignoreInvalid = ignoreInvalid;
+  limits.underscores = underscores;
+  return limits;
+}
+
+TEST(ParserHeaderNames, TokenRuleRefusesNonTokensAndDropsUnderscores) {
+  ParserLimits token;  // the flags' (gunicorn's) rule
+  EXPECT_EQ(namesKept("X.Dot: 1\r\nX_Under: 2\r\nX-Dash: 3\r\n", token), "Host X.Dot X-Dash");
+  EXPECT_EQ(namesKept("</kie>: 1\r\n", token), "400");
+  token.underscores = true;
+  EXPECT_EQ(namesKept("X_Under: 2\r\n", token), "Host X_Under");
+}
+
+TEST(ParserHeaderNames, NginxRuleIgnoresInvalidNamesByDefault) {
+  ParserLimits on = nginxRule(true, false);  // ignore_invalid_headers on, underscores off
+  EXPECT_EQ(namesKept("x_foo: a\r\n_foo: b\r\nx.foo: c\r\n.foo: d\r\n</kie>: e\r\nX-Ok: f\r\n", on),
+            "Host X-Ok");
+  EXPECT_EQ(namesKept("X-\xc3\xa9: a\r\n", on), "Host");  // bytes past ASCII: invalid
+  ParserLimits under = nginxRule(true, true);  // underscores_in_headers on
+  EXPECT_EQ(namesKept("x_foo: a\r\n_foo: b\r\nx.foo: c\r\n", under), "Host x_foo _foo");
+}
+
+TEST(ParserHeaderNames, NginxRuleKeepsInvalidNamesWhenNotIgnoring) {
+  ParserLimits off = nginxRule(false, false);  // ignore_invalid_headers off
+  EXPECT_EQ(namesKept("x_foo: a\r\nx.foo: b\r\n</kie>: c\r\n", off), "Host x_foo x.foo </kie>");
+}
+
+TEST(ParserHeaderNames, ControlsSpacesAndAColonFirstAre400UnderEveryRule) {
+  for (ParserLimits rule : {ParserLimits{}, nginxRule(true, false), nginxRule(false, true)}) {
+    EXPECT_EQ(namesKept(":foo: a\r\n", rule), "400");
+    EXPECT_EQ(namesKept("foo : a\r\n", rule), "400");
+    EXPECT_EQ(namesKept(std::string("fo\x02o: a\r\n"), rule), "400");
+    EXPECT_EQ(namesKept(std::string("fo\x7fo: a\r\n"), rule), "400");
+    EXPECT_EQ(namesKept("no colon\r\n", rule), "400");
+    // A dropped line's value is still checked.
+    EXPECT_EQ(namesKept(std::string("x.foo: a\x01b\r\n"), rule), "400");
+  }
+}
+
+}  // namespace
+}  // namespace portico::http
