@@ -582,7 +582,7 @@ struct VirtualServer {
   size_t clientHeaderBufferSize = 1024;
   size_t connectionPoolSize = 512;
   bool mergeSlashes = true;               // merge_slashes: "//" in the URI becomes "/"
-  // Which header names the request parser keeps (http::HeaderNameRule): nginx's by default
+  // Which header names the request parser keeps (http::ParserLimits' name rule): nginx's by default
   // (ignore_invalid_headers on, underscores_in_headers off); the flags' server has gunicorn's
   // (any RFC 9110 token but one with '_', which would pose as its dashed twin in the environ).
   struct HeaderNames {

@@ -36,6 +36,7 @@ std::vector<int> allowedCpus() {
 }
 
 void applyCpuAffinity(const config::Config& config, int number) {
+  if (!config.cpuAffinityAuto && config.cpuAffinityMasks.empty()) return;  // no syscall then
   std::optional<std::vector<int>> cpus = cpuAffinityFor(config, number, allowedCpus());
   if (!cpus) return;
   cpu_set_t set;

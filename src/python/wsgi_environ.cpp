@@ -137,26 +137,23 @@ bool EnvironBuilder::setRepeating(PyObject* dict, Key key, MemoField field,
 PyRef EnvironBuilder::headerKey(const std::string& name) {
   auto it = headerKeys_.find(name);
   if (it != headerKeys_.end()) return it->second;
-  PyRef key;
-  {
-    // Underscored names never get here unless the server allows them (the parser's rule:
-    // underscores_in_headers): "X_Forwarded_For" would land on the same HTTP_X_FORWARDED_FOR
-    // key as the dashed header a proxy vouches for.
-    std::string text = "HTTP_";
-    text.reserve(5 + name.size());
-    for (char c : name) {
-      if (c == '-') {
-        c = '_';
-      } else if (c >= 'a' && c <= 'z') {
-        c = static_cast<char>(c - 'a' + 'A');
-      }
-      text.push_back(c);
+  // Underscored names never get here unless the server allows them (the parser's rule:
+  // underscores_in_headers): "X_Forwarded_For" would land on the same HTTP_X_FORWARDED_FOR
+  // key as the dashed header a proxy vouches for.
+  std::string text = "HTTP_";
+  text.reserve(5 + name.size());
+  for (char c : name) {
+    if (c == '-') {
+      c = '_';
+    } else if (c >= 'a' && c <= 'z') {
+      c = static_cast<char>(c - 'a' + 'A');
     }
-    PyObject* raw = latin1(text);
-    if (!raw) return {};
-    PyUnicode_InternInPlace(&raw);
-    key = PyRef::steal(raw);
+    text.push_back(c);
   }
+  PyObject* raw = latin1(text);
+  if (!raw) return {};  // the error is set
+  PyUnicode_InternInPlace(&raw);
+  PyRef key = PyRef::steal(raw);
   if (headerKeys_.size() >= kMaxCacheEntries) headerKeys_.clear();
   headerKeys_.emplace(name, key);
   return key;
@@ -249,10 +246,7 @@ PyRef EnvironBuilder::build(const RequestSnapshot& snapshot, uint64_t bodySize, 
     }
     if (http::iequals(h.name, "Content-Length")) continue;  // CONTENT_LENGTH is the body size
     PyRef key = headerKey(h.name);
-    if (!key) {
-      if (PyErr_Occurred()) return {};
-      continue;
-    }
+    if (!key) return {};
     PyRef value = key.get() == hostKey_.get() ? cachedValue(kMemoHost, h.value)
                                               : PyRef::steal(latin1(h.value));
     if (!value) return {};

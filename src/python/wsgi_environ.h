@@ -55,8 +55,8 @@ class EnvironBuilder {
     kKeyCount
   };
 
-  // The "HTTP_..." key for a request header name (new reference); an empty PyRef without an
-  // exception means the header is not passed (its name contains '_').
+  // The "HTTP_..." key for a request header name (new reference), or null with a Python
+  // exception set. Which names arrive at all is the request parser's rule.
   PyRef headerKey(const std::string& name);
   // The last value of a field that usually repeats from one request to the next (method,
   // address, Host...), so the common case is one short compare instead of a new str.

@@ -307,17 +307,20 @@ def test_bytes_pipelined_behind_the_handshake_reach_the_upstream(tmp_path):
         backend.close()
 
 
-def test_a_burst_to_a_client_that_does_not_read_yet_arrives_whole(tmp_path):
-    burst = os.urandom(16 << 20)
-
-    def send_burst(conn, rest):
+def burst_then_drain(burst):
+    """A tunnel backend that sends `burst`, half-closes and reads the client until it closes."""
+    def handler(conn, rest):
         conn.sendall(burst)
         conn.shutdown(socket.SHUT_WR)
         conn.settimeout(30)
         while conn.recv(65536):
             pass
+    return handler
 
-    backend = RawUpgradeBackend(SWITCH, send_burst)
+
+def test_a_burst_to_a_client_that_does_not_read_yet_arrives_whole(tmp_path):
+    burst = os.urandom(16 << 20)
+    backend = RawUpgradeBackend(SWITCH, burst_then_drain(burst))
     server = serve(tmp_path, backend.port, read_timeout="20s")
     try:
         with socket.create_connection(("127.0.0.1", server.ports[0]), timeout=30) as s:
@@ -393,15 +396,7 @@ def test_limit_rate_does_not_pace_the_tunnel(tmp_path):
     write filter): 4 MiB through a location with `limit_rate 1k` arrive whole within the
     test's budget, where 1 KiB/s would take over an hour."""
     burst = os.urandom(4 << 20)
-
-    def send_burst(conn, rest):
-        conn.sendall(burst)
-        conn.shutdown(socket.SHUT_WR)
-        conn.settimeout(30)
-        while conn.recv(65536):
-            pass
-
-    backend = RawUpgradeBackend(SWITCH, send_burst)
+    backend = RawUpgradeBackend(SWITCH, burst_then_drain(burst))
     body = TUTORIAL.replace("proxy_read_timeout %s;", "proxy_read_timeout %s; limit_rate 1k;")
     server = serve(tmp_path, backend.port, body=body % (backend.port, "20s"))
     try:
