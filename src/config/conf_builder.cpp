@@ -864,8 +864,35 @@ class Builder {
     return host + ":" + std::to_string(spec.port);
   }
 
-  // ngx_parse_url for `listen`: fills host/port/path or returns nginx's error word.
-  std::optional<std::string> parseListenAddress(const std::string& text, ListenSpec& spec) {
+  // A listen port or port range ("8080", "8182-8183"), as ngx_parse_inet_url: the range's
+  // ends are ports, the first not above the last; nullopt when the text is not numeric at all.
+  struct PortRange {
+    uint16_t first = 0;
+    uint16_t last = 0;
+    const char* error = nullptr;
+  };
+  static std::optional<PortRange> parsePortRange(std::string_view text) {
+    size_t dash = text.find('-');
+    auto first = parseNginxNumber(text.substr(0, dash));
+    std::optional<int64_t> last = first;
+    if (dash != std::string_view::npos) last = parseNginxNumber(text.substr(dash + 1));
+    if (!first || !last) return std::nullopt;
+    PortRange r;
+    if (*first < 1 || *first > 65535 || *last < 1 || *last > 65535) {
+      r.error = "invalid port";
+    } else if (*first > *last) {
+      r.error = "invalid port range";
+    } else {
+      r.first = static_cast<uint16_t>(*first);
+      r.last = static_cast<uint16_t>(*last);
+    }
+    return r;
+  }
+
+  // ngx_parse_url for `listen`: fills host/port/path (and the last port of a range) or returns
+  // nginx's error word.
+  std::optional<std::string> parseListenAddress(const std::string& text, ListenSpec& spec,
+                                                uint16_t& lastPort) {
     if (startsWith(text, "unix:")) {
       spec.isUnix = true;
       spec.path = text.substr(5);
@@ -897,7 +924,7 @@ class Builder {
         host = text.substr(0, colon);
         port = text.substr(colon + 1);
         hasPort = true;
-      } else if (parseNginxNumber(text)) {
+      } else if (parsePortRange(text)) {
         port = text;
         hasPort = true;
       } else {
@@ -930,11 +957,13 @@ class Builder {
       }
     }
     if (hasPort) {
-      auto n = parseNginxNumber(port);
-      if (!n || *n < 1 || *n > 65535) return "invalid port";
-      spec.port = static_cast<uint16_t>(*n);
+      auto range = parsePortRange(port);
+      if (!range) return "invalid port";
+      if (range->error) return range->error;
+      spec.port = range->first;
+      lastPort = range->last;
     } else {
-      spec.port = 80;
+      spec.port = lastPort = 80;
     }
     return std::nullopt;
   }
@@ -943,7 +972,8 @@ class Builder {
     ListenSpec spec;
     spec.spec = d.args[0];
     spec.source = d.source;
-    if (auto err = parseListenAddress(d.args[0], spec)) {
+    uint16_t lastPort = 0;
+    if (auto err = parseListenAddress(d.args[0], spec, lastPort)) {
       emerg(d, *err + " in " + quote(d.args[0]) + " of the \"listen\" directive");
     }
     bool optionsSet = false;
@@ -988,9 +1018,19 @@ class Builder {
       warn(d, "reuseport is ignored for unix sockets");
       spec.reuseport = false;
     }
-    spec.port = spec.isUnix ? 0 : spec.port;
     spec.bind = optionsSet;  // as ngx_http_core_listen: every option but default_server binds
-    registerListen(d, *f.server, spec, optionsSet);
+    if (spec.isUnix) {
+      spec.port = 0;
+      registerListen(d, *f.server, spec, optionsSet);
+      return;
+    }
+    // A port range is one listen per port, each checked as if written on its own (nginx 1.22).
+    for (uint32_t port = spec.port; port <= lastPort; ++port) {
+      ListenSpec one = spec;
+      one.port = static_cast<uint16_t>(port);
+      if (lastPort != spec.port) one.spec = addressText(one);  // messages name the one port
+      registerListen(d, *f.server, one, optionsSet);
+    }
   }
 
   // Checks one address across servers (nginx's ngx_http_add_listen/add_server) and records it.

@@ -7,7 +7,9 @@ the nginx-only temp paths differ. The answers are compared: status, the headers 
 Content-Encoding and every X-* header) and bodies.
 
 Placeholders: @DIR@ (the case's private directory, where the files live under www/), @PORT@ and
-@PORT2@ (two free ports; both servers listen on 127.0.0.1 and on the second port when used).
+@PORT2@ (two free ports; both servers listen on 127.0.0.1 and on the second port when used),
+@PORT+1@ (the port after @PORT@, for port ranges: when it is taken the server fails to start and
+another pair is drawn).
 
 portico runs with `-c FILE -p DIR`; a configuration it refuses fails the case (every case uses
 only what portico implements), as does one nginx refuses.
@@ -43,6 +45,7 @@ _tail = servers._tail
 
 def render(text, workdir, ports):
     text = text.replace("@DIR@", workdir)
+    text = text.replace("@PORT+1@", str(ports[0] + 1))
     text = text.replace("@PORT2@", str(ports[1])).replace("@PORT@", str(ports[0]))
     return text
 
@@ -127,6 +130,8 @@ def _start(name, conf, log, launch, http_body, workdir, nports, for_nginx, mime=
     meanwhile (at most five times). Any other failure to start fails the case."""
     for _attempt in range(5):
         ports = [free_port() for _ in range(2)]
+        if ports[1] == ports[0] + 1:
+            continue  # @PORT+1@ must not be @PORT2@
         with open(conf, "w") as handle:
             handle.write(config_text(http_body, workdir, ports, for_nginx, mime))
         proc = launch(conf)

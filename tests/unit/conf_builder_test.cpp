@@ -252,6 +252,22 @@ TEST(ConfBuilder, Listens) {
   EXPECT_EQ(d[0].port, ::getuid() == 0 ? 80 : 8000);
 }
 
+TEST(ConfBuilder, ListenPortRangeIsAListenPerPort) {
+  // nginx 1.22: `listen ADDR:FIRST-LAST` and bare `FIRST-LAST` listen on every port between.
+  Config c = loadOk(H("server { listen 127.0.0.1:8182-8184 default_server; listen 90-90; }"));
+  const auto& l = c.site.servers[0].listens;
+  ASSERT_EQ(l.size(), 4u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(l[i].host, "127.0.0.1");
+    EXPECT_EQ(l[i].port, 8182 + i);
+    EXPECT_TRUE(l[i].defaultServer);
+    EXPECT_EQ(l[i].spec, "127.0.0.1:" + std::to_string(8182 + i));  // messages name the port
+  }
+  EXPECT_EQ(l[3].host, "");
+  EXPECT_EQ(l[3].port, 90);
+  EXPECT_EQ(l[3].spec, "90-90");
+}
+
 TEST(ConfBuilder, ServerNames) {
   Config c = loadOk(H("server { server_name Example.COM *.example.com .example.org www.example.*\n"
                       " \"~^(?<sub>.+)\\.example\\.net$\" \"\" _; }\nserver { }"));
@@ -504,6 +520,9 @@ TEST(ConfBuilder, ErrorsAreNginxsMessages) {
       {S("listen 70000;"), "[emerg] invalid port in \"70000\" of the \"listen\" directive" + at4},
       {S("listen 1.2.3.4:0;"), "[emerg] invalid port in \"1.2.3.4:0\" of the \"listen\" directive" + at4},
       {S("listen nosuchhost.invalid;"), "[emerg] host not found in \"nosuchhost.invalid\" of the \"listen\" directive" + at4},
+      {S("listen 1.2.3.4:9-8;"), "[emerg] invalid port range in \"1.2.3.4:9-8\" of the \"listen\" directive" + at4},
+      {S("listen 5-70000;"), "[emerg] invalid port in \"5-70000\" of the \"listen\" directive" + at4},
+      {S("listen 81-83; listen 82;"), "[emerg] a duplicate listen 0.0.0.0:82" + at4},
       {S("listen [::1;"), "[emerg] invalid host in \"[::1\" of the \"listen\" directive" + at4},
       {S("listen unix:;"), "[emerg] no path in the unix domain socket in \"unix:\" of the \"listen\" directive" + at4},
       {S("listen 80 ssl;"), "[emerg] no \"ssl_certificate\" is defined for the \"listen ... ssl\" directive" + at3},
