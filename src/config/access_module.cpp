@@ -19,12 +19,12 @@ void apply(const DirectiveCall& call, AccessPartial& level) {
 const std::vector<ModuleDirective<AccessPartial>>& accessDirectives() {
   static const std::vector<ModuleDirective<AccessPartial>> kDirectives = {
       // ngx_http_access_module
-      {"allow", kHsl, Args::k1, &apply},
-      {"deny", kHsl, Args::k1, &apply},
+      {"allow", kHsl | kLimitExcept, Args::k1, &apply},
+      {"deny", kHsl | kLimitExcept, Args::k1, &apply},
       // ngx_http_auth_basic_module (satisfy and auth_delay are ngx_http_core_module's)
       {"satisfy", kHsl, Args::k1, &apply},
-      {"auth_basic", kHsl, Args::k1, &apply},
-      {"auth_basic_user_file", kHsl, Args::k1, &apply},
+      {"auth_basic", kHsl | kLimitExcept, Args::k1, &apply},
+      {"auth_basic_user_file", kHsl | kLimitExcept, Args::k1, &apply},
       {"auth_delay", kHsl, Args::k1, &apply},
       // ngx_http_realip_module
       {"set_real_ip_from", kHsl, Args::k1, &apply},

@@ -88,6 +88,9 @@ struct LocationDraft {
   SourceRef source;
   Partial partial;
   std::vector<LocationDraft> children;
+  // `limit_except METHOD... { }`: the block's own Partial and the methods it lets through.
+  std::optional<Partial> limitExcept;
+  std::vector<std::string> limitExceptAllowed;
 };
 
 // One server as parsed, before merging.
@@ -129,7 +132,7 @@ constexpr std::string_view kUnsupportedPrefixes[] = {
 constexpr std::string_view kUnsupportedNames[] = {
     // http
     "http2", "http3", "geo", "split_clients", "resolver", "resolver_timeout",
-    "limit_except", "aio", "aio_write", "directio",
+    "aio", "aio_write", "directio",
     "directio_alignment", "output_buffers", "postpone_output",
     "reset_timedout_connection",
     "recursive_error_pages",
@@ -667,11 +670,55 @@ class Builder {
       Partial p = ifPartials_[step.ifSettings.get()];
       mergeFrom(p, merged);
       *step.ifSettings = finalize(p);
-      // The enclosing location's content handler stays (nginx keeps r->content_handler).
-      step.ifSettings->wsgi = settings.wsgi;
-      step.ifSettings->proxy.pass = settings.proxy.pass;
-      step.ifSettings->uwsgi.pass = settings.uwsgi.pass;
+      inheritContent(*step.ifSettings, settings);
     }
+  }
+
+  // An implicit location (`if`, `limit_except`) with a proxy_pass or uwsgi_pass of its own
+  // serves with it (nginx sets the block's handler); otherwise the enclosing location's content
+  // stays (nginx keeps r->content_handler, and the upstream modules' merge hands a noname
+  // location its parent's pass). *_pass is never merged, so what `block` holds is its own.
+  static void inheritContent(LocationSettings& block, const LocationSettings& enclosing) {
+    if (block.proxy.pass || block.uwsgi.pass) {
+      block.ownContent = true;
+      block.wsgi.reset();
+      return;
+    }
+    block.wsgi = enclosing.wsgi;
+    block.proxy.pass = enclosing.proxy.pass;
+    block.uwsgi.pass = enclosing.uwsgi.pass;
+  }
+
+  // ---- limit_except ----
+
+  // `limit_except METHOD... { }` (ngx_http_core_limit_except): the methods named (GET brings
+  // HEAD) are served by the location; any other is served by the block, an implicit location
+  // merged under it, which holds access rules (allow, deny, auth_basic), access_log or a
+  // proxy_pass.
+  void limitExcept(const ConfDirective& d, Frame& f) {
+    static constexpr std::string_view kMethods[] = {
+        "GET", "HEAD", "POST", "PUT", "DELETE", "MKCOL", "COPY", "MOVE", "OPTIONS",
+        "PROPFIND", "PROPPATCH", "LOCK", "UNLOCK", "PATCH"};
+    LocationDraft& loc = *f.location;
+    if (loc.limitExcept) directiveError(d, "is duplicate");
+    std::vector<std::string> allowed;
+    for (const std::string& arg : d.args) {
+      auto it = std::find_if(std::begin(kMethods), std::end(kMethods),
+                             [&](std::string_view m) { return iequals(m, arg); });
+      if (it == std::end(kMethods)) emerg(d, "invalid method " + quote(arg));
+      allowed.emplace_back(*it);
+    }
+    if (std::find(allowed.begin(), allowed.end(), "GET") != allowed.end()) {
+      allowed.emplace_back("HEAD");
+    }
+    loc.limitExcept.emplace();
+    loc.limitExceptAllowed = std::move(allowed);
+    Frame inner;
+    inner.ctx = kLimitExcept;
+    inner.level = &*loc.limitExcept;
+    inner.server = f.server;
+    inner.location = f.location;
+    walk(d.children, inner);
   }
 
   // ---- the map module ----
@@ -1207,6 +1254,14 @@ class Builder {
     loc.source = draft.source;
     loc.settings = finalize(draft.partial);
     finishIfBlocks(loc.settings, draft.partial);
+    if (draft.limitExcept) {
+      Partial p = *draft.limitExcept;
+      mergeFrom(p, draft.partial);
+      auto block = std::make_shared<LocationSettings>(finalize(p));
+      inheritContent(*block, loc.settings);
+      loc.settings.limitExcept = std::move(block);
+      loc.settings.limitExceptAllowed = draft.limitExceptAllowed;
+    }
     for (LocationDraft& child : draft.children) {
       loc.children.push_back(finishLocationTree(child, draft.partial));
     }
@@ -1307,7 +1362,9 @@ const std::vector<Builder::Command>& Builder::commands() {
         {"pid", kMain, Args::k1, false, &Builder::pid},
         {"daemon", kMain, Args::k1, false, &Builder::daemon},
         {"error_log", kMain | kHsl, Args::k1More, false, &Builder::errorLog},
-        {"include", kAny | kServerIf | kLocationIf, Args::k1, false, &Builder::include},
+        {"include", kAny | kServerIf | kLocationIf | kLimitExcept, Args::k1, false,
+         &Builder::include},
+        {"limit_except", kLocation, Args::k1More, true, &Builder::limitExcept},
         {"events", kMain, Args::kNone, true, &Builder::events},
         {"worker_connections", kEvents, Args::k1, false, &Builder::workerConnections},
         {"multi_accept", kEvents, Args::k1, false, &Builder::multiAccept},

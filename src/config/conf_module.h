@@ -43,6 +43,7 @@ enum Ctx : unsigned {
   kServerIf = 64,     // NGX_HTTP_SIF_CONF: inside `if` at the server level
   kLocationIf = 128,  // NGX_HTTP_LIF_CONF: inside `if` in a location
   kUpstream = 256,    // NGX_HTTP_UPS_CONF: inside `upstream NAME { }`
+  kLimitExcept = 512, // NGX_HTTP_LMT_CONF: inside `limit_except METHOD... { }` in a location
 };
 // The rewrite module's directives (rewrite, return, set, break) go wherever `if` may hold them.
 constexpr unsigned kRewriteCtx = kServer | kServerIf | kLocation | kLocationIf;

@@ -251,7 +251,7 @@ void openLogFileCache(const DirectiveCall& call, LogLoad&, LogPartial& level) {
 const std::vector<ModuleLoadDirective<LogPartial, LogLoad>>& logDirectives() {
   static const std::vector<ModuleLoadDirective<LogPartial, LogLoad>> kDirectives = {
       {"log_format", kHttp, Args::k2More, &logFormat},
-      {"access_log", kHsl | kLocationIf, Args::k1More, &accessLog},
+      {"access_log", kHsl | kLocationIf | kLimitExcept, Args::k1More, &accessLog},
       {"open_log_file_cache", kHsl, Args::k1More, &openLogFileCache},
   };
   return kDirectives;

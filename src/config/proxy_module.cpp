@@ -54,8 +54,10 @@ bool startsWithCaseless(std::string_view s, std::string_view prefix) {
 
 // ngx_http_proxy_pass: the URL, its URI part and the implicit upstream of its address.
 void pass(const DirectiveCall& call, UpstreamLoad& load, ProxyPartial& level) {
-  if (call.ctx() == kLocationIf) call.unsupported("\"proxy_pass\" inside \"if\"");
   if (level.pass) call.directiveError("is duplicate");
+  // An `if` or `limit_except` block is an implicit location without a name (nginx's noname):
+  // no URI part, and the request's URI passes unchanged.
+  const bool noname = call.ctx() == kLocationIf || call.ctx() == kLimitExcept;
   const std::string& url = call.arg(0);
   if (url.find('$') != std::string::npos) {
     if (startsWithCaseless(url, "https://")) {
@@ -104,13 +106,14 @@ void pass(const DirectiveCall& call, UpstreamLoad& load, ProxyPartial& level) {
   }
   using Match = Location::Match;
   const Location::Match* match = call.locationMatch();
-  if (p.hasUri && match &&
-      (*match == Match::kRegex || *match == Match::kRegexCaseless || *match == Match::kNamed)) {
+  if (p.hasUri && (noname || (match && (*match == Match::kRegex ||
+                                         *match == Match::kRegexCaseless ||
+                                         *match == Match::kNamed)))) {
     call.emerg("\"proxy_pass\" cannot have URI part in location given by regular expression, "
                "or inside named location, or inside \"if\" statement, or inside "
                "\"limit_except\" block");
   }
-  if (match && *match != Match::kNamed) p.locationPrefix = call.locationPattern();
+  if (match && *match != Match::kNamed && !noname) p.locationPrefix = call.locationPattern();
   p.upstream = std::string(hostPart);
   if (p.unixSocket) {
     p.proxyHost = "localhost";
@@ -348,7 +351,7 @@ void bind(const DirectiveCall& call, ProxyPartial& level) {
 
 const std::vector<ModuleLoadDirective<ProxyPartial, UpstreamLoad>>& proxyPassDirectives() {
   static const std::vector<ModuleLoadDirective<ProxyPartial, UpstreamLoad>> kDirectives = {
-      {"proxy_pass", kLocation | kLocationIf, Args::k1, &pass},
+      {"proxy_pass", kLocation | kLocationIf | kLimitExcept, Args::k1, &pass},
   };
   return kDirectives;
 }

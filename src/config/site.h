@@ -551,6 +551,15 @@ struct LocationSettings {
   // `internal`: only internal redirects (X-Accel-Redirect, error_page, try_files, index) reach
   // this location; a client's own request gets 404 (inherited, as nginx merges it).
   bool internal = false;
+  // `limit_except METHOD... { }`: a request whose method is not in `limitExceptAllowed` (as
+  // the request line spells it; GET brings HEAD) is served with `limitExcept`, the implicit
+  // location nginx makes of the block (this location's settings merged with the block's; like
+  // any nested location it has no rewrite directives, try_files or nested locations).
+  std::vector<std::string> limitExceptAllowed;
+  std::shared_ptr<LocationSettings> limitExcept;
+  // An `if` or `limit_except` block's settings: it names a proxy_pass or uwsgi_pass of its
+  // own (else it serves with its location's content).
+  bool ownContent = false;
 };
 
 // One `location` block, with its nested locations in file order.

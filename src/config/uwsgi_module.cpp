@@ -16,7 +16,6 @@ bool startsWithCaseless(std::string_view s, std::string_view prefix) {
 // ngx_http_uwsgi_pass: an optional uwsgi:// scheme, then an address nginx gives whole to
 // ngx_http_upstream_add (no URI part: "unix:/path", "host:port", or an upstream's name).
 void pass(const DirectiveCall& call, UpstreamLoad& load, ProxyPartial& level) {
-  if (call.ctx() == kLocationIf) call.unsupported("\"uwsgi_pass\" inside \"if\"");
   if (level.pass) call.directiveError("is duplicate");
   const std::string& url = call.arg(0);
   size_t skip = 0;

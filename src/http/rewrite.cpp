@@ -392,7 +392,10 @@ bool RewriteProgram::runSteps(const std::vector<Step>& steps, RewriteState& stat
         return true;
       case Kind::kIf:
         if (!condition(step, state, context, log)) break;
-        if (step.ifSettings) state.ifSettings = step.ifSettings;
+        if (step.ifSettings) {
+          state.ifSettings = step.ifSettings;
+          if (step.ifSettings->ownContent) state.ifContent = step.ifSettings;
+        }
         if (runSteps(step.body, state, context, log, result)) return true;
         break;
     }

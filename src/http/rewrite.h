@@ -41,8 +41,10 @@ struct RewriteState {
   // nginx's quoted_uri / plus_in_uri: the request's path held "%XX" or '+'; captures copied
   // into new arguments or a redirect are then escaped.
   bool quotedUri = false;
-  // The implicit location of the last `if` whose condition held (null: none).
+  // The implicit location of the last `if` whose condition held (null: none), and of the last
+  // such `if` with a proxy_pass or uwsgi_pass of its own (nginx's content handler).
   const config::LocationSettings* ifSettings = nullptr;
+  const config::LocationSettings* ifContent = nullptr;
   // `set $limit_rate`: the response's rate (nginx's r->limit_rate with limit_rate_set).
   std::optional<uint64_t> limitRate;
 };

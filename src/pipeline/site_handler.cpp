@@ -392,10 +392,22 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     return *output_;
   }
 
+  // nginx's ngx_http_update_location_config: a method the location's `limit_except` limits is
+  // served with the block's implicit location (its rewrite directives are the block's: none).
+  void enterLocation(const LocationRuntime* rt) {
+    location_ = rt;
+    if (!rt->limitExcept) return;
+    const std::vector<std::string>& allowed = rt->settings->limitExceptAllowed;
+    const std::string& method = request().method;
+    if (std::find(allowed.begin(), allowed.end(), method) == allowed.end()) {
+      location_ = rt->limitExcept;
+    }
+  }
+
   void match(std::string_view uri) {
     lookup_ = http::SiteMap::match(*server_, uri);
     if (lookup_.hasCaptures) captures_ = lookup_.captures;
-    location_ = &site_.runtimeOf(*server_, lookup_.node);
+    enterLocation(&site_.runtimeOf(*server_, lookup_.node));
     if (inErrorLogScope_) ErrorLog::setRequestTargets(errorLogTargets());
   }
 
@@ -572,7 +584,21 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       uri_ = std::move(state.uri);
       args_ = std::move(state.args);
       captures_ = std::move(state.captures);
-      if (state.ifSettings) location_ = &site_.ifRuntime(state.ifSettings);
+      if (state.ifSettings) {
+        location_ = &site_.ifRuntime(state.ifSettings);
+        // nginx keeps the content handler of the last `if` that set one while the settings
+        // are the last `if`'s: a later block without a pass of that kind (and a location
+        // without one to inherit) leaves the handler with no upstream, nginx's 500.
+        const config::LocationSettings* own = state.ifContent;
+        const config::LocationSettings* now = state.ifSettings;
+        if (own && own != now &&
+            !((own->proxy.pass && now->proxy.pass) || (own->uwsgi.pass && now->uwsgi.pass))) {
+          logError("no upstream configuration");
+          http::RewriteResult failed;
+          failed.action = http::RewriteResult::Action::kError;
+          return failed;
+        }
+      }
       if (result.action == http::RewriteResult::Action::kDone && state.uriChanged) {
         result.action = http::RewriteResult::Action::kLast;
       }
@@ -595,7 +621,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       if (start) {
         lookup_ = {};
         lookup_.node = start;
-        location_ = &site_.runtimeOf(*server_, start);
+        enterLocation(&site_.runtimeOf(*server_, start));
         start = nullptr;
       } else {
         match(uri_);
@@ -1585,6 +1611,18 @@ std::unique_ptr<DocumentRoot> SiteHandler::makeFiles(std::string directory,
   return filesFactory_(std::move(directory), *rt.mimes, rt.fileOptions);
 }
 
+bool SiteHandler::implicitLocation(LocationRuntime& rt, const config::LocationSettings& settings,
+                                   const LocationRuntime& parent, const http::LocationNode* node,
+                                   std::string& error) {
+  if (!compile(rt, settings, node, error)) return false;
+  if (settings.ownContent) {
+    rt.content = makeContent(settings, node, error);
+    return rt.content || error.empty();
+  }
+  if (claimed(settings)) rt.content = parent.content;
+  return true;
+}
+
 bool SiteHandler::claimed(const config::LocationSettings& settings) const {
   for (ContentModule* module : modules_) {
     if (module->claims(settings)) return true;
@@ -1656,9 +1694,14 @@ bool SiteHandler::build(const ContentModules& content, std::string& error) {
     for (const config::RewriteStep& step : node->config->settings.rewrites) {
       if (step.kind != config::RewriteStep::Kind::kIf || !step.ifSettings) continue;
       auto rt = std::make_unique<LocationRuntime>();
-      if (!compile(*rt, *step.ifSettings, node, error)) return false;
-      if (claimed(*step.ifSettings)) rt->content = parent.content;
+      if (!implicitLocation(*rt, *step.ifSettings, parent, node, error)) return false;
       ifRuntimes_[step.ifSettings.get()] = std::move(rt);
+    }
+    if (const config::LocationSettings* block = node->config->settings.limitExcept.get()) {
+      auto rt = std::make_unique<LocationRuntime>();
+      if (!implicitLocation(*rt, *block, parent, node, error)) return false;
+      parent.limitExcept = rt.get();
+      ifRuntimes_[block] = std::move(rt);
     }
   }
   return true;

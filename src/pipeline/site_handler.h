@@ -34,6 +34,9 @@ struct LocationRuntime {
   // The registered content handler (an app, stub_status, ...); null: the files of its
   // root/alias (index, autoindex, static).
   ContentHandler* content = nullptr;
+  // `limit_except`: the runtime of the block's implicit location, for the methods it limits
+  // (settings->limitExceptAllowed lets the others through); null: none.
+  const LocationRuntime* limitExcept = nullptr;
   // root or alias: constant → one handler; with variables → a handler per request.
   std::optional<http::Template> directory;
   bool alias = false;
@@ -130,6 +133,11 @@ class SiteHandler : public http::RequestRouter {
   ContentHandler* makeContent(const config::LocationSettings& settings,
                               const http::LocationNode* node, std::string& error);
   bool claimed(const config::LocationSettings& settings) const;
+  // The runtime of an implicit location (`if`, `limit_except`) of `parent`: its own pass, or
+  // the parent's content.
+  bool implicitLocation(LocationRuntime& rt, const config::LocationSettings& settings,
+                        const LocationRuntime& parent, const http::LocationNode* node,
+                        std::string& error);
   LogFile* logFile(const std::string& path, std::string& error);
 
   const config::Config& config_;
@@ -137,7 +145,7 @@ class SiteHandler : public http::RequestRouter {
   event::EventLoop* loop_;
   std::vector<LocationRuntime> locations_;  // by LocationNode::id
   std::vector<LocationRuntime> servers_;    // by ServerNode::index
-  // `if` blocks' implicit locations, by their settings in the model.
+  // The implicit locations of `if` and `limit_except` blocks, by their settings in the model.
   std::map<const config::LocationSettings*, std::unique_ptr<LocationRuntime>> ifRuntimes_;
   http::VariableRegistry userVariables_;  // `set` and `map` variables
   std::vector<std::unique_ptr<http::VariableProducer>> maps_;

@@ -268,6 +268,28 @@ TEST(ConfBuilder, ListenPortRangeIsAListenPerPort) {
   EXPECT_EQ(l[3].spec, "90-90");
 }
 
+TEST(ConfBuilder, LimitExceptIsAnImplicitLocationMergedUnderItsLocation) {
+  Config c = loadOk(S("location /a/ { proxy_pass http://127.0.0.1:9/x/; client_max_body_size 5;\n"
+                      "limit_except get POST { deny all; } }\n"
+                      "location /b/ { limit_except PUT { proxy_pass http://127.0.0.1:9; } }"));
+  const LocationSettings& a = loc(c, 0).settings;
+  EXPECT_EQ(a.limitExceptAllowed, (std::vector<std::string>{"GET", "POST", "HEAD"}));
+  ASSERT_TRUE(a.limitExcept);
+  const LocationSettings& block = *a.limitExcept;
+  EXPECT_EQ(block.clientMaxBodySize, 5u);  // merged from the location
+  ASSERT_EQ(block.access.rules.size(), 1u);
+  EXPECT_TRUE(a.access.rules.empty());
+  ASSERT_TRUE(block.proxy.pass);  // the location's pass, with its URI replacement
+  EXPECT_EQ(block.proxy.pass->uri, "/x/");
+  EXPECT_FALSE(block.ownContent);
+  const LocationSettings& b = *loc(c, 1).settings.limitExcept;
+  EXPECT_TRUE(b.ownContent);
+  ASSERT_TRUE(b.proxy.pass);
+  EXPECT_FALSE(b.proxy.pass->hasUri);
+  EXPECT_TRUE(b.proxy.pass->locationPrefix.empty());  // a noname location: the URI as is
+  EXPECT_FALSE(loc(c, 1).settings.proxy.pass);
+}
+
 TEST(ConfBuilder, ServerNames) {
   Config c = loadOk(H("server { server_name Example.COM *.example.com .example.org www.example.*\n"
                       " \"~^(?<sub>.+)\\.example\\.net$\" \"\" _; }\nserver { }"));
@@ -523,6 +545,10 @@ TEST(ConfBuilder, ErrorsAreNginxsMessages) {
       {S("listen 1.2.3.4:9-8;"), "[emerg] invalid port range in \"1.2.3.4:9-8\" of the \"listen\" directive" + at4},
       {S("listen 5-70000;"), "[emerg] invalid port in \"5-70000\" of the \"listen\" directive" + at4},
       {S("listen 81-83; listen 82;"), "[emerg] a duplicate listen 0.0.0.0:82" + at4},
+      {S("location / { limit_except FOO { } }"), "[emerg] invalid method \"FOO\"" + at4},
+      {S("location / { limit_except GET { } limit_except PUT { } }"), "[emerg] \"limit_except\" directive is duplicate" + at4},
+      {S("location / { limit_except GET { root /x; } }"), "[emerg] \"root\" directive is not allowed here" + at4},
+      {S("location / { if ($a) { proxy_pass http://a/b; } }"), "[emerg] \"proxy_pass\" cannot have URI part in location given by regular expression, or inside named location, or inside \"if\" statement, or inside \"limit_except\" block" + at4},
       {S("listen [::1;"), "[emerg] invalid host in \"[::1\" of the \"listen\" directive" + at4},
       {S("listen unix:;"), "[emerg] no path in the unix domain socket in \"unix:\" of the \"listen\" directive" + at4},
       {S("listen 80 ssl;"), "[emerg] no \"ssl_certificate\" is defined for the \"listen ... ssl\" directive" + at3},
@@ -639,7 +665,7 @@ TEST(ConfBuilder, ErrorsAreNginxsMessages) {
 TEST(ConfBuilder, UnsupportedListCoversCommonDirectives) {
   for (const char* name : {"proxy_redirect", "proxy_cache", "uwsgi_pass", "uwsgi_param",
                            "fastcgi_pass", "ssl", "ssl_certificate", "http2",
-                           "limit_except", "sub_filter"}) {
+                           "resolver", "sub_filter"}) {
     EXPECT_TRUE(isUnsupportedNginxDirective(name)) << name;
   }
   EXPECT_FALSE(isUnsupportedNginxDirective("frobnicate"));
