@@ -20,40 +20,62 @@ void addHeader(const DirectiveCall& call, HeadersPartial& level) {
   level.addHeaders->push_back(header);
 }
 
+// ngx_http_headers_expires: `expires [modified] VALUE`; a value with variables is parsed per
+// response.
 void expires(const DirectiveCall& call, HeadersPartial& level) {
   call.checkUnset(level.expires);
+  Expires e;
+  e.kind = Expires::Kind::kAfter;
   if (call.args().size() == 2) {
     if (call.arg(0) != "modified") call.directiveError("invalid value");
-    call.unsupported("\"expires modified\"");
+    e.kind = Expires::Kind::kModified;
   }
-  const std::string& v = call.arg(0);
-  Expires e;
-  if (v == "epoch") {
-    e.kind = Expires::Kind::kEpoch;
-  } else if (v == "max") {
-    e.kind = Expires::Kind::kMax;
-  } else if (v == "off") {
-    e.kind = Expires::Kind::kOff;
-  } else {
-    if (!v.empty() && v[0] == '@') call.unsupported("\"expires @time\"");
-    if (!v.empty() && v[0] == '$') call.unsupported("a variable in the \"expires\" directive");
-    bool minus = false;
-    std::string_view t = v;
-    if (!t.empty() && t[0] == '+') {
-      t.remove_prefix(1);
-    } else if (!t.empty() && t[0] == '-') {
-      minus = true;
-      t.remove_prefix(1);
-    }
-    auto s = parseNginxTime(t, true);
-    if (!s) call.directiveError("invalid value");
-    e.kind = Expires::Kind::kAfter;
-    e.seconds = minus ? -*s : *s;
+  const std::string& v = call.args().back();
+  if (v.find('$') != std::string::npos) {
+    e.variable = true;
+    e.value = v;
+  } else if (auto error = parseExpires(v, e)) {
+    call.directiveError(*error);
   }
   level.expires = e;
 }
 
 }  // namespace
+
+std::optional<std::string> parseExpires(std::string_view v, Expires& e) {
+  if (e.kind != Expires::Kind::kModified) {
+    if (v == "epoch") {
+      e.kind = Expires::Kind::kEpoch;
+      return std::nullopt;
+    }
+    if (v == "max") {
+      e.kind = Expires::Kind::kMax;
+      return std::nullopt;
+    }
+    if (v == "off") {
+      e.kind = Expires::Kind::kOff;
+      return std::nullopt;
+    }
+  }
+  bool minus = false;
+  if (!v.empty() && v[0] == '@') {
+    v.remove_prefix(1);
+    if (e.kind == Expires::Kind::kModified) {
+      return "daily time cannot be used with \"modified\" parameter";
+    }
+    e.kind = Expires::Kind::kDaily;
+  } else if (!v.empty() && (v[0] == '+' || v[0] == '-')) {
+    minus = v[0] == '-';
+    v.remove_prefix(1);
+  }
+  auto s = parseNginxTime(v, true);
+  if (!s) return "invalid value";
+  if (e.kind == Expires::Kind::kDaily && *s > 24 * 60 * 60) {
+    return "daily time value must be less than 24 hours";
+  }
+  e.seconds = minus ? -*s : *s;
+  return std::nullopt;
+}
 
 const std::vector<ModuleDirective<HeadersPartial>>& headersDirectives() {
   static const std::vector<ModuleDirective<HeadersPartial>> kDirectives = {

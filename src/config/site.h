@@ -196,10 +196,20 @@ struct TryFiles {
 
 // `expires` — off, epoch, max, or a time (possibly negative; `modified` not supported → error).
 struct Expires {
-  enum class Kind { kOff, kEpoch, kMax, kAfter };
+  // kAfter: from the response's time (nginx's access); kModified: from its Last-Modified (the
+  // response's time without one); kDaily (`@15h30m`): the next such local time of day.
+  enum class Kind { kOff, kEpoch, kMax, kAfter, kModified, kDaily };
   Kind kind = Kind::kOff;
-  int64_t seconds = 0;  // for kAfter; negative → "Cache-Control: no-cache"
+  int64_t seconds = 0;  // kAfter, kModified: negative → "Cache-Control: no-cache"
+  // The value has variables: parsed per response (parseExpires) from `value`; `kind` is kAfter
+  // or kModified, as written.
+  bool variable = false;
+  std::string value;
 };
+
+// ngx_http_parse_expires: fills `e` from one value (epoch, max, off, @TIME, [+-]TIME; after
+// `modified` only the times); the error text otherwise ("invalid value", ...).
+std::optional<std::string> parseExpires(std::string_view value, Expires& e);
 
 // The gzip module's settings (ngx_http_gzip_module, ngx_http_gzip_static_module).
 struct GzipSettings {

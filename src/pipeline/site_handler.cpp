@@ -1156,33 +1156,79 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     return static_cast<uint64_t>(*size);
   }
 
+  // The next time the local clock shows `secondsOfDay` after `now` (nginx's ngx_next_time).
+  static std::time_t nextTimeOfDay(int64_t secondsOfDay, std::time_t now) {
+    std::tm tm{};
+    ::localtime_r(&now, &tm);
+    tm.tm_hour = static_cast<int>(secondsOfDay / 3600);
+    tm.tm_min = static_cast<int>(secondsOfDay % 3600 / 60);
+    tm.tm_sec = static_cast<int>(secondsOfDay % 60);
+    tm.tm_isdst = -1;
+    std::tm today = tm;
+    std::time_t next = std::mktime(&today);
+    if (next == -1 || next - now > 0) return next;
+    tm.tm_mday++;  // mktime normalizes the 32nd
+    return std::mktime(&tm);
+  }
+
+  // ngx_http_set_expires: Expires and Cache-Control from the location's `expires` (a value
+  // with variables that does not parse, or says off, leaves the response alone).
+  void applyExpires(http::ResponseHead& head, const config::Expires& configured) {
+    using Kind = config::Expires::Kind;
+    config::Expires e = configured;
+    if (e.variable) {
+      if (config::parseExpires(expand(*location_->expiresValue), e) || e.kind == Kind::kOff) {
+        return;
+      }
+    }
+    std::optional<std::time_t> lastModified;
+    if (e.kind == Kind::kModified) {
+      for (const http::Header& h : head.headers) {
+        if (http::iequals(h.name, "Last-Modified")) lastModified = http::parseHttpDate(h.value);
+      }
+    }
+    std::erase_if(head.headers, [](const http::Header& h) {
+      return http::iequals(h.name, "Expires") || http::iequals(h.name, "Cache-Control");
+    });
+    if (e.kind == Kind::kEpoch) {
+      head.add("Expires", "Thu, 01 Jan 1970 00:00:01 GMT");
+      head.add("Cache-Control", "no-cache");
+      return;
+    }
+    if (e.kind == Kind::kMax) {
+      head.add("Expires", "Thu, 31 Dec 2037 23:55:55 GMT");
+      head.add("Cache-Control", "max-age=315360000");  // 10 years
+      return;
+    }
+    std::time_t now = std::time(nullptr);
+    if (e.seconds == 0 && e.kind != Kind::kDaily) {
+      head.add("Expires", http::formatHttpDate(now));
+      head.add("Cache-Control", "max-age=0");
+      return;
+    }
+    int64_t at = 0;
+    int64_t maxAge = 0;
+    if (e.kind == Kind::kDaily) {
+      at = nextTimeOfDay(e.seconds, now);
+      maxAge = at - now;
+    } else if (e.kind == Kind::kAfter || !lastModified) {
+      maxAge = e.seconds;
+      at = now + e.seconds;
+    } else {
+      at = *lastModified + e.seconds;
+      maxAge = at - now;
+    }
+    head.add("Expires", http::formatHttpDate(static_cast<std::time_t>(at)));
+    // nginx compares the configured time (0 when it has variables) and the age.
+    bool negative = (!configured.variable && configured.seconds < 0) || maxAge < 0;
+    head.add("Cache-Control", negative ? std::string("no-cache")
+                                       : "max-age=" + std::to_string(maxAge));
+  }
+
   void applyHeaderFilters(http::ResponseHead& head) {
     const config::LocationSettings& s = *location_->settings;
     bool filtered = isHeaderFilterStatus(head.status);
-    if (filtered && s.expires.kind != config::Expires::Kind::kOff) {
-      std::erase_if(head.headers, [](const http::Header& h) {
-        return http::iequals(h.name, "Expires") || http::iequals(h.name, "Cache-Control");
-      });
-      std::time_t now = std::time(nullptr);
-      switch (s.expires.kind) {
-        case config::Expires::Kind::kEpoch:
-          head.add("Expires", "Thu, 01 Jan 1970 00:00:01 GMT");
-          head.add("Cache-Control", "no-cache");
-          break;
-        case config::Expires::Kind::kMax:
-          head.add("Expires", "Thu, 31 Dec 2037 23:55:55 GMT");
-          head.add("Cache-Control", "max-age=315360000");
-          break;
-        case config::Expires::Kind::kAfter:
-          head.add("Expires", http::formatHttpDate(now + s.expires.seconds));
-          head.add("Cache-Control", s.expires.seconds < 0
-                                        ? std::string("no-cache")
-                                        : "max-age=" + std::to_string(s.expires.seconds));
-          break;
-        case config::Expires::Kind::kOff:
-          break;
-      }
-    }
+    if (filtered && s.expires.kind != config::Expires::Kind::kOff) applyExpires(head, s.expires);
     if (!location_->addHeaders.empty()) {
       http::VariableContext vars = variables();
       vars.status = head.status;
@@ -1506,6 +1552,10 @@ bool SiteHandler::compile(LocationRuntime& rt, const config::LocationSettings& s
     auto t = compileOne(h.value);
     if (!t) return false;
     rt.addHeaders.emplace_back(&h, std::move(*t));
+  }
+  if (s.expires.variable) {
+    rt.expiresValue = compileOne(s.expires.value);
+    if (!rt.expiresValue) return false;
   }
   if (!s.limitRate.empty()) {
     rt.limitRate = compileOne(s.limitRate);

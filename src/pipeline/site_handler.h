@@ -54,6 +54,7 @@ struct LocationRuntime {
   std::optional<http::Template> tryFallback;
   std::vector<std::pair<const config::AddHeader*, http::Template>> addHeaders;
   std::optional<http::Template> limitRate, limitRateAfter;  // limit_rate, limit_rate_after
+  std::optional<http::Template> expiresValue;  // `expires` with variables
   std::vector<std::pair<http::Template, const config::ErrorPage*>> errorPages;
   struct Log {
     LogFile* file = nullptr;             // null when the path has variables

@@ -4,9 +4,13 @@ Every case runs nginx first (its answers are always checked to come back), then 
 `-c`; see nginx_diff.py. Set NGINX_DIFF_SHOW=1 (with -s) to print nginx's answers.
 """
 
+import os
+import time
+
 import pytest
 
-from nginx_diff import PROXY, run_case
+from http_client import parse_http_date
+from nginx_diff import PROXY, prepare_tree, run_case, start_portico
 
 
 FILES = {
@@ -277,6 +281,52 @@ def test_add_header_and_expires(tmp_path):
         ("GET", "/a.txt"), ("GET", "/missing"), ("GET", "/dir"), ("GET", "/epoch/f.txt"),
         ("GET", "/max/f.txt"), ("GET", "/neg/f.txt"), ("GET", "/none/x"),
     ])
+
+
+EXPIRES = server(r"""
+        location /var/ { expires $arg_e; }
+        location /modified/ { expires modified 1h; }
+        location /modvar/ { expires modified $arg_e; }
+        location /zero/ { expires 0; }
+""")
+
+
+def test_expires_with_variables_and_modified(tmp_path):
+    # A file last modified in 2000: `modified` times land in the past (Expires compared as a
+    # date, Cache-Control no-cache), so nothing depends on when either server answers.
+    files = {"www/var/f.txt": "v\n", "www/modified/f.txt": "m\n", "www/modvar/f.txt": "mv\n",
+             "www/zero/f.txt": "z\n"}
+    old = 946684800  # 2000-01-01T00:00:00Z
+
+    requests = [("GET", "/var/f.txt?e=" + e) for e in
+                ("epoch", "max", "off", "1h", "%2B1h", "-1h", "0", "soon", "", "@25h")]
+    requests += [("GET", "/modified/f.txt")]
+    requests += [("GET", "/modvar/f.txt?e=" + e) for e in ("1h", "-1h", "epoch", "@1h", "x")]
+    requests += [("GET", "/zero/f.txt")]
+    workdir = str(tmp_path)
+    prepare_tree(workdir, files)
+    for relative in files:
+        os.utime(os.path.join(workdir, relative), (old, old))
+    run_case(tmp_path, EXPIRES, {}, requests)  # no files: the tree stays as aged here
+
+
+def test_expires_daily_is_the_next_local_time_of_day(tmp_path):
+    prepare_tree(str(tmp_path), {"www/a.txt": "a\n"})
+    portico = start_portico(str(tmp_path), server("expires @15h30m33s;"), 1)
+    try:
+        r = portico.request("GET", "/a.txt")
+    finally:
+        portico.stop()
+    date = parse_http_date(r.header("Date")).timestamp()
+    expires = parse_http_date(r.header("Expires")).timestamp()
+    local = time.localtime(date)
+    today = time.mktime((local.tm_year, local.tm_mon, local.tm_mday, 15, 30, 33, 0, 0, -1))
+    tomorrow = time.mktime((local.tm_year, local.tm_mon, local.tm_mday + 1, 15, 30, 33, 0, 0,
+                            -1))
+    assert expires in (today, tomorrow), r.headers
+    assert date < expires <= date + 86400
+    max_age = int(r.header("Cache-Control").split("=")[1])
+    assert abs(max_age - (expires - date)) <= 1, r.headers
 
 
 BODY_LIMITS = server(r"""
