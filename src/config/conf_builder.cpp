@@ -127,7 +127,7 @@ constexpr std::string_view kUnsupportedPrefixes[] = {
     "hls",        "userid",       "gunzip",          "geoip_",   "slice",        "mirror",
     "dav_",       "js_",          "quic_",           "http2_",   "http3_",       "lua",
     "more_set_",  "more_clear_",  "brotli",          "zstd",     "health_check", "sticky",
-    "add_trailer", "referer_hash_", "variables_hash_", "lingering_",
+    "referer_hash_", "variables_hash_", "lingering_",
 };
 constexpr std::string_view kUnsupportedNames[] = {
     // http
@@ -137,7 +137,7 @@ constexpr std::string_view kUnsupportedNames[] = {
     "reset_timedout_connection",
     "recursive_error_pages",
     "log_subrequest", "etag",
-    "chunked_transfer_encoding", "disable_symlinks", "msie_padding", "msie_refresh",
+    "disable_symlinks", "msie_padding", "msie_refresh",
     "max_ranges", "server_names_hash_max_size", "types_hash_bucket_size", "sendfile_max_chunk",
     "send_lowat", "flv", "empty_gif",
     "random_index", "create_full_put_path", "min_delete_depth", "read_ahead",

@@ -8,7 +8,7 @@
 namespace portico::config {
 namespace {
 
-void addHeader(const DirectiveCall& call, HeadersPartial& level) {
+AddHeader headerLine(const DirectiveCall& call) {
   AddHeader header;
   header.name = call.arg(0);
   header.value = call.arg(1);
@@ -16,8 +16,17 @@ void addHeader(const DirectiveCall& call, HeadersPartial& level) {
     if (call.arg(2) != "always") call.emerg("invalid parameter " + quote(call.arg(2)));
     header.always = true;
   }
+  return header;
+}
+
+void addHeader(const DirectiveCall& call, HeadersPartial& level) {
   if (!level.addHeaders) level.addHeaders.emplace();
-  level.addHeaders->push_back(header);
+  level.addHeaders->push_back(headerLine(call));
+}
+
+void addTrailer(const DirectiveCall& call, HeadersPartial& level) {
+  if (!level.addTrailers) level.addTrailers.emplace();
+  level.addTrailers->push_back(headerLine(call));
 }
 
 // ngx_http_headers_expires: `expires [modified] VALUE`; a value with variables is parsed per
@@ -80,6 +89,7 @@ std::optional<std::string> parseExpires(std::string_view v, Expires& e) {
 const std::vector<ModuleDirective<HeadersPartial>>& headersDirectives() {
   static const std::vector<ModuleDirective<HeadersPartial>> kDirectives = {
       {"add_header", kHsl | kLocationIf, Args::k23, &addHeader},
+      {"add_trailer", kHsl | kLocationIf, Args::k23, &addTrailer},
       {"expires", kHsl | kLocationIf, Args::k12, &expires},
   };
   return kDirectives;
@@ -87,11 +97,13 @@ const std::vector<ModuleDirective<HeadersPartial>>& headersDirectives() {
 
 void mergeHeaders(HeadersPartial& child, const HeadersPartial& parent) {
   inherit(child.addHeaders, parent.addHeaders);
+  inherit(child.addTrailers, parent.addTrailers);
   inherit(child.expires, parent.expires);
 }
 
 void finishHeaders(const HeadersPartial& level, LocationSettings& settings) {
   if (level.addHeaders) settings.addHeaders = *level.addHeaders;
+  if (level.addTrailers) settings.addTrailers = *level.addTrailers;
   if (level.expires) settings.expires = *level.expires;
 }
 

@@ -1,6 +1,6 @@
 #pragma once
 
-// nginx's ngx_http_headers_filter_module as portico implements it: add_header and expires
+// nginx's ngx_http_headers_filter_module as portico implements it: add_header, add_trailer and expires
 // (http, server, location, a location's `if`), what each level wrote, the merge parent → child
 // (a level with add_header of its own inherits none, as in nginx), and the location's settings.
 
@@ -15,6 +15,7 @@ namespace portico::config {
 // What one level wrote; unset fields inherit from the enclosing level.
 struct HeadersPartial {
   std::optional<std::vector<AddHeader>> addHeaders;
+  std::optional<std::vector<AddHeader>> addTrailers;
   std::optional<Expires> expires;
 };
 

@@ -268,6 +268,8 @@ const std::vector<ModuleLoadDirective<HttpCorePartial, HttpCoreLoad>>& httpCoreD
       {"error_page", kHsl | kLocationIf, Args::k2More, &errorPage},
       {"default_type", kHsl, Args::k1, &defaultType},
       {"sendfile", kHsl | kLocationIf, Args::k1, &flagSlot<&HttpCorePartial::sendfile>},
+      {"chunked_transfer_encoding", kHsl, Args::k1,
+       &flagSlot<&HttpCorePartial::chunkedTransferEncoding>},
       {"tcp_nopush", kHsl, Args::k1, &flagSlot<&HttpCorePartial::tcpNopush>},
       {"tcp_nodelay", kHsl, Args::k1, &flagSlot<&HttpCorePartial::tcpNodelay>},
       {"keepalive_timeout", kHsl, Args::k12, &keepaliveTimeout},
@@ -319,6 +321,7 @@ void mergeHttpCore(HttpCorePartial& c, const HttpCorePartial& p) {
   inherit(c.errorPages, p.errorPages);
   inherit(c.defaultType, p.defaultType);
   inherit(c.sendfile, p.sendfile);
+  inherit(c.chunkedTransferEncoding, p.chunkedTransferEncoding);
   inherit(c.tcpNopush, p.tcpNopush);
   inherit(c.tcpNodelay, p.tcpNodelay);
   inherit(c.keepaliveTimeout, p.keepaliveTimeout);
@@ -363,6 +366,7 @@ void finishHttpCore(const HttpCorePartial& p, const std::string& prefix, Locatio
   if (p.errorPages) s.errorPages = *p.errorPages;
   if (p.defaultType) s.defaultType = *p.defaultType;
   if (p.sendfile) s.sendfile = *p.sendfile;
+  if (p.chunkedTransferEncoding) s.chunkedTransferEncoding = *p.chunkedTransferEncoding;
   if (p.tcpNopush) s.tcpNopush = *p.tcpNopush;
   if (p.tcpNodelay) s.tcpNodelay = *p.tcpNodelay;
   if (p.keepaliveTimeout) {

@@ -45,7 +45,7 @@ struct HttpCorePartial {
   std::optional<TryFiles> tryFiles;  // never inherited
   std::optional<std::vector<ErrorPage>> errorPages;
   std::optional<std::string> defaultType;
-  std::optional<bool> sendfile, tcpNopush, tcpNodelay;
+  std::optional<bool> sendfile, tcpNopush, tcpNodelay, chunkedTransferEncoding;
   std::optional<std::pair<double, std::optional<double>>> keepaliveTimeout;
   std::optional<uint64_t> keepaliveRequests;
   std::optional<unsigned> keepaliveDisable;  // LocationSettings::kKeepaliveDisable* bits

@@ -501,6 +501,9 @@ struct LocationSettings {
   bool uninitializedVariableWarn = true;  // uninitialized_variable_warn
   std::vector<ErrorPage> errorPages;    // inherited only when the level sets none
   std::vector<AddHeader> addHeaders;    // inherited only when the level sets none
+  // add_trailer: sent after a chunked body (a response with one is chunked on HTTP/1.1 even
+  // when its length is known); inherited only when the level sets none.
+  std::vector<AddHeader> addTrailers;
   Expires expires;
   std::string defaultType = "text/plain";
   // `types { ... }`: extension (lower case, no dot) → MIME type; nullopt = the shipped table
@@ -525,6 +528,9 @@ struct LocationSettings {
   BodyInFile clientBodyInFileOnly = BodyInFile::kOff;
   bool clientBodyInSingleBuffer = false;
   bool sendfile = false;                      // nginx's default is off
+  // chunked_transfer_encoding off: a response of unknown length on HTTP/1.1 is delimited by
+  // the connection's close instead.
+  bool chunkedTransferEncoding = true;
   bool tcpNopush = false;
   bool tcpNodelay = true;
   double keepaliveTimeoutSeconds = 75.0;      // keepalive_timeout (second argument: header value)

@@ -128,6 +128,9 @@ class Exchange {
   virtual void sendHead(ResponseHead head) = 0;
   virtual void sendBody(BodyChunk chunk) = 0;
   virtual void finish() = 0;
+  // Trailer fields for the response's end (add_trailer), set before finish(): they follow a
+  // chunked body (ResponseHead::expectTrailers) and are dropped otherwise.
+  virtual void setTrailers(std::vector<Header> trailers) { (void)trailers; }
 
   // Backpressure: false once the queued output passes the high watermark. onWritable's
   // callback runs (once per registration) when the queue has drained below the low one.

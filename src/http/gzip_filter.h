@@ -155,6 +155,9 @@ class GzipExchange : public Exchange, public event::Deferrable {
   void sendHead(ResponseHead head) override;
   void sendBody(BodyChunk chunk) override;
   void finish() override;
+  void setTrailers(std::vector<Header> trailers) override {
+    inner_.setTrailers(std::move(trailers));  // kept by the connection until the end
+  }
   bool writable() const override;
   void onWritable(std::function<void()> callback) override;
   void readBody(BodyReader* reader) override { inner_.readBody(reader); }

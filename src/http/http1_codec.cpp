@@ -14,6 +14,16 @@ void appendDecimal(std::string& out, uint64_t v) {
   out.append(p, static_cast<size_t>(buf + sizeof buf - p));
 }
 
+// A field name or value that can be written as one line: no CR, LF or NUL. Values made from
+// variables (`add_header X $uri` with a decoded "%0d%0a") could otherwise split the response;
+// nginx writes them as they are, portico leaves such a field out.
+bool oneLine(std::string_view s) {
+  for (char c : s) {
+    if (c == '\r' || c == '\n' || c == '\0') return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 std::string serializeHead(const ResponseHead& head, const ResponseFraming& framing,
@@ -34,7 +44,7 @@ std::string serializeHead(const ResponseHead& head, const ResponseFraming& frami
   out.append(options.date);
   out.append("\r\n");
   for (const auto& h : head.headers) {
-    if (isFramingHeader(h.name)) continue;
+    if (isFramingHeader(h.name) || !oneLine(h.value) || !oneLine(h.name)) continue;
     out.append(h.name);
     out.append(": ");
     out.append(h.value);
@@ -58,6 +68,19 @@ std::string serializeHead(const ResponseHead& head, const ResponseFraming& frami
     out.append("\r\n");
   }
   out.append(framing.close ? "Connection: close\r\n\r\n" : "Connection: keep-alive\r\n\r\n");
+  return out;
+}
+
+std::string lastChunkWithTrailers(const std::vector<Header>& trailers) {
+  std::string out = "0\r\n";
+  for (const Header& h : trailers) {
+    if (h.name.empty() || !oneLine(h.name) || !oneLine(h.value)) continue;
+    out.append(h.name);
+    out.append(": ");
+    out.append(h.value);
+    out.append("\r\n");
+  }
+  out.append("\r\n");
   return out;
 }
 

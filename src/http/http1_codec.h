@@ -32,14 +32,20 @@ inline ResponseFraming chooseFraming(const ResponseHead& head, bool headRequest,
   // 1xx and 204 never carry framing headers; a 304 neither (its Content-Length would describe
   // the cached entity).
   bool noFraming = (head.status >= 100 && head.status < 200) || head.status == 204;
-  if (!noFraming && !head.contentLength && !framing.dropBody) {
-    if (versionMinor == 1) {
-      framing.chunked = true;
-    } else {
-      framing.close = true;  // HTTP/1.0: the end of the body is the close
+  bool chunkable = versionMinor == 1 && !head.noChunked;
+  if (!noFraming && !framing.dropBody) {
+    if (head.expectTrailers && chunkable) {
+      framing.chunked = true;  // nginx's chunked filter: trailers need the chunked framing
+    } else if (!head.contentLength) {
+      if (chunkable) {
+        framing.chunked = true;
+      } else {
+        framing.close = true;  // HTTP/1.0 (or chunking off): the end of the body is the close
+      }
     }
   }
-  framing.lengthHeader = !noFraming && head.status != 304 && head.contentLength.has_value();
+  framing.lengthHeader = !noFraming && head.status != 304 && head.contentLength.has_value() &&
+                         !framing.chunked;
   return framing;
 }
 
@@ -80,6 +86,10 @@ std::string serializeHead(const ResponseHead& head, const ResponseFraming& frami
 std::string chunkHeader(uint64_t size);
 inline constexpr std::string_view kChunkEnd = "\r\n";
 inline constexpr std::string_view kLastChunk = "0\r\n\r\n";
+
+// The last chunk with trailer fields (RFC 9112 7.1.2); a field whose name or value holds CR,
+// LF or NUL is left out (never a split response), as is one with an empty name.
+std::string lastChunkWithTrailers(const std::vector<Header>& trailers);
 
 // The interim answer to Expect: 100-continue.
 inline constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";

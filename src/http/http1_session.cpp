@@ -571,7 +571,8 @@ void Http1Session::finish() {
   if (!stream_.headSent_ || stream_.responseFinished_ || state_ == State::kClosed) return;
   stream_.responseFinished_ = true;
   if (stream_.chunkedResponse_ && !stream_.dropBody_) {
-    queue(BodyChunk(std::string(http1::kLastChunk)));
+    queue(BodyChunk(stream_.trailers_.empty() ? std::string(http1::kLastChunk)
+                                              : http1::lastChunkWithTrailers(stream_.trailers_)));
   }
   if (stream_.bodyShort()) {
     // The handler sent less than it promised; the client can only tell from a close.

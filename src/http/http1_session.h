@@ -39,6 +39,7 @@ class Http1Stream final : public Stream {
   void sendHead(ResponseHead head) override;
   void sendBody(BodyChunk chunk) override;
   void finish() override;
+  void setTrailers(std::vector<Header> trailers) override { trailers_ = std::move(trailers); }
   bool writable() const override;
   void readBody(BodyReader* reader) override;
   void abort() override;
@@ -53,11 +54,13 @@ class Http1Stream final : public Stream {
     Stream::reset();
     continueSent_ = false;
     chunkedResponse_ = false;
+    trailers_.clear();
   }
 
   Http1Session& session_;
   bool continueSent_ = false;
   bool chunkedResponse_ = false;
+  std::vector<Header> trailers_;  // setTrailers: written after the last chunk
 };
 
 // One HTTP/1.x client connection — or a front server's uwsgi connection, whose requests come as

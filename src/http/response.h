@@ -29,6 +29,11 @@ struct ResponseHead {
   // 504): error_page takes it over even in a location whose content is an upstream, as nginx
   // finalizes such a request with a special response.
   bool gateway = false;
+  // add_trailer applies (nginx's expect_trailers): on HTTP/1.1 the body is chunked even when
+  // its length is known, so that trailers (Exchange::setTrailers) can follow it.
+  bool expectTrailers = false;
+  // chunked_transfer_encoding off: an unknown length is delimited by the close on HTTP/1.1 too.
+  bool noChunked = false;
 
   void add(std::string name, std::string value) {
     headers.push_back({std::move(name), std::move(value)});

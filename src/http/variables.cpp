@@ -61,6 +61,7 @@ enum class Template::Kind : uint8_t {
   kRequestFilename,
   kHttp,
   kSentHttp,
+  kSentTrailer,
   kCookie,
   kContentType,
   kContentLength,
@@ -360,7 +361,8 @@ bool Template::isBuiltin(std::string_view name) {
   std::optional<Template> t = compile("${" + std::string(name) + "}", error);
   if (!t || t->parts_.size() != 1) return false;
   Kind kind = t->parts_[0].kind;
-  return kind != Kind::kHttp && kind != Kind::kSentHttp && kind != Kind::kCookie &&
+  return kind != Kind::kHttp && kind != Kind::kSentHttp && kind != Kind::kSentTrailer &&
+         kind != Kind::kCookie &&
          kind != Kind::kArg && kind != Kind::kCapture;
 }
 
@@ -435,6 +437,7 @@ std::optional<Template> Template::compile(std::string_view text, std::string& er
   static const std::pair<std::string_view, Kind> kPrefixed[] = {
       {"http_", Kind::kHttp},
       {"sent_http_", Kind::kSentHttp},
+      {"sent_trailer_", Kind::kSentTrailer},
       {"cookie_", Kind::kCookie},
       {"arg_", Kind::kArg},
       {"upstream_http_", Kind::kUpstreamHttp},
@@ -779,6 +782,17 @@ std::string Template::expand(const VariableContext& c, VariableEscape escape) co
             } else {
               *value += part.text == "cookie" ? "; " : ", ";
               *value += h.value;
+            }
+          }
+        }
+        break;
+      case Kind::kSentTrailer:
+        // nginx's ngx_http_variable_unknown_header over the trailers added so far.
+        if (c.responseTrailers) {
+          for (const Header& h : *c.responseTrailers) {
+            if (headerNameMatches(h.name, part.text)) {
+              value = h.value;
+              break;
             }
           }
         }

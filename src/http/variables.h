@@ -42,6 +42,7 @@ struct VariableContext {
   uint64_t startMicros = 0;                // wall clock of the request start, µs since epoch
   uint64_t durationMicros = 0;             // $request_time
   const std::vector<Header>* responseHeaders = nullptr;  // $sent_http_NAME
+  const std::vector<Header>* responseTrailers = nullptr;  // $sent_trailer_NAME
   // `set` and `map` variables of this request (null: none exist, they expand to "").
   UserVariableStore* users = nullptr;
   bool warnUninitialized = true;  // uninitialized_variable_warn of the current location

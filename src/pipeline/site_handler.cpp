@@ -292,6 +292,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       runErrorPage();
       return;
     }
+    sendTrailers();
     // Logged by the connection's logResponse once the response has left (or was cut short).
     output().finish();
   }
@@ -1245,7 +1246,36 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
         if (!v.empty()) head.add(spec->name, std::move(v));  // nginx skips empty values
       }
     }
+    head.noChunked = !s.chunkedTransferEncoding;
+    // nginx's expect_trailers: an add_trailer that applies to this status chunks the body.
+    for (const auto& [spec, value] : location_->addTrailers) {
+      if (filtered || spec->always) {
+        head.expectTrailers = true;
+        trailersExpected_ = true;
+        trailerHeaders_ = head.headers;  // $sent_http_* when the trailers are made
+        break;
+      }
+    }
     if (!location_->accessLogs.empty()) responseHeaders_ = head.headers;  // $sent_http_*
+  }
+
+  // ngx_http_trailers_filter: the add_trailer fields at the body's end, each with the
+  // variables as they stand then ($sent_trailer_* sees the fields made before it); empty
+  // values are left out.
+  void sendTrailers() {
+    if (!trailersExpected_ || request().isHead()) return;
+    bool filtered = isHeaderFilterStatus(status_);
+    std::vector<http::Header> trailers;
+    http::VariableContext vars = variables();
+    vars.status = status_;
+    vars.responseHeaders = &trailerHeaders_;
+    vars.responseTrailers = &trailers;
+    for (const auto& [spec, value] : location_->addTrailers) {
+      if (!filtered && !spec->always) continue;
+      std::string v = value.expand(vars);
+      if (!v.empty()) trailers.push_back({spec->name, std::move(v)});
+    }
+    output().setTrailers(std::move(trailers));
   }
 
   void writeLogs() {
@@ -1286,6 +1316,8 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   std::string documentRootOwned_;    // an expanded root/alias with variables
   http::RouteLimits limits_;
   std::vector<http::Header> responseHeaders_;
+  bool trailersExpected_ = false;            // the head asked for trailers (add_trailer)
+  std::vector<http::Header> trailerHeaders_;  // that head's headers, for $sent_http_*
   int failStatus_ = 0;
   int status_ = 0;
   int errStatus_ = 0;
@@ -1552,6 +1584,11 @@ bool SiteHandler::compile(LocationRuntime& rt, const config::LocationSettings& s
     auto t = compileOne(h.value);
     if (!t) return false;
     rt.addHeaders.emplace_back(&h, std::move(*t));
+  }
+  for (const config::AddHeader& h : s.addTrailers) {
+    auto t = compileOne(h.value);
+    if (!t) return false;
+    rt.addTrailers.emplace_back(&h, std::move(*t));
   }
   if (s.expires.variable) {
     rt.expiresValue = compileOne(s.expires.value);

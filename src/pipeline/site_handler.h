@@ -53,6 +53,7 @@ struct LocationRuntime {
   std::vector<http::Template> index;  // the index directive's names ($variables expanded)
   std::optional<http::Template> tryFallback;
   std::vector<std::pair<const config::AddHeader*, http::Template>> addHeaders;
+  std::vector<std::pair<const config::AddHeader*, http::Template>> addTrailers;
   std::optional<http::Template> limitRate, limitRateAfter;  // limit_rate, limit_rate_after
   std::optional<http::Template> expiresValue;  // `expires` with variables
   std::vector<std::pair<http::Template, const config::ErrorPage*>> errorPages;

@@ -69,6 +69,43 @@ TEST(Http1Framing, Table) {
   }
 }
 
+TEST(Http1Framing, TrailersChunkAKnownLengthAndChunkingOffClosesInstead) {
+  struct Case {
+    const char* name;
+    std::optional<uint64_t> length;
+    bool expectTrailers, noChunked, headRequest;
+    int versionMinor;
+    bool chunked, closes, lengthHeader;
+  };
+  const std::vector<Case> cases = {
+      {"trailers, length known, 1.1: chunked, no length", 5, true, false, false, 1, true, false,
+       false},
+      {"trailers on 1.0: the length", 5, true, false, false, 0, false, false, true},
+      {"trailers, HEAD: the length", 5, true, false, true, 1, false, false, true},
+      {"trailers, chunking off: the length", 5, true, true, false, 1, false, false, true},
+      {"chunking off, length unknown: close-delimited", std::nullopt, false, true, false, 1,
+       false, true, false},
+      {"chunking off, length known: kept", 5, false, true, false, 1, false, false, true},
+  };
+  for (const auto& c : cases) {
+    ResponseHead h = head(200, c.length, false);
+    h.expectTrailers = c.expectTrailers;
+    h.noChunked = c.noChunked;
+    ResponseFraming f = chooseFraming(h, c.headRequest, c.versionMinor, false);
+    EXPECT_EQ(f.chunked, c.chunked) << c.name;
+    EXPECT_EQ(f.close, c.closes) << c.name;
+    EXPECT_EQ(f.lengthHeader, c.lengthHeader) << c.name;
+  }
+}
+
+TEST(Http1Chunked, LastChunkCarriesTrailersButNeverALineBreak) {
+  EXPECT_EQ(lastChunkWithTrailers({{"X-A", "1"}, {"X-B", "two words"}}),
+            "0\r\nX-A: 1\r\nX-B: two words\r\n\r\n");
+  EXPECT_EQ(lastChunkWithTrailers({{"X-A", "a\r\nSet-Cookie: x"}, {"X\nB", "1"}, {"", "v"},
+                                   {std::string("X-N"), std::string("a\0b", 3)}, {"X-C", "ok"}}),
+            "0\r\nX-C: ok\r\n\r\n");
+}
+
 struct HeadCase {
   const char* name;
   ResponseHead head;
@@ -146,6 +183,22 @@ TEST(Http1Head, Table) {
     ResponseFraming f = chooseFraming(c.head, c.headRequest, c.versionMinor, c.close);
     EXPECT_EQ(serializeHead(c.head, f, c.options), c.expected) << c.name;
   }
+}
+
+TEST(Http1Head, AFieldWithALineBreakIsLeftOut) {
+  ResponseHead h;
+  h.status = 200;
+  h.contentLength = 0;
+  h.add("X-Uri", "/a\r\nSet-Cookie: x");  // add_header X-Uri $uri, "%0d%0a" decoded
+  h.add("X-Nul", std::string("a\0b", 3));
+  h.add("X\nBad", "v");
+  h.add("X-Ok", "fine");
+  std::string out = serializeHead(h, chooseFraming(h, false, 1, false), options());
+  EXPECT_EQ(out.find("Set-Cookie"), std::string::npos) << out;
+  EXPECT_EQ(out.find("X-Uri"), std::string::npos) << out;
+  EXPECT_EQ(out.find("X-Nul"), std::string::npos) << out;
+  EXPECT_EQ(out.find("Bad"), std::string::npos) << out;
+  EXPECT_NE(out.find("\r\nX-Ok: fine\r\n"), std::string::npos) << out;
 }
 
 TEST(Http1Head, FramingHeaderNames) {
