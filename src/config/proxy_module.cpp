@@ -328,6 +328,31 @@ void cookiePath(const DirectiveCall& call, ProxyPartial& level) {
   cookieRule(call, level.cookiePaths, false);
 }
 
+// ngx_http_proxy_cookie_flags: off | COOKIE [FLAG...] (at most three flags, nginx's TAKE1234);
+// the flags are read per response, so a wrong one is ignored then, as nginx does.
+void cookieFlags(const DirectiveCall& call, ProxyPartial& level) {
+  if (call.args().size() > 4) {
+    call.emerg("invalid number of arguments in \"proxy_cookie_flags\" directive");
+  }
+  if (level.cookieFlags && level.cookieFlags->empty()) call.directiveError("is duplicate");
+  if (call.args().size() == 1) {
+    if (call.arg(0) != "off") call.emerg("invalid parameter " + quote(call.arg(0)));
+    if (level.cookieFlags) call.directiveError("is duplicate");
+    level.cookieFlags.emplace();
+    return;
+  }
+  ProxyCookieFlags line;
+  line.cookie = call.arg(0);
+  if (line.cookie.starts_with('~')) {
+    line.cookie.erase(0, 1);
+    call.checkRegex(line.cookie, true);
+    line.regex = true;
+  }
+  line.flags.assign(call.args().begin() + 1, call.args().end());
+  if (!level.cookieFlags) level.cookieFlags.emplace();
+  level.cookieFlags->push_back(std::move(line));
+}
+
 // ngx_http_upstream_bind_set_slot: ADDRESS [transparent] | off; an address without variables
 // is checked at load.
 void bind(const DirectiveCall& call, ProxyPartial& level) {
@@ -384,6 +409,7 @@ const std::vector<ModuleDirective<ProxyPartial>>& proxyDirectives() {
       {"proxy_ignore_headers", kHsl, Args::k1More, &ignoreHeaders},
       {"proxy_cookie_domain", kHsl, Args::k12, &cookieDomain},
       {"proxy_cookie_path", kHsl, Args::k12, &cookiePath},
+      {"proxy_cookie_flags", kHsl, Args::k1More, &cookieFlags},
       {"proxy_bind", kHsl, Args::k12, &bind},
       {"proxy_limit_rate", kHsl, Args::k1, &limitRate},
   };
@@ -472,6 +498,7 @@ void mergeProxy(ProxyPartial& c, const ProxyPartial& p) {
   inherit(c.ignoreHeaders, p.ignoreHeaders);
   inherit(c.cookieDomains, p.cookieDomains);
   inherit(c.cookiePaths, p.cookiePaths);
+  inherit(c.cookieFlags, p.cookieFlags);
   inherit(c.bind, p.bind);
   inherit(c.requestBuffering, p.requestBuffering);
   mergeProxySsl(c.ssl, p.ssl);
@@ -509,6 +536,7 @@ void finishProxy(const ProxyPartial& l, ProxySettings& s) {
   if (l.ignoreHeaders) s.ignoreHeaders = *l.ignoreHeaders;
   if (l.cookieDomains) s.cookieDomains = *l.cookieDomains;
   if (l.cookiePaths) s.cookiePaths = *l.cookiePaths;
+  if (l.cookieFlags) s.cookieFlags = *l.cookieFlags;
   if (l.bind) s.bind = *l.bind;
   if (l.requestBuffering) s.requestBuffering = *l.requestBuffering;
   if (l.limitRate) s.limitRate = *l.limitRate;

@@ -43,6 +43,7 @@ struct ProxyPartial {
   std::optional<unsigned> ignoreHeaders;
   // proxy_cookie_domain / _path: an empty vector is `off` (nginx's NULL), unset inherits.
   std::optional<std::vector<ProxyRewriteRule>> cookieDomains, cookiePaths;
+  std::optional<std::vector<ProxyCookieFlags>> cookieFlags;  // empty after `off`
   std::optional<std::string> bind;  // "" for `proxy_bind off`
   ProxySslPartial ssl;  // proxy_ssl_* (config/proxy_ssl_conf.h)
 };

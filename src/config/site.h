@@ -391,6 +391,15 @@ struct ProxyRewriteRule {
   std::string replacement;
 };
 
+// One proxy_cookie_flags line: the cookie (a template compared caselessly with the cookie's
+// name, or after '~' a caseless regex searched in it) and up to three flags (templates: secure,
+// nosecure, httponly, nohttponly, samesite=strict|lax|none, nosamesite; others are ignored).
+struct ProxyCookieFlags {
+  std::string cookie;
+  bool regex = false;
+  std::vector<std::string> flags;
+};
+
 // The proxy_ssl_* settings of a location (nginx 1.22's defaults), used when its proxy_pass is
 // https: the client SSL_CTX (upstream/proxy_ssl.h) is made from them. Paths are absolute.
 struct ProxySslSettings {
@@ -471,6 +480,8 @@ struct ProxySettings {
   // proxy_cookie_domain / proxy_cookie_path: rewrite Set-Cookie's domain= and path= (empty: off).
   std::vector<ProxyRewriteRule> cookieDomains;
   std::vector<ProxyRewriteRule> cookiePaths;
+  // proxy_cookie_flags: Set-Cookie's Secure, HttpOnly and SameSite set or cleared (empty: off).
+  std::vector<ProxyCookieFlags> cookieFlags;
   // proxy_bind ADDRESS (a template; empty: off): the local address upstream connections use.
   std::string bind;
   // proxy_request_buffering off: the body goes to the upstream as it arrives (chunked when its

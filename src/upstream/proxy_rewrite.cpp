@@ -155,8 +155,121 @@ bool rewriteRefresh(const ProxyRewriter& redirects, std::string& value,
   return redirects.rewrite(value, url + 4, expand);
 }
 
+std::optional<CookieFlagger> CookieFlagger::compile(
+    const std::vector<config::ProxyCookieFlags>& lines,
+    const std::vector<std::string>& captureNames, const http::VariableRegistry* users,
+    std::string& error) {
+  CookieFlagger out;
+  for (const config::ProxyCookieFlags& line : lines) {
+    Line compiled;
+    std::vector<std::string> names = captureNames;
+    if (line.regex) {
+      compiled.regex = Regex::compile(line.cookie, true, error);
+      if (!compiled.regex) return std::nullopt;  // the loader checked it: not expected
+      for (std::string& name : namedGroups(line.cookie)) names.push_back(std::move(name));
+    } else {
+      compiled.cookie = http::Template::compile(line.cookie, error, captureNames, users);
+      if (!compiled.cookie) return std::nullopt;
+    }
+    for (const std::string& flag : line.flags) {
+      auto t = http::Template::compile(flag, error, names, users);
+      if (!t) return std::nullopt;
+      compiled.flags.push_back(std::move(*t));
+    }
+    out.lines_.push_back(std::move(compiled));
+  }
+  return out;
+}
+
+unsigned CookieFlagger::flagsFor(std::string_view name, const RewriteExpand& expand) const {
+  static constexpr std::pair<std::string_view, unsigned> kFlags[] = {
+      {"secure", kSecureOn},          {"nosecure", kSecureOff},
+      {"httponly", kHttpOnlyOn},      {"nohttponly", kHttpOnlyOff},
+      {"samesite=strict", kSameSiteStrict}, {"samesite=lax", kSameSiteLax},
+      {"samesite=none", kSameSiteNone},     {"nosamesite", kSameSiteOff}};
+  for (const Line& line : lines_) {
+    Regex::Match match;
+    const Regex::Match* captures = nullptr;
+    if (line.regex) {
+      if (!line.regex->match(name, match)) continue;
+      captures = &match;
+    } else {
+      std::string cookie =
+          line.cookie->constant() ? line.cookie->source() : expand(*line.cookie, nullptr);
+      if (!equalsCaseless(cookie, name)) continue;
+    }
+    unsigned bits = 0;
+    for (const http::Template& flag : line.flags) {
+      std::string value = flag.constant() ? flag.source() : expand(flag, captures);
+      for (const auto& [word, bit] : kFlags) {
+        if (equalsCaseless(word, value)) {
+          bits |= bit;
+          break;
+        }
+      }
+    }
+    return bits;  // the first line that names the cookie decides
+  }
+  return 0;
+}
+
+namespace {
+
+// ngx_http_proxy_edit_cookie_flags: the attributes present are kept, dropped or (SameSite)
+// given the value asked for; the flags still to set are appended.
+void editCookieFlags(std::vector<CookieAttr>& attrs, unsigned flags) {
+  using F = CookieFlagger;
+  std::vector<CookieAttr> kept;
+  kept.push_back(std::move(attrs[0]));
+  for (size_t i = 1; i < attrs.size(); ++i) {
+    CookieAttr& attr = attrs[i];
+    if (equalsCaseless(attr.key, "secure")) {
+      if (flags & F::kSecureOn) {
+        flags &= ~F::kSecureOn;
+      } else if (flags & F::kSecureOff) {
+        continue;
+      }
+    } else if (equalsCaseless(attr.key, "httponly")) {
+      if (flags & F::kHttpOnlyOn) {
+        flags &= ~F::kHttpOnlyOn;
+      } else if (flags & F::kHttpOnlyOff) {
+        continue;
+      }
+    } else if (equalsCaseless(attr.key, "samesite")) {
+      static constexpr std::pair<unsigned, std::string_view> kSameSite[] = {
+          {F::kSameSiteStrict, "Strict"}, {F::kSameSiteLax, "Lax"}, {F::kSameSiteNone, "None"}};
+      bool set = false;
+      for (const auto& [bit, word] : kSameSite) {
+        if (!(flags & bit)) continue;
+        flags &= ~bit;
+        if (!attr.value || !equalsCaseless(*attr.value, word)) {
+          attr.key = "SameSite";
+          attr.value = std::string(word);
+        }
+        set = true;
+        break;
+      }
+      if (!set && (flags & F::kSameSiteOff)) continue;
+    }
+    kept.push_back(std::move(attr));
+  }
+  if (flags & F::kSecureOn) kept.push_back({"Secure", std::nullopt});
+  if (flags & F::kHttpOnlyOn) kept.push_back({"HttpOnly", std::nullopt});
+  if (flags & F::kSameSiteStrict) {
+    kept.push_back({"SameSite", "Strict"});
+  } else if (flags & F::kSameSiteLax) {
+    kept.push_back({"SameSite", "Lax"});
+  } else if (flags & F::kSameSiteNone) {
+    kept.push_back({"SameSite", "None"});
+  }
+  attrs = std::move(kept);
+}
+
+}  // namespace
+
 bool rewriteSetCookie(const ProxyRewriter* domains, const ProxyRewriter* paths,
-                      std::string& value, const RewriteExpand& expand) {
+                      std::string& value, const RewriteExpand& expand,
+                      const CookieFlagger* flags) {
   std::vector<CookieAttr> attrs = parseCookie(value);
   if (!attrs[0].value) return false;
   bool changed = false;
@@ -168,6 +281,12 @@ bool rewriteSetCookie(const ProxyRewriter* domains, const ProxyRewriter* paths,
     }
     if (paths && equalsCaseless(attr.key, "path")) {
       changed = paths->rewrite(*attr.value, 0, expand) || changed;
+    }
+  }
+  if (flags) {
+    if (unsigned bits = flags->flagsFor(attrs[0].key, expand)) {
+      editCookieFlags(attrs, bits);
+      changed = true;
     }
   }
   if (!changed) return false;
@@ -185,7 +304,7 @@ std::unique_ptr<ProxyHeaderRewrites> ProxyHeaderRewrites::create(
     const config::ProxySettings& settings, const std::vector<std::string>& captureNames,
     const http::VariableRegistry* users, std::string& error) {
   if (settings.redirects.empty() && settings.cookieDomains.empty() &&
-      settings.cookiePaths.empty()) {
+      settings.cookiePaths.empty() && settings.cookieFlags.empty()) {
     return nullptr;
   }
   auto out = std::make_unique<ProxyHeaderRewrites>();
@@ -198,6 +317,10 @@ std::unique_ptr<ProxyHeaderRewrites> ProxyHeaderRewrites::create(
   if (!one(settings.redirects, out->redirects_) || !one(settings.cookieDomains, out->domains_) ||
       !one(settings.cookiePaths, out->paths_)) {
     return nullptr;
+  }
+  if (!settings.cookieFlags.empty()) {
+    out->flags_ = CookieFlagger::compile(settings.cookieFlags, captureNames, users, error);
+    if (!out->flags_) return nullptr;
   }
   return out;
 }
@@ -213,9 +336,9 @@ void ProxyHeaderRewrites::apply(std::vector<http::Header>& headers, const Rewrit
       }
     } else if (redirects_ && http::iequals(header.name, "Refresh")) {
       rewriteRefresh(*redirects_, header.value, expand);
-    } else if ((domains_ || paths_) && http::iequals(header.name, "Set-Cookie")) {
+    } else if ((domains_ || paths_ || flags_) && http::iequals(header.name, "Set-Cookie")) {
       rewriteSetCookie(domains_ ? &*domains_ : nullptr, paths_ ? &*paths_ : nullptr,
-                       header.value, expand);
+                       header.value, expand, flags_ ? &*flags_ : nullptr);
     }
   }
 }

@@ -58,11 +58,38 @@ class ProxyRewriter {
 bool rewriteRefresh(const ProxyRewriter& redirects, std::string& value,
                     const RewriteExpand& expand);
 
-// Set-Cookie: the domain= and path= attributes through their rules (null: none). When one
-// changed, the value is rebuilt as nginx rebuilds it: attributes trimmed and joined with "; ".
-// A cookie whose first attribute has no '=' is left alone. False when nothing changed.
+// proxy_cookie_flags' compiled lines (ngx_http_proxy_rewrite_cookie_flags): the first line
+// whose cookie names the Set-Cookie's cookie gives the flags to set or clear. Immutable after
+// compile (one per location); loop thread.
+class CookieFlagger {
+ public:
+  static constexpr unsigned kSecureOn = 1, kSecureOff = 2, kHttpOnlyOn = 4, kHttpOnlyOff = 8,
+                            kSameSiteStrict = 16, kSameSiteLax = 32, kSameSiteNone = 64,
+                            kSameSiteOff = 128;
+  // nullopt with `error` (an unknown variable) when a cookie or flag does not compile.
+  static std::optional<CookieFlagger> compile(const std::vector<config::ProxyCookieFlags>& lines,
+                                              const std::vector<std::string>& captureNames,
+                                              const http::VariableRegistry* users,
+                                              std::string& error);
+  // The flag bits for the cookie `name` (0: no line names it, or none of its flags is one).
+  unsigned flagsFor(std::string_view name, const RewriteExpand& expand) const;
+
+ private:
+  struct Line {
+    std::optional<http::Template> cookie;
+    std::optional<Regex> regex;
+    std::vector<http::Template> flags;
+  };
+  std::vector<Line> lines_;
+};
+
+// Set-Cookie: the domain= and path= attributes through their rules, and the flags of
+// proxy_cookie_flags (null: none). When one changed, the value is rebuilt as nginx rebuilds
+// it: attributes trimmed and joined with "; ". A cookie whose first attribute has no '=' is
+// left alone. False when nothing changed.
 bool rewriteSetCookie(const ProxyRewriter* domains, const ProxyRewriter* paths,
-                      std::string& value, const RewriteExpand& expand);
+                      std::string& value, const RewriteExpand& expand,
+                      const CookieFlagger* flags = nullptr);
 
 // The names of a regex's named groups ((?<n>..), (?P<n>..), (?'n'..)), which a replacement
 // may use as variables, as nginx makes each named capture a variable.
@@ -86,6 +113,7 @@ class ProxyHeaderRewrites {
 
  private:
   std::optional<ProxyRewriter> redirects_, domains_, paths_;
+  std::optional<CookieFlagger> flags_;
 };
 
 }  // namespace portico::upstream

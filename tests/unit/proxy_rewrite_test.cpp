@@ -99,6 +99,43 @@ TEST(ProxyRewrite, CookieDomainAndPath) {
   EXPECT_FALSE(rewriteSetCookie(&domains, nullptr, value, expandFor));
 }
 
+config::ProxyCookieFlags flagsLine(std::string cookie, std::vector<std::string> flags,
+                                   bool regex = false) {
+  config::ProxyCookieFlags line;
+  line.cookie = std::move(cookie);
+  line.flags = std::move(flags);
+  line.regex = regex;
+  return line;
+}
+
+TEST(ProxyRewrite, CookieFlagsSetReplaceAndClearAsNginx) {
+  std::string error;
+  auto flags = CookieFlagger::compile(
+      {flagsLine("a", {"secure", "httponly", "samesite=none"}),
+       flagsLine("b", {"nosecure", "nohttponly", "nosamesite"}),
+       flagsLine("BAR", {"httponly"}, true),
+       flagsLine("$host", {"samesite=lax", "bogus"}),
+       flagsLine("a", {"nosecure"})},  // never reached: the first line naming a cookie decides
+      {}, nullptr, error);
+  ASSERT_TRUE(flags) << error;
+  std::string value = "A=1; Path=/; secure; SameSite=Lax";
+  EXPECT_TRUE(rewriteSetCookie(nullptr, nullptr, value, expandFor, &*flags));
+  EXPECT_EQ(value, "A=1; Path=/; secure; SameSite=None; HttpOnly");
+  value = "b=2;Secure; HTTPONLY; samesite=strict; Domain=x";
+  EXPECT_TRUE(rewriteSetCookie(nullptr, nullptr, value, expandFor, &*flags));
+  EXPECT_EQ(value, "b=2; Domain=x");
+  value = "foobarbaz=3";
+  EXPECT_TRUE(rewriteSetCookie(nullptr, nullptr, value, expandFor, &*flags));
+  EXPECT_EQ(value, "foobarbaz=3; HttpOnly");
+  value = "front.example=4; samesite=lax";  // already as asked: kept, the value rebuilt
+  EXPECT_TRUE(rewriteSetCookie(nullptr, nullptr, value, expandFor, &*flags));
+  EXPECT_EQ(value, "front.example=4; samesite=lax");
+  // No line names the cookie: byte for byte.
+  value = "nx=5;samesite=none";
+  EXPECT_FALSE(rewriteSetCookie(nullptr, nullptr, value, expandFor, &*flags));
+  EXPECT_EQ(value, "nx=5;samesite=none");
+}
+
 TEST(ProxyRewrite, NamedGroups) {
   EXPECT_EQ(namedGroups("^(?<a>x)(?P<bb>y)(?'c'z)(?<=q)(?!r)\\(?<no>"),
             (std::vector<std::string>{"a", "bb", "c"}));
