@@ -24,6 +24,31 @@ std::string cipher(const SSL* ssl) {
   return name ? name : "";
 }
 
+// The ciphers the client offered, in its order, by OpenSSL's names (one OpenSSL does not know
+// as 0x and its hex bytes), joined with ':' (nginx's ngx_ssl_get_ciphers).
+std::string ciphers(const SSL* ssl) {
+  SSL* s = const_cast<SSL*>(ssl);  // OpenSSL's getters take a non-const SSL*
+  size_t width = SSL_get0_raw_cipherlist(s, nullptr);
+  const unsigned char* raw = nullptr;
+  size_t bytes = SSL_get0_raw_cipherlist(s, &raw);
+  if (width == 0 || bytes == 0 || raw == nullptr) return "";
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (size_t at = 0; at + width <= bytes; at += width) {
+    if (!out.empty()) out += ':';
+    if (const SSL_CIPHER* c = SSL_CIPHER_find(s, raw + at)) {
+      out += SSL_CIPHER_get_name(c);
+      continue;
+    }
+    out += "0x";
+    for (size_t i = 0; i < width; ++i) {
+      out += kHex[raw[at + i] >> 4];
+      out += kHex[raw[at + i] & 15];
+    }
+  }
+  return out;
+}
+
 // The name the client asked for with SNI ("" without).
 std::string serverName(const SSL* ssl) {
   const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
@@ -240,9 +265,10 @@ struct Entry {
   Getter get;
 };
 
-constexpr std::array<Entry, 22> kVariables = {{
+constexpr std::array<Entry, 23> kVariables = {{
     {"protocol", &protocol},
     {"cipher", &cipher},
+    {"ciphers", &ciphers},
     {"server_name", &serverName},
     {"session_reused", &sessionReused},
     {"alpn_protocol", &alpnProtocol},

@@ -390,6 +390,18 @@ def test_curve_variables(tmp_path, certs, running):
     assert "prime256v1" in curves.split(":")
 
 
+def test_ciphers_variable_lists_what_the_client_offered(tmp_path, certs, running):
+    # $ssl_ciphers: the client's list in its order, by OpenSSL's names (nginx's
+    # ngx_ssl_get_ciphers); a TLS 1.2 client offering exactly two ciphers.
+    server = running(tmp_path, certs, "", workers=1, body='return 200 "$ssl_ciphers";')
+    ctx = client_context(ssl.TLSVersion.TLSv1_2)
+    ctx.set_ciphers("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384")
+    # Python's client adds the renegotiation SCSV after them.
+    assert fetch(server, ctx).body.split(":") == [
+        "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES256-GCM-SHA384",
+        "TLS_EMPTY_RENEGOTIATION_INFO_SCSV"]
+
+
 # ---- -t: nginx's messages ----
 
 def check(tmp_path, certs, server_lines, http_lines="", key="key.pem"):
