@@ -55,14 +55,19 @@ void crl(const DirectiveCall& call, ProxyPartial& level) { confPath(call, of(lev
 void passwordFile(const DirectiveCall& call, ProxyPartial& level) {
   confPath(call, of(level).passwordFile);
 }
-// proxy_ssl_certificate(_key): nginx 1.21 allows variables (a certificate per request), which
-// portico does not load per request.
+// proxy_ssl_certificate(_key): a file named relative to the configuration's directory, or
+// (nginx 1.21+) a value with variables, expanded and loaded per request: kept as written, with
+// the directory it is relative to.
 void certificate(const DirectiveCall& call, ProxyPartial& level) {
-  if (call.arg(0).find('$') != std::string::npos) {
-    call.unsupported(quote(call.name()) + " with variables");
-  }
   bool key = call.name().ends_with("_key");
-  confPath(call, key ? of(level).certificateKey : of(level).certificate);
+  std::optional<std::string>& slot = key ? of(level).certificateKey : of(level).certificate;
+  if (call.arg(0).find('$') == std::string::npos) {
+    confPath(call, slot);
+    return;
+  }
+  call.checkUnset(slot);
+  slot = call.arg(0);
+  of(level).certificateDirectory = call.confName("");
 }
 
 // ngx_conf_set_keyval_slot: NAME VALUE pairs, applied with SSL_CONF_cmd in order.
@@ -102,6 +107,7 @@ void mergeProxySsl(ProxySslPartial& c, const ProxySslPartial& p) {
   inherit(c.crl, p.crl);
   inherit(c.certificate, p.certificate);
   inherit(c.certificateKey, p.certificateKey);
+  inherit(c.certificateDirectory, p.certificateDirectory);
   inherit(c.passwordFile, p.passwordFile);
   inherit(c.serverName, p.serverName);
   inherit(c.verify, p.verify);
@@ -119,6 +125,9 @@ void finishProxySsl(const ProxySslPartial& l, ProxySslSettings& s) {
   if (l.crl) s.crl = *l.crl;
   if (l.certificate) s.certificate = *l.certificate;
   if (l.certificateKey) s.certificateKey = *l.certificateKey;
+  if (l.certificateDirectory) s.certificateDirectory = *l.certificateDirectory;
+  s.certificateVariables = s.certificate.find('$') != std::string::npos ||
+                           s.certificateKey.find('$') != std::string::npos;
   if (l.passwordFile) s.passwordFile = *l.passwordFile;
   if (l.serverName) s.serverName = *l.serverName;
   if (l.verify) s.verify = *l.verify;

@@ -21,6 +21,7 @@ struct ProxyPartial;
 struct ProxySslPartial {
   std::optional<std::string> protocols, ciphers, name, trustedCertificate, crl, certificate,
       certificateKey, passwordFile;
+  std::optional<std::string> certificateDirectory;  // where a certificate with variables is
   std::optional<bool> serverName, verify, sessionReuse;
   std::optional<int64_t> verifyDepth;
   std::optional<std::vector<std::pair<std::string, std::string>>> confCommands;

@@ -411,6 +411,10 @@ struct ProxySslSettings {
   int verifyDepth = 1;         // proxy_ssl_verify_depth
   std::string trustedCertificate, crl;          // proxy_ssl_trusted_certificate, proxy_ssl_crl
   std::string certificate, certificateKey;      // proxy_ssl_certificate(_key): a client cert
+  // Either holds variables: both are templates, expanded and loaded per request ("": none),
+  // a relative result taken from `certificateDirectory` (the configuration's).
+  bool certificateVariables = false;
+  std::string certificateDirectory;
   std::string passwordFile;                     // proxy_ssl_password_file
   bool sessionReuse = true;                     // proxy_ssl_session_reuse
   std::vector<std::pair<std::string, std::string>> confCommands;  // proxy_ssl_conf_command

@@ -81,19 +81,21 @@ int noPassword(char*, int, int, void*) { return 0; }
 
 // nginx's ngx_ssl_certificate (certificate part): the leaf, then the rest of the file as its
 // chain; the messages are nginx's.
-bool useCertificate(SSL_CTX* ctx, const std::string& path, std::string& error) {
+// ngx_ssl_load_certificate: the first certificate of the file and the chain after it.
+bool readCertificate(const std::string& path, X509Ptr& leaf, X509StackPtr& chain,
+                     std::string& error) {
   const std::string what = "cannot load certificate \"" + path + "\": ";
   BioPtr bio(BIO_new_file(path.c_str(), "r"));
   if (!bio) {
     error = sslError(what + "BIO_new_file() failed");
     return false;
   }
-  X509Ptr leaf(PEM_read_bio_X509_AUX(bio.get(), nullptr, nullptr, nullptr));
+  leaf.reset(PEM_read_bio_X509_AUX(bio.get(), nullptr, nullptr, nullptr));
   if (!leaf) {
     error = sslError(what + "PEM_read_bio_X509_AUX() failed");
     return false;
   }
-  X509StackPtr chain(sk_X509_new_null());
+  chain.reset(sk_X509_new_null());
   if (!chain) {
     error = sslError(what + "sk_X509_new_null() failed");
     return false;
@@ -115,6 +117,13 @@ bool useCertificate(SSL_CTX* ctx, const std::string& path, std::string& error) {
     }
     next.release();  // the stack owns it
   }
+  return true;
+}
+
+bool useCertificate(SSL_CTX* ctx, const std::string& path, std::string& error) {
+  X509Ptr leaf;
+  X509StackPtr chain;
+  if (!readCertificate(path, leaf, chain, error)) return false;
   if (SSL_CTX_use_certificate(ctx, leaf.get()) != 1) {
     error = sslError("SSL_CTX_use_certificate(\"" + path + "\") failed");
     return false;
@@ -134,8 +143,8 @@ int passwordCallback(char* buf, int size, int rwflag, void* userdata);
 
 // ngx_ssl_load_certificate_key: each ssl_password_file passphrase in turn (none: an encrypted
 // key fails rather than prompting on the terminal).
-bool useKey(SSL_CTX* ctx, const std::string& path, const std::vector<std::string>& passwords,
-            std::string& error) {
+PkeyPtr readKey(const std::string& path, const std::vector<std::string>& passwords,
+                std::string& error) {
   const std::string what = "cannot load certificate key \"" + path + "\": ";
   PkeyPtr key;
   size_t tries = passwords.empty() ? 1 : passwords.size();
@@ -143,7 +152,7 @@ bool useKey(SSL_CTX* ctx, const std::string& path, const std::vector<std::string
     BioPtr bio(BIO_new_file(path.c_str(), "r"));
     if (!bio) {
       error = sslError(what + "BIO_new_file() failed");
-      return false;
+      return nullptr;
     }
     if (passwords.empty()) {
       key.reset(PEM_read_bio_PrivateKey(bio.get(), nullptr, &noPassword, nullptr));
@@ -153,10 +162,14 @@ bool useKey(SSL_CTX* ctx, const std::string& path, const std::vector<std::string
     }
     if (!key && i + 1 < tries) ERR_clear_error();
   }
-  if (!key) {
-    error = sslError(what + "PEM_read_bio_PrivateKey() failed");
-    return false;
-  }
+  if (!key) error = sslError(what + "PEM_read_bio_PrivateKey() failed");
+  return key;
+}
+
+bool useKey(SSL_CTX* ctx, const std::string& path, const std::vector<std::string>& passwords,
+            std::string& error) {
+  PkeyPtr key = readKey(path, passwords, error);
+  if (!key) return false;
   if (SSL_CTX_use_PrivateKey(ctx, key.get()) != 1) {
     error = sslError("SSL_CTX_use_PrivateKey(\"" + path + "\") failed");
     return false;
@@ -844,6 +857,29 @@ bool loadCertificateAndKey(SSL_CTX* ctx, const std::string& certificate, const s
                            const std::vector<std::string>& passwords, std::string& error) {
   SSL_CTX_set_default_passwd_cb(ctx, &passwordCallback);
   return useCertificate(ctx, certificate, error) && useKey(ctx, key, passwords, error);
+}
+
+bool useCertificateAndKey(SSL* ssl, const std::string& certificate, const std::string& key,
+                          const std::vector<std::string>& passwords, std::string& error) {
+  X509Ptr leaf;
+  X509StackPtr chain;
+  if (!readCertificate(certificate, leaf, chain, error)) return false;
+  if (SSL_use_certificate(ssl, leaf.get()) != 1) {
+    error = sslError("SSL_use_certificate(\"" + certificate + "\") failed");
+    return false;
+  }
+  if (SSL_set0_chain(ssl, chain.get()) != 1) {
+    error = sslError("SSL_set0_chain(\"" + certificate + "\") failed");
+    return false;
+  }
+  chain.release();  // the connection owns it
+  PkeyPtr pkey = readKey(key, passwords, error);
+  if (!pkey) return false;
+  if (SSL_use_PrivateKey(ssl, pkey.get()) != 1) {
+    error = sslError("SSL_use_PrivateKey(\"" + key + "\") failed");
+    return false;
+  }
+  return true;
 }
 
 bool loadTrustedCertificates(SSL_CTX* ctx, const std::string& path, std::string& error) {

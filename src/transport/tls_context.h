@@ -150,6 +150,10 @@ std::string takeSslErrors();
 // (ssl_password_file's passphrases tried in order), the CAs that verify, the CRLs.
 bool loadCertificateAndKey(SSL_CTX* ctx, const std::string& certificate, const std::string& key,
                            const std::vector<std::string>& passwords, std::string& error);
+// The same for one connection (proxy_ssl_certificate with variables, loaded per request as
+// nginx's ngx_ssl_connection_certificate).
+bool useCertificateAndKey(SSL* ssl, const std::string& certificate, const std::string& key,
+                          const std::vector<std::string>& passwords, std::string& error);
 bool loadTrustedCertificates(SSL_CTX* ctx, const std::string& path, std::string& error);
 bool loadCrlFile(SSL_CTX* ctx, const std::string& path, std::string& error);
 

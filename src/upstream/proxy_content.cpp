@@ -1433,6 +1433,11 @@ void ProxyRequest::connected() {
     fail(Failure::kError, 502, error + " while SSL handshaking to upstream");
     return;
   }
+  if (!useRequestCertificate(*h_.tls_, tls_->ssl(), ex_, error)) {
+    log(error + " while SSL handshaking to upstream");
+    finishWith(500);
+    return;
+  }
   state_ = State::kHandshaking;
   double left = h_.settings_.connectTimeoutSeconds -
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - tryStart_).count();

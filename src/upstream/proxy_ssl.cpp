@@ -37,8 +37,10 @@ std::unique_ptr<UpstreamTls> makeUpstreamTls(const config::ProxySettings& settin
   client.verifyDepth = s.verifyDepth;
   client.trustedCertificate = s.trustedCertificate;
   client.crl = s.crl;
-  client.certificate = s.certificate;
-  client.certificateKey = s.certificateKey;
+  if (!s.certificateVariables) {
+    client.certificate = s.certificate;
+    client.certificateKey = s.certificateKey;
+  }
   client.sessionReuse = s.sessionReuse;
   client.confCommands = s.confCommands;
   client.confCommandPaths = s.confCommandPaths;
@@ -56,7 +58,28 @@ std::unique_ptr<UpstreamTls> makeUpstreamTls(const config::ProxySettings& settin
   if (settings.pass) tls->defaultName = hostOf(*settings.pass);
   tls->serverName = s.serverName;
   tls->verify = s.verify;
+  if (s.certificateVariables && !s.certificate.empty()) {
+    tls->certificate = http::Template::compile(s.certificate, error, captures, users);
+    if (!tls->certificate) return nullptr;
+    tls->certificateKey = http::Template::compile(s.certificateKey, error, captures, users);
+    if (!tls->certificateKey) return nullptr;
+    tls->certificateDirectory = s.certificateDirectory;
+    tls->passwords = client.passwords;
+  }
   return tls;
+}
+
+bool useRequestCertificate(const UpstreamTls& tls, SSL* ssl, const http::Exchange* exchange,
+                           std::string& error) {
+  if (!tls.certificate || !exchange) return true;
+  std::string certificate = exchange->expand(*tls.certificate);
+  if (certificate.empty()) return true;
+  std::string key = exchange->expand(*tls.certificateKey);
+  auto full = [&tls](std::string path) {
+    return path.starts_with('/') ? path : tls.certificateDirectory + path;
+  };
+  return transport::useCertificateAndKey(ssl, full(certificate), full(key), tls.passwords,
+                                         error);
 }
 
 std::string upstreamSslName(const UpstreamTls& tls, const http::Exchange* exchange) {

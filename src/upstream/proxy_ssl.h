@@ -27,6 +27,10 @@ struct UpstreamTls {
   std::string defaultName;             // the host of proxy_pass (an upstream block's name)
   bool serverName = false;
   bool verify = false;
+  // proxy_ssl_certificate(_key) with variables: loaded per request (useRequestCertificate).
+  std::optional<http::Template> certificate, certificateKey;
+  std::string certificateDirectory;
+  std::vector<std::string> passwords;  // proxy_ssl_password_file's
 };
 
 // Null with `error` (nginx's message) when a file cannot be read or a value is refused.
@@ -34,6 +38,12 @@ std::unique_ptr<UpstreamTls> makeUpstreamTls(const config::ProxySettings& settin
                                              const std::vector<std::string>& captures,
                                              const http::VariableRegistry* users,
                                              std::string& error);
+
+// ngx_http_upstream_ssl_certificate: the client certificate this request names, set on the
+// connection's `ssl` before its handshake (an empty name: none). False with `error` (nginx's
+// "cannot load certificate ..." words) when it cannot be loaded: nginx answers 500.
+bool useRequestCertificate(const UpstreamTls& tls, SSL* ssl, const http::Exchange* exchange,
+                           std::string& error);
 
 // ngx_http_upstream_ssl_name: the name for this request, any ":port" stripped.
 std::string upstreamSslName(const UpstreamTls& tls, const http::Exchange* exchange);

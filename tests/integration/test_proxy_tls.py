@@ -9,6 +9,7 @@ a second CA, made here, is the wrong one. Debian's nginx is the oracle for the 5
 import hashlib
 import http.server
 import os
+import shutil
 import socket
 import socketserver
 import ssl
@@ -339,6 +340,36 @@ def test_client_certificate(tmp_path, certs, client_cert):
     assert ("SSL_read() failed (SSL: " in log and "alert certificate required" in log) or \
         "SSL_write() failed (104: Connection reset by peer) while sending request to upstream" \
         in log, log
+
+
+def test_client_certificate_with_variables_is_loaded_per_request(tmp_path, certs, client_cert):
+    # nginx 1.21+: proxy_ssl_certificate with variables names a file per request (relative to
+    # the configuration's directory); an empty name sends none; one that cannot be loaded is
+    # a 500 with nginx's "cannot load certificate" in the log.
+    strict = TlsBackend(certs.chain("localhost", "rsa"), certs.key("localhost", "rsa"),
+                        client_ca=certs.ca)
+    chain, key = client_cert
+    conf_dir = os.path.join(str(tmp_path), "portico")
+    os.makedirs(conf_dir, exist_ok=True)
+    shutil.copy(chain, os.path.join(conf_dir, "c1.pem"))
+    shutil.copy(key, os.path.join(conf_dir, "c1.key"))
+    body = location(strict.port, "proxy_ssl_certificate $arg_c; "
+                                 "proxy_ssl_certificate_key $arg_k; "
+                                 "proxy_ssl_session_reuse off;")
+    p = start_portico(str(tmp_path), body, 1, mime=False)
+    try:
+        relative = get(p, "/?c=c1.pem&k=c1.key")
+        assert relative.status == 200, error_log(tmp_path)
+        assert b" cert=portico client" in relative.body, relative.body
+        absolute = get(p, "/?c=%s&k=%s" % (chain, key))
+        assert absolute.status == 200 and b" cert=portico client" in absolute.body
+        assert get(p, "/?c=").status == 502  # no certificate: the backend refuses the handshake
+        assert get(p, "/?c=missing.pem&k=c1.key").status == 500
+    finally:
+        p.stop()
+        strict.close()
+    log = error_log(tmp_path)
+    assert 'cannot load certificate "%s/missing.pem"' % conf_dir in log, log
 
 
 def test_keepalive_reuses_one_tls_connection(tmp_path, backend):
