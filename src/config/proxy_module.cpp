@@ -60,9 +60,6 @@ void pass(const DirectiveCall& call, UpstreamLoad& load, ProxyPartial& level) {
   const bool noname = call.ctx() == kLocationIf || call.ctx() == kLimitExcept;
   const std::string& url = call.arg(0);
   if (url.find('$') != std::string::npos) {
-    if (startsWithCaseless(url, "https://")) {
-      call.unsupported("\"proxy_pass\" to https with variables");
-    }
     // Made per request (upstream/proxy_target.h): no URI replacement, no implicit upstream.
     ProxyPass p;
     p.url = url;

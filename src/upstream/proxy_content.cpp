@@ -184,6 +184,9 @@ class ProxyRequest final : public event::IoWatcher, public http::BodyReader, pub
   std::string spoolLogContext() const;
   void responseEnded();
   void fail(Failure kind, int status, const std::string& message);
+  // This request speaks TLS to its upstream: proxy_pass https://, or an https:// URL a pass
+  // with variables made.
+  bool usesTls() const { return h_.tls_ && pass_->ssl; }
   void finishWith(int status);
   void log(const std::string& message);
   void closeUpstream();
@@ -659,7 +662,7 @@ void ProxyRequest::connectTo(bool fresh) {
   connBornMs_ = loop_.nowMs();
   if (pool_ && !fresh) {
     if (auto cached = pool_->take(peer_, connRequests_, connBornMs_)) {
-      if ((cached->tlsSession() != nullptr) != (h_.tls_ != nullptr)) {
+      if ((cached->tlsSession() != nullptr) != usesTls()) {
         // A connection of the other kind (the upstream is also proxied to over plain HTTP,
         // or over TLS): not this request's; closed.
         cached.reset();
@@ -685,7 +688,7 @@ void ProxyRequest::connectTo(bool fresh) {
     return;
   }
   tls_ = nullptr;
-  if (h_.tls_) {
+  if (usesTls()) {
     auto tls = std::make_unique<transport::TlsClientTransport>(UniqueFd(fd), family != AF_UNIX,
                                                                h_.tls_->context, peer_->text);
     tls_ = tls.get();
@@ -1427,7 +1430,7 @@ void ProxyRequest::connected() {
     onConnected();
     return;
   }
-  sslName_ = upstreamSslName(*h_.tls_, ex_);
+  sslName_ = upstreamSslName(*h_.tls_, ex_, target_ ? &target_->pass.upstream : nullptr);
   std::string error;
   if (!tls_->begin(upstreamSni(*h_.tls_, sslName_), error)) {
     fail(Failure::kError, 502, error + " while SSL handshaking to upstream");
@@ -1581,7 +1584,9 @@ std::unique_ptr<pipeline::ContentHandler> ProxyContentModule::create(
   }
   if (!handler->compile(captureNames_, users_, error)) return nullptr;
   static const std::vector<std::string> kNoCaptures;
-  if (pass.ssl) {
+  if (pass.ssl || pass.variables) {
+    // With variables the scheme is known per request: the context is there for an https://
+    // one (nginx makes it for any proxy_pass with variables).
     handler->tls_ =
         makeUpstreamTls(chosen, captureNames_ ? *captureNames_ : kNoCaptures, users_, error);
     if (!handler->tls_) return nullptr;

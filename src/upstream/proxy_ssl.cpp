@@ -82,8 +82,9 @@ bool useRequestCertificate(const UpstreamTls& tls, SSL* ssl, const http::Exchang
                                          error);
 }
 
-std::string upstreamSslName(const UpstreamTls& tls, const http::Exchange* exchange) {
-  std::string name = tls.defaultName;
+std::string upstreamSslName(const UpstreamTls& tls, const http::Exchange* exchange,
+                            const std::string* target) {
+  std::string name = target ? *target : tls.defaultName;
   if (tls.name) name = exchange ? exchange->expand(*tls.name) : std::string();
   // The name may carry a port ($proxy_host, $http_host): stripped, as nginx does.
   size_t from = 0;

@@ -45,8 +45,11 @@ std::unique_ptr<UpstreamTls> makeUpstreamTls(const config::ProxySettings& settin
 bool useRequestCertificate(const UpstreamTls& tls, SSL* ssl, const http::Exchange* exchange,
                            std::string& error);
 
-// ngx_http_upstream_ssl_name: the name for this request, any ":port" stripped.
-std::string upstreamSslName(const UpstreamTls& tls, const http::Exchange* exchange);
+// ngx_http_upstream_ssl_name: the name for this request, any ":port" stripped; without
+// proxy_ssl_name the host of proxy_pass, or `target` (the host and port a pass with
+// variables made) when given.
+std::string upstreamSslName(const UpstreamTls& tls, const http::Exchange* exchange,
+                            const std::string* target = nullptr);
 // The SNI to send for `name`: "" when proxy_ssl_server_name is off or the name is an IP
 // literal (RFC 6066).
 std::string upstreamSni(const UpstreamTls& tls, const std::string& name);

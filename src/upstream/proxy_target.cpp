@@ -22,16 +22,23 @@ bool startsWithCaseless(std::string_view s, std::string_view prefix) {
 }  // namespace
 
 std::optional<PassTarget> parsePassTarget(std::string_view url, std::string& error) {
-  if (url.size() <= 7 || !startsWithCaseless(url, "http://")) {
-    error = startsWithCaseless(url, "https://")
-                ? "https upstreams are not supported by portico yet in " + quoted(url)
-                : "invalid URL prefix in " + quoted(url);
+  size_t skip = 0;
+  if (startsWithCaseless(url, "http://")) {
+    skip = 7;
+  } else if (startsWithCaseless(url, "https://")) {
+    skip = 8;
+  }
+  if (skip == 0 || url.size() <= skip) {
+    error = "invalid URL prefix in " + quoted(url);
     return std::nullopt;
   }
-  std::string_view rest = url.substr(7);
+  std::string_view rest = url.substr(skip);
   PassTarget t;
   t.pass.url = std::string(url);
   t.pass.variables = true;
+  t.pass.ssl = skip == 8;  // the location's proxy_ssl_* context (made for any variable pass)
+  const uint16_t defaultPort = t.pass.ssl ? 443 : 80;
+  t.port = defaultPort;
   std::string_view hostPart;
   if (startsWithCaseless(rest, "unix:")) {
     size_t colon = rest.find(':', 5);
@@ -55,12 +62,12 @@ std::optional<PassTarget> parsePassTarget(std::string_view url, std::string& err
     if (host.starts_with('[')) {
       size_t close = host.find(']');
       if (close == std::string_view::npos) {
-        error = "invalid host in upstream " + quoted(url.substr(7));
+        error = "invalid host in upstream " + quoted(url.substr(skip));
         return std::nullopt;
       }
       if (close + 1 < host.size()) {
         if (host[close + 1] != ':') {
-          error = "invalid host in upstream " + quoted(url.substr(7));
+          error = "invalid host in upstream " + quoted(url.substr(skip));
           return std::nullopt;
         }
         port = host.substr(close + 2);
@@ -78,20 +85,21 @@ std::optional<PassTarget> parsePassTarget(std::string_view url, std::string& err
         if (ok) value = value * 10 + (c - '0');
       }
       if (!ok || value < 1 || value > 65535) {
-        error = "invalid port in upstream " + quoted(url.substr(7));
+        error = "invalid port in upstream " + quoted(url.substr(skip));
         return std::nullopt;
       }
       t.port = static_cast<uint16_t>(value);
       t.noPort = false;
     }
     if (host.empty()) {
-      error = "no host in upstream " + quoted(url.substr(7));
+      error = "no host in upstream " + quoted(url.substr(skip));
       return std::nullopt;
     }
     t.host = std::string(host);
     // $proxy_host: the host alone for the default port (ngx_http_proxy_set_vars).
-    t.pass.proxyHost = t.noPort || t.port == 80 ? t.host : std::string(hostPart);
-    t.pass.proxyPort = t.noPort || t.port == 80 ? "80" : std::string(port);
+    t.pass.proxyHost = t.noPort || t.port == defaultPort ? t.host : std::string(hostPart);
+    t.pass.proxyPort =
+        t.noPort || t.port == defaultPort ? std::to_string(defaultPort) : std::string(port);
     std::string literal = host.starts_with('[') ? std::string(host.substr(1, host.size() - 2))
                                                 : std::string(host);
     in6_addr scratch;

@@ -22,14 +22,14 @@ namespace portico::upstream {
 struct PassTarget {
   config::ProxyPass pass;  // proxyHost, proxyPort, hasUri/uri ("?x" becomes "/?x"), upstream
   std::string host;        // the host as written (a unix socket's path)
-  uint16_t port = 80;      // the port written, else 80
+  uint16_t port = 80;      // the port written, else 80 (443 for https://)
   bool noPort = true;
   // The address when the host is an IP literal or a unix socket (else a name).
   std::optional<config::UpstreamAddress> address;
 };
 
-// Parses `url`; nullopt with `error` in nginx's words ("invalid URL prefix in \"x\"",
-// "invalid port in upstream \"x\"", "no host in upstream \"x\"").
+// Parses `url` (http:// or https://); nullopt with `error` in nginx's words ("invalid URL
+// prefix in \"x\"", "invalid port in upstream \"x\"", "no host in upstream \"x\"").
 std::optional<PassTarget> parsePassTarget(std::string_view url, std::string& error);
 
 // The upstream a name selects (nginx: same host, caseless, and either no port written for an

@@ -274,6 +274,34 @@ def test_sni_follows_proxy_ssl_server_name(tmp_path, backend):
         p.stop()
 
 
+def test_https_in_a_proxy_pass_with_variables(tmp_path, backend):
+    # The scheme is known per request: https:// speaks TLS (the location's proxy_ssl_* apply,
+    # the name for SNI is the URL's host, an upstream block's name), http:// does not.
+    body = """
+    upstream tls.up { server 127.0.0.1:%d; }
+    server {
+        listen 127.0.0.1:@PORT@;
+        location / {
+            proxy_pass $arg_s://$arg_h;
+            proxy_ssl_server_name on;
+        }
+        location /host { return 200 "unused"; }
+    }
+""" % backend.port
+    p = serve(tmp_path, body)
+    try:
+        direct = get(p, "/?s=https&h=127.0.0.1:%d" % backend.port)
+        assert direct.status == 200 and b" sni=- " in direct.body, direct.body
+        named = get(p, "/?s=https&h=tls.up")
+        assert named.status == 200 and b" sni=tls.up " in named.body, named.body
+        plain = get(p, "/?s=http&h=127.0.0.1:%d" % backend.port)  # HTTP to a TLS port
+        assert plain.status in (400, 502), plain.status
+        assert get(p, "/?s=ftp&h=x").status == 500  # nginx's "invalid URL prefix"
+    finally:
+        p.stop()
+    assert 'invalid URL prefix in "ftp://x"' in error_log(tmp_path)
+
+
 def test_verify_with_the_right_ca(tmp_path, backend, certs):
     extra = """proxy_ssl_verify on; proxy_ssl_trusted_certificate %s;
                proxy_ssl_name localhost;""" % certs.ca

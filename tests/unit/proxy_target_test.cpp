@@ -58,6 +58,26 @@ TEST(ProxyTarget, AddressesAndUris) {
   EXPECT_EQ(t.host, "backend");
   EXPECT_EQ(t.port, 8000);
   EXPECT_FALSE(t.noPort);
+  EXPECT_FALSE(t.pass.ssl);
+}
+
+TEST(ProxyTarget, HttpsDefaultsTo443) {
+  PassTarget t = parse("HTTPS://127.0.0.1/s");
+  EXPECT_TRUE(t.pass.ssl);
+  ASSERT_TRUE(t.address);
+  EXPECT_EQ(t.address->text, "127.0.0.1:443");
+  EXPECT_EQ(t.pass.proxyHost, "127.0.0.1");
+  EXPECT_EQ(t.pass.proxyPort, "443");
+  EXPECT_EQ(t.pass.uri, "/s");
+  t = parse("https://127.0.0.1:8443");
+  EXPECT_EQ(t.pass.proxyHost, "127.0.0.1:8443");  // $proxy_host keeps a port not 443
+  EXPECT_EQ(t.pass.proxyPort, "8443");
+  t = parse("https://tls.up");
+  EXPECT_FALSE(t.address);
+  EXPECT_EQ(t.port, 443);
+  EXPECT_TRUE(t.noPort);
+  EXPECT_EQ(failure("https://"), "invalid URL prefix in \"https://\"");
+  EXPECT_EQ(failure("https://h:x"), "invalid port in upstream \"h:x\"");
 }
 
 TEST(ProxyTarget, NginxErrors) {
