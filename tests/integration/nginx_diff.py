@@ -259,6 +259,22 @@ def ask(server, requests, extra_headers=()):
     return answers
 
 
+def answers_of_both(workdir, http_body, nports, collect):
+    """`collect(served)` from nginx, then from portico, on the same configuration (the files
+    already prepared): (portico's, nginx's)."""
+    nginx = start_nginx(workdir, http_body, nports)
+    try:
+        theirs = collect(nginx)
+    finally:
+        nginx.stop()
+    portico = start_portico(workdir, http_body, nports)
+    try:
+        ours = collect(portico)
+    finally:
+        portico.stop()
+    return ours, theirs
+
+
 def run_case(tmp_path, http_body, files, requests, nports=1, mime=True, extra_headers=()):
     """The whole differential: nginx answers first (so every case is checked against the real
     thing even while portico cannot read the file yet), then portico, then the comparison.

@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from http_client import Connection
-from nginx_diff import prepare_tree, refusals, start_nginx, start_portico
+from nginx_diff import answers_of_both, prepare_tree, refusals, start_portico
 
 RANGE = r"""
     server {
@@ -50,16 +50,7 @@ def _answers(served):
 @pytest.mark.parametrize("body", [RANGE, BARE_RANGE], ids=["address", "bare"])
 def test_a_port_range_listens_on_every_port_of_it_as_nginx(tmp_path, body):
     prepare_tree(str(tmp_path), {})
-    nginx = start_nginx(str(tmp_path), body, 2)
-    try:
-        theirs = _answers(nginx)
-    finally:
-        nginx.stop()
-    portico = start_portico(str(tmp_path), body, 2)
-    try:
-        ours = _answers(portico)
-    finally:
-        portico.stop()
+    ours, theirs = answers_of_both(str(tmp_path), body, 2, _answers)
     assert ours == theirs
     assert ours[1][1].endswith(":SECOND"), ours  # the second port is served, and named
 

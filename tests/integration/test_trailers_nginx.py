@@ -6,11 +6,11 @@ HEAD, or where chunked_transfer_encoding is off (which makes an unknown length c
 instead)."""
 
 import re
-import socket
 
 import pytest
 
-from nginx_diff import prepare_tree, refusals, start_nginx, start_portico
+from nginx_diff import answers_of_both, prepare_tree, refusals, start_portico
+from test_proxy_parity import raw
 
 CONF = r"""
     server {
@@ -69,17 +69,6 @@ REQUESTS = [
 FRAMING = re.compile(rb"^(HTTP/1\.1 \d+|Content-Length|Transfer-Encoding|Connection)", re.I)
 
 
-def exchange(port, data):
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(data)
-        out = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                return out
-            out += chunk
-
-
 def dechunk(body):
     """(data, trailer section) of a chunked body; chunk boundaries are the server's own."""
     data = b""
@@ -102,21 +91,12 @@ def summarize(raw):
 
 
 def answers(served):
-    return [summarize(exchange(served.ports[0], data)) for data in REQUESTS]
+    return [summarize(raw(served.ports[0], data)) for data in REQUESTS]
 
 
 def test_add_trailer_and_chunked_transfer_encoding_as_nginx(tmp_path):
     prepare_tree(str(tmp_path), FILES)
-    nginx = start_nginx(str(tmp_path), CONF, 2)
-    try:
-        theirs = answers(nginx)
-    finally:
-        nginx.stop()
-    portico = start_portico(str(tmp_path), CONF, 2)
-    try:
-        ours = answers(portico)
-    finally:
-        portico.stop()
+    ours, theirs = answers_of_both(str(tmp_path), CONF, 2, answers)
     for data, mine, expected in zip(REQUESTS, ours, theirs):
         assert mine == expected, data
     # The first answer, spelled out: chunked, then the trailers after the last chunk.
@@ -152,13 +132,13 @@ def test_a_decoded_line_break_never_splits_the_response(tmp_path):
     try:
         for target in (b"/a%0d%0aSet-Cookie:%20x=1", b"/ok/%0aSet-Cookie:%20x=1",
                        b"/ok/%00Set-Cookie:%20x=1"):
-            raw = exchange(portico.ports[0], b"GET " + target + b" HTTP/1.1\r\nHost: localhost\r\n"
-                                             b"Connection: close\r\n\r\n")
-            assert b"Set-Cookie" not in raw.split(b"\r\n\r\n")[0], raw
-            assert b"\r\nSet-Cookie" not in raw, raw
-            assert raw.startswith((b"HTTP/1.1 302 ", b"HTTP/1.1 200 ")), raw
-        raw = exchange(portico.ports[0], b"GET /ok/plain HTTP/1.1\r\nHost: localhost\r\n"
-                                         b"Connection: close\r\n\r\n")
-        assert b"\r\nX-Uri: u /ok/plain\r\n" in raw and b"\r\nX-Uri: t /ok/plain\r\n" in raw
+            answer = raw(portico.ports[0], b"GET " + target + b" HTTP/1.1\r\nHost: localhost\r\n"
+                                                b"Connection: close\r\n\r\n")
+            assert b"Set-Cookie" not in answer.split(b"\r\n\r\n")[0], answer
+            assert b"\r\nSet-Cookie" not in answer, answer
+            assert answer.startswith((b"HTTP/1.1 302 ", b"HTTP/1.1 200 ")), answer
+        answer = raw(portico.ports[0], b"GET /ok/plain HTTP/1.1\r\nHost: localhost\r\n"
+                                        b"Connection: close\r\n\r\n")
+        assert b"\r\nX-Uri: u /ok/plain\r\n" in answer and b"\r\nX-Uri: t /ok/plain\r\n" in answer
     finally:
         portico.stop()
