@@ -16,12 +16,27 @@ void appendDecimal(std::string& out, uint64_t v) {
 
 // A field name or value that can be written as one line: no CR, LF or NUL. Values made from
 // variables (`add_header X $uri` with a decoded "%0d%0a") could otherwise split the response;
-// nginx writes them as they are, portico leaves such a field out.
+// nginx writes them as they are.
 bool oneLine(std::string_view s) {
   for (char c : s) {
     if (c == '\r' || c == '\n' || c == '\0') return false;
   }
   return true;
+}
+
+// One field line. A name that is not one line leaves the field out; in a value CR, LF and NUL
+// become spaces (as Go's net/http writes them): a configured "\n" or $ssl_client_cert's folded
+// lines still arrive as text, and nothing a client sent can start a line of its own.
+void appendField(std::string& out, const Header& h) {
+  if (!oneLine(h.name)) return;
+  out.append(h.name);
+  out.append(": ");
+  if (oneLine(h.value)) {
+    out.append(h.value);
+  } else {
+    for (char c : h.value) out.push_back(c == '\r' || c == '\n' || c == '\0' ? ' ' : c);
+  }
+  out.append("\r\n");
 }
 
 }  // namespace
@@ -44,11 +59,7 @@ std::string serializeHead(const ResponseHead& head, const ResponseFraming& frami
   out.append(options.date);
   out.append("\r\n");
   for (const auto& h : head.headers) {
-    if (isFramingHeader(h.name) || !oneLine(h.value) || !oneLine(h.name)) continue;
-    out.append(h.name);
-    out.append(": ");
-    out.append(h.value);
-    out.append("\r\n");
+    if (!isFramingHeader(h.name)) appendField(out, h);
   }
   if (framing.lengthHeader) {
     out.append("Content-Length: ");
@@ -74,11 +85,7 @@ std::string serializeHead(const ResponseHead& head, const ResponseFraming& frami
 std::string lastChunkWithTrailers(const std::vector<Header>& trailers) {
   std::string out = "0\r\n";
   for (const Header& h : trailers) {
-    if (h.name.empty() || !oneLine(h.name) || !oneLine(h.value)) continue;
-    out.append(h.name);
-    out.append(": ");
-    out.append(h.value);
-    out.append("\r\n");
+    if (!h.name.empty()) appendField(out, h);
   }
   out.append("\r\n");
   return out;

@@ -87,8 +87,8 @@ std::string chunkHeader(uint64_t size);
 inline constexpr std::string_view kChunkEnd = "\r\n";
 inline constexpr std::string_view kLastChunk = "0\r\n\r\n";
 
-// The last chunk with trailer fields (RFC 9112 7.1.2); a field whose name or value holds CR,
-// LF or NUL is left out (never a split response), as is one with an empty name.
+// The last chunk with trailer fields (RFC 9112 7.1.2), written as the head's fields are (CR,
+// LF, NUL in a value become spaces; a name holding one, or empty, leaves the field out).
 std::string lastChunkWithTrailers(const std::vector<Header>& trailers);
 
 // The interim answer to Expect: 100-continue.

@@ -126,7 +126,7 @@ SPLIT = r"""
 
 def test_a_decoded_line_break_never_splits_the_response(tmp_path):
     # nginx 1.22 writes `$uri` with its decoded CR LF as they are (a header of the client's
-    # choosing); portico leaves such a field out of the head and the trailers.
+    # choosing); portico writes them as spaces, in the head and in the trailers.
     prepare_tree(str(tmp_path), {})
     portico = start_portico(str(tmp_path), SPLIT, 1)
     try:
@@ -134,8 +134,8 @@ def test_a_decoded_line_break_never_splits_the_response(tmp_path):
                        b"/ok/%00Set-Cookie:%20x=1"):
             answer = raw(portico.ports[0], b"GET " + target + b" HTTP/1.1\r\nHost: localhost\r\n"
                                                 b"Connection: close\r\n\r\n")
-            assert b"Set-Cookie" not in answer.split(b"\r\n\r\n")[0], answer
-            assert b"\r\nSet-Cookie" not in answer, answer
+            assert b"\nSet-Cookie" not in answer and b"\rSet-Cookie" not in answer, answer
+            assert b"\0" not in answer, answer
             assert answer.startswith((b"HTTP/1.1 302 ", b"HTTP/1.1 200 ")), answer
         answer = raw(portico.ports[0], b"GET /ok/plain HTTP/1.1\r\nHost: localhost\r\n"
                                         b"Connection: close\r\n\r\n")
