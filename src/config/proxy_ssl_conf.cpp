@@ -126,8 +126,6 @@ void finishProxySsl(const ProxySslPartial& l, ProxySslSettings& s) {
   if (l.certificate) s.certificate = *l.certificate;
   if (l.certificateKey) s.certificateKey = *l.certificateKey;
   if (l.certificateDirectory) s.certificateDirectory = *l.certificateDirectory;
-  s.certificateVariables = s.certificate.find('$') != std::string::npos ||
-                           s.certificateKey.find('$') != std::string::npos;
   if (l.passwordFile) s.passwordFile = *l.passwordFile;
   if (l.serverName) s.serverName = *l.serverName;
   if (l.verify) s.verify = *l.verify;

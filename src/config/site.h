@@ -194,7 +194,8 @@ struct TryFiles {
   std::string fallback;
 };
 
-// `expires` — off, epoch, max, or a time (possibly negative; `modified` not supported → error).
+// `expires` — off, epoch, max, a time (possibly negative), `modified` TIME, @TIME, or a value
+// with variables.
 struct Expires {
   // kAfter: from the response's time (nginx's access); kModified: from its Last-Modified (the
   // response's time without one); kDaily (`@15h30m`): the next such local time of day.
@@ -413,7 +414,10 @@ struct ProxySslSettings {
   std::string certificate, certificateKey;      // proxy_ssl_certificate(_key): a client cert
   // Either holds variables: both are templates, expanded and loaded per request ("": none),
   // a relative result taken from `certificateDirectory` (the configuration's).
-  bool certificateVariables = false;
+  bool certificateHasVariables() const {
+    return certificate.find('$') != std::string::npos ||
+           certificateKey.find('$') != std::string::npos;
+  }
   std::string certificateDirectory;
   std::string passwordFile;                     // proxy_ssl_password_file
   bool sessionReuse = true;                     // proxy_ssl_session_reuse

@@ -1,5 +1,7 @@
 #include "http/http1_codec.h"
 
+#include <algorithm>
+
 namespace portico::http::http1 {
 
 namespace {
@@ -17,12 +19,9 @@ void appendDecimal(std::string& out, uint64_t v) {
 // A field name or value that can be written as one line: no CR, LF or NUL. Values made from
 // variables (`add_header X $uri` with a decoded "%0d%0a") could otherwise split the response;
 // nginx writes them as they are.
-bool oneLine(std::string_view s) {
-  for (char c : s) {
-    if (c == '\r' || c == '\n' || c == '\0') return false;
-  }
-  return true;
-}
+bool breaksLine(char c) { return c == '\r' || c == '\n' || c == '\0'; }
+
+bool oneLine(std::string_view s) { return std::none_of(s.begin(), s.end(), breaksLine); }
 
 // One field line. A name that is not one line leaves the field out; in a value CR, LF and NUL
 // become spaces (as Go's net/http writes them): a configured "\n" or $ssl_client_cert's folded
@@ -34,7 +33,7 @@ void appendField(std::string& out, const Header& h) {
   if (oneLine(h.value)) {
     out.append(h.value);
   } else {
-    for (char c : h.value) out.push_back(c == '\r' || c == '\n' || c == '\0' ? ' ' : c);
+    for (char c : h.value) out.push_back(breaksLine(c) ? ' ' : c);
   }
   out.append("\r\n");
 }

@@ -24,6 +24,15 @@ std::string cipher(const SSL* ssl) {
   return name ? name : "";
 }
 
+// `bytes` as lower-case hex, appended to `out`.
+void appendHex(std::string& out, const unsigned char* bytes, size_t n) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; ++i) {
+    out += kHex[bytes[i] >> 4];
+    out += kHex[bytes[i] & 15];
+  }
+}
+
 // The ciphers the client offered, in its order, by OpenSSL's names (one OpenSSL does not know
 // as 0x and its hex bytes), joined with ':' (nginx's ngx_ssl_get_ciphers).
 std::string ciphers(const SSL* ssl) {
@@ -32,7 +41,6 @@ std::string ciphers(const SSL* ssl) {
   const unsigned char* raw = nullptr;
   size_t bytes = SSL_get0_raw_cipherlist(s, &raw);
   if (width == 0 || bytes == 0 || raw == nullptr) return "";
-  static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   for (size_t at = 0; at + width <= bytes; at += width) {
     if (!out.empty()) out += ':';
@@ -41,10 +49,7 @@ std::string ciphers(const SSL* ssl) {
       continue;
     }
     out += "0x";
-    for (size_t i = 0; i < width; ++i) {
-      out += kHex[raw[at + i] >> 4];
-      out += kHex[raw[at + i] & 15];
-    }
+    appendHex(out, raw + at, width);
   }
   return out;
 }
@@ -142,12 +147,8 @@ std::string fingerprint(const SSL* ssl) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
   if (!cert || !X509_digest(cert, EVP_sha1(), digest, &length)) return {};
-  static const char kHex[] = "0123456789abcdef";
   std::string out;
-  for (unsigned int i = 0; i < length; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 0xf];
-  }
+  appendHex(out, digest, length);
   return out;
 }
 

@@ -219,6 +219,9 @@ namespace {
 // given the value asked for; the flags still to set are appended.
 void editCookieFlags(std::vector<CookieAttr>& attrs, unsigned flags) {
   using F = CookieFlagger;
+  // In nginx's order of precedence: of several SameSite flags the first one set wins.
+  static constexpr std::pair<unsigned, std::string_view> kSameSite[] = {
+      {F::kSameSiteStrict, "Strict"}, {F::kSameSiteLax, "Lax"}, {F::kSameSiteNone, "None"}};
   std::vector<CookieAttr> kept;
   kept.push_back(std::move(attrs[0]));
   for (size_t i = 1; i < attrs.size(); ++i) {
@@ -236,8 +239,6 @@ void editCookieFlags(std::vector<CookieAttr>& attrs, unsigned flags) {
         continue;
       }
     } else if (equalsCaseless(attr.key, "samesite")) {
-      static constexpr std::pair<unsigned, std::string_view> kSameSite[] = {
-          {F::kSameSiteStrict, "Strict"}, {F::kSameSiteLax, "Lax"}, {F::kSameSiteNone, "None"}};
       bool set = false;
       for (const auto& [bit, word] : kSameSite) {
         if (!(flags & bit)) continue;
@@ -255,12 +256,10 @@ void editCookieFlags(std::vector<CookieAttr>& attrs, unsigned flags) {
   }
   if (flags & F::kSecureOn) kept.push_back({"Secure", std::nullopt});
   if (flags & F::kHttpOnlyOn) kept.push_back({"HttpOnly", std::nullopt});
-  if (flags & F::kSameSiteStrict) {
-    kept.push_back({"SameSite", "Strict"});
-  } else if (flags & F::kSameSiteLax) {
-    kept.push_back({"SameSite", "Lax"});
-  } else if (flags & F::kSameSiteNone) {
-    kept.push_back({"SameSite", "None"});
+  for (const auto& [bit, word] : kSameSite) {
+    if (!(flags & bit)) continue;
+    kept.push_back({"SameSite", std::string(word)});
+    break;
   }
   attrs = std::move(kept);
 }

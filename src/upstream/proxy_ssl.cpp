@@ -37,7 +37,7 @@ std::unique_ptr<UpstreamTls> makeUpstreamTls(const config::ProxySettings& settin
   client.verifyDepth = s.verifyDepth;
   client.trustedCertificate = s.trustedCertificate;
   client.crl = s.crl;
-  if (!s.certificateVariables) {
+  if (!s.certificateHasVariables()) {
     client.certificate = s.certificate;
     client.certificateKey = s.certificateKey;
   }
@@ -58,7 +58,7 @@ std::unique_ptr<UpstreamTls> makeUpstreamTls(const config::ProxySettings& settin
   if (settings.pass) tls->defaultName = hostOf(*settings.pass);
   tls->serverName = s.serverName;
   tls->verify = s.verify;
-  if (s.certificateVariables && !s.certificate.empty()) {
+  if (s.certificateHasVariables() && !s.certificate.empty()) {
     tls->certificate = http::Template::compile(s.certificate, error, captures, users);
     if (!tls->certificate) return nullptr;
     tls->certificateKey = http::Template::compile(s.certificateKey, error, captures, users);

@@ -409,11 +409,11 @@ TEST_F(SiteTest, AddHeaderAndExpiresFilters) {
   l.settings.addHeaders = {{"X-Frame-Options", "DENY", false},
                            {"X-Uri", "$uri", true},
                            {"X-Empty", "$http_x_none", false}};
-  l.settings.expires = config::Expires{config::Expires::Kind::kAfter, 3600};
+  l.settings.expires = config::Expires{config::Expires::Kind::kAfter, 3600, false, {}};
   auto& epoch = add(Match::kPrefix, "/dir/");
-  epoch.settings.expires = config::Expires{config::Expires::Kind::kEpoch, 0};
+  epoch.settings.expires = config::Expires{config::Expires::Kind::kEpoch, 0, false, {}};
   auto& max = add(Match::kPrefix, "/empty/");
-  max.settings.expires = config::Expires{config::Expires::Kind::kMax, 0};
+  max.settings.expires = config::Expires{config::Expires::Kind::kMax, 0, false, {}};
   build();
   auto ok = get("/a.txt");
   EXPECT_EQ(ok.header("X-Frame-Options"), "DENY");
