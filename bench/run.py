@@ -594,11 +594,37 @@ def makeServerAt(ctx, kind, app, workers, cores, tls, key, workdir):
 # The proxy scenarios' fronts: portico or nginx on the server's core, in front of a backend on the
 # client's core that both share (nginx serving static:FILE over keep-alive HTTP/1.1, or uWSGI
 # --socket serving hello over a unix socket); the backend is not measured (CPU, memory).
-PROXY_KINDS = ("portico-proxy", "nginx-proxy", "portico-uwsgi-pass", "nginx-uwsgi-pass")
+PROXY_KINDS = ("portico-proxy", "nginx-proxy", "portico-uwsgi-pass", "nginx-uwsgi-pass",
+               "portico-proxy-resolved", "nginx-proxy-resolved")
+
+
+class NameServer:
+    """A one-answer DNS server for the -resolved proxy kinds: every A query is answered with
+    127.0.0.1 (TTL one hour), every other with no records; a thread of the bench process."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((HOST, 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            data, peer = self.sock.recvfrom(512)
+            end = data.index(b"\0", 12) + 5
+            qtype = int.from_bytes(data[end - 4:end - 2], "big")
+            answers = (b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x0e\x10\x00\x04\x7f\x00\x00\x01"
+                       if qtype == 1 else b"")
+            head = data[:2] + b"\x81\x80\x00\x01" + (b"\x00\x01" if answers else b"\x00\x00")
+            self.sock.sendto(head + b"\x00\x00\x00\x00" + data[12:end] + answers, peer)
+
+
+NAME_SERVER = None
 
 
 def proxyServer(ctx, kind, app, workers, cores, key, workdir):
-    if kind.endswith("-proxy"):
+    global NAME_SERVER
+    if "-proxy" in kind:
         path = "/" + app.split(":", 1)[1]
         s = Server(key, kind, path, workdir, cores)
         backend = freePort()
@@ -608,6 +634,13 @@ def proxyServer(ctx, kind, app, workers, cores, key, workdir):
         upstream = f"upstream backend {{ server {HOST}:{backend}; keepalive 32; }}"
         location = ("proxy_pass http://backend; proxy_http_version 1.1; "
                     "proxy_set_header Connection \"\";")
+        if kind.endswith("-resolved"):
+            # proxy_pass with variables to a name the resolver answers (cached after the first
+            # request): no upstream block, so no kept-alive connections, on either front.
+            NAME_SERVER = NAME_SERVER or NameServer()
+            upstream = ""
+            location = (f"resolver {HOST}:{NAME_SERVER.port}; set $backend backend.test; "
+                        f"proxy_pass http://$backend:{backend};")
     else:
         chdir, _module, wsgi_file, path = appSpec(ctx, app)
         s = Server(key, kind, path, workdir, cores)
@@ -630,6 +663,7 @@ def available(kind):
             "uwsgi-http": ["uwsgi"], "uwsgi-http10": ["uwsgi"], "nginx-gunicorn": ["nginx", "gunicorn"],
             "nginx-uwsgi": ["nginx", "uwsgi"], "nginx-portico-uwsgi": ["nginx", PORTICO], "nginx-static": ["nginx"], "nginx-return": ["nginx"],
             "portico-proxy": [PORTICO, "nginx"], "nginx-proxy": ["nginx"],
+            "portico-proxy-resolved": [PORTICO, "nginx"], "nginx-proxy-resolved": ["nginx"],
             "portico-uwsgi-pass": [PORTICO, "uwsgi"], "nginx-uwsgi-pass": ["nginx", "uwsgi"]}
     for b in need[kind]:
         if not (shutil.which(b) or os.access(b, os.X_OK)):
@@ -679,6 +713,11 @@ SCENARIOS = {
                   "numerator": "portico-proxy",
                   "contenders": [(k, "static:100k.bin", n) for n in (64, 1000)
                                  for k in ("portico-proxy", "nginx-proxy")]},
+    "proxy-resolved": {"title": "proxy_pass http://$backend:PORT (a name found by `resolver`, then cached) "
+                                "to an nginx backend, 13 B file, 64 connections",
+                       "numerator": "portico-proxy-resolved",
+                       "contenders": [(k, "static:13b.txt", 64)
+                                      for k in ("portico-proxy-resolved", "nginx-proxy-resolved")]},
     "uwsgi-pass": {"title": "uwsgi_pass to uWSGI --socket (hello, one process on core 1), 64 and 1,000 connections",
                    "numerator": "portico-uwsgi-pass",
                    "contenders": [(k, "hello", n) for n in (64, 1000)

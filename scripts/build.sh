@@ -10,6 +10,6 @@ case "$flavour" in
            ninja -C build-asan ;;
   fuzz)    CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
              -DPORTICO_FUZZ=ON -DPORTICO_TESTS=OFF >/dev/null
-           ninja -C build-fuzz parser_fuzz conf_fuzz uwsgi_fuzz proxy_protocol_fuzz upstream_response_fuzz ;;
+           ninja -C build-fuzz parser_fuzz conf_fuzz uwsgi_fuzz proxy_protocol_fuzz upstream_response_fuzz dns_fuzz ;;
   *) echo "usage: scripts/build.sh [release|asan|fuzz]" >&2; exit 2 ;;
 esac

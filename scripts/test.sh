@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is needed, builds, and runs every test: unit and integration tests on the
 # release build, nginx's own test suite (nginx-tests) against it, the same again under ASan+UBSan, and the
-# fuzzers (request, configuration, uwsgi, PROXY protocol, upstream response parsers) for a bounded time, with testssl.sh against the release build beside them.
+# fuzzers (request, configuration, uwsgi, PROXY protocol, upstream response, DNS response parsers) for a bounded time, with testssl.sh against the release build beside them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FUZZ_SECONDS=${FUZZ_SECONDS:-120}
@@ -80,6 +80,10 @@ mkdir -p build-fuzz/corpus-upstream-response
 build-fuzz/tests/fuzz/upstream_response_fuzz -max_total_time="$((FUZZ_SECONDS / 4))" -timeout=30 \
   -rss_limit_mb=2048 -print_final_stats=1 build-fuzz/corpus-upstream-response \
   tests/fuzz/corpus/upstream_response 2>&1 | tail -n 8
+echo "== fuzzing the DNS response reader for $((FUZZ_SECONDS / 8))s"
+mkdir -p build-fuzz/corpus-dns
+build-fuzz/tests/fuzz/dns_fuzz -max_total_time="$((FUZZ_SECONDS / 8))" -timeout=30 \
+  -rss_limit_mb=2048 -print_final_stats=1 build-fuzz/corpus-dns tests/fuzz/corpus/dns 2>&1 | tail -n 8
 echo "== testssl.sh (waiting for it)"
 if ! wait "$testssl_pid"; then
   cat build/testssl.log

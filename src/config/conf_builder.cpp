@@ -131,7 +131,7 @@ constexpr std::string_view kUnsupportedPrefixes[] = {
 };
 constexpr std::string_view kUnsupportedNames[] = {
     // http
-    "http2", "http3", "geo", "split_clients", "resolver", "resolver_timeout",
+    "http2", "http3", "geo", "split_clients",
     "aio", "aio_write", "directio",
     "directio_alignment", "output_buffers", "postpone_output",
     "reset_timedout_connection",

@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "config/conf_values.h"
+#include "config/upstream_address.h"
 
 namespace portico::config {
 namespace {
@@ -244,6 +245,49 @@ void errorPage(const DirectiveCall& call, HttpCoreLoad&, HttpCorePartial& level)
   level.errorPages->push_back(page);
 }
 
+// `resolver ADDRESS ... [valid=TIME] [ipv4=on|off] [ipv6=on|off]` (ngx_resolver_create): the
+// servers are resolved now, port 53 unless written; each line is a resolver of its own.
+void resolver(const DirectiveCall& call, HttpCoreLoad& load, HttpCorePartial& level) {
+  if (level.resolver) call.directiveError("is duplicate");
+  ResolverSpec spec;
+  spec.file = call.directive().source.file;
+  spec.line = call.directive().source.line;
+  for (const std::string& arg : call.args()) {
+    std::string_view a = arg;
+    if (a.starts_with("valid=")) {
+      auto seconds = parseNginxTime(a.substr(6), true);
+      if (!seconds) call.emerg("invalid parameter: " + arg);
+      spec.validSeconds = static_cast<uint32_t>(*seconds);
+      continue;
+    }
+    if (a.starts_with("ipv4=") || a.starts_with("ipv6=")) {
+      bool& slot = a[3] == '4' ? spec.ipv4 : spec.ipv6;
+      if (a.substr(5) == "on") {
+        slot = true;
+      } else if (a.substr(5) == "off") {
+        slot = false;
+      } else {
+        call.emerg("invalid parameter: " + arg);
+      }
+      continue;
+    }
+    if (a.size() >= 5 && std::equal(a.begin(), a.begin() + 5, "unix:", [](char x, char y) {
+          return std::tolower(static_cast<unsigned char>(x)) == y;
+        })) {
+      call.emerg("unix domain sockets are not supported in resolver \"" + arg + "\"");
+    }
+    if (auto error = resolveUpstreamAddress(arg, 53, spec.servers)) {
+      std::string text = *error;
+      size_t at = text.find(" in upstream ");
+      if (at != std::string::npos) text.replace(at, 13, " in resolver ");
+      call.emerg(text);
+    }
+  }
+  if (!spec.ipv4 && !spec.ipv6) call.emerg("\"ipv4\" and \"ipv6\" cannot both be \"off\"");
+  level.resolver = static_cast<int>(load.resolvers.size());
+  load.resolvers.push_back(std::move(spec));
+}
+
 }  // namespace
 
 const std::vector<ModuleLoadDirective<HttpCorePartial, HttpCoreLoad>>& httpCoreDirectives() {
@@ -296,6 +340,8 @@ const std::vector<ModuleLoadDirective<HttpCorePartial, HttpCoreLoad>>& httpCoreD
       {"underscores_in_headers", kHttp | kServer, Args::k1,
        &flagSlot<&HttpCorePartial::underscoresInHeaders>},
       {"internal", kLocation, Args::kNone, &internalLocation},
+      {"resolver", kHsl, Args::k1More, &resolver},
+      {"resolver_timeout", kHsl, Args::k1, &msecSlot<&HttpCorePartial::resolverTimeout>},
   };
   return kDirectives;
 }
@@ -345,6 +391,8 @@ void mergeHttpCore(HttpCorePartial& c, const HttpCorePartial& p) {
   inherit(c.underscoresInHeaders, p.underscoresInHeaders);
   inherit(c.proxyTempPath, p.proxyTempPath);
   inherit(c.internal, p.internal);
+  inherit(c.resolver, p.resolver);
+  inherit(c.resolverTimeout, p.resolverTimeout);
 }
 
 void finishHttpCore(const HttpCorePartial& p, const std::string& prefix, LocationSettings& s) {
@@ -384,6 +432,8 @@ void finishHttpCore(const HttpCorePartial& p, const std::string& prefix, Locatio
   if (p.logNotFound) s.logNotFound = *p.logNotFound;
   if (p.ifModifiedSince) s.ifModifiedSince = *p.ifModifiedSince;
   if (p.internal) s.internal = *p.internal;
+  if (p.resolver) s.resolver = *p.resolver;
+  if (p.resolverTimeout) s.resolverTimeoutSeconds = *p.resolverTimeout;
 }
 
 void finishHttpCoreServer(const HttpCorePartial& p, VirtualServer& vs) {
@@ -401,6 +451,7 @@ void finishHttpCoreServer(const HttpCorePartial& p, VirtualServer& vs) {
 
 void finishHttpCoreLoad(const HttpCoreLoad& load, HttpSite& site) {
   site.tempPaths = load.tempPaths;
+  site.resolvers = load.resolvers;
 }
 
 }  // namespace portico::config

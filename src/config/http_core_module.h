@@ -6,7 +6,8 @@
 // *_temp_path, which nginx creates at start as it does the client body's), keep-alive and
 // sending (keepalive_*, send_timeout, sendfile, tcp_*), redirects and responses
 // (absolute_redirect, server_name_in_redirect, port_in_redirect, server_tokens, error_page,
-// log_not_found, if_modified_since); and a server's header reading (client_header_timeout,
+// log_not_found, if_modified_since), and the resolver a *_pass with variables uses
+// (resolver, resolver_timeout); and a server's header reading (client_header_timeout,
 // client_header_buffer_size, large_client_header_buffers, connection_pool_size,
 // request_pool_size, merge_slashes: http and server, finished into the VirtualServer). Its load
 // context holds the temporary directories every *_temp_path named, which the master creates.
@@ -26,6 +27,7 @@ namespace portico::config {
 // The load's temporary directories, in the order first named; the walker holds one per load.
 struct HttpCoreLoad {
   std::vector<std::string> tempPaths;
+  std::vector<ResolverSpec> resolvers;  // every `resolver` line, in file order
 };
 
 // What one level wrote; unset inherits from the enclosing level.
@@ -63,6 +65,8 @@ struct HttpCorePartial {
   // proxy_temp_path (read with the other *_temp_path here; it lands in ProxySettings::tempPath)
   std::optional<std::string> proxyTempPath;
   std::optional<bool> internal;  // `internal` (location)
+  std::optional<int> resolver;   // an index into HttpCoreLoad::resolvers
+  std::optional<double> resolverTimeout;
 };
 
 const std::vector<ModuleLoadDirective<HttpCorePartial, HttpCoreLoad>>& httpCoreDirectives();

@@ -367,7 +367,7 @@ struct ProxyPass {
   std::optional<UpstreamSpec> implicit;
   SourceRef source;
   // The address has variables (proxy_pass http://$host..., uwsgi_pass $target): made per
-  // request (upstream/proxy_target.h, upstream/variable_pass.h; no URI replacement);
+  // request (upstream/proxy_target.h; no URI replacement; a host name through `resolver`);
   // upstreamIndex is -1.
   bool variables = false;
   // proxy_pass https://... (default port 443): the connection speaks TLS (ProxySslSettings).
@@ -583,6 +583,10 @@ struct LocationSettings {
   LimitSettings limit;                        // limit_req*, limit_conn*
   ProxySettings proxy;                        // proxy_pass and proxy_*
   ProxySettings uwsgi;                        // uwsgi_pass and uwsgi_* (codec: uwsgi = true)
+  // `resolver` (an index into HttpSite::resolvers; -1: none, nginx's "no resolver defined")
+  // and resolver_timeout: how a *_pass with variables looks a host name up per request.
+  int resolver = -1;
+  double resolverTimeoutSeconds = 30.0;
   // `internal`: only internal redirects (X-Accel-Redirect, error_page, try_files, index) reach
   // this location; a client's own request gets 404 (inherited, as nginx merges it).
   bool internal = false;
@@ -681,6 +685,9 @@ struct HttpSite {
   // `upstream {}` blocks in file order, then the implicit upstreams the *_pass directives made
   // (nginx's upstream main conf); a location's proxy/uwsgi settings name one by index.
   std::vector<UpstreamSpec> upstreams;
+  // Every `resolver` line, in file order; a level without one inherits its parent's (each line
+  // is one resolver with its own cache, as nginx's).
+  std::vector<ResolverSpec> resolvers;
 };
 
 }  // namespace portico::config

@@ -62,4 +62,15 @@ struct UpstreamSpec {
   int line = 0;
 };
 
+// One `resolver ADDRESS... [valid=TIME] [ipv4=on|off] [ipv6=on|off]` line: the name servers
+// (resolved at load, port 53 unless written) and how answers are used.
+struct ResolverSpec {
+  std::vector<UpstreamAddress> servers;
+  uint32_t validSeconds = 0;  // valid=: 0 keeps the answers' TTL
+  bool ipv4 = true;
+  bool ipv6 = true;
+  std::string file;
+  int line = 0;
+};
+
 }  // namespace portico::config

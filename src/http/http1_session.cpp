@@ -469,19 +469,24 @@ void Http1Session::failRequest(int status) {
     return;
   }
   stream_.connectionAnswered_ = true;
+  ResponseHead head;
+  head.status = status >= 494 && status <= 497 ? 400 : status;  // nginx's own 400s
+  head.special = true;
+  head.add("Content-Type", "text/html");
+  std::string page;
   if (status == 431 && settings_.headerTooLargeIs400) {
-    ResponseHead head;
     head.status = 400;
-    head.add("Content-Type", "text/html");
-    stream_.respond(
-        std::move(head),
-        "<html>\r\n<head><title>400 Request Header Or Cookie Too Large</title></head>\r\n"
-        "<body>\r\n<center><h1>400 Bad Request</h1></center>\r\n"
-        "<center>Request Header Or Cookie Too Large</center>\r\n"
-        "<hr><center>" + std::string(stream_.signature()) + "</center>\r\n</body>\r\n</html>\r\n");
-    return;
+    head.special = false;
+    page = "<html>\r\n<head><title>400 Request Header Or Cookie Too Large</title></head>\r\n"
+           "<body>\r\n<center><h1>400 Bad Request</h1></center>\r\n"
+           "<center>Request Header Or Cookie Too Large</center>\r\n"
+           "<hr><center>" + std::string(stream_.signature()) + "</center>\r\n</body>\r\n</html>\r\n";
+  } else {
+    page = stream_.errorPage(status);
   }
-  stream_.respondError(status);
+  // The server level's `add_header ... always` (nginx's header filter runs for these too).
+  if (settings_.site) settings_.site->filterUnrouted(head, parser_.pendingRequest(), info_);
+  stream_.respond(std::move(head), std::move(page));
 }
 
 void Http1Session::queue(BodyChunk chunk) {

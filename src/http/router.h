@@ -56,6 +56,14 @@ class RequestRouter {
   // Logs a response the connection gave before any route existed (malformed request line,
   // 414, header too large, a slow head's 408); `entry.request` is what was parsed so far.
   virtual void logUnrouted(const AccessLogEntry& entry) const { (void)entry; }
+  // The header filter of such an answer (nginx runs it with the server level's settings):
+  // adds the server's `add_header ... always` fields to `head`; `failedHead` is what was parsed.
+  virtual void filterUnrouted(ResponseHead& head, const Request& failedHead,
+                              const ConnectionInfo& connection) const {
+    (void)head;
+    (void)failedHead;
+    (void)connection;
+  }
 };
 
 }  // namespace portico::http

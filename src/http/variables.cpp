@@ -35,6 +35,7 @@ enum class Template::Kind : uint8_t {
   kArg,
   kHost,
   kHostname,
+  kPid,
   kServerName,
   kServerPort,
   kServerAddr,
@@ -378,6 +379,7 @@ std::optional<Template> Template::compile(std::string_view text, std::string& er
       {"is_args", Kind::kIsArgs},
       {"host", Kind::kHost},
       {"hostname", Kind::kHostname},
+      {"pid", Kind::kPid},
       {"server_name", Kind::kServerName},
       {"server_port", Kind::kServerPort},
       {"server_addr", Kind::kServerAddr},
@@ -662,6 +664,9 @@ std::string Template::expand(const VariableContext& c, VariableEscape escape) co
         break;
       case Kind::kHostname:
         value = c.hostname.empty() ? machineHostname() : std::string(c.hostname);
+        break;
+      case Kind::kPid:  // the worker's, as nginx's ngx_pid
+        value = std::to_string(::getpid());
         break;
       case Kind::kServerName:
         value = std::string(c.serverName);

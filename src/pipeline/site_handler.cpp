@@ -1396,20 +1396,49 @@ LogFile* SiteHandler::logFile(const std::string& path, std::string& error) {
   return slot.get();
 }
 
-void SiteHandler::logUnrouted(const http::AccessLogEntry& entry) const {
-  if (entry.connection == nullptr || entry.request == nullptr) return;
-  const http::ServerGroup* group = groupFor(*entry.connection);
+const http::ServerNode* SiteHandler::unroutedServer(const http::Request& failedHead,
+                                                    const http::ConnectionInfo& connection) const {
+  const http::ServerGroup* group = groupFor(connection);
   if (!group && !map_.groups().empty()) group = map_.groups().front().get();
-  if (!group || !group->defaultServer) return;
+  if (!group || !group->defaultServer) return nullptr;
   // As nginx: a Host header that arrived complete before the failure has chosen the server
   // already (ngx_http_process_host); otherwise the default server of the address.
   const http::ServerNode* server = group->defaultServer;
-  if (!entry.request->host.empty()) {
-    if (std::optional<std::string> host = http::validateHost(entry.request->host)) {
+  if (!failedHead.host.empty()) {
+    if (std::optional<std::string> host = http::validateHost(failedHead.host)) {
       Regex::Match captures;
       server = group->select(*host, &captures);
     }
   }
+  return server;
+}
+
+void SiteHandler::filterUnrouted(http::ResponseHead& head, const http::Request& failedHead,
+                                 const http::ConnectionInfo& connection) const {
+  const http::ServerNode* server = unroutedServer(failedHead, connection);
+  if (!server) return;
+  const LocationRuntime& rt = runtimeOf(*server, nullptr);
+  if (rt.addHeaders.empty()) return;
+  http::VariableContext vars;
+  vars.request = &failedHead;
+  vars.connection = &connection;
+  vars.uri = failedHead.path;
+  vars.args = failedHead.query;
+  vars.serverName = server->primaryName;
+  vars.status = head.status;
+  vars.responseHeaders = &head.headers;
+  bool filtered = isHeaderFilterStatus(head.status);
+  for (const auto& [spec, value] : rt.addHeaders) {
+    if (!filtered && !spec->always) continue;
+    std::string v = value.expand(vars);
+    if (!v.empty()) head.add(spec->name, std::move(v));
+  }
+}
+
+void SiteHandler::logUnrouted(const http::AccessLogEntry& entry) const {
+  if (entry.connection == nullptr || entry.request == nullptr) return;
+  const http::ServerNode* server = unroutedServer(*entry.request, *entry.connection);
+  if (!server) return;
   const LocationRuntime& rt = runtimeOf(*server, nullptr);
   if (rt.accessLogs.empty()) return;
   http::VariableContext vars;

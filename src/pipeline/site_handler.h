@@ -102,6 +102,8 @@ class SiteHandler : public http::RequestRouter {
   // nginx logs a request refused while its head was read with the access log of the default
   // server of the address:port it came to (its server level: no location was matched).
   void logUnrouted(const http::AccessLogEntry& entry) const override;
+  void filterUnrouted(http::ResponseHead& head, const http::Request& failedHead,
+                      const http::ConnectionInfo& connection) const override;
 
   bool reopenLogs(std::string& error);
   // Writes the access-log lines of `rt` for a finished request (if=, gzip, variable paths).
@@ -115,6 +117,10 @@ class SiteHandler : public http::RequestRouter {
   // SiteMap::groupFor, remembered for the last local address asked about (a worker's
   // connections mostly share one listener, and the lookup builds strings).
   const http::ServerGroup* groupFor(const http::ConnectionInfo& connection) const;
+  // The server a request refused before routing belongs to: the one a complete Host line
+  // chose, else the address's default server (null: none).
+  const http::ServerNode* unroutedServer(const http::Request& failedHead,
+                                         const http::ConnectionInfo& connection) const;
   event::EventLoop* loop() const { return loop_; }
   // The runtime of an `if` block's implicit location (its settings are in the model).
   const LocationRuntime& ifRuntime(const config::LocationSettings* settings) const {

@@ -232,6 +232,7 @@ bool Server::open(std::vector<BoundListener> listeners,
   pipeline::ContentModules content;
   content.modules = {&stubStatusContent_, &wsgiContent_, &proxyContent_};
   proxyContent_.setUpstreams(&config_.site.upstreams);
+  proxyContent_.setResolvers(&config_.site.resolvers);
   content.files = staticfiles::documentRoots();
   siteMap_ = http::SiteMap::build(config_.site, error, pipeline::autoRedirectOf(content));
   if (!siteMap_) return false;

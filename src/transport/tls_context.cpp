@@ -432,8 +432,8 @@ bool TlsContext::setUpStapling(const TlsSettings& settings, const std::vector<Le
     staple_.assign(reinterpret_cast<const char*>(der), static_cast<size_t>(length));
     OPENSSL_free(der);
   } else {
-    // nginx would query the responder from the worker; portico has no resolver or OCSP
-    // client, so every certificate's stapling is ignored, with nginx's reason when it has one.
+    // nginx would query the responder from the worker; portico has no OCSP client, so every
+    // certificate's stapling is ignored, with nginx's reason when it has one.
     for (const Leaf& leaf : leaves) {
       std::string prefix = "\"ssl_stapling\" ignored, ";
       if (!issuerKnown(ctx, leaf.cert, leaf.chain)) {

@@ -62,7 +62,7 @@ struct TlsSettings {
   std::string trustedCertificate;  // CAs that verify, names not sent
   std::string crl;                 // PEM CRLs: every certificate of a chain is checked
   // OCSP stapling: a DER response served as is from staplingFile; without one, the
-  // certificate's responder cannot be queried (no resolver), and nginx's warnings say why.
+  // certificate's responder cannot be queried (no OCSP client), and nginx's warnings say why.
   bool stapling = false;
   std::string staplingFile;
   std::string staplingResponder;

@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "core/temp_file.h"
 #include "core/unique_fd.h"
+#include "dns/resolver.h"
 #include "http/variables.h"
 #include "transport/plain_transport.h"
 #include "transport/tls_client.h"
@@ -30,7 +31,6 @@
 #include "upstream/response_parser.h"
 #include "upstream/response_spool.h"
 #include "upstream/uwsgi_request.h"
-#include "upstream/variable_pass.h"
 
 namespace portico::upstream {
 namespace {
@@ -132,8 +132,8 @@ class ProxyHandler : public pipeline::ContentHandler {
   // location's error_page names (empty: nothing intercepted).
   std::unique_ptr<ProxyHeaderRewrites> rewrites_;
   std::vector<int> interceptStatuses_;
-  // proxy_pass with variables: the URL, and every upstream a name may select (its balancer,
-  // pool and hash key), made once per location.
+  // A pass with variables (proxy_pass's URL, uwsgi_pass's address): the template, and every
+  // upstream a name may select (its balancer, pool and hash key), made once per location.
   struct UpstreamChoice {
     Balancer* balancer = nullptr;
     KeepalivePool* pool = nullptr;
@@ -144,6 +144,10 @@ class ProxyHandler : public pipeline::ContentHandler {
   std::vector<UpstreamChoice> choices_;  // parallel to *upstreams_
   std::optional<http::Template> bind_;  // proxy_bind (nullopt: off)
   std::unique_ptr<UpstreamTls> tls_;  // proxy_pass https:// (upstream/proxy_ssl.h); else null
+  // The location's `resolver` for a host name no upstream names (null: nginx's "no resolver
+  // defined") and its resolver_timeout.
+  dns::Resolver* resolver_ = nullptr;
+  uint64_t resolverTimeoutMs_ = 30000;
 };
 
 namespace {
@@ -200,7 +204,13 @@ class ProxyRequest final : public event::IoWatcher, public http::BodyReader, pub
   void startTunnel();
   void accelRedirect(const std::string& value);
   void intercept(const UpstreamHead& head);
-  bool chooseTarget();
+  // proxy_pass with variables: where this request goes. kResolving: a host name is being
+  // looked up, and resolved() goes on.
+  enum class Choice { kReady, kFailed, kResolving };
+  Choice chooseTarget();
+  void resolved(const dns::Result& result);
+  bool useAddresses(const dns::Result& result);
+  void begin();
   std::string buildHead();
   std::string requestUri() const;
   std::string upstreamUrl() const;
@@ -273,6 +283,7 @@ class ProxyRequest final : public event::IoWatcher, public http::BodyReader, pub
   std::unique_ptr<PassTarget> target_;
   std::unique_ptr<config::UpstreamSpec> ownSpec_;  // before ownBalancer_: its peers point here
   std::unique_ptr<Balancer> ownBalancer_;
+  std::unique_ptr<dns::Resolver::Lookup> lookup_;  // the host name being resolved
   uint64_t bytesRead_ = 0;  // bytes read from the current try's connection
   // proxy_request_buffering off: the body is sent as it is stored (chunk-framed when
   // chunkedUpstream_); bodyDone_ once the client's body ended.
@@ -299,7 +310,26 @@ class ProxyRequest final : public event::IoWatcher, public http::BodyReader, pub
 
 void ProxyRequest::start(std::unique_ptr<ProxyRequest> self) {
   self_ = std::move(self);
-  if (h_.passUrl_ && !chooseTarget()) return;
+  if (h_.passUrl_) {
+    Choice choice = chooseTarget();
+    if (choice == Choice::kFailed) return;
+    if (choice == Choice::kResolving) {
+      // A client that goes away while the name is looked up ends the wait (the answer, when
+      // it comes, is still cached for the next request).
+      ex_->onAbort([this] {
+        lookup_.reset();
+        ex_ = nullptr;
+        destroy();
+      });
+      ex_->abortOnClientClose();
+      return;
+    }
+  }
+  begin();
+}
+
+// The target is known: the request goes on to its body and the first try.
+void ProxyRequest::begin() {
   http::UpstreamVariables* vars = ex_->upstreamVariables();
   if (vars) {
     vars->proxyHost = pass_->proxyHost;
@@ -1319,15 +1349,17 @@ void ProxyRequest::fail(Failure kind, int status, const std::string& message) {
 }
 
 // proxy_pass with variables: the URL expanded and parsed, then an address, an upstream that
-// names the host, or nginx's errors (500 for a bad URL, 502 for a name without a resolver).
-bool ProxyRequest::chooseTarget() {
+// names the host, or the host looked up with the location's resolver; nginx's errors (500 for
+// a bad URL, 502 for a name without a resolver).
+ProxyRequest::Choice ProxyRequest::chooseTarget() {
   std::string url = ex_->expand(*h_.passUrl_);
   std::string error;
-  std::optional<PassTarget> parsed = parsePassTarget(url, error);
+  std::optional<PassTarget> parsed =
+      h_.uwsgi_ ? parseUwsgiTarget(url, error) : parsePassTarget(url, error);
   if (!parsed) {
     log(error);
     finishWith(500);
-    return false;
+    return Choice::kFailed;
   }
   target_ = std::make_unique<PassTarget>(std::move(*parsed));
   pass_ = &target_->pass;
@@ -1337,18 +1369,76 @@ bool ProxyRequest::chooseTarget() {
     ownSpec_ = std::make_unique<config::UpstreamSpec>(singleServerUpstream(*target_));
     ownBalancer_ = Balancer::create(*ownSpec_);
     balancer_ = ownBalancer_.get();
-    return true;
+    return Choice::kReady;
   }
   int index = h_.upstreams_ ? findUpstream(*h_.upstreams_, *target_) : -1;
-  if (index < 0) {
+  if (index >= 0) {
+    const ProxyHandler::UpstreamChoice& choice = h_.choices_[static_cast<size_t>(index)];
+    balancer_ = choice.balancer;
+    pool_ = choice.pool;
+    if (choice.hashKey) hashKeyTemplate_ = &*choice.hashKey;
+    return Choice::kReady;
+  }
+  if (!h_.resolver_) {
     log("no resolver defined to resolve " + target_->host);
+    finishWith(502);
+    return Choice::kFailed;
+  }
+  if (h_.uwsgi_ && target_->noPort) {
+    // uwsgi has no default port: a name without one is an upstream's or nothing.
+    log("no port in upstream \"" + target_->host + "\"");
+    finishWith(500);
+    return Choice::kFailed;
+  }
+  dns::Result now;
+  lookup_ = h_.resolver_->resolve(
+      target_->host, h_.resolverTimeoutMs_,
+      [this](const dns::Result& result) { resolved(result); }, now);
+  if (lookup_) return Choice::kResolving;
+  return useAddresses(now) ? Choice::kReady : Choice::kFailed;
+}
+
+// The resolver's answer for a request that waited for it (nginx's
+// ngx_http_upstream_resolve_handler).
+void ProxyRequest::resolved(const dns::Result& result) {
+  lookup_.reset();
+  if (ex_ && useAddresses(result)) begin();
+}
+
+// A resolved name is an upstream of its own, one peer per address with the URL's port, as
+// nginx's ngx_http_upstream_create_round_robin_peer: tried in turn by proxy_next_upstream.
+// A name not resolved is nginx's 502 (false).
+bool ProxyRequest::useAddresses(const dns::Result& result) {
+  if (result.code != 0) {
+    log(target_->host + " could not be resolved (" + std::to_string(result.code) + ": " +
+        std::string(dns::errorText(result.code)) + ")");
     finishWith(502);
     return false;
   }
-  const ProxyHandler::UpstreamChoice& choice = h_.choices_[static_cast<size_t>(index)];
-  balancer_ = choice.balancer;
-  pool_ = choice.pool;
-  if (choice.hashKey) hashKeyTemplate_ = &*choice.hashKey;
+  const std::vector<dns::Address>& addresses = result.addresses;
+  ownSpec_ = std::make_unique<config::UpstreamSpec>(singleServerUpstream(*target_));
+  config::UpstreamServerSpec& server = ownSpec_->servers.front();
+  server.addresses.clear();
+  for (const dns::Address& a : addresses) {
+    config::UpstreamAddress address;
+    if (a.v6) {
+      auto* sin6 = reinterpret_cast<sockaddr_in6*>(&address.addr);
+      sin6->sin6_family = AF_INET6;
+      sin6->sin6_port = htons(target_->port);
+      std::memcpy(&sin6->sin6_addr, a.bytes.data(), 16);
+      address.length = sizeof(sockaddr_in6);
+    } else {
+      auto* sin = reinterpret_cast<sockaddr_in*>(&address.addr);
+      sin->sin_family = AF_INET;
+      sin->sin_port = htons(target_->port);
+      std::memcpy(&sin->sin_addr, a.bytes.data(), 4);
+      address.length = sizeof(sockaddr_in);
+    }
+    address.text = config::upstreamAddressText(address.addr, address.length);
+    server.addresses.push_back(std::move(address));
+  }
+  ownBalancer_ = Balancer::create(*ownSpec_);
+  balancer_ = ownBalancer_.get();
   return true;
 }
 
@@ -1414,6 +1504,7 @@ void ProxyRequest::releasePeer(bool failed) {
 }
 
 void ProxyRequest::destroy() {
+  lookup_.reset();
   releasePeer(false);
   loop_.cancelTimer(timer_);
   loop_.cancelTimer(rateTimer_);
@@ -1561,7 +1652,28 @@ bool ProxyContentModule::createChoices(ProxyHandler& handler, std::string& error
 }
 
 ProxyContentModule::ProxyContentModule(event::EventLoop* loop) : loop_(loop) {}
+
 ProxyContentModule::~ProxyContentModule() = default;
+
+dns::Resolver* ProxyContentModule::resolver(int index) {
+  if (index < 0 || !resolverSpecs_ || static_cast<size_t>(index) >= resolverSpecs_->size()) {
+    return nullptr;
+  }
+  const config::ResolverSpec& spec = (*resolverSpecs_)[static_cast<size_t>(index)];
+  if (spec.servers.empty() || !loop_) return nullptr;
+  std::unique_ptr<dns::Resolver>& made = resolvers_[index];
+  if (!made) {
+    dns::ResolverOptions options;
+    for (const config::UpstreamAddress& server : spec.servers) {
+      options.servers.push_back({server.addr, server.length, server.text});
+    }
+    options.validSeconds = spec.validSeconds;
+    options.ipv4 = spec.ipv4;
+    options.ipv6 = spec.ipv6;
+    made = std::make_unique<dns::Resolver>(*loop_, std::move(options));
+  }
+  return made.get();
+}
 
 bool ProxyContentModule::claims(const config::LocationSettings& settings) const {
   return settings.proxy.pass.has_value() || settings.uwsgi.pass.has_value();
@@ -1570,14 +1682,13 @@ bool ProxyContentModule::claims(const config::LocationSettings& settings) const 
 std::unique_ptr<pipeline::ContentHandler> ProxyContentModule::create(
     const config::LocationSettings& settings, std::string& error) {
   const config::ProxySettings& chosen = settings.uwsgi.pass ? settings.uwsgi : settings.proxy;
-  if (settings.uwsgi.pass && chosen.pass->variables) {
-    // uwsgi_pass $target: a handler per target (upstream/variable_pass.h). proxy_pass with
-    // variables chooses its target per request inside one handler (createChoices below).
-    return makeVariablePassHandler(*this, settings, captureNames_, users_, upstreams_, error);
-  }
   auto handler = std::make_unique<ProxyHandler>(loop_, settings);
   const config::ProxyPass& pass = handler->pass_;
   if (pass.variables && !createChoices(*handler, error)) return nullptr;
+  if (pass.variables) {
+    handler->resolver_ = resolver(settings.resolver);
+    handler->resolverTimeoutMs_ = static_cast<uint64_t>(settings.resolverTimeoutSeconds * 1000);
+  }
   if (pass.upstreamIndex >= 0 && upstreams_ &&
       static_cast<size_t>(pass.upstreamIndex) < upstreams_->size()) {
     handler->spec_ = &(*upstreams_)[static_cast<size_t>(pass.upstreamIndex)];

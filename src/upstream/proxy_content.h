@@ -15,6 +15,10 @@
 #include "config/upstream.h"
 #include "pipeline/content.h"
 
+namespace portico::dns {
+class Resolver;
+}
+
 namespace portico::upstream {
 
 class Balancer;
@@ -35,6 +39,14 @@ class ProxyContentModule : public pipeline::ContentModule {
   // The site's upstreams (HttpSite::upstreams), which a location's proxy_pass names by index;
   // they outlive the module.
   void setUpstreams(const std::vector<config::UpstreamSpec>* upstreams) { upstreams_ = upstreams; }
+  // The site's `resolver` lines (HttpSite::resolvers), which a location names by index; they
+  // outlive the module.
+  void setResolvers(const std::vector<config::ResolverSpec>* resolvers) {
+    resolverSpecs_ = resolvers;
+  }
+  // This worker's resolver for the `resolver` line `index`, made on first use; null for -1 or
+  // a line without servers.
+  dns::Resolver* resolver(int index);
   void setVariables(const std::vector<std::string>& captureNames,
                     const http::VariableRegistry& users) override {
     captureNames_ = &captureNames;
@@ -50,6 +62,8 @@ class ProxyContentModule : public pipeline::ContentModule {
   std::map<const config::UpstreamSpec*, std::unique_ptr<KeepalivePool>> pools_;
   // One balancer per upstream (its peers' passive health), for this worker.
   std::map<const config::UpstreamSpec*, std::unique_ptr<Balancer>> balancers_;
+  const std::vector<config::ResolverSpec>* resolverSpecs_ = nullptr;
+  std::map<int, std::unique_ptr<dns::Resolver>> resolvers_;
 
   // proxy_pass with variables: the URL compiled, and every upstream's balancer and pool made
   // for the names it may select.

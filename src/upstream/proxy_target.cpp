@@ -123,6 +123,31 @@ std::optional<PassTarget> parsePassTarget(std::string_view url, std::string& err
   return t;
 }
 
+std::optional<PassTarget> parseUwsgiTarget(std::string_view target, std::string& error) {
+  std::string_view rest = target;
+  bool ssl = false;
+  if (startsWithCaseless(rest, "uwsgi://")) {
+    rest.remove_prefix(8);
+  } else if (startsWithCaseless(rest, "suwsgi://")) {
+    rest.remove_prefix(9);  // uwsgi over TLS, with the location's uwsgi_ssl_* context
+    ssl = true;
+  }
+  if (rest.empty()) {
+    error = "no host in upstream \"\"";
+    return std::nullopt;
+  }
+  // The address is read as a URL's host and port are (ngx_parse_url, as nginx's
+  // ngx_http_uwsgi_eval); a path or query after it means nothing to uwsgi.
+  std::optional<PassTarget> t = parsePassTarget("http://" + std::string(rest), error);
+  if (!t) return std::nullopt;
+  t->pass.url = std::string(target);
+  t->pass.upstream = std::string(rest.substr(0, rest.find_first_of(t->pass.unixSocket ? "" : "/?")));
+  t->pass.hasUri = false;
+  t->pass.uri.clear();
+  t->pass.ssl = ssl;
+  return t;
+}
+
 int findUpstream(const std::vector<config::UpstreamSpec>& upstreams, const PassTarget& target) {
   if (target.address) return -1;
   for (size_t i = 0; i < upstreams.size(); ++i) {

@@ -1,11 +1,12 @@
 #pragma once
 
-// Where one request goes when its proxy_pass holds variables (nginx's ngx_http_proxy_eval and
-// the resolved branch of ngx_http_upstream_init_request): the URL, expanded per request, is
-// parsed as nginx parses it; an IP address or a unix socket is used as it is, a host name that
-// an upstream names (an `upstream` block, or the implicit upstream of another proxy_pass, with
-// its port) uses that upstream, and any other name would need a resolver, which portico does
-// not have: 502 with nginx's "no resolver defined to resolve NAME". Pure.
+// Where one request goes when its proxy_pass or uwsgi_pass holds variables (nginx's
+// ngx_http_proxy_eval / ngx_http_uwsgi_eval and the resolved branch of
+// ngx_http_upstream_init_request): the URL or address, expanded per request, is parsed as nginx
+// parses it; an IP address or a unix socket is used as it is, a host name that an upstream
+// names (an `upstream` block, or the implicit upstream of another pass, with its port) uses
+// that upstream, and any other name is looked up by the location's resolver (dns/resolver.h;
+// none: 502 with nginx's "no resolver defined to resolve NAME"). Pure.
 
 #include <cstdint>
 #include <optional>
@@ -31,6 +32,12 @@ struct PassTarget {
 // Parses `url` (http:// or https://); nullopt with `error` in nginx's words ("invalid URL
 // prefix in \"x\"", "invalid port in upstream \"x\"", "no host in upstream \"x\"").
 std::optional<PassTarget> parsePassTarget(std::string_view url, std::string& error);
+
+// A uwsgi_pass address with variables, expanded (`[uwsgi://|suwsgi://]host:port`,
+// `unix:/path`, or an upstream's name): parsed as parsePassTarget parses a URL's host and port, without URI.
+// `noPort` is true when none was written (uwsgi has no default: only an upstream may match).
+// nullopt with `error` ("no host in upstream \"\"", "invalid port in upstream \"x\"", ...).
+std::optional<PassTarget> parseUwsgiTarget(std::string_view target, std::string& error);
 
 // The upstream a name selects (nginx: same host, caseless, and either no port written for an
 // upstream without one, or the same port); -1 when none.

@@ -310,12 +310,18 @@ def test_worker_cpu_affinity_auto_binds_each_worker_to_its_own_cpu(site):
     pids = wait_for_workers(site, 2, timeout=10)
     assert len(pids) == 2, site.log()
     cpus = sorted(ALL_CPUS)
+    # A worker binds itself just after the fork: its pid may be seen a moment before (a loaded
+    # machine made that moment long enough to read an unbound worker).
+    wait_until(lambda: site.log().count("sched_setaffinity(): using cpu #") >= 2, 10)
+
+    def one_cpu_each():
+        return all(len(b) == 1 and len(next(iter(b))) == 1 for b in map(_cpus_allowed, pids))
+    wait_until(one_cpu_each, 10)
     bound = [_cpus_allowed(pid) for pid in pids]
     # Each worker (every one of its threads) on one CPU, the two on the first two CPUs.
     assert all(len(b) == 1 and len(next(iter(b))) == 1 for b in bound), bound
     assert sorted(next(iter(next(iter(b)))) for b in bound) == cpus[:2], bound
     assert _cpus_allowed(site.proc.pid) == {ALL_CPUS}  # the master is not bound
-    wait_until(lambda: site.log().count("sched_setaffinity(): using cpu #") >= 2, 10)
     assert "using cpu #%d" % cpus[0] in site.log() and "using cpu #%d" % cpus[1] in site.log()
     assert site.request("/").status == 200
 

@@ -551,6 +551,20 @@ def test_suwsgi_to_real_uwsgi(tmp_path, certs):
             uwsgi_ssl_trusted_certificate %s;
             uwsgi_ssl_name localhost;
         }
+        location /var/ {
+            include %s;
+            uwsgi_pass suwsgi://$arg_b;
+            uwsgi_ssl_verify on;
+            uwsgi_ssl_trusted_certificate %s;
+            uwsgi_ssl_name localhost;
+        }
+        location /value/ {
+            include %s;
+            uwsgi_pass $arg_b;
+            uwsgi_ssl_verify on;
+            uwsgi_ssl_trusted_certificate %s;
+            uwsgi_ssl_name localhost;
+        }
     }
     server {
         listen 127.0.0.1:@PORT2@;
@@ -562,11 +576,17 @@ def test_suwsgi_to_real_uwsgi(tmp_path, certs):
             uwsgi_ssl_name b.test;
         }
     }
-""" % (UWSGI_PARAMS, port, certs.ca, UWSGI_PARAMS, port, certs.ca)
+""" % (UWSGI_PARAMS, port, certs.ca, UWSGI_PARAMS, certs.ca, UWSGI_PARAMS, certs.ca,
+       UWSGI_PARAMS, port, certs.ca)
         p = start_portico(str(tmp_path), body, 2, mime=False)
         try:
             answer = get(p, "/hello")
             assert answer.status == 200, error_log(tmp_path)
+            # With variables: the scheme written, or carried by the value.
+            for target in ("/var/x?b=127.0.0.1:%d" % port,
+                           "/value/x?b=suwsgi://127.0.0.1:%d" % port):
+                answer = get(p, target)
+                assert answer.status == 200, (target, error_log(tmp_path))
             refused = p.request("GET", "/hello", port_index=1)
             assert refused.status == 502
         finally:

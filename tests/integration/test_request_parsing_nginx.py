@@ -88,3 +88,62 @@ def test_raw_request_heads_as_nginx(tmp_path):
     for name in CASES:
         assert ours[name] == theirs[name], "%s:\n  portico %r\n  nginx   %r" % (
             name, ours[name], theirs[name])
+
+
+ALWAYS = r"""
+    server {
+        listen 127.0.0.1:@PORT@;
+        add_header X-Always "$status from $remote_addr" always;
+        add_header X-Never never;
+        location / { return 200 "ok\n"; }
+    }
+    server {
+        listen 127.0.0.1:@PORT@;
+        server_name b.test;
+        add_header X-Server b always;
+        location / { add_header X-Location l always; return 200 "ok\n"; }
+    }
+"""
+
+REFUSED = {
+    "bad_request_line": b"GARBAGE\r\n\r\n",
+    "bad_version": b"GET / HTTP/9.1\r\n" + H + b"\r\n",
+    "space_in_header_name": b"GET / HTTP/1.1\r\n" + H + b"Bad Name: x\r\n\r\n",
+    "host_chose_b": b"GET / HTTP/1.1\r\nHost: b.test\r\nBad Name: x\r\n\r\n",
+    "bad_host": b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n",
+}
+
+
+def _refused_answer(port, raw):
+    """The status and the X- header lines of the answer to one refused head."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(raw)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    lines = data.partition(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
+    return lines[0].split(" ")[1], sorted(l for l in lines[1:] if l.lower().startswith("x-"))
+
+
+def test_refused_heads_pass_the_servers_always_headers_as_nginx(tmp_path):
+    # A head refused before any location (nginx's ngx_http_finalize_request with 400 on the
+    # server level's settings) still goes through the server's add_header ... always, of the
+    # server a complete Host line chose, else the default one.
+    workdir = str(tmp_path)
+    prepare_tree(workdir, {})
+    answers = []
+    for start in (start_nginx, start_portico):
+        server = start(workdir, ALWAYS, 1)
+        try:
+            answers.append({n: _refused_answer(server.ports[0], raw) for n, raw in REFUSED.items()})
+        finally:
+            server.stop()
+    theirs, ours = answers
+    assert theirs["bad_request_line"] == ("400", ["X-Always: 400 from 127.0.0.1"]), theirs
+    assert theirs["host_chose_b"] == ("400", ["X-Server: b"]), theirs
+    for name in REFUSED:
+        assert ours[name] == theirs[name], "%s:\n  portico %r\n  nginx   %r" % (
+            name, ours[name], theirs[name])

@@ -20,6 +20,7 @@ import time
 
 import pytest
 
+from dns_support import NameServer
 from http_client import Connection, build_request
 from servers import free_port, portico_binary, _tail
 
@@ -101,6 +102,11 @@ LOCATIONS = """
             uwsgi_ignore_headers X-Accel-Redirect;
         }
         location /var/ { uwsgi_pass $arg_b; include uwsgi_params; }
+        location /resolved/ {
+            resolver 127.0.0.1:@DNS@;
+            uwsgi_pass $arg_b;
+            include uwsgi_params;
+        }
         location /slow/ {
             uwsgi_pass tcp; include uwsgi_params; uwsgi_read_timeout 1s;
             uwsgi_next_upstream off;
@@ -174,12 +180,15 @@ class Stack:
         self.uport = free_port()
         self.uwsgis = []
         self.fronts = {}
+        self.names = None
 
     def start(self):
         self.uwsgis.append(start_uwsgi(self.dir, self.sock, "uwsgi-unix.log"))
         self.uwsgis.append(start_uwsgi(self.dir, "127.0.0.1:%d" % self.uport, "uwsgi-tcp.log"))
         # The tutorial's spelling: `unix:///tmp/app.sock` is the path "//" + the absolute path.
-        subs = {"SOCK": "//" + self.sock, "UPORT": str(self.uport), "DEAD": str(free_port())}
+        self.names = NameServer()
+        subs = {"SOCK": "//" + self.sock, "UPORT": str(self.uport), "DEAD": str(free_port()),
+                "DNS": str(self.names.port)}
         for kind in ("portico", "nginx"):
             Front(kind, self.dir, subs, self.fronts)  # registers itself before it waits
 
@@ -196,6 +205,8 @@ class Stack:
             front.stop()
         for proc in self.uwsgis:
             _stop(proc, 2)  # SIGINT: uWSGI's immediate shutdown
+        if self.names:
+            self.names.close()
 
 
 @pytest.fixture(scope="module")
@@ -395,6 +406,17 @@ def test_slow_app_is_504(stack):
            "from upstream" in _tail(stack.portico.log, 100000)
 
 
+def _both_answer(stack, path, targets):
+    """Each (target, status): nginx and portico answer `path?b=target` with that status, and
+    the app saw the path."""
+    for target, status in targets:
+        for front in (stack.nginx, stack.portico):
+            r = front.request("GET", path + "?b=" + target)
+            assert r.status == status, (front.kind, target, r.status, r.body[:200])
+            if status == 200:
+                assert json.loads(r.body)["PATH_INFO"] == path
+
+
 def test_variables_in_uwsgi_pass(stack):
     # The address per request, as nginx: an upstream block's name, an address and port, the
     # uwsgi:// scheme, a unix socket; a host name needs a resolver (502, nginx's message).
@@ -402,13 +424,22 @@ def test_variables_in_uwsgi_pass(stack):
                ("uwsgi://127.0.0.1:%d" % stack.uport, 200), ("unix:" + stack.sock, 200),
                ("localhost:%d" % stack.uport, 502), ("dead", 502), ("", 500),
                ("127.0.0.1:http", 500)]
-    for target, status in targets:
-        for front in (stack.nginx, stack.portico):
-            r = front.request("GET", "/var/x?b=" + target)
-            assert r.status == status, (front.kind, target, r.status, r.body[:200])
-            if status == 200:
-                assert json.loads(r.body)["PATH_INFO"] == "/var/x"
+    _both_answer(stack, "/var/x", targets)
     assert "no resolver defined to resolve localhost" in _tail(stack.portico.log, 100000)
+
+
+def test_uwsgi_pass_host_names_through_resolver(stack):
+    # A host name looked up per request with the location's resolver (the name server answers
+    # a.test and its CNAME alias.test with 127.0.0.1); errors and a missing port as nginx.
+    targets = [("a.test:%d" % stack.uport, 200), ("ALIAS.test:%d" % stack.uport, 200),
+               ("uwsgi://a.test:%d" % stack.uport, 200), ("nx.test:%d" % stack.uport, 502),
+               ("tcp", 200), ("127.0.0.1:%d" % stack.uport, 200)]
+    _both_answer(stack, "/resolved/x", targets)
+    log = _tail(stack.portico.log, 100000)
+    assert "nx.test could not be resolved (3: Host not found)" in log
+    # uwsgi has no default port: a name without one (and no upstream of that name) is 500.
+    assert stack.portico.request("GET", "/resolved/x?b=a.test").status == 500
+    assert 'no port in upstream "a.test"' in _tail(stack.portico.log, 100000)
 
 
 def test_modifier1_reaches_uwsgi(stack):

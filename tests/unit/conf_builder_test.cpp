@@ -666,14 +666,15 @@ TEST(ConfBuilder, ErrorsAreNginxsMessages) {
 TEST(ConfBuilder, UnsupportedListCoversCommonDirectives) {
   for (const char* name : {"proxy_redirect", "proxy_cache", "uwsgi_pass", "uwsgi_param",
                            "fastcgi_pass", "ssl", "ssl_certificate", "http2",
-                           "resolver", "sub_filter"}) {
+                           "geo", "sub_filter"}) {
     EXPECT_TRUE(isUnsupportedNginxDirective(name)) << name;
   }
   EXPECT_FALSE(isUnsupportedNginxDirective("frobnicate"));
   EXPECT_FALSE(isUnsupportedNginxDirective("root"));
   for (const char* name : {"allow", "deny", "auth_basic", "auth_basic_user_file", "satisfy",
                            "set_real_ip_from", "real_ip_header", "autoindex", "stub_status",
-                           "upstream", "least_conn", "ip_hash", "keepalive"}) {
+                           "upstream", "least_conn", "ip_hash", "keepalive", "resolver",
+                           "resolver_timeout"}) {
     EXPECT_FALSE(isUnsupportedNginxDirective(name)) << name;
   }
 }
@@ -880,6 +881,40 @@ TEST(ConfBuilder, MapBlocks) {
 }
 
 }  // namespace
+TEST(ConfBuilder, ResolverLinesAndInheritance) {
+  // Each line is a resolver of its own; a level without one inherits its parent's, with its
+  // own resolver_timeout if it writes one.
+  Config c = loadOk(H("resolver 127.0.0.1:5353 [::1] valid=30s ipv6=off;\nresolver_timeout 5s;\n"
+                      "server {\n location /a { }\n location /b { resolver 10.0.0.1 ipv4=off;\n"
+                      "  location /b/c { resolver_timeout 250ms; } }\n}"));
+  ASSERT_EQ(c.site.resolvers.size(), 2u);
+  const ResolverSpec& first = c.site.resolvers[0];
+  ASSERT_EQ(first.servers.size(), 2u);
+  EXPECT_EQ(first.servers[0].text, "127.0.0.1:5353");
+  EXPECT_EQ(first.servers[1].text, "[::1]:53");
+  EXPECT_EQ(first.validSeconds, 30u);
+  EXPECT_TRUE(first.ipv4);
+  EXPECT_FALSE(first.ipv6);
+  EXPECT_EQ(first.line, 3);
+  EXPECT_FALSE(c.site.resolvers[1].ipv4);
+  EXPECT_TRUE(c.site.resolvers[1].ipv6);
+  EXPECT_EQ(loc(c, 0).settings.resolver, 0);
+  EXPECT_EQ(loc(c, 0).settings.resolverTimeoutSeconds, 5.0);
+  EXPECT_EQ(loc(c, 1).settings.resolver, 1);
+  EXPECT_EQ(loc(c, 1).children.at(0).settings.resolver, 1);
+  EXPECT_EQ(loc(c, 1).children.at(0).settings.resolverTimeoutSeconds, 0.25);
+  Config none = loadOk(S("location / { }"));
+  EXPECT_EQ(none.site.servers[0].locations[0].settings.resolver, -1);
+  EXPECT_EQ(none.site.servers[0].locations[0].settings.resolverTimeoutSeconds, 30.0);
+  const std::string at3 = " in /etc/p/site.conf:3";
+  EXPECT_EQ(errorOf(H("resolver 127.0.0.1 ipv4=off ipv6=off;")),
+            "[emerg] \"ipv4\" and \"ipv6\" cannot both be \"off\"" + at3);
+  EXPECT_EQ(errorOf(H("resolver 127.0.0.1 valid=1x;")), "[emerg] invalid parameter: valid=1x" + at3);
+  EXPECT_EQ(errorOf(H("resolver unix:/tmp/dns;")),
+            "[emerg] unix domain sockets are not supported in resolver \"unix:/tmp/dns\"" + at3);
+  EXPECT_EQ(errorOf(H("resolver 127.0.0.1:0;")), "[emerg] invalid port in resolver \"127.0.0.1:0\"" + at3);
+}
+
 }  // namespace portico::config
 
 namespace portico::config {

@@ -1,6 +1,7 @@
 #include "http/variables.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 namespace portico::http {
 namespace {
@@ -122,6 +123,7 @@ TEST(Variables, TimeVariablesHaveTheirShapes) {
   std::string msec = compileOk("$msec").expand(f.context);
   EXPECT_EQ(msec[msec.size() - 4], '.') << msec;
   EXPECT_FALSE(compileOk("$hostname").expand(f.context).empty());
+  EXPECT_EQ(compileOk("$pid").expand(f.context), std::to_string(::getpid()));
 }
 
 TEST(Variables, ValidateTemplatesOfASite) {
