@@ -28,12 +28,22 @@ KeepalivePool::~KeepalivePool() {
 }
 
 std::unique_ptr<transport::Transport> KeepalivePool::take(
-    const config::UpstreamAddress* peer, uint64_t& requests, uint64_t& bornMs) {
+    const config::UpstreamAddress* peer, uint64_t& requests, uint64_t& bornMs,
+    event::IoWatcher* watcher, uint32_t events) {
   for (auto it = idle_.begin(); it != idle_.end(); ++it) {
     if ((*it)->peer != peer) continue;
     Idle& idle = **it;
     loop_.cancelTimer(idle.timer);
-    loop_.remove(idle.conn->fd());
+    // The registration changes hands (EPOLL_CTL_MOD also reports what is pending now); a
+    // connection that cannot be handed over is not given out.
+    if (!watcher || !loop_.modify(idle.conn->fd(), events, watcher)) {
+      loop_.remove(idle.conn->fd());
+      if (watcher) {
+        idle.conn.reset();
+        bury(it);
+        return nullptr;
+      }
+    }
     std::unique_ptr<transport::Transport> conn = std::move(idle.conn);
     requests = idle.requests;
     bornMs = idle.bornMs;
@@ -45,9 +55,13 @@ std::unique_ptr<transport::Transport> KeepalivePool::take(
 
 void KeepalivePool::put(const config::UpstreamAddress* peer,
                         std::unique_ptr<transport::Transport> conn, uint64_t requests,
-                        uint64_t bornMs) {
-  if (capacity_ == 0 || requests >= maxRequests_) return;  // closed
-  if (loop_.nowMs() - bornMs > maxAgeMs_) return;  // keepalive_time: closed
+                        uint64_t bornMs, bool registered) {
+  if (capacity_ == 0 || requests >= maxRequests_ || loop_.nowMs() - bornMs > maxAgeMs_) {
+    // Closed (keepalive_requests, keepalive_time), unregistered first: a copy of the fd in a
+    // forked child would keep the registration, and its events, alive.
+    if (registered) loop_.remove(conn->fd());
+    return;
+  }
 
   while (idle_.size() >= capacity_) drop(idle_.back().get());
   auto idle = std::make_unique<Idle>();
@@ -56,7 +70,13 @@ void KeepalivePool::put(const config::UpstreamAddress* peer,
   idle->conn = std::move(conn);
   idle->requests = requests;
   idle->bornMs = bornMs;
-  if (!loop_.add(idle->conn->fd(), EPOLLIN | EPOLLRDHUP | EPOLLET, idle.get())) return;
+  constexpr uint32_t kIdleEvents = EPOLLIN | EPOLLRDHUP | EPOLLET;
+  int fd = idle->conn->fd();
+  if (!(registered ? loop_.modify(fd, kIdleEvents, idle.get())
+                   : loop_.add(fd, kIdleEvents, idle.get()))) {
+    if (registered) loop_.remove(fd);
+    return;
+  }
   Idle* raw = idle.get();
   idle->timer = loop_.addTimer(timeoutMs_, [this, raw] {
     raw->timer = {0, 0};

@@ -26,14 +26,18 @@ class KeepalivePool {
   KeepalivePool& operator=(const KeepalivePool&) = delete;
 
   // A cached connection to `peer` (its request count in `requests`, when it was connected in
-  // `bornMs`, the loop's clock), or null.
+  // `bornMs`, the loop's clock), or null. Its registration with the loop is handed to
+  // `watcher` for `events` in one epoll_ctl (null watcher: unregistered).
   std::unique_ptr<transport::Transport> take(const config::UpstreamAddress* peer,
-                                             uint64_t& requests, uint64_t& bornMs);
-  // Caches `conn` (unregistered from the loop) after its `requests`-th request, unless it
-  // has served keepalive_requests already or was connected (`bornMs`) longer than
-  // keepalive_time ago.
+                                             uint64_t& requests, uint64_t& bornMs,
+                                             event::IoWatcher* watcher = nullptr,
+                                             uint32_t events = 0);
+  // Caches `conn` after its `requests`-th request, unless it has served keepalive_requests
+  // already or was connected (`bornMs`) longer than keepalive_time ago (then it is closed).
+  // `registered`: the connection is still registered with the loop (for its last request's
+  // watcher), and the pool takes the registration over in one epoll_ctl.
   void put(const config::UpstreamAddress* peer, std::unique_ptr<transport::Transport> conn,
-           uint64_t requests, uint64_t bornMs);
+           uint64_t requests, uint64_t bornMs, bool registered = false);
   size_t idle() const { return idle_.size(); }
 
  private:

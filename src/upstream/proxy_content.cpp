@@ -195,6 +195,7 @@ class ProxyRequest final : public event::IoWatcher, public http::BodyReader, pub
   void log(const std::string& message);
   void closeUpstream();
   void destroy();
+  // `what`: a string literal (kept until the timer fires).
   void armTimer(double seconds, Failure kind, int status, const char* what);
   bool mayRetry(unsigned condition) const;
   void releasePeer(bool failed);
@@ -242,6 +243,9 @@ class ProxyRequest final : public event::IoWatcher, public http::BodyReader, pub
   std::string fileChunk_;
   uint64_t fileChunkOffset_ = UINT64_MAX;
   event::TimerId timer_{0, 0};
+  Failure timerKind_ = Failure::kTimeout;  // what timer_ reports when it fires (armTimer)
+  int timerStatus_ = 504;
+  const char* timerWhat_ = "";
   int tries_ = 0;
   std::chrono::steady_clock::time_point firstTry_, tryStart_;
   bool headSent_ = false;  // the client has the response head: errors now cut it short
@@ -691,20 +695,19 @@ void ProxyRequest::connectTo(bool fresh) {
   connRequests_ = 0;
   connBornMs_ = loop_.nowMs();
   if (pool_ && !fresh) {
-    if (auto cached = pool_->take(peer_, connRequests_, connBornMs_)) {
+    // Taken registered for this request (one epoll_ctl), as it was given back.
+    if (auto cached = pool_->take(peer_, connRequests_, connBornMs_, this,
+                                  EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)) {
       if ((cached->tlsSession() != nullptr) != usesTls()) {
         // A connection of the other kind (the upstream is also proxied to over plain HTTP,
         // or over TLS): not this request's; closed.
+        loop_.remove(cached->fd());
         cached.reset();
         connectTo(true);
         return;
       }
       conn_ = std::move(cached);
       reused_ = true;
-      if (!loop_.add(conn_->fd(), EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, this)) {
-        connectTo(true);
-        return;
-      }
       registered_ = true;
       onConnected();
       return;
@@ -756,10 +759,14 @@ void ProxyRequest::connectTo(bool fresh) {
 void ProxyRequest::armTimer(double seconds, Failure kind, int status, const char* what) {
   loop_.cancelTimer(timer_);
   uint64_t ms = seconds <= 0 ? 1 : static_cast<uint64_t>(seconds * 1000.0);
-  std::string message = what;
-  timer_ = loop_.addTimer(ms, [this, kind, status, message] {
+  // What the timer reports is kept here, so the callback holds `this` alone (no allocation
+  // per armed timer: std::function keeps so small a capture in place).
+  timerKind_ = kind;
+  timerStatus_ = status;
+  timerWhat_ = what;
+  timer_ = loop_.addTimer(ms, [this] {
     timer_ = {0, 0};
-    fail(kind, status, message);
+    fail(timerKind_, timerStatus_, timerWhat_);
   });
 }
 
@@ -1211,9 +1218,9 @@ void ProxyRequest::responseEnded() {
   const UpstreamHead& head = parser_.head();
   if (pool_ && conn_ && head.keepAlive && head.framing != BodyFraming::kClose &&
       in_.empty() && !sentClose_) {
-    if (registered_) loop_.remove(conn_->fd());
+    // The registration goes with it: the pool takes it over in one epoll_ctl.
+    pool_->put(peer_, std::move(conn_), connRequests_ + 1, connBornMs_, registered_);
     registered_ = false;
-    pool_->put(peer_, std::move(conn_), connRequests_ + 1, connBornMs_);
   }
   closeUpstream();
   upstreamDone_ = true;

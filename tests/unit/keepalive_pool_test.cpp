@@ -6,6 +6,7 @@
 #include "transport/plain_transport.h"
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -90,6 +91,49 @@ TEST(KeepalivePool, TakeWhileItsCloseIsInTheSameBatchIsSafe) {
   // The taken connection is the caller's: its peer's close is there to be read.
   char byte;
   EXPECT_EQ(::read(taken->fd(), &byte, 1), 0);
+}
+
+// A watcher that counts its events.
+struct Counter final : event::IoWatcher {
+  int events = 0;
+  void onIoEvent(uint32_t) override { ++events; }
+};
+
+TEST(KeepalivePool, RegistrationChangesHandsBothWays) {
+  // A request gives its still-registered connection back and a later one takes it: the
+  // registration moves (EPOLL_CTL_MOD) instead of being deleted and added again, and the
+  // events go to whoever holds the connection now.
+  event::EventLoop loop;
+  KeepalivePool pool(loop, spec(4));
+  config::UpstreamAddress peer;
+  Pair conn;
+  Counter first, second;
+  auto transport = std::make_unique<transport::PlainTransport>(std::move(conn.ours), false);
+  int fd = transport->fd();
+  ASSERT_TRUE(loop.add(fd, EPOLLIN | EPOLLRDHUP | EPOLLET, &first));
+  pool.put(&peer, std::move(transport), 1, loop.nowMs(), true);
+  EXPECT_EQ(pool.idle(), 1u);
+  // Registered again, it would fail: it is registered already (with the pool's watcher).
+  EXPECT_FALSE(loop.add(fd, EPOLLIN, &first));
+  uint64_t requests = 0, born = 0;
+  std::unique_ptr<transport::Transport> taken =
+      pool.take(&peer, requests, born, &second, EPOLLIN | EPOLLRDHUP | EPOLLET);
+  ASSERT_NE(taken, nullptr);
+  EXPECT_EQ(pool.idle(), 0u);
+  ASSERT_EQ(::write(conn.theirs.get(), "x", 1), 1);
+  spin(loop);
+  EXPECT_EQ(first.events, 0);
+  EXPECT_EQ(second.events, 1);
+  // A connection the pool refuses (keepalive_requests reached) leaves the loop before it
+  // closes.
+  KeepalivePool full(loop, [] {
+    config::UpstreamSpec s = spec(4);
+    s.keepaliveRequests = 1;
+    return s;
+  }());
+  full.put(&peer, std::move(taken), 1, loop.nowMs(), true);
+  EXPECT_EQ(full.idle(), 0u);
+  EXPECT_EQ(::fcntl(fd, F_GETFD), -1);  // closed
 }
 
 TEST(KeepalivePool, OldestGoesWhenFull) {
