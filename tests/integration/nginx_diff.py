@@ -115,6 +115,16 @@ class Served:
     stop = servers.NginxServer.stop
 
 
+def _bindable(port):
+    """Whether nothing holds 127.0.0.1:PORT (a listener, or a connection's local end)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
 def _wait(proc, ports):
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline and proc.poll() is None:
@@ -130,8 +140,8 @@ def _start(name, conf, log, launch, http_body, workdir, nports, for_nginx, mime=
     meanwhile (at most five times). Any other failure to start fails the case."""
     for _attempt in range(5):
         ports = [free_port() for _ in range(2)]
-        if ports[1] == ports[0] + 1:
-            continue  # @PORT+1@ must not be @PORT2@
+        if ports[1] == ports[0] + 1 or not _bindable(ports[0] + 1):
+            continue  # @PORT+1@ must be free, and not @PORT2@
         with open(conf, "w") as handle:
             handle.write(config_text(http_body, workdir, ports, for_nginx, mime))
         proc = launch(conf)
