@@ -38,6 +38,25 @@ bool isHeaderFilterStatus(int code) {
   }
 }
 
+// add_header's part of the header filter: the lines of `addHeaders` that apply to the status
+// (`filtered`: one of isHeaderFilterStatus's; else only `always` ones), expanded in `vars`,
+// empty values left out as nginx does; ETag and Last-Modified replace the response's own.
+void applyAddHeaders(const std::vector<std::pair<const config::AddHeader*, http::Template>>&
+                         addHeaders,
+                     bool filtered, const http::VariableContext& vars, http::ResponseHead& head) {
+  for (const auto& [spec, value] : addHeaders) {
+    if (!filtered && !spec->always) continue;
+    std::string v = value.expand(vars);
+    if (http::iequals(spec->name, "ETag") || http::iequals(spec->name, "Last-Modified")) {
+      // ngx_http_set_response_header: these replace the response's own, "" removes it.
+      const std::string& name = spec->name;  // (a lambda may not capture a binding: clang)
+      std::erase_if(head.headers,
+                    [&name](const http::Header& h) { return http::iequals(h.name, name); });
+    }
+    if (!v.empty()) head.add(spec->name, std::move(v));  // nginx skips empty values
+  }
+}
+
 // nginx ends keep-alive after these answers of its own (ngx_http_special_response_handler),
 // also when an error_page answers in their place.
 bool closesConnection(int code) {
@@ -1234,17 +1253,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
       http::VariableContext vars = variables();
       vars.status = head.status;
       vars.responseHeaders = &head.headers;  // $sent_http_* sees the headers added before
-      for (const auto& [spec, value] : location_->addHeaders) {
-        if (!filtered && !spec->always) continue;
-        std::string v = value.expand(vars);
-        if (http::iequals(spec->name, "ETag") || http::iequals(spec->name, "Last-Modified")) {
-          // ngx_http_set_response_header: these replace the response's own, "" removes it.
-          const std::string& name = spec->name;  // (a lambda may not capture a binding: clang)
-          std::erase_if(head.headers,
-                        [&name](const http::Header& h) { return http::iequals(h.name, name); });
-        }
-        if (!v.empty()) head.add(spec->name, std::move(v));  // nginx skips empty values
-      }
+      applyAddHeaders(location_->addHeaders, filtered, vars, head);
     }
     head.noChunked = !s.chunkedTransferEncoding;
     // nginx's expect_trailers: an add_trailer that applies to this status chunks the body.
@@ -1427,12 +1436,7 @@ void SiteHandler::filterUnrouted(http::ResponseHead& head, const http::Request& 
   vars.serverName = server->primaryName;
   vars.status = head.status;
   vars.responseHeaders = &head.headers;
-  bool filtered = isHeaderFilterStatus(head.status);
-  for (const auto& [spec, value] : rt.addHeaders) {
-    if (!filtered && !spec->always) continue;
-    std::string v = value.expand(vars);
-    if (!v.empty()) head.add(spec->name, std::move(v));
-  }
+  applyAddHeaders(rt.addHeaders, isHeaderFilterStatus(head.status), vars, head);
 }
 
 void SiteHandler::logUnrouted(const http::AccessLogEntry& entry) const {
