@@ -118,6 +118,19 @@ void EventLoop::cancelTimer(TimerId& id) {
   id = {0, 0};
 }
 
+bool EventLoop::rearmTimer(TimerId& id, uint64_t delayMs) {
+  if (id.second == 0) return false;
+  auto node = timers_.extract(id);
+  if (node.empty()) {
+    id = {0, 0};
+    return false;
+  }
+  node.key() = TimerId{nowMs_ + delayMs, ++timerSeq_};
+  id = node.key();
+  timers_.insert(std::move(node));
+  return true;
+}
+
 void EventLoop::defer(std::function<void()> fn) { deferred_.push_back(std::move(fn)); }
 
 void EventLoop::deferDelete(std::unique_ptr<Deferrable> object) {

@@ -76,6 +76,9 @@ class EventLoop {
 
   TimerId addTimer(uint64_t delayMs, std::function<void()> callback);
   void cancelTimer(TimerId& id);  // resets id to {0,0}; safe on a fired or empty id
+  // Moves a pending timer to `delayMs` from now, keeping its callback (no allocation: the map
+  // node is re-keyed); updates `id`. False (and id reset) when it already fired or was none.
+  bool rearmTimer(TimerId& id, uint64_t delayMs);
 
   // Runs `fn` on this thread after the current batch of events (in order of calls).
   void defer(std::function<void()> fn);

@@ -1151,10 +1151,11 @@ void Http1Session::updateTimer() {
   if (kind == TimerKind::kNone) return;
   // Lazy re-arming: a timer already due earlier simply re-checks when it fires.
   if (timer_.second != 0 && timerDue_ <= deadline) return;
-  loop_.cancelTimer(timer_);
   timerDue_ = deadline;
   uint64_t now = loop_.nowMs();
-  timer_ = loop_.addTimer(deadline > now ? deadline - now : 0, [this] {
+  const uint64_t delay = deadline > now ? deadline - now : 0;
+  if (loop_.rearmTimer(timer_, delay)) return;  // moved earlier: no new timer node
+  timer_ = loop_.addTimer(delay, [this] {
     timer_ = {0, 0};
     onTimer();
   });

@@ -6,6 +6,8 @@
 #include <limits>
 #include <utility>
 
+#include "http/char_tables.h"
+
 namespace portico::http {
 
 namespace {
@@ -33,45 +35,8 @@ constexpr size_t kMaxChunkSizeDigits = 16;
 constexpr size_t kMethodScan = 32;
 constexpr uint64_t kMaxContentLength = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
 
-struct CharTables {
-  bool tchar[256] = {};
-  bool fieldValue[256] = {};
-  bool target[256] = {};
-  bool authority[256] = {};
-  bool nginxName[256] = {};  // letters, digits, '-'
-  signed char hex[256] = {};
-};
-
-constexpr CharTables makeTables() {
-  CharTables t;
-  for (int c = 0; c < 256; ++c) {
-    t.hex[c] = -1;
-    bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-    if (alnum) {
-      t.tchar[c] = true;
-      t.authority[c] = true;
-      t.nginxName[c] = true;
-    }
-    // Field values: VCHAR, SP, HTAB and obs-text; every other CTL (NUL, CR, LF, DEL) is out.
-    t.fieldValue[c] = c == '\t' || (c >= 0x20 && c != 0x7F);
-    t.target[c] = c >= 0x21 && c <= 0x7E;
-  }
-  for (const char* p = "!#$%&'*+-.^_`|~"; *p; ++p) t.tchar[static_cast<unsigned char>(*p)] = true;
-  t.nginxName[static_cast<unsigned char>('-')] = true;
-  // RFC 3986 unreserved, sub-delims, ':' and IP-literal brackets, '%' for pct-encoded.
-  for (const char* p = "-._~!$&'()*+,;=:[]%"; *p; ++p) {
-    t.authority[static_cast<unsigned char>(*p)] = true;
-  }
-  for (int c = '0'; c <= '9'; ++c) t.hex[c] = static_cast<signed char>(c - '0');
-  for (int c = 'a'; c <= 'f'; ++c) t.hex[c] = static_cast<signed char>(c - 'a' + 10);
-  for (int c = 'A'; c <= 'F'; ++c) t.hex[c] = static_cast<signed char>(c - 'A' + 10);
-  return t;
-}
-
-constexpr CharTables kTables = makeTables();
-
 inline unsigned char u8(char c) { return static_cast<unsigned char>(c); }
-inline bool isTchar(char c) { return kTables.tchar[u8(c)]; }
+inline bool isTchar(char c) { return kCharTables.tchar[u8(c)]; }
 inline bool isOws(char c) { return c == ' ' || c == '\t'; }
 
 bool isToken(std::string_view s) {
@@ -117,18 +82,18 @@ bool validFieldValue(std::string_view v) {
     uint64_t isDel = (y - kOnes) & ~y & kHighs;  // some byte == 0x7F
     if ((below20 | isDel) == 0) continue;
     for (size_t k = i; k < i + 8; ++k) {
-      if (!kTables.fieldValue[u8(v[k])]) return false;
+      if (!kCharTables.fieldValue[u8(v[k])]) return false;
     }
   }
   for (; i < v.size(); ++i) {
-    if (!kTables.fieldValue[u8(v[i])]) return false;
+    if (!kCharTables.fieldValue[u8(v[i])]) return false;
   }
   return true;
 }
 
 bool validAuthority(std::string_view a) {
   for (char c : a) {
-    if (!kTables.authority[u8(c)]) return false;
+    if (!kCharTables.authority[u8(c)]) return false;
   }
   return true;
 }
@@ -258,7 +223,7 @@ bool RequestParser::onRequestLine(std::string_view line) {
 
 bool RequestParser::onTarget(std::string_view target, bool isConnect, bool isOptions) {
   for (char c : target) {
-    if (!kTables.target[u8(c)]) return failB(400, "invalid character in request target");
+    if (!kCharTables.target[u8(c)]) return failB(400, "invalid character in request target");
   }
   next_->target.assign(target);
   // A fragment is the client's business: nginx drops it from the URI and the arguments
@@ -321,7 +286,7 @@ bool RequestParser::onFieldLine(std::string_view line, bool trailer) {
   bool plain = true;  // letters, digits and '-' only: valid under both rules
   for (size_t i = 0; i < colon; ++i) {
     nameOk &= isTchar(line[i]);
-    plain &= kTables.nginxName[u8(line[i])];
+    plain &= kCharTables.nginxName[u8(line[i])];
   }
   bool invalid = false;
   if (!plain) {
@@ -332,7 +297,7 @@ bool RequestParser::onFieldLine(std::string_view line, bool trailer) {
       for (size_t i = 0; i < colon; ++i) {
         unsigned char c = u8(line[i]);
         if (c <= 0x20 || c == 0x7F) return failB(400, "invalid header field name");
-        if (!kTables.nginxName[c] && !(c == '_' && limits_.underscores)) invalid = true;
+        if (!kCharTables.nginxName[c] && !(c == '_' && limits_.underscores)) invalid = true;
       }
     }
   }
@@ -457,7 +422,7 @@ bool RequestParser::onChunkSizeLine(std::string_view line) {
   size_t i = 0;
   uint64_t size = 0;
   for (; i < line.size(); ++i) {
-    int h = kTables.hex[u8(line[i])];
+    int h = kCharTables.hex[u8(line[i])];
     if (h < 0) break;
     // nginx's bound (NGX_MAX_OFF_T_VALUE / 16 before each digit): a size past off_t's range
     // is refused at once instead of awaiting bytes no client will send.
@@ -502,7 +467,7 @@ bool RequestParser::onChunkSizeLine(std::string_view line) {
             if (++i == line.size()) break;
             c = u8(line[i]);
           }
-          if (!kTables.fieldValue[c]) break;
+          if (!kCharTables.fieldValue[c]) break;
           ++i;
         }
         if (!closed) return failB(400, "invalid chunk extension");
@@ -756,8 +721,8 @@ bool percentDecode(std::string_view in, std::string& out) {
     out.append(in.data() + i, next - i);
     if (next == in.size()) break;
     if (next + 2 >= in.size()) return false;
-    int hi = kTables.hex[u8(in[next + 1])];
-    int lo = kTables.hex[u8(in[next + 2])];
+    int hi = kCharTables.hex[u8(in[next + 1])];
+    int lo = kCharTables.hex[u8(in[next + 2])];
     if (hi < 0 || lo < 0) return false;
     out.push_back(static_cast<char>((hi << 4) | lo));
     i = next + 3;

@@ -15,7 +15,18 @@ struct Header {
 };
 
 // ASCII case-insensitive comparison, for header names and tokens.
-bool iequals(std::string_view a, std::string_view b);
+inline bool iequals(std::string_view a, std::string_view b) {
+  // Inline: header names are compared many times per request, most often of other lengths.
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i];
+    char y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
+    if (x != y) return false;
+  }
+  return true;
+}
 
 // The head of one request, produced by RequestParser; owned by the connection.
 struct Request {

@@ -1,19 +1,32 @@
 #include "upstream/keepalive_pool.h"
 
-#include <sys/epoll.h>
-
 namespace portico::upstream {
 
-// One cached connection, watched while idle: any event (data, close, error) ends it.
-struct KeepalivePool::Idle final : event::IoWatcher {
-  KeepalivePool* pool = nullptr;
-  const config::UpstreamAddress* peer = nullptr;
-  std::unique_ptr<transport::Transport> conn;
-  uint64_t requests = 0;
-  uint64_t bornMs = 0;
-  event::TimerId timer{0, 0};
-  void onIoEvent(uint32_t) override { pool->drop(this); }
-};
+std::unique_ptr<UpstreamWatch> UpstreamWatch::add(event::EventLoop& loop, int fd,
+                                                  event::IoWatcher* holder) {
+  auto watch = std::make_unique<UpstreamWatch>();
+  watch->holder_ = holder;
+  if (!loop.add(fd, kUpstreamEvents, watch.get())) return nullptr;
+  return watch;
+}
+
+void UpstreamWatch::remove(event::EventLoop& loop, int fd, std::unique_ptr<UpstreamWatch> watch) {
+  if (!watch) return;
+  loop.remove(fd);
+  watch->holder_ = nullptr;
+  watch->pool_ = nullptr;
+  loop.deferDelete(std::move(watch));
+}
+
+void UpstreamWatch::onIoEvent(uint32_t events) {
+  if (holder_) {
+    holder_->onIoEvent(events);
+    return;
+  }
+  // Idle: data, a close or an error ends the connection; room to write (an edge of EPOLLOUT,
+  // registered for the requests) says nothing.
+  if (pool_ && (events & ~static_cast<uint32_t>(EPOLLOUT)) != 0) pool_->drop(this);
+}
 
 KeepalivePool::KeepalivePool(event::EventLoop& loop, const config::UpstreamSpec& spec)
     : loop_(loop), capacity_(static_cast<size_t>(spec.keepalive)),
@@ -22,91 +35,79 @@ KeepalivePool::KeepalivePool(event::EventLoop& loop, const config::UpstreamSpec&
 
 KeepalivePool::~KeepalivePool() {
   for (auto& idle : idle_) {
-    loop_.cancelTimer(idle->timer);
-    loop_.remove(idle->conn->fd());
+    loop_.cancelTimer(idle->timer_);
+    loop_.remove(idle->conn_->fd());
   }
 }
 
-std::unique_ptr<transport::Transport> KeepalivePool::take(
-    const config::UpstreamAddress* peer, uint64_t& requests, uint64_t& bornMs,
-    event::IoWatcher* watcher, uint32_t events) {
-  for (auto it = idle_.begin(); it != idle_.end(); ++it) {
-    if ((*it)->peer != peer) continue;
-    Idle& idle = **it;
-    loop_.cancelTimer(idle.timer);
-    // The registration changes hands (EPOLL_CTL_MOD also reports what is pending now); a
-    // connection that cannot be handed over is not given out.
-    if (!watcher || !loop_.modify(idle.conn->fd(), events, watcher)) {
-      loop_.remove(idle.conn->fd());
-      if (watcher) {
-        idle.conn.reset();
-        bury(it);
-        return nullptr;
-      }
-    }
-    std::unique_ptr<transport::Transport> conn = std::move(idle.conn);
-    requests = idle.requests;
-    bornMs = idle.bornMs;
-    bury(it);
-    return conn;
+std::unique_ptr<UpstreamWatch> KeepalivePool::detach(size_t index) {
+  std::unique_ptr<UpstreamWatch> watch = std::move(idle_[index]);
+  idle_.erase(idle_.begin() + static_cast<std::ptrdiff_t>(index));
+  loop_.cancelTimer(watch->timer_);
+  watch->pool_ = nullptr;
+  return watch;
+}
+
+std::unique_ptr<transport::Transport> KeepalivePool::take(const config::UpstreamAddress* peer,
+                                                          uint64_t& requests,
+                                                          uint64_t& bornMs) {
+  std::unique_ptr<UpstreamWatch> watch;
+  std::unique_ptr<transport::Transport> conn = take(peer, requests, bornMs, nullptr, watch);
+  if (conn) UpstreamWatch::remove(loop_, conn->fd(), std::move(watch));
+  return conn;
+}
+
+std::unique_ptr<transport::Transport> KeepalivePool::take(const config::UpstreamAddress* peer,
+                                                          uint64_t& requests, uint64_t& bornMs,
+                                                          event::IoWatcher* holder,
+                                                          std::unique_ptr<UpstreamWatch>& watch) {
+  for (size_t i = idle_.size(); i-- > 0;) {
+    if (idle_[i]->peer_ != peer) continue;
+    watch = detach(i);
+    watch->holder_ = holder;
+    requests = watch->requests_;
+    bornMs = watch->bornMs_;
+    return std::move(watch->conn_);
   }
   return nullptr;
 }
 
 void KeepalivePool::put(const config::UpstreamAddress* peer,
                         std::unique_ptr<transport::Transport> conn, uint64_t requests,
-                        uint64_t bornMs, bool registered) {
+                        uint64_t bornMs, std::unique_ptr<UpstreamWatch> watch) {
   if (capacity_ == 0 || requests >= maxRequests_ || loop_.nowMs() - bornMs > maxAgeMs_) {
-    // Closed (keepalive_requests, keepalive_time), unregistered first: a copy of the fd in a
-    // forked child would keep the registration, and its events, alive.
-    if (registered) loop_.remove(conn->fd());
+    // Closed (keepalive_requests, keepalive_time), unregistered first.
+    UpstreamWatch::remove(loop_, conn->fd(), std::move(watch));
     return;
   }
-
-  while (idle_.size() >= capacity_) drop(idle_.back().get());
-  auto idle = std::make_unique<Idle>();
-  idle->pool = this;
-  idle->peer = peer;
-  idle->conn = std::move(conn);
-  idle->requests = requests;
-  idle->bornMs = bornMs;
-  constexpr uint32_t kIdleEvents = EPOLLIN | EPOLLRDHUP | EPOLLET;
-  int fd = idle->conn->fd();
-  if (!(registered ? loop_.modify(fd, kIdleEvents, idle.get())
-                   : loop_.add(fd, kIdleEvents, idle.get()))) {
-    if (registered) loop_.remove(fd);
-    return;
+  if (!watch) {
+    watch = UpstreamWatch::add(loop_, conn->fd(), nullptr);
+    if (!watch) return;
   }
-  Idle* raw = idle.get();
-  idle->timer = loop_.addTimer(timeoutMs_, [this, raw] {
-    raw->timer = {0, 0};
+  while (idle_.size() >= capacity_) drop(idle_.front().get());
+  watch->holder_ = nullptr;
+  watch->pool_ = this;
+  watch->peer_ = peer;
+  watch->conn_ = std::move(conn);
+  watch->requests_ = requests;
+  watch->bornMs_ = bornMs;
+  UpstreamWatch* raw = watch.get();
+  watch->timer_ = loop_.addTimer(timeoutMs_, [this, raw] {
+    raw->timer_ = {0, 0};
     drop(raw);
   });
-  idle_.push_front(std::move(idle));
+  idle_.push_back(std::move(watch));
 }
 
-void KeepalivePool::drop(Idle* idle) {
-  for (auto it = idle_.begin(); it != idle_.end(); ++it) {
-    if (it->get() != idle) continue;
-    loop_.cancelTimer(idle->timer);
-    loop_.remove(idle->conn->fd());
-    idle->conn.reset();
-    bury(it);
+void KeepalivePool::drop(UpstreamWatch* idle) {
+  for (size_t i = 0; i < idle_.size(); ++i) {
+    if (idle_[i].get() != idle) continue;
+    std::unique_ptr<UpstreamWatch> watch = detach(i);
+    std::unique_ptr<transport::Transport> conn = std::move(watch->conn_);
+    // Deleted after the batch: the peer's close may be queued there with a request's events.
+    UpstreamWatch::remove(loop_, conn->fd(), std::move(watch));
     return;
   }
-}
-
-void KeepalivePool::bury(std::list<std::unique_ptr<Idle>>::iterator it) {
-  // The watcher may be in the loop's current batch of events (the peer's close arriving with
-  // the request that takes the connection): deleted after the batch, where its late event
-  // finds it no longer listed and does nothing.
-  struct Grave : event::Deferrable {
-    std::unique_ptr<Idle> idle;
-  };
-  auto grave = std::make_unique<Grave>();
-  grave->idle = std::move(*it);
-  idle_.erase(it);
-  loop_.deferDelete(std::move(grave));
 }
 
 }  // namespace portico::upstream

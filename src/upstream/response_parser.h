@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "http/request.h"
@@ -50,6 +51,8 @@ class ResponseParser {
   // `consumed` bytes were its own; kError: error() says why.
   Status parseHead(std::string_view data, size_t& consumed);
   const UpstreamHead& head() const { return head_; }
+  // The head's fields, moved out (head().headers is empty after): for a caller done with them.
+  std::vector<http::Header> takeHeaders() { return std::exchange(head_.headers, {}); }
 
   // Body phase: decodes from `data`, appending payload bytes to `out`. kNeedMore: more is
   // needed; kDone: the response ended (bytes after it are not consumed); kError.

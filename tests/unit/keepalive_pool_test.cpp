@@ -73,16 +73,20 @@ TEST(KeepalivePool, TakeWhileItsCloseIsInTheSameBatchIsSafe) {
   pool.put(&peer, std::make_unique<transport::PlainTransport>(std::move(conn.ours), false), 3,
            loop.nowMs());
   // The request's event is ready first, the upstream's close right after: one epoll batch,
-  // in that order. The request takes the cached connection; the close then reaches the
-  // watcher of a connection no longer in the pool.
+  // in that order (made once the loop has passed over the connection's first event, room to
+  // write). The request takes the cached connection; the close then reaches the watcher of a
+  // connection no longer in the pool.
   Pair request;
   Trigger trigger;
   std::unique_ptr<transport::Transport> taken;
   uint64_t requests = 0, born = 0;
   trigger.then = [&] { taken = pool.take(&peer, requests, born); };
   ASSERT_TRUE(loop.add(request.ours.get(), EPOLLIN, &trigger));
-  ASSERT_EQ(::write(request.theirs.get(), "x", 1), 1);
-  conn.theirs.reset();
+  loop.addTimer(5, [&] {
+    EXPECT_EQ(pool.idle(), 1u);
+    EXPECT_EQ(::write(request.theirs.get(), "x", 1), 1);
+    conn.theirs.reset();
+  });
   spin(loop);
   ASSERT_NE(taken, nullptr);
   EXPECT_EQ(requests, 3u);
@@ -99,10 +103,10 @@ struct Counter final : event::IoWatcher {
   void onIoEvent(uint32_t) override { ++events; }
 };
 
-TEST(KeepalivePool, RegistrationChangesHandsBothWays) {
-  // A request gives its still-registered connection back and a later one takes it: the
-  // registration moves (EPOLL_CTL_MOD) instead of being deleted and added again, and the
-  // events go to whoever holds the connection now.
+TEST(KeepalivePool, RegistrationTravelsWithTheConnection) {
+  // A request gives its registered connection back and a later one takes it: the registration
+  // (its UpstreamWatch) goes along, no epoll_ctl either way, and the events go to whoever
+  // holds the connection now.
   event::EventLoop loop;
   KeepalivePool pool(loop, spec(4));
   config::UpstreamAddress peer;
@@ -110,15 +114,21 @@ TEST(KeepalivePool, RegistrationChangesHandsBothWays) {
   Counter first, second;
   auto transport = std::make_unique<transport::PlainTransport>(std::move(conn.ours), false);
   int fd = transport->fd();
-  ASSERT_TRUE(loop.add(fd, EPOLLIN | EPOLLRDHUP | EPOLLET, &first));
-  pool.put(&peer, std::move(transport), 1, loop.nowMs(), true);
+  std::unique_ptr<UpstreamWatch> watch = UpstreamWatch::add(loop, fd, &first);
+  ASSERT_NE(watch, nullptr);
+  UpstreamWatch* raw = watch.get();
+  pool.put(&peer, std::move(transport), 1, loop.nowMs(), std::move(watch));
   EXPECT_EQ(pool.idle(), 1u);
-  // Registered again, it would fail: it is registered already (with the pool's watcher).
+  // Registered again, it would fail: it is registered already.
   EXPECT_FALSE(loop.add(fd, EPOLLIN, &first));
+  // Room to write (an EPOLLOUT edge, registered for the requests) does not end an idle one.
+  raw->onIoEvent(EPOLLOUT);
+  EXPECT_EQ(pool.idle(), 1u);
   uint64_t requests = 0, born = 0;
-  std::unique_ptr<transport::Transport> taken =
-      pool.take(&peer, requests, born, &second, EPOLLIN | EPOLLRDHUP | EPOLLET);
+  std::unique_ptr<UpstreamWatch> back;
+  std::unique_ptr<transport::Transport> taken = pool.take(&peer, requests, born, &second, back);
   ASSERT_NE(taken, nullptr);
+  EXPECT_EQ(back.get(), raw);
   EXPECT_EQ(pool.idle(), 0u);
   ASSERT_EQ(::write(conn.theirs.get(), "x", 1), 1);
   spin(loop);
@@ -131,7 +141,7 @@ TEST(KeepalivePool, RegistrationChangesHandsBothWays) {
     s.keepaliveRequests = 1;
     return s;
   }());
-  full.put(&peer, std::move(taken), 1, loop.nowMs(), true);
+  full.put(&peer, std::move(taken), 1, loop.nowMs(), std::move(back));
   EXPECT_EQ(full.idle(), 0u);
   EXPECT_EQ(::fcntl(fd, F_GETFD), -1);  // closed
 }
