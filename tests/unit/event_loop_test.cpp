@@ -28,6 +28,25 @@ TEST(EventLoopTest, TimersFireInDeadlineOrderAndCancelWorks) {
   EXPECT_EQ(fired, (std::vector<int>{1, 2, 3}));
 }
 
+TEST(EventLoopTest, RearmMovesAPendingTimerWithItsCallback) {
+  EventLoop loop;
+  std::vector<int> fired;
+  TimerId later = loop.addTimer(60, [&] { fired.push_back(1); });
+  TimerId sooner = loop.addTimer(10, [&] { fired.push_back(2); });
+  loop.addTimer(30, [&] { fired.push_back(3); });
+  loop.addTimer(80, [&] { loop.stop(); });
+  TimerId before = later;
+  EXPECT_TRUE(loop.rearmTimer(later, 5));  // now first
+  EXPECT_NE(later, before);
+  EXPECT_TRUE(loop.rearmTimer(sooner, 50));  // now after the 30 ms one
+  TimerId none{0, 0};
+  EXPECT_FALSE(loop.rearmTimer(none, 5));
+  loop.run();
+  EXPECT_EQ(fired, (std::vector<int>{1, 3, 2}));
+  EXPECT_FALSE(loop.rearmTimer(later, 5));  // fired: nothing to move, the id is reset
+  EXPECT_EQ(later, (TimerId{0, 0}));
+}
+
 TEST(EventLoopTest, DeferredWorkRunsInOrderAndMayDeferMore) {
   EventLoop loop;
   std::vector<int> order;
