@@ -358,8 +358,8 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     return redirectLocation(path);
   }
   http::UpstreamVariables* upstreamVariables() override {
-    if (!upstreamVars_) upstreamVars_ = std::make_unique<http::UpstreamVariables>();
-    return upstreamVars_.get();
+    if (!upstreamVars_) upstreamVars_.emplace();
+    return &*upstreamVars_;
   }
   std::string_view currentUri() const override { return uri_; }
   bool uriIsOriginal() const override { return !rewritten_; }
@@ -530,7 +530,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     }
     c.limitReqStatus = limitState_.reqStatus();
     c.limitConnStatus = limitState_.connStatus();
-    c.upstream = upstreamVars_.get();
+    c.upstream = upstreamVars_ ? &*upstreamVars_ : nullptr;
     c.limitRate = limitRate_.value_or(0);
     return c;
   }
@@ -1360,7 +1360,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
   bool inErrorLogScope_ = false;  // an ErrorLogScope is active (match() moves it along)
   LimitRequestState limitState_;
   // The upstream engine's record ($upstream_*), kept across an error_page redirect.
-  std::unique_ptr<http::UpstreamVariables> upstreamVars_;
+  std::optional<http::UpstreamVariables> upstreamVars_;  // in place: no allocation per proxied request
   bool internal_ = false;  // an internal redirect happened (nginx's r->internal)
   std::vector<http::Header> accelHeaders_;  // an X-Accel-Redirect's kept upstream headers
 };

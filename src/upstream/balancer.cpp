@@ -87,7 +87,7 @@ class NginxBalancer final : public Balancer {
   }
 
   const Peer* pick(Attempt& attempt, const PickKey& key, Clock::time_point now) override {
-    if (attempt.tried.size() != peers_.size()) attempt.tried.assign(peers_.size(), false);
+    if (attempt.tried.size() != peers_.size()) attempt.tried.reset(peers_.size());
     PeerState* chosen = nullptr;
     switch (method_) {
       case Method::kRoundRobin:
@@ -138,7 +138,7 @@ class NginxBalancer final : public Balancer {
   }
 
   bool usable(const PeerState& p, const Attempt& attempt, int64_t t) const {
-    if (attempt.tried[p.peer.index]) return false;
+    if (attempt.tried.contains(p.peer.index)) return false;
     if (p.down) return false;
     if (p.maxFails > 0 && p.fails >= p.maxFails && t - p.checked <= p.failTimeout) return false;
     if (p.maxConns > 0 && p.conns >= p.maxConns) return false;
@@ -148,7 +148,7 @@ class NginxBalancer final : public Balancer {
   // The bookkeeping of a chosen peer (nginx's tail of every get function).
   PeerState* take(PeerState& p, Attempt& attempt, int64_t t) {
     if (t - p.checked > p.failTimeout) p.checked = t;
-    attempt.tried[p.peer.index] = true;
+    attempt.tried.insert(p.peer.index);
     ++p.conns;
     return &p;
   }
@@ -160,8 +160,8 @@ class NginxBalancer final : public Balancer {
       if (single_) {
         PeerState& p = peers_[primaries_.begin];
         // The lone peer ignores max_fails (nginx), but is never tried twice.
-        if (!attempt.tried[p.peer.index] && !p.down && !(p.maxConns > 0 && p.conns >= p.maxConns)) {
-          attempt.tried[p.peer.index] = true;
+        if (!attempt.tried.contains(p.peer.index) && !p.down && !(p.maxConns > 0 && p.conns >= p.maxConns)) {
+          attempt.tried.insert(p.peer.index);
           ++p.conns;
           return &p;
         }

@@ -25,10 +25,42 @@ struct Peer {
   bool backup = false;
 };
 
+// A set of peer indexes below size(): one word in place for up to 64 peers, so a request's
+// walk over a usual upstream allocates nothing. Owned by its Attempt.
+class PeerSet {
+ public:
+  size_t size() const { return size_; }
+  // Empties the set and sizes it for `n` peers.
+  void reset(size_t n) {
+    size_ = n;
+    word_ = 0;
+    if (n > 64) {
+      more_.assign((n + 63) / 64, 0);
+    } else {
+      more_.clear();
+    }
+  }
+  bool contains(size_t i) const {
+    return size_ <= 64 ? (word_ >> i & 1) != 0 : (more_[i / 64] >> (i % 64) & 1) != 0;
+  }
+  void insert(size_t i) {
+    if (size_ <= 64) {
+      word_ |= uint64_t{1} << i;
+    } else {
+      more_[i / 64] |= uint64_t{1} << (i % 64);
+    }
+  }
+
+ private:
+  size_t size_ = 0;
+  uint64_t word_ = 0;
+  std::vector<uint64_t> more_;  // over 64 peers: every index's bit
+};
+
 // One request's walk over the peers: which it tried (never twice), how many tries are left.
 // Owned by the request; loop thread.
 struct Attempt {
-  std::vector<bool> tried;  // by Peer::index, sized by the balancer
+  PeerSet tried;  // by Peer::index, sized by the balancer
   size_t tries = 0;         // peers picked so far
   // The balancer's own walk state (nginx keeps it in the request's peer data): whether the
   // primaries gave nothing and the walk moved on to the backups, and the hashing methods' running

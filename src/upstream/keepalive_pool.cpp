@@ -13,6 +13,7 @@ std::unique_ptr<UpstreamWatch> UpstreamWatch::add(event::EventLoop& loop, int fd
 void UpstreamWatch::remove(event::EventLoop& loop, int fd, std::unique_ptr<UpstreamWatch> watch) {
   if (!watch) return;
   loop.remove(fd);
+  loop.cancelTimer(watch->timer_);
   watch->holder_ = nullptr;
   watch->pool_ = nullptr;
   loop.deferDelete(std::move(watch));
@@ -43,8 +44,7 @@ KeepalivePool::~KeepalivePool() {
 std::unique_ptr<UpstreamWatch> KeepalivePool::detach(size_t index) {
   std::unique_ptr<UpstreamWatch> watch = std::move(idle_[index]);
   idle_.erase(idle_.begin() + static_cast<std::ptrdiff_t>(index));
-  loop_.cancelTimer(watch->timer_);
-  watch->pool_ = nullptr;
+  watch->pool_ = nullptr;  // its idle timer finds it in use (or is cancelled when it goes)
   return watch;
 }
 
@@ -91,11 +91,15 @@ void KeepalivePool::put(const config::UpstreamAddress* peer,
   watch->conn_ = std::move(conn);
   watch->requests_ = requests;
   watch->bornMs_ = bornMs;
-  UpstreamWatch* raw = watch.get();
-  watch->timer_ = loop_.addTimer(timeoutMs_, [this, raw] {
-    raw->timer_ = {0, 0};
-    drop(raw);
-  });
+  // The idle timer: the one still pending since the connection was last idle, moved (no new
+  // timer per request), else a new one. Firing while the connection is in use, it does nothing.
+  if (!loop_.rearmTimer(watch->timer_, timeoutMs_)) {
+    UpstreamWatch* raw = watch.get();
+    watch->timer_ = loop_.addTimer(timeoutMs_, [raw] {
+      raw->timer_ = {0, 0};
+      if (raw->pool_) raw->pool_->drop(raw);
+    });
+  }
   idle_.push_back(std::move(watch));
 }
 

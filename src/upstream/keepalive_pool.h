@@ -48,7 +48,7 @@ class UpstreamWatch final : public event::IoWatcher, public event::Deferrable {
   std::unique_ptr<transport::Transport> conn_;
   uint64_t requests_ = 0;
   uint64_t bornMs_ = 0;
-  event::TimerId timer_{0, 0};
+  event::TimerId timer_{0, 0};  // keepalive_timeout; kept pending while lent, cancelled by remove
 };
 
 // One upstream's idle connections; owned by the ProxyContentModule (one per upstream with
@@ -79,7 +79,7 @@ class KeepalivePool {
  private:
   friend class UpstreamWatch;
   void drop(UpstreamWatch* idle);
-  // Takes idle_[index] out of the pool (its timer cancelled), still registered.
+  // Takes idle_[index] out of the pool, still registered, its idle timer still pending.
   std::unique_ptr<UpstreamWatch> detach(size_t index);
 
   event::EventLoop& loop_;

@@ -35,11 +35,10 @@ std::optional<uint64_t> parseLength(std::string_view v) {
 // Checks one "name: value" field line; the parsed header, or nullopt.
 std::optional<http::Header> parseField(std::string_view line) {
   if (line.empty() || line[0] == ' ' || line[0] == '\t') return std::nullopt;  // obs-fold
-  size_t colon = line.find(':');
-  if (colon == std::string_view::npos || colon == 0) return std::nullopt;
-  for (size_t i = 0; i < colon; ++i) {
-    if (!isTokenChar(static_cast<unsigned char>(line[i]))) return std::nullopt;
-  }
+  // A token, then ':' (not a token character): one pass over the name.
+  size_t colon = 0;
+  while (colon < line.size() && isTokenChar(static_cast<unsigned char>(line[colon]))) ++colon;
+  if (colon == 0 || colon == line.size() || line[colon] != ':') return std::nullopt;
   std::string_view value = trim(line.substr(colon + 1));
   for (char c : value) {
     if (isForbiddenInValue(static_cast<unsigned char>(c))) return std::nullopt;
@@ -58,15 +57,15 @@ ResponseParser::Status ResponseParser::fail(std::string text) {
 }
 
 // The next line from `pos` (without its LF or CRLF); nullopt when no LF has arrived. `bad`: the
-// line holds a CR that does not end it.
+// line holds a CR that does not end it (looked for only with `findCr`).
 std::optional<std::string_view> ResponseParser::takeLine(std::string_view data, size_t& pos,
-                                                         bool& bad) {
+                                                         bool& bad, bool findCr) {
   size_t lf = data.find('\n', pos);
   if (lf == std::string_view::npos) return std::nullopt;
   std::string_view line = data.substr(pos, lf - pos);
   pos = lf + 1;
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  bad = line.find('\r') != std::string_view::npos;
+  bad = findCr && line.find('\r') != std::string_view::npos;
   return line;
 }
 
@@ -102,7 +101,9 @@ ResponseParser::Status ResponseParser::parseOneHead(std::string_view data, size_
   std::string_view head = data.substr(0, end);
   size_t pos = 0;
   bool bad = false;
-  std::optional<std::string_view> statusLine = takeLine(head, pos, bad);
+  // A head's lines are not searched for a stray CR: the status line's checks and parseField
+  // refuse one wherever it is (it is neither a token character nor allowed in a value).
+  std::optional<std::string_view> statusLine = takeLine(head, pos, bad, false);
   std::string_view s = *statusLine;
   // HTTP/1.x SP 3DIGIT [SP reason]
   if (bad || s.size() < 12 || s[7] < '0' || s[7] > '1' || s[8] != ' ' || s[9] < '1' ||
@@ -122,8 +123,8 @@ ResponseParser::Status ResponseParser::parseOneHead(std::string_view data, size_
   head_.reason = std::string(reason);
   head_.headers.reserve(12);  // most heads: one allocation (768 bytes: malloc's fast cache)
   while (true) {
-    std::optional<std::string_view> line = takeLine(head, pos, bad);
-    if (!line || bad) return fail("upstream sent invalid header");
+    std::optional<std::string_view> line = takeLine(head, pos, bad, false);
+    if (!line) return fail("upstream sent invalid header");
     if (line->empty()) break;
     std::optional<http::Header> field = parseField(*line);
     if (!field) return fail("upstream sent invalid header");

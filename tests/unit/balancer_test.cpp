@@ -619,5 +619,19 @@ TEST(RoundRobin, FailuresAsUpstreamT) {
   EXPECT_EQ(answersB, 24);
 }
 
+TEST(PeerSet, InPlaceUpTo64PeersAndBeyond) {
+  for (size_t n : {3, 64, 65, 130}) {
+    upstream::PeerSet set;
+    set.reset(n);
+    EXPECT_EQ(set.size(), n);
+    for (size_t i = 0; i < n; ++i) EXPECT_FALSE(set.contains(i));
+    set.insert(0);
+    set.insert(n - 1);
+    for (size_t i = 0; i < n; ++i) EXPECT_EQ(set.contains(i), i == 0 || i == n - 1) << n << " " << i;
+    set.reset(n);
+    EXPECT_FALSE(set.contains(n - 1));
+  }
+}
+
 }  // namespace
 }  // namespace portico

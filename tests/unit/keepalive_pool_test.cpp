@@ -146,6 +146,45 @@ TEST(KeepalivePool, RegistrationTravelsWithTheConnection) {
   EXPECT_EQ(::fcntl(fd, F_GETFD), -1);  // closed
 }
 
+TEST(KeepalivePool, IdleTimeoutCountsFromTheLastPutOnly) {
+  // One idle timer per connection, moved at each put: a connection lent out when its timer
+  // fires is not touched, and one put back idles for a whole keepalive_timeout again.
+  event::EventLoop loop;
+  config::UpstreamSpec s = spec(4);
+  s.keepaliveTimeoutMs = 40;
+  KeepalivePool pool(loop, s);
+  config::UpstreamAddress peer;
+  Pair conn;
+  Counter holder;
+  pool.put(&peer, std::make_unique<transport::PlainTransport>(std::move(conn.ours), false), 1,
+           loop.nowMs());
+  std::unique_ptr<UpstreamWatch> watch;
+  std::unique_ptr<transport::Transport> lent;
+  uint64_t requests = 0, born = 0;
+  size_t idleAt50 = 99, idleAfter30 = 99, idleAfter60 = 99;
+  loop.addTimer(10, [&] { lent = pool.take(&peer, requests, born, &holder, watch); });
+  // 40 ms after the put its timer fires while the connection is lent: nothing happens.
+  loop.addTimer(50, [&] {
+    idleAt50 = pool.idle();
+    pool.put(&peer, std::move(lent), 2, born, std::move(watch));  // a new timer: 40 ms
+  });
+  loop.addTimer(70, [&] {
+    lent = pool.take(&peer, requests, born, &holder, watch);
+    pool.put(&peer, std::move(lent), 3, born, std::move(watch));  // the pending one, moved
+    // Counted from this put (the same clock reading), whenever the loop gets here.
+    loop.addTimer(30, [&] { idleAfter30 = pool.idle(); });  // kept
+    loop.addTimer(60, [&] {
+      idleAfter60 = pool.idle();  // closed
+      loop.stop();
+    });
+  });
+  loop.run();
+  EXPECT_EQ(idleAt50, 0u);
+  EXPECT_EQ(idleAfter30, 1u);
+  EXPECT_EQ(idleAfter60, 0u);
+  EXPECT_EQ(requests, 2u);
+}
+
 TEST(KeepalivePool, OldestGoesWhenFull) {
   event::EventLoop loop;
   KeepalivePool pool(loop, spec(2));

@@ -129,6 +129,14 @@ TEST(UpstreamResponseParser, RefusesSmugglingAndSplitting) {
       "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
       "HTTP/1.1 200 OK\r\nX: a\r\n folded\r\n\r\n",
       "HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n",
+      // A CR anywhere else in a head line: in a name, before its colon, ending a value, in
+      // the status line's reason or where its space belongs.
+      "HTTP/1.1 200 OK\r\nX\rY: a\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nX\r: a\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nX: a\r\r\n\r\n",
+      "HTTP/1.1 200 O\rK\r\n\r\n",
+      "HTTP/1.1 200\rOK\r\n\r\n",
+      "HTTP/1.1 200 OK\r\r\n\r\n",
       "HTTP/1.1 200 OK\r\nX: a\0b\r\n\r\n"s,
       "HTTP/1.1 200 OK\r\nX : a\r\n\r\n",
       "HTTP/1.1 200 OK\r\n: a\r\n\r\n",
