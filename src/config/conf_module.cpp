@@ -8,13 +8,6 @@
 
 namespace portico::config {
 
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
 bool argsOk(Args rule, size_t n) {
   switch (rule) {
     case Args::kNone: return n == 0;

@@ -24,6 +24,7 @@
 
 #include "config/conf_parser.h"
 #include "config/site.h"
+#include "core/ascii.h"
 
 namespace portico::config {
 
@@ -54,8 +55,8 @@ enum class Args { kNone, k01, k1, k2, k12, k23, k1More, k2More };
 
 bool argsOk(Args rule, size_t n);
 
-// Words compared as nginx's ngx_strcasecmp does (ASCII, case-insensitive).
-bool iequals(std::string_view a, std::string_view b);
+// Words compared as nginx's ngx_strcasecmp does (ASCII, case-insensitive; core/ascii.h).
+using portico::iequals;
 
 // "\"TEXT\"", as nginx quotes names and values in its messages.
 std::string quote(std::string_view s);

@@ -48,10 +48,6 @@ bool validLocalAddress(const std::string& text) {
   return ::inet_pton(v6 ? AF_INET6 : AF_INET, host.c_str(), scratch) == 1;
 }
 
-bool startsWithCaseless(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
-}
-
 // ngx_http_proxy_pass: the URL, its URI part and the implicit upstream of its address.
 void pass(const DirectiveCall& call, UpstreamLoad& load, ProxyPartial& level) {
   if (level.pass) call.directiveError("is duplicate");

@@ -9,10 +9,6 @@
 namespace portico::config {
 namespace {
 
-bool startsWithCaseless(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
-}
-
 // ngx_http_uwsgi_pass: an optional uwsgi:// scheme, then an address nginx gives whole to
 // ngx_http_upstream_add (no URI part: "unix:/path", "host:port", or an upstream's name).
 void pass(const DirectiveCall& call, UpstreamLoad& load, ProxyPartial& level) {

@@ -106,10 +106,6 @@ size_t findCaseless(std::string_view haystack, std::string_view needle, size_t f
   return std::string_view::npos;
 }
 
-bool startsWithCaseless(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
-}
-
 // ngx_http_gzip_quantity: "0" / "1" with up to three decimals; the digits are summed, not
 // weighted, which only matters for telling zero from non-zero and rejecting > 1.
 unsigned quantity(std::string_view v, size_t p) {

@@ -47,10 +47,6 @@ bool isToken(std::string_view s) {
   return true;
 }
 
-bool startsWithNoCase(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
-}
-
 std::string_view trimOws(std::string_view s) {
   while (!s.empty() && isOws(s.front())) s.remove_prefix(1);
   while (!s.empty() && isOws(s.back())) s.remove_suffix(1);
@@ -239,7 +235,7 @@ bool RequestParser::onTarget(std::string_view target, bool isConnect, bool isOpt
     next_->rawPath.assign(target);
     next_->path.assign(target);
     return true;
-  } else if (startsWithNoCase(target, "http://") || startsWithNoCase(target, "https://")) {
+  } else if (startsWithCaseless(target, "http://") || startsWithCaseless(target, "https://")) {
     std::string_view rest = target.substr(target.find(':') + 3);
     size_t end = rest.find_first_of("/?");
     std::string_view authority = rest.substr(0, end);

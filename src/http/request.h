@@ -6,6 +6,8 @@
 #include <string_view>
 #include <vector>
 
+#include "core/ascii.h"
+
 namespace portico::http {
 
 // One header field as received (name case preserved, value with surrounding whitespace trimmed).
@@ -14,19 +16,8 @@ struct Header {
   std::string value;
 };
 
-// ASCII case-insensitive comparison, for header names and tokens.
-inline bool iequals(std::string_view a, std::string_view b) {
-  // Inline: header names are compared many times per request, most often of other lengths.
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i];
-    char y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
-    if (x != y) return false;
-  }
-  return true;
-}
+// ASCII case-insensitive comparison, for header names and tokens (core/ascii.h).
+using portico::iequals;
 
 // The head of one request, produced by RequestParser; owned by the connection.
 struct Request {

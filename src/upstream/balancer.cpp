@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <string>
 
+#include "core/ascii.h"
 #include "upstream/crc32.h"
 
 // A faithful port of nginx 1.22's peer selection: ngx_http_upstream_round_robin.c (smooth
@@ -314,7 +315,7 @@ class NginxBalancer final : public Balancer {
       std::string_view server = *p.server;
       std::string_view host = server;
       std::string_view port;
-      if (server.size() >= 5 && strncasecmpPrefix(server, "unix:")) {
+      if (startsWithCaseless(server, "unix:")) {
         host = server.substr(5);
       } else {
         for (size_t j = 0; j < server.size(); ++j) {
@@ -346,15 +347,6 @@ class NginxBalancer final : public Balancer {
     points_.erase(std::unique(points_.begin(), points_.end(),
                               [](const ChashPoint& a, const ChashPoint& b) { return a.hash == b.hash; }),
                   points_.end());
-  }
-
-  static bool strncasecmpPrefix(std::string_view text, std::string_view prefix) {
-    for (size_t i = 0; i < prefix.size(); ++i) {
-      char c = text[i];
-      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-      if (c != prefix[i]) return false;
-    }
-    return true;
   }
 
   // ngx_http_upstream_find_chash_point: the first point >= hash.

@@ -9,10 +9,6 @@ namespace {
 
 using Kind = config::ProxyRewriteRule::Kind;
 
-bool equalsCaseless(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && http::iequals(a, b);
-}
-
 // value = value[0, at) + replacement + value[at + length, end) (ngx_http_proxy_rewrite).
 void splice(std::string& value, size_t at, size_t length, std::string_view replacement) {
   value.replace(at, length, replacement);
@@ -132,7 +128,7 @@ bool ProxyRewriter::rewrite(std::string& value, size_t prefix, const RewriteExpa
           ++at;
           --length;
         }
-        if (!equalsCaseless(pattern, std::string_view(value).substr(at, length))) continue;
+        if (!http::iequals(pattern, std::string_view(value).substr(at, length))) continue;
         splice(value, at, length, expand(rule.replacement, nullptr));
         return true;
       }
@@ -196,13 +192,13 @@ unsigned CookieFlagger::flagsFor(std::string_view name, const RewriteExpand& exp
     } else {
       std::string cookie =
           line.cookie->constant() ? line.cookie->source() : expand(*line.cookie, nullptr);
-      if (!equalsCaseless(cookie, name)) continue;
+      if (!http::iequals(cookie, name)) continue;
     }
     unsigned bits = 0;
     for (const http::Template& flag : line.flags) {
       std::string value = flag.constant() ? flag.source() : expand(flag, captures);
       for (const auto& [word, bit] : kFlags) {
-        if (equalsCaseless(word, value)) {
+        if (http::iequals(word, value)) {
           bits |= bit;
           break;
         }
@@ -226,24 +222,24 @@ void editCookieFlags(std::vector<CookieAttr>& attrs, unsigned flags) {
   kept.push_back(std::move(attrs[0]));
   for (size_t i = 1; i < attrs.size(); ++i) {
     CookieAttr& attr = attrs[i];
-    if (equalsCaseless(attr.key, "secure")) {
+    if (http::iequals(attr.key, "secure")) {
       if (flags & F::kSecureOn) {
         flags &= ~F::kSecureOn;
       } else if (flags & F::kSecureOff) {
         continue;
       }
-    } else if (equalsCaseless(attr.key, "httponly")) {
+    } else if (http::iequals(attr.key, "httponly")) {
       if (flags & F::kHttpOnlyOn) {
         flags &= ~F::kHttpOnlyOn;
       } else if (flags & F::kHttpOnlyOff) {
         continue;
       }
-    } else if (equalsCaseless(attr.key, "samesite")) {
+    } else if (http::iequals(attr.key, "samesite")) {
       bool set = false;
       for (const auto& [bit, word] : kSameSite) {
         if (!(flags & bit)) continue;
         flags &= ~bit;
-        if (!attr.value || !equalsCaseless(*attr.value, word)) {
+        if (!attr.value || !http::iequals(*attr.value, word)) {
           attr.key = "SameSite";
           attr.value = std::string(word);
         }
@@ -275,10 +271,10 @@ bool rewriteSetCookie(const ProxyRewriter* domains, const ProxyRewriter* paths,
   for (size_t i = 1; i < attrs.size(); ++i) {
     CookieAttr& attr = attrs[i];
     if (!attr.value) continue;
-    if (domains && equalsCaseless(attr.key, "domain")) {
+    if (domains && http::iequals(attr.key, "domain")) {
       changed = domains->rewrite(*attr.value, 0, expand) || changed;
     }
-    if (paths && equalsCaseless(attr.key, "path")) {
+    if (paths && http::iequals(attr.key, "path")) {
       changed = paths->rewrite(*attr.value, 0, expand) || changed;
     }
   }

@@ -15,10 +15,6 @@ namespace {
 
 std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
-bool startsWithCaseless(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && http::iequals(s.substr(0, prefix.size()), prefix);
-}
-
 }  // namespace
 
 std::optional<PassTarget> parsePassTarget(std::string_view url, std::string& error) {

@@ -19,7 +19,6 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-bool iequalsView(std::string_view a, std::string_view b) { return http::iequals(a, b); }
 
 // A Content-Length value: digits only, no overflow (nginx's ngx_atoof).
 std::optional<uint64_t> parseLength(std::string_view v) {
@@ -156,7 +155,7 @@ ResponseParser::Status ResponseParser::finishHead() {
   const http::Header* coding = nullptr;
   bool close = false, keepAliveToken = false;
   for (const http::Header& h : head_.headers) {
-    if (iequalsView(h.name, "Content-Length")) {
+    if (http::iequals(h.name, "Content-Length")) {
       if (!parseLength(h.value)) {
         return fail("upstream sent invalid \"Content-Length\" header: \"" + h.name + ": " +
                     h.value + "\"");
@@ -166,19 +165,19 @@ ResponseParser::Status ResponseParser::finishHead() {
                     "\", previous value: \"" + length->name + ": " + length->value + "\"");
       }
       length = &h;
-    } else if (iequalsView(h.name, "Transfer-Encoding")) {
+    } else if (http::iequals(h.name, "Transfer-Encoding")) {
       if (coding) {
         return fail("upstream sent duplicate header line: \"" + h.name + ": " + h.value +
                     "\", previous value: \"" + coding->name + ": " + coding->value + "\"");
       }
       coding = &h;
-    } else if (iequalsView(h.name, "Connection")) {
+    } else if (http::iequals(h.name, "Connection")) {
       std::string_view v = h.value;
       while (!v.empty()) {
         size_t comma = v.find(',');
         std::string_view token = trim(v.substr(0, comma));
-        if (iequalsView(token, "close")) close = true;
-        if (iequalsView(token, "keep-alive")) keepAliveToken = true;
+        if (http::iequals(token, "close")) close = true;
+        if (http::iequals(token, "keep-alive")) keepAliveToken = true;
         v = comma == std::string_view::npos ? std::string_view() : v.substr(comma + 1);
       }
     }
@@ -187,7 +186,7 @@ ResponseParser::Status ResponseParser::finishHead() {
     return fail("upstream sent \"Content-Length\" and \"Transfer-Encoding\" headers at the "
                 "same time");
   }
-  if (coding && (!iequalsView(coding->value, "chunked") || head_.versionMinor == 0)) {
+  if (coding && (!http::iequals(coding->value, "chunked") || head_.versionMinor == 0)) {
     return fail("upstream sent unknown \"Transfer-Encoding\": \"" + coding->value + "\"");
   }
   head_.keepAlive = !close && (head_.versionMinor >= 1 || keepAliveToken);
