@@ -76,10 +76,18 @@ def _busy_workers(launch, args=()):
                 conn.close()
 
 
-@pytest.mark.time_budget(30)
+@pytest.mark.time_budget(60)
 def test_request_on_a_busy_worker_is_served_by_the_idle_one(launch):
+    # Each phase's time is printed (pytest shows it when the test fails): a run that outlives
+    # its budget then says where the time went.
+    started = time.monotonic()
+
+    def phase(name):
+        print("%6.2f s  %s" % (time.monotonic() - started, name))
+
     with _busy_workers(launch, ["--log-level", "debug"]) as (
             server, busy, idle, busy_conn, second, idle_conn):
+        phase("workers %d (busy) and %d (idle) set up" % (busy, idle))
         # The busy worker's only Python thread sleeps: without balancing this request would
         # wait 3 s on that worker and be answered with its pid.
         response = second.request("GET", "/pid")
@@ -87,16 +95,20 @@ def test_request_on_a_busy_worker_is_served_by_the_idle_one(launch):
         assert pid_of(response) == idle, (
             "a request on a connection owned by busy worker %d was answered by %d, not by the"
             " idle worker %d" % (busy, pid_of(response), idle))
+        phase("the request was handed over")
         # The connection stays with its new worker: keep-alive goes on there.
         for _ in range(3):
             response = second.request("GET", "/pid")
             assert response.status == 200 and pid_of(response) == idle, response
         slow = busy_conn.read_response("GET")
         assert slow.status == 200 and pid_of(slow) == busy, slow
+        phase("the slow request answered")
+    # The master writes each worker's counters every 5 s at debug level.
     match, text = wait_for_log_match(server, r"pid=%d\b.*handed_off=[1-9]" % busy, timeout=12.0)
     assert match, "the debug status does not count the hand-off:\n" + text[-2000:]
     match, text = wait_for_log_match(server, r"pid=%d\b.*adopted=[1-9]" % idle, timeout=12.0)
     assert match, "the debug status does not count the adoption:\n" + text[-2000:]
+    phase("the status lines read")
 
 
 @pytest.mark.time_budget(30)
