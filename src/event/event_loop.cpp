@@ -27,19 +27,7 @@ class EventLoop::Waker : public IoWatcher {
     // The eventfd is edge-triggered and never read: every write is an edge (epoll queues the
     // descriptor again on each write), so a read per wake-up would only cost a syscall. The
     // counter cannot fill up: it holds 2^64 - 2 wake-ups.
-    Posted* message;
-    {
-      std::lock_guard lock(loop_.postMutex_);
-      message = loop_.postedHead_;
-      loop_.postedHead_ = loop_.postedTail_ = nullptr;
-    }
-    while (message) {
-      // Read the link first: once runPosted() starts, the poster may queue the message again.
-      Posted* next = message->nextPosted_;
-      message->nextPosted_ = nullptr;
-      message->runPosted();
-      message = next;
-    }
+    loop_.runPosted();
   }
 
  private:
@@ -137,22 +125,62 @@ void EventLoop::deferDelete(std::unique_ptr<Deferrable> object) {
   graveyard_.push_back(std::move(object));
 }
 
+void EventLoop::runPosted() {
+  Posted* message;
+  {
+    std::lock_guard lock(postMutex_);
+    message = postedHead_;
+    postedHead_ = postedTail_ = nullptr;
+    wakeOnItsWay_ = false;
+    posted_.store(false, std::memory_order_relaxed);
+  }
+  while (message) {
+    // Read the link first: once runPosted() starts, the poster may queue the message again.
+    Posted* next = message->nextPosted_;
+    message->nextPosted_ = nullptr;
+    message->runPosted();
+    message = next;
+  }
+}
+
 void EventLoop::post(Posted* message) {
-  bool wasEmpty;
+  bool wake;
   {
     std::lock_guard lock(postMutex_);
     message->nextPosted_ = nullptr;
-    wasEmpty = postedHead_ == nullptr;
-    if (wasEmpty) {
+    if (postedHead_ == nullptr) {
       postedHead_ = message;
     } else {
       postedTail_->nextPosted_ = message;
     }
     postedTail_ = message;
+    posted_.store(true, std::memory_order_relaxed);
+    // One eventfd write per batch: the loop takes the whole queue under the lock.
+    wake = !wakeOnItsWay_;
+    wakeOnItsWay_ = true;
   }
-  // A non-empty queue already has a wake-up on its way (the loop takes the whole queue under
-  // the lock), so only the first post of a batch pays for the eventfd write.
-  if (wasEmpty) waker_->wake();
+  if (wake) waker_->wake();
+}
+
+void EventLoop::postQuietly(Posted* message) {
+  std::lock_guard lock(postMutex_);
+  message->nextPosted_ = nullptr;
+  if (postedHead_ == nullptr) {
+    postedHead_ = message;
+  } else {
+    postedTail_->nextPosted_ = message;
+  }
+  postedTail_ = message;
+  posted_.store(true, std::memory_order_relaxed);
+}
+
+size_t EventLoop::addSleepBound(std::function<int()> bound) {
+  sleepBounds_.push_back(std::move(bound));
+  return sleepBounds_.size() - 1;
+}
+
+void EventLoop::removeSleepBound(size_t handle) {
+  if (handle < sleepBounds_.size()) sleepBounds_[handle] = nullptr;
 }
 
 void EventLoop::post(std::function<void()> fn) { post(new FunctionPost(std::move(fn))); }
@@ -164,11 +192,19 @@ void EventLoop::stop() {
 
 int EventLoop::nextTimeoutMs() const {
   if (!deferred_.empty()) return 0;
-  if (timers_.empty()) return -1;
-  uint64_t due = timers_.begin()->first.first;
-  if (due <= nowMs_) return 0;
-  uint64_t wait = due - nowMs_;
-  return wait > 60000 ? 60000 : static_cast<int>(wait);
+  int timeout = -1;
+  if (!timers_.empty()) {
+    uint64_t due = timers_.begin()->first.first;
+    if (due <= nowMs_) return 0;
+    uint64_t wait = due - nowMs_;
+    timeout = wait > 60000 ? 60000 : static_cast<int>(wait);
+  }
+  for (const auto& bound : sleepBounds_) {
+    if (!bound) continue;
+    int limit = bound();
+    if (limit >= 0 && (timeout < 0 || limit < timeout)) timeout = limit;
+  }
+  return timeout;
 }
 
 void EventLoop::runTimers() {
@@ -193,6 +229,12 @@ void EventLoop::run() {
   constexpr int kMaxEvents = 256;
   epoll_event events[kMaxEvents];
   while (!stop_) {
+    // Messages posted quietly (no eventfd write) run before the loop sleeps; one posted after
+    // this look is covered by the sleep bounds.
+    if (posted_.load(std::memory_order_acquire)) {
+      runPosted();
+      runDeferred();
+    }
     int n = ::epoll_wait(epoll_.get(), events, kMaxEvents, nextTimeoutMs());
     updateTime();
     if (n < 0) {

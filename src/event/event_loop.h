@@ -3,6 +3,7 @@
 #include <sys/epoll.h>
 
 #include <cstdint>
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -89,9 +90,19 @@ class EventLoop {
   void post(Posted* message);
   // Thread-safe: the same for a function (one allocation per call).
   void post(std::function<void()> fn);
+  // Thread-safe: queues `message` without waking the loop. It runs at the loop's next wake-up
+  // for any reason, and a loop never sleeps on it for longer than its sleep bounds allow:
+  // only a poster that a sleep bound covers (below) may use this.
+  void postQuietly(Posted* message);
+  // Loop thread: `bound` is asked before every sleep how long the loop may sleep at most
+  // (milliseconds, or -1 for no limit): while a bound is finite, its owner may postQuietly.
+  // Returns a handle for removeSleepBound (loop thread), which its owner calls before it goes.
+  size_t addSleepBound(std::function<int()> bound);
+  void removeSleepBound(size_t handle);
 
  private:
   class Waker;
+  void runPosted();
   void runTimers();
   void runDeferred();
   int nextTimeoutMs() const;
@@ -108,6 +119,9 @@ class EventLoop {
   std::mutex postMutex_;
   Posted* postedHead_ = nullptr;  // FIFO of posted messages, under postMutex_
   Posted* postedTail_ = nullptr;
+  bool wakeOnItsWay_ = false;  // under postMutex_: the eventfd was written for the queue
+  std::atomic<bool> posted_{false};  // the queue may hold messages (checked before a sleep)
+  std::vector<std::function<int()>> sleepBounds_;
 };
 
 }  // namespace portico::event

@@ -43,6 +43,15 @@ Executor::Executor(WsgiApp& app, int threads, std::atomic<uint64_t>* busy, event
     timeoutMs_ = timeoutMs;
     running_ = std::make_unique<Running[]>(static_cast<size_t>(threads));
   }
+  if (loop_) {
+    // While jobs wait in the queue, responses may be posted quietly (mayPostQuietly): the loop
+    // then sleeps kQuietFlushMs at most. Only the loop adds jobs, so a loop that sees none
+    // queued before it sleeps cannot miss a quiet post: a thread posts quietly only while
+    // one is queued.
+    sleepBound_ = loop_->addSleepBound([this] {
+      return inFlight_.load(std::memory_order_acquire) > threadCount_ ? kQuietFlushMs : -1;
+    });
+  }
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this, i] { threadMain(i); });
   if (timeoutMs_ > 0) {
     watchdogExited_ = false;
@@ -50,11 +59,16 @@ Executor::Executor(WsgiApp& app, int threads, std::atomic<uint64_t>* busy, event
   }
 }
 
-Executor::~Executor() { stop(); }
+Executor::~Executor() {
+  stop();
+  if (loop_) loop_->removeSleepBound(sleepBound_);
+}
 
 namespace {
 // The start of the job the calling Python thread runs (null outside a job).
 thread_local std::atomic<uint64_t>* tUnansweredSince = nullptr;
+// The executor whose job the calling Python thread runs (null outside a job).
+thread_local const Executor* tExecutor = nullptr;
 
 uint64_t nowUs() {
   timespec ts;
@@ -62,6 +76,11 @@ uint64_t nowUs() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
 }
 }  // namespace
+
+bool Executor::mayPostQuietly() {
+  return tExecutor && tExecutor->loop_ &&
+         tExecutor->inFlight_.load(std::memory_order_acquire) > tExecutor->threadCount_;
+}
 
 void Executor::noteAnswered() {
   if (tUnansweredSince) tUnansweredSince->store(0, std::memory_order_release);
@@ -235,10 +254,12 @@ void Executor::serve(int index) {
     uint64_t started = startedUs / 1000;
     unansweredSinceUs_[index].store(startedUs, std::memory_order_relaxed);
     tUnansweredSince = &unansweredSinceUs_[index];
+    tExecutor = this;
     if (busy_) busy_[index].store(started, std::memory_order_relaxed);
     if (running_) running_[index].startedMs.store(started, std::memory_order_relaxed);
     app_.run(job);
     tUnansweredSince = nullptr;
+    tExecutor = nullptr;
     unansweredSinceUs_[index].store(0, std::memory_order_relaxed);
     {
       // A moving mean over about the last 8 jobs (threads race on it; any recent value will do).

@@ -54,6 +54,12 @@ class Executor {
   // Python thread, from the job's response channel: the running job's response has ended
   // (finished or aborted); what is left of the job is clean-up (the iterable's close()).
   static void noteAnswered();
+  // Python thread, from the job's response channel at the response's end: true when this
+  // thread's executor has queued jobs (the thread goes on at once). The loop then need not be
+  // woken for the response: it goes out at the loop's next wake-up, which the executor's sleep
+  // bound makes at most kQuietFlushMs away (under load, the next request's arrival).
+  static bool mayPostQuietly();
+  static constexpr int kQuietFlushMs = 1;
   // Lets the threads finish the queued jobs and joins them; a thread still busy after
   // `timeoutMs` (an app stuck forever) is abandoned, and false is returned: the process must
   // then exit without finalizing Python.
@@ -74,6 +80,7 @@ class Executor {
   std::atomic<uint64_t>* busy_;
   event::EventLoop* loop_;
   bool wakeScheduled_ = false;  // loop thread only: wakeIdle() is deferred on loop_
+  size_t sleepBound_ = 0;       // loop_'s handle for this executor's sleep bound
   int threadCount_ = 0;
   std::atomic<int> inFlight_{0};     // queued + running jobs
   // Per thread: when its current job started (CLOCK_MONOTONIC us), 0 while idle or once the

@@ -201,6 +201,7 @@ class LoopChannel : public ResponseChannel,
   template <typename Fill>
   bool enqueue(Fill fill) {
     bool post;
+    bool quietly = false;
     {
       std::lock_guard lock(mutex_);
       fill();
@@ -212,8 +213,15 @@ class LoopChannel : public ResponseChannel,
       }
       // Before the loop can see the end: the worker then knows this thread is about to be free.
       if (pendingEnd_ != End::kNone) Executor::noteAnswered();
+      // A complete response while more jobs wait: no wake-up of its own (the loop's sleep is
+      // bounded meanwhile), so a busy worker's responses go out in batches, with its requests.
+      quietly = post && pendingEnd_ == End::kFinish && Executor::mayPostQuietly();
     }
-    if (post) loop_.post(static_cast<event::Posted*>(this));
+    if (quietly) {
+      loop_.postQuietly(static_cast<event::Posted*>(this));
+    } else if (post) {
+      loop_.post(static_cast<event::Posted*>(this));
+    }
     return !gone_.load();
   }
 

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <chrono>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -127,6 +128,70 @@ TEST(EventLoopTest, PostedMessagesRunInOrderAndMayBePostedAgain) {
   loop.run();
   // a's re-posts run in later batches, after everything queued before them.
   EXPECT_EQ(log, (std::vector<int>{1, 10, 2, 1, 1}));
+}
+
+// A quiet post writes no eventfd: the loop runs it before it sleeps, not only at a later wake-up
+// (here the timer ends the loop in its first iteration, so a message left for later never runs).
+TEST(EventLoopTest, QuietPostRunsBeforeTheLoopSleeps) {
+  EventLoop loop;
+  std::vector<int> log;
+  Note a(loop, log, 1);
+  std::thread other([&] { loop.postQuietly(static_cast<Posted*>(&a)); });
+  other.join();
+  loop.addTimer(0, [&] { loop.stop(); });
+  loop.run();
+  EXPECT_EQ(log, (std::vector<int>{1}));
+}
+
+// A post after quiet ones still wakes the loop (the queue was not empty, but no wake-up was on
+// its way), and everything runs in order.
+TEST(EventLoopTest, PostAfterQuietPostsWakesTheLoop) {
+  EventLoop loop;
+  std::vector<int> log;
+  Note a(loop, log, 1);
+  bool net = false;
+  loop.addTimer(10000, [&] {
+    net = true;
+    loop.stop();
+  });
+  std::thread other([&] {
+    // The loop is asleep by now (no bound, no timer before the net): only the post wakes it.
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    loop.postQuietly(static_cast<Posted*>(&a));
+    loop.post([&] {
+      log.push_back(2);
+      loop.stop();
+    });
+  });
+  loop.run();
+  other.join();
+  EXPECT_EQ(log, (std::vector<int>{1, 2}));
+  EXPECT_FALSE(net);
+}
+
+// While a sleep bound is finite, a quiet post made while the loop sleeps runs once the bound
+// has passed, with no other event (without it the loop would sleep until the safety net).
+TEST(EventLoopTest, SleepBoundLimitsTheSleepForQuietPosts) {
+  EventLoop loop;
+  struct Stopper : Posted {
+    explicit Stopper(EventLoop& loop) : loop(loop) {}
+    void runPosted() override { loop.stop(); }
+    EventLoop& loop;
+  } stopper(loop);
+  bool net = false;
+  loop.addTimer(10000, [&] {
+    net = true;
+    loop.stop();
+  });
+  loop.addSleepBound([] { return -1; });  // no limit: the other bound decides
+  loop.addSleepBound([] { return 1; });
+  std::thread other([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    loop.postQuietly(static_cast<Posted*>(&stopper));
+  });
+  loop.run();
+  other.join();
+  EXPECT_FALSE(net);
 }
 
 TEST(EventLoopTest, MessagesStillQueuedAreDiscardedWithTheLoop) {
