@@ -143,26 +143,7 @@ void EventLoop::runPosted() {
   }
 }
 
-void EventLoop::post(Posted* message) {
-  bool wake;
-  {
-    std::lock_guard lock(postMutex_);
-    message->nextPosted_ = nullptr;
-    if (postedHead_ == nullptr) {
-      postedHead_ = message;
-    } else {
-      postedTail_->nextPosted_ = message;
-    }
-    postedTail_ = message;
-    posted_.store(true, std::memory_order_relaxed);
-    // One eventfd write per batch: the loop takes the whole queue under the lock.
-    wake = !wakeOnItsWay_;
-    wakeOnItsWay_ = true;
-  }
-  if (wake) waker_->wake();
-}
-
-void EventLoop::postQuietly(Posted* message) {
+bool EventLoop::enqueuePosted(Posted* message, bool wake) {
   std::lock_guard lock(postMutex_);
   message->nextPosted_ = nullptr;
   if (postedHead_ == nullptr) {
@@ -172,7 +153,17 @@ void EventLoop::postQuietly(Posted* message) {
   }
   postedTail_ = message;
   posted_.store(true, std::memory_order_relaxed);
+  // One eventfd write per batch: the loop takes the whole queue under the lock.
+  if (!wake || wakeOnItsWay_) return false;
+  wakeOnItsWay_ = true;
+  return true;
 }
+
+void EventLoop::post(Posted* message) {
+  if (enqueuePosted(message, true)) waker_->wake();
+}
+
+void EventLoop::postQuietly(Posted* message) { enqueuePosted(message, false); }
 
 size_t EventLoop::addSleepBound(std::function<int()> bound) {
   sleepBounds_.push_back(std::move(bound));

@@ -86,7 +86,7 @@ class EventLoop {
   // Deletes `object` after the current batch of events.
   void deferDelete(std::unique_ptr<Deferrable> object);
   // Thread-safe: runs `message` on the loop thread soon (wakes the loop through an eventfd,
-  // written only by the first post of a batch).
+  // written only when no wake-up is on its way for the queue).
   void post(Posted* message);
   // Thread-safe: the same for a function (one allocation per call).
   void post(std::function<void()> fn);
@@ -102,6 +102,8 @@ class EventLoop {
 
  private:
   class Waker;
+  // Queues `message`; true when the caller must write the eventfd (`wake` and none on its way).
+  bool enqueuePosted(Posted* message, bool wake);
   void runPosted();
   void runTimers();
   void runDeferred();
