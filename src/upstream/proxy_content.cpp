@@ -895,15 +895,9 @@ void ProxyRequest::readMore() {
       spoolPaused_ = true;
       return;
     }
-    if (state_ == State::kResponse && !spool_) {
-      uint64_t readAhead =
-          buffering_
-              ? static_cast<uint64_t>(h_.settings_.buffersNumber) * h_.settings_.buffersSize
-              : 0;
-      if (!pending_.empty() && pending_.size() >= readAhead) {
-        loop_.cancelTimer(timer_);
-        return;
-      }
+    if (state_ == State::kResponse && !buffering_ && !pending_.empty()) {
+      loop_.cancelTimer(timer_);  // unbuffered: what the client has not taken waits first
+      return;
     }
     size_t room = sizeof buffer;
     const bool paced = state_ == State::kResponse && buffering_ && h_.settings_.limitRate != 0;

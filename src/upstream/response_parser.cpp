@@ -19,7 +19,6 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-
 // A Content-Length value: digits only, no overflow (nginx's ngx_atoof).
 std::optional<uint64_t> parseLength(std::string_view v) {
   if (v.empty() || v.size() > 18) return std::nullopt;
@@ -55,16 +54,16 @@ ResponseParser::Status ResponseParser::fail(std::string text) {
   return Status::kError;
 }
 
-// The next line from `pos` (without its LF or CRLF); nullopt when no LF has arrived. `bad`: the
-// line holds a CR that does not end it (looked for only with `findCr`).
+// The next line from `pos` (without its LF or CRLF); nullopt when no LF has arrived. With
+// `strayCr`, whether the line holds a CR that does not end it.
 std::optional<std::string_view> ResponseParser::takeLine(std::string_view data, size_t& pos,
-                                                         bool& bad, bool findCr) {
+                                                         bool* strayCr) {
   size_t lf = data.find('\n', pos);
   if (lf == std::string_view::npos) return std::nullopt;
   std::string_view line = data.substr(pos, lf - pos);
   pos = lf + 1;
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  bad = findCr && line.find('\r') != std::string_view::npos;
+  if (strayCr) *strayCr = line.find('\r') != std::string_view::npos;
   return line;
 }
 
@@ -99,13 +98,12 @@ ResponseParser::Status ResponseParser::parseOneHead(std::string_view data, size_
   }
   std::string_view head = data.substr(0, end);
   size_t pos = 0;
-  bool bad = false;
   // A head's lines are not searched for a stray CR: the status line's checks and parseField
   // refuse one wherever it is (it is neither a token character nor allowed in a value).
-  std::optional<std::string_view> statusLine = takeLine(head, pos, bad, false);
+  std::optional<std::string_view> statusLine = takeLine(head, pos);
   std::string_view s = *statusLine;
   // HTTP/1.x SP 3DIGIT [SP reason]
-  if (bad || s.size() < 12 || s[7] < '0' || s[7] > '1' || s[8] != ' ' || s[9] < '1' ||
+  if (s.size() < 12 || s[7] < '0' || s[7] > '1' || s[8] != ' ' || s[9] < '1' ||
       s[9] > '5' || s[10] < '0' || s[10] > '9' || s[11] < '0' || s[11] > '9' ||
       (s.size() > 12 && s[12] != ' ')) {
     return fail("upstream sent no valid HTTP/1.0 header");
@@ -122,7 +120,7 @@ ResponseParser::Status ResponseParser::parseOneHead(std::string_view data, size_
   head_.reason = std::string(reason);
   head_.headers.reserve(12);  // most heads: one allocation (768 bytes: malloc's fast cache)
   while (true) {
-    std::optional<std::string_view> line = takeLine(head, pos, bad, false);
+    std::optional<std::string_view> line = takeLine(head, pos);
     if (!line) return fail("upstream sent invalid header");
     if (line->empty()) break;
     std::optional<http::Header> field = parseField(*line);
@@ -242,7 +240,7 @@ ResponseParser::Status ResponseParser::parseBody(std::string_view data, size_t& 
       case State::kChunkSize: {
         size_t pos = consumed;
         bool bad = false;
-        std::optional<std::string_view> line = takeLine(data, pos, bad);
+        std::optional<std::string_view> line = takeLine(data, pos, &bad);
         if (!line) {
           if (data.size() - consumed > kMaxChunkLine) {
             return fail("upstream sent invalid chunked response");
@@ -312,7 +310,7 @@ ResponseParser::Status ResponseParser::parseBody(std::string_view data, size_t& 
       case State::kTrailers: {
         size_t pos = consumed;
         bool bad = false;
-        std::optional<std::string_view> line = takeLine(data, pos, bad);
+        std::optional<std::string_view> line = takeLine(data, pos, &bad);
         if (!line) {
           // The same verdict as for the whole line (below), so that it does not depend on
           // how the bytes were split.

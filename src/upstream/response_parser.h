@@ -72,8 +72,8 @@ class ResponseParser {
   Status fail(std::string text);
   Status parseOneHead(std::string_view data, size_t& consumed, bool& complete);
   Status finishHead();
-  static std::optional<std::string_view> takeLine(std::string_view data, size_t& pos, bool& bad,
-                                                  bool findCr = true);
+  static std::optional<std::string_view> takeLine(std::string_view data, size_t& pos,
+                                                  bool* strayCr = nullptr);
 
   size_t maxHead_;
   bool headRequest_;
