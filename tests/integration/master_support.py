@@ -242,48 +242,56 @@ def wait_served_by(server, pid, timeout, clients=6):
     return elapsed if served else None
 
 
-def pin_connections(server, count, tries=200, timeout=5.0, busy_ms=500):
+def pin_connections(server, count, timeout=20.0, burst=None):
     """Keep-alive connections to `count` distinct workers: {pid: Connection}.
 
-    New connections land on whichever worker accepts first, so this opens connections (keeping
-    them all open, so each is owned by the worker that accepted it) until enough workers have
-    answered; the extras are closed.
-
-    The workers race for each connection (no EPOLLEXCLUSIVE): one request at a time leaves at
-    most one connection in the queue, and the worker that is already running (hot, or simply
-    scheduled first on a loaded machine) wins it again and again. So a connection that lands
-    on an already pinned worker is given a bounded slow request (/sleep, `busy_ms`), left
-    unanswered while pinning goes on: once every Python thread of that worker is busy it stops
-    accepting (the executor's saturation hook, with siblings), and the next connection must
-    go to a sibling. The slow answers are read before the extras are closed.
+    A connection stays with the worker that accepted it (or that it was handed to), so this
+    opens connections until enough workers have answered on one; the extras are closed.
+    Connections come in bursts: `burst` connections opened, then a /pid request sent on each
+    before any answer is read. The workers race for each accept (one accept per wake-up), so a
+    burst spreads over the workers that are serving; one request at a time would leave at most
+    one connection in the queue, and the worker that is already running (hot, or simply
+    scheduled first on a loaded machine) would win it again and again. Only quick requests are
+    sent, so a slow pin costs no queue of work on a worker; a worker still loading its app
+    (its process exists, it does not accept yet) just misses a burst, and the next one follows
+    at once, until `timeout`.
     """
+    burst = burst or max(4, 2 * count)
     pinned = {}
-    spare = []  # (connection, sent a slow request?)
+    deadline = time.monotonic() + timeout
+    bursts = 0
     try:
-        for _ in range(tries):
-            if len(pinned) >= count:
-                break
-            conn = server.connect(timeout=timeout)
-            response = conn.request("GET", "/pid")
-            assert response.status == 200, response
-            pid = pid_of(response)
-            if pid in pinned:
-                conn.send("GET /sleep?ms=%d HTTP/1.1\r\nHost: localhost\r\n\r\n" % busy_ms)
-                spare.append(conn)
-            else:
-                pinned[pid] = conn
-    finally:
-        for conn in spare:
+        while len(pinned) < count and time.monotonic() < deadline:
+            bursts += 1
+            conns = []
             try:
-                conn.read_response("GET")
-            except (ProtocolError, OSError):
-                pass
+                for _ in range(burst):
+                    conns.append(server.connect(timeout=5.0))
+                for conn in conns:
+                    conn.send("GET /pid HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                for conn in conns:
+                    response = conn.read_response("GET")
+                    assert response.status == 200, response
+                    pid = pid_of(response)
+                    if pid not in pinned and len(pinned) < count:
+                        pinned[pid] = conn
+            finally:
+                kept = {id(conn) for conn in pinned.values()}
+                for conn in conns:
+                    if id(conn) not in kept:
+                        conn.close()
+            if len(pinned) < count:
+                time.sleep(0.02)
+    except BaseException:
+        for conn in pinned.values():
             conn.close()
+        raise
     if len(pinned) < count:
         for conn in pinned.values():
             conn.close()
-        raise AssertionError("only %d distinct workers answered %d new connections (wanted %d):"
-                             " connections are not spread over the workers" % (len(pinned), tries, count))
+        raise AssertionError("only %d distinct workers answered %d bursts of %d new connections in"
+                             " %.0f s (wanted %d): connections are not spread over the workers"
+                             % (len(pinned), bursts, burst, timeout, count))
     return pinned
 
 

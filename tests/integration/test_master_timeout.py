@@ -39,13 +39,23 @@ def _await_answer(conn, target, result):
 def _stuck_request(launch, route):
     """Two workers, --timeout 2, an access log; `route` sent on a connection pinned to one
     worker while the other keeps serving; checks the 504 and its access-log line. Returns
-    (server, stuck pid, other pid, the stuck request's connection, still open)."""
+    (server, stuck pid, other pid, the stuck request's connection, still open).
+
+    Each phase's time is printed (pytest shows it when the test fails), so a run that outlives
+    its budget says where the time went."""
+    started = time.monotonic()
+
+    def phase(name):
+        print("%6.2f s  %s" % (time.monotonic() - started, name))
+
     access_log = os.path.join(str(launch.tmp_path_factory.mktemp("access")), "access.log")
     server = start_master(launch, workers=2,
                           args=["--timeout", str(TIMEOUT), "--access-logfile", access_log])
     assert len(wait_for_workers(server, 2)) == 2
+    phase("two workers started")
     pinned = pin_connections(server, 2)
     (stuck_pid, stuck_conn), (other_pid, other_conn) = pinned.items()
+    phase("a connection pinned to each: %d (to be stuck) and %d" % (stuck_pid, other_pid))
     result = {}
     waiter = threading.Thread(target=_await_answer, args=(stuck_conn, route, result), daemon=True)
     waiter.start()
@@ -60,6 +70,8 @@ def _stuck_request(launch, route):
         waiter.join(timeout=12.0)
     finally:
         other_conn.close()
+    phase("the stuck request's client done (%d requests served meanwhile): %r"
+          % (served_meanwhile, {k: result[k] for k in ("status", "elapsed") if k in result}))
     assert "elapsed" in result, "the stuck request got no answer and no close within 12 s"
     assert result["status"] == 504, (
         "the stuck request's client got status %r after %.1f s (wanted 504)"
