@@ -8,6 +8,7 @@
 
 #include "core/body_chunk.h"
 #include "core/regex.h"
+#include "core/unique_fd.h"
 #include "http/request.h"
 #include "http/response.h"
 #include "http/user_agent.h"
@@ -74,12 +75,36 @@ struct UpstreamVariables {
   std::string requestBodyFile;
 };
 
+// Who lent a request body's tail to its reader (SocketTail): told, once, from any thread, how
+// many of the tail's bytes the reader took; the connection then reads on from there (the rest
+// of the body, discarded, then the next request). Implemented by the connection.
+class SocketTailLender {
+ public:
+  virtual ~SocketTailLender() = default;
+  virtual void giveBack(uint64_t consumed) = 0;
+};
+
+// The rest of a Content-Length request body, lent to its reader while all of it is already in
+// the kernel's receive queue: the reader receives it from `fd` (a duplicate of the connection's
+// socket, non-blocking) itself, `size` bytes at most, straight into its destination — one copy,
+// into memory the reader is about to use. The connection does not read meanwhile. The reader
+// closes `fd` and then calls lender->giveBack with what it received, once, when done.
+struct SocketTail {
+  UniqueFd fd;
+  uint64_t size = 0;
+  std::shared_ptr<SocketTailLender> lender;
+};
+
 // Receives the request body as it arrives (already de-chunked); set with Exchange::readBody.
 class BodyReader {
  public:
   virtual ~BodyReader() = default;
   virtual void onBodyData(std::string_view data) = 0;
   virtual void onBodyEnd() = 0;
+  // Optional: a reader that can take the body's tail from the socket (SocketTail) says so; the
+  // connection then may end the body with onBodyTail instead of reading on and onBodyEnd.
+  virtual bool takesSocketTail() const { return false; }
+  virtual void onBodyTail(SocketTail tail) { (void)tail; }
   // Optional: memory for up to `max` body bytes (at least one byte, or empty). The connection
   // then receives body bytes straight into it — one copy instead of two, for large bodies —
   // and reports them with onBodyReceived instead of onBodyData.

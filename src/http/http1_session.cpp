@@ -1,5 +1,8 @@
 #include "http/http1_session.h"
 
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,6 +27,12 @@ constexpr size_t kReadSize = 16 * 1024;
 constexpr uint64_t kHighWatermark = 64 * 1024;
 constexpr uint64_t kLowWatermark = 32 * 1024;
 constexpr size_t kPipelinePrefetch = 16 * 1024;  // bytes read ahead while a response is pending
+// The least rest of a body lent to its reader as a SocketTail: below it, reading on costs less
+// than the lending (a dup, an ioctl, a message back).
+constexpr uint64_t kBodyTailMin = 256 * 1024;
+// The receive buffer asked for a large body, so that its tail can be lent (the kernel doubles
+// it for its own overhead, and caps it at net.core.rmem_max doubled).
+constexpr uint64_t kTailBuffer = 4 * 1024 * 1024;
 // A body part at least this large is received straight into its reader's memory (bodySpace):
 // never more recv() calls than through the input buffer, and one copy fewer.
 constexpr size_t kDirectBodyMin = kReadSize;
@@ -51,6 +60,24 @@ std::atomic<uint64_t> connectionCounter{0};
 
 }  // namespace
 
+// The session's side of a lent body tail: the reader's giveBack comes to the loop as a message,
+// and finds the session unless it closed meanwhile. Shared by the session and the reader.
+class Http1Session::TailLender final : public SocketTailLender,
+                                       public std::enable_shared_from_this<TailLender> {
+ public:
+  TailLender(event::EventLoop& loop, Http1Session* session) : loop_(loop), session_(session) {}
+  void giveBack(uint64_t consumed) override {
+    loop_.post([self = shared_from_this(), consumed] {
+      if (self->session_) self->session_->returnBodyTail(consumed);
+    });
+  }
+  void sessionGone() { session_ = nullptr; }
+
+ private:
+  event::EventLoop& loop_;
+  Http1Session* session_;  // loop thread only; null once the session closed
+};
+
 Http1Session::Http1Session(event::EventLoop& loop,
                            std::unique_ptr<transport::Transport> transport, ConnectionInfo info,
                            const ConnectionSettings& settings, ConnectionOwner& owner)
@@ -70,6 +97,7 @@ Http1Session::Http1Session(event::EventLoop& loop,
 }
 
 Http1Session::~Http1Session() {
+  if (tailLender_) tailLender_->sessionGone();
   loop_.cancelTimer(timer_);
   loop_.cancelTimer(rateTimer_);
   moveConnectionPhase(phase_, ConnectionPhase::kNone);
@@ -152,6 +180,7 @@ void Http1Session::onIoEvent(uint32_t events) {
 }
 
 bool Http1Session::wantRead() const {
+  if (tailLender_) return false;  // the body's reader has the socket's input
   switch (state_) {
     case State::kReadingHead:
       return in_.size() < std::max(settings_.limits.maxHeaderTotal, parser_.headBufferLimit()) +
@@ -183,6 +212,49 @@ bool Http1Session::canReadBodyDirect() const {
   return state_ == State::kActive && !stream_.requestComplete_ && stream_.bodyReader_ &&
          in_.empty() &&
          parser_.rawBodyWanted() >= kDirectBodyMin;
+}
+
+// Lends the rest of the body to its reader (SocketTail) when all of it is in the kernel's receive
+// queue already: the reader receives it itself, straight into the memory it reads it for, in
+// place of a receive into the body's buffer here and a copy out of it there. Only then — a
+// client still sending holds no reader's thread. True when lent.
+bool Http1Session::lendBodyTail() {
+  BodyReader* reader = stream_.bodyReader_;
+  const uint64_t rest = parser_.rawBodyWanted();
+  if (rest < kBodyTailMin || !reader->takesSocketTail() || parser_.request().chunked ||
+      rest != parser_.remainingContentLength() || !transport_->canHandOff()) {
+    return false;
+  }
+  int queued = 0;
+  if (::ioctl(transport_->fd(), FIONREAD, &queued) != 0 || queued < 0 ||
+      static_cast<uint64_t>(queued) < rest) {
+    return false;
+  }
+  UniqueFd dup(::fcntl(transport_->fd(), F_DUPFD_CLOEXEC, 0));
+  if (!dup) return false;
+  tailLender_ = std::make_shared<TailLender>(loop_, this);
+  stream_.bodyReader_ = nullptr;
+  reader->onBodyTail(SocketTail{std::move(dup), rest, tailLender_});
+  if (state_ != State::kClosed) updateTimer();  // no body timeout while the reader has it
+  return true;
+}
+
+// The reader is done with the lent tail and took `consumed` bytes of it: reading goes on from
+// there (what it left of the body is discarded before the next request, or while lingering).
+void Http1Session::returnBodyTail(uint64_t consumed) {
+  if (!tailLender_) return;
+  tailLender_->sessionGone();
+  tailLender_ = nullptr;
+  if (state_ == State::kClosed) return;
+  if (state_ == State::kActive && !stream_.requestComplete_) {
+    consumed = std::min(consumed, parser_.rawBodyWanted());
+    parser_.skipBody(consumed);
+    info_.requestLength += consumed;
+    lastReadMs_ = loop_.nowMs();
+  }
+  canRead_ = true;  // what followed the tail may be queued, and its edge came while lent
+  pump();
+  if (state_ != State::kClosed) updateTimer();
 }
 
 // Receives body bytes into the reader's own memory; false when nothing more can be read now.
@@ -255,7 +327,7 @@ void Http1Session::pump() {
     if (state_ == State::kClosed) return;
     if (state_ == State::kLingering) {
       // Discard whatever the client still sends until it closes or lingering times out.
-      while (canRead_ && readSome()) in_.consume(in_.size());
+      while (!tailLender_ && canRead_ && readSome()) in_.consume(in_.size());
       // A client that only half-closed may still be reading the response's tail.
       if (readEof_ && (!drainingKernel_ || peerReset_ || transport_->unsentBytes() == 0)) {
         closeNow();
@@ -263,6 +335,7 @@ void Http1Session::pump() {
       return;
     }
     if (!canRead_ || !wantRead()) break;
+    if (canReadBodyDirect() && lendBodyTail()) break;
     if (!(canReadBodyDirect() ? readBodyDirect() : readSome())) break;
   }
   if (state_ == State::kClosed) return;
@@ -603,6 +676,19 @@ bool Http1Session::writable() const { return outMemBytes_ < kHighWatermark; }
 void Http1Session::readBody(BodyReader* reader) {
   stream_.bodyReader_ = reader;
   const Request& req = parser_.request();
+  if (reader && !stream_.requestComplete_ && reader->takesSocketTail() && !req.chunked &&
+      parser_.remainingContentLength() > kBodyTailMin && transport_->canHandOff()) {
+    // The more of the body the kernel may queue, the more of it can be lent (lendBodyTail):
+    // the receive buffer is raised for it (the kernel caps it at net.core.rmem_max, doubled),
+    // as the autotuning only grows it with what a reader takes, and a new connection starts
+    // at 128 KiB.
+    int want = static_cast<int>(std::min<uint64_t>(parser_.remainingContentLength(), kTailBuffer));
+    int have = 0;
+    socklen_t len = sizeof have;
+    if (::getsockopt(transport_->fd(), SOL_SOCKET, SO_RCVBUF, &have, &len) == 0 && have < want) {
+      ::setsockopt(transport_->fd(), SOL_SOCKET, SO_RCVBUF, &want, sizeof want);
+    }
+  }
   if (!stream_.requestComplete_ && http1::wantsContinue(req, parser_.expectContinue())) {
     queueContinue();
   }
@@ -984,6 +1070,11 @@ void Http1Session::checkDrain() {
 
 void Http1Session::closeNow() {
   if (state_ == State::kClosed) return;
+  if (tailLender_) {
+    // The reader's duplicate keeps the socket until it has taken the tail.
+    tailLender_->sessionGone();
+    tailLender_ = nullptr;
+  }
   bool aborted = stream_.active_ && !stream_.responseFinished_;
   state_ = State::kClosed;
   loop_.cancelTimer(timer_);
@@ -1110,7 +1201,7 @@ Http1Session::TimerKind Http1Session::currentTimer(uint64_t& deadline) const {
         deadline = lastWriteMs_ + stream_.limits().sendTimeoutMs;
         return TimerKind::kSend;
       }
-      if (!stream_.requestComplete_ && parser_.request().hasBody()) {
+      if (!stream_.requestComplete_ && parser_.request().hasBody() && !tailLender_) {
         deadline = lastReadMs_ + stream_.limits().bodyTimeoutMs;
         return TimerKind::kBody;
       }
@@ -1120,6 +1211,8 @@ Http1Session::TimerKind Http1Session::currentTimer(uint64_t& deadline) const {
       deadline = lastWriteMs_ + stream_.limits().sendTimeoutMs;
       return TimerKind::kSend;
     case State::kLingering: {
+      // The reader has the lent tail (the app's thread): lingering reads on once it is back.
+      if (tailLender_) return TimerKind::kNone;
       if (drainingKernel_) {
         deadline = std::max(drainCheckedMs_, drainProgressMs_) + kDrainPollMs;
         return TimerKind::kDrain;

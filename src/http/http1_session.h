@@ -122,6 +122,8 @@ class Http1Session final : public Connection {
   bool readSome();
   bool canReadBodyDirect() const;
   bool readBodyDirect();
+  bool lendBodyTail();
+  void returnBodyTail(uint64_t consumed);
   bool afterRead(const transport::IoResult& result, size_t room);
   bool writeFile(BodyChunk& front, transport::IoResult& result, uint64_t cap);
   bool loadFileBuffer(const FileRange& range, uint64_t offset, size_t maxCount);
@@ -150,8 +152,13 @@ class Http1Session final : public Connection {
   uint64_t rateAllowance();
   void rateDelay(uint64_t ms);
 
+  class TailLender;
+
   event::EventLoop& loop_;
   std::unique_ptr<transport::Transport> transport_;
+  // Set while the request body's tail is lent to its reader (SocketTail): nothing is read
+  // from the socket until the reader gives it back.
+  std::shared_ptr<TailLender> tailLender_;
   ConnectionInfo info_;
   const ConnectionSettings& settings_;
   ConnectionOwner& owner_;

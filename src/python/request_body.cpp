@@ -1,6 +1,7 @@
 #include "python/request_body.h"
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -153,6 +154,55 @@ size_t FileBody::read(uint64_t offset, char* dst, size_t n) const {
     if (got >= 0) return static_cast<size_t>(got);
     if (errno != EINTR) return 0;
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// TailedBody
+
+TailedBody::TailedBody(std::shared_ptr<const RequestBody> head, http::SocketTail tail)
+    : head_(std::move(head)),
+      headSize_(head_->size()),
+      tailSize_(tail.size),
+      lender_(std::move(tail.lender)),
+      fd_(std::move(tail.fd)) {}
+
+TailedBody::~TailedBody() {
+  fd_.reset();  // before the connection reads on: no receive can follow the give-back
+  if (lender_) lender_->giveBack(received_);
+}
+
+std::string_view TailedBody::span(uint64_t offset) const {
+  return offset < headSize_ ? head_->span(offset) : std::string_view();
+}
+
+size_t TailedBody::read(uint64_t offset, char* dst, size_t n) const {
+  size_t done = 0;
+  if (offset < headSize_) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(n, headSize_ - offset));
+    done = head_->read(offset, dst, want);
+    if (done < want) return done;
+  }
+  if (done == n) return done;
+  std::lock_guard lock(mutex_);
+  // The tail is a stream: only its next unread byte can be read.
+  if (broken_ || offset + done != headSize_ + received_) return done;
+  size_t want = static_cast<size_t>(std::min<uint64_t>(n - done, tailSize_ - received_));
+  while (want > 0) {
+    ssize_t got = ::recv(fd_.get(), dst + done, want, MSG_DONTWAIT);
+    if (got > 0) {
+      received_ += static_cast<uint64_t>(got);
+      done += static_cast<size_t>(got);
+      want -= static_cast<size_t>(got);
+    } else if (got < 0 && errno == EINTR) {
+      continue;
+    } else {
+      // The client reset the connection (or closed it early); never EAGAIN, as the whole tail
+      // was queued when it was lent. The app sees a short body.
+      broken_ = true;
+      break;
+    }
+  }
+  return done;
 }
 
 // ---------------------------------------------------------------------------------------------

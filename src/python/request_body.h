@@ -109,6 +109,34 @@ class FileBody : public RequestBody {
   uint64_t size_;
 };
 
+// A body whose first part was received by the loop (`head`: memory or file) and whose rest is
+// lent by the connection while all of it sits in the kernel's receive queue (http::SocketTail):
+// reads past the head receive from the socket straight into the caller's memory, in order (a
+// read elsewhere in the tail gets nothing). Dying, it closes its duplicate of the socket and
+// gives the tail back with the count received, so the connection reads on from there. Made on
+// the loop thread, read and destroyed on the job's Python thread.
+class TailedBody : public RequestBody {
+ public:
+  TailedBody(std::shared_ptr<const RequestBody> head, http::SocketTail tail);
+  ~TailedBody() override;
+  TailedBody(const TailedBody&) = delete;
+  TailedBody& operator=(const TailedBody&) = delete;
+  uint64_t size() const override { return headSize_ + tailSize_; }
+  size_t read(uint64_t offset, char* dst, size_t n) const override;
+  std::string_view span(uint64_t offset) const override;
+  bool fileBacked() const override { return head_->fileBacked(); }
+
+ private:
+  std::shared_ptr<const RequestBody> head_;
+  uint64_t headSize_;
+  uint64_t tailSize_;
+  std::shared_ptr<http::SocketTailLender> lender_;
+  mutable std::mutex mutex_;  // reads of the tail (an app may read from two threads)
+  mutable UniqueFd fd_;
+  mutable uint64_t received_ = 0;
+  mutable bool broken_ = false;  // the client went away mid-tail: the rest reads as empty
+};
+
 // Builds one request body as it arrives. In memory while it stays within `memoryLimit` and
 // the worker's BodyMemory has blocks for it: a first malloc'd segment of at most kSmallSize
 // (as small bodies always were), then pooled blocks. Otherwise in an unlinked O_TMPFILE file

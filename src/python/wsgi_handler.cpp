@@ -341,8 +341,11 @@ class LoopChannel : public ResponseChannel,
 // and the handler's call; loop thread.
 class BodyCollector : public http::BodyReader {
  public:
-  BodyCollector(Executor& executor, WsgiJob job, BodyBuilder builder)
-      : executor_(executor), job_(std::move(job)), builder_(std::move(builder)) {}
+  // `takesTail`: the body may end in a SocketTail (not with client_body_in_file_only, whose
+  // body must be a file).
+  BodyCollector(Executor& executor, WsgiJob job, BodyBuilder builder, bool takesTail)
+      : executor_(executor), job_(std::move(job)), builder_(std::move(builder)),
+        takesTail_(takesTail) {}
 
   void onBodyData(std::string_view data) override { builder_.append(data); }
 
@@ -360,6 +363,20 @@ class BodyCollector : public http::BodyReader {
     executor_.submit(std::move(job_));
   }
 
+  bool takesSocketTail() const override { return takesTail_; }
+
+  void onBodyTail(http::SocketTail tail) override {
+    std::shared_ptr<const RequestBody> head = builder_.finish();
+    if (!head) {
+      tail.fd.reset();
+      tail.lender->giveBack(0);  // the connection reads the rest and drops it
+      job_.channel->sendWhole(errorHead(), http::errorPageBody(500));
+      return;
+    }
+    job_.body = std::make_shared<TailedBody>(std::move(head), std::move(tail));
+    executor_.submit(std::move(job_));
+  }
+
  private:
   static http::ResponseHead errorHead() {
     http::ResponseHead head;
@@ -372,6 +389,7 @@ class BodyCollector : public http::BodyReader {
   Executor& executor_;
   WsgiJob job_;
   BodyBuilder builder_;
+  bool takesTail_;
 };
 
 }  // namespace
@@ -424,7 +442,8 @@ void WsgiHandler::handle(http::Exchange& exchange) {
   BodyBuilder builder(bodyMemory_, tempDirectory_,
                       request.chunked ? std::nullopt : request.contentLength, kMemoryBodyLimit);
   if (bodyFileOnly_) builder.fileOnly(keepBodyFile_);
-  auto collector = std::make_shared<BodyCollector>(executor_, std::move(job), std::move(builder));
+  auto collector = std::make_shared<BodyCollector>(executor_, std::move(job), std::move(builder),
+                                                   !bodyFileOnly_);
   exchange.onAbort([channel, collector] { channel->detach(); });
   exchange.readBody(collector.get());
 }

@@ -26,9 +26,10 @@ struct RequestSnapshot {
 };
 
 // The whole request body, read by the loop thread before the app runs (nginx's request
-// buffering: a slow client never holds a Python thread). Bodies stay in memory within the
-// worker's budget, others go to an unlinked temporary file (python/request_body.h).
-// Read-only once complete; safe from any thread.
+// buffering: a slow client never holds a Python thread) — or all of it arrived, and a large
+// body's tail is still in the socket's receive queue, lent to the app (TailedBody). Bodies stay
+// in memory within the worker's budget, others go to an unlinked temporary file
+// (python/request_body.h). Read-only once complete; safe from any thread.
 class RequestBody {
  public:
   virtual ~RequestBody() = default;

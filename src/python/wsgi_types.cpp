@@ -208,7 +208,15 @@ PyObject* readLineInPlace(InputStreamObject* self, uint64_t max, bool& handled) 
     length += take;
     if (length == max) break;
     piece = self->body->span(self->pos + length);
-    if (piece.empty()) break;
+    if (piece.empty()) {
+      // The rest is not in memory (a body whose tail is still in the socket): the buffered
+      // path reads the line. Nothing was consumed yet.
+      if (self->pos + length < self->size) {
+        handled = false;
+        return nullptr;
+      }
+      break;
+    }
   }
   if (length > static_cast<uint64_t>(PY_SSIZE_T_MAX)) return PyErr_NoMemory();
   std::string_view first = self->body->span(self->pos);
@@ -312,7 +320,7 @@ PyType_Slot kInputSlots[] = {
     {Py_tp_iter, reinterpret_cast<void*>(PyObject_SelfIter)},
     {Py_tp_iternext, reinterpret_cast<void*>(inputNext)},
     {Py_tp_methods, kInputMethods},
-    {Py_tp_doc, const_cast<char*>("wsgi.input: the request body (already fully received).")},
+    {Py_tp_doc, const_cast<char*>("wsgi.input: the request body (fully received or queued).")},
     {0, nullptr}};
 
 PyType_Spec kInputSpec = {"portico.InputStream", sizeof(InputStreamObject), 0,

@@ -130,6 +130,47 @@ def digest(environ, start_response):
     return _text(start_response, body)
 
 
+def _sockets_open():
+    """How many sockets this process has open now."""
+    count = 0
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink("/proc/self/fd/" + name).startswith("socket:"):
+                count += 1
+        except OSError:
+            pass
+    return count
+
+
+def digest_part(environ, start_response):
+    """Hashes the first `read` bytes of the body (all of it without `read`), in `step`-byte
+    reads (64 KiB), or line by line with lines=1; answers length and sha256, and the sockets
+    the process had open when the app began (a body's tail lent from the connection's socket
+    is one more: a duplicate)."""
+    query = _query(environ)
+    sockets = _sockets_open()
+    stream = environ["wsgi.input"]
+    want = int(query.get("read", "-1"))
+    step = int(query.get("step", str(CHUNK_64K)))
+    hasher = hashlib.sha256()
+    total = 0
+    partial_lines = 0  # lines=1: lines returned without their '\n' before the body's end
+    while want < 0 or total < want:
+        if query.get("lines"):
+            piece = stream.readline()
+            if piece and not piece.endswith(b"\n") and total + len(piece) < int(environ["CONTENT_LENGTH"]):
+                partial_lines += 1
+        else:
+            piece = stream.read(step if want < 0 else min(step, want - total))
+        if not piece:
+            break
+        hasher.update(piece)
+        total += len(piece)
+    body = json.dumps({"length": total, "sha256": hasher.hexdigest(), "sockets": sockets,
+                       "pid": os.getpid(), "partial_lines": partial_lines})
+    return _text(start_response, body)
+
+
 def digest_read_modes(environ, start_response):
     """Hashes the body read a way the query names: mode=whole (read() without a size),
     mode=lines&limit=N (readline(N) until b""), or mode=mixed (readline, then read(n) and
@@ -505,6 +546,7 @@ ROUTES = {
     "echo-chunks": echo_chunks,
     "digest": digest,
     "digest-modes": digest_read_modes,
+    "digest-part": digest_part,
     "hello": hello,
     "stream": stream,
     "write": write_route,

@@ -1,6 +1,8 @@
 #include "python/request_body.h"
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <random>
@@ -138,6 +140,97 @@ TEST(MemoryBody, FromBytes) {
   MemoryBody body{std::string_view("hello")};
   expectBody(body, "hello", 2);
   EXPECT_EQ(body.span(3), "lo");
+}
+
+// Records what a TailedBody gives back.
+class RecordingLender : public http::SocketTailLender {
+ public:
+  void giveBack(uint64_t consumed) override {
+    ++calls;
+    given = consumed;
+  }
+  int calls = 0;
+  uint64_t given = 0;
+};
+
+// A connected pair: [0] the server's socket (lent), [1] the client's.
+struct SocketPair {
+  SocketPair() { EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds), 0); }
+  ~SocketPair() {
+    for (int fd : fds) {
+      if (fd >= 0) ::close(fd);
+    }
+  }
+  void send(const std::string& data) {
+    ASSERT_EQ(::write(fds[1], data.data(), data.size()), static_cast<ssize_t>(data.size()));
+  }
+  http::SocketTail lend(uint64_t size, std::shared_ptr<RecordingLender> lender) {
+    // A duplicate, as the connection lends: fds[0] stays, to see what is left after.
+    return http::SocketTail{UniqueFd(::dup(fds[0])), size, std::move(lender)};
+  }
+  int fds[2] = {-1, -1};
+};
+
+TEST(TailedBody, ReadsTheHeadThenTheSocketInOrderAndGivesBackWhatItReceived) {
+  const std::string head = randomBytes(1000, 7);
+  const std::string tail = randomBytes(70000, 8);
+  SocketPair pair;
+  pair.send(tail + "GET /next HTTP/1.1\r\n\r\n");  // the next request follows the body
+  auto lender = std::make_shared<RecordingLender>();
+  {
+    TailedBody body(std::make_shared<MemoryBody>(std::string_view(head)),
+                    pair.lend(tail.size(), lender));
+    EXPECT_EQ(body.size(), head.size() + tail.size());
+    EXPECT_FALSE(body.fileBacked());
+    EXPECT_EQ(body.span(10), std::string_view(head).substr(10));
+    EXPECT_TRUE(body.span(head.size()).empty());  // the tail is not in memory
+    std::string out(body.size() + 100, '\0');
+    // A read across the boundary, then reads of 4 KiB, then one past the end.
+    size_t at = body.read(0, out.data(), 1500);
+    EXPECT_EQ(at, 1500u);
+    // Elsewhere in the tail than its next byte: nothing (the tail is a stream).
+    EXPECT_EQ(body.read(head.size() + 5000, out.data() + at, 10), 0u);
+    while (size_t n = body.read(at, out.data() + at, 4096)) at += n;
+    EXPECT_EQ(at, body.size());
+    out.resize(at);
+    EXPECT_EQ(out, head + tail);
+    EXPECT_EQ(lender->calls, 0);
+  }
+  EXPECT_EQ(lender->calls, 1);
+  EXPECT_EQ(lender->given, tail.size());
+  // Never a byte past the body: the next request is still in the socket for the connection.
+  char rest[64];
+  EXPECT_EQ(::read(pair.fds[0], rest, sizeof rest), 22);
+  EXPECT_EQ(std::string_view(rest, 22), "GET /next HTTP/1.1\r\n\r\n");
+}
+
+TEST(TailedBody, AnUnreadTailIsGivenBackWithWhatWasTaken) {
+  SocketPair pair;
+  pair.send(std::string(5000, 'x'));
+  auto lender = std::make_shared<RecordingLender>();
+  {
+    TailedBody body(std::make_shared<MemoryBody>(std::string_view("head")),
+                    pair.lend(5000, lender));
+    char buf[100];
+    EXPECT_EQ(body.read(0, buf, 100), 100u);
+  }
+  EXPECT_EQ(lender->calls, 1);
+  EXPECT_EQ(lender->given, 96u);
+}
+
+TEST(TailedBody, AClientGoneMidTailMakesAShortBody) {
+  SocketPair pair;
+  pair.send(std::string(300, 'y'));
+  ::close(pair.fds[1]);  // the client sent 300 of the 1000 bytes announced, then left
+  pair.fds[1] = -1;
+  auto lender = std::make_shared<RecordingLender>();
+  {
+    TailedBody body(std::make_shared<MemoryBody>(std::string_view()), pair.lend(1000, lender));
+    std::string out(1000, '\0');
+    EXPECT_EQ(body.read(0, out.data(), 1000), 300u);
+    EXPECT_EQ(body.read(300, out.data(), 700), 0u);
+  }
+  EXPECT_EQ(lender->given, 300u);
 }
 
 }  // namespace
