@@ -454,6 +454,58 @@ TEST_F(Http1SessionTest, ChunkedRequestBodyArrivesDechunked) {
   EXPECT_EQ(after->body, "/after");
 }
 
+// Takes a request body's tail from the socket when the session lends it.
+class TailTaker : public BodyReader {
+ public:
+  void onBodyData(std::string_view data) override { received.append(data); }
+  void onBodyEnd() override { ended = true; }
+  bool takesSocketTail() const override { return true; }
+  void onBodyTail(SocketTail lent) override { tail = std::move(lent); }
+  std::string received;  // what the session read itself
+  bool ended = false;
+  SocketTail tail;
+};
+
+TEST_F(Http1SessionTest, AQueuedBodyTailIsLentAndWhatIsLeftOfItIsDiscardedWhenGivenBack) {
+  std::string body(400 * 1024, '\0');
+  for (size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>('a' + i % 23);
+  TailTaker taker;
+  Exchange* upload = nullptr;
+  site_.content = [&](Exchange& exchange) {
+    if (exchange.request().path == "/after") return echoPath(exchange);
+    upload = &exchange;
+    exchange.readBody(&taker);
+  };
+  open();
+  int big = 1 << 20;
+  ::setsockopt(client_.get(), SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+  // All of it queued before the session reads a byte: the body, then a pipelined request.
+  send("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) +
+       "\r\n\r\n" + body + "GET /after HTTP/1.1\r\nHost: x\r\n\r\n");
+  std::string fromTail;
+  EXPECT_EQ(play({{[&] { return static_cast<bool>(taker.tail.fd); },
+                   [&] {
+                     EXPECT_EQ(taker.tail.size, body.size() - taker.received.size());
+                     // The reader takes 1000 bytes of the tail, then gives it back.
+                     fromTail.resize(1000);
+                     EXPECT_EQ(::recv(taker.tail.fd.get(), fromTail.data(), 1000, 0), 1000);
+                     taker.tail.fd.reset();
+                     taker.tail.lender->giveBack(1000);
+                     ResponseHead head;
+                     upload->respond(std::move(head), "ok");
+                   }},
+                  {[&] { return hasResponses(2); }, nullptr}}),
+            2u);
+  EXPECT_FALSE(taker.ended);  // the tail ended the body, not onBodyEnd
+  EXPECT_EQ(taker.received + fromTail, body.substr(0, taker.received.size() + 1000));
+  auto r = takeResponse();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "ok");
+  auto after = takeResponse();
+  ASSERT_TRUE(after);  // the rest of the body was discarded, the next request parsed
+  EXPECT_EQ(after->body, "/after");
+}
+
 TEST_F(Http1SessionTest, SlowReaderGetsTheWholeBody) {
   constexpr size_t kParts = 256;
   constexpr size_t kSize = 8 * 1024;  // 2 MiB through a small socket buffer
