@@ -250,8 +250,8 @@ void Http1Session::returnBodyTail(uint64_t consumed) {
     consumed = std::min(consumed, parser_.rawBodyWanted());
     parser_.skipBody(consumed);
     info_.requestLength += consumed;
-    lastReadMs_ = loop_.nowMs();
   }
+  lastReadMs_ = loop_.nowMs();  // the body and lingering timeouts run from here, not the lending
   canRead_ = true;  // what followed the tail may be queued, and its edge came while lent
   pump();
   if (state_ != State::kClosed) updateTimer();
