@@ -218,13 +218,17 @@ bool Http1Session::canReadBodyDirect() const {
 // queue already: the reader receives it itself, straight into the memory it reads it for, in
 // place of a receive into the body's buffer here and a copy out of it there. Only then — a
 // client still sending holds no reader's thread. True when lent.
+// Whether `reader`'s body may end in a lent tail: a reader that takes one, on a plain socket, a
+// Content-Length body with at least kBodyTailMin left.
+bool Http1Session::tailLendable(const BodyReader& reader) const {
+  return reader.takesSocketTail() && !parser_.request().chunked &&
+         parser_.remainingContentLength() >= kBodyTailMin && transport_->canHandOff();
+}
+
 bool Http1Session::lendBodyTail() {
   BodyReader* reader = stream_.bodyReader_;
   const uint64_t rest = parser_.rawBodyWanted();
-  if (rest < kBodyTailMin || !reader->takesSocketTail() || parser_.request().chunked ||
-      rest != parser_.remainingContentLength() || !transport_->canHandOff()) {
-    return false;
-  }
+  if (!tailLendable(*reader) || rest != parser_.remainingContentLength()) return false;
   int queued = 0;
   if (::ioctl(transport_->fd(), FIONREAD, &queued) != 0 || queued < 0 ||
       static_cast<uint64_t>(queued) < rest) {
@@ -335,8 +339,9 @@ void Http1Session::pump() {
       return;
     }
     if (!canRead_ || !wantRead()) break;
-    if (canReadBodyDirect() && lendBodyTail()) break;
-    if (!(canReadBodyDirect() ? readBodyDirect() : readSome())) break;
+    const bool direct = canReadBodyDirect();
+    if (direct && lendBodyTail()) break;
+    if (!(direct ? readBodyDirect() : readSome())) break;
   }
   if (state_ == State::kClosed) return;
   if (readEof_) {
@@ -676,8 +681,7 @@ bool Http1Session::writable() const { return outMemBytes_ < kHighWatermark; }
 void Http1Session::readBody(BodyReader* reader) {
   stream_.bodyReader_ = reader;
   const Request& req = parser_.request();
-  if (reader && !stream_.requestComplete_ && reader->takesSocketTail() && !req.chunked &&
-      parser_.remainingContentLength() > kBodyTailMin && transport_->canHandOff()) {
+  if (reader && !stream_.requestComplete_ && tailLendable(*reader)) {
     // The more of the body the kernel may queue, the more of it can be lent (lendBodyTail):
     // the receive buffer is raised for it (the kernel caps it at net.core.rmem_max, doubled),
     // as the autotuning only grows it with what a reader takes, and a new connection starts

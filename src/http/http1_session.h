@@ -122,6 +122,7 @@ class Http1Session final : public Connection {
   bool readSome();
   bool canReadBodyDirect() const;
   bool readBodyDirect();
+  bool tailLendable(const BodyReader& reader) const;
   bool lendBodyTail();
   void returnBodyTail(uint64_t consumed);
   bool afterRead(const transport::IoResult& result, size_t room);

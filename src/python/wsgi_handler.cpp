@@ -353,15 +353,7 @@ class BodyCollector : public http::BodyReader {
 
   void onBodyReceived(size_t n) override { builder_.commit(n); }
 
-  void onBodyEnd() override {
-    std::shared_ptr<const RequestBody> body = builder_.finish();
-    if (!body) {
-      job_.channel->sendWhole(errorHead(), http::errorPageBody(500));
-      return;
-    }
-    job_.body = std::move(body);
-    executor_.submit(std::move(job_));
-  }
+  void onBodyEnd() override { submit(builder_.finish()); }
 
   bool takesSocketTail() const override { return takesTail_; }
 
@@ -370,14 +362,23 @@ class BodyCollector : public http::BodyReader {
     if (!head) {
       tail.fd.reset();
       tail.lender->giveBack(0);  // the connection reads the rest and drops it
-      job_.channel->sendWhole(errorHead(), http::errorPageBody(500));
+      submit(nullptr);
       return;
     }
-    job_.body = std::make_shared<TailedBody>(std::move(head), std::move(tail));
-    executor_.submit(std::move(job_));
+    submit(std::make_shared<TailedBody>(std::move(head), std::move(tail)));
   }
 
  private:
+  // The job with its body; a 500 when the body could not be kept (logged by the builder).
+  void submit(std::shared_ptr<const RequestBody> body) {
+    if (!body) {
+      job_.channel->sendWhole(errorHead(), http::errorPageBody(500));
+      return;
+    }
+    job_.body = std::move(body);
+    executor_.submit(std::move(job_));
+  }
+
   static http::ResponseHead errorHead() {
     http::ResponseHead head;
     head.status = 500;
