@@ -238,6 +238,9 @@ bool Http1Session::lendBodyTail() {
   if (!dup) return false;
   tailLender_ = std::make_shared<TailLender>(loop_, this);
   stream_.bodyReader_ = nullptr;
+  // Counted now: the access log may be written (a response that ends before the reader gives
+  // the tail back) while the tail is still lent.
+  info_.requestLength += rest;
   reader->onBodyTail(SocketTail{std::move(dup), rest, tailLender_});
   if (state_ != State::kClosed) updateTimer();  // no body timeout while the reader has it
   return true;
@@ -251,9 +254,12 @@ void Http1Session::returnBodyTail(uint64_t consumed) {
   tailLender_ = nullptr;
   if (state_ == State::kClosed) return;
   if (state_ == State::kActive && !stream_.requestComplete_) {
-    consumed = std::min(consumed, parser_.rawBodyWanted());
+    const uint64_t wanted = parser_.rawBodyWanted();
+    consumed = std::min(consumed, wanted);
     parser_.skipBody(consumed);
-    info_.requestLength += consumed;
+    // The whole tail was counted when lent; what the reader left is counted again as it is
+    // read and discarded, so it comes off here.
+    info_.requestLength -= wanted - consumed;
   }
   lastReadMs_ = loop_.nowMs();  // the body and lingering timeouts run from here, not the lending
   canRead_ = true;  // what followed the tail may be queued, and its edge came while lent

@@ -22,7 +22,9 @@ import time
 
 import pytest
 
-from wsgi_support import start_wsgi
+from http_client import Connection
+from nginx_diff import start_portico
+from wsgi_support import APPS_DIR, start_wsgi
 
 MIB = 1024 * 1024
 TAIL = 3 * MIB
@@ -137,3 +139,43 @@ def test_connection_close_with_an_unread_lent_tail_delivers_the_response(app, pa
         closed, _, extra = conn.wait_closed(10.0)
     assert closed and extra == b"", "after the response: closed %r, then %r" % (closed, extra[:200])
     assert (lent["length"], lent["sha256"]) == (10, hashlib.sha256(payload[:10]).hexdigest())
+
+
+LENGTH_LOGGED = r"""
+    log_format sizes '$request_uri $status $request_length';
+    client_max_body_size 100m;
+    server {
+        listen 127.0.0.1:@PORT@;
+        server_name localhost;
+        access_log @DIR@/access.log sizes;
+        location / { wsgi_app introspect:application; wsgi_pythonpath %s; }
+    }
+""" % APPS_DIR
+
+
+@pytest.mark.time_budget(40)
+@pytest.mark.parametrize("close", [False, True], ids=["keep-alive", "close"])
+def test_a_lent_tail_counts_in_request_length(tmp_path, payload, close):
+    # $request_length is the whole request whether the loop or the app received the body, and
+    # whether the log line is written before the tail comes back (Connection: close) or after.
+    server = start_portico(str(tmp_path), LENGTH_LOGGED, 1, mime=False)
+    try:
+        conn = Connection.tcp("127.0.0.1", server.ports[0], 20.0)
+        try:
+            lent = _lent_response(conn, payload, _post(
+                "/digest-part?read=100", payload, b"Connection: close\r\n" if close else b""))
+            if close:
+                conn.wait_closed(10.0)
+            else:
+                conn.send(b"GET /hello?i=after HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                assert conn.read_response().status == 200
+        finally:
+            conn.close()
+    finally:
+        server.stop()
+    assert lent["length"] == 100
+    with open(os.path.join(str(tmp_path), "access.log")) as handle:
+        lines = handle.read().splitlines()
+    head = len(_post("/digest-part?read=100", b"", b"Connection: close\r\n" if close else b""))
+    head += len(str(len(payload))) - 1  # the head above was made for a body of length 0
+    assert lines[2] == "/digest-part?read=100 200 %d" % (head + len(payload)), lines
