@@ -84,7 +84,17 @@ void KeepalivePool::put(const config::UpstreamAddress* peer,
     watch = UpstreamWatch::add(loop_, conn->fd(), nullptr);
     if (!watch) return;
   }
-  while (idle_.size() >= capacity_) drop(idle_.front().get());
+  // Over keepalive N, the least recently used go when the loop's batch is handled, not now: a
+  // request later in the same batch takes a connection given back earlier in it, where closing
+  // at once would make it connect anew (a loaded worker handles hundreds of events a batch).
+  if (idle_.size() >= capacity_ && !trimDeferred_) {
+    trimDeferred_ = true;
+    loop_.defer([this, alive = std::weak_ptr<bool>(alive_)] {
+      if (alive.expired()) return;
+      trimDeferred_ = false;
+      while (idle_.size() > capacity_) drop(idle_.front().get());
+    });
+  }
   watch->holder_ = nullptr;
   watch->pool_ = this;
   watch->peer_ = peer;

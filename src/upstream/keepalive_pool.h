@@ -88,6 +88,8 @@ class KeepalivePool {
   uint64_t timeoutMs_;
   uint64_t maxAgeMs_;
   std::vector<std::unique_ptr<UpstreamWatch>> idle_;  // most recently used last
+  bool trimDeferred_ = false;  // idle_ may be over capacity_ until the loop's batch ends
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for the deferred trim
 };
 
 }  // namespace portico::upstream

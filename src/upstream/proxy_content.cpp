@@ -264,6 +264,9 @@ class ProxyRequest final : public event::IoWatcher, public http::BodyReader, pub
   bool headSent_ = false;  // the client has the response head: errors now cut it short
   bool reused_ = false;    // conn_ came from the keep-alive pool
   bool received_ = false;  // a byte of the response arrived on conn_
+  // epoll (edge-triggered) reported conn_ readable and no read has found it empty since: only
+  // then is a read tried as the request goes out (else it would find nothing, one recv a request).
+  bool readable_ = false;
   bool sentClose_ = false;  // the request said "Connection: close"
   uint64_t connRequests_ = 0;  // requests conn_ served before this one
   uint64_t connBornMs_ = 0;    // when conn_ was connected (keepalive_time), the loop's clock
@@ -702,6 +705,7 @@ void ProxyRequest::connectTo(bool fresh) {
   sent_ = 0;
   in_.clear();
   received_ = false;
+  readable_ = false;  // a pooled connection's earlier readiness was its pool's to handle
   bodyReceived_ = 0;
   bytesRead_ = 0;
   reused_ = false;
@@ -784,6 +788,7 @@ void ProxyRequest::armTimer(double seconds, Failure kind, int status, const char
 
 void ProxyRequest::onIoEvent(uint32_t events) {
   if (!conn_ || !ex_) return;
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) readable_ = true;
   if (state_ == State::kConnecting) {
     if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
     int error = 0;
@@ -882,7 +887,9 @@ void ProxyRequest::sendMore() {
   armTimer(h_.settings_.readTimeoutSeconds, Failure::kTimeout, 504,
            "upstream timed out (110: Connection timed out) while reading response header from "
            "upstream");
-  readMore();
+  // The answer can hardly be there yet: read when epoll says so (an edge that came while the
+  // request was going out, or while connecting, was noted). TLS may hold records already read.
+  if (readable_ || conn_->tlsSession() != nullptr) readMore();
 }
 
 void ProxyRequest::readMore() {
@@ -935,6 +942,7 @@ void ProxyRequest::readMore() {
       continue;
     }
     if (r.status == transport::IoStatus::kInterrupted) continue;
+    if (r.status == transport::IoStatus::kWouldBlock) readable_ = false;
     if (r.status == transport::IoStatus::kEof) {
       ResponseParser::Status st = ResponseParser::Status::kError;
       if (state_ == State::kResponse) st = parser_.onClose();

@@ -201,5 +201,41 @@ TEST(KeepalivePool, OldestGoesWhenFull) {
   EXPECT_NE(pool.take(&c, requests, born), nullptr);
 }
 
+// Over keepalive N, the extra connections stay until the loop's batch is handled: a request
+// later in the batch takes one instead of connecting anew; then the least recently used go.
+TEST(KeepalivePool, OverCapacityLastsUntilTheBatchEnds) {
+  event::EventLoop loop;
+  KeepalivePool pool(loop, spec(1));
+  config::UpstreamAddress a, b, c;
+  Pair pa, pb, pc;
+  pool.put(&a, std::make_unique<transport::PlainTransport>(std::move(pa.ours), false), 1, loop.nowMs());
+  pool.put(&b, std::make_unique<transport::PlainTransport>(std::move(pb.ours), false), 1, loop.nowMs());
+  EXPECT_EQ(pool.idle(), 2u);
+  uint64_t requests = 0, born = 0;
+  EXPECT_NE(pool.take(&a, requests, born), nullptr);  // given back over capacity, still there
+  pool.put(&c, std::make_unique<transport::PlainTransport>(std::move(pc.ours), false), 1, loop.nowMs());
+  EXPECT_EQ(pool.idle(), 2u);
+  spin(loop);
+  EXPECT_EQ(pool.idle(), 1u);
+  EXPECT_EQ(pool.take(&b, requests, born), nullptr);  // the least recently used went
+  EXPECT_NE(pool.take(&c, requests, born), nullptr);
+}
+
+// A pool gone (a reload) before its batch ends leaves nothing behind for the deferred trim.
+TEST(KeepalivePool, PoolGoneBeforeTheBatchEnds) {
+  event::EventLoop loop;
+  config::UpstreamAddress a, b;
+  Pair pa, pb;
+  {
+    KeepalivePool pool(loop, spec(1));
+    pool.put(&a, std::make_unique<transport::PlainTransport>(std::move(pa.ours), false), 1, loop.nowMs());
+    pool.put(&b, std::make_unique<transport::PlainTransport>(std::move(pb.ours), false), 1, loop.nowMs());
+  }
+  spin(loop);
+  char byte;
+  EXPECT_EQ(::read(pa.theirs.get(), &byte, 1), 0);  // both closed with the pool
+  EXPECT_EQ(::read(pb.theirs.get(), &byte, 1), 0);
+}
+
 }  // namespace
 }  // namespace portico::upstream
