@@ -404,10 +404,13 @@ void Master::stop(bool graceful) {
   for (auto& w : workers_) {
     w.retiring = true;
     w.killAtMs = stopDeadlineMs_;
-    ::kill(w.pid, graceful ? SIGTERM : SIGINT);
-    if (board_->slot(w.slot).state.load() != static_cast<uint32_t>(WorkerState::kReady)) {
+    // Looked at before the signal: a ready worker that takes it at once marks itself draining,
+    // and was taken for a booting one, whose socket shutdown() then made its sibling's last
+    // accepts fail ("accept: Invalid argument" in two stops of five).
+    if (board_->slot(w.slot).state.load() == static_cast<uint32_t>(WorkerState::kBooting)) {
       booting = true;
     }
+    ::kill(w.pid, graceful ? SIGTERM : SIGINT);
   }
   closeListeners(booting);
   if (workers_.empty()) loop_.stop();

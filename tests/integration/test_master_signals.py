@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from master_support import (pid_of, pin_connections, port_is_free, send_signal, served_pid,
+from master_support import (log_text, pid_of, pin_connections, port_is_free, send_signal, served_pid,
                             start_master, wait_exit, wait_for_log_match, wait_for_workers, workers)
 from wsgi_support import read_text, wait_until
 
@@ -197,3 +197,21 @@ def test_usr1_reopens_the_error_log(launch):
         " renamed file:\n%s" % read_text(server.error_log + ".1")[-2000:])
     match, _text = wait_for_log_match(server, str(victim))
     assert match
+
+
+@pytest.mark.time_budget(40)
+def test_a_stop_of_ready_workers_logs_no_error(launch):
+    # The master shuts the listening socket down only for a worker still loading its app; a
+    # ready worker that took its TERM at once (and marked itself draining) was once taken for
+    # one, and its sibling's last accepts then failed: "accept: Invalid argument" in the log.
+    for attempt in range(6):
+        server = start_master(launch, workers=2)
+        pinned = pin_connections(server, 2)  # both workers serve: neither is loading
+        for conn in pinned.values():
+            conn.close()
+        send_signal(server, signal.SIGTERM)
+        code = wait_exit(server, 10.0)
+        text = log_text(server)
+        assert code == 0, "exit code %r; stderr:\n%s" % (code, text)
+        assert "[ERROR]" not in text and "accept:" not in text, (
+            "stop %d logged an error:\n%s" % (attempt + 1, text))
