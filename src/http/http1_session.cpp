@@ -214,10 +214,6 @@ bool Http1Session::canReadBodyDirect() const {
          parser_.rawBodyWanted() >= kDirectBodyMin;
 }
 
-// Lends the rest of the body to its reader (SocketTail) when all of it is in the kernel's receive
-// queue already: the reader receives it itself, straight into the memory it reads it for, in
-// place of a receive into the body's buffer here and a copy out of it there. Only then — a
-// client still sending holds no reader's thread. True when lent.
 // Whether `reader`'s body may end in a lent tail: a reader that takes one, on a plain socket, a
 // Content-Length body with at least kBodyTailMin left.
 bool Http1Session::tailLendable(const BodyReader& reader) const {
@@ -225,6 +221,10 @@ bool Http1Session::tailLendable(const BodyReader& reader) const {
          parser_.remainingContentLength() >= kBodyTailMin && transport_->canHandOff();
 }
 
+// Lends the rest of the body to its reader (SocketTail) when all of it is in the kernel's receive
+// queue already: the reader receives it itself, straight into the memory it reads it for, in
+// place of a receive into the body's buffer here and a copy out of it there. Only then — a
+// client still sending holds no reader's thread. True when lent.
 bool Http1Session::lendBodyTail() {
   BodyReader* reader = stream_.bodyReader_;
   const uint64_t rest = parser_.rawBodyWanted();
