@@ -80,9 +80,10 @@ class Connection : public event::IoWatcher, public event::Deferrable {
   // Kept alive between requests with nothing read, queued or running, over a transport whose
   // state is all in the socket: it can move as it is.
   virtual bool idleBetweenRequests() const = 0;
-  // A connection taken from a sibling, right after start(): the bytes it had read, when its
-  // request began (CLOCK_MONOTONIC ms, shared by the processes) and the responses it has had;
-  // reads and serves on from there. It is not offered again before its next request.
+  // A connection taken from a sibling, started by this in place of start(): the bytes it had
+  // read, when its request began (CLOCK_MONOTONIC ms, shared by the processes) and the
+  // responses it has had; reads and serves on from there. It is not offered again before its
+  // next request.
   virtual void adopt(std::string_view buffered, uint64_t requestStartMs,
                      uint64_t requestsServed) = 0;
 };

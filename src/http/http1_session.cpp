@@ -116,22 +116,53 @@ void Http1Session::syncPhase() {
   phase_ = want;
 }
 
+// A client sends its request with the connection, as a rule, so it is read at once; the socket
+// joins epoll only when the session first has to wait (watchIfWaiting). A request answered
+// without waiting — a front server's one request per connection, or a client without keep-alive
+// — so costs no EPOLL_CTL_ADD, and no DEL at the close.
 void Http1Session::start() {
+  begin();
+  canRead_ = true;
+  pump();
+  if (state_ != State::kClosed) updateTimer();
+}
+
+void Http1Session::begin() {
   transport_->start();
   info_.tls = transport_->tlsSession();
+  idleSinceMs_ = loop_.nowMs();
+  syncPhase();  // a new connection waits for its first request (stub_status)
+}
+
+// Registers the socket with epoll (edge-triggered; the registration reports what is already
+// ready, so an edge that came before it is not lost). False when that failed and the
+// connection is closed.
+bool Http1Session::watch() {
+  if (registered_ || state_ == State::kClosed) return state_ != State::kClosed;
   if (!loop_.add(transport_->fd(), EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, this)) {
     logError(std::string("epoll_ctl: ") + std::strerror(errno));
     closeNow();
-    return;
+    return false;
   }
-  idleSinceMs_ = loop_.nowMs();
-  syncPhase();  // a new connection waits for its first request (stub_status)
-  updateTimer();
+  registered_ = true;
+  return true;
+}
+
+// After a pump: the session needs events unless all it has left to do is write, to a socket
+// that takes it — waiting for its content (the request whole, a client's close of no concern)
+// or closing once the queued answer is out; a write that would block registers (flush).
+void Http1Session::watchIfWaiting() {
+  if (registered_ || state_ == State::kClosed) return;
+  const bool onlyWrites =
+      (state_ == State::kActive && stream_.requestComplete_ && !stream_.abortOnClientClose_) ||
+      state_ == State::kClosing;
+  if (onlyWrites && canWrite_) return;
+  watch();
 }
 
 void Http1Session::adopt(std::string_view buffered, uint64_t requestStartMs,
                        uint64_t requestsServed) {
-  if (state_ != State::kReadingHead) return;  // start() failed
+  begin();
   offerHandOff_ = false;
   requestsServed_ = requestsServed;
   sawFirstRequest_ = requestsServed > 0;
@@ -323,11 +354,16 @@ bool Http1Session::afterRead(const transport::IoResult& result, size_t room) {
 
 void Http1Session::pump() {
   if (processing_) return;
+  // However pump leaves (the connection is deleted only later, deferred): registered with
+  // epoll if it now waits for the client.
+  struct WatchIfWaiting {
+    Http1Session* c;
+    ~WatchIfWaiting() { c->watchIfWaiting(); }
+  } watchIfWaiting{this};
   if (state_ == State::kUpgraded) {
     pumpUpgraded();
     return;
   }
-  // However pump leaves (the connection is deleted only later, deferred).
   struct PhaseSync {
     Http1Session* c;
     ~PhaseSync() { c->syncPhase(); }
@@ -919,11 +955,13 @@ void Http1Session::flush() {
       if (result.status == transport::IoStatus::kWouldBlock ||
           result.status == transport::IoStatus::kWantWrite) {
         canWrite_ = false;
+        if (!watch()) return;
         break;
       }
       if (result.status == transport::IoStatus::kWantRead) {
         canWrite_ = false;
         writeWaitsForRead_ = true;
+        if (!watch()) return;
         break;
       }
       // EPIPE, ECONNRESET: the client is gone.
@@ -1099,7 +1137,7 @@ void Http1Session::closeNow() {
   // before its request body was complete. Log what really left.
   if (stream_.active_ && stream_.headSent_) writeAccessLog(bodyBytesWritten());
   awaitingDrain_ = false;
-  loop_.remove(transport_->fd());
+  if (registered_) loop_.remove(transport_->fd());
   transport_->close();
   out_.clear();
   fileBufferSize_ = 0;

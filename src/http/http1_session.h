@@ -117,6 +117,11 @@ class Http1Session final : public Connection {
   enum class State { kReadingHead, kActive, kClosing, kLingering, kClosed, kUpgraded };
   enum class TimerKind { kNone, kHeader, kKeepAlive, kBody, kSend, kLinger, kDrain };
 
+  // start() and adopt()'s common part: the transport started, the connection counted.
+  void begin();
+  // The socket joins epoll when the session first waits (not at start: see start()).
+  bool watch();
+  void watchIfWaiting();
   void pump();
   bool wantRead() const;
   bool readSome();
@@ -181,6 +186,7 @@ class Http1Session final : public Connection {
   uint64_t writtenTotal_ = 0;
   uint64_t bodyStartPos_ = 0;
   bool canRead_ = false;
+  bool registered_ = false;  // with the loop's epoll (watch)
   bool canWrite_ = true;
   bool readEof_ = false;
   bool peerHungUp_ = false;  // EPOLLRDHUP seen: read on until recv() reports the EOF

@@ -30,12 +30,6 @@ ProxyHeaderReader::~ProxyHeaderReader() {
 }
 
 void ProxyHeaderReader::start() {
-  // Edge-triggered: the peek leaves the bytes in the socket, so only a new arrival wakes us.
-  if (!loop_.add(fd_.get(), EPOLLIN | EPOLLRDHUP | EPOLLET, this)) {
-    failed_(this);
-    return;
-  }
-  registered_ = true;
   if (timeoutMs_ > 0) {
     timer_ = loop_.addTimer(timeoutMs_, [this] {
       timer_ = {0, 0};
@@ -43,7 +37,20 @@ void ProxyHeaderReader::start() {
       fail("");
     });
   }
+  // The header comes with the connection, as a rule: read at once, the socket joins epoll
+  // only if it has to wait for it.
   attempt();
+}
+
+// Edge-triggered: the peek leaves the bytes in the socket, so only a new arrival wakes us (the
+// registration itself reports bytes already there).
+void ProxyHeaderReader::wait() {
+  if (registered_) return;
+  if (!loop_.add(fd_.get(), EPOLLIN | EPOLLRDHUP | EPOLLET, this)) {
+    fail("");
+    return;
+  }
+  registered_ = true;
 }
 
 void ProxyHeaderReader::onIoEvent(uint32_t events) {
@@ -65,14 +72,21 @@ void ProxyHeaderReader::attempt() {
     n = ::recv(fd_.get(), buffer, sizeof buffer, MSG_PEEK);
   } while (n < 0 && errno == EINTR);
   if (n < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      wait();
+      return;
+    }
     fail("");
     return;
   }
   std::string_view data(buffer, static_cast<size_t>(n));
   ProxyProtocolResult result = transport::parseProxyProtocol(data, mode_.optional);
   if (result.status == Status::kIncomplete) {
-    if (n == 0) fail("");  // the client closed before a header came
+    if (n == 0) {
+      fail("");  // the client closed before a header came
+    } else {
+      wait();
+    }
     return;
   }
   if (result.status == Status::kError) {
@@ -105,7 +119,7 @@ void ProxyHeaderReader::attempt() {
   }
   // kDone or kAbsent: the connection goes on without this reader.
   loop_.cancelTimer(timer_);
-  loop_.remove(fd_.get());
+  if (registered_) loop_.remove(fd_.get());
   registered_ = false;
   done_(this, std::move(fd_), std::move(info_));
 }

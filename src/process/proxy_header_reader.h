@@ -42,12 +42,14 @@ class ProxyHeaderReader : public event::IoWatcher, public event::Deferrable {
   ProxyHeaderReader(const ProxyHeaderReader&) = delete;
   ProxyHeaderReader& operator=(const ProxyHeaderReader&) = delete;
 
-  // Registers with the loop and reads what is already there (a callback may run at once).
+  // Reads what is already there (a callback may run at once); registers with the loop only
+  // to wait for more.
   void start();
   void onIoEvent(uint32_t events) override;
 
  private:
   void attempt();
+  void wait();
   void fail(const std::string& message);
   bool peerAllowed() const;
 

@@ -334,7 +334,8 @@ bool Server::open(std::vector<BoundListener> listeners,
 }
 
 http::Connection* Server::addConnection(size_t index, UniqueFd fd, const sockaddr_storage& peer,
-                                       const http::ConnectionInfo* proxied) {
+                                        const http::ConnectionInfo* proxied,
+                                        const HandOffQueue::Message* adopted) {
   const BoundListener& local = bound_[index];
   http::ConnectionInfo info = local.local;
   if (!info.isUnix) event::describeAddress(peer, info.peerAddress, info.peerPort);
@@ -351,7 +352,7 @@ http::Connection* Server::addConnection(size_t index, UniqueFd fd, const sockadd
     info.proxyProtocolPort = proxied->proxyProtocolPort;
     info.proxyProtocolServerAddress = proxied->proxyProtocolServerAddress;
     info.proxyProtocolServerPort = proxied->proxyProtocolServerPort;
-    return startConnection(index, std::move(fd), std::move(info));
+    return startConnection(index, std::move(fd), std::move(info), adopted);
   }
   if (!proxyProtocol_.empty()) {
     const http::ServerGroup* group = siteMap_->groupFor(info, siteMap_->groupByKey(local.key));
@@ -384,7 +385,8 @@ void Server::dropProxyReader(ProxyHeaderReader* reader) {
   if (full_) checkFull();
 }
 
-http::Connection* Server::startConnection(size_t index, UniqueFd fd, http::ConnectionInfo info) {
+http::Connection* Server::startConnection(size_t index, UniqueFd fd, http::ConnectionInfo info,
+                                          const HandOffQueue::Message* adopted) {
   const BoundListener& local = bound_[index];
   // An address that listens with `ssl` speaks TLS first: the handshake starts with its default
   // server's certificates (SNI may switch them); every other socket is used as it is.
@@ -402,7 +404,11 @@ http::Connection* Server::startConnection(size_t index, UniqueFd fd, http::Conne
                                                    *listenerSettings_[index], *this);
   http::Connection* raw = conn.get();
   connections_.emplace(raw, Client{std::move(conn), index});
-  raw->start();
+  if (adopted) {
+    raw->adopt(adopted->buffered, adopted->requestStartMs, adopted->requestsServed);
+  } else {
+    raw->start();
+  }
   checkFull();
   return connections_.count(raw) ? raw : nullptr;
 }
@@ -507,9 +513,7 @@ void Server::adopt(HandOffQueue::Message message) {
   http::ConnectionInfo proxied;
   bool hasProxy = !message.proxy.empty() && parseProxyProtocolText(message.proxy, proxied);
   http::ConnectionInfo none;
-  http::Connection* conn =
-      addConnection(index, std::move(message.fd), peer, hasProxy ? &proxied : &none);
-  if (conn) conn->adopt(message.buffered, message.requestStartMs, message.requestsServed);
+  addConnection(index, std::move(message.fd), peer, hasProxy ? &proxied : &none, &message);
 }
 
 void Server::handOffIdle() {

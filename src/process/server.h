@@ -77,14 +77,17 @@ class Server : public http::ConnectionOwner {
   // `proxied`: a connection handed over by a sibling, whose PROXY protocol header was read
   // there (its addresses travel with it); otherwise a listen address with proxy_protocol
   // reads the header first (ProxyHeaderReader) and the connection starts after it.
+  // `adopted`: what came with a handed-over connection (it is adopted, not started).
   http::Connection* addConnection(size_t index, UniqueFd fd, const sockaddr_storage& peer,
-                                  const http::ConnectionInfo* proxied = nullptr);
+                                  const http::ConnectionInfo* proxied = nullptr,
+                                  const HandOffQueue::Message* adopted = nullptr);
   void dropProxyReader(ProxyHeaderReader* reader);
   // nginx's worker_connections: at the limit this worker stops accepting (the kernel queues
   // new clients, siblings take them) until a connection closes.
   void checkFull();
-  // Wraps the socket in its transport and starts the session.
-  http::Connection* startConnection(size_t index, UniqueFd fd, http::ConnectionInfo info);
+  // Wraps the socket in its transport and starts the session (or adopts it: `adopted`).
+  http::Connection* startConnection(size_t index, UniqueFd fd, http::ConnectionInfo info,
+                                    const HandOffQueue::Message* adopted = nullptr);
   void accept(size_t index, UniqueFd fd, const sockaddr_storage& peer);
   // Takes connections from the hand-off queue while a Python thread is free.
   void takeHandOffs();

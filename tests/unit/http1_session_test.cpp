@@ -1,6 +1,7 @@
 // Http1Session driven over a socketpair: a fake route answers, the test is the client, and the
 // event loop runs until the client has what it waits for. No timing: the loop is stepped.
 
+#include <dirent.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <cctype>
+#include <fstream>
 
 #include <functional>
 #include <memory>
@@ -194,9 +196,15 @@ class Http1SessionTest : public ::testing::Test {
   }
 
   // A session on one end of a socketpair, the client on the other.
-  void open(int serverSendBuffer = 0, bool sendFile = true, bool writeWaits = false) {
+  // `first`: bytes the client has sent before the session starts.
+  void open(int serverSendBuffer = 0, bool sendFile = true, bool writeWaits = false,
+            std::string_view first = {}) {
     int fds[2];
     ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
+    serverFd_ = fds[0];
+    if (!first.empty()) {
+      ASSERT_EQ(::write(fds[1], first.data(), first.size()), static_cast<ssize_t>(first.size()));
+    }
     if (serverSendBuffer > 0) {
       ::setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &serverSendBuffer, sizeof serverSendBuffer);
       ::setsockopt(fds[1], SOL_SOCKET, SO_RCVBUF, &serverSendBuffer, sizeof serverSendBuffer);
@@ -219,6 +227,29 @@ class Http1SessionTest : public ::testing::Test {
     owner_.owned =
         std::make_unique<Http1Session>(loop_, std::move(transport), info, settings_, owner_);
     owner_.owned->start();
+  }
+
+  // Whether the session's socket is registered with an epoll instance of this process (the
+  // test's loop is the only one): /proc lists each instance's registered descriptors.
+  bool inEpoll() const {
+    DIR* dir = ::opendir("/proc/self/fd");
+    if (!dir) return false;
+    bool found = false;
+    while (dirent* entry = ::readdir(dir)) {
+      std::string name = entry->d_name;
+      char target[64] = {};
+      if (::readlink(("/proc/self/fd/" + name).c_str(), target, sizeof target - 1) <= 0 ||
+          std::string_view(target) != "anon_inode:[eventpoll]") {
+        continue;
+      }
+      std::ifstream info("/proc/self/fdinfo/" + name);
+      std::string line;
+      while (std::getline(info, line)) {
+        if (line.rfind("tfd: ", 0) == 0 && std::stoi(line.substr(5)) == serverFd_) found = true;
+      }
+    }
+    ::closedir(dir);
+    return found;
   }
 
   void send(std::string_view bytes) {
@@ -320,6 +351,7 @@ class Http1SessionTest : public ::testing::Test {
   bool eof_ = false;
   NoSendFileTransport* noSendFile_ = nullptr;
   WriteWaitsForReadTransport* writeWaits_ = nullptr;
+  int serverFd_ = -1;
 };
 
 TEST_F(Http1SessionTest, SimpleGet) {
@@ -344,6 +376,81 @@ TEST_F(Http1SessionTest, SimpleGet) {
       << r->head;
   EXPECT_EQ(r->body, "/hello");
   EXPECT_TRUE(keptAlive);
+}
+
+TEST_F(Http1SessionTest, ARequestThereAtTheStartIsServedBeforeTheSocketJoinsEpoll) {
+  // Read at once and answered later (from the loop): the session waits for its content only,
+  // with no epoll registration; it registers when it has to wait for the client's next request.
+  std::vector<bool> registered;
+  site_.content = [&](Exchange& exchange) {
+    registered.push_back(inEpoll());
+    loop_.defer([&] {
+      registered.push_back(inEpoll());
+      echoPath(exchange);
+    });
+  };
+  open(0, true, false, "GET /first HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(registered, std::vector<bool>{false});  // routed inside start()
+  std::optional<Response> first, second;
+  EXPECT_EQ(play({{[&] { return hasResponses(1); },
+                   [&] {
+                     first = takeResponse();
+                     registered.push_back(inEpoll());
+                     send("GET /second HTTP/1.1\r\nHost: x\r\n\r\n");
+                   }},
+                  {[&] { return hasResponses(1); },
+                   [&] {
+                     second = takeResponse();
+                     client_.reset();
+                   }},
+                  {[&] { return owner_.closed; }, nullptr}}),
+            3u);
+  ASSERT_TRUE(first && second);
+  EXPECT_EQ(first->body, "/first");
+  EXPECT_EQ(second->body, "/second");
+  // The first answer: not registered; then waiting for the next request: registered.
+  EXPECT_EQ(registered, (std::vector<bool>{false, false, true, true, true}));
+}
+
+TEST_F(Http1SessionTest, ASessionWithNothingToReadAtTheStartJoinsEpollAtOnce) {
+  site_.content = echoPath;
+  open();
+  EXPECT_TRUE(inEpoll());
+  send("GET /later HTTP/1.1\r\nHost: x\r\n\r\n");
+  ASSERT_EQ(play({{[&] { return hasResponses(1); }, nullptr}}), 1u);
+  auto r = takeResponse();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "/later");
+}
+
+TEST_F(Http1SessionTest, AResponseThatFillsTheSocketJoinsEpollAndArrivesWhole) {
+  // Read at start, answered at once with more than the socket takes: the blocked write
+  // registers, and the rest follows the client's reads.
+  constexpr size_t kParts = 64;
+  constexpr size_t kSize = 8 * 1024;
+  std::unique_ptr<Streamer> streamer;
+  bool registeredWhenRouted = true;
+  site_.content = [&](Exchange& exchange) {
+    registeredWhenRouted = inEpoll();
+    streamer = std::make_unique<Streamer>(exchange, kParts, kSize, true);
+  };
+  open(4096, true, false, "GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_FALSE(registeredWhenRouted);
+  bool registeredMidResponse = false;
+  ASSERT_EQ(play({{[&] { return !received_.empty(); },
+                   [&] { registeredMidResponse = inEpoll(); }},  // the write blocked
+                  {[&] { return eof_; }, [&] { client_.reset(); }},
+                  {[&] { return owner_.closed; }, nullptr}},
+                 1000),
+            3u);
+  EXPECT_TRUE(registeredMidResponse);
+  auto r = takeResponse();
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->body.size(), kParts * kSize);
+  uint64_t expected = 1469598103934665603ull;
+  for (size_t i = 0; i < kParts; ++i) expected = fnv(part(i, kSize), expected);
+  EXPECT_EQ(fnv(r->body), expected);
+  EXPECT_TRUE(streamer->finished);
 }
 
 TEST_F(Http1SessionTest, PipelinedRequestsAreAnsweredInOrder) {
@@ -713,6 +820,32 @@ TEST_F(Http1SessionTest, UwsgiPacketIsServedAndTheConnectionCloses) {
   EXPECT_EQ(received_.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << received_;
   EXPECT_EQ(received_.find("Transfer-Encoding"), std::string::npos) << received_;
   EXPECT_NE(received_.find("Connection: close\r\n\r\ngot hello"), std::string::npos) << received_;
+}
+
+TEST_F(Http1SessionTest, AUwsgiPacketThereAtTheStartIsServedWithoutEpoll) {
+  // A front server's request: one per connection, there when it is accepted. Answered and
+  // closed without the socket ever joining epoll.
+  bool registeredWhenRouted = true;
+  site_.content = [&](Exchange& exchange) {
+    registeredWhenRouted = inEpoll();
+    echoPath(exchange);
+  };
+  settings_.uwsgi = true;
+  std::string packet;
+  ASSERT_TRUE(uwsgi::serializePacket(
+      {{"REQUEST_METHOD", "GET"}, {"REQUEST_URI", "/u"}, {"PATH_INFO", "/u"}}, packet));
+  open(0, true, false, packet);
+  EXPECT_FALSE(registeredWhenRouted);
+  bool everRegistered = false;
+  EXPECT_EQ(play({{[&] {
+                     everRegistered = everRegistered || (!owner_.closed && inEpoll());
+                     return owner_.closed && eof_;
+                   },
+                   nullptr}}),
+            1u);
+  EXPECT_FALSE(everRegistered);
+  EXPECT_EQ(received_.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << received_;
+  EXPECT_TRUE(received_.ends_with("\r\n\r\n/u")) << received_;
 }
 
 TEST_F(Http1SessionTest, MalformedUwsgiPacketClosesWithoutAnAnswer) {
