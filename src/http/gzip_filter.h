@@ -150,6 +150,7 @@ class GzipExchange : public Exchange, public event::Deferrable {
   bool done() const { return done_; }
 
   const Request& request() const override { return inner_.request(); }
+  std::shared_ptr<const Request> sharedRequest() const override { return inner_.sharedRequest(); }
   const ConnectionInfo& connection() const override { return inner_.connection(); }
   std::string_view signature() const override { return inner_.signature(); }
   void sendHead(ResponseHead head) override;

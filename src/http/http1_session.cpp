@@ -86,9 +86,8 @@ Http1Session::Http1Session(event::EventLoop& loop,
       info_(std::move(info)),
       settings_(settings),
       owner_(owner),
-      http_(settings.limits),
       uwsgi_(settings.uwsgi ? std::make_unique<UwsgiRequestDecoder>() : nullptr),
-      parser_(uwsgi_ ? *uwsgi_ : static_cast<RequestDecoder&>(http_)),
+      parser_(uwsgi_ ? *uwsgi_ : static_cast<RequestDecoder&>(http_.emplace(settings.limits))),
       stream_(*this, settings, info_) {
   info_.number = ++connectionCounter;
   acceptedMs_ = loop_.nowMs();

@@ -6,6 +6,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "core/body_chunk.h"
@@ -170,7 +171,7 @@ class Http1Session final : public Connection {
   ConnectionOwner& owner_;
   // The requests' decoder: HTTP/1 text, or uwsgi packets on a `listen ... uwsgi` address
   // (the responses are HTTP/1.x bytes either way).
-  RequestParser http_;
+  std::optional<RequestParser> http_;  // not made on a uwsgi listener (it allocates)
   std::unique_ptr<RequestDecoder> uwsgi_;
   RequestDecoder& parser_;
   State state_ = State::kReadingHead;

@@ -1,6 +1,8 @@
 #include "http/site_map.h"
 
 #include <algorithm>
+#include <charconv>
+#include <cstring>
 
 namespace portico::http {
 
@@ -265,14 +267,30 @@ const ServerNode* ServerGroup::select(std::string_view host, Regex::Match* captu
   return defaultServer;
 }
 
+// Asked for every connection: the keys are put together in a buffer on the stack, not in strings.
 const ServerGroup* SiteMap::groupFor(const ConnectionInfo& local,
                                      const ServerGroup* fallback) const {
-  if (local.isUnix) return groupByKey("unix:" + local.localAddress) ?: fallback;
-  bool v6 = local.localAddress.find(':') != std::string::npos;
-  std::string port = ":" + std::to_string(local.localPort);
-  std::string key = (v6 ? "[" + local.localAddress + "]" : local.localAddress) + port;
-  if (const ServerGroup* g = groupByKey(key)) return g;
-  if (const ServerGroup* g = groupByKey((v6 ? "[::]" : "0.0.0.0") + port)) return g;
+  const std::string& address = local.localAddress;
+  char buffer[128];
+  if (address.size() + 16 > sizeof buffer) return fallback;  // no address is that long
+  auto key = [&](std::string_view prefix, std::string_view host, bool brackets, bool port) {
+    char* p = buffer;
+    std::memcpy(p, prefix.data(), prefix.size());
+    p += prefix.size();
+    if (brackets) *p++ = '[';
+    std::memcpy(p, host.data(), host.size());
+    p += host.size();
+    if (brackets) *p++ = ']';
+    if (port) {
+      *p++ = ':';
+      p = std::to_chars(p, buffer + sizeof buffer, local.localPort).ptr;
+    }
+    return std::string_view(buffer, static_cast<size_t>(p - buffer));
+  };
+  if (local.isUnix) return groupByKey(key("unix:", address, false, false)) ?: fallback;
+  const bool v6 = address.find(':') != std::string::npos;
+  if (const ServerGroup* g = groupByKey(key("", address, v6, true))) return g;
+  if (const ServerGroup* g = groupByKey(key("", v6 ? "::" : "0.0.0.0", v6, true))) return g;
   return fallback;
 }
 

@@ -1,5 +1,7 @@
 #include "http/uwsgi_request.h"
 
+#include <atomic>
+
 #include "http/parser.h"
 
 namespace portico::http {
@@ -105,7 +107,13 @@ bool UwsgiRequestDecoder::buildRequest(const uwsgi::Packet& packet) {
     fail("malformed uwsgi packet: " + error);
     return false;
   }
-  if (request_.use_count() > 1) request_ = std::make_shared<Request>();  // a job holds the last
+  if (request_.use_count() > 1) {
+    request_ = std::make_shared<Request>();  // a job holds the last
+  } else {
+    // The last other owner (a Python thread done with its job) released its reference with a
+    // release decrement; this fence orders its reads of the old head before our writes.
+    std::atomic_thread_fence(std::memory_order_acquire);
+  }
   Request& r = *request_;
   r = Request{};
   // One allocation each, not a growth per var (a packet holds a few dozen).

@@ -246,6 +246,11 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
 
   // Exchange: what the content sees.
   const http::Request& request() const override { return rewritten_ ? *rewritten_ : original_; }
+  // The connection's own head when it is the one the content sees (no copy per WSGI job).
+  std::shared_ptr<const http::Request> sharedRequest() const override {
+    if (!rewritten_ && next_ && &next_->request() == &original_) return next_->sharedRequest();
+    return http::Exchange::sharedRequest();
+  }
   // The answering location's server_tokens (the connection knows the first location's only).
   std::string_view signature() const override {
     return location_ && location_->limits.serverHeader ? *location_->limits.serverHeader

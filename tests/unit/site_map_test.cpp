@@ -204,6 +204,43 @@ TEST(ServerSelection, DefaultIsTheFirstWithoutDefaultServer) {
   EXPECT_TRUE(wildcard->wildcard);
 }
 
+TEST(ServerSelection, UnixAndIpv6AddressesFindTheirGroups) {
+  config::HttpSite site;
+  config::ListenSpec unix;
+  unix.isUnix = true;
+  unix.path = "/run/portico/a-rather-long-socket-name-for-the-key.sock";
+  unix.spec = "unix:" + unix.path;
+  site.servers = {named({"u.test"}, {unix}), named({"v6.test"}, {listen("::1", 8080)}),
+                  named({"any6.test"}, {listen("::", 8081)}),
+                  named({"any4.test"}, {listen("", 8081)})};
+  auto map = build(site);
+  ConnectionInfo local;
+  local.isUnix = true;
+  local.localAddress = unix.path;
+  const ServerGroup* g = map->groupFor(local, nullptr);
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->key, "unix:" + unix.path);
+  local.localAddress = "/run/portico/other.sock";
+  EXPECT_EQ(map->groupFor(local, nullptr), nullptr);
+  local.isUnix = false;
+  local.localAddress = "::1";
+  local.localPort = 8080;
+  g = map->groupFor(local, nullptr);
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->key, "[::1]:8080");
+  local.localAddress = "fe80::1234:5678:9abc:def0";  // through the IPv6 wildcard
+  local.localPort = 8081;
+  g = map->groupFor(local, nullptr);
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->key, "[::]:8081");
+  local.localAddress = "192.0.2.7";  // through the IPv4 wildcard
+  g = map->groupFor(local, nullptr);
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->key, "0.0.0.0:8081");
+  local.localPort = 9999;
+  EXPECT_EQ(map->groupFor(local, map->groups().front().get()), map->groups().front().get());
+}
+
 TEST(ServerSelection, DuplicateDefaultServerIsAnError) {
   config::HttpSite site;
   site.servers = {named({"a"}, {listen("", 80, true)}), named({"b"}, {listen("", 80, true)})};
