@@ -35,6 +35,7 @@
 #include "config/ssl_module.h"
 #include "config/wsgi_module.h"
 #include "config/uwsgi_module.h"
+#include "core/cpu_count.h"
 
 namespace portico::config {
 namespace {
@@ -198,7 +199,7 @@ class Builder {
     if (!errorLogSet_ && !options_.errorLog.empty()) config_.errorLogFile = options_.errorLog;
     finishLogLoad(logLoad_, config_.site);
     if (config_.cpuAffinityMasks.size() > 1) {
-      long workers = config_.workers > 0 ? config_.workers : ::sysconf(_SC_NPROCESSORS_ONLN);
+      long workers = config_.workers > 0 ? config_.workers : usableCpuCount();
       if (static_cast<size_t>(workers) != config_.cpuAffinityMasks.size()) {
         result_.messages.push_back("[warn] the number of \"worker_processes\" is not equal to the number of "
                                    "\"worker_cpu_affinity\" masks, using last mask for remaining worker processes");

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/cpu_count.h"
 #include "core/log.h"
 #include "event/signal_watcher.h"
 #include "pipeline/limit_zones.h"
@@ -38,11 +39,8 @@ std::string signalName(int signo) {
   return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(signo);
 }
 
-int resolveWorkers(int workers) {
-  if (workers > 0) return workers;
-  long cores = ::sysconf(_SC_NPROCESSORS_ONLN);
-  return cores > 0 ? static_cast<int>(cores) : 1;
-}
+// `auto`: the CPUs this process may use, within its cgroup's quota (a container's limit).
+int resolveWorkers(int workers) { return workers > 0 ? workers : usableCpuCount(); }
 
 // Once at start, when a server speaks TLS: whether static files can leave through kernel TLS
 // (SSL_sendfile) or are read and encrypted in user space.

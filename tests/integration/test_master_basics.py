@@ -121,3 +121,96 @@ def test_concurrent_slow_requests_are_spread_over_the_workers(launch):
     assert total >= 8, "only %d requests completed: %r" % (total, per_worker)
     assert all(per_worker[pid] >= total * 0.2 for pid in pids), (
         "one worker took nearly every connection while its sibling idled: %r" % per_worker)
+
+
+def test_workers_auto_counts_the_cpus_the_master_may_use(launch):
+    """-w auto under taskset: one worker per CPU of the affinity mask, not per core online."""
+    allowed = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(allowed)})  # the master inherits the mask at its fork
+        server = launch.start(["-w", "auto"])
+    finally:
+        os.sched_setaffinity(0, allowed)
+    assert wait_until(lambda: len(workers(server)) == 1, 5.0), (
+        "-w auto on one allowed CPU started %d workers" % len(workers(server)))
+    time.sleep(0.3)  # none more follow
+    assert len(workers(server)) == 1
+    with server.connect() as conn:
+        assert conn.request("GET", "/static/a.txt").body == b"alpha\n"
+
+
+def _cpu_cgroup_dir():
+    """A new cgroup with the cpu controller (v2 with cpu enabled, or v1's cpu hierarchy) for
+    this test, or None when this machine does not allow one."""
+    candidates = []
+    try:
+        with open("/sys/fs/cgroup/cgroup.controllers") as handle:
+            if "cpu" in handle.read().split():
+                candidates.append(("/sys/fs/cgroup", "cpu.max"))
+    except OSError:
+        pass
+    for mount in ("/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/cpu"):
+        if os.path.exists(os.path.join(mount, "cpu.cfs_quota_us")):
+            candidates.append((mount, "cpu.cfs_quota_us"))
+    with open("/proc/self/cgroup") as handle:
+        own = handle.read()
+    for mount, control in candidates:
+        if control == "cpu.max" and "0::/\n" not in own:
+            continue  # v2 below another group: moving between groups needs more care
+        path = os.path.join(mount, "portico-test-%d" % os.getpid())
+        try:
+            os.mkdir(path)
+            if control == "cpu.max":
+                with open(os.path.join(path, "cpu.max"), "w") as handle:
+                    handle.write("100000 100000")
+            else:
+                with open(os.path.join(path, "cpu.cfs_period_us"), "w") as handle:
+                    handle.write("100000")
+                with open(os.path.join(path, "cpu.cfs_quota_us"), "w") as handle:
+                    handle.write("100000")
+            return path, mount
+        except OSError:
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass
+    return None
+
+
+def test_workers_auto_honours_the_cgroup_cpu_quota(launch):
+    """-w auto in a group limited to one CPU's time (a container's --cpus=1): one worker."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one CPU only: a quota of one would change nothing")
+    made = _cpu_cgroup_dir()
+    if made is None:
+        pytest.skip("no cgroup with a cpu controller can be made here")
+    path, mount = made
+    procs = os.path.join(path, "cgroup.procs")
+    parent_procs = os.path.join(mount, "cgroup.procs")
+    server = None
+    try:
+        with open(procs, "w") as handle:
+            handle.write(str(os.getpid()))  # the master is forked inside the group
+        try:
+            server = launch.start(["-w", "auto"])
+        finally:
+            with open(parent_procs, "w") as handle:
+                handle.write(str(os.getpid()))
+        assert wait_until(lambda: len(workers(server)) == 1, 5.0), (
+            "-w auto under a one-CPU quota started %d workers" % len(workers(server)))
+        time.sleep(0.3)
+        assert len(workers(server)) == 1
+        with server.connect() as conn:
+            assert conn.request("GET", "/static/a.txt").body == b"alpha\n"
+        server.stop_and_check()
+    finally:
+        if server is not None and server.proc.poll() is None:
+            server.stop()
+        for pid in open(procs).read().split() if os.path.exists(procs) else []:
+            try:
+                with open(parent_procs, "w") as handle:
+                    handle.write(pid)
+            except OSError:
+                pass
+        wait_until(lambda: not open(procs).read().split(), 5.0)
+        os.rmdir(path)
