@@ -303,6 +303,10 @@ void Master::onSignal(int signo) {
 
 void Master::reload() {
   if (stopping_) return;
+  // READY=1 follows once the generation that serves after this is all booted: the new one, or
+  // the running one when the reload fails.
+  systemd_.reloading();
+  readyGeneration_ = 0;
   config::Config fresh;
   std::string error;
   if (reload_ && !reload_(fresh, error)) {
@@ -393,6 +397,7 @@ void Master::reload() {
 
 void Master::stop(bool graceful) {
   if (stopping_ && graceful) return;
+  if (!stopping_) systemd_.stopping(graceful ? "stopping gracefully" : "stopping");
   stopping_ = true;
   uint64_t now = monotonicMs();
   uint64_t grace = graceful ? static_cast<uint64_t>(config_.gracefulTimeoutSeconds * 1000.0) + 1000
@@ -529,6 +534,18 @@ void Master::logStatus() {
   }
 }
 
+void Master::notifyReadiness() {
+  if (!systemd_.enabled() || readyGeneration_ == generation_) return;
+  int ready = 0;
+  for (const Worker& w : workers_) {
+    if (w.retiring || w.generation != generation_) continue;
+    if (board_->slot(w.slot).state.load() == static_cast<uint32_t>(WorkerState::kReady)) ++ready;
+  }
+  if (ready < target_) return;
+  readyGeneration_ = generation_;
+  systemd_.ready(std::to_string(ready) + (ready == 1 ? " worker" : " workers") + " ready");
+}
+
 void Master::tick() {
   uint64_t now = monotonicMs();
   for (auto& w : workers_) {
@@ -538,7 +555,10 @@ void Master::tick() {
       w.killAtMs = now + 60000;  // do not repeat every tick
     }
   }
-  if (!stopping_) manageWorkers();
+  if (!stopping_) {
+    manageWorkers();
+    notifyReadiness();
+  }
   if (stopping_ && workers_.empty()) {
     loop_.stop();
     return;

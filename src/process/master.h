@@ -12,6 +12,7 @@
 #include "event/signal_watcher.h"
 #include "process/hand_off.h"
 #include "process/listeners.h"
+#include "process/systemd_notify.h"
 #include "process/worker_status.h"
 #include "python/wsgi_runtime.h"
 
@@ -62,6 +63,9 @@ class Master {
   void reload();
   void checkTimeouts(Worker& w, uint64_t now);
   void logStatus();
+  // systemd's READY=1 once every worker of the current generation has booted (at start, and
+  // after each reload's RELOADING=1).
+  void notifyReadiness();
   size_t activeWorkers() const;
   // Python threads a worker forked now runs: the preloaded app's, else what config_ says.
   int forkedThreads() const;
@@ -89,6 +93,8 @@ class Master {
   uint64_t nextSpawnMs_ = 0;  // back-off: no spawn before this
   uint64_t lastStatusMs_ = 0;
   event::TimerId tickTimer_{0, 0};
+  SystemdNotifier systemd_;
+  uint64_t readyGeneration_ = 0;  // the generation READY=1 was sent for (0: none since a reload)
 };
 
 }  // namespace portico::process
