@@ -5,7 +5,7 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 PACKAGES=(
   cmake ninja-build g++ clang libclang-rt-14-dev pkg-config
-  libgtest-dev libgmock-dev zlib1g-dev libpcre2-dev libssl-dev libcrypt-dev libsystemd-dev
+  libgtest-dev libgmock-dev zlib1g-dev libpcre2-dev libssl-dev libcrypt-dev libsystemd-dev systemd
   python3 python3-pytest python3-pytest-timeout python3-requests python3-websockets
   libpython3.11-dev python3-django python3-psycopg2 postgresql
   nginx curl slowhttptest gunicorn testssl.sh uwsgi uwsgi-plugin-python3 iproute2 util-linux

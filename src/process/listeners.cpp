@@ -68,13 +68,31 @@ bool wantedSockets(const config::Config& config, std::vector<Wanted>& out, std::
   return true;
 }
 
-bool openOne(const Wanted& want, BoundListener& l, std::string& error) {
+bool openOne(const Wanted& want, BoundListener& l, std::string& error,
+             std::vector<PassedSocket>* passed) {
   const config::ListenSpec& spec = want.listen;
   int backlog = spec.backlog >= 0 ? spec.backlog : kDefaultBacklog;
   l.key = want.key;
   l.wildcard = want.wildcard;
   l.reuseport = spec.reuseport;
   l.backlog = backlog;
+  if (passed) {
+    for (PassedSocket& s : *passed) {
+      if (!s.fd || s.key != want.key) continue;
+      // Socket activation: systemd's socket, as it was made (its Backlog= included).
+      l.fd = std::move(s.fd);
+      l.fromSystemd = true;
+      l.local.isUnix = s.isUnix;
+      l.local.localAddress = s.host;
+      l.local.localPort = s.port;
+      const bool v6 = !s.isUnix && s.host.find(':') != std::string::npos;
+      l.name = s.isUnix ? "unix:" + s.host
+                        : std::string(spec.ssl ? "https://" : "http://") +
+                              (v6 ? "[" + s.host + "]" : s.host) + ":" + std::to_string(s.port);
+      applyBuffers(l.fd.get(), spec);
+      return true;
+    }
+  }
   if (spec.isUnix) {
     l.fd = event::listenUnix(spec.path, backlog, error);
     l.local.isUnix = true;
@@ -106,19 +124,28 @@ bool openOne(const Wanted& want, BoundListener& l, std::string& error) {
 }  // namespace
 
 bool openListeners(const config::Config& config, std::vector<BoundListener>& out,
-                   std::string& error) {
+                   std::string& error, std::vector<PassedSocket>* passed) {
   std::vector<Wanted> wanted;
   if (!wantedSockets(config, wanted, error)) return false;
   for (const Wanted& want : wanted) {
     BoundListener l;
-    if (!openOne(want, l, error)) return false;
+    if (!openOne(want, l, error, passed)) return false;
     out.push_back(std::move(l));
+  }
+  if (passed) {
+    for (const PassedSocket& s : *passed) {
+      if (!s.fd) continue;
+      // Its clients would wait in a queue nobody accepts from.
+      error = "the socket systemd passed for " + s.key +
+              (s.name.empty() ? "" : " (" + s.name + ")") + " matches no listen address";
+      return false;
+    }
   }
   return true;
 }
 
 bool updateListeners(const config::Config& config, std::vector<BoundListener>& current,
-                     std::string& error) {
+                     std::string& error, std::vector<PassedSocket>* passed) {
   std::vector<Wanted> wanted;
   if (!wantedSockets(config, wanted, error)) return false;
   std::vector<BoundListener> next;
@@ -142,7 +169,7 @@ bool updateListeners(const config::Config& config, std::vector<BoundListener>& c
     }
     if (found) continue;
     BoundListener l;
-    if (!openOne(want, l, error)) {
+    if (!openOne(want, l, error, passed)) {
       // Put back what was moved: the running configuration keeps every socket.
       for (size_t k = 0; k < next.size(); ++k) {
         if (source[k] >= 0) current[static_cast<size_t>(source[k])] = std::move(next[k]);

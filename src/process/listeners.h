@@ -6,6 +6,7 @@
 #include "config/config.h"
 #include "core/unique_fd.h"
 #include "http/exchange.h"
+#include "process/systemd_sockets.h"
 
 namespace portico::process {
 
@@ -19,19 +20,22 @@ struct BoundListener {
   bool wildcard = false;       // 0.0.0.0 / [::]: the server is chosen by the local address
   bool reuseport = false;
   int backlog = 0;
+  bool fromSystemd = false;    // passed by systemd (socket activation): its unix file is systemd's
 };
 
 // The sockets config.site needs: one per distinct listen address, except that an address on
 // the same port as a wildcard of its family is served through the wildcard's socket unless it
 // is bound (`bind`, backlog=, reuseport: nginx's lsopt.bind; Linux then refuses the pair with
 // "Address already in use", as it does nginx). False with a message on the first failure.
+// `passed`: sockets systemd passed (socket activation); a wanted address that one of them is
+// takes it (its descriptor moves out) instead of binding anew.
 bool openListeners(const config::Config& config, std::vector<BoundListener>& out,
-                   std::string& error);
+                   std::string& error, std::vector<PassedSocket>* passed = nullptr);
 
 // Reload: keeps the sockets of `current` that `config` still wants (same key, backlog and
 // reuseport), opens the new ones, and drops the rest (their unix files are removed). On
 // failure `current` is unchanged and false is returned with a message.
 bool updateListeners(const config::Config& config, std::vector<BoundListener>& current,
-                     std::string& error);
+                     std::string& error, std::vector<PassedSocket>* passed = nullptr);
 
 }  // namespace portico::process

@@ -86,7 +86,11 @@ bool Master::open(std::string& error) {
   // master's own import below checks the app.
   if (!Server::checkBoot(config_, !config_.preload, error)) return false;
   logKernelTls(config_.site);
-  if (!openListeners(config_, listeners_, error)) return false;
+  // Socket activation: systemd's sockets serve the listen addresses they are; with the flags
+  // they are the addresses (gunicorn's way: --bind is then not used).
+  if (!takePassedSockets(systemdSockets_, error)) return false;
+  if (config_.confFile.empty()) bindPassedSockets(config_, systemdSockets_);
+  if (!openListeners(config_, listeners_, error, &systemdSockets_)) return false;
   if (!python::WsgiRuntime::specsOf(config_.site).empty() && config_.preload) {
     preloaded_ = python::WsgiRuntime::load(config_, error);
     if (!preloaded_) {
@@ -342,7 +346,8 @@ void Master::reload() {
     }
     std::vector<std::string> before;
     for (const auto& l : listeners_) before.push_back(l.name);
-    if (!updateListeners(fresh, listeners_, error)) {
+    if (fresh.confFile.empty()) bindPassedSockets(fresh, systemdSockets_);
+    if (!updateListeners(fresh, listeners_, error, &systemdSockets_)) {
       logError("reload failed, keeping the running configuration: " + error);
       return;
     }

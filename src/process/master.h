@@ -13,6 +13,7 @@
 #include "process/hand_off.h"
 #include "process/listeners.h"
 #include "process/systemd_notify.h"
+#include "process/systemd_sockets.h"
 #include "process/worker_status.h"
 #include "python/wsgi_runtime.h"
 
@@ -94,6 +95,9 @@ class Master {
   uint64_t lastStatusMs_ = 0;
   event::TimerId tickTimer_{0, 0};
   SystemdNotifier systemd_;
+  // Socket activation: what systemd passed (each descriptor moves to its listener; the
+  // addresses stay, for the flags' binds at every reload).
+  std::vector<PassedSocket> systemdSockets_;
   uint64_t readyGeneration_ = 0;  // the generation READY=1 was sent for (0: none since a reload)
 };
 

@@ -136,9 +136,9 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def test_the_repository_unit_file_is_valid(tmp_path):
-    """packaging/systemd/portico.service as systemd reads it: no warning, no error (its
-    ExecStart pointed at the binary under test, which must exist)."""
+def test_the_repository_unit_files_are_valid(tmp_path):
+    """packaging/systemd/portico.service and portico.socket as systemd reads them: no warning,
+    no error (the service's ExecStart pointed at the binary under test, which must exist)."""
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("systemd-analyze is not installed")
@@ -149,7 +149,11 @@ def test_the_repository_unit_file_is_valid(tmp_path):
     assert "Type=notify" in text and "ExecReload=/bin/kill -HUP $MAINPID" in text
     unit = tmp_path / "portico.service"
     unit.write_text(text.replace("/usr/local/bin/portico", portico_binary()))
-    result = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True,
-                            timeout=60)
+    with open(source.replace(".service", ".socket")) as handle:
+        socket_text = handle.read()
+    assert "ListenStream=" in socket_text
+    (tmp_path / "portico.socket").write_text(socket_text)
+    result = subprocess.run([analyze, "verify", str(unit), str(tmp_path / "portico.socket")],
+                            capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), (
         result.returncode, result.stdout, result.stderr)
