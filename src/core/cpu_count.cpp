@@ -6,7 +6,6 @@
 #include <charconv>
 #include <fstream>
 #include <sstream>
-#include <vector>
 
 namespace portico {
 
@@ -25,6 +24,9 @@ bool parseNumber(std::string_view text, long long& value) {
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   return ec == std::errc() && end == text.data() + text.size();
 }
+
+// The tighter of two limits, 0 meaning none.
+int tighter(int a, int b) { return a > 0 && (b == 0 || a < b) ? a : b; }
 
 // CPUs from a quota and its period, rounded up; 0 for none (or nonsense).
 int cpusOf(long long quota, long long period) {
@@ -60,8 +62,7 @@ int tightestOnPath(const std::string& base, std::string path, LimitAt limitAt) {
   int tightest = 0;
   for (;;) {
     while (path.size() > 1 && path.back() == '/') path.pop_back();
-    int limit = limitAt(path == "/" ? base : base + path);
-    if (limit > 0 && (tightest == 0 || limit < tightest)) tightest = limit;
+    tightest = tighter(limitAt(path == "/" ? base : base + path), tightest);
     if (path.empty() || path == "/") break;
     size_t slash = path.rfind('/');
     path = slash == std::string::npos || slash == 0 ? "/" : path.substr(0, slash);
@@ -73,9 +74,6 @@ int tightestOnPath(const std::string& base, std::string path, LimitAt limitAt) {
 
 int cgroupCpuLimit(std::string_view procCgroup, const std::string& mountRoot) {
   int tightest = 0;
-  auto take = [&](int limit) {
-    if (limit > 0 && (tightest == 0 || limit < tightest)) tightest = limit;
-  };
   size_t start = 0;
   while (start < procCgroup.size()) {
     size_t end = procCgroup.find('\n', start);
@@ -90,9 +88,9 @@ int cgroupCpuLimit(std::string_view procCgroup, const std::string& mountRoot) {
     std::string_view controllers = line.substr(first + 1, second - first - 1);
     std::string path(line.substr(second + 1));
     if (id == "0" && controllers.empty()) {
-      take(tightestOnPath(mountRoot, path, [](const std::string& dir) {
+      tightest = tighter(tightestOnPath(mountRoot, path, [](const std::string& dir) {
         return cpuMaxLimit(readSmallFile(dir + "/cpu.max"));
-      }));
+      }), tightest);
       continue;
     }
     bool cpu = false;
@@ -108,7 +106,7 @@ int cgroupCpuLimit(std::string_view procCgroup, const std::string& mountRoot) {
          {mountRoot + "/" + std::string(controllers), mountRoot + "/cpu"}) {
       int limit = tightestOnPath(mount, path, cfsLimit);
       if (limit > 0) {
-        take(limit);
+        tightest = tighter(limit, tightest);
         break;
       }
     }

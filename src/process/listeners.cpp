@@ -68,6 +68,16 @@ bool wantedSockets(const config::Config& config, std::vector<Wanted>& out, std::
   return true;
 }
 
+// The listener's name in the log: "unix:/path", or "http://host:port" ("https://" for TLS, as
+// gunicorn names it; an IPv6 host in brackets).
+std::string listenerName(const http::ConnectionInfo& local, bool ssl) {
+  if (local.isUnix) return "unix:" + local.localAddress;
+  const bool v6 = local.localAddress.find(':') != std::string::npos;
+  return std::string(ssl ? "https://" : "http://") +
+         (v6 ? "[" + local.localAddress + "]" : local.localAddress) + ":" +
+         std::to_string(local.localPort);
+}
+
 bool openOne(const Wanted& want, BoundListener& l, std::string& error,
              std::vector<PassedSocket>* passed) {
   const config::ListenSpec& spec = want.listen;
@@ -79,16 +89,13 @@ bool openOne(const Wanted& want, BoundListener& l, std::string& error,
   if (passed) {
     for (PassedSocket& s : *passed) {
       if (!s.fd || s.key != want.key) continue;
-      // Socket activation: systemd's socket, as it was made (its Backlog= included).
+      // Socket activation: systemd's socket, as it was made (its Backlog= included). No
+      // unixPath: the file is systemd's to remove.
       l.fd = std::move(s.fd);
-      l.fromSystemd = true;
       l.local.isUnix = s.isUnix;
       l.local.localAddress = s.host;
       l.local.localPort = s.port;
-      const bool v6 = !s.isUnix && s.host.find(':') != std::string::npos;
-      l.name = s.isUnix ? "unix:" + s.host
-                        : std::string(spec.ssl ? "https://" : "http://") +
-                              (v6 ? "[" + s.host + "]" : s.host) + ":" + std::to_string(s.port);
+      l.name = listenerName(l.local, spec.ssl);
       applyBuffers(l.fd.get(), spec);
       return true;
     }
@@ -97,7 +104,7 @@ bool openOne(const Wanted& want, BoundListener& l, std::string& error,
     l.fd = event::listenUnix(spec.path, backlog, error);
     l.local.isUnix = true;
     l.local.localAddress = spec.path;
-    l.name = "unix:" + spec.path;
+    l.name = listenerName(l.local, spec.ssl);
     l.unixPath = spec.path;
   } else {
     std::string host = spec.host;
@@ -108,10 +115,7 @@ bool openOne(const Wanted& want, BoundListener& l, std::string& error,
     l.fd = event::listenTcp(host, spec.port, backlog, error, spec.reuseport);
     l.local.localAddress = host.empty() ? "0.0.0.0" : host;
     if (l.fd) l.local.localPort = event::boundPort(l.fd.get());
-    bool v6 = l.local.localAddress.find(':') != std::string::npos;
-    // gunicorn names a TLS socket https://.
-    l.name = std::string(spec.ssl ? "https://" : "http://") + (v6 ? "[" + l.local.localAddress + "]" : l.local.localAddress) + ":" +
-             std::to_string(l.local.localPort);
+    l.name = listenerName(l.local, spec.ssl);
   }
   if (!l.fd) {
     error = "cannot listen on " + (spec.spec.empty() ? want.key : spec.spec) + ": " + error;

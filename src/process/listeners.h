@@ -20,7 +20,6 @@ struct BoundListener {
   bool wildcard = false;       // 0.0.0.0 / [::]: the server is chosen by the local address
   bool reuseport = false;
   int backlog = 0;
-  bool fromSystemd = false;    // passed by systemd (socket activation): its unix file is systemd's
 };
 
 // The sockets config.site needs: one per distinct listen address, except that an address on

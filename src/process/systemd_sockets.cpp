@@ -10,8 +10,26 @@
 #include <cstring>
 
 #include "event/listener.h"
+#include "http/site_map.h"
 
 namespace portico::process {
+
+namespace {
+
+// The socket's address as a listen directive would write it.
+void setAddress(config::ListenSpec& spec, const PassedSocket& s) {
+  spec.isUnix = s.isUnix;
+  if (s.isUnix) {
+    spec.path = s.host;
+    spec.host.clear();
+  } else {
+    spec.host = s.host;
+    spec.port = s.port;
+    spec.path.clear();
+  }
+}
+
+}  // namespace
 
 bool takePassedSockets(std::vector<PassedSocket>& out, std::string& error) {
   char** names = nullptr;
@@ -58,18 +76,19 @@ bool takePassedSockets(std::vector<PassedSocket>& out, std::string& error) {
                              : 0;
       s.isUnix = true;
       s.host.assign(un->sun_path, strnlen(un->sun_path, max));
-      s.key = "unix:" + s.host;
     } else if (ok && (addr.ss_family == AF_INET || addr.ss_family == AF_INET6)) {
       event::describeAddress(addr, s.host, s.port);
-      const bool v6 = s.host.find(':') != std::string::npos;
-      s.key = (v6 ? "[" + s.host + "]" : s.host) + ":" + std::to_string(s.port);
     } else if (ok) {
       error = "the socket systemd passed as descriptor " + std::to_string(fd) +
               " is neither TCP nor a unix socket";
       ok = false;
     }
     if (names) std::free(names[i]);
-    if (ok) out.push_back(std::move(s));
+    if (!ok) continue;
+    config::ListenSpec spec;
+    setAddress(spec, s);
+    s.key = http::SiteMap::listenKey(spec);
+    out.push_back(std::move(s));
   }
   std::free(names);
   return ok;
@@ -85,15 +104,7 @@ void bindPassedSockets(config::Config& config, const std::vector<PassedSocket>& 
     spec.spec = s.key;
     spec.bind = false;
     spec.reuseport = false;
-    spec.isUnix = s.isUnix;
-    if (s.isUnix) {
-      spec.path = s.host;
-      spec.host.clear();
-    } else {
-      spec.host = s.host;
-      spec.port = s.port;
-      spec.path.clear();
-    }
+    setAddress(spec, s);
     listens.push_back(std::move(spec));
   }
 }

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from master_support import boot_pids, log_text, send_signal, start_master, wait_exit, wait_for_workers
-from servers import portico_binary
+from servers import free_port, portico_binary
 
 SLOW_APP = '''
 import os
@@ -102,7 +102,7 @@ def test_a_reload_that_fails_is_ready_again_with_the_running_workers(tmp_path):
     systemd = FakeSystemd(str(tmp_path / "notify.sock"))
     conf = tmp_path / "site.conf"
     conf.write_text("daemon off;\nevents {}\nhttp { access_log off; server { listen 127.0.0.1:%d; "
-                    "location / { return 200 ok; } } }\n" % _free_port())
+                    "location / { return 200 ok; } } }\n" % free_port())
     env = dict(os.environ)
     env["NOTIFY_SOCKET"] = systemd.path
     stderr = tmp_path / "stderr.log"
@@ -128,12 +128,6 @@ def test_a_reload_that_fails_is_ready_again_with_the_running_workers(tmp_path):
             proc.kill()
             proc.wait()
         systemd.close()
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_the_repository_unit_files_are_valid(tmp_path):

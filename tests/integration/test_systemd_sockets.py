@@ -14,17 +14,11 @@ import time
 import pytest
 
 from http_client import Connection
-from servers import portico_binary
+from servers import free_port, portico_binary
 from wsgi_support import APPS_DIR, wait_until
 
 ACTIVATE = shutil.which("systemd-socket-activate")
 pytestmark = pytest.mark.skipif(ACTIVATE is None, reason="systemd-socket-activate is not installed")
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _listening(port):
@@ -89,7 +83,7 @@ def _site_conf(tmp_path, port, location):
 
 
 def test_the_flags_serve_the_passed_socket_in_place_of_bind(tmp_path):
-    port, unused = _free_port(), _free_port()
+    port, unused = free_port(), free_port()
     server = Activated(tmp_path, "127.0.0.1:%d" % port,
                        ["--bind", "127.0.0.1:%d" % unused, "--pythonpath", APPS_DIR,
                         "tiny:application"])
@@ -106,7 +100,7 @@ def test_the_flags_serve_the_passed_socket_in_place_of_bind(tmp_path):
 
 
 def test_a_conf_listen_takes_the_passed_socket(tmp_path):
-    port = _free_port()
+    port = free_port()
     conf = _site_conf(tmp_path, port, 'return 200 "activated\\n";')
     server = Activated(tmp_path, "127.0.0.1:%d" % port, ["-c", conf])
     try:
@@ -125,7 +119,7 @@ def test_a_conf_listen_takes_the_passed_socket(tmp_path):
 
 
 def test_a_passed_socket_that_matches_no_listen_is_an_error(tmp_path):
-    port, other = _free_port(), _free_port()
+    port, other = free_port(), free_port()
     conf = _site_conf(tmp_path, other, "return 200;")
     server = Activated(tmp_path, "127.0.0.1:%d" % port, ["-c", conf])
     try:
