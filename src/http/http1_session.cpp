@@ -115,15 +115,22 @@ void Http1Session::syncPhase() {
   phase_ = want;
 }
 
-// A client sends its request with the connection, as a rule, so it is read at once; the socket
-// joins epoll only when the session first has to wait (watchIfWaiting). A request answered
-// without waiting — a front server's one request per connection, or a client without keep-alive
-// — so costs no EPOLL_CTL_ADD, and no DEL at the close.
+// A client sends its request with the connection, as a rule, so it is read without waiting for
+// epoll; the socket joins epoll only when the session first has to wait (watchIfWaiting). A
+// request answered without waiting — a front server's one request per connection, or a client
+// without keep-alive — so costs no EPOLL_CTL_ADD, and no DEL at the close. The read comes after
+// the loop's current batch of events, not inside the accept: what that batch reported first (a
+// client closing another connection, which frees its limit_conn slot) is handled first, as in
+// nginx, which reads a new connection's first request at a later event.
 void Http1Session::start() {
   begin();
   canRead_ = true;
-  pump();
-  if (state_ != State::kClosed) updateTimer();
+  updateTimer();
+  loop_.defer([this] {
+    if (state_ == State::kClosed) return;
+    pump();
+    if (state_ != State::kClosed) updateTimer();
+  });
 }
 
 void Http1Session::begin() {
