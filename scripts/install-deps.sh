@@ -9,6 +9,9 @@ PACKAGES=(
   python3 python3-pytest python3-pytest-timeout python3-requests python3-websockets
   libpython3.11-dev python3-django python3-psycopg2 postgresql
   nginx curl slowhttptest gunicorn testssl.sh uwsgi uwsgi-plugin-python3 iproute2 util-linux
+  # promtool checks the metrics; a real Prometheus scrapes them in the tests; headless
+  # Chromium renders the status page; the man page and the .deb (packaging/)
+  prometheus chromium groff-base dpkg-dev
   # nginx-tests (../shared/ext/nginx-tests), nginx's own Perl suite
   perl openssl libio-socket-ssl-perl libnet-ssleay-perl libprotocol-websocket-perl libfcgi-perl
   libscgi-perl libgd-perl libcache-memcached-perl libcache-memcached-fast-perl libcryptx-perl
@@ -23,4 +26,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 # Debian starts nginx on port 80 when it is installed; the tests run their own instances.
-if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl stop nginx >/dev/null 2>&1 || true; fi
+# So does Prometheus (port 9090).
+if command -v systemctl >/dev/null 2>&1; then
+  $SUDO systemctl stop nginx >/dev/null 2>&1 || true
+  $SUDO systemctl stop prometheus >/dev/null 2>&1 || true
+fi

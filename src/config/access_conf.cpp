@@ -17,7 +17,8 @@ constexpr std::string_view kNames[] = {
     "allow",           "deny",           "satisfy",           "auth_basic",
     "auth_basic_user_file", "auth_delay", "set_real_ip_from", "real_ip_header",
     "real_ip_recursive", "autoindex",    "autoindex_exact_size", "autoindex_localtime",
-    "autoindex_format", "stub_status",
+    "autoindex_format", "stub_status",  "prometheus_metrics", "health_live",
+    "health_ready",    "portico_status",
 };
 
 std::string duplicate(std::string_view name) { return quote(name) + " directive is duplicate"; }
@@ -174,6 +175,19 @@ std::optional<std::string> applyAccessDirective(std::string_view name,
     p.stubStatus = true;
     return std::nullopt;
   }
+  if (name == "prometheus_metrics" || name == "health_live" || name == "health_ready" ||
+      name == "portico_status") {
+    ServiceEndpoint e = name == "prometheus_metrics" ? ServiceEndpoint::kMetrics
+                        : name == "health_live"      ? ServiceEndpoint::kLive
+                        : name == "health_ready"     ? ServiceEndpoint::kReady
+                                                     : ServiceEndpoint::kStatus;
+    if (p.endpoint == e) return duplicate(name);
+    if (p.endpoint != ServiceEndpoint::kNone) {
+      return quote(name) + " conflicts with another service endpoint in this location";
+    }
+    p.endpoint = e;
+    return std::nullopt;
+  }
   return "unknown directive " + quote(name);
 }
 
@@ -217,6 +231,7 @@ AccessSettings finalizeAccess(const AccessPartial& p, const std::string& confPre
   s.autoindexLocaltime = p.autoindexLocaltime.value_or(false);
   s.autoindexFormat = p.autoindexFormat.value_or(AutoindexFormat::kHtml);
   s.stubStatus = p.stubStatus;
+  s.endpoint = p.endpoint;
   return s;
 }
 

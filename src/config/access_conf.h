@@ -29,8 +29,12 @@ struct AccessRule {
 
 enum class RealIpHeader { kXRealIp, kXForwardedFor, kProxyProtocol, kOther };
 enum class AutoindexFormat { kHtml, kXml, kJson, kJsonp };
+// portico's own service endpoints, each a location's content like stub_status:
+// `prometheus_metrics;`, `health_live;`, `health_ready;`, `portico_status;`.
+enum class ServiceEndpoint { kNone, kMetrics, kLive, kReady, kStatus };
 
-// A location's effective access/auth/realip/autoindex/stub_status settings (merged).
+// A location's effective access/auth/realip/autoindex/stub_status settings (merged), with
+// portico's service endpoints (metrics, health).
 struct AccessSettings {
   std::vector<AccessRule> rules;           // allow/deny in order; inherited only when none set
   bool satisfyAny = false;                 // satisfy all|any
@@ -47,6 +51,7 @@ struct AccessSettings {
   bool autoindexLocaltime = false;
   AutoindexFormat autoindexFormat = AutoindexFormat::kHtml;
   bool stubStatus = false;                 // the content handler; not inherited
+  ServiceEndpoint endpoint = ServiceEndpoint::kNone;  // a content handler too; not inherited
 };
 
 // What one level wrote; unset fields inherit.
@@ -63,6 +68,7 @@ struct AccessPartial {
   std::optional<bool> autoindex, autoindexExactSize, autoindexLocaltime;
   std::optional<AutoindexFormat> autoindexFormat;
   bool stubStatus = false;
+  ServiceEndpoint endpoint = ServiceEndpoint::kNone;
 };
 
 // The directive names routed to applyAccessDirective.

@@ -37,6 +37,11 @@ const std::vector<ModuleDirective<AccessPartial>>& accessDirectives() {
       {"autoindex_format", kHsl, Args::k1, &apply},
       // ngx_http_stub_status_module
       {"stub_status", kServer | kLocation, Args::k01, &apply},
+      // portico's service endpoints (a location's content, as stub_status)
+      {"prometheus_metrics", kLocation, Args::kNone, &apply},
+      {"health_live", kLocation, Args::kNone, &apply},
+      {"health_ready", kLocation, Args::kNone, &apply},
+      {"portico_status", kLocation, Args::kNone, &apply},
   };
   return kDirectives;
 }

@@ -74,6 +74,7 @@ enum class OptionId {
   kSuppressRaggedEofs,
   kDoHandshakeOnConnect,
   kCiphers,
+  kMetricsBind,
   kUnsupported,  // a gunicorn option portico rejects rather than silently ignores
 };
 
@@ -208,6 +209,10 @@ constexpr OptionSpec kOptions[] = {
     {OptionId::kProtocol, 0, "--protocol", "", "PROTOCOL",
      "What the sockets speak: http, or uwsgi for an nginx in front with uwsgi_pass (uWSGI's "
      "--socket).", "http", Section::kPortico},
+    {OptionId::kMetricsBind, 0, "--metrics-bind", "", "ADDRESS",
+     "A listener of its own for operations: /metrics (Prometheus), /status (a live page) and "
+     "/status.json, /health/live and /health/ready (HOST:PORT or unix:PATH).", "",
+     Section::kPortico},
     {OptionId::kMaxWorkerMemory, 0, "--max-worker-memory", "", "MB",
      "Recycle a worker after its current request once its resident memory passes MB; 0 disables.",
      "0", Section::kPortico},
@@ -679,6 +684,16 @@ class Parser {
       // aside, which portico does not serve).
       return fail("argument --protocol: uwsgi cannot be combined with --certfile");
     }
+    if (const auto& m = result_.flags.metricsBind) {
+      std::vector<BindAddress> binds = result_.flags.binds;
+      if (binds.empty()) binds.push_back({BindAddress::Kind::kTcp, "127.0.0.1", 8000, "", ""});
+      for (const BindAddress& b : binds) {
+        if (b.kind == m->kind && b.host == m->host && b.port == m->port && b.path == m->path) {
+          return fail("argument --metrics-bind: " + m->spec +
+                      " is also a --bind address; the metrics need a listener of their own");
+        }
+      }
+    }
     resolvePaths();
     if (!done_) siteFromFlags(result_.flags, result_.config);
     return std::move(result_);
@@ -894,6 +909,15 @@ class Parser {
           return;
         }
         flags.binds.push_back(std::move(bind));
+        break;
+      }
+      case OptionId::kMetricsBind: {
+        BindAddress bind;
+        if (auto problem = parseBind(raw, bind)) {
+          argumentError(spec, *problem);
+          return;
+        }
+        flags.metricsBind = std::move(bind);
         break;
       }
       case OptionId::kBacklog:

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -24,6 +25,8 @@ struct BindAddress {
 // parser.
 struct GunicornFlags {
   std::vector<BindAddress> binds;  // empty → 127.0.0.1:8000, as gunicorn
+  // --metrics-bind: a listener of its own serving /metrics, /health/live and /health/ready.
+  std::optional<BindAddress> metricsBind;
   int backlog = 2048;
   bool uwsgi = false;  // --protocol uwsgi: every --bind speaks uwsgi to a front server
   double keepAliveSeconds = 2.0;       // --keep-alive: idle keep-alive timeout

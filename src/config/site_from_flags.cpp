@@ -28,6 +28,49 @@ void tlsFromFlags(const GunicornFlags& flags, VirtualServer& server) {
   for (ListenSpec& listen : server.listens) listen.ssl = true;
 }
 
+ListenSpec listenOf(const BindAddress& bind) {
+  ListenSpec listen;
+  listen.isUnix = bind.kind == BindAddress::Kind::kUnix;
+  listen.host = bind.host;
+  listen.port = bind.port;
+  listen.path = bind.path;
+  listen.spec = bind.spec;
+  return listen;
+}
+
+// --metrics-bind: a server of its own (plain HTTP, whatever --protocol and --certfile say for
+// the app's binds) whose locations are the service endpoints (metrics, health, the status page
+// and its JSON); anything else is 404. As the
+// file's `location = /metrics { prometheus_metrics; }`.
+VirtualServer metricsServer(const BindAddress& bind, const LocationSettings& base) {
+  VirtualServer server;
+  server.listens.push_back(listenOf(bind));
+  server.serverNames = {""};
+  server.headerNames.nginx = false;
+  server.settings = base;
+  server.settings.clientMaxBodySize = 0;
+  auto endpoint = [&](std::string path, ServiceEndpoint kind) {
+    Location location;
+    location.match = Location::Match::kExact;
+    location.pattern = std::move(path);
+    location.settings = base;
+    location.settings.access.endpoint = kind;
+    server.locations.push_back(std::move(location));
+  };
+  endpoint("/metrics", ServiceEndpoint::kMetrics);
+  endpoint("/health/live", ServiceEndpoint::kLive);
+  endpoint("/health/ready", ServiceEndpoint::kReady);
+  endpoint("/status", ServiceEndpoint::kStatus);
+  endpoint("/status.json", ServiceEndpoint::kStatus);
+  Location rest;
+  rest.match = Location::Match::kPrefix;
+  rest.pattern = "/";
+  rest.settings = base;
+  rest.settings.rewrites = {RewriteStep::returning(ReturnSpec{404, {}, false})};
+  server.locations.push_back(std::move(rest));
+  return server;
+}
+
 }  // namespace
 
 std::vector<std::string> splitAllowIps(std::string_view text) {
@@ -65,12 +108,7 @@ void siteFromFlags(const GunicornFlags& flags, Config& config) {
     binds.push_back(def);
   }
   for (const BindAddress& bind : binds) {
-    ListenSpec listen;
-    listen.isUnix = bind.kind == BindAddress::Kind::kUnix;
-    listen.host = bind.host;
-    listen.port = bind.port;
-    listen.path = bind.path;
-    listen.spec = bind.spec;
+    ListenSpec listen = listenOf(bind);
     listen.backlog = flags.backlog;
     if (flags.proxyProtocol) {
       listen.proxyProtocol = true;
@@ -157,6 +195,7 @@ void siteFromFlags(const GunicornFlags& flags, Config& config) {
     server.locations.push_back(std::move(location));
   }
   site.servers.push_back(std::move(server));
+  if (flags.metricsBind) site.servers.push_back(metricsServer(*flags.metricsBind, s));
   site.logFormats["combined"] = LogFormat{
       "combined", "default",
       "$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent "

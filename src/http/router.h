@@ -44,6 +44,9 @@ class RequestRoute {
   // `entry.bodyBytesSent` says how much of its body left: the route logs it (nginx logs a
   // request when it is finalized, after its output is sent).
   virtual void logResponse(const AccessLogEntry& entry) { (void)entry; }
+  // The answering location's index in the per-location metrics (core/request_metrics.h),
+  // negative for none.
+  virtual int metricsLocation() const { return -1; }
 };
 
 // Picks the route of each request (server selection and location matching); built by the

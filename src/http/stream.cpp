@@ -4,6 +4,7 @@
 
 #include "core/log.h"
 #include "http/parser.h"
+#include "core/request_metrics.h"
 
 namespace portico::http {
 
@@ -87,16 +88,22 @@ void Stream::writeAccessLog(const Request& request, const Request& failedHead,
   // route too, now that its bytes have left (or the connection was cut).
   const bool unrouted = settings_.site != nullptr && !routed_;
   const bool routeLogs = routed_ && route_;
+  const uint64_t bodyBytes = dropBody_ ? 0 : bodySent;
+  const uint64_t bytesSent = (headSent_ ? headBytes_ : 0) + bodyBytes;
+  const uint64_t durationMicros = monotonicMicros() - startMicros_;
+  // The metrics count what the access log writes: every request answered or cut short.
+  recordRequest(status_, info_.requestLength, bytesSent, durationMicros,
+                routeLogs ? route_->metricsLocation() : -1);
   if (!settings_.accessLog && !unrouted && !routeLogs) return;
   AccessLogEntry entry;
   entry.request = &request;
   entry.connection = &info_;
   entry.status = status_;
-  entry.bodyBytesSent = dropBody_ ? 0 : bodySent;
-  entry.bytesSent = (headSent_ ? headBytes_ : 0) + entry.bodyBytesSent;
+  entry.bodyBytesSent = bodyBytes;
+  entry.bytesSent = bytesSent;
   entry.responseHeaders = &responseHeaders_;
   entry.startTime = startWall_;
-  entry.durationMicros = monotonicMicros() - startMicros_;
+  entry.durationMicros = durationMicros;
   if (routeLogs) {
     if (connectionAnswered_) {
       route_->logConnectionAnswer(entry);

@@ -22,6 +22,21 @@ namespace portico::pipeline {
 
 namespace {
 
+// A location's label in the metrics: its match as written ("= /metrics", "~* \\.png$", "/").
+std::string metricLocationName(const config::Location& location) {
+  using Match = config::Location::Match;
+  switch (location.match) {
+    case Match::kExact: return "= " + location.pattern;
+    case Match::kPrefixNoRegex: return "^~ " + location.pattern;
+    case Match::kRegex: return "~ " + location.pattern;
+    case Match::kRegexCaseless: return "~* " + location.pattern;
+    case Match::kPrefix:
+    case Match::kNamed: break;
+  }
+  return location.pattern;
+}
+
+
 constexpr int kMaxUriChanges = 10;  // nginx's NGX_HTTP_MAX_URI_CHANGES
 
 bool isRedirectCode(int code) {
@@ -386,6 +401,7 @@ class SiteRequest : public http::RequestRoute, public http::Exchange {
     limitState_.release();
     (output_ ? output_ : next_)->abort();
   }
+  int metricsLocation() const override { return location_ ? location_->metricsIndex : -1; }
   void logResponse(const http::AccessLogEntry& entry) override {
     if (logged_ || !location_) return;
     if (status_ == 0) status_ = entry.status;  // no head left: the session's 499
@@ -1809,16 +1825,35 @@ bool SiteHandler::build(const ContentModules& content, std::string& error) {
     logFormats_.emplace("combined", std::make_pair(std::move(*t), http::VariableEscape::kDefault));
   }
 
+  // The metrics' labels: each location with its server's name, then the server levels.
+  const size_t locationCount = map_.locations().size();
+  metricLocations_.assign(locationCount + map_.servers().size(), {});
+  // A server is its name; one without (the flags' server, a catch-all) its first address.
+  auto serverLabel = [](const http::ServerNode& server) {
+    if (!server.primaryName.empty() || server.config->listens.empty()) return server.primaryName;
+    return server.config->listens.front().spec;
+  };
+  std::function<void(const std::string&, const std::vector<http::LocationNode>&)> label =
+      [&](const std::string& server, const std::vector<http::LocationNode>& nodes) {
+        for (const http::LocationNode& node : nodes) {
+          metricLocations_[node.id] = {server, metricLocationName(*node.config)};
+          label(server, node.children);
+        }
+      };
   servers_.resize(map_.servers().size());
   for (const auto& server : map_.servers()) {
     LocationRuntime& rt = servers_[server->index];
     // A server level has no content of its own (wsgi_app, stub_status are a location's).
     if (!compile(rt, server->config->settings, nullptr, error)) return false;
+    rt.metricsIndex = static_cast<int>(locationCount + server->index);
+    metricLocations_[locationCount + server->index] = {serverLabel(*server), ""};
+    label(serverLabel(*server), server->locations);
   }
-  locations_.resize(map_.locations().size());
+  locations_.resize(locationCount);
   for (const http::LocationNode* node : map_.locations()) {
     LocationRuntime& parent = locations_[node->id];
     if (!compile(parent, node->config->settings, node, error)) return false;
+    parent.metricsIndex = static_cast<int>(node->id);
     parent.content = makeContent(node->config->settings, node, error);
     if (!parent.content && !error.empty()) return false;
     // The implicit locations of its `if` blocks keep its content handler (the app).
@@ -1826,11 +1861,13 @@ bool SiteHandler::build(const ContentModules& content, std::string& error) {
       if (step.kind != config::RewriteStep::Kind::kIf || !step.ifSettings) continue;
       auto rt = std::make_unique<LocationRuntime>();
       if (!implicitLocation(*rt, *step.ifSettings, parent, node, error)) return false;
+      rt->metricsIndex = parent.metricsIndex;
       ifRuntimes_[step.ifSettings.get()] = std::move(rt);
     }
     if (const config::LocationSettings* block = node->config->settings.limitExcept.get()) {
       auto rt = std::make_unique<LocationRuntime>();
       if (!implicitLocation(*rt, *block, parent, node, error)) return false;
+      rt->metricsIndex = parent.metricsIndex;
       parent.limitExcept = rt.get();
       ifRuntimes_[block] = std::move(rt);
     }

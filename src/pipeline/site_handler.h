@@ -34,6 +34,7 @@ struct LocationRuntime {
   // The registered content handler (an app, stub_status, ...); null: the files of its
   // root/alias (index, autoindex, static).
   ContentHandler* content = nullptr;
+  int metricsIndex = -1;  // this location's entry in the per-location metrics (metricLocations())
   // `limit_except`: the runtime of the block's implicit location, for the methods it limits
   // (settings->limitExceptAllowed lets the others through); null: none.
   const LocationRuntime* limitExcept = nullptr;
@@ -113,6 +114,13 @@ class SiteHandler : public http::RequestRouter {
   const LocationRuntime& runtimeOf(const http::ServerNode& server,
                                    const http::LocationNode* node) const;
   const http::SiteMap& map() const { return map_; }
+  // The labels of the per-location metrics, by LocationRuntime::metricsIndex: every location
+  // (by LocationNode::id), then each server's own level (location "").
+  struct MetricLocation {
+    std::string server;
+    std::string location;
+  };
+  const std::vector<MetricLocation>& metricLocations() const { return metricLocations_; }
   const std::string& prefix() const { return config_.prefix; }
   // SiteMap::groupFor, remembered for the last local address asked about (a worker's
   // connections mostly share one listener, and the lookup builds strings).
@@ -150,6 +158,7 @@ class SiteHandler : public http::RequestRouter {
 
   const config::Config& config_;
   const http::SiteMap& map_;
+  std::vector<MetricLocation> metricLocations_;
   event::EventLoop* loop_;
   std::vector<LocationRuntime> locations_;  // by LocationNode::id
   std::vector<LocationRuntime> servers_;    // by ServerNode::index

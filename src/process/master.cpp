@@ -109,6 +109,11 @@ bool Master::open(std::string& error) {
     error = std::string("cannot map the worker status board: ") + std::strerror(errno);
     return false;
   }
+  BoardTotals& totals = board_->totals();
+  totals.masterPid = ::getpid();
+  totals.startedUnixMs = wallMs();
+  totals.masterState = static_cast<uint32_t>(MasterState::kStarting);
+  publishTotals();
   return true;
 }
 
@@ -233,22 +238,16 @@ void Master::runWorker(size_t slot, pid_t master, int number) {
     status.pid = ::getpid();
     // stub_status counts into this worker's slot and shows the sum over the live workers.
     http::setConnectionStats(&status.connections);
+    // The counts of the workers that are gone stay in (nginx keeps its counters in shared
+    // memory across reloads).
     http::setConnectionCountersReader([board = board_.get()] {
       http::ConnectionCounters sum;
-      for (size_t i = 0; i < board->slots(); ++i) {
-        WorkerStatus& s = board->slot(i);
-        if (s.state.load() == static_cast<uint32_t>(WorkerState::kFree)) continue;
-        http::ConnectionCounters c = http::snapshotOf(s.connections);
-        sum.accepted += c.accepted;
-        sum.handled += c.handled;
-        sum.requests += c.requests;
-        sum.active += c.active;
-        sum.reading += c.reading;
-        sum.writing += c.writing;
-        sum.waiting += c.waiting;
-      }
+      board->sum(nullptr, sum);
       return sum;
     });
+    // So do the request metrics (claim() zeroed them); a scrape on any worker reads the board.
+    setRequestMetrics(&status.metrics);
+    setThreadActivities(status.activity, kActivityThreads);
     Server server(config_, &status, busyBoard_->busy(slot), busyBoard_->threads());
     server.joinHandOff(*board_, slot, *handOff_);
     server.watchParent(master);
@@ -311,6 +310,7 @@ void Master::reload() {
   // the running one when the reload fails.
   systemd_.reloading();
   readyGeneration_ = 0;
+  board_->totals().masterState = static_cast<uint32_t>(MasterState::kReloading);
   config::Config fresh;
   std::string error;
   if (reload_ && !reload_(fresh, error)) {
@@ -388,6 +388,8 @@ void Master::reload() {
   }
   // New workers first, then the old ones drain: the listeners never stop accepting.
   ++generation_;
+  board_->totals().reloads.fetch_add(1);
+  publishTotals();
   crashStreak_ = 0;
   nextSpawnMs_ = 0;
   manageWorkers();
@@ -404,6 +406,7 @@ void Master::stop(bool graceful) {
   if (stopping_ && graceful) return;
   if (!stopping_) systemd_.stopping(graceful ? "stopping gracefully" : "stopping");
   stopping_ = true;
+  board_->totals().masterState = static_cast<uint32_t>(MasterState::kStopping);
   uint64_t now = monotonicMs();
   uint64_t grace = graceful ? static_cast<uint64_t>(config_.gracefulTimeoutSeconds * 1000.0) + 1000
                             : 2000;
@@ -451,9 +454,12 @@ void Master::reap() {
     Worker w = *it;
     workers_.erase(it);
     board_->setTaker(w.slot, false);  // a killed worker could not withdraw itself
-    board_->slot(w.slot).state = static_cast<uint32_t>(WorkerState::kFree);
+    RestartCause cause = static_cast<RestartCause>(board_->slot(w.slot).exitCause.load());
+    // Its counts join the totals and the slot is free.
+    board_->retire(w.slot);
     uint64_t lived = monotonicMs() - w.startedMs;
     bool abnormal = false;
+    bool timedOut = false;
     if (WIFEXITED(status)) {
       int code = WEXITSTATUS(status);
       if (code == kWorkerBootError) {
@@ -471,12 +477,27 @@ void Master::reap() {
       int sig = WTERMSIG(status);
       std::string how = "Worker (pid:" + std::to_string(pid) + ") was sent " + signalName(sig);
       if (WCOREDUMP(status)) how += " (core dumped)";
-      if (w.killAtMs != 0 && !stopping_ && !w.retiring) how += " after a timeout";
+      if (w.killAtMs != 0 && !stopping_ && !w.retiring) {
+        how += " after a timeout";
+        timedOut = true;
+      }
       if (w.retiring || stopping_) {
         logWarning(how);
       } else {
         logError(how + "!");
         abnormal = true;
+      }
+    }
+    if (!stopping_) {
+      if (timedOut) {
+        cause = RestartCause::kTimeout;
+      } else if (abnormal) {
+        cause = RestartCause::kCrash;
+      } else if (cause == RestartCause::kNone && w.retiring) {
+        cause = RestartCause::kReload;
+      }
+      if (cause != RestartCause::kNone && cause < RestartCause::kCount) {
+        board_->totals().restarts[static_cast<size_t>(cause)].fetch_add(1);
       }
     }
     if (abnormal && lived < kQuickDeathMs) {
@@ -540,7 +561,7 @@ void Master::logStatus() {
 }
 
 void Master::notifyReadiness() {
-  if (!systemd_.enabled() || readyGeneration_ == generation_) return;
+  if (readyGeneration_ == generation_) return;
   int ready = 0;
   for (const Worker& w : workers_) {
     if (w.retiring || w.generation != generation_) continue;
@@ -548,7 +569,21 @@ void Master::notifyReadiness() {
   }
   if (ready < target_) return;
   readyGeneration_ = generation_;
+  board_->totals().masterState = static_cast<uint32_t>(MasterState::kRunning);
   systemd_.ready(std::to_string(ready) + (ready == 1 ? " worker" : " workers") + " ready");
+}
+
+void Master::publishTotals() {
+  BoardTotals& t = board_->totals();
+  uint64_t now = monotonicMs();
+  t.masterHeartbeatMs.store(now, std::memory_order_relaxed);
+  if (now - lastHistoryMs_ >= BoardTotals::kHistoryEveryMs) {
+    lastHistoryMs_ = now;
+    if (!historyScratch_) historyScratch_ = std::make_unique<RequestMetrics>();
+    board_->recordHistory(wallMs(), *historyScratch_);
+  }
+  t.generation.store(generation_, std::memory_order_relaxed);
+  t.targetWorkers.store(static_cast<uint32_t>(target_), std::memory_order_relaxed);
 }
 
 void Master::tick() {
@@ -560,6 +595,7 @@ void Master::tick() {
       w.killAtMs = now + 60000;  // do not repeat every tick
     }
   }
+  publishTotals();
   if (!stopping_) {
     manageWorkers();
     notifyReadiness();

@@ -67,6 +67,8 @@ class Master {
   // systemd's READY=1 once every worker of the current generation has booted (at start, and
   // after each reload's RELOADING=1).
   void notifyReadiness();
+  // The master's heartbeat, generation and worker target, for the metrics and health.
+  void publishTotals();
   size_t activeWorkers() const;
   // Python threads a worker forked now runs: the preloaded app's, else what config_ says.
   int forkedThreads() const;
@@ -98,6 +100,8 @@ class Master {
   // Socket activation: what systemd passed (each descriptor moves to its listener; the
   // addresses stay, for the flags' binds at every reload).
   std::vector<PassedSocket> systemdSockets_;
+  uint64_t lastHistoryMs_ = 0;                      // the status page's last history point
+  std::unique_ptr<RequestMetrics> historyScratch_;  // the sum each point is taken from
   uint64_t readyGeneration_ = 0;  // the generation READY=1 was sent for (0: none since a reload)
 };
 

@@ -15,6 +15,7 @@
 #include <random>
 
 #include "core/log.h"
+#include "core/request_metrics.h"
 #include "event/signal_watcher.h"
 #include "http/http1_session.h"
 #include "process/privileges.h"
@@ -25,13 +26,14 @@ namespace portico::process {
 
 namespace {
 
-// Resident set size in MiB, from /proc/self/statm.
-uint64_t residentMb() {
+// Resident set size, from /proc/self/statm.
+uint64_t residentBytes() {
   std::ifstream statm("/proc/self/statm");
   uint64_t size = 0, resident = 0;
   if (!(statm >> size >> resident)) return 0;
-  return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)) / (1024 * 1024);
+  return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
 }
+uint64_t residentMb() { return residentBytes() / (1024 * 1024); }
 
 constexpr uint64_t kHeartbeatMs = 1000;
 constexpr uint64_t kMemoryCheckMs = 100;
@@ -230,7 +232,10 @@ bool Server::open(std::vector<BoundListener> listeners,
   // registered here: stub_status, wsgi_app (whose handlers reach the app once it is imported,
   // after the privileges are dropped), and the static module's files for every other location.
   pipeline::ContentModules content;
-  content.modules = {&stubStatusContent_, &wsgiContent_, &proxyContent_};
+  content.modules = {&stubStatusContent_, &serviceContent_, &wsgiContent_, &proxyContent_};
+  serviceContent_.setSources(
+      {board_, &bound_, &stopping_,
+       config_.timeoutSeconds > 0 ? toMs(config_.timeoutSeconds) : 0});
   proxyContent_.setUpstreams(&config_.site.upstreams);
   proxyContent_.setResolvers(&config_.site.resolvers);
   content.files = staticfiles::documentRoots();
@@ -249,6 +254,11 @@ bool Server::open(std::vector<BoundListener> listeners,
   site_ = std::make_unique<pipeline::SiteHandler>(config_, *siteMap_, &loop_);
   if (!site_->build(content, error)) return false;
   settings_.site = site_.get();
+  // The per-location metrics' labels, in this worker's slot (the last entry is "(other)").
+  const auto& labels = site_->metricLocations();
+  for (size_t i = 0; i < labels.size() && i < kMetricLocations; ++i) {
+    requestMetrics().nameLocation(i, labels[i].server, labels[i].location);
+  }
   if (!config_.site.servers.empty()) {
     // Answers before a server is chosen (a request line too long) sign as the first server's
     // server_tokens says (nginx: the default server's).
@@ -589,6 +599,7 @@ void Server::onRequestDone() {
   if (status_) status_->requests.store(requests_, std::memory_order_relaxed);
   if (stopping_) return;
   if (maxRequests_ && requests_ >= maxRequests_) {
+    if (status_) status_->exitCause = static_cast<uint32_t>(RestartCause::kMaxRequests);
     beginGracefulStop("Autorestarting worker after current request (" +
                       std::to_string(requests_) + " requests, --max-requests).");
     return;
@@ -601,6 +612,7 @@ void Server::checkMemory() {
   lastMemoryCheckMs_ = loop_.nowMs();
   uint64_t rss = residentMb();
   if (rss > config_.maxWorkerMemoryMb) {
+    if (status_) status_->exitCause = static_cast<uint32_t>(RestartCause::kMemory);
     beginGracefulStop("Autorestarting worker: resident memory " + std::to_string(rss) +
                       " MB is over --max-worker-memory " +
                       std::to_string(config_.maxWorkerMemoryMb) + " MB.");
@@ -681,7 +693,11 @@ void Server::onSignal(int signo) {
 }
 
 void Server::heartbeat() {
-  if (status_) status_->heartbeatMs.store(monotonicMs(), std::memory_order_relaxed);
+  if (status_) {
+    uint64_t now = monotonicMs();
+    status_->heartbeatMs.store(now, std::memory_order_relaxed);
+    publishStatus(now);
+  }
   if (parent_ != 0 && ::getppid() != parent_) {
     parent_ = 0;
     beginGracefulStop("Parent changed, shutting down: worker " + std::to_string(::getpid()));
@@ -695,6 +711,22 @@ void Server::heartbeat() {
   });
 }
 
+void Server::publishStatus(uint64_t now) {
+  status_->rssBytes.store(residentBytes(), std::memory_order_relaxed);
+  uint32_t threads = wsgi_ ? static_cast<uint32_t>(wsgi_->threads()) : 0;
+  uint32_t busy = 0, stuck = 0;
+  uint64_t stuckMs = config_.timeoutSeconds > 0 ? toMs(config_.timeoutSeconds) : 0;
+  for (int t = 0; busy_ && t < busyThreads_ && static_cast<uint32_t>(t) < threads; ++t) {
+    uint64_t since = busy_[t].load(std::memory_order_relaxed);
+    if (since == 0) continue;
+    ++busy;
+    if (stuckMs && now > since && now - since > stuckMs) ++stuck;
+  }
+  status_->pythonThreads.store(threads, std::memory_order_relaxed);
+  status_->pythonBusy.store(busy, std::memory_order_relaxed);
+  status_->pythonStuck.store(stuck, std::memory_order_relaxed);
+}
+
 int Server::run() {
   signals_ = std::make_unique<event::SignalWatcher>(loop_, [this](int signo) { onSignal(signo); });
   if (!signals_->ok()) return 1;
@@ -706,7 +738,10 @@ int Server::run() {
       return 1;
     }
   }
-  if (status_) status_->state = static_cast<uint32_t>(WorkerState::kReady);
+  if (status_) {
+    status_->startedUnixMs = wallMs();
+    status_->state = static_cast<uint32_t>(WorkerState::kReady);
+  }
   serving_ = true;
   updateAccepting();
   heartbeat();

@@ -24,6 +24,7 @@
 #include "python/wsgi_runtime.h"
 #include "http/mime_types.h"
 #include "pipeline/stub_status_content.h"
+#include "process/service_content.h"
 #include "process/wsgi_content.h"
 #include "upstream/proxy_content.h"
 #include "static/static_handler.h"
@@ -111,6 +112,8 @@ class Server : public http::ConnectionOwner {
   // connections the kernel already queued (unless worker_connections are in use).
   void closeListeners(bool acceptPending);
   void heartbeat();
+  // This worker's memory and Python threads on its board slot, for the metrics.
+  void publishStatus(uint64_t now);
   // Listens or pauses the listeners: paused while the app's threads are all busy (among
   // siblings) or worker_connections are in use.
   void updateAccepting();
@@ -159,6 +162,7 @@ class Server : public http::ConnectionOwner {
   // The content modules registered with the site (asked while it is built).
   WsgiContentModule wsgiContent_;
   pipeline::StubStatusModule stubStatusContent_;
+  ServiceContentModule serviceContent_;  // prometheus_metrics, health_live, health_ready
   bool checkOnly_ = false;   // checkBoot(): open() stops before serving
   bool importApps_ = true;   // checkBoot() without the import (the master preloads it)
   bool saturated_ = false;  // every Python thread busy (with siblings to take new clients)

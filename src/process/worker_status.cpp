@@ -10,13 +10,33 @@ namespace portico::process {
 
 namespace {
 constexpr size_t kTakerWords = StatusBoard::kMaxTakerSlots / 64;
-// The taker mask, on cache lines of its own before the slots.
-constexpr size_t kHeaderBytes = (kTakerWords * sizeof(std::atomic<uint64_t>) + 63) / 64 * 64;
+// The taker mask, on cache lines of its own before the totals, then the slots.
+constexpr size_t kMaskBytes = (kTakerWords * sizeof(std::atomic<uint64_t>) + 63) / 64 * 64;
+constexpr size_t kHeaderBytes = kMaskBytes + (sizeof(BoardTotals) + 63) / 64 * 64;
 }  // namespace
+
+const char* restartCauseName(RestartCause cause) {
+  switch (cause) {
+    case RestartCause::kCrash: return "crash";
+    case RestartCause::kTimeout: return "timeout";
+    case RestartCause::kMaxRequests: return "max_requests";
+    case RestartCause::kMemory: return "memory";
+    case RestartCause::kReload: return "reload";
+    case RestartCause::kNone:
+    case RestartCause::kCount: break;
+  }
+  return "none";
+}
 
 uint64_t monotonicMs() {
   timespec ts;
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+}
+
+uint64_t wallMs() {
+  timespec ts;
+  ::clock_gettime(CLOCK_REALTIME, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
 }
 
@@ -26,6 +46,7 @@ StatusBoard::StatusBoard(size_t slots) : slots_(slots) {
   if (p == MAP_FAILED) return;
   base_ = static_cast<char*>(p);
   for (size_t i = 0; i < kTakerWords; ++i) new (&takerMask()[i]) std::atomic<uint64_t>(0);
+  new (&totals()) BoardTotals();
   for (size_t i = 0; i < slots_; ++i) {
     new (&slot(i)) WorkerStatus();
   }
@@ -39,8 +60,78 @@ size_t StatusBoard::stride() const {
   return (sizeof(WorkerStatus) + 63) / 64 * 64;  // one cache line apart, so workers do not share lines
 }
 
-WorkerStatus& StatusBoard::slot(size_t i) {
+WorkerStatus& StatusBoard::slot(size_t i) { return slotAt(i); }
+
+WorkerStatus& StatusBoard::slotAt(size_t i) const {
   return *reinterpret_cast<WorkerStatus*>(base_ + kHeaderBytes + stride() * i);
+}
+
+BoardTotals& StatusBoard::totals() const {
+  return *reinterpret_cast<BoardTotals*>(base_ + kMaskBytes);
+}
+
+void StatusBoard::retire(size_t i) {
+  BoardTotals& t = totals();
+  WorkerStatus& s = slotAt(i);
+  t.foldSeq.fetch_add(1, std::memory_order_acq_rel);  // odd: a fold is under way
+  t.accepted.fetch_add(s.connections.accepted.load(), std::memory_order_relaxed);
+  t.handled.fetch_add(s.connections.handled.load(), std::memory_order_relaxed);
+  t.requests.fetch_add(s.connections.requests.load(), std::memory_order_relaxed);
+  t.retired.add(s.metrics);
+  s.state.store(static_cast<uint32_t>(WorkerState::kFree));
+  t.foldSeq.fetch_add(1, std::memory_order_acq_rel);
+}
+
+void StatusBoard::recordHistory(uint64_t unixMs, RequestMetrics& scratch) {
+  BoardTotals& t = totals();
+  http::ConnectionCounters connections;
+  sum(&scratch, connections);
+  uint64_t n = t.historyCount.load(std::memory_order_relaxed);
+  BoardTotals::HistoryPoint& p = t.history[n % BoardTotals::kHistoryPoints];
+  p.unixMs.store(unixMs, std::memory_order_relaxed);
+  uint64_t requests = 0;
+  for (const auto& c : scratch.byClass) requests += c.load(std::memory_order_relaxed);
+  p.requests.store(requests, std::memory_order_relaxed);
+  p.errors.store(scratch.byClass[5].load(std::memory_order_relaxed), std::memory_order_relaxed);
+  p.durationMicros.store(scratch.durationMicros.load(std::memory_order_relaxed),
+                         std::memory_order_relaxed);
+  for (size_t b = 0; b < kDurationBuckets; ++b) {
+    p.buckets[b].store(scratch.duration[b].load(std::memory_order_relaxed),
+                       std::memory_order_relaxed);
+  }
+  t.historyCount.store(n + 1, std::memory_order_release);
+}
+
+void StatusBoard::sum(RequestMetrics* metrics, http::ConnectionCounters& connections) const {
+  const BoardTotals& t = totals();
+  for (int attempt = 0;; ++attempt) {
+    uint64_t seq = t.foldSeq.load(std::memory_order_acquire);
+    if (seq % 2 == 1 && attempt < 100) continue;  // the master folds a few KB: a short wait
+    connections = {};
+    if (metrics) {
+      metrics->clear();
+      metrics->add(t.retired);
+    }
+    connections.accepted = t.accepted.load(std::memory_order_relaxed);
+    connections.handled = t.handled.load(std::memory_order_relaxed);
+    connections.requests = t.requests.load(std::memory_order_relaxed);
+    for (size_t i = 0; i < slots_; ++i) {
+      const WorkerStatus& s = slotAt(i);
+      if (s.state.load(std::memory_order_acquire) == static_cast<uint32_t>(WorkerState::kFree)) {
+        continue;
+      }
+      if (metrics) metrics->add(s.metrics);
+      http::ConnectionCounters c = http::snapshotOf(s.connections);
+      connections.accepted += c.accepted;
+      connections.handled += c.handled;
+      connections.requests += c.requests;
+      connections.active += c.active;
+      connections.reading += c.reading;
+      connections.writing += c.writing;
+      connections.waiting += c.waiting;
+    }
+    if (t.foldSeq.load(std::memory_order_acquire) == seq || attempt >= 100) return;
+  }
 }
 
 std::atomic<uint64_t>* StatusBoard::takerMask() const {
@@ -75,6 +166,14 @@ size_t StatusBoard::claim() {
     s.pid = 0;
     s.requests = 0;
     new (&s.connections) http::ConnectionStats();
+    s.metrics.clear();
+    s.rssBytes = 0;
+    s.pythonThreads = 0;
+    s.pythonBusy = 0;
+    s.pythonStuck = 0;
+    s.startedUnixMs = 0;
+    s.exitCause = 0;
+    for (auto& a : s.activity) a.sinceMs = 0;
     s.heartbeatMs = monotonicMs();
     s.state = static_cast<uint32_t>(WorkerState::kBooting);
     setTaker(i, false);

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/request_metrics.h"
 #include "http/stub_status.h"
 
 namespace portico::process {
@@ -24,9 +25,65 @@ struct WorkerStatus {
   std::atomic<uint64_t> handedOff{0};  // connections given to the hand-off queue
   std::atomic<uint64_t> adopted{0};    // connections taken from it
   http::ConnectionStats connections;   // stub_status's counters of this worker
+  // Refreshed by the worker's heartbeat, for the metrics: its resident memory and its Python
+  // threads (how many, how many in a request, how many in one past --timeout).
+  std::atomic<uint64_t> rssBytes{0};
+  std::atomic<uint32_t> pythonThreads{0};
+  std::atomic<uint32_t> pythonBusy{0};
+  std::atomic<uint32_t> pythonStuck{0};
+  std::atomic<uint64_t> startedUnixMs{0};
+  std::atomic<uint32_t> exitCause{0};  // RestartCause the worker stops for (max requests, memory)
+  RequestMetrics metrics;        // this worker's request counters
+  ThreadActivity activity[kActivityThreads];  // what its Python threads run (the status page)
 };
 
 enum class WorkerState : uint32_t { kFree = 0, kBooting = 1, kReady = 2, kDraining = 3 };
+
+// Why a worker was replaced, counted by the master (portico_worker_restarts_total).
+enum class RestartCause : uint32_t {
+  kNone = 0,
+  kCrash,        // exited with an error or killed by a signal it was not sent
+  kTimeout,      // killed by the master: a request stuck past --timeout, or a silent loop
+  kMaxRequests,  // recycled itself after --max-requests
+  kMemory,       // recycled itself over --max-worker-memory
+  kReload,       // replaced by a reload (HUP) or retired by TTOU
+  kCount
+};
+const char* restartCauseName(RestartCause cause);
+
+// What the master runs as (the health endpoints and the metrics read it).
+enum class MasterState : uint32_t { kStarting = 0, kRunning = 1, kReloading = 2, kStopping = 3 };
+
+// The master's part of the board, for the metrics: the counts of workers that are gone (so the
+// totals never go back when a worker is replaced), the restarts by cause and the master's
+// state. Written by the master only; `foldSeq` is odd while it adds a dead worker's counts, so
+// a reader that sums the live slots and these retries rather than count a worker twice.
+struct BoardTotals {
+  std::atomic<uint64_t> foldSeq{0};
+  std::atomic<uint32_t> masterState{0};  // MasterState
+  std::atomic<int32_t> masterPid{0};
+  std::atomic<uint64_t> masterHeartbeatMs{0};  // CLOCK_MONOTONIC ms, each master tick
+  std::atomic<uint64_t> startedUnixMs{0};
+  std::atomic<uint64_t> reloads{0};
+  std::atomic<uint64_t> generation{0};
+  std::atomic<uint32_t> targetWorkers{0};
+  std::atomic<uint64_t> restarts[static_cast<size_t>(RestartCause::kCount)] = {};
+  std::atomic<uint64_t> accepted{0}, handled{0}, requests{0};  // of the dead workers
+  RequestMetrics retired;                                 // of the dead workers
+  // The status page's charts: every kHistoryEveryMs the master adds the totals so far; point
+  // i is at i % kHistoryPoints, written before `historyCount` moves past it.
+  static constexpr size_t kHistoryPoints = 120;
+  static constexpr uint64_t kHistoryEveryMs = 5000;  // 10 minutes of history
+  struct HistoryPoint {
+    std::atomic<uint64_t> unixMs{0};
+    std::atomic<uint64_t> requests{0};
+    std::atomic<uint64_t> errors{0};  // 5xx
+    std::atomic<uint64_t> durationMicros{0};
+    std::atomic<uint64_t> buckets[kDurationBuckets] = {};
+  };
+  HistoryPoint history[kHistoryPoints];
+  std::atomic<uint64_t> historyCount{0};
+};
 
 // The shared-memory array of worker slots (MAP_SHARED|MAP_ANONYMOUS), created by the master
 // before the forks and shared by every generation of workers. A slot's Python thread stamps are
@@ -41,6 +98,14 @@ class StatusBoard {
   bool ok() const { return base_ != nullptr; }
   size_t slots() const { return slots_; }
   WorkerStatus& slot(size_t i);
+  BoardTotals& totals() const;
+  // The master, before it frees a dead worker's slot: its counts join totals().retired.
+  void retire(size_t i);
+  // Every live worker's counts plus the retired ones, consistent with a fold in progress.
+  // The master: adds the totals so far to the history (the status page's charts).
+  void recordHistory(uint64_t unixMs, RequestMetrics& scratch);
+  // `metrics` may be null (stub_status wants the connections alone).
+  void sum(RequestMetrics* metrics, http::ConnectionCounters& connections) const;
   // A free slot (state kFree) or SIZE_MAX; reset to zeroes.
   size_t claim();
 
@@ -56,6 +121,7 @@ class StatusBoard {
  private:
   size_t stride() const;
   std::atomic<uint64_t>* takerMask() const;  // kMaxTakerSlots / 64 words before the slots
+  WorkerStatus& slotAt(size_t i) const;
   char* base_ = nullptr;
   size_t slots_;
   size_t bytes_ = 0;
@@ -90,5 +156,6 @@ class BusyBoard {
 };
 
 uint64_t monotonicMs();
+uint64_t wallMs();  // CLOCK_REALTIME ms
 
 }  // namespace portico::process

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/log.h"
+#include "core/request_metrics.h"
 #include "python/py_ref.h"
 
 namespace portico::python {
@@ -231,6 +232,7 @@ void Executor::serve(int index) {
         return;
       }
     }
+    uint64_t poppedUs = 0;  // when a job taken without the GIL was popped
     if (!have) {
       GilRelease nogil;  // waiting for work: let the other Python threads run
       for (;;) {
@@ -249,15 +251,24 @@ void Executor::serve(int index) {
         // call at the unlock. Whoever wakes us has already taken us off idle_.
         idleSem_.acquire();
       }
+      poppedUs = nowUs();
     }  // the lock is released before `nogil` takes the GIL back
     uint64_t startedUs = nowUs();
+    // The wait for the GIL between taking the job and running it (the metrics' GIL wait: other
+    // threads of this worker held it).
+    if (poppedUs != 0) recordGilWait(startedUs - poppedUs);
     uint64_t started = startedUs / 1000;
     unansweredSinceUs_[index].store(startedUs, std::memory_order_relaxed);
     tUnansweredSince = &unansweredSinceUs_[index];
     tExecutor = this;
     if (busy_) busy_[index].store(started, std::memory_order_relaxed);
     if (running_) running_[index].startedMs.store(started, std::memory_order_relaxed);
+    if (job.snapshot.request) {
+      noteActivity(static_cast<size_t>(index), job.snapshot.request->method,
+                   job.snapshot.request->rawPath, started);
+    }
     app_.run(job);
+    clearActivity(static_cast<size_t>(index));
     tUnansweredSince = nullptr;
     tExecutor = nullptr;
     unansweredSinceUs_[index].store(0, std::memory_order_relaxed);

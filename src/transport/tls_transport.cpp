@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "core/request_metrics.h"
 #include "transport/socket_queue.h"
 
 namespace portico::transport {
@@ -67,6 +68,15 @@ IoResult TlsTransport::failure(int rc) {
   }
 }
 
+TlsTransport::~TlsTransport() {
+  if (ssl_ && sniffed_ && !plain_ && !counted_) recordTlsHandshake(false, false);
+}
+
+void TlsTransport::countHandshake() {
+  counted_ = true;
+  recordTlsHandshake(true, SSL_session_reused(ssl_.get()) == 1);
+}
+
 IoResult TlsTransport::read(char* dst, size_t size) {
   if (!ssl_) return {IoStatus::kError, 0, ENOMEM};
   if (!sniffed_) {
@@ -111,12 +121,16 @@ IoResult TlsTransport::read(char* dst, size_t size) {
       total += n;
       continue;
     }
-    if (total == 0) return failure(rc);
+    if (total == 0) {
+      noteHandshake();
+      return failure(rc);
+    }
     // Bytes were read: they go now; whatever stopped the reads (a wait, the end, an error)
     // shows again at the next call.
     ERR_clear_error();
     break;
   }
+  noteHandshake();
   return {IoStatus::kDone, total, 0};
 }
 

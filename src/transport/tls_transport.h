@@ -18,6 +18,8 @@ class TlsTransport final : public Transport {
   // server group of the address it arrived on); see tagOf.
   TlsTransport(UniqueFd fd, bool tcp, const TlsContext& context, const void* tag = nullptr)
       : fd_(std::move(fd)), tcp_(tcp), context_(context), tag_(tag) {}
+  // A handshake begun and never finished counts as a failed one in the metrics.
+  ~TlsTransport() override;
 
   int fd() const override { return fd_.get(); }
   void start() override;
@@ -49,6 +51,11 @@ class TlsTransport final : public Transport {
 
  private:
   IoResult failure(int rc);
+  // Counts the handshake in the metrics once it is done (after a read).
+  void noteHandshake() {
+    if (!counted_ && handshakeDone()) countHandshake();
+  }
+  void countHandshake();
   IoResult readEarly(char* dst, size_t size, bool& finished);
   void cork(bool on);
 
@@ -63,6 +70,7 @@ class TlsTransport final : public Transport {
   bool sniffed_ = false;  // the first byte was looked at
   bool closeNotifySent_ = false;
   bool plain_ = false;    // ... and it was not a handshake's: plain HTTP, carried as it is
+  bool counted_ = false;  // the handshake is in the metrics
   bool corked_ = false;   // TCP_CORK set while a response's file data is being written
   // TLS 1.3 early data (ssl_early_data on): kTry until the first SSL_read_early_data says
   // whether the client sent any, kReading while it is being read (OpenSSL then allows only

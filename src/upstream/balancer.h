@@ -23,6 +23,9 @@ struct Peer {
   const config::UpstreamAddress* address = nullptr;  // points into the UpstreamSpec
   size_t index = 0;                               // position among the balancer's peers
   bool backup = false;
+  // Its entry in this process's upstream metrics (core/request_metrics.h), found at its first
+  // try; loop thread.
+  mutable int metricsEntry = -1;
 };
 
 // A set of peer indexes below size(): one word in place for up to 64 peers, so a request's

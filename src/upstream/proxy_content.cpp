@@ -16,6 +16,7 @@
 #include "config/upstream_address.h"
 #include "core/block_cache.h"
 #include "core/log.h"
+#include "core/request_metrics.h"
 #include "core/temp_file.h"
 #include "core/unique_fd.h"
 #include "dns/resolver.h"
@@ -210,7 +211,9 @@ class ProxyRequest final : public event::IoWatcher, public http::BodyReader, pub
   void armTimer(double seconds, Failure kind, int status, const char* what);
   bool mayRetry(unsigned condition) const;
   void releasePeer(bool failed);
-  void recordAttempt(const std::string& status);
+  // The try of peer_ ended: the $upstream_* lists and the metrics (`failed`: an error, a
+  // timeout, an invalid response).
+  void recordAttempt(const std::string& status, bool failed = false);
   void recordHead(int status);
   bool mayUpgrade() const;
   void startTunnel();
@@ -638,8 +641,14 @@ void ProxyRequest::recordHead(int status) {
   headRecorded_ = true;
 }
 
-void ProxyRequest::recordAttempt(const std::string& status) {
+void ProxyRequest::recordAttempt(const std::string& status, bool failed) {
   if (!ex_ || !peer_) return;
+  if (current_) {
+    auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::steady_clock::now() - tryStart_);
+    recordUpstreamTry(current_->metricsEntry, pass_->upstream, peer_->text, failed,
+                      static_cast<uint64_t>(micros.count()));
+  }
   http::UpstreamVariables* vars = ex_->upstreamVariables();
   if (!vars) return;
   // Every list keeps one entry per try, "-" for what the try never reached (nginx's state).
@@ -1018,8 +1027,8 @@ void ProxyRequest::process() {
       default: break;
     }
     if (condition && mayRetry(condition)) {
-      recordAttempt(std::to_string(uh.status));
       // ngx_http_upstream_next: a 404 is NGX_PEER_NEXT, not a failure of the server.
+      recordAttempt(std::to_string(uh.status), condition != ProxySettings::kNextHttp404);
       releasePeer(condition != ProxySettings::kNextHttp404);
       parser_ = ResponseParser(h_.settings_.bufferSize, ex_->request().isHead());
       connectNext();
@@ -1355,7 +1364,7 @@ void ProxyRequest::fail(Failure kind, int status, const std::string& message) {
     return;
   }
   log(message);
-  recordAttempt(std::to_string(status));
+  recordAttempt(std::to_string(status), true);
   releasePeer(true);
   closeUpstream();
   unsigned condition = kind == Failure::kTimeout        ? ProxySettings::kNextTimeout
