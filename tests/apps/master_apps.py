@@ -144,7 +144,21 @@ def route_body(environ, start_response):
                                   "requests": environ.get("HTTP_X_SEQ", "")})
 
 
+def route_orphan(environ, start_response):
+    # A child that leaves a grandchild behind: the grandchild is reparented to the pid
+    # namespace's init (portico's master, when it runs as PID 1), which must reap it.
+    child = os.fork()
+    if child == 0:
+        if os.fork() == 0:
+            time.sleep(0.2)
+            os._exit(0)
+        os._exit(0)
+    os.waitpid(child, 0)
+    return _reply(start_response, "orphaned")
+
+
 ROUTES = {
+    "orphan": route_orphan,
     "pid": route_pid,
     "body": route_body,
     "sleep": route_sleep,
