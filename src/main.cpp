@@ -81,6 +81,7 @@ int sendSignal(const portico::config::Config& config) {
 // are imported, from the site: python::WsgiRuntime::load.)
 bool prepare(const portico::config::Config& config) {
   std::string error;
+  portico::ErrorLog::useJsonFormat(config.jsonLogs);
   if (!portico::ErrorLog::instance().configure(config.errorLogFile, config.logLevel, error)) {
     std::fprintf(stderr, "portico: error: %s\n", error.c_str());
     return false;

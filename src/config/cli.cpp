@@ -75,6 +75,7 @@ enum class OptionId {
   kDoHandshakeOnConnect,
   kCiphers,
   kMetricsBind,
+  kLogFormat,
   kUnsupported,  // a gunicorn option portico rejects rather than silently ignores
 };
 
@@ -209,6 +210,9 @@ constexpr OptionSpec kOptions[] = {
     {OptionId::kProtocol, 0, "--protocol", "", "PROTOCOL",
      "What the sockets speak: http, or uwsgi for an nginx in front with uwsgi_pass (uWSGI's "
      "--socket).", "http", Section::kPortico},
+    {OptionId::kLogFormat, 0, "--log-format", "", "FORMAT",
+     "text, or json: the error log, and the access log unless --access-logformat is given, "
+     "as one JSON object per line.", "text", Section::kPortico},
     {OptionId::kMetricsBind, 0, "--metrics-bind", "", "ADDRESS",
      "A listener of its own for operations: /metrics (Prometheus), /status (a live page) and "
      "/status.json, /health/live and /health/ready (HOST:PORT or unix:PATH).", "",
@@ -922,6 +926,13 @@ class Parser {
       }
       case OptionId::kBacklog:
         if (intValue(spec, raw, 1, number)) flags.backlog = static_cast<int>(number);
+        break;
+      case OptionId::kLogFormat:
+        if (raw == "text" || raw == "json") {
+          config.jsonLogs = raw == "json";
+        } else {
+          argumentError(spec, "invalid choice: " + quoted(raw) + " (choose from 'text', 'json')");
+        }
         break;
       case OptionId::kProtocol:
         if (raw == "http" || raw == "uwsgi") {

@@ -629,6 +629,18 @@ class Builder {
     }
   }
 
+  // error_log_format text|json (portico's): the error log's lines as nginx writes them, or one
+  // JSON object each (time, level, pid, message) for log collectors.
+  void errorLogFormat(const ConfDirective& d, Frame&) {
+    if (errorLogFormatSet_) directiveError(d, "is duplicate");
+    errorLogFormatSet_ = true;
+    if (d.args[0] == "json") {
+      config_.jsonLogs = true;
+    } else if (d.args[0] != "text") {
+      directiveError(d, "invalid value " + quote(d.args[0]) + " (text or json)");
+    }
+  }
+
   void workerShutdownTimeout(const ConfDirective& d, Frame&) {
     if (shutdownTimeoutSet_) directiveError(d, "is duplicate");
     shutdownTimeoutSet_ = true;
@@ -1333,6 +1345,7 @@ class Builder {
   std::string confPrefix_;
   int includeDepth_ = 0;
   bool userSet_ = false, workersSet_ = false, pidSet_ = false, daemonSet_ = false;
+  bool errorLogFormatSet_ = false;
   bool cpuAffinitySet_ = false;
   static constexpr size_t kCpuSetSize = CPU_SETSIZE;
   bool errorLogSet_ = false, eventsSeen_ = false, httpSeen_ = false;
@@ -1363,6 +1376,7 @@ const std::vector<Builder::Command>& Builder::commands() {
         {"pid", kMain, Args::k1, false, &Builder::pid},
         {"daemon", kMain, Args::k1, false, &Builder::daemon},
         {"error_log", kMain | kHsl, Args::k1More, false, &Builder::errorLog},
+        {"error_log_format", kMain, Args::k1, false, &Builder::errorLogFormat},
         {"include", kAny | kServerIf | kLocationIf | kLimitExcept, Args::k1, false,
          &Builder::include},
         {"limit_except", kLocation, Args::k1More, true, &Builder::limitExcept},

@@ -24,6 +24,9 @@ struct Config {
   double timeoutSeconds = 30.0;    // gunicorn --timeout: worker silence before it is killed
   std::string errorLogFile = "-";  // "-" = stderr
   LogLevel logLevel = LogLevel::kInfo;
+  // --log-format json, error_log_format json: error-log lines (and, with the flags, the access
+  // log when no --access-logformat is given) as one JSON object each.
+  bool jsonLogs = false;
   std::string pidFile;
   // gunicorn --chdir: the process's working directory, entered before anything is opened
   // (the flags' relative paths are already resolved against it).

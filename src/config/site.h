@@ -658,6 +658,7 @@ struct VirtualServer {
 struct ProcessAccessLog {
   std::string file;    // empty: none; "-": stdout
   std::string format;  // empty: nginx's combined
+  bool json = false;   // --log-format json without --access-logformat: one JSON object a line
 };
 
 // A directory that must exist when a worker starts, else it does not boot (the flags' --static

@@ -202,7 +202,8 @@ void siteFromFlags(const GunicornFlags& flags, Config& config) {
       "\"$http_referer\" \"$http_user_agent\""};
   // What nginx's configuration cannot say: gunicorn's own access log, no Server header at all,
   // and --static directories that must exist when a worker starts.
-  site.processAccessLog = ProcessAccessLog{flags.accessLogFile, flags.accessLogFormat};
+  site.processAccessLog = ProcessAccessLog{flags.accessLogFile, flags.accessLogFormat,
+                                          config.jsonLogs && flags.accessLogFormat.empty()};
   site.serverHeader = flags.serverHeader;
   for (const StaticMount& mount : flags.statics) {
     site.requiredDirectories.push_back(

@@ -7,11 +7,14 @@
 #include <ctime>
 #include <utility>
 
+#include "core/json.h"
+
 namespace portico {
 
 namespace {
 // Written once at startup, before any thread; read by every writer.
 bool nginxFormat = false;
+bool jsonFormat = false;  // --log-format json, error_log_format json
 }  // namespace
 
 
@@ -142,6 +145,7 @@ bool ErrorLog::enabled(LogLevel level) const {
 }
 
 void ErrorLog::useNginxFormat(bool on) { nginxFormat = on; }
+void ErrorLog::useJsonFormat(bool on) { jsonFormat = on; }
 
 void ErrorLog::write(LogLevel level, std::string_view message) {
   const std::vector<ErrorLogTarget>* targets = requestTargets;
@@ -162,7 +166,16 @@ void ErrorLog::write(LogLevel level, std::string_view message) {
   char stamp[64];
   std::string line;
   line.reserve(message.size() + 64);
-  if (nginxFormat) {
+  if (jsonFormat) {
+    // One object per line: ISO 8601 local time, the level as the text format names it.
+    static constexpr const char* kJsonNames[] = {"debug",    "info",     "info",     "warning",
+                                                 "error",    "critical", "critical", "critical"};
+    std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S%z", &tmv);
+    line.append("{\"time\":\"").append(stamp).append("\",\"level\":\"");
+    line.append(nginxFormat ? kNginxNames[static_cast<int>(level)] : kJsonNames[static_cast<int>(level)]);
+    line.append("\",\"pid\":").append(std::to_string(::getpid())).append(",\"message\":");
+    line.append(jsonQuote(message)).append("}");
+  } else if (nginxFormat) {
     std::strftime(stamp, sizeof stamp, "%Y/%m/%d %H:%M:%S", &tmv);
     line.append(stamp).append(" [").append(kNginxNames[static_cast<int>(level)]).append("] ");
     line.append(std::to_string(::getpid())).append("#0: ");
@@ -172,7 +185,7 @@ void ErrorLog::write(LogLevel level, std::string_view message) {
     line.append(" [").append(std::to_string(::getpid())).append("] [");
     line.append(kNames[static_cast<int>(level)]).append("] ");
   }
-  line.append(message);
+  if (!jsonFormat) line.append(message);
   if (!targets) {
     file_.writeLine(line);
     return;

@@ -63,6 +63,8 @@ class ErrorLog {
   void write(LogLevel level, std::string_view message);
   // nginx's line format (set once at startup by the nginx-style command line, before threads).
   static void useNginxFormat(bool on);
+  // One JSON object per line (time, level, pid, message); set once at startup, before threads.
+  static void useJsonFormat(bool on);
   // While a request's location is being served, its error_log targets (null: none; then the
   // process-wide log). Per thread: the loop thread sets it around the request's work.
   static const std::vector<ErrorLogTarget>* setRequestTargets(

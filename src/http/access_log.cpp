@@ -41,6 +41,7 @@ enum class Escape : uint8_t {
   kNone,
   kNginx,     // nginx's log escaping: '"', '\' and bytes outside 0x20..0x7e as \xHH
   kGunicorn,  // gunicorn's '"' → \" plus control bytes as \xHH, so no value can end a line
+  kJson,      // a JSON string's content: '"', '\', control bytes and bytes >= 0x7f as \u00XX
 };
 
 // One piece of the format: a literal or an atom with Python %-format width/precision.
@@ -88,10 +89,12 @@ const std::string* lastHeader(const std::vector<Header>* headers, std::string_vi
 struct EscapeTables {
   bool nginx[256] = {};
   bool gunicorn[256] = {};
+  bool json[256] = {};
   constexpr EscapeTables() {
     for (int c = 0; c < 256; ++c) {
       nginx[c] = c == '"' || c == '\\' || c < 0x20 || c >= 0x7f;
       gunicorn[c] = c == '"' || c < 0x20 || c == 0x7f;
+      json[c] = nginx[c];
     }
   }
 };
@@ -105,8 +108,18 @@ bool needsEscape(unsigned char c, Escape escape) {
       return kEscapeTables.nginx[c];
     case Escape::kGunicorn:
       return kEscapeTables.gunicorn[c];
+    case Escape::kJson:
+      return kEscapeTables.json[c];
   }
   return false;
+}
+
+const bool* escapeTable(Escape escape) {
+  switch (escape) {
+    case Escape::kNginx: return kEscapeTables.nginx;
+    case Escape::kJson: return kEscapeTables.json;
+    default: return kEscapeTables.gunicorn;
+  }
 }
 
 void appendEscaped(std::string& out, std::string_view value, Escape escape) {
@@ -122,6 +135,15 @@ void appendEscaped(std::string& out, std::string_view value, Escape escape) {
     start = i + 1;
     if (escape == Escape::kGunicorn && c == '"') {
       out += "\\\"";
+    } else if (escape == Escape::kJson) {
+      // Bytes >= 0x80 are not vouched-for UTF-8: each is its Latin-1 code point.
+      char buf[7] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xf]};
+      if (c == '"' || c == '\\') {
+        out += '\\';
+        out += static_cast<char>(c);
+      } else {
+        out.append(buf, 6);
+      }
     } else {
       char buf[4] = {'\\', 'x', kHex[c >> 4], kHex[c & 0xf]};
       out.append(buf, 4);
@@ -408,6 +430,35 @@ std::vector<Segment> combinedSegments() {
   return segs;
 }
 
+// portico's JSON access log (--log-format json): one object per line, the combined format's
+// fields plus the method, path, query, protocol and request time; strings escaped for JSON.
+std::vector<Segment> jsonSegments() {
+  std::vector<Segment> segs;
+  auto literal = [&](std::string_view text) {
+    segs.push_back({Atom::kLiteral, Escape::kNone, std::string(text)});
+  };
+  auto field = [&](std::string_view key, Atom a, bool quoted, std::string_view text = {}) {
+    literal(std::string(segs.empty() ? "{\"" : ",\"") + std::string(key) + (quoted ? "\":\"" : "\":"));
+    segs.push_back({a, quoted ? Escape::kJson : Escape::kNone, std::string(text)});
+    if (quoted) literal("\"");
+  };
+  field("time_local", Atom::kTimeLocal, true);
+  field("remote_addr", Atom::kRemoteAddr, true);
+  field("remote_user", Atom::kRemoteUser, true);
+  field("request", Atom::kRequestLine, true);
+  field("method", Atom::kMethod, true);
+  field("path", Atom::kPath, true);
+  field("query", Atom::kQuery, true);
+  field("protocol", Atom::kProtocol, true);
+  field("status", Atom::kStatus, false);
+  field("body_bytes_sent", Atom::kBytes, false);
+  field("request_time", Atom::kDecimalSeconds, false);
+  field("referer", Atom::kRequestHeader, true, "referer");
+  field("user_agent", Atom::kRequestHeader, true, "user-agent");
+  literal("}");
+  return segs;
+}
+
 // Python's `format % mapping` grammar: %(key)[flags][width][.precision][length]conversion.
 // Returns an error message, or empty on success.
 std::string compileGunicorn(std::string_view format, std::vector<Segment>& segs) {
@@ -625,7 +676,7 @@ void appendSegment(std::string& out, const Segment& seg, const AccessLogEntry& e
     size_t start = out.size();
     appendAtomValue(out, seg, entry);
     if (seg.escape == Escape::kNone) return;
-    const bool* table = seg.escape == Escape::kNginx ? kEscapeTables.nginx : kEscapeTables.gunicorn;
+    const bool* table = escapeTable(seg.escape);
     for (size_t i = start; i < out.size(); ++i) {
       if (table[static_cast<unsigned char>(out[i])]) {
         std::string raw = out.substr(i);
@@ -662,9 +713,12 @@ void appendSegment(std::string& out, const Segment& seg, const AccessLogEntry& e
 
 }  // namespace
 
-AccessLogFormatter::AccessLogFormatter(std::string format) : format_(std::move(format)) {
+AccessLogFormatter::AccessLogFormatter(std::string format, bool json)
+    : format_(std::move(format)) {
   auto compiled = std::make_shared<Compiled>();
-  if (format_.empty()) {
+  if (json) {
+    compiled->segments = jsonSegments();
+  } else if (format_.empty()) {
     compiled->segments = combinedSegments();
   } else {
     std::string problem = compileGunicorn(format_, compiled->segments);

@@ -29,8 +29,9 @@ struct AccessLogEntry {
 // string with %(h)s-style atoms. Immutable after construction; any thread.
 class AccessLogFormatter {
  public:
-  // Empty format → combined. Returns false from valid() with error() for a bad format.
-  explicit AccessLogFormatter(std::string format = {});
+  // Empty format → combined; `json`: one JSON object per line (--log-format json), the format
+  // unused. Returns false from valid() with error() for a bad format.
+  explicit AccessLogFormatter(std::string format = {}, bool json = false);
   bool valid() const { return error_.empty(); }
   const std::string& error() const { return error_; }
   std::string format(const AccessLogEntry& entry) const;

@@ -16,7 +16,8 @@ namespace portico::http {
 
 // The access log as the connection sees it: a formatter and where its lines go.
 struct AccessLog {
-  explicit AccessLog(std::string format) : formatter(std::move(format)) {}
+  explicit AccessLog(std::string format, bool json = false)
+      : formatter(std::move(format), json) {}
   AccessLogFormatter formatter;
   LogFile file;
 };

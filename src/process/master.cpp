@@ -360,6 +360,7 @@ void Master::reload() {
     }
     fresh.preload = config_.preload;
     config_ = std::move(fresh);
+    ErrorLog::useJsonFormat(config_.jsonLogs);  // error_log_format, as the new workers have it
     // The thread stamps are sized from what the new workers run: a new count gets a board of
     // its own, the old workers keep theirs until they are gone.
     int threads = forkedThreads();

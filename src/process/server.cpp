@@ -208,7 +208,7 @@ bool Server::open(std::vector<BoundListener> listeners,
                   std::unique_ptr<python::WsgiRuntime> preloaded, std::string& error) {
   const config::ProcessAccessLog& processLog = config_.site.processAccessLog;
   if (!processLog.file.empty()) {
-    accessLog_ = std::make_unique<http::AccessLog>(processLog.format);
+    accessLog_ = std::make_unique<http::AccessLog>(processLog.format, processLog.json);
     if (!accessLog_->formatter.valid()) {
       error = "invalid --access-logformat: " + accessLog_->formatter.error();
       return false;

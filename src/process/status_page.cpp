@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "config/version.h"
+#include "core/json.h"
 
 namespace portico::process {
 
@@ -56,35 +57,7 @@ double quantileMs(const uint64_t* from, const uint64_t* to, double fraction) {
 
 }  // namespace
 
-std::string jsonString(std::string_view text) {
-  // Not http::appendEscaped's escape=json: nginx passes bytes >= 0x80 through, which would make
-  // the document invalid UTF-8 for the page's JSON.parse; here they are \u00XX (Latin-1).
-  std::string out = "\"";
-  for (unsigned char c : text) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else if (c >= 0x80) {
-          // Paths are percent-encoded; a raw byte here is not UTF-8 we vouch for.
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  out += '"';
-  return out;
-}
+std::string jsonString(std::string_view text) { return jsonQuote(text); }
 
 std::string renderStatusJson(const MetricsSnapshot& s, uint64_t timeoutMs) {
   const RequestMetrics& m = *s.requests;

@@ -18,8 +18,7 @@ std::string renderStatusJson(const MetricsSnapshot& snapshot, uint64_t timeoutMs
 // The HTML page; it fetches the JSON from its own path with ?format=json.
 const std::string& statusPageHtml();
 
-// A string as a JSON string literal (quotes included; bytes ≥ 0x80 passed through, control
-// characters escaped).
+// A string as a JSON string literal (core/json.h's jsonQuote).
 std::string jsonString(std::string_view text);
 
 }  // namespace portico::process
