@@ -11,7 +11,7 @@ PACKAGES=(
   nginx curl slowhttptest gunicorn testssl.sh uwsgi uwsgi-plugin-python3 iproute2 util-linux
   # promtool checks the metrics; a real Prometheus scrapes them in the tests; headless
   # Chromium renders the status page; the man page and the .deb (packaging/)
-  prometheus chromium groff-base dpkg-dev
+  prometheus chromium groff-base dpkg-dev python3-yaml
   # nginx-tests (../shared/ext/nginx-tests), nginx's own Perl suite
   perl openssl libio-socket-ssl-perl libnet-ssleay-perl libprotocol-websocket-perl libfcgi-perl
   libscgi-perl libgd-perl libcache-memcached-perl libcache-memcached-fast-perl libcryptx-perl
