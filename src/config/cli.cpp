@@ -690,7 +690,7 @@ class Parser {
     }
     if (const auto& m = result_.flags.metricsBind) {
       std::vector<BindAddress> binds = result_.flags.binds;
-      if (binds.empty()) binds.push_back({BindAddress::Kind::kTcp, "127.0.0.1", 8000, "", ""});
+      if (binds.empty()) binds.push_back(defaultBind());
       for (const BindAddress& b : binds) {
         if (b.kind == m->kind && b.host == m->host && b.port == m->port && b.path == m->path) {
           return fail("argument --metrics-bind: " + m->spec +

@@ -20,6 +20,15 @@ struct BindAddress {
   std::string spec;  // as the user wrote it, for messages
 };
 
+// gunicorn's bind when no --bind is given: 127.0.0.1:8000.
+inline BindAddress defaultBind() {
+  BindAddress bind;
+  bind.host = "127.0.0.1";
+  bind.port = 8000;
+  bind.spec = "127.0.0.1:8000";
+  return bind;
+}
+
 // The gunicorn-style flags that describe what is served, as read: siteFromFlags writes them into
 // Config::site (one virtual server), which is all the runtime reads. Value type, built by the
 // parser.

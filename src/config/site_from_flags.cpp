@@ -100,13 +100,7 @@ void siteFromFlags(const GunicornFlags& flags, Config& config) {
   HttpSite site;
   VirtualServer server;
   std::vector<BindAddress> binds = flags.binds;
-  if (binds.empty()) {
-    BindAddress def;
-    def.host = "127.0.0.1";
-    def.port = 8000;
-    def.spec = "127.0.0.1:8000";
-    binds.push_back(def);
-  }
+  if (binds.empty()) binds.push_back(defaultBind());
   for (const BindAddress& bind : binds) {
     ListenSpec listen = listenOf(bind);
     listen.backlog = flags.backlog;

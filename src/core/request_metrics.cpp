@@ -62,6 +62,19 @@ void RequestMetrics::clear() {
   upstreamCount.store(0, std::memory_order_relaxed);
 }
 
+size_t RequestMetrics::locationEntry(std::string_view server, std::string_view location) {
+  size_t used = std::min<size_t>(locationCount.load(std::memory_order_relaxed), kMetricLocations);
+  for (size_t i = 0; i < used; ++i) {
+    if (locations[i].server == server && locations[i].location == location) return i;
+  }
+  // A new label: the next entry, or "(other)" once only the last is left (nameLocation names
+  // the last entry so).
+  size_t at = used + 1 < kMetricLocations ? used : kMetricLocations - 1;
+  if (at < used) return at;  // "(other)" is there already
+  nameLocation(at, server, location);
+  return at;
+}
+
 size_t RequestMetrics::upstreamEntry(std::string_view upstream, std::string_view server) {
   size_t used = std::min<size_t>(upstreamCount.load(std::memory_order_relaxed), kMetricUpstreams);
   for (size_t i = 0; i < used; ++i) {
@@ -111,25 +124,7 @@ void RequestMetrics::add(const RequestMetrics& from) {
                                    kMetricLocations);
   for (size_t i = 0; i < theirs; ++i) {
     const LocationMetrics& f = from.locations[i];
-    size_t mine = std::min<size_t>(locationCount.load(std::memory_order_relaxed), kMetricLocations);
-    size_t at = mine;
-    for (size_t j = 0; j < mine; ++j) {
-      if (std::strcmp(locations[j].server, f.server) == 0 &&
-          std::strcmp(locations[j].location, f.location) == 0) {
-        at = j;
-        break;
-      }
-    }
-    if (at == mine) {
-      // A new label: the next entry, or "(other)" once only the last is left.
-      if (mine + 1 < kMetricLocations) {
-        nameLocation(mine, f.server, f.location);
-      } else {
-        at = kMetricLocations - 1;
-        if (mine < kMetricLocations) nameLocation(at, "", kOther);
-      }
-    }
-    LocationMetrics& l = locations[at];
+    LocationMetrics& l = locations[locationEntry(f.server, f.location)];
     for (size_t c = 0; c < kStatusClasses; ++c) plus(l.byClass[c], f.byClass[c]);
     plus(l.durationMicros, f.durationMicros);
   }

@@ -78,6 +78,8 @@ struct RequestMetrics {
   // Adds `from` to this (a dead worker's counts kept by the master): the locations and the
   // upstream servers by their labels, a label this has no room for to "(other)".
   void add(const RequestMetrics& from);
+  // The entry of a location's label, added when new ("(other)" once the table is full).
+  size_t locationEntry(std::string_view server, std::string_view location);
   // The entry of an upstream server, added when new ("(other)" once the table is full).
   size_t upstreamEntry(std::string_view upstream, std::string_view server);
 };

@@ -12,13 +12,24 @@ namespace portico::process {
 
 namespace {
 
-constexpr uint64_t kMasterSilentMs = 5000;  // the master ticks every 200 ms
-
 // Seconds from microseconds, the shortest text that reads back exactly.
 std::string seconds(uint64_t micros) {
   char buf[64];
   auto r = std::to_chars(buf, buf + sizeof buf, static_cast<double>(micros) / 1e6);
   return std::string(buf, r.ptr);
+}
+
+// A history point as the snapshot holds it.
+HistorySnapshot loadPoint(const BoardTotals::HistoryPoint& p) {
+  HistorySnapshot h;
+  h.unixMs = p.unixMs.load(std::memory_order_relaxed);
+  h.requests = p.requests.load(std::memory_order_relaxed);
+  h.errors = p.errors.load(std::memory_order_relaxed);
+  h.durationMicros = p.durationMicros.load(std::memory_order_relaxed);
+  for (size_t b = 0; b < kDurationBuckets; ++b) {
+    h.buckets[b] = p.buckets[b].load(std::memory_order_relaxed);
+  }
+  return h;
 }
 
 const char* kClassNames[kStatusClasses] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
@@ -117,11 +128,10 @@ MetricsSnapshot takeSnapshot(const StatusBoard* board) {
   s.targetWorkers = t.targetWorkers.load(std::memory_order_relaxed);
   s.masterState = static_cast<MasterState>(t.masterState.load(std::memory_order_relaxed));
   s.startedUnixMs = t.startedUnixMs.load(std::memory_order_relaxed);
-  uint64_t beat = t.masterHeartbeatMs.load(std::memory_order_relaxed);
   uint64_t now = monotonicMs();
-  s.masterAlive = beat != 0 && (now < beat || now - beat < kMasterSilentMs);
+  s.masterAlive = t.masterSilentMs(now) == 0;
   for (size_t i = 0; i < board->slots(); ++i) {
-    WorkerStatus& w = const_cast<StatusBoard*>(board)->slot(i);
+    const WorkerStatus& w = board->slot(i);
     auto state = static_cast<WorkerState>(w.state.load(std::memory_order_acquire));
     if (state == WorkerState::kFree) continue;
     WorkerSnapshot ws;
@@ -149,30 +159,14 @@ MetricsSnapshot takeSnapshot(const StatusBoard* board) {
   uint64_t count = t.historyCount.load(std::memory_order_acquire);
   uint64_t first = count >= BoardTotals::kHistoryPoints ? count - BoardTotals::kHistoryPoints + 1 : 0;
   for (uint64_t i = first; i < count; ++i) {
-    const BoardTotals::HistoryPoint& p = t.history[i % BoardTotals::kHistoryPoints];
-    HistorySnapshot h;
-    h.unixMs = p.unixMs.load(std::memory_order_relaxed);
-    h.requests = p.requests.load(std::memory_order_relaxed);
-    h.errors = p.errors.load(std::memory_order_relaxed);
-    h.durationMicros = p.durationMicros.load(std::memory_order_relaxed);
-    for (size_t b = 0; b < kDurationBuckets; ++b) {
-      h.buckets[b] = p.buckets[b].load(std::memory_order_relaxed);
-    }
-    s.history.push_back(h);
+    s.history.push_back(loadPoint(t.history[i % BoardTotals::kHistoryPoints]));
   }
   // The totals now close the last interval (a partial one), so the charts show the last
   // seconds too.
-  if (!s.history.empty() && wallMs() > s.history.back().unixMs + 500) {
-    HistorySnapshot h;
-    h.unixMs = wallMs();
-    const RequestMetrics& m = *s.requests;
-    for (const auto& c : m.byClass) h.requests += c.load(std::memory_order_relaxed);
-    h.errors = m.byClass[5].load(std::memory_order_relaxed);
-    h.durationMicros = m.durationMicros.load(std::memory_order_relaxed);
-    for (size_t b = 0; b < kDurationBuckets; ++b) {
-      h.buckets[b] = m.duration[b].load(std::memory_order_relaxed);
-    }
-    s.history.push_back(h);
+  if (uint64_t at = wallMs(); !s.history.empty() && at > s.history.back().unixMs + 500) {
+    BoardTotals::HistoryPoint current;
+    current.store(*s.requests, at);
+    s.history.push_back(loadPoint(current));
   }
   return s;
 }

@@ -68,24 +68,24 @@ class ServiceContent : public pipeline::ContentHandler {
 
   const BoardTotals* totals() const { return sources_.board ? &sources_.board->totals() : nullptr; }
 
-  // Empty when live: this worker answers and its master still ticks (a worker whose master is
-  // gone is on its way out).
-  std::string notLive() const {
+  // Why the master is taken for gone (a worker whose master is gone is on its way out); empty
+  // while it ticks.
+  std::string masterGone() const {
     const BoardTotals* t = totals();
-    if (!t) return {};
-    uint64_t beat = t->masterHeartbeatMs.load(std::memory_order_relaxed);
-    uint64_t now = monotonicMs();
-    if (beat != 0 && now > beat && now - beat > kMasterSilentMs) {
-      return "not live: the master has not ticked for " + std::to_string((now - beat) / 1000) +
-             " s";
-    }
-    return {};
+    uint64_t silent = t ? t->masterSilentMs(monotonicMs()) : 0;
+    if (silent == 0) return {};
+    return "the master has not ticked for " + std::to_string(silent / 1000) + " s";
+  }
+
+  // Empty when live: this worker answers and its master still ticks.
+  std::string notLive() const {
+    std::string why = masterGone();
+    return why.empty() ? why : "not live: " + why;
   }
 
   // Empty when ready: live, no stop under way, and this worker takes requests.
   std::string notReady() const {
-    std::string why = notLive();
-    if (!why.empty()) return "not ready: " + why.substr(std::string("not live: ").size());
+    if (std::string why = masterGone(); !why.empty()) return "not ready: " + why;
     if (sources_.stopping && *sources_.stopping) return "not ready: this worker is stopping";
     if (const BoardTotals* t = totals();
         t && t->masterState.load() == static_cast<uint32_t>(MasterState::kStopping)) {
@@ -94,7 +94,6 @@ class ServiceContent : public pipeline::ContentHandler {
     return {};
   }
 
-  static constexpr uint64_t kMasterSilentMs = 5000;  // the master ticks every 200 ms
   config::ServiceEndpoint kind_;
   const ServiceContentModule::Sources& sources_;
 };

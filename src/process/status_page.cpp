@@ -57,13 +57,11 @@ double quantileMs(const uint64_t* from, const uint64_t* to, double fraction) {
 
 }  // namespace
 
-std::string jsonString(std::string_view text) { return jsonQuote(text); }
-
 std::string renderStatusJson(const MetricsSnapshot& s, uint64_t timeoutMs) {
   const RequestMetrics& m = *s.requests;
   std::string out;
   out.reserve(8192);
-  out += "{\"version\":" + jsonString(kPorticoVersion);
+  out += "{\"version\":" + jsonQuote(kPorticoVersion);
   out += ",\"master\":{\"pid\":" + std::to_string(s.masterPid) + ",\"state\":\"" +
          masterStateName(s.masterState) + "\",\"alive\":" + (s.masterAlive ? "true" : "false") +
          ",\"started_unix_ms\":" + std::to_string(s.startedUnixMs) +
@@ -89,7 +87,7 @@ std::string renderStatusJson(const MetricsSnapshot& s, uint64_t timeoutMs) {
   out += ",\"listen_queues\":[";
   for (size_t i = 0; i < s.listenQueues.size(); ++i) {
     const ListenQueue& q = s.listenQueues[i];
-    out += std::string(i ? "," : "") + "{\"listener\":" + jsonString(q.listener) +
+    out += std::string(i ? "," : "") + "{\"listener\":" + jsonQuote(q.listener) +
            ",\"queued\":" + std::to_string(q.queued) + ",\"limit\":" + std::to_string(q.limit) +
            "}";
   }
@@ -99,8 +97,8 @@ std::string renderStatusJson(const MetricsSnapshot& s, uint64_t timeoutMs) {
   for (size_t i = 0; i < peers; ++i) {
     const UpstreamMetrics& u = m.upstreams[i];
     uint64_t tries = u.tries.load(std::memory_order_relaxed);
-    out += std::string(i ? "," : "") + "{\"upstream\":" + jsonString(u.upstream) +
-           ",\"server\":" + jsonString(u.server) + ",\"tries\":" + std::to_string(tries) +
+    out += std::string(i ? "," : "") + "{\"upstream\":" + jsonQuote(u.upstream) +
+           ",\"server\":" + jsonQuote(u.server) + ",\"tries\":" + std::to_string(tries) +
            ",\"failures\":" + std::to_string(u.failures.load(std::memory_order_relaxed)) +
            ",\"mean_ms\":" +
            number(tries ? static_cast<double>(u.responseMicros.load()) / tries / 1000.0 : 0) +
@@ -129,7 +127,7 @@ std::string renderStatusJson(const MetricsSnapshot& s, uint64_t timeoutMs) {
       const ThreadSnapshot& t = w.running[k];
       bool stuck = timeoutMs && t.runningMs > timeoutMs;
       out += std::string(k ? "," : "") + "{\"thread\":" + std::to_string(t.thread) +
-             ",\"method\":" + jsonString(t.method) + ",\"path\":" + jsonString(t.path) +
+             ",\"method\":" + jsonQuote(t.method) + ",\"path\":" + jsonQuote(t.path) +
              ",\"running_ms\":" + std::to_string(t.runningMs) +
              ",\"stuck\":" + (stuck ? "true" : "false") + "}";
     }

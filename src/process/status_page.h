@@ -18,7 +18,4 @@ std::string renderStatusJson(const MetricsSnapshot& snapshot, uint64_t timeoutMs
 // The HTML page; it fetches the JSON from its own path with ?format=json.
 const std::string& statusPageHtml();
 
-// A string as a JSON string literal (core/json.h's jsonQuote).
-std::string jsonString(std::string_view text);
-
 }  // namespace portico::process

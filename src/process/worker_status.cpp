@@ -82,23 +82,26 @@ void StatusBoard::retire(size_t i) {
   t.foldSeq.fetch_add(1, std::memory_order_acq_rel);
 }
 
+void BoardTotals::HistoryPoint::store(const RequestMetrics& metrics, uint64_t at) {
+  unixMs.store(at, std::memory_order_relaxed);
+  uint64_t total = 0;
+  for (const auto& c : metrics.byClass) total += c.load(std::memory_order_relaxed);
+  requests.store(total, std::memory_order_relaxed);
+  errors.store(metrics.byClass[5].load(std::memory_order_relaxed), std::memory_order_relaxed);
+  durationMicros.store(metrics.durationMicros.load(std::memory_order_relaxed),
+                       std::memory_order_relaxed);
+  for (size_t b = 0; b < kDurationBuckets; ++b) {
+    buckets[b].store(metrics.duration[b].load(std::memory_order_relaxed),
+                     std::memory_order_relaxed);
+  }
+}
+
 void StatusBoard::recordHistory(uint64_t unixMs, RequestMetrics& scratch) {
   BoardTotals& t = totals();
   http::ConnectionCounters connections;
   sum(&scratch, connections);
   uint64_t n = t.historyCount.load(std::memory_order_relaxed);
-  BoardTotals::HistoryPoint& p = t.history[n % BoardTotals::kHistoryPoints];
-  p.unixMs.store(unixMs, std::memory_order_relaxed);
-  uint64_t requests = 0;
-  for (const auto& c : scratch.byClass) requests += c.load(std::memory_order_relaxed);
-  p.requests.store(requests, std::memory_order_relaxed);
-  p.errors.store(scratch.byClass[5].load(std::memory_order_relaxed), std::memory_order_relaxed);
-  p.durationMicros.store(scratch.durationMicros.load(std::memory_order_relaxed),
-                         std::memory_order_relaxed);
-  for (size_t b = 0; b < kDurationBuckets; ++b) {
-    p.buckets[b].store(scratch.duration[b].load(std::memory_order_relaxed),
-                       std::memory_order_relaxed);
-  }
+  t.history[n % BoardTotals::kHistoryPoints].store(scratch, unixMs);
   t.historyCount.store(n + 1, std::memory_order_release);
 }
 

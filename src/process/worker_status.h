@@ -63,6 +63,14 @@ struct BoardTotals {
   std::atomic<uint32_t> masterState{0};  // MasterState
   std::atomic<int32_t> masterPid{0};
   std::atomic<uint64_t> masterHeartbeatMs{0};  // CLOCK_MONOTONIC ms, each master tick
+  // The master ticks every 200 ms; silent longer than this it is taken for gone or frozen
+  // (health_live's 503, the status page's "alive").
+  static constexpr uint64_t kMasterSilentLimitMs = 5000;
+  // How long the master has been silent at `now`, when past the limit; 0 while it ticks.
+  uint64_t masterSilentMs(uint64_t now) const {
+    uint64_t beat = masterHeartbeatMs.load(std::memory_order_relaxed);
+    return beat != 0 && now > beat && now - beat > kMasterSilentLimitMs ? now - beat : 0;
+  }
   std::atomic<uint64_t> startedUnixMs{0};
   std::atomic<uint64_t> reloads{0};
   std::atomic<uint64_t> generation{0};
@@ -80,6 +88,8 @@ struct BoardTotals {
     std::atomic<uint64_t> errors{0};  // 5xx
     std::atomic<uint64_t> durationMicros{0};
     std::atomic<uint64_t> buckets[kDurationBuckets] = {};
+    // The totals of `metrics` at `unixMs`.
+    void store(const RequestMetrics& metrics, uint64_t at);
   };
   HistoryPoint history[kHistoryPoints];
   std::atomic<uint64_t> historyCount{0};
@@ -98,6 +108,7 @@ class StatusBoard {
   bool ok() const { return base_ != nullptr; }
   size_t slots() const { return slots_; }
   WorkerStatus& slot(size_t i);
+  const WorkerStatus& slot(size_t i) const { return slotAt(i); }
   BoardTotals& totals() const;
   // The master, before it frees a dead worker's slot: its counts join totals().retired.
   void retire(size_t i);

@@ -1,5 +1,6 @@
 """Starting and stopping the real portico binary (and nginx as an oracle) for the tests."""
 
+import contextlib
 import os
 import shutil
 import signal
@@ -22,6 +23,19 @@ def free_port(host="127.0.0.1"):
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
         return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def conf_server(conf):
+    """Runs `portico -c CONF` for a with-block (the caller waits for what it needs); at its end
+    the server must stop on TERM with exit 0."""
+    proc = subprocess.Popen([portico_binary(), "-c", str(conf)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        assert proc.wait(15) == 0
 
 
 def _can_connect(family, address):

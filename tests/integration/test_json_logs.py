@@ -8,7 +8,7 @@ import json
 import socket
 import subprocess
 
-from servers import free_port, portico_binary
+from servers import conf_server, free_port, portico_binary
 from wsgi_support import read_text, start_wsgi, wait_until
 
 
@@ -63,14 +63,9 @@ http {
     server { listen 127.0.0.1:%(port)d; location / { return 404; } }
 }
 """ % {"dir": tmp_path, "port": port})
-    proc = subprocess.Popen([portico_binary(), "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
+    with conf_server(conf):
         log = str(tmp_path / "error.log")
         wait_until(lambda: "worker" in read_text(log), 10.0)
-    finally:
-        proc.terminate()
-        assert proc.wait(15) == 0
     entries = lines(log)
     # nginx's level names in the nginx mode.
     assert entries and {e["level"] for e in entries} <= {"info", "notice", "warn", "error"}

@@ -11,13 +11,12 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 import urllib.request
 
 import pytest
 
 from master_support import send_signal, start_master, wait_exit, wait_for_workers
-from servers import free_port, portico_binary
+from servers import conf_server, free_port, portico_binary
 from wsgi_support import get, wait_until
 
 PROMTOOL = shutil.which("promtool")
@@ -249,10 +248,7 @@ def test_directives_in_the_file_and_a_real_prometheus(tmp_path):
     port = free_port()
     conf = tmp_path / "site.conf"
     conf.write_text(CONF % {"dir": tmp_path, "port": port})
-    proc = subprocess.Popen([portico_binary(), "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    prometheus = None
-    try:
+    with conf_server(conf):
         wait_until(lambda: _ready_at(port, "/ready"), 10.0)
         for _ in range(5):
             assert fetch(port, "/")[0] == 200
@@ -272,27 +268,24 @@ def test_directives_in_the_file_and_a_real_prometheus(tmp_path):
         if PROMETHEUS is None:
             pytest.skip("prometheus (Debian's package) is not installed")
         prometheus, api = start_prometheus(tmp_path, port)
-
-        def scraped():
-            try:
-                query = urllib.parse.quote('portico_http_requests_total{status="2xx"}')
-                with urllib.request.urlopen(api + "/api/v1/query?query=" + query,
-                                            timeout=2) as response:
-                    data = json.loads(response.read())
-            except OSError:
-                return False
-            results = data.get("data", {}).get("result", [])
-            return bool(results) and float(results[0]["value"][1]) >= 7
-        wait_until(scraped, 30.0, interval=0.5)
-        with urllib.request.urlopen(api + "/api/v1/targets", timeout=2) as response:
-            targets = json.loads(response.read())["data"]["activeTargets"]
-        assert targets and targets[0]["health"] == "up", targets
-    finally:
-        if prometheus:
+        try:
+            def scraped():
+                try:
+                    query = urllib.parse.quote('portico_http_requests_total{status="2xx"}')
+                    with urllib.request.urlopen(api + "/api/v1/query?query=" + query,
+                                                timeout=2) as response:
+                        data = json.loads(response.read())
+                except OSError:
+                    return False
+                results = data.get("data", {}).get("result", [])
+                return bool(results) and float(results[0]["value"][1]) >= 7
+            wait_until(scraped, 30.0, interval=0.5)
+            with urllib.request.urlopen(api + "/api/v1/targets", timeout=2) as response:
+                targets = json.loads(response.read())["data"]["activeTargets"]
+            assert targets and targets[0]["health"] == "up", targets
+        finally:
             prometheus.terminate()
             prometheus.wait(10)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(15) == 0
 
 
 def _ready_at(port, path):
@@ -346,9 +339,7 @@ http {
     }
 }
 """ % {"dir": tmp_path, "port": port, "backend": backend, "dead": dead})
-    proc = subprocess.Popen([portico_binary(), "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
+    with conf_server(conf):
         wait_until(lambda: _ready_at(port, "/metrics"), 10.0)
         for _ in range(6):
             assert fetch(port, "/x") == (200, "backend\n")
@@ -366,9 +357,6 @@ http {
         by_server = {u["server"]: u for u in status["upstreams"]}
         assert by_server["127.0.0.1:%d" % dead]["failures"] == 1
         assert by_server["127.0.0.1:%d" % backend]["tries"] == 6
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(15) == 0
 
 
 def test_directive_errors(tmp_path):

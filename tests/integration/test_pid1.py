@@ -5,7 +5,6 @@ gracefully on TERM — PID 1 gets no default signal actions, so only handled sig
 import os
 import signal
 import subprocess
-import time
 import urllib.request
 
 import pytest

@@ -8,14 +8,12 @@ import os
 import shutil
 import socket
 import subprocess
-import threading
-import time
 import urllib.request
 
 import pytest
 
 from master_support import start_master, wait_for_workers
-from servers import free_port, portico_binary
+from servers import conf_server, free_port
 from wsgi_support import wait_until
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -161,9 +159,7 @@ http {
     }
 }
 """ % {"dir": tmp_path, "port": port})
-    proc = subprocess.Popen([portico_binary(), "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
+    with conf_server(conf):
         def up():
             try:
                 return fetch(port, "/status?format=json")[0] == 200
@@ -176,6 +172,3 @@ http {
         with pytest.raises(urllib.error.HTTPError) as refused:
             fetch(port, "/status-closed")
         assert refused.value.code == 403
-    finally:
-        proc.terminate()
-        assert proc.wait(15) == 0
