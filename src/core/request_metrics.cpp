@@ -1,5 +1,7 @@
 #include "core/request_metrics.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -57,7 +59,10 @@ void RequestMetrics::clear() {
   for (size_t i = 0; i < peers; ++i) {
     UpstreamMetrics& u = upstreams[i];
     u.upstream[0] = u.server[0] = '\0';
-    for (auto* c : {&u.tries, &u.failures, &u.responseMicros}) c->store(0, std::memory_order_relaxed);
+    for (auto* c : {&u.tries, &u.failures, &u.responseMicros, &u.unavailableUntilMs}) {
+      c->store(0, std::memory_order_relaxed);
+    }
+    u.unavailableIn.store(0, std::memory_order_relaxed);
   }
   upstreamCount.store(0, std::memory_order_relaxed);
 }
@@ -157,6 +162,7 @@ void noteActivity(size_t thread, std::string_view method, std::string_view path,
   copyLabel(row.method, sizeof row.method, method);
   copyLabel(row.path, sizeof row.path, path);
   row.sinceMs.store(sinceMs, std::memory_order_relaxed);
+  row.ident.store(static_cast<uint64_t>(::pthread_self()), std::memory_order_relaxed);
   row.seq.fetch_add(1, std::memory_order_release);
 }
 
@@ -166,12 +172,13 @@ void clearActivity(size_t thread) {
 }
 
 bool readActivity(const ThreadActivity& row, std::string& method, std::string& path,
-                  uint64_t& sinceMs) {
+                  uint64_t& sinceMs, uint64_t& ident) {
   for (int attempt = 0; attempt < 4; ++attempt) {
     uint32_t seq = row.seq.load(std::memory_order_acquire);
     if (seq % 2) continue;
     sinceMs = row.sinceMs.load(std::memory_order_acquire);
     if (sinceMs == 0) return false;
+    ident = row.ident.load(std::memory_order_relaxed);
     char m[sizeof row.method];
     char p[sizeof row.path];
     std::memcpy(m, row.method, sizeof m);
@@ -220,6 +227,12 @@ void recordUpstreamTry(int& entry, std::string_view upstream, std::string_view s
   bump(u.tries);
   if (failed) bump(u.failures);
   bump(u.responseMicros, micros);
+}
+
+void recordUpstreamHealth(int entry, uint64_t unavailableUntilMs) {
+  if (entry < 0) return;
+  requestMetrics().upstreams[static_cast<size_t>(entry)].unavailableUntilMs.store(
+      unavailableUntilMs, std::memory_order_relaxed);
 }
 
 void recordGilWait(uint64_t micros) {

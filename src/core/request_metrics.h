@@ -50,6 +50,11 @@ struct UpstreamMetrics {
   std::atomic<uint64_t> tries{0};
   std::atomic<uint64_t> failures{0};  // an error, a timeout or an invalid response
   std::atomic<uint64_t> responseMicros{0};
+  // Passive health, not summed: in a worker, until when (CLOCK_MONOTONIC ms) it skips the
+  // server (max_fails reached within fail_timeout; 0 or past: it tries it); in a snapshot,
+  // how many workers skip it now.
+  std::atomic<uint64_t> unavailableUntilMs{0};
+  std::atomic<uint32_t> unavailableIn{0};
 };
 
 // One process's counters: lock-free atomics, so the master and the siblings may read them from
@@ -89,6 +94,7 @@ struct RequestMetrics {
 struct ThreadActivity {
   std::atomic<uint32_t> seq{0};
   std::atomic<uint64_t> sinceMs{0};  // CLOCK_MONOTONIC ms the request began; 0: idle
+  std::atomic<uint64_t> ident{0};    // the thread's pthread_t: Python's threading.get_ident()
   char method[16] = {};
   char path[112] = {};  // the path, percent-encoded, without the query; cut to fit
 };
@@ -101,7 +107,7 @@ void noteActivity(size_t thread, std::string_view method, std::string_view path,
 void clearActivity(size_t thread);
 // One row as it stands; false when the thread is idle (or was being written).
 bool readActivity(const ThreadActivity& row, std::string& method, std::string& path,
-                  uint64_t& sinceMs);
+                  uint64_t& sinceMs, uint64_t& ident);
 
 // This process's counters: a process-local object until a worker points them into shared
 // memory with setRequestMetrics (before it accepts anything).
@@ -115,6 +121,9 @@ void recordRequest(int status, uint64_t bytesIn, uint64_t bytesOut, uint64_t dur
 void recordTlsHandshake(bool ok, bool resumed);
 // One try of an upstream server ended (loop thread). `entry` caches the server's entry in this
 // process's table (-1 at first; the caller keeps it with the server).
+// The server's passive health in this worker after a try (see UpstreamMetrics); `entry` as
+// recordUpstreamTry left it (nothing when still -1).
+void recordUpstreamHealth(int entry, uint64_t unavailableUntilMs);
 void recordUpstreamTry(int& entry, std::string_view upstream, std::string_view server,
                        bool failed, uint64_t micros);
 // A Python thread waited `micros` for the GIL (any thread).

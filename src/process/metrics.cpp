@@ -111,10 +111,27 @@ std::vector<ListenQueue> listenQueues(const std::vector<BoundListener>& listener
   return out;
 }
 
+namespace {
+
+// Counts, into the summed table, the upstream servers one process (`m`) skips now.
+void markUnavailableUpstreams(const RequestMetrics& m, RequestMetrics& sum, uint64_t now) {
+  size_t peers = std::min<size_t>(m.upstreamCount.load(std::memory_order_acquire),
+                                  kMetricUpstreams);
+  for (size_t k = 0; k < peers; ++k) {
+    const UpstreamMetrics& u = m.upstreams[k];
+    if (u.unavailableUntilMs.load(std::memory_order_relaxed) <= now) continue;
+    sum.upstreams[sum.upstreamEntry(u.upstream, u.server)].unavailableIn.fetch_add(
+        1, std::memory_order_relaxed);
+  }
+}
+
+}  // namespace
+
 MetricsSnapshot takeSnapshot(const StatusBoard* board) {
   MetricsSnapshot s;
   if (!board) {
     s.requests->add(requestMetrics());
+    markUnavailableUpstreams(requestMetrics(), *s.requests, monotonicMs());
     s.connections = http::readConnectionCounters();
     return s;
   }
@@ -134,6 +151,7 @@ MetricsSnapshot takeSnapshot(const StatusBoard* board) {
     const WorkerStatus& w = board->slot(i);
     auto state = static_cast<WorkerState>(w.state.load(std::memory_order_acquire));
     if (state == WorkerState::kFree) continue;
+    markUnavailableUpstreams(w.metrics, *s.requests, now);
     WorkerSnapshot ws;
     ws.slot = i;
     ws.pid = w.pid.load(std::memory_order_relaxed);
@@ -147,11 +165,14 @@ MetricsSnapshot takeSnapshot(const StatusBoard* board) {
     for (size_t k = 0; k < kActivityThreads; ++k) {
       ThreadSnapshot ts;
       uint64_t since = 0;
-      if (!readActivity(w.activity[k], ts.method, ts.path, since)) continue;
+      if (!readActivity(w.activity[k], ts.method, ts.path, since, ts.ident)) continue;
       ts.thread = k;
       ts.runningMs = now > since ? now - since : 0;
       ws.running.push_back(std::move(ts));
     }
+    if (!w.readStacks(ws.stacks, ws.stacksUnixMs)) ws.stacksUnixMs = 0;
+    ws.stacksPending = w.stacksAsked.load(std::memory_order_relaxed) !=
+                       w.stacksAnswered.load(std::memory_order_acquire);
     s.workers.push_back(std::move(ws));
   }
   s.masterPid = t.masterPid.load(std::memory_order_relaxed);
@@ -223,8 +244,9 @@ std::string renderPrometheus(const MetricsSnapshot& s) {
   }
   size_t peers = std::min<size_t>(m.upstreamCount.load(std::memory_order_acquire),
                                   kMetricUpstreams);
-  auto upstreamFamily = [&](std::string_view name, std::string_view help, auto value) {
-    Family f(out, name, "counter", help);
+  auto upstreamFamily = [&](std::string_view name, std::string_view help, auto value,
+                            std::string_view type = "counter") {
+    Family f(out, name, type, help);
     for (size_t i = 0; i < peers; ++i) {
       const UpstreamMetrics& u = m.upstreams[i];
       f.sample(label("upstream", u.upstream) + "," + label("server", u.server), value(u));
@@ -240,6 +262,11 @@ std::string renderPrometheus(const MetricsSnapshot& s) {
   upstreamFamily("portico_upstream_response_seconds_total",
                  "Time from the start of each try to its end, summed.",
                  [](const UpstreamMetrics& u) { return seconds(u.responseMicros.load()); });
+  upstreamFamily("portico_upstream_unavailable_workers",
+                 "Workers that skip the server now: max_fails failures within fail_timeout "
+                 "(passive health is per worker, as in nginx).",
+                 [](const UpstreamMetrics& u) { return std::to_string(u.unavailableIn.load()); },
+                 "gauge");
   Family(out, "portico_http_received_bytes_total", "counter",
          "Bytes of request heads and bodies read.")
       .sample("", m.bytesIn.load(std::memory_order_relaxed));

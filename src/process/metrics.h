@@ -25,6 +25,7 @@ struct ThreadSnapshot {
   std::string method;
   std::string path;
   uint64_t runningMs = 0;
+  uint64_t ident = 0;  // Python's thread ident, as in the stacks' "Thread 0x…" lines
 };
 
 // One point of the board's history (totals so far at `unixMs`).
@@ -43,6 +44,11 @@ struct WorkerSnapshot {
   uint64_t startedUnixMs = 0;
   uint32_t pythonThreads = 0, pythonBusy = 0, pythonStuck = 0;
   std::vector<ThreadSnapshot> running;  // its Python threads' requests (the first 16 threads)
+  // Its Python threads' stacks, when asked for (the status page's "stacks" button): the last
+  // dump and when it was taken (0: none); `stacksPending` while a newer one is on its way.
+  std::string stacks;
+  uint64_t stacksUnixMs = 0;
+  bool stacksPending = false;
 };
 
 // A listening socket's accept queue, from the kernel (TCP_INFO: tcpi_unacked is the queue of

@@ -712,6 +712,7 @@ void Server::heartbeat() {
 }
 
 void Server::publishStatus(uint64_t now) {
+  answerStacks();
   status_->rssBytes.store(residentBytes(), std::memory_order_relaxed);
   uint32_t threads = wsgi_ ? static_cast<uint32_t>(wsgi_->threads()) : 0;
   uint32_t busy = 0, stuck = 0;
@@ -725,6 +726,19 @@ void Server::publishStatus(uint64_t now) {
   status_->pythonThreads.store(threads, std::memory_order_relaxed);
   status_->pythonBusy.store(busy, std::memory_order_relaxed);
   status_->pythonStuck.store(stuck, std::memory_order_relaxed);
+}
+
+void Server::answerStacks() {
+  uint32_t asked = status_->stacksAsked.load(std::memory_order_acquire);
+  if (asked == status_->stacksAnswered.load(std::memory_order_relaxed)) return;
+  WorkerStatus* slot = status_;  // shared memory: mapped until the process ends
+  if (!wsgi_) {
+    slot->writeStacks(asked, "This worker runs no Python.\n", wallMs());
+    return;
+  }
+  // A dump under way answers an older ask: the next heartbeat asks again.
+  python::WsgiRuntime::dumpStacks(
+      [slot, asked](std::string text) { slot->writeStacks(asked, text, wallMs()); });
 }
 
 int Server::run() {

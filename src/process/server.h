@@ -112,6 +112,8 @@ class Server : public http::ConnectionOwner {
   // connections the kernel already queued (unless worker_connections are in use).
   void closeListeners(bool acceptPending);
   void heartbeat();
+  // Its Python threads' stacks, when the status page asked for them (WorkerStatus).
+  void answerStacks();
   // This worker's memory and Python threads on its board slot, for the metrics.
   void publishStatus(uint64_t now);
   // Listens or pauses the listeners: paused while the app's threads are all busy (among

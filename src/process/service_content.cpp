@@ -29,6 +29,7 @@ class ServiceContent : public pipeline::ContentHandler {
     } else if (kind_ == config::ServiceEndpoint::kStatus) {
       head.status = 200;
       if (wantsJson(request)) {
+        askStacks(request.query);
         head.add("Content-Type", "application/json");
         body = renderStatusJson(snapshot(), sources_.timeoutMs);
       } else {
@@ -64,6 +65,33 @@ class ServiceContent : public pipeline::ContentHandler {
     const std::string& q = request.query;
     return q == "format=json" || q.find("format=json&") == 0 ||
            q.find("&format=json") != std::string::npos;
+  }
+
+  // `stacks=PID` in the query: that worker is asked for its Python threads' stacks; its
+  // heartbeat answers within a second, and the next JSON carries them.
+  void askStacks(const std::string& query) const {
+    if (!sources_.board) return;
+    for (size_t at = 0; at <= query.size();) {
+      size_t end = query.find('&', at);
+      if (end == std::string::npos) end = query.size();
+      std::string_view pair(query.data() + at, end - at);
+      if (pair.substr(0, 7) == "stacks=") {
+        std::string_view digits = pair.substr(7);
+        long pid = 0;
+        bool ok = !digits.empty() && digits.size() <= 9;
+        for (char c : digits) {
+          ok = ok && c >= '0' && c <= '9';
+          pid = pid * 10 + (c - '0');
+        }
+        for (size_t i = 0; ok && pid > 0 && i < sources_.board->slots(); ++i) {
+          const WorkerStatus& w = sources_.board->slot(i);
+          if (w.pid.load() == pid && w.state.load() != static_cast<uint32_t>(WorkerState::kFree)) {
+            w.askStacks();
+          }
+        }
+      }
+      at = end + 1;
+    }
   }
 
   const BoardTotals* totals() const { return sources_.board ? &sources_.board->totals() : nullptr; }

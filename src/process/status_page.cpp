@@ -30,6 +30,12 @@ const char* masterStateName(MasterState state) {
   return "unknown";
 }
 
+std::string hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
 std::string number(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.3f", v);
@@ -102,7 +108,7 @@ std::string renderStatusJson(const MetricsSnapshot& s, uint64_t timeoutMs) {
            ",\"failures\":" + std::to_string(u.failures.load(std::memory_order_relaxed)) +
            ",\"mean_ms\":" +
            number(tries ? static_cast<double>(u.responseMicros.load()) / tries / 1000.0 : 0) +
-           "}";
+           ",\"unavailable_workers\":" + std::to_string(u.unavailableIn.load()) + "}";
   }
   out += "],\"restarts\":{";
   bool first = true;
@@ -129,9 +135,16 @@ std::string renderStatusJson(const MetricsSnapshot& s, uint64_t timeoutMs) {
       out += std::string(k ? "," : "") + "{\"thread\":" + std::to_string(t.thread) +
              ",\"method\":" + jsonQuote(t.method) + ",\"path\":" + jsonQuote(t.path) +
              ",\"running_ms\":" + std::to_string(t.runningMs) +
-             ",\"stuck\":" + (stuck ? "true" : "false") + "}";
+             ",\"stuck\":" + (stuck ? "true" : "false") + ",\"ident\":\"" + hex(t.ident) +
+             "\"}";
     }
-    out += "]}";
+    out += "]";
+    if (w.stacksUnixMs != 0 || w.stacksPending) {
+      out += ",\"stacks\":{\"pending\":" + std::string(w.stacksPending ? "true" : "false") +
+             ",\"unix_ms\":" + std::to_string(w.stacksUnixMs) + ",\"text\":" +
+             jsonQuote(w.stacks) + "}";
+    }
+    out += "}";
   }
   // The history as intervals: requests/s, 5xx/s, mean and p99 latency between two points.
   out += "],\"history\":{\"interval_ms\":" + std::to_string(BoardTotals::kHistoryEveryMs) +
@@ -174,6 +187,7 @@ tr.stuck td, span.stuck { background: #fdd; color: #900; font-weight: bold; }
 .chart svg { display: block; }
 #error { color: #900; }
 .muted { color: #777; }
+pre { background: #fff; border: 1px solid #ddd; padding: .5em; overflow-x: auto; font-size: 12px; }
 </style>
 </head>
 <body>
@@ -187,12 +201,14 @@ tr.stuck td, span.stuck { background: #fdd; color: #900; font-weight: bold; }
 </div>
 <h2>Workers</h2>
 <table id="workers"><thead><tr><th>slot</th><th>pid</th><th>state</th><th>requests</th>
-<th>memory</th><th>Python threads busy</th><th>running now</th></tr></thead><tbody></tbody></table>
+<th>memory</th><th>Python threads busy</th><th>running now</th><th>Python stacks</th></tr></thead>
+<tbody></tbody></table>
+<div id="stacks"></div>
 <h2>Requests</h2>
 <table id="requests"><tbody></tbody></table>
 <h2>Upstream servers</h2>
 <table id="upstreams"><thead><tr><th>upstream</th><th>server</th><th>tries</th><th>failures</th>
-<th>mean response</th></tr></thead><tbody></tbody></table>
+<th>mean response</th><th>health</th></tr></thead><tbody></tbody></table>
 <h2>Restarts</h2>
 <table id="restarts"><tbody></tbody></table>
 <h2>Listeners</h2>
@@ -257,15 +273,36 @@ function render(d) {
     const running = w.running.map(t => t.method + " " + t.path + " (" +
         (t.running_ms / 1000).toFixed(1) + " s" + (t.stuck ? ", stuck" : "") + ")").join("; ");
     const stuck = w.stuck > 0 || w.running.some(t => t.stuck);
-    return row([w.slot, w.pid, w.state, {text: w.requests, cls: "n"}, {text: mb(w.rss_bytes), cls: "n"},
-                {text: w.busy + " / " + w.python_threads, cls: "n"}, running || "idle"],
-               "worker" + (stuck ? " stuck" : ""));
+    const tr = row([w.slot, w.pid, w.state, {text: w.requests, cls: "n"}, {text: mb(w.rss_bytes), cls: "n"},
+                    {text: w.busy + " / " + w.python_threads, cls: "n"}, running || "idle"],
+                   "worker" + (stuck ? " stuck" : ""));
+    const button = el("button", w.stacks && w.stacks.pending ? "taking…" : "take", "stacks");
+    button.setAttribute("data-pid", w.pid);
+    button.addEventListener("click", () => askStacks(w.pid));
+    const td = el("td");
+    td.appendChild(button);
+    tr.appendChild(td);
+    return tr;
   }));
+  // The stacks a worker gave when asked, under the table: one block per worker.
+  document.getElementById("stacks").replaceChildren(...d.workers.filter(w => w.stacks && w.stacks.unix_ms)
+      .map(w => {
+        const box = el("div", undefined, "stack");
+        box.setAttribute("data-pid", w.pid);
+        box.appendChild(el("h2", "Python stacks of worker " + w.pid + ", taken " +
+                                 new Date(w.stacks.unix_ms).toLocaleTimeString() +
+                                 (w.stacks.pending ? " (a newer one is on its way)" : "")));
+        box.appendChild(el("pre", w.stacks.text));
+        return box;
+      }));
   fill("requests", Object.entries(d.requests.by_status).map(([k, v]) => row([k, {text: v, cls: "n"}]))
        .concat([row(["bytes in", {text: d.requests.bytes_in, cls: "n"}]),
                 row(["bytes out", {text: d.requests.bytes_out, cls: "n"}])]));
   fill("upstreams", d.upstreams.map(u => row([u.upstream, u.server, {text: u.tries, cls: "n"},
-      {text: u.failures, cls: u.failures ? "n stuck" : "n"}, {text: u.mean_ms.toFixed(1) + " ms", cls: "n"}])));
+      {text: u.failures, cls: u.failures ? "n stuck" : "n"}, {text: u.mean_ms.toFixed(1) + " ms", cls: "n"},
+      u.unavailable_workers ? {text: "skipped by " + u.unavailable_workers + " of " + d.workers.length +
+                                     " workers", cls: "stuck"} : "up"],
+      u.unavailable_workers ? "upstream down" : "upstream")));
   fill("restarts", Object.entries(d.restarts).map(([k, v]) => row([k, {text: v, cls: "n"}])));
   fill("listeners", d.listen_queues.map(q => row([q.listener, {text: q.queued, cls: "n"},
                                                   {text: q.limit, cls: "n"}])));
@@ -274,15 +311,20 @@ function render(d) {
   chart("chart-latency", [p.map(x => x.mean_ms), p.map(x => x.p99_ms)], ["#36c", "#c63"]);
   document.body.setAttribute("data-loaded", "1");
 }
-async function refresh() {
+async function refresh(extra) {
   try {
-    const r = await fetch(jsonUrl, {cache: "no-store"});
+    const r = await fetch(jsonUrl + (extra || ""), {cache: "no-store"});
     if (!r.ok) throw new Error(jsonUrl + ": " + r.status);
     render(await r.json());
     document.getElementById("error").textContent = "";
   } catch (e) {
     document.getElementById("error").textContent = String(e);
   }
+}
+// The worker answers within its next heartbeat (a second): ask, then look again soon.
+function askStacks(pid) {
+  refresh("&stacks=" + pid);
+  setTimeout(refresh, 1200);
 }
 refresh();
 setInterval(refresh, 2000);

@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <cstring>
 #include <new>
 
 namespace portico::process {
@@ -48,7 +49,9 @@ StatusBoard::StatusBoard(size_t slots) : slots_(slots) {
   for (size_t i = 0; i < kTakerWords; ++i) new (&takerMask()[i]) std::atomic<uint64_t>(0);
   new (&totals()) BoardTotals();
   for (size_t i = 0; i < slots_; ++i) {
-    new (&slot(i)) WorkerStatus();
+    // Default-initialised: every member has its initialiser but stacksText, whose 16 KiB stay
+    // untouched (the mapping's zeroes, not resident) until the worker is asked for its stacks.
+    new (&slot(i)) WorkerStatus;
   }
 }
 
@@ -177,6 +180,9 @@ size_t StatusBoard::claim() {
     s.startedUnixMs = 0;
     s.exitCause = 0;
     for (auto& a : s.activity) a.sinceMs = 0;
+    s.stacksAsked = 0;
+    s.stacksAnswered = 0;
+    s.stacksUnixMs = 0;
     s.heartbeatMs = monotonicMs();
     s.state = static_cast<uint32_t>(WorkerState::kBooting);
     setTaker(i, false);
@@ -211,6 +217,31 @@ std::atomic<uint64_t>* BusyBoard::busy(size_t i) {
 
 void BusyBoard::reset(size_t i) {
   for (int t = 0; t < threads_; ++t) busy(i)[t].store(0, std::memory_order_relaxed);
+}
+
+void WorkerStatus::writeStacks(uint32_t answered, std::string_view text, uint64_t unixMs) {
+  stacksSeq.fetch_add(1, std::memory_order_acq_rel);
+  size_t n = std::min(text.size(), kStacksTextBytes - 1);
+  std::memcpy(stacksText, text.data(), n);
+  stacksText[n] = '\0';
+  stacksUnixMs.store(unixMs, std::memory_order_relaxed);
+  stacksSeq.fetch_add(1, std::memory_order_release);
+  stacksAnswered.store(answered, std::memory_order_release);
+}
+
+bool WorkerStatus::readStacks(std::string& text, uint64_t& unixMs) const {
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    uint32_t seq = stacksSeq.load(std::memory_order_acquire);
+    if (seq % 2) continue;
+    unixMs = stacksUnixMs.load(std::memory_order_relaxed);
+    if (unixMs == 0) return false;
+    std::string copy(stacksText, ::strnlen(stacksText, kStacksTextBytes));
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (stacksSeq.load(std::memory_order_relaxed) != seq) continue;
+    text = std::move(copy);
+    return true;
+  }
+  return false;
 }
 
 }  // namespace portico::process

@@ -35,6 +35,21 @@ struct WorkerStatus {
   std::atomic<uint32_t> exitCause{0};  // RestartCause the worker stops for (max requests, memory)
   RequestMetrics metrics;        // this worker's request counters
   ThreadActivity activity[kActivityThreads];  // what its Python threads run (the status page)
+  // Its Python threads' stacks on demand (the status page): a reader bumps stacksAsked; the
+  // worker's heartbeat sees it and a helper thread of the worker writes stacksText (cut to
+  // fit, NUL-terminated) and stacksUnixMs under stacksSeq (odd while it writes), then sets
+  // stacksAnswered to the number it served.
+  static constexpr size_t kStacksTextBytes = 16 * 1024;
+  mutable std::atomic<uint32_t> stacksAsked{0};  // bumped by readers: see askStacks()
+  std::atomic<uint32_t> stacksAnswered{0};
+  std::atomic<uint32_t> stacksSeq{0};
+  std::atomic<uint64_t> stacksUnixMs{0};
+  char stacksText[kStacksTextBytes];
+  // Writes a dump (any thread of the worker); readStacks copies the last one (false: none yet,
+  // or it was being written).
+  void askStacks() const { stacksAsked.fetch_add(1, std::memory_order_release); }
+  void writeStacks(uint32_t answered, std::string_view text, uint64_t unixMs);
+  bool readStacks(std::string& text, uint64_t& unixMs) const;
 };
 
 enum class WorkerState : uint32_t { kFree = 0, kBooting = 1, kReady = 2, kDraining = 3 };

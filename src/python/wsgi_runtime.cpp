@@ -1,8 +1,10 @@
 #include "python/wsgi_runtime.h"
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <cstdlib>
@@ -254,6 +256,78 @@ void WsgiRuntime::dumpStacksOn(int signo, int fd) {
                                               1 /* all_threads */, 0 /* chain */));
   }
   if (!result) logWarning("cannot install the stack dump for timeouts: " + Interpreter::takeTraceback());
+}
+
+namespace {
+
+std::atomic<bool> gStacksInFlight{false};
+
+// Every thread's stack but the helper's own; threads with no Python frame (an idle Python
+// thread waits in C) have none to show.
+constexpr const char* kStacksScript = R"PY(
+import sys, threading, traceback
+def portico_stacks():
+    names = {t.ident: t.name for t in threading.enumerate()}
+    me = threading.get_ident()
+    out = []
+    for ident, frame in sorted(sys._current_frames().items()):
+        if ident == me:
+            continue
+        name = " (%s)" % names[ident] if ident in names else ""
+        out.append("Thread 0x%016x%s, most recent call last:\n%s"
+                   % (ident, name, "".join(traceback.format_stack(frame))))
+    return "\n".join(out) if out else "No Python thread is running Python code.\n"
+)PY";
+
+struct StacksJob {
+  std::function<void(std::string)> sink;
+};
+
+std::string takeStacks() {
+  GilGuard gil;  // first in, last out: every PyRef below is released under it
+  PyRef globals = PyRef::steal(PyDict_New());
+  if (!globals || PyDict_SetItemString(globals.get(), "__builtins__", PyEval_GetBuiltins()) != 0) {
+    return "cannot take the stacks: " + Interpreter::takeTraceback();
+  }
+  PyRef module = PyRef::steal(PyRun_String(kStacksScript, Py_file_input, globals.get(), globals.get()));
+  PyObject* fn = module ? PyDict_GetItemString(globals.get(), "portico_stacks") : nullptr;  // borrowed
+  PyRef result = fn ? PyRef::steal(PyObject_CallNoArgs(fn)) : PyRef();
+  Py_ssize_t size = 0;
+  const char* utf8 = result && PyUnicode_Check(result.get())
+                         ? PyUnicode_AsUTF8AndSize(result.get(), &size)
+                         : nullptr;
+  if (!utf8) return "cannot take the stacks: " + Interpreter::takeTraceback();
+  return std::string(utf8, static_cast<size_t>(size));
+}
+
+// A plain thread (no std::thread): should the interpreter be finalising while it waits for the
+// GIL, CPython ends the thread with pthread_exit, which must not unwind through a noexcept frame.
+void* stacksThread(void* arg) {
+  std::unique_ptr<StacksJob> job(static_cast<StacksJob*>(arg));
+  std::string text = takeStacks();
+  job->sink(std::move(text));
+  gStacksInFlight.store(false, std::memory_order_release);
+  return nullptr;
+}
+
+}  // namespace
+
+bool WsgiRuntime::dumpStacks(std::function<void(std::string)> sink) {
+  if (gStacksInFlight.exchange(true, std::memory_order_acq_rel)) return false;
+  auto job = std::make_unique<StacksJob>(StacksJob{std::move(sink)});
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_t thread;
+  int rc = pthread_create(&thread, &attr, stacksThread, job.get());
+  pthread_attr_destroy(&attr);
+  if (rc != 0) {
+    gStacksInFlight.store(false, std::memory_order_release);
+    logWarning(std::string("cannot start a thread to take the Python stacks: ") + std::strerror(rc));
+    return false;
+  }
+  job.release();  // the thread owns it now
+  return true;
 }
 
 }  // namespace portico::python

@@ -76,6 +76,12 @@ class WsgiRuntime {
   // to `fd` (the error log) before it kills a stuck worker.
   void dumpStacksOn(int signo, int fd);
 
+  // Has a helper thread take every Python thread's stack (traceback.format_stack, most recent
+  // call last, each headed "Thread 0x<ident>") and give the text to `sink`, on that thread.
+  // Never blocks the caller: the helper waits for the GIL, which a thread stuck in C code may
+  // hold for long. False when a dump is under way already (the caller asks again later).
+  static bool dumpStacks(std::function<void(std::string)> sink);
+
  private:
   WsgiRuntime() = default;
   event::EventLoop* loop_ = nullptr;

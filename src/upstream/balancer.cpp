@@ -126,6 +126,15 @@ class NginxBalancer final : public Balancer {
     }
   }
 
+  Clock::time_point unavailableUntil(const Peer* peer, Clock::time_point now) const override {
+    if (single_ || peer == nullptr || peer->index >= peers_.size()) return {};
+    const PeerState& p = peers_[peer->index];
+    int64_t t = seconds(now);
+    // usable()'s rule: skipped while t - checked <= fail_timeout, so up to the next second.
+    if (p.maxFails <= 0 || p.fails < p.maxFails || t - p.checked > p.failTimeout) return {};
+    return Clock::time_point(std::chrono::seconds(p.checked + p.failTimeout + 1));
+  }
+
   size_t peerCount() const override {
     // nginx's peers->tries: the servers not marked `down` (a down one never answers a try).
     size_t n = 0;

@@ -100,6 +100,9 @@ class Balancer {
   // released); `failed` counts toward max_fails within fail_timeout (nginx's
   // NGX_PEER_FAILED: an error, a timeout, or a response proxy_next_upstream names).
   virtual void release(const Peer* peer, bool failed, Clock::time_point now) = 0;
+  // Until when `peer` is skipped for its failures (max_fails within fail_timeout); the epoch
+  // (a default time point) when it is not.
+  virtual Clock::time_point unavailableUntil(const Peer* peer, Clock::time_point now) const = 0;
   // The peers a request may try, primaries and backups not marked `down` (nginx's
   // peers->tries), for proxy_next_upstream_tries = 0 (unlimited).
   virtual size_t peerCount() const = 0;

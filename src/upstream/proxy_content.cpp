@@ -1536,7 +1536,17 @@ void ProxyRequest::closeUpstream() {
 }
 
 void ProxyRequest::releasePeer(bool failed) {
-  if (current_ && balancer_) balancer_->release(current_, failed, Clock::now());
+  if (current_ && balancer_) {
+    Clock::time_point now = Clock::now();
+    balancer_->release(current_, failed, now);
+    // The status page and the metrics show which workers skip the server now.
+    Clock::time_point until = balancer_->unavailableUntil(current_, now);
+    recordUpstreamHealth(current_->metricsEntry,
+                         until == Clock::time_point{}
+                             ? 0
+                             : static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   until.time_since_epoch()).count()));
+  }
   current_ = nullptr;
 }
 

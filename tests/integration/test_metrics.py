@@ -317,7 +317,7 @@ scrape_configs:
 
 
 def test_upstream_servers_are_counted(tmp_path):
-    port, backend, dead = free_port(), free_port(), free_port()
+    port, backend, dead, brief = free_port(), free_port(), free_port(), free_port()
     conf = tmp_path / "site.conf"
     conf.write_text("""
 worker_processes 1;
@@ -326,7 +326,11 @@ pid %(dir)s/portico.pid;
 events {}
 http {
     access_log off;
-    upstream app { server 127.0.0.1:%(dead)d; server 127.0.0.1:%(backend)d; }
+    upstream app {
+        server 127.0.0.1:%(dead)d fail_timeout=60s;
+        server 127.0.0.1:%(brief)d fail_timeout=1s;
+        server 127.0.0.1:%(backend)d;
+    }
     server {
         listen 127.0.0.1:%(port)d;
         location = /metrics { prometheus_metrics; }
@@ -338,7 +342,7 @@ http {
         location / { return 200 "backend\\n"; }
     }
 }
-""" % {"dir": tmp_path, "port": port, "backend": backend, "dead": dead})
+""" % {"dir": tmp_path, "port": port, "backend": backend, "dead": dead, "brief": brief})
     with conf_server(conf):
         wait_until(lambda: _ready_at(port, "/metrics"), 10.0)
         for _ in range(6):
@@ -353,10 +357,24 @@ http {
         assert value(text, "portico_upstream_tries_total", bad) == 1
         assert value(text, "portico_upstream_failures_total", bad) == 1
         assert value(text, "portico_upstream_response_seconds_total", good) > 0
+        # Passive health: the worker skips the refused servers for their fail_timeout.
+        assert value(text, "portico_upstream_unavailable_workers", bad) == 1
+        assert value(text, "portico_upstream_unavailable_workers", good) == 0
         status = json.loads(fetch(port, "/status?format=json")[1])
         by_server = {u["server"]: u for u in status["upstreams"]}
         assert by_server["127.0.0.1:%d" % dead]["failures"] == 1
+        assert by_server["127.0.0.1:%d" % dead]["unavailable_workers"] == 1
         assert by_server["127.0.0.1:%d" % backend]["tries"] == 6
+        assert by_server["127.0.0.1:%d" % backend]["unavailable_workers"] == 0
+        # fail_timeout=1s runs out: tried again (and failed again) on the next request, not before.
+        brief_label = '{upstream="app",server="127.0.0.1:%d"}' % brief
+        assert value(text, "portico_upstream_failures_total", brief_label) == 1
+
+        def brief_back():
+            return value(scrape(port)[1], "portico_upstream_unavailable_workers", brief_label) == 0
+        wait_until(brief_back, 10.0)
+        assert value(scrape(port)[1], "portico_upstream_tries_total", brief_label) == 1
+        assert value(scrape(port)[1], "portico_upstream_unavailable_workers", bad) == 1
 
 
 def test_directive_errors(tmp_path):

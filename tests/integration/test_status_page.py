@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 import urllib.request
 
 import pytest
@@ -100,6 +101,51 @@ def test_a_request_past_timeout_is_shown_stuck(launch, tmp_path):
     sock.close()
 
 
+def worker_doc(port, pid, path="/status.json"):
+    [worker] = [w for w in status_json(port, path)["workers"] if w["pid"] == pid]
+    return worker
+
+
+def test_python_stacks_on_demand(launch, tmp_path):
+    # ?stacks=PID asks that worker for its Python threads' stacks; its heartbeat answers within
+    # a second and the JSON carries them: the sleeping view's frame, headed by the thread ident
+    # the "running" row shows. The other worker is not asked and shows none.
+    server = start(launch, workers=2, threads=2)
+    port = server.metrics_port
+    sock = slow_request(server, "/sleep?ms=8000", str(tmp_path / "mark"))
+    try:
+        pid = int(open(tmp_path / "mark").read())
+        other = [p for p in wait_for_workers(server, 2) if p != pid][0]
+        assert "stacks" not in worker_doc(port, pid)
+        asked = worker_doc(port, pid, "/status.json?stacks=%d" % pid)
+        seen = {}
+
+        def answered():
+            seen["worker"] = worker = worker_doc(port, pid)
+            return worker.get("stacks", {}).get("unix_ms", 0) > 0 and not worker["stacks"]["pending"]
+        wait_until(answered, 5.0)
+        worker = seen["worker"]
+        text = worker["stacks"]["text"]
+        [thread] = worker["running"]
+        assert "Thread %s" % thread["ident"] in text, (thread, text)
+        assert "master_apps.py\", line 85, in route_sleep" in text, text
+        assert "time.sleep(milliseconds / 1000.0)" in text
+        assert "stacks" not in worker_doc(port, other)
+        # Asked again: a newer dump, still the same frame.
+        first = worker["stacks"]["unix_ms"]
+        time.sleep(0.01)
+        worker_doc(port, pid, "/status?format=json&stacks=%d" % pid)
+        wait_until(lambda: worker_doc(port, pid)["stacks"]["unix_ms"] > first and
+                   not worker_doc(port, pid)["stacks"]["pending"], 5.0)
+        assert "in route_sleep" in worker_doc(port, pid)["stacks"]["text"]
+        # A pid that is no worker, or no number, changes nothing.
+        for query in ("stacks=1", "stacks=abc", "stacks=", "stacks=%d0" % pid):
+            assert fetch(port, "/status.json?" + query)[0] == 200
+        assert asked["pid"] == pid
+    finally:
+        sock.close()
+
+
 def test_page_renders_in_chromium(launch, tmp_path):
     if CHROMIUM is None:
         pytest.skip("chromium (Debian's package) is not installed")
@@ -115,6 +161,10 @@ def test_page_renders_in_chromium(launch, tmp_path):
         urllib.request.urlopen("http://127.0.0.1:%d/pid" % server.port, timeout=5).read()
     sock = slow_request(server, "/sleep?ms=15000", str(tmp_path / "mark"))
     try:
+        # The sleeping worker's stacks, asked for as the page's button does.
+        busy = int(open(tmp_path / "mark").read())
+        fetch(port, "/status?format=json&stacks=%d" % busy)
+        wait_until(lambda: worker_doc(port, busy).get("stacks", {}).get("unix_ms", 0) > 0, 5.0)
         url = "http://127.0.0.1:%d/status" % port
         profile = str(tmp_path / "profile")
         common = [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu",
@@ -135,6 +185,11 @@ def test_page_renders_in_chromium(launch, tmp_path):
             assert ">%d</td>" % pid in html
         assert "GET /sleep (" in html
         assert "master %d running" % server.proc.pid in html
+        # A "take" button per worker; the stacks block of the asked worker, with its frame.
+        assert html.count('<button class="stacks"') == 2
+        assert '<div class="stack" data-pid="%d">' % busy in html
+        stack_block = html.split('<div class="stack" data-pid="%d">' % busy, 1)[1]
+        assert "in route_sleep" in stack_block.split("</pre>", 1)[0]
         # The charts: the interval since the master's first history point, up to now.
         assert html.count('class="series"') == 3  # requests/s; mean and p99 latency
     finally:

@@ -189,8 +189,8 @@ TEST(Prometheus, TextFormat) {
   s.requests->duration[2] = 1;
   s.requests->durationMicros = 4000;
   s.restarts[static_cast<size_t>(process::RestartCause::kMaxRequests)] = 3;
-  s.workers.push_back({0, 42, WorkerState::kReady, 9, 1 << 20, 0, 2, 1, 0, {}});
-  s.workers.push_back({1, 43, WorkerState::kReady, 1, 1 << 20, 0, 2, 2, 1, {}});
+  s.workers.push_back({0, 42, WorkerState::kReady, 9, 1 << 20, 0, 2, 1, 0, {}, {}, 0, false});
+  s.workers.push_back({1, 43, WorkerState::kReady, 1, 1 << 20, 0, 2, 2, 1, {}, {}, 0, false});
   s.listenQueues.push_back({"http://127.0.0.1:80", 3, 511});
   std::string text = process::renderPrometheus(s);
   auto samples = samplesOf(text);

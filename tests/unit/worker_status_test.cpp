@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <string>
 
 #include "process/worker_status.h"
 
@@ -55,6 +56,33 @@ TEST(StatusBoard, ThreadStampsNeverReachAWorkersLine) {
   EXPECT_EQ(board.slot(second).requests.load(), 7u);
   EXPECT_EQ(board.slot(second).state.load(), static_cast<uint32_t>(WorkerState::kReady));
   EXPECT_EQ(small.busy(second)[0].load(), 0u);
+}
+
+TEST(StatusBoard, StacksAreAskedWrittenCutAndForgottenWithTheSlot) {
+  StatusBoard board(2);
+  ASSERT_TRUE(board.ok());
+  size_t i = board.claim();
+  const WorkerStatus& reader = board.slot(i);
+  std::string text;
+  uint64_t at = 0;
+  EXPECT_FALSE(reader.readStacks(text, at));  // none taken yet
+  reader.askStacks();
+  reader.askStacks();
+  EXPECT_EQ(reader.stacksAsked.load(), 2u);
+  board.slot(i).writeStacks(2, "Thread 0x1, most recent call last:\n", 1234);
+  ASSERT_TRUE(reader.readStacks(text, at));
+  EXPECT_EQ(text, "Thread 0x1, most recent call last:\n");
+  EXPECT_EQ(at, 1234u);
+  EXPECT_EQ(reader.stacksAnswered.load(), 2u);
+  // Longer than the slot's text: cut to fit, NUL-terminated.
+  board.slot(i).writeStacks(3, std::string(WorkerStatus::kStacksTextBytes * 2, 'x'), 1300);
+  ASSERT_TRUE(reader.readStacks(text, at));
+  EXPECT_EQ(text.size(), WorkerStatus::kStacksTextBytes - 1);
+  // A worker taking the slot next starts with none.
+  board.slot(i).state = static_cast<uint32_t>(WorkerState::kFree);
+  ASSERT_EQ(board.claim(), i);
+  EXPECT_FALSE(reader.readStacks(text, at));
+  EXPECT_EQ(reader.stacksAsked.load(), 0u);
 }
 
 }  // namespace
