@@ -32,14 +32,15 @@ RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DPORTICO_TESTS=OFF
 ########################################################################## runtime stage
 FROM ${BASE}
 # Runtime libraries only. python3-django brings python3.11 (the standard library the embedded
-# interpreter imports, libexpat1); python3-psycopg2 for DATABASE_URL=postgres://...
+# interpreter imports, libexpat1); python3-psycopg2 for DATABASE_URL=postgres://...,
+# python3-django-redis for REDIS_URL (the cache and sessions shared by several replicas).
 # libpython3.11 is not linked (see above) but kept for extension modules built against it.
 # libjs-jquery: only Recommended by python3-django, but the admin's static/admin/js/vendor/
 # jquery/jquery.js is a symlink into it; without it collectstatic fails (FileNotFoundError).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libpython3.11 libssl3 libsystemd0 zlib1g libpcre2-8-0 libcrypt1 libexpat1 \
-      python3-django libjs-jquery python3-psycopg2 ca-certificates \
+      python3-django libjs-jquery python3-psycopg2 python3-django-redis ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 RUN useradd --uid 10001 --user-group --home-dir /app --no-create-home --shell /usr/sbin/nologin portico \
  && mkdir -p /app /data \

@@ -12,6 +12,8 @@ PACKAGES=(
   # promtool checks the metrics; a real Prometheus scrapes them in the tests; headless
   # Chromium renders the status page; the man page and the .deb (packaging/)
   prometheus chromium groff-base dpkg-dev python3-yaml
+  # the cluster test: app hosts share Django's cache and sessions in Redis
+  redis-server python3-redis python3-django-redis
   # nginx-tests (../shared/ext/nginx-tests), nginx's own Perl suite
   perl openssl libio-socket-ssl-perl libnet-ssleay-perl libprotocol-websocket-perl libfcgi-perl
   libscgi-perl libgd-perl libcache-memcached-perl libcache-memcached-fast-perl libcryptx-perl
@@ -26,8 +28,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 # Debian starts nginx on port 80 when it is installed; the tests run their own instances.
-# So does Prometheus (port 9090).
+# So do Prometheus (port 9090) and Redis (6379).
 if command -v systemctl >/dev/null 2>&1; then
   $SUDO systemctl stop nginx >/dev/null 2>&1 || true
   $SUDO systemctl stop prometheus >/dev/null 2>&1 || true
+  $SUDO systemctl stop redis-server >/dev/null 2>&1 || true
 fi

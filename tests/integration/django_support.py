@@ -129,7 +129,14 @@ class PostgresCluster:
     def available():
         return all((PG_BIN / tool).is_file() for tool in ("initdb", "pg_ctl", "postgres", "createdb"))
 
-    def __init__(self):
+    def __init__(self, prefix=(), listen="127.0.0.1", port=None, clients=None):
+        """`prefix` runs every command elsewhere (e.g. nsenter into a network namespace); the
+        server listens on `listen`:`port` (a free port when None) and, when `clients` (a CIDR)
+        is given, takes password logins from there too."""
+        self.prefix = list(prefix)
+        self.listen = listen
+        self.fixed_port = port
+        self.clients = clients
         self.base = Path(tempfile.mkdtemp(prefix="portico-pg-"))
         self.data = self.base / "data"
         self.socket_dir = self.base / "sock"
@@ -150,7 +157,8 @@ class PostgresCluster:
 
     def _run(self, args, timeout=PG_TIMEOUT):
         try:
-            result = subprocess.run(self.as_postgres + args, capture_output=True, timeout=timeout,
+            result = subprocess.run(self.prefix + self.as_postgres + args, capture_output=True,
+                                    timeout=timeout,
                                     stdin=subprocess.DEVNULL, cwd=str(self.base), env=clean_env())
         except subprocess.TimeoutExpired:
             raise AssertionError("%s took longer than %d s; log:\n%s" % (
@@ -170,11 +178,14 @@ class PostgresCluster:
         self._check([str(PG_BIN / "initdb"), "-D", str(self.data), "-U", self.USER,
                      "--pwfile", str(self.base / "pwfile"), "--auth-local=trust",
                      "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync"])
+        if self.clients:
+            with open(self.data / "pg_hba.conf", "a") as hba:
+                hba.write("host all all %s scram-sha-256\n" % self.clients)
         last = ""
         for _attempt in range(3):
-            self.port = free_port()
-            options = "-h 127.0.0.1 -p %d -k %s -c fsync=off -c synchronous_commit=off " \
-                      "-c full_page_writes=off" % (self.port, self.socket_dir)
+            self.port = self.fixed_port or free_port()
+            options = "-h %s -p %d -k %s -c fsync=off -c synchronous_commit=off " \
+                      "-c full_page_writes=off" % (self.listen, self.port, self.socket_dir)
             result = self._run([str(PG_BIN / "pg_ctl"), "start", "-w", "-t", str(PG_TIMEOUT),
                                 "-D", str(self.data), "-l", str(self.log), "-o", options],
                                timeout=PG_TIMEOUT + 5)
@@ -182,7 +193,7 @@ class PostgresCluster:
                 self.started = True
                 break
             last = result.stderr.decode("utf-8", "replace") + _tail(self.log)
-            if "in use" not in last:
+            if "in use" not in last or self.fixed_port:
                 break
         assert self.started, "PostgreSQL did not start:\n%s" % last
         self._check([str(PG_BIN / "createdb"), "-h", str(self.socket_dir), "-p", str(self.port),
@@ -195,8 +206,8 @@ class PostgresCluster:
                                             self.port, self.DATABASE)
 
     def tcp_url(self):
-        return "postgresql://%s:%s@127.0.0.1:%d/%s" % (self.USER, quote(self.PASSWORD, safe=""),
-                                                        self.port, self.DATABASE)
+        return "postgresql://%s:%s@%s:%d/%s" % (self.USER, quote(self.PASSWORD, safe=""),
+                                                 self.listen, self.port, self.DATABASE)
 
     def stop(self):
         if self.started:

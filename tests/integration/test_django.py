@@ -287,6 +287,17 @@ def test_multipart_upload(sqlite_site):
     assert sqlite_site.get("/upload/").status_code == 405
 
 
+def test_visit_counter_in_the_cache(sqlite_site):
+    # Without REDIS_URL the cache is the process's memory: POST counts, GET reads, others 405.
+    start = sqlite_site.get("/api/visits/").json()["visits"]
+    counts = [requests.post(sqlite_site.url + "/api/visits/", timeout=HTTP_TIMEOUT).json()["visits"]
+              for _ in range(3)]
+    assert counts == [start + 1, start + 2, start + 3]
+    assert sqlite_site.get("/api/visits/").json() == {"visits": start + 3}
+    response = requests.put(sqlite_site.url + "/api/visits/", timeout=HTTP_TIMEOUT)
+    assert response.status_code == 405 and response.headers["Allow"] == "GET, HEAD, POST"
+
+
 def test_relative_chdir_like_readme(sqlite_site):
     # The README's command, run from the directory holding examples/: relative --chdir and a
     # relative static directory, which portico resolves against --chdir.

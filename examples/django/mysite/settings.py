@@ -4,6 +4,9 @@
     DJANGO_DEBUG          1/true/yes/on for debug pages (default off, as in production)
     DJANGO_ALLOWED_HOSTS  comma-separated host names (default "*": the example answers any Host)
     DATABASE_URL          postgres://user:pass@host:port/name; SQLite in db.sqlite3 when unset
+    REDIS_URL             redis://host:6379/0 for the cache and sessions (python3-django-redis),
+                          so that several hosts behind a load balancer share them; unset: a
+                          per-process memory cache and sessions in the database
 """
 
 import os
@@ -73,6 +76,14 @@ else:
     DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}}
 # Keeping connections open across requests matters under a long-lived server like portico.
 DATABASES["default"].setdefault("CONN_MAX_AGE", int(os.environ.get("DJANGO_CONN_MAX_AGE", "60")))
+
+# Hosts behind a load balancer share the cache (the visit counter) and the sessions through
+# Redis; sessions stay in the database too (cached_db), so a Redis restart logs nobody out.
+if os.environ.get("REDIS_URL"):
+    CACHES = {"default": {"BACKEND": "django_redis.cache.RedisCache",
+                          "LOCATION": os.environ["REDIS_URL"],
+                          "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2}}}
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
