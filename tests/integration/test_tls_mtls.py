@@ -526,5 +526,7 @@ def test_stapling_warning_is_logged_once_per_load_not_per_worker(tmp_path, pki):
 def test_the_start_up_log_names_an_ssl_listener_https(make_server, pki):
     # gunicorn's "Listening at: https://..." for a TLS socket, in the error log at info.
     s = make_server(server_block("off", location='return 200 "ok";'))
-    assert "Listening at: https://127.0.0.1:%d (" % s.port in s.error_log(), s.error_log()
+    # The master logs the line after listen(): a connect may win the race to it.
+    line = "Listening at: https://127.0.0.1:%d (" % s.port
+    _wait_for(lambda: line in s.error_log(), "the Listening at line")
     assert "Listening at: http://" not in s.error_log()
