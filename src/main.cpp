@@ -20,6 +20,7 @@
 #include "process/master.h"
 #include "process/process_title.h"
 #include "process/server.h"
+#include "python/gunicorn_conf.h"
 
 namespace {
 
@@ -94,11 +95,13 @@ bool prepare(const portico::config::Config& config) {
   return true;
 }
 
-// Starts the master with `config`; `reload` re-reads the settings on HUP.
+// Starts the master with `config`; `reload` re-reads the settings on HUP. `notice`: a warning
+// for the log once it is open (the flags without an app).
 int runMaster(portico::config::Config& config, portico::process::Master::Reloader reload,
-              int argc, char** argv) {
+              int argc, char** argv, const std::string& notice = {}) {
   portico::process::initProcessTitle(argc, argv);
   if (!prepare(config)) return 1;
+  if (!notice.empty()) portico::logWarning(notice);
 
   portico::logInfo(std::string("Starting portico ") + portico::kPorticoVersion);
   try {
@@ -209,6 +212,35 @@ int nginxMain(const std::vector<std::string>& args, int argc, char** argv) {
   return runMaster(config, reload, argc, argv);
 }
 
+// gunicorn's flags with its configuration file: the command line and GUNICORN_CMD_ARGS are read
+// once to find -c (else ./gunicorn.conf.py when it exists, as gunicorn), then again with the
+// file's settings first. A file that cannot be read is kError with its message (exit 1, as
+// gunicorn's "Error: ...").
+portico::config::CliResult readFlags(const std::vector<std::string>& args, bool& fileFailed) {
+  namespace cfg = portico::config;
+  fileFailed = false;
+  cfg::CliEnvironment env = cfg::CliEnvironment::fromProcess();
+  cfg::CliResult cli = cfg::parseCommandLine(args, env);
+  if (cli.action == cfg::CliResult::Action::kError || cli.action == cfg::CliResult::Action::kHelp ||
+      cli.action == cfg::CliResult::Action::kVersion) {
+    return cli;
+  }
+  std::string source = cli.flags.configSource;
+  if (source.empty() && std::filesystem::is_regular_file("gunicorn.conf.py")) {
+    source = "gunicorn.conf.py";
+  }
+  if (source.empty()) return cli;
+  std::string error;
+  if (!portico::python::readGunicornConfig(source, env.configWords, error)) {
+    cli.action = cfg::CliResult::Action::kError;
+    cli.message = "portico: error: " + error;
+    fileFailed = true;
+    return cli;
+  }
+  env.configSource = source;
+  return cfg::parseCommandLine(args, env);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -222,7 +254,8 @@ int main(int argc, char** argv) {
   }
   if (mode.kind == CommandLineMode::Kind::kNginx) return nginxMain(args, argc, argv);
 
-  CliResult cli = portico::config::parseCommandLine(args, std::getenv("FORWARDED_ALLOW_IPS"));
+  bool fileFailed = false;
+  CliResult cli = readFlags(args, fileFailed);
   switch (cli.action) {
     case CliResult::Action::kHelp:
       std::fputs(cli.message.c_str(), stdout);
@@ -233,15 +266,37 @@ int main(int argc, char** argv) {
       return 0;
     case CliResult::Action::kError:
       std::fprintf(stderr, "%s\n", cli.message.c_str());
-      return 2;
+      return fileFailed ? 1 : 2;
+    case CliResult::Action::kPrintConfig:
+      std::fputs(cli.message.c_str(), stdout);
+      std::fflush(stdout);
+      [[fallthrough]];
+    case CliResult::Action::kCheckConfig: {
+      // gunicorn's --check-config: the app is loaded (here: a worker's boot in a child, after
+      // --chdir), 0 when it can start, 1 with the error when not.
+      const portico::config::Config& config = cli.config;
+      if (!config.chdir.empty() && ::chdir(config.chdir.c_str()) != 0) {
+        std::fprintf(stderr, "portico: error: cannot change directory to %s: %s\n",
+                     config.chdir.c_str(), std::strerror(errno));
+        return 1;
+      }
+      std::string error;
+      if (!portico::process::Server::checkBoot(config, true, error)) {
+        std::fprintf(stderr, "portico: error: %s\n", error.c_str());
+        return 1;
+      }
+      return 0;
+    }
     case CliResult::Action::kRun:
       break;
   }
   portico::config::Config& config = cli.config;
   if (!config.signalCommand.empty()) return sendSignal(config);
-  // HUP re-reads the command line as given at start (the flags' site included).
+  // HUP re-reads the command line as given at start (the flags' site included), and the
+  // configuration file, as gunicorn does.
   auto reload = [args](portico::config::Config& out, std::string& error) {
-    CliResult again = portico::config::parseCommandLine(args, std::getenv("FORWARDED_ALLOW_IPS"));
+    bool failed = false;
+    CliResult again = readFlags(args, failed);
     if (again.action != CliResult::Action::kRun) {
       error = again.message;
       return false;
@@ -249,5 +304,5 @@ int main(int argc, char** argv) {
     out = std::move(again.config);
     return true;
   };
-  return runMaster(config, reload, argc, argv);
+  return runMaster(config, reload, argc, argv, cli.notice);
 }

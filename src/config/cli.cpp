@@ -8,14 +8,17 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <limits>
 #include <optional>
 #include <string_view>
+#include <utility>
 
 #include "config/conf_values.h"
 #include "config/site_from_flags.h"
 #include "config/version.h"
+#include "core/cpu_count.h"
 
 namespace portico::config {
 namespace {
@@ -76,6 +79,10 @@ enum class OptionId {
   kCiphers,
   kMetricsBind,
   kLogFormat,
+  kWorkerClass,
+  kCheckConfig,
+  kPrintConfig,
+  kConfig,
   kUnsupported,  // a gunicorn option portico rejects rather than silently ignores
 };
 
@@ -88,6 +95,7 @@ enum class Section {
   kLogging,
   kServerMechanics,
   kSsl,
+  kDebugging,
   kControl,
   kPortico,
 };
@@ -106,6 +114,7 @@ constexpr SectionTitle kSections[] = {
     {Section::kLogging, "logging"},
     {Section::kServerMechanics, "server mechanics"},
     {Section::kSsl, "ssl"},
+    {Section::kDebugging, "debugging"},
     {Section::kControl, "control (nginx's -s)"},
     {Section::kPortico, "portico options (not in gunicorn)"},
 };
@@ -226,8 +235,16 @@ constexpr OptionSpec kOptions[] = {
      "", Section::kControl},
 
     // gunicorn options that are recognised (so nothing is silently ignored) but not implemented.
-    {OptionId::kUnsupported, 'c', "--config", "", "", "", ""},
-    {OptionId::kUnsupported, 'k', "--worker-class", "", "", "", ""},
+    {OptionId::kConfig, 'c', "--config", "", "CONFIG",
+     "gunicorn's configuration file: a Python file (FILE.py) or python:MODULE; its settings "
+     "come first, $GUNICORN_CMD_ARGS and the command line override them. (-c FILE with any "
+     "other name is an nginx-style configuration: see the usage above.)",
+     "./gunicorn.conf.py", Section::kGeneral},
+    {OptionId::kWorkerClass, 'k', "--worker-class", "", "STRING",
+     "The type of workers: sync or gthread (also as egg:gunicorn#NAME or the class path). "
+     "Both run the app in --threads Python threads per worker, on portico's event loop; "
+     "gevent, eventlet, tornado and ASGI (uvicorn) workers are refused.",
+     "sync", Section::kWorkerProcesses},
     // Here, not with the worker options: argparse lists ambiguous prefixes in gunicorn's order.
     {OptionId::kWorkerConnections, 0, "--worker-connections", "", "INT",
      "The maximum number of simultaneous clients per worker; at the limit a worker stops "
@@ -237,8 +254,12 @@ constexpr OptionSpec kOptions[] = {
     {OptionId::kUnsupported, 0, "--reload-engine", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--reload-extra-file", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--spew", "", "", "", ""},
-    {OptionId::kUnsupported, 0, "--check-config", "", "", "", ""},
-    {OptionId::kUnsupported, 0, "--print-config", "", "", "", ""},
+    {OptionId::kCheckConfig, 0, "--check-config", "", "",
+     "Check the configuration and exit: 0 when a worker can start (the app imported), "
+     "1 when not.", "False", Section::kDebugging},
+    {OptionId::kPrintConfig, 0, "--print-config", "", "",
+     "Print the configuration settings as fully resolved (gunicorn's names), then check it "
+     "as --check-config does.", "False", Section::kDebugging},
     {OptionId::kUnsupported, 0, "--no-sendfile", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--reuse-port", "", "", "", ""},
     {OptionId::kUnsupported, 'D', "--daemon", "", "", "", ""},
@@ -247,6 +268,8 @@ constexpr OptionSpec kOptions[] = {
     {OptionId::kUnsupported, 'g', "--group", "", "", "", ""},
     {OptionId::kUnsupported, 'm', "--umask", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--initgroups", "", "", "", ""},
+    // uWSGI's: said so, rather than taken for an abbreviation of --initgroups.
+    {OptionId::kUnsupported, 0, "--ini", "", "", "", ""},
     {OptionId::kForwardedAllowIps, 0, "--forwarded-allow-ips", "", "STRING",
      "Front-end's IPs from which allowed to handle set secure headers (comma separate); `*` "
      "trusts every peer. From them X-Forwarded-Proto / X-Forwarded-Protocol / X-Forwarded-Ssl "
@@ -315,6 +338,22 @@ constexpr OptionSpec kOptions[] = {
 };
 
 bool takesValue(const OptionSpec& spec) { return !spec.meta.empty(); }
+
+// Levenshtein distance, for "did you mean" (option names are short).
+size_t editDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
 
 // argparse names an option by all its spellings: "-b/--bind", "--error-logfile/--log-file".
 std::string displayName(const OptionSpec& spec) {
@@ -587,10 +626,17 @@ void appendOptionHelp(std::string& out, const OptionSpec& spec) {
 
 std::string helpText() {
   std::string out =
-      "usage: portico [OPTIONS] [APP_MODULE]\n"
+      "usage: portico [OPTIONS] [APP_MODULE]       gunicorn's command line (below)\n"
+      "       portico -c FILE [-t|-T] [-s SIGNAL]  nginx's: a configuration file in nginx's\n"
+      "                                            syntax (`portico -c FILE -h` for its options)\n"
       "\n"
-      "portico serves HTTP/1.1 with gunicorn's command line and nginx's static file handling.\n"
+      "portico serves a WSGI app (Django, Flask, ...) and static files over HTTP/1.1 and TLS,\n"
+      "in place of nginx in front of gunicorn or uWSGI. With gunicorn's command line:\n"
+      "  portico --bind 0.0.0.0:8000 --workers 4 --static /static/=staticfiles/ \\\n"
+      "      myproject.wsgi:application\n"
       "Options take a value as `--flag VALUE` or `--flag=VALUE` (short: `-b ADDR` or `-bADDR`).\n"
+      "As gunicorn, flags are also read from $GUNICORN_CMD_ARGS (the command line's win),\n"
+      "--workers defaults to $WEB_CONCURRENCY and --bind to 0.0.0.0:$PORT when they are set.\n"
       "\n"
       "positional arguments:\n"
       "  APP_MODULE            A WSGI application as MODULE:CALLABLE, e.g.\n"
@@ -641,6 +687,17 @@ std::optional<std::string> checkAppModule(std::string_view app) {
       break;
     }
   }
+  if (colon == std::string_view::npos) {
+    // A file where a module was meant: say what to give instead.
+    if (app.ends_with(".ini")) {
+      return "a uWSGI ini file? portico does not read them yet: give the module, e.g. "
+             "myproject.wsgi:application, and gunicorn's flags";
+    }
+    if (app.ends_with(".conf")) return "a configuration file? give it as -c FILE";
+    if (app.ends_with(".py")) {
+      return "a Python file? give its module and callable, e.g. myproject.wsgi:application";
+    }
+  }
   if (atStart) return "MODULE must be a dotted Python module name, e.g. myapp.wsgi";
   if (colon != std::string_view::npos && strip(app.substr(colon + 1)).empty()) {
     return "CALLABLE after ':' is empty";
@@ -652,32 +709,47 @@ std::optional<std::string> checkAppModule(std::string_view app) {
 // unrecognized arguments and the APP_MODULE are reported after the whole line is read.
 class Parser {
  public:
-  Parser(const std::vector<std::string>& args, const char* forwardedAllowIps) : args_(args) {
+  Parser(const std::vector<std::string>& args, const CliEnvironment& env)
+      : commandLine_(args), args_(&args), env_(env) {
     // gunicorn's default is the environment's FORWARDED_ALLOW_IPS, read when it starts.
-    if (forwardedAllowIps) result_.flags.forwardedAllowIps = forwardedAllowIps;
+    if (env.forwardedAllowIps) result_.flags.forwardedAllowIps = env.forwardedAllowIps;
   }
 
   CliResult run() {
     // gunicorn's --worker-connections default: a flood of connections cannot take a worker's
     // memory (each one costs its buffers), the kernel queues the rest.
     result_.config.workerConnections = 1000;
-    bool optionsEnded = false;
-    for (index_ = 1; index_ < args_.size() && !done_; ++index_) {
-      const std::string& arg = args_[index_];
-      if (optionsEnded || canBeValue(arg)) {
-        positional(arg);
-      } else if (arg == "--") {
-        optionsEnded = true;
-      } else if (arg.starts_with("--")) {
-        longOption(arg);
-      } else {
-        shortOptions(arg);
+    if (!environmentDefaults()) return std::move(result_);
+    if (!env_.configWords.empty()) {
+      std::vector<std::string> list{"portico"};
+      std::vector<std::string> contexts{""};
+      for (const ConfigWord& w : env_.configWords) {
+        list.push_back(w.word);
+        contexts.push_back(env_.configSource +
+                           (w.line > 0 ? ":" + std::to_string(w.line) : std::string()) + ": ");
       }
+      phase_ = kConfPhase;
+      contexts_ = &contexts;
+      bool ok = parseList(list);
+      contexts_ = nullptr;
+      if (!ok) return std::move(result_);
+      context_.clear();
     }
-    if (done_) return std::move(result_);
-    if (!unrecognized_.empty()) {
-      return fail("unrecognized arguments: " + unrecognized_);
+    if (env_.gunicornCmdArgs) {
+      std::string problem;
+      auto words = splitShellWords(env_.gunicornCmdArgs, problem);
+      if (!words) return fail("GUNICORN_CMD_ARGS: " + problem);
+      std::vector<std::string> list;
+      list.reserve(words->size() + 1);
+      list.emplace_back("portico");
+      for (std::string& word : *words) list.push_back(std::move(word));
+      context_ = "GUNICORN_CMD_ARGS: ";
+      phase_ = kEnvPhase;
+      if (!parseList(list)) return std::move(result_);
+      context_.clear();
     }
+    phase_ = kCommandLinePhase;
+    if (!parseList(commandLine_)) return std::move(result_);
     if (!result_.flags.keyFile.empty() && result_.flags.certFile.empty()) {
       // gunicorn would start and fail every handshake ("certfile must be specified for
       // server-side operations").
@@ -699,11 +771,113 @@ class Parser {
       }
     }
     resolvePaths();
-    if (!done_) siteFromFlags(result_.flags, result_.config);
+    if (done_) return std::move(result_);
+    siteFromFlags(result_.flags, result_.config);
+    if (result_.flags.wsgiApp.empty()) {
+      result_.notice =
+          std::string("no APP_MODULE given: ") +
+          (result_.flags.statics.empty() ? "nothing to serve, every request is answered 404"
+                                         : "serving the --static files only") +
+          ". Give a WSGI app as `portico [OPTIONS] myproject.wsgi:application`, or a "
+          "configuration file as `portico -c site.conf`; `portico --help` shows both.";
+    }
+    if (result_.action == CliResult::Action::kPrintConfig) result_.message = printConfig();
     return std::move(result_);
   }
 
  private:
+  // One list of words (argv, or GUNICORN_CMD_ARGS split): false when it ended the parse (an
+  // error, --help, --version). An unknown option is reported before a bad APP_MODULE: the
+  // value of a mistyped option is taken for the app (`--bnd 0.0.0.0:80 app`).
+  bool parseList(const std::vector<std::string>& list) {
+    args_ = &list;
+    bool optionsEnded = false;
+    hasAppModule_ = false;
+    appProblem_.clear();
+    unrecognized_.clear();
+    extraPositionals_.clear();
+    for (index_ = 1; index_ < list.size() && !done_; ++index_) {
+      const std::string& arg = list[index_];
+      if (contexts_) context_ = (*contexts_)[index_];
+      if (optionsEnded || canBeValue(arg)) {
+        positional(arg);
+      } else if (arg == "--") {
+        optionsEnded = true;
+      } else if (arg.starts_with("--")) {
+        longOption(arg);
+      } else {
+        shortOptions(arg);
+      }
+    }
+    if (done_) return false;
+    if (contexts_) context_ = env_.configSource + ": ";
+    if (!unrecognized_.empty()) {
+      error("unrecognized arguments: " + unrecognized_ + suggestion());
+      return false;
+    }
+    if (!extraPositionals_.empty()) {
+      error("unrecognized arguments: " + extraPositionals_);
+      return false;
+    }
+    if (!appProblem_.empty()) {
+      error(appProblem_);
+      return false;
+    }
+    return true;
+  }
+
+  // " (did you mean --bind?)" for the first unknown long option close to a known one.
+  std::string suggestion() const {
+    for (size_t begin = 0; begin < unrecognized_.size();) {
+      size_t end = std::min(unrecognized_.find(' ', begin), unrecognized_.size());
+      std::string_view word(unrecognized_.data() + begin, end - begin);
+      begin = end + 1;
+      if (!word.starts_with("--")) continue;
+      word = word.substr(0, word.find('='));
+      const OptionSpec* best = nullptr;
+      size_t bestDistance = 3;  // at most two edits away
+      for (const auto& spec : kOptions) {
+        for (std::string_view name : {spec.longName, spec.aliasName}) {
+          if (name.empty()) continue;
+          size_t d = editDistance(word, name);
+          if (d < bestDistance) {
+            bestDistance = d;
+            best = &spec;
+          }
+        }
+      }
+      if (best) {
+        return " (" + std::string(word) + " is not an option; did you mean " +
+               std::string(best->longName) + "?)";
+      }
+    }
+    return {};
+  }
+
+  // The environment's defaults, as gunicorn reads them: false with the error set.
+  bool environmentDefaults() {
+    if (env_.webConcurrency) {
+      int64_t n = 0;
+      if (!parsePythonInt(env_.webConcurrency, n) || n < 1 ||
+          n > std::numeric_limits<int>::max()) {
+        error("WEB_CONCURRENCY: invalid value: " + quoted(std::string_view(env_.webConcurrency)) +
+             " (a number of workers, 1 or more)");
+        return false;
+      }
+      result_.config.workers = static_cast<int>(n);
+    }
+    if (env_.port) {
+      BindAddress bind;
+      std::string spec = std::string("0.0.0.0:") + env_.port;
+      if (auto problem = parseBind(spec, bind)) {
+        error("PORT: invalid value: " + quoted(std::string_view(env_.port)) + " (" + *problem + ")");
+        return false;
+      }
+      result_.flags.fallbackBind = std::move(bind);
+    }
+    return true;
+  }
+
   CliResult fail(std::string message) {
     error(std::move(message));
     return std::move(result_);
@@ -711,7 +885,7 @@ class Parser {
 
   void error(std::string message) {
     result_.action = CliResult::Action::kError;
-    result_.message = "portico: error: " + std::move(message);
+    result_.message = "portico: error: " + context_ + std::move(message);
     done_ = true;
   }
 
@@ -725,16 +899,18 @@ class Parser {
   }
 
   void positional(const std::string& arg) {
-    // argparse gives the first positional to APP_MODULE; any others are unrecognized.
+    // argparse gives the first positional to APP_MODULE; any others are unrecognized (but
+    // reported only when no option is: a mistyped option's value is no extra argument).
     if (hasAppModule_) {
-      unrecognized(arg);
+      if (!extraPositionals_.empty()) extraPositionals_ += ' ';
+      extraPositionals_ += arg;
       return;
     }
     hasAppModule_ = true;
     std::string_view app = strip(arg);
     if (auto problem = checkAppModule(app)) {
-      error("argument APP_MODULE: invalid value: " + quoted(std::string_view(arg)) + " (" +
-            *problem + ")");
+      appProblem_ = "argument APP_MODULE: invalid value: " + quoted(std::string_view(arg)) +
+                    " (" + *problem + ")";
       return;
     }
     result_.flags.wsgiApp = std::string(app);
@@ -830,8 +1006,8 @@ class Parser {
     std::string_view value;
     if (explicitValue) {
       value = *explicitValue;
-    } else if (index_ + 1 < args_.size() && canBeValue(args_[index_ + 1])) {
-      value = args_[++index_];
+    } else if (index_ + 1 < args_->size() && canBeValue((*args_)[index_ + 1])) {
+      value = (*args_)[++index_];
     } else {
       argumentError(spec, "expected one argument");
       return;
@@ -859,6 +1035,12 @@ class Parser {
         break;
       case OptionId::kPreload:
         result_.config.preload = true;
+        break;
+      case OptionId::kCheckConfig:
+        if (result_.action == CliResult::Action::kRun) result_.action = CliResult::Action::kCheckConfig;
+        break;
+      case OptionId::kPrintConfig:
+        result_.action = CliResult::Action::kPrintConfig;
         break;
       case OptionId::kSuppressRaggedEofs:
         result_.flags.suppressRaggedEofs = true;
@@ -900,12 +1082,41 @@ class Parser {
     return true;
   }
 
+  // gunicorn sets each setting from the configuration file, then GUNICORN_CMD_ARGS, then the
+  // command line: a list a later one gives replaces the earlier's whole.
+  void replaceEnvList(OptionId id) {
+    bool isList = id == OptionId::kBind || id == OptionId::kEnv || id == OptionId::kStatic ||
+                  id == OptionId::kPythonPath;
+    if (!isList) return;
+    auto at = std::find_if(listPhases_.begin(), listPhases_.end(),
+                           [id](const auto& entry) { return entry.first == id; });
+    if (at == listPhases_.end()) {
+      listPhases_.emplace_back(id, phase_);
+      return;
+    }
+    if (at->second == phase_) return;
+    at->second = phase_;
+    GunicornFlags& flags = result_.flags;
+    if (id == OptionId::kBind) flags.binds.clear();
+    if (id == OptionId::kEnv) flags.env.clear();
+    if (id == OptionId::kStatic) flags.statics.clear();
+    if (id == OptionId::kPythonPath) flags.pythonPath.clear();
+  }
+
   void withValue(const OptionSpec& spec, std::string_view raw) {
     Config& config = result_.config;
     GunicornFlags& flags = result_.flags;
     std::string_view value = strip(raw);
     int64_t number = 0;
+    replaceEnvList(spec.id);
     switch (spec.id) {
+      case OptionId::kWorkerClass:
+        workerClass(spec, value);
+        break;
+      case OptionId::kConfig:
+        // The file's own `config` is not a setting (gunicorn ignores it there too).
+        if (phase_ != kConfPhase) flags.configSource = std::string(value);
+        break;
       case OptionId::kBind: {
         BindAddress bind;
         if (auto problem = parseBind(raw, bind)) {
@@ -1114,6 +1325,40 @@ class Parser {
     }
   }
 
+  // -k: gunicorn's sync and gthread workers are what portico's workers are (a sync worker with
+  // --threads > 1 is gthread in gunicorn too); the others would change the app's concurrency
+  // model, so they are refused with what to use.
+  void workerClass(const OptionSpec& spec, std::string_view value) {
+    static constexpr std::pair<std::string_view, std::string_view> kAccepted[] = {
+        {"sync", "sync"},
+        {"egg:gunicorn#sync", "sync"},
+        {"gunicorn.workers.sync.SyncWorker", "sync"},
+        {"gthread", "gthread"},
+        {"egg:gunicorn#gthread", "gthread"},
+        {"gunicorn.workers.gthread.ThreadWorker", "gthread"},
+    };
+    for (const auto& [name, kind] : kAccepted) {
+      if (value == name) {
+        result_.flags.workerClass = std::string(kind);
+        return;
+      }
+    }
+    std::string why;
+    if (value.find("uvicorn") != std::string_view::npos || value.find("asgi") != std::string_view::npos ||
+        value.find("Uvicorn") != std::string_view::npos) {
+      why = "an ASGI worker; portico serves WSGI apps (Django's wsgi.py, not asgi.py)";
+    } else if (value.find("gevent") != std::string_view::npos ||
+               value.find("eventlet") != std::string_view::npos ||
+               value.find("tornado") != std::string_view::npos) {
+      why = "portico does not run green threads or Tornado";
+    } else {
+      why = "not a worker class portico knows";
+    }
+    argumentError(spec, "invalid value: " + quoted(value) + " (" + why +
+                            "); portico's workers run the app in Python threads on an event "
+                            "loop: use -k gthread (or sync) with --threads N");
+  }
+
   // gunicorn's validate_ssl_version: a name after ssl.PROTOCOL_ or its number, as Python's
   // ssl module on Debian 12 has them (no SSLv2/SSLv3), mapped to the protocol range it means.
   void sslVersion(const OptionSpec& spec, std::string_view value) {
@@ -1182,6 +1427,102 @@ class Parser {
     result_.flags.statics.push_back({std::move(prefix), std::move(directory)});
   }
 
+  // gunicorn's print(cfg): every setting portico takes from the flags, by gunicorn's name,
+  // sorted, "name = value" with the names padded, values as Python's str() shows them.
+  std::string printConfig() const {
+    const Config& config = result_.config;
+    const GunicornFlags& flags = result_.flags;
+    auto text = [](const std::string& value) { return value.empty() ? std::string("None") : value; };
+    auto number = [](double value) {
+      char buf[32];
+      if (value == std::floor(value) && std::fabs(value) < 1e15) {
+        std::snprintf(buf, sizeof buf, "%.0f", value);
+      } else {
+        std::snprintf(buf, sizeof buf, "%g", value);
+      }
+      return std::string(buf);
+    };
+    auto list = [](const std::vector<std::string>& items) {
+      std::string out = "[";
+      for (size_t i = 0; i < items.size(); ++i) {
+        if (i) out += ", ";
+        out += "'" + items[i] + "'";
+      }
+      return out + "]";
+    };
+    std::vector<std::string> binds;
+    for (const BindAddress& b : flags.binds.empty() ? std::vector<BindAddress>{flags.fallbackBind}
+                                                     : flags.binds) {
+      binds.push_back(b.spec);
+    }
+    std::vector<std::string> env;
+    for (const auto& [key, value] : flags.env) env.push_back(key + "=" + value);
+    std::string pythonPath;
+    for (const std::string& path : flags.pythonPath) {
+      pythonPath += (pythonPath.empty() ? "" : ",") + path;
+    }
+    static constexpr std::string_view kLevels[] = {"debug", "info", "notice", "warning",
+                                                   "error", "critical", "alert", "emerg"};
+    int workers = config.workers > 0 ? config.workers : usableCpuCount();
+    std::vector<std::pair<std::string, std::string>> settings = {
+        {"accesslog", text(flags.accessLogFile)},
+        {"backlog", std::to_string(flags.backlog)},
+        {"bind", list(binds)},
+        {"ca_certs", text(flags.caCerts)},
+        {"cert_reqs", std::to_string(flags.certReqs)},
+        {"certfile", text(flags.certFile)},
+        {"chdir", config.chdir.empty() ? currentDirectory() : config.chdir},
+        {"ciphers", text(flags.ciphers)},
+        {"errorlog", config.errorLogFile},
+        {"forwarded_allow_ips", list(commaList(flags.forwardedAllowIps))},
+        {"graceful_timeout", number(config.gracefulTimeoutSeconds)},
+        {"keepalive", number(flags.keepAliveSeconds)},
+        {"keyfile", text(flags.keyFile)},
+        {"limit_request_field_size", std::to_string(flags.limitRequestFieldSize)},
+        {"limit_request_fields", std::to_string(flags.limitRequestFields)},
+        {"limit_request_line", std::to_string(flags.limitRequestLine)},
+        {"loglevel", std::string(kLevels[static_cast<size_t>(config.logLevel)])},
+        {"max_requests", std::to_string(config.maxRequests)},
+        {"max_requests_jitter", std::to_string(config.maxRequestsJitter)},
+        {"pidfile", text(config.pidFile)},
+        {"preload_app", config.preload ? "True" : "False"},
+        {"proxy_allow_ips", list(commaList(flags.proxyAllowFrom))},
+        {"proxy_protocol", flags.proxyProtocol ? "True" : "False"},
+        {"pythonpath", text(pythonPath)},
+        {"raw_env", list(env)},
+        {"threads", std::to_string(flags.threads)},
+        {"timeout", number(config.timeoutSeconds)},
+        {"worker_class", flags.workerClass},
+        {"worker_connections", std::to_string(config.workerConnections)},
+        {"workers", std::to_string(workers)},
+    };
+    size_t width = 0;
+    for (const auto& setting : settings) width = std::max(width, setting.first.size());
+    std::string out;
+    for (const auto& [name, value] : settings) {
+      out += name + std::string(width - name.size(), ' ') + " = " + value + "\n";
+    }
+    return out;
+  }
+
+  // gunicorn keeps its IP lists split on commas and stripped.
+  static std::vector<std::string> commaList(std::string_view text) {
+    std::vector<std::string> out;
+    for (size_t begin = 0; begin <= text.size();) {
+      size_t comma = std::min(text.find(',', begin), text.size());
+      std::string_view item = strip(text.substr(begin, comma - begin));
+      if (!item.empty()) out.emplace_back(item);
+      begin = comma + 1;
+    }
+    return out;
+  }
+
+  static std::string currentDirectory() {
+    std::error_code ec;
+    std::string cwd = std::filesystem::current_path(ec).string();
+    return ec ? std::string("None") : cwd;
+  }
+
   void resolvePaths() {
     Config& config = result_.config;
     GunicornFlags& flags = result_.flags;
@@ -1235,18 +1576,93 @@ class Parser {
     }
   }
 
-  const std::vector<std::string>& args_;
+  const std::vector<std::string>& commandLine_;
+  const std::vector<std::string>* args_;  // the list being read: GUNICORN_CMD_ARGS', then argv
+  const CliEnvironment& env_;
   size_t index_ = 1;
   bool done_ = false;
   CliResult result_;
-  std::string unrecognized_;
+  std::string unrecognized_;       // unknown options, as written
+  std::string extraPositionals_;  // positionals after APP_MODULE
   bool hasAppModule_ = false;
+  std::string appProblem_;  // a bad APP_MODULE, reported after unknown options
+  std::string context_;     // "GUNICORN_CMD_ARGS: " while its words are read
+  // Which source is being read, and the one that last gave each repeatable setting (a later
+  // source's first occurrence replaces the list whole).
+  enum Phase { kConfPhase, kEnvPhase, kCommandLinePhase };
+  Phase phase_ = kCommandLinePhase;
+  std::vector<std::pair<OptionId, Phase>> listPhases_;
+  const std::vector<std::string>* contexts_ = nullptr;  // per word: "FILE:LINE: " (the file's)
 };
 
 }  // namespace
 
 CliResult parseCommandLine(const std::vector<std::string>& args, const char* forwardedAllowIps) {
-  return Parser(args, forwardedAllowIps).run();
+  CliEnvironment env;
+  env.forwardedAllowIps = forwardedAllowIps;
+  return Parser(args, env).run();
+}
+
+CliResult parseCommandLine(const std::vector<std::string>& args, const CliEnvironment& env) {
+  return Parser(args, env).run();
+}
+
+CliEnvironment CliEnvironment::fromProcess() {
+  CliEnvironment env;
+  env.forwardedAllowIps = std::getenv("FORWARDED_ALLOW_IPS");
+  env.gunicornCmdArgs = std::getenv("GUNICORN_CMD_ARGS");
+  env.webConcurrency = std::getenv("WEB_CONCURRENCY");
+  env.port = std::getenv("PORT");
+  return env;
+}
+
+std::optional<std::vector<std::string>> splitShellWords(std::string_view text, std::string& error) {
+  std::vector<std::string> words;
+  std::string word;
+  bool inWord = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+      if (inWord) words.push_back(std::exchange(word, {}));
+      inWord = false;
+      continue;
+    }
+    inWord = true;
+    if (c == '\'') {
+      size_t end = text.find('\'', i + 1);
+      if (end == std::string_view::npos) {
+        error = "No closing quotation";
+        return std::nullopt;
+      }
+      word.append(text.substr(i + 1, end - i - 1));
+      i = end;
+    } else if (c == '"') {
+      size_t j = i + 1;
+      for (; j < text.size() && text[j] != '"'; ++j) {
+        // Inside double quotes a backslash escapes only " and itself (shlex's posix mode).
+        if (text[j] == '\\' && j + 1 < text.size() &&
+            (text[j + 1] == '"' || text[j + 1] == '\\')) {
+          ++j;
+        }
+        word += text[j];
+      }
+      if (j >= text.size()) {
+        error = "No closing quotation";
+        return std::nullopt;
+      }
+      i = j;
+    } else if (c == '\\') {
+      if (i + 1 >= text.size()) {
+        error = "No escaped character";
+        return std::nullopt;
+      }
+      word += text[++i];
+    } else {
+      word += c;
+    }
+  }
+  if (inWord) words.push_back(std::move(word));
+  return words;
 }
 
 }  // namespace portico::config

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -33,7 +34,9 @@ inline BindAddress defaultBind() {
 // Config::site (one virtual server), which is all the runtime reads. Value type, built by the
 // parser.
 struct GunicornFlags {
-  std::vector<BindAddress> binds;  // empty → 127.0.0.1:8000, as gunicorn
+  std::vector<BindAddress> binds;  // empty → fallbackBind, as gunicorn
+  // --bind's default: 127.0.0.1:8000, or 0.0.0.0:$PORT when PORT is set (gunicorn's rule).
+  BindAddress fallbackBind = defaultBind();
   // --metrics-bind: a listener of its own serving /metrics, /health/live and /health/ready.
   std::optional<BindAddress> metricsBind;
   int backlog = 2048;
@@ -64,6 +67,10 @@ struct GunicornFlags {
   std::vector<std::pair<std::string, std::string>> env;  // -e/--env KEY=VALUE
   std::string virtualenv;                // --virtualenv DIR (else the runtime takes $VIRTUAL_ENV)
   int threads = 1;                       // --threads: Python threads per worker
+  std::string workerClass = "sync";      // -k: sync or gthread (the same here)
+  // -c/--config: gunicorn's Python configuration file (or python:MODULE), from the command
+  // line or GUNICORN_CMD_ARGS; main reads it and parses again (CliEnvironment::configWords).
+  std::string configSource;
 
   // gunicorn's SSL section: with --certfile every --bind speaks TLS (as gunicorn, which wraps
   // every accepted socket). Paths are resolved against --chdir.
@@ -79,9 +86,35 @@ struct GunicornFlags {
   bool suppressRaggedEofs = true;
 };
 
+// One setting of a gunicorn configuration file as a command-line word ("--workers=4", or the
+// app for wsgi_app), with the line that set it (0: unknown).
+struct ConfigWord {
+  std::string word;
+  int line = 0;
+};
+
+// What gunicorn reads from its environment; main passes it (the parser reads none itself).
+struct CliEnvironment {
+  const char* forwardedAllowIps = nullptr;  // FORWARDED_ALLOW_IPS: --forwarded-allow-ips' default
+  // GUNICORN_CMD_ARGS: flags read before the command line's; a setting the command line gives
+  // replaces theirs whole (a --bind there drops every --bind of the variable), as gunicorn.
+  const char* gunicornCmdArgs = nullptr;
+  const char* webConcurrency = nullptr;  // WEB_CONCURRENCY: --workers' default
+  const char* port = nullptr;            // PORT: --bind's default becomes 0.0.0.0:$PORT
+  // The configuration file's settings (python::readGunicornConfig), read before everything
+  // else: GUNICORN_CMD_ARGS and the command line override them. `configSource` names it.
+  std::vector<ConfigWord> configWords;
+  std::string configSource;
+  // This process's variables (getenv).
+  static CliEnvironment fromProcess();
+};
+
 // The outcome of reading the gunicorn-style command line.
 struct CliResult {
-  enum class Action { kRun, kHelp, kVersion, kError };
+  // kCheckConfig (--check-config): main boots a worker in a child (the app imported) and exits
+  // 0 or 1; kPrintConfig (--print-config): main prints `message` (every gunicorn setting as
+  // portico took it, gunicorn's format), then does the same check.
+  enum class Action { kRun, kHelp, kVersion, kError, kCheckConfig, kPrintConfig };
   Action action = Action::kRun;
   // kRun: the process-level settings and the site the flags describe (siteFromFlags).
   Config config;
@@ -89,6 +122,9 @@ struct CliResult {
   // kHelp: the help text; kVersion: "portico X.Y.Z"; kError: a one-line message such as
   // "portico: error: unrecognized arguments: --frobnicate" (main prints it and exits 2).
   std::string message;
+  // kRun without an APP_MODULE: a line for the log saying what is served and how to give an
+  // app (empty with an app).
+  std::string notice;
 };
 
 // Parses argv (argv[0] is the program name) into a Config whose site the flags describe. Pure:
@@ -98,5 +134,11 @@ struct CliResult {
 // default for --forwarded-allow-ips; main passes it, so the parser reads no environment.
 CliResult parseCommandLine(const std::vector<std::string>& args,
                            const char* forwardedAllowIps = nullptr);
+CliResult parseCommandLine(const std::vector<std::string>& args, const CliEnvironment& env);
+
+// POSIX shell words, as Python's shlex.split (gunicorn splits GUNICORN_CMD_ARGS so): blanks
+// separate, '…' keeps everything, "…" and a backslash escape. Nullopt with `error` on an
+// unterminated quote or a trailing backslash.
+std::optional<std::vector<std::string>> splitShellWords(std::string_view text, std::string& error);
 
 }  // namespace portico::config

@@ -61,11 +61,10 @@ CommandLineMode chooseCommandLineMode(const std::vector<std::string>& args) {
       std::string flag = std::string("-") + c;
       if (c == 'c') {
         std::string file = value();
-        if (endsWith(file, ".py")) {
-          return {CommandLineMode::Kind::kError,
-                  "portico: error: -c " + file +
-                      ": gunicorn Python configuration files are not supported; use the "
-                      "command-line flags, or -c with an nginx-style configuration file"};
+        // gunicorn's -c: a Python file or python:MODULE; any other file is nginx's.
+        if (endsWith(file, ".py") || file.rfind("python:", 0) == 0) {
+          if (gunicornOption.empty()) gunicornOption = "-c " + file;
+          break;
         }
         if (nginxOption.empty()) nginxOption = flag;
         break;

@@ -100,7 +100,7 @@ void siteFromFlags(const GunicornFlags& flags, Config& config) {
   HttpSite site;
   VirtualServer server;
   std::vector<BindAddress> binds = flags.binds;
-  if (binds.empty()) binds.push_back(defaultBind());
+  if (binds.empty()) binds.push_back(flags.fallbackBind);
   for (const BindAddress& bind : binds) {
     ListenSpec listen = listenOf(bind);
     listen.backlog = flags.backlog;

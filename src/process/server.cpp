@@ -14,6 +14,7 @@
 #include <fstream>
 #include <random>
 
+#include "core/child_output.h"
 #include "core/log.h"
 #include "core/request_metrics.h"
 #include "event/signal_watcher.h"
@@ -115,21 +116,7 @@ void Server::joinHandOff(StatusBoard& board, size_t slot, HandOffQueue& queue) {
 }
 
 bool Server::checkBoot(const config::Config& config, bool importApps, std::string& error) {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) {
-    error = std::string("pipe2: ") + std::strerror(errno);
-    return false;
-  }
-  UniqueFd readEnd(fds[0]);
-  UniqueFd writeEnd(fds[1]);
-  std::fflush(nullptr);
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    error = std::string("fork: ") + std::strerror(errno);
-    return false;
-  }
-  if (pid == 0) {
-    readEnd.reset();
+  ChildOutput child = runInChild([&](int fd) {
     // Never destroyed: the child leaves with _exit, so an imported app's threads and the
     // interpreter are not torn down, and nothing the parent owns is flushed twice.
     auto* server = new Server(config, nullptr, nullptr);
@@ -137,32 +124,15 @@ bool Server::checkBoot(const config::Config& config, bool importApps, std::strin
     server->importApps_ = importApps;
     std::string message;
     bool ok = server->open({}, nullptr, message);
-    for (size_t off = 0; off < message.size();) {
-      ssize_t n = ::write(writeEnd.get(), message.data() + off, message.size() - off);
-      if (n <= 0) break;
-      off += static_cast<size_t>(n);
-    }
+    writeAll(fd, message);
     std::fflush(nullptr);
     ::_exit(ok ? 0 : 1);
-  }
-  writeEnd.reset();
-  std::string message;
-  char buffer[4096];
-  for (;;) {
-    ssize_t n = ::read(readEnd.get(), buffer, sizeof buffer);
-    if (n > 0) {
-      message.append(buffer, static_cast<size_t>(n));
-    } else if (n == 0 || errno != EINTR) {
-      break;
-    }
-  }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return true;
-  error = !message.empty() ? message
-          : WIFSIGNALED(status)
-              ? "the worker check was killed by signal " + std::to_string(WTERMSIG(status))
+  });
+  if (child.exitedZero()) return true;
+  error = !child.output.empty() ? child.output
+          : !child.error.empty() ? child.error
+          : WIFSIGNALED(child.status)
+              ? "the worker check was killed by signal " + std::to_string(WTERMSIG(child.status))
               : "the worker check failed";
   return false;
 }

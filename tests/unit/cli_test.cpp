@@ -429,7 +429,7 @@ TEST(CliTest, HelpListsEveryOptionWithDefaults) {
     CliResult r = parse(args);
     ASSERT_EQ(r.action, Action::kHelp);
     const std::string& h = r.message;
-    EXPECT_TRUE(h.starts_with("usage: portico [OPTIONS] [APP_MODULE]\n"));
+    EXPECT_TRUE(h.starts_with("usage: portico [OPTIONS] [APP_MODULE]  "));
     for (const char* needle : {"-h, --help",
                                "-v, --version",
                                "-b ADDRESS, --bind ADDRESS",
@@ -543,7 +543,7 @@ TEST(CliTest, ErrorMessages) {
       {{"--frob", "value"}, "portico: error: unrecognized arguments: --frob"},
       {{"app:one", "two"}, "portico: error: unrecognized arguments: two"},
       {{"app:one", "two", "three"}, "portico: error: unrecognized arguments: two three"},
-      {{"app:one", "--frob", "two"}, "portico: error: unrecognized arguments: --frob two"},
+      {{"app:one", "--frob", "two"}, "portico: error: unrecognized arguments: --frob"},
       {{"--", "app:one", "-b"}, "portico: error: unrecognized arguments: -b"},
       {{""},
        "portico: error: argument APP_MODULE: invalid value: '' (expected MODULE:CALLABLE, e.g. "
@@ -558,8 +558,23 @@ TEST(CliTest, ErrorMessages) {
        "portico: error: argument APP_MODULE: invalid value: 'my-app:app' (MODULE must be a "
        "dotted Python module name, e.g. myapp.wsgi)"},
       {{"myapp/wsgi.py"},
-       "portico: error: argument APP_MODULE: invalid value: 'myapp/wsgi.py' (MODULE must be a "
-       "dotted Python module name, e.g. myapp.wsgi)"},
+       "portico: error: argument APP_MODULE: invalid value: 'myapp/wsgi.py' (a Python file? "
+       "give its module and callable, e.g. myproject.wsgi:application)"},
+      {{"uwsgi.ini"},
+       "portico: error: argument APP_MODULE: invalid value: 'uwsgi.ini' (a uWSGI ini file? "
+       "portico does not read them yet: give the module, e.g. myproject.wsgi:application, and "
+       "gunicorn's flags)"},
+      {{"site.conf"},
+       "portico: error: argument APP_MODULE: invalid value: 'site.conf' (a configuration file? "
+       "give it as -c FILE)"},
+      // An unknown option is reported as such, before the value it took for the app; one
+      // close to a known option gets a suggestion.
+      {{"--bnd", "0.0.0.0:8030", "app"},
+       "portico: error: unrecognized arguments: --bnd (--bnd is not an option; did you mean "
+       "--bind?)"},
+      {{"--wrokers=2", "app:x"},
+       "portico: error: unrecognized arguments: --wrokers=2 (--wrokers is not an option; did "
+       "you mean --workers?)"},
       {{"9app"},
        "portico: error: argument APP_MODULE: invalid value: '9app' (MODULE must be a dotted "
        "Python module name, e.g. myapp.wsgi)"},
@@ -726,12 +741,8 @@ TEST(CliTest, ErrorMessages) {
 
 TEST(CliTest, UnsupportedGunicornOptionsAreRejected) {
   const std::vector<ErrorCase> cases = {
-      {{"-k", "gevent"}, "-k/--worker-class"},
-      {{"--worker-class=sync"}, "-k/--worker-class"},
       {{"--reload"}, "--reload"},
       {{"--strip-header-spaces"}, "--strip-header-spaces"},
-      {{"-c", "gunicorn.conf.py"}, "-c/--config"},
-      {{"--config", "x"}, "-c/--config"},
       {{"-D"}, "-D/--daemon"},
       {{"--daemon"}, "-D/--daemon"},
       {{"--user", "www"}, "-u/--user"},
@@ -1095,9 +1106,169 @@ TEST(CliProcessModelTest, HelpHasWorkerAndControlSections) {
     EXPECT_EQ(rejected.find(std::string(name) + "\n"), std::string::npos) << name;
   }
   EXPECT_EQ(rejected.find("--worker-connections"), std::string::npos);
-  for (const char* name : {"-k/--worker-class", "--worker-tmp-dir"}) {
+  EXPECT_EQ(rejected.find("--worker-class"), std::string::npos);
+  for (const char* name : {"--worker-tmp-dir", "--ini"}) {
     EXPECT_NE(rejected.find(name), std::string::npos) << name;
   }
+}
+
+CliResult parseWith(std::vector<std::string> args, const CliEnvironment& env) {
+  args.insert(args.begin(), "portico");
+  return parseCommandLine(args, env);
+}
+
+TEST(CliEnvironmentTest, GunicornCmdArgsAreReadFirstAndTheCommandLineWins) {
+  CliEnvironment env;
+  env.gunicornCmdArgs = "--bind=127.0.0.1:8095 --workers=3 -b '[::1]:8096' -e A=1 --threads 2";
+  CliResult r = parseWith({"app:x"}, env);
+  ASSERT_EQ(r.action, Action::kRun) << r.message;
+  ASSERT_EQ(r.flags.binds.size(), 2u);
+  EXPECT_EQ(r.flags.binds[0].spec, "127.0.0.1:8095");
+  EXPECT_EQ(r.flags.binds[1].spec, "[::1]:8096");
+  EXPECT_EQ(r.config.workers, 3);
+  EXPECT_EQ(r.flags.threads, 2);
+  EXPECT_EQ(r.flags.env, (EnvList{{"A", "1"}}));
+  EXPECT_EQ(r.flags.wsgiApp, "app:x");
+  // A setting the command line gives replaces the variable's whole (every --bind of it).
+  r = parseWith({"-b", "127.0.0.1:9", "-w", "5", "-e", "B=2", "app:x"}, env);
+  ASSERT_EQ(r.action, Action::kRun) << r.message;
+  ASSERT_EQ(r.flags.binds.size(), 1u);
+  EXPECT_EQ(r.flags.binds[0].spec, "127.0.0.1:9");
+  EXPECT_EQ(r.config.workers, 5);
+  EXPECT_EQ(r.flags.threads, 2);  // not on the command line: the variable's
+  EXPECT_EQ(r.flags.env, (EnvList{{"B", "2"}}));
+  // Its errors name it.
+  env.gunicornCmdArgs = "--workers=x";
+  r = parseWith({"app:x"}, env);
+  EXPECT_EQ(r.action, Action::kError);
+  EXPECT_EQ(r.message, "portico: error: GUNICORN_CMD_ARGS: argument -w/--workers: invalid int value: 'x'");
+  env.gunicornCmdArgs = "--bind '127.0.0.1:1";
+  r = parseWith({"app:x"}, env);
+  EXPECT_EQ(r.message, "portico: error: GUNICORN_CMD_ARGS: No closing quotation");
+  env.gunicornCmdArgs = "--wrokers 2";
+  r = parseWith({"app:x"}, env);
+  EXPECT_EQ(r.message, "portico: error: GUNICORN_CMD_ARGS: unrecognized arguments: --wrokers "
+                       "(--wrokers is not an option; did you mean --workers?)");
+}
+
+TEST(CliEnvironmentTest, ConfigFileSettingsComeFirst) {
+  CliEnvironment env;
+  env.configSource = "gunicorn.conf.py";
+  env.configWords = {{"--bind=127.0.0.1:1", 3}, {"--bind=127.0.0.1:2", 3}, {"--workers=4", 4},
+                     {"--threads=2", 5}, {"--timeout=90", 6}, {"conf.app:application", 7}};
+  env.gunicornCmdArgs = "--workers=6";
+  CliResult r = parseWith({}, env);
+  ASSERT_EQ(r.action, Action::kRun) << r.message;
+  ASSERT_EQ(r.flags.binds.size(), 2u);
+  EXPECT_EQ(r.config.workers, 6);  // GUNICORN_CMD_ARGS over the file
+  EXPECT_EQ(r.flags.threads, 2);
+  EXPECT_DOUBLE_EQ(r.config.timeoutSeconds, 90.0);
+  EXPECT_EQ(r.flags.wsgiApp, "conf.app:application");  // wsgi_app
+  r = parseWith({"-b", "127.0.0.1:3", "--timeout", "5", "cli:app"}, env);
+  ASSERT_EQ(r.action, Action::kRun) << r.message;
+  ASSERT_EQ(r.flags.binds.size(), 1u);  // the command line's list replaces the file's
+  EXPECT_EQ(r.flags.binds[0].spec, "127.0.0.1:3");
+  EXPECT_DOUBLE_EQ(r.config.timeoutSeconds, 5.0);
+  EXPECT_EQ(r.flags.wsgiApp, "cli:app");
+  // An error names the file and the line of the setting.
+  env.configWords = {{"--workers=two", 9}};
+  r = parseWith({"app:x"}, env);
+  EXPECT_EQ(r.message, "portico: error: gunicorn.conf.py:9: argument -w/--workers: invalid int value: 'two'");
+  env.configWords = {{"my-app", 2}};
+  r = parseWith({}, env);
+  EXPECT_TRUE(r.message.starts_with("portico: error: gunicorn.conf.py: argument APP_MODULE: invalid value: 'my-app'"))
+      << r.message;
+  // -c is recorded for main to read.
+  EXPECT_EQ(parse({"-c", "conf/gunicorn.conf.py", "app:x"}).flags.configSource, "conf/gunicorn.conf.py");
+  EXPECT_EQ(parse({"--config=python:mysite.conf", "app:x"}).flags.configSource, "python:mysite.conf");
+}
+
+TEST(CliEnvironmentTest, WebConcurrencyAndPortAreDefaultsAsInGunicorn) {
+  CliEnvironment env;
+  env.webConcurrency = "4";
+  env.port = "5555";
+  CliResult r = parseWith({"app:x"}, env);
+  ASSERT_EQ(r.action, Action::kRun) << r.message;
+  EXPECT_EQ(r.config.workers, 4);
+  EXPECT_TRUE(r.flags.binds.empty());
+  EXPECT_EQ(r.flags.fallbackBind.spec, "0.0.0.0:5555");
+  ASSERT_EQ(r.config.site.servers.size(), 1u);
+  ASSERT_EQ(r.config.site.servers[0].listens.size(), 1u);
+  EXPECT_EQ(r.config.site.servers[0].listens[0].port, 5555);
+  // The flags win.
+  r = parseWith({"-w", "2", "-b", "127.0.0.1:7", "app:x"}, env);
+  EXPECT_EQ(r.config.workers, 2);
+  EXPECT_EQ(r.config.site.servers[0].listens[0].port, 7);
+  env.webConcurrency = "0";
+  r = parseWith({"app:x"}, env);
+  EXPECT_EQ(r.message, "portico: error: WEB_CONCURRENCY: invalid value: '0' (a number of workers, 1 or more)");
+  env.webConcurrency = nullptr;
+  env.port = "http";
+  r = parseWith({"app:x"}, env);
+  EXPECT_EQ(r.action, Action::kError);
+  EXPECT_TRUE(r.message.starts_with("portico: error: PORT: invalid value: 'http'")) << r.message;
+}
+
+TEST(CliTest, WorkerClassSyncAndGthreadAreAcceptedOthersExplained) {
+  for (const char* name : {"sync", "gthread", "egg:gunicorn#sync", "egg:gunicorn#gthread",
+                           "gunicorn.workers.sync.SyncWorker",
+                           "gunicorn.workers.gthread.ThreadWorker"}) {
+    SCOPED_TRACE(name);
+    CliResult r = parse({"-k", name, "--threads", "4", "app:x"});
+    ASSERT_EQ(r.action, Action::kRun) << r.message;
+    EXPECT_EQ(r.flags.threads, 4);
+  }
+  CliResult r = parse({"-k", "gevent", "app:x"});
+  EXPECT_EQ(r.action, Action::kError);
+  EXPECT_NE(r.message.find("green threads"), std::string::npos) << r.message;
+  EXPECT_NE(r.message.find("use -k gthread (or sync) with --threads N"), std::string::npos);
+  r = parse({"--worker-class=uvicorn.workers.UvicornWorker", "app:x"});
+  EXPECT_NE(r.message.find("an ASGI worker"), std::string::npos) << r.message;
+  r = parse({"-k", "mine.Worker", "app:x"});
+  EXPECT_NE(r.message.find("not a worker class portico knows"), std::string::npos) << r.message;
+}
+
+TEST(CliTest, CheckAndPrintConfig) {
+  CliResult r = parse({"--check-config", "-w", "3", "app:x"});
+  ASSERT_EQ(r.action, Action::kCheckConfig) << r.message;
+  EXPECT_EQ(r.config.workers, 3);
+  r = parse({"--print-config", "-b", "127.0.0.1:1", "-b", "unix:/tmp/s", "-e", "K=V",
+             "--chdir", "/srv", "-k", "gthread", "--keep-alive", "2.5", "app:x"});
+  ASSERT_EQ(r.action, Action::kPrintConfig) << r.message;
+  const std::string& m = r.message;
+  // gunicorn's layout: sorted names padded to the longest, " = ", Python's str() of the value.
+  EXPECT_NE(m.find("\nbind                     = ['127.0.0.1:1', 'unix:/tmp/s']\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("\nchdir                    = /srv\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("\nraw_env                  = ['K=V']\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("\nkeepalive                = 2.5\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("\ntimeout                  = 30\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("\nworker_class             = gthread\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("\npreload_app              = False\n"), std::string::npos) << m;
+  EXPECT_TRUE(m.starts_with("accesslog                = None\n")) << m;
+}
+
+TEST(CliTest, NoAppModuleLeavesANotice) {
+  CliResult r = parse({});
+  ASSERT_EQ(r.action, Action::kRun);
+  EXPECT_NE(r.notice.find("nothing to serve, every request is answered 404"), std::string::npos);
+  EXPECT_NE(r.notice.find("portico -c site.conf"), std::string::npos);
+  r = parse({"--static", "/s/=/tmp"});
+  EXPECT_NE(r.notice.find("serving the --static files only"), std::string::npos);
+  EXPECT_TRUE(parse({"app:x"}).notice.empty());
+}
+
+TEST(ShellWordsTest, SplitsAsShlex) {
+  std::string error;
+  auto words = splitShellWords(" --bind=127.0.0.1:1  'a b' \"c \\\" d\" e\\ f '' \"x\\y\" ", error);
+  ASSERT_TRUE(words) << error;
+  EXPECT_EQ(*words, (std::vector<std::string>{"--bind=127.0.0.1:1", "a b", "c \" d", "e f", "",
+                                             "x\\y"}));
+  EXPECT_FALSE(splitShellWords("'open", error));
+  EXPECT_EQ(error, "No closing quotation");
+  EXPECT_FALSE(splitShellWords("\"open", error));
+  EXPECT_FALSE(splitShellWords("tail\\", error));
+  EXPECT_EQ(error, "No escaped character");
+  EXPECT_TRUE(splitShellWords("", error)->empty());
 }
 
 }  // namespace

@@ -45,7 +45,10 @@ TEST(NginxCli, ChoosesTheMode) {
       {{"-p", "/srv/site", "-s", "reload"}, Kind::kNginx},
       {{"-c", "x.conf", "-e", "stderr"}, Kind::kNginx},
       {{"-c", "x.conf", "-v"}, Kind::kNginx},
-      {{"-c", "gunicorn.conf.py"}, Kind::kError},
+      // gunicorn's -c: a Python file or python:MODULE.
+      {{"-c", "gunicorn.conf.py"}, Kind::kGunicorn},
+      {{"-c", "python:mysite.gunicorn_conf", "app:x"}, Kind::kGunicorn},
+      {{"-c", "gunicorn.conf.py", "-t"}, Kind::kError},
       {{"-c", "x.conf", "--bind", "1:2"}, Kind::kError},
       {{"-c", "x.conf", "app:application"}, Kind::kError},
       {{"-t", "-w", "2"}, Kind::kError},
@@ -60,9 +63,10 @@ TEST(NginxCli, ChoosesTheMode) {
             "portico: error: the nginx-style option -c cannot be combined with the "
             "gunicorn-style --bind (give either -c FILE with nginx's options, or gunicorn's "
             "flags and APP)");
-  EXPECT_EQ(chooseCommandLineMode(argv({"-c", "g.py"})).message,
-            "portico: error: -c g.py: gunicorn Python configuration files are not supported; "
-            "use the command-line flags, or -c with an nginx-style configuration file");
+  EXPECT_EQ(chooseCommandLineMode(argv({"-c", "g.py", "-T"})).message,
+            "portico: error: the nginx-style option -T cannot be combined with the "
+            "gunicorn-style -c g.py (give either -c FILE with nginx's options, or gunicorn's "
+            "flags and APP)");
 }
 
 TEST(NginxCli, PathsAndDefaults) {
