@@ -215,8 +215,10 @@ int nginxMain(const std::vector<std::string>& args, int argc, char** argv) {
 // gunicorn's flags with its configuration file: the command line and GUNICORN_CMD_ARGS are read
 // once to find -c (else ./gunicorn.conf.py when it exists, as gunicorn), then again with the
 // file's settings first. A file that cannot be read is kError with its message (exit 1, as
-// gunicorn's "Error: ...").
-portico::config::CliResult readFlags(const std::vector<std::string>& args, bool& fileFailed) {
+// gunicorn's "Error: ..."). A relative file (and the default one) is found from `startDir`, the
+// directory portico was started in: a reload runs after --chdir.
+portico::config::CliResult readFlags(const std::vector<std::string>& args,
+                                     const std::string& startDir, bool& fileFailed) {
   namespace cfg = portico::config;
   fileFailed = false;
   cfg::CliEnvironment env = cfg::CliEnvironment::fromProcess();
@@ -225,13 +227,20 @@ portico::config::CliResult readFlags(const std::vector<std::string>& args, bool&
       cli.action == cfg::CliResult::Action::kVersion) {
     return cli;
   }
+  namespace fs = std::filesystem;
   std::string source = cli.flags.configSource;
-  if (source.empty() && std::filesystem::is_regular_file("gunicorn.conf.py")) {
+  std::error_code ec;
+  if (source.empty() && fs::is_regular_file(fs::path(startDir) / "gunicorn.conf.py", ec)) {
     source = "gunicorn.conf.py";
   }
   if (source.empty()) return cli;
+  // Messages name the file as given; it is read from where portico started.
+  std::string path = source;
+  if (!source.starts_with("python:") && !source.starts_with("/")) {
+    path = (fs::path(startDir) / source).string();
+  }
   std::string error;
-  if (!portico::python::readGunicornConfig(source, env.configWords, error)) {
+  if (!portico::python::readGunicornConfig(path, source, env.configWords, error)) {
     cli.action = cfg::CliResult::Action::kError;
     cli.message = "portico: error: " + error;
     fileFailed = true;
@@ -255,7 +264,9 @@ int main(int argc, char** argv) {
   if (mode.kind == CommandLineMode::Kind::kNginx) return nginxMain(args, argc, argv);
 
   bool fileFailed = false;
-  CliResult cli = readFlags(args, fileFailed);
+  std::error_code ec;
+  std::string startDir = std::filesystem::current_path(ec).string();
+  CliResult cli = readFlags(args, startDir, fileFailed);
   switch (cli.action) {
     case CliResult::Action::kHelp:
       std::fputs(cli.message.c_str(), stdout);
@@ -294,9 +305,9 @@ int main(int argc, char** argv) {
   if (!config.signalCommand.empty()) return sendSignal(config);
   // HUP re-reads the command line as given at start (the flags' site included), and the
   // configuration file, as gunicorn does.
-  auto reload = [args](portico::config::Config& out, std::string& error) {
+  auto reload = [args, startDir](portico::config::Config& out, std::string& error) {
     bool failed = false;
-    CliResult again = readFlags(args, failed);
+    CliResult again = readFlags(args, startDir, failed);
     if (again.action != CliResult::Action::kRun) {
       error = again.message;
       return false;

@@ -247,6 +247,7 @@ bool Server::open(std::vector<BoundListener> listeners,
   if (checkOnly_ && !importApps_) return true;
   if (!python::WsgiRuntime::specsOf(config_.site).empty()) {
     wsgi_ = std::move(preloaded);
+    if (wsgi_) wsgi_->applyEnvironment(config_);
     if (!wsgi_) wsgi_ = python::WsgiRuntime::load(config_, error);
     if (!wsgi_) {
       error = "Failed to load the WSGI app " + python::WsgiRuntime::appNames(config_.site) + ":\n" +

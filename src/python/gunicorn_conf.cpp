@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <utility>
 
 #include "core/child_output.h"
 #include "python/interpreter.h"
@@ -81,13 +82,13 @@ def lines_of(path):
             found[name] = node.lineno
     return found
 
-def load(source):
+def load(source, shown):
     if source.startswith("python:"):
         module = importlib.import_module(source[len("python:"):])
         return vars(module), getattr(module, "__file__", None) or source
     path = os.path.abspath(source)
     if not os.path.exists(path):
-        raise FileNotFoundError("the configuration file %s does not exist" % source)
+        raise FileNotFoundError("the configuration file %s does not exist" % shown)
     namespace = {"__file__": path, "__name__": "__config__"}
     with open(path, "rb") as f:
         code = compile(f.read(), path, "exec")
@@ -148,9 +149,9 @@ def words(namespace, path, shown):
             out.append((line, "%s=%s" % (flag, value)))
     return out, refused
 
-def portico_read(source):
+def portico_read(source, shown):
     try:
-        namespace, path = load(source)
+        namespace, path = load(source, shown)
     except FileNotFoundError as error:
         if source.startswith("python:"):
             raise
@@ -163,8 +164,8 @@ def portico_read(source):
             tb = tb.tb_next
         text = "".join(traceback.format_exception(type(error), error, tb))
         return b"ERROR\nFailed to read the configuration file %s:\n%s" % (
-            source.encode(), text.encode())
-    out, refused = words(namespace, path, source)
+            shown.encode(), text.encode())
+    out, refused = words(namespace, path, shown)
     if refused:
         return b"ERROR\n" + "\n".join(refused).encode()
     payload = [b"OK\n"]
@@ -174,32 +175,36 @@ def portico_read(source):
     return b"".join(payload)
 )PY";
 
-// The child: the interpreter, the reader, its answer on `fd`. Never returns.
-[[noreturn]] void readInChild(const std::string& source, int fd) {
+// The reader's answer; the calling thread holds the GIL. Its names live in a dictionary of
+// their own (a preloaded app's __main__ is left alone).
+std::string runReader(const std::string& source, const std::string& shown) {
+  PyRef globals = PyRef::steal(PyDict_New());
+  if (!globals || PyDict_SetItemString(globals.get(), "__builtins__", PyEval_GetBuiltins()) != 0) {
+    return "ERROR\n" + Interpreter::takeTraceback();
+  }
+  PyRef ran = PyRef::steal(PyRun_String(kReader, Py_file_input, globals.get(), globals.get()));
+  PyObject* read = ran ? PyDict_GetItemString(globals.get(), "portico_read") : nullptr;  // borrowed
+  PyRef result = read ? PyRef::steal(PyObject_CallFunction(read, "ss", source.c_str(), shown.c_str())) : PyRef();
+  char* data = nullptr;
+  Py_ssize_t size = 0;
+  if (!result || PyBytes_AsStringAndSize(result.get(), &data, &size) != 0) {
+    return "ERROR\n" + Interpreter::takeTraceback();
+  }
+  return std::string(data, static_cast<size_t>(size));
+}
+
+// The child: an interpreter of its own, the reader, its answer on `fd`. Never returns.
+[[noreturn]] void readInChild(const std::string& source, const std::string& shown, int fd) {
   std::string answer;
-  {
-    InterpreterOptions options;
-    std::error_code ec;
-    options.appDirectory = std::filesystem::current_path(ec).string();
-    auto* interpreter = new Interpreter(options);  // never finalized: the child _exits
-    if (!interpreter->ok()) {
-      answer = "ERROR\n" + interpreter->error();
-    } else {
-      GilGuard gil;
-      PyObject* main = PyImport_AddModule("__main__");  // borrowed
-      PyObject* globals = main ? PyModule_GetDict(main) : nullptr;
-      PyRef ran = globals ? PyRef::steal(PyRun_String(kReader, Py_file_input, globals, globals))
-                          : PyRef();
-      PyObject* read = ran ? PyDict_GetItemString(globals, "portico_read") : nullptr;  // borrowed
-      PyRef result = read ? PyRef::steal(PyObject_CallFunction(read, "s", source.c_str())) : PyRef();
-      char* data = nullptr;
-      Py_ssize_t size = 0;
-      if (result && PyBytes_AsStringAndSize(result.get(), &data, &size) == 0) {
-        answer.assign(data, static_cast<size_t>(size));
-      } else {
-        answer = "ERROR\n" + Interpreter::takeTraceback();
-      }
-    }
+  InterpreterOptions options;
+  std::error_code ec;
+  options.appDirectory = std::filesystem::current_path(ec).string();
+  auto* interpreter = new Interpreter(options);  // never finalized: the child _exits
+  if (!interpreter->ok()) {
+    answer = "ERROR\n" + interpreter->error();
+  } else {
+    GilGuard gil;
+    answer = runReader(source, shown);
   }
   writeAll(fd, answer);
   std::fflush(nullptr);
@@ -234,15 +239,24 @@ bool parseAnswer(const std::string& answer, std::vector<config::ConfigWord>& wor
 
 }  // namespace
 
-bool readGunicornConfig(const std::string& source, std::vector<config::ConfigWord>& words,
-                        std::string& error) {
-  ChildOutput child = runInChild([&](int fd) { readInChild(source, fd); });
-  if (!child.exitedZero()) {
-    error = "reading " + source + " failed: " + child.howItEnded();
-    return false;
+bool readGunicornConfig(const std::string& source, const std::string& shown,
+                        std::vector<config::ConfigWord>& words, std::string& error) {
+  std::string answer;
+  if (Py_IsInitialized()) {
+    // A master that preloaded the app (a reload): its interpreter reads the file. A forked
+    // child could not start one of its own over it.
+    GilGuard gil;
+    answer = runReader(source, shown);
+  } else {
+    ChildOutput child = runInChild([&](int fd) { readInChild(source, shown, fd); });
+    if (!child.exitedZero()) {
+      error = "reading " + shown + " failed: " + child.howItEnded();
+      return false;
+    }
+    answer = std::move(child.output);
   }
   words.clear();
-  return parseAnswer(child.output, words, error);
+  return parseAnswer(answer, words, error);
 }
 
 }  // namespace portico::python

@@ -231,6 +231,22 @@ uint64_t WsgiRuntime::expectedWaitUs() const {
   return least == UINT64_MAX ? 0 : least;
 }
 
+void WsgiRuntime::applyEnvironment(const config::Config& config) {
+  GilGuard gil;
+  PyRef os = PyRef::steal(PyImport_ImportModule("os"));
+  PyRef environ = os ? PyRef::steal(PyObject_GetAttrString(os.get(), "environ")) : PyRef();
+  for (const config::WsgiSpec* spec : specsOf(config.site)) {
+    for (const auto& [key, value] : spec->env) {
+      PyRef k = PyRef::steal(PyUnicode_DecodeFSDefault(key.c_str()));
+      PyRef v = PyRef::steal(PyUnicode_DecodeFSDefault(value.c_str()));
+      // os.environ's __setitem__ calls putenv as well.
+      if (!environ || !k || !v || PyObject_SetItem(environ.get(), k.get(), v.get()) != 0) {
+        logWarning("cannot set " + key + " in os.environ: " + Interpreter::takeTraceback());
+      }
+    }
+  }
+}
+
 void WsgiRuntime::beforeFork() {
   PyGILState_STATE state = PyGILState_Ensure();
   forkGilState_ = static_cast<int>(state);

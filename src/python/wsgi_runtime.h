@@ -68,6 +68,11 @@ class WsgiRuntime {
 
   // Around fork() when the app was preloaded: CPython's own hooks (os.register_at_fork
   // callbacks run in the child; `random` reseeds itself there).
+  // A preloaded runtime in a worker of a reloaded configuration: the apps' environment (-e,
+  // wsgi_env) as that configuration says, in os.environ too, as gunicorn's master sets it on
+  // each reload before forking.
+  void applyEnvironment(const config::Config& config);
+
   void beforeFork();
   void afterForkInParent();
   void afterForkInChild();

@@ -263,3 +263,56 @@ def test_config_file_that_fails_shows_its_traceback(appdir):
                                       "exist")
     if GUNICORN:
         assert run(GUNICORN, ["-c", "broken_conf.py", "app:application"], appdir, env_with())[0] == 1
+
+
+GREETER = '''
+import os
+
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [os.environ.get("GREETING", "none").encode()]
+'''
+
+
+@pytest.mark.parametrize("preload", [False, True], ids=["fork", "preload"])
+def test_hup_reads_the_config_file_again(tmp_path, preload):
+    # gunicorn re-reads its configuration file on HUP; with --preload the master runs Python
+    # already and reads it with that interpreter. The file is found from where portico started,
+    # though --chdir moved the master elsewhere.
+    (tmp_path / "greeter.py").write_text(GREETER)
+    port = free_port()
+    site = tmp_path / "elsewhere"
+    site.mkdir()
+    conf = tmp_path / "gunicorn.conf.py"
+    text = ('bind = "127.0.0.1:%d"\nworkers = 1\nraw_env = ["GREETING=%%s"]\nwsgi_app = "greeter:application"\n'
+            'pythonpath = "%s"\nchdir = "%s"\n' % (port, tmp_path, site))
+    conf.write_text(text % "one")
+    args = [portico_binary()] + (["--preload"] if preload else [])
+    proc = subprocess.Popen(args, cwd=str(tmp_path), env=env_with(), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def greeting():
+        try:
+            return urllib.request.urlopen("http://127.0.0.1:%d/" % port, timeout=5).read()
+        except OSError:
+            return None
+    try:
+        deadline = time.monotonic() + 20
+        while greeting() != b"one" and time.monotonic() < deadline:
+            assert proc.poll() is None
+            time.sleep(0.1)
+        assert greeting() == b"one"
+        conf.write_text(text % "two")
+        proc.send_signal(1)  # SIGHUP
+        deadline = time.monotonic() + 20
+        while greeting() != b"two" and time.monotonic() < deadline:
+            assert proc.poll() is None
+            time.sleep(0.1)
+        # With --preload too (the app imported once, in the master), the new workers see the
+        # reloaded raw_env in os.environ, as gunicorn's.
+        assert greeting() == b"two"
+    finally:
+        proc.terminate()
+        err = proc.communicate(timeout=30)[1].decode()
+    assert "reload failed" not in err, err
+    assert proc.returncode == 0, err
