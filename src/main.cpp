@@ -1,6 +1,8 @@
 // portico: the command line (gunicorn's flags or nginx's -c FILE) becomes a configuration, the
 // configuration a master and workers.
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -95,13 +97,69 @@ bool prepare(const portico::config::Config& config) {
   return true;
 }
 
+// gunicorn's -D: fork, a new session, fork again (no controlling terminal can come back), and
+// stdin/stdout/stderr on /dev/null unless -R. The first two processes exit 0 at once.
+bool daemonize(bool keepStdio) {
+  std::fflush(nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) return false;
+  if (pid > 0) ::_exit(0);
+  if (::setsid() < 0) return false;
+  pid = ::fork();
+  if (pid < 0) return false;
+  if (pid > 0) ::_exit(0);
+  if (!keepStdio) {
+    int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null < 0) return false;
+    for (int fd = 0; fd <= 2; ++fd) ::dup2(null, fd);  // dup2 clears O_CLOEXEC on the copies
+    if (null > 2) ::close(null);
+  }
+  return true;
+}
+
+// What gunicorn's process flags ask before the master starts: the umask (unix sockets, pid
+// file, logs), detaching, and --worker-tmp-dir's check.
+bool applyProcessFlags(const portico::config::Config& config) {
+  if (config.umask >= 0) ::umask(static_cast<mode_t>(config.umask));
+  if (!config.workerTmpDir.empty()) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(config.workerTmpDir, ec)) {
+      std::fprintf(stderr, "portico: error: --worker-tmp-dir %s: not a directory\n",
+                   config.workerTmpDir.c_str());
+      return false;
+    }
+  }
+  if (config.daemon && !daemonize(config.stdioInheritance)) {
+    std::fprintf(stderr, "portico: error: cannot daemonize: %s\n", std::strerror(errno));
+    return false;
+  }
+  return true;
+}
+
+// --capture-output: stdout and stderr (the app's prints) into the error log file, in the
+// master and so in every worker it forks. Nothing to do when the error log is stderr.
+void captureOutput(const portico::config::Config& config) {
+  if (!config.captureOutput || config.errorLogFile == "-") return;
+  int fd = portico::ErrorLog::instance().fileno();
+  if (fd < 0) return;
+  std::fflush(nullptr);
+  ::dup2(fd, STDOUT_FILENO);
+  ::dup2(fd, STDERR_FILENO);
+}
+
 // Starts the master with `config`; `reload` re-reads the settings on HUP. `notice`: a warning
 // for the log once it is open (the flags without an app).
 int runMaster(portico::config::Config& config, portico::process::Master::Reloader reload,
               int argc, char** argv, const std::string& notice = {}) {
   portico::process::initProcessTitle(argc, argv);
+  if (!applyProcessFlags(config)) return 1;
   if (!prepare(config)) return 1;
+  captureOutput(config);
   if (!notice.empty()) portico::logWarning(notice);
+  if (!config.workerTmpDir.empty()) {
+    portico::logInfo("--worker-tmp-dir " + config.workerTmpDir +
+                     ": portico's workers report through shared memory, nothing is written there");
+  }
 
   portico::logInfo(std::string("Starting portico ") + portico::kPorticoVersion);
   try {

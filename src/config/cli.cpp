@@ -83,6 +83,15 @@ enum class OptionId {
   kCheckConfig,
   kPrintConfig,
   kConfig,
+  kUser,
+  kGroup,
+  kUmask,
+  kInitgroups,
+  kDaemon,
+  kStdioInheritance,
+  kCaptureOutput,
+  kName,
+  kWorkerTmpDir,
   kUnsupported,  // a gunicorn option portico rejects rather than silently ignores
 };
 
@@ -262,12 +271,28 @@ constexpr OptionSpec kOptions[] = {
      "as --check-config does.", "False", Section::kDebugging},
     {OptionId::kUnsupported, 0, "--no-sendfile", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--reuse-port", "", "", "", ""},
-    {OptionId::kUnsupported, 'D', "--daemon", "", "", "", ""},
-    {OptionId::kUnsupported, 0, "--worker-tmp-dir", "", "", "", ""},
-    {OptionId::kUnsupported, 'u', "--user", "", "", "", ""},
-    {OptionId::kUnsupported, 'g', "--group", "", "", "", ""},
-    {OptionId::kUnsupported, 'm', "--umask", "", "", "", ""},
-    {OptionId::kUnsupported, 0, "--initgroups", "", "", "", ""},
+    {OptionId::kDaemon, 'D', "--daemon", "", "",
+     "Daemonize the portico process: detach from the terminal (stdin, stdout and stderr to "
+     "/dev/null unless -R) and go on in the background.",
+     "False", Section::kServerMechanics},
+    {OptionId::kWorkerTmpDir, 0, "--worker-tmp-dir", "", "DIR",
+     "A directory for the workers' heartbeat files in gunicorn; portico's workers report "
+     "through shared memory, so it is only checked to exist.",
+     "None", Section::kServerMechanics},
+    {OptionId::kUser, 'u', "--user", "", "USER",
+     "Switch worker processes to run as this user (a name or a number), when started as root.",
+     "the current user", Section::kServerMechanics},
+    {OptionId::kGroup, 'g', "--group", "", "GROUP",
+     "Switch worker processes to run as this group (a name or a number), when started as root.",
+     "the current group", Section::kServerMechanics},
+    {OptionId::kUmask, 'm', "--umask", "", "INT",
+     "A bit mask for the file mode on files written by portico (unix sockets, the pid file, "
+     "logs), e.g. 0o022 or 022.",
+     "0", Section::kServerMechanics},
+    {OptionId::kInitgroups, 0, "--initgroups", "", "",
+     "Set the worker's group access list to every group of the --user (portico always does "
+     "when it switches user).",
+     "False", Section::kServerMechanics},
     // uWSGI's: said so, rather than taken for an abbreviation of --initgroups.
     {OptionId::kUnsupported, 0, "--ini", "", "", "", ""},
     {OptionId::kForwardedAllowIps, 0, "--forwarded-allow-ips", "", "STRING",
@@ -278,7 +303,9 @@ constexpr OptionSpec kOptions[] = {
     {OptionId::kUnsupported, 0, "--forwarder-headers", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--header-map", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--disable-redirect-access-to-syslog", "", "", "", ""},
-    {OptionId::kUnsupported, 0, "--capture-output", "", "", "", ""},
+    {OptionId::kCaptureOutput, 0, "--capture-output", "", "",
+     "Redirect stdout and stderr (the app's prints) to the --error-logfile file.", "False",
+     Section::kLogging},
     {OptionId::kUnsupported, 0, "--logger-class", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--log-config", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--log-config-json", "", "", "", ""},
@@ -286,11 +313,15 @@ constexpr OptionSpec kOptions[] = {
     {OptionId::kUnsupported, 0, "--log-syslog", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--log-syslog-prefix", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--log-syslog-facility", "", "", "", ""},
-    {OptionId::kUnsupported, 'R', "--enable-stdio-inheritance", "", "", "", ""},
+    {OptionId::kStdioInheritance, 'R', "--enable-stdio-inheritance", "", "",
+     "With --daemon, keep stdin, stdout and stderr (they are /dev/null otherwise).", "False",
+     Section::kLogging},
     {OptionId::kUnsupported, 0, "--statsd-host", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--dogstatsd-tags", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--statsd-prefix", "", "", "", ""},
-    {OptionId::kUnsupported, 'n', "--name", "", "", "", ""},
+    {OptionId::kName, 'n', "--name", "", "STRING",
+     "A base to use in the process titles (ps, top): portico: master [STRING].",
+     "the app", Section::kLogging},
     {OptionId::kUnsupported, 0, "--paste", "--paster", "", "", ""},
     {OptionId::kUnsupported, 0, "--paste-global", "", "", "", ""},
     {OptionId::kProxyProtocol, 0, "--proxy-protocol", "", "",
@@ -1036,6 +1067,18 @@ class Parser {
       case OptionId::kPreload:
         result_.config.preload = true;
         break;
+      case OptionId::kDaemon:
+        result_.config.daemon = true;
+        break;
+      case OptionId::kStdioInheritance:
+        result_.config.stdioInheritance = true;
+        break;
+      case OptionId::kCaptureOutput:
+        result_.config.captureOutput = true;
+        break;
+      case OptionId::kInitgroups:
+        result_.flags.initgroups = true;  // what portico does whenever it switches user
+        break;
       case OptionId::kCheckConfig:
         if (result_.action == CliResult::Action::kRun) result_.action = CliResult::Action::kCheckConfig;
         break;
@@ -1112,6 +1155,24 @@ class Parser {
     switch (spec.id) {
       case OptionId::kWorkerClass:
         workerClass(spec, value);
+        break;
+      case OptionId::kUser:
+        config.user = std::string(value);
+        if (!groupGiven_) config.keepGroup = true;
+        break;
+      case OptionId::kGroup:
+        config.group = std::string(value);
+        config.keepGroup = false;
+        groupGiven_ = true;
+        break;
+      case OptionId::kUmask:
+        umaskValue(spec, value);
+        break;
+      case OptionId::kName:
+        config.procName = std::string(value);
+        break;
+      case OptionId::kWorkerTmpDir:
+        config.workerTmpDir = std::string(value);
         break;
       case OptionId::kConfig:
         // The file's own `config` is not a setting (gunicorn ignores it there too).
@@ -1325,6 +1386,32 @@ class Parser {
     }
   }
 
+  // gunicorn's auto_int: 18, 0o22, 0x12, and 022 (octal, as a shell's umask).
+  void umaskValue(const OptionSpec& spec, std::string_view value) {
+    std::string text(value);
+    int base = 10;
+    size_t digits = 0;
+    if (text.size() > 1 && text[0] == '0' && (text[1] == 'o' || text[1] == 'O')) {
+      base = 8;
+      digits = 2;
+    } else if (text.size() > 1 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) {
+      base = 16;
+      digits = 2;
+    } else if (text.size() > 1 && text[0] == '0') {
+      base = 8;
+      digits = 1;
+    }
+    int parsed = 0;
+    const char* begin = text.data() + digits;
+    const char* end = text.data() + text.size();
+    auto [ptr, ec] = std::from_chars(begin, end, parsed, base);
+    if (begin == end || ec != std::errc() || ptr != end || parsed < 0 || parsed > 0777) {
+      argumentError(spec, "invalid value: " + quoted(value) + " (a mask from 0 to 0o777, e.g. 0o022)");
+      return;
+    }
+    result_.config.umask = parsed;
+  }
+
   // -k: gunicorn's sync and gthread workers are what portico's workers are (a sync worker with
   // --threads > 1 is gthread in gunicorn too); the others would change the app's concurrency
   // model, so they are refused with what to use.
@@ -1469,13 +1556,17 @@ class Parser {
         {"backlog", std::to_string(flags.backlog)},
         {"bind", list(binds)},
         {"ca_certs", text(flags.caCerts)},
+        {"capture_output", config.captureOutput ? "True" : "False"},
         {"cert_reqs", std::to_string(flags.certReqs)},
         {"certfile", text(flags.certFile)},
         {"chdir", config.chdir.empty() ? currentDirectory() : config.chdir},
         {"ciphers", text(flags.ciphers)},
+        {"daemon", config.daemon ? "True" : "False"},
+        {"enable_stdio_inheritance", config.stdioInheritance ? "True" : "False"},
         {"errorlog", config.errorLogFile},
         {"forwarded_allow_ips", list(commaList(flags.forwardedAllowIps))},
         {"graceful_timeout", number(config.gracefulTimeoutSeconds)},
+        {"initgroups", flags.initgroups ? "True" : "False"},
         {"keepalive", number(flags.keepAliveSeconds)},
         {"keyfile", text(flags.keyFile)},
         {"limit_request_field_size", std::to_string(flags.limitRequestFieldSize)},
@@ -1486,14 +1577,17 @@ class Parser {
         {"max_requests_jitter", std::to_string(config.maxRequestsJitter)},
         {"pidfile", text(config.pidFile)},
         {"preload_app", config.preload ? "True" : "False"},
+        {"proc_name", text(config.procName)},
         {"proxy_allow_ips", list(commaList(flags.proxyAllowFrom))},
         {"proxy_protocol", flags.proxyProtocol ? "True" : "False"},
         {"pythonpath", text(pythonPath)},
         {"raw_env", list(env)},
         {"threads", std::to_string(flags.threads)},
         {"timeout", number(config.timeoutSeconds)},
+        {"umask", std::to_string(config.umask < 0 ? 0 : config.umask)},
         {"worker_class", flags.workerClass},
         {"worker_connections", std::to_string(config.workerConnections)},
+        {"worker_tmp_dir", text(config.workerTmpDir)},
         {"workers", std::to_string(workers)},
     };
     size_t width = 0;
@@ -1586,6 +1680,7 @@ class Parser {
   std::string extraPositionals_;  // positionals after APP_MODULE
   bool hasAppModule_ = false;
   std::string appProblem_;  // a bad APP_MODULE, reported after unknown options
+  bool groupGiven_ = false;  // --group seen (--user alone keeps the master's group)
   std::string context_;     // "GUNICORN_CMD_ARGS: " while its words are read
   // Which source is being read, and the one that last gave each repeatable setting (a later
   // source's first occurrence replaces the list whole).

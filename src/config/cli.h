@@ -68,6 +68,7 @@ struct GunicornFlags {
   std::string virtualenv;                // --virtualenv DIR (else the runtime takes $VIRTUAL_ENV)
   int threads = 1;                       // --threads: Python threads per worker
   std::string workerClass = "sync";      // -k: sync or gthread (the same here)
+  bool initgroups = false;               // --initgroups (portico always does it when switching user)
   // -c/--config: gunicorn's Python configuration file (or python:MODULE), from the command
   // line or GUNICORN_CMD_ARGS; main reads it and parses again (CliEnvironment::configWords).
   std::string configSource;

@@ -56,7 +56,16 @@ struct Config {
   std::string confFile;                  // absolute path of the file read
   std::string prefix;                    // -p PREFIX: relative paths in the file resolve here
   std::string user;                      // `user NAME [GROUP]`: workers drop to it when root
-  std::string group;
+  std::string group;                     // (gunicorn's --user/--group: names or numbers)
+  bool keepGroup = false;                // gunicorn's --user without --group: the master's group
+
+  // gunicorn's process options (the flags; gunicorn.conf.py).
+  int umask = -1;                  // -m/--umask: set by the master at start; -1: unchanged
+  bool daemon = false;             // -D/--daemon: detach from the terminal before starting
+  bool stdioInheritance = false;   // -R: a daemon keeps its stdin, stdout and stderr
+  bool captureOutput = false;      // --capture-output: stdout and stderr into the error log file
+  std::string procName;            // -n/--name: in the process titles
+  std::string workerTmpDir;        // --worker-tmp-dir: checked; workers report via shared memory
 
   // The HTTP model every worker serves: virtual servers and their locations. The nginx-style
   // file fills it; the gunicorn-style flags become one server (--bind listens, --static

@@ -120,7 +120,9 @@ bool Master::open(std::string& error) {
 int Master::run() {
   signals_ = std::make_unique<event::SignalWatcher>(loop_, [this](int signo) { onSignal(signo); });
   if (!signals_->ok()) return 1;
-  std::string apps = python::WsgiRuntime::appNames(config_.site);
+  // gunicorn's -n/--name, else the apps served.
+  std::string apps = !config_.procName.empty() ? config_.procName
+                                               : python::WsgiRuntime::appNames(config_.site);
   setProcessTitle("portico: master" + (apps.empty() ? "" : " [" + apps + "]"));
   for (const auto& l : listeners_) {
     logInfo("Listening at: " + l.name + " (" + std::to_string(::getpid()) + ")");
@@ -215,7 +217,8 @@ void Master::runWorker(size_t slot, pid_t master, int number) {
   int code;
   {
     applyCpuAffinity(config_, number);  // before any thread: they inherit it
-    std::string apps = python::WsgiRuntime::appNames(config_.site);
+    std::string apps = !config_.procName.empty() ? config_.procName
+                                                 : python::WsgiRuntime::appNames(config_.site);
     setProcessTitle("portico: worker" + (apps.empty() ? "" : " [" + apps + "]"));
     // The master's epoll instance is shared with this child (fork copies the descriptor, not
     // the instance): deregistering from it here would deregister the master's watcher too.

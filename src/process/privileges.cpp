@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string>
 
 namespace portico::process {
 
@@ -48,28 +49,53 @@ bool createTempPaths(const std::vector<std::string>& paths, const std::string& u
   return true;
 }
 
-bool dropPrivileges(const std::string& user, const std::string& group, std::string& error) {
+namespace {
+
+bool allDigits(const std::string& text) {
+  if (text.empty()) return false;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool dropPrivileges(const std::string& user, const std::string& group, bool keepGroup,
+                    std::string& error) {
   if (user.empty() || ::geteuid() != 0) return true;
+  // A name, or a number (gunicorn's --user 10001: a container's user may have no passwd entry).
   errno = 0;
   const passwd* pw = ::getpwnam(user.c_str());
-  if (!pw) {
+  if (!pw && allDigits(user)) pw = ::getpwuid(static_cast<uid_t>(std::stoul(user)));
+  if (!pw && !allDigits(user)) {
     error = failed("getpwnam(\"" + user + "\")");
     return false;
   }
-  uid_t uid = pw->pw_uid;
-  const std::string& groupName = group.empty() ? user : group;
-  errno = 0;
-  const struct group* gr = ::getgrnam(groupName.c_str());
-  if (!gr) {
-    error = failed("getgrnam(\"" + groupName + "\")");
-    return false;
+  uid_t uid = pw ? pw->pw_uid : static_cast<uid_t>(std::stoul(user));
+  std::string userName = pw ? pw->pw_name : std::string();
+  gid_t gid = ::getegid();
+  if (!keepGroup) {
+    // nginx's `user NAME`: the group of the same name; gunicorn's --group: a name or a number.
+    const std::string& groupName = group.empty() ? user : group;
+    errno = 0;
+    const struct group* gr = ::getgrnam(groupName.c_str());
+    if (gr) {
+      gid = gr->gr_gid;
+    } else if (allDigits(groupName)) {
+      gid = static_cast<gid_t>(std::stoul(groupName));
+    } else {
+      error = failed("getgrnam(\"" + groupName + "\")");
+      return false;
+    }
   }
-  gid_t gid = gr->gr_gid;
   if (::setgid(gid) != 0) {
     error = failed("setgid(" + std::to_string(gid) + ")");
     return false;
   }
-  if (::initgroups(user.c_str(), gid) != 0) {
+  // The user's groups (nginx always, gunicorn with --initgroups); a user without a passwd
+  // entry has only its group.
+  if (!userName.empty() ? ::initgroups(userName.c_str(), gid) != 0 : ::setgroups(1, &gid) != 0) {
     error = failed("initgroups(" + user + ", " + std::to_string(gid) + ")");
     return false;
   }

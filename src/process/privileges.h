@@ -9,8 +9,11 @@ namespace portico::process {
 // group (setgid), the user's supplementary groups (initgroups) and the user (setuid), then makes
 // the process dumpable again (prctl(PR_SET_DUMPABLE, 1), as nginx, so cores and /proc stay
 // usable). Nothing to do when `user` is empty or the process is not root (the loader has warned).
-// False with nginx's message, e.g. "setuid(33) failed (1: Operation not permitted)".
-bool dropPrivileges(const std::string& user, const std::string& group, std::string& error);
+// gunicorn's --user/--group too: each a name or a number; `keepGroup` (--user without --group)
+// keeps the master's group, as gunicorn does. False with nginx's message, e.g.
+// "setuid(33) failed (1: Operation not permitted)".
+bool dropPrivileges(const std::string& user, const std::string& group, bool keepGroup,
+                    std::string& error);
 
 // nginx's ngx_create_paths for the *_temp_path directories: each is created (0700) when missing
 // and, when the process is root and `user` is set, given to that user so the workers can write

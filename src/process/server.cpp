@@ -242,7 +242,7 @@ bool Server::open(std::vector<BoundListener> listeners,
 
   if (!createTempPaths(config_.site.tempPaths, config_.user, error)) return false;
   // nginx's `user`: everything that needs root (listeners, logs, pid file) is open by now.
-  if (!dropPrivileges(config_.user, config_.group, error)) return false;
+  if (!dropPrivileges(config_.user, config_.group, config_.keepGroup, error)) return false;
 
   if (checkOnly_ && !importApps_) return true;
   if (!python::WsgiRuntime::specsOf(config_.site).empty()) {

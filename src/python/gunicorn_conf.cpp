@@ -43,6 +43,11 @@ FLAGS = {
     "do_handshake_on_connect": ("--do-handshake-on-connect", "bool"),
     "check_config": ("--check-config", "bool"), "print_config": ("--print-config", "bool"),
     "wsgi_app": (None, "app"),
+    "daemon": ("--daemon", "bool"), "umask": ("--umask", "int"),
+    "user": ("--user", "str"), "group": ("--group", "str"), "initgroups": ("--initgroups", "bool"),
+    "capture_output": ("--capture-output", "bool"),
+    "enable_stdio_inheritance": ("--enable-stdio-inheritance", "bool"),
+    "proc_name": ("--name", "str"), "worker_tmp_dir": ("--worker-tmp-dir", "str"),
 }
 HOOKS = ("on_starting", "on_reload", "when_ready", "pre_fork", "post_fork", "post_worker_init",
          "worker_int", "worker_abort", "pre_exec", "pre_request", "post_request", "child_exit",
@@ -50,16 +55,16 @@ HOOKS = ("on_starting", "on_reload", "when_ready", "pre_fork", "post_fork", "pos
 SECURE = {"X-FORWARDED-PROTOCOL": "ssl", "X-FORWARDED-PROTO": "https", "X-FORWARDED-SSL": "on"}
 # gunicorn's settings portico does not honour yet, with gunicorn's default (kept: accepted).
 UNSUPPORTED = {
-    "daemon": False, "umask": 0, "initgroups": False, "reload": False, "reload_engine": "auto",
+    "reload": False, "reload_engine": "auto",
     "reload_extra_files": [], "spew": False, "sendfile": None, "reuse_port": False,
-    "worker_tmp_dir": None, "tmp_upload_dir": None, "secure_scheme_headers": SECURE,
-    "forwarder_headers": "SCRIPT_NAME,PATH_INFO", "capture_output": False,
+    "tmp_upload_dir": None, "secure_scheme_headers": SECURE,
+    "forwarder_headers": "SCRIPT_NAME,PATH_INFO",
     "logger_class": "gunicorn.glogging.Logger", "logconfig": None, "logconfig_dict": {},
     "syslog_addr": "udp://localhost:514", "syslog": False, "syslog_prefix": None,
     "syslog_facility": "user", "disable_redirect_access_to_syslog": False,
-    "enable_stdio_inheritance": False, "statsd_host": None, "dogstatsd_tags": "",
-    "statsd_prefix": "", "proc_name": None, "paste": None, "raw_paste_global_conf": [],
-    "strip_header_spaces": False, "user": os.geteuid(), "group": os.getegid(),
+    "statsd_host": None, "dogstatsd_tags": "",
+    "statsd_prefix": "", "paste": None, "raw_paste_global_conf": [],
+    "strip_header_spaces": False,
 }
 
 def lines_of(path):
@@ -96,12 +101,12 @@ def load(source, shown):
     return namespace, path
 
 def same_account(name, value):
-    # user/group as a name or a number: refused only when it is not who runs portico.
+    # user/group as a name or a number, equal to who runs portico (gunicorn's default).
     import grp, pwd
     try:
         if isinstance(value, str) and not value.isdigit():
             value = (pwd.getpwnam(value).pw_uid if name == "user" else grp.getgrnam(value).gr_gid)
-        return int(value) == UNSUPPORTED[name]
+        return int(value) == (os.geteuid() if name == "user" else os.getegid())
     except (KeyError, ValueError, TypeError):
         return False
 
@@ -119,9 +124,10 @@ def words(namespace, path, shown):
                                "hooks yet (remove it, or do its work in the app's module)"
                                % (where(name), name))
             continue
+        if name in ("user", "group") and same_account(name, value):
+            continue  # gunicorn's default: who runs it
         if name in UNSUPPORTED:
-            kept = same_account(name, value) if name in ("user", "group") else value == UNSUPPORTED[name]
-            if not kept and value is not None:
+            if value != UNSUPPORTED[name] and value is not None:
                 refused.append("%s: the setting %r is not supported by portico yet (%s = %r)"
                                % (where(name), name, name, value))
             continue

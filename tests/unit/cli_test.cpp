@@ -743,16 +743,9 @@ TEST(CliTest, UnsupportedGunicornOptionsAreRejected) {
   const std::vector<ErrorCase> cases = {
       {{"--reload"}, "--reload"},
       {{"--strip-header-spaces"}, "--strip-header-spaces"},
-      {{"-D"}, "-D/--daemon"},
-      {{"--daemon"}, "-D/--daemon"},
-      {{"--user", "www"}, "-u/--user"},
-      {{"--group", "www"}, "-g/--group"},
       {{"--statsd-host", "x:1"}, "--statsd-host"},
       {{"--paster", "x.ini"}, "--paste/--paster"},
       {{"--reuse-port"}, "--reuse-port"},
-      {{"--capture-output"}, "--capture-output"},
-      {{"-R"}, "-R/--enable-stdio-inheritance"},
-      {{"-Dv"}, "-D/--daemon"},
   };
   for (const auto& tc : cases) {
     SCOPED_TRACE(joined(tc.args));
@@ -1107,7 +1100,7 @@ TEST(CliProcessModelTest, HelpHasWorkerAndControlSections) {
   }
   EXPECT_EQ(rejected.find("--worker-connections"), std::string::npos);
   EXPECT_EQ(rejected.find("--worker-class"), std::string::npos);
-  for (const char* name : {"--worker-tmp-dir", "--ini"}) {
+  for (const char* name : {"--reload", "--ini"}) {
     EXPECT_NE(rejected.find(name), std::string::npos) << name;
   }
 }
@@ -1255,6 +1248,31 @@ TEST(CliTest, NoAppModuleLeavesANotice) {
   r = parse({"--static", "/s/=/tmp"});
   EXPECT_NE(r.notice.find("serving the --static files only"), std::string::npos);
   EXPECT_TRUE(parse({"app:x"}).notice.empty());
+}
+
+TEST(CliTest, ProcessFlags) {
+  CliResult r = parse({"-u", "www-data", "-m", "022", "-n", "shop", "-D", "-R", "--capture-output",
+                       "--worker-tmp-dir", "/dev/shm", "--initgroups", "app:x"});
+  ASSERT_EQ(r.action, Action::kRun) << r.message;
+  EXPECT_EQ(r.config.user, "www-data");
+  EXPECT_TRUE(r.config.keepGroup);  // gunicorn: --user alone keeps the master's group
+  EXPECT_EQ(r.config.umask, 022);
+  EXPECT_EQ(r.config.procName, "shop");
+  EXPECT_TRUE(r.config.daemon && r.config.stdioInheritance && r.config.captureOutput);
+  EXPECT_EQ(r.config.workerTmpDir, "/dev/shm");
+  r = parse({"--group", "33", "--user", "33", "app:x"});
+  EXPECT_EQ(r.config.group, "33");
+  EXPECT_FALSE(r.config.keepGroup);
+  for (const auto& [text, mask] : std::vector<std::pair<std::string, int>>{
+           {"0", 0}, {"18", 18}, {"0o22", 022}, {"0O77", 077}, {"0x12", 0x12}, {"022", 022},
+           {"0777", 0777}}) {
+    EXPECT_EQ(parse({"--umask", text}).config.umask, mask) << text;
+  }
+  for (const char* bad : {"x", "0o8", "01000", "-1", "0x", ""}) {
+    r = parse({"--umask", bad});
+    EXPECT_EQ(r.action, Action::kError) << bad;
+    EXPECT_NE(r.message.find("argument -m/--umask: invalid value"), std::string::npos) << r.message;
+  }
 }
 
 TEST(ShellWordsTest, SplitsAsShlex) {
