@@ -1564,7 +1564,7 @@ class Parser {
         {"daemon", config.daemon ? "True" : "False"},
         {"enable_stdio_inheritance", config.stdioInheritance ? "True" : "False"},
         {"errorlog", config.errorLogFile},
-        {"forwarded_allow_ips", list(commaList(flags.forwardedAllowIps))},
+        {"forwarded_allow_ips", list(splitAllowIps(flags.forwardedAllowIps))},
         {"graceful_timeout", number(config.gracefulTimeoutSeconds)},
         {"initgroups", flags.initgroups ? "True" : "False"},
         {"keepalive", number(flags.keepAliveSeconds)},
@@ -1578,7 +1578,7 @@ class Parser {
         {"pidfile", text(config.pidFile)},
         {"preload_app", config.preload ? "True" : "False"},
         {"proc_name", text(config.procName)},
-        {"proxy_allow_ips", list(commaList(flags.proxyAllowFrom))},
+        {"proxy_allow_ips", list(splitAllowIps(flags.proxyAllowFrom))},
         {"proxy_protocol", flags.proxyProtocol ? "True" : "False"},
         {"pythonpath", text(pythonPath)},
         {"raw_env", list(env)},
@@ -1595,18 +1595,6 @@ class Parser {
     std::string out;
     for (const auto& [name, value] : settings) {
       out += name + std::string(width - name.size(), ' ') + " = " + value + "\n";
-    }
-    return out;
-  }
-
-  // gunicorn keeps its IP lists split on commas and stripped.
-  static std::vector<std::string> commaList(std::string_view text) {
-    std::vector<std::string> out;
-    for (size_t begin = 0; begin <= text.size();) {
-      size_t comma = std::min(text.find(',', begin), text.size());
-      std::string_view item = strip(text.substr(begin, comma - begin));
-      if (!item.empty()) out.emplace_back(item);
-      begin = comma + 1;
     }
     return out;
   }

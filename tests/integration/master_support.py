@@ -47,6 +47,18 @@ def process_state(pid):
     return int(rest[1]), rest[0]
 
 
+def process_ids(pid):
+    """(real uid, real gid) of a process, from /proc/PID/status."""
+    uid = gid = None
+    with open("/proc/%d/status" % pid) as handle:
+        for line in handle:
+            if line.startswith("Uid:"):
+                uid = int(line.split()[1])
+            elif line.startswith("Gid:"):
+                gid = int(line.split()[1])
+    return uid, gid
+
+
 def children(pid):
     """The live (non-zombie) child pids of `pid`."""
     found = set()

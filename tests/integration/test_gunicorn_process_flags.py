@@ -16,7 +16,7 @@ import urllib.request
 
 import pytest
 
-from master_support import children
+from master_support import children, process_ids
 from servers import free_port, portico_binary
 
 GUNICORN = shutil.which("gunicorn")
@@ -94,18 +94,6 @@ class Running:
             self.proc.wait()
 
 
-def ids(pid):
-    """(real uid, real gid) from /proc/PID/status."""
-    uid = gid = None
-    with open("/proc/%d/status" % pid) as handle:
-        for line in handle:
-            if line.startswith("Uid:"):
-                uid = int(line.split()[1])
-            elif line.startswith("Gid:"):
-                gid = int(line.split()[1])
-    return uid, gid
-
-
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
 @pytest.mark.parametrize("group", [True, False], ids=["user-and-group", "user-only"])
 def test_user_and_group_switch_the_workers(appdir, group):
@@ -121,8 +109,8 @@ def test_user_and_group_switch_the_workers(appdir, group):
             server.wait(lambda: fetch(port), "%s to answer" % name)
             assert fetch(port) == b"%d %d" % want, name
             [worker] = children(server.proc.pid)
-            assert (name, ids(worker)) == (name, want)
-            assert (name, ids(server.proc.pid)) == (name, (0, 0))
+            assert (name, process_ids(worker)) == (name, want)
+            assert (name, process_ids(server.proc.pid)) == (name, (0, 0))
 
 
 @pytest.mark.skipif(GUNICORN is None, reason="gunicorn (Debian's package) is not installed")

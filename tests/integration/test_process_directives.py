@@ -14,7 +14,7 @@ import time
 import pytest
 
 from http_client import Connection
-from master_support import wait_for_workers
+from master_support import process_ids, wait_for_workers
 from wsgi_support import wait_until
 from servers import free_port, portico_binary, terminate
 from nginx_diff import _can_connect
@@ -32,25 +32,13 @@ def application(environ, start_response):
 '''
 
 
-def _ids(pid):
-    """(real uid, real gid) of a process, from /proc/PID/status."""
-    uid = gid = None
-    with open("/proc/%d/status" % pid) as handle:
-        for line in handle:
-            if line.startswith("Uid:"):
-                uid = int(line.split()[1])
-            elif line.startswith("Gid:"):
-                gid = int(line.split()[1])
-    return uid, gid
-
-
 def _assert_dropped_to(pids, user):
     """Every worker runs as `user`. A worker is forked as root and drops to the user once its
     site (logs) is open; the master may list it before that (under ASan, well before)."""
     wanted = (user.pw_uid, user.pw_gid)
-    wait_until(lambda: all(_ids(pid) == wanted for pid in pids), 10)
+    wait_until(lambda: all(process_ids(pid) == wanted for pid in pids), 10)
     for pid in pids:
-        assert _ids(pid) == wanted, pid
+        assert process_ids(pid) == wanted, pid
 
 
 class Site:
@@ -161,7 +149,7 @@ def test_workers_run_as_the_user_and_the_master_stays_root(site):
     pids = wait_for_workers(site, 2, timeout=10)
     assert len(pids) == 2, site.log()
     _assert_dropped_to(pids, expected)
-    assert _ids(site.proc.pid) == (0, 0)
+    assert process_ids(site.proc.pid) == (0, 0)
     answer = json.loads(site.request("/app/").body)
     assert answer["uid"] == answer["euid"] == expected.pw_uid
     assert answer["gid"] == expected.pw_gid
