@@ -22,6 +22,7 @@
 #include "process/master.h"
 #include "process/process_title.h"
 #include "process/server.h"
+#include "config/uwsgi_ini.h"
 #include "python/gunicorn_conf.h"
 
 namespace {
@@ -150,12 +151,14 @@ void captureOutput(const portico::config::Config& config) {
 // Starts the master with `config`; `reload` re-reads the settings on HUP. `notice`: a warning
 // for the log once it is open (the flags without an app).
 int runMaster(portico::config::Config& config, portico::process::Master::Reloader reload,
-              int argc, char** argv, const std::string& notice = {}) {
+              int argc, char** argv, const std::string& notice = {},
+              const std::vector<std::string>& notes = {}) {
   portico::process::initProcessTitle(argc, argv);
   if (!applyProcessFlags(config)) return 1;
   if (!prepare(config)) return 1;
   captureOutput(config);
   if (!notice.empty()) portico::logWarning(notice);
+  for (const std::string& note : notes) portico::logInfo(note);
   if (!config.workerTmpDir.empty()) {
     portico::logInfo("--worker-tmp-dir " + config.workerTmpDir +
                      ": portico's workers report through shared memory, nothing is written there");
@@ -287,6 +290,31 @@ portico::config::CliResult readFlags(const std::vector<std::string>& args,
   }
   namespace fs = std::filesystem;
   std::string source = cli.flags.configSource;
+  if (!cli.flags.iniSource.empty()) {
+    // uWSGI's ini file takes the configuration file's place (./gunicorn.conf.py is not read).
+    if (!source.empty()) {
+      cli.action = cfg::CliResult::Action::kError;
+      cli.message = "portico: error: give one configuration file: " + source + " (-c) or " +
+                    cli.flags.iniSource + " (--ini)";
+      return cli;
+    }
+    cfg::UwsgiIni ini;
+    std::string error;
+    if (!cfg::readUwsgiIni(cli.flags.iniSource, startDir, ini, error)) {
+      cli.action = cfg::CliResult::Action::kError;
+      cli.message = "portico: error: " + error;
+      fileFailed = true;
+      return cli;
+    }
+    env.configWords = std::move(ini.words);
+    env.configSource = cli.flags.iniSource;
+    if (size_t colon = env.configSource.rfind(".ini:"); colon != std::string::npos) {
+      env.configSource.resize(colon + 4);  // FILE:SECTION: messages name FILE:LINE
+    }
+    cfg::CliResult again = cfg::parseCommandLine(args, env);
+    again.notes = std::move(ini.notes);
+    return again;
+  }
   std::error_code ec;
   if (source.empty() && fs::is_regular_file(fs::path(startDir) / "gunicorn.conf.py", ec)) {
     source = "gunicorn.conf.py";
@@ -373,5 +401,5 @@ int main(int argc, char** argv) {
     out = std::move(again.config);
     return true;
   };
-  return runMaster(config, reload, argc, argv, cli.notice);
+  return runMaster(config, reload, argc, argv, cli.notice, cli.notes);
 }

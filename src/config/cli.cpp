@@ -92,6 +92,10 @@ enum class OptionId {
   kCaptureOutput,
   kName,
   kWorkerTmpDir,
+  kIni,
+  kUwsgiSocket,
+  kChmodSocket,
+  kTouchReload,
   kUnsupported,  // a gunicorn option portico rejects rather than silently ignores
 };
 
@@ -235,6 +239,18 @@ constexpr OptionSpec kOptions[] = {
      "A listener of its own for operations: /metrics (Prometheus), /status (a live page) and "
      "/status.json, /health/live and /health/ready (HOST:PORT or unix:PATH).", "",
      Section::kPortico},
+    {OptionId::kUwsgiSocket, 0, "--uwsgi-socket", "", "ADDRESS",
+     "A socket that speaks the uwsgi protocol to a front server (nginx's uwsgi_pass), beside "
+     "the --bind ones: HOST:PORT or unix:PATH; repeatable (uWSGI's --socket).",
+     "", Section::kPortico},
+    {OptionId::kChmodSocket, 0, "--chmod-socket", "", "MODE",
+     "The mode of the unix sockets portico creates, in octal, e.g. 660 (uWSGI's chmod-socket); "
+     "else the umask decides.",
+     "", Section::kPortico},
+    {OptionId::kTouchReload, 0, "--touch-reload", "", "FILE",
+     "Reload gracefully (as SIGHUP) when FILE's modification time changes, e.g. after `touch "
+     "FILE` (uWSGI's touch-reload); repeatable.",
+     "", Section::kPortico},
     {OptionId::kMaxWorkerMemory, 0, "--max-worker-memory", "", "MB",
      "Recycle a worker after its current request once its resident memory passes MB; 0 disables.",
      "0", Section::kPortico},
@@ -293,8 +309,11 @@ constexpr OptionSpec kOptions[] = {
      "Set the worker's group access list to every group of the --user (portico always does "
      "when it switches user).",
      "False", Section::kServerMechanics},
-    // uWSGI's: said so, rather than taken for an abbreviation of --initgroups.
-    {OptionId::kUnsupported, 0, "--ini", "", "", "", ""},
+    {OptionId::kIni, 0, "--ini", "", "FILE[:SECTION]",
+     "uWSGI's ini file: its [uwsgi] section (or SECTION) read as uWSGI reads it (magic "
+     "variables, placeholders), each option with its uWSGI meaning; the command line overrides "
+     "it. `portico FILE.ini` does the same.",
+     "", Section::kGeneral},
     {OptionId::kForwardedAllowIps, 0, "--forwarded-allow-ips", "", "STRING",
      "Front-end's IPs from which allowed to handle set secure headers (comma separate); `*` "
      "trusts every peer. From them X-Forwarded-Proto / X-Forwarded-Protocol / X-Forwarded-Ssl "
@@ -720,10 +739,7 @@ std::optional<std::string> checkAppModule(std::string_view app) {
   }
   if (colon == std::string_view::npos) {
     // A file where a module was meant: say what to give instead.
-    if (app.ends_with(".ini")) {
-      return "a uWSGI ini file? portico does not read them yet: give the module, e.g. "
-             "myproject.wsgi:application, and gunicorn's flags";
-    }
+    if (app.ends_with(".ini")) return "a uWSGI ini file? give it as --ini FILE";
     if (app.ends_with(".conf")) return "a configuration file? give it as -c FILE";
     if (app.ends_with(".py")) {
       return "a Python file? give its module and callable, e.g. myproject.wsgi:application";
@@ -937,8 +953,13 @@ class Parser {
       extraPositionals_ += arg;
       return;
     }
-    hasAppModule_ = true;
     std::string_view app = strip(arg);
+    if (app.ends_with(".ini") && phase_ == kCommandLinePhase) {
+      // As uWSGI reads `uwsgi FILE.ini`: a file, not a module (no module is named so).
+      result_.flags.iniSource = std::string(app);
+      return;
+    }
+    hasAppModule_ = true;
     if (auto problem = checkAppModule(app)) {
       appProblem_ = "argument APP_MODULE: invalid value: " + quoted(std::string_view(arg)) +
                     " (" + *problem + ")";
@@ -1128,6 +1149,8 @@ class Parser {
   // gunicorn sets each setting from the configuration file, then GUNICORN_CMD_ARGS, then the
   // command line: a list a later one gives replaces the earlier's whole.
   void replaceEnvList(OptionId id) {
+    // --uwsgi-socket adds to --bind's list: a later phase's sockets of either kind replace all.
+    if (id == OptionId::kUwsgiSocket) id = OptionId::kBind;
     bool isList = id == OptionId::kBind || id == OptionId::kEnv || id == OptionId::kStatic ||
                   id == OptionId::kPythonPath;
     if (!isList) return;
@@ -1187,6 +1210,37 @@ class Parser {
         flags.binds.push_back(std::move(bind));
         break;
       }
+      case OptionId::kUwsgiSocket: {
+        BindAddress bind;
+        if (auto problem = parseBind(raw, bind)) {
+          argumentError(spec, *problem);
+          return;
+        }
+        bind.uwsgi = true;
+        flags.binds.push_back(std::move(bind));
+        break;
+      }
+      case OptionId::kChmodSocket:
+        socketModeValue(spec, value);
+        break;
+      case OptionId::kTouchReload:
+        if (value.empty()) {
+          argumentError(spec, "expected a file name");
+          return;
+        }
+        config.touchReload.emplace_back(value);
+        break;
+      case OptionId::kIni:
+        if (phase_ == kConfPhase) {
+          argumentError(spec, "an ini file cannot name another (uWSGI's include is not read)");
+          return;
+        }
+        if (value.empty()) {
+          argumentError(spec, "expected FILE[:SECTION]");
+          return;
+        }
+        flags.iniSource = std::string(value);
+        break;
       case OptionId::kMetricsBind: {
         BindAddress bind;
         if (auto problem = parseBind(raw, bind)) {
@@ -1410,6 +1464,20 @@ class Parser {
       return;
     }
     result_.config.umask = parsed;
+  }
+
+  // uWSGI's chmod-socket: octal digits (660, 0660, 0o660).
+  void socketModeValue(const OptionSpec& spec, std::string_view value) {
+    std::string_view digits = value;
+    if (digits.starts_with("0o") || digits.starts_with("0O")) digits.remove_prefix(2);
+    int parsed = 0;
+    auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), parsed, 8);
+    if (digits.empty() || ec != std::errc() || ptr != digits.data() + digits.size() ||
+        parsed > 07777) {
+      argumentError(spec, "invalid value: " + quoted(value) + " (an octal mode, e.g. 660)");
+      return;
+    }
+    result_.flags.socketMode = parsed;
   }
 
   // -k: gunicorn's sync and gthread workers are what portico's workers are (a sync worker with

@@ -19,6 +19,7 @@ struct BindAddress {
   uint16_t port = 0;
   std::string path;  // unix socket path
   std::string spec;  // as the user wrote it, for messages
+  bool uwsgi = false;  // --uwsgi-socket (uWSGI's socket): speaks uwsgi, whatever --protocol says
 };
 
 // gunicorn's bind when no --bind is given: 127.0.0.1:8000.
@@ -72,6 +73,10 @@ struct GunicornFlags {
   // -c/--config: gunicorn's Python configuration file (or python:MODULE), from the command
   // line or GUNICORN_CMD_ARGS; main reads it and parses again (CliEnvironment::configWords).
   std::string configSource;
+  // --ini FILE[:SECTION] (or `portico FILE.ini`): uWSGI's ini file; main reads it (uwsgi_ini.h)
+  // and parses again with its options first, as for configSource.
+  std::string iniSource;
+  int socketMode = -1;  // --chmod-socket: the unix sockets' mode; -1: as the umask leaves it
 
   // gunicorn's SSL section: with --certfile every --bind speaks TLS (as gunicorn, which wraps
   // every accepted socket). Paths are resolved against --chdir.
@@ -126,6 +131,8 @@ struct CliResult {
   // kRun without an APP_MODULE: a line for the log saying what is served and how to give an
   // app (empty with an app).
   std::string notice;
+  // Lines for the log at start: what the ini file says of itself (uwsgi_ini.h's notes).
+  std::vector<std::string> notes;
 };
 
 // Parses argv (argv[0] is the program name) into a Config whose site the flags describe. Pure:

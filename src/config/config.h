@@ -66,6 +66,8 @@ struct Config {
   bool captureOutput = false;      // --capture-output: stdout and stderr into the error log file
   std::string procName;            // -n/--name: in the process titles
   std::string workerTmpDir;        // --worker-tmp-dir: checked; workers report via shared memory
+  // --touch-reload (uWSGI's touch-reload): the master reloads when one's mtime changes.
+  std::vector<std::string> touchReload;
 
   // The HTTP model every worker serves: virtual servers and their locations. The nginx-style
   // file fills it; the gunicorn-style flags become one server (--bind listens, --static

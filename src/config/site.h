@@ -48,6 +48,9 @@ struct ListenSpec {
   // `uwsgi` (portico's own parameter): the address speaks the uwsgi protocol to a front server
   // (nginx's uwsgi_pass) instead of HTTP; ORed over the address's listens, as `ssl`.
   bool uwsgi = false;
+  // The flags' --chmod-socket (uWSGI's chmod-socket): a unix socket's mode once bound; -1: as
+  // the umask leaves it (nginx's listen has no such parameter).
+  int socketMode = -1;
   // rcvbuf= / sndbuf=: SO_RCVBUF / SO_SNDBUF on the listening socket (accepted connections
   // inherit them); -1: the kernel's default.
   int64_t rcvbuf = -1;

@@ -25,7 +25,8 @@ void tlsFromFlags(const GunicornFlags& flags, VirtualServer& server) {
                                            : TlsServerSettings::VerifyClient::kOff;
   tls.verifyDepth = 100;  // OpenSSL's default, which Python leaves
   tls.verifyInHandshake = true;
-  for (ListenSpec& listen : server.listens) listen.ssl = true;
+  // A uwsgi socket's front server terminates TLS (nginx's uwsgi_pass speaks plain uwsgi).
+  for (ListenSpec& listen : server.listens) listen.ssl = !listen.uwsgi;
 }
 
 ListenSpec listenOf(const BindAddress& bind) {
@@ -109,7 +110,8 @@ void siteFromFlags(const GunicornFlags& flags, Config& config) {
       listen.proxyProtocolOptional = true;
       listen.proxyAllowFrom = splitAllowIps(flags.proxyAllowFrom);
     }
-    listen.uwsgi = flags.uwsgi;
+    listen.uwsgi = flags.uwsgi || bind.uwsgi;
+    listen.socketMode = flags.socketMode;
     server.listens.push_back(std::move(listen));
   }
   if (!flags.certFile.empty()) tlsFromFlags(flags, server);

@@ -1,9 +1,12 @@
 #include "process/listeners.h"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <string>
 #include <tuple>
 
@@ -102,6 +105,11 @@ bool openOne(const Wanted& want, BoundListener& l, std::string& error,
   }
   if (spec.isUnix) {
     l.fd = event::listenUnix(spec.path, backlog, error);
+    if (l.fd && spec.socketMode >= 0 &&
+        ::chmod(spec.path.c_str(), static_cast<mode_t>(spec.socketMode)) != 0) {
+      error = std::string("chmod: ") + std::strerror(errno);
+      l.fd.reset();
+    }
     l.local.isUnix = true;
     l.local.localAddress = spec.path;
     l.name = listenerName(l.local, spec.ssl);

@@ -3,6 +3,7 @@
 
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -29,6 +30,7 @@ namespace {
 constexpr int kWorkerBootError = 3;       // gunicorn's WORKER_BOOT_ERROR
 constexpr int kStackDumpSignal = SIGUSR2;  // handled by faulthandler in the worker
 constexpr uint64_t kTickMs = 200;
+constexpr uint64_t kTouchCheckMs = 1000;  // uWSGI looks at touch-reload files once a second
 constexpr uint64_t kTimeoutKillGraceMs = 1000;  // time for the stack dump before SIGKILL
 constexpr uint64_t kQuickDeathMs = 1000;  // a worker dying this soon counts toward a crash loop
 constexpr uint64_t kMaxBackoffMs = 10000;
@@ -127,6 +129,7 @@ int Master::run() {
   for (const auto& l : listeners_) {
     logInfo("Listening at: " + l.name + " (" + std::to_string(::getpid()) + ")");
   }
+  watchTouched();
   manageWorkers();
   tick();
   loop_.run();
@@ -590,6 +593,35 @@ void Master::publishTotals() {
   t.targetWorkers.store(static_cast<uint32_t>(target_), std::memory_order_relaxed);
 }
 
+namespace {
+
+// A file's modification time, {-1, 0} when it cannot be read (uWSGI takes a missing file's
+// appearance for a touch too).
+std::pair<int64_t, int64_t> modifiedTime(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return {-1, 0};
+  return {static_cast<int64_t>(st.st_mtim.tv_sec), static_cast<int64_t>(st.st_mtim.tv_nsec)};
+}
+
+}  // namespace
+
+void Master::watchTouched() {
+  touched_.clear();
+  for (const std::string& path : config_.touchReload) {
+    touched_.emplace_back(path, modifiedTime(path));
+  }
+}
+
+std::string Master::touchedFile() {
+  for (auto& [path, seen] : touched_) {
+    auto now = modifiedTime(path);
+    if (now == seen) continue;
+    seen = now;
+    return path;
+  }
+  return {};
+}
+
 void Master::tick() {
   uint64_t now = monotonicMs();
   for (auto& w : workers_) {
@@ -611,6 +643,15 @@ void Master::tick() {
   if (now - lastStatusMs_ >= kStatusEveryMs) {
     lastStatusMs_ = now;
     logStatus();
+  }
+  if (!touched_.empty() && !stopping_ && now - lastTouchCheckMs_ >= kTouchCheckMs) {
+    lastTouchCheckMs_ = now;
+    std::string file = touchedFile();
+    if (!file.empty()) {
+      logInfo("touch-reload: " + file + " modified; reloading");
+      reload();
+      watchTouched();  // the reloaded configuration's files, from their times now
+    }
   }
   tickTimer_ = loop_.addTimer(kTickMs, [this] {
     tickTimer_ = {0, 0};

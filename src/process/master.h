@@ -53,6 +53,10 @@ class Master {
 
   void onSignal(int signo);
   void tick();
+  // --touch-reload: watchTouched() takes the files' times now; touchedFile() names the first
+  // whose time changed since (and takes it), empty when none did.
+  void watchTouched();
+  std::string touchedFile();
   void reap();
   void manageWorkers();
   bool spawn();
@@ -95,6 +99,10 @@ class Master {
   int crashStreak_ = 0;
   uint64_t nextSpawnMs_ = 0;  // back-off: no spawn before this
   uint64_t lastStatusMs_ = 0;
+  // --touch-reload: each file with the modification time last seen ({-1, 0}: missing), looked
+  // at about once a second; a change reloads.
+  std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> touched_;
+  uint64_t lastTouchCheckMs_ = 0;
   event::TimerId tickTimer_{0, 0};
   SystemdNotifier systemd_;
   // Socket activation: what systemd passed (each descriptor moves to its listener; the

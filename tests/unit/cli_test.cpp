@@ -560,10 +560,6 @@ TEST(CliTest, ErrorMessages) {
       {{"myapp/wsgi.py"},
        "portico: error: argument APP_MODULE: invalid value: 'myapp/wsgi.py' (a Python file? "
        "give its module and callable, e.g. myproject.wsgi:application)"},
-      {{"uwsgi.ini"},
-       "portico: error: argument APP_MODULE: invalid value: 'uwsgi.ini' (a uWSGI ini file? "
-       "portico does not read them yet: give the module, e.g. myproject.wsgi:application, and "
-       "gunicorn's flags)"},
       {{"site.conf"},
        "portico: error: argument APP_MODULE: invalid value: 'site.conf' (a configuration file? "
        "give it as -c FILE)"},
@@ -611,7 +607,7 @@ TEST(CliTest, ErrorMessages) {
       {{"--v"}, "portico: error: ambiguous option: --v could match --version, --virtualenv"},
       {{"--t", "1"},
        "portico: error: ambiguous option: --t could match --threads, --timeout, "
-       "--tolerate-dangerous-framing"},
+       "--touch-reload, --tolerate-dangerous-framing"},
       {{"-b"}, "portico: error: argument -b/--bind: expected one argument"},
       {{"--bind"}, "portico: error: argument -b/--bind: expected one argument"},
       {{"-b", "-v"}, "portico: error: argument -b/--bind: expected one argument"},
@@ -1100,7 +1096,7 @@ TEST(CliProcessModelTest, HelpHasWorkerAndControlSections) {
   }
   EXPECT_EQ(rejected.find("--worker-connections"), std::string::npos);
   EXPECT_EQ(rejected.find("--worker-class"), std::string::npos);
-  for (const char* name : {"--reload", "--ini"}) {
+  for (const char* name : {"--reload", "--paste"}) {
     EXPECT_NE(rejected.find(name), std::string::npos) << name;
   }
 }
@@ -1287,6 +1283,48 @@ TEST(ShellWordsTest, SplitsAsShlex) {
   EXPECT_FALSE(splitShellWords("tail\\", error));
   EXPECT_EQ(error, "No escaped character");
   EXPECT_TRUE(splitShellWords("", error)->empty());
+}
+
+
+TEST(CliTest, UwsgiSocketsChmodAndTouchReload) {
+  Parsed p(parse({"--bind", "127.0.0.1:8000", "--uwsgi-socket", "unix:/tmp/a.sock",
+                  "--uwsgi-socket=127.0.0.1:3031", "--chmod-socket", "660", "--touch-reload",
+                  "deploy.touch", "--touch-reload", "/etc/app.ini", "app:x"}));
+  ASSERT_EQ(p.binds.size(), 3u);
+  EXPECT_FALSE(p.binds[0].uwsgi);
+  EXPECT_TRUE(p.binds[1].uwsgi);
+  EXPECT_EQ(p.binds[1].path, "/tmp/a.sock");
+  EXPECT_TRUE(p.binds[2].uwsgi);
+  EXPECT_EQ(p.socketMode, 0660);
+  EXPECT_EQ(p.touchReload, (Paths{"deploy.touch", "/etc/app.ini"}));
+  const auto& listens = p.site.servers.at(0).listens;
+  ASSERT_EQ(listens.size(), 3u);
+  EXPECT_FALSE(listens[0].uwsgi);
+  EXPECT_TRUE(listens[1].uwsgi);
+  EXPECT_TRUE(listens[2].uwsgi);
+  EXPECT_EQ(listens[1].socketMode, 0660);
+  for (const char* bad : {"9", "rw", "77777", ""}) {
+    CliResult r = parse({"--chmod-socket", bad, "app:x"});
+    EXPECT_EQ(r.action, Action::kError) << bad;
+  }
+  EXPECT_EQ(parse({"--chmod-socket", "0o640", "app:x"}).flags.socketMode, 0640);
+}
+
+TEST(CliTest, AnIniFileOnTheCommandLine) {
+  EXPECT_EQ(parse({"--ini", "site/uwsgi.ini"}).flags.iniSource, "site/uwsgi.ini");
+  EXPECT_EQ(parse({"--ini=uwsgi.ini:staging"}).flags.iniSource, "uwsgi.ini:staging");
+  CliResult positional = parse({"uwsgi.ini", "--workers", "2"});
+  EXPECT_EQ(positional.action, Action::kRun);
+  EXPECT_EQ(positional.flags.iniSource, "uwsgi.ini");
+  EXPECT_TRUE(positional.flags.wsgiApp.empty());
+  // In the file's own words (the configuration phase) --ini is refused: no includes.
+  CliEnvironment env;
+  env.configWords = {ConfigWord{"--ini=other.ini", 4}};
+  env.configSource = "uwsgi.ini";
+  CliResult nested = parseCommandLine({"portico"}, env);
+  EXPECT_EQ(nested.action, Action::kError);
+  EXPECT_NE(nested.message.find("uwsgi.ini:4: argument --ini"), std::string::npos)
+      << nested.message;
 }
 
 }  // namespace
