@@ -679,6 +679,8 @@ std::string helpText() {
       "usage: portico [OPTIONS] [APP_MODULE]       gunicorn's command line (below)\n"
       "       portico -c FILE [-t|-T] [-s SIGNAL]  nginx's: a configuration file in nginx's\n"
       "                                            syntax (`portico -c FILE -h` for its options)\n"
+      "       portico --ini FILE.ini [OPTIONS]     uWSGI's: its ini file, each option with\n"
+      "                                            uWSGI's meaning (docs/uwsgi-ini.md)\n"
       "\n"
       "portico serves a WSGI app (Django, Flask, ...) and static files over HTTP/1.1 and TLS,\n"
       "in place of nginx in front of gunicorn or uWSGI. With gunicorn's command line:\n"

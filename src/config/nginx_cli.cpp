@@ -61,6 +61,11 @@ CommandLineMode chooseCommandLineMode(const std::vector<std::string>& args) {
       std::string flag = std::string("-") + c;
       if (c == 'c') {
         std::string file = value();
+        if (endsWith(file, ".ini")) {
+          // Neither nginx's nor gunicorn's: the ini file's own option says what it is.
+          return {CommandLineMode::Kind::kError,
+                  "portico: error: -c " + file + ": a uWSGI ini file? give it as --ini " + file};
+        }
         // gunicorn's -c: a Python file or python:MODULE; any other file is nginx's.
         if (endsWith(file, ".py") || file.rfind("python:", 0) == 0) {
           if (gunicornOption.empty()) gunicornOption = "-c " + file;

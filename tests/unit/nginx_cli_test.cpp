@@ -67,6 +67,11 @@ TEST(NginxCli, ChoosesTheMode) {
             "portico: error: the nginx-style option -T cannot be combined with the "
             "gunicorn-style -c g.py (give either -c FILE with nginx's options, or gunicorn's "
             "flags and APP)");
+  CommandLineMode ini = chooseCommandLineMode(argv({"-c", "deploy/uwsgi.ini"}));
+  EXPECT_EQ(ini.kind, CommandLineMode::Kind::kError);
+  EXPECT_EQ(ini.message,
+            "portico: error: -c deploy/uwsgi.ini: a uWSGI ini file? give it as --ini "
+            "deploy/uwsgi.ini");
 }
 
 TEST(NginxCli, PathsAndDefaults) {
