@@ -96,6 +96,9 @@ enum class OptionId {
   kUwsgiSocket,
   kChmodSocket,
   kTouchReload,
+  kStatsdHost,
+  kStatsdPrefix,
+  kDogstatsdTags,
   kUnsupported,  // a gunicorn option portico rejects rather than silently ignores
 };
 
@@ -335,9 +338,16 @@ constexpr OptionSpec kOptions[] = {
     {OptionId::kStdioInheritance, 'R', "--enable-stdio-inheritance", "", "",
      "With --daemon, keep stdin, stdout and stderr (they are /dev/null otherwise).", "False",
      Section::kLogging},
-    {OptionId::kUnsupported, 0, "--statsd-host", "", "", "", ""},
-    {OptionId::kUnsupported, 0, "--dogstatsd-tags", "", "", "", ""},
-    {OptionId::kUnsupported, 0, "--statsd-prefix", "", "", "", ""},
+    {OptionId::kStatsdHost, 0, "--statsd-host", "", "STATSD_ADDR",
+     "host:port of the statsd server to log to: each request's count, status and duration, "
+     "the log lines by level and the worker count, as gunicorn's metrics.",
+     "None", Section::kLogging},
+    {OptionId::kDogstatsdTags, 0, "--dogstatsd-tags", "", "DOGSTATSD_TAGS",
+     "A comma-delimited list of datadog statsd (dogstatsd) tags to append to statsd metrics.",
+     "", Section::kLogging},
+    {OptionId::kStatsdPrefix, 0, "--statsd-prefix", "", "STATSD_PREFIX",
+     "Prefix to use when emitting statsd metrics (a trailing . is added, if not provided).",
+     "", Section::kLogging},
     {OptionId::kName, 'n', "--name", "", "STRING",
      "A base to use in the process titles (ps, top): portico: master [STRING].",
      "the app", Section::kLogging},
@@ -1193,6 +1203,26 @@ class Parser {
       case OptionId::kUmask:
         umaskValue(spec, value);
         break;
+      case OptionId::kStatsdHost: {
+        // gunicorn 20.1's validate_hostport: exactly one ':' and a number after it.
+        size_t colon = value.find(':');
+        int64_t port = 0;
+        if (colon == std::string_view::npos || value.find(':', colon + 1) != std::string_view::npos ||
+            colon == 0 || !parsePythonInt(value.substr(colon + 1), port) || port < 0 ||
+            port > 65535) {
+          argumentError(spec, "invalid value: " + quoted(value) +
+                                  " (Value must consist of: hostname:port)");
+          return;
+        }
+        config.statsdHost = std::string(value);
+        break;
+      }
+      case OptionId::kStatsdPrefix:
+        config.statsdPrefix = std::string(raw);
+        break;
+      case OptionId::kDogstatsdTags:
+        config.dogstatsdTags = std::string(raw);
+        break;
       case OptionId::kName:
         config.procName = std::string(value);
         break;
@@ -1632,6 +1662,7 @@ class Parser {
         {"chdir", config.chdir.empty() ? currentDirectory() : config.chdir},
         {"ciphers", text(flags.ciphers)},
         {"daemon", config.daemon ? "True" : "False"},
+        {"dogstatsd_tags", config.dogstatsdTags},
         {"enable_stdio_inheritance", config.stdioInheritance ? "True" : "False"},
         {"errorlog", config.errorLogFile},
         {"forwarded_allow_ips", list(splitAllowIps(flags.forwardedAllowIps))},
@@ -1652,6 +1683,8 @@ class Parser {
         {"proxy_protocol", flags.proxyProtocol ? "True" : "False"},
         {"pythonpath", text(pythonPath)},
         {"raw_env", list(env)},
+        {"statsd_host", statsdHost(config.statsdHost)},
+        {"statsd_prefix", config.statsdPrefix},
         {"threads", std::to_string(flags.threads)},
         {"timeout", number(config.timeoutSeconds)},
         {"umask", std::to_string(config.umask < 0 ? 0 : config.umask)},
@@ -1667,6 +1700,15 @@ class Parser {
       out += name + std::string(width - name.size(), ' ') + " = " + value + "\n";
     }
     return out;
+  }
+
+  // gunicorn's statsd_host as it prints it: ('host', port), or None.
+  static std::string statsdHost(const std::string& hostPort) {
+    if (hostPort.empty()) return "None";
+    size_t colon = hostPort.find(':');
+    int64_t port = 0;
+    parsePythonInt(hostPort.substr(colon + 1), port);
+    return "('" + hostPort.substr(0, colon) + "', " + std::to_string(port) + ")";
   }
 
   static std::string currentDirectory() {

@@ -68,6 +68,10 @@ struct Config {
   std::string workerTmpDir;        // --worker-tmp-dir: checked; workers report via shared memory
   // --touch-reload (uWSGI's touch-reload): the master reloads when one's mtime changes.
   std::vector<std::string> touchReload;
+  // gunicorn's statsd: --statsd-host HOST:PORT (empty: off), --statsd-prefix, --dogstatsd-tags.
+  std::string statsdHost;
+  std::string statsdPrefix;
+  std::string dogstatsdTags;
 
   // The HTTP model every worker serves: virtual servers and their locations. The nginx-style
   // file fills it; the gunicorn-style flags become one server (--bind listens, --static

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "core/json.h"
+#include "core/statsd.h"
 
 namespace portico {
 
@@ -148,6 +149,12 @@ void ErrorLog::useNginxFormat(bool on) { nginxFormat = on; }
 void ErrorLog::useJsonFormat(bool on) { jsonFormat = on; }
 
 void ErrorLog::write(LogLevel level, std::string_view message) {
+  if (level >= LogLevel::kWarning && Statsd::enabled()) {
+    // gunicorn's Statsd logger counts its warning, error and critical lines, logged or not.
+    Statsd::increment(level == LogLevel::kWarning ? "gunicorn.log.warning"
+                      : level == LogLevel::kError ? "gunicorn.log.error"
+                                                  : "gunicorn.log.critical");
+  }
   const std::vector<ErrorLogTarget>* targets = requestTargets;
   if (targets) {
     bool any = false;

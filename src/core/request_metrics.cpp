@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/statsd.h"
+
 namespace portico {
 namespace {
 
@@ -199,6 +201,7 @@ void setRequestMetrics(RequestMetrics* metrics) { gMetrics = metrics; }
 
 void recordRequest(int status, uint64_t bytesIn, uint64_t bytesOut, uint64_t durationMicros,
                    int location) {
+  Statsd::request(status, durationMicros);  // --statsd-host: gunicorn's per-request metrics
   RequestMetrics& m = requestMetrics();
   size_t cls = statusClassOf(status);
   bump(m.byClass[cls]);

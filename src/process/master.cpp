@@ -14,6 +14,7 @@
 
 #include "core/cpu_count.h"
 #include "core/log.h"
+#include "core/statsd.h"
 #include "event/signal_watcher.h"
 #include "pipeline/limit_zones.h"
 #include "process/cpu_affinity.h"
@@ -86,6 +87,9 @@ bool Master::open(std::string& error) {
   // What would stop every worker (a log that cannot be opened, an app that cannot be
   // imported) stops start-up here, exit 1, before anything listens. With --preload the
   // master's own import below checks the app.
+  if (!Statsd::configure(config_.statsdHost, config_.statsdPrefix, config_.dogstatsdTags, error)) {
+    return false;
+  }
   if (!Server::checkBoot(config_, !config_.preload, error)) return false;
   logKernelTls(config_.site);
   // Socket activation: systemd's sockets serve the listen addresses they are; with the flags
@@ -363,6 +367,10 @@ void Master::reload() {
       if (std::find(before.begin(), before.end(), l.name) == before.end()) {
         logInfo("Listening at: " + l.name + " (" + std::to_string(::getpid()) + ")");
       }
+    }
+    if (!Statsd::configure(fresh.statsdHost, fresh.statsdPrefix, fresh.dogstatsdTags, error)) {
+      // The running workers keep the client they forked with; the new ones send nothing.
+      logError("reload: " + error + "; no statsd metrics until the next reload");
     }
     fresh.preload = config_.preload;
     config_ = std::move(fresh);
@@ -643,6 +651,15 @@ void Master::tick() {
   if (now - lastStatusMs_ >= kStatusEveryMs) {
     lastStatusMs_ = now;
     logStatus();
+  }
+  if (Statsd::enabled()) {
+    // gunicorn's arbiter reports its count of workers (those it keeps) when it changes.
+    int64_t active = std::count_if(workers_.begin(), workers_.end(),
+                                   [](const Worker& w) { return !w.retiring; });
+    if (active != gaugedWorkers_) {
+      gaugedWorkers_ = active;
+      Statsd::gauge("gunicorn.workers", active);
+    }
   }
   if (!touched_.empty() && !stopping_ && now - lastTouchCheckMs_ >= kTouchCheckMs) {
     lastTouchCheckMs_ = now;

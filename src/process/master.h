@@ -103,6 +103,7 @@ class Master {
   // at about once a second; a change reloads.
   std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> touched_;
   uint64_t lastTouchCheckMs_ = 0;
+  int64_t gaugedWorkers_ = -1;  // --statsd-host: the worker count last reported
   event::TimerId tickTimer_{0, 0};
   SystemdNotifier systemd_;
   // Socket activation: what systemd passed (each descriptor moves to its listener; the

@@ -48,6 +48,8 @@ FLAGS = {
     "capture_output": ("--capture-output", "bool"),
     "enable_stdio_inheritance": ("--enable-stdio-inheritance", "bool"),
     "proc_name": ("--name", "str"), "worker_tmp_dir": ("--worker-tmp-dir", "str"),
+    "statsd_host": ("--statsd-host", "str"), "statsd_prefix": ("--statsd-prefix", "str"),
+    "dogstatsd_tags": ("--dogstatsd-tags", "str"),
 }
 HOOKS = ("on_starting", "on_reload", "when_ready", "pre_fork", "post_fork", "post_worker_init",
          "worker_int", "worker_abort", "pre_exec", "pre_request", "post_request", "child_exit",
@@ -62,8 +64,7 @@ UNSUPPORTED = {
     "logger_class": "gunicorn.glogging.Logger", "logconfig": None, "logconfig_dict": {},
     "syslog_addr": "udp://localhost:514", "syslog": False, "syslog_prefix": None,
     "syslog_facility": "user", "disable_redirect_access_to_syslog": False,
-    "statsd_host": None, "dogstatsd_tags": "",
-    "statsd_prefix": "", "paste": None, "raw_paste_global_conf": [],
+    "paste": None, "raw_paste_global_conf": [],
     "strip_header_spaces": False,
 }
 

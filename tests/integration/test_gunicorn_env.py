@@ -231,7 +231,7 @@ def test_config_file_serves_as_gunicorn(appdir):
 def test_config_file_refusals_name_file_and_line(appdir):
     (appdir / "hooks.py").write_text(
         "workers = 2\n"
-        "statsd_host = 'localhost:8125'\n"
+        "logconfig = 'logging.ini'\n"
         "\n"
         "def post_fork(server, worker):\n"
         "    pass\n"
@@ -239,8 +239,8 @@ def test_config_file_refusals_name_file_and_line(appdir):
     code, _, err = run(portico_binary(), ["-c", "hooks.py", "app:application"], appdir, env_with())
     assert code == 1
     assert err.splitlines() == [
-        "portico: error: hooks.py:2: the setting 'statsd_host' is not supported by portico yet "
-        "(statsd_host = 'localhost:8125')",
+        "portico: error: hooks.py:2: the setting 'logconfig' is not supported by portico yet "
+        "(logconfig = 'logging.ini')",
         "hooks.py:4: 'post_fork' is a gunicorn server hook; portico does not run server hooks "
         "yet (remove it, or do its work in the app's module)",
         "hooks.py:6: the setting 'reload' is not supported by portico yet (reload = True)"]

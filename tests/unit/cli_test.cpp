@@ -739,7 +739,7 @@ TEST(CliTest, UnsupportedGunicornOptionsAreRejected) {
   const std::vector<ErrorCase> cases = {
       {{"--reload"}, "--reload"},
       {{"--strip-header-spaces"}, "--strip-header-spaces"},
-      {{"--statsd-host", "x:1"}, "--statsd-host"},
+      {{"--log-syslog"}, "--log-syslog"},
       {{"--paster", "x.ini"}, "--paste/--paster"},
       {{"--reuse-port"}, "--reuse-port"},
   };
