@@ -155,7 +155,56 @@ constexpr std::string_view kUnsupportedNames[] = {
     "google_perftools_profiles",
 };
 
+// What portico offers instead of a refused directive that deployment guides use (by name, or
+// by the prefix of a family): said in the refusal, so that the way forward is in the message.
+struct Alternative {
+  std::string_view name;
+  bool prefix;
+  std::string_view instead;
+};
+constexpr Alternative kAlternatives[] = {
+    {"fastcgi_", true,
+     "portico runs a WSGI app itself with wsgi_app, or reaches an app server with proxy_pass "
+     "or uwsgi_pass"},
+    {"scgi_", true,
+     "portico runs a WSGI app itself with wsgi_app, or reaches an app server with proxy_pass "
+     "or uwsgi_pass"},
+    {"proxy_cache", true,
+     "portico caches no responses: use Django's cache framework (e.g. Redis), or an nginx in "
+     "front"},
+    {"uwsgi_cache", true,
+     "portico caches no responses: use Django's cache framework (e.g. Redis), or an nginx in "
+     "front"},
+    {"brotli", true, "gzip on, and gzip_static on for precompressed .gz files"},
+    {"zstd", true, "gzip on, and gzip_static on for precompressed .gz files"},
+    {"open_file_cache", true,
+     "portico opens and stats each file per request, from the page cache: remove it"},
+    {"env", false,
+     "wsgi_env NAME VALUE in the app's location, or set it where portico starts (systemd's "
+     "Environment=)"},
+    {"worker_rlimit_nofile", false,
+     "raise the limit where portico starts: LimitNOFILE= in its systemd unit, or ulimit -n"},
+    {"master_process", false, "portico always runs a master process"},
+    {"accept_mutex", false, "portico's workers balance accepted connections themselves"},
+    {"load_module", false, "portico's modules are built in"},
+    {"more_set_headers", false, "add_header NAME VALUE always"},
+    {"more_clear_headers", false, "proxy_hide_header NAME, for an upstream's headers"},
+    {"sticky", false, "ip_hash, or hash $cookie_NAME consistent, in the upstream block"},
+    {"health_check", false,
+     "passive health checks: server ... max_fails=N fail_timeout=T in the upstream block"},
+    {"lua", true, "portico embeds no scripting: do it in the WSGI app"},
+    {"js_", true, "portico embeds no scripting: do it in the WSGI app"},
+    {"perl", true, "portico embeds no scripting: do it in the WSGI app"},
+};
+
 }  // namespace
+
+std::string nginxDirectiveAlternative(const std::string& name) {
+  for (const Alternative& a : kAlternatives) {
+    if (a.prefix ? startsWith(name, a.name) : name == a.name) return std::string(a.instead);
+  }
+  return {};
+}
 
 bool isUnsupportedNginxDirective(const std::string& name) {
   for (std::string_view p : kUnsupportedPrefixes) {
@@ -313,7 +362,14 @@ class Builder {
       return;
     }
     if (found) emerg(d, quote(d.name) + " directive is not allowed here");
-    if (isUnsupportedNginxDirective(d.name)) unsupported(d, quote(d.name) + " directive");
+    if (isUnsupportedNginxDirective(d.name)) {
+      std::string instead = nginxDirectiveAlternative(d.name);
+      if (!instead.empty()) {
+        emerg(d, quote(d.name) + " directive is not supported by portico (instead: " + instead +
+                     ")");
+      }
+      unsupported(d, quote(d.name) + " directive");
+    }
     emerg(d, "unknown directive " + quote(d.name));
   }
 

@@ -37,5 +37,7 @@ ConfLoadResult loadConf(const ConfLoadOptions& options, ConfLoader& loader);
 // The directives portico knows to be nginx's but does not implement yet ("proxy_pass",
 // "ssl_certificate", ...): they are rejected with "is not supported by portico yet".
 bool isUnsupportedNginxDirective(const std::string& name);
+// What portico offers instead of such a directive, for the refusal ("" when nothing is said).
+std::string nginxDirectiveAlternative(const std::string& name);
 
 }  // namespace portico::config

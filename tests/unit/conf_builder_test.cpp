@@ -646,6 +646,11 @@ TEST(ConfBuilder, ErrorsAreNginxsMessages) {
       {H("map $a $b { ~( 1; }"), "[emerg] pcre2_compile() failed: missing closing parenthesis in \"(\"" + at3},
       {H("upstream django { server 127.0.0.1:8000; zone django 64k; }"), "[emerg] \"zone\" directive is not supported by portico yet" + at3},
       {S("charset utf-8;"), "[emerg] \"charset\" directive is not supported by portico yet" + at4},
+      // A refused directive that guides use names what portico offers instead.
+      {S("location ~ \\.php$ { fastcgi_pass unix:/run/php.sock; }"), "[emerg] \"fastcgi_pass\" directive is not supported by portico (instead: portico runs a WSGI app itself with wsgi_app, or reaches an app server with proxy_pass or uwsgi_pass)" + at4},
+      {S("location / { proxy_pass http://127.0.0.1:8000; proxy_cache c; }"), "[emerg] \"proxy_cache\" directive is not supported by portico (instead: portico caches no responses: use Django's cache framework (e.g. Redis), or an nginx in front)" + at4},
+      {S("more_set_headers \"X-A: b\";"), "[emerg] \"more_set_headers\" directive is not supported by portico (instead: add_header NAME VALUE always)" + at4},
+      {"env TZ;\nevents {}\n", "[emerg] \"env\" directive is not supported by portico (instead: wsgi_env NAME VALUE in the app's location, or set it where portico starts (systemd's Environment=)) in /etc/p/site.conf:1"},
       {"daemon on;\nevents {}\n", "[emerg] \"daemon on\" (portico stays in the foreground) is not supported by portico yet in /etc/p/site.conf:1"},
       {"events { use select; }\n", "[emerg] \"use select\" is not supported by portico yet in /etc/p/site.conf:1"},
       {"events { use foo; }\n", "[emerg] invalid event type \"foo\" in /etc/p/site.conf:1"},
