@@ -281,15 +281,18 @@ constexpr OptionSpec kOptions[] = {
     {OptionId::kUnsupported, 0, "--reload", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--reload-engine", "", "", "", ""},
     {OptionId::kUnsupported, 0, "--reload-extra-file", "", "", "", ""},
-    {OptionId::kUnsupported, 0, "--spew", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--spew", "", "",
+     "for a running worker's Python stacks, see --metrics-bind's /status (?stacks=PID)", ""},
     {OptionId::kCheckConfig, 0, "--check-config", "", "",
      "Check the configuration and exit: 0 when a worker can start (the app imported), "
      "1 when not.", "False", Section::kDebugging},
     {OptionId::kPrintConfig, 0, "--print-config", "", "",
      "Print the configuration settings as fully resolved (gunicorn's names), then check it "
      "as --check-config does.", "False", Section::kDebugging},
-    {OptionId::kUnsupported, 0, "--no-sendfile", "", "", "", ""},
-    {OptionId::kUnsupported, 0, "--reuse-port", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--no-sendfile", "", "",
+     "the nginx-style file's `sendfile off;` turns sendfile(2) off", ""},
+    {OptionId::kUnsupported, 0, "--reuse-port", "", "",
+     "portico's workers share the listening sockets and balance connections themselves", ""},
     {OptionId::kDaemon, 'D', "--daemon", "", "",
      "Daemonize the portico process: detach from the terminal (stdin, stdout and stderr to "
      "/dev/null unless -R) and go on in the background.",
@@ -328,13 +331,14 @@ constexpr OptionSpec kOptions[] = {
     {OptionId::kCaptureOutput, 0, "--capture-output", "", "",
      "Redirect stdout and stderr (the app's prints) to the --error-logfile file.", "False",
      Section::kLogging},
-    {OptionId::kUnsupported, 0, "--logger-class", "", "", "", ""},
-    {OptionId::kUnsupported, 0, "--log-config", "", "", "", ""},
-    {OptionId::kUnsupported, 0, "--log-config-json", "", "", "", ""},
-    {OptionId::kUnsupported, 0, "--log-syslog-to", "", "", "", ""},
-    {OptionId::kUnsupported, 0, "--log-syslog", "", "", "", ""},
-    {OptionId::kUnsupported, 0, "--log-syslog-prefix", "", "", "", ""},
-    {OptionId::kUnsupported, 0, "--log-syslog-facility", "", "", "", ""},
+    // A refused option's help says what to use instead (in its error).
+    {OptionId::kUnsupported, 0, "--logger-class", "", "", "portico's logs are set by --error-logfile, --access-logfile, --access-logformat, --log-level and --log-format json (JSON lines)", ""},
+    {OptionId::kUnsupported, 0, "--log-config", "", "", "portico's logs are set by --error-logfile, --access-logfile, --access-logformat, --log-level and --log-format json (JSON lines)", ""},
+    {OptionId::kUnsupported, 0, "--log-config-json", "", "", "portico's logs are set by --error-logfile, --access-logfile, --access-logformat, --log-level and --log-format json (JSON lines)", ""},
+    {OptionId::kUnsupported, 0, "--log-syslog-to", "", "", "portico logs to files or stderr; under systemd stderr goes to the journal, and from there to syslog", ""},
+    {OptionId::kUnsupported, 0, "--log-syslog", "", "", "portico logs to files or stderr; under systemd stderr goes to the journal, and from there to syslog", ""},
+    {OptionId::kUnsupported, 0, "--log-syslog-prefix", "", "", "portico logs to files or stderr; under systemd stderr goes to the journal, and from there to syslog", ""},
+    {OptionId::kUnsupported, 0, "--log-syslog-facility", "", "", "portico logs to files or stderr; under systemd stderr goes to the journal, and from there to syslog", ""},
     {OptionId::kStdioInheritance, 'R', "--enable-stdio-inheritance", "", "",
      "With --daemon, keep stdin, stdout and stderr (they are /dev/null otherwise).", "False",
      Section::kLogging},
@@ -351,8 +355,8 @@ constexpr OptionSpec kOptions[] = {
     {OptionId::kName, 'n', "--name", "", "STRING",
      "A base to use in the process titles (ps, top): portico: master [STRING].",
      "the app", Section::kLogging},
-    {OptionId::kUnsupported, 0, "--paste", "--paster", "", "", ""},
-    {OptionId::kUnsupported, 0, "--paste-global", "", "", "", ""},
+    {OptionId::kUnsupported, 0, "--paste", "--paster", "", "give the WSGI app as MODULE:CALLABLE (PasteDeploy files are not read)", ""},
+    {OptionId::kUnsupported, 0, "--paste-global", "", "", "give the WSGI app as MODULE:CALLABLE (PasteDeploy files are not read)", ""},
     {OptionId::kProxyProtocol, 0, "--proxy-protocol", "", "",
      "Enable detect PROXY protocol (PROXY mode): a connection may begin with a PROXY protocol "
      "v1 or v2 header, whose client address becomes REMOTE_ADDR.",
@@ -1056,7 +1060,9 @@ class Parser {
 
   void apply(const OptionSpec& spec, std::optional<std::string_view> explicitValue) {
     if (spec.id == OptionId::kUnsupported) {
-      argumentError(spec, "not supported yet");
+      // With what to use instead when there is something (the spec's help says it).
+      argumentError(spec, spec.help.empty() ? std::string("not supported yet")
+                                            : "not supported; " + std::string(spec.help));
       return;
     }
     if (!takesValue(spec)) {
