@@ -324,15 +324,29 @@ class Builder {
     result_.messages.push_back("[warn] " + text + " in " + describeSource(d.source));
   }
   [[noreturn]] void unsupported(const ConfDirective& d, const std::string& what) {
-    emerg(d, what + " is not supported by portico yet");
+    refuse(d, what + " is not supported by portico yet");
   }
+  [[noreturn]] void refuse(const ConfDirective& d, const std::string& text) {
+    throw ConfRefusal{{"[emerg] " + text + " in " + describeSource(d.source)}};
+  }
+
+ public:
+  // Every refusal met (each directive's first), in file order; the load fails with them all.
+  const std::vector<std::string>& refusals() const { return refusals_; }
+
+ private:
 
   // ---- the walk ----
 
   void walk(const std::vector<ConfDirective>& directives, Frame& frame) {
     for (const ConfDirective& d : directives) {
       if (d.error) throw ConfFailure{"[emerg] " + *d.error};
-      dispatch(d, frame);
+      try {
+        dispatch(d, frame);
+      } catch (const ConfRefusal& refusal) {
+        // The walk goes on without it (and its block), to name the others too.
+        refusals_.push_back(refusal.line);
+      }
     }
   }
 
@@ -365,8 +379,8 @@ class Builder {
     if (isUnsupportedNginxDirective(d.name)) {
       std::string instead = nginxDirectiveAlternative(d.name);
       if (!instead.empty()) {
-        emerg(d, quote(d.name) + " directive is not supported by portico (instead: " + instead +
-                     ")");
+        refuse(d, quote(d.name) + " directive is not supported by portico (instead: " + instead +
+                      ")");
       }
       unsupported(d, quote(d.name) + " directive");
     }
@@ -1397,6 +1411,7 @@ class Builder {
   const ConfLoadOptions& options_;
   ConfLoader& loader_;
   ConfLoadResult& result_;
+  std::vector<std::string> refusals_;  // see refusals()
   Config& config_;
   std::string confPrefix_;
   int includeDepth_ = 0;
@@ -1481,12 +1496,25 @@ const std::vector<Builder::Command>& Builder::commands() {
 
 ConfLoadResult loadConf(const ConfLoadOptions& options, ConfLoader& loader) {
   ConfLoadResult result;
+  std::vector<std::string> refusals;
   try {
     Builder builder(options, loader, result);
-    builder.run();
-    result.ok = true;
+    try {
+      builder.run();
+      result.ok = true;
+    } catch (const ConfFailure&) {
+      refusals = builder.refusals();
+      if (refusals.empty()) throw;
+      // An error after a refusal may come of it (a directive that needed the refused one):
+      // the refusals are what to fix first.
+    }
+    if (result.ok) refusals = builder.refusals();
   } catch (const ConfFailure& failure) {
     result.messages.push_back(failure.line);
+    result.ok = false;
+  }
+  if (!refusals.empty()) {
+    result.messages.insert(result.messages.end(), refusals.begin(), refusals.end());
     result.ok = false;
   }
   return result;

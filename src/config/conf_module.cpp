@@ -47,7 +47,8 @@ void DirectiveCall::directiveError(const std::string& text) const {
 }
 
 void DirectiveCall::unsupported(const std::string& what) const {
-  emerg(what + " is not supported by portico yet");
+  throw ConfRefusal{{"[emerg] " + what + " is not supported by portico yet in " +
+                     describeSource(directive_.source)}};
 }
 
 void DirectiveCall::warn(const std::string& text) const {

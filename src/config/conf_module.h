@@ -33,6 +33,10 @@ struct ConfFailure {
   std::string line;  // "[emerg] ... in FILE:LINE"
 };
 
+// A directive (or a parameter of one) portico knows and refuses: the load goes on to find the
+// others, so that -t names every one in one run.
+struct ConfRefusal : ConfFailure {};
+
 // Contexts a directive may appear in (nginx's NGX_MAIN_CONF, NGX_EVENT_CONF, NGX_HTTP_*_CONF).
 enum Ctx : unsigned {
   kMain = 1,

@@ -958,5 +958,29 @@ TEST(ConfBuilder, ListenProxyProtocolIsNotASocketOption) {
             "be an IP address or \"*\" in /etc/p/site.conf:3");
 }
 
+TEST(ConfBuilder, EveryRefusedDirectiveIsNamedInOneRun) {
+  // A tutorial's file with three things portico refuses: each is named, in file order; the
+  // directive that needed a refused one (wsgi_threads without its location's wsgi_app, which
+  // is fine here) adds no error of its own.
+  ConfLoadResult r = load(S("charset utf-8;\n"
+                            "location /php { fastcgi_pass 127.0.0.1:9000; }\n"
+                            "location / { proxy_pass http://127.0.0.1:8000; proxy_cache c; "
+                            "proxy_request_buffering off; }"));
+  ASSERT_FALSE(r.ok);
+  ASSERT_EQ(r.messages.size(), 3u) << r.messages.back();
+  EXPECT_EQ(r.messages[0],
+            "[emerg] \"charset\" directive is not supported by portico yet in /etc/p/site.conf:4");
+  EXPECT_NE(r.messages[1].find("\"fastcgi_pass\" directive is not supported by portico "
+                               "(instead:"),
+            std::string::npos);
+  EXPECT_NE(r.messages[1].find("site.conf:5"), std::string::npos);
+  EXPECT_NE(r.messages[2].find("\"proxy_cache\" directive"), std::string::npos);
+  // An error after a refusal may come of it: the refusals are reported, to be fixed first.
+  ConfLoadResult s = load(S("charset utf-8;\nlisten 80 bogus;"));
+  ASSERT_FALSE(s.ok);
+  EXPECT_EQ(s.messages.back(),
+            "[emerg] \"charset\" directive is not supported by portico yet in /etc/p/site.conf:4");
+}
+
 }  // namespace
 }  // namespace portico::config
