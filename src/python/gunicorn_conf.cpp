@@ -48,6 +48,8 @@ FLAGS = {
     "capture_output": ("--capture-output", "bool"),
     "enable_stdio_inheritance": ("--enable-stdio-inheritance", "bool"),
     "proc_name": ("--name", "str"), "worker_tmp_dir": ("--worker-tmp-dir", "str"),
+    "reload": ("--reload", "bool"), "reload_engine": ("--reload-engine", "str"),
+    "reload_extra_files": ("--reload-extra-file", "list"),
 }
 HOOKS = ("on_starting", "on_reload", "when_ready", "pre_fork", "post_fork", "post_worker_init",
          "worker_int", "worker_abort", "pre_exec", "pre_request", "post_request", "child_exit",
@@ -55,8 +57,7 @@ HOOKS = ("on_starting", "on_reload", "when_ready", "pre_fork", "post_fork", "pos
 SECURE = {"X-FORWARDED-PROTOCOL": "ssl", "X-FORWARDED-PROTO": "https", "X-FORWARDED-SSL": "on"}
 # gunicorn's settings portico does not honour yet, with gunicorn's default (kept: accepted).
 UNSUPPORTED = {
-    "reload": False, "reload_engine": "auto",
-    "reload_extra_files": [], "spew": False, "sendfile": None, "reuse_port": False,
+    "spew": False, "sendfile": None, "reuse_port": False,
     "tmp_upload_dir": None, "secure_scheme_headers": SECURE,
     "forwarder_headers": "SCRIPT_NAME,PATH_INFO",
     "logger_class": "gunicorn.glogging.Logger", "logconfig": None, "logconfig_dict": {},
