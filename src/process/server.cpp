@@ -607,7 +607,7 @@ bool Server::watchSources(std::string& error) {
     }
   }
   python::ReloadEngine engine =
-      python::parseReloadEngine(config_.reloadEngine).value_or(python::ReloadEngine::kInotify);
+      python::parseReloadEngine(config_.reloadEngine).value_or(python::ReloadEngine::kAuto);
   sourceWatcher_ = std::make_unique<python::SourceWatcher>(
       engine, std::move(files),
       // The watcher's thread: the loop takes it from there.

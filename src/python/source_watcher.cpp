@@ -68,7 +68,8 @@ int64_t mtimeOf(const std::string& path, bool& exists) {
 }  // namespace
 
 std::optional<ReloadEngine> parseReloadEngine(std::string_view name) {
-  if (name == "auto" || name == "inotify") return ReloadEngine::kInotify;
+  if (name == "auto") return ReloadEngine::kAuto;
+  if (name == "inotify") return ReloadEngine::kInotify;
   if (name == "poll") return ReloadEngine::kPoll;
   return std::nullopt;
 }
@@ -126,7 +127,12 @@ SourceWatcher::SourceWatcher(ReloadEngine engine, std::vector<std::string> extra
     : engine_(engine), changed_(std::move(changed)) {
   std::error_code ec;
   cwd_ = std::filesystem::current_path(ec).string();
-  for (const std::string& file : extraFiles) files_.add(sourceFileOf(file, cwd_));
+  // Taken as named (gunicorn watches an extra file as given, even one ending in .pyc).
+  for (const std::string& file : extraFiles) {
+    files_.add(file.empty() || file.front() == '/'
+                   ? file
+                   : (std::filesystem::path(cwd_) / file).lexically_normal().string());
+  }
 }
 
 SourceWatcher::~SourceWatcher() {
@@ -143,9 +149,16 @@ bool SourceWatcher::start(std::string& error) {
     error = std::string("--reload: eventfd: ") + std::strerror(errno);
     return false;
   }
-  if (engine_ == ReloadEngine::kInotify) {
+  if (engine_ != ReloadEngine::kPoll) {
     inotify_.reset(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
-    if (!inotify_) {
+    if (inotify_) {
+      engine_ = ReloadEngine::kInotify;
+    } else if (engine_ == ReloadEngine::kAuto) {
+      // EMFILE: fs.inotify.max_user_instances (128 by default) used up by other programs.
+      logWarning(std::string("--reload: inotify_init1: ") + std::strerror(errno) +
+                 "; watching by polling instead");
+      engine_ = ReloadEngine::kPoll;
+    } else {
       error = std::string("--reload: inotify_init1: ") + std::strerror(errno) +
               " (--reload-engine poll does without)";
       return false;

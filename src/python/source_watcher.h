@@ -14,9 +14,10 @@
 
 namespace portico::python {
 
-// --reload-engine: gunicorn's `auto` prefers inotify, which Linux always has.
-enum class ReloadEngine { kInotify, kPoll };
-// "auto" and "inotify" → kInotify, "poll" → kPoll; nullopt for anything else.
+// --reload-engine: gunicorn's `auto` is inotify when it can be had (here: unless the user's
+// inotify instances are used up), else poll.
+enum class ReloadEngine { kAuto, kInotify, kPoll };
+// gunicorn's names; nullopt for anything else.
 std::optional<ReloadEngine> parseReloadEngine(std::string_view name);
 
 // gunicorn's COMPILED_EXT_RE: a module whose __file__ ends in "pyc" or "pyo" is watched by its

@@ -20,7 +20,7 @@ namespace portico::python {
 namespace {
 
 TEST(ReloadEngineTest, GunicornsNames) {
-  EXPECT_EQ(parseReloadEngine("auto"), ReloadEngine::kInotify);
+  EXPECT_EQ(parseReloadEngine("auto"), ReloadEngine::kAuto);
   EXPECT_EQ(parseReloadEngine("inotify"), ReloadEngine::kInotify);
   EXPECT_EQ(parseReloadEngine("poll"), ReloadEngine::kPoll);
   EXPECT_FALSE(parseReloadEngine("bogus"));
@@ -126,6 +126,19 @@ TEST(SourceWatcherTest, InotifyReportsAnExtraFileWrittenAndIgnoresItsNeighbours)
   writeFile(dir.path + "/other.log", "noise\n");
   EXPECT_FALSE(reports.waitFor(400));
   writeFile(watched, "a = 2\n");
+  ASSERT_TRUE(reports.waitFor(10000));
+  EXPECT_EQ(reports.files, (std::vector<std::string>{watched}));
+}
+
+TEST(SourceWatcherTest, AutoReportsAChange) {
+  TempDir dir;
+  std::string watched = dir.path + "/wsgi.py";
+  writeFile(watched, "x = 1\n");
+  Reports reports;
+  SourceWatcher watcher(ReloadEngine::kAuto, {watched}, reports.sink());
+  std::string error;
+  ASSERT_TRUE(watcher.start(error)) << error;
+  writeFile(watched, "x = 2\n");
   ASSERT_TRUE(reports.waitFor(10000));
   EXPECT_EQ(reports.files, (std::vector<std::string>{watched}));
 }
