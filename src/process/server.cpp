@@ -249,6 +249,7 @@ bool Server::open(std::vector<BoundListener> listeners,
   if (!python::WsgiRuntime::specsOf(config_.site).empty()) {
     wsgi_ = std::move(preloaded);
     if (wsgi_) wsgi_->applyEnvironment(config_);
+    importStartedNs_ = python::SourceWatcher::wallClockNs();
     if (!wsgi_) wsgi_ = python::WsgiRuntime::load(config_, error);
     if (!wsgi_) {
       error = "Failed to load the WSGI app " + python::WsgiRuntime::appNames(config_.site) + ":\n" +
@@ -612,7 +613,7 @@ bool Server::watchSources(std::string& error) {
       engine, std::move(files),
       // The watcher's thread: the loop takes it from there.
       [this](const std::string& path) { loop_.post([this, path] { sourceChanged(path); }); });
-  return sourceWatcher_->start(error);
+  return sourceWatcher_->start(error, importStartedNs_);
 }
 
 void Server::sourceChanged(const std::string& path) {

@@ -185,6 +185,7 @@ class Server : public http::ConnectionOwner {
   uint64_t requests_ = 0;
   uint64_t maxRequests_ = 0;  // with jitter; 0 = never recycle
   uint64_t lastMemoryCheckMs_ = 0;
+  int64_t importStartedNs_ = 0;  // --reload: files changed since are reported at once
 };
 
 }  // namespace portico::process

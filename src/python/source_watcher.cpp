@@ -4,6 +4,7 @@
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -143,7 +144,13 @@ SourceWatcher::~SourceWatcher() {
   thread_.join();
 }
 
-bool SourceWatcher::start(std::string& error) {
+int64_t SourceWatcher::wallClockNs() {
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  return static_cast<int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec;
+}
+
+bool SourceWatcher::start(std::string& error, int64_t bootedAtNs) {
   stop_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!stop_) {
     error = std::string("--reload: eventfd: ") + std::strerror(errno);
@@ -165,6 +172,20 @@ bool SourceWatcher::start(std::string& error) {
     }
   }
   refresh();
+  if (bootedAtNs > 0) {
+    // An edit saved while the worker imported the app (a Django import takes seconds) came
+    // before the watches: the worker may run the old code. A future mtime (a clock skew, an
+    // archive's) is left out, or every new worker would go at once again.
+    int64_t now = wallClockNs();
+    for (const std::string& file : files_.files()) {
+      bool exists = false;
+      int64_t mtime = mtimeOf(file, exists);
+      if (exists && mtime >= bootedAtNs && mtime <= now) {
+        changedAtBoot_ = file;
+        break;
+      }
+    }
+  }
   try {
     thread_ = std::thread([this] { run(); });
   } catch (const std::system_error& e) {
@@ -234,7 +255,7 @@ bool SourceWatcher::waitForStop(int ms) {
 }
 
 void SourceWatcher::run() {
-  std::optional<std::string> changed;
+  std::optional<std::string> changed = changedAtBoot_;
   while (!changed) {
     if (engine_ == ReloadEngine::kPoll) {
       if (waitForStop(kRefreshMs)) return;

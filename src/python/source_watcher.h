@@ -1,6 +1,6 @@
 #pragma once
 
-#include <atomic>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -68,9 +68,13 @@ class SourceWatcher {
   SourceWatcher& operator=(const SourceWatcher&) = delete;
 
   // Reads sys.modules and sets the watches now (so a change made once the worker serves is
-  // seen), then starts the thread. The caller must not hold the GIL. False with `error` when
-  // inotify or the thread cannot be had.
-  bool start(std::string& error);
+  // seen), then starts the thread. A watched file modified at or after `bootedAtNs` (wall
+  // clock, nanoseconds; 0: none) and not in the future changed while the app was imported,
+  // before any watch: it is reported at once. The caller must not hold the GIL. False with
+  // `error` when inotify or the thread cannot be had.
+  bool start(std::string& error, int64_t bootedAtNs = 0);
+  // The wall clock in nanoseconds, as start() compares it with the files' mtimes.
+  static int64_t wallClockNs();
 
  private:
   void run();
@@ -91,6 +95,7 @@ class SourceWatcher {
   UniqueFd inotify_;
   UniqueFd stop_;  // an eventfd written by the destructor
   std::string cwd_;
+  std::optional<std::string> changedAtBoot_;  // start() found one: run() reports it
   bool warnedLimit_ = false;  // the inotify watch limit was logged once
   std::thread thread_;
 };

@@ -5,6 +5,7 @@ worker stays and answers 500 with the traceback until the file is fixed); nothin
 --reload; the settings from gunicorn.conf.py and in --print-config; the refusals."""
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -80,13 +81,12 @@ def clean_env():
 
 
 def write_source(path, text):
-    """Writes a module and moves its mtime on, so neither a poll that compares mtimes nor
-    Python's bytecode cache (which keys on whole seconds) can miss the change."""
-    before = os.stat(path).st_mtime if os.path.exists(path) else time.time()
+    """Writes a module at least a second after its last change, so Python's bytecode cache
+    (which keys on whole seconds) cannot take the new source for the old one."""
+    if os.path.exists(path):
+        time.sleep(max(0.0, os.stat(path).st_mtime + 1.05 - time.time()))
     with open(path, "w") as handle:
         handle.write(text)
-    stamp = max(time.time(), before) + 2
-    os.utime(path, (stamp, stamp))
 
 
 def let_gunicorn_look(name):
@@ -438,3 +438,52 @@ def test_gunicorn_conf_py_reload_works(tmp_path, running):
     second = server.wait_answer(lambda a: body_word(a) == b"v2")
     assert body_word(second) == b"v2", server.log()[-3000:]
     assert worker_pid(second) != worker_pid(first)
+
+
+@pytest.mark.time_budget(60)
+def test_every_worker_is_replaced(tmp_path, running):
+    app = tmp_path / "app.py"
+    write_source(str(app), APP % "v1")
+    server = running(portico_binary(), ["--reload", "-w", "2", "app:application"], tmp_path)
+    server.wait_answer(lambda a: a[0] == 200)
+    master = server.proc.pid
+    before = wait_until(lambda: len(children(master)) == 2 and set(children(master)), WAIT)
+    assert before, children(master)
+    write_source(str(app), APP % "v2")
+    # Each worker watches for itself: both go, two fresh ones serve v2.
+    after = wait_until(lambda: (len(children(master)) == 2 and not children(master) & before
+                                and set(children(master))), WAIT)
+    assert after, (before, children(master), server.log()[-3000:])
+    for _ in range(6):
+        assert body_word(server.get()) == b"v2"
+    assert server.log().count("Worker reloading: %s modified" % app) == 2
+
+
+# An app whose import takes a while (as a Django project's does) and says when it began.
+SLOW_APP = '''import os, time
+
+os.makedirs("marks", exist_ok=True)
+open(os.path.join("marks", str(os.getpid())), "w").close()
+time.sleep(2)
+
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"%s %%d" %% os.getpid()]
+'''
+
+
+@pytest.mark.time_budget(60)
+def test_a_change_saved_while_the_worker_imports_is_not_lost(tmp_path, running):
+    # The watches can only be set once the import has said which modules there are; a file
+    # saved meanwhile is newer than the import's start, and the worker goes at once.
+    app = tmp_path / "app.py"
+    write_source(str(app), SLOW_APP % "v1")
+    server = running(portico_binary(), ["--reload", "app:application"], tmp_path)
+    booted = wait_until(lambda: re.search(r"Booting worker with pid: (\d+)", server.log()), WAIT)
+    assert booted, server.log()
+    mark = tmp_path / "marks" / booted.group(1)
+    assert wait_until(mark.exists, WAIT), server.log()
+    write_source(str(app), SLOW_APP % "v2")  # the worker is inside the import of v1
+    answer = server.wait_answer(lambda a: body_word(a) == b"v2")
+    assert body_word(answer) == b"v2", (answer, server.log()[-3000:])
+    assert "Worker reloading: %s modified" % app in server.log()

@@ -172,6 +172,37 @@ TEST(SourceWatcherTest, PollReportsAChangedMtimeOnce) {
   EXPECT_EQ(reports.files, (std::vector<std::string>{watched}));
 }
 
+TEST(SourceWatcherTest, AFileChangedWhileTheAppWasImportedIsReportedAtOnce) {
+  TempDir dir;
+  std::string early = dir.path + "/settings.py";
+  std::string edited = dir.path + "/views.py";
+  std::string future = dir.path + "/skewed.py";
+  writeFile(early, "");
+  writeFile(edited, "");
+  writeFile(future, "");
+  auto setMtime = [](const std::string& path, int64_t ns) {
+    struct timespec times[2] = {{0, UTIME_OMIT}, {ns / 1000000000, ns % 1000000000}};
+    ASSERT_EQ(::utimensat(AT_FDCWD, path.c_str(), times, 0), 0);
+  };
+  int64_t booted = SourceWatcher::wallClockNs() - 5000000000;  // the import began 5 s ago
+  setMtime(early, booted - 60000000000);                        // before it: imported as is
+  setMtime(future, SourceWatcher::wallClockNs() + 3600000000000);  // an hour ahead: skew
+  {
+    Reports reports;
+    SourceWatcher watcher(ReloadEngine::kPoll, {early, future}, reports.sink());
+    std::string error;
+    ASSERT_TRUE(watcher.start(error, booted)) << error;
+    EXPECT_FALSE(reports.waitFor(300));
+  }
+  setMtime(edited, booted + 2000000000);  // saved during the import
+  Reports reports;
+  SourceWatcher watcher(ReloadEngine::kInotify, {early, future, edited}, reports.sink());
+  std::string error;
+  ASSERT_TRUE(watcher.start(error, booted)) << error;
+  ASSERT_TRUE(reports.waitFor(5000));
+  EXPECT_EQ(reports.files, (std::vector<std::string>{edited}));
+}
+
 TEST(SourceWatcherTest, StopsAtOnceWithoutAChange) {
   TempDir dir;
   std::string watched = dir.path + "/a.py";
