@@ -512,17 +512,22 @@ bool WsgiAppImpl::serveSyntaxError() {
   PyErr_Restore(type, value, tb);  // takes the references back
   out.traceback = takePythonError(formatException_.get());
   PyRef globals = PyRef::steal(PyDict_New());
-  if (!globals || PyDict_SetItemString(globals.get(), "__builtins__", PyEval_GetBuiltins()) != 0) {
-    return false;
-  }
-  PyRef ran = PyRef::steal(PyRun_String(kFailApp, Py_file_input, globals.get(), globals.get()));
+  bool ready =
+      globals && PyDict_SetItemString(globals.get(), "__builtins__", PyEval_GetBuiltins()) == 0;
+  PyRef ran = ready ? PyRef::steal(PyRun_String(kFailApp, Py_file_input, globals.get(),
+                                                globals.get()))
+                    : PyRef();
   PyObject* make = ran ? PyDict_GetItemString(globals.get(), "make_fail_app") : nullptr;  // borrowed
-  PyRef message = PyRef::steal(PyUnicode_DecodeUTF8(out.traceback.data(),
-                                                    static_cast<Py_ssize_t>(out.traceback.size()),
-                                                    "surrogateescape"));
+  PyRef message = make ? PyRef::steal(PyUnicode_DecodeUTF8(
+                             out.traceback.data(), static_cast<Py_ssize_t>(out.traceback.size()),
+                             "surrogateescape"))
+                       : PyRef();
   PyRef app = make && message ? PyRef::steal(PyObject_CallOneArg(make, message.get())) : PyRef();
   if (!app) {
-    // The traceback is taken already: the failure to build the stand-in is the error now.
+    // Unlikely (memory): the import's error is reported as a boot failure after all, with the
+    // stand-in's own failure when Python set one.
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, out.traceback.c_str());
+    out = {};
     return false;
   }
   app_ = std::move(app);
