@@ -118,10 +118,24 @@ bool daemonize(bool keepStdio) {
   return true;
 }
 
+// gunicorn's validate_file_exists on --reload-extra-file (with or without --reload), at start.
+bool reloadExtraFilesExist(const portico::config::Config& config) {
+  for (const std::string& file : config.reloadExtraFiles) {
+    std::error_code ec;
+    if (!std::filesystem::exists(file, ec)) {
+      std::fprintf(stderr, "portico: error: argument --reload-extra-file: File %s does not exist.\n",
+                   file.c_str());
+      return false;
+    }
+  }
+  return true;
+}
+
 // What gunicorn's process flags ask before the master starts: the umask (unix sockets, pid
-// file, logs), detaching, and --worker-tmp-dir's check.
+// file, logs), detaching, and the checks of --worker-tmp-dir and --reload-extra-file.
 bool applyProcessFlags(const portico::config::Config& config) {
   if (config.umask >= 0) ::umask(static_cast<mode_t>(config.umask));
+  if (!reloadExtraFilesExist(config)) return false;
   if (!config.workerTmpDir.empty()) {
     std::error_code ec;
     if (!std::filesystem::is_directory(config.workerTmpDir, ec)) {
@@ -371,7 +385,11 @@ int main(int argc, char** argv) {
     case CliResult::Action::kCheckConfig: {
       // gunicorn's --check-config: the app is loaded (here: a worker's boot in a child, after
       // --chdir), 0 when it can start, 1 with the error when not.
-      const portico::config::Config& config = cli.config;
+      // As gunicorn's check, which loads the app itself: a SyntaxError fails it even with
+      // --reload (only a worker serves it).
+      portico::config::Config config = cli.config;
+      config.reload = false;
+      if (!reloadExtraFilesExist(config)) return 1;
       if (!config.chdir.empty() && ::chdir(config.chdir.c_str()) != 0) {
         std::fprintf(stderr, "portico: error: cannot change directory to %s: %s\n",
                      config.chdir.c_str(), std::strerror(errno));

@@ -99,6 +99,9 @@ enum class OptionId {
   kStatsdHost,
   kStatsdPrefix,
   kDogstatsdTags,
+  kReload,
+  kReloadEngine,
+  kReloadExtraFile,
   kUnsupported,  // a gunicorn option portico rejects rather than silently ignores
 };
 
@@ -278,9 +281,21 @@ constexpr OptionSpec kOptions[] = {
      "The maximum number of simultaneous clients per worker; at the limit a worker stops "
      "accepting until one closes.",
      "1000", Section::kWorkerProcesses},
-    {OptionId::kUnsupported, 0, "--reload", "", "", "", ""},
-    {OptionId::kUnsupported, 0, "--reload-engine", "", "", "", ""},
-    {OptionId::kUnsupported, 0, "--reload-extra-file", "", "", "", ""},
+    {OptionId::kReload, 0, "--reload", "", "",
+     "Restart workers when code changes: each worker watches the source files of the modules "
+     "it has imported and is replaced by a fresh one (the app imported again) when one "
+     "changes; an import that raises SyntaxError then answers every request 500 with the "
+     "traceback until the file is fixed. Intended for development; incompatible with "
+     "--preload.",
+     "False", Section::kDebugging},
+    {OptionId::kReloadEngine, 0, "--reload-engine", "", "STRING",
+     "The implementation that should be used to power --reload: auto (inotify), poll (each "
+     "file's mtime every second) or inotify.",
+     "auto", Section::kDebugging},
+    {OptionId::kReloadExtraFile, 0, "--reload-extra-file", "", "FILES",
+     "Extends --reload to also watch and reload on additional files (e.g., templates, "
+     "configurations, specifications); repeatable.",
+     "[]", Section::kDebugging},
     {OptionId::kUnsupported, 0, "--spew", "", "",
      "for a running worker's Python stacks, see --metrics-bind's /status (?stacks=PID)", ""},
     {OptionId::kCheckConfig, 0, "--check-config", "", "",
@@ -818,6 +833,13 @@ class Parser {
       // server-side operations").
       return fail("argument --keyfile: needs --certfile (the server's certificate)");
     }
+    if (result_.config.reload && result_.config.preload) {
+      // gunicorn starts, and its workers restart on a change but fork from the master's copy
+      // of the old code ("The reloader is incompatible with application preloading").
+      return fail("argument --reload: cannot be combined with --preload (the workers fork "
+                  "from the code the master imported, so a change would restart them with "
+                  "the old code); drop --preload while developing");
+    }
     if (result_.flags.uwsgi && !result_.flags.certFile.empty()) {
       // The front server terminates TLS; nginx's uwsgi_pass speaks plain uwsgi (uwsgi_ssl_*
       // aside, which portico does not serve).
@@ -1115,6 +1137,9 @@ class Parser {
       case OptionId::kCaptureOutput:
         result_.config.captureOutput = true;
         break;
+      case OptionId::kReload:
+        result_.config.reload = true;
+        break;
       case OptionId::kInitgroups:
         result_.flags.initgroups = true;  // what portico does whenever it switches user
         break;
@@ -1170,7 +1195,7 @@ class Parser {
     // --uwsgi-socket adds to --bind's list: a later phase's sockets of either kind replace all.
     if (id == OptionId::kUwsgiSocket) id = OptionId::kBind;
     bool isList = id == OptionId::kBind || id == OptionId::kEnv || id == OptionId::kStatic ||
-                  id == OptionId::kPythonPath;
+                  id == OptionId::kPythonPath || id == OptionId::kReloadExtraFile;
     if (!isList) return;
     auto at = std::find_if(listPhases_.begin(), listPhases_.end(),
                            [id](const auto& entry) { return entry.first == id; });
@@ -1185,6 +1210,7 @@ class Parser {
     if (id == OptionId::kEnv) flags.env.clear();
     if (id == OptionId::kStatic) flags.statics.clear();
     if (id == OptionId::kPythonPath) flags.pythonPath.clear();
+    if (id == OptionId::kReloadExtraFile) result_.config.reloadExtraFiles.clear();
   }
 
   void withValue(const OptionSpec& spec, std::string_view raw) {
@@ -1234,6 +1260,24 @@ class Parser {
         break;
       case OptionId::kWorkerTmpDir:
         config.workerTmpDir = std::string(value);
+        break;
+      case OptionId::kReloadEngine:
+        // gunicorn's reloader_engines; its message, with the choices argparse would list.
+        if (value == "auto" || value == "poll" || value == "inotify") {
+          config.reloadEngine = std::string(value);
+        } else {
+          argumentError(spec, "Invalid reload_engine: " + quoted(value) +
+                                  " (choose from 'auto', 'poll', 'inotify')");
+        }
+        break;
+      case OptionId::kReloadExtraFile:
+        // Kept relative until the whole line is read (--chdir may come later); main checks
+        // that each exists, as gunicorn's validator does.
+        if (value.empty()) {
+          argumentError(spec, "invalid value: " + quoted(raw) + " (expected a file)");
+          return;
+        }
+        config.reloadExtraFiles.emplace_back(value);
         break;
       case OptionId::kConfig:
         // The file's own `config` is not a setting (gunicorn ignores it there too).
@@ -1689,6 +1733,9 @@ class Parser {
         {"proxy_protocol", flags.proxyProtocol ? "True" : "False"},
         {"pythonpath", text(pythonPath)},
         {"raw_env", list(env)},
+        {"reload", config.reload ? "True" : "False"},
+        {"reload_engine", config.reloadEngine},
+        {"reload_extra_files", list(config.reloadExtraFiles)},
         {"statsd_host", statsdHost(config.statsdHost)},
         {"statsd_prefix", config.statsdPrefix},
         {"threads", std::to_string(flags.threads)},
@@ -1732,6 +1779,7 @@ class Parser {
     for (const auto& mount : flags.statics) needCwd |= relative(mount.directory);
     for (const auto& path : flags.pythonPath) needCwd |= relative(path);
     needCwd |= !flags.virtualenv.empty() && relative(flags.virtualenv);
+    for (const auto& path : config.reloadExtraFiles) needCwd |= relative(path);
     for (const std::string* path : {&flags.certFile, &flags.keyFile, &flags.caCerts}) {
       needCwd |= !path->empty() && relative(*path);
     }
@@ -1770,6 +1818,8 @@ class Parser {
     }
     flags.pythonPath = std::move(pythonPath);
     if (!flags.virtualenv.empty()) flags.virtualenv = absolute(base, flags.virtualenv);
+    // The watcher looks for them by absolute path (the worker runs in --chdir).
+    for (std::string& path : config.reloadExtraFiles) path = absolute(base, path);
     // gunicorn opens them after its chdir.
     for (std::string* path : {&flags.certFile, &flags.keyFile, &flags.caCerts}) {
       if (!path->empty()) *path = absolute(base, *path);

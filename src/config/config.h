@@ -72,6 +72,13 @@ struct Config {
   std::string statsdHost;
   std::string statsdPrefix;
   std::string dogstatsdTags;
+  // gunicorn's --reload: each worker watches the source files of the modules it has imported
+  // (and reloadExtraFiles) and, when one changes, stops gracefully so the master starts a
+  // fresh one that imports the app again; an app whose import raises SyntaxError is then
+  // served as a 500 with the traceback instead of failing the worker.
+  bool reload = false;
+  std::string reloadEngine = "auto";          // --reload-engine: auto (inotify), poll, inotify
+  std::vector<std::string> reloadExtraFiles;  // --reload-extra-file: absolute after --chdir
 
   // The HTTP model every worker serves: virtual servers and their locations. The nginx-style
   // file fills it; the gunicorn-style flags become one server (--bind listens, --static

@@ -159,6 +159,7 @@ static bool parseProxyProtocolText(const std::string& text, http::ConnectionInfo
 }
 
 Server::~Server() {
+  sourceWatcher_.reset();  // its thread may take the GIL: joined while Python is whole
   proxyReaders_.clear();
   stopping_ = true;
   setTaking(false);
@@ -248,6 +249,7 @@ bool Server::open(std::vector<BoundListener> listeners,
   if (!python::WsgiRuntime::specsOf(config_.site).empty()) {
     wsgi_ = std::move(preloaded);
     if (wsgi_) wsgi_->applyEnvironment(config_);
+    importStartedNs_ = python::SourceWatcher::wallClockNs();
     if (!wsgi_) wsgi_ = python::WsgiRuntime::load(config_, error);
     if (!wsgi_) {
       error = "Failed to load the WSGI app " + python::WsgiRuntime::appNames(config_.site) + ":\n" +
@@ -255,6 +257,11 @@ bool Server::open(std::vector<BoundListener> listeners,
       return false;
     }
     if (checkOnly_) return true;
+    for (const python::ImportSyntaxError& e : wsgi_->syntaxErrors()) {
+      // gunicorn's self.log.exception(e): the worker stays, serving the traceback.
+      logError(e.message + " (--reload: every request to " + e.app +
+               " is answered 500 with this traceback until the file is fixed)\n" + e.traceback);
+    }
     if (busy_ && wsgi_->threads() > busyThreads_) {
       // The master sizes the stamps from what it forks; were they short, the threads would
       // write over the next worker's row.
@@ -279,6 +286,7 @@ bool Server::open(std::vector<BoundListener> listeners,
     }
   }
   if (!wsgiContent_.resolve(wsgi_.get(), error)) return false;
+  if (config_.reload && !checkOnly_ && !watchSources(error)) return false;
 
   bound_ = std::move(listeners);
   for (size_t i = 0; i < bound_.size(); ++i) {
@@ -588,6 +596,31 @@ void Server::checkMemory() {
                       " MB is over --max-worker-memory " +
                       std::to_string(config_.maxWorkerMemoryMb) + " MB.");
   }
+}
+
+bool Server::watchSources(std::string& error) {
+  // Without an app there is no module to watch, but the extra files still are (gunicorn's
+  // reloader starts whatever the app).
+  std::vector<std::string> files = config_.reloadExtraFiles;
+  if (wsgi_) {
+    for (const python::ImportSyntaxError& e : wsgi_->syntaxErrors()) {
+      if (!e.file.empty()) files.push_back(e.file);
+    }
+  }
+  python::ReloadEngine engine =
+      python::parseReloadEngine(config_.reloadEngine).value_or(python::ReloadEngine::kAuto);
+  sourceWatcher_ = std::make_unique<python::SourceWatcher>(
+      engine, std::move(files),
+      // The watcher's thread: the loop takes it from there.
+      [this](const std::string& path) { loop_.post([this, path] { sourceChanged(path); }); });
+  return sourceWatcher_->start(error, importStartedNs_);
+}
+
+void Server::sourceChanged(const std::string& path) {
+  if (stopping_) return;
+  // Counted as the master counts a HUP's replacements: a reload, not a crash.
+  if (status_) status_->exitCause = static_cast<uint32_t>(RestartCause::kReload);
+  beginGracefulStop("Worker reloading: " + path + " modified");
 }
 
 void Server::closeListeners(bool acceptPending) {

@@ -21,6 +21,7 @@
 #include "process/tls_contexts.h"
 #include "pipeline/site_handler.h"
 #include "process/worker_status.h"
+#include "python/source_watcher.h"
 #include "python/wsgi_runtime.h"
 #include "http/mime_types.h"
 #include "pipeline/stub_status_content.h"
@@ -107,6 +108,10 @@ class Server : public http::ConnectionOwner {
   void onSignal(int signo);
   void onRequestDone();
   void checkMemory();
+  // --reload: starts watching the app's source files (and those whose SyntaxError it serves).
+  bool watchSources(std::string& error);
+  // --reload: a watched file changed; this worker goes and the master starts a fresh one.
+  void sourceChanged(const std::string& path);
   void beginGracefulStop(const std::string& why);
   // Closes every copy of the listening sockets in this process; `acceptPending` first takes the
   // connections the kernel already queued (unless worker_connections are in use).
@@ -161,6 +166,8 @@ class Server : public http::ConnectionOwner {
   uint64_t adopted_ = 0;
   std::unique_ptr<event::SignalWatcher> signals_;
   std::unique_ptr<python::WsgiRuntime> wsgi_;  // after loop_: destroyed before it
+  // --reload's watcher thread: stopped before wsgi_ goes (it reads sys.modules with the GIL).
+  std::unique_ptr<python::SourceWatcher> sourceWatcher_;
   // The content modules registered with the site (asked while it is built).
   WsgiContentModule wsgiContent_;
   pipeline::StubStatusModule stubStatusContent_;
@@ -178,6 +185,7 @@ class Server : public http::ConnectionOwner {
   uint64_t requests_ = 0;
   uint64_t maxRequests_ = 0;  // with jitter; 0 = never recycle
   uint64_t lastMemoryCheckMs_ = 0;
+  int64_t importStartedNs_ = 0;  // --reload: files changed since are reported at once
 };
 
 }  // namespace portico::process

@@ -61,7 +61,7 @@ enum class RestartCause : uint32_t {
   kTimeout,      // killed by the master: a request stuck past --timeout, or a silent loop
   kMaxRequests,  // recycled itself after --max-requests
   kMemory,       // recycled itself over --max-worker-memory
-  kReload,       // replaced by a reload (HUP) or retired by TTOU
+  kReload,       // replaced by a reload (HUP), retired by TTOU, or its code changed (--reload)
   kCount
 };
 const char* restartCauseName(RestartCause cause);

@@ -50,6 +50,8 @@ FLAGS = {
     "proc_name": ("--name", "str"), "worker_tmp_dir": ("--worker-tmp-dir", "str"),
     "statsd_host": ("--statsd-host", "str"), "statsd_prefix": ("--statsd-prefix", "str"),
     "dogstatsd_tags": ("--dogstatsd-tags", "str"),
+    "reload": ("--reload", "bool"), "reload_engine": ("--reload-engine", "str"),
+    "reload_extra_files": ("--reload-extra-file", "list"),
 }
 HOOKS = ("on_starting", "on_reload", "when_ready", "pre_fork", "post_fork", "post_worker_init",
          "worker_int", "worker_abort", "pre_exec", "pre_request", "post_request", "child_exit",
@@ -57,8 +59,7 @@ HOOKS = ("on_starting", "on_reload", "when_ready", "pre_fork", "post_fork", "pos
 SECURE = {"X-FORWARDED-PROTOCOL": "ssl", "X-FORWARDED-PROTO": "https", "X-FORWARDED-SSL": "on"}
 # gunicorn's settings portico does not honour yet, with gunicorn's default (kept: accepted).
 UNSUPPORTED = {
-    "reload": False, "reload_engine": "auto",
-    "reload_extra_files": [], "spew": False, "sendfile": None, "reuse_port": False,
+    "spew": False, "sendfile": None, "reuse_port": False,
     "tmp_upload_dir": None, "secure_scheme_headers": SECURE,
     "forwarder_headers": "SCRIPT_NAME,PATH_INFO",
     "logger_class": "gunicorn.glogging.Logger", "logconfig": None, "logconfig_dict": {},

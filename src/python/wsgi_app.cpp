@@ -55,8 +55,12 @@ class WsgiAppImpl final : public WsgiApp {
   bool init(const WsgiSettings& settings, std::string& error);
   bool resolve(const std::string& spec, std::string& error);
   void run(WsgiJob& job) override;
+  ImportSyntaxError* syntaxError_ = nullptr;  // --reload: a SyntaxError is served, not fatal
 
  private:
+  // With syntaxError_: when the pending exception is a SyntaxError, takes it and becomes the
+  // app that answers with it; false (the exception left pending) otherwise.
+  bool serveSyntaxError();
   Outcome respond(PyObject* result, ResponseState& st);
   Outcome respondSequence(PyObject* seq, ResponseState& st);
   Outcome respondIterable(PyObject* result, ResponseState& st);
@@ -134,6 +138,7 @@ bool WsgiAppImpl::resolve(const std::string& spec, std::string& error) {
 
   PyRef object = PyRef::steal(PyImport_ImportModule(module.c_str()));
   if (!object) {
+    if (serveSyntaxError()) return true;
     error = takePythonError(formatException_.get());
     return false;
   }
@@ -156,6 +161,7 @@ bool WsgiAppImpl::resolve(const std::string& spec, std::string& error) {
       return false;
     }
     PyRef made = PyRef::steal(PyObject_CallNoArgs(object.get()));
+    if (!made && serveSyntaxError()) return true;
     if (!made) {
       error = "Error calling the application factory '" + attr + "' in '" + module + "':\n" +
               takePythonError(formatException_.get());
@@ -473,9 +479,65 @@ void WsgiAppImpl::run(WsgiJob& job) {
 
 }  // namespace
 
+// gunicorn's util.make_fail_app: every request is answered 500 with `msg` (text/plain).
+constexpr const char* kFailApp = R"PY(
+def make_fail_app(msg):
+    msg = msg.encode("utf-8", "surrogateescape")
+
+    def app(environ, start_response):
+        start_response("500 Internal Server Error", [
+            ("Content-Type", "text/plain"),
+            ("Content-Length", str(len(msg)))
+        ])
+        return [msg]
+
+    return app
+)PY";
+
+bool WsgiAppImpl::serveSyntaxError() {
+  if (!syntaxError_ || !PyErr_ExceptionMatches(PyExc_SyntaxError)) return false;
+  PyObject* type = nullptr;
+  PyObject* value = nullptr;
+  PyObject* tb = nullptr;
+  PyErr_Fetch(&type, &value, &tb);
+  PyErr_NormalizeException(&type, &value, &tb);
+  ImportSyntaxError& out = *syntaxError_;
+  if (value) {
+    PyRef filename = PyRef::steal(PyObject_GetAttrString(value, "filename"));
+    if (filename && PyUnicode_Check(filename.get())) out.file = toUtf8(filename.get());
+    PyRef text = PyRef::steal(PyObject_Str(value));
+    if (text) out.message = toUtf8(text.get());
+    PyErr_Clear();
+  }
+  PyErr_Restore(type, value, tb);  // takes the references back
+  out.traceback = takePythonError(formatException_.get());
+  PyRef globals = PyRef::steal(PyDict_New());
+  bool ready =
+      globals && PyDict_SetItemString(globals.get(), "__builtins__", PyEval_GetBuiltins()) == 0;
+  PyRef ran = ready ? PyRef::steal(PyRun_String(kFailApp, Py_file_input, globals.get(),
+                                                globals.get()))
+                    : PyRef();
+  PyObject* make = ran ? PyDict_GetItemString(globals.get(), "make_fail_app") : nullptr;  // borrowed
+  PyRef message = make ? PyRef::steal(PyUnicode_DecodeUTF8(
+                             out.traceback.data(), static_cast<Py_ssize_t>(out.traceback.size()),
+                             "surrogateescape"))
+                       : PyRef();
+  PyRef app = make && message ? PyRef::steal(PyObject_CallOneArg(make, message.get())) : PyRef();
+  if (!app) {
+    // Unlikely (memory): the import's error is reported as a boot failure after all, with the
+    // stand-in's own failure when Python set one.
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, out.traceback.c_str());
+    out = {};
+    return false;
+  }
+  app_ = std::move(app);
+  return true;
+}
+
 std::unique_ptr<WsgiApp> WsgiApp::load(const std::string& spec, const WsgiSettings& settings,
-                                       std::string& error) {
+                                       std::string& error, ImportSyntaxError* syntaxError) {
   auto app = std::make_unique<WsgiAppImpl>();
+  app->syntaxError_ = syntaxError;
   if (!app->init(settings, error) || !app->resolve(spec, error)) return nullptr;
   return app;
 }

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "python/py_ref.h"
+#include "python/syntax_error.h"
 #include "python/wsgi_job.h"
 
 namespace portico::python {
@@ -23,8 +24,12 @@ class WsgiApp {
   // Imports "module:callable" (or "module" → "module:application"). On failure returns null
   // and fills `error` with the Python traceback (or a clear message) for the error log.
   // The caller holds the GIL.
+  // With `syntaxError` (--reload), an import (or factory call) that raises SyntaxError fills
+  // it and yields an app that answers every request 500 with the traceback as its body
+  // (gunicorn's util.make_fail_app).
   static std::unique_ptr<WsgiApp> load(const std::string& spec, const WsgiSettings& settings,
-                                       std::string& error);
+                                       std::string& error,
+                                       ImportSyntaxError* syntaxError = nullptr);
   virtual ~WsgiApp() = default;
 
   // Serves one request completely (PEP 3333): builds the environ, calls the app, validates

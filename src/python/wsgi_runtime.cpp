@@ -115,11 +115,16 @@ std::unique_ptr<WsgiRuntime> WsgiRuntime::load(const config::Config& config, std
       WsgiSettings settings;
       settings.multithread = app.threads > 1;
       settings.multiprocess = config.workers != 1;
+      ImportSyntaxError syntaxError;
       {
         GilGuard gil;
-        app.app = WsgiApp::load(spec->app, settings, error);
+        app.app = WsgiApp::load(spec->app, settings, error, config.reload ? &syntaxError : nullptr);
       }
       if (!app.app) return nullptr;
+      if (!syntaxError.traceback.empty()) {
+        syntaxError.app = spec->app;
+        runtime->syntaxErrors_.push_back(std::move(syntaxError));
+      }
       runtime->apps_.push_back(std::move(app));
     }
   }

@@ -10,6 +10,7 @@
 #include "config/config.h"
 #include "event/event_loop.h"
 #include "http/exchange.h"
+#include "python/syntax_error.h"
 
 namespace portico::python {
 
@@ -46,6 +47,9 @@ class WsgiRuntime {
   static int totalThreads(const config::HttpSite& site);
   // Python threads this runtime runs once serving (the sum over its loaded apps).
   int threads() const;
+  // With --reload: the apps whose import raised SyntaxError, each served by a stand-in that
+  // answers 500 with the traceback (empty otherwise).
+  const std::vector<ImportSyntaxError>& syntaxErrors() const { return syntaxErrors_; }
   ~WsgiRuntime();
 
   // Starts the Python threads for `loop`. `busy` (optional) has threads() slots for the
@@ -103,6 +107,7 @@ class WsgiRuntime {
   };
   std::vector<App> apps_;
   std::vector<Mount> mounts_;
+  std::vector<ImportSyntaxError> syntaxErrors_;
   // Memory for the request bodies of every handler of the worker (set by startServing).
   std::shared_ptr<BodyMemory> bodyMemory_;
   int saturated_ = 0;

@@ -235,7 +235,7 @@ def test_config_file_refusals_name_file_and_line(appdir):
         "\n"
         "def post_fork(server, worker):\n"
         "    pass\n"
-        "reload = True\n")
+        "spew = True\n")
     code, _, err = run(portico_binary(), ["-c", "hooks.py", "app:application"], appdir, env_with())
     assert code == 1
     assert err.splitlines() == [
@@ -243,7 +243,7 @@ def test_config_file_refusals_name_file_and_line(appdir):
         "(logconfig = 'logging.ini')",
         "hooks.py:4: 'post_fork' is a gunicorn server hook; portico does not run server hooks "
         "yet (remove it, or do its work in the app's module)",
-        "hooks.py:6: the setting 'reload' is not supported by portico yet (reload = True)"]
+        "hooks.py:6: the setting 'spew' is not supported by portico yet (spew = True)"]
     (appdir / "typo.py").write_text("workers = 'four'\n")
     code, _, err = run(portico_binary(), ["-c", "typo.py", "app:application"], appdir, env_with())
     assert (code, err.strip()) == (2, "portico: error: typo.py:1: argument -w/--workers: invalid "

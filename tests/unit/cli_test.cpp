@@ -737,7 +737,9 @@ TEST(CliTest, ErrorMessages) {
 
 TEST(CliTest, UnsupportedGunicornOptionsAreRejected) {
   const std::vector<ErrorCase> cases = {
-      {{"--reload"}, "--reload: not supported yet"},
+      {{"--spew"},
+       "--spew: not supported; for a running worker's Python stacks, see --metrics-bind's "
+       "/status (?stacks=PID)"},
       {{"--strip-header-spaces"}, "--strip-header-spaces: not supported yet"},
       // With what to use instead, where portico has it.
       {{"--log-syslog"},
@@ -1106,7 +1108,7 @@ TEST(CliProcessModelTest, HelpHasWorkerAndControlSections) {
   }
   EXPECT_EQ(rejected.find("--worker-connections"), std::string::npos);
   EXPECT_EQ(rejected.find("--worker-class"), std::string::npos);
-  for (const char* name : {"--reload", "--paste"}) {
+  for (const char* name : {"--spew", "--paste"}) {
     EXPECT_NE(rejected.find(name), std::string::npos) << name;
   }
 }
@@ -1279,6 +1281,81 @@ TEST(CliTest, ProcessFlags) {
     EXPECT_EQ(r.action, Action::kError) << bad;
     EXPECT_NE(r.message.find("argument -m/--umask: invalid value"), std::string::npos) << r.message;
   }
+}
+
+TEST(CliTest, ReloadFlags) {
+  CliResult r = parse({"app:x"});
+  EXPECT_FALSE(r.config.reload);
+  EXPECT_EQ(r.config.reloadEngine, "auto");
+  EXPECT_TRUE(r.config.reloadExtraFiles.empty());
+  r = parse({"--reload", "--reload-engine", "poll", "--chdir", "/srv", "--reload-extra-file",
+             "templates/a.html", "--reload-extra-file=/etc/app.ini", "app:x"});
+  ASSERT_EQ(r.action, Action::kRun) << r.message;
+  EXPECT_TRUE(r.config.reload);
+  EXPECT_EQ(r.config.reloadEngine, "poll");
+  // Relative to --chdir, as the worker runs there.
+  EXPECT_EQ(r.config.reloadExtraFiles, (Paths{"/srv/templates/a.html", "/etc/app.ini"}));
+  for (const char* engine : {"auto", "inotify"}) {
+    EXPECT_EQ(parse({"--reload-engine", engine}).config.reloadEngine, engine);
+  }
+  // gunicorn's message, with its choices.
+  r = parse({"--reload-engine", "bogus", "app:x"});
+  EXPECT_EQ(r.action, Action::kError);
+  EXPECT_EQ(r.message, "portico: error: argument --reload-engine: Invalid reload_engine: "
+                       "'bogus' (choose from 'auto', 'poll', 'inotify')");
+  r = parse({"--reload=yes"});
+  EXPECT_EQ(r.message, "portico: error: argument --reload: ignored explicit argument 'yes'");
+  r = parse({"--reload", "--preload", "app:x"});
+  EXPECT_EQ(r.action, Action::kError);
+  EXPECT_NE(r.message.find("argument --reload: cannot be combined with --preload"),
+            std::string::npos) << r.message;
+  EXPECT_EQ(parse({"--preload", "app:x"}).action, Action::kRun);
+}
+
+TEST(CliTest, ReloadExtraFilesFromEachSourceReplaceTheEarlierList) {
+  CliEnvironment env;
+  env.configWords = {{"--reload", 1}, {"--reload-extra-file=/conf/a", 2},
+                     {"--reload-extra-file=/conf/b", 2}, {"--reload-engine=inotify", 3}};
+  CliResult r = parseWith({"app:x"}, env);
+  ASSERT_EQ(r.action, Action::kRun) << r.message;
+  EXPECT_TRUE(r.config.reload);
+  EXPECT_EQ(r.config.reloadEngine, "inotify");
+  EXPECT_EQ(r.config.reloadExtraFiles, (Paths{"/conf/a", "/conf/b"}));
+  r = parseWith({"--reload-extra-file", "/cli/c", "app:x"}, env);
+  EXPECT_EQ(r.config.reloadExtraFiles, (Paths{"/cli/c"}));
+  env.configWords = {{"--reload-engine=fsevents", 7}};
+  env.configSource = "gunicorn.conf.py";
+  r = parseWith({"app:x"}, env);
+  EXPECT_EQ(r.message, "portico: error: gunicorn.conf.py:7: argument --reload-engine: Invalid "
+                       "reload_engine: 'fsevents' (choose from 'auto', 'poll', 'inotify')");
+}
+
+TEST(CliTest, PrintConfigShowsTheReloadSettings) {
+  CliResult r = parse({"--print-config", "app:x"});
+  ASSERT_EQ(r.action, Action::kPrintConfig) << r.message;
+  EXPECT_NE(r.message.find("\nreload                   = False\n"), std::string::npos) << r.message;
+  EXPECT_NE(r.message.find("\nreload_engine            = auto\n"), std::string::npos);
+  EXPECT_NE(r.message.find("\nreload_extra_files       = []\n"), std::string::npos);
+  r = parse({"--print-config", "--reload", "--reload-engine", "poll", "--reload-extra-file",
+             "/x/a.txt", "app:x"});
+  EXPECT_NE(r.message.find("\nreload                   = True\n"), std::string::npos) << r.message;
+  EXPECT_NE(r.message.find("\nreload_engine            = poll\n"), std::string::npos);
+  EXPECT_NE(r.message.find("\nreload_extra_files       = ['/x/a.txt']\n"), std::string::npos);
+}
+
+TEST(CliTest, HelpListsTheReloadOptionsUnderDebugging) {
+  CliResult r = parse({"--help"});
+  ASSERT_EQ(r.action, Action::kHelp);
+  const std::string& h = r.message;
+  size_t debugging = h.find("\ndebugging:\n");
+  size_t unsupported = h.find("gunicorn options not supported yet");
+  ASSERT_NE(debugging, std::string::npos);
+  for (const char* needle : {"--reload ", "--reload-engine STRING", "--reload-extra-file FILES"}) {
+    size_t at = h.find(needle, debugging);
+    EXPECT_NE(at, std::string::npos) << needle;
+    EXPECT_LT(at, unsupported) << needle;
+  }
+  EXPECT_NE(h.find("Restart workers when code changes"), std::string::npos);
 }
 
 TEST(ShellWordsTest, SplitsAsShlex) {
