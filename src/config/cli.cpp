@@ -284,7 +284,8 @@ constexpr OptionSpec kOptions[] = {
     {OptionId::kReload, 0, "--reload", "", "",
      "Restart workers when code changes: each worker watches the source files of the modules "
      "it has imported and is replaced by a fresh one (the app imported again) when one "
-     "changes; an import that raises SyntaxError then answers every request 500 with the "
+     "changes. A change that does not compile is logged and the last good code keeps "
+     "serving; a worker that starts with a SyntaxError answers every request 500 with the "
      "traceback until the file is fixed. Intended for development; incompatible with "
      "--preload.",
      "False", Section::kDebugging},

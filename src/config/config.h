@@ -74,8 +74,9 @@ struct Config {
   std::string dogstatsdTags;
   // gunicorn's --reload: each worker watches the source files of the modules it has imported
   // (and reloadExtraFiles) and, when one changes, stops gracefully so the master starts a
-  // fresh one that imports the app again; an app whose import raises SyntaxError is then
-  // served as a 500 with the traceback instead of failing the worker.
+  // fresh one that imports the app again (a change that does not compile is logged, and the
+  // running worker keeps serving); a worker whose import raises SyntaxError serves a 500 with
+  // the traceback instead of failing.
   bool reload = false;
   std::string reloadEngine = "auto";          // --reload-engine: auto (inotify), poll, inotify
   std::vector<std::string> reloadExtraFiles;  // --reload-extra-file: absolute after --chdir

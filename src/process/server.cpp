@@ -611,8 +611,19 @@ bool Server::watchSources(std::string& error) {
       python::parseReloadEngine(config_.reloadEngine).value_or(python::ReloadEngine::kAuto);
   sourceWatcher_ = std::make_unique<python::SourceWatcher>(
       engine, std::move(files),
-      // The watcher's thread: the loop takes it from there.
-      [this](const std::string& path) { loop_.post([this, path] { sourceChanged(path); }); });
+      // The watcher's thread. A source that does not compile is not worth a fresh worker
+      // (it would serve nothing but the error): this one keeps serving the last good code,
+      // says why, and the watch goes on until the file is fixed. Else the loop takes it.
+      [this](const std::string& path) {
+        std::string syntax = python::syntaxErrorOf(path);
+        if (!syntax.empty()) {
+          logError("--reload: " + path + " changed but does not compile; the last good code "
+                   "keeps serving until it is fixed:\n" + syntax);
+          return false;
+        }
+        loop_.post([this, path] { sourceChanged(path); });
+        return true;
+      });
   return sourceWatcher_->start(error, importStartedNs_);
 }
 

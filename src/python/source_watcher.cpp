@@ -124,7 +124,7 @@ const std::string* WatchedFiles::match(int wd, std::string_view name) const {
 }
 
 SourceWatcher::SourceWatcher(ReloadEngine engine, std::vector<std::string> extraFiles,
-                             std::function<void(const std::string&)> changed)
+                             std::function<bool(const std::string&)> changed)
     : engine_(engine), changed_(std::move(changed)) {
   std::error_code ec;
   cwd_ = std::filesystem::current_path(ec).string();
@@ -244,7 +244,10 @@ std::optional<std::string> SourceWatcher::pollMtimes() {
   for (auto& [file, seen] : mtimes_) {
     bool exists = false;
     int64_t mtime = mtimeOf(file, exists);
-    if (exists && mtime != seen) return file;
+    if (exists && mtime != seen) {
+      seen = mtime;  // reported once: a change refused (a syntax error) waits for the next
+      return file;
+    }
   }
   return std::nullopt;
 }
@@ -256,9 +259,19 @@ bool SourceWatcher::waitForStop(int ms) {
 
 void SourceWatcher::run() {
   std::optional<std::string> changed = changedAtBoot_;
+  for (;;) {
+    if (!changed) changed = nextChange();
+    if (!changed) return;  // stopping
+    if (changed_(*changed)) return;
+    changed.reset();
+  }
+}
+
+std::optional<std::string> SourceWatcher::nextChange() {
+  std::optional<std::string> changed;
   while (!changed) {
     if (engine_ == ReloadEngine::kPoll) {
-      if (waitForStop(kRefreshMs)) return;
+      if (waitForStop(kRefreshMs)) return std::nullopt;
       changed = pollMtimes();
       if (!changed) refresh();
       continue;
@@ -267,9 +280,9 @@ void SourceWatcher::run() {
     int ready = ::poll(fds, 2, kRefreshMs);
     if (ready < 0 && errno != EINTR) {
       logError(std::string("--reload: poll: ") + std::strerror(errno));
-      return;
+      return std::nullopt;
     }
-    if (fds[0].revents != 0) return;
+    if (fds[0].revents != 0) return std::nullopt;
     if (fds[1].revents != 0) changed = readEvents();
     if (!changed) refresh();
   }
@@ -279,14 +292,45 @@ void SourceWatcher::run() {
     if (engine_ == ReloadEngine::kInotify) {
       pollfd fds[2] = {{stop_.get(), POLLIN, 0}, {inotify_.get(), POLLIN, 0}};
       if (::poll(fds, 2, kSettleMs) <= 0) break;
-      if (fds[0].revents != 0) return;
+      if (fds[0].revents != 0) return std::nullopt;
       readEvents();
     } else {
-      if (waitForStop(kSettleMs)) return;
+      if (waitForStop(kSettleMs)) return std::nullopt;
       break;
     }
   }
-  changed_(*changed);
+  return changed;
+}
+
+std::string syntaxErrorOf(const std::string& path) {
+  if (!path.ends_with(".py") || !Py_IsInitialized()) return {};
+  GilGuard gil;
+  static constexpr const char* kCheck =
+      "import traceback\n"
+      "result = ''\n"
+      "try:\n"
+      "    with open(path, 'rb') as f:\n"
+      "        compile(f.read(), path, 'exec', dont_inherit=True)\n"
+      "except SyntaxError as error:\n"
+      "    result = ''.join(traceback.format_exception_only(type(error), error))\n"
+      "except Exception:\n"
+      "    pass\n";
+  PyRef globals = PyRef::steal(PyDict_New());
+  PyRef name = PyRef::steal(PyUnicode_DecodeFSDefault(path.c_str()));
+  if (!globals || !name || PyDict_SetItemString(globals.get(), "path", name.get()) != 0 ||
+      PyDict_SetItemString(globals.get(), "__builtins__", PyEval_GetBuiltins()) != 0) {
+    PyErr_Clear();
+    return {};
+  }
+  PyRef done = PyRef::steal(PyRun_String(kCheck, Py_file_input, globals.get(), globals.get()));
+  if (!done) {
+    PyErr_Clear();
+    return {};
+  }
+  PyObject* result = PyDict_GetItemString(globals.get(), "result");  // borrowed
+  const char* text = result && PyUnicode_Check(result) ? PyUnicode_AsUTF8(result) : nullptr;
+  if (!text) PyErr_Clear();
+  return text ? std::string(text) : std::string();
 }
 
 }  // namespace portico::python

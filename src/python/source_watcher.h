@@ -59,10 +59,17 @@ class WatchedFiles {
 // when one changes (after 100 ms without further events, so a file being written is whole when
 // the next worker imports it). Owned by a worker's Server; its own thread runs the watch and
 // takes the GIL only to read sys.modules; `changed` runs on that thread.
+// The SyntaxError compiling the Python source `path` raises, as Python formats it (file, line,
+// the line with a caret, the message); "" when it compiles, is no .py file or cannot be read
+// (the next import reports that). Takes the GIL; the caller must not hold it.
+std::string syntaxErrorOf(const std::string& path);
+
 class SourceWatcher {
  public:
+  // `changed` returns true when the change is taken (the watch ends), false to go on watching
+  // (the file is not fit to import yet: a syntax error).
   SourceWatcher(ReloadEngine engine, std::vector<std::string> extraFiles,
-                std::function<void(const std::string&)> changed);
+                std::function<bool(const std::string&)> changed);
   ~SourceWatcher();  // stops and joins the thread
   SourceWatcher(const SourceWatcher&) = delete;
   SourceWatcher& operator=(const SourceWatcher&) = delete;
@@ -78,6 +85,8 @@ class SourceWatcher {
 
  private:
   void run();
+  // Waits for the next change of a watched file (settled); nullopt when stopping.
+  std::optional<std::string> nextChange();
   // Adds the loaded modules' source files (takes the GIL) and watches new directories.
   void refresh();
   void watchDirectories();
@@ -89,7 +98,7 @@ class SourceWatcher {
   bool waitForStop(int ms);
 
   ReloadEngine engine_;
-  std::function<void(const std::string&)> changed_;
+  std::function<bool(const std::string&)> changed_;
   WatchedFiles files_;
   std::unordered_map<std::string, int64_t> mtimes_;  // poll: nanoseconds since the epoch
   UniqueFd inotify_;

@@ -14,6 +14,7 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace portico::python {
@@ -97,16 +98,20 @@ struct Reports {
   std::condition_variable changed;
   std::vector<std::string> files;
 
-  std::function<void(const std::string&)> sink() {
+  int refuse = 0;  // reports answered "not taken" (the watch goes on), before one is taken
+
+  std::function<bool(const std::string&)> sink() {
     return [this](const std::string& file) {
       std::lock_guard<std::mutex> lock(mutex);
       files.push_back(file);
       changed.notify_all();
+      return static_cast<int>(files.size()) > refuse;
     };
   }
-  bool waitFor(int ms) {
+  bool waitFor(int ms, size_t count = 1) {
     std::unique_lock<std::mutex> lock(mutex);
-    return changed.wait_for(lock, std::chrono::milliseconds(ms), [this] { return !files.empty(); });
+    return changed.wait_for(lock, std::chrono::milliseconds(ms),
+                            [this, count] { return files.size() >= count; });
   }
 };
 
@@ -216,6 +221,33 @@ TEST(SourceWatcherTest, StopsAtOnceWithoutAChange) {
   }
   EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(1));
   EXPECT_TRUE(reports.files.empty());
+}
+
+TEST(SourceWatcherTest, AChangeNotTakenKeepsTheWatchGoing) {
+  // --reload's syntax-error rule: the worker refuses a change that does not compile and keeps
+  // watching; the fix is the next report (both engines).
+  for (ReloadEngine engine : {ReloadEngine::kInotify, ReloadEngine::kPoll}) {
+    TempDir dir;
+    std::string watched = dir.path + "/views.py";
+    writeFile(watched, "x = 1\n");
+    Reports reports;
+    reports.refuse = 1;
+    SourceWatcher watcher(engine, {watched}, reports.sink());
+    std::string error;
+    ASSERT_TRUE(watcher.start(error)) << error;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // a new mtime second
+    writeFile(watched, "x = (\n");
+    ASSERT_TRUE(reports.waitFor(10000, 1));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+    writeFile(watched, "x = 2\n");
+    ASSERT_TRUE(reports.waitFor(10000, 2));
+    EXPECT_EQ(reports.files, (std::vector<std::string>{watched, watched}));
+  }
+}
+
+TEST(SourceWatcherTest, SyntaxErrorOfNeedsNoInterpreterForOtherFiles) {
+  // Without Python (this test binary) or for a file that is no .py, nothing is said.
+  EXPECT_EQ(syntaxErrorOf("/nonexistent/settings.ini"), "");
 }
 
 }  // namespace
