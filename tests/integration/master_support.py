@@ -47,6 +47,16 @@ def process_state(pid):
     return int(rest[1]), rest[0]
 
 
+def print_config_settings(text):
+    """--print-config's output (gunicorn's `name = value` lines) as a dict."""
+    out = {}
+    for line in text.splitlines():
+        if " = " in line:
+            key, value = line.split(" = ", 1)
+            out[key.strip()] = value
+    return out
+
+
 def process_ids(pid):
     """(real uid, real gid) of a process, from /proc/PID/status."""
     uid = gid = None

@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from master_support import children
+from master_support import children, print_config_settings
 from servers import free_port, portico_binary
 
 GUNICORN = shutil.which("gunicorn")
@@ -42,15 +42,6 @@ def run(binary, args, cwd, env, timeout=30):
     done = subprocess.run([binary] + list(args), cwd=str(cwd), env=env, stdin=subprocess.DEVNULL,
                           capture_output=True, timeout=timeout)
     return done.returncode, done.stdout.decode(), done.stderr.decode()
-
-
-def settings(text):
-    out = {}
-    for line in text.splitlines():
-        if " = " in line:
-            key, value = line.split(" = ", 1)
-            out[key.strip()] = value
-    return out
 
 
 def accepts(port):
@@ -122,7 +113,7 @@ def test_print_config_matches_gunicorn(appdir):
     assert code == 0, err
     code, ours, err = run(portico_binary(), args, appdir, env)
     assert code == 0, err
-    theirs, ours = settings(theirs), settings(ours)
+    theirs, ours = print_config_settings(theirs), print_config_settings(ours)
     assert len(ours) >= 30
     differ = {key: (theirs.get(key), value) for key, value in ours.items() if theirs.get(key) != value}
     assert differ == {}
@@ -213,7 +204,7 @@ def test_config_file_print_config_matches_gunicorn(appdir):
     assert code == 0, err
     code, ours, err = run(portico_binary(), args, appdir, env)
     assert code == 0, err
-    theirs, ours = settings(theirs), settings(ours)
+    theirs, ours = print_config_settings(theirs), print_config_settings(ours)
     differ = {key: (theirs.get(key), value) for key, value in ours.items() if theirs.get(key) != value}
     assert differ == {}
     assert (ours["workers"], ours["timeout"], ours["keepalive"]) == ("3", "50", "7")

@@ -16,7 +16,7 @@ import urllib.request
 
 import pytest
 
-from master_support import children
+from master_support import children, print_config_settings
 from servers import free_port, portico_binary
 from wsgi_support import read_text, wait_until
 
@@ -380,15 +380,6 @@ def test_reload_with_preload_is_refused(tmp_path):
     assert b"argument --reload: cannot be combined with --preload" in done.stderr, done.stderr
 
 
-def settings(text):
-    out = {}
-    for line in text.splitlines():
-        if " = " in line:
-            key, value = line.split(" = ", 1)
-            out[key.strip()] = value
-    return out
-
-
 RELOAD_KEYS = ("reload", "reload_engine", "reload_extra_files")
 
 
@@ -402,7 +393,7 @@ def test_print_config_shows_the_reload_settings(tmp_path):
                                "--reload-extra-file", str(extra), "app:application"],
                               cwd=str(tmp_path), env=clean_env(), capture_output=True, timeout=30)
         assert done.returncode == 0, (name, done)
-        found = settings(done.stdout.decode())
+        found = print_config_settings(done.stdout.decode())
         seen[name] = {key: found.get(key) for key in RELOAD_KEYS}
     assert seen["portico-auto"] == {"reload": "True", "reload_engine": "poll",
                                     "reload_extra_files": "['%s']" % extra}
@@ -421,7 +412,7 @@ def test_the_settings_come_from_gunicorn_conf_py(tmp_path):
     done = subprocess.run([portico_binary(), "--print-config", "app:application"],
                           cwd=str(tmp_path), env=clean_env(), capture_output=True, timeout=30)
     assert done.returncode == 0, done
-    found = settings(done.stdout.decode())
+    found = print_config_settings(done.stdout.decode())
     assert {key: found.get(key) for key in RELOAD_KEYS} == {
         "reload": "True", "reload_engine": "inotify",
         "reload_extra_files": "['%s', '%s']" % (tmp_path / "a.txt", tmp_path / "b.txt")}

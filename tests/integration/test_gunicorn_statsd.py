@@ -14,6 +14,7 @@ import urllib.request
 
 import pytest
 
+from master_support import print_config_settings
 from servers import free_port, portico_binary
 from wsgi_support import wait_until
 
@@ -162,8 +163,7 @@ def test_config_file_print_config_and_bad_addresses(appdir):
     out = subprocess.run([portico_binary(), "--print-config", "app"], cwd=str(appdir),
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
-    printed = {key.strip(): value for key, value in
-               (line.split(" = ", 1) for line in out.stdout.splitlines() if " = " in line)}
+    printed = print_config_settings(out.stdout)
     assert printed["statsd_host"].strip() == "('localhost', 8125)"
     assert printed["statsd_prefix"].strip() == "svc"
     assert printed["dogstatsd_tags"].strip() == "a:1"

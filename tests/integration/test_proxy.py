@@ -469,7 +469,8 @@ def test_unsupported_proxy_directives_are_refused(tmp_path):
         out = subprocess.run([os.environ.get("PORTICO_BIN", "portico"), "-t", "-c", str(conf)],
                              capture_output=True, text=True, timeout=10)
         assert out.returncode != 0
-        assert "is not supported by portico yet" in out.stderr + out.stdout
+        # proxy_cache_path names what to use instead.
+        assert "is not supported by portico" in out.stderr + out.stdout
     conf.write_text("events {} http { server { listen 127.0.0.1:%d; "
                     "location ~ ^/x { proxy_pass http://127.0.0.1:1/y; } } }" % free_port())
     out = subprocess.run([os.environ.get("PORTICO_BIN", "portico"), "-t", "-c", str(conf)],

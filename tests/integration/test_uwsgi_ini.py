@@ -6,7 +6,6 @@ over the file, and the errors (FILE:LINE naming the option)."""
 
 import json
 import os
-import re
 import signal
 import socket
 import stat
@@ -16,7 +15,7 @@ import time
 import pytest
 
 from http_client import Connection, build_request
-from master_support import children
+from master_support import children, print_config_settings
 from servers import NginxServer, free_port, portico_binary
 from uwsgi_support import UWSGI, UWSGI_PARAMS, needs_nginx_and_uwsgi, stop, wait_listening
 from wsgi_support import wait_until
@@ -203,7 +202,7 @@ def test_the_command_line_overrides_the_file(tmp_path):
     out = run_portico(["--ini", ini, "--workers", "5", "--bind", "127.0.0.1:9",
                        "--print-config"], str(tmp_path))
     assert out.returncode == 0, out.stderr
-    settings = dict(re.findall(r"^(\w+)\s+= (.*)$", out.stdout, re.M))
+    settings = print_config_settings(out.stdout)
     assert settings["workers"] == "5"               # the command line's, not processes = 2
     assert settings["bind"] == "['127.0.0.1:9']"    # its --bind replaces the file's socket
     assert settings["threads"] == "2"               # the file's

@@ -556,7 +556,8 @@ def test_refused_uwsgi_directives(tmp_path):
         ("uwsgi_pass 127.0.0.1:1; uwsgi_store on;",
          '"uwsgi_store" directive is not supported by portico yet'),
         ("uwsgi_pass 127.0.0.1:1; uwsgi_cache zone;",
-         '"uwsgi_cache" directive is not supported by portico yet'),
+         '"uwsgi_cache" directive is not supported by portico (instead: portico caches no '
+         "responses: use Django's cache framework"),
         ("uwsgi_pass 127.0.0.1:1; uwsgi_request_buffering off;",
          '"uwsgi_request_buffering off" is not supported by portico yet'),
     ]:
