@@ -303,6 +303,13 @@ portico::config::CliResult readFlags(const std::vector<std::string>& args,
     return cli;
   }
   namespace fs = std::filesystem;
+  // A file that cannot be read is kError with its message, exit 1 (gunicorn's "Error: ...").
+  auto fileError = [&](const std::string& error) {
+    cli.action = cfg::CliResult::Action::kError;
+    cli.message = "portico: error: " + error;
+    fileFailed = true;
+    return cli;
+  };
   std::string source = cli.flags.configSource;
   if (!cli.flags.iniSource.empty()) {
     // uWSGI's ini file takes the configuration file's place (./gunicorn.conf.py is not read).
@@ -314,17 +321,9 @@ portico::config::CliResult readFlags(const std::vector<std::string>& args,
     }
     cfg::UwsgiIni ini;
     std::string error;
-    if (!cfg::readUwsgiIni(cli.flags.iniSource, startDir, ini, error)) {
-      cli.action = cfg::CliResult::Action::kError;
-      cli.message = "portico: error: " + error;
-      fileFailed = true;
-      return cli;
-    }
+    if (!cfg::readUwsgiIni(cli.flags.iniSource, startDir, ini, error)) return fileError(error);
     env.configWords = std::move(ini.words);
-    env.configSource = cli.flags.iniSource;
-    if (size_t colon = env.configSource.rfind(".ini:"); colon != std::string::npos) {
-      env.configSource.resize(colon + 4);  // FILE:SECTION: messages name FILE:LINE
-    }
+    env.configSource = ini.file;  // FILE:SECTION's FILE: messages name FILE:LINE
     cfg::CliResult again = cfg::parseCommandLine(args, env);
     again.notes = std::move(ini.notes);
     return again;
@@ -341,10 +340,7 @@ portico::config::CliResult readFlags(const std::vector<std::string>& args,
   }
   std::string error;
   if (!portico::python::readGunicornConfig(path, source, env.configWords, error)) {
-    cli.action = cfg::CliResult::Action::kError;
-    cli.message = "portico: error: " + error;
-    fileFailed = true;
-    return cli;
+    return fileError(error);
   }
   env.configSource = source;
   return cfg::parseCommandLine(args, env);

@@ -607,7 +607,9 @@ bool readUwsgiIni(const std::string& spec, const std::string& startDir, UwsgiIni
     if (eq == std::string_view::npos) continue;
     place.environment.emplace(std::string(entry.substr(0, eq)), std::string(entry.substr(eq + 1)));
   }
-  return translateUwsgiIni(text.str(), place, out, error);
+  if (!translateUwsgiIni(text.str(), place, out, error)) return false;
+  out.file = file;
+  return true;
 }
 
 }  // namespace portico::config

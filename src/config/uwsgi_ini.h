@@ -36,6 +36,7 @@ struct UwsgiIniPlace {
 
 // The ini file's options as portico words, in the file's order, each with its line.
 struct UwsgiIni {
+  std::string file;  // the file as given, without FILE:SECTION's section (messages name it)
   std::vector<ConfigWord> words;
   // Lines for the log: options accepted whose effect differs from uWSGI's (say how), and
   // `print` options' text (uWSGI prints them as it reads the file).
