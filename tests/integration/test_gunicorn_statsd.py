@@ -108,7 +108,7 @@ def shape(lines, prefix):
             value = "*"
         if name.startswith("gunicorn.log."):
             continue  # gunicorn logs warnings of its own (its log lines differ from portico's)
-        key = (name, kind, value if kind != "g" else value, tags or "")
+        key = (name, kind, value, tags or "")
         out[key] = out.get(key, 0) + 1
     return out
 
