@@ -3,7 +3,6 @@
 
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,6 +12,7 @@
 #include <cstring>
 
 #include "core/cpu_count.h"
+#include "core/file_time.h"
 #include "core/log.h"
 #include "core/statsd.h"
 #include "event/signal_watcher.h"
@@ -601,28 +601,17 @@ void Master::publishTotals() {
   t.targetWorkers.store(static_cast<uint32_t>(target_), std::memory_order_relaxed);
 }
 
-namespace {
-
-// A file's modification time, {-1, 0} when it cannot be read (uWSGI takes a missing file's
-// appearance for a touch too).
-std::pair<int64_t, int64_t> modifiedTime(const std::string& path) {
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0) return {-1, 0};
-  return {static_cast<int64_t>(st.st_mtim.tv_sec), static_cast<int64_t>(st.st_mtim.tv_nsec)};
-}
-
-}  // namespace
-
 void Master::watchTouched() {
   touched_.clear();
   for (const std::string& path : config_.touchReload) {
-    touched_.emplace_back(path, modifiedTime(path));
+    touched_.emplace_back(path, modifiedTimeNs(path));
   }
 }
 
 std::string Master::touchedFile() {
   for (auto& [path, seen] : touched_) {
-    auto now = modifiedTime(path);
+    // A missing file's appearance is a touch too, as uWSGI takes it.
+    std::optional<int64_t> now = modifiedTimeNs(path);
     if (now == seen) continue;
     seen = now;
     return path;

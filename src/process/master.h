@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -99,9 +100,9 @@ class Master {
   int crashStreak_ = 0;
   uint64_t nextSpawnMs_ = 0;  // back-off: no spawn before this
   uint64_t lastStatusMs_ = 0;
-  // --touch-reload: each file with the modification time last seen ({-1, 0}: missing), looked
+  // --touch-reload: each file with the modification time last seen (nullopt: missing), looked
   // at about once a second; a change reloads.
-  std::vector<std::pair<std::string, std::pair<int64_t, int64_t>>> touched_;
+  std::vector<std::pair<std::string, std::optional<int64_t>>> touched_;
   uint64_t lastTouchCheckMs_ = 0;
   int64_t gaugedWorkers_ = -1;  // --statsd-host: the worker count last reported
   event::TimerId tickTimer_{0, 0};

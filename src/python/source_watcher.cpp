@@ -3,7 +3,6 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -12,6 +11,7 @@
 #include <filesystem>
 #include <system_error>
 
+#include "core/file_time.h"
 #include "core/log.h"
 #include "python/py_ref.h"
 
@@ -57,13 +57,6 @@ std::vector<std::string> loadedModuleFiles() {
     out.emplace_back(data, static_cast<size_t>(size));
   }
   return out;
-}
-
-int64_t mtimeOf(const std::string& path, bool& exists) {
-  struct stat st;
-  exists = ::stat(path.c_str(), &st) == 0;
-  if (!exists) return 0;
-  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
 }
 
 }  // namespace
@@ -178,9 +171,8 @@ bool SourceWatcher::start(std::string& error, int64_t bootedAtNs) {
     // archive's) is left out, or every new worker would go at once again.
     int64_t now = wallClockNs();
     for (const std::string& file : files_.files()) {
-      bool exists = false;
-      int64_t mtime = mtimeOf(file, exists);
-      if (exists && mtime >= bootedAtNs && mtime <= now) {
+      std::optional<int64_t> mtime = modifiedTimeNs(file);
+      if (mtime && *mtime >= bootedAtNs && *mtime <= now) {
         changedAtBoot_ = file;
         break;
       }
@@ -203,9 +195,8 @@ void SourceWatcher::refresh() {
   }
   for (const std::string& file : files_.files()) {
     if (mtimes_.count(file)) continue;
-    bool exists = false;
-    int64_t mtime = mtimeOf(file, exists);
-    if (exists) mtimes_.emplace(file, mtime);  // gunicorn: a file not there yet is skipped
+    // gunicorn: a file not there yet is skipped.
+    if (std::optional<int64_t> mtime = modifiedTimeNs(file)) mtimes_.emplace(file, *mtime);
   }
 }
 
@@ -242,10 +233,9 @@ std::optional<std::string> SourceWatcher::readEvents() {
 
 std::optional<std::string> SourceWatcher::pollMtimes() {
   for (auto& [file, seen] : mtimes_) {
-    bool exists = false;
-    int64_t mtime = mtimeOf(file, exists);
-    if (exists && mtime != seen) {
-      seen = mtime;  // reported once: a change refused (a syntax error) waits for the next
+    std::optional<int64_t> mtime = modifiedTimeNs(file);
+    if (mtime && *mtime != seen) {
+      seen = *mtime;  // reported once: a change refused (a syntax error) waits for the next
       return file;
     }
   }
