@@ -29,12 +29,22 @@ Client& client() {
 
 std::atomic<bool> gEnabled{false};
 
+// A thread's gathered request metrics (batchOnThisThread).
+struct Batch {
+  bool on = false;
+  std::string pending;
+};
+thread_local Batch tBatch;
+
+void sendDatagram(const std::string& datagram) {
+  // MSG_DONTWAIT: a full socket buffer drops the metric rather than block a loop.
+  (void)::send(client().fd.get(), datagram.data(), datagram.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
 void send(std::string_view name, std::string_view value, std::string_view type) {
   if (!gEnabled.load(std::memory_order_relaxed)) return;
   Client& c = client();
-  std::string datagram = Statsd::line(c.prefix, name, value, type, c.tags);
-  // MSG_DONTWAIT: a full socket buffer drops the metric rather than block a loop.
-  (void)::send(c.fd.get(), datagram.data(), datagram.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  sendDatagram(Statsd::line(c.prefix, name, value, type, c.tags));
 }
 
 }  // namespace
@@ -100,9 +110,40 @@ void Statsd::histogram(std::string_view name, double milliseconds) {
 
 void Statsd::request(int status, uint64_t durationMicros) {
   if (!enabled()) return;
-  histogram("gunicorn.request.duration", static_cast<double>(durationMicros) / 1000.0);
-  increment("gunicorn.requests");
-  increment("gunicorn.request.status." + std::to_string(status));
+  // gunicorn sends three datagrams per request; statsd, Telegraf and the Datadog agent split a
+  // datagram at newlines, so one carries them all, and a loop's batch of requests shares one
+  // send: three sends per request took hello's throughput to 0.52-0.74x of statsd off.
+  Client& c = client();
+  std::string lines = requestDatagram(c.prefix, c.tags, status, durationMicros);
+  Batch& batch = tBatch;
+  if (!batch.on) {
+    sendDatagram(lines);
+    return;
+  }
+  if (!batch.pending.empty() && batch.pending.size() + 1 + lines.size() > kMaxDatagram) flush();
+  if (!batch.pending.empty()) batch.pending += '\n';
+  batch.pending += lines;
+}
+
+void Statsd::batchOnThisThread() { tBatch.on = true; }
+
+void Statsd::flush() {
+  Batch& batch = tBatch;
+  if (batch.pending.empty()) return;
+  if (enabled()) sendDatagram(batch.pending);
+  batch.pending.clear();
+}
+
+std::string Statsd::requestDatagram(std::string_view prefix, std::string_view tags, int status,
+                                    uint64_t durationMicros) {
+  std::string out =
+      line(prefix, "gunicorn.request.duration",
+           pythonFloat(static_cast<double>(durationMicros) / 1000.0), "ms", tags);
+  out += '\n';
+  out += line(prefix, "gunicorn.requests", "1|c|@1.0", "", tags);
+  out += '\n';
+  out += line(prefix, "gunicorn.request.status." + std::to_string(status), "1|c|@1.0", "", tags);
+  return out;
 }
 
 std::string Statsd::line(std::string_view prefix, std::string_view name, std::string_view value,

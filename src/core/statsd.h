@@ -23,8 +23,20 @@ class Statsd {
   static void increment(std::string_view name, int64_t value = 1);
   static void gauge(std::string_view name, int64_t value);
   static void histogram(std::string_view name, double milliseconds);
-  // One request as gunicorn's Statsd.access reports it.
+  // One request as gunicorn's Statsd.access reports it: its three metrics, a line each, in one
+  // datagram — or, on a thread that batches, gathered with the next requests' until flush()
+  // or until a datagram would pass kMaxDatagram.
   static void request(int status, uint64_t durationMicros);
+  // The calling thread gathers its requests' metrics from now on; it must call flush() (an
+  // event loop does before each wait). Other threads send each request at once.
+  static void batchOnThisThread();
+  // Sends what this thread gathered.
+  static void flush();
+  // statsd's advice for a datagram that crosses a network: it fits an Ethernet frame.
+  static constexpr size_t kMaxDatagram = 1432;
+  // That datagram (tests).
+  static std::string requestDatagram(std::string_view prefix, std::string_view tags, int status,
+                                     uint64_t durationMicros);
 
   // The datagram for a metric, as gunicorn's Statsd formats it (tests).
   static std::string line(std::string_view prefix, std::string_view name, std::string_view value,

@@ -170,6 +170,8 @@ size_t EventLoop::addSleepBound(std::function<int()> bound) {
   return sleepBounds_.size() - 1;
 }
 
+void EventLoop::addBeforeWait(std::function<void()> hook) { beforeWait_.push_back(std::move(hook)); }
+
 void EventLoop::removeSleepBound(size_t handle) {
   if (handle < sleepBounds_.size()) sleepBounds_[handle] = nullptr;
 }
@@ -226,6 +228,7 @@ void EventLoop::run() {
       runPosted();
       runDeferred();
     }
+    for (const auto& hook : beforeWait_) hook();
     int n = ::epoll_wait(epoll_.get(), events, kMaxEvents, nextTimeoutMs());
     updateTime();
     if (n < 0) {
@@ -241,6 +244,7 @@ void EventLoop::run() {
     runDeferred();
   }
   runDeferred();
+  for (const auto& hook : beforeWait_) hook();
 }
 
 }  // namespace portico::event

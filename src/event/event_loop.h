@@ -99,6 +99,10 @@ class EventLoop {
   // Returns a handle for removeSleepBound (loop thread), which its owner calls before it goes.
   size_t addSleepBound(std::function<int()> bound);
   void removeSleepBound(size_t handle);
+  // Loop thread: `hook` runs at the end of every iteration, before the loop waits for events
+  // again, and once more when run() returns (work gathered over a batch of events is sent
+  // as one: statsd's per-request metrics).
+  void addBeforeWait(std::function<void()> hook);
 
  private:
   class Waker;
@@ -124,6 +128,7 @@ class EventLoop {
   bool wakeOnItsWay_ = false;  // under postMutex_: the eventfd was written for the queue
   std::atomic<bool> posted_{false};  // the queue may hold messages (checked before a sleep)
   std::vector<std::function<int()>> sleepBounds_;
+  std::vector<std::function<void()>> beforeWait_;
 };
 
 }  // namespace portico::event

@@ -17,6 +17,7 @@
 #include "core/child_output.h"
 #include "core/log.h"
 #include "core/request_metrics.h"
+#include "core/statsd.h"
 #include "event/signal_watcher.h"
 #include "http/http1_session.h"
 #include "process/privileges.h"
@@ -774,6 +775,12 @@ int Server::run() {
   serving_ = true;
   updateAccepting();
   heartbeat();
+  if (Statsd::enabled()) {
+    // --statsd-host: the requests of a batch of events go out as one datagram, sent before
+    // the loop waits again (and as it ends).
+    Statsd::batchOnThisThread();
+    loop_.addBeforeWait([] { Statsd::flush(); });
+  }
   loop_.run();
   setTaking(false);
   loop_.cancelTimer(gracefulTimer_);

@@ -43,7 +43,8 @@ def fetch_status(port, path):
 
 
 class Collector:
-    """A statsd server: every datagram received, in order."""
+    """A statsd server: every metric received, in order (a datagram may carry several, a line
+    each, as statsd reads them)."""
 
     def __init__(self):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -56,7 +57,7 @@ class Collector:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             try:
-                self.lines.append(self.sock.recv(4096).decode())
+                self.lines.extend(self.sock.recv(65536).decode().split("\n"))
             except socket.timeout:
                 pass
 

@@ -4,8 +4,10 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -27,6 +29,32 @@ TEST(EventLoopTest, TimersFireInDeadlineOrderAndCancelWorks) {
   loop.cancelTimer(cancelled);  // cancelling twice is harmless
   loop.run();
   EXPECT_EQ(fired, (std::vector<int>{1, 2, 3}));
+}
+
+TEST(EventLoopTest, BeforeWaitHooksRunAfterEachBatchAndAtTheEnd) {
+  EventLoop loop;
+  std::vector<std::string> seen;
+  loop.addBeforeWait([&] { seen.push_back("wait"); });
+  loop.addTimer(5, [&] {
+    seen.push_back("timer");
+    loop.defer([&] { seen.push_back("deferred"); });
+  });
+  loop.addTimer(10, [&] {
+    seen.push_back("stop");
+    loop.stop();
+  });
+  loop.run();
+  // Before the first wait, after the first timer's batch (its deferred work done first), after
+  // the second, and once more as run() returns.
+  ASSERT_GE(seen.size(), 6u);
+  EXPECT_EQ(seen.front(), "wait");
+  auto at = [&](const char* what) {
+    return std::find(seen.begin(), seen.end(), what) - seen.begin();
+  };
+  EXPECT_EQ(seen[at("timer") + 1], "deferred");
+  EXPECT_EQ(seen[at("deferred") + 1], "wait");
+  EXPECT_EQ(seen.back(), "wait");
+  EXPECT_EQ(seen[seen.size() - 2], "stop");
 }
 
 TEST(EventLoopTest, RearmMovesAPendingTimerWithItsCallback) {
