@@ -314,20 +314,20 @@ class Builder {
   // ---- messages ----
 
   [[noreturn]] void emerg(const ConfDirective& d, const std::string& text) {
-    throw ConfFailure{"[emerg] " + text + " in " + describeSource(d.source)};
+    throw ConfFailure{confMessage("emerg", text, d.source)};
   }
   // nginx's `"NAME" directive TEXT` (what a handler returning a string produces).
   [[noreturn]] void directiveError(const ConfDirective& d, const std::string& text) {
     emerg(d, quote(d.name) + " directive " + text);
   }
   void warn(const ConfDirective& d, const std::string& text) {
-    result_.messages.push_back("[warn] " + text + " in " + describeSource(d.source));
+    result_.messages.push_back(confMessage("warn", text, d.source));
   }
   [[noreturn]] void unsupported(const ConfDirective& d, const std::string& what) {
     refuse(d, what + " is not supported by portico yet");
   }
   [[noreturn]] void refuse(const ConfDirective& d, const std::string& text) {
-    throw ConfRefusal{{"[emerg] " + text + " in " + describeSource(d.source)}};
+    throw ConfRefusal{{confMessage("emerg", text, d.source)}};
   }
 
  public:

@@ -39,7 +39,7 @@ std::string DirectiveCall::confName(const std::string& path) const {
 }
 
 void DirectiveCall::emerg(const std::string& text) const {
-  throw ConfFailure{"[emerg] " + text + " in " + describeSource(directive_.source)};
+  throw ConfFailure{confMessage("emerg", text, directive_.source)};
 }
 
 void DirectiveCall::directiveError(const std::string& text) const {
@@ -47,12 +47,12 @@ void DirectiveCall::directiveError(const std::string& text) const {
 }
 
 void DirectiveCall::unsupported(const std::string& what) const {
-  throw ConfRefusal{{"[emerg] " + what + " is not supported by portico yet in " +
-                     describeSource(directive_.source)}};
+  throw ConfRefusal{{confMessage("emerg", what + " is not supported by portico yet",
+                                 directive_.source)}};
 }
 
 void DirectiveCall::warn(const std::string& text) const {
-  messages_.push_back("[warn] " + text + " in " + describeSource(directive_.source));
+  messages_.push_back(confMessage("warn", text, directive_.source));
 }
 
 void DirectiveCall::noVariables(const std::string& value) const {

@@ -272,4 +272,8 @@ std::string describeSource(const SourceRef& source) {
   return source.file + ":" + std::to_string(source.line);
 }
 
+std::string confMessage(const char* level, const std::string& text, const SourceRef& source) {
+  return std::string("[") + level + "] " + text + " in " + describeSource(source);
+}
+
 }  // namespace portico::config

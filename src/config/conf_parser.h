@@ -39,5 +39,7 @@ std::vector<ConfDirective> parseConf(std::string_view text, const std::string& f
 
 // "FILE:LINE", or "command line" for -g: what nginx appends after " in ".
 std::string describeSource(const SourceRef& source);
+// nginx's line for a message about a directive: "[LEVEL] TEXT in FILE:LINE" (LEVEL emerg, warn).
+std::string confMessage(const char* level, const std::string& text, const SourceRef& source);
 
 }  // namespace portico::config

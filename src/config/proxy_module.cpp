@@ -539,7 +539,7 @@ void finishProxy(const ProxyPartial& l, ProxySettings& s) {
 void checkProxyBuffers(const ProxySettings& s, const SourceRef& at, std::string_view module) {
   const std::string m(module);
   auto fail = [&](const std::string& text) {
-    throw ConfFailure{"[emerg] " + text + " in " + describeSource(at)};
+    throw ConfFailure{confMessage("emerg", text, at)};
   };
   if (s.buffersNumber < 2) fail("there must be at least 2 \"" + m + "_buffers\"");
   uint64_t size = std::max(s.bufferSize, s.buffersSize);

@@ -139,7 +139,7 @@ void checkProxySsl(const ProxySettings& settings, const SourceRef& at, const std
   if (!settings.pass || !settings.pass->ssl) return;
   const ProxySslSettings& s = settings.ssl;
   auto fail = [&](const std::string& text) {
-    throw ConfFailure{"[emerg] " + text + " in " + describeSource(at)};
+    throw ConfFailure{confMessage("emerg", text, at)};
   };
   if (!s.certificate.empty() && s.certificateKey.empty()) {
     fail("no \"" + prefix + "_ssl_certificate_key\" is defined for certificate \"" +

@@ -56,7 +56,7 @@ std::unique_ptr<WsgiRuntime> WsgiRuntime::load(const config::Config& config, std
   for (const config::WsgiSpec* spec : specs) {
     for (const auto& [key, value] : spec->env) {
       auto it = std::find_if(applied.begin(), applied.end(),
-                             [&](const auto& kv) { return kv.first == key; });
+                             [&k = key](const auto& kv) { return kv.first == k; });
       if (it != applied.end()) {
         if (it->second != value) {
           logWarning("wsgi_env " + key + ": the apps of one worker share one environment; "
