@@ -21,6 +21,7 @@
 #include <fstream>
 #include <string>
 
+#include "loopback_socket.h"
 #include "transport/kernel_tls.h"
 #include "transport/tls_context.h"
 #include "transport/tls_transport.h"
@@ -67,17 +68,12 @@ void setNonBlocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONB
 
 // A connected loopback TCP pair: `accepted` (the server's side) and `connected`.
 bool tcpPair(UniqueFd& accepted, UniqueFd& connected) {
-  UniqueFd listener(::socket(AF_INET, SOCK_STREAM, 0));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof addr;
-  if (::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return false;
-  if (::listen(listener.get(), 1) != 0) return false;
-  ::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &length);
+  testing::LoopbackSocket listener = testing::bindLoopback(SOCK_STREAM);
+  if (!listener.fd || ::listen(listener.fd.get(), 1) != 0) return false;
+  sockaddr_in addr = listener.address();
   connected.reset(::socket(AF_INET, SOCK_STREAM, 0));
   if (::connect(connected.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return false;
-  accepted.reset(::accept(listener.get(), nullptr, nullptr));
+  accepted.reset(::accept(listener.fd.get(), nullptr, nullptr));
   return static_cast<bool>(accepted);
 }
 

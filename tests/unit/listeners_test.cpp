@@ -1,25 +1,15 @@
 #include "process/listeners.h"
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include "loopback_socket.h"
 
 namespace portico::process {
 namespace {
 
-uint16_t freePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t length = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
+// A port free now: bound by a probe socket, which is closed again.
+uint16_t freePort() { return testing::bindLoopback(SOCK_STREAM).port; }
 
 config::ListenSpec listen(std::string host, uint16_t port, int backlog = -1) {
   config::ListenSpec l;

@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "core/unique_fd.h"
+#include "loopback_socket.h"
 
 namespace portico::dns {
 namespace {
@@ -44,18 +45,10 @@ struct Script {
 class FakeNameServer {
  public:
   FakeNameServer() {
-    udp_.reset(::socket(AF_INET, SOCK_DGRAM, 0));
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(udp_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(udp_.get(), reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-    tcp_.reset(::socket(AF_INET, SOCK_STREAM, 0));
-    int one = 1;
-    ::setsockopt(tcp_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    ::bind(tcp_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a);
+    testing::LoopbackSocket udp = testing::bindLoopback(SOCK_DGRAM);
+    port_ = udp.port;
+    udp_ = std::move(udp.fd);
+    tcp_ = std::move(testing::bindLoopback(SOCK_STREAM, port_).fd);  // the same port, over TCP
     ::listen(tcp_.get(), 8);
     thread_ = std::thread([this] { serve(); });
   }

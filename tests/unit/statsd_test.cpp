@@ -1,7 +1,6 @@
 #include "core/statsd.h"
 
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -10,6 +9,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "loopback_socket.h"
 
 namespace portico {
 namespace {
@@ -49,34 +50,22 @@ TEST(StatsdTest, ARequestIsOneDatagramOfGunicornsThreeLines) {
 // A UDP socket on 127.0.0.1 that receives what Statsd sends once configured to it.
 class StatsdServer {
  public:
-  StatsdServer() {
-    fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    socklen_t len = sizeof addr;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-  }
-  ~StatsdServer() { ::close(fd_); }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::string address() const { return socket_.text(); }
   // Every datagram waiting now, after waiting (5 s at most) for `atLeast` of them.
   std::vector<std::string> take(size_t atLeast = 0) {
     std::vector<std::string> out;
     char buffer[65536];
     for (;;) {
-      for (ssize_t n; (n = ::recv(fd_, buffer, sizeof buffer, 0)) > 0;) {
+      for (ssize_t n; (n = ::recv(socket_.fd.get(), buffer, sizeof buffer, 0)) > 0;) {
         out.emplace_back(buffer, static_cast<size_t>(n));
       }
-      pollfd p{fd_, POLLIN, 0};
+      pollfd p{socket_.fd.get(), POLLIN, 0};
       if (out.size() >= atLeast || ::poll(&p, 1, 5000) <= 0) return out;
     }
   }
 
  private:
-  int fd_ = -1;
-  uint16_t port_ = 0;
+  testing::LoopbackSocket socket_ = testing::bindLoopback(SOCK_DGRAM | SOCK_NONBLOCK);
 };
 
 TEST(StatsdTest, ABatchingThreadSendsItsRequestsAtFlushInDatagramsThatFit) {
