@@ -20,8 +20,9 @@ kill_test_leftovers() {
   done
 }
 trap kill_test_leftovers EXIT
-# Each suite has a wall-clock bound well above its usual time (integration ~8 min, ~12 under
-# ASan; nginx-tests ~2), so a hang fails the run with its output instead of eating the CI budget.
+# Each suite has a wall-clock bound well above its usual time (integration ~11 min, ~21 under
+# ASan; nginx-tests ~2), so a hang fails the run with its output instead of eating the CI budget;
+# the integration runs list their slowest tests, to see where the suite's time goes.
 bounded() { timeout --kill-after=30 "$@"; }
 
 scripts/install-deps.sh
@@ -31,7 +32,8 @@ scripts/build.sh release
 echo "== unit tests (release)"
 ctest --test-dir build --output-on-failure -j2 --timeout 300
 echo "== integration tests (release)"
-PORTICO_BIN="$PWD/build/portico" bounded 30m $PY -m pytest -q -p no:cacheprovider tests/integration
+PORTICO_BIN="$PWD/build/portico" bounded 30m $PY -m pytest -q -p no:cacheprovider --durations=12 \
+  tests/integration
 echo "== nginx-tests (nginx's own suite, ../shared/ext/nginx-tests)"
 bounded 15m $PY tests/nginx/run_nginx_tests.py --binary build/portico
 
@@ -44,7 +46,7 @@ echo "== unit tests (ASan+UBSan)"
 ctest --test-dir build-asan --output-on-failure -j2 --timeout 300
 echo "== integration tests (ASan+UBSan)"
 PORTICO_BIN="$PWD/build-asan/portico" PORTICO_SANITIZED=1 bounded 40m $PY -m pytest -q -p no:cacheprovider \
-  tests/integration
+  --durations=12 tests/integration
 unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
 
 scripts/build.sh fuzz
