@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/unique_fd.h"
+#include "event/listener.h"
 
 namespace portico::testing {
 
@@ -41,13 +42,11 @@ inline LoopbackSocket bindLoopback(int type, uint16_t port = 0) {
   }
   out.port = port;
   sockaddr_in addr = out.address();
-  socklen_t length = sizeof addr;
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &length) != 0) {
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     out.port = 0;
     return out;
   }
-  out.port = ntohs(addr.sin_port);
+  out.port = event::boundPort(fd.get());
   out.fd = std::move(fd);
   return out;
 }
